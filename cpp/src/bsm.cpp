@@ -1,0 +1,101 @@
+#include "v28/bsm.hpp"
+
+#include "v28/check.hpp"
+
+namespace v28::bsm {
+
+void check_inputs(double spot, double strike, double t, double rate, double div, double vol,
+                  std::size_t index) {
+    require_positive("spot", spot, index);
+    require_positive("strike", strike, index);
+    require_nonnegative("t", t, index);
+    require_finite("rate", rate, index);
+    require_finite("div", div, index);
+    require_nonnegative("vol", vol, index);
+}
+
+double price_greeks(double spot, double strike, double t, double rate, double div, double vol,
+                    bool call, Greeks& g) {
+    const double df_r = std::exp(-rate * t);
+    const double df_q = std::exp(-div * t);
+    const double sd = vol * std::sqrt(t);
+    const double w = call ? 1.0 : -1.0;
+    if (!(sd > 0.0)) {
+        // Limit sd -> 0: the option is a forward when in the money, worthless otherwise.
+        const double fwd_value = w * (spot * df_q - strike * df_r);
+        const bool itm = fwd_value > 0.0;
+        g.gamma = 0.0;
+        g.vega = 0.0;
+        g.delta = itm ? w * df_q : 0.0;
+        g.rho = itm ? w * strike * t * df_r : 0.0;
+        g.theta = itm ? w * (div * spot * df_q - rate * strike * df_r) : 0.0;
+        return itm ? fwd_value : 0.0;
+    }
+    const double sqrt_t = std::sqrt(t);
+    const double d1 = (std::log(spot / strike) + (rate - div) * t) / sd + 0.5 * sd;
+    const double d2 = d1 - sd;
+    const double nd1 = norm_pdf(d1);
+    const double cd1 = norm_cdf(w * d1);
+    const double cd2 = norm_cdf(w * d2);
+    const double s_q = spot * df_q;
+    const double k_r = strike * df_r;
+    g.delta = w * df_q * cd1;
+    g.gamma = df_q * nd1 / (spot * sd);
+    g.vega = s_q * nd1 * sqrt_t;
+    g.theta = -s_q * nd1 * vol / (2.0 * sqrt_t) - w * rate * k_r * cd2 + w * div * s_q * cd1;
+    g.rho = w * strike * t * df_r * cd2;
+    return w * (s_q * cd1 - k_r * cd2);
+}
+
+namespace {
+
+void check_all(std::span<const double> spot, std::span<const double> strike,
+               std::span<const double> t, std::span<const double> rate,
+               std::span<const double> div, std::span<const double> vol,
+               std::span<const std::uint8_t> call, std::size_t n_out) {
+    const std::size_t n = spot.size();
+    require_same_size("spot, strike", n, strike.size());
+    require_same_size("spot, t", n, t.size());
+    require_same_size("spot, rate", n, rate.size());
+    require_same_size("spot, div", n, div.size());
+    require_same_size("spot, vol", n, vol.size());
+    require_same_size("spot, call", n, call.size());
+    require_same_size("spot, out", n, n_out);
+    for (std::size_t i = 0; i < n; ++i) check_inputs(spot[i], strike[i], t[i], rate[i], div[i], vol[i], i);
+}
+
+}  // namespace
+
+void price(std::span<const double> spot, std::span<const double> strike,
+           std::span<const double> t, std::span<const double> rate, std::span<const double> div,
+           std::span<const double> vol, std::span<const std::uint8_t> call, std::span<double> out) {
+    check_all(spot, strike, t, rate, div, vol, call, out.size());
+    for (std::size_t i = 0; i < spot.size(); ++i) {
+        out[i] = price(spot[i], strike[i], t[i], rate[i], div[i], vol[i], call[i] != 0);
+    }
+}
+
+void greeks(std::span<const double> spot, std::span<const double> strike,
+            std::span<const double> t, std::span<const double> rate, std::span<const double> div,
+            std::span<const double> vol, std::span<const std::uint8_t> call,
+            std::span<double> price_out, std::span<double> delta, std::span<double> gamma,
+            std::span<double> vega, std::span<double> theta, std::span<double> rho) {
+    check_all(spot, strike, t, rate, div, vol, call, price_out.size());
+    const std::size_t n = spot.size();
+    require_same_size("price, delta", n, delta.size());
+    require_same_size("price, gamma", n, gamma.size());
+    require_same_size("price, vega", n, vega.size());
+    require_same_size("price, theta", n, theta.size());
+    require_same_size("price, rho", n, rho.size());
+    for (std::size_t i = 0; i < n; ++i) {
+        Greeks g;
+        price_out[i] = price_greeks(spot[i], strike[i], t[i], rate[i], div[i], vol[i], call[i] != 0, g);
+        delta[i] = g.delta;
+        gamma[i] = g.gamma;
+        vega[i] = g.vega;
+        theta[i] = g.theta;
+        rho[i] = g.rho;
+    }
+}
+
+}  // namespace v28::bsm

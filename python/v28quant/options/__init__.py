@@ -1,0 +1,1 @@
+"""Options: Black-Scholes-Merton, implied volatility, the volatility surface."""

@@ -1,0 +1,1 @@
+"""Quant models: typed numpy faces of the compiled core (and CAPM in numpy)."""
