@@ -1,0 +1,153 @@
+"""Settings from the environment, ``.env`` and an optional TOML file.
+
+Alpaca's own variable names are used for the keys and endpoints (``APCA_API_KEY_ID``,
+``APCA_API_SECRET_KEY``, ``APCA_API_BASE_URL``, ``APCA_API_DATA_URL``). Everything else is
+``V28_*`` (or the TOML file named by ``V28_CONFIG``). Secrets are ``SecretStr``: they print as
+``**********`` and are never logged or journaled.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as _SourceError
+
+PAPER_URL = "https://paper-api.alpaca.markets"
+LIVE_URL = "https://api.alpaca.markets"
+DATA_URL = "https://data.alpaca.markets"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it in one line."""
+
+
+def _env(name: str) -> Any:
+    return Field(None, validation_alias=AliasChoices(name, name.lower()))
+
+
+class RiskLimits(BaseSettings):
+    """Risk limits shared by both engines (fractions of account equity unless stated)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    max_position_fraction: float = Field(0.10, gt=0, le=1)
+    max_gross_exposure: float = Field(1.0, gt=0, le=4)
+    max_options_fraction: float = Field(0.30, ge=0, le=1)
+    max_daily_loss_fraction: float = Field(0.03, gt=0, le=1)
+    max_orders_per_cycle: int = Field(20, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the runner needs to know before it starts.
+
+    Attributes
+    ----------
+    alpaca_key_id, alpaca_secret_key
+        Alpaca API keys. With none set, paper and backtest run on the built-in simulated
+        exchange and replay data.
+    alpaca_base_url, alpaca_data_url
+        Override the trading and data endpoints (tests point them at the loopback fake).
+    live_confirm
+        Must be true (``V28_LIVE_CONFIRM=yes``) for ``--mode live``.
+    discord_webhook_url
+        Enables Discord notices.
+    journal_path
+        The SQLite journal (``V28_JOURNAL``).
+    data_feed, options_feed
+        Alpaca stock feed (``iex`` on the free plan, ``sip`` paid) and option feed
+        (``indicative`` free, ``opra`` paid).
+    universe
+        Symbols the equity engine considers; the options engine trades their options.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+        populate_by_name=True,
+    )
+
+    alpaca_key_id: SecretStr | None = _env("APCA_API_KEY_ID")
+    alpaca_secret_key: SecretStr | None = _env("APCA_API_SECRET_KEY")
+    alpaca_base_url: str | None = _env("APCA_API_BASE_URL")
+    alpaca_data_url: str | None = _env("APCA_API_DATA_URL")
+    live_confirm: bool = Field(False, validation_alias=AliasChoices("V28_LIVE_CONFIRM"))
+    discord_webhook_url: SecretStr | None = _env("DISCORD_WEBHOOK_URL")
+    journal_path: Path = Field(Path("v28_journal.sqlite"),
+                               validation_alias=AliasChoices("V28_JOURNAL", "journal_path"))
+    data_feed: Literal["iex", "sip"] = Field(
+        "iex", validation_alias=AliasChoices("V28_DATA_FEED", "data_feed"))
+    options_feed: Literal["indicative", "opra"] = Field(
+        "indicative", validation_alias=AliasChoices("V28_OPTIONS_FEED", "options_feed"))
+    # NoDecode: a comma-separated string in the environment, not JSON.
+    universe: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("SPY", "QQQ", "AAPL", "MSFT", "JPM"),
+        validation_alias=AliasChoices("V28_UNIVERSE", "universe"))
+    risk: RiskLimits = Field(default_factory=RiskLimits)
+
+    @field_validator("alpaca_base_url", "alpaca_data_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not (v.startswith("http://") or v.startswith("https://")) or "://" == v[-3:]:
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("universe", mode="before")
+    @classmethod
+    def _symbols(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s for s in v.replace(" ", ",").split(",") if s]
+        syms = tuple(str(s).strip().upper() for s in v)
+        bad = [s for s in syms if not s.replace(".", "").isalnum()]
+        if bad or not syms:
+            raise ValueError(f"must be a list of ticker symbols, got {v!r}")
+        return syms
+
+    @property
+    def has_alpaca_keys(self) -> bool:
+        return self.alpaca_key_id is not None and self.alpaca_secret_key is not None
+
+    def trading_url(self, live: bool) -> str:
+        """The trading endpoint: the override if set, else Alpaca's paper or live URL."""
+        return self.alpaca_base_url or (LIVE_URL if live else PAPER_URL)
+
+    def data_url(self) -> str:
+        return self.alpaca_data_url or DATA_URL
+
+
+def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from the environment and ``.env``, then an optional TOML file.
+
+    The TOML file (``toml_path``, or ``V28_CONFIG`` in the environment) holds the non-secret
+    rest: ``universe``, ``journal_path``, ``data_feed``, ``[risk]``. Keyword overrides win.
+    Raises ``SettingsError`` with one line naming the bad setting.
+    """
+    import os
+
+    values: dict[str, Any] = {}
+    path = toml_path or os.environ.get("V28_CONFIG")
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise SettingsError(f"V28_CONFIG: no such file {str(p)!r}")
+        try:
+            values.update(tomllib.loads(p.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"V28_CONFIG: {p} is not valid TOML: {exc}") from None
+        for secret in ("alpaca_key_id", "alpaca_secret_key", "discord_webhook_url"):
+            if secret in values:
+                raise SettingsError(f"{secret}: secrets belong in the environment or .env, "
+                                    f"not in {p}")
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "settings"
+        raise SettingsError(f"{where}: {err['msg']}") from None
+    except _SourceError as exc:
+        raise SettingsError(str(exc).split(" from source")[0]) from None
