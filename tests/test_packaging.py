@@ -1,0 +1,35 @@
+"""Packaging invariants: the requirements file mirrors pyproject.toml, and the shipped type stub
+lists exactly the functions the compiled module exports."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    lines = [ln.split("#")[0].strip() for ln in path.read_text().splitlines()]
+    return [ln for ln in lines if ln]
+
+
+def test_requirements_file_matches_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    expected = project["dependencies"] + project["optional-dependencies"]["test"]
+    listed = _requirement_lines(ROOT / "requirements-v28.txt")
+    assert listed == expected, f"requirements-v28.txt {listed} != pyproject.toml {expected}"
+
+
+def test_core_stub_lists_every_compiled_function() -> None:
+    core = pytest.importorskip("v28quant._core")
+    stub = ast.parse((Path(core.__file__).parent / "_core.pyi").read_text())
+    stubbed = {n.name for n in stub.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    exported = {n for n in dir(core) if not n.startswith("_")}
+    assert stubbed == exported, (
+        f"_core.pyi is stale (run `make stubs`): only in module {exported - stubbed}, "
+        f"only in stub {stubbed - exported}"
+    )
