@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from v28quant.journal import Journal
 from v28quant.signals import Signal
 
