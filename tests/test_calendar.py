@@ -59,7 +59,8 @@ def test_full_day_windows(cal) -> None:
     assert w.premarket == datetime(2026, 3, 4, 9, 0, tzinfo=ET)
     assert (w.trading_start.time(), w.trading_end.time()) == (time(9, 45), time(15, 45))
     assert len(w.cycles) == 73  # 6 h * 12 + 1
-    assert all((b - a).total_seconds() == 300 for a, b in zip(w.cycles, w.cycles[1:]))
+    gaps = {(b - a).total_seconds() for a, b in zip(w.cycles[:-1], w.cycles[1:], strict=True)}
+    assert gaps == {300.0}
     assert w.after_close.time() == time(16, 30)
 
 
