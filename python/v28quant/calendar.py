@@ -103,6 +103,8 @@ class ExchangeCalendar:
         self._opens = sched["open"].dt.tz_convert(ET)
         self._closes = sched["close"].dt.tz_convert(ET)
         self._days = [ts.date() for ts in sched.index]
+        self._open_list = [t.to_pydatetime() for t in self._opens]
+        self._close_list = [t.to_pydatetime() for t in self._closes]
         self._index = {d: i for i, d in enumerate(self._days)}
         self._first, self._last = self._days[0], self._days[-1]
 
@@ -125,8 +127,14 @@ class ExchangeCalendar:
         i = self._index.get(day)
         if i is None:
             raise ValueError(f"{day} is not a trading session (weekend or holiday)")
-        op, cl = self._opens.iloc[i].to_pydatetime(), self._closes.iloc[i].to_pydatetime()
+        op, cl = self._open_list[i], self._close_list[i]
         return Session(day, op, cl, early_close=cl.time() < time(16, 0))
+
+    def session_times(self, d: date) -> tuple[datetime, datetime] | None:
+        """(open, close) of session ``d``, or None if ``d`` is not a session or out of range:
+        the fast path for callers that look up many dates."""
+        i = self._index.get(d)
+        return None if i is None else (self._open_list[i], self._close_list[i])
 
     def sessions(self, start: date | str, end: date | str) -> list[date]:
         """Session dates from ``start`` to ``end`` inclusive."""
