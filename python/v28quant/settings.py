@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     universe: Annotated[tuple[str, ...], NoDecode] = Field(
         ("SPY", "QQQ", "AAPL", "MSFT", "JPM"),
         validation_alias=AliasChoices("V28_UNIVERSE", "universe"))
-    risk: RiskLimits = Field(default_factory=RiskLimits)
+    risk: RiskLimits = Field(default_factory=RiskLimits)  # type: ignore[arg-type]
 
     @field_validator("alpaca_base_url", "alpaca_data_url")
     @classmethod

@@ -42,6 +42,7 @@ from alpaca.data.requests import (
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import ContractType
+from alpaca.trading.models import OptionContractsResponse
 from alpaca.trading.requests import GetOptionContractsRequest
 
 from v28quant.data.base import (
@@ -229,6 +230,7 @@ class AlpacaData:
                 strike_price_lte=None if strike_to is None else str(strike_to),
                 limit=1000, page_token=token)
             resp = await self._call(self._trading.get_option_contracts, req)
+            assert isinstance(resp, OptionContractsResponse)  # raw_data=False
             for c in resp.option_contracts or []:
                 rows.append({
                     "symbol": c.symbol, "underlying": c.underlying_symbol,
