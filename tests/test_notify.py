@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 from fakes.discord import FakeDiscord
@@ -61,17 +60,15 @@ def test_notify_never_blocks_or_raises(caplog) -> None:
     # nothing listens on this port: every post fails with a connection error
     url = "http://127.0.0.1:9/api/webhooks/987654321/another-SECRET-token"
 
-    async def go() -> tuple[DiscordNotifier, float]:
+    async def go() -> DiscordNotifier:
         n = DiscordNotifier(url, max_queue=3, max_attempts=2, min_interval=0.0)
-        t0 = time.perf_counter()
+        # notify() is synchronous: it only queues, so nothing has been attempted yet
         accepted = [n.notify(f"m{i}") for i in range(10)]
-        elapsed = time.perf_counter() - t0
-        assert accepted[:3] == [True] * 3 and not any(accepted[4:])
-        await n.aclose(timeout=0.2)
-        return n, elapsed
+        assert accepted == [True] * 3 + [False] * 7 and n.sent == 0
+        await n.aclose(timeout=0.2)  # posts fail (connection refused); nothing raises
+        return n
 
-    n, elapsed = asyncio.run(go())
-    assert elapsed < 0.5  # queueing 10 notices did no I/O in the caller
+    n = asyncio.run(go())
     assert n.dropped >= 7
     assert "another-SECRET-token" not in caplog.text and "987654321" not in caplog.text
     assert "another-SECRET-token" not in repr(n)

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from v28quant.calendar import ET
 from v28quant.clock import SimClock
-from v28quant.data.base import BAR_COLUMNS, CHAIN_COLUMNS, parse_occ
+from v28quant.data.base import BAR_COLUMNS, CHAIN_COLUMNS, DataFeed, parse_occ
 from v28quant.data.replay import ReplayFeed, intraday_path, load_chain_snapshot
 from v28quant.data.samples import History, load_bars_file, sp500_index_ohlcv, sp500_stocks
 from v28quant.quotes import QuoteSource
@@ -135,7 +135,7 @@ def test_intraday_path_properties() -> None:
 
 def test_equity_quotes(spx: History) -> None:
     f = feed_at(spx, NOW)
-    assert isinstance(f, QuoteSource)
+    assert isinstance(f, QuoteSource) and isinstance(f, DataFeed)
     q = run(f.quote("SPX"))
     assert q.synthetic and q.ask - q.bid >= Decimal("0.01")
     assert abs(float(q.mid) - f.price("SPX")) <= 0.01
