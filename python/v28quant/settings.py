@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     universe: Annotated[tuple[str, ...], NoDecode] = Field(
         ("SPY", "QQQ", "AAPL", "MSFT", "JPM"),
         validation_alias=AliasChoices("V28_UNIVERSE", "universe"))
-    risk: RiskLimits = Field(default_factory=RiskLimits)
+    risk: RiskLimits = Field(default_factory=RiskLimits)  # type: ignore[arg-type]
 
     @field_validator("alpaca_base_url", "alpaca_data_url")
     @classmethod
@@ -95,6 +95,20 @@ class Settings(BaseSettings):
         if not (v.startswith("http://") or v.startswith("https://")) or "://" == v[-3:]:
             raise ValueError(f"must be an http(s) URL, got {v!r}")
         return v.rstrip("/")
+
+    @field_validator("alpaca_key_id", "alpaca_secret_key")
+    @classmethod
+    def _key(cls, v: SecretStr | None) -> SecretStr | None:
+        return None if v is None or v.get_secret_value().strip() == "" else v
+
+    @field_validator("discord_webhook_url")
+    @classmethod
+    def _webhook(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or v.get_secret_value() == "":
+            return None
+        if not v.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL (value not shown: it is a secret)")
+        return v
 
     @field_validator("universe", mode="before")
     @classmethod
@@ -117,6 +131,26 @@ class Settings(BaseSettings):
 
     def data_url(self) -> str:
         return self.alpaca_data_url or DATA_URL
+
+    def require_mode(self, mode: str) -> None:
+        """Check the settings allow ``--mode`` (live, paper or backtest).
+
+        Raises ``SettingsError`` with one line naming the setting: half a key pair in any
+        mode; live without both keys or without ``V28_LIVE_CONFIRM=yes``.
+        """
+        if mode not in ("live", "paper", "backtest"):
+            raise SettingsError(f"--mode: must be live, paper or backtest, got {mode!r}")
+        if (self.alpaca_key_id is None) != (self.alpaca_secret_key is None):
+            missing = "APCA_API_KEY_ID" if self.alpaca_key_id is None else "APCA_API_SECRET_KEY"
+            raise SettingsError(f"{missing}: is not set, but the other Alpaca key is; set both "
+                                "or neither")
+        if mode == "live":
+            if not self.has_alpaca_keys:
+                raise SettingsError("APCA_API_KEY_ID: --mode live needs Alpaca keys "
+                                    "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)")
+            if not self.live_confirm:
+                raise SettingsError("V28_LIVE_CONFIRM: --mode live also needs "
+                                    "V28_LIVE_CONFIRM=yes")
 
 
 def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -148,6 +182,7 @@ def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Sett
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "settings"
-        raise SettingsError(f"{where}: {err['msg']}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{where}: {msg}") from None
     except _SourceError as exc:
         raise SettingsError(str(exc).split(" from source")[0]) from None

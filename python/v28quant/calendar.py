@@ -1,0 +1,238 @@
+"""The exchange calendar and the runner's daily windows, in US/Eastern.
+
+Sessions, holidays and early closes come from ``exchange_calendars`` (XNYS), never from a
+hard-coded list. On top of it this module knows the option cut-offs and the runner's schedule:
+
+* Equity options stop trading at the equity close (16:00 ET, 13:00 on an early-close day).
+* Options on a few broad index ETFs (``LATE_CLOSE_ETFS``: SPY, QQQ, IWM, DIA, ...) trade 15
+  minutes longer, to 16:15 (13:15 on an early-close day [verify: the half-day late close is not
+  confirmed in Alpaca's docs]).
+* Expiry day: a series stops trading on its last day at the equity close, even on a late-close
+  ETF (Cboe rule: expiring ETF / PM-settled series close at 16:00, the non-expiring ones at 16:15).
+* The runner: 09:00 pre-market analysis; trading cycles every 5 minutes from 09:45 to 15 minutes
+  before the close (09:45-15:45 on a full day; 09:45-12:45 on a 13:00 early close), both ends
+  included; after-close jobs 15 minutes after the last option close (16:30, or 13:30).
+
+Every datetime returned is timezone-aware in ``America/New_York``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import warnings
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+ET = ZoneInfo("America/New_York")
+
+#: Underlyings whose (non-expiring) options trade until 16:15 ET.
+LATE_CLOSE_ETFS = frozenset({"SPY", "QQQ", "IWM", "DIA", "MDY", "EEM", "EFA", "GLD", "SLV",
+                             "TLT", "XLE", "XLF", "XLK", "VXX", "USO", "FXI", "GDX"})
+OPTION_LATE_CLOSE = timedelta(minutes=15)
+
+PREMARKET = time(9, 0)
+TRADING_START = time(9, 45)
+CYCLE = timedelta(minutes=5)
+TRADING_END_BEFORE_CLOSE = timedelta(minutes=15)
+AFTER_CLOSE_DELAY = timedelta(minutes=15)
+
+
+def _day(d: date | datetime | str | pd.Timestamp) -> date:
+    """A session date: datetimes are read in US/Eastern (naive ones taken as Eastern)."""
+    if isinstance(d, str):
+        d = pd.Timestamp(d)
+    if isinstance(d, pd.Timestamp):
+        d = d.to_pydatetime()
+    if isinstance(d, datetime):
+        return (d if d.tzinfo is None else d.astimezone(ET)).date()
+    if isinstance(d, date):
+        return d
+    raise TypeError(f"expected a date or datetime, got {d!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One trading session: its date, open and close (US/Eastern), whether it closes early."""
+
+    day: date
+    open: datetime
+    close: datetime
+    early_close: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TradingWindows:
+    """The runner's schedule for one session (all US/Eastern).
+
+    ``cycles`` are the 5-minute trading cycle times from ``trading_start`` to ``trading_end``
+    inclusive; ``trading_end`` is 15 minutes before the equity close (15:45 on a full day,
+    12:45 on a 13:00 early close).
+    """
+
+    session: Session
+    premarket: datetime
+    trading_start: datetime
+    trading_end: datetime
+    cycles: tuple[datetime, ...]
+    after_close: datetime
+
+
+class ExchangeCalendar:
+    """NYSE sessions from ``exchange_calendars`` plus option cut-offs and the runner's windows.
+
+    Parameters
+    ----------
+    start, end : date-like, optional
+        Range the calendar covers (default 1990-01-01 to five years from today); asking outside
+        it raises ``ValueError``.
+    """
+
+    def __init__(self, start: date | str | None = None, end: date | str | None = None) -> None:
+        import exchange_calendars as xc
+
+        lo = pd.Timestamp(start or "1990-01-01")
+        hi = pd.Timestamp(end or (pd.Timestamp.today().normalize() + pd.DateOffset(years=5)))
+        with warnings.catch_warnings():  # exchange_calendars' own pandas deprecations
+            warnings.simplefilter("ignore")
+            self._xc = xc.get_calendar("XNYS", start=lo, end=hi)
+        sched = self._xc.schedule
+        self._opens = sched["open"].dt.tz_convert(ET)
+        self._closes = sched["close"].dt.tz_convert(ET)
+        self._days = [ts.date() for ts in sched.index]
+        self._open_list = [t.to_pydatetime() for t in self._opens]
+        self._close_list = [t.to_pydatetime() for t in self._closes]
+        self._index = {d: i for i, d in enumerate(self._days)}
+        self._first, self._last = self._days[0], self._days[-1]
+
+    def _check(self, d: date) -> None:
+        if not self._first <= d <= self._last:
+            raise ValueError(f"date {d} is outside the calendar's range "
+                             f"{self._first}..{self._last}")
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def is_session(self, d: date | datetime | str) -> bool:
+        day = _day(d)
+        self._check(day)
+        return day in self._index
+
+    def session(self, d: date | datetime | str) -> Session:
+        """The session on ``d``; ``ValueError`` if the exchange is closed that day."""
+        day = _day(d)
+        self._check(day)
+        i = self._index.get(day)
+        if i is None:
+            raise ValueError(f"{day} is not a trading session (weekend or holiday)")
+        op, cl = self._open_list[i], self._close_list[i]
+        return Session(day, op, cl, early_close=cl.time() < time(16, 0))
+
+    def session_times(self, d: date) -> tuple[datetime, datetime] | None:
+        """(open, close) of session ``d``, or None if ``d`` is not a session or out of range:
+        the fast path for callers that look up many dates."""
+        i = self._index.get(d)
+        return None if i is None else (self._open_list[i], self._close_list[i])
+
+    def sessions(self, start: date | str, end: date | str) -> list[date]:
+        """Session dates from ``start`` to ``end`` inclusive."""
+        lo, hi = _day(start), _day(end)
+        self._check(lo)
+        self._check(hi)
+        return [d for d in self._days[self._bisect(lo):] if d <= hi]
+
+    def _bisect(self, d: date) -> int:
+        return bisect.bisect_left(self._days, d)
+
+    def next_session(self, d: date | datetime | str) -> date:
+        """The first session strictly after ``d``."""
+        day = _day(d)
+        self._check(day)
+        i = self._bisect(day + timedelta(days=1))
+        if i >= len(self._days):
+            raise ValueError(f"no session after {day} within the calendar's range")
+        return self._days[i]
+
+    def previous_session(self, d: date | datetime | str) -> date:
+        """The last session strictly before ``d``."""
+        day = _day(d)
+        self._check(day)
+        i = self._bisect(day) - 1
+        if i < 0:
+            raise ValueError(f"no session before {day} within the calendar's range")
+        return self._days[i]
+
+    def holidays(self, start: date | str, end: date | str) -> list[date]:
+        """Weekdays from ``start`` to ``end`` on which the exchange is closed."""
+        lo, hi = _day(start), _day(end)
+        self._check(lo)
+        self._check(hi)
+        out, d = [], lo
+        while d <= hi:
+            if d.weekday() < 5 and d not in self._index:
+                out.append(d)
+            d += timedelta(days=1)
+        return out
+
+    def early_closes(self, start: date | str, end: date | str) -> list[date]:
+        return [d for d in self.sessions(start, end) if self.session(d).early_close]
+
+    def is_open(self, when: datetime) -> bool:
+        """Whether the equity market is open at ``when`` (timezone-aware)."""
+        if when.tzinfo is None:
+            raise ValueError("is_open needs a timezone-aware datetime")
+        day = _day(when)
+        if day not in self._index:
+            return False
+        s = self.session(day)
+        return s.open <= when < s.close
+
+    # -- options ----------------------------------------------------------------------------
+
+    def option_close(self, underlying: str, d: date | datetime | str,
+                     expiry: date | None = None) -> datetime:
+        """When options on ``underlying`` stop trading on session ``d``.
+
+        ``expiry`` is the series' expiration date: on that day the series closes with the
+        equities (16:00, or the early close), even on a late-close ETF.
+        """
+        s = self.session(d)
+        if underlying.upper() in LATE_CLOSE_ETFS and (expiry is None or expiry != s.day):
+            return s.close + OPTION_LATE_CLOSE
+        return s.close
+
+    def expiry_session(self, d: date | str) -> date:
+        """The last trading day of a series nominally expiring on ``d``: ``d`` itself, or the
+        session before it when ``d`` is a holiday (e.g. Good Friday moves expiry to Thursday)."""
+        day = _day(d)
+        return day if self.is_session(day) else self.previous_session(day)
+
+    # -- the runner's day -------------------------------------------------------------------
+
+    def windows(self, d: date | datetime | str) -> TradingWindows:
+        """The runner's schedule on session ``d`` (see the module docstring)."""
+        s = self.session(d)
+        start = datetime.combine(s.day, TRADING_START, ET)
+        end = s.close - TRADING_END_BEFORE_CLOSE
+        cycles = []
+        t = start
+        while t <= end:
+            cycles.append(t)
+            t += CYCLE
+        last_option_close = max(s.close, s.close + OPTION_LATE_CLOSE)
+        return TradingWindows(
+            session=s,
+            premarket=datetime.combine(s.day, PREMARKET, ET),
+            trading_start=start,
+            trading_end=end,
+            cycles=tuple(cycles),
+            after_close=last_option_close + AFTER_CLOSE_DELAY,
+        )
+
+
+@lru_cache(maxsize=4)
+def default_calendar() -> ExchangeCalendar:
+    """A shared NYSE calendar from 1990 to five years ahead (built once, ~1 s)."""
+    return ExchangeCalendar()

@@ -1,0 +1,309 @@
+"""``AlpacaData``: the ``DataFeed`` on Alpaca's market-data API (alpaca-py).
+
+The only module (with ``v28quant.broker.alpaca``) that imports alpaca-py. Behaviour that
+matters (see research/alpaca.md §4-§5):
+
+* Stocks use ``feed="iex"`` by default (free plan). With ``sip``, ``end`` is clamped to now - 15
+  minutes, because the free plan answers 403 to recent SIP data.
+* Options use the ``indicative`` feed by default (free, delayed); ``opra`` needs a paid plan.
+* Option contracts come from the trading API's ``/v2/options/contracts``, which alpaca-py does
+  not paginate: we loop on ``next_page_token`` ourselves.
+* Snapshots carry no strike / expiry / type: they are parsed from the OCC symbol. IV and greeks
+  are often missing (deep ITM/OTM, outside hours): NaN. Alpaca quotes theta per day and vega
+  per vol point; the chain frame uses per year and per 1.00 of vol (x365, x100).
+* alpaca-py is synchronous: every call runs in a worker thread. Its own 429 retry (3 x 3 s
+  sleeps) is switched off; a shared ``TokenBucket`` keeps us under the 200/min budget and, on a
+  429, waits for ``X-Ratelimit-Reset`` before retrying (at most ``max_retries`` times).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from alpaca.common.exceptions import APIError
+from alpaca.data.enums import DataFeed as _StockFeed
+from alpaca.data.enums import OptionsFeed
+from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
+from alpaca.data.requests import (
+    OptionChainRequest,
+    OptionLatestQuoteRequest,
+    StockBarsRequest,
+    StockLatestQuoteRequest,
+)
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import ContractType
+from alpaca.trading.models import OptionContractsResponse
+from alpaca.trading.requests import GetOptionContractsRequest
+
+from v28quant.data.base import (
+    BAR_COLUMNS,
+    CONTRACT_COLUMNS,
+    OptionType,
+    chain_frame,
+    empty_bars,
+    is_occ,
+    parse_occ,
+    parse_timeframe,
+)
+from v28quant.data.ratelimit import TokenBucket
+from v28quant.quotes import Quote
+
+log = logging.getLogger(__name__)
+ET = ZoneInfo("America/New_York")
+T = TypeVar("T")
+SIP_DELAY = timedelta(minutes=15)
+_UNITS = {"Min": TimeFrameUnit.Minute, "Hour": TimeFrameUnit.Hour, "Day": TimeFrameUnit.Day,
+          "Week": TimeFrameUnit.Week, "Month": TimeFrameUnit.Month}
+
+
+class DataError(RuntimeError):
+    """Alpaca's data API refused a request; the message says why (never the keys)."""
+
+
+def _dec(x: float | None) -> Decimal:
+    return Decimal(repr(float(x))) if x is not None else Decimal(0)
+
+
+def _f(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _utc(x: datetime | date | None, *, end: bool) -> datetime | None:
+    if x is None:
+        return None
+    if isinstance(x, datetime):
+        if x.tzinfo is None:
+            raise ValueError("AlpacaData needs timezone-aware datetimes (or plain dates)")
+        return x.astimezone(UTC)
+    return datetime.combine(x, time(23, 59, 59) if end else time(0), ET).astimezone(UTC)
+
+
+class AlpacaData:
+    """``DataFeed`` on Alpaca (see the module docstring).
+
+    Parameters
+    ----------
+    key_id, secret_key : str
+        Alpaca API keys.
+    data_url : str, optional
+        Override of ``https://data.alpaca.markets`` (tests: the loopback fake).
+    trading_url : str, optional
+        Where ``/v2/options/contracts`` lives (default: Alpaca paper).
+    feed : "iex" or "sip"
+    options_feed : "indicative" or "opra"
+    limiter : TokenBucket, optional
+        Shared request budget (default: 180/min).
+    max_retries : int
+        Retries after a 429 (each waits for the server's reset).
+    now : callable
+        Current UTC time (tests inject one).
+    """
+
+    def __init__(self, key_id: str, secret_key: str, *, data_url: str | None = None,
+                 trading_url: str | None = None, feed: str = "iex",
+                 options_feed: str = "indicative", limiter: TokenBucket | None = None,
+                 max_retries: int = 3,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        if feed not in ("iex", "sip"):
+            raise ValueError(f"feed must be 'iex' or 'sip', got {feed!r}")
+        if options_feed not in ("indicative", "opra"):
+            raise ValueError(f"options_feed must be 'indicative' or 'opra', got {options_feed!r}")
+        self._stock = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
+        self._option = OptionHistoricalDataClient(key_id, secret_key, url_override=data_url)
+        self._trading = TradingClient(key_id, secret_key, paper=True, url_override=trading_url)
+        for c in (self._stock, self._option, self._trading):
+            c._retry = 0  # our limiter handles 429s; the SDK would sleep 3 s x 3
+        self.feed = feed
+        self.options_feed = options_feed
+        self.limiter = limiter or TokenBucket()
+        self.max_retries = max_retries
+        self._now = now
+
+    @classmethod
+    def from_settings(cls, settings: Any, live: bool = False, **kw: Any) -> AlpacaData:
+        """Build from ``v28quant.settings.Settings`` (keys, endpoints and feeds)."""
+        if not settings.has_alpaca_keys:
+            raise ValueError("APCA_API_KEY_ID / APCA_API_SECRET_KEY are not set")
+        return cls(settings.alpaca_key_id.get_secret_value(),
+                   settings.alpaca_secret_key.get_secret_value(),
+                   data_url=settings.alpaca_data_url, trading_url=settings.trading_url(live),
+                   feed=settings.data_feed, options_feed=settings.options_feed, **kw)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one SDK call in a thread, under the rate limit, retrying 429s."""
+        for attempt in range(self.max_retries + 1):
+            await self.limiter.acquire()
+            try:
+                return await asyncio.to_thread(fn, *args)
+            except APIError as err:
+                status = err.status_code
+                if status == 429 and attempt < self.max_retries:
+                    headers = getattr(getattr(err, "response", None), "headers", None) or {}
+                    wait = self.limiter.pause_from_headers(headers)
+                    log.warning("Alpaca data: 429 rate limited; waiting %.2f s", wait)
+                    continue
+                raise DataError(f"Alpaca data API error {status}: {_body(err)}") from None
+        raise AssertionError("unreachable")
+
+    # -- bars -------------------------------------------------------------------------------
+
+    async def bars(self, symbols: list[str], start: datetime | date,
+                   end: datetime | date | None = None, timeframe: str = "1Day") -> pd.DataFrame:
+        n, unit = parse_timeframe(timeframe)
+        lo, hi = _utc(start, end=False), _utc(end, end=True)
+        if self.feed == "sip":  # the free plan refuses SIP data younger than 15 minutes
+            cap = self._now() - SIP_DELAY
+            hi = cap if hi is None else min(hi, cap)
+        stocks = [s.upper() for s in symbols if not is_occ(s)]
+        options = [s.upper() for s in symbols if is_occ(s)]
+        tf = TimeFrame(n, _UNITS[unit])
+        parts = []
+        if stocks:
+            req = StockBarsRequest(symbol_or_symbols=stocks, start=lo, end=hi, timeframe=tf,
+                                   feed=_StockFeed(self.feed))
+            parts.append(_bars_frame(await self._call(self._stock.get_stock_bars, req)))
+        if options:
+            from alpaca.data.requests import OptionBarsRequest
+
+            oreq = OptionBarsRequest(symbol_or_symbols=options, start=lo, end=hi, timeframe=tf)
+            parts.append(_bars_frame(await self._call(self._option.get_option_bars, oreq)))
+        parts = [p for p in parts if len(p)]
+        return pd.concat(parts, ignore_index=True) if parts else empty_bars()
+
+    # -- quotes -----------------------------------------------------------------------------
+
+    async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        stocks = [s.upper() for s in symbols if not is_occ(s)]
+        options = [s.upper() for s in symbols if is_occ(s)]
+        raw: dict[str, Any] = {}
+        if stocks:
+            req = StockLatestQuoteRequest(symbol_or_symbols=stocks, feed=_StockFeed(self.feed))
+            raw.update(await self._call(self._stock.get_stock_latest_quote, req))
+        if options:
+            oreq = OptionLatestQuoteRequest(symbol_or_symbols=options,
+                                            feed=OptionsFeed(self.options_feed))
+            raw.update(await self._call(self._option.get_option_latest_quote, oreq))
+        out = {}
+        for sym, q in raw.items():
+            try:
+                out[sym] = Quote(sym, _dec(q.bid_price), _dec(q.ask_price), q.timestamp,
+                                 int(q.bid_size or 0), int(q.ask_size or 0))
+            except ValueError as exc:  # crossed or negative: not a usable quote
+                log.warning("Alpaca data: dropping quote for %s: %s", sym, exc)
+        return out
+
+    async def quote(self, symbol: str) -> Quote:
+        q = (await self.latest_quotes([symbol])).get(symbol.upper())
+        if q is None:
+            raise KeyError(f"no quote for {symbol!r}")
+        return q
+
+    async def closing_price(self, symbol: str, session: datetime) -> Decimal:
+        day = session.astimezone(ET).date() if session.tzinfo else session.date()
+        b = await self.bars([symbol], day, day, "1Day")
+        if b.empty:
+            raise KeyError(f"no daily bar for {symbol!r} on {day}")
+        return Decimal(repr(float(b["close"].iloc[-1])))
+
+    # -- options ----------------------------------------------------------------------------
+
+    async def option_contracts(self, underlying: str, expiry_from: date | None = None,
+                               expiry_to: date | None = None, type: OptionType | None = None,
+                               strike_from: float | None = None,
+                               strike_to: float | None = None) -> pd.DataFrame:
+        rows, token, pages = [], None, 0
+        while True:
+            req = GetOptionContractsRequest(
+                underlying_symbols=[underlying.upper()], expiration_date_gte=expiry_from,
+                expiration_date_lte=expiry_to, type=ContractType(type) if type else None,
+                strike_price_gte=None if strike_from is None else str(strike_from),
+                strike_price_lte=None if strike_to is None else str(strike_to),
+                limit=1000, page_token=token)
+            resp = await self._call(self._trading.get_option_contracts, req)
+            assert isinstance(resp, OptionContractsResponse)  # raw_data=False
+            for c in resp.option_contracts or []:
+                rows.append({
+                    "symbol": c.symbol, "underlying": c.underlying_symbol,
+                    "expiry": pd.Timestamp(c.expiration_date), "strike": float(c.strike_price),
+                    "type": c.type.value if hasattr(c.type, "value") else str(c.type),
+                    "style": c.style.value if hasattr(c.style, "value") else str(c.style),
+                    "size": _f(c.size), "open_interest": _f(c.open_interest),
+                    "close_price": _f(c.close_price), "tradable": bool(c.tradable)})
+            token, pages = resp.next_page_token, pages + 1
+            if not token:
+                break
+            if pages > 1000:
+                raise DataError("option contracts: more than 1000 pages; narrow the query")
+        if not rows:
+            return pd.DataFrame({c: [] for c in CONTRACT_COLUMNS})
+        df = pd.DataFrame(rows)[list(CONTRACT_COLUMNS)]
+        return df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
+
+    async def option_chain(self, underlying: str, expiry_from: date | None = None,
+                           expiry_to: date | None = None, type: OptionType | None = None,
+                           strike_from: float | None = None,
+                           strike_to: float | None = None) -> pd.DataFrame:
+        req = OptionChainRequest(
+            underlying_symbol=underlying.upper(), feed=OptionsFeed(self.options_feed),
+            type=ContractType(type) if type else None, strike_price_gte=strike_from,
+            strike_price_lte=strike_to, expiration_date_gte=expiry_from,
+            expiration_date_lte=expiry_to)
+        snaps = await self._call(self._option.get_option_chain, req)
+        rows = []
+        for sym, s in snaps.items():
+            try:
+                occ = parse_occ(sym)
+            except ValueError:
+                log.warning("Alpaca data: skipping non-OCC symbol %r in chain", sym)
+                continue
+            q, g = s.latest_quote, s.greeks
+            bid = _f(q.bid_price) if q else math.nan
+            ask = _f(q.ask_price) if q else math.nan
+            rows.append({
+                "symbol": sym, "underlying": underlying.upper(),
+                "expiry": pd.Timestamp(occ.expiry), "strike": float(occ.strike),
+                "type": occ.type, "bid": bid, "ask": ask, "mid": (bid + ask) / 2.0,
+                "iv": _f(s.implied_volatility),
+                "delta": _f(g.delta) if g else math.nan,
+                "gamma": _f(g.gamma) if g else math.nan,
+                "theta": _f(g.theta) * 365.0 if g else math.nan,  # per day -> per year
+                "vega": _f(g.vega) * 100.0 if g else math.nan,  # per vol point -> per 1.00
+                "open_interest": math.nan, "volume": math.nan, "synthetic": False})
+        return chain_frame(rows, as_of=self._now(),
+                           source=f"alpaca options snapshots ({self.options_feed})")
+
+    async def aclose(self) -> None:
+        for c in (self._stock, self._option, self._trading):
+            session = getattr(c, "_session", None)
+            if session is not None:
+                session.close()
+
+
+def _body(err: APIError) -> str:
+    """The error's message without risking ``APIError.code``'s JSON parsing."""
+    try:
+        return str(err.message)
+    except Exception:
+        return str(err)[:200]
+
+
+def _bars_frame(barset: Any) -> pd.DataFrame:
+    rows = [(b.timestamp, sym, b.open, b.high, b.low, b.close, b.volume)
+            for sym, bars in barset.data.items() for b in bars]
+    if not rows:
+        return empty_bars()
+    df = pd.DataFrame(rows, columns=list(BAR_COLUMNS))
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    for c in ("open", "high", "low", "close", "volume"):
+        df[c] = df[c].astype(np.float64)
+    return df.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,192 @@
+"""The ``DataFeed`` seam: what engines may ask of market data, whoever provides it.
+
+Implementations: ``v28quant.data.alpaca.AlpacaData`` (Alpaca's data API) and
+``v28quant.data.replay.ReplayFeed`` (history on a simulated clock). A DataFeed is also a
+``v28quant.quotes.QuoteSource`` so ``SimBroker`` can fill against it.
+
+Frames
+------
+Bars (``bars()``) come in long format, one row per (symbol, bar), sorted by symbol then time,
+with exactly the columns ``BAR_COLUMNS``:
+
+* ``timestamp``: bar start, timezone-aware UTC. A daily bar starts at midnight New York time of
+  its session (Alpaca's convention: 04:00Z in summer, 05:00Z in winter), so
+  ``timestamp.dt.tz_convert("America/New_York").dt.date`` is the session date.
+* ``symbol`` (str); ``open``, ``high``, ``low``, ``close`` (float64, currency per share);
+  ``volume`` (float64, shares).
+
+Option chains (``option_chain()``) have exactly the columns ``CHAIN_COLUMNS``, one row per
+contract:
+
+* ``symbol`` OCC symbol, ``underlying``, ``expiry`` (datetime64, the expiration date at
+  midnight, naive), ``strike`` (float64), ``type`` (``"call"`` / ``"put"``);
+* ``bid``, ``ask``, ``mid`` (per-share premium; NaN when there is no quote);
+* ``iv`` (annualised, 0.2 = 20 %), ``delta``, ``gamma``, ``theta`` (per YEAR of calendar time),
+  ``vega`` (per 1.00 of vol), the vocabulary of ``v28quant.options.black_scholes``: Alpaca's
+  per-day theta and per-vol-point vega are converted. NaN when the source did not compute them;
+* ``open_interest``, ``volume`` (contracts, float64, NaN when unknown);
+* ``synthetic`` (bool): True where the row was produced by a model instead of recorded.
+
+``frame.attrs`` carries ``underlying_price`` (float or NaN), ``as_of`` (datetime) and
+``source`` (str) where known.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from v28quant.quotes import Quote
+
+BAR_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
+CHAIN_COLUMNS = ("symbol", "underlying", "expiry", "strike", "type", "bid", "ask", "mid", "iv",
+                 "delta", "gamma", "theta", "vega", "open_interest", "volume", "synthetic")
+CONTRACT_COLUMNS = ("symbol", "underlying", "expiry", "strike", "type", "style", "size",
+                    "open_interest", "close_price", "tradable")
+
+OptionType = Literal["call", "put"]
+
+_OCC = re.compile(r"^([A-Z][A-Z0-9.]{0,5})(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
+_TIMEFRAME = re.compile(r"^(\d+)(Min|Hour|Day|Week|Month)$")
+
+
+@dataclass(frozen=True, slots=True)
+class OccSymbol:
+    """A parsed OCC/OSI option symbol: ``ROOT`` + ``YYMMDD`` + ``C|P`` + strike x 1000 (8
+    digits), e.g. ``SPY240621C00530000`` = SPY, 2024-06-21, call, strike 530."""
+
+    root: str
+    expiry: date
+    type: OptionType
+    strike: Decimal
+
+    def __str__(self) -> str:
+        return occ_symbol(self.root, self.expiry, self.type, self.strike)
+
+
+def parse_occ(symbol: str) -> OccSymbol:
+    """Parse an OCC option symbol; ``ValueError`` naming it if it is not one."""
+    m = _OCC.match(symbol.strip().upper()) if isinstance(symbol, str) else None
+    if m is None:
+        raise ValueError(f"not an OCC option symbol: {symbol!r}")
+    root, yy, mm, dd, cp, k = m.groups()
+    try:
+        expiry = date(2000 + int(yy), int(mm), int(dd))
+    except ValueError:
+        raise ValueError(f"not an OCC option symbol (bad date): {symbol!r}") from None
+    return OccSymbol(root, expiry, "call" if cp == "C" else "put", Decimal(int(k)) / 1000)
+
+
+def is_occ(symbol: str) -> bool:
+    return isinstance(symbol, str) and _OCC.match(symbol.upper()) is not None
+
+
+def occ_symbol(root: str, expiry: date, type: str, strike: Decimal | float | str) -> str:
+    """Build an OCC symbol; the strike must be a whole number of tenths of a cent."""
+    k = Decimal(str(strike)) * 1000
+    if k != k.to_integral_value() or k <= 0 or k >= 10**8:
+        raise ValueError(f"strike {strike!r} cannot be written in an OCC symbol")
+    cp = {"call": "C", "put": "P", "c": "C", "p": "P"}.get(str(type).lower())
+    if cp is None:
+        raise ValueError(f"type must be 'call' or 'put', got {type!r}")
+    return f"{root.upper()}{expiry:%y%m%d}{cp}{int(k):08d}"
+
+
+def parse_timeframe(timeframe: str) -> tuple[int, str]:
+    """``"5Min"`` -> ``(5, "Min")``; the units are Alpaca's (Min, Hour, Day, Week, Month)."""
+    m = _TIMEFRAME.match(timeframe) if isinstance(timeframe, str) else None
+    if m is None or int(m.group(1)) < 1:
+        raise ValueError(f"timeframe must look like '1Day', '5Min', '1Hour', got {timeframe!r}")
+    return int(m.group(1)), m.group(2)
+
+
+def empty_bars() -> pd.DataFrame:
+    return pd.DataFrame({
+        "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+        "symbol": pd.Series([], dtype=object),
+        **{c: pd.Series([], dtype=np.float64) for c in ("open", "high", "low", "close",
+                                                       "volume")},
+    })
+
+
+def empty_chain() -> pd.DataFrame:
+    cols: dict[str, pd.Series] = {}
+    for c in CHAIN_COLUMNS:
+        if c in ("symbol", "underlying", "type"):
+            cols[c] = pd.Series([], dtype=object)
+        elif c == "expiry":
+            cols[c] = pd.Series([], dtype="datetime64[ns]")
+        elif c == "synthetic":
+            cols[c] = pd.Series([], dtype=bool)
+        else:
+            cols[c] = pd.Series([], dtype=np.float64)
+    return pd.DataFrame(cols)
+
+
+def chain_frame(rows: list[dict], *, underlying_price: float = float("nan"),
+                as_of: datetime | None = None, source: str = "") -> pd.DataFrame:
+    """Build a chain DataFrame with exactly ``CHAIN_COLUMNS`` (dtypes normalised, sorted by
+    expiry, type, strike)."""
+    df = empty_chain() if not rows else pd.DataFrame(rows)
+    for c in CHAIN_COLUMNS:
+        if c not in df:
+            df[c] = np.nan
+    df = df[list(CHAIN_COLUMNS)].copy()
+    if rows:
+        df["expiry"] = pd.to_datetime(df["expiry"]).astype("datetime64[ns]")
+        for c in ("strike", "bid", "ask", "mid", "iv", "delta", "gamma", "theta", "vega",
+                  "open_interest", "volume"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
+        df["synthetic"] = df["synthetic"].fillna(False).astype(bool)
+        df = df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
+    df.attrs.update(underlying_price=float(underlying_price), as_of=as_of, source=source)
+    return df
+
+
+@runtime_checkable
+class DataFeed(Protocol):
+    """Market data for the engines (async; see the module docstring for the frames)."""
+
+    async def bars(self, symbols: list[str], start: datetime | date,
+                   end: datetime | date | None = None, timeframe: str = "1Day") -> pd.DataFrame:
+        """Bars of ``symbols`` from ``start`` to ``end`` (inclusive; None = now) at
+        ``timeframe`` (``"1Day"``, ``"5Min"``, ...), long format, ``BAR_COLUMNS``."""
+        ...
+
+    async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        """Latest top-of-book quote per symbol (equity tickers or OCC symbols); symbols with
+        no quote are absent from the result."""
+        ...
+
+    async def option_contracts(self, underlying: str, expiry_from: date | None = None,
+                               expiry_to: date | None = None, type: OptionType | None = None,
+                               strike_from: float | None = None,
+                               strike_to: float | None = None) -> pd.DataFrame:
+        """Listed contracts (``CONTRACT_COLUMNS``): the reference data, no quotes."""
+        ...
+
+    async def option_chain(self, underlying: str, expiry_from: date | None = None,
+                           expiry_to: date | None = None, type: OptionType | None = None,
+                           strike_from: float | None = None,
+                           strike_to: float | None = None) -> pd.DataFrame:
+        """A snapshot of the option chain now (``CHAIN_COLUMNS``)."""
+        ...
+
+    async def quote(self, symbol: str) -> Quote:
+        """``QuoteSource.quote``: latest quote; ``KeyError`` naming an unknown symbol."""
+        ...
+
+    async def closing_price(self, symbol: str, session: datetime) -> Decimal:
+        """``QuoteSource.closing_price``: official close of the session containing
+        ``session``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release sessions and threads."""
+        ...

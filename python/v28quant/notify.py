@@ -1,0 +1,269 @@
+"""Discord notices for executions and errors.
+
+``DiscordNotifier(url)`` posts to a Discord webhook from a background task: ``notify()`` only
+puts the message on a bounded queue and returns at once, so the trading loop is never blocked
+and never sees an exception from here. When the queue is full the message is dropped (and
+counted), not awaited.
+
+Rate limits: a client-side spacing of ``min_interval`` seconds (Discord allows about 5 posts
+per 2 s per webhook); after a response with ``X-RateLimit-Remaining: 0`` the sender waits
+``X-RateLimit-Reset-After`` seconds; a 429 is retried after its JSON ``retry_after`` (seconds,
+float) or the ``Retry-After`` header. Other failures are retried with backoff, then dropped
+with a log line.
+
+The webhook URL embeds its token: it is never logged, and exception text is scrubbed of it.
+``NullNotifier`` (no URL configured) accepts the same calls and does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Protocol
+
+import httpx
+
+log = logging.getLogger(__name__)
+DISCORD_MAX_CONTENT = 2000
+
+
+class Notifier(Protocol):
+    def notify(self, content: str) -> bool: ...
+
+    def execution(self, symbol: str, side: str, qty: Decimal | int | str,
+                  price: Decimal | float | str, **extra: Any) -> bool: ...
+
+    def error(self, where: str, message: str) -> bool: ...
+
+    async def aclose(self, timeout: float = 5.0) -> None: ...
+
+
+class _Formatting:
+    def execution(self, symbol: str, side: str, qty: Decimal | int | str,
+                  price: Decimal | float | str, **extra: Any) -> bool:
+        """Notice of a fill: ``FILL buy 10 SPY @ 450.05 (engine=equity ...)``."""
+        tail = " ".join(f"{k}={v}" for k, v in extra.items())
+        return self.notify(f"FILL {side} {qty} {symbol} @ {price}" + (f" ({tail})" if tail
+                                                                       else ""))
+
+    def error(self, where: str, message: str) -> bool:
+        return self.notify(f"ERROR in {where}: {message}")
+
+    def notify(self, content: str) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _RedactFilter(logging.Filter):
+    """Scrubs the webhook URL and token from records of the ``httpx`` logger, which logs every
+    request's full URL at INFO."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if any(s in msg for s in self._secrets):
+            for s in self._secrets:
+                msg = msg.replace(s, "<redacted>")
+            record.msg, record.args = msg, ()
+        return True
+
+
+class NullNotifier(_Formatting):
+    """No webhook configured: every notice is accepted and discarded."""
+
+    def notify(self, content: str) -> bool:
+        return True
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        return None
+
+
+class DiscordNotifier(_Formatting):
+    """Async Discord webhook poster (see the module docstring).
+
+    Parameters
+    ----------
+    url : str or SecretStr
+        The webhook URL (a secret: never logged).
+    max_queue : int
+        Notices waiting to be sent; beyond it new ones are dropped.
+    min_interval : float
+        Seconds between posts (client-side rate limit).
+    max_attempts : int
+        Tries per notice (429s and transient errors).
+    timeout : float
+        HTTP timeout per post, seconds.
+    username : str
+        Name the posts appear under.
+    """
+
+    def __init__(self, url: Any, *, max_queue: int = 200, min_interval: float = 0.5,
+                 max_attempts: int = 5, timeout: float = 10.0,
+                 username: str = "v28quant") -> None:
+        raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
+        if not raw.startswith(("https://", "http://")):
+            raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")
+        self._url = raw
+        self._secrets = [raw] + [p for p in raw.rstrip("/").split("/")[-2:] if len(p) >= 6]
+        self._filter = _RedactFilter(self._secrets)
+        logging.getLogger("httpx").addFilter(self._filter)
+        self._queue: asyncio.Queue[str] | None = None
+        self._max_queue = max_queue
+        self._min_interval = min_interval
+        self._max_attempts = max_attempts
+        self._timeout = timeout
+        self._username = username
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._next_send = 0.0
+        self._closing = False
+        self.sent = 0
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        return "DiscordNotifier(url=<redacted>)"
+
+    def _redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "<redacted>")
+        return text
+
+    def _ensure_started(self) -> bool:
+        if self._task is not None:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log.warning("Discord notice dropped: no running event loop")
+            return False
+        self._queue = asyncio.Queue(self._max_queue)
+        self._client = httpx.AsyncClient(timeout=self._timeout)
+        self._task = loop.create_task(self._run(), name="discord-notifier")
+        return True
+
+    def notify(self, content: str) -> bool:
+        """Queue a notice; returns False (and counts it) if it was dropped. Never raises."""
+        try:
+            if self._closing or not self._ensure_started():
+                self.dropped += 1
+                return False
+            assert self._queue is not None
+            self._queue.put_nowait(str(content)[:DISCORD_MAX_CONTENT])
+            return True
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("Discord notice dropped: queue full (%d waiting)", self._max_queue)
+            return False
+        except Exception as exc:  # the trading loop must never see a notifier failure
+            self.dropped += 1
+            log.warning("Discord notice dropped: %s", self._redact(repr(exc)))
+            return False
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            content = await self._queue.get()
+            try:
+                await self._post(content)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.dropped += 1
+                log.warning("Discord notice dropped: %s", self._redact(repr(exc)))
+            finally:
+                self._queue.task_done()
+
+    async def _post(self, content: str) -> None:
+        assert self._client is not None
+        backoff = 0.5
+        for attempt in range(1, self._max_attempts + 1):
+            delay = self._next_send - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next_send = time.monotonic() + self._min_interval
+            try:
+                r = await self._client.post(self._url, json={"content": content,
+                                                             "username": self._username})
+            except httpx.HTTPError as exc:
+                log.warning("Discord post failed (attempt %d/%d): %s", attempt,
+                            self._max_attempts, self._redact(type(exc).__name__ + ": "
+                                                             + str(exc)))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self._respect_bucket(r.headers)
+            if r.status_code == 429:
+                wait = _retry_after(r)
+                log.warning("Discord rate limited; retrying in %.2f s", wait)
+                self._next_send = max(self._next_send, time.monotonic() + wait)
+                continue
+            if 200 <= r.status_code < 300:
+                self.sent += 1
+                return
+            if r.status_code >= 500:
+                log.warning("Discord post failed with HTTP %d (attempt %d/%d)", r.status_code,
+                            attempt, self._max_attempts)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.dropped += 1
+            log.warning("Discord refused a notice: HTTP %d", r.status_code)
+            return
+        self.dropped += 1
+        log.warning("Discord notice dropped after %d attempts", self._max_attempts)
+
+    def _respect_bucket(self, headers: Mapping[str, str]) -> None:
+        try:
+            if headers.get("x-ratelimit-remaining") == "0":
+                after = float(headers.get("x-ratelimit-reset-after", "0"))
+                self._next_send = max(self._next_send, time.monotonic() + after)
+        except ValueError:
+            pass
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Send what is queued (for at most ``timeout`` seconds), then stop."""
+        self._closing = True
+        if self._task is None:
+            logging.getLogger("httpx").removeFilter(self._filter)
+            return
+        assert self._queue is not None
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            log.warning("Discord notifier closed with %d notice(s) unsent",
+                        self._queue.qsize())
+            self.dropped += self._queue.qsize()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._client is not None:
+            await self._client.aclose()
+        logging.getLogger("httpx").removeFilter(self._filter)
+
+
+def _retry_after(r: httpx.Response) -> float:
+    """Seconds to wait after a 429: JSON ``retry_after`` (float seconds), else the
+    ``Retry-After`` header, else 1 s; capped at 60 s."""
+    wait = None
+    try:
+        wait = float(r.json().get("retry_after"))
+    except Exception:
+        try:
+            wait = float(r.headers.get("retry-after", ""))
+        except ValueError:
+            wait = None
+    return min(max(wait if wait is not None else 1.0, 0.0), 60.0)
+
+
+def make_notifier(url: Any | None) -> DiscordNotifier | NullNotifier:
+    """A ``DiscordNotifier`` when a webhook URL is configured, else a ``NullNotifier``."""
+    if url is None:
+        return NullNotifier()
+    raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
+    return DiscordNotifier(url) if raw else NullNotifier()

@@ -1,0 +1,86 @@
+"""Loopback Discord webhook receiver for tests.
+
+Accepts ``POST /api/webhooks/{id}/{token}`` with a JSON body and answers 204, recording the
+body. ``rate_limit(times, retry_after)`` answers the next ``times`` posts with Discord's 429
+shape (``{"message": "You are being rate limited.", "retry_after": <float s>, "global":
+false}`` plus ``Retry-After`` and ``X-RateLimit-*`` headers). Requests to any other path get 404.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeDiscord:
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        self.rejected: list[float] = []
+        self._pending_429: list[float] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def webhook_url(self) -> str:
+        assert self._server is not None
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/api/webhooks/123456789/s3cr3t-T0KEN-abcdef"
+
+    def rate_limit(self, times: int = 1, retry_after: float = 0.3) -> None:
+        with self._lock:
+            self._pending_429.extend([retry_after] * times)
+
+    def __enter__(self) -> FakeDiscord:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not self.path.startswith("/api/webhooks/"):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                with fake._lock:
+                    retry = fake._pending_429.pop(0) if fake._pending_429 else None
+                    now = time.monotonic()
+                    if retry is not None:
+                        fake.rejected.append(now)
+                    else:
+                        fake.received.append(json.loads(body))
+                        fake.times.append(now)
+                if retry is not None:
+                    data = json.dumps({"message": "You are being rate limited.",
+                                       "retry_after": retry, "global": False}).encode()
+                    self.send_response(429)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Retry-After", str(max(1, round(retry))))
+                    self.send_header("X-RateLimit-Limit", "5")
+                    self.send_header("X-RateLimit-Remaining", "0")
+                    self.send_header("X-RateLimit-Reset-After", f"{retry:.3f}")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self.send_response(204)
+                self.send_header("X-RateLimit-Limit", "5")
+                self.send_header("X-RateLimit-Remaining", "4")
+                self.send_header("X-RateLimit-Reset-After", "2.0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

@@ -1,0 +1,117 @@
+"""Exchange calendar and the runner's windows.
+
+Independent source: NYSE's published holiday and early-close schedules for 2025 and 2026
+(nyse.com/markets/hours-calendars), the US DST rules (second Sunday of March, first Sunday of
+November), and Cboe's option trading hours (ETF options 16:15, expiring series 16:00).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+import pytest
+from v28quant.calendar import ET, default_calendar
+
+NYSE_HOLIDAYS = {
+    2025: ["2025-01-01", "2025-01-09", "2025-01-20", "2025-02-17", "2025-04-18", "2025-05-26",
+           "2025-06-19", "2025-07-04", "2025-09-01", "2025-11-27", "2025-12-25"],
+    2026: ["2026-01-01", "2026-01-19", "2026-02-16", "2026-04-03", "2026-05-25", "2026-06-19",
+           "2026-07-03", "2026-09-07", "2026-11-26", "2026-12-25"],
+}
+NYSE_EARLY_CLOSES = {2025: ["2025-07-03", "2025-11-28", "2025-12-24"],
+                     2026: ["2026-11-27", "2026-12-24"]}
+
+
+@pytest.fixture(scope="module")
+def cal():
+    return default_calendar()
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_holidays_match_nyse(cal, year: int) -> None:
+    got = [d.isoformat() for d in cal.holidays(f"{year}-01-01", f"{year}-12-31")]
+    assert got == NYSE_HOLIDAYS[year], f"{year}: got {got}"
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_early_closes_match_nyse(cal, year: int) -> None:
+    got = [d.isoformat() for d in cal.early_closes(f"{year}-01-01", f"{year}-12-31")]
+    assert got == NYSE_EARLY_CLOSES[year]
+    for d in got:
+        assert cal.session(d).close.time() == time(13, 0), d
+
+
+def test_day_after_thanksgiving_2026(cal) -> None:
+    s = cal.session("2026-11-27")
+    assert s.early_close and s.close == datetime(2026, 11, 27, 13, 0, tzinfo=ET)
+    w = cal.windows("2026-11-27")
+    # the trading window ends 15 minutes before the early close
+    assert w.trading_end == datetime(2026, 11, 27, 12, 45, tzinfo=ET)
+    assert w.cycles[0].time() == time(9, 45) and w.cycles[-1].time() == time(12, 45)
+    assert len(w.cycles) == 37  # 09:45..12:45 every 5 min: 3 h * 12 + 1
+    assert cal.option_close("SPY", "2026-11-27") == datetime(2026, 11, 27, 13, 15, tzinfo=ET)
+    assert cal.option_close("AAPL", "2026-11-27") == datetime(2026, 11, 27, 13, 0, tzinfo=ET)
+    assert w.after_close == datetime(2026, 11, 27, 13, 30, tzinfo=ET)
+
+
+def test_full_day_windows(cal) -> None:
+    w = cal.windows(date(2026, 3, 4))
+    assert w.premarket == datetime(2026, 3, 4, 9, 0, tzinfo=ET)
+    assert (w.trading_start.time(), w.trading_end.time()) == (time(9, 45), time(15, 45))
+    assert len(w.cycles) == 73  # 6 h * 12 + 1
+    gaps = {(b - a).total_seconds() for a, b in zip(w.cycles[:-1], w.cycles[1:], strict=True)}
+    assert gaps == {300.0}
+    assert w.after_close.time() == time(16, 30)
+
+
+def test_july_3rd_and_good_friday(cal) -> None:
+    assert cal.session("2025-07-03").close.time() == time(13, 0)
+    assert not cal.is_session("2026-07-03")  # Independence Day observed (July 4 is a Saturday)
+    assert not cal.is_session("2026-04-03")  # Good Friday
+    assert cal.previous_session("2026-04-06") == date(2026, 4, 2)
+    assert cal.next_session("2026-04-02") == date(2026, 4, 6)
+    # 2025-04-18 is both Good Friday and the April monthly expiry: it moves to Thursday
+    assert cal.expiry_session("2025-04-18") == date(2025, 4, 17)
+    assert cal.expiry_session("2025-05-16") == date(2025, 5, 16)
+    with pytest.raises(ValueError, match="not a trading session"):
+        cal.session("2026-04-03")
+    with pytest.raises(ValueError, match="not a trading session"):
+        cal.windows("2026-07-04")
+
+
+@pytest.mark.parametrize("day,open_utc", [
+    ("2026-03-06", 14), ("2026-03-09", 13),  # DST starts Sunday 2026-03-08
+    ("2026-10-30", 13), ("2026-11-02", 14),  # DST ends Sunday 2026-11-01
+])
+def test_dst(cal, day: str, open_utc: int) -> None:
+    s = cal.session(day)
+    assert s.open.time() == time(9, 30)
+    assert s.open.astimezone(UTC).hour == open_utc and s.open.astimezone(UTC).minute == 30
+    assert cal.windows(day).cycles[0].astimezone(UTC).hour == open_utc
+
+
+def test_option_cutoffs(cal) -> None:
+    d = "2026-03-04"
+    assert cal.option_close("SPY", d).time() == time(16, 15)
+    assert cal.option_close("qqq", d).time() == time(16, 15)
+    assert cal.option_close("AAPL", d).time() == time(16, 0)
+    # expiring series stop with the equities, even on a late-close ETF
+    assert cal.option_close("SPY", d, expiry=date(2026, 3, 4)).time() == time(16, 0)
+    assert cal.option_close("SPY", d, expiry=date(2026, 3, 6)).time() == time(16, 15)
+
+
+def test_is_open(cal) -> None:
+    assert cal.is_open(datetime(2026, 3, 4, 9, 30, tzinfo=ET))
+    assert not cal.is_open(datetime(2026, 3, 4, 9, 29, tzinfo=ET))
+    assert not cal.is_open(datetime(2026, 3, 4, 16, 0, tzinfo=ET))
+    assert not cal.is_open(datetime(2026, 11, 27, 13, 30, tzinfo=ET))
+    assert not cal.is_open(datetime(2026, 11, 26, 12, 0, tzinfo=ET))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        cal.is_open(datetime(2026, 3, 4, 12))
+
+
+def test_sessions_range(cal) -> None:
+    days = cal.sessions("2026-03-30", "2026-04-10")
+    assert date(2026, 4, 3) not in days and len(days) == 9
+    with pytest.raises(ValueError, match="outside the calendar"):
+        cal.session("1980-01-02")

@@ -1,0 +1,131 @@
+"""Settings: one clear line per bad setting, secrets never shown, live needs confirmation.
+
+Independent reference: the rules of DESIGN.md "Settings" (Alpaca's own variable names,
+``V28_LIVE_CONFIRM=yes`` for live, secrets never logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from v28quant.settings import SettingsError, load_settings
+
+ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL", "APCA_API_DATA_URL",
+       "V28_LIVE_CONFIRM", "DISCORD_WEBHOOK_URL", "V28_JOURNAL", "V28_DATA_FEED",
+       "V28_OPTIONS_FEED", "V28_UNIVERSE", "V28_CONFIG")
+KEY, SECRET = "PKLIVEKEYID0001", "sEcReT-Value-42"
+HOOK = "https://discord.com/api/webhooks/111/hook-TOKEN-xyz"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the working directory
+
+
+def test_defaults_are_paper_without_keys() -> None:
+    s = load_settings()
+    assert not s.has_alpaca_keys and s.data_feed == "iex" and s.options_feed == "indicative"
+    assert s.trading_url(live=False) == "https://paper-api.alpaca.markets"
+    s.require_mode("paper")
+    s.require_mode("backtest")
+
+
+@pytest.mark.parametrize("var,value,expect", [
+    ("APCA_API_BASE_URL", "ftp://example", r"^APCA_API_BASE_URL: must be an http\(s\) URL"),
+    ("APCA_API_DATA_URL", "https://", r"^APCA_API_DATA_URL: must be an http\(s\) URL"),
+    ("V28_DATA_FEED", "bogus", r"^V28_DATA_FEED: .*'iex' or 'sip'"),
+    ("V28_OPTIONS_FEED", "nasdaq", r"^V28_OPTIONS_FEED: .*'indicative' or 'opra'"),
+    ("V28_LIVE_CONFIRM", "maybe", r"^V28_LIVE_CONFIRM: .*boolean"),
+    ("V28_UNIVERSE", "SPY,$$$", r"^V28_UNIVERSE: must be a list of ticker symbols"),
+])
+def test_bad_setting_is_one_line_naming_it(monkeypatch, var: str, value: str,
+                                           expect: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError, match=expect) as ei:
+        load_settings()
+    assert "\n" not in str(ei.value)
+
+
+def test_bad_webhook_url_does_not_echo_it(monkeypatch) -> None:
+    monkeypatch.setenv("DISCORD_WEBHOOK_URL", "discord.com/api/webhooks/1/TOPSECRET")
+    with pytest.raises(SettingsError, match="^DISCORD_WEBHOOK_URL: must be") as ei:
+        load_settings()
+    assert "TOPSECRET" not in str(ei.value)
+
+
+def test_toml_file(tmp_path: Path, monkeypatch) -> None:
+    p = tmp_path / "v28.toml"
+    p.write_text('universe = ["spy", "iwm"]\ndata_feed = "sip"\n[risk]\n'
+                 "max_position_fraction = 0.05\n")
+    s = load_settings(p)
+    assert s.universe == ("SPY", "IWM") and s.data_feed == "sip"
+    assert s.risk.max_position_fraction == 0.05
+    p.write_text("[risk]\nmax_position_fraction = 2\n")
+    with pytest.raises(SettingsError, match="^risk.max_position_fraction: .*less than"):
+        load_settings(p)
+    p.write_text('alpaca_secret_key = "x"\n')
+    with pytest.raises(SettingsError, match="^alpaca_secret_key: secrets belong in the env"):
+        load_settings(p)
+    p.write_text("universe = [\n")
+    with pytest.raises(SettingsError, match="^V28_CONFIG: .* is not valid TOML"):
+        load_settings(p)
+    monkeypatch.setenv("V28_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(SettingsError, match="^V28_CONFIG: no such file"):
+        load_settings()
+
+
+def test_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"APCA_API_KEY_ID={KEY}\nAPCA_API_SECRET_KEY={SECRET}\n"
+                                   "V28_JOURNAL=/tmp/j.sqlite\n")
+    s = load_settings()
+    assert s.has_alpaca_keys and s.alpaca_secret_key.get_secret_value() == SECRET
+    assert str(s.journal_path) == "/tmp/j.sqlite"
+
+
+def test_secrets_never_in_repr_or_logs(monkeypatch, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    monkeypatch.setenv("DISCORD_WEBHOOK_URL", HOOK)
+    s = load_settings()
+    logging.getLogger("v28quant.test").info("settings: %s / %r", s, s)
+    for text in (repr(s), str(s), caplog.text, s.model_dump_json()):
+        assert SECRET not in text and KEY not in text and "hook-TOKEN" not in text, text
+
+
+def test_live_needs_keys_and_confirmation(monkeypatch) -> None:
+    with pytest.raises(SettingsError, match="^APCA_API_KEY_ID: --mode live needs Alpaca keys"):
+        load_settings().require_mode("live")
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+    with pytest.raises(SettingsError, match="^APCA_API_SECRET_KEY: is not set"):
+        load_settings().require_mode("paper")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    with pytest.raises(SettingsError, match="^V28_LIVE_CONFIRM: --mode live also needs "
+                                            "V28_LIVE_CONFIRM=yes") as ei:
+        load_settings().require_mode("live")
+    assert SECRET not in str(ei.value)
+    monkeypatch.setenv("V28_LIVE_CONFIRM", "yes")
+    s = load_settings()
+    s.require_mode("live")
+    assert s.trading_url(live=True) == "https://api.alpaca.markets"
+    with pytest.raises(SettingsError, match="^--mode: must be live, paper or backtest"):
+        s.require_mode("yolo")
+
+
+def test_empty_keys_mean_no_keys(monkeypatch) -> None:
+    monkeypatch.setenv("APCA_API_KEY_ID", "")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", " ")
+    assert not load_settings().has_alpaca_keys
+
+
+def test_endpoint_overrides(monkeypatch) -> None:
+    monkeypatch.setenv("APCA_API_BASE_URL", "http://127.0.0.1:8765/")
+    monkeypatch.setenv("APCA_API_DATA_URL", "http://127.0.0.1:8766")
+    s = load_settings()
+    assert s.trading_url(live=True) == "http://127.0.0.1:8765"
+    assert s.data_url() == "http://127.0.0.1:8766"
