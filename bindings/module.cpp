@@ -6,6 +6,7 @@ namespace v28py {
 void bind_bsm(py::module_& m);
 void bind_surface(py::module_& m);
 void bind_dupire(py::module_& m);
+void bind_geometry(py::module_& m);
 }  // namespace v28py
 
 PYBIND11_MODULE(_core, m) {
@@ -13,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
     v28py::bind_bsm(m);
     v28py::bind_surface(m);
     v28py::bind_dupire(m);
+    v28py::bind_geometry(m);
 }
