@@ -76,9 +76,20 @@ void FisherNormal::jet(const Point& p, Jet& j, bool second) const {
 }
 
 void FisherNormal::christoffel(const Point& p, Christoffel& G) const {
-    Jet j;
-    jet(p, j, false);
-    christoffel_from_jet(j, G);
+    // Closed form of christoffel_from_jet for this metric (the geodesic right-hand side):
+    // Gamma^mu_{mu sigma} = -1/sigma, Gamma^sigma_{mu mu} = 1/(2 sigma), Gamma^sigma_{sigma sigma}
+    // = -1/sigma, the rest 0.
+    const double s = p[1];
+    if (!(s > 0.0) || !std::isfinite(p[0]) || !std::isfinite(s)) {
+        outside("the Fisher normal metric needs sigma > 0 and finite mu", p);
+    }
+    const double inv = 1.0 / s;
+    G[0][0][0] = 0.0;
+    G[0][0][1] = G[0][1][0] = -inv;
+    G[0][1][1] = 0.0;
+    G[1][0][0] = 0.5 * inv;
+    G[1][0][1] = G[1][1][0] = 0.0;
+    G[1][1][1] = -inv;
 }
 
 double FisherNormal::gaussian_curvature(const Point& p) const {
