@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import QuantLib as ql
-
 from v28quant import _core
 from v28quant.options.surface import SviSurface, fit_slice
 from v28quant.quant_models.dupire_local_vol import local_vol, local_vol_from_prices, mc_price
@@ -60,7 +59,7 @@ def test_gatheral_matches_dupire_on_call_prices():
         iv = s.implied_vol(k, ti)
         calls[i] = [
             np.exp(-r * ti) * ql.blackFormula(ql.Option.Call, kj, fwd, v * np.sqrt(ti))
-            for kj, v in zip(k, iv)
+            for kj, v in zip(k, iv, strict=True)
         ]
     fd = local_vol_from_prices(t, k, calls, rate=r, div=q)
     exact = local_vol(s, t[:, None], k[None, :])
@@ -76,8 +75,9 @@ def _heston_iv(spot, r, q, v0, kappa, theta, sigma, rho, t, strikes):
     dc = ql.Actual365Fixed()
     rts = ql.YieldTermStructureHandle(ql.FlatForward(today, r, dc))
     qts = ql.YieldTermStructureHandle(ql.FlatForward(today, q, dc))
-    proc = ql.HestonProcess(rts, qts, ql.QuoteHandle(ql.SimpleQuote(spot)), v0, kappa, theta,
-                            sigma, rho)
+    proc = ql.HestonProcess(
+        rts, qts, ql.QuoteHandle(ql.SimpleQuote(spot)), v0, kappa, theta, sigma, rho
+    )
     engine = ql.AnalyticHestonEngine(ql.HestonModel(proc), 1e-12, 100000)
     days = int(round(t * 365))
     texact = days / 365.0
@@ -129,9 +129,7 @@ def test_local_vol_mc_reprices_heston_smile():
     res = mc_price(surf, tt, kk, call=call, paths=200_000, steps_per_year=250, seed=11)
     w = _core.black_total_variance(res.price.ravel(), fwd_t.ravel(), kk.ravel(), call.ravel())
     iv_mc = np.sqrt(w / tt.ravel()).reshape(tt.shape)
-    iv_heston = np.array(
-        [_heston_iv(spot, r, q, **hp, t=t, strikes=strikes)[2] for t in check_t]
-    )
+    iv_heston = np.array([_heston_iv(spot, r, q, **hp, t=t, strikes=strikes)[2] for t in check_t])
     err = 100.0 * np.abs(iv_mc - iv_heston)
     print(f"\nHeston iv (pts):\n{100 * iv_heston}\nlocal-vol MC iv:\n{100 * iv_mc}\nerr:\n{err}")
     assert np.all(err < 0.4), f"max error {err.max():.3f} vol pts\n{err}"
@@ -141,10 +139,26 @@ def test_mc_is_deterministic_and_thread_independent():
     # Same seed: identical prices whatever the thread count; put-call parity on the same paths
     # (C - P = F - K, undiscounted) holds to rounding because both use one set of paths.
     s = SviSurface([0.5, 1.0], [P1, P2], [100.0, 101.0], spot=100.0)
-    a = mc_price(s, [0.5, 1.0, 1.0], [100.0, 90.0, 90.0], [True, True, False], paths=4000,
-                 steps_per_year=50, seed=3, threads=1)
-    b = mc_price(s, [0.5, 1.0, 1.0], [100.0, 90.0, 90.0], [True, True, False], paths=4000,
-                 steps_per_year=50, seed=3, threads=3)
+    a = mc_price(
+        s,
+        [0.5, 1.0, 1.0],
+        [100.0, 90.0, 90.0],
+        [True, True, False],
+        paths=4000,
+        steps_per_year=50,
+        seed=3,
+        threads=1,
+    )
+    b = mc_price(
+        s,
+        [0.5, 1.0, 1.0],
+        [100.0, 90.0, 90.0],
+        [True, True, False],
+        paths=4000,
+        steps_per_year=50,
+        seed=3,
+        threads=3,
+    )
     np.testing.assert_array_equal(a.price, b.price)
     # Parity within 4 standard errors of the forward's MC estimate (martingale check).
     diff = a.price[1] - a.price[2] - (101.0 - 90.0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-
 from v28quant.geometry import (
     FisherNormalMetric,
     HeightFieldMetric,
@@ -35,8 +34,11 @@ def sympy_christoffel(g, coords):
                 sp.simplify(
                     sum(
                         ginv[k, m]
-                        * (sp.diff(g[m, j], coords[i]) + sp.diff(g[m, i], coords[j])
-                           - sp.diff(g[i, j], coords[m]))
+                        * (
+                            sp.diff(g[m, j], coords[i])
+                            + sp.diff(g[m, i], coords[j])
+                            - sp.diff(g[i, j], coords[m])
+                        )
                         for m in range(2)
                     )
                     / 2
@@ -56,9 +58,10 @@ def test_fisher_christoffel_against_sympy():
     pts = np.array([[0.0, 1.0], [0.3, 0.2], [-2.0, 3.5], [5.0, 0.05]])
     got = FisherNormalMetric().christoffel(pts)
     assert got.shape == (4, 2, 2, 2)
-    for p, gp in zip(pts, got):
-        np.testing.assert_allclose(gp, np.array(gam(*p), dtype=float), rtol=1e-14, atol=1e-14,
-                                   err_msg=f"point {p}")
+    for p, gp in zip(pts, got, strict=True):
+        np.testing.assert_allclose(
+            gp, np.array(gam(*p), dtype=float), rtol=1e-14, atol=1e-14, err_msg=f"point {p}"
+        )
 
 
 def test_fisher_curvature_is_minus_half():
@@ -85,7 +88,9 @@ def test_fisher_geodesic_is_semicircle(x0, v0, t_end):
     a0 = np.arctanh((u0 - c) / R)
     arg = a0 + sgn * speed * geo.t
     exact_u, exact_s = c + R * np.tanh(arg), R / np.cosh(arg)
-    err = max(np.max(np.abs(geo.x[:, 0] / np.sqrt(2) - exact_u)), np.max(np.abs(geo.x[:, 1] - exact_s)))
+    err = max(
+        np.max(np.abs(geo.x[:, 0] / np.sqrt(2) - exact_u)), np.max(np.abs(geo.x[:, 1] - exact_s))
+    )
     assert err < 1e-9, f"x0={x0} v0={v0}: max error {err}"
     assert geo.t.shape == (1000,) and geo.x.shape == (1000, 2) and geo.v.shape == (1000, 2)
     # Affine parametrisation: constant speed |v|_g.
@@ -103,13 +108,20 @@ def test_fisher_vertical_geodesic():
 
 
 @pytest.mark.parametrize(
-    "a, b", [((0.0, 1.0), (3.0, 2.0)), ((0.0, 1.0), (30.0, 1.0)), ((-1.0, 0.1), (2.0, 0.5)),
-             ((0.0, 1.0), (0.0, 4.0))]
+    "a, b",
+    [
+        ((0.0, 1.0), (3.0, 2.0)),
+        ((0.0, 1.0), (30.0, 1.0)),
+        ((-1.0, 0.1), (2.0, 0.5)),
+        ((0.0, 1.0), (0.0, 4.0)),
+    ],
 )
 def test_fisher_distance_closed_form(a, b):
     # Fisher-Rao distance of normals (Atkinson & Mitchell 1981; Costa et al. 2015, eq. 11):
     # sqrt2 arccosh(1 + ((mu1 - mu2)^2 / 2 + (s1 - s2)^2) / (2 s1 s2)). Relative 1e-9.
-    exact = np.sqrt(2) * np.arccosh(1 + ((a[0] - b[0]) ** 2 / 2 + (a[1] - b[1]) ** 2) / (2 * a[1] * b[1]))
+    exact = np.sqrt(2) * np.arccosh(
+        1 + ((a[0] - b[0]) ** 2 / 2 + (a[1] - b[1]) ** 2) / (2 * a[1] * b[1])
+    )
     got = geodesic_distance(FisherNormalMetric(), a, b)
     assert got == pytest.approx(exact, rel=1e-9), f"a={a} b={b}"
 
@@ -131,13 +143,16 @@ def test_paraboloid_christoffel_and_curvature_against_sympy():
     g = sp.Matrix([[1 + fx**2, fx * fy], [fx * fy, 1 + fy**2]])
     gam = sp.lambdify((x, y), sympy_christoffel(g, (x, y)))
     k_gauss = sp.lambdify(
-        (x, y), (sp.diff(f, x, 2) * sp.diff(f, y, 2) - sp.diff(f, x, y) ** 2) / (1 + fx**2 + fy**2) ** 2
+        (x, y),
+        (sp.diff(f, x, 2) * sp.diff(f, y, 2) - sp.diff(f, x, y) ** 2) / (1 + fx**2 + fy**2) ** 2,
     )
     pts = np.array([[0.0, 0.0], [0.37, -0.81], [-0.93, 1.1], [0.5, 0.5], [0.999, -1.49]])
     got = metric.christoffel(pts)
-    for p, gp in zip(pts, got):
+    for p, gp in zip(pts, got, strict=True):
         np.testing.assert_allclose(gp, np.array(gam(*p), dtype=float), atol=1e-10, err_msg=f"{p}")
-    np.testing.assert_allclose(metric.gaussian_curvature(pts), [k_gauss(*p) for p in pts], atol=1e-10)
+    np.testing.assert_allclose(
+        metric.gaussian_curvature(pts), [k_gauss(*p) for p in pts], atol=1e-10
+    )
 
 
 def _sphere(radius=2.0, n=81, half=0.6):

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import QuantLib as ql
-
 from v28quant.options.surface import SviSurface, fit_slice
 
 
@@ -73,7 +72,9 @@ def test_black_inversion_against_quantlib():
     vols = np.array([0.45, 0.3, 0.22, 0.2, 0.18, 0.25])
     for call in (True, False):
         kind = ql.Option.Call if call else ql.Option.Put
-        prices = np.array([ql.blackFormula(kind, k, f, v * np.sqrt(t)) for k, v in zip(ks, vols)])
+        prices = np.array(
+            [ql.blackFormula(kind, k, f, v * np.sqrt(t)) for k, v in zip(ks, vols, strict=True)]
+        )
         w = _core.black_total_variance(prices, np.full(ks.size, f), ks, np.full(ks.size, call))
         np.testing.assert_allclose(np.sqrt(w / t), vols, atol=1e-10, err_msg=f"call={call}")
 

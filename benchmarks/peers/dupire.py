@@ -15,7 +15,6 @@ import timeit
 
 import numpy as np
 import QuantLib as ql
-
 from v28quant.options.surface import SviSurface
 from v28quant.quant_models.dupire_local_vol import local_vol
 
@@ -73,13 +72,17 @@ def main() -> None:
 
     err_ours = float(np.max(np.abs(ours - exact)))
     err_peer = float(np.max(np.abs(peer - exact)))
-    print(f"max |ours - analytic| = {err_ours:.2e}   max |QuantLib - analytic| = {err_peer:.2e}   "
-          f"max |ours - QuantLib| = {np.max(np.abs(ours - peer)):.2e}")
+    print(
+        f"max |ours - analytic| = {err_ours:.2e}   max |QuantLib - analytic| = {err_peer:.2e}   "
+        f"max |ours - QuantLib| = {np.max(np.abs(ours - peer)):.2e}"
+    )
     print()
     print("| job (100 x 100 grid) | v28quant | QuantLib LocalVolSurface (bicubic) | ratio |")
     print("|---|---|---|---|")
-    print(f"| local vol, per grid | {t_ours * 1e3:.3f} ms | {t_peer * 1e3:.1f} ms | "
-          f"{t_peer / t_ours:.0f}x |")
+    print(
+        f"| local vol, per grid | {t_ours * 1e3:.3f} ms | {t_peer * 1e3:.1f} ms | "
+        f"{t_peer / t_ours:.0f}x |"
+    )
     print(f"| local vol, per point | {t_ours / 1e4 * 1e9:.1f} ns | {t_peer / 1e4 * 1e9:.0f} ns | |")
     print(f"| max error vs analytic | {err_ours:.1e} | {err_peer:.1e} | |")
 

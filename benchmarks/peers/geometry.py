@@ -14,7 +14,6 @@ import timeit
 
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
-
 from v28quant.geometry import FisherNormalMetric, geodesic
 
 X0, V0, T_END, N = (0.0, 1.0), (1.0, 0.5), 3.0, 1000
@@ -53,20 +52,37 @@ def main() -> None:
         return odeint(rhs, y0, t, rtol=RTOL, atol=RTOL)[:, :2]
 
     def dop853():
-        return solve_ivp(lambda tt, y: rhs(y), (0.0, T_END), y0, method="DOP853", t_eval=t,
-                         rtol=RTOL, atol=RTOL).y[:2].T
+        return (
+            solve_ivp(
+                lambda tt, y: rhs(y),
+                (0.0, T_END),
+                y0,
+                method="DOP853",
+                t_eval=t,
+                rtol=RTOL,
+                atol=RTOL,
+            )
+            .y[:2]
+            .T
+        )
 
     rows = []
-    for name, fn, number in [("v28quant geodesic (DOPRI5, C++)", ours, 200),
-                             ("scipy odeint (LSODA)", lsoda, 20),
-                             ("scipy solve_ivp DOP853", dop853, 5)]:
+    for name, fn, number in [
+        ("v28quant geodesic (DOPRI5, C++)", ours, 200),
+        ("scipy odeint (LSODA)", lsoda, 20),
+        ("scipy solve_ivp DOP853", dop853, 5),
+    ]:
         err = float(np.max(np.abs(fn() - ref)))
         rows.append((name, best(fn, number), err))
-    print(f"max |ours - odeint| = {np.max(np.abs(ours() - lsoda())):.2e}, "
-          f"max |ours - DOP853| = {np.max(np.abs(ours() - dop853())):.2e}")
+    print(
+        f"max |ours - odeint| = {np.max(np.abs(ours() - lsoda())):.2e}, "
+        f"max |ours - DOP853| = {np.max(np.abs(ours() - dop853())):.2e}"
+    )
     print()
-    print("| solver (1,000 output points, rtol = atol = 1e-10) | time | max error vs semicircle "
-          "| ratio vs v28quant |")
+    print(
+        "| solver (1,000 output points, rtol = atol = 1e-10) | time | max error vs semicircle "
+        "| ratio vs v28quant |"
+    )
     print("|---|---|---|---|")
     base = rows[0][1]
     for name, sec, err in rows:

@@ -49,7 +49,7 @@ class _Metric:
         return np.asarray(_core.geometry_metric(self._core_metric, flat)).reshape(*lead, 2, 2)
 
     def christoffel(self, points: ArrayLike) -> NDArray[np.float64]:
-        """Christoffel symbols at ``points`` (..., 2) -> (..., 2, 2, 2), ``[k, i, j] = Gamma^k_ij``."""
+        """Christoffel symbols at ``points`` (..., 2) -> (..., 2, 2, 2); [k, i, j] = Gamma^k_ij."""
         flat, lead = _points(points)
         out = _core.geometry_christoffel(self._core_metric, flat)
         return np.asarray(out).reshape(*lead, 2, 2, 2)
@@ -93,7 +93,9 @@ class HeightFieldMetric(_Metric):
         yy = np.ascontiguousarray(y, dtype=np.float64).ravel()
         zz = np.ascontiguousarray(z, dtype=np.float64)
         if zz.shape != (xx.size, yy.size):
-            raise ValueError(f"z must have shape (len(x), len(y)) = {(xx.size, yy.size)}, got {zz.shape}")
+            raise ValueError(
+                f"z must have shape (len(x), len(y)) = {(xx.size, yy.size)}, got {zz.shape}"
+            )
         self._core_metric = _core.HeightFieldCore(xx, yy, zz.ravel())
 
     def derivatives(self, points: ArrayLike) -> NDArray[np.float64]:
@@ -130,7 +132,14 @@ def geodesic(
     q0 = np.asarray(v0, dtype=np.float64).reshape(2)
     at = rtol if atol is None else atol
     t, x, v, *_ = _core.geometry_geodesic(
-        metric._core_metric, p0[0], p0[1], q0[0], q0[1], float(t_end), int(n_points), float(rtol),
+        metric._core_metric,
+        p0[0],
+        p0[1],
+        q0[0],
+        q0[1],
+        float(t_end),
+        int(n_points),
+        float(rtol),
         float(at),
     )
     return Geodesic(np.asarray(t), np.asarray(x).reshape(-1, 2), np.asarray(v).reshape(-1, 2))

@@ -139,7 +139,13 @@ class SviSurface:
             )
             j = int(np.argmin(dw))
             cal.append(
-                (self.expiries[i], self.expiries[i + 1], float(dw[j]), float(y[j]), bool(dw[j] >= 0))
+                (
+                    self.expiries[i],
+                    self.expiries[i + 1],
+                    float(dw[j]),
+                    float(y[j]),
+                    bool(dw[j] >= 0),
+                )
             )
         return ArbitrageReport(
             pd.DataFrame(bfly, columns=["t", "min_g", "y_at_min", "free"]),
@@ -262,9 +268,7 @@ class SviSurface:
             )
         if not rows:
             raise ValueError("no expiry had enough usable out-of-the-money quotes to fit")
-        surf = cls(
-            [r[0] for r in rows], np.array([r[1] for r in rows]), [r[2] for r in rows], spot
-        )
+        surf = cls([r[0] for r in rows], np.array([r[1] for r in rows]), [r[2] for r in rows], spot)
         surf.fit_info = pd.DataFrame(info)
         return surf
 

@@ -69,8 +69,9 @@ def local_vol_from_prices(
     kk = np.ascontiguousarray(strike, dtype=np.float64).ravel()
     cc = np.ascontiguousarray(calls, dtype=np.float64)
     if cc.shape != (tt.size, kk.size):
-        raise ValueError(f"calls must have shape (len(t), len(strike)) = {(tt.size, kk.size)}, "
-                         f"got {cc.shape}")
+        raise ValueError(
+            f"calls must have shape (len(t), len(strike)) = {(tt.size, kk.size)}, got {cc.shape}"
+        )
     out = _core.dupire_local_vol_prices(tt, kk, cc.ravel(), float(rate), float(div))
     return np.asarray(out).reshape(cc.shape)
 
@@ -96,7 +97,13 @@ def mc_price(
     flat, shape, scalar = broadcast_flat(("t", "strike", "call"), t, strike, call)
     n_threads = threads if threads is not None else min(os.cpu_count() or 1, 8)
     price, err = _core.dupire_mc_price(
-        *surface._args(), flat[0], flat[1], flat[2].astype(bool), int(paths),
-        int(steps_per_year), int(seed), int(n_threads),
+        *surface._args(),
+        flat[0],
+        flat[1],
+        flat[2].astype(bool),
+        int(paths),
+        int(steps_per_year),
+        int(seed),
+        int(n_threads),
     )
     return MCPrice(shape_out(price, shape, scalar), shape_out(err, shape, scalar))
