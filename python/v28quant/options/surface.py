@@ -1,0 +1,301 @@
+"""Implied-volatility surface from raw SVI slices of total implied variance (compiled core).
+
+Raw SVI per expiry ``t_i`` (Gatheral 2004): total implied variance ``w = iv**2 * t`` at
+log-moneyness ``y = ln(strike / F(t))``,
+
+    w_i(y) = a + b * (rho * (y - m) + sqrt((y - m)**2 + sigma**2)).
+
+Between expiries ``w`` is linear in ``t`` at fixed ``y``; this keeps the surface free of
+calendar arbitrage whenever the slices are ordered (``w_{i+1}(y) >= w_i(y)``). Before the first
+expiry ``w(y, t) = (t / t_1) w_1(y)`` (the first slice's implied vol at fixed ``y``); after the
+last one ``w(y, t) = (t / t_N) w_N(y)`` (the last slice's implied vol held). The forward curve
+``F(t)`` is log-linear through ``(0, spot)`` (when given) and ``(t_i, F_i)``, extended flat in
+carry rate beyond its end nodes.
+
+References
+----------
+J. Gatheral (2004), "A parsimonious arbitrage-free implied volatility parameterization",
+Global Derivatives. J. Gatheral, A. Jacquier (2014), "Arbitrage-free SVI volatility surfaces",
+Quant. Finance 14(1) (g(y), eq. 2.1). Zeliade Systems (2009), "Quasi-explicit calibration of
+Gatheral's SVI model", white paper ZWP-0005.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from v28quant import _core
+from v28quant._arrays import broadcast_flat, shape_out
+
+_YEAR_DAYS = 365.0
+
+
+@dataclass(frozen=True)
+class ArbitrageReport:
+    """Static-arbitrage diagnostics of an SVI surface on a grid of log-moneyness.
+
+    Attributes
+    ----------
+    butterfly : DataFrame
+        One row per slice: ``t``, ``min_g`` (minimum of the Gatheral-Jacquier density factor
+        g(y); negative means butterfly arbitrage), ``y_at_min`` and ``free`` (``min_g >= 0``).
+    calendar : DataFrame
+        One row per pair of consecutive slices: ``t1``, ``t2``, ``min_dw`` (minimum of
+        ``w_2(y) - w_1(y)``; negative means calendar arbitrage), ``y_at_min`` and ``free``.
+    """
+
+    butterfly: pd.DataFrame
+    calendar: pd.DataFrame
+
+    @property
+    def free(self) -> bool:
+        """True when no slice has butterfly and no pair has calendar arbitrage on the grid."""
+        return bool(self.butterfly["free"].all() and self.calendar["free"].all())
+
+
+class SviSurface:
+    """Total implied variance surface of raw SVI slices, linear in maturity at fixed ``y``.
+
+    Parameters
+    ----------
+    expiries : array_like, shape (n,)
+        Slice maturities in years, strictly increasing, > 0.
+    params : array_like, shape (n, 5)
+        Raw SVI ``(a, b, rho, m, sigma)`` of total variance per slice.
+    forwards : array_like, shape (n,)
+        Forward price of each slice (currency per unit of underlying).
+    spot : float, optional
+        Spot price, the ``t = 0`` node of the forward curve.
+    """
+
+    def __init__(
+        self,
+        expiries: ArrayLike,
+        params: ArrayLike,
+        forwards: ArrayLike,
+        spot: float | None = None,
+    ) -> None:
+        self.expiries = np.ascontiguousarray(expiries, dtype=np.float64).ravel()
+        self.params = np.ascontiguousarray(params, dtype=np.float64).reshape(-1, 5)
+        self.forwards = np.ascontiguousarray(forwards, dtype=np.float64).ravel()
+        self.spot = None if spot is None else float(spot)
+        if self.spot is not None and not self.spot > 0.0:
+            raise ValueError(f"spot must be > 0, got {self.spot}")
+        self.fit_info: pd.DataFrame | None = None
+        # Validate once (the core raises ValueError naming the bad slice).
+        self._args()
+        _core.svi_forward(*self._args(), np.zeros(1))
+
+    def _args(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]:
+        return self.expiries, self.params.ravel(), self.forwards, self.spot or 0.0
+
+    def total_variance(self, y: ArrayLike, t: ArrayLike) -> Any:
+        """Total implied variance ``w(y, t)`` (years * vol^2); ``y = ln(K / F(t))``, ``t >= 0``."""
+        flat, shape, scalar = broadcast_flat(("y", "t"), y, t)
+        return shape_out(_core.svi_total_variance(*self._args(), *flat), shape, scalar)
+
+    def implied_vol(self, strike: ArrayLike, t: ArrayLike) -> Any:
+        """Annualised Black implied vol at ``strike`` and maturity ``t > 0`` (years)."""
+        flat, shape, scalar = broadcast_flat(("strike", "t"), strike, t)
+        return shape_out(_core.svi_implied_vol(*self._args(), *flat), shape, scalar)
+
+    def forward(self, t: ArrayLike) -> Any:
+        """Forward ``F(t)`` of the surface's forward curve."""
+        flat, shape, scalar = broadcast_flat(("t",), t)
+        return shape_out(_core.svi_forward(*self._args(), flat[0]), shape, scalar)
+
+    def log_moneyness(self, strike: ArrayLike, t: ArrayLike) -> Any:
+        """``y = ln(strike / F(t))``."""
+        return np.log(np.asarray(strike, dtype=np.float64)) - np.log(self.forward(t))
+
+    def arbitrage_report(self, n_y: int = 2001, width: float = 8.0) -> ArbitrageReport:
+        """Butterfly (``g(y) >= 0``) and calendar (``w`` non-decreasing in ``t``) checks.
+
+        Each slice is scanned on ``n_y`` points of ``|y| <= width * sqrt(w_i(0))`` (``width``
+        ATM standard deviations); each consecutive pair on the later slice's range. Because
+        ``w`` is linear in ``t`` between slices, ordered slices imply an arbitrage-free surface
+        in maturity.
+        """
+        bfly, cal = [], []
+        halfw = []
+        for i, p in enumerate(self.params):
+            w0 = _core.svi_slice_derivs(p, np.zeros(1))[0][0]
+            half = width * np.sqrt(max(w0, 1e-8))
+            halfw.append(half)
+            y = np.linspace(-half, half, n_y)
+            g = _core.svi_slice_derivs(p, y)[3]
+            j = int(np.nanargmin(g))
+            bfly.append((self.expiries[i], float(g[j]), float(y[j]), bool(g[j] >= 0.0)))
+        for i in range(len(self.expiries) - 1):
+            y = np.linspace(-halfw[i + 1], halfw[i + 1], n_y)
+            dw = (
+                _core.svi_slice_derivs(self.params[i + 1], y)[0]
+                - _core.svi_slice_derivs(self.params[i], y)[0]
+            )
+            j = int(np.argmin(dw))
+            cal.append(
+                (
+                    self.expiries[i],
+                    self.expiries[i + 1],
+                    float(dw[j]),
+                    float(y[j]),
+                    bool(dw[j] >= 0),
+                )
+            )
+        return ArbitrageReport(
+            pd.DataFrame(bfly, columns=["t", "min_g", "y_at_min", "free"]),
+            pd.DataFrame(cal, columns=["t1", "t2", "min_dw", "y_at_min", "free"]),
+        )
+
+    @classmethod
+    def fit(
+        cls,
+        chain: pd.DataFrame,
+        *,
+        quote_date: Any = None,
+        spot: float | None = None,
+        quotes: str = "mid",
+        min_t: float = 2.0 / _YEAR_DAYS,
+        max_rel_spread: float = 0.5,
+        min_quotes: int = 8,
+        parity_strikes: int = 6,
+        max_abs_y: float | None = None,
+    ) -> SviSurface:
+        """Fit one raw SVI slice per expiry to the out-of-the-money quotes of an option chain.
+
+        Parameters
+        ----------
+        chain : DataFrame
+            One row per contract with columns ``strike``, ``type`` (``"call"``/``"put"`` or
+            ``"C"``/``"P"``), ``bid`` and ``ask`` (option prices), and either ``t`` (years) or
+            ``expiration`` with ``quote_date`` (a column or the argument; ACT/365). With
+            ``quotes="iv"`` the column ``iv`` (decimal) supplies the implied vols while mids
+            still give the forward.
+        spot : float, optional
+            Spot price, stored as the ``t = 0`` node of the forward curve.
+        min_t : float
+            Expiries shorter than this (years) are dropped (0DTE contracts).
+        max_rel_spread : float
+            Quotes with ``(ask - bid) / mid`` above this are dropped; ``bid > 0`` is required.
+        min_quotes : int
+            Expiries with fewer usable OTM quotes are dropped.
+        parity_strikes : int
+            Number of strikes nearest the money (smallest ``|C - P|``) in the put-call parity
+            regression ``C - P = D F - D K`` giving the forward ``F`` and discount ``D``.
+        max_abs_y : float, optional
+            Keep only quotes with ``|ln(K / F)| <= max_abs_y``.
+
+        Notes
+        -----
+        Only out-of-the-money quotes are used (puts below the forward, calls at or above it),
+        so early-exercise premia of American options (SPY) mostly drop out; prices are
+        undiscounted by ``D`` and inverted to Black total variance. The per-expiry forward,
+        discount, quote count and fit error (RMSE and max error in vol points) are stored in
+        ``fit_info``.
+        """
+        if quotes not in ("mid", "iv"):
+            raise ValueError(f"quotes must be 'mid' or 'iv', got {quotes!r}")
+        df = chain.copy()
+        for col in ("strike", "type", "bid", "ask"):
+            if col not in df.columns:
+                raise ValueError(f"chain is missing the column {col!r}")
+        if "t" not in df.columns:
+            if "expiration" not in df.columns:
+                raise ValueError("chain needs a 't' column or an 'expiration' column")
+            qd = quote_date if quote_date is not None else df.get("quote_date")
+            if qd is None:
+                raise ValueError("give quote_date (argument or column) with 'expiration'")
+            days = (pd.to_datetime(df["expiration"]) - pd.to_datetime(qd)).dt.days
+            df["t"] = days.astype(float) / _YEAR_DAYS
+        df["is_call"] = df["type"].astype(str).str.lower().str[0] == "c"
+        df = df[(df["t"] >= min_t) & (df["bid"] > 0) & (df["ask"] >= df["bid"])]
+        df = df.assign(mid=0.5 * (df["bid"] + df["ask"]))
+        df = df[(df["ask"] - df["bid"]) / df["mid"] <= max_rel_spread]
+
+        rows, info = [], []
+        for t, g in df.groupby("t"):
+            calls = g[g["is_call"]].groupby("strike")["mid"].mean()
+            puts = g[~g["is_call"]].groupby("strike")["mid"].mean()
+            both = calls.index.intersection(puts.index)
+            if len(both) < 2:
+                continue
+            diff = (calls[both] - puts[both]).to_numpy()
+            strikes = both.to_numpy(dtype=float)
+            near = np.argsort(np.abs(diff))[: max(parity_strikes, 2)]
+            slope, intercept = np.polyfit(strikes[near], diff[near], 1)
+            disc = -slope
+            if not disc > 0:
+                continue
+            fwd = intercept / disc
+            k = g["strike"].to_numpy(dtype=float)
+            otm = np.where(k < fwd, ~g["is_call"].to_numpy(), g["is_call"].to_numpy())
+            q = g[otm]
+            k = q["strike"].to_numpy(dtype=float)
+            if quotes == "iv":
+                w = q["iv"].to_numpy(dtype=float) ** 2 * float(t)
+            else:
+                w = _core.black_total_variance(
+                    q["mid"].to_numpy(dtype=float) / disc,
+                    np.full(len(q), fwd),
+                    k,
+                    q["is_call"].to_numpy(),
+                )
+            y = np.log(k / fwd)
+            ok = np.isfinite(w) & (w > 0)
+            if max_abs_y is not None:
+                ok &= np.abs(y) <= max_abs_y
+            y, w = y[ok], w[ok]
+            if len(y) < max(min_quotes, 5):
+                continue
+            params, _, _ = _core.svi_fit_slice(y, w, np.empty(0))
+            fitted_iv = np.sqrt(_core.svi_slice_derivs(np.asarray(params), y)[0] / t)
+            err = 100.0 * (fitted_iv - np.sqrt(w / t))
+            rows.append((float(t), params, fwd))
+            info.append(
+                {
+                    "t": float(t),
+                    "forward": fwd,
+                    "discount": disc,
+                    "n_quotes": len(y),
+                    "rmse_vol_pts": float(np.sqrt(np.mean(err**2))),
+                    "max_err_vol_pts": float(np.max(np.abs(err))),
+                }
+            )
+        if not rows:
+            raise ValueError("no expiry had enough usable out-of-the-money quotes to fit")
+        surf = cls([r[0] for r in rows], np.array([r[1] for r in rows]), [r[2] for r in rows], spot)
+        surf.fit_info = pd.DataFrame(info)
+        return surf
+
+
+def fit_slice(
+    y: ArrayLike, w: ArrayLike, weights: ArrayLike | None = None
+) -> tuple[NDArray[np.float64], float]:
+    """Quasi-explicit raw SVI fit of one slice (Zeliade 2009).
+
+    Parameters
+    ----------
+    y : array_like
+        Log-moneyness ``ln(K / F)``.
+    w : array_like
+        Total implied variance ``iv**2 * t`` (years * vol^2), > 0.
+    weights : array_like, optional
+        Non-negative least-squares weights (default ones).
+
+    Returns
+    -------
+    params : ndarray, shape (5,)
+        ``(a, b, rho, m, sigma)``.
+    rmse : float
+        Weighted root-mean-square error in total variance.
+    """
+    yy = np.ascontiguousarray(y, dtype=np.float64).ravel()
+    ww = np.ascontiguousarray(w, dtype=np.float64).ravel()
+    wt = np.empty(0) if weights is None else np.ascontiguousarray(weights, dtype=np.float64).ravel()
+    params, rmse, _ = _core.svi_fit_slice(yy, ww, wt)
+    return np.asarray(params, dtype=np.float64), float(rmse)
