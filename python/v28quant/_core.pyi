@@ -5,7 +5,27 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['bsm_greeks', 'bsm_price']
+__all__: list[str] = ['FisherNormalCore', 'HeightFieldCore', 'black_total_variance', 'bsm_greeks', 'bsm_price', 'dupire_local_vol_prices', 'dupire_local_vol_svi', 'dupire_mc_price', 'geometry_christoffel', 'geometry_distance', 'geometry_gaussian_curvature', 'geometry_geodesic', 'geometry_metric', 'svi_fit_slice', 'svi_forward', 'svi_implied_vol', 'svi_slice_derivs', 'svi_total_variance']
+class FisherNormalCore:
+    """
+    Fisher-Rao metric of N(mu, sigma^2): (dmu^2 + 2 dsigma^2) / sigma^2.
+    """
+    def __init__(self) -> None:
+        ...
+class HeightFieldCore:
+    """
+    Induced metric of z = f(x, y), f a not-a-knot bicubic spline.
+    """
+    def __init__(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+        ...
+    def derivatives(self, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        Spline f, f_x, f_y, f_xx, f_xy, f_yy at flat (n, 2) points -> flat (n, 6).
+        """
+def black_total_variance(price: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forward: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Implied total variance iv^2 t of undiscounted Black prices on a forward; NaN outside the no-arbitrage bounds.
+    """
 def bsm_greeks(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], vol: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
     Black-Scholes-Merton price and Greeks (price, delta, gamma, vega per 1.00 vol, theta per year, rho per 1.00 rate) as a tuple of arrays.
@@ -13,4 +33,86 @@ def bsm_greeks(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], st
 def bsm_price(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], vol: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> numpy.typing.NDArray[numpy.float64]:
     """
     Black-Scholes-Merton price per unit of underlying. Flat float64 arrays of one length; t in years, rate/div continuously compounded, vol annualised; call is 1 (call) or 0 (put).
+    """
+def dupire_local_vol_prices(t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], calls: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.SupportsFloat | typing.SupportsIndex, div: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Dupire local vol from discounted call prices on a (t, strike) grid (flat row-major) by finite differences; constant rate and dividend yield.
+    """
+def dupire_local_vol_svi(expiries: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forwards: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.SupportsFloat | typing.SupportsIndex, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Local vol sigma_loc(t, K) of an SVI surface by Gatheral's formula (Volatility Surface eq. 1.10); NaN where the surface has arbitrage.
+    """
+def dupire_mc_price(expiries: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forwards: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.SupportsFloat | typing.SupportsIndex, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], paths: typing.SupportsInt | typing.SupportsIndex, steps_per_year: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Undiscounted vanilla prices and standard errors by local-vol Monte Carlo (Euler in ln(S/F), antithetic, SplitMix64 streams per path pair: thread-count independent).
+    """
+@typing.overload
+def geometry_christoffel(metric: FisherNormalCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Christoffel symbols at flat (n, 2) points -> flat (n, 2, 2, 2), [k, i, j] = Gamma^k_ij.
+    """
+@typing.overload
+def geometry_christoffel(metric: HeightFieldCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Christoffel symbols at flat (n, 2) points -> flat (n, 2, 2, 2), [k, i, j] = Gamma^k_ij.
+    """
+@typing.overload
+def geometry_distance(metric: FisherNormalCore, a0: typing.SupportsFloat | typing.SupportsIndex, a1: typing.SupportsFloat | typing.SupportsIndex, b0: typing.SupportsFloat | typing.SupportsIndex, b1: typing.SupportsFloat | typing.SupportsIndex, rtol: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, float, float, float, int]:
+    """
+    Geodesic distance by shooting: (distance, v0_0, v0_1, endpoint residual, Newton iterations).
+    """
+@typing.overload
+def geometry_distance(metric: HeightFieldCore, a0: typing.SupportsFloat | typing.SupportsIndex, a1: typing.SupportsFloat | typing.SupportsIndex, b0: typing.SupportsFloat | typing.SupportsIndex, b1: typing.SupportsFloat | typing.SupportsIndex, rtol: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, float, float, float, int]:
+    """
+    Geodesic distance by shooting: (distance, v0_0, v0_1, endpoint residual, Newton iterations).
+    """
+@typing.overload
+def geometry_gaussian_curvature(metric: FisherNormalCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Gaussian curvature at flat (n, 2) points.
+    """
+@typing.overload
+def geometry_gaussian_curvature(metric: HeightFieldCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Gaussian curvature at flat (n, 2) points.
+    """
+@typing.overload
+def geometry_geodesic(metric: FisherNormalCore, x0: typing.SupportsFloat | typing.SupportsIndex, x1: typing.SupportsFloat | typing.SupportsIndex, v0: typing.SupportsFloat | typing.SupportsIndex, v1: typing.SupportsFloat | typing.SupportsIndex, t_end: typing.SupportsFloat | typing.SupportsIndex, n_points: typing.SupportsInt | typing.SupportsIndex, rtol: typing.SupportsFloat | typing.SupportsIndex, atol: typing.SupportsFloat | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], int, int, int]:
+    """
+    Geodesic by Dormand-Prince 5(4) with dense output: (t, x flat (n, 2), v flat (n, 2), accepted steps, rejected steps, evaluations).
+    """
+@typing.overload
+def geometry_geodesic(metric: HeightFieldCore, x0: typing.SupportsFloat | typing.SupportsIndex, x1: typing.SupportsFloat | typing.SupportsIndex, v0: typing.SupportsFloat | typing.SupportsIndex, v1: typing.SupportsFloat | typing.SupportsIndex, t_end: typing.SupportsFloat | typing.SupportsIndex, n_points: typing.SupportsInt | typing.SupportsIndex, rtol: typing.SupportsFloat | typing.SupportsIndex, atol: typing.SupportsFloat | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], int, int, int]:
+    """
+    Geodesic by Dormand-Prince 5(4) with dense output: (t, x flat (n, 2), v flat (n, 2), accepted steps, rejected steps, evaluations).
+    """
+@typing.overload
+def geometry_metric(metric: FisherNormalCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Metric tensor g_ij at flat (n, 2) points -> flat (n, 2, 2).
+    """
+@typing.overload
+def geometry_metric(metric: HeightFieldCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Metric tensor g_ij at flat (n, 2) points -> flat (n, 2, 2).
+    """
+def svi_fit_slice(y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], max_iter: typing.SupportsInt | typing.SupportsIndex = 400) -> tuple[tuple[float, float, float, float, float], float, int]:
+    """
+    Quasi-explicit SVI fit (Zeliade 2009) of total variances w at log-moneyness y with weights (empty: ones). Returns ((a, b, rho, m, sigma), weighted rmse in w, evaluations).
+    """
+def svi_forward(expiries: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forwards: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.SupportsFloat | typing.SupportsIndex, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Forward F(t) of the surface: ln F piecewise linear in t through the nodes.
+    """
+def svi_implied_vol(expiries: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forwards: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.SupportsFloat | typing.SupportsIndex, strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Annualised implied vol sqrt(w(ln(K / F(t)), t) / t) of an SVI surface; t > 0 in years.
+    """
+def svi_slice_derivs(params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    One raw SVI slice at log-moneyness y: (w, dw/dy, d2w/dy2, g) with g the Gatheral-Jacquier butterfly density factor (g >= 0: no butterfly arbitrage).
+    """
+def svi_total_variance(expiries: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forwards: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.SupportsFloat | typing.SupportsIndex, y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Total implied variance w(y, t) (years * vol^2) of an SVI surface; y = ln(K / F(t)), t in years; linear in t at fixed y between slices. params flat (n, 5) raw SVI; spot <= 0: none.
     """
