@@ -4,9 +4,17 @@
 
 namespace v28py {
 void bind_bsm(py::module_& m);
+void bind_rng(py::module_& m);
+void bind_mc(py::module_& m);
+void bind_heston(py::module_& m);
+void bind_merton(py::module_& m);
 }  // namespace v28py
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "v28quant compiled quant core (C++20, Eigen); see the typed faces in v28quant.*";
     v28py::bind_bsm(m);
+    v28py::bind_rng(m);
+    v28py::bind_mc(m);
+    v28py::bind_heston(m);
+    v28py::bind_merton(m);
 }
