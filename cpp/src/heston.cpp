@@ -123,14 +123,17 @@ void build_adaptive(double t, const Params& p, double xmax, Integral& in) {
     in.vol_cv = std::sqrt(average_variance(t, p));
     const double width_cf = 4.0 / std::sqrt(in.vol_cv * in.vol_cv * t);
     const double width_osc = 5.0 * std::numbers::pi / std::max(xmax, 1e-3);
-    const double h = std::min(width_cf, width_osc);
+    const double h_max = std::min(width_cf, width_osc);
     constexpr double tol = 1e-13;  // relative to sqrt(F K) / pi, per unit of u
     constexpr int max_panels = 512;
     const auto& gl = gl16();
-    double env_prev = 0.0;
-    for (int panel = 0; panel < max_panels; ++panel) {
+    double env_prev = 0.0, a = 0.0, h = 0.0;
+    for (int panel = 0; panel < max_panels; ++panel, a += h) {
+        // Panels graded away from u = 0: psi(u - i/2) has singularities (moment explosions) on
+        // the imaginary axis at distance >= 1/2 from the contour, so a panel [a, a + h] keeps
+        // them outside its Bernstein ellipse when h <= max(1/2, 2 a).
+        h = std::min(h_max, std::max(0.5, 2.0 * a));
         const std::size_t from = in.u.size();
-        const double a = panel * h;
         for (int i = 0; i < 16; ++i) {
             in.u.push_back(a + 0.5 * h * (gl.x[i] + 1.0));
             in.weight.push_back(0.5 * h * gl.w[i]);
