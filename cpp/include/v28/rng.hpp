@@ -29,23 +29,27 @@ inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u;  // golden ratio
 inline constexpr std::uint32_t philox_w1 = 0xBB67AE85u;  // sqrt(3) - 1
 
 // Philox4x32-10 on W independent counters held as structure of arrays (c0..c3 in, random words
-// out, in place), so that the loop over lanes vectorises. Key (k0, k1) is shared by the lanes.
+// out, in place), so that the loop over lanes vectorises. Each 32-bit word sits in a 64-bit lane:
+// the 32 x 32 -> 64-bit products then map onto vpmuludq. Key (k0, k1) is shared by the lanes.
 template <int W>
-V28_INLINE void philox4x32_10(std::uint32_t* c0, std::uint32_t* c1, std::uint32_t* c2,
-                              std::uint32_t* c3, std::uint32_t k0, std::uint32_t k1) {
+V28_INLINE void philox4x32_10(std::uint64_t* __restrict c0, std::uint64_t* __restrict c1,
+                              std::uint64_t* __restrict c2, std::uint64_t* __restrict c3,
+                              std::uint32_t k0, std::uint32_t k1) {
+    constexpr std::uint64_t lo32 = 0xFFFFFFFFull;
+    std::uint64_t key0 = k0, key1 = k1;
     for (int r = 0; r < 10; ++r) {
         for (int l = 0; l < W; ++l) {
-            const std::uint64_t p0 = static_cast<std::uint64_t>(philox_m0) * c0[l];
-            const std::uint64_t p1 = static_cast<std::uint64_t>(philox_m1) * c2[l];
-            const auto n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
-            const auto n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
-            c1[l] = static_cast<std::uint32_t>(p1);
-            c3[l] = static_cast<std::uint32_t>(p0);
+            const std::uint64_t p0 = (c0[l] & lo32) * philox_m0;
+            const std::uint64_t p1 = (c2[l] & lo32) * philox_m1;
+            const std::uint64_t n0 = (p1 >> 32) ^ c1[l] ^ key0;
+            const std::uint64_t n2 = (p0 >> 32) ^ c3[l] ^ key1;
+            c1[l] = p1 & lo32;
+            c3[l] = p0 & lo32;
             c0[l] = n0;
             c2[l] = n2;
         }
-        k0 += philox_w0;
-        k1 += philox_w1;
+        key0 = (key0 + philox_w0) & lo32;
+        key1 = (key1 + philox_w1) & lo32;
     }
 }
 
@@ -54,7 +58,7 @@ void philox4x32_10(const std::uint32_t counter[4], const std::uint32_t key[2],
                    std::uint32_t out[4]);
 
 // Uniform in the open interval (0, 1) from 32 random bits: (x + 1/2) / 2^32.
-V28_INLINE double uniform_open(std::uint32_t x) {
+V28_INLINE double uniform_open(std::uint64_t x) {
     return (static_cast<double>(x) + 0.5) * 0x1p-32;
 }
 
@@ -125,6 +129,21 @@ V28_INLINE double log(double x) {
     return k * ln2_hi - ((hfsq - (s * (hfsq + rr) + k * ln2_lo)) - f);
 }
 
+// sqrt(x) for finite x >= 0, branch-free: a bit-level estimate of 1/sqrt(x) refined by four
+// Newton steps (error 3.5e-2 -> 2e-3 -> 5e-6 -> 4e-11 -> below 1 ulp), times x. std::sqrt would
+// do, but its errno path keeps the compiler from vectorising the loops that call it.
+V28_INLINE double sqrt(double x) {
+    double y = std::bit_cast<double>(0x5FE6EB50C7B537A9ull - (std::bit_cast<std::uint64_t>(x) >> 1));
+    const double hx = 0.5 * x;
+    y = y * (1.5 - hx * y * y);
+    y = y * (1.5 - hx * y * y);
+    y = y * (1.5 - hx * y * y);
+    y = y * (1.5 - hx * y * y);
+    const double s = x * y;
+    // One Newton step on s itself, s + (x - s^2) / (2 s) = s + (x - s^2) y / 2, for the last ulp.
+    return x > 0.0 ? s + 0.5 * y * (x - s * s) : 0.0;
+}
+
 namespace detail {
 
 // sin and cos of r, |r| <= pi/4 (fdlibm k_sin.c / k_cos.c polynomials).
@@ -173,9 +192,9 @@ V28_INLINE void sincos(double x, double& s, double& c) {
 
 // Two independent standard normals from two 32-bit words (Box-Muller):
 // z0 = R cos(2 pi u1), z1 = R sin(2 pi u1), R = sqrt(-2 ln u0), u0 in (0, 1), u1 in [0, 1).
-V28_INLINE void box_muller(std::uint32_t x0, std::uint32_t x1, double& z0, double& z1) {
+V28_INLINE void box_muller(std::uint64_t x0, std::uint64_t x1, double& z0, double& z1) {
     using namespace detail;
-    const double radius = __builtin_sqrt(-2.0 * v28::rng::log(uniform_open(x0)));
+    const double radius = sqrt(-2.0 * v28::rng::log(uniform_open(x0)));
     // 2 pi u1 = q pi/2 + r with q = round(4 u1) and r = 2 pi (u1 - q/4), both exact in u1.
     const double u1 = static_cast<double>(x1) * 0x1p-32;
     const double t = 4.0 * u1 + round_shift;
@@ -193,7 +212,7 @@ V28_INLINE void box_muller(std::uint32_t x0, std::uint32_t x1, double& z0, doubl
 template <int W>
 V28_INLINE void normals4(const std::uint32_t* c0, std::uint32_t c1, const std::uint32_t* c2,
                          const std::uint32_t* c3, std::uint64_t seed, double* out) {
-    alignas(64) std::uint32_t a[W], b[W], c[W], d[W];
+    alignas(64) std::uint64_t a[W], b[W], c[W], d[W];
     for (int l = 0; l < W; ++l) {
         a[l] = c0[l];
         b[l] = c1;
