@@ -16,31 +16,46 @@ import numpy as np
 import pandas as pd
 import pytest
 import QuantLib as ql
-
 from v28quant.options import black_scholes as bs
 from v28quant.quant_models import heston_model as heston
 from v28quant.quant_models import monte_carlo_pricer as mc
 
-LEWIS = dict(spot=100.0, t=1.0, rate=0.01, div=0.02, v0=0.04, kappa=4.0, theta=0.25, sigma=1.0,
-             rho=-0.5)
+LEWIS = dict(
+    spot=100.0, t=1.0, rate=0.01, div=0.02, v0=0.04, kappa=4.0, theta=0.25, sigma=1.0, rho=-0.5
+)
 LEWIS_STRIKES = [80.0, 90.0, 100.0, 110.0, 120.0]
-LEWIS_CALLS = [26.774758743998854221382195325726949201687074848341,
-               20.933349000596710388139445766564068085476194042256,
-               16.070154917028834278213466703938231827658768230714,
-               12.132211516709844867860534767549426052805766831181,
-               9.024913483457835636553375454092357136489051667150]
-LEWIS_PUTS = [7.958878113256768285213263077598987193482161301733,
-              12.017966707346304987709573290236471654992071308187,
-              17.055270961270109413522653999411000974895436309183,
-              23.017825898442800538908781834822560777763225722188,
-              29.811026202682471843340682293165857439167301370697]
+LEWIS_CALLS = [
+    26.774758743998854221382195325726949201687074848341,
+    20.933349000596710388139445766564068085476194042256,
+    16.070154917028834278213466703938231827658768230714,
+    12.132211516709844867860534767549426052805766831181,
+    9.024913483457835636553375454092357136489051667150,
+]
+LEWIS_PUTS = [
+    7.958878113256768285213263077598987193482161301733,
+    12.017966707346304987709573290236471654992071308187,
+    17.055270961270109413522653999411000974895436309183,
+    23.017825898442800538908781834822560777763225722188,
+    29.811026202682471843340682293165857439167301370697,
+]
 
 
 @pytest.mark.parametrize(("call", "expected"), [(True, LEWIS_CALLS), (False, LEWIS_PUTS)])
 def test_lewis_reference_prices(call: bool, expected: list[float]) -> None:
     p = LEWIS
-    got = heston.price(p["spot"], np.array(LEWIS_STRIKES), p["t"], p["rate"], p["div"], p["v0"],
-                       p["kappa"], p["theta"], p["sigma"], p["rho"], call)
+    got = heston.price(
+        p["spot"],
+        np.array(LEWIS_STRIKES),
+        p["t"],
+        p["rate"],
+        p["div"],
+        p["v0"],
+        p["kappa"],
+        p["theta"],
+        p["sigma"],
+        p["rho"],
+        call,
+    )
     err = np.abs(got - np.array(expected))
     assert err.max() < 1e-11, f"{p} call={call}: errors {err}"
 
@@ -52,12 +67,16 @@ def _quantlib_prices(spot, strikes, days, rate, div, params, calls):
     process = ql.HestonProcess(
         ql.YieldTermStructureHandle(ql.FlatForward(today, rate, dc)),
         ql.YieldTermStructureHandle(ql.FlatForward(today, div, dc)),
-        ql.QuoteHandle(ql.SimpleQuote(spot)), *params)
+        ql.QuoteHandle(ql.SimpleQuote(spot)),
+        *params,
+    )
     engine = ql.AnalyticHestonEngine(ql.HestonModel(process), 1e-12, 10_000_000)
     out = []
     for k, c in zip(strikes, calls, strict=True):
-        opt = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call if c else ql.Option.Put, k),
-                               ql.EuropeanExercise(today + days))
+        opt = ql.VanillaOption(
+            ql.PlainVanillaPayoff(ql.Option.Call if c else ql.Option.Put, k),
+            ql.EuropeanExercise(today + days),
+        )
         opt.setPricingEngine(engine)
         out.append(opt.NPV())
     return np.array(out)
@@ -80,7 +99,9 @@ def test_matches_quantlib_analytic_engine(params: tuple, days: int) -> None:
     ref = _quantlib_prices(100.0, strikes, days, 0.03, 0.01, params, calls)
     got = heston.price(100.0, strikes, days / 365, 0.03, 0.01, *params, call=calls)
     err = np.abs(got - ref)
-    assert err.max() < 1e-10, f"params={params} days={days}: max error {err.max()} at K={strikes[err.argmax()]}"
+    assert err.max() < 1e-10, (
+        f"params={params} days={days}: max error {err.max()} at K={strikes[err.argmax()]}"
+    )
 
 
 def test_put_call_parity() -> None:
@@ -104,7 +125,7 @@ def test_vol_of_vol_to_zero_tends_to_bsm_with_integrated_variance(rho: float) ->
     for sigma in (1e-2, 1e-3, 1e-4, 1e-5):
         got = heston.price(spot, k, t, rate, div, v0, kappa, theta, sigma, rho, True)
         gaps.append(np.abs(got - ref).max())
-    assert all(b < a for a, b in zip(gaps, gaps[1:])), gaps
+    assert all(b < a for a, b in zip(gaps, gaps[1:], strict=False)), gaps
     assert gaps[-1] < 1e-4, gaps
 
 
@@ -150,26 +171,38 @@ def _spy_otm_quotes(path):
     for t, e in chain[(chain.t >= 0.08) & (chain.t <= 1.1)].groupby("t"):
         c = e[e.type == "call"].set_index("strike")
         p = e[e.type == "put"].set_index("strike")
-        near = [k for k in c.index.intersection(p.index)
-                if abs(k / spot - 1) < 0.04 and c.bid[k] > 0 and p.bid[k] > 0]
+        near = [
+            k
+            for k in c.index.intersection(p.index)
+            if abs(k / spot - 1) < 0.04 and c.bid[k] > 0 and p.bid[k] > 0
+        ]
         fwd = float(np.median([k + (c.mid[k] - p.mid[k]) * math.exp(rate * t) for k in near]))
         otm = pd.concat([p[p.index < fwd], c[c.index > fwd]])
-        otm = otm[(otm.bid > 0) & (np.abs(np.log(otm.index / fwd)) < 0.25)
-                  & (otm.ask - otm.bid < 0.5 * otm.mid)]
+        otm = otm[
+            (otm.bid > 0)
+            & (np.abs(np.log(otm.index / fwd)) < 0.25)
+            & (otm.ask - otm.bid < 0.5 * otm.mid)
+        ]
         div = rate - math.log(fwd / spot) / t
-        rows += [(k, t, div, m, typ == "call") for k, m, typ in zip(otm.index, otm.mid, otm.type)]
-    k, t, div, mid, call = map(np.array, zip(*rows))
+        rows += [
+            (k, t, div, m, typ == "call")
+            for k, m, typ in zip(otm.index, otm.mid, otm.type, strict=True)
+        ]
+    k, t, div, mid, call = map(np.array, zip(*rows, strict=True))
     return spot, k, t, rate, div, mid, call
 
 
 def test_calibration_fits_a_real_spy_chain(shared_data, capsys) -> None:
     spot, k, t, rate, div, mid, call = _spy_otm_quotes(
-        shared_data / "options" / "SPY_2023-09-14_cboe.csv")
+        shared_data / "options" / "SPY_2023-09-14_cboe.csv"
+    )
     fit = heston.calibrate(spot, k, t, rate, div, mid, call)
     with capsys.disabled():
-        print(f"\nSPY 2023-09-14: {k.size} OTM quotes, {np.unique(t).size} expiries, "
-              f"params {fit.params}, RMSE {fit.rmse_vol_points:.3f} vol points, "
-              f"{fit.iterations} iterations, {fit.seconds * 1e3:.0f} ms, feller {fit.feller}")
+        print(
+            f"\nSPY 2023-09-14: {k.size} OTM quotes, {np.unique(t).size} expiries, "
+            f"params {fit.params}, RMSE {fit.rmse_vol_points:.3f} vol points, "
+            f"{fit.iterations} iterations, {fit.seconds * 1e3:.0f} ms, feller {fit.feller}"
+        )
     assert k.size > 500
     assert fit.converged
     # Heston cannot fit the short-dated skew exactly; about 0.6 vol points is typical here.

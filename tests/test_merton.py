@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import QuantLib as ql
-
 from v28quant.options import black_scholes as bs
 from v28quant.quant_models import merton_jump_diffusion as merton
 from v28quant.quant_models import monte_carlo_pricer as mc
@@ -36,12 +35,23 @@ def _ql_bates_as_merton(spot, strikes, days, rate, div, vol, lam, mu_j, delta_j,
     process = ql.BatesProcess(
         ql.YieldTermStructureHandle(ql.FlatForward(today, rate, dc)),
         ql.YieldTermStructureHandle(ql.FlatForward(today, div, dc)),
-        ql.QuoteHandle(ql.SimpleQuote(spot)), vol**2, 1.0, vol**2, 1e-6, 0.0, lam, mu_j, delta_j)
+        ql.QuoteHandle(ql.SimpleQuote(spot)),
+        vol**2,
+        1.0,
+        vol**2,
+        1e-6,
+        0.0,
+        lam,
+        mu_j,
+        delta_j,
+    )
     engine = ql.BatesEngine(ql.BatesModel(process), 1e-12, 10_000_000)
     out = []
     for k in strikes:
-        opt = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call if call else ql.Option.Put, k),
-                               ql.EuropeanExercise(today + days))
+        opt = ql.VanillaOption(
+            ql.PlainVanillaPayoff(ql.Option.Call if call else ql.Option.Put, k),
+            ql.EuropeanExercise(today + days),
+        )
         opt.setPricingEngine(engine)
         out.append(opt.NPV())
     return np.array(out)
@@ -53,7 +63,9 @@ def _ql_bates_as_merton(spot, strikes, days, rate, div, vol, lam, mu_j, delta_j,
 )
 @pytest.mark.parametrize("days", [30, 365, 1095])
 @pytest.mark.parametrize("call", [True, False])
-def test_matches_quantlib_bates_engine_without_stochastic_vol(params: tuple, days: int, call: bool) -> None:
+def test_matches_quantlib_bates_engine_without_stochastic_vol(
+    params: tuple, days: int, call: bool
+) -> None:
     # Identical inputs; 1e-9 absolute on spot 100 (QuantLib's integration tolerance and the
     # O(1e-12) residual of its vol of variance).
     strikes = np.linspace(60.0, 150.0, 10)
@@ -74,8 +86,12 @@ def test_series_matches_monte_carlo(strike: float, call: bool) -> None:
 def _simulate_returns(seed: int, n: int, dt: float, vol, lam, mu_j, delta_j, drift=0.05):
     rng = np.random.default_rng(seed)
     jumps = rng.poisson(lam * dt, n)
-    return (drift * dt + vol * np.sqrt(dt) * rng.standard_normal(n) + jumps * mu_j
-            + np.sqrt(jumps) * delta_j * rng.standard_normal(n))
+    return (
+        drift * dt
+        + vol * np.sqrt(dt) * rng.standard_normal(n)
+        + jumps * mu_j
+        + np.sqrt(jumps) * delta_j * rng.standard_normal(n)
+    )
 
 
 @pytest.mark.parametrize(

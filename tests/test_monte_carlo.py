@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import QuantLib as ql
 from scipy import stats
-
 from v28quant import _core
 from v28quant.options import black_scholes as bs
 from v28quant.quant_models import monte_carlo_pricer as mc
@@ -45,8 +44,12 @@ def test_normals_are_standard_normal() -> None:
     z = _core.rng_normals(7, 0, 0, 0, n)
     ks = stats.kstest(z, "norm")
     assert ks.pvalue > 1e-3, f"KS statistic {ks.statistic}, p = {ks.pvalue}"
-    for k, target, sd in ((1, 0.0, 1.0), (2, 1.0, math.sqrt(2)), (3, 0.0, math.sqrt(15)),
-                          (4, 3.0, math.sqrt(96))):
+    for k, target, sd in (
+        (1, 0.0, 1.0),
+        (2, 1.0, math.sqrt(2)),
+        (3, 0.0, math.sqrt(15)),
+        (4, 3.0, math.sqrt(96)),
+    ):
         m = float(np.mean(z**k))
         assert abs(m - target) < 4 * sd / math.sqrt(n), f"moment {k}: {m}"
 
@@ -60,11 +63,24 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize(("anti", "cv"), [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize(
+    ("anti", "cv"), [(False, False), (True, False), (False, True), (True, True)]
+)
 def test_european_within_three_se_of_bsm(case: tuple, anti: bool, cv: bool) -> None:
     spot, strike, t, rate, div, vol, call = case
-    r = mc.european(spot, strike, t, rate, div, vol, call, paths=200_000, seed=11,
-                    antithetic=anti, control_variate=cv)
+    r = mc.european(
+        spot,
+        strike,
+        t,
+        rate,
+        div,
+        vol,
+        call,
+        paths=200_000,
+        seed=11,
+        antithetic=anti,
+        control_variate=cv,
+    )
     exact = bs.price(spot, strike, t, rate, div, vol, call)
     assert abs(r.price - exact) < 3 * r.stderr, f"{case} anti={anti} cv={cv}: {r} vs {exact}"
     assert r.paths == 200_000
@@ -82,8 +98,9 @@ def test_variance_reduction_is_measured_against_a_plain_run() -> None:
     # The reported factor estimates the same ratio from the reduced run's own payoffs.
     assert both.variance_reduction == pytest.approx(measured, rel=0.05)
 
-    asian_plain = mc.asian(*args, steps=52, paths=50_000, seed=3, antithetic=False,
-                           control_variate=False)
+    asian_plain = mc.asian(
+        *args, steps=52, paths=50_000, seed=3, antithetic=False, control_variate=False
+    )
     asian_both = mc.asian(*args, steps=52, paths=50_000, seed=3)
     assert (asian_plain.stderr / asian_both.stderr) ** 2 > 100.0, f"{asian_plain} {asian_both}"
 
@@ -97,7 +114,8 @@ def test_identical_for_any_thread_count(threads: int) -> None:
         assert one == many, f"{fn.__name__}: {one} != {many}"
     h = (100.0, 100.0, 0.5, 0.03, 0.0, 0.04, 1.5, 0.04, 0.5, -0.7)
     assert mc.heston_european(*h, steps=8, paths=9_000, threads=1) == mc.heston_european(
-        *h, steps=8, paths=9_000, threads=threads)
+        *h, steps=8, paths=9_000, threads=threads
+    )
 
 
 def test_seed_changes_the_draws() -> None:
@@ -119,7 +137,10 @@ def _ql_geometric_asian(spot, strike, t, rate, div, vol, call, steps) -> float:
         ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), vol, dc)),
     )
     opt = ql.DiscreteAveragingAsianOption(
-        ql.Average.Geometric, 1.0, 0, fixings,
+        ql.Average.Geometric,
+        1.0,
+        0,
+        fixings,
         ql.PlainVanillaPayoff(ql.Option.Call if call else ql.Option.Put, strike),
         ql.EuropeanExercise(fixings[-1]),
     )
@@ -147,7 +168,9 @@ def test_arithmetic_asian_against_numpy_simulation() -> None:
     logs = np.cumsum((rate - div - 0.5 * vol**2) * dt + vol * math.sqrt(dt) * z, axis=1)
     pay = math.exp(-rate * t) * np.maximum(spot * np.exp(logs).mean(axis=1) - strike, 0.0)
     ref, ref_se = pay.mean(), pay.std(ddof=1) / math.sqrt(pay.size)
-    assert abs(ours.price - ref) < 3 * math.hypot(ours.stderr, ref_se), f"{ours} vs {ref} +- {ref_se}"
+    assert abs(ours.price - ref) < 3 * math.hypot(ours.stderr, ref_se), (
+        f"{ours} vs {ref} +- {ref_se}"
+    )
 
 
 def test_mispricing_in_vol_points_against_closed_form() -> None:

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import QuantLib as ql
-
 from v28quant.quant_models import monte_carlo_pricer as mc
 
 S, K, T, R, Q, VOL = 100.0, 100.0, 1.0, 0.05, 0.02, 0.2
@@ -57,12 +56,21 @@ def quantlib_european(paths):
         ql.QuoteHandle(ql.SimpleQuote(S)),
         ql.YieldTermStructureHandle(ql.FlatForward(today, Q, dc)),
         ql.YieldTermStructureHandle(ql.FlatForward(today, R, dc)),
-        ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), VOL, dc)))
-    opt = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call, K),
-                           ql.EuropeanExercise(today + 365))
-    opt.setPricingEngine(ql.MCEuropeanEngine(proc, "pseudorandom", timeSteps=1,
-                                             requiredSamples=paths // 2, antitheticVariate=True,
-                                             seed=42))
+        ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), VOL, dc)),
+    )
+    opt = ql.VanillaOption(
+        ql.PlainVanillaPayoff(ql.Option.Call, K), ql.EuropeanExercise(today + 365)
+    )
+    opt.setPricingEngine(
+        ql.MCEuropeanEngine(
+            proc,
+            "pseudorandom",
+            timeSteps=1,
+            requiredSamples=paths // 2,
+            antitheticVariate=True,
+            seed=42,
+        )
+    )
     return opt.NPV()
 
 
@@ -73,20 +81,32 @@ def main() -> None:
     _, t_ours2 = best(lambda: mc.asian(S, K, T, R, Q, VOL, True, steps, 1_000_000, 1, threads=2))
     npaths = 200_000
     peer, t_peer = best(lambda: numpy_asian(npaths, steps), repeat=1)
-    print(f"Asian 252 steps: ours {ours.price:.6f} +- {ours.stderr:.1e}, numpy {peer:.6f}; "
-          f"diff {abs(ours.price - peer):.2e}")
+    print(
+        f"Asian 252 steps: ours {ours.price:.6f} +- {ours.stderr:.1e}, numpy {peer:.6f}; "
+        f"diff {abs(ours.price - peer):.2e}"
+    )
     ns_ours, ns_ours2 = t_ours / (1e6 * steps) * 1e9, t_ours2 / (1e6 * steps) * 1e9
     ns_peer = t_peer / (npaths * steps) * 1e9
     rows.append(("GBM Asian anti+CV, 1 thread (ns/path-step)", ns_ours, "numpy", ns_peer))
     rows.append(("GBM Asian anti+CV, 2 threads (ns/path-step)", ns_ours2, "ours 1 thread", ns_ours))
 
-    eu, t_eu = best(lambda: mc.european(S, K, T, R, Q, VOL, True, 1_000_000, 1, True, False,
-                                        threads=1), repeat=5)
+    eu, t_eu = best(
+        lambda: mc.european(S, K, T, R, Q, VOL, True, 1_000_000, 1, True, False, threads=1),
+        repeat=5,
+    )
     qlp, t_ql = best(lambda: quantlib_european(1_000_000), repeat=1)
-    print(f"European 1e6 antithetic: ours {eu.price:.6f} +- {eu.stderr:.1e}, QuantLib {qlp:.6f}; "
-          f"diff {abs(eu.price - qlp):.2e}")
-    rows.append(("European 1e6 one-step antithetic (ms)", t_eu * 1e3, "QuantLib MCEuropeanEngine",
-                 t_ql * 1e3))
+    print(
+        f"European 1e6 antithetic: ours {eu.price:.6f} +- {eu.stderr:.1e}, QuantLib {qlp:.6f}; "
+        f"diff {abs(eu.price - qlp):.2e}"
+    )
+    rows.append(
+        (
+            "European 1e6 one-step antithetic (ms)",
+            t_eu * 1e3,
+            "QuantLib MCEuropeanEngine",
+            t_ql * 1e3,
+        )
+    )
 
     print(f"\n{'job':48s} {'ours':>10s} {'peer':>10s} {'peer/ours':>10s}  peer")
     for job, a, name, b in rows:

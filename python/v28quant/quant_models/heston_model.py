@@ -29,7 +29,8 @@ from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
-from v28quant.quant_models.monte_carlo_pricer import Mispricing, implied_vol, mispricing as _mis
+from v28quant.quant_models.monte_carlo_pricer import Mispricing, implied_vol
+from v28quant.quant_models.monte_carlo_pricer import mispricing as _mis
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "v0", "kappa", "theta", "sigma", "rho", "call")
 
@@ -168,7 +169,17 @@ def calibrate(
         else np.broadcast_to(np.asarray(weights, dtype=np.float64), k.shape).copy()
     )
     raw = _core.heston_calibrate(
-        float(spot), k, tt, r, q, is_call, mkt, w, tuple(initial), tuple(lower), tuple(upper),
+        float(spot),
+        k,
+        tt,
+        r,
+        q,
+        is_call,
+        mkt,
+        w,
+        tuple(initial),
+        tuple(lower),
+        tuple(upper),
         int(max_iterations),
     )
     model = np.asarray(raw["model_price"])

@@ -25,7 +25,8 @@ from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
-from v28quant.quant_models.monte_carlo_pricer import Mispricing, mispricing as _mis
+from v28quant.quant_models.monte_carlo_pricer import Mispricing
+from v28quant.quant_models.monte_carlo_pricer import mispricing as _mis
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "vol", "lam", "mu_j", "delta_j", "call")
 
@@ -88,7 +89,9 @@ def calibrate_from_returns(returns: ArrayLike, dt: float = 1 / 252) -> MertonMom
     """
     r = np.ascontiguousarray(np.asarray(returns, dtype=np.float64).ravel())
     raw = _core.merton_calibrate_moments(r, float(dt))
-    return MertonMomentFit(**{k: (int(v) if k == "iterations" else float(v)) for k, v in raw.items()})
+    return MertonMomentFit(
+        **{k: (int(v) if k == "iterations" else float(v)) for k, v in raw.items()}
+    )
 
 
 def mispricing(

@@ -116,8 +116,18 @@ def european(
     """
     return _result(
         _core.mc_european(
-            spot, strike, t, rate, div, vol, bool(call), int(paths), int(seed),
-            bool(antithetic), bool(control_variate), _threads(threads),
+            spot,
+            strike,
+            t,
+            rate,
+            div,
+            vol,
+            bool(call),
+            int(paths),
+            int(seed),
+            bool(antithetic),
+            bool(control_variate),
+            _threads(threads),
         )
     )
 
@@ -146,15 +156,32 @@ def asian(
     """
     return _result(
         _core.mc_asian(
-            spot, strike, t, rate, div, vol, bool(call), int(steps), int(paths), int(seed),
-            bool(antithetic), bool(control_variate), _threads(threads),
+            spot,
+            strike,
+            t,
+            rate,
+            div,
+            vol,
+            bool(call),
+            int(steps),
+            int(paths),
+            int(seed),
+            bool(antithetic),
+            bool(control_variate),
+            _threads(threads),
         )
     )
 
 
 def geometric_asian(
-    spot: float, strike: float, t: float, rate: float, div: float, vol: float,
-    call: bool = True, steps: int = 252,
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    call: bool = True,
+    steps: int = 252,
 ) -> float:
     """Closed-form price of the discretely monitored geometric-average Asian option.
 
@@ -165,10 +192,22 @@ def geometric_asian(
 
 
 def heston_european(
-    spot: float, strike: float, t: float, rate: float, div: float,
-    v0: float, kappa: float, theta: float, sigma: float, rho: float,
-    call: bool = True, steps: int = 100, paths: int = 100_000, seed: int = 0,
-    control_variate: bool = True, threads: int | None = None,
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    v0: float,
+    kappa: float,
+    theta: float,
+    sigma: float,
+    rho: float,
+    call: bool = True,
+    steps: int = 100,
+    paths: int = 100_000,
+    seed: int = 0,
+    control_variate: bool = True,
+    threads: int | None = None,
 ) -> MCResult:
     """Heston European option by Andersen's QE scheme (psi_c = 1.5, martingale-corrected).
 
@@ -177,16 +216,41 @@ def heston_european(
     """
     return _result(
         _core.mc_heston_european(
-            spot, strike, t, rate, div, v0, kappa, theta, sigma, rho, bool(call), int(steps),
-            int(paths), int(seed), bool(control_variate), _threads(threads),
+            spot,
+            strike,
+            t,
+            rate,
+            div,
+            v0,
+            kappa,
+            theta,
+            sigma,
+            rho,
+            bool(call),
+            int(steps),
+            int(paths),
+            int(seed),
+            bool(control_variate),
+            _threads(threads),
         )
     )
 
 
 def merton_european(
-    spot: float, strike: float, t: float, rate: float, div: float, vol: float,
-    lam: float, mu_j: float, delta_j: float, call: bool = True, paths: int = 100_000,
-    seed: int = 0, antithetic: bool = True, control_variate: bool = True,
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    lam: float,
+    mu_j: float,
+    delta_j: float,
+    call: bool = True,
+    paths: int = 100_000,
+    seed: int = 0,
+    antithetic: bool = True,
+    control_variate: bool = True,
     threads: int | None = None,
 ) -> MCResult:
     """Merton jump-diffusion European option, simulated exactly at ``t``.
@@ -196,8 +260,21 @@ def merton_european(
     """
     return _result(
         _core.mc_merton_european(
-            spot, strike, t, rate, div, vol, lam, mu_j, delta_j, bool(call), int(paths),
-            int(seed), bool(antithetic), bool(control_variate), _threads(threads),
+            spot,
+            strike,
+            t,
+            rate,
+            div,
+            vol,
+            lam,
+            mu_j,
+            delta_j,
+            bool(call),
+            int(paths),
+            int(seed),
+            bool(antithetic),
+            bool(control_variate),
+            _threads(threads),
         )
     )
 
@@ -206,8 +283,13 @@ def merton_european(
 
 
 def implied_vol(
-    price: ArrayLike, spot: ArrayLike, strike: ArrayLike, t: ArrayLike, rate: ArrayLike,
-    div: ArrayLike, call: ArrayLike = True,
+    price: ArrayLike,
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    call: ArrayLike = True,
 ) -> Any:
     """BSM implied volatility; NaN where the price is outside the no-arbitrage bounds.
 
@@ -254,8 +336,14 @@ class Mispricing:
 
 
 def mispricing(
-    model_price: ArrayLike, market_mid: ArrayLike, spot: ArrayLike, strike: ArrayLike,
-    t: ArrayLike, rate: ArrayLike, div: ArrayLike, call: ArrayLike = True,
+    model_price: ArrayLike,
+    market_mid: ArrayLike,
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    call: ArrayLike = True,
     model_stderr: ArrayLike | None = None,
 ) -> Mispricing:
     """Compare model prices with market mids in price, in vol points and in standard errors."""
@@ -276,6 +364,11 @@ def mispricing(
         return float(a) if a.ndim == 0 else a
 
     return Mispricing(
-        out(model), out(mid), out(edge), out(model_vol), out(market_vol),
-        out(100.0 * (model_vol - market_vol)), out(z),
+        out(model),
+        out(mid),
+        out(edge),
+        out(model_vol),
+        out(market_vol),
+        out(100.0 * (model_vol - market_vol)),
+        out(z),
     )
