@@ -89,9 +89,8 @@ def calibrate_from_returns(returns: ArrayLike, dt: float = 1 / 252) -> MertonMom
     """
     r = np.ascontiguousarray(np.asarray(returns, dtype=np.float64).ravel())
     raw = _core.merton_calibrate_moments(r, float(dt))
-    return MertonMomentFit(
-        **{k: (int(v) if k == "iterations" else float(v)) for k, v in raw.items()}
-    )
+    floats = {k: float(v) for k, v in raw.items() if k != "iterations"}
+    return MertonMomentFit(iterations=int(raw["iterations"]), **floats)
 
 
 def mispricing(
