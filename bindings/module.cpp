@@ -7,6 +7,10 @@ void bind_bsm(py::module_& m);
 void bind_surface(py::module_& m);
 void bind_dupire(py::module_& m);
 void bind_geometry(py::module_& m);
+void bind_rng(py::module_& m);
+void bind_mc(py::module_& m);
+void bind_heston(py::module_& m);
+void bind_merton(py::module_& m);
 }  // namespace v28py
 
 PYBIND11_MODULE(_core, m) {
@@ -15,4 +19,8 @@ PYBIND11_MODULE(_core, m) {
     v28py::bind_surface(m);
     v28py::bind_dupire(m);
     v28py::bind_geometry(m);
+    v28py::bind_rng(m);
+    v28py::bind_mc(m);
+    v28py::bind_heston(m);
+    v28py::bind_merton(m);
 }

@@ -2,10 +2,11 @@
 v28quant compiled quant core (C++20, Eigen); see the typed faces in v28quant.*
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['FisherNormalCore', 'HeightFieldCore', 'black_total_variance', 'bsm_greeks', 'bsm_price', 'dupire_local_vol_prices', 'dupire_local_vol_svi', 'dupire_mc_price', 'geometry_christoffel', 'geometry_distance', 'geometry_gaussian_curvature', 'geometry_geodesic', 'geometry_metric', 'svi_fit_slice', 'svi_forward', 'svi_implied_vol', 'svi_slice_derivs', 'svi_total_variance']
+__all__: list[str] = ['FisherNormalCore', 'HeightFieldCore', 'black_total_variance', 'bsm_greeks', 'bsm_price', 'dupire_local_vol_prices', 'dupire_local_vol_svi', 'dupire_mc_price', 'geometry_christoffel', 'geometry_distance', 'geometry_gaussian_curvature', 'geometry_geodesic', 'geometry_metric', 'heston_calibrate', 'heston_log_cf', 'heston_price', 'mc_asian', 'mc_european', 'mc_geometric_asian', 'mc_heston_european', 'mc_merton_european', 'merton_calibrate_moments', 'merton_price', 'rng_normals', 'rng_philox4x32_10', 'svi_fit_slice', 'svi_forward', 'svi_implied_vol', 'svi_slice_derivs', 'svi_total_variance']
 class FisherNormalCore:
     """
     Fisher-Rao metric of N(mu, sigma^2): (dmu^2 + 2 dsigma^2) / sigma^2.
@@ -95,6 +96,54 @@ def geometry_metric(metric: FisherNormalCore, points: typing.Annotated[numpy.typ
 def geometry_metric(metric: HeightFieldCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
     """
     Metric tensor g_ij at flat (n, 2) points -> flat (n, 2, 2).
+    """
+def heston_calibrate(spot: typing.SupportsFloat | typing.SupportsIndex, strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], market_price: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], initial: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(5)"], lower: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(5)"], upper: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(5)"], max_iterations: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Levenberg-Marquardt fit of (v0, kappa, theta, sigma, rho) to prices; empty weight = 1/vega. Returns a dict (params, model_price, weight, rmse, iterations, evaluations, seconds, feller, converged).
+    """
+def heston_log_cf(u: typing.Annotated[numpy.typing.ArrayLike, numpy.complex128], t: typing.SupportsFloat | typing.SupportsIndex, v0: typing.SupportsFloat | typing.SupportsIndex, kappa: typing.SupportsFloat | typing.SupportsIndex, theta: typing.SupportsFloat | typing.SupportsIndex, sigma: typing.SupportsFloat | typing.SupportsIndex, rho: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.complex128]:
+    """
+    ln E[exp(i u ln(S_t/F_t))] under Heston for complex u (Albrecher et al. 2007).
+    """
+def heston_price(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], v0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], kappa: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], sigma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rho: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Heston European price per unit of underlying (Lewis integral, little-Heston-trap characteristic function). v0, theta variances; sigma vol of variance; t in years.
+    """
+def mc_asian(spot: typing.SupportsFloat | typing.SupportsIndex, strike: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, rate: typing.SupportsFloat | typing.SupportsIndex, div: typing.SupportsFloat | typing.SupportsIndex, vol: typing.SupportsFloat | typing.SupportsIndex, call: bool, steps: typing.SupportsInt | typing.SupportsIndex, paths: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, antithetic: bool, control_variate: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+    """
+    Arithmetic-average Asian option under GBM by Monte Carlo. Returns (price, stderr, plain_stderr, variance_reduction, paths); threads 0 = all cores. Deterministic for a seed whatever the thread count.
+    """
+def mc_european(spot: typing.SupportsFloat | typing.SupportsIndex, strike: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, rate: typing.SupportsFloat | typing.SupportsIndex, div: typing.SupportsFloat | typing.SupportsIndex, vol: typing.SupportsFloat | typing.SupportsIndex, call: bool, paths: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, antithetic: bool, control_variate: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+    """
+    European option under GBM by Monte Carlo. Returns (price, stderr, plain_stderr, variance_reduction, paths); threads 0 = all cores. Deterministic for a seed whatever the thread count.
+    """
+def mc_geometric_asian(spot: typing.SupportsFloat | typing.SupportsIndex, strike: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, rate: typing.SupportsFloat | typing.SupportsIndex, div: typing.SupportsFloat | typing.SupportsIndex, vol: typing.SupportsFloat | typing.SupportsIndex, call: bool, steps: typing.SupportsInt | typing.SupportsIndex) -> float:
+    """
+    Closed-form discretely monitored geometric-average Asian price (Kemna-Vorst).
+    """
+def mc_heston_european(spot: typing.SupportsFloat | typing.SupportsIndex, strike: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, rate: typing.SupportsFloat | typing.SupportsIndex, div: typing.SupportsFloat | typing.SupportsIndex, v0: typing.SupportsFloat | typing.SupportsIndex, kappa: typing.SupportsFloat | typing.SupportsIndex, theta: typing.SupportsFloat | typing.SupportsIndex, sigma: typing.SupportsFloat | typing.SupportsIndex, rho: typing.SupportsFloat | typing.SupportsIndex, call: bool, steps: typing.SupportsInt | typing.SupportsIndex, paths: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, control_variate: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+    """
+    Heston European option by Andersen's QE scheme. Returns (price, stderr, plain_stderr, variance_reduction, paths); threads 0 = all cores. Deterministic for a seed whatever the thread count.
+    """
+def mc_merton_european(spot: typing.SupportsFloat | typing.SupportsIndex, strike: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, rate: typing.SupportsFloat | typing.SupportsIndex, div: typing.SupportsFloat | typing.SupportsIndex, vol: typing.SupportsFloat | typing.SupportsIndex, lam: typing.SupportsFloat | typing.SupportsIndex, mu_j: typing.SupportsFloat | typing.SupportsIndex, delta_j: typing.SupportsFloat | typing.SupportsIndex, call: bool, paths: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, antithetic: bool, control_variate: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+    """
+    Merton jump-diffusion European option, exact terminal simulation. Returns (price, stderr, plain_stderr, variance_reduction, paths); threads 0 = all cores. Deterministic for a seed whatever the thread count.
+    """
+def merton_calibrate_moments(returns: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dt: typing.SupportsFloat | typing.SupportsIndex) -> dict:
+    """
+    Fit (vol, lam, mu_j, delta_j) to log returns sampled every dt years by matching variance, skewness, excess kurtosis and mean absolute deviation.
+    """
+def merton_price(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], vol: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lam: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], mu_j: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], delta_j: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Merton (1976) jump-diffusion European price by the Poisson-weighted BSM series. lam jumps per year; mu_j, delta_j mean and s.d. of the log jump.
+    """
+def rng_normals(seed: typing.SupportsInt | typing.SupportsIndex, tag: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex, first: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Standard normals first..first+n-1 of a Philox stream (Box-Muller); first a multiple of 4.
+    """
+def rng_philox4x32_10(counter: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"], key: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"]) -> typing.Annotated[list[int], "FixedSize(4)"]:
+    """
+    One Philox4x32-10 block: four 32-bit words from a 128-bit counter and a 64-bit key (Salmon et al. 2011).
     """
 def svi_fit_slice(y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], max_iter: typing.SupportsInt | typing.SupportsIndex = 400) -> tuple[tuple[float, float, float, float, float], float, int]:
     """
