@@ -160,14 +160,17 @@ def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
 
 
 @pytest.mark.parametrize("reasoning", [
-    {"api_key": "x"}, {"nested": {"APCA-API-SECRET-KEY": "x"}}, {"webhookUrl": "x"},
-    {"auth_token": "x"}, {"list": [{"password": "x"}]},
-    {"note": "https://discord.com/api/webhooks/1/abc"},
+    {"api_key": "s3cr3t"}, {"nested": {"APCA-API-SECRET-KEY": "s3cr3t"}},
+    {"webhookUrl": "s3cr3t"}, {"auth_token": "s3cr3t"}, {"list": [{"password": "s3cr3t"}]},
+    {"note": "https://discord.com/api/webhooks/1/s3cr3t"},
 ])
 def test_secret_guard(journal: Journal, reasoning: dict) -> None:
-    with pytest.raises(ValueError, match="refusing to journal"):
-        journal.record_decision("d", "e", "s", "SPY", "buy", reasoning, T0)
-    assert raw(journal.path, "SELECT COUNT(*) FROM decisions")[0][0] == 0
+    """A credential-like field is redacted: the row is kept, the secret never hits the file."""
+    journal.record_decision("d", "e", "s", "SPY", "buy", reasoning, T0)
+    (stored,) = raw(journal.path, "SELECT reasoning FROM decisions")[0]
+    assert "s3cr3t" not in stored and "[redacted]" in stored, stored
+    journal.close()
+    assert b"s3cr3t" not in journal.path.read_bytes()
 
 
 def test_innocent_keys_pass(journal: Journal) -> None:

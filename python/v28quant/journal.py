@@ -16,9 +16,9 @@ Storage conventions
 -------------------
 Money and quantities are ``Decimal`` stored as TEXT exactly (``str(Decimal)``); datetimes are
 timezone-aware and stored as ISO 8601 in UTC (``2024-06-03T14:30:00+00:00``); free-form dicts
-are JSON. JSON never holds secrets: a dict key named like a credential (``key``, ``secret``,
-``token``, ``webhook``, ``password``, ``authorization``...) or a Discord webhook URL as a value
-is refused with ``ValueError`` naming the path.
+are JSON. JSON never holds secrets: the value of a dict key named like a credential (``key``,
+``secret``, ``token``, ``webhook``, ``password``, ``authorization``...), a Discord webhook URL
+or a ``SecretStr`` is replaced by ``"[redacted]"`` before it is written; the row itself is kept.
 
 Thread-safe: one connection guarded by a lock (the runner writes from the event loop and from
 executor threads).
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -44,6 +45,7 @@ import pandas as pd
 from v28quant.signals import Signal
 
 ET = ZoneInfo("America/New_York")
+log = logging.getLogger(__name__)
 
 #: Order statuses after which the broker sends no more updates (Alpaca's vocabulary).
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
@@ -63,21 +65,33 @@ def _key_words(name: str) -> list[str]:
     return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
 
 
-def _check_no_secrets(obj: Any, path: str) -> None:
+REDACTED = "[redacted]"
+
+
+def _redact(obj: Any, path: str) -> Any:
+    """A copy of ``obj`` with credential-like fields replaced by ``REDACTED``.
+
+    The row is kept (nothing journaled is ever dropped) and the secret never reaches the file;
+    a warning names the path, never the value.
+    """
     if isinstance(obj, Mapping):
+        out = {}
         for k, v in obj.items():
-            words = _key_words(str(k))
-            if any(w in _SECRET_WORDS for w in words):
-                raise ValueError(f"{path}.{k}: refusing to journal a field named like a "
-                                 "credential (key/secret/token/webhook)")
-            _check_no_secrets(v, f"{path}.{k}")
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        for i, v in enumerate(obj):
-            _check_no_secrets(v, f"{path}[{i}]")
-    elif isinstance(obj, str) and _WEBHOOK_URL.search(obj):
-        raise ValueError(f"{path}: refusing to journal a Discord webhook URL")
-    elif type(obj).__name__ == "SecretStr":
-        raise ValueError(f"{path}: refusing to journal a SecretStr")
+            if any(w in _SECRET_WORDS for w in _key_words(str(k))):
+                log.warning("journal: redacted %s.%s (named like a credential)", path, k)
+                out[k] = REDACTED
+            else:
+                out[k] = _redact(v, f"{path}.{k}")
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_redact(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, str) and _WEBHOOK_URL.search(obj):
+        log.warning("journal: redacted a Discord webhook URL at %s", path)
+        return REDACTED
+    if type(obj).__name__ == "SecretStr":
+        log.warning("journal: redacted a SecretStr at %s", path)
+        return REDACTED
+    return obj
 
 
 def _plain(obj: Any) -> Any:
@@ -111,8 +125,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _json(obj: Any, what: str) -> str:
-    _check_no_secrets(obj, what)
-    return json.dumps(_plain(obj), sort_keys=True, allow_nan=False)
+    return json.dumps(_plain(_redact(obj, what)), sort_keys=True, allow_nan=False)
 
 
 def _ts(when: datetime) -> str:
