@@ -14,7 +14,6 @@ from decimal import Decimal as D
 
 import pytest
 from fakes.fixtures import StaticQuotes
-
 from v28quant.broker import (
     InsufficientBuyingPower,
     Leg,

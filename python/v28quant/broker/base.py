@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from v28quant.broker.occ import parse_occ
+from v28quant.broker.ticks import TickScheme, round_limit, round_net_limit
 
 Side = Literal["buy", "sell"]
 Intent = Literal["buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"]
@@ -273,21 +274,28 @@ class OrderRequest:
     @classmethod
     def option(cls, occ_symbol: str, qty: Decimal | int | str, side: Side, intent: Intent,
                limit_price: Decimal | str | None = None, *, owner: Owner,
-               type: OrderType | None = None) -> OrderRequest:
-        """A single-leg option order; ``qty`` whole contracts. Limit when a price is given."""
+               tick_scheme: TickScheme = "penny_pilot") -> OrderRequest:
+        """A single-leg option ``day`` order; ``qty`` whole contracts; a limit order when a
+        price is given, which is rounded to the tick conservatively (buys down, sells up:
+        ``v28quant.broker.ticks``)."""
         parse_occ(occ_symbol)
         q = _dec(qty, "qty")
         _whole(q, "qty")
         if intent not in INTENTS or not intent.startswith(side):
             raise ValueError(f"intent {intent!r} does not match side {side!r}")
-        typ: OrderType = type or ("market" if limit_price is None else "limit")
-        return cls._build("option", occ_symbol, q, side, typ, limit_price, owner, intent, (),
-                          "day")
+        typ: OrderType = "market" if limit_price is None else "limit"
+        lp = None if limit_price is None else round_limit(_dec(limit_price, "limit_price"),
+                                                          side, tick_scheme)
+        return cls._build("option", occ_symbol, q, side, typ, lp, owner, intent, (), "day")
 
     @classmethod
     def multileg(cls, legs: list[Leg] | tuple[Leg, ...], qty: Decimal | int | str,
-                 limit_price: Decimal | str | None = None, *, owner: Owner) -> OrderRequest:
-        """A 2-4 leg option order (Alpaca ``order_class=mleg``), filled all legs together."""
+                 limit_price: Decimal | str | None = None, *, owner: Owner,
+                 tick_scheme: TickScheme = "penny_pilot") -> OrderRequest:
+        """A 2-4 leg option order (Alpaca ``order_class=mleg``), filled all legs together.
+
+        ``limit_price`` is the net per unit (debit > 0, credit < 0), floored to the tick
+        (a smaller debit or a larger credit: never a worse price than asked)."""
         legs = tuple(legs)
         if not 2 <= len(legs) <= 4:
             raise ValueError(f"a multi-leg order needs 2-4 legs, got {len(legs)}")
@@ -300,7 +308,9 @@ class OrderRequest:
         q = _dec(qty, "qty")
         _whole(q, "qty")
         typ: OrderType = "market" if limit_price is None else "limit"
-        return cls._build("mleg", None, q, None, typ, limit_price, owner, None, legs, "day")
+        lp = None if limit_price is None else round_net_limit(
+            _dec(limit_price, "limit_price"), tick_scheme)
+        return cls._build("mleg", None, q, None, typ, lp, owner, None, legs, "day")
 
     @classmethod
     def _build(cls, kind: OrderKind, symbol: str | None, q: Decimal, side: Side | None,

@@ -66,6 +66,12 @@ class RateLimiter:
             self.waited_s += wait
             await self._sleep(wait)
 
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` with the limiter's sleep (a back-off between retries)."""
+        if seconds > 0:
+            self.waited_s += seconds
+            await self._sleep(seconds)
+
     def block_until(self, epoch_s: float) -> float:
         """Send nothing before ``epoch_s`` (capped at ``MAX_RESET_WAIT_S`` from now); returns
         the wait in seconds that this imposes."""
