@@ -55,10 +55,12 @@ class RateLimiter:
                 return self._blocked_until - t
             self._tokens = min(self._burst, self._tokens + (t - self._last) / self._interval)
             self._last = t
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            wait = (1.0 - self._tokens) * self._interval
+            # Under a millisecond counts as free: epoch floats (~0.2 us apart) must not spin.
+            if wait < 1e-3:
+                self._tokens = max(self._tokens - 1.0, 0.0)
                 return 0.0
-            return (1.0 - self._tokens) * self._interval
+            return wait
 
     async def acquire(self) -> None:
         """Wait until a request may be sent."""
