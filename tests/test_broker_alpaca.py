@@ -107,6 +107,17 @@ def test_timeout_then_late_store_makes_one_order(fake_trading):  # noqa: F811
     assert len(fake_trading.orders) == 1, fake_trading.orders
 
 
+def test_async_rejection_is_reported(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    b = make(fake_trading)
+    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("rj"))))
+    assert o.status == OrderStatus.NEW and o.is_open
+    fake_trading.reject(o.id)
+    got = run(b.order_by_client_id(o.client_order_id))
+    assert got.status == OrderStatus.REJECTED and not got.is_open
+    assert run(b.orders("open")) == []
+
+
 def test_duplicate_client_order_id_resolves_to_existing(fake_trading):  # noqa: F811
     quotes(fake_trading)
     req = OrderRequest.equity("SPY", 2, "buy", owner=own("dup"))

@@ -160,6 +160,13 @@ class FakeAlpacaTrading:
             self.faults.append(Fault(method.upper(), path, status, body, headers, times,
                                      after_store, delay_s))
 
+    def reject(self, order_id: str) -> None:
+        """An asynchronous risk-check rejection of an accepted/new order."""
+        with self._lock:
+            o = self.orders[order_id]
+            o["status"] = "rejected"
+            o["failed_at"] = o["updated_at"] = _iso(self.now)
+
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and re.fullmatch(path, p))
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import requests
@@ -79,7 +79,6 @@ from v28quant.broker.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 NY = ZoneInfo("America/New_York")
-T = TypeVar("T")
 
 
 class _TimeoutSession(requests.Session):
@@ -259,7 +258,7 @@ class AlpacaBroker:
 
     # ------------------------------------------------------------------ plumbing
 
-    async def _call(self, fn: Callable[..., T], *args: Any, retry_transient: bool = True) -> T:
+    async def _call(self, fn: Callable[..., Any], *args: Any, retry_transient: bool = True) -> Any:
         """Run one SDK call in the pool, rate-limited; 429s wait and retry, transient failures
         (timeouts, connection errors, 5xx) retry only when ``retry_transient`` (reads)."""
         loop = asyncio.get_running_loop()

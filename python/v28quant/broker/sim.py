@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -294,13 +295,9 @@ class SimBroker:
             hold_cash, hold_shares = await self._check_equity(req, qty, limit)
             shorts: dict[str, Decimal] = {}
             coll_cash = _ZERO
-        elif req.kind == "option":
-            leg = Leg(req.symbol or "", 1, req.side or "buy", req.intent or "buy_to_open")
-            hold_cash, hold_shares, shorts, coll_cash = await self._check_options(
-                (leg,), qty, limit, multileg=False)
         else:
             hold_cash, hold_shares, shorts, coll_cash = await self._check_options(
-                req.legs, qty, limit, multileg=True)
+                _legs_of(req), qty, limit, multileg=req.kind == "mleg")
         now = self._clock.now()
         n = self._next()
         oid = str(uuid.uuid5(_NS, f"order-{n}"))
@@ -432,9 +429,7 @@ class SimBroker:
         for o in self._orders.values():
             if not o.is_open:
                 continue
-            legs = o.req.legs or ((Leg(o.req.symbol, 1, o.req.side, o.req.intent),)
-                                  if o.req.kind == "option" else ())
-            for leg in legs:
+            for leg in _legs_of(o.req):
                 if leg.occ_symbol == symbol and leg.side == side and \
                         leg.intent.endswith("_to_close"):
                     total += o.remaining * leg.ratio
@@ -456,7 +451,10 @@ class SimBroker:
                 if o.is_open:
                     if o.status == OrderStatus.ACCEPTED:
                         o.status = OrderStatus.NEW
-                    await self._match(o)
+                    try:
+                        await self._match(o)
+                    except KeyError as e:  # no quote now: the order rests, as on a halt
+                        log.warning("sim: no quote for %s; order %s rests", e, o.cid)
 
     def _slip(self, price: Decimal, side: str) -> Decimal:
         k = self._cfg.slippage_bps / Decimal(10_000)
@@ -497,7 +495,7 @@ class SimBroker:
                  for leg in legs]
         self._fill(o, fills, net, units)
 
-    def _fill(self, o: _SimOrder, fills: list[tuple[str, str, Decimal, Decimal]],
+    def _fill(self, o: _SimOrder, fills: Sequence[tuple[str, str, Decimal, Decimal]],
               unit_price: Decimal, units: Decimal) -> None:
         now = self._clock.now()
         for i, (sym, side, q, px) in enumerate(fills):
@@ -621,7 +619,7 @@ class SimBroker:
 
     def _view(self, o: _SimOrder) -> Order:
         avg = (o.notional / o.filled) if o.filled else None
-        legs = ()
+        legs: tuple[Order, ...] = ()
         if o.req.kind == "mleg":
             legs = tuple(Order(id=lid, client_order_id=o.cid, symbol=leg.occ_symbol,
                                qty=o.qty * leg.ratio, filled_qty=o.filled * leg.ratio,
@@ -648,6 +646,13 @@ class SimBroker:
         if level not in (0, 1, 2, 3):
             raise ValueError(f"options level must be 0-3, got {level}")
         self._level = level
+
+
+def _legs_of(req: OrderRequest) -> tuple[Leg, ...]:
+    """A single-leg option order seen as a one-leg structure (equity orders have none)."""
+    if req.kind == "option":
+        return (Leg(req.symbol or "", 1, req.side or "buy", req.intent or "buy_to_open"),)
+    return req.legs
 
 
 def _is_option(sym: str) -> bool:
