@@ -1,0 +1,86 @@
+"""Brokers: the ``Broker`` protocol, its domain types, and ``connect`` to pick a venue.
+
+``connect`` gives ``AlpacaBroker`` when Alpaca keys are configured and the built-in
+``SimBroker`` otherwise, and says loudly which one it chose.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from v28quant.broker.base import (
+    Account,
+    Activity,
+    AuthenticationError,
+    Broker,
+    BrokerError,
+    BrokerUnavailable,
+    InsufficientBuyingPower,
+    Leg,
+    MarketClock,
+    OptionsLevelError,
+    Order,
+    OrderNotCancelable,
+    OrderNotFound,
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    OrderTag,
+    Owner,
+    Position,
+    RateLimited,
+    TradingDay,
+    parse_client_order_id,
+)
+
+if TYPE_CHECKING:
+    from v28quant.clock import Clock
+    from v28quant.quotes import QuoteSource
+    from v28quant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def connect(settings: Settings | None = None, *, live: bool = False,
+            quotes: QuoteSource | None = None, clock: Clock | None = None) -> Broker:
+    """The broker the settings call for.
+
+    Alpaca (paper, or live when ``live``) when ``APCA_API_KEY_ID``/``APCA_API_SECRET_KEY`` are
+    set; otherwise the simulated exchange, which needs ``quotes`` (and uses ``clock``, wall time
+    by default). Live trading also needs ``V28_LIVE_CONFIRM=yes``. Raises ``SettingsError`` with
+    one line naming the setting when something is missing.
+    """
+    from v28quant.settings import SettingsError, load_settings
+
+    settings = settings or load_settings()
+    if live and not settings.live_confirm:
+        raise SettingsError("V28_LIVE_CONFIRM: live trading needs V28_LIVE_CONFIRM=yes")
+    if settings.has_alpaca_keys:
+        from v28quant.broker.alpaca import AlpacaBroker
+
+        url = settings.trading_url(live)
+        log.warning("BROKER: Alpaca %s at %s", "LIVE" if live else "paper", url,
+                    extra={"broker": "alpaca", "live": live, "url": url})
+        return AlpacaBroker.from_settings(settings, live=live)
+    if live:
+        raise SettingsError("APCA_API_KEY_ID: live trading needs Alpaca keys "
+                            "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)")
+    if quotes is None:
+        raise SettingsError("APCA_API_KEY_ID: no Alpaca keys, and the simulated exchange "
+                            "needs a quote source (pass quotes=...)")
+    from v28quant.broker.sim import SimBroker
+    from v28quant.clock import WallClock
+
+    log.warning("BROKER: built-in simulated exchange (SimBroker); no Alpaca keys configured",
+                extra={"broker": "sim"})
+    return SimBroker(quotes, clock or WallClock())
+
+
+__all__ = [
+    "Account", "Activity", "AuthenticationError", "Broker", "BrokerError", "BrokerUnavailable",
+    "InsufficientBuyingPower", "Leg", "MarketClock", "OptionsLevelError", "Order",
+    "OrderNotCancelable", "OrderNotFound", "OrderRejected", "OrderRequest", "OrderStatus",
+    "OrderTag", "Owner", "Position", "RateLimited", "TradingDay", "connect",
+    "parse_client_order_id",
+]

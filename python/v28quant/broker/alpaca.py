@@ -1,0 +1,430 @@
+"""AlpacaBroker: the ``Broker`` protocol on alpaca-py's ``TradingClient`` (paper or live).
+
+The only module that imports ``alpaca.trading``. alpaca-py is synchronous, so every call runs in
+a small thread pool and the event loop never blocks. What we add on top of the SDK
+(research/alpaca.md §5, §9):
+
+- **Idempotent submit.** The ``client_order_id`` comes from the order's ``Owner``. After a
+  timeout, a connection error or a 5xx, the outcome is unknown: we look the order up by its
+  ``client_order_id`` and return it if it exists; only if the venue says it has no such order do
+  we send it again. A 422 "client_order_id must be unique" resolves to the existing order. If
+  the look-up itself fails we raise ``BrokerUnavailable`` rather than guess.
+- **Rate limiting.** A client-side token bucket under 200 requests/minute; 429s are handled here
+  (the SDK's own fixed 3 s x 3 retries are switched off) by waiting until ``X-Ratelimit-Reset``.
+  ``X-Ratelimit-Remaining: 0`` on any response pauses the next request likewise.
+- **Timeouts.** The SDK sets none; every HTTP request gets ``timeout_s``.
+- **Errors.** ``APIError`` becomes a ``BrokerError`` subclass with the venue's message;
+  ``.code``/``.message`` are read defensively (a 401 body has no code, a proxy's 502 no JSON).
+- **Activities** (fills, OPEXC/OPASN/OPEXP/OPTRD) via the raw REST endpoint, paged, since the
+  SDK has no method for them; option contracts paged too, since the SDK does not page them.
+
+Keys are passed to the SDK and nowhere else; nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import (
+    OrderClass,
+    OrderSide,
+    PositionIntent,
+    QueryOrderStatus,
+    TimeInForce,
+)
+from alpaca.trading.requests import (
+    GetCalendarRequest,
+    GetOptionContractsRequest,
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    OptionLegRequest,
+    ReplaceOrderRequest,
+)
+from pydantic import ValidationError
+
+from v28quant.broker.base import (
+    Account,
+    Activity,
+    AuthenticationError,
+    BrokerError,
+    BrokerUnavailable,
+    InsufficientBuyingPower,
+    MarketClock,
+    OptionsLevelError,
+    Order,
+    OrderNotCancelable,
+    OrderNotFound,
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    Position,
+    RateLimited,
+    TradingDay,
+    parse_client_order_id,
+    replacement_client_order_id,
+)
+from v28quant.broker.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+NY = ZoneInfo("America/New_York")
+
+
+class _TimeoutSession(requests.Session):
+    """A ``requests`` session whose requests time out (the SDK passes no timeout)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self._timeout_s = timeout_s
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self._timeout_s)
+        return super().request(*args, **kwargs)
+
+
+def _safe(getter: Callable[[], Any]) -> Any:
+    try:
+        return getter()
+    except Exception:  # APIError.code/.message json-decode the body on every access
+        return None
+
+
+def map_api_error(err: APIError) -> BrokerError:
+    """Turn alpaca-py's ``APIError`` into the matching ``BrokerError``."""
+    status = err.status_code
+    code = _safe(lambda: err.code)
+    message = _safe(lambda: err.message) or str(err)[:200] or f"HTTP {status}"
+    text = f"Alpaca {status}: {message}"
+    low = message.lower()
+    kw = {"status": status, "code": code if isinstance(code, int) else None}
+    if status == 401:
+        return AuthenticationError("Alpaca rejected the API keys (401 unauthorized): check "
+                                   "APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live",
+                                   **kw)
+    if status == 403:
+        if "level" in low or "eligible" in low:
+            return OptionsLevelError(text, **kw)
+        if "insufficient" in low:
+            return InsufficientBuyingPower(text, **kw)
+        return OrderRejected(text, **kw)
+    if status == 404:
+        return OrderNotFound(text, **kw)
+    if status == 422:
+        if "not cancelable" in low or "not replaceable" in low:
+            return OrderNotCancelable(text, **kw)
+        return OrderRejected(text, **kw)
+    if status == 429:
+        return RateLimited(text, **kw)
+    if status is not None and status >= 500:
+        return BrokerUnavailable(text, **kw)
+    return BrokerError(text, **kw)
+
+
+def _is_duplicate_cid(err: BrokerError) -> bool:
+    low = str(err).lower()
+    return err.status == 422 and "client_order_id" in low and ("unique" in low or "duplicate"
+                                                                in low)
+
+
+def _d(x: Any) -> Decimal | None:
+    if x is None or x == "":
+        return None
+    return Decimal(str(x))
+
+
+def _v(e: Any) -> Any:
+    return None if e is None else getattr(e, "value", e)
+
+
+def to_order(o: Any) -> Order:
+    """alpaca-py ``Order`` -> our ``Order``."""
+    return Order(
+        id=str(o.id), client_order_id=o.client_order_id, symbol=o.symbol or None,
+        qty=_d(o.qty) or Decimal(0), filled_qty=_d(o.filled_qty) or Decimal(0),
+        filled_avg_price=_d(o.filled_avg_price), side=_v(o.side), type=_v(o.type),
+        limit_price=_d(o.limit_price), status=OrderStatus(_v(o.status)),
+        order_class=_v(o.order_class) or "simple", asset_class=_v(o.asset_class),
+        intent=_v(o.position_intent), time_in_force=_v(o.time_in_force),
+        legs=tuple(to_order(leg) for leg in (o.legs or ())),
+        ratio=int(Decimal(str(o.ratio_qty))) if o.ratio_qty not in (None, "") else None,
+        submitted_at=o.submitted_at, updated_at=o.updated_at,
+        replaced_by=str(o.replaced_by) if o.replaced_by else None,
+        replaces=str(o.replaces) if o.replaces else None)
+
+
+def to_activity(r: dict[str, Any]) -> Activity:
+    """A raw ``/v2/account/activities`` row -> ``Activity`` (qty signed, see ``Activity``)."""
+    kind = r["activity_type"]
+    if "transaction_time" in r:
+        ts = datetime.fromisoformat(str(r["transaction_time"]).replace("Z", "+00:00"))
+    else:  # non-trade activities carry a date only: they happen at/after that session
+        ts = datetime.combine(date.fromisoformat(r["date"]), time(16, 0), tzinfo=NY)
+    qty = _d(r.get("qty")) or Decimal(0)
+    side = r.get("side") or None
+    if kind == "FILL" and side == "sell":
+        qty = -qty
+    return Activity(id=str(r["id"]), type=kind, symbol=r.get("symbol") or "", qty=qty,
+                    price=_d(r.get("price")), ts=ts.astimezone(UTC),
+                    order_id=r.get("order_id"), side=side, raw=r)
+
+
+def to_sdk_request(req: OrderRequest, client_order_id: str | None = None) -> Any:
+    """Our ``OrderRequest`` -> an alpaca-py order request (floats on the wire, as the SDK
+    types them; prices are already on the tick grid so the float is exact to the cent)."""
+    common: dict[str, Any] = {
+        "qty": float(req.qty), "time_in_force": TimeInForce(req.time_in_force),
+        "client_order_id": client_order_id or req.client_order_id,
+    }
+    if req.kind == "mleg":
+        common["order_class"] = OrderClass.MLEG
+        common["legs"] = [OptionLegRequest(symbol=leg.occ_symbol, ratio_qty=float(leg.ratio),
+                                           side=OrderSide(leg.side),
+                                           position_intent=PositionIntent(leg.intent))
+                          for leg in req.legs]
+    else:
+        common["symbol"] = req.symbol
+        common["side"] = OrderSide(req.side)
+        if req.intent:
+            common["position_intent"] = PositionIntent(req.intent)
+    if req.type == "limit":
+        return LimitOrderRequest(limit_price=float(req.limit_price), **common)  # type: ignore[arg-type]
+    return MarketOrderRequest(**common)
+
+
+class AlpacaBroker:
+    """``Broker`` on Alpaca.
+
+    Parameters
+    ----------
+    key_id, secret_key
+        Alpaca API keys.
+    url
+        Trading endpoint (``url_override``); ``None``: Alpaca's paper or live URL.
+    live
+        Live account when ``url`` is ``None``.
+    limiter
+        Shared ``RateLimiter``; by default one under 200 requests/minute.
+    timeout_s
+        Per-request HTTP timeout in seconds.
+    max_attempts
+        Attempts per call on 429s, and per read / per submit on transient failures.
+    backoff_s
+        First pause between transient-failure retries (doubles each time).
+    """
+
+    name = "alpaca"
+
+    def __init__(self, key_id: str, secret_key: str, *, url: str | None = None,
+                 live: bool = False, limiter: RateLimiter | None = None, timeout_s: float = 10.0,
+                 max_attempts: int = 3, backoff_s: float = 0.5,
+                 activities_page_size: int = 100) -> None:
+        if not key_id or not secret_key:
+            raise ValueError("APCA_API_KEY_ID and APCA_API_SECRET_KEY are both required")
+        self._client = TradingClient(key_id, secret_key, paper=not live, url_override=url)
+        self._client._retry = 0  # 429s are ours: the SDK would sleep a fixed 3 s, blind
+        self._limiter = limiter or RateLimiter()
+        session = _TimeoutSession(timeout_s)
+        session.hooks["response"].append(self._observe)
+        self._client._session = session
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alpaca")
+        self._max_attempts = max(1, max_attempts)
+        self._backoff_s = backoff_s
+        self._page = activities_page_size
+        self.live = live
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, live: bool = False, **kw: Any) -> AlpacaBroker:
+        """Build from ``v28quant.settings.Settings`` (keys are read here and passed on only)."""
+        return cls(settings.alpaca_key_id.get_secret_value(),
+                   settings.alpaca_secret_key.get_secret_value(),
+                   url=settings.trading_url(live), live=live, **kw)
+
+    def __repr__(self) -> str:  # never the keys
+        return f"AlpacaBroker(live={self.live})"
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._limiter.observe(response.headers)
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, retry_transient: bool = True) -> Any:
+        """Run one SDK call in the pool, rate-limited; 429s wait and retry, transient failures
+        (timeouts, connection errors, 5xx) retry only when ``retry_transient`` (reads)."""
+        loop = asyncio.get_running_loop()
+        last: BrokerError | None = None
+        for attempt in range(self._max_attempts):
+            await self._limiter.acquire()
+            try:
+                return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+            except APIError as e:
+                err = map_api_error(e)
+                if e.status_code == 429:
+                    headers = e.response.headers if e.response is not None else {}
+                    wait = self._limiter.on_429(headers)
+                    log.warning("Alpaca 429: waiting %.1f s before retrying", wait)
+                    last = err
+                    continue
+                if isinstance(err, BrokerUnavailable) and retry_transient:
+                    last = err
+                else:
+                    raise err from None
+            except (requests.Timeout, requests.ConnectionError) as e:
+                last = BrokerUnavailable(f"Alpaca unreachable: {type(e).__name__}")
+                if not retry_transient:
+                    raise last from None
+            except ValidationError as e:
+                raise BrokerError(f"Alpaca response did not match alpaca-py's model: "
+                                  f"{e.errors()[0].get('msg')}") from None
+            if attempt + 1 < self._max_attempts:
+                await self._limiter.pause(self._backoff_s * 2 ** attempt)
+        assert last is not None
+        raise last
+
+    # ------------------------------------------------------------------ protocol
+
+    async def account(self) -> Account:
+        a = await self._call(self._client.get_account)
+        level = a.options_trading_level
+        if level is None:
+            level = a.options_approved_level or 0
+        z = Decimal(0)
+        return Account(id=str(a.id), status=_v(a.status), cash=_d(a.cash) or z,
+                       equity=_d(a.equity) or z, buying_power=_d(a.buying_power) or z,
+                       options_buying_power=_d(a.options_buying_power) or z,
+                       options_level=int(level), portfolio_value=_d(a.portfolio_value) or z,
+                       long_market_value=_d(a.long_market_value) or z,
+                       short_market_value=_d(a.short_market_value) or z,
+                       trading_blocked=bool(a.trading_blocked), currency=a.currency or "USD")
+
+    async def positions(self) -> list[Position]:
+        rows = await self._call(self._client.get_all_positions)
+        return [Position(symbol=p.symbol, qty=Decimal(p.qty),
+                         avg_entry_price=Decimal(p.avg_entry_price),
+                         asset_class=_v(p.asset_class), market_value=_d(p.market_value),
+                         cost_basis=_d(p.cost_basis), current_price=_d(p.current_price))
+                for p in rows]
+
+    async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
+        if status not in ("open", "closed", "all"):
+            raise ValueError(f"status must be 'open', 'closed' or 'all', got {status!r}")
+        req = GetOrdersRequest(status=QueryOrderStatus(status), nested=True, limit=500)
+        return [to_order(o) for o in await self._call(self._client.get_orders, req)]
+
+    async def order_by_client_id(self, client_order_id: str) -> Order | None:
+        try:
+            o = await self._call(self._client.get_order_by_client_id, client_order_id)
+        except OrderNotFound:
+            return None
+        return to_order(o)
+
+    async def submit(self, request: OrderRequest) -> Order:
+        return await self._submit_idempotent(to_sdk_request(request), request.client_order_id,
+                                             lambda r: self._client.submit_order(r))
+
+    async def _submit_idempotent(self, sdk_req: Any, cid: str,
+                                 send: Callable[[Any], Any]) -> Order:
+        for attempt in range(self._max_attempts):
+            try:
+                return to_order(await self._call(send, sdk_req, retry_transient=False))
+            except OrderRejected as e:
+                if not _is_duplicate_cid(e):
+                    raise
+                found = await self.order_by_client_id(cid)
+                if found is None:
+                    raise
+                log.info("order %s already at Alpaca (duplicate client_order_id)", cid)
+                return found
+            except BrokerUnavailable as e:
+                # Outcome unknown: ask before acting. A failing look-up propagates.
+                found = await self.order_by_client_id(cid)
+                if found is not None:
+                    log.warning("submit of %s failed (%s) but the order exists: %s", cid, e,
+                                found.id)
+                    return found
+                log.warning("submit of %s failed (%s) and Alpaca has no such order; "
+                            "resending (attempt %d)", cid, e, attempt + 2)
+                if attempt + 1 < self._max_attempts:
+                    await self._limiter.pause(self._backoff_s * 2 ** attempt)
+        raise BrokerUnavailable(f"could not submit {cid} after {self._max_attempts} attempts")
+
+    async def cancel(self, order_id: str) -> None:
+        await self._call(self._client.cancel_order_by_id, order_id, retry_transient=False)
+
+    async def replace(self, order_id: str, qty: Decimal | int | None = None,
+                      limit_price: Decimal | None = None) -> Order:
+        old = to_order(await self._call(self._client.get_order_by_id, order_id))
+        cid = (replacement_client_order_id(old.client_order_id)
+               if parse_client_order_id(old.client_order_id) else None)
+        req = ReplaceOrderRequest(qty=None if qty is None else int(qty),
+                                  limit_price=None if limit_price is None else float(limit_price),
+                                  client_order_id=cid)
+        if cid is None:
+            return to_order(await self._call(self._client.replace_order_by_id, order_id, req,
+                                             retry_transient=False))
+        return await self._submit_idempotent(
+            req, cid, lambda r: self._client.replace_order_by_id(order_id, r))
+
+    async def clock(self) -> MarketClock:
+        c = await self._call(self._client.get_clock)
+        return MarketClock(ts=c.timestamp, is_open=c.is_open, next_open=c.next_open,
+                           next_close=c.next_close)
+
+    async def calendar(self, start: date, end: date) -> list[TradingDay]:
+        days = await self._call(self._client.get_calendar,
+                                GetCalendarRequest(start=start, end=end))
+        # The SDK parses "HH:MM" into naive datetimes that mean New York time.
+        return [TradingDay(d.date, d.open.replace(tzinfo=NY), d.close.replace(tzinfo=NY))
+                for d in days]
+
+    async def activities(self, since: datetime | None = None) -> list[Activity]:
+        params: dict[str, Any] = {"direction": "asc", "page_size": self._page}
+        if since is not None:
+            params["after"] = since.astimezone(UTC).isoformat()
+        out: list[Activity] = []
+        while True:
+            rows = await self._call(self._client.get, "/account/activities", dict(params))
+            out.extend(to_activity(r) for r in rows or [])
+            if not rows or len(rows) < self._page:
+                return out
+            params["page_token"] = rows[-1]["id"]
+
+    async def option_contracts(self, underlying: str, *, expiration_gte: date | None = None,
+                               expiration_lte: date | None = None,
+                               page_size: int = 1000) -> list[dict[str, Any]]:
+        """Active option contracts of ``underlying`` (all pages; the SDK returns only one).
+
+        Each dict: symbol, underlying, expiry (date), type ("call"/"put"), strike (Decimal),
+        size, open_interest (int or None), tradable.
+        """
+        token: str | None = None
+        out: list[dict[str, Any]] = []
+        while True:
+            req = GetOptionContractsRequest(underlying_symbols=[underlying],
+                                            expiration_date_gte=expiration_gte,
+                                            expiration_date_lte=expiration_lte,
+                                            limit=page_size, page_token=token)
+            resp = await self._call(self._client.get_option_contracts, req)
+            for c in resp.option_contracts or []:
+                out.append({"symbol": c.symbol, "underlying": c.underlying_symbol,
+                            "expiry": c.expiration_date, "type": _v(c.type),
+                            "strike": Decimal(str(c.strike_price)), "size": _d(c.size),
+                            "open_interest": int(c.open_interest) if c.open_interest else None,
+                            "tradable": c.tradable})
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client._session.close()

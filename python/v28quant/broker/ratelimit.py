@@ -1,0 +1,106 @@
+"""Client-side rate limiting for Alpaca's trading API (200 requests/minute per account).
+
+A token bucket (``rate`` requests per ``per`` seconds, burst ``burst``) that every request passes
+through, plus a "blocked until" time set from the venue's own signals: after a 429 we wait until
+``X-Ratelimit-Reset`` (epoch seconds), and when a response reports ``X-Ratelimit-Remaining: 0``
+we hold the next request until the reset as well. The default (190/min, burst 10) stays under the
+limit with room for a second process sharing the keys occasionally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+#: Longest wait we accept from a ``X-Ratelimit-Reset`` header; a bogus far-future reset
+#: must not freeze the bot.
+MAX_RESET_WAIT_S = 60.0
+
+
+class RateLimiter:
+    """Async token bucket with venue-driven pauses.
+
+    Parameters
+    ----------
+    rate, per
+        ``rate`` requests per ``per`` seconds on average.
+    burst
+        Bucket size (requests that may go at once after a quiet spell).
+    now, sleep
+        Wall-clock time in epoch seconds and an async sleep; injectable for tests.
+    """
+
+    def __init__(self, rate: float = 190, per: float = 60.0, burst: int = 10, *,
+                 now: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if rate <= 0 or per <= 0 or burst < 1:
+            raise ValueError(f"rate, per must be > 0 and burst >= 1, got {rate}, {per}, {burst}")
+        self._interval = per / rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._now = now
+        self._sleep = sleep
+        self._last = now()
+        self._blocked_until = 0.0
+        self._lock = threading.Lock()  # headers arrive from executor threads
+        self.waited_s = 0.0  # total time spent waiting (for logs and tests)
+
+    def _take(self) -> float:
+        """Take a token if one is free; else return how long to wait for one."""
+        with self._lock:
+            t = self._now()
+            if t < self._blocked_until:
+                return self._blocked_until - t
+            self._tokens = min(self._burst, self._tokens + (t - self._last) / self._interval)
+            self._last = t
+            wait = (1.0 - self._tokens) * self._interval
+            # Under a millisecond counts as free: epoch floats (~0.2 us apart) must not spin.
+            if wait < 1e-3:
+                self._tokens = max(self._tokens - 1.0, 0.0)
+                return 0.0
+            return wait
+
+    async def acquire(self) -> None:
+        """Wait until a request may be sent."""
+        while (wait := self._take()) > 0:
+            self.waited_s += wait
+            await self._sleep(wait)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` with the limiter's sleep (a back-off between retries)."""
+        if seconds > 0:
+            self.waited_s += seconds
+            await self._sleep(seconds)
+
+    def block_until(self, epoch_s: float) -> float:
+        """Send nothing before ``epoch_s`` (capped at ``MAX_RESET_WAIT_S`` from now); returns
+        the wait in seconds that this imposes."""
+        with self._lock:
+            t = self._now()
+            until = min(max(epoch_s, t), t + MAX_RESET_WAIT_S)
+            self._blocked_until = max(self._blocked_until, until)
+            self._tokens = 0.0
+            return self._blocked_until - t
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Read ``X-Ratelimit-Remaining``/``-Reset`` from any response."""
+        remaining = headers.get("X-Ratelimit-Remaining")
+        reset = headers.get("X-Ratelimit-Reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            if int(remaining) <= 0:
+                self.block_until(float(reset))
+        except ValueError:
+            pass  # a malformed header is ignored; the bucket still protects us
+
+    def on_429(self, headers: Mapping[str, str], fallback_s: float = 1.0) -> float:
+        """After a 429: pause until the advertised reset (or ``fallback_s``); returns the wait."""
+        reset = headers.get("X-Ratelimit-Reset")
+        try:
+            target = float(reset) if reset is not None else self._now() + fallback_s
+        except ValueError:
+            target = self._now() + fallback_s
+        return self.block_until(target)

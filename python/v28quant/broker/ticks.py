@@ -1,0 +1,73 @@
+"""Option price ticks and conservative rounding of limit prices.
+
+Minimum price variations of US equity options (Cboe / OCC rules, per share of premium):
+
+- ``"penny_pilot"`` (the Penny Interval Program, the default here and what Alpaca's docs describe):
+  $0.01 below $3.00, $0.05 at or above $3.00;
+- ``"all_penny"`` (SPY, QQQ, IWM): $0.01 at every price;
+- ``"standard"`` (classes outside the programme): $0.05 below $3.00, $0.10 at or above.
+
+Rounding is *conservative*: a buy limit is rounded **down** (never pay more than asked) and a sell
+limit **up** (never receive less). The order may then fill less often, never at a worse price.
+For a multi-leg net price (positive = debit paid, negative = credit received) the same rule is a
+floor on the signed net: a debit gets smaller, a credit larger.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
+
+TickScheme = Literal["penny_pilot", "all_penny", "standard"]
+
+PENNY = Decimal("0.01")
+THRESHOLD = Decimal("3.00")
+_TICKS: dict[str, tuple[Decimal, Decimal]] = {
+    "penny_pilot": (Decimal("0.01"), Decimal("0.05")),
+    "all_penny": (Decimal("0.01"), Decimal("0.01")),
+    "standard": (Decimal("0.05"), Decimal("0.10")),
+}
+
+
+def tick_size(price: Decimal, scheme: TickScheme = "penny_pilot") -> Decimal:
+    """Minimum increment (dollars per share) at ``price`` under ``scheme``."""
+    try:
+        below, above = _TICKS[scheme]
+    except KeyError:
+        raise ValueError(f"scheme must be one of {sorted(_TICKS)}, got {scheme!r}") from None
+    return below if abs(Decimal(price)) < THRESHOLD else above
+
+
+def _to_grid(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
+    return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(PENNY)
+
+
+def round_limit(price: Decimal | str | int, side: str,
+                scheme: TickScheme = "penny_pilot") -> Decimal:
+    """Round a single-leg option limit price to a valid tick: buys down, sells up.
+
+    Raises ``ValueError`` for a negative price or an unknown side. A buy that would round to
+    zero is kept at one tick, since a $0 limit is not a valid order.
+    """
+    p = Decimal(price)
+    if p < 0:
+        raise ValueError(f"option limit price must be >= 0, got {p}")
+    if side == "buy":
+        out = _to_grid(p, tick_size(p, scheme), ROUND_FLOOR)
+        return out if out > 0 else tick_size(Decimal(0), scheme)
+    if side == "sell":
+        out = _to_grid(p, tick_size(p, scheme), ROUND_CEILING)
+        # Rounding up can cross $3 onto the coarser grid; re-round there (still upwards).
+        return _to_grid(out, tick_size(out, scheme), ROUND_CEILING)
+    raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+
+
+def round_net_limit(net: Decimal | str | int, scheme: TickScheme = "penny_pilot") -> Decimal:
+    """Round a multi-leg net limit (debit > 0, credit < 0) conservatively: floor of the signed net.
+
+    The tick is taken at ``abs(net)``; flooring a credit can cross $3 in magnitude, in which case
+    the coarser tick is applied again (still towards a larger credit).
+    """
+    n = Decimal(net)
+    out = _to_grid(n, tick_size(n, scheme), ROUND_FLOOR)
+    return _to_grid(out, tick_size(out, scheme), ROUND_FLOOR)

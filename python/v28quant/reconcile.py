@@ -1,0 +1,206 @@
+"""Reconcile the journal with the broker before trading (and after any outage).
+
+The journal says what we believed when we stopped: open orders, the last position snapshot, the
+account activities already seen. The broker says what is true now. ``reconcile`` brings the
+journal up to date with every difference it can explain, records each one, and refuses (``ok``
+False, fail closed: the runner must not trade) when it cannot:
+
+explained (journaled, ``ok`` stays True)
+    an order filled, canceled, expired or replaced while we were down; an order intent that never
+    reached the broker (journaled, then the process died before the POST: marked ``rejected``);
+    a replacement order of one of ours; position changes accounted for by new activities (fills,
+    option exercise OPEXC, assignment OPASN, expiry OPEXP, their stock legs OPTRD); another
+    program's orders (reported, never touched).
+not explained (``ok`` False)
+    the broker cannot be reached; an order the broker had acknowledged is unknown to it; an open
+    order carrying our client_order_id that the journal never saw; a position that differs from
+    the last snapshot plus the new activities.
+
+Invariant relied on: the last position snapshot reflects exactly the activities already seen.
+``reconcile`` keeps it by recording new activities and a fresh snapshot together, and only when
+the positions check out; a runner that records activities itself must snapshot with them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from v28quant.broker.base import Broker, BrokerError, Order, parse_client_order_id
+from v28quant.clock import Clock
+
+log = logging.getLogger(__name__)
+
+#: Activity types that move a position (qty is the signed change, see ``broker.Activity``).
+POSITION_ACTIVITIES = frozenset({"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD",
+                                 "OPCSH"})
+INTENT = "intent"
+
+
+class JournalLike(Protocol):
+    """The part of ``v28quant.journal.Journal`` that reconciliation uses."""
+
+    def open_orders(self) -> list[dict[str, Any]]: ...
+    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
+    def last_positions(self) -> dict[str, Decimal]: ...
+    def seen_activity_ids(self) -> set[str]: ...
+    def record_order_update(self, client_order_id: str, broker_order_id: str | None,
+                            status: str, filled_qty: Any, filled_avg_price: Any,
+                            raw: dict[str, Any], ts: datetime) -> None: ...
+    def record_fill(self, fill_id: str, client_order_id: str | None, symbol: str, qty: Any,
+                    price: Any, side: str, ts: datetime) -> Any: ...
+    def record_activity(self, activity_id: str, activity_type: str, symbol: str | None,
+                        qty: Any, price: Any, ts: datetime, raw: dict[str, Any]) -> Any: ...
+    def record_positions(self, snapshot: list[dict[str, Any]], ts: datetime) -> Any: ...
+    def record_reconcile(self, ok: bool, differences: list[dict[str, Any]],
+                         ts: datetime) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """Outcome: ``ok`` False means do not trade; ``reason`` says why in one line."""
+
+    ok: bool
+    reason: str | None
+    differences: tuple[dict[str, Any], ...]
+    ts: datetime
+
+    @property
+    def fatal(self) -> list[dict[str, Any]]:
+        return [d for d in self.differences if d.get("fatal")]
+
+
+def _diff(kind: str, fatal: bool = False, **info: Any) -> dict[str, Any]:
+    return {"kind": kind, "fatal": fatal,
+            **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in info.items()}}
+
+
+async def reconcile(journal: JournalLike, broker: Broker, clock: Clock | None = None, *,
+                    adopt_positions: bool = False) -> ReconcileReport:
+    """Compare ``journal`` with ``broker``, journal every difference, and say whether trading
+    may start. Never raises for a broker failure: that is an ``ok=False`` report.
+
+    ``adopt_positions`` (an operator's explicit choice, e.g. a new journal on an account with
+    history older than its activities, or after a manual fix) accepts the broker's positions as
+    the new baseline instead of failing on a position difference.
+    """
+    ts = clock.now() if clock is not None else datetime.now(UTC)
+    diffs: list[dict[str, Any]] = []
+    try:
+        await _reconcile(journal, broker, ts, diffs, adopt_positions)
+    except BrokerError as e:
+        diffs.append(_diff("broker_unreachable", True, error=f"{type(e).__name__}: {e}"))
+    fatal = [d for d in diffs if d["fatal"]]
+    ok = not fatal
+    reason = None if ok else "; ".join(_describe(d) for d in fatal)
+    journal.record_reconcile(ok, diffs, ts)
+    if ok:
+        log.info("reconcile ok: %d difference(s) explained", len(diffs),
+                 extra={"differences": diffs})
+    else:
+        log.error("reconcile FAILED, trading must not start: %s", reason,
+                  extra={"differences": diffs})
+    return ReconcileReport(ok, reason, tuple(diffs), ts)
+
+
+def _describe(d: dict[str, Any]) -> str:
+    rest = ", ".join(f"{k}={v}" for k, v in d.items() if k not in ("kind", "fatal"))
+    return f"{d['kind']} ({rest})"
+
+
+async def _reconcile(journal: JournalLike, broker: Broker, ts: datetime,
+                     diffs: list[dict[str, Any]], adopt: bool) -> None:
+    broker_open = await broker.orders("open")
+    positions = await broker.positions()
+    activities = await broker.activities()
+    cid_by_order: dict[str, str] = {}
+
+    def remember(o: Order) -> None:
+        cid_by_order[o.id] = o.client_order_id
+        for leg in o.legs:
+            cid_by_order[leg.id] = o.client_order_id
+
+    # 1. Orders the journal believes open.
+    known_tags = []
+    for jo in journal.open_orders():
+        cid = jo["client_order_id"]
+        tag = parse_client_order_id(cid)
+        if tag is not None:
+            known_tags.append(tag)
+        bo = await broker.order_by_client_id(cid)
+        if bo is None:
+            if jo["status"] == INTENT and not jo.get("broker_order_id"):
+                journal.record_order_update(cid, None, "rejected", Decimal(0), None,
+                                            {"reconcile": "intent never reached the broker"},
+                                            ts)
+                diffs.append(_diff("intent_never_submitted", client_order_id=cid))
+            else:
+                diffs.append(_diff("own_order_missing", True, client_order_id=cid,
+                                   journal_status=jo["status"],
+                                   broker_order_id=jo.get("broker_order_id")))
+            continue
+        remember(bo)
+        jfilled = jo.get("filled_qty") or Decimal(0)
+        if bo.status.value != jo["status"] or bo.filled_qty != jfilled:
+            journal.record_order_update(cid, bo.id, bo.status.value, bo.filled_qty,
+                                        bo.filled_avg_price, bo.to_dict(), ts)
+            diffs.append(_diff("order_changed", client_order_id=cid,
+                               journal_status=jo["status"], broker_status=bo.status.value,
+                               journal_filled=jfilled, broker_filled=bo.filled_qty))
+
+    # 2. Open orders at the broker that the journal does not know.
+    for bo in broker_open:
+        remember(bo)
+        tag = bo.owner
+        if tag is None:
+            diffs.append(_diff("foreign_order", order_id=bo.id,
+                               client_order_id=bo.client_order_id, symbol=bo.symbol))
+            continue
+        if journal.order_by_client_id(bo.client_order_id) is not None:
+            continue
+        if tag.revision > 0 and any(tag.same_decision(k) for k in known_tags):
+            journal.record_order_update(bo.client_order_id, bo.id, bo.status.value,
+                                        bo.filled_qty, bo.filled_avg_price, bo.to_dict(), ts)
+            diffs.append(_diff("replacement_adopted", client_order_id=bo.client_order_id))
+        else:
+            diffs.append(_diff("unknown_own_order", True, client_order_id=bo.client_order_id,
+                               order_id=bo.id, engine=tag.engine, strategy=tag.strategy))
+
+    # 3. Positions: last snapshot + new activities must equal the broker's.
+    seen = journal.seen_activity_ids()
+    last = journal.last_positions()
+    new = [a for a in activities if a.id not in seen]
+    expected: dict[str, Decimal] = defaultdict(Decimal, last)
+    explained: dict[str, list[str]] = defaultdict(list)
+    for a in new:
+        if a.type in POSITION_ACTIVITIES and a.symbol:
+            expected[a.symbol] += a.qty
+            explained[a.symbol].append(f"{a.type}:{a.id}")
+    actual = {p.symbol: p.qty for p in positions if p.qty != 0}
+    mismatched = False
+    for sym in sorted(set(expected) | set(actual)):
+        want, have = expected.get(sym, Decimal(0)), actual.get(sym, Decimal(0))
+        was = last.get(sym, Decimal(0))
+        if want != have:
+            mismatched = True
+            diffs.append(_diff("position_adopted" if adopt else "position_mismatch", not adopt,
+                               symbol=sym, journal=was, expected=want, broker=have,
+                               activities=explained.get(sym, [])))
+        elif was != have:
+            diffs.append(_diff("position_explained", symbol=sym, journal=was, broker=have,
+                               activities=explained[sym]))
+    if mismatched and not adopt:
+        return  # keep the journal's snapshot and unseen activities as they were
+    for a in new:
+        journal.record_activity(a.id, a.type, a.symbol, a.qty, a.price, a.ts, dict(a.raw) or {
+            "order_id": a.order_id, "side": a.side})
+        if a.type == "FILL" and a.price is not None:
+            journal.record_fill(a.id, cid_by_order.get(a.order_id or ""), a.symbol, abs(a.qty),
+                                a.price, a.side or ("buy" if a.qty > 0 else "sell"), a.ts)
+    journal.record_positions([{"symbol": p.symbol, "qty": p.qty,
+                               "avg_entry_price": p.avg_entry_price,
+                               "asset_class": p.asset_class} for p in positions], ts)

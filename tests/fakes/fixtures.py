@@ -1,0 +1,51 @@
+"""Shared broker-test helpers: a hand-set QuoteSource and the fake Alpaca trading server fixture."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from v28quant.clock import Clock
+from v28quant.quotes import Quote
+
+from fakes.alpaca_trading import FakeAlpacaTrading
+
+NY = ZoneInfo("America/New_York")
+
+
+class StaticQuotes:
+    """Quotes set by hand; ``closing_price`` looks up ``set_close`` by New York session date."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._q: dict[str, tuple[Decimal, Decimal, int, int]] = {}
+        self._closes: dict[tuple[str, date], Decimal] = {}
+
+    def set(self, symbol: str, bid: str | Decimal, ask: str | Decimal, bid_size: int = 0,
+            ask_size: int = 0) -> None:
+        self._q[symbol] = (Decimal(bid), Decimal(ask), bid_size, ask_size)
+
+    def set_close(self, symbol: str, day: date, price: str | Decimal) -> None:
+        self._closes[(symbol, day)] = Decimal(price)
+
+    async def quote(self, symbol: str) -> Quote:
+        bid, ask, bs, as_ = self._q[symbol]
+        return Quote(symbol, bid, ask, self._clock.now(), bs, as_)
+
+    async def closing_price(self, symbol: str, session: datetime) -> Decimal:
+        return self._closes[(symbol, session.astimezone(NY).date())]
+
+
+OPEN = datetime(2024, 6, 3, 14, 30, tzinfo=ZoneInfo("UTC"))  # Mon 2024-06-03 10:30 New York
+
+
+@pytest.fixture
+def fake_trading():
+    """A started ``FakeAlpacaTrading`` at ``OPEN``; stopped after the test."""
+    fake = FakeAlpacaTrading(now=OPEN).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

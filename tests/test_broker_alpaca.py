@@ -1,0 +1,278 @@
+"""AlpacaBroker against the loopback fake: failures the venue can throw at us.
+
+The behaviours checked are those research/alpaca.md §5, §7 and §9 document for Alpaca and
+alpaca-py 0.44: a POST that stores the order then errors, 429 with ``X-Ratelimit-Reset``, 403 /
+422 / 401 bodies (a 401 without ``code``, a 502 without JSON), activities paged by the last id,
+option contracts paged by ``next_page_token``. Everything goes through the real TradingClient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from decimal import Decimal as D
+
+import pytest
+from fakes.fixtures import fake_trading  # noqa: F401  (fixture)
+from v28quant.broker import (
+    AuthenticationError,
+    BrokerUnavailable,
+    InsufficientBuyingPower,
+    OptionsLevelError,
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    Owner,
+    RateLimited,
+    connect,
+)
+from v28quant.broker.alpaca import AlpacaBroker
+from v28quant.broker.ratelimit import MAX_RESET_WAIT_S, RateLimiter
+from v28quant.broker.sim import SimBroker
+from v28quant.settings import SettingsError, load_settings
+
+KEY, SECRET = "PKTESTKEY0001", "sEcReT-do-not-log-0001"
+C530 = "SPY240607C00530000"
+
+
+class FakeTime:
+    """Wall time for the limiter that only moves when it sleeps (no real waiting)."""
+
+    def __init__(self, t0: float = 1_717_425_000.0) -> None:
+        self.t = t0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+
+def make(fake, ft: FakeTime | None = None, **kw) -> AlpacaBroker:
+    ft = ft or FakeTime()
+    lim = RateLimiter(rate=10_000, burst=1000, now=ft.now, sleep=ft.sleep)
+    return AlpacaBroker(KEY, SECRET, url=fake.url, limiter=lim, backoff_s=0.0, **kw)
+
+
+def quotes(fake) -> None:
+    fake.set_quote("SPY", "530.00", "530.10")
+    fake.set_quote(C530, "3.90", "4.00")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def own(d: str) -> Owner:
+    return Owner("equity", "trend", d)
+
+
+def test_500_after_store_then_lookup_never_duplicates(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    fake_trading.inject("POST", "/v2/orders", 500, {"message": "internal server error"},
+                        after_store=True)
+    b = make(fake_trading)
+    req = OrderRequest.equity("SPY", 5, "buy", owner=own("a500"))
+    o = run(b.submit(req))
+    assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
+    assert len(fake_trading.orders) == 1
+    assert fake_trading.count("POST", "/v2/orders") == 1
+    assert fake_trading.count("GET", "/v2/orders:by_client_order_id") == 1
+
+
+def test_500_before_store_is_resent_once(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    fake_trading.inject("POST", "/v2/orders", 503, "<html>upstream busy</html>")
+    b = make(fake_trading)
+    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("b500"))))
+    assert o.status == OrderStatus.FILLED
+    assert len(fake_trading.orders) == 1 and fake_trading.count("POST", "/v2/orders") == 2
+
+
+def test_timeout_then_late_store_makes_one_order(fake_trading):  # noqa: F811
+    """The POST is slow: the client times out, finds nothing, resends; the first POST lands
+    later and is refused by the venue as a duplicate client_order_id. One order exists."""
+    quotes(fake_trading)
+    fake_trading.inject("POST", "/v2/orders", 200, delay_s=1.0)
+    b = make(fake_trading, timeout_s=0.3)
+    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("slow"))))
+    assert o.status == OrderStatus.FILLED
+    deadline = time.time() + 3
+    while fake_trading.count("POST", "/v2/orders") < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.9)  # let the delayed first POST finish on the server
+    assert len(fake_trading.orders) == 1, fake_trading.orders
+
+
+def test_async_rejection_is_reported(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    b = make(fake_trading)
+    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("rj"))))
+    assert o.status == OrderStatus.NEW and o.is_open
+    fake_trading.reject(o.id)
+    got = run(b.order_by_client_id(o.client_order_id))
+    assert got.status == OrderStatus.REJECTED and not got.is_open
+    assert run(b.orders("open")) == []
+
+
+def test_duplicate_client_order_id_resolves_to_existing(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    req = OrderRequest.equity("SPY", 2, "buy", owner=own("dup"))
+    first = run(make(fake_trading).submit(req))
+    # A restarted process (new broker) submits the same decision again: 422, then a look-up.
+    again = run(make(fake_trading).submit(req))
+    assert again.id == first.id and len(fake_trading.orders) == 1
+
+
+def test_lookup_failure_after_ambiguous_submit_fails_closed(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    fake_trading.inject("POST", "/v2/orders", 500, {"message": "boom"}, after_store=True)
+    fake_trading.inject("GET", "/v2/orders:by_client_order_id", 502, "bad gateway", times=5)
+    with pytest.raises(BrokerUnavailable):
+        run(make(fake_trading).submit(OrderRequest.equity("SPY", 1, "buy", owner=own("u"))))
+    assert fake_trading.count("POST", "/v2/orders") == 1  # never resent blind
+
+
+def test_429_waits_until_reset_header(fake_trading):  # noqa: F811
+    ft = FakeTime()
+    fake_trading.inject("GET", "/v2/account", 429, {"message": "too many requests."},
+                        headers={"X-Ratelimit-Limit": "200", "X-Ratelimit-Remaining": "0",
+                                 "X-Ratelimit-Reset": str(int(ft.t) + 7)})
+    acct = run(make(fake_trading, ft).account())
+    assert acct.cash == D(100_000)
+    assert sum(ft.slept) == pytest.approx(7.0), ft.slept
+    assert fake_trading.count("GET", "/v2/account") == 2
+
+
+def test_429_that_persists_raises_rate_limited(fake_trading):  # noqa: F811
+    ft = FakeTime()
+    fake_trading.inject("GET", "/v2/positions", 429, {"message": "too many requests."},
+                        headers={"X-Ratelimit-Reset": str(int(ft.t) + 1)}, times=10)
+    with pytest.raises(RateLimited):
+        run(make(fake_trading, ft, max_attempts=3).positions())
+    assert fake_trading.count("GET", "/v2/positions") == 3
+
+
+def test_remaining_zero_pauses_next_request(fake_trading):  # noqa: F811
+    ft = FakeTime()
+    fake_trading.inject("GET", "/v2/clock", 200,
+                        headers={"X-Ratelimit-Remaining": "0",
+                                 "X-Ratelimit-Reset": str(int(ft.t) + 3)})
+    b = make(fake_trading, ft)
+
+    async def go():
+        await b.clock()
+        assert ft.slept == []
+        await b.account()
+    run(go())
+    assert sum(ft.slept) == pytest.approx(3.0)
+
+
+def test_403_and_422_and_401_mapped(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    b = make(fake_trading)
+    with pytest.raises(InsufficientBuyingPower, match="insufficient buying power"):
+        run(b.submit(OrderRequest.equity("SPY", 1000, "buy", owner=own("big"))))
+    fake_trading.options_level = 1
+    with pytest.raises(OptionsLevelError, match="level"):
+        run(b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open", owner=own("lvl"))))
+    fake_trading.inject("POST", "/v2/orders", 422,
+                        {"code": 42210000, "message": "potential wash trade detected. use "
+                                                      "complex orders"})
+    with pytest.raises(OrderRejected, match="wash trade") as ei:
+        run(b.submit(OrderRequest.equity("SPY", 1, "sell", owner=own("wash"))))
+    assert ei.value.status == 422 and ei.value.code == 42210000
+    fake_trading.inject("GET", "/v2/account", 401, {"message": "unauthorized"})
+    with pytest.raises(AuthenticationError, match="APCA_API_KEY_ID"):
+        run(b.account())
+    assert len(fake_trading.orders) == 0
+
+
+def test_non_json_502_on_reads_is_retried_then_unavailable(fake_trading):  # noqa: F811
+    fake_trading.inject("GET", "/v2/clock", 502, "<html>Bad Gateway</html>", times=1)
+    b = make(fake_trading)
+    assert run(b.clock()).is_open  # retried once
+    fake_trading.inject("GET", "/v2/clock", 502, "<html>Bad Gateway</html>", times=5)
+    with pytest.raises(BrokerUnavailable, match="502"):
+        run(b.clock())
+
+
+def test_unreachable_venue_is_broker_unavailable():
+    b = AlpacaBroker(KEY, SECRET, url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0,
+                     max_attempts=2)
+    with pytest.raises(BrokerUnavailable, match="unreachable"):
+        run(b.account())
+
+
+def test_activities_are_paged(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    b = make(fake_trading, activities_page_size=3)
+
+    async def go():
+        for i in range(7):
+            await b.submit(OrderRequest.equity("SPY", i + 1, "buy", owner=own(f"p{i}")))
+        return await b.activities()
+    acts = run(go())
+    assert [a.qty for a in acts] == [D(i + 1) for i in range(7)]  # oldest first, none lost
+    assert len({a.id for a in acts}) == 7
+    assert fake_trading.count("GET", "/v2/account/activities") == 3
+
+
+def test_option_contracts_are_paged(fake_trading):  # noqa: F811
+    for k in (520, 525, 530, 535, 540):
+        fake_trading.set_quote(f"SPY240607C00{k}000", "1.00", "1.10")
+    fake_trading.set_quote("QQQ240607C00450000", "1.00", "1.10")
+    rows = run(make(fake_trading).option_contracts("SPY", page_size=2))
+    assert [r["strike"] for r in rows] == [D(520), D(525), D(530), D(535), D(540)]
+    assert all(r["underlying"] == "SPY" and r["type"] == "call" for r in rows)
+    assert fake_trading.count("GET", "/v2/options/contracts") == 3
+
+
+def test_secrets_never_logged(fake_trading, caplog, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    monkeypatch.setenv("APCA_API_BASE_URL", fake_trading.url)
+    caplog.set_level(logging.DEBUG)
+    b = connect(load_settings())
+    assert isinstance(b, AlpacaBroker)
+    run(b.account())
+    assert "Alpaca paper" in caplog.text
+    assert SECRET not in caplog.text and KEY not in caplog.text and SECRET not in repr(b)
+
+
+def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch, caplog):
+    for var in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "V28_LIVE_CONFIRM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir("/tmp")  # no stray .env
+    caplog.set_level(logging.INFO)
+
+    class NoQuotes:
+        async def quote(self, s):
+            raise KeyError(s)
+
+        async def closing_price(self, s, d):
+            raise KeyError(s)
+    b = connect(load_settings(), quotes=NoQuotes())
+    assert isinstance(b, SimBroker) and "simulated exchange" in caplog.text
+    with pytest.raises(SettingsError, match="V28_LIVE_CONFIRM"):
+        connect(load_settings(), live=True)
+    with pytest.raises(SettingsError, match="APCA_API_KEY_ID"):
+        connect(load_settings(live_confirm=True), live=True)
+    with pytest.raises(SettingsError, match="quote source"):
+        connect(load_settings())
+
+
+def test_rate_limiter_bucket_and_reset_cap():
+    ft = FakeTime()
+    lim = RateLimiter(rate=190, per=60, burst=10, now=ft.now, sleep=ft.sleep)
+
+    async def go():
+        for _ in range(11):
+            await lim.acquire()
+    run(go())
+    # 10 from the burst, the 11th waits one interval, 60/190 s.
+    assert sum(ft.slept) == pytest.approx(60 / 190)
+    assert lim.block_until(ft.t + 3600) == pytest.approx(MAX_RESET_WAIT_S)

@@ -1,0 +1,266 @@
+"""reconcile(journal, broker): what happened while we were down is journaled; what cannot be
+explained stops trading (fail closed).
+
+Scenarios follow the restart failures the trading anchors list (research/trading_anchors.md §2
+items 5-7: orders filled or cancelled during downtime, lost orders, phantom positions) and
+Alpaca's option events (OPEXC/OPASN/OPEXP + OPTRD, research/alpaca.md §3.6). The broker is the
+in-process SimBroker (same protocol as AlpacaBroker, see test_broker_contract.py), except for the
+unreachable-broker case, which uses AlpacaBroker against a closed port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from fakes.fixtures import OPEN, StaticQuotes
+from v28quant.broker import OrderRequest, OrderStatus, Owner
+from v28quant.broker.alpaca import AlpacaBroker
+from v28quant.broker.sim import SimBroker, SimConfig
+from v28quant.clock import SimClock
+from v28quant.reconcile import reconcile
+
+try:
+    from v28quant.journal import Journal
+except ImportError:  # pragma: no cover - only until branch issue6data (the journal) is merged
+    Journal = None
+
+C535 = "SPY240607C00535000"
+P520 = "SPY240607P00520000"
+
+
+class _InTestJournal:
+    """TEMPORARY stand-in with v28quant.journal.Journal's API, used only while the real journal
+    (branch issue6data) is not on this branch. Remove at merge."""
+
+    TERMINAL = {"filled", "canceled", "expired", "replaced", "rejected"}
+
+    def __init__(self) -> None:
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.snapshots: list[dict[str, D]] = []
+        self.activities: dict[str, tuple] = {}
+        self.fills: dict[str, tuple] = {}
+        self.reconciles: list[tuple[bool, list]] = []
+
+    def record_order_intent(self, cid, engine, strategy, decision_id, request, ts):
+        self.orders.setdefault(cid, {"client_order_id": cid, "engine": engine,
+                                     "strategy": strategy, "decision_id": decision_id,
+                                     "request": request, "broker_order_id": None,
+                                     "status": "intent", "filled_qty": None,
+                                     "filled_avg_price": None})
+
+    def record_order_update(self, cid, broker_order_id, status, filled_qty, filled_avg_price,
+                            raw, ts):
+        o = self.orders.setdefault(cid, {"client_order_id": cid, "engine": None,
+                                         "strategy": None, "decision_id": None,
+                                         "request": None, "broker_order_id": None})
+        o.update(status=status, filled_qty=None if filled_qty is None else D(filled_qty),
+                 filled_avg_price=filled_avg_price,
+                 broker_order_id=broker_order_id or o["broker_order_id"])
+
+    def record_fill(self, fill_id, cid, symbol, qty, price, side, ts):
+        self.fills.setdefault(fill_id, (cid, symbol, qty, price, side))
+
+    def record_positions(self, snapshot, ts):
+        self.snapshots.append({p["symbol"]: D(p["qty"]) for p in snapshot})
+
+    def record_activity(self, activity_id, activity_type, symbol, qty, price, ts, raw):
+        self.activities.setdefault(activity_id, (activity_type, symbol, qty, price))
+
+    def record_reconcile(self, ok, differences, ts):
+        self.reconciles.append((ok, list(differences)))
+
+    def open_orders(self):
+        return [dict(o) for o in self.orders.values() if o["status"] not in self.TERMINAL]
+
+    def order_by_client_id(self, cid):
+        o = self.orders.get(cid)
+        return None if o is None else dict(o)
+
+    def last_positions(self):
+        return dict(self.snapshots[-1]) if self.snapshots else {}
+
+    def seen_activity_ids(self):
+        return set(self.activities)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    if Journal is not None:
+        j = Journal(tmp_path / "journal.sqlite")
+        yield j
+        j.close()
+    else:
+        yield _InTestJournal()
+
+
+@pytest.fixture
+def venue():
+    clock = SimClock(OPEN)
+    q = StaticQuotes(clock)
+    q.set("SPY", "530.00", "530.10")
+    q.set(C535, "2.05", "2.15")
+    q.set(P520, "3.00", "3.10")
+    return clock, q, SimBroker(q, clock, SimConfig(cash=D(200_000)))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def place(journal, broker, clock, req: OrderRequest):
+    """What the runner does: journal the intent, submit, journal the acknowledgement."""
+    o = req.owner
+    journal.record_order_intent(req.client_order_id, o.engine, o.strategy, o.decision_id,
+                                req.to_dict(), clock.now())
+    ack = await broker.submit(req)
+    journal.record_order_update(ack.client_order_id, ack.id, ack.status.value, ack.filled_qty,
+                                ack.filled_avg_price, ack.to_dict(), clock.now())
+    return ack
+
+
+def kinds(report) -> list[str]:
+    return sorted(d["kind"] for d in report.differences)
+
+
+def test_new_journal_rebuilds_positions_from_activities(journal, venue):
+    clock, q, b = venue
+    run(b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x"))))
+    rep = run(reconcile(journal, b, clock))
+    assert rep.ok and kinds(rep) == ["position_explained"], rep
+    assert journal.last_positions() == {"SPY": D(10)}
+    again = run(reconcile(journal, b, clock))
+    assert again.ok and again.differences == (), again
+
+
+def test_fill_during_downtime_is_journaled(journal, venue):
+    clock, q, b = venue
+
+    async def go():
+        await reconcile(journal, b, clock)
+        ack = await place(journal, b, clock, OrderRequest.equity(
+            "SPY", 5, "buy", "limit", D("529"), owner=Owner("equity", "trend", "d1")))
+        assert ack.status == OrderStatus.NEW
+        # -- process stops; the market comes down to our limit --
+        q.set("SPY", "528.90", "528.95")
+        clock.set(datetime(2024, 6, 3, 15, 0, tzinfo=UTC))
+        return ack, await reconcile(journal, b, clock)
+    ack, rep = run(go())
+    assert rep.ok, rep.reason
+    assert kinds(rep) == ["order_changed", "position_explained"], rep.differences
+    row = journal.order_by_client_id(ack.client_order_id)
+    assert row["status"] == "filled" and row["filled_qty"] == D(5)
+    assert journal.last_positions() == {"SPY": D(5)}
+    assert len(journal.seen_activity_ids()) == 1
+
+
+def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
+    clock, q, b = venue
+
+    async def go():
+        await reconcile(journal, b, clock)
+        ack = await place(journal, b, clock, OrderRequest.equity(
+            "SPY", 1, "buy", "limit", D("500"), owner=Owner("equity", "trend", "c1")))
+        await b.cancel(ack.id)  # e.g. canceled by hand on the dashboard
+        lost = OrderRequest.equity("SPY", 1, "buy", owner=Owner("equity", "trend", "c2"))
+        journal.record_order_intent(lost.client_order_id, "equity", "trend", "c2",
+                                    lost.to_dict(), clock.now())  # crash before the POST
+        return ack, lost, await reconcile(journal, b, clock)
+    ack, lost, rep = run(go())
+    assert rep.ok, rep.reason
+    assert kinds(rep) == ["intent_never_submitted", "order_changed"]
+    assert journal.order_by_client_id(ack.client_order_id)["status"] == "canceled"
+    assert journal.order_by_client_id(lost.client_order_id)["status"] == "rejected"
+    assert journal.open_orders() == []
+
+
+def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue):
+    clock, q, b = venue
+    run(reconcile(journal, b, clock))
+    journal.record_order_intent("v28-equity-trend-0123456789ab", "equity", "trend", "gone",
+                                {"kind": "equity"}, clock.now())
+    journal.record_order_update("v28-equity-trend-0123456789ab", "3f1c0000-0000-4000-8000-"
+                                "000000000001", "new", D(0), None, {}, clock.now())
+    rep = run(reconcile(journal, b, clock))
+    assert not rep.ok and "own_order_missing" in rep.reason, rep
+
+
+def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, venue):
+    clock, q, b = venue
+
+    async def go():
+        await reconcile(journal, b, clock)
+        # An order with our id pattern that the journal never saw (another instance?).
+        await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"),
+                                           owner=Owner("options", "wheel", "ghost")))
+        return await reconcile(journal, b, clock)
+    rep = run(go())
+    assert not rep.ok and "unknown_own_order" in rep.reason
+    assert rep.fatal[0]["engine"] == "options" and rep.fatal[0]["strategy"] == "wheel"
+
+
+def test_replacement_while_down_is_adopted(journal, venue):
+    clock, q, b = venue
+
+    async def go():
+        await reconcile(journal, b, clock)
+        ack = await place(journal, b, clock, OrderRequest.equity(
+            "SPY", 1, "buy", "limit", D("500"), owner=Owner("equity", "trend", "r1")))
+        new = await b.replace(ack.id, limit_price=D("510"))  # journal never told
+        return ack, new, await reconcile(journal, b, clock)
+    ack, new, rep = run(go())
+    assert rep.ok, rep.reason
+    assert kinds(rep) == ["order_changed", "replacement_adopted"]
+    assert journal.order_by_client_id(new.client_order_id)["status"] == "new"
+
+
+def test_expiry_and_assignment_while_down_explain_positions(journal, venue):
+    clock, q, b = venue
+
+    async def go():
+        for req in [
+                OrderRequest.equity("SPY", 100, "buy", owner=Owner("equity", "wheel", "s")),
+                OrderRequest.option(C535, 1, "sell", "sell_to_open",
+                                    owner=Owner("options", "wheel", "cc")),
+                OrderRequest.option(P520, 1, "sell", "sell_to_open",
+                                    owner=Owner("options", "wheel", "csp"))]:
+            await place(journal, b, clock, req)
+        rep0 = await reconcile(journal, b, clock)
+        assert rep0.ok
+        # Down over expiry Friday: SPY closes at 518, the put is assigned, the call expires.
+        q.set_close("SPY", date(2024, 6, 7), "518.00")
+        clock.set(datetime(2024, 6, 10, 13, 35, tzinfo=UTC))
+        return await reconcile(journal, b, clock)
+    rep = run(go())
+    assert rep.ok, rep.reason
+    by_sym = {d["symbol"]: d for d in rep.differences if d["kind"] == "position_explained"}
+    assert set(by_sym) == {"SPY", C535, P520}, rep.differences
+    assert any(x.startswith("OPASN:") for x in by_sym[P520]["activities"])
+    assert any(x.startswith("OPEXP:") for x in by_sym[C535]["activities"])
+    assert journal.last_positions() == {"SPY": D(200)}
+
+
+def test_unexplained_position_difference_fails_closed(journal, venue):
+    clock, q, b = venue
+    run(b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x"))))
+    run(reconcile(journal, b, clock))
+    journal.record_positions([{"symbol": "SPY", "qty": D(100)}], clock.now())  # wrong belief
+    rep = run(reconcile(journal, b, clock))
+    assert not rep.ok and "position_mismatch" in rep.reason
+    assert rep.fatal[0]["broker"] == "10" and rep.fatal[0]["expected"] == "100"
+    assert journal.last_positions() == {"SPY": D(100)}  # not overwritten
+    # The operator checks the account and adopts the broker's positions explicitly.
+    rep = run(reconcile(journal, b, clock, adopt_positions=True))
+    assert rep.ok and kinds(rep) == ["position_adopted"]
+    assert journal.last_positions() == {"SPY": D(10)}
+    assert run(reconcile(journal, b, clock)).ok
+
+
+def test_unreachable_broker_fails_closed(journal):
+    b = AlpacaBroker("k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0,
+                     max_attempts=1)
+    rep = run(reconcile(journal, b))
+    assert not rep.ok and "broker_unreachable" in rep.reason
