@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
-from typing import Any
 
 import pytest
 from fakes.fixtures import OPEN, StaticQuotes
@@ -21,80 +20,18 @@ from v28quant.broker import OrderRequest, OrderStatus, Owner
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
+from v28quant.journal import Journal
 from v28quant.reconcile import reconcile
-
-try:
-    from v28quant.journal import Journal
-except ImportError:  # pragma: no cover - only until branch issue6data (the journal) is merged
-    Journal = None
 
 C535 = "SPY240607C00535000"
 P520 = "SPY240607P00520000"
 
 
-class _InTestJournal:
-    """TEMPORARY stand-in with v28quant.journal.Journal's API, used only while the real journal
-    (branch issue6data) is not on this branch. Remove at merge."""
-
-    TERMINAL = {"filled", "canceled", "expired", "replaced", "rejected"}
-
-    def __init__(self) -> None:
-        self.orders: dict[str, dict[str, Any]] = {}
-        self.snapshots: list[dict[str, D]] = []
-        self.activities: dict[str, tuple] = {}
-        self.fills: dict[str, tuple] = {}
-        self.reconciles: list[tuple[bool, list]] = []
-
-    def record_order_intent(self, cid, engine, strategy, decision_id, request, ts):
-        self.orders.setdefault(cid, {"client_order_id": cid, "engine": engine,
-                                     "strategy": strategy, "decision_id": decision_id,
-                                     "request": request, "broker_order_id": None,
-                                     "status": "intent", "filled_qty": None,
-                                     "filled_avg_price": None})
-
-    def record_order_update(self, cid, broker_order_id, status, filled_qty, filled_avg_price,
-                            raw, ts):
-        o = self.orders.setdefault(cid, {"client_order_id": cid, "engine": None,
-                                         "strategy": None, "decision_id": None,
-                                         "request": None, "broker_order_id": None})
-        o.update(status=status, filled_qty=None if filled_qty is None else D(filled_qty),
-                 filled_avg_price=filled_avg_price,
-                 broker_order_id=broker_order_id or o["broker_order_id"])
-
-    def record_fill(self, fill_id, cid, symbol, qty, price, side, ts):
-        self.fills.setdefault(fill_id, (cid, symbol, qty, price, side))
-
-    def record_positions(self, snapshot, ts):
-        self.snapshots.append({p["symbol"]: D(p["qty"]) for p in snapshot})
-
-    def record_activity(self, activity_id, activity_type, symbol, qty, price, ts, raw):
-        self.activities.setdefault(activity_id, (activity_type, symbol, qty, price))
-
-    def record_reconcile(self, ok, differences, ts):
-        self.reconciles.append((ok, list(differences)))
-
-    def open_orders(self):
-        return [dict(o) for o in self.orders.values() if o["status"] not in self.TERMINAL]
-
-    def order_by_client_id(self, cid):
-        o = self.orders.get(cid)
-        return None if o is None else dict(o)
-
-    def last_positions(self):
-        return dict(self.snapshots[-1]) if self.snapshots else {}
-
-    def seen_activity_ids(self):
-        return set(self.activities)
-
-
 @pytest.fixture
 def journal(tmp_path):
-    if Journal is not None:
-        j = Journal(tmp_path / "journal.sqlite")
-        yield j
-        j.close()
-    else:
-        yield _InTestJournal()
+    j = Journal(tmp_path / "journal.sqlite")
+    yield j
+    j.close()
 
 
 @pytest.fixture
