@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from v28quant.ml.features import (
     FeatureConfig,
     PurgedWalkForward,
@@ -49,9 +48,17 @@ def test_long_and_multiindex_layouts_give_the_same_features():
     a = build_features(bars)
     b = build_features(bars.set_index(["date", "symbol"]))
     pd.testing.assert_frame_equal(a, b)
-    assert {"ret_1", "ret_63", "rvol_21", "cvol", "mom", "mr_z", "vol_z", "beta", "range_vol"} <= set(
-        a.columns
-    ), f"columns: {list(a.columns)}"
+    assert {
+        "ret_1",
+        "ret_63",
+        "rvol_21",
+        "cvol",
+        "mom",
+        "mr_z",
+        "vol_z",
+        "beta",
+        "range_vol",
+    } <= set(a.columns), f"columns: {list(a.columns)}"
 
 
 def test_prices_only_bars_drop_volume_features():
@@ -175,7 +182,10 @@ def test_latest_rows_takes_the_last_date_of_each_symbol():
     f = build_features(synthetic_bars(300))
     last = latest_rows(f)
     assert list(last.index) == ["S0", "S1", "S2", "S3"]
-    assert (last["ret_1"].values == f.xs(f.index.get_level_values("date").max(), level="date")["ret_1"].values).all()
+    assert (
+        last["ret_1"].values
+        == f.xs(f.index.get_level_values("date").max(), level="date")["ret_1"].values
+    ).all()
 
 
 def test_real_history_features_pass_the_lookahead_check(shared_data):

@@ -82,7 +82,7 @@ class AdaptiveAllocator:
         self.sleeves = list(sleeves)
         self.config = c = config or AllocatorConfig()
         project_to_bounds(np.full(len(sleeves), 1 / len(sleeves)), c.min_weight, c.max_weight)
-        self._returns = {s: deque(maxlen=c.lookback) for s in sleeves}
+        self._returns: dict[str, deque[float]] = {s: deque(maxlen=c.lookback) for s in sleeves}
         self._equity = dict.fromkeys(sleeves, 1.0)
         self._peak = dict.fromkeys(sleeves, 1.0)
         self._rng = np.random.default_rng(c.seed)
@@ -105,7 +105,9 @@ class AdaptiveAllocator:
     def _stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c = self.config
         n = np.array([len(self._returns[s]) for s in self.sleeves], dtype=float)
-        m = np.array([np.mean(self._returns[s]) if n[i] else 0.0 for i, s in enumerate(self.sleeves)])
+        m = np.array(
+            [np.mean(self._returns[s]) if n[i] else 0.0 for i, s in enumerate(self.sleeves)]
+        )
         pooled = [r for s in self.sleeves for r in self._returns[s]]
         fallback = float(np.std(pooled, ddof=1)) if len(pooled) > 1 else 0.01
         sd = np.array(

@@ -226,7 +226,8 @@ class ContinuousLearner:
         report = self.detector.test(X, err)
         self.last_report = report
         log.info(
-            "drift test", extra={"drifted": report.drifted, "min_adj_p": float(report.adjusted.min())}
+            "drift test",
+            extra={"drifted": report.drifted, "min_adj_p": float(report.adjusted.min())},
         )
         if report.drift:
             self._start_retrain(X, np.array([t.direction for t in recent]))

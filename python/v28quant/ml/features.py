@@ -21,7 +21,7 @@ References
 ----------
 M. López de Prado (2018), *Advances in Financial Machine Learning*, Wiley: ch. 3 (labels),
 ch. 7 (purged cross-validation with an embargo, sec. 7.4), ch. 12 (walk-forward).
-J.P. Morgan/Reuters (1996), *RiskMetrics Technical Document*, 4th ed. (EWMA volatility, lambda=0.94).
+J.P. Morgan/Reuters (1996), *RiskMetrics Technical Document*, 4th ed. (EWMA vol, lambda=0.94).
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ class PurgedWalkForward:
     min_train_dates: int = 252
 
     def split(self, dates: Sequence | pd.Index, label_end: Sequence | pd.Index) -> Iterator[Split]:
-        """Yield :class:`Split` for rows with sample dates ``dates`` and label ends ``label_end``."""
+        """Yield a :class:`Split` per fold for rows with dates ``dates`` and ``label_end``."""
         d = pd.DatetimeIndex(dates)
         e = pd.DatetimeIndex(label_end)
         if len(d) != len(e):
@@ -253,9 +253,7 @@ class PurgedWalkForward:
             t0, t1 = udates[bounds[k]], udates[bounds[k + 1] - 1]
             gap_start = udates[max(bounds[k] - self.embargo, 0)]
             test = np.flatnonzero((dv >= t0.to_datetime64()) & (dv <= t1.to_datetime64()))
-            train = np.flatnonzero(
-                (dv < gap_start.to_datetime64()) & (ev < t0.to_datetime64())
-            )
+            train = np.flatnonzero((dv < gap_start.to_datetime64()) & (ev < t0.to_datetime64()))
             yield Split(train=train, test=test, test_start=t0, test_end=t1)
 
 
@@ -310,4 +308,3 @@ def panel_to_arrays(
     """float64 matrix of the chosen feature columns (all by default) and the column names."""
     cols = list(columns) if columns is not None else list(features.columns)
     return features[cols].to_numpy(np.float64), cols
-

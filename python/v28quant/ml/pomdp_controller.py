@@ -20,6 +20,7 @@ L. P. Kaelbling, M. L. Littman, A. R. Cassandra (1998), "Planning and acting in 
 observable stochastic domains", Artificial Intelligence 101.
 J. Pineau, G. Gordon, S. Thrun (2003), "Point-based value iteration", IJCAI.
 M. T. J. Spaan, N. Vlassis (2005), "Perseus: randomized point-based value iteration", JAIR 24.
+M. Hauskrecht (2000), "Value-function approximations for POMDPs", JAIR 13 (blind-policy bound).
 """
 
 from __future__ import annotations
@@ -45,9 +46,7 @@ class POMDP:
     def __post_init__(self) -> None:
         A, S, _ = self.T.shape
         if self.T.shape != (A, S, S) or self.Z.shape[:2] != (A, S) or self.R.shape != (S, A):
-            raise ValueError(
-                f"shapes disagree: T{self.T.shape} Z{self.Z.shape} R{self.R.shape}"
-            )
+            raise ValueError(f"shapes disagree: T{self.T.shape} Z{self.Z.shape} R{self.R.shape}")
         for name, m in (("T", self.T), ("Z", self.Z)):
             if not np.allclose(m.sum(axis=-1), 1.0) or (m < 0).any():
                 raise ValueError(f"{name} rows must be probability distributions")
@@ -107,17 +106,20 @@ def pbvi(
     Backup at belief b (Pineau et al. 2003, eq. 4-6):
     g_{a,o}^k(s) = discount sum_{s'} T(s, a, s') Z(a, s', o) alpha_k(s');
     alpha_a^b = R(., a) + sum_o argmax_{g_{a,o}^k} b . g_{a,o}^k; keep argmax_a b . alpha_a^b.
-    Started from the lower bound min R / (1 - discount), so values rise monotonically.
+    Started from the blind-policy lower bound (always take action a: alpha_a = (I - discount
+    T_a)^-1 R(., a); Hauskrecht 2000), so values rise monotonically towards the optimum.
     """
     B = np.atleast_2d(np.asarray(beliefs, dtype=np.float64))
     A, S, _ = pomdp.T.shape
-    V = np.full((1, S), pomdp.R.min() / (1 - pomdp.discount))
-    acts = np.zeros(1, dtype=np.int64)
+    V = np.stack(
+        [np.linalg.solve(np.eye(S) - pomdp.discount * pomdp.T[a], pomdp.R[:, a]) for a in range(A)]
+    )
+    acts = np.arange(A)
     old = (B @ V.T).max(axis=1)
     TZ = pomdp.T[:, :, :, None] * pomdp.Z[:, None, :, :]  # (A, S, S', O)
     for _ in range(max_iter):
-        G = pomdp.discount * np.einsum("astO,kt->aOks", TZ, V)  # (A, O, K, S)
-        scores = np.einsum("ns,aoks->naok", B, G)
+        G = pomdp.discount * np.einsum("astO,kt->aOks", TZ, V, optimize=True)  # (A, O, K, S)
+        scores = np.einsum("ns,aoks->naok", B, G, optimize=True)
         best = scores.argmax(axis=3)  # (N, A, O)
         a_idx = np.arange(A)[None, :, None]
         o_idx = np.arange(G.shape[1])[None, None, :]
@@ -176,7 +178,9 @@ class POMDPController:
         self.actions = tuple(c.exposure)
         e = np.array([c.exposure[a] for a in self.actions])
         mu, sd = np.array(c.mean_return), np.array(c.volatility)
-        R = 1e4 * (mu[:, None] * e[None, :] - 0.5 * c.risk_aversion * (sd[:, None] * e[None, :]) ** 2)
+        R = 1e4 * (
+            mu[:, None] * e[None, :] - 0.5 * c.risk_aversion * (sd[:, None] * e[None, :]) ** 2
+        )
         off = (1 - c.stay_probability) / max(S - 1, 1)
         T1 = np.full((S, S), off) + np.eye(S) * (c.stay_probability - off)
         Z1 = np.full((S, S), (1 - c.detector_accuracy) / max(S - 1, 1))
@@ -184,7 +188,7 @@ class POMDPController:
         A = len(self.actions)
         self.pomdp = POMDP(np.repeat(T1[None], A, 0), np.repeat(Z1[None], A, 0), R, c.discount)
         b0 = np.full(S, 1.0 / S)
-        self.policy = pbvi(self.pomdp, collect_beliefs(self.pomdp, b0, n=300))
+        self.policy = pbvi(self.pomdp, collect_beliefs(self.pomdp, b0, n=150), tol=1e-4)
         self.belief = b0
 
     def update(self, likelihoods: Mapping[str, float] | Sequence[float]) -> np.ndarray:
@@ -205,15 +209,24 @@ class POMDPController:
         self.belief = post / post.sum()
         return self.belief
 
-    def decide(self, likelihoods: Mapping[str, float] | Sequence[float] | None = None) -> ControllerDecision:
+    def decide(
+        self, likelihoods: Mapping[str, float] | Sequence[float] | None = None
+    ) -> ControllerDecision:
         """Update the belief (when likelihoods are given) and choose the action; logs both."""
         if likelihoods is not None:
             self.update(likelihoods)
         a = self.actions[self.policy.action(self.belief)]
-        belief = {s: round(float(p), 6) for s, p in zip(self.config.states, self.belief, strict=True)}
+        belief = {
+            s: round(float(p), 6) for s, p in zip(self.config.states, self.belief, strict=True)
+        }
         d = ControllerDecision(
             a, float(self.config.exposure[a]), belief, float(self.policy.value(self.belief)[0])
         )
-        log.info("pomdp decision %s exposure=%.2f belief=%s", a, d.exposure_scale, belief,
-                 extra={"action": a, "belief": belief, "value": d.value})
+        log.info(
+            "pomdp decision %s exposure=%.2f belief=%s",
+            a,
+            d.exposure_scale,
+            belief,
+            extra={"action": a, "belief": belief, "value": d.value},
+        )
         return d

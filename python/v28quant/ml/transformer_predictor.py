@@ -58,7 +58,9 @@ class TransformerConfig:
 class TransformerEncoderBlock(nn.Module):
     """Pre-norm encoder block: x + MHA(LN(x)), then x + FFN(LN(x))."""
 
-    def __init__(self, d_model: int = 512, n_heads: int = 8, d_ff: int = 2048, dropout: float = 0.1):
+    def __init__(
+        self, d_model: int = 512, n_heads: int = 8, d_ff: int = 2048, dropout: float = 0.1
+    ):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
