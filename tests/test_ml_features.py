@@ -209,3 +209,29 @@ def test_real_history_features_pass_the_lookahead_check(shared_data):
         )
     bars = pd.concat(frames, ignore_index=True)
     assert lookahead_check(build_features, bars, ["2002-06-28", "2003-03-31"]) == {}
+
+
+def test_vol_forecaster_hook_is_used_and_a_non_causal_one_is_caught():
+    bars = synthetic_bars(400, 2)
+    seen = []
+
+    def causal(r: pd.Series) -> pd.Series:  # e.g. a GARCH filter with fixed parameters
+        seen.append(len(r))
+        return np.sqrt((r**2).expanding().mean() * 252)
+
+    f = build_features(bars, FeatureConfig(vol_forecaster=causal))
+    r = np.log(to_wide(bars)["close"]["S0"]).diff().dropna()
+    want = np.sqrt((r**2).expanding().mean() * 252)
+    got = f.xs("S0", level="symbol")["cvol"]
+    np.testing.assert_allclose(got.to_numpy(), want.reindex(got.index).to_numpy(), rtol=1e-12)
+    assert seen == [399, 399]
+
+    def full_sample(r: pd.Series) -> pd.Series:  # fitted on the whole history: a leak
+        return pd.Series(np.sqrt((r**2).mean() * 252), index=r.index)
+
+    leaks = lookahead_check(
+        lambda b: build_features(b, FeatureConfig(vol_forecaster=full_sample)),
+        bars,
+        ["2019-03-15"],
+    )
+    assert set(leaks) == {"cvol"}, leaks
