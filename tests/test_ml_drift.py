@@ -126,3 +126,20 @@ def test_async_record_trade_does_not_block_the_event_loop():
 
     assert asyncio.run(main()) is None  # too few trades to test yet
     learner.close()
+
+
+def test_xgboost_is_updated_incrementally_from_closed_trades():
+    from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = XGBoostModel(EnsembleConfig(n_estimators=20, incremental_batch=10)).fit(X, y)
+    rounds = model._clf.get_booster().num_boosted_rounds()
+    learner = ContinuousLearner({"xgb": model}, DriftDetector(X), lambda X, y: {})
+    for i in range(25):
+        x = rng.normal(size=3)
+        learner.record_trade(TradeOutcome("SPY", x, 0.5, 1.0 if i % 2 else -1.0))
+    learner.close()
+    # two full batches of 10 trades -> two updates of incremental_trees rounds each
+    assert model._clf.get_booster().num_boosted_rounds() == rounds + 2 * 10

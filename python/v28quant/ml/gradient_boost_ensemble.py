@@ -54,6 +54,7 @@ class EnsembleConfig:
     calibration_fraction: float = 0.2
     calibration_gap: int = 0
     incremental_trees: int = 10
+    incremental_batch: int = 20
     n_jobs: int = 1
     seed: int = 0
 
@@ -169,6 +170,8 @@ class XGBoostModel(BaseModel):
         self.config = config or EnsembleConfig()
         self._clf: xgb.XGBClassifier | None = None
         self._calibrator: Any = None
+        self._pending_X: list[np.ndarray] = []
+        self._pending_y: list[np.ndarray] = []
 
     def params(self) -> dict[str, Any]:
         """The configuration, for the model store and the journal."""
@@ -222,19 +225,27 @@ class XGBoostModel(BaseModel):
         return self._calibrator.predict_proba(_logit(raw)[:, None])[:, 1]
 
     def partial_fit(self, X: Any, y: Any) -> XGBoostModel:
-        """Incremental update: add ``incremental_trees`` boosting rounds fitted on new rows.
+        """Incremental update from newly closed trades.
 
-        The calibration map is kept; a full ``fit`` refreshes it (the continuous learner does
-        that on drift).
+        Rows are buffered until ``incremental_batch`` rows holding both classes have arrived;
+        then ``incremental_trees`` boosting rounds are fitted on them, continuing the existing
+        booster. The calibration map is kept; a full ``fit`` (the continuous learner's retrain on
+        drift) refreshes it.
         """
         if self._clf is None:
             raise ValueError("partial_fit needs a fitted model")
         arr, _ = _as_matrix(X, self.feature_names)
         labels = _as_labels(y, len(arr))
+        self._pending_X.append(arr)
+        self._pending_y.append(labels)
+        bx, by = np.vstack(self._pending_X), np.concatenate(self._pending_y)
+        if len(by) < self.config.incremental_batch or np.unique(by).size < 2:
+            return self
         more = self._new_classifier(self.config.incremental_trees)
-        more.fit(arr, labels, xgb_model=self._clf.get_booster())
+        more.fit(bx, by, xgb_model=self._clf.get_booster())
         self._clf = more
-        self._footprint.add(arr, labels)
+        self._footprint.add(bx, by)
+        self._pending_X, self._pending_y = [], []
         return self
 
 
