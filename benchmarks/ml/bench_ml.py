@@ -125,6 +125,11 @@ def main() -> None:
     ytr, yte = lab["direction"].iloc[split.train], lab["direction"].iloc[split.test]
     rte = lab["fwd_ret"].iloc[split.test]
     print(
+        f"test base rate (share of up labels = hit rate of 'always long'): {yte.mean():.4f}; "
+        "binomial p-values below treat rows as independent, which overlapping 5-day labels "
+        "and correlated stocks are not: read them as optimistic"
+    )
+    print(
         f"train rows {len(Xtr)} (to {dates[split.train].max().date()}), test rows {len(Xte)} "
         f"({split.test_start.date()} .. {split.test_end.date()}), features {list(feat.columns)}"
     )
@@ -221,7 +226,7 @@ def main() -> None:
     print()
     print(
         f"| model | train s | inference ms / cycle ({n30} symbols) | OOS hit rate | OOS IC | "
-        "binom p (hit>0.5) |"
+        "naive binom p (hit>0.5) |"
     )
     print("|---|---:|---:|---:|---:|---:|")
     for label, key, tr, hit, ic, p in rows:
