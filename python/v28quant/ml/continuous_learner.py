@@ -1,0 +1,265 @@
+"""Continuous learning: trade outcomes, incremental updates and drift-triggered retraining.
+
+After each closed trade the learner records the outcome (the features the decision used, the
+model's P(up) and the realised direction), passes it to every model that supports incremental
+updates (``partial_fit``), and runs the drift detector. When drift is found it submits the
+retraining function to an executor, so the trading loop never waits for a refit; the new models
+are swapped in when the future completes.
+
+Drift test: a two-sample Kolmogorov-Smirnov test of each feature's recent window against its
+reference (training) sample, and of the recent prediction errors (|direction - P(up)|) against
+the reference errors. The family of p-values is corrected for multiple testing by
+Benjamini-Hochberg (false discovery rate, the default) or Holm (family-wise error rate), and drift
+is declared when any corrected p-value is below ``alpha``.
+
+References
+----------
+N. Smirnov (1948), "Table for estimating the goodness of fit of empirical distributions",
+Ann. Math. Stat. 19 (two-sample KS).
+Y. Benjamini, Y. Hochberg (1995), "Controlling the false discovery rate", JRSS B 57(1).
+S. Holm (1979), "A simple sequentially rejective multiple test procedure", Scand. J. Stat. 6.
+J. Gama et al. (2014), "A survey on concept drift adaptation", ACM Comput. Surv. 46(4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+log = logging.getLogger(__name__)
+
+Correction = Literal["benjamini-hochberg", "holm"]
+
+
+def adjust_pvalues(p: Sequence[float] | np.ndarray, method: Correction) -> np.ndarray:
+    """Multiple-testing adjusted p-values (Benjamini-Hochberg step-up or Holm step-down)."""
+    pv = np.asarray(p, dtype=np.float64)
+    m = len(pv)
+    if m == 0:
+        return pv
+    order = np.argsort(pv)
+    ranked = pv[order]
+    if method == "benjamini-hochberg":
+        adj = ranked * m / np.arange(1, m + 1)
+        adj = np.minimum.accumulate(adj[::-1])[::-1]
+    elif method == "holm":
+        adj = np.maximum.accumulate(ranked * (m - np.arange(m)))
+    else:
+        raise ValueError(f"correction must be 'benjamini-hochberg' or 'holm', got {method!r}")
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Outcome of one drift test: raw and adjusted p-values per tested series."""
+
+    names: tuple[str, ...]
+    p_values: np.ndarray
+    adjusted: np.ndarray
+    alpha: float
+    correction: str
+
+    @property
+    def drifted(self) -> tuple[str, ...]:
+        """Series whose adjusted p-value is below alpha."""
+        return tuple(n for n, q in zip(self.names, self.adjusted, strict=True) if q < self.alpha)
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.drifted)
+
+
+class DriftDetector:
+    """Per-feature and prediction-error two-sample KS tests with a multiple-testing correction.
+
+    Parameters
+    ----------
+    reference : array (n_ref, n_features)
+        Feature values of the training window.
+    reference_errors : array (n_ref_err,), optional
+        Prediction errors on held-out data at training time.
+    feature_names : names of the columns.
+    alpha : level of the (corrected) test.
+    correction : ``"benjamini-hochberg"`` (default) or ``"holm"``.
+    """
+
+    def __init__(
+        self,
+        reference: np.ndarray,
+        reference_errors: np.ndarray | None = None,
+        feature_names: Sequence[str] | None = None,
+        alpha: float = 0.05,
+        correction: Correction = "benjamini-hochberg",
+    ) -> None:
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.ndim != 2 or len(ref) < 2:
+            raise ValueError(f"reference must be 2-D with >= 2 rows, got shape {ref.shape}")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        adjust_pvalues([0.5], correction)  # validates the name
+        self.reference = ref
+        self.reference_errors = (
+            None if reference_errors is None else np.asarray(reference_errors, np.float64)
+        )
+        self.feature_names = list(feature_names or [f"x{i}" for i in range(ref.shape[1])])
+        self.alpha, self.correction = alpha, correction
+
+    def test(self, current: np.ndarray, current_errors: np.ndarray | None = None) -> DriftReport:
+        """KS-test the current window (and its errors) against the reference."""
+        cur = np.asarray(current, dtype=np.float64)
+        if cur.ndim != 2 or cur.shape[1] != self.reference.shape[1]:
+            raise ValueError(f"current must be (n, {self.reference.shape[1]}), got {cur.shape}")
+        names = list(self.feature_names)
+        pv = [stats.ks_2samp(self.reference[:, j], cur[:, j]).pvalue for j in range(cur.shape[1])]
+        if current_errors is not None and self.reference_errors is not None:
+            names.append("prediction_error")
+            pv.append(stats.ks_2samp(self.reference_errors, current_errors).pvalue)
+        p = np.asarray(pv)
+        return DriftReport(
+            tuple(names), p, adjust_pvalues(p, self.correction), self.alpha, self.correction
+        )
+
+
+@dataclass(frozen=True)
+class ContinuousLearnerConfig:
+    """``window``: recent trades tested against the reference; ``min_trades``: trades needed
+    before the first test; ``cooldown``: trades between two retrains."""
+
+    alpha: float = 0.05
+    correction: Correction = "benjamini-hochberg"
+    window: int = 100
+    min_trades: int = 50
+    cooldown: int = 50
+
+
+@dataclass(frozen=True)
+class TradeOutcome:
+    """A closed trade: the features at entry, the model's P(up) then, and the realised result."""
+
+    symbol: str
+    features: np.ndarray
+    prob_up: float
+    pnl: float
+    closed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def direction(self) -> int:
+        return int(self.pnl > 0)
+
+    @property
+    def error(self) -> float:
+        return abs(self.direction - self.prob_up)
+
+
+Retrainer = Callable[[np.ndarray, np.ndarray], Mapping[str, Any]]
+"""retrain(X, y) -> {model name: new fitted model}; runs off the trading loop. An entry
+``"drift_detector"`` holding a new :class:`DriftDetector` replaces the reference sample."""
+
+
+class ContinuousLearner:
+    """Records trade outcomes, updates models incrementally, retrains on drift in an executor.
+
+    Parameters
+    ----------
+    models : {name: model}; those with ``partial_fit(X, y)`` are updated after each trade.
+    detector : the :class:`DriftDetector` built from the training window.
+    retrain : called as ``retrain(X_recent, y_recent)`` in ``executor`` when drift is found.
+    executor : defaults to a private single-thread pool.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, Any],
+        detector: DriftDetector,
+        retrain: Retrainer,
+        config: ContinuousLearnerConfig | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.models = dict(models)
+        self.detector = detector
+        self.retrain = retrain
+        self.config = config or ContinuousLearnerConfig()
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="v28-retrain")
+        self._own_executor = executor is None
+        self._trades: deque[TradeOutcome] = deque(maxlen=max(self.config.window, 1) * 10)
+        self._since_retrain = 0
+        self._lock = threading.Lock()
+        self.pending: Future[Mapping[str, Any]] | None = None
+        self.last_report: DriftReport | None = None
+        self.retrain_count = 0
+
+    def record_trade(self, outcome: TradeOutcome) -> DriftReport | None:
+        """Record a closed trade; update incremental models; maybe start a retrain.
+
+        Returns the drift report when a test ran. Never waits for a retrain.
+        """
+        x = np.asarray(outcome.features, dtype=np.float64)[None, :]
+        y = np.array([outcome.direction])
+        for name, model in self.models.items():
+            if hasattr(model, "partial_fit"):
+                try:
+                    model.partial_fit(x, y)
+                except ValueError as exc:  # e.g. a model that needs both classes per update
+                    log.debug("partial_fit skipped for %s: %s", name, exc)
+        with self._lock:
+            self._trades.append(outcome)
+            self._since_retrain += 1
+            n = len(self._trades)
+        cfg = self.config
+        if n < cfg.min_trades or self._since_retrain < cfg.cooldown or self.retraining:
+            return None
+        recent = list(self._trades)[-cfg.window :]
+        X = np.stack([t.features for t in recent])
+        err = np.array([t.error for t in recent])
+        report = self.detector.test(X, err)
+        self.last_report = report
+        log.info(
+            "drift test",
+            extra={"drifted": report.drifted, "min_adj_p": float(report.adjusted.min())},
+        )
+        if report.drift:
+            self._start_retrain(X, np.array([t.direction for t in recent]))
+        return report
+
+    async def arecord_trade(self, outcome: TradeOutcome) -> DriftReport | None:
+        """``record_trade`` run in the executor, for use from the asyncio trading loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.record_trade, outcome)
+
+    @property
+    def retraining(self) -> bool:
+        return self.pending is not None and not self.pending.done()
+
+    def _start_retrain(self, X: np.ndarray, y: np.ndarray) -> None:
+        with self._lock:
+            self._since_retrain = 0
+        self.pending = self._executor.submit(self.retrain, X, y)
+        self.pending.add_done_callback(self._swap_in)
+
+    def _swap_in(self, fut: Future[Mapping[str, Any]]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            log.error("retrain failed: %r", None if fut.cancelled() else fut.exception())
+            return
+        fresh = dict(fut.result())
+        detector = fresh.pop("drift_detector", None)
+        if isinstance(detector, DriftDetector):
+            self.detector = detector
+        self.models.update(fresh)
+        self.retrain_count += 1
+
+    def close(self) -> None:
+        """Wait for a running retrain and release the private executor."""
+        if self._own_executor:
+            self._executor.shutdown(wait=True)

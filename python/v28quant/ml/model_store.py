@@ -1,0 +1,151 @@
+"""Versioned storage of trained models with their training window, features and scores.
+
+Layout: ``<root>/<name>/<version>/model.pkl`` (the pickled model object; torch modules pickle
+their tensors) and ``meta.json`` (:class:`ModelMetadata`). Versions are ``v0001, v0002, ...``
+unless given. ``load`` returns the latest version by default. Pickles execute code when loaded:
+load only stores this system wrote.
+
+When a journal is given, each ``save`` also records the training run through
+``journal.record_model_run(model, version, started, finished, params, metrics)``; any object with
+that method works (:class:`RunRecorder`).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+_VERSION = re.compile(r"^v(\d{4,})$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@runtime_checkable
+class RunRecorder(Protocol):
+    """What the model store needs from the journal."""
+
+    def record_model_run(
+        self,
+        model: str,
+        version: str,
+        started: datetime,
+        finished: datetime,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What was trained, on which window and features, and how it scored out of sample."""
+
+    name: str
+    version: str
+    train_start: str
+    train_end: str
+    features: list[str]
+    validation_scores: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+    started: str = ""
+    finished: str = ""
+
+
+class ModelStore:
+    """Save and load models by name and version under a root folder."""
+
+    def __init__(self, root: str | Path, journal: RunRecorder | None = None) -> None:
+        if journal is not None and not isinstance(journal, RunRecorder):
+            raise ValueError("journal must have a record_model_run(...) method")
+        self.root = Path(root)
+        self.journal = journal
+
+    def versions(self, name: str) -> list[str]:
+        """Stored versions of ``name``, oldest first."""
+        d = self.root / _check_name(name)
+        if not d.is_dir():
+            return []
+        return sorted((p.name for p in d.iterdir() if _VERSION.match(p.name)), key=_vnum)
+
+    def save(
+        self,
+        model: Any,
+        name: str,
+        *,
+        train_start: Any,
+        train_end: Any,
+        features: list[str],
+        validation_scores: dict[str, float],
+        params: dict[str, Any] | None = None,
+        started: datetime | None = None,
+        finished: datetime | None = None,
+        version: str | None = None,
+    ) -> ModelMetadata:
+        """Write the model and its metadata; record the run in the journal when there is one."""
+        existing = self.versions(name)
+        if version is None:
+            version = f"v{(_vnum(existing[-1]) + 1) if existing else 1:04d}"
+        elif not _VERSION.match(version):
+            raise ValueError(f"version must look like v0001, got {version!r}")
+        if version in existing:
+            raise ValueError(f"{name} {version} already exists")
+        finished = finished or datetime.now(UTC)
+        started = started or finished
+        meta = ModelMetadata(
+            name=name,
+            version=version,
+            train_start=str(train_start),
+            train_end=str(train_end),
+            features=list(features),
+            validation_scores={k: float(v) for k, v in validation_scores.items()},
+            params=_jsonable(params or {}),
+            started=started.isoformat(),
+            finished=finished.isoformat(),
+        )
+        d = self.root / name / version
+        d.mkdir(parents=True)
+        with open(d / "model.pkl", "wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        (d / "meta.json").write_text(json.dumps(asdict(meta), indent=2, sort_keys=True))
+        if self.journal is not None:
+            self.journal.record_model_run(
+                model=name,
+                version=version,
+                started=started,
+                finished=finished,
+                params=meta.params,
+                metrics=meta.validation_scores,
+            )
+        return meta
+
+    def load(self, name: str, version: str | None = None) -> tuple[Any, ModelMetadata]:
+        """The model and its metadata (latest version unless ``version`` is given)."""
+        versions = self.versions(name)
+        if not versions:
+            raise ValueError(f"no stored model named {name!r} under {self.root}")
+        version = version or versions[-1]
+        if version not in versions:
+            raise ValueError(f"{name!r} has no version {version!r}; stored: {versions}")
+        d = self.root / name / version
+        meta = ModelMetadata(**json.loads((d / "meta.json").read_text()))
+        with open(d / "model.pkl", "rb") as fh:
+            model = pickle.load(fh)
+        return model, meta
+
+
+def _vnum(v: str) -> int:
+    m = _VERSION.match(v)
+    return int(m.group(1)) if m else -1
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"model name may hold letters, digits, '_', '.', '-' only, got {name!r}")
+    return name
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(d, default=str))
