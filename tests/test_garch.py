@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from arch import arch_model
-
 from v28quant.quant_models import garch
 
 # TSP 4.4 benchmark (bg44.tsp), ML-2 column: estimate, robust standard error.
@@ -44,8 +43,9 @@ def _spy_pct_returns(shared_data: Path) -> pd.Series:
     return 100.0 * np.log(df["adj_close"]).diff().dropna()
 
 
-def _simulate(n: int, mu: float, omega: float, alpha: float, beta: float, nu: float | None,
-              seed: int) -> np.ndarray:
+def _simulate(
+    n: int, mu: float, omega: float, alpha: float, beta: float, nu: float | None, seed: int
+) -> np.ndarray:
     """GARCH(1,1) path with 500 burn-in draws (numpy only, independent of the code under test)."""
     rng = np.random.default_rng(seed)
     if nu is None:
@@ -63,8 +63,15 @@ def _simulate(n: int, mu: float, omega: float, alpha: float, beta: float, nu: fl
 
 
 def _arch_fit(y, dist: str, backcast: float | None = None):
-    am = arch_model(y, mean="Constant", vol="GARCH", p=1, q=1,
-                    dist="studentst" if dist == "t" else "normal", rescale=False)
+    am = arch_model(
+        y,
+        mean="Constant",
+        vol="GARCH",
+        p=1,
+        q=1,
+        dist="studentst" if dist == "t" else "normal",
+        rescale=False,
+    )
     return am, am.fit(disp="off", backcast=backcast)
 
 
@@ -72,8 +79,10 @@ def _assert_matches_arch(ours: garch.GarchResult, theirs, label: str) -> None:
     """Peer check: log-likelihood no worse than arch's (1e-6 absolute: both at the same maximum,
     arch stops at its SLSQP tolerance) and parameters within 1e-3 absolute (arch's optimiser
     tolerance on a flat likelihood)."""
-    msg = (f"{label}: ours {ours.params} loglik {ours.loglik!r}; "
-           f"arch {theirs.params.values} loglik {theirs.loglikelihood!r}")
+    msg = (
+        f"{label}: ours {ours.params} loglik {ours.loglik!r}; "
+        f"arch {theirs.params.values} loglik {theirs.loglikelihood!r}"
+    )
     assert ours.converged, msg
     assert ours.loglik >= theirs.loglikelihood - 1e-6, msg
     np.testing.assert_allclose(ours.params, theirs.params.values, rtol=0, atol=1e-3, err_msg=msg)
@@ -139,12 +148,23 @@ def test_robust_std_errors_match_arch(shared_data: Path, dist: str) -> None:
     ours = garch.fit(r, dist, backcast="arch")
     _, theirs = _arch_fit(r, dist)
     # Compare at our optimum so only the covariance formula differs.
-    am = arch_model(r, mean="Constant", vol="GARCH", p=1, q=1,
-                    dist="studentst" if dist == "t" else "normal", rescale=False)
+    am = arch_model(
+        r,
+        mean="Constant",
+        vol="GARCH",
+        p=1,
+        q=1,
+        dist="studentst" if dist == "t" else "normal",
+        rescale=False,
+    )
     at_ours = am.fix(ours.params)
     cov = at_ours.model.compute_param_cov(ours.params, robust=True)
-    np.testing.assert_allclose(ours.std_err, np.sqrt(np.diag(cov)), rtol=2e-3,
-                               err_msg=f"{dist}: ours {ours.std_err}, arch {np.sqrt(np.diag(cov))}")
+    np.testing.assert_allclose(
+        ours.std_err,
+        np.sqrt(np.diag(cov)),
+        rtol=2e-3,
+        err_msg=f"{dist}: ours {ours.std_err}, arch {np.sqrt(np.diag(cov))}",
+    )
     np.testing.assert_allclose(ours.std_err, theirs.std_err.values, rtol=2e-2)
 
 

@@ -259,12 +259,16 @@ def fit(
         raise ValueError(f"dist must be 'normal' or 't', got {dist!r}")
     if isinstance(backcast, str):
         if backcast not in _PRESAMPLE_CODES:
-            raise ValueError(f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}")
+            raise ValueError(
+                f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}"
+            )
         code, value = _PRESAMPLE_CODES[backcast], 0.0
     else:
         value = float(backcast)
         if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}")
+            raise ValueError(
+                f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}"
+            )
         code = 2
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
