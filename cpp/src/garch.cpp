@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "v28/check.hpp"
@@ -89,8 +90,8 @@ private:
     double acc_ = 0.0;
 };
 
-// Order of the pass: the log-likelihood only; with gradient and Hessian; and also the sum of
-// outer products of the per-observation scores (for the robust covariance).
+// Order of the pass: the log-likelihood only; with gradient and Hessian; or with gradient and
+// the sum of outer products of the per-observation scores (for the robust covariance).
 enum class Order { value, hessian, scores };
 
 struct Derivs {
@@ -143,13 +144,15 @@ double pass(const Data& d, const Params& th, Derivs* out, double* h_out) {
     const double* x = d.x;
     const std::size_t n = d.n;
     for (std::size_t t = 0; t < n; ++t) {
-        if constexpr (Ord != Order::value) {
+        if constexpr (Ord == Order::hessian) {
             Smm = al * e2_prev_d2 + be * Smm;
             Sma = e2_prev_d1 + be * Sma;
             Smb = Dm + be * Smb;
             Swb = Dw + be * Swb;
             Sab = Da + be * Sab;
             Sbb = 2.0 * Db + be * Sbb;
+        }
+        if constexpr (Ord != Order::value) {
             Dm = al * e2_prev_d1 + be * Dm;
             Dw = 1.0 + be * Dw;
             Da = e2_prev + be * Da;
@@ -208,6 +211,9 @@ double pass(const Data& d, const Params& th, Derivs* out, double* h_out) {
             gw += sw;
             ga += sa;
             gb += sb;
+            if constexpr (StudentT) gn += l_n;
+        }
+        if constexpr (Ord == Order::hessian) {
             const double um = l_hh * Dm - l_eh;  // d(l_h)/dmu along the path
             Hmm += l_ee - l_eh * Dm + um * Dm + l_h * Smm;
             Hmw += um * Dw;
@@ -220,19 +226,18 @@ double pass(const Data& d, const Params& th, Derivs* out, double* h_out) {
             Hab += l_hh * Da * Db + l_h * Sab;
             Hbb += l_hh * Db * Db + l_h * Sbb;
             if constexpr (StudentT) {
-                gn += l_n;
                 Hnm += l_hn * Dm - l_en;
                 Hnw += l_hn * Dw;
                 Hna += l_hn * Da;
                 Hnb += l_hn * Db;
                 Hnn += l_nn;
             }
-            if constexpr (Ord == Order::scores) {
-                const double s[5] = {sm, sw, sa, sb, l_n};
-                constexpr int k = StudentT ? 5 : 4;
-                for (int i = 0; i < k; ++i) {
-                    for (int j = i; j < k; ++j) B(i, j) += s[i] * s[j];
-                }
+        }
+        if constexpr (Ord == Order::scores) {
+            const double s[5] = {-l_e + l_h * Dm, l_h * Dw, l_h * Da, l_h * Db, l_n};
+            constexpr int k = StudentT ? 5 : 4;
+            for (int i = 0; i < k; ++i) {
+                for (int j = i; j < k; ++j) B(i, j) += s[i] * s[j];
             }
         }
         e2_prev = e2;
@@ -255,11 +260,15 @@ double pass(const Data& d, const Params& th, Derivs* out, double* h_out) {
                 for (int j = 0; j < i; ++j) B(i, j) = B(j, i);
             }
             out->g << gm, gw, ga, gb, gn;
+        }
+        if constexpr (Ord == Order::hessian) {
             out->H << Hmm, Hmw, Hma, Hmb, Hnm,  //
                 Hmw, Hww, Hwa, Hwb, Hnw,        //
                 Hma, Hwa, Haa, Hab, Hna,        //
                 Hmb, Hwb, Hab, Hbb, Hnb,        //
                 Hnm, Hnw, Hna, Hnb, Hnn;
+        }
+        if constexpr (Ord == Order::scores) {
             out->B = B;
         }
     }
@@ -385,11 +394,13 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
     }
     Params start{0.0, 0.0, 0.0, 0.0, nu0};
     double best = -kInf;
+    Data head = d;  // the grid only ranks starting points: the first 2,000 returns suffice
+    head.n = std::min<std::size_t>(n, 2000);
     for (double persistence : {0.5, 0.9, 0.98}) {
         for (double share : {0.05, 0.12, 0.3}) {
             const Params p{0.0, 1.0 - persistence, share * persistence,
                            (1.0 - share) * persistence, nu0};
-            const double ll = pass_dist<Order::value>(student, d, p, nullptr, nullptr);
+            const double ll = pass_dist<Order::value>(student, head, p, nullptr, nullptr);
             ++res.evaluations;
             if (ll > best) {
                 best = ll;
@@ -399,6 +410,9 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
     }
 
     const double inv_n = 1.0 / static_cast<double>(n);
+    // Hessians in theta of the evaluated points, so the covariance at the optimum needs no
+    // extra second-order pass.
+    std::vector<std::pair<Eigen::VectorXd, Eigen::Matrix<double, 5, 5>>> hessians;
     // f(y) = -loglik(theta(y)) / T with its gradient and Hessian in y by the chain rule.
     const optimize::Objective objective = [&](const Eigen::VectorXd& y, Eigen::VectorXd& grad,
                                               Eigen::MatrixXd& hess) -> double {
@@ -407,6 +421,7 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
         Derivs dv;
         const double ll = pass_dist<Order::hessian>(student, d, p, &dv, nullptr);
         if (!std::isfinite(ll)) return kInf;
+        hessians.emplace_back(y, dv.H);
         const Eigen::VectorXd g = -inv_n * dv.g.head(k);
         const Eigen::MatrixXd H = -inv_n * dv.H.topLeftCorner(k, k);
         const double al = p.alpha, be = p.beta;
@@ -456,9 +471,13 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
     unit << s, s2, 1.0, 1.0, 1.0;
     res.grad.head(k) = dv.g.head(k).cwiseQuotient(unit.head(k));
     res.cov_robust.setConstant(std::numeric_limits<double>::quiet_NaN());
-    const Eigen::MatrixXd H = dv.H.topLeftCorner(k, k);
+    const auto at_optimum = std::find_if(hessians.rbegin(), hessians.rend(),
+                                         [&](const auto& e) { return e.first == r.x; });
+    const Eigen::MatrixXd H = at_optimum != hessians.rend()
+                                  ? Eigen::MatrixXd(at_optimum->second.topLeftCorner(k, k))
+                                  : Eigen::MatrixXd::Zero(k, k);
     const Eigen::LDLT<Eigen::MatrixXd> ldlt(-H);
-    if (ldlt.info() == Eigen::Success && ldlt.isPositive() &&
+    if (at_optimum != hessians.rend() && ldlt.info() == Eigen::Success && ldlt.isPositive() &&
         ldlt.vectorD().minCoeff() > 1e-12 * ldlt.vectorD().maxCoeff()) {
         const Eigen::MatrixXd Hinv = ldlt.solve(Eigen::MatrixXd::Identity(k, k));
         const Eigen::MatrixXd cov = Hinv * dv.B.topLeftCorner(k, k) * Hinv;
