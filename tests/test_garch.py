@@ -238,6 +238,40 @@ def test_pandas_series_and_numpy_give_the_same_fit(shared_data: Path) -> None:
     assert a.bic == pytest.approx(4 * math.log(len(r)) - 2 * a.loglik)
 
 
+def test_boundary_optima_match_arch() -> None:
+    """White noise (alpha -> 0 on its boundary) with arch's backcast: log-likelihood no worse
+    than arch's, which stops exactly on the bound; alpha and beta within 1e-3."""
+    y = np.random.default_rng(5).standard_normal(2000)
+    ours = garch.fit(y, backcast="arch")
+    _, theirs = _arch_fit(y, "normal")
+    msg = (
+        f"ours {ours.params} {ours.loglik!r}; arch {theirs.params.values} {theirs.loglikelihood!r}"
+    )
+    assert ours.converged, msg
+    assert ours.loglik >= theirs.loglikelihood - 1e-6, msg
+    assert ours.alpha < 1e-6, msg
+    np.testing.assert_allclose(ours.params[2:], theirs.params.to_numpy()[2:], atol=1e-3)
+
+
+def test_integrated_fit_keeps_finite_forecasts() -> None:
+    """A 50-sigma outlier in white noise drives the fit to alpha + beta -> 1 (an IGARCH limit,
+    with a higher likelihood than arch finds): persistence stays below 1, forecasts and the term
+    structure stay finite and the variance forecast tends to h_{T+1} (no mean reversion)."""
+    rng = np.random.default_rng(5)
+    y = np.r_[rng.standard_normal(1000), 50.0, rng.standard_normal(500)]
+    res = garch.fit(y, backcast="arch")
+    _, theirs = _arch_fit(y, "normal")
+    assert res.loglik >= theirs.loglikelihood - 1e-6
+    assert res.persistence < 1.0
+    fc = res.forecast(252)
+    assert np.all(np.isfinite(fc)) and np.all(fc > 0)
+    vols = res.vol_term_structure([1, 21, 252])
+    assert np.all(np.isfinite(vols))
+    np.testing.assert_allclose(
+        vols, np.sqrt(252 * np.cumsum(fc)[[0, 20, 251]] / [1, 21, 252]), rtol=1e-9
+    )
+
+
 def test_bad_inputs() -> None:
     good = _simulate(300, 0.0, 0.02, 0.08, 0.9, None, 7)
     with pytest.raises(ValueError, match="at least 100 observations.*got 99"):

@@ -281,26 +281,30 @@ double pass_dist(bool student, const Data& d, const Params& th, Derivs* out, dou
 }
 
 // Optimiser coordinates y = (mu, w, a, b[, v]): omega = exp(w), (alpha, beta, 1-alpha-beta) =
-// softmax(a, b, 0), nu = 2 + exp(v).
+// softmax(a, b, 0) shrunk by kPersistenceCap, nu = 2 + exp(v). The cap keeps alpha + beta <= 1 -
+// 1e-8 in floating point, so an integrated fit (alpha + beta -> 1) still has finite forecasts.
+constexpr double kPersistenceCap = 1.0 - 1e-8;
+
 Params to_params(const Eigen::VectorXd& y) {
     Params p;
     p.mu = y[0];
     p.omega = std::exp(y[1]);
     const double ea = std::exp(y[2]), eb = std::exp(y[3]);
     const double den = 1.0 + ea + eb;
-    p.alpha = ea / den;
-    p.beta = eb / den;
+    p.alpha = kPersistenceCap * ea / den;
+    p.beta = kPersistenceCap * eb / den;
     p.nu = y.size() > 4 ? 2.0 + std::exp(y[4]) : 0.0;
     return p;
 }
 
 Eigen::VectorXd to_coords(const Params& p, bool student) {
     Eigen::VectorXd y(student ? 5 : 4);
-    const double rest = 1.0 - p.alpha - p.beta;
+    const double sa = p.alpha / kPersistenceCap, sb = p.beta / kPersistenceCap;
+    const double rest = 1.0 - sa - sb;
     y[0] = p.mu;
     y[1] = std::log(p.omega);
-    y[2] = std::log(p.alpha / rest);
-    y[3] = std::log(p.beta / rest);
+    y[2] = std::log(sa / rest);
+    y[3] = std::log(sb / rest);
     if (student) y[4] = std::log(p.nu - 2.0);
     return y;
 }
@@ -424,22 +428,27 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
         hessians.emplace_back(y, dv.H);
         const Eigen::VectorXd g = -inv_n * dv.g.head(k);
         const Eigen::MatrixXd H = -inv_n * dv.H.topLeftCorner(k, k);
-        const double al = p.alpha, be = p.beta;
+        // Softmax shares sa, sb; alpha = cap sa, beta = cap sb.
+        const double sa = p.alpha / kPersistenceCap, sb = p.beta / kPersistenceCap;
+        const double cap = kPersistenceCap;
         Eigen::MatrixXd J = Eigen::MatrixXd::Zero(k, k);  // d theta / d y
         J(0, 0) = 1.0;
         J(1, 1) = p.omega;
-        J(2, 2) = al * (1.0 - al);
-        J(2, 3) = -al * be;
-        J(3, 2) = -al * be;
-        J(3, 3) = be * (1.0 - be);
+        J(2, 2) = cap * sa * (1.0 - sa);
+        J(2, 3) = -cap * sa * sb;
+        J(3, 2) = -cap * sa * sb;
+        J(3, 3) = cap * sb * (1.0 - sb);
         if (student) J(4, 4) = p.nu - 2.0;
         grad = J.transpose() * g;
         hess = J.transpose() * H * J;
         // Curvature of the transformation, weighted by the gradient in theta.
         hess(1, 1) += g[1] * p.omega;
-        hess(2, 2) += g[2] * al * (1.0 - al) * (1.0 - 2.0 * al) - g[3] * al * be * (1.0 - 2.0 * al);
-        hess(3, 3) += g[3] * be * (1.0 - be) * (1.0 - 2.0 * be) - g[2] * al * be * (1.0 - 2.0 * be);
-        const double cross = -g[2] * al * be * (1.0 - 2.0 * al) - g[3] * al * be * (1.0 - 2.0 * be);
+        hess(2, 2) += cap * (g[2] * sa * (1.0 - sa) * (1.0 - 2.0 * sa) -
+                             g[3] * sa * sb * (1.0 - 2.0 * sa));
+        hess(3, 3) += cap * (g[3] * sb * (1.0 - sb) * (1.0 - 2.0 * sb) -
+                             g[2] * sa * sb * (1.0 - 2.0 * sb));
+        const double cross =
+            -cap * (g[2] * sa * sb * (1.0 - 2.0 * sa) + g[3] * sa * sb * (1.0 - 2.0 * sb));
         hess(2, 3) += cross;
         hess(3, 2) += cross;
         if (student) hess(4, 4) += g[4] * (p.nu - 2.0);
@@ -448,6 +457,10 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
     optimize::Options opt;
     opt.max_iter = options.max_iter;
     opt.grad_tol = options.grad_tol;
+    // Stop when the model predicts less than 1e-13 (1 + |f|) more decrease of -loglik / T: the
+    // log-likelihood is then within about T * 1e-13 of its maximum (boundary optima, where the
+    // gradient in y only decays geometrically, end here).
+    opt.step_tol = 1e-13;
     const optimize::Result r = optimize::newton_trust_region(objective, to_coords(start, student), opt);
     res.iterations = r.iterations;
     res.evaluations += r.evaluations + 1;

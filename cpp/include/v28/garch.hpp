@@ -5,7 +5,8 @@
 // Bollerslev (1986), "Generalized autoregressive conditional heteroskedasticity", J. Econometrics
 // 31(3). z_t is N(0, 1) or a Student t with nu > 2 degrees of freedom scaled to unit variance
 // (Bollerslev 1987, REStat 69(3)). Constraints omega > 0, alpha, beta >= 0, alpha + beta < 1 are
-// kept by the reparametrisation omega = exp(w), (alpha, beta, 1 - alpha - beta) = softmax(a, b, 0),
+// kept by the reparametrisation omega = exp(w), (alpha, beta, 1 - alpha - beta) = softmax(a, b, 0)
+// (alpha + beta capped at 1 - 1e-8),
 // nu = 2 + exp(v); the log-likelihood is maximised by the trust-region Newton method of
 // optimize.hpp with its exact gradient and Hessian (analytic recursions for dh_t/dtheta and
 // d2h_t/dtheta dtheta', Fiorentini, Calzolari & Panattoni 1996, J. Applied Econometrics 11(4)).

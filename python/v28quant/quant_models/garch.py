@@ -189,7 +189,9 @@ class GarchResult:
             raise ValueError(f"horizons must be > 0 and finite, got {h[i]!r} at index {i}")
         phi = self.persistence
         sigma2 = self.unconditional_variance
-        total = h * sigma2 + (self.next_variance - sigma2) * (1.0 - phi**h) / (1.0 - phi)
+        # sum_{k<H} phi^k = (1 - phi^H) / (1 - phi), with expm1 for accuracy when phi -> 1.
+        geometric = -np.expm1(h * math.log(phi)) / (1.0 - phi)
+        total = h * sigma2 + (self.next_variance - sigma2) * geometric
         return shape_out(np.sqrt(periods_per_year * total / h), shape, scalar)
 
 
