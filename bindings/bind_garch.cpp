@@ -10,8 +10,9 @@ namespace {
 
 v28::garch::Presample to_presample(int code) {
     if (code < 0 || code > 2) {
-        throw std::invalid_argument("presample must be 0 (mean_square), 1 (ewma) or 2 (fixed), got " +
-                                    std::to_string(code));
+        throw std::invalid_argument(
+            "presample must be 0 (mean_square), 1 (ewma) or 2 (fixed), got " +
+            std::to_string(code));
     }
     return static_cast<v28::garch::Presample>(code);
 }

@@ -373,7 +373,9 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
               std::span<double> variance_out) {
     check_returns(returns);
     const std::size_t n = returns.size();
-    if (!variance_out.empty()) require_same_size("variance_out, returns + 1", variance_out.size(), n + 1);
+    if (!variance_out.empty()) {
+        require_same_size("variance_out, returns + 1", variance_out.size(), n + 1);
+    }
     if (options.presample == Presample::fixed) {
         require_positive("presample_value", options.presample_value);
     }
@@ -461,7 +463,8 @@ FitResult fit(std::span<const double> returns, const FitOptions& options,
     // log-likelihood is then within about T * 1e-13 of its maximum (boundary optima, where the
     // gradient in y only decays geometrically, end here).
     opt.step_tol = 1e-13;
-    const optimize::Result r = optimize::newton_trust_region(objective, to_coords(start, student), opt);
+    const optimize::Result r =
+        optimize::newton_trust_region(objective, to_coords(start, student), opt);
     res.iterations = r.iterations;
     res.evaluations += r.evaluations + 1;
     res.converged = r.converged;
@@ -524,7 +527,8 @@ double loglik(std::span<const double> returns, const Params& params, Dist dist,
         for (std::size_t t = 0; t < r.size(); ++t) resid[t] = r[t] - m;
         h0 = ewma_backcast(resid);
     }
-    const Data d = make_data(r, presample == Presample::mean_square ? presample : Presample::fixed, h0);
+    const Data d =
+        make_data(r, presample == Presample::mean_square ? presample : Presample::fixed, h0);
     double* h_out = variance_out.empty() ? nullptr : variance_out.data();
     return pass_dist<Order::value>(student, d, params, nullptr, h_out);
 }

@@ -74,7 +74,8 @@ Result newton_trust_region(const Objective& objective, const Eigen::VectorXd& x0
                 continue;
             }
             // The model sees no further decrease: stationary to working precision.
-            res.converged = lambda == 0.0 || res.grad.cwiseAbs().maxCoeff() <= 1e3 * options.grad_tol;
+            res.converged =
+                lambda == 0.0 || res.grad.cwiseAbs().maxCoeff() <= 1e3 * options.grad_tol;
             break;
         }
         undamped_retry = false;

@@ -1,13 +1,13 @@
 // Unconstrained minimisation with exact second derivatives: a trust-region Newton method in
 // Levenberg-Marquardt form.
 //
-// Each step solves (H + lambda I) p = -g with the smallest lambda >= 0 (from a doubling
-// sequence) that makes H + lambda I positive definite; lambda is the trust-region multiplier
-// and is adapted from the ratio rho of actual to predicted decrease, as in Nocedal & Wright,
-// "Numerical Optimization" (2006), algorithm 4.1 and section 4.3 (Levenberg-Marquardt form
-// of the trust-region subproblem), and J. J. More (1978), "The Levenberg-Marquardt algorithm:
-// implementation and theory". Near a strict minimum lambda -> 0 and the steps are Newton steps,
-// so convergence is quadratic.
+// Each step solves (H + lambda I) p = -g. The multiplier lambda >= 0 is the trust-region
+// multiplier in Levenberg-Marquardt form (Nocedal & Wright, "Numerical Optimization" (2006),
+// section 4.3; J. J. More (1978), "The Levenberg-Marquardt algorithm: implementation and
+// theory"), adapted from the ratio rho of actual to predicted decrease by Nielsen's rule
+// (H. B. Nielsen 1999, IMM-REP-1999-05); where H is indefinite lambda is shifted past its most
+// negative eigenvalue. Near a strict minimum lambda -> 0 and the steps are Newton steps, so
+// convergence is quadratic.
 //
 // Constraints are handled by the caller through a smooth reparametrisation (see garch.hpp).
 #pragma once
