@@ -103,6 +103,16 @@ def test_dem_gbp_reproduces_fcp_benchmark(shared_data: Path) -> None:
     assert res.nobs == 1974
 
 
+@pytest.mark.parametrize("dist", ["normal", "t"])
+def test_loglik_equals_arch_at_the_same_parameters(shared_data: Path, dist: str) -> None:
+    """The likelihood function itself: ours at arch's estimates equals arch's maximised
+    log-likelihood (rel 1e-12, summation order only), with arch's backcast."""
+    r = _spy_pct_returns(shared_data)
+    _, theirs = _arch_fit(r, dist)
+    ours = garch.loglik(r, theirs.params.to_numpy(), dist, backcast="arch")
+    assert ours == pytest.approx(theirs.loglikelihood, rel=1e-12), (ours, theirs.loglikelihood)
+
+
 def test_dem_gbp_matches_arch_with_arch_backcast(shared_data: Path) -> None:
     y = _dem_gbp(shared_data)
     _, theirs = _arch_fit(y, "normal")
@@ -294,6 +304,12 @@ def test_bad_inputs() -> None:
         garch.fit(good, backcast="ols")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="backcast must be"):
         garch.fit(good, backcast=-1.0)
+    with pytest.raises(ValueError, match="omega must be > 0, got -0.1"):
+        garch.loglik(good, [0.0, -0.1, 0.1, 0.8])
+    with pytest.raises(ValueError, match="nu must be > 2, got 1.5"):
+        garch.loglik(good, [0.0, 0.1, 0.1, 0.8, 1.5], "t")
+    with pytest.raises(ValueError, match="params must have 5 values"):
+        garch.loglik(good, [0.0, 0.1, 0.1, 0.8], "t")
     res = garch.fit(good)
     with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
         res.forecast(0)

@@ -220,6 +220,47 @@ def _as_returns(returns: ArrayLike) -> NDArray[np.float64]:
     return np.ascontiguousarray(arr)
 
 
+def _presample(backcast: str | float) -> tuple[int, float]:
+    """Binding code and value of a ``backcast`` argument."""
+    if isinstance(backcast, str):
+        if backcast not in _PRESAMPLE_CODES:
+            raise ValueError(
+                f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}"
+            )
+        return _PRESAMPLE_CODES[backcast], 0.0
+    value = float(backcast)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}")
+    return 2, value
+
+
+def loglik(
+    returns: ArrayLike,
+    params: ArrayLike,
+    dist: Literal["normal", "t"] = "normal",
+    *,
+    backcast: Literal["mean", "arch"] | float = "mean",
+) -> float:
+    """Log-likelihood of ``returns`` at ``params = (mu, omega, alpha, beta[, nu])``.
+
+    Same model, units and presample conventions as :func:`fit` (constants included). Raises
+    ``ValueError`` for bad returns (as :func:`fit`), ``omega <= 0``, negative ``alpha`` or
+    ``beta``, or ``nu <= 2``.
+    """
+    if dist not in _DISTS:
+        raise ValueError(f"dist must be 'normal' or 't', got {dist!r}")
+    p = np.asarray(params, dtype=np.float64).ravel()
+    need = 5 if dist == "t" else 4
+    if p.shape[0] != need:
+        raise ValueError(f"params must have {need} values for dist={dist!r}, got {p.shape[0]}")
+    code, value = _presample(backcast)
+    r = _as_returns(returns)
+    nu = float(p[4]) if dist == "t" else 0.0
+    mu, omega, alpha, beta = (float(v) for v in p[:4])
+    ll, _ = _core.garch_loglik(r, mu, omega, alpha, beta, nu, dist == "t", code, value)
+    return float(ll)
+
+
 def fit(
     returns: ArrayLike,
     dist: Literal["normal", "t"] = "normal",
@@ -259,19 +300,7 @@ def fit(
     """
     if dist not in _DISTS:
         raise ValueError(f"dist must be 'normal' or 't', got {dist!r}")
-    if isinstance(backcast, str):
-        if backcast not in _PRESAMPLE_CODES:
-            raise ValueError(
-                f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}"
-            )
-        code, value = _PRESAMPLE_CODES[backcast], 0.0
-    else:
-        value = float(backcast)
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(
-                f"backcast must be 'mean', 'arch' or a positive float, got {backcast!r}"
-            )
-        code = 2
+    code, value = _presample(backcast)
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
     if not (tol > 0):
