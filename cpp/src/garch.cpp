@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -328,9 +329,15 @@ double standardise(std::span<const double> r, std::vector<double>& x, double& m)
     double ss = 0.0;
     for (double v : r) ss += (v - m) * (v - m);
     const double s = std::sqrt(ss / static_cast<double>(n));
-    if (!(s > 0.0) || !std::isfinite(s) || !(s > 1e-12 * std::max(std::abs(m), 1e-300))) {
-        fail_arg("returns", "non-constant (GARCH needs varying returns); all values are about",
-                 r[0]);
+    if (!std::isfinite(s)) {
+        throw std::invalid_argument("returns are too large to standardise (sum of squares "
+                                    "overflows); rescale them");
+    }
+    if (!(s > 1e-12 * std::abs(m)) || !(s > 0.0)) {
+        char buf[32];
+        const auto end = std::to_chars(buf, buf + sizeof buf, m).ptr;  // shortest round trip
+        throw std::invalid_argument("returns must not be constant (every value is about " +
+                                    std::string(buf, end) + "); GARCH needs varying returns");
     }
     x.resize(n);
     const double inv_s = 1.0 / s;
