@@ -313,5 +313,5 @@ def test_bad_inputs() -> None:
     res = garch.fit(good)
     with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
         res.forecast(0)
-    with pytest.raises(ValueError, match="horizons must be > 0"):
+    with pytest.raises(ValueError, match="horizons_days must be > 0"):
         res.vol_term_structure([1, -5])

@@ -159,8 +159,8 @@ class GarchResult:
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
         return _core.garch_forecast(self.omega, self.alpha, self.beta, self.next_variance, h)
 
-    def vol_term_structure(self, horizons: ArrayLike, periods_per_year: float = 252.0) -> Any:
-        """Annualised volatility expected over the next ``horizons`` periods.
+    def vol_term_structure(self, horizons_days: ArrayLike, periods_per_year: float = 252.0) -> Any:
+        """Annualised volatility expected over the next ``horizons_days`` periods.
 
         ``sqrt(periods_per_year / H * sum_{k=1..H} E_T[h_{T+k}])``, the volatility to use for an
         option or a position held ``H`` periods (trading days for daily returns), in return units
@@ -170,8 +170,9 @@ class GarchResult:
 
         Parameters
         ----------
-        horizons : array_like
-            Holding periods ``H > 0`` in periods of the fitted returns.
+        horizons_days : array_like
+            Holding periods ``H > 0`` in periods of the fitted returns (trading days for daily
+            returns).
         periods_per_year : float
             Periods per year (252 trading days for daily returns).
 
@@ -182,11 +183,11 @@ class GarchResult:
         """
         if not (periods_per_year > 0 and math.isfinite(periods_per_year)):
             raise ValueError(f"periods_per_year must be > 0, got {periods_per_year!r}")
-        (h,), shape, scalar = broadcast_flat(("horizons",), horizons)
+        (h,), shape, scalar = broadcast_flat(("horizons_days",), horizons_days)
         bad = ~(h > 0) | ~np.isfinite(h)
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"horizons must be > 0 and finite, got {h[i]!r} at index {i}")
+            raise ValueError(f"horizons_days must be > 0 and finite, got {h[i]!r} at index {i}")
         phi = self.persistence
         sigma2 = self.unconditional_variance
         # sum_{k<H} phi^k = (1 - phi^H) / (1 - phi), with expm1 for accuracy when phi -> 1.
