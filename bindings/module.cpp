@@ -11,6 +11,7 @@ void bind_rng(py::module_& m);
 void bind_mc(py::module_& m);
 void bind_heston(py::module_& m);
 void bind_merton(py::module_& m);
+void bind_garch(py::module_& m);
 }  // namespace v28py
 
 PYBIND11_MODULE(_core, m) {
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_core, m) {
     v28py::bind_mc(m);
     v28py::bind_heston(m);
     v28py::bind_merton(m);
+    v28py::bind_garch(m);
 }

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['FisherNormalCore', 'HeightFieldCore', 'black_total_variance', 'bsm_greeks', 'bsm_price', 'dupire_local_vol_prices', 'dupire_local_vol_svi', 'dupire_mc_price', 'geometry_christoffel', 'geometry_distance', 'geometry_gaussian_curvature', 'geometry_geodesic', 'geometry_metric', 'heston_calibrate', 'heston_log_cf', 'heston_price', 'mc_asian', 'mc_european', 'mc_geometric_asian', 'mc_heston_european', 'mc_merton_european', 'merton_calibrate_moments', 'merton_price', 'rng_normals', 'rng_philox4x32_10', 'svi_fit_slice', 'svi_forward', 'svi_implied_vol', 'svi_slice_derivs', 'svi_total_variance']
+__all__: list[str] = ['FisherNormalCore', 'HeightFieldCore', 'black_total_variance', 'bsm_greeks', 'bsm_price', 'dupire_local_vol_prices', 'dupire_local_vol_svi', 'dupire_mc_price', 'garch_fit', 'garch_forecast', 'garch_loglik', 'geometry_christoffel', 'geometry_distance', 'geometry_gaussian_curvature', 'geometry_geodesic', 'geometry_metric', 'heston_calibrate', 'heston_log_cf', 'heston_price', 'mc_asian', 'mc_european', 'mc_geometric_asian', 'mc_heston_european', 'mc_merton_european', 'merton_calibrate_moments', 'merton_price', 'rng_normals', 'rng_philox4x32_10', 'svi_fit_slice', 'svi_forward', 'svi_implied_vol', 'svi_slice_derivs', 'svi_total_variance']
 class FisherNormalCore:
     """
     Fisher-Rao metric of N(mu, sigma^2): (dmu^2 + 2 dsigma^2) / sigma^2.
@@ -46,6 +46,18 @@ def dupire_local_vol_svi(expiries: typing.Annotated[numpy.typing.ArrayLike, nump
 def dupire_mc_price(expiries: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forwards: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.SupportsFloat | typing.SupportsIndex, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], paths: typing.SupportsInt | typing.SupportsIndex, steps_per_year: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
     Undiscounted vanilla prices and standard errors by local-vol Monte Carlo (Euler in ln(S/F), antithetic, SplitMix64 streams per path pair: thread-count independent).
+    """
+def garch_fit(returns: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], student_t: bool, presample: typing.SupportsInt | typing.SupportsIndex, presample_value: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, grad_tol: typing.SupportsFloat | typing.SupportsIndex) -> dict:
+    """
+    GARCH(1,1) MLE with constant mean. presample: 0 mean square at the current mean (FCP), 1 arch's EWMA backcast, 2 fixed presample_value (returns units squared). Returns a dict: params (mu, omega, alpha, beta[, nu]), loglik, converged, iterations, evaluations, presample_variance, cov_robust (Bollerslev-Wooldridge), grad, variance (h_1..h_{T+1}).
+    """
+def garch_forecast(omega: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex, h_next: typing.SupportsFloat | typing.SupportsIndex, horizon: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Closed-form E_T[h_{T+k}], k = 1..horizon, from the one-step variance h_next.
+    """
+def garch_loglik(returns: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], mu: typing.SupportsFloat | typing.SupportsIndex, omega: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex, nu: typing.SupportsFloat | typing.SupportsIndex, student_t: bool, presample: typing.SupportsInt | typing.SupportsIndex, presample_value: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, numpy.typing.NDArray[numpy.float64]]:
+    """
+    GARCH(1,1) log-likelihood at given parameters and the variances h_1..h_{T+1}.
     """
 @typing.overload
 def geometry_christoffel(metric: FisherNormalCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
