@@ -315,3 +315,26 @@ def test_bad_inputs() -> None:
         res.forecast(0)
     with pytest.raises(ValueError, match="horizons_days must be > 0"):
         res.vol_term_structure([1, -5])
+
+
+def test_causal_vol_matches_arch_filter_and_never_looks_ahead() -> None:
+    """causal_vol: independent source is arch's own variance recursion at fixed parameters
+    (``arch_model(...).fix``); the presample choice differs but its weight beta**t vanishes, so
+    after 300 steps the two agree to 1e-12 relative. Truncating the input leaves earlier values
+    unchanged (no look-ahead)."""
+    rng = np.random.default_rng(7)
+    omega, alpha, beta, n = 0.05, 0.08, 0.90, 1200
+    h, r = omega / (1 - alpha - beta), np.empty(n)
+    for i in range(n):
+        r[i] = np.sqrt(h) * rng.standard_normal()
+        h = omega + alpha * r[i] ** 2 + beta * h
+    vol = garch.causal_vol(r, refit_every=63, min_obs=252)
+    assert np.isnan(vol[:251]).all() and np.isfinite(vol[251:]).all()
+    np.testing.assert_array_equal(garch.causal_vol(r[:700]), vol[:700])
+    res = garch.fit(r[:252])
+    fixed = arch_model(r[:315], mean="Constant", vol="GARCH", p=1, q=1).fix(
+        [res.mu, res.omega, res.alpha, res.beta]
+    )
+    ours = vol[251:314] ** 2 / 252  # forecasts of h_253 .. h_315 (0-based 252 .. 314)
+    ref = fixed.conditional_volatility[252:315] ** 2
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, err_msg=f"params {res.params}")

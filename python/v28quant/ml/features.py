@@ -26,11 +26,16 @@ J.P. Morgan/Reuters (1996), *RiskMetrics Technical Document*, 4th ed. (EWMA vol,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from v28quant.quant_models import garch
+
+log = logging.getLogger(__name__)
 
 TRADING_DAYS = 252
 
@@ -108,6 +113,8 @@ class FeatureConfig:
     beta_window: int = 63
     market: str | None = None
     vol_forecaster: VolForecaster | None = field(default=None, compare=False)
+    garch_refit_every: int | None = 63
+    garch_min_obs: int = 126
 
 
 def build_features(
@@ -118,7 +125,10 @@ def build_features(
     """Feature matrix indexed by ``(date, symbol)``, one column per feature.
 
     Columns: ``ret_{h}`` log return over h days; ``rvol_{w}`` realised volatility (annualised);
-    ``cvol`` conditional vol forecast (EWMA or the hook); ``vol_ratio`` = rvol_short / rvol_long;
+    ``cvol`` conditional vol forecast (EWMA or the hook); ``garch_vol`` causal GARCH(1,1) vol
+    (:func:`v28quant.quant_models.garch.causal_vol`, first fitted on ``garch_min_obs`` days and
+    refitted every ``garch_refit_every`` days;
+    ``None`` leaves it out); ``vol_ratio`` = rvol_short / rvol_long;
     ``mom`` 12-1 momentum (log return from t-252 to t-21); ``mr_z`` mean-reversion z-score of the
     close against its ``zscore_window`` mean; ``range_vol`` Parkinson high-low vol when high/low
     exist; ``vol_z`` log-volume z-score when volume exists; ``beta`` rolling beta to the market;
@@ -139,6 +149,11 @@ def build_features(
     cols["cvol"] = pd.DataFrame(
         {s: forecaster(r1[s].dropna()) for s in close.columns}, index=close.index
     )
+    if cfg.garch_refit_every is not None:
+        cols["garch_vol"] = pd.DataFrame(
+            {s: _garch_vol(r1[s].dropna(), cfg) for s in close.columns},
+            index=close.index,
+        )
     if len(cfg.vol_windows) >= 2:
         short, long_ = min(cfg.vol_windows), max(cfg.vol_windows)
         cols["vol_ratio"] = cols[f"rvol_{short}"] / cols[f"rvol_{long_}"]
@@ -172,6 +187,18 @@ def build_features(
         frame = frame.join(reg, on="date")
     frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
     return frame.sort_index()
+
+
+def _garch_vol(returns: pd.Series, cfg: FeatureConfig) -> pd.Series:
+    """Causal GARCH(1,1) vol (compiled core); NaN for a symbol whose history cannot be fitted."""
+    assert cfg.garch_refit_every is not None
+    try:
+        return garch.causal_vol(
+            returns, refit_every=cfg.garch_refit_every, min_obs=cfg.garch_min_obs
+        )
+    except ValueError as exc:  # e.g. a constant price series: drop the symbol's rows, go on
+        log.warning("garch_vol for %s left out: %s", returns.name, exc)
+        return pd.Series(np.nan, index=returns.index)
 
 
 def make_labels(bars: pd.DataFrame, horizon: int = 5) -> pd.DataFrame:

@@ -330,3 +330,81 @@ def fit(
         next_variance=float(variance[-1]),
         presample_variance=float(out["presample_variance"]),
     )
+
+
+def filter_variance(
+    returns: ArrayLike, mu: float, omega: float, alpha: float, beta: float, h1: float
+) -> NDArray[np.float64]:
+    """Conditional variances ``h_2 .. h_{T+1}`` of ``returns`` under fixed parameters.
+
+    ``h_{t+1} = omega + alpha (r_t - mu)^2 + beta h_t`` started from ``h_1`` (the variance of the
+    first return, known before it). Element ``t`` (0-based) is the forecast made with
+    ``returns[:t + 1]``, so the output never uses a return after its own position.
+    """
+    r = np.asarray(returns, dtype=np.float64).ravel()
+    if not (omega > 0 and alpha >= 0 and beta >= 0 and h1 > 0):
+        raise ValueError(
+            f"need omega > 0, alpha >= 0, beta >= 0, h1 > 0; got {omega}, {alpha}, {beta}, {h1}"
+        )
+    # h_{t+1} - beta h_t = omega + alpha e_t^2 is a first-order linear recursion: an IIR filter.
+    from scipy.signal import lfilter
+
+    drive = omega + alpha * (r - mu) ** 2
+    out, _ = lfilter([1.0], [1.0, -beta], drive, zi=[beta * h1])
+    return np.asarray(out, dtype=np.float64)
+
+
+def causal_vol(
+    returns: Any,
+    *,
+    refit_every: int = 63,
+    min_obs: int = 252,
+    periods_per_year: float = 252.0,
+    dist: Literal["normal", "t"] = "normal",
+) -> Any:
+    """Annualised one-step GARCH(1,1) volatility forecasts with no look-ahead.
+
+    The model is refitted on all returns up to each refit point (every ``refit_every``
+    observations once ``min_obs`` are available) and its variance filtered forward with those
+    parameters until the next refit. The value at position ``t`` is ``sqrt(252 h_{t+1})`` from
+    returns up to and including ``t``; positions before ``min_obs - 1`` are NaN. Refit points are
+    counted from the start of the series, so truncating the input never changes earlier values.
+
+    Parameters
+    ----------
+    returns : pandas.Series or array_like
+        Periodic returns, oldest first, no NaN.
+    refit_every, min_obs : int
+        Refit spacing and the first fit's sample size (observations; ``min_obs >= 100``).
+    periods_per_year : float
+        Annualisation factor for the volatility.
+
+    Returns
+    -------
+    Series (same index) for a Series input, else ndarray.
+    """
+    if refit_every < 1:
+        raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+    if min_obs < MIN_OBSERVATIONS:
+        raise ValueError(f"min_obs must be >= {MIN_OBSERVATIONS}, got {min_obs}")
+    index = getattr(returns, "index", None)
+    r = np.asarray(returns, dtype=np.float64).ravel()
+    if not np.isfinite(r).all():
+        raise ValueError("returns contain NaN or infinite values")
+    var = np.full(r.shape[0], np.nan)
+    for start in range(min_obs, r.shape[0] + 1, refit_every):
+        res = fit(r[:start], dist=dist)
+        stop = min(start + refit_every, r.shape[0] + 1)
+        # Forecasts from the refit point on: h_{start+1} is known at start-1; then filter.
+        seg = r[start : stop - 1]
+        var[start - 1] = res.next_variance
+        if seg.size:
+            var[start : stop - 1] = filter_variance(
+                seg, res.mu, res.omega, res.alpha, res.beta, res.next_variance
+            )
+    vol = np.sqrt(var * periods_per_year)
+    if index is not None:
+        import pandas as pd
+
+        return pd.Series(vol, index=index, name="garch_vol")
+    return vol
