@@ -58,7 +58,8 @@ template <bool WithGreeks>
         // Limit weight at sd = 0: 1 in the money, 0 out (a double, which vectorises better
         // than a mask reused by several selects).
         const double itm = fwd_value > 0.0 ? 1.0 : 0.0;
-        const double p = w * (s_q * n1 - k_r * n2);
+        const double p_raw = w * (s_q * n1 - k_r * n2);
+        const double p = p_raw > 0.0 ? p_raw : 0.0;  // round-off can leave -1e-322
         o_price[i] = degenerate ? itm * fwd_value : p;
         if constexpr (WithGreeks) {
             const double pdf1 = inv_sqrt_2pi * e1;

@@ -144,6 +144,12 @@ inline double erfcx_nonneg(double x) {
     return y / std::fma(2.0, x, 1.0);
 }
 
+// erfcx(x) for any x; for x < 0, erfcx(x) = 2 exp(x^2) - erfcx(-x) (overflows below ~-26.6).
+inline double erfcx(double x) {
+    const double pos = erfcx_nonneg(std::fabs(x));
+    return x >= 0.0 ? pos : 2.0 * exp(x * x) - pos;
+}
+
 // exp(-x^2 / 2) with x^2 split exactly (x*x = hi + lo), so the result keeps full relative
 // accuracy even where x^2 / 2 is ~700.
 inline double exp_neg_half_sq(double x) {
