@@ -4,9 +4,11 @@
 
 namespace v28py {
 void bind_bsm(py::module_& m);
+void bind_binomial(py::module_& m);
 }  // namespace v28py
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "v28quant compiled quant core (C++20, Eigen); see the typed faces in v28quant.*";
     v28py::bind_bsm(m);
+    v28py::bind_binomial(m);
 }
