@@ -50,15 +50,26 @@ template <bool WithGreeks>
         const double d2 = d1 - sd_safe;
         const double e1 = vm::exp_neg_half_sq(d1);
         const double e2 = vm::exp_neg_half_sq(d2);
-        const double n1 = vm::norm_cdf_from(w * d1, e1);  // N(w d1)
-        const double n2 = vm::norm_cdf_from(w * d2, e2);  // N(w d2)
+        // N(w d) = tail or 1 - tail, tail = e^{-d^2/2} erfcx(|d| / sqrt 2) / 2.
+        constexpr double inv_sqrt2 = 0.70710678118654752440;
+        const double x1 = vm::erfcx_nonneg(std::fabs(d1) * inv_sqrt2);
+        const double x2 = vm::erfcx_nonneg(std::fabs(d2) * inv_sqrt2);
+        const double wd1 = w * d1, wd2 = w * d2;
+        const double n1 = std::fma(wd1 > 0.0 ? -0.5 : 0.5, e1 * x1, wd1 > 0.0 ? 1.0 : 0.0);
+        const double n2 = std::fma(wd2 > 0.0 ? -0.5 : 0.5, e2 * x2, wd2 > 0.0 ? 1.0 : 0.0);
         const double s_q = s * df_q;
         const double k_r = k * df_r;
         const double fwd_value = w * (s_q - k_r);
         // Limit weight at sd = 0: 1 in the money, 0 out (a double, which vectorises better
         // than a mask reused by several selects).
         const double itm = fwd_value > 0.0 ? 1.0 : 0.0;
-        const double p_raw = w * (s_q * n1 - k_r * n2);
+        // Out of the money with both w d1, w d2 <= 0 the two terms nearly cancel. There
+        // s_q e^{-d1^2/2} = k_r e^{-d2^2/2} =: m exactly, so price = w m / 2 (x1 - x2): the
+        // rounding of d2 = d1 - sd no longer enters through the steep exponentials
+        // (cf. Jaeckel 2015, eq. 3.2).
+        const double p_tail = 0.5 * w * (s_q * e1) * (x1 - x2);
+        const double p_body = w * (s_q * n1 - k_r * n2);
+        const double p_raw = (wd1 <= 0.0 && wd2 <= 0.0) ? p_tail : p_body;
         const double p = p_raw > 0.0 ? p_raw : 0.0;  // round-off can leave -1e-322
         o_price[i] = degenerate ? itm * fwd_value : p;
         if constexpr (WithGreeks) {
