@@ -74,12 +74,13 @@ template <bool WithGreeks>
         o_price[i] = degenerate ? itm * fwd_value : p;
         if constexpr (WithGreeks) {
             const double pdf1 = inv_sqrt_2pi * e1;
+            const double inv_s_sd = 1.0 / (s * sd_safe);  // one division for gamma and theta
             const double delta = w * df_q * n1;
-            const double gamma = df_q * pdf1 / (s * sd_safe);
+            const double gamma = df_q * pdf1 * inv_s_sd;
             const double vega = s_q * pdf1 * sqrt_t;
-            // vol / (2 sqrt t) written as vol^2 / (2 sd): finite when t = 0.
-            const double theta =
-                -s_q * pdf1 * (v * v) / (2.0 * sd_safe) - w * r * k_r * n2 + w * q * s_q * n1;
+            // vol / (2 sqrt t) written as vol^2 s / (2 s sd): finite when t = 0.
+            const double theta = -s_q * pdf1 * (v * v) * (0.5 * s * inv_s_sd) -
+                                 w * r * k_r * n2 + w * q * s_q * n1;
             const double rho = w * k * t * df_r * n2;
             o_delta[i] = degenerate ? itm * w * df_q : delta;
             o_gamma[i] = degenerate ? 0.0 : gamma;

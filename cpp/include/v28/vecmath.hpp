@@ -4,18 +4,19 @@
 // with FMA (e.g. `target("arch=x86-64-v3")`); without hardware FMA, std::fma is a slow libm
 // call, so baseline code paths should use <cmath> instead.
 //
-// Accuracy (checked against mpmath in tests/test_black_scholes.py through the BSM kernel and
-// directly in benchmarks/cpp/bench_bsm.cpp): exp and log within 1 ulp of correctly rounded
-// results over their normal range; norm_cdf within 6 ulp relative in the lower tail down to
-// the underflow threshold (x ~ -38; glibc's 0.5 erfc(-x / sqrt 2) is off by up to ~1700 ulp
-// there, from the rounding of x / sqrt 2) and within 1 ulp absolute above.
+// Accuracy (against long-double libm in BM_vecmath_accuracy of benchmarks/cpp/bench_bsm.cpp,
+// and against mpmath through the BSM prices in tests/test_black_scholes.py): exp and log
+// within 1 ulp over their normal range; erfcx within 7 ulp; norm_cdf within 7 ulp relative
+// in the lower tail down to the underflow threshold (x ~ -38; glibc's 0.5 erfc(-x / sqrt 2)
+// is off by up to ~1700 ulp there, from the rounding of x / sqrt 2) and within 1 ulp
+// absolute above.
 //
 // References: exp by Cody-Waite reduction k = round(x / ln 2), r = x - k ln 2, and a degree-13
 // Taylor polynomial (|r| <= ln2/2, truncation < 4e-18); log as in fdlibm's e_log.c
-// (s = f / (2 + f) and its Remez polynomial Lg1..Lg7); erfcx by the Chebyshev expansion of
-// (1 + 2x) erfcx(x) in t = (x - k) / (x + k), k = 3.75 (Shepherd & Laframboise 1981, Math.
+// (s = f / (2 + f) and its Remez polynomial Lg1..Lg7); erfcx from (1 + 2x) erfcx(x) as a
+// smooth function of t = (x - k) / (x + k), k = 3.75 (Shepherd & Laframboise 1981, Math.
 // Comp. 36, "Chebyshev approximation of (1 + 2x) exp(x^2) erfc x in 0 <= x < inf"), with our
-// own coefficients computed with mpmath at 40 digits.
+// own Chebyshev fits computed with mpmath at 50 digits.
 #pragma once
 
 #include <bit>
@@ -111,36 +112,43 @@ inline double log(double x) {
     return (x > 0.0 && x < HUGE_VAL) ? y : special;
 }
 
-// Chebyshev coefficients of y(t) = (1 + 2x) erfcx(x), x = k (1 + t) / (1 - t), k = 3.75.
+// y(t) = (1 + 2x) erfcx(x), x = k (1 + t) / (1 - t), k = 3.75, as one degree-24 polynomial in t
+// on [-1, 1] (from a 25-term Chebyshev fit, mpmath, 50 digits; sum |a_i| = 1.43 max |y|, so the
+// monomial form is well conditioned and Horner costs one FMA per term).
 inline constexpr double erfcx_k = 3.75;
-inline constexpr double erfcx_cheb[] = {
-    1.17757893456740175408,    -4.59005458064647733085e-3, -8.42491333665179155835e-2,
-    5.92099399981918904981e-2, -2.66586684353057522774e-2, 9.07499767070526509388e-3,
-    -2.41316354041760819094e-3, 4.90775836525808632286e-4, -6.9169733025012063671e-5,
-    4.13902798607301016753e-6, 7.74038306619849066863e-7,  -2.18864010492343956615e-7,
-    1.07649994656709103771e-8, 4.52195981121828689793e-9,  -7.75440020883135110647e-10,
-    -6.31808834088668449439e-11, 2.86879501093066989814e-11, 1.94558685457773472295e-13,
-    -9.65469674843343890586e-13, 3.25254814814873984149e-14, 3.34781194828680538778e-14,
-    -1.86456288041931310204e-15, -1.25079505306886470902e-15, 7.41823525662404341449e-17,
-    5.06814890479611126857e-17, -2.23705665943600007631e-18, -2.18734294430301814043e-18,
+inline constexpr double erfcx_poly[] = {
+    1.2375126308378275796, -1.4024059858554696245e-1, 3.585415485464429369e-3,
+    8.2276738490145207683e-2, -1.0880393014174885723e-1, 9.230432116037747776e-2,
+    -5.8693398589636774061e-2, 2.8362277418956404286e-2, -9.7465795580292755337e-3,
+    1.7556258528952953569e-3, 2.9371366559134481992e-4, -2.9015408054084171105e-4,
+    5.1649098892682403449e-5, 2.238423915508222982e-5, -1.1444146237700523373e-5,
+    -9.7355989673677493407e-7, 1.7516376488490621431e-6, -5.7218230603224087501e-8,
+    -2.5866850716155885443e-7, 2.3263508708859123732e-8, 3.8675334242222356816e-8,
+    -3.7442100809620186444e-9, -5.1739902140113096269e-9, 3.1114333809799251993e-10,
+    4.2514714447963897761e-10,
 };
 
-// erfcx(x) = exp(x^2) erfc(x) for x >= 0 (x = +inf gives 0).
+// erfcx(x) = exp(x^2) erfc(x) for x >= 0, branch-free for SIMD loops. The two divisions
+// (t and 1 / (1 + 2x)) share one: 1 / ((x + k)(1 + 2x)). x is clamped at 1e150 (where
+// erfcx ~ 4e-151), which keeps that product finite.
 inline double erfcx_nonneg(double x) {
-    x = x > 1e300 ? 1e300 : x;  // keeps t finite at +inf
-    const double t = (x - erfcx_k) / (x + erfcx_k);
-    // Clenshaw recurrence for sum c_j T_j(t).
-    constexpr int n = sizeof(erfcx_cheb) / sizeof(double);
-    const double t2 = 2.0 * t;
-    double b1 = 0.0, b2 = 0.0;
-#pragma GCC unroll 32
-    for (int j = n - 1; j >= 1; --j) {
-        const double b0 = std::fma(t2, b1, erfcx_cheb[j] - b2);
-        b2 = b1;
-        b1 = b0;
-    }
-    const double y = std::fma(t, b1, erfcx_cheb[0] - b2);
-    return y / std::fma(2.0, x, 1.0);
+    x = x > 1e150 ? 1e150 : x;
+    const double one_2x = std::fma(2.0, x, 1.0);
+    const double xpk = x + erfcx_k;
+    const double inv = 1.0 / (xpk * one_2x);
+    const double t = (x - erfcx_k) * one_2x * inv;
+    // Even and odd halves by Horner in t^2 (two independent chains of 12 FMAs instead of one
+    // of 24, so that the loop is less bound by FMA latency; as accurate as plain Horner).
+    constexpr int n = sizeof(erfcx_poly) / sizeof(double);
+    static_assert(n % 2 == 1);
+    const double t2 = t * t;
+    double even = erfcx_poly[n - 1];
+    double odd = erfcx_poly[n - 2];
+#pragma GCC unroll 16
+    for (int k = (n - 3) / 2; k >= 0; --k) even = std::fma(even, t2, erfcx_poly[2 * k]);
+#pragma GCC unroll 16
+    for (int k = (n - 5) / 2; k >= 0; --k) odd = std::fma(odd, t2, erfcx_poly[2 * k + 1]);
+    return std::fma(odd, t, even) * xpk * inv;
 }
 
 // The same y(t) on 8 pieces of width 1/4 in t, each a degree-11 polynomial in the local

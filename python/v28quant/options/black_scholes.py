@@ -77,6 +77,25 @@ def greeks(
     return Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
 
 
+def price_greeks(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    call: ArrayLike = True,
+) -> tuple[Any, Greeks]:
+    """Price and Greeks in one pass (the price as :func:`price`, the Greeks as :func:`greeks`).
+
+    Cheaper than calling both: the two share every intermediate of the formula.
+    """
+    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call)
+    value, delta, gamma, vega, theta, rho = _core.bsm_greeks(*flat[:6], flat[6].astype(bool))
+    greeks_out = Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
+    return shape_out(value, shape, scalar), greeks_out
+
+
 def implied_vol(
     price: ArrayLike,
     spot: ArrayLike,
