@@ -14,7 +14,6 @@ import mpmath as mp
 import numpy as np
 import pytest
 import QuantLib as ql
-
 from v28quant.options import black_scholes as bs
 
 
@@ -65,8 +64,10 @@ def test_haug_published_values(case: tuple) -> None:
     # Source: Haug (2007), values printed to 4 decimals. Tolerance: half a unit of the last
     # printed digit (5e-5 absolute).
     what, s, k, t, r, q, v, call, published, _ = case
-    got = bs.price(s, k, t, r, q, v, call) if what == "price" else getattr(
-        bs.greeks(s, k, t, r, q, v, call), what
+    got = (
+        bs.price(s, k, t, r, q, v, call)
+        if what == "price"
+        else getattr(bs.greeks(s, k, t, r, q, v, call), what)
     )
     assert abs(got - published) <= 5e-5, f"{case}: got {got}"
 
@@ -98,8 +99,14 @@ def test_against_quantlib_random_grid() -> None:
     for i in range(len(price)):
         ref = quantlib_reference(b, i)
         got = {"price": price[i], **{f: getattr(ours, f)[i] for f in ours._fields}}
-        scale = {"price": 1.0, "delta": 1.0, "gamma": 1.0 / b["spot"][i], "vega": 1.0,
-                 "theta": 1.0, "rho": 1.0}
+        scale = {
+            "price": 1.0,
+            "delta": 1.0,
+            "gamma": 1.0 / b["spot"][i],
+            "vega": 1.0,
+            "theta": 1.0,
+            "rho": 1.0,
+        }
         for name, want in ref.items():
             tol = 1e-12 * abs(want) + 1e-13 * b["spot"][i] * scale[name] * max(1.0, b["t"][i])
             inputs = {n: b[n][i] for n in b}
@@ -113,7 +120,9 @@ def mp_bsm_price(s: float, k: float, t: float, r: float, q: float, v: float, cal
         d1 = (mp.log(s / k) + (r - q) * t) / sd + sd / 2
         d2 = d1 - sd
         w = 1 if call else -1
-        return float(w * (s * mp.exp(-q * t) * mp.ncdf(w * d1) - k * mp.exp(-r * t) * mp.ncdf(w * d2)))
+        return float(
+            w * (s * mp.exp(-q * t) * mp.ncdf(w * d1) - k * mp.exp(-r * t) * mp.ncdf(w * d2))
+        )
 
 
 def test_tails_against_mpmath() -> None:
@@ -139,7 +148,9 @@ def test_tails_against_mpmath() -> None:
             continue
         checked += 1
         rel = abs(got[i] - want) / want
-        assert rel <= 2e-12, f"rel err {rel} at S={s[i]} K={k[i]} t={t[i]} v={v[i]} r={r[i]} q={q[i]}"
+        assert rel <= 2e-12, (
+            f"rel err {rel} at S={s[i]} K={k[i]} t={t[i]} v={v[i]} r={r[i]} q={q[i]}"
+        )
     assert checked > 200
 
 
@@ -171,7 +182,9 @@ def test_greeks_match_finite_differences() -> None:
         err = np.abs(got - want) / scale[name]
         i = int(np.argmax(err))
         tol = 1e-5 if name == "gamma" else 1e-6
-        assert err[i] <= tol, f"{name}: {got[i]} vs FD {want[i]} at {[x[i] for x in (s, k, t, r, q, v, c)]}"
+        assert err[i] <= tol, (
+            f"{name}: {got[i]} vs FD {want[i]} at {[x[i] for x in (s, k, t, r, q, v, c)]}"
+        )
 
 
 def test_zero_time_or_vol_is_discounted_forward_intrinsic() -> None:

@@ -14,14 +14,18 @@ import math
 import numpy as np
 import pytest
 import QuantLib as ql
-
 from v28quant.quant_models import crr_binomial as crr
 
 
-def black(s: float, k: float, t: float, r: float, q: float, v: float, call: bool) -> ql.BlackCalculator:
+def black(
+    s: float, k: float, t: float, r: float, q: float, v: float, call: bool
+) -> ql.BlackCalculator:
     kind = ql.Option.Call if call else ql.Option.Put
     return ql.BlackCalculator(
-        ql.PlainVanillaPayoff(kind, k), s * math.exp((r - q) * t), v * math.sqrt(t), math.exp(-r * t)
+        ql.PlainVanillaPayoff(kind, k),
+        s * math.exp((r - q) * t),
+        v * math.sqrt(t),
+        math.exp(-r * t),
     )
 
 
@@ -76,7 +80,9 @@ def test_european_at_the_money_converges_to_bsm_at_rate_one_over_n(call: bool) -
     ns = np.array([100, 200, 400, 800, 1600, 3200])
     errs = []
     for n in ns:
-        pair = [crr.price(s, k, t, r, q, v, call=call, american=False, steps=int(m)) for m in (n, n + 1)]
+        pair = [
+            crr.price(s, k, t, r, q, v, call=call, american=False, steps=int(m)) for m in (n, n + 1)
+        ]
         errs.append(abs(0.5 * (pair[0] + pair[1]) - ref))
     slope = np.polyfit(np.log(ns), np.log(errs), 1)[0]
     assert -1.1 <= slope <= -0.9, f"slope {slope}, errors {errs}"
@@ -206,7 +212,15 @@ def test_probability_outside_unit_interval_names_steps() -> None:
     ],
 )
 def test_bad_inputs_raise_value_error_naming_the_argument(kwargs: dict, pattern: str) -> None:
-    base = {"spot": 100.0, "strike": 100.0, "t": 1.0, "rate": 0.03, "div": 0.0, "vol": 0.2, "steps": 50}
+    base = {
+        "spot": 100.0,
+        "strike": 100.0,
+        "t": 1.0,
+        "rate": 0.03,
+        "div": 0.0,
+        "vol": 0.2,
+        "steps": 50,
+    }
     with pytest.raises(ValueError, match=pattern):
         crr.price(**(base | kwargs))
 
@@ -223,8 +237,20 @@ def test_broadcasting_and_scalar_output() -> None:
     g = crr.greeks(100, 100, 1, 0.03, 0, 0.2)
     assert isinstance(g.gamma, float)
     strikes = np.array([[90.0], [110.0]])
-    out = crr.price(100.0, strikes, 1.0, 0.03, 0.0, [0.2, 0.3, 0.4], call=False, american=[True, False, True], steps=64)
+    out = crr.price(
+        100.0,
+        strikes,
+        1.0,
+        0.03,
+        0.0,
+        [0.2, 0.3, 0.4],
+        call=False,
+        american=[True, False, True],
+        steps=64,
+    )
     assert out.shape == (2, 3)
-    assert out[1, 1] == crr.price(100.0, 110.0, 1.0, 0.03, 0.0, 0.3, call=False, american=False, steps=64)
+    assert out[1, 1] == crr.price(
+        100.0, 110.0, 1.0, 0.03, 0.0, 0.3, call=False, american=False, steps=64
+    )
     gg = crr.greeks(100.0, strikes, 1.0, 0.03, 0.0, [0.2, 0.3, 0.4], steps=64)
     assert gg.delta.shape == (2, 3)

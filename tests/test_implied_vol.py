@@ -13,7 +13,6 @@ import numpy as np
 import py_lets_be_rational as lbr
 import pytest
 import QuantLib as ql
-
 from v28quant.options import black_scholes as bs
 
 FORWARD = 100.0
@@ -74,7 +73,9 @@ def test_agrees_with_py_lets_be_rational(otm_grid: dict[str, np.ndarray]) -> Non
     # (both aim at machine precision; they differ only by round-off).
     g = otm_grid
     sel = np.flatnonzero(g["price"] / FORWARD >= 1e-12)[::37]
-    ours = bs.black_implied_vol(g["price"][sel], FORWARD, g["strike"][sel], g["t"][sel], g["call"][sel])
+    ours = bs.black_implied_vol(
+        g["price"][sel], FORWARD, g["strike"][sel], g["t"][sel], g["call"][sel]
+    )
     for j, i in enumerate(sel):
         theirs = lbr.implied_volatility_from_a_transformed_rational_guess(
             g["price"][i], FORWARD, g["strike"][i], g["t"][i], 1 if g["call"][i] else -1
@@ -90,14 +91,26 @@ def test_in_the_money_to_the_information_limit() -> None:
     sel = np.arange(0, len(k), 7)
     k, t, v = k[sel], t[sel], v[sel]
     call = k < FORWARD  # in the money
-    price = np.array([lbr.black(FORWARD, k[i], v[i], t[i], 1 if call[i] else -1) for i in range(len(k))])
+    price = np.array(
+        [lbr.black(FORWARD, k[i], v[i], t[i], 1 if call[i] else -1) for i in range(len(k))]
+    )
     iv = bs.black_implied_vol(price, FORWARD, k, t, call)
-    vega = np.array([FORWARD * math.sqrt(t[i]) * lbr.normalised_vega(math.log(FORWARD / k[i]), v[i] * math.sqrt(t[i])) * math.sqrt(k[i] / FORWARD) for i in range(len(k))])
+    vega = np.array(
+        [
+            FORWARD
+            * math.sqrt(t[i])
+            * lbr.normalised_vega(math.log(FORWARD / k[i]), v[i] * math.sqrt(t[i]))
+            * math.sqrt(k[i] / FORWARD)
+            for i in range(len(k))
+        ]
+    )
     informative = vega > 1e-8
     tol = 4.0 * np.spacing(price) / np.maximum(vega, 1e-300) + 1e-13
     err = np.abs(iv - v)
     bad = informative & ~(err <= tol)
-    assert not bad.any(), f"errors {err[bad][:5]} > tol {tol[bad][:5]} at K={k[bad][:5]} t={t[bad][:5]}"
+    assert not bad.any(), (
+        f"errors {err[bad][:5]} > tol {tol[bad][:5]} at K={k[bad][:5]} t={t[bad][:5]}"
+    )
 
 
 def test_bsm_implied_vol_with_rates_and_dividends_against_quantlib_prices() -> None:
@@ -119,7 +132,9 @@ def test_bsm_implied_vol_with_rates_and_dividends_against_quantlib_prices() -> N
         [
             ql.BlackCalculator(
                 ql.PlainVanillaPayoff(ql.Option.Call if call[i] else ql.Option.Put, k[i]),
-                fwd[i], v[i] * math.sqrt(t[i]), math.exp(-r[i] * t[i]),
+                fwd[i],
+                v[i] * math.sqrt(t[i]),
+                math.exp(-r[i] * t[i]),
             ).value()
             for i in range(n)
         ]
@@ -152,9 +167,13 @@ def test_out_of_bounds_prices_give_nan_in_arrays() -> None:
 
 
 def test_out_of_bounds_scalar_raises_value_error_with_the_bounds() -> None:
-    with pytest.raises(ValueError, match=r"price 120 is outside the no-arbitrage bounds \[.*\) of a call"):
+    with pytest.raises(
+        ValueError, match=r"price 120 is outside the no-arbitrage bounds \[.*\) of a call"
+    ):
         bs.implied_vol(120.0, 100.0, 90.0, 1.0, 0.05, 0.0, True)
-    with pytest.raises(ValueError, match=r"price 1 is outside the no-arbitrage bounds \[10, 100\) of a put"):
+    with pytest.raises(
+        ValueError, match=r"price 1 is outside the no-arbitrage bounds \[10, 100\) of a put"
+    ):
         bs.black_implied_vol(1.0, 90.0, 100.0, 1.0, call=False)
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import py_lets_be_rational as lbr
 import QuantLib as ql
 from scipy.special import ndtr
-
 from v28quant.options import black_scholes as bs
 
 
@@ -63,13 +62,24 @@ def bsm_table(rows: list[tuple[str, float, float, str]]) -> None:
     ours = bs.price_greeks(s, k, t, r, q, v, call)
     ours_flat = (ours[0], *ours[1])
     peer = numpy_price_greeks(s, k, t, r, q, v, call)
-    diffs = [float(np.max(np.abs(a - b) / (1.0 + np.abs(b)))) for a, b in zip(ours_flat, peer)]
-    print(f"BSM price+Greeks agreement, max |diff| / (1 + |peer|) per output: "
-          f"{', '.join(f'{d:.1e}' for d in diffs)}")
+    diffs = [
+        float(np.max(np.abs(a - b) / (1.0 + np.abs(b))))
+        for a, b in zip(ours_flat, peer, strict=True)
+    ]
+    print(
+        f"BSM price+Greeks agreement, max |diff| / (1 + |peer|) per output: "
+        f"{', '.join(f'{d:.1e}' for d in diffs)}"
+    )
     t_ours = best_of(lambda: bs.price_greeks(s, k, t, r, q, v, call), 5) / n
     t_peer = best_of(lambda: numpy_price_greeks(s, k, t, r, q, v, call), 3) / n
-    rows.append(("BSM price + 5 Greeks, 1e6 options", t_ours * 1e9, t_peer * 1e9,
-                 "numpy+scipy.special.ndtr"))
+    rows.append(
+        (
+            "BSM price + 5 Greeks, 1e6 options",
+            t_ours * 1e9,
+            t_peer * 1e9,
+            "numpy+scipy.special.ndtr",
+        )
+    )
 
 
 def iv_table(rows: list[tuple[str, float, float, str]]) -> None:
@@ -95,7 +105,9 @@ def iv_table(rows: list[tuple[str, float, float, str]]) -> None:
             if not use[i]:
                 continue
             try:
-                out[i] = ql.blackFormulaImpliedStdDev(ql_type[i], k[i], f, price[i]) / math.sqrt(t[i])
+                out[i] = ql.blackFormulaImpliedStdDev(ql_type[i], k[i], f, price[i]) / math.sqrt(
+                    t[i]
+                )
             except RuntimeError:
                 pass
         return out
@@ -112,14 +124,17 @@ def iv_table(rows: list[tuple[str, float, float, str]]) -> None:
     res = {"v28quant": ours(), "QuantLib": quantlib(), "py_lets_be_rational": jaeckel_py()}
     for name, iv in res.items():
         err = np.abs(iv - v)[use]
-        print(f"IV {name:>20}: max |vol error| {np.nanmax(err):.1e} "
-              f"(failures/NaN {int(np.isnan(err).sum())} of {int(use.sum())})")
+        print(
+            f"IV {name:>20}: max |vol error| {np.nanmax(err):.1e} "
+            f"(failures/NaN {int(np.isnan(err).sum())} of {int(use.sum())})"
+        )
     m = int(use.sum())
     t_ours = best_of(ours, 5) / n
     t_ql = best_of(quantlib, 1) / m
     t_lbr = best_of(jaeckel_py, 1) / m
-    rows.append(("implied vol, 1e5 options", t_ours * 1e9, t_ql * 1e9,
-                 "QuantLib blackFormulaImpliedStdDev"))
+    rows.append(
+        ("implied vol, 1e5 options", t_ours * 1e9, t_ql * 1e9, "QuantLib blackFormulaImpliedStdDev")
+    )
     rows.append(("implied vol, 1e5 options", t_ours * 1e9, t_lbr * 1e9, "py_lets_be_rational"))
 
 

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 
 import QuantLib as ql
-
 from v28quant.quant_models import crr_binomial as crr
 
 SPOT, STRIKE, DAYS, RATE, DIV, VOL = 100.0, 100.0, 365, 0.05, 0.02, 0.25
@@ -53,16 +52,22 @@ def main() -> None:
         option, t = quantlib_option(steps)
 
         def ours(steps: int = steps, t: float = t) -> float:
-            return crr.price(SPOT, STRIKE, t, RATE, DIV, VOL, call=False, american=True, steps=steps)
+            return crr.price(
+                SPOT, STRIKE, t, RATE, DIV, VOL, call=False, american=True, steps=steps
+            )
 
         def peer(option: ql.VanillaOption = option) -> float:
             option.recalculate()  # force a fresh tree each time (no cached NPV)
             return option.NPV()
 
         a, b = ours(), peer()
-        print(f"American put N={steps}: ours {a:.10f}  QuantLib {b:.10f}  diff {a - b:.2e} "
-              f"(N * diff = {steps * (a - b):.4f}: the O(1/N) probability convention)")
-        rows.append((f"CRR American put, N = {steps}", best_of(ours, repeats), best_of(peer, repeats)))
+        print(
+            f"American put N={steps}: ours {a:.10f}  QuantLib {b:.10f}  diff {a - b:.2e} "
+            f"(N * diff = {steps * (a - b):.4f}: the O(1/N) probability convention)"
+        )
+        rows.append(
+            (f"CRR American put, N = {steps}", best_of(ours, repeats), best_of(peer, repeats))
+        )
     print()
     print(f"{'job':<30} {'ours ms':>9} {'QuantLib ms':>12} {'speed-up':>9}")
     for job, t_ours, t_peer in rows:

@@ -169,9 +169,7 @@ def black_implied_vol(
         The annualised volatility. Prices outside ``[D max(+-(F - K), 0), D F or D K)`` give NaN
         for array input and ``ValueError`` for scalar input, as in :func:`implied_vol`.
     """
-    flat, shape, scalar = broadcast_flat(
-        _BLACK_IV_ARGS, price, forward, strike, t, call, discount
-    )
+    flat, shape, scalar = broadcast_flat(_BLACK_IV_ARGS, price, forward, strike, t, call, discount)
     out = _core.black_implied_vol(
         flat[0], flat[1], flat[2], flat[3], flat[4].astype(bool), flat[5], strict=scalar
     )
