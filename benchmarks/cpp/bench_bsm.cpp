@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "../../cpp/src/bsm_kernels.hpp"
@@ -118,5 +119,43 @@ void BM_vecmath_accuracy(benchmark::State& state) {
     state.counters["norm_cdf_max_ulp"] = e_cdf;
 }
 BENCHMARK(BM_vecmath_accuracy)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+namespace {
+
+// The SIMD levels against the scalar <cmath> formula on one book that includes the t = 0 and
+// vol = 0 limits: max |diff| / (1 + |scalar|) over price and the five Greeks, per level.
+void BM_levels_agree(benchmark::State& state) {
+    const std::size_t n = 200'000;
+    Book b(n);
+    for (std::size_t i = 0; i < n; i += 100) b.t[i] = 0.0;
+    for (std::size_t i = 0; i < n; i += 77) b.vol[i] = 0.0;
+    const v28::bsm::detail::Inputs in{b.spot.data(), b.strike.data(), b.t.data(), b.rate.data(),
+                                      b.div.data(),  b.vol.data(),    b.call.data(), n};
+    auto run = [&](int level) {
+        std::vector<std::vector<double>> o(6, std::vector<double>(n));
+        v28::bsm::detail::run_at(level, in,
+                                 {o[0].data(), o[1].data(), o[2].data(), o[3].data(),
+                                  o[4].data(), o[5].data()});
+        return o;
+    };
+    const auto scalar = run(0);
+    for (auto _ : state) {
+        for (const int level : {3, 4}) {
+            if (level > v28::bsm::detail::cpu_level()) continue;
+            const auto simd = run(level);
+            double worst = 0.0;
+            for (std::size_t k = 0; k < 6; ++k) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    worst = std::fmax(worst, std::fabs(simd[k][i] - scalar[k][i]) /
+                                                 (1.0 + std::fabs(scalar[k][i])));
+                }
+            }
+            state.counters["level" + std::to_string(level) + "_max_rel_diff"] = worst;
+        }
+    }
+}
+BENCHMARK(BM_levels_agree)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
