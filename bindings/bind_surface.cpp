@@ -99,23 +99,6 @@ void bind_surface(py::module_& m) {
         "y"_a, "w"_a, "weights"_a, "max_iter"_a = 400,
         "Quasi-explicit SVI fit (Zeliade 2009) of total variances w at log-moneyness y with "
         "weights (empty: ones). Returns ((a, b, rho, m, sigma), weighted rmse in w, evaluations).");
-
-    m.def(
-        "black_total_variance",
-        [](const darray& price, const darray& forward, const darray& strike, const barray& call) {
-            const auto n = same_size({&price, &forward, &strike, &call}, "price, forward, strike, call");
-            darray out(static_cast<py::ssize_t>(n));
-            auto o = mut_span(out);
-            {
-                py::gil_scoped_release release;
-                v28::surface::black_total_variance(span(price), span(forward), span(strike),
-                                                   span(call), o);
-            }
-            return out;
-        },
-        "price"_a, "forward"_a, "strike"_a, "call"_a,
-        "Implied total variance iv^2 t of undiscounted Black prices on a forward; NaN outside "
-        "the no-arbitrage bounds.");
 }
 
 }  // namespace v28py

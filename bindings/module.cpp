@@ -12,6 +12,7 @@ void bind_mc(py::module_& m);
 void bind_heston(py::module_& m);
 void bind_merton(py::module_& m);
 void bind_garch(py::module_& m);
+void bind_binomial(py::module_& m);
 }  // namespace v28py
 
 PYBIND11_MODULE(_core, m) {
@@ -25,4 +26,5 @@ PYBIND11_MODULE(_core, m) {
     v28py::bind_heston(m);
     v28py::bind_merton(m);
     v28py::bind_garch(m);
+    v28py::bind_binomial(m);
 }

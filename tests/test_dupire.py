@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import QuantLib as ql
-from v28quant import _core
+from v28quant.options import black_scholes
 from v28quant.options.surface import SviSurface, fit_slice
 from v28quant.quant_models.dupire_local_vol import local_vol, local_vol_from_prices, mc_price
 
@@ -127,8 +127,9 @@ def test_local_vol_mc_reprices_heston_smile():
     fwd_t = surf.forward(tt)
     call = kk >= fwd_t
     res = mc_price(surf, tt, kk, call=call, paths=200_000, steps_per_year=250, seed=11)
-    w = _core.black_total_variance(res.price.ravel(), fwd_t.ravel(), kk.ravel(), call.ravel())
-    iv_mc = np.sqrt(w / tt.ravel()).reshape(tt.shape)
+    # Undiscounted prices on the forward: Black inversion (tested against QuantLib in
+    # test_implied_vol.py).
+    iv_mc = black_scholes.black_implied_vol(res.price, fwd_t, kk, tt, call=call)
     iv_heston = np.array([_heston_iv(spot, r, q, **hp, t=t, strikes=strikes)[2] for t in check_t])
     err = 100.0 * np.abs(iv_mc - iv_heston)
     print(f"\nHeston iv (pts):\n{100 * iv_heston}\nlocal-vol MC iv:\n{100 * iv_mc}\nerr:\n{err}")

@@ -63,22 +63,6 @@ def test_total_variance_and_implied_vol_interpolation():
     assert isinstance(s.implied_vol(100.0, 0.8), float)
 
 
-def test_black_inversion_against_quantlib():
-    # Source: QuantLib blackFormula prices, inverted by our Newton; vols to 1e-10.
-    from v28quant import _core
-
-    f, t = 100.0, 0.75
-    ks = np.array([60.0, 80.0, 95.0, 100.0, 110.0, 150.0])
-    vols = np.array([0.45, 0.3, 0.22, 0.2, 0.18, 0.25])
-    for call in (True, False):
-        kind = ql.Option.Call if call else ql.Option.Put
-        prices = np.array(
-            [ql.blackFormula(kind, k, f, v * np.sqrt(t)) for k, v in zip(ks, vols, strict=True)]
-        )
-        w = _core.black_total_variance(prices, np.full(ks.size, f), ks, np.full(ks.size, call))
-        np.testing.assert_allclose(np.sqrt(w / t), vols, atol=1e-10, err_msg=f"call={call}")
-
-
 def test_butterfly_report_flags_vogt_example():
     # Gatheral & Jacquier (2014) eq. 5.1, Axel Vogt's slice: (a, b, m, rho, sigma) =
     # (-0.0410, 0.1331, 0.3586, 0.3060, 0.4153) at T = 1 has butterfly arbitrage. Independent
@@ -138,6 +122,22 @@ def test_fit_real_chain(shared_data, name, spot, root):
     # slice's sqrt(w(0)/t) and lies in the README's ATM ranges (SPX 10-15 %, SPY 9-24 %).
     atm = surf.implied_vol(info["forward"].to_numpy(), info["t"].to_numpy())
     assert np.all((atm > 0.05) & (atm < 0.40)), atm
+
+
+def test_fit_american_chain_with_known_rate(shared_data):
+    # Source: real SPY quotes of 2023-09-14 (American, README caveat): the free parity
+    # regression puts the discount factor above 1 on the shortest expiries; with the 3-month
+    # T-bill rate of that day (5.3 %, continuously compounded) fixed, every D = exp(-r t) <= 1,
+    # forwards up to 6 months stay within spot +- carry (a flat 5.3 % overstates longer-dated
+    # carry) and the fit is as good.
+    chain = pd.read_csv(shared_data / "options" / "SPY_2023-09-14_cboe.csv")
+    free = SviSurface.fit(chain, spot=450.36).fit_info
+    assert free["discount"].max() > 1.0, free  # the bias the rate option exists for
+    info = SviSurface.fit(chain, spot=450.36, rate=0.053).fit_info
+    np.testing.assert_allclose(info["discount"], np.exp(-0.053 * info["t"]), rtol=1e-15)
+    short = info[info["t"] <= 0.5]
+    assert np.all((short["forward"] > 445.0) & (short["forward"] < 462.0)), short
+    assert info["rmse_vol_pts"].max() < 2.0 and info["rmse_vol_pts"].median() < 1.0, info
 
 
 def test_fit_chain_columns_and_errors():

@@ -1,5 +1,6 @@
 #include "v28/bsm.hpp"
 
+#include "bsm_kernels.hpp"
 #include "v28/check.hpp"
 
 namespace v28::bsm {
@@ -49,7 +50,7 @@ double price_greeks(double spot, double strike, double t, double rate, double di
 
 namespace {
 
-void check_all(std::span<const double> spot, std::span<const double> strike,
+void check_sizes(std::span<const double> spot, std::span<const double> strike,
                std::span<const double> t, std::span<const double> rate,
                std::span<const double> div, std::span<const double> vol,
                std::span<const std::uint8_t> call, std::size_t n_out) {
@@ -61,7 +62,14 @@ void check_all(std::span<const double> spot, std::span<const double> strike,
     require_same_size("spot, vol", n, vol.size());
     require_same_size("spot, call", n, call.size());
     require_same_size("spot, out", n, n_out);
-    for (std::size_t i = 0; i < n; ++i) check_inputs(spot[i], strike[i], t[i], rate[i], div[i], vol[i], i);
+}
+
+// The SIMD kernels validate as they go; on a bad element, find and report the first one.
+void run_checked(const detail::Inputs& in, const detail::Outputs& out) {
+    if (detail::run(in, out)) return;
+    for (std::size_t i = 0; i < in.n; ++i) {
+        check_inputs(in.spot[i], in.strike[i], in.t[i], in.rate[i], in.div[i], in.vol[i], i);
+    }
 }
 
 }  // namespace
@@ -69,10 +77,10 @@ void check_all(std::span<const double> spot, std::span<const double> strike,
 void price(std::span<const double> spot, std::span<const double> strike,
            std::span<const double> t, std::span<const double> rate, std::span<const double> div,
            std::span<const double> vol, std::span<const std::uint8_t> call, std::span<double> out) {
-    check_all(spot, strike, t, rate, div, vol, call, out.size());
-    for (std::size_t i = 0; i < spot.size(); ++i) {
-        out[i] = price(spot[i], strike[i], t[i], rate[i], div[i], vol[i], call[i] != 0);
-    }
+    check_sizes(spot, strike, t, rate, div, vol, call, out.size());
+    run_checked({spot.data(), strike.data(), t.data(), rate.data(), div.data(), vol.data(),
+                 call.data(), spot.size()},
+                {out.data()});
 }
 
 void greeks(std::span<const double> spot, std::span<const double> strike,
@@ -80,22 +88,17 @@ void greeks(std::span<const double> spot, std::span<const double> strike,
             std::span<const double> vol, std::span<const std::uint8_t> call,
             std::span<double> price_out, std::span<double> delta, std::span<double> gamma,
             std::span<double> vega, std::span<double> theta, std::span<double> rho) {
-    check_all(spot, strike, t, rate, div, vol, call, price_out.size());
+    check_sizes(spot, strike, t, rate, div, vol, call, price_out.size());
     const std::size_t n = spot.size();
     require_same_size("price, delta", n, delta.size());
     require_same_size("price, gamma", n, gamma.size());
     require_same_size("price, vega", n, vega.size());
     require_same_size("price, theta", n, theta.size());
     require_same_size("price, rho", n, rho.size());
-    for (std::size_t i = 0; i < n; ++i) {
-        Greeks g;
-        price_out[i] = price_greeks(spot[i], strike[i], t[i], rate[i], div[i], vol[i], call[i] != 0, g);
-        delta[i] = g.delta;
-        gamma[i] = g.gamma;
-        vega[i] = g.vega;
-        theta[i] = g.theta;
-        rho[i] = g.rho;
-    }
+    run_checked({spot.data(), strike.data(), t.data(), rate.data(), div.data(), vol.data(),
+                 call.data(), n},
+                {price_out.data(), delta.data(), gamma.data(), vega.data(), theta.data(),
+                 rho.data()});
 }
 
 }  // namespace v28::bsm

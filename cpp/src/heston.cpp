@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "v28/bsm.hpp"
+#include "v28/iv.hpp"
 #include "v28/check.hpp"
 #include "v28/rng.hpp"
 
@@ -276,27 +277,6 @@ void price(std::span<const double> spot, std::span<const double> strike,
 
 namespace {
 
-// Implied volatility for the default vega weights, by safeguarded Newton on the BSM price.
-// Local on purpose: to be replaced by v28::bsm::implied_vol once that lands (one call site).
-double implied_vol_local(double price, double spot, double strike, double t, double rate,
-                         double div, bool call) {
-    const double fwd_pv = spot * std::exp(-div * t), k_pv = strike * std::exp(-rate * t);
-    const double lower = std::max(call ? fwd_pv - k_pv : k_pv - fwd_pv, 0.0);
-    const double upper = call ? fwd_pv : k_pv;
-    if (!(price > lower && price < upper)) return std::numeric_limits<double>::quiet_NaN();
-    double lo = 1e-6, hi = 10.0, vol = 0.3;
-    for (int it = 0; it < 100; ++it) {
-        bsm::Greeks g;
-        const double diff = bsm::price_greeks(spot, strike, t, rate, div, vol, call, g) - price;
-        if (diff > 0.0) hi = vol; else lo = vol;
-        double next = g.vega > 0.0 ? vol - diff / g.vega : 0.5 * (lo + hi);
-        if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-        if (std::abs(next - vol) < 1e-14 * vol) return next;
-        vol = next;
-    }
-    return vol;
-}
-
 using Vec5 = Eigen::Matrix<double, 5, 1>;
 
 Vec5 to_vec(const Params& p) { return {p.v0, p.kappa, p.theta, p.sigma, p.rho}; }
@@ -376,8 +356,8 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
             pb.weight[i] = weight[i];
             continue;
         }
-        double iv = implied_vol_local(market_price[i], spot, strike[i], t[i], rate[i], div[i],
-                                      call[i] != 0);
+        const double iv = bsm::implied_vol(market_price[i], spot, strike[i], t[i], rate[i],
+                                            div[i], call[i] != 0);
         if (!std::isfinite(iv)) {
             throw std::domain_error("market_price outside the no-arbitrage bounds at index " +
                                     std::to_string(i) + "; no implied volatility for the weight");

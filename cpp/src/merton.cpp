@@ -115,7 +115,10 @@ void price(std::span<const double> spot, std::span<const double> strike,
     for (std::size_t i = 0; i < n; ++i) {
         const Params p{vol[i], lam[i], mu_j[i], delta_j[i]};
         if (p.lam == 0.0 || t[i] == 0.0) {
-            out[i] = bsm::price(spot[i], strike[i], t[i], rate[i], div[i], p.vol, call[i] != 0);
+            // No jumps: the vectorised BSM kernel itself, so the result is BSM's to the bit.
+            bsm::price(spot.subspan(i, 1), strike.subspan(i, 1), t.subspan(i, 1),
+                       rate.subspan(i, 1), div.subspan(i, 1), vol.subspan(i, 1),
+                       call.subspan(i, 1), out.subspan(i, 1));
             continue;
         }
         const bool same = have && i > 0 && t[i] == t[i - 1] && rate[i] == rate[i - 1] &&

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['FisherNormalCore', 'HeightFieldCore', 'black_total_variance', 'bsm_greeks', 'bsm_price', 'dupire_local_vol_prices', 'dupire_local_vol_svi', 'dupire_mc_price', 'garch_fit', 'garch_forecast', 'garch_loglik', 'geometry_christoffel', 'geometry_distance', 'geometry_gaussian_curvature', 'geometry_geodesic', 'geometry_metric', 'heston_calibrate', 'heston_log_cf', 'heston_price', 'mc_asian', 'mc_european', 'mc_geometric_asian', 'mc_heston_european', 'mc_merton_european', 'merton_calibrate_moments', 'merton_price', 'rng_normals', 'rng_philox4x32_10', 'svi_fit_slice', 'svi_forward', 'svi_implied_vol', 'svi_slice_derivs', 'svi_total_variance']
+__all__: list[str] = ['FisherNormalCore', 'HeightFieldCore', 'black_implied_vol', 'bsm_greeks', 'bsm_implied_vol', 'bsm_price', 'crr_greeks', 'crr_price', 'dupire_local_vol_prices', 'dupire_local_vol_svi', 'dupire_mc_price', 'garch_fit', 'garch_forecast', 'garch_loglik', 'geometry_christoffel', 'geometry_distance', 'geometry_gaussian_curvature', 'geometry_geodesic', 'geometry_metric', 'heston_calibrate', 'heston_log_cf', 'heston_price', 'mc_asian', 'mc_european', 'mc_geometric_asian', 'mc_heston_european', 'mc_merton_european', 'merton_calibrate_moments', 'merton_price', 'rng_normals', 'rng_philox4x32_10', 'svi_fit_slice', 'svi_forward', 'svi_implied_vol', 'svi_slice_derivs', 'svi_total_variance']
 class FisherNormalCore:
     """
     Fisher-Rao metric of N(mu, sigma^2): (dmu^2 + 2 dsigma^2) / sigma^2.
@@ -23,17 +23,29 @@ class HeightFieldCore:
         """
         Spline f, f_x, f_y, f_xx, f_xy, f_yy at flat (n, 2) points -> flat (n, 6).
         """
-def black_total_variance(price: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forward: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> numpy.typing.NDArray[numpy.float64]:
+def black_implied_vol(price: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forward: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], discount: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strict: bool = False) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Implied total variance iv^2 t of undiscounted Black prices on a forward; NaN outside the no-arbitrage bounds.
+    Black (1976) implied volatility of a discounted option price on a forward (Jaeckel's 'Let's Be Rational'). NaN outside the no-arbitrage bounds, or ValueError when strict.
     """
 def bsm_greeks(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], vol: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
     Black-Scholes-Merton price and Greeks (price, delta, gamma, vega per 1.00 vol, theta per year, rho per 1.00 rate) as a tuple of arrays.
     """
+def bsm_implied_vol(price: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], strict: bool = False) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    BSM implied volatility (Jaeckel's 'Let's Be Rational'). Flat float64 arrays of one length; price discounted per unit of underlying, t in years (> 0). A price outside the no-arbitrage bounds gives NaN, or ValueError when strict.
+    """
 def bsm_price(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], vol: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> numpy.typing.NDArray[numpy.float64]:
     """
     Black-Scholes-Merton price per unit of underlying. Flat float64 arrays of one length; t in years, rate/div continuously compounded, vol annualised; call is 1 (call) or 0 (put).
+    """
+def crr_greeks(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], vol: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], american: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], steps: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    CRR price and tree Greeks (price, delta, gamma, theta per year) as a tuple of arrays; steps >= 2.
+    """
+def crr_price(spot: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], div: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], vol: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], american: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], steps: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    CRR binomial price per unit of underlying (textbook tree, p = (e^{(rate-div)dt} - d) / (u - d)). Flat float64 arrays of one length; call/american are 1 or 0; steps >= 1.
     """
 def dupire_local_vol_prices(t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], calls: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rate: typing.SupportsFloat | typing.SupportsIndex, div: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """

@@ -110,15 +110,5 @@ struct SviFit {
 SviFit fit_slice(std::span<const double> y, std::span<const double> w,
                  std::span<const double> weights, int max_iter = 400);
 
-// Implied total variance (iv^2 t) of an undiscounted Black price on a forward: Newton on the
-// total standard deviation s = iv sqrt(t), safeguarded by bisection. NaN when the price is
-// outside the no-arbitrage bounds (intrinsic, F or K).
-double black_total_variance(double price, double forward, double strike, bool call);
-void black_total_variance(std::span<const double> price, std::span<const double> forward,
-                          std::span<const double> strike, std::span<const std::uint8_t> call,
-                          std::span<double> out);
-
-// Undiscounted Black price on a forward for total variance w.
-double black_price(double forward, double strike, double w, bool call);
 
 }  // namespace v28::surface

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant.options import black_scholes
 
 _YEAR_DAYS = 365.0
 
@@ -165,6 +166,7 @@ class SviSurface:
         min_quotes: int = 8,
         parity_strikes: int = 6,
         max_abs_y: float | None = None,
+        rate: float | None = None,
     ) -> SviSurface:
         """Fit one raw SVI slice per expiry to the out-of-the-money quotes of an option chain.
 
@@ -189,6 +191,11 @@ class SviSurface:
             regression ``C - P = D F - D K`` giving the forward ``F`` and discount ``D``.
         max_abs_y : float, optional
             Keep only quotes with ``|ln(K / F)| <= max_abs_y``.
+        rate : float, optional
+            Continuously compounded rate fixing the discount ``D = exp(-rate t)``; the forward
+            is then the median of ``K + (C - P) / D`` over the ``parity_strikes`` nearest the
+            money. Use it for American options (SPY), whose early-exercise premia bias the
+            regressed ``D`` (above 1 on short expiries).
 
         Notes
         -----
@@ -227,11 +234,15 @@ class SviSurface:
             diff = (calls[both] - puts[both]).to_numpy()
             strikes = both.to_numpy(dtype=float)
             near = np.argsort(np.abs(diff))[: max(parity_strikes, 2)]
-            slope, intercept = np.polyfit(strikes[near], diff[near], 1)
-            disc = -slope
-            if not disc > 0:
-                continue
-            fwd = intercept / disc
+            if rate is None:
+                slope, intercept = np.polyfit(strikes[near], diff[near], 1)
+                disc = -slope
+                if not disc > 0:
+                    continue
+                fwd = intercept / disc
+            else:
+                disc = float(np.exp(-rate * float(t)))
+                fwd = float(np.median(strikes[near] + diff[near] / disc))
             k = g["strike"].to_numpy(dtype=float)
             otm = np.where(k < fwd, ~g["is_call"].to_numpy(), g["is_call"].to_numpy())
             q = g[otm]
@@ -239,12 +250,13 @@ class SviSurface:
             if quotes == "iv":
                 w = q["iv"].to_numpy(dtype=float) ** 2 * float(t)
             else:
-                w = _core.black_total_variance(
-                    q["mid"].to_numpy(dtype=float) / disc,
-                    np.full(len(q), fwd),
-                    k,
-                    q["is_call"].to_numpy(),
+                # Undiscount by D and invert Black on the forward (Jaeckel's Let's Be Rational);
+                # NaN for a mid outside the no-arbitrage bounds.
+                iv = black_scholes.black_implied_vol(
+                    q["mid"].to_numpy(dtype=float) / disc, fwd, k, float(t),
+                    call=q["is_call"].to_numpy(),
                 )
+                w = np.asarray(iv) ** 2 * float(t)
             y = np.log(k / fwd)
             ok = np.isfinite(w) & (w > 0)
             if max_abs_y is not None:

@@ -291,29 +291,15 @@ def implied_vol(
     div: ArrayLike,
     call: ArrayLike = True,
 ) -> Any:
-    """BSM implied volatility; NaN where the price is outside the no-arbitrage bounds.
-
-    Uses ``v28quant.options.black_scholes.implied_vol`` when the compiled one is available, and
-    otherwise a vectorised bisection on the BSM price (vol in [1e-6, 5], 80 halvings, so about
-    5e-24 in vol: well below any quote's precision).
-    """
-    compiled = getattr(black_scholes, "implied_vol", None)
-    if compiled is not None:
-        return compiled(price, spot, strike, t, rate, div, call)
-    names = ("price", "spot", "strike", "t", "rate", "div", "call")
-    flat, shape, scalar = broadcast_flat(names, price, spot, strike, t, rate, div, call)
-    p, s, k, tt, r, q, c = flat
-    is_call = c.astype(bool)
-    fwd_pv, k_pv = s * np.exp(-q * tt), k * np.exp(-r * tt)
-    lower = np.maximum(np.where(is_call, fwd_pv - k_pv, k_pv - fwd_pv), 0.0)
-    upper = np.where(is_call, fwd_pv, k_pv)
-    lo, hi = np.full_like(p, 1e-6), np.full_like(p, 5.0)
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        above = black_scholes.price(s, k, tt, r, q, mid, is_call) > p
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    out = np.where((p > lower) & (p < upper), 0.5 * (lo + hi), np.nan)
+    """BSM implied volatility with NaN (never an error) where a price is outside the
+    no-arbitrage bounds, as quotes to be screened need; see
+    :func:`v28quant.options.black_scholes.implied_vol` (Jaeckel's "Let's Be Rational")."""
+    flat, shape, scalar = broadcast_flat(
+        ("price", "spot", "strike", "t", "rate", "div", "call"),
+        price, spot, strike, t, rate, div, call,
+    )
+    # Arrays in: the vectorised solver answers NaN out of bounds instead of raising.
+    out = np.asarray(black_scholes.implied_vol(*flat[:6], flat[6].astype(bool)))
     return shape_out(out, shape, scalar)
 
 

@@ -1,0 +1,272 @@
+// CRR binomial tree (see v28/binomial.hpp). The backward induction runs over contiguous
+// arrays so that its inner loop vectorises; it is compiled for x86-64-v3 (AVX2+FMA) and the
+// baseline and picked at run time.
+//
+// no-trapping-math lets GCC if-convert the American max(continuation, exercise); NaN and
+// infinities keep their IEEE semantics (it is not -ffast-math).
+#pragma GCC optimize("no-trapping-math")
+
+#include "v28/binomial.hpp"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "bsm_kernels.hpp"
+#include "v28/check.hpp"
+#include "v28/vecmath.hpp"
+
+namespace v28::binomial {
+
+namespace {
+
+struct Tree {
+    double dt, dx, p, disc;  // dx = vol sqrt(dt): log-spot step
+};
+
+Tree make_tree(double t, double rate, double div, double vol, long long steps) {
+    const double dt = t / static_cast<double>(steps);
+    const double dx = vol * std::sqrt(dt);
+    const double u = std::exp(dx);
+    const double d = std::exp(-dx);
+    const double growth = std::exp((rate - div) * dt);
+    return {dt, dx, (growth - d) / (u - d), std::exp(-rate * dt)};
+}
+
+// Scratch for one option: node values and the exercise values on the two node parities.
+struct Scratch {
+    std::vector<double> v, ex_even, ex_odd;
+    void resize(long long steps) {
+        const auto n = static_cast<std::size_t>(steps) + 1;
+        v.resize(n + 1);
+        ex_even.resize(n);
+        ex_odd.resize(n);
+    }
+};
+
+// Values at steps 0, 1, 2 (bottom node first) that the Greeks need.
+struct Levels {
+    double f00 = 0.0, f10 = 0.0, f11 = 0.0, f20 = 0.0, f21 = 0.0, f22 = 0.0;
+};
+
+// Node (i, j) sits at log-spot offset k = 2j - i steps of dx. Writing r = N - i,
+// k = 2 (j + r/2) - N (+1 when r is odd), so exercise values at step i are the contiguous
+// slice ex_par[j + r/2] of the table of their parity: ex_even[m] at k = 2m - N,
+// ex_odd[m] at k = 2m - N + 1.
+template <bool American>
+[[gnu::always_inline]] inline Levels roll_back(double spot, double strike, double w,
+                                               const Tree& tr, long long steps, Scratch& sc) {
+    const long long n = steps;
+    double* __restrict v = sc.v.data();
+    double* __restrict ex_even = sc.ex_even.data();
+    double* __restrict ex_odd = sc.ex_odd.data();
+    const double k0 = -static_cast<double>(n);  // k as a double: int64 -> double needs AVX-512
+    for (long long m = 0; m <= n; ++m) {
+        const double s =
+            spot * vm::exp((k0 + 2.0 * static_cast<double>(static_cast<int>(m))) * tr.dx);
+        const double e = w * (s - strike);
+        ex_even[m] = e > 0.0 ? e : 0.0;
+    }
+    if constexpr (American) {
+        for (long long m = 0; m < n; ++m) {
+            const double s =
+                spot * vm::exp((k0 + 1.0 + 2.0 * static_cast<double>(static_cast<int>(m))) * tr.dx);
+            const double e = w * (s - strike);
+            ex_odd[m] = e > 0.0 ? e : 0.0;
+        }
+    }
+    for (long long j = 0; j <= n; ++j) v[j] = ex_even[j];
+    const double pu = tr.p * tr.disc;
+    const double pd = (1.0 - tr.p) * tr.disc;
+    Levels lv;
+    for (long long i = n - 1; i >= 0; --i) {
+        if constexpr (American) {
+            const long long r = n - i;
+            const double* __restrict ex = ((r & 1) ? ex_odd : ex_even) + (r >> 1);
+            for (long long j = 0; j <= i; ++j) {
+                const double cont = pu * v[j + 1] + pd * v[j];
+                v[j] = cont > ex[j] ? cont : ex[j];
+            }
+        } else {
+            for (long long j = 0; j <= i; ++j) v[j] = pu * v[j + 1] + pd * v[j];
+        }
+        if (i == 2) {
+            lv.f20 = v[0];
+            lv.f21 = v[1];
+            lv.f22 = v[2];
+        } else if (i == 1) {
+            lv.f10 = v[0];
+            lv.f11 = v[1];
+        }
+    }
+    // steps = 1 never passes through i = 1 inside the loop: the terminal nodes are level 1.
+    if (n == 1) {
+        lv.f10 = ex_even[0];
+        lv.f11 = ex_even[1];
+    }
+    lv.f00 = v[0];
+    return lv;
+}
+
+CrrGreeks value(double spot, double strike, double t, double rate, double div, double vol,
+                bool call, bool american, long long steps, bool greeks, Scratch& sc) {
+    const double w = call ? 1.0 : -1.0;
+    CrrGreeks g;
+    if (t == 0.0) {  // at expiry: the payoff, a step function of spot
+        const double e = w * (spot - strike);
+        g.price = e > 0.0 ? e : 0.0;
+        g.delta = e > 0.0 ? w : 0.0;
+        return g;
+    }
+    const Tree tr = make_tree(t, rate, div, vol, steps);
+    const Levels lv = american ? roll_back<true>(spot, strike, w, tr, steps, sc)
+                               : roll_back<false>(spot, strike, w, tr, steps, sc);
+    g.price = lv.f00;
+    if (!greeks) return g;
+    const double su = spot * std::exp(tr.dx), sd = spot * std::exp(-tr.dx);
+    const double suu = spot * std::exp(2.0 * tr.dx), sdd = spot * std::exp(-2.0 * tr.dx);
+    g.delta = (lv.f11 - lv.f10) / (su - sd);
+    g.gamma = ((lv.f22 - lv.f21) / (suu - spot) - (lv.f21 - lv.f20) / (spot - sdd)) /
+              (0.5 * (suu - sdd));
+    g.theta = (lv.f21 - lv.f00) / (2.0 * tr.dt);
+    return g;
+}
+
+// The per-option loop, compiled per instruction set.
+struct Batch {
+    const double *spot, *strike, *t, *rate, *div, *vol;
+    const std::uint8_t *call, *american;
+    std::size_t n;
+    long long steps;
+    double *price, *delta, *gamma, *theta;  // delta == nullptr: price only
+};
+
+[[gnu::always_inline]] inline void run_batch(const Batch& b) {
+    Scratch sc;
+    sc.resize(b.steps);
+    const bool greeks = b.delta != nullptr;
+    for (std::size_t i = 0; i < b.n; ++i) {
+        const CrrGreeks g = value(b.spot[i], b.strike[i], b.t[i], b.rate[i], b.div[i], b.vol[i],
+                                  b.call[i] != 0, b.american[i] != 0, b.steps, greeks, sc);
+        b.price[i] = g.price;
+        if (greeks) {
+            b.delta[i] = g.delta;
+            b.gamma[i] = g.gamma;
+            b.theta[i] = g.theta;
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+[[gnu::target("arch=x86-64-v4,prefer-vector-width=512"), gnu::flatten]] void run_batch_v4(
+    const Batch& b) {
+    run_batch(b);
+}
+[[gnu::target("arch=x86-64-v3"), gnu::flatten]] void run_batch_v3(const Batch& b) {
+    run_batch(b);
+}
+#endif
+[[gnu::flatten]] void run_batch_base(const Batch& b) { run_batch(b); }
+
+void run(const Batch& b) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int level = v28::bsm::detail::cpu_level();
+    if (level >= 4) return run_batch_v4(b);
+    if (level >= 3) return run_batch_v3(b);
+#endif
+    run_batch_base(b);
+}
+
+void check_sizes(std::span<const double> spot, std::span<const double> strike,
+                 std::span<const double> t, std::span<const double> rate,
+                 std::span<const double> div, std::span<const double> vol,
+                 std::span<const std::uint8_t> call, std::span<const std::uint8_t> american,
+                 std::size_t n_out) {
+    const std::size_t n = spot.size();
+    require_same_size("spot, strike", n, strike.size());
+    require_same_size("spot, t", n, t.size());
+    require_same_size("spot, rate", n, rate.size());
+    require_same_size("spot, div", n, div.size());
+    require_same_size("spot, vol", n, vol.size());
+    require_same_size("spot, call", n, call.size());
+    require_same_size("spot, american", n, american.size());
+    require_same_size("spot, out", n, n_out);
+}
+
+}  // namespace
+
+void check_inputs(double spot, double strike, double t, double rate, double div, double vol,
+                  long long steps, std::size_t index) {
+    require_positive("spot", spot, index);
+    require_positive("strike", strike, index);
+    require_nonnegative("t", t, index);
+    require_finite("rate", rate, index);
+    require_finite("div", div, index);
+    require_positive("vol", vol, index);
+    if (steps < 1) fail_arg("steps", ">= 1", static_cast<double>(steps));
+    if (t == 0.0) return;
+    const Tree tr = make_tree(t, rate, div, vol, steps);
+    if (!(tr.p >= 0.0 && tr.p <= 1.0)) {
+        const double carry = rate - div;
+        const double needed = std::ceil(t * carry * carry / (vol * vol));
+        std::ostringstream msg;
+        msg.precision(17);
+        msg << "CRR up-probability p = " << tr.p << " is outside [0, 1] with steps = " << steps
+            << ": the step dt = t / steps = " << tr.dt << " is too long for the carry rate - div = "
+            << carry << " at vol = " << vol << "; use steps >= " << needed;
+        if (index != no_index) msg << " (at index " << index << ")";
+        throw std::domain_error(msg.str());
+    }
+}
+
+double crr_price(double spot, double strike, double t, double rate, double div, double vol,
+                 bool call, bool american, long long steps) {
+    return crr_greeks(spot, strike, t, rate, div, vol, call, american, steps).price;
+}
+
+CrrGreeks crr_greeks(double spot, double strike, double t, double rate, double div, double vol,
+                     bool call, bool american, long long steps) {
+    check_inputs(spot, strike, t, rate, div, vol, steps, no_index);
+    if (steps < 2) fail_arg("steps", ">= 2 for Greeks from the tree", static_cast<double>(steps));
+    const std::uint8_t c = call ? 1 : 0, a = american ? 1 : 0;
+    CrrGreeks g;
+    run({&spot, &strike, &t, &rate, &div, &vol, &c, &a, 1, steps, &g.price, &g.delta, &g.gamma,
+         &g.theta});
+    return g;
+}
+
+void crr_price(std::span<const double> spot, std::span<const double> strike,
+               std::span<const double> t, std::span<const double> rate,
+               std::span<const double> div, std::span<const double> vol,
+               std::span<const std::uint8_t> call, std::span<const std::uint8_t> american,
+               long long steps, std::span<double> out) {
+    check_sizes(spot, strike, t, rate, div, vol, call, american, out.size());
+    for (std::size_t i = 0; i < spot.size(); ++i) {
+        check_inputs(spot[i], strike[i], t[i], rate[i], div[i], vol[i], steps, i);
+    }
+    run({spot.data(), strike.data(), t.data(), rate.data(), div.data(), vol.data(), call.data(),
+         american.data(), spot.size(), steps, out.data(), nullptr, nullptr, nullptr});
+}
+
+void crr_greeks(std::span<const double> spot, std::span<const double> strike,
+                std::span<const double> t, std::span<const double> rate,
+                std::span<const double> div, std::span<const double> vol,
+                std::span<const std::uint8_t> call, std::span<const std::uint8_t> american,
+                long long steps, std::span<double> price, std::span<double> delta,
+                std::span<double> gamma, std::span<double> theta) {
+    check_sizes(spot, strike, t, rate, div, vol, call, american, price.size());
+    require_same_size("price, delta", price.size(), delta.size());
+    require_same_size("price, gamma", price.size(), gamma.size());
+    require_same_size("price, theta", price.size(), theta.size());
+    if (steps < 2) fail_arg("steps", ">= 2 for Greeks from the tree", static_cast<double>(steps));
+    for (std::size_t i = 0; i < spot.size(); ++i) {
+        check_inputs(spot[i], strike[i], t[i], rate[i], div[i], vol[i], steps, i);
+    }
+    run({spot.data(), strike.data(), t.data(), rate.data(), div.data(), vol.data(), call.data(),
+         american.data(), spot.size(), steps, price.data(), delta.data(), gamma.data(),
+         theta.data()});
+}
+
+}  // namespace v28::binomial

@@ -1,0 +1,692 @@
+// "Let's Be Rational" implied volatility (P. Jäckel, Wilmott 2015), written from the paper.
+// Section and equation numbers below refer to that paper. The numerics run in functions that
+// are flattened (everything inlined) and compiled twice: for x86-64-v3 (FMA, so the v28::vm
+// polynomials are single instructions) and for the baseline, picked at run time.
+#include "v28/iv.hpp"
+
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include "bsm_kernels.hpp"
+#include "v28/check.hpp"
+#include "v28/vecmath.hpp"
+
+namespace v28::bsm {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kEps = DBL_EPSILON;
+constexpr double kTauSmall = 0.21022410381342865;   // 2 eps^(1/16): small-t expansion limit
+constexpr double kFourthRootEps = 0.0001220703125;  // eps^(1/4)
+constexpr double kAsymptoticH = -10.0;              // h below which (2.9) is accurate
+constexpr double kSqrtDblMax = 1.3407807929942596e+154;
+constexpr double kRcMin = -0.9999999850988388;   // -(1 - sqrt(eps)): rational cubic r >= this
+constexpr double kRcMax = 4.056481920730334e+31;  // 2 / eps^2: r at or above -> linear
+constexpr double kInvSqrt2Pi = 0.39894228040143267793994605993438186847585863116;
+constexpr double kSqrt2Pi = 2.50662827463100050241576528481104525300698674061;
+constexpr double kInvSqrt2 = 0.70710678118654752440084436210484903928483593769;
+constexpr double kSqrt3 = 1.73205080756887729352744634150587236694280525381;
+constexpr double kInvSqrt3 = 0.57735026918962576450914878050195745564760175127;
+constexpr double kTwoPi = 6.28318530717958647692528676655900576839433879875;
+constexpr double kTwoPiOverSqrt27 = 1.20919957615614523372938550509477048818937749873;
+constexpr double kPiOver6 = 0.52359877559829887307710723054658381403286156656;
+constexpr double kSqrtPiOver2 = 1.25331413731550025120788264240552262650349337031;
+
+inline double sq(double x) { return x * x; }
+// max for non-NaN operands, inline (std::fmax is a library call without -ffast-math).
+inline double fmax2(double a, double b) { return a > b ? a : b; }
+
+// e^{x/2} - e^{-x/2} for x > 0 (0 otherwise); Taylor series near 0 to avoid cancellation.
+inline double normalised_intrinsic_call(double x) {
+    if (x <= 0.0) return 0.0;
+    const double x2 = x * x;
+    if (x2 < 98.0 * kFourthRootEps) {
+        return x * (1.0 + x2 * (1.0 / 24.0 +
+                                x2 * (1.0 / 1920.0 + x2 * (1.0 / 322560.0 + x2 / 92897280.0))));
+    }
+    const double b_max = vm::exp(0.5 * x);
+    return b_max - 1.0 / b_max;
+}
+
+// Binomial coefficients C(n, m), n <= 35, exact in double.
+struct Binomials {
+    double c[36][36] = {};
+    constexpr Binomials() {
+        for (int n = 0; n < 36; ++n) {
+            c[n][0] = 1.0;
+            for (int m = 1; m <= n; ++m) c[n][m] = c[n - 1][m - 1] + (m < n ? c[n - 1][m] : 0.0);
+        }
+    }
+};
+inline constexpr Binomials kBinom{};
+
+// Section 3, eq. (3.4)-(3.5): for h = x/s < -10 and t = s/2 small enough,
+//   b = n(h) e^{-t^2/2} (t / r) sum_k (-1)^k (2k-1)!! q^k P_k(e),  r = (h+t)(h-t), q = (h/r)^2,
+// e = (t/h)^2 and P_k(e) = 2 sum_j C(2k+1, 2j+1) e^j (from Abramowitz & Stegun 26.2.12 applied
+// to Y(z) = N(z)/n(z)). The paper always takes 17 terms (enough at h = -10); summing forward
+// and stopping once a term is below eps/10 of the sum needs far fewer for larger |h|, where
+// q ~ 1/h^2 is small.
+inline double asymptotic_expansion(double h, double t, double ex) {
+    const double e = sq(t / h);
+    const double r = (h + t) * (h - t);
+    const double q = sq(h / r);
+    double sum = 0.0;
+    double scale = 1.0;  // (-1)^k (2k-1)!! q^k
+#pragma GCC unroll 18
+    for (int k = 0; k <= 17; ++k) {
+        double p = 0.0;
+#pragma GCC unroll 18
+        for (int j = k; j >= 0; --j) p = std::fma(p, e, kBinom.c[2 * k + 1][2 * j + 1]);
+        const double term = 2.0 * scale * p;
+        sum += term;
+        if (std::fabs(term) <= 1e-17 * std::fabs(sum)) break;
+        scale *= -(2 * k + 1) * q;
+    }
+    const double b = kInvSqrt2Pi * ex * (t / r) * sum;
+    return b > 0.0 ? b : 0.0;
+}
+
+// Section 3, eq. (3.8): Taylor expansion of Y(h+t) - Y(h-t) to order t^13, with
+// a = 1 + h Y(h) computed from erfcx; accurate for t < 2 eps^(1/16).
+inline double small_t_expansion(double h, double t, double ex) {
+    const double a = 1.0 + h * (0.5 * kSqrt2Pi) * vm::erfcx(-kInvSqrt2 * h);
+    const double w = t * t;
+    const double h2 = h * h;
+    const double c6 = (-1.0 + 3.0 * a + a * h2) / 6.0;
+    const double c120 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) / 120.0;
+    const double c5040 =
+        (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) / 5040.0;
+    const double c362880 =
+        (-561.0 + 945.0 * a +
+         h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))) /
+        362880.0;
+    const double c39916800 =
+        (-6555.0 + 10395.0 * a +
+         h2 * (-4680.0 + 17325.0 * a +
+               h2 * (-840.0 + 6930.0 * a +
+                     h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2))))) /
+        39916800.0;
+    const double c6227020800 =
+        (-89055.0 + 135135.0 * a +
+         h2 * (-82845.0 + 270270.0 * a +
+               h2 * (-20370.0 + 135135.0 * a +
+                     h2 * (-1926.0 + 25740.0 * a +
+                           h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))))) /
+        6227020800.0;
+    const double expansion =
+        2.0 * t *
+        (a + w * (c6 + w * (c120 + w * (c5040 + w * (c362880 + w * (c39916800 + w * c6227020800))))));
+    const double b = kInvSqrt2Pi * ex * expansion;
+    return b > 0.0 ? b : 0.0;
+}
+
+// Eq. (2.3) directly, where the two terms do not cancel badly (h + t > 0.85).
+inline double black_using_norm_cdf(double x, double s) {
+    const double h = x / s;
+    const double t = 0.5 * s;
+    const double b_max = vm::exp(0.5 * x);
+    const double b = vm::norm_cdf(h + t) * b_max - vm::norm_cdf(h - t) / b_max;
+    return b > 0.0 ? b : 0.0;
+}
+
+// Section 3, eq. (3.2): b = 1/2 e^{-(h^2+t^2)/2} [erfcx(-(h+t)/sqrt2) - erfcx(-(h-t)/sqrt2)],
+// one exponential instead of four.
+inline double black_using_erfcx(double h, double t, double ex) {
+    const double b = 0.5 * ex *
+                     (vm::erfcx(-kInvSqrt2 * (h + t)) - vm::erfcx(-kInvSqrt2 * (h - t)));
+    return b > 0.0 ? b : 0.0;
+}
+
+struct BlackVega {
+    double b, vega;
+};
+
+// For x <= 0: b(x, s) by the region choice of section 3 (figure 4), and the vega db/ds =
+// exp(-(h^2 + t^2)/2) / sqrt(2 pi), which shares its exponential with three of the regions.
+// (ex is passed in as exp(-(h^2 + t^2)/2), h = x/s, t = s/2.)
+inline BlackVega black_call_vega(double x, double s) {
+    if (s <= 0.0) return {0.0, 0.0};
+    const double h = x / s;
+    const double t = 0.5 * s;
+    const double ex = vm::exp(-0.5 * (h * h + t * t));
+    const double vega = kInvSqrt2Pi * ex;
+    if (x < s * kAsymptoticH && 0.5 * s * s + x < s * (kTauSmall + kAsymptoticH)) {
+        return {asymptotic_expansion(h, t, ex), vega};
+    }
+    if (t < kTauSmall) return {small_t_expansion(h, t, ex), vega};
+    if (x + 0.5 * s * s > s * 0.85) return {black_using_norm_cdf(x, s), vega};
+    return {black_using_erfcx(h, t, ex), vega};
+}
+
+// b(x, s) for any x; x > 0 by put-call parity.
+inline double black_call(double x, double s) {
+    if (x > 0.0) return normalised_intrinsic_call(x) + black_call_vega(-x, s).b;
+    return black_call_vega(x, s).b;
+}
+
+// Rational cubic interpolation (Delbourgo & Gregory 1985), section 5 eq. (5.1)-(5.2).
+inline double rational_cubic(double x, double x_l, double x_r, double y_l, double y_r,
+                             double d_l, double d_r, double r) {
+    const double h = x_r - x_l;
+    if (std::fabs(h) <= 0.0) return 0.5 * (y_l + y_r);
+    const double t = (x - x_l) / h;
+    if (!(r >= kRcMax)) {
+        const double omt = 1.0 - t;
+        const double t2 = t * t;
+        const double omt2 = omt * omt;
+        return (y_r * t2 * t + (r * y_r - h * d_r) * t2 * omt + (r * y_l + h * d_l) * t * omt2 +
+                y_l * omt2 * omt) /
+               (1.0 + (r - 3.0) * t * omt);
+    }
+    return y_r * t + y_l * (1.0 - t);
+}
+
+// Eq. (5.6)-(5.8): the minimum control parameter that keeps the interpolant monotone/convex.
+inline double minimum_rational_cubic_r(double d_l, double d_r, double s, bool prefer_shape) {
+    const bool monotonic = d_l * s >= 0.0 && d_r * s >= 0.0;
+    const bool convex = d_l <= s && s <= d_r;
+    const bool concave = d_l >= s && s >= d_r;
+    if (!monotonic && !convex && !concave) return kRcMin;
+    const double d_r_m_d_l = d_r - d_l;
+    const double d_r_m_s = d_r - s;
+    const double s_m_d_l = s - d_l;
+    double r1 = -DBL_MAX;
+    double r2 = r1;
+    if (monotonic) {
+        if (std::fabs(s) >= DBL_MIN) {
+            r1 = (d_r + d_l) / s;
+        } else if (prefer_shape) {
+            r1 = kRcMax;
+        }
+    }
+    if (convex || concave) {
+        if (!(std::fabs(s_m_d_l) < DBL_MIN || std::fabs(d_r_m_s) < DBL_MIN)) {
+            r2 = fmax2(std::fabs(d_r_m_d_l / d_r_m_s), std::fabs(d_r_m_d_l / s_m_d_l));
+        } else if (prefer_shape) {
+            r2 = kRcMax;
+        }
+    } else if (monotonic && prefer_shape) {
+        r2 = kRcMax;
+    }
+    return fmax2(kRcMin, fmax2(r1, r2));
+}
+
+// Eq. (5.3)-(5.4): r so that the interpolant has second derivative `d2` at one end, then
+// raised to the shape-preserving minimum.
+inline double convex_r_left(double x_l, double x_r, double y_l, double y_r, double d_l, double d_r,
+                            double d2_l, bool prefer_shape) {
+    const double h = x_r - x_l;
+    const double numerator = 0.5 * h * d2_l + (d_r - d_l);
+    double r = 0.0;
+    if (std::fabs(numerator) >= DBL_MIN) {
+        const double denominator = (y_r - y_l) / h - d_l;
+        r = std::fabs(denominator) < DBL_MIN ? (numerator > 0.0 ? kRcMax : kRcMin)
+                                             : numerator / denominator;
+    }
+    return fmax2(r, minimum_rational_cubic_r(d_l, d_r, (y_r - y_l) / h, prefer_shape));
+}
+
+inline double convex_r_right(double x_l, double x_r, double y_l, double y_r, double d_l,
+                             double d_r, double d2_r, bool prefer_shape) {
+    const double h = x_r - x_l;
+    const double numerator = 0.5 * h * d2_r + (d_r - d_l);
+    double r = 0.0;
+    if (std::fabs(numerator) >= DBL_MIN) {
+        const double denominator = d_r - (y_r - y_l) / h;
+        r = std::fabs(denominator) < DBL_MIN ? (numerator > 0.0 ? kRcMax : kRcMin)
+                                             : numerator / denominator;
+    }
+    return fmax2(r, minimum_rational_cubic_r(d_l, d_r, (y_r - y_l) / h, prefer_shape));
+}
+
+struct MapValue {
+    double f, fp, fpp;
+};
+
+// Section 4, eq. (4.5)-(4.7): the lower map f(b) ~ (2 pi |x| / sqrt 27) N(-|x| / (sqrt 3 s))^3,
+// nearly linear in b for small prices, and its first two derivatives with respect to b.
+inline MapValue lower_map(double x, double s) {
+    const double ax = std::fabs(x);
+    const double z = kInvSqrt3 * ax / s;
+    const double y = z * z;
+    const double s2 = s * s;
+    // Phi = N(-z) and Phi / n(z) = sqrt(pi/2) erfcx(z / sqrt 2) share one erfcx; the two
+    // exponentials of eq. (4.6)-(4.7) are E and E^2.
+    const double mills = kSqrtPiOver2 * vm::erfcx(kInvSqrt2 * z);
+    const double Phi = kInvSqrt2Pi * vm::exp_neg_half_sq(z) * mills;
+    const double E = vm::exp(y + 0.125 * s2);
+    const double fpp = kPiOver6 * y / (s2 * s) * Phi *
+                       (8.0 * kSqrt3 * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * mills) *
+                       E * E;
+    if (s <= 0.0) return {0.0, 1.0, fpp};
+    const double Phi2 = Phi * Phi;
+    const double fp = kTwoPi * y * Phi2 * E;
+    const double f = x == 0.0 ? 0.0 : kTwoPiOverSqrt27 * ax * (Phi2 * Phi);
+    return {f, fp, fpp};
+}
+
+// N^{-1}(p) for the initial guesses: Acklam's rational approximation (relative error 1.15e-9)
+// and one Halley step on the inline CDF, as v28::norm_inv does, but inlined with the v28::vm
+// functions so that the guess costs no library calls.
+inline double inverse_norm_cdf(double p) {
+    if (!(p > 0.0 && p < 1.0)) return p == 0.0 ? -HUGE_VAL : (p == 1.0 ? HUGE_VAL : kNaN);
+    static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                                   -2.759285104469687e+02, 1.383577518672690e+02,
+                                   -3.066479806614716e+01, 2.506628277459239e+00};
+    static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                                   -1.556989798598866e+02, 6.680131188771972e+01,
+                                   -1.328068155288572e+01};
+    static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                                   -2.400758277161838e+00, -2.549732539343734e+00,
+                                   4.374664141464968e+00,  2.938163982698783e+00};
+    static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+                                   2.445134137142996e+00, 3.754408661907416e+00};
+    constexpr double p_low = 0.02425;
+    double x;
+    if (p < p_low || p > 1.0 - p_low) {
+        const double q = std::sqrt(-2.0 * vm::log(p < 0.5 ? p : 1.0 - p));
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+        if (p > 0.5) x = -x;
+    } else {
+        const double q = p - 0.5;
+        const double r = q * q;
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+    }
+    const double e = (p > 0.5) ? (1.0 - p) - vm::norm_cdf(-x) : vm::norm_cdf(x) - p;
+    const double u = e * kSqrt2Pi * vm::exp(0.5 * x * x);
+    return x - u / (1.0 + 0.5 * x * u);
+}
+
+inline double inverse_lower_map(double x, double f) {
+    if (f <= 0.0) return 0.0;
+    return std::fabs(
+        x / (kSqrt3 * inverse_norm_cdf(std::cbrt(f / (kTwoPiOverSqrt27 * std::fabs(x))))));
+}
+
+// Eq. (4.9)-(4.11): the upper map f(b) = N(-s/2), near-linear as b -> b_max.
+inline MapValue upper_map(double x, double s) {
+    const double f = vm::norm_cdf(-0.5 * s);
+    if (x == 0.0) return {f, -0.5, 0.0};
+    const double w = sq(x / s);
+    return {f, -0.5 * vm::exp(0.5 * w), kSqrtPiOver2 * vm::exp(w + 0.125 * s * s) * w / s};
+}
+
+inline double inverse_upper_map(double f) { return -2.0 * inverse_norm_cdf(f); }
+
+inline double householder_factor(double newton, double halley, double hh3) {
+    return (1.0 + 0.5 * halley * newton) / (1.0 + newton * (halley + hh3 * newton / 6.0));
+}
+
+// Section 6: guess by the four-branch rational cubic, then `n_iter` Householder(3) steps on
+// the branch's objective. beta is a normalised OTM call price, x <= 0, 0 < beta < e^{x/2}.
+// Black::eval is black_call_vega, kept out of line (the caller is flattened,
+// and six inlined copies of it would overflow the instruction cache).
+template <class Black>
+inline double implied_s_otm_call(double beta, double x, int n_iter) {
+    const double b_max = vm::exp(0.5 * x);
+    int iterations = 0;
+    int direction_reversals = 0;
+    double f = -DBL_MAX;
+    double s = -DBL_MAX;
+    double ds = s;
+    double ds_previous = 0.0;
+    double s_left = DBL_MIN;
+    double s_right = DBL_MAX;
+    // The central point s_c = sqrt(2|x|) is the inflexion of b(s) (eq. 4.1).
+    const double s_c = std::sqrt(std::fabs(2.0 * x));
+    const auto [b_c, v_c] = Black::eval(x, s_c);
+
+    // Bisection guard shared by the three iteration loops: if the last step left the bracket
+    // or reversed direction thrice, restart from its midpoint. Returns true to stop.
+    auto guard = [&]() {
+        if (ds * ds_previous < 0.0) ++direction_reversals;
+        if (iterations > 0 && (direction_reversals == 3 || !(s > s_left && s < s_right))) {
+            s = 0.5 * (s_left + s_right);
+            if (s_right - s_left <= kEps * s) return true;
+            direction_reversals = 0;
+            ds = 0.0;
+        }
+        ds_previous = ds;
+        return false;
+    };
+    auto tighten = [&](double b) {
+        if (b > beta && s < s_right) {
+            s_right = s;
+        } else if (b < beta && s > s_left) {
+            s_left = s;
+        }
+    };
+
+    if (beta < b_c) {
+        const double s_l = s_c - b_c / v_c;
+        const auto [b_l, v_l] = Black::eval(x, s_l);
+        if (beta < b_l) {
+            // Lowest branch: interpolate the lower map, iterate on g = 1/ln(b) - 1/ln(beta).
+            const MapValue m = lower_map(x, s_l);
+            const double r_ll = convex_r_right(0.0, b_l, 0.0, m.f, 1.0, m.fp, m.fpp, true);
+            f = rational_cubic(beta, 0.0, b_l, 0.0, m.f, 1.0, m.fp, r_ll);
+            if (!(f > 0.0)) {  // round-off at extreme |x|: quadratic instead
+                const double t = beta / b_l;
+                f = (m.f * t + b_l * (1.0 - t)) * t;
+            }
+            s = inverse_lower_map(x, f);
+            s_right = s_l;
+            const double ln_beta = vm::log(beta);
+            while (iterations < n_iter && std::fabs(ds) > kEps * s) {
+                if (guard()) break;
+                const auto [b, bp] = Black::eval(x, s);
+                tighten(b);
+                if (b <= 0.0 || bp <= 0.0) {  // underflow: bisect this once
+                    ds = 0.5 * (s_left + s_right) - s;
+                } else {
+                    const double ln_b = vm::log(b);
+                    const double bpob = bp / b;
+                    const double h = x / s;
+                    const double b_halley = h * h / s - s / 4.0;
+                    const double newton = (ln_beta - ln_b) * ln_b / ln_beta / bpob;
+                    const double halley = b_halley - bpob * (1.0 + 2.0 / ln_b);
+                    const double b_hh3 = b_halley * b_halley - 3.0 * sq(h / s) - 0.25;
+                    const double hh3 = b_hh3 + 2.0 * sq(bpob) * (1.0 + 3.0 / ln_b * (1.0 + 1.0 / ln_b)) -
+                                       3.0 * b_halley * bpob * (1.0 + 2.0 / ln_b);
+                    ds = newton * householder_factor(newton, halley, hh3);
+                }
+                ds = fmax2(-0.5 * s, ds);
+                s += ds;
+                ++iterations;
+            }
+            return s;
+        }
+        // Lower-middle branch: rational cubic of s(b) between (b_l, s_l) and (b_c, s_c).
+        const double r_lm = convex_r_right(b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, 0.0, false);
+        s = rational_cubic(beta, b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, r_lm);
+        s_left = s_l;
+        s_right = s_c;
+    } else {
+        const double s_h = v_c > DBL_MIN ? s_c + (b_max - b_c) / v_c : s_c;
+        const auto [b_h, v_h] = Black::eval(x, s_h);
+        if (beta <= b_h) {
+            // Upper-middle branch.
+            const double r_hm =
+                convex_r_left(b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, 0.0, false);
+            s = rational_cubic(beta, b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, r_hm);
+            s_left = s_c;
+            s_right = s_h;
+        } else {
+            // Highest branch: interpolate the upper map, iterate on
+            // g = ln((b_max - beta) / (b_max - b)) when beta > b_max / 2.
+            const MapValue m = upper_map(x, s_h);
+            if (m.fpp > -kSqrtDblMax && m.fpp < kSqrtDblMax) {
+                const double r_hh = convex_r_left(b_h, b_max, m.f, 0.0, m.fp, -0.5, m.fpp, true);
+                f = rational_cubic(beta, b_h, b_max, m.f, 0.0, m.fp, -0.5, r_hh);
+            }
+            if (f <= 0.0) {
+                const double h = b_max - b_h;
+                const double t = (beta - b_h) / h;
+                f = (m.f * (1.0 - t) + 0.5 * h * t) * (1.0 - t);
+            }
+            s = inverse_upper_map(f);
+            s_left = s_h;
+            if (beta > 0.5 * b_max) {
+                while (iterations < n_iter && std::fabs(ds) > kEps * s) {
+                    if (guard()) break;
+                    const auto [b, bp] = Black::eval(x, s);
+                    tighten(b);
+                    if (b >= b_max || bp <= DBL_MIN) {
+                        ds = 0.5 * (s_left + s_right) - s;
+                    } else {
+                        const double b_max_minus_b = b_max - b;
+                        const double g = vm::log((b_max - beta) / b_max_minus_b);
+                        const double gp = bp / b_max_minus_b;
+                        const double b_halley = sq(x / s) / s - s / 4.0;
+                        const double b_hh3 = b_halley * b_halley - 3.0 * sq(x / (s * s)) - 0.25;
+                        const double newton = -g / gp;
+                        const double halley = b_halley + gp;
+                        const double hh3 = b_hh3 + gp * (2.0 * gp + 3.0 * b_halley);
+                        ds = newton * householder_factor(newton, halley, hh3);
+                    }
+                    ds = fmax2(-0.5 * s, ds);
+                    s += ds;
+                    ++iterations;
+                }
+                return s;
+            }
+        }
+    }
+    // Middle branches (and the highest one below b_max / 2): iterate on g = b(s) - beta.
+    while (iterations < n_iter && std::fabs(ds) > kEps * s) {
+        if (guard()) break;
+        const auto [b, bp] = Black::eval(x, s);
+        tighten(b);
+        const double newton = (beta - b) / bp;
+        const double halley = sq(x / s) / s - s / 4.0;
+        const double hh3 = halley * halley - 3.0 * sq(x / (s * s)) - 0.25;
+        ds = fmax2(-0.5 * s, newton * householder_factor(newton, halley, hh3));
+        s += ds;
+        ++iterations;
+    }
+    return s;
+}
+
+// Two Householder(3) steps as in the paper; the reference tests show machine precision.
+constexpr int kIterations = 2;
+
+// Total standard deviation s = vol sqrt(t) from the undiscounted price of an out-of-the-money
+// option normalised by sqrt(F K); every OTM option is a call at x = -|ln(F/K)| (put-call
+// parity and the reciprocal-strike symmetry, section 2). 0 for a zero time value.
+template <class Black>
+inline double implied_s_otm(double beta_otm, double x) {
+    const double xc = -std::fabs(x);
+    if (beta_otm <= 0.0) return 0.0;
+    if (beta_otm >= vm::exp(0.5 * xc)) return kNaN;  // at the upper bound (round-off)
+    return implied_s_otm_call<Black>(beta_otm, xc, kIterations);
+}
+
+// The same from any normalised price beta of a call or put; NaN outside its bounds.
+template <class Black>
+inline double implied_s(double beta, double x, bool call) {
+    const double intrinsic = normalised_intrinsic_call(call ? x : -x);
+    const double b_upper = vm::exp((call ? 0.5 : -0.5) * x);  // F or K over sqrt(F K)
+    if (!(beta >= intrinsic && beta < b_upper)) return kNaN;
+    return implied_s_otm<Black>(fmax2(beta - intrinsic, 0.0), x);
+}
+
+struct Bounds {
+    double lower, upper;
+};
+
+inline Bounds black_bounds(double forward, double strike, bool call, double discount) {
+    const double intrinsic = call ? forward - strike : strike - forward;
+    return {discount * (intrinsic > 0.0 ? intrinsic : 0.0), discount * (call ? forward : strike)};
+}
+
+template <class Black>
+inline double black_iv_unchecked(double price, double forward, double strike, double t, bool call,
+                                 double discount) {
+    // Bounds decided in price space, so that a price on a bound gets the answer it should.
+    const Bounds bd = black_bounds(forward, strike, call, discount);
+    if (!(price >= bd.lower && price < bd.upper)) return kNaN;
+    if (price == bd.lower) return 0.0;
+    const double intrinsic = call ? forward - strike : strike - forward;
+    double p = price / discount;
+    if (intrinsic > 0.0) p = fmax2(p - intrinsic, 0.0);  // ITM -> the OTM option by parity
+    const double beta = p / (std::sqrt(forward) * std::sqrt(strike));
+    return implied_s_otm<Black>(beta, std::log(forward / strike)) / std::sqrt(t);
+}
+
+// The same code for two instruction sets: FMA (x86-64-v3) and the baseline.
+#if defined(__x86_64__) && defined(__GNUC__)
+struct BlackV3 {
+    [[gnu::target("arch=x86-64-v3"), gnu::flatten, gnu::noinline]] static BlackVega eval(
+        double x, double s) {
+        return black_call_vega(x, s);
+    }
+    [[gnu::target("arch=x86-64-v3"), gnu::flatten]] static double price(double x, double s) {
+        return black_call(x, s);
+    }
+};
+[[gnu::target("arch=x86-64-v3"), gnu::flatten]] double black_iv_v3(double price, double forward,
+                                                                  double strike, double t,
+                                                                  bool call, double discount) {
+    return black_iv_unchecked<BlackV3>(price, forward, strike, t, call, discount);
+}
+[[gnu::target("arch=x86-64-v3"), gnu::flatten]] double implied_s_v3(double beta, double x,
+                                                                   bool call) {
+    return implied_s<BlackV3>(beta, x, call);
+}
+#endif
+
+struct BlackBase {
+    [[gnu::flatten, gnu::noinline]] static BlackVega eval(double x, double s) {
+        return black_call_vega(x, s);
+    }
+    [[gnu::flatten]] static double price(double x, double s) { return black_call(x, s); }
+};
+[[gnu::flatten]] double black_iv_base(double price, double forward, double strike, double t,
+                                      bool call, double discount) {
+    return black_iv_unchecked<BlackBase>(price, forward, strike, t, call, discount);
+}
+
+inline bool use_v3() { return detail::cpu_level() >= 3; }
+
+double black_iv_dispatch(double price, double forward, double strike, double t, bool call,
+                         double discount) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (use_v3()) return black_iv_v3(price, forward, strike, t, call, discount);
+#endif
+    return black_iv_base(price, forward, strike, t, call, discount);
+}
+
+void check_black_args(double price, double forward, double strike, double t, double discount,
+                      std::size_t i) {
+    require_finite("price", price, i);
+    require_positive("forward", forward, i);
+    require_positive("strike", strike, i);
+    require_positive("t", t, i);
+    require_positive("discount", discount, i);
+}
+
+void check_bsm_args(double price, double spot, double strike, double t, double rate, double div,
+                    std::size_t i) {
+    require_finite("price", price, i);
+    require_positive("spot", spot, i);
+    require_positive("strike", strike, i);
+    require_positive("t", t, i);
+    require_finite("rate", rate, i);
+    require_finite("div", div, i);
+}
+
+[[noreturn]] void fail_bounds(double price, double forward, double strike, bool call,
+                              double discount, std::size_t i) {
+    const Bounds bd = black_bounds(forward, strike, call, discount);
+    std::ostringstream msg;
+    msg.precision(17);
+    msg << "price " << price << " is outside the no-arbitrage bounds [" << bd.lower << ", "
+        << bd.upper << ") of a " << (call ? "call" : "put") << " with forward " << forward
+        << ", strike " << strike << " and discount factor " << discount
+        << "; no implied volatility exists";
+    if (i != no_index) msg << " (at index " << i << ")";
+    throw std::domain_error(msg.str());
+}
+
+struct Carry {
+    double forward, discount;
+};
+inline Carry carry(double spot, double t, double rate, double div) {
+    return {spot * std::exp((rate - div) * t), std::exp(-rate * t)};
+}
+
+}  // namespace
+
+double normalised_black_call(double x, double s) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (use_v3()) return BlackV3::price(x, s);
+#endif
+    return BlackBase::price(x, s);
+}
+
+double normalised_implied_vol(double beta, double x, bool call) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (use_v3()) return implied_s_v3(beta, x, call);
+#endif
+    return implied_s<BlackBase>(beta, x, call);
+}
+
+double black_implied_vol(double price, double forward, double strike, double t, bool call,
+                         double discount) {
+    check_black_args(price, forward, strike, t, discount, no_index);
+    return black_iv_dispatch(price, forward, strike, t, call, discount);
+}
+
+double implied_vol(double price, double spot, double strike, double t, double rate, double div,
+                   bool call) {
+    check_bsm_args(price, spot, strike, t, rate, div, no_index);
+    const Carry c = carry(spot, t, rate, div);
+    return black_iv_dispatch(price, c.forward, strike, t, call, c.discount);
+}
+
+double black_implied_vol_checked(double price, double forward, double strike, double t,
+                                 bool call, double discount) {
+    const double v = black_implied_vol(price, forward, strike, t, call, discount);
+    if (std::isnan(v)) fail_bounds(price, forward, strike, call, discount, no_index);
+    return v;
+}
+
+double implied_vol_checked(double price, double spot, double strike, double t, double rate,
+                           double div, bool call) {
+    const double v = implied_vol(price, spot, strike, t, rate, div, call);
+    if (std::isnan(v)) {
+        const Carry c = carry(spot, t, rate, div);
+        fail_bounds(price, c.forward, strike, call, c.discount, no_index);
+    }
+    return v;
+}
+
+void implied_vol(std::span<const double> price, std::span<const double> spot,
+                 std::span<const double> strike, std::span<const double> t,
+                 std::span<const double> rate, std::span<const double> div,
+                 std::span<const std::uint8_t> call, std::span<double> out, bool strict) {
+    const std::size_t n = price.size();
+    require_same_size("price, spot", n, spot.size());
+    require_same_size("price, strike", n, strike.size());
+    require_same_size("price, t", n, t.size());
+    require_same_size("price, rate", n, rate.size());
+    require_same_size("price, div", n, div.size());
+    require_same_size("price, call", n, call.size());
+    require_same_size("price, out", n, out.size());
+    for (std::size_t i = 0; i < n; ++i) check_bsm_args(price[i], spot[i], strike[i], t[i], rate[i], div[i], i);
+    for (std::size_t i = 0; i < n; ++i) {
+        const Carry c = carry(spot[i], t[i], rate[i], div[i]);
+        out[i] = black_iv_dispatch(price[i], c.forward, strike[i], t[i], call[i] != 0, c.discount);
+        if (strict && std::isnan(out[i])) {
+            fail_bounds(price[i], c.forward, strike[i], call[i] != 0, c.discount, i);
+        }
+    }
+}
+
+void black_implied_vol(std::span<const double> price, std::span<const double> forward,
+                       std::span<const double> strike, std::span<const double> t,
+                       std::span<const std::uint8_t> call, std::span<const double> discount,
+                       std::span<double> out, bool strict) {
+    const std::size_t n = price.size();
+    require_same_size("price, forward", n, forward.size());
+    require_same_size("price, strike", n, strike.size());
+    require_same_size("price, t", n, t.size());
+    require_same_size("price, call", n, call.size());
+    require_same_size("price, discount", n, discount.size());
+    require_same_size("price, out", n, out.size());
+    for (std::size_t i = 0; i < n; ++i) check_black_args(price[i], forward[i], strike[i], t[i], discount[i], i);
+    for (std::size_t i = 0; i < n; ++i) {
+        out[i] = black_iv_dispatch(price[i], forward[i], strike[i], t[i], call[i] != 0, discount[i]);
+        if (strict && std::isnan(out[i])) {
+            fail_bounds(price[i], forward[i], strike[i], call[i] != 0, discount[i], i);
+        }
+    }
+}
+
+}  // namespace v28::bsm
