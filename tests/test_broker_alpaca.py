@@ -28,8 +28,8 @@ from v28quant.broker import (
     connect,
 )
 from v28quant.broker.alpaca import AlpacaBroker
-from v28quant.broker.ratelimit import MAX_RESET_WAIT_S, RateLimiter
 from v28quant.broker.sim import SimBroker
+from v28quant.ratelimit import RateLimiter
 from v28quant.settings import SettingsError, load_settings
 
 KEY, SECRET = "PKTESTKEY0001", "sEcReT-do-not-log-0001"
@@ -264,15 +264,3 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
     with pytest.raises(SettingsError, match="quote source"):
         connect(load_settings())
 
-
-def test_rate_limiter_bucket_and_reset_cap():
-    ft = FakeTime()
-    lim = RateLimiter(rate=190, per=60, burst=10, now=ft.now, sleep=ft.sleep)
-
-    async def go():
-        for _ in range(11):
-            await lim.acquire()
-    run(go())
-    # 10 from the burst, the 11th waits one interval, 60/190 s.
-    assert sum(ft.slept) == pytest.approx(60 / 190)
-    assert lim.block_until(ft.t + 3600) == pytest.approx(MAX_RESET_WAIT_S)

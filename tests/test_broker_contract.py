@@ -29,9 +29,9 @@ from v28quant.broker import (
     Owner,
 )
 from v28quant.broker.alpaca import AlpacaBroker
-from v28quant.broker.ratelimit import RateLimiter
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
+from v28quant.ratelimit import RateLimiter
 
 C530, C535 = "SPY240607C00530000", "SPY240607C00535000"
 P520, P515 = "SPY240607P00520000", "SPY240607P00515000"

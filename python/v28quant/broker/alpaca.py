@@ -75,7 +75,7 @@ from v28quant.broker.base import (
     parse_client_order_id,
     replacement_client_order_id,
 )
-from v28quant.broker.ratelimit import RateLimiter
+from v28quant.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 NY = ZoneInfo("America/New_York")
@@ -214,7 +214,7 @@ class AlpacaBroker:
     live
         Live account when ``url`` is ``None``.
     limiter
-        Shared ``RateLimiter``; by default one under 200 requests/minute.
+        The trading API's ``RateLimiter``; by default a new one under 200 requests/minute.
     timeout_s
         Per-request HTTP timeout in seconds.
     max_attempts
@@ -235,7 +235,7 @@ class AlpacaBroker:
         self._client._retry = 0  # 429s are ours: the SDK would sleep a fixed 3 s, blind
         self._limiter = limiter or RateLimiter()
         session = _TimeoutSession(timeout_s)
-        session.hooks["response"].append(self._observe)
+        session.hooks["response"].append(self._limiter.response_hook)
         self._client._session = session
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alpaca")
         self._max_attempts = max(1, max_attempts)
@@ -252,9 +252,6 @@ class AlpacaBroker:
 
     def __repr__(self) -> str:  # never the keys
         return f"AlpacaBroker(live={self.live})"
-
-    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._limiter.observe(response.headers)
 
     # ------------------------------------------------------------------ plumbing
 
