@@ -14,7 +14,7 @@ import time
 from decimal import Decimal as D
 
 import pytest
-from fakes.fixtures import fake_trading  # noqa: F401  (fixture)
+from fakes.fixtures import FakeTime, fake_trading  # noqa: F401  (fixture)
 from v28quant.broker import (
     AuthenticationError,
     BrokerUnavailable,
@@ -34,21 +34,6 @@ from v28quant.settings import SettingsError, load_settings
 
 KEY, SECRET = "PKTESTKEY0001", "sEcReT-do-not-log-0001"
 C530 = "SPY240607C00530000"
-
-
-class FakeTime:
-    """Wall time for the limiter that only moves when it sleeps (no real waiting)."""
-
-    def __init__(self, t0: float = 1_717_425_000.0) -> None:
-        self.t = t0
-        self.slept: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.t += s
 
 
 def make(fake, ft: FakeTime | None = None, **kw) -> AlpacaBroker:

@@ -34,6 +34,8 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xc
 import pandas as pd
 
+from fakes.loopback import serve, stop
+
 NY = ZoneInfo("America/New_York")
 _NS = uuid.UUID("a1a1a1a1-0000-4000-8000-000000000001")
 _OPEN = {"accepted", "new", "partially_filled", "pending_new", "pending_cancel",
@@ -108,7 +110,6 @@ class FakeAlpacaTrading:
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
 
@@ -126,18 +127,12 @@ class FakeAlpacaTrading:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _go
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        stop(self._server)
+        self._server = None
 
     @property
     def url(self) -> str:
