@@ -407,3 +407,70 @@ def test_option_cut_offs_follow_the_calendar(world):
             await b.submit(OrderRequest.option(C545, 1, "buy", "buy_to_open", D("0.45"),
                                                owner=own("exp3")))
     run(go())
+
+
+def test_margin_account_doubles_stock_buying_power(world):
+    """Reg T (12 CFR 220.12): initial margin 50 % of a long stock position, so buying power
+    is 2 x excess equity, excess = equity - 50 % of long value. Options stay fully paid."""
+    clock, q, make = world
+
+    async def go():
+        cash_acct = make()
+        with pytest.raises(InsufficientBuyingPower, match="insufficient buying power"):
+            await cash_acct.submit(OrderRequest.equity("SPY", 300, "buy", owner=own("m0")))
+        b = make(multiplier=2)
+        acct = await b.account()
+        assert (acct.buying_power, acct.options_buying_power) == (D(200_000), D(100_000))
+        o = await b.submit(OrderRequest.equity("SPY", 300, "buy", owner=own("m1")))
+        assert o.status == OrderStatus.FILLED, o
+        acct = await b.account()
+        long_value = 300 * D("530.05")  # marked at the mid
+        assert acct.cash == D(100_000) - 300 * D("530.10"), acct  # a margin loan: negative
+        equity = acct.cash + long_value
+        excess = equity - long_value / 2
+        assert acct.equity == equity and acct.options_buying_power == excess, acct
+        assert acct.buying_power == 2 * excess, acct
+        # Options are not marginable: two cash-secured 520 puts need 104 000 of excess.
+        with pytest.raises(InsufficientBuyingPower, match="options buying power"):
+            await b.submit(OrderRequest.option(P520, 1, "sell", "sell_to_open", D("3.00"),
+                                               owner=own("m2")))
+    run(go())
+
+
+def test_margin_account_sells_short_with_150_percent_requirement(world):
+    """Reg T short sale: 150 % of the short's value held (the proceeds plus 50 %), so
+    excess = cash - 1.5 x short value = equity - 50 % of short value."""
+    clock, q, make = world
+    q.set("AAPL", "190.00", "190.05")
+
+    async def go():
+        cash_acct = make()
+        with pytest.raises(InsufficientBuyingPower, match="insufficient qty available"):
+            await cash_acct.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s0")))
+        b = make(multiplier=2)
+        o = await b.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s1")))
+        assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("190.00"), o
+        [pos] = await b.positions()
+        assert (pos.symbol, pos.qty) == ("AAPL", D(-100))
+        acct = await b.account()
+        short_value = 100 * D("190.025")
+        assert acct.cash == D(119_000), acct
+        assert acct.equity == D(119_000) - short_value, acct
+        assert acct.options_buying_power == D(119_000) - D("1.5") * short_value, acct
+        assert acct.options_buying_power == acct.equity - short_value / 2
+        assert acct.buying_power == 2 * acct.options_buying_power
+        # A short beyond buying power is refused; so is taking a long through zero.
+        with pytest.raises(InsufficientBuyingPower, match="insufficient buying power"):
+            await b.submit(OrderRequest.equity("SPY", 400, "sell", owner=own("s2")))
+        await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=own("s3")))
+        with pytest.raises(InsufficientBuyingPower, match="insufficient qty available"):
+            await b.submit(OrderRequest.equity("SPY", 20, "sell", owner=own("s4")))
+        cover = await b.submit(OrderRequest.equity("AAPL", 100, "buy", owner=own("s5")))
+        assert cover.status == OrderStatus.FILLED
+        assert [p.symbol for p in await b.positions()] == ["SPY"]
+    run(go())
+
+
+def test_multiplier_must_be_cash_or_reg_t():
+    with pytest.raises(ValueError, match="multiplier must be 1"):
+        SimConfig(multiplier=4)

@@ -13,8 +13,15 @@ reproducible. Rules follow Alpaca's where they matter to an engine (research/alp
   the open to the close; option orders until the calendar's option close (16:15 for the late-
   close ETFs it lists, except on the series' expiry day, when it is the equity close). ``day``
   orders left open at their cut-off expire there (a multi-leg order at its earliest leg's).
-- A cash account (no margin, no short stock): buying power is cash less what open orders and
-  option collateral hold. Options levels as Alpaca's: 1 covered calls (shares held) and
+- A cash account by default (``SimConfig.multiplier=1``): buying power is cash less what open
+  orders and option collateral hold, and stock cannot be sold short. ``multiplier=2`` is a
+  Reg-T-like margin account, as Alpaca paper gives for marginable stocks: the excess equity is
+  cash + 50 % of long stock - 150 % of short stock (the short's proceeds plus 50 %) less what
+  orders and option collateral hold; equity buying power is twice that (overnight; no 4x
+  intraday), and short sales of stock are allowed against it (an order may not take a long
+  through zero into a short). Options are not marginable: premiums and collateral come out of
+  the excess itself (``options_buying_power``). No margin interest or borrow fees. Options
+  levels as Alpaca's: 1 covered calls (shares held) and
   cash-secured puts (strike x 100 held), 2 long options, 3 multi-leg orders, whose worst payoff
   at expiry (over all prices of the underlying) is held; structures with unlimited loss are
   refused. Calendars are assessed as if all legs expired together (intrinsic values).
@@ -79,8 +86,12 @@ class SimConfig:
     equity_commission_per_share: Decimal = _ZERO
     option_commission_per_contract: Decimal = _ZERO
     partial_fills: bool = True
+    multiplier: int = 1  # Alpaca's account ``multiplier``: 1 cash, 2 Reg-T margin
 
     def __post_init__(self) -> None:
+        if self.multiplier not in (1, 2):
+            raise ValueError(f"SimConfig.multiplier must be 1 (cash) or 2 (margin), got "
+                             f"{self.multiplier}")
         if self.cash < 0:
             raise ValueError(f"SimConfig.cash must be >= 0, got {self.cash}")
         if self.options_level not in (0, 1, 2, 3):
@@ -121,7 +132,7 @@ class _SimOrder:
     filled: Decimal = _ZERO
     notional: Decimal = _ZERO  # sum of fill qty x price (net per unit for mleg)
     leg_notional: dict[str, Decimal] = field(default_factory=dict)
-    # Held per unfilled unit: cash (cost estimate + collateral) and shares.
+    # Held per unfilled unit: excess equity (cost estimate / multiplier + collateral), shares.
     hold_cash: Decimal = _ZERO
     hold_shares: Decimal = _ZERO
     coll_shorts: dict[str, Decimal] = field(default_factory=dict)
@@ -184,10 +195,11 @@ class SimBroker:
                     longs += mv
                 else:
                     shorts += mv
-            bp = self._buying_power()
+            excess = await self._excess()
             equity = self._cash + longs + shorts
             return Account(id="sim-account", status="ACTIVE", cash=self._cash, equity=equity,
-                           buying_power=bp, options_buying_power=bp,
+                           buying_power=excess * self._cfg.multiplier,
+                           options_buying_power=excess,
                            options_level=self._level, portfolio_value=equity,
                            long_market_value=longs, short_market_value=shorts)
 
@@ -341,21 +353,26 @@ class SimBroker:
                             limit: Decimal | None) -> tuple[Decimal, Decimal]:
         sym = req.symbol or ""
         q = await self._quote(sym)
-        if req.side == "buy":
-            price = limit if limit is not None else self._slip(q.ask, "buy")
-            per_share = price + self._cfg.equity_commission_per_share
-            need = per_share * qty
-            if need > self._buying_power():
-                raise InsufficientBuyingPower(
-                    f"insufficient buying power (need {need:.2f}, "
-                    f"have {self._buying_power():.2f})", status=403, code=40310000)
-            return per_share, _ZERO
-        avail = self._shares_available(sym)
-        if qty > avail:
+        m = self._cfg.multiplier
+        if req.side == "sell":
+            avail = self._shares_available(sym)
+            if m == 1 or avail > 0 or self._positions.get(sym, _Pos()).qty > 0:
+                if qty > avail:
+                    raise InsufficientBuyingPower(
+                        f"insufficient qty available for order (requested: {qty}, "
+                        f"available: {max(avail, _ZERO)})", status=403, code=40310000)
+                return _ZERO, Decimal(1)
+        # A buy, or (margin account, no long shares) a short sale: both use buying power.
+        side = req.side or "buy"
+        price = limit if limit is not None else self._slip(q.ask if side == "buy" else q.bid,
+                                                          side)
+        per_share = price + self._cfg.equity_commission_per_share
+        need, bp = per_share * qty, await self._excess() * m
+        if need > bp:
             raise InsufficientBuyingPower(
-                f"insufficient qty available for order (requested: {qty}, available: {avail})",
-                status=403, code=40310000)
-        return _ZERO, Decimal(1)
+                f"insufficient buying power (need {need:.2f}, have {bp:.2f})", status=403,
+                code=40310000)
+        return per_share / m, _ZERO
 
     async def _check_options(self, legs: tuple[Leg, ...], qty: Decimal, limit: Decimal | None,
                              multileg: bool) -> tuple[Decimal, Decimal, dict[str, Decimal],
@@ -413,19 +430,30 @@ class SimBroker:
         commission = self._cfg.option_commission_per_contract * sum(
             (Decimal(leg.ratio) for leg in legs), _ZERO)
         per_unit = debit + coll_cash + commission
-        if per_unit * qty > self._buying_power():
+        excess = await self._excess()
+        if per_unit * qty > excess:
             raise InsufficientBuyingPower(
                 f"insufficient options buying power (need {per_unit * qty:.2f}, "
-                f"have {self._buying_power():.2f})", status=403, code=40310000)
+                f"have {excess:.2f})", status=403, code=40310000)
         if shares_symbol is not None:
             shorts = {legs[0].occ_symbol: Decimal(1)}
             return debit + commission, shares_per_unit, shorts, coll_cash
         return debit + coll_cash + commission, _ZERO, shorts, coll_cash
 
-    def _buying_power(self) -> Decimal:
+    async def _excess(self) -> Decimal:
+        """Excess equity: what new positions may use (x multiplier for stock)."""
         held = sum((o.remaining * o.hold_cash for o in self._orders.values() if o.is_open), _ZERO)
         coll = sum((c.units * c.cash_per_unit for c in self._collateral), _ZERO)
-        return self._cash - held - coll
+        excess = self._cash - held - coll
+        if self._cfg.multiplier == 1:
+            return excess  # a cash account: long stock is fully paid, no shorts
+        for sym, p in self._positions.items():
+            if _is_option(sym):
+                continue
+            mv = p.qty * await self._mark(sym, p)
+            # Reg T initial margin: 50 % of a long; 150 % of a short (proceeds + 50 %).
+            excess += mv / 2 if mv > 0 else mv * Decimal("1.5")
+        return excess
 
     def _shares_available(self, symbol: str) -> Decimal:
         have = self._positions.get(symbol, _Pos()).qty
