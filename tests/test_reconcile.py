@@ -21,7 +21,7 @@ from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
 from v28quant.journal import Journal
-from v28quant.reconcile import reconcile
+from v28quant.reconcile import ACTIVITY_OVERLAP, reconcile
 
 C535 = "SPY240607C00535000"
 P520 = "SPY240607P00520000"
@@ -201,3 +201,30 @@ def test_unreachable_broker_fails_closed(journal):
                      max_attempts=1)
     rep = run(reconcile(journal, b))
     assert not rep.ok and "broker_unreachable" in rep.reason
+
+
+def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
+    """The second reconcile asks only for activities from the last journaled one (less the
+    documented overlap), not the whole history; a fill in between is still picked up."""
+    clock, q, b = venue
+    asked: list = []
+    fetch = b.activities
+
+    async def spy(since=None):
+        asked.append(since)
+        return await fetch(since)
+    b.activities = spy
+
+    async def go():
+        await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "a")))
+        first = await reconcile(journal, b, clock)
+        clock.set(datetime(2024, 6, 4, 14, 0, tzinfo=UTC))  # next day, 10:00 New York
+        await b.submit(OrderRequest.equity("SPY", 5, "buy", owner=Owner("equity", "t", "b")))
+        second = await reconcile(journal, b, clock)
+        return first, second
+    first, second = run(go())
+    assert first.ok and second.ok, (first, second)
+    assert asked[0] is None
+    assert asked[1] == OPEN - ACTIVITY_OVERLAP, asked  # the first fill was at OPEN
+    assert journal.last_activity_ts() == datetime(2024, 6, 4, 14, 0, tzinfo=UTC)
+    assert journal.last_positions() == {"SPY": D(15)}
