@@ -58,6 +58,10 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _parse_ts(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
 def _s(d: Decimal | None) -> str | None:
     return None if d is None else format(d.normalize(), "f")
 
@@ -402,11 +406,21 @@ class FakeAlpacaTrading:
                 "lastday_price": _s(px), "change_today": "0"}
 
     def _list_orders(self, q: dict[str, str]) -> list[dict[str, Any]]:
+        """Alpaca's paging: at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive
+        bounds on ``submitted_at``, newest first unless ``direction=asc``; no page token."""
         st = q.get("status", "open")
+        limit = int(q.get("limit", 50))
+        if not 1 <= limit <= 500:
+            raise _err(422, 40010001, "limit must be between 1 and 500")
         sel = [o for o in self.orders.values()
                if st == "all" or ((o["status"] in _OPEN) == (st == "open"))]
-        sel.sort(key=lambda o: o["submitted_at"], reverse=q.get("direction", "desc") == "desc")
-        return sel[: int(q.get("limit", 50))]
+        for bound, keep in (("after", lambda t, b: t > b), ("until", lambda t, b: t < b)):
+            if bound in q:
+                b = _parse_ts(q[bound])
+                sel = [o for o in sel if keep(_parse_ts(o["submitted_at"]), b)]
+        sel.sort(key=lambda o: (_parse_ts(o["submitted_at"]), o["id"]),
+                 reverse=q.get("direction", "desc") == "desc")
+        return sel[:limit]
 
     def _list_activities(self, q: dict[str, str]) -> list[dict[str, Any]]:
         rows = list(self.activities)

@@ -16,7 +16,8 @@ a small thread pool and the event loop never blocks. What we add on top of the S
 - **Errors.** ``APIError`` becomes a ``BrokerError`` subclass with the venue's message;
   ``.code``/``.message`` are read defensively (a 401 body has no code, a proxy's 502 no JSON).
 - **Activities** (fills, OPEXC/OPASN/OPEXP/OPTRD) via the raw REST endpoint, paged, since the
-  SDK has no method for them; option contracts paged too, since the SDK does not page them.
+  SDK has no method for them; option contracts paged too, since the SDK does not page them;
+  orders paged past the endpoint's 500 with ``until`` (newest first), since it has no token.
 
 Keys are passed to the SDK and nowhere else; nothing here logs them.
 """
@@ -28,12 +29,13 @@ import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import requests
+from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import (
@@ -228,7 +230,7 @@ class AlpacaBroker:
     def __init__(self, key_id: str, secret_key: str, *, url: str | None = None,
                  live: bool = False, limiter: RateLimiter | None = None, timeout_s: float = 10.0,
                  max_attempts: int = 3, backoff_s: float = 0.5,
-                 activities_page_size: int = 100) -> None:
+                 activities_page_size: int = 100, orders_page_size: int = 500) -> None:
         if not key_id or not secret_key:
             raise ValueError("APCA_API_KEY_ID and APCA_API_SECRET_KEY are both required")
         self._client = TradingClient(key_id, secret_key, paper=not live, url_override=url)
@@ -241,6 +243,10 @@ class AlpacaBroker:
         self._max_attempts = max(1, max_attempts)
         self._backoff_s = backoff_s
         self._page = activities_page_size
+        if not 1 <= orders_page_size <= 500:
+            raise ValueError(f"orders_page_size must be 1-500 (Alpaca's limit), got "
+                             f"{orders_page_size}")
+        self._orders_page = orders_page_size
         self.live = live
 
     @classmethod
@@ -315,8 +321,23 @@ class AlpacaBroker:
     async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
         if status not in ("open", "closed", "all"):
             raise ValueError(f"status must be 'open', 'closed' or 'all', got {status!r}")
-        req = GetOrdersRequest(status=QueryOrderStatus(status), nested=True, limit=500)
-        return [to_order(o) for o in await self._call(self._client.get_orders, req)]
+        found: dict[str, Order] = {}
+        until: datetime | None = None
+        while True:  # newest first; each page ends where the previous one's oldest order is
+            req = GetOrdersRequest(status=QueryOrderStatus(status), nested=True,
+                                   limit=self._orders_page, direction=Sort.DESC, until=until)
+            page = [to_order(o) for o in await self._call(self._client.get_orders, req)]
+            fresh = [o for o in page if o.id not in found]
+            found.update((o.id, o) for o in fresh)
+            if len(page) < self._orders_page:
+                return list(found.values())
+            stamps = [o.submitted_at for o in page]
+            if not fresh or None in stamps:
+                log.warning("orders(): %d orders share one submission time or have none; "
+                            "stopping after %d", len(page), len(found))
+                return list(found.values())
+            # ``until`` is exclusive: 1 us past the oldest re-reads orders tied with it.
+            until = min(t for t in stamps if t is not None) + timedelta(microseconds=1)
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
         try:
