@@ -228,3 +228,48 @@ def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
     assert asked[1] == OPEN - ACTIVITY_OVERLAP, asked  # the first fill was at OPEN
     assert journal.last_activity_ts() == datetime(2024, 6, 4, 14, 0, tzinfo=UTC)
     assert journal.last_positions() == {"SPY": D(15)}
+
+
+@pytest.mark.parametrize("fault", ["500", "timeout"])
+def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, fault):
+    """During an outage (every POST and look-up answers 500, or hangs past the client's
+    timeout) submit raises BrokerUnavailable, a BrokerError the engine catches; the intent row
+    journaled before it is on disk (a fresh connection sees it); once the venue is back,
+    reconcile explains it (a 500 never stored the order; a hung POST did, late) and the same
+    decision resubmitted gives exactly one order."""
+    from fakes.alpaca_trading import FakeAlpacaTrading
+    from v28quant.broker import BrokerError, BrokerUnavailable
+    from v28quant.ratelimit import RateLimiter
+
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    fake = FakeAlpacaTrading(now=OPEN).start()
+    fake.set_quote("SPY", "530.00", "530.10")
+    kw = ({"delay_s": 0.6, "status": 200} if fault == "timeout"
+          else {"status": 500, "body": {"message": "internal server error"}})
+    fake.inject("POST", "/v2/orders", times=3, **kw)
+    fake.inject("GET", "/v2/orders:by_client_order_id", times=10, **kw)
+    b = AlpacaBroker("k", "s", url=fake.url, timeout_s=0.3, backoff_s=0.0, max_attempts=2,
+                     limiter=RateLimiter(rate=10_000, burst=1000))
+    clock = SimClock(OPEN)
+    req = OrderRequest.equity("SPY", 3, "buy", owner=Owner("equity", "trend", f"out-{fault}"))
+    try:
+        with pytest.raises(BrokerUnavailable) as ei:
+            run(place(journal, b, clock, req))
+        assert isinstance(ei.value, BrokerError)
+        with Journal(path) as other:  # another connection: the row is committed
+            row = other.order_by_client_id(req.client_order_id)
+            assert row is not None and row["status"] == "intent", row
+        fake.faults.clear()
+        rep = run(reconcile(journal, b, clock))
+        want = "order_changed" if fault == "timeout" else "intent_never_submitted"
+        assert rep.ok and want in kinds(rep), rep
+        o = run(b.submit(req))
+        again = run(b.submit(req))
+        assert o.id == again.id and o.status == OrderStatus.FILLED
+        assert sum(1 for x in fake.orders.values()
+                   if x["client_order_id"] == req.client_order_id) == 1
+    finally:
+        run(b.aclose())
+        fake.stop()
+        journal.close()
