@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
-from fakes.fixtures import fake_trading  # noqa: F401  (fixture)
+from fakes.fixtures import OPEN, FakeTime, fake_trading  # noqa: F401  (fixture)
 from v28quant.broker import (
     AuthenticationError,
     BrokerUnavailable,
@@ -28,27 +29,12 @@ from v28quant.broker import (
     connect,
 )
 from v28quant.broker.alpaca import AlpacaBroker
-from v28quant.broker.ratelimit import MAX_RESET_WAIT_S, RateLimiter
 from v28quant.broker.sim import SimBroker
+from v28quant.ratelimit import RateLimiter
 from v28quant.settings import SettingsError, load_settings
 
 KEY, SECRET = "PKTESTKEY0001", "sEcReT-do-not-log-0001"
 C530 = "SPY240607C00530000"
-
-
-class FakeTime:
-    """Wall time for the limiter that only moves when it sleeps (no real waiting)."""
-
-    def __init__(self, t0: float = 1_717_425_000.0) -> None:
-        self.t = t0
-        self.slept: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.t += s
 
 
 def make(fake, ft: FakeTime | None = None, **kw) -> AlpacaBroker:
@@ -265,14 +251,29 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
         connect(load_settings())
 
 
-def test_rate_limiter_bucket_and_reset_cap():
-    ft = FakeTime()
-    lim = RateLimiter(rate=190, per=60, burst=10, now=ft.now, sleep=ft.sleep)
+
+def test_orders_page_past_the_limit_with_until(fake_trading):  # noqa: F811
+    """GET /v2/orders has no page token, only ``limit`` (<= 500) and exclusive ``until``
+    (research/alpaca.md §2): pages of 5 must still return all 12 open orders, including three
+    submitted in the same microsecond that straddle a page boundary."""
+    quotes(fake_trading)
+    b = make(fake_trading, orders_page_size=5)
+    stamps = [0, 1, 2, 3, 4, 5, 5, 5, 8, 9, 10, 11]  # seconds after OPEN
 
     async def go():
-        for _ in range(11):
-            await lim.acquire()
-    run(go())
-    # 10 from the burst, the 11th waits one interval, 60/190 s.
-    assert sum(ft.slept) == pytest.approx(60 / 190)
-    assert lim.block_until(ft.t + 3600) == pytest.approx(MAX_RESET_WAIT_S)
+        cids = []
+        for i, s in enumerate(stamps):
+            fake_trading.now = OPEN + timedelta(seconds=s)
+            o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"),
+                                                   owner=own(f"pg{i}")))
+            assert o.status == OrderStatus.NEW, o
+            cids.append(o.client_order_id)
+        got = await b.orders("open")
+        return cids, got
+    cids, got = run(go())
+    assert sorted(o.client_order_id for o in got) == sorted(cids), len(got)
+    assert len({o.id for o in got}) == 12
+    gets = [q for m, p, q in fake_trading.requests if m == "GET" and p == "/v2/orders"]
+    assert [g["limit"] for g in gets] == ["5"] * len(gets) and len(gets) >= 3, gets
+    with pytest.raises(ValueError, match="orders_page_size"):
+        make(fake_trading, orders_page_size=501)

@@ -29,9 +29,9 @@ from v28quant.broker import (
     Owner,
 )
 from v28quant.broker.alpaca import AlpacaBroker
-from v28quant.broker.ratelimit import RateLimiter
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
+from v28quant.ratelimit import RateLimiter
 
 C530, C535 = "SPY240607C00530000", "SPY240607C00535000"
 P520, P515 = "SPY240607P00520000", "SPY240607P00515000"
@@ -238,6 +238,11 @@ def test_covered_call_and_vertical_fill(world):
         assert pos == {"SPY": D(100), C535: D(-1), P520: D(-1), P515: D(1)}
         acct = await b.account()
         assert acct.cash == D(100_000) - D(53_010) + D(205) + D(110), acct
+        # The shares cover the call; the put spread holds its max loss, width 5 x 100.
+        assert acct.buying_power == acct.cash - D(500), acct
+        with pytest.raises(InsufficientBuyingPower, match="options buying power"):
+            await b.submit(OrderRequest.multileg(legs, 100, D("-1.00"),
+                                                 owner=own("v2", "options", "vertical")))
     run(go())
 
 

@@ -33,6 +33,18 @@ def test_occ_rejects_malformed(bad):
         parse_occ(bad)
 
 
+def test_occ_type_words_and_data_package_share_the_parser():
+    # OCC/OSI symbology: C/P after the date; the chain frames say "call"/"put".
+    assert format_occ("NVDA", date(2025, 7, 18), "put", 160.5) == "NVDA250718P00160500"
+    assert format_occ("NVDA", date(2025, 7, 18), "C", "160") == "NVDA250718C00160000"
+    assert parse_occ("NVDA250718P00160500").type == "put"
+    with pytest.raises(ValueError, match="type must be 'call' or 'put'"):
+        format_occ("NVDA", date(2025, 7, 18), "straddle", 160)
+    import v28quant.data.base as data_base
+
+    assert data_base.parse_occ is parse_occ  # one parser, not two that can drift
+
+
 def test_occ_rejects_off_grid_strike():
     with pytest.raises(ValueError, match="strike"):
         format_occ("SPY", date(2024, 6, 21), True, "530.0005")

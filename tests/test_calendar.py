@@ -115,3 +115,19 @@ def test_sessions_range(cal) -> None:
     assert date(2026, 4, 3) not in days and len(days) == 9
     with pytest.raises(ValueError, match="outside the calendar"):
         cal.session("1980-01-02")
+
+
+def test_next_open_next_close_and_closes_between(cal) -> None:
+    """NYSE 2025: Thanksgiving Thu 27 Nov closed, Fri 28 Nov closes at 13:00, then Mon 1 Dec."""
+    wed = datetime(2025, 11, 26, 15, 0, tzinfo=ET)
+    assert cal.next_close(wed) == datetime(2025, 11, 26, 16, 0, tzinfo=ET)
+    assert cal.next_open(wed) == datetime(2025, 11, 28, 9, 30, tzinfo=ET)
+    fri_close = datetime(2025, 11, 28, 13, 0, tzinfo=ET)
+    assert cal.next_close(fri_close) == datetime(2025, 12, 1, 16, 0, tzinfo=ET)  # strictly after
+    got = cal.closes_between(wed, datetime(2025, 12, 1, 16, 0, tzinfo=ET))
+    assert got == [(date(2025, 11, 26), datetime(2025, 11, 26, 16, 0, tzinfo=ET)),
+                   (date(2025, 11, 28), fri_close),
+                   (date(2025, 12, 1), datetime(2025, 12, 1, 16, 0, tzinfo=ET))], got
+    assert cal.closes_between(fri_close, fri_close) == []
+    with pytest.raises(ValueError, match="timezone-aware"):
+        cal.next_open(datetime(2025, 11, 26, 15, 0))

@@ -27,7 +27,7 @@ from fakes.alpaca_data import (
 )
 from v28quant.data.alpaca import AlpacaData, DataError
 from v28quant.data.base import BAR_COLUMNS, CHAIN_COLUMNS, DataFeed
-from v28quant.data.ratelimit import TokenBucket
+from v28quant.ratelimit import RateLimiter
 
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 NOW = datetime(2025, 7, 9, 15, 0, tzinfo=UTC)
@@ -58,7 +58,7 @@ def fake(spy_csv: Path, nvda: dict):
 
 
 def client(fake: FakeAlpacaData, **kw) -> AlpacaData:
-    kw.setdefault("limiter", TokenBucket(per_minute=60_000, burst=1000))
+    kw.setdefault("limiter", RateLimiter(rate=60_000, burst=1000))
     return AlpacaData(KEY, SECRET, data_url=fake.url, trading_url=fake.url, now=lambda: NOW,
                       **kw)
 

@@ -21,7 +21,7 @@ from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
 from v28quant.journal import Journal
-from v28quant.reconcile import reconcile
+from v28quant.reconcile import ACTIVITY_OVERLAP, reconcile
 
 C535 = "SPY240607C00535000"
 P520 = "SPY240607P00520000"
@@ -201,3 +201,75 @@ def test_unreachable_broker_fails_closed(journal):
                      max_attempts=1)
     rep = run(reconcile(journal, b))
     assert not rep.ok and "broker_unreachable" in rep.reason
+
+
+def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
+    """The second reconcile asks only for activities from the last journaled one (less the
+    documented overlap), not the whole history; a fill in between is still picked up."""
+    clock, q, b = venue
+    asked: list = []
+    fetch = b.activities
+
+    async def spy(since=None):
+        asked.append(since)
+        return await fetch(since)
+    b.activities = spy
+
+    async def go():
+        await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "a")))
+        first = await reconcile(journal, b, clock)
+        clock.set(datetime(2024, 6, 4, 14, 0, tzinfo=UTC))  # next day, 10:00 New York
+        await b.submit(OrderRequest.equity("SPY", 5, "buy", owner=Owner("equity", "t", "b")))
+        second = await reconcile(journal, b, clock)
+        return first, second
+    first, second = run(go())
+    assert first.ok and second.ok, (first, second)
+    assert asked[0] is None
+    assert asked[1] == OPEN - ACTIVITY_OVERLAP, asked  # the first fill was at OPEN
+    assert journal.last_activity_ts() == datetime(2024, 6, 4, 14, 0, tzinfo=UTC)
+    assert journal.last_positions() == {"SPY": D(15)}
+
+
+@pytest.mark.parametrize("fault", ["500", "timeout"])
+def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, fault):
+    """During an outage (every POST and look-up answers 500, or hangs past the client's
+    timeout) submit raises BrokerUnavailable, a BrokerError the engine catches; the intent row
+    journaled before it is on disk (a fresh connection sees it); once the venue is back,
+    reconcile explains it (a 500 never stored the order; a hung POST did, late) and the same
+    decision resubmitted gives exactly one order."""
+    from fakes.alpaca_trading import FakeAlpacaTrading
+    from v28quant.broker import BrokerError, BrokerUnavailable
+    from v28quant.ratelimit import RateLimiter
+
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    fake = FakeAlpacaTrading(now=OPEN).start()
+    fake.set_quote("SPY", "530.00", "530.10")
+    kw = ({"delay_s": 0.6, "status": 200} if fault == "timeout"
+          else {"status": 500, "body": {"message": "internal server error"}})
+    fake.inject("POST", "/v2/orders", times=3, **kw)
+    fake.inject("GET", "/v2/orders:by_client_order_id", times=10, **kw)
+    b = AlpacaBroker("k", "s", url=fake.url, timeout_s=0.3, backoff_s=0.0, max_attempts=2,
+                     limiter=RateLimiter(rate=10_000, burst=1000))
+    clock = SimClock(OPEN)
+    req = OrderRequest.equity("SPY", 3, "buy", owner=Owner("equity", "trend", f"out-{fault}"))
+    try:
+        with pytest.raises(BrokerUnavailable) as ei:
+            run(place(journal, b, clock, req))
+        assert isinstance(ei.value, BrokerError)
+        with Journal(path) as other:  # another connection: the row is committed
+            row = other.order_by_client_id(req.client_order_id)
+            assert row is not None and row["status"] == "intent", row
+        fake.faults.clear()
+        rep = run(reconcile(journal, b, clock))
+        want = "order_changed" if fault == "timeout" else "intent_never_submitted"
+        assert rep.ok and want in kinds(rep), rep
+        o = run(b.submit(req))
+        again = run(b.submit(req))
+        assert o.id == again.id and o.status == OrderStatus.FILLED
+        assert sum(1 for x in fake.orders.values()
+                   if x["client_order_id"] == req.client_order_id) == 1
+    finally:
+        run(b.aclose())
+        fake.stop()
+        journal.close()

@@ -129,3 +129,31 @@ def test_endpoint_overrides(monkeypatch) -> None:
     s = load_settings()
     assert s.trading_url(live=True) == "http://127.0.0.1:8765"
     assert s.data_url() == "http://127.0.0.1:8766"
+
+
+def test_unknown_symbol_names_the_setting(monkeypatch) -> None:
+    from v28quant.settings import check_universe
+
+    monkeypatch.setenv("V28_UNIVERSE", "SPY,ZZZQ")
+    s = load_settings()
+    with pytest.raises(SettingsError, match=r"^V28_UNIVERSE: unknown symbol\(s\) ZZZQ "
+                                            r"\(not in replay\)$"):
+        check_universe(s, ["spy", "AAPL"], "replay")
+    check_universe(load_settings(universe=["AAPL"]), ["AAPL"], "replay")  # no error
+
+
+def test_describe_error_is_one_line_naming_the_setting(monkeypatch) -> None:
+    from v28quant.broker import AuthenticationError, BrokerUnavailable
+    from v28quant.settings import describe_error
+
+    monkeypatch.setenv("APCA_API_DATA_URL", "data.alpaca.markets")
+    with pytest.raises(SettingsError) as ei:
+        load_settings()
+    assert describe_error(ei.value) == ("APCA_API_DATA_URL: must be an http(s) URL, got "
+                                        "'data.alpaca.markets'")
+    assert describe_error(AuthenticationError("Alpaca rejected the API keys (401)")) \
+        .startswith("APCA_API_KEY_ID / APCA_API_SECRET_KEY: ")
+    assert describe_error(BrokerUnavailable("Alpaca 503: down\n<html>")) == \
+        "broker: Alpaca 503: down"
+    line = describe_error(RuntimeError("x" * 1000 + "\nsecond line"))
+    assert "\n" not in line and len(line) == 300 and line.startswith("RuntimeError: ")

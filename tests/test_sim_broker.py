@@ -18,6 +18,7 @@ from v28quant.broker import (
     InsufficientBuyingPower,
     Leg,
     OptionsLevelError,
+    OrderRejected,
     OrderRequest,
     OrderStatus,
     Owner,
@@ -354,3 +355,122 @@ def test_sim_is_deterministic(world):
         return ([o.to_dict() for o in await b.orders("all")],
                 [(a.id, a.type, a.qty) for a in await b.activities()])
     assert run(scenario()) == run(scenario())
+
+
+def test_option_cut_offs_follow_the_calendar(world):
+    """Cut-offs from v28quant.calendar (Cboe rules): SPY is a late-close ETF, so its
+    non-expiring options trade to 16:15 ET; equities and AAPL options stop at 16:00; on expiry
+    day the expiring SPY series stops at 16:00 too, and orders for it are refused after that."""
+    clock, q, make = world
+    aapl_c, spy_next = "AAPL240607C00190000", "SPY240614C00530000"
+    q.set("AAPL", "190.00", "190.05")
+    q.set(aapl_c, "2.00", "2.10")
+    q.set(spy_next, "5.00", "5.10")
+    ny = datetime(2024, 6, 3, 20, 5, tzinfo=UTC)  # Mon 16:05 New York
+
+    async def go():
+        clock.set(ny)
+        b = make()
+        spy = await b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open", D("4.00"),
+                                                 owner=own("late1")))
+        assert spy.status == OrderStatus.FILLED and spy.filled_avg_price == D("4.00"), spy
+        stock = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("late2")))
+        aapl = await b.submit(OrderRequest.option(aapl_c, 1, "buy", "buy_to_open", D("2.10"),
+                                                  owner=own("late3")))
+        assert (stock.status, aapl.status) == (OrderStatus.ACCEPTED, OrderStatus.ACCEPTED)
+        resting = await b.submit(OrderRequest.option(C535, 1, "buy", "buy_to_open", D("1.00"),
+                                                     owner=own("late4")))
+        assert resting.status == OrderStatus.NEW  # SPY options are still trading
+        clock.set(datetime(2024, 6, 3, 20, 14, tzinfo=UTC))
+        assert (await b.order_by_client_id(resting.client_order_id)).status == OrderStatus.NEW
+        clock.set(datetime(2024, 6, 3, 20, 16, tzinfo=UTC))
+        gone = await b.order_by_client_id(resting.client_order_id)
+        assert gone.status == OrderStatus.EXPIRED
+        assert gone.updated_at == datetime(2024, 6, 3, 20, 15, tzinfo=UTC), gone.updated_at
+
+        # Expiry day, Fri 2024-06-07 15:30: the expiring series' day order ends at 16:00,
+        # the next week's at 16:15.
+        clock.set(datetime(2024, 6, 7, 19, 30, tzinfo=UTC))
+        exp = await b.submit(OrderRequest.option(C540, 1, "buy", "buy_to_open", D("0.50"),
+                                                 owner=own("exp1")))
+        nxt = await b.submit(OrderRequest.option(spy_next, 1, "buy", "buy_to_open",
+                                                 D("4.00"), owner=own("exp2")))
+        q.set("SPY", "530.00", "530.10")
+        q.set_close("SPY", EXPIRY, "531.00")
+        q.set_close("AAPL", EXPIRY, "189.00")
+        clock.set(datetime(2024, 6, 7, 20, 5, tzinfo=UTC))  # 16:05
+        exp = await b.order_by_client_id(exp.client_order_id)
+        assert exp.status == OrderStatus.EXPIRED
+        assert exp.updated_at == datetime(2024, 6, 7, 20, 0, tzinfo=UTC), exp.updated_at
+        assert (await b.order_by_client_id(nxt.client_order_id)).status == OrderStatus.NEW
+        with pytest.raises(OrderRejected, match="expired"):
+            await b.submit(OrderRequest.option(C545, 1, "buy", "buy_to_open", D("0.45"),
+                                               owner=own("exp3")))
+    run(go())
+
+
+def test_margin_account_doubles_stock_buying_power(world):
+    """Reg T (12 CFR 220.12): initial margin 50 % of a long stock position, so buying power
+    is 2 x excess equity, excess = equity - 50 % of long value. Options stay fully paid."""
+    clock, q, make = world
+
+    async def go():
+        cash_acct = make()
+        with pytest.raises(InsufficientBuyingPower, match="insufficient buying power"):
+            await cash_acct.submit(OrderRequest.equity("SPY", 300, "buy", owner=own("m0")))
+        b = make(multiplier=2)
+        acct = await b.account()
+        assert (acct.buying_power, acct.options_buying_power) == (D(200_000), D(100_000))
+        o = await b.submit(OrderRequest.equity("SPY", 300, "buy", owner=own("m1")))
+        assert o.status == OrderStatus.FILLED, o
+        acct = await b.account()
+        long_value = 300 * D("530.05")  # marked at the mid
+        assert acct.cash == D(100_000) - 300 * D("530.10"), acct  # a margin loan: negative
+        equity = acct.cash + long_value
+        excess = equity - long_value / 2
+        assert acct.equity == equity and acct.options_buying_power == excess, acct
+        assert acct.buying_power == 2 * excess, acct
+        # Options are not marginable: two cash-secured 520 puts need 104 000 of excess.
+        with pytest.raises(InsufficientBuyingPower, match="options buying power"):
+            await b.submit(OrderRequest.option(P520, 1, "sell", "sell_to_open", D("3.00"),
+                                               owner=own("m2")))
+    run(go())
+
+
+def test_margin_account_sells_short_with_150_percent_requirement(world):
+    """Reg T short sale: 150 % of the short's value held (the proceeds plus 50 %), so
+    excess = cash - 1.5 x short value = equity - 50 % of short value."""
+    clock, q, make = world
+    q.set("AAPL", "190.00", "190.05")
+
+    async def go():
+        cash_acct = make()
+        with pytest.raises(InsufficientBuyingPower, match="insufficient qty available"):
+            await cash_acct.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s0")))
+        b = make(multiplier=2)
+        o = await b.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s1")))
+        assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("190.00"), o
+        [pos] = await b.positions()
+        assert (pos.symbol, pos.qty) == ("AAPL", D(-100))
+        acct = await b.account()
+        short_value = 100 * D("190.025")
+        assert acct.cash == D(119_000), acct
+        assert acct.equity == D(119_000) - short_value, acct
+        assert acct.options_buying_power == D(119_000) - D("1.5") * short_value, acct
+        assert acct.options_buying_power == acct.equity - short_value / 2
+        assert acct.buying_power == 2 * acct.options_buying_power
+        # A short beyond buying power is refused; so is taking a long through zero.
+        with pytest.raises(InsufficientBuyingPower, match="insufficient buying power"):
+            await b.submit(OrderRequest.equity("SPY", 400, "sell", owner=own("s2")))
+        await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=own("s3")))
+        with pytest.raises(InsufficientBuyingPower, match="insufficient qty available"):
+            await b.submit(OrderRequest.equity("SPY", 20, "sell", owner=own("s4")))
+        cover = await b.submit(OrderRequest.equity("AAPL", 100, "buy", owner=own("s5")))
+        assert cover.status == OrderStatus.FILLED
+        assert [p.symbol for p in await b.positions()] == ["SPY"]
+    run(go())
+
+
+def test_multiplier_must_be_cash_or_reg_t():
+    with pytest.raises(ValueError, match="multiplier must be 1"):
+        SimConfig(multiplier=4)

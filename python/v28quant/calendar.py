@@ -189,6 +189,28 @@ class ExchangeCalendar:
         s = self.session(day)
         return s.open <= when < s.close
 
+    def next_open(self, when: datetime) -> datetime:
+        """The first session open strictly after ``when`` (timezone-aware)."""
+        return self._after(self._open_list, when, "open")
+
+    def next_close(self, when: datetime) -> datetime:
+        """The first session close strictly after ``when`` (timezone-aware)."""
+        return self._after(self._close_list, when, "close")
+
+    def closes_between(self, after: datetime, upto: datetime) -> list[tuple[date, datetime]]:
+        """(session date, close) of every session closing in ``(after, upto]``."""
+        lo = bisect.bisect_right(self._close_list, after)
+        hi = bisect.bisect_right(self._close_list, upto)
+        return [(self._days[i], self._close_list[i]) for i in range(lo, hi)]
+
+    def _after(self, times: list[datetime], when: datetime, what: str) -> datetime:
+        if when.tzinfo is None:
+            raise ValueError(f"next_{what} needs a timezone-aware datetime")
+        i = bisect.bisect_right(times, when)
+        if i >= len(times):
+            raise ValueError(f"no session {what} after {when} within the calendar's range")
+        return times[i]
+
     # -- options ----------------------------------------------------------------------------
 
     def option_close(self, underlying: str, d: date | datetime | str,

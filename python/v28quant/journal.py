@@ -467,6 +467,12 @@ class Journal:
     def seen_activity_ids(self) -> set[str]:
         return {r[0] for r in self._read("SELECT activity_id FROM activities")}
 
+    def last_activity_ts(self) -> datetime | None:
+        """Time of the latest journaled account activity (None if none yet)."""
+        # ts is UTC ``isoformat()`` text, which sorts in time order (".ffffff" > "+00:00").
+        rows = self._read("SELECT MAX(ts) FROM activities")
+        return _from_iso(rows[0][0]) if rows else None
+
     def signals(self, since: datetime | None = None) -> pd.DataFrame:
         """Signals (optionally those at or after ``since``) as a DataFrame with columns
         id, ts (UTC), model, symbol, value, confidence, reasoning (dict)."""

@@ -16,6 +16,10 @@ not explained (``ok`` False)
     order carrying our client_order_id that the journal never saw; a position that differs from
     the last snapshot plus the new activities.
 
+Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLAP`` (not the
+whole account history each time); the overlap re-reads rows the venue posts late or dates by
+day only (Alpaca's option events carry a date, not a time), and the seen ids drop repeats.
+
 Invariant relied on: the last position snapshot reflects exactly the activities already seen.
 ``reconcile`` keeps it by recording new activities and a fresh snapshot together, and only when
 the positions check out; a runner that records activities itself must snapshot with them.
@@ -26,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 POSITION_ACTIVITIES = frozenset({"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD",
                                  "OPCSH"})
 INTENT = "intent"
+#: How far before the last journaled activity the next fetch starts (see the module docstring).
+ACTIVITY_OVERLAP = timedelta(days=1)
 
 
 class JournalLike(Protocol):
@@ -48,6 +54,7 @@ class JournalLike(Protocol):
     def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
     def last_positions(self) -> dict[str, Decimal]: ...
     def seen_activity_ids(self) -> set[str]: ...
+    def last_activity_ts(self) -> datetime | None: ...
     def record_order_update(self, client_order_id: str, broker_order_id: str | None,
                             status: str, filled_qty: Any, filled_avg_price: Any,
                             raw: dict[str, Any], ts: datetime) -> None: ...
@@ -116,7 +123,9 @@ async def _reconcile(journal: JournalLike, broker: Broker, ts: datetime,
                      diffs: list[dict[str, Any]], adopt: bool) -> None:
     broker_open = await broker.orders("open")
     positions = await broker.positions()
-    activities = await broker.activities()
+    last_seen = journal.last_activity_ts()
+    activities = await broker.activities(None if last_seen is None
+                                         else last_seen - ACTIVITY_OVERLAP)
     cid_by_order: dict[str, str] = {}
 
     def remember(o: Order) -> None:

@@ -9,6 +9,7 @@ Alpaca's own variable names are used for the keys and endpoints (``APCA_API_KEY_
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -186,3 +187,33 @@ def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Sett
         raise SettingsError(f"{where}: {msg}") from None
     except _SourceError as exc:
         raise SettingsError(str(exc).split(" from source")[0]) from None
+
+
+def check_universe(settings: Settings, known: Iterable[str], source: str) -> None:
+    """Raise ``SettingsError`` naming ``V28_UNIVERSE`` if it lists symbols that ``source``
+    (the data feed in use, e.g. ``"replay sample history"``) does not know."""
+    have = {s.upper() for s in known}
+    unknown = [s for s in settings.universe if s not in have]
+    if unknown:
+        raise SettingsError(f"V28_UNIVERSE: unknown symbol(s) {', '.join(unknown)} "
+                            f"(not in {source})")
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line a user sees for a startup error instead of a traceback.
+
+    A ``SettingsError`` already names its setting; a broker's 401 names the key variables;
+    anything else is its type and first line. Never longer than 300 characters.
+    """
+    from v28quant.broker.base import AuthenticationError, BrokerError
+
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, SettingsError):
+        line = text
+    elif isinstance(exc, AuthenticationError):
+        line = f"APCA_API_KEY_ID / APCA_API_SECRET_KEY: {text}"
+    elif isinstance(exc, BrokerError):
+        line = f"broker: {text}"
+    else:
+        line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."

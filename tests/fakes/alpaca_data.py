@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from fakes.loopback import serve, stop
+
 ET = ZoneInfo("America/New_York")
 _OCC = re.compile(r"^([A-Z][A-Z0-9.]{0,5})(\d{6})([CP])(\d{8})$")
 
@@ -114,16 +116,12 @@ class FakeAlpacaData:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 fake._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        stop(self._server)
+        self._server = None
 
     # -- routing ----------------------------------------------------------------------------
 

@@ -9,7 +9,10 @@ Shapes, codes and messages follow research/alpaca.md §3, §5 and §8 (captured 
 - mleg orders fill all legs at once at the net of the legs' quotes;
 - option expiry at a session close: OPEXC/OPASN + OPTRD, or OPEXP, as account activities;
 - options levels (1: covered call / cash-secured put, 2: long options, 3: mleg), covered calls
-  need the shares, buying power is checked;
+  need the shares, buying power is checked: premiums in full, and the option book's worst value
+  at expiry over every underlying price (shares held count; a cash-secured put holds strike x
+  100, a vertical its width x 100) held as collateral, research/alpaca.md §6 "buying power >=
+  max loss of the structure";
 - faults: any status/body/headers for a method+path, optionally *after* the request was
   processed (an order stored, then a 500), and slow responses.
 
@@ -34,6 +37,8 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xc
 import pandas as pd
 
+from fakes.loopback import serve, stop
+
 NY = ZoneInfo("America/New_York")
 _NS = uuid.UUID("a1a1a1a1-0000-4000-8000-000000000001")
 _OPEN = {"accepted", "new", "partially_filled", "pending_new", "pending_cancel",
@@ -51,6 +56,10 @@ def _cal():
 
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_ts(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
 def _s(d: Decimal | None) -> str | None:
@@ -108,7 +117,6 @@ class FakeAlpacaTrading:
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
 
@@ -126,18 +134,12 @@ class FakeAlpacaTrading:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _go
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        stop(self._server)
+        self._server = None
 
     @property
     def url(self) -> str:
@@ -323,13 +325,41 @@ class FakeAlpacaTrading:
         q = self.quotes.get(sym)
         return (q[0] + q[1]) / 2 if q else fallback
 
-    def _collateral(self) -> Decimal:
-        out = Decimal(0)
-        for sym, (qty, _) in self.positions.items():
+    def _collateral(self, extra: tuple[tuple[str, Decimal], ...] = ()) -> Decimal | None:
+        """Cash the option book (plus ``extra`` (symbol, signed contracts)) could cost at
+        expiry: per underlying, minus the lowest value of options + shares held over S >= 0
+        (piecewise linear: the minimum is at 0, at a strike or, if net short calls exceed the
+        shares, unbounded: None)."""
+        book: dict[str, list[tuple[bool, Decimal, Decimal]]] = {}
+        for sym, n in [*((s, q) for s, (q, _) in self.positions.items()), *extra]:
             p = _occ(sym)
-            if p and qty < 0 and not p[2]:
-                out += p[3] * 100 * -qty
+            if p:
+                book.setdefault(p[0], []).append((p[2], p[3], n))
+        out = Decimal(0)
+        for root, legs in book.items():
+            shares = max(self.positions.get(root, [Decimal(0)])[0], Decimal(0))
+            if sum((n for call, _, n in legs if call), Decimal(0)) * 100 + shares < 0:
+                return None
+
+            def value(x: Decimal, legs=legs, shares=shares) -> Decimal:
+                return shares * x + sum((n * 100 * max((x - k) if call else (k - x), Decimal(0))
+                                         for call, k, n in legs), Decimal(0))
+            worst = min(value(x) for x in [Decimal(0), *(k for _, k, _ in legs)])
+            out += max(-worst, Decimal(0))
         return out
+
+    def _hold_for(self, legs: list[tuple[str, str, str, Decimal]], qty: Decimal,
+                  debit: Decimal) -> Decimal:
+        """Buying power one unit of an option order holds: its debit and the collateral its
+        opening legs (symbol, side, intent, ratio) add to the book."""
+        now = self._collateral()
+        extra = tuple((sym, (ratio if side == "buy" else -ratio) * qty)
+                      for sym, side, intent, ratio in legs if intent.endswith("_to_open"))
+        after = self._collateral(extra)
+        if after is None:
+            raise _err(403, 40310000, "insufficient options buying power (uncovered short "
+                       "calls)")
+        return max(debit, Decimal(0)) * 100 + (after - (now or Decimal(0))) / qty
 
     def _holds(self) -> Decimal:
         out = Decimal(0)
@@ -339,7 +369,7 @@ class FakeAlpacaTrading:
         return out
 
     def _bp(self) -> Decimal:
-        return self.cash - self._collateral() - self._holds()
+        return self.cash - (self._collateral() or Decimal(0)) - self._holds()
 
     def _account(self) -> dict[str, Any]:
         longs = shorts = Decimal(0)
@@ -376,11 +406,21 @@ class FakeAlpacaTrading:
                 "lastday_price": _s(px), "change_today": "0"}
 
     def _list_orders(self, q: dict[str, str]) -> list[dict[str, Any]]:
+        """Alpaca's paging: at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive
+        bounds on ``submitted_at``, newest first unless ``direction=asc``; no page token."""
         st = q.get("status", "open")
+        limit = int(q.get("limit", 50))
+        if not 1 <= limit <= 500:
+            raise _err(422, 40010001, "limit must be between 1 and 500")
         sel = [o for o in self.orders.values()
                if st == "all" or ((o["status"] in _OPEN) == (st == "open"))]
-        sel.sort(key=lambda o: o["submitted_at"], reverse=q.get("direction", "desc") == "desc")
-        return sel[: int(q.get("limit", 50))]
+        for bound, keep in (("after", lambda t, b: t > b), ("until", lambda t, b: t < b)):
+            if bound in q:
+                b = _parse_ts(q[bound])
+                sel = [o for o in sel if keep(_parse_ts(o["submitted_at"]), b)]
+        sel.sort(key=lambda o: (_parse_ts(o["submitted_at"]), o["id"]),
+                 reverse=q.get("direction", "desc") == "desc")
+        return sel[:limit]
 
     def _list_activities(self, q: dict[str, str]) -> list[dict[str, Any]]:
         rows = list(self.activities)
@@ -477,7 +517,7 @@ class FakeAlpacaTrading:
                            "(options level 3 required)")
             if typ not in ("market", "limit"):
                 raise _err(422, 42210000, "invalid order type for options trading")
-            legs, hold = [], Decimal(0)
+            legs, spec = [], []
             for leg in b.get("legs", []):
                 ratio = Decimal(str(leg["ratio_qty"]))
                 self._validate_option(leg["symbol"], leg["side"], leg["position_intent"],
@@ -487,8 +527,11 @@ class FakeAlpacaTrading:
                                  _s(ratio))
                 lo["order_type"] = lo["type"] = ""
                 legs.append(lo)
-            if limit is not None and limit > 0:
-                hold = limit * 100
+                spec.append((leg["symbol"], leg["side"], leg["position_intent"], ratio))
+            net = sum(((1 if side == "buy" else -1) * r
+                       * self.quotes[sym][1 if side == "buy" else 0]
+                       for sym, side, _, r in spec), Decimal(0))
+            hold = self._hold_for(spec, qty, net if limit is None else limit)
             o = self._order(oid, cid, "", qty, "", typ, tif, limit, "", "mleg", legs)
             o["side"] = o["type"] = o["order_type"] = o["position_intent"] = ""
         else:
@@ -514,11 +557,8 @@ class FakeAlpacaTrading:
                                    f"covered call (required: {qty * 100}, available: {avail})",
                                    required_qty=_s(qty * 100), available_qty=_s(avail),
                                    symbol=occ[0])
-                hold = Decimal(0)
-                if intent == "sell_to_open" and not occ[2]:
-                    hold = occ[3] * 100
-                elif side == "buy":
-                    hold = (limit or ask) * 100
+                hold = self._hold_for([(sym, side, intent, Decimal(1))], qty,
+                                      (limit or ask) if side == "buy" else Decimal(0))
             else:
                 if sym not in self.quotes:
                     raise _err(422, 40010001, f'asset "{sym}" not found')

@@ -38,6 +38,21 @@ class StaticQuotes:
         return self._closes[(symbol, session.astimezone(NY).date())]
 
 
+class FakeTime:
+    """Wall time (epoch seconds) for a ``RateLimiter`` that only moves when it sleeps."""
+
+    def __init__(self, t0: float = 1_717_425_000.0) -> None:
+        self.t = t0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+
 OPEN = datetime(2024, 6, 3, 14, 30, tzinfo=ZoneInfo("UTC"))  # Mon 2024-06-03 10:30 New York
 
 

@@ -16,7 +16,8 @@ a small thread pool and the event loop never blocks. What we add on top of the S
 - **Errors.** ``APIError`` becomes a ``BrokerError`` subclass with the venue's message;
   ``.code``/``.message`` are read defensively (a 401 body has no code, a proxy's 502 no JSON).
 - **Activities** (fills, OPEXC/OPASN/OPEXP/OPTRD) via the raw REST endpoint, paged, since the
-  SDK has no method for them; option contracts paged too, since the SDK does not page them.
+  SDK has no method for them; option contracts paged too, since the SDK does not page them;
+  orders paged past the endpoint's 500 with ``until`` (newest first), since it has no token.
 
 Keys are passed to the SDK and nowhere else; nothing here logs them.
 """
@@ -28,12 +29,13 @@ import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import requests
+from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import (
@@ -75,7 +77,7 @@ from v28quant.broker.base import (
     parse_client_order_id,
     replacement_client_order_id,
 )
-from v28quant.broker.ratelimit import RateLimiter
+from v28quant.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 NY = ZoneInfo("America/New_York")
@@ -214,7 +216,7 @@ class AlpacaBroker:
     live
         Live account when ``url`` is ``None``.
     limiter
-        Shared ``RateLimiter``; by default one under 200 requests/minute.
+        The trading API's ``RateLimiter``; by default a new one under 200 requests/minute.
     timeout_s
         Per-request HTTP timeout in seconds.
     max_attempts
@@ -228,19 +230,23 @@ class AlpacaBroker:
     def __init__(self, key_id: str, secret_key: str, *, url: str | None = None,
                  live: bool = False, limiter: RateLimiter | None = None, timeout_s: float = 10.0,
                  max_attempts: int = 3, backoff_s: float = 0.5,
-                 activities_page_size: int = 100) -> None:
+                 activities_page_size: int = 100, orders_page_size: int = 500) -> None:
         if not key_id or not secret_key:
             raise ValueError("APCA_API_KEY_ID and APCA_API_SECRET_KEY are both required")
         self._client = TradingClient(key_id, secret_key, paper=not live, url_override=url)
         self._client._retry = 0  # 429s are ours: the SDK would sleep a fixed 3 s, blind
         self._limiter = limiter or RateLimiter()
         session = _TimeoutSession(timeout_s)
-        session.hooks["response"].append(self._observe)
+        session.hooks["response"].append(self._limiter.response_hook)
         self._client._session = session
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alpaca")
         self._max_attempts = max(1, max_attempts)
         self._backoff_s = backoff_s
         self._page = activities_page_size
+        if not 1 <= orders_page_size <= 500:
+            raise ValueError(f"orders_page_size must be 1-500 (Alpaca's limit), got "
+                             f"{orders_page_size}")
+        self._orders_page = orders_page_size
         self.live = live
 
     @classmethod
@@ -252,9 +258,6 @@ class AlpacaBroker:
 
     def __repr__(self) -> str:  # never the keys
         return f"AlpacaBroker(live={self.live})"
-
-    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._limiter.observe(response.headers)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -318,8 +321,23 @@ class AlpacaBroker:
     async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
         if status not in ("open", "closed", "all"):
             raise ValueError(f"status must be 'open', 'closed' or 'all', got {status!r}")
-        req = GetOrdersRequest(status=QueryOrderStatus(status), nested=True, limit=500)
-        return [to_order(o) for o in await self._call(self._client.get_orders, req)]
+        found: dict[str, Order] = {}
+        until: datetime | None = None
+        while True:  # newest first; each page ends where the previous one's oldest order is
+            req = GetOrdersRequest(status=QueryOrderStatus(status), nested=True,
+                                   limit=self._orders_page, direction=Sort.DESC, until=until)
+            page = [to_order(o) for o in await self._call(self._client.get_orders, req)]
+            fresh = [o for o in page if o.id not in found]
+            found.update((o.id, o) for o in fresh)
+            if len(page) < self._orders_page:
+                return list(found.values())
+            stamps = [o.submitted_at for o in page]
+            if not fresh or None in stamps:
+                log.warning("orders(): %d orders share one submission time or have none; "
+                            "stopping after %d", len(page), len(found))
+                return list(found.values())
+            # ``until`` is exclusive: 1 us past the oldest re-reads orders tied with it.
+            until = min(t for t in stamps if t is not None) + timedelta(microseconds=1)
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
         try:

@@ -21,7 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from v28quant.broker.occ import parse_occ
+from v28quant.broker.occ import is_occ, parse_occ
 from v28quant.broker.ticks import TickScheme, round_limit, round_net_limit
 
 Side = Literal["buy", "sell"]
@@ -265,7 +265,7 @@ class OrderRequest:
                owner: Owner, time_in_force: Literal["day", "gtc"] = "day") -> OrderRequest:
         """A stock/ETF order; ``qty`` in shares (fractions allowed for market day orders)."""
         sym = symbol.strip().upper()
-        if not sym or parse_occ_safe(sym):
+        if not sym or is_occ(sym):
             raise ValueError(f"equity symbol must be a ticker, got {symbol!r}")
         q = _dec(qty, "qty")
         return cls._build("equity", sym, q, side, type, limit_price, owner, None, (),
@@ -347,14 +347,6 @@ class OrderRequest:
             "legs": [{"occ_symbol": leg.occ_symbol, "ratio": leg.ratio, "side": leg.side,
                       "intent": leg.intent} for leg in self.legs],
         }
-
-
-def parse_occ_safe(symbol: str) -> bool:
-    try:
-        parse_occ(symbol)
-    except ValueError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------- state

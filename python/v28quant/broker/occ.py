@@ -2,7 +2,8 @@
 
 ``SPY240621C00530000`` is the SPY call expiring 2024-06-21 with strike 530. This is the
 form Alpaca uses for option orders, positions and market data (OCC "OSI" symbology without the
-padding of the root to six characters).
+padding of the root to six characters). The one parser of the project: ``v28quant.data`` uses it
+too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
 _OCC = re.compile(r"^([A-Z][A-Z0-9.]{0,5})(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 
@@ -28,13 +30,29 @@ class OccSymbol:
         return format_occ(self.root, self.expiry, self.call, self.strike)
 
     @property
+    def type(self) -> Literal["call", "put"]:
+        """``"call"`` or ``"put"`` (the chain frames' vocabulary)."""
+        return "call" if self.call else "put"
+
+    @property
     def underlying(self) -> str:
         """The underlying ticker (equal to the root for standard, non-adjusted contracts)."""
         return self.root
 
 
-def format_occ(root: str, expiry: date, call: bool, strike: Decimal | str | int) -> str:
-    """Build an OCC symbol; raises ``ValueError`` for a bad root or a strike off the 1/1000 grid."""
+_CALL_PUT = {"call": True, "c": True, "put": False, "p": False}
+
+
+def format_occ(root: str, expiry: date, call: bool | str,
+               strike: Decimal | str | int | float) -> str:
+    """Build an OCC symbol; ``call`` is a bool or ``"call"``/``"put"``/``"C"``/``"P"``.
+
+    Raises ``ValueError`` for a bad root, type, or a strike off the 1/1000 grid.
+    """
+    if isinstance(call, str):
+        if call.lower() not in _CALL_PUT:
+            raise ValueError(f"type must be 'call' or 'put', got {call!r}")
+        call = _CALL_PUT[call.lower()]
     root = root.strip().upper()
     if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,5}", root):
         raise ValueError(f"root must be 1-6 letters/digits, got {root!r}")
@@ -47,7 +65,7 @@ def format_occ(root: str, expiry: date, call: bool, strike: Decimal | str | int)
 
 def parse_occ(symbol: str) -> OccSymbol:
     """Parse an OCC symbol; raises ``ValueError`` naming the symbol if it is not one."""
-    m = _OCC.match(symbol)
+    m = _OCC.match(symbol) if isinstance(symbol, str) else None
     if m is None:
         raise ValueError(f"not an OCC option symbol: {symbol!r}")
     root, yy, mm, dd, cp, strike = m.groups()
@@ -59,7 +77,7 @@ def parse_occ(symbol: str) -> OccSymbol:
 
 
 def is_occ(symbol: str) -> bool:
-    """True when ``symbol`` is a well-formed OCC option symbol."""
+    """True when ``symbol`` is a well-formed OCC option symbol (a valid date included)."""
     try:
         parse_occ(symbol)
     except ValueError:

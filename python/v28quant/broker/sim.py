@@ -9,9 +9,19 @@ reproducible. Rules follow Alpaca's where they matter to an engine (research/alp
   ``process()``. Orders sent while the market is closed are ``accepted`` and fill after the open.
 - Multi-leg orders fill all legs together, at the net of the legs' quotes, when the net is at or
   better than the limit (positive = debit, negative = credit).
-- ``day`` orders left open at the session close expire.
-- A cash account (no margin, no short stock): buying power is cash less what open orders and
-  option collateral hold. Options levels as Alpaca's: 1 covered calls (shares held) and
+- Sessions, holidays and cut-offs come from ``v28quant.calendar``: equity orders trade from
+  the open to the close; option orders until the calendar's option close (16:15 for the late-
+  close ETFs it lists, except on the series' expiry day, when it is the equity close). ``day``
+  orders left open at their cut-off expire there (a multi-leg order at its earliest leg's).
+- A cash account by default (``SimConfig.multiplier=1``): buying power is cash less what open
+  orders and option collateral hold, and stock cannot be sold short. ``multiplier=2`` is a
+  Reg-T-like margin account, as Alpaca paper gives for marginable stocks: the excess equity is
+  cash + 50 % of long stock - 150 % of short stock (the short's proceeds plus 50 %) less what
+  orders and option collateral hold; equity buying power is twice that (overnight; no 4x
+  intraday), and short sales of stock are allowed against it (an order may not take a long
+  through zero into a short). Options are not marginable: premiums and collateral come out of
+  the excess itself (``options_buying_power``). No margin interest or borrow fees. Options
+  levels as Alpaca's: 1 covered calls (shares held) and
   cash-secured puts (strike x 100 held), 2 long options, 3 multi-leg orders, whose worst payoff
   at expiry (over all prices of the underlying) is held; structures with unlimited loss are
   refused. Calendars are assessed as if all legs expired together (intrinsic values).
@@ -35,7 +45,6 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
-from v28quant.broker import _xnys
 from v28quant.broker.base import (
     CONTRACT_SIZE,
     Account,
@@ -55,6 +64,7 @@ from v28quant.broker.base import (
     replacement_client_order_id,
 )
 from v28quant.broker.occ import is_occ, parse_occ
+from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.clock import Clock
 from v28quant.quotes import Quote, QuoteSource
 
@@ -76,8 +86,12 @@ class SimConfig:
     equity_commission_per_share: Decimal = _ZERO
     option_commission_per_contract: Decimal = _ZERO
     partial_fills: bool = True
+    multiplier: int = 1  # Alpaca's account ``multiplier``: 1 cash, 2 Reg-T margin
 
     def __post_init__(self) -> None:
+        if self.multiplier not in (1, 2):
+            raise ValueError(f"SimConfig.multiplier must be 1 (cash) or 2 (margin), got "
+                             f"{self.multiplier}")
         if self.cash < 0:
             raise ValueError(f"SimConfig.cash must be >= 0, got {self.cash}")
         if self.options_level not in (0, 1, 2, 3):
@@ -118,7 +132,7 @@ class _SimOrder:
     filled: Decimal = _ZERO
     notional: Decimal = _ZERO  # sum of fill qty x price (net per unit for mleg)
     leg_notional: dict[str, Decimal] = field(default_factory=dict)
-    # Held per unfilled unit: cash (cost estimate + collateral) and shares.
+    # Held per unfilled unit: excess equity (cost estimate / multiplier + collateral), shares.
     hold_cash: Decimal = _ZERO
     hold_shares: Decimal = _ZERO
     coll_shorts: dict[str, Decimal] = field(default_factory=dict)
@@ -146,13 +160,17 @@ class SimBroker:
         The shared clock (a ``SimClock`` in backtests).
     config
         Starting cash, options level, slippage, commissions, partial fills.
+    calendar
+        Sessions and option cut-offs (default: the shared NYSE calendar).
     """
 
     name = "sim"
 
-    def __init__(self, quotes: QuoteSource, clock: Clock, config: SimConfig | None = None) -> None:
+    def __init__(self, quotes: QuoteSource, clock: Clock, config: SimConfig | None = None,
+                 calendar: ExchangeCalendar | None = None) -> None:
         self._quotes = quotes
         self._clock = clock
+        self._cal = calendar or default_calendar()
         self._cfg = config or SimConfig()
         self._cash = Decimal(self._cfg.cash)
         self._level = self._cfg.options_level
@@ -177,10 +195,11 @@ class SimBroker:
                     longs += mv
                 else:
                     shorts += mv
-            bp = self._buying_power()
+            excess = await self._excess()
             equity = self._cash + longs + shorts
             return Account(id="sim-account", status="ACTIVE", cash=self._cash, equity=equity,
-                           buying_power=bp, options_buying_power=bp,
+                           buying_power=excess * self._cfg.multiplier,
+                           options_buying_power=excess,
                            options_level=self._level, portfolio_value=equity,
                            long_market_value=longs, short_market_value=shorts)
 
@@ -222,7 +241,7 @@ class SimBroker:
                 return self._view(self._orders[existing])
             o = await self._admit(request, request.client_order_id, request.qty,
                                   request.limit_price)
-            if _xnys.is_open(self._clock.now()):
+            if self._tradable(o.req, self._clock.now()):
                 o.status = OrderStatus.NEW
                 await self._match(o)
             return self._view(o)
@@ -260,18 +279,23 @@ class SimBroker:
                 old.status = prior
                 raise
             old.replaced_by, new.replaces = new.id, old.id
-            if _xnys.is_open(self._clock.now()):
+            if self._tradable(new.req, self._clock.now()):
                 new.status = OrderStatus.NEW
                 await self._match(new)
             return self._view(new)
 
     async def clock(self) -> MarketClock:
         now = self._clock.now()
-        return MarketClock(ts=now, is_open=_xnys.is_open(now), next_open=_xnys.next_open(now),
-                           next_close=_xnys.next_close(now))
+        return MarketClock(ts=now, is_open=self._cal.is_open(now),
+                           next_open=self._cal.next_open(now),
+                           next_close=self._cal.next_close(now))
 
     async def calendar(self, start: date, end: date) -> list[TradingDay]:
-        return [TradingDay(d, o, c) for d, o, c in _xnys.sessions(start, end)]
+        out = []
+        for d in self._cal.sessions(start, end):
+            s = self._cal.session(d)
+            out.append(TradingDay(d, s.open, s.close))
+        return out
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:
         async with self._lock:
@@ -291,6 +315,13 @@ class SimBroker:
     async def _admit(self, req: OrderRequest, cid: str, qty: Decimal,
                      limit: Decimal | None) -> _SimOrder:
         """Validate ``req`` as Alpaca would and store it; raises ``OrderRejected`` & co."""
+        now = self._clock.now()
+        for leg in _legs_of(req):
+            occ = parse_occ(leg.occ_symbol)
+            last = self._cal.expiry_session(occ.expiry)
+            if now >= self._cal.option_close(occ.underlying, last, expiry=last):
+                raise OrderRejected(f"asset {leg.occ_symbol} is not tradable (expired)",
+                                    status=422, code=42210000)
         if req.kind == "equity":
             hold_cash, hold_shares = await self._check_equity(req, qty, limit)
             shorts: dict[str, Decimal] = {}
@@ -298,12 +329,11 @@ class SimBroker:
         else:
             hold_cash, hold_shares, shorts, coll_cash = await self._check_options(
                 _legs_of(req), qty, limit, multileg=req.kind == "mleg")
-        now = self._clock.now()
         n = self._next()
         oid = str(uuid.uuid5(_NS, f"order-{n}"))
         o = _SimOrder(id=oid, cid=cid, req=req, qty=qty, limit=limit,
                       status=OrderStatus.ACCEPTED, submitted_at=now, updated_at=now,
-                      expires_at=_xnys.next_close(now),
+                      expires_at=self._expires_at(req, now),
                       leg_ids=tuple(str(uuid.uuid5(_NS, f"order-{n}-leg-{i}"))
                                     for i in range(len(req.legs))),
                       hold_cash=hold_cash, hold_shares=hold_shares, coll_shorts=shorts,
@@ -323,21 +353,26 @@ class SimBroker:
                             limit: Decimal | None) -> tuple[Decimal, Decimal]:
         sym = req.symbol or ""
         q = await self._quote(sym)
-        if req.side == "buy":
-            price = limit if limit is not None else self._slip(q.ask, "buy")
-            per_share = price + self._cfg.equity_commission_per_share
-            need = per_share * qty
-            if need > self._buying_power():
-                raise InsufficientBuyingPower(
-                    f"insufficient buying power (need {need:.2f}, "
-                    f"have {self._buying_power():.2f})", status=403, code=40310000)
-            return per_share, _ZERO
-        avail = self._shares_available(sym)
-        if qty > avail:
+        m = self._cfg.multiplier
+        if req.side == "sell":
+            avail = self._shares_available(sym)
+            if m == 1 or avail > 0 or self._positions.get(sym, _Pos()).qty > 0:
+                if qty > avail:
+                    raise InsufficientBuyingPower(
+                        f"insufficient qty available for order (requested: {qty}, "
+                        f"available: {max(avail, _ZERO)})", status=403, code=40310000)
+                return _ZERO, Decimal(1)
+        # A buy, or (margin account, no long shares) a short sale: both use buying power.
+        side = req.side or "buy"
+        price = limit if limit is not None else self._slip(q.ask if side == "buy" else q.bid,
+                                                          side)
+        per_share = price + self._cfg.equity_commission_per_share
+        need, bp = per_share * qty, await self._excess() * m
+        if need > bp:
             raise InsufficientBuyingPower(
-                f"insufficient qty available for order (requested: {qty}, available: {avail})",
-                status=403, code=40310000)
-        return _ZERO, Decimal(1)
+                f"insufficient buying power (need {need:.2f}, have {bp:.2f})", status=403,
+                code=40310000)
+        return per_share / m, _ZERO
 
     async def _check_options(self, legs: tuple[Leg, ...], qty: Decimal, limit: Decimal | None,
                              multileg: bool) -> tuple[Decimal, Decimal, dict[str, Decimal],
@@ -395,19 +430,30 @@ class SimBroker:
         commission = self._cfg.option_commission_per_contract * sum(
             (Decimal(leg.ratio) for leg in legs), _ZERO)
         per_unit = debit + coll_cash + commission
-        if per_unit * qty > self._buying_power():
+        excess = await self._excess()
+        if per_unit * qty > excess:
             raise InsufficientBuyingPower(
                 f"insufficient options buying power (need {per_unit * qty:.2f}, "
-                f"have {self._buying_power():.2f})", status=403, code=40310000)
+                f"have {excess:.2f})", status=403, code=40310000)
         if shares_symbol is not None:
             shorts = {legs[0].occ_symbol: Decimal(1)}
             return debit + commission, shares_per_unit, shorts, coll_cash
         return debit + coll_cash + commission, _ZERO, shorts, coll_cash
 
-    def _buying_power(self) -> Decimal:
+    async def _excess(self) -> Decimal:
+        """Excess equity: what new positions may use (x multiplier for stock)."""
         held = sum((o.remaining * o.hold_cash for o in self._orders.values() if o.is_open), _ZERO)
         coll = sum((c.units * c.cash_per_unit for c in self._collateral), _ZERO)
-        return self._cash - held - coll
+        excess = self._cash - held - coll
+        if self._cfg.multiplier == 1:
+            return excess  # a cash account: long stock is fully paid, no shorts
+        for sym, p in self._positions.items():
+            if _is_option(sym):
+                continue
+            mv = p.qty * await self._mark(sym, p)
+            # Reg T initial margin: 50 % of a long; 150 % of a short (proceeds + 50 %).
+            excess += mv / 2 if mv > 0 else mv * Decimal("1.5")
+        return excess
 
     def _shares_available(self, symbol: str) -> Decimal:
         have = self._positions.get(symbol, _Pos()).qty
@@ -440,21 +486,46 @@ class SimBroker:
     async def _sync(self) -> None:
         now = self._clock.now()
         if now > self._last_sync:
-            for session, close in _xnys.closes_between(self._last_sync, now):
-                for o in list(self._orders.values()):
-                    if o.is_open and o.req.time_in_force == "day" and o.expires_at <= close:
-                        self._finish(o, OrderStatus.EXPIRED, at=close)
+            for o in list(self._orders.values()):
+                if o.is_open and o.req.time_in_force == "day" and o.expires_at <= now:
+                    self._finish(o, OrderStatus.EXPIRED, at=o.expires_at)
+            for session, close in self._cal.closes_between(self._last_sync, now):
                 await self._settle_expiry(session, close)
             self._last_sync = now
-        if _xnys.is_open(now):
-            for o in sorted(self._orders.values(), key=lambda o: (o.submitted_at, o.id)):
-                if o.is_open:
-                    if o.status == OrderStatus.ACCEPTED:
-                        o.status = OrderStatus.NEW
-                    try:
-                        await self._match(o)
-                    except KeyError as e:  # no quote now: the order rests, as on a halt
-                        log.warning("sim: no quote for %s; order %s rests", e, o.cid)
+        for o in sorted(self._orders.values(), key=lambda o: (o.submitted_at, o.id)):
+            if o.is_open and self._tradable(o.req, now):
+                if o.status == OrderStatus.ACCEPTED:
+                    o.status = OrderStatus.NEW
+                try:
+                    await self._match(o)
+                except KeyError as e:  # no quote now: the order rests, as on a halt
+                    log.warning("sim: no quote for %s; order %s rests", e, o.cid)
+
+    def _cutoff(self, req: OrderRequest, day: date, close: datetime) -> datetime:
+        """When ``req`` stops trading on session ``day`` (equity close ``close``)."""
+        if req.kind == "equity":
+            return close
+        return min(self._cal.option_close(occ.underlying, day, expiry=occ.expiry)
+                   for occ in (parse_occ(leg.occ_symbol) for leg in _legs_of(req)))
+
+    def _tradable(self, req: OrderRequest, now: datetime) -> bool:
+        """Whether ``req`` can trade at ``now``: in a session, before its cut-off."""
+        day = self._cal_day(now)
+        times = self._cal.session_times(day)
+        return times is not None and times[0] <= now < self._cutoff(req, day, times[1])
+
+    def _expires_at(self, req: OrderRequest, now: datetime) -> datetime:
+        """The cut-off of the first session (today's or later) that ends after ``now``."""
+        day = self._cal_day(now)
+        while True:
+            times = self._cal.session_times(day)
+            if times is not None and (cut := self._cutoff(req, day, times[1])) > now:
+                return cut
+            day = self._cal.next_session(day)
+
+    @staticmethod
+    def _cal_day(now: datetime) -> date:
+        return now.astimezone(ET).date()
 
     def _slip(self, price: Decimal, side: str) -> Decimal:
         k = self._cfg.slippage_bps / Decimal(10_000)

@@ -12,9 +12,9 @@ from v28quant.data.base import (
     CONTRACT_COLUMNS,
     DataFeed,
     OccSymbol,
-    occ_symbol,
+    format_occ,
     parse_occ,
 )
 
 __all__ = ["BAR_COLUMNS", "CHAIN_COLUMNS", "CONTRACT_COLUMNS", "DataFeed", "OccSymbol",
-           "occ_symbol", "parse_occ"]
+           "format_occ", "parse_occ"]

@@ -12,8 +12,10 @@ matters (see research/alpaca.md §4-§5):
   are often missing (deep ITM/OTM, outside hours): NaN. Alpaca quotes theta per day and vega
   per vol point; the chain frame uses per year and per 1.00 of vol (x365, x100).
 * alpaca-py is synchronous: every call runs in a worker thread. Its own 429 retry (3 x 3 s
-  sleeps) is switched off; a shared ``TokenBucket`` keeps us under the 200/min budget and, on a
-  429, waits for ``X-Ratelimit-Reset`` before retrying (at most ``max_retries`` times).
+  sleeps) is switched off; ``v28quant.ratelimit.RateLimiter`` keeps us under the 200/min budget
+  (one bucket for the data API, another for the trading API's option contracts: Alpaca meters
+  them separately), pauses when a response says ``X-Ratelimit-Remaining: 0`` and, on a 429,
+  waits for ``X-Ratelimit-Reset`` before retrying (at most ``max_retries`` times).
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ from v28quant.data.base import (
     parse_occ,
     parse_timeframe,
 )
-from v28quant.data.ratelimit import TokenBucket
 from v28quant.quotes import Quote
+from v28quant.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 ET = ZoneInfo("America/New_York")
@@ -101,8 +103,11 @@ class AlpacaData:
         Where ``/v2/options/contracts`` lives (default: Alpaca paper).
     feed : "iex" or "sip"
     options_feed : "indicative" or "opra"
-    limiter : TokenBucket, optional
-        Shared request budget (default: 180/min).
+    limiter : RateLimiter, optional
+        The data API's request budget (default: a new one under 200/min).
+    trading_limiter : RateLimiter, optional
+        The trading API's budget, for option contracts; pass ``AlpacaBroker``'s own when both
+        run on one account (default: a new one).
     max_retries : int
         Retries after a 429 (each waits for the server's reset).
     now : callable
@@ -111,8 +116,8 @@ class AlpacaData:
 
     def __init__(self, key_id: str, secret_key: str, *, data_url: str | None = None,
                  trading_url: str | None = None, feed: str = "iex",
-                 options_feed: str = "indicative", limiter: TokenBucket | None = None,
-                 max_retries: int = 3,
+                 options_feed: str = "indicative", limiter: RateLimiter | None = None,
+                 trading_limiter: RateLimiter | None = None, max_retries: int = 3,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if feed not in ("iex", "sip"):
             raise ValueError(f"feed must be 'iex' or 'sip', got {feed!r}")
@@ -121,11 +126,14 @@ class AlpacaData:
         self._stock = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
         self._option = OptionHistoricalDataClient(key_id, secret_key, url_override=data_url)
         self._trading = TradingClient(key_id, secret_key, paper=True, url_override=trading_url)
-        for c in (self._stock, self._option, self._trading):
+        self.limiter = limiter or RateLimiter()
+        self.trading_limiter = trading_limiter or RateLimiter()
+        for c, lim in ((self._stock, self.limiter), (self._option, self.limiter),
+                       (self._trading, self.trading_limiter)):
             c._retry = 0  # our limiter handles 429s; the SDK would sleep 3 s x 3
+            c._session.hooks["response"].append(lim.response_hook)
         self.feed = feed
         self.options_feed = options_feed
-        self.limiter = limiter or TokenBucket()
         self.max_retries = max_retries
         self._now = now
 
@@ -139,17 +147,19 @@ class AlpacaData:
                    data_url=settings.alpaca_data_url, trading_url=settings.trading_url(live),
                    feed=settings.data_feed, options_feed=settings.options_feed, **kw)
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _call(self, fn: Callable[..., T], *args: Any,
+                    limiter: RateLimiter | None = None) -> T:
         """Run one SDK call in a thread, under the rate limit, retrying 429s."""
+        lim = limiter or self.limiter
         for attempt in range(self.max_retries + 1):
-            await self.limiter.acquire()
+            await lim.acquire()
             try:
                 return await asyncio.to_thread(fn, *args)
             except APIError as err:
                 status = err.status_code
                 if status == 429 and attempt < self.max_retries:
                     headers = getattr(getattr(err, "response", None), "headers", None) or {}
-                    wait = self.limiter.pause_from_headers(headers)
+                    wait = lim.on_429(headers)
                     log.warning("Alpaca data: 429 rate limited; waiting %.2f s", wait)
                     continue
                 raise DataError(f"Alpaca data API error {status}: {_body(err)}") from None
@@ -229,7 +239,8 @@ class AlpacaData:
                 strike_price_gte=None if strike_from is None else str(strike_from),
                 strike_price_lte=None if strike_to is None else str(strike_to),
                 limit=1000, page_token=token)
-            resp = await self._call(self._trading.get_option_contracts, req)
+            resp = await self._call(self._trading.get_option_contracts, req,
+                                    limiter=self.trading_limiter)
             assert isinstance(resp, OptionContractsResponse)  # raw_data=False
             for c in resp.option_contracts or []:
                 rows.append({

@@ -34,7 +34,6 @@ contract:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
@@ -42,7 +41,12 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from v28quant.broker.occ import OccSymbol, format_occ, is_occ, parse_occ
 from v28quant.quotes import Quote
+
+__all__ = ["BAR_COLUMNS", "CHAIN_COLUMNS", "CONTRACT_COLUMNS", "DataFeed", "OccSymbol",
+           "OptionType", "chain_frame", "empty_bars", "empty_chain", "format_occ", "is_occ",
+           "parse_occ", "parse_timeframe"]
 
 BAR_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 CHAIN_COLUMNS = ("symbol", "underlying", "expiry", "strike", "type", "bid", "ask", "mid", "iv",
@@ -52,50 +56,7 @@ CONTRACT_COLUMNS = ("symbol", "underlying", "expiry", "strike", "type", "style",
 
 OptionType = Literal["call", "put"]
 
-_OCC = re.compile(r"^([A-Z][A-Z0-9.]{0,5})(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 _TIMEFRAME = re.compile(r"^(\d+)(Min|Hour|Day|Week|Month)$")
-
-
-@dataclass(frozen=True, slots=True)
-class OccSymbol:
-    """A parsed OCC/OSI option symbol: ``ROOT`` + ``YYMMDD`` + ``C|P`` + strike x 1000 (8
-    digits), e.g. ``SPY240621C00530000`` = SPY, 2024-06-21, call, strike 530."""
-
-    root: str
-    expiry: date
-    type: OptionType
-    strike: Decimal
-
-    def __str__(self) -> str:
-        return occ_symbol(self.root, self.expiry, self.type, self.strike)
-
-
-def parse_occ(symbol: str) -> OccSymbol:
-    """Parse an OCC option symbol; ``ValueError`` naming it if it is not one."""
-    m = _OCC.match(symbol.strip().upper()) if isinstance(symbol, str) else None
-    if m is None:
-        raise ValueError(f"not an OCC option symbol: {symbol!r}")
-    root, yy, mm, dd, cp, k = m.groups()
-    try:
-        expiry = date(2000 + int(yy), int(mm), int(dd))
-    except ValueError:
-        raise ValueError(f"not an OCC option symbol (bad date): {symbol!r}") from None
-    return OccSymbol(root, expiry, "call" if cp == "C" else "put", Decimal(int(k)) / 1000)
-
-
-def is_occ(symbol: str) -> bool:
-    return isinstance(symbol, str) and _OCC.match(symbol.upper()) is not None
-
-
-def occ_symbol(root: str, expiry: date, type: str, strike: Decimal | float | str) -> str:
-    """Build an OCC symbol; the strike must be a whole number of tenths of a cent."""
-    k = Decimal(str(strike)) * 1000
-    if k != k.to_integral_value() or k <= 0 or k >= 10**8:
-        raise ValueError(f"strike {strike!r} cannot be written in an OCC symbol")
-    cp = {"call": "C", "put": "P", "c": "C", "p": "P"}.get(str(type).lower())
-    if cp is None:
-        raise ValueError(f"type must be 'call' or 'put', got {type!r}")
-    return f"{root.upper()}{expiry:%y%m%d}{cp}{int(k):08d}"
 
 
 def parse_timeframe(timeframe: str) -> tuple[int, str]:

@@ -52,8 +52,8 @@ from v28quant.data.base import (
     OptionType,
     chain_frame,
     empty_bars,
+    format_occ,
     is_occ,
-    occ_symbol,
     parse_occ,
     parse_timeframe,
 )
@@ -568,7 +568,7 @@ class ReplayFeed:
                                                                                   1 / 365)))
         oi = np.floor(5000.0 * np.exp(-0.5 * x * x) / (1.0 + 4.0 * r["t"])) + 10.0
         rows = pd.DataFrame({
-            "symbol": [occ_symbol(underlying, e, ty, Decimal(repr(float(k))))
+            "symbol": [format_occ(underlying, e, ty, Decimal(repr(float(k))))
                        for e, k, ty in zip(lst["expiry"], lst["strike"], lst["type"],
                                            strict=True)],
             "underlying": underlying, "expiry": lst["expiry"], "strike": lst["strike"],
@@ -644,7 +644,7 @@ def load_chain_snapshot(source: str | Path | pd.DataFrame, *,
             qd = pd.to_datetime(df["quote_date"].iloc[0]).date()
             as_of = datetime.combine(qd, time(16), ET)
     sym = df["contract_symbol"] if "contract_symbol" in df else [
-        occ_symbol(u, pd.Timestamp(e).date(), t, Decimal(repr(float(k))))
+        format_occ(u, pd.Timestamp(e).date(), t, Decimal(repr(float(k))))
         for u, e, t, k in zip(df["underlying"], df["expiration"], df["type"], df["strike"],
                               strict=True)]
     theta = df["theta"] * (365.0 if theta_per_day else 1.0) if "theta" in df else np.nan

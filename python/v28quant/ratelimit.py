@@ -1,10 +1,15 @@
-"""Client-side rate limiting for Alpaca's trading API (200 requests/minute per account).
+"""Client-side rate limiting for Alpaca's APIs (200 requests/minute per bucket).
+
+Alpaca meters the trading API and the market-data API separately (200 requests a minute each
+on the free plan), so each adapter owns one ``RateLimiter`` per API it calls: ``AlpacaBroker``
+one for trading, ``AlpacaData`` one for data (and one for the option-contracts endpoint, which
+lives on the trading API).
 
 A token bucket (``rate`` requests per ``per`` seconds, burst ``burst``) that every request passes
 through, plus a "blocked until" time set from the venue's own signals: after a 429 we wait until
-``X-Ratelimit-Reset`` (epoch seconds), and when a response reports ``X-Ratelimit-Remaining: 0``
-we hold the next request until the reset as well. The default (190/min, burst 10) stays under the
-limit with room for a second process sharing the keys occasionally.
+``X-Ratelimit-Reset`` (epoch seconds; ``Retry-After`` seconds as a fallback), and when any
+response reports ``X-Ratelimit-Remaining: 0`` we hold the next request until the reset as well.
+The default (190/min, burst 10) stays under the limit with a little room for clock skew.
 """
 
 from __future__ import annotations
@@ -13,10 +18,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 #: Longest wait we accept from a ``X-Ratelimit-Reset`` header; a bogus far-future reset
 #: must not freeze the bot.
 MAX_RESET_WAIT_S = 60.0
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
 
 class RateLimiter:
@@ -28,11 +38,14 @@ class RateLimiter:
         ``rate`` requests per ``per`` seconds on average.
     burst
         Bucket size (requests that may go at once after a quiet spell).
+    max_reset_wait_s
+        Longest pause honoured from a reset header, seconds.
     now, sleep
         Wall-clock time in epoch seconds and an async sleep; injectable for tests.
     """
 
     def __init__(self, rate: float = 190, per: float = 60.0, burst: int = 10, *,
+                 max_reset_wait_s: float = MAX_RESET_WAIT_S,
                  now: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if rate <= 0 or per <= 0 or burst < 1:
@@ -40,6 +53,7 @@ class RateLimiter:
         self._interval = per / rate
         self._burst = float(burst)
         self._tokens = float(burst)
+        self._max_wait = max_reset_wait_s
         self._now = now
         self._sleep = sleep
         self._last = now()
@@ -75,19 +89,19 @@ class RateLimiter:
             await self._sleep(seconds)
 
     def block_until(self, epoch_s: float) -> float:
-        """Send nothing before ``epoch_s`` (capped at ``MAX_RESET_WAIT_S`` from now); returns
+        """Send nothing before ``epoch_s`` (capped at ``max_reset_wait_s`` from now); returns
         the wait in seconds that this imposes."""
         with self._lock:
             t = self._now()
-            until = min(max(epoch_s, t), t + MAX_RESET_WAIT_S)
+            until = min(max(epoch_s, t), t + self._max_wait)
             self._blocked_until = max(self._blocked_until, until)
             self._tokens = 0.0
             return self._blocked_until - t
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Read ``X-Ratelimit-Remaining``/``-Reset`` from any response."""
-        remaining = headers.get("X-Ratelimit-Remaining")
-        reset = headers.get("X-Ratelimit-Reset")
+        h = _lower(headers)
+        remaining, reset = h.get("x-ratelimit-remaining"), h.get("x-ratelimit-reset")
         if remaining is None or reset is None:
             return
         try:
@@ -96,11 +110,22 @@ class RateLimiter:
         except ValueError:
             pass  # a malformed header is ignored; the bucket still protects us
 
+    def response_hook(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """A ``requests`` response hook: ``session.hooks["response"].append(lim.response_hook)``
+        makes every response of that session feed ``observe``."""
+        self.observe(response.headers)
+
     def on_429(self, headers: Mapping[str, str], fallback_s: float = 1.0) -> float:
-        """After a 429: pause until the advertised reset (or ``fallback_s``); returns the wait."""
-        reset = headers.get("X-Ratelimit-Reset")
+        """After a 429: pause until ``X-Ratelimit-Reset`` (epoch seconds), else for
+        ``Retry-After`` seconds, else for ``fallback_s``; returns the wait in seconds."""
+        h = _lower(headers)
+        t = self._now()
+        target = t + fallback_s
         try:
-            target = float(reset) if reset is not None else self._now() + fallback_s
+            if "x-ratelimit-reset" in h:
+                target = float(h["x-ratelimit-reset"])
+            elif "retry-after" in h:
+                target = t + float(h["retry-after"])
         except ValueError:
-            target = self._now() + fallback_s
+            pass
         return self.block_until(target)
