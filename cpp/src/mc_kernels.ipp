@@ -83,48 +83,60 @@ Sums european(const EuParams& p, std::uint64_t seed, std::uint64_t begin, std::u
 // a running product of step factors e^{mu +- sd Z}; the antithetic partner reuses e^{-sd Z} from
 // the same evaluation. The geometric control needs only the running sum of the Brownian part.
 Sums asian(const AsParams& p, std::uint64_t seed, std::uint64_t begin, std::uint64_t end) {
+    constexpr int U = 2;  // vectors of units in flight: independent chains for the Philox latency
     LaneSums acc;
     const vu lane = simd::iota();
     const vd sd = splat(p.sd), growth = splat(p.growth);
     const double inv_m = 1.0 / p.steps;
-    for (std::uint64_t base = begin; base < end; base += lanes) {
-        const vu unit = base + lane;
-        vd wsum{}, wint{}, ea = splat(1.0), eb = splat(1.0), sa{}, sb{};
+    for (std::uint64_t base = begin; base < end; base += U * lanes) {
+        vu unit[U];
+        vd wsum[U], wint[U], ea[U], eb[U], sa[U], sb[U];
+        for (int h = 0; h < U; ++h) {
+            unit[h] = base + static_cast<std::uint64_t>(h * lanes) + lane;
+            wsum[h] = wint[h] = sa[h] = sb[h] = vd{};
+            ea[h] = eb[h] = splat(1.0);
+        }
         for (int s0 = 0; s0 < p.steps; s0 += 4) {
-            vd z[4];
-            simd::normals4(splat_u(static_cast<std::uint64_t>(s0 / 4)), splat_u(tag_asian), unit,
-                           unit >> 32, seed, z);
+            vd z[U][4];
+            for (int h = 0; h < U; ++h) {
+                simd::normals4(splat_u(static_cast<std::uint64_t>(s0 / 4)), splat_u(tag_asian),
+                               unit[h], unit[h] >> 32, seed, z[h]);
+            }
             const int kn = p.steps - s0 < 4 ? p.steps - s0 : 4;
             for (int j = 0; j < kn; ++j) {
-                const vd dz = sd * z[j];
-                wsum += dz;
-                wint += wsum;
-                if (p.anti) {
-                    vd ep, em;
-                    simd::exp_pair(dz, ep, em);
-                    ea *= growth * ep;
-                    eb *= growth * em;
-                    sa += ea;
-                    sb += eb;
-                } else {
-                    ea *= growth * simd::exp(dz);
-                    sa += ea;
+                for (int h = 0; h < U; ++h) {
+                    const vd dz = sd * z[h][j];
+                    wsum[h] += dz;
+                    wint[h] += wsum[h];
+                    if (p.anti) {
+                        vd ep, em;
+                        simd::exp_pair(dz, ep, em);
+                        ea[h] *= growth * ep;
+                        eb[h] *= growth * em;
+                        sa[h] += ea[h];
+                        sb[h] += eb[h];
+                    } else {
+                        ea[h] *= growth * simd::exp(dz);
+                        sa[h] += ea[h];
+                    }
                 }
             }
         }
-        const vd valid = below(unit, end);
         const vd spot = splat(p.spot), k = splat(p.strike), df = splat(p.df), w = splat(p.w);
         const vd geo = splat(p.geo_spot);
-        vd ga, gb;
-        simd::exp_pair(wint * inv_m, ga, gb);
-        const vd fa = df * simd::max0(w * (spot * sa * inv_m - k));
-        const vd xa = df * simd::max0(w * (geo * ga - k));
-        if (p.anti) {
-            const vd fb = df * simd::max0(w * (spot * sb * inv_m - k));
-            const vd xb = df * simd::max0(w * (geo * gb - k));
-            acc.add(valid, 0.5 * (fa + fb), 0.5 * (xa + xb), fa, fb);
-        } else {
-            acc.add(valid, fa, xa, fa, vd{});
+        for (int h = 0; h < U; ++h) {
+            const vd valid = below(unit[h], end);
+            vd ga, gb;
+            simd::exp_pair(wint[h] * inv_m, ga, gb);
+            const vd fa = df * simd::max0(w * (spot * sa[h] * inv_m - k));
+            const vd xa = df * simd::max0(w * (geo * ga - k));
+            if (p.anti) {
+                const vd fb = df * simd::max0(w * (spot * sb[h] * inv_m - k));
+                const vd xb = df * simd::max0(w * (geo * gb - k));
+                acc.add(valid, 0.5 * (fa + fb), 0.5 * (xa + xb), fa, fb);
+            } else {
+                acc.add(valid, fa, xa, fa, vd{});
+            }
         }
     }
     return acc.total(static_cast<double>(end - begin), p.anti ? 2.0 : 1.0);
