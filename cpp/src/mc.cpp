@@ -104,6 +104,7 @@ std::uint64_t units_for(const Options& o) {
     return o.antithetic ? (o.paths + 1) / 2 : o.paths;
 }
 
+// Philox counter tags of the streams (tags 1 and 2, the GBM ones, are in mc_kernels.hpp).
 constexpr std::uint32_t tag_heston = 3, tag_merton = 4;
 
 // One scalar Philox block for unit `unit`, draw `draw` of a stream `tag`.

@@ -14,7 +14,7 @@
 
 #include "mc_kernels.ipp"
 
-static_assert(V28_SIMD_BYTES == 32, "target pragma did not take");
+static_assert(V28_SIMD_BYTES == 32, "V28_SIMD_TARGET_AVX2 selects the 32-byte build");
 
 namespace v28::mc::kernels {
 extern const Table avx2_table{"avx2", &avx2::european, &avx2::asian, &avx2::normals};

@@ -14,7 +14,7 @@
 
 #include "mc_kernels.ipp"
 
-static_assert(V28_SIMD_BYTES == 64, "target pragma did not take");
+static_assert(V28_SIMD_BYTES == 64, "V28_SIMD_TARGET_AVX512 selects the 64-byte build");
 
 namespace v28::mc::kernels {
 extern const Table avx512_table{"avx512", &avx512::european, &avx512::asian, &avx512::normals};

@@ -198,8 +198,9 @@ V28_VINLINE vd log(vd x) {
     const vd s = f / (2.0 + f);
     const vd z = s * s;
     const vd w = z * z;
-    const vd t1 = w * fma(w, fma(w, splat(1.531383769920937332e-01), splat(2.222219843214978396e-01)),
-                          splat(3.999999999940941908e-01));
+    const vd t1 =
+        w * fma(w, fma(w, splat(1.531383769920937332e-01), splat(2.222219843214978396e-01)),
+                splat(3.999999999940941908e-01));
     const vd t2 =
         z * fma(w,
                 fma(w, fma(w, splat(1.479819860511658591e-01), splat(1.818357216161805012e-01)),
@@ -259,7 +260,8 @@ V28_VINLINE void box_muller(vu x0, vu x1, vd& z0, vd& z1) {
 // Philox4x32-10 on one counter per lane (words in the low 32 bits of c0..c3; in place). The
 // high halves carry garbage between rounds, which the multiplies and the final users ignore.
 V28_VINLINE void philox4x32_10(vu& c0, vu& c1, vu& c2, vu& c3, std::uint64_t seed) {
-    std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+    std::uint32_t k0 = static_cast<std::uint32_t>(seed);
+    std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
     for (int r = 0; r < 10; ++r) {
         const vu p0 = mul32(c0, 0xD2511F53u);
         const vu p1 = mul32(c2, 0xCD9E8D57u);
