@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "v28/check.hpp"
+#include "v28/mc_kernels.hpp"
 #include "v28/normal.hpp"
 #include "v28/rng.hpp"
 
@@ -14,53 +15,19 @@ namespace v28::mc {
 
 namespace {
 
-// Sums over sample units (y: the estimator's sample, x: its control) and over single payoffs (f),
-// the latter giving the variance plain Monte Carlo would have.
-struct Acc {
-    double n = 0, sy = 0, syy = 0, sx = 0, sxx = 0, sxy = 0;
-    double nf = 0, sf = 0, sff = 0;
-    void add(const Acc& o) {
-        n += o.n;
-        sy += o.sy;
-        syy += o.syy;
-        sx += o.sx;
-        sxx += o.sxx;
-        sxy += o.sxy;
-        nf += o.nf;
-        sf += o.sf;
-        sff += o.sff;
-    }
-};
+using Acc = kernels::Sums;
 
-// Lane-wise sums, added lane by lane at the end of a chunk (a fixed order).
-template <int W>
-struct LaneAcc {
-    double sy[W] = {}, syy[W] = {}, sx[W] = {}, sxx[W] = {}, sxy[W] = {}, sf[W] = {}, sff[W] = {};
-    V28_INLINE void add(int l, double valid, double y, double x, double f0, double f1) {
-        sy[l] += valid * y;
-        syy[l] += valid * y * y;
-        sx[l] += valid * x;
-        sxx[l] += valid * x * x;
-        sxy[l] += valid * x * y;
-        sf[l] += valid * (f0 + f1);
-        sff[l] += valid * (f0 * f0 + f1 * f1);
-    }
-    Acc total(double n_units, double payoffs_per_unit) const {
-        Acc a;
-        for (int l = 0; l < W; ++l) {
-            a.sy += sy[l];
-            a.syy += syy[l];
-            a.sx += sx[l];
-            a.sxx += sxx[l];
-            a.sxy += sxy[l];
-            a.sf += sf[l];
-            a.sff += sff[l];
-        }
-        a.n = n_units;
-        a.nf = n_units * payoffs_per_unit;
-        return a;
-    }
-};
+void add(Acc& a, const Acc& o) {
+    a.n += o.n;
+    a.sy += o.sy;
+    a.syy += o.syy;
+    a.sx += o.sx;
+    a.sxx += o.sxx;
+    a.sxy += o.sxy;
+    a.nf += o.nf;
+    a.sf += o.sf;
+    a.sff += o.sff;
+}
 
 unsigned thread_count(unsigned requested, std::uint64_t chunks) {
     unsigned t = requested != 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
@@ -89,7 +56,7 @@ Acc run_chunks(std::uint64_t units, unsigned threads, const ChunkFn& chunk_fn) {
         for (auto& th : pool) th.join();
     }
     Acc total;
-    for (const Acc& p : parts) total.add(p);
+    for (const Acc& p : parts) add(total, p);
     return total;
 }
 
@@ -137,111 +104,8 @@ std::uint64_t units_for(const Options& o) {
     return o.antithetic ? (o.paths + 1) / 2 : o.paths;
 }
 
-constexpr std::uint32_t tag_european = 1, tag_asian = 2, tag_heston = 3, tag_merton = 4;
-
-// --- European: unit i uses normal i of stream 0 (four units per Philox block). ---------------
-
-constexpr int eu_lanes = 8;               // Philox lanes per block
-constexpr int eu_block = 4 * eu_lanes;    // units per block
-
-struct EuParams {
-    double spot, strike, drift, sd, df, w;
-    bool anti;
-};
-
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-Acc european_chunk(const EuParams& p, std::uint64_t seed, std::uint64_t begin, std::uint64_t end) {
-    constexpr int W = eu_lanes;
-    LaneAcc<eu_block> acc;
-    alignas(64) std::uint32_t c0[W], zero[W] = {};
-    alignas(64) double z[eu_block];
-    for (std::uint64_t base = begin; base < end; base += eu_block) {
-        for (int l = 0; l < W; ++l) c0[l] = static_cast<std::uint32_t>(base / 4 + l);
-        rng::normals4<W>(c0, tag_european, zero, zero, seed, z);
-        // z[k W + l] is normal 4 (base/4 + l) + k: unit base + 4 l + k.
-        for (int j = 0; j < eu_block; ++j) {
-            const int l = j % W, k = j / W;
-            const double valid = (base + 4 * l + k < end) ? 1.0 : 0.0;
-            const double sa = p.spot * rng::exp(p.drift + p.sd * z[j]);
-            const double fa = p.df * std::max(p.w * (sa - p.strike), 0.0);
-            double fb = 0.0, sb = 0.0;
-            if (p.anti) {
-                sb = p.spot * rng::exp(p.drift - p.sd * z[j]);
-                fb = p.df * std::max(p.w * (sb - p.strike), 0.0);
-            }
-            const double y = p.anti ? 0.5 * (fa + fb) : fa;
-            const double x = p.anti ? 0.5 * p.df * (sa + sb) : p.df * sa;
-            acc.add(j, valid, y, x, fa, fb);
-        }
-    }
-    return acc.total(static_cast<double>(end - begin), p.anti ? 2.0 : 1.0);
-}
-
-// --- Asian: unit i (a path or an antithetic pair) draws the normals of step group g from the
-// Philox block at counter (g, tag_asian, i lo, i hi); lanes are consecutive units. -------------
-
-constexpr int as_lanes = 8;
-
-struct AsParams {
-    double spot, strike, mu, sd, df, w;
-    int steps;
-    bool anti;
-};
-
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-Acc asian_chunk(const AsParams& p, std::uint64_t seed, std::uint64_t begin, std::uint64_t end) {
-    constexpr int W = as_lanes;
-    LaneAcc<W> acc;
-    alignas(64) std::uint32_t c0[W], c2[W], c3[W];
-    alignas(64) double z[4 * W];
-    const double inv_m = 1.0 / p.steps;
-    for (std::uint64_t base = begin; base < end; base += W) {
-        alignas(64) double la[W] = {}, lb[W] = {}, sa[W] = {}, sb[W] = {}, ga[W] = {}, gb[W] = {};
-        for (int l = 0; l < W; ++l) {
-            c2[l] = static_cast<std::uint32_t>(base + l);
-            c3[l] = static_cast<std::uint32_t>((base + l) >> 32);
-        }
-        for (int s0 = 0; s0 < p.steps; s0 += 4) {
-            for (int l = 0; l < W; ++l) c0[l] = static_cast<std::uint32_t>(s0 / 4);
-            rng::normals4<W>(c0, tag_asian, c2, c3, seed, z);
-            const int kn = std::min(4, p.steps - s0);
-            for (int k = 0; k < kn; ++k) {
-                if (p.anti) {
-                    for (int l = 0; l < W; ++l) {
-                        const double dz = p.sd * z[k * W + l];
-                        la[l] += p.mu + dz;
-                        lb[l] += p.mu - dz;
-                        sa[l] += rng::exp(la[l]);
-                        sb[l] += rng::exp(lb[l]);
-                        ga[l] += la[l];
-                        gb[l] += lb[l];
-                    }
-                } else {
-                    for (int l = 0; l < W; ++l) {
-                        la[l] += p.mu + p.sd * z[k * W + l];
-                        sa[l] += rng::exp(la[l]);
-                        ga[l] += la[l];
-                    }
-                }
-            }
-        }
-        for (int l = 0; l < W; ++l) {
-            const double valid = (base + l < end) ? 1.0 : 0.0;
-            const double fa = p.df * std::max(p.w * (p.spot * sa[l] * inv_m - p.strike), 0.0);
-            const double xa =
-                p.df * std::max(p.w * (p.spot * rng::exp(ga[l] * inv_m) - p.strike), 0.0);
-            double fb = 0.0, xb = 0.0;
-            if (p.anti) {
-                fb = p.df * std::max(p.w * (p.spot * sb[l] * inv_m - p.strike), 0.0);
-                xb = p.df * std::max(p.w * (p.spot * rng::exp(gb[l] * inv_m) - p.strike), 0.0);
-            }
-            const double y = p.anti ? 0.5 * (fa + fb) : fa;
-            const double x = p.anti ? 0.5 * (xa + xb) : xa;
-            acc.add(l, valid, y, x, fa, fb);
-        }
-    }
-    return acc.total(static_cast<double>(end - begin), p.anti ? 2.0 : 1.0);
-}
+// Philox counter tags of the streams (tags 1 and 2, the GBM ones, are in mc_kernels.hpp).
+constexpr std::uint32_t tag_heston = 3, tag_merton = 4;
 
 // One scalar Philox block for unit `unit`, draw `draw` of a stream `tag`.
 V28_INLINE void philox_unit(std::uint64_t seed, std::uint32_t tag, std::uint64_t unit,
@@ -258,15 +122,15 @@ V28_INLINE void philox_unit(std::uint64_t seed, std::uint32_t tag, std::uint64_t
 Result european(const Gbm& g, const Options& o) {
     check_gbm(g);
     const std::uint64_t units = units_for(o);
-    const EuParams p{g.spot,
-                     g.strike,
-                     (g.rate - g.div - 0.5 * g.vol * g.vol) * g.t,
-                     g.vol * std::sqrt(g.t),
-                     std::exp(-g.rate * g.t),
-                     g.call ? 1.0 : -1.0,
-                     o.antithetic};
+    const kernels::EuParams p{g.spot * std::exp((g.rate - g.div - 0.5 * g.vol * g.vol) * g.t),
+                              g.strike,
+                              g.vol * std::sqrt(g.t),
+                              std::exp(-g.rate * g.t),
+                              g.call ? 1.0 : -1.0,
+                              o.antithetic};
+    const auto& k = kernels::table();
     const Acc a = run_chunks(units, o.threads, [&](std::uint64_t b, std::uint64_t e) {
-        return european_chunk(p, o.seed, b, e);
+        return k.european(p, o.seed, b, e);
     });
     return finish(a, o.control_variate, g.spot * std::exp(-g.div * g.t));
 }
@@ -290,16 +154,19 @@ Result asian(const Gbm& g, int steps, const Options& o) {
     if (steps < 1) fail_arg("steps", ">= 1", steps);
     const std::uint64_t units = units_for(o);
     const double dt = g.t / steps;
-    const AsParams p{g.spot,
-                     g.strike,
-                     (g.rate - g.div - 0.5 * g.vol * g.vol) * dt,
-                     g.vol * std::sqrt(dt),
-                     std::exp(-g.rate * g.t),
-                     g.call ? 1.0 : -1.0,
-                     steps,
-                     o.antithetic};
+    const double mu = (g.rate - g.div - 0.5 * g.vol * g.vol) * dt;
+    const kernels::AsParams p{g.spot,
+                              g.strike,
+                              std::exp(mu),
+                              g.spot * std::exp(0.5 * mu * (steps + 1.0)),
+                              g.vol * std::sqrt(dt),
+                              std::exp(-g.rate * g.t),
+                              g.call ? 1.0 : -1.0,
+                              steps,
+                              o.antithetic};
+    const auto& k = kernels::table();
     const Acc a = run_chunks(units, o.threads, [&](std::uint64_t b, std::uint64_t e) {
-        return asian_chunk(p, o.seed, b, e);
+        return k.asian(p, o.seed, b, e);
     });
     return finish(a, o.control_variate, geometric_asian(g, steps));
 }

@@ -7,11 +7,12 @@
 // the paths were split: the key is the seed, the counter names (draw index, stream, path).
 //
 // Normals come from the Box-Muller transform (G. E. P. Box, M. E. Muller (1958), Ann. Math.
-// Statist. 29(2)) of two 32-bit uniforms: one Philox call gives four normals. The elementary
-// functions below (exp, log, sin/cos) are branch-free polynomial kernels (fdlibm's minimax
-// coefficients; Cody-Waite argument reduction) written as plain scalar functions that inline into
-// loops over lanes, so the compiler vectorises the whole generator and the exp of the path update.
-// Accuracy: a few ulp over their stated domains (tested against the C library in the tests).
+// Statist. 29(2)) of two 32-bit uniforms: one Philox call gives four normals. The functions here
+// are the scalar forms (per-path draws of the Heston and Merton simulations, and the sin/cos of
+// the Heston integrand): branch-free polynomial kernels (fdlibm's minimax coefficients; Cody-Waite
+// argument reduction), a few ulp over their stated domains. The bulk generator (`normals`) and
+// the GBM kernels use the SIMD forms of the same kernels in vmath.hpp, which give the same
+// normals to within an ulp or two.
 #pragma once
 
 #include <bit>
@@ -73,34 +74,6 @@ V28_INLINE std::int64_t rounded_bits(double shifted) {
 }
 
 }  // namespace detail
-
-// e^x for x in [-708, 709] (clamped outside): Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
-// degree-13 Taylor polynomial (truncation < 4e-18 relative), exact scaling by 2^n.
-V28_INLINE double exp(double x) {
-    using namespace detail;
-    x = x < -708.0 ? -708.0 : x;
-    x = x > 709.0 ? 709.0 : x;
-    const double t = x * 1.44269504088896338700 + round_shift;
-    const double n = t - round_shift;
-    const std::int64_t ni = rounded_bits(t);
-    const double r = (x - n * ln2_hi) - n * ln2_lo;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    const double scale = std::bit_cast<double>(static_cast<std::uint64_t>(ni + 1023) << 52);
-    return p * scale;
-}
 
 // ln x for finite normal x > 0 (no checks: the callers pass uniforms in (0, 1)). fdlibm e_log.c:
 // x = 2^k m, m in [sqrt(2)/2, sqrt(2)), ln m = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f).
@@ -205,26 +178,6 @@ V28_INLINE void box_muller(std::uint64_t x0, std::uint64_t x1, double& z0, doubl
     quadrant(rounded_bits(t), ks, kc, s, c);
     z0 = radius * c;
     z1 = radius * s;
-}
-
-// Four normals per lane for W lanes of counters (c0[l], c1, c2[l], c3[l]) under key = seed.
-// Layout: normal k of lane l goes to out[k * W + l].
-template <int W>
-V28_INLINE void normals4(const std::uint32_t* c0, std::uint32_t c1, const std::uint32_t* c2,
-                         const std::uint32_t* c3, std::uint64_t seed, double* out) {
-    alignas(64) std::uint64_t a[W], b[W], c[W], d[W];
-    for (int l = 0; l < W; ++l) {
-        a[l] = c0[l];
-        b[l] = c1;
-        c[l] = c2[l];
-        d[l] = c3[l];
-    }
-    philox4x32_10<W>(a, b, c, d, static_cast<std::uint32_t>(seed),
-                     static_cast<std::uint32_t>(seed >> 32));
-    for (int l = 0; l < W; ++l) {
-        box_muller(a[l], b[l], out[l], out[W + l]);
-        box_muller(c[l], d[l], out[2 * W + l], out[3 * W + l]);
-    }
 }
 
 // Standard normals of stream `stream` under `seed`: normal j is word j % 4 of the Philox block at
