@@ -203,6 +203,28 @@ def test_unreachable_broker_fails_closed(journal):
     assert not rep.ok and "broker_unreachable" in rep.reason
 
 
+def test_failed_reconcile_is_posted_to_discord(journal):
+    """Fail closed is also announced: the loopback Discord receiver gets one error notice that
+    names the reason."""
+    from fakes.discord import FakeDiscord
+    from v28quant.notify import DiscordNotifier
+
+    b = AlpacaBroker("k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0,
+                     max_attempts=1)
+
+    async def go(url):
+        n = DiscordNotifier(url, min_interval=0.0)
+        rep = await reconcile(journal, b, notifier=n)
+        await n.aclose()
+        return rep
+
+    with FakeDiscord() as discord:
+        rep = run(go(discord.webhook_url))
+        assert not rep.ok
+        posted = " ".join(str(m) for m in discord.received)
+    assert "reconcile" in posted and "broker_unreachable" in posted, discord.received
+
+
 def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
     """The second reconcile asks only for activities from the last journaled one (less the
     documented overlap), not the whole history; a fill in between is still picked up."""

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from v28quant.broker.base import Broker, BrokerError, Order, parse_client_order_id
 from v28quant.clock import Clock
+from v28quant.notify import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,11 @@ def _diff(kind: str, fatal: bool = False, **info: Any) -> dict[str, Any]:
 
 
 async def reconcile(journal: JournalLike, broker: Broker, clock: Clock | None = None, *,
-                    adopt_positions: bool = False) -> ReconcileReport:
+                    adopt_positions: bool = False,
+                    notifier: Notifier | None = None) -> ReconcileReport:
     """Compare ``journal`` with ``broker``, journal every difference, and say whether trading
-    may start. Never raises for a broker failure: that is an ``ok=False`` report.
+    may start. Never raises for a broker failure: that is an ``ok=False`` report, logged and,
+    when a ``notifier`` is given, posted as an error notice.
 
     ``adopt_positions`` (an operator's explicit choice, e.g. a new journal on an account with
     history older than its activities, or after a manual fix) accepts the broker's positions as
@@ -111,6 +114,8 @@ async def reconcile(journal: JournalLike, broker: Broker, clock: Clock | None = 
     else:
         log.error("reconcile FAILED, trading must not start: %s", reason,
                   extra={"differences": diffs})
+        if notifier is not None:
+            notifier.error("reconcile", f"trading will not start: {reason}")
     return ReconcileReport(ok, reason, tuple(diffs), ts)
 
 
