@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Protocol
@@ -42,7 +43,9 @@ class Notifier(Protocol):
     async def aclose(self, timeout: float = 5.0) -> None: ...
 
 
-class _Formatting:
+class _Formatting(ABC):
+    """The notice texts, shared by every notifier; subclasses say where a notice goes."""
+
     def execution(self, symbol: str, side: str, qty: Decimal | int | str,
                   price: Decimal | float | str, **extra: Any) -> bool:
         """Notice of a fill: ``FILL buy 10 SPY @ 450.05 (engine=equity ...)``."""
@@ -53,8 +56,9 @@ class _Formatting:
     def error(self, where: str, message: str) -> bool:
         return self.notify(f"ERROR in {where}: {message}")
 
-    def notify(self, content: str) -> bool:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def notify(self, content: str) -> bool:
+        """Queue one notice; False when it was dropped."""
 
 
 class _RedactFilter(logging.Filter):
