@@ -7,6 +7,10 @@ Daily bars come in one of two layouts, both accepted by every function here:
 * **MultiIndex**: index ``(date, symbol)``, columns ``open, high, low, close, volume``;
 * **long**: columns ``date, symbol, open, high, low, close, volume`` and any index.
 
+Intraday bars (optional, e.g. 5-minute bars from ``DataFeed.bars(..., timeframe="5Min")``)
+are summarised per session by :mod:`v28quant.ml.intraday` and joined to the row of the session's
+date: a session's intraday features are known at its close.
+
 Only ``close`` is required. Without ``volume`` (e.g. skfolio's S&P 500 sample, prices only) the
 volume features are left out; without ``high``/``low`` the range-based volatility is left out.
 Prices must be split/dividend adjusted (returns are computed from consecutive closes).
@@ -29,11 +33,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from v28quant.ml.intraday import intraday_features, session_dates
 from v28quant.quant_models import garch
+
+if TYPE_CHECKING:
+    from v28quant.calendar import ExchangeCalendar
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +109,9 @@ class FeatureConfig:
 
     ``market`` names the symbol used as the market for beta; ``None`` uses the equal-weighted
     average return of all symbols. ``vol_forecaster`` is the volatility hook (see
-    :data:`VolForecaster`); ``None`` means EWMA with ``ewma_lambda``.
+    :data:`VolForecaster`); ``None`` means EWMA with ``ewma_lambda``. ``intraday_min_returns``
+    and ``intraday_calendar`` go to :func:`v28quant.ml.intraday.intraday_features` when intraday
+    bars are given.
     """
 
     return_horizons: tuple[int, ...] = (1, 5, 21, 63)
@@ -115,12 +126,15 @@ class FeatureConfig:
     vol_forecaster: VolForecaster | None = field(default=None, compare=False)
     garch_refit_every: int | None = 63
     garch_min_obs: int = 126
+    intraday_min_returns: int = 10
+    intraday_calendar: ExchangeCalendar | None = field(default=None, compare=False)
 
 
 def build_features(
     bars: pd.DataFrame,
     config: FeatureConfig | None = None,
     regime_probabilities: pd.DataFrame | None = None,
+    intraday_bars: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Feature matrix indexed by ``(date, symbol)``, one column per feature.
 
@@ -133,7 +147,11 @@ def build_features(
     close against its ``zscore_window`` mean; ``range_vol`` Parkinson high-low vol when high/low
     exist; ``vol_z`` log-volume z-score when volume exists; ``beta`` rolling beta to the market;
     plus ``regime_<name>`` columns when ``regime_probabilities`` (date-indexed, one column per
-    regime, known at the close of each date) is given. Rows with any missing feature are dropped.
+    regime, known at the close of each date) is given; plus the ``intra_*`` columns of
+    :func:`v28quant.ml.intraday.intraday_features` (intraday realised and bipower vol, jump share,
+    overnight gap, the close's position in the day's range) when ``intraday_bars`` is given,
+    joined on ``(date, symbol)``. Rows with any missing feature are dropped, so with intraday bars
+    only the sessions they cover remain (less each symbol's first, which has no gap).
     """
     cfg = config or FeatureConfig()
     wide = to_wide(bars)
@@ -185,6 +203,13 @@ def build_features(
         reg = regime_probabilities.add_prefix("regime_")
         reg.index = pd.to_datetime(reg.index)
         frame = frame.join(reg, on="date")
+    if intraday_bars is not None:
+        intra = intraday_features(
+            intraday_bars,
+            min_returns=cfg.intraday_min_returns,
+            calendar=cfg.intraday_calendar,
+        )
+        frame = frame.join(intra, how="left")
     frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
     return frame.sort_index()
 
@@ -291,11 +316,12 @@ def latest_rows(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def lookahead_check(
-    feature_fn: Callable[[pd.DataFrame], pd.DataFrame],
+    feature_fn: Callable[..., pd.DataFrame],
     bars: pd.DataFrame,
     cutoffs: Sequence[pd.Timestamp | str],
     rtol: float = 1e-9,
     atol: float = 1e-12,
+    intraday_bars: pd.DataFrame | None = None,
 ) -> dict[str, list[pd.Timestamp]]:
     """Columns whose values change when future bars are removed (a look-ahead leak).
 
@@ -305,13 +331,28 @@ def lookahead_check(
     bar after the cutoff generally does not. Returns ``{column: [cutoffs where it differed]}``;
     empty when no leak was found. Rows present in only one of the two computations also count
     (e.g. a feature dropped as NaN only when the future is absent).
+
+    With ``intraday_bars``, ``feature_fn(bars, intraday_bars)`` is called instead and the intraday
+    bars are cut at the same cutoff by New York session date (sessions ``<= cutoff`` kept whole,
+    since a session's intraday features are known at its close), e.g.
+    ``lookahead_check(lambda b, i: build_features(b, intraday_bars=i), daily, cuts,
+    intraday_bars=five_min)``.
     """
     wide_dates = _bar_dates(bars)
-    full = feature_fn(bars)
+    intra_dates = None if intraday_bars is None else session_dates(intraday_bars)
+
+    def features_upto(cut: pd.Timestamp | None) -> pd.DataFrame:
+        b = bars if cut is None else bars[wide_dates <= cut]
+        if intraday_bars is None or intra_dates is None:
+            return feature_fn(b)
+        i = intraday_bars if cut is None else intraday_bars[intra_dates <= cut]
+        return feature_fn(b, i)
+
+    full = features_upto(None)
     leaks: dict[str, list[pd.Timestamp]] = {}
     for c in cutoffs:
         cut = pd.Timestamp(c)
-        part = feature_fn(bars[wide_dates <= cut])
+        part = features_upto(cut)
         ref = full[full.index.get_level_values("date") <= cut]
         common = ref.index.intersection(part.index)
         for col in ref.columns:
