@@ -57,6 +57,29 @@ void BM_bsm_greeks_level(benchmark::State& state) {
 }
 BENCHMARK(BM_bsm_greeks_level)->Arg(0)->Arg(3)->Arg(4)->Unit(benchmark::kMillisecond);
 
+// The same loop on 4096 options that stay in L1/L2: the arithmetic alone, without the memory
+// traffic of the 1e6-option book.
+void BM_bsm_greeks_level_in_cache(benchmark::State& state) {
+    constexpr std::size_t n = 4096;
+    static Book b(n);
+    const int level = static_cast<int>(state.range(0));
+    if (level > v28::bsm::detail::cpu_level()) {
+        state.SkipWithError("CPU lacks this SIMD level");
+        return;
+    }
+    state.SetLabel(v28::bsm::detail::level_name(level));
+    const v28::bsm::detail::Inputs in{b.spot.data(), b.strike.data(), b.t.data(), b.rate.data(),
+                                      b.div.data(),  b.vol.data(),    b.call.data(), n};
+    const v28::bsm::detail::Outputs out{b.price.data(), b.delta.data(), b.gamma.data(),
+                                        b.vega.data(),  b.theta.data(), b.rho.data()};
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(v28::bsm::detail::run_at(level, in, out));
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+BENCHMARK(BM_bsm_greeks_level_in_cache)->Arg(3)->Arg(4);
+
 void BM_bsm_price_level(benchmark::State& state) {
     static Book b(kN);
     const int level = static_cast<int>(state.range(0));

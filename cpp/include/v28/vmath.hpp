@@ -181,6 +181,17 @@ template <class T>
 V28_VINLINE T pow2_int(T k) {
     return as_d(as_u(k + (0x1p52 + 1023.0)) << 52);
 }
+// p 2^k for an integer-valued k in [-1077, 1025], rounded once (also into subnormals): 2^k as
+// 2^k1 2^(k - k1) so that neither factor leaves the exponent range; the first product is exact.
+template <class T>
+V28_VINLINE T scale_pow2(T p, T k) {
+    const T k1 = (0.5 * k + round_shift) - round_shift;  // about k/2
+    return (p * pow2_int(k1)) * pow2_int(k - k1);
+}
+#if V28_SIMD_BYTES == 64
+// One instruction on AVX-512 (the all-lanes mask form: no undefined source).
+V28_VINLINE vd scale_pow2(vd p, vd k) { return _mm512_mask_scalef_pd(p, 0xFF, p, k); }
+#endif
 }  // namespace detail
 
 // e^x. Overflows to +inf above ~709.78, underflows gracefully (subnormals, then 0); NaN in,
@@ -210,8 +221,7 @@ V28_VINLINE T exp(T x) {
     const T p = fma(r2, c2, r) + 1.0;
     // 2^k as 2^k1 * 2^k2 so that k in [-1077, 1025] never leaves the exponent range of a
     // factor; the first product is exact, the second rounds once (also into subnormals).
-    const T k1 = (0.5 * k + round_shift) - round_shift;  // about k/2
-    return (p * pow2_int(k1)) * pow2_int(k - k1);
+    return scale_pow2(p, k);
 }
 
 // e^x and e^-x for |x| <= 708 (clamped outside), sharing one reduction: e^{+-r} = E(r^2) +-
@@ -377,6 +387,46 @@ V28_VINLINE double erfcx_nonneg_scalar(double x) {
     const double y = fma(q2, u8, fma(q1, u4, q0));
     return y / fma(2.0, x, 1.0);
 }
+
+#if V28_SIMD_BYTES == 64
+// The pieces as columns (coefficient j of pieces 0..7), one register each.
+struct ErfcxColumns {
+    alignas(64) double c[12][8];
+    constexpr ErfcxColumns() : c{} {
+        for (int p = 0; p < 8; ++p) {
+            for (int j = 0; j < 12; ++j) c[j][p] = erfcx_pieces[p][j];
+        }
+    }
+};
+inline constexpr ErfcxColumns erfcx_columns{};
+
+// erfcx(x), x >= 0, on AVX-512: the 8 pieces above, each coefficient picked per lane by one
+// permute (8 doubles fit one register), so a lane costs 11 FMAs in place of 24; the two
+// divisions share one as in erfcx_nonneg.
+V28_VINLINE vd erfcx_nonneg_pieces(vd x) {
+    using namespace detail;
+    x = x > 1e150 ? splat(1e150) : x;
+    const vd one_2x = fma(splat(2.0), x, splat(1.0));
+    const vd xpk = x + erfcx_k;
+    const vd inv = 1.0 / (xpk * one_2x);
+    const vd t = (x - erfcx_k) * one_2x * inv;
+    // piece = floor(4 (t + 1)) in [0, 7] (a tie at a boundary may pick either neighbour: both
+    // fits hold there).
+    vd piece = (fma(t, splat(4.0), splat(3.5)) + round_shift) - round_shift;
+    piece = piece > 7.0 ? splat(7.0) : piece;
+    piece = piece < 0.0 ? vd{} : piece;
+    const __m512i idx = (__m512i)as_u(piece + round_shift);  // the low 3 bits index the piece
+    const vd u = fma(splat(8.0), t, fma(splat(-2.0), piece, splat(7.0)));  // 8 (t - centre)
+    // The all-lanes mask form of the permute: no undefined source.
+    const auto pick = [&](int j) {
+        return vd(_mm512_mask_permutexvar_pd(x, 0xFF, idx, load(erfcx_columns.c[j])));
+    };
+    vd y = pick(11);
+#pragma GCC unroll 11
+    for (int j = 10; j >= 0; --j) y = fma(y, u, pick(j));
+    return y * xpk * inv;
+}
+#endif
 
 // erfcx(x) for any x (scalar code); for x < 0, erfcx(x) = 2 exp(x^2) - erfcx(-x) (overflows
 // below ~-26.6).
