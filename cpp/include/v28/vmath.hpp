@@ -254,24 +254,19 @@ V28_VINLINE void exp_pair(vd x, vd& ep, vd& em) {
     em = (e - ro) * pow2(-ni);
 }
 
-// Natural logarithm. log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN -> NaN.
+namespace detail {
+// ln(2^e m) for xs = 2^e m a positive normal double and `e_shift` subtracted from e (54 for an
+// input scaled up out of the subnormals).
 template <class T>
-V28_VINLINE T log(T x) {
-    using namespace detail;
+V28_VINLINE T log_normal(T xs, T e_shift) {
     constexpr double lg1 = 6.666666666666735130e-01, lg2 = 3.999999999940941908e-01,
                      lg3 = 2.857142874366239149e-01, lg4 = 2.222219843214978396e-01,
                      lg5 = 1.818357216161805012e-01, lg6 = 1.531383769920937332e-01,
                      lg7 = 1.479819860511658591e-01;
-    const auto sub = x < 0x1p-1022;  // subnormal (or zero/negative, fixed up at the end)
-    // Pick the scaled value with a bit mask: with the default -ftrapping-math GCC will not
-    // if-convert (and so not auto-vectorise) a multiply that only one arm of a select needs.
-    const auto mask = mask_bits(sub);
-    const T xs = as_d((as_u(x * 0x1p54) & mask) | (as_u(x) & ~mask));
     // Split xs = 2^e * m with m in [sqrt(1/2), sqrt(2)): offset the bits so that the exponent
     // field rolls over at sqrt(2) instead of 2.
     const auto ix = as_u(xs) + (0x3FF0000000000000ULL - 0x3FE6A09E667F3BCDULL);
-    const T e = as_d((ix >> 52) | 0x4330000000000000ULL) - (0x1p52 + 1023.0) -
-                as_d(as_u(bc<T>(54.0)) & mask);
+    const T e = as_d((ix >> 52) | 0x4330000000000000ULL) - (0x1p52 + 1023.0) - e_shift;
     const T m = as_d((ix & 0x000FFFFFFFFFFFFFULL) + 0x3FE6A09E667F3BCDULL);
     const T f = m - 1.0;
     const T hfsq = 0.5 * f * f;
@@ -281,9 +276,28 @@ V28_VINLINE T log(T x) {
     const T t1 = w * fma(w, fma(w, bc<T>(lg6), bc<T>(lg4)), bc<T>(lg2));
     const T t2 = z * fma(w, fma(w, fma(w, bc<T>(lg7), bc<T>(lg5)), bc<T>(lg3)), bc<T>(lg1));
     const T r = t2 + t1;
-    const T y = s * (hfsq + r) + e * ln2_lo - hfsq + f + e * ln2_hi;
+    return s * (hfsq + r) + e * ln2_lo - hfsq + f + e * ln2_hi;
+}
+}  // namespace detail
+
+// Natural logarithm. log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN -> NaN.
+template <class T>
+V28_VINLINE T log(T x) {
+    using namespace detail;
+    const auto sub = x < 0x1p-1022;  // subnormal (or zero/negative, fixed up at the end)
+    // Pick the scaled value with a bit mask: with the default -ftrapping-math GCC will not
+    // if-convert (and so not auto-vectorise) a multiply that only one arm of a select needs.
+    const auto mask = mask_bits(sub);
+    const T xs = as_d((as_u(x * 0x1p54) & mask) | (as_u(x) & ~mask));
+    const T y = log_normal(xs, as_d(as_u(bc<T>(54.0)) & mask));
     const T special = sel(x == 0.0, bc<T>(-inf), sel(x == inf, x, bc<T>(__builtin_nan(""))));
     return sel(x > 0.0, sel(x < inf, y, special), special);
+}
+
+// The same for x known to be a positive normal double (no checks): uniforms in (0, 1).
+template <class T>
+V28_VINLINE T log_positive_normal(T x) {
+    return detail::log_normal(x, T{});
 }
 
 // y(t) = (1 + 2x) erfcx(x), x = k (1 + t) / (1 - t), k = 3.75, as one degree-24 polynomial in t
@@ -326,33 +340,7 @@ V28_VINLINE T erfcx_nonneg(T x) {
     return fma(odd, t, even) * xpk * inv;
 }
 
-// exp(-x^2 / 2) with x^2 split exactly (x*x = hi + lo), so the result keeps full relative
-// accuracy even where x^2 / 2 is ~700 (needs FMA for the split).
-template <class T>
-V28_VINLINE T exp_neg_half_sq(T x) {
-    x = sel(x < -1e10, bc<T>(-1e10), x);  // keeps lo finite at +-inf; NaN passes
-    x = sel(x > 1e10, bc<T>(1e10), x);
-    const T hi = x * x;
-    const T lo = fma(x, x, -hi);
-    return exp(-0.5 * hi) * (1.0 - 0.5 * lo);
-}
-
-// Phi(x) from e = exp(-x^2 / 2) (shared with the density in the BSM Greeks):
-// Phi(x) = e/2 * erfcx(|x| / sqrt 2) for x <= 0, 1 - that for x > 0.
-template <class T>
-V28_VINLINE T norm_cdf_from(T x, T e) {
-    constexpr double inv_sqrt2 = 0.70710678118654752440;
-    const T tail = 0.5 * e * erfcx_nonneg(abs(x) * inv_sqrt2);
-    const auto pos = x > 0.0;
-    return fma(sel(pos, bc<T>(-1.0), bc<T>(1.0)), tail, sel(pos, bc<T>(1.0), bc<T>(0.0)));
-}
-
-template <class T>
-V28_VINLINE T norm_cdf(T x) {
-    return norm_cdf_from(x, exp_neg_half_sq(x));
-}
-
-// ---- Scalar only ---------------------------------------------------------------------------
+// ---- erfcx in pieces (scalar code; AVX-512 registers below) --------------------------------
 
 // The same y(t) on 8 pieces of width 1/4 in t, each a degree-11 polynomial in the local
 // u = 8 (t - centre) (from 12-term Chebyshev fits, mpmath, 50 digits; sum |a_i| ~ |y|, so the
@@ -386,6 +374,41 @@ V28_VINLINE double erfcx_nonneg_scalar(double x) {
     const double q2 = fma(p1011, u2, p89);
     const double y = fma(q2, u8, fma(q1, u4, q0));
     return y / fma(2.0, x, 1.0);
+}
+
+// ---- The normal CDF (any T) ----------------------------------------------------------------
+
+// exp(-x^2 / 2) with x^2 split exactly (x*x = hi + lo), so the result keeps full relative
+// accuracy even where x^2 / 2 is ~700 (needs FMA for the split).
+template <class T>
+V28_VINLINE T exp_neg_half_sq(T x) {
+    x = sel(x < -1e10, bc<T>(-1e10), x);  // keeps lo finite at +-inf; NaN passes
+    x = sel(x > 1e10, bc<T>(1e10), x);
+    const T hi = x * x;
+    const T lo = fma(x, x, -hi);
+    return exp(-0.5 * hi) * (1.0 - 0.5 * lo);
+}
+
+// Phi(x) from e = exp(-x^2 / 2) (shared with the density in the BSM Greeks):
+// Phi(x) = e/2 * erfcx(|x| / sqrt 2) for x <= 0, 1 - that for x > 0.
+// Scalar code takes the piecewise erfcx: a shorter dependency chain for latency-bound callers.
+template <class T>
+V28_VINLINE T norm_cdf_from(T x, T e) {
+    constexpr double inv_sqrt2 = 0.70710678118654752440;
+    T ex;
+    if constexpr (sizeof(T) == sizeof(double)) {
+        ex = erfcx_nonneg_scalar(abs(x) * inv_sqrt2);
+    } else {
+        ex = erfcx_nonneg(abs(x) * inv_sqrt2);
+    }
+    const T tail = 0.5 * e * ex;
+    const auto pos = x > 0.0;
+    return fma(sel(pos, bc<T>(-1.0), bc<T>(1.0)), tail, sel(pos, bc<T>(1.0), bc<T>(0.0)));
+}
+
+template <class T>
+V28_VINLINE T norm_cdf(T x) {
+    return norm_cdf_from(x, exp_neg_half_sq(x));
 }
 
 #if V28_SIMD_BYTES == 64
@@ -487,7 +510,7 @@ V28_VINLINE void sincos_2pi(vd u, vd& s, vd& c) {
 // Two standard normals per lane from two 32-bit words per lane (low bits of x0, x1):
 // z0 = R cos(2 pi u1), z1 = R sin(2 pi u1), R = sqrt(-2 ln u0), u0 in (0, 1), u1 in [0, 1).
 V28_VINLINE void box_muller(vu x0, vu x1, vd& z0, vd& z1) {
-    const vd radius = sqrt(-2.0 * log(uniform_open(x0)));
+    const vd radius = sqrt(-2.0 * log_positive_normal(uniform_open(x0)));
     vd s, c;
     sincos_2pi(uniform_closed_open(x1), s, c);
     z0 = radius * c;
