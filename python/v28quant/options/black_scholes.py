@@ -55,7 +55,7 @@ def price(
     ``t`` or ``vol``.
     """
     flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, flags=1)
-    out = _core.bsm_price(*flat[:6], flat[6])
+    out = _core.bsm_price(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6])
     return shape_out(out, shape, scalar)
 
 
@@ -73,7 +73,9 @@ def greeks(
     Each field is a float for scalar input, an ndarray of the broadcast shape otherwise.
     """
     flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, flags=1)
-    _, delta, gamma, vega, theta, rho = _core.bsm_greeks(*flat[:6], flat[6])
+    _, delta, gamma, vega, theta, rho = _core.bsm_greeks(
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6]
+    )
     return Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
 
 
@@ -91,7 +93,9 @@ def price_greeks(
     Cheaper than calling both: the two share every intermediate of the formula.
     """
     flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, flags=1)
-    value, delta, gamma, vega, theta, rho = _core.bsm_greeks(*flat[:6], flat[6])
+    value, delta, gamma, vega, theta, rho = _core.bsm_greeks(
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6]
+    )
     greeks_out = Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
     return shape_out(value, shape, scalar), greeks_out
 
@@ -136,7 +140,9 @@ def implied_vol(
     ``t``, and non-finite rate or dividend raise ``ValueError`` naming the argument.
     """
     flat, shape, scalar = broadcast_flat(_IV_ARGS, price, spot, strike, t, rate, div, call, flags=1)
-    out = _core.bsm_implied_vol(*flat[:6], flat[6], strict=scalar)
+    out = _core.bsm_implied_vol(
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], strict=scalar
+    )
     return shape_out(out, shape, scalar)
 
 
