@@ -33,22 +33,20 @@ void bind_bsm(py::module_& m) {
            const darray& div, const darray& vol, const barray& call) {
             const auto n = same_size({&spot, &strike, &t, &rate, &div, &vol, &call},
                                      "spot, strike, t, rate, div, vol, call");
-            // One (6, n) block, handed out as six contiguous rows: one large allocation faults
-            // in far fewer (huge) pages than six separate ones, which cost as much as the
-            // numerics themselves at n = 1e6.
             const auto len = static_cast<py::ssize_t>(n);
-            darray block({py::ssize_t{6}, len});
-            double* base = block.mutable_data();  // pointers taken while the GIL is held
-            auto row = [&](py::ssize_t j) { return std::span<double>(base + j * len, n); };
+            darray price(len), delta(len), gamma(len), vega(len), theta(len), rho(len);
+            auto p = mut_span(price);
+            auto d = mut_span(delta);
+            auto g = mut_span(gamma);
+            auto v = mut_span(vega);
+            auto th = mut_span(theta);
+            auto r = mut_span(rho);
             {
                 py::gil_scoped_release release;  // pure numerics below: no Python objects
                 v28::bsm::greeks(span(spot), span(strike), span(t), span(rate), span(div),
-                                 span(vol), span(call), row(0), row(1), row(2), row(3), row(4),
-                                 row(5));
+                                 span(vol), span(call), p, d, g, v, th, r);
             }
-            py::list rows;
-            for (py::ssize_t j = 0; j < 6; ++j) rows.append(block[py::int_(j)]);
-            return py::tuple(rows);
+            return py::make_tuple(price, delta, gamma, vega, theta, rho);
         },
         "spot"_a, "strike"_a, "t"_a, "rate"_a, "div"_a, "vol"_a, "call"_a,
         "Black-Scholes-Merton price and Greeks (price, delta, gamma, vega per 1.00 vol, theta "
