@@ -239,3 +239,25 @@ def test_broadcasting_and_scalar_output() -> None:
     assert g.gamma.shape == (3, 4)
     with pytest.raises(ValueError, match="do not broadcast"):
         bs.price([100.0, 101.0], [1.0, 2.0, 3.0], 1.0, 0.0, 0.0, 0.2)
+
+
+def test_call_flag_accepts_bool_int_and_float_arrays() -> None:
+    # Source: put-call parity C - P = S e^{-qT} - K e^{-rT} (closed form), with the flag given
+    # as bools, ints and floats (nonzero and NaN mean call, as numpy's astype(bool)), broadcast
+    # from a scalar and strided. Tolerance 1e-12 absolute (prices of order 10).
+    s, k, t, r, q, v = 100.0, np.array([90.0, 100.0, 110.0, 120.0]), 1.5, 0.03, 0.01, 0.25
+    fwd = s * math.exp(-q * t) - k * math.exp(-r * t)
+    calls = bs.price(s, k, t, r, q, v, call=True)
+    puts = bs.price(s, k, t, r, q, v, call=False)
+    assert np.allclose(calls - puts, fwd, rtol=0.0, atol=1e-12), (calls, puts, fwd)
+    for flags in (
+        np.array([True, False, True, False]),
+        np.array([1, 0, 7, 0]),
+        np.array([1.0, 0.0, np.nan, -0.0]),
+        np.array([1.0, 9.0, 0.0, 9.0, 2.0, 9.0, 0.0, 9.0])[::2],
+    ):
+        got = bs.price(s, k, t, r, q, v, call=flags)
+        want = np.where([True, False, True, False], calls, puts)
+        assert np.array_equal(got, want), f"flags {flags}: {got} vs {want}"
+        g = bs.greeks(s, k, t, r, q, v, call=flags)
+        assert (g.delta[[0, 2]] > 0).all() and (g.delta[[1, 3]] < 0).all(), (flags, g.delta)

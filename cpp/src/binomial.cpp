@@ -16,7 +16,7 @@
 
 #include "bsm_kernels.hpp"
 #include "v28/check.hpp"
-#include "v28/vecmath.hpp"
+#include "v28/vmath.hpp"
 
 namespace v28::binomial {
 
@@ -65,14 +65,14 @@ template <bool American>
     const double k0 = -static_cast<double>(n);  // k as a double: int64 -> double needs AVX-512
     for (long long m = 0; m <= n; ++m) {
         const double s =
-            spot * vm::exp((k0 + 2.0 * static_cast<double>(static_cast<int>(m))) * tr.dx);
+            spot * simd::exp((k0 + 2.0 * static_cast<double>(static_cast<int>(m))) * tr.dx);
         const double e = w * (s - strike);
         ex_even[m] = e > 0.0 ? e : 0.0;
     }
     if constexpr (American) {
         for (long long m = 0; m < n; ++m) {
             const double s =
-                spot * vm::exp((k0 + 1.0 + 2.0 * static_cast<double>(static_cast<int>(m))) * tr.dx);
+                spot * simd::exp((k0 + 1.0 + 2.0 * static_cast<double>(static_cast<int>(m))) * tr.dx);
             const double e = w * (s - strike);
             ex_odd[m] = e > 0.0 ? e : 0.0;
         }

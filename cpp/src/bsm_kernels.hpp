@@ -1,4 +1,6 @@
-// Internal: the vectorised BSM loops behind v28::bsm::price / greeks (see bsm_kernels.cpp).
+// Internal: the vectorised BSM loops behind v28::bsm::price / greeks. The loop body is
+// bsm_kernels.ipp, compiled once per instruction set (bsm_kernels_avx512.cpp,
+// bsm_kernels_avx2.cpp); bsm_kernels.cpp picks one at run time, or the scalar <cmath> formula.
 #pragma once
 
 #include <cstddef>
@@ -32,8 +34,15 @@ struct Outputs {
 bool run(const Inputs& in, const Outputs& out);
 
 // The CPU's level: 4 = x86-64-v4 (AVX-512), 3 = x86-64-v3 (AVX2+FMA), 0 = scalar <cmath>.
+// The environment variable V28_SIMD=avx2 or V28_SIMD=base caps it, as for Monte Carlo.
 int cpu_level();
+// The name of a level's build ("avx512", "avx2", "scalar"), for benchmark labels.
+const char* level_name(int level);
 // `run` on a chosen level (capped at cpu_level()), for benchmarks and accuracy checks.
 bool run_at(int level, const Inputs& in, const Outputs& out);
+
+// The per-ISA builds (call only when cpu_level() allows).
+bool run_avx512(const Inputs& in, const Outputs& out);
+bool run_avx2(const Inputs& in, const Outputs& out);
 
 }  // namespace v28::bsm::detail

@@ -1,6 +1,6 @@
 // "Let's Be Rational" implied volatility (P. Jäckel, Wilmott 2015), written from the paper.
 // Section and equation numbers below refer to that paper. The numerics run in functions that
-// are flattened (everything inlined) and compiled twice: for x86-64-v3 (FMA, so the v28::vm
+// are flattened (everything inlined) and compiled twice: for x86-64-v3 (FMA, so the v28::simd
 // polynomials are single instructions) and for the baseline, picked at run time.
 #include "v28/iv.hpp"
 
@@ -12,7 +12,7 @@
 
 #include "bsm_kernels.hpp"
 #include "v28/check.hpp"
-#include "v28/vecmath.hpp"
+#include "v28/vmath.hpp"
 
 namespace v28::bsm {
 
@@ -48,7 +48,7 @@ inline double normalised_intrinsic_call(double x) {
         return x * (1.0 + x2 * (1.0 / 24.0 +
                                 x2 * (1.0 / 1920.0 + x2 * (1.0 / 322560.0 + x2 / 92897280.0))));
     }
-    const double b_max = vm::exp(0.5 * x);
+    const double b_max = simd::exp(0.5 * x);
     return b_max - 1.0 / b_max;
 }
 
@@ -93,7 +93,7 @@ inline double asymptotic_expansion(double h, double t, double ex) {
 // Section 3, eq. (3.8): Taylor expansion of Y(h+t) - Y(h-t) to order t^13, with
 // a = 1 + h Y(h) computed from erfcx; accurate for t < 2 eps^(1/16).
 inline double small_t_expansion(double h, double t, double ex) {
-    const double a = 1.0 + h * (0.5 * kSqrt2Pi) * vm::erfcx(-kInvSqrt2 * h);
+    const double a = 1.0 + h * (0.5 * kSqrt2Pi) * simd::erfcx(-kInvSqrt2 * h);
     const double w = t * t;
     const double h2 = h * h;
     const double c6 = (-1.0 + 3.0 * a + a * h2) / 6.0;
@@ -128,8 +128,8 @@ inline double small_t_expansion(double h, double t, double ex) {
 inline double black_using_norm_cdf(double x, double s) {
     const double h = x / s;
     const double t = 0.5 * s;
-    const double b_max = vm::exp(0.5 * x);
-    const double b = vm::norm_cdf(h + t) * b_max - vm::norm_cdf(h - t) / b_max;
+    const double b_max = simd::exp(0.5 * x);
+    const double b = simd::norm_cdf(h + t) * b_max - simd::norm_cdf(h - t) / b_max;
     return b > 0.0 ? b : 0.0;
 }
 
@@ -137,7 +137,7 @@ inline double black_using_norm_cdf(double x, double s) {
 // one exponential instead of four.
 inline double black_using_erfcx(double h, double t, double ex) {
     const double b = 0.5 * ex *
-                     (vm::erfcx(-kInvSqrt2 * (h + t)) - vm::erfcx(-kInvSqrt2 * (h - t)));
+                     (simd::erfcx(-kInvSqrt2 * (h + t)) - simd::erfcx(-kInvSqrt2 * (h - t)));
     return b > 0.0 ? b : 0.0;
 }
 
@@ -152,7 +152,7 @@ inline BlackVega black_call_vega(double x, double s) {
     if (s <= 0.0) return {0.0, 0.0};
     const double h = x / s;
     const double t = 0.5 * s;
-    const double ex = vm::exp(-0.5 * (h * h + t * t));
+    const double ex = simd::exp(-0.5 * (h * h + t * t));
     const double vega = kInvSqrt2Pi * ex;
     if (x < s * kAsymptoticH && 0.5 * s * s + x < s * (kTauSmall + kAsymptoticH)) {
         return {asymptotic_expansion(h, t, ex), vega};
@@ -256,9 +256,9 @@ inline MapValue lower_map(double x, double s) {
     const double s2 = s * s;
     // Phi = N(-z) and Phi / n(z) = sqrt(pi/2) erfcx(z / sqrt 2) share one erfcx; the two
     // exponentials of eq. (4.6)-(4.7) are E and E^2.
-    const double mills = kSqrtPiOver2 * vm::erfcx(kInvSqrt2 * z);
-    const double Phi = kInvSqrt2Pi * vm::exp_neg_half_sq(z) * mills;
-    const double E = vm::exp(y + 0.125 * s2);
+    const double mills = kSqrtPiOver2 * simd::erfcx(kInvSqrt2 * z);
+    const double Phi = kInvSqrt2Pi * simd::exp_neg_half_sq(z) * mills;
+    const double E = simd::exp(y + 0.125 * s2);
     const double fpp = kPiOver6 * y / (s2 * s) * Phi *
                        (8.0 * kSqrt3 * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * mills) *
                        E * E;
@@ -270,7 +270,7 @@ inline MapValue lower_map(double x, double s) {
 }
 
 // N^{-1}(p) for the initial guesses: Acklam's rational approximation (relative error 1.15e-9)
-// and one Halley step on the inline CDF, as v28::norm_inv does, but inlined with the v28::vm
+// and one Halley step on the inline CDF, as v28::norm_inv does, but inlined with the v28::simd
 // functions so that the guess costs no library calls.
 inline double inverse_norm_cdf(double p) {
     if (!(p > 0.0 && p < 1.0)) return p == 0.0 ? -HUGE_VAL : (p == 1.0 ? HUGE_VAL : kNaN);
@@ -288,7 +288,7 @@ inline double inverse_norm_cdf(double p) {
     constexpr double p_low = 0.02425;
     double x;
     if (p < p_low || p > 1.0 - p_low) {
-        const double q = std::sqrt(-2.0 * vm::log(p < 0.5 ? p : 1.0 - p));
+        const double q = std::sqrt(-2.0 * simd::log(p < 0.5 ? p : 1.0 - p));
         x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
             ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
         if (p > 0.5) x = -x;
@@ -298,8 +298,8 @@ inline double inverse_norm_cdf(double p) {
         x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
             (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
     }
-    const double e = (p > 0.5) ? (1.0 - p) - vm::norm_cdf(-x) : vm::norm_cdf(x) - p;
-    const double u = e * kSqrt2Pi * vm::exp(0.5 * x * x);
+    const double e = (p > 0.5) ? (1.0 - p) - simd::norm_cdf(-x) : simd::norm_cdf(x) - p;
+    const double u = e * kSqrt2Pi * simd::exp(0.5 * x * x);
     return x - u / (1.0 + 0.5 * x * u);
 }
 
@@ -311,10 +311,10 @@ inline double inverse_lower_map(double x, double f) {
 
 // Eq. (4.9)-(4.11): the upper map f(b) = N(-s/2), near-linear as b -> b_max.
 inline MapValue upper_map(double x, double s) {
-    const double f = vm::norm_cdf(-0.5 * s);
+    const double f = simd::norm_cdf(-0.5 * s);
     if (x == 0.0) return {f, -0.5, 0.0};
     const double w = sq(x / s);
-    return {f, -0.5 * vm::exp(0.5 * w), kSqrtPiOver2 * vm::exp(w + 0.125 * s * s) * w / s};
+    return {f, -0.5 * simd::exp(0.5 * w), kSqrtPiOver2 * simd::exp(w + 0.125 * s * s) * w / s};
 }
 
 inline double inverse_upper_map(double f) { return -2.0 * inverse_norm_cdf(f); }
@@ -329,7 +329,7 @@ inline double householder_factor(double newton, double halley, double hh3) {
 // and six inlined copies of it would overflow the instruction cache).
 template <class Black>
 inline double implied_s_otm_call(double beta, double x, int n_iter) {
-    const double b_max = vm::exp(0.5 * x);
+    const double b_max = simd::exp(0.5 * x);
     int iterations = 0;
     int direction_reversals = 0;
     double f = -DBL_MAX;
@@ -377,7 +377,7 @@ inline double implied_s_otm_call(double beta, double x, int n_iter) {
             }
             s = inverse_lower_map(x, f);
             s_right = s_l;
-            const double ln_beta = vm::log(beta);
+            const double ln_beta = simd::log(beta);
             while (iterations < n_iter && std::fabs(ds) > kEps * s) {
                 if (guard()) break;
                 const auto [b, bp] = Black::eval(x, s);
@@ -385,7 +385,7 @@ inline double implied_s_otm_call(double beta, double x, int n_iter) {
                 if (b <= 0.0 || bp <= 0.0) {  // underflow: bisect this once
                     ds = 0.5 * (s_left + s_right) - s;
                 } else {
-                    const double ln_b = vm::log(b);
+                    const double ln_b = simd::log(b);
                     const double bpob = bp / b;
                     const double h = x / s;
                     const double b_halley = h * h / s - s / 4.0;
@@ -441,7 +441,7 @@ inline double implied_s_otm_call(double beta, double x, int n_iter) {
                         ds = 0.5 * (s_left + s_right) - s;
                     } else {
                         const double b_max_minus_b = b_max - b;
-                        const double g = vm::log((b_max - beta) / b_max_minus_b);
+                        const double g = simd::log((b_max - beta) / b_max_minus_b);
                         const double gp = bp / b_max_minus_b;
                         const double b_halley = sq(x / s) / s - s / 4.0;
                         const double b_hh3 = b_halley * b_halley - 3.0 * sq(x / (s * s)) - 0.25;
@@ -483,7 +483,7 @@ template <class Black>
 inline double implied_s_otm(double beta_otm, double x) {
     const double xc = -std::fabs(x);
     if (beta_otm <= 0.0) return 0.0;
-    if (beta_otm >= vm::exp(0.5 * xc)) return kNaN;  // at the upper bound (round-off)
+    if (beta_otm >= simd::exp(0.5 * xc)) return kNaN;  // at the upper bound (round-off)
     return implied_s_otm_call<Black>(beta_otm, xc, kIterations);
 }
 
@@ -491,7 +491,7 @@ inline double implied_s_otm(double beta_otm, double x) {
 template <class Black>
 inline double implied_s(double beta, double x, bool call) {
     const double intrinsic = normalised_intrinsic_call(call ? x : -x);
-    const double b_upper = vm::exp((call ? 0.5 : -0.5) * x);  // F or K over sqrt(F K)
+    const double b_upper = simd::exp((call ? 0.5 : -0.5) * x);  // F or K over sqrt(F K)
     if (!(beta >= intrinsic && beta < b_upper)) return kNaN;
     return implied_s_otm<Black>(fmax2(beta - intrinsic, 0.0), x);
 }

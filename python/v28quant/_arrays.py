@@ -12,15 +12,29 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 
-def broadcast_flat(
-    names: tuple[str, ...], *values: ArrayLike
-) -> tuple[list[NDArray[np.float64]], tuple[int, ...], bool]:
-    """Broadcast ``values`` together and flatten them to contiguous float64 arrays.
+def _as_flag(value: ArrayLike) -> NDArray[np.bool_]:
+    """A boolean array: bool input as it is, anything else as ``value != 0`` (NaN is True, as
+    in ``astype(bool)``)."""
+    a = np.asarray(value)
+    if a.dtype == np.bool_:
+        return a
+    return np.asarray(value, dtype=np.float64) != 0.0
 
-    Returns the flat arrays, the broadcast shape and whether every input was a scalar.
-    A ``ValueError`` names the arguments when shapes do not broadcast.
+
+def broadcast_flat(
+    names: tuple[str, ...], *values: ArrayLike, flags: int = 0
+) -> tuple[list[NDArray[Any]], tuple[int, ...], bool]:
+    """Broadcast ``values`` together and flatten them to contiguous arrays.
+
+    The last ``flags`` values are boolean flags (call/put, American/European) and come back as
+    contiguous uint8 0/1 arrays, the layout the core takes, without a float64 round trip; the
+    others come back as contiguous float64. Returns the flat arrays, the broadcast shape and
+    whether every input was a scalar. A ``ValueError`` names the arguments when shapes do not
+    broadcast.
     """
-    arrays = [np.asarray(v, dtype=np.float64) for v in values]
+    n_num = len(values) - flags
+    arrays: list[NDArray[Any]] = [np.asarray(v, dtype=np.float64) for v in values[:n_num]]
+    arrays += [_as_flag(v) for v in values[n_num:]]
     scalar = all(a.ndim == 0 for a in arrays)
     try:
         shaped = np.broadcast_arrays(*arrays)
@@ -28,7 +42,8 @@ def broadcast_flat(
         shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(names, arrays, strict=True))
         raise ValueError(f"arguments do not broadcast together: {shapes}") from exc
     shape = shaped[0].shape if shaped else ()
-    flat = [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in shaped]
+    flat = [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in shaped[:n_num]]
+    flat += [np.ascontiguousarray(a).ravel().view(np.uint8) for a in shaped[n_num:]]
     return flat, shape, scalar
 
 

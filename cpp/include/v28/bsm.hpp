@@ -1,6 +1,7 @@
 // Black-Scholes-Merton (1973) European option prices and Greeks with a continuous dividend
 // yield (implied volatility: v28/iv.hpp). The vectorised functions run SIMD kernels
-// (cpp/src/bsm_kernels.cpp: AVX-512 or AVX2+FMA picked at run time, scalar <cmath> otherwise).
+// (cpp/src/bsm_kernels.ipp compiled per instruction set: AVX-512 or AVX2+FMA picked at run
+// time by cpp/src/bsm_kernels.cpp, scalar <cmath> otherwise).
 //
 // Units: spot and strike in currency per unit of underlying; t in years; rate and div
 // continuously compounded per year; vol annualised (0.2 = 20 %). Greeks: delta dV/dS, gamma

@@ -25,7 +25,7 @@ from v28quant._arrays import broadcast_flat, shape_out
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "vol", "call")
 _IV_ARGS = ("price", "spot", "strike", "t", "rate", "div", "call")
-_BLACK_IV_ARGS = ("price", "forward", "strike", "t", "call", "discount")
+_BLACK_IV_ARGS = ("price", "forward", "strike", "t", "discount", "call")  # flags last
 
 
 class Greeks(NamedTuple):
@@ -54,8 +54,8 @@ def price(
     Raises ``ValueError`` naming the argument for NaN, non-positive spot or strike, or negative
     ``t`` or ``vol``.
     """
-    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call)
-    out = _core.bsm_price(*flat[:6], flat[6].astype(bool))
+    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, flags=1)
+    out = _core.bsm_price(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6])
     return shape_out(out, shape, scalar)
 
 
@@ -72,8 +72,10 @@ def greeks(
 
     Each field is a float for scalar input, an ndarray of the broadcast shape otherwise.
     """
-    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call)
-    _, delta, gamma, vega, theta, rho = _core.bsm_greeks(*flat[:6], flat[6].astype(bool))
+    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, flags=1)
+    _, delta, gamma, vega, theta, rho = _core.bsm_greeks(
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6]
+    )
     return Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
 
 
@@ -90,8 +92,10 @@ def price_greeks(
 
     Cheaper than calling both: the two share every intermediate of the formula.
     """
-    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call)
-    value, delta, gamma, vega, theta, rho = _core.bsm_greeks(*flat[:6], flat[6].astype(bool))
+    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, flags=1)
+    value, delta, gamma, vega, theta, rho = _core.bsm_greeks(
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6]
+    )
     greeks_out = Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
     return shape_out(value, shape, scalar), greeks_out
 
@@ -135,8 +139,10 @@ def implied_vol(
     ``ValueError`` names the price and the bounds. NaN prices, non-positive spot, strike or
     ``t``, and non-finite rate or dividend raise ``ValueError`` naming the argument.
     """
-    flat, shape, scalar = broadcast_flat(_IV_ARGS, price, spot, strike, t, rate, div, call)
-    out = _core.bsm_implied_vol(*flat[:6], flat[6].astype(bool), strict=scalar)
+    flat, shape, scalar = broadcast_flat(_IV_ARGS, price, spot, strike, t, rate, div, call, flags=1)
+    out = _core.bsm_implied_vol(
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], strict=scalar
+    )
     return shape_out(out, shape, scalar)
 
 
@@ -169,8 +175,10 @@ def black_implied_vol(
         The annualised volatility. Prices outside ``[D max(+-(F - K), 0), D F or D K)`` give NaN
         for array input and ``ValueError`` for scalar input, as in :func:`implied_vol`.
     """
-    flat, shape, scalar = broadcast_flat(_BLACK_IV_ARGS, price, forward, strike, t, call, discount)
+    flat, shape, scalar = broadcast_flat(
+        _BLACK_IV_ARGS, price, forward, strike, t, discount, call, flags=1
+    )
     out = _core.black_implied_vol(
-        flat[0], flat[1], flat[2], flat[3], flat[4].astype(bool), flat[5], strict=scalar
+        flat[0], flat[1], flat[2], flat[3], flat[5], flat[4], strict=scalar
     )
     return shape_out(out, shape, scalar)

@@ -89,8 +89,10 @@ def price(
         for the carry ``rate - div`` at this vol (the message gives the steps needed).
     """
     n = _steps(steps)
-    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, american)
-    out = _core.crr_price(*flat[:6], flat[6].astype(bool), flat[7].astype(bool), n)
+    flat, shape, scalar = broadcast_flat(
+        _ARGS, spot, strike, t, rate, div, vol, call, american, flags=2
+    )
+    out = _core.crr_price(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], flat[7], n)
     return shape_out(np.asarray(out), shape, scalar)
 
 
@@ -111,6 +113,10 @@ def greeks(
     ndarray of the broadcast shape otherwise.
     """
     n = _steps(steps)
-    flat, shape, scalar = broadcast_flat(_ARGS, spot, strike, t, rate, div, vol, call, american)
-    arrays = _core.crr_greeks(*flat[:6], flat[6].astype(bool), flat[7].astype(bool), n)
+    flat, shape, scalar = broadcast_flat(
+        _ARGS, spot, strike, t, rate, div, vol, call, american, flags=2
+    )
+    arrays = _core.crr_greeks(
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], flat[7], n
+    )
     return CrrGreeks(*(shape_out(a, shape, scalar) for a in arrays))
