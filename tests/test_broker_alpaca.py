@@ -58,8 +58,9 @@ def own(d: str) -> Owner:
 
 def test_500_after_store_then_lookup_never_duplicates(fake_trading):  # noqa: F811
     quotes(fake_trading)
-    fake_trading.inject("POST", "/v2/orders", 500, {"message": "internal server error"},
-                        after_store=True)
+    fake_trading.inject(
+        "POST", "/v2/orders", 500, {"message": "internal server error"}, after_store=True
+    )
     b = make(fake_trading)
     req = OrderRequest.equity("SPY", 5, "buy", owner=own("a500"))
     o = run(b.submit(req))
@@ -124,9 +125,17 @@ def test_lookup_failure_after_ambiguous_submit_fails_closed(fake_trading):  # no
 
 def test_429_waits_until_reset_header(fake_trading):  # noqa: F811
     ft = FakeTime()
-    fake_trading.inject("GET", "/v2/account", 429, {"message": "too many requests."},
-                        headers={"X-Ratelimit-Limit": "200", "X-Ratelimit-Remaining": "0",
-                                 "X-Ratelimit-Reset": str(int(ft.t) + 7)})
+    fake_trading.inject(
+        "GET",
+        "/v2/account",
+        429,
+        {"message": "too many requests."},
+        headers={
+            "X-Ratelimit-Limit": "200",
+            "X-Ratelimit-Remaining": "0",
+            "X-Ratelimit-Reset": str(int(ft.t) + 7),
+        },
+    )
     acct = run(make(fake_trading, ft).account())
     assert acct.cash == D(100_000)
     assert sum(ft.slept) == pytest.approx(7.0), ft.slept
@@ -135,8 +144,14 @@ def test_429_waits_until_reset_header(fake_trading):  # noqa: F811
 
 def test_429_that_persists_raises_rate_limited(fake_trading):  # noqa: F811
     ft = FakeTime()
-    fake_trading.inject("GET", "/v2/positions", 429, {"message": "too many requests."},
-                        headers={"X-Ratelimit-Reset": str(int(ft.t) + 1)}, times=10)
+    fake_trading.inject(
+        "GET",
+        "/v2/positions",
+        429,
+        {"message": "too many requests."},
+        headers={"X-Ratelimit-Reset": str(int(ft.t) + 1)},
+        times=10,
+    )
     with pytest.raises(RateLimited):
         run(make(fake_trading, ft, max_attempts=3).positions())
     assert fake_trading.count("GET", "/v2/positions") == 3
@@ -144,15 +159,19 @@ def test_429_that_persists_raises_rate_limited(fake_trading):  # noqa: F811
 
 def test_remaining_zero_pauses_next_request(fake_trading):  # noqa: F811
     ft = FakeTime()
-    fake_trading.inject("GET", "/v2/clock", 200,
-                        headers={"X-Ratelimit-Remaining": "0",
-                                 "X-Ratelimit-Reset": str(int(ft.t) + 3)})
+    fake_trading.inject(
+        "GET",
+        "/v2/clock",
+        200,
+        headers={"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(ft.t) + 3)},
+    )
     b = make(fake_trading, ft)
 
     async def go():
         await b.clock()
         assert ft.slept == []
         await b.account()
+
     run(go())
     assert sum(ft.slept) == pytest.approx(3.0)
 
@@ -165,9 +184,12 @@ def test_403_and_422_and_401_mapped(fake_trading):  # noqa: F811
     fake_trading.options_level = 1
     with pytest.raises(OptionsLevelError, match="level"):
         run(b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open", owner=own("lvl"))))
-    fake_trading.inject("POST", "/v2/orders", 422,
-                        {"code": 42210000, "message": "potential wash trade detected. use "
-                                                      "complex orders"})
+    fake_trading.inject(
+        "POST",
+        "/v2/orders",
+        422,
+        {"code": 42210000, "message": "potential wash trade detected. use complex orders"},
+    )
     with pytest.raises(OrderRejected, match="wash trade") as ei:
         run(b.submit(OrderRequest.equity("SPY", 1, "sell", owner=own("wash"))))
     assert ei.value.status == 422 and ei.value.code == 42210000
@@ -187,8 +209,9 @@ def test_non_json_502_on_reads_is_retried_then_unavailable(fake_trading):  # noq
 
 
 def test_unreachable_venue_is_broker_unavailable():
-    b = AlpacaBroker(KEY, SECRET, url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0,
-                     max_attempts=2)
+    b = AlpacaBroker(
+        KEY, SECRET, url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0, max_attempts=2
+    )
     with pytest.raises(BrokerUnavailable, match="unreachable"):
         run(b.account())
 
@@ -201,6 +224,7 @@ def test_activities_are_paged(fake_trading):  # noqa: F811
         for i in range(7):
             await b.submit(OrderRequest.equity("SPY", i + 1, "buy", owner=own(f"p{i}")))
         return await b.activities()
+
     acts = run(go())
     assert [a.qty for a in acts] == [D(i + 1) for i in range(7)]  # oldest first, none lost
     assert len({a.id for a in acts}) == 7
@@ -241,6 +265,7 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
 
         async def closing_price(self, s, d):
             raise KeyError(s)
+
     b = connect(load_settings(), quotes=NoQuotes())
     assert isinstance(b, SimBroker) and "simulated exchange" in caplog.text
     with pytest.raises(SettingsError, match="V28_LIVE_CONFIRM"):
@@ -249,7 +274,6 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
         connect(load_settings(live_confirm=True), live=True)
     with pytest.raises(SettingsError, match="quote source"):
         connect(load_settings())
-
 
 
 def test_orders_page_past_the_limit_with_until(fake_trading):  # noqa: F811
@@ -264,12 +288,14 @@ def test_orders_page_past_the_limit_with_until(fake_trading):  # noqa: F811
         cids = []
         for i, s in enumerate(stamps):
             fake_trading.now = OPEN + timedelta(seconds=s)
-            o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"),
-                                                   owner=own(f"pg{i}")))
+            o = await b.submit(
+                OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own(f"pg{i}"))
+            )
             assert o.status == OrderStatus.NEW, o
             cids.append(o.client_order_id)
         got = await b.orders("open")
         return cids, got
+
     cids, got = run(go())
     assert sorted(o.client_order_id for o in got) == sorted(cids), len(got)
     assert len({o.id for o in got}) == 12

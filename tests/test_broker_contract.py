@@ -36,9 +36,14 @@ from v28quant.ratelimit import RateLimiter
 C530, C535 = "SPY240607C00530000", "SPY240607C00535000"
 P520, P515 = "SPY240607P00520000", "SPY240607P00515000"
 EXPIRY = date(2024, 6, 7)
-QUOTES = {"SPY": ("530.00", "530.10"), "AAPL": ("190.00", "190.05"),
-          C530: ("3.90", "4.00"), C535: ("2.05", "2.15"), P520: ("3.00", "3.10"),
-          P515: ("1.80", "1.90")}
+QUOTES = {
+    "SPY": ("530.00", "530.10"),
+    "AAPL": ("190.00", "190.05"),
+    C530: ("3.90", "4.00"),
+    C535: ("2.05", "2.15"),
+    P520: ("3.00", "3.10"),
+    P515: ("1.80", "1.90"),
+}
 
 
 class SimWorld:
@@ -67,8 +72,12 @@ class SimWorld:
 class AlpacaWorld:
     def __init__(self) -> None:
         self.fake = FakeAlpacaTrading(now=OPEN).start()
-        self.broker = AlpacaBroker("test-key-id", "test-secret", url=self.fake.url,
-                                   limiter=RateLimiter(rate=10_000, burst=1000))
+        self.broker = AlpacaBroker(
+            "test-key-id",
+            "test-secret",
+            url=self.fake.url,
+            limiter=RateLimiter(rate=10_000, burst=1000),
+        )
 
     def set_quote(self, sym, bid, ask, bid_size=0, ask_size=0):
         self.fake.set_quote(sym, bid, ask, bid_size, ask_size)
@@ -123,15 +132,18 @@ def test_market_buy_fills_at_ask_and_shows_everywhere(world):
         assert o.filled_avg_price == D("530.10") and o.side == "buy" and o.type == "market"
         assert o.owner.engine == "equity" and o.owner.strategy == "trend"
         pos = await b.positions()
-        assert [(p.symbol, p.qty, p.avg_entry_price, p.asset_class) for p in pos] == \
-            [("SPY", D(10), D("530.10"), "us_equity")]
+        assert [(p.symbol, p.qty, p.avg_entry_price, p.asset_class) for p in pos] == [
+            ("SPY", D(10), D("530.10"), "us_equity")
+        ]
         # Marked at the mid 530.05.
         assert pos[0].market_value == D("5300.5")
         acct = await b.account()
         assert acct.cash == D(100_000) - D(5301), acct
         acts = await b.activities()
-        assert [(a.type, a.symbol, a.qty, a.price, a.order_id) for a in acts] == \
-            [("FILL", "SPY", D(10), D("530.10"), o.id)]
+        assert [(a.type, a.symbol, a.qty, a.price, a.order_id) for a in acts] == [
+            ("FILL", "SPY", D(10), D("530.10"), o.id)
+        ]
+
     run(go())
 
 
@@ -143,6 +155,7 @@ def test_order_lookup_by_client_id(world):
         got = await b.order_by_client_id(req.client_order_id)
         assert got is not None and got.id == o.id and got.qty == 3
         assert await b.order_by_client_id("v28-equity-trend-000000000000") is None
+
     run(go())
 
 
@@ -154,14 +167,16 @@ def test_resubmitting_the_same_decision_is_idempotent(world):
         again = await b.submit(req)
         assert again.id == first.id
         assert len(await b.orders("all")) == 1
+
     run(go())
 
 
 def test_orders_open_closed_all(world):
     async def go():
         b = world.broker
-        rest = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"),
-                                                  owner=own("rest")))
+        rest = await b.submit(
+            OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("rest"))
+        )
         done = await b.submit(OrderRequest.equity("AAPL", 1, "buy", owner=own("done")))
         assert rest.status == OrderStatus.NEW and rest.limit_price == D(500)
         assert [o.id for o in await b.orders("open")] == [rest.id]
@@ -169,14 +184,14 @@ def test_orders_open_closed_all(world):
         assert {o.id for o in await b.orders("all")} == {rest.id, done.id}
         # A resting buy holds its cash.
         assert (await b.account()).buying_power == D(100_000) - D("190.05") - D(500)
+
     run(go())
 
 
 def test_cancel(world):
     async def go():
         b = world.broker
-        o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"),
-                                               owner=own("cx")))
+        o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("cx")))
         await b.cancel(o.id)
         got = await b.order_by_client_id(o.client_order_id)
         assert got.status == OrderStatus.CANCELED and not got.is_open
@@ -184,20 +199,21 @@ def test_cancel(world):
             await b.cancel(o.id)
         with pytest.raises(OrderNotFound):
             await b.cancel(str(uuid.UUID(int=7)))
+
     run(go())
 
 
 def test_replace_keeps_ownership(world):
     async def go():
         b = world.broker
-        o = await b.submit(OrderRequest.equity("SPY", 2, "buy", "limit", D("500"),
-                                               owner=own("rp")))
+        o = await b.submit(OrderRequest.equity("SPY", 2, "buy", "limit", D("500"), owner=own("rp")))
         new = await b.replace(o.id, limit_price=D("531"))
         assert new.id != o.id and new.client_order_id == o.client_order_id + "-r1"
         assert new.owner.same_decision(o.owner)
         assert new.status == OrderStatus.FILLED and new.filled_avg_price == D("530.10")
         old = await b.order_by_client_id(o.client_order_id)
         assert old.status == OrderStatus.REPLACED and old.replaced_by == new.id
+
     run(go())
 
 
@@ -213,6 +229,7 @@ def test_clock_and_calendar(world):
         assert [d.date.day for d in days] == [25, 26, 27, 29]
         assert days[-1].close == datetime(2024, 11, 29, 18, 0, tzinfo=UTC)
         assert days[0].open == datetime(2024, 11, 25, 14, 30, tzinfo=UTC)
+
     run(go())
 
 
@@ -220,20 +237,29 @@ def test_covered_call_and_vertical_fill(world):
     async def go():
         b = world.broker
         with pytest.raises(InsufficientBuyingPower, match="covered call"):
-            await b.submit(OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"),
-                                               owner=own("cc0", "options", "wheel")))
+            await b.submit(
+                OrderRequest.option(
+                    C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc0", "options", "wheel")
+                )
+            )
         await b.submit(OrderRequest.equity("SPY", 100, "buy", owner=own("sh")))
-        cc = await b.submit(OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"),
-                                                owner=own("cc1", "options", "wheel")))
+        cc = await b.submit(
+            OrderRequest.option(
+                C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc1", "options", "wheel")
+            )
+        )
         assert cc.status == OrderStatus.FILLED and cc.filled_avg_price == D("2.05")
         assert cc.asset_class == "us_option" and cc.intent == "sell_to_open"
         legs = [Leg(P520, 1, "sell", "sell_to_open"), Leg(P515, 1, "buy", "buy_to_open")]
-        v = await b.submit(OrderRequest.multileg(legs, 1, D("-1.00"),
-                                                 owner=own("v1", "options", "vertical")))
+        v = await b.submit(
+            OrderRequest.multileg(legs, 1, D("-1.00"), owner=own("v1", "options", "vertical"))
+        )
         assert v.order_class == "mleg" and v.symbol is None and v.side is None
         assert v.status == OrderStatus.FILLED and v.filled_avg_price == D("-1.10"), v
-        assert sorted((leg.symbol, leg.side, leg.ratio, leg.filled_qty) for leg in v.legs) == \
-            [(P515, "buy", 1, D(1)), (P520, "sell", 1, D(1))]
+        assert sorted((leg.symbol, leg.side, leg.ratio, leg.filled_qty) for leg in v.legs) == [
+            (P515, "buy", 1, D(1)),
+            (P520, "sell", 1, D(1)),
+        ]
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {"SPY": D(100), C535: D(-1), P520: D(-1), P515: D(1)}
         acct = await b.account()
@@ -241,8 +267,10 @@ def test_covered_call_and_vertical_fill(world):
         # The shares cover the call; the put spread holds its max loss, width 5 x 100.
         assert acct.buying_power == acct.cash - D(500), acct
         with pytest.raises(InsufficientBuyingPower, match="options buying power"):
-            await b.submit(OrderRequest.multileg(legs, 100, D("-1.00"),
-                                                 owner=own("v2", "options", "vertical")))
+            await b.submit(
+                OrderRequest.multileg(legs, 100, D("-1.00"), owner=own("v2", "options", "vertical"))
+            )
+
     run(go())
 
 
@@ -250,8 +278,12 @@ def test_options_level_enforced(world):
     async def go():
         world.set_options_level(1)
         with pytest.raises(OptionsLevelError):
-            await world.broker.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open",
-                                                          owner=own("lv", "options", "long")))
+            await world.broker.submit(
+                OrderRequest.option(
+                    C530, 1, "buy", "buy_to_open", owner=own("lv", "options", "long")
+                )
+            )
+
     run(go())
 
 
@@ -265,37 +297,45 @@ def test_partial_fill_then_complete(world):
         o = await b.order_by_client_id(o.client_order_id)
         assert o.status == OrderStatus.FILLED and o.filled_qty == 50
         assert [a.qty for a in await b.activities()] == [D(30), D(20)]
+
     run(go())
 
 
 def test_day_order_expires_at_close(world):
     async def go():
         b = world.broker
-        o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"),
-                                               owner=own("dx")))
+        o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("dx")))
         await world.advance_to(datetime(2024, 6, 3, 20, 1, tzinfo=UTC))
         assert (await b.order_by_client_id(o.client_order_id)).status == OrderStatus.EXPIRED
         assert await b.orders("open") == []
         assert not (await b.clock()).is_open
+
     run(go())
 
 
 def test_expiry_exercise_and_assignment_as_activities(world):
     async def go():
         b = world.broker
-        await b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open",
-                                           owner=own("x1", "options", "long")))
-        await b.submit(OrderRequest.option(P520, 1, "sell", "sell_to_open",
-                                           owner=own("x2", "options", "csp")))
-        await b.submit(OrderRequest.option(P515, 1, "buy", "buy_to_open",
-                                           owner=own("x3", "options", "long")))
+        await b.submit(
+            OrderRequest.option(C530, 1, "buy", "buy_to_open", owner=own("x1", "options", "long"))
+        )
+        await b.submit(
+            OrderRequest.option(P520, 1, "sell", "sell_to_open", owner=own("x2", "options", "csp"))
+        )
+        await b.submit(
+            OrderRequest.option(P515, 1, "buy", "buy_to_open", owner=own("x3", "options", "long"))
+        )
         world.set_close("SPY", EXPIRY, "518.50")
         before = (await b.account()).cash
         await world.advance_to(datetime(2024, 6, 10, 13, 0, tzinfo=UTC))
-        events = sorted((a.type, a.symbol, a.qty) for a in await b.activities()
-                        if a.type != "FILL")
-        assert events == [("OPASN", P520, D(1)), ("OPEXP", C530, D(-1)),
-                          ("OPEXP", P515, D(-1)), ("OPTRD", "SPY", D(100))], events
+        events = sorted((a.type, a.symbol, a.qty) for a in await b.activities() if a.type != "FILL")
+        assert events == [
+            ("OPASN", P520, D(1)),
+            ("OPEXP", C530, D(-1)),
+            ("OPEXP", P515, D(-1)),
+            ("OPTRD", "SPY", D(100)),
+        ], events
         assert {p.symbol: p.qty for p in await b.positions()} == {"SPY": D(100)}
         assert (await b.account()).cash == before - D(52_000)
+
     run(go())

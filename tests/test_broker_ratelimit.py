@@ -29,6 +29,7 @@ def test_bucket_burst_then_one_interval_and_reset_cap():
     async def go():
         for _ in range(11):
             await lim.acquire()
+
     run(go())
     # 10 from the burst, the 11th waits one interval, 60/190 s.
     assert sum(ft.slept) == pytest.approx(60 / 190), ft.slept
@@ -42,14 +43,17 @@ def test_bad_construction_is_refused():
         RateLimiter(burst=0)
 
 
-@pytest.mark.parametrize("headers,want", [
-    ({"X-Ratelimit-Reset": "1717425007"}, 7.0),          # Alpaca: epoch seconds
-    ({"x-ratelimit-reset": "1717425004"}, 4.0),          # header names are case-insensitive
-    ({"Retry-After": "2"}, 2.0),                          # seconds, when there is no reset
-    ({}, 1.0),                                            # neither: the fallback
-    ({"X-Ratelimit-Reset": "soon"}, 1.0),                 # malformed: the fallback
-    ({"X-Ratelimit-Reset": "1717425000"}, 0.0),           # a reset already passed: no pause
-])
+@pytest.mark.parametrize(
+    "headers,want",
+    [
+        ({"X-Ratelimit-Reset": "1717425007"}, 7.0),  # Alpaca: epoch seconds
+        ({"x-ratelimit-reset": "1717425004"}, 4.0),  # header names are case-insensitive
+        ({"Retry-After": "2"}, 2.0),  # seconds, when there is no reset
+        ({}, 1.0),  # neither: the fallback
+        ({"X-Ratelimit-Reset": "soon"}, 1.0),  # malformed: the fallback
+        ({"X-Ratelimit-Reset": "1717425000"}, 0.0),  # a reset already passed: no pause
+    ],
+)
 def test_on_429_waits_for_the_advertised_reset(headers, want):
     ft = FakeTime()
     lim = RateLimiter(now=ft.now, sleep=ft.sleep)
@@ -75,14 +79,35 @@ def test_adapters_own_separate_buckets():
     """Trading and data are metered separately: a 429 from the data API pauses the data
     bucket only; the option-contracts call (trading API) does not wait for it."""
     data_t, trade_t = FakeTime(), FakeTime()
-    quotes = {"SPY": {"t": "2025-07-09T14:59:59Z", "ax": "V", "ap": 528.02, "as": 2,
-                      "bx": "V", "bp": 527.9, "bs": 3, "c": ["R"], "z": "B"}}
+    quotes = {
+        "SPY": {
+            "t": "2025-07-09T14:59:59Z",
+            "ax": "V",
+            "ap": 528.02,
+            "as": 2,
+            "bx": "V",
+            "bp": 527.9,
+            "bs": 3,
+            "c": ["R"],
+            "z": "B",
+        }
+    }
     with FakeAlpacaData(quotes=quotes) as fake:
-        fake.fail("GET", r"/v2/stocks/quotes/latest", 429, {"message": "too many requests."},
-                  {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(data_t.t) + 5)})
-        c = AlpacaData("k", "s", data_url=fake.url, trading_url=fake.url,
-                       limiter=RateLimiter(now=data_t.now, sleep=data_t.sleep),
-                       trading_limiter=RateLimiter(now=trade_t.now, sleep=trade_t.sleep))
+        fake.fail(
+            "GET",
+            r"/v2/stocks/quotes/latest",
+            429,
+            {"message": "too many requests."},
+            {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(data_t.t) + 5)},
+        )
+        c = AlpacaData(
+            "k",
+            "s",
+            data_url=fake.url,
+            trading_url=fake.url,
+            limiter=RateLimiter(now=data_t.now, sleep=data_t.sleep),
+            trading_limiter=RateLimiter(now=trade_t.now, sleep=trade_t.sleep),
+        )
         assert "SPY" in run(c.latest_quotes(["SPY"]))
         run(c.option_contracts("SPY"))
         run(c.aclose())

@@ -26,8 +26,10 @@ def test_occ_round_trip_documented_example():
     assert str(parse_occ("AAPL230721P00152500")) == "AAPL230721P00152500"
 
 
-@pytest.mark.parametrize("bad", ["SPY", "SPY240621X00530000", "SPY241321C00530000",
-                                 "spy240621C00530000", "SPY240621C0053000"])
+@pytest.mark.parametrize(
+    "bad",
+    ["SPY", "SPY240621X00530000", "SPY241321C00530000", "spy240621C00530000", "SPY240621C0053000"],
+)
 def test_occ_rejects_malformed(bad):
     with pytest.raises(ValueError, match="OCC"):
         parse_occ(bad)
@@ -50,24 +52,27 @@ def test_occ_rejects_off_grid_strike():
         format_occ("SPY", date(2024, 6, 21), True, "530.0005")
 
 
-@pytest.mark.parametrize("price,side,scheme,want", [
-    ("1.234", "buy", "penny_pilot", "1.23"),   # buys round down
-    ("1.231", "sell", "penny_pilot", "1.24"),  # sells round up
-    ("3.02", "buy", "penny_pilot", "3.00"),    # nickel grid from $3
-    ("3.02", "sell", "penny_pilot", "3.05"),
-    ("2.996", "sell", "penny_pilot", "3.00"),  # crossing $3 upwards lands on a nickel
-    ("3.02", "buy", "all_penny", "3.02"),
-    ("2.97", "buy", "standard", "2.95"),
-    ("3.01", "sell", "standard", "3.10"),
-    ("0.004", "buy", "penny_pilot", "0.01"),   # never a $0 limit
-])
+@pytest.mark.parametrize(
+    "price,side,scheme,want",
+    [
+        ("1.234", "buy", "penny_pilot", "1.23"),  # buys round down
+        ("1.231", "sell", "penny_pilot", "1.24"),  # sells round up
+        ("3.02", "buy", "penny_pilot", "3.00"),  # nickel grid from $3
+        ("3.02", "sell", "penny_pilot", "3.05"),
+        ("2.996", "sell", "penny_pilot", "3.00"),  # crossing $3 upwards lands on a nickel
+        ("3.02", "buy", "all_penny", "3.02"),
+        ("2.97", "buy", "standard", "2.95"),
+        ("3.01", "sell", "standard", "3.10"),
+        ("0.004", "buy", "penny_pilot", "0.01"),  # never a $0 limit
+    ],
+)
 def test_round_limit(price, side, scheme, want):
     assert round_limit(D(price), side, scheme) == D(want), (price, side, scheme)
 
 
 def test_round_net_limit_is_conservative():
-    assert round_net_limit(D("1.237")) == D("1.23")      # debit: pay less
-    assert round_net_limit(D("-1.232")) == D("-1.24")    # credit: ask for more
+    assert round_net_limit(D("1.237")) == D("1.23")  # debit: pay less
+    assert round_net_limit(D("-1.232")) == D("-1.24")  # credit: ask for more
     assert round_net_limit(D("-3.02")) == D("-3.05")
     assert tick_size(D("-3.5")) == D("0.05")
 
@@ -110,20 +115,31 @@ def test_order_requests_validate_and_round():
     o = Owner("options", "t", "d")
     r = OrderRequest.option("SPY240621C00530000", 2, "buy", "buy_to_open", "6.07", owner=o)
     assert r.type == "limit" and r.limit_price == D("6.05") and r.time_in_force == "day"
-    m = OrderRequest.multileg([Leg("SPY240621P00520000", 1, "sell", "sell_to_open"),
-                               Leg("SPY240621P00515000", 1, "buy", "buy_to_open")], 1,
-                              "-1.234", owner=o)
+    m = OrderRequest.multileg(
+        [
+            Leg("SPY240621P00520000", 1, "sell", "sell_to_open"),
+            Leg("SPY240621P00515000", 1, "buy", "buy_to_open"),
+        ],
+        1,
+        "-1.234",
+        owner=o,
+    )
     assert m.limit_price == D("-1.24") and m.kind == "mleg"
     with pytest.raises(ValueError, match="whole"):
         OrderRequest.option("SPY240621C00530000", D("1.5"), "buy", "buy_to_open", owner=o)
     with pytest.raises(ValueError, match="intent"):
         OrderRequest.option("SPY240621C00530000", 1, "buy", "sell_to_open", owner=o)
     with pytest.raises(ValueError, match="2-4 legs"):
-        OrderRequest.multileg([Leg("SPY240621P00520000", 1, "sell", "sell_to_open")], 1,
-                              owner=o)
+        OrderRequest.multileg([Leg("SPY240621P00520000", 1, "sell", "sell_to_open")], 1, owner=o)
     with pytest.raises(ValueError, match="one underlying"):
-        OrderRequest.multileg([Leg("SPY240621P00520000", 1, "sell", "sell_to_open"),
-                               Leg("QQQ240621P00450000", 1, "buy", "buy_to_open")], 1, owner=o)
+        OrderRequest.multileg(
+            [
+                Leg("SPY240621P00520000", 1, "sell", "sell_to_open"),
+                Leg("QQQ240621P00450000", 1, "buy", "buy_to_open"),
+            ],
+            1,
+            owner=o,
+        )
     with pytest.raises(ValueError, match="ticker"):
         OrderRequest.equity("SPY240621P00520000", 1, "buy", owner=o)
     with pytest.raises(ValueError, match="qty"):

@@ -13,13 +13,36 @@ import pytest
 from v28quant.calendar import ET, default_calendar
 
 NYSE_HOLIDAYS = {
-    2025: ["2025-01-01", "2025-01-09", "2025-01-20", "2025-02-17", "2025-04-18", "2025-05-26",
-           "2025-06-19", "2025-07-04", "2025-09-01", "2025-11-27", "2025-12-25"],
-    2026: ["2026-01-01", "2026-01-19", "2026-02-16", "2026-04-03", "2026-05-25", "2026-06-19",
-           "2026-07-03", "2026-09-07", "2026-11-26", "2026-12-25"],
+    2025: [
+        "2025-01-01",
+        "2025-01-09",
+        "2025-01-20",
+        "2025-02-17",
+        "2025-04-18",
+        "2025-05-26",
+        "2025-06-19",
+        "2025-07-04",
+        "2025-09-01",
+        "2025-11-27",
+        "2025-12-25",
+    ],
+    2026: [
+        "2026-01-01",
+        "2026-01-19",
+        "2026-02-16",
+        "2026-04-03",
+        "2026-05-25",
+        "2026-06-19",
+        "2026-07-03",
+        "2026-09-07",
+        "2026-11-26",
+        "2026-12-25",
+    ],
 }
-NYSE_EARLY_CLOSES = {2025: ["2025-07-03", "2025-11-28", "2025-12-24"],
-                     2026: ["2026-11-27", "2026-12-24"]}
+NYSE_EARLY_CLOSES = {
+    2025: ["2025-07-03", "2025-11-28", "2025-12-24"],
+    2026: ["2026-11-27", "2026-12-24"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +102,15 @@ def test_july_3rd_and_good_friday(cal) -> None:
         cal.windows("2026-07-04")
 
 
-@pytest.mark.parametrize("day,open_utc", [
-    ("2026-03-06", 14), ("2026-03-09", 13),  # DST starts Sunday 2026-03-08
-    ("2026-10-30", 13), ("2026-11-02", 14),  # DST ends Sunday 2026-11-01
-])
+@pytest.mark.parametrize(
+    "day,open_utc",
+    [
+        ("2026-03-06", 14),
+        ("2026-03-09", 13),  # DST starts Sunday 2026-03-08
+        ("2026-10-30", 13),
+        ("2026-11-02", 14),  # DST ends Sunday 2026-11-01
+    ],
+)
 def test_dst(cal, day: str, open_utc: int) -> None:
     s = cal.session(day)
     assert s.open.time() == time(9, 30)
@@ -125,9 +153,11 @@ def test_next_open_next_close_and_closes_between(cal) -> None:
     fri_close = datetime(2025, 11, 28, 13, 0, tzinfo=ET)
     assert cal.next_close(fri_close) == datetime(2025, 12, 1, 16, 0, tzinfo=ET)  # strictly after
     got = cal.closes_between(wed, datetime(2025, 12, 1, 16, 0, tzinfo=ET))
-    assert got == [(date(2025, 11, 26), datetime(2025, 11, 26, 16, 0, tzinfo=ET)),
-                   (date(2025, 11, 28), fri_close),
-                   (date(2025, 12, 1), datetime(2025, 12, 1, 16, 0, tzinfo=ET))], got
+    assert got == [
+        (date(2025, 11, 26), datetime(2025, 11, 26, 16, 0, tzinfo=ET)),
+        (date(2025, 11, 28), fri_close),
+        (date(2025, 12, 1), datetime(2025, 12, 1, 16, 0, tzinfo=ET)),
+    ], got
     assert cal.closes_between(fri_close, fri_close) == []
     with pytest.raises(ValueError, match="timezone-aware"):
         cal.next_open(datetime(2025, 11, 26, 15, 0))

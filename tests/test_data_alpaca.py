@@ -49,18 +49,33 @@ def nvda(shared_data: Path) -> dict:
 
 @pytest.fixture
 def fake(spy_csv: Path, nvda: dict):
-    quotes = {"SPY": {"t": "2025-07-09T14:59:59Z", "ax": "V", "ap": 528.02, "as": 2,
-                      "bx": "V", "bp": 527.9, "bs": 3, "c": ["R"], "z": "B"}}
-    with FakeAlpacaData(bars={"SPY": bars_from_csv(spy_csv)}, quotes=quotes,
-                        option_snapshots=nvda, contracts=contracts_from_snapshots(nvda),
-                        page_size=50, now=NOW) as f:
+    quotes = {
+        "SPY": {
+            "t": "2025-07-09T14:59:59Z",
+            "ax": "V",
+            "ap": 528.02,
+            "as": 2,
+            "bx": "V",
+            "bp": 527.9,
+            "bs": 3,
+            "c": ["R"],
+            "z": "B",
+        }
+    }
+    with FakeAlpacaData(
+        bars={"SPY": bars_from_csv(spy_csv)},
+        quotes=quotes,
+        option_snapshots=nvda,
+        contracts=contracts_from_snapshots(nvda),
+        page_size=50,
+        now=NOW,
+    ) as f:
         yield f
 
 
 def client(fake: FakeAlpacaData, **kw) -> AlpacaData:
     kw.setdefault("limiter", RateLimiter(rate=60_000, burst=1000))
-    return AlpacaData(KEY, SECRET, data_url=fake.url, trading_url=fake.url, now=lambda: NOW,
-                      **kw)
+    return AlpacaData(KEY, SECRET, data_url=fake.url, trading_url=fake.url, now=lambda: NOW, **kw)
 
 
 def test_is_a_datafeed(fake: FakeAlpacaData) -> None:
@@ -78,8 +93,7 @@ def test_daily_bars_paginated(fake: FakeAlpacaData, spy_csv: Path) -> None:
     np.testing.assert_array_equal(b["volume"].to_numpy(), ref["volume"].to_numpy(float))
     # midnight New York in UTC: 05:00Z in winter, 04:00Z in summer
     assert b["timestamp"].iloc[0] == pd.Timestamp("2023-01-03 05:00", tz="UTC")
-    assert b["timestamp"].dt.tz_convert("America/New_York").dt.date.iloc[-1] == \
-        date(2023, 12, 29)
+    assert b["timestamp"].dt.tz_convert("America/New_York").dt.date.iloc[-1] == date(2023, 12, 29)
     pages = [q for m, p, q in fake.requests if p == "/v2/stocks/bars"]
     assert len(pages) == 5 and all(q["feed"] == "iex" for q in pages)  # 250 / 50
 
@@ -134,12 +148,20 @@ def test_option_chain_nvda(fake: FakeAlpacaData, shared_data: Path) -> None:
     # and its vegas run 0.5-0.8x ours, but a per-point / per-1.00 mix-up is a factor 100.
     from v28quant.options import black_scholes as bsm
 
-    t = (datetime(2025, 7, 11, 20, tzinfo=UTC) - datetime(2025, 7, 8, 20, tzinfo=UTC)
-         ).total_seconds() / (365 * 86400)
+    t = (
+        datetime(2025, 7, 11, 20, tzinfo=UTC) - datetime(2025, 7, 8, 20, tzinfo=UTC)
+    ).total_seconds() / (365 * 86400)
     near = has[(has["strike"] > 150) & (has["strike"] < 170)]
     assert len(near) > 5
-    ref = bsm.greeks(160.09, near["strike"].to_numpy(), t, 0.0, 0.0, near["iv"].to_numpy(),
-                     (near["type"] == "call").to_numpy()).vega
+    ref = bsm.greeks(
+        160.09,
+        near["strike"].to_numpy(),
+        t,
+        0.0,
+        0.0,
+        near["iv"].to_numpy(),
+        (near["type"] == "call").to_numpy(),
+    ).vega
     ratio = near["vega"].to_numpy() / ref
     assert np.all((ratio > 0.4) & (ratio < 2.5)), ratio
 
@@ -163,9 +185,14 @@ def test_option_contracts_manual_pagination(fake: FakeAlpacaData) -> None:
 
 def test_429_waits_for_reset_then_succeeds(fake: FakeAlpacaData) -> None:
     reset = str(int(time.time()) + 1)
-    fake.fail("GET", r"/v2/stocks/quotes/latest", 429, {"message": "too many requests."},
-              {"X-Ratelimit-Limit": "200", "X-Ratelimit-Remaining": "0",
-               "X-Ratelimit-Reset": reset}, times=1)
+    fake.fail(
+        "GET",
+        r"/v2/stocks/quotes/latest",
+        429,
+        {"message": "too many requests."},
+        {"X-Ratelimit-Limit": "200", "X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": reset},
+        times=1,
+    )
     c = client(fake)
     t0 = time.monotonic()
     assert "SPY" in run(c.latest_quotes(["SPY"]))
@@ -177,12 +204,22 @@ def test_429_waits_for_reset_then_succeeds(fake: FakeAlpacaData) -> None:
 
 def test_429_exhausted_and_403_are_clear_errors(fake: FakeAlpacaData, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    fake.fail("GET", r"/v2/stocks/quotes/latest", 429, {"message": "too many requests."},
-              {"Retry-After": "0"}, times=10)
+    fake.fail(
+        "GET",
+        r"/v2/stocks/quotes/latest",
+        429,
+        {"message": "too many requests."},
+        {"Retry-After": "0"},
+        times=10,
+    )
     with pytest.raises(DataError, match="429"):
         run(client(fake, max_retries=2).latest_quotes(["SPY"]))
-    fake.fail("GET", r"/v2/stocks/bars", 403,
-              {"message": "subscription does not permit querying recent SIP data"})
+    fake.fail(
+        "GET",
+        r"/v2/stocks/bars",
+        403,
+        {"message": "subscription does not permit querying recent SIP data"},
+    )
     with pytest.raises(DataError, match="403.*subscription does not permit") as ei:
         run(client(fake).bars(["SPY"], date(2023, 1, 1), date(2023, 1, 31)))
     assert KEY not in str(ei.value) and SECRET not in str(ei.value)

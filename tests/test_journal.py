@@ -58,14 +58,12 @@ def test_refuses_newer_schema(tmp_path: Path) -> None:
 
 
 def test_signals_round_trip(journal: Journal) -> None:
-    s = Signal("garch", "SPY", -0.25, 0.8, {"sigma": 0.013, "n": 250, "px": Decimal("1.10")},
-               ts=T0)
+    s = Signal("garch", "SPY", -0.25, 0.8, {"sigma": 0.013, "n": 250, "px": Decimal("1.10")}, ts=T0)
     i1 = journal.record_signal(s)
     i2 = journal.record_signal(Signal("hmm", "QQQ", 0.5, 0.1, {}, ts=T0 + timedelta(hours=1)))
     assert (i1, i2) == (1, 2)
     df = journal.signals()
-    assert list(df.columns) == ["id", "ts", "model", "symbol", "value", "confidence",
-                                "reasoning"]
+    assert list(df.columns) == ["id", "ts", "model", "symbol", "value", "confidence", "reasoning"]
     assert df.loc[0, "reasoning"] == {"sigma": 0.013, "n": 250, "px": "1.10"}
     assert df.loc[0, "ts"] == T0
     later = journal.signals(since=T0 + timedelta(minutes=30))
@@ -73,13 +71,19 @@ def test_signals_round_trip(journal: Journal) -> None:
     # stored as ISO UTC text, whatever zone the caller used
     ny = timezone(timedelta(hours=-5))
     journal.record_signal(Signal("x", "SPY", 0, 0, {}, ts=datetime(2026, 3, 2, 10, tzinfo=ny)))
-    assert raw(journal.path, "SELECT ts FROM signals WHERE id=3")[0][0] == \
-        "2026-03-02T15:00:00+00:00"
+    assert (
+        raw(journal.path, "SELECT ts FROM signals WHERE id=3")[0][0] == "2026-03-02T15:00:00+00:00"
+    )
 
 
 def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
-    req = {"symbol": "SPY", "qty": Decimal("10"), "side": "buy", "type": "limit",
-           "limit_price": Decimal("450.05")}
+    req = {
+        "symbol": "SPY",
+        "qty": Decimal("10"),
+        "side": "buy",
+        "type": "limit",
+        "limit_price": Decimal("450.05"),
+    }
     assert journal.record_order_intent("eq-mom-1", "equity", "momentum", "d1", req, T0)
     assert not journal.record_order_intent("eq-mom-1", "equity", "momentum", "d1", req, T0)
     o = journal.order_by_client_id("eq-mom-1")
@@ -87,22 +91,37 @@ def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     assert o["request"]["limit_price"] == "450.05"
     assert [x["client_order_id"] for x in journal.open_orders()] == ["eq-mom-1"]
 
-    journal.record_order_update("eq-mom-1", "b-1", "new", "0", None, {"status": "new"},
-                                T0 + timedelta(seconds=1))
-    journal.record_order_update("eq-mom-1", "b-1", "partially_filled", Decimal("4"),
-                                Decimal("450.01"), {}, T0 + timedelta(seconds=2))
+    journal.record_order_update(
+        "eq-mom-1", "b-1", "new", "0", None, {"status": "new"}, T0 + timedelta(seconds=1)
+    )
+    journal.record_order_update(
+        "eq-mom-1",
+        "b-1",
+        "partially_filled",
+        Decimal("4"),
+        Decimal("450.01"),
+        {},
+        T0 + timedelta(seconds=2),
+    )
     # an update that arrives late (older ts) is kept as an event but does not win
-    journal.record_order_update("eq-mom-1", None, "accepted", "0", None, {},
-                                T0 + timedelta(milliseconds=500))
+    journal.record_order_update(
+        "eq-mom-1", None, "accepted", "0", None, {}, T0 + timedelta(milliseconds=500)
+    )
     o = journal.order_by_client_id("eq-mom-1")
     assert o["status"] == "partially_filled"
     assert o["filled_qty"] == Decimal("4") and o["filled_avg_price"] == Decimal("450.01")
-    journal.record_order_update("eq-mom-1", "b-1", "filled", "10", "450.0130", {},
-                                T0 + timedelta(seconds=3))
+    journal.record_order_update(
+        "eq-mom-1", "b-1", "filled", "10", "450.0130", {}, T0 + timedelta(seconds=3)
+    )
     assert journal.open_orders() == []
     events = journal.order_events("eq-mom-1")
-    assert [e["status"] for e in events] == ["intent", "new", "partially_filled", "accepted",
-                                             "filled"]
+    assert [e["status"] for e in events] == [
+        "intent",
+        "new",
+        "partially_filled",
+        "accepted",
+        "filled",
+    ]
     # exact decimal text, no float round trip
     assert raw(journal.path, "SELECT filled_avg_price FROM orders")[0][0] == "450.0130"
     assert journal.order_by_client_id("nope") is None
@@ -117,8 +136,9 @@ def test_fills_activities_idempotent(journal: Journal) -> None:
     assert journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)
     assert not journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)
     assert raw(journal.path, "SELECT COUNT(*) FROM fills")[0][0] == 1
-    assert journal.record_activity("a1", "OPASN", "SPY240621P00500000", "1", None, T0,
-                                   {"description": "Option Assignment"})
+    assert journal.record_activity(
+        "a1", "OPASN", "SPY240621P00500000", "1", None, T0, {"description": "Option Assignment"}
+    )
     assert not journal.record_activity("a1", "OPASN", "SPY240621P00500000", "1", None, T0, {})
     journal.record_activity("a2", "OPEXP", "SPY240621C00600000", "-1", None, T0, {})
     assert journal.seen_activity_ids() == {"a1", "a2"}
@@ -126,10 +146,14 @@ def test_fills_activities_idempotent(journal: Journal) -> None:
 
 def test_positions_snapshots(journal: Journal) -> None:
     assert journal.last_positions() == {}
-    journal.record_positions([{"symbol": "SPY", "qty": "100", "avg_entry_price": "450.1"},
-                              {"symbol": "SPY240621C00530000", "qty": Decimal("-1")}], T0)
-    assert journal.last_positions() == {"SPY": Decimal(100),
-                                        "SPY240621C00530000": Decimal(-1)}
+    journal.record_positions(
+        [
+            {"symbol": "SPY", "qty": "100", "avg_entry_price": "450.1"},
+            {"symbol": "SPY240621C00530000", "qty": Decimal("-1")},
+        ],
+        T0,
+    )
+    assert journal.last_positions() == {"SPY": Decimal(100), "SPY240621C00530000": Decimal(-1)}
     journal.record_positions([], T0 + timedelta(hours=1))  # flat is a snapshot too
     assert journal.last_positions() == {}
     with pytest.raises(ValueError, match="needs 'symbol' and 'qty'"):
@@ -137,8 +161,14 @@ def test_positions_snapshots(journal: Journal) -> None:
 
 
 def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
-    journal.record_model_run("garch", "1", T0, T0 + timedelta(seconds=2),
-                             {"dist": "normal"}, {"loglik": -1234.5, "converged": True})
+    journal.record_model_run(
+        "garch",
+        "1",
+        T0,
+        T0 + timedelta(seconds=2),
+        {"dist": "normal"},
+        {"loglik": -1234.5, "converged": True},
+    )
     journal.record_reconcile(False, [{"symbol": "SPY", "journal": "100", "broker": "90"}], T0)
     journal.record_reconcile(True, [], T0 + timedelta(minutes=1))
     journal.record_signal(Signal("garch", "SPY", 0.1, 0.5, {}, ts=T0))
@@ -159,11 +189,17 @@ def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
     assert s["reconciles"] == {"ok": 1, "failed": 1}
 
 
-@pytest.mark.parametrize("reasoning", [
-    {"api_key": "s3cr3t"}, {"nested": {"APCA-API-SECRET-KEY": "s3cr3t"}},
-    {"webhookUrl": "s3cr3t"}, {"auth_token": "s3cr3t"}, {"list": [{"password": "s3cr3t"}]},
-    {"note": "https://discord.com/api/webhooks/1/s3cr3t"},
-])
+@pytest.mark.parametrize(
+    "reasoning",
+    [
+        {"api_key": "s3cr3t"},
+        {"nested": {"APCA-API-SECRET-KEY": "s3cr3t"}},
+        {"webhookUrl": "s3cr3t"},
+        {"auth_token": "s3cr3t"},
+        {"list": [{"password": "s3cr3t"}]},
+        {"note": "https://discord.com/api/webhooks/1/s3cr3t"},
+    ],
+)
 def test_secret_guard(journal: Journal, reasoning: dict) -> None:
     """A credential-like field is redacted: the row is kept, the secret never hits the file."""
     journal.record_decision("d", "e", "s", "SPY", "buy", reasoning, T0)
@@ -174,9 +210,15 @@ def test_secret_guard(journal: Journal, reasoning: dict) -> None:
 
 
 def test_innocent_keys_pass(journal: Journal) -> None:
-    journal.record_decision("d", "e", "s", "SPY", "buy",
-                            {"monkey": 1, "keystone": 2, "tokenizer_vocab": 3, "n_keys": 4},
-                            T0)
+    journal.record_decision(
+        "d",
+        "e",
+        "s",
+        "SPY",
+        "buy",
+        {"monkey": 1, "keystone": 2, "tokenizer_vocab": 3, "n_keys": 4},
+        T0,
+    )
 
 
 def test_bad_inputs(journal: Journal) -> None:
@@ -192,6 +234,7 @@ def test_thread_safety(journal: Journal) -> None:
     def work(k: int) -> None:
         for i in range(50):
             journal.record_fill(f"t{k}-{i}", None, "SPY", "1", "1", "buy", T0)
+
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
@@ -220,8 +263,9 @@ def test_survives_sigkill_mid_write(tmp_path: Path) -> None:
     """Every row the child acknowledged (printed after the call returned) survives SIGKILL."""
     path = tmp_path / "crash.sqlite"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "python"))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
-                             text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     acked = []
     assert child.stdout is not None
     for line in child.stdout:

@@ -31,7 +31,9 @@ def test_posts_are_received(discord: FakeDiscord) -> None:
 
     n = asyncio.run(go())
     assert [m["content"] for m in discord.received] == [
-        "FILL buy 10 SPY @ 450.05 (engine=equity)", "ERROR in options engine: quote missing"]
+        "FILL buy 10 SPY @ 450.05 (engine=equity)",
+        "ERROR in options engine: quote missing",
+    ]
     assert n.sent == 2 and n.dropped == 0
 
 

@@ -51,11 +51,19 @@ def run(coro):
 async def place(journal, broker, clock, req: OrderRequest):
     """What the runner does: journal the intent, submit, journal the acknowledgement."""
     o = req.owner
-    journal.record_order_intent(req.client_order_id, o.engine, o.strategy, o.decision_id,
-                                req.to_dict(), clock.now())
+    journal.record_order_intent(
+        req.client_order_id, o.engine, o.strategy, o.decision_id, req.to_dict(), clock.now()
+    )
     ack = await broker.submit(req)
-    journal.record_order_update(ack.client_order_id, ack.id, ack.status.value, ack.filled_qty,
-                                ack.filled_avg_price, ack.to_dict(), clock.now())
+    journal.record_order_update(
+        ack.client_order_id,
+        ack.id,
+        ack.status.value,
+        ack.filled_qty,
+        ack.filled_avg_price,
+        ack.to_dict(),
+        clock.now(),
+    )
     return ack
 
 
@@ -78,13 +86,20 @@ def test_fill_during_downtime_is_journaled(journal, venue):
 
     async def go():
         await reconcile(journal, b, clock)
-        ack = await place(journal, b, clock, OrderRequest.equity(
-            "SPY", 5, "buy", "limit", D("529"), owner=Owner("equity", "trend", "d1")))
+        ack = await place(
+            journal,
+            b,
+            clock,
+            OrderRequest.equity(
+                "SPY", 5, "buy", "limit", D("529"), owner=Owner("equity", "trend", "d1")
+            ),
+        )
         assert ack.status == OrderStatus.NEW
         # -- process stops; the market comes down to our limit --
         q.set("SPY", "528.90", "528.95")
         clock.set(datetime(2024, 6, 3, 15, 0, tzinfo=UTC))
         return ack, await reconcile(journal, b, clock)
+
     ack, rep = run(go())
     assert rep.ok, rep.reason
     assert kinds(rep) == ["order_changed", "position_explained"], rep.differences
@@ -99,13 +114,21 @@ def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
 
     async def go():
         await reconcile(journal, b, clock)
-        ack = await place(journal, b, clock, OrderRequest.equity(
-            "SPY", 1, "buy", "limit", D("500"), owner=Owner("equity", "trend", "c1")))
+        ack = await place(
+            journal,
+            b,
+            clock,
+            OrderRequest.equity(
+                "SPY", 1, "buy", "limit", D("500"), owner=Owner("equity", "trend", "c1")
+            ),
+        )
         await b.cancel(ack.id)  # e.g. canceled by hand on the dashboard
         lost = OrderRequest.equity("SPY", 1, "buy", owner=Owner("equity", "trend", "c2"))
-        journal.record_order_intent(lost.client_order_id, "equity", "trend", "c2",
-                                    lost.to_dict(), clock.now())  # crash before the POST
+        journal.record_order_intent(
+            lost.client_order_id, "equity", "trend", "c2", lost.to_dict(), clock.now()
+        )  # crash before the POST
         return ack, lost, await reconcile(journal, b, clock)
+
     ack, lost, rep = run(go())
     assert rep.ok, rep.reason
     assert kinds(rep) == ["intent_never_submitted", "order_changed"]
@@ -117,10 +140,18 @@ def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
 def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue):
     clock, q, b = venue
     run(reconcile(journal, b, clock))
-    journal.record_order_intent("v28-equity-trend-0123456789ab", "equity", "trend", "gone",
-                                {"kind": "equity"}, clock.now())
-    journal.record_order_update("v28-equity-trend-0123456789ab", "3f1c0000-0000-4000-8000-"
-                                "000000000001", "new", D(0), None, {}, clock.now())
+    journal.record_order_intent(
+        "v28-equity-trend-0123456789ab", "equity", "trend", "gone", {"kind": "equity"}, clock.now()
+    )
+    journal.record_order_update(
+        "v28-equity-trend-0123456789ab",
+        "3f1c0000-0000-4000-8000-000000000001",
+        "new",
+        D(0),
+        None,
+        {},
+        clock.now(),
+    )
     rep = run(reconcile(journal, b, clock))
     assert not rep.ok and "own_order_missing" in rep.reason, rep
 
@@ -131,9 +162,13 @@ def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, venue):
     async def go():
         await reconcile(journal, b, clock)
         # An order with our id pattern that the journal never saw (another instance?).
-        await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"),
-                                           owner=Owner("options", "wheel", "ghost")))
+        await b.submit(
+            OrderRequest.equity(
+                "SPY", 1, "buy", "limit", D("500"), owner=Owner("options", "wheel", "ghost")
+            )
+        )
         return await reconcile(journal, b, clock)
+
     rep = run(go())
     assert not rep.ok and "unknown_own_order" in rep.reason
     assert rep.fatal[0]["engine"] == "options" and rep.fatal[0]["strategy"] == "wheel"
@@ -144,10 +179,17 @@ def test_replacement_while_down_is_adopted(journal, venue):
 
     async def go():
         await reconcile(journal, b, clock)
-        ack = await place(journal, b, clock, OrderRequest.equity(
-            "SPY", 1, "buy", "limit", D("500"), owner=Owner("equity", "trend", "r1")))
+        ack = await place(
+            journal,
+            b,
+            clock,
+            OrderRequest.equity(
+                "SPY", 1, "buy", "limit", D("500"), owner=Owner("equity", "trend", "r1")
+            ),
+        )
         new = await b.replace(ack.id, limit_price=D("510"))  # journal never told
         return ack, new, await reconcile(journal, b, clock)
+
     ack, new, rep = run(go())
     assert rep.ok, rep.reason
     assert kinds(rep) == ["order_changed", "replacement_adopted"]
@@ -159,11 +201,14 @@ def test_expiry_and_assignment_while_down_explain_positions(journal, venue):
 
     async def go():
         for req in [
-                OrderRequest.equity("SPY", 100, "buy", owner=Owner("equity", "wheel", "s")),
-                OrderRequest.option(C535, 1, "sell", "sell_to_open",
-                                    owner=Owner("options", "wheel", "cc")),
-                OrderRequest.option(P520, 1, "sell", "sell_to_open",
-                                    owner=Owner("options", "wheel", "csp"))]:
+            OrderRequest.equity("SPY", 100, "buy", owner=Owner("equity", "wheel", "s")),
+            OrderRequest.option(
+                C535, 1, "sell", "sell_to_open", owner=Owner("options", "wheel", "cc")
+            ),
+            OrderRequest.option(
+                P520, 1, "sell", "sell_to_open", owner=Owner("options", "wheel", "csp")
+            ),
+        ]:
             await place(journal, b, clock, req)
         rep0 = await reconcile(journal, b, clock)
         assert rep0.ok
@@ -171,6 +216,7 @@ def test_expiry_and_assignment_while_down_explain_positions(journal, venue):
         q.set_close("SPY", date(2024, 6, 7), "518.00")
         clock.set(datetime(2024, 6, 10, 13, 35, tzinfo=UTC))
         return await reconcile(journal, b, clock)
+
     rep = run(go())
     assert rep.ok, rep.reason
     by_sym = {d["symbol"]: d for d in rep.differences if d["kind"] == "position_explained"}
@@ -197,8 +243,9 @@ def test_unexplained_position_difference_fails_closed(journal, venue):
 
 
 def test_unreachable_broker_fails_closed(journal):
-    b = AlpacaBroker("k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0,
-                     max_attempts=1)
+    b = AlpacaBroker(
+        "k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0, max_attempts=1
+    )
     rep = run(reconcile(journal, b))
     assert not rep.ok and "broker_unreachable" in rep.reason
 
@@ -209,8 +256,9 @@ def test_failed_reconcile_is_posted_to_discord(journal):
     from fakes.discord import FakeDiscord
     from v28quant.notify import DiscordNotifier
 
-    b = AlpacaBroker("k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0,
-                     max_attempts=1)
+    b = AlpacaBroker(
+        "k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0, max_attempts=1
+    )
 
     async def go(url):
         n = DiscordNotifier(url, min_interval=0.0)
@@ -235,6 +283,7 @@ def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
     async def spy(since=None):
         asked.append(since)
         return await fetch(since)
+
     b.activities = spy
 
     async def go():
@@ -244,6 +293,7 @@ def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
         await b.submit(OrderRequest.equity("SPY", 5, "buy", owner=Owner("equity", "t", "b")))
         second = await reconcile(journal, b, clock)
         return first, second
+
     first, second = run(go())
     assert first.ok and second.ok, (first, second)
     assert asked[0] is None
@@ -267,12 +317,22 @@ def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, faul
     journal = Journal(path)
     fake = FakeAlpacaTrading(now=OPEN).start()
     fake.set_quote("SPY", "530.00", "530.10")
-    kw = ({"delay_s": 0.6, "status": 200} if fault == "timeout"
-          else {"status": 500, "body": {"message": "internal server error"}})
+    kw = (
+        {"delay_s": 0.6, "status": 200}
+        if fault == "timeout"
+        else {"status": 500, "body": {"message": "internal server error"}}
+    )
     fake.inject("POST", "/v2/orders", times=3, **kw)
     fake.inject("GET", "/v2/orders:by_client_order_id", times=10, **kw)
-    b = AlpacaBroker("k", "s", url=fake.url, timeout_s=0.3, backoff_s=0.0, max_attempts=2,
-                     limiter=RateLimiter(rate=10_000, burst=1000))
+    b = AlpacaBroker(
+        "k",
+        "s",
+        url=fake.url,
+        timeout_s=0.3,
+        backoff_s=0.0,
+        max_attempts=2,
+        limiter=RateLimiter(rate=10_000, burst=1000),
+    )
     clock = SimClock(OPEN)
     req = OrderRequest.equity("SPY", 3, "buy", owner=Owner("equity", "trend", f"out-{fault}"))
     try:
@@ -289,8 +349,9 @@ def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, faul
         o = run(b.submit(req))
         again = run(b.submit(req))
         assert o.id == again.id and o.status == OrderStatus.FILLED
-        assert sum(1 for x in fake.orders.values()
-                   if x["client_order_id"] == req.client_order_id) == 1
+        assert (
+            sum(1 for x in fake.orders.values() if x["client_order_id"] == req.client_order_id) == 1
+        )
     finally:
         run(b.aclose())
         fake.stop()

@@ -58,8 +58,9 @@ def test_bars_no_look_ahead(spx: History) -> None:
     assert days.max() == date(2015, 6, 10), "nothing after today"
     # completed days are the recorded bars, exactly
     done = b[(days < date(2015, 6, 10)).to_numpy()]
-    ref = spx.bars[(spx.bars.timestamp >= done.timestamp.min())
-                   & (spx.bars.timestamp <= done.timestamp.max())]
+    ref = spx.bars[
+        (spx.bars.timestamp >= done.timestamp.min()) & (spx.bars.timestamp <= done.timestamp.max())
+    ]
     np.testing.assert_array_equal(done["close"].to_numpy(), ref["close"].to_numpy())
     # today's bar is partial: recorded open, a range inside the day's, volume so far
     today, rec = b.iloc[-1], daily_row(spx, "SPX", date(2015, 6, 10))
@@ -79,16 +80,21 @@ def test_future_data_cannot_leak(spx: History) -> None:
     for c in ("open", "high", "low", "close"):
         b.loc[future, c] = b.loc[future, c] * 1.7
     f1, f2 = feed_at(spx, NOW), feed_at(History(b), NOW)
-    pd.testing.assert_frame_equal(run(f1.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1))),
-                                  run(f2.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1))))
+    pd.testing.assert_frame_equal(
+        run(f1.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1))),
+        run(f2.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1))),
+    )
     assert run(f1.quote("SPX")) == run(f2.quote("SPX"))
     c1, c2 = run(f1.option_chain("SPX")), run(f2.option_chain("SPX"))
     pd.testing.assert_frame_equal(c1, c2)
     with pytest.raises(ValueError, match="has not closed"):
         run(f1.closing_price("SPX", NOW))
-    assert run(f1.closing_price("SPX", NOW - timedelta(days=1))) == \
-        Decimal(repr(float(daily_row(spx, "SPX", date(2015, 6, 9))["close"]))).quantize(
-            Decimal("0.0001")).normalize()
+    assert (
+        run(f1.closing_price("SPX", NOW - timedelta(days=1)))
+        == Decimal(repr(float(daily_row(spx, "SPX", date(2015, 6, 9))["close"])))
+        .quantize(Decimal("0.0001"))
+        .normalize()
+    )
 
 
 def test_paths_reproducible_and_seeded(spx: History) -> None:
@@ -124,8 +130,13 @@ def test_intraday_bars_rebuild_the_daily_bar(spx: History, day: str) -> None:
 
 def test_intraday_path_properties() -> None:
     rng = np.random.default_rng(5)
-    cases = [(100, 105, 98, 101), (100, 100, 95, 96), (100, 103, 97, 97), (50, 50, 50, 50),
-             (10, 12, 10, 12)]
+    cases = [
+        (100, 105, 98, 101),
+        (100, 100, 95, 96),
+        (100, 103, 97, 97),
+        (50, 50, 50, 50),
+        (10, 12, 10, 12),
+    ]
     for o, h, lo, c in cases:
         p = intraday_path(o, h, lo, c, 390, rng)
         assert (p[0], p[-1], p.max(), p.min()) == (o, c, h, lo), (o, h, lo, c)
@@ -157,8 +168,9 @@ def test_synthetic_chain_sanity(spx: History) -> None:
         assert (float(occ.strike), occ.expiry, occ.type) == (k, e.date(), ty)
     # put-call parity of the mids, within half the two spreads (European, q = 0)
     spot, r = ch.attrs["underlying_price"], f.model.rate
-    both = ch[ch.type == "call"].merge(ch[ch.type == "put"], on=["expiry", "strike"],
-                                       suffixes=("_c", "_p"))
+    both = ch[ch.type == "call"].merge(
+        ch[ch.type == "put"], on=["expiry", "strike"], suffixes=("_c", "_p")
+    )
     assert len(both) > 50
     for _, row in both.iterrows():
         e, k = row["expiry"], row["strike"]
@@ -179,13 +191,17 @@ def test_synthetic_chain_sanity(spx: History) -> None:
 
 def test_chain_filters_and_contracts(spx: History) -> None:
     f = feed_at(spx, NOW)
-    ch = run(f.option_chain("SPX", expiry_to=date(2015, 6, 30), type="put",
-                            strike_from=2000, strike_to=2100))
+    ch = run(
+        f.option_chain(
+            "SPX", expiry_to=date(2015, 6, 30), type="put", strike_from=2000, strike_to=2100
+        )
+    )
     assert set(ch["type"]) == {"put"} and ch["strike"].between(2000, 2100).all()
     assert (ch["expiry"].dt.date <= date(2015, 6, 30)).all()
     con = run(f.option_contracts("SPX", expiry_to=date(2015, 6, 30)))
-    assert set(con["expiry"].dt.date) == set(run(f.option_chain(
-        "SPX", expiry_to=date(2015, 6, 30)))["expiry"].dt.date)
+    assert set(con["expiry"].dt.date) == set(
+        run(f.option_chain("SPX", expiry_to=date(2015, 6, 30)))["expiry"].dt.date
+    )
     # the July 2015 expiry: Friday July 3rd was a holiday, so the weekly moved to Thursday
     exps = set(run(f.option_chain("SPX"))["expiry"].dt.date)
     assert date(2015, 7, 2) in exps and date(2015, 7, 3) not in exps
@@ -232,8 +248,10 @@ def test_sample_history_labels() -> None:
 
 def test_user_files(tmp_path: Path) -> None:
     p = tmp_path / "abc.csv"
-    p.write_text("Date,Open,High,Low,Close,Volume\n2024-01-03,10,11,9.5,10.5,100\n"
-                 "2024-01-02,9,10.2,8.8,10,200\n")
+    p.write_text(
+        "Date,Open,High,Low,Close,Volume\n2024-01-03,10,11,9.5,10.5,100\n"
+        "2024-01-02,9,10.2,8.8,10,200\n"
+    )
     h = load_bars_file(p)
     assert h.symbols == ["ABC"] and h.bars["close"].tolist() == [10.0, 10.5]
     assert h.bars["timestamp"].iloc[0] == pd.Timestamp("2024-01-02 05:00", tz="UTC")
@@ -252,6 +270,15 @@ def test_user_files(tmp_path: Path) -> None:
 def test_user_parquet(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow", reason="Parquet support needs pyarrow")
     pq = tmp_path / "x.parquet"
-    pd.DataFrame({"date": ["2024-01-02"], "open": [1.0], "high": [2.0], "low": [0.5],
-                  "close": [1.5], "volume": [10], "symbol": ["XYZ"]}).to_parquet(pq)
+    pd.DataFrame(
+        {
+            "date": ["2024-01-02"],
+            "open": [1.0],
+            "high": [2.0],
+            "low": [0.5],
+            "close": [1.5],
+            "volume": [10],
+            "symbol": ["XYZ"],
+        }
+    ).to_parquet(pq)
     assert load_bars_file(pq).symbols == ["XYZ"]

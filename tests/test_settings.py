@@ -12,9 +12,19 @@ from pathlib import Path
 import pytest
 from v28quant.settings import SettingsError, load_settings
 
-ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL", "APCA_API_DATA_URL",
-       "V28_LIVE_CONFIRM", "DISCORD_WEBHOOK_URL", "V28_JOURNAL", "V28_DATA_FEED",
-       "V28_OPTIONS_FEED", "V28_UNIVERSE", "V28_CONFIG")
+ENV = (
+    "APCA_API_KEY_ID",
+    "APCA_API_SECRET_KEY",
+    "APCA_API_BASE_URL",
+    "APCA_API_DATA_URL",
+    "V28_LIVE_CONFIRM",
+    "DISCORD_WEBHOOK_URL",
+    "V28_JOURNAL",
+    "V28_DATA_FEED",
+    "V28_OPTIONS_FEED",
+    "V28_UNIVERSE",
+    "V28_CONFIG",
+)
 KEY, SECRET = "PKLIVEKEYID0001", "sEcReT-Value-42"
 HOOK = "https://discord.com/api/webhooks/111/hook-TOKEN-xyz"
 
@@ -35,16 +45,18 @@ def test_defaults_are_paper_without_keys() -> None:
     s.require_mode("backtest")
 
 
-@pytest.mark.parametrize("var,value,expect", [
-    ("APCA_API_BASE_URL", "ftp://example", r"^APCA_API_BASE_URL: must be an http\(s\) URL"),
-    ("APCA_API_DATA_URL", "https://", r"^APCA_API_DATA_URL: must be an http\(s\) URL"),
-    ("V28_DATA_FEED", "bogus", r"^V28_DATA_FEED: .*'iex' or 'sip'"),
-    ("V28_OPTIONS_FEED", "nasdaq", r"^V28_OPTIONS_FEED: .*'indicative' or 'opra'"),
-    ("V28_LIVE_CONFIRM", "maybe", r"^V28_LIVE_CONFIRM: .*boolean"),
-    ("V28_UNIVERSE", "SPY,$$$", r"^V28_UNIVERSE: must be a list of ticker symbols"),
-])
-def test_bad_setting_is_one_line_naming_it(monkeypatch, var: str, value: str,
-                                           expect: str) -> None:
+@pytest.mark.parametrize(
+    "var,value,expect",
+    [
+        ("APCA_API_BASE_URL", "ftp://example", r"^APCA_API_BASE_URL: must be an http\(s\) URL"),
+        ("APCA_API_DATA_URL", "https://", r"^APCA_API_DATA_URL: must be an http\(s\) URL"),
+        ("V28_DATA_FEED", "bogus", r"^V28_DATA_FEED: .*'iex' or 'sip'"),
+        ("V28_OPTIONS_FEED", "nasdaq", r"^V28_OPTIONS_FEED: .*'indicative' or 'opra'"),
+        ("V28_LIVE_CONFIRM", "maybe", r"^V28_LIVE_CONFIRM: .*boolean"),
+        ("V28_UNIVERSE", "SPY,$$$", r"^V28_UNIVERSE: must be a list of ticker symbols"),
+    ],
+)
+def test_bad_setting_is_one_line_naming_it(monkeypatch, var: str, value: str, expect: str) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=expect) as ei:
         load_settings()
@@ -60,8 +72,9 @@ def test_bad_webhook_url_does_not_echo_it(monkeypatch) -> None:
 
 def test_toml_file(tmp_path: Path, monkeypatch) -> None:
     p = tmp_path / "v28.toml"
-    p.write_text('universe = ["spy", "iwm"]\ndata_feed = "sip"\n[risk]\n'
-                 "max_position_fraction = 0.05\n")
+    p.write_text(
+        'universe = ["spy", "iwm"]\ndata_feed = "sip"\n[risk]\nmax_position_fraction = 0.05\n'
+    )
     s = load_settings(p)
     assert s.universe == ("SPY", "IWM") and s.data_feed == "sip"
     assert s.risk.max_position_fraction == 0.05
@@ -80,8 +93,9 @@ def test_toml_file(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_dotenv_file(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(f"APCA_API_KEY_ID={KEY}\nAPCA_API_SECRET_KEY={SECRET}\n"
-                                   "V28_JOURNAL=/tmp/j.sqlite\n")
+    (tmp_path / ".env").write_text(
+        f"APCA_API_KEY_ID={KEY}\nAPCA_API_SECRET_KEY={SECRET}\nV28_JOURNAL=/tmp/j.sqlite\n"
+    )
     s = load_settings()
     assert s.has_alpaca_keys and s.alpaca_secret_key.get_secret_value() == SECRET
     assert str(s.journal_path) == "/tmp/j.sqlite"
@@ -105,8 +119,9 @@ def test_live_needs_keys_and_confirmation(monkeypatch) -> None:
     with pytest.raises(SettingsError, match="^APCA_API_SECRET_KEY: is not set"):
         load_settings().require_mode("paper")
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
-    with pytest.raises(SettingsError, match="^V28_LIVE_CONFIRM: --mode live also needs "
-                                            "V28_LIVE_CONFIRM=yes") as ei:
+    with pytest.raises(
+        SettingsError, match="^V28_LIVE_CONFIRM: --mode live also needs V28_LIVE_CONFIRM=yes"
+    ) as ei:
         load_settings().require_mode("live")
     assert SECRET not in str(ei.value)
     monkeypatch.setenv("V28_LIVE_CONFIRM", "yes")
@@ -136,8 +151,11 @@ def test_unknown_symbol_names_the_setting(monkeypatch) -> None:
 
     monkeypatch.setenv("V28_UNIVERSE", "SPY,ZZZQ")
     s = load_settings()
-    with pytest.raises(SettingsError, match=r"^V28_UNIVERSE: unknown symbol\(s\) ZZZQ "
-                                            r"\(not in replay\)$"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^V28_UNIVERSE: unknown symbol\(s\) ZZZQ "
+        r"\(not in replay\)$",
+    ):
         check_universe(s, ["spy", "AAPL"], "replay")
     check_universe(load_settings(universe=["AAPL"]), ["AAPL"], "replay")  # no error
 
@@ -149,11 +167,14 @@ def test_describe_error_is_one_line_naming_the_setting(monkeypatch) -> None:
     monkeypatch.setenv("APCA_API_DATA_URL", "data.alpaca.markets")
     with pytest.raises(SettingsError) as ei:
         load_settings()
-    assert describe_error(ei.value) == ("APCA_API_DATA_URL: must be an http(s) URL, got "
-                                        "'data.alpaca.markets'")
-    assert describe_error(AuthenticationError("Alpaca rejected the API keys (401)")) \
-        .startswith("APCA_API_KEY_ID / APCA_API_SECRET_KEY: ")
-    assert describe_error(BrokerUnavailable("Alpaca 503: down\n<html>")) == \
-        "broker: Alpaca 503: down"
+    assert describe_error(ei.value) == (
+        "APCA_API_DATA_URL: must be an http(s) URL, got 'data.alpaca.markets'"
+    )
+    assert describe_error(AuthenticationError("Alpaca rejected the API keys (401)")).startswith(
+        "APCA_API_KEY_ID / APCA_API_SECRET_KEY: "
+    )
+    assert (
+        describe_error(BrokerUnavailable("Alpaca 503: down\n<html>")) == "broker: Alpaca 503: down"
+    )
     line = describe_error(RuntimeError("x" * 1000 + "\nsecond line"))
     assert "\n" not in line and len(line) == 300 and line.startswith("RuntimeError: ")

@@ -55,6 +55,7 @@ def world():
 
     def make(**cfg):
         return SimBroker(q, clock, SimConfig(**cfg))
+
     return clock, q, make
 
 
@@ -64,12 +65,14 @@ def test_covered_call_needs_the_shares(world):
     async def go():
         b = make()
         with pytest.raises(InsufficientBuyingPower, match="covered call"):
-            await b.submit(OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"),
-                                               owner=own("cc0")))
+            await b.submit(
+                OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc0"))
+            )
         stock = await b.submit(OrderRequest.equity("SPY", 100, "buy", owner=own("s1", "wheel")))
         assert stock.status == OrderStatus.FILLED and stock.filled_avg_price == D("530.10")
-        cc = await b.submit(OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"),
-                                                owner=own("cc1")))
+        cc = await b.submit(
+            OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc1"))
+        )
         # A sell limit at 2.00 against a 2.05 bid fills at the bid (better for us).
         assert cc.status == OrderStatus.FILLED and cc.filled_avg_price == D("2.05"), cc
         acct = await b.account()
@@ -78,10 +81,12 @@ def test_covered_call_needs_the_shares(world):
         with pytest.raises(InsufficientBuyingPower, match="available"):
             await b.submit(OrderRequest.equity("SPY", 1, "sell", owner=own("s2", "wheel")))
         with pytest.raises(InsufficientBuyingPower, match="covered call"):
-            await b.submit(OrderRequest.option(C540, 1, "sell", "sell_to_open", D("0.90"),
-                                               owner=own("cc2")))
+            await b.submit(
+                OrderRequest.option(C540, 1, "sell", "sell_to_open", D("0.90"), owner=own("cc2"))
+            )
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {"SPY": D(100), C535: D(-1)}
+
     run(go())
 
 
@@ -96,12 +101,12 @@ def test_cash_secured_put_holds_strike_times_100(world):
         assert acct.cash == D(60_300)
         assert acct.options_buying_power == D(60_300) - D(52_000), acct
         with pytest.raises(InsufficientBuyingPower, match="buying power"):
-            await b.submit(OrderRequest.option(P515, 1, "sell", "sell_to_open",
-                                               owner=own("p2")))
+            await b.submit(OrderRequest.option(P515, 1, "sell", "sell_to_open", owner=own("p2")))
         # Buying the put back frees the collateral.
         await b.submit(OrderRequest.option(P520, 1, "buy", "buy_to_close", owner=own("p3")))
         acct = await b.account()
         assert acct.cash == D(60_300) - D(310) and acct.buying_power == acct.cash, acct
+
     run(go())
 
 
@@ -121,6 +126,7 @@ def test_vertical_credit_spread_reserves_max_loss(world):
         assert acct.buying_power == D(100_000) - D(780), acct
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {P520: -2, P515: 2}
+
     run(go())
 
 
@@ -136,6 +142,7 @@ def test_vertical_limit_rests_until_marketable(world):
         await b.process()
         o = await b.order_by_client_id(o.client_order_id)
         assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("1.80"), o
+
     run(go())
 
 
@@ -144,8 +151,12 @@ def test_iron_condor_fills_four_legs(world):
 
     async def go():
         b = make()
-        legs = [Leg(P515, 1, "buy", "buy_to_open"), Leg(P520, 1, "sell", "sell_to_open"),
-                Leg(C540, 1, "sell", "sell_to_open"), Leg(C545, 1, "buy", "buy_to_open")]
+        legs = [
+            Leg(P515, 1, "buy", "buy_to_open"),
+            Leg(P520, 1, "sell", "sell_to_open"),
+            Leg(C540, 1, "sell", "sell_to_open"),
+            Leg(C545, 1, "buy", "buy_to_open"),
+        ]
         o = await b.submit(OrderRequest.multileg(legs, 1, D("-1.50"), owner=own("ic")))
         # Credit: 3.00 + 0.95 - 1.90 - 0.45 = 1.60.
         assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("-1.60"), o
@@ -156,6 +167,7 @@ def test_iron_condor_fills_four_legs(world):
         assert pos == {P515: 1, P520: -1, C540: -1, C545: 1}
         fills = [a for a in await b.activities() if a.type == "FILL"]
         assert len(fills) == 4 and {a.order_id for a in fills} == {leg.id for leg in o.legs}
+
     run(go())
 
 
@@ -175,8 +187,8 @@ def test_options_levels(world):
             await b.submit(OrderRequest.multileg(legs, 1, D("2.00"), owner=own("l3")))
         b.set_options_level(0)
         with pytest.raises(OptionsLevelError, match="not approved"):
-            await b.submit(OrderRequest.option(P515, 1, "sell", "sell_to_open",
-                                               owner=own("l4")))
+            await b.submit(OrderRequest.option(P515, 1, "sell", "sell_to_open", owner=own("l4")))
+
     run(go())
 
 
@@ -188,6 +200,7 @@ def test_uncovered_call_ratio_is_refused(world):
         legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C535, 2, "sell", "sell_to_open")]
         with pytest.raises(InsufficientBuyingPower, match="unlimited"):
             await b.submit(OrderRequest.multileg(legs, 1, D("0.00"), owner=own("r1")))
+
     run(go())
 
 
@@ -206,6 +219,7 @@ def test_partial_fills_against_quote_size(world):
         # Average: (30 x 530.10 + 20 x 530.20) / 50 = 530.14.
         assert o.filled_avg_price == D("530.14"), o
         assert [a.qty for a in await b.activities()] == [30, 20]
+
     run(go())
 
 
@@ -219,6 +233,7 @@ def test_slippage_and_commission(world):
         assert o.filled_avg_price == D("530.6301")
         acct = await b.account()
         assert acct.cash == D(100_000) - D("5306.301") - D("0.05"), acct
+
     run(go())
 
 
@@ -227,14 +242,16 @@ def test_day_order_expires_at_close_and_frees_cash(world):
 
     async def go():
         b = make()
-        o = await b.submit(OrderRequest.equity("SPY", 10, "buy", "limit", D("500"),
-                                               owner=own("dx", "trend")))
+        o = await b.submit(
+            OrderRequest.equity("SPY", 10, "buy", "limit", D("500"), owner=own("dx", "trend"))
+        )
         assert o.status == OrderStatus.NEW
         assert (await b.account()).buying_power == D(100_000) - D(5000)
         clock.set(datetime(2024, 6, 3, 20, 5, tzinfo=UTC))  # 16:05 New York
         o = await b.order_by_client_id(o.client_order_id)
         assert o.status == OrderStatus.EXPIRED
         assert (await b.account()).buying_power == D(100_000)
+
     run(go())
 
 
@@ -249,6 +266,7 @@ def test_order_sent_after_hours_waits_for_the_open(world):
         clock.set(datetime(2024, 6, 4, 13, 31, tzinfo=UTC))  # 09:31 next day
         o = await b.order_by_client_id(o.client_order_id)
         assert o.status == OrderStatus.FILLED
+
     run(go())
 
 
@@ -267,16 +285,23 @@ def test_expiry_exercise_assignment_and_worthless(world):
         # is in by 2.00 (assigned), the 515 put is out.
         q.set_close("SPY", EXPIRY, "518.00")
         clock.set(datetime(2024, 6, 7, 20, 0, tzinfo=UTC))
-        acts = [(a.type, a.symbol, a.qty, a.price) for a in await b.activities()
-                if a.type != "FILL"]
-        assert sorted(acts) == sorted([
-            ("OPEXP", C530, D(-2), None), ("OPEXP", C545, D(1), None),
-            ("OPASN", P520, D(1), None), ("OPTRD", "SPY", D(100), D(520)),
-            ("OPEXP", P515, D(-1), None)]), acts
+        acts = [
+            (a.type, a.symbol, a.qty, a.price) for a in await b.activities() if a.type != "FILL"
+        ]
+        assert sorted(acts) == sorted(
+            [
+                ("OPEXP", C530, D(-2), None),
+                ("OPEXP", C545, D(1), None),
+                ("OPASN", P520, D(1), None),
+                ("OPTRD", "SPY", D(100), D(520)),
+                ("OPEXP", P515, D(-1), None),
+            ]
+        ), acts
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {"SPY": D(200)}
         acct = await b.account()
         assert acct.cash == cash0 - D(52_000) and acct.buying_power == acct.cash, acct
+
     run(go())
 
 
@@ -291,10 +316,12 @@ def test_expiry_long_call_exercised_at_one_cent_not_below(world):
         q.set_close("SPY", EXPIRY, "535.009")
         clock.set(datetime(2024, 6, 7, 21, 0, tzinfo=UTC))
         acts = {(a.type, a.symbol, a.qty) for a in await b.activities() if a.type != "FILL"}
-        assert acts == {("OPEXC", C530, D(-1)), ("OPTRD", "SPY", D(100)),
-                        ("OPEXP", C535, D(-1))}, acts
+        assert acts == {("OPEXC", C530, D(-1)), ("OPTRD", "SPY", D(100)), ("OPEXP", C535, D(-1))}, (
+            acts
+        )
         pos = {p.symbol: (p.qty, p.avg_entry_price) for p in await b.positions()}
         assert pos == {"SPY": (D(100), D(530))}
+
     run(go())
 
 
@@ -308,11 +335,13 @@ def test_short_covered_call_assigned_delivers_shares(world):
         cash0 = (await b.account()).cash
         q.set_close("SPY", EXPIRY, "540.00")
         clock.set(datetime(2024, 6, 10, 14, 0, tzinfo=UTC))  # the next Monday
-        acts = {(a.type, a.symbol, a.qty, a.price) for a in await b.activities()
-                if a.type != "FILL"}
+        acts = {
+            (a.type, a.symbol, a.qty, a.price) for a in await b.activities() if a.type != "FILL"
+        }
         assert acts == {("OPASN", C535, D(1), None), ("OPTRD", "SPY", D(-100), D(535))}
         assert await b.positions() == []
         assert (await b.account()).cash == cash0 + D(53_500)
+
     run(go())
 
 
@@ -321,14 +350,16 @@ def test_replace_creates_new_owned_order(world):
 
     async def go():
         b = make()
-        o = await b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open", D("3.50"),
-                                               owner=own("rp")))
+        o = await b.submit(
+            OrderRequest.option(C530, 1, "buy", "buy_to_open", D("3.50"), owner=own("rp"))
+        )
         assert o.status == OrderStatus.NEW
         new = await b.replace(o.id, limit_price=D("4.00"))
         assert new.client_order_id == o.client_order_id + "-r1"
         assert new.owner.same_decision(o.owner) and new.status == OrderStatus.FILLED
         old = await b.order_by_client_id(o.client_order_id)
         assert old.status == OrderStatus.REPLACED and old.replaced_by == new.id
+
     run(go())
 
 
@@ -342,6 +373,7 @@ def test_resubmitting_a_decision_returns_the_same_order(world):
         again = await b.submit(req)
         assert a.id == again.id and len(await b.orders("all")) == 1
         assert len([x for x in await b.activities() if x.type == "FILL"]) == 1
+
     run(go())
 
 
@@ -352,8 +384,11 @@ def test_sim_is_deterministic(world):
         b = make()
         await b.submit(OrderRequest.equity("SPY", 100, "buy", owner=own("d0", "wheel")))
         await b.submit(OrderRequest.option(C535, 1, "sell", "sell_to_open", owner=own("d1")))
-        return ([o.to_dict() for o in await b.orders("all")],
-                [(a.id, a.type, a.qty) for a in await b.activities()])
+        return (
+            [o.to_dict() for o in await b.orders("all")],
+            [(a.id, a.type, a.qty) for a in await b.activities()],
+        )
+
     assert run(scenario()) == run(scenario())
 
 
@@ -371,15 +406,18 @@ def test_option_cut_offs_follow_the_calendar(world):
     async def go():
         clock.set(ny)
         b = make()
-        spy = await b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open", D("4.00"),
-                                                 owner=own("late1")))
+        spy = await b.submit(
+            OrderRequest.option(C530, 1, "buy", "buy_to_open", D("4.00"), owner=own("late1"))
+        )
         assert spy.status == OrderStatus.FILLED and spy.filled_avg_price == D("4.00"), spy
         stock = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("late2")))
-        aapl = await b.submit(OrderRequest.option(aapl_c, 1, "buy", "buy_to_open", D("2.10"),
-                                                  owner=own("late3")))
+        aapl = await b.submit(
+            OrderRequest.option(aapl_c, 1, "buy", "buy_to_open", D("2.10"), owner=own("late3"))
+        )
         assert (stock.status, aapl.status) == (OrderStatus.ACCEPTED, OrderStatus.ACCEPTED)
-        resting = await b.submit(OrderRequest.option(C535, 1, "buy", "buy_to_open", D("1.00"),
-                                                     owner=own("late4")))
+        resting = await b.submit(
+            OrderRequest.option(C535, 1, "buy", "buy_to_open", D("1.00"), owner=own("late4"))
+        )
         assert resting.status == OrderStatus.NEW  # SPY options are still trading
         clock.set(datetime(2024, 6, 3, 20, 14, tzinfo=UTC))
         assert (await b.order_by_client_id(resting.client_order_id)).status == OrderStatus.NEW
@@ -391,10 +429,12 @@ def test_option_cut_offs_follow_the_calendar(world):
         # Expiry day, Fri 2024-06-07 15:30: the expiring series' day order ends at 16:00,
         # the next week's at 16:15.
         clock.set(datetime(2024, 6, 7, 19, 30, tzinfo=UTC))
-        exp = await b.submit(OrderRequest.option(C540, 1, "buy", "buy_to_open", D("0.50"),
-                                                 owner=own("exp1")))
-        nxt = await b.submit(OrderRequest.option(spy_next, 1, "buy", "buy_to_open",
-                                                 D("4.00"), owner=own("exp2")))
+        exp = await b.submit(
+            OrderRequest.option(C540, 1, "buy", "buy_to_open", D("0.50"), owner=own("exp1"))
+        )
+        nxt = await b.submit(
+            OrderRequest.option(spy_next, 1, "buy", "buy_to_open", D("4.00"), owner=own("exp2"))
+        )
         q.set("SPY", "530.00", "530.10")
         q.set_close("SPY", EXPIRY, "531.00")
         q.set_close("AAPL", EXPIRY, "189.00")
@@ -404,8 +444,10 @@ def test_option_cut_offs_follow_the_calendar(world):
         assert exp.updated_at == datetime(2024, 6, 7, 20, 0, tzinfo=UTC), exp.updated_at
         assert (await b.order_by_client_id(nxt.client_order_id)).status == OrderStatus.NEW
         with pytest.raises(OrderRejected, match="expired"):
-            await b.submit(OrderRequest.option(C545, 1, "buy", "buy_to_open", D("0.45"),
-                                               owner=own("exp3")))
+            await b.submit(
+                OrderRequest.option(C545, 1, "buy", "buy_to_open", D("0.45"), owner=own("exp3"))
+            )
+
     run(go())
 
 
@@ -432,8 +474,10 @@ def test_margin_account_doubles_stock_buying_power(world):
         assert acct.buying_power == 2 * excess, acct
         # Options are not marginable: two cash-secured 520 puts need 104 000 of excess.
         with pytest.raises(InsufficientBuyingPower, match="options buying power"):
-            await b.submit(OrderRequest.option(P520, 1, "sell", "sell_to_open", D("3.00"),
-                                               owner=own("m2")))
+            await b.submit(
+                OrderRequest.option(P520, 1, "sell", "sell_to_open", D("3.00"), owner=own("m2"))
+            )
+
     run(go())
 
 
@@ -468,6 +512,7 @@ def test_margin_account_sells_short_with_150_percent_requirement(world):
         cover = await b.submit(OrderRequest.equity("AAPL", 100, "buy", owner=own("s5")))
         assert cover.status == OrderStatus.FILLED
         assert [p.symbol for p in await b.positions()] == ["SPY"]
+
     run(go())
 
 

@@ -30,8 +30,27 @@ import pandas as pd
 ET = ZoneInfo("America/New_York")
 
 #: Underlyings whose (non-expiring) options trade until 16:15 ET.
-LATE_CLOSE_ETFS = frozenset({"SPY", "QQQ", "IWM", "DIA", "MDY", "EEM", "EFA", "GLD", "SLV",
-                             "TLT", "XLE", "XLF", "XLK", "VXX", "USO", "FXI", "GDX"})
+LATE_CLOSE_ETFS = frozenset(
+    {
+        "SPY",
+        "QQQ",
+        "IWM",
+        "DIA",
+        "MDY",
+        "EEM",
+        "EFA",
+        "GLD",
+        "SLV",
+        "TLT",
+        "XLE",
+        "XLF",
+        "XLK",
+        "VXX",
+        "USO",
+        "FXI",
+        "GDX",
+    }
+)
 OPTION_LATE_CLOSE = timedelta(minutes=15)
 
 PREMARKET = time(9, 0)
@@ -110,8 +129,9 @@ class ExchangeCalendar:
 
     def _check(self, d: date) -> None:
         if not self._first <= d <= self._last:
-            raise ValueError(f"date {d} is outside the calendar's range "
-                             f"{self._first}..{self._last}")
+            raise ValueError(
+                f"date {d} is outside the calendar's range {self._first}..{self._last}"
+            )
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -141,7 +161,7 @@ class ExchangeCalendar:
         lo, hi = _day(start), _day(end)
         self._check(lo)
         self._check(hi)
-        return [d for d in self._days[self._bisect(lo):] if d <= hi]
+        return [d for d in self._days[self._bisect(lo) :] if d <= hi]
 
     def _bisect(self, d: date) -> int:
         return bisect.bisect_left(self._days, d)
@@ -213,8 +233,9 @@ class ExchangeCalendar:
 
     # -- options ----------------------------------------------------------------------------
 
-    def option_close(self, underlying: str, d: date | datetime | str,
-                     expiry: date | None = None) -> datetime:
+    def option_close(
+        self, underlying: str, d: date | datetime | str, expiry: date | None = None
+    ) -> datetime:
         """When options on ``underlying`` stop trading on session ``d``.
 
         ``expiry`` is the series' expiration date: on that day the series closes with the

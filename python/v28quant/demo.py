@@ -57,8 +57,10 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
     cutoff = pd.Timestamp(session, tz="UTC")
     past = closes[closes.index < cutoff]
     returns = past.pct_change().dropna(how="all")
-    print(f"sample history: {len(history.symbols)} symbols, {past.index[0].date()} .. "
-          f"{past.index[-1].date()} (sources: {sorted(set(history.source.values()))})")
+    print(
+        f"sample history: {len(history.symbols)} symbols, {past.index[0].date()} .. "
+        f"{past.index[-1].date()} (sources: {sorted(set(history.source.values()))})"
+    )
 
     _section("CAPM screen against the S&P 500 index, last 3 years")
     recent = returns.iloc[-756:]
@@ -69,12 +71,16 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
     _section(f"GARCH(1,1) on {underlying} daily returns")
     r = np.log(past[underlying]).diff().dropna().iloc[-2500:]
     fit = garch.fit(100 * r)
-    print(f"mu {fit.mu:.4f} %  omega {fit.omega:.4f}  alpha {fit.alpha:.4f}  beta {fit.beta:.4f}"
-          f"  loglik {fit.loglik:.2f}  converged {fit.converged}")
+    print(
+        f"mu {fit.mu:.4f} %  omega {fit.omega:.4f}  alpha {fit.alpha:.4f}  beta {fit.beta:.4f}"
+        f"  loglik {fit.loglik:.2f}  converged {fit.converged}"
+    )
     horizons = np.array([5, 21, 63, 126, 252])
     term = fit.vol_term_structure(horizons) / 100
-    print("annualised vol by horizon (days): "
-          + ", ".join(f"{h}: {v:.1%}" for h, v in zip(horizons, term, strict=True)))
+    print(
+        "annualised vol by horizon (days): "
+        + ", ".join(f"{h}: {v:.1%}" for h, v in zip(horizons, term, strict=True))
+    )
 
     _section(f"Replay feed and simulated exchange at {session} 10:30 ET")
     clock = SimClock(datetime.combine(pd.Timestamp(session).date(), time(10, 30), ET))
@@ -83,14 +89,18 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
     spot = float(quote.mid)
     print(f"{underlying} quote {quote.bid} / {quote.ask} (synthetic intraday: {quote.synthetic})")
     chain = await feed.option_chain(underlying)
-    print(f"option chain: {len(chain)} contracts, {chain['expiry'].nunique()} expiries, "
-          f"synthetic: {bool(chain['synthetic'].all())}")
+    print(
+        f"option chain: {len(chain)} contracts, {chain['expiry'].nunique()} expiries, "
+        f"synthetic: {bool(chain['synthetic'].all())}"
+    )
 
     _section("SVI surface and Dupire local vol from the chain")
     today = clock.now().astimezone(ET).date()
     quotes = chain.assign(t=(pd.to_datetime(chain["expiry"]) - pd.Timestamp(today)).dt.days / 365)
     surface = SviSurface.fit(quotes[["strike", "type", "bid", "ask", "t"]], spot=spot, rate=RATE)
-    print(surface.fit_info[["t", "forward", "n_quotes", "rmse_vol_pts"]].round(4).to_string())
+    info = surface.fit_info
+    assert info is not None  # set by SviSurface.fit
+    print(info[["t", "forward", "n_quotes", "rmse_vol_pts"]].round(4).to_string())
     print(f"arbitrage-free: {surface.arbitrage_report().free}")
     t_grid = np.array([0.1, 0.25, 0.5])
     k_grid = spot * np.array([0.9, 1.0, 1.1])
@@ -99,16 +109,26 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
     print(np.array2string(lv, precision=4))
 
     _section("Heston calibrated to the chain's out-of-the-money mids")
-    otm = quotes[(quotes["t"] > 0.05) & (quotes["bid"] > 0)
-                 & ((quotes["type"] == "call") == (quotes["strike"] >= spot))]
+    otm = quotes[
+        (quotes["t"] > 0.05)
+        & (quotes["bid"] > 0)
+        & ((quotes["type"] == "call") == (quotes["strike"] >= spot))
+    ]
     cal = heston_model.calibrate(
-        spot, otm["strike"].to_numpy(), otm["t"].to_numpy(), RATE, 0.0,
-        otm["mid"].to_numpy(), call=(otm["type"] == "call").to_numpy(),
+        spot,
+        otm["strike"].to_numpy(),
+        otm["t"].to_numpy(),
+        RATE,
+        0.0,
+        otm["mid"].to_numpy(),
+        call=(otm["type"] == "call").to_numpy(),
     )
-    print(f"v0 {cal.params.v0:.4f} kappa {cal.params.kappa:.3f} theta {cal.params.theta:.4f} "
-          f"sigma {cal.params.sigma:.3f} rho {cal.params.rho:.3f}; {len(otm)} quotes, "
-          f"RMSE {cal.rmse_vol_points:.2f} vol pts, {cal.iterations} iterations, "
-          f"{1e3 * cal.seconds:.1f} ms, Feller {'met' if cal.feller else 'violated'}")
+    print(
+        f"v0 {cal.params.v0:.4f} kappa {cal.params.kappa:.3f} theta {cal.params.theta:.4f} "
+        f"sigma {cal.params.sigma:.3f} rho {cal.params.rho:.3f}; {len(otm)} quotes, "
+        f"RMSE {cal.rmse_vol_points:.2f} vol pts, {cal.iterations} iterations, "
+        f"{1e3 * cal.seconds:.1f} ms, Feller {'met' if cal.feller else 'violated'}"
+    )
 
     _section("One at-the-money put, four ways")
     expiry_t = float(surface.expiries[len(surface.expiries) // 2])
@@ -117,18 +137,23 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
     p = cal.params
     prices = {
         "Black-Scholes-Merton": black_scholes.price(spot, k, expiry_t, RATE, 0.0, vol, call=False),
-        "CRR American, 500 steps": crr_binomial.price(spot, k, expiry_t, RATE, 0.0, vol,
-                                                      call=False, american=True, steps=500),
+        "CRR American, 500 steps": crr_binomial.price(
+            spot, k, expiry_t, RATE, 0.0, vol, call=False, american=True, steps=500
+        ),
         "Monte Carlo (anti + CV)": monte_carlo_pricer.european(
-            spot, k, expiry_t, RATE, 0.0, vol, call=False, paths=200_000).price,
-        "Heston (calibrated)": heston_model.price(spot, k, expiry_t, RATE, 0.0, p.v0, p.kappa,
-                                                  p.theta, p.sigma, p.rho, call=False),
+            spot, k, expiry_t, RATE, 0.0, vol, call=False, paths=200_000
+        ).price,
+        "Heston (calibrated)": heston_model.price(
+            spot, k, expiry_t, RATE, 0.0, p.v0, p.kappa, p.theta, p.sigma, p.rho, call=False
+        ),
     }
     g = black_scholes.greeks(spot, k, expiry_t, RATE, 0.0, vol, call=False)
     for name, value in prices.items():
         print(f"{name:>26}: {value:9.4f}")
-    print(f"{'BSM Greeks':>26}: delta {g.delta:.4f} gamma {g.gamma:.5f} vega {g.vega:.3f} "
-          f"theta {g.theta:.3f}/y")
+    print(
+        f"{'BSM Greeks':>26}: delta {g.delta:.4f} gamma {g.gamma:.5f} vega {g.vega:.3f} "
+        f"theta {g.theta:.3f}/y"
+    )
 
     _section("Sell one cash-secured put on the simulated exchange")
     broker = SimBroker(feed, clock, SimConfig(cash=Decimal(100_000)))
@@ -136,17 +161,38 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
     target = puts[pd.to_datetime(puts["expiry"]) == pd.to_datetime(puts["expiry"]).min()]
     contract = target.sort_values("strike").iloc[-1]
     owner = Owner("options", "csp", f"demo-{today}-{contract['symbol']}")
-    request = OrderRequest.option(contract["symbol"], 1, "sell", "sell_to_open",
-                                  limit_price=Decimal(str(contract["bid"])), owner=owner)
+    request = OrderRequest.option(
+        contract["symbol"],
+        1,
+        "sell",
+        "sell_to_open",
+        limit_price=Decimal(str(contract["bid"])),
+        owner=owner,
+    )
     with Journal(journal_path) as journal:
-        journal.record_order_intent(owner.client_order_id, owner.engine, owner.strategy,
-                                    owner.decision_id, request.to_dict(), clock.now())
+        journal.record_order_intent(
+            owner.client_order_id,
+            owner.engine,
+            owner.strategy,
+            owner.decision_id,
+            request.to_dict(),
+            clock.now(),
+        )
         order = await broker.submit(request)
-        journal.record_order_update(order.client_order_id, order.id, order.status.value,
-                                    order.filled_qty, order.filled_avg_price, {}, clock.now())
+        journal.record_order_update(
+            order.client_order_id,
+            order.id,
+            order.status.value,
+            order.filled_qty,
+            order.filled_avg_price,
+            {},
+            clock.now(),
+        )
     account = await broker.account()
-    print(f"{contract['symbol']} sell_to_open 1 @ {request.limit_price}: {order.status.value}, "
-          f"filled {order.filled_qty} @ {order.filled_avg_price}")
+    print(
+        f"{contract['symbol']} sell_to_open 1 @ {request.limit_price}: {order.status.value}, "
+        f"filled {order.filled_qty} @ {order.filled_avg_price}"
+    )
     print(f"cash {account.cash}, options buying power {account.options_buying_power}")
     print(f"journal: {journal_path}")
 
@@ -155,8 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--underlying", default="AAPL")
     parser.add_argument("--session", default="2022-06-15", help="trading day to replay")
-    parser.add_argument("--journal", type=Path, default=None,
-                        help="SQLite journal (default: a temporary file)")
+    parser.add_argument(
+        "--journal", type=Path, default=None, help="SQLite journal (default: a temporary file)"
+    )
     args = parser.parse_args(argv)
     journal = args.journal or Path(tempfile.mkdtemp(prefix="v28demo-")) / "journal.sqlite"
     asyncio.run(run(journal, args.underlying, args.session))

@@ -52,10 +52,23 @@ TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rej
 #: Status of an order journaled before it was sent (``record_order_intent``).
 INTENT_STATUS = "intent"
 
-_SECRET_WORDS = frozenset({
-    "key", "apikey", "secret", "token", "webhook", "password", "passwd", "authorization",
-    "auth", "credential", "credentials", "bearer", "cookie",
-})
+_SECRET_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "secret",
+        "token",
+        "webhook",
+        "password",
+        "passwd",
+        "authorization",
+        "auth",
+        "credential",
+        "credentials",
+        "bearer",
+        "cookie",
+    }
+)
 _WEBHOOK_URL = re.compile(r"discord(app)?\.com/api/webhooks/", re.IGNORECASE)
 
 
@@ -215,8 +228,9 @@ class Journal:
         self.path = Path(path)
         self._lock = threading.RLock()
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None,
-                                   check_same_thread=False, timeout=30.0)
+        self._db = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
         self._db.row_factory = sqlite3.Row
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -236,8 +250,10 @@ class Journal:
         with self._lock:
             version = self.schema_version
             if version > len(_MIGRATIONS):
-                raise RuntimeError(f"journal {self.path} has schema version {version}, newer "
-                                   f"than this v28quant ({len(_MIGRATIONS)}); upgrade v28quant")
+                raise RuntimeError(
+                    f"journal {self.path} has schema version {version}, newer "
+                    f"than this v28quant ({len(_MIGRATIONS)}); upgrade v28quant"
+                )
             for i in range(version, len(_MIGRATIONS)):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -290,22 +306,43 @@ class Journal:
         cur = self._write(
             "INSERT INTO signals (ts, model, symbol, value, confidence, reasoning) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (_ts(signal.ts), signal.model, signal.symbol, float(signal.value),
-             float(signal.confidence), _json(dict(signal.reasoning), "reasoning")))
+            (
+                _ts(signal.ts),
+                signal.model,
+                signal.symbol,
+                float(signal.value),
+                float(signal.confidence),
+                _json(dict(signal.reasoning), "reasoning"),
+            ),
+        )
         return int(cur.lastrowid or 0)
 
-    def record_decision(self, decision_id: str, engine: str, strategy: str, symbol: str,
-                        action: str, reasoning: Mapping[str, Any], ts: datetime) -> None:
+    def record_decision(
+        self,
+        decision_id: str,
+        engine: str,
+        strategy: str,
+        symbol: str,
+        action: str,
+        reasoning: Mapping[str, Any],
+        ts: datetime,
+    ) -> None:
         """Journal an engine's decision (idempotent on ``decision_id``: a repeat is ignored)."""
         self._write(
             "INSERT INTO decisions (decision_id, ts, engine, strategy, symbol, action, reasoning)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(decision_id) DO NOTHING",
-            (decision_id, _ts(ts), engine, strategy, symbol, action,
-             _json(reasoning, "reasoning")))
+            (decision_id, _ts(ts), engine, strategy, symbol, action, _json(reasoning, "reasoning")),
+        )
 
-    def record_order_intent(self, client_order_id: str, engine: str, strategy: str,
-                            decision_id: str | None, request: Mapping[str, Any],
-                            ts: datetime) -> bool:
+    def record_order_intent(
+        self,
+        client_order_id: str,
+        engine: str,
+        strategy: str,
+        decision_id: str | None,
+        request: Mapping[str, Any],
+        ts: datetime,
+    ) -> bool:
         """Journal an order BEFORE it is submitted, with status ``"intent"``.
 
         Idempotent on ``client_order_id``: a repeat (a retried submit after a crash) changes
@@ -315,21 +352,42 @@ class Journal:
             raise ValueError("client_order_id must be a non-empty string")
         ts_s, req = _ts(ts), _json(request, "request")
         with self._lock:
-            cur = self._write_many([
-                ("INSERT INTO orders (client_order_id, engine, strategy, decision_id, request, "
-                 "intent_ts, status, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                 "ON CONFLICT(client_order_id) DO NOTHING",
-                 (client_order_id, engine, strategy, decision_id, req, ts_s, INTENT_STATUS,
-                  ts_s)),
-                ("INSERT INTO order_events (client_order_id, status, raw, ts) "
-                 "SELECT ?, ?, ?, ? WHERE changes() = 1",
-                 (client_order_id, INTENT_STATUS, req, ts_s)),
-            ])
+            cur = self._write_many(
+                [
+                    (
+                        "INSERT INTO orders (client_order_id, engine, strategy, decision_id, "
+                        "request, intent_ts, status, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT(client_order_id) DO NOTHING",
+                        (
+                            client_order_id,
+                            engine,
+                            strategy,
+                            decision_id,
+                            req,
+                            ts_s,
+                            INTENT_STATUS,
+                            ts_s,
+                        ),
+                    ),
+                    (
+                        "INSERT INTO order_events (client_order_id, status, raw, ts) "
+                        "SELECT ?, ?, ?, ? WHERE changes() = 1",
+                        (client_order_id, INTENT_STATUS, req, ts_s),
+                    ),
+                ]
+            )
             return cur[0].rowcount == 1
 
-    def record_order_update(self, client_order_id: str, broker_order_id: str | None,
-                            status: str, filled_qty: Any, filled_avg_price: Any,
-                            raw: Mapping[str, Any], ts: datetime) -> None:
+    def record_order_update(
+        self,
+        client_order_id: str,
+        broker_order_id: str | None,
+        status: str,
+        filled_qty: Any,
+        filled_avg_price: Any,
+        raw: Mapping[str, Any],
+        ts: datetime,
+    ) -> None:
         """Journal one order state change: a row in ``order_events``, and the ``orders`` row
         updated to it unless it is older than what that row already holds. An order never
         journaled before (found at the broker during reconciliation) gets an ``orders`` row
@@ -341,28 +399,51 @@ class Journal:
         ts_s = _ts(ts)
         qty, px = _dec(filled_qty, "filled_qty"), _dec(filled_avg_price, "filled_avg_price")
         raw_s = _json(raw, "raw")
-        self._write_many([
-            ("INSERT INTO order_events (client_order_id, broker_order_id, status, filled_qty, "
-             "filled_avg_price, raw, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-             (client_order_id, broker_order_id, status, qty, px, raw_s, ts_s)),
-            ("INSERT INTO orders (client_order_id, broker_order_id, status, filled_qty, "
-             "filled_avg_price, updated_ts) VALUES (?, ?, ?, ?, ?, ?) "
-             "ON CONFLICT(client_order_id) DO UPDATE SET "
-             "broker_order_id = COALESCE(excluded.broker_order_id, orders.broker_order_id), "
-             "status = excluded.status, filled_qty = excluded.filled_qty, "
-             "filled_avg_price = excluded.filled_avg_price, updated_ts = excluded.updated_ts "
-             "WHERE excluded.updated_ts >= orders.updated_ts",
-             (client_order_id, broker_order_id, status, qty, px, ts_s)),
-        ])
+        self._write_many(
+            [
+                (
+                    "INSERT INTO order_events (client_order_id, broker_order_id, status, "
+                    "filled_qty, filled_avg_price, raw, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (client_order_id, broker_order_id, status, qty, px, raw_s, ts_s),
+                ),
+                (
+                    "INSERT INTO orders (client_order_id, broker_order_id, status, filled_qty, "
+                    "filled_avg_price, updated_ts) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(client_order_id) DO UPDATE SET "
+                    "broker_order_id = COALESCE(excluded.broker_order_id, orders.broker_order_id), "
+                    "status = excluded.status, filled_qty = excluded.filled_qty, "
+                    "filled_avg_price = excluded.filled_avg_price, "
+                    "updated_ts = excluded.updated_ts "
+                    "WHERE excluded.updated_ts >= orders.updated_ts",
+                    (client_order_id, broker_order_id, status, qty, px, ts_s),
+                ),
+            ]
+        )
 
-    def record_fill(self, fill_id: str, client_order_id: str | None, symbol: str, qty: Any,
-                    price: Any, side: str, ts: datetime) -> bool:
+    def record_fill(
+        self,
+        fill_id: str,
+        client_order_id: str | None,
+        symbol: str,
+        qty: Any,
+        price: Any,
+        side: str,
+        ts: datetime,
+    ) -> bool:
         """Journal one execution; idempotent on ``fill_id`` (True when newly recorded)."""
         cur = self._write(
             "INSERT INTO fills (fill_id, client_order_id, symbol, qty, price, side, ts) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fill_id) DO NOTHING",
-            (fill_id, client_order_id, symbol, _dec(qty, "qty"), _dec(price, "price"), side,
-             _ts(ts)))
+            (
+                fill_id,
+                client_order_id,
+                symbol,
+                _dec(qty, "qty"),
+                _dec(price, "price"),
+                side,
+                _ts(ts),
+            ),
+        )
         return cur.rowcount == 1
 
     def record_positions(self, snapshot: list[Mapping[str, Any]], ts: datetime) -> int:
@@ -373,50 +454,86 @@ class Journal:
         for i, pos in enumerate(snapshot):
             if "symbol" not in pos or "qty" not in pos:
                 raise ValueError(f"snapshot[{i}] needs 'symbol' and 'qty', got {sorted(pos)}")
-            rows.append((str(pos["symbol"]), _dec(pos["qty"], f"snapshot[{i}].qty"),
-                         _json(pos, f"snapshot[{i}]")))
+            rows.append(
+                (
+                    str(pos["symbol"]),
+                    _dec(pos["qty"], f"snapshot[{i}].qty"),
+                    _json(pos, f"snapshot[{i}]"),
+                )
+            )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                sid = self._db.execute("INSERT INTO position_snapshots (ts) VALUES (?)",
-                                       (ts_s,)).lastrowid
+                sid = self._db.execute(
+                    "INSERT INTO position_snapshots (ts) VALUES (?)", (ts_s,)
+                ).lastrowid
                 self._db.executemany(
                     "INSERT INTO positions (snapshot_id, symbol, qty, data) VALUES (?, ?, ?, ?)",
-                    [(sid, *r) for r in rows])
+                    [(sid, *r) for r in rows],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return int(sid or 0)
 
-    def record_activity(self, activity_id: str, activity_type: str, symbol: str | None,
-                        qty: Any, price: Any, ts: datetime, raw: Mapping[str, Any]) -> bool:
+    def record_activity(
+        self,
+        activity_id: str,
+        activity_type: str,
+        symbol: str | None,
+        qty: Any,
+        price: Any,
+        ts: datetime,
+        raw: Mapping[str, Any],
+    ) -> bool:
         """Journal an account activity (FILL, OPEXC, OPASN, OPEXP, OPTRD, ...); idempotent on
         ``activity_id`` (True when newly recorded)."""
         cur = self._write(
             "INSERT INTO activities (activity_id, activity_type, symbol, qty, price, ts, raw) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(activity_id) DO NOTHING",
-            (activity_id, activity_type, symbol, _dec(qty, "qty"), _dec(price, "price"),
-             _ts(ts), _json(raw, "raw")))
+            (
+                activity_id,
+                activity_type,
+                symbol,
+                _dec(qty, "qty"),
+                _dec(price, "price"),
+                _ts(ts),
+                _json(raw, "raw"),
+            ),
+        )
         return cur.rowcount == 1
 
-    def record_model_run(self, model: str, version: str, started: datetime,
-                         finished: datetime, params: Mapping[str, Any],
-                         metrics: Mapping[str, Any]) -> int:
+    def record_model_run(
+        self,
+        model: str,
+        version: str,
+        started: datetime,
+        finished: datetime,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+    ) -> int:
         """Journal one fit / refresh of a model; returns its row id."""
         cur = self._write(
             "INSERT INTO model_runs (model, version, started, finished, params, metrics) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (model, version, _ts(started), _ts(finished), _json(params, "params"),
-             _json(metrics, "metrics")))
+            (
+                model,
+                version,
+                _ts(started),
+                _ts(finished),
+                _json(params, "params"),
+                _json(metrics, "metrics"),
+            ),
+        )
         return int(cur.lastrowid or 0)
 
-    def record_reconcile(self, ok: bool, differences: list[Mapping[str, Any]],
-                         ts: datetime) -> int:
+    def record_reconcile(self, ok: bool, differences: list[Mapping[str, Any]], ts: datetime) -> int:
         """Journal the outcome of a journal-vs-broker reconciliation."""
         cur = self._write(
             "INSERT INTO reconciles (ts, ok, differences) VALUES (?, ?, ?)",
-            (_ts(ts), 1 if ok else 0, _json(list(differences), "differences")))
+            (_ts(ts), 1 if ok else 0, _json(list(differences), "differences")),
+        )
         return int(cur.lastrowid or 0)
 
     # -- queries ----------------------------------------------------------------------------
@@ -435,8 +552,11 @@ class Journal:
         """Orders not in a terminal state (``intent`` included: it may or may not have
         reached the broker), oldest first."""
         marks = ",".join("?" * len(TERMINAL_STATUSES))
-        rows = self._read(f"SELECT * FROM orders WHERE status NOT IN ({marks}) "
-                          "ORDER BY updated_ts, client_order_id", sorted(TERMINAL_STATUSES))
+        rows = self._read(
+            f"SELECT * FROM orders WHERE status NOT IN ({marks}) "
+            "ORDER BY updated_ts, client_order_id",
+            sorted(TERMINAL_STATUSES),
+        )
         return [self._order_dict(r) for r in rows]
 
     def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
@@ -446,8 +566,9 @@ class Journal:
 
     def order_events(self, client_order_id: str) -> list[dict[str, Any]]:
         """Every journaled state of one order, in the order they were recorded."""
-        rows = self._read("SELECT * FROM order_events WHERE client_order_id = ? ORDER BY id",
-                          (client_order_id,))
+        rows = self._read(
+            "SELECT * FROM order_events WHERE client_order_id = ? ORDER BY id", (client_order_id,)
+        )
         out = []
         for r in rows:
             d = dict(r)
@@ -460,8 +581,10 @@ class Journal:
 
     def last_positions(self) -> dict[str, Decimal]:
         """Signed quantity per symbol in the latest snapshot ({} if none or flat)."""
-        rows = self._read("SELECT symbol, qty FROM positions WHERE snapshot_id = "
-                          "(SELECT MAX(id) FROM position_snapshots)")
+        rows = self._read(
+            "SELECT symbol, qty FROM positions WHERE snapshot_id = "
+            "(SELECT MAX(id) FROM position_snapshots)"
+        )
         return {r["symbol"]: Decimal(r["qty"]) for r in rows}
 
     def seen_activity_ids(self) -> set[str]:
@@ -495,21 +618,31 @@ class Journal:
         lo_s, hi_s = _ts(lo), _ts(lo + timedelta(days=1))
         rng = (lo_s, hi_s)
         n_signals = self._read("SELECT COUNT(*) FROM signals WHERE ts >= ? AND ts < ?", rng)
-        decisions = self._read("SELECT engine, COUNT(*) n FROM decisions WHERE ts >= ? AND "
-                               "ts < ? GROUP BY engine ORDER BY engine", rng)
-        orders = self._read("SELECT COALESCE(engine, '') engine, status, COUNT(*) n FROM orders "
-                            "WHERE COALESCE(intent_ts, updated_ts) >= ? AND "
-                            "COALESCE(intent_ts, updated_ts) < ? GROUP BY 1, 2 ORDER BY 1, 2",
-                            rng)
+        decisions = self._read(
+            "SELECT engine, COUNT(*) n FROM decisions WHERE ts >= ? AND "
+            "ts < ? GROUP BY engine ORDER BY engine",
+            rng,
+        )
+        orders = self._read(
+            "SELECT COALESCE(engine, '') engine, status, COUNT(*) n FROM orders "
+            "WHERE COALESCE(intent_ts, updated_ts) >= ? AND "
+            "COALESCE(intent_ts, updated_ts) < ? GROUP BY 1, 2 ORDER BY 1, 2",
+            rng,
+        )
         fills = self._read("SELECT side, qty, price FROM fills WHERE ts >= ? AND ts < ?", rng)
-        acts = self._read("SELECT activity_type, COUNT(*) n FROM activities WHERE ts >= ? AND "
-                          "ts < ? GROUP BY 1 ORDER BY 1", rng)
-        recs = self._read("SELECT ok, COUNT(*) n FROM reconciles WHERE ts >= ? AND ts < ? "
-                          "GROUP BY ok", rng)
+        acts = self._read(
+            "SELECT activity_type, COUNT(*) n FROM activities WHERE ts >= ? AND "
+            "ts < ? GROUP BY 1 ORDER BY 1",
+            rng,
+        )
+        recs = self._read(
+            "SELECT ok, COUNT(*) n FROM reconciles WHERE ts >= ? AND ts < ? GROUP BY ok", rng
+        )
         notional: dict[str, Decimal] = {}
         for f in fills:
             notional[f["side"]] = notional.get(f["side"], Decimal(0)) + (
-                abs(Decimal(f["qty"])) * Decimal(f["price"]))
+                abs(Decimal(f["qty"])) * Decimal(f["price"])
+            )
         orders_by: dict[str, dict[str, int]] = {}
         for r in orders:
             orders_by.setdefault(r["engine"], {})[r["status"]] = int(r["n"])

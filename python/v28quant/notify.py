@@ -35,8 +35,14 @@ DISCORD_MAX_CONTENT = 2000
 class Notifier(Protocol):
     def notify(self, content: str) -> bool: ...
 
-    def execution(self, symbol: str, side: str, qty: Decimal | int | str,
-                  price: Decimal | float | str, **extra: Any) -> bool: ...
+    def execution(
+        self,
+        symbol: str,
+        side: str,
+        qty: Decimal | int | str,
+        price: Decimal | float | str,
+        **extra: Any,
+    ) -> bool: ...
 
     def error(self, where: str, message: str) -> bool: ...
 
@@ -46,12 +52,17 @@ class Notifier(Protocol):
 class _Formatting(ABC):
     """The notice texts, shared by every notifier; subclasses say where a notice goes."""
 
-    def execution(self, symbol: str, side: str, qty: Decimal | int | str,
-                  price: Decimal | float | str, **extra: Any) -> bool:
+    def execution(
+        self,
+        symbol: str,
+        side: str,
+        qty: Decimal | int | str,
+        price: Decimal | float | str,
+        **extra: Any,
+    ) -> bool:
         """Notice of a fill: ``FILL buy 10 SPY @ 450.05 (engine=equity ...)``."""
         tail = " ".join(f"{k}={v}" for k, v in extra.items())
-        return self.notify(f"FILL {side} {qty} {symbol} @ {price}" + (f" ({tail})" if tail
-                                                                       else ""))
+        return self.notify(f"FILL {side} {qty} {symbol} @ {price}" + (f" ({tail})" if tail else ""))
 
     def error(self, where: str, message: str) -> bool:
         return self.notify(f"ERROR in {where}: {message}")
@@ -107,9 +118,16 @@ class DiscordNotifier(_Formatting):
         Name the posts appear under.
     """
 
-    def __init__(self, url: Any, *, max_queue: int = 200, min_interval: float = 0.5,
-                 max_attempts: int = 5, timeout: float = 10.0,
-                 username: str = "v28quant") -> None:
+    def __init__(
+        self,
+        url: Any,
+        *,
+        max_queue: int = 200,
+        min_interval: float = 0.5,
+        max_attempts: int = 5,
+        timeout: float = 10.0,
+        username: str = "v28quant",
+    ) -> None:
         raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
         if not raw.startswith(("https://", "http://")):
             raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")
@@ -192,12 +210,16 @@ class DiscordNotifier(_Formatting):
                 await asyncio.sleep(delay)
             self._next_send = time.monotonic() + self._min_interval
             try:
-                r = await self._client.post(self._url, json={"content": content,
-                                                             "username": self._username})
+                r = await self._client.post(
+                    self._url, json={"content": content, "username": self._username}
+                )
             except httpx.HTTPError as exc:
-                log.warning("Discord post failed (attempt %d/%d): %s", attempt,
-                            self._max_attempts, self._redact(type(exc).__name__ + ": "
-                                                             + str(exc)))
+                log.warning(
+                    "Discord post failed (attempt %d/%d): %s",
+                    attempt,
+                    self._max_attempts,
+                    self._redact(type(exc).__name__ + ": " + str(exc)),
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -211,8 +233,12 @@ class DiscordNotifier(_Formatting):
                 self.sent += 1
                 return
             if r.status_code >= 500:
-                log.warning("Discord post failed with HTTP %d (attempt %d/%d)", r.status_code,
-                            attempt, self._max_attempts)
+                log.warning(
+                    "Discord post failed with HTTP %d (attempt %d/%d)",
+                    r.status_code,
+                    attempt,
+                    self._max_attempts,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -240,8 +266,7 @@ class DiscordNotifier(_Formatting):
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:
-            log.warning("Discord notifier closed with %d notice(s) unsent",
-                        self._queue.qsize())
+            log.warning("Discord notifier closed with %d notice(s) unsent", self._queue.qsize())
             self.dropped += self._queue.qsize()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

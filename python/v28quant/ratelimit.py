@@ -44,10 +44,16 @@ class RateLimiter:
         Wall-clock time in epoch seconds and an async sleep; injectable for tests.
     """
 
-    def __init__(self, rate: float = 190, per: float = 60.0, burst: int = 10, *,
-                 max_reset_wait_s: float = MAX_RESET_WAIT_S,
-                 now: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        rate: float = 190,
+        per: float = 60.0,
+        burst: int = 10,
+        *,
+        max_reset_wait_s: float = MAX_RESET_WAIT_S,
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if rate <= 0 or per <= 0 or burst < 1:
             raise ValueError(f"rate, per must be > 0 and burst >= 1, got {rate}, {per}, {burst}")
         self._interval = per / rate

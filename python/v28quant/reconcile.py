@@ -41,8 +41,9 @@ from v28quant.notify import Notifier
 log = logging.getLogger(__name__)
 
 #: Activity types that move a position (qty is the signed change, see ``broker.Activity``).
-POSITION_ACTIVITIES = frozenset({"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD",
-                                 "OPCSH"})
+POSITION_ACTIVITIES = frozenset(
+    {"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD", "OPCSH"}
+)
 INTENT = "intent"
 #: How far before the last journaled activity the next fetch starts (see the module docstring).
 ACTIVITY_OVERLAP = timedelta(days=1)
@@ -56,16 +57,40 @@ class JournalLike(Protocol):
     def last_positions(self) -> dict[str, Decimal]: ...
     def seen_activity_ids(self) -> set[str]: ...
     def last_activity_ts(self) -> datetime | None: ...
-    def record_order_update(self, client_order_id: str, broker_order_id: str | None,
-                            status: str, filled_qty: Any, filled_avg_price: Any,
-                            raw: dict[str, Any], ts: datetime) -> None: ...
-    def record_fill(self, fill_id: str, client_order_id: str | None, symbol: str, qty: Any,
-                    price: Any, side: str, ts: datetime) -> Any: ...
-    def record_activity(self, activity_id: str, activity_type: str, symbol: str | None,
-                        qty: Any, price: Any, ts: datetime, raw: dict[str, Any]) -> Any: ...
+    def record_order_update(
+        self,
+        client_order_id: str,
+        broker_order_id: str | None,
+        status: str,
+        filled_qty: Any,
+        filled_avg_price: Any,
+        raw: dict[str, Any],
+        ts: datetime,
+    ) -> None: ...
+    def record_fill(
+        self,
+        fill_id: str,
+        client_order_id: str | None,
+        symbol: str,
+        qty: Any,
+        price: Any,
+        side: str,
+        ts: datetime,
+    ) -> Any: ...
+    def record_activity(
+        self,
+        activity_id: str,
+        activity_type: str,
+        symbol: str | None,
+        qty: Any,
+        price: Any,
+        ts: datetime,
+        raw: dict[str, Any],
+    ) -> Any: ...
     def record_positions(self, snapshot: list[dict[str, Any]], ts: datetime) -> Any: ...
-    def record_reconcile(self, ok: bool, differences: list[dict[str, Any]],
-                         ts: datetime) -> Any: ...
+    def record_reconcile(
+        self, ok: bool, differences: list[dict[str, Any]], ts: datetime
+    ) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +108,21 @@ class ReconcileReport:
 
 
 def _diff(kind: str, fatal: bool = False, **info: Any) -> dict[str, Any]:
-    return {"kind": kind, "fatal": fatal,
-            **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in info.items()}}
+    return {
+        "kind": kind,
+        "fatal": fatal,
+        **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in info.items()},
+    }
 
 
-async def reconcile(journal: JournalLike, broker: Broker, clock: Clock | None = None, *,
-                    adopt_positions: bool = False,
-                    notifier: Notifier | None = None) -> ReconcileReport:
+async def reconcile(
+    journal: JournalLike,
+    broker: Broker,
+    clock: Clock | None = None,
+    *,
+    adopt_positions: bool = False,
+    notifier: Notifier | None = None,
+) -> ReconcileReport:
     """Compare ``journal`` with ``broker``, journal every difference, and say whether trading
     may start. Never raises for a broker failure: that is an ``ok=False`` report, logged and,
     when a ``notifier`` is given, posted as an error notice.
@@ -109,11 +142,13 @@ async def reconcile(journal: JournalLike, broker: Broker, clock: Clock | None = 
     reason = None if ok else "; ".join(_describe(d) for d in fatal)
     journal.record_reconcile(ok, diffs, ts)
     if ok:
-        log.info("reconcile ok: %d difference(s) explained", len(diffs),
-                 extra={"differences": diffs})
+        log.info(
+            "reconcile ok: %d difference(s) explained", len(diffs), extra={"differences": diffs}
+        )
     else:
-        log.error("reconcile FAILED, trading must not start: %s", reason,
-                  extra={"differences": diffs})
+        log.error(
+            "reconcile FAILED, trading must not start: %s", reason, extra={"differences": diffs}
+        )
         if notifier is not None:
             notifier.error("reconcile", f"trading will not start: {reason}")
     return ReconcileReport(ok, reason, tuple(diffs), ts)
@@ -124,13 +159,15 @@ def _describe(d: dict[str, Any]) -> str:
     return f"{d['kind']} ({rest})"
 
 
-async def _reconcile(journal: JournalLike, broker: Broker, ts: datetime,
-                     diffs: list[dict[str, Any]], adopt: bool) -> None:
+async def _reconcile(
+    journal: JournalLike, broker: Broker, ts: datetime, diffs: list[dict[str, Any]], adopt: bool
+) -> None:
     broker_open = await broker.orders("open")
     positions = await broker.positions()
     last_seen = journal.last_activity_ts()
-    activities = await broker.activities(None if last_seen is None
-                                         else last_seen - ACTIVITY_OVERLAP)
+    activities = await broker.activities(
+        None if last_seen is None else last_seen - ACTIVITY_OVERLAP
+    )
     cid_by_order: dict[str, str] = {}
 
     def remember(o: Order) -> None:
@@ -148,41 +185,82 @@ async def _reconcile(journal: JournalLike, broker: Broker, ts: datetime,
         bo = await broker.order_by_client_id(cid)
         if bo is None:
             if jo["status"] == INTENT and not jo.get("broker_order_id"):
-                journal.record_order_update(cid, None, "rejected", Decimal(0), None,
-                                            {"reconcile": "intent never reached the broker"},
-                                            ts)
+                journal.record_order_update(
+                    cid,
+                    None,
+                    "rejected",
+                    Decimal(0),
+                    None,
+                    {"reconcile": "intent never reached the broker"},
+                    ts,
+                )
                 diffs.append(_diff("intent_never_submitted", client_order_id=cid))
             else:
-                diffs.append(_diff("own_order_missing", True, client_order_id=cid,
-                                   journal_status=jo["status"],
-                                   broker_order_id=jo.get("broker_order_id")))
+                diffs.append(
+                    _diff(
+                        "own_order_missing",
+                        True,
+                        client_order_id=cid,
+                        journal_status=jo["status"],
+                        broker_order_id=jo.get("broker_order_id"),
+                    )
+                )
             continue
         remember(bo)
         jfilled = jo.get("filled_qty") or Decimal(0)
         if bo.status.value != jo["status"] or bo.filled_qty != jfilled:
-            journal.record_order_update(cid, bo.id, bo.status.value, bo.filled_qty,
-                                        bo.filled_avg_price, bo.to_dict(), ts)
-            diffs.append(_diff("order_changed", client_order_id=cid,
-                               journal_status=jo["status"], broker_status=bo.status.value,
-                               journal_filled=jfilled, broker_filled=bo.filled_qty))
+            journal.record_order_update(
+                cid, bo.id, bo.status.value, bo.filled_qty, bo.filled_avg_price, bo.to_dict(), ts
+            )
+            diffs.append(
+                _diff(
+                    "order_changed",
+                    client_order_id=cid,
+                    journal_status=jo["status"],
+                    broker_status=bo.status.value,
+                    journal_filled=jfilled,
+                    broker_filled=bo.filled_qty,
+                )
+            )
 
     # 2. Open orders at the broker that the journal does not know.
     for bo in broker_open:
         remember(bo)
         tag = bo.owner
         if tag is None:
-            diffs.append(_diff("foreign_order", order_id=bo.id,
-                               client_order_id=bo.client_order_id, symbol=bo.symbol))
+            diffs.append(
+                _diff(
+                    "foreign_order",
+                    order_id=bo.id,
+                    client_order_id=bo.client_order_id,
+                    symbol=bo.symbol,
+                )
+            )
             continue
         if journal.order_by_client_id(bo.client_order_id) is not None:
             continue
         if tag.revision > 0 and any(tag.same_decision(k) for k in known_tags):
-            journal.record_order_update(bo.client_order_id, bo.id, bo.status.value,
-                                        bo.filled_qty, bo.filled_avg_price, bo.to_dict(), ts)
+            journal.record_order_update(
+                bo.client_order_id,
+                bo.id,
+                bo.status.value,
+                bo.filled_qty,
+                bo.filled_avg_price,
+                bo.to_dict(),
+                ts,
+            )
             diffs.append(_diff("replacement_adopted", client_order_id=bo.client_order_id))
         else:
-            diffs.append(_diff("unknown_own_order", True, client_order_id=bo.client_order_id,
-                               order_id=bo.id, engine=tag.engine, strategy=tag.strategy))
+            diffs.append(
+                _diff(
+                    "unknown_own_order",
+                    True,
+                    client_order_id=bo.client_order_id,
+                    order_id=bo.id,
+                    engine=tag.engine,
+                    strategy=tag.strategy,
+                )
+            )
 
     # 3. Positions: last snapshot + new activities must equal the broker's.
     seen = journal.seen_activity_ids()
@@ -201,20 +279,58 @@ async def _reconcile(journal: JournalLike, broker: Broker, ts: datetime,
         was = last.get(sym, Decimal(0))
         if want != have:
             mismatched = True
-            diffs.append(_diff("position_adopted" if adopt else "position_mismatch", not adopt,
-                               symbol=sym, journal=was, expected=want, broker=have,
-                               activities=explained.get(sym, [])))
+            diffs.append(
+                _diff(
+                    "position_adopted" if adopt else "position_mismatch",
+                    not adopt,
+                    symbol=sym,
+                    journal=was,
+                    expected=want,
+                    broker=have,
+                    activities=explained.get(sym, []),
+                )
+            )
         elif was != have:
-            diffs.append(_diff("position_explained", symbol=sym, journal=was, broker=have,
-                               activities=explained[sym]))
+            diffs.append(
+                _diff(
+                    "position_explained",
+                    symbol=sym,
+                    journal=was,
+                    broker=have,
+                    activities=explained[sym],
+                )
+            )
     if mismatched and not adopt:
         return  # keep the journal's snapshot and unseen activities as they were
     for a in new:
-        journal.record_activity(a.id, a.type, a.symbol, a.qty, a.price, a.ts, dict(a.raw) or {
-            "order_id": a.order_id, "side": a.side})
+        journal.record_activity(
+            a.id,
+            a.type,
+            a.symbol,
+            a.qty,
+            a.price,
+            a.ts,
+            dict(a.raw) or {"order_id": a.order_id, "side": a.side},
+        )
         if a.type == "FILL" and a.price is not None:
-            journal.record_fill(a.id, cid_by_order.get(a.order_id or ""), a.symbol, abs(a.qty),
-                                a.price, a.side or ("buy" if a.qty > 0 else "sell"), a.ts)
-    journal.record_positions([{"symbol": p.symbol, "qty": p.qty,
-                               "avg_entry_price": p.avg_entry_price,
-                               "asset_class": p.asset_class} for p in positions], ts)
+            journal.record_fill(
+                a.id,
+                cid_by_order.get(a.order_id or ""),
+                a.symbol,
+                abs(a.qty),
+                a.price,
+                a.side or ("buy" if a.qty > 0 else "sell"),
+                a.ts,
+            )
+    journal.record_positions(
+        [
+            {
+                "symbol": p.symbol,
+                "qty": p.qty,
+                "avg_entry_price": p.avg_entry_price,
+                "asset_class": p.asset_class,
+            }
+            for p in positions
+        ],
+        ts,
+    )

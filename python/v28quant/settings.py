@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
         populate_by_name=True,
     )
 
@@ -76,16 +79,20 @@ class Settings(BaseSettings):
     alpaca_data_url: str | None = _env("APCA_API_DATA_URL")
     live_confirm: bool = Field(False, validation_alias=AliasChoices("V28_LIVE_CONFIRM"))
     discord_webhook_url: SecretStr | None = _env("DISCORD_WEBHOOK_URL")
-    journal_path: Path = Field(Path("v28_journal.sqlite"),
-                               validation_alias=AliasChoices("V28_JOURNAL", "journal_path"))
+    journal_path: Path = Field(
+        Path("v28_journal.sqlite"), validation_alias=AliasChoices("V28_JOURNAL", "journal_path")
+    )
     data_feed: Literal["iex", "sip"] = Field(
-        "iex", validation_alias=AliasChoices("V28_DATA_FEED", "data_feed"))
+        "iex", validation_alias=AliasChoices("V28_DATA_FEED", "data_feed")
+    )
     options_feed: Literal["indicative", "opra"] = Field(
-        "indicative", validation_alias=AliasChoices("V28_OPTIONS_FEED", "options_feed"))
+        "indicative", validation_alias=AliasChoices("V28_OPTIONS_FEED", "options_feed")
+    )
     # NoDecode: a comma-separated string in the environment, not JSON.
     universe: Annotated[tuple[str, ...], NoDecode] = Field(
         ("SPY", "QQQ", "AAPL", "MSFT", "JPM"),
-        validation_alias=AliasChoices("V28_UNIVERSE", "universe"))
+        validation_alias=AliasChoices("V28_UNIVERSE", "universe"),
+    )
     risk: RiskLimits = Field(default_factory=RiskLimits)  # type: ignore[arg-type]
 
     @field_validator("alpaca_base_url", "alpaca_data_url")
@@ -143,15 +150,17 @@ class Settings(BaseSettings):
             raise SettingsError(f"--mode: must be live, paper or backtest, got {mode!r}")
         if (self.alpaca_key_id is None) != (self.alpaca_secret_key is None):
             missing = "APCA_API_KEY_ID" if self.alpaca_key_id is None else "APCA_API_SECRET_KEY"
-            raise SettingsError(f"{missing}: is not set, but the other Alpaca key is; set both "
-                                "or neither")
+            raise SettingsError(
+                f"{missing}: is not set, but the other Alpaca key is; set both or neither"
+            )
         if mode == "live":
             if not self.has_alpaca_keys:
-                raise SettingsError("APCA_API_KEY_ID: --mode live needs Alpaca keys "
-                                    "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)")
+                raise SettingsError(
+                    "APCA_API_KEY_ID: --mode live needs Alpaca keys "
+                    "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)"
+                )
             if not self.live_confirm:
-                raise SettingsError("V28_LIVE_CONFIRM: --mode live also needs "
-                                    "V28_LIVE_CONFIRM=yes")
+                raise SettingsError("V28_LIVE_CONFIRM: --mode live also needs V28_LIVE_CONFIRM=yes")
 
 
 def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -175,8 +184,9 @@ def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Sett
             raise SettingsError(f"V28_CONFIG: {p} is not valid TOML: {exc}") from None
         for secret in ("alpaca_key_id", "alpaca_secret_key", "discord_webhook_url"):
             if secret in values:
-                raise SettingsError(f"{secret}: secrets belong in the environment or .env, "
-                                    f"not in {p}")
+                raise SettingsError(
+                    f"{secret}: secrets belong in the environment or .env, not in {p}"
+                )
     values.update(overrides)
     try:
         return Settings(**values)
@@ -195,8 +205,9 @@ def check_universe(settings: Settings, known: Iterable[str], source: str) -> Non
     have = {s.upper() for s in known}
     unknown = [s for s in settings.universe if s not in have]
     if unknown:
-        raise SettingsError(f"V28_UNIVERSE: unknown symbol(s) {', '.join(unknown)} "
-                            f"(not in {source})")
+        raise SettingsError(
+            f"V28_UNIVERSE: unknown symbol(s) {', '.join(unknown)} (not in {source})"
+        )
 
 
 def describe_error(exc: BaseException) -> str:

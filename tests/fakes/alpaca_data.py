@@ -49,8 +49,12 @@ def _occ_parts(sym: str) -> tuple[str, date, str, float]:
     m = _OCC.match(sym)
     assert m, sym
     root, ymd, cp, k = m.groups()
-    return (root, date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:])),
-            "call" if cp == "C" else "put", int(k) / 1000)
+    return (
+        root,
+        date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:])),
+        "call" if cp == "C" else "put",
+        int(k) / 1000,
+    )
 
 
 @dataclass
@@ -66,12 +70,17 @@ class Fault:
 class FakeAlpacaData:
     """The fake server. Use as a context manager; ``url`` is its base URL."""
 
-    def __init__(self, *, bars: dict[str, list[dict]] | None = None,
-                 quotes: dict[str, dict] | None = None,
-                 option_snapshots: dict[str, dict[str, dict]] | None = None,
-                 option_bars: dict[str, list[dict]] | None = None,
-                 contracts: list[dict] | None = None, page_size: int = 10_000,
-                 now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bars: dict[str, list[dict]] | None = None,
+        quotes: dict[str, dict] | None = None,
+        option_snapshots: dict[str, dict[str, dict]] | None = None,
+        option_bars: dict[str, list[dict]] | None = None,
+        contracts: list[dict] | None = None,
+        page_size: int = 10_000,
+        now: datetime | None = None,
+    ) -> None:
         self.bars = bars or {}
         self.quotes = quotes or {}
         self.option_snapshots = option_snapshots or {}
@@ -86,12 +95,26 @@ class FakeAlpacaData:
 
     # -- control ----------------------------------------------------------------------------
 
-    def fail(self, method: str, path_regex: str, status: int, body: Any = None,
-             headers: dict[str, str] | None = None, times: int = 1) -> None:
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
         with self._lock:
-            self._faults.append(Fault(method.upper(), re.compile(path_regex), status,
-                                      body if body is not None else {"message": "injected"},
-                                      headers or {}, times))
+            self._faults.append(
+                Fault(
+                    method.upper(),
+                    re.compile(path_regex),
+                    status,
+                    body if body is not None else {"message": "injected"},
+                    headers or {},
+                    times,
+                )
+            )
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -152,8 +175,9 @@ class FakeAlpacaData:
         self._send(h, 404, {"code": 40410000, "message": "endpoint not found"})
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: Any,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
@@ -166,7 +190,7 @@ class FakeAlpacaData:
     def _page(self, items: list, q: dict[str, str]) -> tuple[list, str | None]:
         start = int(base64.b64decode(q["page_token"]).decode()) if q.get("page_token") else 0
         size = min(int(q.get("limit", self.page_size)), self.page_size)
-        page = items[start:start + size]
+        page = items[start : start + size]
         nxt = start + size
         token = base64.b64encode(str(nxt).encode()).decode() if nxt < len(items) else None
         return page, token
@@ -183,10 +207,20 @@ class FakeAlpacaData:
             return 200, {"bars": {}, "next_page_token": None}
         return self._bars_page(self.bars, symbols, lo, hi, q)
 
-    def _bars_page(self, source: dict[str, list[dict]], symbols: list[str], lo: datetime,
-                   hi: datetime, q: dict[str, str]) -> tuple[int, Any]:
-        flat = [(s, b) for s in sorted(symbols) for b in source.get(s, [])
-                if lo <= _parse_time(b["t"]) <= hi]
+    def _bars_page(
+        self,
+        source: dict[str, list[dict]],
+        symbols: list[str],
+        lo: datetime,
+        hi: datetime,
+        q: dict[str, str],
+    ) -> tuple[int, Any]:
+        flat = [
+            (s, b)
+            for s in sorted(symbols)
+            for b in source.get(s, [])
+            if lo <= _parse_time(b["t"]) <= hi
+        ]
         page, token = self._page(flat, q)
         out: dict[str, list[dict]] = {}
         for s, b in page:
@@ -202,9 +236,11 @@ class FakeAlpacaData:
         for s in q.get("symbols", "").split(","):
             bars = self.bars.get(s, [])
             if s in self.quotes or bars:
-                out[s] = {"latestQuote": self.quotes.get(s),
-                          "dailyBar": bars[-1] if bars else None,
-                          "prevDailyBar": bars[-2] if len(bars) > 1 else None}
+                out[s] = {
+                    "latestQuote": self.quotes.get(s),
+                    "dailyBar": bars[-1] if bars else None,
+                    "prevDailyBar": bars[-2] if len(bars) > 1 else None,
+                }
         return 200, out
 
     def _all_snapshots(self) -> dict[str, dict]:
@@ -240,8 +276,13 @@ class FakeAlpacaData:
     def _option_quotes(self, q: dict[str, str]) -> tuple[int, Any]:
         allsnap = self._all_snapshots()
         syms = q.get("symbols", "").split(",")
-        return 200, {"quotes": {s: allsnap[s]["latestQuote"] for s in syms
-                                if s in allsnap and allsnap[s].get("latestQuote")}}
+        return 200, {
+            "quotes": {
+                s: allsnap[s]["latestQuote"]
+                for s in syms
+                if s in allsnap and allsnap[s].get("latestQuote")
+            }
+        }
 
     def _option_bars_route(self, q: dict[str, str]) -> tuple[int, Any]:
         lo = _parse_time(q["start"]) if "start" in q else datetime.min.replace(tzinfo=UTC)
@@ -274,6 +315,7 @@ class FakeAlpacaData:
 
 # -- fixture builders from ../shared/data files ----------------------------------------------
 
+
 def bars_from_csv(path: Path, start: str | None = None, end: str | None = None) -> list[dict]:
     """Daily bars of a ``date,open,high,low,close,...,volume`` file in Alpaca's JSON shape
     (``t`` = midnight New York of the session, in UTC)."""
@@ -285,9 +327,18 @@ def bars_from_csv(path: Path, start: str | None = None, end: str | None = None) 
     out = []
     for r in df.itertuples():
         t = datetime.combine(date.fromisoformat(r.date), time(0), ET)
-        out.append({"t": _iso(t), "o": float(r.open), "h": float(r.high), "l": float(r.low),
-                    "c": float(r.close), "v": int(r.volume), "n": 1000,
-                    "vw": round((r.high + r.low + r.close) / 3, 4)})
+        out.append(
+            {
+                "t": _iso(t),
+                "o": float(r.open),
+                "h": float(r.high),
+                "l": float(r.low),
+                "c": float(r.close),
+                "v": int(r.volume),
+                "n": 1000,
+                "vw": round((r.high + r.low + r.close) / 3, 4),
+            }
+        )
     return out
 
 
@@ -298,11 +349,23 @@ def snapshots_from_csv(path: Path) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for r in df.to_dict("records"):
         qt = r.get("quote_time")
-        t = _iso(pd.Timestamp(qt).to_pydatetime()) if isinstance(qt, str) else \
-            _iso(datetime.combine(date.fromisoformat(r["quote_date"]), time(16), ET))
-        snap: dict[str, Any] = {"latestQuote": {
-            "t": t, "ax": "C", "ap": float(r["ask"]), "as": int(r.get("ask_size") or 1),
-            "bx": "N", "bp": float(r["bid"]), "bs": int(r.get("bid_size") or 1), "c": "A"}}
+        t = (
+            _iso(pd.Timestamp(qt).to_pydatetime())
+            if isinstance(qt, str)
+            else _iso(datetime.combine(date.fromisoformat(r["quote_date"]), time(16), ET))
+        )
+        snap: dict[str, Any] = {
+            "latestQuote": {
+                "t": t,
+                "ax": "C",
+                "ap": float(r["ask"]),
+                "as": int(r.get("ask_size") or 1),
+                "bx": "N",
+                "bp": float(r["bid"]),
+                "bs": int(r.get("bid_size") or 1),
+                "c": "A",
+            }
+        }
         if pd.notna(r.get("last")):
             snap["latestTrade"] = {"t": t, "x": "C", "p": float(r["last"]), "s": 1, "c": "I"}
         if pd.notna(r.get("iv")):
@@ -321,13 +384,25 @@ def contracts_from_snapshots(snaps: dict[str, dict[str, dict]]) -> list[dict]:
     for und, chain in snaps.items():
         for sym in sorted(chain):
             root, exp, typ, k = _occ_parts(sym)
-            out.append({
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, sym)), "symbol": sym,
-                "name": f"{und} {exp:%b %d %Y} {k:g} {typ.title()}", "status": "active",
-                "tradable": True, "expiration_date": exp.isoformat(), "root_symbol": root,
-                "underlying_symbol": und,
-                "underlying_asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, und)),
-                "type": typ, "style": "american", "strike_price": f"{k:g}", "size": "100",
-                "open_interest": "100", "open_interest_date": exp.isoformat(),
-                "close_price": "1.00", "close_price_date": exp.isoformat()})
+            out.append(
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, sym)),
+                    "symbol": sym,
+                    "name": f"{und} {exp:%b %d %Y} {k:g} {typ.title()}",
+                    "status": "active",
+                    "tradable": True,
+                    "expiration_date": exp.isoformat(),
+                    "root_symbol": root,
+                    "underlying_symbol": und,
+                    "underlying_asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, und)),
+                    "type": typ,
+                    "style": "american",
+                    "strike_price": f"{k:g}",
+                    "size": "100",
+                    "open_interest": "100",
+                    "open_interest_date": exp.isoformat(),
+                    "close_price": "1.00",
+                    "close_price_date": exp.isoformat(),
+                }
+            )
     return out

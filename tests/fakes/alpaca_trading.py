@@ -41,8 +41,7 @@ from fakes.loopback import serve, stop
 
 NY = ZoneInfo("America/New_York")
 _NS = uuid.UUID("a1a1a1a1-0000-4000-8000-000000000001")
-_OPEN = {"accepted", "new", "partially_filled", "pending_new", "pending_cancel",
-         "pending_replace"}
+_OPEN = {"accepted", "new", "partially_filled", "pending_new", "pending_cancel", "pending_replace"}
 _OCC = re.compile(r"^([A-Z.]{1,6})(\d{6})([CP])(\d{8})$")
 _XNYS = None
 
@@ -71,8 +70,12 @@ def _occ(sym: str) -> tuple[str, date, bool, Decimal] | None:
     if not m:
         return None
     root, ymd, cp, k = m.groups()
-    return root, date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:])), cp == "C", \
-        Decimal(int(k)) / 1000
+    return (
+        root,
+        date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:])),
+        cp == "C",
+        Decimal(int(k)) / 1000,
+    )
 
 
 class _Reply(Exception):
@@ -146,8 +149,9 @@ class FakeAlpacaTrading:
         assert self._server is not None, "start() the fake first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def set_quote(self, symbol: str, bid: str, ask: str, bid_size: int = 0,
-                  ask_size: int = 0) -> None:
+    def set_quote(
+        self, symbol: str, bid: str, ask: str, bid_size: int = 0, ask_size: int = 0
+    ) -> None:
         with self._lock:
             self.quotes[symbol] = (Decimal(bid), Decimal(ask), bid_size, ask_size)
 
@@ -155,12 +159,22 @@ class FakeAlpacaTrading:
         with self._lock:
             self.closes[(symbol, day)] = Decimal(price)
 
-    def inject(self, method: str, path: str, status: int = 500, body: Any = None, *,
-               headers: dict[str, str] | None = None, times: int = 1,
-               after_store: bool = False, delay_s: float = 0.0) -> None:
+    def inject(
+        self,
+        method: str,
+        path: str,
+        status: int = 500,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        after_store: bool = False,
+        delay_s: float = 0.0,
+    ) -> None:
         with self._lock:
-            self.faults.append(Fault(method.upper(), path, status, body, headers, times,
-                                     after_store, delay_s))
+            self.faults.append(
+                Fault(method.upper(), path, status, body, headers, times, after_store, delay_s)
+            )
 
     def reject(self, order_id: str) -> None:
         """An asynchronous risk-check rejection of an accepted/new order."""
@@ -210,8 +224,14 @@ class FakeAlpacaTrading:
         method = h.command
         with self._lock:
             self.requests.append((method, path, body if body is not None else query))
-            fault = next((f for f in self.faults if f.method == method and f.times > 0
-                          and re.fullmatch(f.path, path)), None)
+            fault = next(
+                (
+                    f
+                    for f in self.faults
+                    if f.method == method and f.times > 0 and re.fullmatch(f.path, path)
+                ),
+                None,
+            )
             if fault is not None:
                 fault.times -= 1
         if fault is not None and fault.delay_s:
@@ -231,8 +251,9 @@ class FakeAlpacaTrading:
             status, payload, headers = r.status, r.body, r.headers
         self._send(h, status, payload, headers)
 
-    def _send(self, h: BaseHTTPRequestHandler, status: int, payload: Any,
-              headers: dict[str, str]) -> None:
+    def _send(
+        self, h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]
+    ) -> None:
         if payload is None:
             data = b""
         elif isinstance(payload, str | bytes):
@@ -244,8 +265,11 @@ class FakeAlpacaTrading:
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(data)))
             reset = int(time.time()) + 60
-            base = {"X-Ratelimit-Limit": "200", "X-Ratelimit-Remaining": "199",
-                    "X-Ratelimit-Reset": str(reset)}
+            base = {
+                "X-Ratelimit-Limit": "200",
+                "X-Ratelimit-Remaining": "199",
+                "X-Ratelimit-Reset": str(reset),
+            }
             for k, v in {**base, **headers}.items():
                 h.send_header(k, v)
             h.end_headers()
@@ -303,19 +327,27 @@ class FakeAlpacaTrading:
 
     def _clock(self) -> dict[str, Any]:
         t = pd.Timestamp(self.now).floor("min")
-        return {"timestamp": self.now.astimezone(NY).isoformat(), "is_open": self._is_open(),
-                "next_open": _cal().next_open(t).tz_convert(NY).isoformat(),
-                "next_close": _cal().next_close(t).tz_convert(NY).isoformat()}
+        return {
+            "timestamp": self.now.astimezone(NY).isoformat(),
+            "is_open": self._is_open(),
+            "next_open": _cal().next_open(t).tz_convert(NY).isoformat(),
+            "next_close": _cal().next_close(t).tz_convert(NY).isoformat(),
+        }
 
     def _calendar(self, q: dict[str, str]) -> list[dict[str, Any]]:
-        sched = _cal().schedule.loc[q.get("start", "2024-01-01"):q.get("end", "2024-12-31")]
+        sched = _cal().schedule.loc[q.get("start", "2024-01-01") : q.get("end", "2024-12-31")]
         out = []
         for d, o, c in zip(sched.index, sched["open"], sched["close"], strict=True):
-            out.append({"date": d.strftime("%Y-%m-%d"),
-                        "open": o.tz_convert(NY).strftime("%H:%M"),
-                        "close": c.tz_convert(NY).strftime("%H:%M"),
-                        "session_open": "0400", "session_close": "2000",
-                        "settlement_date": d.strftime("%Y-%m-%d")})
+            out.append(
+                {
+                    "date": d.strftime("%Y-%m-%d"),
+                    "open": o.tz_convert(NY).strftime("%H:%M"),
+                    "close": c.tz_convert(NY).strftime("%H:%M"),
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": d.strftime("%Y-%m-%d"),
+                }
+            )
         return out
 
     def _mult(self, sym: str) -> Decimal:
@@ -342,23 +374,32 @@ class FakeAlpacaTrading:
                 return None
 
             def value(x: Decimal, legs=legs, shares=shares) -> Decimal:
-                return shares * x + sum((n * 100 * max((x - k) if call else (k - x), Decimal(0))
-                                         for call, k, n in legs), Decimal(0))
+                return shares * x + sum(
+                    (
+                        n * 100 * max((x - k) if call else (k - x), Decimal(0))
+                        for call, k, n in legs
+                    ),
+                    Decimal(0),
+                )
+
             worst = min(value(x) for x in [Decimal(0), *(k for _, k, _ in legs)])
             out += max(-worst, Decimal(0))
         return out
 
-    def _hold_for(self, legs: list[tuple[str, str, str, Decimal]], qty: Decimal,
-                  debit: Decimal) -> Decimal:
+    def _hold_for(
+        self, legs: list[tuple[str, str, str, Decimal]], qty: Decimal, debit: Decimal
+    ) -> Decimal:
         """Buying power one unit of an option order holds: its debit and the collateral its
         opening legs (symbol, side, intent, ratio) add to the book."""
         now = self._collateral()
-        extra = tuple((sym, (ratio if side == "buy" else -ratio) * qty)
-                      for sym, side, intent, ratio in legs if intent.endswith("_to_open"))
+        extra = tuple(
+            (sym, (ratio if side == "buy" else -ratio) * qty)
+            for sym, side, intent, ratio in legs
+            if intent.endswith("_to_open")
+        )
         after = self._collateral(extra)
         if after is None:
-            raise _err(403, 40310000, "insufficient options buying power (uncovered short "
-                       "calls)")
+            raise _err(403, 40310000, "insufficient options buying power (uncovered short calls)")
         return max(debit, Decimal(0)) * 100 + (after - (now or Decimal(0))) / qty
 
     def _holds(self) -> Decimal:
@@ -378,32 +419,59 @@ class FakeAlpacaTrading:
             longs, shorts = (longs + mv, shorts) if mv >= 0 else (longs, shorts + mv)
         eq = self.cash + longs + shorts
         bp = self._bp()
-        return {"id": self.account_id, "account_number": "PA3FAKE0001", "status": "ACTIVE",
-                "currency": "USD", "cash": _s(self.cash), "equity": _s(eq),
-                "last_equity": _s(eq), "portfolio_value": _s(eq), "buying_power": _s(bp),
-                "regt_buying_power": _s(bp), "non_marginable_buying_power": _s(bp),
-                "options_buying_power": _s(bp), "long_market_value": _s(longs),
-                "short_market_value": _s(shorts), "initial_margin": "0",
-                "maintenance_margin": "0", "last_maintenance_margin": "0", "sma": "0",
-                "multiplier": "1", "shorting_enabled": False, "trading_blocked": False,
-                "transfers_blocked": False, "account_blocked": False,
-                "trade_suspended_by_user": False, "created_at": "2024-01-02T15:00:00Z",
-                "accrued_fees": "0", "pending_transfer_in": "0",
-                "options_approved_level": self.options_level,
-                "options_trading_level": self.options_level}
+        return {
+            "id": self.account_id,
+            "account_number": "PA3FAKE0001",
+            "status": "ACTIVE",
+            "currency": "USD",
+            "cash": _s(self.cash),
+            "equity": _s(eq),
+            "last_equity": _s(eq),
+            "portfolio_value": _s(eq),
+            "buying_power": _s(bp),
+            "regt_buying_power": _s(bp),
+            "non_marginable_buying_power": _s(bp),
+            "options_buying_power": _s(bp),
+            "long_market_value": _s(longs),
+            "short_market_value": _s(shorts),
+            "initial_margin": "0",
+            "maintenance_margin": "0",
+            "last_maintenance_margin": "0",
+            "sma": "0",
+            "multiplier": "1",
+            "shorting_enabled": False,
+            "trading_blocked": False,
+            "transfers_blocked": False,
+            "account_blocked": False,
+            "trade_suspended_by_user": False,
+            "created_at": "2024-01-02T15:00:00Z",
+            "accrued_fees": "0",
+            "pending_transfer_in": "0",
+            "options_approved_level": self.options_level,
+            "options_trading_level": self.options_level,
+        }
 
     def _position(self, sym: str) -> dict[str, Any]:
         qty, avg = self.positions[sym]
         m = self._mult(sym)
         px = self._mid(sym, avg)
-        return {"asset_id": str(uuid.uuid5(_NS, sym)), "symbol": sym,
-                "exchange": "" if _occ(sym) else "ARCA",
-                "asset_class": "us_option" if _occ(sym) else "us_equity",
-                "asset_marginable": False, "qty": _s(qty), "qty_available": _s(qty),
-                "side": "long" if qty > 0 else "short", "avg_entry_price": _s(avg),
-                "market_value": _s(qty * px * m), "cost_basis": _s(qty * avg * m),
-                "unrealized_pl": _s(qty * (px - avg) * m), "current_price": _s(px),
-                "lastday_price": _s(px), "change_today": "0"}
+        return {
+            "asset_id": str(uuid.uuid5(_NS, sym)),
+            "symbol": sym,
+            "exchange": "" if _occ(sym) else "ARCA",
+            "asset_class": "us_option" if _occ(sym) else "us_equity",
+            "asset_marginable": False,
+            "qty": _s(qty),
+            "qty_available": _s(qty),
+            "side": "long" if qty > 0 else "short",
+            "avg_entry_price": _s(avg),
+            "market_value": _s(qty * px * m),
+            "cost_basis": _s(qty * avg * m),
+            "unrealized_pl": _s(qty * (px - avg) * m),
+            "current_price": _s(px),
+            "lastday_price": _s(px),
+            "change_today": "0",
+        }
 
     def _list_orders(self, q: dict[str, str]) -> list[dict[str, Any]]:
         """Alpaca's paging: at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive
@@ -412,14 +480,19 @@ class FakeAlpacaTrading:
         limit = int(q.get("limit", 50))
         if not 1 <= limit <= 500:
             raise _err(422, 40010001, "limit must be between 1 and 500")
-        sel = [o for o in self.orders.values()
-               if st == "all" or ((o["status"] in _OPEN) == (st == "open"))]
+        sel = [
+            o
+            for o in self.orders.values()
+            if st == "all" or ((o["status"] in _OPEN) == (st == "open"))
+        ]
         for bound, keep in (("after", lambda t, b: t > b), ("until", lambda t, b: t < b)):
             if bound in q:
                 b = _parse_ts(q[bound])
                 sel = [o for o in sel if keep(_parse_ts(o["submitted_at"]), b)]
-        sel.sort(key=lambda o: (_parse_ts(o["submitted_at"]), o["id"]),
-                 reverse=q.get("direction", "desc") == "desc")
+        sel.sort(
+            key=lambda o: (_parse_ts(o["submitted_at"]), o["id"]),
+            reverse=q.get("direction", "desc") == "desc",
+        )
         return sel[:limit]
 
     def _list_activities(self, q: dict[str, str]) -> list[dict[str, Any]]:
@@ -434,30 +507,40 @@ class FakeAlpacaTrading:
             rows.reverse()
         if "page_token" in q:
             ids = [r["id"] for r in rows]
-            rows = rows[ids.index(q["page_token"]) + 1:] if q["page_token"] in ids else []
+            rows = rows[ids.index(q["page_token"]) + 1 :] if q["page_token"] in ids else []
         rows = rows[: int(q.get("page_size", 100))]
         return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
 
     def _contracts(self, q: dict[str, str]) -> dict[str, Any]:
         unders = set(q.get("underlying_symbols", "").split(",")) - {""}
-        syms = sorted(s for s in self.quotes if _occ(s) and
-                      (not unders or _occ(s)[0] in unders))  # type: ignore[index]
+        syms = sorted(s for s in self.quotes if _occ(s) and (not unders or _occ(s)[0] in unders))  # type: ignore[index]
         start = int(q.get("page_token", 0))
         limit = int(q.get("limit", 100))
-        page = syms[start:start + limit]
+        page = syms[start : start + limit]
         out = []
         for s in page:
             root, exp, call, k = _occ(s)  # type: ignore[misc]
-            out.append({"id": str(uuid.uuid5(_NS, s)), "symbol": s,
-                        "name": f"{root} {exp:%b %d %Y} {k} {'Call' if call else 'Put'}",
-                        "status": "active", "tradable": True,
-                        "expiration_date": exp.isoformat(), "root_symbol": root,
-                        "underlying_symbol": root,
-                        "underlying_asset_id": str(uuid.uuid5(_NS, root)),
-                        "type": "call" if call else "put", "style": "american",
-                        "strike_price": _s(k), "size": "100", "open_interest": "100",
-                        "open_interest_date": "2024-06-03", "close_price": "1.00",
-                        "close_price_date": "2024-06-03"})
+            out.append(
+                {
+                    "id": str(uuid.uuid5(_NS, s)),
+                    "symbol": s,
+                    "name": f"{root} {exp:%b %d %Y} {k} {'Call' if call else 'Put'}",
+                    "status": "active",
+                    "tradable": True,
+                    "expiration_date": exp.isoformat(),
+                    "root_symbol": root,
+                    "underlying_symbol": root,
+                    "underlying_asset_id": str(uuid.uuid5(_NS, root)),
+                    "type": "call" if call else "put",
+                    "style": "american",
+                    "strike_price": _s(k),
+                    "size": "100",
+                    "open_interest": "100",
+                    "open_interest_date": "2024-06-03",
+                    "close_price": "1.00",
+                    "close_price_date": "2024-06-03",
+                }
+            )
         nxt = str(start + limit) if start + limit < len(syms) else None
         return {"option_contracts": out, "next_page_token": nxt}
 
@@ -467,30 +550,67 @@ class FakeAlpacaTrading:
         self._seq += 1
         return str(uuid.uuid5(_NS, f"order-{self._seq}"))
 
-    def _order(self, oid: str, cid: str, sym: str, qty: Decimal, side: str, typ: str,
-               tif: str, limit: Decimal | None, intent: str, order_class: str,
-               legs: list[dict[str, Any]] | None, ratio: str | None = None) -> dict[str, Any]:
+    def _order(
+        self,
+        oid: str,
+        cid: str,
+        sym: str,
+        qty: Decimal,
+        side: str,
+        typ: str,
+        tif: str,
+        limit: Decimal | None,
+        intent: str,
+        order_class: str,
+        legs: list[dict[str, Any]] | None,
+        ratio: str | None = None,
+    ) -> dict[str, Any]:
         t = _iso(self.now)
-        return {"id": oid, "client_order_id": cid, "created_at": t, "updated_at": t,
-                "submitted_at": t, "filled_at": None, "expired_at": None, "expires_at": None,
-                "canceled_at": None, "failed_at": None, "replaced_at": None,
-                "replaced_by": None, "replaces": None,
-                "asset_id": str(uuid.uuid5(_NS, sym)) if sym else "", "symbol": sym,
-                "asset_class": ("us_option" if _occ(sym) else "us_equity") if sym else "",
-                "notional": None, "qty": _s(qty), "filled_qty": "0", "filled_avg_price": None,
-                "order_class": order_class, "order_type": typ, "type": typ, "side": side,
-                "position_intent": intent, "time_in_force": tif, "limit_price": _s(limit),
-                "stop_price": None, "status": "accepted", "extended_hours": False,
-                "legs": legs, "trail_percent": None, "trail_price": None, "hwm": None,
-                "ratio_qty": ratio}
+        return {
+            "id": oid,
+            "client_order_id": cid,
+            "created_at": t,
+            "updated_at": t,
+            "submitted_at": t,
+            "filled_at": None,
+            "expired_at": None,
+            "expires_at": None,
+            "canceled_at": None,
+            "failed_at": None,
+            "replaced_at": None,
+            "replaced_by": None,
+            "replaces": None,
+            "asset_id": str(uuid.uuid5(_NS, sym)) if sym else "",
+            "symbol": sym,
+            "asset_class": ("us_option" if _occ(sym) else "us_equity") if sym else "",
+            "notional": None,
+            "qty": _s(qty),
+            "filled_qty": "0",
+            "filled_avg_price": None,
+            "order_class": order_class,
+            "order_type": typ,
+            "type": typ,
+            "side": side,
+            "position_intent": intent,
+            "time_in_force": tif,
+            "limit_price": _s(limit),
+            "stop_price": None,
+            "status": "accepted",
+            "extended_hours": False,
+            "legs": legs,
+            "trail_percent": None,
+            "trail_price": None,
+            "hwm": None,
+            "ratio_qty": ratio,
+        }
 
-    def _validate_option(self, sym: str, side: str, intent: str, qty: Decimal,
-                         tif: str) -> None:
+    def _validate_option(self, sym: str, side: str, intent: str, qty: Decimal, tif: str) -> None:
         if sym not in self.quotes:
             raise _err(422, 40010001, f'asset "{sym}" not found')
         if tif != "day":
-            raise _err(422, 42210000,
-                       "order_time_in_force provided not supported for options trading")
+            raise _err(
+                422, 42210000, "order_time_in_force provided not supported for options trading"
+            )
         if qty != qty.to_integral_value():
             raise _err(422, 40010001, "qty must be integer for options")
         if self.options_level < 1:
@@ -498,8 +618,12 @@ class FakeAlpacaTrading:
         if intent.endswith("_to_close"):
             have = self.positions.get(sym, [Decimal(0)])[0]
             if (have if side == "sell" else -have) < qty:
-                raise _err(403, 40310000, f"insufficient qty available for order "
-                           f"(requested: {qty}, available: {max(have, Decimal(0))})")
+                raise _err(
+                    403,
+                    40310000,
+                    f"insufficient qty available for order "
+                    f"(requested: {qty}, available: {max(have, Decimal(0))})",
+                )
 
     def _submit(self, b: dict[str, Any]) -> dict[str, Any]:
         cid = b.get("client_order_id") or str(uuid.uuid4())
@@ -513,31 +637,51 @@ class FakeAlpacaTrading:
         oid = self._next_id()
         if b.get("order_class") == "mleg":
             if self.options_level < 3:
-                raise _err(403, 40310000, "account not eligible for multi-leg options "
-                           "(options level 3 required)")
+                raise _err(
+                    403,
+                    40310000,
+                    "account not eligible for multi-leg options (options level 3 required)",
+                )
             if typ not in ("market", "limit"):
                 raise _err(422, 42210000, "invalid order type for options trading")
             legs, spec = [], []
             for leg in b.get("legs", []):
                 ratio = Decimal(str(leg["ratio_qty"]))
-                self._validate_option(leg["symbol"], leg["side"], leg["position_intent"],
-                                      qty * ratio, tif)
-                lo = self._order(self._next_id(), cid, leg["symbol"], qty * ratio, leg["side"],
-                                 "", tif, None, leg["position_intent"], "mleg", None,
-                                 _s(ratio))
+                self._validate_option(
+                    leg["symbol"], leg["side"], leg["position_intent"], qty * ratio, tif
+                )
+                lo = self._order(
+                    self._next_id(),
+                    cid,
+                    leg["symbol"],
+                    qty * ratio,
+                    leg["side"],
+                    "",
+                    tif,
+                    None,
+                    leg["position_intent"],
+                    "mleg",
+                    None,
+                    _s(ratio),
+                )
                 lo["order_type"] = lo["type"] = ""
                 legs.append(lo)
                 spec.append((leg["symbol"], leg["side"], leg["position_intent"], ratio))
-            net = sum(((1 if side == "buy" else -1) * r
-                       * self.quotes[sym][1 if side == "buy" else 0]
-                       for sym, side, _, r in spec), Decimal(0))
+            net = sum(
+                (
+                    (1 if side == "buy" else -1) * r * self.quotes[sym][1 if side == "buy" else 0]
+                    for sym, side, _, r in spec
+                ),
+                Decimal(0),
+            )
             hold = self._hold_for(spec, qty, net if limit is None else limit)
             o = self._order(oid, cid, "", qty, "", typ, tif, limit, "", "mleg", legs)
             o["side"] = o["type"] = o["order_type"] = o["position_intent"] = ""
         else:
             sym, side = b.get("symbol", ""), b.get("side", "buy")
-            intent = b.get("position_intent") or ("buy_to_open" if side == "buy"
-                                                  else "sell_to_close")
+            intent = b.get("position_intent") or (
+                "buy_to_open" if side == "buy" else "sell_to_close"
+            )
             occ = _occ(sym)
             if occ:
                 self._validate_option(sym, side, intent, qty, tif)
@@ -548,17 +692,33 @@ class FakeAlpacaTrading:
                     raise _err(403, 40310000, "options level 2 required to buy options")
                 if intent == "sell_to_open" and occ[2]:
                     held = self.positions.get(occ[0], [Decimal(0)])[0]
-                    covered = sum((-q for s, (q, _) in self.positions.items()
-                                   if q < 0 and (p := _occ(s)) and p[0] == occ[0] and p[2]),
-                                  Decimal(0)) * 100
+                    covered = (
+                        sum(
+                            (
+                                -q
+                                for s, (q, _) in self.positions.items()
+                                if q < 0 and (p := _occ(s)) and p[0] == occ[0] and p[2]
+                            ),
+                            Decimal(0),
+                        )
+                        * 100
+                    )
                     avail = held - covered
                     if avail < qty * 100:
-                        raise _err(403, 40310000, f"insufficient underlying qty available for "
-                                   f"covered call (required: {qty * 100}, available: {avail})",
-                                   required_qty=_s(qty * 100), available_qty=_s(avail),
-                                   symbol=occ[0])
-                hold = self._hold_for([(sym, side, intent, Decimal(1))], qty,
-                                      (limit or ask) if side == "buy" else Decimal(0))
+                        raise _err(
+                            403,
+                            40310000,
+                            f"insufficient underlying qty available for "
+                            f"covered call (required: {qty * 100}, available: {avail})",
+                            required_qty=_s(qty * 100),
+                            available_qty=_s(avail),
+                            symbol=occ[0],
+                        )
+                hold = self._hold_for(
+                    [(sym, side, intent, Decimal(1))],
+                    qty,
+                    (limit or ask) if side == "buy" else Decimal(0),
+                )
             else:
                 if sym not in self.quotes:
                     raise _err(422, 40010001, f'asset "{sym}" not found')
@@ -566,8 +726,12 @@ class FakeAlpacaTrading:
                 if side == "sell":
                     have = self.positions.get(sym, [Decimal(0)])[0]
                     if have < qty:
-                        raise _err(403, 40310000, f"insufficient qty available for order "
-                                   f"(requested: {qty}, available: {have})")
+                        raise _err(
+                            403,
+                            40310000,
+                            f"insufficient qty available for order "
+                            f"(requested: {qty}, available: {have})",
+                        )
                 hold = (limit or ask) if side == "buy" else Decimal(0)
             o = self._order(oid, cid, sym, qty, side, typ, tif, limit, intent, "simple", None)
         if hold * qty > self._bp():
@@ -589,14 +753,23 @@ class FakeAlpacaTrading:
         if o["status"] not in _OPEN:
             raise _err(422, 42210000, "order is not replaceable")
         qty = Decimal(str(b["qty"])) if b.get("qty") is not None else Decimal(o["qty"])
-        limit = Decimal(str(b["limit_price"])) if b.get("limit_price") is not None else (
-            Decimal(o["limit_price"]) if o["limit_price"] else None)
+        limit = (
+            Decimal(str(b["limit_price"]))
+            if b.get("limit_price") is not None
+            else (Decimal(o["limit_price"]) if o["limit_price"] else None)
+        )
         o["status"] = "replaced"
         o["replaced_at"] = o["updated_at"] = _iso(self.now)
-        body = {"symbol": o["symbol"], "qty": qty, "side": o["side"], "type": o["type"],
-                "time_in_force": o["time_in_force"], "limit_price": limit,
-                "position_intent": o["position_intent"],
-                "client_order_id": b.get("client_order_id") or str(uuid.uuid4())}
+        body = {
+            "symbol": o["symbol"],
+            "qty": qty,
+            "side": o["side"],
+            "type": o["type"],
+            "time_in_force": o["time_in_force"],
+            "limit_price": limit,
+            "position_intent": o["position_intent"],
+            "client_order_id": b.get("client_order_id") or str(uuid.uuid4()),
+        }
         try:
             new = self._submit(body)
         except _Reply:
@@ -618,8 +791,15 @@ class FakeAlpacaTrading:
                 size = as_ if leg["side"] == "buy" else bs
                 if size:
                     units = min(units, Decimal(size) // Decimal(leg["ratio_qty"]))
-            net = sum(((1 if leg["side"] == "buy" else -1) * Decimal(leg["ratio_qty"])
-                       * prices[leg["symbol"]] for leg in legs), Decimal(0))
+            net = sum(
+                (
+                    (1 if leg["side"] == "buy" else -1)
+                    * Decimal(leg["ratio_qty"])
+                    * prices[leg["symbol"]]
+                    for leg in legs
+                ),
+                Decimal(0),
+            )
             lim = o["limit_price"]
             if units <= 0 or (lim is not None and net > Decimal(lim)):
                 return
@@ -656,11 +836,22 @@ class FakeAlpacaTrading:
         signed = q if o["side"] == "buy" else -q
         self.cash -= signed * px * self._mult(sym)
         self._move(sym, signed, px)
-        self._activity({"activity_type": "FILL", "transaction_time": _iso(self.now),
-                        "type": "fill" if done else "partial_fill", "price": _s(px),
-                        "qty": _s(q), "side": o["side"], "symbol": sym,
-                        "leaves_qty": _s(Decimal(o["qty"]) - new_filled), "order_id": o["id"],
-                        "cum_qty": _s(new_filled), "order_status": o["status"]}, self.now)
+        self._activity(
+            {
+                "activity_type": "FILL",
+                "transaction_time": _iso(self.now),
+                "type": "fill" if done else "partial_fill",
+                "price": _s(px),
+                "qty": _s(q),
+                "side": o["side"],
+                "symbol": sym,
+                "leaves_qty": _s(Decimal(o["qty"]) - new_filled),
+                "order_id": o["id"],
+                "cum_qty": _s(new_filled),
+                "order_status": o["status"],
+            },
+            self.now,
+        )
 
     def _move(self, sym: str, signed: Decimal, px: Decimal) -> None:
         qty, avg = self.positions.get(sym, [Decimal(0), Decimal(0)])
@@ -676,8 +867,11 @@ class FakeAlpacaTrading:
 
     def _activity(self, row: dict[str, Any], ts: datetime) -> None:
         self._seq += 1
-        row = {"id": f"{ts.astimezone(UTC):%Y%m%d%H%M%S%f}::{uuid.uuid5(_NS, str(self._seq))}",
-               **row, "_ts": ts}
+        row = {
+            "id": f"{ts.astimezone(UTC):%Y%m%d%H%M%S%f}::{uuid.uuid5(_NS, str(self._seq))}",
+            **row,
+            "_ts": ts,
+        }
         self.activities.append(row)
 
     def _settle(self, day: date, close: datetime) -> None:
@@ -689,8 +883,13 @@ class FakeAlpacaTrading:
             spot = self.closes[(root, day)]
             qty = self.positions.pop(sym)[0]
             itm = (spot - k) if call else (k - spot)
-            nta = {"date": day.isoformat(), "net_amount": "0", "symbol": sym,
-                   "qty": _s(-qty), "status": "executed"}
+            nta = {
+                "date": day.isoformat(),
+                "net_amount": "0",
+                "symbol": sym,
+                "qty": _s(-qty),
+                "status": "executed",
+            }
             if itm >= Decimal("0.01"):
                 kind = "OPEXC" if qty > 0 else "OPASN"
                 desc = "Option Exercise" if qty > 0 else "Option Assignment"
@@ -698,10 +897,20 @@ class FakeAlpacaTrading:
                 shares = 100 * qty * (1 if call else -1)
                 self.cash -= shares * k
                 self._move(root, shares, k)
-                self._activity({"activity_type": "OPTRD", "date": day.isoformat(),
-                                "net_amount": _s(-shares * k), "description": "Option Trade",
-                                "symbol": root, "qty": _s(shares), "price": _s(k),
-                                "status": "executed"}, close)
+                self._activity(
+                    {
+                        "activity_type": "OPTRD",
+                        "date": day.isoformat(),
+                        "net_amount": _s(-shares * k),
+                        "description": "Option Trade",
+                        "symbol": root,
+                        "qty": _s(shares),
+                        "price": _s(k),
+                        "status": "executed",
+                    },
+                    close,
+                )
             else:
-                self._activity({"activity_type": "OPEXP", "description": "Option Expiry",
-                                **nta}, close)
+                self._activity(
+                    {"activity_type": "OPEXP", "description": "Option Expiry", **nta}, close
+                )

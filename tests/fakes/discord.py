@@ -58,8 +58,13 @@ class FakeDiscord:
                         fake.received.append(json.loads(body))
                         fake.times.append(now)
                 if retry is not None:
-                    data = json.dumps({"message": "You are being rate limited.",
-                                       "retry_after": retry, "global": False}).encode()
+                    data = json.dumps(
+                        {
+                            "message": "You are being rate limited.",
+                            "retry_after": retry,
+                            "global": False,
+                        }
+                    ).encode()
                     self.send_response(429)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Retry-After", str(max(1, round(retry))))

@@ -23,8 +23,14 @@ class StaticQuotes:
         self._q: dict[str, tuple[Decimal, Decimal, int, int]] = {}
         self._closes: dict[tuple[str, date], Decimal] = {}
 
-    def set(self, symbol: str, bid: str | Decimal, ask: str | Decimal, bid_size: int = 0,
-            ask_size: int = 0) -> None:
+    def set(
+        self,
+        symbol: str,
+        bid: str | Decimal,
+        ask: str | Decimal,
+        bid_size: int = 0,
+        ask_size: int = 0,
+    ) -> None:
         self._q[symbol] = (Decimal(bid), Decimal(ask), bid_size, ask_size)
 
     def set_close(self, symbol: str, day: date, price: str | Decimal) -> None:

@@ -10,8 +10,9 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """A started server; its ``server_address[1]`` is the port."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
-                     daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    ).start()
     return server
 
 

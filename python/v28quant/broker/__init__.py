@@ -42,8 +42,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def connect(settings: Settings | None = None, *, live: bool = False,
-            quotes: QuoteSource | None = None, clock: Clock | None = None) -> Broker:
+def connect(
+    settings: Settings | None = None,
+    *,
+    live: bool = False,
+    quotes: QuoteSource | None = None,
+    clock: Clock | None = None,
+) -> Broker:
     """The broker the settings call for.
 
     Alpaca (paper, or live when ``live``) when ``APCA_API_KEY_ID``/``APCA_API_SECRET_KEY`` are
@@ -60,27 +65,55 @@ def connect(settings: Settings | None = None, *, live: bool = False,
         from v28quant.broker.alpaca import AlpacaBroker
 
         url = settings.trading_url(live)
-        log.warning("BROKER: Alpaca %s at %s", "LIVE" if live else "paper", url,
-                    extra={"broker": "alpaca", "live": live, "url": url})
+        log.warning(
+            "BROKER: Alpaca %s at %s",
+            "LIVE" if live else "paper",
+            url,
+            extra={"broker": "alpaca", "live": live, "url": url},
+        )
         return AlpacaBroker.from_settings(settings, live=live)
     if live:
-        raise SettingsError("APCA_API_KEY_ID: live trading needs Alpaca keys "
-                            "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)")
+        raise SettingsError(
+            "APCA_API_KEY_ID: live trading needs Alpaca keys "
+            "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)"
+        )
     if quotes is None:
-        raise SettingsError("APCA_API_KEY_ID: no Alpaca keys, and the simulated exchange "
-                            "needs a quote source (pass quotes=...)")
+        raise SettingsError(
+            "APCA_API_KEY_ID: no Alpaca keys, and the simulated exchange "
+            "needs a quote source (pass quotes=...)"
+        )
     from v28quant.broker.sim import SimBroker
     from v28quant.clock import WallClock
 
-    log.warning("BROKER: built-in simulated exchange (SimBroker); no Alpaca keys configured",
-                extra={"broker": "sim"})
+    log.warning(
+        "BROKER: built-in simulated exchange (SimBroker); no Alpaca keys configured",
+        extra={"broker": "sim"},
+    )
     return SimBroker(quotes, clock or WallClock())
 
 
 __all__ = [
-    "Account", "Activity", "AuthenticationError", "Broker", "BrokerError", "BrokerUnavailable",
-    "InsufficientBuyingPower", "Leg", "MarketClock", "OptionsLevelError", "Order",
-    "OrderNotCancelable", "OrderNotFound", "OrderRejected", "OrderRequest", "OrderStatus",
-    "OrderTag", "Owner", "Position", "RateLimited", "TradingDay", "connect",
+    "Account",
+    "Activity",
+    "AuthenticationError",
+    "Broker",
+    "BrokerError",
+    "BrokerUnavailable",
+    "InsufficientBuyingPower",
+    "Leg",
+    "MarketClock",
+    "OptionsLevelError",
+    "Order",
+    "OrderNotCancelable",
+    "OrderNotFound",
+    "OrderRejected",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderTag",
+    "Owner",
+    "Position",
+    "RateLimited",
+    "TradingDay",
+    "connect",
     "parse_client_order_id",
 ]

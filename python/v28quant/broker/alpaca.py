@@ -111,9 +111,11 @@ def map_api_error(err: APIError) -> BrokerError:
     low = message.lower()
     kw = {"status": status, "code": code if isinstance(code, int) else None}
     if status == 401:
-        return AuthenticationError("Alpaca rejected the API keys (401 unauthorized): check "
-                                   "APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live",
-                                   **kw)
+        return AuthenticationError(
+            "Alpaca rejected the API keys (401 unauthorized): check "
+            "APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live",
+            **kw,
+        )
     if status == 403:
         if "level" in low or "eligible" in low:
             return OptionsLevelError(text, **kw)
@@ -135,8 +137,9 @@ def map_api_error(err: APIError) -> BrokerError:
 
 def _is_duplicate_cid(err: BrokerError) -> bool:
     low = str(err).lower()
-    return err.status == 422 and "client_order_id" in low and ("unique" in low or "duplicate"
-                                                                in low)
+    return (
+        err.status == 422 and "client_order_id" in low and ("unique" in low or "duplicate" in low)
+    )
 
 
 def _d(x: Any) -> Decimal | None:
@@ -152,17 +155,27 @@ def _v(e: Any) -> Any:
 def to_order(o: Any) -> Order:
     """alpaca-py ``Order`` -> our ``Order``."""
     return Order(
-        id=str(o.id), client_order_id=o.client_order_id, symbol=o.symbol or None,
-        qty=_d(o.qty) or Decimal(0), filled_qty=_d(o.filled_qty) or Decimal(0),
-        filled_avg_price=_d(o.filled_avg_price), side=_v(o.side), type=_v(o.type),
-        limit_price=_d(o.limit_price), status=OrderStatus(_v(o.status)),
-        order_class=_v(o.order_class) or "simple", asset_class=_v(o.asset_class),
-        intent=_v(o.position_intent), time_in_force=_v(o.time_in_force),
+        id=str(o.id),
+        client_order_id=o.client_order_id,
+        symbol=o.symbol or None,
+        qty=_d(o.qty) or Decimal(0),
+        filled_qty=_d(o.filled_qty) or Decimal(0),
+        filled_avg_price=_d(o.filled_avg_price),
+        side=_v(o.side),
+        type=_v(o.type),
+        limit_price=_d(o.limit_price),
+        status=OrderStatus(_v(o.status)),
+        order_class=_v(o.order_class) or "simple",
+        asset_class=_v(o.asset_class),
+        intent=_v(o.position_intent),
+        time_in_force=_v(o.time_in_force),
         legs=tuple(to_order(leg) for leg in (o.legs or ())),
         ratio=int(Decimal(str(o.ratio_qty))) if o.ratio_qty not in (None, "") else None,
-        submitted_at=o.submitted_at, updated_at=o.updated_at,
+        submitted_at=o.submitted_at,
+        updated_at=o.updated_at,
         replaced_by=str(o.replaced_by) if o.replaced_by else None,
-        replaces=str(o.replaces) if o.replaces else None)
+        replaces=str(o.replaces) if o.replaces else None,
+    )
 
 
 def to_activity(r: dict[str, Any]) -> Activity:
@@ -176,24 +189,38 @@ def to_activity(r: dict[str, Any]) -> Activity:
     side = r.get("side") or None
     if kind == "FILL" and side == "sell":
         qty = -qty
-    return Activity(id=str(r["id"]), type=kind, symbol=r.get("symbol") or "", qty=qty,
-                    price=_d(r.get("price")), ts=ts.astimezone(UTC),
-                    order_id=r.get("order_id"), side=side, raw=r)
+    return Activity(
+        id=str(r["id"]),
+        type=kind,
+        symbol=r.get("symbol") or "",
+        qty=qty,
+        price=_d(r.get("price")),
+        ts=ts.astimezone(UTC),
+        order_id=r.get("order_id"),
+        side=side,
+        raw=r,
+    )
 
 
 def to_sdk_request(req: OrderRequest, client_order_id: str | None = None) -> Any:
     """Our ``OrderRequest`` -> an alpaca-py order request (floats on the wire, as the SDK
     types them; prices are already on the tick grid so the float is exact to the cent)."""
     common: dict[str, Any] = {
-        "qty": float(req.qty), "time_in_force": TimeInForce(req.time_in_force),
+        "qty": float(req.qty),
+        "time_in_force": TimeInForce(req.time_in_force),
         "client_order_id": client_order_id or req.client_order_id,
     }
     if req.kind == "mleg":
         common["order_class"] = OrderClass.MLEG
-        common["legs"] = [OptionLegRequest(symbol=leg.occ_symbol, ratio_qty=float(leg.ratio),
-                                           side=OrderSide(leg.side),
-                                           position_intent=PositionIntent(leg.intent))
-                          for leg in req.legs]
+        common["legs"] = [
+            OptionLegRequest(
+                symbol=leg.occ_symbol,
+                ratio_qty=float(leg.ratio),
+                side=OrderSide(leg.side),
+                position_intent=PositionIntent(leg.intent),
+            )
+            for leg in req.legs
+        ]
     else:
         common["symbol"] = req.symbol
         common["side"] = OrderSide(req.side)
@@ -227,10 +254,20 @@ class AlpacaBroker:
 
     name = "alpaca"
 
-    def __init__(self, key_id: str, secret_key: str, *, url: str | None = None,
-                 live: bool = False, limiter: RateLimiter | None = None, timeout_s: float = 10.0,
-                 max_attempts: int = 3, backoff_s: float = 0.5,
-                 activities_page_size: int = 100, orders_page_size: int = 500) -> None:
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        *,
+        url: str | None = None,
+        live: bool = False,
+        limiter: RateLimiter | None = None,
+        timeout_s: float = 10.0,
+        max_attempts: int = 3,
+        backoff_s: float = 0.5,
+        activities_page_size: int = 100,
+        orders_page_size: int = 500,
+    ) -> None:
         if not key_id or not secret_key:
             raise ValueError("APCA_API_KEY_ID and APCA_API_SECRET_KEY are both required")
         self._client = TradingClient(key_id, secret_key, paper=not live, url_override=url)
@@ -244,17 +281,22 @@ class AlpacaBroker:
         self._backoff_s = backoff_s
         self._page = activities_page_size
         if not 1 <= orders_page_size <= 500:
-            raise ValueError(f"orders_page_size must be 1-500 (Alpaca's limit), got "
-                             f"{orders_page_size}")
+            raise ValueError(
+                f"orders_page_size must be 1-500 (Alpaca's limit), got {orders_page_size}"
+            )
         self._orders_page = orders_page_size
         self.live = live
 
     @classmethod
     def from_settings(cls, settings: Any, *, live: bool = False, **kw: Any) -> AlpacaBroker:
         """Build from ``v28quant.settings.Settings`` (keys are read here and passed on only)."""
-        return cls(settings.alpaca_key_id.get_secret_value(),
-                   settings.alpaca_secret_key.get_secret_value(),
-                   url=settings.trading_url(live), live=live, **kw)
+        return cls(
+            settings.alpaca_key_id.get_secret_value(),
+            settings.alpaca_secret_key.get_secret_value(),
+            url=settings.trading_url(live),
+            live=live,
+            **kw,
+        )
 
     def __repr__(self) -> str:  # never the keys
         return f"AlpacaBroker(live={self.live})"
@@ -287,10 +329,11 @@ class AlpacaBroker:
                 if not retry_transient:
                     raise last from None
             except ValidationError as e:
-                raise BrokerError(f"Alpaca response did not match alpaca-py's model: "
-                                  f"{e.errors()[0].get('msg')}") from None
+                raise BrokerError(
+                    f"Alpaca response did not match alpaca-py's model: {e.errors()[0].get('msg')}"
+                ) from None
             if attempt + 1 < self._max_attempts:
-                await self._limiter.pause(self._backoff_s * 2 ** attempt)
+                await self._limiter.pause(self._backoff_s * 2**attempt)
         assert last is not None
         raise last
 
@@ -302,21 +345,35 @@ class AlpacaBroker:
         if level is None:
             level = a.options_approved_level or 0
         z = Decimal(0)
-        return Account(id=str(a.id), status=_v(a.status), cash=_d(a.cash) or z,
-                       equity=_d(a.equity) or z, buying_power=_d(a.buying_power) or z,
-                       options_buying_power=_d(a.options_buying_power) or z,
-                       options_level=int(level), portfolio_value=_d(a.portfolio_value) or z,
-                       long_market_value=_d(a.long_market_value) or z,
-                       short_market_value=_d(a.short_market_value) or z,
-                       trading_blocked=bool(a.trading_blocked), currency=a.currency or "USD")
+        return Account(
+            id=str(a.id),
+            status=_v(a.status),
+            cash=_d(a.cash) or z,
+            equity=_d(a.equity) or z,
+            buying_power=_d(a.buying_power) or z,
+            options_buying_power=_d(a.options_buying_power) or z,
+            options_level=int(level),
+            portfolio_value=_d(a.portfolio_value) or z,
+            long_market_value=_d(a.long_market_value) or z,
+            short_market_value=_d(a.short_market_value) or z,
+            trading_blocked=bool(a.trading_blocked),
+            currency=a.currency or "USD",
+        )
 
     async def positions(self) -> list[Position]:
         rows = await self._call(self._client.get_all_positions)
-        return [Position(symbol=p.symbol, qty=Decimal(p.qty),
-                         avg_entry_price=Decimal(p.avg_entry_price),
-                         asset_class=_v(p.asset_class), market_value=_d(p.market_value),
-                         cost_basis=_d(p.cost_basis), current_price=_d(p.current_price))
-                for p in rows]
+        return [
+            Position(
+                symbol=p.symbol,
+                qty=Decimal(p.qty),
+                avg_entry_price=Decimal(p.avg_entry_price),
+                asset_class=_v(p.asset_class),
+                market_value=_d(p.market_value),
+                cost_basis=_d(p.cost_basis),
+                current_price=_d(p.current_price),
+            )
+            for p in rows
+        ]
 
     async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
         if status not in ("open", "closed", "all"):
@@ -324,8 +381,13 @@ class AlpacaBroker:
         found: dict[str, Order] = {}
         until: datetime | None = None
         while True:  # newest first; each page ends where the previous one's oldest order is
-            req = GetOrdersRequest(status=QueryOrderStatus(status), nested=True,
-                                   limit=self._orders_page, direction=Sort.DESC, until=until)
+            req = GetOrdersRequest(
+                status=QueryOrderStatus(status),
+                nested=True,
+                limit=self._orders_page,
+                direction=Sort.DESC,
+                until=until,
+            )
             page = [to_order(o) for o in await self._call(self._client.get_orders, req)]
             fresh = [o for o in page if o.id not in found]
             found.update((o.id, o) for o in fresh)
@@ -333,8 +395,11 @@ class AlpacaBroker:
                 return list(found.values())
             stamps = [o.submitted_at for o in page]
             if not fresh or None in stamps:
-                log.warning("orders(): %d orders share one submission time or have none; "
-                            "stopping after %d", len(page), len(found))
+                log.warning(
+                    "orders(): %d orders share one submission time or have none; stopping after %d",
+                    len(page),
+                    len(found),
+                )
                 return list(found.values())
             # ``until`` is exclusive: 1 us past the oldest re-reads orders tied with it.
             until = min(t for t in stamps if t is not None) + timedelta(microseconds=1)
@@ -347,11 +412,11 @@ class AlpacaBroker:
         return to_order(o)
 
     async def submit(self, request: OrderRequest) -> Order:
-        return await self._submit_idempotent(to_sdk_request(request), request.client_order_id,
-                                             lambda r: self._client.submit_order(r))
+        return await self._submit_idempotent(
+            to_sdk_request(request), request.client_order_id, lambda r: self._client.submit_order(r)
+        )
 
-    async def _submit_idempotent(self, sdk_req: Any, cid: str,
-                                 send: Callable[[Any], Any]) -> Order:
+    async def _submit_idempotent(self, sdk_req: Any, cid: str, send: Callable[[Any], Any]) -> Order:
         for attempt in range(self._max_attempts):
             try:
                 return to_order(await self._call(send, sdk_req, retry_transient=False))
@@ -367,43 +432,59 @@ class AlpacaBroker:
                 # Outcome unknown: ask before acting. A failing look-up propagates.
                 found = await self.order_by_client_id(cid)
                 if found is not None:
-                    log.warning("submit of %s failed (%s) but the order exists: %s", cid, e,
-                                found.id)
+                    log.warning(
+                        "submit of %s failed (%s) but the order exists: %s", cid, e, found.id
+                    )
                     return found
-                log.warning("submit of %s failed (%s) and Alpaca has no such order; "
-                            "resending (attempt %d)", cid, e, attempt + 2)
+                log.warning(
+                    "submit of %s failed (%s) and Alpaca has no such order; resending (attempt %d)",
+                    cid,
+                    e,
+                    attempt + 2,
+                )
                 if attempt + 1 < self._max_attempts:
-                    await self._limiter.pause(self._backoff_s * 2 ** attempt)
+                    await self._limiter.pause(self._backoff_s * 2**attempt)
         raise BrokerUnavailable(f"could not submit {cid} after {self._max_attempts} attempts")
 
     async def cancel(self, order_id: str) -> None:
         await self._call(self._client.cancel_order_by_id, order_id, retry_transient=False)
 
-    async def replace(self, order_id: str, qty: Decimal | int | None = None,
-                      limit_price: Decimal | None = None) -> Order:
+    async def replace(
+        self, order_id: str, qty: Decimal | int | None = None, limit_price: Decimal | None = None
+    ) -> Order:
         old = to_order(await self._call(self._client.get_order_by_id, order_id))
-        cid = (replacement_client_order_id(old.client_order_id)
-               if parse_client_order_id(old.client_order_id) else None)
-        req = ReplaceOrderRequest(qty=None if qty is None else int(qty),
-                                  limit_price=None if limit_price is None else float(limit_price),
-                                  client_order_id=cid)
+        cid = (
+            replacement_client_order_id(old.client_order_id)
+            if parse_client_order_id(old.client_order_id)
+            else None
+        )
+        req = ReplaceOrderRequest(
+            qty=None if qty is None else int(qty),
+            limit_price=None if limit_price is None else float(limit_price),
+            client_order_id=cid,
+        )
         if cid is None:
-            return to_order(await self._call(self._client.replace_order_by_id, order_id, req,
-                                             retry_transient=False))
+            return to_order(
+                await self._call(
+                    self._client.replace_order_by_id, order_id, req, retry_transient=False
+                )
+            )
         return await self._submit_idempotent(
-            req, cid, lambda r: self._client.replace_order_by_id(order_id, r))
+            req, cid, lambda r: self._client.replace_order_by_id(order_id, r)
+        )
 
     async def clock(self) -> MarketClock:
         c = await self._call(self._client.get_clock)
-        return MarketClock(ts=c.timestamp, is_open=c.is_open, next_open=c.next_open,
-                           next_close=c.next_close)
+        return MarketClock(
+            ts=c.timestamp, is_open=c.is_open, next_open=c.next_open, next_close=c.next_close
+        )
 
     async def calendar(self, start: date, end: date) -> list[TradingDay]:
-        days = await self._call(self._client.get_calendar,
-                                GetCalendarRequest(start=start, end=end))
+        days = await self._call(self._client.get_calendar, GetCalendarRequest(start=start, end=end))
         # The SDK parses "HH:MM" into naive datetimes that mean New York time.
-        return [TradingDay(d.date, d.open.replace(tzinfo=NY), d.close.replace(tzinfo=NY))
-                for d in days]
+        return [
+            TradingDay(d.date, d.open.replace(tzinfo=NY), d.close.replace(tzinfo=NY)) for d in days
+        ]
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:
         params: dict[str, Any] = {"direction": "asc", "page_size": self._page}
@@ -417,9 +498,14 @@ class AlpacaBroker:
                 return out
             params["page_token"] = rows[-1]["id"]
 
-    async def option_contracts(self, underlying: str, *, expiration_gte: date | None = None,
-                               expiration_lte: date | None = None,
-                               page_size: int = 1000) -> list[dict[str, Any]]:
+    async def option_contracts(
+        self,
+        underlying: str,
+        *,
+        expiration_gte: date | None = None,
+        expiration_lte: date | None = None,
+        page_size: int = 1000,
+    ) -> list[dict[str, Any]]:
         """Active option contracts of ``underlying`` (all pages; the SDK returns only one).
 
         Each dict: symbol, underlying, expiry (date), type ("call"/"put"), strike (Decimal),
@@ -428,17 +514,27 @@ class AlpacaBroker:
         token: str | None = None
         out: list[dict[str, Any]] = []
         while True:
-            req = GetOptionContractsRequest(underlying_symbols=[underlying],
-                                            expiration_date_gte=expiration_gte,
-                                            expiration_date_lte=expiration_lte,
-                                            limit=page_size, page_token=token)
+            req = GetOptionContractsRequest(
+                underlying_symbols=[underlying],
+                expiration_date_gte=expiration_gte,
+                expiration_date_lte=expiration_lte,
+                limit=page_size,
+                page_token=token,
+            )
             resp = await self._call(self._client.get_option_contracts, req)
             for c in resp.option_contracts or []:
-                out.append({"symbol": c.symbol, "underlying": c.underlying_symbol,
-                            "expiry": c.expiration_date, "type": _v(c.type),
-                            "strike": Decimal(str(c.strike_price)), "size": _d(c.size),
-                            "open_interest": int(c.open_interest) if c.open_interest else None,
-                            "tradable": c.tradable})
+                out.append(
+                    {
+                        "symbol": c.symbol,
+                        "underlying": c.underlying_symbol,
+                        "expiry": c.expiration_date,
+                        "type": _v(c.type),
+                        "strike": Decimal(str(c.strike_price)),
+                        "size": _d(c.size),
+                        "open_interest": int(c.open_interest) if c.open_interest else None,
+                        "tradable": c.tradable,
+                    }
+                )
             token = resp.next_page_token
             if not token:
                 return out

@@ -63,8 +63,15 @@ class OrderStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED,
-                               OrderStatus.REPLACED, OrderStatus.REJECTED})
+TERMINAL_STATUSES = frozenset(
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.EXPIRED,
+        OrderStatus.REPLACED,
+        OrderStatus.REJECTED,
+    }
+)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -114,8 +121,10 @@ class OrderNotCancelable(BrokerError):
 # ---------------------------------------------------------------------------- ownership
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_CID = re.compile(r"^v28-([a-z][a-z0-9_]{0,7})-([a-z][a-z0-9_]{0,15})-([0-9a-f]{12})"
-                  r"(?:-r(\d{1,2}))?$")
+_CID = re.compile(
+    r"^v28-([a-z][a-z0-9_]{0,7})-([a-z][a-z0-9_]{0,15})-([0-9a-f]{12})"
+    r"(?:-r(\d{1,2}))?$"
+)
 MAX_CLIENT_ORDER_ID = 48
 
 
@@ -130,8 +139,11 @@ class OrderTag:
     revision: int = 0
 
     def same_decision(self, other: OrderTag) -> bool:
-        return (self.engine, self.strategy, self.digest) == (other.engine, other.strategy,
-                                                             other.digest)
+        return (self.engine, self.strategy, self.digest) == (
+            other.engine,
+            other.strategy,
+            other.digest,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +161,14 @@ class Owner:
 
     def __post_init__(self) -> None:
         if not (_NAME.match(self.engine) and len(self.engine) <= 8):
-            raise ValueError(f"Owner.engine must match [a-z][a-z0-9_]* and be <= 8 chars, "
-                             f"got {self.engine!r}")
+            raise ValueError(
+                f"Owner.engine must match [a-z][a-z0-9_]* and be <= 8 chars, got {self.engine!r}"
+            )
         if not (_NAME.match(self.strategy) and len(self.strategy) <= 16):
-            raise ValueError(f"Owner.strategy must match [a-z][a-z0-9_]* and be <= 16 chars, "
-                             f"got {self.strategy!r}")
+            raise ValueError(
+                f"Owner.strategy must match [a-z][a-z0-9_]* and be <= 16 chars, "
+                f"got {self.strategy!r}"
+            )
         if not self.decision_id:
             raise ValueError("Owner.decision_id must be a non-empty string")
 
@@ -260,21 +275,36 @@ class OrderRequest:
         return "us_equity" if self.kind == "equity" else "us_option"
 
     @classmethod
-    def equity(cls, symbol: str, qty: Decimal | int | str, side: Side,
-               type: OrderType = "market", limit_price: Decimal | str | None = None, *,
-               owner: Owner, time_in_force: Literal["day", "gtc"] = "day") -> OrderRequest:
+    def equity(
+        cls,
+        symbol: str,
+        qty: Decimal | int | str,
+        side: Side,
+        type: OrderType = "market",
+        limit_price: Decimal | str | None = None,
+        *,
+        owner: Owner,
+        time_in_force: Literal["day", "gtc"] = "day",
+    ) -> OrderRequest:
         """A stock/ETF order; ``qty`` in shares (fractions allowed for market day orders)."""
         sym = symbol.strip().upper()
         if not sym or is_occ(sym):
             raise ValueError(f"equity symbol must be a ticker, got {symbol!r}")
         q = _dec(qty, "qty")
-        return cls._build("equity", sym, q, side, type, limit_price, owner, None, (),
-                          time_in_force)
+        return cls._build("equity", sym, q, side, type, limit_price, owner, None, (), time_in_force)
 
     @classmethod
-    def option(cls, occ_symbol: str, qty: Decimal | int | str, side: Side, intent: Intent,
-               limit_price: Decimal | str | None = None, *, owner: Owner,
-               tick_scheme: TickScheme = "penny_pilot") -> OrderRequest:
+    def option(
+        cls,
+        occ_symbol: str,
+        qty: Decimal | int | str,
+        side: Side,
+        intent: Intent,
+        limit_price: Decimal | str | None = None,
+        *,
+        owner: Owner,
+        tick_scheme: TickScheme = "penny_pilot",
+    ) -> OrderRequest:
         """A single-leg option ``day`` order; ``qty`` whole contracts; a limit order when a
         price is given, which is rounded to the tick conservatively (buys down, sells up:
         ``v28quant.broker.ticks``)."""
@@ -284,14 +314,23 @@ class OrderRequest:
         if intent not in INTENTS or not intent.startswith(side):
             raise ValueError(f"intent {intent!r} does not match side {side!r}")
         typ: OrderType = "market" if limit_price is None else "limit"
-        lp = None if limit_price is None else round_limit(_dec(limit_price, "limit_price"),
-                                                          side, tick_scheme)
+        lp = (
+            None
+            if limit_price is None
+            else round_limit(_dec(limit_price, "limit_price"), side, tick_scheme)
+        )
         return cls._build("option", occ_symbol, q, side, typ, lp, owner, intent, (), "day")
 
     @classmethod
-    def multileg(cls, legs: list[Leg] | tuple[Leg, ...], qty: Decimal | int | str,
-                 limit_price: Decimal | str | None = None, *, owner: Owner,
-                 tick_scheme: TickScheme = "penny_pilot") -> OrderRequest:
+    def multileg(
+        cls,
+        legs: list[Leg] | tuple[Leg, ...],
+        qty: Decimal | int | str,
+        limit_price: Decimal | str | None = None,
+        *,
+        owner: Owner,
+        tick_scheme: TickScheme = "penny_pilot",
+    ) -> OrderRequest:
         """A 2-4 leg option order (Alpaca ``order_class=mleg``), filled all legs together.
 
         ``limit_price`` is the net per unit (debit > 0, credit < 0), floored to the tick
@@ -308,14 +347,27 @@ class OrderRequest:
         q = _dec(qty, "qty")
         _whole(q, "qty")
         typ: OrderType = "market" if limit_price is None else "limit"
-        lp = None if limit_price is None else round_net_limit(
-            _dec(limit_price, "limit_price"), tick_scheme)
+        lp = (
+            None
+            if limit_price is None
+            else round_net_limit(_dec(limit_price, "limit_price"), tick_scheme)
+        )
         return cls._build("mleg", None, q, None, typ, lp, owner, None, legs, "day")
 
     @classmethod
-    def _build(cls, kind: OrderKind, symbol: str | None, q: Decimal, side: Side | None,
-               typ: str, limit_price: Any, owner: Owner, intent: Intent | None,
-               legs: tuple[Leg, ...], tif: str) -> OrderRequest:
+    def _build(
+        cls,
+        kind: OrderKind,
+        symbol: str | None,
+        q: Decimal,
+        side: Side | None,
+        typ: str,
+        limit_price: Any,
+        owner: Owner,
+        intent: Intent | None,
+        legs: tuple[Leg, ...],
+        tif: str,
+    ) -> OrderRequest:
         if q <= 0:
             raise ValueError(f"qty must be > 0, got {q}")
         if side is not None and side not in SIDES:
@@ -338,14 +390,29 @@ class OrderRequest:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (Decimals as strings) for the journal."""
         return {
-            "kind": self.kind, "symbol": self.symbol, "qty": str(self.qty), "side": self.side,
-            "type": self.type, "time_in_force": self.time_in_force,
+            "kind": self.kind,
+            "symbol": self.symbol,
+            "qty": str(self.qty),
+            "side": self.side,
+            "type": self.type,
+            "time_in_force": self.time_in_force,
             "limit_price": None if self.limit_price is None else str(self.limit_price),
-            "intent": self.intent, "client_order_id": self.client_order_id,
-            "owner": {"engine": self.owner.engine, "strategy": self.owner.strategy,
-                      "decision_id": self.owner.decision_id},
-            "legs": [{"occ_symbol": leg.occ_symbol, "ratio": leg.ratio, "side": leg.side,
-                      "intent": leg.intent} for leg in self.legs],
+            "intent": self.intent,
+            "client_order_id": self.client_order_id,
+            "owner": {
+                "engine": self.owner.engine,
+                "strategy": self.owner.strategy,
+                "decision_id": self.owner.decision_id,
+            },
+            "legs": [
+                {
+                    "occ_symbol": leg.occ_symbol,
+                    "ratio": leg.ratio,
+                    "side": leg.side,
+                    "intent": leg.intent,
+                }
+                for leg in self.legs
+            ],
         }
 
 
@@ -425,12 +492,14 @@ class Order:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (Decimals as strings) for the journal's ``raw`` column."""
+
         def s(v: Any) -> Any:
             if isinstance(v, Decimal):
                 return str(v)
             if isinstance(v, datetime):
                 return v.isoformat()
             return v
+
         out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}  # type: ignore[attr-defined]
         out["status"] = self.status.value
         out["legs"] = [leg.to_dict() for leg in self.legs]
@@ -502,8 +571,9 @@ class Broker(Protocol):
 
     async def cancel(self, order_id: str) -> None: ...
 
-    async def replace(self, order_id: str, qty: Decimal | int | None = None,
-                      limit_price: Decimal | None = None) -> Order:
+    async def replace(
+        self, order_id: str, qty: Decimal | int | None = None, limit_price: Decimal | None = None
+    ) -> Order:
         """Replace an open order; returns the new order (the old one becomes ``replaced``)."""
         ...
 

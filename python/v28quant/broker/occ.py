@@ -43,8 +43,9 @@ class OccSymbol:
 _CALL_PUT = {"call": True, "c": True, "put": False, "p": False}
 
 
-def format_occ(root: str, expiry: date, call: bool | str,
-               strike: Decimal | str | int | float) -> str:
+def format_occ(
+    root: str, expiry: date, call: bool | str, strike: Decimal | str | int | float
+) -> str:
     """Build an OCC symbol; ``call`` is a bool or ``"call"``/``"put"``/``"C"``/``"P"``.
 
     Raises ``ValueError`` for a bad root, type, or a strike off the 1/1000 grid.

@@ -90,8 +90,9 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         if self.multiplier not in (1, 2):
-            raise ValueError(f"SimConfig.multiplier must be 1 (cash) or 2 (margin), got "
-                             f"{self.multiplier}")
+            raise ValueError(
+                f"SimConfig.multiplier must be 1 (cash) or 2 (margin), got {self.multiplier}"
+            )
         if self.cash < 0:
             raise ValueError(f"SimConfig.cash must be >= 0, got {self.cash}")
         if self.options_level not in (0, 1, 2, 3):
@@ -166,8 +167,13 @@ class SimBroker:
 
     name = "sim"
 
-    def __init__(self, quotes: QuoteSource, clock: Clock, config: SimConfig | None = None,
-                 calendar: ExchangeCalendar | None = None) -> None:
+    def __init__(
+        self,
+        quotes: QuoteSource,
+        clock: Clock,
+        config: SimConfig | None = None,
+        calendar: ExchangeCalendar | None = None,
+    ) -> None:
         self._quotes = quotes
         self._clock = clock
         self._cal = calendar or default_calendar()
@@ -197,11 +203,18 @@ class SimBroker:
                     shorts += mv
             excess = await self._excess()
             equity = self._cash + longs + shorts
-            return Account(id="sim-account", status="ACTIVE", cash=self._cash, equity=equity,
-                           buying_power=excess * self._cfg.multiplier,
-                           options_buying_power=excess,
-                           options_level=self._level, portfolio_value=equity,
-                           long_market_value=longs, short_market_value=shorts)
+            return Account(
+                id="sim-account",
+                status="ACTIVE",
+                cash=self._cash,
+                equity=equity,
+                buying_power=excess * self._cfg.multiplier,
+                options_buying_power=excess,
+                options_level=self._level,
+                portfolio_value=equity,
+                long_market_value=longs,
+                short_market_value=shorts,
+            )
 
     async def positions(self) -> list[Position]:
         async with self._lock:
@@ -211,10 +224,17 @@ class SimBroker:
                 p = self._positions[sym]
                 price = await self._mark(sym, p)
                 m = _mult(sym)
-                out.append(Position(symbol=sym, qty=p.qty, avg_entry_price=p.avg,
-                                    asset_class=_asset_class(sym),
-                                    market_value=p.qty * price * m,
-                                    cost_basis=p.qty * p.avg * m, current_price=price))
+                out.append(
+                    Position(
+                        symbol=sym,
+                        qty=p.qty,
+                        avg_entry_price=p.avg,
+                        asset_class=_asset_class(sym),
+                        market_value=p.qty * price * m,
+                        cost_basis=p.qty * p.avg * m,
+                        current_price=price,
+                    )
+                )
             return out
 
     async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
@@ -222,8 +242,11 @@ class SimBroker:
             raise ValueError(f"status must be 'open', 'closed' or 'all', got {status!r}")
         async with self._lock:
             await self._sync()
-            sel = [o for o in self._orders.values()
-                   if status == "all" or (o.is_open == (status == "open"))]
+            sel = [
+                o
+                for o in self._orders.values()
+                if status == "all" or (o.is_open == (status == "open"))
+            ]
             sel.sort(key=lambda o: (o.submitted_at, o.id), reverse=True)
             return [self._view(o) for o in sel]
 
@@ -239,8 +262,9 @@ class SimBroker:
             existing = self._by_cid.get(request.client_order_id)
             if existing is not None:  # idempotent: same decision, same order
                 return self._view(self._orders[existing])
-            o = await self._admit(request, request.client_order_id, request.qty,
-                                  request.limit_price)
+            o = await self._admit(
+                request, request.client_order_id, request.qty, request.limit_price
+            )
             if self._tradable(o.req, self._clock.now()):
                 o.status = OrderStatus.NEW
                 await self._match(o)
@@ -251,18 +275,23 @@ class SimBroker:
             await self._sync()
             o = self._get(order_id)
             if not o.is_open:
-                raise OrderNotCancelable(f"order is not cancelable (status {o.status.value})",
-                                         status=422, code=42210000)
+                raise OrderNotCancelable(
+                    f"order is not cancelable (status {o.status.value})", status=422, code=42210000
+                )
             self._finish(o, OrderStatus.CANCELED)
 
-    async def replace(self, order_id: str, qty: Decimal | int | None = None,
-                      limit_price: Decimal | None = None) -> Order:
+    async def replace(
+        self, order_id: str, qty: Decimal | int | None = None, limit_price: Decimal | None = None
+    ) -> Order:
         async with self._lock:
             await self._sync()
             old = self._get(order_id)
             if not old.is_open:
-                raise OrderNotCancelable(f"order is not replaceable (status {old.status.value})",
-                                         status=422, code=42210000)
+                raise OrderNotCancelable(
+                    f"order is not replaceable (status {old.status.value})",
+                    status=422,
+                    code=42210000,
+                )
             new_qty = old.qty if qty is None else Decimal(qty)
             new_limit = old.limit if limit_price is None else Decimal(limit_price)
             if new_qty <= 0:
@@ -273,8 +302,9 @@ class SimBroker:
             prior = old.status
             self._finish(old, OrderStatus.REPLACED)
             try:
-                new = await self._admit(old.req, replacement_client_order_id(old.cid), new_qty,
-                                        new_limit)
+                new = await self._admit(
+                    old.req, replacement_client_order_id(old.cid), new_qty, new_limit
+                )
             except Exception:
                 old.status = prior
                 raise
@@ -286,9 +316,12 @@ class SimBroker:
 
     async def clock(self) -> MarketClock:
         now = self._clock.now()
-        return MarketClock(ts=now, is_open=self._cal.is_open(now),
-                           next_open=self._cal.next_open(now),
-                           next_close=self._cal.next_close(now))
+        return MarketClock(
+            ts=now,
+            is_open=self._cal.is_open(now),
+            next_open=self._cal.next_open(now),
+            next_close=self._cal.next_close(now),
+        )
 
     async def calendar(self, start: date, end: date) -> list[TradingDay]:
         out = []
@@ -312,32 +345,44 @@ class SimBroker:
 
     # ------------------------------------------------------------------ admission
 
-    async def _admit(self, req: OrderRequest, cid: str, qty: Decimal,
-                     limit: Decimal | None) -> _SimOrder:
+    async def _admit(
+        self, req: OrderRequest, cid: str, qty: Decimal, limit: Decimal | None
+    ) -> _SimOrder:
         """Validate ``req`` as Alpaca would and store it; raises ``OrderRejected`` & co."""
         now = self._clock.now()
         for leg in _legs_of(req):
             occ = parse_occ(leg.occ_symbol)
             last = self._cal.expiry_session(occ.expiry)
             if now >= self._cal.option_close(occ.underlying, last, expiry=last):
-                raise OrderRejected(f"asset {leg.occ_symbol} is not tradable (expired)",
-                                    status=422, code=42210000)
+                raise OrderRejected(
+                    f"asset {leg.occ_symbol} is not tradable (expired)", status=422, code=42210000
+                )
         if req.kind == "equity":
             hold_cash, hold_shares = await self._check_equity(req, qty, limit)
             shorts: dict[str, Decimal] = {}
             coll_cash = _ZERO
         else:
             hold_cash, hold_shares, shorts, coll_cash = await self._check_options(
-                _legs_of(req), qty, limit, multileg=req.kind == "mleg")
+                _legs_of(req), qty, limit, multileg=req.kind == "mleg"
+            )
         n = self._next()
         oid = str(uuid.uuid5(_NS, f"order-{n}"))
-        o = _SimOrder(id=oid, cid=cid, req=req, qty=qty, limit=limit,
-                      status=OrderStatus.ACCEPTED, submitted_at=now, updated_at=now,
-                      expires_at=self._expires_at(req, now),
-                      leg_ids=tuple(str(uuid.uuid5(_NS, f"order-{n}-leg-{i}"))
-                                    for i in range(len(req.legs))),
-                      hold_cash=hold_cash, hold_shares=hold_shares, coll_shorts=shorts,
-                      coll_cash=coll_cash)
+        o = _SimOrder(
+            id=oid,
+            cid=cid,
+            req=req,
+            qty=qty,
+            limit=limit,
+            status=OrderStatus.ACCEPTED,
+            submitted_at=now,
+            updated_at=now,
+            expires_at=self._expires_at(req, now),
+            leg_ids=tuple(str(uuid.uuid5(_NS, f"order-{n}-leg-{i}")) for i in range(len(req.legs))),
+            hold_cash=hold_cash,
+            hold_shares=hold_shares,
+            coll_shorts=shorts,
+            coll_cash=coll_cash,
+        )
         self._orders[oid] = o
         self._by_cid[cid] = oid
         return o
@@ -346,11 +391,13 @@ class SimBroker:
         try:
             return await self._quotes.quote(symbol)
         except KeyError:
-            raise OrderRejected(f"asset {symbol} is not tradable (no quote)", status=422,
-                                code=42210000) from None
+            raise OrderRejected(
+                f"asset {symbol} is not tradable (no quote)", status=422, code=42210000
+            ) from None
 
-    async def _check_equity(self, req: OrderRequest, qty: Decimal,
-                            limit: Decimal | None) -> tuple[Decimal, Decimal]:
+    async def _check_equity(
+        self, req: OrderRequest, qty: Decimal, limit: Decimal | None
+    ) -> tuple[Decimal, Decimal]:
         sym = req.symbol or ""
         q = await self._quote(sym)
         m = self._cfg.multiplier
@@ -360,31 +407,39 @@ class SimBroker:
                 if qty > avail:
                     raise InsufficientBuyingPower(
                         f"insufficient qty available for order (requested: {qty}, "
-                        f"available: {max(avail, _ZERO)})", status=403, code=40310000)
+                        f"available: {max(avail, _ZERO)})",
+                        status=403,
+                        code=40310000,
+                    )
                 return _ZERO, Decimal(1)
         # A buy, or (margin account, no long shares) a short sale: both use buying power.
         side = req.side or "buy"
-        price = limit if limit is not None else self._slip(q.ask if side == "buy" else q.bid,
-                                                          side)
+        price = limit if limit is not None else self._slip(q.ask if side == "buy" else q.bid, side)
         per_share = price + self._cfg.equity_commission_per_share
         need, bp = per_share * qty, await self._excess() * m
         if need > bp:
             raise InsufficientBuyingPower(
-                f"insufficient buying power (need {need:.2f}, have {bp:.2f})", status=403,
-                code=40310000)
+                f"insufficient buying power (need {need:.2f}, have {bp:.2f})",
+                status=403,
+                code=40310000,
+            )
         return per_share / m, _ZERO
 
-    async def _check_options(self, legs: tuple[Leg, ...], qty: Decimal, limit: Decimal | None,
-                             multileg: bool) -> tuple[Decimal, Decimal, dict[str, Decimal],
-                                                      Decimal]:
+    async def _check_options(
+        self, legs: tuple[Leg, ...], qty: Decimal, limit: Decimal | None, multileg: bool
+    ) -> tuple[Decimal, Decimal, dict[str, Decimal], Decimal]:
         """Options-level, position and buying-power checks. Returns what one unfilled unit
         holds (cash, shares) and the collateral a filled unit keeps (short legs, cash)."""
         if self._level == 0:
-            raise OptionsLevelError("account is not approved for options trading", status=403,
-                                    code=40310000)
+            raise OptionsLevelError(
+                "account is not approved for options trading", status=403, code=40310000
+            )
         if multileg and self._level < 3:
-            raise OptionsLevelError(f"multi-leg orders need options level 3, account has "
-                                    f"{self._level}", status=403, code=40310000)
+            raise OptionsLevelError(
+                f"multi-leg orders need options level 3, account has {self._level}",
+                status=403,
+                code=40310000,
+            )
         quotes = {leg.occ_symbol: await self._quote(leg.occ_symbol) for leg in legs}
         for leg in legs:
             if leg.intent.endswith("_to_close"):
@@ -396,13 +451,21 @@ class SimBroker:
                     raise InsufficientBuyingPower(
                         f"insufficient qty available for order (requested: {qty * leg.ratio}, "
                         f"available: {max(avail, _ZERO)}, symbol: {leg.occ_symbol})",
-                        status=403, code=40310000)
+                        status=403,
+                        code=40310000,
+                    )
         opening = [leg for leg in legs if leg.intent.endswith("_to_open")]
         shorts = {leg.occ_symbol: Decimal(leg.ratio) for leg in opening if leg.side == "sell"}
         # Net premium per unit at the current quotes (debit > 0), or the limit if given.
-        net = sum((_leg_sign(leg) * leg.ratio * (quotes[leg.occ_symbol].ask if leg.side == "buy"
-                                                 else quotes[leg.occ_symbol].bid)
-                   for leg in legs), _ZERO)
+        net = sum(
+            (
+                _leg_sign(leg)
+                * leg.ratio
+                * (quotes[leg.occ_symbol].ask if leg.side == "buy" else quotes[leg.occ_symbol].bid)
+                for leg in legs
+            ),
+            _ZERO,
+        )
         if limit is None:
             price = net
         else:  # a single-leg limit is a price per share; a sell receives it
@@ -415,26 +478,34 @@ class SimBroker:
             leg = opening[0]
             occ = parse_occ(leg.occ_symbol)
             if leg.side == "buy" and self._level < 2:
-                raise OptionsLevelError(f"buying options needs options level 2, account has "
-                                        f"{self._level}", status=403, code=40310000)
+                raise OptionsLevelError(
+                    f"buying options needs options level 2, account has {self._level}",
+                    status=403,
+                    code=40310000,
+                )
             if leg.side == "sell" and occ.call:
                 shares_symbol, shares_per_unit = occ.underlying, CONTRACT_SIZE
                 avail = self._shares_available(occ.underlying)
                 if avail < CONTRACT_SIZE * qty:
                     raise InsufficientBuyingPower(
                         f"insufficient underlying qty available for covered call (required: "
-                        f"{CONTRACT_SIZE * qty}, available: {avail})", status=403,
-                        code=40310000)
+                        f"{CONTRACT_SIZE * qty}, available: {avail})",
+                        status=403,
+                        code=40310000,
+                    )
             elif leg.side == "sell":
                 coll_cash = occ.strike * CONTRACT_SIZE
         commission = self._cfg.option_commission_per_contract * sum(
-            (Decimal(leg.ratio) for leg in legs), _ZERO)
+            (Decimal(leg.ratio) for leg in legs), _ZERO
+        )
         per_unit = debit + coll_cash + commission
         excess = await self._excess()
         if per_unit * qty > excess:
             raise InsufficientBuyingPower(
-                f"insufficient options buying power (need {per_unit * qty:.2f}, "
-                f"have {excess:.2f})", status=403, code=40310000)
+                f"insufficient options buying power (need {per_unit * qty:.2f}, have {excess:.2f})",
+                status=403,
+                code=40310000,
+            )
         if shares_symbol is not None:
             shorts = {legs[0].occ_symbol: Decimal(1)}
             return debit + commission, shares_per_unit, shorts, coll_cash
@@ -465,8 +536,10 @@ class SimBroker:
                 held += o.remaining
             elif o.req.kind == "option" and parse_occ(o.req.symbol or "").underlying == symbol:
                 held += o.remaining * o.hold_shares
-        held += sum((c.units * c.shares_per_unit for c in self._collateral
-                     if c.shares_symbol == symbol), _ZERO)
+        held += sum(
+            (c.units * c.shares_per_unit for c in self._collateral if c.shares_symbol == symbol),
+            _ZERO,
+        )
         return have - held
 
     def _closing_held(self, symbol: str, side: str) -> Decimal:
@@ -476,8 +549,11 @@ class SimBroker:
             if not o.is_open:
                 continue
             for leg in _legs_of(o.req):
-                if leg.occ_symbol == symbol and leg.side == side and \
-                        leg.intent.endswith("_to_close"):
+                if (
+                    leg.occ_symbol == symbol
+                    and leg.side == side
+                    and leg.intent.endswith("_to_close")
+                ):
                     total += o.remaining * leg.ratio
         return total
 
@@ -505,8 +581,10 @@ class SimBroker:
         """When ``req`` stops trading on session ``day`` (equity close ``close``)."""
         if req.kind == "equity":
             return close
-        return min(self._cal.option_close(occ.underlying, day, expiry=occ.expiry)
-                   for occ in (parse_occ(leg.occ_symbol) for leg in _legs_of(req)))
+        return min(
+            self._cal.option_close(occ.underlying, day, expiry=occ.expiry)
+            for occ in (parse_occ(leg.occ_symbol) for leg in _legs_of(req))
+        )
 
     def _tradable(self, req: OrderRequest, now: datetime) -> bool:
         """Whether ``req`` can trade at ``now``: in a session, before its cut-off."""
@@ -562,12 +640,18 @@ class SimBroker:
         net = sum((_leg_sign(leg) * leg.ratio * prices[leg.occ_symbol] for leg in legs), _ZERO)
         if units <= 0 or not _marketable(net, o.limit, True):
             return
-        fills = [(leg.occ_symbol, leg.side, units * leg.ratio, prices[leg.occ_symbol])
-                 for leg in legs]
+        fills = [
+            (leg.occ_symbol, leg.side, units * leg.ratio, prices[leg.occ_symbol]) for leg in legs
+        ]
         self._fill(o, fills, net, units)
 
-    def _fill(self, o: _SimOrder, fills: Sequence[tuple[str, str, Decimal, Decimal]],
-              unit_price: Decimal, units: Decimal) -> None:
+    def _fill(
+        self,
+        o: _SimOrder,
+        fills: Sequence[tuple[str, str, Decimal, Decimal]],
+        unit_price: Decimal,
+        units: Decimal,
+    ) -> None:
         now = self._clock.now()
         for i, (sym, side, q, px) in enumerate(fills):
             signed = q if side == "buy" else -q
@@ -579,16 +663,24 @@ class SimBroker:
                 self._release_shorts(sym, min(signed, -before))
             leg_oid = o.leg_ids[i] if o.req.kind == "mleg" else o.id
             o.leg_notional[sym] = o.leg_notional.get(sym, _ZERO) + q * px
-            self._record(Activity(id=self._activity_id(now), type="FILL", symbol=sym,
-                                  qty=signed, price=px, ts=now, order_id=leg_oid,
-                                  side=side,  # type: ignore[arg-type]
-                                  raw={"parent_order_id": o.id,
-                                       "client_order_id": o.cid}))
+            self._record(
+                Activity(
+                    id=self._activity_id(now),
+                    type="FILL",
+                    symbol=sym,
+                    qty=signed,
+                    price=px,
+                    ts=now,
+                    order_id=leg_oid,
+                    side=side,  # type: ignore[arg-type]
+                    raw={"parent_order_id": o.id, "client_order_id": o.cid},
+                )
+            )
         if o.coll_shorts and (o.coll_cash or o.hold_shares):
-            shares_sym = (parse_occ(next(iter(o.coll_shorts))).underlying
-                          if o.hold_shares else None)
-            self._collateral.append(_Collateral(dict(o.coll_shorts), units, o.coll_cash,
-                                                shares_sym, o.hold_shares))
+            shares_sym = parse_occ(next(iter(o.coll_shorts))).underlying if o.hold_shares else None
+            self._collateral.append(
+                _Collateral(dict(o.coll_shorts), units, o.coll_cash, shares_sym, o.hold_shares)
+            )
         o.filled += units
         o.notional += units * unit_price
         o.updated_at = now
@@ -637,8 +729,9 @@ class SimBroker:
             try:
                 spot = await self._quotes.closing_price(occ.underlying, close)
             except KeyError:
-                log.error("sim expiry: no close for %s on %s; %s left open", occ.underlying,
-                          session, sym)
+                log.error(
+                    "sim expiry: no close for %s on %s; %s left open", occ.underlying, session, sym
+                )
                 continue
             qty = self._positions[sym].qty
             itm = (spot - occ.strike) if occ.call else (occ.strike - spot)
@@ -649,19 +742,43 @@ class SimBroker:
                 kind = "OPEXC" if qty > 0 else "OPASN"
                 # Long call / short put: receive shares; long put / short call: deliver them.
                 shares = CONTRACT_SIZE * qty * (1 if occ.call else -1)
-                self._record(Activity(id=self._activity_id(close), type=kind, symbol=sym,
-                                      qty=-qty, price=None, ts=close,
-                                      raw={"underlying_close": str(spot)}))
+                self._record(
+                    Activity(
+                        id=self._activity_id(close),
+                        type=kind,
+                        symbol=sym,
+                        qty=-qty,
+                        price=None,
+                        ts=close,
+                        raw={"underlying_close": str(spot)},
+                    )
+                )
                 self._cash -= shares * occ.strike
                 self._move_position(occ.underlying, shares, occ.strike)
-                self._record(Activity(id=self._activity_id(close), type="OPTRD",
-                                      symbol=occ.underlying, qty=shares, price=occ.strike,
-                                      ts=close, side="buy" if shares > 0 else "sell",
-                                      raw={"option": sym}))
+                self._record(
+                    Activity(
+                        id=self._activity_id(close),
+                        type="OPTRD",
+                        symbol=occ.underlying,
+                        qty=shares,
+                        price=occ.strike,
+                        ts=close,
+                        side="buy" if shares > 0 else "sell",
+                        raw={"option": sym},
+                    )
+                )
             else:
-                self._record(Activity(id=self._activity_id(close), type="OPEXP", symbol=sym,
-                                      qty=-qty, price=None, ts=close,
-                                      raw={"underlying_close": str(spot)}))
+                self._record(
+                    Activity(
+                        id=self._activity_id(close),
+                        type="OPEXP",
+                        symbol=sym,
+                        qty=-qty,
+                        price=None,
+                        ts=close,
+                        raw={"underlying_close": str(spot)},
+                    )
+                )
 
     # ------------------------------------------------------------------ helpers
 
@@ -692,23 +809,50 @@ class SimBroker:
         avg = (o.notional / o.filled) if o.filled else None
         legs: tuple[Order, ...] = ()
         if o.req.kind == "mleg":
-            legs = tuple(Order(id=lid, client_order_id=o.cid, symbol=leg.occ_symbol,
-                               qty=o.qty * leg.ratio, filled_qty=o.filled * leg.ratio,
-                               filled_avg_price=(o.leg_notional[leg.occ_symbol]
-                                                 / (o.filled * leg.ratio)) if o.filled else None,
-                               side=leg.side, type=None, limit_price=None, status=o.status,
-                               order_class="mleg", asset_class="us_option", intent=leg.intent,
-                               ratio=leg.ratio, submitted_at=o.submitted_at,
-                               updated_at=o.updated_at)
-                         for lid, leg in zip(o.leg_ids, o.req.legs, strict=True))
-        return Order(id=o.id, client_order_id=o.cid, symbol=o.req.symbol, qty=o.qty,
-                     filled_qty=o.filled, filled_avg_price=avg, side=o.req.side,
-                     type=None if o.req.kind == "mleg" else o.req.type, limit_price=o.limit,
-                     status=o.status, order_class="mleg" if o.req.kind == "mleg" else "simple",
-                     asset_class=None if o.req.kind == "mleg" else o.req.asset_class,
-                     intent=o.req.intent, time_in_force=o.req.time_in_force, legs=legs,
-                     submitted_at=o.submitted_at, updated_at=o.updated_at,
-                     replaced_by=o.replaced_by, replaces=o.replaces)
+            legs = tuple(
+                Order(
+                    id=lid,
+                    client_order_id=o.cid,
+                    symbol=leg.occ_symbol,
+                    qty=o.qty * leg.ratio,
+                    filled_qty=o.filled * leg.ratio,
+                    filled_avg_price=(o.leg_notional[leg.occ_symbol] / (o.filled * leg.ratio))
+                    if o.filled
+                    else None,
+                    side=leg.side,
+                    type=None,
+                    limit_price=None,
+                    status=o.status,
+                    order_class="mleg",
+                    asset_class="us_option",
+                    intent=leg.intent,
+                    ratio=leg.ratio,
+                    submitted_at=o.submitted_at,
+                    updated_at=o.updated_at,
+                )
+                for lid, leg in zip(o.leg_ids, o.req.legs, strict=True)
+            )
+        return Order(
+            id=o.id,
+            client_order_id=o.cid,
+            symbol=o.req.symbol,
+            qty=o.qty,
+            filled_qty=o.filled,
+            filled_avg_price=avg,
+            side=o.req.side,
+            type=None if o.req.kind == "mleg" else o.req.type,
+            limit_price=o.limit,
+            status=o.status,
+            order_class="mleg" if o.req.kind == "mleg" else "simple",
+            asset_class=None if o.req.kind == "mleg" else o.req.asset_class,
+            intent=o.req.intent,
+            time_in_force=o.req.time_in_force,
+            legs=legs,
+            submitted_at=o.submitted_at,
+            updated_at=o.updated_at,
+            replaced_by=o.replaced_by,
+            replaces=o.replaces,
+        )
 
     # Test and runner conveniences --------------------------------------------------
 
@@ -759,12 +903,18 @@ def _worst_payoff_loss(legs: list[Leg]) -> Decimal:
         return _ZERO
     parsed = [(parse_occ(leg.occ_symbol), _leg_sign(leg) * leg.ratio) for leg in legs]
     if sum((n for occ, n in parsed if occ.call), 0) < 0:
-        raise InsufficientBuyingPower("uncovered short calls: unlimited loss is not permitted",
-                                      status=403, code=40310000)
+        raise InsufficientBuyingPower(
+            "uncovered short calls: unlimited loss is not permitted", status=403, code=40310000
+        )
 
     def payoff(s: Decimal) -> Decimal:
-        return sum((n * (max(s - occ.strike, _ZERO) if occ.call else max(occ.strike - s, _ZERO))
-                    for occ, n in parsed), _ZERO)
+        return sum(
+            (
+                n * (max(s - occ.strike, _ZERO) if occ.call else max(occ.strike - s, _ZERO))
+                for occ, n in parsed
+            ),
+            _ZERO,
+        )
 
     worst = min(payoff(s) for s in [_ZERO, *(occ.strike for occ, _ in parsed)])
     return max(-worst, _ZERO) * CONTRACT_SIZE

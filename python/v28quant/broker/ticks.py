@@ -42,8 +42,9 @@ def _to_grid(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
     return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(PENNY)
 
 
-def round_limit(price: Decimal | str | int, side: str,
-                scheme: TickScheme = "penny_pilot") -> Decimal:
+def round_limit(
+    price: Decimal | str | int, side: str, scheme: TickScheme = "penny_pilot"
+) -> Decimal:
     """Round a single-leg option limit price to a valid tick: buys down, sells up.
 
     Raises ``ValueError`` for a negative price or an unknown side. A buy that would round to

@@ -16,5 +16,12 @@ from v28quant.data.base import (
     parse_occ,
 )
 
-__all__ = ["BAR_COLUMNS", "CHAIN_COLUMNS", "CONTRACT_COLUMNS", "DataFeed", "OccSymbol",
-           "format_occ", "parse_occ"]
+__all__ = [
+    "BAR_COLUMNS",
+    "CHAIN_COLUMNS",
+    "CONTRACT_COLUMNS",
+    "DataFeed",
+    "OccSymbol",
+    "format_occ",
+    "parse_occ",
+]

@@ -64,8 +64,13 @@ log = logging.getLogger(__name__)
 ET = ZoneInfo("America/New_York")
 T = TypeVar("T")
 SIP_DELAY = timedelta(minutes=15)
-_UNITS = {"Min": TimeFrameUnit.Minute, "Hour": TimeFrameUnit.Hour, "Day": TimeFrameUnit.Day,
-          "Week": TimeFrameUnit.Week, "Month": TimeFrameUnit.Month}
+_UNITS = {
+    "Min": TimeFrameUnit.Minute,
+    "Hour": TimeFrameUnit.Hour,
+    "Day": TimeFrameUnit.Day,
+    "Week": TimeFrameUnit.Week,
+    "Month": TimeFrameUnit.Month,
+}
 
 
 class DataError(RuntimeError):
@@ -114,11 +119,20 @@ class AlpacaData:
         Current UTC time (tests inject one).
     """
 
-    def __init__(self, key_id: str, secret_key: str, *, data_url: str | None = None,
-                 trading_url: str | None = None, feed: str = "iex",
-                 options_feed: str = "indicative", limiter: RateLimiter | None = None,
-                 trading_limiter: RateLimiter | None = None, max_retries: int = 3,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        *,
+        data_url: str | None = None,
+        trading_url: str | None = None,
+        feed: str = "iex",
+        options_feed: str = "indicative",
+        limiter: RateLimiter | None = None,
+        trading_limiter: RateLimiter | None = None,
+        max_retries: int = 3,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         if feed not in ("iex", "sip"):
             raise ValueError(f"feed must be 'iex' or 'sip', got {feed!r}")
         if options_feed not in ("indicative", "opra"):
@@ -128,8 +142,11 @@ class AlpacaData:
         self._trading = TradingClient(key_id, secret_key, paper=True, url_override=trading_url)
         self.limiter = limiter or RateLimiter()
         self.trading_limiter = trading_limiter or RateLimiter()
-        for c, lim in ((self._stock, self.limiter), (self._option, self.limiter),
-                       (self._trading, self.trading_limiter)):
+        for c, lim in (
+            (self._stock, self.limiter),
+            (self._option, self.limiter),
+            (self._trading, self.trading_limiter),
+        ):
             c._retry = 0  # our limiter handles 429s; the SDK would sleep 3 s x 3
             c._session.hooks["response"].append(lim.response_hook)
         self.feed = feed
@@ -142,13 +159,19 @@ class AlpacaData:
         """Build from ``v28quant.settings.Settings`` (keys, endpoints and feeds)."""
         if not settings.has_alpaca_keys:
             raise ValueError("APCA_API_KEY_ID / APCA_API_SECRET_KEY are not set")
-        return cls(settings.alpaca_key_id.get_secret_value(),
-                   settings.alpaca_secret_key.get_secret_value(),
-                   data_url=settings.alpaca_data_url, trading_url=settings.trading_url(live),
-                   feed=settings.data_feed, options_feed=settings.options_feed, **kw)
+        return cls(
+            settings.alpaca_key_id.get_secret_value(),
+            settings.alpaca_secret_key.get_secret_value(),
+            data_url=settings.alpaca_data_url,
+            trading_url=settings.trading_url(live),
+            feed=settings.data_feed,
+            options_feed=settings.options_feed,
+            **kw,
+        )
 
-    async def _call(self, fn: Callable[..., T], *args: Any,
-                    limiter: RateLimiter | None = None) -> T:
+    async def _call(
+        self, fn: Callable[..., T], *args: Any, limiter: RateLimiter | None = None
+    ) -> T:
         """Run one SDK call in a thread, under the rate limit, retrying 429s."""
         lim = limiter or self.limiter
         for attempt in range(self.max_retries + 1):
@@ -167,8 +190,13 @@ class AlpacaData:
 
     # -- bars -------------------------------------------------------------------------------
 
-    async def bars(self, symbols: list[str], start: datetime | date,
-                   end: datetime | date | None = None, timeframe: str = "1Day") -> pd.DataFrame:
+    async def bars(
+        self,
+        symbols: list[str],
+        start: datetime | date,
+        end: datetime | date | None = None,
+        timeframe: str = "1Day",
+    ) -> pd.DataFrame:
         n, unit = parse_timeframe(timeframe)
         lo, hi = _utc(start, end=False), _utc(end, end=True)
         if self.feed == "sip":  # the free plan refuses SIP data younger than 15 minutes
@@ -179,8 +207,9 @@ class AlpacaData:
         tf = TimeFrame(n, _UNITS[unit])
         parts = []
         if stocks:
-            req = StockBarsRequest(symbol_or_symbols=stocks, start=lo, end=hi, timeframe=tf,
-                                   feed=_StockFeed(self.feed))
+            req = StockBarsRequest(
+                symbol_or_symbols=stocks, start=lo, end=hi, timeframe=tf, feed=_StockFeed(self.feed)
+            )
             parts.append(_bars_frame(await self._call(self._stock.get_stock_bars, req)))
         if options:
             from alpaca.data.requests import OptionBarsRequest
@@ -200,14 +229,21 @@ class AlpacaData:
             req = StockLatestQuoteRequest(symbol_or_symbols=stocks, feed=_StockFeed(self.feed))
             raw.update(await self._call(self._stock.get_stock_latest_quote, req))
         if options:
-            oreq = OptionLatestQuoteRequest(symbol_or_symbols=options,
-                                            feed=OptionsFeed(self.options_feed))
+            oreq = OptionLatestQuoteRequest(
+                symbol_or_symbols=options, feed=OptionsFeed(self.options_feed)
+            )
             raw.update(await self._call(self._option.get_option_latest_quote, oreq))
         out = {}
         for sym, q in raw.items():
             try:
-                out[sym] = Quote(sym, _dec(q.bid_price), _dec(q.ask_price), q.timestamp,
-                                 int(q.bid_size or 0), int(q.ask_size or 0))
+                out[sym] = Quote(
+                    sym,
+                    _dec(q.bid_price),
+                    _dec(q.ask_price),
+                    q.timestamp,
+                    int(q.bid_size or 0),
+                    int(q.ask_size or 0),
+                )
             except ValueError as exc:  # crossed or negative: not a usable quote
                 log.warning("Alpaca data: dropping quote for %s: %s", sym, exc)
         return out
@@ -227,29 +263,46 @@ class AlpacaData:
 
     # -- options ----------------------------------------------------------------------------
 
-    async def option_contracts(self, underlying: str, expiry_from: date | None = None,
-                               expiry_to: date | None = None, type: OptionType | None = None,
-                               strike_from: float | None = None,
-                               strike_to: float | None = None) -> pd.DataFrame:
+    async def option_contracts(
+        self,
+        underlying: str,
+        expiry_from: date | None = None,
+        expiry_to: date | None = None,
+        type: OptionType | None = None,
+        strike_from: float | None = None,
+        strike_to: float | None = None,
+    ) -> pd.DataFrame:
         rows, token, pages = [], None, 0
         while True:
             req = GetOptionContractsRequest(
-                underlying_symbols=[underlying.upper()], expiration_date_gte=expiry_from,
-                expiration_date_lte=expiry_to, type=ContractType(type) if type else None,
+                underlying_symbols=[underlying.upper()],
+                expiration_date_gte=expiry_from,
+                expiration_date_lte=expiry_to,
+                type=ContractType(type) if type else None,
                 strike_price_gte=None if strike_from is None else str(strike_from),
                 strike_price_lte=None if strike_to is None else str(strike_to),
-                limit=1000, page_token=token)
-            resp = await self._call(self._trading.get_option_contracts, req,
-                                    limiter=self.trading_limiter)
+                limit=1000,
+                page_token=token,
+            )
+            resp = await self._call(
+                self._trading.get_option_contracts, req, limiter=self.trading_limiter
+            )
             assert isinstance(resp, OptionContractsResponse)  # raw_data=False
             for c in resp.option_contracts or []:
-                rows.append({
-                    "symbol": c.symbol, "underlying": c.underlying_symbol,
-                    "expiry": pd.Timestamp(c.expiration_date), "strike": float(c.strike_price),
-                    "type": c.type.value if hasattr(c.type, "value") else str(c.type),
-                    "style": c.style.value if hasattr(c.style, "value") else str(c.style),
-                    "size": _f(c.size), "open_interest": _f(c.open_interest),
-                    "close_price": _f(c.close_price), "tradable": bool(c.tradable)})
+                rows.append(
+                    {
+                        "symbol": c.symbol,
+                        "underlying": c.underlying_symbol,
+                        "expiry": pd.Timestamp(c.expiration_date),
+                        "strike": float(c.strike_price),
+                        "type": c.type.value if hasattr(c.type, "value") else str(c.type),
+                        "style": c.style.value if hasattr(c.style, "value") else str(c.style),
+                        "size": _f(c.size),
+                        "open_interest": _f(c.open_interest),
+                        "close_price": _f(c.close_price),
+                        "tradable": bool(c.tradable),
+                    }
+                )
             token, pages = resp.next_page_token, pages + 1
             if not token:
                 break
@@ -260,15 +313,24 @@ class AlpacaData:
         df = pd.DataFrame(rows)[list(CONTRACT_COLUMNS)]
         return df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
 
-    async def option_chain(self, underlying: str, expiry_from: date | None = None,
-                           expiry_to: date | None = None, type: OptionType | None = None,
-                           strike_from: float | None = None,
-                           strike_to: float | None = None) -> pd.DataFrame:
+    async def option_chain(
+        self,
+        underlying: str,
+        expiry_from: date | None = None,
+        expiry_to: date | None = None,
+        type: OptionType | None = None,
+        strike_from: float | None = None,
+        strike_to: float | None = None,
+    ) -> pd.DataFrame:
         req = OptionChainRequest(
-            underlying_symbol=underlying.upper(), feed=OptionsFeed(self.options_feed),
-            type=ContractType(type) if type else None, strike_price_gte=strike_from,
-            strike_price_lte=strike_to, expiration_date_gte=expiry_from,
-            expiration_date_lte=expiry_to)
+            underlying_symbol=underlying.upper(),
+            feed=OptionsFeed(self.options_feed),
+            type=ContractType(type) if type else None,
+            strike_price_gte=strike_from,
+            strike_price_lte=strike_to,
+            expiration_date_gte=expiry_from,
+            expiration_date_lte=expiry_to,
+        )
         snaps = await self._call(self._option.get_option_chain, req)
         rows = []
         for sym, s in snaps.items():
@@ -280,18 +342,29 @@ class AlpacaData:
             q, g = s.latest_quote, s.greeks
             bid = _f(q.bid_price) if q else math.nan
             ask = _f(q.ask_price) if q else math.nan
-            rows.append({
-                "symbol": sym, "underlying": underlying.upper(),
-                "expiry": pd.Timestamp(occ.expiry), "strike": float(occ.strike),
-                "type": occ.type, "bid": bid, "ask": ask, "mid": (bid + ask) / 2.0,
-                "iv": _f(s.implied_volatility),
-                "delta": _f(g.delta) if g else math.nan,
-                "gamma": _f(g.gamma) if g else math.nan,
-                "theta": _f(g.theta) * 365.0 if g else math.nan,  # per day -> per year
-                "vega": _f(g.vega) * 100.0 if g else math.nan,  # per vol point -> per 1.00
-                "open_interest": math.nan, "volume": math.nan, "synthetic": False})
-        return chain_frame(rows, as_of=self._now(),
-                           source=f"alpaca options snapshots ({self.options_feed})")
+            rows.append(
+                {
+                    "symbol": sym,
+                    "underlying": underlying.upper(),
+                    "expiry": pd.Timestamp(occ.expiry),
+                    "strike": float(occ.strike),
+                    "type": occ.type,
+                    "bid": bid,
+                    "ask": ask,
+                    "mid": (bid + ask) / 2.0,
+                    "iv": _f(s.implied_volatility),
+                    "delta": _f(g.delta) if g else math.nan,
+                    "gamma": _f(g.gamma) if g else math.nan,
+                    "theta": _f(g.theta) * 365.0 if g else math.nan,  # per day -> per year
+                    "vega": _f(g.vega) * 100.0 if g else math.nan,  # per vol point -> per 1.00
+                    "open_interest": math.nan,
+                    "volume": math.nan,
+                    "synthetic": False,
+                }
+            )
+        return chain_frame(
+            rows, as_of=self._now(), source=f"alpaca options snapshots ({self.options_feed})"
+        )
 
     async def aclose(self) -> None:
         for c in (self._stock, self._option, self._trading):
@@ -309,8 +382,11 @@ def _body(err: APIError) -> str:
 
 
 def _bars_frame(barset: Any) -> pd.DataFrame:
-    rows = [(b.timestamp, sym, b.open, b.high, b.low, b.close, b.volume)
-            for sym, bars in barset.data.items() for b in bars]
+    rows = [
+        (b.timestamp, sym, b.open, b.high, b.low, b.close, b.volume)
+        for sym, bars in barset.data.items()
+        for b in bars
+    ]
     if not rows:
         return empty_bars()
     df = pd.DataFrame(rows, columns=list(BAR_COLUMNS))

@@ -44,15 +44,53 @@ import pandas as pd
 from v28quant.broker.occ import OccSymbol, format_occ, is_occ, parse_occ
 from v28quant.quotes import Quote
 
-__all__ = ["BAR_COLUMNS", "CHAIN_COLUMNS", "CONTRACT_COLUMNS", "DataFeed", "OccSymbol",
-           "OptionType", "chain_frame", "empty_bars", "empty_chain", "format_occ", "is_occ",
-           "parse_occ", "parse_timeframe"]
+__all__ = [
+    "BAR_COLUMNS",
+    "CHAIN_COLUMNS",
+    "CONTRACT_COLUMNS",
+    "DataFeed",
+    "OccSymbol",
+    "OptionType",
+    "chain_frame",
+    "empty_bars",
+    "empty_chain",
+    "format_occ",
+    "is_occ",
+    "parse_occ",
+    "parse_timeframe",
+]
 
 BAR_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
-CHAIN_COLUMNS = ("symbol", "underlying", "expiry", "strike", "type", "bid", "ask", "mid", "iv",
-                 "delta", "gamma", "theta", "vega", "open_interest", "volume", "synthetic")
-CONTRACT_COLUMNS = ("symbol", "underlying", "expiry", "strike", "type", "style", "size",
-                    "open_interest", "close_price", "tradable")
+CHAIN_COLUMNS = (
+    "symbol",
+    "underlying",
+    "expiry",
+    "strike",
+    "type",
+    "bid",
+    "ask",
+    "mid",
+    "iv",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "open_interest",
+    "volume",
+    "synthetic",
+)
+CONTRACT_COLUMNS = (
+    "symbol",
+    "underlying",
+    "expiry",
+    "strike",
+    "type",
+    "style",
+    "size",
+    "open_interest",
+    "close_price",
+    "tradable",
+)
 
 OptionType = Literal["call", "put"]
 
@@ -68,12 +106,16 @@ def parse_timeframe(timeframe: str) -> tuple[int, str]:
 
 
 def empty_bars() -> pd.DataFrame:
-    return pd.DataFrame({
-        "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
-        "symbol": pd.Series([], dtype=object),
-        **{c: pd.Series([], dtype=np.float64) for c in ("open", "high", "low", "close",
-                                                       "volume")},
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "symbol": pd.Series([], dtype=object),
+            **{
+                c: pd.Series([], dtype=np.float64)
+                for c in ("open", "high", "low", "close", "volume")
+            },
+        }
+    )
 
 
 def empty_chain() -> pd.DataFrame:
@@ -90,8 +132,13 @@ def empty_chain() -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def chain_frame(rows: list[dict], *, underlying_price: float = float("nan"),
-                as_of: datetime | None = None, source: str = "") -> pd.DataFrame:
+def chain_frame(
+    rows: list[dict],
+    *,
+    underlying_price: float = float("nan"),
+    as_of: datetime | None = None,
+    source: str = "",
+) -> pd.DataFrame:
     """Build a chain DataFrame with exactly ``CHAIN_COLUMNS`` (dtypes normalised, sorted by
     expiry, type, strike)."""
     df = empty_chain() if not rows else pd.DataFrame(rows)
@@ -101,8 +148,19 @@ def chain_frame(rows: list[dict], *, underlying_price: float = float("nan"),
     df = df[list(CHAIN_COLUMNS)].copy()
     if rows:
         df["expiry"] = pd.to_datetime(df["expiry"]).astype("datetime64[ns]")
-        for c in ("strike", "bid", "ask", "mid", "iv", "delta", "gamma", "theta", "vega",
-                  "open_interest", "volume"):
+        for c in (
+            "strike",
+            "bid",
+            "ask",
+            "mid",
+            "iv",
+            "delta",
+            "gamma",
+            "theta",
+            "vega",
+            "open_interest",
+            "volume",
+        ):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
         df["synthetic"] = df["synthetic"].fillna(False).astype(bool)
         df = df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
@@ -114,8 +172,13 @@ def chain_frame(rows: list[dict], *, underlying_price: float = float("nan"),
 class DataFeed(Protocol):
     """Market data for the engines (async; see the module docstring for the frames)."""
 
-    async def bars(self, symbols: list[str], start: datetime | date,
-                   end: datetime | date | None = None, timeframe: str = "1Day") -> pd.DataFrame:
+    async def bars(
+        self,
+        symbols: list[str],
+        start: datetime | date,
+        end: datetime | date | None = None,
+        timeframe: str = "1Day",
+    ) -> pd.DataFrame:
         """Bars of ``symbols`` from ``start`` to ``end`` (inclusive; None = now) at
         ``timeframe`` (``"1Day"``, ``"5Min"``, ...), long format, ``BAR_COLUMNS``."""
         ...
@@ -125,17 +188,27 @@ class DataFeed(Protocol):
         no quote are absent from the result."""
         ...
 
-    async def option_contracts(self, underlying: str, expiry_from: date | None = None,
-                               expiry_to: date | None = None, type: OptionType | None = None,
-                               strike_from: float | None = None,
-                               strike_to: float | None = None) -> pd.DataFrame:
+    async def option_contracts(
+        self,
+        underlying: str,
+        expiry_from: date | None = None,
+        expiry_to: date | None = None,
+        type: OptionType | None = None,
+        strike_from: float | None = None,
+        strike_to: float | None = None,
+    ) -> pd.DataFrame:
         """Listed contracts (``CONTRACT_COLUMNS``): the reference data, no quotes."""
         ...
 
-    async def option_chain(self, underlying: str, expiry_from: date | None = None,
-                           expiry_to: date | None = None, type: OptionType | None = None,
-                           strike_from: float | None = None,
-                           strike_to: float | None = None) -> pd.DataFrame:
+    async def option_chain(
+        self,
+        underlying: str,
+        expiry_from: date | None = None,
+        expiry_to: date | None = None,
+        type: OptionType | None = None,
+        strike_from: float | None = None,
+        strike_to: float | None = None,
+    ) -> pd.DataFrame:
         """A snapshot of the option chain now (``CHAIN_COLUMNS``)."""
         ...
 

@@ -62,8 +62,24 @@ from v28quant.quotes import Quote
 
 ET = ZoneInfo("America/New_York")
 YEAR_SECONDS = 365.0 * 86400.0
-PENNY_UNDERLYINGS = frozenset({"SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "AMZN", "NVDA",
-                               "TSLA", "META", "GOOGL", "AMD", "SPX", "SP500"})
+PENNY_UNDERLYINGS = frozenset(
+    {
+        "SPY",
+        "QQQ",
+        "IWM",
+        "DIA",
+        "AAPL",
+        "MSFT",
+        "AMZN",
+        "NVDA",
+        "TSLA",
+        "META",
+        "GOOGL",
+        "AMD",
+        "SPX",
+        "SP500",
+    }
+)
 CENT = Decimal("0.01")
 
 
@@ -87,12 +103,14 @@ class SyntheticChainModel:
 
 
 def _seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(),
-                                          digest_size=8).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "little"
+    )
 
 
-def intraday_path(o: float, h: float, lo: float, c: float, n: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def intraday_path(
+    o: float, h: float, lo: float, c: float, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """A price path of ``n + 1`` points (minute 0 = open, minute n = close) that starts at
     ``o``, ends at ``c``, touches ``h`` and ``lo`` exactly and stays within [lo, h].
 
@@ -127,7 +145,7 @@ def intraday_path(o: float, h: float, lo: float, c: float, n: int,
         ya, yb = math.log(anchors[a]), math.log(anchors[b])
         w = np.concatenate([[0.0], np.cumsum(rng.standard_normal(m) * sigma_step)])
         t = np.arange(m + 1) / m
-        x[a:b + 1] = ya + (yb - ya) * t + w - t * w[-1]
+        x[a : b + 1] = ya + (yb - ya) * t + w - t * w[-1]
     p = np.clip(np.exp(x), lo, h)  # clip after exp: exp(log h) may round above h
     for i, v in anchors.items():  # exact anchors, no exp/log round-off
         p[i] = v
@@ -162,7 +180,8 @@ class _Series:
         days = frame["timestamp"].dt.tz_convert(ET).dt.date.to_list()
         self.days: list[date] = days
         self.o, self.h, self.l, self.c, self.v = (
-            frame[k].to_numpy(np.float64) for k in ("open", "high", "low", "close", "volume"))
+            frame[k].to_numpy(np.float64) for k in ("open", "high", "low", "close", "volume")
+        )
         self.opens: list[datetime] = []
         self.closes: list[datetime] = []
         for d in days:
@@ -205,13 +224,19 @@ class ReplayFeed:
         How long after its time a snapshot is still served.
     """
 
-    def __init__(self, history: History | pd.DataFrame, clock: SimClock, *,
-                 calendar: ExchangeCalendar | None = None, seed: int = 0,
-                 dividend_yield: float | Mapping[str, float] = 0.0,
-                 equity_spread_bps: float = 2.0,
-                 chain_model: SyntheticChainModel | None = None,
-                 snapshots: Iterable[pd.DataFrame | str | Path] = (),
-                 snapshot_max_age: timedelta = timedelta(hours=24)) -> None:
+    def __init__(
+        self,
+        history: History | pd.DataFrame,
+        clock: SimClock,
+        *,
+        calendar: ExchangeCalendar | None = None,
+        seed: int = 0,
+        dividend_yield: float | Mapping[str, float] = 0.0,
+        equity_spread_bps: float = 2.0,
+        chain_model: SyntheticChainModel | None = None,
+        snapshots: Iterable[pd.DataFrame | str | Path] = (),
+        snapshot_max_age: timedelta = timedelta(hours=24),
+    ) -> None:
         hist = history if isinstance(history, History) else History(history)
         missing = [c for c in BAR_COLUMNS if c not in hist.bars]
         if missing:
@@ -282,15 +307,20 @@ class ReplayFeed:
         """Annualised close-to-close volatility over the last ``vol_window`` completed
         sessions (sqrt(252) scaling); ``vol_default`` with fewer than 5 returns."""
         closes = self._completed_closes(self._series_of(symbol), self._now())
-        r = np.diff(np.log(closes[-(self.model.vol_window + 1):]))
+        r = np.diff(np.log(closes[-(self.model.vol_window + 1) :]))
         if len(r) < 5:
             return self.model.vol_default
         return float(np.std(r, ddof=1) * math.sqrt(252.0))
 
     # -- DataFeed: bars ---------------------------------------------------------------------
 
-    async def bars(self, symbols: list[str], start: datetime | date,
-                   end: datetime | date | None = None, timeframe: str = "1Day") -> pd.DataFrame:
+    async def bars(
+        self,
+        symbols: list[str],
+        start: datetime | date,
+        end: datetime | date | None = None,
+        timeframe: str = "1Day",
+    ) -> pd.DataFrame:
         n, unit = parse_timeframe(timeframe)
         now = self._now()
         lo = _as_utc(start, end=False)
@@ -312,28 +342,46 @@ class ReplayFeed:
     def _daily(self, s: _Series, lo: datetime, hi: datetime, now: datetime) -> pd.DataFrame:
         j = bisect.bisect_right(s.close_utc, now)  # sessions closed by now
         stamps = pd.DatetimeIndex([datetime.combine(d, time(0), ET) for d in s.days[:j]])
-        rows = pd.DataFrame({"timestamp": stamps.tz_convert("UTC") if len(stamps) else
-                             pd.DatetimeIndex([], tz="UTC"),
-                             "symbol": s.symbol, "open": s.o[:j], "high": s.h[:j],
-                             "low": s.l[:j], "close": s.c[:j], "volume": s.v[:j]})
+        rows = pd.DataFrame(
+            {
+                "timestamp": stamps.tz_convert("UTC")
+                if len(stamps)
+                else pd.DatetimeIndex([], tz="UTC"),
+                "symbol": s.symbol,
+                "open": s.o[:j],
+                "high": s.h[:j],
+                "low": s.l[:j],
+                "close": s.c[:j],
+                "volume": s.v[:j],
+            }
+        )
         if j < len(s.days) and s.opens[j] <= now < s.closes[j]:  # today's partial bar
             path = self._path(s.symbol, j)
             k = int((now - s.opens[j]).total_seconds() // 60)
-            seen = path[:k + 1]
+            seen = path[: k + 1]
             frac = _volume_profile(s.minutes(j))[k]
-            part = pd.DataFrame({"timestamp": [pd.Timestamp(datetime.combine(s.days[j], time(0),
-                                                                              ET)).tz_convert("UTC")],
-                                 "symbol": s.symbol, "open": seen[0], "high": seen.max(),
-                                 "low": seen.min(), "close": seen[-1],
-                                 "volume": float(np.floor(s.v[j] * frac))})
+            part = pd.DataFrame(
+                {
+                    "timestamp": [
+                        pd.Timestamp(datetime.combine(s.days[j], time(0), ET)).tz_convert("UTC")
+                    ],
+                    "symbol": s.symbol,
+                    "open": seen[0],
+                    "high": seen.max(),
+                    "low": seen.min(),
+                    "close": seen[-1],
+                    "volume": float(np.floor(s.v[j] * frac)),
+                }
+            )
             rows = pd.concat([rows, part], ignore_index=True) if len(rows) else part
         # a daily bar is in range if its session date is within [lo, hi] (dates in New York)
         d = rows["timestamp"].dt.tz_convert(ET).dt.date
         keep = (d >= lo.astimezone(ET).date()) & (d <= hi.astimezone(ET).date())
         return rows[keep.to_numpy()].reset_index(drop=True)
 
-    def _intraday(self, s: _Series, minutes: int, lo: datetime, hi: datetime,
-                  now: datetime) -> pd.DataFrame:
+    def _intraday(
+        self, s: _Series, minutes: int, lo: datetime, hi: datetime, now: datetime
+    ) -> pd.DataFrame:
         first = bisect.bisect_left(s.days, lo.astimezone(ET).date())
         last = bisect.bisect_right(s.days, hi.astimezone(ET).date())
         out = []
@@ -350,9 +398,18 @@ class ReplayFeed:
                     break
                 if t0 < lo or t0 > hi:
                     continue
-                seg = path[a:b + 1]
-                out.append((t0.astimezone(UTC), s.symbol, seg[0], seg.max(), seg.min(), seg[-1],
-                            float(np.floor(s.v[i] * (cum[b] - cum[a])))))
+                seg = path[a : b + 1]
+                out.append(
+                    (
+                        t0.astimezone(UTC),
+                        s.symbol,
+                        seg[0],
+                        seg.max(),
+                        seg.min(),
+                        seg[-1],
+                        float(np.floor(s.v[i] * (cum[b] - cum[a]))),
+                    )
+                )
         if not out:
             return empty_bars()
         df = pd.DataFrame(out, columns=list(BAR_COLUMNS))
@@ -444,8 +501,9 @@ class ReplayFeed:
                         expiries.add(e)
             d += timedelta(days=1)
         vol = max(self.model.vol_floor, self.realised_vol(underlying)) * m.variance_risk_premium
-        inc = next(x for x in (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
-                   if ref / x <= 120 or x == 100.0)
+        inc = next(
+            x for x in (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0) if ref / x <= 120 or x == 100.0
+        )
         rows = []
         for e in sorted(expiries):
             t = max((e - today).days, 1) / 365.0
@@ -456,8 +514,9 @@ class ReplayFeed:
             while (hi_k - lo_k) / step + 1 > m.max_strikes:
                 step *= 2
             centre = round(ref / step) * step
-            ks = np.arange(centre - step * math.floor((centre - lo_k) / step),
-                           hi_k + step / 2, step)
+            ks = np.arange(
+                centre - step * math.floor((centre - lo_k) / step), hi_k + step / 2, step
+            )
             for k in ks:
                 if k <= 0:
                     continue
@@ -465,22 +524,31 @@ class ReplayFeed:
                     rows.append((e, round(float(k), 4), typ))
         return pd.DataFrame(rows, columns=["expiry", "strike", "type"])
 
-    def _price_options(self, underlying: str, expiry: np.ndarray, strike: np.ndarray,
-                       is_call: np.ndarray, now: datetime) -> dict[str, np.ndarray]:
+    def _price_options(
+        self,
+        underlying: str,
+        expiry: np.ndarray,
+        strike: np.ndarray,
+        is_call: np.ndarray,
+        now: datetime,
+    ) -> dict[str, np.ndarray]:
         from v28quant.options import black_scholes as bsm
 
         m = self.model
         spot = self.price(underlying, now)
         q = self._div_yield(underlying)
         atm = max(m.vol_floor, self.realised_vol(underlying)) * m.variance_risk_premium
-        closes = {e: self.calendar.option_close(underlying, e, expiry=e)
-                  if self.calendar.is_session(e) else datetime.combine(e, time(16), ET)
-                  for e in set(expiry.tolist())}
-        t = np.array([max((closes[e] - now).total_seconds(), 0.0) / YEAR_SECONDS
-                      for e in expiry])
+        closes = {
+            e: self.calendar.option_close(underlying, e, expiry=e)
+            if self.calendar.is_session(e)
+            else datetime.combine(e, time(16), ET)
+            for e in set(expiry.tolist())
+        }
+        t = np.array([max((closes[e] - now).total_seconds(), 0.0) / YEAR_SECONDS for e in expiry])
         fwd = spot * np.exp((m.rate - q) * t)
-        x = np.clip(np.log(strike / fwd) / (atm * np.sqrt(np.maximum(t, 1.0 / (365 * 24)))),
-                    -4.0, 4.0)
+        x = np.clip(
+            np.log(strike / fwd) / (atm * np.sqrt(np.maximum(t, 1.0 / (365 * 24)))), -4.0, 4.0
+        )
         iv = atm * (1.0 + m.skew * x + m.curvature * x * x)
         price = np.asarray(bsm.price(spot, strike, t, m.rate, q, iv, is_call), dtype=float)
         g = bsm.greeks(spot, strike, t, m.rate, q, iv, is_call)
@@ -491,10 +559,18 @@ class ReplayFeed:
             tick = CENT if penny or p < 3.0 else Decimal("0.05")
             b, a = _round_out(p - width[j] / 2, p + width[j] / 2, tick)
             bid[j], ask[j] = float(b), float(a)
-        return {"spot": np.full_like(price, spot), "t": t, "iv": iv, "price": price,
-                "bid": bid, "ask": ask, "delta": np.asarray(g.delta, float),
-                "gamma": np.asarray(g.gamma, float), "theta": np.asarray(g.theta, float),
-                "vega": np.asarray(g.vega, float)}
+        return {
+            "spot": np.full_like(price, spot),
+            "t": t,
+            "iv": iv,
+            "price": price,
+            "bid": bid,
+            "ask": ask,
+            "delta": np.asarray(g.delta, float),
+            "gamma": np.asarray(g.gamma, float),
+            "theta": np.asarray(g.theta, float),
+            "vega": np.asarray(g.vega, float),
+        }
 
     def _option_quote(self, symbol: str, now: datetime) -> Quote:
         occ = parse_occ(symbol)
@@ -502,37 +578,74 @@ class ReplayFeed:
         if snap is not None:
             row = snap[snap["symbol"] == symbol]
             if len(row) and np.isfinite(row["bid"].iloc[0]) and np.isfinite(row["ask"].iloc[0]):
-                return Quote(symbol, Decimal(repr(float(row["bid"].iloc[0]))),
-                             Decimal(repr(float(row["ask"].iloc[0]))), now, synthetic=False)
-        closes = (self.calendar.option_close(occ.root, occ.expiry, expiry=occ.expiry)
-                  if self.calendar.is_session(occ.expiry)
-                  else datetime.combine(occ.expiry, time(16), ET))
+                return Quote(
+                    symbol,
+                    Decimal(repr(float(row["bid"].iloc[0]))),
+                    Decimal(repr(float(row["ask"].iloc[0]))),
+                    now,
+                    synthetic=False,
+                )
+        closes = (
+            self.calendar.option_close(occ.root, occ.expiry, expiry=occ.expiry)
+            if self.calendar.is_session(occ.expiry)
+            else datetime.combine(occ.expiry, time(16), ET)
+        )
         if now > closes:
             raise KeyError(f"{symbol}: expired at {closes:%Y-%m-%d %H:%M %Z}")
-        r = self._price_options(occ.root, np.array([occ.expiry], dtype=object),
-                                np.array([float(occ.strike)]),
-                                np.array([occ.type == "call"]), now)
-        return Quote(symbol, Decimal(repr(float(r["bid"][0]))),
-                     Decimal(repr(float(r["ask"][0]))), now,
-                     10, 10, synthetic=True)
+        r = self._price_options(
+            occ.root,
+            np.array([occ.expiry], dtype=object),
+            np.array([float(occ.strike)]),
+            np.array([occ.type == "call"]),
+            now,
+        )
+        return Quote(
+            symbol,
+            Decimal(repr(float(r["bid"][0]))),
+            Decimal(repr(float(r["ask"][0]))),
+            now,
+            10,
+            10,
+            synthetic=True,
+        )
 
-    async def option_contracts(self, underlying: str, expiry_from: date | None = None,
-                               expiry_to: date | None = None, type: OptionType | None = None,
-                               strike_from: float | None = None,
-                               strike_to: float | None = None) -> pd.DataFrame:
-        chain = await self.option_chain(underlying, expiry_from, expiry_to, type, strike_from,
-                                        strike_to)
-        out = pd.DataFrame({
-            "symbol": chain["symbol"], "underlying": chain["underlying"],
-            "expiry": chain["expiry"], "strike": chain["strike"], "type": chain["type"],
-            "style": "american", "size": 100.0, "open_interest": chain["open_interest"],
-            "close_price": np.nan, "tradable": True})
+    async def option_contracts(
+        self,
+        underlying: str,
+        expiry_from: date | None = None,
+        expiry_to: date | None = None,
+        type: OptionType | None = None,
+        strike_from: float | None = None,
+        strike_to: float | None = None,
+    ) -> pd.DataFrame:
+        chain = await self.option_chain(
+            underlying, expiry_from, expiry_to, type, strike_from, strike_to
+        )
+        out = pd.DataFrame(
+            {
+                "symbol": chain["symbol"],
+                "underlying": chain["underlying"],
+                "expiry": chain["expiry"],
+                "strike": chain["strike"],
+                "type": chain["type"],
+                "style": "american",
+                "size": 100.0,
+                "open_interest": chain["open_interest"],
+                "close_price": np.nan,
+                "tradable": True,
+            }
+        )
         return out[list(CONTRACT_COLUMNS)]
 
-    async def option_chain(self, underlying: str, expiry_from: date | None = None,
-                           expiry_to: date | None = None, type: OptionType | None = None,
-                           strike_from: float | None = None,
-                           strike_to: float | None = None) -> pd.DataFrame:
+    async def option_chain(
+        self,
+        underlying: str,
+        expiry_from: date | None = None,
+        expiry_to: date | None = None,
+        type: OptionType | None = None,
+        strike_from: float | None = None,
+        strike_to: float | None = None,
+    ) -> pd.DataFrame:
         underlying = underlying.upper()
         now = self._now()
         snap = self._fresh_snapshot(underlying, now)
@@ -553,31 +666,60 @@ class ReplayFeed:
             keep &= (lst["strike"] <= strike_to).to_numpy()
         lst = lst[keep]
         # contracts whose last trading time has passed are gone from the chain
-        alive = [now <= (self.calendar.option_close(underlying, e, expiry=e)
-                         if self.calendar.is_session(e) else datetime.combine(e, time(16), ET))
-                 for e in lst["expiry"]]
+        alive = [
+            now
+            <= (
+                self.calendar.option_close(underlying, e, expiry=e)
+                if self.calendar.is_session(e)
+                else datetime.combine(e, time(16), ET)
+            )
+            for e in lst["expiry"]
+        ]
         lst = lst[np.asarray(alive, bool)].reset_index(drop=True)
         spot = self.price(underlying, now)
         if lst.empty:
             return chain_frame([], underlying_price=spot, as_of=now, source="synthetic")
-        r = self._price_options(underlying, lst["expiry"].to_numpy(),
-                                lst["strike"].to_numpy(float),
-                                (lst["type"] == "call").to_numpy(), now)
+        r = self._price_options(
+            underlying,
+            lst["expiry"].to_numpy(),
+            lst["strike"].to_numpy(float),
+            (lst["type"] == "call").to_numpy(),
+            now,
+        )
         atm = max(self.model.vol_floor, self.realised_vol(underlying))
-        x = np.log(lst["strike"].to_numpy(float) / spot) / (atm * np.sqrt(np.maximum(r["t"],
-                                                                                  1 / 365)))
+        x = np.log(lst["strike"].to_numpy(float) / spot) / (
+            atm * np.sqrt(np.maximum(r["t"], 1 / 365))
+        )
         oi = np.floor(5000.0 * np.exp(-0.5 * x * x) / (1.0 + 4.0 * r["t"])) + 10.0
-        rows = pd.DataFrame({
-            "symbol": [format_occ(underlying, e, ty, Decimal(repr(float(k))))
-                       for e, k, ty in zip(lst["expiry"], lst["strike"], lst["type"],
-                                           strict=True)],
-            "underlying": underlying, "expiry": lst["expiry"], "strike": lst["strike"],
-            "type": lst["type"], "bid": r["bid"], "ask": r["ask"],
-            "mid": (r["bid"] + r["ask"]) / 2.0, "iv": r["iv"], "delta": r["delta"],
-            "gamma": r["gamma"], "theta": r["theta"], "vega": r["vega"],
-            "open_interest": oi, "volume": np.floor(oi * 0.2), "synthetic": True})
-        return chain_frame(rows.to_dict("records"), underlying_price=spot, as_of=now,
-                           source="synthetic (BSM, realised-vol smile)")
+        rows = pd.DataFrame(
+            {
+                "symbol": [
+                    format_occ(underlying, e, ty, Decimal(repr(float(k))))
+                    for e, k, ty in zip(lst["expiry"], lst["strike"], lst["type"], strict=True)
+                ],
+                "underlying": underlying,
+                "expiry": lst["expiry"],
+                "strike": lst["strike"],
+                "type": lst["type"],
+                "bid": r["bid"],
+                "ask": r["ask"],
+                "mid": (r["bid"] + r["ask"]) / 2.0,
+                "iv": r["iv"],
+                "delta": r["delta"],
+                "gamma": r["gamma"],
+                "theta": r["theta"],
+                "vega": r["vega"],
+                "open_interest": oi,
+                "volume": np.floor(oi * 0.2),
+                "synthetic": True,
+            }
+        )
+        return chain_frame(
+            rows.to_dict("records"),
+            underlying_price=spot,
+            as_of=now,
+            source="synthetic (BSM, realised-vol smile)",
+        )
 
     async def aclose(self) -> None:
         return None
@@ -600,9 +742,14 @@ def _as_utc(x: datetime | date | None, *, end: bool) -> datetime:
     raise ValueError(f"expected a date or datetime, got {x!r}")
 
 
-def _filter_chain(df: pd.DataFrame, expiry_from: date | None, expiry_to: date | None,
-                  type: str | None, strike_from: float | None,
-                  strike_to: float | None) -> pd.DataFrame:
+def _filter_chain(
+    df: pd.DataFrame,
+    expiry_from: date | None,
+    expiry_to: date | None,
+    type: str | None,
+    strike_from: float | None,
+    strike_to: float | None,
+) -> pd.DataFrame:
     keep = np.ones(len(df), bool)
     exp = df["expiry"].dt.date.to_numpy()
     if expiry_from is not None:
@@ -620,9 +767,13 @@ def _filter_chain(df: pd.DataFrame, expiry_from: date | None, expiry_to: date | 
     return out
 
 
-def load_chain_snapshot(source: str | Path | pd.DataFrame, *,
-                        theta_per_day: bool = True, vega_per_point: bool = True,
-                        as_of: datetime | None = None) -> pd.DataFrame:
+def load_chain_snapshot(
+    source: str | Path | pd.DataFrame,
+    *,
+    theta_per_day: bool = True,
+    vega_per_point: bool = True,
+    as_of: datetime | None = None,
+) -> pd.DataFrame:
     """A recorded option-chain snapshot as a chain frame (``synthetic=False``).
 
     Accepts the long format ``quote_date, underlying, underlying_price, expiration, strike,
@@ -643,23 +794,44 @@ def load_chain_snapshot(source: str | Path | pd.DataFrame, *,
         else:
             qd = pd.to_datetime(df["quote_date"].iloc[0]).date()
             as_of = datetime.combine(qd, time(16), ET)
-    sym = df["contract_symbol"] if "contract_symbol" in df else [
-        format_occ(u, pd.Timestamp(e).date(), t, Decimal(repr(float(k))))
-        for u, e, t, k in zip(df["underlying"], df["expiration"], df["type"], df["strike"],
-                              strict=True)]
+    sym = (
+        df["contract_symbol"]
+        if "contract_symbol" in df
+        else [
+            format_occ(u, pd.Timestamp(e).date(), t, Decimal(repr(float(k))))
+            for u, e, t, k in zip(
+                df["underlying"], df["expiration"], df["type"], df["strike"], strict=True
+            )
+        ]
+    )
     theta = df["theta"] * (365.0 if theta_per_day else 1.0) if "theta" in df else np.nan
     vega = df["vega"] * (100.0 if vega_per_point else 1.0) if "vega" in df else np.nan
     bid, ask = df["bid"].astype(float), df["ask"].astype(float)
-    rows = pd.DataFrame({
-        "symbol": sym, "underlying": df["underlying"].str.upper(),
-        "expiry": pd.to_datetime(df["expiration"]), "strike": df["strike"].astype(float),
-        "type": df["type"].str.lower(), "bid": bid, "ask": ask, "mid": (bid + ask) / 2.0,
-        "iv": df.get("iv", np.nan), "delta": df.get("delta", np.nan),
-        "gamma": df.get("gamma", np.nan), "theta": theta, "vega": vega,
-        "open_interest": df.get("open_interest", np.nan), "volume": df.get("volume", np.nan),
-        "synthetic": False})
-    und_px = (float(df["underlying_price"].dropna().iloc[0])
-              if "underlying_price" in df and df["underlying_price"].notna().any()
-              else float("nan"))
-    return chain_frame(rows.to_dict("records"), underlying_price=und_px, as_of=as_of,
-                       source="snapshot")
+    rows = pd.DataFrame(
+        {
+            "symbol": sym,
+            "underlying": df["underlying"].str.upper(),
+            "expiry": pd.to_datetime(df["expiration"]),
+            "strike": df["strike"].astype(float),
+            "type": df["type"].str.lower(),
+            "bid": bid,
+            "ask": ask,
+            "mid": (bid + ask) / 2.0,
+            "iv": df.get("iv", np.nan),
+            "delta": df.get("delta", np.nan),
+            "gamma": df.get("gamma", np.nan),
+            "theta": theta,
+            "vega": vega,
+            "open_interest": df.get("open_interest", np.nan),
+            "volume": df.get("volume", np.nan),
+            "synthetic": False,
+        }
+    )
+    und_px = (
+        float(df["underlying_price"].dropna().iloc[0])
+        if "underlying_price" in df and df["underlying_price"].notna().any()
+        else float("nan")
+    )
+    return chain_frame(
+        rows.to_dict("records"), underlying_price=und_px, as_of=as_of, source="snapshot"
+    )

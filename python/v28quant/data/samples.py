@@ -56,8 +56,7 @@ class History:
         keep = self.bars[~self.bars["symbol"].isin(other.symbols)]
         bars = pd.concat([keep, other.bars], ignore_index=True)
         bars = bars.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
-        return History(bars, {**self.synthetic, **other.synthetic},
-                       {**self.source, **other.source})
+        return History(bars, {**self.synthetic, **other.synthetic}, {**self.source, **other.source})
 
 
 def _session_stamps(dates: Iterable) -> pd.DatetimeIndex:
@@ -68,17 +67,20 @@ def _session_stamps(dates: Iterable) -> pd.DatetimeIndex:
 
 def _long(symbol: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Date-indexed OHLCV -> long format."""
-    out = pd.DataFrame({
-        "timestamp": _session_stamps(frame.index),
-        "symbol": symbol,
-        **{c: frame[c].to_numpy(np.float64) for c in (*_OHLC, "volume")},
-    })
+    out = pd.DataFrame(
+        {
+            "timestamp": _session_stamps(frame.index),
+            "symbol": symbol,
+            **{c: frame[c].to_numpy(np.float64) for c in (*_OHLC, "volume")},
+        }
+    )
     return out[list(BAR_COLUMNS)]
 
 
 def _seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(),
-                                          digest_size=8).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "little"
+    )
 
 
 def ohlc_from_closes(closes: pd.Series, seed: int = 0, window: int = 20) -> pd.DataFrame:
@@ -169,8 +171,9 @@ def load_bars_file(path: str | Path, symbol: str | None = None) -> History:
     df = df.rename(columns=lambda c: str(c).strip().lower())
     missing = [c for c in ("date", *_OHLC, "volume") if c not in df]
     if missing:
-        raise ValueError(f"{p}: missing column(s) {missing}; need date, open, high, low, close, "
-                         "volume")
+        raise ValueError(
+            f"{p}: missing column(s) {missing}; need date, open, high, low, close, volume"
+        )
     if "symbol" in df:
         groups = {str(s).upper(): g for s, g in df.groupby("symbol", sort=True)}
     else:
@@ -182,8 +185,11 @@ def load_bars_file(path: str | Path, symbol: str | None = None) -> History:
             row = int(np.flatnonzero(dates.isna().to_numpy())[0])
             raise ValueError(f"{p}: column 'date' row {row}: cannot parse {g['date'].iloc[row]!r}")
         f = g[[*_OHLC, "volume"]].apply(pd.to_numeric, errors="coerce")
-        f.index = dates.dt.tz_localize(None).dt.normalize() if dates.dt.tz is not None else \
-            dates.dt.normalize()
+        f.index = (
+            dates.dt.tz_localize(None).dt.normalize()
+            if dates.dt.tz is not None
+            else dates.dt.normalize()
+        )
         f = f.sort_index()
         if f.index.has_duplicates:
             dup = f.index[f.index.duplicated()][0]
@@ -192,8 +198,10 @@ def load_bars_file(path: str | Path, symbol: str | None = None) -> History:
             bad = ~(np.isfinite(f[c].to_numpy()) & (f[c].to_numpy() > 0))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"{p}: {sym}: column {c!r} on {f.index[i]:%Y-%m-%d}: must be a "
-                                 f"positive number, got {f[c].iloc[i]!r}")
+                raise ValueError(
+                    f"{p}: {sym}: column {c!r} on {f.index[i]:%Y-%m-%d}: must be a "
+                    f"positive number, got {f[c].iloc[i]!r}"
+                )
         vol = f["volume"].to_numpy()
         if (~np.isfinite(vol) | (vol < 0)).any():
             i = int(np.flatnonzero(~np.isfinite(vol) | (vol < 0))[0])
@@ -203,8 +211,9 @@ def load_bars_file(path: str | Path, symbol: str | None = None) -> History:
         for col, bad in (("high", hi_bad), ("low", lo_bad)):
             if bad.any():
                 d = f.index[bad.to_numpy()][0]
-                raise ValueError(f"{p}: {sym}: column {col!r} on {d:%Y-%m-%d} does not bracket "
-                                 "open and close")
+                raise ValueError(
+                    f"{p}: {sym}: column {col!r} on {d:%Y-%m-%d} does not bracket open and close"
+                )
         parts.append(_long(sym, f))
     return History(pd.concat(parts, ignore_index=True), {}, {s: str(p) for s in groups})
 

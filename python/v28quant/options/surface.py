@@ -253,7 +253,10 @@ class SviSurface:
                 # Undiscount by D and invert Black on the forward (Jaeckel's Let's Be Rational);
                 # NaN for a mid outside the no-arbitrage bounds.
                 iv = black_scholes.black_implied_vol(
-                    q["mid"].to_numpy(dtype=float) / disc, fwd, k, float(t),
+                    q["mid"].to_numpy(dtype=float) / disc,
+                    fwd,
+                    k,
+                    float(t),
                     call=q["is_call"].to_numpy(),
                 )
                 w = np.asarray(iv) ** 2 * float(t)

@@ -74,9 +74,10 @@ def price(
     theta < 0, kappa or sigma <= 0, rho outside (-1, 1), or bad spot/strike/t.
     """
     flat, shape, scalar = broadcast_flat(
-        _ARGS, spot, strike, t, rate, div, v0, kappa, theta, sigma, rho, call
+        _ARGS, spot, strike, t, rate, div, v0, kappa, theta, sigma, rho, call, flags=1
     )
-    out = _core.heston_price(*flat[:10], flat[10].astype(bool))
+    s, k, tt, r, q, v, kp, th, sg, rh, c = flat
+    out = _core.heston_price(s, k, tt, r, q, v, kp, th, sg, rh, c)
     return shape_out(out, shape, scalar)
 
 

@@ -51,9 +51,10 @@ def price(
     bad spot/strike/t.
     """
     flat, shape, scalar = broadcast_flat(
-        _ARGS, spot, strike, t, rate, div, vol, lam, mu_j, delta_j, call
+        _ARGS, spot, strike, t, rate, div, vol, lam, mu_j, delta_j, call, flags=1
     )
-    out = _core.merton_price(*flat[:9], flat[9].astype(bool))
+    s, k, tt, r, q, v, lm, mj, dj, c = flat
+    out = _core.merton_price(s, k, tt, r, q, v, lm, mj, dj, c)
     return shape_out(out, shape, scalar)
 
 

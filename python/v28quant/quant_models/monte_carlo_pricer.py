@@ -296,10 +296,18 @@ def implied_vol(
     :func:`v28quant.options.black_scholes.implied_vol` (Jaeckel's "Let's Be Rational")."""
     flat, shape, scalar = broadcast_flat(
         ("price", "spot", "strike", "t", "rate", "div", "call"),
-        price, spot, strike, t, rate, div, call,
+        price,
+        spot,
+        strike,
+        t,
+        rate,
+        div,
+        call,
+        flags=1,
     )
+    p, s, k, tt, r, q, c = flat
     # Arrays in: the vectorised solver answers NaN out of bounds instead of raising.
-    out = np.asarray(black_scholes.implied_vol(*flat[:6], flat[6].astype(bool)))
+    out = np.asarray(black_scholes.implied_vol(p, s, k, tt, r, q, c.astype(bool)))
     return shape_out(out, shape, scalar)
 
 
