@@ -35,6 +35,7 @@ from v28quant.ratelimit import RateLimiter
 
 C530, C535 = "SPY240607C00530000", "SPY240607C00535000"
 P520, P515 = "SPY240607P00520000", "SPY240607P00515000"
+C540 = "SPY240607C00540000"
 EXPIRY = date(2024, 6, 7)
 QUOTES = {
     "SPY": ("530.00", "530.10"),
@@ -43,6 +44,7 @@ QUOTES = {
     C535: ("2.05", "2.15"),
     P520: ("3.00", "3.10"),
     P515: ("1.80", "1.90"),
+    C540: ("0.95", "1.05"),
 }
 
 
@@ -270,6 +272,31 @@ def test_covered_call_and_vertical_fill(world):
             await b.submit(
                 OrderRequest.multileg(legs, 100, D("-1.00"), owner=own("v2", "options", "vertical"))
             )
+
+    run(go())
+
+
+def test_iron_condor_fills_four_legs(world):
+    """Four legs in one mleg order, on both venues: filled at the legs' touch (credit by hand:
+    3.00 - 1.90 + 2.05 - 1.05 = 2.10), one wing's width (5 x 100) held as the worst loss."""
+
+    async def go():
+        b = world.broker
+        legs = [
+            Leg(P515, 1, "buy", "buy_to_open"),
+            Leg(P520, 1, "sell", "sell_to_open"),
+            Leg(C535, 1, "sell", "sell_to_open"),
+            Leg(C540, 1, "buy", "buy_to_open"),
+        ]
+        ic = await b.submit(
+            OrderRequest.multileg(legs, 1, D("-2.00"), owner=own("ic1", "options", "condor"))
+        )
+        assert ic.order_class == "mleg" and len(ic.legs) == 4, ic
+        assert ic.status == OrderStatus.FILLED and ic.filled_avg_price == D("-2.10"), ic
+        pos = {p.symbol: p.qty for p in await b.positions()}
+        assert pos == {P515: D(1), P520: D(-1), C535: D(-1), C540: D(1)}, pos
+        acct = await b.account()
+        assert acct.cash == D(100_210) and acct.buying_power == acct.cash - D(500), acct
 
     run(go())
 
