@@ -1,0 +1,264 @@
+// Body of the vector implied-vol loop, included by iv_kernels_<isa>.cpp after that unit's
+// target pragma; vmath.hpp then names the namespace after the target (avx512, avx2), so the
+// builds share no symbol. It follows iv.cpp step by step, one option per lane: b and vega at
+// s_c and at the second point in lanes, the rational-cubic guess per lane (iv_initial_guess,
+// no Black evaluations), then the two Householder(3) steps in lanes with the objective and
+// the bisection guard chosen per lane. b(x, s) takes its region (Jäckel 2015, section 3) per
+// lane; a region's formula runs only when some lane is in it.
+#include "iv_kernels.hpp"
+#include "v28/vmath.hpp"
+
+namespace v28::bsm::detail {
+inline namespace V28_SIMD_ISA {
+
+namespace {
+
+using simd::sel;
+using V = simd::vd;
+using M = simd::vi;
+constexpr int width = simd::lanes;
+
+V28_VINLINE V splat(double x) { return simd::splat(x); }
+V28_VINLINE V max0(V x) { return sel(x > 0.0, x, V{}); }
+V28_VINLINE V sq(V x) { return x * x; }
+V28_VINLINE bool any(M m) {
+    std::int64_t a = 0;
+    for (int l = 0; l < width; ++l) a |= m[l];
+    return a != 0;
+}
+
+// erfcx for x >= 0: the piecewise form where one register holds all 8 pieces.
+V28_VINLINE V erfcx(V x) {
+#if V28_SIMD_BYTES == 64
+    return simd::erfcx_nonneg_pieces(x);
+#else
+    return simd::erfcx_nonneg(x);
+#endif
+}
+
+// Eq. (3.4)-(3.5) as asymptotic_expansion in iv.cpp; a lane stops adding terms once its
+// term is below 1e-17 of its sum, the loop once every lane has.
+V28_VINLINE V asymptotic_expansion(M use, V h, V t, V ex) {
+    const V e = sq(t / h);
+    const V r = (h + t) * (h - t);
+    const V q = sq(h / r);
+    V sum{};
+    V scale = splat(1.0);
+    M open = use;
+    for (int k = 0; k <= 17; ++k) {
+        V p{};
+        for (int j = k; j >= 0; --j) p = simd::fma(p, e, splat(kBinom.c[2 * k + 1][2 * j + 1]));
+        const V term = 2.0 * scale * p;
+        sum = sel(open, sum + term, sum);
+        open &= ~(simd::abs(term) <= 1e-17 * simd::abs(sum));
+        if (!any(open)) break;
+        scale *= -(2 * k + 1) * q;
+    }
+    return kInvSqrt2Pi * ex * (t / r) * sum;
+}
+
+// Eq. (3.8) as small_t_expansion in iv.cpp, from e = erfcx(-h / sqrt 2).
+V28_VINLINE V small_t_expansion(V h, V t, V ex, V e) {
+    const V a = 1.0 + h * (0.5 * kSqrt2Pi) * e;
+    const V w = t * t;
+    const V h2 = h * h;
+    const V c6 = (-1.0 + 3.0 * a + a * h2) / 6.0;
+    const V c120 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) / 120.0;
+    const V c5040 =
+        (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) / 5040.0;
+    const V c362880 =
+        (-561.0 + 945.0 * a +
+         h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))) /
+        362880.0;
+    const V c39916800 =
+        (-6555.0 + 10395.0 * a +
+         h2 * (-4680.0 + 17325.0 * a +
+               h2 * (-840.0 + 6930.0 * a +
+                     h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2))))) /
+        39916800.0;
+    const V c6227020800 =
+        (-89055.0 + 135135.0 * a +
+         h2 * (-82845.0 + 270270.0 * a +
+               h2 * (-20370.0 + 135135.0 * a +
+                     h2 * (-1926.0 + 25740.0 * a +
+                           h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))))) /
+        6227020800.0;
+    const V expansion =
+        2.0 * t *
+        (a + w * (c6 + w * (c120 + w * (c5040 + w * (c362880 + w * (c39916800 + w * c6227020800))))));
+    return kInvSqrt2Pi * ex * expansion;
+}
+
+struct BlackVega {
+    V b, vega;
+};
+
+// b(x, s) and db/ds for x <= 0 (black_call_vega in iv.cpp), b_max = e^{x/2}. The erfcx and
+// norm-CDF regions share erfcx(|h + t| / sqrt 2) and erfcx((t - h) / sqrt 2); the small-t
+// region takes erfcx(-h / sqrt 2) in the first slot.
+V28_VINLINE BlackVega black_vega(V x, V s, V b_max) {
+    const M live = s > 0.0;
+    s = sel(live, s, splat(1.0));
+    const V h = x / s;
+    const V t = 0.5 * s;
+    const V ex = simd::exp(-0.5 * (h * h + t * t));
+    const V vega = kInvSqrt2Pi * ex;
+    const M asym = (x < s * kAsymptoticH) & (0.5 * s * s + x < s * (kTauSmall + kAsymptoticH));
+    const M small = ~asym & (t < kTauSmall);
+    const M norm = ~asym & ~small & (x + 0.5 * s * s > s * 0.85);
+    const M tail = ~asym & ~small & ~norm;
+    const V hpt = h + t;
+    const V hmt = h - t;
+    const V z1 = -kInvSqrt2 * hpt;
+    const V e1 = erfcx(sel(small, -kInvSqrt2 * h, simd::abs(z1)));
+    const V e2 = erfcx(-kInvSqrt2 * hmt);
+    // Eq. (3.2); erfcx(z) = 2 e^{z^2} - erfcx(-z) for z < 0.
+    const M neg = tail & (z1 < 0.0);
+    const V big1 = any(neg) ? 2.0 * simd::exp(z1 * z1) - e1 : e1;
+    V b = 0.5 * ex * (sel(neg, big1, e1) - e2);
+    if (any(norm)) {  // eq. (2.3) with N(z) = 1 - or + e^{-z^2/2} erfcx(|z| / sqrt 2) / 2
+        const V n1 = simd::fma(sel(hpt > 0.0, splat(-1.0), splat(1.0)),
+                               0.5 * simd::exp_neg_half_sq(hpt) * e1,
+                               sel(hpt > 0.0, splat(1.0), V{}));
+        const V n2 = simd::fma(sel(hmt > 0.0, splat(-1.0), splat(1.0)),
+                               0.5 * simd::exp_neg_half_sq(hmt) * e2,
+                               sel(hmt > 0.0, splat(1.0), V{}));
+        b = sel(norm, n1 * b_max - n2 / b_max, b);
+    }
+    if (any(small)) b = sel(small, small_t_expansion(h, t, ex, e1), b);
+    if (any(asym)) b = sel(asym, asymptotic_expansion(asym, h, t, ex), b);
+    return {sel(live, max0(b), V{}), sel(live, vega, V{})};
+}
+
+V28_VINLINE V householder_factor(V newton, V halley, V hh3) {
+    return (1.0 + 0.5 * halley * newton) / (1.0 + newton * (halley + hh3 * newton / 6.0));
+}
+
+V28_VINLINE V load(const double* p) { return simd::loadu(p); }
+
+// One register of options at index i (validated inputs), as black_iv_unchecked in iv.cpp.
+V28_VINLINE void one(const IvInputs& in, std::size_t i, double* out) {
+    constexpr double nan = __builtin_nan("");
+    const V price = load(in.price + i);
+    const V forward = load(in.forward + i);
+    const V strike = load(in.strike + i);
+    const V discount = load(in.discount + i);
+    M call{};
+    for (int l = 0; l < width; ++l) call[l] = in.call[i + l] != 0 ? -1 : 0;
+    // Bounds in price space; ITM -> the OTM option by parity; every OTM option is a call at
+    // x = -|ln(F/K)| (section 2).
+    const V intrinsic = sel(call, forward - strike, strike - forward);
+    const V lower = discount * max0(intrinsic);
+    const V upper = discount * sel(call, forward, strike);
+    const M inside = (price >= lower) & (price < upper);
+    V p = price / discount;
+    p = sel(intrinsic > 0.0, max0(p - intrinsic), p);
+    V beta = p / (simd::sqrt(forward) * simd::sqrt(strike));
+    const V x = -simd::abs(simd::log(forward / strike));
+    const V b_max = simd::exp(0.5 * x);
+    // NaN outside the bounds or at the upper bound after round-off; 0 on the lower bound.
+    V result = sel(inside & (beta < b_max), V{}, splat(nan));
+    const M work = inside & (price != lower) & (beta > 0.0) & (beta < b_max);
+    if (!any(work)) {
+        simd::storeu(out + i, result);
+        return;
+    }
+    beta = sel(work, beta, 0.5 * b_max);  // idle lanes iterate on a harmless price
+
+    // b and vega at s_c (eq. 4.1) and at the second point s_l or s_h (section 6).
+    const V s_c = simd::sqrt(simd::abs(2.0 * x));
+    const BlackVega c = black_vega(x, s_c, b_max);
+    const V s_2 = sel(beta < c.b, s_c - c.b / c.vega,
+                      sel(c.vega > kIvDblMin, s_c + (b_max - c.b) / c.vega, s_c));
+    const BlackVega d = black_vega(x, s_2, b_max);
+
+    alignas(64) double a[9][width];
+    simd::storeu(a[0], beta);
+    simd::storeu(a[1], x);
+    simd::storeu(a[2], b_max);
+    simd::storeu(a[3], s_c);
+    simd::storeu(a[4], c.b);
+    simd::storeu(a[5], c.vega);
+    simd::storeu(a[6], s_2);
+    simd::storeu(a[7], d.b);
+    simd::storeu(a[8], d.vega);
+    alignas(64) double g_s[width], g_l[width], g_r[width];
+    M lowest{}, highest{};
+    for (int l = 0; l < width; ++l) {
+        const IvGuess g = iv_initial_guess(a[0][l], a[1][l], a[2][l], a[3][l], a[4][l], a[5][l],
+                                           a[6][l], a[7][l], a[8][l]);
+        g_s[l] = g.s;
+        g_l[l] = g.s_left;
+        g_r[l] = g.s_right;
+        lowest[l] = g.objective == 1 ? -1 : 0;
+        highest[l] = g.objective == 2 ? -1 : 0;
+    }
+    V s = load(g_s);
+    V s_left = load(g_l);
+    V s_right = load(g_r);
+    const V ln_beta = any(lowest) ? simd::log(beta) : V{};
+
+    // Two Householder(3) steps with the guard of iv.cpp: before the second, a lane that left
+    // its bracket restarts from the bracket's midpoint (and stops if the bracket is spent).
+    V ds = splat(-1.7976931348623157e308);
+    M active = work;
+    for (int iteration = 0; iteration < 2; ++iteration) {
+        active &= simd::abs(ds) > kIvEps * s;
+        if (iteration > 0) {
+            const M restart = active & ~((s > s_left) & (s < s_right));
+            s = sel(restart, 0.5 * (s_left + s_right), s);
+            active &= ~(restart & (s_right - s_left <= kIvEps * s));
+        }
+        if (!any(active)) break;
+        const auto [b, bp] = black_vega(x, s, b_max);
+        const M above = b > beta;
+        s_right = sel(active & above & (s < s_right), s, s_right);
+        s_left = sel(active & ~above & (b < beta) & (s > s_left), s, s_left);
+        const V mid_step = 0.5 * (s_left + s_right) - s;
+        const V b_halley = sq(x / s) / s - s / 4.0;
+        const V b_hh3 = b_halley * b_halley - 3.0 * sq(x / (s * s)) - 0.25;
+        // g = b - beta.
+        const V newton = (beta - b) / bp;
+        V step = newton * householder_factor(newton, b_halley, b_hh3);
+        if (any(active & lowest)) {  // g = 1/ln(b) - 1/ln(beta)
+            const V ln_b = simd::log(b);
+            const V bpob = bp / b;
+            const V h = x / s;
+            const V lb_halley = h * h / s - s / 4.0;
+            const V l_newton = (ln_beta - ln_b) * ln_b / ln_beta / bpob;
+            const V l_halley = lb_halley - bpob * (1.0 + 2.0 / ln_b);
+            const V lb_hh3 = lb_halley * lb_halley - 3.0 * sq(h / s) - 0.25;
+            const V l_hh3 = lb_hh3 + 2.0 * sq(bpob) * (1.0 + 3.0 / ln_b * (1.0 + 1.0 / ln_b)) -
+                            3.0 * lb_halley * bpob * (1.0 + 2.0 / ln_b);
+            const V l_step = sel((b <= 0.0) | (bp <= 0.0), mid_step,
+                                 l_newton * householder_factor(l_newton, l_halley, l_hh3));
+            step = sel(lowest, l_step, step);
+        }
+        if (any(active & highest)) {  // g = ln((b_max - beta) / (b_max - b))
+            const V b_max_minus_b = b_max - b;
+            const V g = simd::log((b_max - beta) / b_max_minus_b);
+            const V gp = bp / b_max_minus_b;
+            const V h_newton = -g / gp;
+            const V h_halley = b_halley + gp;
+            const V h_hh3 = b_hh3 + gp * (2.0 * gp + 3.0 * b_halley);
+            const V h_step = sel((b >= b_max) | (bp <= kIvDblMin), mid_step,
+                                 h_newton * householder_factor(h_newton, h_halley, h_hh3));
+            step = sel(highest, h_step, step);
+        }
+        ds = sel(-0.5 * s > step, -0.5 * s, step);
+        s = sel(active, s + ds, s);
+    }
+    result = sel(work, s / simd::sqrt(load(in.t + i)), result);
+    simd::storeu(out + i, result);
+}
+
+}  // namespace
+
+std::size_t iv_lanes(const IvInputs& in, double* out) {
+    std::size_t i = 0;
+    for (; i + width <= in.n; i += width) one(in, i, out);
+    return i;
+}
+
+}  // namespace V28_SIMD_ISA
+}  // namespace v28::bsm::detail
