@@ -25,6 +25,12 @@ using detail::kInvSqrt2;
 using detail::kInvSqrt2Pi;
 using detail::kSqrt2Pi;
 using detail::kTauSmall;
+using detail::kSqrt3;
+using detail::kInvSqrt3;
+using detail::kTwoPi;
+using detail::kTwoPiOverSqrt27;
+using detail::kPiOver6;
+using detail::kSqrtPiOver2;
 using detail::IvGuess;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -33,12 +39,6 @@ constexpr double kFourthRootEps = 0.0001220703125;  // eps^(1/4)
 constexpr double kSqrtDblMax = 1.3407807929942596e+154;
 constexpr double kRcMin = -0.9999999850988388;   // -(1 - sqrt(eps)): rational cubic r >= this
 constexpr double kRcMax = 4.056481920730334e+31;  // 2 / eps^2: r at or above -> linear
-constexpr double kSqrt3 = 1.73205080756887729352744634150587236694280525381;
-constexpr double kInvSqrt3 = 0.57735026918962576450914878050195745564760175127;
-constexpr double kTwoPi = 6.28318530717958647692528676655900576839433879875;
-constexpr double kTwoPiOverSqrt27 = 1.20919957615614523372938550509477048818937749873;
-constexpr double kPiOver6 = 0.52359877559829887307710723054658381403286156656;
-constexpr double kSqrtPiOver2 = 1.25331413731550025120788264240552262650349337031;
 
 inline double sq(double x) { return x * x; }
 // max for non-NaN operands, inline (std::fmax is a library call without -ffast-math).
@@ -266,17 +266,10 @@ inline MapValue lower_map(double x, double s) {
 // functions so that the guess costs no library calls.
 inline double inverse_norm_cdf(double p) {
     if (!(p > 0.0 && p < 1.0)) return p == 0.0 ? -HUGE_VAL : (p == 1.0 ? HUGE_VAL : kNaN);
-    static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
-                                   -2.759285104469687e+02, 1.383577518672690e+02,
-                                   -3.066479806614716e+01, 2.506628277459239e+00};
-    static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
-                                   -1.556989798598866e+02, 6.680131188771972e+01,
-                                   -1.328068155288572e+01};
-    static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
-                                   -2.400758277161838e+00, -2.549732539343734e+00,
-                                   4.374664141464968e+00,  2.938163982698783e+00};
-    static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
-                                   2.445134137142996e+00, 3.754408661907416e+00};
+    const auto& a = detail::kAcklamA;
+    const auto& b = detail::kAcklamB;
+    const auto& c = detail::kAcklamC;
+    const auto& d = detail::kAcklamD;
     constexpr double p_low = 0.02425;
     double x;
     if (p < p_low || p > 1.0 - p_low) {
@@ -323,36 +316,40 @@ inline double second_point(double beta, double b_max, double s_c, double b_c, do
 }
 
 // Section 6: the four-branch rational-cubic guess, from b and vega at s_c and at the second
-// point (no Black evaluations here, so the vector code can share it).
-inline IvGuess initial_guess(double beta, double x, double b_max, double s_c, double b_c,
-                             double v_c, double s_2, double b_2, double v_2) {
+// point and, in the lowest and highest branches, the map m (lower_map or upper_map at s_2).
+// There it returns the interpolated map value f in `s` and `map` 1 or 2: the guess is then
+// inverse_lower_map(x, f) or inverse_upper_map(f). No Black evaluations here, so the vector
+// code shares it (with its own maps and their inverses in lanes).
+inline IvGuess interpolate_guess(double beta, double b_max, double s_c, double b_c,
+                                 double v_c, double s_2, double b_2, double v_2,
+                                 const MapValue& m) {
     double f = -DBL_MAX;
     if (beta < b_c) {
         const double s_l = s_2, b_l = b_2, v_l = v_2;
         if (beta < b_l) {
             // Lowest branch: interpolate the lower map, iterate on g = 1/ln(b) - 1/ln(beta).
-            const MapValue m = lower_map(x, s_l);
             const double r_ll = convex_r_right(0.0, b_l, 0.0, m.f, 1.0, m.fp, m.fpp, true);
             f = rational_cubic(beta, 0.0, b_l, 0.0, m.f, 1.0, m.fp, r_ll);
             if (!(f > 0.0)) {  // round-off at extreme |x|: quadratic instead
                 const double t = beta / b_l;
                 f = (m.f * t + b_l * (1.0 - t)) * t;
             }
-            return {inverse_lower_map(x, f), DBL_MIN, s_l, 1};
+            return {f, DBL_MIN, s_l, 1, 1};
         }
         // Lower-middle branch: rational cubic of s(b) between (b_l, s_l) and (b_c, s_c).
         const double r_lm = convex_r_right(b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, 0.0, false);
-        return {rational_cubic(beta, b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, r_lm), s_l, s_c, 0};
+        return {rational_cubic(beta, b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, r_lm), s_l, s_c, 0,
+                0};
     }
     const double s_h = s_2, b_h = b_2, v_h = v_2;
     if (beta <= b_h) {
         // Upper-middle branch.
         const double r_hm = convex_r_left(b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, 0.0, false);
-        return {rational_cubic(beta, b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, r_hm), s_c, s_h, 0};
+        return {rational_cubic(beta, b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, r_hm), s_c, s_h, 0,
+                0};
     }
     // Highest branch: interpolate the upper map, iterate on
     // g = ln((b_max - beta) / (b_max - b)) when beta > b_max / 2, else on b - beta.
-    const MapValue m = upper_map(x, s_h);
     if (m.fpp > -kSqrtDblMax && m.fpp < kSqrtDblMax) {
         const double r_hh = convex_r_left(b_h, b_max, m.f, 0.0, m.fp, -0.5, m.fpp, true);
         f = rational_cubic(beta, b_h, b_max, m.f, 0.0, m.fp, -0.5, r_hh);
@@ -362,7 +359,18 @@ inline IvGuess initial_guess(double beta, double x, double b_max, double s_c, do
         const double t = (beta - b_h) / h;
         f = (m.f * (1.0 - t) + 0.5 * h * t) * (1.0 - t);
     }
-    return {inverse_upper_map(f), s_h, DBL_MAX, beta > 0.5 * b_max ? 2 : 0};
+    return {f, s_h, DBL_MAX, beta > 0.5 * b_max ? 2 : 0, 2};
+}
+
+inline IvGuess initial_guess(double beta, double x, double b_max, double s_c, double b_c,
+                             double v_c, double s_2, double b_2, double v_2) {
+    const bool lowest = beta < b_c && beta < b_2;
+    const bool highest = !(beta < b_c) && !(beta <= b_2);
+    const MapValue m = lowest ? lower_map(x, s_2) : (highest ? upper_map(x, s_2) : MapValue{});
+    IvGuess g = interpolate_guess(beta, b_max, s_c, b_c, v_c, s_2, b_2, v_2, m);
+    if (g.map == 1) g.s = inverse_lower_map(x, g.s);
+    if (g.map == 2) g.s = inverse_upper_map(g.s);
+    return g;
 }
 
 // Section 6: guess, then `n_iter` Householder(3) steps on the branch's objective. beta is a
@@ -620,9 +628,10 @@ namespace detail {
 #if defined(__x86_64__) && defined(__GNUC__)
 [[gnu::target("arch=x86-64-v3"), gnu::flatten]]
 #endif
-IvGuess iv_initial_guess(double beta, double x, double b_max, double s_c, double b_c,
-                         double v_c, double s_2, double b_2, double v_2) {
-    return initial_guess(beta, x, b_max, s_c, b_c, v_c, s_2, b_2, v_2);
+IvGuess iv_interpolate_guess(double beta, double b_max, double s_c, double b_c,
+                             double v_c, double s_2, double b_2, double v_2, double m_f,
+                             double m_fp, double m_fpp) {
+    return interpolate_guess(beta, b_max, s_c, b_c, v_c, s_2, b_2, v_2, {m_f, m_fp, m_fpp});
 }
 }  // namespace detail
 

@@ -1,10 +1,11 @@
 // Body of the vector implied-vol loop, included by iv_kernels_<isa>.cpp after that unit's
 // target pragma; vmath.hpp then names the namespace after the target (avx512, avx2), so the
 // builds share no symbol. It follows iv.cpp step by step, one option per lane: b and vega at
-// s_c and at the second point in lanes, the rational-cubic guess per lane (iv_initial_guess,
-// no Black evaluations), then the two Householder(3) steps in lanes with the objective and
-// the bisection guard chosen per lane. b(x, s) takes its region (Jäckel 2015, section 3) per
-// lane; a region's formula runs only when some lane is in it.
+// s_c and at the second point in lanes, the lower/upper maps in lanes, the rational cubic per
+// lane (iv_interpolate_guess: branchy arithmetic only), the inverse maps in lanes, then the
+// two Householder(3) steps in lanes with the objective and the bisection guard per lane.
+// b(x, s) takes its region (Jäckel 2015, section 3) per lane; a region's formula runs only
+// when some lane is in it.
 #include "iv_kernels.hpp"
 #include "v28/vmath.hpp"
 
@@ -130,6 +131,77 @@ V28_VINLINE BlackVega black_vega(V x, V s, V b_max) {
     return {sel(live, max0(b), V{}), sel(live, vega, V{})};
 }
 
+struct MapValue {
+    V f, fp, fpp;
+};
+
+// Eq. (4.5)-(4.7), lower_map in iv.cpp: f ~ (2 pi |x| / sqrt 27) N(-|x| / (sqrt 3 s))^3 and its
+// first two derivatives with respect to b.
+V28_VINLINE MapValue lower_map(V x, V s) {
+    const V ax = simd::abs(x);
+    const V z = kInvSqrt3 * ax / s;
+    const V y = z * z;
+    const V s2 = s * s;
+    const V mills = kSqrtPiOver2 * erfcx(kInvSqrt2 * z);
+    const V phi = kInvSqrt2Pi * simd::exp_neg_half_sq(z) * mills;
+    const V e = simd::exp(y + 0.125 * s2);
+    const V fpp = kPiOver6 * y / (s2 * s) * phi *
+                  (8.0 * kSqrt3 * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * mills) * e * e;
+    const V phi2 = phi * phi;
+    const V fp = kTwoPi * y * phi2 * e;
+    const V f = sel(x == 0.0, V{}, kTwoPiOverSqrt27 * ax * (phi2 * phi));
+    const M live = s > 0.0;
+    return {sel(live, f, V{}), sel(live, fp, splat(1.0)), fpp};
+}
+
+// Eq. (4.9)-(4.11), upper_map in iv.cpp: f = N(-s/2) and its derivatives.
+V28_VINLINE MapValue upper_map(V x, V s) {
+    const V f = simd::norm_cdf(-0.5 * s);
+    const V w = sq(x / s);
+    const M flat = x == 0.0;
+    return {f, sel(flat, splat(-0.5), -0.5 * simd::exp(0.5 * w)),
+            sel(flat, V{}, kSqrtPiOver2 * simd::exp(w + 0.125 * s * s) * w / s)};
+}
+
+// N^{-1}(p) as inverse_norm_cdf in iv.cpp: Acklam's approximation, both pieces in every lane,
+// and one Halley step on the CDF (from the nearer tail, so without cancellation).
+V28_VINLINE V inverse_norm_cdf(V p) {
+    constexpr double p_low = 0.02425;
+    const M upper = p > 0.5;
+    const V pt = sel(upper, 1.0 - p, p);  // the nearer tail
+    const V q = simd::sqrt(-2.0 * simd::log(pt));
+    const auto& a = kAcklamA;
+    const auto& b = kAcklamB;
+    const auto& c = kAcklamC;
+    const auto& d = kAcklamD;
+    const V xt = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+                 ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+    const V qc = p - 0.5;
+    const V r = qc * qc;
+    const V xc = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * qc /
+                 (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+    const V x = sel((p < p_low) | (p > 1.0 - p_low), sel(upper, -xt, xt), xc);
+    // e = N(x) - p, computed as -(N(-x) - (1 - p)) above 1/2.
+    const V xs = sel(upper, -x, x);
+    const V e_tail = simd::norm_cdf(xs) - pt;
+    const V e = sel(upper, -e_tail, e_tail);
+    const V u = e * kSqrt2Pi * simd::exp(0.5 * x * x);
+    const V result = x - u / (1.0 + 0.5 * x * u);
+    constexpr double inf = __builtin_huge_val();
+    return sel((p > 0.0) & (p < 1.0), result,
+               sel(p == 0.0, splat(-inf), sel(p == 1.0, splat(inf), splat(__builtin_nan("")))));
+}
+
+// s from the lower map's value f (eq. 4.8): |x| / (sqrt 3 N^{-1}(cbrt(f / (2 pi |x| / sqrt 27)))),
+// the cube root as e^{ln(y) / 3} and one Newton step.
+V28_VINLINE V inverse_lower_map(V x, V f) {
+    const V y = f / (kTwoPiOverSqrt27 * simd::abs(x));
+    V r = simd::exp(simd::log(y) * (1.0 / 3.0));
+    r = sel(r > 0.0, r - (r * r * r - y) / (3.0 * r * r), r);  // y may underflow to 0
+    const V s = simd::abs(x / (kSqrt3 * inverse_norm_cdf(r)));
+    return sel(f <= 0.0, V{}, s);
+}
+
 V28_VINLINE V householder_factor(V newton, V halley, V hh3) {
     return (1.0 + 0.5 * halley * newton) / (1.0 + newton * (halley + hh3 * newton / 6.0));
 }
@@ -172,28 +244,37 @@ V28_VINLINE void one(const IvInputs& in, std::size_t i, double* out) {
                       sel(c.vega > kIvDblMin, s_c + (b_max - c.b) / c.vega, s_c));
     const BlackVega d = black_vega(x, s_2, b_max);
 
-    alignas(64) double a[9][width];
-    simd::storeu(a[0], beta);
-    simd::storeu(a[1], x);
-    simd::storeu(a[2], b_max);
-    simd::storeu(a[3], s_c);
-    simd::storeu(a[4], c.b);
-    simd::storeu(a[5], c.vega);
-    simd::storeu(a[6], s_2);
-    simd::storeu(a[7], d.b);
-    simd::storeu(a[8], d.vega);
+    // The maps of the outer branches in lanes, the rational cubic per lane, the inverse maps
+    // in lanes.
+    const M lowest_branch = (beta < c.b) & (beta < d.b);
+    const M highest_branch = ~(beta < c.b) & ~(beta <= d.b);
+    MapValue m{V{}, V{}, V{}};
+    if (any(work & lowest_branch)) m = lower_map(x, s_2);
+    if (any(work & highest_branch)) {
+        const MapValue mu = upper_map(x, s_2);
+        m = {sel(highest_branch, mu.f, m.f), sel(highest_branch, mu.fp, m.fp),
+             sel(highest_branch, mu.fpp, m.fpp)};
+    }
+    alignas(64) double a[12][width];
+    const V args[12] = {beta, x, b_max, s_c, c.b, c.vega, s_2, d.b, d.vega, m.f, m.fp, m.fpp};
+    for (int j = 0; j < 12; ++j) simd::storeu(a[j], args[j]);
     alignas(64) double g_s[width], g_l[width], g_r[width];
-    M lowest{}, highest{};
+    M lowest{}, highest{}, map_lower{}, map_upper{};
     for (int l = 0; l < width; ++l) {
-        const IvGuess g = iv_initial_guess(a[0][l], a[1][l], a[2][l], a[3][l], a[4][l], a[5][l],
-                                           a[6][l], a[7][l], a[8][l]);
+        const IvGuess g = iv_interpolate_guess(a[0][l], a[2][l], a[3][l], a[4][l],
+                                               a[5][l], a[6][l], a[7][l], a[8][l], a[9][l],
+                                               a[10][l], a[11][l]);
         g_s[l] = g.s;
         g_l[l] = g.s_left;
         g_r[l] = g.s_right;
         lowest[l] = g.objective == 1 ? -1 : 0;
         highest[l] = g.objective == 2 ? -1 : 0;
+        map_lower[l] = g.map == 1 ? -1 : 0;
+        map_upper[l] = g.map == 2 ? -1 : 0;
     }
     V s = load(g_s);
+    if (any(map_lower)) s = sel(map_lower, inverse_lower_map(x, s), s);
+    if (any(map_upper)) s = sel(map_upper, -2.0 * inverse_norm_cdf(s), s);
     V s_left = load(g_l);
     V s_right = load(g_r);
     const V ln_beta = any(lowest) ? simd::log(beta) : V{};
