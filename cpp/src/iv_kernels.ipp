@@ -63,27 +63,27 @@ V28_VINLINE V small_t_expansion(V h, V t, V ex, V e) {
     const V a = 1.0 + h * (0.5 * kSqrt2Pi) * e;
     const V w = t * t;
     const V h2 = h * h;
-    const V c6 = (-1.0 + 3.0 * a + a * h2) / 6.0;
-    const V c120 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) / 120.0;
+    const V c6 = (-1.0 + 3.0 * a + a * h2) * (1.0 / 6.0);
+    const V c120 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) * (1.0 / 120.0);
     const V c5040 =
-        (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) / 5040.0;
+        (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) * (1.0 / 5040.0);
     const V c362880 =
         (-561.0 + 945.0 * a +
-         h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))) /
-        362880.0;
+         h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))) *
+        (1.0 / 362880.0);
     const V c39916800 =
         (-6555.0 + 10395.0 * a +
          h2 * (-4680.0 + 17325.0 * a +
                h2 * (-840.0 + 6930.0 * a +
-                     h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2))))) /
-        39916800.0;
+                     h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2))))) *
+        (1.0 / 39916800.0);
     const V c6227020800 =
         (-89055.0 + 135135.0 * a +
          h2 * (-82845.0 + 270270.0 * a +
                h2 * (-20370.0 + 135135.0 * a +
                      h2 * (-1926.0 + 25740.0 * a +
-                           h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))))) /
-        6227020800.0;
+                           h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))))) *
+        (1.0 / 6227020800.0);
     const V expansion =
         2.0 * t *
         (a + w * (c6 + w * (c120 + w * (c5040 + w * (c362880 + w * (c39916800 + w * c6227020800))))));
@@ -94,9 +94,10 @@ struct BlackVega {
     V b, vega;
 };
 
-// b(x, s) and db/ds for x <= 0 (black_call_vega in iv.cpp), b_max = e^{x/2}. The erfcx and
-// norm-CDF regions share erfcx(|h + t| / sqrt 2) and erfcx((t - h) / sqrt 2); the small-t
-// region takes erfcx(-h / sqrt 2) in the first slot.
+// b(x, s) and db/ds for x <= 0 (black_call_vega in iv.cpp), b_max = e^{x/2}: one exponential
+// and two erfcx per lane outside the asymptotic region. The erfcx and norm-CDF regions share
+// erfcx(|h + t| / sqrt 2) and erfcx((t - h) / sqrt 2); the small-t region takes
+// erfcx(-h / sqrt 2) in the first slot.
 V28_VINLINE BlackVega black_vega(V x, V s, V b_max) {
     const M live = s > 0.0;
     s = sel(live, s, splat(1.0));
@@ -106,26 +107,16 @@ V28_VINLINE BlackVega black_vega(V x, V s, V b_max) {
     const V vega = kInvSqrt2Pi * ex;
     const M asym = (x < s * kAsymptoticH) & (0.5 * s * s + x < s * (kTauSmall + kAsymptoticH));
     const M small = ~asym & (t < kTauSmall);
-    const M norm = ~asym & ~small & (x + 0.5 * s * s > s * 0.85);
-    const M tail = ~asym & ~small & ~norm;
     const V hpt = h + t;
-    const V hmt = h - t;
-    const V z1 = -kInvSqrt2 * hpt;
-    const V e1 = erfcx(sel(small, -kInvSqrt2 * h, simd::abs(z1)));
-    const V e2 = erfcx(-kInvSqrt2 * hmt);
-    // Eq. (3.2); erfcx(z) = 2 e^{z^2} - erfcx(-z) for z < 0.
-    const M neg = tail & (z1 < 0.0);
-    const V big1 = any(neg) ? 2.0 * simd::exp(z1 * z1) - e1 : e1;
-    V b = 0.5 * ex * (sel(neg, big1, e1) - e2);
-    if (any(norm)) {  // eq. (2.3) with N(z) = 1 - or + e^{-z^2/2} erfcx(|z| / sqrt 2) / 2
-        const V n1 = simd::fma(sel(hpt > 0.0, splat(-1.0), splat(1.0)),
-                               0.5 * simd::exp_neg_half_sq(hpt) * e1,
-                               sel(hpt > 0.0, splat(1.0), V{}));
-        const V n2 = simd::fma(sel(hmt > 0.0, splat(-1.0), splat(1.0)),
-                               0.5 * simd::exp_neg_half_sq(hmt) * e2,
-                               sel(hmt > 0.0, splat(1.0), V{}));
-        b = sel(norm, n1 * b_max - n2 / b_max, b);
-    }
+    const V e1 = erfcx(sel(small, -kInvSqrt2 * h, simd::abs(-kInvSqrt2 * hpt)));
+    const V e2 = erfcx(-kInvSqrt2 * (h - t));
+    // Eq. (3.2): b = e^{-(h^2 + t^2)/2} [erfcx(-(h+t)/sqrt2) - erfcx(-(h-t)/sqrt2)] / 2. For
+    // h + t > 0 (the rest of the erfcx region, and the norm-CDF region of eq. 2.3) it is
+    // b_max - e^{-(h^2 + t^2)/2} [erfcx((h+t)/sqrt2) + erfcx((t-h)/sqrt2)] / 2, from
+    // erfcx(-z) = 2 e^{z^2} - erfcx(z) and e^{-(h^2 + t^2)/2 + (h+t)^2/2} = e^{x/2}: the same
+    // value (and the same cancellation) as the scalar forms, without their extra exponentials.
+    const V half_ex = 0.5 * ex;
+    V b = sel(hpt > 0.0, simd::fma(-half_ex, e1 + e2, b_max), half_ex * (e1 - e2));
     if (any(small)) b = sel(small, small_t_expansion(h, t, ex, e1), b);
     if (any(asym)) b = sel(asym, asymptotic_expansion(asym, h, t, ex), b);
     return {sel(live, max0(b), V{}), sel(live, vega, V{})};
