@@ -22,10 +22,13 @@ constexpr int width = simd::lanes;
 V28_VINLINE V splat(double x) { return simd::splat(x); }
 V28_VINLINE V max0(V x) { return sel(x > 0.0, x, V{}); }
 V28_VINLINE V sq(V x) { return x * x; }
+// True when some lane of the mask is set (one mask move, not a reduction over the lanes).
 V28_VINLINE bool any(M m) {
-    std::int64_t a = 0;
-    for (int l = 0; l < width; ++l) a |= m[l];
-    return a != 0;
+#if V28_SIMD_BYTES == 64
+    return _mm512_movepi64_mask((__m512i)m) != 0;
+#else
+    return _mm256_movemask_pd((__m256d)m) != 0;
+#endif
 }
 
 // erfcx for x >= 0: the piecewise form where one register holds all 8 pieces.
@@ -46,8 +49,10 @@ V28_VINLINE V asymptotic_expansion(M use, V h, V t, V ex) {
     V sum{};
     V scale = splat(1.0);
     M open = use;
+#pragma GCC unroll 18
     for (int k = 0; k <= 17; ++k) {
         V p{};
+#pragma GCC unroll 18
         for (int j = k; j >= 0; --j) p = simd::fma(p, e, splat(kBinom.c[2 * k + 1][2 * j + 1]));
         const V term = 2.0 * scale * p;
         sum = sel(open, sum + term, sum);
