@@ -1,7 +1,9 @@
 // "Let's Be Rational" implied volatility (P. Jäckel, Wilmott 2015), written from the paper.
 // Section and equation numbers below refer to that paper. The numerics run in functions that
 // are flattened (everything inlined) and compiled twice: for x86-64-v3 (FMA, so the v28::simd
-// polynomials are single instructions) and for the baseline, picked at run time.
+// polynomials are single instructions) and for the baseline, picked at run time. The span
+// functions solve whole registers of options in vector lanes instead (iv_kernels.ipp, which
+// shares the rational-cubic guess below through iv_interpolate_guess).
 #include "v28/iv.hpp"
 
 #include <cfloat>
