@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 import py_lets_be_rational as lbr
+import pytest
+from v28quant import _core
 from v28quant.options import black_scholes as bs
 
 FORWARD = 100.0
@@ -79,8 +81,9 @@ def test_lanes_agree_with_the_scalar_path_on_an_extreme_grid() -> None:
 
 
 def test_lanes_keep_nan_and_strict_per_option() -> None:
-    # 11 options (a full register and a scalar remainder), two out of bounds: NaN in arrays;
-    # an out-of-bounds price raises ValueError for scalar input (the strict path).
+    # 11 options (a full register and a scalar remainder), two out of bounds. Source: the
+    # no-arbitrage bounds of a call, [max(F - K, 0), F): NaN in arrays, and with strict=True
+    # a ValueError naming the first bad index and its bounds; the others invert to 0.3.
     k = np.full(11, 120.0)
     price = bs.price(FORWARD, k, 1.0, 0.0, 0.0, 0.3, True)
     price[2] = 150.0  # above the forward: no vol
@@ -89,3 +92,8 @@ def test_lanes_keep_nan_and_strict_per_option() -> None:
     assert np.isnan(iv[[2, 9]]).all(), f"{iv}"
     ok = np.delete(np.arange(11), [2, 9])
     assert np.abs(iv[ok] - 0.3).max() <= 1e-14, f"{iv}"
+    ones = np.ones(11)
+    with pytest.raises(ValueError, match=r"price 150 is outside .*\[0, 100\).*at index 2\)"):
+        _core.black_implied_vol(
+            price, FORWARD * ones, k, ones, np.ones(11, np.uint8), ones, strict=True
+        )
