@@ -1,7 +1,9 @@
 // "Let's Be Rational" implied volatility (P. Jäckel, Wilmott 2015), written from the paper.
 // Section and equation numbers below refer to that paper. The numerics run in functions that
 // are flattened (everything inlined) and compiled twice: for x86-64-v3 (FMA, so the v28::simd
-// polynomials are single instructions) and for the baseline, picked at run time.
+// polynomials are single instructions) and for the baseline, picked at run time. The span
+// functions solve whole registers of options in vector lanes instead (iv_kernels.ipp, which
+// shares the rational-cubic guess below through iv_interpolate_guess).
 #include "v28/iv.hpp"
 
 #include <cfloat>
@@ -11,6 +13,7 @@
 #include <stdexcept>
 
 #include "bsm_kernels.hpp"
+#include "iv_kernels.hpp"
 #include "v28/check.hpp"
 #include "v28/vmath.hpp"
 
@@ -18,23 +21,26 @@ namespace v28::bsm {
 
 namespace {
 
+using detail::kAsymptoticH;
+using detail::kBinom;
+using detail::kInvSqrt2;
+using detail::kInvSqrt2Pi;
+using detail::kSqrt2Pi;
+using detail::kTauSmall;
+using detail::kSqrt3;
+using detail::kInvSqrt3;
+using detail::kTwoPi;
+using detail::kTwoPiOverSqrt27;
+using detail::kPiOver6;
+using detail::kSqrtPiOver2;
+using detail::IvGuess;
+
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kEps = DBL_EPSILON;
-constexpr double kTauSmall = 0.21022410381342865;   // 2 eps^(1/16): small-t expansion limit
 constexpr double kFourthRootEps = 0.0001220703125;  // eps^(1/4)
-constexpr double kAsymptoticH = -10.0;              // h below which (2.9) is accurate
 constexpr double kSqrtDblMax = 1.3407807929942596e+154;
 constexpr double kRcMin = -0.9999999850988388;   // -(1 - sqrt(eps)): rational cubic r >= this
 constexpr double kRcMax = 4.056481920730334e+31;  // 2 / eps^2: r at or above -> linear
-constexpr double kInvSqrt2Pi = 0.39894228040143267793994605993438186847585863116;
-constexpr double kSqrt2Pi = 2.50662827463100050241576528481104525300698674061;
-constexpr double kInvSqrt2 = 0.70710678118654752440084436210484903928483593769;
-constexpr double kSqrt3 = 1.73205080756887729352744634150587236694280525381;
-constexpr double kInvSqrt3 = 0.57735026918962576450914878050195745564760175127;
-constexpr double kTwoPi = 6.28318530717958647692528676655900576839433879875;
-constexpr double kTwoPiOverSqrt27 = 1.20919957615614523372938550509477048818937749873;
-constexpr double kPiOver6 = 0.52359877559829887307710723054658381403286156656;
-constexpr double kSqrtPiOver2 = 1.25331413731550025120788264240552262650349337031;
 
 inline double sq(double x) { return x * x; }
 // max for non-NaN operands, inline (std::fmax is a library call without -ffast-math).
@@ -51,18 +57,6 @@ inline double normalised_intrinsic_call(double x) {
     const double b_max = simd::exp(0.5 * x);
     return b_max - 1.0 / b_max;
 }
-
-// Binomial coefficients C(n, m), n <= 35, exact in double.
-struct Binomials {
-    double c[36][36] = {};
-    constexpr Binomials() {
-        for (int n = 0; n < 36; ++n) {
-            c[n][0] = 1.0;
-            for (int m = 1; m <= n; ++m) c[n][m] = c[n - 1][m - 1] + (m < n ? c[n - 1][m] : 0.0);
-        }
-    }
-};
-inline constexpr Binomials kBinom{};
 
 // Section 3, eq. (3.4)-(3.5): for h = x/s < -10 and t = s/2 small enough,
 //   b = n(h) e^{-t^2/2} (t / r) sum_k (-1)^k (2k-1)!! q^k P_k(e),  r = (h+t)(h-t), q = (h/r)^2,
@@ -274,17 +268,10 @@ inline MapValue lower_map(double x, double s) {
 // functions so that the guess costs no library calls.
 inline double inverse_norm_cdf(double p) {
     if (!(p > 0.0 && p < 1.0)) return p == 0.0 ? -HUGE_VAL : (p == 1.0 ? HUGE_VAL : kNaN);
-    static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
-                                   -2.759285104469687e+02, 1.383577518672690e+02,
-                                   -3.066479806614716e+01, 2.506628277459239e+00};
-    static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
-                                   -1.556989798598866e+02, 6.680131188771972e+01,
-                                   -1.328068155288572e+01};
-    static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
-                                   -2.400758277161838e+00, -2.549732539343734e+00,
-                                   4.374664141464968e+00,  2.938163982698783e+00};
-    static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
-                                   2.445134137142996e+00, 3.754408661907416e+00};
+    const auto& a = detail::kAcklamA;
+    const auto& b = detail::kAcklamB;
+    const auto& c = detail::kAcklamC;
+    const auto& d = detail::kAcklamD;
     constexpr double p_low = 0.02425;
     double x;
     if (p < p_low || p > 1.0 - p_low) {
@@ -323,24 +310,91 @@ inline double householder_factor(double newton, double halley, double hh3) {
     return (1.0 + 0.5 * halley * newton) / (1.0 + newton * (halley + hh3 * newton / 6.0));
 }
 
-// Section 6: guess by the four-branch rational cubic, then `n_iter` Householder(3) steps on
-// the branch's objective. beta is a normalised OTM call price, x <= 0, 0 < beta < e^{x/2}.
-// Black::eval is black_call_vega, kept out of line (the caller is flattened,
-// and six inlined copies of it would overflow the instruction cache).
+// Section 6: the second point of the guess, s_l = s_c - b_c / v_c below b_c, else
+// s_h = s_c + (b_max - b_c) / v_c (the tangents at the inflexion point s_c).
+inline double second_point(double beta, double b_max, double s_c, double b_c, double v_c) {
+    if (beta < b_c) return s_c - b_c / v_c;
+    return v_c > DBL_MIN ? s_c + (b_max - b_c) / v_c : s_c;
+}
+
+// Section 6: the four-branch rational-cubic guess, from b and vega at s_c and at the second
+// point and, in the lowest and highest branches, the map m (lower_map or upper_map at s_2).
+// There it returns the interpolated map value f in `s` and `map` 1 or 2: the guess is then
+// inverse_lower_map(x, f) or inverse_upper_map(f). No Black evaluations here, so the vector
+// code shares it (with its own maps and their inverses in lanes).
+inline IvGuess interpolate_guess(double beta, double b_max, double s_c, double b_c,
+                                 double v_c, double s_2, double b_2, double v_2,
+                                 const MapValue& m) {
+    double f = -DBL_MAX;
+    if (beta < b_c) {
+        const double s_l = s_2, b_l = b_2, v_l = v_2;
+        if (beta < b_l) {
+            // Lowest branch: interpolate the lower map, iterate on g = 1/ln(b) - 1/ln(beta).
+            const double r_ll = convex_r_right(0.0, b_l, 0.0, m.f, 1.0, m.fp, m.fpp, true);
+            f = rational_cubic(beta, 0.0, b_l, 0.0, m.f, 1.0, m.fp, r_ll);
+            if (!(f > 0.0)) {  // round-off at extreme |x|: quadratic instead
+                const double t = beta / b_l;
+                f = (m.f * t + b_l * (1.0 - t)) * t;
+            }
+            return {f, DBL_MIN, s_l, 1, 1};
+        }
+        // Lower-middle branch: rational cubic of s(b) between (b_l, s_l) and (b_c, s_c).
+        const double r_lm = convex_r_right(b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, 0.0, false);
+        return {rational_cubic(beta, b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, r_lm), s_l, s_c, 0,
+                0};
+    }
+    const double s_h = s_2, b_h = b_2, v_h = v_2;
+    if (beta <= b_h) {
+        // Upper-middle branch.
+        const double r_hm = convex_r_left(b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, 0.0, false);
+        return {rational_cubic(beta, b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, r_hm), s_c, s_h, 0,
+                0};
+    }
+    // Highest branch: interpolate the upper map, iterate on
+    // g = ln((b_max - beta) / (b_max - b)) when beta > b_max / 2, else on b - beta.
+    if (m.fpp > -kSqrtDblMax && m.fpp < kSqrtDblMax) {
+        const double r_hh = convex_r_left(b_h, b_max, m.f, 0.0, m.fp, -0.5, m.fpp, true);
+        f = rational_cubic(beta, b_h, b_max, m.f, 0.0, m.fp, -0.5, r_hh);
+    }
+    if (f <= 0.0) {
+        const double h = b_max - b_h;
+        const double t = (beta - b_h) / h;
+        f = (m.f * (1.0 - t) + 0.5 * h * t) * (1.0 - t);
+    }
+    return {f, s_h, DBL_MAX, beta > 0.5 * b_max ? 2 : 0, 2};
+}
+
+inline IvGuess initial_guess(double beta, double x, double b_max, double s_c, double b_c,
+                             double v_c, double s_2, double b_2, double v_2) {
+    const bool lowest = beta < b_c && beta < b_2;
+    const bool highest = !(beta < b_c) && !(beta <= b_2);
+    const MapValue m = lowest ? lower_map(x, s_2) : (highest ? upper_map(x, s_2) : MapValue{});
+    IvGuess g = interpolate_guess(beta, b_max, s_c, b_c, v_c, s_2, b_2, v_2, m);
+    if (g.map == 1) g.s = inverse_lower_map(x, g.s);
+    if (g.map == 2) g.s = inverse_upper_map(g.s);
+    return g;
+}
+
+// Section 6: guess, then `n_iter` Householder(3) steps on the branch's objective. beta is a
+// normalised OTM call price, x <= 0, 0 < beta < e^{x/2}. Black::eval is black_call_vega, kept
+// out of line (the caller is flattened, and inlined copies of it would overflow the
+// instruction cache). iv_kernels.ipp does the same in vector lanes.
 template <class Black>
 inline double implied_s_otm_call(double beta, double x, int n_iter) {
     const double b_max = simd::exp(0.5 * x);
-    int iterations = 0;
-    int direction_reversals = 0;
-    double f = -DBL_MAX;
-    double s = -DBL_MAX;
-    double ds = s;
-    double ds_previous = 0.0;
-    double s_left = DBL_MIN;
-    double s_right = DBL_MAX;
     // The central point s_c = sqrt(2|x|) is the inflexion of b(s) (eq. 4.1).
     const double s_c = std::sqrt(std::fabs(2.0 * x));
     const auto [b_c, v_c] = Black::eval(x, s_c);
+    const double s_2 = second_point(beta, b_max, s_c, b_c, v_c);
+    const auto [b_2, v_2] = Black::eval(x, s_2);
+    const IvGuess guess = initial_guess(beta, x, b_max, s_c, b_c, v_c, s_2, b_2, v_2);
+    double s = guess.s;
+    double s_left = guess.s_left;
+    double s_right = guess.s_right;
+    int iterations = 0;
+    int direction_reversals = 0;
+    double ds = -DBL_MAX;
+    double ds_previous = 0.0;
 
     // Bisection guard shared by the three iteration loops: if the last step left the bracket
     // or reversed direction thrice, restart from its midpoint. Returns true to stop.
@@ -363,100 +417,55 @@ inline double implied_s_otm_call(double beta, double x, int n_iter) {
         }
     };
 
-    if (beta < b_c) {
-        const double s_l = s_c - b_c / v_c;
-        const auto [b_l, v_l] = Black::eval(x, s_l);
-        if (beta < b_l) {
-            // Lowest branch: interpolate the lower map, iterate on g = 1/ln(b) - 1/ln(beta).
-            const MapValue m = lower_map(x, s_l);
-            const double r_ll = convex_r_right(0.0, b_l, 0.0, m.f, 1.0, m.fp, m.fpp, true);
-            f = rational_cubic(beta, 0.0, b_l, 0.0, m.f, 1.0, m.fp, r_ll);
-            if (!(f > 0.0)) {  // round-off at extreme |x|: quadratic instead
-                const double t = beta / b_l;
-                f = (m.f * t + b_l * (1.0 - t)) * t;
+    if (guess.objective == 1) {  // lowest branch: g = 1/ln(b) - 1/ln(beta)
+        const double ln_beta = simd::log(beta);
+        while (iterations < n_iter && std::fabs(ds) > kEps * s) {
+            if (guard()) break;
+            const auto [b, bp] = Black::eval(x, s);
+            tighten(b);
+            if (b <= 0.0 || bp <= 0.0) {  // underflow: bisect this once
+                ds = 0.5 * (s_left + s_right) - s;
+            } else {
+                const double ln_b = simd::log(b);
+                const double bpob = bp / b;
+                const double h = x / s;
+                const double b_halley = h * h / s - s / 4.0;
+                const double newton = (ln_beta - ln_b) * ln_b / ln_beta / bpob;
+                const double halley = b_halley - bpob * (1.0 + 2.0 / ln_b);
+                const double b_hh3 = b_halley * b_halley - 3.0 * sq(h / s) - 0.25;
+                const double hh3 = b_hh3 + 2.0 * sq(bpob) * (1.0 + 3.0 / ln_b * (1.0 + 1.0 / ln_b)) -
+                                   3.0 * b_halley * bpob * (1.0 + 2.0 / ln_b);
+                ds = newton * householder_factor(newton, halley, hh3);
             }
-            s = inverse_lower_map(x, f);
-            s_right = s_l;
-            const double ln_beta = simd::log(beta);
-            while (iterations < n_iter && std::fabs(ds) > kEps * s) {
-                if (guard()) break;
-                const auto [b, bp] = Black::eval(x, s);
-                tighten(b);
-                if (b <= 0.0 || bp <= 0.0) {  // underflow: bisect this once
-                    ds = 0.5 * (s_left + s_right) - s;
-                } else {
-                    const double ln_b = simd::log(b);
-                    const double bpob = bp / b;
-                    const double h = x / s;
-                    const double b_halley = h * h / s - s / 4.0;
-                    const double newton = (ln_beta - ln_b) * ln_b / ln_beta / bpob;
-                    const double halley = b_halley - bpob * (1.0 + 2.0 / ln_b);
-                    const double b_hh3 = b_halley * b_halley - 3.0 * sq(h / s) - 0.25;
-                    const double hh3 = b_hh3 + 2.0 * sq(bpob) * (1.0 + 3.0 / ln_b * (1.0 + 1.0 / ln_b)) -
-                                       3.0 * b_halley * bpob * (1.0 + 2.0 / ln_b);
-                    ds = newton * householder_factor(newton, halley, hh3);
-                }
-                ds = fmax2(-0.5 * s, ds);
-                s += ds;
-                ++iterations;
-            }
-            return s;
+            ds = fmax2(-0.5 * s, ds);
+            s += ds;
+            ++iterations;
         }
-        // Lower-middle branch: rational cubic of s(b) between (b_l, s_l) and (b_c, s_c).
-        const double r_lm = convex_r_right(b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, 0.0, false);
-        s = rational_cubic(beta, b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, r_lm);
-        s_left = s_l;
-        s_right = s_c;
-    } else {
-        const double s_h = v_c > DBL_MIN ? s_c + (b_max - b_c) / v_c : s_c;
-        const auto [b_h, v_h] = Black::eval(x, s_h);
-        if (beta <= b_h) {
-            // Upper-middle branch.
-            const double r_hm =
-                convex_r_left(b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, 0.0, false);
-            s = rational_cubic(beta, b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, r_hm);
-            s_left = s_c;
-            s_right = s_h;
-        } else {
-            // Highest branch: interpolate the upper map, iterate on
-            // g = ln((b_max - beta) / (b_max - b)) when beta > b_max / 2.
-            const MapValue m = upper_map(x, s_h);
-            if (m.fpp > -kSqrtDblMax && m.fpp < kSqrtDblMax) {
-                const double r_hh = convex_r_left(b_h, b_max, m.f, 0.0, m.fp, -0.5, m.fpp, true);
-                f = rational_cubic(beta, b_h, b_max, m.f, 0.0, m.fp, -0.5, r_hh);
+        return s;
+    }
+    if (guess.objective == 2) {  // highest branch above b_max / 2
+        while (iterations < n_iter && std::fabs(ds) > kEps * s) {
+            if (guard()) break;
+            const auto [b, bp] = Black::eval(x, s);
+            tighten(b);
+            if (b >= b_max || bp <= DBL_MIN) {
+                ds = 0.5 * (s_left + s_right) - s;
+            } else {
+                const double b_max_minus_b = b_max - b;
+                const double g = simd::log((b_max - beta) / b_max_minus_b);
+                const double gp = bp / b_max_minus_b;
+                const double b_halley = sq(x / s) / s - s / 4.0;
+                const double b_hh3 = b_halley * b_halley - 3.0 * sq(x / (s * s)) - 0.25;
+                const double newton = -g / gp;
+                const double halley = b_halley + gp;
+                const double hh3 = b_hh3 + gp * (2.0 * gp + 3.0 * b_halley);
+                ds = newton * householder_factor(newton, halley, hh3);
             }
-            if (f <= 0.0) {
-                const double h = b_max - b_h;
-                const double t = (beta - b_h) / h;
-                f = (m.f * (1.0 - t) + 0.5 * h * t) * (1.0 - t);
-            }
-            s = inverse_upper_map(f);
-            s_left = s_h;
-            if (beta > 0.5 * b_max) {
-                while (iterations < n_iter && std::fabs(ds) > kEps * s) {
-                    if (guard()) break;
-                    const auto [b, bp] = Black::eval(x, s);
-                    tighten(b);
-                    if (b >= b_max || bp <= DBL_MIN) {
-                        ds = 0.5 * (s_left + s_right) - s;
-                    } else {
-                        const double b_max_minus_b = b_max - b;
-                        const double g = simd::log((b_max - beta) / b_max_minus_b);
-                        const double gp = bp / b_max_minus_b;
-                        const double b_halley = sq(x / s) / s - s / 4.0;
-                        const double b_hh3 = b_halley * b_halley - 3.0 * sq(x / (s * s)) - 0.25;
-                        const double newton = -g / gp;
-                        const double halley = b_halley + gp;
-                        const double hh3 = b_hh3 + gp * (2.0 * gp + 3.0 * b_halley);
-                        ds = newton * householder_factor(newton, halley, hh3);
-                    }
-                    ds = fmax2(-0.5 * s, ds);
-                    s += ds;
-                    ++iterations;
-                }
-                return s;
-            }
+            ds = fmax2(-0.5 * s, ds);
+            s += ds;
+            ++iterations;
         }
+        return s;
     }
     // Middle branches (and the highest one below b_max / 2): iterate on g = b(s) - beta.
     while (iterations < n_iter && std::fabs(ds) > kEps * s) {
@@ -562,6 +571,19 @@ double black_iv_dispatch(double price, double forward, double strike, double t, 
     return black_iv_base(price, forward, strike, t, call, discount);
 }
 
+// Options in vector lanes where the CPU allows (the rest, and every option without AVX2 + FMA,
+// by the scalar code); returns how many were done.
+std::size_t black_iv_lanes(const detail::IvInputs& in, double* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int level = detail::cpu_level();
+    if (level >= 4) return detail::iv_lanes_avx512(in, out);
+    if (level == 3) return detail::iv_lanes_avx2(in, out);
+#endif
+    (void)in;
+    (void)out;
+    return 0;
+}
+
 void check_black_args(double price, double forward, double strike, double t, double discount,
                       std::size_t i) {
     require_finite("price", price, i);
@@ -602,6 +624,18 @@ inline Carry carry(double spot, double t, double rate, double div) {
 }
 
 }  // namespace
+
+namespace detail {
+// The vector kernels' guess (iv_kernels.hpp): called only at cpu_level() >= 3.
+#if defined(__x86_64__) && defined(__GNUC__)
+[[gnu::target("arch=x86-64-v3"), gnu::flatten]]
+#endif
+IvGuess iv_interpolate_guess(double beta, double b_max, double s_c, double b_c,
+                             double v_c, double s_2, double b_2, double v_2, double m_f,
+                             double m_fp, double m_fpp) {
+    return interpolate_guess(beta, b_max, s_c, b_c, v_c, s_2, b_2, v_2, {m_f, m_fp, m_fpp});
+}
+}  // namespace detail
 
 double normalised_black_call(double x, double s) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -660,11 +694,28 @@ void implied_vol(std::span<const double> price, std::span<const double> spot,
     require_same_size("price, call", n, call.size());
     require_same_size("price, out", n, out.size());
     for (std::size_t i = 0; i < n; ++i) check_bsm_args(price[i], spot[i], strike[i], t[i], rate[i], div[i], i);
-    for (std::size_t i = 0; i < n; ++i) {
-        const Carry c = carry(spot[i], t[i], rate[i], div[i]);
-        out[i] = black_iv_dispatch(price[i], c.forward, strike[i], t[i], call[i] != 0, c.discount);
-        if (strict && std::isnan(out[i])) {
-            fail_bounds(price[i], c.forward, strike[i], call[i] != 0, c.discount, i);
+    // Forwards and discount factors a chunk at a time, then the Black implied vols.
+    constexpr std::size_t chunk = 256;
+    double forward[chunk];
+    double discount[chunk];
+    for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
+        const std::size_t m = n - i0 < chunk ? n - i0 : chunk;
+        for (std::size_t j = 0; j < m; ++j) {
+            const Carry c = carry(spot[i0 + j], t[i0 + j], rate[i0 + j], div[i0 + j]);
+            forward[j] = c.forward;
+            discount[j] = c.discount;
+        }
+        const detail::IvInputs in{price.data() + i0, forward,      strike.data() + i0,
+                                  t.data() + i0,     discount,     call.data() + i0, m};
+        for (std::size_t j = black_iv_lanes(in, out.data() + i0); j < m; ++j) {
+            out[i0 + j] = black_iv_dispatch(price[i0 + j], forward[j], strike[i0 + j], t[i0 + j],
+                                            call[i0 + j] != 0, discount[j]);
+        }
+        for (std::size_t j = 0; strict && j < m; ++j) {
+            if (std::isnan(out[i0 + j])) {
+                fail_bounds(price[i0 + j], forward[j], strike[i0 + j], call[i0 + j] != 0,
+                            discount[j], i0 + j);
+            }
         }
     }
 }
@@ -681,9 +732,13 @@ void black_implied_vol(std::span<const double> price, std::span<const double> fo
     require_same_size("price, discount", n, discount.size());
     require_same_size("price, out", n, out.size());
     for (std::size_t i = 0; i < n; ++i) check_black_args(price[i], forward[i], strike[i], t[i], discount[i], i);
-    for (std::size_t i = 0; i < n; ++i) {
+    const detail::IvInputs in{price.data(), forward.data(),  strike.data(), t.data(),
+                              discount.data(), call.data(), n};
+    for (std::size_t i = black_iv_lanes(in, out.data()); i < n; ++i) {
         out[i] = black_iv_dispatch(price[i], forward[i], strike[i], t[i], call[i] != 0, discount[i]);
-        if (strict && std::isnan(out[i])) {
+    }
+    for (std::size_t i = 0; strict && i < n; ++i) {
+        if (std::isnan(out[i])) {
             fail_bounds(price[i], forward[i], strike[i], call[i] != 0, discount[i], i);
         }
     }

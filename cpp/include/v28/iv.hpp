@@ -51,6 +51,9 @@ double implied_vol_checked(double price, double spot, double strike, double t, d
 
 // Vectorised over equal-length spans (`call` 1 = call, 0 = put). Every argument is validated
 // first; out-of-bounds prices give NaN, or std::domain_error with the index when `strict`.
+// On AVX-512 (AVX2 + FMA) CPUs the options are solved 8 (4) at a time in vector lanes, the
+// remainder by the scalar code; the two agree to ~2e-15 relative wherever one ulp of the price
+// moves the vol by <= 1e-15 relative (tests/test_implied_vol_lanes.py).
 void implied_vol(std::span<const double> price, std::span<const double> spot,
                  std::span<const double> strike, std::span<const double> t,
                  std::span<const double> rate, std::span<const double> div,
