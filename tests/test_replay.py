@@ -25,8 +25,6 @@ from v28quant.data.replay import ReplayFeed, intraday_path, load_chain_snapshot
 from v28quant.data.samples import History, load_bars_file, sp500_index_ohlcv, sp500_stocks
 from v28quant.quotes import QuoteSource
 
-pytest.importorskip("v28quant._core", reason="compiled core not built (make dev)")
-
 
 def run(coro):
     return asyncio.run(coro)
@@ -268,7 +266,6 @@ def test_user_files(tmp_path: Path) -> None:
 
 
 def test_user_parquet(tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow", reason="Parquet support needs pyarrow")
     pq = tmp_path / "x.parquet"
     pd.DataFrame(
         {
