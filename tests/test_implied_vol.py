@@ -105,6 +105,7 @@ def test_in_the_money_to_the_information_limit() -> None:
         ]
     )
     informative = vega > 1e-8
+    assert informative.sum() > len(k) // 2, f"only {informative.sum()} of {len(k)} informative"
     tol = 4.0 * np.spacing(price) / np.maximum(vega, 1e-300) + 1e-13
     err = np.abs(iv - v)
     bad = informative & ~(err <= tol)
