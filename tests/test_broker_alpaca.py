@@ -70,6 +70,26 @@ def test_500_after_store_then_lookup_never_duplicates(fake_trading):  # noqa: F8
     assert fake_trading.count("GET", "/v2/orders:by_client_order_id") == 1
 
 
+def test_html_200_after_store_is_resolved_by_lookup(fake_trading):  # noqa: F811
+    """A proxy answers 200 with an HTML page after the venue stored the order: the body cannot
+    be parsed, so the outcome is unknown; submit looks the order up instead of resending."""
+    quotes(fake_trading)
+    fake_trading.inject("POST", "/v2/orders", 200, "<html>gateway</html>", after_store=True)
+    b = make(fake_trading)
+    req = OrderRequest.equity("SPY", 2, "buy", owner=own("html"))
+    o = run(b.submit(req))
+    assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
+    assert len(fake_trading.orders) == 1 and fake_trading.count("POST", "/v2/orders") == 1
+
+
+def test_replace_refuses_a_fractional_qty(fake_trading):  # noqa: F811
+    quotes(fake_trading)
+    b = make(fake_trading)
+    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("1.00"), owner=own("fr"))))
+    with pytest.raises(ValueError, match="whole number"):
+        run(b.replace(o.id, qty=D("1.5")))
+
+
 def test_500_before_store_is_resent_once(fake_trading):  # noqa: F811
     quotes(fake_trading)
     fake_trading.inject("POST", "/v2/orders", 503, "<html>upstream busy</html>")

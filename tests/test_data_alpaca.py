@@ -240,3 +240,12 @@ def test_empty_results(fake: FakeAlpacaData) -> None:
     ch = run(c.option_chain("AAPL"))
     assert ch.empty and list(ch.columns) == list(CHAIN_COLUMNS)
     assert math.isnan(ch.attrs["underlying_price"])
+
+
+def test_a_missing_quote_side_is_not_a_price_of_zero() -> None:
+    # A quote without a bid or an ask is dropped by latest_quotes, never priced at 0.
+    from v28quant.data.alpaca import _dec
+
+    with pytest.raises(ValueError, match="no bid or no ask"):
+        _dec(None)
+    assert _dec(1.25) == Decimal("1.25")

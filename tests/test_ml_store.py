@@ -169,3 +169,21 @@ def test_store_rejects_bad_names_versions_and_journals(tmp_path):
             validation_scores={},
             version="v0007",
         )
+
+
+def test_a_save_that_dies_midway_leaves_no_version(tmp_path, monkeypatch):
+    """A crash while pickling (simulated) must not leave a version that load() would pick."""
+    import v28quant.ml.model_store as ms
+
+    store = ModelStore(tmp_path)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ms.pickle, "dump", boom)
+    with pytest.raises(OSError, match="disk full"):
+        store.save({"w": 1}, "m", train_start="a", train_end="b", features=[], validation_scores={})
+    assert store.versions("m") == []
+    monkeypatch.undo()
+    store.save({"w": 2}, "m", train_start="a", train_end="b", features=[], validation_scores={})
+    assert store.versions("m") == ["v0001"] and store.load("m")[0] == {"w": 2}

@@ -170,7 +170,7 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
         owner=owner,
     )
     with Journal(journal_path) as journal:
-        journal.record_order_intent(
+        first_time = journal.record_order_intent(
             owner.client_order_id,
             owner.engine,
             owner.strategy,
@@ -178,6 +178,9 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
             request.to_dict(),
             clock.now(),
         )
+        if not first_time:  # this decision was journaled by an earlier run: never send it twice
+            print(f"{owner.client_order_id} is already in {journal_path}; not sent again")
+            return
         order = await broker.submit(request)
         journal.record_order_update(
             order.client_order_id,

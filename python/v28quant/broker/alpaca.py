@@ -231,6 +231,14 @@ def to_sdk_request(req: OrderRequest, client_order_id: str | None = None) -> Any
     return MarketOrderRequest(**common)
 
 
+def _whole_qty(qty: Decimal | int) -> int:
+    """alpaca-py's replace takes whole quantities only: refuse a fraction, never truncate it."""
+    d = Decimal(str(qty))
+    if d != d.to_integral_value() or d <= 0:
+        raise ValueError(f"replace qty must be a positive whole number, got {qty}")
+    return int(d)
+
+
 class AlpacaBroker:
     """``Broker`` on Alpaca.
 
@@ -324,14 +332,18 @@ class AlpacaBroker:
                     last = err
                 else:
                     raise err from None
-            except (requests.Timeout, requests.ConnectionError) as e:
+            except (requests.RequestException, ValueError) as e:
+                # Timeouts, dropped connections, truncated or non-JSON bodies (a proxy's HTML
+                # page): the outcome is unknown, which submit resolves by looking the order up.
+                # ValidationError is a ValueError but means a well-formed body we cannot parse.
+                if isinstance(e, ValidationError):
+                    raise BrokerError(
+                        "Alpaca response did not match alpaca-py's model: "
+                        f"{e.errors()[0].get('msg')}"
+                    ) from None
                 last = BrokerUnavailable(f"Alpaca unreachable: {type(e).__name__}")
                 if not retry_transient:
                     raise last from None
-            except ValidationError as e:
-                raise BrokerError(
-                    f"Alpaca response did not match alpaca-py's model: {e.errors()[0].get('msg')}"
-                ) from None
             if attempt + 1 < self._max_attempts:
                 await self._limiter.pause(self._backoff_s * 2**attempt)
         assert last is not None
@@ -459,7 +471,7 @@ class AlpacaBroker:
             else None
         )
         req = ReplaceOrderRequest(
-            qty=None if qty is None else int(qty),
+            qty=None if qty is None else _whole_qty(qty),
             limit_price=None if limit_price is None else float(limit_price),
             client_order_id=cid,
         )

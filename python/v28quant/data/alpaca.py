@@ -78,7 +78,9 @@ class DataError(RuntimeError):
 
 
 def _dec(x: float | None) -> Decimal:
-    return Decimal(repr(float(x))) if x is not None else Decimal(0)
+    if x is None:  # a missing side is no quote, not a price of 0
+        raise ValueError("quote has no bid or no ask price")
+    return Decimal(repr(float(x)))
 
 
 def _f(x: Any) -> float:

@@ -13,8 +13,10 @@ that method works (:class:`RunRecorder`).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,10 +108,18 @@ class ModelStore:
             finished=finished.isoformat(),
         )
         d = self.root / name / version
-        d.mkdir(parents=True)
-        with open(d / "model.pkl", "wb") as fh:
+        # Written under a temporary name, then renamed: a crash mid-save leaves no version
+        # folder that versions() or load() would take for a complete model.
+        tmp = self.root / name / f".{version}.partial"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        with open(tmp / "model.pkl", "wb") as fh:
             pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        (d / "meta.json").write_text(json.dumps(asdict(meta), indent=2, sort_keys=True))
+            fh.flush()
+            os.fsync(fh.fileno())
+        (tmp / "meta.json").write_text(json.dumps(asdict(meta), indent=2, sort_keys=True))
+        tmp.rename(d)
         if self.journal is not None:
             self.journal.record_model_run(
                 model=name,
