@@ -249,3 +249,19 @@ def test_a_missing_quote_side_is_not_a_price_of_zero() -> None:
     with pytest.raises(ValueError, match="no bid or no ask"):
         _dec(None)
     assert _dec(1.25) == Decimal("1.25")
+
+
+def test_a_silent_server_times_out_with_a_clear_error() -> None:
+    # A listener that accepts connections and never answers: without a timeout the SDK would
+    # wait forever; with one, the call ends in DataError within the budget.
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        feed = AlpacaData(
+            KEY, SECRET, data_url=url, trading_url=url, timeout_s=0.3, now=lambda: NOW
+        )
+        with pytest.raises(DataError, match="unreachable"):
+            asyncio.run(feed.latest_quotes(["SPY"]))

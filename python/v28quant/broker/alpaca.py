@@ -56,6 +56,7 @@ from alpaca.trading.requests import (
 )
 from pydantic import ValidationError
 
+from v28quant._http import TimeoutSession
 from v28quant.broker.base import (
     Account,
     Activity,
@@ -81,18 +82,6 @@ from v28quant.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 NY = ZoneInfo("America/New_York")
-
-
-class _TimeoutSession(requests.Session):
-    """A ``requests`` session whose requests time out (the SDK passes no timeout)."""
-
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self._timeout_s = timeout_s
-
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", self._timeout_s)
-        return super().request(*args, **kwargs)
 
 
 def _safe(getter: Callable[[], Any]) -> Any:
@@ -281,7 +270,7 @@ class AlpacaBroker:
         self._client = TradingClient(key_id, secret_key, paper=not live, url_override=url)
         self._client._retry = 0  # 429s are ours: the SDK would sleep a fixed 3 s, blind
         self._limiter = limiter or RateLimiter()
-        session = _TimeoutSession(timeout_s)
+        session = TimeoutSession(timeout_s)
         session.hooks["response"].append(self._limiter.response_hook)
         self._client._session = session
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alpaca")

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import requests
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed as _StockFeed
 from alpaca.data.enums import OptionsFeed
@@ -47,6 +48,7 @@ from alpaca.trading.enums import ContractType
 from alpaca.trading.models import OptionContractsResponse
 from alpaca.trading.requests import GetOptionContractsRequest
 
+from v28quant._http import TimeoutSession
 from v28quant.data.base import (
     BAR_COLUMNS,
     CONTRACT_COLUMNS,
@@ -117,6 +119,8 @@ class AlpacaData:
         run on one account (default: a new one).
     max_retries : int
         Retries after a 429 (each waits for the server's reset).
+    timeout_s : float
+        Per-request HTTP timeout; a request that runs past it raises ``DataError``.
     now : callable
         Current UTC time (tests inject one).
     """
@@ -133,6 +137,7 @@ class AlpacaData:
         limiter: RateLimiter | None = None,
         trading_limiter: RateLimiter | None = None,
         max_retries: int = 3,
+        timeout_s: float = 30.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if feed not in ("iex", "sip"):
@@ -150,6 +155,7 @@ class AlpacaData:
             (self._trading, self.trading_limiter),
         ):
             c._retry = 0  # our limiter handles 429s; the SDK would sleep 3 s x 3
+            c._session = TimeoutSession(timeout_s)  # the SDK's session never times out
             c._session.hooks["response"].append(lim.response_hook)
         self.feed = feed
         self.options_feed = options_feed
@@ -188,6 +194,8 @@ class AlpacaData:
                     log.warning("Alpaca data: 429 rate limited; waiting %.2f s", wait)
                     continue
                 raise DataError(f"Alpaca data API error {status}: {_body(err)}") from None
+            except requests.RequestException as err:  # timeout, dropped connection, bad body
+                raise DataError(f"Alpaca data API unreachable: {type(err).__name__}") from None
         raise AssertionError("unreachable")
 
     # -- bars -------------------------------------------------------------------------------
