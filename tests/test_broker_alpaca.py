@@ -323,3 +323,15 @@ def test_orders_page_past_the_limit_with_until(fake_trading):  # noqa: F811
     assert [g["limit"] for g in gets] == ["5"] * len(gets) and len(gets) >= 3, gets
     with pytest.raises(ValueError, match="orders_page_size"):
         make(fake_trading, orders_page_size=501)
+
+
+def test_activity_rows_signed_and_malformed_rows_named() -> None:
+    # A sell (full or partial) reduces the position: the signed change is negative.
+    from v28quant.broker.alpaca import to_activity
+    from v28quant.broker.base import BrokerError
+
+    row = {"id": "1", "transaction_time": "2024-06-03T14:30:00Z", "qty": "3", "side": "sell"}
+    for kind in ("FILL", "PARTIAL_FILL"):
+        assert to_activity({**row, "activity_type": kind}).qty == D(-3)
+    with pytest.raises(BrokerError, match="neither transaction_time nor date"):
+        to_activity({"id": "2", "activity_type": "OPEXP"})

@@ -172,11 +172,13 @@ def to_activity(r: dict[str, Any]) -> Activity:
     kind = r["activity_type"]
     if "transaction_time" in r:
         ts = datetime.fromisoformat(str(r["transaction_time"]).replace("Z", "+00:00"))
-    else:  # non-trade activities carry a date only: they happen at/after that session
+    elif "date" in r:  # non-trade activities carry a date only: they happen at/after that session
         ts = datetime.combine(date.fromisoformat(r["date"]), time(16, 0), tzinfo=NY)
+    else:
+        raise BrokerError(f"Alpaca activity {r.get('id')!r} has neither transaction_time nor date")
     qty = _d(r.get("qty")) or Decimal(0)
     side = r.get("side") or None
-    if kind == "FILL" and side == "sell":
+    if kind in ("FILL", "PARTIAL_FILL") and side == "sell":
         qty = -qty
     return Activity(
         id=str(r["id"]),
