@@ -160,6 +160,70 @@ def test_positions_snapshots(journal: Journal) -> None:
         journal.record_positions([{"symbol": "SPY"}], T0)
 
 
+def test_activity_batch_is_all_or_nothing(journal: Journal) -> None:
+    # Independent check: a raw sqlite3 connection counts the rows. A trigger makes the LAST
+    # statement of the batch (a position row) fail inside the transaction, after the
+    # activities, the fill and the snapshot row have been executed.
+    acts = [
+        {
+            "activity_id": "a1",
+            "activity_type": "FILL",
+            "symbol": "SPY",
+            "qty": "10",
+            "price": "450.5",
+            "ts": T0,
+            "raw": {},
+        },
+        {
+            "activity_id": "a2",
+            "activity_type": "OPEXP",
+            "symbol": "SPY240621C00600000",
+            "qty": "-1",
+            "price": None,
+            "ts": T0,
+            "raw": {},
+        },
+    ]
+    fills = [
+        {
+            "fill_id": "a1",
+            "client_order_id": "c1",
+            "symbol": "SPY",
+            "qty": "10",
+            "price": "450.5",
+            "side": "buy",
+            "ts": T0,
+        }
+    ]
+    snapshot = [{"symbol": "SPY", "qty": "10"}]
+    con = sqlite3.connect(str(journal.path))
+    con.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON positions BEGIN SELECT RAISE(ABORT, 'injected'); END"
+    )
+    con.commit()
+    with pytest.raises(sqlite3.IntegrityError, match="injected"):
+        journal.record_activity_batch(acts, fills, snapshot, T0)
+    counts = {
+        t: raw(journal.path, f"SELECT COUNT(*) FROM {t}")[0][0]
+        for t in ("activities", "fills", "position_snapshots", "positions")
+    }
+    assert counts == dict.fromkeys(counts, 0), counts
+    assert journal.seen_activity_ids() == set() and journal.last_positions() == {}
+
+    con.execute("DROP TRIGGER boom")
+    con.commit()
+    con.close()
+    sid = journal.record_activity_batch(acts, fills, snapshot, T0)
+    assert journal.seen_activity_ids() == {"a1", "a2"}
+    assert journal.last_positions() == {"SPY": Decimal(10)}
+    assert raw(journal.path, "SELECT snapshot_id, qty FROM positions") == [(sid, "10")]
+    assert raw(journal.path, "SELECT fill_id, client_order_id FROM fills") == [("a1", "c1")]
+    # repeats are ignored, as in record_activity / record_fill; the snapshot is new
+    sid2 = journal.record_activity_batch(acts, fills, [], T0 + timedelta(minutes=5))
+    assert sid2 > sid and journal.last_positions() == {}
+    assert raw(journal.path, "SELECT COUNT(*) FROM activities")[0][0] == 2
+
+
 def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
     journal.record_model_run(
         "garch",

@@ -168,6 +168,70 @@ def _from_iso(s: str | None) -> datetime | None:
     return None if s is None else datetime.fromisoformat(s)
 
 
+_Stmt = tuple[str, tuple[Any, ...]]
+
+
+def _fill_stmt(
+    fill_id: str,
+    client_order_id: str | None,
+    symbol: str,
+    qty: Any,
+    price: Any,
+    side: str,
+    ts: datetime,
+) -> _Stmt:
+    return (
+        "INSERT INTO fills (fill_id, client_order_id, symbol, qty, price, side, ts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fill_id) DO NOTHING",
+        (fill_id, client_order_id, symbol, _dec(qty, "qty"), _dec(price, "price"), side, _ts(ts)),
+    )
+
+
+def _activity_stmt(
+    activity_id: str,
+    activity_type: str,
+    symbol: str | None,
+    qty: Any,
+    price: Any,
+    ts: datetime,
+    raw: Mapping[str, Any],
+) -> _Stmt:
+    return (
+        "INSERT INTO activities (activity_id, activity_type, symbol, qty, price, ts, raw) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(activity_id) DO NOTHING",
+        (
+            activity_id,
+            activity_type,
+            symbol,
+            _dec(qty, "qty"),
+            _dec(price, "price"),
+            _ts(ts),
+            _json(raw, "raw"),
+        ),
+    )
+
+
+def _positions_stmts(snapshot: list[Mapping[str, Any]], ts: datetime) -> list[_Stmt]:
+    """A snapshot row, then its positions; they must run in one transaction, in this order
+    (each position names the snapshot as the newest one)."""
+    stmts: list[_Stmt] = [("INSERT INTO position_snapshots (ts) VALUES (?)", (_ts(ts),))]
+    for i, pos in enumerate(snapshot):
+        if "symbol" not in pos or "qty" not in pos:
+            raise ValueError(f"snapshot[{i}] needs 'symbol' and 'qty', got {sorted(pos)}")
+        stmts.append(
+            (
+                "INSERT INTO positions (snapshot_id, symbol, qty, data) "
+                "VALUES ((SELECT MAX(id) FROM position_snapshots), ?, ?, ?)",
+                (
+                    str(pos["symbol"]),
+                    _dec(pos["qty"], f"snapshot[{i}].qty"),
+                    _json(pos, f"snapshot[{i}]"),
+                ),
+            )
+        )
+    return stmts
+
+
 # Each entry migrates the schema from version i to i + 1; never edit a released entry, append.
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -431,51 +495,14 @@ class Journal:
         ts: datetime,
     ) -> bool:
         """Journal one execution; idempotent on ``fill_id`` (True when newly recorded)."""
-        cur = self._write(
-            "INSERT INTO fills (fill_id, client_order_id, symbol, qty, price, side, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fill_id) DO NOTHING",
-            (
-                fill_id,
-                client_order_id,
-                symbol,
-                _dec(qty, "qty"),
-                _dec(price, "price"),
-                side,
-                _ts(ts),
-            ),
-        )
-        return cur.rowcount == 1
+        stmt = _fill_stmt(fill_id, client_order_id, symbol, qty, price, side, ts)
+        return self._write(*stmt).rowcount == 1
 
     def record_positions(self, snapshot: list[Mapping[str, Any]], ts: datetime) -> int:
         """Journal a full position snapshot (each dict has ``symbol`` and ``qty``, signed;
         other keys are kept as JSON). An empty list records "flat". Returns the snapshot id."""
-        ts_s = _ts(ts)
-        rows = []
-        for i, pos in enumerate(snapshot):
-            if "symbol" not in pos or "qty" not in pos:
-                raise ValueError(f"snapshot[{i}] needs 'symbol' and 'qty', got {sorted(pos)}")
-            rows.append(
-                (
-                    str(pos["symbol"]),
-                    _dec(pos["qty"], f"snapshot[{i}].qty"),
-                    _json(pos, f"snapshot[{i}]"),
-                )
-            )
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                sid = self._db.execute(
-                    "INSERT INTO position_snapshots (ts) VALUES (?)", (ts_s,)
-                ).lastrowid
-                self._db.executemany(
-                    "INSERT INTO positions (snapshot_id, symbol, qty, data) VALUES (?, ?, ?, ?)",
-                    [(sid, *r) for r in rows],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return int(sid or 0)
+        cursors = self._write_many(_positions_stmts(snapshot, ts))
+        return int(cursors[0].lastrowid or 0)
 
     def record_activity(
         self,
@@ -489,20 +516,31 @@ class Journal:
     ) -> bool:
         """Journal an account activity (FILL, OPEXC, OPASN, OPEXP, OPTRD, ...); idempotent on
         ``activity_id`` (True when newly recorded)."""
-        cur = self._write(
-            "INSERT INTO activities (activity_id, activity_type, symbol, qty, price, ts, raw) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(activity_id) DO NOTHING",
-            (
-                activity_id,
-                activity_type,
-                symbol,
-                _dec(qty, "qty"),
-                _dec(price, "price"),
-                _ts(ts),
-                _json(raw, "raw"),
-            ),
-        )
-        return cur.rowcount == 1
+        stmt = _activity_stmt(activity_id, activity_type, symbol, qty, price, ts, raw)
+        return self._write(*stmt).rowcount == 1
+
+    def record_activity_batch(
+        self,
+        activities: Iterable[Mapping[str, Any]],
+        fills: Iterable[Mapping[str, Any]],
+        positions: list[Mapping[str, Any]],
+        ts: datetime,
+    ) -> int:
+        """Journal new activities, their fills and the position snapshot that includes them in
+        ONE transaction: either all of it is committed or none of it.
+
+        The last snapshot must reflect exactly the activities already seen (reconciliation
+        relies on it); written separately, a crash between them would leave activities seen
+        without the snapshot that includes them. Each item of ``activities`` / ``fills`` holds
+        the keyword arguments of ``record_activity`` / ``record_fill``; ``positions`` is as for
+        ``record_positions``. Activities and fills already journaled are ignored, as there.
+        Returns the snapshot id.
+        """
+        stmts = [_activity_stmt(**a) for a in activities]
+        stmts += [_fill_stmt(**f) for f in fills]
+        snap = _positions_stmts(positions, ts)
+        cursors = self._write_many(stmts + snap)
+        return int(cursors[len(stmts)].lastrowid or 0)
 
     def record_model_run(
         self,
