@@ -6,6 +6,7 @@ second, raw ``sqlite3`` connection reading the file (not the Journal class) for 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -130,6 +131,54 @@ def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     journal.record_order_update("ext-1", "b-9", "new", "0", None, {}, T0)
     assert journal.order_by_client_id("ext-1")["engine"] is None
     assert [x["client_order_id"] for x in journal.open_orders()] == ["ext-1"]
+
+
+def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> None:
+    # The intent is stamped by the local clock, 5 s AHEAD of the broker's clock. Expected
+    # states follow Alpaca's order lifecycle: an intent is only ever superseded; a terminal
+    # status (filled) is final; anything else older than the row is stale.
+    caplog.set_level(logging.WARNING, logger="v28quant.journal")
+    journal.record_order_intent("eq-skew-1", "equity", "m", "d1", {}, T0 + timedelta(seconds=5))
+    journal.record_order_update("eq-skew-1", "b-1", "new", "0", None, {}, T0 + timedelta(seconds=1))
+    o = journal.order_by_client_id("eq-skew-1")
+    assert o["status"] == "new" and o["broker_order_id"] == "b-1", o
+    assert o["updated_ts"] == T0 + timedelta(seconds=1), o  # the broker's clock from now on
+    assert caplog.records == []
+
+    # a later partial fill (broker time) still wins over the acknowledgement
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "partially_filled", "4", "450", {}, T0 + timedelta(seconds=3)
+    )
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "partially_filled"
+
+    # a genuinely stale non-terminal update is not applied, but it is not silent
+    journal.record_order_update("eq-skew-1", None, "accepted", "0", None, {}, T0)
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "partially_filled"
+    assert len(caplog.records) == 1 and "eq-skew-1" in caplog.text, caplog.text
+    assert "accepted" in caplog.text
+
+    # the terminal status stamped earlier than the partial fill is still applied ...
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "filled", "10", "450.2", {}, T0 + timedelta(seconds=2)
+    )
+    o = journal.order_by_client_id("eq-skew-1")
+    assert o["status"] == "filled" and o["filled_qty"] == Decimal(10), o
+    assert journal.open_orders() == []
+    # ... and a late non-terminal one cannot undo it
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "partially_filled", "4", "450", {}, T0 + timedelta(seconds=2.5)
+    )
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "filled"
+    assert len(caplog.records) == 2
+    # every update is an event, applied or not
+    assert [e["status"] for e in journal.order_events("eq-skew-1")] == [
+        "intent",
+        "new",
+        "partially_filled",
+        "accepted",
+        "filled",
+        "partially_filled",
+    ]
 
 
 def test_fills_activities_idempotent(journal: Journal) -> None:

@@ -452,10 +452,14 @@ class Journal:
         raw: Mapping[str, Any],
         ts: datetime,
     ) -> None:
-        """Journal one order state change: a row in ``order_events``, and the ``orders`` row
-        updated to it unless it is older than what that row already holds. An order never
-        journaled before (found at the broker during reconciliation) gets an ``orders`` row
-        with no owner."""
+        """Journal one order state change: a row in ``order_events`` always, and the ``orders``
+        row updated to it unless it is stale. An order never journaled before (found at the
+        broker during reconciliation) gets an ``orders`` row with no owner.
+
+        Stale means stamped before what the row holds, except that an ``intent`` is always
+        superseded (its time is the local clock, the update's the broker's: skew between them
+        must not hide the broker's answer) and a terminal status always replaces a
+        non-terminal one. A skipped update is logged as a warning naming the order."""
         if not client_order_id:
             raise ValueError("client_order_id must be a non-empty string")
         if not status:
@@ -463,7 +467,9 @@ class Journal:
         ts_s = _ts(ts)
         qty, px = _dec(filled_qty, "filled_qty"), _dec(filled_avg_price, "filled_avg_price")
         raw_s = _json(raw, "raw")
-        self._write_many(
+        terminal = sorted(TERMINAL_STATUSES)
+        marks = ",".join("?" * len(terminal))
+        cursors = self._write_many(
             [
                 (
                     "INSERT INTO order_events (client_order_id, broker_order_id, status, "
@@ -477,12 +483,36 @@ class Journal:
                     "broker_order_id = COALESCE(excluded.broker_order_id, orders.broker_order_id), "
                     "status = excluded.status, filled_qty = excluded.filled_qty, "
                     "filled_avg_price = excluded.filled_avg_price, "
-                    "updated_ts = excluded.updated_ts "
-                    "WHERE excluded.updated_ts >= orders.updated_ts",
-                    (client_order_id, broker_order_id, status, qty, px, ts_s),
+                    # once the broker has answered, its clock orders the updates
+                    "updated_ts = CASE WHEN orders.status = ? THEN excluded.updated_ts "
+                    "ELSE MAX(excluded.updated_ts, orders.updated_ts) END "
+                    "WHERE orders.status = ? OR excluded.updated_ts >= orders.updated_ts "
+                    f"OR (excluded.status IN ({marks}) AND orders.status NOT IN ({marks}))",
+                    (
+                        client_order_id,
+                        broker_order_id,
+                        status,
+                        qty,
+                        px,
+                        ts_s,
+                        INTENT_STATUS,
+                        INTENT_STATUS,
+                        *terminal,
+                        *terminal,
+                    ),
                 ),
             ]
         )
+        if cursors[1].rowcount == 0:
+            held = self.order_by_client_id(client_order_id)
+            log.warning(
+                "journal: order %s: stale update %r at %s not applied; the row keeps %r at %s",
+                client_order_id,
+                status,
+                ts_s,
+                held and held["status"],
+                held and held["updated_ts"],
+            )
 
     def record_fill(
         self,
