@@ -33,7 +33,7 @@ import math
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -333,7 +333,7 @@ class Journal:
     def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self._write_many([(sql, params)])[-1]
 
-    def _write_many(self, stmts: list[tuple[str, Iterable[Any]]]) -> list[sqlite3.Cursor]:
+    def _write_many(self, stmts: Sequence[tuple[str, Iterable[Any]]]) -> list[sqlite3.Cursor]:
         """Run the statements in one committed transaction; return their cursors."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
