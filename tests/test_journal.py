@@ -6,6 +6,7 @@ second, raw ``sqlite3`` connection reading the file (not the Journal class) for 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -132,6 +133,54 @@ def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     assert [x["client_order_id"] for x in journal.open_orders()] == ["ext-1"]
 
 
+def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> None:
+    # The intent is stamped by the local clock, 5 s AHEAD of the broker's clock. Expected
+    # states follow Alpaca's order lifecycle: an intent is only ever superseded; a terminal
+    # status (filled) is final; anything else older than the row is stale.
+    caplog.set_level(logging.WARNING, logger="v28quant.journal")
+    journal.record_order_intent("eq-skew-1", "equity", "m", "d1", {}, T0 + timedelta(seconds=5))
+    journal.record_order_update("eq-skew-1", "b-1", "new", "0", None, {}, T0 + timedelta(seconds=1))
+    o = journal.order_by_client_id("eq-skew-1")
+    assert o["status"] == "new" and o["broker_order_id"] == "b-1", o
+    assert o["updated_ts"] == T0 + timedelta(seconds=1), o  # the broker's clock from now on
+    assert caplog.records == []
+
+    # a later partial fill (broker time) still wins over the acknowledgement
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "partially_filled", "4", "450", {}, T0 + timedelta(seconds=3)
+    )
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "partially_filled"
+
+    # a genuinely stale non-terminal update is not applied, but it is not silent
+    journal.record_order_update("eq-skew-1", None, "accepted", "0", None, {}, T0)
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "partially_filled"
+    assert len(caplog.records) == 1 and "eq-skew-1" in caplog.text, caplog.text
+    assert "accepted" in caplog.text
+
+    # the terminal status stamped earlier than the partial fill is still applied ...
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "filled", "10", "450.2", {}, T0 + timedelta(seconds=2)
+    )
+    o = journal.order_by_client_id("eq-skew-1")
+    assert o["status"] == "filled" and o["filled_qty"] == Decimal(10), o
+    assert journal.open_orders() == []
+    # ... and a late non-terminal one cannot undo it
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "partially_filled", "4", "450", {}, T0 + timedelta(seconds=2.5)
+    )
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "filled"
+    assert len(caplog.records) == 2
+    # every update is an event, applied or not
+    assert [e["status"] for e in journal.order_events("eq-skew-1")] == [
+        "intent",
+        "new",
+        "partially_filled",
+        "accepted",
+        "filled",
+        "partially_filled",
+    ]
+
+
 def test_fills_activities_idempotent(journal: Journal) -> None:
     assert journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)
     assert not journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)
@@ -158,6 +207,70 @@ def test_positions_snapshots(journal: Journal) -> None:
     assert journal.last_positions() == {}
     with pytest.raises(ValueError, match="needs 'symbol' and 'qty'"):
         journal.record_positions([{"symbol": "SPY"}], T0)
+
+
+def test_activity_batch_is_all_or_nothing(journal: Journal) -> None:
+    # Independent check: a raw sqlite3 connection counts the rows. A trigger makes the LAST
+    # statement of the batch (a position row) fail inside the transaction, after the
+    # activities, the fill and the snapshot row have been executed.
+    acts = [
+        {
+            "activity_id": "a1",
+            "activity_type": "FILL",
+            "symbol": "SPY",
+            "qty": "10",
+            "price": "450.5",
+            "ts": T0,
+            "raw": {},
+        },
+        {
+            "activity_id": "a2",
+            "activity_type": "OPEXP",
+            "symbol": "SPY240621C00600000",
+            "qty": "-1",
+            "price": None,
+            "ts": T0,
+            "raw": {},
+        },
+    ]
+    fills = [
+        {
+            "fill_id": "a1",
+            "client_order_id": "c1",
+            "symbol": "SPY",
+            "qty": "10",
+            "price": "450.5",
+            "side": "buy",
+            "ts": T0,
+        }
+    ]
+    snapshot = [{"symbol": "SPY", "qty": "10"}]
+    con = sqlite3.connect(str(journal.path))
+    con.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON positions BEGIN SELECT RAISE(ABORT, 'injected'); END"
+    )
+    con.commit()
+    with pytest.raises(sqlite3.IntegrityError, match="injected"):
+        journal.record_activity_batch(acts, fills, snapshot, T0)
+    counts = {
+        t: raw(journal.path, f"SELECT COUNT(*) FROM {t}")[0][0]
+        for t in ("activities", "fills", "position_snapshots", "positions")
+    }
+    assert counts == dict.fromkeys(counts, 0), counts
+    assert journal.seen_activity_ids() == set() and journal.last_positions() == {}
+
+    con.execute("DROP TRIGGER boom")
+    con.commit()
+    con.close()
+    sid = journal.record_activity_batch(acts, fills, snapshot, T0)
+    assert journal.seen_activity_ids() == {"a1", "a2"}
+    assert journal.last_positions() == {"SPY": Decimal(10)}
+    assert raw(journal.path, "SELECT snapshot_id, qty FROM positions") == [(sid, "10")]
+    assert raw(journal.path, "SELECT fill_id, client_order_id FROM fills") == [("a1", "c1")]
+    # repeats are ignored, as in record_activity / record_fill; the snapshot is new
+    sid2 = journal.record_activity_batch(acts, fills, [], T0 + timedelta(minutes=5))
+    assert sid2 > sid and journal.last_positions() == {}
+    assert raw(journal.path, "SELECT COUNT(*) FROM activities")[0][0] == 2
 
 
 def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:

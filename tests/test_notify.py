@@ -95,3 +95,27 @@ def test_long_content_is_truncated(discord: FakeDiscord) -> None:
 
     asyncio.run(go())
     assert len(discord.received[0]["content"]) == 2000
+
+
+def test_sender_restarts_under_a_second_event_loop(discord: FakeDiscord) -> None:
+    # A runner may drive the same notifier from successive asyncio.run calls; the first loop's
+    # end cancels its sender task, so the second must start its own (reference: the loopback
+    # receiver records what actually arrived).
+    n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+
+    async def first() -> None:
+        assert n.notify("from loop 1")
+        for _ in range(200):  # wait for the post, then let the loop end WITHOUT aclose
+            if n.sent:
+                return
+            await asyncio.sleep(0.01)
+
+    async def second() -> bool:
+        accepted = n.notify("from loop 2")
+        await n.aclose(timeout=2)
+        return accepted
+
+    asyncio.run(first())
+    assert asyncio.run(second())
+    assert [m["content"] for m in discord.received] == ["from loop 1", "from loop 2"]
+    assert n.sent == 2 and n.dropped == 0

@@ -81,6 +81,37 @@ def test_new_journal_rebuilds_positions_from_activities(journal, venue):
     assert again.ok and again.differences == (), again
 
 
+def test_crash_while_journaling_activities_leaves_no_half_batch(journal, venue):
+    # A failure injected (SQLite trigger) into the position-snapshot write, after the new
+    # activities and fills were written in the same transaction, must leave none of them:
+    # activities seen without their snapshot would make every later reconcile fail with
+    # position_mismatch. Independent check: raw sqlite3 row counts.
+    import sqlite3
+
+    clock, q, b = venue
+    run(b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x"))))
+    con = sqlite3.connect(str(journal.path))
+    con.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON position_snapshots "
+        "BEGIN SELECT RAISE(ABORT, 'injected crash'); END"
+    )
+    con.commit()
+    with pytest.raises(sqlite3.IntegrityError, match="injected crash"):
+        run(reconcile(journal, b, clock))
+    counts = [
+        con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        for t in ("activities", "fills", "position_snapshots")
+    ]
+    assert counts == [0, 0, 0], counts
+    con.execute("DROP TRIGGER boom")
+    con.commit()
+    con.close()
+    # the restart after the crash reconciles cleanly from the same activities
+    rep = run(reconcile(journal, b, clock))
+    assert rep.ok and kinds(rep) == ["position_explained"], rep
+    assert journal.last_positions() == {"SPY": D(10)} and len(journal.seen_activity_ids()) == 1
+
+
 def test_fill_during_downtime_is_journaled(journal, venue):
     clock, q, b = venue
 

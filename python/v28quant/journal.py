@@ -33,7 +33,7 @@ import math
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -168,6 +168,70 @@ def _from_iso(s: str | None) -> datetime | None:
     return None if s is None else datetime.fromisoformat(s)
 
 
+_Stmt = tuple[str, tuple[Any, ...]]
+
+
+def _fill_stmt(
+    fill_id: str,
+    client_order_id: str | None,
+    symbol: str,
+    qty: Any,
+    price: Any,
+    side: str,
+    ts: datetime,
+) -> _Stmt:
+    return (
+        "INSERT INTO fills (fill_id, client_order_id, symbol, qty, price, side, ts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fill_id) DO NOTHING",
+        (fill_id, client_order_id, symbol, _dec(qty, "qty"), _dec(price, "price"), side, _ts(ts)),
+    )
+
+
+def _activity_stmt(
+    activity_id: str,
+    activity_type: str,
+    symbol: str | None,
+    qty: Any,
+    price: Any,
+    ts: datetime,
+    raw: Mapping[str, Any],
+) -> _Stmt:
+    return (
+        "INSERT INTO activities (activity_id, activity_type, symbol, qty, price, ts, raw) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(activity_id) DO NOTHING",
+        (
+            activity_id,
+            activity_type,
+            symbol,
+            _dec(qty, "qty"),
+            _dec(price, "price"),
+            _ts(ts),
+            _json(raw, "raw"),
+        ),
+    )
+
+
+def _positions_stmts(snapshot: list[Mapping[str, Any]], ts: datetime) -> list[_Stmt]:
+    """A snapshot row, then its positions; they must run in one transaction, in this order
+    (each position names the snapshot as the newest one)."""
+    stmts: list[_Stmt] = [("INSERT INTO position_snapshots (ts) VALUES (?)", (_ts(ts),))]
+    for i, pos in enumerate(snapshot):
+        if "symbol" not in pos or "qty" not in pos:
+            raise ValueError(f"snapshot[{i}] needs 'symbol' and 'qty', got {sorted(pos)}")
+        stmts.append(
+            (
+                "INSERT INTO positions (snapshot_id, symbol, qty, data) "
+                "VALUES ((SELECT MAX(id) FROM position_snapshots), ?, ?, ?)",
+                (
+                    str(pos["symbol"]),
+                    _dec(pos["qty"], f"snapshot[{i}].qty"),
+                    _json(pos, f"snapshot[{i}]"),
+                ),
+            )
+        )
+    return stmts
+
+
 # Each entry migrates the schema from version i to i + 1; never edit a released entry, append.
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -269,7 +333,7 @@ class Journal:
     def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self._write_many([(sql, params)])[-1]
 
-    def _write_many(self, stmts: list[tuple[str, Iterable[Any]]]) -> list[sqlite3.Cursor]:
+    def _write_many(self, stmts: Sequence[tuple[str, Iterable[Any]]]) -> list[sqlite3.Cursor]:
         """Run the statements in one committed transaction; return their cursors."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -388,10 +452,14 @@ class Journal:
         raw: Mapping[str, Any],
         ts: datetime,
     ) -> None:
-        """Journal one order state change: a row in ``order_events``, and the ``orders`` row
-        updated to it unless it is older than what that row already holds. An order never
-        journaled before (found at the broker during reconciliation) gets an ``orders`` row
-        with no owner."""
+        """Journal one order state change: a row in ``order_events`` always, and the ``orders``
+        row updated to it unless it is stale. An order never journaled before (found at the
+        broker during reconciliation) gets an ``orders`` row with no owner.
+
+        Stale means stamped before what the row holds, except that an ``intent`` is always
+        superseded (its time is the local clock, the update's the broker's: skew between them
+        must not hide the broker's answer) and a terminal status always replaces a
+        non-terminal one. A skipped update is logged as a warning naming the order."""
         if not client_order_id:
             raise ValueError("client_order_id must be a non-empty string")
         if not status:
@@ -399,7 +467,9 @@ class Journal:
         ts_s = _ts(ts)
         qty, px = _dec(filled_qty, "filled_qty"), _dec(filled_avg_price, "filled_avg_price")
         raw_s = _json(raw, "raw")
-        self._write_many(
+        terminal = sorted(TERMINAL_STATUSES)
+        marks = ",".join("?" * len(terminal))
+        cursors = self._write_many(
             [
                 (
                     "INSERT INTO order_events (client_order_id, broker_order_id, status, "
@@ -413,12 +483,36 @@ class Journal:
                     "broker_order_id = COALESCE(excluded.broker_order_id, orders.broker_order_id), "
                     "status = excluded.status, filled_qty = excluded.filled_qty, "
                     "filled_avg_price = excluded.filled_avg_price, "
-                    "updated_ts = excluded.updated_ts "
-                    "WHERE excluded.updated_ts >= orders.updated_ts",
-                    (client_order_id, broker_order_id, status, qty, px, ts_s),
+                    # once the broker has answered, its clock orders the updates
+                    "updated_ts = CASE WHEN orders.status = ? THEN excluded.updated_ts "
+                    "ELSE MAX(excluded.updated_ts, orders.updated_ts) END "
+                    "WHERE orders.status = ? OR excluded.updated_ts >= orders.updated_ts "
+                    f"OR (excluded.status IN ({marks}) AND orders.status NOT IN ({marks}))",
+                    (
+                        client_order_id,
+                        broker_order_id,
+                        status,
+                        qty,
+                        px,
+                        ts_s,
+                        INTENT_STATUS,
+                        INTENT_STATUS,
+                        *terminal,
+                        *terminal,
+                    ),
                 ),
             ]
         )
+        if cursors[1].rowcount == 0:
+            held = self.order_by_client_id(client_order_id)
+            log.warning(
+                "journal: order %s: stale update %r at %s not applied; the row keeps %r at %s",
+                client_order_id,
+                status,
+                ts_s,
+                held and held["status"],
+                held and held["updated_ts"],
+            )
 
     def record_fill(
         self,
@@ -431,51 +525,14 @@ class Journal:
         ts: datetime,
     ) -> bool:
         """Journal one execution; idempotent on ``fill_id`` (True when newly recorded)."""
-        cur = self._write(
-            "INSERT INTO fills (fill_id, client_order_id, symbol, qty, price, side, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fill_id) DO NOTHING",
-            (
-                fill_id,
-                client_order_id,
-                symbol,
-                _dec(qty, "qty"),
-                _dec(price, "price"),
-                side,
-                _ts(ts),
-            ),
-        )
-        return cur.rowcount == 1
+        stmt = _fill_stmt(fill_id, client_order_id, symbol, qty, price, side, ts)
+        return self._write(*stmt).rowcount == 1
 
     def record_positions(self, snapshot: list[Mapping[str, Any]], ts: datetime) -> int:
         """Journal a full position snapshot (each dict has ``symbol`` and ``qty``, signed;
         other keys are kept as JSON). An empty list records "flat". Returns the snapshot id."""
-        ts_s = _ts(ts)
-        rows = []
-        for i, pos in enumerate(snapshot):
-            if "symbol" not in pos or "qty" not in pos:
-                raise ValueError(f"snapshot[{i}] needs 'symbol' and 'qty', got {sorted(pos)}")
-            rows.append(
-                (
-                    str(pos["symbol"]),
-                    _dec(pos["qty"], f"snapshot[{i}].qty"),
-                    _json(pos, f"snapshot[{i}]"),
-                )
-            )
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                sid = self._db.execute(
-                    "INSERT INTO position_snapshots (ts) VALUES (?)", (ts_s,)
-                ).lastrowid
-                self._db.executemany(
-                    "INSERT INTO positions (snapshot_id, symbol, qty, data) VALUES (?, ?, ?, ?)",
-                    [(sid, *r) for r in rows],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return int(sid or 0)
+        cursors = self._write_many(_positions_stmts(snapshot, ts))
+        return int(cursors[0].lastrowid or 0)
 
     def record_activity(
         self,
@@ -489,20 +546,31 @@ class Journal:
     ) -> bool:
         """Journal an account activity (FILL, OPEXC, OPASN, OPEXP, OPTRD, ...); idempotent on
         ``activity_id`` (True when newly recorded)."""
-        cur = self._write(
-            "INSERT INTO activities (activity_id, activity_type, symbol, qty, price, ts, raw) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(activity_id) DO NOTHING",
-            (
-                activity_id,
-                activity_type,
-                symbol,
-                _dec(qty, "qty"),
-                _dec(price, "price"),
-                _ts(ts),
-                _json(raw, "raw"),
-            ),
-        )
-        return cur.rowcount == 1
+        stmt = _activity_stmt(activity_id, activity_type, symbol, qty, price, ts, raw)
+        return self._write(*stmt).rowcount == 1
+
+    def record_activity_batch(
+        self,
+        activities: Iterable[Mapping[str, Any]],
+        fills: Iterable[Mapping[str, Any]],
+        positions: list[Mapping[str, Any]],
+        ts: datetime,
+    ) -> int:
+        """Journal new activities, their fills and the position snapshot that includes them in
+        ONE transaction: either all of it is committed or none of it.
+
+        The last snapshot must reflect exactly the activities already seen (reconciliation
+        relies on it); written separately, a crash between them would leave activities seen
+        without the snapshot that includes them. Each item of ``activities`` / ``fills`` holds
+        the keyword arguments of ``record_activity`` / ``record_fill``; ``positions`` is as for
+        ``record_positions``. Activities and fills already journaled are ignored, as there.
+        Returns the snapshot id.
+        """
+        stmts = [_activity_stmt(**a) for a in activities]
+        stmts += [_fill_stmt(**f) for f in fills]
+        snap = _positions_stmts(positions, ts)
+        cursors = self._write_many(stmts + snap)
+        return int(cursors[len(stmts)].lastrowid or 0)
 
     def record_model_run(
         self,

@@ -157,13 +157,27 @@ class DiscordNotifier(_Formatting):
         return text
 
     def _ensure_started(self) -> bool:
-        if self._task is not None:
-            return True
+        """A sender task running on the current event loop; False (logged) when there is none.
+
+        A sender left by an earlier loop (``asyncio.run`` ended and cancelled it) is replaced:
+        its queue and client belong to that loop and would never send again."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             log.warning("Discord notice dropped: no running event loop")
             return False
+        if self._task is not None:
+            if not self._task.done() and self._task.get_loop() is loop:
+                return True
+            old = self._task.get_loop()
+            if not self._task.done() and old.is_running():
+                log.warning("Discord notice dropped: the sender runs on another event loop")
+                return False
+            lost = self._queue.qsize() if self._queue is not None else 0
+            if lost:
+                self.dropped += lost
+                log.warning("Discord: %d notice(s) left unsent by a finished event loop", lost)
+            log.info("Discord notifier restarted on a new event loop")
         self._queue = asyncio.Queue(self._max_queue)
         self._client = httpx.AsyncClient(timeout=self._timeout)
         self._task = loop.create_task(self._run(), name="discord-notifier")

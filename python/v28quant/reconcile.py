@@ -21,8 +21,8 @@ whole account history each time); the overlap re-reads rows the venue posts late
 day only (Alpaca's option events carry a date, not a time), and the seen ids drop repeats.
 
 Invariant relied on: the last position snapshot reflects exactly the activities already seen.
-``reconcile`` keeps it by recording new activities and a fresh snapshot together, and only when
-the positions check out; a runner that records activities itself must snapshot with them.
+``reconcile`` keeps it by recording new activities and a fresh snapshot in one transaction, and
+only when the positions check out; a runner that records activities itself must snapshot with them.
 """
 
 from __future__ import annotations
@@ -67,27 +67,13 @@ class JournalLike(Protocol):
         raw: dict[str, Any],
         ts: datetime,
     ) -> None: ...
-    def record_fill(
+    def record_activity_batch(
         self,
-        fill_id: str,
-        client_order_id: str | None,
-        symbol: str,
-        qty: Any,
-        price: Any,
-        side: str,
+        activities: list[dict[str, Any]],
+        fills: list[dict[str, Any]],
+        positions: list[dict[str, Any]],
         ts: datetime,
     ) -> Any: ...
-    def record_activity(
-        self,
-        activity_id: str,
-        activity_type: str,
-        symbol: str | None,
-        qty: Any,
-        price: Any,
-        ts: datetime,
-        raw: dict[str, Any],
-    ) -> Any: ...
-    def record_positions(self, snapshot: list[dict[str, Any]], ts: datetime) -> Any: ...
     def record_reconcile(
         self, ok: bool, differences: list[dict[str, Any]], ts: datetime
     ) -> Any: ...
@@ -302,27 +288,34 @@ async def _reconcile(
             )
     if mismatched and not adopt:
         return  # keep the journal's snapshot and unseen activities as they were
-    for a in new:
-        journal.record_activity(
-            a.id,
-            a.type,
-            a.symbol,
-            a.qty,
-            a.price,
-            a.ts,
-            dict(a.raw) or {"order_id": a.order_id, "side": a.side},
-        )
-        if a.type == "FILL" and a.price is not None:
-            journal.record_fill(
-                a.id,
-                cid_by_order.get(a.order_id or ""),
-                a.symbol,
-                abs(a.qty),
-                a.price,
-                a.side or ("buy" if a.qty > 0 else "sell"),
-                a.ts,
-            )
-    journal.record_positions(
+    # One transaction: activities marked seen without the snapshot that includes them would
+    # make every later reconcile fail (see the invariant in the module docstring).
+    journal.record_activity_batch(
+        [
+            {
+                "activity_id": a.id,
+                "activity_type": a.type,
+                "symbol": a.symbol,
+                "qty": a.qty,
+                "price": a.price,
+                "ts": a.ts,
+                "raw": dict(a.raw) or {"order_id": a.order_id, "side": a.side},
+            }
+            for a in new
+        ],
+        [
+            {
+                "fill_id": a.id,
+                "client_order_id": cid_by_order.get(a.order_id or ""),
+                "symbol": a.symbol,
+                "qty": abs(a.qty),
+                "price": a.price,
+                "side": a.side or ("buy" if a.qty > 0 else "sell"),
+                "ts": a.ts,
+            }
+            for a in new
+            if a.type == "FILL" and a.price is not None
+        ],
         [
             {
                 "symbol": p.symbol,
