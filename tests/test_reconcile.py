@@ -11,6 +11,7 @@ unreachable-broker case, which uses AlpacaBroker against a closed port.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
@@ -374,6 +375,10 @@ def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, faul
             row = other.order_by_client_id(req.client_order_id)
             assert row is not None and row["status"] == "intent", row
         fake.faults.clear()
+        if fault == "timeout":  # the hung POSTs land late: wait for the venue to hold the order
+            deadline = time.monotonic() + 10.0
+            while not fake.orders and time.monotonic() < deadline:
+                time.sleep(0.05)
         rep = run(reconcile(journal, b, clock))
         want = "order_changed" if fault == "timeout" else "intent_never_submitted"
         assert rep.ok and want in kinds(rep), rep
