@@ -375,7 +375,7 @@ CHILD = textwrap.dedent("""
 def test_survives_sigkill_mid_write(tmp_path: Path) -> None:
     """Every row the child acknowledged (printed after the call returned) survives SIGKILL."""
     path = tmp_path / "crash.sqlite"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "python"))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "python"))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env
     )
