@@ -25,13 +25,6 @@ from v28quant.signals import Signal
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    j = Journal(tmp_path / "j.sqlite")
-    yield j
-    j.close()
-
-
 def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
     con = sqlite3.connect(str(path))
     try:
