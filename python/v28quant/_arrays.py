@@ -18,7 +18,7 @@ def _as_flag(value: ArrayLike) -> NDArray[np.bool_]:
     a = np.asarray(value)
     if a.dtype == np.bool_:
         return a
-    return np.asarray(value, dtype=np.float64) != 0.0
+    return np.asarray(np.asarray(value, dtype=np.float64) != 0.0)
 
 
 def broadcast_flat(

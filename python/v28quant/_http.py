@@ -17,6 +17,6 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self._timeout_s = timeout_s
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout_s)
         return super().request(*args, **kwargs)

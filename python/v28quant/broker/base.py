@@ -500,7 +500,7 @@ class Order:
                 return v.isoformat()
             return v
 
-        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}  # type: ignore[attr-defined]
+        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}
         out["status"] = self.status.value
         out["legs"] = [leg.to_dict() for leg in self.legs]
         return out

@@ -301,7 +301,7 @@ class ReplayFeed:
     def _completed_closes(self, s: _Series, now: datetime) -> np.ndarray:
         """Closes of the sessions that have closed by ``now``."""
         j = bisect.bisect_right(s.close_utc, now)
-        return s.c[:j]
+        return np.asarray(s.c[:j])
 
     def realised_vol(self, symbol: str) -> float:
         """Annualised close-to-close volatility over the last ``vol_window`` completed

@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ class History:
         return History(bars, {**self.synthetic, **other.synthetic}, {**self.source, **other.source})
 
 
-def _session_stamps(dates: Iterable) -> pd.DatetimeIndex:
+def _session_stamps(dates: Iterable[Any]) -> pd.DatetimeIndex:
     """Session dates -> midnight New York in UTC (Alpaca's daily-bar timestamp)."""
     idx = pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize()
     return idx.tz_localize(ET).tz_convert("UTC")

@@ -90,7 +90,7 @@ def _local_times(long: pd.DataFrame) -> pd.Series:
 
 def session_dates(bars: pd.DataFrame) -> np.ndarray:
     """New York session date (naive midnight ``datetime64``) of each intraday bar, in row order."""
-    return _local_times(_long(bars)).dt.normalize().to_numpy()
+    return np.asarray(_local_times(_long(bars)).dt.normalize().to_numpy())
 
 
 def intraday_features(
