@@ -42,9 +42,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from v28quant.calendar import ET
 from v28quant.signals import Signal
 
-ET = ZoneInfo("America/New_York")
 log = logging.getLogger(__name__)
 
 #: Order statuses after which the broker sends no more updates (Alpaca's vocabulary).

@@ -14,8 +14,8 @@ from decimal import Decimal as D
 import pytest
 from v28quant.broker import Leg, OrderRequest, Owner, parse_client_order_id
 from v28quant.broker.base import replacement_client_order_id
-from v28quant.broker.occ import format_occ, parse_occ
 from v28quant.broker.ticks import round_limit, round_net_limit, tick_size
+from v28quant.occ import format_occ, parse_occ
 
 
 def test_occ_round_trip_documented_example():

@@ -21,8 +21,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from v28quant.broker.occ import is_occ, parse_occ
 from v28quant.broker.ticks import TickScheme, round_limit, round_net_limit
+from v28quant.occ import is_occ, parse_occ
 
 Side = Literal["buy", "sell"]
 Intent = Literal["buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"]

@@ -63,9 +63,9 @@ from v28quant.broker.base import (
     TradingDay,
     replacement_client_order_id,
 )
-from v28quant.broker.occ import is_occ, parse_occ
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.clock import Clock
+from v28quant.occ import is_occ, parse_occ
 from v28quant.quotes import Quote, QuoteSource
 
 log = logging.getLogger(__name__)

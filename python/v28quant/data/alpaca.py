@@ -27,7 +27,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -49,6 +48,7 @@ from alpaca.trading.models import OptionContractsResponse
 from alpaca.trading.requests import GetOptionContractsRequest
 
 from v28quant._http import TimeoutSession
+from v28quant.calendar import ET
 from v28quant.data.base import (
     BAR_COLUMNS,
     CONTRACT_COLUMNS,
@@ -63,7 +63,6 @@ from v28quant.quotes import Quote
 from v28quant.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 T = TypeVar("T")
 SIP_DELAY = timedelta(minutes=15)
 _UNITS = {

@@ -41,7 +41,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from v28quant.broker.occ import OccSymbol, format_occ, is_occ, parse_occ
+from v28quant.occ import OccSymbol, format_occ, is_occ, parse_occ
 from v28quant.quotes import Quote
 
 __all__ = [

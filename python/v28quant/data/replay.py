@@ -39,12 +39,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from v28quant.calendar import ExchangeCalendar, default_calendar
+from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.clock import SimClock
 from v28quant.data.base import (
     BAR_COLUMNS,
@@ -60,7 +59,6 @@ from v28quant.data.base import (
 from v28quant.data.samples import History
 from v28quant.quotes import Quote
 
-ET = ZoneInfo("America/New_York")
 YEAR_SECONDS = 365.0 * 86400.0
 PENNY_UNDERLYINGS = frozenset(
     {

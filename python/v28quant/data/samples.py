@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from v28quant.calendar import ET
 from v28quant.data.base import BAR_COLUMNS
 
-ET = "America/New_York"
 _OHLC = ("open", "high", "low", "close")
 
 

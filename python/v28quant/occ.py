@@ -2,8 +2,8 @@
 
 ``SPY240621C00530000`` is the SPY call expiring 2024-06-21 with strike 530. This is the
 form Alpaca uses for option orders, positions and market data (OCC "OSI" symbology without the
-padding of the root to six characters). The one parser of the project: ``v28quant.data`` uses it
-too.
+padding of the root to six characters). The one parser of the project, shared by the broker
+and the data layers.
 """
 
 from __future__ import annotations
