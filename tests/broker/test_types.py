@@ -146,3 +146,11 @@ def test_order_requests_validate_and_round():
         OrderRequest.equity("SPY", 0, "buy", owner=o)
     with pytest.raises(ValueError, match="limit_price"):
         OrderRequest.equity("SPY", 1, "buy", "limit", owner=o)
+
+
+def test_broker_occ_reexports_the_one_parser():
+    import v28quant.broker.occ as broker_occ
+    import v28quant.occ as occ
+
+    for name in ("OccSymbol", "format_occ", "is_occ", "parse_occ"):
+        assert getattr(broker_occ, name) is getattr(occ, name)
