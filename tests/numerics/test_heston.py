@@ -215,7 +215,7 @@ def test_mispricing_flags_a_shifted_quote() -> None:
     params = heston.HestonParams(0.04, 1.5, 0.05, 0.5, -0.6)
     spot, k, t, rate, div = 100.0, 105.0, 0.5, 0.03, 0.0
     model = heston.price(spot, k, t, rate, div, *params)
-    model_vol = mc.implied_vol(model, spot, k, t, rate, div, True)
+    model_vol = bs.implied_vol(model, spot, k, t, rate, div, True)
     mid = bs.price(spot, k, t, rate, div, model_vol - 0.02, True)
     m = heston.mispricing(mid, spot, k, t, rate, div, params)
     assert m.edge_vol_points == pytest.approx(2.0, abs=1e-8), m
