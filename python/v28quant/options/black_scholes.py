@@ -265,52 +265,6 @@ def implied_vol(
 
 
 @overload
-def implied_vol_or_nan(
-    price: float,
-    spot: float,
-    strike: float,
-    t: float,
-    rate: float,
-    div: float,
-    call: bool = ...,
-) -> float: ...
-
-
-@overload
-def implied_vol_or_nan(
-    price: ArrayLike,
-    spot: ArrayLike,
-    strike: ArrayLike,
-    t: ArrayLike,
-    rate: ArrayLike,
-    div: ArrayLike,
-    call: ArrayLike = ...,
-) -> FloatArray: ...
-
-
-def implied_vol_or_nan(
-    price: ArrayLike,
-    spot: ArrayLike,
-    strike: ArrayLike,
-    t: ArrayLike,
-    rate: ArrayLike,
-    div: ArrayLike,
-    call: ArrayLike = True,
-) -> float | FloatArray:
-    """BSM implied volatility that is NaN, for scalar input too, outside the no-arbitrage bounds.
-
-    For screening quotes, where a stale or crossed price is expected and must not raise:
-    arguments and result as :func:`implied_vol`, whose array behaviour this extends to scalars.
-    Bad arguments (NaN price, non-positive spot, strike or ``t``) still raise ``ValueError``.
-    """
-    flat, shape, scalar = broadcast_flat(_IV_ARGS, price, spot, strike, t, rate, div, call, flags=1)
-    out = _core.bsm_implied_vol(
-        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], strict=False
-    )
-    return shape_out(out, shape, scalar)
-
-
-@overload
 def black_implied_vol(
     price: float,
     forward: float,

@@ -29,8 +29,7 @@ from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
-from v28quant.options.black_scholes import implied_vol_or_nan
-from v28quant.quant_models.mispricing import Mispricing
+from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan
 from v28quant.quant_models.mispricing import mispricing as _mis
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "v0", "kappa", "theta", "sigma", "rho", "call")

@@ -2,9 +2,8 @@
 
 The pricing modules (Heston, Merton, Monte Carlo) each offer a ``mispricing`` that prices with
 their model and calls :func:`mispricing` here; a positive edge means the market is cheap
-relative to the model. Implied volatilities come from
-:func:`v28quant.options.black_scholes.implied_vol_or_nan`, so a quote outside the no-arbitrage
-bounds shows as NaN instead of raising.
+relative to the model. A price outside the no-arbitrage bounds has no implied volatility and
+shows as NaN in the vol fields (a stale quote must not stop the screening of a chain).
 """
 
 from __future__ import annotations
@@ -14,10 +13,11 @@ from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
+from v28quant import _core
+from v28quant._arrays import broadcast_flat, shape_out
 from v28quant._typing import ArrayLike, FloatArray
-from v28quant.options.black_scholes import implied_vol_or_nan
 
-__all__ = ["Mispricing", "mispricing"]
+__all__ = ["Mispricing", "implied_vol_or_nan", "mispricing"]
 
 T = TypeVar("T", float, FloatArray)
 
@@ -49,6 +49,28 @@ class Mispricing(Generic[T]):
     market_vol: T
     edge_vol_points: T
     edge_stderr: T
+
+
+def implied_vol_or_nan(
+    price: ArrayLike,
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    call: ArrayLike = True,
+) -> float | FloatArray:
+    """BSM implied volatility, NaN (never an error) for a price outside the no-arbitrage bounds.
+
+    Arguments as :func:`v28quant.options.black_scholes.implied_vol` (Jaeckel's "Let's Be
+    Rational"); a bad argument (NaN price, non-positive spot, strike or ``t``) still raises
+    ``ValueError``.
+    """
+    names = ("price", "spot", "strike", "t", "rate", "div", "call")
+    flat, shape, scalar = broadcast_flat(names, price, spot, strike, t, rate, div, call, flags=1)
+    p, s, k, tt, r, q, c = flat
+    out = _core.bsm_implied_vol(p, s, k, tt, r, q, c, strict=False)
+    return shape_out(out, shape, scalar)
 
 
 @overload

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from v28quant import _core
-from v28quant.options.black_scholes import implied_vol_or_nan
-from v28quant.quant_models.mispricing import Mispricing, mispricing
+from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan, mispricing
 
 __all__ = [
     "MCResult",
@@ -289,11 +288,11 @@ def merton_european(
 
 
 def __getattr__(name: str) -> Any:
-    # The NaN-returning implied vol that lived here is black_scholes.implied_vol_or_nan now.
+    # The NaN-returning implied vol moved beside the mispricing screen that needs it.
     if name == "implied_vol":
         warnings.warn(
             "v28quant.quant_models.monte_carlo_pricer.implied_vol is deprecated; use "
-            "v28quant.options.black_scholes.implied_vol_or_nan",
+            "v28quant.quant_models.mispricing.implied_vol_or_nan",
             DeprecationWarning,
             stacklevel=2,
         )
