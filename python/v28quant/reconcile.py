@@ -41,9 +41,9 @@ from typing import Any, Protocol
 from v28quant.broker.base import Broker, BrokerError, Order, parse_client_order_id
 from v28quant.clock import Clock
 from v28quant.journal.schema import (
+    FINAL_STATUSES,
     INTENT_STATUS,
     NOT_SENT_STATUS,
-    TERMINAL_STATUSES,
     UNKNOWN_STATUS,
 )
 from v28quant.notify import Notifier
@@ -240,7 +240,7 @@ async def _reconcile(
         if bo.client_order_id in checked:
             continue
         row = journal.order_by_client_id(bo.client_order_id)
-        if row is not None and row["status"] in TERMINAL_STATUSES:
+        if row is not None and row["status"] in FINAL_STATUSES:
             # The journal believes it final, the venue has it working: never hide that.
             journal.record_order_update(
                 bo.client_order_id,
