@@ -16,7 +16,8 @@ Shapes, codes and messages follow research/alpaca.md §3, §5 and §8 (captured 
 - faults: any status/body/headers for a method+path (a body of its own replaces the answer
   whatever the status: a proxy's HTML 200), optionally *after* the request was processed (an
   order stored, then a 500), slow responses, and requests held until the test releases them
-  (``hold``: a POST that lands late, with no race against the client's timeout);
+  (``hold``: a POST that lands late, or, with ``after_store``, one stored whose answer never
+  comes in time, with no race against the client's timeout);
 - ``responses`` records what each request was answered.
 
 Time is the fake's own (``advance_to``), the calendar is exchange_calendars' XNYS.
@@ -104,6 +105,7 @@ class Fault:
     after_store: bool = False  # process the request, then answer with this fault
     delay_s: float = 0.0  # sleep before answering (with or without a fault status)
     hold: threading.Event | None = None  # wait for the test to set it before processing
+    # (with after_store: after processing, before answering)
 
     @property
     def replaces_answer(self) -> bool:
@@ -249,7 +251,7 @@ class FakeAlpacaTrading:
                 fault.times -= 1
         if fault is not None and fault.delay_s:
             time.sleep(fault.delay_s)
-        if fault is not None and fault.hold is not None:
+        if fault is not None and fault.hold is not None and not fault.after_store:
             fault.hold.wait(timeout=60)
         try:
             if not (h.headers.get("APCA-API-KEY-ID") and h.headers.get("APCA-API-SECRET-KEY")):
@@ -258,6 +260,8 @@ class FakeAlpacaTrading:
                 raise _Reply(fault.status, fault.body, fault.headers)
             with self._lock:
                 result = self._route(method, path, query, body)
+            if fault is not None and fault.after_store and fault.hold is not None:
+                fault.hold.wait(timeout=60)  # stored; the answer waits for the test
             if fault is not None and fault.after_store and fault.replaces_answer:
                 raise _Reply(fault.status, fault.body, fault.headers)
             status, payload = (204, None) if result is None else (200, result)
