@@ -129,6 +129,9 @@ class FakeAlpacaTrading:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, Any]] = []
         self.responses: list[tuple[str, str, int, Any]] = []  # what each request was answered
+        # Called with (event, public order) on each order event, as Alpaca's trade-updates
+        # stream pushes them (``fakes.alpaca_stream`` broadcasts them to websocket clients).
+        self.on_event: Any = None
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -197,6 +200,11 @@ class FakeAlpacaTrading:
             o = self.orders[order_id]
             o["status"] = "rejected"
             o["failed_at"] = o["updated_at"] = _iso(self.now)
+            self._emit("rejected", o)
+
+    def _emit(self, event: str, o: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(event, self._public(o))
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and re.fullmatch(path, p))
@@ -216,6 +224,7 @@ class FakeAlpacaTrading:
                             o["expired_at"] = o["updated_at"] = _iso(close_dt)
                             for leg in o["legs"] or []:
                                 leg["status"] = "expired"
+                            self._emit("expired", o)
                     self._settle(day.date(), close_dt)
             self.now = when
             self.process()
@@ -332,6 +341,7 @@ class FakeAlpacaTrading:
                 o["canceled_at"] = o["updated_at"] = _iso(self.now)
                 for leg in o["legs"] or []:
                     leg["status"] = "canceled"
+                self._emit("canceled", o)
                 return None
             if method == "PATCH":
                 return self._replace(o, body or {})
@@ -764,6 +774,7 @@ class FakeAlpacaTrading:
             o["status"] = "new"
             for leg in o["legs"] or []:
                 leg["status"] = "new"
+            self._emit("new", o)
             self._match(o)
         return self._public(o)
 
@@ -851,6 +862,8 @@ class FakeAlpacaTrading:
         o["updated_at"] = _iso(self.now)
         if done:
             o["filled_at"] = _iso(self.now)
+        if o["order_class"] != "mleg" or not record:  # legs report through their parent
+            self._emit("fill" if done else "partial_fill", o)
         if not record:
             return
         sym = o["symbol"]
