@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +24,7 @@ from v28quant.broker.base import Order
 
 log = logging.getLogger(__name__)
 
-OrderHandler = Callable[[Order], Awaitable[None]]
+OrderHandler = Callable[[Order], Coroutine[Any, Any, None]]
 
 
 def stream_url(trading_url: str) -> str:
@@ -62,7 +63,7 @@ class AlpacaTradeUpdates:
             except Exception:
                 log.exception("trade update %r could not be read; polling will catch up", update)
                 return
-            done = asyncio.run_coroutine_threadsafe(handler(order), loop)
+            done: Future[None] = asyncio.run_coroutine_threadsafe(handler(order), loop)
             try:
                 await asyncio.wrap_future(done)
             except Exception:

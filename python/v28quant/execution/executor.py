@@ -25,7 +25,7 @@ import asyncio
 import logging
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -73,7 +73,7 @@ _ACTIVITY_OVERLAP = timedelta(days=1)
 class TradeUpdates(Protocol):
     """A venue's push stream of order updates (``v28quant.alpaca.stream.AlpacaTradeUpdates``)."""
 
-    async def start(self, handler: Callable[[Order], Awaitable[None]]) -> None:
+    async def start(self, handler: Callable[[Order], Coroutine[Any, Any, None]]) -> None:
         """Deliver every order update to ``handler``."""
         ...
 
