@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, date, datetime, time
 
 import numpy as np
@@ -39,3 +40,20 @@ class DailySeries:
     def minutes(self, i: int) -> int:
         """Return the length of session ``i`` in whole minutes."""
         return int((self.closes[i] - self.opens[i]).total_seconds() // 60)
+
+    def locate(self, now: datetime) -> int:
+        """Return the index of the last session dated on or before ``now`` in New York (-1)."""
+        return bisect.bisect_right(self.days, now.astimezone(ET).date()) - 1
+
+    def completed_closes(self, now: datetime) -> NDArray[np.float64]:
+        """Return the closes of the sessions that have closed by ``now``."""
+        return self.c[: bisect.bisect_right(self.close_utc, now)]
+
+    def in_progress(self, now: datetime) -> int | None:
+        """Return the index of the session open at ``now``, or None between sessions."""
+        j = bisect.bisect_right(self.close_utc, now)
+        return j if j < len(self.days) and self.opens[j] <= now < self.closes[j] else None
+
+    def day_stamp(self, i: int) -> pd.Timestamp:
+        """Return the timestamp of session ``i``'s daily bar (midnight New York, in UTC)."""
+        return pd.Timestamp(datetime.combine(self.days[i], time(0), ET)).tz_convert("UTC")
