@@ -38,13 +38,15 @@ async def test_repeated_reads_at_one_time_do_not_refill() -> None:
         await broker.process()
     seen = await broker.order_by_client_id(order.client_order_id)
     assert seen is not None
-    assert seen.filled_qty == 100 and seen.status == OrderStatus.PARTIALLY_FILLED, seen
+    assert seen.filled_qty == 100, seen
+    assert seen.status == OrderStatus.PARTIALLY_FILLED
     assert [a.qty for a in await broker.activities()] == [Decimal(100)]
     clock.advance(timedelta(minutes=1))  # a new moment: the book shows 100 again
     await broker.process()
     await broker.process()
     seen = await broker.order_by_client_id(order.client_order_id)
-    assert seen is not None and seen.filled_qty == 200, seen
+    assert seen is not None
+    assert seen.filled_qty == 200, seen
 
 
 @pytest.mark.asyncio
@@ -55,7 +57,8 @@ async def test_two_orders_share_one_displayed_size() -> None:
     broker = SimBroker(quotes, clock)
     first = await broker.submit(OrderRequest.equity("SPY", 60, "buy", owner=_owner("a")))
     second = await broker.submit(OrderRequest.equity("SPY", 60, "buy", owner=_owner("b")))
-    assert first.filled_qty == 60 and second.filled_qty == 40, (first, second)
+    assert first.filled_qty == 60
+    assert second.filled_qty == 40, second
     # The other side of the book is untouched: a sell still finds its 100.
     await broker.submit(OrderRequest.equity("SPY", 100, "sell", owner=_owner("c")))
     fills = [a.qty for a in await broker.activities()]
@@ -95,4 +98,5 @@ async def test_a_new_quote_at_the_same_time_shows_new_liquidity() -> None:
     quotes.set("SPY", "530.10", "530.20", ask_size=30)  # the book moved: a fresh offer
     await broker.process()
     seen = await broker.order_by_client_id(order.client_order_id)
-    assert seen is not None and seen.filled_qty == 50, seen
+    assert seen is not None
+    assert seen.filled_qty == 50, seen

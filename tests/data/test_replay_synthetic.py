@@ -31,17 +31,20 @@ async def test_bars_say_when_they_come_from_the_synthetic_path(spx: History) -> 
     clock = SimClock(datetime(2015, 6, 10, 11, 7, tzinfo=ET))
     feed = ReplayFeed(spx, clock)
     minute = await feed.bars(["SPX"], date(2015, 6, 8), None, "5Min")
-    assert len(minute) and minute.attrs["synthetic"] is True
+    assert len(minute)
+    assert minute.attrs["synthetic"] is True
     assert minute.attrs["synthetic_symbols"] == ["SPX"]
     daily = await feed.bars(["SPX"], date(2015, 6, 1), None, "1Day")
     assert daily["timestamp"].iloc[-1].tz_convert(ET).date() == date(2015, 6, 10)
     assert daily.attrs["synthetic"] is True, "today's partial bar is read off the path"
     # Completed sessions only: the recorded bars, not model-made.
     before = await feed.bars(["SPX"], date(2015, 6, 1), date(2015, 6, 9), "1Day")
-    assert len(before) == 7 and before.attrs["synthetic"] is False
+    assert len(before) == 7
+    assert before.attrs["synthetic"] is False
     clock.set(datetime(2015, 6, 10, 16, 30, tzinfo=ET))
     after = await feed.bars(["SPX"], date(2015, 6, 1), None, "1Day")
-    assert len(after) == 8 and after.attrs["synthetic"] is False
+    assert len(after) == 8
+    assert after.attrs["synthetic"] is False
 
 
 @pytest.mark.asyncio
