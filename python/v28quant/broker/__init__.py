@@ -52,9 +52,11 @@ def connect(
     """The broker the settings call for.
 
     Alpaca (paper, or live when ``live``) when ``APCA_API_KEY_ID``/``APCA_API_SECRET_KEY`` are
-    set; otherwise the simulated exchange, which needs ``quotes`` (and uses ``clock``, wall time
-    by default). Live trading also needs ``V28_LIVE_CONFIRM=yes``. Raises ``SettingsError`` with
-    one line naming the setting when something is missing.
+    set; otherwise the simulated exchange (``v28quant.broker.sim.keyless``): replay of the
+    bundled sample history on a simulated clock at its last session unless ``quotes`` (and a
+    ``clock``, where the source has none) are given, its account kept beside the journal.
+    Live trading also needs ``V28_LIVE_CONFIRM=yes``. Raises ``SettingsError`` with one line
+    naming the setting when something is missing.
     """
     from v28quant.settings import SettingsError, load_settings
 
@@ -77,19 +79,12 @@ def connect(
             "APCA_API_KEY_ID: live trading needs Alpaca keys "
             "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)"
         )
-    if quotes is None:
-        raise SettingsError(
-            "APCA_API_KEY_ID: no Alpaca keys, and the simulated exchange "
-            "needs a quote source (pass quotes=...)"
-        )
-    from v28quant.broker.sim import SimBroker
-    from v28quant.clock import WallClock
+    from v28quant.broker.sim.keyless import keyless_exchange
 
-    log.warning(
-        "BROKER: built-in simulated exchange (SimBroker); no Alpaca keys configured",
-        extra={"broker": "sim"},
-    )
-    return SimBroker(quotes, clock or WallClock())
+    try:
+        return keyless_exchange(settings.journal_path, quotes=quotes, clock=clock)
+    except ValueError as e:  # a quote source without a clock, or a clock behind the saved state
+        raise SettingsError(f"simulated exchange: {e}") from e
 
 
 __all__ = [

@@ -7,14 +7,13 @@ answers as a live feed would at ``clock.now()`` and never later:
   returns today's partial daily bar (open, high/low so far, last price), as Alpaca does.
 * Between the daily bars, prices follow a synthetic intraday path (``v28quant.data.intraday``)
   seeded per (seed, symbol, session), so the 10:05 quote is the same in every run whatever was
-  asked before. Before the open the price is the previous close.
+  asked before. Before the open the price is the previous close; once the next session after
+  the last recorded one has opened there is no price (``KeyError``), never a stale one.
 * Bars frames say in ``attrs["synthetic"]`` (and ``attrs["synthetic_symbols"]``) whether any
   value was model-made: intraday bars, today's partial bar, sample OHLC built from closes.
-* Equity quotes: the path price with a spread of ``equity_spread_bps`` (at least a cent),
-  rounded outward to cents.
+* Equity quotes: the path price with a spread of ``equity_spread_bps`` (>= a cent), on cents.
 * Option chains: a user-supplied real snapshot when one is at most ``snapshot_max_age`` old
-  (``synthetic=False``); otherwise a synthetic chain (``synthetic=True``) from
-  ``v28quant.data.synthetic_chain``.
+  (``synthetic=False``); otherwise a ``v28quant.data.synthetic_chain`` (``synthetic=True``).
 """
 
 from __future__ import annotations
@@ -147,6 +146,8 @@ class ReplayFeed:
         i = s.locate(now)
         if i < 0:
             raise KeyError(f"{symbol}: no history before {now:%Y-%m-%d}")
+        if i == len(s.days) - 1 and s.ended_by is not None and now >= s.ended_by:
+            raise KeyError(f"{symbol}: the history ends on {s.days[i]}, before {now:%Y-%m-%d}")
         if s.days[i] != now.astimezone(ET).date() or now >= s.closes[i]:
             return float(s.c[i])
         if now < s.opens[i]:

@@ -36,6 +36,14 @@ class DailySeries:
             self.opens.append(op)
             self.closes.append(cl)
         self.close_utc = [x.astimezone(UTC) for x in self.closes]
+        # The history has ended (its last close is stale) once the next session has opened.
+        self.ended_by: datetime | None = None
+        if days:
+            try:
+                after = cal.session_times(cal.next_session(days[-1]))
+            except ValueError:  # past the calendar's range: nothing to compare with
+                after = None
+            self.ended_by = None if after is None else after[0]
 
     def minutes(self, i: int) -> int:
         """Return the length of session ``i`` in whole minutes."""

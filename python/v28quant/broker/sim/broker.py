@@ -51,7 +51,9 @@ class SimBroker(Matching):
     quotes
         Where prices come from (replay data in backtests).
     clock
-        The shared clock (a ``SimClock`` in backtests).
+        The shared clock (a ``SimClock`` in backtests). Default: the clock the quote source runs
+        on (a ``ReplayFeed``'s simulated clock); a source without one needs ``clock=``, since
+        the simulator never falls back to wall time against recorded data.
     config
         Starting cash, options level, slippage, commissions, partial fills.
     calendar
@@ -67,13 +69,13 @@ class SimBroker(Matching):
     def __init__(
         self,
         quotes: QuoteSource,
-        clock: Clock,
+        clock: Clock | None = None,
         config: SimConfig | None = None,
         calendar: ExchangeCalendar | None = None,
         *,
         state_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        super().__init__(quotes, clock, config, calendar)
+        super().__init__(quotes, _one_clock(quotes, clock), config, calendar)
         self._state_path = None if state_path is None else Path(state_path)
         self._saved = ""
         if self._state_path is not None:
@@ -204,7 +206,10 @@ class SimBroker(Matching):
             if self._tradable(o.req, self._clock.now()):
                 o.status = OrderStatus.NEW
                 await self._match(o)
-            return self._view(o)
+            view = self._view(o)
+            if view.reason is not None:
+                log.warning("sim: order %s accepted, not filling: %s", o.cid, view.reason)
+            return view
 
     async def cancel(self, order_id: str) -> None:
         """Cancel an open order; ``OrderNotCancelable`` once it is terminal."""
@@ -373,6 +378,7 @@ class SimBroker(Matching):
             updated_at=o.updated_at,
             replaced_by=o.replaced_by,
             replaces=o.replaces,
+            reason=self._reason(o),
         )
 
     # Test and runner conveniences --------------------------------------------------
@@ -382,3 +388,24 @@ class SimBroker(Matching):
         if level not in (0, 1, 2, 3):
             raise ValueError(f"options level must be 0-3, got {level}")
         self._level = level
+
+
+def _one_clock(quotes: QuoteSource, clock: Clock | None) -> Clock:
+    """Return the clock the simulator runs on: ``clock``, or else the quote source's own."""
+    own = getattr(quotes, "clock", None)
+    if own is not None and not isinstance(own, Clock):
+        own = None
+    if clock is None:
+        if own is None:
+            raise ValueError(
+                "SimBroker needs clock=: its quote source has no clock of its own, and the "
+                "simulated exchange does not run on wall time by default (pass a SimClock, or "
+                "WallClock() for live quotes)"
+            )
+        return own
+    if own is not None and own is not clock:
+        raise ValueError(
+            "SimBroker: clock= is not the clock its quote source runs on; orders would fill at "
+            "prices from another time (pass the source's clock, or none)"
+        )
+    return clock

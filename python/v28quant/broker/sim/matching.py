@@ -31,6 +31,7 @@ from v28quant.broker.sim.state import (
     _SimOrder,
     log,
 )
+from v28quant.calendar import ET
 from v28quant.quotes import Quote
 
 
@@ -52,8 +53,23 @@ class Matching(BuyingPower, Expiry):
                     o.status = OrderStatus.NEW
                 try:
                     await self._match(o)
+                    self._resting.pop(o.id, None)
                 except KeyError as e:  # no quote now: the order rests, as on a halt
-                    log.warning("sim: no quote for %s; order %s rests", e, o.cid)
+                    if o.id not in self._resting:
+                        log.warning("sim: no quote for %s; order %s rests", e, o.cid)
+                    self._resting[o.id] = f"no quote at {_ny(now)} ({e}): the order rests"
+
+    def _reason(self, o: _SimOrder) -> str | None:
+        """Say why open order ``o`` is not filling when it is not the price: closed, no quote."""
+        if not o.is_open:
+            return None
+        now = self._clock.now()
+        if not self._tradable(o.req, now):
+            return (
+                f"the simulated market is closed for this order at {_ny(now)}; it waits for "
+                f"the open at {_ny(self._cal.next_open(now))} (expires {_ny(o.expires_at)})"
+            )
+        return self._resting.get(o.id)
 
     def _cutoff(self, req: OrderRequest, day: date, close: datetime) -> datetime:
         """When ``req`` stops trading on session ``day`` (equity close ``close``)."""
@@ -194,3 +210,7 @@ def _book_key(q: Quote, side: str) -> tuple[datetime, Decimal, int]:
     if side == "buy":
         return (q.ts, q.ask, q.ask_size)
     return (q.ts, q.bid, q.bid_size)
+
+
+def _ny(t: datetime) -> str:
+    return f"{t.astimezone(ET):%Y-%m-%d %H:%M} New York"
