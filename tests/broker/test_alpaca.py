@@ -31,6 +31,7 @@ from v28quant.broker import (
 )
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker
+from v28quant.clock import SimClock
 from v28quant.settings import SettingsError, load_settings
 
 KEY, SECRET = "PKTESTKEY0001", "sEcReT-do-not-log-0001"
@@ -300,14 +301,14 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
         async def closing_price(self, s, d):
             raise KeyError(s)
 
-    b = connect(load_settings(), quotes=NoQuotes())
-    assert isinstance(b, SimBroker) and "simulated exchange" in caplog.text
+    b = connect(load_settings(), quotes=NoQuotes(), clock=SimClock(OPEN))
+    assert isinstance(b, SimBroker) and "SIMULATED exchange" in caplog.text
     with pytest.raises(SettingsError, match="V28_LIVE_CONFIRM"):
         connect(load_settings(), live=True)
     with pytest.raises(SettingsError, match="APCA_API_KEY_ID"):
         connect(load_settings(live_confirm=True), live=True)
-    with pytest.raises(SettingsError, match="quote source"):
-        connect(load_settings())
+    with pytest.raises(SettingsError, match="needs clock="):
+        connect(load_settings(), quotes=NoQuotes())  # never wall time by default
 
 
 async def test_orders_page_past_the_limit_with_until(fake_trading):

@@ -537,6 +537,7 @@ class Order:
     updated_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    reason: str | None = None  # why an open order is not filling, where the venue says
 
     @property
     def owner(self) -> OrderTag | None:
