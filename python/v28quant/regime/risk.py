@@ -83,7 +83,8 @@ class PomdpRiskScale:
         """
         if self.last is not None and self._last_ts == ts:
             return self.last
-        self.last = self.controller.decide(self.likelihood(posterior))
+        lik = self.likelihood(posterior)
+        self.last = self.controller.decide(dict(zip(self.labels, lik.tolist(), strict=True)))
         self._last_ts = ts
         return self.last
 
