@@ -243,3 +243,21 @@ def test_bad_input_raises() -> None:
         mc.european(100, 100, 1, 0.05, 0.0, 0.2, threads=0)
     with pytest.raises(ValueError, match="rho must be in"):
         mc.heston_european(100, 100, 1, 0.0, 0.0, 0.04, 1.0, 0.04, 0.5, -1.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"steps": 0}, "^steps must be >= 1"),
+        ({"vol": -0.2}, "^vol must be > 0"),
+        ({"spot": float("nan")}, "^spot must be"),
+        ({"strike": 0.0}, "^strike must be > 0"),
+        ({"t": -1.0}, "^t must be > 0"),
+    ],
+)
+def test_geometric_asian_validates_its_inputs(kwargs: dict, pattern: str) -> None:
+    # steps = 0 once gave NaN and vol = -0.2 a price.
+    base = {"spot": 100.0, "strike": 100.0, "t": 1.0, "rate": 0.02, "div": 0.0, "vol": 0.2}
+    args = base | {k: v for k, v in kwargs.items() if k != "steps"}
+    with pytest.raises(ValueError, match=pattern):
+        mc.geometric_asian(**args, steps=kwargs.get("steps", 12))
