@@ -105,6 +105,9 @@ class HestonCalibration:
     feller : bool
         2 kappa theta >= sigma^2 at the solution.
     converged : bool
+        True only when a stopping test was met: relative step below 1e-10, or no downhill step
+        left at a stationary point (projected relative gradient below 1e-6), with every
+        expiry's quadrature converged. False when ``max_iterations`` ran out or the fit stalled.
     """
 
     params: HestonParams
@@ -149,7 +152,8 @@ def calibrate(
         Residual weights; default 1 / BSM vega at the quote's implied vol, so the fit minimises
         implied-volatility errors (to first order).
     lower, upper : HestonParams
-        Box bounds; steps are projected onto the box.
+        Box bounds; steps are projected onto the box. ``ValueError`` when a lower bound is not
+        below its upper bound or ``initial`` lies outside the box (nothing is clipped).
     max_iterations : int
 
     Returns
