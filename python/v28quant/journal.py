@@ -677,6 +677,46 @@ class Journal:
         df["reasoning"] = [json.loads(s) for s in df["reasoning"]]
         return df
 
+    def decisions(
+        self, engine: str | None = None, action: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Return decisions, oldest first, optionally filtered.
+
+        By ``engine``, ``action`` and time (at or after ``since``); each a dict with ``ts``
+        (UTC datetime) and ``reasoning`` (dict).
+        """
+        sql, params = "SELECT * FROM decisions WHERE 1 = 1", []
+        for column, value in (("engine", engine), ("action", action)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(_ts(since))
+        out = []
+        for r in self._read(sql + " ORDER BY ts, rowid", params):
+            d = dict(r)
+            d["ts"] = _from_iso(d["ts"])
+            d["reasoning"] = json.loads(d["reasoning"])
+            out.append(d)
+        return out
+
+    def fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Return fills, oldest first, optionally those at or after ``since``.
+
+        ``qty`` and ``price`` are Decimal, ``ts`` a UTC datetime.
+        """
+        sql, params = "SELECT * FROM fills", []
+        if since is not None:
+            sql, params = sql + " WHERE ts >= ?", [_ts(since)]
+        out = []
+        for r in self._read(sql + " ORDER BY ts, fill_id", params):
+            d = dict(r)
+            d["qty"], d["price"] = Decimal(d["qty"]), Decimal(d["price"])
+            d["ts"] = _from_iso(d["ts"])
+            out.append(d)
+        return out
+
     def daily_summary(self, day: date, tz: ZoneInfo = ET) -> dict[str, Any]:
         """Roll-up of one trading day (``day`` in ``tz``, US/Eastern by default) for the
         after-close report: counts of signals, decisions and orders by engine and status,
