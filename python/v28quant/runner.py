@@ -143,6 +143,22 @@ class Runner:
         """Run until the sessions are done (simulated), a stop signal, or ``--once``."""
         if self.venue.venue_clock is not None:
             await self.venue.venue_clock.refresh()
+        now = self.ctx.now
+        self.ctx.journal.record_decision(
+            f"runner-start-{now.isoformat()}-{os.getpid()}",
+            "runner",
+            "runner",
+            "*",
+            "start",
+            {
+                "mode": self.ctx.mode,
+                "pid": os.getpid(),
+                "broker": self.venue.broker_desc,
+                "data": self.venue.data_desc,
+                "engines": [e.name for e in self.engines],
+            },
+            now,
+        )
         if self.once:
             await self.run_once()
         elif self.venue.keyless:
@@ -282,6 +298,21 @@ class Runner:
                 report.denied,
                 f"; {report.note}" if report.note else "",
                 extra={"engine": engine.name, "details": dict(report.details)},
+            )
+            self.ctx.journal.record_decision(
+                f"{engine.name}-cycle-{slot.isoformat()}",
+                engine.name,
+                "runner",
+                "*",
+                "cycle",
+                {
+                    "slot": slot.isoformat(),
+                    "signals": report.signals,
+                    "orders": report.orders,
+                    "denied": report.denied,
+                    "note": report.note,
+                },
+                self.ctx.now,
             )
             return report
         return None

@@ -35,16 +35,22 @@ class VenueClock:
     fetch : callable
         Async function returning the venue's ``MarketClock`` (``broker.clock``).
     monotonic : callable
-        Seconds from a monotonic source (``time.monotonic``; injectable for tests).
+        Seconds from a monotonic source (``time.monotonic``).
+    wait : callable, optional
+        ``await wait(when)`` returns once the venue's time has reached ``when``; by default an
+        ``asyncio.sleep`` on the monotonic clock. A venue whose time is driven (a test's fake
+        exchange) passes the function that moves it.
     """
 
     def __init__(
         self,
         fetch: Callable[[], Awaitable[MarketClock]],
         monotonic: Callable[[], float] = _time.monotonic,
+        wait: Callable[[datetime], Awaitable[None]] | None = None,
     ) -> None:
         self._fetch = fetch
         self._mono = monotonic
+        self._wait = wait
         self._anchor: datetime | None = None
         self._anchor_mono = 0.0
         self._last: datetime | None = None
@@ -71,10 +77,15 @@ class VenueClock:
         return t
 
     async def sleep_until(self, when: datetime) -> None:
-        """Sleep on the monotonic clock until ``when`` in venue time."""
+        """Sleep until ``when`` in venue time, then re-read the venue's clock."""
         delay = (when - self.now()).total_seconds()
-        if delay > 0:
+        if delay <= 0:
+            return
+        if self._wait is not None:
+            await self._wait(when)
+        else:
             await asyncio.sleep(delay)
+        await self.refresh()
 
 
 class LockstepClock:
