@@ -1,5 +1,6 @@
-"""Risk gate and kill switch: each limit refuses exactly past its threshold, and every denial
-is journaled with its reason.
+"""Risk gate and kill switch: each limit refuses exactly past its threshold.
+
+Every denial is journaled with its reason.
 
 Independent reference: the limits as written in ``[risk]`` of the shipped defaults (numbers
 worked by hand below) and FINRA Rule 4210's pattern-day-trader definition (four or more day
@@ -41,12 +42,6 @@ def _buy(sym: str, qty: int, n: int = 0, strategy: str = "trend") -> OrderReques
 
 def _sell(sym: str, qty: int, n: int = 0) -> OrderRequest:
     return OrderRequest.equity(sym, qty, "sell", owner=Owner("equity", "trend", f"s{sym}{n}"))
-
-
-@pytest.fixture
-def journal(tmp_path: Path):
-    with Journal(tmp_path / "j.sqlite") as j:
-        yield j
 
 
 def _denials(journal: Journal) -> list[dict]:
@@ -111,7 +106,8 @@ def test_daily_loss_halts_and_blocks_new_orders_but_not_flatten(journal) -> None
     assert not gate.mark(_account("100000"), NOW).halted
     assert not gate.mark(_account("97001"), NOW + timedelta(minutes=5)).halted  # -2.999 %
     state = gate.mark(_account("96999"), NOW + timedelta(minutes=10))  # -3.001 % > 3 %
-    assert state.halted and "daily loss" in (state.reason or "")
+    assert state.halted
+    assert "daily loss" in (state.reason or "")
     v = gate.check(_buy("AAPL", 1), Decimal(10), _account("96999"), [], NOW)
     assert v.check == "halted"
     held = [Position("AAPL", Decimal(5), Decimal(10), "us_equity", Decimal(50))]
@@ -133,15 +129,18 @@ def test_drawdown_from_the_peak_across_days_and_restarts(tmp_path: Path) -> None
         day2 = NOW + timedelta(days=1)
         assert not gate.mark(_account("108001"), day2).halted  # 9.999 % below 120k
         state = gate.mark(_account("107999"), day2 + timedelta(minutes=5))
-        assert state.halted and "drawdown" in (state.reason or "")
+        assert state.halted
+        assert "drawdown" in (state.reason or "")
 
 
 def test_operator_halt_flatten_resume_sequence(journal) -> None:
     record_control(journal, HALT, "news", "operator", NOW)
-    assert halt_state(journal).halted and halt_state(journal).reason == "news"
+    assert halt_state(journal).halted
+    assert halt_state(journal).reason == "news"
     record_control(journal, FLATTEN, "close all", "operator", NOW + timedelta(seconds=1))
     s = halt_state(journal)
-    assert s.halted and s.flatten_pending
+    assert s.halted
+    assert s.flatten_pending
     record_control(journal, RESUME, "ok", "operator", NOW + timedelta(seconds=2))
     assert not halt_state(journal).halted
     with pytest.raises(ValueError, match="action must be"):

@@ -57,7 +57,8 @@ def test_bad_argument_is_one_line(tmp_path: Path, args: list[str], expect: str) 
     out = _run(*args, tmp=tmp_path)
     assert out.returncode == 2, (args, out.stdout[-2000:], out.stderr[-2000:])
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and expect in lines[0], (args, out.stderr)
+    assert len(lines) == 1, (args, out.stderr)
+    assert expect in lines[0], (args, out.stderr)
     assert "Traceback" not in out.stdout + out.stderr
 
 

@@ -1,5 +1,7 @@
-"""The runner's clocks: venue time that ignores a skewed host clock and never goes back, and
-simulated time that only moves when every engine loop waits.
+"""The runner's clocks: venue time and simulated time.
+
+Venue time ignores a skewed host clock and never goes back; simulated time only moves when
+every engine loop waits.
 
 Independent reference: the venue's own timestamps (a fixed ``MarketClock`` sequence) and the
 order of events that a discrete-event simulation must respect.
@@ -66,7 +68,8 @@ async def test_venue_clock_sleep_rereads_the_venue() -> None:
     clock = VenueClock(venue.clock, monotonic=_Mono(), wait=wait)
     await clock.refresh()
     await clock.sleep_until(T0 + timedelta(minutes=5))
-    assert moved == [T0 + timedelta(minutes=5)] and venue.reads == 2
+    assert moved == [T0 + timedelta(minutes=5)]
+    assert venue.reads == 2
     assert clock.now() == T0 + timedelta(minutes=5)
     await clock.sleep_until(T0)  # in the past: returns at once, no read
     assert venue.reads == 2

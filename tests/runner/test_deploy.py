@@ -1,5 +1,6 @@
-"""The systemd unit: parsed as systemd reads it, and checked by ``systemd-analyze verify``
-where that tool exists.
+"""The systemd unit, parsed as systemd reads it.
+
+Also checked by ``systemd-analyze verify`` where that tool exists.
 
 Independent reference: systemd.service(5), systemd.exec(5) and systemd.kill(5) (directive names
 and the values the issue requires).
@@ -29,7 +30,8 @@ def _parse(text: str) -> dict[str, dict[str, list[str]]]:
             section = line[1:-1]
             out.setdefault(section, {})
             continue
-        assert section is not None and "=" in line, f"not a unit line: {raw!r}"
+        assert section is not None, f"a line before any [Section]: {raw!r}"
+        assert "=" in line, f"not a unit line: {raw!r}"
         key, value = line.split("=", 1)
         out[section].setdefault(key.strip(), []).append(value.strip())
     return out
@@ -38,15 +40,20 @@ def _parse(text: str) -> dict[str, dict[str, list[str]]]:
 def test_unit_has_what_a_server_needs() -> None:
     unit = _parse(UNIT.read_text())
     svc = unit["Service"]
-    assert svc["User"] == ["v28trader"] and svc["WorkingDirectory"] == ["/opt/trading-bot"]
+    assert svc["User"] == ["v28trader"]
+    assert svc["WorkingDirectory"] == ["/opt/trading-bot"]
     assert svc["EnvironmentFile"][0].startswith("/etc/")
     exec_start = svc["ExecStart"][0].split()
-    assert exec_start[1].endswith("run_v28_production.py") and "--mode=live" in exec_start
-    assert svc["Restart"] == ["on-failure"] and svc["KillSignal"] == ["SIGTERM"]
+    assert exec_start[1].endswith("run_v28_production.py")
+    assert "--mode=live" in exec_start
+    assert svc["Restart"] == ["on-failure"]
+    assert svc["KillSignal"] == ["SIGTERM"]
     assert int(svc["TimeoutStopSec"][0]) >= 120  # a cycle and an order confirmation fit
-    assert svc["NoNewPrivileges"] == ["yes"] and svc["ProtectSystem"] == ["strict"]
+    assert svc["NoNewPrivileges"] == ["yes"]
+    assert svc["ProtectSystem"] == ["strict"]
     writable = svc["ReadWritePaths"][0].split()
-    assert "/opt/trading-bot/journal" in writable and "/opt/trading-bot/logs" in writable
+    assert "/opt/trading-bot/journal" in writable
+    assert "/opt/trading-bot/logs" in writable
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
     assert "network-online.target" in unit["Unit"]["After"][0]
 

@@ -62,7 +62,8 @@ def test_expected_max_sharpe_hurdle_against_monte_carlo() -> None:
         assert approx == pytest.approx(simulated, rel=0.03), (n_trials, approx, simulated)
     r = np.random.default_rng(3).normal(0.001, 0.01, 500)
     one, many = deflated_sharpe(r, 1), deflated_sharpe(r, 100)
-    assert one["sr0"] == 0.0 and many["sr0"] > 0
+    assert one["sr0"] == 0.0
+    assert many["sr0"] > 0
     v = (1 - one["skew"] * one["sr"] + (one["kurtosis"] - 1) / 4 * one["sr"] ** 2) / (500 - 1)
     assert many["sr0"] / math.sqrt(v) == pytest.approx(
         (1 - EULER_GAMMA) * stats.norm.ppf(0.99)
@@ -110,5 +111,6 @@ def test_compute_metrics_costs_and_turnover() -> None:
     assert m["costs"]["slippage"] == pytest.approx(notional * 2e-4)
     assert m["costs"]["half_spread"] == pytest.approx(notional * 2e-4)
     assert m["turnover"] == pytest.approx(notional / np.mean([100_000, 100_000, 100_500]))
-    assert m["hit_rate"] == 1.0 and m["round_trips"] == 1
+    assert m["hit_rate"] == 1.0
+    assert m["round_trips"] == 1
     assert m["deflated_sharpe"]["trials"] == 3
