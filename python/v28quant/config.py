@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,15 @@ from v28quant.settings import Settings, SettingsError, load_settings
 
 @dataclass(frozen=True, slots=True)
 class AggregatorConfig:
-    """``[aggregator]``: the aggregate confidence below which nothing trades."""
+    """``[aggregator]``: the threshold, and any weight or lifetime overrides.
+
+    ``weights`` (regime -> model -> weight) and ``lifetime_minutes`` (model -> minutes) go to
+    ``SignalAggregator.from_settings`` over its shipped table (``aggregator_weights.toml``).
+    """
 
     min_confidence: float
+    weights: Mapping[str, Any] = field(default_factory=dict)
+    lifetime_minutes: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,18 @@ class RunConfig:
         """Return the threshold in force: ``[paper]`` in paper mode, else ``[aggregator]``."""
         return self.paper.min_confidence if mode == "paper" else self.aggregator.min_confidence
 
+    def aggregator_settings(self, mode: str) -> dict[str, Any]:
+        """Return the ``[aggregator]`` table for ``SignalAggregator.from_settings`` in ``mode``."""
+        return {
+            "min_confidence": self.min_confidence(mode),
+            "weights": dict(self.aggregator.weights),
+            "lifetime_minutes": dict(self.aggregator.lifetime_minutes),
+        }
+
+
+#: Sections with tables beside their scalar keys: the scalar keys, checked by type.
+_SCALARS = {"AggregatorConfig": {"min_confidence"}}
+
 
 def defaults() -> dict[str, Any]:
     """Return the shipped defaults (``v28quant/defaults.toml``) as a dict."""
@@ -110,8 +129,9 @@ def _merge(base: dict[str, Any], top: dict[str, Any], where: str) -> dict[str, A
 
 
 def _section(cls: type[Any], table: dict[str, Any], name: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(table) - set(known))
+    known = {f.name: f for f in fields(cls) if f.name in _SCALARS.get(cls.__name__, {f.name})}
+    passthrough = {f.name for f in fields(cls)} - set(known)
+    unknown = sorted(set(table) - set(known) - passthrough)
     if unknown:
         raise SettingsError(f"[{name}] {unknown[0]}: unknown setting")
     values = {}
@@ -125,6 +145,10 @@ def _section(cls: type[Any], table: dict[str, Any], name: str) -> Any:
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise SettingsError(f"[{name}] {key}: must be {want.__name__}, got {value!r}")
         values[key] = value
+    for key in passthrough & set(table):
+        if not isinstance(table[key], dict):
+            raise SettingsError(f"[{name}] {key}: must be a table")
+        values[key] = table[key]
     return cls(**values)
 
 

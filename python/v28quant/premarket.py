@@ -13,6 +13,7 @@ carry out a pending operator ``flatten``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,15 +23,41 @@ import pandas as pd
 from v28quant.broker.base import Intent, OrderRequest, Owner, Side
 from v28quant.broker.occ import is_occ
 from v28quant.engines import EngineContext
+from v28quant.ml.pomdp_controller import ControllerDecision
 from v28quant.reconcile import reconcile
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, record_control
+from v28quant.signals import RegimeState
 from v28quant.venue import Venue
 
 log = logging.getLogger(__name__)
 
 
-async def load_history(ctx: EngineContext, symbols: list[str], sessions: int) -> pd.DataFrame:
-    """Return daily closes (rows: session dates, columns: symbols) up to the last close.
+@dataclass
+class RegimeView:
+    """The session's regime as both engines use it.
+
+    Attributes
+    ----------
+    state : RegimeState
+        The market regime the aggregator weighs the models by.
+    risk_multiplier : float
+        In (0, 1]: the regime controller's multiplier times the POMDP controller's exposure.
+    per_symbol : dict
+        Symbol regimes where the controller gives them.
+    pomdp : ControllerDecision
+        The POMDP controller's action and belief.
+    """
+
+    state: RegimeState
+    risk_multiplier: float
+    per_symbol: dict[str, RegimeState]
+    pomdp: ControllerDecision
+
+
+async def load_history(
+    ctx: EngineContext, symbols: list[str], sessions: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return daily bars (long) and closes (wide) of ``symbols`` up to the last close.
 
     A symbol whose data fails to load is dropped with a warning; the others go on.
     """
@@ -45,12 +72,14 @@ async def load_history(ctx: EngineContext, symbols: list[str], sessions: int) ->
         if bars.empty:
             log.warning("history of %s is empty, dropped today", sym)
             continue
-        frames.append(bars[["timestamp", "symbol", "close"]])
+        frames.append(bars)
     if not frames:
-        return pd.DataFrame()
+        return pd.DataFrame(), pd.DataFrame()
     long = pd.concat(frames, ignore_index=True)
     wide = long.pivot_table(index="timestamp", columns="symbol", values="close").sort_index()
-    return wide.iloc[-sessions:]
+    wide = wide.iloc[-sessions:]
+    long = long[long["timestamp"] >= wide.index[0]].reset_index(drop=True)
+    return long, wide
 
 
 def log_returns(closes: pd.DataFrame) -> pd.DataFrame:
@@ -58,19 +87,41 @@ def log_returns(closes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(np.log(closes)).diff().iloc[1:]
 
 
-async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) -> Any:
-    """Fit the hierarchical regime controller and journal its assessment."""
-    from v28quant.regime.hierarchical import HierarchicalRegimeController
-
-    mkt = returns[market].dropna().to_numpy()
-    per_symbol = {
-        s: returns[s].dropna().to_numpy()
-        for s in returns.columns
-        if s != market and returns[s].notna().sum() > 100
+def _pomdp_likelihoods(state: RegimeState) -> dict[str, float]:
+    """Map regime probabilities onto the POMDP's states (each label counted once)."""
+    p = state.probabilities
+    return {
+        "bull": float(p.get("bull_quiet", 0.0)),
+        "neutral": float(p.get("sideways", 0.0)),
+        "bear": float(p.get("bear_volatile", 0.0) + p.get("crisis", 0.0)),
     }
-    controller = HierarchicalRegimeController().fit(mkt, per_symbol)
-    assessment = controller.assess(mkt, per_symbol)
-    state = assessment.state
+
+
+async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) -> RegimeView:
+    """Assess the market regime, set the risk scale and journal both."""
+    from v28quant.ml.pomdp_controller import POMDPController
+
+    mkt = returns[market].dropna()
+    per_symbol: dict[str, RegimeState] = {}
+    try:
+        from v28quant.regime.hierarchical import HierarchicalRegimeController
+    except ImportError:  # the market HMM alone until the hierarchical controller is installed
+        from v28quant.regime.hmm import HmmRegimeDetector
+
+        state = HmmRegimeDetector(n_states=3, seed=0).fit(mkt).predict(mkt)
+        multiplier = 1.0
+    else:
+        symbols = {s: returns[s].dropna().to_numpy() for s in returns.columns if s != market}
+        controller = HierarchicalRegimeController().fit(mkt.to_numpy(), symbols)
+        assessment = controller.assess(mkt.to_numpy(), symbols)
+        state, multiplier = assessment.state, float(assessment.risk_multiplier)
+        per_symbol = dict(assessment.per_symbol)
+    pomdp = ctx.shared.get("pomdp")
+    if pomdp is None:
+        pomdp = ctx.shared["pomdp"] = POMDPController()
+    likelihoods = _pomdp_likelihoods(state)
+    decision = pomdp.decide(likelihoods if sum(likelihoods.values()) > 0 else None)
+    view = RegimeView(state, multiplier * decision.exposure_scale, per_symbol, decision)
     ctx.journal.record_decision(
         f"regime-{ctx.now.isoformat()}",
         "regime",
@@ -79,19 +130,24 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
         "regime",
         {
             "label": state.label,
+            "source": state.source,
             "probabilities": dict(state.probabilities),
-            "risk_multiplier": float(assessment.risk_multiplier),
-            "per_symbol": {s: r.label for s, r in assessment.per_symbol.items()},
+            "controller_multiplier": multiplier,
+            "pomdp_action": decision.action,
+            "pomdp_belief": decision.belief,
+            "risk_multiplier": view.risk_multiplier,
+            "per_symbol": {s: r.label for s, r in per_symbol.items()},
         },
         ctx.now,
     )
     log.info(
-        "regime: %s (risk multiplier %.2f)",
+        "regime: %s; POMDP %s; risk multiplier %.2f",
         state.label,
-        assessment.risk_multiplier,
+        decision.action,
+        view.risk_multiplier,
         extra={"probabilities": dict(state.probabilities)},
     )
-    return assessment
+    return view
 
 
 async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
@@ -107,13 +163,13 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
     if state.halted:
         log.warning("kill switch is on (%s): no new orders until `v28quant resume`", state.reason)
     lookback = ctx.config.equity.lookback_sessions
-    closes = await load_history(ctx, [*ctx.universe, venue.market_symbol], lookback)
+    bars, closes = await load_history(ctx, [*ctx.universe, venue.market_symbol], lookback)
     if closes.empty or venue.market_symbol not in closes:
         log.error("no history for the market proxy %s: no trading today", venue.market_symbol)
         return False
     returns = log_returns(closes)
+    ctx.shared["bars"] = bars
     ctx.shared["closes"] = closes
-    ctx.shared["returns"] = returns
     ctx.shared["market_symbol"] = venue.market_symbol
     ctx.regime = await assess_regime(ctx, venue.market_symbol, returns)
     return True

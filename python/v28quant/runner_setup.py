@@ -114,8 +114,10 @@ async def _serve(
             broker=venue.broker,
             feed=venue.feed,
             journal=journal,
-            executor=Executor(venue.broker, journal, notifier=notifier),
-            aggregator=SignalAggregator(min_confidence=cfg.min_confidence(args.mode)),
+            executor=Executor(
+                venue.broker, journal, notifier=notifier, clock=venue.clock, quotes=venue.feed
+            ),
+            aggregator=SignalAggregator.from_settings(cfg.aggregator_settings(args.mode)),
             risk=RiskGate(settings.risk, journal, calendar),
             settings=settings,
             config=cfg,
