@@ -23,12 +23,13 @@ For one underlying and one chain snapshot, ``OptionsAnalyser.analyse``:
 Vol views go to the aggregator under the symbol ``"<UNDERLYING>:IV"`` (``vol_symbol``), never
 mixed with directional views on the underlying itself. Their ``value`` is the premium-selling
 edge: +1 implied vol rich (sell premium), -1 cheap (buy premium). ``confidence`` follows the
-project's meaning (how much the model's fit and current inputs support the value): it is the
-``record x support``: the record is the fit quality ``1 / (1 + rmse)`` (rmse of the model's
+project's meaning (how much the model's fit and current inputs support the value): it is
+``record x support``. The record is the fit quality ``1 / (1 + rmse)`` (rmse of the model's
 fit in vol points; for Merton, fitted to past returns rather than to prices, its relative
 moment mismatch in percent and a factor 1/2) times the share of candidates priced; the support
-is ``erf(|z| / sqrt 2)``, how many standard errors the mean edge is from zero. Merton's edge is a variance risk premium (implied vol
-against a jump-diffusion fitted to realised returns) and stays out of the consensus.
+is ``erf(|z| / sqrt 2)``, how many standard errors the mean edge is from zero. Merton's edge
+is a variance risk premium (implied vol against a jump-diffusion fitted to realised returns)
+and stays out of the consensus.
 
 References
 ----------
