@@ -30,7 +30,8 @@ _BLACK_IV_ARGS = ("price", "forward", "strike", "t", "discount", "call")  # flag
 
 class Greeks(NamedTuple):
     """BSM sensitivities: delta dV/dS, gamma d2V/dS2, vega dV/dvol per 1.00 of vol, theta
-    dV/dt per year of calendar time, rho dV/drate per 1.00 of rate."""
+    dV/dt per year of calendar time, rho dV/drate per 1.00 of rate.
+    """
 
     delta: Any
     gamma: Any

@@ -83,6 +83,47 @@ class Held:
 
 
 @dataclass
+class Pending:
+    """An order of the engine not yet filled: opening, closing or rolling a structure.
+
+    ``ladder`` holds the signed net limits per unit (debit > 0) from the mid to the natural;
+    ``rung`` is the one the order rests at. ``legs``/``expiry``/``max_loss`` describe the
+    structure the fill creates (the new one for a roll); ``old_id`` the one a close or roll ends.
+    """
+
+    client_order_id: str
+    kind: Literal["open", "close", "roll"]
+    structure_id: str
+    underlying: str
+    strategy: str
+    legs: dict[str, int]
+    expiry: date
+    max_loss: float
+    ladder: list[str]
+    rung: int
+    placed_at: datetime
+    old_id: str | None = None
+    wheel: bool = False
+    waited: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (dates as ISO text)."""
+        d = asdict(self)
+        d["expiry"] = self.expiry.isoformat()
+        d["placed_at"] = self.placed_at.isoformat()
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Pending:
+        """Rebuild from ``to_json``."""
+        x = dict(d)
+        x["expiry"] = date.fromisoformat(x["expiry"])
+        x["placed_at"] = datetime.fromisoformat(x["placed_at"])
+        x["legs"] = {str(k): int(v) for k, v in x["legs"].items()}
+        return cls(**x)
+
+
+@dataclass
 class WheelState:
     """Where an underlying's wheel stands: stage, shares held by the wheel and their basis."""
 
@@ -110,6 +151,7 @@ class Book:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.held: dict[str, Held] = {}
+        self.pending: dict[str, Pending] = {}
         self.wheel: dict[str, WheelState] = {}
         self.seen_activities: set[str] = set()
         self.activity_cursor: datetime | None = None
@@ -122,6 +164,7 @@ class Book:
         data = json.loads(path.read_text(encoding="utf-8"))
         self.held = {k: Held.from_json(v) for k, v in data.get("held", {}).items()}
         self.wheel = {k: WheelState(**v) for k, v in data.get("wheel", {}).items()}
+        self.pending = {k: Pending.from_json(v) for k, v in data.get("pending", {}).items()}
         self.seen_activities = set(data.get("seen_activities", []))
         cur = data.get("activity_cursor")
         self.activity_cursor = datetime.fromisoformat(cur) if cur else None
@@ -133,6 +176,7 @@ class Book:
         data = {
             "held": {k: v.to_json() for k, v in self.held.items()},
             "wheel": {k: asdict(v) for k, v in self.wheel.items()},
+            "pending": {k: v.to_json() for k, v in self.pending.items()},
             "seen_activities": sorted(self.seen_activities),
             "activity_cursor": None
             if self.activity_cursor is None
