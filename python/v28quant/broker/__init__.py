@@ -16,6 +16,7 @@ from v28quant.broker.base import (
     Broker,
     BrokerError,
     BrokerUnavailable,
+    ClientOrderIdConflict,
     InsufficientBuyingPower,
     Leg,
     MarketClock,
@@ -30,8 +31,12 @@ from v28quant.broker.base import (
     Owner,
     Position,
     RateLimited,
+    SubmitOutcomeUnknown,
     TradingDay,
+    UnreadableResponse,
     parse_client_order_id,
+    request_differences,
+    request_hash,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +104,7 @@ __all__ = [
     "Broker",
     "BrokerError",
     "BrokerUnavailable",
+    "ClientOrderIdConflict",
     "InsufficientBuyingPower",
     "Leg",
     "MarketClock",
@@ -113,7 +119,11 @@ __all__ = [
     "Owner",
     "Position",
     "RateLimited",
+    "SubmitOutcomeUnknown",
     "TradingDay",
+    "UnreadableResponse",
     "connect",
     "parse_client_order_id",
+    "request_differences",
+    "request_hash",
 ]

@@ -14,6 +14,7 @@ program) and are never touched by the engines.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -118,6 +119,27 @@ class OrderNotCancelable(BrokerError):
     """The order is already filled, canceled or otherwise final (HTTP 422)."""
 
 
+class SubmitOutcomeUnknown(BrokerUnavailable):
+    """A submit whose outcome stays unknown.
+
+    An earlier attempt may have landed (a timeout, a 5xx, an unreadable reply) and the look-up by
+    client order id could not settle it: the venue refused a later attempt, or could not be asked.
+    Never read this as a refusal: the first attempt may hold buying power at the venue.
+    """
+
+
+class UnreadableResponse(BrokerUnavailable):
+    """The venue answered 2xx but the body does not parse: what it did is unknown."""
+
+
+class ClientOrderIdConflict(BrokerError):
+    """One client order id, two different requests.
+
+    The venue (or the journal) already holds an order under this id whose request differs from
+    the one being placed: the same ``Owner`` was reused for a different decision.
+    """
+
+
 # ---------------------------------------------------------------------------- ownership
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -183,6 +205,50 @@ class Owner:
     @property
     def tag(self) -> OrderTag:
         return OrderTag(self.engine, self.strategy, self.digest)
+
+
+def request_hash(request: OrderRequest) -> str:
+    """SHA-256 (hex) of the request's canonical JSON: one key, one request.
+
+    Parameters
+    ----------
+    request : OrderRequest
+        The order as built by the engine (owner and client order id included).
+
+    Returns
+    -------
+    str
+        64 hex digits; equal for equal requests, whatever the process or the platform.
+    """
+    text = json.dumps(request.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def request_differences(order: Order, request: OrderRequest) -> list[str]:
+    """How the venue's ``order`` differs from ``request`` (empty: it is that request's order).
+
+    Compares what the engine asked for: symbol, quantity, side, type, limit price and, for a
+    multi-leg order, each leg's symbol, side and ratio. A replacement (``-r<n>`` client order id)
+    may differ in quantity and limit price by design: compare it with its own request.
+    """
+    diffs = []
+
+    def cmp(name: str, have: Any, want: Any) -> None:
+        if have != want:
+            diffs.append(f"{name} {have!r} != requested {want!r}")
+
+    cmp("qty", order.qty, request.qty)
+    cmp("limit_price", order.limit_price, request.limit_price)
+    if request.kind == "mleg":
+        have = sorted((leg.symbol, leg.side, leg.ratio) for leg in order.legs)
+        want = sorted((leg.occ_symbol, leg.side, leg.ratio) for leg in request.legs)
+        cmp("legs", have, want)
+    else:
+        cmp("symbol", order.symbol, request.symbol)
+        cmp("side", order.side, request.side)
+        if order.type is not None:
+            cmp("type", order.type, request.type)
+    return diffs
 
 
 def parse_client_order_id(cid: str | None) -> OrderTag | None:

@@ -277,6 +277,24 @@ class Journal(ReportQueries, ReservationBook):
                 held and held["updated_ts"],
             )
 
+    def record_order_event(
+        self,
+        client_order_id: str,
+        broker_order_id: str | None,
+        what: str,
+        raw: Mapping[str, Any],
+        ts: datetime,
+    ) -> None:
+        """Journal something done to an order (``cancel_requested``...).
+
+        The order's status is left alone: the venue's answer, journaled next, changes it.
+        """
+        self._write(
+            "INSERT INTO order_events (client_order_id, broker_order_id, status, raw, ts) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (client_order_id, broker_order_id, what, json_text(raw, "raw"), ts_text(ts)),
+        )
+
     def record_fill(
         self,
         fill_id: str,
@@ -420,6 +438,19 @@ class Journal(ReportQueries, ReservationBook):
             d["ts"] = from_iso(d["ts"])
             for k in ("filled_qty", "filled_avg_price"):
                 d[k] = None if d[k] is None else Decimal(d[k])
+            out.append(d)
+        return out
+
+    def fills_for(self, client_order_id: str) -> list[dict[str, Any]]:
+        """The journaled executions of one order, oldest first."""
+        rows = self._read(
+            "SELECT * FROM fills WHERE client_order_id = ? ORDER BY ts, fill_id", (client_order_id,)
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["qty"], d["price"] = Decimal(d["qty"]), Decimal(d["price"])
+            d["ts"] = from_iso(d["ts"])
             out.append(d)
         return out
 

@@ -103,6 +103,15 @@ class ReservationBook(JournalStore):
         )
         return int(cur.rowcount)
 
+    def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
+        """Hand an order's active reservations to its replacement; returns how many moved."""
+        cur = self._write(
+            "UPDATE reservations SET client_order_id = ? "
+            "WHERE client_order_id = ? AND released_ts IS NULL",
+            (new_client_order_id, old_client_order_id),
+        )
+        return int(cur.rowcount)
+
     def _claims_in_tx(self, claim: Claim) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Read the reservations and open-order spends on ``claim``'s kind and symbol.
 
