@@ -120,14 +120,21 @@ def make_world(
             shared / "options" / "SPY_2023-09-14_cboe.csv", as_of=start - timedelta(minutes=5)
         )
         snaps.append(snap)
-    feed = ReplayFeed(
-        spy_history(shared, symbols), clock, snapshots=snaps, dividend_yield=0.015
-    )
+    feed = ReplayFeed(spy_history(shared, symbols), clock, snapshots=snaps, dividend_yield=0.015)
     broker = SimBroker(feed, clock, SimConfig(cash=Decimal(cash), options_level=3))
     journal = Journal(tmp / "journal.sqlite")
     ex = Executor(broker, journal, clock=clock, quotes=feed)
     state = RegimeState(regime, {regime: 1.0}, "test", start)
     return Ctx(
-        "paper", clock, broker, feed, journal, ex, None, RecordingNotifier(), symbols,
-        Threshold(threshold), state,
+        "paper",
+        clock,
+        broker,
+        feed,
+        journal,
+        ex,
+        None,
+        RecordingNotifier(),
+        symbols,
+        Threshold(threshold),
+        state,
     )
