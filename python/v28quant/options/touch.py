@@ -38,8 +38,8 @@ def touch_probability(
     """Return P(touch ``barrier`` before ``t``) and its binomial standard error.
 
     Paths follow Heston (full-truncation Euler in log price) when ``heston`` is given, else
-    GBM at ``vol``. The barrier is monitored at each step and shifted by the
-    Broadie-Glasserman-Kou correction ``exp(+-0.5826 sigma sqrt(dt))`` so discrete
+    GBM at ``vol``. The barrier is monitored at each step and moved towards the spot by the
+    Broadie-Glasserman-Kou correction ``exp(-+0.5826 sigma sqrt(dt))`` so discrete
     monitoring approximates the continuous touch.
     """
     if not (spot > 0 and barrier > 0 and t > 0):
@@ -58,7 +58,8 @@ def touch_probability(
         z1 = rng.standard_normal(paths)
         vp = np.maximum(v, 0.0)
         sd = np.sqrt(vp * dt)
-        shift = BGK_BETA * sd * (1.0 if up else -1.0)
+        # discrete checks miss touches between steps: move the level inwards (BGK)
+        shift = BGK_BETA * sd * (-1.0 if up else 1.0)
         x = x + (rate - div - 0.5 * vp) * dt + sd * z1
         hit |= (x >= logb + shift) if up else (x <= logb + shift)
         if heston is not None:
