@@ -103,8 +103,9 @@ def test_take_profit_and_stop_on_a_credit() -> None:
 
 
 def test_roll_expiry_close_and_early_assignment() -> None:
-    """Tested short near expiry rolls; near-money short at the cut-off closes; ITM call with
-    extrinsic below the dividend the day before ex-date is flagged.
+    """Roll a tested short, close near the cut-off, flag an ITM call before its ex-date.
+
+    The call is flagged when its extrinsic value is below the dividend the day before.
     """
     h = _held("bull_put", {PUT: -1}, -3.10)
     late = datetime(2024, 6, 17, 15, 0, tzinfo=UTC)
@@ -144,8 +145,9 @@ def test_roll_expiry_close_and_early_assignment() -> None:
 
 @pytest.mark.parametrize("barrier", [90.0, 112.0])
 def test_touch_probability_matches_the_reflection_principle(barrier: float) -> None:
-    """Driftless GBM in log price: P(touch) = 2 N(-|ln(B/S)| / (sigma sqrt T)) when r - q =
-    sigma^2 / 2 (zero drift of the log).
+    """Driftless log price: P(touch) = 2 N(-|ln(B/S)| / (sigma sqrt T)).
+
+    The log drift is zero when r - q = sigma^2 / 2.
     """
     s, vol, t = 100.0, 0.25, 0.25
     p, se = touch_probability(
