@@ -363,7 +363,8 @@ def exit_rule(
     if h.credit:
         if frac >= rules.take_profit_credit:
             return Verdict("take_profit", why)
-        if -frac >= rules.stop_loss_credit:
+        # the wheel takes assignment instead of a stop: owning the shares is its plan
+        if -frac >= rules.stop_loss_credit and not wheel_single:
             return Verdict("stop_loss", why)
     else:
         if frac >= rules.take_profit_debit:
@@ -372,7 +373,9 @@ def exit_rule(
             return Verdict("stop_loss", why)
     dte = (h.expiry - now.date()).days
     tested = [s for s in shorts if abs(m.leg_deltas.get(s, 0.0)) >= rules.roll_delta]
-    if dte <= rules.roll_dte and tested and h.rolls < rules.max_rolls and len(h.legs) <= 2:
+    # a covered call is left to be called away: that ends the wheel's cycle as planned
+    rollable = h.strategy != "covered_call" and len(h.legs) <= 2 and h.rolls < rules.max_rolls
+    if dte <= rules.roll_dte and tested and rollable:
         return Verdict("roll", {**why, "dte": dte, "tested": tested})
     return None
 
