@@ -70,7 +70,10 @@ class Evaluator(Protocol):
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Net daily returns of ``params`` on ``train`` (fitted there) and on ``test``."""
+        """Net daily returns of ``params`` on ``train`` (fitted there) and on ``test``.
+
+        ``test`` may be empty (an in-sample search that must not see the test dates).
+        """
         ...
 
 

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
-from scipy.special import logsumexp
 
 from v28quant.data.samples import History, sample_history
 from v28quant.ml.features import TRADING_DAYS, ewma_vol
@@ -49,7 +48,6 @@ from v28quant.optimization.space import (
 from v28quant.options import black_scholes
 
 Array = NDArray[np.float64]
-
 
 
 class _DropNonConvergence(logging.Filter):
@@ -95,21 +93,27 @@ def _signals(close: pd.DataFrame) -> tuple[Array, Array]:
 
 
 def _forward_filter(model: GaussianHMM, x: Array) -> Array:
-    """Filtered state probabilities P(s_t | x_1..x_t) of a diagonal Gaussian HMM (causal)."""
+    """Filtered state probabilities P(s_t | x_1..x_t) of a diagonal Gaussian HMM (causal).
+
+    The scaled forward recursion (Rabiner 1989, eq. 91-92): alpha_t = (alpha_{t-1} A) * b_t,
+    normalised every step; emissions are scaled by their row maximum, which the normalisation
+    cancels.
+    """
     var = np.stack([np.diag(c) for c in model.covars_])
     mu = model.means_
     loglik = -0.5 * (
         np.log(2 * np.pi * var).sum(axis=1)[None, :]
         + (((x[:, None, :] - mu[None, :, :]) ** 2) / var[None, :, :]).sum(axis=2)
     )
-    log_a = np.log(np.maximum(model.transmat_, 1e-300))
-    out = np.empty_like(loglik)
-    alpha = np.log(np.maximum(model.startprob_, 1e-300)) + loglik[0]
-    out[0] = alpha - logsumexp(alpha)
+    b = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    a = model.transmat_
+    out = np.empty_like(b)
+    alpha = model.startprob_ * b[0]
+    out[0] = alpha / alpha.sum()
     for t in range(1, len(x)):
-        alpha = logsumexp(out[t - 1][:, None] + log_a, axis=0) + loglik[t]
-        out[t] = alpha - logsumexp(alpha)
-    return np.exp(out)
+        alpha = (out[t - 1] @ a) * b[t]
+        out[t] = alpha / alpha.sum()
+    return out
 
 
 class SampleStrategy:
@@ -208,16 +212,22 @@ class SampleStrategy:
         best: GaussianHMM | None = None
         best_ll = -np.inf
         seeds = np.random.SeedSequence(seed).generate_state(self.hmm_restarts)
+        xf = x[fit_rows]
         for s in seeds:
+            # Means start at distinct random rows (not k-means, whose threaded init dominates
+            # the cost and contends for cores with the other workers).
+            rng = np.random.default_rng(int(s))
             m = GaussianHMM(
                 n_components=n_states,
                 covariance_type="diag",
                 n_iter=50,
                 tol=1e-3,
                 random_state=int(s),
+                init_params="stc",
             )
-            m.fit(x[fit_rows])
-            ll = float(m.score(x[fit_rows]))
+            m.means_ = xf[rng.choice(len(xf), n_states, replace=False)]
+            m.fit(xf)
+            ll = float(m.score(xf))
             if ll > best_ll:
                 best, best_ll = m, ll
         assert best is not None
@@ -234,15 +244,18 @@ class SampleStrategy:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Net daily returns on ``train`` (regime HMM fitted there) and on ``test``."""
+        """Net daily returns on ``train`` (regime HMM fitted there) and on ``test`` (may be empty)."""
         p = self.space.validate(params)
         train_pos = self._all_dates.get_indexer(pd.DatetimeIndex(train))
         test_pos = self._all_dates.get_indexer(pd.DatetimeIndex(test))
         if (train_pos < 0).any() or (test_pos < 0).any():
             raise ValueError("train/test dates must be sessions of SampleStrategy.dates()")
-        if train_pos.min() < self._first or test_pos.min() <= train_pos.max():
-            raise ValueError("test dates must follow the training dates, after the warm-up")
-        lo, hi = int(train_pos.min()), int(test_pos.max()) + 1
+        if len(train_pos) < 2 or train_pos.min() < self._first:
+            raise ValueError("need >= 2 training dates, after the warm-up")
+        if len(test_pos) and test_pos.min() <= train_pos.max():
+            raise ValueError("test dates must follow the training dates")
+        lo = int(train_pos.min())
+        hi = int(test_pos.max() if len(test_pos) else train_pos.max()) + 1
         sl = slice(lo, hi)
 
         x = self._regime_features(int(p["regime.vol_window"]))[sl]
@@ -270,7 +283,7 @@ class SampleStrategy:
             train=series.iloc[train_pos - lo],
             test=series.iloc[test_rows],
             test_costs=float(costs[test_rows].sum()),
-            test_turnover=float(turnover[test_rows].mean()),
+            test_turnover=float(turnover[test_rows].mean()) if len(test_rows) else 0.0,
         )
 
     def _sized(self, value: Array, p: Mapping[str, float], sl: slice) -> Array:
