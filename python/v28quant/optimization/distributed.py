@@ -56,6 +56,7 @@ class TaskRunner:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                silence_logs=logging.ERROR,
             )
             self._client = Client(self._cluster)
         log.info("dask: %s", self.describe())

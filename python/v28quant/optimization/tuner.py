@@ -36,7 +36,7 @@ from v28quant.optimization.sharpe import TRADING_DAYS, sharpe_ratio
 from v28quant.optimization.walkforward import (
     WalkForwardOptimizer,
     WalkForwardReport,
-    evaluate_window,
+    evaluate_windows,
 )
 from v28quant.optimization.windows import WindowScheme
 
@@ -71,6 +71,9 @@ class TunerConfig:
         Optuna storage URL; ``None`` keeps the study in memory.
     study_name : str
         The study's name in the storage; a run with an existing name continues that study.
+    deadline : datetime or None
+        No new batch starts at or after it (e.g. :func:`~v28quant.optimization.promote.
+        off_hours_deadline`, so tuning never overlaps the trading day).
     """
 
     n_trials: int = 40
@@ -80,6 +83,7 @@ class TunerConfig:
     n_startup_trials: int = 10
     storage: str | None = None
     study_name: str = "v28-sample-strategy"
+    deadline: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -169,21 +173,22 @@ class BayesianTuner:
     def _run_windows(
         self, shared: Any, trials: Sequence[optuna.trial.Trial], windows: range, desc: str
     ) -> list[list[WindowReturns]]:
-        """Evaluate every (trial, window) pair as one task; results per trial, window order."""
+        """Evaluate each trial on ``windows``, one task per trial; results in window order."""
+        if not trials or not windows:
+            return [[] for _ in trials]
         dates = [self.wf._dates(self.wf.windows[k]) for k in windows]
         args = [
             (
                 shared,
                 self.evaluator.space.validate(t.params),
-                *dates[j],
-                task_seed(self.config.seed, "trial", t.number, "window", k),
+                [
+                    (*dates[j], task_seed(self.config.seed, "trial", t.number, "window", k))
+                    for j, k in enumerate(windows)
+                ],
             )
             for t in trials
-            for j, k in enumerate(windows)
         ]
-        flat = self.runner.map(evaluate_window, args, desc=desc)
-        m = len(windows)
-        return [flat[i * m : (i + 1) * m] for i in range(len(trials))]
+        return self.runner.map(evaluate_windows, args, desc=desc)
 
     def optimize(self) -> TuneResult:
         """Run ``config.n_trials`` trials, then the best trial's deflated walk-forward."""
@@ -195,6 +200,9 @@ class BayesianTuner:
         head, tail = range(self.prune_after), range(self.prune_after, n_windows)
         done = 0
         while done < self.config.n_trials:
+            if self.config.deadline is not None and datetime.now(UTC) >= self.config.deadline:
+                log.warning("tuning stopped at the deadline after %d trial(s)", done)
+                break
             size = min(self.config.batch_size, self.config.n_trials - done)
             batch = [study.ask(dists) for _ in range(size)]
             first = self._run_windows(shared, batch, head, f"trials {done + 1}-{done + size}")
