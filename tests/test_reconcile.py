@@ -10,7 +10,6 @@ unreachable-broker case, which uses AlpacaBroker against a closed port.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
@@ -29,13 +28,6 @@ P520 = "SPY240607P00520000"
 
 
 @pytest.fixture
-def journal(tmp_path):
-    j = Journal(tmp_path / "journal.sqlite")
-    yield j
-    j.close()
-
-
-@pytest.fixture
 def venue():
     clock = SimClock(OPEN)
     q = StaticQuotes(clock)
@@ -43,10 +35,6 @@ def venue():
     q.set(C535, "2.05", "2.15")
     q.set(P520, "3.00", "3.10")
     return clock, q, SimBroker(q, clock, SimConfig(cash=D(200_000)))
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 async def place(journal, broker, clock, req: OrderRequest):
@@ -72,17 +60,17 @@ def kinds(report) -> list[str]:
     return sorted(d["kind"] for d in report.differences)
 
 
-def test_new_journal_rebuilds_positions_from_activities(journal, venue):
+async def test_new_journal_rebuilds_positions_from_activities(journal, venue):
     clock, q, b = venue
-    run(b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x"))))
-    rep = run(reconcile(journal, b, clock))
+    await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x")))
+    rep = await reconcile(journal, b, clock)
     assert rep.ok and kinds(rep) == ["position_explained"], rep
     assert journal.last_positions() == {"SPY": D(10)}
-    again = run(reconcile(journal, b, clock))
+    again = await reconcile(journal, b, clock)
     assert again.ok and again.differences == (), again
 
 
-def test_crash_while_journaling_activities_leaves_no_half_batch(journal, venue):
+async def test_crash_while_journaling_activities_leaves_no_half_batch(journal, venue):
     # A failure injected (SQLite trigger) into the position-snapshot write, after the new
     # activities and fills were written in the same transaction, must leave none of them:
     # activities seen without their snapshot would make every later reconcile fail with
@@ -90,7 +78,7 @@ def test_crash_while_journaling_activities_leaves_no_half_batch(journal, venue):
     import sqlite3
 
     clock, q, b = venue
-    run(b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x"))))
+    await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x")))
     con = sqlite3.connect(str(journal.path))
     con.execute(
         "CREATE TRIGGER boom BEFORE INSERT ON position_snapshots "
@@ -98,7 +86,7 @@ def test_crash_while_journaling_activities_leaves_no_half_batch(journal, venue):
     )
     con.commit()
     with pytest.raises(sqlite3.IntegrityError, match="injected crash"):
-        run(reconcile(journal, b, clock))
+        await reconcile(journal, b, clock)
     counts = [
         con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
         for t in ("activities", "fills", "position_snapshots")
@@ -108,12 +96,12 @@ def test_crash_while_journaling_activities_leaves_no_half_batch(journal, venue):
     con.commit()
     con.close()
     # the restart after the crash reconciles cleanly from the same activities
-    rep = run(reconcile(journal, b, clock))
+    rep = await reconcile(journal, b, clock)
     assert rep.ok and kinds(rep) == ["position_explained"], rep
     assert journal.last_positions() == {"SPY": D(10)} and len(journal.seen_activity_ids()) == 1
 
 
-def test_fill_during_downtime_is_journaled(journal, venue):
+async def test_fill_during_downtime_is_journaled(journal, venue):
     clock, q, b = venue
 
     async def go():
@@ -132,7 +120,7 @@ def test_fill_during_downtime_is_journaled(journal, venue):
         clock.set(datetime(2024, 6, 3, 15, 0, tzinfo=UTC))
         return ack, await reconcile(journal, b, clock)
 
-    ack, rep = run(go())
+    ack, rep = await go()
     assert rep.ok, rep.reason
     assert kinds(rep) == ["order_changed", "position_explained"], rep.differences
     row = journal.order_by_client_id(ack.client_order_id)
@@ -141,7 +129,7 @@ def test_fill_during_downtime_is_journaled(journal, venue):
     assert len(journal.seen_activity_ids()) == 1
 
 
-def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
+async def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
     clock, q, b = venue
 
     async def go():
@@ -161,7 +149,7 @@ def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
         )  # crash before the POST
         return ack, lost, await reconcile(journal, b, clock)
 
-    ack, lost, rep = run(go())
+    ack, lost, rep = await go()
     assert rep.ok, rep.reason
     assert kinds(rep) == ["intent_never_submitted", "order_changed"]
     assert journal.order_by_client_id(ack.client_order_id)["status"] == "canceled"
@@ -169,9 +157,9 @@ def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
     assert journal.open_orders() == []
 
 
-def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue):
+async def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue):
     clock, q, b = venue
-    run(reconcile(journal, b, clock))
+    await reconcile(journal, b, clock)
     journal.record_order_intent(
         "v28-equity-trend-0123456789ab", "equity", "trend", "gone", {"kind": "equity"}, clock.now()
     )
@@ -184,11 +172,11 @@ def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue):
         {},
         clock.now(),
     )
-    rep = run(reconcile(journal, b, clock))
+    rep = await reconcile(journal, b, clock)
     assert not rep.ok and "own_order_missing" in rep.reason, rep
 
 
-def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, venue):
+async def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, venue):
     clock, q, b = venue
 
     async def go():
@@ -201,12 +189,12 @@ def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, venue):
         )
         return await reconcile(journal, b, clock)
 
-    rep = run(go())
+    rep = await go()
     assert not rep.ok and "unknown_own_order" in rep.reason
     assert rep.fatal[0]["engine"] == "options" and rep.fatal[0]["strategy"] == "wheel"
 
 
-def test_replacement_while_down_is_adopted(journal, venue):
+async def test_replacement_while_down_is_adopted(journal, venue):
     clock, q, b = venue
 
     async def go():
@@ -222,13 +210,13 @@ def test_replacement_while_down_is_adopted(journal, venue):
         new = await b.replace(ack.id, limit_price=D("510"))  # journal never told
         return ack, new, await reconcile(journal, b, clock)
 
-    ack, new, rep = run(go())
+    ack, new, rep = await go()
     assert rep.ok, rep.reason
     assert kinds(rep) == ["order_changed", "replacement_adopted"]
     assert journal.order_by_client_id(new.client_order_id)["status"] == "new"
 
 
-def test_expiry_and_assignment_while_down_explain_positions(journal, venue):
+async def test_expiry_and_assignment_while_down_explain_positions(journal, venue):
     clock, q, b = venue
 
     async def go():
@@ -249,7 +237,7 @@ def test_expiry_and_assignment_while_down_explain_positions(journal, venue):
         clock.set(datetime(2024, 6, 10, 13, 35, tzinfo=UTC))
         return await reconcile(journal, b, clock)
 
-    rep = run(go())
+    rep = await go()
     assert rep.ok, rep.reason
     by_sym = {d["symbol"]: d for d in rep.differences if d["kind"] == "position_explained"}
     assert set(by_sym) == {"SPY", C535, P520}, rep.differences
@@ -258,31 +246,31 @@ def test_expiry_and_assignment_while_down_explain_positions(journal, venue):
     assert journal.last_positions() == {"SPY": D(200)}
 
 
-def test_unexplained_position_difference_fails_closed(journal, venue):
+async def test_unexplained_position_difference_fails_closed(journal, venue):
     clock, q, b = venue
-    run(b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x"))))
-    run(reconcile(journal, b, clock))
+    await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x")))
+    await reconcile(journal, b, clock)
     journal.record_positions([{"symbol": "SPY", "qty": D(100)}], clock.now())  # wrong belief
-    rep = run(reconcile(journal, b, clock))
+    rep = await reconcile(journal, b, clock)
     assert not rep.ok and "position_mismatch" in rep.reason
     assert rep.fatal[0]["broker"] == "10" and rep.fatal[0]["expected"] == "100"
     assert journal.last_positions() == {"SPY": D(100)}  # not overwritten
     # The operator checks the account and adopts the broker's positions explicitly.
-    rep = run(reconcile(journal, b, clock, adopt_positions=True))
+    rep = await reconcile(journal, b, clock, adopt_positions=True)
     assert rep.ok and kinds(rep) == ["position_adopted"]
     assert journal.last_positions() == {"SPY": D(10)}
-    assert run(reconcile(journal, b, clock)).ok
+    assert (await reconcile(journal, b, clock)).ok
 
 
-def test_unreachable_broker_fails_closed(journal):
+async def test_unreachable_broker_fails_closed(journal):
     b = AlpacaBroker(
         "k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0, max_attempts=1
     )
-    rep = run(reconcile(journal, b))
+    rep = await reconcile(journal, b)
     assert not rep.ok and "broker_unreachable" in rep.reason
 
 
-def test_failed_reconcile_is_posted_to_discord(journal):
+async def test_failed_reconcile_is_posted_to_discord(journal):
     """Fail closed is also announced: the loopback Discord receiver gets one error notice that
     names the reason."""
     from fakes.discord import FakeDiscord
@@ -299,13 +287,13 @@ def test_failed_reconcile_is_posted_to_discord(journal):
         return rep
 
     with FakeDiscord() as discord:
-        rep = run(go(discord.webhook_url))
+        rep = await go(discord.webhook_url)
         assert not rep.ok
         posted = " ".join(str(m) for m in discord.received)
     assert "reconcile" in posted and "broker_unreachable" in posted, discord.received
 
 
-def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
+async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
     """The second reconcile asks only for activities from the last journaled one (less the
     documented overlap), not the whole history; a fill in between is still picked up."""
     clock, q, b = venue
@@ -326,7 +314,7 @@ def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
         second = await reconcile(journal, b, clock)
         return first, second
 
-    first, second = run(go())
+    first, second = await go()
     assert first.ok and second.ok, (first, second)
     assert asked[0] is None
     assert asked[1] == OPEN - ACTIVITY_OVERLAP, asked  # the first fill was at OPEN
@@ -335,7 +323,7 @@ def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
 
 
 @pytest.mark.parametrize("fault", ["500", "timeout"])
-def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, fault):
+async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, fault):
     """During an outage (every POST and look-up answers 500, or hangs past the client's
     timeout) submit raises BrokerUnavailable, a BrokerError the engine catches; the intent row
     journaled before it is on disk (a fresh connection sees it); once the venue is back,
@@ -369,7 +357,7 @@ def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, faul
     req = OrderRequest.equity("SPY", 3, "buy", owner=Owner("equity", "trend", f"out-{fault}"))
     try:
         with pytest.raises(BrokerUnavailable) as ei:
-            run(place(journal, b, clock, req))
+            await place(journal, b, clock, req)
         assert isinstance(ei.value, BrokerError)
         with Journal(path) as other:  # another connection: the row is committed
             row = other.order_by_client_id(req.client_order_id)
@@ -379,16 +367,16 @@ def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, faul
             deadline = time.monotonic() + 10.0
             while not fake.orders and time.monotonic() < deadline:
                 time.sleep(0.05)
-        rep = run(reconcile(journal, b, clock))
+        rep = await reconcile(journal, b, clock)
         want = "order_changed" if fault == "timeout" else "intent_never_submitted"
         assert rep.ok and want in kinds(rep), rep
-        o = run(b.submit(req))
-        again = run(b.submit(req))
+        o = await b.submit(req)
+        again = await b.submit(req)
         assert o.id == again.id and o.status == OrderStatus.FILLED
         assert (
             sum(1 for x in fake.orders.values() if x["client_order_id"] == req.client_order_id) == 1
         )
     finally:
-        run(b.aclose())
+        await b.aclose()
         fake.stop()
         journal.close()

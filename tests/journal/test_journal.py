@@ -25,13 +25,6 @@ from v28quant.signals import Signal
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    j = Journal(tmp_path / "j.sqlite")
-    yield j
-    j.close()
-
-
 def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
     con = sqlite3.connect(str(path))
     try:
@@ -43,10 +36,10 @@ def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
 def test_wal_full_sync_and_schema_version(journal: Journal) -> None:
     assert raw(journal.path, "PRAGMA journal_mode")[0][0] == "wal"
     assert journal._read("PRAGMA synchronous")[0][0] == 2  # FULL
-    assert journal.schema_version == 1
+    assert journal.schema_version == 2
     journal.close()
     again = Journal(journal.path)  # reopening does not re-run migrations
-    assert again.schema_version == 1
+    assert again.schema_version == 2
     again.close()
 
 
@@ -375,7 +368,7 @@ CHILD = textwrap.dedent("""
 def test_survives_sigkill_mid_write(tmp_path: Path) -> None:
     """Every row the child acknowledged (printed after the call returned) survives SIGKILL."""
     path = tmp_path / "crash.sqlite"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "python"))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "python"))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env
     )

@@ -9,7 +9,6 @@ hold on both. The calendar's expectations are NYSE's published 2024 holidays and
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
@@ -67,8 +66,8 @@ class SimWorld:
         self.clock.set(when)
         await self.broker.process()
 
-    def close(self):
-        pass
+    async def aclose(self):
+        await self.broker.aclose()
 
 
 class AlpacaWorld:
@@ -93,40 +92,36 @@ class AlpacaWorld:
     async def advance_to(self, when):
         self.fake.advance_to(when)
 
-    def close(self):
-        asyncio.run(self.broker.aclose())
+    async def aclose(self):
+        await self.broker.aclose()
         self.fake.stop()
 
 
 @pytest.fixture(params=["alpaca", "sim"])
-def world(request):
+async def world(request):
     w = AlpacaWorld() if request.param == "alpaca" else SimWorld()
     for sym, (bid, ask) in QUOTES.items():
         w.set_quote(sym, bid, ask)
     yield w
-    w.close()
+    await w.aclose()
 
 
 def own(decision: str, engine: str = "equity", strategy: str = "trend") -> Owner:
     return Owner(engine, strategy, decision)
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
 def test_is_a_broker(world):
     assert isinstance(world.broker, Broker)
 
 
-def test_account_starts_in_cash(world):
-    acct = run(world.broker.account())
+async def test_account_starts_in_cash(world):
+    acct = await world.broker.account()
     assert acct.cash == D(100_000) and acct.equity == D(100_000), acct
     assert acct.buying_power == D(100_000) and acct.options_level == 3
     assert acct.status == "ACTIVE"
 
 
-def test_market_buy_fills_at_ask_and_shows_everywhere(world):
+async def test_market_buy_fills_at_ask_and_shows_everywhere(world):
     async def go():
         b = world.broker
         o = await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=own("d1")))
@@ -146,10 +141,10 @@ def test_market_buy_fills_at_ask_and_shows_everywhere(world):
             ("FILL", "SPY", D(10), D("530.10"), o.id)
         ]
 
-    run(go())
+    await go()
 
 
-def test_order_lookup_by_client_id(world):
+async def test_order_lookup_by_client_id(world):
     async def go():
         b = world.broker
         req = OrderRequest.equity("AAPL", 3, "buy", owner=own("lookup"))
@@ -158,10 +153,10 @@ def test_order_lookup_by_client_id(world):
         assert got is not None and got.id == o.id and got.qty == 3
         assert await b.order_by_client_id("v28-equity-trend-000000000000") is None
 
-    run(go())
+    await go()
 
 
-def test_resubmitting_the_same_decision_is_idempotent(world):
+async def test_resubmitting_the_same_decision_is_idempotent(world):
     async def go():
         b = world.broker
         req = OrderRequest.equity("AAPL", 3, "buy", owner=own("twice"))
@@ -170,10 +165,10 @@ def test_resubmitting_the_same_decision_is_idempotent(world):
         assert again.id == first.id
         assert len(await b.orders("all")) == 1
 
-    run(go())
+    await go()
 
 
-def test_orders_open_closed_all(world):
+async def test_orders_open_closed_all(world):
     async def go():
         b = world.broker
         rest = await b.submit(
@@ -187,10 +182,10 @@ def test_orders_open_closed_all(world):
         # A resting buy holds its cash.
         assert (await b.account()).buying_power == D(100_000) - D("190.05") - D(500)
 
-    run(go())
+    await go()
 
 
-def test_cancel(world):
+async def test_cancel(world):
     async def go():
         b = world.broker
         o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("cx")))
@@ -202,10 +197,10 @@ def test_cancel(world):
         with pytest.raises(OrderNotFound):
             await b.cancel(str(uuid.UUID(int=7)))
 
-    run(go())
+    await go()
 
 
-def test_replace_keeps_ownership(world):
+async def test_replace_keeps_ownership(world):
     async def go():
         b = world.broker
         o = await b.submit(OrderRequest.equity("SPY", 2, "buy", "limit", D("500"), owner=own("rp")))
@@ -216,10 +211,10 @@ def test_replace_keeps_ownership(world):
         old = await b.order_by_client_id(o.client_order_id)
         assert old.status == OrderStatus.REPLACED and old.replaced_by == new.id
 
-    run(go())
+    await go()
 
 
-def test_clock_and_calendar(world):
+async def test_clock_and_calendar(world):
     async def go():
         b = world.broker
         c = await b.clock()
@@ -232,10 +227,10 @@ def test_clock_and_calendar(world):
         assert days[-1].close == datetime(2024, 11, 29, 18, 0, tzinfo=UTC)
         assert days[0].open == datetime(2024, 11, 25, 14, 30, tzinfo=UTC)
 
-    run(go())
+    await go()
 
 
-def test_covered_call_and_vertical_fill(world):
+async def test_covered_call_and_vertical_fill(world):
     async def go():
         b = world.broker
         with pytest.raises(InsufficientBuyingPower, match="covered call"):
@@ -273,10 +268,10 @@ def test_covered_call_and_vertical_fill(world):
                 OrderRequest.multileg(legs, 100, D("-1.00"), owner=own("v2", "options", "vertical"))
             )
 
-    run(go())
+    await go()
 
 
-def test_iron_condor_fills_four_legs(world):
+async def test_iron_condor_fills_four_legs(world):
     """Four legs in one mleg order, on both venues: filled at the legs' touch (credit by hand:
     3.00 - 1.90 + 2.05 - 1.05 = 2.10), one wing's width (5 x 100) held as the worst loss."""
 
@@ -298,10 +293,10 @@ def test_iron_condor_fills_four_legs(world):
         acct = await b.account()
         assert acct.cash == D(100_210) and acct.buying_power == acct.cash - D(500), acct
 
-    run(go())
+    await go()
 
 
-def test_options_level_enforced(world):
+async def test_options_level_enforced(world):
     async def go():
         world.set_options_level(1)
         with pytest.raises(OptionsLevelError):
@@ -311,10 +306,10 @@ def test_options_level_enforced(world):
                 )
             )
 
-    run(go())
+    await go()
 
 
-def test_partial_fill_then_complete(world):
+async def test_partial_fill_then_complete(world):
     async def go():
         b = world.broker
         world.set_quote("SPY", "530.00", "530.10", 100, 30)
@@ -325,10 +320,10 @@ def test_partial_fill_then_complete(world):
         assert o.status == OrderStatus.FILLED and o.filled_qty == 50
         assert [a.qty for a in await b.activities()] == [D(30), D(20)]
 
-    run(go())
+    await go()
 
 
-def test_day_order_expires_at_close(world):
+async def test_day_order_expires_at_close(world):
     async def go():
         b = world.broker
         o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("dx")))
@@ -337,10 +332,10 @@ def test_day_order_expires_at_close(world):
         assert await b.orders("open") == []
         assert not (await b.clock()).is_open
 
-    run(go())
+    await go()
 
 
-def test_expiry_exercise_and_assignment_as_activities(world):
+async def test_expiry_exercise_and_assignment_as_activities(world):
     async def go():
         b = world.broker
         await b.submit(
@@ -365,4 +360,4 @@ def test_expiry_exercise_and_assignment_as_activities(world):
         assert {p.symbol: p.qty for p in await b.positions()} == {"SPY": D(100)}
         assert (await b.account()).cash == before - D(52_000)
 
-    run(go())
+    await go()

@@ -9,7 +9,6 @@ the caller's thread and never blocks ``record_trade``.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import numpy as np
@@ -116,15 +115,11 @@ def test_trades_update_models_and_drift_retrains_off_the_loop():
     assert learner.models["xgb"] == "new-model" and learner.retrain_count == 1
 
 
-def test_async_record_trade_does_not_block_the_event_loop():
+async def test_async_record_trade_does_not_block_the_event_loop():
     rng = np.random.default_rng(5)
     learner = ContinuousLearner({}, DriftDetector(rng.normal(size=(50, 2))), lambda X, y: {})
-
-    async def main():
-        rep = await learner.arecord_trade(TradeOutcome("SPY", np.zeros(2), 0.5, 1.0))
-        return rep
-
-    assert asyncio.run(main()) is None  # too few trades to test yet
+    rep = await learner.arecord_trade(TradeOutcome("SPY", np.zeros(2), 0.5, 1.0))
+    assert rep is None  # too few trades to test yet
     learner.close()
 
 

@@ -9,7 +9,6 @@ Cboe SPY snapshot in ../shared/data.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -24,10 +23,6 @@ from v28quant.data.base import BAR_COLUMNS, CHAIN_COLUMNS, DataFeed, parse_occ
 from v28quant.data.replay import ReplayFeed, intraday_path, load_chain_snapshot
 from v28quant.data.samples import History, load_bars_file, sp500_index_ohlcv, sp500_stocks
 from v28quant.quotes import QuoteSource
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +43,9 @@ def daily_row(h: History, sym: str, day: date) -> pd.Series:
     return b[(d == day).to_numpy()].iloc[0]
 
 
-def test_bars_no_look_ahead(spx: History) -> None:
+async def test_bars_no_look_ahead(spx: History) -> None:
     f = feed_at(spx, NOW)
-    b = run(f.bars(["SPX"], date(2015, 1, 1), date(2016, 1, 1)))
+    b = await f.bars(["SPX"], date(2015, 1, 1), date(2016, 1, 1))
     assert list(b.columns) == list(BAR_COLUMNS)
     days = b["timestamp"].dt.tz_convert(ET).dt.date
     assert days.max() == date(2015, 6, 10), "nothing after today"
@@ -66,12 +61,12 @@ def test_bars_no_look_ahead(spx: History) -> None:
     assert rec["low"] <= today["low"] <= today["high"] <= rec["high"]
     assert 0 < today["volume"] < rec["volume"]
     # intraday bars only once they have ended (10:05 -> the 10:00 bar is the last)
-    m5 = run(f.bars(["SPX"], NOW - timedelta(hours=2), None, "5Min"))
+    m5 = await f.bars(["SPX"], NOW - timedelta(hours=2), None, "5Min")
     assert m5["timestamp"].max() == pd.Timestamp(NOW - timedelta(minutes=5))
     assert len(m5) == 7  # 09:30 .. 10:00
 
 
-def test_future_data_cannot_leak(spx: History) -> None:
+async def test_future_data_cannot_leak(spx: History) -> None:
     """Scrambling every bar after today changes nothing the feed says today."""
     b = spx.bars.copy()
     future = (b["timestamp"].dt.tz_convert(ET).dt.date > NOW.date()).to_numpy()
@@ -79,51 +74,51 @@ def test_future_data_cannot_leak(spx: History) -> None:
         b.loc[future, c] = b.loc[future, c] * 1.7
     f1, f2 = feed_at(spx, NOW), feed_at(History(b), NOW)
     pd.testing.assert_frame_equal(
-        run(f1.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1))),
-        run(f2.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1))),
+        await f1.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1)),
+        await f2.bars(["SPX"], date(2015, 5, 1), date(2016, 1, 1)),
     )
-    assert run(f1.quote("SPX")) == run(f2.quote("SPX"))
-    c1, c2 = run(f1.option_chain("SPX")), run(f2.option_chain("SPX"))
+    assert await f1.quote("SPX") == await f2.quote("SPX")
+    c1, c2 = await f1.option_chain("SPX"), await f2.option_chain("SPX")
     pd.testing.assert_frame_equal(c1, c2)
     with pytest.raises(ValueError, match="has not closed"):
-        run(f1.closing_price("SPX", NOW))
+        await f1.closing_price("SPX", NOW)
     assert (
-        run(f1.closing_price("SPX", NOW - timedelta(days=1)))
+        await f1.closing_price("SPX", NOW - timedelta(days=1))
         == Decimal(repr(float(daily_row(spx, "SPX", date(2015, 6, 9))["close"])))
         .quantize(Decimal("0.0001"))
         .normalize()
     )
 
 
-def test_paths_reproducible_and_seeded(spx: History) -> None:
+async def test_paths_reproducible_and_seeded(spx: History) -> None:
     # feed A walks through the morning cycle by cycle, feed B jumps straight to 10:05
     a = ReplayFeed(spx, SimClock(datetime(2015, 6, 10, 9, 0, tzinfo=ET)))
     t = datetime(2015, 6, 10, 9, 45, tzinfo=ET)
     while t <= NOW:
         a.clock.set(t)
-        run(a.quote("SPX"))
+        await a.quote("SPX")
         t += timedelta(minutes=5)
     b = feed_at(spx, NOW)
-    assert run(a.quote("SPX")) == run(b.quote("SPX"))
-    assert run(feed_at(spx, NOW, seed=1).quote("SPX")) != run(b.quote("SPX"))
+    assert await a.quote("SPX") == await b.quote("SPX")
+    assert await feed_at(spx, NOW, seed=1).quote("SPX") != await b.quote("SPX")
     # before the open: the previous close, no synthetic pre-market move
     pre = feed_at(spx, datetime(2015, 6, 10, 9, 0, tzinfo=ET))
     assert pre.price("SPX") == daily_row(spx, "SPX", date(2015, 6, 9))["close"]
 
 
 @pytest.mark.parametrize("day", ["2015-06-10", "2008-10-10", "2016-11-25", "2003-01-02"])
-def test_intraday_bars_rebuild_the_daily_bar(spx: History, day: str) -> None:
+async def test_intraday_bars_rebuild_the_daily_bar(spx: History, day: str) -> None:
     d = date.fromisoformat(day)
     rec = daily_row(spx, "SPX", d)
     f = feed_at(spx, datetime.combine(d, datetime.min.time(), ET) + timedelta(hours=20))
     for tf in ("1Min", "5Min", "1Hour"):
-        m = run(f.bars(["SPX"], d, d, tf))
+        m = await f.bars(["SPX"], d, d, tf)
         assert m["open"].iloc[0] == rec["open"] and m["close"].iloc[-1] == rec["close"], tf
         assert m["high"].max() == rec["high"] and m["low"].min() == rec["low"], tf
         assert (m["low"] >= rec["low"]).all() and (m["high"] <= rec["high"]).all(), tf
         assert m["volume"].sum() <= rec["volume"] and m["volume"].sum() > 0.99 * rec["volume"]
     if d == date(2016, 11, 25):  # day after Thanksgiving: 13:00 close, 210 one-minute bars
-        assert len(run(f.bars(["SPX"], d, d, "1Min"))) == 210
+        assert len(await f.bars(["SPX"], d, d, "1Min")) == 210
 
 
 def test_intraday_path_properties() -> None:
@@ -142,21 +137,21 @@ def test_intraday_path_properties() -> None:
         intraday_path(100, 99, 98, 101, 390, rng)
 
 
-def test_equity_quotes(spx: History) -> None:
+async def test_equity_quotes(spx: History) -> None:
     f = feed_at(spx, NOW)
     assert isinstance(f, QuoteSource) and isinstance(f, DataFeed)
-    q = run(f.quote("SPX"))
+    q = await f.quote("SPX")
     assert q.synthetic and q.ask - q.bid >= Decimal("0.01")
     assert abs(float(q.mid) - f.price("SPX")) <= 0.01
     assert q.bid == q.bid.quantize(Decimal("0.01"))
-    assert set(run(f.latest_quotes(["SPX", "NOPE"]))) == {"SPX"}
+    assert set(await f.latest_quotes(["SPX", "NOPE"])) == {"SPX"}
     with pytest.raises(KeyError, match="NOPE"):
-        run(f.quote("NOPE"))
+        await f.quote("NOPE")
 
 
-def test_synthetic_chain_sanity(spx: History) -> None:
+async def test_synthetic_chain_sanity(spx: History) -> None:
     f = feed_at(spx, NOW)
-    ch = run(f.option_chain("SPX"))
+    ch = await f.option_chain("SPX")
     assert list(ch.columns) == list(CHAIN_COLUMNS)
     assert ch["synthetic"].all() and ch.attrs["source"].startswith("synthetic")
     assert (ch["bid"] >= 0).all() and (ch["bid"] < ch["ask"]).all()
@@ -183,50 +178,48 @@ def test_synthetic_chain_sanity(spx: History) -> None:
     assert near[near.strike < 0.9 * spot]["iv"].min() > near[near.strike > 1.1 * spot]["iv"].max()
     # the quote for one contract agrees with its chain row
     row = ch.iloc[len(ch) // 2]
-    q = run(f.quote(row["symbol"]))
+    q = await f.quote(row["symbol"])
     assert (float(q.bid), float(q.ask)) == (row["bid"], row["ask"]) and q.synthetic
 
 
-def test_chain_filters_and_contracts(spx: History) -> None:
+async def test_chain_filters_and_contracts(spx: History) -> None:
     f = feed_at(spx, NOW)
-    ch = run(
-        f.option_chain(
-            "SPX", expiry_to=date(2015, 6, 30), type="put", strike_from=2000, strike_to=2100
-        )
+    ch = await f.option_chain(
+        "SPX", expiry_to=date(2015, 6, 30), type="put", strike_from=2000, strike_to=2100
     )
     assert set(ch["type"]) == {"put"} and ch["strike"].between(2000, 2100).all()
     assert (ch["expiry"].dt.date <= date(2015, 6, 30)).all()
-    con = run(f.option_contracts("SPX", expiry_to=date(2015, 6, 30)))
+    con = await f.option_contracts("SPX", expiry_to=date(2015, 6, 30))
     assert set(con["expiry"].dt.date) == set(
-        run(f.option_chain("SPX", expiry_to=date(2015, 6, 30)))["expiry"].dt.date
+        (await f.option_chain("SPX", expiry_to=date(2015, 6, 30)))["expiry"].dt.date
     )
     # the July 2015 expiry: Friday July 3rd was a holiday, so the weekly moved to Thursday
-    exps = set(run(f.option_chain("SPX"))["expiry"].dt.date)
+    exps = set((await f.option_chain("SPX"))["expiry"].dt.date)
     assert date(2015, 7, 2) in exps and date(2015, 7, 3) not in exps
 
 
-def test_expired_option_has_no_quote(spx: History) -> None:
+async def test_expired_option_has_no_quote(spx: History) -> None:
     f = feed_at(spx, datetime(2015, 6, 12, 16, 30, tzinfo=ET))
     with pytest.raises(KeyError, match="expired"):
-        run(f.quote("SPX150612C02000000"))
+        await f.quote("SPX150612C02000000")
 
 
-def test_real_snapshot_then_synthetic(shared_data: Path) -> None:
+async def test_real_snapshot_then_synthetic(shared_data: Path) -> None:
     spy = load_bars_file(shared_data / "equities/yahoo_raw_2019_2023/SPY.csv")
     snap = load_chain_snapshot(shared_data / "options/SPY_2023-09-14_cboe.csv")
     assert snap.attrs["underlying_price"] == 450.81 and not snap["synthetic"].any()
     clock = SimClock(datetime(2023, 9, 15, 10, 0, tzinfo=ET))
     f = ReplayFeed(spy, clock, snapshots=[snap])
-    ch = run(f.option_chain("SPY", expiry_from=date(2023, 9, 15), expiry_to=date(2023, 9, 15)))
+    ch = await f.option_chain("SPY", expiry_from=date(2023, 9, 15), expiry_to=date(2023, 9, 15))
     assert not ch["synthetic"].any() and ch.attrs["source"] == "snapshot"
     raw = pd.read_csv(shared_data / "options/SPY_2023-09-14_cboe.csv")
     raw = raw[raw.expiration == "2023-09-15"]
     assert len(ch) == len(raw)
     row = raw.iloc[100]
-    q = run(f.quote(row["contract_symbol"]))
+    q = await f.quote(row["contract_symbol"])
     assert (float(q.bid), float(q.ask), q.synthetic) == (row["bid"], row["ask"], False)
     clock.set(datetime(2023, 9, 18, 10, 0, tzinfo=ET))  # snapshot too old: synthetic again
-    assert run(f.option_chain("SPY"))["synthetic"].all()
+    assert (await f.option_chain("SPY"))["synthetic"].all()
 
 
 def test_sample_history_labels() -> None:

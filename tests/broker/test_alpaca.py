@@ -8,14 +8,13 @@ option contracts paged by ``next_page_token``. Everything goes through the real 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
-from fakes.fixtures import OPEN, FakeTime, fake_trading  # noqa: F401  (fixture)
+from fakes.fixtures import OPEN, FakeTime
 from v28quant.broker import (
     AuthenticationError,
     BrokerUnavailable,
@@ -48,64 +47,60 @@ def quotes(fake) -> None:
     fake.set_quote(C530, "3.90", "4.00")
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
 def own(d: str) -> Owner:
     return Owner("equity", "trend", d)
 
 
-def test_500_after_store_then_lookup_never_duplicates(fake_trading):  # noqa: F811
+async def test_500_after_store_then_lookup_never_duplicates(fake_trading):
     quotes(fake_trading)
     fake_trading.inject(
         "POST", "/v2/orders", 500, {"message": "internal server error"}, after_store=True
     )
     b = make(fake_trading)
     req = OrderRequest.equity("SPY", 5, "buy", owner=own("a500"))
-    o = run(b.submit(req))
+    o = await b.submit(req)
     assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
     assert len(fake_trading.orders) == 1
     assert fake_trading.count("POST", "/v2/orders") == 1
     assert fake_trading.count("GET", "/v2/orders:by_client_order_id") == 1
 
 
-def test_html_200_after_store_is_resolved_by_lookup(fake_trading):  # noqa: F811
+async def test_html_200_after_store_is_resolved_by_lookup(fake_trading):
     """A proxy answers 200 with an HTML page after the venue stored the order: the body cannot
     be parsed, so the outcome is unknown; submit looks the order up instead of resending."""
     quotes(fake_trading)
     fake_trading.inject("POST", "/v2/orders", 200, "<html>gateway</html>", after_store=True)
     b = make(fake_trading)
     req = OrderRequest.equity("SPY", 2, "buy", owner=own("html"))
-    o = run(b.submit(req))
+    o = await b.submit(req)
     assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
     assert len(fake_trading.orders) == 1 and fake_trading.count("POST", "/v2/orders") == 1
 
 
-def test_replace_refuses_a_fractional_qty(fake_trading):  # noqa: F811
+async def test_replace_refuses_a_fractional_qty(fake_trading):
     quotes(fake_trading)
     b = make(fake_trading)
-    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("1.00"), owner=own("fr"))))
+    o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("1.00"), owner=own("fr")))
     with pytest.raises(ValueError, match="whole number"):
-        run(b.replace(o.id, qty=D("1.5")))
+        await b.replace(o.id, qty=D("1.5"))
 
 
-def test_500_before_store_is_resent_once(fake_trading):  # noqa: F811
+async def test_500_before_store_is_resent_once(fake_trading):
     quotes(fake_trading)
     fake_trading.inject("POST", "/v2/orders", 503, "<html>upstream busy</html>")
     b = make(fake_trading)
-    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("b500"))))
+    o = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("b500")))
     assert o.status == OrderStatus.FILLED
     assert len(fake_trading.orders) == 1 and fake_trading.count("POST", "/v2/orders") == 2
 
 
-def test_timeout_then_late_store_makes_one_order(fake_trading):  # noqa: F811
+async def test_timeout_then_late_store_makes_one_order(fake_trading):
     """The POST is slow: the client times out, finds nothing, resends; the first POST lands
     later and is refused by the venue as a duplicate client_order_id. One order exists."""
     quotes(fake_trading)
     fake_trading.inject("POST", "/v2/orders", 200, delay_s=1.0)
     b = make(fake_trading, timeout_s=0.3)
-    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("slow"))))
+    o = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("slow")))
     assert o.status == OrderStatus.FILLED
     deadline = time.time() + 3
     while fake_trading.count("POST", "/v2/orders") < 2 and time.time() < deadline:
@@ -114,36 +109,36 @@ def test_timeout_then_late_store_makes_one_order(fake_trading):  # noqa: F811
     assert len(fake_trading.orders) == 1, fake_trading.orders
 
 
-def test_async_rejection_is_reported(fake_trading):  # noqa: F811
+async def test_async_rejection_is_reported(fake_trading):
     quotes(fake_trading)
     b = make(fake_trading)
-    o = run(b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("rj"))))
+    o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("rj")))
     assert o.status == OrderStatus.NEW and o.is_open
     fake_trading.reject(o.id)
-    got = run(b.order_by_client_id(o.client_order_id))
+    got = await b.order_by_client_id(o.client_order_id)
     assert got.status == OrderStatus.REJECTED and not got.is_open
-    assert run(b.orders("open")) == []
+    assert await b.orders("open") == []
 
 
-def test_duplicate_client_order_id_resolves_to_existing(fake_trading):  # noqa: F811
+async def test_duplicate_client_order_id_resolves_to_existing(fake_trading):
     quotes(fake_trading)
     req = OrderRequest.equity("SPY", 2, "buy", owner=own("dup"))
-    first = run(make(fake_trading).submit(req))
+    first = await make(fake_trading).submit(req)
     # A restarted process (new broker) submits the same decision again: 422, then a look-up.
-    again = run(make(fake_trading).submit(req))
+    again = await make(fake_trading).submit(req)
     assert again.id == first.id and len(fake_trading.orders) == 1
 
 
-def test_lookup_failure_after_ambiguous_submit_fails_closed(fake_trading):  # noqa: F811
+async def test_lookup_failure_after_ambiguous_submit_fails_closed(fake_trading):
     quotes(fake_trading)
     fake_trading.inject("POST", "/v2/orders", 500, {"message": "boom"}, after_store=True)
     fake_trading.inject("GET", "/v2/orders:by_client_order_id", 502, "bad gateway", times=5)
     with pytest.raises(BrokerUnavailable):
-        run(make(fake_trading).submit(OrderRequest.equity("SPY", 1, "buy", owner=own("u"))))
+        await make(fake_trading).submit(OrderRequest.equity("SPY", 1, "buy", owner=own("u")))
     assert fake_trading.count("POST", "/v2/orders") == 1  # never resent blind
 
 
-def test_429_waits_until_reset_header(fake_trading):  # noqa: F811
+async def test_429_waits_until_reset_header(fake_trading):
     ft = FakeTime()
     fake_trading.inject(
         "GET",
@@ -156,13 +151,13 @@ def test_429_waits_until_reset_header(fake_trading):  # noqa: F811
             "X-Ratelimit-Reset": str(int(ft.t) + 7),
         },
     )
-    acct = run(make(fake_trading, ft).account())
+    acct = await make(fake_trading, ft).account()
     assert acct.cash == D(100_000)
     assert sum(ft.slept) == pytest.approx(7.0), ft.slept
     assert fake_trading.count("GET", "/v2/account") == 2
 
 
-def test_429_that_persists_raises_rate_limited(fake_trading):  # noqa: F811
+async def test_429_that_persists_raises_rate_limited(fake_trading):
     ft = FakeTime()
     fake_trading.inject(
         "GET",
@@ -173,11 +168,11 @@ def test_429_that_persists_raises_rate_limited(fake_trading):  # noqa: F811
         times=10,
     )
     with pytest.raises(RateLimited):
-        run(make(fake_trading, ft, max_attempts=3).positions())
+        await make(fake_trading, ft, max_attempts=3).positions()
     assert fake_trading.count("GET", "/v2/positions") == 3
 
 
-def test_remaining_zero_pauses_next_request(fake_trading):  # noqa: F811
+async def test_remaining_zero_pauses_next_request(fake_trading):
     ft = FakeTime()
     fake_trading.inject(
         "GET",
@@ -192,18 +187,18 @@ def test_remaining_zero_pauses_next_request(fake_trading):  # noqa: F811
         assert ft.slept == []
         await b.account()
 
-    run(go())
+    await go()
     assert sum(ft.slept) == pytest.approx(3.0)
 
 
-def test_403_and_422_and_401_mapped(fake_trading):  # noqa: F811
+async def test_403_and_422_and_401_mapped(fake_trading):
     quotes(fake_trading)
     b = make(fake_trading)
     with pytest.raises(InsufficientBuyingPower, match="insufficient buying power"):
-        run(b.submit(OrderRequest.equity("SPY", 1000, "buy", owner=own("big"))))
+        await b.submit(OrderRequest.equity("SPY", 1000, "buy", owner=own("big")))
     fake_trading.options_level = 1
     with pytest.raises(OptionsLevelError, match="level"):
-        run(b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open", owner=own("lvl"))))
+        await b.submit(OrderRequest.option(C530, 1, "buy", "buy_to_open", owner=own("lvl")))
     fake_trading.inject(
         "POST",
         "/v2/orders",
@@ -211,32 +206,32 @@ def test_403_and_422_and_401_mapped(fake_trading):  # noqa: F811
         {"code": 42210000, "message": "potential wash trade detected. use complex orders"},
     )
     with pytest.raises(OrderRejected, match="wash trade") as ei:
-        run(b.submit(OrderRequest.equity("SPY", 1, "sell", owner=own("wash"))))
+        await b.submit(OrderRequest.equity("SPY", 1, "sell", owner=own("wash")))
     assert ei.value.status == 422 and ei.value.code == 42210000
     fake_trading.inject("GET", "/v2/account", 401, {"message": "unauthorized"})
     with pytest.raises(AuthenticationError, match="APCA_API_KEY_ID"):
-        run(b.account())
+        await b.account()
     assert len(fake_trading.orders) == 0
 
 
-def test_non_json_502_on_reads_is_retried_then_unavailable(fake_trading):  # noqa: F811
+async def test_non_json_502_on_reads_is_retried_then_unavailable(fake_trading):
     fake_trading.inject("GET", "/v2/clock", 502, "<html>Bad Gateway</html>", times=1)
     b = make(fake_trading)
-    assert run(b.clock()).is_open  # retried once
+    assert (await b.clock()).is_open  # retried once
     fake_trading.inject("GET", "/v2/clock", 502, "<html>Bad Gateway</html>", times=5)
     with pytest.raises(BrokerUnavailable, match="502"):
-        run(b.clock())
+        await b.clock()
 
 
-def test_unreachable_venue_is_broker_unavailable():
+async def test_unreachable_venue_is_broker_unavailable():
     b = AlpacaBroker(
         KEY, SECRET, url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0, max_attempts=2
     )
     with pytest.raises(BrokerUnavailable, match="unreachable"):
-        run(b.account())
+        await b.account()
 
 
-def test_activities_are_paged(fake_trading):  # noqa: F811
+async def test_activities_are_paged(fake_trading):
     quotes(fake_trading)
     b = make(fake_trading, activities_page_size=3)
 
@@ -245,30 +240,30 @@ def test_activities_are_paged(fake_trading):  # noqa: F811
             await b.submit(OrderRequest.equity("SPY", i + 1, "buy", owner=own(f"p{i}")))
         return await b.activities()
 
-    acts = run(go())
+    acts = await go()
     assert [a.qty for a in acts] == [D(i + 1) for i in range(7)]  # oldest first, none lost
     assert len({a.id for a in acts}) == 7
     assert fake_trading.count("GET", "/v2/account/activities") == 3
 
 
-def test_option_contracts_are_paged(fake_trading):  # noqa: F811
+async def test_option_contracts_are_paged(fake_trading):
     for k in (520, 525, 530, 535, 540):
         fake_trading.set_quote(f"SPY240607C00{k}000", "1.00", "1.10")
     fake_trading.set_quote("QQQ240607C00450000", "1.00", "1.10")
-    rows = run(make(fake_trading).option_contracts("SPY", page_size=2))
+    rows = await make(fake_trading).option_contracts("SPY", page_size=2)
     assert [r["strike"] for r in rows] == [D(520), D(525), D(530), D(535), D(540)]
     assert all(r["underlying"] == "SPY" and r["type"] == "call" for r in rows)
     assert fake_trading.count("GET", "/v2/options/contracts") == 3
 
 
-def test_secrets_never_logged(fake_trading, caplog, monkeypatch):  # noqa: F811
+async def test_secrets_never_logged(fake_trading, caplog, monkeypatch):
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     monkeypatch.setenv("APCA_API_BASE_URL", fake_trading.url)
     caplog.set_level(logging.DEBUG)
     b = connect(load_settings())
     assert isinstance(b, AlpacaBroker)
-    run(b.account())
+    await b.account()
     assert "Alpaca paper" in caplog.text
     assert SECRET not in caplog.text and KEY not in caplog.text and SECRET not in repr(b)
 
@@ -296,7 +291,7 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
         connect(load_settings())
 
 
-def test_orders_page_past_the_limit_with_until(fake_trading):  # noqa: F811
+async def test_orders_page_past_the_limit_with_until(fake_trading):
     """GET /v2/orders has no page token, only ``limit`` (<= 500) and exclusive ``until``
     (research/alpaca.md §2): pages of 5 must still return all 12 open orders, including three
     submitted in the same microsecond that straddle a page boundary."""
@@ -316,7 +311,7 @@ def test_orders_page_past_the_limit_with_until(fake_trading):  # noqa: F811
         got = await b.orders("open")
         return cids, got
 
-    cids, got = run(go())
+    cids, got = await go()
     assert sorted(o.client_order_id for o in got) == sorted(cids), len(got)
     assert len({o.id for o in got}) == 12
     gets = [q for m, p, q in fake_trading.requests if m == "GET" and p == "/v2/orders"]

@@ -8,8 +8,6 @@ so every expected wait is exact (tolerance: float rounding, ``pytest.approx`` de
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from fakes.alpaca_data import FakeAlpacaData
 from fakes.fixtures import FakeTime
@@ -18,11 +16,7 @@ from v28quant.data.alpaca import AlpacaData
 from v28quant.ratelimit import MAX_RESET_WAIT_S, RateLimiter
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
-def test_bucket_burst_then_one_interval_and_reset_cap():
+async def test_bucket_burst_then_one_interval_and_reset_cap():
     ft = FakeTime()
     lim = RateLimiter(rate=190, per=60, burst=10, now=ft.now, sleep=ft.sleep)
 
@@ -30,7 +24,7 @@ def test_bucket_burst_then_one_interval_and_reset_cap():
         for _ in range(11):
             await lim.acquire()
 
-    run(go())
+    await go()
     # 10 from the burst, the 11th waits one interval, 60/190 s.
     assert sum(ft.slept) == pytest.approx(60 / 190), ft.slept
     assert lim.block_until(ft.t + 3600) == pytest.approx(MAX_RESET_WAIT_S)
@@ -54,28 +48,28 @@ def test_bad_construction_is_refused():
         ({"X-Ratelimit-Reset": "1717425000"}, 0.0),  # a reset already passed: no pause
     ],
 )
-def test_on_429_waits_for_the_advertised_reset(headers, want):
+async def test_on_429_waits_for_the_advertised_reset(headers, want):
     ft = FakeTime()
     lim = RateLimiter(now=ft.now, sleep=ft.sleep)
     assert lim.on_429(headers) == pytest.approx(want), headers
-    run(lim.acquire())
+    await lim.acquire()
     # A 429 also empties the bucket: at least one refill interval (60/190 s) passes.
     assert sum(ft.slept) == pytest.approx(max(want, 60 / 190)), (headers, ft.slept)
 
 
-def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
+async def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
     ft = FakeTime()
     lim = RateLimiter(now=ft.now, sleep=ft.sleep)
     lim.observe({"X-Ratelimit-Remaining": "5", "X-Ratelimit-Reset": str(int(ft.t) + 9)})
     lim.observe({"X-Ratelimit-Remaining": "x", "X-Ratelimit-Reset": str(int(ft.t) + 9)})
-    run(lim.acquire())
+    await lim.acquire()
     assert ft.slept == []
     lim.observe({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(ft.t) + 3)})
-    run(lim.acquire())
+    await lim.acquire()
     assert sum(ft.slept) == pytest.approx(3.0), ft.slept
 
 
-def test_adapters_own_separate_buckets():
+async def test_adapters_own_separate_buckets():
     """Trading and data are metered separately: a 429 from the data API pauses the data
     bucket only; the option-contracts call (trading API) does not wait for it."""
     data_t, trade_t = FakeTime(), FakeTime()
@@ -108,13 +102,13 @@ def test_adapters_own_separate_buckets():
             limiter=RateLimiter(now=data_t.now, sleep=data_t.sleep),
             trading_limiter=RateLimiter(now=trade_t.now, sleep=trade_t.sleep),
         )
-        assert "SPY" in run(c.latest_quotes(["SPY"]))
-        run(c.option_contracts("SPY"))
-        run(c.aclose())
+        assert "SPY" in await c.latest_quotes(["SPY"])
+        await c.option_contracts("SPY")
+        await c.aclose()
     assert sum(data_t.slept) == pytest.approx(5.0), data_t.slept
     assert trade_t.slept == []
     url = "http://127.0.0.1:9"  # never called: only the construction is looked at
     b1, b2 = AlpacaBroker("k", "s", url=url), AlpacaBroker("k", "s", url=url)
     assert b1._limiter is not b2._limiter  # one bucket per client unless shared on purpose
-    run(b1.aclose())
-    run(b2.aclose())
+    await b1.aclose()
+    await b2.aclose()

@@ -12,7 +12,6 @@ path passes through the recorded daily open, high, low and close (v28quant.data.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -258,7 +257,7 @@ def test_lookahead_check_covers_intraday_features(panel) -> None:
     assert set(leaks) >= {"intra_rvol"} and leaks["intra_rvol"] == [pd.Timestamp(c) for c in cuts]
 
 
-def test_replayed_intraday_bars_reproduce_the_daily_range() -> None:
+async def test_replayed_intraday_bars_reproduce_the_daily_range() -> None:
     from v28quant.clock import SimClock
     from v28quant.data.replay import ReplayFeed
 
@@ -281,7 +280,7 @@ def test_replayed_intraday_bars_reproduce_the_daily_range() -> None:
         rows, columns=["timestamp", "symbol", "open", "high", "low", "close", "volume"]
     )
     feed = ReplayFeed(hist, SimClock(datetime(2016, 12, 1, 12, tzinfo=ZoneInfo(ET))), seed=7)
-    m5 = asyncio.run(feed.bars(["AAA", "BBB"], date(2016, 11, 17), date(2016, 11, 29), "5Min"))
+    m5 = await feed.bars(["AAA", "BBB"], date(2016, 11, 17), date(2016, 11, 29), "5Min")
     f = intraday_features(m5)
     daily = (
         hist.assign(date=hist["timestamp"].dt.tz_convert(ET).dt.tz_localize(None).dt.normalize())

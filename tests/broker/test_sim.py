@@ -8,7 +8,6 @@ simulator is deterministic, so comparisons are exact.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
@@ -37,10 +36,6 @@ def own(d: str, strategy: str = "test") -> Owner:
     return Owner("options", strategy, d)
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
 @pytest.fixture
 def world():
     clock = SimClock(OPEN)
@@ -59,7 +54,7 @@ def world():
     return clock, q, make
 
 
-def test_covered_call_needs_the_shares(world):
+async def test_covered_call_needs_the_shares(world):
     clock, q, make = world
 
     async def go():
@@ -87,10 +82,10 @@ def test_covered_call_needs_the_shares(world):
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {"SPY": D(100), C535: D(-1)}
 
-    run(go())
+    await go()
 
 
-def test_cash_secured_put_holds_strike_times_100(world):
+async def test_cash_secured_put_holds_strike_times_100(world):
     clock, q, make = world
 
     async def go():
@@ -107,10 +102,10 @@ def test_cash_secured_put_holds_strike_times_100(world):
         acct = await b.account()
         assert acct.cash == D(60_300) - D(310) and acct.buying_power == acct.cash, acct
 
-    run(go())
+    await go()
 
 
-def test_vertical_credit_spread_reserves_max_loss(world):
+async def test_vertical_credit_spread_reserves_max_loss(world):
     clock, q, make = world
 
     async def go():
@@ -127,10 +122,10 @@ def test_vertical_credit_spread_reserves_max_loss(world):
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {P520: -2, P515: 2}
 
-    run(go())
+    await go()
 
 
-def test_vertical_limit_rests_until_marketable(world):
+async def test_vertical_limit_rests_until_marketable(world):
     clock, q, make = world
 
     async def go():
@@ -143,10 +138,10 @@ def test_vertical_limit_rests_until_marketable(world):
         o = await b.order_by_client_id(o.client_order_id)
         assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("1.80"), o
 
-    run(go())
+    await go()
 
 
-def test_iron_condor_fills_four_legs(world):
+async def test_iron_condor_fills_four_legs(world):
     clock, q, make = world
 
     async def go():
@@ -168,10 +163,10 @@ def test_iron_condor_fills_four_legs(world):
         fills = [a for a in await b.activities() if a.type == "FILL"]
         assert len(fills) == 4 and {a.order_id for a in fills} == {leg.id for leg in o.legs}
 
-    run(go())
+    await go()
 
 
-def test_options_levels(world):
+async def test_options_levels(world):
     clock, q, make = world
 
     async def go():
@@ -189,10 +184,10 @@ def test_options_levels(world):
         with pytest.raises(OptionsLevelError, match="not approved"):
             await b.submit(OrderRequest.option(P515, 1, "sell", "sell_to_open", owner=own("l4")))
 
-    run(go())
+    await go()
 
 
-def test_uncovered_call_ratio_is_refused(world):
+async def test_uncovered_call_ratio_is_refused(world):
     clock, q, make = world
 
     async def go():
@@ -201,10 +196,10 @@ def test_uncovered_call_ratio_is_refused(world):
         with pytest.raises(InsufficientBuyingPower, match="unlimited"):
             await b.submit(OrderRequest.multileg(legs, 1, D("0.00"), owner=own("r1")))
 
-    run(go())
+    await go()
 
 
-def test_partial_fills_against_quote_size(world):
+async def test_partial_fills_against_quote_size(world):
     clock, q, make = world
 
     async def go():
@@ -220,10 +215,10 @@ def test_partial_fills_against_quote_size(world):
         assert o.filled_avg_price == D("530.14"), o
         assert [a.qty for a in await b.activities()] == [30, 20]
 
-    run(go())
+    await go()
 
 
-def test_slippage_and_commission(world):
+async def test_slippage_and_commission(world):
     clock, q, make = world
 
     async def go():
@@ -234,10 +229,10 @@ def test_slippage_and_commission(world):
         acct = await b.account()
         assert acct.cash == D(100_000) - D("5306.301") - D("0.05"), acct
 
-    run(go())
+    await go()
 
 
-def test_day_order_expires_at_close_and_frees_cash(world):
+async def test_day_order_expires_at_close_and_frees_cash(world):
     clock, q, make = world
 
     async def go():
@@ -252,10 +247,10 @@ def test_day_order_expires_at_close_and_frees_cash(world):
         assert o.status == OrderStatus.EXPIRED
         assert (await b.account()).buying_power == D(100_000)
 
-    run(go())
+    await go()
 
 
-def test_order_sent_after_hours_waits_for_the_open(world):
+async def test_order_sent_after_hours_waits_for_the_open(world):
     clock, q, make = world
 
     async def go():
@@ -267,10 +262,10 @@ def test_order_sent_after_hours_waits_for_the_open(world):
         o = await b.order_by_client_id(o.client_order_id)
         assert o.status == OrderStatus.FILLED
 
-    run(go())
+    await go()
 
 
-def test_expiry_exercise_assignment_and_worthless(world):
+async def test_expiry_exercise_assignment_and_worthless(world):
     clock, q, make = world
 
     async def go():
@@ -302,10 +297,10 @@ def test_expiry_exercise_assignment_and_worthless(world):
         acct = await b.account()
         assert acct.cash == cash0 - D(52_000) and acct.buying_power == acct.cash, acct
 
-    run(go())
+    await go()
 
 
-def test_expiry_long_call_exercised_at_one_cent_not_below(world):
+async def test_expiry_long_call_exercised_at_one_cent_not_below(world):
     clock, q, make = world
 
     async def go():
@@ -322,10 +317,10 @@ def test_expiry_long_call_exercised_at_one_cent_not_below(world):
         pos = {p.symbol: (p.qty, p.avg_entry_price) for p in await b.positions()}
         assert pos == {"SPY": (D(100), D(530))}
 
-    run(go())
+    await go()
 
 
-def test_short_covered_call_assigned_delivers_shares(world):
+async def test_short_covered_call_assigned_delivers_shares(world):
     clock, q, make = world
 
     async def go():
@@ -342,10 +337,10 @@ def test_short_covered_call_assigned_delivers_shares(world):
         assert await b.positions() == []
         assert (await b.account()).cash == cash0 + D(53_500)
 
-    run(go())
+    await go()
 
 
-def test_replace_creates_new_owned_order(world):
+async def test_replace_creates_new_owned_order(world):
     clock, q, make = world
 
     async def go():
@@ -360,10 +355,10 @@ def test_replace_creates_new_owned_order(world):
         old = await b.order_by_client_id(o.client_order_id)
         assert old.status == OrderStatus.REPLACED and old.replaced_by == new.id
 
-    run(go())
+    await go()
 
 
-def test_resubmitting_a_decision_returns_the_same_order(world):
+async def test_resubmitting_a_decision_returns_the_same_order(world):
     clock, q, make = world
 
     async def go():
@@ -374,10 +369,10 @@ def test_resubmitting_a_decision_returns_the_same_order(world):
         assert a.id == again.id and len(await b.orders("all")) == 1
         assert len([x for x in await b.activities() if x.type == "FILL"]) == 1
 
-    run(go())
+    await go()
 
 
-def test_sim_is_deterministic(world):
+async def test_sim_is_deterministic(world):
     clock, q, make = world
 
     async def scenario():
@@ -389,10 +384,10 @@ def test_sim_is_deterministic(world):
             [(a.id, a.type, a.qty) for a in await b.activities()],
         )
 
-    assert run(scenario()) == run(scenario())
+    assert await scenario() == await scenario()
 
 
-def test_option_cut_offs_follow_the_calendar(world):
+async def test_option_cut_offs_follow_the_calendar(world):
     """Cut-offs from v28quant.calendar (Cboe rules): SPY is a late-close ETF, so its
     non-expiring options trade to 16:15 ET; equities and AAPL options stop at 16:00; on expiry
     day the expiring SPY series stops at 16:00 too, and orders for it are refused after that."""
@@ -448,10 +443,10 @@ def test_option_cut_offs_follow_the_calendar(world):
                 OrderRequest.option(C545, 1, "buy", "buy_to_open", D("0.45"), owner=own("exp3"))
             )
 
-    run(go())
+    await go()
 
 
-def test_margin_account_doubles_stock_buying_power(world):
+async def test_margin_account_doubles_stock_buying_power(world):
     """Reg T (12 CFR 220.12): initial margin 50 % of a long stock position, so buying power
     is 2 x excess equity, excess = equity - 50 % of long value. Options stay fully paid."""
     clock, q, make = world
@@ -478,10 +473,10 @@ def test_margin_account_doubles_stock_buying_power(world):
                 OrderRequest.option(P520, 1, "sell", "sell_to_open", D("3.00"), owner=own("m2"))
             )
 
-    run(go())
+    await go()
 
 
-def test_margin_account_sells_short_with_150_percent_requirement(world):
+async def test_margin_account_sells_short_with_150_percent_requirement(world):
     """Reg T short sale: 150 % of the short's value held (the proceeds plus 50 %), so
     excess = cash - 1.5 x short value = equity - 50 % of short value."""
     clock, q, make = world
@@ -513,7 +508,7 @@ def test_margin_account_sells_short_with_150_percent_requirement(world):
         assert cover.status == OrderStatus.FILLED
         assert [p.symbol for p in await b.positions()] == ["SPY"]
 
-    run(go())
+    await go()
 
 
 def test_multiplier_must_be_cash_or_reg_t():

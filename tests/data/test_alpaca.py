@@ -8,7 +8,6 @@ own IV to pin down Alpaca's vega unit.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -31,10 +30,6 @@ from v28quant.ratelimit import RateLimiter
 
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 NOW = datetime(2025, 7, 9, 15, 0, tzinfo=UTC)
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +77,9 @@ def test_is_a_datafeed(fake: FakeAlpacaData) -> None:
     assert isinstance(client(fake), DataFeed)
 
 
-def test_daily_bars_paginated(fake: FakeAlpacaData, spy_csv: Path) -> None:
+async def test_daily_bars_paginated(fake: FakeAlpacaData, spy_csv: Path) -> None:
     c = client(fake)
-    b = run(c.bars(["SPY"], date(2023, 1, 1), date(2023, 12, 31)))
+    b = await c.bars(["SPY"], date(2023, 1, 1), date(2023, 12, 31))
     assert list(b.columns) == list(BAR_COLUMNS)
     ref = pd.read_csv(spy_csv)
     ref = ref[(ref.date >= "2023-01-01") & (ref.date <= "2023-12-31")]
@@ -98,36 +93,36 @@ def test_daily_bars_paginated(fake: FakeAlpacaData, spy_csv: Path) -> None:
     assert len(pages) == 5 and all(q["feed"] == "iex" for q in pages)  # 250 / 50
 
 
-def test_sip_end_clamped(fake: FakeAlpacaData) -> None:
+async def test_sip_end_clamped(fake: FakeAlpacaData) -> None:
     c = client(fake, feed="sip")
-    run(c.bars(["SPY"], date(2023, 12, 1), None))  # the fake 403s recent SIP data
+    await c.bars(["SPY"], date(2023, 12, 1), None)  # the fake 403s recent SIP data
     q = [q for m, p, q in fake.requests if p == "/v2/stocks/bars"][-1]
     assert q["feed"] == "sip"
     assert datetime.fromisoformat(q["end"]) <= NOW - timedelta(minutes=15)
 
 
-def test_latest_quotes(fake: FakeAlpacaData) -> None:
+async def test_latest_quotes(fake: FakeAlpacaData) -> None:
     c = client(fake)
-    qs = run(c.latest_quotes(["SPY", "NOPE"]))
+    qs = await c.latest_quotes(["SPY", "NOPE"])
     assert set(qs) == {"SPY"}
     q = qs["SPY"]
     assert (q.bid, q.ask, q.bid_size, q.ask_size) == (Decimal("527.9"), Decimal("528.02"), 3, 2)
     assert q.ts == datetime(2025, 7, 9, 14, 59, 59, tzinfo=UTC) and not q.synthetic
     with pytest.raises(KeyError, match="NOPE"):
-        run(c.quote("NOPE"))
-    oq = run(c.quote("NVDA250711C00180000"))
+        await c.quote("NOPE")
+    oq = await c.quote("NVDA250711C00180000")
     assert (oq.bid, oq.ask) == (Decimal("0.01"), Decimal("0.02"))
 
 
-def test_closing_price(fake: FakeAlpacaData, spy_csv: Path) -> None:
+async def test_closing_price(fake: FakeAlpacaData, spy_csv: Path) -> None:
     ref = pd.read_csv(spy_csv).set_index("date")
-    got = run(client(fake).closing_price("SPY", datetime(2023, 9, 14, 20, tzinfo=UTC)))
+    got = await client(fake).closing_price("SPY", datetime(2023, 9, 14, 20, tzinfo=UTC))
     assert got == Decimal(repr(float(ref.loc["2023-09-14", "close"])))
 
 
-def test_option_chain_nvda(fake: FakeAlpacaData, shared_data: Path) -> None:
+async def test_option_chain_nvda(fake: FakeAlpacaData, shared_data: Path) -> None:
     raw = pd.read_csv(shared_data / "options/NVDA_2025-07-08_alpaca_snapshot.csv")
-    ch = run(client(fake).option_chain("NVDA"))
+    ch = await client(fake).option_chain("NVDA")
     assert list(ch.columns) == list(CHAIN_COLUMNS)
     assert len(ch) == len(raw) == 194 and not ch["synthetic"].any()
     m = ch.merge(raw, left_on="symbol", right_on="contract_symbol", suffixes=("", "_f"))
@@ -166,24 +161,24 @@ def test_option_chain_nvda(fake: FakeAlpacaData, shared_data: Path) -> None:
     assert np.all((ratio > 0.4) & (ratio < 2.5)), ratio
 
 
-def test_option_chain_filters(fake: FakeAlpacaData) -> None:
-    ch = run(client(fake).option_chain("NVDA", type="put", strike_from=150, strike_to=170))
+async def test_option_chain_filters(fake: FakeAlpacaData) -> None:
+    ch = await client(fake).option_chain("NVDA", type="put", strike_from=150, strike_to=170)
     assert set(ch["type"]) == {"put"} and ch["strike"].between(150, 170).all() and len(ch) > 5
     q = [q for m, p, q in fake.requests if p.startswith("/v1beta1/options/snapshots/")][-1]
     assert q["feed"] == "indicative" and q["type"] == "put"
 
 
-def test_option_contracts_manual_pagination(fake: FakeAlpacaData) -> None:
-    df = run(client(fake).option_contracts("NVDA"))
+async def test_option_contracts_manual_pagination(fake: FakeAlpacaData) -> None:
+    df = await client(fake).option_contracts("NVDA")
     assert len(df) == 194 and df["symbol"].is_unique
     pages = [q for m, p, q in fake.requests if p == "/v2/options/contracts"]
     assert len(pages) == 4  # 194 contracts, 50 a page
     assert "page_token" not in pages[0] and all("page_token" in q for q in pages[1:])
-    calls = run(client(fake).option_contracts("NVDA", type="call", strike_from=160))
+    calls = await client(fake).option_contracts("NVDA", type="call", strike_from=160)
     assert set(calls["type"]) == {"call"} and (calls["strike"] >= 160).all()
 
 
-def test_429_waits_for_reset_then_succeeds(fake: FakeAlpacaData) -> None:
+async def test_429_waits_for_reset_then_succeeds(fake: FakeAlpacaData) -> None:
     reset = str(int(time.time()) + 1)
     fake.fail(
         "GET",
@@ -195,14 +190,14 @@ def test_429_waits_for_reset_then_succeeds(fake: FakeAlpacaData) -> None:
     )
     c = client(fake)
     t0 = time.monotonic()
-    assert "SPY" in run(c.latest_quotes(["SPY"]))
+    assert "SPY" in await c.latest_quotes(["SPY"])
     waited = time.monotonic() - t0
     hits = [p for m, p, q in fake.requests if p == "/v2/stocks/quotes/latest"]
     assert len(hits) == 2, hits
     assert waited >= float(reset) - time.time() - 1.0  # it honoured the reset header
 
 
-def test_429_exhausted_and_403_are_clear_errors(fake: FakeAlpacaData, caplog) -> None:
+async def test_429_exhausted_and_403_are_clear_errors(fake: FakeAlpacaData, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     fake.fail(
         "GET",
@@ -213,7 +208,7 @@ def test_429_exhausted_and_403_are_clear_errors(fake: FakeAlpacaData, caplog) ->
         times=10,
     )
     with pytest.raises(DataError, match="429"):
-        run(client(fake, max_retries=2).latest_quotes(["SPY"]))
+        await client(fake, max_retries=2).latest_quotes(["SPY"])
     fake.fail(
         "GET",
         r"/v2/stocks/bars",
@@ -221,7 +216,7 @@ def test_429_exhausted_and_403_are_clear_errors(fake: FakeAlpacaData, caplog) ->
         {"message": "subscription does not permit querying recent SIP data"},
     )
     with pytest.raises(DataError, match="403.*subscription does not permit") as ei:
-        run(client(fake).bars(["SPY"], date(2023, 1, 1), date(2023, 1, 31)))
+        await client(fake).bars(["SPY"], date(2023, 1, 1), date(2023, 1, 31))
     assert KEY not in str(ei.value) and SECRET not in str(ei.value)
     assert SECRET not in caplog.text and KEY not in caplog.text
 
@@ -233,11 +228,11 @@ def test_401_without_keys_is_refused_by_the_fake(fake: FakeAlpacaData) -> None:
     assert r.status_code == 401 and r.json() == {"message": "unauthorized"}
 
 
-def test_empty_results(fake: FakeAlpacaData) -> None:
+async def test_empty_results(fake: FakeAlpacaData) -> None:
     c = client(fake)
-    b = run(c.bars(["SPY"], date(1990, 1, 1), date(1990, 1, 31)))
+    b = await c.bars(["SPY"], date(1990, 1, 1), date(1990, 1, 31))
     assert b.empty and list(b.columns) == list(BAR_COLUMNS)
-    ch = run(c.option_chain("AAPL"))
+    ch = await c.option_chain("AAPL")
     assert ch.empty and list(ch.columns) == list(CHAIN_COLUMNS)
     assert math.isnan(ch.attrs["underlying_price"])
 
@@ -251,7 +246,7 @@ def test_a_missing_quote_side_is_not_a_price_of_zero() -> None:
     assert _dec(1.25) == Decimal("1.25")
 
 
-def test_a_silent_server_times_out_with_a_clear_error() -> None:
+async def test_a_silent_server_times_out_with_a_clear_error() -> None:
     # A listener that accepts connections and never answers: without a timeout the SDK would
     # wait forever; with one, the call ends in DataError within the budget.
     import socket
@@ -264,4 +259,4 @@ def test_a_silent_server_times_out_with_a_clear_error() -> None:
             KEY, SECRET, data_url=url, trading_url=url, timeout_s=0.3, now=lambda: NOW
         )
         with pytest.raises(DataError, match="unreachable"):
-            asyncio.run(feed.latest_quotes(["SPY"]))
+            await feed.latest_quotes(["SPY"])
