@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,12 @@ class TaskRunner:
         try:
             if self._client is None:
                 out = []
-                for args in arg_lists:
-                    out.append(fn(*args))
-                    bar.update()
+                # One BLAS/OpenMP thread, as on the Dask workers: the same numerics in the last
+                # bit, and no oversubscription of the cores.
+                with threadpool_limits(limits=1):
+                    for args in arg_lists:
+                        out.append(fn(*args))
+                        bar.update()
                 return out
             from dask.distributed import as_completed
 

@@ -16,8 +16,9 @@ import optuna
 
 ParamKind = Literal["float", "int", "log"]
 
-#: Regime labels the built-in strategy's aggregator weights are keyed by.
-REGIMES = ("bull_quiet", "bull_volatile", "bear_quiet", "bear_volatile")
+#: Regime labels the aggregator weights are keyed by: every label the HMM detector can name
+#: (:data:`v28quant.regime.REGIME_LABELS`, 2 to 4 states).
+REGIMES = ("bull_quiet", "sideways", "bear_volatile", "crisis")
 #: Signal models whose votes the aggregator weighs.
 MODELS = ("momentum", "mean_reversion", "trend")
 
@@ -147,14 +148,20 @@ class SearchSpace:
 
 
 def _weights() -> tuple[Param, ...]:
-    # Prior: momentum and trend lead in quiet markets, mean reversion in volatile ones.
-    prior = {"momentum": 1.0, "mean_reversion": 0.5, "trend": 1.0}
+    # Prior: trend-following leads in a quiet bull market, mean reversion in a sideways one,
+    # and in turbulent regimes every vote counts alike.
+    prior = {
+        "bull_quiet": {"momentum": 1.0, "mean_reversion": 0.3, "trend": 1.0},
+        "sideways": {"momentum": 0.5, "mean_reversion": 1.0, "trend": 0.5},
+        "bear_volatile": {"momentum": 0.5, "mean_reversion": 0.5, "trend": 0.5},
+        "crisis": {"momentum": 0.5, "mean_reversion": 0.5, "trend": 0.5},
+    }
     return tuple(
         Param(
             f"weights.{regime}.{model}",
             0.0,
             2.0,
-            prior[model] if regime.endswith("quiet") or model == "mean_reversion" else 0.5,
+            prior[regime][model],
             doc=f"aggregator weight of the {model} signal in the {regime} regime",
         )
         for regime in REGIMES
@@ -205,20 +212,20 @@ STRATEGY_SPACE = SearchSpace(
             doc="largest sum of absolute stock weights, fraction of capital",
         ),
         Param(
-            "regime.vol_window",
-            10,
-            63,
-            21,
-            "int",
-            doc="sessions of the realised-volatility feature of the regime HMM",
+            "regime.vol_halflife",
+            2.0,
+            30.0,
+            5.0,
+            "log",
+            doc="half-life in sessions of the regime HMM's EWMA volatility feature",
         ),
         Param(
             "regime.n_states",
             2,
             4,
-            2,
+            3,
             "int",
-            doc="hidden states of the regime HMM (split into quiet and volatile by variance)",
+            doc="hidden states of the regime HMM (labels from v28quant.regime.REGIME_LABELS)",
         ),
         Param(
             "options.overlay_weight",

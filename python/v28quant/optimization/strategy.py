@@ -6,13 +6,14 @@ A vectorised daily model of the equity engine's decision path, net of costs:
    ``momentum`` (t-statistic of the 121-session log return ending 5 sessions ago),
    ``mean_reversion`` (minus the z-score of the close against its 20-session mean) and
    ``trend`` (the 50/200-session moving-average gap over 5 %).
-2. A regime per session: bull or bear from the sign of the market's 126-session log return;
-   quiet or volatile from a Gaussian HMM on (market log return, log realised volatility),
-   fitted by EM on the training dates only (best of ``hmm_restarts`` seeded starts) and read on
-   every date by the forward filter (causal: state probabilities at t use data up to t).
-3. The aggregator's vote: value = sum_m w[regime, m] c_m v_m / sum_m w[regime, m] c_m, confidence
-   = sum_m w[regime, m] c_m / sum_m w[regime, m]; no position below ``min_confidence``
-   (the same weighted voting as :class:`v28quant.signals.SignalAggregator` is specified to do).
+2. Regime probabilities per session from :class:`v28quant.regime.hmm.HmmRegimeDetector` on the
+   market's daily log returns and EWMA volatility, fitted on the training dates only (seeded
+   starts, the best log-likelihood kept) and read on every date by its forward filter (causal).
+3. The aggregator's vote, as :class:`v28quant.signals.SignalAggregator` computes it, vectorised
+   over sessions and stocks: weights mixed over the regime probabilities,
+   w_m = sum_r P(r) W[r, m]; value = sum_m w_m c_m v_m / sum_m w_m c_m; confidence = the
+   weighted mean confidence times the agreement 1 - D (D the weighted dispersion of the votes);
+   no position below ``min_confidence``.
 4. Sizing: weight = value * target_vol / EWMA vol, capped per stock and in gross; rebalanced every
    ``rebalance_days`` sessions; stock costs on every unit of turnover.
 5. A covered-call sleeve on the S&P 500 index: hold the index, sell a call at K = S (1 + m) for
@@ -26,12 +27,10 @@ the return of t + 1.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
 
 from v28quant.data.samples import History, sample_history
@@ -40,24 +39,15 @@ from v28quant.optimization.costs import CostModel
 from v28quant.optimization.evaluation import WindowReturns
 from v28quant.optimization.space import (
     MODELS,
-    REGIMES,
     STRATEGY_LABEL_HORIZON,
     STRATEGY_SPACE,
     SearchSpace,
 )
 from v28quant.options import black_scholes
+from v28quant.regime.hmm import HmmRegimeDetector
 
 Array = NDArray[np.float64]
 
-
-class _DropNonConvergence(logging.Filter):
-    """EM's last step often wobbles at the tolerance; the best of several starts is kept."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "not converging" not in record.getMessage()
-
-
-logging.getLogger("hmmlearn.base").addFilter(_DropNonConvergence())
 
 DEFAULT_UNIVERSE = ("AAPL", "JNJ", "JPM", "KO", "MSFT", "PG", "WMT", "XOM")
 WARMUP_SESSIONS = 260
@@ -92,30 +82,6 @@ def _signals(close: pd.DataFrame) -> tuple[Array, Array]:
     return np.nan_to_num(v), np.nan_to_num(c)
 
 
-def _forward_filter(model: GaussianHMM, x: Array) -> Array:
-    """Filtered state probabilities P(s_t | x_1..x_t) of a diagonal Gaussian HMM (causal).
-
-    The scaled forward recursion (Rabiner 1989, eq. 91-92): alpha_t = (alpha_{t-1} A) * b_t,
-    normalised every step; emissions are scaled by their row maximum, which the normalisation
-    cancels.
-    """
-    var = np.stack([np.diag(c) for c in model.covars_])
-    mu = model.means_
-    loglik = -0.5 * (
-        np.log(2 * np.pi * var).sum(axis=1)[None, :]
-        + (((x[:, None, :] - mu[None, :, :]) ** 2) / var[None, :, :]).sum(axis=2)
-    )
-    b = np.exp(loglik - loglik.max(axis=1, keepdims=True))
-    a = model.transmat_
-    out = np.empty_like(b)
-    alpha = model.startprob_ * b[0]
-    out[0] = alpha / alpha.sum()
-    for t in range(1, len(x)):
-        alpha = (out[t - 1] @ a) * b[t]
-        out[t] = alpha / alpha.sum()
-    return out
-
-
 class SampleStrategy:
     """Evaluator of the built-in strategy on the bundled sample history.
 
@@ -134,7 +100,7 @@ class SampleStrategy:
         Commissions, spread and slippage.
     rate, div : float
         Continuously compounded risk-free rate and index dividend yield for option pricing.
-    hmm_restarts : int
+    hmm_starts : int
         EM starts of the regime HMM per fit (the best log-likelihood is kept).
     """
 
@@ -154,12 +120,12 @@ class SampleStrategy:
         costs: CostModel | None = None,
         rate: float = 0.0,
         div: float = 0.02,
-        hmm_restarts: int = 3,
+        hmm_starts: int = 3,
     ) -> None:
         if not universe:
             raise ValueError("universe is empty")
-        if hmm_restarts < 1:
-            raise ValueError(f"hmm_restarts must be >= 1, got {hmm_restarts}")
+        if hmm_starts < 1:
+            raise ValueError(f"hmm_starts must be >= 1, got {hmm_starts}")
         hist = history if history is not None else sample_history()
         wide = _closes(hist, [*universe, market, index, vol_index])
         wide = wide.dropna(subset=[*universe, market])
@@ -182,7 +148,7 @@ class SampleStrategy:
             )
         self.universe = tuple(universe)
         self.costs = costs or CostModel()
-        self.rate, self.div, self.hmm_restarts = rate, div, hmm_restarts
+        self.rate, self.div, self.hmm_starts = rate, div, hmm_starts
         stocks = wide[list(universe)]
         self._all_dates = pd.DatetimeIndex(wide.index)
         self._values, self._confs = _signals(stocks)
@@ -192,7 +158,6 @@ class SampleStrategy:
         )
         mlog = np.log(wide[market])
         self._mret = mlog.diff().fillna(0.0).to_numpy(np.float64)
-        self._bull = (mlog - mlog.shift(126)).fillna(0.0).to_numpy() > 0
         self._spot = wide[index].to_numpy(np.float64)
         self._iv = wide[vol_index].to_numpy(np.float64) / 100.0
         self._first = WARMUP_SESSIONS
@@ -203,37 +168,20 @@ class SampleStrategy:
 
     # -- regime ------------------------------------------------------------------------------
 
-    def _regime_features(self, vol_window: int) -> Array:
-        rv = pd.Series(self._mret).rolling(vol_window).std().bfill().to_numpy()
-        return np.column_stack([self._mret, np.log(np.maximum(rv, 1e-6))])
-
-    def _volatile(self, x: Array, fit_rows: Array, n_states: int, seed: int) -> Array:
-        """P(volatile state) per row, the HMM fitted on ``fit_rows`` only."""
-        best: GaussianHMM | None = None
-        best_ll = -np.inf
-        seeds = np.random.SeedSequence(seed).generate_state(self.hmm_restarts)
-        xf = x[fit_rows]
-        for s in seeds:
-            # Means start at distinct random rows (not k-means, whose threaded init dominates
-            # the cost and contends for cores with the other workers).
-            rng = np.random.default_rng(int(s))
-            m = GaussianHMM(
-                n_components=n_states,
-                covariance_type="diag",
-                n_iter=50,
-                tol=1e-3,
-                random_state=int(s),
-                init_params="stc",
-            )
-            m.means_ = xf[rng.choice(len(xf), n_states, replace=False)]
-            m.fit(xf)
-            ll = float(m.score(xf))
-            if ll > best_ll:
-                best, best_ll = m, ll
-        assert best is not None
-        rank = np.argsort(np.argsort(best.means_[:, 1]))  # by mean log volatility
-        volatile = rank >= (n_states + 1) // 2
-        return _forward_filter(best, x)[:, volatile].sum(axis=1)
+    def _regime_probabilities(
+        self, sl: slice, fit_rows: Array, p: Mapping[str, float], seed: int
+    ) -> tuple[Array, tuple[str, ...]]:
+        """P(regime) per session of ``sl`` (forward filter), the HMM fitted on ``fit_rows``."""
+        det = HmmRegimeDetector(
+            n_states=int(p["regime.n_states"]),
+            seed=seed,
+            n_starts=self.hmm_starts,
+            vol_halflife=p["regime.vol_halflife"],
+        )
+        r = self._mret[sl]
+        det.fit(r[fit_rows])
+        probs = det.filtered_probabilities(r)
+        return probs.to_numpy(np.float64), tuple(str(c) for c in probs.columns)
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -258,17 +206,17 @@ class SampleStrategy:
         hi = int(test_pos.max() if len(test_pos) else train_pos.max()) + 1
         sl = slice(lo, hi)
 
-        x = self._regime_features(int(p["regime.vol_window"]))[sl]
-        p_vol = self._volatile(x, train_pos - lo, int(p["regime.n_states"]), seed)
-        regime = np.where(self._bull[sl], 0, 2) + (p_vol > 0.5).astype(np.int64)
-
-        table = np.array([[p[f"weights.{r}.{m}"] for m in MODELS] for r in REGIMES])
-        w = table[regime][:, :, None]  # (dates, models, 1)
+        probs, labels = self._regime_probabilities(sl, train_pos - lo, p, seed)
+        table = np.array([[p[f"weights.{r}.{m}"] for m in MODELS] for r in labels])
+        w = (probs @ table)[:, :, None]  # (dates, models, 1): weights mixed over regimes
         v, c = self._values[sl], self._confs[sl]
-        den = (w * c).sum(axis=1)
-        value = np.divide((w * c * v).sum(axis=1), den, out=np.zeros_like(den), where=den > 0)
+        mass = (w * c).sum(axis=1)
+        value = np.divide((w * c * v).sum(axis=1), mass, out=np.zeros_like(mass), where=mass > 0)
+        spread = (w * c * (v - value[:, None, :]) ** 2).sum(axis=1)
+        dispersion = np.divide(spread, mass, out=np.zeros_like(mass), where=mass > 0)
         wsum = w.sum(axis=1)
-        conf = np.divide(den, wsum, out=np.zeros_like(den), where=wsum > 0)
+        mean_conf = np.divide(mass, wsum, out=np.zeros_like(mass), where=wsum > 0)
+        conf = mean_conf * (1.0 - dispersion)
         value = np.where(conf >= p["aggregator.min_confidence"], value, 0.0)
 
         weights = self._sized(value, p, sl)
