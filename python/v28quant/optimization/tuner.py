@@ -46,8 +46,10 @@ STORAGE_FILE = "v28_optuna.sqlite"
 
 
 def default_storage(journal_path: str | Path) -> str:
-    """SQLite URL of the study database beside the journal file."""
-    return f"sqlite:///{Path(journal_path).resolve().with_name(STORAGE_FILE)}"
+    """SQLite URL of the study database beside the journal file (its folder is created)."""
+    path = Path(journal_path).resolve().with_name(STORAGE_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
 
 
 @dataclass(frozen=True, slots=True)
