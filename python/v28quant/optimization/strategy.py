@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from v28quant.data.samples import History, sample_history
 from v28quant.ml.features import TRADING_DAYS, ewma_vol
@@ -179,8 +180,11 @@ class SampleStrategy:
             vol_halflife=p["regime.vol_halflife"],
         )
         r = self._mret[sl]
-        det.fit(r[fit_rows])
-        probs = det.filtered_probabilities(r)
+        # hmmlearn's k-means start spins up every core; one thread is faster beside the other
+        # workers and gives the same numbers wherever the task runs.
+        with threadpool_limits(limits=1):
+            det.fit(r[fit_rows])
+            probs = det.filtered_probabilities(r)
         return probs.to_numpy(np.float64), tuple(str(c) for c in probs.columns)
 
     # -- evaluation --------------------------------------------------------------------------
