@@ -29,6 +29,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from v28quant import _core
 from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan, mispricing
 
