@@ -22,13 +22,14 @@ D. Marquardt (1963), "An algorithm for least-squares estimation of nonlinear par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import FloatArray
 from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan
 from v28quant.quant_models.mispricing import mispricing as _mis
 
@@ -54,6 +55,38 @@ DEFAULT_LOWER = HestonParams(1e-4, 1e-3, 1e-4, 1e-3, -0.999)
 DEFAULT_UPPER = HestonParams(4.0, 20.0, 4.0, 5.0, 0.999)
 
 
+@overload
+def price(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    v0: float,
+    kappa: float,
+    theta: float,
+    sigma: float,
+    rho: float,
+    call: bool = ...,
+) -> float: ...
+
+
+@overload
+def price(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    v0: ArrayLike,
+    kappa: ArrayLike,
+    theta: ArrayLike,
+    sigma: ArrayLike,
+    rho: ArrayLike,
+    call: ArrayLike = ...,
+) -> FloatArray: ...
+
+
 def price(
     spot: ArrayLike,
     strike: ArrayLike,
@@ -66,7 +99,7 @@ def price(
     sigma: ArrayLike,
     rho: ArrayLike,
     call: ArrayLike = True,
-) -> Any:
+) -> float | FloatArray:
     """European option price under Heston, per unit of underlying.
 
     All arguments broadcast; options that share (spot, t, rate, div, parameters) share one
@@ -200,6 +233,32 @@ def calibrate(
         feller=bool(raw["feller"]),
         converged=bool(raw["converged"]),
     )
+
+
+@overload
+def mispricing(
+    market_mid: float,
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    params: HestonParams,
+    call: bool = ...,
+) -> Mispricing[float]: ...
+
+
+@overload
+def mispricing(
+    market_mid: ArrayLike,
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    params: HestonParams,
+    call: ArrayLike = ...,
+) -> Mispricing[FloatArray]: ...
 
 
 def mispricing(
