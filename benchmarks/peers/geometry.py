@@ -30,7 +30,7 @@ def exact(t):
 
 
 def rhs(y, t=None):
-    mu, s, vm, vs = y
+    _mu, s, vm, vs = y
     # Gamma^mu_{mu s} = -1/s, Gamma^s_{mu mu} = 1/(2 s), Gamma^s_{s s} = -1/s.
     return [vm, vs, 2.0 * vm * vs / s, -0.5 * vm * vm / s + vs * vs / s]
 

@@ -152,7 +152,8 @@ class ExchangeCalendar:
 
     def session_times(self, d: date) -> tuple[datetime, datetime] | None:
         """(open, close) of session ``d``, or None if ``d`` is not a session or out of range:
-        the fast path for callers that look up many dates."""
+        the fast path for callers that look up many dates.
+        """
         i = self._index.get(d)
         return None if i is None else (self._open_list[i], self._close_list[i])
 
@@ -248,7 +249,8 @@ class ExchangeCalendar:
 
     def expiry_session(self, d: date | str) -> date:
         """The last trading day of a series nominally expiring on ``d``: ``d`` itself, or the
-        session before it when ``d`` is a holiday (e.g. Good Friday moves expiry to Thursday)."""
+        session before it when ``d`` is a holiday (e.g. Good Friday moves expiry to Thursday).
+        """
         day = _day(d)
         return day if self.is_session(day) else self.previous_session(day)
 

@@ -76,7 +76,8 @@ class _Formatting(ABC):
 
 class _RedactFilter(logging.Filter):
     """Scrubs the webhook URL and token from records of the ``httpx`` logger, which logs every
-    request's full URL at INFO."""
+    request's full URL at INFO.
+    """
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -158,7 +159,8 @@ class DiscordNotifier(_Formatting):
         """A sender task running on the current event loop; False (logged) when there is none.
 
         A sender left by an earlier loop (``asyncio.run`` ended and cancelled it) is replaced:
-        its queue and client belong to that loop and would never send again."""
+        its queue and client belong to that loop and would never send again.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -290,7 +292,8 @@ class DiscordNotifier(_Formatting):
 
 def _retry_after(r: httpx.Response) -> float:
     """Seconds to wait after a 429: JSON ``retry_after`` (float seconds), else the
-    ``Retry-After`` header, else 1 s; capped at 60 s."""
+    ``Retry-After`` header, else 1 s; capped at 60 s.
+    """
     wait = None
     try:
         wait = float(r.json().get("retry_after"))

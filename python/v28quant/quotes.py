@@ -51,5 +51,6 @@ class QuoteSource(Protocol):
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
         """Official close of ``symbol`` on the session containing ``session`` (for option
-        expiry: exercise and assignment are decided on it)."""
+        expiry: exercise and assignment are decided on it).
+        """
         ...

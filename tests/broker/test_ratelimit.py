@@ -38,7 +38,7 @@ def test_bad_construction_is_refused():
 
 
 @pytest.mark.parametrize(
-    "headers,want",
+    ("headers", "want"),
     [
         ({"X-Ratelimit-Reset": "1717425007"}, 7.0),  # Alpaca: epoch seconds
         ({"x-ratelimit-reset": "1717425004"}, 4.0),  # header names are case-insensitive
@@ -71,7 +71,8 @@ async def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
 
 async def test_adapters_own_separate_buckets():
     """Trading and data are metered separately: a 429 from the data API pauses the data
-    bucket only; the option-contracts call (trading API) does not wait for it."""
+    bucket only; the option-contracts call (trading API) does not wait for it.
+    """
     data_t, trade_t = FakeTime(), FakeTime()
     quotes = {
         "SPY": {

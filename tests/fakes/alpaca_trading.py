@@ -188,7 +188,8 @@ class FakeAlpacaTrading:
 
     def advance_to(self, when: datetime) -> None:
         """Move time on: expire day orders and settle options at each close passed, then
-        match open orders if the market is open."""
+        match open orders if the market is open.
+        """
         with self._lock:
             sched = _cal().schedule
             lo, hi = pd.Timestamp(self.now), pd.Timestamp(when)
@@ -361,7 +362,8 @@ class FakeAlpacaTrading:
         """Cash the option book (plus ``extra`` (symbol, signed contracts)) could cost at
         expiry: per underlying, minus the lowest value of options + shares held over S >= 0
         (piecewise linear: the minimum is at 0, at a strike or, if net short calls exceed the
-        shares, unbounded: None)."""
+        shares, unbounded: None).
+        """
         book: dict[str, list[tuple[bool, Decimal, Decimal]]] = {}
         for sym, n in [*((s, q) for s, (q, _) in self.positions.items()), *extra]:
             p = _occ(sym)
@@ -390,7 +392,8 @@ class FakeAlpacaTrading:
         self, legs: list[tuple[str, str, str, Decimal]], qty: Decimal, debit: Decimal
     ) -> Decimal:
         """Buying power one unit of an option order holds: its debit and the collateral its
-        opening legs (symbol, side, intent, ratio) add to the book."""
+        opening legs (symbol, side, intent, ratio) add to the book.
+        """
         now = self._collateral()
         extra = tuple(
             (sym, (ratio if side == "buy" else -ratio) * qty)
@@ -475,7 +478,8 @@ class FakeAlpacaTrading:
 
     def _list_orders(self, q: dict[str, str]) -> list[dict[str, Any]]:
         """Alpaca's paging: at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive
-        bounds on ``submitted_at``, newest first unless ``direction=asc``; no page token."""
+        bounds on ``submitted_at``, newest first unless ``direction=asc``; no page token.
+        """
         st = q.get("status", "open")
         limit = int(q.get("limit", 50))
         if not 1 <= limit <= 500:
@@ -687,7 +691,7 @@ class FakeAlpacaTrading:
                 self._validate_option(sym, side, intent, qty, tif)
                 if typ not in ("market", "limit", "stop", "stop_limit"):
                     raise _err(422, 42210000, "invalid order type for options trading")
-                bid, ask = self.quotes[sym][:2]
+                ask = self.quotes[sym][1]
                 if intent == "buy_to_open" and self.options_level < 2:
                     raise _err(403, 40310000, "options level 2 required to buy options")
                 if intent == "sell_to_open" and occ[2]:
@@ -722,7 +726,7 @@ class FakeAlpacaTrading:
             else:
                 if sym not in self.quotes:
                     raise _err(422, 40010001, f'asset "{sym}" not found')
-                bid, ask = self.quotes[sym][:2]
+                _bid, ask = self.quotes[sym][:2]
                 if side == "sell":
                     have = self.positions.get(sym, [Decimal(0)])[0]
                     if have < qty:

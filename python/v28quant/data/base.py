@@ -140,7 +140,8 @@ def chain_frame(
     source: str = "",
 ) -> pd.DataFrame:
     """Build a chain DataFrame with exactly ``CHAIN_COLUMNS`` (dtypes normalised, sorted by
-    expiry, type, strike)."""
+    expiry, type, strike).
+    """
     df = empty_chain() if not rows else pd.DataFrame(rows)
     for c in CHAIN_COLUMNS:
         if c not in df:
@@ -180,12 +181,14 @@ class DataFeed(Protocol):
         timeframe: str = "1Day",
     ) -> pd.DataFrame:
         """Bars of ``symbols`` from ``start`` to ``end`` (inclusive; None = now) at
-        ``timeframe`` (``"1Day"``, ``"5Min"``, ...), long format, ``BAR_COLUMNS``."""
+        ``timeframe`` (``"1Day"``, ``"5Min"``, ...), long format, ``BAR_COLUMNS``.
+        """
         ...
 
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
         """Latest top-of-book quote per symbol (equity tickers or OCC symbols); symbols with
-        no quote are absent from the result."""
+        no quote are absent from the result.
+        """
         ...
 
     async def option_contracts(
@@ -218,7 +221,8 @@ class DataFeed(Protocol):
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
         """``QuoteSource.closing_price``: official close of the session containing
-        ``session``."""
+        ``session``.
+        """
         ...
 
     async def aclose(self) -> None:

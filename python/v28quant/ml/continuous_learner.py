@@ -135,7 +135,8 @@ class DriftDetector:
 @dataclass(frozen=True)
 class ContinuousLearnerConfig:
     """``window``: recent trades tested against the reference; ``min_trades``: trades needed
-    before the first test; ``cooldown``: trades between two retrains."""
+    before the first test; ``cooldown``: trades between two retrains.
+    """
 
     alpha: float = 0.05
     correction: Correction = "benjamini-hochberg"

@@ -89,7 +89,7 @@ class XGBoostModel(RowClassifier):
 
     def _fit(self, X: FloatArray, y: IntArray) -> None:
         c = self.config
-        n_cal = int(round(c.calibration_fraction * len(X)))
+        n_cal = round(c.calibration_fraction * len(X))
         n_fit = len(X) - n_cal - c.calibration_gap
         if n_cal < 20 or n_fit < 50:
             raise ValueError(

@@ -321,7 +321,8 @@ class SAC:
 
     def train(self, env: Any, steps: int, progress: bool = False) -> list[float]:
         """Interact with ``env`` (reset() -> s; step(a) -> (s2, r, done)) for ``steps`` steps,
-        updating after ``warmup_steps`` random-action steps. Returns the episode returns."""
+        updating after ``warmup_steps`` random-action steps. Returns the episode returns.
+        """
         c = self.config
         rng = np.random.default_rng(c.seed)
         s = env.reset()

@@ -244,7 +244,8 @@ class TransformerPredictor(BaseModel):
 
     def signals(self, features: pd.DataFrame) -> list[Signal]:
         """One Signal per symbol from its latest window: value = 2 P(up) - 1, confidence =
-        |2 P(up) - 1| (a wide predicted scale gives P(up) near 1/2, hence low confidence)."""
+        |2 P(up) - 1| (a wide predicted scale gives P(up) near 1/2, hence low confidence).
+        """
         Xw, idx = make_windows(features[self.feature_names], self.config.window, last_only=True)
         pred = self._frame(Xw, idx)
         out = []

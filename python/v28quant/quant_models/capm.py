@@ -75,12 +75,12 @@ class CapmFit:
 
     @property
     def alpha_t(self) -> float:
-        """t statistic of alpha."""
+        """T statistic of alpha."""
         return self.alpha / self.alpha_se
 
     @property
     def beta_t(self) -> float:
-        """t statistic of beta (against zero)."""
+        """T statistic of beta (against zero)."""
         return self.beta / self.beta_se
 
     def expected_return(self, market_return: float | None = None, rf: float | None = None) -> float:
