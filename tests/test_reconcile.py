@@ -1,5 +1,6 @@
-"""reconcile(journal, broker): what happened while we were down is journaled; what cannot be
-explained stops trading (fail closed).
+"""reconcile(journal, broker).
+
+what happened while we were down is journaled; what cannot be explained stops trading (fail closed).
 
 Scenarios follow the restart failures the trading anchors list (research/trading_anchors.md §2
 items 5-7: orders filled or cancelled during downtime, lost orders, phantom positions) and
@@ -38,7 +39,7 @@ def venue():
 
 
 async def place(journal, broker, clock, req: OrderRequest):
-    """What the runner does: journal the intent, submit, journal the acknowledgement."""
+    """Do what the runner does: journal the intent, submit, journal the acknowledgement."""
     o = req.owner
     journal.record_order_intent(
         req.client_order_id, o.engine, o.strategy, o.decision_id, req.to_dict(), clock.now()
@@ -283,7 +284,9 @@ async def test_unreachable_broker_fails_closed(journal):
 
 
 async def test_failed_reconcile_is_posted_to_discord(journal):
-    """Fail closed is also announced: the loopback Discord receiver gets one error notice that
+    """Announce a failed reconcile on Discord.
+
+    Fail closed is also announced: the loopback Discord receiver gets one error notice that
     names the reason.
     """
     from fakes.discord import FakeDiscord
@@ -308,7 +311,9 @@ async def test_failed_reconcile_is_posted_to_discord(journal):
 
 
 async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
-    """The second reconcile asks only for activities from the last journaled one (less the
+    """Fetch only the activities since the last journaled one.
+
+    The second reconcile asks only for activities from the last journaled one (less the
     documented overlap), not the whole history; a fill in between is still picked up.
     """
     clock, _q, b = venue
@@ -340,7 +345,9 @@ async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
 
 @pytest.mark.parametrize("fault", ["500", "timeout"])
 async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, fault):
-    """During an outage (every POST and look-up answers 500, or hangs past the client's
+    """Keep the intent through a broker outage and raise a domain error.
+
+    During an outage (every POST and look-up answers 500, or hangs past the client's
     timeout) submit raises BrokerUnavailable, a BrokerError the engine catches; the intent row
     journaled before it is on disk (a fresh connection sees it); once the venue is back,
     reconcile explains it (a 500 never stored the order; a hung POST did, late) and the same

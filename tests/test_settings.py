@@ -67,7 +67,7 @@ def test_bad_setting_is_one_line_naming_it(monkeypatch, var: str, value: str, ex
 
 def test_bad_webhook_url_does_not_echo_it(monkeypatch) -> None:
     monkeypatch.setenv("DISCORD_WEBHOOK_URL", "discord.com/api/webhooks/1/TOPSECRET")
-    with pytest.raises(SettingsError, match="^DISCORD_WEBHOOK_URL: must be") as ei:
+    with pytest.raises(SettingsError, match=r"^DISCORD_WEBHOOK_URL: must be") as ei:
         load_settings()
     assert "TOPSECRET" not in str(ei.value)
 
@@ -82,16 +82,16 @@ def test_toml_file(tmp_path: Path, monkeypatch) -> None:
     assert s.data_feed == "sip"
     assert s.risk.max_position_fraction == 0.05
     p.write_text("[risk]\nmax_position_fraction = 2\n")
-    with pytest.raises(SettingsError, match="^risk.max_position_fraction: .*less than"):
+    with pytest.raises(SettingsError, match=r"^risk.max_position_fraction: .*less than"):
         load_settings(p)
     p.write_text('alpaca_secret_key = "x"\n')
-    with pytest.raises(SettingsError, match="^alpaca_secret_key: secrets belong in the env"):
+    with pytest.raises(SettingsError, match=r"^alpaca_secret_key: secrets belong in the env"):
         load_settings(p)
     p.write_text("universe = [\n")
-    with pytest.raises(SettingsError, match="^V28_CONFIG: .* is not valid TOML"):
+    with pytest.raises(SettingsError, match=r"^V28_CONFIG: .* is not valid TOML"):
         load_settings(p)
     monkeypatch.setenv("V28_CONFIG", str(tmp_path / "missing.toml"))
-    with pytest.raises(SettingsError, match="^V28_CONFIG: no such file"):
+    with pytest.raises(SettingsError, match=r"^V28_CONFIG: no such file"):
         load_settings()
 
 
@@ -119,14 +119,14 @@ def test_secrets_never_in_repr_or_logs(monkeypatch, caplog) -> None:
 
 
 def test_live_needs_keys_and_confirmation(monkeypatch) -> None:
-    with pytest.raises(SettingsError, match="^APCA_API_KEY_ID: --mode live needs Alpaca keys"):
+    with pytest.raises(SettingsError, match=r"^APCA_API_KEY_ID: --mode live needs Alpaca keys"):
         load_settings().require_mode("live")
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
-    with pytest.raises(SettingsError, match="^APCA_API_SECRET_KEY: is not set"):
+    with pytest.raises(SettingsError, match=r"^APCA_API_SECRET_KEY: is not set"):
         load_settings().require_mode("paper")
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     with pytest.raises(
-        SettingsError, match="^V28_LIVE_CONFIRM: --mode live also needs V28_LIVE_CONFIRM=yes"
+        SettingsError, match=r"^V28_LIVE_CONFIRM: --mode live also needs V28_LIVE_CONFIRM=yes"
     ) as ei:
         load_settings().require_mode("live")
     assert SECRET not in str(ei.value)
@@ -134,7 +134,7 @@ def test_live_needs_keys_and_confirmation(monkeypatch) -> None:
     s = load_settings()
     s.require_mode("live")
     assert s.trading_url(live=True) == "https://api.alpaca.markets"
-    with pytest.raises(SettingsError, match="^--mode: must be live, paper or backtest"):
+    with pytest.raises(SettingsError, match=r"^--mode: must be live, paper or backtest"):
         s.require_mode("yolo")
 
 

@@ -1,5 +1,7 @@
-"""Half-plane geodesic with 1,000 output points: v28quant (Dormand-Prince 5(4), dense output, C++)
-vs scipy.integrate.odeint (LSODA) and solve_ivp(DOP853) on the same initial-value problem.
+"""Half-plane geodesic with 1,000 output points.
+
+v28quant (Dormand-Prince 5(4), dense output, C++) vs scipy.integrate.odeint (LSODA) and
+solve_ivp(DOP853) on the same initial-value problem.
 
 The metric is the Fisher metric of N(mu, sigma^2), (dmu^2 + 2 dsigma^2) / sigma^2, whose
 geodesics are exact half-circles in (mu / sqrt 2, sigma); every solver's error is measured against

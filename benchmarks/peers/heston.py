@@ -1,5 +1,6 @@
-"""Heston: v28quant against QuantLib's AnalyticHestonEngine (strip pricing and calibration) on
-the same inputs in one process. Prints the agreement, then a ratio table.
+"""Heston: v28quant against QuantLib's AnalyticHestonEngine on the same inputs.
+
+Strip pricing and calibration run in one process. Prints the agreement, then a ratio table.
 Run: PYTHONPATH=python python benchmarks/peers/heston.py
 """
 

@@ -290,8 +290,10 @@ async def test_covered_call_and_vertical_fill(world):
 
 
 async def test_iron_condor_fills_four_legs(world):
-    """Four legs in one mleg order, on both venues: filled at the legs' touch (credit by hand:
-    3.00 - 1.90 + 2.05 - 1.05 = 2.10), one wing's width (5 x 100) held as the worst loss.
+    """Four legs in one mleg order, on both venues.
+
+    filled at the legs' touch (credit by hand: 3.00 - 1.90 + 2.05 - 1.05 = 2.10), one wing's width
+    (5 x 100) held as the worst loss.
     """
 
     async def go():

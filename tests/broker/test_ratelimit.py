@@ -70,8 +70,10 @@ async def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
 
 
 async def test_adapters_own_separate_buckets():
-    """Trading and data are metered separately: a 429 from the data API pauses the data
-    bucket only; the option-contracts call (trading API) does not wait for it.
+    """Trading and data are metered separately.
+
+    a 429 from the data API pauses the data bucket only; the option-contracts call (trading API)
+    does not wait for it.
     """
     data_t, trade_t = FakeTime(), FakeTime()
     quotes = {

@@ -404,9 +404,11 @@ async def test_sim_is_deterministic(world):
 
 
 async def test_option_cut_offs_follow_the_calendar(world):
-    """Cut-offs from v28quant.calendar (Cboe rules): SPY is a late-close ETF, so its
-    non-expiring options trade to 16:15 ET; equities and AAPL options stop at 16:00; on expiry
-    day the expiring SPY series stops at 16:00 too, and orders for it are refused after that.
+    """Cut-offs from v28quant.calendar (Cboe rules).
+
+    SPY is a late-close ETF, so its non-expiring options trade to 16:15 ET; equities and AAPL
+    options stop at 16:00; on expiry day the expiring SPY series stops at 16:00 too, and orders for
+    it are refused after that.
     """
     clock, q, make = world
     aapl_c, spy_next = "AAPL240607C00190000", "SPY240614C00530000"
@@ -465,8 +467,10 @@ async def test_option_cut_offs_follow_the_calendar(world):
 
 
 async def test_margin_account_doubles_stock_buying_power(world):
-    """Reg T (12 CFR 220.12): initial margin 50 % of a long stock position, so buying power
-    is 2 x excess equity, excess = equity - 50 % of long value. Options stay fully paid.
+    """Reg T (12 CFR 220.12).
+
+    initial margin 50 % of a long stock position, so buying power is 2 x excess equity, excess =
+    equity - 50 % of long value. Options stay fully paid.
     """
     _clock, _q, make = world
 
@@ -497,8 +501,10 @@ async def test_margin_account_doubles_stock_buying_power(world):
 
 
 async def test_margin_account_sells_short_with_150_percent_requirement(world):
-    """Reg T short sale: 150 % of the short's value held (the proceeds plus 50 %), so
-    excess = cash - 1.5 x short value = equity - 50 % of short value.
+    """Reg T short sale.
+
+    150 % of the short's value held (the proceeds plus 50 %), so excess = cash - 1.5 x short value =
+    equity - 50 % of short value.
     """
     _clock, q, make = world
     q.set("AAPL", "190.00", "190.05")

@@ -177,7 +177,7 @@ class FakeAlpacaTrading:
             )
 
     def reject(self, order_id: str) -> None:
-        """An asynchronous risk-check rejection of an accepted/new order."""
+        """Reject an accepted or new order, as an asynchronous risk check does."""
         with self._lock:
             o = self.orders[order_id]
             o["status"] = "rejected"
@@ -187,8 +187,10 @@ class FakeAlpacaTrading:
         return sum(1 for m, p, _ in self.requests if m == method and re.fullmatch(path, p))
 
     def advance_to(self, when: datetime) -> None:
-        """Move time on: expire day orders and settle options at each close passed, then
-        match open orders if the market is open.
+        """Move time on.
+
+        expire day orders and settle options at each close passed, then match open orders if the
+        market is open.
         """
         with self._lock:
             sched = _cal().schedule
@@ -359,10 +361,11 @@ class FakeAlpacaTrading:
         return (q[0] + q[1]) / 2 if q else fallback
 
     def _collateral(self, extra: tuple[tuple[str, Decimal], ...] = ()) -> Decimal | None:
-        """Cash the option book (plus ``extra`` (symbol, signed contracts)) could cost at
-        expiry: per underlying, minus the lowest value of options + shares held over S >= 0
-        (piecewise linear: the minimum is at 0, at a strike or, if net short calls exceed the
-        shares, unbounded: None).
+        """Cash the option book (plus ``extra`` (symbol, signed contracts)) could cost at expiry.
+
+        per underlying, minus the lowest value of options + shares held over S >= 0 (piecewise
+        linear: the minimum is at 0, at a strike or, if net short calls exceed the shares,
+        unbounded: None).
         """
         book: dict[str, list[tuple[bool, Decimal, Decimal]]] = {}
         for sym, n in [*((s, q) for s, (q, _) in self.positions.items()), *extra]:
@@ -391,8 +394,9 @@ class FakeAlpacaTrading:
     def _hold_for(
         self, legs: list[tuple[str, str, str, Decimal]], qty: Decimal, debit: Decimal
     ) -> Decimal:
-        """Buying power one unit of an option order holds: its debit and the collateral its
-        opening legs (symbol, side, intent, ratio) add to the book.
+        """Buying power one unit of an option order holds.
+
+        its debit and the collateral its opening legs (symbol, side, intent, ratio) add to the book.
         """
         now = self._collateral()
         extra = tuple(
@@ -477,8 +481,10 @@ class FakeAlpacaTrading:
         }
 
     def _list_orders(self, q: dict[str, str]) -> list[dict[str, Any]]:
-        """Alpaca's paging: at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive
-        bounds on ``submitted_at``, newest first unless ``direction=asc``; no page token.
+        """Alpaca's paging.
+
+        at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive bounds on ``submitted_at``,
+        newest first unless ``direction=asc``; no page token.
         """
         st = q.get("status", "open")
         limit = int(q.get("limit", 50))

@@ -1,5 +1,6 @@
-"""XGBoost and stacked-ensemble direction models (v28quant.ml.gradient_boost_ensemble,
-v28quant.ml.stacked_ensemble).
+"""XGBoost and stacked-ensemble direction models.
+
+Modules: v28quant.ml.gradient_boost_ensemble, v28quant.ml.stacked_ensemble.
 
 Independent facts: a planted, known dependence of the label on the features must be learned, out
 of sample, with accuracy significantly above 1/2 (one-sided exact binomial test, scipy); on pure

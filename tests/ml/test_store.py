@@ -1,5 +1,7 @@
-"""Model store (v28quant.ml.model_store): save -> load gives identical predictions for every
-model; metadata round-trips; each save is recorded through the journal's record_model_run.
+"""Model store (v28quant.ml.model_store).
+
+save -> load gives identical predictions for every model; metadata round-trips; each save is
+recorded through the journal's record_model_run.
 """
 
 from __future__ import annotations

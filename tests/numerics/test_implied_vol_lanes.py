@@ -27,7 +27,9 @@ FORWARD = 100.0
 
 
 def extreme_grid() -> dict[str, np.ndarray]:
-    """K/F 1e-3..1e3 plus at the money, T 1 hour..30 years, vol 0.1%..500%, calls and puts
+    """Return a grid that covers every region of the implied-vol map.
+
+    K/F 1e-3..1e3 plus at the money, T 1 hour..30 years, vol 0.1%..500%, calls and puts
     (in and out of the money): every region of b(x, s), prices down to the underflow limit.
     """
     m = np.concatenate(

@@ -50,6 +50,7 @@ class History:
 
     @property
     def symbols(self) -> list[str]:
+        """Return the symbols with bars, sorted."""
         return sorted(self.bars["symbol"].unique())
 
     def merge(self, other: History) -> History:
@@ -115,8 +116,9 @@ def _from_closes(closes: pd.DataFrame, source: str, seed: int) -> History:
 
 
 def sp500_stocks(seed: int = 0) -> History:
-    """Skfolio's 20 S&P 500 stocks (daily closes 1990-2022, real) plus the index ``SP500``;
-    open/high/low are synthetic (``ohlc_from_closes``), volume 0 (unknown).
+    """Skfolio's 20 S&P 500 stocks (daily closes 1990-2022, real) plus the index ``SP500``.
+
+    Open, high and low are synthetic (``ohlc_from_closes``), volume 0 (unknown).
     """
     from skfolio.datasets import load_sp500_dataset, load_sp500_index
 

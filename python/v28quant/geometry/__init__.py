@@ -69,7 +69,8 @@ class _Metric:
 
 
 class FisherNormalMetric(_Metric):
-    """Fisher-Rao metric of ``N(mu, sigma^2)`` in ``(mu, sigma)``:
+    """Fisher-Rao metric of ``N(mu, sigma^2)`` in ``(mu, sigma)``.
+
     ``ds^2 = (dmu^2 + 2 dsigma^2) / sigma^2``; defined for ``sigma > 0``.
     """
 

@@ -44,7 +44,9 @@ class TrainingFootprint:
 def classification_scores(
     y: np.ndarray, prob_up: np.ndarray, fwd_ret: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Hit rate, log loss, AUC, a one-sided binomial p-value against 50 % and, with forward
+    """Score predicted probabilities against labels.
+
+    Hit rate, log loss, AUC, a one-sided binomial p-value against 50 % and, with forward
     returns, the information coefficient (Spearman rank correlation of prob_up with fwd_ret).
     """
     y = np.asarray(y, dtype=np.int64)

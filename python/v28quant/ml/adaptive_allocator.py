@@ -99,7 +99,7 @@ class AdaptiveAllocator:
             self._peak[s] = max(self._peak[s], self._equity[s])
 
     def drawdown(self, sleeve: str) -> float:
-        """Current drawdown from the sleeve's peak, in [0, 1)."""
+        """Return the current drawdown from the sleeve's peak, in [0, 1)."""
         return 1.0 - self._equity[sleeve] / self._peak[sleeve]
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

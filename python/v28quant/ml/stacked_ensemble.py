@@ -104,7 +104,7 @@ class StackedEnsemble(RowClassifier):
         self._meta: Any = None
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return {
             "base_learners": [n for n, _ in self.base_learners],
             "n_folds": self.n_folds,

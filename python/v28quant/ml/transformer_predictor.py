@@ -53,7 +53,7 @@ class TransformerConfig:
 
     @classmethod
     def brief(cls, **overrides: Any) -> TransformerConfig:
-        """The brief's configuration: d_model = 512, 8 heads, d_ff = 2048."""
+        """Return the brief's configuration: d_model = 512, 8 heads, d_ff = 2048."""
         return replace(cls(d_model=512, n_heads=8, d_ff=2048), **overrides)
 
 
@@ -75,6 +75,7 @@ class TransformerEncoderBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``x`` of shape (batch, window, d_model)."""
         h = self.norm1(x)
         a, _ = self.attn(h, h, h, need_weights=False)
         x = x + self.drop(a)
@@ -99,6 +100,7 @@ class TransformerPredictorModel(nn.Module):
         self.head = nn.Linear(c.d_model, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (mu, log_sigma) for windows ``x`` of shape (batch, window, n_features)."""
         h = self.proj(x) + self.pos[:, -x.shape[1] :]
         for blk in self.blocks:
             h = blk(h)
@@ -153,7 +155,7 @@ class TransformerPredictor(BaseModel):
         self._footprint = TrainingFootprint()
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return asdict(self.config)
 
     def fit(self, features: pd.DataFrame, fwd_ret: pd.Series, progress: bool = False) -> Self:
@@ -243,8 +245,10 @@ class TransformerPredictor(BaseModel):
         return self.validation_scores
 
     def signals(self, features: pd.DataFrame) -> list[Signal]:
-        """One Signal per symbol from its latest window: value = 2 P(up) - 1, confidence =
-        |2 P(up) - 1| (a wide predicted scale gives P(up) near 1/2, hence low confidence).
+        """One Signal per symbol from its latest window.
+
+        Value = 2 P(up) - 1, confidence = |2 P(up) - 1| (a wide predicted scale gives P(up) near
+        1/2, hence low confidence).
         """
         Xw, idx = make_windows(features[self.feature_names], self.config.window, last_only=True)
         pred = self._frame(Xw, idx)

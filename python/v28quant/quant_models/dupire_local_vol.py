@@ -1,5 +1,7 @@
-"""Dupire local volatility (compiled core): from an SVI surface, from call prices, and a
-local-volatility Monte Carlo that reprices vanillas.
+"""Dupire local volatility (compiled core).
+
+Computed from an SVI surface or from call prices, and a local-volatility Monte Carlo that reprices
+vanillas.
 
 References
 ----------

@@ -211,7 +211,7 @@ class GarchResult:
 
 
 def _as_returns(returns: ArrayLike) -> NDArray[np.float64]:
-    """Validated contiguous float64 returns from a pandas Series, 1-column frame or array."""
+    """Return validated contiguous float64 returns from a pandas Series, 1-column frame or array."""
     values = getattr(returns, "to_numpy", None)
     arr = np.asarray(values() if callable(values) else returns, dtype=np.float64)
     if arr.ndim == 2 and arr.shape[1] == 1:
