@@ -18,9 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as _SourceError
 
-PAPER_URL = "https://paper-api.alpaca.markets"
-LIVE_URL = "https://api.alpaca.markets"
-DATA_URL = "https://data.alpaca.markets"
+from v28quant.alpaca.config import DATA_URL, LIVE_URL, PAPER_URL
 
 
 class SettingsError(ValueError):
@@ -41,6 +39,13 @@ class RiskLimits(BaseSettings):
     max_options_fraction: float = Field(0.30, ge=0, le=1)
     max_daily_loss_fraction: float = Field(0.03, gt=0, le=1)
     max_orders_per_cycle: int = Field(20, ge=1)
+    max_order_notional: float = Field(25_000.0, gt=0)  # dollars per order
+    max_order_qty: int = Field(5_000, ge=1)  # shares or contracts per order
+    max_drawdown_fraction: float = Field(0.10, gt=0, le=1)  # from the equity peak
+    max_positions: int = Field(20, ge=1)
+    pdt_equity_threshold: float = Field(25_000.0, ge=0)  # dollars; FINRA pattern day trader
+    pdt_max_day_trades: int = Field(3, ge=0)  # in five sessions, below the threshold
+    buying_power_reserve_fraction: float = Field(0.02, ge=0, lt=1)  # of equity, never spent
 
 
 class Settings(BaseSettings):

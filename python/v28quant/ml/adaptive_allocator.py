@@ -1,4 +1,4 @@
-"""Adaptive capital allocator (the brief's v25): equity vs options engine and their strategies.
+"""Adaptive capital allocator: capital between the equity and options engines' strategies.
 
 Each *sleeve* is ``"<engine>/<strategy>"`` (e.g. ``"equity/momentum"``, ``"options/iron_condor"``)
 and reports its daily return on allocated capital. Over the last ``lookback`` days the allocator

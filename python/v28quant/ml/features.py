@@ -311,10 +311,22 @@ class PurgedWalkForward:
             yield Split(train=train, test=test, test_start=t0, test_end=t1)
 
 
-def latest_rows(features: pd.DataFrame) -> pd.DataFrame:
-    """The latest row per symbol of a (date, symbol) feature frame, indexed by symbol."""
-    last = features.groupby(level="symbol", sort=True).tail(1)
-    return last.droplevel("date")
+def latest_rows(features: pd.DataFrame, as_of: object = None) -> pd.DataFrame:
+    """Today's row per symbol of a (date, symbol) feature frame, indexed by symbol.
+
+    "Today" is ``as_of`` (a date) or else the frame's latest date. A symbol with no row on that
+    date is left out (and logged) rather than represented by an older row: a stale row handed
+    over as today's would trade on yesterday's information.
+    """
+    dates = features.index.get_level_values("date")
+    if len(dates) == 0:
+        return features.droplevel("date")
+    day = pd.Timestamp(as_of) if as_of is not None else dates.max()
+    today = features[dates == day].droplevel("date").sort_index()
+    stale = sorted(set(features.index.get_level_values("symbol")) - set(today.index))
+    if stale:
+        log.warning("latest_rows: no row on %s for %s; left out", day.date(), stale)
+    return today
 
 
 def lookahead_check(

@@ -6,10 +6,10 @@ them to ``d_model``, adds a learned position embedding, runs ``n_layers`` pre-no
 Gaussian head: mean ``mu`` and scale ``sigma`` of the standardised forward return, trained by the
 Gaussian negative log-likelihood. P(up) = Phi(mu / sigma) (after undoing the standardisation).
 
-The brief's size, ``TransformerConfig.brief()`` (d_model = 512, 8 heads, d_ff = 2048), works; the
-default is smaller (d_model = 32, 4 heads) because CPU training time on 20 stocks x 10 years is
-measured in ``benchmarks/ml/bench_ml.py`` and the brief's size does not fit the stack's
-10-minute training goal on this machine (see the benchmark table in the README / report).
+The large configuration, ``TransformerConfig.brief()`` (d_model = 512, 8 heads, d_ff = 2048),
+works; the default is smaller (d_model = 32, 4 heads) because the large one does not train on
+20 stocks x 10 years within the ML stack's 10-minute CPU budget (timings by
+``benchmarks/ml/bench_ml.py``, table in ``benchmarks/ml/README.md``).
 
 References
 ----------
@@ -53,7 +53,7 @@ class TransformerConfig:
 
     @classmethod
     def brief(cls, **overrides: Any) -> TransformerConfig:
-        """Return the brief's configuration: d_model = 512, 8 heads, d_ff = 2048."""
+        """Return the large configuration: d_model = 512, 8 heads, d_ff = 2048."""
         return replace(cls(d_model=512, n_heads=8, d_ff=2048), **overrides)
 
 

@@ -228,14 +228,16 @@ def implied_vol(
     -----
     No volatility exists for a price outside the no-arbitrage bounds: a call must lie in
     ``[max(S e^{-qt} - K e^{-rt}, 0), S e^{-qt})``, a put in
-    ``[max(K e^{-rt} - S e^{-qt}, 0), K e^{-rt})``. For array input such an element is NaN (one
-    stale quote must not abort a whole chain, and NaN marks it visibly); for scalar input a
-    ``ValueError`` names the price and the bounds. NaN prices, non-positive spot, strike or
-    ``t``, and non-finite rate or dividend raise ``ValueError`` naming the argument.
+    ``[max(K e^{-rt} - S e^{-qt}, 0), K e^{-rt})``. The rule, the same for scalars and arrays
+    and for every implied-volatility function of the package: a price outside the bounds gives
+    NaN (it is data, a stale or crossed quote, and one must not abort a whole chain); a bad
+    argument raises ``ValueError`` naming it: NaN price, non-positive spot, strike or ``t``,
+    non-finite rate or dividend, or a forward ``S e^{(r-q)t}`` or discount factor that
+    overflows.
     """
     flat, shape, scalar = broadcast_flat(_IV_ARGS, price, spot, strike, t, rate, div, call, flags=1)
     out = _core.bsm_implied_vol(
-        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], strict=scalar
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], strict=False
     )
     return shape_out(out, shape, scalar)
 
@@ -284,12 +286,13 @@ def black_implied_vol(
     -------
     float or ndarray
         The annualised volatility. Prices outside ``[D max(+-(F - K), 0), D F or D K)`` give NaN
-        for array input and ``ValueError`` for scalar input, as in :func:`implied_vol`.
+        (scalars and arrays alike); bad arguments raise ``ValueError``, as in
+        :func:`implied_vol`.
     """
     flat, shape, scalar = broadcast_flat(
         _BLACK_IV_ARGS, price, forward, strike, t, discount, call, flags=1
     )
     out = _core.black_implied_vol(
-        flat[0], flat[1], flat[2], flat[3], flat[5], flat[4], strict=scalar
+        flat[0], flat[1], flat[2], flat[3], flat[5], flat[4], strict=False
     )
     return shape_out(out, shape, scalar)

@@ -29,8 +29,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from v28quant import _core
-from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan, mispricing
+from v28quant.options import black_scholes
+from v28quant.quant_models.mispricing import Mispricing, mispricing
 
 __all__ = [
     "MCResult",
@@ -78,9 +81,23 @@ def _result(raw: tuple[float, float, float, float, int]) -> MCResult:
 def _threads(threads: int | None) -> int:
     if threads is None:
         return 0
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1 or None, got {threads}")
-    return int(threads)
+    return _count("threads", threads, 1)
+
+
+# Widths of the compiled arguments: paths and seed uint64, steps int32, threads uint32.
+_LIMITS = {"paths": 2**64 - 1, "seed": 2**64 - 1, "steps": 2**31 - 1, "threads": 2**32 - 1}
+
+
+def _count(name: str, value: int, minimum: int) -> int:
+    """``value`` as an int in [minimum, its compiled limit], else ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    n, maximum = int(value), _LIMITS[name]
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    if n > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {n}")
+    return n
 
 
 def european(
@@ -131,8 +148,8 @@ def european(
             div,
             vol,
             bool(call),
-            int(paths),
-            int(seed),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(antithetic),
             bool(control_variate),
             _threads(threads),
@@ -171,9 +188,9 @@ def asian(
             div,
             vol,
             bool(call),
-            int(steps),
-            int(paths),
-            int(seed),
+            _count("steps", steps, 1),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(antithetic),
             bool(control_variate),
             _threads(threads),
@@ -196,7 +213,8 @@ def geometric_asian(
     ln G is normal with mean ``ln S + (rate - div - vol^2/2) t (n+1)/(2n)`` and variance
     ``vol^2 t (n+1)(2n+1)/(6 n^2)`` for n = ``steps`` dates (Glasserman eq. 4.12-4.13).
     """
-    return float(_core.mc_geometric_asian(spot, strike, t, rate, div, vol, bool(call), int(steps)))
+    n = _count("steps", steps, 1)
+    return float(_core.mc_geometric_asian(spot, strike, t, rate, div, vol, bool(call), n))
 
 
 def heston_european(
@@ -235,9 +253,9 @@ def heston_european(
             sigma,
             rho,
             bool(call),
-            int(steps),
-            int(paths),
-            int(seed),
+            _count("steps", steps, 1),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(control_variate),
             _threads(threads),
         )
@@ -278,8 +296,8 @@ def merton_european(
             mu_j,
             delta_j,
             bool(call),
-            int(paths),
-            int(seed),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(antithetic),
             bool(control_variate),
             _threads(threads),
@@ -288,13 +306,13 @@ def merton_european(
 
 
 def __getattr__(name: str) -> Any:
-    # The NaN-returning implied vol moved beside the mispricing screen that needs it.
+    # Its NaN-for-no-vol rule is black_scholes.implied_vol's for scalars and arrays alike.
     if name == "implied_vol":
         warnings.warn(
             "v28quant.quant_models.monte_carlo_pricer.implied_vol is deprecated; use "
-            "v28quant.quant_models.mispricing.implied_vol_or_nan",
+            "v28quant.options.black_scholes.implied_vol",
             DeprecationWarning,
             stacklevel=2,
         )
-        return implied_vol_or_nan
+        return black_scholes.implied_vol
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

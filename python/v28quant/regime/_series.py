@@ -22,7 +22,7 @@ REGIME_LABELS: dict[int, tuple[str, ...]] = {
 _CLOSE = time(16, 0)
 
 
-def as_returns(returns: Any, name: str = "returns", min_rows: int = 2) -> NDArray[np.float64]:
+def as_returns(returns: Any, name: str = "returns", min_rows: int = 1) -> NDArray[np.float64]:
     """1-D float64 array of daily log returns; ``ValueError`` naming the first bad row."""
     arr = np.asarray(returns, dtype=np.float64)
     if arr.ndim != 1:
