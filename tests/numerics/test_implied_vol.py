@@ -165,7 +165,9 @@ def test_out_of_bounds_prices_give_nan_in_arrays() -> None:
     # put side of the same strike
     put_lower = 0.0
     iv_p = bs.implied_vol(np.array([put_lower, df * k, df * k - 1e-9]), s, k, t, r, q, False)
-    assert iv_p[0] == 0.0 and np.isnan(iv_p[1]) and iv_p[2] > 0.0
+    assert iv_p[0] == 0.0
+    assert np.isnan(iv_p[1])
+    assert iv_p[2] > 0.0
 
 
 def test_out_of_bounds_scalar_is_nan_as_in_arrays() -> None:
@@ -211,9 +213,9 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs: dict, name: str) ->
 
 
 def test_black_bad_forward_and_discount() -> None:
-    with pytest.raises(ValueError, match="^forward must be > 0"):
+    with pytest.raises(ValueError, match=r"^forward must be > 0"):
         bs.black_implied_vol(5.0, 0.0, 100.0, 1.0)
-    with pytest.raises(ValueError, match="^discount must be > 0"):
+    with pytest.raises(ValueError, match=r"^discount must be > 0"):
         bs.black_implied_vol(5.0, 100.0, 100.0, 1.0, discount=-0.5)
 
 

@@ -1,5 +1,7 @@
-"""The built-in strategy evaluator: no look-ahead, costs in every evaluation, covered calls priced
-by Black-Scholes."""
+"""The built-in strategy evaluator.
+
+No look-ahead, costs in every evaluation, covered calls priced by Black-Scholes.
+"""
 
 from __future__ import annotations
 

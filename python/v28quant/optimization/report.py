@@ -101,7 +101,7 @@ def history_chart(study: optuna.Study, path: Path) -> str:
 
 
 def importance_chart(study: optuna.Study, path: Path, seed: int = 0) -> str | None:
-    """fANOVA importance of the 15 most important parameters; None with too few trials."""
+    """FANOVA importance of the 15 most important parameters; None with too few trials."""
     try:
         imp = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed)

@@ -197,7 +197,7 @@ class SampleStrategy:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Net daily returns on ``train`` (regime HMM fitted there) and on ``test`` (may be empty)."""
+        """Net daily returns on ``train`` (the regime HMM fitted there) and on ``test``."""
         p = self.space.validate(params)
         train_pos = self._all_dates.get_indexer(pd.DatetimeIndex(train))
         test_pos = self._all_dates.get_indexer(pd.DatetimeIndex(test))
