@@ -61,11 +61,21 @@ ACTIVITY_OVERLAP = timedelta(days=1)
 class JournalLike(Protocol):
     """The part of ``v28quant.journal.Journal`` that reconciliation uses."""
 
-    def open_orders(self) -> list[dict[str, Any]]: ...
-    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
-    def last_positions(self) -> dict[str, Decimal]: ...
-    def seen_activity_ids(self) -> set[str]: ...
-    def last_activity_ts(self) -> datetime | None: ...
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Return the journaled orders that are not terminal."""
+
+    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        """Return the journaled state of one order, or None."""
+
+    def last_positions(self) -> dict[str, Decimal]:
+        """Return the latest journaled positions."""
+
+    def seen_activity_ids(self) -> set[str]:
+        """Return the ids of the activities already journaled."""
+
+    def last_activity_ts(self) -> datetime | None:
+        """Return the time of the latest journaled activity, or None."""
+
     def record_order_update(
         self,
         client_order_id: str,
@@ -77,17 +87,20 @@ class JournalLike(Protocol):
         ts: datetime,
         *,
         reason: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Journal an order's state as the venue reports it."""
+
     def record_activity_batch(
         self,
         activities: list[dict[str, Any]],
         fills: list[dict[str, Any]],
         positions: list[dict[str, Any]],
         ts: datetime,
-    ) -> Any: ...
-    def record_reconcile(
-        self, ok: bool, differences: list[dict[str, Any]], ts: datetime
-    ) -> Any: ...
+    ) -> Any:
+        """Journal new activities, their fills and a position snapshot in one transaction."""
+
+    def record_reconcile(self, ok: bool, differences: list[dict[str, Any]], ts: datetime) -> Any:
+        """Journal the outcome of one reconcile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +114,7 @@ class ReconcileReport:
 
     @property
     def fatal(self) -> list[dict[str, Any]]:
+        """Return the differences that stop trading."""
         return [d for d in self.differences if d.get("fatal")]
 
 
@@ -120,8 +134,9 @@ async def reconcile(
     adopt_positions: bool = False,
     notifier: Notifier | None = None,
 ) -> ReconcileReport:
-    """Compare ``journal`` with ``broker``, journal every difference, and say whether trading
-    may start. Never raises for a broker failure: that is an ``ok=False`` report, logged and,
+    """Compare ``journal`` with ``broker``, journal every difference, say whether to trade.
+
+    Never raises for a broker failure: that is an ``ok=False`` report, logged and,
     when a ``notifier`` is given, posted as an error notice.
 
     ``adopt_positions`` (an operator's explicit choice, e.g. a new journal on an account with

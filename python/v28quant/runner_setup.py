@@ -24,12 +24,13 @@ from typing import Any
 from v28quant.calendar import ExchangeCalendar, default_calendar
 from v28quant.config import EquityConfig, RunConfig, load_config
 from v28quant.engines import Engine, EngineContext
+from v28quant.errors import describe_error
 from v28quant.journal import Journal
 from v28quant.logsetup import secret_values, setup_logging
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs, parse_args
-from v28quant.settings import Settings, SettingsError, describe_error
+from v28quant.settings import Settings, SettingsError
 from v28quant.venue import Venue, open_venue
 
 log = logging.getLogger("v28quant.runner")

@@ -71,7 +71,8 @@ def test_butterfly_report_flags_vogt_example():
     vogt = np.array([-0.0410, 0.1331, 0.3060, 0.3586, 0.4153])
     s = SviSurface([1.0], [vogt], [1.0])
     rep = s.arbitrage_report(width=10.0)
-    assert not rep.free and rep.butterfly["min_g"].iloc[0] < 0, rep.butterfly
+    assert not rep.free, rep.butterfly
+    assert rep.butterfly["min_g"].iloc[0] < 0, rep.butterfly
     y_bad = rep.butterfly["y_at_min"].iloc[0]
     h = 1e-3
     ks = np.exp(y_bad + np.array([-h, 0.0, h]))
@@ -88,13 +89,15 @@ def test_calendar_report_flags_crossing_slices():
     p_low = np.array([0.035, 0.05, 0.3, 0.0, 0.2])
     rep = SviSurface([0.5, 1.0], [P1, p_low], [100.0, 100.0]).arbitrage_report()
     row = rep.calendar.iloc[0]
-    assert not row["free"] and row["min_dw"] < 0 and row["y_at_min"] < 0, rep.calendar
+    assert not row["free"], rep.calendar
+    assert row["min_dw"] < 0, rep.calendar
+    assert row["y_at_min"] < 0, rep.calendar
     y = row["y_at_min"]
     assert svi_w(p_low, y) - svi_w(P1, y) == pytest.approx(row["min_dw"], abs=1e-14)
 
 
 @pytest.mark.parametrize(
-    "name, spot, root",
+    ("name", "spot", "root"),
     [
         ("SPY_2023-09-14_cboe.csv", 450.36, "SPY"),
         ("SPY_2022-07-08_cboe.csv", 388.67, "SPY"),
@@ -137,7 +140,8 @@ def test_fit_american_chain_with_known_rate(shared_data):
     np.testing.assert_allclose(info["discount"], np.exp(-0.053 * info["t"]), rtol=1e-15)
     short = info[info["t"] <= 0.5]
     assert np.all((short["forward"] > 445.0) & (short["forward"] < 462.0)), short
-    assert info["rmse_vol_pts"].max() < 2.0 and info["rmse_vol_pts"].median() < 1.0, info
+    assert info["rmse_vol_pts"].max() < 2.0, info
+    assert info["rmse_vol_pts"].median() < 1.0, info
 
 
 def test_fit_chain_columns_and_errors():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import optuna
 import pytest
-
 from v28quant.optimization.distributed import TaskRunner
 from v28quant.optimization.synthetic import QuadraticEvaluator
 from v28quant.optimization.tuner import BayesianTuner, TunerConfig, default_storage

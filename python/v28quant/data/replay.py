@@ -140,7 +140,10 @@ class ReplayFeed:
         return intraday_path(s.o[i], s.h[i], s.l[i], s.c[i], s.minutes(i), rng)
 
     def price(self, symbol: str, now: datetime | None = None) -> float:
-        """The (synthetic between bars) price of ``symbol`` at ``now`` (default clock.now())."""
+        """Return the price of ``symbol`` at ``now`` (default: the clock's now).
+
+        Between bars the price is synthetic.
+        """
         s = self._series_of(symbol)
         now = now or self._now()
         i = s.locate(now)
@@ -158,8 +161,11 @@ class ReplayFeed:
         return float(self._path(s.symbol, i)[min(k, s.minutes(i))])
 
     def realised_vol(self, symbol: str) -> float:
-        """Annualised close-to-close volatility over the last ``vol_window`` completed
-        sessions (sqrt(252) scaling); ``vol_default`` with fewer than 5 returns."""
+        """Return the annualised close-to-close volatility of ``symbol``.
+
+        Over the last ``vol_window`` completed sessions (sqrt(252) scaling); ``vol_default``
+        with fewer than 5 returns.
+        """
         closes = self._series_of(symbol).completed_closes(self._now())
         r = np.diff(np.log(closes[-(self.model.vol_window + 1) :]))
         if len(r) < 5:
@@ -175,6 +181,7 @@ class ReplayFeed:
         end: datetime | date | None = None,
         timeframe: str = "1Day",
     ) -> pd.DataFrame:
+        """Return bars replayed from the history up to the clock's now (see DataFeed.bars)."""
         n, unit = parse_timeframe(timeframe)
         now = self._now()
         lo = _as_utc(start, end=False)
@@ -262,6 +269,7 @@ class ReplayFeed:
     # -- quotes -----------------------------------------------------------------------------
 
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        """Return a quote at the clock's now for each known symbol."""
         out = {}
         for sym in symbols:
             try:
@@ -271,6 +279,7 @@ class ReplayFeed:
         return out
 
     async def quote(self, symbol: str) -> Quote:
+        """Return a quote of symbol at the clock's now."""
         now = self._now()
         if is_occ(symbol):
             return self._option_quote(symbol.upper(), now)
@@ -280,8 +289,10 @@ class ReplayFeed:
         return Quote(symbol.upper(), bid, ask, now, 100, 100, synthetic=True)
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
-        """Official close of the session containing ``session``; ``ValueError`` if that
-        session has not closed yet at ``clock.now()`` (no look-ahead)."""
+        """Official close of the session containing ``session``.
+
+        ``ValueError`` if that session has not closed yet at ``clock.now()`` (no look-ahead).
+        """
         now = self._now()
         day = session.astimezone(ET).date() if session.tzinfo else session.date()
         if is_occ(symbol):
@@ -396,6 +407,7 @@ class ReplayFeed:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
+        """Return the listed contracts of underlying (see DataFeed.option_contracts)."""
         chain = await self.option_chain(
             underlying, expiry_from, expiry_to, type, strike_from, strike_to
         )
@@ -424,6 +436,7 @@ class ReplayFeed:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
+        """Return a snapshot of the option chain of underlying (see DataFeed.option_chain)."""
         underlying = underlying.upper()
         now = self._now()
         snap = self._fresh_snapshot(underlying, now)
@@ -471,6 +484,7 @@ class ReplayFeed:
         )
 
     async def aclose(self) -> None:
+        """Do nothing: the replay holds no sessions."""
         return None
 
     # -- runner helpers ---------------------------------------------------------------------

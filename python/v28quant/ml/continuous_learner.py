@@ -78,6 +78,7 @@ class DriftReport:
 
     @property
     def drift(self) -> bool:
+        """Whether any feature drifted after the multiple-testing correction."""
         return bool(self.drifted)
 
 
@@ -134,8 +135,11 @@ class DriftDetector:
 
 @dataclass(frozen=True)
 class ContinuousLearnerConfig:
-    """``window``: recent trades tested against the reference; ``min_trades``: trades needed
-    before the first test; ``cooldown``: trades between two retrains."""
+    """Settings of the drift test and of retraining (sizes counted in closed trades).
+
+    ``window``: recent trades tested against the reference; ``min_trades``: trades needed
+    before the first test; ``cooldown``: trades between two retrains.
+    """
 
     alpha: float = 0.05
     correction: Correction = "benjamini-hochberg"
@@ -156,10 +160,12 @@ class TradeOutcome:
 
     @property
     def direction(self) -> int:
+        """Return the realised direction: 1 when the trade made money, else 0."""
         return int(self.pnl > 0)
 
     @property
     def error(self) -> float:
+        """Return the absolute error of the model's P(up) against the realised direction."""
         return abs(self.direction - self.prob_up)
 
 
@@ -240,6 +246,7 @@ class ContinuousLearner:
 
     @property
     def retraining(self) -> bool:
+        """Whether a retrain is running in the background."""
         return self.pending is not None and not self.pending.done()
 
     def _start_retrain(self, X: np.ndarray, y: np.ndarray) -> None:

@@ -68,7 +68,7 @@ class XGBoostModel(RowClassifier):
         self._pending_y: list[IntArray] = []
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return asdict(self.config)
 
     def _new_classifier(self, n_estimators: int) -> xgb.XGBClassifier:
@@ -89,7 +89,7 @@ class XGBoostModel(RowClassifier):
 
     def _fit(self, X: FloatArray, y: IntArray) -> None:
         c = self.config
-        n_cal = int(round(c.calibration_fraction * len(X)))
+        n_cal = round(c.calibration_fraction * len(X))
         n_fit = len(X) - n_cal - c.calibration_gap
         if n_cal < 20 or n_fit < 50:
             raise ValueError(

@@ -22,6 +22,7 @@ L. Breiman (1996), "Stacked regressions", Machine Learning 24.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,7 +104,7 @@ class StackedEnsemble(RowClassifier):
         self._meta: Any = None
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return {
             "base_learners": [n for n, _ in self.base_learners],
             "n_folds": self.n_folds,
@@ -117,7 +118,7 @@ class StackedEnsemble(RowClassifier):
         edges = np.linspace(0, n, self.n_folds + 1).astype(int)
         rows = np.arange(n)
         out = []
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
+        for a, b in itertools.pairwise(edges):
             keep = (rows < a - self.purge) | (rows >= b + self.purge + embargo)
             out.append((rows[keep], rows[a:b]))
         return out

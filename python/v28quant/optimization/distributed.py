@@ -45,6 +45,7 @@ class TaskRunner:
         self._cluster: Any = None
 
     def __enter__(self) -> TaskRunner:
+        """Start or connect to the Dask scheduler."""
         if self.scheduler is None and self.workers == 0:
             return self
         from dask.distributed import Client, LocalCluster
@@ -69,6 +70,7 @@ class TaskRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the client and any cluster it started."""
         if self._client is not None:
             self._client.close()
         if self._cluster is not None:

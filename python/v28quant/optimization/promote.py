@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from v28quant.calendar import ExchangeCalendar, default_calendar
+from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.journal import Journal
 from v28quant.optimization.space import STRATEGY_SPACE, SearchSpace
 from v28quant.optimization.walkforward import WalkForwardReport
 
-ET = ZoneInfo("America/New_York")
 REPORT_FILE = "walkforward.json"
 PROMOTED_FILE = "v28_promoted_params.json"
 WALK_FORWARD_MODEL = "optimization.walk_forward"
@@ -183,7 +181,7 @@ def promote(
 def promoted_params(
     journal_path: str | Path, space: SearchSpace = STRATEGY_SPACE
 ) -> dict[str, float] | None:
-    """The parameter set promoted beside the journal at ``journal_path``; None if none yet."""
+    """Return the parameter set promoted beside the journal at ``journal_path`` (None if none)."""
     p = Path(journal_path).with_name(PROMOTED_FILE)
     if not p.is_file():
         return None

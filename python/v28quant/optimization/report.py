@@ -79,14 +79,16 @@ def history_chart(study: optuna.Study, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(8, 3.8))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
-    ax.scatter([t.number for t in done], [t.value for t in done], s=14, label="complete")
+    values = [math.nan if t.value is None else t.value for t in done]
+    ax.scatter([t.number for t in done], values, s=14, label="complete")
     pv = [
         (t.number, t.intermediate_values[max(t.intermediate_values)])
         for t in pruned
         if t.intermediate_values
     ]
     if pv:
-        ax.scatter(*zip(*pv, strict=True), s=14, marker="x", color="grey", label="pruned")
+        numbers, last = zip(*pv, strict=True)
+        ax.scatter(numbers, last, s=14, marker="x", color="grey", label="pruned")
     if done:
         order = sorted(done, key=lambda t: t.number)
         best = np.maximum.accumulate([t.value or -math.inf for t in order])
@@ -99,7 +101,7 @@ def history_chart(study: optuna.Study, path: Path) -> str:
 
 
 def importance_chart(study: optuna.Study, path: Path, seed: int = 0) -> str | None:
-    """fANOVA importance of the 15 most important parameters; None with too few trials."""
+    """FANOVA importance of the 15 most important parameters; None with too few trials."""
     try:
         imp = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed)

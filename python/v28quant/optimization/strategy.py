@@ -34,6 +34,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
+from v28quant.calendar import ET
 from v28quant.data.samples import History, sample_history
 from v28quant.ml.features import TRADING_DAYS, ewma_vol
 from v28quant.optimization.costs import CostModel
@@ -63,7 +64,7 @@ def _closes(history: History, symbols: Sequence[str]) -> pd.DataFrame:
     wide = bars[bars["symbol"].isin(symbols)].pivot_table(
         index="timestamp", columns="symbol", values="close", aggfunc="last"
     )
-    wide.index = pd.DatetimeIndex(wide.index).tz_convert("America/New_York").tz_localize(None)
+    wide.index = pd.DatetimeIndex(wide.index).tz_convert(ET).tz_localize(None)
     return wide[list(symbols)].sort_index()
 
 
@@ -196,7 +197,7 @@ class SampleStrategy:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Net daily returns on ``train`` (regime HMM fitted there) and on ``test`` (may be empty)."""
+        """Net daily returns on ``train`` (the regime HMM fitted there) and on ``test``."""
         p = self.space.validate(params)
         train_pos = self._all_dates.get_indexer(pd.DatetimeIndex(train))
         test_pos = self._all_dates.get_indexer(pd.DatetimeIndex(test))
@@ -246,7 +247,7 @@ class SampleStrategy:
         raw *= np.minimum(1.0, p["risk.max_gross"] / np.maximum(gross, 1e-12))
         k = int(p["sizing.rebalance_days"])
         held = np.arange(len(raw)) // k * k  # row of the last rebalance
-        return raw[held]
+        return np.asarray(raw[held])
 
     def _equity_returns(self, weights: Array, sl: slice) -> tuple[Array, Array, Array]:
         """(gross return, cost, turnover) per session; weights set at t earn t + 1."""

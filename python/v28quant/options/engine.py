@@ -287,7 +287,7 @@ class OptionsEngine:
         df = df[(df["model"] == "options_iv_rank") & (df["symbol"] == vol_symbol(u))]
         if df.empty:
             return []
-        day = df["ts"].dt.tz_convert("America/New_York").dt.date
+        day = df["ts"].dt.tz_convert(ET).dt.date
         last = df.assign(day=day, iv=[r.get("atm_iv_30d") for r in df["reasoning"]])
         last = last[last["day"] < now.astimezone(ET).date()].groupby("day")["iv"].last()
         return [float(x) for x in last.to_numpy() if x is not None]

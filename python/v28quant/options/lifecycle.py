@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from v28quant.broker.base import Activity
-from v28quant.broker.occ import parse_occ
+from v28quant.occ import parse_occ
 
 WheelStage = Literal["cash", "short_put", "shares", "covered_call"]
 Action = Literal["take_profit", "stop_loss", "expiry_close", "roll", "early_assignment"]

@@ -49,11 +49,11 @@ import numpy as np
 import pandas as pd
 
 from v28quant.options import contracts as C
+from v28quant.options.black_scholes import implied_vol
 from v28quant.options.iv_rank import iv_rank, realised_vol_history
 from v28quant.options.surface import SviSurface
 from v28quant.quant_models import crr_binomial, heston_model, merton_jump_diffusion
 from v28quant.quant_models.heston_model import HestonParams
-from v28quant.quant_models.monte_carlo_pricer import implied_vol
 from v28quant.signals import Signal
 
 

@@ -23,7 +23,7 @@ Gatheral's SVI model", white paper ZWP-0005.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import FloatArray
 from v28quant.options import black_scholes
 
 _YEAR_DAYS = 365.0
@@ -95,22 +96,46 @@ class SviSurface:
     def _args(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]:
         return self.expiries, self.params.ravel(), self.forwards, self.spot or 0.0
 
-    def total_variance(self, y: ArrayLike, t: ArrayLike) -> Any:
+    @overload
+    def total_variance(self, y: float, t: float) -> float: ...
+
+    @overload
+    def total_variance(self, y: ArrayLike, t: ArrayLike) -> FloatArray: ...
+
+    def total_variance(self, y: ArrayLike, t: ArrayLike) -> float | FloatArray:
         """Total implied variance ``w(y, t)`` (years * vol^2); ``y = ln(K / F(t))``, ``t >= 0``."""
         flat, shape, scalar = broadcast_flat(("y", "t"), y, t)
         return shape_out(_core.svi_total_variance(*self._args(), *flat), shape, scalar)
 
-    def implied_vol(self, strike: ArrayLike, t: ArrayLike) -> Any:
+    @overload
+    def implied_vol(self, strike: float, t: float) -> float: ...
+
+    @overload
+    def implied_vol(self, strike: ArrayLike, t: ArrayLike) -> FloatArray: ...
+
+    def implied_vol(self, strike: ArrayLike, t: ArrayLike) -> float | FloatArray:
         """Annualised Black implied vol at ``strike`` and maturity ``t > 0`` (years)."""
         flat, shape, scalar = broadcast_flat(("strike", "t"), strike, t)
         return shape_out(_core.svi_implied_vol(*self._args(), *flat), shape, scalar)
 
-    def forward(self, t: ArrayLike) -> Any:
+    @overload
+    def forward(self, t: float) -> float: ...
+
+    @overload
+    def forward(self, t: ArrayLike) -> FloatArray: ...
+
+    def forward(self, t: ArrayLike) -> float | FloatArray:
         """Forward ``F(t)`` of the surface's forward curve."""
         flat, shape, scalar = broadcast_flat(("t",), t)
         return shape_out(_core.svi_forward(*self._args(), flat[0]), shape, scalar)
 
-    def log_moneyness(self, strike: ArrayLike, t: ArrayLike) -> Any:
+    @overload
+    def log_moneyness(self, strike: float, t: float) -> float: ...
+
+    @overload
+    def log_moneyness(self, strike: ArrayLike, t: ArrayLike) -> FloatArray: ...
+
+    def log_moneyness(self, strike: ArrayLike, t: ArrayLike) -> float | FloatArray:
         """``y = ln(strike / F(t))``."""
         return np.log(np.asarray(strike, dtype=np.float64)) - np.log(self.forward(t))
 

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
-
 from v28quant.ml.features import latest_rows
 
 
 def _panel(dates: list[str], symbols: list[str]) -> pd.DataFrame:
-    idx = pd.MultiIndex.from_product(
-        [pd.to_datetime(dates), symbols], names=["date", "symbol"]
-    )
+    idx = pd.MultiIndex.from_product([pd.to_datetime(dates), symbols], names=["date", "symbol"])
     return pd.DataFrame({"x": np.arange(len(idx), dtype=float)}, index=idx)
 
 
