@@ -313,3 +313,38 @@ async def test_a_busy_journal_does_not_stall_the_event_loop(world: World) -> Non
     out, _ = await asyncio.gather(world.ex.place(buy("SPY", 1, "busy")), ticker())
     assert ticks == 20 and out.status == "filled"
     blocker.close()
+
+
+# ---------------------------------------------------------------- options
+
+
+C530 = "SPY240607C00530000"
+
+
+@pytest.mark.asyncio
+async def test_single_option_and_multileg_decisions_fill_and_journal_their_legs(
+    world: World,
+) -> None:
+    """A long call at the 4.00 ask, then a 530/540 call debit spread: net debit = 4.00 (buy
+    530 at the ask) - 0.95 (sell 540 at the bid) = 3.05 per unit, limit 3.10 (marketable)."""
+    from v28quant.broker import Leg
+
+    world.quotes.set(C530, "3.90", "4.00")
+    single = OrderRequest.option(
+        C530, 1, "buy", "buy_to_open", "4.00", owner=Owner("options", "long", "c1")
+    )
+    out = await world.ex.place(Decision(single, {"iv_rank": 0.2}))
+    assert out.status == "filled"
+    assert [(f.symbol, f.qty, f.price) for f in out.fills] == [(C530, D(1), D("4.00"))]
+    legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C540, 1, "sell", "sell_to_open")]
+    spread = OrderRequest.multileg(legs, 2, "3.10", owner=Owner("options", "vertical", "v1"))
+    res = await world.ex.place(Decision(spread, {"width": 10}))
+    assert res.status == "filled", res
+    assert sorted((f.symbol, f.side, f.qty, f.price) for f in res.fills) == [
+        (C530, "buy", D(2), D("4.00")),
+        (C540, "sell", D(2), D("0.95")),
+    ]
+    assert world.journal.last_positions() == {C530: D(3), C540: D(-2)}
+    row = world.journal.order_by_client_id(spread.client_order_id)
+    assert row is not None and row["spend_kind"] == "cash"
+    assert row["spend_amount"] == D(2) * 100 * D("3.10")  # units x contract size x net debit

@@ -105,6 +105,7 @@ async def test_track_wakes_on_a_pushed_update(
     ex = await following(rest, ws, tmp_path / "j.sqlite", poll_s=3600)
     try:
         out = await ex.place(limit_buy("wake", "529.00"))
+
         def answered() -> int:
             return sum(1 for r in rest.responses if r[:2] == ("GET", LOOKUP))
 
