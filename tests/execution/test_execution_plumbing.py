@@ -1,5 +1,8 @@
-"""The pieces under the executor: journal schema 2 and its migration, the journal lock, the
-Alpaca configuration, the account's shared rate limit, and the one redaction marker."""
+"""The pieces under the executor.
+
+The pieces under the executor: journal schema 2 and its migration, the journal lock, the
+Alpaca configuration, the account's shared rate limit, and the one redaction marker.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +55,8 @@ def test_journal_lock_names_the_holder_and_is_free_after_release(tmp_path: Path)
 
 def test_alpaca_config_hides_keys_and_checks_its_numbers() -> None:
     cfg = AlpacaConfig("PKID", "sEcReT")
-    assert "sEcReT" not in repr(cfg) and "PKID" not in repr(cfg)
+    assert "sEcReT" not in repr(cfg)
+    assert "PKID" not in repr(cfg)
     assert (cfg.timeout_s, cfg.max_attempts, cfg.rate_limit_per_min) == (10.0, 3, 200)
     with pytest.raises(ValueError, match="max_attempts"):
         AlpacaConfig("PKID", "s", max_attempts=0)
@@ -87,4 +91,5 @@ def test_journal_and_notifier_redact_with_one_marker(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as j:
         j.record_decision("d", "e", "s", "SPY", "buy", {"webhook": url}, T0)
         (stored,) = j._read("SELECT reasoning FROM decisions")[0]
-    assert REDACTED in stored and "TOKEN" not in stored
+    assert REDACTED in stored
+    assert "TOKEN" not in stored
