@@ -383,3 +383,19 @@ async def test_single_option_and_multileg_decisions_fill_and_journal_their_legs(
     assert row is not None
     assert row["spend_kind"] == "cash"
     assert row["spend_amount"] == D(2) * 100 * D("3.10")  # units x contract size x net debit
+
+
+@pytest.mark.asyncio
+async def test_closing_the_covered_call_frees_its_shares(world: World) -> None:
+    """Once the call is bought back (at the 1.00 ask), ``sync`` releases the 100 shares."""
+    await world.ex.place(buy("SPY", 100, "stock"))
+    await world.ex.place(covered_call("cc-close"))
+    assert len(world.journal.reservations()) == 1
+    owner = Owner("options", "covered", "cc-close-exit")
+    close = OrderRequest.option(C540, 1, "buy", "buy_to_close", "1.00", owner=owner)
+    assert (await world.ex.place(Decision(close, {}))).status == "filled"
+    await world.ex.sync()
+    assert world.journal.reservations() == []
+    (gone,) = world.journal.reservations(active=False)
+    assert gone["release_reason"] == f"position {C540} closed"
+    assert (await world.ex.place(sell_spy(100, "after"))).status == "filled"

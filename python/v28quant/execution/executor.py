@@ -385,7 +385,30 @@ class Executor:
             await self._record(order)
             out.append(await self._outcome(order))
         await self._settle()  # fills a previous look deferred
+        await self._release_closed()
         return out
+
+    async def _release_closed(self) -> None:
+        """Release reservations whose order filled and whose position is now closed.
+
+        The shares behind a covered call are free once the call is bought back, expires or is
+        assigned; the cash behind a put once the put is gone.
+        """
+        held = await self.journal.run(self._j.last_positions)
+        for r in await self.journal.run(self._j.reservations):
+            cid = r["client_order_id"]
+            row = await self.journal.run(self._j.order_by_client_id, cid) if cid else None
+            if row is None or not row.get("filled_qty") or not row.get("request"):
+                continue
+            req = row["request"]
+            symbols = [leg["occ_symbol"] for leg in req.get("legs") or []] or [req.get("symbol")]
+            if all(held.get(s, Decimal(0)) == 0 for s in symbols):
+                await self.journal.run(
+                    self._j.release_reservations,
+                    reason=f"position {', '.join(symbols)} closed",
+                    ts=self._now(),
+                    reservation_id=r["id"],
+                )
 
     # ------------------------------------------------------------------ cancel / replace
 
