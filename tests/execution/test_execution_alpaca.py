@@ -177,13 +177,16 @@ async def test_first_attempt_403_is_rejected_and_never_retried(
 # ---------------------------------------------------------------- crashes
 
 
-def start_child(fake: FakeAlpacaTrading, path: Path, mode: str) -> subprocess.Popen[str]:
+def start_child(
+    fake: FakeAlpacaTrading, path: Path, mode: str, stderr: int | None = None
+) -> subprocess.Popen[str]:
     here = Path(__file__).resolve().parent
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(v28quant.__file__).parents[1]), str(here)])
     return subprocess.Popen(
         [sys.executable, str(here / "crash_child.py"), fake.url, str(path), mode],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env=env,
     )
@@ -226,6 +229,11 @@ async def test_sigkill_between_intent_and_submit(fake: FakeAlpacaTrading, tmp_pa
         with pytest.raises(JournalLocked, match=rf"in use by process {child.pid}") as held:
             JournalLock(path).acquire()
         assert held.value.holder_pid == child.pid
+        second = start_child(fake, path, "second", stderr=subprocess.PIPE)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 1
+        assert f"in use by process {child.pid}" in err
+        assert "LOCKED" not in out
         wait_line(child, "SUBMITTING")
     finally:
         kill(child)

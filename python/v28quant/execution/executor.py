@@ -82,8 +82,13 @@ class TradeUpdates(Protocol):
         ...
 
 
-# One admission lock per journal, shared by every executor on it (two engines, one process).
+# One admission lock and one set of orders being placed per journal, shared by every executor
+# on it (two engines, one process): one engine's ``sync`` never settles the other's send.
 _ADMISSION: weakref.WeakKeyDictionary[Journal, asyncio.Lock] = weakref.WeakKeyDictionary()
+_IN_FLIGHT: weakref.WeakKeyDictionary[Journal, set[str]] = weakref.WeakKeyDictionary()
+#: Journal statuses of an intent admitted earlier that may be at the venue: send again
+#: idempotently, without a second admission.
+_ADMITTED = frozenset({"intent", UNKNOWN_STATUS})
 
 
 class Executor:
@@ -129,7 +134,7 @@ class Executor:
         self._poll_s = poll_interval_s
         self._sleep = sleep
         self._admission = _ADMISSION.setdefault(self._j, asyncio.Lock())
-        self._in_flight: set[str] = set()
+        self._in_flight = _IN_FLIGHT.setdefault(self._j, set())
         self._settle_lock = asyncio.Lock()
         self._updates: TradeUpdates | None = None
         self._waiters: dict[str, asyncio.Event] = {}
@@ -173,10 +178,11 @@ class Executor:
                 raise ClientOrderIdConflict(reason)
             if row is not None and row["status"] not in _SENDABLE:
                 return await self._already_sent(cid, req, row)
-            refused = await self._admit(decision, digest)
-            if refused is not None:
-                self._notify_error(f"order {cid} refused: {refused}")
-                return OrderOutcome(cid, "refused", None, (), refused)
+            if row is None or row["status"] not in _ADMITTED:
+                refused = await self._admit(decision, digest)
+                if refused is not None:
+                    self._notify_error(f"order {cid} refused: {refused}")
+                    return OrderOutcome(cid, "refused", None, (), refused)
             return await self._send(req, wait_s)
         finally:
             self._in_flight.discard(cid)
@@ -251,8 +257,8 @@ class Executor:
         cid = req.client_order_id
         try:
             order = await self.broker.submit(req)
-        except ClientOrderIdConflict as exc:
-            await self._local_status(cid, UNKNOWN_STATUS, str(exc))
+        except ClientOrderIdConflict as exc:  # the venue's order under this id is another one
+            await self._local_status(cid, "refused", str(exc))
             self._notify_error(str(exc))
             raise
         except OrderRejected as exc:
@@ -270,7 +276,7 @@ class Executor:
             reason = f"venue holds order {order.id} under {cid} for another request: " + "; ".join(
                 diffs
             )
-            await self._record(order, reason=reason)
+            await self._local_status(req.client_order_id, "refused", reason)
             self._notify_error(reason)
             raise ClientOrderIdConflict(reason)
         await self._record(order)
