@@ -59,8 +59,8 @@ def connect(
     Alpaca (paper, or live when ``live``) when ``APCA_API_KEY_ID``/``APCA_API_SECRET_KEY`` are
     set: only Alpaca's paper host (or loopback) without ``live``, any other host only with
     ``live`` and ``V28_LIVE_CONFIRM=yes``, plain http only on loopback; otherwise the simulated
-    exchange, which needs ``quotes`` (and uses ``clock``, wall time by default). Live trading also needs ``V28_LIVE_CONFIRM=yes``. Raises ``SettingsError`` with
-    one line naming the setting when something is missing.
+    exchange, which needs ``quotes`` (and uses ``clock``, wall time by default). Raises
+    ``SettingsError`` with one line naming the setting when something is missing.
     """
     from v28quant.settings import SettingsError, load_settings
 
