@@ -399,3 +399,25 @@ async def test_closing_the_covered_call_frees_its_shares(world: World) -> None:
     (gone,) = world.journal.reservations(active=False)
     assert gone["release_reason"] == f"position {C540} closed"
     assert (await world.ex.place(sell_spy(100, "after"))).status == "filled"
+
+
+@pytest.mark.asyncio
+async def test_reconcile_waits_for_a_busy_journal_off_the_loop(world: World) -> None:
+    """Reconcile, too, waits for a locked journal on a worker thread (the ticker runs)."""
+    from v28quant.reconcile import reconcile
+
+    blocker = sqlite3.connect(world.path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while ticks < 20:
+            ticks += 1
+            await asyncio.sleep(0.01)
+        blocker.execute("COMMIT")
+
+    report, _ = await asyncio.gather(reconcile(world.journal, world.broker, world.clock), ticker())
+    assert ticks == 20
+    assert report.ok, report.reason
+    blocker.close()
