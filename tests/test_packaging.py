@@ -32,3 +32,20 @@ def test_core_stub_lists_every_compiled_function() -> None:
         f"_core.pyi is stale (run `make stubs`): only in module {exported - stubbed}, "
         f"only in stub {stubbed - exported}"
     )
+
+
+def test_aggregator_defaults_ship_inside_the_package() -> None:
+    # the wheel packs every file under python/v28quant that git does not ignore
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["scikit-build"]
+    assert "python/v28quant" in config["wheel"]["packages"]
+    from importlib import resources
+
+    shipped = resources.files("v28quant").joinpath("aggregator_weights.toml")
+    assert shipped.is_file()
+    assert "weights" in tomllib.loads(shipped.read_text(encoding="utf-8"))
+    import subprocess
+
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "python/v28quant/aggregator_weights.toml"], cwd=ROOT
+    )
+    assert ignored.returncode == 1, "aggregator_weights.toml is git-ignored: it would not ship"

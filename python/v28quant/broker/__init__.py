@@ -58,9 +58,11 @@ def connect(
 
     Alpaca (paper, or live when ``live``) when ``APCA_API_KEY_ID``/``APCA_API_SECRET_KEY`` are
     set: only Alpaca's paper host (or loopback) without ``live``, any other host only with
-    ``live`` and ``V28_LIVE_CONFIRM=yes``, plain http only on loopback; otherwise the simulated
-    exchange, which needs ``quotes`` (and uses ``clock``, wall time by default). Raises
-    ``SettingsError`` with one line naming the setting when something is missing.
+    ``live`` and ``V28_LIVE_CONFIRM=yes``, plain http only on loopback. Otherwise the simulated
+    exchange (``v28quant.broker.sim.keyless``): replay of the bundled sample history on a
+    simulated clock at its last session unless ``quotes`` (and a ``clock``, where the source has
+    none) are given, its account kept beside the journal. Raises ``SettingsError`` with one line
+    naming the setting when something is missing.
     """
     from v28quant.settings import SettingsError, load_settings
 
@@ -84,19 +86,12 @@ def connect(
             "APCA_API_KEY_ID: live trading needs Alpaca keys "
             "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)"
         )
-    if quotes is None:
-        raise SettingsError(
-            "APCA_API_KEY_ID: no Alpaca keys, and the simulated exchange "
-            "needs a quote source (pass quotes=...)"
-        )
-    from v28quant.broker.sim import SimBroker
-    from v28quant.clock import WallClock
+    from v28quant.broker.sim.keyless import keyless_exchange
 
-    log.warning(
-        "BROKER: built-in simulated exchange (SimBroker); no Alpaca keys configured",
-        extra={"broker": "sim"},
-    )
-    return SimBroker(quotes, clock or WallClock())
+    try:
+        return keyless_exchange(settings.journal_path, quotes=quotes, clock=clock)
+    except ValueError as e:  # a quote source without a clock, or a clock behind the saved state
+        raise SettingsError(f"simulated exchange: {e}") from e
 
 
 __all__ = [

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import requests
 from alpaca.common.enums import Sort
@@ -80,9 +79,9 @@ from v28quant.broker.base import (
     replacement_client_order_id,
     request_differences,
 )
+from v28quant.calendar import ET
 
 log = logging.getLogger(__name__)
-NY = ZoneInfo("America/New_York")
 
 
 def _safe(getter: Callable[[], Any]) -> Any:
@@ -174,7 +173,7 @@ def to_activity(r: dict[str, Any]) -> Activity:
     if "transaction_time" in r:
         ts = datetime.fromisoformat(str(r["transaction_time"]).replace("Z", "+00:00"))
     elif "date" in r:  # non-trade activities carry a date only: they happen at/after that session
-        ts = datetime.combine(date.fromisoformat(r["date"]), time(16, 0), tzinfo=NY)
+        ts = datetime.combine(date.fromisoformat(r["date"]), time(16, 0), tzinfo=ET)
     else:
         raise BrokerError(f"Alpaca activity {r.get('id')!r} has neither transaction_time nor date")
     qty = _d(r.get("qty")) or Decimal(0)
@@ -547,7 +546,7 @@ class AlpacaBroker:
         days = await self._call(self._client.get_calendar, GetCalendarRequest(start=start, end=end))
         # The SDK parses "HH:MM" into naive datetimes that mean New York time.
         return [
-            TradingDay(d.date, d.open.replace(tzinfo=NY), d.close.replace(tzinfo=NY)) for d in days
+            TradingDay(d.date, d.open.replace(tzinfo=ET), d.close.replace(tzinfo=ET)) for d in days
         ]
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:

@@ -22,9 +22,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from v28quant.broker.occ import is_occ, parse_occ
 from v28quant.broker.ticks import TickScheme, round_limit, round_net_limit
 from v28quant.decimals import to_decimal
+from v28quant.occ import is_occ, parse_occ
 
 Side = Literal["buy", "sell"]
 Intent = Literal["buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"]
@@ -537,6 +537,7 @@ class Order:
     updated_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    reason: str | None = None  # why an open order is not filling, where the venue says
 
     @property
     def owner(self) -> OrderTag | None:
@@ -557,7 +558,7 @@ class Order:
                 return v.isoformat()
             return v
 
-        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}  # type: ignore[attr-defined]
+        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}
         out["status"] = self.status.value
         out["legs"] = [leg.to_dict() for leg in self.legs]
         return out

@@ -1,0 +1,300 @@
+"""Gaussian hidden Markov model of market regimes (hmmlearn's ``GaussianHMM``).
+
+Features per day: the daily log return and the log of its EWMA realised volatility (plus any
+extra causal columns, e.g. log VIX or the VIX term structure when the feed has them),
+standardised with the training sample's mean and deviation. The HMM (full covariances) is fitted
+from several random starts and the start with the highest log-likelihood is kept.
+
+Labels: the fitted states are ordered by the volatility of returns in each state and named from
+:data:`~v28quant.regime.REGIME_LABELS` in that order (``bull_quiet`` the calmest,
+``bear_volatile`` / ``crisis`` the most volatile); each state's fitted mean and volatility are
+reported beside its name (:meth:`HmmRegimeDetector.summary`). On a refit the new states are
+matched to the previous fit's (minimum total Bhattacharyya distance between their Gaussians,
+Hungarian algorithm), so a regime keeps its name whatever order hmmlearn returns its states in.
+
+States are *filtered*: the probability of each state at day t given days <= t (the forward
+algorithm), never the smoothed or Viterbi path, which look ahead.
+
+References
+----------
+L. R. Rabiner (1989), "A tutorial on hidden Markov models and selected applications in speech
+recognition", Proc. IEEE 77(2) (forward algorithm, eq. 19-21).
+J. D. Hamilton (1989), "A new approach to the economic analysis of nonstationary time series and
+the business cycle", Econometrica 57(2) (filtered regime probabilities).
+A. Bhattacharyya (1943), Bull. Calcutta Math. Soc. 35 (distance between distributions).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hmmlearn.hmm import GaussianHMM
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from v28quant.ml.model_store import ModelMetadata, ModelStore
+from v28quant.regime._series import REGIME_LABELS, as_returns, data_time, ewma_log_vol
+from v28quant.signals import RegimeState
+
+log = logging.getLogger(__name__)
+
+#: Name under which the detector is kept in the model store.
+STORE_NAME = "hmm_regime"
+
+
+def bhattacharyya(
+    m1: NDArray[np.float64],
+    c1: NDArray[np.float64],
+    m2: NDArray[np.float64],
+    c2: NDArray[np.float64],
+) -> float:
+    """Bhattacharyya distance between N(m1, c1) and N(m2, c2)."""
+    c = 0.5 * (c1 + c2)
+    d = m1 - m2
+    _, ld = np.linalg.slogdet(c)
+    _, l1 = np.linalg.slogdet(c1)
+    _, l2 = np.linalg.slogdet(c2)
+    return float(0.125 * d @ np.linalg.solve(c, d) + 0.5 * (ld - 0.5 * (l1 + l2)))
+
+
+def match_labels(
+    previous: tuple[NDArray[np.float64], NDArray[np.float64], tuple[str, ...]],
+    means: NDArray[np.float64],
+    covars: NDArray[np.float64],
+) -> tuple[str, ...]:
+    """Names of new states: each takes the name of the previous state it is matched to.
+
+    ``previous`` is (means (k, d), covariances (k, d, d), names), all in the same feature units
+    as ``means`` / ``covars``; the matching minimises the summed Bhattacharyya distance.
+    """
+    pm, pc, names = previous
+    cost = np.array(
+        [
+            [bhattacharyya(means[i], covars[i], pm[j], pc[j]) for j in range(len(pm))]
+            for i in range(len(means))
+        ]
+    )
+    rows, cols = linear_sum_assignment(cost)
+    out = [""] * len(means)
+    for i, j in zip(rows, cols, strict=True):
+        out[i] = names[j]
+    return tuple(out)
+
+
+class HmmRegimeDetector:
+    """Regimes from a Gaussian HMM on daily returns and realised volatility.
+
+    Parameters
+    ----------
+    n_states : int
+        2, 3 or 4 regimes (labels in :data:`~v28quant.regime.REGIME_LABELS`).
+    seed : int
+        Seed of the first random start; start k uses ``seed + k``.
+    n_starts : int
+        Random starts; the best log-likelihood is kept.
+    vol_halflife : float
+        Half-life in days of the EWMA realised volatility feature.
+    n_iter : int
+        EM iterations per start.
+    """
+
+    source = "hmm"
+
+    def __init__(
+        self,
+        n_states: int = 3,
+        seed: int = 0,
+        n_starts: int = 5,
+        vol_halflife: float = 5.0,
+        n_iter: int = 200,
+    ) -> None:
+        if n_states not in REGIME_LABELS:
+            raise ValueError(f"n_states must be one of {sorted(REGIME_LABELS)}, got {n_states}")
+        if n_starts < 1:
+            raise ValueError(f"n_starts must be >= 1, got {n_starts}")
+        if not vol_halflife > 0:
+            raise ValueError(f"vol_halflife must be > 0, got {vol_halflife}")
+        self.n_states, self.seed, self.n_starts = n_states, seed, n_starts
+        self.vol_halflife, self.n_iter = float(vol_halflife), n_iter
+        self.model: GaussianHMM | None = None
+        self.labels: tuple[str, ...] = ()
+        self.loglik = float("nan")
+        self.start_logliks: list[float] = []
+        self._center = np.zeros(0)
+        self._scale = np.ones(0)
+
+    # -- features ----------------------------------------------------------------------------
+
+    def features(self, returns: Any, extra: Any = None) -> NDArray[np.float64]:
+        """Raw features (n, 2 + k): log return, log EWMA vol (annualised), extra columns."""
+        r = as_returns(returns)
+        cols = [r, ewma_log_vol(r, self.vol_halflife)]
+        if extra is not None:
+            ex = np.asarray(extra, dtype=np.float64).reshape(len(r), -1)
+            if not np.isfinite(ex).all():
+                raise ValueError("extra features must be finite")
+            cols.extend(ex.T)
+        return np.column_stack(cols)
+
+    def _standardised(self, returns: Any, extra: Any) -> NDArray[np.float64]:
+        x = self.features(returns, extra)
+        if x.shape[1] != self._center.size:
+            raise ValueError(
+                f"detector was fitted on {self._center.size} features, got {x.shape[1]}"
+            )
+        return (x - self._center) / self._scale
+
+    # -- fitting -----------------------------------------------------------------------------
+
+    def fit(self, returns: Any, extra: Any = None) -> HmmRegimeDetector:
+        """Fit on daily log returns (1-D array or Series, oldest first); ``extra`` (n, k) optional.
+
+        Keeps the previous fit's labels for the states that match it (see the module docstring).
+        """
+        x = self.features(returns, extra)
+        if len(x) < 50 * self.n_states:
+            raise ValueError(f"returns needs at least {50 * self.n_states} rows, got {len(x)}")
+        center, scale = x.mean(axis=0), x.std(axis=0)
+        if (scale <= 0).any():
+            raise ValueError("a feature is constant over the sample (returns all equal?)")
+        z = (x - center) / scale
+        best: GaussianHMM | None = None
+        self.start_logliks = []
+        for k in range(self.n_starts):
+            m = GaussianHMM(
+                n_components=self.n_states,
+                covariance_type="full",
+                n_iter=self.n_iter,
+                tol=1e-4,
+                min_covar=1e-4,
+                random_state=self.seed + k,
+            )
+            try:
+                m.fit(z)
+                ll = float(m.score(z))
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                log.warning("hmm start %d failed: %s", k, exc)
+                continue
+            self.start_logliks.append(ll)
+            if np.isfinite(ll) and (best is None or ll > self.loglik):
+                best, self.loglik = m, ll
+        if best is None:
+            raise ValueError(f"none of the {self.n_starts} HMM starts converged")
+        previous = self._params_raw() if self.model is not None else None
+        prev_labels = self.labels
+        self.model, self._center, self._scale = best, center, scale
+        means, covars = self._params_raw()
+        if previous is not None and previous[0].shape == means.shape:
+            self.labels = match_labels((*previous, prev_labels), means, covars)
+        else:
+            order = np.argsort(np.sqrt(covars[:, 0, 0]))
+            names = REGIME_LABELS[self.n_states]
+            lab = [""] * self.n_states
+            for rank, state in enumerate(order):
+                lab[state] = names[rank]
+            self.labels = tuple(lab)
+        return self
+
+    def _params_raw(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """State means (k, d) and covariances (k, d, d) in raw feature units."""
+        m = self._require()
+        s = self._scale
+        means = m.means_ * s + self._center
+        covars = m.covars_ * s[None, :, None] * s[None, None, :]
+        return np.asarray(means), np.asarray(covars)
+
+    def _require(self) -> GaussianHMM:
+        if self.model is None:
+            raise ValueError("HmmRegimeDetector is not fitted")
+        return self.model
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def filtered_probabilities(self, returns: Any, extra: Any = None) -> pd.DataFrame:
+        """P(state at t | rows <= t) per row (forward algorithm), one column per label."""
+        m = self._require()
+        z = self._standardised(returns, extra)
+        logb = np.column_stack(
+            [
+                multivariate_normal.logpdf(z, m.means_[k], m.covars_[k], allow_singular=True)
+                for k in range(self.n_states)
+            ]
+        ).reshape(len(z), self.n_states)
+        log_a = np.log(np.maximum(m.transmat_, 1e-300))
+        alpha = np.empty_like(logb)
+        prev = np.log(np.maximum(m.startprob_, 1e-300)) + logb[0]
+        alpha[0] = prev - logsumexp(prev)
+        for t in range(1, len(z)):
+            prev = logsumexp(alpha[t - 1][:, None] + log_a, axis=0) + logb[t]
+            alpha[t] = prev - logsumexp(prev)
+        index = returns.index if isinstance(returns, pd.Series) else None
+        return pd.DataFrame(np.exp(alpha), columns=list(self.labels), index=index)
+
+    def states(self, returns: Any, extra: Any = None) -> NDArray[np.str_]:
+        """Most likely label per row from the filtered probabilities (causal)."""
+        p = self.filtered_probabilities(returns, extra)
+        labels: NDArray[np.str_] = np.asarray(p.columns)[p.to_numpy().argmax(axis=1)].astype(str)
+        return labels
+
+    def predict(self, returns: Any, extra: Any = None, ts: datetime | None = None) -> RegimeState:
+        """Return the regime of the last row, stamped with the data time of that row."""
+        row = self.filtered_probabilities(returns, extra).iloc[-1]
+        probs = {str(k): float(v) for k, v in row.items()}
+        total = sum(probs.values())
+        probs = {k: v / total for k, v in probs.items()}
+        return RegimeState(
+            max(probs, key=probs.__getitem__), probs, self.source, data_time(returns, ts)
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """Tabulate per label: daily mean return, annual vol, expected days, stationary share."""
+        m = self._require()
+        means, covars = self._params_raw()
+        evals, evecs = np.linalg.eig(m.transmat_.T)
+        pi = np.real(evecs[:, np.argmin(np.abs(evals - 1.0))])
+        pi = pi / pi.sum()
+        return pd.DataFrame(
+            {
+                "mean_return": means[:, 0],
+                "vol_annual": np.sqrt(covars[:, 0, 0] * 252.0),
+                "expected_days": 1.0 / np.maximum(1.0 - np.diag(m.transmat_), 1e-12),
+                "stationary": pi,
+            },
+            index=pd.Index(self.labels, name="label"),
+        )
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, store: ModelStore, *, train_start: Any, train_end: Any) -> ModelMetadata:
+        """Keep the fitted detector in the model store (journaled there when it has a journal)."""
+        self._require()
+        return store.save(
+            self,
+            STORE_NAME,
+            train_start=train_start,
+            train_end=train_end,
+            features=["log_return", "log_ewma_vol"][: self._center.size]
+            + [f"extra_{i}" for i in range(self._center.size - 2)],
+            validation_scores={"loglik": self.loglik},
+            params={
+                "n_states": self.n_states,
+                "seed": self.seed,
+                "n_starts": self.n_starts,
+                "vol_halflife": self.vol_halflife,
+                "labels": list(self.labels),
+            },
+        )
+
+    @classmethod
+    def load(cls, store: ModelStore, version: str | None = None) -> HmmRegimeDetector:
+        """Load the stored detector (latest version unless ``version``)."""
+        obj, _ = store.load(STORE_NAME, version)
+        if not isinstance(obj, cls):
+            raise ValueError(f"{STORE_NAME} in {store.root} is a {type(obj).__name__}")
+        return obj
