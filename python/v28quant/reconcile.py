@@ -68,11 +68,26 @@ ACTIVITY_OVERLAP = timedelta(days=1)
 class JournalLike(Protocol):
     """The part of ``v28quant.journal.Journal`` that reconciliation uses."""
 
-    def open_orders(self) -> list[dict[str, Any]]: ...
-    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
-    def last_positions(self) -> dict[str, Decimal]: ...
-    def seen_activity_ids(self) -> set[str]: ...
-    def last_activity_ts(self) -> datetime | None: ...
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Return the orders the journal holds open."""
+        ...
+
+    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        """Return the order with this client order id, or None."""
+        ...
+
+    def last_positions(self) -> dict[str, Decimal]:
+        """Return the latest position snapshot."""
+        ...
+
+    def seen_activity_ids(self) -> set[str]:
+        """Return the ids of every journaled activity."""
+        ...
+
+    def last_activity_ts(self) -> datetime | None:
+        """Return the time of the latest journaled activity."""
+        ...
+
     def record_order_update(
         self,
         client_order_id: str,
@@ -84,17 +99,23 @@ class JournalLike(Protocol):
         ts: datetime,
         *,
         reason: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Journal one order state change."""
+        ...
+
     def record_activity_batch(
         self,
         activities: list[dict[str, Any]],
         fills: list[dict[str, Any]],
         positions: list[dict[str, Any]],
         ts: datetime,
-    ) -> Any: ...
-    def record_reconcile(
-        self, ok: bool, differences: list[dict[str, Any]], ts: datetime
-    ) -> Any: ...
+    ) -> Any:
+        """Journal activities, fills and a snapshot in one transaction."""
+        ...
+
+    def record_reconcile(self, ok: bool, differences: list[dict[str, Any]], ts: datetime) -> Any:
+        """Journal a reconcile outcome."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +129,7 @@ class ReconcileReport:
 
     @property
     def fatal(self) -> list[dict[str, Any]]:
+        """Return the differences that stop trading."""
         return [d for d in self.differences if d.get("fatal")]
 
 
@@ -132,9 +154,10 @@ async def reconcile(
     adopt_positions: bool = False,
     notifier: Notifier | None = None,
 ) -> ReconcileReport:
-    """Compare ``journal`` with ``broker``, journal every difference, and say whether trading
-    may start. Never raises for a broker failure: that is an ``ok=False`` report, logged and,
-    when a ``notifier`` is given, posted as an error notice.
+    """Compare ``journal`` with ``broker`` and say whether trading may start.
+
+    Every difference is journaled. Never raises for a broker failure: that is an ``ok=False``
+    report, logged and, when a ``notifier`` is given, posted as an error notice.
 
     ``adopt_positions`` (an operator's explicit choice, e.g. a new journal on an account with
     history older than its activities, or after a manual fix) accepts the broker's positions as

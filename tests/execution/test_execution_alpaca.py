@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import v28quant
-from fakes.crash_child import KEY, SECRET, decision
 from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.crash_child import KEY, SECRET, decision
 from fakes.fixtures import OPEN, FakeTime
 from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker import OrderRequest, Owner
@@ -206,7 +206,7 @@ def kill(child: subprocess.Popen[str]) -> None:
 
 
 async def restart(fake: FakeAlpacaTrading, path: Path) -> tuple[Journal, Executor, Any]:
-    """What a restarted runner does: take the lock, reconcile, then place its decision."""
+    """Restart as a runner does: take the lock, open the journal, reconcile."""
     JournalLock(path).acquire()  # the killed holder's lock went with it
     journal = Journal(path)
     ex = Executor(make(fake), journal)

@@ -21,7 +21,7 @@ KEY, SECRET = "PKCRASHTEST01", "crash-secret-01"
 
 
 def decision() -> Decision:
-    """The one decision both the killed process and its restart place."""
+    """Build the one decision both the killed process and its restart place."""
     req = OrderRequest.equity("SPY", 7, "buy", owner=Owner("equity", "trend", "crash-1"))
     return Decision(req, {"signal": 0.7})
 

@@ -28,7 +28,7 @@ OrderHandler = Callable[[Order], Coroutine[Any, Any, None]]
 
 
 def stream_url(trading_url: str) -> str:
-    """The websocket of a trading endpoint: ``https://host`` -> ``wss://host/stream``."""
+    """Return the websocket beside a trading endpoint (``https://host`` -> ``wss://host/stream``)."""
     parts = urlsplit(trading_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, "/stream", "", ""))

@@ -168,7 +168,7 @@ def to_order(o: Any) -> Order:
 
 
 def to_activity(r: dict[str, Any]) -> Activity:
-    """A raw ``/v2/account/activities`` row -> ``Activity`` (qty signed, see ``Activity``)."""
+    """Convert a raw ``/v2/account/activities`` row to an ``Activity`` (qty signed)."""
     kind = r["activity_type"]
     if "transaction_time" in r:
         ts = datetime.fromisoformat(str(r["transaction_time"]).replace("Z", "+00:00"))
@@ -194,8 +194,11 @@ def to_activity(r: dict[str, Any]) -> Activity:
 
 
 def to_sdk_request(req: OrderRequest, client_order_id: str | None = None) -> Any:
-    """Our ``OrderRequest`` -> an alpaca-py order request (floats on the wire, as the SDK
-    types them; prices are already on the tick grid so the float is exact to the cent)."""
+    """Convert our ``OrderRequest`` to an alpaca-py order request.
+
+    Floats on the wire, as the SDK types them; prices are already on the tick grid, so the
+    float is exact to the cent.
+    """
     common: dict[str, Any] = {
         "qty": float(req.qty),
         "time_in_force": TimeInForce(req.time_in_force),
@@ -322,12 +325,14 @@ class AlpacaBroker:
         """The account's rate limiter (pass it to ``AlpacaData`` on the same account)."""
         return self._limiter
 
-    def __repr__(self) -> str:  # never the keys
+    def __repr__(self) -> str:
+        """Describe the broker without its keys."""
         return f"AlpacaBroker(live={self.live})"
 
     # ------------------------------------------------------------------ plumbing
 
     async def _call(self, fn: Callable[..., Any], *args: Any, retry_transient: bool = True) -> Any:
+        """Describe the broker without its keys."""
         """Run one SDK call in the pool, rate-limited; 429s wait and retry, transient failures
         (timeouts, connection errors, 5xx) retry only when ``retry_transient`` (reads)."""
         last: BrokerError | None = None
@@ -369,6 +374,7 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ protocol
 
     async def account(self) -> Account:
+        """Return the account's balances and options level."""
         a = await self._call(self._client.get_account)
         level = a.options_trading_level
         if level is None:
@@ -390,6 +396,7 @@ class AlpacaBroker:
         )
 
     async def positions(self) -> list[Position]:
+        """Return every open position."""
         rows = await self._call(self._client.get_all_positions)
         return [
             Position(
@@ -405,6 +412,7 @@ class AlpacaBroker:
         ]
 
     async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
+        """Return orders by status, newest first, all pages."""
         if status not in ("open", "closed", "all"):
             raise ValueError(f"status must be 'open', 'closed' or 'all', got {status!r}")
         found: dict[str, Order] = {}
@@ -434,6 +442,7 @@ class AlpacaBroker:
             until = min(t for t in stamps if t is not None) + timedelta(microseconds=1)
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
+        """Return the order with this client order id, or None."""
         try:
             o = await self._call(self._client.get_order_by_client_id, client_order_id)
         except OrderNotFound:
@@ -510,11 +519,13 @@ class AlpacaBroker:
         )
 
     async def cancel(self, order_id: str) -> None:
+        """Cancel one order by venue id."""
         await self._call(self._client.cancel_order_by_id, order_id, retry_transient=False)
 
     async def replace(
         self, order_id: str, qty: Decimal | int | None = None, limit_price: Decimal | None = None
     ) -> Order:
+        """Replace an open order; returns the new order."""
         old = to_order(await self._call(self._client.get_order_by_id, order_id))
         cid = (
             replacement_client_order_id(old.client_order_id)
@@ -537,12 +548,14 @@ class AlpacaBroker:
         )
 
     async def clock(self) -> MarketClock:
+        """Return the venue's clock."""
         c = await self._call(self._client.get_clock)
         return MarketClock(
             ts=c.timestamp, is_open=c.is_open, next_open=c.next_open, next_close=c.next_close
         )
 
     async def calendar(self, start: date, end: date) -> list[TradingDay]:
+        """Return the sessions between two dates."""
         days = await self._call(self._client.get_calendar, GetCalendarRequest(start=start, end=end))
         # The SDK parses "HH:MM" into naive datetimes that mean New York time.
         return [
@@ -550,6 +563,7 @@ class AlpacaBroker:
         ]
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:
+        """Return fills and option events since ``since``, oldest first."""
         params: dict[str, Any] = {"direction": "asc", "page_size": self._page}
         if since is not None:
             params["after"] = since.astimezone(UTC).isoformat()

@@ -51,9 +51,11 @@ class Journal(ReportQueries, ReservationBook):
     """
 
     def __enter__(self) -> Journal:
+        """Use as a context manager that closes the journal on exit."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the journal."""
         self.close()
 
     # -- writes -----------------------------------------------------------------------------
@@ -415,12 +417,12 @@ class Journal(ReportQueries, ReservationBook):
         return [self._order_dict(r) for r in rows]
 
     def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
-        """The latest state of one order, or None if never journaled."""
+        """Return the latest state of one order, or None if never journaled."""
         rows = self._read("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
         return self._order_dict(rows[0]) if rows else None
 
     def client_order_id_for(self, broker_order_id: str) -> str | None:
-        """The client order id journaled for a venue order id (None if none)."""
+        """Return the client order id journaled for a venue order id (None if none)."""
         rows = self._read(
             "SELECT client_order_id FROM orders WHERE broker_order_id = ?", (broker_order_id,)
         )
@@ -442,7 +444,7 @@ class Journal(ReportQueries, ReservationBook):
         return out
 
     def fills_for(self, client_order_id: str) -> list[dict[str, Any]]:
-        """The journaled executions of one order, oldest first."""
+        """Return the journaled executions of one order, oldest first."""
         rows = self._read(
             "SELECT * FROM fills WHERE client_order_id = ? ORDER BY ts, fill_id", (client_order_id,)
         )
@@ -500,7 +502,7 @@ def _intent_stmts(
     spend: Claim | None,
     refused: str | None,
 ) -> list[tuple[str, tuple[Any, ...]]]:
-    """The intent row (or its return from ``refused``/``not_sent``) and its event."""
+    """Build the intent row (or its return from ``refused``/``not_sent``) and its event."""
     if not client_order_id:
         raise ValueError("client_order_id must be a non-empty string")
     ts_s, req = ts_text(ts), json_text(request, "request")

@@ -61,7 +61,7 @@ def activity_stmt(
 
 
 def positions_stmts(snapshot: list[Mapping[str, Any]], ts: datetime) -> list[Statement]:
-    """A snapshot row, then its positions.
+    """Build a snapshot row, then its positions.
 
     They must run in one transaction, in this order (each position names the snapshot as the
     newest one).
