@@ -93,3 +93,33 @@ def test_journal_and_notifier_redact_with_one_marker(tmp_path: Path) -> None:
         (stored,) = j._read("SELECT reasoning FROM decisions")[0]
     assert REDACTED in stored
     assert "TOKEN" not in stored
+
+
+def test_a_second_runner_on_one_journal_exits_naming_the_holder(tmp_path: Path) -> None:
+    """While this process holds the journal, ``run_v28_production.py`` on it exits non-zero
+    with one message naming this pid, before any trading."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    journal = tmp_path / "j.sqlite"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "V28_", "DISCORD_"))}
+    env["PYTHONPATH"] = str(root / "python")
+    with JournalLock(journal):
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(root / "run_v28_production.py"),
+                *("--mode", "paper", "--once", "--journal", str(journal)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+            env=env,
+        )
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert f"in use by process {os.getpid()}" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not journal.exists()  # refused before the journal was opened
