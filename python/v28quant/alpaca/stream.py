@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from alpaca.trading.stream import TradingStream
 
 from v28quant.alpaca.config import AlpacaConfig
-from v28quant.broker.alpaca import to_order
+from v28quant.alpaca.convert import to_order
 from v28quant.broker.base import Order
 
 log = logging.getLogger(__name__)
