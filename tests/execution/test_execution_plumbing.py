@@ -96,8 +96,11 @@ def test_journal_and_notifier_redact_with_one_marker(tmp_path: Path) -> None:
 
 
 def test_a_second_runner_on_one_journal_exits_naming_the_holder(tmp_path: Path) -> None:
-    """While this process holds the journal, ``run_v28_production.py`` on it exits non-zero
-    with one message naming this pid, before any trading."""
+    """A second runner on a held journal exits naming the holder.
+
+    While this process holds the journal, ``run_v28_production.py`` on it exits non-zero with a
+    message naming this pid, before any trading.
+    """
     import os
     import subprocess
     import sys
