@@ -189,10 +189,10 @@ async def test_cancel_refuses_an_order_that_is_not_ours(world: World) -> None:
 
 @pytest.mark.asyncio
 async def test_track_polls_until_the_market_opens_and_fills(tmp_path: Path) -> None:
-    """Placed on a Saturday the order waits ``accepted``.
+    """Tracking polls a resting order until it fills.
 
-    Tracking, with a sleep that moves the simulated clock to Monday's session, sees it fill and
-    journals the fill.
+    Placed on a Saturday the order waits ``accepted``; tracking, with a sleep that moves the
+    simulated clock to Monday's session, sees it fill and journals the fill.
     """
     w = World(tmp_path / "j.sqlite", now=CLOSED)
 
@@ -249,9 +249,10 @@ async def test_reserved_shares_cannot_be_sold_by_another_owner(world: World) -> 
 
 @pytest.mark.asyncio
 async def test_reserved_cash_cannot_be_spent_by_another_owner(world: World) -> None:
-    """A cash-secured put on strike 520 reserves $52,000.
+    """Cash reserved for a cash-secured put cannot be spent by another owner.
 
-    The equity engine may spend the rest of the cash, and not a dollar of the reservation.
+    A cash-secured put on strike 520 reserves $52,000; the equity engine may spend the rest
+    of the cash, and not a dollar of the reservation.
     """
     owner = Owner("options", "csp", "p1")
     req = OrderRequest.option(P520, 1, "sell", "sell_to_open", "3.00", owner=owner)
@@ -270,12 +271,13 @@ async def test_reserved_cash_cannot_be_spent_by_another_owner(world: World) -> N
 
 @pytest.mark.asyncio
 async def test_reservations_hold_under_two_concurrent_owners(tmp_path: Path) -> None:
-    """Two engines, each with its own executor and journal connection, race for 100 shares.
+    """Reservations hold when two owners race for the same shares.
 
-    One reserves them for a covered call while the other sells them. Exactly one wins, whatever the
-    interleaving: the loser is refused by the reservation check (or, when the sell filled before the
-    call's check read the position, rejected by the venue), and a losing call leaves no reservation
-    behind.
+    Two engines, each with its own executor and journal connection, race for 100 shares:
+    one reserves them for a covered call while the other sells them. Exactly one wins,
+    whatever the interleaving: the loser is refused by the reservation check (or, when the sell
+    filled before the call's check read the position, rejected by the venue), and a losing
+    call leaves no reservation behind.
     """
     for trial in range(6):
         w = World(tmp_path / f"j{trial}.sqlite")
@@ -321,11 +323,11 @@ async def test_unfilled_order_releases_its_reservation(world: World) -> None:
 
 @pytest.mark.asyncio
 async def test_a_busy_journal_does_not_stall_the_event_loop(world: World) -> None:
-    """Another connection holds the journal's write lock.
+    """A journal locked by another connection never stalls the event loop.
 
-    While ``place`` waits for it, the event loop keeps running: a ticker advances, and releases the
-    lock after 20 ticks. With the SQLite call on the loop, the ticker could not run and ``place``
-    would fail after 30 s.
+    Another connection holds the journal's write lock. While ``place`` waits for it, the
+    event loop keeps running: a ticker advances, and releases the lock after 20 ticks. With the
+    SQLite call on the loop, the ticker could not run and ``place`` would fail after 30 s.
     """
     blocker = sqlite3.connect(world.path, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
@@ -341,4 +343,81 @@ async def test_a_busy_journal_does_not_stall_the_event_loop(world: World) -> Non
     out, _ = await asyncio.gather(world.ex.place(buy("SPY", 1, "busy")), ticker())
     assert ticks == 20
     assert out.status == "filled"
+    blocker.close()
+
+
+# ---------------------------------------------------------------- options
+
+
+C530 = "SPY240607C00530000"
+
+
+@pytest.mark.asyncio
+async def test_single_option_and_multileg_decisions_fill_and_journal_their_legs(
+    world: World,
+) -> None:
+    """Single-option and multi-leg decisions fill and journal every leg.
+
+    A long call at the 4.00 ask, then a 530/540 call debit spread: net debit = 4.00 (buy
+    530 at the ask) - 0.95 (sell 540 at the bid) = 3.05 per unit, limit 3.10 (marketable).
+    """
+    from v28quant.broker import Leg
+
+    world.quotes.set(C530, "3.90", "4.00")
+    single = OrderRequest.option(
+        C530, 1, "buy", "buy_to_open", "4.00", owner=Owner("options", "long", "c1")
+    )
+    out = await world.ex.place(Decision(single, {"iv_rank": 0.2}))
+    assert out.status == "filled"
+    assert [(f.symbol, f.qty, f.price) for f in out.fills] == [(C530, D(1), D("4.00"))]
+    legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C540, 1, "sell", "sell_to_open")]
+    spread = OrderRequest.multileg(legs, 2, "3.10", owner=Owner("options", "vertical", "v1"))
+    res = await world.ex.place(Decision(spread, {"width": 10}))
+    assert res.status == "filled", res
+    assert sorted((f.symbol, f.side, f.qty, f.price) for f in res.fills) == [
+        (C530, "buy", D(2), D("4.00")),
+        (C540, "sell", D(2), D("0.95")),
+    ]
+    assert world.journal.last_positions() == {C530: D(3), C540: D(-2)}
+    row = world.journal.order_by_client_id(spread.client_order_id)
+    assert row is not None
+    assert row["spend_kind"] == "cash"
+    assert row["spend_amount"] == D(2) * 100 * D("3.10")  # units x contract size x net debit
+
+
+@pytest.mark.asyncio
+async def test_closing_the_covered_call_frees_its_shares(world: World) -> None:
+    """Once the call is bought back (at the 1.00 ask), ``sync`` releases the 100 shares."""
+    await world.ex.place(buy("SPY", 100, "stock"))
+    await world.ex.place(covered_call("cc-close"))
+    assert len(world.journal.reservations()) == 1
+    owner = Owner("options", "covered", "cc-close-exit")
+    close = OrderRequest.option(C540, 1, "buy", "buy_to_close", "1.00", owner=owner)
+    assert (await world.ex.place(Decision(close, {}))).status == "filled"
+    await world.ex.sync()
+    assert world.journal.reservations() == []
+    (gone,) = world.journal.reservations(active=False)
+    assert gone["release_reason"] == f"position {C540} closed"
+    assert (await world.ex.place(sell_spy(100, "after"))).status == "filled"
+
+
+@pytest.mark.asyncio
+async def test_reconcile_waits_for_a_busy_journal_off_the_loop(world: World) -> None:
+    """Reconcile, too, waits for a locked journal on a worker thread (the ticker runs)."""
+    from v28quant.reconcile import reconcile
+
+    blocker = sqlite3.connect(world.path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while ticks < 20:
+            ticks += 1
+            await asyncio.sleep(0.01)
+        blocker.execute("COMMIT")
+
+    report, _ = await asyncio.gather(reconcile(world.journal, world.broker, world.clock), ticker())
+    assert ticks == 20
+    assert report.ok, report.reason
     blocker.close()

@@ -1,7 +1,7 @@
 """Executor following Alpaca's trade-updates stream.
 
-The real alpaca-py ``TradingStream`` runs against a loopback websocket fake wired to the REST
-fake: fills are journaled as they are pushed.
+The real alpaca-py ``TradingStream`` against a loopback websocket fake wired to the REST fake:
+fills are journaled as they are pushed.
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ def test_stream_url_sits_beside_the_trading_endpoint() -> None:
 async def test_pushed_fill_is_journaled_without_polling(
     venue: tuple[FakeAlpacaTrading, FakeTradeStream], tmp_path: Path
 ) -> None:
-    """A resting buy at 529.00 fills when the ask drops to 528.90.
+    """A pushed fill is journaled without polling.
 
-    The journal learns it from the push (no look-up by client order id is made), with the fill and
-    the position.
+    A resting buy at 529.00 fills when the ask drops to 528.90: the journal learns it from
+    the push (no look-up by client order id is made), with the fill and the position.
     """
     rest, ws = venue
     ex = await following(rest, ws, tmp_path / "j.sqlite", poll_s=3600)

@@ -116,10 +116,10 @@ def test_fault1_live_mode_on_the_paper_host_is_refused(keys: pytest.MonkeyPatch)
 async def test_fault2_unsent_intent_is_not_sent_and_a_late_landing_fails_closed(
     tmp_path: Path,
 ) -> None:
-    """An intent with no broker id becomes ``not_sent`` (never ``rejected``).
+    """Fault 2: an unsent intent is not_sent, and its late landing fails reconcile.
 
-    When the order then lands (a late POST), reconcile reports the journal-terminal, venue-open
-    order.
+    An intent with no broker id becomes ``not_sent`` (never ``rejected``); when the order
+    then lands (a late POST), reconcile reports the journal-terminal, venue-open order.
     """
     clock = SimClock(OPEN)
     q = StaticQuotes(clock)
@@ -146,9 +146,10 @@ async def test_fault2_unsent_intent_is_not_sent_and_a_late_landing_fails_closed(
 
 
 def test_fault3_same_owner_different_request_raises_at_alpaca() -> None:
-    """A 50-share sell under the key of an earlier 1-share buy.
+    """Fault 3 at Alpaca: one key, two requests, is an error.
 
-    The venue's duplicate-key answer must not hand back the buy.
+    A 50-share sell under the key of an earlier 1-share buy: the venue's duplicate-key
+    answer must not hand back the buy.
     """
     fake = FakeAlpacaTrading(now=OPEN).start()
     try:
@@ -201,10 +202,10 @@ def fake() -> Any:
 def test_fault4_refusal_after_an_ambiguous_attempt_resolves_by_lookup(
     fake: FakeAlpacaTrading,
 ) -> None:
-    """Attempt 1 is stored then answered 500.
+    """Fault 4: a refusal after an ambiguous attempt is settled by look-up.
 
-    The look-up lags (404); attempt 2 is refused for buying power (the first order used it). A final
-    look-up finds the first order.
+    Attempt 1 is stored then answered 500; the look-up lags (404); attempt 2 is refused for
+    buying power (the first order used it). A final look-up finds the first order.
     """
     import asyncio
 
@@ -265,10 +266,10 @@ def test_fault4_unparseable_2xx_is_resolved_by_lookup(fake: FakeAlpacaTrading) -
 def test_fault7_missing_private_attribute_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Fail loudly if alpaca-py drops the session attribute our timeouts live on.
+    """Fault 7: a missing private attribute of alpaca-py is a clear error.
 
-    Construction fails naming ``_session`` and the installed version, instead of silently
-    adding it.
+    If a release of alpaca-py drops ``_session`` (where our timeouts live), construction
+    fails naming the attribute and the installed version, instead of silently adding it.
     """
     from importlib.metadata import version
 

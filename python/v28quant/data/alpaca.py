@@ -185,7 +185,7 @@ class AlpacaData:
         end: datetime | date | None = None,
         timeframe: str = "1Day",
     ) -> pd.DataFrame:
-        """Return bars of symbols from Alpaca's market data (see DataFeed.bars)."""
+        """Return bars of stocks and options in the fixed bar columns."""
         n, unit = parse_timeframe(timeframe)
         lo, hi = _utc(start, end=False), _utc(end, end=True)
         if self.feed == "sip":  # the free plan refuses SIP data younger than 15 minutes
@@ -211,7 +211,7 @@ class AlpacaData:
     # -- quotes -----------------------------------------------------------------------------
 
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        """Return the latest quote per symbol; symbols without one are absent."""
+        """Return the latest quote of each symbol that has a usable one."""
         stocks = [s.upper() for s in symbols if not is_occ(s)]
         options = [s.upper() for s in symbols if is_occ(s)]
         raw: dict[str, Any] = {}
@@ -239,14 +239,14 @@ class AlpacaData:
         return out
 
     async def quote(self, symbol: str) -> Quote:
-        """Return the latest quote of symbol; DataError when there is none."""
+        """Return the latest quote of one symbol."""
         q = (await self.latest_quotes([symbol])).get(symbol.upper())
         if q is None:
             raise KeyError(f"no quote for {symbol!r}")
         return q
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
-        """Return the official close of symbol on the session containing session."""
+        """Return the official close of ``symbol`` on the session of ``session``."""
         day = session.astimezone(ET).date() if session.tzinfo else session.date()
         b = await self.bars([symbol], day, day, "1Day")
         if b.empty:
@@ -264,7 +264,7 @@ class AlpacaData:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
-        """Return the listed contracts of underlying (see DataFeed.option_contracts)."""
+        """Return the option contracts of ``underlying`` matching the filters."""
         try:
             contracts = await option_contract_pages(
                 lambda req: self._call(self._trading.get_option_contracts, req),
@@ -306,7 +306,7 @@ class AlpacaData:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
-        """Return a snapshot of the option chain of underlying (see DataFeed.option_chain)."""
+        """Return the chain snapshot of ``underlying`` in the fixed chain columns."""
         req = OptionChainRequest(
             underlying_symbol=underlying.upper(),
             feed=OptionsFeed(self.options_feed),
@@ -352,7 +352,7 @@ class AlpacaData:
         )
 
     async def aclose(self) -> None:
-        """Close the SDK clients' sessions."""
+        """Close the HTTP sessions."""
         for c in (self._stock, self._option, self._trading):
             session = getattr(c, "_session", None)
             if session is not None:

@@ -35,7 +35,7 @@ class Reservation:
     amount: Decimal
 
     def __post_init__(self) -> None:
-        """Turn the amount into a Decimal and check kind, symbol and amount."""
+        """Check the fields; a bad one is a ValueError naming it."""
         object.__setattr__(self, "amount", to_decimal(self.amount, "Reservation.amount"))
         self.claim()  # validates kind, symbol and amount
 
@@ -67,7 +67,7 @@ class Decision:
     est_price: Decimal | None = None
 
     def __post_init__(self) -> None:
-        """Check that a reservation belongs to the request's engine and strategy."""
+        """Check the fields; a bad one is a ValueError naming it."""
         own = self.request.owner
         if self.reserve is not None and (
             self.reserve.owner.engine,

@@ -74,5 +74,5 @@ def dec_text(x: Any, what: str) -> str | None:
 
 
 def from_iso(s: str | None) -> datetime | None:
-    """Return the datetime stored by ``ts_text`` (None stays None)."""
+    """Read back the datetime stored by ``ts_text`` (None stays None)."""
     return None if s is None else datetime.fromisoformat(s)
