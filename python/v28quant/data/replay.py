@@ -467,7 +467,7 @@ class ReplayFeed:
             rows.to_dict("records"),
             underlying_price=spot,
             as_of=now,
-            source="synthetic (BSM, realised-vol smile)",
+            source="synthetic (BSM, SSVI smile fitted to SPY)",
         )
 
     async def aclose(self) -> None:
