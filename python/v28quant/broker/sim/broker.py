@@ -25,7 +25,6 @@ from v28quant.broker.base import (
     TradingDay,
     replacement_client_order_id,
 )
-from v28quant.broker.occ import parse_occ
 from v28quant.broker.sim.matching import Matching
 from v28quant.broker.sim.persist import dump_state, load_state, read_state, write_atomically
 from v28quant.broker.sim.state import (
@@ -40,6 +39,7 @@ from v28quant.broker.sim.state import (
 )
 from v28quant.calendar import ExchangeCalendar
 from v28quant.clock import Clock
+from v28quant.occ import parse_occ
 from v28quant.quotes import QuoteSource
 
 

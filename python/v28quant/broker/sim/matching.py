@@ -16,7 +16,6 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from v28quant.broker.base import Activity, OrderRequest, OrderStatus
-from v28quant.broker.occ import parse_occ
 from v28quant.broker.sim.buying_power import BuyingPower
 from v28quant.broker.sim.expiry import Expiry
 from v28quant.broker.sim.state import (
@@ -32,6 +31,7 @@ from v28quant.broker.sim.state import (
     log,
 )
 from v28quant.calendar import ET
+from v28quant.occ import parse_occ
 from v28quant.quotes import Quote
 
 

@@ -22,9 +22,9 @@ from v28quant.broker.base import (
     OrderRequest,
     OrderStatus,
 )
-from v28quant.broker.occ import is_occ
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.clock import Clock
+from v28quant.occ import is_occ
 from v28quant.quotes import QuoteSource
 
 log = logging.getLogger("v28quant.broker.sim")
