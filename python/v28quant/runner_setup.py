@@ -192,6 +192,11 @@ def run_with(
         run_dir / "journal.sqlite" if run_dir is not None else settings.journal_path
     )
     journal_path.parent.mkdir(parents=True, exist_ok=True)
+    if venue.keyless and args.mode == "paper":  # the simulated account outlives the process
+        from v28quant.broker.sim import SimBroker, state_path_for
+
+        if isinstance(venue.broker, SimBroker):
+            venue.broker.keep_state(state_path_for(journal_path))
     log_dir = run_dir if run_dir is not None else Path(cfg.runner.log_dir)
     log_file = None
     if configure_logging:
