@@ -1,12 +1,21 @@
-"""Shared test fixtures. Real market history lives in ../shared/data (see its README)."""
+"""Fixtures shared across the test tree.
+
+Real market history lives in ``shared/data`` beside the repository clone (see its README); tests
+reach it only through the ``shared_data`` fixture and skip when it is absent (fail under CI).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.fixtures import OPEN
+from v28quant.journal import Journal
 
+# This file sits in <clone>/tests, so the clone's parent holds shared/data.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -19,3 +28,21 @@ def shared_data() -> Path:
             pytest.fail(f"shared market data not found at {SHARED_DATA}")
         pytest.skip(f"shared market data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """A fresh journal file in the test's temporary folder, closed afterwards."""
+    j = Journal(tmp_path / "journal.sqlite")
+    yield j
+    j.close()
+
+
+@pytest.fixture
+def fake_trading() -> Iterator[FakeAlpacaTrading]:
+    """A started fake of Alpaca's trading API at ``OPEN``; stopped after the test."""
+    fake = FakeAlpacaTrading(now=OPEN).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

@@ -21,15 +21,11 @@ def discord():
         yield d
 
 
-def test_posts_are_received(discord: FakeDiscord) -> None:
-    async def go() -> DiscordNotifier:
-        n = DiscordNotifier(SecretStr(discord.webhook_url), min_interval=0.01)
-        assert n.execution("SPY", "buy", 10, "450.05", engine="equity")
-        assert n.error("options engine", "quote missing")
-        await n.aclose()
-        return n
-
-    n = asyncio.run(go())
+async def test_posts_are_received(discord: FakeDiscord) -> None:
+    n = DiscordNotifier(SecretStr(discord.webhook_url), min_interval=0.01)
+    assert n.execution("SPY", "buy", 10, "450.05", engine="equity")
+    assert n.error("options engine", "quote missing")
+    await n.aclose()
     assert [m["content"] for m in discord.received] == [
         "FILL buy 10 SPY @ 450.05 (engine=equity)",
         "ERROR in options engine: quote missing",
@@ -37,17 +33,13 @@ def test_posts_are_received(discord: FakeDiscord) -> None:
     assert n.sent == 2 and n.dropped == 0
 
 
-def test_429_retry_after_is_honoured(discord: FakeDiscord, caplog) -> None:
+async def test_429_retry_after_is_honoured(discord: FakeDiscord, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     discord.rate_limit(times=1, retry_after=0.3)
-
-    async def go() -> None:
-        n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        n.notify("first")
-        n.notify("second")
-        await n.aclose(timeout=5)
-
-    asyncio.run(go())
+    n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+    n.notify("first")
+    n.notify("second")
+    await n.aclose(timeout=5)
     assert [m["content"] for m in discord.received] == ["first", "second"]
     assert len(discord.rejected) == 1
     # the retry came no sooner than retry_after after the 429
@@ -57,43 +49,35 @@ def test_429_retry_after_is_honoured(discord: FakeDiscord, caplog) -> None:
     assert "rate limited" in caplog.text
 
 
-def test_notify_never_blocks_or_raises(caplog) -> None:
+async def test_notify_never_blocks_or_raises(caplog) -> None:
     caplog.set_level(logging.DEBUG)
     # nothing listens on this port: every post fails with a connection error
     url = "http://127.0.0.1:9/api/webhooks/987654321/another-SECRET-token"
-
-    async def go() -> DiscordNotifier:
-        n = DiscordNotifier(url, max_queue=3, max_attempts=2, min_interval=0.0)
-        # notify() is synchronous: it only queues, so nothing has been attempted yet
-        accepted = [n.notify(f"m{i}") for i in range(10)]
-        assert accepted == [True] * 3 + [False] * 7 and n.sent == 0
-        await n.aclose(timeout=0.2)  # posts fail (connection refused); nothing raises
-        return n
-
-    n = asyncio.run(go())
+    n = DiscordNotifier(url, max_queue=3, max_attempts=2, min_interval=0.0)
+    # notify() is synchronous: it only queues, so nothing has been attempted yet
+    accepted = [n.notify(f"m{i}") for i in range(10)]
+    assert accepted == [True] * 3 + [False] * 7 and n.sent == 0
+    await n.aclose(timeout=0.2)  # posts fail (connection refused); nothing raises
     assert n.dropped >= 7
     assert "another-SECRET-token" not in caplog.text and "987654321" not in caplog.text
     assert "another-SECRET-token" not in repr(n)
 
 
-def test_null_notifier_and_factory() -> None:
+async def test_null_notifier_and_factory() -> None:
     assert isinstance(make_notifier(None), NullNotifier)
     assert isinstance(make_notifier(SecretStr("")), NullNotifier)
     nn = NullNotifier()
     assert nn.execution("SPY", "sell", 1, 1) and nn.error("x", "y")
-    asyncio.run(nn.aclose())
+    await nn.aclose()
     assert isinstance(make_notifier("https://discord.com/api/webhooks/1/x"), DiscordNotifier)
     with pytest.raises(ValueError, match="DISCORD_WEBHOOK_URL"):
         DiscordNotifier("not a url")
 
 
-def test_long_content_is_truncated(discord: FakeDiscord) -> None:
-    async def go() -> None:
-        n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        n.notify("x" * 5000)
-        await n.aclose()
-
-    asyncio.run(go())
+async def test_long_content_is_truncated(discord: FakeDiscord) -> None:
+    n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+    n.notify("x" * 5000)
+    await n.aclose()
     assert len(discord.received[0]["content"]) == 2000
 
 

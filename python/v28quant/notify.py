@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from v28quant.redaction import REDACTED, redact
+
 log = logging.getLogger(__name__)
 DISCORD_MAX_CONTENT = 2000
 
@@ -83,9 +85,7 @@ class _RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         if any(s in msg for s in self._secrets):
-            for s in self._secrets:
-                msg = msg.replace(s, "<redacted>")
-            record.msg, record.args = msg, ()
+            record.msg, record.args = redact(msg, "log", secrets=self._secrets), ()
         return True
 
 
@@ -149,12 +149,10 @@ class DiscordNotifier(_Formatting):
         self.dropped = 0
 
     def __repr__(self) -> str:
-        return "DiscordNotifier(url=<redacted>)"
+        return f"DiscordNotifier(url={REDACTED})"
 
     def _redact(self, text: str) -> str:
-        for s in self._secrets:
-            text = text.replace(s, "<redacted>")
-        return text
+        return str(redact(text, "notice", secrets=self._secrets))
 
     def _ensure_started(self) -> bool:
         """A sender task running on the current event loop; False (logged) when there is none.

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from v28quant.journal import Journal
+    from v28quant.journal.aggregates import AggregateRecords
 
 
 def _iso(when: datetime) -> str:
@@ -27,7 +27,7 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat()
 
 
-def explain(journal: Journal, symbol: str, at: datetime | None = None) -> dict[str, Any]:
+def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) -> dict[str, Any]:
     """Explain from the journal the view on ``symbol`` in force at ``at`` (latest if None).
 
     Raises ``LookupError`` when no aggregate for the symbol was journaled by then.

@@ -6,11 +6,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 from v28quant.clock import Clock
 from v28quant.quotes import Quote
-
-from fakes.alpaca_trading import FakeAlpacaTrading
 
 NY = ZoneInfo("America/New_York")
 
@@ -60,13 +57,3 @@ class FakeTime:
 
 
 OPEN = datetime(2024, 6, 3, 14, 30, tzinfo=ZoneInfo("UTC"))  # Mon 2024-06-03 10:30 New York
-
-
-@pytest.fixture
-def fake_trading():
-    """A started ``FakeAlpacaTrading`` at ``OPEN``; stopped after the test."""
-    fake = FakeAlpacaTrading(now=OPEN).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()

@@ -72,3 +72,16 @@ def round_net_limit(net: Decimal | str | int, scheme: TickScheme = "penny_pilot"
     n = Decimal(net)
     out = _to_grid(n, tick_size(n, scheme), ROUND_FLOOR)
     return _to_grid(out, tick_size(out, scheme), ROUND_FLOOR)
+
+
+def round_out(bid: float, ask: float, tick: Decimal) -> tuple[Decimal, Decimal]:
+    """Round a quote outward onto the ``tick`` grid: the bid down (not below 0), the ask up.
+
+    A quote that would collapse to a single price is widened to one tick, so the ask is always
+    above the bid; used to put model prices on the grid a venue would quote them on.
+    """
+    b = (Decimal(repr(max(float(bid), 0.0))) / tick).to_integral_value(ROUND_FLOOR) * tick
+    a = (Decimal(repr(float(ask))) / tick).to_integral_value(ROUND_CEILING) * tick
+    if a <= b:
+        a = b + tick
+    return b, a

@@ -15,17 +15,18 @@ insensitive; an optional ``symbol`` column; other columns ignored), see ``load_b
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from v28quant.calendar import ET
 from v28quant.data.base import BAR_COLUMNS
+from v28quant.data.seeding import stable_seed
 
-ET = "America/New_York"
 _OHLC = ("open", "high", "low", "close")
 
 
@@ -59,7 +60,7 @@ class History:
         return History(bars, {**self.synthetic, **other.synthetic}, {**self.source, **other.source})
 
 
-def _session_stamps(dates: Iterable) -> pd.DatetimeIndex:
+def _session_stamps(dates: Iterable[Any]) -> pd.DatetimeIndex:
     """Session dates -> midnight New York in UTC (Alpaca's daily-bar timestamp)."""
     idx = pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize()
     return idx.tz_localize(ET).tz_convert("UTC")
@@ -77,12 +78,6 @@ def _long(symbol: str, frame: pd.DataFrame) -> pd.DataFrame:
     return out[list(BAR_COLUMNS)]
 
 
-def _seed(*parts: object) -> int:
-    return int.from_bytes(
-        hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "little"
-    )
-
-
 def ohlc_from_closes(closes: pd.Series, seed: int = 0, window: int = 20) -> pd.DataFrame:
     """Synthetic open/high/low around real closes (labelled synthetic by the caller).
 
@@ -97,7 +92,7 @@ def ohlc_from_closes(closes: pd.Series, seed: int = 0, window: int = 20) -> pd.D
         raise ValueError(f"{closes.name}: closes must be finite and > 0")
     r = np.diff(np.log(c), prepend=np.log(c[0]))
     sd = pd.Series(r).rolling(window, min_periods=2).std().bfill().fillna(0.01).to_numpy()
-    rng = np.random.default_rng(_seed(seed, closes.name, "ohlc"))
+    rng = np.random.default_rng(stable_seed(seed, closes.name, "ohlc"))
     o = np.concatenate([[c[0]], c[:-1]])
     up = np.abs(rng.standard_normal(len(c))) * 0.5 * sd
     dn = np.abs(rng.standard_normal(len(c))) * 0.5 * sd

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -284,7 +284,9 @@ class PurgedWalkForward:
     embargo: int = 5
     min_train_dates: int = 252
 
-    def split(self, dates: Sequence | pd.Index, label_end: Sequence | pd.Index) -> Iterator[Split]:
+    def split(
+        self, dates: Sequence[Any] | pd.Index, label_end: Sequence[Any] | pd.Index
+    ) -> Iterator[Split]:
         """Yield a :class:`Split` per fold for rows with dates ``dates`` and ``label_end``."""
         d = pd.DatetimeIndex(dates)
         e = pd.DatetimeIndex(label_end)
@@ -378,8 +380,8 @@ def lookahead_check(
 
 def _bar_dates(bars: pd.DataFrame) -> np.ndarray:
     if isinstance(bars.index, pd.MultiIndex):
-        return pd.to_datetime(bars.index.get_level_values(0)).values
-    return pd.to_datetime(bars["date"]).values
+        return np.asarray(pd.to_datetime(bars.index.get_level_values(0)).values)
+    return np.asarray(pd.to_datetime(bars["date"]).values)
 
 
 def panel_to_arrays(

@@ -1,0 +1,223 @@
+"""Synthetic option chains for replay: listed contracts, model quotes and the chain frame.
+
+When no recorded snapshot is fresh, replay lists contracts and quotes them from a volatility
+model: Black-Scholes-Merton prices (``v28quant.options.black_scholes``) at an implied vol of
+ATM vol x smile, where ATM vol is trailing realised vol x a variance-risk-premium factor and the
+smile is ``1 + skew * x + curvature * x**2`` in standardised moneyness
+``x = ln(K/F) / (atm sqrt(T))`` (clipped to +-4). Bid/ask spreads are
+``max(min_width, rel_spread * price)`` rounded outward onto the option tick grid of
+``v28quant.broker.ticks`` (all-penny for the penny-program underlyings). Prices are European:
+the early-exercise premium of American options is ignored (small for the short-dated,
+near-the-money options engines trade; zero for calls without dividends).
+
+Listed strikes and expiries are fixed per session from the previous close (strikes do not move
+intraday): weekly Friday expiries out to ``weekly_days`` and third-Friday monthlies out to
+``monthly_days``, moved to Thursday when Friday is a holiday.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from v28quant.broker.ticks import TickScheme, round_out, tick_size
+from v28quant.calendar import ET, ExchangeCalendar
+from v28quant.data.base import format_occ
+
+YEAR_SECONDS = 365.0 * 86400.0
+PENNY_UNDERLYINGS = frozenset(
+    {
+        "SPY",
+        "QQQ",
+        "IWM",
+        "DIA",
+        "AAPL",
+        "MSFT",
+        "AMZN",
+        "NVDA",
+        "TSLA",
+        "META",
+        "GOOGL",
+        "AMD",
+        "SPX",
+        "SP500",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SyntheticChainModel:
+    """How synthetic option chains are priced (see the module docstring).
+
+    Vols are annualised, ``rate`` continuously compounded, ``rel_spread`` a fraction of the
+    option price and ``min_width`` dollars per share; day counts are calendar days.
+    """
+
+    rate: float = 0.04
+    vol_window: int = 21
+    vol_floor: float = 0.05
+    vol_default: float = 0.25
+    variance_risk_premium: float = 1.10
+    skew: float = -0.10
+    curvature: float = 0.02
+    rel_spread: float = 0.03
+    min_width: float = 0.02
+    weekly_days: int = 35
+    monthly_days: int = 120
+    strike_sd: float = 3.0
+    max_strikes: int = 60
+
+
+def third_friday(y: int, m: int) -> date:
+    """Return the third Friday of month ``m`` of year ``y`` (standard monthly expiry)."""
+    d = date(y, m, 15)
+    return d + timedelta(days=(4 - d.weekday()) % 7)
+
+
+def last_trade_time(calendar: ExchangeCalendar, underlying: str, expiry: date) -> datetime:
+    """Return when options on ``underlying`` expiring on ``expiry`` stop trading."""
+    if calendar.is_session(expiry):
+        return calendar.option_close(underlying, expiry, expiry=expiry)
+    return datetime.combine(expiry, time(16), ET)
+
+
+def listed_contracts(
+    model: SyntheticChainModel, calendar: ExchangeCalendar, today: date, ref: float, vol: float
+) -> pd.DataFrame:
+    """List synthetic contracts (columns expiry, strike, type) for session ``today``.
+
+    Strikes span ``strike_sd`` standard deviations (annualised ``vol``) around the reference
+    price ``ref`` on the usual listing increments, thinned to at most ``max_strikes``.
+    """
+    expiries: set[date] = set()
+    d = today
+    while d <= today + timedelta(days=model.monthly_days):
+        if d.weekday() == 4:
+            weekly = d <= today + timedelta(days=model.weekly_days)
+            if weekly or d == third_friday(d.year, d.month):
+                try:
+                    e = calendar.expiry_session(d)
+                except ValueError:
+                    e = d
+                if e >= today:
+                    expiries.add(e)
+        d += timedelta(days=1)
+    inc = next(
+        x for x in (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0) if ref / x <= 120 or x == 100.0
+    )
+    rows = []
+    for e in sorted(expiries):
+        t = max((e - today).days, 1) / 365.0
+        width = max(0.05, model.strike_sd * vol * math.sqrt(t))
+        lo_k = math.ceil(ref * math.exp(-width) / inc) * inc
+        hi_k = math.floor(ref * math.exp(width) / inc) * inc
+        step = inc
+        while (hi_k - lo_k) / step + 1 > model.max_strikes:
+            step *= 2
+        centre = round(ref / step) * step
+        ks = np.arange(centre - step * math.floor((centre - lo_k) / step), hi_k + step / 2, step)
+        for k in ks:
+            if k <= 0:
+                continue
+            for typ in ("call", "put"):
+                rows.append((e, round(float(k), 4), typ))
+    return pd.DataFrame(rows, columns=["expiry", "strike", "type"])
+
+
+def price_options(
+    model: SyntheticChainModel,
+    calendar: ExchangeCalendar,
+    underlying: str,
+    *,
+    spot: float,
+    div: float,
+    realised_vol: float,
+    expiry: NDArray[np.object_],
+    strike: NDArray[np.float64],
+    is_call: NDArray[np.bool_],
+    now: datetime,
+) -> dict[str, NDArray[np.float64]]:
+    """Quote contracts at ``now`` from the model.
+
+    Returns arrays ``spot, t`` (years to the last trade time), ``iv, price, bid, ask`` and the
+    Greeks ``delta, gamma, theta`` (per year) ``, vega`` (per 1.00 of vol).
+    """
+    from v28quant.options import black_scholes as bsm
+
+    m = model
+    atm = max(m.vol_floor, realised_vol) * m.variance_risk_premium
+    closes = {e: last_trade_time(calendar, underlying, e) for e in set(expiry.tolist())}
+    t = np.array([max((closes[e] - now).total_seconds(), 0.0) / YEAR_SECONDS for e in expiry])
+    fwd = spot * np.exp((m.rate - div) * t)
+    x = np.clip(np.log(strike / fwd) / (atm * np.sqrt(np.maximum(t, 1.0 / (365 * 24)))), -4.0, 4.0)
+    iv = atm * (1.0 + m.skew * x + m.curvature * x * x)
+    price = np.asarray(bsm.price(spot, strike, t, m.rate, div, iv, is_call), dtype=float)
+    g = bsm.greeks(spot, strike, t, m.rate, div, iv, is_call)
+    width = np.maximum(m.min_width, m.rel_spread * price)
+    scheme: TickScheme = "all_penny" if underlying in PENNY_UNDERLYINGS else "penny_pilot"
+    bid, ask = np.empty_like(price), np.empty_like(price)
+    for j, p in enumerate(price):
+        tick = tick_size(Decimal(repr(float(p))), scheme)
+        b, a = round_out(p - width[j] / 2, p + width[j] / 2, tick)
+        bid[j], ask[j] = float(b), float(a)
+    return {
+        "spot": np.full_like(price, spot),
+        "t": t,
+        "iv": iv,
+        "price": price,
+        "bid": bid,
+        "ask": ask,
+        "delta": np.asarray(g.delta, float),
+        "gamma": np.asarray(g.gamma, float),
+        "theta": np.asarray(g.theta, float),
+        "vega": np.asarray(g.vega, float),
+    }
+
+
+def chain_rows(
+    underlying: str,
+    listing: pd.DataFrame,
+    quotes: dict[str, NDArray[np.float64]],
+    *,
+    spot: float,
+    realised_vol: float,
+) -> pd.DataFrame:
+    """Build chain rows (``CHAIN_COLUMNS`` less the frame's attributes) for listed contracts.
+
+    Open interest is a bell in standardised moneyness that thins with time to expiry, volume a
+    fifth of it: enough for liquidity filters to prefer near-the-money, near-dated contracts.
+    """
+    strike = listing["strike"].to_numpy(float)
+    x = np.log(strike / spot) / (realised_vol * np.sqrt(np.maximum(quotes["t"], 1 / 365)))
+    oi = np.floor(5000.0 * np.exp(-0.5 * x * x) / (1.0 + 4.0 * quotes["t"])) + 10.0
+    return pd.DataFrame(
+        {
+            "symbol": [
+                format_occ(underlying, e, ty, Decimal(repr(float(k))))
+                for e, k, ty in zip(
+                    listing["expiry"], listing["strike"], listing["type"], strict=True
+                )
+            ],
+            "underlying": underlying,
+            "expiry": listing["expiry"],
+            "strike": listing["strike"],
+            "type": listing["type"],
+            "bid": quotes["bid"],
+            "ask": quotes["ask"],
+            "mid": (quotes["bid"] + quotes["ask"]) / 2.0,
+            "iv": quotes["iv"],
+            "delta": quotes["delta"],
+            "gamma": quotes["gamma"],
+            "theta": quotes["theta"],
+            "vega": quotes["vega"],
+            "open_interest": oi,
+            "volume": np.floor(oi * 0.2),
+            "synthetic": True,
+        }
+    )

@@ -1,0 +1,134 @@
+"""Read-only roll-ups of the journal for people: signals as a frame, the after-close summary."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from v28quant.calendar import ET
+from v28quant.journal._codec import from_iso, ts_text
+from v28quant.journal.store import JournalStore
+
+
+class ReportQueries(JournalStore):
+    """Queries that summarise what was journaled (mixed into ``Journal``)."""
+
+    def last_positions(self) -> dict[str, Decimal]:
+        """Signed quantity per symbol in the latest snapshot ({} if none or flat)."""
+        rows = self._read(
+            "SELECT symbol, qty FROM positions WHERE snapshot_id = "
+            "(SELECT MAX(id) FROM position_snapshots)"
+        )
+        return {r["symbol"]: Decimal(r["qty"]) for r in rows}
+
+    def signals(self, since: datetime | None = None) -> pd.DataFrame:
+        """Signals (optionally those at or after ``since``) as a DataFrame.
+
+        Columns: id, ts (UTC), model, symbol, value, confidence, reasoning (dict).
+        """
+        if since is None:
+            rows = self._read("SELECT * FROM signals ORDER BY id")
+        else:
+            rows = self._read("SELECT * FROM signals WHERE ts >= ? ORDER BY id", (ts_text(since),))
+        cols = ["id", "ts", "model", "symbol", "value", "confidence", "reasoning"]
+        df = pd.DataFrame([dict(r) for r in rows], columns=cols)
+        df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601")
+        df["reasoning"] = [json.loads(s) for s in df["reasoning"]]
+        return df
+
+    def decisions(
+        self, engine: str | None = None, action: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Return decisions, oldest first, optionally filtered.
+
+        By ``engine``, ``action`` and time (at or after ``since``); each a dict with ``ts``
+        (UTC datetime) and ``reasoning`` (dict).
+        """
+        sql, params = "SELECT * FROM decisions WHERE 1 = 1", []
+        for column, value in (("engine", engine), ("action", action)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(ts_text(since))
+        out = []
+        for r in self._read(sql + " ORDER BY ts, rowid", params):
+            d = dict(r)
+            d["ts"] = from_iso(d["ts"])
+            d["reasoning"] = json.loads(d["reasoning"])
+            out.append(d)
+        return out
+
+    def fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Return fills, oldest first, optionally those at or after ``since``.
+
+        ``qty`` and ``price`` are Decimal, ``ts`` a UTC datetime.
+        """
+        sql, params = "SELECT * FROM fills", []
+        if since is not None:
+            sql, params = sql + " WHERE ts >= ?", [ts_text(since)]
+        out = []
+        for r in self._read(sql + " ORDER BY ts, fill_id", params):
+            d = dict(r)
+            d["qty"], d["price"] = Decimal(d["qty"]), Decimal(d["price"])
+            d["ts"] = from_iso(d["ts"])
+            out.append(d)
+        return out
+
+    def daily_summary(self, day: date, tz: ZoneInfo = ET) -> dict[str, Any]:
+        """Roll-up of one trading day for the after-close report.
+
+        ``day`` is read in ``tz`` (US/Eastern by default). Counts of signals, decisions and
+        orders by engine and status, fills with bought / sold notional per side (Decimal, price
+        x qty; options per share of premium, not x100), activities by type, reconciles and the
+        latest positions.
+        """
+        lo = datetime.combine(day, time(0), tz)
+        rng = (ts_text(lo), ts_text(lo + timedelta(days=1)))
+        n_signals = self._read("SELECT COUNT(*) FROM signals WHERE ts >= ? AND ts < ?", rng)
+        decisions = self._read(
+            "SELECT engine, COUNT(*) n FROM decisions WHERE ts >= ? AND "
+            "ts < ? GROUP BY engine ORDER BY engine",
+            rng,
+        )
+        orders = self._read(
+            "SELECT COALESCE(engine, '') engine, status, COUNT(*) n FROM orders "
+            "WHERE COALESCE(intent_ts, updated_ts) >= ? AND "
+            "COALESCE(intent_ts, updated_ts) < ? GROUP BY 1, 2 ORDER BY 1, 2",
+            rng,
+        )
+        fills = self._read("SELECT side, qty, price FROM fills WHERE ts >= ? AND ts < ?", rng)
+        acts = self._read(
+            "SELECT activity_type, COUNT(*) n FROM activities WHERE ts >= ? AND "
+            "ts < ? GROUP BY 1 ORDER BY 1",
+            rng,
+        )
+        recs = self._read(
+            "SELECT ok, COUNT(*) n FROM reconciles WHERE ts >= ? AND ts < ? GROUP BY ok", rng
+        )
+        notional: dict[str, Decimal] = {}
+        for f in fills:
+            notional[f["side"]] = notional.get(f["side"], Decimal(0)) + (
+                abs(Decimal(f["qty"])) * Decimal(f["price"])
+            )
+        orders_by: dict[str, dict[str, int]] = {}
+        for r in orders:
+            orders_by.setdefault(r["engine"], {})[r["status"]] = int(r["n"])
+        rec = {bool(r["ok"]): int(r["n"]) for r in recs}
+        return {
+            "day": day.isoformat(),
+            "signals": int(n_signals[0][0]),
+            "decisions": {r["engine"]: int(r["n"]) for r in decisions},
+            "orders": orders_by,
+            "fills": len(fills),
+            "notional": notional,
+            "activities": {r["activity_type"]: int(r["n"]) for r in acts},
+            "reconciles": {"ok": rec.get(True, 0), "failed": rec.get(False, 0)},
+            "positions": self.last_positions(),
+        }

@@ -1,0 +1,205 @@
+"""Reservations: shares or cash an owner has set aside, and the check that guards them.
+
+Shares that back a covered call and cash that backs a cash-secured put belong to the strategy
+that wrote the option. An order of another owner that would spend them is refused. The check and
+the intent it admits are one ``BEGIN IMMEDIATE`` transaction, so two owners admitted at the same
+moment (two engines, two threads, two connections) are checked one after the other, each seeing
+what the other reserved or is about to spend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from v28quant.journal._codec import from_iso, ts_text
+from v28quant.journal.schema import FINAL_STATUSES
+from v28quant.journal.store import JournalStore
+
+ReserveKind = Literal["shares", "cash"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Shares of ``symbol`` or cash (``symbol`` None), ``amount`` of it (shares or dollars)."""
+
+    kind: ReserveKind
+    symbol: str | None
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("shares", "cash"):
+            raise ValueError(f"kind must be 'shares' or 'cash', got {self.kind!r}")
+        if self.kind == "shares" and not self.symbol:
+            raise ValueError("a shares claim needs the symbol")
+        if self.kind == "cash" and self.symbol is not None:
+            raise ValueError(
+                f"a cash claim is account-wide: symbol must be None, got {self.symbol}"
+            )
+        if not self.amount > 0:
+            raise ValueError(f"amount must be > 0, got {self.amount}")
+
+    @property
+    def what(self) -> str:
+        """``"shares of SPY"`` or ``"cash"``, for messages."""
+        return f"shares of {self.symbol}" if self.kind == "shares" else "cash"
+
+
+class ReservationBook(JournalStore):
+    """Reservation queries and releases (mixed into ``Journal``)."""
+
+    def reservations(self, *, active: bool = True) -> list[dict[str, Any]]:
+        """Reservations, oldest first; only those not released when ``active``."""
+        where = "WHERE released_ts IS NULL " if active else ""
+        rows = self._read(f"SELECT * FROM reservations {where}ORDER BY id")
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["amount"] = Decimal(d["amount"])
+            d["created_ts"] = from_iso(d["created_ts"])
+            d["released_ts"] = from_iso(d["released_ts"])
+            out.append(d)
+        return out
+
+    def release_reservations(
+        self,
+        *,
+        reason: str,
+        ts: datetime,
+        reservation_id: int | None = None,
+        client_order_id: str | None = None,
+        engine: str | None = None,
+        strategy: str | None = None,
+        claim: Claim | None = None,
+    ) -> int:
+        """Release active reservations matching every filter given; returns how many.
+
+        At least one filter is required (releasing everything by accident is refused).
+        """
+        conds: list[str] = ["released_ts IS NULL"]
+        params: list[Any] = []
+        for col, val in (
+            ("id", reservation_id),
+            ("client_order_id", client_order_id),
+            ("engine", engine),
+            ("strategy", strategy),
+        ):
+            if val is not None:
+                conds.append(f"{col} = ?")
+                params.append(val)
+        if claim is not None:
+            conds += ["kind = ?", "symbol IS ?"]
+            params += [claim.kind, claim.symbol]
+        if len(conds) == 1:
+            raise ValueError("release_reservations needs at least one filter")
+        where = " AND ".join(conds)
+        cur = self._write(
+            f"UPDATE reservations SET released_ts = ?, release_reason = ? WHERE {where}",
+            (ts_text(ts), reason, *params),
+        )
+        return int(cur.rowcount)
+
+    def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
+        """Hand an order's active reservations to its replacement; returns how many moved."""
+        cur = self._write(
+            "UPDATE reservations SET client_order_id = ? "
+            "WHERE client_order_id = ? AND released_ts IS NULL",
+            (new_client_order_id, old_client_order_id),
+        )
+        return int(cur.rowcount)
+
+    def _claims_in_tx(self, claim: Claim) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Read the reservations and open-order spends on ``claim``'s kind and symbol.
+
+        Runs inside the caller's transaction; a spend counts only its unfilled part.
+        """
+        reserved = [
+            dict(r)
+            for r in self._db.execute(
+                "SELECT engine, strategy, amount FROM reservations "
+                "WHERE released_ts IS NULL AND kind = ? AND symbol IS ?",
+                (claim.kind, claim.symbol),
+            ).fetchall()
+        ]
+        marks = ",".join("?" * len(FINAL_STATUSES))
+        spends = []
+        for r in self._db.execute(
+            "SELECT engine, strategy, spend_amount, request, filled_qty FROM orders "
+            f"WHERE spend_kind = ? AND spend_symbol IS ? AND status NOT IN ({marks})",
+            (claim.kind, claim.symbol, *sorted(FINAL_STATUSES)),
+        ).fetchall():
+            amount = Decimal(r["spend_amount"])
+            qty = Decimal(json.loads(r["request"])["qty"]) if r["request"] else Decimal(0)
+            filled = Decimal(r["filled_qty"] or 0)
+            if qty > 0:
+                amount = amount * max(qty - filled, Decimal(0)) / qty
+            spends.append({"engine": r["engine"], "strategy": r["strategy"], "amount": amount})
+        return reserved, spends
+
+
+def check_claims(
+    owner: tuple[str, str],
+    spend: Claim | None,
+    reserve: Claim | None,
+    capacity: Mapping[tuple[str, str | None], Decimal],
+    reserved: Mapping[tuple[str, str | None], list[dict[str, Any]]],
+    spends: Mapping[tuple[str, str | None], list[dict[str, Any]]],
+) -> str | None:
+    """Why the order may not go (None: it may).
+
+    Parameters
+    ----------
+    owner : (engine, strategy)
+        Who places the order; its own reservations are its to spend.
+    spend, reserve : Claim or None
+        What the order spends, and what it asks to set aside.
+    capacity : mapping
+        (kind, symbol) -> what the account holds now (shares long, or cash).
+    reserved, spends : mapping
+        (kind, symbol) -> active reservations / unfilled spends of open orders, as rows with
+        ``engine``, ``strategy`` and ``amount``.
+    """
+
+    def others(rows: list[dict[str, Any]]) -> Decimal:
+        return sum((r["amount"] for r in rows if (r["engine"], r["strategy"]) != owner), Decimal(0))
+
+    def total(rows: list[dict[str, Any]]) -> Decimal:
+        return sum((Decimal(r["amount"]) for r in rows), Decimal(0))
+
+    def holders(rows: list[dict[str, Any]]) -> str:
+        who = sorted(
+            {
+                f"{r['engine']}/{r['strategy']}"
+                for r in rows
+                if (r["engine"], r["strategy"]) != owner
+            }
+        )
+        return ", ".join(who)
+
+    if spend is not None:
+        key = (spend.kind, spend.symbol)
+        res = [{**r, "amount": Decimal(r["amount"])} for r in reserved.get(key, [])]
+        held = others(res)
+        if held > 0:
+            free = capacity.get(key, Decimal(0)) - held - others(spends.get(key, []))
+            if spend.amount > free:
+                return (
+                    f"would spend {spend.what} reserved by {holders(res)}: needs {spend.amount}, "
+                    f"{max(free, Decimal(0))} free of {capacity.get(key, Decimal(0))} "
+                    f"({held} reserved by other owners)"
+                )
+    if reserve is not None:
+        key = (reserve.kind, reserve.symbol)
+        res_rows = reserved.get(key, [])
+        taken = total(res_rows) + total(spends.get(key, []))
+        free = capacity.get(key, Decimal(0)) - taken
+        if reserve.amount > free:
+            return (
+                f"cannot reserve {reserve.amount} {reserve.what}: {max(free, Decimal(0))} free of "
+                f"{capacity.get(key, Decimal(0))} ({taken} already reserved or being spent)"
+            )
+    return None

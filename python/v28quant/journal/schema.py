@@ -1,0 +1,96 @@
+"""The journal's tables (versioned migrations) and the order-status vocabulary it stores."""
+
+from __future__ import annotations
+
+from v28quant.broker.base import TERMINAL_STATUSES as _VENUE_TERMINAL
+
+#: Journaled, not yet known to have left (``record_order_intent``).
+INTENT_STATUS = "intent"
+#: Sent, but the venue's answer is unknown (timeout, 5xx, unreadable reply): a look-up by client
+#: order id among open and closed orders settles it. Never read as a refusal.
+UNKNOWN_STATUS = "unknown"
+#: A look-up found no such order at the venue: it never arrived. Final unless the venue later
+#: shows it (reconcile treats that as a difference).
+NOT_SENT_STATUS = "not_sent"
+#: Refused before sending by the execution service (ownership, reservations); reason journaled.
+REFUSED_STATUS = "refused"
+
+#: Statuses after which no more updates are expected: the venue's own, plus the local ones.
+FINAL_STATUSES = frozenset({s.value for s in _VENUE_TERMINAL} | {NOT_SENT_STATUS, REFUSED_STATUS})
+#: Statuses stamped by the local clock, which any venue answer supersedes whatever its time.
+LOCAL_STATUSES = frozenset({INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS, REFUSED_STATUS})
+
+# Each entry migrates the schema from version i to i + 1; never edit a released entry, append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE signals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL, model TEXT NOT NULL, symbol TEXT NOT NULL,
+        value REAL NOT NULL, confidence REAL NOT NULL, reasoning TEXT NOT NULL);
+    CREATE INDEX signals_ts ON signals(ts);
+    CREATE TABLE decisions (
+        decision_id TEXT PRIMARY KEY, ts TEXT NOT NULL, engine TEXT NOT NULL,
+        strategy TEXT NOT NULL, symbol TEXT NOT NULL, action TEXT NOT NULL,
+        reasoning TEXT NOT NULL);
+    CREATE INDEX decisions_ts ON decisions(ts);
+    CREATE TABLE orders (
+        client_order_id TEXT PRIMARY KEY, engine TEXT, strategy TEXT, decision_id TEXT,
+        request TEXT, intent_ts TEXT, broker_order_id TEXT, status TEXT NOT NULL,
+        filled_qty TEXT, filled_avg_price TEXT, updated_ts TEXT NOT NULL);
+    CREATE INDEX orders_status ON orders(status);
+    CREATE TABLE order_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, client_order_id TEXT NOT NULL,
+        broker_order_id TEXT, status TEXT NOT NULL, filled_qty TEXT, filled_avg_price TEXT,
+        raw TEXT NOT NULL, ts TEXT NOT NULL);
+    CREATE INDEX order_events_cid ON order_events(client_order_id);
+    CREATE TABLE fills (
+        fill_id TEXT PRIMARY KEY, client_order_id TEXT, symbol TEXT NOT NULL,
+        qty TEXT NOT NULL, price TEXT NOT NULL, side TEXT NOT NULL, ts TEXT NOT NULL);
+    CREATE INDEX fills_ts ON fills(ts);
+    CREATE TABLE position_snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL);
+    CREATE TABLE positions (
+        snapshot_id INTEGER NOT NULL REFERENCES position_snapshots(id),
+        symbol TEXT NOT NULL, qty TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (snapshot_id, symbol));
+    CREATE TABLE activities (
+        activity_id TEXT PRIMARY KEY, activity_type TEXT NOT NULL, symbol TEXT,
+        qty TEXT, price TEXT, ts TEXT NOT NULL, raw TEXT NOT NULL);
+    CREATE TABLE model_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, version TEXT NOT NULL,
+        started TEXT NOT NULL, finished TEXT NOT NULL, params TEXT NOT NULL,
+        metrics TEXT NOT NULL);
+    CREATE TABLE reconciles (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, ok INTEGER NOT NULL,
+        differences TEXT NOT NULL);
+    """,
+    # 2: the request's hash beside each intent (one key, one request), the last reason an
+    # order changed status, what it spends (shares of a symbol, or cash), and reservations of
+    # shares or cash by an owner.
+    """
+    ALTER TABLE orders ADD COLUMN request_hash TEXT;
+    ALTER TABLE orders ADD COLUMN reason TEXT;
+    ALTER TABLE orders ADD COLUMN spend_kind TEXT;
+    ALTER TABLE orders ADD COLUMN spend_symbol TEXT;
+    ALTER TABLE orders ADD COLUMN spend_amount TEXT;
+    CREATE INDEX orders_broker_id ON orders(broker_order_id);
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        engine TEXT NOT NULL, strategy TEXT NOT NULL, decision_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('shares', 'cash')), symbol TEXT,
+        amount TEXT NOT NULL, client_order_id TEXT, created_ts TEXT NOT NULL,
+        released_ts TEXT, release_reason TEXT);
+    CREATE INDEX reservations_active ON reservations(released_ts, kind, symbol);
+    """,
+    # 3: the aggregator's combined view per symbol, and indexes for the why-query's lookups
+    """
+    CREATE TABLE aggregates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL, data_ts TEXT, symbol TEXT NOT NULL, value REAL NOT NULL,
+        confidence REAL NOT NULL, tradable INTEGER NOT NULL, regime TEXT NOT NULL,
+        contributions TEXT NOT NULL, reasoning TEXT NOT NULL);
+    CREATE INDEX aggregates_symbol_ts ON aggregates(symbol, ts);
+    CREATE INDEX signals_symbol_ts ON signals(symbol, ts);
+    CREATE INDEX decisions_symbol_ts ON decisions(symbol, ts);
+    """,
+)

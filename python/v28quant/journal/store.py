@@ -1,0 +1,104 @@
+"""The journal's SQLite plumbing: one connection, one transaction per write, migrations.
+
+WAL mode with ``synchronous=FULL``: every write is its own transaction, committed (and the WAL
+fsynced) before the method returns, so a row the caller has seen acknowledged survives a crash of
+the process *and* of the machine. ``NORMAL`` would survive a process crash only; the journal writes
+a few rows per 5-minute cycle, so the fsync per commit costs nothing that matters.
+
+Thread-safe: one connection guarded by a lock (the runner writes from the event loop's worker
+thread and from executor threads). From async code go through ``AsyncJournal``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from v28quant.journal.schema import MIGRATIONS
+
+#: Seconds a write waits for another connection's lock before failing.
+BUSY_TIMEOUT_S = 30.0
+
+Statement = tuple[str, Iterable[Any]]
+
+
+class JournalStore:
+    """One SQLite file, created (with its schema) if missing and migrated if older.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
+        self._db = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+        )
+        self._db.row_factory = sqlite3.Row
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"journal {self.path}: could not switch to WAL mode ({mode})")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @property
+    def schema_version(self) -> int:
+        """The number of migrations applied to the file."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"journal {self.path} has schema version {version}, newer "
+                    f"than this v28quant ({len(MIGRATIONS)}); upgrade v28quant"
+                )
+            for i in range(version, len(MIGRATIONS)):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in MIGRATIONS[i].split(";"):
+                        if stmt.strip():
+                            self._db.execute(stmt)
+                    self._db.execute(f"PRAGMA user_version={i + 1}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self._write_many([(sql, params)])[-1]
+
+    def _write_many(self, stmts: Sequence[Statement]) -> list[sqlite3.Cursor]:
+        """Run the statements in one committed transaction; return their cursors."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursors = [self._db.execute(sql, tuple(p)) for sql, p in stmts]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return cursors
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._db.close()
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"`` for a healthy file."""
+        return str(self._read("PRAGMA integrity_check")[0][0])

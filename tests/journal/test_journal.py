@@ -1,0 +1,397 @@
+"""The SQLite journal: round trips, idempotency, secret guard, crash survival.
+
+Independent references: SQLite's own ``PRAGMA integrity_check`` / ``journal_mode`` and a
+second, raw ``sqlite3`` connection reading the file (not the Journal class) for storage checks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from v28quant.journal import Journal
+from v28quant.signals import Signal
+
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    con = sqlite3.connect(str(path))
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def test_wal_full_sync_and_schema_version(journal: Journal) -> None:
+    assert raw(journal.path, "PRAGMA journal_mode")[0][0] == "wal"
+    assert journal._read("PRAGMA synchronous")[0][0] == 2  # FULL
+    assert journal.schema_version == 3
+    journal.close()
+    again = Journal(journal.path)  # reopening does not re-run migrations
+    assert again.schema_version == 3
+    again.close()
+
+
+def test_refuses_newer_schema(tmp_path: Path) -> None:
+    p = tmp_path / "new.sqlite"
+    Journal(p).close()
+    raw(p, "PRAGMA user_version=99")
+    with pytest.raises(RuntimeError, match="schema version 99"):
+        Journal(p)
+
+
+def test_signals_round_trip(journal: Journal) -> None:
+    s = Signal("garch", "SPY", -0.25, 0.8, {"sigma": 0.013, "n": 250, "px": Decimal("1.10")}, ts=T0)
+    i1 = journal.record_signal(s)
+    i2 = journal.record_signal(Signal("hmm", "QQQ", 0.5, 0.1, {}, ts=T0 + timedelta(hours=1)))
+    assert (i1, i2) == (1, 2)
+    df = journal.signals()
+    assert list(df.columns) == ["id", "ts", "model", "symbol", "value", "confidence", "reasoning"]
+    assert df.loc[0, "reasoning"] == {"sigma": 0.013, "n": 250, "px": "1.10"}
+    assert df.loc[0, "ts"] == T0
+    later = journal.signals(since=T0 + timedelta(minutes=30))
+    assert later["model"].tolist() == ["hmm"]
+    # stored as ISO UTC text, whatever zone the caller used
+    ny = timezone(timedelta(hours=-5))
+    journal.record_signal(Signal("x", "SPY", 0, 0, {}, ts=datetime(2026, 3, 2, 10, tzinfo=ny)))
+    assert (
+        raw(journal.path, "SELECT ts FROM signals WHERE id=3")[0][0] == "2026-03-02T15:00:00+00:00"
+    )
+
+
+def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
+    req = {
+        "symbol": "SPY",
+        "qty": Decimal("10"),
+        "side": "buy",
+        "type": "limit",
+        "limit_price": Decimal("450.05"),
+    }
+    assert journal.record_order_intent("eq-mom-1", "equity", "momentum", "d1", req, T0)
+    assert not journal.record_order_intent("eq-mom-1", "equity", "momentum", "d1", req, T0)
+    o = journal.order_by_client_id("eq-mom-1")
+    assert o is not None and o["status"] == "intent" and o["broker_order_id"] is None
+    assert o["request"]["limit_price"] == "450.05"
+    assert [x["client_order_id"] for x in journal.open_orders()] == ["eq-mom-1"]
+
+    journal.record_order_update(
+        "eq-mom-1", "b-1", "new", "0", None, {"status": "new"}, T0 + timedelta(seconds=1)
+    )
+    journal.record_order_update(
+        "eq-mom-1",
+        "b-1",
+        "partially_filled",
+        Decimal("4"),
+        Decimal("450.01"),
+        {},
+        T0 + timedelta(seconds=2),
+    )
+    # an update that arrives late (older ts) is kept as an event but does not win
+    journal.record_order_update(
+        "eq-mom-1", None, "accepted", "0", None, {}, T0 + timedelta(milliseconds=500)
+    )
+    o = journal.order_by_client_id("eq-mom-1")
+    assert o["status"] == "partially_filled"
+    assert o["filled_qty"] == Decimal("4") and o["filled_avg_price"] == Decimal("450.01")
+    journal.record_order_update(
+        "eq-mom-1", "b-1", "filled", "10", "450.0130", {}, T0 + timedelta(seconds=3)
+    )
+    assert journal.open_orders() == []
+    events = journal.order_events("eq-mom-1")
+    assert [e["status"] for e in events] == [
+        "intent",
+        "new",
+        "partially_filled",
+        "accepted",
+        "filled",
+    ]
+    # exact decimal text, no float round trip
+    assert raw(journal.path, "SELECT filled_avg_price FROM orders")[0][0] == "450.0130"
+    assert journal.order_by_client_id("nope") is None
+
+    # an order found only at the broker (reconciliation) still gets a row
+    journal.record_order_update("ext-1", "b-9", "new", "0", None, {}, T0)
+    assert journal.order_by_client_id("ext-1")["engine"] is None
+    assert [x["client_order_id"] for x in journal.open_orders()] == ["ext-1"]
+
+
+def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> None:
+    # The intent is stamped by the local clock, 5 s AHEAD of the broker's clock. Expected
+    # states follow Alpaca's order lifecycle: an intent is only ever superseded; a terminal
+    # status (filled) is final; anything else older than the row is stale.
+    caplog.set_level(logging.WARNING, logger="v28quant.journal")
+    journal.record_order_intent("eq-skew-1", "equity", "m", "d1", {}, T0 + timedelta(seconds=5))
+    journal.record_order_update("eq-skew-1", "b-1", "new", "0", None, {}, T0 + timedelta(seconds=1))
+    o = journal.order_by_client_id("eq-skew-1")
+    assert o["status"] == "new" and o["broker_order_id"] == "b-1", o
+    assert o["updated_ts"] == T0 + timedelta(seconds=1), o  # the broker's clock from now on
+    assert caplog.records == []
+
+    # a later partial fill (broker time) still wins over the acknowledgement
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "partially_filled", "4", "450", {}, T0 + timedelta(seconds=3)
+    )
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "partially_filled"
+
+    # a genuinely stale non-terminal update is not applied, but it is not silent
+    journal.record_order_update("eq-skew-1", None, "accepted", "0", None, {}, T0)
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "partially_filled"
+    assert len(caplog.records) == 1 and "eq-skew-1" in caplog.text, caplog.text
+    assert "accepted" in caplog.text
+
+    # the terminal status stamped earlier than the partial fill is still applied ...
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "filled", "10", "450.2", {}, T0 + timedelta(seconds=2)
+    )
+    o = journal.order_by_client_id("eq-skew-1")
+    assert o["status"] == "filled" and o["filled_qty"] == Decimal(10), o
+    assert journal.open_orders() == []
+    # ... and a late non-terminal one cannot undo it
+    journal.record_order_update(
+        "eq-skew-1", "b-1", "partially_filled", "4", "450", {}, T0 + timedelta(seconds=2.5)
+    )
+    assert journal.order_by_client_id("eq-skew-1")["status"] == "filled"
+    assert len(caplog.records) == 2
+    # every update is an event, applied or not
+    assert [e["status"] for e in journal.order_events("eq-skew-1")] == [
+        "intent",
+        "new",
+        "partially_filled",
+        "accepted",
+        "filled",
+        "partially_filled",
+    ]
+
+
+def test_fills_activities_idempotent(journal: Journal) -> None:
+    assert journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)
+    assert not journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)
+    assert raw(journal.path, "SELECT COUNT(*) FROM fills")[0][0] == 1
+    assert journal.record_activity(
+        "a1", "OPASN", "SPY240621P00500000", "1", None, T0, {"description": "Option Assignment"}
+    )
+    assert not journal.record_activity("a1", "OPASN", "SPY240621P00500000", "1", None, T0, {})
+    journal.record_activity("a2", "OPEXP", "SPY240621C00600000", "-1", None, T0, {})
+    assert journal.seen_activity_ids() == {"a1", "a2"}
+
+
+def test_positions_snapshots(journal: Journal) -> None:
+    assert journal.last_positions() == {}
+    journal.record_positions(
+        [
+            {"symbol": "SPY", "qty": "100", "avg_entry_price": "450.1"},
+            {"symbol": "SPY240621C00530000", "qty": Decimal("-1")},
+        ],
+        T0,
+    )
+    assert journal.last_positions() == {"SPY": Decimal(100), "SPY240621C00530000": Decimal(-1)}
+    journal.record_positions([], T0 + timedelta(hours=1))  # flat is a snapshot too
+    assert journal.last_positions() == {}
+    with pytest.raises(ValueError, match="needs 'symbol' and 'qty'"):
+        journal.record_positions([{"symbol": "SPY"}], T0)
+
+
+def test_activity_batch_is_all_or_nothing(journal: Journal) -> None:
+    # Independent check: a raw sqlite3 connection counts the rows. A trigger makes the LAST
+    # statement of the batch (a position row) fail inside the transaction, after the
+    # activities, the fill and the snapshot row have been executed.
+    acts = [
+        {
+            "activity_id": "a1",
+            "activity_type": "FILL",
+            "symbol": "SPY",
+            "qty": "10",
+            "price": "450.5",
+            "ts": T0,
+            "raw": {},
+        },
+        {
+            "activity_id": "a2",
+            "activity_type": "OPEXP",
+            "symbol": "SPY240621C00600000",
+            "qty": "-1",
+            "price": None,
+            "ts": T0,
+            "raw": {},
+        },
+    ]
+    fills = [
+        {
+            "fill_id": "a1",
+            "client_order_id": "c1",
+            "symbol": "SPY",
+            "qty": "10",
+            "price": "450.5",
+            "side": "buy",
+            "ts": T0,
+        }
+    ]
+    snapshot = [{"symbol": "SPY", "qty": "10"}]
+    con = sqlite3.connect(str(journal.path))
+    con.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON positions BEGIN SELECT RAISE(ABORT, 'injected'); END"
+    )
+    con.commit()
+    with pytest.raises(sqlite3.IntegrityError, match="injected"):
+        journal.record_activity_batch(acts, fills, snapshot, T0)
+    counts = {
+        t: raw(journal.path, f"SELECT COUNT(*) FROM {t}")[0][0]
+        for t in ("activities", "fills", "position_snapshots", "positions")
+    }
+    assert counts == dict.fromkeys(counts, 0), counts
+    assert journal.seen_activity_ids() == set() and journal.last_positions() == {}
+
+    con.execute("DROP TRIGGER boom")
+    con.commit()
+    con.close()
+    sid = journal.record_activity_batch(acts, fills, snapshot, T0)
+    assert journal.seen_activity_ids() == {"a1", "a2"}
+    assert journal.last_positions() == {"SPY": Decimal(10)}
+    assert raw(journal.path, "SELECT snapshot_id, qty FROM positions") == [(sid, "10")]
+    assert raw(journal.path, "SELECT fill_id, client_order_id FROM fills") == [("a1", "c1")]
+    # repeats are ignored, as in record_activity / record_fill; the snapshot is new
+    sid2 = journal.record_activity_batch(acts, fills, [], T0 + timedelta(minutes=5))
+    assert sid2 > sid and journal.last_positions() == {}
+    assert raw(journal.path, "SELECT COUNT(*) FROM activities")[0][0] == 2
+
+
+def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
+    journal.record_model_run(
+        "garch",
+        "1",
+        T0,
+        T0 + timedelta(seconds=2),
+        {"dist": "normal"},
+        {"loglik": -1234.5, "converged": True},
+    )
+    journal.record_reconcile(False, [{"symbol": "SPY", "journal": "100", "broker": "90"}], T0)
+    journal.record_reconcile(True, [], T0 + timedelta(minutes=1))
+    journal.record_signal(Signal("garch", "SPY", 0.1, 0.5, {}, ts=T0))
+    journal.record_decision("d1", "equity", "momentum", "SPY", "buy", {"score": 0.4}, T0)
+    journal.record_decision("d1", "equity", "momentum", "SPY", "buy", {"score": 0.4}, T0)
+    journal.record_order_intent("c1", "equity", "momentum", "d1", {"qty": "3"}, T0)
+    journal.record_order_update("c1", "b1", "filled", "3", "100.5", {}, T0)
+    journal.record_fill("f1", "c1", "SPY", "2", "100.5", "buy", T0)
+    journal.record_fill("f2", "c1", "SPY", "1", "100.25", "buy", T0)
+    journal.record_fill("f3", None, "QQQ", "-2", "10", "sell", T0)
+    journal.record_fill("f4", None, "QQQ", "1", "10", "buy", T0 + timedelta(days=1))
+    s = journal.daily_summary(date(2026, 3, 2))
+    assert s["signals"] == 1 and s["decisions"] == {"equity": 1}
+    assert s["orders"] == {"equity": {"filled": 1}}
+    assert s["fills"] == 3
+    # 2*100.5 + 1*100.25 = 301.25 ; |-2|*10 = 20 (hand arithmetic)
+    assert s["notional"] == {"buy": Decimal("301.25"), "sell": Decimal("20")}
+    assert s["reconciles"] == {"ok": 1, "failed": 1}
+
+
+@pytest.mark.parametrize(
+    "reasoning",
+    [
+        {"api_key": "s3cr3t"},
+        {"nested": {"APCA-API-SECRET-KEY": "s3cr3t"}},
+        {"webhookUrl": "s3cr3t"},
+        {"auth_token": "s3cr3t"},
+        {"list": [{"password": "s3cr3t"}]},
+        {"note": "https://discord.com/api/webhooks/1/s3cr3t"},
+    ],
+)
+def test_secret_guard(journal: Journal, reasoning: dict) -> None:
+    """A credential-like field is redacted: the row is kept, the secret never hits the file."""
+    journal.record_decision("d", "e", "s", "SPY", "buy", reasoning, T0)
+    (stored,) = raw(journal.path, "SELECT reasoning FROM decisions")[0]
+    assert "s3cr3t" not in stored and "[redacted]" in stored, stored
+    journal.close()
+    assert b"s3cr3t" not in journal.path.read_bytes()
+
+
+def test_innocent_keys_pass(journal: Journal) -> None:
+    """Words that merely contain a credential word are not redacted: the values survive."""
+    reasoning = {"monkey": 1, "keystone": 2, "tokenizer_vocab": 3, "n_keys": 4}
+    journal.record_decision("d", "e", "s", "SPY", "buy", reasoning, T0)
+    (stored,) = raw(journal.path, "SELECT reasoning FROM decisions")[0]
+    assert json.loads(stored) == reasoning
+    assert "[redacted]" not in stored
+
+
+def test_bad_inputs(journal: Journal) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        journal.record_fill("f", None, "SPY", "1", "1", "buy", datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="qty must be a decimal"):
+        journal.record_fill("f", None, "SPY", "abc", "1", "buy", T0)
+    with pytest.raises(ValueError, match="price must be finite"):
+        journal.record_fill("f", None, "SPY", "1", float("nan"), "buy", T0)
+
+
+def test_thread_safety(journal: Journal) -> None:
+    def work(k: int) -> None:
+        for i in range(50):
+            journal.record_fill(f"t{k}-{i}", None, "SPY", "1", "1", "buy", T0)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert raw(journal.path, "SELECT COUNT(*) FROM fills")[0][0] == 200
+
+
+CHILD = textwrap.dedent("""
+    import sys
+    from datetime import datetime, UTC
+    from v28quant.journal import Journal
+    j = Journal(sys.argv[1])
+    t = datetime(2026, 3, 2, 15, tzinfo=UTC)
+    i = 0
+    while True:
+        j.record_fill(f"fill-{i}", f"c-{i}", "SPY", str(i), "450.25", "buy", t)
+        j.record_order_update(f"c-{i}", f"b-{i}", "filled", str(i), "450.25",
+                              {"i": i, "pad": "x" * 2000}, t)
+        print(i, flush=True)
+        i += 1
+""")
+
+
+def test_survives_sigkill_mid_write(tmp_path: Path) -> None:
+    """Every row the child acknowledged (printed after the call returned) survives SIGKILL."""
+    path = tmp_path / "crash.sqlite"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "python"))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    acked = []
+    assert child.stdout is not None
+    for line in child.stdout:
+        acked.append(int(line))
+        if len(acked) >= 150:
+            break
+    child.send_signal(signal.SIGKILL)  # no cleanup, no close: a hard crash mid-loop
+    child.wait(timeout=10)
+    for line in child.stdout:  # anything flushed between our last read and the kill
+        if line.strip():
+            acked.append(int(line))
+    assert child.returncode == -signal.SIGKILL
+
+    j = Journal(path)
+    try:
+        assert j.integrity_check() == "ok"
+        fills = {r[0] for r in raw(path, "SELECT fill_id FROM fills")}
+        missing = [i for i in acked if f"fill-{i}" not in fills]
+        assert not missing, f"acknowledged fills lost after SIGKILL: {missing[:10]}"
+        for i in acked:
+            o = j.order_by_client_id(f"c-{i}")
+            assert o is not None and o["status"] == "filled", f"order c-{i} lost: {o}"
+            assert o["filled_qty"] == Decimal(i)
+    finally:
+        j.close()
