@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from v28quant.equity.sources import MarketView
 from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
 from v28quant.ml.sac_agent import SAC
 from v28quant.ml.stacked_ensemble import StackedEnsemble
@@ -235,3 +236,24 @@ def test_a_failing_adapter_is_skipped(snap_2008: MarketSnapshot) -> None:
 
     sigs = collect_signals([Broken(), CapmAdapter()], snap_2008)
     assert {s.model for s in sigs} == {"capm"}
+
+
+def test_adapters_serve_the_equity_engines_source_protocol(snap_2008: MarketSnapshot) -> None:
+    closes = np.exp(snap_2008.returns.cumsum())
+    view = MarketView(
+        now=datetime(2008, 10, 13, 9, 0, tzinfo=NY),
+        symbols=["JPM", "XOM"],
+        bars=pd.DataFrame(),
+        closes=closes,
+        market="SPY",
+        data_ts=datetime(2008, 10, 10, 16, 0, tzinfo=NY),
+    )
+    garch, capm_ = GarchAdapter(), CapmAdapter()
+    for a in (garch, capm_):
+        a.refit(view)
+    assert set(garch.vol) == {"JPM", "XOM", "SPY"}
+    assert garch.vol["JPM"] == pytest.approx(math.sqrt(252 * garch.fits["JPM"].next_variance))
+    assert list(capm_.ranking.index) == sorted(capm_.ranking.index, key=capm_.ranking["rank"].get)
+    sigs = garch.signals(view) + capm_.signals(view)
+    assert {s.symbol for s in sigs} >= {"JPM", "XOM"}
+    assert all(s.ts == view.data_ts for s in sigs)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -78,6 +78,21 @@ class MarketSnapshot:
     def daily_ts(self) -> datetime:
         """Data time of the last daily row: that session's close, 16:00 New York."""
         return session_close(self.returns.index[-1])
+
+
+def as_snapshot(data: Any) -> MarketSnapshot:
+    """Return a :class:`MarketSnapshot` from itself or from the equity engine's ``MarketView``.
+
+    A view (``log_returns``, ``symbols``, ``market``) gives the returns of its symbols and its
+    market; the adapters then serve the engine's refit/signals protocol unchanged.
+    """
+    if isinstance(data, MarketSnapshot):
+        return data
+    if not all(hasattr(data, a) for a in ("log_returns", "symbols", "market")):
+        raise ValueError(f"expected a MarketSnapshot or a market view, got {type(data).__name__}")
+    rets = data.log_returns
+    cols = [c for c in dict.fromkeys([*data.symbols, data.market]) if c in rets.columns]
+    return MarketSnapshot(returns=rets[cols], market=str(data.market))
 
 
 def session_close(day: object) -> datetime:

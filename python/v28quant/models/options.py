@@ -108,6 +108,10 @@ class _MispricingAdapter(ABC):
                 self.params.pop(und, None)
         return self
 
+    def refit(self, snapshot: MarketSnapshot) -> None:
+        """Pre-market calibration (the engines' source protocol)."""
+        self.fit(snapshot)
+
     def signals(self, snapshot: MarketSnapshot) -> list[Signal]:
         """One signal per selected contract of each calibrated underlying."""
         out: list[Signal] = []

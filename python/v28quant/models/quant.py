@@ -10,10 +10,12 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from v28quant.models.base import DAILY, MarketSnapshot, TrackRecord, record_of
+from v28quant.models.base import DAILY, MarketSnapshot, TrackRecord, as_snapshot, record_of
 from v28quant.quant_models import capm, garch
 from v28quant.signals import Signal, combine_confidence, support_from_z
 
@@ -52,17 +54,26 @@ class GarchAdapter:
     def __post_init__(self) -> None:
         """Start with no fitted symbols."""
         self.fits: dict[str, garch.GarchResult] = {}
+        #: One-day-ahead annualised vol per symbol from the last fit (position sizing).
+        self.vol: dict[str, float] = {}
 
-    def fit(self, snapshot: MarketSnapshot) -> GarchAdapter:
+    def fit(self, snapshot: MarketSnapshot | Any) -> GarchAdapter:
         """Fit every symbol with enough history (errors are logged, the symbol left out)."""
-        self.fits = {}
+        snapshot = as_snapshot(snapshot)
+        self.fits, self.vol = {}, {}
         for sym in snapshot.returns.columns:
             r = snapshot.symbol_returns(str(sym)).to_numpy()[-self.window :]
             try:
-                self.fits[str(sym)] = garch.fit(r)
+                self.fits[str(sym)] = g = garch.fit(r)
             except ValueError as exc:
                 log.warning("garch fit for %s failed: %s", sym, exc)
+                continue
+            self.vol[str(sym)] = math.sqrt(252.0 * g.next_variance)
         return self
+
+    def refit(self, view: Any) -> None:
+        """Pre-market refit (the equity engine's source protocol)."""
+        self.fit(view)
 
     def forecast(self, snapshot: MarketSnapshot, symbol: str) -> float:
         """Annualised vol over the horizon, the fitted parameters filtered to the last row."""
@@ -73,8 +84,9 @@ class GarchAdapter:
         total = n * s2 + (h - s2) * (1.0 - phi**n) / (1.0 - phi)
         return math.sqrt(252.0 * total / n)
 
-    def signals(self, snapshot: MarketSnapshot) -> list[Signal]:
+    def signals(self, snapshot: MarketSnapshot | Any) -> list[Signal]:
         """One signal per fitted symbol present in the snapshot."""
+        snapshot = as_snapshot(snapshot)
         out: list[Signal] = []
         ts = snapshot.daily_ts
         record = record_of(self.track)
@@ -123,8 +135,20 @@ class CapmAdapter:
     name: str = "capm"
     lifetime: timedelta = DAILY
 
-    def signals(self, snapshot: MarketSnapshot) -> list[Signal]:
+    def __post_init__(self) -> None:
+        """Start with an empty screen."""
+        #: The universe ranked by CAPM expected return (``quant_models.capm.screen``).
+        self.ranking = pd.DataFrame()
+
+    def refit(self, view: Any) -> None:
+        """Pre-market: rank the universe by CAPM expected return (the engine's screen)."""
+        snap = as_snapshot(view)
+        simple = np.expm1(snap.returns.iloc[-self.window :])
+        self.ranking = capm.screen(simple, market=snap.market, sort_by="expected_return")
+
+    def signals(self, snapshot: MarketSnapshot | Any) -> list[Signal]:
         """One signal per symbol (not the market itself) with enough common history."""
+        snapshot = as_snapshot(snapshot)
         if snapshot.market not in snapshot.returns.columns:
             raise ValueError(f"market {snapshot.market!r} not in the snapshot's returns")
         simple = np.expm1(snapshot.returns.iloc[-self.window :])
