@@ -21,6 +21,8 @@ from v28quant.ml.continuous_learner import (
     TradeOutcome,
 )
 from v28quant.ml.features import latest_rows
+from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
+from v28quant.ml.stacked_ensemble import StackedEnsemble
 
 
 def _panel(dates: list[str], symbols: list[str]) -> pd.DataFrame:
@@ -112,3 +114,43 @@ def test_drift_is_tested_on_a_schedule_and_a_retrain_sees_the_full_history() -> 
     assert all((n - 50) % 25 == 0 for n in tested)
     assert seen, "the shift after 150 trades must trigger a retrain"
     assert seen[0] > 150, seen  # every trade so far, not the last 100
+
+
+def _ordered_panel(n_dates: int, n_sym: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2015-01-01", periods=n_dates)
+    idx = pd.MultiIndex.from_product(
+        [dates, [f"S{i}" for i in range(n_sym)]], names=["date", "symbol"]
+    )
+    X = pd.DataFrame(rng.normal(size=(len(idx), 3)), index=idx, columns=["a", "b", "c"])
+    y = pd.Series((X["a"] + rng.normal(size=len(X)) > 0).astype(int), index=idx)
+    return X, y
+
+
+def test_rows_out_of_date_order_are_refused() -> None:
+    X, y = _ordered_panel(200, 4, 0)
+    shuffled = X.sample(frac=1.0, random_state=0)
+    with pytest.raises(ValueError, match="date order"):
+        XGBoostModel(EnsembleConfig(n_estimators=10)).fit(shuffled, y.loc[shuffled.index])
+    with pytest.raises(ValueError, match="date order"):
+        StackedEnsemble(n_folds=3).fit(shuffled, y.loc[shuffled.index])
+
+
+def test_calibration_gap_and_purge_follow_the_label_horizon() -> None:
+    # 4 symbols per date and 5-day labels: the last 5 dates before a held-out block (20 rows)
+    # carry labels that end inside it, so they must not be trained on.
+    X, y = _ordered_panel(200, 4, 1)
+    xgb = XGBoostModel(EnsembleConfig(n_estimators=10, label_horizon=5))
+    xgb.fit(X, y)
+    assert xgb.split_["gap"] == 20
+    assert xgb.split_["fit"] + 20 + xgb.split_["calibration"] == len(X)
+    st = StackedEnsemble(n_folds=3, label_horizon=5)
+    st.fit(X, y)
+    assert st.purge_rows == 20
+    for train, test in st.fold_indices(len(X)):
+        gaps = np.abs(train[:, None] - test[None, :]).min(axis=1)
+        assert gaps.min() > 20
+    # plain arrays carry no dates: one row per date is assumed
+    arr = XGBoostModel(EnsembleConfig(n_estimators=10, label_horizon=5))
+    arr.fit(X.to_numpy(), y.to_numpy())
+    assert arr.split_["gap"] == 5
