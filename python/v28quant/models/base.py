@@ -9,7 +9,7 @@ model's internals.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -162,6 +162,36 @@ def certainty(probabilities: Mapping[str, float] | np.ndarray) -> float:
     q = p[p > 0]
     h = float(-(q * np.log(q)).sum())
     return float(min(1.0, max(0.0, 1.0 - h / math.log(p.size))))
+
+
+def data_key(frame: pd.DataFrame | None, *extra: object) -> tuple[object, ...]:
+    """Identity of a day's input: shape, columns, last index entry and last row's bytes."""
+    if frame is None or frame.empty:
+        return (None, *extra)
+    last = frame.iloc[-1].to_numpy(np.float64, na_value=np.nan).tobytes()
+    return (frame.shape, tuple(map(str, frame.columns)), frame.index[-1], last, *extra)
+
+
+class DailyMemo:
+    """A daily model's signals, computed once per input (the 5-minute cycles of a day reuse them).
+
+    Daily bars change once a day; recomputing GARCH filters, CAPM regressions or HMM filters
+    every cycle would give the same signals at many times the cost.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._value: list[Signal] = []
+
+    def get(self, key: tuple[object, ...], compute: Callable[[], list[Signal]]) -> list[Signal]:
+        """Return the signals for ``key``, computed by ``compute`` when the key is new."""
+        if key != self._key:
+            self._value, self._key = compute(), key
+        return list(self._value)
+
+    def clear(self) -> None:
+        """Forget the memo (after a refit)."""
+        self._key, self._value = None, []
 
 
 class TrainingRange:

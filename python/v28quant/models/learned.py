@@ -27,9 +27,11 @@ from v28quant.ml.gradient_boost_ensemble import XGBoostModel
 from v28quant.ml.stacked_ensemble import StackedEnsemble
 from v28quant.models.base import (
     DAILY,
+    DailyMemo,
     MarketSnapshot,
     TrackRecord,
     TrainingRange,
+    data_key,
     record_of,
     session_close,
 )
@@ -42,6 +44,12 @@ def _today(snapshot: MarketSnapshot, names: list[str]) -> pd.DataFrame:
     if snapshot.features is None:
         return pd.DataFrame(columns=names)
     return latest_rows(snapshot.features)[names]
+
+
+def _model_key(snapshot: MarketSnapshot, model: Any) -> tuple[object, ...]:
+    # every attribute's identity: a refit or an incremental update rebinds at least one
+    state = tuple(id(v) for v in vars(model).values())
+    return data_key(snapshot.features, state)
 
 
 def _range_support(rng: TrainingRange | None, rows: pd.DataFrame) -> np.ndarray:
@@ -65,12 +73,17 @@ class XGBoostAdapter:
         """Keep the training range of the reference features."""
         cols = self.model.feature_names
         self._range = None if self.reference is None else TrainingRange(self.reference[cols])
+        self.memo = DailyMemo()
 
     def _agreement(self, rows: pd.DataFrame) -> np.ndarray:
         return np.ones(len(rows))
 
     def signals(self, snapshot: MarketSnapshot) -> list[Signal]:
-        """One signal per symbol with a feature row today."""
+        """One signal per symbol with a feature row today (once per day's data and fit)."""
+        key = _model_key(snapshot, self.model)
+        return self.memo.get(key, lambda: self._signals(snapshot))
+
+    def _signals(self, snapshot: MarketSnapshot) -> list[Signal]:
         rows = _today(snapshot, self.model.feature_names)
         if rows.empty or snapshot.features is None:
             return []
@@ -119,9 +132,14 @@ class TransformerAdapter:
         """Keep the training range of the reference features."""
         cols = self.model.feature_names
         self._range = None if self.reference is None else TrainingRange(self.reference[cols])
+        self.memo = DailyMemo()
 
     def signals(self, snapshot: MarketSnapshot) -> list[Signal]:
-        """One signal per symbol whose latest window ends today."""
+        """One signal per symbol whose latest window ends today (once per day's data and fit)."""
+        key = _model_key(snapshot, self.model)
+        return self.memo.get(key, lambda: self._signals(snapshot))
+
+    def _signals(self, snapshot: MarketSnapshot) -> list[Signal]:
         from v28quant.ml.transformer_predictor import make_windows
 
         f = snapshot.features

@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from v28quant.models.base import DAILY, MarketSnapshot, TrackRecord, as_snapshot, record_of
+from v28quant.models.base import (
+    DAILY,
+    DailyMemo,
+    MarketSnapshot,
+    TrackRecord,
+    as_snapshot,
+    data_key,
+    record_of,
+)
 from v28quant.quant_models import capm, garch
 from v28quant.signals import Signal, combine_confidence, support_from_z
 
@@ -54,6 +62,7 @@ class GarchAdapter:
     def __post_init__(self) -> None:
         """Start with no fitted symbols."""
         self.fits: dict[str, garch.GarchResult] = {}
+        self.memo = DailyMemo()
         #: One-day-ahead annualised vol per symbol from the last fit (position sizing).
         self.vol: dict[str, float] = {}
 
@@ -61,6 +70,7 @@ class GarchAdapter:
         """Fit every symbol with enough history (errors are logged, the symbol left out)."""
         snapshot = as_snapshot(snapshot)
         self.fits, self.vol = {}, {}
+        self.memo.clear()
         for sym in snapshot.returns.columns:
             r = snapshot.symbol_returns(str(sym)).to_numpy()[-self.window :]
             try:
@@ -85,8 +95,12 @@ class GarchAdapter:
         return math.sqrt(252.0 * total / n)
 
     def signals(self, snapshot: MarketSnapshot | Any) -> list[Signal]:
-        """One signal per fitted symbol present in the snapshot."""
-        snapshot = as_snapshot(snapshot)
+        """One signal per fitted symbol present in the snapshot (once per day's data)."""
+        snap = as_snapshot(snapshot)
+        key = data_key(snap.returns, tuple(sorted(snap.implied_vol.items())))
+        return self.memo.get(key, lambda: self._signals(snap))
+
+    def _signals(self, snapshot: MarketSnapshot) -> list[Signal]:
         out: list[Signal] = []
         ts = snapshot.daily_ts
         record = record_of(self.track)
@@ -139,6 +153,7 @@ class CapmAdapter:
         """Start with an empty screen."""
         #: The universe ranked by CAPM expected return (``quant_models.capm.screen``).
         self.ranking = pd.DataFrame()
+        self.memo = DailyMemo()
 
     def refit(self, view: Any) -> None:
         """Pre-market: rank the universe by CAPM expected return (the engine's screen)."""
@@ -147,8 +162,11 @@ class CapmAdapter:
         self.ranking = capm.screen(simple, market=snap.market, sort_by="expected_return")
 
     def signals(self, snapshot: MarketSnapshot | Any) -> list[Signal]:
-        """One signal per symbol (not the market itself) with enough common history."""
-        snapshot = as_snapshot(snapshot)
+        """One signal per symbol (not the market) with enough history (once per day's data)."""
+        snap = as_snapshot(snapshot)
+        return self.memo.get(data_key(snap.returns, snap.market), lambda: self._signals(snap))
+
+    def _signals(self, snapshot: MarketSnapshot) -> list[Signal]:
         if snapshot.market not in snapshot.returns.columns:
             raise ValueError(f"market {snapshot.market!r} not in the snapshot's returns")
         simple = np.expm1(snapshot.returns.iloc[-self.window :])

@@ -19,7 +19,15 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from v28quant.models.base import DAILY, MarketSnapshot, TrackRecord, certainty, record_of
+from v28quant.models.base import (
+    DAILY,
+    DailyMemo,
+    MarketSnapshot,
+    TrackRecord,
+    certainty,
+    data_key,
+    record_of,
+)
 from v28quant.regime.hierarchical import HierarchicalRegimeController
 from v28quant.signals import Signal, combine_confidence
 
@@ -35,8 +43,17 @@ class HmmAdapter:
     name: str = "hmm"
     lifetime: timedelta = DAILY
 
+    def __post_init__(self) -> None:
+        """Start with an empty memo."""
+        self.memo = DailyMemo()
+
     def signals(self, snapshot: MarketSnapshot) -> list[Signal]:
-        """One signal per symbol the controller has fitted."""
+        """One signal per symbol the controller has fitted (once per day's data and fit)."""
+        fits = tuple(id(h.model) for h, _ in self.controller.symbols.values())
+        key = data_key(snapshot.returns, fits)
+        return self.memo.get(key, lambda: self._signals(snapshot))
+
+    def _signals(self, snapshot: MarketSnapshot) -> list[Signal]:
         out: list[Signal] = []
         record = record_of(self.track)
         ts = snapshot.daily_ts
@@ -69,8 +86,17 @@ class ManifoldAdapter:
     name: str = "manifold"
     lifetime: timedelta = DAILY
 
+    def __post_init__(self) -> None:
+        """Start with an empty memo."""
+        self.memo = DailyMemo()
+
     def signals(self, snapshot: MarketSnapshot) -> list[Signal]:
-        """One signal per symbol the controller has fitted."""
+        """One signal per symbol the controller has fitted (once per day's data and fit)."""
+        fits = tuple(id(m.classifier.centroids) for _, m in self.controller.symbols.values())
+        key = data_key(snapshot.returns, fits)
+        return self.memo.get(key, lambda: self._signals(snapshot))
+
+    def _signals(self, snapshot: MarketSnapshot) -> list[Signal]:
         out: list[Signal] = []
         record = record_of(self.track)
         ts = snapshot.daily_ts

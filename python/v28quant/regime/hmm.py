@@ -36,7 +36,6 @@ import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
-from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from v28quant.ml.model_store import ModelMetadata, ModelStore
@@ -238,7 +237,11 @@ class HmmRegimeDetector:
                 for k in range(self.n_states)
             ]
         ).reshape(len(z), self.n_states)
-        log_a = np.log(np.maximum(m.transmat_, 1e-300))
+        # Scaled forward recursion in probability space (Rabiner 1989, sec. V.A): each row's
+        # emission densities are divided by their maximum and each alpha by its sum, so
+        # nothing underflows; the logs of the normalised alphas are returned.
+        b = np.exp(logb - logb.max(axis=1, keepdims=True))
+        a_mat = m.transmat_
         alpha = np.empty_like(logb)
         start = 0
         cached = self._cache
@@ -246,12 +249,15 @@ class HmmRegimeDetector:
             n = len(cached[2])
             if hashlib.blake2b(z[:n].tobytes(), digest_size=16).digest() == cached[1]:
                 alpha[:n], start = cached[2], n
-        if start == 0:
-            first = np.log(np.maximum(m.startprob_, 1e-300)) + logb[0]
-            alpha[0], start = first - logsumexp(first), 1
+        prob = np.exp(alpha[start - 1]) if start else m.startprob_ * b[0]
+        if not start:
+            prob = prob / prob.sum()
+            alpha[0], start = np.log(np.maximum(prob, 1e-300)), 1
         for t in range(start, len(z)):
-            step = logsumexp(alpha[t - 1][:, None] + log_a, axis=0) + logb[t]
-            alpha[t] = step - logsumexp(step)
+            prob = (prob @ a_mat) * b[t]
+            total = prob.sum()
+            prob = prob / total if total > 0 else b[t] / b[t].sum()
+            alpha[t] = np.log(np.maximum(prob, 1e-300))
         self._cache = (m, hashlib.blake2b(z.tobytes(), digest_size=16).digest(), alpha.copy())
         return alpha
 
