@@ -43,15 +43,32 @@ def select_quotes(
     """Two-sided quotes with 2..``max_days`` days left, the ``max_contracts`` nearest the money.
 
     Adds columns ``t`` (years, ACT/365), ``mid``, ``call`` (bool) and ``moneyness`` ln(K/S).
+    The selection from the last chain is kept (callers must not modify it): the pricing
+    adapters of a cycle share it.
     """
-    c = chain[(chain["bid"] > 0) & (chain["ask"] >= chain["bid"])].copy()
-    days = (pd.to_datetime(c["expiry"]) - pd.Timestamp(as_of.date())).dt.days
-    c = c[(days >= 2) & (days <= max_days)]
-    c["t"] = days.loc[c.index] / 365.0
-    c["mid"] = 0.5 * (c["bid"] + c["ask"])
-    c["call"] = c["type"] == "call"
-    c["moneyness"] = np.log(c["strike"] / spot)
-    return c.reindex(c["moneyness"].abs().sort_values().index).head(max_contracts)
+    sums = (float(chain["bid"].sum()), float(chain["ask"].sum()))
+    key = (id(chain), len(chain), sums, float(spot), as_of.date(), max_days)
+    if _LAST_SELECTION[0] != key:
+        _LAST_SELECTION[:] = [key, {}]
+    chosen: dict[int, pd.DataFrame] = _LAST_SELECTION[1]
+    if max_contracts not in chosen:
+        bid, ask = chain["bid"].to_numpy(np.float64), chain["ask"].to_numpy(np.float64)
+        expiry = pd.to_datetime(chain["expiry"]).to_numpy("datetime64[D]")
+        days = (expiry - np.datetime64(as_of.date(), "D")).astype(np.int64)
+        ok = (bid > 0) & (ask >= bid) & (days >= 2) & (days <= max_days)
+        rows = np.flatnonzero(ok)
+        m = np.log(chain["strike"].to_numpy(np.float64)[rows] / spot)
+        order = rows[np.argsort(np.abs(m), kind="stable")][:max_contracts]
+        c = chain.iloc[order].copy()
+        c["t"] = days[order] / 365.0
+        c["mid"] = 0.5 * (c["bid"] + c["ask"])
+        c["call"] = (c["type"] == "call").to_numpy()
+        c["moneyness"] = np.log(c["strike"].to_numpy(np.float64) / spot)
+        chosen[max_contracts] = c
+    return chosen[max_contracts]
+
+
+_LAST_SELECTION: list[Any] = [None, {}]
 
 
 def _vol_points(price: Any, q: pd.DataFrame, spot: float, rate: float, div: float) -> np.ndarray:
@@ -135,16 +152,17 @@ class _MispricingAdapter(ABC):
             )
             mc = np.abs(_vol_points(model + se, q, spot, snapshot.rate, div) - (edge + mkt))
             noise = np.sqrt(spread**2 + self.fit_error.get(und, 0.0) ** 2 + mc**2)
-            for i, row in enumerate(q.itertuples()):
+            cols = {c: q[c].to_numpy() for c in ("symbol", "strike", "expiry", "type", "mid")}
+            for i in range(len(q)):
                 if not (math.isfinite(edge[i]) and math.isfinite(noise[i]) and noise[i] > 0):
                     continue
                 z = edge[i] / noise[i]
                 reasoning = {
                     "underlying": und,
-                    "strike": float(row.strike),
-                    "expiry": str(pd.Timestamp(row.expiry).date()),
-                    "type": str(row.type),
-                    "mid": float(row.mid),
+                    "strike": float(cols["strike"][i]),
+                    "expiry": str(pd.Timestamp(cols["expiry"][i]).date()),
+                    "type": str(cols["type"][i]),
+                    "mid": float(cols["mid"][i]),
                     "model_price": float(model[i]),
                     "edge_vol_points": float(edge[i]),
                     "half_spread_vol_points": float(spread[i]),
@@ -153,9 +171,8 @@ class _MispricingAdapter(ABC):
                 }
                 conf = combine_confidence(record, support_from_z(z))
                 v = math.tanh(edge[i] / self.scale)
-                out.append(
-                    Signal(self.name, str(row.symbol), v, conf, reasoning, ts, self.lifetime)
-                )
+                sym = str(cols["symbol"][i])
+                out.append(Signal(self.name, sym, v, conf, reasoning, ts, self.lifetime))
         return out
 
 
