@@ -242,7 +242,7 @@ def agreement_benchmark() -> None:
         print(f"| SPY {folder} | {len(r)} | {agree:.3f} | {kappa:.3f} | {both / either:.3f} |")
         tables.append((folder, pd.crosstab(pd.Series(h, name="hmm"), pd.Series(m, name="manifold"))))
     for folder, tab in tables:
-        print(f"\n{folder} (rows HMM, columns manifold):\n{tab.to_markdown()}")
+        print(f"\n{folder} (rows HMM, columns manifold):\n{tab.to_string()}")
 
 
 if __name__ == "__main__":
