@@ -20,6 +20,7 @@ from v28quant.equity.sources import MarketView
 from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
 from v28quant.ml.sac_agent import SAC
 from v28quant.ml.stacked_ensemble import StackedEnsemble
+from v28quant.ml.transformer_predictor import TransformerConfig, TransformerPredictor
 from v28quant.models import (
     CapmAdapter,
     GarchAdapter,
@@ -32,6 +33,7 @@ from v28quant.models import (
     SacAdapter,
     StackedEnsembleAdapter,
     TrackRecord,
+    TransformerAdapter,
     XGBoostAdapter,
     collect_signals,
 )
@@ -257,3 +259,22 @@ def test_adapters_serve_the_equity_engines_source_protocol(snap_2008: MarketSnap
     sigs = garch.signals(view) + capm_.signals(view)
     assert {s.symbol for s in sigs} >= {"JPM", "XOM"}
     assert all(s.ts == view.data_ts for s in sigs)
+
+
+def test_transformer_adapter_reads_only_windows_ending_today(snap_2008: MarketSnapshot) -> None:
+    rng = np.random.default_rng(1)
+    dates = pd.bdate_range("2008-01-01", "2008-10-10")
+    idx = pd.MultiIndex.from_product([dates, ["JPM", "XOM"]], names=["date", "symbol"])
+    X = pd.DataFrame(rng.normal(size=(len(idx), 2)), index=idx, columns=["a", "b"])
+    fwd = pd.Series(0.01 * X["a"].to_numpy() + rng.normal(0, 0.01, len(X)), index=idx)
+    cfg = TransformerConfig(window=5, d_model=8, n_heads=2, n_layers=1, d_ff=16, epochs=1)
+    model = TransformerPredictor(cfg).fit(X, fwd)
+    feats = X.drop(index=(dates[-1], "XOM"))  # XOM's last window ends yesterday: left out
+    sigs = TransformerAdapter(model).signals(MarketSnapshot(snap_2008.returns, features=feats))
+    assert [s.symbol for s in sigs] == ["JPM"]
+    jpm = sigs[0]
+    mu, sd = model.predict_windows(feats.xs("JPM", level="symbol").to_numpy(np.float32)[None, -5:])
+    p = 0.5 * (1 + math.erf(mu[0] / sd[0] / math.sqrt(2)))
+    assert jpm.value == pytest.approx(2 * p - 1, rel=1e-5)
+    assert jpm.confidence == pytest.approx(UNTESTED_RECORD)  # no reference: full support
+    assert jpm.ts.date() == dates[-1].date()
