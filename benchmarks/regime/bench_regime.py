@@ -10,15 +10,11 @@
 3. Agreement of the manifold and the HMM detectors (3 regimes, in-sample, filtered labels) on
    the shipped SPY histories.
 
-Run: ``PYTHONPATH=python python benchmarks/regime/bench_regime.py`` (single-threaded BLAS).
+Run: ``PYTHONPATH=python python benchmarks/regime/bench_regime.py`` (BLAS, OpenMP and torch
+limited to one thread).
 """
 
 from __future__ import annotations
-
-import os
-
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
 
 import statistics
 import sys
@@ -31,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 from hmmlearn.hmm import GaussianHMM
-
+from threadpoolctl import threadpool_limits
 from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
 from v28quant.ml.sac_agent import SAC
 from v28quant.ml.stacked_ensemble import StackedEnsemble
@@ -73,7 +69,7 @@ def load(folder: str, syms: list[str] | None = None) -> pd.DataFrame:
 
 
 def features(returns: pd.DataFrame) -> pd.DataFrame:
-    """A small causal feature panel (date, symbol) for the learned models."""
+    """Build a small causal feature panel (date, symbol) for the learned models."""
     f = {
         "ret_1": returns,
         "ret_5": returns.rolling(5).sum(),
@@ -86,7 +82,7 @@ def features(returns: pd.DataFrame) -> pd.DataFrame:
 
 
 def chain() -> tuple[pd.DataFrame, float]:
-    """The shipped SPY chain of 2022-07-08 in the feed's column names."""
+    """Load the shipped SPY chain of 2022-07-08 in the feed's column names."""
     raw = pd.read_csv(DATA / "options" / "SPY_2022-07-08_cboe.csv")
     out = pd.DataFrame(
         {
@@ -218,7 +214,8 @@ def refit_benchmark() -> None:
     print("| | s (median of 3) |")
     print("|---|---|")
     print(f"| HmmRegimeDetector.fit | {statistics.median(ours):.2f} |")
-    print(f"| hmmlearn GaussianHMM.fit + score x 5, same features | {statistics.median(theirs):.2f} |")
+    med = statistics.median(theirs)
+    print(f"| hmmlearn GaussianHMM.fit + score x 5, same features | {med:.2f} |")
     print(f"| ratio | {statistics.median(ours) / statistics.median(theirs):.2f} |")
     print(f"best log-likelihood: ours {det.loglik:.2f}, hmmlearn {best:.2f}")
 
@@ -240,16 +237,18 @@ def agreement_benchmark() -> None:
         both = np.mean((h == "bear_volatile") & (m == "bear_volatile"))
         either = np.mean((h == "bear_volatile") | (m == "bear_volatile"))
         print(f"| SPY {folder} | {len(r)} | {agree:.3f} | {kappa:.3f} | {both / either:.3f} |")
-        tables.append((folder, pd.crosstab(pd.Series(h, name="hmm"), pd.Series(m, name="manifold"))))
+        tab = pd.crosstab(pd.Series(h, name="hmm"), pd.Series(m, name="manifold"))
+        tables.append((folder, tab))
     for folder, tab in tables:
         print(f"\n{folder} (rows HMM, columns manifold):\n{tab.to_string()}")
 
 
 if __name__ == "__main__":
     parts = sys.argv[1:] or ["cycle", "refit", "agreement"]
-    if "cycle" in parts:
-        cycle_benchmark()
-    if "refit" in parts:
-        refit_benchmark()
-    if "agreement" in parts:
-        agreement_benchmark()
+    with threadpool_limits(1):  # one core: BLAS and OpenMP pools capped
+        if "cycle" in parts:
+            cycle_benchmark()
+        if "refit" in parts:
+            refit_benchmark()
+        if "agreement" in parts:
+            agreement_benchmark()
