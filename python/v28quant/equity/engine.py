@@ -40,7 +40,7 @@ STRATEGY = "aggregate"
 def _registry_adapters() -> list[Any]:
     """Return the adapters of ``v28quant.models`` when that package is installed."""
     try:
-        from v28quant.models import all_equity_adapters  # type: ignore[import-not-found]
+        from v28quant.models import all_equity_adapters
     except ImportError:
         return []
     return list(all_equity_adapters())

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from v28quant.journal._codec import dec_text, from_iso, json_text, ts_text
+from v28quant.journal.aggregates import AggregateRecords
 from v28quant.journal.reports import ReportQueries
 from v28quant.journal.reservations import Claim, ReservationBook, check_claims
 from v28quant.journal.schema import (
@@ -44,7 +45,7 @@ def _marks(values: Iterable[str]) -> tuple[str, list[str]]:
     return ",".join("?" * len(vals)), vals
 
 
-class Journal(ReportQueries, ReservationBook):
+class Journal(ReportQueries, ReservationBook, AggregateRecords):
     """The SQLite journal (see the module docstring and ``JournalStore`` for durability).
 
     Parameters
