@@ -6,9 +6,9 @@ arbitrage, ``w_i(y) < w_{i-1}(y)``). :func:`repair_slice` refits a slice by leas
 total variance under those conditions, against the already repaired slice of the next longer
 maturity (slices are repaired from the longest, whose quotes span the widest range of strikes,
 so a short slice's wings, which no quote pins down, are held below the long ones'), with
-Lee's moment bound ``b (1 + |rho|) <= 2`` for the wings. The conditions are imposed by cutting planes: SLSQP with constraints at the worst
-points of a dense grid, points added until the grid shows no arbitrage (a few dozen
-constraints instead of thousands). A slice that already satisfies them is returned unchanged.
+Lee's moment bound ``b (1 + |rho|) <= 2`` for the wings. The conditions are imposed by
+cutting planes: SLSQP with constraints at the worst points of a dense grid, points added until
+the grid shows no arbitrage (a few dozen constraints instead of thousands). A slice that already satisfies them is returned unchanged.
 
 References
 ----------
