@@ -8,7 +8,8 @@ maturity (slices are repaired from the longest, whose quotes span the widest ran
 so a short slice's wings, which no quote pins down, are held below the long ones'), with
 Lee's moment bound ``b (1 + |rho|) <= 2`` for the wings. The conditions are imposed by
 cutting planes: SLSQP with constraints at the worst points of a dense grid, points added until
-the grid shows no arbitrage (a few dozen constraints instead of thousands). A slice that already satisfies them is returned unchanged.
+the grid shows no arbitrage (a few dozen constraints instead of thousands). A slice that
+already satisfies them is returned unchanged.
 
 References
 ----------
