@@ -150,7 +150,7 @@ def geodesic(
         float(rtol),
         float(at),
     )
-    return Geodesic(np.asarray(t), np.asarray(x).reshape(-1, 2), np.asarray(v).reshape(-1, 2))
+    return Geodesic(t, x, v)
 
 
 def geodesic_distance(
