@@ -215,3 +215,16 @@ def test_bad_input():
         HeightFieldMetric([0, 1, 2], [0, 1, 2, 3], np.zeros((3, 4)))
     with pytest.raises(ValueError, match="x must be strictly increasing"):
         HeightFieldMetric([0, 1, 1, 3], [0, 1, 2, 3], np.zeros((4, 4)))
+
+
+def test_points_of_the_wrong_size_name_the_argument() -> None:
+    # A wrong-size x0 once gave a bare numpy reshape error.
+    from v28quant.geometry import FisherNormalMetric, geodesic, geodesic_distance
+
+    m = FisherNormalMetric()
+    with pytest.raises(ValueError, match=r"^x0 must have 2 coordinates, got shape \(3,\)"):
+        geodesic(m, [0.0, 1.0, 2.0], [1.0, 0.0], 1.0)
+    with pytest.raises(ValueError, match=r"^v0 must have 2 coordinates"):
+        geodesic(m, [0.0, 1.0], [1.0], 1.0)
+    with pytest.raises(ValueError, match=r"^b must have 2 coordinates"):
+        geodesic_distance(m, [0.0, 1.0], [[1.0, 2.0], [3.0, 4.0]])

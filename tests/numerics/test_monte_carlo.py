@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -283,3 +284,31 @@ def test_counts_are_checked_with_a_value_error_naming_them(kwargs: dict, pattern
     if "steps" not in kwargs:
         with pytest.raises(ValueError, match=pattern):
             mc.merton_european(*base, 1.0, 0.0, 0.1, **kwargs)
+
+
+def _child_price(queue: Any) -> None:
+    queue.put(mc.asian(100.0, 100.0, 1.0, 0.02, 0.0, 0.2, steps=12, paths=40_000, threads=2).price)
+
+
+def test_thread_pool_survives_fork_and_concurrent_callers() -> None:
+    # The worker pool is process-wide: a forked child must start its own (the parent's threads
+    # do not exist there), and calls from several Python threads at once must all finish with
+    # the single-thread result (a call that finds the pool busy runs on its own thread).
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    args = (100.0, 100.0, 1.0, 0.02, 0.0, 0.2)
+    want = mc.asian(*args, steps=12, paths=40_000, threads=1).price
+    assert mc.asian(*args, steps=12, paths=40_000, threads=2).price == want  # pool started
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_price, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0 and got == want, (child.exitcode, got, want)
+    with ThreadPoolExecutor(4) as ex:
+        prices = list(
+            ex.map(lambda _: mc.asian(*args, steps=12, paths=40_000, threads=2).price, range(8))
+        )
+    assert prices == [want] * 8, prices

@@ -122,6 +122,14 @@ class Geodesic(NamedTuple):
     v: NDArray[np.float64]
 
 
+def _point(name: str, value: ArrayLike) -> NDArray[np.float64]:
+    """``value`` as two coordinates, else a ``ValueError`` naming ``name``."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size != 2:
+        raise ValueError(f"{name} must have 2 coordinates, got shape {arr.shape}")
+    return arr.reshape(2)
+
+
 def geodesic(
     metric: FisherNormalMetric | HeightFieldMetric,
     x0: ArrayLike,
@@ -138,8 +146,8 @@ def geodesic(
     fourth-order dense output. ``atol`` defaults to ``rtol``. The parameter ``t`` is affine:
     the speed ``sqrt(v' g v)`` is constant along the curve.
     """
-    p0 = np.asarray(x0, dtype=np.float64).reshape(2)
-    q0 = np.asarray(v0, dtype=np.float64).reshape(2)
+    p0 = _point("x0", x0)
+    q0 = _point("v0", v0)
     at = rtol if atol is None else atol
     t, x, v, *_ = _core.geometry_geodesic(
         metric._core_metric,
@@ -152,7 +160,7 @@ def geodesic(
         float(rtol),
         float(at),
     )
-    return Geodesic(np.asarray(t), np.asarray(x).reshape(-1, 2), np.asarray(v).reshape(-1, 2))
+    return Geodesic(t, x, v)
 
 
 def geodesic_distance(
@@ -166,7 +174,7 @@ def geodesic_distance(
     minimising one when the straight-line guess lies in its basin, as for the half-plane.
     Raises ``ValueError`` when the shooting does not converge.
     """
-    pa = np.asarray(a, dtype=np.float64).reshape(2)
-    pb = np.asarray(b, dtype=np.float64).reshape(2)
+    pa = _point("a", a)
+    pb = _point("b", b)
     d, *_ = _core.geometry_distance(metric._core_metric, pa[0], pa[1], pb[0], pb[1], float(rtol))
     return float(d)
