@@ -108,7 +108,7 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     except ImportError:  # the market HMM alone until the hierarchical controller is installed
         from v28quant.regime.hmm import HmmRegimeDetector
 
-        state = HmmRegimeDetector(n_states=3, seed=0).fit(mkt).predict(mkt)
+        state = HmmRegimeDetector(n_states=3, seed=0, n_starts=2).fit(mkt).predict(mkt)
         multiplier = 1.0
     else:
         symbols = {s: returns[s].dropna().to_numpy() for s in returns.columns if s != market}

@@ -175,18 +175,57 @@ class CapmSource:
         return [s for s in self._sig if s.symbol in view.symbols]
 
 
+def _stored(view: MarketView, name: str, max_age_days: int) -> Any:
+    """Return the latest stored model ``name`` trained at most ``max_age_days`` ago, or None."""
+    from v28quant.ml.model_store import ModelStore
+
+    if view.model_dir is None:
+        return None
+    store = ModelStore(view.model_dir)
+    if not store.versions(name):
+        return None
+    model, meta = store.load(name)
+    age = (view.data_ts.date() - pd.Timestamp(meta.train_end).date()).days
+    return (model, meta) if 0 <= age <= max_age_days else None
+
+
 @dataclass
 class HmmSource:
-    """Per-symbol Gaussian HMM regimes read as a directional vote."""
+    """Per-symbol Gaussian HMM regimes read as a directional vote.
+
+    Each symbol's HMM is fitted on ``window`` days (one start, ``n_iter`` EM steps: its role here
+    is a filter, not a study), kept in the model store and refitted when older than
+    ``refit_days``; every day the filtered state of the latest row is read.
+    """
 
     name: str = "hmm"
-    window: int = 756
+    window: int = 504
+    n_iter: int = 50
+    refit_days: int = 30
     _sig: list[Signal] = field(default_factory=list)
 
-    def refit(self, view: MarketView) -> None:
-        """Fit a 3-state HMM per symbol and read its filtered state at the last close."""
+    def _detector(self, view: MarketView, sym: str, r: pd.Series) -> Any:
+        from v28quant.ml.model_store import ModelStore
         from v28quant.regime.hmm import HmmRegimeDetector
 
+        stored = _stored(view, f"hmm_{sym}", self.refit_days)
+        if stored is not None:
+            return stored[0]
+        det = HmmRegimeDetector(n_states=3, seed=0, n_starts=1, n_iter=self.n_iter).fit(r)
+        if view.model_dir is not None:
+            ModelStore(view.model_dir, journal=view.journal).save(
+                det,
+                f"hmm_{sym}",
+                train_start=str(r.index[0].date()),
+                train_end=str(view.data_ts.date()),
+                features=["log_return", "log_ewma_vol"],
+                validation_scores={"loglik": float(det.loglik)},
+                params={"n_states": 3, "n_iter": self.n_iter, "labels": list(det.labels)},
+            )
+        return det
+
+    def refit(self, view: MarketView) -> None:
+        """Load or fit each symbol's HMM and read its filtered state at the last close."""
         self._sig = []
         rets = view.log_returns
         for sym in view.symbols:
@@ -194,20 +233,17 @@ class HmmSource:
             if len(r) < 250:
                 continue
             try:
-                det = HmmRegimeDetector(n_states=3, seed=0).fit(r)
-                state = det.predict(r, ts=view.data_ts)
+                state = self._detector(view, sym, r).predict(r.iloc[-126:], ts=view.data_ts)
             except (ValueError, np.linalg.LinAlgError) as exc:
-                log.warning("hmm fit of %s failed: %s", sym, exc)
+                log.warning("hmm of %s failed: %s", sym, exc)
                 continue
             p = dict(state.probabilities)
             bull = p.get("bull_quiet", 0.0)
             bear = sum(v for k, v in p.items() if k in ("bear_volatile", "crisis"))
             value = float(np.clip(bull - bear, -1.0, 1.0))
             conf = float(max(p.values()))
-            reasoning = {
-                "label": state.label,
-                "probabilities": {k: round(v, 4) for k, v in p.items()},
-            }
+            probs = {k: round(v, 4) for k, v in p.items()}
+            reasoning = {"label": state.label, "probabilities": probs}
             self._sig.append(Signal(self.name, sym, value, conf, reasoning, view.data_ts))
 
     def signals(self, view: MarketView) -> list[Signal]:
@@ -236,18 +272,17 @@ class MlSource:
         store = ModelStore(view.model_dir, journal=view.journal) if view.model_dir else None
         day = pd.Timestamp(view.data_ts.date())
         fresh = {}
-        if store is not None:
-            for name in ("xgboost", "stacked_ensemble"):
-                if store.versions(name):
-                    model, meta = store.load(name)
-                    age = (day - pd.Timestamp(meta.train_end)).days
-                    if 0 <= age <= self.refresh_days and meta.features == list(features.columns):
-                        fresh[name] = (model, meta.validation_scores)
+        for name in ("xgboost", "stacked_ensemble"):
+            stored = _stored(view, name, self.refresh_days)
+            if stored is not None and stored[1].features == list(features.columns):
+                fresh[name] = (stored[0], stored[1].validation_scores)
         if len(fresh) == 2:
             self.models = {k: m for k, (m, _) in fresh.items()}
             self.edge = {k: _edge(s) for k, (_, s) in fresh.items()}
             return
-        labels = make_labels(view.bars[view.bars["symbol"].isin(view.symbols)], self.horizon)
+        labels = make_labels(
+            _dated(view.bars[view.bars["symbol"].isin(view.symbols)]), self.horizon
+        )
         X, y = align(features, labels)
         dates = X.index.get_level_values("date")
         udates = np.unique(dates)
@@ -279,7 +314,7 @@ class MlSource:
         """Build features, load or train the classifiers, and read today's signals."""
         from v28quant.ml.features import FeatureConfig, build_features, latest_rows
 
-        bars = view.bars[view.bars["symbol"].isin([*view.symbols, view.market])]
+        bars = _dated(view.bars[view.bars["symbol"].isin([*view.symbols, view.market])])
         cfg = FeatureConfig(market=view.market, garch_refit_every=None)
         features = build_features(bars, cfg)
         features = features[features.index.get_level_values("symbol") != view.market]
@@ -299,6 +334,19 @@ class MlSource:
     def signals(self, view: MarketView) -> list[Signal]:
         """Return the day's classifier signals."""
         return [s for s in self._sig if s.symbol in view.symbols]
+
+
+def _dated(bars: pd.DataFrame) -> pd.DataFrame:
+    """Return long bars with the ``date`` column the ML features expect (New York session).
+
+    A volume column of zeros (history that records no volume) is dropped: its z-score is
+    undefined and would remove every row.
+    """
+    ts = pd.to_datetime(bars["timestamp"], utc=True).dt.tz_convert(ET).dt.tz_localize(None)
+    out = bars.drop(columns=["timestamp"]).assign(date=ts.dt.normalize())
+    if "volume" in out and not (out["volume"] > 0).any():
+        out = out.drop(columns=["volume"])
+    return out
 
 
 def _edge(scores: dict[str, float]) -> float:
