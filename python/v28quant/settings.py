@@ -9,6 +9,7 @@ Alpaca's own variable names are used for the keys and endpoints (``APCA_API_KEY_
 from __future__ import annotations
 
 import tomllib
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,9 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as _SourceError
 
-PAPER_URL = "https://paper-api.alpaca.markets"
-LIVE_URL = "https://api.alpaca.markets"
-DATA_URL = "https://data.alpaca.markets"
+from v28quant.alpaca.config import DATA_URL, LIVE_URL, PAPER_URL
 
 
 class SettingsError(ValueError):
@@ -217,21 +216,15 @@ def check_universe(settings: Settings, known: Iterable[str], source: str) -> Non
         )
 
 
-def describe_error(exc: BaseException) -> str:
-    """The one line a user sees for a startup error instead of a traceback.
+def __getattr__(name: str) -> Any:
+    # describe_error reports broker errors too, so it lives beside the entry points' reporting.
+    if name == "describe_error":
+        from v28quant.errors import describe_error
 
-    A ``SettingsError`` already names its setting; a broker's 401 names the key variables;
-    anything else is its type and first line. Never longer than 300 characters.
-    """
-    from v28quant.broker.base import AuthenticationError, BrokerError
-
-    text = (str(exc).strip().splitlines() or [""])[0]
-    if isinstance(exc, SettingsError):
-        line = text
-    elif isinstance(exc, AuthenticationError):
-        line = f"APCA_API_KEY_ID / APCA_API_SECRET_KEY: {text}"
-    elif isinstance(exc, BrokerError):
-        line = f"broker: {text}"
-    else:
-        line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
+        warnings.warn(
+            "v28quant.settings.describe_error is deprecated; use v28quant.errors.describe_error",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return describe_error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
