@@ -11,8 +11,9 @@ much the model's own record and its current input support the value, not ``|valu
 * ``capm``: annualised alpha from the CAPM regression on the market proxy; value
   ``tanh(alpha / 10 %)``, confidence from the alpha's t-statistic (``|t| / 3`` capped at 1).
   The same regression ranks the universe (the CAPM screen).
-* ``hmm``: a Gaussian HMM per symbol (``v28quant.regime.hmm``); value = P(bull_quiet) -
-  P(bear states), confidence = the filtered probability of the most likely state.
+* ``hmm`` and ``manifold``: each symbol's regime from the detectors the hierarchical regime
+  controller fitted (``v28quant.regime``); value = P(bull_quiet) - P(bear states),
+  confidence = the filtered probability of the most likely state.
 * ``xgboost`` and ``stacked_ensemble``: direction classifiers on ``v28quant.ml.features``,
   trained on a purged window, validated on the most recent held-out quarter, kept in the model
   store and refreshed when older than ``refresh_days``; value ``2 P(up) - 1``, confidence the
@@ -64,6 +65,7 @@ class MarketView:
     data_ts: datetime
     model_dir: Any = None
     journal: Any = None
+    regime_controller: Any = None
 
     @property
     def log_returns(self) -> pd.DataFrame:
@@ -190,64 +192,44 @@ def _stored(view: MarketView, name: str, max_age_days: int) -> Any:
 
 
 @dataclass
-class HmmSource:
-    """Per-symbol Gaussian HMM regimes read as a directional vote.
+class RegimeSource:
+    """A regime detector's reading of each symbol as a directional vote.
 
-    Each symbol's HMM is fitted on ``window`` days (one start, ``n_iter`` EM steps: its role here
-    is a filter, not a study), kept in the model store and refitted when older than
-    ``refit_days``; every day the filtered state of the latest row is read.
+    ``name`` is ``hmm`` or ``manifold``: the symbol-level detectors the hierarchical regime
+    controller fitted in the pre-market job (``MarketView.regime_controller``), read at the
+    last close. Value = P(bull_quiet) - P(bear_volatile or crisis); confidence = the
+    probability of the most likely state.
     """
 
     name: str = "hmm"
-    window: int = 504
-    n_iter: int = 50
-    refit_days: int = 30
     _sig: list[Signal] = field(default_factory=list)
 
-    def _detector(self, view: MarketView, sym: str, r: pd.Series) -> Any:
-        from v28quant.ml.model_store import ModelStore
-        from v28quant.regime.hmm import HmmRegimeDetector
-
-        stored = _stored(view, f"hmm_{sym}", self.refit_days)
-        if stored is not None:
-            return stored[0]
-        det = HmmRegimeDetector(n_states=3, seed=0, n_starts=1, n_iter=self.n_iter).fit(r)
-        if view.model_dir is not None:
-            ModelStore(view.model_dir, journal=view.journal).save(
-                det,
-                f"hmm_{sym}",
-                train_start=str(r.index[0].date()),
-                train_end=str(view.data_ts.date()),
-                features=["log_return", "log_ewma_vol"],
-                validation_scores={"loglik": float(det.loglik)},
-                params={"n_states": 3, "n_iter": self.n_iter, "labels": list(det.labels)},
-            )
-        return det
-
     def refit(self, view: MarketView) -> None:
-        """Load or fit each symbol's HMM and read its filtered state at the last close."""
+        """Read each symbol's detector (fitted by the regime controller) at the last close."""
         self._sig = []
+        detectors = getattr(view.regime_controller, "symbols", {})
+        which = 0 if self.name == "hmm" else 1
         rets = view.log_returns
         for sym in view.symbols:
-            r = rets[sym].dropna().iloc[-self.window :]
-            if len(r) < 250:
+            if sym not in detectors:
                 continue
+            r = rets[sym].dropna().iloc[-378:]
             try:
-                state = self._detector(view, sym, r).predict(r.iloc[-126:], ts=view.data_ts)
+                state = detectors[sym][which].predict(r, ts=view.data_ts)
             except (ValueError, np.linalg.LinAlgError) as exc:
-                log.warning("hmm of %s failed: %s", sym, exc)
+                log.warning("%s regime of %s failed: %s", self.name, sym, exc)
                 continue
             p = dict(state.probabilities)
             bull = p.get("bull_quiet", 0.0)
             bear = sum(v for k, v in p.items() if k in ("bear_volatile", "crisis"))
             value = float(np.clip(bull - bear, -1.0, 1.0))
-            conf = float(max(p.values()))
             probs = {k: round(v, 4) for k, v in p.items()}
             reasoning = {"label": state.label, "probabilities": probs}
+            conf = float(max(p.values()))
             self._sig.append(Signal(self.name, sym, value, conf, reasoning, view.data_ts))
 
     def signals(self, view: MarketView) -> list[Signal]:
-        """Return the day's HMM signals."""
+        """Return the day's regime signals."""
         return [s for s in self._sig if s.symbol in view.symbols]
 
 
@@ -357,15 +339,21 @@ def _edge(scores: dict[str, float]) -> float:
 
 def default_sources(rf_annual: float) -> list[Any]:
     """Return the equity engine's built-in sources, GARCH first (it sizes positions)."""
-    return [GarchSource(), CapmSource(rf_annual=rf_annual), HmmSource(), MlSource()]
+    return [
+        GarchSource(),
+        CapmSource(rf_annual=rf_annual),
+        RegimeSource("hmm"),
+        RegimeSource("manifold"),
+        MlSource(),
+    ]
 
 
 __all__ = [
     "CapmSource",
     "GarchSource",
-    "HmmSource",
     "MarketView",
     "MlSource",
+    "RegimeSource",
     "SignalSource",
     "data_time",
     "default_sources",
