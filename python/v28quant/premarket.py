@@ -104,7 +104,8 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     age = int(ctx.shared.get("regime_age", REGIME_REFIT_SESSIONS))
     if controller is None:
         controller, age = _stored_controller(ctx, mkt, set(symbols))
-    if controller is None or age >= REGIME_REFIT_SESSIONS:
+    refit = controller is None or age >= REGIME_REFIT_SESSIONS
+    if refit:
         controller = HierarchicalRegimeController(n_starts=1)
         await asyncio.to_thread(controller.fit, mkt, symbols)
         age = 0
@@ -134,7 +135,7 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
             "agreement": float(assessment.agreement),
             "detail": dict(assessment.reasoning),
             "per_symbol": {s: r.label for s, r in assessment.per_symbol.items()},
-            "refit": age == 0,
+            "refit": refit,
         },
         ctx.now,
     )
@@ -142,7 +143,7 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
         "regime: %s, risk multiplier %.2f%s",
         state.label,
         assessment.risk_multiplier,
-        " (detectors refitted)" if age == 0 else "",
+        " (detectors refitted)" if refit else "",
         extra={"probabilities": dict(state.probabilities)},
     )
     return assessment
