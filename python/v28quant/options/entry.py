@@ -61,6 +61,8 @@ async def enter_one(
         plan.append("covered_call")
     if len(held_here) < cfg.max_per_underlying:
         plan += [s for s in row if s not in ("close", "covered_call")]
+    if cfg.wheel and wheel.stage != "cash":  # one wheel cycle at a time per underlying
+        plan = [s for s in plan if s != "cash_secured_put"]
     value, conf, source = view or (0.0, 0.0, "none")
     threshold = eng.min_confidence(ctx)
     account = await ctx.broker.account()

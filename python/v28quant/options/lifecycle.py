@@ -245,6 +245,10 @@ class Book:
         events: list[Event] = []
         if a.type == "OPEXP":
             events.append(Event("expired", h.structure_id, a.symbol, contracts))
+            if h.wheel and not [s for s in h.legs if s != a.symbol]:
+                # an expired covered call leaves the shares; an expired put leaves the cash
+                w = self.stage(h.underlying)
+                w.stage = "shares" if h.strategy == "covered_call" else "cash"
         elif a.type == "OPEXC":
             events.append(Event("exercised", h.structure_id, a.symbol, contracts))
         elif h.strategy == "covered_call":
