@@ -10,6 +10,11 @@ unreachable-broker case, which uses AlpacaBroker against a closed port.
 
 from __future__ import annotations
 
+<<<<<<< HEAD
+=======
+import asyncio
+import threading
+>>>>>>> exec
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
@@ -153,7 +158,7 @@ async def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
     assert rep.ok, rep.reason
     assert kinds(rep) == ["intent_never_submitted", "order_changed"]
     assert journal.order_by_client_id(ack.client_order_id)["status"] == "canceled"
-    assert journal.order_by_client_id(lost.client_order_id)["status"] == "rejected"
+    assert journal.order_by_client_id(lost.client_order_id)["status"] == "not_sent"
     assert journal.open_orders() == []
 
 
@@ -330,15 +335,17 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
     reconcile explains it (a 500 never stored the order; a hung POST did, late) and the same
     decision resubmitted gives exactly one order."""
     from fakes.alpaca_trading import FakeAlpacaTrading
+    from v28quant.alpaca.ratelimit import RateLimiter
     from v28quant.broker import BrokerError, BrokerUnavailable
-    from v28quant.ratelimit import RateLimiter
 
     path = tmp_path / "journal.sqlite"
     journal = Journal(path)
     fake = FakeAlpacaTrading(now=OPEN).start()
     fake.set_quote("SPY", "530.00", "530.10")
+    # A hung venue holds every request until the test releases it (no sleep races the timeout).
+    hung = threading.Event()
     kw = (
-        {"delay_s": 0.6, "status": 200}
+        {"hold": hung, "status": 200}
         if fault == "timeout"
         else {"status": 500, "body": {"message": "internal server error"}}
     )
@@ -348,7 +355,7 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
         "k",
         "s",
         url=fake.url,
-        timeout_s=0.3,
+        timeout_s=0.5,
         backoff_s=0.0,
         max_attempts=2,
         limiter=RateLimiter(rate=10_000, burst=1000),
@@ -363,11 +370,19 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
             row = other.order_by_client_id(req.client_order_id)
             assert row is not None and row["status"] == "intent", row
         fake.faults.clear()
-        if fault == "timeout":  # the hung POSTs land late: wait for the venue to hold the order
-            deadline = time.monotonic() + 10.0
-            while not fake.orders and time.monotonic() < deadline:
+        hung.set()
+        if fault == "timeout":  # the held POSTs land late: wait for the venue to answer them
+            deadline = time.monotonic() + 30.0
+            while fake.count("POST", "/v2/orders") > sum(
+                1 for r in fake.responses if r[:2] == ("POST", "/v2/orders")
+            ) and time.monotonic() < deadline:
                 time.sleep(0.05)
+<<<<<<< HEAD
         rep = await reconcile(journal, b, clock)
+=======
+            assert len(fake.orders) == 1, fake.orders
+        rep = run(reconcile(journal, b, clock))
+>>>>>>> exec
         want = "order_changed" if fault == "timeout" else "intent_never_submitted"
         assert rep.ok and want in kinds(rep), rep
         o = await b.submit(req)
@@ -377,6 +392,11 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
             sum(1 for x in fake.orders.values() if x["client_order_id"] == req.client_order_id) == 1
         )
     finally:
+<<<<<<< HEAD
         await b.aclose()
+=======
+        hung.set()
+        run(b.aclose())
+>>>>>>> exec
         fake.stop()
         journal.close()

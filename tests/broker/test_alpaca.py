@@ -9,12 +9,14 @@ option contracts paged by ``next_page_token``. Everything goes through the real 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
 from fakes.fixtures import OPEN, FakeTime
+from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker import (
     AuthenticationError,
     BrokerUnavailable,
@@ -29,7 +31,7 @@ from v28quant.broker import (
 )
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker
-from v28quant.ratelimit import RateLimiter
+from v28quant.clock import SimClock
 from v28quant.settings import SettingsError, load_settings
 
 KEY, SECRET = "PKTESTKEY0001", "sEcReT-do-not-log-0001"
@@ -45,6 +47,8 @@ def make(fake, ft: FakeTime | None = None, **kw) -> AlpacaBroker:
 def quotes(fake) -> None:
     fake.set_quote("SPY", "530.00", "530.10")
     fake.set_quote(C530, "3.90", "4.00")
+
+
 
 
 def own(d: str) -> Owner:
@@ -75,6 +79,9 @@ async def test_html_200_after_store_is_resolved_by_lookup(fake_trading):
     o = await b.submit(req)
     assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
     assert len(fake_trading.orders) == 1 and fake_trading.count("POST", "/v2/orders") == 1
+    # The POST really was answered with HTML, and the order came from the look-up.
+    assert fake_trading.responses[0] == ("POST", "/v2/orders", 200, "<html>gateway</html>")
+    assert fake_trading.count("GET", "/v2/orders:by_client_order_id") == 1
 
 
 async def test_replace_refuses_a_fractional_qty(fake_trading):
@@ -95,18 +102,31 @@ async def test_500_before_store_is_resent_once(fake_trading):
 
 
 async def test_timeout_then_late_store_makes_one_order(fake_trading):
-    """The POST is slow: the client times out, finds nothing, resends; the first POST lands
-    later and is refused by the venue as a duplicate client_order_id. One order exists."""
+    """The first POST is held by the venue past the client's timeout: the client finds no
+    order, resends, and gets it filled; then the first POST is processed and refused as a
+    duplicate client_order_id. One order exists. The venue holds the request until the test
+    releases it, so no sleep races the timeout."""
     quotes(fake_trading)
-    fake_trading.inject("POST", "/v2/orders", 200, delay_s=1.0)
-    b = make(fake_trading, timeout_s=0.3)
-    o = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("slow")))
+    late = threading.Event()
+    fake_trading.inject("POST", "/v2/orders", 200, hold=late)
+    b = make(fake_trading, timeout_s=0.5)
+    req = OrderRequest.equity("SPY", 1, "buy", owner=own("slow"))
+    try:
+        o = await b.submit(req)
+    finally:
+        late.set()
     assert o.status == OrderStatus.FILLED
-    deadline = time.time() + 3
-    while fake_trading.count("POST", "/v2/orders") < 2 and time.time() < deadline:
+    deadline = time.monotonic() + 30  # a bound on waiting for the server thread, not a timing
+    while len(posts(fake_trading)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.9)  # let the delayed first POST finish on the server
+    answers = posts(fake_trading)
+    assert [a[2] for a in answers] == [200, 422], answers  # the resend, then the late one
+    assert "client_order_id must be unique" in answers[1][3]["message"]
     assert len(fake_trading.orders) == 1, fake_trading.orders
+
+
+def posts(fake) -> list[tuple[str, str, int, object]]:
+    return [r for r in fake.responses if r[:2] == ("POST", "/v2/orders")]
 
 
 async def test_async_rejection_is_reported(fake_trading):
@@ -217,7 +237,7 @@ async def test_403_and_422_and_401_mapped(fake_trading):
 async def test_non_json_502_on_reads_is_retried_then_unavailable(fake_trading):
     fake_trading.inject("GET", "/v2/clock", 502, "<html>Bad Gateway</html>", times=1)
     b = make(fake_trading)
-    assert (await b.clock()).is_open  # retried once
+    assert await b.clock().is_open  # retried once
     fake_trading.inject("GET", "/v2/clock", 502, "<html>Bad Gateway</html>", times=5)
     with pytest.raises(BrokerUnavailable, match="502"):
         await b.clock()
@@ -281,14 +301,14 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
         async def closing_price(self, s, d):
             raise KeyError(s)
 
-    b = connect(load_settings(), quotes=NoQuotes())
-    assert isinstance(b, SimBroker) and "simulated exchange" in caplog.text
+    b = connect(load_settings(), quotes=NoQuotes(), clock=SimClock(OPEN))
+    assert isinstance(b, SimBroker) and "SIMULATED exchange" in caplog.text
     with pytest.raises(SettingsError, match="V28_LIVE_CONFIRM"):
         connect(load_settings(), live=True)
     with pytest.raises(SettingsError, match="APCA_API_KEY_ID"):
         connect(load_settings(live_confirm=True), live=True)
-    with pytest.raises(SettingsError, match="quote source"):
-        connect(load_settings())
+    with pytest.raises(SettingsError, match="needs clock="):
+        connect(load_settings(), quotes=NoQuotes())  # never wall time by default
 
 
 async def test_orders_page_past_the_limit_with_until(fake_trading):

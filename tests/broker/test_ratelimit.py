@@ -1,4 +1,4 @@
-"""``v28quant.ratelimit.RateLimiter``: the one client-side limiter of both Alpaca adapters.
+"""``v28quant.alpaca.ratelimit.RateLimiter``: the one client-side limiter of both Alpaca adapters.
 
 References: Alpaca's documented budget (200 requests/minute per API, trading and market data
 metered separately) and its 429 headers ``X-Ratelimit-Remaining`` / ``X-Ratelimit-Reset``
@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from fakes.alpaca_data import FakeAlpacaData
 from fakes.fixtures import FakeTime
+from v28quant.alpaca.ratelimit import MAX_RESET_WAIT_S, RateLimiter, account_limiter
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.data.alpaca import AlpacaData
-from v28quant.ratelimit import MAX_RESET_WAIT_S, RateLimiter
 
 
 async def test_bucket_burst_then_one_interval_and_reset_cap():
@@ -69,10 +69,17 @@ async def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
     assert sum(ft.slept) == pytest.approx(3.0), ft.slept
 
 
+<<<<<<< HEAD:tests/broker/test_ratelimit.py
 async def test_adapters_own_separate_buckets():
     """Trading and data are metered separately: a 429 from the data API pauses the data
     bucket only; the option-contracts call (trading API) does not wait for it."""
     data_t, trade_t = FakeTime(), FakeTime()
+=======
+def test_broker_and_data_of_one_account_share_one_bucket():
+    """Alpaca's 200 requests a minute are the account's: a 429 from the data API pauses the
+    trading calls too, and adapters built without a limiter for one key share one bucket."""
+    t = FakeTime()
+>>>>>>> exec:tests/test_broker_ratelimit.py
     quotes = {
         "SPY": {
             "t": "2025-07-09T14:59:59Z",
@@ -86,22 +93,16 @@ async def test_adapters_own_separate_buckets():
             "z": "B",
         }
     }
+    shared = RateLimiter(now=t.now, sleep=t.sleep)
     with FakeAlpacaData(quotes=quotes) as fake:
         fake.fail(
             "GET",
             r"/v2/stocks/quotes/latest",
             429,
             {"message": "too many requests."},
-            {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(data_t.t) + 5)},
+            {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(t.t) + 5)},
         )
-        c = AlpacaData(
-            "k",
-            "s",
-            data_url=fake.url,
-            trading_url=fake.url,
-            limiter=RateLimiter(now=data_t.now, sleep=data_t.sleep),
-            trading_limiter=RateLimiter(now=trade_t.now, sleep=trade_t.sleep),
-        )
+<<<<<<< HEAD:tests/broker/test_ratelimit.py
         assert "SPY" in await c.latest_quotes(["SPY"])
         await c.option_contracts("SPY")
         await c.aclose()
@@ -112,3 +113,21 @@ async def test_adapters_own_separate_buckets():
     assert b1._limiter is not b2._limiter  # one bucket per client unless shared on purpose
     await b1.aclose()
     await b2.aclose()
+=======
+        c = AlpacaData("k", "s", data_url=fake.url, trading_url=fake.url, limiter=shared)
+        assert "SPY" in run(c.latest_quotes(["SPY"]))
+        assert sum(t.slept) == pytest.approx(5.0), t.slept
+        # The data API's 429 blocked the bucket; the trading call waits out what is left.
+        shared.block_until(t.t + 2)
+        run(c.option_contracts("SPY"))
+        run(c.aclose())
+    assert sum(t.slept) == pytest.approx(7.0), t.slept
+    url = "http://127.0.0.1:9"  # never called: only the construction is looked at
+    b1, b2 = AlpacaBroker("k1", "s", url=url), AlpacaBroker("k1", "s", url=url)
+    d1 = AlpacaData("k1", "s", data_url=url, trading_url=url)
+    other = AlpacaBroker("k2", "s", url=url)
+    assert b1.limiter is b2.limiter is d1.limiter is account_limiter("k1")
+    assert other.limiter is not b1.limiter
+    for x in (b1, b2, d1, other):
+        run(x.aclose())
+>>>>>>> exec:tests/test_broker_ratelimit.py

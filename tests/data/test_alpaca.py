@@ -24,9 +24,9 @@ from fakes.alpaca_data import (
     contracts_from_snapshots,
     snapshots_from_csv,
 )
+from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.data.alpaca import AlpacaData, DataError
 from v28quant.data.base import BAR_COLUMNS, CHAIN_COLUMNS, DataFeed
-from v28quant.ratelimit import RateLimiter
 
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 NOW = datetime(2025, 7, 9, 15, 0, tzinfo=UTC)
@@ -208,7 +208,11 @@ async def test_429_exhausted_and_403_are_clear_errors(fake: FakeAlpacaData, capl
         times=10,
     )
     with pytest.raises(DataError, match="429"):
+<<<<<<< HEAD:tests/data/test_alpaca.py
         await client(fake, max_retries=2).latest_quotes(["SPY"])
+=======
+        run(client(fake, max_attempts=3).latest_quotes(["SPY"]))
+>>>>>>> exec:tests/test_data_alpaca.py
     fake.fail(
         "GET",
         r"/v2/stocks/bars",
@@ -239,11 +243,11 @@ async def test_empty_results(fake: FakeAlpacaData) -> None:
 
 def test_a_missing_quote_side_is_not_a_price_of_zero() -> None:
     # A quote without a bid or an ask is dropped by latest_quotes, never priced at 0.
-    from v28quant.data.alpaca import _dec
+    from v28quant.data.alpaca import _price
 
-    with pytest.raises(ValueError, match="no bid or no ask"):
-        _dec(None)
-    assert _dec(1.25) == Decimal("1.25")
+    with pytest.raises(ValueError, match="no bid price"):
+        _price(None, "bid")
+    assert _price(1.25, "ask") == Decimal("1.25")
 
 
 async def test_a_silent_server_times_out_with_a_clear_error() -> None:

@@ -22,8 +22,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from v28quant.broker.occ import is_occ, parse_occ
 from v28quant.broker.ticks import TickScheme, round_limit, round_net_limit
+from v28quant.decimals import to_decimal
+from v28quant.occ import is_occ, parse_occ
 
 Side = Literal["buy", "sell"]
 Intent = Literal["buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"]
@@ -279,16 +280,6 @@ def replacement_client_order_id(cid: str) -> str:
 # ---------------------------------------------------------------------------- requests
 
 
-def _dec(x: Decimal | int | str | float, name: str) -> Decimal:
-    try:
-        d = Decimal(str(x)) if isinstance(x, float) else Decimal(x)
-    except Exception:
-        raise ValueError(f"{name} must be a number, got {x!r}") from None
-    if not d.is_finite():
-        raise ValueError(f"{name} must be finite, got {x!r}")
-    return d
-
-
 def _whole(q: Decimal, name: str) -> None:
     if q != q.to_integral_value():
         raise ValueError(f"{name} must be a whole number of contracts, got {q}")
@@ -356,7 +347,7 @@ class OrderRequest:
         sym = symbol.strip().upper()
         if not sym or is_occ(sym):
             raise ValueError(f"equity symbol must be a ticker, got {symbol!r}")
-        q = _dec(qty, "qty")
+        q = to_decimal(qty, "qty")
         return cls._build("equity", sym, q, side, type, limit_price, owner, None, (), time_in_force)
 
     @classmethod
@@ -375,7 +366,7 @@ class OrderRequest:
         price is given, which is rounded to the tick conservatively (buys down, sells up:
         ``v28quant.broker.ticks``)."""
         parse_occ(occ_symbol)
-        q = _dec(qty, "qty")
+        q = to_decimal(qty, "qty")
         _whole(q, "qty")
         if intent not in INTENTS or not intent.startswith(side):
             raise ValueError(f"intent {intent!r} does not match side {side!r}")
@@ -383,7 +374,7 @@ class OrderRequest:
         lp = (
             None
             if limit_price is None
-            else round_limit(_dec(limit_price, "limit_price"), side, tick_scheme)
+            else round_limit(to_decimal(limit_price, "limit_price"), side, tick_scheme)
         )
         return cls._build("option", occ_symbol, q, side, typ, lp, owner, intent, (), "day")
 
@@ -410,13 +401,13 @@ class OrderRequest:
         roots = {parse_occ(s).root for s in syms}
         if len(roots) != 1:
             raise ValueError(f"all legs must be on one underlying, got {sorted(roots)}")
-        q = _dec(qty, "qty")
+        q = to_decimal(qty, "qty")
         _whole(q, "qty")
         typ: OrderType = "market" if limit_price is None else "limit"
         lp = (
             None
             if limit_price is None
-            else round_net_limit(_dec(limit_price, "limit_price"), tick_scheme)
+            else round_net_limit(to_decimal(limit_price, "limit_price"), tick_scheme)
         )
         return cls._build("mleg", None, q, None, typ, lp, owner, None, legs, "day")
 
@@ -442,7 +433,7 @@ class OrderRequest:
             raise ValueError(f"type must be 'market' or 'limit', got {typ!r}")
         if tif not in ("day", "gtc"):
             raise ValueError(f"time_in_force must be 'day' or 'gtc', got {tif!r}")
-        lp = None if limit_price is None else _dec(limit_price, "limit_price")
+        lp = None if limit_price is None else to_decimal(limit_price, "limit_price")
         if typ == "limit" and lp is None:
             raise ValueError("a limit order needs limit_price")
         if typ == "market" and lp is not None:
@@ -546,6 +537,7 @@ class Order:
     updated_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    reason: str | None = None  # why an open order is not filling, where the venue says
 
     @property
     def owner(self) -> OrderTag | None:
@@ -566,7 +558,7 @@ class Order:
                 return v.isoformat()
             return v
 
-        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}  # type: ignore[attr-defined]
+        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}
         out["status"] = self.status.value
         out["legs"] = [leg.to_dict() for leg in self.legs]
         return out

@@ -14,8 +14,9 @@ For each ``Decision``:
 4. Journal the acknowledgement, and whenever the order has fills, the new account activities,
    their fills and the position snapshot in one transaction.
 
-Tracking to a terminal state polls the venue (``track``, ``sync``); a venue with a push stream
-of order updates can feed ``on_update``, which journals them the same way.
+Tracking to a terminal state uses the venue's trade-updates stream where it has one
+(``follow``: each pushed update is journaled as it comes and wakes ``track``) and polls
+otherwise, and as the fallback for anything a stream missed (``track``, ``sync``).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import asyncio
 import logging
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from v28quant.broker.base import (
     Activity,
@@ -67,6 +68,20 @@ _POSITION_ACTIVITIES = frozenset(
 )
 #: How far before the last journaled activity the next fetch starts (late-posted rows).
 _ACTIVITY_OVERLAP = timedelta(days=1)
+
+
+class TradeUpdates(Protocol):
+    """A venue's push stream of order updates (``v28quant.alpaca.stream.AlpacaTradeUpdates``)."""
+
+    async def start(self, handler: Callable[[Order], Coroutine[Any, Any, None]]) -> None:
+        """Deliver every order update to ``handler``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the stream."""
+        ...
+
+
 # One admission lock per journal, shared by every executor on it (two engines, one process).
 _ADMISSION: weakref.WeakKeyDictionary[Journal, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -116,6 +131,8 @@ class Executor:
         self._admission = _ADMISSION.setdefault(self._j, asyncio.Lock())
         self._in_flight: set[str] = set()
         self._settle_lock = asyncio.Lock()
+        self._updates: TradeUpdates | None = None
+        self._waiters: dict[str, asyncio.Event] = {}
 
     def _now(self) -> datetime:
         return self._clock.now() if self._clock is not None else datetime.now(UTC)
@@ -299,20 +316,52 @@ class Executor:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while True:
-            order = await self.broker.order_by_client_id(client_order_id)
-            if order is None:
-                raise BrokerError(f"the venue has no order {client_order_id}")
-            await self._record(order)
-            if order.status.terminal or loop.time() >= deadline:
-                return order
+        # Registered before the first look, cleared before each: no pushed update is lost
+        # between a look and the wait that follows it.
+        pushed = self._waiters.setdefault(client_order_id, asyncio.Event())
+        try:
+            while True:
+                pushed.clear()
+                order = await self.broker.order_by_client_id(client_order_id)
+                if order is None:
+                    raise BrokerError(f"the venue has no order {client_order_id}")
+                await self._record(order)
+                if order.status.terminal or loop.time() >= deadline:
+                    return order
+                await self._next_update(pushed, min(self._poll_s, deadline - loop.time()))
+        finally:
+            self._waiters.pop(client_order_id, None)
+
+    async def _next_update(self, pushed: asyncio.Event, timeout_s: float) -> None:
+        """Until the stream pushes an update of the order, or ``timeout_s`` (polling) passes."""
+        if self._updates is None:
             await self._sleep(self._poll_s)
+            return
+        try:
+            await asyncio.wait_for(pushed.wait(), max(timeout_s, 0.0))
+        except TimeoutError:
+            pass
+
+    async def follow(self, updates: TradeUpdates) -> None:
+        """Journal every order update the venue pushes from now on (until ``aclose``)."""
+        self._updates = updates
+        await updates.start(self.on_update)
 
     async def on_update(self, order: Order) -> None:
         """Journal an order update pushed by the venue (a trade-updates stream)."""
         if parse_client_order_id(order.client_order_id) is None:
             return  # not ours: another program's order is reported by reconcile, never touched
         await self._record(order)
+        waiter = self._waiters.get(order.client_order_id)
+        if waiter is not None:
+            waiter.set()
+
+    async def aclose(self) -> None:
+        """Stop following the venue's stream and the journal's worker thread."""
+        if self._updates is not None:
+            await self._updates.aclose()
+            self._updates = None
+        await asyncio.to_thread(self.journal.close)
 
     async def sync(self) -> list[OrderOutcome]:
         """Look up every order the journal holds open and journal what the venue says.

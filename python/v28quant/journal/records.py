@@ -24,11 +24,11 @@ from v28quant.journal._codec import dec_text, from_iso, json_text, ts_text
 from v28quant.journal.reports import ReportQueries
 from v28quant.journal.reservations import Claim, ReservationBook, check_claims
 from v28quant.journal.schema import (
+    FINAL_STATUSES,
     INTENT_STATUS,
     LOCAL_STATUSES,
     NOT_SENT_STATUS,
     REFUSED_STATUS,
-    TERMINAL_STATUSES,
 )
 from v28quant.journal.statements import activity_stmt, fill_stmt, positions_stmts
 from v28quant.signals import Signal
@@ -225,7 +225,7 @@ class Journal(ReportQueries, ReservationBook):
         ts_s = ts_text(ts)
         qty, px = dec_text(filled_qty, "filled_qty"), dec_text(filled_avg_price, "filled_avg_price")
         raw_s = json_text(raw, "raw")
-        tmarks, terminal = _marks(TERMINAL_STATUSES)
+        tmarks, terminal = _marks(FINAL_STATUSES)
         lmarks, local = _marks(LOCAL_STATUSES)
         cursors = self._write_many(
             [
@@ -406,7 +406,7 @@ class Journal(ReportQueries, ReservationBook):
 
         ``intent`` and ``unknown`` are included: they may or may not have reached the broker.
         """
-        marks, terminal = _marks(TERMINAL_STATUSES)
+        marks, terminal = _marks(FINAL_STATUSES)
         rows = self._read(
             f"SELECT * FROM orders WHERE status NOT IN ({marks}) "
             "ORDER BY updated_ts, client_order_id",

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from v28quant.journal._codec import from_iso, ts_text
-from v28quant.journal.schema import TERMINAL_STATUSES
+from v28quant.journal.schema import FINAL_STATUSES
 from v28quant.journal.store import JournalStore
 
 ReserveKind = Literal["shares", "cash"]
@@ -125,12 +125,12 @@ class ReservationBook(JournalStore):
                 (claim.kind, claim.symbol),
             ).fetchall()
         ]
-        marks = ",".join("?" * len(TERMINAL_STATUSES))
+        marks = ",".join("?" * len(FINAL_STATUSES))
         spends = []
         for r in self._db.execute(
             "SELECT engine, strategy, spend_amount, request, filled_qty FROM orders "
             f"WHERE spend_kind = ? AND spend_symbol IS ? AND status NOT IN ({marks})",
-            (claim.kind, claim.symbol, *sorted(TERMINAL_STATUSES)),
+            (claim.kind, claim.symbol, *sorted(FINAL_STATUSES)),
         ).fetchall():
             amount = Decimal(r["spend_amount"])
             qty = Decimal(json.loads(r["request"])["qty"]) if r["request"] else Decimal(0)

@@ -1,0 +1,233 @@
+"""The only door to live trading for a parameter set, and the off-hours guard of research jobs.
+
+A walk-forward report is saved as JSON with a SHA-256 digest of its content and journaled as a
+model run carrying that digest. :func:`promote` refuses unless the report file is intact (its
+digest recomputes), the journal holds a walk-forward run with that digest, and the report passed.
+It then writes the candidate parameters atomically beside the journal, where the runner reads
+them (:func:`promoted_params`), and journals the promotion.
+
+Research jobs (tuning, walk-forward) run only off-hours: :func:`require_off_hours` raises on a
+session day between ``margin`` before the 09:00 ET pre-market job and the runner's after-close
+time, and :func:`off_hours_deadline` says when a job started off-hours must stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from v28quant.calendar import ExchangeCalendar, default_calendar
+from v28quant.journal import Journal
+from v28quant.optimization.space import STRATEGY_SPACE, SearchSpace
+from v28quant.optimization.walkforward import WalkForwardReport
+
+ET = ZoneInfo("America/New_York")
+REPORT_FILE = "walkforward.json"
+PROMOTED_FILE = "v28_promoted_params.json"
+WALK_FORWARD_MODEL = "optimization.walk_forward"
+PROMOTE_MODEL = "optimization.promote"
+TUNE_MODEL = "optimization.tune"
+
+
+class PromotionRefused(RuntimeError):
+    """A promotion without a passing, journaled, intact walk-forward."""
+
+
+class TradingHoursError(RuntimeError):
+    """A research job asked to run while the runner trades."""
+
+
+def _canonical(payload: Mapping[str, Any]) -> bytes:
+    body = {k: v for k, v in payload.items() if k != "digest"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def report_digest(payload: Mapping[str, Any]) -> str:
+    """SHA-256 hex digest of a report's JSON content (its ``digest`` field left out)."""
+    return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_report(
+    report: WalkForwardReport,
+    out_dir: str | Path,
+    journal: Journal | None,
+    started: datetime,
+    finished: datetime,
+) -> Path:
+    """Write ``walkforward.json`` (with its digest) into ``out_dir`` and journal the run."""
+    payload = report.to_dict()
+    digest = report_digest(payload)
+    path = Path(out_dir) / REPORT_FILE
+    _atomic_write(path, json.dumps({**payload, "digest": digest}, indent=1, allow_nan=False))
+    if journal is not None:
+        journal.record_model_run(
+            WALK_FORWARD_MODEL,
+            digest[:16],
+            started,
+            finished,
+            report.candidate,
+            {
+                "digest": digest,
+                "report": str(path.resolve()),
+                "passed": report.passed,
+                "verdict": report.verdict,
+                "dsr": report.dsr.dsr,
+                "n_trials": report.n_trials,
+                "oos_sharpe": report.oos_sharpe,
+                "mode": report.mode,
+                "evaluator": report.evaluator,
+            },
+        )
+    return path
+
+
+def _journaled_walk_forwards(journal_path: Path) -> list[dict[str, Any]]:
+    """Metrics of every journaled walk-forward (read-only: the runner may hold the journal)."""
+    if not journal_path.is_file():
+        return []
+    db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT metrics FROM model_runs WHERE model = ? ORDER BY id", (WALK_FORWARD_MODEL,)
+        ).fetchall()
+    finally:
+        db.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """A promoted parameter set and where it was written."""
+
+    params: dict[str, float]
+    digest: str
+    path: Path
+    promoted_at: datetime
+
+
+def promote(
+    report_path: str | Path,
+    journal: Journal,
+    out: str | Path | None = None,
+    space: SearchSpace = STRATEGY_SPACE,
+    now: datetime | None = None,
+) -> Promotion:
+    """Promote a passing walk-forward's candidate parameters to live trading.
+
+    Raises
+    ------
+    PromotionRefused
+        The report is missing, unreadable, altered since it was written, not journaled, or
+        failed; or its parameters do not fit ``space``.
+    """
+    path = Path(report_path)
+    if path.is_dir():
+        path = path / REPORT_FILE
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PromotionRefused(f"no readable walk-forward report at {path}: {exc}") from None
+    digest = payload.get("digest")
+    if not isinstance(digest, str) or digest != report_digest(payload):
+        raise PromotionRefused(f"{path}: content does not match its digest (altered?)")
+    journaled = [m for m in _journaled_walk_forwards(journal.path) if m.get("digest") == digest]
+    if not journaled:
+        raise PromotionRefused(f"{path}: no walk-forward with digest {digest[:16]} in the journal")
+    if not (payload.get("passed") is True and all(m.get("passed") is True for m in journaled)):
+        raise PromotionRefused(f"walk-forward did not pass: {payload.get('verdict')}")
+    try:
+        params = space.validate(payload["candidate"])
+    except (KeyError, ValueError) as exc:
+        raise PromotionRefused(f"{path}: candidate parameters rejected: {exc}") from None
+    when = now or datetime.now(UTC)
+    target = Path(out) if out is not None else journal.path.with_name(PROMOTED_FILE)
+    record = {
+        "params": params,
+        "report_digest": digest,
+        "report": str(path.resolve()),
+        "evaluator": payload.get("evaluator"),
+        "dsr": payload["dsr"]["dsr"],
+        "oos_sharpe": payload.get("oos_sharpe"),
+        "promoted_at": when.isoformat(),
+    }
+    _atomic_write(target, json.dumps(record, indent=1, sort_keys=True))
+    journal.record_model_run(PROMOTE_MODEL, digest[:16], when, when, params, record)
+    return Promotion(params=params, digest=digest, path=target, promoted_at=when)
+
+
+def promoted_params(
+    journal_path: str | Path, space: SearchSpace = STRATEGY_SPACE
+) -> dict[str, float] | None:
+    """The parameter set promoted beside the journal at ``journal_path``; None if none yet."""
+    p = Path(journal_path).with_name(PROMOTED_FILE)
+    if not p.is_file():
+        return None
+    return space.validate(json.loads(p.read_text())["params"])
+
+
+def is_off_hours(
+    now: datetime, calendar: ExchangeCalendar | None = None, margin: timedelta = timedelta(0)
+) -> bool:
+    """Whether ``now`` is outside the runner's trading day (pre-market job to after close)."""
+    if now.tzinfo is None:
+        raise ValueError("is_off_hours needs a timezone-aware datetime")
+    cal = calendar or default_calendar()
+    day = now.astimezone(ET).date()
+    if not cal.is_session(day):
+        return True
+    w = cal.windows(day)
+    return not (w.premarket - margin <= now < w.after_close)
+
+
+def require_off_hours(
+    now: datetime,
+    calendar: ExchangeCalendar | None = None,
+    margin: timedelta = timedelta(minutes=30),
+) -> None:
+    """Raise :class:`TradingHoursError` unless ``now`` is off-hours with ``margin`` to spare."""
+    if not is_off_hours(now, calendar, margin):
+        cal = calendar or default_calendar()
+        w = cal.windows(now.astimezone(ET).date())
+        raise TradingHoursError(
+            f"research jobs run off-hours only: {now.astimezone(ET):%Y-%m-%d %H:%M} ET is within "
+            f"the trading day ({w.premarket - margin:%H:%M} to {w.after_close:%H:%M} ET)"
+        )
+
+
+def off_hours_deadline(
+    now: datetime,
+    calendar: ExchangeCalendar | None = None,
+    margin: timedelta = timedelta(minutes=30),
+) -> datetime:
+    """When a research job started at ``now`` must have stopped: ``margin`` before pre-market."""
+    require_off_hours(now, calendar, margin)
+    cal = calendar or default_calendar()
+    day = now.astimezone(ET).date()
+    if cal.is_session(day) and now < cal.windows(day).premarket - margin:
+        return cal.windows(day).premarket - margin
+    return cal.windows(cal.next_session(day)).premarket - margin

@@ -1,0 +1,270 @@
+"""Bayesian tuning with Optuna: TPE sampling, median pruning, the study kept in shared storage.
+
+The objective of a parameter set is its annualised out-of-sample Sharpe ratio, net of costs, over
+the walk-forward test windows stitched together (the strategy fitted on each window's training
+dates). Selecting the best of many trials on that figure inflates it; the deflation comes after
+the search, not inside it: the best trial's fixed walk-forward is deflated with the number of
+trials actually run and the variance of their Sharpe ratios (Bailey & López de Prado 2014). A
+per-trial DSR as the objective would depend on the order trials finish in, which no parallel
+run could reproduce; the OOS Sharpe ratio is the stated alternative.
+
+Reproducibility: trials are asked in fixed-size batches in one process (the TPE sampler seeded,
+``constant_liar`` so a batch spreads out), their windows run as Dask tasks with seeds from the
+trial number and window index, and results are told in trial order. Pruning is decided in
+trial order after the first ``prune_after`` windows, against trials of earlier batches only. The
+same seed and batch size give the same study whatever the number of workers. The study lives in
+its storage (SQLite beside the journal by default, or any database URL), so a run can be resumed
+or inspected with Optuna's own tools.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from v28quant.optimization.distributed import TaskRunner
+from v28quant.optimization.evaluation import Evaluator, WindowReturns, task_seed
+from v28quant.optimization.sharpe import TRADING_DAYS, sharpe_ratio
+from v28quant.optimization.walkforward import (
+    WalkForwardOptimizer,
+    WalkForwardReport,
+    evaluate_windows,
+)
+from v28quant.optimization.windows import WindowScheme
+
+log = logging.getLogger(__name__)
+
+STORAGE_FILE = "v28_optuna.sqlite"
+
+
+def default_storage(journal_path: str | Path) -> str:
+    """SQLite URL of the study database beside the journal file (its folder is created)."""
+    path = Path(journal_path).resolve().with_name(STORAGE_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class TunerConfig:
+    """How the tuner searches.
+
+    Parameters
+    ----------
+    n_trials : int
+        Trials to run in this call (added to any already in the study).
+    batch_size : int
+        Trials asked before their results are told; fixed so that the outcome does not depend
+        on the worker count. More workers than ``batch_size`` idle.
+    seed : int
+        Seed of the sampler and of every trial's tasks.
+    prune_after : int or None
+        Windows evaluated before the pruner may stop a trial; ``None``: half the windows.
+    n_startup_trials : int
+        Random trials before TPE models the search space.
+    storage : str or None
+        Optuna storage URL; ``None`` keeps the study in memory.
+    study_name : str
+        The study's name in the storage; a run with an existing name continues that study.
+    deadline : datetime or None
+        No new batch starts at or after it (e.g. :func:`~v28quant.optimization.promote.
+        off_hours_deadline`, so tuning never overlaps the trading day).
+    """
+
+    n_trials: int = 40
+    batch_size: int = 8
+    seed: int = 0
+    prune_after: int | None = None
+    n_startup_trials: int = 10
+    storage: str | None = None
+    study_name: str = "v28-sample-strategy"
+    deadline: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.prune_after is not None and self.prune_after < 1:
+            raise ValueError(f"prune_after must be >= 1, got {self.prune_after}")
+
+
+@dataclass(frozen=True, slots=True)
+class TuneResult:
+    """A finished tuning run: the study and the best trial's deflated walk-forward."""
+
+    study: optuna.Study
+    best_params: dict[str, float]
+    best_value: float
+    n_complete: int
+    n_pruned: int
+    walk_forward: WalkForwardReport
+    started: datetime
+    finished: datetime
+
+    @property
+    def n_trials(self) -> int:
+        """Trials actually run (complete and pruned) in the study."""
+        return self.n_complete + self.n_pruned
+
+
+def _stitched_sharpe(returns: Sequence[WindowReturns]) -> float:
+    return sharpe_ratio(pd.concat([r.test for r in returns]).sort_index(), TRADING_DAYS)
+
+
+class BayesianTuner:
+    """Optuna search over an evaluator's :class:`~v28quant.optimization.space.SearchSpace`.
+
+    Parameters
+    ----------
+    evaluator : Evaluator
+        The strategy evaluated (net of costs).
+    config : TunerConfig
+        Search settings.
+    scheme : WindowScheme, optional
+        Walk-forward windows (default as :class:`WalkForwardOptimizer`).
+    runner : TaskRunner, optional
+        Where trial windows run; default in-process.
+    min_dsr : float
+        DSR the best trial's walk-forward needs to pass.
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        config: TunerConfig | None = None,
+        scheme: WindowScheme | None = None,
+        runner: TaskRunner | None = None,
+        min_dsr: float = 0.95,
+    ) -> None:
+        self.evaluator = evaluator
+        self.config = config or TunerConfig()
+        self.runner = runner or TaskRunner(workers=0, progress=False)
+        self.wf = WalkForwardOptimizer(
+            evaluator, scheme, seed=self.config.seed, min_dsr=min_dsr, runner=self.runner
+        )
+        n = len(self.wf.windows)
+        self.prune_after = min(self.config.prune_after or max(n // 2, 1), n)
+
+    def study(self) -> optuna.Study:
+        """The study (created, or loaded when it exists in the storage)."""
+        c = self.config
+        sampler = optuna.samplers.TPESampler(
+            seed=c.seed,
+            multivariate=True,
+            constant_liar=True,
+            n_startup_trials=c.n_startup_trials,
+        )
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+        return optuna.create_study(
+            study_name=c.study_name,
+            storage=c.storage,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+
+    def _run_windows(
+        self, shared: Any, trials: Sequence[optuna.trial.Trial], windows: range, desc: str
+    ) -> list[list[WindowReturns]]:
+        """Evaluate each trial on ``windows``, one task per trial; results in window order."""
+        if not trials or not windows:
+            return [[] for _ in trials]
+        dates = [self.wf._dates(self.wf.windows[k]) for k in windows]
+        args = [
+            (
+                shared,
+                self.evaluator.space.validate(t.params),
+                [
+                    (*dates[j], task_seed(self.config.seed, "trial", t.number, "window", k))
+                    for j, k in enumerate(windows)
+                ],
+            )
+            for t in trials
+        ]
+        return self.runner.map(evaluate_windows, args, desc=desc)
+
+    def optimize(self) -> TuneResult:
+        """Run ``config.n_trials`` trials, then the best trial's deflated walk-forward."""
+        started = datetime.now(UTC)
+        study = self.study()
+        shared = self.runner.share(self.evaluator)
+        dists = self.evaluator.space.distributions()
+        n_windows = len(self.wf.windows)
+        head, tail = range(self.prune_after), range(self.prune_after, n_windows)
+        done = 0
+        while done < self.config.n_trials:
+            if self.config.deadline is not None and datetime.now(UTC) >= self.config.deadline:
+                log.warning("tuning stopped at the deadline after %d trial(s)", done)
+                break
+            size = min(self.config.batch_size, self.config.n_trials - done)
+            batch = [study.ask(dists) for _ in range(size)]
+            first = self._run_windows(shared, batch, head, f"trials {done + 1}-{done + size}")
+            alive: list[int] = []
+            for i, trial in enumerate(batch):
+                pruned = False
+                for k in head:
+                    trial.report(_stitched_sharpe(first[i][: k + 1]), step=k)
+                    if k < n_windows - 1 and trial.should_prune():
+                        pruned = True
+                        break
+                trial.set_user_attr("windows_run", len(head))
+                if pruned:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    alive.append(i)
+            rest = self._run_windows(shared, [batch[i] for i in alive], tail, "trial windows")
+            for i, more in zip(alive, rest, strict=True):
+                results = first[i] + more
+                for k in tail:
+                    batch[i].report(_stitched_sharpe(results[: k + 1]), step=k)
+                oos = pd.concat([r.test for r in results]).sort_index()
+                batch[i].set_user_attr("windows_run", n_windows)
+                batch[i].set_user_attr("oos_sharpe_per_period", sharpe_ratio(oos, 1))
+                batch[i].set_user_attr(
+                    "window_oos_sharpe", [sharpe_ratio(r.test, TRADING_DAYS) for r in results]
+                )
+                study.tell(batch[i], _stitched_sharpe(results))
+            done += size
+        return self._finish(study, started)
+
+    def _finish(self, study: optuna.Study, started: datetime) -> TuneResult:
+        states = optuna.trial.TrialState
+        complete = study.get_trials(deepcopy=False, states=(states.COMPLETE,))
+        pruned = study.get_trials(deepcopy=False, states=(states.PRUNED,))
+        if not complete:
+            raise RuntimeError(f"study {study.study_name}: no trial completed (all pruned)")
+        best = study.best_trial
+        srs = [
+            float(t.user_attrs["oos_sharpe_per_period"])
+            for t in complete
+            if "oos_sharpe_per_period" in t.user_attrs
+        ]
+        params = self.evaluator.space.validate(best.params)
+        report = self.wf.run_fixed(params, n_trials=len(complete) + len(pruned), trial_sharpes=srs)
+        log.info(
+            "tuned %s: %d complete, %d pruned, best OOS Sharpe %.3f; %s",
+            study.study_name,
+            len(complete),
+            len(pruned),
+            best.value,
+            report.verdict,
+        )
+        return TuneResult(
+            study=study,
+            best_params=params,
+            best_value=float(best.value if best.value is not None else np.nan),
+            n_complete=len(complete),
+            n_pruned=len(pruned),
+            walk_forward=report,
+            started=started,
+            finished=datetime.now(UTC),
+        )

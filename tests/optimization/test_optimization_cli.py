@@ -1,0 +1,64 @@
+"""The tune / walk-forward / promote commands end to end on the bundled history (small runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from v28quant.optimization import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_of_every_command_runs_as_a_module() -> None:
+    for cmd in ("tune", "walk-forward", "promote"):
+        out = subprocess.run(
+            [sys.executable, "-m", "v28quant.optimization", cmd, "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"},
+            timeout=120,
+        )
+        assert f"usage: python -m v28quant.optimization {cmd}" in out.stdout
+
+
+def test_commands_mount_on_another_parser() -> None:
+    parser = argparse.ArgumentParser(prog="v28quant")
+    cli.add_subparsers(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tune", "--trials", "3", "--workers", "0"])
+    assert args.handler is cli.run_tune
+    assert (args.trials, args.workers, args.scheduler) == (3, 0, None)
+
+
+@pytest.mark.slow
+def test_walk_forward_then_promote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "journal.sqlite"
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"aggregator.min_confidence": 0.2}))
+    out = tmp_path / "wf"
+    argv = ["walk-forward", "--params", str(params), "--workers", "0", "--windows", "2"]
+    status = cli.main([*argv, "--journal", str(journal), "--out", str(out), "--no-progress"])
+    assert status == 0
+    report = json.loads((out / "walkforward.json").read_text())
+    assert len(report["windows"]) == 2
+    assert report["n_trials"] == 1
+    for name in ("report.html", "oos_equity.png", "sharpe.png"):
+        assert (out / name).stat().st_size > 0
+    status = cli.main(["promote", "--report", str(out), "--journal", str(journal)])
+    promoted = tmp_path / "v28_promoted_params.json"
+    assert (status == 0) is report["passed"]
+    assert promoted.is_file() is report["passed"]
+    if not report["passed"]:
+        assert "promote refused: walk-forward did not pass" in capsys.readouterr().err
+
+
+def test_bad_arguments_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["walk-forward", "--workers", "0", "--universe", "NOPE", "--journal"]
+    assert cli.main([*argv, str(tmp_path / "j.sqlite")]) == 2
+    assert "symbols not in the history: ['NOPE']" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""Promotion needs a passing, journaled, intact walk-forward; research runs only off-hours."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from v28quant.journal import Journal
+from v28quant.optimization.promote import (
+    PROMOTED_FILE,
+    PromotionRefused,
+    TradingHoursError,
+    is_off_hours,
+    off_hours_deadline,
+    promote,
+    promoted_params,
+    require_off_hours,
+    save_report,
+)
+from v28quant.optimization.synthetic import QuadraticEvaluator
+from v28quant.optimization.walkforward import WalkForwardOptimizer, WalkForwardReport
+from v28quant.optimization.windows import WindowScheme
+
+ET = ZoneInfo("America/New_York")
+OPTIMUM = {"a": 0.3, "b": 0.7}
+# A strong edge at the optimum: daily Sharpe 0.2 (3.2 a year) passes any reasonable DSR bar.
+EV = QuadraticEvaluator(OPTIMUM, edge=0.002, curvature=0.02)
+SCHEME = WindowScheme("anchored", 3, 300, 1)
+
+
+def _report(params: dict[str, float]) -> WalkForwardReport:
+    return WalkForwardOptimizer(EV, SCHEME).run_fixed(params)
+
+
+def _saved(report: WalkForwardReport, out: Path, journal: Journal | None) -> Path:
+    now = datetime.now(ET)
+    return save_report(report, out, journal, now, now)
+
+
+def test_passing_journaled_report_is_promoted(tmp_path: Path) -> None:
+    report = _report(OPTIMUM)
+    assert report.passed, report.verdict
+    with Journal(tmp_path / "journal.sqlite") as j:
+        path = _saved(report, tmp_path / "wf", j)
+        done = promote(path.parent, j, space=EV.space)
+        assert done.path == tmp_path / PROMOTED_FILE
+        assert promoted_params(j.path, EV.space) == pytest.approx(OPTIMUM)
+
+
+def test_failing_walk_forward_is_refused(tmp_path: Path) -> None:
+    report = _report({"a": 0.95, "b": 0.05})  # far from the optimum: losing out-of-sample
+    assert not report.passed
+    with Journal(tmp_path / "journal.sqlite") as j:
+        path = _saved(report, tmp_path / "wf", j)
+        with pytest.raises(PromotionRefused, match="did not pass"):
+            promote(path, j, space=EV.space)
+        assert promoted_params(j.path, EV.space) is None
+
+
+def test_report_not_in_the_journal_is_refused(tmp_path: Path) -> None:
+    path = _saved(_report(OPTIMUM), tmp_path / "wf", None)
+    with (
+        Journal(tmp_path / "journal.sqlite") as j,
+        pytest.raises(PromotionRefused, match="no walk-forward with digest"),
+    ):
+        promote(path, j, space=EV.space)
+
+
+def test_altered_report_is_refused(tmp_path: Path) -> None:
+    # A failing report edited to say it passed no longer matches its digest.
+    with Journal(tmp_path / "journal.sqlite") as j:
+        path = _saved(_report({"a": 0.95, "b": 0.05}), tmp_path / "wf", j)
+        payload = json.loads(path.read_text())
+        payload["passed"] = True
+        path.write_text(json.dumps(payload))
+        with pytest.raises(PromotionRefused, match="digest"):
+            promote(path, j, space=EV.space)
+
+
+def test_missing_report_is_refused(tmp_path: Path) -> None:
+    with (
+        Journal(tmp_path / "journal.sqlite") as j,
+        pytest.raises(PromotionRefused, match="no readable"),
+    ):
+        promote(tmp_path / "nowhere", j, space=EV.space)
+
+
+@pytest.mark.parametrize(
+    ("when", "off"),
+    [
+        (datetime(2024, 3, 13, 10, 0, tzinfo=ET), False),  # Wednesday, market open
+        (datetime(2024, 3, 13, 8, 45, tzinfo=ET), False),  # 15 min before the 09:00 pre-market
+        (datetime(2024, 3, 13, 8, 0, tzinfo=ET), True),
+        (datetime(2024, 3, 13, 21, 0, tzinfo=ET), True),
+        (datetime(2024, 3, 16, 12, 0, tzinfo=ET), True),  # Saturday
+        (datetime(2024, 7, 4, 12, 0, tzinfo=ET), True),  # Independence Day, closed
+    ],
+)
+def test_off_hours_guard(when: datetime, off: bool) -> None:
+    assert is_off_hours(when, margin=timedelta(minutes=30)) is off
+    if off:
+        require_off_hours(when)
+    else:
+        with pytest.raises(TradingHoursError, match="off-hours only"):
+            require_off_hours(when)
+
+
+def test_deadline_is_before_the_next_premarket() -> None:
+    # Friday evening -> Monday 08:30 ET (30 minutes before the 09:00 pre-market job).
+    d = off_hours_deadline(datetime(2024, 3, 15, 20, 0, tzinfo=ET))
+    assert d == datetime(2024, 3, 18, 8, 30, tzinfo=ET)
