@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from v28quant.calendar import ET
+from v28quant.engines import CycleReport
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
 from v28quant.options.entry import enter_one
@@ -120,8 +121,20 @@ class OptionsEngine:
             ctx.now,
         )
 
-    async def cycle(self, ctx: OptionsContext) -> OptionsCycle:
+    async def cycle(self, ctx: OptionsContext) -> CycleReport:
         """Run one options cycle at ``ctx.now`` (see the module docstring)."""
+        tally = await self._cycle(ctx)
+        return CycleReport(
+            tally.engine,
+            tally.at,
+            tally.signals,
+            tally.orders,
+            tally.denied,
+            tally.note,
+            dict(tally.details),
+        )
+
+    async def _cycle(self, ctx: OptionsContext) -> OptionsCycle:
         now = ctx.now
         book = self._book_of(ctx)
         report = OptionsCycle(ENGINE, now)
