@@ -139,7 +139,7 @@ async def _try(
     now = ctx.now
     sizing = size_structure(
         s,
-        max_loss=cfg.max_loss_per_structure,
+        max_loss=cfg.max_loss_per_structure * _risk_multiplier(ctx),
         max_units=cfg.max_units,
         equity=equity,
         cash_available=cash,
@@ -229,3 +229,9 @@ async def _try(
     )
     report.orders += 1
     return True
+
+
+def _risk_multiplier(ctx: OptionsContext) -> float:
+    """Return the regime controller's risk multiplier in (0, 1] (1 without an assessment)."""
+    m = getattr(ctx.regime, "risk_multiplier", 1.0)
+    return float(m) if isinstance(m, (int, float)) and 0.0 < float(m) <= 1.0 else 1.0
