@@ -126,3 +126,41 @@ async def test_limit_walks_to_the_natural_and_fills_all_legs_together(
     await again.premarket(ctx)
     assert again.book is not None
     assert set(again.book.held) == set(eng.book.held)
+
+
+@pytest.mark.asyncio
+async def test_reservations_keep_the_equity_engine_off_wheel_shares(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The covered call reserves its 100 shares: an equity sell of them is refused."""
+    from decimal import Decimal
+
+    from v28quant.broker import OrderRequest, Owner
+    from v28quant.execution import Decision
+
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
+    buy = OrderRequest.equity("SPY", 100, "buy", owner=Owner("options", "wheel", "assigned-1"))
+    out = await ctx.executor.place(Decision(buy, {"why": "stand-in for an assignment"}))
+    assert out.status in ("new", "accepted", "filled")
+    await ctx.broker.process()
+    eng = OptionsEngine(_config(strategies={"bull_quiet": ["bull_put"]}))
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    wheel = eng.book.stage("SPY")
+    wheel.stage, wheel.shares, wheel.basis = "shares", 100, 445.0
+    await eng.cycle(ctx)
+    cc = [
+        o
+        for o in await ctx.broker.orders("all")
+        if o.client_order_id.startswith("v28-options-covered_call")
+    ]
+    assert len(cc) == 1
+    (res,) = [r for r in ctx.journal.reservations() if r["kind"] == "shares"]
+    assert (res["symbol"], res["amount"]) == ("SPY", Decimal(100))
+    sell = OrderRequest.equity("SPY", 100, "sell", owner=Owner("equity", "trend", "exit-1"))
+    refused = await ctx.executor.place(Decision(sell, {"why": "equity exit"}))
+    assert refused.status == "refused"
+    assert "SPY" in (refused.reason or "")
+    assert [
+        o for o in await ctx.broker.orders("all") if o.client_order_id.startswith("v28-equity")
+    ] == []

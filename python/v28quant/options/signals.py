@@ -53,7 +53,7 @@ from v28quant.options.iv_rank import iv_rank, realised_vol_history
 from v28quant.options.surface import SviSurface
 from v28quant.quant_models import crr_binomial, heston_model, merton_jump_diffusion
 from v28quant.quant_models.heston_model import HestonParams
-from v28quant.quant_models.monte_carlo_pricer import implied_vol
+from v28quant.quant_models.mispricing import implied_vol_or_nan as implied_vol
 from v28quant.signals import Signal
 
 
