@@ -314,7 +314,8 @@ class OptionsEngine:
         agg = ctx.aggregator
         if agg is not None and regime is not None and signals:
             for sym, a in agg.aggregate(signals, regime, now).items():
-                out[sym] = (float(a.value), float(a.confidence), "aggregator")
+                if a.contributions:  # a table without the options models weighs nothing
+                    out[sym] = (float(a.value), float(a.confidence), "aggregator")
         by: dict[str, list[Signal]] = {}
         for s in signals:
             by.setdefault(s.symbol, []).append(s)

@@ -69,11 +69,14 @@ class AnalysisSettings:
     rate: float = 0.045
     surface_dte: tuple[int, int] = (5, 120)
     max_abs_y: float = 0.35
-    max_slices: int = 8
+    max_slices: int = 5
+    max_strikes_per_slice: int = 30
+    heston_dte: tuple[int, int] = (14, 120)
+    heston_expiries: int = 3
     candidate_dte: tuple[int, int] = (14, 60)
     candidate_delta: tuple[float, float] = (0.10, 0.60)
     max_candidates: int = 40
-    heston_max_quotes: int = 40
+    heston_max_quotes: int = 30
     jump_kurtosis: float = 1.0
     crr_steps: int = 150
     mc_paths: int = 4000
@@ -145,6 +148,23 @@ def snapshot_id(chain: pd.DataFrame) -> str:
     h.update(pd.util.hash_array(cols[:, 0].astype(str)).tobytes())
     h.update(np.ascontiguousarray(cols[:, 1:].astype(float)).tobytes())
     return h.hexdigest()[:16]
+
+
+def _thin_strikes(rows: pd.DataFrame, spot: float, max_abs_y: float, n: int) -> pd.DataFrame:
+    """Keep, per expiry, at most ``n`` strikes within ``|ln(K / S)| <= max_abs_y``.
+
+    Kept strikes are evenly spread, with both types at each, so put-call parity still finds
+    the forward; each SVI slice fit costs in proportion to its quotes.
+    """
+    keep = []
+    y = np.log(rows["strike"].to_numpy(float) / spot)
+    rows = rows[np.abs(y) <= max_abs_y]
+    for _, g in rows.groupby("expiry"):
+        ks = np.unique(g["strike"].to_numpy(float))
+        if len(ks) > n:
+            ks = ks[np.unique(np.linspace(0, len(ks) - 1, n).round().astype(int))]
+        keep.append(g[g["strike"].isin(ks)])
+    return pd.concat(keep) if keep else rows
 
 
 def _spread_expiries(rows: pd.DataFrame, n: int, keep: tuple[int, int]) -> pd.DataFrame:
@@ -228,6 +248,7 @@ class OptionsAnalyser:
         if fit_rows.empty:  # only short-dated series listed: fit what there is
             fit_rows = pre[pre["t"] > 1.5 / 365.0]
         fit_rows = _spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
+        fit_rows = _thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
         surface = SviSurface.fit(
             fit_rows, spot=spot, rate=cfg.rate, min_quotes=6, max_abs_y=cfg.max_abs_y
         )
@@ -291,10 +312,15 @@ class OptionsAnalyser:
         self, und: str, ann: pd.DataFrame, spot: float
     ) -> heston_model.HestonCalibration | None:
         cfg = self.settings
-        lo, hi = max(cfg.surface_dte[0], 7), cfg.surface_dte[1]
+        lo, hi = cfg.heston_dte
         y = np.log(ann["strike"] / (spot * np.exp((cfg.rate - ann["div"]) * ann["t"])))
         otm = np.where(y < 0, ann["type"] == "put", ann["type"] == "call")
         q = ann[(ann["dte"] >= lo) & (ann["dte"] <= hi) & otm & (y.abs() <= cfg.max_abs_y)]
+        # a few expiries spread over the window: each costs a quadrature per evaluation
+        dtes = sorted(set(q["dte"].tolist()))
+        if len(dtes) > cfg.heston_expiries:
+            pick = np.unique(np.linspace(0, len(dtes) - 1, cfg.heston_expiries).round())
+            q = q[q["dte"].isin([dtes[int(i)] for i in pick])]
         if len(q) < 8:
             return None
         if len(q) > cfg.heston_max_quotes:
