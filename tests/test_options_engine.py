@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tomllib
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from fakes.options_world import Ctx, make_world
-from v28quant.options.config import OptionsConfig, _merge
+from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
 
 ET = ZoneInfo("America/New_York")
@@ -25,9 +23,7 @@ START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
 
 
 def _config(**over: object) -> OptionsConfig:
-    text = resources.files("v28quant.options").joinpath("options_defaults.toml")
-    base = tomllib.loads(text.read_text(encoding="utf-8"))["options"]
-    return OptionsConfig.from_mapping(_merge(base, dict(over), "options"))
+    return OptionsConfig.load(None, over)
 
 
 def _decisions(ctx: Ctx) -> list[tuple[str, str, dict[str, object]]]:
@@ -164,3 +160,19 @@ async def test_reservations_keep_the_equity_engine_off_wheel_shares(
     assert [
         o for o in await ctx.broker.orders("all") if o.client_order_id.startswith("v28-equity")
     ] == []
+
+
+def test_config_names_a_bad_setting(tmp_path: Path) -> None:
+    """Unknown keys and strategies are refused by name; the regime table is read from TOML."""
+    from v28quant.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="dte_mni"):
+        OptionsConfig.load(None, {"dte_mni": 3})
+    with pytest.raises(SettingsError, match="straddle"):
+        OptionsConfig.load(None, {"strategies": {"sideways": ["straddle"]}})
+    f = tmp_path / "v28.toml"
+    f.write_text('[options.strategies]\nbull_quiet = ["bull_call"]\n', encoding="utf-8")
+    cfg = OptionsConfig.load(f)
+    assert cfg.strategies_for("bull_quiet") == ("bull_call",)
+    assert cfg.strategies_for("no_such_regime") == cfg.strategies_for("default")
+    assert cfg.strategies_for("crisis") == ("close",)

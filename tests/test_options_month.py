@@ -9,17 +9,15 @@ expires worthless. The synthetic chains of the replay feed give the quotes; thre
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date, datetime
 from datetime import time as dtime
-from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from fakes.options_world import make_world
 from v28quant.calendar import default_calendar
-from v28quant.options.config import OptionsConfig, _merge
+from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
 
 ET = ZoneInfo("America/New_York")
@@ -28,8 +26,6 @@ PATH += [378, 380, 379, 381, 379, 388, 396, 403, 409, 415]  # flat week, then a 
 
 
 def _config() -> OptionsConfig:
-    text = resources.files("v28quant.options").joinpath("options_defaults.toml")
-    base = tomllib.loads(text.read_text(encoding="utf-8"))["options"]
     over = {
         "dte_min": 4,
         "dte_max": 12,
@@ -41,7 +37,7 @@ def _config() -> OptionsConfig:
         # hold to expiry so the month shows assignment and expiry, not early profit-taking
         "exits": {"max_rolls": 1, "take_profit_credit": 0.99},
     }
-    return OptionsConfig.from_mapping(_merge(base, over, "options"))
+    return OptionsConfig.load(None, over)
 
 
 @pytest.mark.slow
