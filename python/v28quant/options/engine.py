@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -71,6 +72,8 @@ class OptionsEngine:
         self._book_path = book_path
         self.book: Book | None = None
         self._closes: dict[str, np.ndarray] = {}
+        self._workers = max(1, min(4, os.cpu_count() or 1))
+        self._threads: asyncio.Semaphore | None = None
 
     # -- runner hooks -----------------------------------------------------------------------
 
@@ -141,12 +144,20 @@ class OptionsEngine:
         await self._activities(ctx, book)
         await self._pending(ctx, book, report)
         analyses: dict[str, tuple[ChainAnalysis, pd.DataFrame]] = {}
-        for u in self.underlyings(ctx):
-            try:
-                analyses[u] = await self._analyse(ctx, u, now)
-            except Exception as exc:
-                self._error(ctx, f"analysis {u}", exc)
-                report.details.setdefault("errors", {})[u] = f"{type(exc).__name__}: {exc}"
+        names = list(self.underlyings(ctx))
+        self._threads = asyncio.Semaphore(self._workers)  # bound to this cycle's event loop
+        # the fits release the GIL: underlyings are analysed side by side on worker threads
+        results = await asyncio.gather(
+            *(self._analyse(ctx, u, now) for u in names), return_exceptions=True
+        )
+        for u, res in zip(names, results, strict=True):
+            if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res
+                self._error(ctx, f"analysis {u}", res)
+                report.details.setdefault("errors", {})[u] = f"{type(res).__name__}: {res}"
+            else:
+                analyses[u] = res
         signals = [s for a, _ in analyses.values() for s in a.signals]
         for s in signals:
             ctx.journal.record_signal(s)
@@ -287,9 +298,10 @@ class OptionsEngine:
             raise ValueError(f"{u}: the feed returned an empty option chain")
         hist = self._iv_history(ctx, u, now)
         closes = self._closes.get(u)
-        a = await asyncio.to_thread(
-            self.analyser.analyse, u, chain, now=now, iv_history=hist, daily_closes=closes
-        )
+        async with self._threads or asyncio.Semaphore(1):
+            a = await asyncio.to_thread(
+                self.analyser.analyse, u, chain, now=now, iv_history=hist, daily_closes=closes
+            )
         return a, chain
 
     def _iv_history(self, ctx: OptionsContext, u: str, now: datetime) -> list[float]:
