@@ -38,7 +38,7 @@ def test_bad_construction_is_refused():
 
 
 @pytest.mark.parametrize(
-    "headers,want",
+    ("headers", "want"),
     [
         ({"X-Ratelimit-Reset": "1717425007"}, 7.0),  # Alpaca: epoch seconds
         ({"x-ratelimit-reset": "1717425004"}, 4.0),  # header names are case-insensitive
@@ -69,17 +69,11 @@ async def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
     assert sum(ft.slept) == pytest.approx(3.0), ft.slept
 
 
-<<<<<<< HEAD:tests/broker/test_ratelimit.py
-async def test_adapters_own_separate_buckets():
-    """Trading and data are metered separately: a 429 from the data API pauses the data
-    bucket only; the option-contracts call (trading API) does not wait for it."""
-    data_t, trade_t = FakeTime(), FakeTime()
-=======
-def test_broker_and_data_of_one_account_share_one_bucket():
+async def test_broker_and_data_of_one_account_share_one_bucket():
     """Alpaca's 200 requests a minute are the account's: a 429 from the data API pauses the
-    trading calls too, and adapters built without a limiter for one key share one bucket."""
+    trading calls too, and adapters built without a limiter for one key share one bucket.
+    """
     t = FakeTime()
->>>>>>> exec:tests/test_broker_ratelimit.py
     quotes = {
         "SPY": {
             "t": "2025-07-09T14:59:59Z",
@@ -102,25 +96,13 @@ def test_broker_and_data_of_one_account_share_one_bucket():
             {"message": "too many requests."},
             {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(t.t) + 5)},
         )
-<<<<<<< HEAD:tests/broker/test_ratelimit.py
-        assert "SPY" in await c.latest_quotes(["SPY"])
-        await c.option_contracts("SPY")
-        await c.aclose()
-    assert sum(data_t.slept) == pytest.approx(5.0), data_t.slept
-    assert trade_t.slept == []
-    url = "http://127.0.0.1:9"  # never called: only the construction is looked at
-    b1, b2 = AlpacaBroker("k", "s", url=url), AlpacaBroker("k", "s", url=url)
-    assert b1._limiter is not b2._limiter  # one bucket per client unless shared on purpose
-    await b1.aclose()
-    await b2.aclose()
-=======
         c = AlpacaData("k", "s", data_url=fake.url, trading_url=fake.url, limiter=shared)
-        assert "SPY" in run(c.latest_quotes(["SPY"]))
+        assert "SPY" in await c.latest_quotes(["SPY"])
         assert sum(t.slept) == pytest.approx(5.0), t.slept
         # The data API's 429 blocked the bucket; the trading call waits out what is left.
         shared.block_until(t.t + 2)
-        run(c.option_contracts("SPY"))
-        run(c.aclose())
+        await c.option_contracts("SPY")
+        await c.aclose()
     assert sum(t.slept) == pytest.approx(7.0), t.slept
     url = "http://127.0.0.1:9"  # never called: only the construction is looked at
     b1, b2 = AlpacaBroker("k1", "s", url=url), AlpacaBroker("k1", "s", url=url)
@@ -129,5 +111,4 @@ def test_broker_and_data_of_one_account_share_one_bucket():
     assert b1.limiter is b2.limiter is d1.limiter is account_limiter("k1")
     assert other.limiter is not b1.limiter
     for x in (b1, b2, d1, other):
-        run(x.aclose())
->>>>>>> exec:tests/test_broker_ratelimit.py
+        await x.aclose()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import v28quant
-from crash_child import KEY, SECRET, decision
+from fakes.crash_child import KEY, SECRET, decision
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import OPEN, FakeTime
 from v28quant.alpaca.ratelimit import RateLimiter
@@ -165,7 +165,7 @@ async def test_first_attempt_403_is_rejected_and_never_retried(
 
 
 def start_child(fake: FakeAlpacaTrading, path: Path, mode: str) -> subprocess.Popen[str]:
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1] / "fakes"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(v28quant.__file__).parents[1]), str(here)])
     return subprocess.Popen(
