@@ -93,5 +93,7 @@ async def test_a_month_of_the_wheel(tmp_path: Path, shared_data: Path) -> None:
     singles = [o for o in orders if o.order_class != "mleg"]
     assert all(o.symbol is not None and len(o.legs) == 0 for o in singles)
     assert eng.book.held == {}
+    # every reservation the engine made was released when its structure ended
+    assert [r for r in ctx.journal.reservations() if r["engine"] == "options"] == []
     positions = await ctx.broker.positions()
     assert [p for p in positions if p.asset_class == "us_option"] == []

@@ -191,17 +191,9 @@ class OptionsEngine:
         )
         if ev.kind != "closed":
             ctx.notifier.notify(f"OPTIONS {ev.kind.upper()} {ev.qty} x {ev.symbol} {ev.detail}")
-        if ev.kind == "closed" and ev.structure_id is not None:
-            self._release(ctx, ev.structure_id, f"structure settled ({ev.detail.get('by')})")
-
-    def _release(self, ctx: OptionsContext, structure_id: str, reason: str) -> None:
-        release = getattr(ctx.journal, "release_reservations", None)
-        if release is None:
-            return
-        rows: list[dict[str, Any]] = getattr(ctx.journal, "reservations", lambda **_: [])()
-        for r in rows:
-            if r.get("engine") == ENGINE and structure_id in str(r.get("client_order_id", "")):
-                release(reason=reason, ts=ctx.now, reservation_id=r["id"])
+        if ev.kind == "closed" and ev.detail.get("client_order_id"):
+            cid = str(ev.detail["client_order_id"])
+            self._release_cid(ctx, cid, f"structure settled ({ev.detail.get('by')})")
 
     # -- 2. resting orders ------------------------------------------------------------------
 
@@ -246,7 +238,8 @@ class OptionsEngine:
         units = int(order.filled_qty)
         if p.kind == "close":
             h = book.closed(p.old_id or p.structure_id)
-            self._release(ctx, p.old_id or p.structure_id, "structure closed")
+            if h is not None:
+                self._release_cid(ctx, h.client_order_id, "structure closed")
             what = f"closed {h.strategy if h else p.strategy}"
         else:
             held = Held(
@@ -263,8 +256,10 @@ class OptionsEngine:
                 wheel=p.wheel,
             )
             if p.kind == "roll" and p.old_id is not None:
+                old = book.held.get(p.old_id)
                 book.rolled(p.old_id, held)
-                self._release(ctx, p.old_id, "structure rolled")
+                if old is not None:
+                    self._release_cid(ctx, old.client_order_id, "structure rolled")
             else:
                 book.opened(held)
             what = f"{p.kind} {p.strategy}"
@@ -279,9 +274,8 @@ class OptionsEngine:
         )
 
     def _release_cid(self, ctx: OptionsContext, cid: str, reason: str) -> None:
-        release = getattr(ctx.journal, "release_reservations", None)
-        if release is not None:
-            release(reason=reason, ts=ctx.now, client_order_id=cid)
+        """Release what the order ``cid`` reserved (its replacements carry it along)."""
+        ctx.journal.release_reservations(reason=reason, ts=ctx.now, client_order_id=cid)
 
     # -- 3. analysis ------------------------------------------------------------------------
 

@@ -277,7 +277,8 @@ class Book:
             events.append(Event("assigned", h.structure_id, a.symbol, contracts, detail))
         if not h.legs:
             del self.held[h.structure_id]
-            events.append(Event("closed", h.structure_id, a.symbol, 0, {"by": a.type}))
+            detail = {"by": a.type, "client_order_id": h.client_order_id}
+            events.append(Event("closed", h.structure_id, a.symbol, 0, detail))
         return events
 
 
