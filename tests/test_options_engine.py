@@ -176,3 +176,59 @@ def test_config_names_a_bad_setting(tmp_path: Path) -> None:
     assert cfg.strategies_for("bull_quiet") == ("bull_call",)
     assert cfg.strategies_for("no_such_regime") == cfg.strategies_for("default")
     assert cfg.strategies_for("crisis") == ("close",)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("long_settles", "orders"), [(False, 1), (True, 0)])
+async def test_stock_left_by_a_spread_is_flattened(
+    tmp_path: Path,
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    long_settles: bool,
+    orders: int,
+) -> None:
+    """A bull put's short leg assigned leaves 200 shares: sold. Both legs settling: nothing."""
+    from datetime import date
+    from decimal import Decimal
+
+    from v28quant.broker.base import Activity
+    from v28quant.options.lifecycle import Held
+
+    short, long = "SPY231020P00440000", "SPY231020P00427000"
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    eng.book.opened(
+        Held(
+            "s1",
+            "bull_put",
+            "SPY",
+            date(2023, 10, 20),
+            {short: -1, long: 1},
+            2,
+            -1.47,
+            1153.0,
+            START,
+            "v28-options-bull_put-000000000000",
+        )
+    )
+    acts = [Activity("a1", "OPASN", short, Decimal(2), None, START)]
+    if long_settles:
+        acts.append(Activity("a2", "OPEXC", long, Decimal(-2), None, START))
+
+    async def activities(since: object = None) -> list[Activity]:
+        return acts
+
+    monkeypatch.setattr(ctx.broker, "activities", activities)
+    await eng.cycle(ctx)
+    db = sqlite3.connect(str(ctx.journal.path))
+    rows = db.execute(
+        "SELECT request FROM orders WHERE client_order_id LIKE 'v28-options-flatten-%'"
+    ).fetchall()
+    db.close()
+    assert len(rows) == orders  # sent through the executor (the sim holds no such shares)
+    if orders:
+        req = json.loads(rows[0][0])
+        assert (req["symbol"], req["side"], req["qty"]) == ("SPY", "sell", "200")
+    assert ("s1" in eng.book.held) is not long_settles

@@ -31,15 +31,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from v28quant.broker.base import OrderRequest, Owner
+from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET
 from v28quant.engines import CycleReport
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
+from v28quant.options.decisions import place
 from v28quant.options.entry import enter_one
 from v28quant.options.lifecycle import Book, Event, Held, Pending
 from v28quant.options.manage import manage_one, portfolio_greeks
@@ -174,10 +177,32 @@ class OptionsEngine:
 
     async def _activities(self, ctx: OptionsContext, book: Book) -> None:
         since = book.activity_cursor - timedelta(seconds=1) if book.activity_cursor else None
+        stray: dict[str, int] = {}
+        last: dict[str, str] = {}
         for a in await ctx.broker.activities(since):
             for ev in book.apply_activity(a):
                 self._event(ctx, ev, a.ts)
+                if "stray_shares" in ev.detail:
+                    und = parse_occ(ev.symbol).underlying
+                    stray[und] = stray.get(und, 0) + int(ev.detail["stray_shares"])
+                    last[und] = a.id
         book.save()
+        for und, shares in stray.items():
+            if shares != 0:
+                await self._flatten(ctx, und, shares, last[und])
+
+    async def _flatten(self, ctx: OptionsContext, und: str, shares: int, activity: str) -> None:
+        """Sell (buy back) the stock a spread's settlement left: the spread never wanted it.
+
+        Both legs of a spread settling in the money cancel out; only the net is traded, as one
+        market order owned by the engine (id from the activity, so a restart never repeats it).
+        """
+        owner = Owner(ENGINE, "flatten", f"flatten:{und}:{activity}")
+        side: Literal["buy", "sell"] = "sell" if shares > 0 else "buy"
+        req = OrderRequest.equity(und, abs(shares), side, owner=owner)
+        why = {"rule": "flatten stock left by a spread's settlement", "shares": shares}
+        out = await place(ctx, req, why, None)
+        ctx.notifier.notify(f"OPTIONS FLATTEN {side} {abs(shares)} {und}: {out.status}")
 
     def _event(self, ctx: OptionsContext, ev: Event, ts: datetime) -> None:
         ctx.journal.record_decision(
