@@ -104,3 +104,58 @@ async def test_once_opens_a_spy_structure_as_one_order(
     assert order["order_class"] == "mleg"
     assert {leg["symbol"] for leg in order["legs"]} == {leg["symbol"] for leg in body["legs"]}
     assert all(leg["symbol"].startswith("SPY23") for leg in body["legs"])
+
+
+@pytest.mark.slow
+def test_runner_once_opens_a_spy_structure_as_one_order(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run_v28_production.py --mode paper --once`` at the venue's 2023-09-14 15:30.
+
+    With ``[paper] min_confidence = 0`` the options engine opens one SPY structure as one
+    ``mleg`` order, through the real alpaca-py clients, whatever the equity engine does.
+    """
+    from v28quant.runner_setup import build_and_run
+
+    trading, data = fakes
+    for var, value in (
+        ("APCA_API_KEY_ID", KEY),
+        ("APCA_API_SECRET_KEY", SECRET),
+        ("APCA_API_BASE_URL", trading.url),
+        ("APCA_API_DATA_URL", data.url),
+    ):
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("V28_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    # whatever regime the pre-market job finds, the table row is an iron condor
+    labels = ("default", "bull_quiet", "bull_volatile", "sideways", "bear_quiet")
+    rows = "".join(f'{x} = ["iron_condor"]\n' for x in (*labels, "bear_volatile", "crisis"))
+    cfg = tmp_path / "v28.toml"
+    cfg.write_text(f"[paper]\nmin_confidence = 0.0\n\n[options.strategies]\n{rows}", "utf-8")
+    monkeypatch.setenv("V28_CONFIG", str(cfg))
+    code = build_and_run(
+        [
+            "--mode",
+            "paper",
+            "--once",
+            "--universe",
+            "SPY",
+            "--config",
+            str(cfg),
+            "--journal",
+            str(tmp_path / "journal.sqlite"),
+        ]
+    )
+    assert code == 0
+    posts = [
+        r[2]
+        for r in trading.requests
+        if r[0] == "POST"
+        and r[1] == "/v2/orders"
+        and str(r[2].get("client_order_id", "")).startswith("v28-options-")
+    ]
+    assert len(posts) == 1
+    assert posts[0]["order_class"] == "mleg"
+    assert len(posts[0]["legs"]) == 4
