@@ -134,7 +134,6 @@ def test_runner_once_opens_a_spy_structure_as_one_order(
     rows = "".join(f'{x} = ["iron_condor"]\n' for x in (*labels, "bear_volatile", "crisis"))
     cfg = tmp_path / "v28.toml"
     cfg.write_text(f"[paper]\nmin_confidence = 0.0\n\n[options.strategies]\n{rows}", "utf-8")
-    monkeypatch.setenv("V28_CONFIG", str(cfg))
     code = build_and_run(
         [
             "--mode",
