@@ -232,3 +232,24 @@ async def test_stock_left_by_a_spread_is_flattened(
         req = json.loads(rows[0][0])
         assert (req["symbol"], req["side"], req["qty"]) == ("SPY", "sell", "200")
     assert ("s1" in eng.book.held) is not long_settles
+
+
+def test_iv_history_comes_from_the_journal_one_value_per_session(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The ATM-IV history is the journal's own record: the last value of each earlier day."""
+    from v28quant.signals import Signal
+
+    ctx = make_world(tmp_path, shared_data, START)
+    for day, ivs in ((11, (0.12, 0.13)), (12, (0.15,)), (14, (0.30,))):
+        for i, iv in enumerate(ivs):
+            ts = datetime(2023, 9, day, 10 + i, 0, tzinfo=ET)
+            ctx.journal.record_signal(
+                Signal("options_iv_rank", "SPY:IV", 0.0, 0.5, {"atm_iv_30d": iv}, ts)
+            )
+    ctx.journal.record_signal(
+        Signal("options_iv_rank", "QQQ:IV", 0.0, 0.5, {"atm_iv_30d": 0.9}, START)
+    )
+    eng = OptionsEngine(_config())
+    # today's value (the 14th) is not history yet; other underlyings never mix in
+    assert eng._iv_history(ctx, "SPY", START) == [0.13, 0.15]
