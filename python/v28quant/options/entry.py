@@ -7,6 +7,7 @@ check; when none does, the rejections are journaled as a ``no_entry`` decision.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from v28quant.broker.base import Owner
@@ -168,7 +169,7 @@ async def _try(
             heston=hp,
             paths=2000,
             steps=max(10, int(t * 365)),
-            seed=abs(hash(leg.symbol)) % 2**32,
+            seed=zlib.crc32(leg.symbol.encode()),  # stable across runs, unlike hash()
         )
         touch.append({"leg": leg.symbol, "p_touch": round(p, 4), "stderr": round(se, 4)})
     worst = max((float(x["p_touch"]) for x in touch), default=0.0)
