@@ -40,6 +40,7 @@ from v28quant.broker.base import OrderRequest, Owner
 from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET
 from v28quant.engines import CycleReport
+from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
 from v28quant.options.decisions import place
@@ -145,7 +146,6 @@ class OptionsEngine:
         book = self._book_of(ctx)
         report = OptionsCycle(ENGINE, now)
         await self._activities(ctx, book)
-        await self._pending(ctx, book, report)
         analyses: dict[str, tuple[ChainAnalysis, pd.DataFrame]] = {}
         names = list(self.underlyings(ctx))
         self._threads = asyncio.Semaphore(self._workers)  # bound to this cycle's event loop
@@ -166,6 +166,7 @@ class OptionsEngine:
             ctx.journal.record_signal(s)
         report.signals = len(signals)
         views = self._views(ctx, signals, now)
+        await self._pending(ctx, book, analyses, report)
         await self._manage(ctx, book, analyses, report)
         await self._enter(ctx, book, analyses, views, report)
         book.save()
@@ -222,7 +223,13 @@ class OptionsEngine:
 
     # -- 2. resting orders ------------------------------------------------------------------
 
-    async def _pending(self, ctx: OptionsContext, book: Book, report: OptionsCycle) -> None:
+    async def _pending(
+        self,
+        ctx: OptionsContext,
+        book: Book,
+        analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
+        report: OptionsCycle,
+    ) -> None:
         for cid, p in list(book.pending.items()):
             order = await ctx.executor.track(cid, 0.0)
             if order.status.value == "filled":
@@ -234,13 +241,44 @@ class OptionsEngine:
                 if p.kind != "close":
                     self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
             elif order.filled_qty == 0:
-                await self._walk(ctx, book, p, report)
+                raw = analyses[p.underlying][1] if p.underlying in analyses else None
+                await self._walk(ctx, book, p, raw, report)
+
+    def _reprice(self, book: Book, p: Pending, raw: pd.DataFrame) -> list[str] | None:
+        """Return the ladder on this cycle's quotes (mid to natural), or None without them."""
+        legs = {s: -q for s, q in p.legs.items()} if p.kind == "close" else dict(p.legs)
+        if p.kind == "roll" and p.old_id in book.held:
+            legs.update({s: -q for s, q in book.held[p.old_id].legs.items()})
+        quotes = raw.set_index("symbol").reindex(list(legs))
+        bid, ask = quotes["bid"].to_numpy(float), quotes["ask"].to_numpy(float)
+        if not (np.isfinite(bid).all() and np.isfinite(ask).all()):
+            return None
+        q = np.array(list(legs.values()), dtype=float)
+        mid = float(np.sum(q * 0.5 * (bid + ask)))
+        nat = float(np.sum(q * np.where(q > 0, ask, bid)))
+        steps = max(len(p.ladder) - 1, 1)
+        scheme = C.tick_scheme_for(p.underlying)
+        return [
+            str(x) for x in C.limit_ladder(round(mid, 6), round(max(nat, mid), 6), steps, scheme)
+        ]
 
     async def _walk(
-        self, ctx: OptionsContext, book: Book, p: Pending, report: OptionsCycle
+        self,
+        ctx: OptionsContext,
+        book: Book,
+        p: Pending,
+        raw: pd.DataFrame | None,
+        report: OptionsCycle,
     ) -> None:
-        if p.rung + 1 < len(p.ladder):
-            p.rung += 1
+        resting = p.ladder[p.rung]
+        fresh = self._reprice(book, p, raw) if raw is not None else None
+        if fresh is not None:  # the market moved since the order went in: walk on today's quotes
+            p.ladder = fresh
+            p.rung = min(p.rung, len(fresh) - 1)
+        at_end = p.rung + 1 >= len(p.ladder)
+        if not at_end or (p.waited < 1 and p.ladder[-1] != resting):
+            p.waited += 1 if at_end else 0  # one chase of a moved natural, then a cancel
+            p.rung = min(p.rung + 1, len(p.ladder) - 1)
             net = Decimal(p.ladder[p.rung])
             price = abs(net) if len(p.legs) == 1 else net
             out = await ctx.executor.replace(
