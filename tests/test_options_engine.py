@@ -253,3 +253,35 @@ def test_iv_history_comes_from_the_journal_one_value_per_session(
     eng = OptionsEngine(_config())
     # today's value (the 14th) is not history yet; other underlyings never mix in
     assert eng._iv_history(ctx, "SPY", START) == [0.13, 0.15]
+
+
+def test_a_resting_roll_is_repriced_on_fresh_quotes() -> None:
+    """Roll ladder = closing the old put (buy at 2.00/2.10) and selling the new (1.50/1.56)."""
+    from datetime import date
+
+    import pandas as pd
+    from v28quant.options.lifecycle import Book, Held, Pending
+
+    old, new = "SPY231020P00440000", "SPY231027P00435000"
+    book = Book()
+    book.opened(
+        Held("s1", "bull_put", "SPY", date(2023, 10, 20), {old: -1}, 1, -2.5, 0.0, START, "c")
+    )
+    p = Pending(
+        "c2",
+        "roll",
+        "s1-r1",
+        "SPY",
+        "bull_put",
+        {new: -1},
+        date(2023, 10, 27),
+        0.0,
+        ["0.50", "0.55", "0.60"],
+        0,
+        START,
+        old_id="s1",
+    )
+    raw = pd.DataFrame({"symbol": [old, new], "bid": [2.00, 1.50], "ask": [2.10, 1.56]})
+    ladder = OptionsEngine(_config())._reprice(book, p, raw)
+    # mid: +2.05 - 1.53 = 0.52 debit; natural: +2.10 - 1.50 = 0.60; two steps on pennies
+    assert ladder == ["0.52", "0.56", "0.60"]
