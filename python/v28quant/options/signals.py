@@ -50,6 +50,7 @@ import pandas as pd
 
 from v28quant.options import contracts as C
 from v28quant.options.iv_rank import iv_rank, realised_vol_history
+from v28quant.options.slices import spread_expiries, thin_strikes
 from v28quant.options.surface import SviSurface
 from v28quant.quant_models import crr_binomial, heston_model, merton_jump_diffusion
 from v28quant.quant_models.heston_model import HestonParams
@@ -150,41 +151,6 @@ def snapshot_id(chain: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def _thin_strikes(rows: pd.DataFrame, spot: float, max_abs_y: float, n: int) -> pd.DataFrame:
-    """Keep, per expiry, at most ``n`` strikes within ``|ln(K / S)| <= max_abs_y``.
-
-    Kept strikes are evenly spread, with both types at each, so put-call parity still finds
-    the forward; each SVI slice fit costs in proportion to its quotes.
-    """
-    keep = []
-    y = np.log(rows["strike"].to_numpy(float) / spot)
-    rows = rows[np.abs(y) <= max_abs_y]
-    for _, g in rows.groupby("expiry"):
-        ks = np.unique(g["strike"].to_numpy(float))
-        if len(ks) > n:
-            ks = ks[np.unique(np.linspace(0, len(ks) - 1, n).round().astype(int))]
-        keep.append(g[g["strike"].isin(ks)])
-    return pd.concat(keep) if keep else rows
-
-
-def _spread_expiries(rows: pd.DataFrame, n: int, keep: tuple[int, int]) -> pd.DataFrame:
-    """Keep at most ``n`` expiries: those inside ``keep`` (DTE) first, then evenly spread.
-
-    Each SVI slice costs a fit; daily and weekly listings would otherwise dominate the cycle.
-    """
-    dtes = sorted(set(rows["dte"].tolist()))
-    if len(dtes) <= n:
-        return rows
-    inside = [d for d in dtes if keep[0] <= d <= keep[1]]
-    picked = set(inside[:: max(1, math.ceil(len(inside) / max(n // 2, 1)))])
-    rest = [d for d in dtes if d not in picked]
-    room = n - len(picked)
-    if room > 0 and rest:
-        idx = np.unique(np.linspace(0, len(rest) - 1, room).round().astype(int))
-        picked |= {rest[i] for i in idx}
-    return rows[rows["dte"].isin(picked)]
-
-
 def _confidence(record: float, z: float) -> float:
     """Return ``record x erf(|z| / sqrt 2)``: fit quality times how far the edge is from 0."""
     if not math.isfinite(z):
@@ -247,8 +213,8 @@ class OptionsAnalyser:
         fit_rows = pre[(pre["dte"] >= lo) & (pre["dte"] <= hi)]
         if fit_rows.empty:  # only short-dated series listed: fit what there is
             fit_rows = pre[pre["t"] > 1.5 / 365.0]
-        fit_rows = _spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
-        fit_rows = _thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
+        fit_rows = spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
+        fit_rows = thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
         surface = SviSurface.fit(
             fit_rows, spot=spot, rate=cfg.rate, min_quotes=6, max_abs_y=cfg.max_abs_y
         )
