@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -264,6 +265,8 @@ def build_and_run(argv: list[str] | None = None) -> int:
         overrides: dict[str, Any] = {}
         if args.journal is not None:
             overrides["journal_path"] = args.journal
+        if args.config is not None:  # one file for every section, the engines' tables too
+            os.environ["V28_CONFIG"] = str(args.config)
         settings, cfg = load_config(args.config, **overrides)
         settings.require_mode(args.mode)
         return run_with(args, settings, cfg).exit_code

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tomllib
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from fakes.options_world import Ctx, make_world
-from v28quant.options.config import OptionsConfig, _merge
+from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
 
 ET = ZoneInfo("America/New_York")
@@ -25,9 +23,7 @@ START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
 
 
 def _config(**over: object) -> OptionsConfig:
-    text = resources.files("v28quant.options").joinpath("options_defaults.toml")
-    base = tomllib.loads(text.read_text(encoding="utf-8"))["options"]
-    return OptionsConfig.from_mapping(_merge(base, dict(over), "options"))
+    return OptionsConfig.load(None, over)
 
 
 def _decisions(ctx: Ctx) -> list[tuple[str, str, dict[str, object]]]:
@@ -126,3 +122,166 @@ async def test_limit_walks_to_the_natural_and_fills_all_legs_together(
     await again.premarket(ctx)
     assert again.book is not None
     assert set(again.book.held) == set(eng.book.held)
+
+
+@pytest.mark.asyncio
+async def test_reservations_keep_the_equity_engine_off_wheel_shares(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The covered call reserves its 100 shares: an equity sell of them is refused."""
+    from decimal import Decimal
+
+    from v28quant.broker import OrderRequest, Owner
+    from v28quant.execution import Decision
+
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
+    buy = OrderRequest.equity("SPY", 100, "buy", owner=Owner("options", "wheel", "assigned-1"))
+    out = await ctx.executor.place(Decision(buy, {"why": "stand-in for an assignment"}))
+    assert out.status in ("new", "accepted", "filled")
+    await ctx.broker.process()
+    eng = OptionsEngine(_config(strategies={"bull_quiet": ["bull_put"]}))
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    wheel = eng.book.stage("SPY")
+    wheel.stage, wheel.shares, wheel.basis = "shares", 100, 445.0
+    await eng.cycle(ctx)
+    cc = [
+        o
+        for o in await ctx.broker.orders("all")
+        if o.client_order_id.startswith("v28-options-covered_call")
+    ]
+    assert len(cc) == 1
+    (res,) = [r for r in ctx.journal.reservations() if r["kind"] == "shares"]
+    assert (res["symbol"], res["amount"]) == ("SPY", Decimal(100))
+    sell = OrderRequest.equity("SPY", 100, "sell", owner=Owner("equity", "trend", "exit-1"))
+    refused = await ctx.executor.place(Decision(sell, {"why": "equity exit"}))
+    assert refused.status == "refused"
+    assert "SPY" in (refused.reason or "")
+    assert [
+        o for o in await ctx.broker.orders("all") if o.client_order_id.startswith("v28-equity")
+    ] == []
+
+
+def test_config_names_a_bad_setting(tmp_path: Path) -> None:
+    """Unknown keys and strategies are refused by name; the regime table is read from TOML."""
+    from v28quant.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="dte_mni"):
+        OptionsConfig.load(None, {"dte_mni": 3})
+    with pytest.raises(SettingsError, match="straddle"):
+        OptionsConfig.load(None, {"strategies": {"sideways": ["straddle"]}})
+    f = tmp_path / "v28.toml"
+    f.write_text('[options.strategies]\nbull_quiet = ["bull_call"]\n', encoding="utf-8")
+    cfg = OptionsConfig.load(f)
+    assert cfg.strategies_for("bull_quiet") == ("bull_call",)
+    assert cfg.strategies_for("no_such_regime") == cfg.strategies_for("default")
+    assert cfg.strategies_for("crisis") == ("close",)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("long_settles", "orders"), [(False, 1), (True, 0)])
+async def test_stock_left_by_a_spread_is_flattened(
+    tmp_path: Path,
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    long_settles: bool,
+    orders: int,
+) -> None:
+    """A bull put's short leg assigned leaves 200 shares: sold. Both legs settling: nothing."""
+    from datetime import date
+    from decimal import Decimal
+
+    from v28quant.broker.base import Activity
+    from v28quant.options.lifecycle import Held
+
+    short, long = "SPY231020P00440000", "SPY231020P00427000"
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    eng.book.opened(
+        Held(
+            "s1",
+            "bull_put",
+            "SPY",
+            date(2023, 10, 20),
+            {short: -1, long: 1},
+            2,
+            -1.47,
+            1153.0,
+            START,
+            "v28-options-bull_put-000000000000",
+        )
+    )
+    acts = [Activity("a1", "OPASN", short, Decimal(2), None, START)]
+    if long_settles:
+        acts.append(Activity("a2", "OPEXC", long, Decimal(-2), None, START))
+
+    async def activities(since: object = None) -> list[Activity]:
+        return acts
+
+    monkeypatch.setattr(ctx.broker, "activities", activities)
+    await eng.cycle(ctx)
+    db = sqlite3.connect(str(ctx.journal.path))
+    rows = db.execute(
+        "SELECT request FROM orders WHERE client_order_id LIKE 'v28-options-flatten-%'"
+    ).fetchall()
+    db.close()
+    assert len(rows) == orders  # sent through the executor (the sim holds no such shares)
+    if orders:
+        req = json.loads(rows[0][0])
+        assert (req["symbol"], req["side"], req["qty"]) == ("SPY", "sell", "200")
+    assert ("s1" in eng.book.held) is not long_settles
+
+
+def test_iv_history_comes_from_the_journal_one_value_per_session(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The ATM-IV history is the journal's own record: the last value of each earlier day."""
+    from v28quant.signals import Signal
+
+    ctx = make_world(tmp_path, shared_data, START)
+    for day, ivs in ((11, (0.12, 0.13)), (12, (0.15,)), (14, (0.30,))):
+        for i, iv in enumerate(ivs):
+            ts = datetime(2023, 9, day, 10 + i, 0, tzinfo=ET)
+            ctx.journal.record_signal(
+                Signal("options_iv_rank", "SPY:IV", 0.0, 0.5, {"atm_iv_30d": iv}, ts)
+            )
+    ctx.journal.record_signal(
+        Signal("options_iv_rank", "QQQ:IV", 0.0, 0.5, {"atm_iv_30d": 0.9}, START)
+    )
+    eng = OptionsEngine(_config())
+    # today's value (the 14th) is not history yet; other underlyings never mix in
+    assert eng._iv_history(ctx, "SPY", START) == [0.13, 0.15]
+
+
+def test_a_resting_roll_is_repriced_on_fresh_quotes() -> None:
+    """Roll ladder = closing the old put (buy at 2.00/2.10) and selling the new (1.50/1.56)."""
+    from datetime import date
+
+    import pandas as pd
+    from v28quant.options.lifecycle import Book, Held, Pending
+
+    old, new = "SPY231020P00440000", "SPY231027P00435000"
+    book = Book()
+    book.opened(
+        Held("s1", "bull_put", "SPY", date(2023, 10, 20), {old: -1}, 1, -2.5, 0.0, START, "c")
+    )
+    p = Pending(
+        "c2",
+        "roll",
+        "s1-r1",
+        "SPY",
+        "bull_put",
+        {new: -1},
+        date(2023, 10, 27),
+        0.0,
+        ["0.50", "0.55", "0.60"],
+        0,
+        START,
+        old_id="s1",
+    )
+    raw = pd.DataFrame({"symbol": [old, new], "bid": [2.00, 1.50], "ask": [2.10, 1.56]})
+    ladder = OptionsEngine(_config())._reprice(book, p, raw)
+    # mid: +2.05 - 1.53 = 0.52 debit; natural: +2.10 - 1.50 = 0.60; two steps on pennies
+    assert ladder == ["0.52", "0.56", "0.60"]
