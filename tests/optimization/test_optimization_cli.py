@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from v28quant.optimization import cli
 
 ROOT = Path(__file__).resolve().parents[2]

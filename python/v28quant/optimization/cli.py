@@ -197,7 +197,7 @@ def _print_report(report: Any, html: Path, json_path: Path) -> None:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    """Handler of ``tune``."""
+    """Run ``tune``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import (
         TUNE_MODEL,
@@ -278,7 +278,7 @@ def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list
 
 
 def run_walk_forward(args: argparse.Namespace) -> int:
-    """Handler of ``walk-forward``."""
+    """Run ``walk-forward``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import save_report
     from v28quant.optimization.report import write_html
@@ -314,7 +314,7 @@ def run_walk_forward(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    """Handler of ``promote``."""
+    """Run ``promote``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import PromotionRefused, promote
 
@@ -331,7 +331,7 @@ def run_promote(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The stand-alone parser of ``python -m v28quant.optimization``."""
+    """Build the stand-alone parser of ``python -m v28quant.optimization``."""
     parser = argparse.ArgumentParser(
         prog="python -m v28quant.optimization",
         description="Walk-forward optimisation and Bayesian tuning of the v28quant strategy.",

@@ -45,21 +45,22 @@ class TaskRunner:
         self._cluster: Any = None
 
     def __enter__(self) -> TaskRunner:
+        """Start the cluster (or connect to the scheduler)."""
         if self.scheduler is None and self.workers == 0:
             return self
         from dask.distributed import Client, LocalCluster
 
         if self.scheduler is not None:
-            self._client = Client(self.scheduler)
+            self._client = Client(self.scheduler)  # type: ignore[no-untyped-call]
         else:
-            self._cluster = LocalCluster(
+            self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-            self._client = Client(self._cluster)
+            self._client = Client(self._cluster)  # type: ignore[no-untyped-call]
         log.info("dask: %s", self.describe())
         return self
 
@@ -69,6 +70,7 @@ class TaskRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the client and any cluster this runner started."""
         if self._client is not None:
             self._client.close()
         if self._cluster is not None:
@@ -110,7 +112,7 @@ class TaskRunner:
             from dask.distributed import as_completed
 
             futures = [self._client.submit(fn, *args, pure=False) for args in arg_lists]
-            for _ in as_completed(futures):
+            for _ in as_completed(futures):  # type: ignore[no-untyped-call]
                 bar.update()
             results: list[T] = self._client.gather(futures)
             return results

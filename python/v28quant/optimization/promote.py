@@ -183,7 +183,7 @@ def promote(
 def promoted_params(
     journal_path: str | Path, space: SearchSpace = STRATEGY_SPACE
 ) -> dict[str, float] | None:
-    """The parameter set promoted beside the journal at ``journal_path``; None if none yet."""
+    """Return the parameters promoted beside the journal at ``journal_path`` (None if none)."""
     p = Path(journal_path).with_name(PROMOTED_FILE)
     if not p.is_file():
         return None

@@ -196,7 +196,7 @@ class SampleStrategy:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Net daily returns on ``train`` (regime HMM fitted there) and on ``test`` (may be empty)."""
+        """Return net daily returns on ``train`` (HMM fitted there) and ``test`` (may be empty)."""
         p = self.space.validate(params)
         train_pos = self._all_dates.get_indexer(pd.DatetimeIndex(train))
         test_pos = self._all_dates.get_indexer(pd.DatetimeIndex(test))
@@ -246,7 +246,8 @@ class SampleStrategy:
         raw *= np.minimum(1.0, p["risk.max_gross"] / np.maximum(gross, 1e-12))
         k = int(p["sizing.rebalance_days"])
         held = np.arange(len(raw)) // k * k  # row of the last rebalance
-        return raw[held]
+        out: Array = raw[held]
+        return out
 
     def _equity_returns(self, weights: Array, sl: slice) -> tuple[Array, Array, Array]:
         """(gross return, cost, turnover) per session; weights set at t earn t + 1."""

@@ -88,6 +88,7 @@ class TunerConfig:
     deadline: datetime | None = None
 
     def __post_init__(self) -> None:
+        """Check the fields."""
         if self.n_trials < 1:
             raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
         if self.batch_size < 1:
@@ -154,7 +155,7 @@ class BayesianTuner:
         self.prune_after = min(self.config.prune_after or max(n // 2, 1), n)
 
     def study(self) -> optuna.Study:
-        """The study (created, or loaded when it exists in the storage)."""
+        """Create the study, or load it when it exists in the storage."""
         c = self.config
         sampler = optuna.samplers.TPESampler(
             seed=c.seed,
