@@ -20,14 +20,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _journal_default() -> str:
-    return os.environ.get("V28_JOURNAL", "v28_journal.sqlite")
+def _journal(args: argparse.Namespace) -> Path:
+    """The journal named after the command, before it (a mounting CLI's option), or the default."""
+    given = getattr(args, "journal", None)
+    return Path(given or os.environ.get("V28_JOURNAL", "v28_journal.sqlite"))
 
 
 def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
     p.add_argument(
         "--journal",
-        default=_journal_default(),
+        default=argparse.SUPPRESS,
         help="journal file (default: $V28_JOURNAL or v28_journal.sqlite)",
     )
     p.add_argument(
@@ -138,7 +140,11 @@ def add_subparsers(subparsers: Any) -> None:
         "v28_promoted_params.json beside the journal and journals the promotion.",
     )
     p.add_argument("--report", required=True, help="walkforward.json or the folder holding it")
-    p.add_argument("--journal", default=_journal_default(), help="journal file")
+    p.add_argument(
+        "--journal",
+        default=argparse.SUPPRESS,
+        help="journal file (default: $V28_JOURNAL or v28_journal.sqlite)",
+    )
     p.add_argument("--out", default=None, help="promoted-parameters file (default beside journal)")
     p.set_defaults(handler=run_promote)
 
@@ -147,7 +153,7 @@ def _out_dir(args: argparse.Namespace, command: str) -> Path:
     if args.out:
         return Path(args.out)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(args.journal).resolve().parent / "research" / f"{command}-{stamp}"
+    return _journal(args).resolve().parent / "research" / f"{command}-{stamp}"
 
 
 def _evaluator(args: argparse.Namespace) -> Any:
@@ -214,7 +220,7 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.off_hours_only:
         require_off_hours(now)
         deadline = off_hours_deadline(now)
-    storage = args.storage or default_storage(args.journal)
+    storage = args.storage or default_storage(_journal(args))
     evaluator = _evaluator(args)
     config = TunerConfig(
         n_trials=args.trials,
@@ -231,7 +237,7 @@ def run_tune(args: argparse.Namespace) -> int:
             evaluator, config, _scheme(args, evaluator.label_horizon), runner, args.min_dsr
         )
         result = tuner.optimize()
-    with Journal(args.journal) as journal:
+    with Journal(_journal(args)) as journal:
         json_path = save_report(result.walk_forward, out, journal, result.started, result.finished)
         journal.record_model_run(
             TUNE_MODEL,
@@ -262,7 +268,7 @@ def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list
 
     from v28quant.optimization.tuner import default_storage
 
-    storage = args.storage or default_storage(args.journal)
+    storage = args.storage or default_storage(_journal(args))
     try:
         study = optuna.load_study(study_name=args.study, storage=storage)
     except KeyError:
@@ -306,7 +312,7 @@ def run_walk_forward(args: argparse.Namespace) -> int:
             report = wf.run_fixed(params, n_trials=n, trial_sharpes=srs)
         else:
             report = wf.run_reoptimising()
-    with Journal(args.journal) as journal:
+    with Journal(_journal(args)) as journal:
         json_path = save_report(report, out, journal, started, datetime.now(UTC))
     html = write_html(report, out, evaluator.space)
     _print_report(report, html, json_path)
@@ -318,7 +324,7 @@ def run_promote(args: argparse.Namespace) -> int:
     from v28quant.journal import Journal
     from v28quant.optimization.promote import PromotionRefused, promote
 
-    with Journal(args.journal) as journal:
+    with Journal(_journal(args)) as journal:
         try:
             done = promote(args.report, journal, args.out)
         except PromotionRefused as exc:

@@ -239,6 +239,7 @@ def search_window(
     choice's returns on ``train`` and ``test``, and every trial's per-observation IS Sharpe.
     """
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one short-lived study per window
     study = optuna.create_study(direction="maximize", sampler=sampler)
     dists = evaluator.space.distributions()
     empty = pd.DatetimeIndex([])
