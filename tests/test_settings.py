@@ -162,7 +162,7 @@ def test_unknown_symbol_names_the_setting(monkeypatch) -> None:
 
 def test_describe_error_is_one_line_naming_the_setting(monkeypatch) -> None:
     from v28quant.broker import AuthenticationError, BrokerUnavailable
-    from v28quant.settings import describe_error
+    from v28quant.errors import describe_error
 
     monkeypatch.setenv("APCA_API_DATA_URL", "data.alpaca.markets")
     with pytest.raises(SettingsError) as ei:
@@ -178,3 +178,12 @@ def test_describe_error_is_one_line_naming_the_setting(monkeypatch) -> None:
     )
     line = describe_error(RuntimeError("x" * 1000 + "\nsecond line"))
     assert "\n" not in line and len(line) == 300 and line.startswith("RuntimeError: ")
+
+
+def test_settings_describe_error_is_a_deprecated_alias() -> None:
+    import v28quant.settings as settings
+    from v28quant.errors import describe_error
+
+    with pytest.warns(DeprecationWarning, match="v28quant.errors.describe_error"):
+        alias = settings.describe_error
+    assert alias is describe_error

@@ -62,7 +62,9 @@ template <bool American>
     double* __restrict v = sc.v.data();
     double* __restrict ex_even = sc.ex_even.data();
     double* __restrict ex_odd = sc.ex_odd.data();
-    const double k0 = -static_cast<double>(n);  // k as a double: int64 -> double needs AVX-512
+    // k as a double through int (steps <= max_steps < 2^31): int64 -> double vectorises only
+    // with AVX-512.
+    const double k0 = -static_cast<double>(n);
     for (long long m = 0; m <= n; ++m) {
         const double s =
             spot * simd::exp((k0 + 2.0 * static_cast<double>(static_cast<int>(m))) * tr.dx);
@@ -110,6 +112,41 @@ template <bool American>
     return lv;
 }
 
+// vol = 0: the spot follows its forward S e^{(rate - div) tau}, so the option is worth the
+// discounted exercise value g(tau) = w (S e^{-div tau} - K e^{-rate tau}) at the best date: tau = t
+// for a European option, the maximum over [0, t] for an American one. g' has at most one zero,
+// tau* = ln(rate K / (div S)) / (rate - div), so the maximum is at 0, t or tau*. This is the
+// limit vol -> 0 of the continuous-time price (the tree's p leaves [0, 1] before it). Greeks by
+// the envelope theorem: delta = w e^{-div tau} at the best date, gamma = 0, theta = -g'(t) when
+// the best date is expiry (otherwise the value does not depend on time to expiry).
+CrrGreeks deterministic(double spot, double strike, double t, double rate, double div, double w,
+                        bool american) {
+    auto g = [&](double tau) { return w * (spot * std::exp(-div * tau) - strike * std::exp(-rate * tau)); };
+    double best_tau = t, best = g(t);
+    if (american) {
+        double cands[2] = {0.0, std::numeric_limits<double>::quiet_NaN()};
+        if (rate != div && rate * strike > 0.0 && div * spot > 0.0) {
+            cands[1] = std::log(rate * strike / (div * spot)) / (rate - div);
+        }
+        for (double tau : cands) {
+            if (!(tau >= 0.0 && tau < t)) continue;
+            const double v = g(tau);
+            if (v > best) {
+                best = v;
+                best_tau = tau;
+            }
+        }
+    }
+    CrrGreeks out;
+    if (!(best > 0.0)) return out;
+    out.price = best;
+    out.delta = w * std::exp(-div * best_tau);
+    if (best_tau == t) {
+        out.theta = -w * (-div * spot * std::exp(-div * t) + rate * strike * std::exp(-rate * t));
+    }
+    return out;
+}
+
 CrrGreeks value(double spot, double strike, double t, double rate, double div, double vol,
                 bool call, bool american, long long steps, bool greeks, Scratch& sc) {
     const double w = call ? 1.0 : -1.0;
@@ -120,6 +157,7 @@ CrrGreeks value(double spot, double strike, double t, double rate, double div, d
         g.delta = e > 0.0 ? w : 0.0;
         return g;
     }
+    if (vol == 0.0) return deterministic(spot, strike, t, rate, div, w, american);
     const Tree tr = make_tree(t, rate, div, vol, steps);
     const Levels lv = american ? roll_back<true>(spot, strike, w, tr, steps, sc)
                                : roll_back<false>(spot, strike, w, tr, steps, sc);
@@ -200,13 +238,14 @@ void check_sizes(std::span<const double> spot, std::span<const double> strike,
 void check_inputs(double spot, double strike, double t, double rate, double div, double vol,
                   long long steps, std::size_t index) {
     require_positive("spot", spot, index);
-    require_positive("strike", strike, index);
+    require_nonnegative("strike", strike, index);
     require_nonnegative("t", t, index);
     require_finite("rate", rate, index);
     require_finite("div", div, index);
-    require_positive("vol", vol, index);
+    require_nonnegative("vol", vol, index);
     if (steps < 1) fail_arg("steps", ">= 1", static_cast<double>(steps));
-    if (t == 0.0) return;
+    if (steps > max_steps) fail_arg("steps", "<= 10000000", static_cast<double>(steps));
+    if (t == 0.0 || vol == 0.0) return;
     const Tree tr = make_tree(t, rate, div, vol, steps);
     if (!(tr.p >= 0.0 && tr.p <= 1.0)) {
         const double carry = rate - div;
@@ -223,7 +262,12 @@ void check_inputs(double spot, double strike, double t, double rate, double div,
 
 double crr_price(double spot, double strike, double t, double rate, double div, double vol,
                  bool call, bool american, long long steps) {
-    return crr_greeks(spot, strike, t, rate, div, vol, call, american, steps).price;
+    check_inputs(spot, strike, t, rate, div, vol, steps, no_index);
+    const std::uint8_t c = call ? 1 : 0, a = american ? 1 : 0;
+    double price = 0.0;
+    run({&spot, &strike, &t, &rate, &div, &vol, &c, &a, 1, steps, &price, nullptr, nullptr,
+         nullptr});
+    return price;
 }
 
 CrrGreeks crr_greeks(double spot, double strike, double t, double rate, double div, double vol,

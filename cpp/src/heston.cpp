@@ -118,15 +118,17 @@ void fill_coefficients(double t, const Params& p, Integral& in, std::size_t from
     }
 }
 
+constexpr int max_panels = 512;
+
 // Adds Gauss-Legendre panels until the integrand and its tail are negligible (see header).
-void build_adaptive(double t, const Params& p, double xmax, Integral& in) {
+// Returns false when max_panels panels did not get there.
+bool build_adaptive(double t, const Params& p, double xmax, Integral& in) {
     in.clear();
     in.vol_cv = std::sqrt(average_variance(t, p));
     const double width_cf = 4.0 / std::sqrt(in.vol_cv * in.vol_cv * t);
     const double width_osc = 5.0 * std::numbers::pi / std::max(xmax, 1e-3);
     const double h_max = std::min(width_cf, width_osc);
     constexpr double tol = 1e-13;  // relative to sqrt(F K) / pi, per unit of u
-    constexpr int max_panels = 512;
     const auto& gl = gl16();
     double env_prev = 0.0, a = 0.0, h = 0.0;
     for (int panel = 0; panel < max_panels; ++panel, a += h) {
@@ -147,10 +149,11 @@ void build_adaptive(double t, const Params& p, double xmax, Integral& in) {
         // Tail beyond this panel for an envelope decaying at least exponentially.
         if (panel > 0 && env < env_prev) {
             const double rate = std::log(env_prev / std::max(env, 1e-300)) / h;
-            if (env / rate < tol && env * h < tol) break;
+            if (env / rate < tol && env * h < tol) return true;
         }
         env_prev = env;
     }
+    return false;
 }
 
 // sum_k re_k cos(u_k x) - im_k sin(u_k x), vectorised over k.
@@ -184,7 +187,11 @@ double price_from(const Integral& in, double spot, double strike, double t, doub
     const double sum = lewis_sum(in.u.data(), in.re.data(), in.im.data(), in.u.size(), x);
     const double c = bsm::price(spot, strike, t, rate, div, in.vol_cv, true) -
                      df * std::sqrt(fwd * strike) / std::numbers::pi * sum;
-    return call ? c : c - df * (fwd - strike);
+    // The quadrature error (about 1e-13 of the forward) can put a price a hair outside the
+    // no-arbitrage bounds max(F - K, 0) df <= C <= F df (puts by parity); clamp it back in.
+    const double fwd_df = df * fwd, k_df = df * strike;
+    const double call_price = std::clamp(c, std::max(fwd_df - k_df, 0.0), fwd_df);
+    return call ? call_price : std::clamp(call_price - (fwd_df - k_df), std::max(k_df - fwd_df, 0.0), k_df);
 }
 
 double max_log_moneyness(double spot, double t, double rate, double div,
@@ -220,7 +227,13 @@ void price_expiry(double spot, double t, double rate, double div, const Params& 
         return;
     }
     Integral in;
-    build_adaptive(t, p, max_log_moneyness(spot, t, rate, div, strike), in);
+    if (!build_adaptive(t, p, max_log_moneyness(spot, t, rate, div, strike), in)) {
+        throw std::domain_error(
+            "Heston quadrature did not converge in " + std::to_string(max_panels) +
+            " panels (t " + std::to_string(t) + ", v0 " + std::to_string(p.v0) + ", kappa " +
+            std::to_string(p.kappa) + ", theta " + std::to_string(p.theta) + ", sigma " +
+            std::to_string(p.sigma) + ", rho " + std::to_string(p.rho) + ")");
+    }
     for (std::size_t i = 0; i < strike.size(); ++i) {
         out[i] = price_from(in, spot, strike[i], t, rate, div, call[i] != 0);
     }
@@ -282,6 +295,39 @@ using Vec5 = Eigen::Matrix<double, 5, 1>;
 Vec5 to_vec(const Params& p) { return {p.v0, p.kappa, p.theta, p.sigma, p.rho}; }
 Params to_params(const Vec5& v) { return {v[0], v[1], v[2], v[3], v[4]}; }
 
+const char* const param_names[5] = {"v0", "kappa", "theta", "sigma", "rho"};
+
+void check_bounds(const Bounds& b, const Params& initial) {
+    const Vec5 lo = to_vec(b.lower), hi = to_vec(b.upper), x = to_vec(initial);
+    check_params(b.lower, no_index);
+    check_params(b.upper, no_index);
+    for (int j = 0; j < 5; ++j) {
+        if (!(lo[j] < hi[j])) {
+            throw std::invalid_argument(std::string("bounds: lower.") + param_names[j] + " = " +
+                                        std::to_string(lo[j]) + " must be < upper." +
+                                        param_names[j] + " = " + std::to_string(hi[j]));
+        }
+        if (!(x[j] >= lo[j] && x[j] <= hi[j])) {
+            throw std::invalid_argument(std::string("initial.") + param_names[j] + " = " +
+                                        std::to_string(x[j]) + " must lie in [" +
+                                        std::to_string(lo[j]) + ", " + std::to_string(hi[j]) + "]");
+        }
+    }
+}
+
+// First-order optimality on the box: every gradient component that could still move the point
+// inward changes the cost by under gradient_tolerance (relative) per relative parameter step.
+bool stationary(const Vec5& p, const Vec5& grad, double cost, const Vec5& lo, const Vec5& hi) {
+    for (int j = 0; j < 5; ++j) {
+        const bool blocked = (p[j] <= lo[j] && grad[j] > 0.0) || (p[j] >= hi[j] && grad[j] < 0.0);
+        if (blocked) continue;
+        const double rel = std::abs(grad[j]) * std::max(std::abs(p[j]), 1e-3) /
+                           std::max(cost, 1e-300);
+        if (!(rel <= gradient_tolerance) && cost > 1e-28) return false;
+    }
+    return true;
+}
+
 // Quotes grouped by expiry (t, rate, div), each group with its own integral.
 struct Problem {
     double spot;
@@ -293,12 +339,15 @@ struct Problem {
     std::vector<Integral> integrals;
     int evaluations = 0;
 
-    // Rebuild each group's adaptive nodes at p (kept for the Jacobian and the trial steps).
-    void build_nodes(const Params& p) {
+    // Rebuild each group's adaptive nodes at p (kept for the Jacobian and the trial steps);
+    // false when some expiry's quadrature did not converge.
+    bool build_nodes(const Params& p) {
+        bool ok = true;
         for (std::size_t g = 0; g < groups.size(); ++g) {
             const std::size_t i0 = groups[g][0];
-            build_adaptive(t[i0], p, group_xmax[g], integrals[g]);
+            ok = build_adaptive(t[i0], p, group_xmax[g], integrals[g]) && ok;
         }
+        return ok;
     }
 
     // Model prices on the frozen nodes.
@@ -348,6 +397,7 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
         if (!weight.empty()) require_nonnegative("weight", weight[i], i);
     }
     check_params(initial, no_index);
+    check_bounds(bounds, initial);
 
     Problem pb{spot, strike, t, rate, div, market_price, call, {}, {}, {}, {}, 0};
     pb.weight.resize(n);
@@ -386,14 +436,14 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
     pb.integrals.resize(pb.groups.size());
 
     const Vec5 lo = to_vec(bounds.lower), hi = to_vec(bounds.upper);
-    Vec5 p = to_vec(initial).cwiseMax(lo).cwiseMin(hi);
+    Vec5 p = to_vec(initial);
     const auto ni = static_cast<Eigen::Index>(n);
     Eigen::VectorXd r(ni), r_try(ni), r_h(ni);
     Eigen::Matrix<double, Eigen::Dynamic, 5> jac(ni, 5);
     double lambda = 1e-3;
     Calibration out;
 
-    pb.build_nodes(to_params(p));
+    bool nodes_ok = pb.build_nodes(to_params(p));
     pb.residuals(to_params(p), r);
     double cost = r.squaredNorm();
     for (int iter = 0; iter < max_iterations; ++iter) {
@@ -431,7 +481,9 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
             }
         }
         if (!accepted) {
-            out.converged = true;  // no downhill step left: a (local) minimum to working precision
+            // No downhill step left: converged only if the first-order condition holds, i.e.
+            // the projected gradient is negligible (see header), not merely because LM stalled.
+            out.converged = stationary(p, grad, cost, lo, hi);
             break;
         }
         out.iterations = iter + 1;
@@ -439,14 +491,15 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
             out.converged = true;
             break;
         }
-        pb.build_nodes(to_params(p));
+        nodes_ok = pb.build_nodes(to_params(p)) && nodes_ok;
         pb.residuals(to_params(p), r);
         cost = r.squaredNorm();
     }
     out.params = to_params(p);
     // Final prices on fresh adaptive nodes.
     out.model_price.assign(n, 0.0);
-    pb.build_nodes(out.params);
+    nodes_ok = pb.build_nodes(out.params) && nodes_ok;
+    out.converged = out.converged && nodes_ok;
     Eigen::VectorXd final_prices(ni);
     pb.model(out.params, final_prices);
     double ss = 0.0;

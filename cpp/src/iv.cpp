@@ -619,8 +619,21 @@ void check_bsm_args(double price, double spot, double strike, double t, double r
 struct Carry {
     double forward, discount;
 };
-inline Carry carry(double spot, double t, double rate, double div) {
-    return {spot * std::exp((rate - div) * t), std::exp(-rate * t)};
+// Throws std::domain_error when the forward or the discount factor over- or underflows (the
+// bounds would otherwise print as NaN and every vol come out NaN without a word).
+inline Carry carry(double spot, double t, double rate, double div, std::size_t i = no_index) {
+    const Carry c{spot * std::exp((rate - div) * t), std::exp(-rate * t)};
+    if (!(c.forward > 0.0 && c.forward < HUGE_VAL && c.discount > 0.0 && c.discount < HUGE_VAL)) {
+        std::ostringstream msg;
+        msg.precision(17);
+        msg << "forward spot * exp((rate - div) * t) = " << c.forward
+            << " and discount exp(-rate * t) = " << c.discount
+            << " must be finite and > 0 (spot " << spot << ", rate " << rate << ", div " << div
+            << ", t " << t << ")";
+        if (i != no_index) msg << " at index " << i;
+        throw std::domain_error(msg.str());
+    }
+    return c;
 }
 
 }  // namespace
@@ -701,7 +714,7 @@ void implied_vol(std::span<const double> price, std::span<const double> spot,
     for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
         const std::size_t m = n - i0 < chunk ? n - i0 : chunk;
         for (std::size_t j = 0; j < m; ++j) {
-            const Carry c = carry(spot[i0 + j], t[i0 + j], rate[i0 + j], div[i0 + j]);
+            const Carry c = carry(spot[i0 + j], t[i0 + j], rate[i0 + j], div[i0 + j], i0 + j);
             forward[j] = c.forward;
             discount[j] = c.discount;
         }

@@ -136,6 +136,8 @@ Result european(const Gbm& g, const Options& o) {
 }
 
 double geometric_asian(const Gbm& g, int steps) {
+    check_gbm(g);
+    if (steps < 1) fail_arg("steps", ">= 1", steps);
     const double m = steps;
     const double mean = std::log(g.spot) +
                         (g.rate - g.div - 0.5 * g.vol * g.vol) * g.t * (m + 1.0) / (2.0 * m);
@@ -214,7 +216,11 @@ Result heston_european(const HestonSpec& h, int steps, const Options& o) {
                                   h.theta * s2 * (1.0 - ek) * (1.0 - ek) / (2.0 * h.kappa);
                 const double psi = ss / (m * m);
                 double v_next, k0_star;
-                if (psi <= 1.5) {
+                if (!(m > 0.0)) {
+                    // v = theta = 0: the variance stays at 0 (psi would be 0/0).
+                    v_next = 0.0;
+                    k0_star = k0;
+                } else if (psi <= 1.5) {
                     const double inv = 2.0 / psi;
                     const double b2 = inv - 1.0 + std::sqrt(inv) * std::sqrt(inv - 1.0);
                     const double aa = m / (1.0 + b2);
@@ -271,7 +277,12 @@ Result merton_european(const MertonSpec& m, const Options& o) {
         std::log(m.spot) + (m.rate - m.div - m.lam * kbar - 0.5 * m.vol * m.vol) * m.t;
     const double sd = m.vol * std::sqrt(m.t);
     const double lt = m.lam * m.t;
-    const double p0 = std::exp(-lt);
+    if (lt > 1e6) fail_arg("lam * t", "<= 1e6", lt);
+    const int pieces = std::max(1, static_cast<int>(std::ceil(lt / 256.0)));
+    const double lt_piece = lt / pieces;
+    const double p0 = std::exp(-lt_piece);
+    // Inversion stops here: P[Poisson(256) > 1024] < 1e-200.
+    constexpr int max_count = 1024;
     const double df = std::exp(-m.rate * m.t);
     const double w = m.call ? 1.0 : -1.0;
 
@@ -282,14 +293,27 @@ Result merton_european(const MertonSpec& m, const Options& o) {
             philox_unit(o.seed, tag_merton, i, 0, r);
             double z1, z2;
             rng::box_muller(r[0], r[1], z1, z2);
-            // Poisson count by inversion of one uniform.
-            const double u = rng::uniform_open(r[2]);
+            // Poisson(lam t) count as a sum of Poisson(lam t / pieces) counts, each by inversion
+            // of one uniform from e^{-lam t / pieces} >= e^{-256} (a single inversion from
+            // e^{-lam t} would start from 0 once lam t > 745 and put every path at its cap).
             int n = 0;
-            double pn = p0, cdf = p0;
-            while (u > cdf && n < 10000) {
-                ++n;
-                pn *= lt / n;
-                cdf += pn;
+            for (int piece = 0; piece < pieces; ++piece) {
+                double u;
+                if (piece == 0) {
+                    u = rng::uniform_open(r[2]);
+                } else {
+                    std::uint32_t q[4];
+                    philox_unit(o.seed, tag_merton, i, static_cast<std::uint32_t>(piece), q);
+                    u = rng::uniform_open(q[0]);
+                }
+                int k = 0;
+                double pk = p0, cdf = p0;
+                while (u > cdf && k < max_count) {
+                    ++k;
+                    pk *= lt_piece / k;
+                    cdf += pk;
+                }
+                n += k;
             }
             const double jump_mean = n * m.mu_j, jump_sd = std::sqrt(n) * m.delta_j;
             const double sa = std::exp(drift + sd * z1 + jump_mean + jump_sd * z2);

@@ -16,62 +16,97 @@ namespace v28::merton {
 
 namespace {
 
-// Per-term factors of the series for one (t, rate, div, params): term n is
-// w_n [spot e^{-div t} N(d1) - strike df_n N(d1 - sd_n)] with d1 = (ln(spot/strike) + drift_n) / sd_n
-// + sd_n / 2 (a call), put by the mirrored formula.
+// Per-term factors of the series for one (t, rate, div, params). With w_n the Poisson(lam' t)
+// weights and p_n the Poisson(lam t) weights, w_n e^{-r_n t} = e^{-rate t} p_n, so a call term is
+// w_n spot e^{-div t} N(d1) - p_n strike e^{-rate t} N(d1 - sd_n), d1 = (ln(spot/strike) + drift_n)
+// / sd_n + sd_n / 2, and the put term is mirrored. Both weights are formed in log space
+// (ln p_n = -m + n ln m - ln n!) and the sum runs outward from the modes, so no factor under- or
+// overflows however large lam t or mu_j is (e^{-lam t} alone is 0 once lam t > 745).
 struct Series {
-    std::vector<double> w, sd, drift, df;  // drift_n = (r_n - div) t, df_n = e^{-r_n t}
-    double dq = 1.0;
+    std::vector<double> w, p, sd, drift;  // drift_n = (r_n - div) t
+    double dq = 1.0, df = 1.0;
 
-    void build(double t, double rate, double div, const Params& p) {
+    // Index range [lo, hi) outside which Poisson(m) has mass below `tol` on each side:
+    // P[X > n] <= p_{n+1} / (1 - m / (n + 2)) once n + 2 > m, P[X < n] <= p_{n-1} / (1 - (n-1)/m)
+    // once n - 1 < m (ratios of consecutive weights bounded by a geometric series).
+    static void poisson_range(double m, double tol, long& lo, long& hi) {
+        const long mode = static_cast<long>(std::floor(m));
+        auto lp = [m](long k) { return log_poisson(m, k); };
+        hi = mode + 1;
+        while (!(hi + 1 > m && std::exp(lp(hi)) / (1.0 - m / (hi + 1)) <= tol)) ++hi;
+        lo = mode;
+        while (lo > 0 && !(lo - 1 < m && std::exp(lp(lo - 1)) / (1.0 - (lo - 1) / m) <= tol)) --lo;
+    }
+
+    static double log_poisson(double m, long k) {
+        if (m == 0.0) return k == 0 ? 0.0 : -INFINITY;
+        return -m + k * std::log(m) - std::lgamma(k + 1.0);
+    }
+
+    void build(double t, double rate, double div, const Params& prm) {
         w.clear();
+        p.clear();
         sd.clear();
         drift.clear();
-        df.clear();
         dq = std::exp(-div * t);
-        const double kbar = std::expm1(p.mu_j + 0.5 * p.delta_j * p.delta_j);
-        const double lt = p.lam * t, lpt = lt * (1.0 + kbar);
-        const double log1k = p.mu_j + 0.5 * p.delta_j * p.delta_j;  // ln(1 + kbar)
-        // Tail bounds: P[Poisson(m) > n] <= p_{n+1} / (1 - m / (n + 2)) once n + 2 > m.
-        const double tol_call = series_tolerance * std::min(1.0, std::exp(div * t));
-        const double tol_put = series_tolerance * std::min(1.0, std::exp(rate * t));
-        double wn = std::exp(-lpt), pn = std::exp(-lt);  // Poisson(lam' t), Poisson(lam t)
-        for (int n = 0; n < 10000; ++n) {
-            w.push_back(wn);
-            const double var = p.vol * p.vol * t + n * p.delta_j * p.delta_j;
-            const double rn_t = rate * t - lt * kbar + n * log1k;
-            sd.push_back(std::sqrt(var));
-            drift.push_back(rn_t - div * t);
-            df.push_back(std::exp(-rn_t));
-            const double wnext = wn * lpt / (n + 1), pnext = pn * lt / (n + 1);
-            if (n + 2 > lpt && n + 2 > lt) {
-                const double tail_call = wnext / (1.0 - lpt / (n + 2));
-                const double tail_put = pnext / (1.0 - lt / (n + 2));
-                if (tail_call <= tol_call && tail_put <= tol_put) break;
-            }
-            wn = wnext;
-            pn = pnext;
+        df = std::exp(-rate * t);
+        const double log1k = prm.mu_j + 0.5 * prm.delta_j * prm.delta_j;  // ln(1 + kbar)
+        const double kbar = std::expm1(log1k);
+        const double lt = prm.lam * t, lpt = lt * std::exp(log1k);
+        if (!std::isfinite(lpt)) {
+            throw std::domain_error("Merton series cannot be summed: lam * t * e^(mu_j + delta_j^2 "
+                                    "/ 2) overflows (lam " + std::to_string(prm.lam) + ", t " +
+                                    std::to_string(t) + ", mu_j " + std::to_string(prm.mu_j) + ")");
+        }
+        // About 16 sqrt(m) + 40 terms reach the tolerance; refuse before looping past max_terms.
+        if (16.0 * std::sqrt(std::max(lt, lpt)) + 40.0 > static_cast<double>(max_terms)) {
+            throw std::domain_error("Merton series needs more than " + std::to_string(max_terms) +
+                                    " terms: lam * t = " + std::to_string(lt) +
+                                    ", lam' * t = " + std::to_string(lpt));
+        }
+        // Remainder bounds (see header): call terms are at most spot e^{-div t}, put terms at
+        // most strike e^{-rate t}, so each weight's neglected mass is held below the tolerance.
+        const double tol = series_tolerance;
+        long lo_w, hi_w, lo_p, hi_p;
+        poisson_range(lpt, tol, lo_w, hi_w);
+        poisson_range(lt, tol, lo_p, hi_p);
+        const long lo = std::min(lo_w, lo_p), hi = std::max(hi_w, hi_p);
+        if (hi - lo > max_terms) {
+            throw std::domain_error("Merton series needs " + std::to_string(hi - lo) +
+                                    " terms (more than " + std::to_string(max_terms) +
+                                    "): lam * t = " + std::to_string(lt) +
+                                    ", lam' * t = " + std::to_string(lpt));
+        }
+        for (long n = lo; n < hi; ++n) {
+            w.push_back(std::exp(log_poisson(lpt, n)));
+            p.push_back(std::exp(log_poisson(lt, n)));
+            sd.push_back(std::sqrt(prm.vol * prm.vol * t + n * prm.delta_j * prm.delta_j));
+            drift.push_back(rate * t - lt * kbar + n * log1k - div * t);
         }
     }
 
     double price(double spot, double strike, bool call) const {
         const double lsk = std::log(spot / strike);
-        const double s_q = spot * dq;
+        const double s_q = spot * dq, k_r = strike * df;
         double sum = 0.0;
         for (std::size_t n = 0; n < w.size(); ++n) {
             double term;
             if (sd[n] > 0.0) {
                 const double d1 = (lsk + drift[n]) / sd[n] + 0.5 * sd[n];
                 const double d2 = d1 - sd[n];
-                term = call ? s_q * norm_cdf(d1) - strike * df[n] * norm_cdf(d2)
-                            : strike * df[n] * norm_cdf(-d2) - s_q * norm_cdf(-d1);
+                term = call ? w[n] * s_q * norm_cdf(d1) - p[n] * k_r * norm_cdf(d2)
+                            : p[n] * k_r * norm_cdf(-d2) - w[n] * s_q * norm_cdf(-d1);
             } else {
-                const double fwd_value = (call ? 1.0 : -1.0) * (s_q - strike * df[n]);
+                // Deterministic given n jumps: S_t = spot e^{drift_n}.
+                const double fwd_value = (call ? 1.0 : -1.0) * (w[n] * s_q - p[n] * k_r);
                 term = fwd_value > 0.0 ? fwd_value : 0.0;
             }
-            sum += w[n] * term;
+            sum += term;
         }
-        return sum;
+        // Rounding can leave the sum a few ulps outside the no-arbitrage bounds.
+        const double lower = std::max(call ? s_q - k_r : k_r - s_q, 0.0);
+        const double upper = call ? s_q : k_r;
+        return std::clamp(sum, lower, upper);
     }
 };
 
@@ -108,7 +143,6 @@ void price(std::span<const double> spot, std::span<const double> strike,
     for (std::size_t i = 0; i < n; ++i) {
         bsm::check_inputs(spot[i], strike[i], t[i], rate[i], div[i], vol[i], i);
         check_params({vol[i], lam[i], mu_j[i], delta_j[i]}, i);
-        if (lam[i] * t[i] > 500.0) fail_arg("lam * t", "<= 500", lam[i] * t[i], i);
     }
     Series s;
     bool have = false;

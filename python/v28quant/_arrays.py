@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from v28quant._typing import FloatArray
+
 
 def _as_flag(value: ArrayLike) -> NDArray[np.bool_]:
     """A boolean array: bool input as it is, anything else as ``value != 0`` (NaN is True, as
@@ -18,7 +20,7 @@ def _as_flag(value: ArrayLike) -> NDArray[np.bool_]:
     a = np.asarray(value)
     if a.dtype == np.bool_:
         return a
-    return np.asarray(value, dtype=np.float64) != 0.0
+    return np.asarray(np.asarray(value, dtype=np.float64) != 0.0)
 
 
 def broadcast_flat(
@@ -47,7 +49,7 @@ def broadcast_flat(
     return flat, shape, scalar
 
 
-def shape_out(out: NDArray[np.float64], shape: tuple[int, ...], scalar: bool) -> Any:
+def shape_out(out: NDArray[np.float64], shape: tuple[int, ...], scalar: bool) -> float | FloatArray:
     """Reshape a flat result to the broadcast shape; a Python float for scalar input."""
     if scalar:
         return float(out[0])

@@ -121,7 +121,7 @@ class ExchangeCalendar:
         sched = self._xc.schedule
         self._opens = sched["open"].dt.tz_convert(ET)
         self._closes = sched["close"].dt.tz_convert(ET)
-        self._days = [ts.date() for ts in sched.index]
+        self._days: list[date] = [ts.date() for ts in sched.index]
         self._open_list = [t.to_pydatetime() for t in self._opens]
         self._close_list = [t.to_pydatetime() for t in self._closes]
         self._index = {d: i for i, d in enumerate(self._days)}

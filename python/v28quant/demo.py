@@ -16,13 +16,13 @@ import tempfile
 from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from v28quant.broker import OrderRequest, Owner
 from v28quant.broker.sim import SimBroker, SimConfig
+from v28quant.calendar import ET
 from v28quant.clock import SimClock
 from v28quant.data.replay import ReplayFeed
 from v28quant.data.samples import sample_history, sp500_index_ohlcv
@@ -38,7 +38,6 @@ from v28quant.quant_models import (
     monte_carlo_pricer,
 )
 
-ET = ZoneInfo("America/New_York")
 RATE = 0.04  # flat continuously compounded rate assumed by the demo
 
 

@@ -6,15 +6,19 @@ journal up to date with every difference it can explain, records each one, and r
 False, fail closed: the runner must not trade) when it cannot:
 
 explained (journaled, ``ok`` stays True)
-    an order filled, canceled, expired or replaced while we were down; an order intent that never
-    reached the broker (journaled, then the process died before the POST: marked ``rejected``);
+    an order filled, canceled, expired or replaced while we were down; an order intent (or an
+    ``unknown`` outcome) that a look-up by client order id among open and closed orders does not
+    find (the process died before the POST, or the POST never arrived: marked ``not_sent``,
+    never ``rejected``);
     a replacement order of one of ours; position changes accounted for by new activities (fills,
     option exercise OPEXC, assignment OPASN, expiry OPEXP, their stock legs OPTRD); another
     program's orders (reported, never touched).
 not explained (``ok`` False)
     the broker cannot be reached; an order the broker had acknowledged is unknown to it; an open
-    order carrying our client_order_id that the journal never saw; a position that differs from
-    the last snapshot plus the new activities.
+    order carrying our client_order_id that the journal never saw, or that the journal holds as
+    final (``not_sent``, ``rejected``, ``canceled``...: a late POST landed after all; the
+    journal is brought up to date and trading stays stopped until a person has looked); a
+    position that differs from the last snapshot plus the new activities.
 
 Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLAP`` (not the
 whole account history each time); the overlap re-reads rows the venue posts late or dates by
@@ -36,6 +40,12 @@ from typing import Any, Protocol
 
 from v28quant.broker.base import Broker, BrokerError, Order, parse_client_order_id
 from v28quant.clock import Clock
+from v28quant.journal.schema import (
+    FINAL_STATUSES,
+    INTENT_STATUS,
+    NOT_SENT_STATUS,
+    UNKNOWN_STATUS,
+)
 from v28quant.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -44,7 +54,6 @@ log = logging.getLogger(__name__)
 POSITION_ACTIVITIES = frozenset(
     {"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD", "OPCSH"}
 )
-INTENT = "intent"
 #: How far before the last journaled activity the next fetch starts (see the module docstring).
 ACTIVITY_OVERLAP = timedelta(days=1)
 
@@ -66,6 +75,8 @@ class JournalLike(Protocol):
         filled_avg_price: Any,
         raw: dict[str, Any],
         ts: datetime,
+        *,
+        reason: str | None = None,
     ) -> None: ...
     def record_activity_batch(
         self,
@@ -163,22 +174,25 @@ async def _reconcile(
 
     # 1. Orders the journal believes open.
     known_tags = []
+    checked: set[str] = set()  # looked up one by one below: fresher than ``broker_open``
     for jo in journal.open_orders():
         cid = jo["client_order_id"]
+        checked.add(cid)
         tag = parse_client_order_id(cid)
         if tag is not None:
             known_tags.append(tag)
-        bo = await broker.order_by_client_id(cid)
+        bo = await broker.order_by_client_id(cid)  # open and closed orders alike
         if bo is None:
-            if jo["status"] == INTENT and not jo.get("broker_order_id"):
+            if jo["status"] in (INTENT_STATUS, UNKNOWN_STATUS) and not jo.get("broker_order_id"):
                 journal.record_order_update(
                     cid,
                     None,
-                    "rejected",
-                    Decimal(0),
+                    NOT_SENT_STATUS,
                     None,
-                    {"reconcile": "intent never reached the broker"},
+                    None,
+                    {"reconcile": "the broker has no order under this client order id"},
                     ts,
+                    reason="look-up by client order id: never reached the broker",
                 )
                 diffs.append(_diff("intent_never_submitted", client_order_id=cid))
             else:
@@ -223,7 +237,33 @@ async def _reconcile(
                 )
             )
             continue
-        if journal.order_by_client_id(bo.client_order_id) is not None:
+        if bo.client_order_id in checked:
+            continue
+        row = journal.order_by_client_id(bo.client_order_id)
+        if row is not None and row["status"] in FINAL_STATUSES:
+            # The journal believes it final, the venue has it working: never hide that.
+            journal.record_order_update(
+                bo.client_order_id,
+                bo.id,
+                bo.status.value,
+                bo.filled_qty,
+                bo.filled_avg_price,
+                bo.to_dict(),
+                ts,
+                reason=f"open at the broker while journaled as {row['status']}",
+            )
+            diffs.append(
+                _diff(
+                    "journal_terminal_broker_open",
+                    True,
+                    client_order_id=bo.client_order_id,
+                    order_id=bo.id,
+                    journal_status=row["status"],
+                    broker_status=bo.status.value,
+                )
+            )
+            continue
+        if row is not None:
             continue
         if tag.revision > 0 and any(tag.same_decision(k) for k in known_tags):
             journal.record_order_update(

@@ -9,6 +9,7 @@ Alpaca's own variable names are used for the keys and endpoints (``APCA_API_KEY_
 from __future__ import annotations
 
 import tomllib
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,9 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as _SourceError
 
-PAPER_URL = "https://paper-api.alpaca.markets"
-LIVE_URL = "https://api.alpaca.markets"
-DATA_URL = "https://data.alpaca.markets"
+from v28quant.alpaca.config import DATA_URL, LIVE_URL, PAPER_URL
 
 
 class SettingsError(ValueError):
@@ -40,6 +39,13 @@ class RiskLimits(BaseSettings):
     max_options_fraction: float = Field(0.30, ge=0, le=1)
     max_daily_loss_fraction: float = Field(0.03, gt=0, le=1)
     max_orders_per_cycle: int = Field(20, ge=1)
+    max_order_notional: float = Field(25_000.0, gt=0)  # dollars per order
+    max_order_qty: int = Field(5_000, ge=1)  # shares or contracts per order
+    max_drawdown_fraction: float = Field(0.10, gt=0, le=1)  # from the equity peak
+    max_positions: int = Field(20, ge=1)
+    pdt_equity_threshold: float = Field(25_000.0, ge=0)  # dollars; FINRA pattern day trader
+    pdt_max_day_trades: int = Field(3, ge=0)  # in five sessions, below the threshold
+    buying_power_reserve_fraction: float = Field(0.02, ge=0, lt=1)  # of equity, never spent
 
 
 class Settings(BaseSettings):
@@ -210,21 +216,15 @@ def check_universe(settings: Settings, known: Iterable[str], source: str) -> Non
         )
 
 
-def describe_error(exc: BaseException) -> str:
-    """The one line a user sees for a startup error instead of a traceback.
+def __getattr__(name: str) -> Any:
+    # describe_error reports broker errors too, so it lives beside the entry points' reporting.
+    if name == "describe_error":
+        from v28quant.errors import describe_error
 
-    A ``SettingsError`` already names its setting; a broker's 401 names the key variables;
-    anything else is its type and first line. Never longer than 300 characters.
-    """
-    from v28quant.broker.base import AuthenticationError, BrokerError
-
-    text = (str(exc).strip().splitlines() or [""])[0]
-    if isinstance(exc, SettingsError):
-        line = text
-    elif isinstance(exc, AuthenticationError):
-        line = f"APCA_API_KEY_ID / APCA_API_SECRET_KEY: {text}"
-    elif isinstance(exc, BrokerError):
-        line = f"broker: {text}"
-    else:
-        line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
+        warnings.warn(
+            "v28quant.settings.describe_error is deprecated; use v28quant.errors.describe_error",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return describe_error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

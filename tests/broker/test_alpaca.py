@@ -9,12 +9,14 @@ option contracts paged by ``next_page_token``. Everything goes through the real 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
 from fakes.fixtures import OPEN, FakeTime
+from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker import (
     AuthenticationError,
     BrokerUnavailable,
@@ -29,7 +31,7 @@ from v28quant.broker import (
 )
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker
-from v28quant.ratelimit import RateLimiter
+from v28quant.clock import SimClock
 from v28quant.settings import SettingsError, load_settings
 
 KEY, SECRET = "PKTESTKEY0001", "sEcReT-do-not-log-0001"
@@ -59,7 +61,8 @@ async def test_500_after_store_then_lookup_never_duplicates(fake_trading):
     b = make(fake_trading)
     req = OrderRequest.equity("SPY", 5, "buy", owner=own("a500"))
     o = await b.submit(req)
-    assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
+    assert o.client_order_id == req.client_order_id
+    assert o.status == OrderStatus.FILLED
     assert len(fake_trading.orders) == 1
     assert fake_trading.count("POST", "/v2/orders") == 1
     assert fake_trading.count("GET", "/v2/orders:by_client_order_id") == 1
@@ -67,14 +70,20 @@ async def test_500_after_store_then_lookup_never_duplicates(fake_trading):
 
 async def test_html_200_after_store_is_resolved_by_lookup(fake_trading):
     """A proxy answers 200 with an HTML page after the venue stored the order: the body cannot
-    be parsed, so the outcome is unknown; submit looks the order up instead of resending."""
+    be parsed, so the outcome is unknown; submit looks the order up instead of resending.
+    """
     quotes(fake_trading)
     fake_trading.inject("POST", "/v2/orders", 200, "<html>gateway</html>", after_store=True)
     b = make(fake_trading)
     req = OrderRequest.equity("SPY", 2, "buy", owner=own("html"))
     o = await b.submit(req)
-    assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
-    assert len(fake_trading.orders) == 1 and fake_trading.count("POST", "/v2/orders") == 1
+    assert o.client_order_id == req.client_order_id
+    assert o.status == OrderStatus.FILLED
+    assert len(fake_trading.orders) == 1
+    assert fake_trading.count("POST", "/v2/orders") == 1
+    # The POST really was answered with HTML, and the order came from the look-up.
+    assert fake_trading.responses[0] == ("POST", "/v2/orders", 200, "<html>gateway</html>")
+    assert fake_trading.count("GET", "/v2/orders:by_client_order_id") == 1
 
 
 async def test_replace_refuses_a_fractional_qty(fake_trading):
@@ -91,32 +100,49 @@ async def test_500_before_store_is_resent_once(fake_trading):
     b = make(fake_trading)
     o = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("b500")))
     assert o.status == OrderStatus.FILLED
-    assert len(fake_trading.orders) == 1 and fake_trading.count("POST", "/v2/orders") == 2
+    assert len(fake_trading.orders) == 1
+    assert fake_trading.count("POST", "/v2/orders") == 2
 
 
 async def test_timeout_then_late_store_makes_one_order(fake_trading):
-    """The POST is slow: the client times out, finds nothing, resends; the first POST lands
-    later and is refused by the venue as a duplicate client_order_id. One order exists."""
+    """The first POST is held by the venue past the client's timeout: the client finds no
+    order, resends, and gets it filled; then the first POST is processed and refused as a
+    duplicate client_order_id. One order exists. The venue holds the request until the test
+    releases it, so no sleep races the timeout.
+    """
     quotes(fake_trading)
-    fake_trading.inject("POST", "/v2/orders", 200, delay_s=1.0)
-    b = make(fake_trading, timeout_s=0.3)
-    o = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("slow")))
+    late = threading.Event()
+    fake_trading.inject("POST", "/v2/orders", 200, hold=late)
+    b = make(fake_trading, timeout_s=0.5)
+    req = OrderRequest.equity("SPY", 1, "buy", owner=own("slow"))
+    try:
+        o = await b.submit(req)
+    finally:
+        late.set()
     assert o.status == OrderStatus.FILLED
-    deadline = time.time() + 3
-    while fake_trading.count("POST", "/v2/orders") < 2 and time.time() < deadline:
+    deadline = time.monotonic() + 30  # a bound on waiting for the server thread, not a timing
+    while len(posts(fake_trading)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.9)  # let the delayed first POST finish on the server
+    answers = posts(fake_trading)
+    assert [a[2] for a in answers] == [200, 422], answers  # the resend, then the late one
+    assert "client_order_id must be unique" in answers[1][3]["message"]
     assert len(fake_trading.orders) == 1, fake_trading.orders
+
+
+def posts(fake) -> list[tuple[str, str, int, object]]:
+    return [r for r in fake.responses if r[:2] == ("POST", "/v2/orders")]
 
 
 async def test_async_rejection_is_reported(fake_trading):
     quotes(fake_trading)
     b = make(fake_trading)
     o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("rj")))
-    assert o.status == OrderStatus.NEW and o.is_open
+    assert o.status == OrderStatus.NEW
+    assert o.is_open
     fake_trading.reject(o.id)
     got = await b.order_by_client_id(o.client_order_id)
-    assert got.status == OrderStatus.REJECTED and not got.is_open
+    assert got.status == OrderStatus.REJECTED
+    assert not got.is_open
     assert await b.orders("open") == []
 
 
@@ -126,7 +152,8 @@ async def test_duplicate_client_order_id_resolves_to_existing(fake_trading):
     first = await make(fake_trading).submit(req)
     # A restarted process (new broker) submits the same decision again: 422, then a look-up.
     again = await make(fake_trading).submit(req)
-    assert again.id == first.id and len(fake_trading.orders) == 1
+    assert again.id == first.id
+    assert len(fake_trading.orders) == 1
 
 
 async def test_lookup_failure_after_ambiguous_submit_fails_closed(fake_trading):
@@ -207,7 +234,8 @@ async def test_403_and_422_and_401_mapped(fake_trading):
     )
     with pytest.raises(OrderRejected, match="wash trade") as ei:
         await b.submit(OrderRequest.equity("SPY", 1, "sell", owner=own("wash")))
-    assert ei.value.status == 422 and ei.value.code == 42210000
+    assert ei.value.status == 422
+    assert ei.value.code == 42210000
     fake_trading.inject("GET", "/v2/account", 401, {"message": "unauthorized"})
     with pytest.raises(AuthenticationError, match="APCA_API_KEY_ID"):
         await b.account()
@@ -265,7 +293,9 @@ async def test_secrets_never_logged(fake_trading, caplog, monkeypatch):
     assert isinstance(b, AlpacaBroker)
     await b.account()
     assert "Alpaca paper" in caplog.text
-    assert SECRET not in caplog.text and KEY not in caplog.text and SECRET not in repr(b)
+    assert SECRET not in caplog.text
+    assert KEY not in caplog.text
+    assert SECRET not in repr(b)
 
 
 def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch, caplog):
@@ -281,20 +311,22 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
         async def closing_price(self, s, d):
             raise KeyError(s)
 
-    b = connect(load_settings(), quotes=NoQuotes())
-    assert isinstance(b, SimBroker) and "simulated exchange" in caplog.text
+    b = connect(load_settings(), quotes=NoQuotes(), clock=SimClock(OPEN))
+    assert isinstance(b, SimBroker)
+    assert "SIMULATED exchange" in caplog.text
     with pytest.raises(SettingsError, match="V28_LIVE_CONFIRM"):
         connect(load_settings(), live=True)
     with pytest.raises(SettingsError, match="APCA_API_KEY_ID"):
         connect(load_settings(live_confirm=True), live=True)
-    with pytest.raises(SettingsError, match="quote source"):
-        connect(load_settings())
+    with pytest.raises(SettingsError, match="needs clock="):
+        connect(load_settings(), quotes=NoQuotes())  # never wall time by default
 
 
 async def test_orders_page_past_the_limit_with_until(fake_trading):
     """GET /v2/orders has no page token, only ``limit`` (<= 500) and exclusive ``until``
     (research/alpaca.md §2): pages of 5 must still return all 12 open orders, including three
-    submitted in the same microsecond that straddle a page boundary."""
+    submitted in the same microsecond that straddle a page boundary.
+    """
     quotes(fake_trading)
     b = make(fake_trading, orders_page_size=5)
     stamps = [0, 1, 2, 3, 4, 5, 5, 5, 8, 9, 10, 11]  # seconds after OPEN

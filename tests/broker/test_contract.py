@@ -16,6 +16,7 @@ from decimal import Decimal as D
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import OPEN, StaticQuotes
+from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker import (
     Broker,
     InsufficientBuyingPower,
@@ -30,7 +31,6 @@ from v28quant.broker import (
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
-from v28quant.ratelimit import RateLimiter
 
 C530, C535 = "SPY240607C00530000", "SPY240607C00535000"
 P520, P515 = "SPY240607P00520000", "SPY240607P00515000"

@@ -1,4 +1,4 @@
-"""``v28quant.ratelimit.RateLimiter``: the one client-side limiter of both Alpaca adapters.
+"""``v28quant.alpaca.ratelimit.RateLimiter``: the one client-side limiter of both Alpaca adapters.
 
 References: Alpaca's documented budget (200 requests/minute per API, trading and market data
 metered separately) and its 429 headers ``X-Ratelimit-Remaining`` / ``X-Ratelimit-Reset``
@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from fakes.alpaca_data import FakeAlpacaData
 from fakes.fixtures import FakeTime
+from v28quant.alpaca.ratelimit import MAX_RESET_WAIT_S, RateLimiter, account_limiter
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.data.alpaca import AlpacaData
-from v28quant.ratelimit import MAX_RESET_WAIT_S, RateLimiter
 
 
 async def test_bucket_burst_then_one_interval_and_reset_cap():
@@ -38,7 +38,7 @@ def test_bad_construction_is_refused():
 
 
 @pytest.mark.parametrize(
-    "headers,want",
+    ("headers", "want"),
     [
         ({"X-Ratelimit-Reset": "1717425007"}, 7.0),  # Alpaca: epoch seconds
         ({"x-ratelimit-reset": "1717425004"}, 4.0),  # header names are case-insensitive
@@ -69,10 +69,11 @@ async def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
     assert sum(ft.slept) == pytest.approx(3.0), ft.slept
 
 
-async def test_adapters_own_separate_buckets():
-    """Trading and data are metered separately: a 429 from the data API pauses the data
-    bucket only; the option-contracts call (trading API) does not wait for it."""
-    data_t, trade_t = FakeTime(), FakeTime()
+async def test_broker_and_data_of_one_account_share_one_bucket():
+    """Alpaca's 200 requests a minute are the account's: a 429 from the data API pauses the
+    trading calls too, and adapters built without a limiter for one key share one bucket.
+    """
+    t = FakeTime()
     quotes = {
         "SPY": {
             "t": "2025-07-09T14:59:59Z",
@@ -86,29 +87,28 @@ async def test_adapters_own_separate_buckets():
             "z": "B",
         }
     }
+    shared = RateLimiter(now=t.now, sleep=t.sleep)
     with FakeAlpacaData(quotes=quotes) as fake:
         fake.fail(
             "GET",
             r"/v2/stocks/quotes/latest",
             429,
             {"message": "too many requests."},
-            {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(data_t.t) + 5)},
+            {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(t.t) + 5)},
         )
-        c = AlpacaData(
-            "k",
-            "s",
-            data_url=fake.url,
-            trading_url=fake.url,
-            limiter=RateLimiter(now=data_t.now, sleep=data_t.sleep),
-            trading_limiter=RateLimiter(now=trade_t.now, sleep=trade_t.sleep),
-        )
+        c = AlpacaData("k", "s", data_url=fake.url, trading_url=fake.url, limiter=shared)
         assert "SPY" in await c.latest_quotes(["SPY"])
+        assert sum(t.slept) == pytest.approx(5.0), t.slept
+        # The data API's 429 blocked the bucket; the trading call waits out what is left.
+        shared.block_until(t.t + 2)
         await c.option_contracts("SPY")
         await c.aclose()
-    assert sum(data_t.slept) == pytest.approx(5.0), data_t.slept
-    assert trade_t.slept == []
+    assert sum(t.slept) == pytest.approx(7.0), t.slept
     url = "http://127.0.0.1:9"  # never called: only the construction is looked at
-    b1, b2 = AlpacaBroker("k", "s", url=url), AlpacaBroker("k", "s", url=url)
-    assert b1._limiter is not b2._limiter  # one bucket per client unless shared on purpose
-    await b1.aclose()
-    await b2.aclose()
+    b1, b2 = AlpacaBroker("k1", "s", url=url), AlpacaBroker("k1", "s", url=url)
+    d1 = AlpacaData("k1", "s", data_url=url, trading_url=url)
+    other = AlpacaBroker("k2", "s", url=url)
+    assert b1.limiter is b2.limiter is d1.limiter is account_limiter("k1")
+    assert other.limiter is not b1.limiter
+    for x in (b1, b2, d1, other):
+        await x.aclose()

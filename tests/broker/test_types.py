@@ -14,8 +14,8 @@ from decimal import Decimal as D
 import pytest
 from v28quant.broker import Leg, OrderRequest, Owner, parse_client_order_id
 from v28quant.broker.base import replacement_client_order_id
-from v28quant.broker.occ import format_occ, parse_occ
 from v28quant.broker.ticks import round_limit, round_net_limit, tick_size
+from v28quant.occ import format_occ, parse_occ
 
 
 def test_occ_round_trip_documented_example():
@@ -146,3 +146,11 @@ def test_order_requests_validate_and_round():
         OrderRequest.equity("SPY", 0, "buy", owner=o)
     with pytest.raises(ValueError, match="limit_price"):
         OrderRequest.equity("SPY", 1, "buy", "limit", owner=o)
+
+
+def test_broker_occ_reexports_the_one_parser():
+    import v28quant.broker.occ as broker_occ
+    import v28quant.occ as occ
+
+    for name in ("OccSymbol", "format_occ", "is_occ", "parse_occ"):
+        assert getattr(broker_occ, name) is getattr(occ, name)

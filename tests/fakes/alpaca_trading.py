@@ -13,8 +13,12 @@ Shapes, codes and messages follow research/alpaca.md §3, §5 and §8 (captured 
   at expiry over every underlying price (shares held count; a cash-secured put holds strike x
   100, a vertical its width x 100) held as collateral, research/alpaca.md §6 "buying power >=
   max loss of the structure";
-- faults: any status/body/headers for a method+path, optionally *after* the request was
-  processed (an order stored, then a 500), and slow responses.
+- faults: any status/body/headers for a method+path (a body of its own replaces the answer
+  whatever the status: a proxy's HTML 200), optionally *after* the request was processed (an
+  order stored, then a 500), slow responses, and requests held until the test releases them
+  (``hold``: a POST that lands late, or, with ``after_store``, one stored whose answer never
+  comes in time, with no race against the client's timeout);
+- ``responses`` records what each request was answered.
 
 Time is the fake's own (``advance_to``), the calendar is exchange_calendars' XNYS.
 """
@@ -100,6 +104,13 @@ class Fault:
     times: int = 1
     after_store: bool = False  # process the request, then answer with this fault
     delay_s: float = 0.0  # sleep before answering (with or without a fault status)
+    hold: threading.Event | None = None  # wait for the test to set it before processing
+    # (with after_store: after processing, before answering)
+
+    @property
+    def replaces_answer(self) -> bool:
+        """An error status, or any status with a body of its own (a proxy's HTML 200)."""
+        return self.status >= 400 or self.body is not None
 
 
 class FakeAlpacaTrading:
@@ -117,6 +128,10 @@ class FakeAlpacaTrading:
         self.activities: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, Any]] = []
+        self.responses: list[tuple[str, str, int, Any]] = []  # what each request was answered
+        # Called with (event, public order) on each order event, as Alpaca's trade-updates
+        # stream pushes them (``fakes.alpaca_stream`` broadcasts them to websocket clients).
+        self.on_event: Any = None
         self._seq = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -170,10 +185,13 @@ class FakeAlpacaTrading:
         times: int = 1,
         after_store: bool = False,
         delay_s: float = 0.0,
+        hold: threading.Event | None = None,
     ) -> None:
         with self._lock:
             self.faults.append(
-                Fault(method.upper(), path, status, body, headers, times, after_store, delay_s)
+                Fault(
+                    method.upper(), path, status, body, headers, times, after_store, delay_s, hold
+                )
             )
 
     def reject(self, order_id: str) -> None:
@@ -182,6 +200,11 @@ class FakeAlpacaTrading:
             o = self.orders[order_id]
             o["status"] = "rejected"
             o["failed_at"] = o["updated_at"] = _iso(self.now)
+            self._emit("rejected", o)
+
+    def _emit(self, event: str, o: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(event, self._public(o))
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and re.fullmatch(path, p))
@@ -201,6 +224,7 @@ class FakeAlpacaTrading:
                             o["expired_at"] = o["updated_at"] = _iso(close_dt)
                             for leg in o["legs"] or []:
                                 leg["status"] = "expired"
+                            self._emit("expired", o)
                     self._settle(day.date(), close_dt)
             self.now = when
             self.process()
@@ -236,19 +260,25 @@ class FakeAlpacaTrading:
                 fault.times -= 1
         if fault is not None and fault.delay_s:
             time.sleep(fault.delay_s)
+        if fault is not None and fault.hold is not None and not fault.after_store:
+            fault.hold.wait(timeout=60)
         try:
             if not (h.headers.get("APCA-API-KEY-ID") and h.headers.get("APCA-API-SECRET-KEY")):
                 raise _err(401, None, "unauthorized")
-            if fault is not None and not fault.after_store and fault.status >= 400:
+            if fault is not None and not fault.after_store and fault.replaces_answer:
                 raise _Reply(fault.status, fault.body, fault.headers)
             with self._lock:
                 result = self._route(method, path, query, body)
-            if fault is not None and fault.after_store and fault.status >= 400:
+            if fault is not None and fault.after_store and fault.hold is not None:
+                fault.hold.wait(timeout=60)  # stored; the answer waits for the test
+            if fault is not None and fault.after_store and fault.replaces_answer:
                 raise _Reply(fault.status, fault.body, fault.headers)
             status, payload = (204, None) if result is None else (200, result)
             headers = dict(fault.headers or {}) if fault is not None else {}
         except _Reply as r:
             status, payload, headers = r.status, r.body, r.headers
+        with self._lock:
+            self.responses.append((method, path, status, payload))
         self._send(h, status, payload, headers)
 
     def _send(
@@ -311,6 +341,7 @@ class FakeAlpacaTrading:
                 o["canceled_at"] = o["updated_at"] = _iso(self.now)
                 for leg in o["legs"] or []:
                     leg["status"] = "canceled"
+                self._emit("canceled", o)
                 return None
             if method == "PATCH":
                 return self._replace(o, body or {})
@@ -743,6 +774,7 @@ class FakeAlpacaTrading:
             o["status"] = "new"
             for leg in o["legs"] or []:
                 leg["status"] = "new"
+            self._emit("new", o)
             self._match(o)
         return self._public(o)
 
@@ -830,6 +862,8 @@ class FakeAlpacaTrading:
         o["updated_at"] = _iso(self.now)
         if done:
             o["filled_at"] = _iso(self.now)
+        if o["order_class"] != "mleg" or not record:  # legs report through their parent
+            self._emit("fill" if done else "partial_fill", o)
         if not record:
             return
         sym = o["symbol"]

@@ -6,6 +6,7 @@ second, raw ``sqlite3`` connection reading the file (not the Journal class) for 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -316,15 +317,12 @@ def test_secret_guard(journal: Journal, reasoning: dict) -> None:
 
 
 def test_innocent_keys_pass(journal: Journal) -> None:
-    journal.record_decision(
-        "d",
-        "e",
-        "s",
-        "SPY",
-        "buy",
-        {"monkey": 1, "keystone": 2, "tokenizer_vocab": 3, "n_keys": 4},
-        T0,
-    )
+    """Words that merely contain a credential word are not redacted: the values survive."""
+    reasoning = {"monkey": 1, "keystone": 2, "tokenizer_vocab": 3, "n_keys": 4}
+    journal.record_decision("d", "e", "s", "SPY", "buy", reasoning, T0)
+    (stored,) = raw(journal.path, "SELECT reasoning FROM decisions")[0]
+    assert json.loads(stored) == reasoning
+    assert "[redacted]" not in stored
 
 
 def test_bad_inputs(journal: Journal) -> None:

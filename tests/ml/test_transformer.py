@@ -108,3 +108,18 @@ def test_windows_and_signals_use_the_latest_rows_per_symbol():
     sig = m.signals(X)
     assert [s.symbol for s in sig] == ["S0", "S1", "S2"]
     assert all(-1 <= s.value <= 1 and 0 <= s.confidence <= 1 for s in sig)
+
+
+def test_implements_the_ml_base_contract():
+    # P(up) = Phi(mu / sigma): recomputed here with scipy's normal CDF from the model's own
+    # mean and scale, not from the model's probability column.
+    from v28quant.ml.base import BaseModel
+
+    X, y = planted_panel(120, 3, seed=4)
+    m = TransformerPredictor(TINY).fit(X, y)
+    assert isinstance(m, BaseModel) and m.feature_names == ["x0", "x1", "x2"]
+    pred = m.predict(X)
+    p = m.predict_proba(X)
+    assert p.shape == (len(pred),) and p.dtype == np.float64
+    expected = stats.norm.cdf(pred["mu"] / pred["sigma"])
+    np.testing.assert_allclose(p, expected, rtol=1e-5, atol=1e-6)

@@ -204,8 +204,8 @@ def test_probability_outside_unit_interval_names_steps() -> None:
         ({"spot": 0.0}, "^spot must be > 0"),
         ({"strike": -1.0}, "^strike must be"),
         ({"t": -0.5}, "^t must be >= 0"),
-        ({"vol": -0.2}, "^vol must be > 0"),
-        ({"vol": 0.0}, "^vol must be > 0"),
+        ({"vol": -0.2}, "^vol must be >= 0"),
+        ({"vol": float("inf")}, "^vol must be"),
         ({"rate": float("nan")}, "^rate must be finite"),
         ({"steps": 0}, "^steps must be >= 1"),
         ({"steps": 2.5}, "^steps must be an integer"),
@@ -254,3 +254,78 @@ def test_broadcasting_and_scalar_output() -> None:
     )
     gg = crr.greeks(100.0, strikes, 1.0, 0.03, 0.0, [0.2, 0.3, 0.4], steps=64)
     assert gg.delta.shape == (2, 3)
+
+
+def _ql_american(spot, strike, t_days, rate, div, vol, call):
+    """QuantLib American option on a flat Actual/365 world, t = t_days / 365."""
+    today = ql.Date(2, 1, 2025)
+    ql.Settings.instance().evaluationDate = today
+    dc = ql.Actual365Fixed()
+    process = ql.BlackScholesMertonProcess(
+        ql.QuoteHandle(ql.SimpleQuote(spot)),
+        ql.YieldTermStructureHandle(ql.FlatForward(today, div, dc)),
+        ql.YieldTermStructureHandle(ql.FlatForward(today, rate, dc)),
+        ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), vol, dc)),
+    )
+    kind = ql.Option.Call if call else ql.Option.Put
+    option = ql.VanillaOption(
+        ql.PlainVanillaPayoff(kind, strike), ql.AmericanExercise(today, today + t_days)
+    )
+    option.setPricingEngine(ql.QdFpAmericanEngine(process))
+    return option.NPV()
+
+
+@pytest.mark.parametrize(
+    ("spot", "strike", "rate", "div", "call"),
+    [
+        (100.0, 110.0, 0.05, 0.0, False),  # put: exercise now
+        (100.0, 90.0, 0.05, 0.08, True),  # call with a high yield: exercise now
+        (100.0, 90.0, 0.05, 0.0, True),  # call without yield: hold to expiry
+        (100.0, 97.0, 0.01, 0.03, False),  # put: the forward rises past the strike, exercise now
+        (100.0, 105.0, 0.04, 0.05, False),  # put: the value still grows at expiry
+        (100.0, 119.4, 0.05, 0.06, False),  # put at an interior best date tau* = 0.5
+        (100.0, 120.0, 0.05, 0.02, True),  # out of the money forever: 0
+    ],
+)
+def test_american_at_zero_vol_is_the_deterministic_optimum_as_quantlib(
+    spot: float, strike: float, rate: float, div: float, call: bool
+) -> None:
+    # Source: QuantLib QdFpAmericanEngine (the fixed-point American engine, exact at vol = 0)
+    # and the closed form max over tau in [0, t] of the discounted exercise value on a fine grid;
+    # tolerance 1e-9 absolute (QdFp's own accuracy).
+    t = 1.0
+    got = crr.price(spot, strike, t, rate, div, 0.0, call=call, american=True, steps=50)
+    w = 1.0 if call else -1.0
+    tau = np.linspace(0.0, t, 200_001)
+    grid = np.max(np.maximum(w * (spot * np.exp(-div * tau) - strike * np.exp(-rate * tau)), 0.0))
+    ql_price = _ql_american(spot, strike, 365, rate, div, 0.0, call)
+    args = (spot, strike, t, rate, div, call)
+    assert got == pytest.approx(grid, abs=1e-8), f"{args}: ours {got}, grid max {grid}"
+    assert got == pytest.approx(ql_price, abs=1e-9), f"{args}: ours {got}, QuantLib {ql_price}"
+    euro = crr.price(spot, strike, t, rate, div, 0.0, call=call, american=False)
+    fwd_value = max(w * (spot * np.exp(-div * t) - strike * np.exp(-rate * t)), 0.0)
+    assert euro == pytest.approx(fwd_value, abs=1e-12), f"{args}: European {euro}"
+
+
+def test_zero_vol_greeks_are_the_envelope_derivatives() -> None:
+    # Put exercised now: value K - S, delta -1, theta 0. Call held to expiry: value
+    # S e^{-q t} - K e^{-r t}, delta e^{-q t}, theta -(r K e^{-r t} - q S e^{-q t}) per year.
+    g = crr.greeks(100.0, 110.0, 1.0, 0.05, 0.0, 0.0, call=False)
+    assert (g.price, g.delta, g.gamma, g.theta) == pytest.approx((10.0, -1.0, 0.0, 0.0), abs=1e-14)
+    g = crr.greeks(100.0, 90.0, 1.0, 0.05, 0.01, 0.0, call=True)
+    want_theta = -(0.05 * 90.0 * math.exp(-0.05) - 0.01 * 100.0 * math.exp(-0.01))
+    assert g.price == pytest.approx(100.0 * math.exp(-0.01) - 90.0 * math.exp(-0.05), abs=1e-12)
+    assert g.delta == pytest.approx(math.exp(-0.01), abs=1e-15)
+    assert g.theta == pytest.approx(want_theta, abs=1e-12)
+
+
+@pytest.mark.parametrize(("div", "call"), [(0.02, True), (-0.01, True), (0.02, False)])
+def test_american_zero_strike_as_quantlib(div: float, call: bool) -> None:
+    # Source: QuantLib QdFpAmericanEngine on the same inputs (tolerance 1e-8, its accuracy) and
+    # the closed form S max(1, e^{-div t}) for the call (hold the share's forward or take S now),
+    # 0 for the put (tolerance 1e-10: the tree reproduces S e^{-div tau} exactly).
+    got = crr.price(100.0, 0.0, 1.0, 0.05, div, 0.2, call=call, steps=500)
+    want = 100.0 * max(1.0, math.exp(-div)) if call else 0.0
+    ql_price = _ql_american(100.0, 0.0, 365, 0.05, div, 0.2, call)
+    assert got == pytest.approx(want, abs=1e-10), f"div={div} call={call}: {got} vs {want}"
+    assert got == pytest.approx(ql_price, abs=1e-8), f"div={div} call={call}: QuantLib {ql_price}"

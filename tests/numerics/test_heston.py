@@ -215,7 +215,7 @@ def test_mispricing_flags_a_shifted_quote() -> None:
     params = heston.HestonParams(0.04, 1.5, 0.05, 0.5, -0.6)
     spot, k, t, rate, div = 100.0, 105.0, 0.5, 0.03, 0.0
     model = heston.price(spot, k, t, rate, div, *params)
-    model_vol = mc.implied_vol(model, spot, k, t, rate, div, True)
+    model_vol = bs.implied_vol(model, spot, k, t, rate, div, True)
     mid = bs.price(spot, k, t, rate, div, model_vol - 0.02, True)
     m = heston.mispricing(mid, spot, k, t, rate, div, params)
     assert m.edge_vol_points == pytest.approx(2.0, abs=1e-8), m
@@ -231,3 +231,86 @@ def test_bad_input_raises() -> None:
         heston.price(100, 100, 1, 0.0, 0.0, [0.04, -0.01], 1.0, 0.04, 0.5, 0.0)
     with pytest.raises(ValueError, match="market_price must be > 0"):
         heston.calibrate(100, [90, 95, 100, 105, 110], 1.0, 0.0, 0.0, [11, 7, 4, 0.0, 1])
+
+
+def test_calibration_rejects_inverted_bounds_and_a_start_outside_them() -> None:
+    # Bounds once were clipped silently (inverted bounds "converged" at 13.6 vol points RMSE).
+    truth = heston.HestonParams(0.045, 1.8, 0.06, 0.55, -0.65)
+    spot, k, t, rate, div, prices, call = _synthetic_quotes(truth)
+    lower = heston.HestonParams(1e-4, 1e-3, 1e-4, 1e-3, -0.999)
+    upper = heston.HestonParams(4.0, 20.0, 4.0, 5.0, 0.999)
+    with pytest.raises(ValueError, match=r"bounds: lower\.kappa = 5\.0+ must be < upper\.kappa"):
+        heston.calibrate(
+            spot,
+            k,
+            t,
+            rate,
+            div,
+            prices,
+            call,
+            lower=lower._replace(kappa=5.0),
+            upper=upper._replace(kappa=1.0),
+            initial=truth,
+        )
+    with pytest.raises(ValueError, match=r"initial\.sigma = 6\.0+ must lie in \["):
+        heston.calibrate(spot, k, t, rate, div, prices, call, initial=truth._replace(sigma=6.0))
+
+
+def test_converged_means_the_tolerance_was_met() -> None:
+    # Two iterations cannot reach the optimum from a generic start: converged must be False.
+    # Where converged is True, the fit is stationary: no coordinate step of 1e-4 (relative)
+    # lowers the minimised cost by more than 1e-6 of it (independent finite-difference check).
+    truth = heston.HestonParams(0.045, 1.8, 0.06, 0.55, -0.65)
+    spot, k, t, rate, div, prices, call = _synthetic_quotes(truth)
+    short = heston.calibrate(spot, k, t, rate, div, prices, call, max_iterations=2)
+    assert not short.converged, short
+    noisy = prices * (1.0 + 0.01 * np.sin(np.arange(prices.size)))
+    fit = heston.calibrate(spot, k, t, rate, div, noisy, call)
+    assert fit.converged, fit
+    w = (
+        1.0
+        / bs.greeks(
+            spot, k, t, rate, div, mc.implied_vol(noisy, spot, k, t, rate, div, call), call
+        ).vega
+    )
+
+    def cost(p):
+        return float(
+            np.sum((w * (heston.price(spot, k, t, rate, div, *p, call=call) - noisy)) ** 2)
+        )
+
+    base = cost(fit.params)
+    for j in range(5):
+        for sign in (-1.0, 1.0):
+            p = np.array(fit.params)
+            p[j] *= 1.0 + sign * 1e-4
+            assert cost(p) > base * (1.0 - 1e-6), f"param {j} step {sign}: {cost(p)} < {base}"
+
+
+def test_qe_monte_carlo_with_zero_variance_is_the_forward() -> None:
+    # v0 = theta = 0: the variance stays 0 and the call is worth (F - K)^+ e^{-rt} (closed form);
+    # the QE psi was once 0/0 and the price NaN.
+    r = mc.heston_european(100.0, 90.0, 1.0, 0.02, 0.01, 0.0, 1.5, 0.0, 0.3, -0.5, paths=1000)
+    want = 100.0 * math.exp(-0.01) - 90.0 * math.exp(-0.02)
+    # 100 log steps summed in double: rounding of order 1e-12; tolerance 1e-10.
+    assert r.price == pytest.approx(want, abs=1e-10), r
+
+
+def test_prices_stay_inside_the_no_arbitrage_bounds() -> None:
+    # Far out-of-the-money short-dated calls once leaked -4.2e-14; calls must lie in
+    # [max(F - K, 0), F] e^{-rt} and puts in [max(K - F, 0), K] e^{-rt}.
+    k = np.geomspace(20.0, 500.0, 200)
+    for t in (0.02, 0.05, 0.5):
+        fwd_df, k_df = 100.0 * math.exp(-0.01 * t), k * math.exp(-0.03 * t)
+        c = heston.price(100.0, k, t, 0.03, 0.01, 0.04, 1.5, 0.04, 0.5, -0.7, call=True)
+        p = heston.price(100.0, k, t, 0.03, 0.01, 0.04, 1.5, 0.04, 0.5, -0.7, call=False)
+        # Exactly >= 0; the intrinsic bound to 1e-12 (the forward is formed in another order).
+        assert np.all(c >= 0.0) and np.all(p >= 0.0), (t, c.min(), p.min())
+        assert np.all(c >= fwd_df - k_df - 1e-12) and np.all(c <= fwd_df + 1e-12), t
+        assert np.all(p >= k_df - fwd_df - 1e-12) and np.all(p <= k_df + 1e-12), t
+
+
+def test_quadrature_that_does_not_converge_raises() -> None:
+    # t = 1e-4 with strikes two orders of magnitude apart needs more than the panel cap.
+    with pytest.raises(ValueError, match="Heston quadrature did not converge in 512 panels"):
+        heston.price(100.0, [100.0, 1e4], 1e-4, 0.02, 0.0, 0.04, 1.5, 0.04, 0.5, -0.7)

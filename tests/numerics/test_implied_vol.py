@@ -14,6 +14,7 @@ import py_lets_be_rational as lbr
 import pytest
 import QuantLib as ql
 from v28quant.options import black_scholes as bs
+from v28quant.quant_models import monte_carlo_pricer as mc
 
 FORWARD = 100.0
 
@@ -167,15 +168,46 @@ def test_out_of_bounds_prices_give_nan_in_arrays() -> None:
     assert iv_p[0] == 0.0 and np.isnan(iv_p[1]) and iv_p[2] > 0.0
 
 
-def test_out_of_bounds_scalar_raises_value_error_with_the_bounds() -> None:
-    with pytest.raises(
-        ValueError, match=r"price 120 is outside the no-arbitrage bounds \[.*\) of a call"
-    ):
-        bs.implied_vol(120.0, 100.0, 90.0, 1.0, 0.05, 0.0, True)
-    with pytest.raises(
-        ValueError, match=r"price 1 is outside the no-arbitrage bounds \[10, 100\) of a put"
-    ):
-        bs.black_implied_vol(1.0, 90.0, 100.0, 1.0, call=False)
+def test_out_of_bounds_scalar_is_nan_as_in_arrays() -> None:
+    # One rule for scalars and arrays (and for the Monte Carlo module's helper): no implied vol
+    # is NaN, never an error that depends on the shape of the input.
+    assert math.isnan(bs.implied_vol(120.0, 100.0, 90.0, 1.0, 0.05, 0.0, True))
+    assert math.isnan(bs.black_implied_vol(1.0, 90.0, 100.0, 1.0, call=False))
+    assert math.isnan(mc.implied_vol(120.0, 100.0, 90.0, 1.0, 0.05, 0.0, True))
+
+
+def test_overflowing_forward_raises_value_error_naming_it() -> None:
+    # exp(900) overflows: the bounds once printed as "[-nan, -nan)".
+    for args in [(5.0, 100.0, 100.0, 1.0, 900.0, 0.0), (5.0, 100.0, 100.0, 1.0, 0.0, -900.0)]:
+        with pytest.raises(ValueError, match=r"^forward spot \* exp\(\(rate - div\) \* t\)"):
+            bs.implied_vol(*args)
+        with pytest.raises(ValueError, match=r"must be finite and > 0 .* at index 0"):
+            bs.implied_vol(*(np.full(2, a) for a in args))
+
+
+def test_screening_variant_is_nan_for_scalars_too_and_exact_inside_the_bounds() -> None:
+    from v28quant.quant_models.mispricing import implied_vol_or_nan
+
+    # Bounds of a call (Merton 1973): [max(S e^{-qt} - K e^{-rt}, 0), S e^{-qt}).
+    s, k, t, r, q = 100.0, 90.0, 1.0, 0.05, 0.0
+    assert math.isnan(implied_vol_or_nan(120.0, s, k, t, r, q, True))
+    assert math.isnan(implied_vol_or_nan(1.0, s, k, t, r, q, True))  # below intrinsic
+    price = bs.price(s, k, t, r, q, 0.3, True)
+    assert implied_vol_or_nan(price, s, k, t, r, q, True) == pytest.approx(0.3, rel=1e-12)
+    arr = implied_vol_or_nan([120.0, price], s, k, t, r, q, True)
+    assert np.isnan(arr[0]) and arr[1] == pytest.approx(0.3, rel=1e-12)
+    with pytest.raises(ValueError, match="^price must be"):
+        implied_vol_or_nan(float("nan"), s, k, t, r, q, True)
+
+
+def test_monte_carlo_implied_vol_alias_is_deprecated() -> None:
+    from v28quant.quant_models import monte_carlo_pricer as mc
+
+    with pytest.warns(DeprecationWarning, match=r"mispricing\.implied_vol_or_nan"):
+        alias = mc.implied_vol
+    from v28quant.quant_models.mispricing import implied_vol_or_nan
+
+    assert alias is implied_vol_or_nan
 
 
 @pytest.mark.parametrize(

@@ -134,3 +134,71 @@ def test_bad_input_raises() -> None:
         merton.price(100, 100, 1, 0.0, 0.0, 0.2, 1.0, 0.0, [0.1, 0.1, -0.1])
     with pytest.raises(ValueError, match="dt must be > 0"):
         merton.calibrate_from_returns(np.zeros(100), dt=0.0)
+
+
+def _mpmath_merton(spot, strike, t, rate, div, vol, lam, mu_j, delta_j, call):
+    """Merton's eq. (19) summed term by term in 60-digit arithmetic (independent reference)."""
+    import mpmath as mp
+
+    mp.mp.dps = 60
+    s, k, tt, r, q = (mp.mpf(x) for x in (spot, strike, t, rate, div))
+    log1k = mp.mpf(mu_j) + mp.mpf(delta_j) ** 2 / 2
+    kbar = mp.e**log1k - 1
+    lpt = lam * tt * (1 + kbar)
+    total = mp.mpf(0)
+    n_max = int(lpt + 40 * mp.sqrt(lpt) + 200)
+    for n in range(n_max):
+        w = mp.e ** (-lpt + n * mp.log(lpt) - mp.loggamma(n + 1))
+        sd = mp.sqrt(vol**2 * tt + n * mp.mpf(delta_j) ** 2)
+        rn = r - lam * kbar + n * log1k / tt
+        d1 = (mp.log(s / k) + (rn - q) * tt) / sd + sd / 2
+        d2 = d1 - sd
+        if call:
+            v = s * mp.e ** (-q * tt) * mp.ncdf(d1) - k * mp.e ** (-rn * tt) * mp.ncdf(d2)
+        else:
+            v = k * mp.e ** (-rn * tt) * mp.ncdf(-d2) - s * mp.e ** (-q * tt) * mp.ncdf(-d1)
+        total += w * v
+    return float(total)
+
+
+@pytest.mark.parametrize(
+    ("lam", "mu_j", "delta_j", "call"),
+    [
+        # lam' t = 300 e^{1.005} = 820: e^{-lam' t} underflows to 0 (the series once gave 0.0).
+        (300.0, 1.0, 0.1, True),
+        (300.0, 1.0, 0.1, False),
+        # lam t = 800: e^{-lam t} underflows; small jumps keep the price moderate.
+        (800.0, -0.01, 0.05, True),
+        # mu_j = 7: e^{-r_n t} overflows for small n (the series once gave NaN).
+        (1.0, 7.0, 0.1, True),
+        (1.0, 7.0, 0.1, False),
+    ],
+)
+def test_series_in_log_space_beyond_underflow(
+    lam: float, mu_j: float, delta_j: float, call: bool
+) -> None:
+    # Source: Merton (1976) eq. (19) in 60-digit mpmath; tolerance 1e-10 absolute on spot 100
+    # (the series tolerance is 1e-14 of spot; the rest is the double-precision sum of ~1000 terms).
+    args = (100.0, 100.0, 1.0, 0.02, 0.0, 0.2, lam, mu_j, delta_j)
+    got = merton.price(*args, call)
+    want = _mpmath_merton(*args, call)
+    fwd_call_floor = max(100.0 - 100.0 * np.exp(-0.02), 0.0)
+    lower, upper = (fwd_call_floor, 100.0) if call else (0.0, 100.0 * np.exp(-0.02))
+    assert lower <= got <= upper, f"{args} call={call}: {got} outside [{lower}, {upper}]"
+    assert abs(got - want) < 1e-10 * 100.0, f"{args} call={call}: ours {got}, mpmath {want}"
+
+
+def test_series_that_cannot_be_summed_raises() -> None:
+    with pytest.raises(ValueError, match="Merton series needs more than"):
+        merton.price(100, 100, 1, 0.02, 0.0, 0.2, 1e13, 0.0, 0.1)
+    with pytest.raises(ValueError, match="overflows"):
+        merton.price(100, 100, 1, 0.02, 0.0, 0.2, 1.0, 800.0, 0.1)
+
+
+def test_monte_carlo_beyond_poisson_underflow() -> None:
+    # lam t = 800: inversion from e^{-800} = 0 once put every path at the jump cap. Source: the
+    # mpmath series above; tolerance 4 standard errors.
+    args = (100.0, 100.0, 1.0, 0.02, 0.0, 0.2, 800.0, -0.01, 0.05)
+    r = mc.merton_european(*args, paths=100_000, seed=5)
+    want = _mpmath_merton(*args, True)
+    assert abs(r.price - want) < 4 * r.stderr, f"{args}: MC {r}, series {want}"

@@ -227,7 +227,7 @@ def test_mispricing_in_vol_points_against_closed_form() -> None:
     m = mc.mispricing(model, mid, spot, strike, t, rate, div, True, model_stderr=0.01)
     assert m.edge_vol_points == pytest.approx(5.0, abs=1e-8), m
     assert m.edge_stderr == pytest.approx((model - mid) / 0.01, rel=1e-12), m
-    assert math.isnan(mc.implied_vol(200.0, spot, strike, t, rate, div, True))
+    assert math.isnan(mc.mispricing(200.0, mid, spot, strike, t, rate, div, True).model_vol)
 
 
 def test_bad_input_raises() -> None:
@@ -243,3 +243,45 @@ def test_bad_input_raises() -> None:
         mc.european(100, 100, 1, 0.05, 0.0, 0.2, threads=0)
     with pytest.raises(ValueError, match="rho must be in"):
         mc.heston_european(100, 100, 1, 0.0, 0.0, 0.04, 1.0, 0.04, 0.5, -1.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"steps": 0}, "^steps must be >= 1"),
+        ({"vol": -0.2}, "^vol must be > 0"),
+        ({"spot": float("nan")}, "^spot must be"),
+        ({"strike": 0.0}, "^strike must be > 0"),
+        ({"t": -1.0}, "^t must be > 0"),
+    ],
+)
+def test_geometric_asian_validates_its_inputs(kwargs: dict, pattern: str) -> None:
+    # steps = 0 once gave NaN and vol = -0.2 a price.
+    base = {"spot": 100.0, "strike": 100.0, "t": 1.0, "rate": 0.02, "div": 0.0, "vol": 0.2}
+    args = base | {k: v for k, v in kwargs.items() if k != "steps"}
+    with pytest.raises(ValueError, match=pattern):
+        mc.geometric_asian(**args, steps=kwargs.get("steps", 12))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"paths": -5}, "^paths must be >= 4, got -5"),
+        ({"paths": 2.5}, "^paths must be an integer"),
+        ({"seed": -1}, "^seed must be >= 0, got -1"),
+        ({"seed": 2**64}, "^seed must be <= 18446744073709551615"),
+        ({"threads": 0}, "^threads must be >= 1"),
+        ({"steps": -3}, "^steps must be >= 1"),
+    ],
+)
+def test_counts_are_checked_with_a_value_error_naming_them(kwargs: dict, pattern: str) -> None:
+    # Negative paths or seeds once reached pybind11 as a TypeError with a signature dump.
+    base = (100.0, 100.0, 1.0, 0.02, 0.0, 0.2)
+    with pytest.raises(ValueError, match=pattern):
+        if "steps" in kwargs:
+            mc.asian(*base, **kwargs)
+        else:
+            mc.european(*base, **kwargs)
+    if "steps" not in kwargs:
+        with pytest.raises(ValueError, match=pattern):
+            mc.merton_european(*base, 1.0, 0.0, 0.1, **kwargs)

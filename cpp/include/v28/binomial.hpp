@@ -21,6 +21,8 @@
 
 namespace v28::binomial {
 
+inline constexpr long long max_steps = 10000000;
+
 struct CrrGreeks {
     double price = 0.0;
     double delta = 0.0;
@@ -28,8 +30,10 @@ struct CrrGreeks {
     double theta = 0.0;
 };
 
-// Throws std::invalid_argument naming a bad argument (spot, strike, vol > 0; t >= 0; rate,
-// div finite; steps >= 1) and std::domain_error when p falls outside [0, 1].
+// Throws std::invalid_argument naming a bad argument (spot > 0; strike, vol, t >= 0; rate,
+// div finite; 1 <= steps <= max_steps) and std::domain_error when p falls outside [0, 1].
+// vol = 0 is priced exactly (the deterministic forward, exercised at the best date); strike = 0
+// needs nothing special (the tree prices S e^{-div tau} exactly).
 void check_inputs(double spot, double strike, double t, double rate, double div, double vol,
                   long long steps, std::size_t index);
 

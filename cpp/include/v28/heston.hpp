@@ -71,14 +71,24 @@ struct Calibration {
     int evaluations = 0;              // price-vector evaluations (Jacobian columns included)
     double seconds = 0.0;             // wall time of the fit
     bool feller = false;              // 2 kappa theta >= sigma^2
+    // True when a stopping test was met: the relative step fell below 1e-10, the cost below
+    // 1e-28, or (no downhill step left) the projected gradient below gradient_tolerance; and
+    // every expiry's quadrature converged. False when max_iterations ran out or LM stalled
+    // away from a stationary point.
     bool converged = false;
 };
+
+// |d cost / d ln p_j| / cost at which a stalled fit counts as stationary (per free parameter).
+inline constexpr double gradient_tolerance = 1e-6;
 
 // Least-squares fit of the five parameters to market prices by Levenberg-Marquardt (K. Levenberg
 // (1944), D. Marquardt (1963); Marquardt's diagonal scaling), finite-difference Jacobian, steps
 // projected onto the bounds. Residual i is weight[i] (model_i - price_i). An empty `weight`
 // means 1 / vega_i: BSM vega at the quote's implied volatility, which makes the residual the
 // implied-volatility error to first order. Options of one expiry share (t, rate, div).
+// Throws std::invalid_argument when a lower bound is not below its upper bound, a bound breaks
+// the model's constraints, or `initial` lies outside the box (nothing is clipped silently).
+// Prices: price_expiry and price throw std::domain_error when the quadrature does not converge.
 Calibration calibrate(double spot, std::span<const double> strike, std::span<const double> t,
                       std::span<const double> rate, std::span<const double> div,
                       std::span<const std::uint8_t> call, std::span<const double> market_price,

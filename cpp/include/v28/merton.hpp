@@ -14,7 +14,10 @@
 // Truncation: a call term is at most spot e^{-div t} and a put term at most strike e^{-r_n t}, so
 // the remainder after term N is bounded by spot e^{-div t} P[Poisson(lam' t) > N] (calls) or
 // strike e^{-rate t} P[Poisson(lam t) > N] (puts). Terms are added until that bound is below
-// series_tolerance * (spot + strike); lam = 0 gives the BSM price itself (one term).
+// series_tolerance times spot e^{-div t} or strike e^{-rate t}; lam = 0 gives the BSM price
+// itself (one term). The Poisson weights are formed in log space and summed outward from their
+// modes, so any lam t and mu_j whose series needs at most max_terms terms is priced; beyond that
+// (or when lam t e^{mu_j + delta_j^2/2} overflows) std::domain_error says so.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +27,7 @@
 namespace v28::merton {
 
 inline constexpr double series_tolerance = 1e-14;
+inline constexpr long max_terms = 1000000;
 
 struct Params {
     double vol, lam, mu_j, delta_j;

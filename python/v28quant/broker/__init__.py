@@ -16,6 +16,7 @@ from v28quant.broker.base import (
     Broker,
     BrokerError,
     BrokerUnavailable,
+    ClientOrderIdConflict,
     InsufficientBuyingPower,
     Leg,
     MarketClock,
@@ -30,8 +31,12 @@ from v28quant.broker.base import (
     Owner,
     Position,
     RateLimited,
+    SubmitOutcomeUnknown,
     TradingDay,
+    UnreadableResponse,
     parse_client_order_id,
+    request_differences,
+    request_hash,
 )
 
 if TYPE_CHECKING:
@@ -52,9 +57,12 @@ def connect(
     """The broker the settings call for.
 
     Alpaca (paper, or live when ``live``) when ``APCA_API_KEY_ID``/``APCA_API_SECRET_KEY`` are
-    set; otherwise the simulated exchange, which needs ``quotes`` (and uses ``clock``, wall time
-    by default). Live trading also needs ``V28_LIVE_CONFIRM=yes``. Raises ``SettingsError`` with
-    one line naming the setting when something is missing.
+    set: only Alpaca's paper host (or loopback) without ``live``, any other host only with
+    ``live`` and ``V28_LIVE_CONFIRM=yes``, plain http only on loopback. Otherwise the simulated
+    exchange (``v28quant.broker.sim.keyless``): replay of the bundled sample history on a
+    simulated clock at its last session unless ``quotes`` (and a ``clock``, where the source has
+    none) are given, its account kept beside the journal. Raises ``SettingsError`` with one line
+    naming the setting when something is missing.
     """
     from v28quant.settings import SettingsError, load_settings
 
@@ -64,32 +72,26 @@ def connect(
     if settings.has_alpaca_keys:
         from v28quant.broker.alpaca import AlpacaBroker
 
-        url = settings.trading_url(live)
+        broker = AlpacaBroker.from_settings(settings, live=live)  # refuses unconfirmed live hosts
+        url = broker.config.trading_url
         log.warning(
             "BROKER: Alpaca %s at %s",
             "LIVE" if live else "paper",
             url,
             extra={"broker": "alpaca", "live": live, "url": url},
         )
-        return AlpacaBroker.from_settings(settings, live=live)
+        return broker
     if live:
         raise SettingsError(
             "APCA_API_KEY_ID: live trading needs Alpaca keys "
             "(APCA_API_KEY_ID and APCA_API_SECRET_KEY)"
         )
-    if quotes is None:
-        raise SettingsError(
-            "APCA_API_KEY_ID: no Alpaca keys, and the simulated exchange "
-            "needs a quote source (pass quotes=...)"
-        )
-    from v28quant.broker.sim import SimBroker
-    from v28quant.clock import WallClock
+    from v28quant.broker.sim.keyless import keyless_exchange
 
-    log.warning(
-        "BROKER: built-in simulated exchange (SimBroker); no Alpaca keys configured",
-        extra={"broker": "sim"},
-    )
-    return SimBroker(quotes, clock or WallClock())
+    try:
+        return keyless_exchange(settings.journal_path, quotes=quotes, clock=clock)
+    except ValueError as e:  # a quote source without a clock, or a clock behind the saved state
+        raise SettingsError(f"simulated exchange: {e}") from e
 
 
 __all__ = [
@@ -99,6 +101,7 @@ __all__ = [
     "Broker",
     "BrokerError",
     "BrokerUnavailable",
+    "ClientOrderIdConflict",
     "InsufficientBuyingPower",
     "Leg",
     "MarketClock",
@@ -113,7 +116,11 @@ __all__ = [
     "Owner",
     "Position",
     "RateLimited",
+    "SubmitOutcomeUnknown",
     "TradingDay",
+    "UnreadableResponse",
     "connect",
     "parse_client_order_id",
+    "request_differences",
+    "request_hash",
 ]

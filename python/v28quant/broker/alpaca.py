@@ -1,38 +1,34 @@
 """AlpacaBroker: the ``Broker`` protocol on alpaca-py's ``TradingClient`` (paper or live).
 
-The only module that imports ``alpaca.trading``. alpaca-py is synchronous, so every call runs in
-a small thread pool and the event loop never blocks. What we add on top of the SDK
-(research/alpaca.md §5, §9):
+With ``data.alpaca`` the only module that calls ``alpaca.trading`` (set-up, calls off the event
+loop, 429s and paging are shared in ``v28quant.alpaca``). What we add on top of the SDK:
 
 - **Idempotent submit.** The ``client_order_id`` comes from the order's ``Owner``. After a
-  timeout, a connection error or a 5xx, the outcome is unknown: we look the order up by its
-  ``client_order_id`` and return it if it exists; only if the venue says it has no such order do
-  we send it again. A 422 "client_order_id must be unique" resolves to the existing order. If
-  the look-up itself fails we raise ``BrokerUnavailable`` rather than guess.
-- **Rate limiting.** A client-side token bucket under 200 requests/minute; 429s are handled here
-  (the SDK's own fixed 3 s x 3 retries are switched off) by waiting until ``X-Ratelimit-Reset``.
-  ``X-Ratelimit-Remaining: 0`` on any response pauses the next request likewise.
-- **Timeouts.** The SDK sets none; every HTTP request gets ``timeout_s``.
+  timeout, a connection error, a 5xx or a 2xx we cannot read, the outcome is unknown: we look the
+  order up by its ``client_order_id`` and return it if it exists; only if the venue says it has
+  no such order do we send it again. A 422 "client_order_id must be unique" resolves to the
+  existing order. Once an attempt was ambiguous, a later refusal is checked by a final look-up
+  (the first attempt may have landed and used the buying power): found, it is returned; not
+  found, ``SubmitOutcomeUnknown``. An order found under our id that differs from the request
+  raises ``ClientOrderIdConflict``. If a look-up itself fails we raise rather than guess.
+- **Rate limiting.** The account's ``RateLimiter``; 429s wait until ``X-Ratelimit-Reset``.
+- **Timeouts** on every request (the SDK sets none).
 - **Errors.** ``APIError`` becomes a ``BrokerError`` subclass with the venue's message;
   ``.code``/``.message`` are read defensively (a 401 body has no code, a proxy's 502 no JSON).
 - **Activities** (fills, OPEXC/OPASN/OPEXP/OPTRD) via the raw REST endpoint, paged, since the
-  SDK has no method for them; option contracts paged too, since the SDK does not page them;
-  orders paged past the endpoint's 500 with ``until`` (newest first), since it has no token.
+  SDK has no method for them; option contracts paged too; orders paged past the endpoint's 500
+  with ``until`` (newest first), since it has no token.
 
 Keys are passed to the SDK and nowhere else; nothing here logs them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import requests
 from alpaca.common.enums import Sort
@@ -47,7 +43,6 @@ from alpaca.trading.enums import (
 )
 from alpaca.trading.requests import (
     GetCalendarRequest,
-    GetOptionContractsRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -56,13 +51,16 @@ from alpaca.trading.requests import (
 )
 from pydantic import ValidationError
 
-from v28quant._http import TimeoutSession
+from v28quant.alpaca.config import LIVE_URL, PAPER_URL, AlpacaConfig
+from v28quant.alpaca.ratelimit import RateLimiter, account_limiter
+from v28quant.alpaca.sdk import call_off_loop, option_contract_pages, prepare_client
 from v28quant.broker.base import (
     Account,
     Activity,
     AuthenticationError,
     BrokerError,
     BrokerUnavailable,
+    ClientOrderIdConflict,
     InsufficientBuyingPower,
     MarketClock,
     OptionsLevelError,
@@ -74,14 +72,16 @@ from v28quant.broker.base import (
     OrderStatus,
     Position,
     RateLimited,
+    SubmitOutcomeUnknown,
     TradingDay,
+    UnreadableResponse,
     parse_client_order_id,
     replacement_client_order_id,
+    request_differences,
 )
-from v28quant.ratelimit import RateLimiter
+from v28quant.calendar import ET
 
 log = logging.getLogger(__name__)
-NY = ZoneInfo("America/New_York")
 
 
 def _safe(getter: Callable[[], Any]) -> Any:
@@ -173,7 +173,7 @@ def to_activity(r: dict[str, Any]) -> Activity:
     if "transaction_time" in r:
         ts = datetime.fromisoformat(str(r["transaction_time"]).replace("Z", "+00:00"))
     elif "date" in r:  # non-trade activities carry a date only: they happen at/after that session
-        ts = datetime.combine(date.fromisoformat(r["date"]), time(16, 0), tzinfo=NY)
+        ts = datetime.combine(date.fromisoformat(r["date"]), time(16, 0), tzinfo=ET)
     else:
         raise BrokerError(f"Alpaca activity {r.get('id')!r} has neither transaction_time nor date")
     qty = _d(r.get("qty")) or Decimal(0)
@@ -267,17 +267,21 @@ class AlpacaBroker:
         activities_page_size: int = 100,
         orders_page_size: int = 500,
     ) -> None:
-        if not key_id or not secret_key:
-            raise ValueError("APCA_API_KEY_ID and APCA_API_SECRET_KEY are both required")
+        cfg = AlpacaConfig(
+            key_id=key_id,
+            secret_key=secret_key,
+            trading_url=url or (LIVE_URL if live else PAPER_URL),
+            live=live,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            backoff_s=backoff_s,
+        )
+        self.config = cfg
         self._client = TradingClient(key_id, secret_key, paper=not live, url_override=url)
-        self._client._retry = 0  # 429s are ours: the SDK would sleep a fixed 3 s, blind
-        self._limiter = limiter or RateLimiter()
-        session = TimeoutSession(timeout_s)
-        session.hooks["response"].append(self._limiter.response_hook)
-        self._client._session = session
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alpaca")
-        self._max_attempts = max(1, max_attempts)
-        self._backoff_s = backoff_s
+        self._limiter = limiter or account_limiter(key_id, cfg.rate_limit_per_min)
+        prepare_client(self._client, cfg.timeout_s, self._limiter)
+        self._max_attempts = cfg.max_attempts
+        self._backoff_s = cfg.backoff_s
         self._page = activities_page_size
         if not 1 <= orders_page_size <= 500:
             raise ValueError(
@@ -287,15 +291,36 @@ class AlpacaBroker:
         self.live = live
 
     @classmethod
-    def from_settings(cls, settings: Any, *, live: bool = False, **kw: Any) -> AlpacaBroker:
-        """Build from ``v28quant.settings.Settings`` (keys are read here and passed on only)."""
+    def from_config(
+        cls, config: AlpacaConfig, *, limiter: RateLimiter | None = None
+    ) -> AlpacaBroker:
+        """Build from an ``AlpacaConfig``; by default on the account's shared rate limiter."""
         return cls(
-            settings.alpaca_key_id.get_secret_value(),
-            settings.alpaca_secret_key.get_secret_value(),
-            url=settings.trading_url(live),
-            live=live,
-            **kw,
+            config.key_id,
+            config.secret_key,
+            url=config.trading_url,
+            live=config.live,
+            limiter=limiter or account_limiter(config.key_id, config.rate_limit_per_min),
+            timeout_s=config.timeout_s,
+            max_attempts=config.max_attempts,
+            backoff_s=config.backoff_s,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, live: bool = False) -> AlpacaBroker:
+        """Build from ``v28quant.settings.Settings`` (endpoints checked for the mode).
+
+        Raises
+        ------
+        SettingsError
+            A trading host this mode may not use (see ``v28quant.alpaca.config``).
+        """
+        return cls.from_config(AlpacaConfig.from_settings(settings, live=live))
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The account's rate limiter (pass it to ``AlpacaData`` on the same account)."""
+        return self._limiter
 
     def __repr__(self) -> str:  # never the keys
         return f"AlpacaBroker(live={self.live})"
@@ -305,12 +330,11 @@ class AlpacaBroker:
     async def _call(self, fn: Callable[..., Any], *args: Any, retry_transient: bool = True) -> Any:
         """Run one SDK call in the pool, rate-limited; 429s wait and retry, transient failures
         (timeouts, connection errors, 5xx) retry only when ``retry_transient`` (reads)."""
-        loop = asyncio.get_running_loop()
         last: BrokerError | None = None
         for attempt in range(self._max_attempts):
             await self._limiter.acquire()
             try:
-                return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+                return await call_off_loop(fn, *args)
             except APIError as e:
                 err = map_api_error(e)
                 if e.status_code == 429:
@@ -326,13 +350,15 @@ class AlpacaBroker:
             except (requests.RequestException, ValueError) as e:
                 # Timeouts, dropped connections, truncated or non-JSON bodies (a proxy's HTML
                 # page): the outcome is unknown, which submit resolves by looking the order up.
-                # ValidationError is a ValueError but means a well-formed body we cannot parse.
+                # A ValidationError is a well-formed body alpaca-py's model refuses: what the
+                # venue did is as unknown as after a timeout.
                 if isinstance(e, ValidationError):
-                    raise BrokerError(
+                    last = UnreadableResponse(
                         "Alpaca response did not match alpaca-py's model: "
                         f"{e.errors()[0].get('msg')}"
-                    ) from None
-                last = BrokerUnavailable(f"Alpaca unreachable: {type(e).__name__}")
+                    )
+                else:
+                    last = BrokerUnavailable(f"Alpaca unreachable: {type(e).__name__}")
                 if not retry_transient:
                     raise last from None
             if attempt + 1 < self._max_attempts:
@@ -415,23 +441,55 @@ class AlpacaBroker:
         return to_order(o)
 
     async def submit(self, request: OrderRequest) -> Order:
-        return await self._submit_idempotent(
-            to_sdk_request(request), request.client_order_id, lambda r: self._client.submit_order(r)
+        """Submit idempotently (see the module docstring).
+
+        Raises
+        ------
+        ClientOrderIdConflict
+            The venue holds a different order under this request's client order id.
+        SubmitOutcomeUnknown
+            An attempt was ambiguous and a look-up could not find the order.
+        """
+        found = await self._submit_idempotent(
+            to_sdk_request(request), request.client_order_id, self._client.submit_order
         )
+        diffs = request_differences(found, request)
+        if diffs:
+            raise ClientOrderIdConflict(
+                f"Alpaca holds order {found.id} under {request.client_order_id} for another "
+                "request: " + "; ".join(diffs)
+            )
+        return found
 
     async def _submit_idempotent(self, sdk_req: Any, cid: str, send: Callable[[Any], Any]) -> Order:
+        ambiguous: BrokerError | None = None  # the first attempt whose outcome is unknown
         for attempt in range(self._max_attempts):
             try:
                 return to_order(await self._call(send, sdk_req, retry_transient=False))
             except OrderRejected as e:
-                if not _is_duplicate_cid(e):
-                    raise
+                if ambiguous is None and not _is_duplicate_cid(e):
+                    raise  # a first-attempt refusal: definite
                 found = await self.order_by_client_id(cid)
-                if found is None:
+                if found is not None:
+                    log.info("order %s already at Alpaca (%s)", cid, e)
+                    return found
+                if _is_duplicate_cid(e):
                     raise
-                log.info("order %s already at Alpaca (duplicate client_order_id)", cid)
-                return found
+                raise SubmitOutcomeUnknown(
+                    f"submit of {cid}: refused ({e}) after an attempt whose outcome is unknown "
+                    f"({ambiguous}), and a look-up finds no order; it may yet appear",
+                    status=e.status,
+                    code=e.code,
+                ) from None
+            except RateLimited as e:
+                if ambiguous is None:
+                    raise  # every attempt was a 429: nothing reached the venue
+                raise SubmitOutcomeUnknown(
+                    f"submit of {cid}: rate limited ({e}) after an attempt whose outcome is "
+                    f"unknown ({ambiguous})"
+                ) from None
             except BrokerUnavailable as e:
+                ambiguous = ambiguous or e
                 # Outcome unknown: ask before acting. A failing look-up propagates.
                 found = await self.order_by_client_id(cid)
                 if found is not None:
@@ -447,7 +505,9 @@ class AlpacaBroker:
                 )
                 if attempt + 1 < self._max_attempts:
                     await self._limiter.pause(self._backoff_s * 2**attempt)
-        raise BrokerUnavailable(f"could not submit {cid} after {self._max_attempts} attempts")
+        raise SubmitOutcomeUnknown(
+            f"could not submit {cid} after {self._max_attempts} attempts ({ambiguous})"
+        )
 
     async def cancel(self, order_id: str) -> None:
         await self._call(self._client.cancel_order_by_id, order_id, retry_transient=False)
@@ -486,7 +546,7 @@ class AlpacaBroker:
         days = await self._call(self._client.get_calendar, GetCalendarRequest(start=start, end=end))
         # The SDK parses "HH:MM" into naive datetimes that mean New York time.
         return [
-            TradingDay(d.date, d.open.replace(tzinfo=NY), d.close.replace(tzinfo=NY)) for d in days
+            TradingDay(d.date, d.open.replace(tzinfo=ET), d.close.replace(tzinfo=ET)) for d in days
         ]
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:
@@ -514,34 +574,27 @@ class AlpacaBroker:
         Each dict: symbol, underlying, expiry (date), type ("call"/"put"), strike (Decimal),
         size, open_interest (int or None), tradable.
         """
-        token: str | None = None
-        out: list[dict[str, Any]] = []
-        while True:
-            req = GetOptionContractsRequest(
-                underlying_symbols=[underlying],
-                expiration_date_gte=expiration_gte,
-                expiration_date_lte=expiration_lte,
-                limit=page_size,
-                page_token=token,
-            )
-            resp = await self._call(self._client.get_option_contracts, req)
-            for c in resp.option_contracts or []:
-                out.append(
-                    {
-                        "symbol": c.symbol,
-                        "underlying": c.underlying_symbol,
-                        "expiry": c.expiration_date,
-                        "type": _v(c.type),
-                        "strike": Decimal(str(c.strike_price)),
-                        "size": _d(c.size),
-                        "open_interest": int(c.open_interest) if c.open_interest else None,
-                        "tradable": c.tradable,
-                    }
-                )
-            token = resp.next_page_token
-            if not token:
-                return out
+        contracts = await option_contract_pages(
+            lambda req: self._call(self._client.get_option_contracts, req),
+            underlying,
+            expiration_gte=expiration_gte,
+            expiration_lte=expiration_lte,
+            page_size=page_size,
+        )
+        return [
+            {
+                "symbol": c.symbol,
+                "underlying": c.underlying_symbol,
+                "expiry": c.expiration_date,
+                "type": _v(c.type),
+                "strike": Decimal(str(c.strike_price)),
+                "size": _d(c.size),
+                "open_interest": int(c.open_interest) if c.open_interest else None,
+                "tradable": c.tradable,
+            }
+            for c in contracts
+        ]
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Close the HTTP session (the shared worker pool stays for other adapters)."""
         self._client._session.close()

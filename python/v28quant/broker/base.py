@@ -14,6 +14,7 @@ program) and are never touched by the engines.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,8 +22,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from v28quant.broker.occ import is_occ, parse_occ
 from v28quant.broker.ticks import TickScheme, round_limit, round_net_limit
+from v28quant.decimals import to_decimal
+from v28quant.occ import is_occ, parse_occ
 
 Side = Literal["buy", "sell"]
 Intent = Literal["buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"]
@@ -118,6 +120,27 @@ class OrderNotCancelable(BrokerError):
     """The order is already filled, canceled or otherwise final (HTTP 422)."""
 
 
+class SubmitOutcomeUnknown(BrokerUnavailable):
+    """A submit whose outcome stays unknown.
+
+    An earlier attempt may have landed (a timeout, a 5xx, an unreadable reply) and the look-up by
+    client order id could not settle it: the venue refused a later attempt, or could not be asked.
+    Never read this as a refusal: the first attempt may hold buying power at the venue.
+    """
+
+
+class UnreadableResponse(BrokerUnavailable):
+    """The venue answered 2xx but the body does not parse: what it did is unknown."""
+
+
+class ClientOrderIdConflict(BrokerError):
+    """One client order id, two different requests.
+
+    The venue (or the journal) already holds an order under this id whose request differs from
+    the one being placed: the same ``Owner`` was reused for a different decision.
+    """
+
+
 # ---------------------------------------------------------------------------- ownership
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -185,6 +208,50 @@ class Owner:
         return OrderTag(self.engine, self.strategy, self.digest)
 
 
+def request_hash(request: OrderRequest) -> str:
+    """SHA-256 (hex) of the request's canonical JSON: one key, one request.
+
+    Parameters
+    ----------
+    request : OrderRequest
+        The order as built by the engine (owner and client order id included).
+
+    Returns
+    -------
+    str
+        64 hex digits; equal for equal requests, whatever the process or the platform.
+    """
+    text = json.dumps(request.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def request_differences(order: Order, request: OrderRequest) -> list[str]:
+    """How the venue's ``order`` differs from ``request`` (empty: it is that request's order).
+
+    Compares what the engine asked for: symbol, quantity, side, type, limit price and, for a
+    multi-leg order, each leg's symbol, side and ratio. A replacement (``-r<n>`` client order id)
+    may differ in quantity and limit price by design: compare it with its own request.
+    """
+    diffs = []
+
+    def cmp(name: str, have: Any, want: Any) -> None:
+        if have != want:
+            diffs.append(f"{name} {have!r} != requested {want!r}")
+
+    cmp("qty", order.qty, request.qty)
+    cmp("limit_price", order.limit_price, request.limit_price)
+    if request.kind == "mleg":
+        have = sorted((leg.symbol, leg.side, leg.ratio) for leg in order.legs)
+        want = sorted((leg.occ_symbol, leg.side, leg.ratio) for leg in request.legs)
+        cmp("legs", have, want)
+    else:
+        cmp("symbol", order.symbol, request.symbol)
+        cmp("side", order.side, request.side)
+        if order.type is not None:
+            cmp("type", order.type, request.type)
+    return diffs
+
+
 def parse_client_order_id(cid: str | None) -> OrderTag | None:
     """The ``OrderTag`` encoded in ``cid``, or ``None`` if the order is not ours."""
     if not cid:
@@ -211,16 +278,6 @@ def replacement_client_order_id(cid: str) -> str:
 
 
 # ---------------------------------------------------------------------------- requests
-
-
-def _dec(x: Decimal | int | str | float, name: str) -> Decimal:
-    try:
-        d = Decimal(str(x)) if isinstance(x, float) else Decimal(x)
-    except Exception:
-        raise ValueError(f"{name} must be a number, got {x!r}") from None
-    if not d.is_finite():
-        raise ValueError(f"{name} must be finite, got {x!r}")
-    return d
 
 
 def _whole(q: Decimal, name: str) -> None:
@@ -290,7 +347,7 @@ class OrderRequest:
         sym = symbol.strip().upper()
         if not sym or is_occ(sym):
             raise ValueError(f"equity symbol must be a ticker, got {symbol!r}")
-        q = _dec(qty, "qty")
+        q = to_decimal(qty, "qty")
         return cls._build("equity", sym, q, side, type, limit_price, owner, None, (), time_in_force)
 
     @classmethod
@@ -309,7 +366,7 @@ class OrderRequest:
         price is given, which is rounded to the tick conservatively (buys down, sells up:
         ``v28quant.broker.ticks``)."""
         parse_occ(occ_symbol)
-        q = _dec(qty, "qty")
+        q = to_decimal(qty, "qty")
         _whole(q, "qty")
         if intent not in INTENTS or not intent.startswith(side):
             raise ValueError(f"intent {intent!r} does not match side {side!r}")
@@ -317,7 +374,7 @@ class OrderRequest:
         lp = (
             None
             if limit_price is None
-            else round_limit(_dec(limit_price, "limit_price"), side, tick_scheme)
+            else round_limit(to_decimal(limit_price, "limit_price"), side, tick_scheme)
         )
         return cls._build("option", occ_symbol, q, side, typ, lp, owner, intent, (), "day")
 
@@ -344,13 +401,13 @@ class OrderRequest:
         roots = {parse_occ(s).root for s in syms}
         if len(roots) != 1:
             raise ValueError(f"all legs must be on one underlying, got {sorted(roots)}")
-        q = _dec(qty, "qty")
+        q = to_decimal(qty, "qty")
         _whole(q, "qty")
         typ: OrderType = "market" if limit_price is None else "limit"
         lp = (
             None
             if limit_price is None
-            else round_net_limit(_dec(limit_price, "limit_price"), tick_scheme)
+            else round_net_limit(to_decimal(limit_price, "limit_price"), tick_scheme)
         )
         return cls._build("mleg", None, q, None, typ, lp, owner, None, legs, "day")
 
@@ -376,7 +433,7 @@ class OrderRequest:
             raise ValueError(f"type must be 'market' or 'limit', got {typ!r}")
         if tif not in ("day", "gtc"):
             raise ValueError(f"time_in_force must be 'day' or 'gtc', got {tif!r}")
-        lp = None if limit_price is None else _dec(limit_price, "limit_price")
+        lp = None if limit_price is None else to_decimal(limit_price, "limit_price")
         if typ == "limit" and lp is None:
             raise ValueError("a limit order needs limit_price")
         if typ == "market" and lp is not None:
@@ -480,6 +537,7 @@ class Order:
     updated_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    reason: str | None = None  # why an open order is not filling, where the venue says
 
     @property
     def owner(self) -> OrderTag | None:
@@ -500,7 +558,7 @@ class Order:
                 return v.isoformat()
             return v
 
-        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}  # type: ignore[attr-defined]
+        out = {k: s(getattr(self, k)) for k in self.__slots__ if k != "legs"}
         out["status"] = self.status.value
         out["legs"] = [leg.to_dict() for leg in self.legs]
         return out

@@ -11,23 +11,21 @@ matters (see research/alpaca.md §4-§5):
 * Snapshots carry no strike / expiry / type: they are parsed from the OCC symbol. IV and greeks
   are often missing (deep ITM/OTM, outside hours): NaN. Alpaca quotes theta per day and vega
   per vol point; the chain frame uses per year and per 1.00 of vol (x365, x100).
-* alpaca-py is synchronous: every call runs in a worker thread. Its own 429 retry (3 x 3 s
-  sleeps) is switched off; ``v28quant.ratelimit.RateLimiter`` keeps us under the 200/min budget
-  (one bucket for the data API, another for the trading API's option contracts: Alpaca meters
-  them separately), pauses when a response says ``X-Ratelimit-Remaining: 0`` and, on a 429,
-  waits for ``X-Ratelimit-Reset`` before retrying (at most ``max_retries`` times).
+* alpaca-py is synchronous: every call runs on the worker pool shared with the broker adapter
+  (``v28quant.alpaca.sdk``). Its own 429 retry (3 x 3 s sleeps) is switched off; the account's
+  ``RateLimiter`` (the same object as the broker's) keeps both under the account's budget,
+  pauses when a response says ``X-Ratelimit-Remaining: 0`` and, on a 429, waits for
+  ``X-Ratelimit-Reset`` before trying again (``max_attempts`` tries in all).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -45,10 +43,11 @@ from alpaca.data.requests import (
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import ContractType
-from alpaca.trading.models import OptionContractsResponse
-from alpaca.trading.requests import GetOptionContractsRequest
 
-from v28quant._http import TimeoutSession
+from v28quant.alpaca.config import AlpacaConfig
+from v28quant.alpaca.ratelimit import RateLimiter, account_limiter
+from v28quant.alpaca.sdk import limited_call, option_contract_pages, prepare_client
+from v28quant.calendar import ET
 from v28quant.data.base import (
     BAR_COLUMNS,
     CONTRACT_COLUMNS,
@@ -59,11 +58,11 @@ from v28quant.data.base import (
     parse_occ,
     parse_timeframe,
 )
+from v28quant.decimals import to_decimal
 from v28quant.quotes import Quote
-from v28quant.ratelimit import RateLimiter
+from v28quant.timeconv import to_utc
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 T = TypeVar("T")
 SIP_DELAY = timedelta(minutes=15)
 _UNITS = {
@@ -79,10 +78,10 @@ class DataError(RuntimeError):
     """Alpaca's data API refused a request; the message says why (never the keys)."""
 
 
-def _dec(x: float | None) -> Decimal:
+def _price(x: float | None, side: str) -> Decimal:
     if x is None:  # a missing side is no quote, not a price of 0
-        raise ValueError("quote has no bid or no ask price")
-    return Decimal(repr(float(x)))
+        raise ValueError(f"quote has no {side} price")
+    return to_decimal(x, side)
 
 
 def _f(x: Any) -> float:
@@ -90,13 +89,7 @@ def _f(x: Any) -> float:
 
 
 def _utc(x: datetime | date | None, *, end: bool) -> datetime | None:
-    if x is None:
-        return None
-    if isinstance(x, datetime):
-        if x.tzinfo is None:
-            raise ValueError("AlpacaData needs timezone-aware datetimes (or plain dates)")
-        return x.astimezone(UTC)
-    return datetime.combine(x, time(23, 59, 59) if end else time(0), ET).astimezone(UTC)
+    return None if x is None else to_utc(x, end=end)
 
 
 class AlpacaData:
@@ -113,12 +106,10 @@ class AlpacaData:
     feed : "iex" or "sip"
     options_feed : "indicative" or "opra"
     limiter : RateLimiter, optional
-        The data API's request budget (default: a new one under 200/min).
-    trading_limiter : RateLimiter, optional
-        The trading API's budget, for option contracts; pass ``AlpacaBroker``'s own when both
-        run on one account (default: a new one).
-    max_retries : int
-        Retries after a 429 (each waits for the server's reset).
+        The account's request budget, for every call (default: the account's shared one,
+        the same object ``AlpacaBroker`` uses).
+    max_attempts : int
+        Tries per call on 429s (each retry waits for the server's reset).
     timeout_s : float
         Per-request HTTP timeout; a request that runs past it raises ``DataError``.
     now : callable
@@ -135,8 +126,7 @@ class AlpacaData:
         feed: str = "iex",
         options_feed: str = "indicative",
         limiter: RateLimiter | None = None,
-        trading_limiter: RateLimiter | None = None,
-        max_retries: int = 3,
+        max_attempts: int = 4,
         timeout_s: float = 30.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -147,56 +137,44 @@ class AlpacaData:
         self._stock = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
         self._option = OptionHistoricalDataClient(key_id, secret_key, url_override=data_url)
         self._trading = TradingClient(key_id, secret_key, paper=True, url_override=trading_url)
-        self.limiter = limiter or RateLimiter()
-        self.trading_limiter = trading_limiter or RateLimiter()
-        for c, lim in (
-            (self._stock, self.limiter),
-            (self._option, self.limiter),
-            (self._trading, self.trading_limiter),
-        ):
-            c._retry = 0  # our limiter handles 429s; the SDK would sleep 3 s x 3
-            c._session = TimeoutSession(timeout_s)  # the SDK's session never times out
-            c._session.hooks["response"].append(lim.response_hook)
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.limiter = limiter or account_limiter(key_id)
+        for c in (self._stock, self._option, self._trading):
+            prepare_client(c, timeout_s, self.limiter)
         self.feed = feed
         self.options_feed = options_feed
-        self.max_retries = max_retries
+        self.max_attempts = max_attempts
         self._now = now
 
     @classmethod
-    def from_settings(cls, settings: Any, live: bool = False, **kw: Any) -> AlpacaData:
-        """Build from ``v28quant.settings.Settings`` (keys, endpoints and feeds)."""
-        if not settings.has_alpaca_keys:
-            raise ValueError("APCA_API_KEY_ID / APCA_API_SECRET_KEY are not set")
+    def from_config(cls, config: AlpacaConfig, *, limiter: RateLimiter | None = None) -> AlpacaData:
+        """Build from an ``AlpacaConfig``; by default on the account's shared rate limiter."""
         return cls(
-            settings.alpaca_key_id.get_secret_value(),
-            settings.alpaca_secret_key.get_secret_value(),
-            data_url=settings.alpaca_data_url,
-            trading_url=settings.trading_url(live),
-            feed=settings.data_feed,
-            options_feed=settings.options_feed,
-            **kw,
+            config.key_id,
+            config.secret_key,
+            data_url=config.data_url,
+            trading_url=config.trading_url,
+            feed=config.feed,
+            options_feed=config.options_feed,
+            limiter=limiter or account_limiter(config.key_id, config.rate_limit_per_min),
+            max_attempts=config.max_attempts,
+            timeout_s=config.timeout_s,
         )
 
-    async def _call(
-        self, fn: Callable[..., T], *args: Any, limiter: RateLimiter | None = None
-    ) -> T:
-        """Run one SDK call in a thread, under the rate limit, retrying 429s."""
-        lim = limiter or self.limiter
-        for attempt in range(self.max_retries + 1):
-            await lim.acquire()
-            try:
-                return await asyncio.to_thread(fn, *args)
-            except APIError as err:
-                status = err.status_code
-                if status == 429 and attempt < self.max_retries:
-                    headers = getattr(getattr(err, "response", None), "headers", None) or {}
-                    wait = lim.on_429(headers)
-                    log.warning("Alpaca data: 429 rate limited; waiting %.2f s", wait)
-                    continue
-                raise DataError(f"Alpaca data API error {status}: {_body(err)}") from None
-            except requests.RequestException as err:  # timeout, dropped connection, bad body
-                raise DataError(f"Alpaca data API unreachable: {type(err).__name__}") from None
-        raise AssertionError("unreachable")
+    @classmethod
+    def from_settings(cls, settings: Any, live: bool = False) -> AlpacaData:
+        """Build from ``v28quant.settings.Settings`` (keys, endpoints and feeds)."""
+        return cls.from_config(AlpacaConfig.from_settings(settings, live=live))
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one SDK call off the loop, under the account's rate limit, retrying 429s."""
+        try:
+            return await limited_call(self.limiter, self.max_attempts, fn, *args)
+        except APIError as err:
+            raise DataError(f"Alpaca data API error {err.status_code}: {_body(err)}") from None
+        except requests.RequestException as err:  # timeout, dropped connection, bad body
+            raise DataError(f"Alpaca data API unreachable: {type(err).__name__}") from None
 
     # -- bars -------------------------------------------------------------------------------
 
@@ -248,8 +226,8 @@ class AlpacaData:
             try:
                 out[sym] = Quote(
                     sym,
-                    _dec(q.bid_price),
-                    _dec(q.ask_price),
+                    _price(q.bid_price, "bid"),
+                    _price(q.ask_price, "ask"),
                     q.timestamp,
                     int(q.bid_size or 0),
                     int(q.ask_size or 0),
@@ -282,42 +260,33 @@ class AlpacaData:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
-        rows, token, pages = [], None, 0
-        while True:
-            req = GetOptionContractsRequest(
-                underlying_symbols=[underlying.upper()],
-                expiration_date_gte=expiry_from,
-                expiration_date_lte=expiry_to,
+        try:
+            contracts = await option_contract_pages(
+                lambda req: self._call(self._trading.get_option_contracts, req),
+                underlying,
+                expiration_gte=expiry_from,
+                expiration_lte=expiry_to,
                 type=ContractType(type) if type else None,
-                strike_price_gte=None if strike_from is None else str(strike_from),
-                strike_price_lte=None if strike_to is None else str(strike_to),
-                limit=1000,
-                page_token=token,
+                strike_gte=strike_from,
+                strike_lte=strike_to,
             )
-            resp = await self._call(
-                self._trading.get_option_contracts, req, limiter=self.trading_limiter
-            )
-            assert isinstance(resp, OptionContractsResponse)  # raw_data=False
-            for c in resp.option_contracts or []:
-                rows.append(
-                    {
-                        "symbol": c.symbol,
-                        "underlying": c.underlying_symbol,
-                        "expiry": pd.Timestamp(c.expiration_date),
-                        "strike": float(c.strike_price),
-                        "type": c.type.value if hasattr(c.type, "value") else str(c.type),
-                        "style": c.style.value if hasattr(c.style, "value") else str(c.style),
-                        "size": _f(c.size),
-                        "open_interest": _f(c.open_interest),
-                        "close_price": _f(c.close_price),
-                        "tradable": bool(c.tradable),
-                    }
-                )
-            token, pages = resp.next_page_token, pages + 1
-            if not token:
-                break
-            if pages > 1000:
-                raise DataError("option contracts: more than 1000 pages; narrow the query")
+        except ValueError as exc:  # too many pages
+            raise DataError(str(exc)) from None
+        rows = [
+            {
+                "symbol": c.symbol,
+                "underlying": c.underlying_symbol,
+                "expiry": pd.Timestamp(c.expiration_date),
+                "strike": float(c.strike_price),
+                "type": c.type.value if hasattr(c.type, "value") else str(c.type),
+                "style": c.style.value if hasattr(c.style, "value") else str(c.style),
+                "size": _f(c.size),
+                "open_interest": _f(c.open_interest),
+                "close_price": _f(c.close_price),
+                "tradable": bool(c.tradable),
+            }
+            for c in contracts
+        ]
         if not rows:
             return pd.DataFrame({c: [] for c in CONTRACT_COLUMNS})
         df = pd.DataFrame(rows)[list(CONTRACT_COLUMNS)]

@@ -36,12 +36,12 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from v28quant.broker.occ import OccSymbol, format_occ, is_occ, parse_occ
+from v28quant.occ import OccSymbol, format_occ, is_occ, parse_occ
 from v28quant.quotes import Quote
 
 __all__ = [
@@ -133,7 +133,7 @@ def empty_chain() -> pd.DataFrame:
 
 
 def chain_frame(
-    rows: list[dict],
+    rows: list[dict[str, Any]],
     *,
     underlying_price: float = float("nan"),
     as_of: datetime | None = None,

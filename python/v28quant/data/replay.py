@@ -7,12 +7,13 @@ answers as a live feed would at ``clock.now()`` and never later:
   returns today's partial daily bar (open, high/low so far, last price), as Alpaca does.
 * Between the daily bars, prices follow a synthetic intraday path (``v28quant.data.intraday``)
   seeded per (seed, symbol, session), so the 10:05 quote is the same in every run whatever was
-  asked before. Before the open the price is the previous close.
-* Equity quotes: the path price with a spread of ``equity_spread_bps`` (at least a cent),
-  rounded outward to cents.
+  asked before. Before the open the price is the previous close; once the next session after
+  the last recorded one has opened there is no price (``KeyError``), never a stale one.
+* Bars frames say in ``attrs["synthetic"]`` (and ``attrs["synthetic_symbols"]``) whether any
+  value was model-made: intraday bars, today's partial bar, sample OHLC built from closes.
+* Equity quotes: the path price with a spread of ``equity_spread_bps`` (>= a cent), on cents.
 * Option chains: a user-supplied real snapshot when one is at most ``snapshot_max_age`` old
-  (``synthetic=False``); otherwise a synthetic chain (``synthetic=True``) from
-  ``v28quant.data.synthetic_chain``.
+  (``synthetic=False``); otherwise a ``v28quant.data.synthetic_chain`` (``synthetic=True``).
 """
 
 from __future__ import annotations
@@ -138,17 +139,15 @@ class ReplayFeed:
         rng = np.random.default_rng(stable_seed(self.seed, symbol, s.days[i].isoformat()))
         return intraday_path(s.o[i], s.h[i], s.l[i], s.c[i], s.minutes(i), rng)
 
-    def _locate(self, s: DailySeries, now: datetime) -> int:
-        """Index of the last session whose date is <= now's New York date (-1 if none)."""
-        return bisect.bisect_right(s.days, now.astimezone(ET).date()) - 1
-
     def price(self, symbol: str, now: datetime | None = None) -> float:
         """The (synthetic between bars) price of ``symbol`` at ``now`` (default clock.now())."""
         s = self._series_of(symbol)
         now = now or self._now()
-        i = self._locate(s, now)
+        i = s.locate(now)
         if i < 0:
             raise KeyError(f"{symbol}: no history before {now:%Y-%m-%d}")
+        if i == len(s.days) - 1 and s.ended_by is not None and now >= s.ended_by:
+            raise KeyError(f"{symbol}: the history ends on {s.days[i]}, before {now:%Y-%m-%d}")
         if s.days[i] != now.astimezone(ET).date() or now >= s.closes[i]:
             return float(s.c[i])
         if now < s.opens[i]:
@@ -158,15 +157,10 @@ class ReplayFeed:
         k = int((now - s.opens[i]).total_seconds() // 60)
         return float(self._path(s.symbol, i)[min(k, s.minutes(i))])
 
-    def _completed_closes(self, s: DailySeries, now: datetime) -> np.ndarray:
-        """Closes of the sessions that have closed by ``now``."""
-        j = bisect.bisect_right(s.close_utc, now)
-        return s.c[:j]
-
     def realised_vol(self, symbol: str) -> float:
         """Annualised close-to-close volatility over the last ``vol_window`` completed
         sessions (sqrt(252) scaling); ``vol_default`` with fewer than 5 returns."""
-        closes = self._completed_closes(self._series_of(symbol), self._now())
+        closes = self._series_of(symbol).completed_closes(self._now())
         r = np.diff(np.log(closes[-(self.model.vol_window + 1) :]))
         if len(r) < 5:
             return self.model.vol_default
@@ -185,19 +179,29 @@ class ReplayFeed:
         now = self._now()
         lo = _as_utc(start, end=False)
         hi = min(_as_utc(end, end=True), now) if end is not None else now
-        parts = []
+        parts, made = [], set()
         for sym in symbols:
             s = self._series_of(sym)
             if unit == "Day" and n == 1:
-                parts.append(self._daily(s, lo, hi, now))
+                part = self._daily(s, lo, hi, now)
+                j = s.in_progress(now)  # today's partial bar comes from the synthetic path
+                partial = j is not None and part["timestamp"].iloc[-1:].ge(s.day_stamp(j)).any()
+                if partial or self.history.synthetic.get(s.symbol):
+                    made.add(s.symbol)
             elif unit in ("Min", "Hour"):
-                parts.append(self._intraday(s, n * (60 if unit == "Hour" else 1), lo, hi, now))
+                part = self._intraday(s, n * (60 if unit == "Hour" else 1), lo, hi, now)
+                made.add(s.symbol)
             else:
                 raise ValueError(f"replay supports 1Day and minute/hour bars, got {timeframe!r}")
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return empty_bars()
-        return pd.concat(parts, ignore_index=True)[list(BAR_COLUMNS)]
+            if len(part):
+                parts.append(part)
+            else:
+                made.discard(s.symbol)
+        out = pd.concat(parts, ignore_index=True)[list(BAR_COLUMNS)] if parts else empty_bars()
+        # Labels for whoever records what was computed from these bars (the journal): the
+        # intraday path is pinned to the day's high, low and close, so it is not market data.
+        out.attrs = {"synthetic": bool(made), "synthetic_symbols": sorted(made), "as_of": now}
+        return out
 
     def _daily(self, s: DailySeries, lo: datetime, hi: datetime, now: datetime) -> pd.DataFrame:
         j = bisect.bisect_right(s.close_utc, now)  # sessions closed by now
@@ -215,16 +219,14 @@ class ReplayFeed:
                 "volume": s.v[:j],
             }
         )
-        if j < len(s.days) and s.opens[j] <= now < s.closes[j]:  # today's partial bar
+        if s.in_progress(now) == j:  # today's partial bar
             path = self._path(s.symbol, j)
             k = int((now - s.opens[j]).total_seconds() // 60)
             seen = path[: k + 1]
             frac = volume_profile(s.minutes(j))[k]
             part = pd.DataFrame(
                 {
-                    "timestamp": [
-                        pd.Timestamp(datetime.combine(s.days[j], time(0), ET)).tz_convert("UTC")
-                    ],
+                    "timestamp": [s.day_stamp(j)],
                     "symbol": s.symbol,
                     "open": seen[0],
                     "high": seen.max(),
@@ -317,7 +319,7 @@ class ReplayFeed:
     def _listing(self, underlying: str, now: datetime) -> pd.DataFrame:
         """Synthetic listed contracts (expiry, strike, type) for the session of ``now``."""
         s = self._series_of(underlying)
-        i = self._locate(s, now)
+        i = s.locate(now)
         if i < 0:
             raise KeyError(f"{underlying}: no history before {now:%Y-%m-%d}")
         # strikes from the last close before today's session (they don't move intraday)

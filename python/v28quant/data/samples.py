@@ -18,14 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from v28quant.calendar import ET
 from v28quant.data.base import BAR_COLUMNS
 from v28quant.data.seeding import stable_seed
 
-ET = "America/New_York"
 _OHLC = ("open", "high", "low", "close")
 
 
@@ -59,7 +60,7 @@ class History:
         return History(bars, {**self.synthetic, **other.synthetic}, {**self.source, **other.source})
 
 
-def _session_stamps(dates: Iterable) -> pd.DatetimeIndex:
+def _session_stamps(dates: Iterable[Any]) -> pd.DatetimeIndex:
     """Session dates -> midnight New York in UTC (Alpaca's daily-bar timestamp)."""
     idx = pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize()
     return idx.tz_localize(ET).tz_convert("UTC")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, date, datetime, time
 
 import numpy as np
@@ -35,7 +36,32 @@ class DailySeries:
             self.opens.append(op)
             self.closes.append(cl)
         self.close_utc = [x.astimezone(UTC) for x in self.closes]
+        # The history has ended (its last close is stale) once the next session has opened.
+        self.ended_by: datetime | None = None
+        if days:
+            try:
+                after = cal.session_times(cal.next_session(days[-1]))
+            except ValueError:  # past the calendar's range: nothing to compare with
+                after = None
+            self.ended_by = None if after is None else after[0]
 
     def minutes(self, i: int) -> int:
         """Return the length of session ``i`` in whole minutes."""
         return int((self.closes[i] - self.opens[i]).total_seconds() // 60)
+
+    def locate(self, now: datetime) -> int:
+        """Return the index of the last session dated on or before ``now`` in New York (-1)."""
+        return bisect.bisect_right(self.days, now.astimezone(ET).date()) - 1
+
+    def completed_closes(self, now: datetime) -> NDArray[np.float64]:
+        """Return the closes of the sessions that have closed by ``now``."""
+        return self.c[: bisect.bisect_right(self.close_utc, now)]
+
+    def in_progress(self, now: datetime) -> int | None:
+        """Return the index of the session open at ``now``, or None between sessions."""
+        j = bisect.bisect_right(self.close_utc, now)
+        return j if j < len(self.days) and self.opens[j] <= now < self.closes[j] else None
+
+    def day_stamp(self, i: int) -> pd.Timestamp:
+        """Return the timestamp of session ``i``'s daily bar (midnight New York, in UTC)."""
+        return pd.Timestamp(datetime.combine(self.days[i], time(0), ET)).tz_convert("UTC")

@@ -12,10 +12,10 @@ from v28quant.journal.aio import AsyncJournal
 from v28quant.journal.records import Journal
 from v28quant.journal.reservations import Claim
 from v28quant.journal.schema import (
+    FINAL_STATUSES,
     INTENT_STATUS,
     NOT_SENT_STATUS,
     REFUSED_STATUS,
-    TERMINAL_STATUSES,
     UNKNOWN_STATUS,
 )
 from v28quant.redaction import REDACTED
@@ -25,7 +25,7 @@ __all__ = [
     "NOT_SENT_STATUS",
     "REDACTED",
     "REFUSED_STATUS",
-    "TERMINAL_STATUSES",
+    "FINAL_STATUSES",
     "UNKNOWN_STATUS",
     "AsyncJournal",
     "Claim",

@@ -24,11 +24,11 @@ from v28quant.journal._codec import dec_text, from_iso, json_text, ts_text
 from v28quant.journal.reports import ReportQueries
 from v28quant.journal.reservations import Claim, ReservationBook, check_claims
 from v28quant.journal.schema import (
+    FINAL_STATUSES,
     INTENT_STATUS,
     LOCAL_STATUSES,
     NOT_SENT_STATUS,
     REFUSED_STATUS,
-    TERMINAL_STATUSES,
 )
 from v28quant.journal.statements import activity_stmt, fill_stmt, positions_stmts
 from v28quant.signals import Signal
@@ -225,7 +225,7 @@ class Journal(ReportQueries, ReservationBook):
         ts_s = ts_text(ts)
         qty, px = dec_text(filled_qty, "filled_qty"), dec_text(filled_avg_price, "filled_avg_price")
         raw_s = json_text(raw, "raw")
-        tmarks, terminal = _marks(TERMINAL_STATUSES)
+        tmarks, terminal = _marks(FINAL_STATUSES)
         lmarks, local = _marks(LOCAL_STATUSES)
         cursors = self._write_many(
             [
@@ -276,6 +276,24 @@ class Journal(ReportQueries, ReservationBook):
                 held and held["status"],
                 held and held["updated_ts"],
             )
+
+    def record_order_event(
+        self,
+        client_order_id: str,
+        broker_order_id: str | None,
+        what: str,
+        raw: Mapping[str, Any],
+        ts: datetime,
+    ) -> None:
+        """Journal something done to an order (``cancel_requested``...).
+
+        The order's status is left alone: the venue's answer, journaled next, changes it.
+        """
+        self._write(
+            "INSERT INTO order_events (client_order_id, broker_order_id, status, raw, ts) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (client_order_id, broker_order_id, what, json_text(raw, "raw"), ts_text(ts)),
+        )
 
     def record_fill(
         self,
@@ -388,7 +406,7 @@ class Journal(ReportQueries, ReservationBook):
 
         ``intent`` and ``unknown`` are included: they may or may not have reached the broker.
         """
-        marks, terminal = _marks(TERMINAL_STATUSES)
+        marks, terminal = _marks(FINAL_STATUSES)
         rows = self._read(
             f"SELECT * FROM orders WHERE status NOT IN ({marks}) "
             "ORDER BY updated_ts, client_order_id",
@@ -420,6 +438,19 @@ class Journal(ReportQueries, ReservationBook):
             d["ts"] = from_iso(d["ts"])
             for k in ("filled_qty", "filled_avg_price"):
                 d[k] = None if d[k] is None else Decimal(d[k])
+            out.append(d)
+        return out
+
+    def fills_for(self, client_order_id: str) -> list[dict[str, Any]]:
+        """The journaled executions of one order, oldest first."""
+        rows = self._read(
+            "SELECT * FROM fills WHERE client_order_id = ? ORDER BY ts, fill_id", (client_order_id,)
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["qty"], d["price"] = Decimal(d["qty"]), Decimal(d["price"])
+            d["ts"] = from_iso(d["ts"])
             out.append(d)
         return out
 

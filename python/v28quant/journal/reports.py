@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from v28quant.calendar import ET
-from v28quant.journal._codec import ts_text
+from v28quant.journal._codec import from_iso, ts_text
 from v28quant.journal.store import JournalStore
 
 
@@ -40,6 +40,46 @@ class ReportQueries(JournalStore):
         df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601")
         df["reasoning"] = [json.loads(s) for s in df["reasoning"]]
         return df
+
+    def decisions(
+        self, engine: str | None = None, action: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Return decisions, oldest first, optionally filtered.
+
+        By ``engine``, ``action`` and time (at or after ``since``); each a dict with ``ts``
+        (UTC datetime) and ``reasoning`` (dict).
+        """
+        sql, params = "SELECT * FROM decisions WHERE 1 = 1", []
+        for column, value in (("engine", engine), ("action", action)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(ts_text(since))
+        out = []
+        for r in self._read(sql + " ORDER BY ts, rowid", params):
+            d = dict(r)
+            d["ts"] = from_iso(d["ts"])
+            d["reasoning"] = json.loads(d["reasoning"])
+            out.append(d)
+        return out
+
+    def fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Return fills, oldest first, optionally those at or after ``since``.
+
+        ``qty`` and ``price`` are Decimal, ``ts`` a UTC datetime.
+        """
+        sql, params = "SELECT * FROM fills", []
+        if since is not None:
+            sql, params = sql + " WHERE ts >= ?", [ts_text(since)]
+        out = []
+        for r in self._read(sql + " ORDER BY ts, fill_id", params):
+            d = dict(r)
+            d["qty"], d["price"] = Decimal(d["qty"]), Decimal(d["price"])
+            d["ts"] = from_iso(d["ts"])
+            out.append(d)
+        return out
 
     def daily_summary(self, day: date, tz: ZoneInfo = ET) -> dict[str, Any]:
         """Roll-up of one trading day for the after-close report.

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from v28quant.journal._codec import from_iso, ts_text
-from v28quant.journal.schema import TERMINAL_STATUSES
+from v28quant.journal.schema import FINAL_STATUSES
 from v28quant.journal.store import JournalStore
 
 ReserveKind = Literal["shares", "cash"]
@@ -103,6 +103,15 @@ class ReservationBook(JournalStore):
         )
         return int(cur.rowcount)
 
+    def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
+        """Hand an order's active reservations to its replacement; returns how many moved."""
+        cur = self._write(
+            "UPDATE reservations SET client_order_id = ? "
+            "WHERE client_order_id = ? AND released_ts IS NULL",
+            (new_client_order_id, old_client_order_id),
+        )
+        return int(cur.rowcount)
+
     def _claims_in_tx(self, claim: Claim) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Read the reservations and open-order spends on ``claim``'s kind and symbol.
 
@@ -116,12 +125,12 @@ class ReservationBook(JournalStore):
                 (claim.kind, claim.symbol),
             ).fetchall()
         ]
-        marks = ",".join("?" * len(TERMINAL_STATUSES))
+        marks = ",".join("?" * len(FINAL_STATUSES))
         spends = []
         for r in self._db.execute(
             "SELECT engine, strategy, spend_amount, request, filled_qty FROM orders "
             f"WHERE spend_kind = ? AND spend_symbol IS ? AND status NOT IN ({marks})",
-            (claim.kind, claim.symbol, *sorted(TERMINAL_STATUSES)),
+            (claim.kind, claim.symbol, *sorted(FINAL_STATUSES)),
         ).fetchall():
             amount = Decimal(r["spend_amount"])
             qty = Decimal(json.loads(r["request"])["qty"]) if r["request"] else Decimal(0)

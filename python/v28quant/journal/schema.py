@@ -16,9 +16,7 @@ NOT_SENT_STATUS = "not_sent"
 REFUSED_STATUS = "refused"
 
 #: Statuses after which no more updates are expected: the venue's own, plus the local ones.
-TERMINAL_STATUSES = frozenset(
-    {s.value for s in _VENUE_TERMINAL} | {NOT_SENT_STATUS, REFUSED_STATUS}
-)
+FINAL_STATUSES = frozenset({s.value for s in _VENUE_TERMINAL} | {NOT_SENT_STATUS, REFUSED_STATUS})
 #: Statuses stamped by the local clock, which any venue answer supersedes whatever its time.
 LOCAL_STATUSES = frozenset({INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS, REFUSED_STATUS})
 

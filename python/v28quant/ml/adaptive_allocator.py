@@ -67,7 +67,7 @@ def project_to_bounds(w: np.ndarray, lo: float, hi: float) -> np.ndarray:
         else:
             a = c
     out = np.clip(w + 0.5 * (a + b), lo, hi)
-    return out / out.sum()
+    return np.asarray(out / out.sum())
 
 
 class AdaptiveAllocator:

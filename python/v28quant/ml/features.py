@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -284,7 +284,9 @@ class PurgedWalkForward:
     embargo: int = 5
     min_train_dates: int = 252
 
-    def split(self, dates: Sequence | pd.Index, label_end: Sequence | pd.Index) -> Iterator[Split]:
+    def split(
+        self, dates: Sequence[Any] | pd.Index, label_end: Sequence[Any] | pd.Index
+    ) -> Iterator[Split]:
         """Yield a :class:`Split` per fold for rows with dates ``dates`` and ``label_end``."""
         d = pd.DatetimeIndex(dates)
         e = pd.DatetimeIndex(label_end)
@@ -309,10 +311,22 @@ class PurgedWalkForward:
             yield Split(train=train, test=test, test_start=t0, test_end=t1)
 
 
-def latest_rows(features: pd.DataFrame) -> pd.DataFrame:
-    """The latest row per symbol of a (date, symbol) feature frame, indexed by symbol."""
-    last = features.groupby(level="symbol", sort=True).tail(1)
-    return last.droplevel("date")
+def latest_rows(features: pd.DataFrame, as_of: object = None) -> pd.DataFrame:
+    """Today's row per symbol of a (date, symbol) feature frame, indexed by symbol.
+
+    "Today" is ``as_of`` (a date) or else the frame's latest date. A symbol with no row on that
+    date is left out (and logged) rather than represented by an older row: a stale row handed
+    over as today's would trade on yesterday's information.
+    """
+    dates = features.index.get_level_values("date")
+    if len(dates) == 0:
+        return features.droplevel("date")
+    day = pd.Timestamp(as_of) if as_of is not None else dates.max()
+    today = features[dates == day].droplevel("date").sort_index()
+    stale = sorted(set(features.index.get_level_values("symbol")) - set(today.index))
+    if stale:
+        log.warning("latest_rows: no row on %s for %s; left out", day.date(), stale)
+    return today
 
 
 def lookahead_check(
@@ -366,8 +380,8 @@ def lookahead_check(
 
 def _bar_dates(bars: pd.DataFrame) -> np.ndarray:
     if isinstance(bars.index, pd.MultiIndex):
-        return pd.to_datetime(bars.index.get_level_values(0)).values
-    return pd.to_datetime(bars["date"]).values
+        return np.asarray(pd.to_datetime(bars.index.get_level_values(0)).values)
+    return np.asarray(pd.to_datetime(bars["date"]).values)
 
 
 def panel_to_arrays(

@@ -55,11 +55,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from v28quant.calendar import ET
+
 if TYPE_CHECKING:
     from v28quant.calendar import ExchangeCalendar
 
 TRADING_DAYS = 252
-NEW_YORK = "America/New_York"
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
 INTRADAY_COLUMNS = ("intra_rvol", "intra_bvol", "intra_jump", "intra_gap", "intra_range_pos")
@@ -85,12 +86,12 @@ def _long(bars: pd.DataFrame) -> pd.DataFrame:
 def _local_times(long: pd.DataFrame) -> pd.Series:
     """Bar start times as naive New York wall-clock times (naive input is taken as New York)."""
     ts = pd.to_datetime(long["timestamp"])
-    return ts.dt.tz_convert(NEW_YORK).dt.tz_localize(None) if ts.dt.tz is not None else ts
+    return ts.dt.tz_convert(ET).dt.tz_localize(None) if ts.dt.tz is not None else ts
 
 
 def session_dates(bars: pd.DataFrame) -> np.ndarray:
     """New York session date (naive midnight ``datetime64``) of each intraday bar, in row order."""
-    return _local_times(_long(bars)).dt.normalize().to_numpy()
+    return np.asarray(_local_times(_long(bars)).dt.normalize().to_numpy())
 
 
 def intraday_features(
@@ -207,8 +208,8 @@ def _in_session(frame: pd.DataFrame, calendar: ExchangeCalendar | None) -> np.nd
             opens[d] = d + pd.Timedelta(hours=REGULAR_OPEN.hour, minutes=REGULAR_OPEN.minute)
             closes[d] = d + pd.Timedelta(hours=REGULAR_CLOSE.hour, minutes=REGULAR_CLOSE.minute)
         else:
-            opens[d] = pd.Timestamp(times[0]).tz_convert(NEW_YORK).tz_localize(None)
-            closes[d] = pd.Timestamp(times[1]).tz_convert(NEW_YORK).tz_localize(None)
+            opens[d] = pd.Timestamp(times[0]).tz_convert(ET).tz_localize(None)
+            closes[d] = pd.Timestamp(times[1]).tz_convert(ET).tz_localize(None)
     op = pd.DatetimeIndex(days.map(opens))
     cl = pd.DatetimeIndex(days.map(closes))
     return np.asarray((local >= op) & (local < cl))

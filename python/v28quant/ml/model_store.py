@@ -158,4 +158,5 @@ def _check_name(name: str) -> str:
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(d, default=str))
+    out: dict[str, Any] = json.loads(json.dumps(d, default=str))
+    return out

@@ -71,7 +71,7 @@ class AlphaVectors:
     actions: np.ndarray
 
     def value(self, beliefs: np.ndarray) -> np.ndarray:
-        return np.max(np.atleast_2d(beliefs) @ self.vectors.T, axis=1)
+        return np.asarray(np.max(np.atleast_2d(beliefs) @ self.vectors.T, axis=1))
 
     def action(self, belief: np.ndarray) -> int:
         return int(self.actions[int(np.argmax(self.vectors @ belief))])

@@ -57,7 +57,7 @@ class SumTree:
 
     def get(self, idx: np.ndarray | int) -> np.ndarray:
         """Priorities of leaves ``idx``."""
-        return self._tree[self._leaf0 + np.asarray(idx)]
+        return np.asarray(self._tree[self._leaf0 + np.asarray(idx)])
 
     def update(self, idx: np.ndarray | Sequence[int] | int, priority: Any) -> None:
         """Set leaf priorities (>= 0) and refresh the sums above them."""
@@ -174,7 +174,8 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ class SAC:
 
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
         self.alpha_opt.zero_grad()
-        alpha_loss.backward()
+        torch.autograd.backward(alpha_loss)  # Tensor.backward is unannotated
         self.alpha_opt.step()
 
         with torch.no_grad():

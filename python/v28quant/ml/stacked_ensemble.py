@@ -33,7 +33,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from v28quant.ml.gradient_boost_ensemble import BaseModel, _as_matrix, _logit
+from v28quant._typing import FloatArray, IntArray
+from v28quant.ml.base import RowClassifier, as_matrix, logit
 
 
 def default_base_learners(seed: int = 0) -> list[tuple[str, ClassifierMixin]]:
@@ -62,7 +63,7 @@ def default_base_learners(seed: int = 0) -> list[tuple[str, ClassifierMixin]]:
     ]
 
 
-class StackedEnsemble(BaseModel):
+class StackedEnsemble(RowClassifier):
     """Out-of-fold stacking of classifiers with a logistic meta-learner.
 
     Parameters
@@ -121,19 +122,19 @@ class StackedEnsemble(BaseModel):
             out.append((rows[keep], rows[a:b]))
         return out
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: FloatArray, y: IntArray) -> None:
         oof = np.empty((len(X), len(self.base_learners)))
         for train, test in self.fold_indices(len(X)):
             if np.unique(y[train]).size < 2:
                 raise ValueError("a training fold contains a single class; use fewer folds")
             for j, (_, est) in enumerate(self.base_learners):
                 oof[test, j] = clone(est).fit(X[train], y[train]).predict_proba(X[test])[:, 1]
-        self._meta = clone(self.meta_learner).fit(_logit(oof), y)
+        self._meta = clone(self.meta_learner).fit(logit(oof), y)
         self._fitted = [clone(est).fit(X, y) for _, est in self.base_learners]
 
     def base_probabilities(self, X: Any) -> np.ndarray:
         """P(up) of each base learner, shape (n, n_base)."""
-        arr, _ = _as_matrix(X, self.feature_names)
+        arr, _ = as_matrix(X, self.feature_names)
         return self._base(arr)
 
     def _base(self, X: np.ndarray) -> np.ndarray:
@@ -141,14 +142,14 @@ class StackedEnsemble(BaseModel):
             raise ValueError("StackedEnsemble is not fitted")
         return np.column_stack([m.predict_proba(X)[:, 1] for m in self._fitted])
 
-    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self._meta.predict_proba(_logit(self._base(X)))[:, 1]
+    def _predict_proba(self, X: FloatArray) -> FloatArray:
+        return np.asarray(self._meta.predict_proba(logit(self._base(X)))[:, 1], np.float64)
 
     def predict_with_confidence(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Class labels and confidence in [0, 1] (see the module docstring)."""
-        arr, _ = _as_matrix(X, self.feature_names)
+        arr, _ = as_matrix(X, self.feature_names)
         base = self._base(arr)
-        p = self._meta.predict_proba(_logit(base))[:, 1]
+        p = self._meta.predict_proba(logit(base))[:, 1]
         labels = (p > 0.5).astype(np.int64)
         agree = ((base > 0.5).astype(np.int64) == labels[:, None]).mean(axis=1)
         return labels, np.abs(2.0 * p - 1.0) * agree

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,9 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
+from v28quant._typing import FloatArray
 from v28quant.ml._oos import TrainingFootprint, classification_scores
+from v28quant.ml.base import BaseModel
 from v28quant.signals import Signal
 
 
@@ -76,7 +78,8 @@ class TransformerEncoderBlock(nn.Module):
         h = self.norm1(x)
         a, _ = self.attn(h, h, h, need_weights=False)
         x = x + self.drop(a)
-        return x + self.drop(self.ff(self.norm2(x)))
+        out: torch.Tensor = x + self.drop(self.ff(self.norm2(x)))
+        return out
 
 
 class TransformerPredictorModel(nn.Module):
@@ -131,15 +134,18 @@ def make_windows(
     )
 
 
-class TransformerPredictor:
-    """Trains :class:`TransformerPredictorModel` on (date, symbol) features and forward returns."""
+class TransformerPredictor(BaseModel):
+    """Trains :class:`TransformerPredictorModel` on (date, symbol) features and forward returns.
+
+    A :class:`~v28quant.ml.base.BaseModel` whose predictions are made per window: one per
+    (date, symbol) row that has ``config.window`` rows of history, including itself.
+    """
 
     name = "transformer"
 
     def __init__(self, config: TransformerConfig | None = None) -> None:
+        super().__init__()
         self.config = config or TransformerConfig()
-        self.feature_names: list[str] = []
-        self.validation_scores: dict[str, float] = {}
         self.net: TransformerPredictorModel | None = None
         self._x_mean = np.zeros(0, np.float32)
         self._x_std = np.ones(0, np.float32)
@@ -150,9 +156,7 @@ class TransformerPredictor:
         """The configuration, for the model store and the journal."""
         return asdict(self.config)
 
-    def fit(
-        self, features: pd.DataFrame, fwd_ret: pd.Series, progress: bool = False
-    ) -> TransformerPredictor:
+    def fit(self, features: pd.DataFrame, fwd_ret: pd.Series, progress: bool = False) -> Self:
         """Train on windows ending at the rows of ``fwd_ret`` (a (date, symbol) Series)."""
         c = self.config
         self.feature_names = [str(x) for x in features.columns]
@@ -187,7 +191,7 @@ class TransformerPredictor:
                 mu, log_s = self.net(xt[sel])
                 loss = nn.functional.gaussian_nll_loss(mu, yt[sel], torch.exp(2 * log_s))
                 opt.zero_grad()
-                loss.backward()
+                torch.autograd.backward(loss)  # Tensor.backward is unannotated
                 nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
                 opt.step()
                 sched.step()
@@ -206,6 +210,13 @@ class TransformerPredictor:
         with torch.no_grad():
             mu, log_s = self.net(torch.from_numpy(self._scale(Xw)))
         return mu.numpy() * self._y_std, np.exp(log_s.numpy()) * self._y_std
+
+    def predict_proba(self, X: pd.DataFrame) -> FloatArray:
+        """P(up) = Phi(mu / sigma) at every window end of the feature frame ``X``.
+
+        The rows follow :meth:`predict`'s index (symbols in order, dates ascending).
+        """
+        return np.asarray(self.predict(X)["prob_up"], dtype=np.float64)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """``mu``, ``sigma`` and ``prob_up`` for every window end of ``features``."""

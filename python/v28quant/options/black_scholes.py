@@ -16,27 +16,73 @@ P. Jäckel (2015), "Let's Be Rational", Wilmott 2015(75), pp. 40-53 (implied vol
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
-from numpy.typing import ArrayLike
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import ArrayLike, FloatArray
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "vol", "call")
 _IV_ARGS = ("price", "spot", "strike", "t", "rate", "div", "call")
 _BLACK_IV_ARGS = ("price", "forward", "strike", "t", "discount", "call")  # flags last
 
 
-class Greeks(NamedTuple):
-    """BSM sensitivities: delta dV/dS, gamma d2V/dS2, vega dV/dvol per 1.00 of vol, theta
-    dV/dt per year of calendar time, rho dV/drate per 1.00 of rate."""
+T = TypeVar("T", float, FloatArray)
 
-    delta: Any
-    gamma: Any
-    vega: Any
-    theta: Any
-    rho: Any
+
+class Greeks(NamedTuple, Generic[T]):
+    """BSM sensitivities, floats for scalar input and arrays of the broadcast shape otherwise.
+
+    Attributes
+    ----------
+    delta : float or ndarray
+        dV/dS.
+    gamma : float or ndarray
+        d2V/dS2, per unit of underlying.
+    vega : float or ndarray
+        dV/dvol per 1.00 of vol.
+    theta : float or ndarray
+        dV/dt per year of calendar time.
+    rho : float or ndarray
+        dV/drate per 1.00 of rate.
+    """
+
+    delta: T
+    gamma: T
+    vega: T
+    theta: T
+    rho: T
+
+
+def _shaped_greeks(
+    arrays: tuple[FloatArray, ...], shape: tuple[int, ...], scalar: bool
+) -> Greeks[Any]:
+    fields: list[Any] = [shape_out(a, shape, scalar) for a in arrays]
+    return Greeks(*fields)
+
+
+@overload
+def price(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    call: bool = ...,
+) -> float: ...
+
+
+@overload
+def price(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    call: ArrayLike = ...,
+) -> FloatArray: ...
 
 
 def price(
@@ -47,7 +93,7 @@ def price(
     div: ArrayLike,
     vol: ArrayLike,
     call: ArrayLike = True,
-) -> Any:
+) -> float | FloatArray:
     """European option price under Black-Scholes-Merton with a continuous dividend yield.
 
     ``t = 0`` or ``vol = 0`` gives the discounted intrinsic value of the forward.
@@ -59,6 +105,30 @@ def price(
     return shape_out(out, shape, scalar)
 
 
+@overload
+def greeks(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    call: bool = ...,
+) -> Greeks[float]: ...
+
+
+@overload
+def greeks(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    call: ArrayLike = ...,
+) -> Greeks[FloatArray]: ...
+
+
 def greeks(
     spot: ArrayLike,
     strike: ArrayLike,
@@ -67,7 +137,7 @@ def greeks(
     div: ArrayLike,
     vol: ArrayLike,
     call: ArrayLike = True,
-) -> Greeks:
+) -> Greeks[Any]:
     """Delta, gamma, vega (per 1.00 vol), theta (per year) and rho (per 1.00 rate).
 
     Each field is a float for scalar input, an ndarray of the broadcast shape otherwise.
@@ -76,7 +146,31 @@ def greeks(
     _, delta, gamma, vega, theta, rho = _core.bsm_greeks(
         flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6]
     )
-    return Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
+    return _shaped_greeks((delta, gamma, vega, theta, rho), shape, scalar)
+
+
+@overload
+def price_greeks(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    call: bool = ...,
+) -> tuple[float, Greeks[float]]: ...
+
+
+@overload
+def price_greeks(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    call: ArrayLike = ...,
+) -> tuple[FloatArray, Greeks[FloatArray]]: ...
 
 
 def price_greeks(
@@ -87,7 +181,7 @@ def price_greeks(
     div: ArrayLike,
     vol: ArrayLike,
     call: ArrayLike = True,
-) -> tuple[Any, Greeks]:
+) -> tuple[float | FloatArray, Greeks[Any]]:
     """Price and Greeks in one pass (the price as :func:`price`, the Greeks as :func:`greeks`).
 
     Cheaper than calling both: the two share every intermediate of the formula.
@@ -96,8 +190,32 @@ def price_greeks(
     value, delta, gamma, vega, theta, rho = _core.bsm_greeks(
         flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6]
     )
-    greeks_out = Greeks(*(shape_out(a, shape, scalar) for a in (delta, gamma, vega, theta, rho)))
+    greeks_out = _shaped_greeks((delta, gamma, vega, theta, rho), shape, scalar)
     return shape_out(value, shape, scalar), greeks_out
+
+
+@overload
+def implied_vol(
+    price: float,
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    call: bool = ...,
+) -> float: ...
+
+
+@overload
+def implied_vol(
+    price: ArrayLike,
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    call: ArrayLike = ...,
+) -> FloatArray: ...
 
 
 def implied_vol(
@@ -108,7 +226,7 @@ def implied_vol(
     rate: ArrayLike,
     div: ArrayLike,
     call: ArrayLike = True,
-) -> Any:
+) -> float | FloatArray:
     """Black-Scholes-Merton implied volatility (annualised) of a European option price.
 
     Parameters
@@ -134,16 +252,40 @@ def implied_vol(
     -----
     No volatility exists for a price outside the no-arbitrage bounds: a call must lie in
     ``[max(S e^{-qt} - K e^{-rt}, 0), S e^{-qt})``, a put in
-    ``[max(K e^{-rt} - S e^{-qt}, 0), K e^{-rt})``. For array input such an element is NaN (one
-    stale quote must not abort a whole chain, and NaN marks it visibly); for scalar input a
-    ``ValueError`` names the price and the bounds. NaN prices, non-positive spot, strike or
-    ``t``, and non-finite rate or dividend raise ``ValueError`` naming the argument.
+    ``[max(K e^{-rt} - S e^{-qt}, 0), K e^{-rt})``. The rule, the same for scalars and arrays
+    and for every implied-volatility function of the package: a price outside the bounds gives
+    NaN (it is data, a stale or crossed quote, and one must not abort a whole chain); a bad
+    argument raises ``ValueError`` naming it: NaN price, non-positive spot, strike or ``t``,
+    non-finite rate or dividend, or a forward ``S e^{(r-q)t}`` or discount factor that
+    overflows.
     """
     flat, shape, scalar = broadcast_flat(_IV_ARGS, price, spot, strike, t, rate, div, call, flags=1)
     out = _core.bsm_implied_vol(
-        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], strict=scalar
+        flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], strict=False
     )
     return shape_out(out, shape, scalar)
+
+
+@overload
+def black_implied_vol(
+    price: float,
+    forward: float,
+    strike: float,
+    t: float,
+    call: bool = ...,
+    discount: float = ...,
+) -> float: ...
+
+
+@overload
+def black_implied_vol(
+    price: ArrayLike,
+    forward: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    call: ArrayLike = ...,
+    discount: ArrayLike = ...,
+) -> FloatArray: ...
 
 
 def black_implied_vol(
@@ -153,7 +295,7 @@ def black_implied_vol(
     t: ArrayLike,
     call: ArrayLike = True,
     discount: ArrayLike = 1.0,
-) -> Any:
+) -> float | FloatArray:
     """Black (1976) implied volatility of an option on a forward.
 
     Parameters
@@ -173,12 +315,13 @@ def black_implied_vol(
     -------
     float or ndarray
         The annualised volatility. Prices outside ``[D max(+-(F - K), 0), D F or D K)`` give NaN
-        for array input and ``ValueError`` for scalar input, as in :func:`implied_vol`.
+        (scalars and arrays alike); bad arguments raise ``ValueError``, as in
+        :func:`implied_vol`.
     """
     flat, shape, scalar = broadcast_flat(
         _BLACK_IV_ARGS, price, forward, strike, t, discount, call, flags=1
     )
     out = _core.black_implied_vol(
-        flat[0], flat[1], flat[2], flat[3], flat[5], flat[4], strict=scalar
+        flat[0], flat[1], flat[2], flat[3], flat[5], flat[4], strict=False
     )
     return shape_out(out, shape, scalar)

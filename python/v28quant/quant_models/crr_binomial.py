@@ -64,13 +64,15 @@ def price(
     Parameters
     ----------
     spot, strike : array_like
-        Underlying price and strike, > 0 (currency per unit of underlying).
+        Underlying price (> 0) and strike (>= 0), currency per unit of underlying.
     t : array_like
         Time to expiry in years, >= 0 (0 gives the payoff).
     rate, div : array_like
         Continuously compounded interest rate and dividend yield per year.
     vol : array_like
-        Annualised volatility, > 0.
+        Annualised volatility, >= 0. At 0 the spot follows its forward and the price is exact:
+        the discounted exercise value at expiry (European) or at the best date in [0, t]
+        (American), as QuantLib's American engines give.
     call, american : array_like of bool
         Call (True) or put; American (True) or European exercise.
     steps : int
@@ -84,7 +86,7 @@ def price(
     Raises
     ------
     ValueError
-        Naming the argument for NaN, non-positive spot, strike or vol, negative ``t`` or
+        Naming the argument for NaN, non-positive spot, negative strike, vol or ``t`` or
         ``steps < 1``; and when ``p`` falls outside [0, 1] because ``dt = t / steps`` is too long
         for the carry ``rate - div`` at this vol (the message gives the steps needed).
     """

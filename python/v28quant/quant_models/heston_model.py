@@ -29,8 +29,8 @@ from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
-from v28quant.quant_models.monte_carlo_pricer import Mispricing, implied_vol
-from v28quant.quant_models.monte_carlo_pricer import mispricing as _mis
+from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan
+from v28quant.quant_models.mispricing import mispricing as _mis
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "v0", "kappa", "theta", "sigma", "rho", "call")
 
@@ -105,6 +105,9 @@ class HestonCalibration:
     feller : bool
         2 kappa theta >= sigma^2 at the solution.
     converged : bool
+        True only when a stopping test was met: relative step below 1e-10, or no downhill step
+        left at a stationary point (projected relative gradient below 1e-6), with every
+        expiry's quadrature converged. False when ``max_iterations`` ran out or the fit stalled.
     """
 
     params: HestonParams
@@ -149,7 +152,8 @@ def calibrate(
         Residual weights; default 1 / BSM vega at the quote's implied vol, so the fit minimises
         implied-volatility errors (to first order).
     lower, upper : HestonParams
-        Box bounds; steps are projected onto the box.
+        Box bounds; steps are projected onto the box. ``ValueError`` when a lower bound is not
+        below its upper bound or ``initial`` lies outside the box (nothing is clipped).
     max_iterations : int
 
     Returns
@@ -160,7 +164,7 @@ def calibrate(
     flat, _, _ = broadcast_flat(names, strike, t, rate, div, market_price, call)
     k, tt, r, q, mkt, c = flat
     is_call = c.astype(bool)
-    market_vol = np.asarray(implied_vol(mkt, spot, k, tt, r, q, is_call), dtype=np.float64)
+    market_vol = np.asarray(implied_vol_or_nan(mkt, spot, k, tt, r, q, is_call), dtype=np.float64)
     if initial is None:
         atm = float(np.nanmedian(market_vol)) if np.isfinite(market_vol).any() else 0.2
         initial = HestonParams(atm**2, 2.0, atm**2, 0.5, -0.5)
@@ -184,7 +188,7 @@ def calibrate(
         int(max_iterations),
     )
     model = np.asarray(raw["model_price"])
-    model_vol = np.asarray(implied_vol(model, spot, k, tt, r, q, is_call), dtype=np.float64)
+    model_vol = np.asarray(implied_vol_or_nan(model, spot, k, tt, r, q, is_call), dtype=np.float64)
     vol_error = 100.0 * (model_vol - market_vol)
     finite = np.isfinite(vol_error)
     return HestonCalibration(
@@ -211,7 +215,7 @@ def mispricing(
     div: ArrayLike,
     params: HestonParams,
     call: ArrayLike = True,
-) -> Mispricing:
+) -> Mispricing[Any]:
     """Heston price against the market mid, in price and in vol points.
 
     The transform price is exact to about 1e-13 of the forward, so ``edge_stderr`` is NaN.

@@ -25,8 +25,8 @@ from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
-from v28quant.quant_models.monte_carlo_pricer import Mispricing
-from v28quant.quant_models.monte_carlo_pricer import mispricing as _mis
+from v28quant.quant_models.mispricing import Mispricing
+from v28quant.quant_models.mispricing import mispricing as _mis
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "vol", "lam", "mu_j", "delta_j", "call")
 
@@ -106,7 +106,7 @@ def mispricing(
     mu_j: ArrayLike,
     delta_j: ArrayLike,
     call: ArrayLike = True,
-) -> Mispricing:
+) -> Mispricing[Any]:
     """Merton price against the market mid, in price and in vol points (series price is exact)."""
     model = price(spot, strike, t, rate, div, vol, lam, mu_j, delta_j, call)
     return _mis(model, market_mid, spot, strike, t, rate, div, call)

@@ -1,4 +1,4 @@
-"""Monte Carlo option pricing with variance reduction (compiled core), and mispricing helpers.
+"""Monte Carlo option pricing with variance reduction (compiled core).
 
 European and arithmetic-average Asian options under geometric Brownian motion, simulated by the
 exact log step, with antithetic variates and control variates (the discounted terminal spot for
@@ -25,15 +25,23 @@ J. K. Salmon et al. (2011), "Parallel random numbers: as easy as 1, 2, 3", SC'11
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from numpy.typing import ArrayLike
-
 from v28quant import _core
-from v28quant._arrays import broadcast_flat, shape_out
-from v28quant.options import black_scholes
+from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan, mispricing
+
+__all__ = [
+    "MCResult",
+    "Mispricing",
+    "asian",
+    "european",
+    "geometric_asian",
+    "heston_european",
+    "merton_european",
+    "mispricing",
+]
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,23 @@ def _result(raw: tuple[float, float, float, float, int]) -> MCResult:
 def _threads(threads: int | None) -> int:
     if threads is None:
         return 0
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1 or None, got {threads}")
-    return int(threads)
+    return _count("threads", threads, 1)
+
+
+# Widths of the compiled arguments: paths and seed uint64, steps int32, threads uint32.
+_LIMITS = {"paths": 2**64 - 1, "seed": 2**64 - 1, "steps": 2**31 - 1, "threads": 2**32 - 1}
+
+
+def _count(name: str, value: int, minimum: int) -> int:
+    """``value`` as an int in [minimum, its compiled limit], else ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    n, maximum = int(value), _LIMITS[name]
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    if n > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {n}")
+    return n
 
 
 def european(
@@ -123,8 +145,8 @@ def european(
             div,
             vol,
             bool(call),
-            int(paths),
-            int(seed),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(antithetic),
             bool(control_variate),
             _threads(threads),
@@ -163,9 +185,9 @@ def asian(
             div,
             vol,
             bool(call),
-            int(steps),
-            int(paths),
-            int(seed),
+            _count("steps", steps, 1),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(antithetic),
             bool(control_variate),
             _threads(threads),
@@ -188,7 +210,8 @@ def geometric_asian(
     ln G is normal with mean ``ln S + (rate - div - vol^2/2) t (n+1)/(2n)`` and variance
     ``vol^2 t (n+1)(2n+1)/(6 n^2)`` for n = ``steps`` dates (Glasserman eq. 4.12-4.13).
     """
-    return float(_core.mc_geometric_asian(spot, strike, t, rate, div, vol, bool(call), int(steps)))
+    n = _count("steps", steps, 1)
+    return float(_core.mc_geometric_asian(spot, strike, t, rate, div, vol, bool(call), n))
 
 
 def heston_european(
@@ -227,9 +250,9 @@ def heston_european(
             sigma,
             rho,
             bool(call),
-            int(steps),
-            int(paths),
-            int(seed),
+            _count("steps", steps, 1),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(control_variate),
             _threads(threads),
         )
@@ -270,8 +293,8 @@ def merton_european(
             mu_j,
             delta_j,
             bool(call),
-            int(paths),
-            int(seed),
+            _count("paths", paths, 4),
+            _count("seed", seed, 0),
             bool(antithetic),
             bool(control_variate),
             _threads(threads),
@@ -279,90 +302,14 @@ def merton_european(
     )
 
 
-# --- mispricing: model price against the market mid ---------------------------------------
-
-
-def implied_vol(
-    price: ArrayLike,
-    spot: ArrayLike,
-    strike: ArrayLike,
-    t: ArrayLike,
-    rate: ArrayLike,
-    div: ArrayLike,
-    call: ArrayLike = True,
-) -> Any:
-    """BSM implied volatility with NaN (never an error) where a price is outside the
-    no-arbitrage bounds, as quotes to be screened need; see
-    :func:`v28quant.options.black_scholes.implied_vol` (Jaeckel's "Let's Be Rational")."""
-    flat, shape, scalar = broadcast_flat(
-        ("price", "spot", "strike", "t", "rate", "div", "call"),
-        price,
-        spot,
-        strike,
-        t,
-        rate,
-        div,
-        call,
-        flags=1,
-    )
-    p, s, k, tt, r, q, c = flat
-    # Arrays in: the vectorised solver answers NaN out of bounds instead of raising.
-    out = np.asarray(black_scholes.implied_vol(p, s, k, tt, r, q, c.astype(bool)))
-    return shape_out(out, shape, scalar)
-
-
-@dataclass(frozen=True)
-class Mispricing:
-    """Model price against the market mid (arrays or floats, one entry per quote).
-
-    ``edge`` = model - mid in price; ``edge_vol_points`` = 100 (model IV - market IV);
-    ``edge_stderr`` = edge / model standard error (NaN when the model price is exact).
-    A positive edge means the market is cheap relative to the model.
-    """
-
-    model_price: Any
-    market_mid: Any
-    edge: Any
-    model_vol: Any
-    market_vol: Any
-    edge_vol_points: Any
-    edge_stderr: Any
-
-
-def mispricing(
-    model_price: ArrayLike,
-    market_mid: ArrayLike,
-    spot: ArrayLike,
-    strike: ArrayLike,
-    t: ArrayLike,
-    rate: ArrayLike,
-    div: ArrayLike,
-    call: ArrayLike = True,
-    model_stderr: ArrayLike | None = None,
-) -> Mispricing:
-    """Compare model prices with market mids in price, in vol points and in standard errors."""
-    model = np.asarray(model_price, dtype=np.float64)
-    mid = np.asarray(market_mid, dtype=np.float64)
-    edge = model - mid
-    model_vol = np.asarray(implied_vol(model, spot, strike, t, rate, div, call))
-    market_vol = np.asarray(implied_vol(mid, spot, strike, t, rate, div, call))
-    if model_stderr is None:
-        z = np.full(np.shape(edge), np.nan)
-    else:
-        se = np.asarray(model_stderr, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(se > 0, edge / se, np.nan)
-
-    def out(a: Any) -> Any:
-        a = np.asarray(a, dtype=np.float64)
-        return float(a) if a.ndim == 0 else a
-
-    return Mispricing(
-        out(model),
-        out(mid),
-        out(edge),
-        out(model_vol),
-        out(market_vol),
-        out(100.0 * (model_vol - market_vol)),
-        out(z),
-    )
+def __getattr__(name: str) -> Any:
+    # The NaN-returning implied vol moved beside the mispricing screen that needs it.
+    if name == "implied_vol":
+        warnings.warn(
+            "v28quant.quant_models.monte_carlo_pricer.implied_vol is deprecated; use "
+            "v28quant.quant_models.mispricing.implied_vol_or_nan",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return implied_vol_or_nan
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

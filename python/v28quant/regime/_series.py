@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+from v28quant.calendar import ET
 
 #: Regime names by number of states, from the calmest to the most stressed. The detectors order
 #: their states by fitted return volatility and give them these names in that order.
@@ -18,11 +19,10 @@ REGIME_LABELS: dict[int, tuple[str, ...]] = {
     4: ("bull_quiet", "sideways", "bear_volatile", "crisis"),
 }
 
-_NEW_YORK = ZoneInfo("America/New_York")
 _CLOSE = time(16, 0)
 
 
-def as_returns(returns: Any, name: str = "returns", min_rows: int = 2) -> NDArray[np.float64]:
+def as_returns(returns: Any, name: str = "returns", min_rows: int = 1) -> NDArray[np.float64]:
     """1-D float64 array of daily log returns; ``ValueError`` naming the first bad row."""
     arr = np.asarray(returns, dtype=np.float64)
     if arr.ndim != 1:
@@ -51,7 +51,7 @@ def data_time(returns: Any, ts: datetime | None = None) -> datetime:
             out: datetime = last.to_pydatetime()
             return out
         if last.time() == time(0):
-            return datetime.combine(last.date(), _CLOSE, _NEW_YORK)
+            return datetime.combine(last.date(), _CLOSE, ET)
         stamped: datetime = last.tz_localize(UTC).to_pydatetime()
         return stamped
     return datetime.now(UTC)

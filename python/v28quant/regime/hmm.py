@@ -133,7 +133,7 @@ class HmmRegimeDetector:
 
     def features(self, returns: Any, extra: Any = None) -> NDArray[np.float64]:
         """Raw features (n, 2 + k): log return, log EWMA vol (annualised), extra columns."""
-        r = as_returns(returns, min_rows=2)
+        r = as_returns(returns)
         cols = [r, ewma_log_vol(r, self.vol_halflife)]
         if extra is not None:
             ex = np.asarray(extra, dtype=np.float64).reshape(len(r), -1)

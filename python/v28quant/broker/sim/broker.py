@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 from v28quant.broker.base import (
@@ -20,9 +25,22 @@ from v28quant.broker.base import (
     TradingDay,
     replacement_client_order_id,
 )
-from v28quant.broker.occ import parse_occ
 from v28quant.broker.sim.matching import Matching
-from v28quant.broker.sim.state import NS, ZERO, _asset_class, _legs_of, _mult, _SimOrder
+from v28quant.broker.sim.persist import dump_state, load_state, read_state, write_atomically
+from v28quant.broker.sim.state import (
+    NS,
+    ZERO,
+    SimConfig,
+    _asset_class,
+    _legs_of,
+    _mult,
+    _SimOrder,
+    log,
+)
+from v28quant.calendar import ExchangeCalendar
+from v28quant.clock import Clock
+from v28quant.occ import parse_occ
+from v28quant.quotes import QuoteSource
 
 
 class SimBroker(Matching):
@@ -33,21 +51,87 @@ class SimBroker(Matching):
     quotes
         Where prices come from (replay data in backtests).
     clock
-        The shared clock (a ``SimClock`` in backtests).
+        The shared clock (a ``SimClock`` in backtests). Default: the clock the quote source runs
+        on (a ``ReplayFeed``'s simulated clock); a source without one needs ``clock=``, since
+        the simulator never falls back to wall time against recorded data.
     config
         Starting cash, options level, slippage, commissions, partial fills.
     calendar
         Sessions and option cut-offs (default: the shared NYSE calendar).
+    state_path
+        Where to keep the account between runs (``persist.state_path_for(journal)``). When the
+        file exists the account is restored from it; after every call that changed the books it
+        is rewritten atomically. None keeps the account in memory only.
     """
 
     name = "sim"
+
+    def __init__(
+        self,
+        quotes: QuoteSource,
+        clock: Clock | None = None,
+        config: SimConfig | None = None,
+        calendar: ExchangeCalendar | None = None,
+        *,
+        state_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(quotes, _one_clock(quotes, clock), config, calendar)
+        self._state_path = None if state_path is None else Path(state_path)
+        self._saved = ""
+        if self._state_path is not None:
+            doc = read_state(self._state_path)
+            if doc is not None:
+                load_state(self, doc)
+                log.warning(
+                    "sim: restored the simulated account from %s (cash %s, %d positions, "
+                    "%d open orders, as of %s)",
+                    self._state_path,
+                    self._cash,
+                    len(self._positions),
+                    sum(o.is_open for o in self._orders.values()),
+                    self._last_sync.isoformat(),
+                )
+            self._saved = self._fingerprint()
+
+    @staticmethod
+    def saved_clock(state_path: str | os.PathLike[str]) -> datetime | None:
+        """Return the simulated time a saved state had reached, or None if nothing is saved.
+
+        A restart starts its simulated clock there, so the account and the market resume where
+        they stopped.
+        """
+        doc = read_state(Path(state_path))
+        return None if doc is None else datetime.fromisoformat(doc["clock"])
+
+    @asynccontextmanager
+    async def _step(self) -> AsyncIterator[None]:
+        """Hold the books, catch up with the clock, and save them afterwards if they changed."""
+        async with self._lock:
+            await self._sync()
+            try:
+                yield
+            finally:
+                self._save()
+
+    def _fingerprint(self) -> str:
+        doc = dump_state(self)
+        del doc["clock"]  # time alone passing is no change worth a write
+        return json.dumps(doc, sort_keys=True, default=str)
+
+    def _save(self) -> None:
+        if self._state_path is None:
+            return
+        now = self._fingerprint()
+        if now != self._saved:
+            doc = dump_state(self)
+            write_atomically(self._state_path, json.dumps(doc, indent=1, default=str))
+            self._saved = now
 
     # ------------------------------------------------------------------ protocol
 
     async def account(self) -> Account:
         """Balances, equity and buying power as of the clock."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             longs, shorts = ZERO, ZERO
             for sym, p in self._positions.items():
                 mv = p.qty * await self._mark(sym, p) * _mult(sym)
@@ -72,8 +156,7 @@ class SimBroker(Matching):
 
     async def positions(self) -> list[Position]:
         """Open positions, marked at the current mid (entry price without a quote)."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             out = []
             for sym in sorted(self._positions):
                 p = self._positions[sym]
@@ -96,8 +179,7 @@ class SimBroker(Matching):
         """Orders by status, newest first."""
         if status not in ("open", "closed", "all"):
             raise ValueError(f"status must be 'open', 'closed' or 'all', got {status!r}")
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             sel = [
                 o
                 for o in self._orders.values()
@@ -108,15 +190,13 @@ class SimBroker(Matching):
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
         """Return the order with ``client_order_id``, or None."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             oid = self._by_cid.get(client_order_id)
             return None if oid is None else self._view(self._orders[oid])
 
     async def submit(self, request: OrderRequest) -> Order:
         """Accept ``request`` (idempotent on its client order id) and match it if tradable."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             existing = self._by_cid.get(request.client_order_id)
             if existing is not None:  # idempotent: same decision, same order
                 return self._view(self._orders[existing])
@@ -126,12 +206,14 @@ class SimBroker(Matching):
             if self._tradable(o.req, self._clock.now()):
                 o.status = OrderStatus.NEW
                 await self._match(o)
-            return self._view(o)
+            view = self._view(o)
+            if view.reason is not None:
+                log.warning("sim: order %s accepted, not filling: %s", o.cid, view.reason)
+            return view
 
     async def cancel(self, order_id: str) -> None:
         """Cancel an open order; ``OrderNotCancelable`` once it is terminal."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             o = self._get(order_id)
             if not o.is_open:
                 raise OrderNotCancelable(
@@ -143,8 +225,7 @@ class SimBroker(Matching):
         self, order_id: str, qty: Decimal | int | None = None, limit_price: Decimal | None = None
     ) -> Order:
         """Replace an open order with a new qty and/or limit (Alpaca semantics)."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             old = self._get(order_id)
             if not old.is_open:
                 raise OrderNotCancelable(
@@ -194,8 +275,7 @@ class SimBroker(Matching):
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:
         """Return fills, exercises, assignments and expiries after ``since``."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
             return [a for a in self._activities if since is None or a.ts > since]
 
     async def aclose(self) -> None:
@@ -204,8 +284,8 @@ class SimBroker(Matching):
 
     async def process(self) -> None:
         """Catch up with the clock: expire, settle and match as of now."""
-        async with self._lock:
-            await self._sync()
+        async with self._step():
+            pass
 
     # ------------------------------------------------------------------ admission
 
@@ -298,6 +378,7 @@ class SimBroker(Matching):
             updated_at=o.updated_at,
             replaced_by=o.replaced_by,
             replaces=o.replaces,
+            reason=self._reason(o),
         )
 
     # Test and runner conveniences --------------------------------------------------
@@ -307,3 +388,24 @@ class SimBroker(Matching):
         if level not in (0, 1, 2, 3):
             raise ValueError(f"options level must be 0-3, got {level}")
         self._level = level
+
+
+def _one_clock(quotes: QuoteSource, clock: Clock | None) -> Clock:
+    """Return the clock the simulator runs on: ``clock``, or else the quote source's own."""
+    own = getattr(quotes, "clock", None)
+    if own is not None and not isinstance(own, Clock):
+        own = None
+    if clock is None:
+        if own is None:
+            raise ValueError(
+                "SimBroker needs clock=: its quote source has no clock of its own, and the "
+                "simulated exchange does not run on wall time by default (pass a SimClock, or "
+                "WallClock() for live quotes)"
+            )
+        return own
+    if own is not None and own is not clock:
+        raise ValueError(
+            "SimBroker: clock= is not the clock its quote source runs on; orders would fill at "
+            "prices from another time (pass the source's clock, or none)"
+        )
+    return clock

@@ -22,8 +22,8 @@ from v28quant.broker.base import (
     OrderRejected,
     OrderRequest,
 )
-from v28quant.broker.occ import parse_occ
 from v28quant.broker.sim.state import ZERO, SimState, _is_option, _leg_sign, _legs_of, _Pos
+from v28quant.occ import parse_occ
 from v28quant.quotes import Quote
 
 

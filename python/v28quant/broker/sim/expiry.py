@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from v28quant.broker.base import CONTRACT_SIZE, Activity
-from v28quant.broker.occ import parse_occ
 from v28quant.broker.sim.state import CENT, SimState, _is_option, log
+from v28quant.occ import parse_occ
 
 
 class Expiry(SimState):

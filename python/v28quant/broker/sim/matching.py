@@ -16,7 +16,6 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from v28quant.broker.base import Activity, OrderRequest, OrderStatus
-from v28quant.broker.occ import parse_occ
 from v28quant.broker.sim.buying_power import BuyingPower
 from v28quant.broker.sim.expiry import Expiry
 from v28quant.broker.sim.state import (
@@ -31,6 +30,9 @@ from v28quant.broker.sim.state import (
     _SimOrder,
     log,
 )
+from v28quant.calendar import ET
+from v28quant.occ import parse_occ
+from v28quant.quotes import Quote
 
 
 class Matching(BuyingPower, Expiry):
@@ -51,8 +53,23 @@ class Matching(BuyingPower, Expiry):
                     o.status = OrderStatus.NEW
                 try:
                     await self._match(o)
+                    self._resting.pop(o.id, None)
                 except KeyError as e:  # no quote now: the order rests, as on a halt
-                    log.warning("sim: no quote for %s; order %s rests", e, o.cid)
+                    if o.id not in self._resting:
+                        log.warning("sim: no quote for %s; order %s rests", e, o.cid)
+                    self._resting[o.id] = f"no quote at {_ny(now)} ({e}): the order rests"
+
+    def _reason(self, o: _SimOrder) -> str | None:
+        """Say why open order ``o`` is not filling when it is not the price: closed, no quote."""
+        if not o.is_open:
+            return None
+        now = self._clock.now()
+        if not self._tradable(o.req, now):
+            return (
+                f"the simulated market is closed for this order at {_ny(now)}; it waits for "
+                f"the open at {_ny(self._cal.next_open(now))} (expires {_ny(o.expires_at)})"
+            )
+        return self._resting.get(o.id)
 
     def _cutoff(self, req: OrderRequest, day: date, close: datetime) -> datetime:
         """When ``req`` stops trading on session ``day`` (equity close ``close``)."""
@@ -90,8 +107,11 @@ class Matching(BuyingPower, Expiry):
                 px = min(px, o.limit) if side == "buy" else max(px, o.limit)
             fill = o.remaining
             if self._cfg.partial_fills and size > 0:
-                fill = min(fill, size)
-            self._fill(o, [(sym, side, fill, px)], px, fill)
+                fill = min(fill, size - self._taken_from(q, side))
+            if fill <= 0:
+                return  # this quote's displayed size is used up: wait for the next one
+            self._take(q, side, fill)
+            self._fill(o, [(sym, side, fill, px)], px, fill, synthetic=q.synthetic)
             return
         legs = o.req.legs
         quotes = {leg.occ_symbol: await self._quotes.quote(leg.occ_symbol) for leg in legs}
@@ -105,14 +125,30 @@ class Matching(BuyingPower, Expiry):
             prices[leg.occ_symbol] = self._slip(raw, leg.side)
             size = Decimal(q.ask_size if leg.side == "buy" else q.bid_size)
             if self._cfg.partial_fills and size > 0:
-                units = min(units, (size / leg.ratio).to_integral_value(rounding=ROUND_FLOOR))
+                left = size - self._taken_from(q, leg.side)
+                units = min(units, (left / leg.ratio).to_integral_value(rounding=ROUND_FLOOR))
         net = sum((_leg_sign(leg) * leg.ratio * prices[leg.occ_symbol] for leg in legs), ZERO)
         if units <= 0 or not _marketable(net, o.limit, True):
             return
         fills = [
             (leg.occ_symbol, leg.side, units * leg.ratio, prices[leg.occ_symbol]) for leg in legs
         ]
-        self._fill(o, fills, net, units)
+        for leg in legs:
+            self._take(quotes[leg.occ_symbol], leg.side, units * leg.ratio)
+        synthetic = any(q.synthetic for q in quotes.values())
+        self._fill(o, fills, net, units, synthetic=synthetic)
+
+    def _taken_from(self, q: Quote, side: str) -> Decimal:
+        """Shares or contracts already filled against this quote's displayed size on ``side``.
+
+        Displayed size is liquidity at one moment: orders take it once, however often the book is
+        read, until the quote changes (a new time, price or size).
+        """
+        seen = self._taken.get((q.symbol, side))
+        return seen[1] if seen is not None and seen[0] == _book_key(q, side) else ZERO
+
+    def _take(self, q: Quote, side: str, qty: Decimal) -> None:
+        self._taken[(q.symbol, side)] = (_book_key(q, side), self._taken_from(q, side) + qty)
 
     def _fill(
         self,
@@ -120,6 +156,8 @@ class Matching(BuyingPower, Expiry):
         fills: Sequence[tuple[str, str, Decimal, Decimal]],
         unit_price: Decimal,
         units: Decimal,
+        *,
+        synthetic: bool,
     ) -> None:
         now = self._clock.now()
         for i, (sym, side, q, px) in enumerate(fills):
@@ -142,7 +180,13 @@ class Matching(BuyingPower, Expiry):
                     ts=now,
                     order_id=leg_oid,
                     side=side,  # type: ignore[arg-type]
-                    raw={"parent_order_id": o.id, "client_order_id": o.cid},
+                    # A fill against a model-made quote (replay's synthetic intraday path or
+                    # chain) says so, for the journal.
+                    raw={
+                        "parent_order_id": o.id,
+                        "client_order_id": o.cid,
+                        "synthetic": synthetic,
+                    },
                 )
             )
         if o.coll_shorts and (o.coll_cash or o.hold_shares):
@@ -159,3 +203,14 @@ class Matching(BuyingPower, Expiry):
         if _is_option(sym):
             return self._cfg.option_commission_per_contract * q
         return self._cfg.equity_commission_per_share * q
+
+
+def _book_key(q: Quote, side: str) -> tuple[datetime, Decimal, int]:
+    """Identify the displayed liquidity of ``q`` on ``side``: its time, price and size."""
+    if side == "buy":
+        return (q.ts, q.ask, q.ask_size)
+    return (q.ts, q.bid, q.bid_size)
+
+
+def _ny(t: datetime) -> str:
+    return f"{t.astimezone(ET):%Y-%m-%d %H:%M} New York"

@@ -22,9 +22,9 @@ from v28quant.broker.base import (
     OrderRequest,
     OrderStatus,
 )
-from v28quant.broker.occ import is_occ
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.clock import Clock
+from v28quant.occ import is_occ
 from v28quant.quotes import QuoteSource
 
 log = logging.getLogger("v28quant.broker.sim")
@@ -131,6 +131,9 @@ class SimState:
         self._activities: list[Activity] = []
         self._collateral: list[_Collateral] = []
         self._seq = 0
+        self._resting: dict[str, str] = {}  # order id -> why it rests (no quote), not persisted
+        # Displayed size already taken, per (symbol, side): the quote it was taken from, qty.
+        self._taken: dict[tuple[str, str], tuple[tuple[datetime, Decimal, int], Decimal]] = {}
         self._last_sync = clock.now()
         self._lock = asyncio.Lock()
 

@@ -10,6 +10,7 @@ unreachable-broker case, which uses AlpacaBroker against a closed port.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
@@ -61,7 +62,7 @@ def kinds(report) -> list[str]:
 
 
 async def test_new_journal_rebuilds_positions_from_activities(journal, venue):
-    clock, q, b = venue
+    clock, _q, b = venue
     await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x")))
     rep = await reconcile(journal, b, clock)
     assert rep.ok and kinds(rep) == ["position_explained"], rep
@@ -77,7 +78,7 @@ async def test_crash_while_journaling_activities_leaves_no_half_batch(journal, v
     # position_mismatch. Independent check: raw sqlite3 row counts.
     import sqlite3
 
-    clock, q, b = venue
+    clock, _q, b = venue
     await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x")))
     con = sqlite3.connect(str(journal.path))
     con.execute(
@@ -98,7 +99,8 @@ async def test_crash_while_journaling_activities_leaves_no_half_batch(journal, v
     # the restart after the crash reconciles cleanly from the same activities
     rep = await reconcile(journal, b, clock)
     assert rep.ok and kinds(rep) == ["position_explained"], rep
-    assert journal.last_positions() == {"SPY": D(10)} and len(journal.seen_activity_ids()) == 1
+    assert journal.last_positions() == {"SPY": D(10)}
+    assert len(journal.seen_activity_ids()) == 1
 
 
 async def test_fill_during_downtime_is_journaled(journal, venue):
@@ -124,13 +126,14 @@ async def test_fill_during_downtime_is_journaled(journal, venue):
     assert rep.ok, rep.reason
     assert kinds(rep) == ["order_changed", "position_explained"], rep.differences
     row = journal.order_by_client_id(ack.client_order_id)
-    assert row["status"] == "filled" and row["filled_qty"] == D(5)
+    assert row["status"] == "filled"
+    assert row["filled_qty"] == D(5)
     assert journal.last_positions() == {"SPY": D(5)}
     assert len(journal.seen_activity_ids()) == 1
 
 
 async def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
-    clock, q, b = venue
+    clock, _q, b = venue
 
     async def go():
         await reconcile(journal, b, clock)
@@ -153,12 +156,12 @@ async def test_cancel_during_downtime_and_intent_never_sent(journal, venue):
     assert rep.ok, rep.reason
     assert kinds(rep) == ["intent_never_submitted", "order_changed"]
     assert journal.order_by_client_id(ack.client_order_id)["status"] == "canceled"
-    assert journal.order_by_client_id(lost.client_order_id)["status"] == "rejected"
+    assert journal.order_by_client_id(lost.client_order_id)["status"] == "not_sent"
     assert journal.open_orders() == []
 
 
 async def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue):
-    clock, q, b = venue
+    clock, _q, b = venue
     await reconcile(journal, b, clock)
     journal.record_order_intent(
         "v28-equity-trend-0123456789ab", "equity", "trend", "gone", {"kind": "equity"}, clock.now()
@@ -177,7 +180,7 @@ async def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue)
 
 
 async def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, venue):
-    clock, q, b = venue
+    clock, _q, b = venue
 
     async def go():
         await reconcile(journal, b, clock)
@@ -190,12 +193,14 @@ async def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, v
         return await reconcile(journal, b, clock)
 
     rep = await go()
-    assert not rep.ok and "unknown_own_order" in rep.reason
-    assert rep.fatal[0]["engine"] == "options" and rep.fatal[0]["strategy"] == "wheel"
+    assert not rep.ok
+    assert "unknown_own_order" in rep.reason
+    assert rep.fatal[0]["engine"] == "options"
+    assert rep.fatal[0]["strategy"] == "wheel"
 
 
 async def test_replacement_while_down_is_adopted(journal, venue):
-    clock, q, b = venue
+    clock, _q, b = venue
 
     async def go():
         await reconcile(journal, b, clock)
@@ -210,7 +215,7 @@ async def test_replacement_while_down_is_adopted(journal, venue):
         new = await b.replace(ack.id, limit_price=D("510"))  # journal never told
         return ack, new, await reconcile(journal, b, clock)
 
-    ack, new, rep = await go()
+    _ack, new, rep = await go()
     assert rep.ok, rep.reason
     assert kinds(rep) == ["order_changed", "replacement_adopted"]
     assert journal.order_by_client_id(new.client_order_id)["status"] == "new"
@@ -247,17 +252,20 @@ async def test_expiry_and_assignment_while_down_explain_positions(journal, venue
 
 
 async def test_unexplained_position_difference_fails_closed(journal, venue):
-    clock, q, b = venue
+    clock, _q, b = venue
     await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x")))
     await reconcile(journal, b, clock)
     journal.record_positions([{"symbol": "SPY", "qty": D(100)}], clock.now())  # wrong belief
     rep = await reconcile(journal, b, clock)
-    assert not rep.ok and "position_mismatch" in rep.reason
-    assert rep.fatal[0]["broker"] == "10" and rep.fatal[0]["expected"] == "100"
+    assert not rep.ok
+    assert "position_mismatch" in rep.reason
+    assert rep.fatal[0]["broker"] == "10"
+    assert rep.fatal[0]["expected"] == "100"
     assert journal.last_positions() == {"SPY": D(100)}  # not overwritten
     # The operator checks the account and adopts the broker's positions explicitly.
     rep = await reconcile(journal, b, clock, adopt_positions=True)
-    assert rep.ok and kinds(rep) == ["position_adopted"]
+    assert rep.ok
+    assert kinds(rep) == ["position_adopted"]
     assert journal.last_positions() == {"SPY": D(10)}
     assert (await reconcile(journal, b, clock)).ok
 
@@ -267,12 +275,14 @@ async def test_unreachable_broker_fails_closed(journal):
         "k", "s", url="http://127.0.0.1:9", timeout_s=0.5, backoff_s=0.0, max_attempts=1
     )
     rep = await reconcile(journal, b)
-    assert not rep.ok and "broker_unreachable" in rep.reason
+    assert not rep.ok
+    assert "broker_unreachable" in rep.reason
 
 
 async def test_failed_reconcile_is_posted_to_discord(journal):
     """Fail closed is also announced: the loopback Discord receiver gets one error notice that
-    names the reason."""
+    names the reason.
+    """
     from fakes.discord import FakeDiscord
     from v28quant.notify import DiscordNotifier
 
@@ -295,8 +305,9 @@ async def test_failed_reconcile_is_posted_to_discord(journal):
 
 async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
     """The second reconcile asks only for activities from the last journaled one (less the
-    documented overlap), not the whole history; a fill in between is still picked up."""
-    clock, q, b = venue
+    documented overlap), not the whole history; a fill in between is still picked up.
+    """
+    clock, _q, b = venue
     asked: list = []
     fetch = b.activities
 
@@ -328,17 +339,20 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
     timeout) submit raises BrokerUnavailable, a BrokerError the engine catches; the intent row
     journaled before it is on disk (a fresh connection sees it); once the venue is back,
     reconcile explains it (a 500 never stored the order; a hung POST did, late) and the same
-    decision resubmitted gives exactly one order."""
+    decision resubmitted gives exactly one order.
+    """
     from fakes.alpaca_trading import FakeAlpacaTrading
+    from v28quant.alpaca.ratelimit import RateLimiter
     from v28quant.broker import BrokerError, BrokerUnavailable
-    from v28quant.ratelimit import RateLimiter
 
     path = tmp_path / "journal.sqlite"
     journal = Journal(path)
     fake = FakeAlpacaTrading(now=OPEN).start()
     fake.set_quote("SPY", "530.00", "530.10")
+    # A hung venue holds every request until the test releases it (no sleep races the timeout).
+    hung = threading.Event()
     kw = (
-        {"delay_s": 0.6, "status": 200}
+        {"hold": hung, "status": 200}
         if fault == "timeout"
         else {"status": 500, "body": {"message": "internal server error"}}
     )
@@ -348,7 +362,7 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
         "k",
         "s",
         url=fake.url,
-        timeout_s=0.3,
+        timeout_s=0.5,
         backoff_s=0.0,
         max_attempts=2,
         limiter=RateLimiter(rate=10_000, burst=1000),
@@ -363,20 +377,28 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
             row = other.order_by_client_id(req.client_order_id)
             assert row is not None and row["status"] == "intent", row
         fake.faults.clear()
-        if fault == "timeout":  # the hung POSTs land late: wait for the venue to hold the order
-            deadline = time.monotonic() + 10.0
-            while not fake.orders and time.monotonic() < deadline:
+        hung.set()
+        if fault == "timeout":  # the held POSTs land late: wait for the venue to answer them
+            deadline = time.monotonic() + 30.0
+            while (
+                fake.count("POST", "/v2/orders")
+                > sum(1 for r in fake.responses if r[:2] == ("POST", "/v2/orders"))
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
+            assert len(fake.orders) == 1, fake.orders
         rep = await reconcile(journal, b, clock)
         want = "order_changed" if fault == "timeout" else "intent_never_submitted"
         assert rep.ok and want in kinds(rep), rep
         o = await b.submit(req)
         again = await b.submit(req)
-        assert o.id == again.id and o.status == OrderStatus.FILLED
+        assert o.id == again.id
+        assert o.status == OrderStatus.FILLED
         assert (
             sum(1 for x in fake.orders.values() if x["client_order_id"] == req.client_order_id) == 1
         )
     finally:
+        hung.set()
         await b.aclose()
         fake.stop()
         journal.close()

@@ -1,20 +1,20 @@
-"""Client-side rate limiting for Alpaca's APIs (200 requests/minute per bucket).
+"""Client-side rate limiting for one Alpaca account (200 requests/minute by default).
 
-Alpaca meters the trading API and the market-data API separately (200 requests a minute each
-on the free plan), so each adapter owns one ``RateLimiter`` per API it calls: ``AlpacaBroker``
-one for trading, ``AlpacaData`` one for data (and one for the option-contracts endpoint, which
-lives on the trading API).
+The broker and data adapters of one account draw from one ``RateLimiter``
+(``account_limiter``), so together they stay under the account's limit.
 
 A token bucket (``rate`` requests per ``per`` seconds, burst ``burst``) that every request passes
 through, plus a "blocked until" time set from the venue's own signals: after a 429 we wait until
 ``X-Ratelimit-Reset`` (epoch seconds; ``Retry-After`` seconds as a fallback), and when any
 response reports ``X-Ratelimit-Remaining: 0`` we hold the next request until the reset as well.
-The default (190/min, burst 10) stays under the limit with a little room for clock skew.
+The bucket runs at 95% of the limit (190 of 200 a minute, burst 10): a little room for clock
+skew between us and the venue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -95,8 +95,10 @@ class RateLimiter:
             await self._sleep(seconds)
 
     def block_until(self, epoch_s: float) -> float:
-        """Send nothing before ``epoch_s`` (capped at ``max_reset_wait_s`` from now); returns
-        the wait in seconds that this imposes."""
+        """Send nothing before ``epoch_s`` (capped at ``max_reset_wait_s`` from now).
+
+        Returns the wait in seconds that this imposes.
+        """
         with self._lock:
             t = self._now()
             until = min(max(epoch_s, t), t + self._max_wait)
@@ -117,13 +119,18 @@ class RateLimiter:
             pass  # a malformed header is ignored; the bucket still protects us
 
     def response_hook(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        """A ``requests`` response hook: ``session.hooks["response"].append(lim.response_hook)``
-        makes every response of that session feed ``observe``."""
+        """Feed every response of a ``requests`` session to ``observe``.
+
+        Install with ``session.hooks["response"].append(lim.response_hook)``.
+        """
         self.observe(response.headers)
 
     def on_429(self, headers: Mapping[str, str], fallback_s: float = 1.0) -> float:
-        """After a 429: pause until ``X-Ratelimit-Reset`` (epoch seconds), else for
-        ``Retry-After`` seconds, else for ``fallback_s``; returns the wait in seconds."""
+        """Pause after a 429 and return the wait in seconds.
+
+        Until ``X-Ratelimit-Reset`` (epoch seconds), else for ``Retry-After`` seconds, else for
+        ``fallback_s``.
+        """
         h = _lower(headers)
         t = self._now()
         target = t + fallback_s
@@ -135,3 +142,35 @@ class RateLimiter:
         except ValueError:
             pass
         return self.block_until(target)
+
+
+#: Share of the venue's limit the bucket uses (room for clock skew).
+HEADROOM = 0.95
+_ACCOUNTS: dict[tuple[str, int], RateLimiter] = {}
+_ACCOUNTS_LOCK = threading.Lock()
+
+
+def account_limiter(key_id: str, per_minute: int = 200) -> RateLimiter:
+    """The one ``RateLimiter`` of this process for the account of ``key_id``.
+
+    Parameters
+    ----------
+    key_id : str
+        The account's API key id (kept only as a SHA-256 digest).
+    per_minute : int
+        The account's limit in requests per minute; the bucket runs at ``HEADROOM`` of it.
+
+    Returns
+    -------
+    RateLimiter
+        The same object for every adapter of that account and limit.
+    """
+    if per_minute < 1:
+        raise ValueError(f"per_minute must be >= 1, got {per_minute}")
+    digest = hashlib.sha256(key_id.encode("utf-8")).hexdigest()
+    with _ACCOUNTS_LOCK:
+        lim = _ACCOUNTS.get((digest, per_minute))
+        if lim is None:
+            lim = RateLimiter(rate=per_minute * HEADROOM, per=60.0)
+            _ACCOUNTS[(digest, per_minute)] = lim
+        return lim

@@ -1,0 +1,170 @@
+"""Performance metrics of a run from its daily equity curve and its fills.
+
+Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the starting equity;
+252 sessions a year; risk-free rate 0 (the Sharpe and Sortino ratios are of raw returns).
+
+* Sharpe: ``mean(r) / std(r, ddof=1) * sqrt(252)``.
+* Sortino: ``mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(252)`` (target 0, all periods in the
+  downside deviation; Sortino and Price 1994).
+* Max drawdown: ``max_t (1 - E_t / max_{s<=t} E_s)``, the starting equity included.
+* Turnover: traded notional / mean equity (and per year).
+* Hit rate: share of closed round trips (FIFO per symbol) with a positive P&L.
+* Deflated Sharpe ratio (Bailey and Lopez de Prado 2014, eq. 2 and the expected maximum
+  Sharpe of N trials): the probability that the true per-period Sharpe exceeds
+  ``SR_0 = sqrt(V) ((1 - g) Z^{-1}(1 - 1/N) + g Z^{-1}(1 - 1/(N e)))``, ``g`` the
+  Euler-Mascheroni constant, ``V`` the variance of the Sharpe estimator
+  ``(1 - skew SR + (kurt - 1) / 4 SR^2) / (T - 1)`` (Mertens 2002) standing in for the variance
+  across trials; with one trial ``SR_0 = 0`` and it is the probabilistic Sharpe ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+TRADING_DAYS = 252
+EULER_GAMMA = 0.5772156649015329
+
+
+def daily_returns(equity: Sequence[float], initial: float) -> np.ndarray:
+    """Return simple daily returns of ``equity`` with ``initial`` as the equity before day one."""
+    e = np.asarray([initial, *equity], dtype=float)
+    out: np.ndarray = e[1:] / e[:-1] - 1.0
+    return out
+
+
+def sharpe(r: np.ndarray) -> float:
+    """Return the annualised Sharpe ratio of daily returns (NaN with < 2 returns or no spread)."""
+    if len(r) < 2 or np.std(r, ddof=1) == 0:
+        return math.nan
+    return float(np.mean(r) / np.std(r, ddof=1) * math.sqrt(TRADING_DAYS))
+
+
+def sortino(r: np.ndarray) -> float:
+    """Return the annualised Sortino ratio (target 0) of daily returns (NaN without losses)."""
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) if len(r) else 0.0
+    if downside == 0:
+        return math.nan
+    return float(np.mean(r) / downside * math.sqrt(TRADING_DAYS))
+
+
+def max_drawdown(equity: Sequence[float], initial: float) -> float:
+    """Return the largest peak-to-trough loss as a fraction of the peak (0 when none)."""
+    e = np.asarray([initial, *equity], dtype=float)
+    peaks = np.maximum.accumulate(e)
+    return float(np.max(1.0 - e / peaks))
+
+
+def deflated_sharpe(r: np.ndarray, trials: int) -> dict[str, float]:
+    """Return the deflated Sharpe ratio of daily returns ``r`` after ``trials`` trials.
+
+    Returns
+    -------
+    dict
+        ``value`` (a probability), ``sr`` (per period), ``sr0`` (the hurdle), ``trials``,
+        ``skew``, ``kurtosis`` (non-excess), ``n``.
+    """
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    n = len(r)
+    if n < 3 or np.std(r, ddof=1) == 0:
+        return {"value": math.nan, "sr": math.nan, "sr0": math.nan, "trials": trials, "n": n}
+    sr = float(np.mean(r) / np.std(r, ddof=1))
+    skew = float(stats.skew(r, bias=False))
+    kurt = float(stats.kurtosis(r, fisher=False, bias=False))
+    var_sr = max((1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2) / (n - 1), 1e-12)
+    if trials == 1:
+        sr0 = 0.0
+    else:
+        z = stats.norm.ppf
+        sr0 = math.sqrt(var_sr) * (
+            (1 - EULER_GAMMA) * z(1 - 1 / trials) + EULER_GAMMA * z(1 - 1 / (trials * math.e))
+        )
+    value = float(stats.norm.cdf((sr - sr0) / math.sqrt(var_sr)))
+    return {
+        "value": value,
+        "sr": sr,
+        "sr0": sr0,
+        "trials": trials,
+        "skew": skew,
+        "kurtosis": kurt,
+        "n": n,
+    }
+
+
+def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
+    """Return the P&L of each closed lot, matching fills FIFO per symbol (longs and shorts)."""
+    book: dict[str, deque[list[Decimal]]] = {}
+    pnl: list[float] = []
+    for f in fills:
+        qty = Decimal(str(f["qty"])) * (1 if f["side"] == "buy" else -1)
+        price = Decimal(str(f["price"]))
+        lots = book.setdefault(str(f["symbol"]), deque())
+        while qty != 0 and lots and (lots[0][0] > 0) != (qty > 0):
+            lot = lots[0]
+            take = min(abs(qty), abs(lot[0]))
+            sign = 1 if lot[0] > 0 else -1
+            pnl.append(float(take * (price - lot[1]) * sign))
+            lot[0] -= take * sign
+            qty += take * sign
+            if lot[0] == 0:
+                lots.popleft()
+        if qty != 0:
+            lots.append([qty, price])
+    return pnl
+
+
+def compute_metrics(
+    equity: Sequence[float],
+    initial: float,
+    fills: Sequence[Mapping[str, Any]],
+    *,
+    trials: int,
+    commission_per_share: float,
+    slippage_bps: float,
+    spread_bps: float,
+) -> dict[str, Any]:
+    """Return every metric of the module docstring for one run.
+
+    Costs are those the simulated exchange charges: the commission per share, slippage in
+    basis points of each fill's notional and half the quoted spread.
+    """
+    r = daily_returns(equity, initial)
+    notional = sum(float(abs(Decimal(str(f["qty"]))) * Decimal(str(f["price"]))) for f in fills)
+    shares = sum(float(abs(Decimal(str(f["qty"])))) for f in fills)
+    mean_eq = float(np.mean([initial, *equity]))
+    years = max(len(r), 1) / TRADING_DAYS
+    trips = round_trips(fills)
+    commission = shares * commission_per_share
+    slippage = notional * slippage_bps / 1e4
+    spread = notional * spread_bps / 2 / 1e4
+    return {
+        "sessions": len(r),
+        "initial_equity": initial,
+        "final_equity": float(equity[-1]) if len(equity) else initial,
+        "total_return": float(equity[-1] / initial - 1) if len(equity) else 0.0,
+        "sharpe": sharpe(r),
+        "sortino": sortino(r),
+        "max_drawdown": max_drawdown(equity, initial),
+        "turnover": notional / mean_eq,
+        "turnover_per_year": notional / mean_eq / years,
+        "hit_rate": (sum(1 for p in trips if p > 0) / len(trips)) if trips else math.nan,
+        "round_trips": len(trips),
+        "fills": len(fills),
+        "traded_notional": notional,
+        "costs": {
+            "commission": commission,
+            "slippage": slippage,
+            "half_spread": spread,
+            "total": commission + slippage + spread,
+        },
+        "deflated_sharpe": deflated_sharpe(r, trials),
+        "risk_free_rate": 0.0,
+        "periods_per_year": TRADING_DAYS,
+    }

@@ -1,0 +1,190 @@
+"""The report folder of a simulated run: ``report.html``, PNG charts, ``metrics.json``, journal.
+
+Charts (matplotlib, Agg backend): the equity curve, the drawdown, the exposure (gross market
+value / equity) and each model's contribution (the sum over the run of the model's journaled
+votes, value x confidence, per model). ``metrics.json`` holds the daily equity curve and every
+number of ``v28quant.backtest.metrics``; ``journal.sqlite`` is a consistent copy of the run's
+journal (SQLite online backup), so the folder stands on its own.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import sqlite3
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from v28quant.backtest.metrics import compute_metrics
+from v28quant.config import BacktestConfig
+from v28quant.journal import Journal
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    return x
+
+
+def model_contributions(journal: Journal) -> dict[str, dict[str, float]]:
+    """Return per model: signal count, summed vote (value x confidence) and mean confidence."""
+    sig = journal.signals()
+    out: dict[str, dict[str, float]] = {}
+    if sig.empty:
+        return out
+    sig = sig.assign(vote=sig["value"] * sig["confidence"])
+    for model, g in sig.groupby("model"):
+        out[str(model)] = {
+            "signals": float(len(g)),
+            "vote_sum": float(g["vote"].sum()),
+            "abs_vote_sum": float(g["vote"].abs().sum()),
+            "mean_confidence": float(g["confidence"].mean()),
+        }
+    return out
+
+
+def _charts(
+    folder: Path,
+    days: list[date],
+    equity: list[float],
+    exposure: list[float],
+    initial: float,
+    contrib: dict[str, dict[str, float]],
+) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = []
+    x = np.asarray(days, dtype="datetime64[D]")
+    e = np.asarray(equity)
+    peaks = np.maximum.accumulate(np.concatenate([[initial], e]))[1:]
+    series = [
+        ("equity_curve.png", "Equity (USD)", e),
+        ("drawdown.png", "Drawdown (fraction of peak)", -(1 - e / peaks)),
+        ("exposure.png", "Gross exposure / equity", np.asarray(exposure) / e),
+    ]
+    for fname, title, y in series:
+        fig, ax = plt.subplots(figsize=(8, 3))
+        ax.plot(x, y, marker="o" if len(days) < 30 else None)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        fig.savefig(folder / fname, dpi=90)
+        plt.close(fig)
+        names.append(fname)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    models = sorted(contrib)
+    ax.barh(models, [contrib[m]["vote_sum"] for m in models])
+    ax.set_title("Per-model contribution: sum of value x confidence over the run")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(folder / "model_contribution.png", dpi=90)
+    plt.close(fig)
+    names.append("model_contribution.png")
+    return names
+
+
+def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -> str:
+    rows = []
+    for key in ("sessions", "initial_equity", "final_equity", "total_return", "sharpe"):
+        rows.append((key, metrics[key]))
+    for key in ("sortino", "max_drawdown", "turnover", "turnover_per_year", "hit_rate"):
+        rows.append((key, metrics[key]))
+    rows += [("round_trips", metrics["round_trips"]), ("fills", metrics["fills"])]
+    rows += [(f"costs.{k}", v) for k, v in metrics["costs"].items()]
+    dsr = metrics["deflated_sharpe"]
+    rows.append((f"deflated_sharpe (trials = {dsr['trials']})", dsr["value"]))
+
+    def fmt(v: Any) -> str:
+        return f"{v:,.4f}" if isinstance(v, float) else html.escape(str(v))
+
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in rows)
+    models = "".join(
+        f"<tr><th>{html.escape(m)}</th><td>{int(c['signals'])}</td><td>{c['vote_sum']:.3f}</td>"
+        f"<td>{c['mean_confidence']:.3f}</td></tr>"
+        for m, c in sorted(contrib.items())
+    )
+    imgs = "".join(f'<p><img src="{c}" alt="{c}"></p>' for c in charts)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>v28quant report</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;"
+        "text-align:left}</style></head><body><h1>v28quant run report</h1>"
+        "<p>Simulated exchange on replay data; risk-free rate 0; 252 sessions a year.</p>"
+        f"<table>{table}</table><h2>Models</h2><table><tr><th>model</th><th>signals</th>"
+        f"<th>sum of value x confidence</th><th>mean confidence</th></tr>{models}</table>"
+        f"<h2>Charts</h2>{imgs}<p>Journal: journal.sqlite; numbers: metrics.json.</p>"
+        "</body></html>"
+    )
+
+
+def write_report(
+    folder: Path,
+    journal_path: Path,
+    equity: Sequence[tuple[date, Decimal, Decimal]],
+    *,
+    initial_equity: Decimal,
+    trials: int,
+    costs: BacktestConfig,
+) -> dict[str, Any]:
+    """Write the report folder and return the metrics written to ``metrics.json``.
+
+    Parameters
+    ----------
+    folder : Path
+        Created if missing.
+    journal_path : Path
+        The run's journal (closed or open; copied with SQLite's backup API).
+    equity : sequence of (date, equity, gross exposure)
+        One row per session close, in order.
+    initial_equity : Decimal
+        Equity before the first session.
+    trials : int
+        Parameter sets tried to arrive at this run (deflated Sharpe).
+    costs : BacktestConfig
+        The simulated exchange's commission, slippage and spread.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with Journal(journal_path) as journal:
+        fills = journal.fills()
+        contrib = model_contributions(journal)
+    days = [d for d, _, _ in equity]
+    eq = [float(e) for _, e, _ in equity]
+    exposure = [float(x) for _, _, x in equity]
+    metrics = compute_metrics(
+        eq,
+        float(initial_equity),
+        fills,
+        trials=trials,
+        commission_per_share=costs.commission_per_share,
+        slippage_bps=costs.slippage_bps,
+        spread_bps=costs.spread_bps,
+    )
+    metrics["equity_curve"] = [
+        {"date": d.isoformat(), "equity": e, "exposure": x}
+        for d, e, x in zip(days, eq, exposure, strict=True)
+    ]
+    metrics["model_contributions"] = contrib
+    metrics["journal"] = "journal.sqlite"
+    charts = _charts(folder, days, eq, exposure, float(initial_equity), contrib)
+    (folder / "metrics.json").write_text(json.dumps(_finite(metrics), indent=1, default=str))
+    (folder / "report.html").write_text(_html(metrics, charts, contrib), encoding="utf-8")
+    copy = folder / "journal.sqlite"
+    if copy.resolve() != journal_path.resolve():
+        src = sqlite3.connect(str(journal_path))
+        dst = sqlite3.connect(str(copy))
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+    return metrics

@@ -1,0 +1,187 @@
+"""The operator's command line, ``v28quant``: reads and writes the journal only.
+
+``status``, ``why SYMBOL``, ``halt``, ``resume``, ``flatten`` and ``report`` need neither the
+runner nor the broker: the runner journals what it does (its start, each cycle, the regime,
+risk marks, orders, fills) and reads the kill switch from the journal at every cycle, so a
+``halt`` written here stops new orders at the next cycle and a ``flatten`` is carried out by the
+runner at its next cycle (or at its next start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from v28quant.journal import Journal
+from v28quant.risk import FLATTEN, HALT, MARK, RESUME, RISK_ENGINE, halt_state, record_control
+
+
+def _journal_path(arg: Path | None) -> Path:
+    if arg is not None:
+        return arg
+    from v28quant.settings import load_settings
+
+    return load_settings().journal_path
+
+
+def _last(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return rows[-1] if rows else None
+
+
+def status(journal: Journal) -> list[str]:
+    """Return the status lines: run, kill switch, regime, P&L, positions, orders, last cycles."""
+    out = []
+    start = _last(journal.decisions(engine="runner", action="start"))
+    if start:
+        r = start["reasoning"]
+        out.append(
+            f"last start: {start['ts']:%Y-%m-%d %H:%M:%S}Z mode {r.get('mode')}, pid {r.get('pid')}"
+        )
+        out.append(f"broker: {r.get('broker')}")
+    else:
+        out.append("last start: none journaled")
+    state = halt_state(journal)
+    out.append(
+        f"kill switch: HALTED since {state.since} by {state.by}: {state.reason}"
+        + (" (flatten pending)" if state.flatten_pending else "")
+        if state.halted
+        else "kill switch: off (trading allowed)"
+    )
+    regime = _last(journal.decisions(engine="regime", action="regime"))
+    if regime:
+        r = regime["reasoning"]
+        out.append(
+            f"regime: {r.get('label')} (risk multiplier {r.get('risk_multiplier')}) at "
+            f"{regime['ts']:%Y-%m-%d %H:%M}Z"
+        )
+    mark = _last(journal.decisions(engine=RISK_ENGINE, action=MARK))
+    if mark:
+        r = mark["reasoning"]
+        eq, start_eq, peak = (float(r[k]) for k in ("equity", "day_start", "peak"))
+        out.append(
+            f"equity {eq:,.2f}; day P&L {eq - start_eq:+,.2f}; drawdown from peak "
+            f"{(peak - eq) / peak if peak else 0:.2%} (at {mark['ts']:%Y-%m-%d %H:%M}Z)"
+        )
+    positions = journal.last_positions()
+    out.append(
+        "positions: "
+        + (", ".join(f"{s} {q}" for s, q in sorted(positions.items())) if positions else "none")
+    )
+    orders = journal.open_orders()
+    out.append(f"open orders: {len(orders)}")
+    for o in orders[:20]:
+        req = o.get("request") or {}
+        out.append(
+            f"  {o['client_order_id']} {o['status']} {req.get('side')} {req.get('qty')} "
+            f"{req.get('symbol')}"
+        )
+    cycles = journal.decisions(action="cycle")
+    last_by_engine: dict[str, dict[str, Any]] = {}
+    for c in cycles:
+        last_by_engine[c["engine"]] = c
+    for engine, c in sorted(last_by_engine.items()):
+        r = c["reasoning"]
+        out.append(
+            f"last {engine} cycle: {c['ts']:%Y-%m-%d %H:%M}Z, {r.get('signals')} signal(s), "
+            f"{r.get('orders')} order(s), {r.get('denied')} denied; {r.get('note', '')}"
+        )
+    return out
+
+
+def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
+    """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest)."""
+    query = getattr(journal, "why", None)
+    if query is not None:
+        answer = query(symbol, at=at)
+        text = answer if isinstance(answer, str) else json.dumps(answer, indent=1, default=str)
+        return text.splitlines()
+    sig = journal.signals()
+    sig = sig[sig["symbol"] == symbol.upper()]
+    if at is not None:
+        sig = sig[sig["ts"] <= at]
+    if sig.empty:
+        return [f"no signals journaled for {symbol.upper()}"]
+    ts = sig["ts"].max()
+    lines = [f"{symbol.upper()} at {ts}:"]
+    for _, r in sig[sig["ts"] == ts].iterrows():
+        lines.append(
+            f"  {r['model']}: value {r['value']:+.3f} confidence {r['confidence']:.2f} "
+            f"{json.dumps(r['reasoning'], default=str)}"
+        )
+    for d in journal.decisions():
+        if d["symbol"] == symbol.upper() and d["ts"] == ts.to_pydatetime():
+            lines.append(f"  decision {d['action']} by {d['engine']}: {d['reasoning']}")
+    return lines
+
+
+def report(journal: Journal, day: date | None) -> list[str]:
+    """Return the roll-up of ``day`` (default: the day of the latest journaled signal or fill)."""
+    if day is None:
+        fills = journal.fills()
+        sig = journal.signals()
+        stamps = [f["ts"] for f in fills[-1:]]
+        if not sig.empty:
+            stamps.append(sig["ts"].max().to_pydatetime())
+        if not stamps:
+            return ["nothing journaled yet"]
+        from v28quant.calendar import ET
+
+        day = max(stamps).astimezone(ET).date()
+    summary = journal.daily_summary(day)
+    return json.dumps(summary, indent=1, default=str).splitlines()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``v28quant`` argument parser."""
+    p = argparse.ArgumentParser(prog="v28quant", description=__doc__.splitlines()[0])
+    p.add_argument("--journal", type=Path, help="journal file (default: V28_JOURNAL)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("status", help="mode, broker, regime, positions, P&L, orders, last cycle")
+    w = sub.add_parser("why", help="the reasons on record for a symbol")
+    w.add_argument("symbol")
+    w.add_argument("--at", help="ISO time (default: the latest)")
+    for name, what in ((HALT, "stop new orders"), (RESUME, "allow orders again")):
+        c = sub.add_parser(name, help=what)
+        c.add_argument("--reason", default=f"operator {name}")
+    f = sub.add_parser(FLATTEN, help="halt, cancel our orders and close every position")
+    f.add_argument("--reason", default="operator flatten")
+    r = sub.add_parser("report", help="the roll-up of one day")
+    r.add_argument("--day", help="YYYY-MM-DD (default: the latest)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one operator command; return the exit status (2 on a bad argument)."""
+    args = build_parser().parse_args(argv)
+    path = _journal_path(args.journal)
+    if not path.is_file():
+        print(f"error: no journal at {path} (set --journal or V28_JOURNAL)", file=sys.stderr)
+        return 2
+    try:
+        at = datetime.fromisoformat(args.at) if getattr(args, "at", None) else None
+        day = date.fromisoformat(args.day) if getattr(args, "day", None) else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    with Journal(path) as journal:
+        if args.command == "status":
+            lines = status(journal)
+        elif args.command == "why":
+            lines = why(journal, args.symbol, at)
+        elif args.command == "report":
+            lines = report(journal, day)
+        else:
+            record_control(journal, args.command, args.reason, "operator", datetime.now(UTC))
+            lines = [f"{args.command} journaled in {path}: the runner acts on it at its next cycle"]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

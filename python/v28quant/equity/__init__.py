@@ -1,0 +1,1 @@
+"""The equity engine and its signal sources."""

@@ -1,0 +1,241 @@
+"""The equity engine: universe -> CAPM screen -> signals -> aggregator -> sizing -> orders.
+
+Pre-market (after the runner's own job has loaded the history and assessed the regime): every
+signal source refits on the daily history (GARCH, CAPM, HMM, the ML classifiers; the adapters
+of ``v28quant.models`` too when that package is installed), each in a worker thread so the event
+loop keeps serving; a failing source is logged and journaled and the others go on. The CAPM
+ranking screens the universe: the ``screen_keep`` symbols with the highest expected return, plus
+whatever is held.
+
+Each cycle: the sources' signals for the screened and held symbols are journaled (once per data
+time), aggregated with the regime's weights (``SignalAggregator``, threshold from settings:
+``[aggregator]``, or ``[paper]`` in paper mode), turned into target weights
+(``v28quant.equity.sizing``), gated by the stacked ensemble, checked by the risk gate and placed
+through the execution service with ``Owner("equity", "aggregate", ...)``. Decision ids are the
+session, the cycle slot and the symbol, so a restart inside a slot re-sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from v28quant.broker.base import OrderRequest, Owner, Side
+from v28quant.calendar import ET
+from v28quant.config import EquityConfig
+from v28quant.engines import CycleReport, EngineContext
+from v28quant.equity.sizing import ml_veto, target_qty, target_weight
+from v28quant.equity.sources import MarketView, data_time, default_sources
+from v28quant.signals import Signal
+
+log = logging.getLogger(__name__)
+
+ENGINE = "equity"
+STRATEGY = "aggregate"
+
+
+def _registry_adapters() -> list[Any]:
+    """Return the adapters of ``v28quant.models`` when that package is installed."""
+    try:
+        from v28quant.models import all_equity_adapters  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    return list(all_equity_adapters())
+
+
+class EquityEngine:
+    """The equity engine (see the module docstring).
+
+    Parameters
+    ----------
+    config : EquityConfig
+        ``[equity]`` of the settings.
+    sources : list, optional
+        Signal sources (default: the built-in ones and the ``v28quant.models`` adapters).
+    """
+
+    name = ENGINE
+
+    def __init__(self, config: EquityConfig, sources: list[Any] | None = None) -> None:
+        self.cfg = config
+        self.sources = sources if sources is not None else self._default_sources()
+        self.view: MarketView | None = None
+        self.screened: list[str] = []
+        self._journaled: set[tuple[str, str, str]] = set()
+
+    def _default_sources(self) -> list[Any]:
+        own = default_sources(self.cfg.rf_annual)
+        extra = _registry_adapters()
+        names = {getattr(a, "name", "") for a in extra}
+        return [s for s in own if s.name not in names] + extra
+
+    @property
+    def garch_vol(self) -> dict[str, float]:
+        """Return the GARCH volatility forecasts (annualised) of the day, by symbol."""
+        for s in self.sources:
+            if s.name == "garch":
+                return dict(s.vol)
+        return {}
+
+    async def premarket(self, ctx: EngineContext) -> None:
+        """Refit every source on the day's history and screen the universe."""
+        closes = ctx.shared.get("closes")
+        if closes is None or closes.empty:
+            raise RuntimeError("no daily history from the runner's pre-market job")
+        market = str(ctx.shared["market_symbol"])
+        symbols = [s for s in ctx.universe if s in closes and closes[s].notna().sum() > 260]
+        view = MarketView(
+            now=ctx.now,
+            symbols=symbols,
+            bars=ctx.shared["bars"],
+            closes=closes,
+            market=market,
+            data_ts=data_time(closes.index, ctx.now),
+            model_dir=ctx.model_dir,
+            journal=ctx.journal,
+        )
+        for src in self.sources:
+            try:
+                await asyncio.to_thread(src.refit, view)
+            except Exception as exc:  # one family failing must not stop the others
+                log.exception("equity: source %s failed to refit: %s", src.name, exc)
+                ctx.journal.record_decision(
+                    f"equity-refit-{src.name}-{ctx.now.isoformat()}",
+                    ENGINE,
+                    "premarket",
+                    "*",
+                    "error",
+                    {"source": src.name, "error": f"{type(exc).__name__}: {exc}"},
+                    ctx.now,
+                )
+        self.view = view
+        self.screened = self._screen(symbols)
+        ctx.journal.record_decision(
+            f"equity-screen-{ctx.now.isoformat()}",
+            ENGINE,
+            "capm_screen",
+            "*",
+            "screen",
+            {"kept": self.screened, "universe": symbols, "keep": self.cfg.screen_keep},
+            ctx.now,
+        )
+        log.info("equity: CAPM screen keeps %s", ",".join(self.screened))
+
+    def _screen(self, symbols: list[str]) -> list[str]:
+        for s in self.sources:
+            if s.name == "capm" and not s.ranking.empty:
+                ranked = [str(x) for x in s.ranking.index if x in symbols]
+                return ranked[: self.cfg.screen_keep]
+        return symbols[: self.cfg.screen_keep]
+
+    def _journal_signals(self, ctx: EngineContext, signals: list[Signal]) -> int:
+        n = 0
+        for s in signals:
+            key = (s.model, s.symbol, s.ts.isoformat())
+            if key in self._journaled:
+                continue
+            self._journaled.add(key)
+            ctx.journal.record_signal(s)
+            n += 1
+        return n
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        """Aggregate, size, gate, check and place (see the module docstring)."""
+        slot = ctx.now
+        if self.view is None or ctx.regime is None:
+            return CycleReport(ENGINE, slot, note="no pre-market data; nothing to do")
+        account = await ctx.broker.account()
+        positions = await ctx.broker.positions()
+        held = {p.symbol: p for p in positions if p.asset_class == "us_equity" and p.qty != 0}
+        symbols = sorted(set(self.screened) | set(held))
+        view = replace(self.view, now=ctx.now, symbols=symbols)
+        signals = [s for src in self.sources for s in src.signals(view)]
+        n_sig = self._journal_signals(ctx, signals)
+        aggregates = ctx.aggregator.aggregate(signals, ctx.regime.state, now=ctx.now)
+        quotes = await ctx.feed.latest_quotes(symbols)
+        equity = Decimal(account.equity)
+        ensemble = {s.symbol: s for s in signals if s.model == "stacked_ensemble"}
+        vols = self.garch_vol
+        share = float(ctx.shared.get("capital_split", {}).get(ENGINE, 1.0))
+        orders = denied = 0
+        details: dict[str, Any] = {}
+        day = slot.astimezone(ET)
+        for sym in symbols:
+            agg = aggregates.get(sym)
+            quote = quotes.get(sym)
+            if agg is None or quote is None or quote.bid <= 0 or quote.ask <= 0:
+                continue
+            price = quote.mid
+            held_qty = held[sym].qty if sym in held else Decimal(0)
+            decision_id = f"{day:%Y-%m-%d}-{day:%H%M}-{sym}"
+            reasoning: dict[str, Any] = {
+                "aggregate": round(agg.value, 4),
+                "confidence": round(agg.confidence, 4),
+                "tradable": agg.tradable,
+                "min_confidence": ctx.aggregator.min_confidence,
+                "regime": agg.regime.label,
+                "contributions": {m: list(c) for m, c in agg.contributions.items()},
+                "risk_multiplier": round(ctx.regime.risk_multiplier, 4),
+                "garch_vol": vols.get(sym),
+                "price": str(price),
+                "data_ts": self.view.data_ts.isoformat(),
+                "synthetic_prices": bool(ctx.synthetic or quote.synthetic),
+            }
+            if not agg.tradable:
+                details[sym] = f"hold: confidence {agg.confidence:.2f} below threshold"
+                continue
+            w = target_weight(
+                agg.value, vols.get(sym, float("nan")), self.cfg, ctx.regime.risk_multiplier, share
+            )
+            target = target_qty(w, equity, price)
+            delta = target - held_qty
+            reasoning["target_weight"] = round(w, 5)
+            reasoning["target_qty"] = str(target)
+            if delta == 0:
+                continue
+            if target != 0 and abs(delta) * price / equity < Decimal(
+                str(self.cfg.min_trade_weight)
+            ):
+                continue
+            direction = 1 if delta > 0 else -1
+            veto = ml_veto(ensemble.get(sym), direction, self.cfg.ml_veto_confidence)
+            if veto is not None:
+                ctx.journal.record_decision(
+                    f"equity-gate-{decision_id}",
+                    ENGINE,
+                    STRATEGY,
+                    sym,
+                    "gated",
+                    {**reasoning, "ml_gate": veto},
+                    ctx.now,
+                )
+                details[sym] = "gated by the stacked ensemble"
+                continue
+            side: Side = "buy" if delta > 0 else "sell"
+            request = OrderRequest.equity(
+                sym, abs(delta), side, owner=Owner(ENGINE, STRATEGY, decision_id)
+            )
+            verdict = ctx.risk.check(request, price, account, positions, ctx.now, cycle=slot)
+            if not verdict.allowed:
+                denied += 1
+                continue
+            ctx.journal.record_decision(
+                decision_id, ENGINE, STRATEGY, sym, side, reasoning, ctx.now
+            )
+            outcome = await ctx.executor.place(self._decision(request, reasoning, price))
+            orders += 1
+            details[sym] = f"{side} {abs(delta)}: {outcome.status}"
+        return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
+
+    @staticmethod
+    def _decision(request: OrderRequest, reasoning: dict[str, Any], price: Decimal) -> Any:
+        from v28quant.execution import Decision
+
+        return Decision(request, reasoning, est_price=price)
+
+    async def end_of_day(self, ctx: EngineContext) -> None:
+        """Drop the day's signal bookkeeping (the next day refits)."""
+        self._journaled.clear()

@@ -1,0 +1,69 @@
+"""From aggregates to target weights and share quantities.
+
+Target weight of a symbol (fraction of equity, long positive):
+
+``w = value x (target_vol / sigma_garch) x risk_multiplier x capital_share``
+
+clipped to ``[-max_weight, max_weight]`` (``[0, max_weight]`` without shorting). ``value`` is
+the aggregate in [-1, 1]; ``sigma_garch`` the GARCH one-day forecast, annualised, so a symbol
+twice as volatile gets half the weight (volatility targeting); ``risk_multiplier`` the regime
+controller's scale times the POMDP controller's exposure; ``capital_share`` the allocator's
+share of the account for this engine.
+
+ML gating: when the stacked ensemble votes against the direction of the trade with a confidence
+of at least ``ml_veto_confidence``, the trade is not made.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from v28quant.config import EquityConfig
+from v28quant.signals import Signal
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One symbol's target and how it was reached."""
+
+    symbol: str
+    weight: float
+    value: float
+    vol: float
+    reason: str
+
+
+def target_weight(
+    value: float, vol: float, cfg: EquityConfig, risk_multiplier: float, capital_share: float
+) -> float:
+    """Return the target weight of the module docstring (0 for a non-positive volatility)."""
+    if not (math.isfinite(vol) and vol > 0):
+        return 0.0
+    w = value * (cfg.target_vol / vol) * risk_multiplier * capital_share
+    lo = -cfg.max_weight if cfg.allow_short else 0.0
+    return float(min(max(w, lo), cfg.max_weight))
+
+
+def target_qty(weight: float, equity: Decimal, price: Decimal) -> Decimal:
+    """Return whole shares worth ``weight`` of ``equity`` at ``price`` (rounded toward zero)."""
+    if price <= 0:
+        raise ValueError(f"price must be > 0, got {price}")
+    raw = Decimal(str(weight)) * equity / price
+    return raw.quantize(Decimal(1), rounding=ROUND_DOWN)
+
+
+def ml_veto(ensemble: Signal | None, direction: int, threshold: float) -> dict[str, Any] | None:
+    """Return why the ensemble blocks a trade in ``direction`` (+1 buy, -1 sell), or None."""
+    if ensemble is None or direction == 0 or ensemble.value == 0:
+        return None
+    opposed = (ensemble.value > 0) != (direction > 0)
+    if opposed and ensemble.confidence >= threshold:
+        return {
+            "ensemble_value": round(ensemble.value, 4),
+            "ensemble_confidence": round(ensemble.confidence, 4),
+            "threshold": threshold,
+        }
+    return None

@@ -1,0 +1,324 @@
+"""Signal sources of the equity engine: daily models refitted pre-market, read every cycle.
+
+Each source turns one model family's output into ``Signal``s stamped with the data time of the
+last close they used (never the wall clock). ``confidence`` follows ``v28quant.signals``: how
+much the model's own record and its current input support the value, not ``|value|`` again.
+
+* ``garch``: GARCH(1,1) one-day volatility forecast against the trailing 21-day realised vol; a
+  forecast above the trailing level (volatility rising) is bearish. Confidence: the fit
+  converged and is stationary (persistence < 1), scaled by the sample length. The forecasts also
+  size positions (volatility targeting).
+* ``capm``: annualised alpha from the CAPM regression on the market proxy; value
+  ``tanh(alpha / 10 %)``, confidence from the alpha's t-statistic (``|t| / 3`` capped at 1).
+  The same regression ranks the universe (the CAPM screen).
+* ``hmm``: a Gaussian HMM per symbol (``v28quant.regime.hmm``); value = P(bull_quiet) -
+  P(bear states), confidence = the filtered probability of the most likely state.
+* ``xgboost`` and ``stacked_ensemble``: direction classifiers on ``v28quant.ml.features``,
+  trained on a purged window, validated on the most recent held-out quarter, kept in the model
+  store and refreshed when older than ``refresh_days``; value ``2 P(up) - 1``, confidence the
+  model's own (calibrated ``|2 P(up) - 1|``) times its held-out hit-rate edge.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from v28quant.calendar import ET
+from v28quant.signals import Signal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MarketView:
+    """What a source sees: daily history up to the last completed close.
+
+    Attributes
+    ----------
+    now : datetime
+        The decision time.
+    symbols : list of str
+        The symbols to produce signals for.
+    bars : DataFrame
+        Long daily bars (``BAR_COLUMNS``) of the symbols and the market proxy.
+    closes : DataFrame
+        Wide closes, one column per symbol.
+    market : str
+        The market proxy's column.
+    data_ts : datetime
+        Time of the last close in ``closes`` (the signals' ``ts``).
+    """
+
+    now: datetime
+    symbols: list[str]
+    bars: pd.DataFrame
+    closes: pd.DataFrame
+    market: str
+    data_ts: datetime
+    model_dir: Any = None
+    journal: Any = None
+
+    @property
+    def log_returns(self) -> pd.DataFrame:
+        """Return daily log returns of ``closes``."""
+        return pd.DataFrame(np.log(self.closes)).diff().iloc[1:]
+
+
+def data_time(index: pd.Index, now: datetime) -> datetime:
+    """Return the close time (16:00 New York) of the last row's session, at most ``now``."""
+    last = pd.Timestamp(index[-1])
+    day = (last.tz_convert(ET) if last.tzinfo else last.tz_localize(ET)).date()
+    return min(datetime.combine(day, time(16, 0), ET), now)
+
+
+class SignalSource(Protocol):
+    """A model family as the equity engine uses it."""
+
+    name: str
+
+    def refit(self, view: MarketView) -> None:
+        """Fit on the history in ``view`` (pre-market)."""
+        ...
+
+    def signals(self, view: MarketView) -> list[Signal]:
+        """Return this family's signals for ``view.symbols``."""
+        ...
+
+
+@dataclass
+class GarchSource:
+    """GARCH(1,1) volatility forecasts: signals and the sizing volatility (annualised)."""
+
+    name: str = "garch"
+    window: int = 1000
+    vol: dict[str, float] = field(default_factory=dict)
+    _sig: list[Signal] = field(default_factory=list)
+
+    def refit(self, view: MarketView) -> None:
+        """Fit each symbol's returns (in percent) and forecast one day ahead."""
+        from v28quant.quant_models import garch
+
+        self.vol, self._sig = {}, []
+        rets = view.log_returns
+        for sym in view.symbols:
+            r = rets[sym].dropna().to_numpy()[-self.window :]
+            if len(r) < 250:
+                continue
+            try:
+                fit = garch.fit(100.0 * r)
+            except ValueError as exc:
+                log.warning("garch fit of %s failed: %s", sym, exc)
+                continue
+            forecast = math.sqrt(float(fit.forecast(1)[0]) * 252.0) / 100.0
+            trailing = float(np.std(r[-21:], ddof=1) * math.sqrt(252.0))
+            if not (math.isfinite(forecast) and forecast > 0):
+                continue
+            self.vol[sym] = forecast
+            stationary = bool(fit.converged) and fit.persistence < 1.0
+            conf = (0.6 if stationary else 0.15) * min(1.0, len(r) / self.window)
+            value = float(np.clip((trailing - forecast) / forecast, -1.0, 1.0))
+            reasoning = {
+                "forecast_vol": round(forecast, 5),
+                "trailing_vol_21d": round(trailing, 5),
+                "persistence": round(float(fit.persistence), 5),
+                "converged": bool(fit.converged),
+            }
+            self._sig.append(Signal(self.name, sym, value, conf, reasoning, view.data_ts))
+
+    def signals(self, view: MarketView) -> list[Signal]:
+        """Return the day's GARCH signals."""
+        return [s for s in self._sig if s.symbol in view.symbols]
+
+
+@dataclass
+class CapmSource:
+    """CAPM alpha and expected return; ``ranking`` is the day's screen."""
+
+    rf_annual: float = 0.04
+    name: str = "capm"
+    window: int = 756
+    ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
+    _sig: list[Signal] = field(default_factory=list)
+
+    def refit(self, view: MarketView) -> None:
+        """Regress the symbols' simple returns on the market's over ``window`` days."""
+        from v28quant.quant_models import capm
+
+        simple = view.closes.pct_change().iloc[1:].iloc[-self.window :]
+        cols = [s for s in view.symbols if s in simple] + [view.market]
+        self.ranking = capm.screen(
+            simple[cols], market=view.market, rf=self.rf_annual / 252.0, sort_by="expected_return"
+        )
+        self._sig = []
+        for sym, row in self.ranking.iterrows():
+            alpha, t = float(row["alpha"]), float(row["alpha_t"])
+            reasoning = {
+                "alpha": round(alpha, 6),
+                "alpha_t": round(t, 3),
+                "beta": round(float(row["beta"]), 4),
+                "expected_return": round(float(row["expected_return"]), 6),
+                "r_squared": round(float(row["r_squared"]), 4),
+            }
+            conf = float(min(1.0, abs(t) / 3.0)) if math.isfinite(t) else 0.0
+            value = float(np.tanh(alpha / 0.10))
+            self._sig.append(Signal(self.name, str(sym), value, conf, reasoning, view.data_ts))
+
+    def signals(self, view: MarketView) -> list[Signal]:
+        """Return the day's CAPM signals."""
+        return [s for s in self._sig if s.symbol in view.symbols]
+
+
+@dataclass
+class HmmSource:
+    """Per-symbol Gaussian HMM regimes read as a directional vote."""
+
+    name: str = "hmm"
+    window: int = 756
+    _sig: list[Signal] = field(default_factory=list)
+
+    def refit(self, view: MarketView) -> None:
+        """Fit a 3-state HMM per symbol and read its filtered state at the last close."""
+        from v28quant.regime.hmm import HmmRegimeDetector
+
+        self._sig = []
+        rets = view.log_returns
+        for sym in view.symbols:
+            r = rets[sym].dropna().iloc[-self.window :]
+            if len(r) < 250:
+                continue
+            try:
+                det = HmmRegimeDetector(n_states=3, seed=0).fit(r)
+                state = det.predict(r, ts=view.data_ts)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                log.warning("hmm fit of %s failed: %s", sym, exc)
+                continue
+            p = dict(state.probabilities)
+            bull = p.get("bull_quiet", 0.0)
+            bear = sum(v for k, v in p.items() if k in ("bear_volatile", "crisis"))
+            value = float(np.clip(bull - bear, -1.0, 1.0))
+            conf = float(max(p.values()))
+            reasoning = {
+                "label": state.label,
+                "probabilities": {k: round(v, 4) for k, v in p.items()},
+            }
+            self._sig.append(Signal(self.name, sym, value, conf, reasoning, view.data_ts))
+
+    def signals(self, view: MarketView) -> list[Signal]:
+        """Return the day's HMM signals."""
+        return [s for s in self._sig if s.symbol in view.symbols]
+
+
+@dataclass
+class MlSource:
+    """XGBoost and the stacked ensemble on shared features, kept in the model store."""
+
+    name: str = "ml"
+    horizon: int = 5
+    refresh_days: int = 30
+    holdout_dates: int = 126
+    models: dict[str, Any] = field(default_factory=dict)
+    edge: dict[str, float] = field(default_factory=dict)
+    _sig: list[Signal] = field(default_factory=list)
+
+    def _train(self, view: MarketView, features: pd.DataFrame) -> None:
+        from v28quant.ml.features import align, make_labels
+        from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
+        from v28quant.ml.model_store import ModelStore
+        from v28quant.ml.stacked_ensemble import StackedEnsemble
+
+        store = ModelStore(view.model_dir, journal=view.journal) if view.model_dir else None
+        day = pd.Timestamp(view.data_ts.date())
+        fresh = {}
+        if store is not None:
+            for name in ("xgboost", "stacked_ensemble"):
+                if store.versions(name):
+                    model, meta = store.load(name)
+                    age = (day - pd.Timestamp(meta.train_end)).days
+                    if 0 <= age <= self.refresh_days and meta.features == list(features.columns):
+                        fresh[name] = (model, meta.validation_scores)
+        if len(fresh) == 2:
+            self.models = {k: m for k, (m, _) in fresh.items()}
+            self.edge = {k: _edge(s) for k, (_, s) in fresh.items()}
+            return
+        labels = make_labels(view.bars[view.bars["symbol"].isin(view.symbols)], self.horizon)
+        X, y = align(features, labels)
+        dates = X.index.get_level_values("date")
+        udates = np.unique(dates)
+        cut = udates[-self.holdout_dates]
+        train = (labels.loc[X.index, "label_end"] < cut).to_numpy() & (dates < cut)
+        test = dates >= cut
+        gap = self.horizon * len(view.symbols)
+        built = {
+            "xgboost": XGBoostModel(EnsembleConfig(calibration_gap=gap, n_estimators=150)),
+            "stacked_ensemble": StackedEnsemble(purge=gap, seed=0),
+        }
+        for name, model in built.items():
+            started = datetime.now(tz=ET)
+            model.fit(X[train], y.loc[train, "direction"])
+            scores = model.score_oos(X[test], y.loc[test, "direction"], y.loc[test, "fwd_ret"])
+            self.models[name], self.edge[name] = model, _edge(scores)
+            if store is not None:
+                store.save(
+                    model,
+                    name,
+                    train_start=str(pd.Timestamp(udates[0]).date()),
+                    train_end=str(day.date()),
+                    features=list(features.columns),
+                    validation_scores={k: float(v) for k, v in scores.items()},
+                    started=started,
+                )
+
+    def refit(self, view: MarketView) -> None:
+        """Build features, load or train the classifiers, and read today's signals."""
+        from v28quant.ml.features import FeatureConfig, build_features, latest_rows
+
+        bars = view.bars[view.bars["symbol"].isin([*view.symbols, view.market])]
+        cfg = FeatureConfig(market=view.market, garch_refit_every=None)
+        features = build_features(bars, cfg)
+        features = features[features.index.get_level_values("symbol") != view.market]
+        self._train(view, features)
+        last = latest_rows(features)
+        last_day = features.index.get_level_values("date").max()
+        stale = set(last.index) - set(features.xs(last_day, level="date").index)
+        self._sig = []
+        for name, model in self.models.items():
+            for s in model.signals(features):
+                if s.symbol in stale:
+                    continue
+                conf = float(np.clip(s.confidence * self.edge.get(name, 0.0), 0.0, 1.0))
+                reasoning = {**s.reasoning, "oos_edge": round(self.edge.get(name, 0.0), 4)}
+                self._sig.append(replace(s, confidence=conf, reasoning=reasoning, ts=view.data_ts))
+
+    def signals(self, view: MarketView) -> list[Signal]:
+        """Return the day's classifier signals."""
+        return [s for s in self._sig if s.symbol in view.symbols]
+
+
+def _edge(scores: dict[str, float]) -> float:
+    """Map a held-out hit rate to [0, 1]: 0 at a coin flip, 1 at a 60 % hit rate."""
+    hit = float(scores.get("hit_rate", 0.5))
+    return float(np.clip((hit - 0.5) / 0.10, 0.0, 1.0)) if math.isfinite(hit) else 0.0
+
+
+def default_sources(rf_annual: float) -> list[Any]:
+    """Return the equity engine's built-in sources, GARCH first (it sizes positions)."""
+    return [GarchSource(), CapmSource(rf_annual=rf_annual), HmmSource(), MlSource()]
+
+
+__all__ = [
+    "CapmSource",
+    "GarchSource",
+    "HmmSource",
+    "MarketView",
+    "MlSource",
+    "SignalSource",
+    "data_time",
+    "default_sources",
+]

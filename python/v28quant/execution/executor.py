@@ -1,0 +1,626 @@
+"""``Executor``: one path from an engine's decision to a confirmed order, journaled throughout.
+
+For each ``Decision``:
+
+1. If the journal holds this client order id for a different request (by hash), refuse loudly:
+   one key, one request. If it holds it already sent, never send again: look it up.
+2. Check what the order spends against reservations held by other owners, and journal the
+   decision, the intent (request and its hash) and any new reservation in one transaction,
+   before the first byte leaves. A refusal is journaled with its reason.
+3. Submit through the broker's idempotent ``submit``. A first-attempt refusal by the venue is
+   ``rejected`` and never retried; anything else that is not an order (timeout, 5xx, 429s,
+   an unreadable reply, a refusal after an ambiguous attempt) is ``unknown`` until a look-up by
+   client order id settles it (``sync``, or ``reconcile`` on restart).
+4. Journal the acknowledgement, and whenever the order has fills, the new account activities,
+   their fills and the position snapshot in one transaction.
+
+Tracking to a terminal state uses the venue's trade-updates stream where it has one
+(``follow``: each pushed update is journaled as it comes and wakes ``track``) and polls
+otherwise, and as the fallback for anything a stream missed (``track``, ``sync``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from v28quant.broker.base import (
+    Activity,
+    Broker,
+    BrokerError,
+    ClientOrderIdConflict,
+    Order,
+    OrderNotCancelable,
+    OrderRejected,
+    OrderRequest,
+    SubmitOutcomeUnknown,
+    parse_client_order_id,
+    replacement_client_order_id,
+    request_differences,
+    request_hash,
+)
+from v28quant.clock import Clock
+from v28quant.execution.claims import Unpriced, capacity_for, spend_of
+from v28quant.execution.types import Decision, Fill, OrderOutcome
+from v28quant.journal import (
+    NOT_SENT_STATUS,
+    UNKNOWN_STATUS,
+    AsyncJournal,
+    Journal,
+)
+from v28quant.journal.reservations import Claim
+from v28quant.notify import Notifier
+from v28quant.quotes import QuoteSource
+
+log = logging.getLogger(__name__)
+
+#: Journal statuses from which a decision may (re)send its order: nothing is known at the venue.
+_SENDABLE = frozenset({"intent", UNKNOWN_STATUS, NOT_SENT_STATUS, "refused"})
+#: Activity types that move a position (qty is the signed change, see ``broker.Activity``).
+_POSITION_ACTIVITIES = frozenset(
+    {"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD", "OPCSH"}
+)
+#: How far before the last journaled activity the next fetch starts (late-posted rows).
+_ACTIVITY_OVERLAP = timedelta(days=1)
+
+
+class TradeUpdates(Protocol):
+    """A venue's push stream of order updates (``v28quant.alpaca.stream.AlpacaTradeUpdates``)."""
+
+    async def start(self, handler: Callable[[Order], Coroutine[Any, Any, None]]) -> None:
+        """Deliver every order update to ``handler``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the stream."""
+        ...
+
+
+# One admission lock per journal, shared by every executor on it (two engines, one process).
+_ADMISSION: weakref.WeakKeyDictionary[Journal, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+class Executor:
+    """Places, tracks, cancels and replaces orders for every engine (see the module docstring).
+
+    Parameters
+    ----------
+    broker : Broker
+        The venue.
+    journal : Journal or AsyncJournal
+        Where every step is written; a plain ``Journal`` is wrapped to run off the event loop.
+    notifier : Notifier, optional
+        Gets a notice for each refusal, rejection, unknown outcome and fill.
+    clock : Clock, optional
+        Time stamps for the journal (the simulated clock in backtests); wall time by default.
+    quotes : QuoteSource, optional
+        Values market buys for the reservation check.
+    poll_interval_s : float
+        Seconds between looks at the venue while ``track`` waits.
+    sleep : callable
+        The async sleep ``track`` uses (tests pass one that moves a simulated clock).
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        journal: Journal | AsyncJournal,
+        *,
+        notifier: Notifier | None = None,
+        clock: Clock | None = None,
+        quotes: QuoteSource | None = None,
+        poll_interval_s: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not poll_interval_s > 0:
+            raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s}")
+        self.broker = broker
+        self.journal = journal if isinstance(journal, AsyncJournal) else AsyncJournal(journal)
+        self._j = self.journal.sync
+        self._notifier = notifier
+        self._clock = clock
+        self._quotes = quotes
+        self._poll_s = poll_interval_s
+        self._sleep = sleep
+        self._admission = _ADMISSION.setdefault(self._j, asyncio.Lock())
+        self._in_flight: set[str] = set()
+        self._settle_lock = asyncio.Lock()
+        self._updates: TradeUpdates | None = None
+        self._waiters: dict[str, asyncio.Event] = {}
+
+    def _now(self) -> datetime:
+        return self._clock.now() if self._clock is not None else datetime.now(UTC)
+
+    # ------------------------------------------------------------------ place
+
+    async def place(self, decision: Decision, *, wait_s: float = 0.0) -> OrderOutcome:
+        """Journal, check, submit and journal the answer; see the module docstring.
+
+        Parameters
+        ----------
+        decision : Decision
+            The order and its reasons.
+        wait_s : float
+            Seconds to keep polling for a terminal state after the acknowledgement (0: return
+            with the venue's first answer).
+
+        Raises
+        ------
+        ClientOrderIdConflict
+            The client order id is journaled, or held at the venue, for a different request.
+        """
+        req = decision.request
+        cid = req.client_order_id
+        digest = request_hash(req)
+        if cid in self._in_flight:
+            raise RuntimeError(f"order {cid} is already being placed")
+        self._in_flight.add(cid)
+        try:
+            row = await self.journal.run(self._j.order_by_client_id, cid)
+            if row is not None and row.get("request_hash") not in (None, digest):
+                reason = (
+                    f"client_order_id {cid} is journaled for a different request "
+                    f"(owner {req.owner.engine}/{req.owner.strategy}, decision "
+                    f"{req.owner.decision_id!r}); one decision id, one order"
+                )
+                self._notify_error(reason)
+                raise ClientOrderIdConflict(reason)
+            if row is not None and row["status"] not in _SENDABLE:
+                return await self._already_sent(cid, req, row)
+            refused = await self._admit(decision, digest)
+            if refused is not None:
+                self._notify_error(f"order {cid} refused: {refused}")
+                return OrderOutcome(cid, "refused", None, (), refused)
+            return await self._send(req, wait_s)
+        finally:
+            self._in_flight.discard(cid)
+
+    async def _admit(self, decision: Decision, digest: str) -> str | None:
+        req = decision.request
+        reserve = decision.reserve.claim() if decision.reserve is not None else None
+        async with self._admission:
+            try:
+                spend = await spend_of(req, decision.est_price, self._quotes)
+            except Unpriced as exc:
+                spend = None
+                held = await self.journal.run(self._j.reservations)
+                others = [
+                    r
+                    for r in held
+                    if r["kind"] == "cash"
+                    and (r["engine"], r["strategy"]) != (req.owner.engine, req.owner.strategy)
+                ]
+                if others:
+                    return await self._admit_row(decision, digest, None, None, {}, str(exc))
+            claims = [c for c in (spend, reserve) if c is not None]
+            capacity = await capacity_for(self.broker, claims) if claims else {}
+            return await self._admit_row(decision, digest, spend, reserve, capacity, None)
+
+    async def _admit_row(
+        self,
+        decision: Decision,
+        digest: str,
+        spend: Claim | None,
+        reserve: Claim | None,
+        capacity: dict[tuple[str, str | None], Decimal],
+        refuse: str | None,
+    ) -> str | None:
+        req = decision.request
+        reasoning = dict(decision.reasoning)
+        if refuse is not None:  # refused before any claim was checked: journal it as such
+            reasoning["refused"] = refuse
+            spend = reserve = None
+            capacity = {}
+        reason = await self.journal.run(
+            self._j.admit_order,
+            client_order_id=req.client_order_id,
+            engine=req.owner.engine,
+            strategy=req.owner.strategy,
+            decision_id=req.owner.decision_id,
+            symbol=req.symbol or ",".join(leg.occ_symbol for leg in req.legs),
+            request=req.to_dict(),
+            request_hash=digest,
+            reasoning=reasoning,
+            ts=self._now(),
+            spend=spend,
+            reserve=reserve,
+            capacity=capacity,
+        )
+        if refuse is not None:
+            await self.journal.run(
+                self._j.record_order_update,
+                req.client_order_id,
+                None,
+                "refused",
+                None,
+                None,
+                {"reason": refuse},
+                self._now(),
+                reason=refuse,
+            )
+            return refuse
+        return reason
+
+    async def _send(self, req: OrderRequest, wait_s: float) -> OrderOutcome:
+        cid = req.client_order_id
+        try:
+            order = await self.broker.submit(req)
+        except ClientOrderIdConflict as exc:
+            await self._local_status(cid, UNKNOWN_STATUS, str(exc))
+            self._notify_error(str(exc))
+            raise
+        except OrderRejected as exc:
+            if isinstance(exc, SubmitOutcomeUnknown):  # defensive: it is not a definite refusal
+                return await self._unknown(cid, exc)
+            reason = f"{type(exc).__name__}: {exc}"
+            await self._local_status(cid, "rejected", reason)
+            await self._release(cid, "order rejected by the venue")
+            self._notify_error(f"order {cid} rejected: {reason}")
+            return OrderOutcome(cid, "rejected", None, (), reason)
+        except BrokerError as exc:
+            return await self._unknown(cid, exc)
+        diffs = request_differences(order, req)
+        if diffs:
+            reason = f"venue holds order {order.id} under {cid} for another request: " + "; ".join(
+                diffs
+            )
+            await self._record(order, reason=reason)
+            self._notify_error(reason)
+            raise ClientOrderIdConflict(reason)
+        await self._record(order)
+        if wait_s > 0 and not order.status.terminal:
+            order = await self.track(cid, wait_s)
+        return await self._outcome(order)
+
+    async def _unknown(self, cid: str, exc: BaseException) -> OrderOutcome:
+        reason = f"{type(exc).__name__}: {exc}"
+        await self._local_status(cid, UNKNOWN_STATUS, reason)
+        self._notify_error(f"order {cid} outcome unknown (a look-up will settle it): {reason}")
+        return OrderOutcome(cid, UNKNOWN_STATUS, None, (), reason)
+
+    async def _already_sent(self, cid: str, req: OrderRequest, row: dict[str, Any]) -> OrderOutcome:
+        if row["status"] == "rejected":  # definite: never retried
+            return OrderOutcome(cid, "rejected", None, (), row.get("reason"))
+        order = await self.broker.order_by_client_id(cid)
+        if order is None:
+            raise BrokerError(
+                f"order {cid} is journaled as {row['status']} with venue id "
+                f"{row.get('broker_order_id')} but the venue has no such order; "
+                "reconcile before trading"
+            )
+        diffs = request_differences(order, req)
+        if diffs:
+            raise ClientOrderIdConflict(
+                f"venue holds order {order.id} under {cid} for another request: " + "; ".join(diffs)
+            )
+        await self._record(order)
+        return await self._outcome(order)
+
+    # ------------------------------------------------------------------ tracking
+
+    async def track(self, client_order_id: str, timeout_s: float) -> Order:
+        """Poll the venue until the order is terminal or ``timeout_s`` has passed.
+
+        Every change is journaled (with fills and a position snapshot when it filled).
+
+        Returns
+        -------
+        Order
+            The venue's latest view of the order.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        # Registered before the first look, cleared before each: no pushed update is lost
+        # between a look and the wait that follows it.
+        pushed = self._waiters.setdefault(client_order_id, asyncio.Event())
+        try:
+            while True:
+                pushed.clear()
+                order = await self.broker.order_by_client_id(client_order_id)
+                if order is None:
+                    raise BrokerError(f"the venue has no order {client_order_id}")
+                await self._record(order)
+                if order.status.terminal or loop.time() >= deadline:
+                    return order
+                await self._next_update(pushed, min(self._poll_s, deadline - loop.time()))
+        finally:
+            self._waiters.pop(client_order_id, None)
+
+    async def _next_update(self, pushed: asyncio.Event, timeout_s: float) -> None:
+        """Until the stream pushes an update of the order, or ``timeout_s`` (polling) passes."""
+        if self._updates is None:
+            await self._sleep(self._poll_s)
+            return
+        try:
+            await asyncio.wait_for(pushed.wait(), max(timeout_s, 0.0))
+        except TimeoutError:
+            pass
+
+    async def follow(self, updates: TradeUpdates) -> None:
+        """Journal every order update the venue pushes from now on (until ``aclose``)."""
+        self._updates = updates
+        await updates.start(self.on_update)
+
+    async def on_update(self, order: Order) -> None:
+        """Journal an order update pushed by the venue (a trade-updates stream)."""
+        if parse_client_order_id(order.client_order_id) is None:
+            return  # not ours: another program's order is reported by reconcile, never touched
+        await self._record(order)
+        waiter = self._waiters.get(order.client_order_id)
+        if waiter is not None:
+            waiter.set()
+
+    async def aclose(self) -> None:
+        """Stop following the venue's stream and the journal's worker thread."""
+        if self._updates is not None:
+            await self._updates.aclose()
+            self._updates = None
+        await asyncio.to_thread(self.journal.close)
+
+    async def sync(self) -> list[OrderOutcome]:
+        """Look up every order the journal holds open and journal what the venue says.
+
+        An ``unknown`` or ``intent`` row the venue has no order for becomes ``not_sent`` (the
+        look-up by client order id among open and closed orders settled it). Orders being
+        placed by this executor right now are left alone.
+        """
+        out = []
+        for row in await self.journal.run(self._j.open_orders):
+            cid = row["client_order_id"]
+            if cid in self._in_flight or parse_client_order_id(cid) is None:
+                continue
+            order = await self.broker.order_by_client_id(cid)
+            if order is None:
+                if row["status"] in ("intent", UNKNOWN_STATUS) and not row.get("broker_order_id"):
+                    await self._local_status(cid, NOT_SENT_STATUS, "look-up: the venue has none")
+                    await self._release(cid, "order never reached the venue")
+                    out.append(OrderOutcome(cid, NOT_SENT_STATUS, None, (), row.get("reason")))
+                continue
+            await self._record(order)
+            out.append(await self._outcome(order))
+        await self._settle()  # fills a previous look deferred
+        return out
+
+    # ------------------------------------------------------------------ cancel / replace
+
+    async def cancel(self, order: str, reason: str) -> OrderOutcome:
+        """Cancel one of our orders by venue id or client order id; the reason is journaled.
+
+        An order already final is journaled as the venue reports it, not an error.
+        """
+        cid, oid = await self._resolve(order)
+        await self._event(cid, oid, "cancel_requested", reason)
+        try:
+            await self.broker.cancel(oid)
+        except OrderNotCancelable as exc:
+            log.info("cancel of %s: %s", cid, exc)
+        found = await self.broker.order_by_client_id(cid)
+        if found is None:
+            raise BrokerError(f"the venue has no order {cid} after cancelling it")
+        await self._record(found)
+        return await self._outcome(found)
+
+    async def replace(
+        self,
+        order: str,
+        *,
+        reason: str,
+        qty: Decimal | int | None = None,
+        limit_price: Decimal | None = None,
+    ) -> OrderOutcome:
+        """Replace one of our open orders (new quantity and/or limit price).
+
+        The replacement's intent (``-r<n>`` client order id) is journaled before the request
+        leaves, with the old order's owner; reservations follow the order to its replacement.
+        """
+        cid, oid = await self._resolve(order)
+        row = await self.journal.run(self._j.order_by_client_id, cid)
+        new_cid = replacement_client_order_id(cid)
+        request = dict((row or {}).get("request") or {})
+        request.update(client_order_id=new_cid, replaces=cid)
+        if qty is not None:
+            request["qty"] = str(qty)
+        if limit_price is not None:
+            request["limit_price"] = str(limit_price)
+        tag = parse_client_order_id(cid)
+        assert tag is not None
+        await self.journal.run(
+            self._j.record_order_intent,
+            new_cid,
+            tag.engine,
+            tag.strategy,
+            (row or {}).get("decision_id"),
+            {**request, "reason": reason},
+            self._now(),
+        )
+        try:
+            new = await self.broker.replace(oid, qty=qty, limit_price=limit_price)
+        except OrderRejected as exc:
+            await self._local_status(new_cid, "rejected", f"{type(exc).__name__}: {exc}")
+            raise
+        except BrokerError as exc:
+            await self._local_status(new_cid, UNKNOWN_STATUS, f"{type(exc).__name__}: {exc}")
+            raise
+        old = await self.broker.order_by_client_id(cid)
+        if old is not None:
+            await self._record(old)
+        await self._record(new)
+        await self.journal.run(self._j.move_reservations, cid, new.client_order_id)
+        return await self._outcome(new)
+
+    async def release(self, reservation_id: int, reason: str) -> int:
+        """Release one reservation (the covered call closed, the put expired...)."""
+        return await self.journal.run(
+            self._j.release_reservations,
+            reason=reason,
+            ts=self._now(),
+            reservation_id=reservation_id,
+        )
+
+    async def _resolve(self, order: str) -> tuple[str, str]:
+        """(client order id, venue id) of one of our orders named either way."""
+        if parse_client_order_id(order) is not None:
+            row = await self.journal.run(self._j.order_by_client_id, order)
+            oid = row.get("broker_order_id") if row else None
+            if not oid:
+                found = await self.broker.order_by_client_id(order)
+                if found is None:
+                    raise BrokerError(f"the venue has no order {order}")
+                oid = found.id
+            return order, str(oid)
+        cid = await self.journal.run(self._j.client_order_id_for, order)
+        if cid is None or parse_client_order_id(cid) is None:
+            raise ValueError(
+                f"order {order} is not one of ours (no v28 client order id in the journal); "
+                "the engines never touch another program's orders"
+            )
+        return cid, order
+
+    # ------------------------------------------------------------------ journal
+
+    async def _record(self, order: Order, *, reason: str | None = None) -> None:
+        before = await self.journal.run(self._j.order_by_client_id, order.client_order_id)
+        had = (before or {}).get("filled_qty") or Decimal(0)
+        await self.journal.run(
+            self._j.record_order_update,
+            order.client_order_id,
+            order.id,
+            order.status.value,
+            order.filled_qty,
+            order.filled_avg_price,
+            order.to_dict(),
+            order.updated_at or self._now(),
+            reason=reason,
+        )
+        if order.filled_qty > had:
+            await self._settle()
+        elif order.status.terminal:
+            await self._release(order.client_order_id, f"order {order.status.value} unfilled")
+
+    async def _local_status(self, cid: str, status: str, reason: str) -> None:
+        await self.journal.run(
+            self._j.record_order_update,
+            cid,
+            None,
+            status,
+            None,
+            None,
+            {"reason": reason},
+            self._now(),
+            reason=reason,
+        )
+
+    async def _event(self, cid: str, oid: str, what: str, reason: str) -> None:
+        await self.journal.run(
+            self._j.record_order_event, cid, oid, what, {"reason": reason}, self._now()
+        )
+
+    async def _release(self, cid: str, reason: str) -> None:
+        n = await self.journal.run(
+            self._j.release_reservations, reason=reason, ts=self._now(), client_order_id=cid
+        )
+        if n:
+            log.info("released %d reservation(s) of %s: %s", n, cid, reason)
+
+    async def _settle(self) -> None:
+        """Journal new activities, their fills and the position snapshot in one transaction.
+
+        The snapshot must reflect exactly the activities seen (reconcile relies on it): the
+        venue's positions are written only when they equal the last snapshot plus the new
+        activities; otherwise (the venue has not posted an activity yet) nothing is written
+        and the next look or reconcile catches up.
+        """
+        async with self._settle_lock:
+            j = self._j
+            last_ts = await self.journal.run(j.last_activity_ts)
+            acts = await self.broker.activities(
+                None if last_ts is None else last_ts - _ACTIVITY_OVERLAP
+            )
+            seen = await self.journal.run(j.seen_activity_ids)
+            new = [a for a in acts if a.id not in seen]
+            if not new:
+                return
+            positions = await self.broker.positions()
+            last = await self.journal.run(j.last_positions)
+            expected: dict[str, Decimal] = defaultdict(Decimal, last)
+            for a in new:
+                if a.type in _POSITION_ACTIVITIES and a.symbol:
+                    expected[a.symbol] += a.qty
+            actual = {p.symbol: p.qty for p in positions if p.qty != 0}
+            if {k: v for k, v in expected.items() if v != 0} != actual:
+                log.warning(
+                    "positions at the venue do not yet match the journal plus %d new "
+                    "activities; fills will be journaled on the next look",
+                    len(new),
+                )
+                return
+            fills = []
+            for a in new:
+                if a.type == "FILL" and a.price is not None:
+                    cid = a.raw.get("client_order_id") if a.raw else None
+                    if cid is None and a.order_id:
+                        cid = await self.journal.run(j.client_order_id_for, a.order_id)
+                    fills.append(_fill_row(a, cid))
+            await self.journal.run(
+                j.record_activity_batch,
+                [_activity_row(a) for a in new],
+                fills,
+                [
+                    {
+                        "symbol": p.symbol,
+                        "qty": p.qty,
+                        "avg_entry_price": p.avg_entry_price,
+                        "asset_class": p.asset_class,
+                    }
+                    for p in positions
+                ],
+                self._now(),
+            )
+            if self._notifier is not None:
+                for f in fills:
+                    self._notifier.notify(
+                        f"fill {f['side']} {f['qty']} {f['symbol']} @ {f['price']}"
+                        f" ({f['client_order_id']})"
+                    )
+
+    async def _outcome(self, order: Order) -> OrderOutcome:
+        rows = await self.journal.run(self._j.fills_for, order.client_order_id)
+        fills = tuple(
+            Fill(r["fill_id"], r["symbol"], r["qty"], r["price"], r["side"], r["ts"]) for r in rows
+        )
+        return OrderOutcome(order.client_order_id, order.status.value, order, fills, None)
+
+    def _notify_error(self, text: str) -> None:
+        log.warning("%s", text)
+        if self._notifier is not None:
+            self._notifier.error("execution", text)
+
+
+def _activity_row(a: Activity) -> dict[str, Any]:
+    return {
+        "activity_id": a.id,
+        "activity_type": a.type,
+        "symbol": a.symbol,
+        "qty": a.qty,
+        "price": a.price,
+        "ts": a.ts,
+        "raw": dict(a.raw) or {"order_id": a.order_id, "side": a.side},
+    }
+
+
+def _fill_row(a: Activity, cid: str | None) -> dict[str, Any]:
+    return {
+        "fill_id": a.id,
+        "client_order_id": cid,
+        "symbol": a.symbol,
+        "qty": abs(a.qty),
+        "price": a.price,
+        "side": a.side or ("buy" if a.qty > 0 else "sell"),
+        "ts": a.ts,
+    }

@@ -1,0 +1,124 @@
+"""What the options engine's decisions share: building a structure, reserving, placing.
+
+Every order goes through the execution service as one ``Decision`` whose reasoning holds what a
+reader of the journal needs: the chain snapshot id, the surface fit, the model values of the
+legs, the regime and the row of the strategy table, the rule that fired, the sizing, the
+Greeks before and after, the Monte Carlo touch probability and every candidate rejected on the
+way, with its reason. Client order ids are deterministic per decision (structure, action,
+cycle time), so a decision retried after a crash finds its order instead of sending another.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Protocol
+
+import pandas as pd
+
+from v28quant.broker.base import OrderRequest, Owner
+from v28quant.options.config import OptionsConfig, strategy_name
+from v28quant.options.context import OptionsContext
+from v28quant.options.lifecycle import Book
+from v28quant.options.signals import ChainAnalysis
+from v28quant.options.strategies import (
+    Structure,
+    StructureGreeks,
+    build,
+)
+
+ENGINE = "options"
+
+CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"})
+
+
+class EngineView(Protocol):
+    """What the decisions read of the engine."""
+
+    cfg: OptionsConfig
+
+    def min_confidence(self, ctx: OptionsContext) -> float:
+        """Return the entry threshold in force."""
+        ...
+
+
+def build_for(eng: EngineView, a: ChainAnalysis, strategy: str, exp: Any, book: Book) -> Structure:
+    """Build ``strategy`` on ``exp`` from the analysed chain (the wheel's basis for a call)."""
+    cfg = eng.cfg
+    w = book.stage(a.underlying)
+    name = strategy_name(strategy)
+    if name == "covered_call":
+        from v28quant.options.strategies import covered_call
+
+        return covered_call(
+            a.chain,
+            a.spot,
+            exp,
+            cfg.short_delta,
+            share_basis=w.basis or a.spot,
+            min_strike=w.basis or None,
+        )
+    return build(
+        name,
+        a.chain,
+        a.spot,
+        exp,
+        band=cfg.short_delta,
+        long_band=cfg.long_delta,
+        max_width=cfg.max_width_fraction * a.spot,
+    )
+
+
+def vars_of(g: StructureGreeks) -> dict[str, float]:
+    """Return rounded Greeks for the journal."""
+    return {k: round(float(getattr(g, k)), 3) for k in ("delta", "gamma", "vega", "theta_per_day")}
+
+
+def model_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Return the model values of some candidates as JSON-ready rows (NaN as None)."""
+    cols = [
+        "symbol",
+        "market_iv",
+        "model_iv",
+        "heston_iv",
+        "merton_iv",
+        "eep",
+        "edge_vol_pts",
+        "stderr_vol_pts",
+        "z",
+    ]
+    out = []
+    for r in df[[c for c in cols if c in df]].to_dict("records"):
+        out.append(
+            {
+                k: (
+                    None
+                    if isinstance(v, float) and not math.isfinite(v)
+                    else (round(v, 5) if isinstance(v, float) else v)
+                )
+                for k, v in r.items()
+            }
+        )
+    return out
+
+
+def reservation_for(owner: Owner, s: Structure, units: int) -> Any:
+    """Return what ``units`` of ``s`` hold: shares for a covered call, else cash collateral."""
+    from v28quant.execution import Reservation
+
+    if s.strategy == "covered_call":
+        return Reservation(owner, "shares", s.underlying, Decimal(100 * units))
+    amount = s.collateral() * units
+    if not amount > 0:
+        return None
+    return Reservation(owner, "cash", None, Decimal(str(round(amount, 2))))
+
+
+async def place(
+    ctx: OptionsContext, req: OrderRequest, why: Mapping[str, Any], reserve: Any
+) -> Any:
+    """Send one order through the execution service with its reasoning and reservation."""
+    from v28quant.execution import Decision
+
+    return await ctx.executor.place(Decision(req, why, reserve))

@@ -1,0 +1,394 @@
+"""The options engine: chain to signals to regime-chosen structures, and their whole life.
+
+Each ``cycle`` (every 5 minutes in the trading window, at the venue's or simulated time):
+
+1. the venue's account activities (assignment, exercise, expiry) move the ``Book`` and the
+   wheel, with a journal row and a notice each;
+2. orders still resting are looked up: a fill opens, closes or rolls a structure; an unfilled
+   limit is walked one rung towards the natural price; past the natural it is cancelled;
+3. per underlying: the chain snapshot -> ``OptionsAnalyser`` (liquidity, SVI surface, IV rank,
+   Heston / Merton / CRR model values, mispricing) -> ``Signal`` objects, journaled and fed to
+   the aggregator with the regime;
+4. open structures: take profit, stop, expiry-day close, roll (one ``mleg`` order closing and
+   opening, one idempotent client order id), early-assignment risk before ex-dividend dates;
+5. entries: the regime's row of the strategy table (settings, not code), the wheel's covered call
+   first where it holds shares; each candidate resolved from the chain, sized to the max loss
+   per structure, kept inside the portfolio Greek budget, checked by the Monte Carlo touch
+   probability and the runner's risk gate, and placed through the execution service as one
+   order with its reservation (cash behind puts and spreads, shares behind covered calls).
+
+The entry threshold is the runner's ``min_confidence`` for the mode (``[paper]`` in paper):
+the score ``confidence x (1 + alignment) / 2`` of the underlying's vol view must reach it, so
+with 0 the engine opens a structure whenever a liquid chain resolves one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from v28quant.calendar import ET
+from v28quant.options.config import OptionsConfig
+from v28quant.options.context import OptionsContext, OptionsCycle
+from v28quant.options.entry import enter_one
+from v28quant.options.lifecycle import Book, Event, Held, Pending
+from v28quant.options.manage import manage_one, portfolio_greeks
+from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAnalyser, vol_symbol
+from v28quant.signals import Signal
+
+log = logging.getLogger(__name__)
+ENGINE = "options"
+CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"})
+
+
+class OptionsEngine:
+    """The options engine (see the module docstring).
+
+    Parameters
+    ----------
+    config : OptionsConfig, optional
+        ``[options]`` settings (default: the shipped defaults and ``V28_CONFIG``).
+    book_path : Path, optional
+        Where the book is persisted (default: beside the journal, ``<journal>.options.json``).
+    """
+
+    name = ENGINE
+
+    def __init__(self, config: OptionsConfig | None = None, *, book_path: Path | None = None):
+        self.cfg = config or OptionsConfig.load()
+        self.analyser = OptionsAnalyser(
+            AnalysisSettings(rate=self.cfg.rate, liquidity=self.cfg.liquidity)
+        )
+        self._book_path = book_path
+        self.book: Book | None = None
+        self._closes: dict[str, np.ndarray] = {}
+
+    # -- runner hooks -----------------------------------------------------------------------
+
+    def _book_of(self, ctx: OptionsContext) -> Book:
+        if self.book is None:
+            path = self._book_path
+            if path is None and getattr(ctx.journal, "path", None) is not None:
+                path = Path(f"{ctx.journal.path}.options.json")
+            self.book = Book(path)
+        return self.book
+
+    def underlyings(self, ctx: OptionsContext) -> tuple[str, ...]:
+        """Return the underlyings traded: ``[options] underlyings`` or the runner's universe."""
+        return self.cfg.underlyings or tuple(ctx.universe)
+
+    async def premarket(self, ctx: OptionsContext) -> None:
+        """Load the book, apply overnight activities and read the daily closes.
+
+        Expiries settle after the close, so their activities arrive overnight; two years of
+        daily closes per underlying feed the IV-rank proxy and the jump fit.
+        """
+        book = self._book_of(ctx)
+        await self._activities(ctx, book)
+        start = ctx.now.date() - timedelta(days=740)
+        for u in self.underlyings(ctx):
+            try:
+                bars = await ctx.feed.bars([u], start, ctx.now, "1Day")
+                self._closes[u] = bars["close"].to_numpy(dtype=float)
+            except Exception as exc:  # one bad symbol never stops the others
+                self._error(ctx, f"premarket {u}", exc)
+        book.save()
+
+    async def end_of_day(self, ctx: OptionsContext) -> None:
+        """Persist the book and journal the day's open structures and wheel stages."""
+        book = self._book_of(ctx)
+        book.save()
+        ctx.journal.record_decision(
+            f"options-eod-{ctx.now.date().isoformat()}",
+            ENGINE,
+            "book",
+            "*",
+            "end_of_day",
+            {
+                "held": {k: v.to_json() for k, v in book.held.items()},
+                "wheel": {k: vars(v) for k, v in book.wheel.items()},
+                "pending": sorted(book.pending),
+            },
+            ctx.now,
+        )
+
+    async def cycle(self, ctx: OptionsContext) -> OptionsCycle:
+        """Run one options cycle at ``ctx.now`` (see the module docstring)."""
+        now = ctx.now
+        book = self._book_of(ctx)
+        report = OptionsCycle(ENGINE, now)
+        await self._activities(ctx, book)
+        await self._pending(ctx, book, report)
+        analyses: dict[str, tuple[ChainAnalysis, pd.DataFrame]] = {}
+        for u in self.underlyings(ctx):
+            try:
+                analyses[u] = await self._analyse(ctx, u, now)
+            except Exception as exc:
+                self._error(ctx, f"analysis {u}", exc)
+                report.details.setdefault("errors", {})[u] = f"{type(exc).__name__}: {exc}"
+        signals = [s for a, _ in analyses.values() for s in a.signals]
+        for s in signals:
+            ctx.journal.record_signal(s)
+        report.signals = len(signals)
+        views = self._views(ctx, signals, now)
+        await self._manage(ctx, book, analyses, report)
+        await self._enter(ctx, book, analyses, views, report)
+        book.save()
+        report.details["held"] = len(book.held)
+        report.details["pending"] = len(book.pending)
+        return report
+
+    # -- 1. activities ----------------------------------------------------------------------
+
+    async def _activities(self, ctx: OptionsContext, book: Book) -> None:
+        since = book.activity_cursor - timedelta(seconds=1) if book.activity_cursor else None
+        for a in await ctx.broker.activities(since):
+            for ev in book.apply_activity(a):
+                self._event(ctx, ev, a.ts)
+        book.save()
+
+    def _event(self, ctx: OptionsContext, ev: Event, ts: datetime) -> None:
+        ctx.journal.record_decision(
+            f"options-{ev.kind}-{ev.symbol}-{ts.isoformat()}",
+            ENGINE,
+            "lifecycle",
+            ev.symbol,
+            ev.kind,
+            {"structure_id": ev.structure_id, "contracts": ev.qty, **ev.detail},
+            ts,
+        )
+        if ev.kind != "closed":
+            ctx.notifier.notify(f"OPTIONS {ev.kind.upper()} {ev.qty} x {ev.symbol} {ev.detail}")
+        if ev.kind == "closed" and ev.structure_id is not None:
+            self._release(ctx, ev.structure_id, f"structure settled ({ev.detail.get('by')})")
+
+    def _release(self, ctx: OptionsContext, structure_id: str, reason: str) -> None:
+        release = getattr(ctx.journal, "release_reservations", None)
+        if release is None:
+            return
+        rows: list[dict[str, Any]] = getattr(ctx.journal, "reservations", lambda **_: [])()
+        for r in rows:
+            if r.get("engine") == ENGINE and structure_id in str(r.get("client_order_id", "")):
+                release(reason=reason, ts=ctx.now, reservation_id=r["id"])
+
+    # -- 2. resting orders ------------------------------------------------------------------
+
+    async def _pending(self, ctx: OptionsContext, book: Book, report: OptionsCycle) -> None:
+        for cid, p in list(book.pending.items()):
+            order = await ctx.executor.track(cid, 0.0)
+            if order.status.value == "filled":
+                self._filled(ctx, book, p, order)
+                del book.pending[cid]
+            elif order.status.terminal:
+                log.info("options order %s ended %s unfilled", cid, order.status.value)
+                del book.pending[cid]
+                if p.kind != "close":
+                    self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
+            elif order.filled_qty == 0:
+                await self._walk(ctx, book, p, report)
+
+    async def _walk(
+        self, ctx: OptionsContext, book: Book, p: Pending, report: OptionsCycle
+    ) -> None:
+        if p.rung + 1 < len(p.ladder):
+            p.rung += 1
+            net = Decimal(p.ladder[p.rung])
+            price = abs(net) if len(p.legs) == 1 else net
+            out = await ctx.executor.replace(
+                p.client_order_id, reason=f"walk limit to rung {p.rung}", limit_price=price
+            )
+            del book.pending[p.client_order_id]
+            p.client_order_id = out.client_order_id
+            book.pending[p.client_order_id] = p
+            report.orders += 1
+        elif p.waited < 1:
+            p.waited += 1
+        else:
+            await ctx.executor.cancel(p.client_order_id, "not filled at the natural price")
+
+    def _filled(self, ctx: OptionsContext, book: Book, p: Pending, order: Any) -> None:
+        net = float(order.filled_avg_price or 0)
+        if len(p.legs) == 1:  # a single-leg order reports the (positive) premium
+            q = next(iter(p.legs.values()))
+            net = net if q > 0 else -net
+        units = int(order.filled_qty)
+        if p.kind == "close":
+            h = book.closed(p.old_id or p.structure_id)
+            self._release(ctx, p.old_id or p.structure_id, "structure closed")
+            what = f"closed {h.strategy if h else p.strategy}"
+        else:
+            held = Held(
+                p.structure_id,
+                p.strategy,
+                p.underlying,
+                p.expiry,
+                p.legs,
+                units,
+                net if p.kind == "open" else _new_leg_net(p, order),
+                p.max_loss,
+                ctx.now,
+                order.client_order_id,
+                wheel=p.wheel,
+            )
+            if p.kind == "roll" and p.old_id is not None:
+                book.rolled(p.old_id, held)
+                self._release(ctx, p.old_id, "structure rolled")
+            else:
+                book.opened(held)
+            what = f"{p.kind} {p.strategy}"
+        ctx.notifier.execution(
+            p.underlying,
+            what,
+            units,
+            order.filled_avg_price,
+            engine=ENGINE,
+            legs=",".join(p.legs),
+            client_order_id=order.client_order_id,
+        )
+
+    def _release_cid(self, ctx: OptionsContext, cid: str, reason: str) -> None:
+        release = getattr(ctx.journal, "release_reservations", None)
+        if release is not None:
+            release(reason=reason, ts=ctx.now, client_order_id=cid)
+
+    # -- 3. analysis ------------------------------------------------------------------------
+
+    async def _analyse(
+        self, ctx: OptionsContext, u: str, now: datetime
+    ) -> tuple[ChainAnalysis, pd.DataFrame]:
+        today = now.astimezone(ET).date()
+        horizon = today + timedelta(days=max(self.cfg.dte_max, 60) + 75)
+        chain = await asyncio.wait_for(
+            ctx.feed.option_chain(u, expiry_from=today, expiry_to=horizon),
+            self.cfg.chain_timeout_seconds,
+        )
+        if chain.empty:
+            raise ValueError(f"{u}: the feed returned an empty option chain")
+        hist = self._iv_history(ctx, u, now)
+        closes = self._closes.get(u)
+        a = await asyncio.to_thread(
+            self.analyser.analyse, u, chain, now=now, iv_history=hist, daily_closes=closes
+        )
+        return a, chain
+
+    def _iv_history(self, ctx: OptionsContext, u: str, now: datetime) -> list[float]:
+        try:
+            df = ctx.journal.signals(since=now - timedelta(days=400))
+        except Exception:  # a journal without the query: no history yet
+            return []
+        df = df[(df["model"] == "options_iv_rank") & (df["symbol"] == vol_symbol(u))]
+        if df.empty:
+            return []
+        day = df["ts"].dt.tz_convert("America/New_York").dt.date
+        last = df.assign(day=day, iv=[r.get("atm_iv_30d") for r in df["reasoning"]])
+        last = last[last["day"] < now.astimezone(ET).date()].groupby("day")["iv"].last()
+        return [float(x) for x in last.to_numpy() if x is not None]
+
+    def _views(
+        self, ctx: OptionsContext, signals: Sequence[Signal], now: datetime
+    ) -> dict[str, tuple[float, float, str]]:
+        """Return (value, confidence, source) of each vol symbol's combined view."""
+        out: dict[str, tuple[float, float, str]] = {}
+        regime = getattr(ctx.regime, "state", ctx.regime)
+        agg = ctx.aggregator
+        if agg is not None and regime is not None and signals:
+            for sym, a in agg.aggregate(signals, regime, now).items():
+                out[sym] = (float(a.value), float(a.confidence), "aggregator")
+        by: dict[str, list[Signal]] = {}
+        for s in signals:
+            by.setdefault(s.symbol, []).append(s)
+        for sym, ss in by.items():
+            if sym in out:
+                continue
+            w = sum(s.confidence for s in ss)
+            value = sum(s.confidence * s.value for s in ss) / w if w > 0 else 0.0
+            out[sym] = (value, w / len(ss), "options_models")
+        return out
+
+    # -- 4 and 5: manage and enter ----------------------------------------------------------
+
+    async def _manage(
+        self,
+        ctx: OptionsContext,
+        book: Book,
+        analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
+        report: OptionsCycle,
+    ) -> None:
+        busy = {p.old_id for p in book.pending.values() if p.old_id}
+        for h in list(book.held.values()):
+            if h.structure_id in busy or h.underlying not in analyses:
+                continue
+            a, raw = analyses[h.underlying]
+            label = _regime_label(ctx, h.underlying)
+            try:
+                await manage_one(self, ctx, book, h, a, raw, label, report)
+            except Exception as exc:
+                self._error(ctx, f"manage {h.structure_id}", exc)
+
+    async def _enter(
+        self,
+        ctx: OptionsContext,
+        book: Book,
+        analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
+        views: Mapping[str, tuple[float, float, str]],
+        report: OptionsCycle,
+    ) -> None:
+        current = portfolio_greeks(book, analyses, self.cfg.rate)
+        report.details["greeks"] = {
+            k: round(float(getattr(current, k)), 3)
+            for k in ("delta", "gamma", "vega", "theta_per_day")
+        }
+        for u, (a, _) in analyses.items():
+            if len(book.held) + _opening(book) >= self.cfg.max_open_structures:
+                report.note = "max_open_structures reached"
+                return
+            label = _regime_label(ctx, u)
+            try:
+                await enter_one(
+                    self, ctx, book, u, a, views.get(vol_symbol(u)), current, label, report
+                )
+            except Exception as exc:
+                self._error(ctx, f"entry {u}", exc)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _error(self, ctx: OptionsContext, where: str, exc: BaseException) -> None:
+        log.exception("options engine: %s failed", where)
+        ctx.notifier.error(f"options engine ({where})", f"{type(exc).__name__}: {exc}")
+
+    def min_confidence(self, ctx: OptionsContext) -> float:
+        """Return the runner's threshold for the mode (``[paper]`` in paper mode)."""
+        cfg = ctx.config
+        if cfg is None:
+            return 0.6
+        return float(cfg.min_confidence(ctx.mode))
+
+
+def _opening(book: Book) -> int:
+    return sum(1 for p in book.pending.values() if p.kind == "open")
+
+
+def _regime_label(ctx: OptionsContext, u: str) -> str | None:
+    r = ctx.regime
+    if r is None:
+        return None
+    per = getattr(r, "per_symbol", None) or {}
+    state = per.get(u) or getattr(r, "state", r)
+    return getattr(state, "label", None)
+
+
+def _new_leg_net(p: Pending, order: Any) -> float:
+    """Return the net paid per unit for the legs a roll opened, from the leg fills."""
+    total = 0.0
+    for leg in order.legs:
+        if leg.symbol in p.legs and leg.filled_avg_price is not None:
+            total += p.legs[leg.symbol] * float(leg.filled_avg_price)
+    return total

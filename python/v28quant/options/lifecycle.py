@@ -1,0 +1,388 @@
+"""The life of every structure the options engine opens: held until closed, rolled or settled.
+
+Settled means expired, exercised or assigned.
+
+``Book`` holds the open structures (``Held``) and each underlying's wheel stage, is persisted
+as JSON beside the journal (written atomically) and is driven by two inputs only: fills of the
+engine's own orders (``opened``, ``closed``, ``rolled``) and the venue's account activities
+(``apply_activity``: OPASN assignment, OPEXC exercise, OPEXP expiry), so a restart rebuilds the
+same state from the same events.
+
+The wheel: a cash-secured put (stage ``short_put``) that is assigned leaves 100 shares per
+contract (stage ``shares``, basis = strike - premium received); a covered call is sold against
+them (``covered_call``); when it is assigned the shares are called away and the wheel is back
+to ``cash``; a covered call that expires leaves the shares for the next call.
+
+``exit_rule`` says what to do with one open structure now: take profit, stop out, close before
+the expiry-day cut-off (short legs in or near the money), roll out (a tested short leg with
+little time left), or close/roll a short in-the-money call whose extrinsic value is below the
+next dividend before its ex-date (early-assignment risk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from v28quant.broker.base import Activity
+from v28quant.broker.occ import parse_occ
+
+WheelStage = Literal["cash", "short_put", "shares", "covered_call"]
+Action = Literal["take_profit", "stop_loss", "expiry_close", "roll", "early_assignment"]
+CREDIT_STRATEGIES = frozenset(
+    {"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"}
+)
+
+
+@dataclass
+class Held:
+    """One open structure: ``legs`` maps each OCC symbol to signed contracts per unit.
+
+    ``entry_net`` is the signed net paid per share per unit (debit > 0, credit < 0).
+    """
+
+    structure_id: str
+    strategy: str
+    underlying: str
+    expiry: date
+    legs: dict[str, int]
+    units: int
+    entry_net: float
+    max_loss: float
+    opened_at: datetime
+    client_order_id: str
+    rolls: int = 0
+    wheel: bool = False
+
+    @property
+    def credit(self) -> bool:
+        """True for a structure opened for a net credit."""
+        return self.entry_net < 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (dates as ISO text)."""
+        d = asdict(self)
+        d["expiry"] = self.expiry.isoformat()
+        d["opened_at"] = self.opened_at.isoformat()
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Held:
+        """Rebuild from ``to_json``."""
+        x = dict(d)
+        x["expiry"] = date.fromisoformat(x["expiry"])
+        x["opened_at"] = datetime.fromisoformat(x["opened_at"])
+        x["legs"] = {str(k): int(v) for k, v in x["legs"].items()}
+        return cls(**x)
+
+
+@dataclass
+class Pending:
+    """An order of the engine not yet filled: opening, closing or rolling a structure.
+
+    ``ladder`` holds the signed net limits per unit (debit > 0) from the mid to the natural;
+    ``rung`` is the one the order rests at. ``legs``/``expiry``/``max_loss`` describe the
+    structure the fill creates (the new one for a roll); ``old_id`` the one a close or roll ends.
+    """
+
+    client_order_id: str
+    kind: Literal["open", "close", "roll"]
+    structure_id: str
+    underlying: str
+    strategy: str
+    legs: dict[str, int]
+    expiry: date
+    max_loss: float
+    ladder: list[str]
+    rung: int
+    placed_at: datetime
+    old_id: str | None = None
+    wheel: bool = False
+    waited: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (dates as ISO text)."""
+        d = asdict(self)
+        d["expiry"] = self.expiry.isoformat()
+        d["placed_at"] = self.placed_at.isoformat()
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Pending:
+        """Rebuild from ``to_json``."""
+        x = dict(d)
+        x["expiry"] = date.fromisoformat(x["expiry"])
+        x["placed_at"] = datetime.fromisoformat(x["placed_at"])
+        x["legs"] = {str(k): int(v) for k, v in x["legs"].items()}
+        return cls(**x)
+
+
+@dataclass
+class WheelState:
+    """Where an underlying's wheel stands: stage, shares held by the wheel and their basis."""
+
+    stage: WheelStage = "cash"
+    shares: int = 0
+    basis: float = 0.0
+    premium: float = 0.0
+    cycles: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the book learnt from the venue (journaled and notified by the engine)."""
+
+    kind: Literal["assigned", "exercised", "expired", "called_away", "closed"]
+    structure_id: str | None
+    symbol: str
+    qty: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Book:
+    """The engine's open structures and wheel stages (see the module docstring)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.held: dict[str, Held] = {}
+        self.pending: dict[str, Pending] = {}
+        self.wheel: dict[str, WheelState] = {}
+        self.seen_activities: set[str] = set()
+        self.activity_cursor: datetime | None = None
+        if path is not None and path.exists():
+            self._load(path)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def _load(self, path: Path) -> None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        self.held = {k: Held.from_json(v) for k, v in data.get("held", {}).items()}
+        self.wheel = {k: WheelState(**v) for k, v in data.get("wheel", {}).items()}
+        self.pending = {k: Pending.from_json(v) for k, v in data.get("pending", {}).items()}
+        self.seen_activities = set(data.get("seen_activities", []))
+        cur = data.get("activity_cursor")
+        self.activity_cursor = datetime.fromisoformat(cur) if cur else None
+
+    def save(self) -> None:
+        """Write the book atomically (temp file, fsync, rename) when it has a path."""
+        if self.path is None:
+            return
+        data = {
+            "held": {k: v.to_json() for k, v in self.held.items()},
+            "wheel": {k: asdict(v) for k, v in self.wheel.items()},
+            "pending": {k: v.to_json() for k, v in self.pending.items()},
+            "seen_activities": sorted(self.seen_activities),
+            "activity_cursor": None
+            if self.activity_cursor is None
+            else self.activity_cursor.isoformat(),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    # -- our own fills ----------------------------------------------------------------------
+
+    def stage(self, underlying: str) -> WheelState:
+        """Return (creating) the wheel state of ``underlying``."""
+        return self.wheel.setdefault(underlying.upper(), WheelState())
+
+    def opened(self, h: Held) -> None:
+        """Record a filled opening order."""
+        self.held[h.structure_id] = h
+        if h.strategy == "cash_secured_put" and h.wheel:
+            self.stage(h.underlying).stage = "short_put"
+        if h.strategy == "covered_call" and h.wheel:
+            self.stage(h.underlying).stage = "covered_call"
+
+    def closed(self, structure_id: str) -> Held | None:
+        """Record a filled closing order; the wheel steps back a stage."""
+        h = self.held.pop(structure_id, None)
+        if h is not None and h.wheel:
+            w = self.stage(h.underlying)
+            w.stage = "shares" if h.strategy == "covered_call" else "cash"
+        return h
+
+    def rolled(self, old_id: str, new: Held) -> None:
+        """Record a filled roll (one order closing ``old_id`` and opening ``new``)."""
+        old = self.held.pop(old_id, None)
+        new.rolls = (old.rolls if old else 0) + 1
+        self.held[new.structure_id] = new
+
+    # -- the venue's activities -------------------------------------------------------------
+
+    def _owner_of(self, symbol: str) -> Held | None:
+        return next((h for h in self.held.values() if symbol in h.legs), None)
+
+    def apply_activity(self, a: Activity) -> list[Event]:
+        """Apply one account activity; a repeat (same id) changes nothing.
+
+        OPASN / OPEXC / OPEXP on a leg we hold remove that leg; an assigned short put of the
+        wheel leaves shares (stage ``shares``), an assigned covered call calls them away
+        (``cash``). Stock legs (OPTRD) are not separate events: the option event carries them.
+        """
+        if a.id in self.seen_activities:
+            return []
+        self.seen_activities.add(a.id)
+        if self.activity_cursor is None or a.ts > self.activity_cursor:
+            self.activity_cursor = a.ts
+        if a.type not in ("OPASN", "OPEXC", "OPEXP"):
+            return []
+        h = self._owner_of(a.symbol)
+        if h is None:
+            return []
+        occ = parse_occ(a.symbol)
+        contracts = abs(h.legs.pop(a.symbol)) * h.units
+        events: list[Event] = []
+        if a.type == "OPEXP":
+            events.append(Event("expired", h.structure_id, a.symbol, contracts))
+        elif a.type == "OPEXC":
+            events.append(Event("exercised", h.structure_id, a.symbol, contracts))
+        elif h.strategy == "covered_call":
+            w = self.stage(h.underlying)
+            w.shares = max(0, w.shares - 100 * contracts)
+            w.stage = "cash" if w.shares == 0 else "shares"
+            w.cycles += 1 if w.stage == "cash" else 0
+            events.append(
+                Event(
+                    "called_away",
+                    h.structure_id,
+                    a.symbol,
+                    contracts,
+                    {"strike": float(occ.strike)},
+                )
+            )
+        else:
+            detail: dict[str, Any] = {"strike": float(occ.strike), "call": occ.call}
+            if h.strategy == "cash_secured_put" and h.wheel:
+                w = self.stage(h.underlying)
+                w.shares += 100 * contracts
+                w.premium += -h.entry_net
+                w.basis = float(occ.strike) + h.entry_net  # strike less the credit received
+                w.stage = "shares"
+                detail["basis"] = round(w.basis, 4)
+            events.append(Event("assigned", h.structure_id, a.symbol, contracts, detail))
+        if not h.legs:
+            del self.held[h.structure_id]
+            events.append(Event("closed", h.structure_id, a.symbol, 0, {"by": a.type}))
+        return events
+
+
+# ---------------------------------------------------------------------------- exit rules
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRules:
+    """Thresholds of ``exit_rule`` (fractions of the entry premium; minutes; days)."""
+
+    take_profit_credit: float = 0.50
+    stop_loss_credit: float = 2.00
+    take_profit_debit: float = 1.00
+    stop_loss_debit: float = 0.50
+    expiry_close_minutes: int = 30
+    pin_band: float = 0.01
+    roll_dte: int = 7
+    roll_delta: float = 0.50
+    max_rolls: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """What the engine sees of one structure now (per share, per unit)."""
+
+    close_natural: float
+    leg_deltas: dict[str, float]
+    leg_extrinsic: dict[str, float]
+    spot: float
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The action ``exit_rule`` chose and the numbers that made it fire."""
+
+    action: Action
+    reason: dict[str, Any]
+
+
+def exit_rule(
+    h: Held,
+    m: Marks,
+    *,
+    now: datetime,
+    cutoff: datetime,
+    rules: ExitRules,
+    ex_dividend: tuple[date, float] | None = None,
+) -> Verdict | None:
+    """Decide what to do with ``h`` now, or ``None`` to hold.
+
+    Parameters
+    ----------
+    h : Held
+    m : Marks
+        ``close_natural`` is the signed net per share per unit of the closing order at the
+        natural prices (debit > 0).
+    now, cutoff : datetime
+        The venue's time and the series' last trading minute on its expiry day.
+    rules : ExitRules
+    ex_dividend : (date, float), optional
+        The next ex-dividend date and amount per share of the underlying.
+    """
+    pnl = -(h.entry_net + m.close_natural)  # per share per unit
+    basis = abs(h.entry_net)
+    frac = pnl / basis if basis > 0 else 0.0
+    why = {"pnl_per_share": round(pnl, 4), "pnl_fraction": round(frac, 4)}
+    shorts = {s: q for s, q in h.legs.items() if q < 0}
+    wheel_single = h.wheel and h.strategy in ("cash_secured_put", "covered_call")
+    if now >= cutoff - timedelta(minutes=rules.expiry_close_minutes) and now.date() <= h.expiry:
+        near = [s for s in shorts if _near_money(s, m.spot, rules.pin_band)]
+        if near and not wheel_single:
+            return Verdict("expiry_close", {**why, "short_near_money": near})
+        if now.astimezone(cutoff.tzinfo).date() == h.expiry:
+            return None  # let out-of-the-money legs (and the wheel's assignment) happen
+    if ex_dividend is not None:
+        ex, amount = ex_dividend
+        for s in shorts:
+            occ = parse_occ(s)
+            itm = occ.call and m.spot > float(occ.strike)
+            if itm and ex <= h.expiry and m.leg_extrinsic.get(s, 0.0) < amount:
+                days = (ex - now.date()).days
+                if 0 <= days <= 1:
+                    return Verdict(
+                        "early_assignment",
+                        {**why, "leg": s, "extrinsic": m.leg_extrinsic.get(s), "dividend": amount},
+                    )
+    if h.credit:
+        if frac >= rules.take_profit_credit:
+            return Verdict("take_profit", why)
+        # the wheel takes assignment instead of a stop: owning the shares is its plan
+        if -frac >= rules.stop_loss_credit and not wheel_single:
+            return Verdict("stop_loss", why)
+    else:
+        if frac >= rules.take_profit_debit:
+            return Verdict("take_profit", why)
+        if -frac >= rules.stop_loss_debit:
+            return Verdict("stop_loss", why)
+    dte = (h.expiry - now.date()).days
+    tested = [s for s in shorts if abs(m.leg_deltas.get(s, 0.0)) >= rules.roll_delta]
+    # a covered call is left to be called away: that ends the wheel's cycle as planned
+    rollable = h.strategy != "covered_call" and len(h.legs) <= 2 and h.rolls < rules.max_rolls
+    if dte <= rules.roll_dte and tested and rollable:
+        return Verdict("roll", {**why, "dte": dte, "tested": tested})
+    return None
+
+
+def _near_money(symbol: str, spot: float, band: float) -> bool:
+    occ = parse_occ(symbol)
+    k = float(occ.strike)
+    if occ.call:
+        return spot >= k * (1.0 - band)
+    return spot <= k * (1.0 + band)

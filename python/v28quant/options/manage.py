@@ -1,0 +1,237 @@
+"""Managing open structures: exits, expiry-day handling, rolls and early-assignment risk.
+
+``manage_one`` marks a held structure on this cycle's chain and surface, asks
+``lifecycle.exit_rule`` what to do, and places the one order it calls for: a close (an urgent
+one at the natural price, else a limit walked from the mid) or a roll, one ``mleg`` order that
+closes the old legs and opens the new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from v28quant.broker.base import Owner
+from v28quant.calendar import ET
+from v28quant.options import contracts as C
+from v28quant.options.config import OptionsConfig
+from v28quant.options.context import OptionsContext, OptionsCycle
+from v28quant.options.decisions import (
+    ENGINE,
+    EngineView,
+    build_for,
+    place,
+    reservation_for,
+)
+from v28quant.options.lifecycle import Book, Held, Marks, Pending, Verdict, exit_rule
+from v28quant.options.signals import ChainAnalysis
+from v28quant.options.sizing import ZERO_GREEKS, add_greeks
+from v28quant.options.strategies import (
+    CONTRACT,
+    Structure,
+    StructureGreeks,
+    order_for,
+)
+
+
+def leg_view(
+    a: ChainAnalysis, raw: pd.DataFrame, legs: Mapping[str, int], rate: float
+) -> pd.DataFrame:
+    """Return the annotated rows (quotes, surface vol, Greeks) of ``legs`` from the raw chain.
+
+    Legs that left the liquid set are still quoted: they are annotated here from the raw
+    chain on the cycle's surface.
+    """
+    rows = raw[raw["symbol"].isin(list(legs))]
+    if rows.empty:
+        return rows
+    return C.annotate(rows, spot=a.spot, now=a.as_of, rate=rate, surface=a.surface)
+
+
+def held_greeks(h: Held, view: pd.DataFrame) -> StructureGreeks:
+    """Return the position Greeks of a held structure (all its units)."""
+    g = ZERO_GREEKS
+    for _, r in view.iterrows():
+        q = h.legs.get(str(r["symbol"]), 0) * h.units
+        g = add_greeks(
+            g,
+            StructureGreeks(
+                CONTRACT * float(r["m_delta"]),
+                CONTRACT * float(r["m_gamma"]),
+                CONTRACT * float(r["m_vega"]),
+                CONTRACT * float(r["m_theta"]) / 365.0,
+            ),
+            q,
+        )
+    return g
+
+
+def portfolio_greeks(
+    book: Book, analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]], rate: float
+) -> StructureGreeks:
+    """Return the engine's portfolio Greeks over every held structure with a chain this cycle."""
+    g = ZERO_GREEKS
+    for h in book.held.values():
+        if h.underlying in analyses:
+            a, raw = analyses[h.underlying]
+            g = add_greeks(g, held_greeks(h, leg_view(a, raw, h.legs, rate)))
+    return g
+
+
+async def manage_one(
+    eng: EngineView,
+    ctx: OptionsContext,
+    book: Book,
+    h: Held,
+    a: ChainAnalysis,
+    raw: pd.DataFrame,
+    label: str | None,
+    report: OptionsCycle,
+) -> None:
+    """Apply the exit rules to one held structure and place the order they call for."""
+    cfg = eng.cfg
+    now = ctx.now
+    view = leg_view(a, raw, h.legs, cfg.rate).set_index("symbol")
+    if set(view.index) != set(h.legs):
+        return  # a leg without a quote: no decision on half the picture
+    close_nat = sum(
+        -q * float(view.loc[s, "ask"] if -q > 0 else view.loc[s, "bid"]) for s, q in h.legs.items()
+    )
+    close_mid = sum(-q * float(view.loc[s, "mid"]) for s, q in h.legs.items())
+    intrinsic = {
+        s: max(0.0, (a.spot - r["strike"]) if r["type"] == "call" else (r["strike"] - a.spot))
+        for s, r in view.iterrows()
+    }
+    marks = Marks(
+        close_nat,
+        {str(s): float(view.loc[s, "m_delta"]) for s in view.index},
+        {str(s): float(view.loc[s, "mid"]) - intrinsic[s] for s in view.index},
+        a.spot,
+    )
+    verdict = exit_rule(
+        h,
+        marks,
+        now=now,
+        cutoff=C.expiry_cutoff(h.underlying, h.expiry),
+        rules=cfg.exits,
+        ex_dividend=cfg.next_dividend(h.underlying, now.astimezone(ET).date()),
+    )
+    if verdict is None and cfg.strategies_for(label) == ("close",) and not h.wheel:
+        verdict = Verdict("stop_loss", {"regime": label, "rule": "strategy table says close"})
+    if verdict is None:
+        return
+    stamp = now.astimezone(ET).strftime("%Y%m%d%H%M")
+    why = {
+        "rule": verdict.action,
+        **verdict.reason,
+        "structure_id": h.structure_id,
+        "regime": label,
+        "analysis": a.summary(),
+        "close_natural": round(close_nat, 4),
+        "close_mid": round(close_mid, 4),
+    }
+    if verdict.action in ("roll", "early_assignment"):
+        placed = await _roll(eng, ctx, book, h, a, raw, view, why, stamp, report)
+        if placed or verdict.action == "roll":
+            return
+    urgent = verdict.action in ("stop_loss", "expiry_close", "early_assignment")
+    ladder = (
+        [Decimal(str(round(close_nat, 2)))] if urgent else _ladder(close_mid, close_nat, h, cfg)
+    )
+    legs = [(s, -q) for s, q in h.legs.items()]
+    owner = Owner(ENGINE, h.strategy[:16], f"close:{h.structure_id}:{stamp}")
+    req = order_for(legs, h.units, ladder[0], owner, opening=False, underlying=h.underlying)
+    out = await place(ctx, req, why, None)
+    if out.status not in ("refused", "rejected"):
+        book.pending[out.client_order_id] = Pending(
+            out.client_order_id,
+            "close",
+            h.structure_id,
+            h.underlying,
+            h.strategy,
+            dict(h.legs),
+            h.expiry,
+            h.max_loss,
+            [str(x) for x in ladder],
+            0,
+            now,
+            old_id=h.structure_id,
+            wheel=h.wheel,
+        )
+        report.orders += 1
+
+
+def _ladder(mid: float, natural: float, h: Held, cfg: OptionsConfig) -> list[Decimal]:
+    return C.limit_ladder(
+        round(mid, 6), round(max(natural, mid), 6), cfg.limit_steps, C.tick_scheme_for(h.underlying)
+    )
+
+
+async def _roll(
+    eng: EngineView,
+    ctx: OptionsContext,
+    book: Book,
+    h: Held,
+    a: ChainAnalysis,
+    raw: pd.DataFrame,
+    view: pd.DataFrame,
+    why: dict[str, Any],
+    stamp: str,
+    report: OptionsCycle,
+) -> bool:
+    """Roll ``h`` out to the next expiry in the DTE window as one ``mleg`` order."""
+    cfg = eng.cfg
+    if len(h.legs) > 2:
+        return False
+    rejected: list[str] = []
+    new: Structure | None = None
+    try:
+        expiries = C.expiries_by_preference(a.chain, cfg.dte_min, cfg.dte_max, cfg.dte_target)
+    except C.NoContract as exc:
+        why["roll_rejected"] = [str(exc)]
+        return False
+    for exp in [e for e in expiries if e > h.expiry][:3]:
+        try:
+            new = build_for(eng, a, h.strategy, exp, book)
+            break
+        except C.NoContract as exc:
+            rejected.append(f"{exp}: {exc}")
+    if new is None:
+        why["roll_rejected"] = rejected
+        return False
+    legs = [(s, -q) for s, q in h.legs.items()] + [(leg.symbol, leg.qty) for leg in new.legs]
+    opening = [False] * len(h.legs) + [True] * len(new.legs)
+    close_nat = float(why["close_natural"])
+    close_mid = float(why["close_mid"])
+    ladder = C.limit_ladder(
+        round(close_mid + new.net_mid, 6),
+        round(max(close_nat + new.natural, close_mid + new.net_mid), 6),
+        cfg.limit_steps,
+        C.tick_scheme_for(h.underlying),
+    )
+    owner = Owner(ENGINE, h.strategy[:16], f"roll:{h.structure_id}:{h.rolls}:{stamp}")
+    req = order_for(legs, h.units, ladder[0], owner, opening=opening, underlying=h.underlying)
+    why = {**why, "rule": "roll", "new": new.describe(), "rejected": rejected}
+    out = await place(ctx, req, why, reservation_for(owner, new, h.units))
+    if out.status in ("refused", "rejected"):
+        return False
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id,
+        "roll",
+        f"{h.structure_id}-r{h.rolls + 1}",
+        h.underlying,
+        h.strategy,
+        {leg.symbol: leg.qty for leg in new.legs},
+        new.expiry,
+        new.max_loss(new.natural),
+        [str(x) for x in ladder],
+        0,
+        ctx.now,
+        old_id=h.structure_id,
+        wheel=h.wheel,
+    )
+    report.orders += 1
+    return True

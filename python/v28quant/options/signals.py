@@ -1,0 +1,478 @@
+"""Per-cycle option analysis: chain -> surface -> model values -> mispricing ``Signal`` objects.
+
+For one underlying and one chain snapshot, ``OptionsAnalyser.analyse``:
+
+1. keeps the liquid contracts (``contracts.liquidity_filter``) and fits an SVI surface
+   (``v28quant.options.surface``) to the out-of-the-money quotes of the expiries in
+   ``surface_dte``;
+2. reads the 30-day at-the-money implied vol off the surface and ranks it against its own
+   history (the journal's record of this very number, one value per session) or, while that
+   history is shorter than ``min_history_days``, against trailing 21-day realised vol times a
+   variance-risk-premium factor, computed from the feed's daily closes (labelled as a proxy);
+3. values the candidate contracts (out of the money, ``candidate_dte``, |delta| in
+   ``candidate_delta``) with: the surface (BSM at the SVI vol); Heston, calibrated per
+   underlying on the out-of-the-money quotes (warm-started from the previous cycle); Merton
+   with jumps fitted to the underlying's daily returns, used only where jump risk matters
+   (excess kurtosis above ``jump_kurtosis``); and the CRR tree for the early-exercise premium
+   of these American contracts, removed from the market mid before any vol is inverted;
+4. expresses the mispricing in vol points (market IV - model IV) with a standard error made of
+   the half bid-ask spread in vol and the spread between the models, and a z-score;
+5. the engine adds Monte Carlo for the path-dependent quantity its strategies care about, the
+   probability of touching a short strike before expiry (``v28quant.options.touch``).
+
+Vol views go to the aggregator under the symbol ``"<UNDERLYING>:IV"`` (``vol_symbol``), never
+mixed with directional views on the underlying itself. Their ``value`` is the premium-selling
+edge: +1 implied vol rich (sell premium), -1 cheap (buy premium). ``confidence`` follows the
+project's meaning (how much the model's fit and current inputs support the value): it is
+``record x support``. The record is the fit quality ``1 / (1 + rmse)`` (rmse of the model's
+fit in vol points; for Merton, fitted to past returns rather than to prices, its relative
+moment mismatch in percent and a factor 1/2) times the share of candidates priced; the support
+is ``erf(|z| / sqrt 2)``, how many standard errors the mean edge is from zero. Merton's edge
+is a variance risk premium (implied vol against a jump-diffusion fitted to realised returns)
+and stays out of the consensus.
+
+References
+----------
+J. Gatheral (2006), "The Volatility Surface", Wiley, ch. 3 (SVI) and ch. 2 (Heston).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from v28quant.options import contracts as C
+from v28quant.options.iv_rank import iv_rank, realised_vol_history
+from v28quant.options.surface import SviSurface
+from v28quant.quant_models import crr_binomial, heston_model, merton_jump_diffusion
+from v28quant.quant_models.heston_model import HestonParams
+from v28quant.quant_models.monte_carlo_pricer import implied_vol
+from v28quant.signals import Signal
+
+
+def vol_symbol(underlying: str) -> str:
+    """Return the aggregator symbol of an underlying's vol views (``"SPY:IV"``)."""
+    return f"{underlying.upper()}:IV"
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSettings:
+    """Windows and model switches of ``OptionsAnalyser`` (days are calendar days)."""
+
+    rate: float = 0.045
+    surface_dte: tuple[int, int] = (5, 120)
+    max_abs_y: float = 0.35
+    max_slices: int = 8
+    candidate_dte: tuple[int, int] = (14, 60)
+    candidate_delta: tuple[float, float] = (0.10, 0.60)
+    max_candidates: int = 40
+    heston_max_quotes: int = 40
+    jump_kurtosis: float = 1.0
+    crr_steps: int = 150
+    mc_paths: int = 4000
+    mc_steps_per_day: int = 2
+    min_history_days: int = 20
+    variance_risk_premium: float = 1.10
+    liquidity: C.LiquidityRules = field(default_factory=C.LiquidityRules)
+
+
+@dataclass
+class ChainAnalysis:
+    """Everything one cycle learnt about one underlying's options (journaled as reasoning)."""
+
+    underlying: str
+    as_of: datetime
+    snapshot_id: str
+    spot: float
+    chain: pd.DataFrame
+    liquidity: C.LiquidityReport
+    surface: SviSurface
+    fit_rmse_vol_pts: float
+    atm_iv_30d: float
+    iv_rank: float
+    iv_percentile: float
+    iv_history_source: str
+    heston: heston_model.HestonCalibration | None
+    merton: merton_jump_diffusion.MertonMomentFit | None
+    candidates: pd.DataFrame
+    signals: list[Signal]
+
+    def summary(self) -> dict[str, Any]:
+        """Return the JSON-ready numbers a decision cites."""
+        h = self.heston
+        return {
+            "snapshot_id": self.snapshot_id,
+            "as_of": self.as_of.isoformat(),
+            "spot": round(self.spot, 4),
+            "liquid_contracts": self.liquidity.kept,
+            "dropped": self.liquidity.dropped,
+            "surface_slices": len(self.surface.expiries),
+            "surface_rmse_vol_pts": round(self.fit_rmse_vol_pts, 4),
+            "atm_iv_30d": round(self.atm_iv_30d, 5),
+            "iv_rank": round(self.iv_rank, 4),
+            "iv_percentile": round(self.iv_percentile, 4),
+            "iv_history": self.iv_history_source,
+            "heston": None
+            if h is None
+            else {
+                **{k: round(v, 5) for k, v in h.params._asdict().items()},
+                "rmse_vol_pts": round(h.rmse_vol_points, 4),
+                "feller": h.feller,
+            },
+            "merton": None
+            if self.merton is None
+            else {
+                "lam": round(self.merton.lam, 4),
+                "mu_j": round(self.merton.mu_j, 5),
+                "delta_j": round(self.merton.delta_j, 5),
+            },
+            "candidates": len(self.candidates),
+        }
+
+
+def snapshot_id(chain: pd.DataFrame) -> str:
+    """Return a 16-hex-digit digest of a chain's contracts and quotes (same quotes, same id)."""
+    h = hashlib.sha256()
+    h.update(str(chain.attrs.get("as_of")).encode())
+    cols = chain[["symbol", "bid", "ask"]].to_numpy()
+    h.update(pd.util.hash_array(cols[:, 0].astype(str)).tobytes())
+    h.update(np.ascontiguousarray(cols[:, 1:].astype(float)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _spread_expiries(rows: pd.DataFrame, n: int, keep: tuple[int, int]) -> pd.DataFrame:
+    """Keep at most ``n`` expiries: those inside ``keep`` (DTE) first, then evenly spread.
+
+    Each SVI slice costs a fit; daily and weekly listings would otherwise dominate the cycle.
+    """
+    dtes = sorted(set(rows["dte"].tolist()))
+    if len(dtes) <= n:
+        return rows
+    inside = [d for d in dtes if keep[0] <= d <= keep[1]]
+    picked = set(inside[:: max(1, math.ceil(len(inside) / max(n // 2, 1)))])
+    rest = [d for d in dtes if d not in picked]
+    room = n - len(picked)
+    if room > 0 and rest:
+        idx = np.unique(np.linspace(0, len(rest) - 1, room).round().astype(int))
+        picked |= {rest[i] for i in idx}
+    return rows[rows["dte"].isin(picked)]
+
+
+def _confidence(record: float, z: float) -> float:
+    """Return ``record x erf(|z| / sqrt 2)``: fit quality times how far the edge is from 0."""
+    if not math.isfinite(z):
+        return 0.0
+    return float(np.clip(record, 0.0, 1.0) * math.erf(abs(z) / math.sqrt(2.0)))
+
+
+def _tanh_signal(x: float) -> float:
+    return float(np.clip(math.tanh(x), -1.0, 1.0))
+
+
+class OptionsAnalyser:
+    """Chain -> surface -> model values -> ``Signal`` objects, per underlying and cycle.
+
+    Keeps the last Heston parameters per underlying to warm-start the next calibration.
+    """
+
+    def __init__(self, settings: AnalysisSettings | None = None) -> None:
+        self.settings = settings or AnalysisSettings()
+        self._heston_prev: dict[str, HestonParams] = {}
+
+    def analyse(
+        self,
+        underlying: str,
+        chain: pd.DataFrame,
+        *,
+        now: datetime,
+        iv_history: Sequence[float] = (),
+        daily_closes: np.ndarray | None = None,
+    ) -> ChainAnalysis:
+        """Analyse one chain snapshot (see the module docstring).
+
+        Parameters
+        ----------
+        underlying : str
+        chain : DataFrame
+            A chain frame (``CHAIN_COLUMNS``) at ``now``.
+        now : datetime
+            Data time of the snapshot (venue or simulated clock), timezone-aware.
+        iv_history : sequence of float
+            Earlier 30-day ATM implied vols of this underlying, one per session.
+        daily_closes : ndarray, optional
+            The underlying's daily closes up to now (realised-vol proxy history and the
+            Merton jump fit).
+
+        Raises
+        ------
+        ValueError
+            When no liquid quotes remain or no expiry can be fitted (the message says which).
+        """
+        cfg = self.settings
+        und = underlying.upper()
+        sid = snapshot_id(chain)
+        liquid, report = C.liquidity_filter(chain, cfg.liquidity)
+        if liquid.empty:
+            raise ValueError(f"{und}: no liquid contracts in the chain ({report.dropped})")
+        spot = C.implied_spot(liquid, cfg.rate, now)
+        pre = C.annotate(liquid, spot=spot, now=now, rate=cfg.rate)
+        lo, hi = cfg.surface_dte
+        fit_rows = pre[(pre["dte"] >= lo) & (pre["dte"] <= hi)]
+        if fit_rows.empty:  # only short-dated series listed: fit what there is
+            fit_rows = pre[pre["t"] > 1.5 / 365.0]
+        fit_rows = _spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
+        surface = SviSurface.fit(
+            fit_rows, spot=spot, rate=cfg.rate, min_quotes=6, max_abs_y=cfg.max_abs_y
+        )
+        info = surface.fit_info
+        rmse = float(np.sqrt(np.mean(info["rmse_vol_pts"] ** 2))) if info is not None else 0.0
+        ann = C.annotate(liquid, spot=spot, now=now, rate=cfg.rate, surface=surface)
+        t30 = 30.0 / 365.0
+        atm = float(surface.implied_vol(float(surface.forward(t30)), t30))
+        hist, source = list(iv_history), "journal"
+        if len(hist) < cfg.min_history_days:
+            proxy = (
+                realised_vol_history(daily_closes) * cfg.variance_risk_premium
+                if daily_closes is not None
+                else np.empty(0)
+            )
+            hist, source = [*proxy[-252:].tolist(), *hist], "realised_vol_proxy"
+        rank, pct = iv_rank(atm, hist)
+        cands = self._candidates(ann)
+        heston = self._heston(und, ann, spot)
+        merton = self._merton(daily_closes)
+        values = self._model_values(cands, spot, heston, merton)
+        signals = self._signals(und, now, values, rmse, heston, merton, atm, rank, source)
+        return ChainAnalysis(
+            und,
+            now,
+            sid,
+            spot,
+            ann,
+            report,
+            surface,
+            rmse,
+            atm,
+            rank,
+            pct,
+            source,
+            heston,
+            merton,
+            values,
+            signals,
+        )
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _candidates(self, ann: pd.DataFrame) -> pd.DataFrame:
+        cfg = self.settings
+        d = ann["m_delta"].abs()
+        fwd_otm = np.where(ann["type"] == "call", ann["m_delta"] < 0.5, ann["m_delta"] > -0.5)
+        keep = (
+            (ann["dte"] >= cfg.candidate_dte[0])
+            & (ann["dte"] <= cfg.candidate_dte[1])
+            & (d >= cfg.candidate_delta[0])
+            & (d <= cfg.candidate_delta[1])
+            & fwd_otm
+        )
+        c = ann[keep]
+        if len(c) > cfg.max_candidates:
+            c = c.sort_values("rel_spread", kind="stable").head(cfg.max_candidates)
+        return c.reset_index(drop=True)
+
+    def _heston(
+        self, und: str, ann: pd.DataFrame, spot: float
+    ) -> heston_model.HestonCalibration | None:
+        cfg = self.settings
+        lo, hi = max(cfg.surface_dte[0], 7), cfg.surface_dte[1]
+        y = np.log(ann["strike"] / (spot * np.exp((cfg.rate - ann["div"]) * ann["t"])))
+        otm = np.where(y < 0, ann["type"] == "put", ann["type"] == "call")
+        q = ann[(ann["dte"] >= lo) & (ann["dte"] <= hi) & otm & (y.abs() <= cfg.max_abs_y)]
+        if len(q) < 8:
+            return None
+        if len(q) > cfg.heston_max_quotes:
+            idx = np.linspace(0, len(q) - 1, cfg.heston_max_quotes).round().astype(int)
+            q = q.iloc[np.unique(idx)]
+        try:
+            cal = heston_model.calibrate(
+                spot,
+                q["strike"].to_numpy(float),
+                q["t"].to_numpy(float),
+                cfg.rate,
+                q["div"].to_numpy(float),
+                q["mid"].to_numpy(float),
+                (q["type"] == "call").to_numpy(),
+                initial=self._heston_prev.get(und),
+                max_iterations=40,
+            )
+        except ValueError:
+            return None
+        if not math.isfinite(cal.rmse_vol_points):
+            return None
+        self._heston_prev[und] = cal.params
+        return cal
+
+    def _merton(self, closes: np.ndarray | None) -> merton_jump_diffusion.MertonMomentFit | None:
+        if closes is None or len(closes) < 250:
+            return None
+        r = np.diff(np.log(np.asarray(closes, dtype=float)[-504:]))
+        try:
+            fit = merton_jump_diffusion.calibrate_from_returns(r)
+        except ValueError:
+            return None
+        # jump risk matters only when the tails are fat enough to move option values
+        return fit if fit.excess_kurtosis > self.settings.jump_kurtosis and fit.lam > 0 else None
+
+    def _model_values(
+        self,
+        c: pd.DataFrame,
+        spot: float,
+        heston: heston_model.HestonCalibration | None,
+        merton: merton_jump_diffusion.MertonMomentFit | None,
+    ) -> pd.DataFrame:
+        cfg = self.settings
+        out = c[
+            [
+                "symbol",
+                "type",
+                "strike",
+                "expiry",
+                "dte",
+                "t",
+                "bid",
+                "ask",
+                "mid",
+                "div",
+                "model_iv",
+                "m_delta",
+                "m_vega",
+                "open_interest",
+                "rel_spread",
+            ]
+        ].copy()
+        if out.empty:
+            return out.assign(
+                market_iv=[],
+                heston_iv=[],
+                merton_iv=[],
+                eep=[],
+                edge_vol_pts=[],
+                stderr_vol_pts=[],
+                z=[],
+            )
+        k, t = out["strike"].to_numpy(float), out["t"].to_numpy(float)
+        q, iv = out["div"].to_numpy(float), out["model_iv"].to_numpy(float)
+        call = (out["type"] == "call").to_numpy()
+        steps = max(cfg.crr_steps, 1)
+        amer = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, True, steps)
+        euro = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, False, steps)
+        eep = np.maximum(np.asarray(amer) - np.asarray(euro), 0.0)
+        euro_mid = out["mid"].to_numpy(float) - eep
+        out["eep"] = eep
+        out["market_iv"] = np.asarray(implied_vol(euro_mid, spot, k, t, cfg.rate, q, call))
+        models = [out["model_iv"].to_numpy(float)]
+        if heston is not None:
+            hp = heston_model.price(spot, k, t, cfg.rate, q, *heston.params, call=call)
+            out["heston_iv"] = np.asarray(implied_vol(hp, spot, k, t, cfg.rate, q, call))
+            models.append(out["heston_iv"].to_numpy(float))
+        else:
+            out["heston_iv"] = np.nan
+        if merton is not None:
+            mp = merton_jump_diffusion.price(
+                spot, k, t, cfg.rate, q, merton.vol, merton.lam, merton.mu_j, merton.delta_j, call
+            )
+            # a physical-measure (returns) fit: its edge is a variance risk premium, reported
+            # on its own, never averaged into the risk-neutral consensus
+            out["merton_iv"] = np.asarray(implied_vol(mp, spot, k, t, cfg.rate, q, call))
+        else:
+            out["merton_iv"] = np.nan
+        stack = np.vstack(models)
+        consensus = np.nanmean(stack, axis=0)
+        spread = np.nanstd(stack, axis=0) if len(models) > 1 else np.zeros(len(out))
+        vega = np.maximum(out["m_vega"].to_numpy(float), 1e-8)
+        half_spread_vol = 0.5 * (out["ask"] - out["bid"]).to_numpy(float) / vega
+        out["edge_vol_pts"] = 100.0 * (out["market_iv"].to_numpy(float) - consensus)
+        out["stderr_vol_pts"] = 100.0 * np.sqrt(half_spread_vol**2 + spread**2)
+        out["z"] = out["edge_vol_pts"] / np.maximum(out["stderr_vol_pts"], 1e-6)
+        return out.reset_index(drop=True)
+
+    def _signals(
+        self,
+        und: str,
+        now: datetime,
+        v: pd.DataFrame,
+        surface_rmse: float,
+        heston: heston_model.HestonCalibration | None,
+        merton: merton_jump_diffusion.MertonMomentFit | None,
+        atm: float,
+        rank: float,
+        source: str,
+    ) -> list[Signal]:
+        sym = vol_symbol(und)
+        out: list[Signal] = []
+        priced = float(np.isfinite(v["market_iv"]).mean()) if len(v) else 0.0
+
+        def edge(col: str) -> tuple[float, float, float, int]:
+            if len(v) == 0 or col not in v or not np.isfinite(v[col]).any():
+                return math.nan, math.nan, math.nan, 0
+            e = 100.0 * (v["market_iv"] - v[col])
+            se = v["stderr_vol_pts"]
+            ok = np.isfinite(e) & np.isfinite(se)
+            if not ok.any():
+                return math.nan, math.nan, math.nan, 0
+            z = float(np.mean(e[ok] / np.maximum(se[ok], 1e-6)))
+            return float(e[ok].mean()), float(se[ok].mean() / math.sqrt(ok.sum())), z, int(ok.sum())
+
+        for name, col, rmse in (
+            ("options_surface", "model_iv", surface_rmse),
+            ("options_heston", "heston_iv", None if heston is None else heston.rmse_vol_points),
+            ("options_merton", "merton_iv", None if merton is None else 100 * merton.max_residual),
+        ):
+            if rmse is None:
+                continue
+            e, se, z, n = edge(col)
+            if n == 0:
+                continue
+            # the Merton fit is to past returns, not to these prices: half the weight
+            scale = 0.5 if name == "options_merton" else 1.0
+            out.append(
+                Signal(
+                    name,
+                    sym,
+                    _tanh_signal(z / 2.0),
+                    _confidence(scale * priced / (1.0 + rmse), z),
+                    {
+                        "meaning": "implied minus model vol: +1 rich (sell premium), -1 cheap",
+                        "edge_vol_pts": round(e, 4),
+                        "stderr_vol_pts": round(se, 4),
+                        "z": round(z, 3),
+                        "contracts": n,
+                        "fit_rmse_vol_pts": round(rmse, 4),
+                    },
+                    now,
+                )
+            )
+        conf = 0.8 if source == "journal" else 0.4
+        out.append(
+            Signal(
+                "options_iv_rank",
+                sym,
+                float(np.clip(2.0 * rank - 1.0, -1.0, 1.0)),
+                conf,
+                {
+                    "meaning": "IV rank: +1 at the top of its range (sell premium)",
+                    "atm_iv_30d": round(atm, 6),
+                    "iv_rank": round(rank, 4),
+                    "history": source,
+                },
+                now,
+            )
+        )
+        return out

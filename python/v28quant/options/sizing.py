@@ -1,0 +1,104 @@
+"""Sizing and the options risk budget: max loss per structure and the portfolio Greek budget.
+
+A candidate structure is sized to the largest whole number of units whose risk fits:
+
+* defined-risk shapes (verticals, condors): max loss at expiry (at the natural price) x units
+  within ``max_loss_per_structure``;
+* a cash-secured put: its collateral (strike x 100 per unit) within ``max_csp_fraction`` of
+  equity and within the cash the account can spend;
+* a covered call: one unit per 100 shares the wheel holds.
+
+Then the engine's portfolio Greeks after adding it (delta in shares, gamma, vega, theta per day:
+``StructureGreeks`` units, absolute values) must stay inside the ``GreekBudget``. Each refusal
+names the limit and the numbers, for the journal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from v28quant.options.config import GreekBudget
+from v28quant.options.strategies import Structure, StructureGreeks
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """Units to trade, or 0 with the reason none fit."""
+
+    units: int
+    reason: str
+    max_loss_per_unit: float
+    collateral_per_unit: float
+
+
+def size_structure(
+    s: Structure,
+    *,
+    max_loss: float,
+    max_units: int,
+    equity: float,
+    cash_available: float,
+    max_csp_fraction: float,
+    wheel_shares: int = 0,
+) -> Sizing:
+    """Return the units of ``s`` that fit the risk limits (see the module docstring)."""
+    loss = s.max_loss(s.natural)
+    coll = s.collateral()
+    if s.strategy == "covered_call":
+        units = min(max_units, wheel_shares // 100)
+        why = (
+            "ok" if units > 0 else f"covered call needs 100 shares, the wheel holds {wheel_shares}"
+        )
+        return Sizing(units, why, loss, coll)
+    if s.strategy == "cash_secured_put":
+        cap = min(max_csp_fraction * equity, cash_available)
+        units = min(max_units, int(cap // coll)) if coll > 0 else 0
+        why = (
+            "ok"
+            if units > 0
+            else f"collateral {coll:.2f} per unit > min(max_csp_fraction x equity, cash) {cap:.2f}"
+        )
+        return Sizing(units, why, loss, coll)
+    if not math.isfinite(loss) or loss <= 0:
+        return Sizing(0, f"max loss per unit is {loss}", loss, coll)
+    units = min(max_units, int(max_loss // loss), int(cash_available // max(coll, 1e-9)))
+    why = "ok" if units > 0 else f"max loss {loss:.2f} per unit > max_loss_per_structure {max_loss}"
+    return Sizing(units, why, loss, coll)
+
+
+def add_greeks(a: StructureGreeks, b: StructureGreeks, units: float = 1.0) -> StructureGreeks:
+    """Return ``a + units x b``."""
+    return StructureGreeks(
+        a.delta + units * b.delta,
+        a.gamma + units * b.gamma,
+        a.vega + units * b.vega,
+        a.theta_per_day + units * b.theta_per_day,
+    )
+
+
+ZERO_GREEKS = StructureGreeks(0.0, 0.0, 0.0, 0.0)
+
+
+def greek_breach(g: StructureGreeks, budget: GreekBudget) -> str | None:
+    """Return a line naming the first Greek outside ``budget``, or ``None``."""
+    for name, value, cap in (
+        ("delta", g.delta, budget.max_delta_shares),
+        ("gamma", g.gamma, budget.max_gamma),
+        ("vega", g.vega, budget.max_vega),
+        ("theta_per_day", g.theta_per_day, budget.max_theta_per_day),
+    ):
+        if abs(value) > cap:
+            return f"portfolio {name} {value:.2f} would exceed the budget {cap:g}"
+    return None
+
+
+def fit_greeks(
+    s: Structure, units: int, current: StructureGreeks, budget: GreekBudget
+) -> tuple[int, str | None]:
+    """Return the largest ``n <= units`` keeping the portfolio inside ``budget`` (0: why not)."""
+    g = s.greeks()
+    for n in range(units, 0, -1):
+        if greek_breach(add_greeks(current, g, n), budget) is None:
+            return n, None
+    return 0, greek_breach(add_greeks(current, g, 1), budget)

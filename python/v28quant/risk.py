@@ -1,0 +1,367 @@
+"""The risk gate and the kill switch, shared by both engines.
+
+Every order an engine wants passes ``RiskGate.check`` before it reaches the execution service.
+The checks, with their limits in ``[risk]`` of the settings file (``v28quant/defaults.toml``
+documents each default):
+
+* the kill switch: while halted no new order passes (cancels are not orders and stay allowed;
+  the orders of a ``flatten`` pass, they only close);
+* per order: quantity (``max_order_qty``) and notional (``max_order_notional``; options at 100
+  shares per contract);
+* buying power: a buy's notional must fit in the buying power less a reserve
+  (``buying_power_reserve_fraction`` of equity);
+* exposure: the position after the order within ``max_position_fraction`` of equity, the gross
+  exposure within ``max_gross_exposure``, at most ``max_positions`` symbols held;
+* PDT (FINRA Rule 4210): below ``pdt_equity_threshold`` of equity, an order that would close
+  a position opened the same session is a day trade; it is refused once
+  ``pdt_max_day_trades`` day trades were made in the last five sessions;
+* orders per engine and cycle (``max_orders_per_cycle``).
+
+``RiskGate.mark`` watches the account each cycle: equity below the session's first mark by more
+than ``max_daily_loss_fraction``, or below its peak by more than ``max_drawdown_fraction``, halts
+trading. The state lives in the journal (``decisions`` rows of engine ``"risk"``), so the
+operator CLI can halt, resume and flatten without the runner running, and a restart keeps a
+halt. Every denial is journaled with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from v28quant.broker.base import CONTRACT_SIZE, Account, OrderRequest, Position
+from v28quant.calendar import ET, ExchangeCalendar, default_calendar
+from v28quant.journal import Journal
+from v28quant.settings import RiskLimits
+
+log = logging.getLogger(__name__)
+
+RISK_ENGINE = "risk"
+HALT, RESUME, FLATTEN, FLATTENED, MARK, DENY = (
+    "halt",
+    "resume",
+    "flatten",
+    "flattened",
+    "mark",
+    "deny",
+)
+#: Strategy name of the orders a flatten places; they pass a halt.
+FLATTEN_STRATEGY = "flatten"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether an order may go out; ``reason`` names the failed check and its numbers."""
+
+    allowed: bool
+    check: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HaltState:
+    """The kill switch as the journal records it."""
+
+    halted: bool
+    reason: str | None = None
+    since: datetime | None = None
+    by: str | None = None
+    flatten_pending: bool = False
+
+
+def record_control(
+    journal: Journal, action: str, reason: str, by: str, ts: datetime, **extra: Any
+) -> None:
+    """Journal a kill-switch action (``halt``, ``resume``, ``flatten``, ``flattened``)."""
+    if action not in (HALT, RESUME, FLATTEN, FLATTENED):
+        raise ValueError(f"action must be halt, resume, flatten or flattened, got {action!r}")
+    journal.record_decision(
+        f"risk-{action}-{ts.isoformat()}-{uuid.uuid4().hex[:8]}",
+        RISK_ENGINE,
+        "kill_switch",
+        "*",
+        action,
+        {"reason": reason, "by": by, **extra},
+        ts,
+    )
+    log.warning("kill switch: %s by %s: %s", action, by, reason)
+
+
+def halt_state(journal: Journal) -> HaltState:
+    """Return the kill-switch state: the latest ``halt``/``flatten`` against ``resume``."""
+    rows = [
+        r
+        for r in journal.decisions(engine=RISK_ENGINE)
+        if r["action"] in (HALT, RESUME, FLATTEN, FLATTENED)
+    ]
+    halted, reason, since, by, pending = False, None, None, None, False
+    for r in rows:
+        if r["action"] in (HALT, FLATTEN):
+            if not halted:
+                since = r["ts"]
+            halted, reason, by = True, r["reasoning"].get("reason"), r["reasoning"].get("by")
+        if r["action"] == FLATTEN:
+            pending = True
+        elif r["action"] == FLATTENED:
+            pending = False
+        elif r["action"] == RESUME:
+            halted, reason, since, by, pending = False, None, None, None, False
+    return HaltState(halted, reason, since, by, pending)
+
+
+def day_trades(fills: Iterable[Mapping[str, Any]], sessions: set[Any]) -> int:
+    """Count the day trades among ``fills`` on the given sessions.
+
+    Per session and symbol, one when the same session holds both a buy and a sell (FINRA's
+    count of round trips, simplified to one per symbol and day).
+    """
+    sides: dict[tuple[Any, str], set[str]] = {}
+    for f in fills:
+        day = f["ts"].astimezone(ET).date()
+        if day in sessions:
+            sides.setdefault((day, str(f["symbol"])), set()).add(str(f["side"]))
+    return sum(1 for s in sides.values() if {"buy", "sell"} <= s)
+
+
+@dataclass
+class _Marks:
+    day: Any = None
+    day_start: Decimal | None = None
+    peak: Decimal | None = None
+    orders: dict[tuple[str, datetime], int] = field(default_factory=dict)
+
+
+class RiskGate:
+    """Pre-trade checks and the kill switch (see the module docstring).
+
+    Parameters
+    ----------
+    limits : RiskLimits
+        ``settings.risk``.
+    journal : Journal
+        Where denials, marks and kill-switch actions are recorded and read back.
+    calendar : ExchangeCalendar, optional
+        Sessions for the PDT window (default: the shared NYSE calendar).
+    """
+
+    def __init__(
+        self, limits: RiskLimits, journal: Journal, calendar: ExchangeCalendar | None = None
+    ) -> None:
+        self.limits = limits
+        self.journal = journal
+        self.calendar = calendar or default_calendar()
+        self._m = _Marks()
+        marks = journal.decisions(engine=RISK_ENGINE, action=MARK)
+        if marks:
+            self._m.peak = max(Decimal(str(r["reasoning"]["equity"])) for r in marks)
+
+    # -- the account watch ------------------------------------------------------------------
+
+    def state(self) -> HaltState:
+        """Return the kill switch as journaled now."""
+        return halt_state(self.journal)
+
+    def mark(self, account: Account, now: datetime) -> HaltState:
+        """Record equity, update the session start and the peak, halt on a loss-limit breach."""
+        equity = Decimal(account.equity)
+        day = now.astimezone(ET).date()
+        if self._m.day != day:
+            start = datetime.combine(day, time(0), ET)
+            today = self.journal.decisions(engine=RISK_ENGINE, action=MARK, since=start)
+            first = Decimal(str(today[0]["reasoning"]["equity"])) if today else equity
+            self._m.day, self._m.day_start, self._m.orders = day, first, {}
+        self._m.peak = equity if self._m.peak is None else max(self._m.peak, equity)
+        start_eq, peak = self._m.day_start or equity, self._m.peak
+        self.journal.record_decision(
+            f"risk-mark-{now.isoformat()}",
+            RISK_ENGINE,
+            "watch",
+            "*",
+            MARK,
+            {"equity": str(equity), "day_start": str(start_eq), "peak": str(peak)},
+            now,
+        )
+        state = self.state()
+        if state.halted:
+            return state
+        lim = self.limits
+        loss = (start_eq - equity) / start_eq if start_eq > 0 else Decimal(0)
+        dd = (peak - equity) / peak if peak > 0 else Decimal(0)
+        if loss > Decimal(str(lim.max_daily_loss_fraction)):
+            why = f"daily loss {loss:.2%} > max_daily_loss_fraction {lim.max_daily_loss_fraction}"
+            record_control(self.journal, HALT, why, "risk_gate", now, equity=str(equity))
+        elif dd > Decimal(str(lim.max_drawdown_fraction)):
+            why = f"drawdown {dd:.2%} > max_drawdown_fraction {lim.max_drawdown_fraction}"
+            record_control(self.journal, HALT, why, "risk_gate", now, equity=str(equity))
+        return self.state()
+
+    # -- the order check --------------------------------------------------------------------
+
+    def check(
+        self,
+        request: OrderRequest,
+        price: Decimal,
+        account: Account,
+        positions: Iterable[Position],
+        now: datetime,
+        *,
+        cycle: datetime | None = None,
+    ) -> Verdict:
+        """Check one order; a denial is journaled (``decisions`` action ``deny``) and logged.
+
+        Parameters
+        ----------
+        request : OrderRequest
+            The order as it would be sent.
+        price : Decimal
+            Its expected price per share or per contract share (limit, or the quote).
+        account, positions
+            The broker's view now.
+        now : datetime
+            Data time (the simulated clock in backtests).
+        cycle : datetime, optional
+            The cycle it belongs to, for ``max_orders_per_cycle`` (default ``now``).
+        """
+        key = (request.owner.engine, cycle or now)
+        done = self._m.orders.get(key, 0)
+        verdict = self._verdict(request, Decimal(price), account, list(positions), now, done)
+        if verdict.allowed:
+            self._m.orders[key] = self._m.orders.get(key, 0) + 1
+            return verdict
+        self.journal.record_decision(
+            f"{request.client_order_id}-deny-{now.isoformat()}",
+            request.owner.engine,
+            request.owner.strategy,
+            request.symbol or "mleg",
+            DENY,
+            {"check": verdict.check, "reason": verdict.reason, "request": request.to_dict()},
+            now,
+        )
+        log.warning(
+            "risk: %s %s %s %s denied: %s",
+            request.owner.engine,
+            request.side or "mleg",
+            request.qty,
+            request.symbol or "mleg",
+            verdict.reason,
+            extra={"check": verdict.check, "client_order_id": request.client_order_id},
+        )
+        return verdict
+
+    def _verdict(
+        self,
+        req: OrderRequest,
+        price: Decimal,
+        account: Account,
+        positions: list[Position],
+        now: datetime,
+        done: int,
+    ) -> Verdict:
+        lim = self.limits
+        state = self.state()
+        closing_only = req.owner.strategy == FLATTEN_STRATEGY
+        if state.halted and not closing_only:
+            return Verdict(False, "halted", f"trading halted ({state.reason})")
+        if done >= lim.max_orders_per_cycle and not closing_only:
+            return Verdict(False, "orders_per_cycle", f"{done} orders this cycle already")
+        if req.qty > lim.max_order_qty:
+            return Verdict(False, "order_qty", f"qty {req.qty} > max_order_qty {lim.max_order_qty}")
+        mult = Decimal(1) if req.kind == "equity" else CONTRACT_SIZE
+        notional = abs(price) * req.qty * mult
+        if notional > Decimal(str(lim.max_order_notional)):
+            return Verdict(
+                False,
+                "order_notional",
+                f"notional {notional:.2f} > max_order_notional {lim.max_order_notional}",
+            )
+        if req.kind == "mleg" or req.symbol is None:
+            return Verdict(True)
+        held = {p.symbol: p for p in positions}
+        now_qty = held[req.symbol].qty if req.symbol in held else Decimal(0)
+        signed = req.qty if req.side == "buy" else -req.qty
+        after = now_qty + signed
+        increasing = abs(after) > abs(now_qty)
+        equity = Decimal(account.equity)
+        if increasing and not closing_only:
+            verdict = self._exposure(req, price, mult, after, now_qty, equity, account, held)
+            if verdict is not None:
+                return verdict
+        elif now_qty != 0 and not closing_only:
+            verdict = self._pdt(req, equity, now)
+            if verdict is not None:
+                return verdict
+        return Verdict(True)
+
+    def _exposure(
+        self,
+        req: OrderRequest,
+        price: Decimal,
+        mult: Decimal,
+        after: Decimal,
+        now_qty: Decimal,
+        equity: Decimal,
+        account: Account,
+        held: Mapping[str, Position],
+    ) -> Verdict | None:
+        lim = self.limits
+        added = abs(after - now_qty) * abs(price) * mult
+        reserve = equity * Decimal(str(lim.buying_power_reserve_fraction))
+        if req.side == "buy" and added > Decimal(account.buying_power) - reserve:
+            return Verdict(
+                False,
+                "buying_power",
+                f"needs {added:.2f}, buying power {account.buying_power} less reserve "
+                f"{reserve:.2f}",
+            )
+        if equity <= 0:
+            return Verdict(False, "equity", f"account equity {equity} <= 0")
+        frac = abs(after) * abs(price) * mult / equity
+        if frac > Decimal(str(lim.max_position_fraction)):
+            return Verdict(
+                False,
+                "position_fraction",
+                f"position {frac:.2%} of equity > max_position_fraction "
+                f"{lim.max_position_fraction}",
+            )
+        gross = sum((abs(p.market_value or Decimal(0)) for p in held.values()), Decimal(0))
+        gross += added
+        if gross / equity > Decimal(str(lim.max_gross_exposure)):
+            return Verdict(
+                False,
+                "gross_exposure",
+                f"gross {gross / equity:.2f}x equity > max_gross_exposure {lim.max_gross_exposure}",
+            )
+        if now_qty == 0 and req.symbol not in held and len(held) >= lim.max_positions:
+            return Verdict(False, "max_positions", f"{len(held)} positions held = max_positions")
+        return None
+
+    def _pdt(self, req: OrderRequest, equity: Decimal, now: datetime) -> Verdict | None:
+        lim = self.limits
+        if equity >= Decimal(str(lim.pdt_equity_threshold)):
+            return None
+        today = now.astimezone(ET).date()
+        since = datetime.combine(today - timedelta(days=10), time(0), ET)
+        fills = self.journal.fills(since=since)
+        opened_today = any(
+            f["symbol"] == req.symbol
+            and f["ts"].astimezone(ET).date() == today
+            and f["side"] != req.side
+            for f in fills
+        )
+        if not opened_today:
+            return None
+        last5 = set(self.calendar.sessions(today - timedelta(days=9), today)[-5:])
+        count = day_trades(fills, last5)
+        if count >= lim.pdt_max_day_trades:
+            return Verdict(
+                False,
+                "pdt",
+                f"would be day trade {count + 1} in five sessions with equity {equity:.2f} < "
+                f"pdt_equity_threshold {lim.pdt_equity_threshold}",
+            )
+        return None

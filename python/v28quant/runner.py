@@ -1,0 +1,393 @@
+"""The production runner: one process that trades every engine through the exchange's day.
+
+``python run_v28_production.py --mode live|paper|backtest`` ends up in ``main``. The day, on the
+exchange calendar (US/Eastern): the pre-market job at 09:00 (reconcile with the broker, the
+account watch, the hierarchical regime, each engine's refits and screens), then from 09:45 to
+15:45 a cycle every 5 minutes for each engine, the engines side by side under one
+``asyncio.TaskGroup``, then the end-of-day roll-up; off-hours jobs run after the close and never
+overlap trading. Started mid-session it runs the pre-market job at once and joins the cycle
+schedule.
+
+Isolation: an exception in one engine's cycle is logged, journaled and notified, and that engine
+and the others carry on. A cycle that overruns its slot is logged and the slots it ran into are
+skipped, never stacked. SIGTERM or SIGINT lets the cycles in flight finish, then persists,
+closes the sessions and exits 0; a second signal exits at once (the journal commits each row on
+its own, so nothing half-written survives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from v28quant.calendar import ET, ExchangeCalendar
+from v28quant.clock import Clock
+from v28quant.engines import CycleReport, Engine, EngineContext
+from v28quant.venue import Venue
+from v28quant.venue_clock import LockstepClock
+
+log = logging.getLogger("v28quant.runner")
+
+#: A cycle may start this late after its slot; later than that the slot counts as missed.
+SLOT_GRACE = timedelta(seconds=60)
+
+
+@dataclass
+class RunState:
+    """What a run accumulates for its report: the equity at each session's close."""
+
+    equity: list[tuple[date, Decimal, Decimal]] = field(default_factory=list)
+    cycles: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+
+class Runner:
+    """Drives ``engines`` on ``venue`` (see the module docstring).
+
+    Parameters
+    ----------
+    ctx : EngineContext
+        The shared services every engine receives.
+    venue : Venue
+        Broker, feed, clock and the simulated sessions when keyless.
+    engines : sequence of Engine
+        Engines run side by side (equity, options, ...).
+    cycle_minutes : int
+        Spacing of cycles (a multiple of 5).
+    once : bool
+        Pre-market job and one cycle of each engine at the venue's current time, then stop.
+    """
+
+    def __init__(
+        self,
+        ctx: EngineContext,
+        venue: Venue,
+        engines: Sequence[Engine],
+        *,
+        cycle_minutes: int = 5,
+        once: bool = False,
+    ) -> None:
+        if not engines:
+            raise ValueError("Runner needs at least one engine")
+        self.ctx = ctx
+        self.venue = venue
+        self.engines = list(engines)
+        self.stride = max(1, cycle_minutes // 5)
+        self.once = once
+        self.stop = asyncio.Event()
+        self.state = RunState()
+        self._signals = 0
+        self._watch_lock = asyncio.Lock()
+        self._watched: datetime | None = None
+        self._trading_ok = True
+
+    @property
+    def calendar(self) -> ExchangeCalendar:
+        """Return the exchange calendar in use."""
+        return self.ctx.calendar
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: the first stops after the cycles in flight, a second exits now."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread (a worker's run has none)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.on_signal, sig)
+
+    def on_signal(self, sig: int) -> None:
+        """Handle one stop signal (see ``install_signal_handlers``)."""
+        self._signals += 1
+        name = signal.Signals(sig).name
+        if self._signals == 1:
+            log.warning("%s: finishing the cycle in flight, then stopping", name)
+            self.stop.set()
+            return
+        log.error("second %s: exiting now; the journal keeps every committed row", name)
+        logging.shutdown()
+        os._exit(128 + int(sig))
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    async def _sleep(self, clock: Clock | LockstepClock, when: datetime) -> bool:
+        """Sleep until ``when``; False when a stop was requested first."""
+        if self.stop.is_set():
+            return False
+        sleeper = asyncio.ensure_future(clock.sleep_until(when))
+        stopper = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, stopper):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        return not self.stop.is_set()
+
+    # -- the day ----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until the sessions are done (simulated), a stop signal, or ``--once``."""
+        if self.venue.venue_clock is not None:
+            await self.venue.venue_clock.refresh()
+        now = self.ctx.now
+        self.ctx.journal.record_decision(
+            f"runner-start-{now.isoformat()}-{os.getpid()}",
+            "runner",
+            "runner",
+            "*",
+            "start",
+            {
+                "mode": self.ctx.mode,
+                "pid": os.getpid(),
+                "broker": self.venue.broker_desc,
+                "data": self.venue.data_desc,
+                "engines": [e.name for e in self.engines],
+            },
+            now,
+        )
+        if self.once:
+            await self.run_once()
+        elif self.venue.keyless:
+            from tqdm import tqdm
+
+            bar = tqdm(self.venue.sessions, desc=self.ctx.mode, unit="session", file=sys.stderr)
+            for day in bar:
+                await self.run_session(day)
+                if self.stop.is_set():
+                    break
+        else:
+            await self.run_forever()
+        log.info(
+            "runner stopped: %d cycle(s), %d engine error(s), %d slot(s) skipped",
+            self.state.cycles,
+            self.state.errors,
+            self.state.skipped,
+        )
+        return 0
+
+    async def run_once(self) -> None:
+        """Pre-market job and one cycle of each engine at the venue's time."""
+        from v28quant.premarket import shared_premarket
+
+        now = self.ctx.now
+        self._trading_ok = await shared_premarket(self.ctx, self.venue)
+        for engine in self.engines:
+            await self._guarded(engine, "premarket", now)
+        if not self._trading_ok:
+            log.error("--once: the pre-market checks failed; no cycle run")
+            return
+        await self._watch(now)
+        async with asyncio.TaskGroup() as tg:
+            for engine in self.engines:
+                tg.create_task(self._cycle(engine, now))
+
+    async def run_forever(self) -> None:
+        """Trade session after session on the venue's clock until stopped."""
+        while not self.stop.is_set():
+            assert self.venue.venue_clock is not None  # keyed modes only
+            await self.venue.venue_clock.refresh()
+            now = self.ctx.now
+            today = now.astimezone(ET).date()
+            if self.calendar.is_session(today) and now < self.calendar.windows(today).trading_end:
+                await self.run_session(today)
+                continue
+            await self.off_hours(now)
+            nxt = self.calendar.next_session(today)
+            log.info("next session %s; waiting for its pre-market job", nxt)
+            await self._sleep(self.ctx.clock, self.calendar.windows(nxt).premarket)
+
+    async def run_session(self, day: date) -> None:
+        """One session: pre-market job, the engines' cycles, end of day."""
+        w = self.calendar.windows(day)
+        if not await self._sleep(self.ctx.clock, w.premarket):
+            return
+        from v28quant.premarket import shared_premarket
+
+        log.info("session %s: pre-market job at %s", day, self.ctx.now.astimezone(ET))
+        self._trading_ok = await shared_premarket(self.ctx, self.venue)
+        for engine in self.engines:
+            await self._guarded(engine, "premarket", w.premarket)
+        slots = list(w.cycles[:: self.stride])
+        if not self._trading_ok:
+            log.error("session %s: pre-market checks failed; no trading today", day)
+            slots = []
+        sim = self.venue.sim_clock
+        lock = LockstepClock(sim, len(self.engines)) if sim is not None else None
+        if slots:
+            async with asyncio.TaskGroup() as tg:
+                for engine in self.engines:
+                    tg.create_task(self._engine_loop(engine, slots, lock))
+        if self.stop.is_set():
+            return
+        if not await self._sleep(self.ctx.clock, w.session.close + timedelta(minutes=1)):
+            return
+        await self.end_of_day(day)
+
+    async def _engine_loop(
+        self, engine: Engine, slots: list[datetime], lock: LockstepClock | None
+    ) -> None:
+        clock: Clock | LockstepClock = lock or self.ctx.clock
+        try:
+            i = 0
+            while i < len(slots) and not self.stop.is_set():
+                now = clock.now()
+                if now > slots[i] + SLOT_GRACE:
+                    j = next(
+                        (k for k in range(i, len(slots)) if slots[k] + SLOT_GRACE >= now), None
+                    )
+                    missed = (j if j is not None else len(slots)) - i
+                    self.state.skipped += missed
+                    log.warning(
+                        "%s: %d cycle slot(s) from %s skipped (now %s)",
+                        engine.name,
+                        missed,
+                        slots[i].astimezone(ET).strftime("%H:%M"),
+                        now.astimezone(ET).strftime("%H:%M:%S"),
+                    )
+                    if j is None:
+                        break
+                    i = j
+                    continue
+                if not await self._sleep(clock, slots[i]):
+                    break
+                await self._watch(slots[i])
+                await self._cycle(engine, slots[i])
+                i += 1
+        finally:
+            if lock is not None:
+                lock.leave()
+
+    async def _watch(self, slot: datetime) -> None:
+        """Once per slot: re-read the venue clock, mark the account, run a pending flatten."""
+        async with self._watch_lock:
+            if self._watched == slot:
+                return
+            self._watched = slot
+            from v28quant.premarket import watch_account
+
+            try:
+                await watch_account(self.ctx, self.venue)
+            except Exception as exc:  # the watch failing must not stop trading checks
+                log.exception("account watch failed: %s", exc)
+                self.ctx.notifier.error("runner", f"account watch failed: {exc}")
+
+    async def _cycle(self, engine: Engine, slot: datetime) -> CycleReport | None:
+        report = await self._guarded(engine, "cycle", slot)
+        self.state.cycles += 1
+        if isinstance(report, CycleReport):
+            log.info(
+                "%s cycle %s: %d signal(s), %d order(s), %d denied%s",
+                engine.name,
+                slot.astimezone(ET).strftime("%Y-%m-%d %H:%M"),
+                report.signals,
+                report.orders,
+                report.denied,
+                f"; {report.note}" if report.note else "",
+                extra={"engine": engine.name, "details": dict(report.details)},
+            )
+            self.ctx.journal.record_decision(
+                f"{engine.name}-cycle-{slot.isoformat()}",
+                engine.name,
+                "runner",
+                "*",
+                "cycle",
+                {
+                    "slot": slot.isoformat(),
+                    "signals": report.signals,
+                    "orders": report.orders,
+                    "denied": report.denied,
+                    "note": report.note,
+                },
+                self.ctx.now,
+            )
+            return report
+        return None
+
+    async def _guarded(self, engine: Engine, step: str, at: datetime) -> Any:
+        """Run ``engine.<step>(ctx)``; an exception is logged, journaled and notified."""
+        try:
+            return await getattr(engine, step)(self.ctx)
+        except Exception as exc:
+            self.state.errors += 1
+            log.exception("%s %s failed at %s: %s", engine.name, step, at, exc)
+            self.ctx.notifier.error(f"{engine.name} {step}", f"{type(exc).__name__}: {exc}")
+            self.ctx.journal.record_decision(
+                f"{engine.name}-{step}-error-{at.isoformat()}",
+                engine.name,
+                "runner",
+                "*",
+                "error",
+                {"step": step, "error": f"{type(exc).__name__}: {exc}"},
+                self.ctx.now,
+            )
+            return None
+
+    async def end_of_day(self, day: date) -> None:
+        """Engines' end-of-day jobs, then the roll-up and the session's closing equity."""
+        for engine in self.engines:
+            await self._guarded(engine, "end_of_day", self.ctx.now)
+        process = getattr(self.ctx.broker, "process", None)
+        if process is not None:
+            await process()
+        account = await self.ctx.broker.account()
+        exposure = Decimal(account.long_market_value) + abs(Decimal(account.short_market_value))
+        self.state.equity.append((day, Decimal(account.equity), exposure))
+        summary = self.ctx.journal.daily_summary(day)
+        log.info(
+            "end of day %s: equity %s, %d signal(s), %d fill(s)",
+            day,
+            account.equity,
+            summary["signals"],
+            summary["fills"],
+            extra={"orders": summary["orders"], "decisions": summary["decisions"]},
+        )
+
+    async def off_hours(self, now: datetime) -> None:
+        """Run each engine's optional ``off_hours(ctx, until)`` before the next pre-market."""
+        today = now.astimezone(ET).date()
+        nxt = self.calendar.next_session(today)
+        until = self.calendar.windows(nxt).premarket - timedelta(minutes=10)
+        if self.calendar.is_session(today) and now < self.calendar.windows(today).after_close:
+            return
+        for engine in self.engines:
+            job = getattr(engine, "off_hours", None)
+            if job is None or self.stop.is_set():
+                continue
+            budget = (until - self.ctx.now).total_seconds()
+            if budget <= 0:
+                return
+            try:
+                async with asyncio.timeout(budget):
+                    await job(self.ctx, until)
+            except TimeoutError:
+                log.warning("%s off-hours job cut at %s (pre-market next)", engine.name, until)
+            except Exception as exc:
+                log.exception("%s off-hours job failed: %s", engine.name, exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, build the venue and the engines, run, and return the exit status."""
+    from v28quant.runner_setup import build_and_run
+
+    try:
+        return build_and_run(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

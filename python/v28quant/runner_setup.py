@@ -1,0 +1,221 @@
+"""Assembling a run: arguments, settings, venue, logging, the opening banner, the services.
+
+``build_and_run(argv)`` is what ``run_v28_production.py`` calls (through
+``v28quant.runner.main``); ``run_with`` is the same path for callers that already hold their
+arguments (``v28quant.backtest.run_backtest``). A mistake in the arguments or the settings is
+one ``error:`` line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from v28quant.calendar import ExchangeCalendar, default_calendar
+from v28quant.config import EquityConfig, RunConfig, load_config
+from v28quant.engines import Engine, EngineContext
+from v28quant.journal import Journal
+from v28quant.logsetup import secret_values, setup_logging
+from v28quant.risk import RiskGate
+from v28quant.runner import Runner
+from v28quant.runner_args import RunArgs, parse_args
+from v28quant.settings import Settings, SettingsError, describe_error
+from v28quant.venue import Venue, open_venue
+
+log = logging.getLogger("v28quant.runner")
+
+EngineFactory = Callable[[RunConfig, dict[str, Any]], Sequence[Engine]]
+
+
+@dataclass
+class RunOutcome:
+    """What a finished run leaves: its exit status, journal, report and equity by session."""
+
+    exit_code: int
+    journal_path: Path
+    report_dir: Path | None
+    equity: list[tuple[date, Decimal, Decimal]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def default_engines(cfg: RunConfig, params: dict[str, Any]) -> list[Engine]:
+    """Return the equity engine, and the options engine when its module is installed."""
+    from v28quant.equity.engine import EquityEngine
+
+    known = {f.name for f in dataclasses.fields(EquityConfig)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise SettingsError(f"params: unknown equity parameter(s) {', '.join(unknown)}")
+    equity_cfg = dataclasses.replace(cfg.equity, **params)
+    engines: list[Engine] = [EquityEngine(equity_cfg)]
+    if importlib.util.find_spec("v28quant.options.engine") is not None:
+        mod = importlib.import_module("v28quant.options.engine")
+        factory = getattr(mod, "create_engine", None)
+        engines.append(factory(cfg, params) if factory is not None else mod.OptionsEngine())
+    return engines
+
+
+def _banner(mode: str, venue: Venue, journal: Path, cfg: RunConfig, log_file: Path | None) -> None:
+    if venue.keyless:
+        bar = "=" * 78
+        log.warning(bar)
+        log.warning("SIMULATED TRADING: no Alpaca keys in use; no order reaches a real market")
+        log.warning(bar)
+    log.info("mode: %s%s", mode, " (keyless, simulated clock)" if venue.keyless else "")
+    log.info("broker: %s", venue.broker_desc)
+    log.info("data feed: %s", venue.data_desc)
+    log.info("journal: %s", journal.resolve())
+    log.info("log file: %s", log_file.resolve() if log_file else "(stdout only)")
+    log.info(
+        "universe: %s; aggregator min_confidence %.2f",
+        ",".join(venue.universe),
+        cfg.min_confidence(mode),
+    )
+
+
+def _run_dir(cfg: RunConfig, mode: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = Path(cfg.runner.runs_dir) / f"{mode}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    return path
+
+
+async def _serve(
+    args: RunArgs,
+    settings: Settings,
+    cfg: RunConfig,
+    venue: Venue,
+    journal_path: Path,
+    calendar: ExchangeCalendar,
+    engines: Sequence[Engine],
+) -> tuple[int, Runner]:
+    from v28quant.execution import Executor
+    from v28quant.notify import make_notifier
+    from v28quant.signals import SignalAggregator
+
+    journal = Journal(journal_path)
+    notifier = make_notifier(settings.discord_webhook_url)
+    try:
+        ctx = EngineContext(
+            mode=args.mode,  # type: ignore[arg-type]  # checked by argparse choices
+            clock=venue.clock,
+            broker=venue.broker,
+            feed=venue.feed,
+            journal=journal,
+            executor=Executor(
+                venue.broker, journal, notifier=notifier, clock=venue.clock, quotes=venue.feed
+            ),
+            aggregator=SignalAggregator.from_settings(cfg.aggregator_settings(args.mode)),
+            risk=RiskGate(settings.risk, journal, calendar),
+            settings=settings,
+            config=cfg,
+            notifier=notifier,
+            universe=venue.universe,
+            calendar=calendar,
+            model_dir=Path(cfg.runner.model_dir),
+            synthetic=venue.keyless,
+        )
+        if args.mode == "backtest":
+            minutes = cfg.backtest.cycle_minutes
+        elif venue.keyless:
+            minutes = cfg.paper.sim_cycle_minutes
+        else:
+            minutes = cfg.runner.cycle_minutes
+        runner = Runner(ctx, venue, engines, cycle_minutes=minutes, once=args.once)
+        if args.once and args.mode == "live":
+            market = venue.venue_clock.last_market if venue.venue_clock else None
+            if market is None and venue.venue_clock is not None:
+                market = await venue.venue_clock.refresh()
+            if market is None or not market.is_open:
+                raise SettingsError("--once: refused in live mode while the market is closed")
+        runner.install_signal_handlers()
+        code = await runner.run()
+        return code, runner
+    finally:
+        try:
+            await venue.aclose()
+        finally:
+            await notifier.aclose()
+            journal.close()
+
+
+def run_with(
+    args: RunArgs,
+    settings: Settings,
+    cfg: RunConfig,
+    *,
+    engines: EngineFactory = default_engines,
+    params: dict[str, Any] | None = None,
+    configure_logging: bool = True,
+) -> RunOutcome:
+    """Run with checked arguments and loaded settings; write the report of simulated runs.
+
+    Raises
+    ------
+    SettingsError
+        The venue cannot serve the arguments (unknown symbol, dates outside the history, ...).
+    """
+    calendar = default_calendar()
+    venue = open_venue(args.mode, settings, cfg, args, calendar)
+    run_dir = _run_dir(cfg, args.mode) if venue.keyless else None
+    journal_path = args.journal or (
+        run_dir / "journal.sqlite" if run_dir is not None else settings.journal_path
+    )
+    journal_path.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = run_dir if run_dir is not None else Path(cfg.runner.log_dir)
+    log_file = None
+    if configure_logging:
+        log_file = setup_logging(
+            args.log_level,
+            log_dir,
+            secret_values(settings),
+            max_bytes=cfg.runner.log_max_bytes,
+            backups=cfg.runner.log_backups,
+        )
+    _banner(args.mode, venue, journal_path, cfg, log_file)
+    made = engines(cfg, params or {})
+    log.info("engines: %s", ", ".join(e.name for e in made))
+    code, runner = asyncio.run(_serve(args, settings, cfg, venue, journal_path, calendar, made))
+    outcome = RunOutcome(code, journal_path, None, runner.state.equity)
+    if venue.keyless and not args.once and len(runner.state.equity) >= 1:
+        from v28quant.backtest.report import write_report
+
+        report_dir = args.report_dir or (run_dir or journal_path.parent) / "report"
+        outcome.metrics = write_report(
+            report_dir,
+            journal_path,
+            runner.state.equity,
+            initial_equity=Decimal(str(cfg.backtest.cash)),
+            trials=cfg.backtest.trials,
+            costs=cfg.backtest,
+        )
+        outcome.report_dir = report_dir
+        log.info("report: %s", (report_dir / "report.html").resolve())
+    return outcome
+
+
+def build_and_run(argv: list[str] | None = None) -> int:
+    """Entry of ``run_v28_production.py``: the exit status (2 on a bad argument or setting)."""
+    try:
+        args = parse_args(argv)
+        overrides: dict[str, Any] = {}
+        if args.journal is not None:
+            overrides["journal_path"] = args.journal
+        settings, cfg = load_config(args.config, **overrides)
+        settings.require_mode(args.mode)
+        return run_with(args, settings, cfg).exit_code
+    except SettingsError as exc:
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
+        return 2

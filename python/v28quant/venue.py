@@ -1,0 +1,188 @@
+"""Where the runner trades: Alpaca with its clock, or the simulated exchange on replay data.
+
+``open_venue`` picks by mode and keys, as DESIGN.md says:
+
+* ``live`` / ``paper`` with Alpaca keys: ``AlpacaBroker`` and ``AlpacaData``; the runner's clock
+  is ``VenueClock`` over Alpaca's ``/v2/clock``.
+* ``paper`` without keys, and every ``backtest``: ``SimBroker`` filling against ``ReplayFeed``
+  over the sample history bundled with the installed packages, on a ``SimClock``. Keyless paper
+  replays the last ``--days`` sessions of that history; a backtest the sessions from ``--from``
+  to ``--to``.
+
+Everything the data cannot support is refused here with one line: a symbol the feed does not
+know, a date outside the bundled history, a range with no session, a weekend or holiday.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from v28quant.broker.base import Broker
+from v28quant.calendar import ET, ExchangeCalendar
+from v28quant.clock import Clock, SimClock
+from v28quant.config import RunConfig
+from v28quant.data.base import DataFeed
+from v28quant.runner_args import RunArgs, UsageError
+from v28quant.settings import Settings, SettingsError
+from v28quant.venue_clock import VenueClock
+
+log = logging.getLogger(__name__)
+
+#: Sessions of history the engines need before the first simulated session (fits, features).
+MIN_HISTORY_SESSIONS = 300
+
+
+@dataclass
+class Venue:
+    """The broker, data feed and clock of one run, and how to describe them."""
+
+    broker: Broker
+    feed: DataFeed
+    clock: Clock
+    keyless: bool
+    broker_desc: str
+    data_desc: str
+    universe: tuple[str, ...]
+    market_symbol: str
+    sim_clock: SimClock | None = None
+    venue_clock: VenueClock | None = None
+    sessions: tuple[date, ...] = ()
+    history_range: tuple[date, date] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        """Close the broker's and the feed's sessions."""
+        try:
+            await self.broker.aclose()
+        finally:
+            await self.feed.aclose()
+
+
+def _user_universe(settings: Settings) -> bool:
+    default = Settings.model_fields["universe"].default
+    return tuple(settings.universe) != tuple(default)
+
+
+def _check_session(cal: ExchangeCalendar, d: date, flag: str, lo: date, hi: date) -> None:
+    if not lo <= d <= hi:
+        raise UsageError(f"{flag} {d}: outside the bundled history's usable range {lo}..{hi}")
+    if not cal.is_session(d):
+        raise UsageError(f"{flag} {d}: not a trading session (weekend or exchange holiday)")
+
+
+def _keyless(
+    mode: str, settings: Settings, cfg: RunConfig, args: RunArgs, cal: ExchangeCalendar
+) -> Venue:
+    from v28quant.broker.sim import SimBroker, SimConfig
+    from v28quant.data.replay import ReplayFeed
+    from v28quant.data.samples import sample_history
+
+    history = sample_history()
+    known = set(history.symbols)
+    market = cfg.equity.market_symbol
+    if args.universe is not None:
+        universe = args.universe
+    elif _user_universe(settings):
+        universe = tuple(settings.universe)
+    else:  # the settings' default names ETFs the bundled sample lacks: use its 20 stocks
+        universe = tuple(s for s in history.symbols if s not in ("SP500", "SPX", "VIX"))
+    unknown = [s for s in universe if s not in known]
+    if unknown:
+        raise UsageError(
+            f"--universe: unknown symbol(s) {', '.join(unknown)}: the bundled sample history "
+            f"has {', '.join(s for s in history.symbols)}"
+        )
+    if market not in known:
+        raise SettingsError(f"[equity] market_symbol: {market!r} is not in the bundled history")
+    bars = history.bars[history.bars["symbol"].isin([*universe, market])]
+    firsts = bars.groupby("symbol")["timestamp"].min()
+    lasts = bars.groupby("symbol")["timestamp"].max()
+    first, last = max(firsts).tz_convert(ET).date(), min(lasts).tz_convert(ET).date()
+    all_sessions = cal.sessions(first, last)
+    if len(all_sessions) <= MIN_HISTORY_SESSIONS:
+        raise UsageError(f"--universe: too little common history ({len(all_sessions)} sessions)")
+    lo, hi = all_sessions[MIN_HISTORY_SESSIONS], all_sessions[-1]
+    if mode == "backtest":
+        end = args.end or hi
+        start = args.start or cal.sessions(end - timedelta(days=365), end)[0]
+        _check_session(cal, start, "--from", lo, hi)
+        _check_session(cal, end, "--to", lo, hi)
+        sessions = tuple(cal.sessions(start, end))
+    elif args.once:
+        sessions = (hi,)
+    else:
+        days = args.days or cfg.paper.days
+        sessions = tuple(all_sessions[-days:])
+    if not sessions:
+        raise UsageError("no trading session in the requested range")
+    first_day = sessions[0]
+    start_at = datetime.combine(first_day, time(10, 0) if args.once else time(8, 55), ET)
+    sim = SimClock(start_at)
+    feed = ReplayFeed(history, sim, calendar=cal, equity_spread_bps=cfg.backtest.spread_bps)
+    bt = cfg.backtest
+    sim_cfg = SimConfig(
+        cash=Decimal(str(bt.cash)),
+        slippage_bps=Decimal(str(bt.slippage_bps)),
+        equity_commission_per_share=Decimal(str(bt.commission_per_share)),
+    )
+    broker = SimBroker(feed, sim, sim_cfg, calendar=cal)
+    span = f"{sessions[0]}..{sessions[-1]} ({len(sessions)} session(s))"
+    return Venue(
+        broker=broker,
+        feed=feed,
+        clock=sim,
+        keyless=True,
+        broker_desc=f"SIMULATED exchange (SimBroker, cash {bt.cash:,.0f}, slippage "
+        f"{bt.slippage_bps} bps, commission {bt.commission_per_share}/share), no Alpaca",
+        data_desc=f"replay of the bundled sample history, {span}; intraday prices synthetic",
+        universe=universe,
+        market_symbol=market,
+        sim_clock=sim,
+        sessions=sessions,
+        history_range=(lo, hi),
+    )
+
+
+def _keyed(mode: str, settings: Settings, args: RunArgs) -> Venue:
+    from v28quant.broker import connect
+    from v28quant.data.alpaca import AlpacaData
+
+    live = mode == "live"
+    broker = connect(settings, live=live)
+    feed = AlpacaData.from_settings(settings, live=live)
+    venue_clock = VenueClock(broker.clock)
+    universe = args.universe or tuple(settings.universe)
+    return Venue(
+        broker=broker,
+        feed=feed,
+        clock=venue_clock,
+        keyless=False,
+        broker_desc=f"Alpaca {'LIVE' if live else 'paper'} at {settings.trading_url(live)}",
+        data_desc=f"Alpaca market data at {settings.data_url()}, stock feed "
+        f"{settings.data_feed}, options feed {settings.options_feed}",
+        universe=universe,
+        market_symbol="SPY",
+        venue_clock=venue_clock,
+    )
+
+
+def open_venue(
+    mode: str, settings: Settings, cfg: RunConfig, args: RunArgs, cal: ExchangeCalendar
+) -> Venue:
+    """Build the venue for ``mode`` (see the module docstring).
+
+    Raises
+    ------
+    SettingsError
+        One line naming the setting or argument that cannot be served.
+    """
+    if mode == "backtest" or not settings.has_alpaca_keys:
+        if mode == "live":
+            raise SettingsError("APCA_API_KEY_ID: --mode live needs Alpaca keys")
+        return _keyless(mode, settings, cfg, args, cal)
+    if args.days is not None:
+        raise UsageError("--days: only without Alpaca keys (simulated sessions)")
+    return _keyed(mode, settings, args)

@@ -1,0 +1,136 @@
+"""The runner's two clocks besides ``WallClock`` and ``SimClock``.
+
+``VenueClock`` follows the venue: in live and paper trading "now" is Alpaca's ``/v2/clock``
+timestamp, re-read every cycle, advanced by the host's monotonic clock in between. A host whose
+wall clock is minutes off therefore still opens and closes the trading window on the exchange's
+time, and a jump of the host clock (NTP step, suspend) moves nothing.
+
+``LockstepClock`` drives several engine loops on one ``SimClock``: simulated time only moves when
+every loop is waiting, to the earliest time any of them waits for. Without it the first loop to
+sleep would move the shared clock while another was still computing its cycle, and that cycle
+would read prices from the future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time as _time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from v28quant.broker.base import MarketClock
+from v28quant.clock import SimClock
+
+log = logging.getLogger(__name__)
+
+
+class VenueClock:
+    """Now as the venue says, monotonic in between reads.
+
+    Parameters
+    ----------
+    fetch : callable
+        Async function returning the venue's ``MarketClock`` (``broker.clock``).
+    monotonic : callable
+        Seconds from a monotonic source (``time.monotonic``).
+    wait : callable, optional
+        ``await wait(when)`` returns once the venue's time has reached ``when``; by default an
+        ``asyncio.sleep`` on the monotonic clock. A venue whose time is driven (a test's fake
+        exchange) passes the function that moves it.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[MarketClock]],
+        monotonic: Callable[[], float] = _time.monotonic,
+        wait: Callable[[datetime], Awaitable[None]] | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._mono = monotonic
+        self._wait = wait
+        self._anchor: datetime | None = None
+        self._anchor_mono = 0.0
+        self._last: datetime | None = None
+        self.last_market: MarketClock | None = None
+
+    async def refresh(self) -> MarketClock:
+        """Re-read the venue's clock; ``now`` never goes back even if the venue's does."""
+        market = await self._fetch()
+        self._anchor, self._anchor_mono = market.ts.astimezone(UTC), self._mono()
+        self.last_market = market
+        skew = (market.ts - datetime.now(UTC)).total_seconds()
+        if abs(skew) > 2:
+            log.warning("venue clock differs from the host clock by %+.1f s", skew)
+        return market
+
+    def now(self) -> datetime:
+        """Return the venue time (``refresh`` must have run once)."""
+        if self._anchor is None:
+            raise RuntimeError("VenueClock.now before the first refresh()")
+        t = self._anchor + timedelta(seconds=self._mono() - self._anchor_mono)
+        if self._last is not None and t < self._last:
+            t = self._last  # a refresh that reads an earlier venue time never turns time back
+        self._last = t
+        return t
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Sleep until ``when`` in venue time, then re-read the venue's clock."""
+        delay = (when - self.now()).total_seconds()
+        if delay <= 0:
+            return
+        if self._wait is not None:
+            await self._wait(when)
+        else:
+            await asyncio.sleep(delay)
+        await self.refresh()
+
+
+class LockstepClock:
+    """A ``SimClock`` shared by ``participants`` loops that advance it together.
+
+    Each loop calls ``sleep_until``; when all active loops are asleep the clock jumps to the
+    earliest wake-up time and those loops resume. A loop that finishes calls ``leave``.
+    """
+
+    def __init__(self, clock: SimClock, participants: int) -> None:
+        if participants < 1:
+            raise ValueError(f"participants must be >= 1, got {participants}")
+        self._clock = clock
+        self._active = participants
+        self._waiting: list[tuple[datetime, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> datetime:
+        """Return the simulated time."""
+        return self._clock.now()
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Wait until every loop waits, then until the clock reaches ``when``."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (when, next(self._seq), fut))
+        self._release()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            self._waiting = [w for w in self._waiting if w[2] is not fut]
+            heapq.heapify(self._waiting)
+            raise
+
+    def leave(self) -> None:
+        """Withdraw one loop (it finished); the others may move on without it."""
+        self._active -= 1
+        self._release()
+
+    def _release(self) -> None:
+        if not self._waiting or len(self._waiting) < self._active:
+            return
+        first = self._waiting[0][0]
+        if first > self._clock.now():
+            self._clock.set(first)
+        while self._waiting and self._waiting[0][0] <= self._clock.now():
+            _, _, fut = heapq.heappop(self._waiting)
+            if not fut.done():
+                fut.set_result(None)

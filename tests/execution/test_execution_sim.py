@@ -1,0 +1,315 @@
+"""Executor against SimBroker: journal before send, idempotence, refusals, fills, cancel/replace.
+
+Expected numbers are worked by hand from the quotes each test sets (SimBroker fills a market buy
+at the ask, a sell at the bid; money is Decimal, so comparisons are exact).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.fixtures import StaticQuotes
+from v28quant.broker import (
+    ClientOrderIdConflict,
+    Order,
+    OrderRequest,
+    Owner,
+)
+from v28quant.broker.sim import SimBroker, SimConfig
+from v28quant.clock import SimClock
+from v28quant.execution import Decision, Executor, Reservation
+from v28quant.journal import Journal
+
+OPEN = datetime(2024, 6, 3, 14, 30, tzinfo=UTC)  # Mon 2024-06-03 10:30 New York
+CLOSED = datetime(2024, 6, 1, 14, 30, tzinfo=UTC)  # Saturday
+C540 = "SPY240607C00540000"
+P520 = "SPY240607P00520000"
+
+
+class World:
+    """A SimBroker on a simulated clock with hand-set quotes, a journal and an executor."""
+
+    def __init__(self, path: Path, now: datetime = OPEN, cash: str = "100000") -> None:
+        self.clock = SimClock(now)
+        self.quotes = StaticQuotes(self.clock)
+        self.quotes.set("SPY", "530.00", "530.10")
+        self.quotes.set("QQQ", "450.00", "450.20")
+        self.quotes.set(C540, "0.95", "1.00")
+        self.quotes.set(P520, "3.00", "3.10")
+        self.broker = SimBroker(self.quotes, self.clock, SimConfig(cash=D(cash)))
+        self.path = path
+        self.journal = Journal(path)
+        self.ex = Executor(self.broker, self.journal, clock=self.clock, quotes=self.quotes)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Any:
+    w = World(tmp_path / "j.sqlite")
+    yield w
+    w.ex.journal.close()
+    w.journal.close()
+
+
+def buy(symbol: str, qty: int, decision: str, strategy: str = "trend") -> Decision:
+    req = OrderRequest.equity(symbol, qty, "buy", owner=Owner("equity", strategy, decision))
+    return Decision(req, {"score": 0.8, "why": "test"})
+
+
+def raw(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+async def venue_orders(broker: SimBroker, cid: str) -> list[Order]:
+    return [o for o in await broker.orders("all") if o.client_order_id == cid]
+
+
+@pytest.mark.asyncio
+async def test_market_buy_fills_and_journals_fill_and_snapshot(world: World) -> None:
+    """10 SPY at the 530.10 ask: the fill, the order row and the snapshot agree with the venue."""
+    out = await world.ex.place(buy("SPY", 10, "d1"))
+    assert out.status == "filled", out
+    assert [(f.symbol, f.qty, f.price, f.side) for f in out.fills] == [
+        ("SPY", D(10), D("530.10"), "buy")
+    ]
+    row = world.journal.order_by_client_id(out.client_order_id)
+    assert row is not None
+    assert row["status"] == "filled" and row["filled_qty"] == D(10)
+    assert row["broker_order_id"] == out.order.id if out.order else False
+    assert world.journal.last_positions() == {"SPY": D(10)}
+    assert world.journal.reservations() == []
+    events = [e["status"] for e in world.journal.order_events(out.client_order_id)]
+    assert events[0] == "intent" and events[-1] == "filled", events
+    (decision,) = raw(world.path, "SELECT reasoning FROM decisions")
+    assert '"score": 0.8' in decision[0]
+
+
+@pytest.mark.asyncio
+async def test_intent_with_hash_is_on_disk_before_the_first_byte(world: World) -> None:
+    """The broker's submit sees, through another connection, the intent and its request hash."""
+    from v28quant.broker import request_hash
+
+    seen: list[tuple[Any, ...]] = []
+    real_submit = world.broker.submit
+
+    async def spying_submit(request: OrderRequest) -> Order:
+        seen.extend(
+            raw(
+                world.path,
+                "SELECT status, request_hash FROM orders WHERE client_order_id = ?",
+                request.client_order_id,
+            )
+        )
+        return await real_submit(request)
+
+    world.broker.submit = spying_submit  # type: ignore[method-assign]
+    d = buy("SPY", 1, "d-hash")
+    await world.ex.place(d)
+    assert seen == [("intent", request_hash(d.request))]
+
+
+@pytest.mark.asyncio
+async def test_same_decision_twice_is_one_order(world: World) -> None:
+    d = buy("SPY", 5, "once")
+    first = await world.ex.place(d)
+    again = await world.ex.place(d)
+    assert first.order is not None and again.order is not None
+    assert first.order.id == again.order.id
+    assert len(await venue_orders(world.broker, d.request.client_order_id)) == 1
+    assert world.journal.last_positions() == {"SPY": D(5)}
+
+
+@pytest.mark.asyncio
+async def test_same_owner_different_request_is_refused_loudly(world: World) -> None:
+    """A 50-share sell under the key of an earlier 1-share buy must not return that buy."""
+    owner = Owner("equity", "trend", "reused")
+    await world.ex.place(Decision(OrderRequest.equity("SPY", 1, "buy", owner=owner), {}))
+    sell = Decision(OrderRequest.equity("SPY", 50, "sell", owner=owner), {})
+    with pytest.raises(ClientOrderIdConflict, match="different request"):
+        await world.ex.place(sell)
+    assert len(await venue_orders(world.broker, owner.client_order_id)) == 1
+    row = world.journal.order_by_client_id(owner.client_order_id)
+    assert row is not None and row["request"]["side"] == "buy"
+
+
+@pytest.mark.asyncio
+async def test_definite_refusal_is_rejected_and_never_resent(world: World) -> None:
+    """1000 SPY at 530.10 needs $530,100 of a $100,000 account: the venue refuses it."""
+    d = buy("SPY", 1000, "too-big")
+    out = await world.ex.place(d)
+    assert out.status == "rejected" and out.reason and "buying power" in out.reason.lower()
+    again = await world.ex.place(d)
+    assert again.status == "rejected"
+    assert await venue_orders(world.broker, d.request.client_order_id) == []
+    row = world.journal.order_by_client_id(d.request.client_order_id)
+    assert row is not None and row["status"] == "rejected"
+
+
+@pytest.mark.asyncio
+async def test_resting_limit_order_tracked_cancelled_and_replaced(world: World) -> None:
+    """A limit buy at 520 rests below the 530.10 ask; replace it to 521, then cancel it."""
+    owner = Owner("equity", "dip", "rest")
+    req = OrderRequest.equity("SPY", 2, "buy", "limit", "520.00", owner=owner)
+    out = await world.ex.place(Decision(req, {"why": "dip"}))
+    assert out.status == "new"
+    new = await world.ex.replace(owner.client_order_id, limit_price=D("521.00"), reason="chase")
+    assert new.client_order_id == owner.client_order_id + "-r1"
+    assert new.order is not None and new.order.limit_price == D("521.00")
+    old = world.journal.order_by_client_id(owner.client_order_id)
+    assert old is not None and old["status"] == "replaced"
+    gone = await world.ex.cancel(new.client_order_id, reason="end of test")
+    assert gone.status == "canceled"
+    statuses = [e["status"] for e in world.journal.order_events(new.client_order_id)]
+    assert statuses[0] == "intent" and "cancel_requested" in statuses
+    assert statuses[-1] == "canceled"
+    assert world.journal.open_orders() == []
+
+
+@pytest.mark.asyncio
+async def test_cancel_refuses_an_order_that_is_not_ours(world: World) -> None:
+    with pytest.raises(ValueError, match="not one of ours"):
+        await world.ex.cancel("0b8a5b6e-0000-4000-8000-000000000000", reason="x")
+
+
+@pytest.mark.asyncio
+async def test_track_polls_until_the_market_opens_and_fills(tmp_path: Path) -> None:
+    """Placed on a Saturday the order waits ``accepted``; tracking, with a sleep that moves the
+    simulated clock to Monday's session, sees it fill and journals the fill."""
+    w = World(tmp_path / "j.sqlite", now=CLOSED)
+
+    async def to_monday(_: float) -> None:
+        w.clock.set(OPEN)
+
+    w.ex = Executor(w.broker, w.journal, clock=w.clock, sleep=to_monday, poll_interval_s=60)
+    out = await w.ex.place(buy("SPY", 3, "weekend"), wait_s=3600)
+    assert out.status == "filled", out
+    assert [f.qty for f in out.fills] == [D(3)]
+    assert w.journal.last_positions() == {"SPY": D(3)}
+
+
+# ---------------------------------------------------------------- reservations
+
+
+def covered_call(decision: str) -> Decision:
+    owner = Owner("options", "covered", decision)
+    req = OrderRequest.option(C540, 1, "sell", "sell_to_open", "0.95", owner=owner)
+    return Decision(req, {"why": "income"}, reserve=Reservation(owner, "shares", "SPY", D(100)))
+
+
+def sell_spy(qty: int, decision: str, engine: str = "equity", strategy: str = "trend") -> Decision:
+    owner = Owner(engine, strategy, decision)
+    return Decision(OrderRequest.equity("SPY", qty, "sell", owner=owner), {"why": "exit"})
+
+
+@pytest.mark.asyncio
+async def test_reserved_shares_cannot_be_sold_by_another_owner(world: World) -> None:
+    """150 SPY held; 100 back a covered call. The equity engine may sell 50, not 51."""
+    await world.ex.place(buy("SPY", 150, "stock"))
+    cc = await world.ex.place(covered_call("cc1"))
+    assert cc.status == "filled", cc
+    (res,) = world.journal.reservations()
+    assert (res["engine"], res["kind"], res["symbol"], res["amount"]) == (
+        "options",
+        "shares",
+        "SPY",
+        D(100),
+    )
+    too_many = await world.ex.place(sell_spy(51, "s51"))
+    assert too_many.status == "refused"
+    assert too_many.reason and "reserved by options/covered" in too_many.reason
+    row = world.journal.order_by_client_id(too_many.client_order_id)
+    assert row is not None and row["status"] == "refused" and "reserved" in row["reason"]
+    assert await venue_orders(world.broker, too_many.client_order_id) == []
+    ok = await world.ex.place(sell_spy(50, "s50"))
+    assert ok.status == "filled"
+    assert world.journal.last_positions() == {"SPY": D(100), C540: D(-1)}
+
+
+@pytest.mark.asyncio
+async def test_reserved_cash_cannot_be_spent_by_another_owner(world: World) -> None:
+    """A cash-secured put on strike 520 reserves $52,000; the equity engine may spend the rest
+    of the cash, and not a dollar of the reservation."""
+    owner = Owner("options", "csp", "p1")
+    req = OrderRequest.option(P520, 1, "sell", "sell_to_open", "3.00", owner=owner)
+    put = await world.ex.place(
+        Decision(req, {}, reserve=Reservation(owner, "cash", None, D(52_000)))
+    )
+    assert put.status == "filled", put
+    # Cash is now 100,000 + 300 premium = 100,300; 52,000 reserved: 48,300 free.
+    big = await world.ex.place(buy("QQQ", 108, "q108"))  # 108 x 450.20 = 48,621.60
+    assert big.status == "refused" and big.reason and "csp" in big.reason
+    small = await world.ex.place(buy("QQQ", 107, "q107"))  # 107 x 450.20 = 48,171.40
+    assert small.status == "filled"
+
+
+@pytest.mark.asyncio
+async def test_reservations_hold_under_two_concurrent_owners(tmp_path: Path) -> None:
+    """Two engines, each with its own executor and journal connection, race for 100 shares:
+    one reserves them for a covered call while the other sells them. Exactly one wins,
+    whatever the interleaving: the loser is refused by the reservation check (or, when the sell
+    filled before the call's check read the position, rejected by the venue), and a losing
+    call leaves no reservation behind."""
+    for trial in range(6):
+        w = World(tmp_path / f"j{trial}.sqlite")
+        await w.ex.place(buy("SPY", 100, "stock"))
+        other = Journal(w.path)
+        ex2 = Executor(w.broker, other, clock=w.clock)
+        first, second = (w.ex, ex2) if trial % 2 else (ex2, w.ex)
+        cc, sell = await asyncio.gather(
+            first.place(covered_call(f"cc{trial}")), second.place(sell_spy(100, f"sell{trial}"))
+        )
+        lost = [o for o in (cc, sell) if o.status in ("refused", "rejected")]
+        assert len(lost) == 1, (cc, sell)
+        held = {p.symbol: p.qty for p in await w.broker.positions()}
+        if lost[0] is cc:
+            assert held.get("SPY", D(0)) == 0 and w.journal.reservations() == []
+        else:
+            assert held["SPY"] == 100 and held[C540] == -1
+            assert len(w.journal.reservations()) == 1
+        ex2.journal.close()
+        other.close()
+        w.ex.journal.close()
+        w.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_unfilled_order_releases_its_reservation(world: World) -> None:
+    await world.ex.place(buy("SPY", 100, "stock"))
+    owner = Owner("options", "covered", "far")
+    req = OrderRequest.option(C540, 1, "sell", "sell_to_open", "5.00", owner=owner)  # rests
+    out = await world.ex.place(
+        Decision(req, {}, reserve=Reservation(owner, "shares", "SPY", D(100)))
+    )
+    assert out.status == "new" and len(world.journal.reservations()) == 1
+    await world.ex.cancel(owner.client_order_id, reason="too far")
+    assert world.journal.reservations() == []
+
+
+# ---------------------------------------------------------------- journal off the loop
+
+
+@pytest.mark.asyncio
+async def test_a_busy_journal_does_not_stall_the_event_loop(world: World) -> None:
+    """Another connection holds the journal's write lock. While ``place`` waits for it, the
+    event loop keeps running: a ticker advances, and releases the lock after 20 ticks. With the
+    SQLite call on the loop, the ticker could not run and ``place`` would fail after 30 s."""
+    blocker = sqlite3.connect(world.path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while ticks < 20:
+            ticks += 1
+            await asyncio.sleep(0.01)
+        blocker.execute("COMMIT")
+
+    out, _ = await asyncio.gather(world.ex.place(buy("SPY", 1, "busy")), ticker())
+    assert ticks == 20 and out.status == "filled"
+    blocker.close()

@@ -1,0 +1,140 @@
+"""A small world for options-engine tests: replay data, SimBroker, journal, executor, context.
+
+The SPY history is the real daily series in ``../shared/data`` (raw closes); the option chain,
+where a test serves one, is the real Cboe snapshot of 2023-09-14.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from v28quant.broker.sim import SimBroker, SimConfig
+from v28quant.clock import SimClock
+from v28quant.data.replay import ReplayFeed
+from v28quant.data.snapshots import load_chain_snapshot
+from v28quant.execution import Executor
+from v28quant.journal import Journal
+from v28quant.signals import RegimeState
+
+
+def spy_history(shared: Path, symbols: tuple[str, ...] = ("SPY",)) -> pd.DataFrame:
+    """Return raw SPY daily bars (2019-2023) in the feed's long format, one copy per symbol."""
+    raw = pd.read_csv(shared / "equities" / "yahoo_raw_2019_2023" / "SPY.csv")
+    ts = pd.to_datetime(raw["date"]).dt.tz_localize("America/New_York").dt.tz_convert("UTC")
+    frames = [
+        pd.DataFrame(
+            {
+                "timestamp": ts,
+                "symbol": sym,
+                "open": raw["open"],
+                "high": raw["high"],
+                "low": raw["low"],
+                "close": raw["close"],
+                "volume": raw["volume"].astype(float),
+            }
+        )
+        for sym in symbols
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+class RecordingNotifier:
+    """A notifier that keeps every notice (the real ones queue them for Discord)."""
+
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+
+    def notify(self, content: str) -> bool:
+        """Keep one notice."""
+        self.notices.append(content)
+        return True
+
+    def execution(self, symbol: str, side: str, qty: Any, price: Any, **extra: Any) -> bool:
+        """Keep a fill notice."""
+        return self.notify(f"FILL {side} {qty} {symbol} @ {price} {extra}")
+
+    def error(self, where: str, message: str) -> bool:
+        """Keep an error notice."""
+        return self.notify(f"ERROR in {where}: {message}")
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Nothing to flush."""
+
+
+@dataclass
+class Threshold:
+    """The runner's ``RunConfig.min_confidence`` for tests."""
+
+    value: float
+
+    def min_confidence(self, mode: str) -> float:
+        """Return the threshold whatever the mode."""
+        return self.value
+
+
+@dataclass
+class Ctx:
+    """The parts of the runner's ``EngineContext`` the options engine reads."""
+
+    mode: str
+    clock: SimClock
+    broker: Any
+    feed: Any
+    journal: Journal
+    executor: Executor
+    aggregator: Any
+    notifier: RecordingNotifier
+    universe: tuple[str, ...]
+    config: Any
+    regime: Any = None
+    risk: Any = None
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def now(self) -> datetime:
+        """Return the simulated time."""
+        return self.clock.now()
+
+
+def make_world(
+    tmp: Path,
+    shared: Path,
+    start: datetime,
+    *,
+    regime: str = "sideways",
+    snapshot: bool = False,
+    threshold: float = 0.0,
+    cash: str = "100000",
+    symbols: tuple[str, ...] = ("SPY",),
+) -> Ctx:
+    """Build the world at ``start`` (see the module docstring)."""
+    clock = SimClock(start)
+    snaps = []
+    if snapshot:
+        snap = load_chain_snapshot(
+            shared / "options" / "SPY_2023-09-14_cboe.csv", as_of=start - timedelta(minutes=5)
+        )
+        snaps.append(snap)
+    feed = ReplayFeed(spy_history(shared, symbols), clock, snapshots=snaps, dividend_yield=0.015)
+    broker = SimBroker(feed, clock, SimConfig(cash=Decimal(cash), options_level=3))
+    journal = Journal(tmp / "journal.sqlite")
+    ex = Executor(broker, journal, clock=clock, quotes=feed)
+    state = RegimeState(regime, {regime: 1.0}, "test", start)
+    return Ctx(
+        "paper",
+        clock,
+        broker,
+        feed,
+        journal,
+        ex,
+        None,
+        RecordingNotifier(),
+        symbols,
+        Threshold(threshold),
+        state,
+    )

@@ -1,0 +1,116 @@
+"""Backtest metrics against independent computations.
+
+References: the textbook definitions recomputed here with pandas (Sharpe: Sharpe 1994;
+Sortino with target 0: Sortino and Price 1994; drawdown from the running peak); the expected
+maximum of N standard normals in the deflated Sharpe ratio (Bailey and Lopez de Prado 2014,
+"The Deflated Sharpe Ratio", eq. for E[max]) against a Monte Carlo of the maximum itself; FIFO
+round trips worked by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from v28quant.backtest.metrics import (
+    EULER_GAMMA,
+    compute_metrics,
+    deflated_sharpe,
+    max_drawdown,
+    round_trips,
+    sharpe,
+    sortino,
+)
+
+
+def _curve(seed: int = 1, n: int = 300) -> tuple[list[float], float]:
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0.0005, 0.01, n)
+    initial = 100_000.0
+    return list(initial * np.cumprod(1 + r)), initial
+
+
+def test_ratios_match_pandas() -> None:
+    equity, initial = _curve()
+    s = pd.Series([initial, *equity])
+    r = s.pct_change().dropna()
+    assert sharpe(r.to_numpy()) == pytest.approx(r.mean() / r.std() * math.sqrt(252), rel=1e-12)
+    downside = math.sqrt((r.clip(upper=0) ** 2).mean())
+    assert sortino(r.to_numpy()) == pytest.approx(r.mean() / downside * math.sqrt(252), rel=1e-12)
+    dd = (1 - s / s.cummax()).max()
+    assert max_drawdown(equity, initial) == pytest.approx(dd, rel=1e-12)
+
+
+def test_drawdown_counts_a_loss_on_day_one() -> None:
+    assert max_drawdown([90.0, 95.0, 120.0, 60.0], 100.0) == pytest.approx(0.5)
+    assert max_drawdown([90.0], 100.0) == pytest.approx(0.1)
+
+
+def test_expected_max_sharpe_hurdle_against_monte_carlo() -> None:
+    # SR_0 / sqrt(V) is the approximation of E[max of N iid N(0,1)]; check it by simulation.
+    rng = np.random.default_rng(0)
+    for n_trials in (10, 100, 1000):
+        simulated = rng.standard_normal((4000, n_trials)).max(axis=1).mean()
+        z = stats.norm.ppf
+        approx = (1 - EULER_GAMMA) * z(1 - 1 / n_trials) + EULER_GAMMA * z(
+            1 - 1 / (n_trials * math.e)
+        )
+        assert approx == pytest.approx(simulated, rel=0.03), (n_trials, approx, simulated)
+    r = np.random.default_rng(3).normal(0.001, 0.01, 500)
+    one, many = deflated_sharpe(r, 1), deflated_sharpe(r, 100)
+    assert one["sr0"] == 0.0
+    assert many["sr0"] > 0
+    v = (1 - one["skew"] * one["sr"] + (one["kurtosis"] - 1) / 4 * one["sr"] ** 2) / (500 - 1)
+    assert many["sr0"] / math.sqrt(v) == pytest.approx(
+        (1 - EULER_GAMMA) * stats.norm.ppf(0.99)
+        + EULER_GAMMA * stats.norm.ppf(1 - 1 / (100 * math.e)),
+        rel=1e-9,
+    )
+    # one trial: the probabilistic Sharpe ratio against a zero benchmark
+    assert one["value"] == pytest.approx(stats.norm.cdf(one["sr"] / math.sqrt(v)), rel=1e-12)
+    assert many["value"] < one["value"]
+    with pytest.raises(ValueError, match="trials must be >= 1"):
+        deflated_sharpe(r, 0)
+
+
+def test_round_trips_fifo_long_and_short() -> None:
+    t = datetime(2022, 1, 3, tzinfo=UTC)
+    fills = [
+        {"symbol": "A", "side": "buy", "qty": 10, "price": 100, "ts": t},
+        {"symbol": "A", "side": "buy", "qty": 10, "price": 110, "ts": t},
+        {"symbol": "A", "side": "sell", "qty": 15, "price": 105, "ts": t},  # +50, then -25
+        {"symbol": "B", "side": "sell", "qty": 5, "price": 50, "ts": t},  # short
+        {"symbol": "B", "side": "buy", "qty": 5, "price": 40, "ts": t},  # +50
+        {"symbol": "A", "side": "sell", "qty": 10, "price": 100, "ts": t},  # -50, then open short 5
+    ]
+    assert round_trips(fills) == [50.0, -25.0, 50.0, -50.0]
+
+
+def test_compute_metrics_costs_and_turnover() -> None:
+    t = datetime(2022, 1, 3, tzinfo=UTC)
+    fills = [
+        {"symbol": "A", "side": "buy", "qty": 100, "price": 50, "ts": t},
+        {"symbol": "A", "side": "sell", "qty": 100, "price": 55, "ts": t},
+    ]
+    m = compute_metrics(
+        [100_000.0, 100_500.0],
+        100_000.0,
+        fills,
+        trials=3,
+        commission_per_share=0.005,
+        slippage_bps=2.0,
+        spread_bps=4.0,
+    )
+    notional = 100 * 50 + 100 * 55
+    assert m["traded_notional"] == notional
+    assert m["costs"]["commission"] == pytest.approx(200 * 0.005)
+    assert m["costs"]["slippage"] == pytest.approx(notional * 2e-4)
+    assert m["costs"]["half_spread"] == pytest.approx(notional * 2e-4)
+    assert m["turnover"] == pytest.approx(notional / np.mean([100_000, 100_000, 100_500]))
+    assert m["hit_rate"] == 1.0
+    assert m["round_trips"] == 1
+    assert m["deflated_sharpe"]["trials"] == 3

@@ -1,0 +1,166 @@
+"""Risk gate and kill switch: each limit refuses exactly past its threshold.
+
+Every denial is journaled with its reason.
+
+Independent reference: the limits as written in ``[risk]`` of the shipped defaults (numbers
+worked by hand below) and FINRA Rule 4210's pattern-day-trader definition (four or more day
+trades in five business days with equity under $25,000).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from v28quant.broker.base import Account, OrderRequest, Owner, Position
+from v28quant.journal import Journal
+from v28quant.risk import (
+    FLATTEN,
+    FLATTEN_STRATEGY,
+    HALT,
+    RESUME,
+    RiskGate,
+    day_trades,
+    halt_state,
+    record_control,
+)
+from v28quant.settings import RiskLimits
+
+NOW = datetime(2022, 6, 15, 14, 0, tzinfo=UTC)  # Wednesday, 10:00 New York
+
+
+def _account(equity: str = "100000", bp: str | None = None) -> Account:
+    e = Decimal(equity)
+    return Account("acct", "ACTIVE", e, e, Decimal(bp or equity), e, 3, e)
+
+
+def _buy(sym: str, qty: int, n: int = 0, strategy: str = "trend") -> OrderRequest:
+    return OrderRequest.equity(sym, qty, "buy", owner=Owner("equity", strategy, f"d{sym}{n}"))
+
+
+def _sell(sym: str, qty: int, n: int = 0) -> OrderRequest:
+    return OrderRequest.equity(sym, qty, "sell", owner=Owner("equity", "trend", f"s{sym}{n}"))
+
+
+def _denials(journal: Journal) -> list[dict]:
+    return journal.decisions(action="deny")
+
+
+@pytest.mark.parametrize(
+    ("qty", "price", "allowed", "check"),
+    [
+        (100, "100", True, None),  # 10,000 = 10 % of 100k: at the position limit, allowed
+        (101, "100", False, "position_fraction"),  # 10.1 % > 10 %
+        (5001, "1", False, "order_qty"),  # qty limit 5,000
+        (251, "100", False, "order_notional"),  # 25,100 > 25,000 (checked before position size)
+    ],
+)
+def test_order_limits(journal, qty: int, price: str, allowed: bool, check: str | None) -> None:
+    gate = RiskGate(RiskLimits(), journal)
+    v = gate.check(_buy("AAPL", qty), Decimal(price), _account(), [], NOW)
+    assert (v.allowed, v.check) == (allowed, check), v
+    rows = _denials(journal)
+    assert len(rows) == (0 if allowed else 1)
+    if not allowed:
+        assert rows[0]["reasoning"]["check"] == check
+        assert rows[0]["reasoning"]["reason"] == v.reason
+        assert rows[0]["reasoning"]["request"]["qty"] == str(qty)
+
+
+def test_buying_power_keeps_a_reserve(journal) -> None:
+    # 2 % reserve of 100k equity = 2,000: buying power 9,000 leaves 7,000 to spend.
+    gate = RiskGate(RiskLimits(), journal)
+    acct = _account(bp="9000")
+    assert gate.check(_buy("AAPL", 70), Decimal(100), acct, [], NOW).allowed
+    v = gate.check(_buy("AAPL", 71, 1), Decimal(100), acct, [], NOW)
+    assert v.check == "buying_power"
+
+
+def test_max_positions_and_closing_orders(journal) -> None:
+    gate = RiskGate(RiskLimits(max_positions=2), journal)
+    held = [
+        Position("AAPL", Decimal(10), Decimal(100), "us_equity", Decimal(1000)),
+        Position("MSFT", Decimal(10), Decimal(100), "us_equity", Decimal(1000)),
+    ]
+    assert gate.check(_buy("JPM", 1), Decimal(100), _account(), held, NOW).check == "max_positions"
+    # adding to a held symbol or closing one is not a new position
+    assert gate.check(_buy("AAPL", 1, 1), Decimal(100), _account(), held, NOW).allowed
+    assert gate.check(_sell("MSFT", 10), Decimal(100), _account(), held, NOW).allowed
+
+
+def test_orders_per_cycle(journal) -> None:
+    gate = RiskGate(RiskLimits(max_orders_per_cycle=2), journal)
+    results = [
+        gate.check(_buy(s, 1), Decimal(10), _account(), [], NOW, cycle=NOW).allowed
+        for s in ("A", "B", "C")
+    ]
+    assert results == [True, True, False]
+    later = NOW + timedelta(minutes=5)
+    assert gate.check(_buy("D", 1), Decimal(10), _account(), [], later, cycle=later).allowed
+
+
+def test_daily_loss_halts_and_blocks_new_orders_but_not_flatten(journal) -> None:
+    gate = RiskGate(RiskLimits(), journal)
+    assert not gate.mark(_account("100000"), NOW).halted
+    assert not gate.mark(_account("97001"), NOW + timedelta(minutes=5)).halted  # -2.999 %
+    state = gate.mark(_account("96999"), NOW + timedelta(minutes=10))  # -3.001 % > 3 %
+    assert state.halted
+    assert "daily loss" in (state.reason or "")
+    v = gate.check(_buy("AAPL", 1), Decimal(10), _account("96999"), [], NOW)
+    assert v.check == "halted"
+    held = [Position("AAPL", Decimal(5), Decimal(10), "us_equity", Decimal(50))]
+    close = OrderRequest.equity(
+        "AAPL", 5, "sell", owner=Owner("risk", FLATTEN_STRATEGY, "flatten-x")
+    )
+    assert gate.check(close, Decimal(10), _account("96999"), held, NOW).allowed
+    record_control(journal, RESUME, "checked", "operator", NOW + timedelta(minutes=11))
+    assert not halt_state(journal).halted
+
+
+def test_drawdown_from_the_peak_across_days_and_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as j:
+        gate = RiskGate(RiskLimits(max_daily_loss_fraction=0.5), j)
+        gate.mark(_account("120000"), NOW)
+    with Journal(path) as j:  # a restart remembers the peak from the journal
+        gate = RiskGate(RiskLimits(max_daily_loss_fraction=0.5), j)
+        day2 = NOW + timedelta(days=1)
+        assert not gate.mark(_account("108001"), day2).halted  # 9.999 % below 120k
+        state = gate.mark(_account("107999"), day2 + timedelta(minutes=5))
+        assert state.halted
+        assert "drawdown" in (state.reason or "")
+
+
+def test_operator_halt_flatten_resume_sequence(journal) -> None:
+    record_control(journal, HALT, "news", "operator", NOW)
+    assert halt_state(journal).halted
+    assert halt_state(journal).reason == "news"
+    record_control(journal, FLATTEN, "close all", "operator", NOW + timedelta(seconds=1))
+    s = halt_state(journal)
+    assert s.halted
+    assert s.flatten_pending
+    record_control(journal, RESUME, "ok", "operator", NOW + timedelta(seconds=2))
+    assert not halt_state(journal).halted
+    with pytest.raises(ValueError, match="action must be"):
+        record_control(journal, "explode", "x", "operator", NOW)
+
+
+def test_pdt_counts_day_trades_below_25k(journal) -> None:
+    # Three earlier round trips in the last five sessions, then a buy of XOM today: selling it
+    # today would be the fourth day trade, which FINRA's rule forbids under $25,000.
+    days = [NOW - timedelta(days=k) for k in (6, 5, 2)]  # Thu, Fri, Mon before Wed 2022-06-15
+    for i, d in enumerate(days):
+        journal.record_fill(f"b{i}", None, "AAPL", 1, "100", "buy", d)
+        journal.record_fill(f"s{i}", None, "AAPL", 1, "101", "sell", d + timedelta(hours=1))
+    journal.record_fill("bx", None, "XOM", 10, "80", "buy", NOW - timedelta(minutes=30))
+    fills = journal.fills()
+    sessions = {d.date() for d in days}
+    assert day_trades(fills, sessions) == 3
+    held = [Position("XOM", Decimal(10), Decimal(80), "us_equity", Decimal(800))]
+    small = RiskGate(RiskLimits(), journal)
+    v = small.check(_sell("XOM", 10), Decimal(80), _account("20000"), held, NOW)
+    assert v.check == "pdt", v
+    # the same sell with $25,000 or more is allowed
+    assert small.check(_sell("XOM", 10, 1), Decimal(80), _account("25000"), held, NOW).allowed

@@ -1,0 +1,69 @@
+"""Bad arguments end in one clear line and a non-zero exit, never a traceback.
+
+Independent reference: the exchange calendar (2022-06-11 is a Saturday, 2022-07-04 Independence
+Day) and the bundled sample history's range (skfolio's stocks end on 2022-12-28).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "V28_", "DISCORD_"))}
+    env["PYTHONPATH"] = str(ROOT / "python")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_v28_production.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["--mode", "paper", "--universe", "TSLA"], "unknown symbol(s) TSLA"),
+        (["--mode", "backtest", "--from", "garbage"], "--from: not a date (YYYY-MM-DD): 'garbage'"),
+        (
+            ["--mode", "backtest", "--from", "2022-06-11", "--to", "2022-06-30"],
+            "not a trading session",
+        ),
+        (
+            ["--mode", "backtest", "--from", "2022-07-04", "--to", "2022-07-08"],
+            "not a trading session",
+        ),
+        (
+            ["--mode", "backtest", "--from", "2030-01-02", "--to", "2030-02-01"],
+            "outside the bundled",
+        ),
+        (["--mode", "backtest", "--from", "2022-06-01", "--to", "2022-05-02"], "is after --to"),
+        (["--mode", "live"], "APCA_API_KEY_ID"),
+        (["--mode", "paper", "--days", "0"], "--days: must be >= 1"),
+        (["--mode", "bogus"], "invalid choice: 'bogus'"),
+        (["--mode", "paper", "--config", "missing.toml"], "no such file"),
+    ],
+)
+def test_bad_argument_is_one_line(tmp_path: Path, args: list[str], expect: str) -> None:
+    out = _run(*args, tmp=tmp_path)
+    assert out.returncode == 2, (args, out.stdout[-2000:], out.stderr[-2000:])
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, (args, out.stderr)
+    assert expect in lines[0], (args, out.stderr)
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_bad_toml_key_is_named(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("[equity]\ntarget_volatility = 0.2\n")
+    out = _run("--mode", "paper", "--config", "c.toml", tmp=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: [equity] target_volatility: unknown setting"

@@ -1,0 +1,130 @@
+"""The runner's day on the simulated exchange, with engines that record what they are asked.
+
+Independent reference: the exchange calendar's windows (09:45 to 15:45 New York in 5-minute
+steps on a full day) and the behaviour the runner promises: an engine's exception is isolated,
+an overrunning cycle skips the slots it ran into, a stop signal lets the cycle in flight finish.
+"""
+
+from __future__ import annotations
+
+import signal
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from v28quant.calendar import ET, default_calendar
+from v28quant.config import load_config
+from v28quant.engines import CycleReport, EngineContext
+from v28quant.journal import Journal
+from v28quant.notify import NullNotifier
+from v28quant.risk import RiskGate
+from v28quant.runner import Runner
+from v28quant.runner_args import RunArgs
+from v28quant.venue import open_venue
+
+UNIVERSE = ("AAPL", "MSFT", "JPM")
+
+
+class Recorder:
+    """An engine that records its calls; optionally raises or overruns in some cycles."""
+
+    def __init__(self, name: str, fail_at: int | None = None, overrun_at: int | None = None):
+        self.name = name
+        self.fail_at, self.overrun_at = fail_at, overrun_at
+        self.premarkets: list[datetime] = []
+        self.cycles: list[datetime] = []
+        self.ends = 0
+        self.on_cycle = None
+
+    async def premarket(self, ctx: EngineContext) -> None:
+        self.premarkets.append(ctx.now)
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        self.cycles.append(ctx.now)
+        n = len(self.cycles)
+        if self.on_cycle is not None:
+            self.on_cycle(n)
+        if n == self.fail_at:
+            raise RuntimeError(f"{self.name} broke in cycle {n}")
+        if n == self.overrun_at:
+            ctx.clock.advance(timedelta(minutes=12))  # this cycle took 12 simulated minutes
+        return CycleReport(self.name, ctx.now, note=f"cycle {n}")
+
+    async def end_of_day(self, ctx: EngineContext) -> None:
+        self.ends += 1
+
+
+def _runner(tmp_path: Path, engines: list[Recorder], minutes: int = 30) -> Runner:
+    settings, cfg = load_config(None, journal_path=tmp_path / "j.sqlite")
+    args = RunArgs("paper", None, UNIVERSE, None, None, None, 1, False, "INFO", None)
+    cal = default_calendar()
+    venue = open_venue("paper", settings, cfg, args, cal)
+    journal = Journal(tmp_path / "j.sqlite")
+    ctx = EngineContext(
+        mode="paper",
+        clock=venue.clock,
+        broker=venue.broker,
+        feed=venue.feed,
+        journal=journal,
+        executor=None,
+        aggregator=None,
+        risk=RiskGate(settings.risk, journal, cal),
+        settings=settings,
+        config=cfg,
+        notifier=NullNotifier(),
+        universe=venue.universe,
+        calendar=cal,
+        model_dir=tmp_path / "models",
+        synthetic=True,
+    )
+    return Runner(ctx, venue, engines, cycle_minutes=minutes)
+
+
+@pytest.mark.asyncio
+async def test_a_day_runs_every_slot_and_isolates_a_failing_engine(tmp_path: Path) -> None:
+    good, bad = Recorder("good"), Recorder("bad", fail_at=2)
+    runner = _runner(tmp_path, [good, bad])
+    day = runner.venue.sessions[0]
+    windows = default_calendar().windows(day)
+    assert await runner.run() == 0
+    expected = list(windows.cycles[::6])  # 30-minute cycles: 09:45, 10:15, ..., 15:45
+    assert expected[0].astimezone(ET).strftime("%H:%M") == "09:45"
+    assert good.cycles == expected
+    assert bad.cycles == expected  # the failure in cycle 2 stopped neither engine
+    assert good.premarkets == bad.premarkets == [windows.premarket]
+    assert good.ends == bad.ends == 1
+    errors = runner.ctx.journal.decisions(action="error")
+    assert [e["engine"] for e in errors] == ["bad"]
+    assert "broke in cycle 2" in errors[0]["reasoning"]["error"]
+    cycles = runner.ctx.journal.decisions(engine="good", action="cycle")
+    assert len(cycles) == len(expected)
+    assert runner.ctx.journal.decisions(engine="regime", action="regime")  # shared pre-market
+    assert runner.state.equity[0][0] == day
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_an_overrun_skips_the_next_slot_never_stacks(tmp_path: Path) -> None:
+    slow, other = Recorder("slow", overrun_at=1), Recorder("other")
+    runner = _runner(tmp_path, [slow, other], minutes=5)
+    windows = default_calendar().windows(runner.venue.sessions[0])
+    await runner.run()
+    slots = list(windows.cycles)
+    # the first cycle ends at 09:57: the 09:50 and 09:55 slots are skipped, 10:00 runs
+    assert slow.cycles[:2] == [slots[0], slots[3]]
+    assert len(slow.cycles) == len(slots) - 2
+    assert runner.state.skipped >= 2
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_stop_signal_finishes_the_cycle_in_flight(tmp_path: Path) -> None:
+    a, b = Recorder("a"), Recorder("b")
+    runner = _runner(tmp_path, [a, b])
+    a.on_cycle = lambda n: runner.on_signal(signal.SIGTERM) if n == 3 else None
+    assert await runner.run() == 0
+    assert len(a.cycles) == 3  # the third cycle ran to its end, no fourth started
+    assert len(b.cycles) == 3
+    assert a.ends == 0  # stopped before the close: no end-of-day for a cut session
+    assert runner.ctx.journal.integrity_check() == "ok"
+    runner.ctx.journal.close()
