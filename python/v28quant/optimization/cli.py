@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _journal(args: argparse.Namespace) -> Path:
-    """The journal named after the command, before it (a mounting CLI's option), or the default."""
+    """Return the journal given after the command, else before it (a parent CLI), else default."""
     given = getattr(args, "journal", None)
     return Path(given or os.environ.get("V28_JOURNAL", "v28_journal.sqlite"))
 
@@ -75,6 +75,14 @@ def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
         default=None,
         help="comma-separated stocks of the bundled sample history (default 8 large caps)",
     )
+    p.add_argument(
+        "--objective",
+        choices=("sample", "backtest"),
+        default="sample",
+        help="sample: the built-in vectorised strategy on the bundled history (seconds a trial); "
+        "backtest: the runner's engines through v28quant.backtest.run_backtest (minutes a "
+        "trial; pair with --train-days 250 --windows 2 and few trials)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -100,7 +108,9 @@ def add_subparsers(subparsers: Any) -> None:
         default=None,
         help="Optuna storage URL (default: sqlite file beside the journal)",
     )
-    t.add_argument("--study", default="v28-sample-strategy", help="study name in the storage")
+    t.add_argument(
+        "--study", default=None, help="study name in the storage (default: v28-<objective>)"
+    )
     t.add_argument(
         "--off-hours-only",
         action="store_true",
@@ -162,9 +172,13 @@ def _evaluator(args: argparse.Namespace) -> Any:
     universe = (
         tuple(s.strip().upper() for s in args.universe.split(",") if s.strip())
         if args.universe
-        else DEFAULT_UNIVERSE
+        else None
     )
-    return SampleStrategy(universe=universe)
+    if args.objective == "backtest":
+        from v28quant.optimization.backtest_objective import BacktestEvaluator
+
+        return BacktestEvaluator(universe=universe)
+    return SampleStrategy(universe=universe or DEFAULT_UNIVERSE)
 
 
 def _scheme(args: argparse.Namespace, label_horizon: int) -> Any:
@@ -227,12 +241,12 @@ def run_tune(args: argparse.Namespace) -> int:
         batch_size=args.batch,
         seed=args.seed,
         storage=storage,
-        study_name=args.study,
+        study_name=args.study or f"v28-{evaluator.name}",
         deadline=deadline,
     )
     out = _out_dir(args, "tune")
     with _runner(args) as runner:
-        print(f"tune: study {args.study} in {storage}; tasks on {runner.describe()}")
+        print(f"tune: study {config.study_name} in {storage}; tasks on {runner.describe()}")
         tuner = BayesianTuner(
             evaluator, config, _scheme(args, evaluator.label_horizon), runner, args.min_dsr
         )
@@ -241,7 +255,7 @@ def run_tune(args: argparse.Namespace) -> int:
         json_path = save_report(result.walk_forward, out, journal, result.started, result.finished)
         journal.record_model_run(
             TUNE_MODEL,
-            args.study,
+            config.study_name,
             result.started,
             result.finished,
             result.best_params,
@@ -347,15 +361,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen command; bad input ends in one line and status 2."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command's handler; bad input ends in one line and status 2."""
     try:
         status: int = args.handler(args)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
     return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command (see :func:`run_command`)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return run_command(args)
