@@ -57,7 +57,7 @@ class TaskRunner:
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: several clusters may run
                 silence_logs=logging.ERROR,
             )
             self._client = Client(self._cluster)  # type: ignore[no-untyped-call]
@@ -83,7 +83,7 @@ class TaskRunner:
             return "in-process (no Dask)"
         n = len(self._client.scheduler_info().get("workers", {}))
         where = self.scheduler or "LocalCluster"
-        return f"{where} with {n} worker(s)"
+        return f"{where} with {n} worker(s), dashboard {self._client.dashboard_link}"
 
     def share(self, obj: T) -> T:
         """``obj`` sent once to every worker; pass the result as a task argument."""
