@@ -38,6 +38,11 @@ from v28quant.optimization.sharpe import (
 from v28quant.optimization.windows import Window, WindowScheme, walk_forward_windows
 
 
+def _finite_or_none(x: float) -> float | None:
+    """JSON has no NaN: an unknown figure (e.g. costs inside a backtest) is written as null."""
+    return x if math.isfinite(x) else None
+
+
 @dataclass(frozen=True, slots=True)
 class WindowResult:
     """One window of a walk-forward.
@@ -87,8 +92,8 @@ class WindowResult:
             "params": self.params,
             "is_sharpe": self.is_sharpe,
             "oos_sharpe": self.oos_sharpe,
-            "test_costs": self.test_costs,
-            "test_turnover": self.test_turnover,
+            "test_costs": _finite_or_none(self.test_costs),
+            "test_turnover": _finite_or_none(self.test_turnover),
             "n_trials": self.n_trials,
             "oos_returns": {
                 "dates": [d.strftime("%Y-%m-%d") for d in self.oos_returns.index],
