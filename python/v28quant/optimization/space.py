@@ -8,7 +8,7 @@ written in one place only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,11 +62,6 @@ class Param:
             float(self.low).is_integer() and float(self.high).is_integer()
         ):
             raise ValueError(f"{self.name}: an integer range needs integer bounds")
-
-    @property
-    def group(self) -> str:
-        """The part of the name before the first dot."""
-        return self.name.split(".", 1)[0]
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
         """Return the Optuna distribution of this parameter."""
@@ -143,11 +138,6 @@ class SearchSpace:
             else:
                 out[name] = v
         return out
-
-    def subset(self, groups: Iterable[str]) -> SearchSpace:
-        """Return the parameters of the named groups only."""
-        keep = set(groups)
-        return SearchSpace(tuple(p for p in self.params if p.group in keep))
 
 
 def _weights() -> tuple[Param, ...]:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from tqdm.auto import tqdm
 
 from v28quant.optimization.distributed import TaskRunner
 from v28quant.optimization.evaluation import Evaluator, WindowReturns, task_seed
@@ -202,6 +203,7 @@ class BayesianTuner:
         n_windows = len(self.wf.windows)
         head, tail = range(self.prune_after), range(self.prune_after, n_windows)
         done = 0
+        bar = tqdm(total=self.config.n_trials, desc="trials", disable=not self.runner.progress)
         while done < self.config.n_trials:
             if self.config.deadline is not None and datetime.now(UTC) >= self.config.deadline:
                 log.warning("tuning stopped at the deadline after %d trial(s)", done)
@@ -235,6 +237,10 @@ class BayesianTuner:
                 )
                 study.tell(batch[i], _stitched_sharpe(results))
             done += size
+            bar.update(size)
+            if alive:
+                bar.set_postfix(best=f"{study.best_value:.3f}", pruned=len(batch) - len(alive))
+        bar.close()
         return self._finish(study, started)
 
     def _finish(self, study: optuna.Study, started: datetime) -> TuneResult:

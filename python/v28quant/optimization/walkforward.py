@@ -32,7 +32,6 @@ from v28quant.optimization.sharpe import (
     TRADING_DAYS,
     DeflatedSharpe,
     deflated_sharpe_of,
-    moments,
     sharpe_ratio,
 )
 from v28quant.optimization.windows import Window, WindowScheme, walk_forward_windows
@@ -379,7 +378,6 @@ class WalkForwardOptimizer:
         trial_sharpes: Sequence[float],
     ) -> WalkForwardReport:
         oos = pd.concat([w.oos_returns for w in windows]).sort_index()
-        moments(oos)  # a clear error for a flat or too-short out-of-sample record
         dsr = deflated_sharpe_of(oos, trial_sharpes, n_trials)
         return WalkForwardReport(
             evaluator=self.evaluator.name,
