@@ -27,6 +27,7 @@ the return of t + 1.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -49,6 +50,20 @@ from v28quant.regime.hmm import HmmRegimeDetector
 
 Array = NDArray[np.float64]
 
+
+class _DropNonConvergence(logging.Filter):
+    """Hide hmmlearn's note that EM's last step wobbled at the tolerance.
+
+    A tuning run fits the regime HMM hundreds of times from several starts and keeps the best
+    log-likelihood; the note would bury the run's own output.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the non-convergence note."""
+        return "not converging" not in record.getMessage()
+
+
+logging.getLogger("hmmlearn.base").addFilter(_DropNonConvergence())
 
 DEFAULT_UNIVERSE = ("AAPL", "JNJ", "JPM", "KO", "MSFT", "PG", "WMT", "XOM")
 WARMUP_SESSIONS = 260
