@@ -58,7 +58,9 @@ class TaskRunner:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",  # any free port: several clusters may run
-                silence_logs=logging.ERROR,
+                # Shutdown races (a worker's last heartbeat to a closed scheduler) log at ERROR;
+                # a failing task still raises in ``map`` through ``gather``.
+                silence_logs=logging.CRITICAL,
             )
             self._client = Client(self._cluster)  # type: ignore[no-untyped-call]
         log.info("dask: %s", self.describe())
