@@ -5,7 +5,7 @@ Runs the built-in strategy on the bundled history (the CLI's defaults: 4 anchore
 timed apart from the trials (one warm-up evaluation per worker). Checks first that 1 and 2
 workers produced the same study, then prints the ratio. Usage::
 
-    PYTHONPATH=python python benchmarks/optimization/bench_tune.py [--trials 16]
+    PYTHONPATH=python python benchmarks/optimization/bench_tune.py [--trials 16] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from v28quant.optimization.walkforward import WalkForwardOptimizer, evaluate_win
 
 
 def _tune(
-    ev: SampleStrategy, workers: int, trials: int, folder: Path
+    ev: SampleStrategy, workers: int, trials: int, folder: Path, seed: int
 ) -> tuple[float, list[object]]:
     with TaskRunner(workers=workers, progress=False) as runner:
         shared = runner.share(ev)
         d = ev.dates()
         warm = [(shared, ev.space.defaults(), d[:504], d[514:520], i) for i in range(workers)]
         runner.map(evaluate_window, warm)
-        cfg = TunerConfig(
-            n_trials=trials, seed=0, storage=f"sqlite:///{folder / f'w{workers}.sqlite'}"
-        )
+        storage = f"sqlite:///{folder / f'w{workers}-s{seed}.sqlite'}"
+        cfg = TunerConfig(n_trials=trials, seed=seed, storage=storage)
         tuner = BayesianTuner(ev, cfg, runner=runner)
         t0 = time.perf_counter()
         res = tuner.optimize()
@@ -45,22 +44,37 @@ def main() -> None:
     """Run the benchmark and print its table."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--trials", type=int, default=16)
-    ap.add_argument("--order", default="1,2", help="worker counts in the order they run")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of (1 worker, 2 workers), alternating which goes first, so that both see "
+        "the same drift of a shared machine's load",
+    )
+    ap.add_argument("--skip-walk-forward", action="store_true", help="time the tuner only")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ev = SampleStrategy()
     print(f"load average before: {os.getloadavg()}")
-    runs: dict[int, tuple[float, list[object]]] = {}
+    total = {1: 0.0, 2: 0.0}
+    same = True
     with tempfile.TemporaryDirectory() as tmp:
-        for w in (int(x) for x in args.order.split(",")):
-            runs[w] = _tune(ev, w, args.trials, Path(tmp))
-            print(f"{w} worker(s) done; load average {os.getloadavg()}", flush=True)
-    (t1, s1), (t2, s2) = runs[1], runs[2]
-    print(f"same study on 1 and 2 workers: {s1 == s2}")
+        for r in range(args.rounds):
+            runs = {}
+            for w in (1, 2) if r % 2 == 0 else (2, 1):
+                runs[w] = _tune(ev, w, args.trials, Path(tmp), seed=r)
+                total[w] += runs[w][0]
+                print(f"round {r}: {w} worker(s) {runs[w][0]:.1f} s; load {os.getloadavg()}")
+            same = same and runs[1][1] == runs[2][1]
+    t1, t2 = total[1], total[2]
+    n = args.trials * args.rounds
+    print(f"same study on 1 and 2 workers in every round: {same}")
     print("| workers | trials | seconds | trials/min |\n|---|---|---|---|")
     for w, t in ((1, t1), (2, t2)):
-        print(f"| {w} | {args.trials} | {t:.1f} | {60 * args.trials / t:.1f} |")
+        print(f"| {w} | {n} | {t:.1f} | {60 * n / t:.1f} |")
     print(f"speed-up 1 -> 2 workers: {t1 / t2:.2f}x")
+    if args.skip_walk_forward:
+        return
     t0 = time.perf_counter()
     with TaskRunner(workers=2, progress=False) as runner:
         t_ready = time.perf_counter()
