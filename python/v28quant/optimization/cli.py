@@ -280,11 +280,11 @@ def run_tune(args: argparse.Namespace) -> int:
 def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list[float]]:
     import optuna
 
-    from v28quant.optimization.tuner import default_storage
+    from v28quant.optimization.tuner import default_storage, open_storage
 
     storage = args.storage or default_storage(_journal(args))
     try:
-        study = optuna.load_study(study_name=args.study, storage=storage)
+        study = optuna.load_study(study_name=args.study, storage=open_storage(storage) or storage)
     except KeyError:
         raise ValueError(f"no study {args.study!r} in {storage}") from None
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
