@@ -1,7 +1,4 @@
-"""The built-in strategy evaluator.
-
-No look-ahead, costs in every evaluation, covered calls priced by Black-Scholes.
-"""
+"""The built-in strategy evaluator: no look-ahead, costs, covered calls at Black-Scholes."""
 
 from __future__ import annotations
 

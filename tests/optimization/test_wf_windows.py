@@ -1,7 +1,7 @@
-"""Walk-forward windows.
+"""Walk-forward windows: no training label reaches the test rows and the embargo holds.
 
-No training label reaches the test rows, the embargo holds, on dates and on an unbalanced panel.
-Label ends are recomputed here row by row, independently of the code.
+Checked on dates and on an unbalanced panel; label ends are recomputed here row by row,
+independently of the code under test.
 """
 
 from __future__ import annotations

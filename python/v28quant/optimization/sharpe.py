@@ -81,7 +81,7 @@ def sharpe_ratio(returns: ArrayLike, periods_per_year: int = TRADING_DAYS) -> fl
 
 
 def sharpe_std(sharpe: float, n: int, skew: float = 0.0, kurtosis: float = 3.0) -> float:
-    """Return the standard error of a per-observation Sharpe ratio estimate (Mertens 2002).
+    """Return the standard error of a per-observation Sharpe ratio (Mertens 2002).
 
     ``sqrt((1 - skew * SR + (kurtosis - 1) / 4 * SR**2) / (n - 1))``.
     """

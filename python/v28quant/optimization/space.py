@@ -8,7 +8,7 @@ written in one place only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,7 +49,7 @@ class Param:
     doc: str = ""
 
     def __post_init__(self) -> None:
-        """Check the bounds of the parameter."""
+        """Check the fields."""
         if not self.low < self.high:
             raise ValueError(f"{self.name}: low {self.low} must be < high {self.high}")
         if not self.low <= self.default <= self.high:
@@ -62,11 +62,6 @@ class Param:
             float(self.low).is_integer() and float(self.high).is_integer()
         ):
             raise ValueError(f"{self.name}: an integer range needs integer bounds")
-
-    @property
-    def group(self) -> str:
-        """The part of the name before the first dot."""
-        return self.name.split(".", 1)[0]
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
         """Return the Optuna distribution of this parameter."""
@@ -90,7 +85,7 @@ class SearchSpace:
     params: tuple[Param, ...]
 
     def __post_init__(self) -> None:
-        """Check that the parameter names are unique."""
+        """Check the fields."""
         names = [p.name for p in self.params]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -104,7 +99,7 @@ class SearchSpace:
         return [p.name for p in self.params]
 
     def __getitem__(self, name: str) -> Param:
-        """Return the parameter called name."""
+        """Return the parameter called ``name``."""
         for p in self.params:
             if p.name == name:
                 return p
@@ -119,7 +114,7 @@ class SearchSpace:
         return {p.name: (int(p.default) if p.kind == "int" else p.default) for p in self.params}
 
     def validate(self, params: Mapping[str, float], complete: bool = True) -> dict[str, float]:
-        """Return a checked copy of ``params``; with ``complete`` missing names take their defaults.
+        """Return a checked copy of ``params``; with ``complete`` missing names take defaults.
 
         Raises
         ------
@@ -143,11 +138,6 @@ class SearchSpace:
             else:
                 out[name] = v
         return out
-
-    def subset(self, groups: Iterable[str]) -> SearchSpace:
-        """Return the parameters of the named groups only."""
-        keep = set(groups)
-        return SearchSpace(tuple(p for p in self.params if p.group in keep))
 
 
 def _weights() -> tuple[Param, ...]:

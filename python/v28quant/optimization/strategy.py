@@ -27,6 +27,7 @@ the return of t + 1.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -50,6 +51,20 @@ from v28quant.regime.hmm import HmmRegimeDetector
 
 Array = NDArray[np.float64]
 
+
+class _DropNonConvergence(logging.Filter):
+    """Hide hmmlearn's note that EM's last step wobbled at the tolerance.
+
+    A tuning run fits the regime HMM hundreds of times from several starts and keeps the best
+    log-likelihood; the note would bury the run's own output.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the non-convergence note."""
+        return "not converging" not in record.getMessage()
+
+
+logging.getLogger("hmmlearn.base").addFilter(_DropNonConvergence())
 
 DEFAULT_UNIVERSE = ("AAPL", "JNJ", "JPM", "KO", "MSFT", "PG", "WMT", "XOM")
 WARMUP_SESSIONS = 260
@@ -197,7 +212,7 @@ class SampleStrategy:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Net daily returns on ``train`` (the regime HMM fitted there) and on ``test``."""
+        """Return net daily returns on ``train`` (HMM fitted there) and ``test`` (may be empty)."""
         p = self.space.validate(params)
         train_pos = self._all_dates.get_indexer(pd.DatetimeIndex(train))
         test_pos = self._all_dates.get_indexer(pd.DatetimeIndex(test))
@@ -247,7 +262,8 @@ class SampleStrategy:
         raw *= np.minimum(1.0, p["risk.max_gross"] / np.maximum(gross, 1e-12))
         k = int(p["sizing.rebalance_days"])
         held = np.arange(len(raw)) // k * k  # row of the last rebalance
-        return np.asarray(raw[held])
+        out: Array = raw[held]
+        return out
 
     def _equity_returns(self, weights: Array, sl: slice) -> tuple[Array, Array, Array]:
         """(gross return, cost, turnover) per session; weights set at t earn t + 1."""

@@ -71,7 +71,7 @@ class QuadraticEvaluator:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Return returns on the train and test dates; ``seed`` drives only the stand-in work."""
+        """Return the train and test returns; ``seed`` drives only the stand-in work."""
         if self.work:
             rng = np.random.default_rng(seed)
             a = rng.standard_normal((200, 50))

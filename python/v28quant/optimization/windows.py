@@ -55,7 +55,7 @@ class WindowScheme:
     embargo: int | None = None
 
     def __post_init__(self) -> None:
-        """Check the window kind and sizes."""
+        """Check the fields."""
         if self.kind not in ("anchored", "rolling"):
             raise ValueError(f"kind must be 'anchored' or 'rolling', got {self.kind!r}")
         if self.n_windows < 1:
