@@ -92,7 +92,7 @@ class XGBoostModel(RowClassifier):
 
     def _fit(self, X: FloatArray, y: IntArray) -> None:
         c = self.config
-        n_cal = int(round(c.calibration_fraction * len(X)))
+        n_cal = round(c.calibration_fraction * len(X))
         gap = c.calibration_gap
         if gap is None:
             gap = c.label_horizon * self.rows_per_date

@@ -131,7 +131,7 @@ class StackedEnsemble(RowClassifier):
         edges = np.linspace(0, n, self.n_folds + 1).astype(int)
         rows = np.arange(n)
         out = []
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
+        for a, b in itertools.pairwise(edges):
             purge = self.purge_rows
             keep = (rows < a - purge) | (rows >= b + purge + embargo)
             out.append((rows[keep], rows[a:b]))

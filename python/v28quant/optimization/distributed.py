@@ -51,9 +51,9 @@ class TaskRunner:
         from dask.distributed import Client, LocalCluster
 
         if self.scheduler is not None:
-            self._client = Client(self.scheduler)  # type: ignore[no-untyped-call]
+            self._client = Client(self.scheduler)
         else:
-            self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            self._cluster = LocalCluster(
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
@@ -62,7 +62,7 @@ class TaskRunner:
                 # a failing task still raises in ``map`` through ``gather``.
                 silence_logs=logging.CRITICAL,
             )
-            self._client = Client(self._cluster)  # type: ignore[no-untyped-call]
+            self._client = Client(self._cluster)
         log.info("dask: %s", self.describe())
         return self
 
@@ -114,7 +114,7 @@ class TaskRunner:
             from dask.distributed import as_completed
 
             futures = [self._client.submit(fn, *args, pure=False) for args in arg_lists]
-            for _ in as_completed(futures):  # type: ignore[no-untyped-call]
+            for _ in as_completed(futures):
                 bar.update()
             results: list[T] = self._client.gather(futures)
             return results
