@@ -12,8 +12,8 @@ carry out a pending operator ``flatten``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,37 +21,14 @@ import numpy as np
 import pandas as pd
 
 from v28quant.broker.base import Intent, OrderRequest, Owner, Side
-from v28quant.broker.occ import is_occ
 from v28quant.engines import EngineContext
-from v28quant.ml.pomdp_controller import ControllerDecision
+from v28quant.ml.model_store import ModelStore
+from v28quant.occ import is_occ
 from v28quant.reconcile import reconcile
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, record_control
-from v28quant.signals import RegimeState
 from v28quant.venue import Venue
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RegimeView:
-    """The session's regime as both engines use it.
-
-    Attributes
-    ----------
-    state : RegimeState
-        The market regime the aggregator weighs the models by.
-    risk_multiplier : float
-        In (0, 1]: the regime controller's multiplier times the POMDP controller's exposure.
-    per_symbol : dict
-        Symbol regimes where the controller gives them.
-    pomdp : ControllerDecision
-        The POMDP controller's action and belief.
-    """
-
-    state: RegimeState
-    risk_multiplier: float
-    per_symbol: dict[str, RegimeState]
-    pomdp: ControllerDecision
 
 
 async def load_history(
@@ -87,41 +64,64 @@ def log_returns(closes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(np.log(closes)).diff().iloc[1:]
 
 
-def _pomdp_likelihoods(state: RegimeState) -> dict[str, float]:
-    """Map regime probabilities onto the POMDP's states (each label counted once)."""
-    p = state.probabilities
-    return {
-        "bull": float(p.get("bull_quiet", 0.0)),
-        "neutral": float(p.get("sideways", 0.0)),
-        "bear": float(p.get("bear_volatile", 0.0) + p.get("crisis", 0.0)),
+#: Sessions between two fits of the regime detectors (assessed every session).
+REGIME_REFIT_SESSIONS = 5
+
+
+CONTROLLER_STORE_NAME = "regime_controller"
+
+
+def _stored_controller(ctx: EngineContext, mkt: pd.Series, symbols: set[str]) -> tuple[Any, int]:
+    """Return the stored controller and its age in sessions, if it covers ``symbols``."""
+    store = ModelStore(ctx.model_dir)
+    if not store.versions(CONTROLLER_STORE_NAME):
+        return None, REGIME_REFIT_SESSIONS
+    controller, meta = store.load(CONTROLLER_STORE_NAME)
+    if not symbols <= set(meta.features):
+        return None, REGIME_REFIT_SESSIONS
+    trained = pd.Timestamp(meta.train_end).date()
+    age = sum(1 for t in mkt.index if t.date() > trained)
+    return (controller, age) if age >= 0 else (None, REGIME_REFIT_SESSIONS)
+
+
+async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) -> Any:
+    """Assess the hierarchical regime (refitting the detectors every few sessions), journal it.
+
+    The controller (``v28quant.regime.hierarchical``) combines the HMM and the manifold
+    detector on the market proxy, sets the risk multiplier through its POMDP risk scale, and
+    reads each symbol's regime below; it is kept in ``ctx.shared["regime_controller"]`` so the
+    equity engine's ``hmm`` and ``manifold`` sources read the same fitted detectors.
+    """
+    from v28quant.regime.hierarchical import HierarchicalRegimeController
+
+    mkt = returns[market].dropna().iloc[-756:]
+    symbols = {
+        s: returns[s].dropna().iloc[-378:]
+        for s in returns.columns
+        if s != market and returns[s].notna().sum() > 260
     }
-
-
-async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) -> RegimeView:
-    """Assess the market regime, set the risk scale and journal both."""
-    from v28quant.ml.pomdp_controller import POMDPController
-
-    mkt = returns[market].dropna()
-    per_symbol: dict[str, RegimeState] = {}
-    try:
-        from v28quant.regime.hierarchical import HierarchicalRegimeController
-    except ImportError:  # the market HMM alone until the hierarchical controller is installed
-        from v28quant.regime.hmm import HmmRegimeDetector
-
-        state = HmmRegimeDetector(n_states=3, seed=0).fit(mkt).predict(mkt)
-        multiplier = 1.0
-    else:
-        symbols = {s: returns[s].dropna().to_numpy() for s in returns.columns if s != market}
-        controller = HierarchicalRegimeController().fit(mkt.to_numpy(), symbols)
-        assessment = controller.assess(mkt.to_numpy(), symbols)
-        state, multiplier = assessment.state, float(assessment.risk_multiplier)
-        per_symbol = dict(assessment.per_symbol)
-    pomdp = ctx.shared.get("pomdp")
-    if pomdp is None:
-        pomdp = ctx.shared["pomdp"] = POMDPController()
-    likelihoods = _pomdp_likelihoods(state)
-    decision = pomdp.decide(likelihoods if sum(likelihoods.values()) > 0 else None)
-    view = RegimeView(state, multiplier * decision.exposure_scale, per_symbol, decision)
+    controller = ctx.shared.get("regime_controller")
+    age = int(ctx.shared.get("regime_age", REGIME_REFIT_SESSIONS))
+    if controller is None:
+        controller, age = _stored_controller(ctx, mkt, set(symbols))
+    refit = controller is None or age >= REGIME_REFIT_SESSIONS
+    if refit:
+        controller = HierarchicalRegimeController(n_starts=1)
+        await asyncio.to_thread(controller.fit, mkt, symbols)
+        age = 0
+        ModelStore(ctx.model_dir, journal=ctx.journal).save(
+            controller,
+            CONTROLLER_STORE_NAME,
+            train_start=str(mkt.index[0].date()),
+            train_end=str(mkt.index[-1].date()),
+            features=sorted(symbols),
+            validation_scores={},
+            params={"n_states": controller.n_states, "n_starts": 1},
+        )
+    ctx.shared["regime_controller"] = controller
+    ctx.shared["regime_age"] = age + 1
+    assessment = await asyncio.to_thread(controller.assess, mkt, symbols)
+    state = assessment.state
     ctx.journal.record_decision(
         f"regime-{ctx.now.isoformat()}",
         "regime",
@@ -130,24 +130,23 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
         "regime",
         {
             "label": state.label,
-            "source": state.source,
             "probabilities": dict(state.probabilities),
-            "controller_multiplier": multiplier,
-            "pomdp_action": decision.action,
-            "pomdp_belief": decision.belief,
-            "risk_multiplier": view.risk_multiplier,
-            "per_symbol": {s: r.label for s, r in per_symbol.items()},
+            "risk_multiplier": float(assessment.risk_multiplier),
+            "agreement": float(assessment.agreement),
+            "detail": dict(assessment.reasoning),
+            "per_symbol": {s: r.label for s, r in assessment.per_symbol.items()},
+            "refit": refit,
         },
         ctx.now,
     )
     log.info(
-        "regime: %s; POMDP %s; risk multiplier %.2f",
+        "regime: %s, risk multiplier %.2f%s",
         state.label,
-        decision.action,
-        view.risk_multiplier,
+        assessment.risk_multiplier,
+        " (detectors refitted)" if refit else "",
         extra={"probabilities": dict(state.probabilities)},
     )
-    return view
+    return assessment
 
 
 async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 
 from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.clock import Clock
-from v28quant.engines import CycleReport, Engine, EngineContext
+from v28quant.engines import Engine, EngineContext
 from v28quant.venue import Venue
 from v28quant.venue_clock import LockstepClock
 
@@ -285,10 +285,10 @@ class Runner:
                 log.exception("account watch failed: %s", exc)
                 self.ctx.notifier.error("runner", f"account watch failed: {exc}")
 
-    async def _cycle(self, engine: Engine, slot: datetime) -> CycleReport | None:
+    async def _cycle(self, engine: Engine, slot: datetime) -> Any:
         report = await self._guarded(engine, "cycle", slot)
         self.state.cycles += 1
-        if isinstance(report, CycleReport):
+        if report is not None and hasattr(report, "signals"):
             log.info(
                 "%s cycle %s: %d signal(s), %d order(s), %d denied%s",
                 engine.name,

@@ -48,7 +48,9 @@ class BacktestResult:
 
 
 def _day(x: date | str | None) -> date | None:
-    return None if x is None or isinstance(x, date) else date.fromisoformat(x)
+    if x is None or isinstance(x, date):
+        return x
+    return date.fromisoformat(x)
 
 
 def run_backtest(

@@ -1,11 +1,11 @@
 """The equity engine: universe -> CAPM screen -> signals -> aggregator -> sizing -> orders.
 
 Pre-market (after the runner's own job has loaded the history and assessed the regime): every
-signal source refits on the daily history (GARCH, CAPM, HMM, the ML classifiers; the adapters
-of ``v28quant.models`` too when that package is installed), each in a worker thread so the event
-loop keeps serving; a failing source is logged and journaled and the others go on. The CAPM
-ranking screens the universe: the ``screen_keep`` symbols with the highest expected return, plus
-whatever is held.
+signal source refits on the daily history (GARCH, CAPM, the HMM and manifold regimes, the ML
+classifiers; the adapters of ``v28quant.models`` too when that package is installed), each in a
+worker thread so the event loop keeps serving; a failing source is logged and journaled and the
+others go on. The CAPM ranking screens the universe: the ``screen_keep`` symbols with the
+highest expected return, plus whatever is held.
 
 Each cycle: the sources' signals for the screened and held symbols are journaled (once per data
 time), aggregated with the regime's weights (``SignalAggregator``, threshold from settings:
@@ -96,6 +96,7 @@ class EquityEngine:
             data_ts=data_time(closes.index, ctx.now),
             model_dir=ctx.model_dir,
             journal=ctx.journal,
+            regime_controller=ctx.shared.get("regime_controller"),
         )
         for src in self.sources:
             try:

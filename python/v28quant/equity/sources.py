@@ -11,8 +11,9 @@ much the model's own record and its current input support the value, not ``|valu
 * ``capm``: annualised alpha from the CAPM regression on the market proxy; value
   ``tanh(alpha / 10 %)``, confidence from the alpha's t-statistic (``|t| / 3`` capped at 1).
   The same regression ranks the universe (the CAPM screen).
-* ``hmm``: a Gaussian HMM per symbol (``v28quant.regime.hmm``); value = P(bull_quiet) -
-  P(bear states), confidence = the filtered probability of the most likely state.
+* ``hmm`` and ``manifold``: each symbol's regime from the detectors the hierarchical regime
+  controller fitted (``v28quant.regime``); value = P(bull_quiet) - P(bear states),
+  confidence = the filtered probability of the most likely state.
 * ``xgboost`` and ``stacked_ensemble``: direction classifiers on ``v28quant.ml.features``,
   trained on a purged window, validated on the most recent held-out quarter, kept in the model
   store and refreshed when older than ``refresh_days``; value ``2 P(up) - 1``, confidence the
@@ -64,6 +65,7 @@ class MarketView:
     data_ts: datetime
     model_dir: Any = None
     journal: Any = None
+    regime_controller: Any = None
 
     @property
     def log_returns(self) -> pd.DataFrame:
@@ -175,43 +177,59 @@ class CapmSource:
         return [s for s in self._sig if s.symbol in view.symbols]
 
 
+def _stored(view: MarketView, name: str, max_age_days: int) -> Any:
+    """Return the latest stored model ``name`` trained at most ``max_age_days`` ago, or None."""
+    from v28quant.ml.model_store import ModelStore
+
+    if view.model_dir is None:
+        return None
+    store = ModelStore(view.model_dir)
+    if not store.versions(name):
+        return None
+    model, meta = store.load(name)
+    age = (view.data_ts.date() - pd.Timestamp(meta.train_end).date()).days
+    return (model, meta) if 0 <= age <= max_age_days else None
+
+
 @dataclass
-class HmmSource:
-    """Per-symbol Gaussian HMM regimes read as a directional vote."""
+class RegimeSource:
+    """A regime detector's reading of each symbol as a directional vote.
+
+    ``name`` is ``hmm`` or ``manifold``: the symbol-level detectors the hierarchical regime
+    controller fitted in the pre-market job (``MarketView.regime_controller``), read at the
+    last close. Value = P(bull_quiet) - P(bear_volatile or crisis); confidence = the
+    probability of the most likely state.
+    """
 
     name: str = "hmm"
-    window: int = 756
     _sig: list[Signal] = field(default_factory=list)
 
     def refit(self, view: MarketView) -> None:
-        """Fit a 3-state HMM per symbol and read its filtered state at the last close."""
-        from v28quant.regime.hmm import HmmRegimeDetector
-
+        """Read each symbol's detector (fitted by the regime controller) at the last close."""
         self._sig = []
+        detectors = getattr(view.regime_controller, "symbols", {})
+        which = 0 if self.name == "hmm" else 1
         rets = view.log_returns
         for sym in view.symbols:
-            r = rets[sym].dropna().iloc[-self.window :]
-            if len(r) < 250:
+            if sym not in detectors:
                 continue
+            r = rets[sym].dropna().iloc[-378:]
             try:
-                det = HmmRegimeDetector(n_states=3, seed=0).fit(r)
-                state = det.predict(r, ts=view.data_ts)
+                state = detectors[sym][which].predict(r, ts=view.data_ts)
             except (ValueError, np.linalg.LinAlgError) as exc:
-                log.warning("hmm fit of %s failed: %s", sym, exc)
+                log.warning("%s regime of %s failed: %s", self.name, sym, exc)
                 continue
             p = dict(state.probabilities)
             bull = p.get("bull_quiet", 0.0)
             bear = sum(v for k, v in p.items() if k in ("bear_volatile", "crisis"))
             value = float(np.clip(bull - bear, -1.0, 1.0))
+            probs = {k: round(v, 4) for k, v in p.items()}
+            reasoning = {"label": state.label, "probabilities": probs}
             conf = float(max(p.values()))
-            reasoning = {
-                "label": state.label,
-                "probabilities": {k: round(v, 4) for k, v in p.items()},
-            }
             self._sig.append(Signal(self.name, sym, value, conf, reasoning, view.data_ts))
 
     def signals(self, view: MarketView) -> list[Signal]:
-        """Return the day's HMM signals."""
+        """Return the day's regime signals."""
         return [s for s in self._sig if s.symbol in view.symbols]
 
 
@@ -236,18 +254,17 @@ class MlSource:
         store = ModelStore(view.model_dir, journal=view.journal) if view.model_dir else None
         day = pd.Timestamp(view.data_ts.date())
         fresh = {}
-        if store is not None:
-            for name in ("xgboost", "stacked_ensemble"):
-                if store.versions(name):
-                    model, meta = store.load(name)
-                    age = (day - pd.Timestamp(meta.train_end)).days
-                    if 0 <= age <= self.refresh_days and meta.features == list(features.columns):
-                        fresh[name] = (model, meta.validation_scores)
+        for name in ("xgboost", "stacked_ensemble"):
+            stored = _stored(view, name, self.refresh_days)
+            if stored is not None and stored[1].features == list(features.columns):
+                fresh[name] = (stored[0], stored[1].validation_scores)
         if len(fresh) == 2:
             self.models = {k: m for k, (m, _) in fresh.items()}
             self.edge = {k: _edge(s) for k, (_, s) in fresh.items()}
             return
-        labels = make_labels(view.bars[view.bars["symbol"].isin(view.symbols)], self.horizon)
+        labels = make_labels(
+            _dated(view.bars[view.bars["symbol"].isin(view.symbols)]), self.horizon
+        )
         X, y = align(features, labels)
         dates = X.index.get_level_values("date")
         udates = np.unique(dates)
@@ -279,7 +296,7 @@ class MlSource:
         """Build features, load or train the classifiers, and read today's signals."""
         from v28quant.ml.features import FeatureConfig, build_features, latest_rows
 
-        bars = view.bars[view.bars["symbol"].isin([*view.symbols, view.market])]
+        bars = _dated(view.bars[view.bars["symbol"].isin([*view.symbols, view.market])])
         cfg = FeatureConfig(market=view.market, garch_refit_every=None)
         features = build_features(bars, cfg)
         features = features[features.index.get_level_values("symbol") != view.market]
@@ -301,6 +318,19 @@ class MlSource:
         return [s for s in self._sig if s.symbol in view.symbols]
 
 
+def _dated(bars: pd.DataFrame) -> pd.DataFrame:
+    """Return long bars with the ``date`` column the ML features expect (New York session).
+
+    A volume column of zeros (history that records no volume) is dropped: its z-score is
+    undefined and would remove every row.
+    """
+    ts = pd.to_datetime(bars["timestamp"], utc=True).dt.tz_convert(ET).dt.tz_localize(None)
+    out = bars.drop(columns=["timestamp"]).assign(date=ts.dt.normalize())
+    if "volume" in out and not (out["volume"] > 0).any():
+        out = out.drop(columns=["volume"])
+    return out
+
+
 def _edge(scores: dict[str, float]) -> float:
     """Map a held-out hit rate to [0, 1]: 0 at a coin flip, 1 at a 60 % hit rate."""
     hit = float(scores.get("hit_rate", 0.5))
@@ -309,15 +339,21 @@ def _edge(scores: dict[str, float]) -> float:
 
 def default_sources(rf_annual: float) -> list[Any]:
     """Return the equity engine's built-in sources, GARCH first (it sizes positions)."""
-    return [GarchSource(), CapmSource(rf_annual=rf_annual), HmmSource(), MlSource()]
+    return [
+        GarchSource(),
+        CapmSource(rf_annual=rf_annual),
+        RegimeSource("hmm"),
+        RegimeSource("manifold"),
+        MlSource(),
+    ]
 
 
 __all__ = [
     "CapmSource",
     "GarchSource",
-    "HmmSource",
     "MarketView",
     "MlSource",
+    "RegimeSource",
     "SignalSource",
     "data_time",
     "default_sources",

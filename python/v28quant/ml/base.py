@@ -120,7 +120,7 @@ class BaseModel(ABC):
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
 
 
 def rows_per_date(X: Any) -> int:

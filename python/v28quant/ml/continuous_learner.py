@@ -82,6 +82,7 @@ class DriftReport:
 
     @property
     def drift(self) -> bool:
+        """Whether any feature drifted after the multiple-testing correction."""
         return bool(self.drifted)
 
 
@@ -308,6 +309,7 @@ class ContinuousLearner:
 
     @property
     def retraining(self) -> bool:
+        """Whether a retrain is running in the background."""
         return self.pending is not None and not self.pending.done()
 
     def _start_retrain(self, X: np.ndarray, y: np.ndarray) -> None:

@@ -71,7 +71,7 @@ class XGBoostModel(RowClassifier):
         self._pending_y: list[IntArray] = []
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return asdict(self.config)
 
     def _new_classifier(self, n_estimators: int) -> xgb.XGBClassifier:

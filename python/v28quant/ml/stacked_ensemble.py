@@ -22,6 +22,7 @@ L. Breiman (1996), "Stacked regressions", Machine Learning 24.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,7 +109,7 @@ class StackedEnsemble(RowClassifier):
         self._meta: Any = None
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return {
             "base_learners": [n for n, _ in self.base_learners],
             "n_folds": self.n_folds,

@@ -1,0 +1,125 @@
+"""Runner benchmarks: one 5-minute cycle of both engines for 30 symbols, and a daily backtest.
+
+``python benchmarks/runner/bench_runner.py cycle`` builds 30 symbols (the 20 bundled stocks and
+10 more made from them by renaming, so their data is real but duplicated: the models still fit
+and infer each one on its own), runs the pre-market job once (fits; not timed), then times
+``cycle()`` of the equity and the options engine at five successive 5-minute slots (inference
+only: the models are fitted). ``python benchmarks/runner/bench_runner.py backtest [SESSIONS]``
+times ``run_backtest`` over the last SESSIONS sessions (default 252) of 20 symbols.
+Results are printed; the figures go to ``benchmarks/README.md`` with the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+from v28quant.backtest import run_backtest
+from v28quant.broker.sim import SimBroker, SimConfig
+from v28quant.calendar import default_calendar
+from v28quant.clock import SimClock
+from v28quant.config import load_config
+from v28quant.data.replay import ReplayFeed
+from v28quant.data.samples import History, sample_history
+from v28quant.engines import EngineContext
+from v28quant.equity.engine import EquityEngine
+from v28quant.execution import Executor
+from v28quant.journal import Journal
+from v28quant.notify import NullNotifier
+from v28quant.options.engine import OptionsEngine
+from v28quant.premarket import shared_premarket
+from v28quant.risk import RiskGate
+from v28quant.signals import SignalAggregator
+from v28quant.venue import Venue
+
+EXTRA = ["AAPL", "AMD", "BAC", "CVX", "HD", "JNJ", "KO", "MSFT", "PG", "XOM"]
+
+
+def _history30() -> tuple[History, list[str]]:
+    h = sample_history()
+    stocks = [s for s in h.symbols if s not in ("SP500", "SPX", "VIX")]
+    copies = h.bars[h.bars["symbol"].isin(EXTRA)].assign(symbol=lambda d: d["symbol"] + "Z")
+    bars = pd.concat([h.bars, copies], ignore_index=True)
+    return History(bars), stocks + [s + "Z" for s in EXTRA]
+
+
+async def bench_cycle(root: Path) -> None:
+    history, universe = _history30()
+    settings, cfg = load_config(None, journal_path=root / "j.sqlite")
+    cal = default_calendar()
+    day = cal.previous_session("2022-12-29")
+    sim = SimClock(cal.windows(day).premarket)
+    feed = ReplayFeed(history, sim, calendar=cal)
+    broker = SimBroker(feed, sim, SimConfig(cash=Decimal(1_000_000)), calendar=cal)
+    journal = Journal(root / "j.sqlite")
+    venue = Venue(broker, feed, sim, True, "sim", "replay", tuple(universe), "SP500", sim)
+    ctx = EngineContext(
+        "paper",
+        sim,
+        broker,
+        feed,
+        journal,
+        Executor(broker, journal, clock=sim, quotes=feed),
+        SignalAggregator.from_settings(cfg.aggregator_settings("paper")),
+        RiskGate(settings.risk, journal, cal),
+        settings,
+        cfg,
+        NullNotifier(),
+        tuple(universe),
+        cal,
+        root / "models",
+        True,
+    )
+    t0 = time.perf_counter()
+    assert await shared_premarket(ctx, venue)
+    engines = [EquityEngine(cfg.equity), OptionsEngine()]
+    for e in engines:
+        await e.premarket(ctx)
+    print(f"pre-market job, 30 symbols (fits, not a cycle): {time.perf_counter() - t0:.1f} s")
+    slot = cal.windows(day).cycles[0]
+    times: dict[str, list[float]] = {e.name: [] for e in engines}
+    for k in range(5):
+        sim.set(slot + timedelta(minutes=5 * k))
+        for e in engines:
+            t = time.perf_counter()
+            report = await e.cycle(ctx)
+            times[e.name].append(time.perf_counter() - t)
+            print(f"  {e.name} cycle {k + 1}: {times[e.name][-1]:.3f} s, {report.orders} order(s)")
+    for name, ts in times.items():
+        print(f"{name}: median cycle {statistics.median(ts):.3f} s (first {ts[0]:.3f} s)")
+    both = [a + b for a, b in zip(*times.values(), strict=True)]
+    print(f"both engines, 30 symbols: median {statistics.median(both):.3f} s per cycle")
+    journal.close()
+
+
+def bench_backtest(root: Path, sessions: int) -> None:
+    cal = default_calendar()
+    end = cal.previous_session("2022-12-29")
+    start = cal.sessions("2020-01-01", end)[-sessions]
+    cfg = root / "v28.toml"
+    cfg.write_text(f'[runner]\nmodel_dir = "{root / "models"}"\nruns_dir = "{root / "runs"}"\n')
+    t = time.perf_counter()
+    result = run_backtest(cfg, start, end, None, None, journal=root / "bt.sqlite")
+    wall = time.perf_counter() - t
+    m = result.metrics
+    print(
+        f"backtest {start}..{end}: {len(result.equity_curve)} sessions, 20 symbols, "
+        f"{wall:.1f} s wall; Sharpe {m['sharpe']:.2f}, max DD {m['max_drawdown']:.2%}, "
+        f"{m['fills']} fills"
+    )
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "cycle"
+    with tempfile.TemporaryDirectory() as tmp:
+        if what == "cycle":
+            asyncio.run(bench_cycle(Path(tmp)))
+        else:
+            bench_backtest(Path(tmp), int(sys.argv[2]) if len(sys.argv) > 2 else 252)
