@@ -26,8 +26,8 @@ import pandas as pd
 
 from v28quant.models.base import CHAIN, MarketSnapshot, TrackRecord, record_of
 from v28quant.models.quant import GarchAdapter
+from v28quant.options.black_scholes import implied_vol
 from v28quant.quant_models import heston_model, merton_jump_diffusion, monte_carlo_pricer
-from v28quant.quant_models.mispricing import implied_vol_or_nan
 from v28quant.signals import Signal, combine_confidence, support_from_z
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,7 @@ _LAST_SELECTION: list[Any] = [None, {}]
 
 
 def _vol_points(price: Any, q: pd.DataFrame, spot: float, rate: float, div: float) -> np.ndarray:
-    iv = implied_vol_or_nan(
-        np.asarray(price, float), spot, q["strike"], q["t"], rate, div, q["call"]
-    )
+    iv = implied_vol(np.asarray(price, float), spot, q["strike"], q["t"], rate, div, q["call"])
     return 100.0 * np.asarray(iv, dtype=np.float64)
 
 
