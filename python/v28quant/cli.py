@@ -96,9 +96,15 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest)."""
     query = getattr(journal, "why", None)
     if query is not None:
-        answer = query(symbol, at=at)
-        text = answer if isinstance(answer, str) else json.dumps(answer, indent=1, default=str)
-        return text.splitlines()
+        try:
+            answer = query(symbol.upper(), at=at)
+        except LookupError:  # no aggregate on record: fall back to the raw signals
+            answer = None
+        if isinstance(answer, dict) and "text" in answer:
+            return str(answer["text"]).splitlines()
+        if answer is not None:
+            text = answer if isinstance(answer, str) else json.dumps(answer, indent=1, default=str)
+            return text.splitlines()
     sig = journal.signals()
     sig = sig[sig["symbol"] == symbol.upper()]
     if at is not None:

@@ -105,3 +105,17 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert out.startswith("XOM at 2024-03-01T15:05:00+00:00")
     assert main(["AAPL", "--journal", str(path)]) == 1
     assert main(["XOM", "--journal", str(tmp_path / "missing.sqlite")]) == 1
+
+
+def test_the_v28quant_why_command_uses_the_journal_answer(tmp_path: Path) -> None:
+    from v28quant import cli
+
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:
+        j.record_signal(Signal("capm", "AAPL", 0.2, 0.5, {"alpha_t": 1.0}, T1))
+        lines = cli.why(j, "xom", T2)
+        assert lines[0].startswith("XOM at 2024-03-01T15:05:00+00:00")
+        assert any("garch" in ln for ln in lines)
+        # no aggregate on record for AAPL: the raw signals answer instead
+        assert cli.why(j, "AAPL", None)[1].strip().startswith("capm")
