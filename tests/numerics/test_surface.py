@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import QuantLib as ql
+from v28quant.options.black_scholes import implied_vol
 from v28quant.options.surface import SviSurface, fit_slice
 
 
@@ -112,7 +113,7 @@ def test_fit_real_chain(shared_data, name, spot, root):
     # typical wing bid-ask spread) and median RMSE under 1 vol point.
     chain = pd.read_csv(shared_data / "options" / name)
     chain = chain[chain["root"] == root]
-    surf = SviSurface.fit(chain, spot=spot)
+    surf = SviSurface.fit(chain, spot=spot, repair=True)
     info = surf.fit_info
     rep = surf.arbitrage_report()
     print(f"\n{name}\n{info.to_string()}\n{rep.butterfly.to_string()}\n{rep.calendar.to_string()}")
@@ -142,7 +143,7 @@ def test_fit_american_chain_with_known_rate(shared_data):
     chain = pd.read_csv(shared_data / "options" / "SPY_2023-09-14_cboe.csv")
     free = SviSurface.fit(chain, spot=450.36).fit_info
     assert free["discount"].max() > 1.0, free  # the bias the rate option exists for
-    surf = SviSurface.fit(chain, spot=450.36, rate=0.053)
+    surf = SviSurface.fit(chain, spot=450.36, rate=0.053, repair=True)
     info = surf.fit_info
     np.testing.assert_allclose(info["discount"], np.exp(-0.053 * info["t"]), rtol=1e-15)
     short = info[info["t"] <= 0.5]
@@ -179,3 +180,26 @@ def test_bad_params_shape_and_zero_variance_slice() -> None:
     flat_zero = SviSurface([1.0], [[0.0, 0.0, 0.0, 0.0, 0.1]], [100.0])
     rep = flat_zero.arbitrage_report()
     assert not rep.free and rep.butterfly["min_g"].iloc[0] == -np.inf, rep.butterfly
+
+
+def test_default_fit_keeps_the_quoted_atm_term_structure(shared_data):
+    # Source: real SPY quotes of 2023-09-14; the reference is each expiry's at-the-money mid
+    # inverted by Black-Scholes (independent of the SVI fit). The default fit follows the
+    # quotes: its ATM vols stay within 1 vol point of them and rise with maturity as quoted.
+    chain = pd.read_csv(shared_data / "options" / "SPY_2023-09-14_cboe.csv")
+    spot = float(chain["underlying_price"].iloc[0])
+    t_all = (pd.to_datetime(chain["expiration"]) - pd.Timestamp("2023-09-14")).dt.days / 365.0
+    surf = SviSurface.fit(chain, quote_date="2023-09-14")
+    quoted, fitted = [], []
+    for target in (30 / 365, 0.3):
+        t = float(t_all.loc[(t_all - target).abs().idxmin()])
+        rows = chain[(t_all == t) & (chain["bid"] > 0)]
+        k = float(rows.loc[(rows["strike"] - spot).abs().idxmin(), "strike"])
+        atm = rows[rows["strike"] == k]
+        mids = ((atm["bid"] + atm["ask"]) / 2).to_numpy()
+        ivs = implied_vol(mids, spot, k, t, 0.053, 0.015, (atm["type"] == "call").to_numpy())
+        quoted.append(float(np.nanmean(ivs)))
+        fitted.append(float(surf.implied_vol(k, t)))
+    print(f"quoted ATM {quoted}, fitted {fitted}")
+    np.testing.assert_allclose(fitted, quoted, atol=0.01)
+    assert fitted[1] > fitted[0]

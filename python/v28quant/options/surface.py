@@ -206,6 +206,7 @@ class SviSurface:
         parity_strikes: int = 6,
         max_abs_y: float | None = None,
         rate: float | None = None,
+        repair: bool = False,
     ) -> SviSurface:
         """Fit one raw SVI slice per expiry to the out-of-the-money quotes of an option chain.
 
@@ -235,6 +236,12 @@ class SviSurface:
             is then the median of ``K + (C - P) / D`` over the ``parity_strikes`` nearest the
             money. Use it for American options (SPY), whose early-exercise premia bias the
             regressed ``D`` (above 1 on short expiries).
+        repair : bool
+            Refit slices with static arbitrage under the no-arbitrage conditions (below).
+            Off by default: on real chains whose quotes cross, the constrained refit can move
+            short-dated ATM vols by several vol points (SPY 2023-09-14: 1-month ATM 14.7 % against
+            10.6 % quoted), so the surface is fitted to the quotes and
+            :meth:`arbitrage_report` says where arbitrage remains.
 
         Notes
         -----
@@ -244,7 +251,8 @@ class SviSurface:
         of maturity; a slice with butterfly arbitrage (``g(y) < 0``), calendar arbitrage
         against the previous slice or wings steeper than Lee's bound is refitted by least
         squares under those conditions on the grid :meth:`arbitrage_report` scans (and a
-        warning is logged), so the fitted surface is free of static arbitrage there. The
+        warning is logged) when ``repair`` is set, so the fitted surface is free of static
+        arbitrage there. The
         per-expiry forward, discount, quote count, fit error (RMSE and max error in vol points)
         and whether the slice was ``repaired`` are stored in ``fit_info``.
         """
@@ -324,15 +332,20 @@ class SviSurface:
             )
         if not rows:
             raise ValueError("no expiry had enough usable out-of-the-money quotes to fit")
-        surf = cls([r[0] for r in rows], _repair(rows, info), [r[2] for r in rows], spot)
+        surf = cls(
+            [r[0] for r in rows], _repair(rows, info, enabled=repair), [r[2] for r in rows], spot
+        )
         surf.fit_info = pd.DataFrame(info)
         return surf
 
 
 def _repair(
-    rows: list[tuple[float, NDArray[np.float64], float]], info: list[dict[str, Any]]
+    rows: list[tuple[float, NDArray[np.float64], float]],
+    info: list[dict[str, Any]],
+    *,
+    enabled: bool,
 ) -> NDArray[np.float64]:
-    """Refit slices with static arbitrage under the no-arbitrage conditions.
+    """Refit slices with static arbitrage under the no-arbitrage conditions when ``enabled``.
 
     From the longest maturity down, slice i is held to its butterfly condition and to lie below
     slice i + 1 on the range :meth:`SviSurface.arbitrage_report` scans for that pair (slice
@@ -347,7 +360,7 @@ def _repair(
         half = 1.5 * _report_half_width(p)
         if later is not None:
             half = max(half, _report_half_width(later))
-        fixed, repaired = repair_slice(p, y, w, later, half)
+        fixed, repaired = repair_slice(p, y, w, later, half) if enabled else (p, False)
         if repaired:
             _log.warning(
                 "SVI slice t=%.6f had static arbitrage; refitted under the no-arbitrage conditions",
