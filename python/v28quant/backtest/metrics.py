@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-TRADING_DAYS = 252
-EULER_GAMMA = 0.5772156649015329
+from v28quant.sharpe import EULER_GAMMA as EULER_GAMMA  # re-exported: the DSR docstring's g
+from v28quant.sharpe import TRADING_DAYS, expected_max_sharpe
 
 
 def daily_returns(equity: Sequence[float], initial: float) -> np.ndarray:
@@ -79,13 +79,10 @@ def deflated_sharpe(r: np.ndarray, trials: int) -> dict[str, float]:
     skew = float(stats.skew(r, bias=False))
     kurt = float(stats.kurtosis(r, fisher=False, bias=False))
     var_sr = max((1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2) / (n - 1), 1e-12)
-    if trials == 1:
-        sr0 = 0.0
-    else:
-        z = stats.norm.ppf
-        sr0 = math.sqrt(var_sr) * (
-            (1 - EULER_GAMMA) * z(1 - 1 / trials) + EULER_GAMMA * z(1 - 1 / (trials * math.e))
-        )
+    if math.isfinite(var_sr):
+        sr0 = expected_max_sharpe(trials, var_sr)  # 0 for one trial: the probabilistic Sharpe
+    else:  # non-finite returns: the hurdle is as undefined as the ratio
+        sr0 = 0.0 if trials == 1 else math.nan
     value = float(stats.norm.cdf((sr - sr0) / math.sqrt(var_sr)))
     return {
         "value": value,
