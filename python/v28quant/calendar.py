@@ -58,6 +58,15 @@ TRADING_START = time(9, 45)
 CYCLE = timedelta(minutes=5)
 TRADING_END_BEFORE_CLOSE = timedelta(minutes=15)
 AFTER_CLOSE_DELAY = timedelta(minutes=15)
+REGULAR_CLOSE = time(16, 0)
+
+
+def regular_close(day: date) -> datetime:
+    """Return 16:00 New York on ``day``: the time a daily bar's data is complete.
+
+    Daily bars carry the session date only; early closes (``Session.close``) are not applied.
+    """
+    return datetime.combine(day, REGULAR_CLOSE, ET)
 
 
 def _day(d: date | datetime | str | pd.Timestamp) -> date:

@@ -25,13 +25,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from v28quant.calendar import ET
+from v28quant.calendar import ET, regular_close
 from v28quant.signals import Signal
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def data_time(index: pd.Index, now: datetime) -> datetime:
     """Return the close time (16:00 New York) of the last row's session, at most ``now``."""
     last = pd.Timestamp(index[-1])
     day = (last.tz_convert(ET) if last.tzinfo else last.tz_localize(ET)).date()
-    return min(datetime.combine(day, time(16, 0), ET), now)
+    return min(regular_close(day), now)
 
 
 class SignalSource(Protocol):

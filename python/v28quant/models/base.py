@@ -11,17 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
+from v28quant.calendar import regular_close
 from v28quant.signals import UNTESTED_RECORD, Signal, record_from_pvalue
-
-NEW_YORK = ZoneInfo("America/New_York")
 
 #: Lifetime of a signal computed from daily bars: spans a long weekend; older means a missed
 #: refresh.
@@ -98,7 +96,7 @@ def as_snapshot(data: Any) -> MarketSnapshot:
 def session_close(day: object) -> datetime:
     """16:00 New York on the session date ``day`` (a date, Timestamp or ISO string)."""
     d = pd.Timestamp(day).date()
-    return datetime.combine(d, time(16, 0), NEW_YORK)
+    return regular_close(d)
 
 
 @runtime_checkable

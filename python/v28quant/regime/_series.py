@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from v28quant.calendar import ET
+from v28quant.calendar import regular_close
 
 #: Regime names by number of states, from the calmest to the most stressed. The detectors order
 #: their states by fitted return volatility and give them these names in that order.
@@ -18,8 +18,6 @@ REGIME_LABELS: dict[int, tuple[str, ...]] = {
     3: ("bull_quiet", "sideways", "bear_volatile"),
     4: ("bull_quiet", "sideways", "bear_volatile", "crisis"),
 }
-
-_CLOSE = time(16, 0)
 
 
 def as_returns(returns: Any, name: str = "returns", min_rows: int = 1) -> NDArray[np.float64]:
@@ -35,11 +33,13 @@ def as_returns(returns: Any, name: str = "returns", min_rows: int = 1) -> NDArra
     return arr
 
 
-def data_time(returns: Any, ts: datetime | None = None) -> datetime:
+def returns_time(returns: Any, ts: datetime | None = None) -> datetime:
     """Time of the data in the last row: ``ts`` if given, else the last index entry of a Series.
 
     A date without a time (a daily bar) means that session's close, 16:00 New York. Arrays
-    carry no time: then the wall clock, which is only right in live trading.
+    carry no time: then the wall clock, which is only right in live trading. Unlike the equity
+    engine's ``data_time`` (a whole session: its close, capped at now), a time-aware stamp is
+    taken as it is.
     """
     if ts is not None:
         if ts.tzinfo is None:
@@ -51,7 +51,7 @@ def data_time(returns: Any, ts: datetime | None = None) -> datetime:
             out: datetime = last.to_pydatetime()
             return out
         if last.time() == time(0):
-            return datetime.combine(last.date(), _CLOSE, ET)
+            return regular_close(last.date())
         stamped: datetime = last.tz_localize(UTC).to_pydatetime()
         return stamped
     return datetime.now(UTC)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from v28quant.regime._series import REGIME_LABELS, data_time
+from v28quant.regime._series import REGIME_LABELS, returns_time
 from v28quant.regime.hmm import HmmRegimeDetector
 from v28quant.regime.manifold import ManifoldRegimeDetector
 from v28quant.regime.risk import PomdpRiskScale
@@ -144,7 +144,7 @@ class HierarchicalRegimeController:
         until the data change: the cycles of one day on the same daily history get the same
         answer at no cost (and the POMDP belief moves once per data time).
         """
-        when = data_time(market_returns, ts)
+        when = returns_time(market_returns, ts)
         key = (
             when,
             id(self.market_hmm.model),
@@ -199,7 +199,7 @@ class HierarchicalRegimeController:
     ) -> RegimeState:
         h, m = self.symbols[sym]
         dated = isinstance(returns, pd.Series) and isinstance(returns.index, pd.DatetimeIndex)
-        when = data_time(returns) if dated else market_ts
+        when = returns_time(returns) if dated else market_ts
         own, _ = combine(
             h.predict(returns).probabilities, m.predict(returns).probabilities, self.labels
         )

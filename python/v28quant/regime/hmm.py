@@ -39,7 +39,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import multivariate_normal
 
 from v28quant.ml.model_store import ModelMetadata, ModelStore
-from v28quant.regime._series import REGIME_LABELS, as_returns, data_time, ewma_log_vol
+from v28quant.regime._series import REGIME_LABELS, as_returns, ewma_log_vol, returns_time
 from v28quant.signals import RegimeState
 
 log = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ class HmmRegimeDetector:
         total = sum(probs.values())
         probs = {k: v / total for k, v in probs.items()}
         return RegimeState(
-            max(probs, key=probs.__getitem__), probs, self.source, data_time(returns, ts)
+            max(probs, key=probs.__getitem__), probs, self.source, returns_time(returns, ts)
         )
 
     def forecast_return(self, returns: Any, extra: Any = None) -> tuple[float, float]:

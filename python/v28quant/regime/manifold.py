@@ -38,7 +38,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from v28quant.geometry import HeightFieldMetric
-from v28quant.regime._series import REGIME_LABELS, as_returns, data_time
+from v28quant.regime._series import REGIME_LABELS, as_returns, returns_time
 from v28quant.regime.fisher import fisher_rao_distance, geodesic_curvature
 from v28quant.signals import RegimeState
 
@@ -350,7 +350,7 @@ class ManifoldRegimeDetector:
         row = self.probabilities(returns).iloc[-1]
         probs = {str(k): float(v) for k, v in row.items()}
         label = max(probs, key=probs.__getitem__)
-        return RegimeState(label, probs, self.source, data_time(returns, ts))
+        return RegimeState(label, probs, self.source, returns_time(returns, ts))
 
     def surface(self, returns: Any) -> VolatilitySurface3D:
         """Build the realised-vol surface of the returns (see :class:`VolatilitySurface3D`)."""
