@@ -11,9 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import OPEN
 from v28quant.journal import Journal
+
+# Property tests draw the same examples on every run: CI must not pass or fail by chance
+# (`pytest --hypothesis-seed=N` or a different profile explores further).
+settings.register_profile("deterministic", derandomize=True, deadline=None)
+settings.load_profile("deterministic")
 
 # This file sits in <clone>/tests, so the clone's parent holds shared/data.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

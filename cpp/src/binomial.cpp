@@ -245,6 +245,16 @@ void check_inputs(double spot, double strike, double t, double rate, double div,
     require_nonnegative("vol", vol, index);
     if (steps < 1) fail_arg("steps", ">= 1", static_cast<double>(steps));
     if (steps > max_steps) fail_arg("steps", "<= 10000000", static_cast<double>(steps));
+    // e^{-div t} or e^{-rate t} beyond double range (a negative rate or yield over a huge t):
+    // the zero-vol forward and every discounted node would be inf or NaN without a word.
+    if (!(std::isfinite(spot * std::exp(-div * t)) && std::isfinite(strike * std::exp(-rate * t)))) {
+        std::ostringstream msg;
+        msg.precision(17);
+        msg << "spot * exp(-div * t) or strike * exp(-rate * t) overflows (rate " << rate
+            << ", div " << div << ", t " << t << ")";
+        if (index != no_index) msg << " at index " << index;
+        throw std::domain_error(msg.str());
+    }
     if (t == 0.0 || vol == 0.0) return;
     const Tree tr = make_tree(t, rate, div, vol, steps);
     // The terminal nodes reach spot e^{+-steps dx}: beyond double range the tree is meaningless.

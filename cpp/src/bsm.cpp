@@ -16,6 +16,13 @@ void check_inputs(double spot, double strike, double t, double rate, double div,
     require_finite("rate", rate, index);
     require_finite("div", div, index);
     require_nonnegative("vol", vol, index);
+    // sd^2 / 2 must stay finite for d1 and d2 to mean anything (vol 1e300 over t 1e300 gave 0).
+    if (!(vol * std::sqrt(t) <= 1e150)) {
+        std::string msg = "vol * sqrt(t) must be <= 1e150 (vol " + std::to_string(vol) + ", t " +
+                          std::to_string(t) + ")";
+        if (index != no_index) msg += " at index " + std::to_string(index);
+        throw std::domain_error(msg);
+    }
     // e^{-div t} or e^{-rate t} beyond double range (a negative rate or yield of 1e300): the
     // prices would be inf or NaN without a word.
     if (!(std::isfinite(spot * std::exp(-div * t)) && std::isfinite(strike * std::exp(-rate * t)))) {
@@ -84,7 +91,7 @@ void run_checked(const detail::Inputs& in, const detail::Outputs& out) {
     bool ok = detail::run(in, out);
     for (std::size_t i = 0; ok && i < in.n; ++i) {
         ok = std::isfinite(out.price[i]) && -in.div[i] * in.t[i] <= 600.0 &&
-             -in.rate[i] * in.t[i] <= 600.0;
+             -in.rate[i] * in.t[i] <= 600.0 && in.vol[i] * std::sqrt(in.t[i]) <= 1e150;
     }
     if (ok) return;
     for (std::size_t i = 0; i < in.n; ++i) {
