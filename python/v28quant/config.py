@@ -91,6 +91,9 @@ class RunConfig:
     equity: EquityConfig
     backtest: BacktestConfig
     runner: RunnerConfig
+    #: The user's TOML file it was loaded from (its other tables, e.g. ``[options]``, are read
+    #: by the engines that own them), or None for the shipped defaults.
+    source: Path | None = None
 
     def min_confidence(self, mode: str) -> float:
         """Return the threshold in force: ``[paper]`` in paper mode, else ``[aggregator]``."""
@@ -203,6 +206,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
         equity=_section(EquityConfig, merged.get("equity", {}), "equity"),
         backtest=_section(BacktestConfig, merged.get("backtest", {}), "backtest"),
         runner=_section(RunnerConfig, merged.get("runner", {}), "runner"),
+        source=None if path is None else Path(path).resolve(),
     )
     _check(cfg)
     return settings, cfg

@@ -13,7 +13,6 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,9 +64,10 @@ def default_engines(cfg: RunConfig, params: dict[str, Any]) -> list[Engine]:
     equity_cfg = dataclasses.replace(cfg.equity, **params)
     engines: list[Engine] = [EquityEngine(equity_cfg)]
     if importlib.util.find_spec("v28quant.options.engine") is not None:
+        from v28quant.options.config import OptionsConfig
+
         mod = importlib.import_module("v28quant.options.engine")
-        factory = getattr(mod, "create_engine", None)
-        engines.append(factory(cfg, params) if factory is not None else mod.OptionsEngine())
+        engines.append(mod.OptionsEngine(OptionsConfig.load(cfg.source)))
     return engines
 
 
@@ -265,8 +265,6 @@ def build_and_run(argv: list[str] | None = None) -> int:
         overrides: dict[str, Any] = {}
         if args.journal is not None:
             overrides["journal_path"] = args.journal
-        if args.config is not None:  # one file for every section, the engines' tables too
-            os.environ["V28_CONFIG"] = str(args.config)
         settings, cfg = load_config(args.config, **overrides)
         settings.require_mode(args.mode)
         return run_with(args, settings, cfg).exit_code
