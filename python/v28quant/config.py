@@ -193,7 +193,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
             raise SettingsError(f"--config: no such file {str(p)!r}")
         try:
             user = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"--config: {p} is not valid TOML: {exc}") from None
         merged = _merge(merged, user, "")
     settings = load_settings(path, **{"risk": merged["risk"], **overrides})
