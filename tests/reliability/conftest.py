@@ -11,22 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
-FULL = os.environ.get("V28_RELIABILITY_FULL", "") not in ("", "0")
-
-#: What the suite did and found; filled by the tests through the ``tally`` fixture.
-TALLY: Counter[str] = Counter()
-
-ROWS = (
-    ("kill trials", "trials"),
-    ("faults injected", "faults"),
-    ("bad inputs tried", "bad_inputs"),
-    ("bad data symbols tried", "bad_data"),
-    ("orders duplicated (must be 0)", "duplicated"),
-    ("journal rows lost (must be 0)", "rows_lost"),
-    ("secret leaks (must be 0)", "leaks"),
-    ("files scanned for secrets", "files_scanned"),
-)
+from reliability.tally import FULL, ROWS, TALLY
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
