@@ -71,6 +71,24 @@ CASES: list[tuple[str, list[Callable[[Path], None]], list[str], str]] = [
         "bogus",
     ),
     (
+        "toml-unknown-top-level-key",
+        [_write("v.toml", "univers = ['AAPL']\n")],
+        ["--config", "v.toml"],
+        "univers",
+    ),
+    (
+        "toml-unknown-section",
+        [_write("v.toml", "[rsik]\nmax_positions = 3\n")],
+        ["--config", "v.toml"],
+        "rsik",
+    ),
+    (
+        "toml-key-with-whitespace",
+        [_write("v.toml", '[paper]\n" min_confidence" = 0.1\n')],
+        ["--config", "v.toml"],
+        "min_confidence",
+    ),
+    (
         "toml-wrong-type",
         [_write("v.toml", "[risk]\nmax_positions = 'many'\n")],
         ["--config", "v.toml"],
