@@ -20,5 +20,5 @@ ROWS = (
     ("orders duplicated (must be 0)", "duplicated"),
     ("journal rows lost (must be 0)", "rows_lost"),
     ("secret leaks (must be 0)", "leaks"),
-    ("files/notices scanned", "files_scanned"),
+    ("texts scanned for secrets", "files_scanned"),
 )

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import v28quant.runner_setup as runner_setup
+from v28quant.equity.data_checks import unusable_data
 from v28quant.quotes import Quote
 from v28quant.runner_setup import build_and_run
 
@@ -126,3 +128,29 @@ def test_poisoned_symbols_are_skipped_and_the_clean_one_trades(
         s for s in POISON if not any(s in ln and "skip" in ln for ln in log.splitlines())
     ]
     assert not unexplained, f"no logged reason for skipping {unexplained}"
+
+
+T = pd.Timestamp("2024-06-03 14:30", tz="UTC").to_pydatetime()
+GOOD = pd.DataFrame({"X": np.linspace(100.0, 101.0, 40)})
+NAN_LAST = GOOD.assign(X=[*[100.0] * 39, np.nan])
+NEG_LAST = GOOD.assign(X=[*[100.0] * 39, -1.0])
+OK = Quote("X", Decimal(100), Decimal(101), T, 5, 5)
+
+
+@pytest.mark.parametrize(
+    ("quote", "closes", "reason"),
+    [
+        (None, GOOD, "no quote"),
+        (Quote("X", Decimal(0), Decimal(0), T, 10, 10), GOOD, "not positive"),
+        (Quote("X", Decimal(100), Decimal(101), T, 0, 5), GOOD, "no size"),
+        (OK, NAN_LAST, "NaN"),
+        (OK, NEG_LAST, "negative"),
+        (OK, GOOD, None),
+        (Quote("X", Decimal(100), Decimal(101), T, 0, 0, synthetic=True), GOOD, None),
+    ],
+)
+def test_unusable_data_names_the_reason(
+    quote: Quote | None, closes: pd.DataFrame, reason: str | None
+) -> None:
+    got = unusable_data("X", quote, closes)
+    assert (got is None) if reason is None else (got is not None and reason in got)
