@@ -196,8 +196,13 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
             raise SettingsError(f"--config: no such file {str(p)!r}")
         try:
             user = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"--config: {p} is not valid TOML: {exc}") from None
+        # [options] is read by the options engine; the rest are sections here or Settings fields
+        known = set(merged) | {"options"} | set(Settings.model_fields)
+        unknown = sorted(set(user) - known)
+        if unknown:
+            raise SettingsError(f"--config: {p}: {unknown[0]}: unknown setting")
         merged = _merge(merged, user, "")
     settings = load_settings(path, **{"risk": merged["risk"], **overrides})
     cfg = RunConfig(

@@ -27,6 +27,7 @@ from v28quant.engines import Engine, EngineContext
 from v28quant.errors import describe_error
 from v28quant.execution.lock import JournalLock
 from v28quant.journal import Journal
+from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
@@ -107,18 +108,8 @@ async def _serve(
     calendar: ExchangeCalendar,
     engines: Sequence[Engine],
 ) -> tuple[int, Runner]:
-    from v28quant.execution import JournalLock, JournalLocked
-
-    lock = JournalLock(journal_path)
-    try:
-        lock.acquire()
-    except JournalLocked as exc:
-        await venue.aclose()
-        raise SettingsError(f"--journal: {exc}") from None
-    try:
-        return await _serve_locked(args, settings, cfg, venue, journal_path, calendar, engines)
-    finally:
-        lock.release()
+    # The caller (``run_with``) holds the journal lock: taking it again here would find it held.
+    return await _serve_locked(args, settings, cfg, venue, journal_path, calendar, engines)
 
 
 async def _serve_locked(
@@ -216,6 +207,11 @@ def run_with(
         run_dir / "journal.sqlite" if run_dir is not None else settings.journal_path
     )
     journal_path.parent.mkdir(parents=True, exist_ok=True)
+    if journal_path.exists():  # refuse a corrupt or newer journal before anything starts
+        try:
+            JournalStore(journal_path).close()
+        except JournalError as exc:
+            raise SettingsError(f"--journal: {exc}") from None
     if venue.keyless and args.mode == "paper":  # the simulated account outlives the process
         from v28quant.broker.sim import SimBroker, state_path_for
 
