@@ -52,8 +52,6 @@ def fakes(shared_data: Path, fake_trading, monkeypatch: pytest.MonkeyPatch, tmp_
         monkeypatch.setenv("APCA_API_SECRET_KEY", "test-secret-value")
         monkeypatch.setenv("APCA_API_BASE_URL", fake_trading.url)
         monkeypatch.setenv("APCA_API_DATA_URL", data.url)
-        # build_and_run sets V28_CONFIG itself: registered here so the test restores it
-        monkeypatch.setenv("V28_CONFIG", "v28.toml")
         monkeypatch.chdir(tmp_path)
         (tmp_path / "v28.toml").write_text(
             "[paper]\nmin_confidence = 0.0\n[equity]\nmin_trade_weight = 0.0\n"
