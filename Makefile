@@ -21,7 +21,7 @@ test:
 lint:
 	ruff check python tests benchmarks
 	ruff format --check python tests benchmarks
-	mypy --strict python/v28quant
+	mypy --strict
 
 stubs: dev
 	PYTHONPATH=python $(PYTHON) -m pybind11_stubgen v28quant._core -o build/stubs

@@ -6,9 +6,6 @@ namespace v28py {
 
 using namespace pybind11::literals;
 
-v28::surface::SviSurface make_surface(const darray& expiries, const darray& params,
-                                      const darray& forwards, double spot);
-
 void bind_dupire(py::module_& m) {
     m.def(
         "dupire_local_vol_svi",
@@ -17,10 +14,11 @@ void bind_dupire(py::module_& m) {
             const auto n = same_size({&t, &strike}, "t, strike");
             darray out(static_cast<py::ssize_t>(n));
             auto o = mut_span(out);  // pointers taken while the GIL is held
+            const auto args = surface_args(expiries, params, forwards, spot);
+            const auto ts = span(t), ks = span(strike);
             {
                 py::gil_scoped_release release;  // pure numerics below: no Python objects
-                const auto s = make_surface(expiries, params, forwards, spot);
-                v28::dupire::local_vol(s, span(t), span(strike), o);
+                v28::dupire::local_vol(args.make(), ts, ks, o);
             }
             return out;
         },
@@ -33,9 +31,10 @@ void bind_dupire(py::module_& m) {
         [](const darray& t, const darray& strike, const darray& calls, double rate, double div) {
             darray out(calls.size());
             auto o = mut_span(out);
+            const auto ts = span(t), ks = span(strike), cs = span(calls);
             {
                 py::gil_scoped_release release;
-                v28::dupire::local_vol_from_prices(span(t), span(strike), span(calls), rate, div, o);
+                v28::dupire::local_vol_from_prices(ts, ks, cs, rate, div, o);
             }
             return out;
         },
@@ -51,11 +50,13 @@ void bind_dupire(py::module_& m) {
             const auto n = same_size({&t, &strike, &call}, "t, strike, call");
             darray price(static_cast<py::ssize_t>(n)), err(static_cast<py::ssize_t>(n));
             auto p = mut_span(price), e = mut_span(err);
+            const auto args = surface_args(expiries, params, forwards, spot);
+            const auto ts = span(t), ks = span(strike);
+            const auto cs = span(call);
             {
                 py::gil_scoped_release release;
-                const auto s = make_surface(expiries, params, forwards, spot);
                 v28::dupire::McSettings cfg{paths, steps_per_year, seed, threads};
-                v28::dupire::local_vol_mc(s, span(t), span(strike), span(call), cfg, p, e);
+                v28::dupire::local_vol_mc(args.make(), ts, ks, cs, cfg, p, e);
             }
             return py::make_tuple(price, err);
         },

@@ -18,9 +18,10 @@ void bind_metric_functions(py::module_& m) {
         [](const M& metric, const darray& points) {
             darray out(points.size() * 2);
             auto o = mut_span(out);  // pointers taken while the GIL is held
+            const auto pts = span(points);
             {
                 py::gil_scoped_release release;  // pure numerics below: no Python objects
-                mf::metric_tensor(metric, span(points), o);
+                mf::metric_tensor(metric, pts, o);
             }
             return out;
         },
@@ -30,9 +31,10 @@ void bind_metric_functions(py::module_& m) {
         [](const M& metric, const darray& points) {
             darray out(points.size() * 4);
             auto o = mut_span(out);
+            const auto pts = span(points);
             {
                 py::gil_scoped_release release;
-                mf::christoffel(metric, span(points), o);
+                mf::christoffel(metric, pts, o);
             }
             return out;
         },
@@ -43,9 +45,10 @@ void bind_metric_functions(py::module_& m) {
         [](const M& metric, const darray& points) {
             darray out(points.size() / 2);
             auto o = mut_span(out);
+            const auto pts = span(points);
             {
                 py::gil_scoped_release release;
-                mf::gaussian_curvature(metric, span(points), o);
+                mf::gaussian_curvature(metric, pts, o);
             }
             return out;
         },
@@ -55,7 +58,8 @@ void bind_metric_functions(py::module_& m) {
         [](const M& metric, double x0, double x1, double v0, double v1, double t_end,
            std::size_t n_points, double rtol, double atol) {
             const auto n = static_cast<py::ssize_t>(n_points);
-            darray t(n), x(2 * n), v(2 * n);
+            // x and v shaped (n, 2) here, so the Python face need not reshape them.
+            darray t(n), x({n, py::ssize_t{2}}), v({n, py::ssize_t{2}});
             auto pt = mut_span(t), px = mut_span(x), pv = mut_span(v);
             v28::ode::Stats st;
             {
@@ -65,7 +69,7 @@ void bind_metric_functions(py::module_& m) {
             return py::make_tuple(t, x, v, st.steps, st.rejected, st.evaluations);
         },
         "metric"_a, "x0"_a, "x1"_a, "v0"_a, "v1"_a, "t_end"_a, "n_points"_a, "rtol"_a, "atol"_a,
-        "Geodesic by Dormand-Prince 5(4) with dense output: (t, x flat (n, 2), v flat (n, 2), "
+        "Geodesic by Dormand-Prince 5(4) with dense output: (t, x (n, 2), v (n, 2), "
         "accepted steps, rejected steps, evaluations).");
     m.def(
         "geometry_distance",
@@ -90,7 +94,9 @@ void bind_geometry(py::module_& m) {
     py::class_<mf::HeightField>(m, "HeightFieldCore",
                                 "Induced metric of z = f(x, y), f a not-a-knot bicubic spline.")
         .def(py::init([](const darray& x, const darray& y, const darray& z) {
-                 return mf::HeightField(span(x), span(y), span(z));
+                 const auto xs = span(x), ys = span(y), zs = span(z);
+                 py::gil_scoped_release release;  // the spline's LU solves: numerics only
+                 return mf::HeightField(xs, ys, zs);
              }),
              "x"_a, "y"_a, "z"_a)
         .def(
@@ -98,9 +104,10 @@ void bind_geometry(py::module_& m) {
             [](const mf::HeightField& h, const darray& points) {
                 darray out(points.size() * 3);
                 auto o = mut_span(out);
+                const auto pts = span(points);
                 {
                     py::gil_scoped_release release;
-                    h.derivatives(span(points), o);
+                    h.derivatives(pts, o);
                 }
                 return out;
             },

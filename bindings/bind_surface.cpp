@@ -7,11 +7,6 @@ namespace v28py {
 
 using namespace pybind11::literals;
 
-v28::surface::SviSurface make_surface(const darray& expiries, const darray& params,
-                                      const darray& forwards, double spot) {
-    return v28::surface::SviSurface(span(expiries), span(params), span(forwards), spot);
-}
-
 void bind_surface(py::module_& m) {
     m.def(
         "svi_total_variance",
@@ -20,10 +15,11 @@ void bind_surface(py::module_& m) {
             const auto n = same_size({&y, &t}, "y, t");
             darray out(static_cast<py::ssize_t>(n));
             auto o = mut_span(out);  // pointers taken while the GIL is held
+            const auto args = surface_args(expiries, params, forwards, spot);
+            const auto ys = span(y), ts = span(t);
             {
                 py::gil_scoped_release release;  // pure numerics below: no Python objects
-                const auto s = make_surface(expiries, params, forwards, spot);
-                v28::surface::total_variance(s, span(y), span(t), o);
+                v28::surface::total_variance(args.make(), ys, ts, o);
             }
             return out;
         },
@@ -38,10 +34,11 @@ void bind_surface(py::module_& m) {
             const auto n = same_size({&strike, &t}, "strike, t");
             darray out(static_cast<py::ssize_t>(n));
             auto o = mut_span(out);
+            const auto args = surface_args(expiries, params, forwards, spot);
+            const auto ks = span(strike), ts = span(t);
             {
                 py::gil_scoped_release release;
-                const auto s = make_surface(expiries, params, forwards, spot);
-                v28::surface::implied_vol(s, span(strike), span(t), o);
+                v28::surface::implied_vol(args.make(), ks, ts, o);
             }
             return out;
         },
@@ -54,10 +51,11 @@ void bind_surface(py::module_& m) {
            const darray& t) {
             darray out(t.size());
             auto o = mut_span(out);
+            const auto args = surface_args(expiries, params, forwards, spot);
+            const auto ts = span(t);
             {
                 py::gil_scoped_release release;
-                const auto s = make_surface(expiries, params, forwards, spot);
-                v28::surface::forward(s, span(t), o);
+                v28::surface::forward(args.make(), ts, o);
             }
             return out;
         },
@@ -88,9 +86,10 @@ void bind_surface(py::module_& m) {
         "svi_fit_slice",
         [](const darray& y, const darray& w, const darray& weights, int max_iter) {
             v28::surface::SviFit fit;
+            const auto ys = span(y), ws = span(w), wts = span(weights);
             {
                 py::gil_scoped_release release;
-                fit = v28::surface::fit_slice(span(y), span(w), span(weights), max_iter);
+                fit = v28::surface::fit_slice(ys, ws, wts, max_iter);
             }
             const auto& p = fit.params;
             return py::make_tuple(py::make_tuple(p.a, p.b, p.rho, p.m, p.sigma), fit.rmse,

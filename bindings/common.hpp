@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "v28/surface.hpp"
+
 namespace v28py {
 
 namespace py = pybind11;
@@ -51,6 +53,21 @@ inline std::size_t same_size(std::initializer_list<const py::array*> arrays, con
         }
     }
     return n;
+}
+
+// The surface's arrays as spans, taken while the GIL is held; the surface itself is built
+// after the release (it validates and copies the slices: numerics only).
+struct SurfaceArgs {
+    std::span<const double> expiries, params, forwards;
+    double spot;
+    v28::surface::SviSurface make() const {
+        return v28::surface::SviSurface(expiries, params, forwards, spot);
+    }
+};
+
+inline SurfaceArgs surface_args(const darray& expiries, const darray& params, const darray& forwards,
+                         double spot) {
+    return {span(expiries), span(params), span(forwards), spot};
 }
 
 }  // namespace v28py

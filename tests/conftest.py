@@ -32,7 +32,7 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    """A fresh journal file in the test's temporary folder, closed afterwards."""
+    """Yield a fresh journal file in the test's temporary folder, closed afterwards."""
     j = Journal(tmp_path / "journal.sqlite")
     yield j
     j.close()
@@ -40,7 +40,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 @pytest.fixture
 def fake_trading() -> Iterator[FakeAlpacaTrading]:
-    """A started fake of Alpaca's trading API at ``OPEN``; stopped after the test."""
+    """Yield a started fake of Alpaca's trading API at ``OPEN``; stopped after the test."""
     fake = FakeAlpacaTrading(now=OPEN).start()
     try:
         yield fake

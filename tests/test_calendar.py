@@ -66,11 +66,13 @@ def test_early_closes_match_nyse(cal, year: int) -> None:
 
 def test_day_after_thanksgiving_2026(cal) -> None:
     s = cal.session("2026-11-27")
-    assert s.early_close and s.close == datetime(2026, 11, 27, 13, 0, tzinfo=ET)
+    assert s.early_close
+    assert s.close == datetime(2026, 11, 27, 13, 0, tzinfo=ET)
     w = cal.windows("2026-11-27")
     # the trading window ends 15 minutes before the early close
     assert w.trading_end == datetime(2026, 11, 27, 12, 45, tzinfo=ET)
-    assert w.cycles[0].time() == time(9, 45) and w.cycles[-1].time() == time(12, 45)
+    assert w.cycles[0].time() == time(9, 45)
+    assert w.cycles[-1].time() == time(12, 45)
     assert len(w.cycles) == 37  # 09:45..12:45 every 5 min: 3 h * 12 + 1
     assert cal.option_close("SPY", "2026-11-27") == datetime(2026, 11, 27, 13, 15, tzinfo=ET)
     assert cal.option_close("AAPL", "2026-11-27") == datetime(2026, 11, 27, 13, 0, tzinfo=ET)
@@ -103,7 +105,7 @@ def test_july_3rd_and_good_friday(cal) -> None:
 
 
 @pytest.mark.parametrize(
-    "day,open_utc",
+    ("day", "open_utc"),
     [
         ("2026-03-06", 14),
         ("2026-03-09", 13),  # DST starts Sunday 2026-03-08
@@ -114,7 +116,8 @@ def test_july_3rd_and_good_friday(cal) -> None:
 def test_dst(cal, day: str, open_utc: int) -> None:
     s = cal.session(day)
     assert s.open.time() == time(9, 30)
-    assert s.open.astimezone(UTC).hour == open_utc and s.open.astimezone(UTC).minute == 30
+    assert s.open.astimezone(UTC).hour == open_utc
+    assert s.open.astimezone(UTC).minute == 30
     assert cal.windows(day).cycles[0].astimezone(UTC).hour == open_utc
 
 
@@ -140,7 +143,8 @@ def test_is_open(cal) -> None:
 
 def test_sessions_range(cal) -> None:
     days = cal.sessions("2026-03-30", "2026-04-10")
-    assert date(2026, 4, 3) not in days and len(days) == 9
+    assert date(2026, 4, 3) not in days
+    assert len(days) == 9
     with pytest.raises(ValueError, match="outside the calendar"):
         cal.session("1980-01-02")
 

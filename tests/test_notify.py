@@ -30,7 +30,8 @@ async def test_posts_are_received(discord: FakeDiscord) -> None:
         "FILL buy 10 SPY @ 450.05 (engine=equity)",
         "ERROR in options engine: quote missing",
     ]
-    assert n.sent == 2 and n.dropped == 0
+    assert n.sent == 2
+    assert n.dropped == 0
 
 
 async def test_429_retry_after_is_honoured(discord: FakeDiscord, caplog) -> None:
@@ -45,7 +46,8 @@ async def test_429_retry_after_is_honoured(discord: FakeDiscord, caplog) -> None
     # the retry came no sooner than retry_after after the 429
     assert discord.times[0] - discord.rejected[0] >= 0.3 - 0.02
     # the URL and its token never reach the log, even in rate-limit messages
-    assert "s3cr3t-T0KEN" not in caplog.text and "123456789" not in caplog.text
+    assert "s3cr3t-T0KEN" not in caplog.text
+    assert "123456789" not in caplog.text
     assert "rate limited" in caplog.text
 
 
@@ -56,10 +58,12 @@ async def test_notify_never_blocks_or_raises(caplog) -> None:
     n = DiscordNotifier(url, max_queue=3, max_attempts=2, min_interval=0.0)
     # notify() is synchronous: it only queues, so nothing has been attempted yet
     accepted = [n.notify(f"m{i}") for i in range(10)]
-    assert accepted == [True] * 3 + [False] * 7 and n.sent == 0
+    assert accepted == [True] * 3 + [False] * 7
+    assert n.sent == 0
     await n.aclose(timeout=0.2)  # posts fail (connection refused); nothing raises
     assert n.dropped >= 7
-    assert "another-SECRET-token" not in caplog.text and "987654321" not in caplog.text
+    assert "another-SECRET-token" not in caplog.text
+    assert "987654321" not in caplog.text
     assert "another-SECRET-token" not in repr(n)
 
 
@@ -67,7 +71,8 @@ async def test_null_notifier_and_factory() -> None:
     assert isinstance(make_notifier(None), NullNotifier)
     assert isinstance(make_notifier(SecretStr("")), NullNotifier)
     nn = NullNotifier()
-    assert nn.execution("SPY", "sell", 1, 1) and nn.error("x", "y")
+    assert nn.execution("SPY", "sell", 1, 1)
+    assert nn.error("x", "y")
     await nn.aclose()
     assert isinstance(make_notifier("https://discord.com/api/webhooks/1/x"), DiscordNotifier)
     with pytest.raises(ValueError, match="DISCORD_WEBHOOK_URL"):
@@ -102,4 +107,5 @@ def test_sender_restarts_under_a_second_event_loop(discord: FakeDiscord) -> None
     asyncio.run(first())
     assert asyncio.run(second())
     assert [m["content"] for m in discord.received] == ["from loop 1", "from loop 2"]
-    assert n.sent == 2 and n.dropped == 0
+    assert n.sent == 2
+    assert n.dropped == 0

@@ -1,5 +1,8 @@
-"""Packaging invariants: the requirements file mirrors pyproject.toml, and the shipped type stub
-lists exactly the functions the compiled module exports."""
+"""Packaging invariants.
+
+the requirements file mirrors pyproject.toml, and the shipped type stub lists exactly the functions
+the compiled module exports.
+"""
 
 from __future__ import annotations
 

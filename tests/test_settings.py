@@ -39,14 +39,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults_are_paper_without_keys() -> None:
     s = load_settings()
-    assert not s.has_alpaca_keys and s.data_feed == "iex" and s.options_feed == "indicative"
+    assert not s.has_alpaca_keys
+    assert s.data_feed == "iex"
+    assert s.options_feed == "indicative"
     assert s.trading_url(live=False) == "https://paper-api.alpaca.markets"
     s.require_mode("paper")
     s.require_mode("backtest")
 
 
 @pytest.mark.parametrize(
-    "var,value,expect",
+    ("var", "value", "expect"),
     [
         ("APCA_API_BASE_URL", "ftp://example", r"^APCA_API_BASE_URL: must be an http\(s\) URL"),
         ("APCA_API_DATA_URL", "https://", r"^APCA_API_DATA_URL: must be an http\(s\) URL"),
@@ -65,7 +67,7 @@ def test_bad_setting_is_one_line_naming_it(monkeypatch, var: str, value: str, ex
 
 def test_bad_webhook_url_does_not_echo_it(monkeypatch) -> None:
     monkeypatch.setenv("DISCORD_WEBHOOK_URL", "discord.com/api/webhooks/1/TOPSECRET")
-    with pytest.raises(SettingsError, match="^DISCORD_WEBHOOK_URL: must be") as ei:
+    with pytest.raises(SettingsError, match=r"^DISCORD_WEBHOOK_URL: must be") as ei:
         load_settings()
     assert "TOPSECRET" not in str(ei.value)
 
@@ -76,19 +78,20 @@ def test_toml_file(tmp_path: Path, monkeypatch) -> None:
         'universe = ["spy", "iwm"]\ndata_feed = "sip"\n[risk]\nmax_position_fraction = 0.05\n'
     )
     s = load_settings(p)
-    assert s.universe == ("SPY", "IWM") and s.data_feed == "sip"
+    assert s.universe == ("SPY", "IWM")
+    assert s.data_feed == "sip"
     assert s.risk.max_position_fraction == 0.05
     p.write_text("[risk]\nmax_position_fraction = 2\n")
-    with pytest.raises(SettingsError, match="^risk.max_position_fraction: .*less than"):
+    with pytest.raises(SettingsError, match=r"^risk.max_position_fraction: .*less than"):
         load_settings(p)
     p.write_text('alpaca_secret_key = "x"\n')
-    with pytest.raises(SettingsError, match="^alpaca_secret_key: secrets belong in the env"):
+    with pytest.raises(SettingsError, match=r"^alpaca_secret_key: secrets belong in the env"):
         load_settings(p)
     p.write_text("universe = [\n")
-    with pytest.raises(SettingsError, match="^V28_CONFIG: .* is not valid TOML"):
+    with pytest.raises(SettingsError, match=r"^V28_CONFIG: .* is not valid TOML"):
         load_settings(p)
     monkeypatch.setenv("V28_CONFIG", str(tmp_path / "missing.toml"))
-    with pytest.raises(SettingsError, match="^V28_CONFIG: no such file"):
+    with pytest.raises(SettingsError, match=r"^V28_CONFIG: no such file"):
         load_settings()
 
 
@@ -97,7 +100,8 @@ def test_dotenv_file(tmp_path: Path) -> None:
         f"APCA_API_KEY_ID={KEY}\nAPCA_API_SECRET_KEY={SECRET}\nV28_JOURNAL=/tmp/j.sqlite\n"
     )
     s = load_settings()
-    assert s.has_alpaca_keys and s.alpaca_secret_key.get_secret_value() == SECRET
+    assert s.has_alpaca_keys
+    assert s.alpaca_secret_key.get_secret_value() == SECRET
     assert str(s.journal_path) == "/tmp/j.sqlite"
 
 
@@ -109,18 +113,20 @@ def test_secrets_never_in_repr_or_logs(monkeypatch, caplog) -> None:
     s = load_settings()
     logging.getLogger("v28quant.test").info("settings: %s / %r", s, s)
     for text in (repr(s), str(s), caplog.text, s.model_dump_json()):
-        assert SECRET not in text and KEY not in text and "hook-TOKEN" not in text, text
+        assert SECRET not in text, text
+        assert KEY not in text, text
+        assert "hook-TOKEN" not in text, text
 
 
 def test_live_needs_keys_and_confirmation(monkeypatch) -> None:
-    with pytest.raises(SettingsError, match="^APCA_API_KEY_ID: --mode live needs Alpaca keys"):
+    with pytest.raises(SettingsError, match=r"^APCA_API_KEY_ID: --mode live needs Alpaca keys"):
         load_settings().require_mode("live")
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
-    with pytest.raises(SettingsError, match="^APCA_API_SECRET_KEY: is not set"):
+    with pytest.raises(SettingsError, match=r"^APCA_API_SECRET_KEY: is not set"):
         load_settings().require_mode("paper")
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     with pytest.raises(
-        SettingsError, match="^V28_LIVE_CONFIRM: --mode live also needs V28_LIVE_CONFIRM=yes"
+        SettingsError, match=r"^V28_LIVE_CONFIRM: --mode live also needs V28_LIVE_CONFIRM=yes"
     ) as ei:
         load_settings().require_mode("live")
     assert SECRET not in str(ei.value)
@@ -128,7 +134,7 @@ def test_live_needs_keys_and_confirmation(monkeypatch) -> None:
     s = load_settings()
     s.require_mode("live")
     assert s.trading_url(live=True) == "https://api.alpaca.markets"
-    with pytest.raises(SettingsError, match="^--mode: must be live, paper or backtest"):
+    with pytest.raises(SettingsError, match=r"^--mode: must be live, paper or backtest"):
         s.require_mode("yolo")
 
 
@@ -177,7 +183,9 @@ def test_describe_error_is_one_line_naming_the_setting(monkeypatch) -> None:
         describe_error(BrokerUnavailable("Alpaca 503: down\n<html>")) == "broker: Alpaca 503: down"
     )
     line = describe_error(RuntimeError("x" * 1000 + "\nsecond line"))
-    assert "\n" not in line and len(line) == 300 and line.startswith("RuntimeError: ")
+    assert "\n" not in line
+    assert len(line) == 300
+    assert line.startswith("RuntimeError: ")
 
 
 def test_settings_describe_error_is_a_deprecated_alias() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -213,3 +214,40 @@ def test_confidence_helpers_against_the_normal_distribution() -> None:
     assert combine_confidence(0.5, 0.8) == pytest.approx(0.4)
     with pytest.raises(ValueError, match="support"):
         combine_confidence(0.5, 1.2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": ""}, r"Signal\.model must be a non-empty string"),
+        ({"symbol": ""}, r"Signal\.symbol must be a non-empty string"),
+        ({"value": 1.5}, r"Signal\.value must be in \[-1, 1\], got 1\.5"),
+        ({"value": float("nan")}, r"Signal\.value must be in \[-1, 1\], got nan"),
+        ({"confidence": -0.1}, r"Signal\.confidence must be in \[0, 1\], got -0\.1"),
+        ({"ts": datetime(2024, 6, 3, 16)}, r"Signal\.ts must be timezone-aware"),
+        ({"lifetime": timedelta(0)}, r"Signal\.lifetime must be positive"),
+    ],
+)
+def test_signal_refuses_out_of_range_fields(kwargs: dict[str, Any], message: str) -> None:
+    base: dict[str, Any] = {
+        "model": "garch",
+        "symbol": "SPY",
+        "value": 0.5,
+        "confidence": 0.5,
+        "ts": datetime(2024, 6, 3, 20, tzinfo=UTC),
+    }
+    Signal(**base)  # the base itself is valid
+    with pytest.raises(ValueError, match=message):
+        Signal(**(base | kwargs))
+
+
+def test_regime_state_checks_label_probabilities_and_time() -> None:
+    ts = datetime(2024, 6, 3, 20, tzinfo=UTC)
+    state = RegimeState("bull", {"bull": 0.7, "bear": 0.3}, "hmm", ts)
+    assert state.probabilities["bull"] == 0.7
+    with pytest.raises(ValueError, match="label 'calm' is not among its probabilities"):
+        RegimeState("calm", {"bull": 0.7, "bear": 0.3}, "hmm", ts)
+    with pytest.raises(ValueError, match=r"must sum to 1, got 0\.8"):
+        RegimeState("bull", {"bull": 0.5, "bear": 0.3}, "hmm", ts)
+    with pytest.raises(ValueError, match="must be timezone-aware"):
+        RegimeState("bull", {"bull": 1.0}, "hmm", datetime(2024, 6, 3, 16))

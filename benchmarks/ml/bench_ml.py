@@ -25,25 +25,25 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from scipy import stats  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-from v28quant.ml.adaptive_allocator import AdaptiveAllocator  # noqa: E402
-from v28quant.ml.continuous_learner import DriftDetector  # noqa: E402
-from v28quant.ml.features import (  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from tqdm.auto import tqdm
+from v28quant.ml.adaptive_allocator import AdaptiveAllocator
+from v28quant.ml.continuous_learner import DriftDetector
+from v28quant.ml.features import (
     PurgedWalkForward,
     align,
     build_features,
     from_wide_close,
     make_labels,
 )
-from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel  # noqa: E402
-from v28quant.ml.pomdp_controller import POMDPController  # noqa: E402
-from v28quant.ml.sac_agent import SAC, PositionSizingEnv, SACConfig, sac_signals  # noqa: E402
-from v28quant.ml.stacked_ensemble import StackedEnsemble  # noqa: E402
-from v28quant.ml.transformer_predictor import TransformerConfig, TransformerPredictor  # noqa: E402
+from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
+from v28quant.ml.pomdp_controller import POMDPController
+from v28quant.ml.sac_agent import SAC, PositionSizingEnv, SACConfig, sac_signals
+from v28quant.ml.stacked_ensemble import StackedEnsemble
+from v28quant.ml.transformer_predictor import TransformerConfig, TransformerPredictor
 
 HORIZON = 5
 SHARED = Path("/work/shared/data/equities/yahoo_2000_2012")

@@ -1,5 +1,7 @@
-"""Peer for v28quant.quant_models.crr_binomial: QuantLib's BinomialVanillaEngine("crr"),
-single thread, same option, American put at N = 1000 and 5000 steps.
+"""Peer for v28quant.quant_models.crr_binomial.
+
+QuantLib's BinomialVanillaEngine("crr"), single thread, same option, American put at N = 1000 and
+5000 steps.
 
 QuantLib's CRR tree uses the drift-adjusted up-probability 1/2 + (r - q - vol^2/2) sqrt(dt) /
 (2 vol) where ours is the textbook (e^{(r-q)dt} - d) / (u - d); the prices differ by O(1/N)

@@ -1,5 +1,7 @@
-"""Local vol on a 100 x 100 (t, K) grid: v28quant (Gatheral's formula on SVI, analytic
-derivatives) vs QuantLib LocalVolSurface on a bicubic BlackVarianceSurface of the same surface.
+"""Local vol on a 100 x 100 (t, K) grid.
+
+v28quant (Gatheral's formula on SVI, analytic derivatives) vs QuantLib LocalVolSurface on a bicubic
+BlackVarianceSurface of the same surface.
 
 Both are checked against the analytic local vol of the surface, written out here in numpy
 (Gatheral 2006, eq. 1.10, with hand-derived SVI derivatives). The surface is one SVI slice held

@@ -1,5 +1,7 @@
-"""Half-plane geodesic with 1,000 output points: v28quant (Dormand-Prince 5(4), dense output, C++)
-vs scipy.integrate.odeint (LSODA) and solve_ivp(DOP853) on the same initial-value problem.
+"""Half-plane geodesic with 1,000 output points.
+
+v28quant (Dormand-Prince 5(4), dense output, C++) vs scipy.integrate.odeint (LSODA) and
+solve_ivp(DOP853) on the same initial-value problem.
 
 The metric is the Fisher metric of N(mu, sigma^2), (dmu^2 + 2 dsigma^2) / sigma^2, whose
 geodesics are exact half-circles in (mu / sqrt 2, sigma); every solver's error is measured against
@@ -30,7 +32,7 @@ def exact(t):
 
 
 def rhs(y, t=None):
-    mu, s, vm, vs = y
+    _mu, s, vm, vs = y
     # Gamma^mu_{mu s} = -1/s, Gamma^s_{mu mu} = 1/(2 s), Gamma^s_{s s} = -1/s.
     return [vm, vs, 2.0 * vm * vs / s, -0.5 * vm * vm / s + vs * vs / s]
 

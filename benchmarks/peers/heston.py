@@ -1,5 +1,6 @@
-"""Heston: v28quant against QuantLib's AnalyticHestonEngine (strip pricing and calibration) on
-the same inputs in one process. Prints the agreement, then a ratio table.
+"""Heston: v28quant against QuantLib's AnalyticHestonEngine on the same inputs.
+
+Strip pricing and calibration run in one process. Prints the agreement, then a ratio table.
 Run: PYTHONPATH=python python benchmarks/peers/heston.py
 """
 
@@ -44,7 +45,7 @@ def main() -> None:
     c = np.tile(calls, 4)
     ours, t_ours = best(lambda: heston.price(S, k, t, R, Q, *TRUTH, call=c), repeat=20)
 
-    today, dc, rts, qts, model = ql_setup(TRUTH)
+    today, _dc, rts, qts, model = ql_setup(TRUTH)
     options = []
     for d in DAYS:
         for kk, cc in zip(strikes, calls, strict=True):
@@ -91,11 +92,11 @@ def main() -> None:
         f"{fit.iterations} iterations, compiled time {fit.seconds * 1e3:.2f} ms"
     )
 
-    today, dc, rts, qts, model = ql_setup((0.03, 2.0, 0.05, 0.4, -0.5))
+    today, _dc, rts, qts, model = ql_setup((0.03, 2.0, 0.05, 0.4, -0.5))
     engine = ql.AnalyticHestonEngine(model, 128)
     helpers = []
     for tt, kk, pp in zip(tc, kc, prices, strict=True):
-        days = int(round(tt * 365))
+        days = round(tt * 365)
         vol = float(np.nan_to_num(_iv(pp, kk, days / 365, kk >= 100)))
         h = ql.HestonModelHelper(
             ql.Period(days, ql.Days),

@@ -1,6 +1,7 @@
-"""Monte Carlo: v28quant against numpy (GBM Asian, antithetic + control variate; European) and
-QuantLib's MCEuropeanEngine, on the same inputs in one process. Prints the agreement, then a
-ratio table.
+"""Monte Carlo.
+
+v28quant against numpy (GBM Asian, antithetic + control variate; European) and QuantLib's
+MCEuropeanEngine, on the same inputs in one process. Prints the agreement, then a ratio table.
 
 numpy runs 2e5 x 252 paths (in chunks, to bound memory) instead of 1e6 x 252 to keep the script
 under two minutes; rates are per path-step, so sizes compare directly.

@@ -1,5 +1,7 @@
-"""Merton series: v28quant against a numpy Poisson-weighted BSM series (scipy ndtr), 300-option
-strip, same inputs in one process. Run: PYTHONPATH=python python benchmarks/peers/merton.py
+"""Merton series.
+
+v28quant against a numpy Poisson-weighted BSM series (scipy ndtr), 300-option strip, same inputs in
+one process. Run: PYTHONPATH=python python benchmarks/peers/merton.py
 """
 
 from __future__ import annotations

@@ -247,6 +247,16 @@ void check_inputs(double spot, double strike, double t, double rate, double div,
     if (steps > max_steps) fail_arg("steps", "<= 10000000", static_cast<double>(steps));
     if (t == 0.0 || vol == 0.0) return;
     const Tree tr = make_tree(t, rate, div, vol, steps);
+    // The terminal nodes reach spot e^{+-steps dx}: beyond double range the tree is meaningless.
+    if (!(static_cast<double>(steps) * tr.dx < 700.0)) {
+        std::ostringstream msg;
+        msg.precision(17);
+        msg << "vol * sqrt(t * steps) = " << static_cast<double>(steps) * tr.dx
+            << " must be < 700 (the tree's extreme nodes spot e^{+-vol sqrt(t steps)} "
+               "overflow)";
+        if (index != no_index) msg << " at index " << index;
+        throw std::domain_error(msg.str());
+    }
     if (!(tr.p >= 0.0 && tr.p <= 1.0)) {
         const double carry = rate - div;
         const double needed = std::ceil(t * carry * carry / (vol * vol));

@@ -1,5 +1,8 @@
 #include "v28/bsm.hpp"
 
+#include <cmath>
+#include <string>
+
 #include "bsm_kernels.hpp"
 #include "v28/check.hpp"
 
@@ -13,6 +16,15 @@ void check_inputs(double spot, double strike, double t, double rate, double div,
     require_finite("rate", rate, index);
     require_finite("div", div, index);
     require_nonnegative("vol", vol, index);
+    // e^{-div t} or e^{-rate t} beyond double range (a negative rate or yield of 1e300): the
+    // prices would be inf or NaN without a word.
+    if (!(std::isfinite(spot * std::exp(-div * t)) && std::isfinite(strike * std::exp(-rate * t)))) {
+        std::string msg = "spot * exp(-div * t) or strike * exp(-rate * t) overflows (rate " +
+                          std::to_string(rate) + ", div " + std::to_string(div) + ", t " +
+                          std::to_string(t) + ")";
+        if (index != no_index) msg += " at index " + std::to_string(index);
+        throw std::domain_error(msg);
+    }
 }
 
 double price_greeks(double spot, double strike, double t, double rate, double div, double vol,
@@ -64,9 +76,17 @@ void check_sizes(std::span<const double> spot, std::span<const double> strike,
     require_same_size("spot, out", n, n_out);
 }
 
-// The SIMD kernels validate as they go; on a bad element, find and report the first one.
+// The SIMD kernels validate as they go; on a bad element, find and report the first one. The
+// kernels do not see an overflowing S e^{-div t} or K e^{-rate t} (the price may even come out
+// finite): one cheap pass flags elements with -div t or -rate t above 600 or a non-finite
+// price, and check_inputs then names the argument if one overflows.
 void run_checked(const detail::Inputs& in, const detail::Outputs& out) {
-    if (detail::run(in, out)) return;
+    bool ok = detail::run(in, out);
+    for (std::size_t i = 0; ok && i < in.n; ++i) {
+        ok = std::isfinite(out.price[i]) && -in.div[i] * in.t[i] <= 600.0 &&
+             -in.rate[i] * in.t[i] <= 600.0;
+    }
+    if (ok) return;
     for (std::size_t i = 0; i < in.n; ++i) {
         check_inputs(in.spot[i], in.strike[i], in.t[i], in.rate[i], in.div[i], in.vol[i], i);
     }

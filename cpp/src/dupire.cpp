@@ -1,16 +1,15 @@
 #include "v28/dupire.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <numbers>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "v28/check.hpp"
+#include "v28/parallel.hpp"
 
 namespace v28::dupire {
 
@@ -213,20 +212,7 @@ void local_vol_mc(const surface::SviSurface& s, std::span<const double> t,
         }
     };
 
-    const auto n_threads = static_cast<std::size_t>(
-        std::min<std::size_t>(static_cast<std::size_t>(cfg.threads), n_blocks));
-    if (n_threads <= 1) {
-        for (std::size_t b = 0; b < n_blocks; ++b) run_block(b);
-    } else {
-        std::atomic<std::size_t> next{0};
-        std::vector<std::thread> pool;
-        for (std::size_t w = 0; w < n_threads; ++w) {
-            pool.emplace_back([&] {
-                for (std::size_t b; (b = next.fetch_add(1)) < n_blocks;) run_block(b);
-            });
-        }
-        for (auto& th : pool) th.join();
-    }
+    parallel::parallel_for(n_blocks, static_cast<unsigned>(cfg.threads), run_block);
     // Reduce in block order so the sum is the same whatever the thread count.
     const double np = static_cast<double>(pairs);
     for (std::size_t i = 0; i < n; ++i) {

@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include "v28/check.hpp"
 #include "v28/mc_kernels.hpp"
 #include "v28/normal.hpp"
+#include "v28/parallel.hpp"
 #include "v28/rng.hpp"
 
 namespace v28::mc {
@@ -29,32 +29,16 @@ void add(Acc& a, const Acc& o) {
     a.sff += o.sff;
 }
 
-unsigned thread_count(unsigned requested, std::uint64_t chunks) {
-    unsigned t = requested != 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
-    return static_cast<unsigned>(std::min<std::uint64_t>(t, std::max<std::uint64_t>(chunks, 1)));
-}
-
-// Runs chunk_fn(begin, end) -> Acc over [0, units) in chunks of chunk_units on `threads` threads
-// (chunk c on thread c mod threads) and adds the chunk results in chunk order.
+// Runs chunk_fn(begin, end) -> Acc over [0, units) in chunks of chunk_units on the thread pool
+// (each thread claims the next chunk; see parallel.hpp) and adds the chunk results in chunk
+// order, so the sum is bit-identical for every thread count.
 template <class ChunkFn>
 Acc run_chunks(std::uint64_t units, unsigned threads, const ChunkFn& chunk_fn) {
     const std::uint64_t chunks = (units + chunk_units - 1) / chunk_units;
     std::vector<Acc> parts(chunks);
-    const unsigned nt = thread_count(threads, chunks);
-    auto work = [&](unsigned tid) {
-        for (std::uint64_t c = tid; c < chunks; c += nt) {
-            parts[c] = chunk_fn(c * chunk_units, std::min(units, (c + 1) * chunk_units));
-        }
-    };
-    if (nt == 1) {
-        work(0);
-    } else {
-        std::vector<std::thread> pool;
-        pool.reserve(nt - 1);
-        for (unsigned tid = 1; tid < nt; ++tid) pool.emplace_back(work, tid);
-        work(0);
-        for (auto& th : pool) th.join();
-    }
+    parallel::parallel_for(chunks, threads, [&](std::size_t c) {
+        parts[c] = chunk_fn(c * chunk_units, std::min(units, (c + 1) * chunk_units));
+    });
     Acc total;
     for (const Acc& p : parts) add(total, p);
     return total;

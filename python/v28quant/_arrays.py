@@ -15,8 +15,10 @@ from v28quant._typing import FloatArray
 
 
 def _as_flag(value: ArrayLike) -> NDArray[np.bool_]:
-    """A boolean array: bool input as it is, anything else as ``value != 0`` (NaN is True, as
-    in ``astype(bool)``)."""
+    """Return ``value`` as a boolean array.
+
+    Bool input as it is, anything else as ``value != 0`` (NaN is True, as in ``astype(bool)``).
+    """
     a = np.asarray(value)
     if a.dtype == np.bool_:
         return a

@@ -104,12 +104,12 @@ def geometry_gaussian_curvature(metric: HeightFieldCore, points: typing.Annotate
 @typing.overload
 def geometry_geodesic(metric: FisherNormalCore, x0: typing.SupportsFloat | typing.SupportsIndex, x1: typing.SupportsFloat | typing.SupportsIndex, v0: typing.SupportsFloat | typing.SupportsIndex, v1: typing.SupportsFloat | typing.SupportsIndex, t_end: typing.SupportsFloat | typing.SupportsIndex, n_points: typing.SupportsInt | typing.SupportsIndex, rtol: typing.SupportsFloat | typing.SupportsIndex, atol: typing.SupportsFloat | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], int, int, int]:
     """
-    Geodesic by Dormand-Prince 5(4) with dense output: (t, x flat (n, 2), v flat (n, 2), accepted steps, rejected steps, evaluations).
+    Geodesic by Dormand-Prince 5(4) with dense output: (t, x (n, 2), v (n, 2), accepted steps, rejected steps, evaluations).
     """
 @typing.overload
 def geometry_geodesic(metric: HeightFieldCore, x0: typing.SupportsFloat | typing.SupportsIndex, x1: typing.SupportsFloat | typing.SupportsIndex, v0: typing.SupportsFloat | typing.SupportsIndex, v1: typing.SupportsFloat | typing.SupportsIndex, t_end: typing.SupportsFloat | typing.SupportsIndex, n_points: typing.SupportsInt | typing.SupportsIndex, rtol: typing.SupportsFloat | typing.SupportsIndex, atol: typing.SupportsFloat | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], int, int, int]:
     """
-    Geodesic by Dormand-Prince 5(4) with dense output: (t, x flat (n, 2), v flat (n, 2), accepted steps, rejected steps, evaluations).
+    Geodesic by Dormand-Prince 5(4) with dense output: (t, x (n, 2), v (n, 2), accepted steps, rejected steps, evaluations).
     """
 @typing.overload
 def geometry_metric(metric: FisherNormalCore, points: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:

@@ -61,7 +61,7 @@ AFTER_CLOSE_DELAY = timedelta(minutes=15)
 
 
 def _day(d: date | datetime | str | pd.Timestamp) -> date:
-    """A session date: datetimes are read in US/Eastern (naive ones taken as Eastern)."""
+    """Return a session date: datetimes are read in US/Eastern (naive ones taken as Eastern)."""
     if isinstance(d, str):
         d = pd.Timestamp(d)
     if isinstance(d, pd.Timestamp):
@@ -136,12 +136,13 @@ class ExchangeCalendar:
     # -- sessions ---------------------------------------------------------------------------
 
     def is_session(self, d: date | datetime | str) -> bool:
+        """Whether d is a trading session; ``ValueError`` outside the calendar's range."""
         day = _day(d)
         self._check(day)
         return day in self._index
 
     def session(self, d: date | datetime | str) -> Session:
-        """The session on ``d``; ``ValueError`` if the exchange is closed that day."""
+        """Return the session on ``d``; ``ValueError`` if the exchange is closed that day."""
         day = _day(d)
         self._check(day)
         i = self._index.get(day)
@@ -151,8 +152,10 @@ class ExchangeCalendar:
         return Session(day, op, cl, early_close=cl.time() < time(16, 0))
 
     def session_times(self, d: date) -> tuple[datetime, datetime] | None:
-        """(open, close) of session ``d``, or None if ``d`` is not a session or out of range:
-        the fast path for callers that look up many dates."""
+        """Return (open, close) of session ``d``, or None if it is no session or out of range.
+
+        The fast path for callers that look up many dates.
+        """
         i = self._index.get(d)
         return None if i is None else (self._open_list[i], self._close_list[i])
 
@@ -167,7 +170,7 @@ class ExchangeCalendar:
         return bisect.bisect_left(self._days, d)
 
     def next_session(self, d: date | datetime | str) -> date:
-        """The first session strictly after ``d``."""
+        """Return the first session strictly after ``d``."""
         day = _day(d)
         self._check(day)
         i = self._bisect(day + timedelta(days=1))
@@ -176,7 +179,7 @@ class ExchangeCalendar:
         return self._days[i]
 
     def previous_session(self, d: date | datetime | str) -> date:
-        """The last session strictly before ``d``."""
+        """Return the last session strictly before ``d``."""
         day = _day(d)
         self._check(day)
         i = self._bisect(day) - 1
@@ -197,6 +200,7 @@ class ExchangeCalendar:
         return out
 
     def early_closes(self, start: date | str, end: date | str) -> list[date]:
+        """Return the sessions from ``start`` to ``end`` (inclusive) that close early."""
         return [d for d in self.sessions(start, end) if self.session(d).early_close]
 
     def is_open(self, when: datetime) -> bool:
@@ -210,11 +214,11 @@ class ExchangeCalendar:
         return s.open <= when < s.close
 
     def next_open(self, when: datetime) -> datetime:
-        """The first session open strictly after ``when`` (timezone-aware)."""
+        """Return the first session open strictly after ``when`` (timezone-aware)."""
         return self._after(self._open_list, when, "open")
 
     def next_close(self, when: datetime) -> datetime:
-        """The first session close strictly after ``when`` (timezone-aware)."""
+        """Return the first session close strictly after ``when`` (timezone-aware)."""
         return self._after(self._close_list, when, "close")
 
     def closes_between(self, after: datetime, upto: datetime) -> list[tuple[date, datetime]]:
@@ -247,15 +251,18 @@ class ExchangeCalendar:
         return s.close
 
     def expiry_session(self, d: date | str) -> date:
-        """The last trading day of a series nominally expiring on ``d``: ``d`` itself, or the
-        session before it when ``d`` is a holiday (e.g. Good Friday moves expiry to Thursday)."""
+        """Return the last trading day of a series nominally expiring on ``d``.
+
+        That is ``d`` itself, or the session before it when ``d`` is a holiday (e.g. Good Friday
+        moves expiry to Thursday).
+        """
         day = _day(d)
         return day if self.is_session(day) else self.previous_session(day)
 
     # -- the runner's day -------------------------------------------------------------------
 
     def windows(self, d: date | datetime | str) -> TradingWindows:
-        """The runner's schedule on session ``d`` (see the module docstring)."""
+        """Return the runner's schedule on session ``d`` (see the module docstring)."""
         s = self.session(d)
         start = datetime.combine(s.day, TRADING_START, ET)
         end = s.close - TRADING_END_BEFORE_CLOSE
@@ -277,5 +284,5 @@ class ExchangeCalendar:
 
 @lru_cache(maxsize=4)
 def default_calendar() -> ExchangeCalendar:
-    """A shared NYSE calendar from 1990 to five years ahead (built once, ~1 s)."""
+    """Return a shared NYSE calendar from 1990 to five years ahead (built once, ~1 s)."""
     return ExchangeCalendar()

@@ -96,9 +96,15 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest)."""
     query = getattr(journal, "why", None)
     if query is not None:
-        answer = query(symbol, at=at)
-        text = answer if isinstance(answer, str) else json.dumps(answer, indent=1, default=str)
-        return text.splitlines()
+        try:
+            answer = query(symbol.upper(), at=at)
+        except LookupError:  # no aggregate on record: fall back to the raw signals
+            answer = None
+        if isinstance(answer, dict) and "text" in answer:
+            return str(answer["text"]).splitlines()
+        if answer is not None:
+            text = answer if isinstance(answer, str) else json.dumps(answer, indent=1, default=str)
+            return text.splitlines()
     sig = journal.signals()
     sig = sig[sig["symbol"] == symbol.upper()]
     if at is not None:
@@ -151,12 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--reason", default="operator flatten")
     r = sub.add_parser("report", help="the roll-up of one day")
     r.add_argument("--day", help="YYYY-MM-DD (default: the latest)")
+    from v28quant.optimization.cli import add_subparsers as add_research_commands
+
+    add_research_commands(sub)  # tune, walk-forward, promote
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one operator command; return the exit status (2 on a bad argument)."""
     args = build_parser().parse_args(argv)
+    if hasattr(args, "handler"):  # research commands create their journal when needed
+        from v28quant.optimization.cli import run_command
+
+        return run_command(args)
     path = _journal_path(args.journal)
     if not path.is_file():
         print(f"error: no journal at {path} (set --journal or V28_JOURNAL)", file=sys.stderr)

@@ -17,7 +17,7 @@ class Clock(Protocol):
     """Source of the current time."""
 
     def now(self) -> datetime:
-        """The current time, timezone-aware."""
+        """Return the current time, timezone-aware."""
         ...
 
     async def sleep_until(self, when: datetime) -> None:
@@ -29,9 +29,11 @@ class WallClock:
     """The real time."""
 
     def now(self) -> datetime:
+        """Return the wall-clock time in UTC."""
         return datetime.now(UTC)
 
     async def sleep_until(self, when: datetime) -> None:
+        """Sleep on the event loop until ``when`` (at once if it has passed)."""
         delay = (when - self.now()).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -50,6 +52,7 @@ class SimClock:
         self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
+        """Return the simulated time."""
         return self._now
 
     def set(self, when: datetime) -> None:
@@ -68,6 +71,7 @@ class SimClock:
         self._now += delta
 
     async def sleep_until(self, when: datetime) -> None:
+        """Jump the simulated time to ``when`` (if later) and yield to other tasks once."""
         if when > self._now:
             self.set(when)
         await asyncio.sleep(0)  # let other tasks run, as a real sleep would

@@ -51,6 +51,7 @@ def _section(title: str) -> None:
 
 
 async def run(journal_path: Path, underlying: str, session: str) -> None:
+    """Walk through the system on ``underlying`` at ``session``, journaling to ``journal_path``."""
     history = sample_history().merge(sp500_index_ohlcv())
     closes = _closes(history.bars)
     cutoff = pd.Timestamp(session, tz="UTC")
@@ -200,6 +201,7 @@ async def run(journal_path: Path, underlying: str, session: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the demo from the command line (``v28quant-demo --help``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--underlying", default="AAPL")
     parser.add_argument("--session", default="2022-06-15", help="trading day to replay")

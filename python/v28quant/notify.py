@@ -35,7 +35,10 @@ DISCORD_MAX_CONTENT = 2000
 
 
 class Notifier(Protocol):
-    def notify(self, content: str) -> bool: ...
+    """Where trading notices go: Discord, or nowhere."""
+
+    def notify(self, content: str) -> bool:
+        """Queue ``content``; False when it was dropped."""
 
     def execution(
         self,
@@ -44,11 +47,14 @@ class Notifier(Protocol):
         qty: Decimal | int | str,
         price: Decimal | float | str,
         **extra: Any,
-    ) -> bool: ...
+    ) -> bool:
+        """Queue a fill notice."""
 
-    def error(self, where: str, message: str) -> bool: ...
+    def error(self, where: str, message: str) -> bool:
+        """Queue an error notice naming ``where`` it happened."""
 
-    async def aclose(self, timeout: float = 5.0) -> None: ...
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Send what is queued, waiting at most ``timeout`` seconds, then close."""
 
 
 class _Formatting(ABC):
@@ -75,8 +81,10 @@ class _Formatting(ABC):
 
 
 class _RedactFilter(logging.Filter):
-    """Scrubs the webhook URL and token from records of the ``httpx`` logger, which logs every
-    request's full URL at INFO."""
+    """Scrub the webhook URL and token from records of the ``httpx`` logger.
+
+    That logger writes every request's full URL at INFO.
+    """
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -93,9 +101,11 @@ class NullNotifier(_Formatting):
     """No webhook configured: every notice is accepted and discarded."""
 
     def notify(self, content: str) -> bool:
+        """Accept and drop ``content``."""
         return True
 
     async def aclose(self, timeout: float = 5.0) -> None:
+        """Do nothing: there is nothing to send."""
         return None
 
 
@@ -149,16 +159,18 @@ class DiscordNotifier(_Formatting):
         self.dropped = 0
 
     def __repr__(self) -> str:
+        """Show the notifier without its webhook URL."""
         return f"DiscordNotifier(url={REDACTED})"
 
     def _redact(self, text: str) -> str:
         return str(redact(text, "notice", secrets=self._secrets))
 
     def _ensure_started(self) -> bool:
-        """A sender task running on the current event loop; False (logged) when there is none.
+        """Make sure a sender task runs on the current event loop; False (logged) when none runs.
 
         A sender left by an earlier loop (``asyncio.run`` ended and cancelled it) is replaced:
-        its queue and client belong to that loop and would never send again."""
+        its queue and client belong to that loop and would never send again.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -289,8 +301,11 @@ class DiscordNotifier(_Formatting):
 
 
 def _retry_after(r: httpx.Response) -> float:
-    """Seconds to wait after a 429: JSON ``retry_after`` (float seconds), else the
-    ``Retry-After`` header, else 1 s; capped at 60 s."""
+    """Seconds to wait after a 429.
+
+    Taken from the JSON ``retry_after`` (float seconds), else the ``Retry-After`` header, else
+    1 s; capped at 60 s.
+    """
     wait = None
     try:
         wait = float(r.json().get("retry_after"))
@@ -303,7 +318,7 @@ def _retry_after(r: httpx.Response) -> float:
 
 
 def make_notifier(url: Any | None) -> DiscordNotifier | NullNotifier:
-    """A ``DiscordNotifier`` when a webhook URL is configured, else a ``NullNotifier``."""
+    """Return a ``DiscordNotifier`` when a webhook URL is configured, else a ``NullNotifier``."""
     if url is None:
         return NullNotifier()
     raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)

@@ -27,6 +27,7 @@ class OccSymbol:
     strike: Decimal
 
     def __str__(self) -> str:
+        """Return the OCC symbol, e.g. ``SPY240621C00530000``."""
         return format_occ(self.root, self.expiry, self.call, self.strike)
 
     @property
@@ -78,7 +79,7 @@ def parse_occ(symbol: str) -> OccSymbol:
 
 
 def is_occ(symbol: str) -> bool:
-    """True when ``symbol`` is a well-formed OCC option symbol (a valid date included)."""
+    """Return True when ``symbol`` is a well-formed OCC option symbol (a valid date included)."""
     try:
         parse_occ(symbol)
     except ValueError:

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from v28quant.broker.base import Intent, OrderRequest, Owner, Side
-from v28quant.broker.occ import is_occ
 from v28quant.engines import EngineContext
 from v28quant.ml.model_store import ModelStore
+from v28quant.occ import is_occ
 from v28quant.reconcile import reconcile
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, record_control
 from v28quant.venue import Venue

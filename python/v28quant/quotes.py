@@ -29,6 +29,7 @@ class Quote:
     synthetic: bool = False
 
     def __post_init__(self) -> None:
+        """Refuse negative or crossed prices."""
         if self.bid < 0 or self.ask < 0:
             raise ValueError(f"{self.symbol}: quote prices must be >= 0, got {self.bid}/{self.ask}")
         if self.ask < self.bid:
@@ -38,6 +39,7 @@ class Quote:
 
     @property
     def mid(self) -> Decimal:
+        """Return the midpoint of bid and ask."""
         return (self.bid + self.ask) / 2
 
 
@@ -50,6 +52,8 @@ class QuoteSource(Protocol):
         ...
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
-        """Official close of ``symbol`` on the session containing ``session`` (for option
-        expiry: exercise and assignment are decided on it)."""
+        """Return the official close of ``symbol`` on the session containing ``session``.
+
+        Option expiry uses it: exercise and assignment are decided on it.
+        """
         ...

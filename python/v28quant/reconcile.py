@@ -24,6 +24,9 @@ Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLA
 whole account history each time); the overlap re-reads rows the venue posts late or dates by
 day only (Alpaca's option events carry a date, not a time), and the seen ids drop repeats.
 
+Every journal call runs on a worker thread (``asyncio.to_thread``): a journal busy with another
+connection never stalls the event loop.
+
 Invariant relied on: the last position snapshot reflects exactly the activities already seen.
 ``reconcile`` keeps it by recording new activities and a fresh snapshot in one transaction, and
 only when the positions check out; a runner that records activities itself must snapshot with them.
@@ -31,12 +34,14 @@ only when the positions check out; a runner that records activities itself must 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from v28quant.broker.base import Broker, BrokerError, Order, parse_client_order_id
 from v28quant.clock import Clock
@@ -49,6 +54,8 @@ from v28quant.journal.schema import (
 from v28quant.notify import Notifier
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: Activity types that move a position (qty is the signed change, see ``broker.Activity``).
 POSITION_ACTIVITIES = frozenset(
@@ -61,11 +68,26 @@ ACTIVITY_OVERLAP = timedelta(days=1)
 class JournalLike(Protocol):
     """The part of ``v28quant.journal.Journal`` that reconciliation uses."""
 
-    def open_orders(self) -> list[dict[str, Any]]: ...
-    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
-    def last_positions(self) -> dict[str, Decimal]: ...
-    def seen_activity_ids(self) -> set[str]: ...
-    def last_activity_ts(self) -> datetime | None: ...
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Return the orders the journal holds open."""
+        ...
+
+    def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        """Return the order with this client order id, or None."""
+        ...
+
+    def last_positions(self) -> dict[str, Decimal]:
+        """Return the latest position snapshot."""
+        ...
+
+    def seen_activity_ids(self) -> set[str]:
+        """Return the ids of every journaled activity."""
+        ...
+
+    def last_activity_ts(self) -> datetime | None:
+        """Return the time of the latest journaled activity."""
+        ...
+
     def record_order_update(
         self,
         client_order_id: str,
@@ -77,17 +99,23 @@ class JournalLike(Protocol):
         ts: datetime,
         *,
         reason: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Journal one order state change."""
+        ...
+
     def record_activity_batch(
         self,
         activities: list[dict[str, Any]],
         fills: list[dict[str, Any]],
         positions: list[dict[str, Any]],
         ts: datetime,
-    ) -> Any: ...
-    def record_reconcile(
-        self, ok: bool, differences: list[dict[str, Any]], ts: datetime
-    ) -> Any: ...
+    ) -> Any:
+        """Journal activities, fills and a snapshot in one transaction."""
+        ...
+
+    def record_reconcile(self, ok: bool, differences: list[dict[str, Any]], ts: datetime) -> Any:
+        """Journal a reconcile outcome."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +129,13 @@ class ReconcileReport:
 
     @property
     def fatal(self) -> list[dict[str, Any]]:
+        """Return the differences that stop trading."""
         return [d for d in self.differences if d.get("fatal")]
+
+
+async def _off(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a journal call on a worker thread: SQLite must not block the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def _diff(kind: str, fatal: bool = False, **info: Any) -> dict[str, Any]:
@@ -120,9 +154,10 @@ async def reconcile(
     adopt_positions: bool = False,
     notifier: Notifier | None = None,
 ) -> ReconcileReport:
-    """Compare ``journal`` with ``broker``, journal every difference, and say whether trading
-    may start. Never raises for a broker failure: that is an ``ok=False`` report, logged and,
-    when a ``notifier`` is given, posted as an error notice.
+    """Compare ``journal`` with ``broker`` and say whether trading may start.
+
+    Every difference is journaled. Never raises for a broker failure: that is an ``ok=False``
+    report, logged and, when a ``notifier`` is given, posted as an error notice.
 
     ``adopt_positions`` (an operator's explicit choice, e.g. a new journal on an account with
     history older than its activities, or after a manual fix) accepts the broker's positions as
@@ -137,7 +172,7 @@ async def reconcile(
     fatal = [d for d in diffs if d["fatal"]]
     ok = not fatal
     reason = None if ok else "; ".join(_describe(d) for d in fatal)
-    journal.record_reconcile(ok, diffs, ts)
+    await _off(journal.record_reconcile, ok, diffs, ts)
     if ok:
         log.info(
             "reconcile ok: %d difference(s) explained", len(diffs), extra={"differences": diffs}
@@ -161,7 +196,7 @@ async def _reconcile(
 ) -> None:
     broker_open = await broker.orders("open")
     positions = await broker.positions()
-    last_seen = journal.last_activity_ts()
+    last_seen = await _off(journal.last_activity_ts)
     activities = await broker.activities(
         None if last_seen is None else last_seen - ACTIVITY_OVERLAP
     )
@@ -175,7 +210,7 @@ async def _reconcile(
     # 1. Orders the journal believes open.
     known_tags = []
     checked: set[str] = set()  # looked up one by one below: fresher than ``broker_open``
-    for jo in journal.open_orders():
+    for jo in await _off(journal.open_orders):
         cid = jo["client_order_id"]
         checked.add(cid)
         tag = parse_client_order_id(cid)
@@ -184,7 +219,8 @@ async def _reconcile(
         bo = await broker.order_by_client_id(cid)  # open and closed orders alike
         if bo is None:
             if jo["status"] in (INTENT_STATUS, UNKNOWN_STATUS) and not jo.get("broker_order_id"):
-                journal.record_order_update(
+                await _off(
+                    journal.record_order_update,
                     cid,
                     None,
                     NOT_SENT_STATUS,
@@ -209,8 +245,15 @@ async def _reconcile(
         remember(bo)
         jfilled = jo.get("filled_qty") or Decimal(0)
         if bo.status.value != jo["status"] or bo.filled_qty != jfilled:
-            journal.record_order_update(
-                cid, bo.id, bo.status.value, bo.filled_qty, bo.filled_avg_price, bo.to_dict(), ts
+            await _off(
+                journal.record_order_update,
+                cid,
+                bo.id,
+                bo.status.value,
+                bo.filled_qty,
+                bo.filled_avg_price,
+                bo.to_dict(),
+                ts,
             )
             diffs.append(
                 _diff(
@@ -239,10 +282,11 @@ async def _reconcile(
             continue
         if bo.client_order_id in checked:
             continue
-        row = journal.order_by_client_id(bo.client_order_id)
+        row = await _off(journal.order_by_client_id, bo.client_order_id)
         if row is not None and row["status"] in FINAL_STATUSES:
             # The journal believes it final, the venue has it working: never hide that.
-            journal.record_order_update(
+            await _off(
+                journal.record_order_update,
                 bo.client_order_id,
                 bo.id,
                 bo.status.value,
@@ -266,7 +310,8 @@ async def _reconcile(
         if row is not None:
             continue
         if tag.revision > 0 and any(tag.same_decision(k) for k in known_tags):
-            journal.record_order_update(
+            await _off(
+                journal.record_order_update,
                 bo.client_order_id,
                 bo.id,
                 bo.status.value,
@@ -289,8 +334,8 @@ async def _reconcile(
             )
 
     # 3. Positions: last snapshot + new activities must equal the broker's.
-    seen = journal.seen_activity_ids()
-    last = journal.last_positions()
+    seen = await _off(journal.seen_activity_ids)
+    last = await _off(journal.last_positions)
     new = [a for a in activities if a.id not in seen]
     expected: dict[str, Decimal] = defaultdict(Decimal, last)
     explained: dict[str, list[str]] = defaultdict(list)
@@ -330,7 +375,8 @@ async def _reconcile(
         return  # keep the journal's snapshot and unseen activities as they were
     # One transaction: activities marked seen without the snapshot that includes them would
     # make every later reconcile fail (see the invariant in the module docstring).
-    journal.record_activity_batch(
+    await _off(
+        journal.record_activity_batch,
         [
             {
                 "activity_id": a.id,

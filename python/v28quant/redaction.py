@@ -59,7 +59,7 @@ def is_secret_name(name: str) -> bool:
 
 
 def redact(obj: Any, path: str = "value", *, secrets: Iterable[str] = ()) -> Any:
-    """A copy of ``obj`` with every secret replaced by ``REDACTED``.
+    """Return a copy of ``obj`` with every secret replaced by ``REDACTED``.
 
     Parameters
     ----------

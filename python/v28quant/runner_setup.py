@@ -13,24 +13,30 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from v28quant.calendar import ExchangeCalendar, default_calendar
 from v28quant.config import EquityConfig, RunConfig, load_config
 from v28quant.engines import Engine, EngineContext
+from v28quant.errors import describe_error
+from v28quant.execution.lock import JournalLock
 from v28quant.journal import Journal
 from v28quant.logsetup import secret_values, setup_logging
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs, parse_args
-from v28quant.settings import Settings, SettingsError, describe_error
+from v28quant.settings import Settings, SettingsError
 from v28quant.venue import Venue, open_venue
+
+if TYPE_CHECKING:
+    from v28quant.execution import Executor
 
 log = logging.getLogger("v28quant.runner")
 
@@ -130,16 +136,18 @@ async def _serve_locked(
 
     journal = Journal(journal_path)
     notifier = make_notifier(settings.discord_webhook_url)
+    executor = Executor(
+        venue.broker, journal, notifier=notifier, clock=venue.clock, quotes=venue.feed
+    )
     try:
+        await _follow_trade_updates(venue, executor)
         ctx = EngineContext(
             mode=args.mode,  # type: ignore[arg-type]  # checked by argparse choices
             clock=venue.clock,
             broker=venue.broker,
             feed=venue.feed,
             journal=journal,
-            executor=Executor(
-                venue.broker, journal, notifier=notifier, clock=venue.clock, quotes=venue.feed
-            ),
+            executor=executor,
             aggregator=SignalAggregator.from_settings(cfg.aggregator_settings(args.mode)),
             risk=RiskGate(settings.risk, journal, calendar),
             settings=settings,
@@ -168,10 +176,21 @@ async def _serve_locked(
         return code, runner
     finally:
         try:
+            await executor.aclose()
             await venue.aclose()
         finally:
             await notifier.aclose()
             journal.close()
+
+
+async def _follow_trade_updates(venue: Venue, executor: Executor) -> None:
+    """On Alpaca, journal orders as the trade-updates stream pushes them (polling otherwise)."""
+    from v28quant.broker.alpaca import AlpacaBroker
+
+    if isinstance(venue.broker, AlpacaBroker):
+        from v28quant.alpaca.stream import AlpacaTradeUpdates
+
+        await executor.follow(AlpacaTradeUpdates(venue.broker.config))
 
 
 def run_with(
@@ -197,6 +216,11 @@ def run_with(
         run_dir / "journal.sqlite" if run_dir is not None else settings.journal_path
     )
     journal_path.parent.mkdir(parents=True, exist_ok=True)
+    if venue.keyless and args.mode == "paper":  # the simulated account outlives the process
+        from v28quant.broker.sim import SimBroker, state_path_for
+
+        if isinstance(venue.broker, SimBroker):
+            venue.broker.keep_state(state_path_for(journal_path))
     log_dir = run_dir if run_dir is not None else Path(cfg.runner.log_dir)
     log_file = None
     if configure_logging:
@@ -210,7 +234,12 @@ def run_with(
     _banner(args.mode, venue, journal_path, cfg, log_file)
     made = engines(cfg, params or {})
     log.info("engines: %s", ", ".join(e.name for e in made))
-    code, runner = asyncio.run(_serve(args, settings, cfg, venue, journal_path, calendar, made))
+    # One instance per journal: a second runner on it exits here, naming the holder's pid.
+    lock = JournalLock(journal_path).acquire_or_exit()
+    try:
+        code, runner = asyncio.run(_serve(args, settings, cfg, venue, journal_path, calendar, made))
+    finally:
+        lock.release()
     outcome = RunOutcome(code, journal_path, None, runner.state.equity)
     if venue.keyless and not args.once and len(runner.state.equity) >= 1:
         from v28quant.backtest.report import write_report
@@ -236,6 +265,8 @@ def build_and_run(argv: list[str] | None = None) -> int:
         overrides: dict[str, Any] = {}
         if args.journal is not None:
             overrides["journal_path"] = args.journal
+        if args.config is not None:  # one file for every section, the engines' tables too
+            os.environ["V28_CONFIG"] = str(args.config)
         settings, cfg = load_config(args.config, **overrides)
         settings.require_mode(args.mode)
         return run_with(args, settings, cfg).exit_code

@@ -137,13 +137,15 @@ class Settings(BaseSettings):
 
     @property
     def has_alpaca_keys(self) -> bool:
+        """Whether both Alpaca keys are set."""
         return self.alpaca_key_id is not None and self.alpaca_secret_key is not None
 
     def trading_url(self, live: bool) -> str:
-        """The trading endpoint: the override if set, else Alpaca's paper or live URL."""
+        """Return the trading endpoint: the override if set, else Alpaca's paper or live URL."""
         return self.alpaca_base_url or (LIVE_URL if live else PAPER_URL)
 
     def data_url(self) -> str:
+        """Return the market-data endpoint: the override if set, else Alpaca's."""
         return self.alpaca_data_url or DATA_URL
 
     def require_mode(self, mode: str) -> None:
@@ -206,8 +208,10 @@ def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Sett
 
 
 def check_universe(settings: Settings, known: Iterable[str], source: str) -> None:
-    """Raise ``SettingsError`` naming ``V28_UNIVERSE`` if it lists symbols that ``source``
-    (the data feed in use, e.g. ``"replay sample history"``) does not know."""
+    """Raise ``SettingsError`` naming ``V28_UNIVERSE`` if it lists unknown symbols.
+
+    Unknown to ``source``, the data feed in use (e.g. ``"replay sample history"``).
+    """
     have = {s.upper() for s in known}
     unknown = [s for s in settings.universe if s not in have]
     if unknown:

@@ -8,7 +8,7 @@ from v28quant.calendar import ET
 
 
 def to_utc(x: datetime | date, *, end: bool) -> datetime:
-    """The UTC instant a query bound ``x`` stands for.
+    """Return the UTC instant a query bound ``x`` stands for.
 
     Parameters
     ----------

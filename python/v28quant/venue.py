@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from v28quant.broker.base import Broker
 from v28quant.calendar import ET, ExchangeCalendar
@@ -120,6 +121,8 @@ def _keyless(
         raise UsageError("no trading session in the requested range")
     first_day = sessions[0]
     start_at = datetime.combine(first_day, time(10, 0) if args.once else time(8, 55), ET)
+    if mode == "paper" and args.journal is not None:
+        sessions, start_at = _resume(args.journal, sessions, start_at)
     sim = SimClock(start_at)
     feed = ReplayFeed(history, sim, calendar=cal, equity_spread_bps=cfg.backtest.spread_bps)
     bt = cfg.backtest
@@ -144,6 +147,26 @@ def _keyless(
         sessions=sessions,
         history_range=(lo, hi),
     )
+
+
+def _resume(
+    journal: Path, sessions: tuple[date, ...], start_at: datetime
+) -> tuple[tuple[date, ...], datetime]:
+    """Continue keyless paper where the account saved beside ``journal`` stopped, if later."""
+    from v28quant.broker.sim import SimBroker, state_path_for
+
+    saved = SimBroker.saved_clock(state_path_for(journal))
+    if saved is None or saved <= start_at:
+        return sessions, start_at
+    left = tuple(d for d in sessions if d >= saved.astimezone(ET).date())
+    if not left:
+        raise UsageError(
+            f"--journal {journal}: its simulated account has reached "
+            f"{saved.astimezone(ET):%Y-%m-%d %H:%M} New York, after the sessions to replay "
+            f"({sessions[0]}..{sessions[-1]}); use a new journal to replay them again"
+        )
+    log.warning("keyless paper resumes at %s (the saved simulated account)", saved)
+    return left, saved
 
 
 def _keyed(mode: str, settings: Settings, args: RunArgs) -> Venue:

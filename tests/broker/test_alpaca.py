@@ -69,8 +69,10 @@ async def test_500_after_store_then_lookup_never_duplicates(fake_trading):
 
 
 async def test_html_200_after_store_is_resolved_by_lookup(fake_trading):
-    """A proxy answers 200 with an HTML page after the venue stored the order: the body cannot
-    be parsed, so the outcome is unknown; submit looks the order up instead of resending.
+    """A proxy answers 200 with an HTML page after the venue stored the order.
+
+    The body cannot be parsed, so the outcome is unknown; submit looks the order up instead of
+    resending.
     """
     quotes(fake_trading)
     fake_trading.inject("POST", "/v2/orders", 200, "<html>gateway</html>", after_store=True)
@@ -105,10 +107,11 @@ async def test_500_before_store_is_resent_once(fake_trading):
 
 
 async def test_timeout_then_late_store_makes_one_order(fake_trading):
-    """The first POST is held by the venue past the client's timeout: the client finds no
-    order, resends, and gets it filled; then the first POST is processed and refused as a
-    duplicate client_order_id. One order exists. The venue holds the request until the test
-    releases it, so no sleep races the timeout.
+    """The first POST is held by the venue past the client's timeout.
+
+    The client finds no order, resends, and gets it filled; then the first POST is processed and
+    refused as a duplicate client_order_id. One order exists. The venue holds the request until the
+    test releases it, so no sleep races the timeout.
     """
     quotes(fake_trading)
     late = threading.Event()
@@ -323,9 +326,11 @@ def test_connect_without_keys_gives_sim_and_live_needs_confirmation(monkeypatch,
 
 
 async def test_orders_page_past_the_limit_with_until(fake_trading):
-    """GET /v2/orders has no page token, only ``limit`` (<= 500) and exclusive ``until``
-    (research/alpaca.md §2): pages of 5 must still return all 12 open orders, including three
-    submitted in the same microsecond that straddle a page boundary.
+    """Page through open orders by ``until`` without losing any.
+
+    GET /v2/orders has no page token, only ``limit`` (<= 500) and exclusive ``until`` (Alpaca's
+    API reference): pages of 5 must still return all 12 open orders, including three submitted
+    in the same microsecond that straddle a page boundary.
     """
     quotes(fake_trading)
     b = make(fake_trading, orders_page_size=5)
@@ -347,7 +352,8 @@ async def test_orders_page_past_the_limit_with_until(fake_trading):
     assert sorted(o.client_order_id for o in got) == sorted(cids), len(got)
     assert len({o.id for o in got}) == 12
     gets = [q for m, p, q in fake_trading.requests if m == "GET" and p == "/v2/orders"]
-    assert [g["limit"] for g in gets] == ["5"] * len(gets) and len(gets) >= 3, gets
+    assert [g["limit"] for g in gets] == ["5"] * len(gets), gets
+    assert len(gets) >= 3, gets
     with pytest.raises(ValueError, match="orders_page_size"):
         make(fake_trading, orders_page_size=501)
 

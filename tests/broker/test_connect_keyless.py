@@ -93,3 +93,17 @@ async def test_past_the_history_there_is_no_stale_price(fresh_user: Path) -> Non
     broker = connect(clock=later)
     with pytest.raises(OrderRejected, match="no quote"):
         await broker.submit(_buy("KO", 3, "stale"))
+
+
+def test_sim_broker_never_falls_back_to_wall_time() -> None:
+    from fakes.fixtures import StaticQuotes
+    from v28quant.clock import WallClock
+    from v28quant.data.replay import ReplayFeed
+
+    clock = SimClock(datetime.combine(LAST, time(10, 0), ET))
+    feed = ReplayFeed(sample_history(), clock)
+    assert SimBroker(feed)._clock is clock  # the feed's own simulated clock
+    with pytest.raises(ValueError, match="needs clock="):
+        SimBroker(StaticQuotes(clock))  # a source without a clock of its own
+    with pytest.raises(ValueError, match="not the clock its quote source runs on"):
+        SimBroker(feed, WallClock())  # 2022 prices at today's time

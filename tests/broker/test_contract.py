@@ -116,8 +116,10 @@ def test_is_a_broker(world):
 
 async def test_account_starts_in_cash(world):
     acct = await world.broker.account()
-    assert acct.cash == D(100_000) and acct.equity == D(100_000), acct
-    assert acct.buying_power == D(100_000) and acct.options_level == 3
+    assert acct.cash == D(100_000), acct
+    assert acct.equity == D(100_000), acct
+    assert acct.buying_power == D(100_000)
+    assert acct.options_level == 3
     assert acct.status == "ACTIVE"
 
 
@@ -125,9 +127,13 @@ async def test_market_buy_fills_at_ask_and_shows_everywhere(world):
     async def go():
         b = world.broker
         o = await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=own("d1")))
-        assert o.status == OrderStatus.FILLED and o.filled_qty == 10
-        assert o.filled_avg_price == D("530.10") and o.side == "buy" and o.type == "market"
-        assert o.owner.engine == "equity" and o.owner.strategy == "trend"
+        assert o.status == OrderStatus.FILLED
+        assert o.filled_qty == 10
+        assert o.filled_avg_price == D("530.10")
+        assert o.side == "buy"
+        assert o.type == "market"
+        assert o.owner.engine == "equity"
+        assert o.owner.strategy == "trend"
         pos = await b.positions()
         assert [(p.symbol, p.qty, p.avg_entry_price, p.asset_class) for p in pos] == [
             ("SPY", D(10), D("530.10"), "us_equity")
@@ -150,7 +156,9 @@ async def test_order_lookup_by_client_id(world):
         req = OrderRequest.equity("AAPL", 3, "buy", owner=own("lookup"))
         o = await b.submit(req)
         got = await b.order_by_client_id(req.client_order_id)
-        assert got is not None and got.id == o.id and got.qty == 3
+        assert got is not None
+        assert got.id == o.id
+        assert got.qty == 3
         assert await b.order_by_client_id("v28-equity-trend-000000000000") is None
 
     await go()
@@ -175,7 +183,8 @@ async def test_orders_open_closed_all(world):
             OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("rest"))
         )
         done = await b.submit(OrderRequest.equity("AAPL", 1, "buy", owner=own("done")))
-        assert rest.status == OrderStatus.NEW and rest.limit_price == D(500)
+        assert rest.status == OrderStatus.NEW
+        assert rest.limit_price == D(500)
         assert [o.id for o in await b.orders("open")] == [rest.id]
         assert [o.id for o in await b.orders("closed")] == [done.id]
         assert {o.id for o in await b.orders("all")} == {rest.id, done.id}
@@ -191,7 +200,8 @@ async def test_cancel(world):
         o = await b.submit(OrderRequest.equity("SPY", 1, "buy", "limit", D("500"), owner=own("cx")))
         await b.cancel(o.id)
         got = await b.order_by_client_id(o.client_order_id)
-        assert got.status == OrderStatus.CANCELED and not got.is_open
+        assert got.status == OrderStatus.CANCELED
+        assert not got.is_open
         with pytest.raises(OrderNotCancelable):
             await b.cancel(o.id)
         with pytest.raises(OrderNotFound):
@@ -205,11 +215,14 @@ async def test_replace_keeps_ownership(world):
         b = world.broker
         o = await b.submit(OrderRequest.equity("SPY", 2, "buy", "limit", D("500"), owner=own("rp")))
         new = await b.replace(o.id, limit_price=D("531"))
-        assert new.id != o.id and new.client_order_id == o.client_order_id + "-r1"
+        assert new.id != o.id
+        assert new.client_order_id == o.client_order_id + "-r1"
         assert new.owner.same_decision(o.owner)
-        assert new.status == OrderStatus.FILLED and new.filled_avg_price == D("530.10")
+        assert new.status == OrderStatus.FILLED
+        assert new.filled_avg_price == D("530.10")
         old = await b.order_by_client_id(o.client_order_id)
-        assert old.status == OrderStatus.REPLACED and old.replaced_by == new.id
+        assert old.status == OrderStatus.REPLACED
+        assert old.replaced_by == new.id
 
     await go()
 
@@ -245,14 +258,19 @@ async def test_covered_call_and_vertical_fill(world):
                 C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc1", "options", "wheel")
             )
         )
-        assert cc.status == OrderStatus.FILLED and cc.filled_avg_price == D("2.05")
-        assert cc.asset_class == "us_option" and cc.intent == "sell_to_open"
+        assert cc.status == OrderStatus.FILLED
+        assert cc.filled_avg_price == D("2.05")
+        assert cc.asset_class == "us_option"
+        assert cc.intent == "sell_to_open"
         legs = [Leg(P520, 1, "sell", "sell_to_open"), Leg(P515, 1, "buy", "buy_to_open")]
         v = await b.submit(
             OrderRequest.multileg(legs, 1, D("-1.00"), owner=own("v1", "options", "vertical"))
         )
-        assert v.order_class == "mleg" and v.symbol is None and v.side is None
-        assert v.status == OrderStatus.FILLED and v.filled_avg_price == D("-1.10"), v
+        assert v.order_class == "mleg"
+        assert v.symbol is None
+        assert v.side is None
+        assert v.status == OrderStatus.FILLED, v
+        assert v.filled_avg_price == D("-1.10"), v
         assert sorted((leg.symbol, leg.side, leg.ratio, leg.filled_qty) for leg in v.legs) == [
             (P515, "buy", 1, D(1)),
             (P520, "sell", 1, D(1)),
@@ -272,8 +290,11 @@ async def test_covered_call_and_vertical_fill(world):
 
 
 async def test_iron_condor_fills_four_legs(world):
-    """Four legs in one mleg order, on both venues: filled at the legs' touch (credit by hand:
-    3.00 - 1.90 + 2.05 - 1.05 = 2.10), one wing's width (5 x 100) held as the worst loss."""
+    """Four legs in one mleg order, on both venues.
+
+    filled at the legs' touch (credit by hand: 3.00 - 1.90 + 2.05 - 1.05 = 2.10), one wing's width
+    (5 x 100) held as the worst loss.
+    """
 
     async def go():
         b = world.broker
@@ -286,12 +307,15 @@ async def test_iron_condor_fills_four_legs(world):
         ic = await b.submit(
             OrderRequest.multileg(legs, 1, D("-2.00"), owner=own("ic1", "options", "condor"))
         )
-        assert ic.order_class == "mleg" and len(ic.legs) == 4, ic
-        assert ic.status == OrderStatus.FILLED and ic.filled_avg_price == D("-2.10"), ic
+        assert ic.order_class == "mleg", ic
+        assert len(ic.legs) == 4, ic
+        assert ic.status == OrderStatus.FILLED, ic
+        assert ic.filled_avg_price == D("-2.10"), ic
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {P515: D(1), P520: D(-1), C535: D(-1), C540: D(1)}, pos
         acct = await b.account()
-        assert acct.cash == D(100_210) and acct.buying_power == acct.cash - D(500), acct
+        assert acct.cash == D(100_210), acct
+        assert acct.buying_power == acct.cash - D(500), acct
 
     await go()
 
@@ -314,10 +338,12 @@ async def test_partial_fill_then_complete(world):
         b = world.broker
         world.set_quote("SPY", "530.00", "530.10", 100, 30)
         o = await b.submit(OrderRequest.equity("SPY", 50, "buy", owner=own("pf")))
-        assert o.status == OrderStatus.PARTIALLY_FILLED and o.filled_qty == 30
+        assert o.status == OrderStatus.PARTIALLY_FILLED
+        assert o.filled_qty == 30
         await world.advance_to(datetime(2024, 6, 3, 14, 35, tzinfo=UTC))
         o = await b.order_by_client_id(o.client_order_id)
-        assert o.status == OrderStatus.FILLED and o.filled_qty == 50
+        assert o.status == OrderStatus.FILLED
+        assert o.filled_qty == 50
         assert [a.qty for a in await b.activities()] == [D(30), D(20)]
 
     await go()

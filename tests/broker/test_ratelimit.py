@@ -70,8 +70,10 @@ async def test_remaining_zero_blocks_until_reset_and_other_values_do_not():
 
 
 async def test_broker_and_data_of_one_account_share_one_bucket():
-    """Alpaca's 200 requests a minute are the account's: a 429 from the data API pauses the
-    trading calls too, and adapters built without a limiter for one key share one bucket.
+    """Alpaca's 200 requests a minute are the account's.
+
+    A 429 from the data API pauses the trading calls too, and adapters built without a limiter for
+    one key share one bucket.
     """
     t = FakeTime()
     quotes = {

@@ -55,7 +55,7 @@ def world():
 
 
 async def test_covered_call_needs_the_shares(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make()
@@ -64,12 +64,14 @@ async def test_covered_call_needs_the_shares(world):
                 OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc0"))
             )
         stock = await b.submit(OrderRequest.equity("SPY", 100, "buy", owner=own("s1", "wheel")))
-        assert stock.status == OrderStatus.FILLED and stock.filled_avg_price == D("530.10")
+        assert stock.status == OrderStatus.FILLED
+        assert stock.filled_avg_price == D("530.10")
         cc = await b.submit(
             OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc1"))
         )
         # A sell limit at 2.00 against a 2.05 bid fills at the bid (better for us).
-        assert cc.status == OrderStatus.FILLED and cc.filled_avg_price == D("2.05"), cc
+        assert cc.status == OrderStatus.FILLED, cc
+        assert cc.filled_avg_price == D("2.05"), cc
         acct = await b.account()
         assert acct.cash == D(100_000) - D("53010") + D("205"), acct
         # The shares are now collateral: they cannot be sold, nor cover a second call.
@@ -86,12 +88,13 @@ async def test_covered_call_needs_the_shares(world):
 
 
 async def test_cash_secured_put_holds_strike_times_100(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make(cash=D(60_000))
         o = await b.submit(OrderRequest.option(P520, 1, "sell", "sell_to_open", owner=own("p1")))
-        assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("3.00")
+        assert o.status == OrderStatus.FILLED
+        assert o.filled_avg_price == D("3.00")
         acct = await b.account()
         assert acct.cash == D(60_300)
         assert acct.options_buying_power == D(60_300) - D(52_000), acct
@@ -100,20 +103,22 @@ async def test_cash_secured_put_holds_strike_times_100(world):
         # Buying the put back frees the collateral.
         await b.submit(OrderRequest.option(P520, 1, "buy", "buy_to_close", owner=own("p3")))
         acct = await b.account()
-        assert acct.cash == D(60_300) - D(310) and acct.buying_power == acct.cash, acct
+        assert acct.cash == D(60_300) - D(310), acct
+        assert acct.buying_power == acct.cash, acct
 
     await go()
 
 
 async def test_vertical_credit_spread_reserves_max_loss(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make()
         legs = [Leg(P520, 1, "sell", "sell_to_open"), Leg(P515, 1, "buy", "buy_to_open")]
         o = await b.submit(OrderRequest.multileg(legs, 2, D("-1.00"), owner=own("v1")))
         # Net = -3.00 + 1.90 = -1.10 per share, better than the -1.00 asked: a 1.10 credit.
-        assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("-1.10"), o
+        assert o.status == OrderStatus.FILLED, o
+        assert o.filled_avg_price == D("-1.10"), o
         assert {leg.symbol: leg.filled_qty for leg in o.legs} == {P520: 2, P515: 2}
         acct = await b.account()
         assert acct.cash == D(100_000) + D(220)
@@ -126,23 +131,25 @@ async def test_vertical_credit_spread_reserves_max_loss(world):
 
 
 async def test_vertical_limit_rests_until_marketable(world):
-    clock, q, make = world
+    _clock, q, make = world
 
     async def go():
         b = make()
         legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C535, 1, "sell", "sell_to_open")]
         o = await b.submit(OrderRequest.multileg(legs, 1, D("1.80"), owner=own("d1")))
-        assert o.status == OrderStatus.NEW and o.filled_qty == 0  # debit 4.00-2.05 = 1.95
+        assert o.status == OrderStatus.NEW
+        assert o.filled_qty == 0
         q.set(C530, "3.80", "3.85")
         await b.process()
         o = await b.order_by_client_id(o.client_order_id)
-        assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("1.80"), o
+        assert o.status == OrderStatus.FILLED, o
+        assert o.filled_avg_price == D("1.80"), o
 
     await go()
 
 
 async def test_iron_condor_fills_four_legs(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make()
@@ -154,20 +161,23 @@ async def test_iron_condor_fills_four_legs(world):
         ]
         o = await b.submit(OrderRequest.multileg(legs, 1, D("-1.50"), owner=own("ic")))
         # Credit: 3.00 + 0.95 - 1.90 - 0.45 = 1.60.
-        assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("-1.60"), o
+        assert o.status == OrderStatus.FILLED, o
+        assert o.filled_avg_price == D("-1.60"), o
         acct = await b.account()
         # Only one side can lose: width 5 x 100 held, the 160 credit received.
-        assert acct.cash == D(100_160) and acct.buying_power == D(100_160) - D(500), acct
+        assert acct.cash == D(100_160), acct
+        assert acct.buying_power == D(100_160) - D(500), acct
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {P515: 1, P520: -1, C540: -1, C545: 1}
         fills = [a for a in await b.activities() if a.type == "FILL"]
-        assert len(fills) == 4 and {a.order_id for a in fills} == {leg.id for leg in o.legs}
+        assert len(fills) == 4
+        assert {a.order_id for a in fills} == {leg.id for leg in o.legs}
 
     await go()
 
 
 async def test_options_levels(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make(options_level=1)
@@ -188,7 +198,7 @@ async def test_options_levels(world):
 
 
 async def test_uncovered_call_ratio_is_refused(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make()
@@ -200,17 +210,19 @@ async def test_uncovered_call_ratio_is_refused(world):
 
 
 async def test_partial_fills_against_quote_size(world):
-    clock, q, make = world
+    _clock, q, make = world
 
     async def go():
         b = make()
         q.set("SPY", "530.00", "530.10", bid_size=100, ask_size=30)
         o = await b.submit(OrderRequest.equity("SPY", 50, "buy", owner=own("pf", "trend")))
-        assert o.status == OrderStatus.PARTIALLY_FILLED and o.filled_qty == 30, o
+        assert o.status == OrderStatus.PARTIALLY_FILLED, o
+        assert o.filled_qty == 30, o
         q.set("SPY", "530.10", "530.20", ask_size=30)
         await b.process()
         o = await b.order_by_client_id(o.client_order_id)
-        assert o.status == OrderStatus.FILLED and o.filled_qty == 50
+        assert o.status == OrderStatus.FILLED
+        assert o.filled_qty == 50
         # Average: (30 x 530.10 + 20 x 530.20) / 50 = 530.14.
         assert o.filled_avg_price == D("530.14"), o
         assert [a.qty for a in await b.activities()] == [30, 20]
@@ -219,7 +231,7 @@ async def test_partial_fills_against_quote_size(world):
 
 
 async def test_slippage_and_commission(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make(slippage_bps=D(10), equity_commission_per_share=D("0.005"))
@@ -233,7 +245,7 @@ async def test_slippage_and_commission(world):
 
 
 async def test_day_order_expires_at_close_and_frees_cash(world):
-    clock, q, make = world
+    clock, _q, make = world
 
     async def go():
         b = make()
@@ -251,7 +263,7 @@ async def test_day_order_expires_at_close_and_frees_cash(world):
 
 
 async def test_order_sent_after_hours_waits_for_the_open(world):
-    clock, q, make = world
+    clock, _q, make = world
 
     async def go():
         clock.set(datetime(2024, 6, 4, 0, 0, tzinfo=UTC))  # 20:00 New York
@@ -295,7 +307,8 @@ async def test_expiry_exercise_assignment_and_worthless(world):
         pos = {p.symbol: p.qty for p in await b.positions()}
         assert pos == {"SPY": D(200)}
         acct = await b.account()
-        assert acct.cash == cash0 - D(52_000) and acct.buying_power == acct.cash, acct
+        assert acct.cash == cash0 - D(52_000), acct
+        assert acct.buying_power == acct.cash, acct
 
     await go()
 
@@ -341,7 +354,7 @@ async def test_short_covered_call_assigned_delivers_shares(world):
 
 
 async def test_replace_creates_new_owned_order(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make()
@@ -351,29 +364,32 @@ async def test_replace_creates_new_owned_order(world):
         assert o.status == OrderStatus.NEW
         new = await b.replace(o.id, limit_price=D("4.00"))
         assert new.client_order_id == o.client_order_id + "-r1"
-        assert new.owner.same_decision(o.owner) and new.status == OrderStatus.FILLED
+        assert new.owner.same_decision(o.owner)
+        assert new.status == OrderStatus.FILLED
         old = await b.order_by_client_id(o.client_order_id)
-        assert old.status == OrderStatus.REPLACED and old.replaced_by == new.id
+        assert old.status == OrderStatus.REPLACED
+        assert old.replaced_by == new.id
 
     await go()
 
 
 async def test_resubmitting_a_decision_returns_the_same_order(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def go():
         b = make()
         req = OrderRequest.equity("SPY", 5, "buy", owner=own("idem", "trend"))
         a = await b.submit(req)
         again = await b.submit(req)
-        assert a.id == again.id and len(await b.orders("all")) == 1
+        assert a.id == again.id
+        assert len(await b.orders("all")) == 1
         assert len([x for x in await b.activities() if x.type == "FILL"]) == 1
 
     await go()
 
 
 async def test_sim_is_deterministic(world):
-    clock, q, make = world
+    _clock, _q, make = world
 
     async def scenario():
         b = make()
@@ -388,9 +404,12 @@ async def test_sim_is_deterministic(world):
 
 
 async def test_option_cut_offs_follow_the_calendar(world):
-    """Cut-offs from v28quant.calendar (Cboe rules): SPY is a late-close ETF, so its
-    non-expiring options trade to 16:15 ET; equities and AAPL options stop at 16:00; on expiry
-    day the expiring SPY series stops at 16:00 too, and orders for it are refused after that."""
+    """Cut-offs from v28quant.calendar (Cboe rules).
+
+    SPY is a late-close ETF, so its non-expiring options trade to 16:15 ET; equities and AAPL
+    options stop at 16:00; on expiry day the expiring SPY series stops at 16:00 too, and orders for
+    it are refused after that.
+    """
     clock, q, make = world
     aapl_c, spy_next = "AAPL240607C00190000", "SPY240614C00530000"
     q.set("AAPL", "190.00", "190.05")
@@ -404,7 +423,8 @@ async def test_option_cut_offs_follow_the_calendar(world):
         spy = await b.submit(
             OrderRequest.option(C530, 1, "buy", "buy_to_open", D("4.00"), owner=own("late1"))
         )
-        assert spy.status == OrderStatus.FILLED and spy.filled_avg_price == D("4.00"), spy
+        assert spy.status == OrderStatus.FILLED, spy
+        assert spy.filled_avg_price == D("4.00"), spy
         stock = await b.submit(OrderRequest.equity("SPY", 1, "buy", owner=own("late2")))
         aapl = await b.submit(
             OrderRequest.option(aapl_c, 1, "buy", "buy_to_open", D("2.10"), owner=own("late3"))
@@ -447,9 +467,12 @@ async def test_option_cut_offs_follow_the_calendar(world):
 
 
 async def test_margin_account_doubles_stock_buying_power(world):
-    """Reg T (12 CFR 220.12): initial margin 50 % of a long stock position, so buying power
-    is 2 x excess equity, excess = equity - 50 % of long value. Options stay fully paid."""
-    clock, q, make = world
+    """Reg T (12 CFR 220.12).
+
+    initial margin 50 % of a long stock position, so buying power is 2 x excess equity, excess =
+    equity - 50 % of long value. Options stay fully paid.
+    """
+    _clock, _q, make = world
 
     async def go():
         cash_acct = make()
@@ -465,7 +488,8 @@ async def test_margin_account_doubles_stock_buying_power(world):
         assert acct.cash == D(100_000) - 300 * D("530.10"), acct  # a margin loan: negative
         equity = acct.cash + long_value
         excess = equity - long_value / 2
-        assert acct.equity == equity and acct.options_buying_power == excess, acct
+        assert acct.equity == equity, acct
+        assert acct.options_buying_power == excess, acct
         assert acct.buying_power == 2 * excess, acct
         # Options are not marginable: two cash-secured 520 puts need 104 000 of excess.
         with pytest.raises(InsufficientBuyingPower, match="options buying power"):
@@ -477,9 +501,12 @@ async def test_margin_account_doubles_stock_buying_power(world):
 
 
 async def test_margin_account_sells_short_with_150_percent_requirement(world):
-    """Reg T short sale: 150 % of the short's value held (the proceeds plus 50 %), so
-    excess = cash - 1.5 x short value = equity - 50 % of short value."""
-    clock, q, make = world
+    """Reg T short sale.
+
+    150 % of the short's value held (the proceeds plus 50 %), so excess = cash - 1.5 x short value =
+    equity - 50 % of short value.
+    """
+    _clock, q, make = world
     q.set("AAPL", "190.00", "190.05")
 
     async def go():
@@ -488,7 +515,8 @@ async def test_margin_account_sells_short_with_150_percent_requirement(world):
             await cash_acct.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s0")))
         b = make(multiplier=2)
         o = await b.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s1")))
-        assert o.status == OrderStatus.FILLED and o.filled_avg_price == D("190.00"), o
+        assert o.status == OrderStatus.FILLED, o
+        assert o.filled_avg_price == D("190.00"), o
         [pos] = await b.positions()
         assert (pos.symbol, pos.qty) == ("AAPL", D(-100))
         acct = await b.account()

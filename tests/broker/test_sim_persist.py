@@ -143,3 +143,16 @@ def test_an_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text(json.dumps({"format": "something else"}))
     with pytest.raises(SimStateError, match="format"):
         SimBroker(_quotes(clock), clock, state_path=path)
+
+
+@pytest.mark.asyncio
+async def test_keep_state_attaches_before_trading_only(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    clock = SimClock(OPEN)
+    first = SimBroker(_quotes(clock), clock, state_path=path)
+    await first.submit(OrderRequest.equity("SPY", 2, "buy", owner=_own("k", "equity")))
+    later = SimBroker(_quotes(clock), clock)  # built first, told where its account lives after
+    later.keep_state(path)
+    assert [(p.symbol, p.qty) for p in await later.positions()] == [("SPY", Decimal(2))]
+    with pytest.raises(ValueError, match="already traded"):
+        later.keep_state(tmp_path / "other.json")

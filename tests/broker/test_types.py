@@ -53,7 +53,7 @@ def test_occ_rejects_off_grid_strike():
 
 
 @pytest.mark.parametrize(
-    "price,side,scheme,want",
+    ("price", "side", "scheme", "want"),
     [
         ("1.234", "buy", "penny_pilot", "1.23"),  # buys round down
         ("1.231", "sell", "penny_pilot", "1.24"),  # sells round up
@@ -94,10 +94,12 @@ def test_owner_client_order_id_is_deterministic_short_and_parseable():
     assert (tag.engine, tag.strategy, tag.revision) == ("options", "iron_condor", 0)
     assert not tag.same_decision(parse_client_order_id(c.client_order_id))
     r = replacement_client_order_id(a.client_order_id)
-    assert len(r) <= 48 and parse_client_order_id(r).revision == 1
+    assert len(r) <= 48
+    assert parse_client_order_id(r).revision == 1
     assert parse_client_order_id(replacement_client_order_id(r)).revision == 2
     longest = Owner("abcdefgh", "abcdefghijklmnop", "x").client_order_id + "-r99"
-    assert len(longest) == 46 and parse_client_order_id(longest).revision == 99
+    assert len(longest) == 46
+    assert parse_client_order_id(longest).revision == 99
     for foreign in (None, "", "my-order-1", "v28-Options-x-0123456789ab", "v28-a-b-xyz"):
         assert parse_client_order_id(foreign) is None
 
@@ -114,7 +116,9 @@ def test_owner_validation():
 def test_order_requests_validate_and_round():
     o = Owner("options", "t", "d")
     r = OrderRequest.option("SPY240621C00530000", 2, "buy", "buy_to_open", "6.07", owner=o)
-    assert r.type == "limit" and r.limit_price == D("6.05") and r.time_in_force == "day"
+    assert r.type == "limit"
+    assert r.limit_price == D("6.05")
+    assert r.time_in_force == "day"
     m = OrderRequest.multileg(
         [
             Leg("SPY240621P00520000", 1, "sell", "sell_to_open"),
@@ -124,7 +128,8 @@ def test_order_requests_validate_and_round():
         "-1.234",
         owner=o,
     )
-    assert m.limit_price == D("-1.24") and m.kind == "mleg"
+    assert m.limit_price == D("-1.24")
+    assert m.kind == "mleg"
     with pytest.raises(ValueError, match="whole"):
         OrderRequest.option("SPY240621C00530000", D("1.5"), "buy", "buy_to_open", owner=o)
     with pytest.raises(ValueError, match="intent"):

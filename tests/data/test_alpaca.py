@@ -1,5 +1,6 @@
-"""``AlpacaData`` through the real alpaca-py clients (``raw_data=False``: every payload is
-validated by alpaca-py's own pydantic models) against the loopback fake data API.
+"""``AlpacaData`` through the real alpaca-py clients (``raw_data=False``.
+
+every payload is validated by alpaca-py's own pydantic models) against the loopback fake data API.
 
 Independent references: the shipped files in ../shared/data (SPY daily bars, the NVDA Alpaca
 option-chain snapshot) that the fake serves; Black-Scholes vega recomputed from the snapshot's
@@ -225,7 +226,7 @@ async def test_429_exhausted_and_403_are_clear_errors(fake: FakeAlpacaData, capl
         403,
         {"message": "subscription does not permit querying recent SIP data"},
     )
-    with pytest.raises(DataError, match="403.*subscription does not permit") as ei:
+    with pytest.raises(DataError, match=r"403.*subscription does not permit") as ei:
         await client(fake).bars(["SPY"], date(2023, 1, 1), date(2023, 1, 31))
     assert KEY not in str(ei.value)
     assert SECRET not in str(ei.value)

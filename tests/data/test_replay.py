@@ -1,5 +1,7 @@
-"""Replay data feed: no look-ahead, reproducible intraday paths, synthetic chain sanity,
-sample history and users' files.
+"""Replay data feed.
+
+No look-ahead, reproducible intraday paths, synthetic chain sanity, sample history and users'
+files.
 
 Independent references: the recorded daily bars themselves (every synthetic path and intraday
 bar must reproduce the day's open/high/low/close), put-call parity (C - P = S e^{-qT} - K e^{-rT},
@@ -113,10 +115,14 @@ async def test_intraday_bars_rebuild_the_daily_bar(spx: History, day: str) -> No
     f = feed_at(spx, datetime.combine(d, datetime.min.time(), ET) + timedelta(hours=20))
     for tf in ("1Min", "5Min", "1Hour"):
         m = await f.bars(["SPX"], d, d, tf)
-        assert m["open"].iloc[0] == rec["open"] and m["close"].iloc[-1] == rec["close"], tf
-        assert m["high"].max() == rec["high"] and m["low"].min() == rec["low"], tf
-        assert (m["low"] >= rec["low"]).all() and (m["high"] <= rec["high"]).all(), tf
-        assert m["volume"].sum() <= rec["volume"] and m["volume"].sum() > 0.99 * rec["volume"]
+        assert m["open"].iloc[0] == rec["open"], tf
+        assert m["close"].iloc[-1] == rec["close"], tf
+        assert m["high"].max() == rec["high"], tf
+        assert m["low"].min() == rec["low"], tf
+        assert (m["low"] >= rec["low"]).all(), tf
+        assert (m["high"] <= rec["high"]).all(), tf
+        assert m["volume"].sum() <= rec["volume"]
+        assert m["volume"].sum() > 0.99 * rec["volume"]
     if d == date(2016, 11, 25):  # day after Thanksgiving: 13:00 close, 210 one-minute bars
         assert len(await f.bars(["SPX"], d, d, "1Min")) == 210
 
@@ -139,9 +145,11 @@ def test_intraday_path_properties() -> None:
 
 async def test_equity_quotes(spx: History) -> None:
     f = feed_at(spx, NOW)
-    assert isinstance(f, QuoteSource) and isinstance(f, DataFeed)
+    assert isinstance(f, QuoteSource)
+    assert isinstance(f, DataFeed)
     q = await f.quote("SPX")
-    assert q.synthetic and q.ask - q.bid >= Decimal("0.01")
+    assert q.synthetic
+    assert q.ask - q.bid >= Decimal("0.01")
     assert abs(float(q.mid) - f.price("SPX")) <= 0.01
     assert q.bid == q.bid.quantize(Decimal("0.01"))
     assert set(await f.latest_quotes(["SPX", "NOPE"])) == {"SPX"}
@@ -153,8 +161,10 @@ async def test_synthetic_chain_sanity(spx: History) -> None:
     f = feed_at(spx, NOW)
     ch = await f.option_chain("SPX")
     assert list(ch.columns) == list(CHAIN_COLUMNS)
-    assert ch["synthetic"].all() and ch.attrs["source"].startswith("synthetic")
-    assert (ch["bid"] >= 0).all() and (ch["bid"] < ch["ask"]).all()
+    assert ch["synthetic"].all()
+    assert ch.attrs["source"].startswith("synthetic")
+    assert (ch["bid"] >= 0).all()
+    assert (ch["bid"] < ch["ask"]).all()
     assert (ch["expiry"].dt.date >= NOW.date()).all()
     for sym, k, e, ty in zip(ch["symbol"], ch["strike"], ch["expiry"], ch["type"], strict=True):
         occ = parse_occ(sym)
@@ -179,7 +189,8 @@ async def test_synthetic_chain_sanity(spx: History) -> None:
     # the quote for one contract agrees with its chain row
     row = ch.iloc[len(ch) // 2]
     q = await f.quote(row["symbol"])
-    assert (float(q.bid), float(q.ask)) == (row["bid"], row["ask"]) and q.synthetic
+    assert (float(q.bid), float(q.ask)) == (row["bid"], row["ask"])
+    assert q.synthetic
 
 
 async def test_chain_filters_and_contracts(spx: History) -> None:
@@ -187,7 +198,8 @@ async def test_chain_filters_and_contracts(spx: History) -> None:
     ch = await f.option_chain(
         "SPX", expiry_to=date(2015, 6, 30), type="put", strike_from=2000, strike_to=2100
     )
-    assert set(ch["type"]) == {"put"} and ch["strike"].between(2000, 2100).all()
+    assert set(ch["type"]) == {"put"}
+    assert ch["strike"].between(2000, 2100).all()
     assert (ch["expiry"].dt.date <= date(2015, 6, 30)).all()
     con = await f.option_contracts("SPX", expiry_to=date(2015, 6, 30))
     assert set(con["expiry"].dt.date) == set(
@@ -195,7 +207,8 @@ async def test_chain_filters_and_contracts(spx: History) -> None:
     )
     # the July 2015 expiry: Friday July 3rd was a holiday, so the weekly moved to Thursday
     exps = set((await f.option_chain("SPX"))["expiry"].dt.date)
-    assert date(2015, 7, 2) in exps and date(2015, 7, 3) not in exps
+    assert date(2015, 7, 2) in exps
+    assert date(2015, 7, 3) not in exps
 
 
 async def test_expired_option_has_no_quote(spx: History) -> None:
@@ -207,11 +220,13 @@ async def test_expired_option_has_no_quote(spx: History) -> None:
 async def test_real_snapshot_then_synthetic(shared_data: Path) -> None:
     spy = load_bars_file(shared_data / "equities/yahoo_raw_2019_2023/SPY.csv")
     snap = load_chain_snapshot(shared_data / "options/SPY_2023-09-14_cboe.csv")
-    assert snap.attrs["underlying_price"] == 450.81 and not snap["synthetic"].any()
+    assert snap.attrs["underlying_price"] == 450.81
+    assert not snap["synthetic"].any()
     clock = SimClock(datetime(2023, 9, 15, 10, 0, tzinfo=ET))
     f = ReplayFeed(spy, clock, snapshots=[snap])
     ch = await f.option_chain("SPY", expiry_from=date(2023, 9, 15), expiry_to=date(2023, 9, 15))
-    assert not ch["synthetic"].any() and ch.attrs["source"] == "snapshot"
+    assert not ch["synthetic"].any()
+    assert ch.attrs["source"] == "snapshot"
     raw = pd.read_csv(shared_data / "options/SPY_2023-09-14_cboe.csv")
     raw = raw[raw.expiration == "2023-09-15"]
     assert len(ch) == len(raw)
@@ -226,7 +241,8 @@ def test_sample_history_labels() -> None:
     from skfolio.datasets import load_sp500_dataset
 
     h = sp500_stocks()
-    assert len(h.symbols) == 21 and "SP500" in h.symbols
+    assert len(h.symbols) == 21
+    assert "SP500" in h.symbols
     assert h.synthetic["AAPL"] == {"open", "high", "low", "volume"}
     ref = load_sp500_dataset()["JPM"].dropna()
     got = h.bars[h.bars.symbol == "JPM"]
@@ -244,11 +260,12 @@ def test_user_files(tmp_path: Path) -> None:
         "2024-01-02,9,10.2,8.8,10,200\n"
     )
     h = load_bars_file(p)
-    assert h.symbols == ["ABC"] and h.bars["close"].tolist() == [10.0, 10.5]
+    assert h.symbols == ["ABC"]
+    assert h.bars["close"].tolist() == [10.0, 10.5]
     assert h.bars["timestamp"].iloc[0] == pd.Timestamp("2024-01-02 05:00", tz="UTC")
     bad = tmp_path / "bad.csv"
     bad.write_text("date,open,high,low,close\n2024-01-02,1,2,1,1\n")
-    with pytest.raises(ValueError, match="missing column.*volume"):
+    with pytest.raises(ValueError, match=r"missing column.*volume"):
         load_bars_file(bad)
     bad.write_text("date,open,high,low,close,volume\n2024-01-02,1,1.5,1,2,5\n")
     with pytest.raises(ValueError, match="'high' on 2024-01-02 does not bracket"):

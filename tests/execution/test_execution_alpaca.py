@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import v28quant
-from fakes.crash_child import KEY, SECRET, decision
 from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.crash_child import KEY, SECRET, decision
 from fakes.fixtures import OPEN, FakeTime
 from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker import OrderRequest, Owner
@@ -91,24 +91,31 @@ async def test_500_after_store_is_settled_by_lookup(fake: FakeAlpacaTrading, tmp
 
 @pytest.mark.asyncio
 async def test_429_storm_waits_then_places_once(fake: FakeAlpacaTrading, tmp_path: Path):
-    """Two 429s with a reset 5 s ahead: the limiter waits them out (simulated time), then one
+    """A 429 storm is waited out; one that outlasts every attempt leaves the order unknown.
+
+    Two 429s with a reset 5 s ahead: the limiter waits them out (simulated time), then one
     POST goes through. A storm that outlasts every attempt leaves the order ``unknown`` (never
     ``rejected``); ``sync`` finds nothing at the venue and marks it ``not_sent``; placing the
-    same decision again sends it once."""
+    same decision again sends it once.
+    """
     ft = FakeTime()
     reset = {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(ft.t) + 5)}
     fake.inject("POST", "/v2/orders", 429, {"message": "too many requests"}, headers=reset, times=2)
     journal = Journal(tmp_path / "j.sqlite")
     ex = Executor(make(fake, ft), journal)
     out = await ex.place(buy(1, "storm"))
-    assert out.status == "filled" and sum(ft.slept) >= 5.0, ft.slept
+    assert out.status == "filled"
+    assert sum(ft.slept) >= 5.0, ft.slept
     one_order_agreeing(fake, journal, out.client_order_id)
 
     fake.inject("POST", "/v2/orders", 429, {"message": "too many requests"}, times=3)
     second = await ex.place(buy(2, "storm-2"))
-    assert second.status == "unknown" and second.reason and "429" in second.reason
+    assert second.status == "unknown"
+    assert second.reason
+    assert "429" in second.reason
     row = journal.order_by_client_id(second.client_order_id)
-    assert row is not None and row["status"] == "unknown"
+    assert row is not None
+    assert row["status"] == "unknown"
     settled = await ex.sync()
     assert [(o.client_order_id, o.status) for o in settled] == [
         (second.client_order_id, "not_sent")
@@ -122,8 +129,11 @@ async def test_429_storm_waits_then_places_once(fake: FakeAlpacaTrading, tmp_pat
 async def test_403_after_an_ambiguous_attempt_is_not_a_rejection(
     fake: FakeAlpacaTrading, tmp_path: Path
 ):
-    """Attempt 1 is stored, answered 500; the look-up lags (404); attempt 2 is refused for
-    buying power. The executor reports the order the first attempt placed."""
+    """A refusal after an ambiguous attempt resolves to the order that landed.
+
+    Attempt 1 is stored, answered 500; the look-up lags (404); attempt 2 is refused for
+    buying power. The executor reports the order the first attempt placed.
+    """
     fake.inject("POST", "/v2/orders", 500, {"message": "boom"}, after_store=True)
     fake.inject("GET", "/v2/orders:by_client_order_id", 404, {"message": "order not found"})
     fake.inject("POST", "/v2/orders", 403, BP_403)
@@ -142,9 +152,11 @@ async def test_403_after_ambiguity_with_nothing_found_stays_unknown_until_lookup
     journal = Journal(tmp_path / "j.sqlite")
     ex = Executor(make(fake), journal)
     out = await ex.place(buy(5, "amb2"))
-    assert out.status == "unknown" and "insufficient buying power" in (out.reason or "")
+    assert out.status == "unknown"
+    assert "insufficient buying power" in (out.reason or "")
     row = journal.order_by_client_id(out.client_order_id)
-    assert row is not None and row["status"] == "unknown"
+    assert row is not None
+    assert row["status"] == "unknown"
     assert [o.status for o in await ex.sync()] == ["not_sent"]
 
 
@@ -158,19 +170,23 @@ async def test_first_attempt_403_is_rejected_and_never_retried(
     d = buy(5, "definite")
     assert (await ex.place(d)).status == "rejected"
     assert (await ex.place(d)).status == "rejected"
-    assert fake.count("POST", "/v2/orders") == 1 and fake.orders == {}
+    assert fake.count("POST", "/v2/orders") == 1
+    assert fake.orders == {}
 
 
 # ---------------------------------------------------------------- crashes
 
 
-def start_child(fake: FakeAlpacaTrading, path: Path, mode: str) -> subprocess.Popen[str]:
+def start_child(
+    fake: FakeAlpacaTrading, path: Path, mode: str, stderr: int | None = None
+) -> subprocess.Popen[str]:
     here = Path(__file__).resolve().parents[1] / "fakes"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(v28quant.__file__).parents[1]), str(here)])
     return subprocess.Popen(
         [sys.executable, str(here / "crash_child.py"), fake.url, str(path), mode],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env=env,
     )
@@ -190,7 +206,7 @@ def kill(child: subprocess.Popen[str]) -> None:
 
 
 async def restart(fake: FakeAlpacaTrading, path: Path) -> tuple[Journal, Executor, Any]:
-    """What a restarted runner does: take the lock, reconcile, then place its decision."""
+    """Restart as a runner does: take the lock, open the journal, reconcile."""
     JournalLock(path).acquire()  # the killed holder's lock went with it
     journal = Journal(path)
     ex = Executor(make(fake), journal)
@@ -200,9 +216,12 @@ async def restart(fake: FakeAlpacaTrading, path: Path) -> tuple[Journal, Executo
 
 @pytest.mark.asyncio
 async def test_sigkill_between_intent_and_submit(fake: FakeAlpacaTrading, tmp_path: Path):
-    """Killed after journaling the intent, before a byte left: the restart finds no order at
+    """Killed between intent and submit: the restart sends the order once.
+
+    Killed after journaling the intent, before a byte left: the restart finds no order at
     the venue, marks the intent ``not_sent`` and sends it once. A second instance started
-    while the first runs is refused, naming the holder's pid."""
+    while the first runs is refused, naming the holder's pid.
+    """
     path = tmp_path / "j.sqlite"
     child = start_child(fake, path, "before_submit")
     try:
@@ -210,6 +229,11 @@ async def test_sigkill_between_intent_and_submit(fake: FakeAlpacaTrading, tmp_pa
         with pytest.raises(JournalLocked, match=rf"in use by process {child.pid}") as held:
             JournalLock(path).acquire()
         assert held.value.holder_pid == child.pid
+        second = start_child(fake, path, "second", stderr=subprocess.PIPE)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 1
+        assert f"in use by process {child.pid}" in err
+        assert "LOCKED" not in out
         wait_line(child, "SUBMITTING")
     finally:
         kill(child)
@@ -225,8 +249,11 @@ async def test_sigkill_between_intent_and_submit(fake: FakeAlpacaTrading, tmp_pa
 
 @pytest.mark.asyncio
 async def test_sigkill_between_submit_and_acknowledgement(fake: FakeAlpacaTrading, tmp_path: Path):
-    """Killed after the venue stored the order, before its answer arrived: the restart's
-    reconcile finds it by client order id, and placing the decision again sends nothing."""
+    """Killed between submit and acknowledgement: the restart sends nothing more.
+
+    Killed after the venue stored the order, before its answer arrived: the restart's
+    reconcile finds it by client order id, and placing the decision again sends nothing.
+    """
     path = tmp_path / "j.sqlite"
     answer = threading.Event()
     fake.inject("POST", "/v2/orders", 200, after_store=True, hold=answer)

@@ -80,12 +80,14 @@ async def test_market_buy_fills_and_journals_fill_and_snapshot(world: World) -> 
     ]
     row = world.journal.order_by_client_id(out.client_order_id)
     assert row is not None
-    assert row["status"] == "filled" and row["filled_qty"] == D(10)
+    assert row["status"] == "filled"
+    assert row["filled_qty"] == D(10)
     assert row["broker_order_id"] == out.order.id if out.order else False
     assert world.journal.last_positions() == {"SPY": D(10)}
     assert world.journal.reservations() == []
     events = [e["status"] for e in world.journal.order_events(out.client_order_id)]
-    assert events[0] == "intent" and events[-1] == "filled", events
+    assert events[0] == "intent", events
+    assert events[-1] == "filled", events
     (decision,) = raw(world.path, "SELECT reasoning FROM decisions")
     assert '"score": 0.8' in decision[0]
 
@@ -119,7 +121,8 @@ async def test_same_decision_twice_is_one_order(world: World) -> None:
     d = buy("SPY", 5, "once")
     first = await world.ex.place(d)
     again = await world.ex.place(d)
-    assert first.order is not None and again.order is not None
+    assert first.order is not None
+    assert again.order is not None
     assert first.order.id == again.order.id
     assert len(await venue_orders(world.broker, d.request.client_order_id)) == 1
     assert world.journal.last_positions() == {"SPY": D(5)}
@@ -135,7 +138,8 @@ async def test_same_owner_different_request_is_refused_loudly(world: World) -> N
         await world.ex.place(sell)
     assert len(await venue_orders(world.broker, owner.client_order_id)) == 1
     row = world.journal.order_by_client_id(owner.client_order_id)
-    assert row is not None and row["request"]["side"] == "buy"
+    assert row is not None
+    assert row["request"]["side"] == "buy"
 
 
 @pytest.mark.asyncio
@@ -143,12 +147,15 @@ async def test_definite_refusal_is_rejected_and_never_resent(world: World) -> No
     """1000 SPY at 530.10 needs $530,100 of a $100,000 account: the venue refuses it."""
     d = buy("SPY", 1000, "too-big")
     out = await world.ex.place(d)
-    assert out.status == "rejected" and out.reason and "buying power" in out.reason.lower()
+    assert out.status == "rejected"
+    assert out.reason
+    assert "buying power" in out.reason.lower()
     again = await world.ex.place(d)
     assert again.status == "rejected"
     assert await venue_orders(world.broker, d.request.client_order_id) == []
     row = world.journal.order_by_client_id(d.request.client_order_id)
-    assert row is not None and row["status"] == "rejected"
+    assert row is not None
+    assert row["status"] == "rejected"
 
 
 @pytest.mark.asyncio
@@ -160,13 +167,16 @@ async def test_resting_limit_order_tracked_cancelled_and_replaced(world: World) 
     assert out.status == "new"
     new = await world.ex.replace(owner.client_order_id, limit_price=D("521.00"), reason="chase")
     assert new.client_order_id == owner.client_order_id + "-r1"
-    assert new.order is not None and new.order.limit_price == D("521.00")
+    assert new.order is not None
+    assert new.order.limit_price == D("521.00")
     old = world.journal.order_by_client_id(owner.client_order_id)
-    assert old is not None and old["status"] == "replaced"
+    assert old is not None
+    assert old["status"] == "replaced"
     gone = await world.ex.cancel(new.client_order_id, reason="end of test")
     assert gone.status == "canceled"
     statuses = [e["status"] for e in world.journal.order_events(new.client_order_id)]
-    assert statuses[0] == "intent" and "cancel_requested" in statuses
+    assert statuses[0] == "intent"
+    assert "cancel_requested" in statuses
     assert statuses[-1] == "canceled"
     assert world.journal.open_orders() == []
 
@@ -179,8 +189,11 @@ async def test_cancel_refuses_an_order_that_is_not_ours(world: World) -> None:
 
 @pytest.mark.asyncio
 async def test_track_polls_until_the_market_opens_and_fills(tmp_path: Path) -> None:
-    """Placed on a Saturday the order waits ``accepted``; tracking, with a sleep that moves the
-    simulated clock to Monday's session, sees it fill and journals the fill."""
+    """Tracking polls a resting order until it fills.
+
+    Placed on a Saturday the order waits ``accepted``; tracking, with a sleep that moves the
+    simulated clock to Monday's session, sees it fill and journals the fill.
+    """
     w = World(tmp_path / "j.sqlite", now=CLOSED)
 
     async def to_monday(_: float) -> None:
@@ -222,9 +235,12 @@ async def test_reserved_shares_cannot_be_sold_by_another_owner(world: World) -> 
     )
     too_many = await world.ex.place(sell_spy(51, "s51"))
     assert too_many.status == "refused"
-    assert too_many.reason and "reserved by options/covered" in too_many.reason
+    assert too_many.reason
+    assert "reserved by options/covered" in too_many.reason
     row = world.journal.order_by_client_id(too_many.client_order_id)
-    assert row is not None and row["status"] == "refused" and "reserved" in row["reason"]
+    assert row is not None
+    assert row["status"] == "refused"
+    assert "reserved" in row["reason"]
     assert await venue_orders(world.broker, too_many.client_order_id) == []
     ok = await world.ex.place(sell_spy(50, "s50"))
     assert ok.status == "filled"
@@ -233,8 +249,11 @@ async def test_reserved_shares_cannot_be_sold_by_another_owner(world: World) -> 
 
 @pytest.mark.asyncio
 async def test_reserved_cash_cannot_be_spent_by_another_owner(world: World) -> None:
-    """A cash-secured put on strike 520 reserves $52,000; the equity engine may spend the rest
-    of the cash, and not a dollar of the reservation."""
+    """Cash reserved for a cash-secured put cannot be spent by another owner.
+
+    A cash-secured put on strike 520 reserves $52,000; the equity engine may spend the rest
+    of the cash, and not a dollar of the reservation.
+    """
     owner = Owner("options", "csp", "p1")
     req = OrderRequest.option(P520, 1, "sell", "sell_to_open", "3.00", owner=owner)
     put = await world.ex.place(
@@ -243,18 +262,23 @@ async def test_reserved_cash_cannot_be_spent_by_another_owner(world: World) -> N
     assert put.status == "filled", put
     # Cash is now 100,000 + 300 premium = 100,300; 52,000 reserved: 48,300 free.
     big = await world.ex.place(buy("QQQ", 108, "q108"))  # 108 x 450.20 = 48,621.60
-    assert big.status == "refused" and big.reason and "csp" in big.reason
+    assert big.status == "refused"
+    assert big.reason
+    assert "csp" in big.reason
     small = await world.ex.place(buy("QQQ", 107, "q107"))  # 107 x 450.20 = 48,171.40
     assert small.status == "filled"
 
 
 @pytest.mark.asyncio
 async def test_reservations_hold_under_two_concurrent_owners(tmp_path: Path) -> None:
-    """Two engines, each with its own executor and journal connection, race for 100 shares:
+    """Reservations hold when two owners race for the same shares.
+
+    Two engines, each with its own executor and journal connection, race for 100 shares:
     one reserves them for a covered call while the other sells them. Exactly one wins,
     whatever the interleaving: the loser is refused by the reservation check (or, when the sell
     filled before the call's check read the position, rejected by the venue), and a losing
-    call leaves no reservation behind."""
+    call leaves no reservation behind.
+    """
     for trial in range(6):
         w = World(tmp_path / f"j{trial}.sqlite")
         await w.ex.place(buy("SPY", 100, "stock"))
@@ -268,9 +292,11 @@ async def test_reservations_hold_under_two_concurrent_owners(tmp_path: Path) -> 
         assert len(lost) == 1, (cc, sell)
         held = {p.symbol: p.qty for p in await w.broker.positions()}
         if lost[0] is cc:
-            assert held.get("SPY", D(0)) == 0 and w.journal.reservations() == []
+            assert held.get("SPY", D(0)) == 0
+            assert w.journal.reservations() == []
         else:
-            assert held["SPY"] == 100 and held[C540] == -1
+            assert held["SPY"] == 100
+            assert held[C540] == -1
             assert len(w.journal.reservations()) == 1
         ex2.journal.close()
         other.close()
@@ -286,7 +312,8 @@ async def test_unfilled_order_releases_its_reservation(world: World) -> None:
     out = await world.ex.place(
         Decision(req, {}, reserve=Reservation(owner, "shares", "SPY", D(100)))
     )
-    assert out.status == "new" and len(world.journal.reservations()) == 1
+    assert out.status == "new"
+    assert len(world.journal.reservations()) == 1
     await world.ex.cancel(owner.client_order_id, reason="too far")
     assert world.journal.reservations() == []
 
@@ -296,9 +323,12 @@ async def test_unfilled_order_releases_its_reservation(world: World) -> None:
 
 @pytest.mark.asyncio
 async def test_a_busy_journal_does_not_stall_the_event_loop(world: World) -> None:
-    """Another connection holds the journal's write lock. While ``place`` waits for it, the
+    """A journal locked by another connection never stalls the event loop.
+
+    Another connection holds the journal's write lock. While ``place`` waits for it, the
     event loop keeps running: a ticker advances, and releases the lock after 20 ticks. With the
-    SQLite call on the loop, the ticker could not run and ``place`` would fail after 30 s."""
+    SQLite call on the loop, the ticker could not run and ``place`` would fail after 30 s.
+    """
     blocker = sqlite3.connect(world.path, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
     ticks = 0
@@ -311,5 +341,83 @@ async def test_a_busy_journal_does_not_stall_the_event_loop(world: World) -> Non
         blocker.execute("COMMIT")
 
     out, _ = await asyncio.gather(world.ex.place(buy("SPY", 1, "busy")), ticker())
-    assert ticks == 20 and out.status == "filled"
+    assert ticks == 20
+    assert out.status == "filled"
+    blocker.close()
+
+
+# ---------------------------------------------------------------- options
+
+
+C530 = "SPY240607C00530000"
+
+
+@pytest.mark.asyncio
+async def test_single_option_and_multileg_decisions_fill_and_journal_their_legs(
+    world: World,
+) -> None:
+    """Single-option and multi-leg decisions fill and journal every leg.
+
+    A long call at the 4.00 ask, then a 530/540 call debit spread: net debit = 4.00 (buy
+    530 at the ask) - 0.95 (sell 540 at the bid) = 3.05 per unit, limit 3.10 (marketable).
+    """
+    from v28quant.broker import Leg
+
+    world.quotes.set(C530, "3.90", "4.00")
+    single = OrderRequest.option(
+        C530, 1, "buy", "buy_to_open", "4.00", owner=Owner("options", "long", "c1")
+    )
+    out = await world.ex.place(Decision(single, {"iv_rank": 0.2}))
+    assert out.status == "filled"
+    assert [(f.symbol, f.qty, f.price) for f in out.fills] == [(C530, D(1), D("4.00"))]
+    legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C540, 1, "sell", "sell_to_open")]
+    spread = OrderRequest.multileg(legs, 2, "3.10", owner=Owner("options", "vertical", "v1"))
+    res = await world.ex.place(Decision(spread, {"width": 10}))
+    assert res.status == "filled", res
+    assert sorted((f.symbol, f.side, f.qty, f.price) for f in res.fills) == [
+        (C530, "buy", D(2), D("4.00")),
+        (C540, "sell", D(2), D("0.95")),
+    ]
+    assert world.journal.last_positions() == {C530: D(3), C540: D(-2)}
+    row = world.journal.order_by_client_id(spread.client_order_id)
+    assert row is not None
+    assert row["spend_kind"] == "cash"
+    assert row["spend_amount"] == D(2) * 100 * D("3.10")  # units x contract size x net debit
+
+
+@pytest.mark.asyncio
+async def test_closing_the_covered_call_frees_its_shares(world: World) -> None:
+    """Once the call is bought back (at the 1.00 ask), ``sync`` releases the 100 shares."""
+    await world.ex.place(buy("SPY", 100, "stock"))
+    await world.ex.place(covered_call("cc-close"))
+    assert len(world.journal.reservations()) == 1
+    owner = Owner("options", "covered", "cc-close-exit")
+    close = OrderRequest.option(C540, 1, "buy", "buy_to_close", "1.00", owner=owner)
+    assert (await world.ex.place(Decision(close, {}))).status == "filled"
+    await world.ex.sync()
+    assert world.journal.reservations() == []
+    (gone,) = world.journal.reservations(active=False)
+    assert gone["release_reason"] == f"position {C540} closed"
+    assert (await world.ex.place(sell_spy(100, "after"))).status == "filled"
+
+
+@pytest.mark.asyncio
+async def test_reconcile_waits_for_a_busy_journal_off_the_loop(world: World) -> None:
+    """Reconcile, too, waits for a locked journal on a worker thread (the ticker runs)."""
+    from v28quant.reconcile import reconcile
+
+    blocker = sqlite3.connect(world.path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while ticks < 20:
+            ticks += 1
+            await asyncio.sleep(0.01)
+        blocker.execute("COMMIT")
+
+    report, _ = await asyncio.gather(reconcile(world.journal, world.broker, world.clock), ticker())
+    assert ticks == 20
+    assert report.ok, report.reason
     blocker.close()

@@ -1,5 +1,8 @@
-"""Executor following Alpaca's trade-updates stream (real alpaca-py ``TradingStream``) against a
-loopback websocket fake wired to the REST fake: fills are journaled as they are pushed."""
+"""Executor following Alpaca's trade-updates stream.
+
+The real alpaca-py ``TradingStream`` against a loopback websocket fake wired to the REST fake:
+fills are journaled as they are pushed.
+"""
 
 from __future__ import annotations
 
@@ -71,8 +74,11 @@ def test_stream_url_sits_beside_the_trading_endpoint() -> None:
 async def test_pushed_fill_is_journaled_without_polling(
     venue: tuple[FakeAlpacaTrading, FakeTradeStream], tmp_path: Path
 ) -> None:
-    """A resting buy at 529.00 fills when the ask drops to 528.90: the journal learns it from
-    the push (no look-up by client order id is made), with the fill and the position."""
+    """A pushed fill is journaled without polling.
+
+    A resting buy at 529.00 fills when the ask drops to 528.90: the journal learns it from
+    the push (no look-up by client order id is made), with the fill and the position.
+    """
     rest, ws = venue
     ex = await following(rest, ws, tmp_path / "j.sqlite", poll_s=3600)
     try:
@@ -105,6 +111,7 @@ async def test_track_wakes_on_a_pushed_update(
     ex = await following(rest, ws, tmp_path / "j.sqlite", poll_s=3600)
     try:
         out = await ex.place(limit_buy("wake", "529.00"))
+
         def answered() -> int:
             return sum(1 for r in rest.responses if r[:2] == ("GET", LOOKUP))
 
@@ -115,6 +122,7 @@ async def test_track_wakes_on_a_pushed_update(
         rest.set_quote("SPY", "528.50", "528.90", 100, 100)
         rest.process()
         order = await asyncio.wait_for(waiting, 60)  # a bound on a hang, far below the hour
-        assert order.status.value == "filled" and order.filled_qty == D(3)
+        assert order.status.value == "filled"
+        assert order.filled_qty == D(3)
     finally:
         await ex.aclose()

@@ -116,8 +116,11 @@ def test_fault1_live_mode_on_the_paper_host_is_refused(keys: pytest.MonkeyPatch)
 async def test_fault2_unsent_intent_is_not_sent_and_a_late_landing_fails_closed(
     tmp_path: Path,
 ) -> None:
-    """An intent with no broker id becomes ``not_sent`` (never ``rejected``); when the order
-    then lands (a late POST), reconcile reports the journal-terminal, venue-open order."""
+    """Fault 2: an unsent intent is not_sent, and its late landing fails reconcile.
+
+    An intent with no broker id becomes ``not_sent`` (never ``rejected``); when the order
+    then lands (a late POST), reconcile reports the journal-terminal, venue-open order.
+    """
     clock = SimClock(OPEN)
     q = StaticQuotes(clock)
     q.set("SPY", "530.00", "530.10")
@@ -129,7 +132,8 @@ async def test_fault2_unsent_intent_is_not_sent_and_a_late_landing_fails_closed(
     first = await reconcile(journal, venue, clock)
     assert first.ok, first.reason
     row = journal.order_by_client_id(cid)
-    assert row is not None and row["status"] == "not_sent"
+    assert row is not None
+    assert row["status"] == "not_sent"
     await venue.submit(req)  # the POST lands after all
     second = await reconcile(journal, venue, clock)
     assert not second.ok
@@ -142,8 +146,11 @@ async def test_fault2_unsent_intent_is_not_sent_and_a_late_landing_fails_closed(
 
 
 def test_fault3_same_owner_different_request_raises_at_alpaca() -> None:
-    """A 50-share sell under the key of an earlier 1-share buy: the venue's duplicate-key
-    answer must not hand back the buy."""
+    """Fault 3 at Alpaca: one key, two requests, is an error.
+
+    A 50-share sell under the key of an earlier 1-share buy: the venue's duplicate-key
+    answer must not hand back the buy.
+    """
     fake = FakeAlpacaTrading(now=OPEN).start()
     try:
         fake.set_quote("SPY", "530.00", "530.10")
@@ -175,7 +182,8 @@ async def test_fault3_executor_catches_it_even_without_the_journal_row(tmp_path:
     with pytest.raises(ClientOrderIdConflict, match="another request"):
         await ex.place(Decision(OrderRequest.equity("SPY", 50, "buy", owner=owner), {}))
     row = journal.order_by_client_id(owner.client_order_id)
-    assert row is not None and "another request" in (row["reason"] or "")
+    assert row is not None
+    assert "another request" in (row["reason"] or "")
     ex.journal.close()
     journal.close()
 
@@ -194,8 +202,11 @@ def fake() -> Any:
 def test_fault4_refusal_after_an_ambiguous_attempt_resolves_by_lookup(
     fake: FakeAlpacaTrading,
 ) -> None:
-    """Attempt 1 is stored then answered 500; the look-up lags (404); attempt 2 is refused for
-    buying power (the first order used it). A final look-up finds the first order."""
+    """Fault 4: a refusal after an ambiguous attempt is settled by look-up.
+
+    Attempt 1 is stored then answered 500; the look-up lags (404); attempt 2 is refused for
+    buying power (the first order used it). A final look-up finds the first order.
+    """
     import asyncio
 
     fake.inject("POST", "/v2/orders", 500, {"message": "boom"}, after_store=True)
@@ -205,7 +216,8 @@ def test_fault4_refusal_after_an_ambiguous_attempt_resolves_by_lookup(
     )
     req = OrderRequest.equity("SPY", 5, "buy", owner=own("amb"))
     o = asyncio.run(make(fake).submit(req))
-    assert o.client_order_id == req.client_order_id and o.status == OrderStatus.FILLED
+    assert o.client_order_id == req.client_order_id
+    assert o.status == OrderStatus.FILLED
     assert len(fake.orders) == 1
     assert fake.count("GET", "/v2/orders:by_client_order_id") == 2
 
@@ -243,7 +255,8 @@ def test_fault4_unparseable_2xx_is_resolved_by_lookup(fake: FakeAlpacaTrading) -
     req = OrderRequest.equity("SPY", 2, "buy", owner=own("garbled"))
     o = asyncio.run(make(fake).submit(req))
     assert o.client_order_id == req.client_order_id
-    assert len(fake.orders) == 1 and fake.count("POST", "/v2/orders") == 1
+    assert len(fake.orders) == 1
+    assert fake.count("POST", "/v2/orders") == 1
     assert fake.count("GET", "/v2/orders:by_client_order_id") == 1
 
 
@@ -253,8 +266,11 @@ def test_fault4_unparseable_2xx_is_resolved_by_lookup(fake: FakeAlpacaTrading) -
 def test_fault7_missing_private_attribute_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """If a release of alpaca-py drops ``_session`` (where our timeouts live), construction
-    fails naming the attribute and the installed version, instead of silently adding it."""
+    """Fault 7: a missing private attribute of alpaca-py is a clear error.
+
+    If a release of alpaca-py drops ``_session`` (where our timeouts live), construction
+    fails naming the attribute and the installed version, instead of silently adding it.
+    """
     from importlib.metadata import version
 
     import alpaca.trading.client as tc

@@ -1,5 +1,6 @@
-"""reconcile(journal, broker): what happened while we were down is journaled; what cannot be
-explained stops trading (fail closed).
+"""reconcile(journal, broker).
+
+What happened while we were down is journaled; what cannot be explained stops trading (fail closed).
 
 Scenarios follow the restart failures the trading anchors list (research/trading_anchors.md §2
 items 5-7: orders filled or cancelled during downtime, lost orders, phantom positions) and
@@ -39,7 +40,7 @@ def venue():
 
 
 async def place(journal, broker, clock, req: OrderRequest):
-    """What the runner does: journal the intent, submit, journal the acknowledgement."""
+    """Do what the runner does: journal the intent, submit, journal the acknowledgement."""
     o = req.owner
     journal.record_order_intent(
         req.client_order_id, o.engine, o.strategy, o.decision_id, req.to_dict(), clock.now()
@@ -65,10 +66,12 @@ async def test_new_journal_rebuilds_positions_from_activities(journal, venue):
     clock, _q, b = venue
     await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=Owner("equity", "t", "x")))
     rep = await reconcile(journal, b, clock)
-    assert rep.ok and kinds(rep) == ["position_explained"], rep
+    assert rep.ok, rep
+    assert kinds(rep) == ["position_explained"], rep
     assert journal.last_positions() == {"SPY": D(10)}
     again = await reconcile(journal, b, clock)
-    assert again.ok and again.differences == (), again
+    assert again.ok, again
+    assert again.differences == (), again
 
 
 async def test_crash_while_journaling_activities_leaves_no_half_batch(journal, venue):
@@ -98,7 +101,8 @@ async def test_crash_while_journaling_activities_leaves_no_half_batch(journal, v
     con.close()
     # the restart after the crash reconciles cleanly from the same activities
     rep = await reconcile(journal, b, clock)
-    assert rep.ok and kinds(rep) == ["position_explained"], rep
+    assert rep.ok, rep
+    assert kinds(rep) == ["position_explained"], rep
     assert journal.last_positions() == {"SPY": D(10)}
     assert len(journal.seen_activity_ids()) == 1
 
@@ -176,7 +180,8 @@ async def test_acknowledged_order_missing_at_broker_fails_closed(journal, venue)
         clock.now(),
     )
     rep = await reconcile(journal, b, clock)
-    assert not rep.ok and "own_order_missing" in rep.reason, rep
+    assert not rep.ok, rep
+    assert "own_order_missing" in rep.reason, rep
 
 
 async def test_unknown_own_order_fails_closed_and_foreign_is_reported(journal, venue):
@@ -280,7 +285,9 @@ async def test_unreachable_broker_fails_closed(journal):
 
 
 async def test_failed_reconcile_is_posted_to_discord(journal):
-    """Fail closed is also announced: the loopback Discord receiver gets one error notice that
+    """Announce a failed reconcile on Discord.
+
+    Fail closed is also announced: the loopback Discord receiver gets one error notice that
     names the reason.
     """
     from fakes.discord import FakeDiscord
@@ -300,11 +307,14 @@ async def test_failed_reconcile_is_posted_to_discord(journal):
         rep = await go(discord.webhook_url)
         assert not rep.ok
         posted = " ".join(str(m) for m in discord.received)
-    assert "reconcile" in posted and "broker_unreachable" in posted, discord.received
+    assert "reconcile" in posted, discord.received
+    assert "broker_unreachable" in posted, discord.received
 
 
 async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
-    """The second reconcile asks only for activities from the last journaled one (less the
+    """Fetch only the activities since the last journaled one.
+
+    The second reconcile asks only for activities from the last journaled one (less the
     documented overlap), not the whole history; a fill in between is still picked up.
     """
     clock, _q, b = venue
@@ -326,7 +336,8 @@ async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
         return first, second
 
     first, second = await go()
-    assert first.ok and second.ok, (first, second)
+    assert first.ok, (first, second)
+    assert second.ok, (first, second)
     assert asked[0] is None
     assert asked[1] == OPEN - ACTIVITY_OVERLAP, asked  # the first fill was at OPEN
     assert journal.last_activity_ts() == datetime(2024, 6, 4, 14, 0, tzinfo=UTC)
@@ -335,7 +346,9 @@ async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
 
 @pytest.mark.parametrize("fault", ["500", "timeout"])
 async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path, fault):
-    """During an outage (every POST and look-up answers 500, or hangs past the client's
+    """Keep the intent through a broker outage and raise a domain error.
+
+    During an outage (every POST and look-up answers 500, or hangs past the client's
     timeout) submit raises BrokerUnavailable, a BrokerError the engine catches; the intent row
     journaled before it is on disk (a fresh connection sees it); once the venue is back,
     reconcile explains it (a 500 never stored the order; a hung POST did, late) and the same
@@ -375,7 +388,8 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
         assert isinstance(ei.value, BrokerError)
         with Journal(path) as other:  # another connection: the row is committed
             row = other.order_by_client_id(req.client_order_id)
-            assert row is not None and row["status"] == "intent", row
+            assert row is not None, row
+            assert row["status"] == "intent", row
         fake.faults.clear()
         hung.set()
         if fault == "timeout":  # the held POSTs land late: wait for the venue to answer them
@@ -389,7 +403,8 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
             assert len(fake.orders) == 1, fake.orders
         rep = await reconcile(journal, b, clock)
         want = "order_changed" if fault == "timeout" else "intent_never_submitted"
-        assert rep.ok and want in kinds(rep), rep
+        assert rep.ok, rep
+        assert want in kinds(rep), rep
         o = await b.submit(req)
         again = await b.submit(req)
         assert o.id == again.id

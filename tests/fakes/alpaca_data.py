@@ -136,7 +136,7 @@ class FakeAlpacaData:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 fake._handle(self)
 
         self._server = serve(Handler)
@@ -317,8 +317,10 @@ class FakeAlpacaData:
 
 
 def bars_from_csv(path: Path, start: str | None = None, end: str | None = None) -> list[dict]:
-    """Daily bars of a ``date,open,high,low,close,...,volume`` file in Alpaca's JSON shape
-    (``t`` = midnight New York of the session, in UTC)."""
+    """Read daily bars of a ``date,open,high,low,close,...,volume`` file in Alpaca's JSON shape.
+
+    ``t`` is midnight New York of the session, in UTC.
+    """
     df = pd.read_csv(path)
     if start:
         df = df[df["date"] >= start]
@@ -343,8 +345,11 @@ def bars_from_csv(path: Path, start: str | None = None, end: str | None = None) 
 
 
 def snapshots_from_csv(path: Path) -> dict[str, dict[str, dict]]:
-    """Option snapshots (underlying -> OCC -> snapshot JSON) from a chain file in the shared
-    long format; IV / greeks only where the file has them (all five greeks, or none)."""
+    """Read option snapshots (underlying -> OCC -> snapshot JSON) from a shared chain file.
+
+    The file is in the shared long format; IV / greeks only where it has them (all five greeks,
+    or none).
+    """
     df = pd.read_csv(path)
     out: dict[str, dict[str, dict]] = {}
     for r in df.to_dict("records"):

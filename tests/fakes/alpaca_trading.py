@@ -195,7 +195,7 @@ class FakeAlpacaTrading:
             )
 
     def reject(self, order_id: str) -> None:
-        """An asynchronous risk-check rejection of an accepted/new order."""
+        """Reject an accepted or new order, as an asynchronous risk check does."""
         with self._lock:
             o = self.orders[order_id]
             o["status"] = "rejected"
@@ -210,8 +210,11 @@ class FakeAlpacaTrading:
         return sum(1 for m, p, _ in self.requests if m == method and re.fullmatch(path, p))
 
     def advance_to(self, when: datetime) -> None:
-        """Move time on: expire day orders and settle options at each close passed, then
-        match open orders if the market is open."""
+        """Move time on.
+
+        expire day orders and settle options at each close passed, then match open orders if the
+        market is open.
+        """
         with self._lock:
             sched = _cal().schedule
             lo, hi = pd.Timestamp(self.now), pd.Timestamp(when)
@@ -389,10 +392,12 @@ class FakeAlpacaTrading:
         return (q[0] + q[1]) / 2 if q else fallback
 
     def _collateral(self, extra: tuple[tuple[str, Decimal], ...] = ()) -> Decimal | None:
-        """Cash the option book (plus ``extra`` (symbol, signed contracts)) could cost at
-        expiry: per underlying, minus the lowest value of options + shares held over S >= 0
-        (piecewise linear: the minimum is at 0, at a strike or, if net short calls exceed the
-        shares, unbounded: None)."""
+        """Cash the option book (plus ``extra`` (symbol, signed contracts)) could cost at expiry.
+
+        per underlying, minus the lowest value of options + shares held over S >= 0 (piecewise
+        linear: the minimum is at 0, at a strike or, if net short calls exceed the shares,
+        unbounded: None).
+        """
         book: dict[str, list[tuple[bool, Decimal, Decimal]]] = {}
         for sym, n in [*((s, q) for s, (q, _) in self.positions.items()), *extra]:
             p = _occ(sym)
@@ -420,8 +425,10 @@ class FakeAlpacaTrading:
     def _hold_for(
         self, legs: list[tuple[str, str, str, Decimal]], qty: Decimal, debit: Decimal
     ) -> Decimal:
-        """Buying power one unit of an option order holds: its debit and the collateral its
-        opening legs (symbol, side, intent, ratio) add to the book."""
+        """Buying power one unit of an option order holds.
+
+        its debit and the collateral its opening legs (symbol, side, intent, ratio) add to the book.
+        """
         now = self._collateral()
         extra = tuple(
             (sym, (ratio if side == "buy" else -ratio) * qty)
@@ -505,8 +512,11 @@ class FakeAlpacaTrading:
         }
 
     def _list_orders(self, q: dict[str, str]) -> list[dict[str, Any]]:
-        """Alpaca's paging: at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive
-        bounds on ``submitted_at``, newest first unless ``direction=asc``; no page token."""
+        """Alpaca's paging.
+
+        at most ``limit`` (<= 500) orders, ``after``/``until`` exclusive bounds on ``submitted_at``,
+        newest first unless ``direction=asc``; no page token.
+        """
         st = q.get("status", "open")
         limit = int(q.get("limit", 50))
         if not 1 <= limit <= 500:
@@ -718,7 +728,7 @@ class FakeAlpacaTrading:
                 self._validate_option(sym, side, intent, qty, tif)
                 if typ not in ("market", "limit", "stop", "stop_limit"):
                     raise _err(422, 42210000, "invalid order type for options trading")
-                bid, ask = self.quotes[sym][:2]
+                ask = self.quotes[sym][1]
                 if intent == "buy_to_open" and self.options_level < 2:
                     raise _err(403, 40310000, "options level 2 required to buy options")
                 if intent == "sell_to_open" and occ[2]:
@@ -753,7 +763,7 @@ class FakeAlpacaTrading:
             else:
                 if sym not in self.quotes:
                     raise _err(422, 40010001, f'asset "{sym}" not found')
-                bid, ask = self.quotes[sym][:2]
+                _bid, ask = self.quotes[sym][:2]
                 if side == "sell":
                     have = self.positions.get(sym, [Decimal(0)])[0]
                     if have < qty:

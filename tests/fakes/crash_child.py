@@ -3,7 +3,8 @@
 Run as ``python crash_child.py URL JOURNAL MODE``. MODE ``before_submit`` stops inside the
 broker's submit, after the intent is journaled and before any byte leaves (it prints
 ``SUBMITTING`` and waits to be killed); MODE ``place`` submits for real (the test holds the
-venue's answer and kills the process once the order is stored).
+venue's answer and kills the process once the order is stored); MODE ``second`` is a second
+instance, which must exit at once because the journal is held.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ KEY, SECRET = "PKCRASHTEST01", "crash-secret-01"
 
 
 def decision() -> Decision:
-    """The one decision both the killed process and its restart place."""
+    """Build the one decision both the killed process and its restart place."""
     req = OrderRequest.equity("SPY", 7, "buy", owner=Owner("equity", "trend", "crash-1"))
     return Decision(req, {"signal": 0.7})
 
 
 async def main(url: str, path: str, mode: str) -> None:
-    """Hold the journal lock and place the decision."""
-    JournalLock(path).acquire()
+    """Hold the journal lock and place the decision (MODE ``second``: only try the lock)."""
+    JournalLock(path).acquire_or_exit()
+    if mode == "second":
+        print("LOCKED BY A SECOND INSTANCE", flush=True)
+        return
     broker = AlpacaBroker(KEY, SECRET, url=url, timeout_s=60.0, backoff_s=0.0)
     if mode == "before_submit":
 

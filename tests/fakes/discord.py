@@ -43,7 +43,7 @@ class FakeDiscord:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if not self.path.startswith("/api/webhooks/"):
                     self.send_response(404)

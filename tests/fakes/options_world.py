@@ -43,6 +43,37 @@ def spy_history(shared: Path, symbols: tuple[str, ...] = ("SPY",)) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)
 
 
+def with_designed_month(
+    bars: pd.DataFrame, closes: dict[str, float], symbol: str = "SPY"
+) -> pd.DataFrame:
+    """Return ``bars`` cut before the first designed session with the designed closes appended.
+
+    Each designed session opens at the previous close; high and low are 0.3 % beyond the open
+    and the close. A scenario path (a fall, a flat week, a rally) makes lifecycle events
+    certain; the history before it stays real.
+    """
+    days = sorted(closes)
+    first = pd.Timestamp(days[0]).tz_localize("America/New_York").tz_convert("UTC")
+    keep = bars[(bars["symbol"] != symbol) | (bars["timestamp"] < first)]
+    prev = float(keep[keep["symbol"] == symbol]["close"].iloc[-1])
+    rows = []
+    for d in days:
+        c = closes[d]
+        rows.append(
+            {
+                "timestamp": pd.Timestamp(d).tz_localize("America/New_York").tz_convert("UTC"),
+                "symbol": symbol,
+                "open": prev,
+                "high": max(prev, c) * 1.003,
+                "low": min(prev, c) * 0.997,
+                "close": c,
+                "volume": 8.0e7,
+            }
+        )
+        prev = c
+    return pd.concat([keep, pd.DataFrame(rows)], ignore_index=True)
+
+
 class RecordingNotifier:
     """A notifier that keeps every notice (the real ones queue them for Discord)."""
 
@@ -111,6 +142,7 @@ def make_world(
     threshold: float = 0.0,
     cash: str = "100000",
     symbols: tuple[str, ...] = ("SPY",),
+    designed: dict[str, float] | None = None,
 ) -> Ctx:
     """Build the world at ``start`` (see the module docstring)."""
     clock = SimClock(start)
@@ -120,7 +152,10 @@ def make_world(
             shared / "options" / "SPY_2023-09-14_cboe.csv", as_of=start - timedelta(minutes=5)
         )
         snaps.append(snap)
-    feed = ReplayFeed(spy_history(shared, symbols), clock, snapshots=snaps, dividend_yield=0.015)
+    bars = spy_history(shared, symbols)
+    if designed is not None:
+        bars = with_designed_month(bars, designed)
+    feed = ReplayFeed(bars, clock, snapshots=snaps, dividend_yield=0.015)
     broker = SimBroker(feed, clock, SimConfig(cash=Decimal(cash), options_level=3))
     journal = Journal(tmp / "journal.sqlite")
     ex = Executor(broker, journal, clock=clock, quotes=feed)

@@ -37,10 +37,10 @@ def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
 def test_wal_full_sync_and_schema_version(journal: Journal) -> None:
     assert raw(journal.path, "PRAGMA journal_mode")[0][0] == "wal"
     assert journal._read("PRAGMA synchronous")[0][0] == 2  # FULL
-    assert journal.schema_version == 2
+    assert journal.schema_version == 3
     journal.close()
     again = Journal(journal.path)  # reopening does not re-run migrations
-    assert again.schema_version == 2
+    assert again.schema_version == 3
     again.close()
 
 
@@ -82,7 +82,9 @@ def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     assert journal.record_order_intent("eq-mom-1", "equity", "momentum", "d1", req, T0)
     assert not journal.record_order_intent("eq-mom-1", "equity", "momentum", "d1", req, T0)
     o = journal.order_by_client_id("eq-mom-1")
-    assert o is not None and o["status"] == "intent" and o["broker_order_id"] is None
+    assert o is not None
+    assert o["status"] == "intent"
+    assert o["broker_order_id"] is None
     assert o["request"]["limit_price"] == "450.05"
     assert [x["client_order_id"] for x in journal.open_orders()] == ["eq-mom-1"]
 
@@ -104,7 +106,8 @@ def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     )
     o = journal.order_by_client_id("eq-mom-1")
     assert o["status"] == "partially_filled"
-    assert o["filled_qty"] == Decimal("4") and o["filled_avg_price"] == Decimal("450.01")
+    assert o["filled_qty"] == Decimal("4")
+    assert o["filled_avg_price"] == Decimal("450.01")
     journal.record_order_update(
         "eq-mom-1", "b-1", "filled", "10", "450.0130", {}, T0 + timedelta(seconds=3)
     )
@@ -135,7 +138,8 @@ def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> 
     journal.record_order_intent("eq-skew-1", "equity", "m", "d1", {}, T0 + timedelta(seconds=5))
     journal.record_order_update("eq-skew-1", "b-1", "new", "0", None, {}, T0 + timedelta(seconds=1))
     o = journal.order_by_client_id("eq-skew-1")
-    assert o["status"] == "new" and o["broker_order_id"] == "b-1", o
+    assert o["status"] == "new", o
+    assert o["broker_order_id"] == "b-1", o
     assert o["updated_ts"] == T0 + timedelta(seconds=1), o  # the broker's clock from now on
     assert caplog.records == []
 
@@ -148,7 +152,8 @@ def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> 
     # a genuinely stale non-terminal update is not applied, but it is not silent
     journal.record_order_update("eq-skew-1", None, "accepted", "0", None, {}, T0)
     assert journal.order_by_client_id("eq-skew-1")["status"] == "partially_filled"
-    assert len(caplog.records) == 1 and "eq-skew-1" in caplog.text, caplog.text
+    assert len(caplog.records) == 1, caplog.text
+    assert "eq-skew-1" in caplog.text, caplog.text
     assert "accepted" in caplog.text
 
     # the terminal status stamped earlier than the partial fill is still applied ...
@@ -156,7 +161,8 @@ def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> 
         "eq-skew-1", "b-1", "filled", "10", "450.2", {}, T0 + timedelta(seconds=2)
     )
     o = journal.order_by_client_id("eq-skew-1")
-    assert o["status"] == "filled" and o["filled_qty"] == Decimal(10), o
+    assert o["status"] == "filled", o
+    assert o["filled_qty"] == Decimal(10), o
     assert journal.open_orders() == []
     # ... and a late non-terminal one cannot undo it
     journal.record_order_update(
@@ -251,7 +257,8 @@ def test_activity_batch_is_all_or_nothing(journal: Journal) -> None:
         for t in ("activities", "fills", "position_snapshots", "positions")
     }
     assert counts == dict.fromkeys(counts, 0), counts
-    assert journal.seen_activity_ids() == set() and journal.last_positions() == {}
+    assert journal.seen_activity_ids() == set()
+    assert journal.last_positions() == {}
 
     con.execute("DROP TRIGGER boom")
     con.commit()
@@ -263,7 +270,8 @@ def test_activity_batch_is_all_or_nothing(journal: Journal) -> None:
     assert raw(journal.path, "SELECT fill_id, client_order_id FROM fills") == [("a1", "c1")]
     # repeats are ignored, as in record_activity / record_fill; the snapshot is new
     sid2 = journal.record_activity_batch(acts, fills, [], T0 + timedelta(minutes=5))
-    assert sid2 > sid and journal.last_positions() == {}
+    assert sid2 > sid
+    assert journal.last_positions() == {}
     assert raw(journal.path, "SELECT COUNT(*) FROM activities")[0][0] == 2
 
 
@@ -288,7 +296,8 @@ def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
     journal.record_fill("f3", None, "QQQ", "-2", "10", "sell", T0)
     journal.record_fill("f4", None, "QQQ", "1", "10", "buy", T0 + timedelta(days=1))
     s = journal.daily_summary(date(2026, 3, 2))
-    assert s["signals"] == 1 and s["decisions"] == {"equity": 1}
+    assert s["signals"] == 1
+    assert s["decisions"] == {"equity": 1}
     assert s["orders"] == {"equity": {"filled": 1}}
     assert s["fills"] == 3
     # 2*100.5 + 1*100.25 = 301.25 ; |-2|*10 = 20 (hand arithmetic)
@@ -311,7 +320,8 @@ def test_secret_guard(journal: Journal, reasoning: dict) -> None:
     """A credential-like field is redacted: the row is kept, the secret never hits the file."""
     journal.record_decision("d", "e", "s", "SPY", "buy", reasoning, T0)
     (stored,) = raw(journal.path, "SELECT reasoning FROM decisions")[0]
-    assert "s3cr3t" not in stored and "[redacted]" in stored, stored
+    assert "s3cr3t" not in stored, stored
+    assert "[redacted]" in stored, stored
     journal.close()
     assert b"s3cr3t" not in journal.path.read_bytes()
 
@@ -391,7 +401,8 @@ def test_survives_sigkill_mid_write(tmp_path: Path) -> None:
         assert not missing, f"acknowledged fills lost after SIGKILL: {missing[:10]}"
         for i in acked:
             o = j.order_by_client_id(f"c-{i}")
-            assert o is not None and o["status"] == "filled", f"order c-{i} lost: {o}"
+            assert o is not None, f"order c-{i} lost: {o}"
+            assert o["status"] == "filled", f"order c-{i} lost: {o}"
             assert o["filled_qty"] == Decimal(i)
     finally:
         j.close()

@@ -66,7 +66,9 @@ def test_drawdown_cuts_a_sleeve():
 
 def test_projection_onto_bounds_sums_to_one():
     w = project_to_bounds(np.array([0.9, 0.05, 0.03, 0.02]), 0.05, 0.6)
-    assert abs(w.sum() - 1) < 1e-12 and w.max() <= 0.6 + 1e-12 and w.min() >= 0.05 - 1e-12
+    assert abs(w.sum() - 1) < 1e-12
+    assert w.max() <= 0.6 + 1e-12
+    assert w.min() >= 0.05 - 1e-12
     with pytest.raises(ValueError, match="infeasible"):
         project_to_bounds(np.ones(4) / 4, 0.3, 0.6)
 

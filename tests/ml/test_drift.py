@@ -24,7 +24,7 @@ from v28quant.ml.continuous_learner import (
 )
 
 
-@pytest.mark.parametrize("ours,theirs", [("benjamini-hochberg", "fdr_bh"), ("holm", "holm")])
+@pytest.mark.parametrize(("ours", "theirs"), [("benjamini-hochberg", "fdr_bh"), ("holm", "holm")])
 def test_adjusted_pvalues_match_statsmodels(ours, theirs):
     p = np.random.default_rng(0).uniform(0, 0.2, 25) ** 2
     np.testing.assert_allclose(
@@ -54,7 +54,8 @@ def test_known_shift_in_one_feature_is_detected_and_named():
     cur = rng.normal(size=(150, 4))
     cur[:, 2] += 0.6
     rep = DriftDetector(ref, feature_names=["a", "b", "c", "d"], correction="holm").test(cur)
-    assert rep.drift and rep.drifted == ("c",), rep
+    assert rep.drift, rep
+    assert rep.drifted == ("c",), rep
 
 
 def test_shift_in_prediction_errors_is_detected():
@@ -104,15 +105,18 @@ def test_trades_update_models_and_drift_retrains_off_the_loop():
         x = rng.normal(size=3) + (2.0 if i >= 20 else 0.0)  # a large shift after 20 trades
         reports.append(learner.record_trade(TradeOutcome("SPY", x, 0.6, rng.normal())))
     assert inc.rows == 80
-    assert reports[59] is not None and reports[59].drift
+    assert reports[59] is not None
+    assert reports[59].drift
     assert started.wait(30)
     # record_trade returned while the retrain was still blocked: it ran off the caller's thread
-    assert learner.retraining and seen["thread"] != threading.current_thread().name
+    assert learner.retraining
+    assert seen["thread"] != threading.current_thread().name
     assert learner.models["xgb"] == "old-model"
     release.set()
     learner.pending.result(30)
     learner.close()
-    assert learner.models["xgb"] == "new-model" and learner.retrain_count == 1
+    assert learner.models["xgb"] == "new-model"
+    assert learner.retrain_count == 1
 
 
 async def test_async_record_trade_does_not_block_the_event_loop():

@@ -64,7 +64,8 @@ def test_long_and_multiindex_layouts_give_the_same_features():
 def test_prices_only_bars_drop_volume_features():
     bars = synthetic_bars(300)[["date", "symbol", "close"]]
     f = build_features(bars)
-    assert "vol_z" not in f.columns and "range_vol" not in f.columns
+    assert "vol_z" not in f.columns
+    assert "range_vol" not in f.columns
     assert len(f) > 0
 
 
@@ -154,7 +155,8 @@ def test_purged_walk_forward_has_no_overlap_and_keeps_the_embargo():
         last_train = dates[s.train].max()
         gap = udates.get_loc(s.test_start) - udates.get_loc(last_train) - 1
         assert gap >= 7, f"embargo gap {gap} < 7 before {s.test_start}"
-        assert dates[s.test].min() == s.test_start and dates[s.test].max() == s.test_end
+        assert dates[s.test].min() == s.test_start
+        assert dates[s.test].max() == s.test_end
     tests = np.concatenate([s.test for s in splits])
     assert len(tests) == len(np.unique(tests)), "test blocks overlap"
 

@@ -254,7 +254,8 @@ def test_lookahead_check_covers_intraday_features(panel) -> None:
 
     assert lookahead_check(clean, daily, cuts, intraday_bars=intra) == {}
     leaks = lookahead_check(peeks_at_next_session, daily, cuts, intraday_bars=intra)
-    assert set(leaks) >= {"intra_rvol"} and leaks["intra_rvol"] == [pd.Timestamp(c) for c in cuts]
+    assert set(leaks) >= {"intra_rvol"}
+    assert leaks["intra_rvol"] == [pd.Timestamp(c) for c in cuts]
 
 
 async def test_replayed_intraday_bars_reproduce_the_daily_range() -> None:
@@ -297,7 +298,8 @@ async def test_replayed_intraday_bars_reproduce_the_daily_range() -> None:
     # the early close (13:00) has 42 five-minute bars, 09:30-12:55
     early = m5[m5["timestamp"].dt.tz_convert(ET).dt.date == date(2016, 11, 25)]
     assert early.groupby("symbol").size().tolist() == [42, 42], early.groupby("symbol").size()
-    assert f["intra_rvol"].notna().all() and (f["intra_rvol"] > 0).all(), f
+    assert f["intra_rvol"].notna().all(), f
+    assert (f["intra_rvol"] > 0).all(), f
     # an after-hours print at 13:30 on the early-close day: the exchange calendar's 13:00 close
     # keeps it out (the default 09:30-16:00 hours would not)
     late = early.iloc[[-1]].assign(

@@ -1,5 +1,6 @@
-"""XGBoost and stacked-ensemble direction models (v28quant.ml.gradient_boost_ensemble,
-v28quant.ml.stacked_ensemble).
+"""XGBoost and stacked-ensemble direction models.
+
+Modules: v28quant.ml.gradient_boost_ensemble, v28quant.ml.stacked_ensemble.
 
 Independent facts: a planted, known dependence of the label on the features must be learned, out
 of sample, with accuracy significantly above 1/2 (one-sided exact binomial test, scipy); on pure
@@ -28,7 +29,7 @@ SMALL_XGB = EnsembleConfig(n_estimators=80, max_depth=3, learning_rate=0.1)
 
 
 def planted(n: int, seed: int, edge: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """y = 1{edge * (x0 - 0.5 x1 x2) + N(0, 1) > 0} with 6 features, 3 of them irrelevant."""
+    """Y = 1{edge * (x0 - 0.5 x1 x2) + N(0, 1) > 0} with 6 features, 3 of them irrelevant."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 6))
     y = (edge * (X[:, 0] - 0.5 * X[:, 1] * X[:, 2]) + rng.normal(size=n) > 0).astype(int)
@@ -47,9 +48,10 @@ def test_planted_signal_is_learned_out_of_sample(make):
     X, y = planted(3000, seed=1)
     model = make().fit(X[:2000], y[:2000])
     s = model.score_oos(X[2000:], y[2000:])
-    hits = int(round(s["hit_rate"] * 1000))
+    hits = round(s["hit_rate"] * 1000)
     # the Bayes rate of this design is ~0.74; require a clear, significant edge
-    assert s["hit_rate"] > 0.65 and binom_p(hits, 1000) < 1e-10, s
+    assert s["hit_rate"] > 0.65, s
+    assert binom_p(hits, 1000) < 1e-10, s
 
 
 @pytest.mark.slow
@@ -101,7 +103,8 @@ def test_stacked_ensemble_defaults_with_dataframes_and_confidence():
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
     m = StackedEnsemble().fit(df.iloc[:900], pd.Series(y[:900]))
     labels, conf = m.predict_with_confidence(df.iloc[900:][list(reversed(df.columns))])
-    assert set(np.unique(labels)) <= {0, 1} and labels.shape == (300,)
+    assert set(np.unique(labels)) <= {0, 1}
+    assert labels.shape == (300,)
     assert ((conf >= 0) & (conf <= 1)).all()
     np.testing.assert_array_equal(labels, m.predict(df.iloc[900:]))
     # confidence is |2p - 1| times base agreement, so never above |2p - 1|
@@ -152,7 +155,7 @@ def mean_reverting_bars(n_days: int, n_sym: int, phi: float, seed: int) -> pd.Da
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phi,edge", [(-0.2, True), (0.0, False)], ids=["planted", "noise"])
+@pytest.mark.parametrize(("phi", "edge"), [(-0.2, True), (0.0, False)], ids=["planted", "noise"])
 def test_feature_pipeline_walk_forward_finds_planted_reversal_only(phi, edge):
     # AR(1) with phi = -0.2: P(sign r_{t+1} = -sign r_t) = 1/2 + arctan(0.2 sd ratio)/pi ~ 0.56
     bars = mean_reverting_bars(900, 8, phi, seed=11)
@@ -174,4 +177,5 @@ def test_feature_pipeline_walk_forward_finds_planted_reversal_only(phi, edge):
     else:
         assert p > 0.01, f"false edge on a random walk: {hits}/{n}, p={p}"
     sigs = m.signals(f)
-    assert len(sigs) == 8 and all(isinstance(x, Signal) and x.model == "xgboost" for x in sigs)
+    assert len(sigs) == 8
+    assert all(isinstance(x, Signal) and x.model == "xgboost" for x in sigs)

@@ -80,7 +80,8 @@ def test_tiger_value_and_policy_match_the_published_solution():
 def test_belief_update_is_bayes_rule():
     # by hand: P(TL | hear left) = 0.85 * 0.5 / (0.85 * 0.5 + 0.15 * 0.5) = 0.85
     b, p_o = tiger().belief_update(np.array([0.5, 0.5]), LISTEN, 0)
-    assert abs(b[0] - 0.85) < 1e-15 and abs(p_o - 0.5) < 1e-15
+    assert abs(b[0] - 0.85) < 1e-15
+    assert abs(p_o - 0.5) < 1e-15
 
 
 def test_pomdp_rejects_bad_models():
@@ -97,12 +98,15 @@ def test_controller_scales_exposure_with_the_belief_and_logs_it(caplog):
     with caplog.at_level(logging.INFO, logger="v28quant.ml.pomdp_controller"):
         for _ in range(5):
             bear = ctl.decide({"bull": 0.05, "neutral": 0.15, "bear": 0.8})
-    assert bear.action == "risk_off" and bear.exposure_scale == 0.1
+    assert bear.action == "risk_off"
+    assert bear.exposure_scale == 0.1
     assert bear.belief["bear"] > 0.9
-    assert "belief=" in caplog.text and "risk_off" in caplog.text
+    assert "belief=" in caplog.text
+    assert "risk_off" in caplog.text
     for _ in range(8):
         bull = ctl.decide({"bull": 0.8, "neutral": 0.15, "bear": 0.05})
-    assert bull.action == "risk_on" and bull.exposure_scale == 1.0
+    assert bull.action == "risk_on"
+    assert bull.exposure_scale == 1.0
     # independent check: with actions not moving the market, the optimal action is the one
     # with the highest expected one-day utility under the belief
     b = np.array(list(bull.belief.values()))

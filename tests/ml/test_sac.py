@@ -114,7 +114,8 @@ def test_position_sizing_env_charges_costs_and_pays_exposure_times_return():
     r = np.random.default_rng(2).normal(0, 0.01, (300, 2))
     env = PositionSizingEnv(r, lookback=5, vol_window=10, cost_bps=5, episode_len=20, seed=0)
     s = env.reset()
-    assert s.shape == (6,) and s[-1] == 0.0
+    assert s.shape == (6,)
+    assert s[-1] == 0.0
     t, sym = env._t, env._sym
     _, rew, done = env.step(np.array([0.5]))
     assert abs(rew - 1e4 * (0.5 * r[t + 1, sym] - 5e-4 * 0.5)) < 1e-9

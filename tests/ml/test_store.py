@@ -1,5 +1,8 @@
-"""Model store (v28quant.ml.model_store): save -> load gives identical predictions for every
-model; metadata round-trips; each save is recorded through the journal's record_model_run."""
+"""Model store (v28quant.ml.model_store).
+
+save -> load gives identical predictions for every model; metadata round-trips; each save is
+recorded through the journal's record_model_run.
+"""
 
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ def test_classifiers_predict_identically_after_load(tmp_path, make):
     m = make().fit(X[:400], y[:400])
     loaded, meta = roundtrip(tmp_path, m)
     np.testing.assert_array_equal(loaded.predict_proba(X[400:]), m.predict_proba(X[400:]))
-    assert meta.train_end == "2020-12-31" and meta.features == ["x0", "x1", "x2", "x3"]
+    assert meta.train_end == "2020-12-31"
+    assert meta.features == ["x0", "x1", "x2", "x3"]
     # the training footprint survives: OOS scoring on training rows is still refused
     with pytest.raises(ValueError, match="used in training"):
         loaded.score_oos(X[:50], y[:50])
@@ -132,14 +136,18 @@ def test_versions_metadata_and_journal_record(tmp_path):
             started=t0,
             finished=t1,
         )
-    assert store.versions("xgboost") == ["v0001", "v0002"] and meta.version == "v0002"
+    assert store.versions("xgboost") == ["v0001", "v0002"]
+    assert meta.version == "v0002"
     _, meta1 = store.load("xgboost", "v0001")
     assert meta1.validation_scores["hit_rate"] == scores["hit_rate"]
     assert meta1.params["n_estimators"] == 20
     assert [c["version"] for c in journal.calls] == ["v0001", "v0002"]
     c = journal.calls[0]
-    assert c["model"] == "xgboost" and c["started"] == t0 and c["finished"] == t1
-    assert c["metrics"]["hit_rate"] == scores["hit_rate"] and c["params"]["max_depth"] == 3
+    assert c["model"] == "xgboost"
+    assert c["started"] == t0
+    assert c["finished"] == t1
+    assert c["metrics"]["hit_rate"] == scores["hit_rate"]
+    assert c["params"]["max_depth"] == 3
 
 
 def test_store_rejects_bad_names_versions_and_journals(tmp_path):
@@ -186,4 +194,5 @@ def test_a_save_that_dies_midway_leaves_no_version(tmp_path, monkeypatch):
     assert store.versions("m") == []
     monkeypatch.undo()
     store.save({"w": 2}, "m", train_start="a", train_end="b", features=[], validation_scores={})
-    assert store.versions("m") == ["v0001"] and store.load("m")[0] == {"w": 2}
+    assert store.versions("m") == ["v0001"]
+    assert store.load("m")[0] == {"w": 2}

@@ -60,7 +60,9 @@ def test_planted_lagged_signal_is_learned_out_of_sample():
     hits = round(s["hit_rate"] * s["n"])
     # Bayes hit rate: 1/2 + arctan(1)/pi = 0.75; require a clear, significant edge
     p = stats.binomtest(hits, int(s["n"]), 0.5, alternative="greater").pvalue
-    assert s["hit_rate"] > 0.62 and p < 1e-8 and s["ic"] > 0.25, s
+    assert s["hit_rate"] > 0.62, s
+    assert p < 1e-8, s
+    assert s["ic"] > 0.25, s
 
 
 def test_pure_noise_shows_no_edge():
@@ -86,7 +88,8 @@ def test_brief_configuration_builds_and_trains_one_step():
     net = TransformerPredictorModel(5, cfg)
     x = torch.randn(4, 8, 5)
     mu, log_s = net(x)
-    assert mu.shape == (4,) and log_s.shape == (4,)
+    assert mu.shape == (4,)
+    assert log_s.shape == (4,)
     loss = (mu**2).mean() + log_s.mean()
     loss.backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
@@ -117,9 +120,11 @@ def test_implements_the_ml_base_contract():
 
     X, y = planted_panel(120, 3, seed=4)
     m = TransformerPredictor(TINY).fit(X, y)
-    assert isinstance(m, BaseModel) and m.feature_names == ["x0", "x1", "x2"]
+    assert isinstance(m, BaseModel)
+    assert m.feature_names == ["x0", "x1", "x2"]
     pred = m.predict(X)
     p = m.predict_proba(X)
-    assert p.shape == (len(pred),) and p.dtype == np.float64
+    assert p.shape == (len(pred),)
+    assert p.dtype == np.float64
     expected = stats.norm.cdf(pred["mu"] / pred["sigma"])
     np.testing.assert_allclose(p, expected, rtol=1e-5, atol=1e-6)

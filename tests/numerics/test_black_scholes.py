@@ -195,7 +195,8 @@ def test_zero_time_or_vol_is_discounted_forward_intrinsic() -> None:
     got = bs.price(90.0, 100.0, 1.0, 0.05, 0.02, 0.0, False)
     assert got == pytest.approx(want, rel=1e-14)
     g = bs.greeks(90.0, 100.0, 1.0, 0.05, 0.02, 0.0, False)
-    assert g.gamma == 0.0 and g.vega == 0.0
+    assert g.gamma == 0.0
+    assert g.vega == 0.0
     assert g.delta == pytest.approx(-math.exp(-0.02), rel=1e-14)
 
 
@@ -260,4 +261,5 @@ def test_call_flag_accepts_bool_int_and_float_arrays() -> None:
         want = np.where([True, False, True, False], calls, puts)
         assert np.array_equal(got, want), f"flags {flags}: {got} vs {want}"
         g = bs.greeks(s, k, t, r, q, v, call=flags)
-        assert (g.delta[[0, 2]] > 0).all() and (g.delta[[1, 3]] < 0).all(), (flags, g.delta)
+        assert (g.delta[[0, 2]] > 0).all(), (flags, g.delta)
+        assert (g.delta[[1, 3]] < 0).all(), (flags, g.delta)

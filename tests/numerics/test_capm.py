@@ -20,8 +20,10 @@ UNIVERSE = ["SPY", "AAPL", "GOOG", "XOM", "JPM", "GE", "AMZN", "MSFT"]
 
 
 def _returns(shared_data: Path, folder: str, symbols: list[str]) -> pd.DataFrame:
-    """Simple daily returns from adj_close, one column per symbol, NaN where a symbol has no
-    price on a date (or the day before)."""
+    """Return simple daily returns from adj_close, one column per symbol.
+
+    NaN where a symbol has no price on a date (or the day before).
+    """
     prices = pd.concat(
         {
             s: pd.read_csv(
@@ -39,8 +41,11 @@ def _ols(y: np.ndarray, x: np.ndarray):
 
 
 def test_aapl_vs_spy_matches_statsmodels_and_lstsq(shared_data: Path) -> None:
-    """AAPL on SPY, 2000-2012 daily: alpha, beta, their standard errors and R^2 equal
-    statsmodels OLS (rel 1e-10, rounding only); alpha and beta equal numpy.linalg.lstsq."""
+    """AAPL on SPY, 2000-2012 daily.
+
+    alpha, beta, their standard errors and R^2 equal statsmodels OLS (rel 1e-10, rounding only);
+    alpha and beta equal numpy.linalg.lstsq.
+    """
     ret = _returns(shared_data, "yahoo_2000_2012", ["SPY", "AAPL"])
     fit = capm.fit(ret["AAPL"], ret["SPY"])
     ref = _ols(ret["AAPL"].to_numpy(), ret["SPY"].to_numpy())
@@ -55,8 +60,10 @@ def test_aapl_vs_spy_matches_statsmodels_and_lstsq(shared_data: Path) -> None:
 
 
 def test_excess_returns_with_tbill_rate(shared_data: Path) -> None:
-    """XLK on SPY, 2011-2021, in excess of the daily T-bill rate (IRX / 100 / 252): statsmodels
-    OLS on the excess returns (rel 1e-10); expected return on the security market line."""
+    """XLK on SPY, 2011-2021, in excess of the daily T-bill rate (IRX / 100 / 252).
+
+    statsmodels OLS on the excess returns (rel 1e-10); expected return on the security market line.
+    """
     ret = _returns(shared_data, "yahoo_2011_2021", ["SPY", "XLK"])
     irx = pd.read_csv(
         shared_data / "equities" / "yahoo_2011_2021" / "IRX.csv", index_col="date", parse_dates=True
@@ -74,8 +81,10 @@ def test_excess_returns_with_tbill_rate(shared_data: Path) -> None:
 
 
 def test_alignment_by_date(shared_data: Path) -> None:
-    """Series with different date ranges are aligned on common dates (inner join): the fit
-    equals statsmodels on the explicitly intersected sample."""
+    """Series with different date ranges are aligned on common dates (inner join).
+
+    the fit equals statsmodels on the explicitly intersected sample.
+    """
     ret = _returns(shared_data, "yahoo_2000_2012", ["SPY", "MSFT"])
     asset = ret["MSFT"].iloc[100:]
     market = ret["SPY"].iloc[:-50].sample(frac=1.0, random_state=0)  # shuffled order
@@ -101,7 +110,7 @@ def test_rolling_beta_matches_statsmodels_rolling_ols(shared_data: Path) -> None
 
 
 def test_expected_return_security_market_line() -> None:
-    """rf + beta (E[R_m] - rf), broadcasting; scalar in, float out."""
+    """Rf + beta (E[R_m] - rf), broadcasting; scalar in, float out."""
     assert capm.expected_return(1.2, 0.08, 0.02) == pytest.approx(0.02 + 1.2 * 0.06)
     assert isinstance(capm.expected_return(1.0, 0.1), float)
     got = capm.expected_return(np.array([0.5, 1.0, 1.5]), 0.10, 0.03)
@@ -109,8 +118,11 @@ def test_expected_return_security_market_line() -> None:
 
 
 def test_screen_matches_per_symbol_statsmodels_and_ranks(shared_data: Path) -> None:
-    """Each symbol's beta and alpha equal statsmodels OLS on that symbol's own dates (GOOG lists
-    in 2004, AMZN misses sessions); annualised expected return on the SML; sorted by rank."""
+    """Screen the universe and compare each symbol with statsmodels.
+
+    Each symbol's beta and alpha equal statsmodels OLS on that symbol's own dates (GOOG lists
+    in 2004, AMZN misses sessions); annualised expected return on the SML; sorted by rank.
+    """
     ret = _returns(shared_data, "yahoo_2000_2012", UNIVERSE)
     out = capm.screen(ret, "SPY", periods_per_year=252)
     assert set(out.index) == set(UNIVERSE) - {"SPY"}
@@ -153,7 +165,7 @@ def test_bad_inputs() -> None:
         capm.fit(a[:20], m[:20])
     bad = a.copy()
     bad[7] = np.nan
-    with pytest.raises(ValueError, match="asset has 1 NaN.*position 7"):
+    with pytest.raises(ValueError, match=r"asset has 1 NaN.*position 7"):
         capm.fit(bad, m)
     idx = pd.bdate_range("2020-01-01", periods=100)
     sa = pd.Series(bad, idx)

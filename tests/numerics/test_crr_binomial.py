@@ -9,6 +9,7 @@ call on a non-dividend stock is never exercised early.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ def black(
 
 
 def ql_option(s, k, days, r, q, v, call, american, engine, steps=None):
-    """A QuantLib option with t = days / 365 (Actual/365 Fixed), and the t it implies."""
+    """Return a QuantLib option with t = days / 365 (Actual/365 Fixed), and the t it implies."""
     today = ql.Date(15, 1, 2024)
     ql.Settings.instance().evaluationDate = today
     dc = ql.Actual365Fixed()
@@ -130,7 +131,7 @@ def test_american_against_quantlib_crr_at_same_steps(case: tuple) -> None:
         diff = ours - option.NPV()
         assert abs(diff) <= 0.5 * (s / 100.0) / n, f"{case} N={n}: ours {ours} QL {option.NPV()}"
         diffs.append(diff)
-    for a, b in zip(diffs, diffs[1:], strict=False):
+    for a, b in itertools.pairwise(diffs):
         assert 1.95 <= a / b <= 2.05, f"{case}: differences {diffs} do not shrink like 1/N"
 
 
@@ -226,7 +227,7 @@ def test_bad_inputs_raise_value_error_naming_the_argument(kwargs: dict, pattern:
 
 
 def test_greeks_need_two_steps_and_zero_time_is_payoff() -> None:
-    with pytest.raises(ValueError, match="^steps must be >= 2 for Greeks"):
+    with pytest.raises(ValueError, match=r"^steps must be >= 2 for Greeks"):
         crr.greeks(100.0, 100.0, 1.0, 0.03, 0.0, 0.2, steps=1)
     assert crr.price(110.0, 100.0, 0.0, 0.03, 0.0, 0.2, call=True) == 10.0
     assert crr.price(110.0, 100.0, 0.0, 0.03, 0.0, 0.2, call=False) == 0.0

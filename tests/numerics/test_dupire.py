@@ -79,7 +79,7 @@ def _heston_iv(spot, r, q, v0, kappa, theta, sigma, rho, t, strikes):
         rts, qts, ql.QuoteHandle(ql.SimpleQuote(spot)), v0, kappa, theta, sigma, rho
     )
     engine = ql.AnalyticHestonEngine(ql.HestonModel(proc), 1e-12, 100000)
-    days = int(round(t * 365))
+    days = round(t * 365)
     texact = days / 365.0
     mat = today + days
     fwd = spot * np.exp((r - q) * texact)

@@ -76,9 +76,12 @@ def _arch_fit(y, dist: str, backcast: float | None = None):
 
 
 def _assert_matches_arch(ours: garch.GarchResult, theirs, label: str) -> None:
-    """Peer check: log-likelihood no worse than arch's (1e-6 absolute: both at the same maximum,
-    arch stops at its SLSQP tolerance) and parameters within 1e-3 absolute (arch's optimiser
-    tolerance on a flat likelihood)."""
+    """Peer check.
+
+    log-likelihood no worse than arch's (1e-6 absolute: both at the same maximum, arch stops at its
+    SLSQP tolerance) and parameters within 1e-3 absolute (arch's optimiser tolerance on a flat
+    likelihood).
+    """
     msg = (
         f"{label}: ours {ours.params} loglik {ours.loglik!r}; "
         f"arch {theirs.params.values} loglik {theirs.loglikelihood!r}"
@@ -89,8 +92,11 @@ def _assert_matches_arch(ours: garch.GarchResult, theirs, label: str) -> None:
 
 
 def test_dem_gbp_reproduces_fcp_benchmark(shared_data: Path) -> None:
-    """Published FCP benchmark (TSP bg44.tsp ML-2): estimates and log-likelihood to better than 4
-    significant digits (relative 5e-5), robust standard errors to relative 1e-4."""
+    """Published FCP benchmark (TSP bg44.tsp ML-2).
+
+    estimates and log-likelihood to better than 4 significant digits (relative 5e-5), robust
+    standard errors to relative 1e-4.
+    """
     y = _dem_gbp(shared_data)
     res = garch.fit(y)  # default presample: mean square at the current mean, as the benchmark
     assert res.converged
@@ -105,8 +111,11 @@ def test_dem_gbp_reproduces_fcp_benchmark(shared_data: Path) -> None:
 
 @pytest.mark.parametrize("dist", ["normal", "t"])
 def test_loglik_equals_arch_at_the_same_parameters(shared_data: Path, dist: str) -> None:
-    """The likelihood function itself: ours at arch's estimates equals arch's maximised
-    log-likelihood (rel 1e-12, summation order only), with arch's backcast."""
+    """The likelihood function itself.
+
+    ours at arch's estimates equals arch's maximised log-likelihood (rel 1e-12, summation order
+    only), with arch's backcast.
+    """
     r = _spy_pct_returns(shared_data)
     _, theirs = _arch_fit(r, dist)
     ours = garch.loglik(r, theirs.params.to_numpy(), dist, backcast="arch")
@@ -131,8 +140,10 @@ def test_spy_matches_arch(shared_data: Path, dist: str) -> None:
     ("dist", "nu", "seed"), [("normal", None, 1), ("normal", None, 2), ("t", 6.0, 3)]
 )
 def test_simulated_matches_arch_and_known_params(dist: str, nu: float | None, seed: int) -> None:
-    """Simulated with known parameters (mu 0.05, omega 0.02, alpha 0.08, beta 0.9): same answer
-    as arch, and the truth within 4 robust standard errors."""
+    """Simulated with known parameters (mu 0.05, omega 0.02, alpha 0.08, beta 0.9).
+
+    same answer as arch, and the truth within 4 robust standard errors.
+    """
     truth = {"mu": 0.05, "omega": 0.02, "alpha": 0.08, "beta": 0.9, "nu": nu}
     y = _simulate(2500, 0.05, 0.02, 0.08, 0.9, nu, seed)
     ours = garch.fit(y, dist, backcast="arch")
@@ -152,8 +163,10 @@ def test_fixed_backcast_matches_arch(shared_data: Path, dist: str) -> None:
 
 @pytest.mark.parametrize("dist", ["normal", "t"])
 def test_robust_std_errors_match_arch(shared_data: Path, dist: str) -> None:
-    """arch's robust covariance (numerical Hessian and scores, np.cov of the scores): relative
-    2e-3, the accuracy of its finite differences and its (T-1) normalisation."""
+    """Arch's robust covariance (numerical Hessian and scores, np.cov of the scores).
+
+    relative 2e-3, the accuracy of its finite differences and its (T-1) normalisation.
+    """
     r = _spy_pct_returns(shared_data)
     ours = garch.fit(r, dist, backcast="arch")
     _, theirs = _arch_fit(r, dist)
@@ -179,8 +192,11 @@ def test_robust_std_errors_match_arch(shared_data: Path, dist: str) -> None:
 
 
 def test_quantlib_series_recovers_known_params(shared_data: Path) -> None:
-    """QuantLib test-suite/garch.cpp series (50,000 draws, omega 0.2, alpha 0.2, beta 0.3, zero
-    mean): estimates within 4 robust standard errors of the truth, and equal to arch's."""
+    """Fit the QuantLib test-suite series and recover its parameters.
+
+    QuantLib test-suite/garch.cpp series (50,000 draws, omega 0.2, alpha 0.2, beta 0.3, zero
+    mean): estimates within 4 robust standard errors of the truth, and equal to arch's.
+    """
     y = np.loadtxt(shared_data / "benchmarks" / "quantlib_garch11_sim_seed48.txt")
     ours = garch.fit(y, backcast="arch")
     truth = {"mu": 0.0, "omega": 0.2, "alpha": 0.2, "beta": 0.3}
@@ -191,9 +207,12 @@ def test_quantlib_series_recovers_known_params(shared_data: Path) -> None:
 
 
 def test_forecast_closed_form_and_arch(shared_data: Path) -> None:
-    """Multi-step variance forecast vs iterated expectations E[h_{k+1}] = omega + (alpha+beta)
+    """Check multi-step variance forecasts against a closed form and arch.
+
+    Multi-step variance forecast vs iterated expectations E[h_{k+1}] = omega + (alpha+beta)
     E[h_k] (rel 1e-12, rounding only) and vs arch's analytic forecast at our parameters
-    (rel 1e-9: same recursion, different summation order)."""
+    (rel 1e-9: same recursion, different summation order).
+    """
     r = _spy_pct_returns(shared_data)
     res = garch.fit(r, backcast="arch")
     horizon = 30
@@ -212,8 +231,10 @@ def test_forecast_closed_form_and_arch(shared_data: Path) -> None:
 
 
 def test_vol_term_structure_is_average_forecast_variance_annualised(shared_data: Path) -> None:
-    """sqrt(252 / H * sum of arch's H forecast variances) for integer H (rel 1e-9); a scalar
-    horizon gives a float; long horizons tend to the unconditional volatility."""
+    """sqrt(252 / H * sum of arch's H forecast variances) for integer H (rel 1e-9).
+
+    a scalar horizon gives a float; long horizons tend to the unconditional volatility.
+    """
     r = _spy_pct_returns(shared_data)
     res = garch.fit(r, backcast="arch")
     am = arch_model(r, mean="Constant", vol="GARCH", p=1, q=1, rescale=False)
@@ -228,9 +249,11 @@ def test_vol_term_structure_is_average_forecast_variance_annualised(shared_data:
 
 
 def test_fraction_and_percent_units_agree_with_arch(shared_data: Path) -> None:
-    """Poorly scaled input: returns as fractions. arch fitted on percent returns is the
-    reference; our fit on fractions must give mu/100, omega/1e4, the same alpha, beta and the
-    log-likelihood shifted by T log 100."""
+    """Poorly scaled input.
+
+    returns as fractions. arch fitted on percent returns is the reference; our fit on fractions must
+    give mu/100, omega/1e4, the same alpha, beta and the log-likelihood shifted by T log 100.
+    """
     r = _spy_pct_returns(shared_data)
     _, theirs = _arch_fit(r, "normal")
     ours = garch.fit(r / 100.0, backcast="arch")
@@ -249,8 +272,11 @@ def test_pandas_series_and_numpy_give_the_same_fit(shared_data: Path) -> None:
 
 
 def test_boundary_optima_match_arch() -> None:
-    """White noise (alpha -> 0 on its boundary) with arch's backcast: log-likelihood no worse
-    than arch's, which stops exactly on the bound; alpha and beta within 1e-3."""
+    """White noise (alpha -> 0 on its boundary) with arch's backcast.
+
+    log-likelihood no worse than arch's, which stops exactly on the bound; alpha and beta within
+    1e-3.
+    """
     y = np.random.default_rng(5).standard_normal(2000)
     ours = garch.fit(y, backcast="arch")
     _, theirs = _arch_fit(y, "normal")
@@ -264,9 +290,12 @@ def test_boundary_optima_match_arch() -> None:
 
 
 def test_integrated_fit_keeps_finite_forecasts() -> None:
-    """A 50-sigma outlier in white noise drives the fit to alpha + beta -> 1 (an IGARCH limit,
+    """Keep forecasts finite when the fit reaches the integrated limit.
+
+    A 50-sigma outlier in white noise drives the fit to alpha + beta -> 1 (an IGARCH limit,
     with a higher likelihood than arch finds): persistence stays below 1, forecasts and the term
-    structure stay finite and the variance forecast tends to h_{T+1} (no mean reversion)."""
+    structure stay finite and the variance forecast tends to h_{T+1} (no mean reversion).
+    """
     rng = np.random.default_rng(5)
     y = np.r_[rng.standard_normal(1000), 50.0, rng.standard_normal(500)]
     res = garch.fit(y, backcast="arch")
@@ -274,7 +303,8 @@ def test_integrated_fit_keeps_finite_forecasts() -> None:
     assert res.loglik >= theirs.loglikelihood - 1e-6
     assert res.persistence < 1.0
     fc = res.forecast(252)
-    assert np.all(np.isfinite(fc)) and np.all(fc > 0)
+    assert np.all(np.isfinite(fc))
+    assert np.all(fc > 0)
     vols = res.vol_term_structure([1, 21, 252])
     assert np.all(np.isfinite(vols))
     np.testing.assert_allclose(
@@ -284,11 +314,11 @@ def test_integrated_fit_keeps_finite_forecasts() -> None:
 
 def test_bad_inputs() -> None:
     good = _simulate(300, 0.0, 0.02, 0.08, 0.9, None, 7)
-    with pytest.raises(ValueError, match="at least 100 observations.*got 99"):
+    with pytest.raises(ValueError, match=r"at least 100 observations.*got 99"):
         garch.fit(good[:99])
     with_nan = good.copy()
     with_nan[[5, 17]] = np.nan
-    with pytest.raises(ValueError, match="2 NaN or infinite values.*position 5"):
+    with pytest.raises(ValueError, match=r"2 NaN or infinite values.*position 5"):
         garch.fit(with_nan)
     with_inf = good.copy()
     with_inf[3] = np.inf
@@ -304,9 +334,9 @@ def test_bad_inputs() -> None:
         garch.fit(good, backcast="ols")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="backcast must be"):
         garch.fit(good, backcast=-1.0)
-    with pytest.raises(ValueError, match="omega must be > 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"omega must be > 0, got -0\.1"):
         garch.loglik(good, [0.0, -0.1, 0.1, 0.8])
-    with pytest.raises(ValueError, match="nu must be > 2, got 1.5"):
+    with pytest.raises(ValueError, match=r"nu must be > 2, got 1\.5"):
         garch.loglik(good, [0.0, 0.1, 0.1, 0.8, 1.5], "t")
     with pytest.raises(ValueError, match="params must have 5 values"):
         garch.loglik(good, [0.0, 0.1, 0.1, 0.8], "t")
@@ -318,10 +348,13 @@ def test_bad_inputs() -> None:
 
 
 def test_causal_vol_matches_arch_filter_and_never_looks_ahead() -> None:
-    """causal_vol: independent source is arch's own variance recursion at fixed parameters
+    """causal_vol.
+
+    independent source is arch's own variance recursion at fixed parameters
     (``arch_model(...).fix``); the presample choice differs but its weight beta**t vanishes, so
     after 300 steps the two agree to 1e-12 relative. Truncating the input leaves earlier values
-    unchanged (no look-ahead)."""
+    unchanged (no look-ahead).
+    """
     rng = np.random.default_rng(7)
     omega, alpha, beta, n = 0.05, 0.08, 0.90, 1200
     h, r = omega / (1 - alpha - beta), np.empty(n)
@@ -329,7 +362,8 @@ def test_causal_vol_matches_arch_filter_and_never_looks_ahead() -> None:
         r[i] = np.sqrt(h) * rng.standard_normal()
         h = omega + alpha * r[i] ** 2 + beta * h
     vol = garch.causal_vol(r, refit_every=63, min_obs=252)
-    assert np.isnan(vol[:251]).all() and np.isfinite(vol[251:]).all()
+    assert np.isnan(vol[:251]).all()
+    assert np.isfinite(vol[251:]).all()
     np.testing.assert_array_equal(garch.causal_vol(r[:700]), vol[:700])
     res = garch.fit(r[:252])
     fixed = arch_model(r[:315], mean="Constant", vol="GARCH", p=1, q=1).fix(

@@ -72,7 +72,7 @@ def test_fisher_curvature_is_minus_half():
 
 
 @pytest.mark.parametrize(
-    "x0, v0, t_end", [((0.0, 1.0), (1.0, 0.5), 3.0), ((1.0, 0.3), (-0.4, -0.2), 2.5)]
+    ("x0", "v0", "t_end"), [((0.0, 1.0), (1.0, 0.5), 3.0), ((1.0, 0.3), (-0.4, -0.2), 2.5)]
 )
 def test_fisher_geodesic_is_semicircle(x0, v0, t_end):
     # Source: exact half-plane geodesic (module docstring). Tolerance 1e-9 absolute (the issue's
@@ -92,7 +92,9 @@ def test_fisher_geodesic_is_semicircle(x0, v0, t_end):
         np.max(np.abs(geo.x[:, 0] / np.sqrt(2) - exact_u)), np.max(np.abs(geo.x[:, 1] - exact_s))
     )
     assert err < 1e-9, f"x0={x0} v0={v0}: max error {err}"
-    assert geo.t.shape == (1000,) and geo.x.shape == (1000, 2) and geo.v.shape == (1000, 2)
+    assert geo.t.shape == (1000,)
+    assert geo.x.shape == (1000, 2)
+    assert geo.v.shape == (1000, 2)
     # Affine parametrisation: constant speed |v|_g.
     g = m.metric(geo.x)
     sp2 = np.einsum("ni,nij,nj->n", geo.v, g, geo.v)
@@ -108,7 +110,7 @@ def test_fisher_vertical_geodesic():
 
 
 @pytest.mark.parametrize(
-    "a, b",
+    ("a", "b"),
     [
         ((0.0, 1.0), (3.0, 2.0)),
         ((0.0, 1.0), (30.0, 1.0)),
@@ -213,3 +215,16 @@ def test_bad_input():
         HeightFieldMetric([0, 1, 2], [0, 1, 2, 3], np.zeros((3, 4)))
     with pytest.raises(ValueError, match="x must be strictly increasing"):
         HeightFieldMetric([0, 1, 1, 3], [0, 1, 2, 3], np.zeros((4, 4)))
+
+
+def test_points_of_the_wrong_size_name_the_argument() -> None:
+    # A wrong-size x0 once gave a bare numpy reshape error.
+    from v28quant.geometry import FisherNormalMetric, geodesic, geodesic_distance
+
+    m = FisherNormalMetric()
+    with pytest.raises(ValueError, match=r"^x0 must have 2 coordinates, got shape \(3,\)"):
+        geodesic(m, [0.0, 1.0, 2.0], [1.0, 0.0], 1.0)
+    with pytest.raises(ValueError, match=r"^v0 must have 2 coordinates"):
+        geodesic(m, [0.0, 1.0], [1.0], 1.0)
+    with pytest.raises(ValueError, match=r"^b must have 2 coordinates"):
+        geodesic_distance(m, [0.0, 1.0], [[1.0, 2.0], [3.0, 4.0]])

@@ -165,15 +165,16 @@ def test_out_of_bounds_prices_give_nan_in_arrays() -> None:
     # put side of the same strike
     put_lower = 0.0
     iv_p = bs.implied_vol(np.array([put_lower, df * k, df * k - 1e-9]), s, k, t, r, q, False)
-    assert iv_p[0] == 0.0 and np.isnan(iv_p[1]) and iv_p[2] > 0.0
+    assert iv_p[0] == 0.0
+    assert np.isnan(iv_p[1])
+    assert iv_p[2] > 0.0
 
 
 def test_out_of_bounds_scalar_is_nan_as_in_arrays() -> None:
-    # One rule for scalars and arrays (and for the Monte Carlo module's helper): no implied vol
-    # is NaN, never an error that depends on the shape of the input.
+    # One rule for scalars and arrays: no implied vol is NaN, never an error that depends on
+    # the shape of the input.
     assert math.isnan(bs.implied_vol(120.0, 100.0, 90.0, 1.0, 0.05, 0.0, True))
     assert math.isnan(bs.black_implied_vol(1.0, 90.0, 100.0, 1.0, call=False))
-    assert math.isnan(mc.implied_vol(120.0, 100.0, 90.0, 1.0, 0.05, 0.0, True))
 
 
 def test_overflowing_forward_raises_value_error_naming_it() -> None:
@@ -185,29 +186,10 @@ def test_overflowing_forward_raises_value_error_naming_it() -> None:
             bs.implied_vol(*(np.full(2, a) for a in args))
 
 
-def test_screening_variant_is_nan_for_scalars_too_and_exact_inside_the_bounds() -> None:
-    from v28quant.quant_models.mispricing import implied_vol_or_nan
-
-    # Bounds of a call (Merton 1973): [max(S e^{-qt} - K e^{-rt}, 0), S e^{-qt}).
-    s, k, t, r, q = 100.0, 90.0, 1.0, 0.05, 0.0
-    assert math.isnan(implied_vol_or_nan(120.0, s, k, t, r, q, True))
-    assert math.isnan(implied_vol_or_nan(1.0, s, k, t, r, q, True))  # below intrinsic
-    price = bs.price(s, k, t, r, q, 0.3, True)
-    assert implied_vol_or_nan(price, s, k, t, r, q, True) == pytest.approx(0.3, rel=1e-12)
-    arr = implied_vol_or_nan([120.0, price], s, k, t, r, q, True)
-    assert np.isnan(arr[0]) and arr[1] == pytest.approx(0.3, rel=1e-12)
-    with pytest.raises(ValueError, match="^price must be"):
-        implied_vol_or_nan(float("nan"), s, k, t, r, q, True)
-
-
 def test_monte_carlo_implied_vol_alias_is_deprecated() -> None:
-    from v28quant.quant_models import monte_carlo_pricer as mc
-
-    with pytest.warns(DeprecationWarning, match=r"mispricing\.implied_vol_or_nan"):
+    with pytest.warns(DeprecationWarning, match=r"black_scholes\.implied_vol"):
         alias = mc.implied_vol
-    from v28quant.quant_models.mispricing import implied_vol_or_nan
-
-    assert alias is implied_vol_or_nan
+    assert alias is bs.implied_vol
 
 
 @pytest.mark.parametrize(
@@ -231,9 +213,9 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs: dict, name: str) ->
 
 
 def test_black_bad_forward_and_discount() -> None:
-    with pytest.raises(ValueError, match="^forward must be > 0"):
+    with pytest.raises(ValueError, match=r"^forward must be > 0"):
         bs.black_implied_vol(5.0, 0.0, 100.0, 1.0)
-    with pytest.raises(ValueError, match="^discount must be > 0"):
+    with pytest.raises(ValueError, match=r"^discount must be > 0"):
         bs.black_implied_vol(5.0, 100.0, 100.0, 1.0, discount=-0.5)
 
 

@@ -130,7 +130,7 @@ def test_mispricing_in_vol_points() -> None:
 def test_bad_input_raises() -> None:
     with pytest.raises(ValueError, match="lam must be >= 0"):
         merton.price(100, 100, 1, 0.0, 0.0, 0.2, -1.0, 0.0, 0.1)
-    with pytest.raises(ValueError, match="delta_j must be >= 0, got -0.1 at index 2"):
+    with pytest.raises(ValueError, match=r"delta_j must be >= 0, got -0\.1 at index 2"):
         merton.price(100, 100, 1, 0.0, 0.0, 0.2, 1.0, 0.0, [0.1, 0.1, -0.1])
     with pytest.raises(ValueError, match="dt must be > 0"):
         merton.calibrate_from_returns(np.zeros(100), dt=0.0)

@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -173,8 +174,8 @@ def _ql_geometric_asian(spot, strike, t, rate, div, vol, call, steps) -> float:
     today = ql.Date(2, 1, 2024)
     ql.Settings.instance().evaluationDate = today
     dc = ql.Actual365Fixed()
-    days = int(round(t * 365))
-    fixings = [today + int(round(days * (i + 1) / steps)) for i in range(steps)]
+    days = round(t * 365)
+    fixings = [today + round(days * (i + 1) / steps) for i in range(steps)]
     proc = ql.BlackScholesMertonProcess(
         ql.QuoteHandle(ql.SimpleQuote(spot)),
         ql.YieldTermStructureHandle(ql.FlatForward(today, div, dc)),
@@ -277,11 +278,37 @@ def test_geometric_asian_validates_its_inputs(kwargs: dict, pattern: str) -> Non
 def test_counts_are_checked_with_a_value_error_naming_them(kwargs: dict, pattern: str) -> None:
     # Negative paths or seeds once reached pybind11 as a TypeError with a signature dump.
     base = (100.0, 100.0, 1.0, 0.02, 0.0, 0.2)
+    price = mc.asian if "steps" in kwargs else mc.european
     with pytest.raises(ValueError, match=pattern):
-        if "steps" in kwargs:
-            mc.asian(*base, **kwargs)
-        else:
-            mc.european(*base, **kwargs)
+        price(*base, **kwargs)
     if "steps" not in kwargs:
         with pytest.raises(ValueError, match=pattern):
             mc.merton_european(*base, 1.0, 0.0, 0.1, **kwargs)
+
+
+def _child_price(queue: Any) -> None:
+    queue.put(mc.asian(100.0, 100.0, 1.0, 0.02, 0.0, 0.2, steps=12, paths=40_000, threads=2).price)
+
+
+def test_thread_pool_survives_fork_and_concurrent_callers() -> None:
+    # The worker pool is process-wide: a forked child must start its own (the parent's threads
+    # do not exist there), and calls from several Python threads at once must all finish with
+    # the single-thread result (a call that finds the pool busy runs on its own thread).
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    args = (100.0, 100.0, 1.0, 0.02, 0.0, 0.2)
+    want = mc.asian(*args, steps=12, paths=40_000, threads=1).price
+    assert mc.asian(*args, steps=12, paths=40_000, threads=2).price == want  # pool started
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_price, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0 and got == want, (child.exitcode, got, want)
+    with ThreadPoolExecutor(4) as ex:
+        prices = list(
+            ex.map(lambda _: mc.asian(*args, steps=12, paths=40_000, threads=2).price, range(8))
+        )
+    assert prices == [want] * 8, prices

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import QuantLib as ql
+from v28quant.options.black_scholes import implied_vol
 from v28quant.options.surface import SviSurface, fit_slice
 
 
@@ -71,7 +72,8 @@ def test_butterfly_report_flags_vogt_example():
     vogt = np.array([-0.0410, 0.1331, 0.3060, 0.3586, 0.4153])
     s = SviSurface([1.0], [vogt], [1.0])
     rep = s.arbitrage_report(width=10.0)
-    assert not rep.free and rep.butterfly["min_g"].iloc[0] < 0, rep.butterfly
+    assert not rep.free, rep.butterfly
+    assert rep.butterfly["min_g"].iloc[0] < 0, rep.butterfly
     y_bad = rep.butterfly["y_at_min"].iloc[0]
     h = 1e-3
     ks = np.exp(y_bad + np.array([-h, 0.0, h]))
@@ -88,13 +90,15 @@ def test_calendar_report_flags_crossing_slices():
     p_low = np.array([0.035, 0.05, 0.3, 0.0, 0.2])
     rep = SviSurface([0.5, 1.0], [P1, p_low], [100.0, 100.0]).arbitrage_report()
     row = rep.calendar.iloc[0]
-    assert not row["free"] and row["min_dw"] < 0 and row["y_at_min"] < 0, rep.calendar
+    assert not row["free"], rep.calendar
+    assert row["min_dw"] < 0, rep.calendar
+    assert row["y_at_min"] < 0, rep.calendar
     y = row["y_at_min"]
     assert svi_w(p_low, y) - svi_w(P1, y) == pytest.approx(row["min_dw"], abs=1e-14)
 
 
 @pytest.mark.parametrize(
-    "name, spot, root",
+    ("name", "spot", "root"),
     [
         ("SPY_2023-09-14_cboe.csv", 450.36, "SPY"),
         ("SPY_2022-07-08_cboe.csv", 388.67, "SPY"),
@@ -109,15 +113,21 @@ def test_fit_real_chain(shared_data, name, spot, root):
     # typical wing bid-ask spread) and median RMSE under 1 vol point.
     chain = pd.read_csv(shared_data / "options" / name)
     chain = chain[chain["root"] == root]
-    surf = SviSurface.fit(chain, spot=spot)
+    surf = SviSurface.fit(chain, spot=spot, repair=True)
     info = surf.fit_info
     rep = surf.arbitrage_report()
     print(f"\n{name}\n{info.to_string()}\n{rep.butterfly.to_string()}\n{rep.calendar.to_string()}")
+    # Gatheral-Jacquier: every slice g >= 0 and consecutive slices ordered on the scanned grid.
+    assert rep.free, f"{rep.butterfly[~rep.butterfly.free]}\n{rep.calendar[~rep.calendar.free]}"
+    assert info["repaired"].any(), info  # these chains need the repair (see the log)
     assert len(info) >= 8, info
     dev = info["forward"] / spot - 1.0
     assert np.all(np.abs(dev) < 0.015 + 0.03 * info["t"]), info
-    assert info["rmse_vol_pts"].max() < 2.0, info
-    assert info["rmse_vol_pts"].median() < 1.0, info
+    # Free fits met 2 vol points per slice; holding every slice to no arbitrage costs accuracy
+    # where the quotes themselves cross (measured: up to 4.0 vol points on SPY's shortest
+    # slices, median under 1.1).
+    assert info["rmse_vol_pts"].max() < 4.5, info
+    assert info["rmse_vol_pts"].median() < 1.2, info
     # The surface reproduces its quotes' ATM level: implied vol at the forward equals the
     # slice's sqrt(w(0)/t) and lies in the README's ATM ranges (SPX 10-15 %, SPY 9-24 %).
     atm = surf.implied_vol(info["forward"].to_numpy(), info["t"].to_numpy())
@@ -129,15 +139,20 @@ def test_fit_american_chain_with_known_rate(shared_data):
     # regression puts the discount factor above 1 on the shortest expiries; with the 3-month
     # T-bill rate of that day (5.3 %, continuously compounded) fixed, every D = exp(-r t) <= 1,
     # forwards up to 6 months stay within spot +- carry (a flat 5.3 % overstates longer-dated
-    # carry) and the fit is as good.
+    # carry) and the surface is free of static arbitrage.
     chain = pd.read_csv(shared_data / "options" / "SPY_2023-09-14_cboe.csv")
     free = SviSurface.fit(chain, spot=450.36).fit_info
     assert free["discount"].max() > 1.0, free  # the bias the rate option exists for
-    info = SviSurface.fit(chain, spot=450.36, rate=0.053).fit_info
+    surf = SviSurface.fit(chain, spot=450.36, rate=0.053, repair=True)
+    info = surf.fit_info
     np.testing.assert_allclose(info["discount"], np.exp(-0.053 * info["t"]), rtol=1e-15)
     short = info[info["t"] <= 0.5]
     assert np.all((short["forward"] > 445.0) & (short["forward"] < 462.0)), short
-    assert info["rmse_vol_pts"].max() < 2.0 and info["rmse_vol_pts"].median() < 1.0, info
+    assert surf.arbitrage_report().free
+    # A flat 5.3 % misplaces the longer forwards, so the quotes cross more and the
+    # arbitrage-free fit pays more (measured: median 1.4, max 8.3 vol points).
+    assert info["rmse_vol_pts"].median() < 1.6, info
+    assert info["rmse_vol_pts"].max() < 9.0, info
 
 
 def test_fit_chain_columns_and_errors():
@@ -153,3 +168,38 @@ def test_fit_chain_columns_and_errors():
         fit_slice([0.0, 0.1], [0.01, 0.02])
     with pytest.raises(ValueError, match="t must be > 0"):
         SviSurface([1.0], [P1], [100.0]).implied_vol(100.0, 0.0)
+
+
+def test_bad_params_shape_and_zero_variance_slice() -> None:
+    # A params array of the wrong shape once gave a bare numpy reshape error; a slice of zero
+    # variance everywhere "All-NaN slice encountered" from the arbitrage report.
+    with pytest.raises(ValueError, match=r"params must have shape \(n_expiries, 5\).*\(7,\)"):
+        SviSurface([1.0], np.zeros(7), [100.0])
+    with pytest.raises(ValueError, match=r"got shape \(2, 4\)"):
+        SviSurface([1.0, 2.0], np.zeros((2, 4)), [100.0, 100.0])
+    flat_zero = SviSurface([1.0], [[0.0, 0.0, 0.0, 0.0, 0.1]], [100.0])
+    rep = flat_zero.arbitrage_report()
+    assert not rep.free and rep.butterfly["min_g"].iloc[0] == -np.inf, rep.butterfly
+
+
+def test_default_fit_keeps_the_quoted_atm_term_structure(shared_data):
+    # Source: real SPY quotes of 2023-09-14; the reference is each expiry's at-the-money mid
+    # inverted by Black-Scholes (independent of the SVI fit). The default fit follows the
+    # quotes: its ATM vols stay within 1 vol point of them and rise with maturity as quoted.
+    chain = pd.read_csv(shared_data / "options" / "SPY_2023-09-14_cboe.csv")
+    spot = float(chain["underlying_price"].iloc[0])
+    t_all = (pd.to_datetime(chain["expiration"]) - pd.Timestamp("2023-09-14")).dt.days / 365.0
+    surf = SviSurface.fit(chain, quote_date="2023-09-14")
+    quoted, fitted = [], []
+    for target in (30 / 365, 0.3):
+        t = float(t_all.loc[(t_all - target).abs().idxmin()])
+        rows = chain[(t_all == t) & (chain["bid"] > 0)]
+        k = float(rows.loc[(rows["strike"] - spot).abs().idxmin(), "strike"])
+        atm = rows[rows["strike"] == k]
+        mids = ((atm["bid"] + atm["ask"]) / 2).to_numpy()
+        ivs = implied_vol(mids, spot, k, t, 0.053, 0.015, (atm["type"] == "call").to_numpy())
+        quoted.append(float(np.nanmean(ivs)))
+        fitted.append(float(surf.implied_vol(k, t)))
+    print(f"quoted ATM {quoted}, fitted {fitted}")
+    np.testing.assert_allclose(fitted, quoted, atol=0.01)
+    assert fitted[1] > fitted[0]

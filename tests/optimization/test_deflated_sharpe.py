@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-
 from v28quant.optimization.sharpe import (
     deflated_sharpe,
     deflated_sharpe_of,

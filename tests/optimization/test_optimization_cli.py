@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from v28quant.optimization import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +27,22 @@ def test_help_of_every_command_runs_as_a_module() -> None:
         assert f"usage: python -m v28quant.optimization {cmd}" in out.stdout
 
 
+def test_commands_are_mounted_in_the_operator_cli() -> None:
+    from v28quant.cli import build_parser
+
+    args = build_parser().parse_args(["--journal", "/x/j.sqlite", "tune", "--trials", "3"])
+    assert args.handler is cli.run_tune
+    assert (args.trials, args.workers, args.scheduler) == (3, 2, None)
+    assert cli._journal(args) == Path("/x/j.sqlite")  # the parent's option reaches the command
+    args = build_parser().parse_args(["walk-forward", "--journal", "/y.sqlite"])
+    assert cli._journal(args) == Path("/y.sqlite")
+
+
 def test_commands_mount_on_another_parser() -> None:
     parser = argparse.ArgumentParser(prog="v28quant")
     cli.add_subparsers(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["tune", "--trials", "3", "--workers", "0"])
-    assert args.handler is cli.run_tune
-    assert (args.trials, args.workers, args.scheduler) == (3, 0, None)
+    args = parser.parse_args(["promote", "--report", "r.json"])
+    assert args.handler is cli.run_promote
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from v28quant.journal import Journal
 from v28quant.optimization.promote import (
     PROMOTED_FILE,

@@ -1,12 +1,10 @@
-"""The built-in strategy evaluator: no look-ahead, costs in every evaluation, covered calls priced
-by Black-Scholes."""
+"""The built-in strategy evaluator: no look-ahead, costs, covered calls at Black-Scholes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from v28quant.data.samples import sample_history
 from v28quant.optimization.costs import CostModel
 from v28quant.optimization.strategy import SampleStrategy

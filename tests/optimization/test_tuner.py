@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import optuna
 import pytest
-
 from v28quant.optimization.distributed import TaskRunner
 from v28quant.optimization.synthetic import QuadraticEvaluator
 from v28quant.optimization.tuner import BayesianTuner, TunerConfig, default_storage
@@ -34,8 +33,8 @@ def test_tuner_finds_the_known_optimum() -> None:
 
 
 def _study_outcome(workers: int, storage: str) -> list[tuple[str, float | None, dict[str, float]]]:
-    ev = QuadraticEvaluator(OPTIMUM, work=2)
-    cfg = TunerConfig(n_trials=20, batch_size=6, seed=5, storage=storage, study_name="same")
+    ev = QuadraticEvaluator(OPTIMUM)
+    cfg = TunerConfig(n_trials=12, batch_size=6, seed=5, storage=storage, study_name="same")
     with TaskRunner(workers=workers, progress=False) as runner:
         res = BayesianTuner(ev, cfg, SCHEME, runner).optimize()
     return [(t.state.name, t.value, t.params) for t in res.study.trials]

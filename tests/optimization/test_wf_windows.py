@@ -1,12 +1,14 @@
-"""Walk-forward windows: no training label reaches the test rows, the embargo holds, on dates and
-on an unbalanced panel. Label ends are recomputed here row by row, independently of the code."""
+"""Walk-forward windows: no training label reaches the test rows and the embargo holds.
+
+Checked on dates and on an unbalanced panel; label ends are recomputed here row by row,
+independently of the code under test.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from v28quant.optimization.windows import Window, WindowScheme, walk_forward_windows
 
 
@@ -35,7 +37,6 @@ def _check(
     prev_test_end = None
     for w in windows:
         train_dates = dates[w.train]
-        test_dates = dates[w.test]
         # every test row lies in the test block, and every row of the block is a test row
         in_block = (dates >= w.test_start) & (dates <= w.test_end)
         assert set(w.test) == set(np.flatnonzero(in_block)), f"window {w.index}"
@@ -100,6 +101,8 @@ def test_no_overlap_on_unbalanced_panel(kind: str) -> None:
 
 def test_too_short_history_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="min_train_dates"):
-        walk_forward_windows(WindowScheme("anchored", 4, 500, 5), pd.bdate_range("2020", periods=300))
+        walk_forward_windows(
+            WindowScheme("anchored", 4, 500, 5), pd.bdate_range("2020", periods=300)
+        )
     with pytest.raises(ValueError, match="kind"):
         WindowScheme("expanding", 4, 500, 5)  # type: ignore[arg-type]

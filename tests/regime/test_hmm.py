@@ -7,6 +7,7 @@ detector round-trips through the model store; bad input gets a clear error.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -134,3 +135,25 @@ def test_bad_input_is_named() -> None:
         HmmRegimeDetector(n_states=2).fit(r[:60])
     with pytest.raises(ValueError, match="not fitted"):
         HmmRegimeDetector().states(r)
+
+
+def test_the_forward_cache_changes_no_number(fitted: Fitted) -> None:
+    det, r, _ = fitted
+    det.filtered_probabilities(r[:1500])  # primes the cache with a prefix
+    cached = det.filtered_probabilities(r).to_numpy()
+    det._cache = None
+    fresh = det.filtered_probabilities(r).to_numpy()
+    np.testing.assert_array_equal(cached, fresh)
+    changed = r.copy()
+    changed[100] += 0.01  # same length, different history: the cache must not be used
+    det.filtered_probabilities(r)
+    np.testing.assert_array_equal(
+        det.filtered_probabilities(changed).to_numpy(),
+        _uncached(det).filtered_probabilities(changed).to_numpy(),
+    )
+
+
+def _uncached(det: HmmRegimeDetector) -> HmmRegimeDetector:
+    c = copy.copy(det)
+    c._cache = None
+    return c

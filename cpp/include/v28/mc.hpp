@@ -40,7 +40,7 @@ struct Options {
     std::uint64_t seed = 0;
     bool antithetic = true;
     bool control_variate = true;
-    unsigned threads = 0;  // 0: std::thread::hardware_concurrency()
+    unsigned threads = 0;  // 0: parallel::default_threads()
 };
 
 struct Gbm {

@@ -27,7 +27,7 @@ _PAPER_HOST = "paper-api.alpaca.markets"
 
 
 def is_loopback(url: str) -> bool:
-    """Whether ``url`` points at this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    """Tell whether ``url`` points at this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
@@ -58,7 +58,7 @@ def check_endpoint(url: str, setting: str) -> None:
 
 
 def trading_endpoint(base_url: str | None, *, live: bool, live_confirm: bool) -> str:
-    """The trading URL for this mode, refusing any that could move real money unconfirmed.
+    """Return the trading URL for this mode, refusing any that could move real money unconfirmed.
 
     Parameters
     ----------
@@ -134,6 +134,7 @@ class AlpacaConfig:
     options_feed: Literal["indicative", "opra"] = "indicative"
 
     def __post_init__(self) -> None:
+        """Check the fields; a bad one is a ValueError naming it."""
         if not self.key_id or not self.secret_key:
             raise ValueError("APCA_API_KEY_ID and APCA_API_SECRET_KEY are both required")
         if not self.timeout_s > 0:

@@ -151,7 +151,7 @@ _ACCOUNTS_LOCK = threading.Lock()
 
 
 def account_limiter(key_id: str, per_minute: int = 200) -> RateLimiter:
-    """The one ``RateLimiter`` of this process for the account of ``key_id``.
+    """Return the one ``RateLimiter`` of this process for the account of ``key_id``.
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from alpaca.trading.stream import TradingStream
 
 from v28quant.alpaca.config import AlpacaConfig
-from v28quant.broker.alpaca import to_order
+from v28quant.alpaca.convert import to_order
 from v28quant.broker.base import Order
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ OrderHandler = Callable[[Order], Coroutine[Any, Any, None]]
 
 
 def stream_url(trading_url: str) -> str:
-    """The websocket of a trading endpoint: ``https://host`` -> ``wss://host/stream``."""
+    """Return the websocket beside a trading endpoint (``https://host`` -> ``wss://host/stream``)."""
     parts = urlsplit(trading_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, "/stream", "", ""))

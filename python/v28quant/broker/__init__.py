@@ -54,7 +54,7 @@ def connect(
     quotes: QuoteSource | None = None,
     clock: Clock | None = None,
 ) -> Broker:
-    """The broker the settings call for.
+    """Return the broker the settings call for.
 
     Alpaca (paper, or live when ``live``) when ``APCA_API_KEY_ID``/``APCA_API_SECRET_KEY`` are
     set: only Alpaca's paper host (or loopback) without ``live``, any other host only with

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -35,41 +35,39 @@ from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import (
-    OrderClass,
-    OrderSide,
-    PositionIntent,
     QueryOrderStatus,
-    TimeInForce,
 )
 from alpaca.trading.requests import (
     GetCalendarRequest,
     GetOrdersRequest,
-    LimitOrderRequest,
-    MarketOrderRequest,
-    OptionLegRequest,
     ReplaceOrderRequest,
 )
 from pydantic import ValidationError
 
 from v28quant.alpaca.config import LIVE_URL, PAPER_URL, AlpacaConfig
+from v28quant.alpaca.convert import (
+    dec_or_none,
+    enum_value,
+    is_duplicate_cid,
+    map_api_error,
+    to_activity,
+    to_order,
+    to_sdk_request,
+    whole_qty,
+)
 from v28quant.alpaca.ratelimit import RateLimiter, account_limiter
 from v28quant.alpaca.sdk import call_off_loop, option_contract_pages, prepare_client
 from v28quant.broker.base import (
     Account,
     Activity,
-    AuthenticationError,
     BrokerError,
     BrokerUnavailable,
     ClientOrderIdConflict,
-    InsufficientBuyingPower,
     MarketClock,
-    OptionsLevelError,
     Order,
-    OrderNotCancelable,
     OrderNotFound,
     OrderRejected,
     OrderRequest,
-    OrderStatus,
     Position,
     RateLimited,
     SubmitOutcomeUnknown,
@@ -82,152 +80,6 @@ from v28quant.broker.base import (
 from v28quant.calendar import ET
 
 log = logging.getLogger(__name__)
-
-
-def _safe(getter: Callable[[], Any]) -> Any:
-    try:
-        return getter()
-    except Exception:  # APIError.code/.message json-decode the body on every access
-        return None
-
-
-def map_api_error(err: APIError) -> BrokerError:
-    """Turn alpaca-py's ``APIError`` into the matching ``BrokerError``."""
-    status = err.status_code
-    code = _safe(lambda: err.code)
-    message = _safe(lambda: err.message) or str(err)[:200] or f"HTTP {status}"
-    text = f"Alpaca {status}: {message}"
-    low = message.lower()
-    kw = {"status": status, "code": code if isinstance(code, int) else None}
-    if status == 401:
-        return AuthenticationError(
-            "Alpaca rejected the API keys (401 unauthorized): check "
-            "APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live",
-            **kw,
-        )
-    if status == 403:
-        if "level" in low or "eligible" in low:
-            return OptionsLevelError(text, **kw)
-        if "insufficient" in low:
-            return InsufficientBuyingPower(text, **kw)
-        return OrderRejected(text, **kw)
-    if status == 404:
-        return OrderNotFound(text, **kw)
-    if status == 422:
-        if "not cancelable" in low or "not replaceable" in low:
-            return OrderNotCancelable(text, **kw)
-        return OrderRejected(text, **kw)
-    if status == 429:
-        return RateLimited(text, **kw)
-    if status is not None and status >= 500:
-        return BrokerUnavailable(text, **kw)
-    return BrokerError(text, **kw)
-
-
-def _is_duplicate_cid(err: BrokerError) -> bool:
-    low = str(err).lower()
-    return (
-        err.status == 422 and "client_order_id" in low and ("unique" in low or "duplicate" in low)
-    )
-
-
-def _d(x: Any) -> Decimal | None:
-    if x is None or x == "":
-        return None
-    return Decimal(str(x))
-
-
-def _v(e: Any) -> Any:
-    return None if e is None else getattr(e, "value", e)
-
-
-def to_order(o: Any) -> Order:
-    """alpaca-py ``Order`` -> our ``Order``."""
-    return Order(
-        id=str(o.id),
-        client_order_id=o.client_order_id,
-        symbol=o.symbol or None,
-        qty=_d(o.qty) or Decimal(0),
-        filled_qty=_d(o.filled_qty) or Decimal(0),
-        filled_avg_price=_d(o.filled_avg_price),
-        side=_v(o.side),
-        type=_v(o.type),
-        limit_price=_d(o.limit_price),
-        status=OrderStatus(_v(o.status)),
-        order_class=_v(o.order_class) or "simple",
-        asset_class=_v(o.asset_class),
-        intent=_v(o.position_intent),
-        time_in_force=_v(o.time_in_force),
-        legs=tuple(to_order(leg) for leg in (o.legs or ())),
-        ratio=int(Decimal(str(o.ratio_qty))) if o.ratio_qty not in (None, "") else None,
-        submitted_at=o.submitted_at,
-        updated_at=o.updated_at,
-        replaced_by=str(o.replaced_by) if o.replaced_by else None,
-        replaces=str(o.replaces) if o.replaces else None,
-    )
-
-
-def to_activity(r: dict[str, Any]) -> Activity:
-    """A raw ``/v2/account/activities`` row -> ``Activity`` (qty signed, see ``Activity``)."""
-    kind = r["activity_type"]
-    if "transaction_time" in r:
-        ts = datetime.fromisoformat(str(r["transaction_time"]).replace("Z", "+00:00"))
-    elif "date" in r:  # non-trade activities carry a date only: they happen at/after that session
-        ts = datetime.combine(date.fromisoformat(r["date"]), time(16, 0), tzinfo=ET)
-    else:
-        raise BrokerError(f"Alpaca activity {r.get('id')!r} has neither transaction_time nor date")
-    qty = _d(r.get("qty")) or Decimal(0)
-    side = r.get("side") or None
-    if kind in ("FILL", "PARTIAL_FILL") and side == "sell":
-        qty = -qty
-    return Activity(
-        id=str(r["id"]),
-        type=kind,
-        symbol=r.get("symbol") or "",
-        qty=qty,
-        price=_d(r.get("price")),
-        ts=ts.astimezone(UTC),
-        order_id=r.get("order_id"),
-        side=side,
-        raw=r,
-    )
-
-
-def to_sdk_request(req: OrderRequest, client_order_id: str | None = None) -> Any:
-    """Our ``OrderRequest`` -> an alpaca-py order request (floats on the wire, as the SDK
-    types them; prices are already on the tick grid so the float is exact to the cent)."""
-    common: dict[str, Any] = {
-        "qty": float(req.qty),
-        "time_in_force": TimeInForce(req.time_in_force),
-        "client_order_id": client_order_id or req.client_order_id,
-    }
-    if req.kind == "mleg":
-        common["order_class"] = OrderClass.MLEG
-        common["legs"] = [
-            OptionLegRequest(
-                symbol=leg.occ_symbol,
-                ratio_qty=float(leg.ratio),
-                side=OrderSide(leg.side),
-                position_intent=PositionIntent(leg.intent),
-            )
-            for leg in req.legs
-        ]
-    else:
-        common["symbol"] = req.symbol
-        common["side"] = OrderSide(req.side)
-        if req.intent:
-            common["position_intent"] = PositionIntent(req.intent)
-    if req.type == "limit":
-        return LimitOrderRequest(limit_price=float(req.limit_price), **common)  # type: ignore[arg-type]
-    return MarketOrderRequest(**common)
-
-
-def _whole_qty(qty: Decimal | int) -> int:
-    """alpaca-py's replace takes whole quantities only: refuse a fraction, never truncate it."""
-    d = Decimal(str(qty))
-    if d != d.to_integral_value() or d <= 0:
-        raise ValueError(f"replace qty must be a positive whole number, got {qty}")
-    return int(d)
 
 
 class AlpacaBroker:
@@ -322,12 +174,14 @@ class AlpacaBroker:
         """The account's rate limiter (pass it to ``AlpacaData`` on the same account)."""
         return self._limiter
 
-    def __repr__(self) -> str:  # never the keys
+    def __repr__(self) -> str:
+        """Describe the broker without its keys."""
         return f"AlpacaBroker(live={self.live})"
 
     # ------------------------------------------------------------------ plumbing
 
     async def _call(self, fn: Callable[..., Any], *args: Any, retry_transient: bool = True) -> Any:
+        """Describe the broker without its keys."""
         """Run one SDK call in the pool, rate-limited; 429s wait and retry, transient failures
         (timeouts, connection errors, 5xx) retry only when ``retry_transient`` (reads)."""
         last: BrokerError | None = None
@@ -369,6 +223,7 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ protocol
 
     async def account(self) -> Account:
+        """Return the account's balances and options level."""
         a = await self._call(self._client.get_account)
         level = a.options_trading_level
         if level is None:
@@ -376,35 +231,37 @@ class AlpacaBroker:
         z = Decimal(0)
         return Account(
             id=str(a.id),
-            status=_v(a.status),
-            cash=_d(a.cash) or z,
-            equity=_d(a.equity) or z,
-            buying_power=_d(a.buying_power) or z,
-            options_buying_power=_d(a.options_buying_power) or z,
+            status=enum_value(a.status),
+            cash=dec_or_none(a.cash) or z,
+            equity=dec_or_none(a.equity) or z,
+            buying_power=dec_or_none(a.buying_power) or z,
+            options_buying_power=dec_or_none(a.options_buying_power) or z,
             options_level=int(level),
-            portfolio_value=_d(a.portfolio_value) or z,
-            long_market_value=_d(a.long_market_value) or z,
-            short_market_value=_d(a.short_market_value) or z,
+            portfolio_value=dec_or_none(a.portfolio_value) or z,
+            long_market_value=dec_or_none(a.long_market_value) or z,
+            short_market_value=dec_or_none(a.short_market_value) or z,
             trading_blocked=bool(a.trading_blocked),
             currency=a.currency or "USD",
         )
 
     async def positions(self) -> list[Position]:
+        """Return every open position."""
         rows = await self._call(self._client.get_all_positions)
         return [
             Position(
                 symbol=p.symbol,
                 qty=Decimal(p.qty),
                 avg_entry_price=Decimal(p.avg_entry_price),
-                asset_class=_v(p.asset_class),
-                market_value=_d(p.market_value),
-                cost_basis=_d(p.cost_basis),
-                current_price=_d(p.current_price),
+                asset_class=enum_value(p.asset_class),
+                market_value=dec_or_none(p.market_value),
+                cost_basis=dec_or_none(p.cost_basis),
+                current_price=dec_or_none(p.current_price),
             )
             for p in rows
         ]
 
     async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
+        """Return orders by status, newest first, all pages."""
         if status not in ("open", "closed", "all"):
             raise ValueError(f"status must be 'open', 'closed' or 'all', got {status!r}")
         found: dict[str, Order] = {}
@@ -434,6 +291,7 @@ class AlpacaBroker:
             until = min(t for t in stamps if t is not None) + timedelta(microseconds=1)
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
+        """Return the order with this client order id, or None."""
         try:
             o = await self._call(self._client.get_order_by_client_id, client_order_id)
         except OrderNotFound:
@@ -467,13 +325,13 @@ class AlpacaBroker:
             try:
                 return to_order(await self._call(send, sdk_req, retry_transient=False))
             except OrderRejected as e:
-                if ambiguous is None and not _is_duplicate_cid(e):
+                if ambiguous is None and not is_duplicate_cid(e):
                     raise  # a first-attempt refusal: definite
                 found = await self.order_by_client_id(cid)
                 if found is not None:
                     log.info("order %s already at Alpaca (%s)", cid, e)
                     return found
-                if _is_duplicate_cid(e):
+                if is_duplicate_cid(e):
                     raise
                 raise SubmitOutcomeUnknown(
                     f"submit of {cid}: refused ({e}) after an attempt whose outcome is unknown "
@@ -510,11 +368,13 @@ class AlpacaBroker:
         )
 
     async def cancel(self, order_id: str) -> None:
+        """Cancel one order by venue id."""
         await self._call(self._client.cancel_order_by_id, order_id, retry_transient=False)
 
     async def replace(
         self, order_id: str, qty: Decimal | int | None = None, limit_price: Decimal | None = None
     ) -> Order:
+        """Replace an open order; returns the new order."""
         old = to_order(await self._call(self._client.get_order_by_id, order_id))
         cid = (
             replacement_client_order_id(old.client_order_id)
@@ -522,7 +382,7 @@ class AlpacaBroker:
             else None
         )
         req = ReplaceOrderRequest(
-            qty=None if qty is None else _whole_qty(qty),
+            qty=None if qty is None else whole_qty(qty),
             limit_price=None if limit_price is None else float(limit_price),
             client_order_id=cid,
         )
@@ -537,12 +397,14 @@ class AlpacaBroker:
         )
 
     async def clock(self) -> MarketClock:
+        """Return the venue's clock."""
         c = await self._call(self._client.get_clock)
         return MarketClock(
             ts=c.timestamp, is_open=c.is_open, next_open=c.next_open, next_close=c.next_close
         )
 
     async def calendar(self, start: date, end: date) -> list[TradingDay]:
+        """Return the sessions between two dates."""
         days = await self._call(self._client.get_calendar, GetCalendarRequest(start=start, end=end))
         # The SDK parses "HH:MM" into naive datetimes that mean New York time.
         return [
@@ -550,6 +412,7 @@ class AlpacaBroker:
         ]
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:
+        """Return fills and option events since ``since``, oldest first."""
         params: dict[str, Any] = {"direction": "asc", "page_size": self._page}
         if since is not None:
             params["after"] = since.astimezone(UTC).isoformat()
@@ -586,9 +449,9 @@ class AlpacaBroker:
                 "symbol": c.symbol,
                 "underlying": c.underlying_symbol,
                 "expiry": c.expiration_date,
-                "type": _v(c.type),
+                "type": enum_value(c.type),
                 "strike": Decimal(str(c.strike_price)),
-                "size": _d(c.size),
+                "size": dec_or_none(c.size),
                 "open_interest": int(c.open_interest) if c.open_interest else None,
                 "tradable": c.tradable,
             }

@@ -153,8 +153,11 @@ MAX_CLIENT_ORDER_ID = 48
 
 @dataclass(frozen=True, slots=True)
 class OrderTag:
-    """What a ``client_order_id`` tells about its order: who placed it, and for which decision
-    (a 48-bit digest of the decision id; ``revision`` counts replacements)."""
+    """What a ``client_order_id`` tells about its order.
+
+    Who placed it, and for which decision (a 48-bit digest of the decision id; ``revision`` counts
+    replacements).
+    """
 
     engine: str
     strategy: str
@@ -162,6 +165,7 @@ class OrderTag:
     revision: int = 0
 
     def same_decision(self, other: OrderTag) -> bool:
+        """Whether other names the same engine, strategy and decision digest."""
         return (self.engine, self.strategy, self.digest) == (
             other.engine,
             other.strategy,
@@ -171,8 +175,10 @@ class OrderTag:
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """Who places an order: ``engine`` (<= 8 chars), ``strategy`` (<= 16 chars), both
-    ``[a-z][a-z0-9_]*``, and ``decision_id``, the journal's id of the decision (any string).
+    """Who places an order.
+
+    ``engine`` (<= 8 chars), ``strategy`` (<= 16 chars), both ``[a-z][a-z0-9_]*``, and
+    ``decision_id``, the journal's id of the decision (any string).
 
     ``client_order_id`` is ``v28-<engine>-<strategy>-<sha256(decision_id)[:12]>`` (at most 42
     characters; a replacement appends ``-r<n>``, at most 46 < Alpaca's 48).
@@ -183,6 +189,7 @@ class Owner:
     decision_id: str
 
     def __post_init__(self) -> None:
+        """Check the engine and strategy names fit a client order id."""
         if not (_NAME.match(self.engine) and len(self.engine) <= 8):
             raise ValueError(
                 f"Owner.engine must match [a-z][a-z0-9_]* and be <= 8 chars, got {self.engine!r}"
@@ -197,14 +204,17 @@ class Owner:
 
     @property
     def digest(self) -> str:
+        """Return the 48-bit hex digest of the decision id."""
         return hashlib.sha256(self.decision_id.encode("utf-8")).hexdigest()[:12]
 
     @property
     def client_order_id(self) -> str:
+        """Return the deterministic client order id of this decision."""
         return f"v28-{self.engine}-{self.strategy}-{self.digest}"
 
     @property
     def tag(self) -> OrderTag:
+        """Return the OrderTag this owner encodes."""
         return OrderTag(self.engine, self.strategy, self.digest)
 
 
@@ -253,7 +263,7 @@ def request_differences(order: Order, request: OrderRequest) -> list[str]:
 
 
 def parse_client_order_id(cid: str | None) -> OrderTag | None:
-    """The ``OrderTag`` encoded in ``cid``, or ``None`` if the order is not ours."""
+    """Return the ``OrderTag`` encoded in ``cid``, or ``None`` if the order is not ours."""
     if not cid:
         return None
     m = _CID.match(cid)
@@ -264,7 +274,7 @@ def parse_client_order_id(cid: str | None) -> OrderTag | None:
 
 
 def replacement_client_order_id(cid: str) -> str:
-    """The client order id for the replacement of order ``cid`` (revision + 1).
+    """Return the client order id for the replacement of order ``cid`` (revision + 1).
 
     Alpaca gives a replacement a new order id and needs a new unique ``client_order_id``; keeping
     the owner in it keeps the replacement ours.
@@ -295,6 +305,7 @@ class Leg:
     intent: Intent
 
     def __post_init__(self) -> None:
+        """Check that the leg's symbol is a valid OCC option symbol."""
         parse_occ(self.occ_symbol)
         if not isinstance(self.ratio, int) or self.ratio < 1:
             raise ValueError(f"Leg.ratio must be an integer >= 1, got {self.ratio!r}")
@@ -325,10 +336,12 @@ class OrderRequest:
 
     @property
     def client_order_id(self) -> str:
+        """Return the owner's client order id."""
         return self.owner.client_order_id
 
     @property
     def asset_class(self) -> AssetClass:
+        """Return Alpaca's asset class of the order."""
         return "us_equity" if self.kind == "equity" else "us_option"
 
     @classmethod
@@ -343,7 +356,7 @@ class OrderRequest:
         owner: Owner,
         time_in_force: Literal["day", "gtc"] = "day",
     ) -> OrderRequest:
-        """A stock/ETF order; ``qty`` in shares (fractions allowed for market day orders)."""
+        """Build a stock/ETF order; ``qty`` in shares (fractions allowed for market day orders)."""
         sym = symbol.strip().upper()
         if not sym or is_occ(sym):
             raise ValueError(f"equity symbol must be a ticker, got {symbol!r}")
@@ -362,9 +375,11 @@ class OrderRequest:
         owner: Owner,
         tick_scheme: TickScheme = "penny_pilot",
     ) -> OrderRequest:
-        """A single-leg option ``day`` order; ``qty`` whole contracts; a limit order when a
-        price is given, which is rounded to the tick conservatively (buys down, sells up:
-        ``v28quant.broker.ticks``)."""
+        """Build a single-leg option ``day`` order.
+
+        ``qty`` whole contracts; a limit order when a price is given, which is rounded to the tick
+        conservatively (buys down, sells up: ``v28quant.broker.ticks``).
+        """
         parse_occ(occ_symbol)
         q = to_decimal(qty, "qty")
         _whole(q, "qty")
@@ -388,10 +403,11 @@ class OrderRequest:
         owner: Owner,
         tick_scheme: TickScheme = "penny_pilot",
     ) -> OrderRequest:
-        """A 2-4 leg option order (Alpaca ``order_class=mleg``), filled all legs together.
+        """Build a 2-4 leg option order (Alpaca ``order_class=mleg``), filled all legs together.
 
         ``limit_price`` is the net per unit (debit > 0, credit < 0), floored to the tick
-        (a smaller debit or a larger credit: never a worse price than asked)."""
+        (a smaller debit or a larger credit: never a worse price than asked).
+        """
         legs = tuple(legs)
         if not 2 <= len(legs) <= 4:
             raise ValueError(f"a multi-leg order needs 2-4 legs, got {len(legs)}")
@@ -445,7 +461,7 @@ class OrderRequest:
         return cls(kind, symbol, q, side, typ, lp, owner, intent, legs, tif)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (Decimals as strings) for the journal."""
+        """Return a JSON-ready description (Decimals as strings) for the journal."""
         return {
             "kind": self.kind,
             "symbol": self.symbol,
@@ -478,8 +494,11 @@ class OrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """Account balances (dollars). ``options_level``: 0 none, 1 covered calls / cash-secured
-    puts, 2 + long calls/puts, 3 + spreads (multi-leg)."""
+    """Account balances (dollars).
+
+    ``options_level``: 0 none, 1 covered calls / cash-secured puts, 2 + long calls/puts, 3 + spreads
+    (multi-leg).
+    """
 
     id: str
     status: str
@@ -509,13 +528,17 @@ class Position:
 
     @property
     def side(self) -> Literal["long", "short"]:
+        """Return long for a positive quantity, short for a negative one."""
         return "long" if self.qty >= 0 else "short"
 
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """An order as the venue reports it. For ``mleg`` orders ``symbol``/``side``/``type`` are
-    ``None`` at the parent and ``legs`` hold the child orders (``ratio`` per leg)."""
+    """An order as the venue reports it.
+
+    For ``mleg`` orders ``symbol``/``side``/``type`` are ``None`` at the parent and ``legs`` hold
+    the child orders (``ratio`` per leg).
+    """
 
     id: str
     client_order_id: str
@@ -546,6 +569,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
+        """Whether the venue may still fill or change the order."""
         return not self.status.terminal
 
     def to_dict(self) -> dict[str, Any]:
@@ -569,9 +593,12 @@ ActivityType = str  # FILL, OPEXC, OPASN, OPEXP, OPTRD, OPCSH, ... (Alpaca's nam
 
 @dataclass(frozen=True, slots=True)
 class Activity:
-    """An account event. ``qty`` is the signed change of the position in ``symbol``
-    (a buy fill +, a sell fill -, an exercised long call -n contracts, its OPTRD +100n shares).
-    ``price`` per share (the strike for exercise/assignment stock legs)."""
+    """An account event.
+
+    ``qty`` is the signed change of the position in ``symbol`` (a buy fill +, a sell fill -, an
+    exercised long call -n contracts, its OPTRD +100n shares). ``price`` per share (the strike for
+    exercise/assignment stock legs).
+    """
 
     id: str
     type: ActivityType
@@ -608,26 +635,32 @@ class TradingDay:
 
 @runtime_checkable
 class Broker(Protocol):
-    """What the engines may ask of a venue. Every method is async; all raise ``BrokerError``
-    subclasses (never a venue SDK's exception)."""
+    """What the engines may ask of a venue.
+
+    Every method is async; all raise ``BrokerError`` subclasses (never a venue SDK's exception).
+    """
 
     name: str
 
-    async def account(self) -> Account: ...
+    async def account(self) -> Account:
+        """Return the account's balances."""
 
-    async def positions(self) -> list[Position]: ...
+    async def positions(self) -> list[Position]:
+        """Return the open positions."""
 
-    async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]: ...
+    async def orders(self, status: Literal["open", "closed", "all"] = "open") -> list[Order]:
+        """Return the orders with status open, closed or all."""
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
-        """The order with this ``client_order_id``, or ``None`` if the venue has none."""
+        """Return the order with this ``client_order_id``, or ``None`` if the venue has none."""
         ...
 
     async def submit(self, request: OrderRequest) -> Order:
         """Submit idempotently: the same request (same ``Owner``) never makes two orders."""
         ...
 
-    async def cancel(self, order_id: str) -> None: ...
+    async def cancel(self, order_id: str) -> None:
+        """Cancel order order_id."""
 
     async def replace(
         self, order_id: str, qty: Decimal | int | None = None, limit_price: Decimal | None = None
@@ -635,12 +668,15 @@ class Broker(Protocol):
         """Replace an open order; returns the new order (the old one becomes ``replaced``)."""
         ...
 
-    async def clock(self) -> MarketClock: ...
+    async def clock(self) -> MarketClock:
+        """Return the venue's market clock."""
 
-    async def calendar(self, start: date, end: date) -> list[TradingDay]: ...
+    async def calendar(self, start: date, end: date) -> list[TradingDay]:
+        """Return the trading days from start to end."""
 
     async def activities(self, since: datetime | None = None) -> list[Activity]:
-        """Fills and option events (exercise, assignment, expiry), oldest first."""
+        """Return fills and option events (exercise, assignment, expiry), oldest first."""
         ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Close the venue's sessions."""

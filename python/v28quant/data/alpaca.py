@@ -185,6 +185,7 @@ class AlpacaData:
         end: datetime | date | None = None,
         timeframe: str = "1Day",
     ) -> pd.DataFrame:
+        """Return bars of stocks and options in the fixed bar columns."""
         n, unit = parse_timeframe(timeframe)
         lo, hi = _utc(start, end=False), _utc(end, end=True)
         if self.feed == "sip":  # the free plan refuses SIP data younger than 15 minutes
@@ -210,6 +211,7 @@ class AlpacaData:
     # -- quotes -----------------------------------------------------------------------------
 
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        """Return the latest quote of each symbol that has a usable one."""
         stocks = [s.upper() for s in symbols if not is_occ(s)]
         options = [s.upper() for s in symbols if is_occ(s)]
         raw: dict[str, Any] = {}
@@ -237,12 +239,14 @@ class AlpacaData:
         return out
 
     async def quote(self, symbol: str) -> Quote:
+        """Return the latest quote of one symbol."""
         q = (await self.latest_quotes([symbol])).get(symbol.upper())
         if q is None:
             raise KeyError(f"no quote for {symbol!r}")
         return q
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
+        """Return the official close of ``symbol`` on the session of ``session``."""
         day = session.astimezone(ET).date() if session.tzinfo else session.date()
         b = await self.bars([symbol], day, day, "1Day")
         if b.empty:
@@ -260,6 +264,7 @@ class AlpacaData:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
+        """Return the option contracts of ``underlying`` matching the filters."""
         try:
             contracts = await option_contract_pages(
                 lambda req: self._call(self._trading.get_option_contracts, req),
@@ -301,6 +306,7 @@ class AlpacaData:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
+        """Return the chain snapshot of ``underlying`` in the fixed chain columns."""
         req = OptionChainRequest(
             underlying_symbol=underlying.upper(),
             feed=OptionsFeed(self.options_feed),
@@ -346,6 +352,7 @@ class AlpacaData:
         )
 
     async def aclose(self) -> None:
+        """Close the HTTP sessions."""
         for c in (self._stock, self._option, self._trading):
             session = getattr(c, "_session", None)
             if session is not None:
@@ -353,7 +360,7 @@ class AlpacaData:
 
 
 def _body(err: APIError) -> str:
-    """The error's message without risking ``APIError.code``'s JSON parsing."""
+    """Return the error's message without risking ``APIError.code``'s JSON parsing."""
     try:
         return str(err.message)
     except Exception:

@@ -106,6 +106,7 @@ def parse_timeframe(timeframe: str) -> tuple[int, str]:
 
 
 def empty_bars() -> pd.DataFrame:
+    """Return a bars frame with no rows and the ``BAR_COLUMNS`` dtypes."""
     return pd.DataFrame(
         {
             "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
@@ -119,6 +120,7 @@ def empty_bars() -> pd.DataFrame:
 
 
 def empty_chain() -> pd.DataFrame:
+    """Return a chain frame with no rows and the ``CHAIN_COLUMNS`` dtypes."""
     cols: dict[str, pd.Series] = {}
     for c in CHAIN_COLUMNS:
         if c in ("symbol", "underlying", "type"):
@@ -139,8 +141,10 @@ def chain_frame(
     as_of: datetime | None = None,
     source: str = "",
 ) -> pd.DataFrame:
-    """Build a chain DataFrame with exactly ``CHAIN_COLUMNS`` (dtypes normalised, sorted by
-    expiry, type, strike)."""
+    """Build a chain DataFrame with exactly ``CHAIN_COLUMNS``.
+
+    Dtypes are normalised and rows sorted by expiry, type and strike.
+    """
     df = empty_chain() if not rows else pd.DataFrame(rows)
     for c in CHAIN_COLUMNS:
         if c not in df:
@@ -179,13 +183,18 @@ class DataFeed(Protocol):
         end: datetime | date | None = None,
         timeframe: str = "1Day",
     ) -> pd.DataFrame:
-        """Bars of ``symbols`` from ``start`` to ``end`` (inclusive; None = now) at
-        ``timeframe`` (``"1Day"``, ``"5Min"``, ...), long format, ``BAR_COLUMNS``."""
+        """Return bars of ``symbols`` in long format, ``BAR_COLUMNS``.
+
+        From ``start`` to ``end`` (inclusive; None = now) at ``timeframe`` (``"1Day"``,
+        ``"5Min"``, ...).
+        """
         ...
 
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        """Latest top-of-book quote per symbol (equity tickers or OCC symbols); symbols with
-        no quote are absent from the result."""
+        """Return the latest top-of-book quote per symbol (equity tickers or OCC symbols).
+
+        Symbols with no quote are absent from the result.
+        """
         ...
 
     async def option_contracts(
@@ -197,7 +206,7 @@ class DataFeed(Protocol):
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
-        """Listed contracts (``CONTRACT_COLUMNS``): the reference data, no quotes."""
+        """Return listed contracts (``CONTRACT_COLUMNS``): the reference data, no quotes."""
         ...
 
     async def option_chain(
@@ -209,7 +218,7 @@ class DataFeed(Protocol):
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
-        """A snapshot of the option chain now (``CHAIN_COLUMNS``)."""
+        """Return a snapshot of the option chain now (``CHAIN_COLUMNS``)."""
         ...
 
     async def quote(self, symbol: str) -> Quote:
@@ -217,8 +226,10 @@ class DataFeed(Protocol):
         ...
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
-        """``QuoteSource.closing_price``: official close of the session containing
-        ``session``."""
+        """Return the official close of the session containing ``session``.
+
+        The feed's side of ``QuoteSource.closing_price``.
+        """
         ...
 
     async def aclose(self) -> None:

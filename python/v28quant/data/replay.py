@@ -35,7 +35,6 @@ from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.clock import SimClock
 from v28quant.data.base import (
     BAR_COLUMNS,
-    CONTRACT_COLUMNS,
     OptionType,
     chain_frame,
     empty_bars,
@@ -47,7 +46,7 @@ from v28quant.data.intraday import intraday_path, session_bars, volume_profile
 from v28quant.data.samples import History
 from v28quant.data.seeding import stable_seed
 from v28quant.data.series import DailySeries
-from v28quant.data.snapshots import filter_chain, load_chain_snapshot
+from v28quant.data.snapshots import contracts_of, filter_chain, load_chain_snapshot
 from v28quant.data.synthetic_chain import (
     SyntheticChainModel,
     chain_rows,
@@ -140,7 +139,7 @@ class ReplayFeed:
         return intraday_path(s.o[i], s.h[i], s.l[i], s.c[i], s.minutes(i), rng)
 
     def price(self, symbol: str, now: datetime | None = None) -> float:
-        """The (synthetic between bars) price of ``symbol`` at ``now`` (default clock.now())."""
+        """Return the price of ``symbol`` at ``now`` (default clock.now()), synthetic intraday."""
         s = self._series_of(symbol)
         now = now or self._now()
         i = s.locate(now)
@@ -158,8 +157,10 @@ class ReplayFeed:
         return float(self._path(s.symbol, i)[min(k, s.minutes(i))])
 
     def realised_vol(self, symbol: str) -> float:
-        """Annualised close-to-close volatility over the last ``vol_window`` completed
-        sessions (sqrt(252) scaling); ``vol_default`` with fewer than 5 returns."""
+        """Return annualised close-to-close vol of the last ``vol_window`` closed sessions.
+
+        Scaled by sqrt(252); ``vol_default`` with fewer than 5 returns.
+        """
         closes = self._series_of(symbol).completed_closes(self._now())
         r = np.diff(np.log(closes[-(self.model.vol_window + 1) :]))
         if len(r) < 5:
@@ -175,6 +176,7 @@ class ReplayFeed:
         end: datetime | date | None = None,
         timeframe: str = "1Day",
     ) -> pd.DataFrame:
+        """Return bars that have ended by now (``BAR_COLUMNS``; see the module docstring)."""
         n, unit = parse_timeframe(timeframe)
         now = self._now()
         lo = _as_utc(start, end=False)
@@ -262,6 +264,7 @@ class ReplayFeed:
     # -- quotes -----------------------------------------------------------------------------
 
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        """Return quotes now of the known ``symbols`` (unknown ones are left out)."""
         out = {}
         for sym in symbols:
             try:
@@ -271,6 +274,7 @@ class ReplayFeed:
         return out
 
     async def quote(self, symbol: str) -> Quote:
+        """Return the quote of an equity or OCC option symbol now; ``KeyError`` if unknown."""
         now = self._now()
         if is_occ(symbol):
             return self._option_quote(symbol.upper(), now)
@@ -280,8 +284,10 @@ class ReplayFeed:
         return Quote(symbol.upper(), bid, ask, now, 100, 100, synthetic=True)
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
-        """Official close of the session containing ``session``; ``ValueError`` if that
-        session has not closed yet at ``clock.now()`` (no look-ahead)."""
+        """Return the official close of the session containing ``session``.
+
+        ``ValueError`` if that session has not closed yet at ``clock.now()`` (no look-ahead).
+        """
         now = self._now()
         day = session.astimezone(ET).date() if session.tzinfo else session.date()
         if is_occ(symbol):
@@ -396,24 +402,11 @@ class ReplayFeed:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
+        """Return the listed contracts (``CONTRACT_COLUMNS``) of the chain now."""
         chain = await self.option_chain(
             underlying, expiry_from, expiry_to, type, strike_from, strike_to
         )
-        out = pd.DataFrame(
-            {
-                "symbol": chain["symbol"],
-                "underlying": chain["underlying"],
-                "expiry": chain["expiry"],
-                "strike": chain["strike"],
-                "type": chain["type"],
-                "style": "american",
-                "size": 100.0,
-                "open_interest": chain["open_interest"],
-                "close_price": np.nan,
-                "tradable": True,
-            }
-        )
-        return out[list(CONTRACT_COLUMNS)]
+        return contracts_of(chain)
 
     async def option_chain(
         self,
@@ -424,6 +417,7 @@ class ReplayFeed:
         strike_from: float | None = None,
         strike_to: float | None = None,
     ) -> pd.DataFrame:
+        """Return the chain now: a fresh recorded snapshot, else the synthetic chain."""
         underlying = underlying.upper()
         now = self._now()
         snap = self._fresh_snapshot(underlying, now)
@@ -467,11 +461,11 @@ class ReplayFeed:
             rows.to_dict("records"),
             underlying_price=spot,
             as_of=now,
-            source="synthetic (BSM, realised-vol smile)",
+            source="synthetic (BSM, SSVI smile fitted to SPY)",
         )
 
     async def aclose(self) -> None:
-        return None
+        """Close nothing: replay holds no sessions."""
 
     # -- runner helpers ---------------------------------------------------------------------
 

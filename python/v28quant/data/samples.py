@@ -50,6 +50,7 @@ class History:
 
     @property
     def symbols(self) -> list[str]:
+        """Return the symbols with bars, sorted."""
         return sorted(self.bars["symbol"].unique())
 
     def merge(self, other: History) -> History:
@@ -115,8 +116,10 @@ def _from_closes(closes: pd.DataFrame, source: str, seed: int) -> History:
 
 
 def sp500_stocks(seed: int = 0) -> History:
-    """skfolio's 20 S&P 500 stocks (daily closes 1990-2022, real) plus the index ``SP500``;
-    open/high/low are synthetic (``ohlc_from_closes``), volume 0 (unknown)."""
+    """Skfolio's 20 S&P 500 stocks (daily closes 1990-2022, real) plus the index ``SP500``.
+
+    Open, high and low are synthetic (``ohlc_from_closes``), volume 0 (unknown).
+    """
     from skfolio.datasets import load_sp500_dataset, load_sp500_index
 
     prices = pd.concat([load_sp500_dataset(), load_sp500_index()], axis=1)
@@ -124,7 +127,7 @@ def sp500_stocks(seed: int = 0) -> History:
 
 
 def sp500_index_ohlcv() -> History:
-    """arch's S&P 500 index daily OHLCV 1999-2018, all real, as symbol ``SPX``."""
+    """Arch's S&P 500 index daily OHLCV 1999-2018, all real, as symbol ``SPX``."""
     import arch.data.sp500
 
     raw = arch.data.sp500.load()
@@ -133,7 +136,7 @@ def sp500_index_ohlcv() -> History:
 
 
 def vix(seed: int = 0) -> History:
-    """arch's VIX closes 2014-2019 as symbol ``VIX``; open/high/low synthetic, volume 0."""
+    """Arch's VIX closes 2014-2019 as symbol ``VIX``; open/high/low synthetic, volume 0."""
     import arch.data.vix
 
     closes = arch.data.vix.load().rename(columns={"vix": "VIX"})

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from v28quant.calendar import ET
-from v28quant.data.base import chain_frame, format_occ
+from v28quant.data.base import CONTRACT_COLUMNS, chain_frame, format_occ
 
 
 def filter_chain(
@@ -107,3 +107,22 @@ def load_chain_snapshot(
     return chain_frame(
         rows.to_dict("records"), underlying_price=und_px, as_of=as_of, source="snapshot"
     )
+
+
+def contracts_of(chain: pd.DataFrame) -> pd.DataFrame:
+    """Return the listed contracts (``CONTRACT_COLUMNS``) of chain frame ``chain``."""
+    out = pd.DataFrame(
+        {
+            "symbol": chain["symbol"],
+            "underlying": chain["underlying"],
+            "expiry": chain["expiry"],
+            "strike": chain["strike"],
+            "type": chain["type"],
+            "style": "american",
+            "size": 100.0,
+            "open_interest": chain["open_interest"],
+            "close_price": np.nan,
+            "tradable": True,
+        }
+    )
+    return out[list(CONTRACT_COLUMNS)]

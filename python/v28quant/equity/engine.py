@@ -40,7 +40,7 @@ STRATEGY = "aggregate"
 def _registry_adapters() -> list[Any]:
     """Return the adapters of ``v28quant.models`` when that package is installed."""
     try:
-        from v28quant.models import all_equity_adapters  # type: ignore[import-not-found]
+        from v28quant.models import all_equity_adapters
     except ImportError:
         return []
     return list(all_equity_adapters())
@@ -156,6 +156,8 @@ class EquityEngine:
         signals = [s for src in self.sources for s in src.signals(view)]
         n_sig = self._journal_signals(ctx, signals)
         aggregates = ctx.aggregator.aggregate(signals, ctx.regime.state, now=ctx.now)
+        for agg_ in aggregates.values():  # the why-query reads these back
+            ctx.journal.record_aggregate(agg_, ctx.now)
         quotes = await ctx.feed.latest_quotes(symbols)
         equity = Decimal(account.equity)
         ensemble = {s.symbol: s for s in signals if s.model == "stacked_ensemble"}

@@ -11,8 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from v28quant.broker.base import CONTRACT_SIZE, Broker, OrderRequest
-from v28quant.broker.occ import parse_occ
 from v28quant.journal.reservations import Claim
+from v28quant.occ import parse_occ
 from v28quant.quotes import QuoteSource
 
 Capacity = dict[tuple[str, str | None], Decimal]
@@ -25,7 +25,7 @@ class Unpriced(ValueError):
 async def spend_of(
     request: OrderRequest, est_price: Decimal | None, quotes: QuoteSource | None
 ) -> Claim | None:
-    """The shares or cash ``request`` spends (None: nothing a reservation guards).
+    """Return the shares or cash ``request`` spends (None: nothing a reservation guards).
 
     Raises
     ------
@@ -72,7 +72,7 @@ async def _price(
 
 
 async def capacity_for(broker: Broker, claims: list[Claim]) -> Capacity:
-    """What the account holds for each claim's kind and symbol: long shares, or cash."""
+    """Return what the account holds for each claim's kind and symbol: long shares, or cash."""
     out: Capacity = {}
     if any(c.kind == "shares" for c in claims):
         held = {p.symbol: p.qty for p in await broker.positions()}

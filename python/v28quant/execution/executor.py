@@ -24,14 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
 from v28quant.broker.base import (
-    Activity,
     Broker,
     BrokerError,
     ClientOrderIdConflict,
@@ -47,7 +45,8 @@ from v28quant.broker.base import (
 )
 from v28quant.clock import Clock
 from v28quant.execution.claims import Unpriced, capacity_for, spend_of
-from v28quant.execution.types import Decision, Fill, OrderOutcome
+from v28quant.execution.recording import OrderRecorder
+from v28quant.execution.types import Decision, OrderOutcome
 from v28quant.journal import (
     NOT_SENT_STATUS,
     UNKNOWN_STATUS,
@@ -82,11 +81,16 @@ class TradeUpdates(Protocol):
         ...
 
 
-# One admission lock per journal, shared by every executor on it (two engines, one process).
+# One admission lock and one set of orders being placed per journal, shared by every executor
+# on it (two engines, one process): one engine's ``sync`` never settles the other's send.
 _ADMISSION: weakref.WeakKeyDictionary[Journal, asyncio.Lock] = weakref.WeakKeyDictionary()
+_IN_FLIGHT: weakref.WeakKeyDictionary[Journal, set[str]] = weakref.WeakKeyDictionary()
+#: Journal statuses of an intent admitted earlier that may be at the venue: send again
+#: idempotently, without a second admission.
+_ADMITTED = frozenset({"intent", UNKNOWN_STATUS})
 
 
-class Executor:
+class Executor(OrderRecorder):
     """Places, tracks, cancels and replaces orders for every engine (see the module docstring).
 
     Parameters
@@ -120,22 +124,14 @@ class Executor:
     ) -> None:
         if not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s}")
-        self.broker = broker
-        self.journal = journal if isinstance(journal, AsyncJournal) else AsyncJournal(journal)
-        self._j = self.journal.sync
-        self._notifier = notifier
-        self._clock = clock
+        super().__init__(broker, journal, notifier=notifier, clock=clock)
         self._quotes = quotes
         self._poll_s = poll_interval_s
         self._sleep = sleep
         self._admission = _ADMISSION.setdefault(self._j, asyncio.Lock())
-        self._in_flight: set[str] = set()
-        self._settle_lock = asyncio.Lock()
+        self._in_flight = _IN_FLIGHT.setdefault(self._j, set())
         self._updates: TradeUpdates | None = None
         self._waiters: dict[str, asyncio.Event] = {}
-
-    def _now(self) -> datetime:
-        return self._clock.now() if self._clock is not None else datetime.now(UTC)
 
     # ------------------------------------------------------------------ place
 
@@ -173,10 +169,11 @@ class Executor:
                 raise ClientOrderIdConflict(reason)
             if row is not None and row["status"] not in _SENDABLE:
                 return await self._already_sent(cid, req, row)
-            refused = await self._admit(decision, digest)
-            if refused is not None:
-                self._notify_error(f"order {cid} refused: {refused}")
-                return OrderOutcome(cid, "refused", None, (), refused)
+            if row is None or row["status"] not in _ADMITTED:
+                refused = await self._admit(decision, digest)
+                if refused is not None:
+                    self._notify_error(f"order {cid} refused: {refused}")
+                    return OrderOutcome(cid, "refused", None, (), refused)
             return await self._send(req, wait_s)
         finally:
             self._in_flight.discard(cid)
@@ -251,8 +248,8 @@ class Executor:
         cid = req.client_order_id
         try:
             order = await self.broker.submit(req)
-        except ClientOrderIdConflict as exc:
-            await self._local_status(cid, UNKNOWN_STATUS, str(exc))
+        except ClientOrderIdConflict as exc:  # the venue's order under this id is another one
+            await self._local_status(cid, "refused", str(exc))
             self._notify_error(str(exc))
             raise
         except OrderRejected as exc:
@@ -270,7 +267,7 @@ class Executor:
             reason = f"venue holds order {order.id} under {cid} for another request: " + "; ".join(
                 diffs
             )
-            await self._record(order, reason=reason)
+            await self._local_status(req.client_order_id, "refused", reason)
             self._notify_error(reason)
             raise ClientOrderIdConflict(reason)
         await self._record(order)
@@ -385,6 +382,7 @@ class Executor:
             await self._record(order)
             out.append(await self._outcome(order))
         await self._settle()  # fills a previous look deferred
+        await self._release_closed()
         return out
 
     # ------------------------------------------------------------------ cancel / replace
@@ -454,15 +452,6 @@ class Executor:
         await self.journal.run(self._j.move_reservations, cid, new.client_order_id)
         return await self._outcome(new)
 
-    async def release(self, reservation_id: int, reason: str) -> int:
-        """Release one reservation (the covered call closed, the put expired...)."""
-        return await self.journal.run(
-            self._j.release_reservations,
-            reason=reason,
-            ts=self._now(),
-            reservation_id=reservation_id,
-        )
-
     async def _resolve(self, order: str) -> tuple[str, str]:
         """(client order id, venue id) of one of our orders named either way."""
         if parse_client_order_id(order) is not None:
@@ -481,146 +470,3 @@ class Executor:
                 "the engines never touch another program's orders"
             )
         return cid, order
-
-    # ------------------------------------------------------------------ journal
-
-    async def _record(self, order: Order, *, reason: str | None = None) -> None:
-        before = await self.journal.run(self._j.order_by_client_id, order.client_order_id)
-        had = (before or {}).get("filled_qty") or Decimal(0)
-        await self.journal.run(
-            self._j.record_order_update,
-            order.client_order_id,
-            order.id,
-            order.status.value,
-            order.filled_qty,
-            order.filled_avg_price,
-            order.to_dict(),
-            order.updated_at or self._now(),
-            reason=reason,
-        )
-        if order.filled_qty > had:
-            await self._settle()
-        elif order.status.terminal:
-            await self._release(order.client_order_id, f"order {order.status.value} unfilled")
-
-    async def _local_status(self, cid: str, status: str, reason: str) -> None:
-        await self.journal.run(
-            self._j.record_order_update,
-            cid,
-            None,
-            status,
-            None,
-            None,
-            {"reason": reason},
-            self._now(),
-            reason=reason,
-        )
-
-    async def _event(self, cid: str, oid: str, what: str, reason: str) -> None:
-        await self.journal.run(
-            self._j.record_order_event, cid, oid, what, {"reason": reason}, self._now()
-        )
-
-    async def _release(self, cid: str, reason: str) -> None:
-        n = await self.journal.run(
-            self._j.release_reservations, reason=reason, ts=self._now(), client_order_id=cid
-        )
-        if n:
-            log.info("released %d reservation(s) of %s: %s", n, cid, reason)
-
-    async def _settle(self) -> None:
-        """Journal new activities, their fills and the position snapshot in one transaction.
-
-        The snapshot must reflect exactly the activities seen (reconcile relies on it): the
-        venue's positions are written only when they equal the last snapshot plus the new
-        activities; otherwise (the venue has not posted an activity yet) nothing is written
-        and the next look or reconcile catches up.
-        """
-        async with self._settle_lock:
-            j = self._j
-            last_ts = await self.journal.run(j.last_activity_ts)
-            acts = await self.broker.activities(
-                None if last_ts is None else last_ts - _ACTIVITY_OVERLAP
-            )
-            seen = await self.journal.run(j.seen_activity_ids)
-            new = [a for a in acts if a.id not in seen]
-            if not new:
-                return
-            positions = await self.broker.positions()
-            last = await self.journal.run(j.last_positions)
-            expected: dict[str, Decimal] = defaultdict(Decimal, last)
-            for a in new:
-                if a.type in _POSITION_ACTIVITIES and a.symbol:
-                    expected[a.symbol] += a.qty
-            actual = {p.symbol: p.qty for p in positions if p.qty != 0}
-            if {k: v for k, v in expected.items() if v != 0} != actual:
-                log.warning(
-                    "positions at the venue do not yet match the journal plus %d new "
-                    "activities; fills will be journaled on the next look",
-                    len(new),
-                )
-                return
-            fills = []
-            for a in new:
-                if a.type == "FILL" and a.price is not None:
-                    cid = a.raw.get("client_order_id") if a.raw else None
-                    if cid is None and a.order_id:
-                        cid = await self.journal.run(j.client_order_id_for, a.order_id)
-                    fills.append(_fill_row(a, cid))
-            await self.journal.run(
-                j.record_activity_batch,
-                [_activity_row(a) for a in new],
-                fills,
-                [
-                    {
-                        "symbol": p.symbol,
-                        "qty": p.qty,
-                        "avg_entry_price": p.avg_entry_price,
-                        "asset_class": p.asset_class,
-                    }
-                    for p in positions
-                ],
-                self._now(),
-            )
-            if self._notifier is not None:
-                for f in fills:
-                    self._notifier.notify(
-                        f"fill {f['side']} {f['qty']} {f['symbol']} @ {f['price']}"
-                        f" ({f['client_order_id']})"
-                    )
-
-    async def _outcome(self, order: Order) -> OrderOutcome:
-        rows = await self.journal.run(self._j.fills_for, order.client_order_id)
-        fills = tuple(
-            Fill(r["fill_id"], r["symbol"], r["qty"], r["price"], r["side"], r["ts"]) for r in rows
-        )
-        return OrderOutcome(order.client_order_id, order.status.value, order, fills, None)
-
-    def _notify_error(self, text: str) -> None:
-        log.warning("%s", text)
-        if self._notifier is not None:
-            self._notifier.error("execution", text)
-
-
-def _activity_row(a: Activity) -> dict[str, Any]:
-    return {
-        "activity_id": a.id,
-        "activity_type": a.type,
-        "symbol": a.symbol,
-        "qty": a.qty,
-        "price": a.price,
-        "ts": a.ts,
-        "raw": dict(a.raw) or {"order_id": a.order_id, "side": a.side},
-    }
-
-
-def _fill_row(a: Activity, cid: str | None) -> dict[str, Any]:
-    return {
-        "fill_id": a.id,
-        "client_order_id": cid,
-        "symbol": a.symbol,
-        "qty": abs(a.qty),
-        "price": a.price,
-        "side": a.side or ("buy" if a.qty > 0 else "sell"),
-        "ts": a.ts,
-    }

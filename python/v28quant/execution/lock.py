@@ -56,6 +56,16 @@ class JournalLock:
         self._fd = fd
         return self
 
+    def acquire_or_exit(self) -> JournalLock:
+        """Take the lock, or end this process (status 1) with the message naming the holder.
+
+        For entry points: a second runner on one journal must stop before it trades.
+        """
+        try:
+            return self.acquire()
+        except JournalLocked as exc:
+            raise SystemExit(f"v28quant: {exc}") from None
+
     def release(self) -> None:
         """Drop the lock (idempotent); the file stays, holding no pid."""
         if self._fd is None:

@@ -35,11 +35,12 @@ class Reservation:
     amount: Decimal
 
     def __post_init__(self) -> None:
+        """Check the fields; a bad one is a ValueError naming it."""
         object.__setattr__(self, "amount", to_decimal(self.amount, "Reservation.amount"))
         self.claim()  # validates kind, symbol and amount
 
     def claim(self) -> Claim:
-        """The journal's view of it (kind, symbol, amount)."""
+        """Return the journal's view of it (kind, symbol, amount)."""
         return Claim(self.kind, self.symbol, self.amount)
 
 
@@ -66,6 +67,7 @@ class Decision:
     est_price: Decimal | None = None
 
     def __post_init__(self) -> None:
+        """Check the fields; a bad one is a ValueError naming it."""
         own = self.request.owner
         if self.reserve is not None and (
             self.reserve.owner.engine,

@@ -17,12 +17,13 @@ E. Hairer, S. P. Norsett, G. Wanner (1993), "Solving ODEs I", sec. II.4-II.6.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from v28quant import _core
+from v28quant._typing import FloatArray
 
 __all__ = [
     "FisherNormalMetric",
@@ -41,7 +42,7 @@ def _points(points: ArrayLike) -> tuple[NDArray[np.float64], tuple[int, ...]]:
 
 
 class _Metric:
-    _core_metric: Any
+    _core_metric: _core.FisherNormalCore | _core.HeightFieldCore
 
     def metric(self, points: ArrayLike) -> NDArray[np.float64]:
         """Metric tensor ``g_ij`` at ``points`` (..., 2) -> (..., 2, 2)."""
@@ -54,7 +55,13 @@ class _Metric:
         out = _core.geometry_christoffel(self._core_metric, flat)
         return np.asarray(out).reshape(*lead, 2, 2, 2)
 
-    def gaussian_curvature(self, points: ArrayLike) -> Any:
+    @overload
+    def gaussian_curvature(self, points: tuple[float, float]) -> float: ...
+
+    @overload
+    def gaussian_curvature(self, points: ArrayLike) -> float | FloatArray: ...
+
+    def gaussian_curvature(self, points: ArrayLike) -> float | FloatArray:
         """Gaussian curvature at ``points`` (..., 2) -> (...); a float for a single point."""
         flat, lead = _points(points)
         out = np.asarray(_core.geometry_gaussian_curvature(self._core_metric, flat))
@@ -62,8 +69,10 @@ class _Metric:
 
 
 class FisherNormalMetric(_Metric):
-    """Fisher-Rao metric of ``N(mu, sigma^2)`` in ``(mu, sigma)``:
-    ``ds^2 = (dmu^2 + 2 dsigma^2) / sigma^2``; defined for ``sigma > 0``."""
+    """Fisher-Rao metric of ``N(mu, sigma^2)`` in ``(mu, sigma)``.
+
+    ``ds^2 = (dmu^2 + 2 dsigma^2) / sigma^2``; defined for ``sigma > 0``.
+    """
 
     def __init__(self) -> None:
         self._core_metric = _core.FisherNormalCore()
@@ -96,12 +105,13 @@ class HeightFieldMetric(_Metric):
             raise ValueError(
                 f"z must have shape (len(x), len(y)) = {(xx.size, yy.size)}, got {zz.shape}"
             )
-        self._core_metric = _core.HeightFieldCore(xx, yy, zz.ravel())
+        self._height_field = _core.HeightFieldCore(xx, yy, zz.ravel())
+        self._core_metric = self._height_field
 
     def derivatives(self, points: ArrayLike) -> NDArray[np.float64]:
         """Spline ``(f, f_x, f_y, f_xx, f_xy, f_yy)`` at ``points`` (..., 2) -> (..., 6)."""
         flat, lead = _points(points)
-        return np.asarray(self._core_metric.derivatives(flat)).reshape(*lead, 6)
+        return np.asarray(self._height_field.derivatives(flat)).reshape(*lead, 6)
 
 
 class Geodesic(NamedTuple):
@@ -110,6 +120,14 @@ class Geodesic(NamedTuple):
     t: NDArray[np.float64]
     x: NDArray[np.float64]
     v: NDArray[np.float64]
+
+
+def _point(name: str, value: ArrayLike) -> NDArray[np.float64]:
+    """``value`` as two coordinates, else a ``ValueError`` naming ``name``."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size != 2:
+        raise ValueError(f"{name} must have 2 coordinates, got shape {arr.shape}")
+    return arr.reshape(2)
 
 
 def geodesic(
@@ -128,8 +146,8 @@ def geodesic(
     fourth-order dense output. ``atol`` defaults to ``rtol``. The parameter ``t`` is affine:
     the speed ``sqrt(v' g v)`` is constant along the curve.
     """
-    p0 = np.asarray(x0, dtype=np.float64).reshape(2)
-    q0 = np.asarray(v0, dtype=np.float64).reshape(2)
+    p0 = _point("x0", x0)
+    q0 = _point("v0", v0)
     at = rtol if atol is None else atol
     t, x, v, *_ = _core.geometry_geodesic(
         metric._core_metric,
@@ -142,7 +160,7 @@ def geodesic(
         float(rtol),
         float(at),
     )
-    return Geodesic(np.asarray(t), np.asarray(x).reshape(-1, 2), np.asarray(v).reshape(-1, 2))
+    return Geodesic(t, x, v)
 
 
 def geodesic_distance(
@@ -156,7 +174,7 @@ def geodesic_distance(
     minimising one when the straight-line guess lies in its basin, as for the half-plane.
     Raises ``ValueError`` when the shooting does not converge.
     """
-    pa = np.asarray(a, dtype=np.float64).reshape(2)
-    pb = np.asarray(b, dtype=np.float64).reshape(2)
+    pa = _point("a", a)
+    pb = _point("b", b)
     d, *_ = _core.geometry_distance(metric._core_metric, pa[0], pa[1], pb[0], pb[1], float(rtol))
     return float(d)

@@ -21,11 +21,11 @@ from v28quant.journal.schema import (
 from v28quant.redaction import REDACTED
 
 __all__ = [
+    "FINAL_STATUSES",
     "INTENT_STATUS",
     "NOT_SENT_STATUS",
     "REDACTED",
     "REFUSED_STATUS",
-    "FINAL_STATUSES",
     "UNKNOWN_STATUS",
     "AsyncJournal",
     "Claim",

@@ -15,7 +15,7 @@ from v28quant.redaction import redact
 
 
 def plain(obj: Any) -> Any:
-    """A JSON-able copy of ``obj``.
+    """Return a JSON-able copy of ``obj``.
 
     Decimal -> str (exact), datetime -> ISO UTC, numpy -> Python, non-finite floats ->
     ``"NaN"``/``"Infinity"``/``"-Infinity"`` (JSON has no such numbers).
@@ -74,5 +74,5 @@ def dec_text(x: Any, what: str) -> str | None:
 
 
 def from_iso(s: str | None) -> datetime | None:
-    """The datetime stored by ``ts_text`` (None stays None)."""
+    """Read back the datetime stored by ``ts_text`` (None stays None)."""
     return None if s is None else datetime.fromisoformat(s)

@@ -21,16 +21,20 @@ from decimal import Decimal
 from typing import Any
 
 from v28quant.journal._codec import dec_text, from_iso, json_text, ts_text
+from v28quant.journal.aggregates import AggregateRecords
 from v28quant.journal.reports import ReportQueries
 from v28quant.journal.reservations import Claim, ReservationBook, check_claims
 from v28quant.journal.schema import (
     FINAL_STATUSES,
-    INTENT_STATUS,
     LOCAL_STATUSES,
-    NOT_SENT_STATUS,
-    REFUSED_STATUS,
 )
-from v28quant.journal.statements import activity_stmt, fill_stmt, positions_stmts
+from v28quant.journal.statements import (
+    activity_stmt,
+    decision_stmt,
+    fill_stmt,
+    intent_stmts,
+    positions_stmts,
+)
 from v28quant.signals import Signal
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,7 @@ def _marks(values: Iterable[str]) -> tuple[str, list[str]]:
     return ",".join("?" * len(vals)), vals
 
 
-class Journal(ReportQueries, ReservationBook):
+class Journal(ReportQueries, ReservationBook, AggregateRecords):
     """The SQLite journal (see the module docstring and ``JournalStore`` for durability).
 
     Parameters
@@ -51,9 +55,11 @@ class Journal(ReportQueries, ReservationBook):
     """
 
     def __enter__(self) -> Journal:
+        """Use as a context manager that closes the journal on exit."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the journal."""
         self.close()
 
     # -- writes -----------------------------------------------------------------------------
@@ -85,7 +91,7 @@ class Journal(ReportQueries, ReservationBook):
         ts: datetime,
     ) -> None:
         """Journal an engine's decision (idempotent on ``decision_id``: a repeat is ignored)."""
-        self._write(*_decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts))
+        self._write(*decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts))
 
     def record_order_intent(
         self,
@@ -103,7 +109,7 @@ class Journal(ReportQueries, ReservationBook):
         Idempotent on ``client_order_id``: a repeat (a retried submit after a crash) changes
         nothing and returns False; the first call returns True.
         """
-        stmts = _intent_stmts(
+        stmts = intent_stmts(
             client_order_id, engine, strategy, decision_id, request, ts, request_hash, None, None
         )
         return self._write_many(stmts)[0].rowcount == 1
@@ -151,9 +157,9 @@ class Journal(ReportQueries, ReservationBook):
                 reason = check_claims((engine, strategy), spend, reserve, caps, reserved, spends)
                 action = f"{request.get('side') or 'mleg'} {request.get('qty')} {symbol}"
                 stmts = [
-                    _decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts)
+                    decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts)
                 ]
-                stmts += _intent_stmts(
+                stmts += intent_stmts(
                     client_order_id,
                     engine,
                     strategy,
@@ -415,12 +421,12 @@ class Journal(ReportQueries, ReservationBook):
         return [self._order_dict(r) for r in rows]
 
     def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
-        """The latest state of one order, or None if never journaled."""
+        """Return the latest state of one order, or None if never journaled."""
         rows = self._read("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
         return self._order_dict(rows[0]) if rows else None
 
     def client_order_id_for(self, broker_order_id: str) -> str | None:
-        """The client order id journaled for a venue order id (None if none)."""
+        """Return the client order id journaled for a venue order id (None if none)."""
         rows = self._read(
             "SELECT client_order_id FROM orders WHERE broker_order_id = ?", (broker_order_id,)
         )
@@ -442,7 +448,7 @@ class Journal(ReportQueries, ReservationBook):
         return out
 
     def fills_for(self, client_order_id: str) -> list[dict[str, Any]]:
-        """The journaled executions of one order, oldest first."""
+        """Return the journaled executions of one order, oldest first."""
         rows = self._read(
             "SELECT * FROM fills WHERE client_order_id = ? ORDER BY ts, fill_id", (client_order_id,)
         )
@@ -463,82 +469,3 @@ class Journal(ReportQueries, ReservationBook):
         # ts is UTC ``isoformat()`` text, which sorts in time order (".ffffff" > "+00:00").
         rows = self._read("SELECT MAX(ts) FROM activities")
         return from_iso(rows[0][0]) if rows else None
-
-
-def _decision_stmt(
-    decision_id: str,
-    engine: str,
-    strategy: str,
-    symbol: str,
-    action: str,
-    reasoning: Mapping[str, Any],
-    ts: datetime,
-) -> tuple[str, tuple[Any, ...]]:
-    return (
-        "INSERT INTO decisions (decision_id, ts, engine, strategy, symbol, action, reasoning)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(decision_id) DO NOTHING",
-        (
-            decision_id,
-            ts_text(ts),
-            engine,
-            strategy,
-            symbol,
-            action,
-            json_text(reasoning, "reasoning"),
-        ),
-    )
-
-
-def _intent_stmts(
-    client_order_id: str,
-    engine: str,
-    strategy: str,
-    decision_id: str | None,
-    request: Mapping[str, Any],
-    ts: datetime,
-    request_hash: str | None,
-    spend: Claim | None,
-    refused: str | None,
-) -> list[tuple[str, tuple[Any, ...]]]:
-    """The intent row (or its return from ``refused``/``not_sent``) and its event."""
-    if not client_order_id:
-        raise ValueError("client_order_id must be a non-empty string")
-    ts_s, req = ts_text(ts), json_text(request, "request")
-    status = INTENT_STATUS if refused is None else REFUSED_STATUS
-    return [
-        (
-            "INSERT INTO orders (client_order_id, engine, strategy, decision_id, request, "
-            "intent_ts, status, updated_ts, request_hash, reason, spend_kind, spend_symbol, "
-            "spend_amount) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(client_order_id) DO UPDATE SET status = excluded.status, "
-            "reason = excluded.reason, updated_ts = excluded.updated_ts "
-            "WHERE orders.status IN (?, ?)",
-            (
-                client_order_id,
-                engine,
-                strategy,
-                decision_id,
-                req,
-                ts_s,
-                status,
-                ts_s,
-                request_hash,
-                refused,
-                None if spend is None else spend.kind,
-                None if spend is None else spend.symbol,
-                None if spend is None else str(spend.amount),
-                REFUSED_STATUS,
-                NOT_SENT_STATUS,
-            ),
-        ),
-        (
-            "INSERT INTO order_events (client_order_id, status, raw, ts) "
-            "SELECT ?, ?, ?, ? WHERE changes() = 1",
-            (
-                client_order_id,
-                status,
-                req if refused is None else json_text({"reason": refused}, "raw"),
-                ts_s,
-            ),
-        ),
-    ]

@@ -32,6 +32,7 @@ class Claim:
     amount: Decimal
 
     def __post_init__(self) -> None:
+        """Check the fields; a bad one is a ValueError naming it."""
         if self.kind not in ("shares", "cash"):
             raise ValueError(f"kind must be 'shares' or 'cash', got {self.kind!r}")
         if self.kind == "shares" and not self.symbol:

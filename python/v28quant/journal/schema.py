@@ -82,4 +82,15 @@ MIGRATIONS: tuple[str, ...] = (
         released_ts TEXT, release_reason TEXT);
     CREATE INDEX reservations_active ON reservations(released_ts, kind, symbol);
     """,
+    # 3: the aggregator's combined view per symbol, and indexes for the why-query's lookups
+    """
+    CREATE TABLE aggregates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL, data_ts TEXT, symbol TEXT NOT NULL, value REAL NOT NULL,
+        confidence REAL NOT NULL, tradable INTEGER NOT NULL, regime TEXT NOT NULL,
+        contributions TEXT NOT NULL, reasoning TEXT NOT NULL);
+    CREATE INDEX aggregates_symbol_ts ON aggregates(symbol, ts);
+    CREATE INDEX signals_symbol_ts ON signals(symbol, ts);
+    CREATE INDEX decisions_symbol_ts ON decisions(symbol, ts);
+    """,
 )

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from v28quant.journal._codec import dec_text, json_text, ts_text
+from v28quant.journal.reservations import Claim
+from v28quant.journal.schema import INTENT_STATUS, NOT_SENT_STATUS, REFUSED_STATUS
 from v28quant.journal.store import Statement
 
 
@@ -61,7 +63,7 @@ def activity_stmt(
 
 
 def positions_stmts(snapshot: list[Mapping[str, Any]], ts: datetime) -> list[Statement]:
-    """A snapshot row, then its positions.
+    """Build a snapshot row, then its positions.
 
     They must run in one transaction, in this order (each position names the snapshot as the
     newest one).
@@ -82,3 +84,83 @@ def positions_stmts(snapshot: list[Mapping[str, Any]], ts: datetime) -> list[Sta
             )
         )
     return stmts
+
+
+def decision_stmt(
+    decision_id: str,
+    engine: str,
+    strategy: str,
+    symbol: str,
+    action: str,
+    reasoning: Mapping[str, Any],
+    ts: datetime,
+) -> Statement:
+    """Insert a decision with its reasoning (a repeat of ``decision_id`` changes nothing)."""
+    return (
+        "INSERT INTO decisions (decision_id, ts, engine, strategy, symbol, action, reasoning)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(decision_id) DO NOTHING",
+        (
+            decision_id,
+            ts_text(ts),
+            engine,
+            strategy,
+            symbol,
+            action,
+            json_text(reasoning, "reasoning"),
+        ),
+    )
+
+
+def intent_stmts(
+    client_order_id: str,
+    engine: str,
+    strategy: str,
+    decision_id: str | None,
+    request: Mapping[str, Any],
+    ts: datetime,
+    request_hash: str | None,
+    spend: Claim | None,
+    refused: str | None,
+) -> list[Statement]:
+    """Build the intent row (or its return from ``refused``/``not_sent``) and its event."""
+    if not client_order_id:
+        raise ValueError("client_order_id must be a non-empty string")
+    ts_s, req = ts_text(ts), json_text(request, "request")
+    status = INTENT_STATUS if refused is None else REFUSED_STATUS
+    return [
+        (
+            "INSERT INTO orders (client_order_id, engine, strategy, decision_id, request, "
+            "intent_ts, status, updated_ts, request_hash, reason, spend_kind, spend_symbol, "
+            "spend_amount) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(client_order_id) DO UPDATE SET status = excluded.status, "
+            "reason = excluded.reason, updated_ts = excluded.updated_ts "
+            "WHERE orders.status IN (?, ?)",
+            (
+                client_order_id,
+                engine,
+                strategy,
+                decision_id,
+                req,
+                ts_s,
+                status,
+                ts_s,
+                request_hash,
+                refused,
+                None if spend is None else spend.kind,
+                None if spend is None else spend.symbol,
+                None if spend is None else str(spend.amount),
+                REFUSED_STATUS,
+                NOT_SENT_STATUS,
+            ),
+        ),
+        (
+            "INSERT INTO order_events (client_order_id, status, raw, ts) "
+            "SELECT ?, ?, ?, ? WHERE changes() = 1",
+            (
+                client_order_id,
+                status,
+                req if refused is None else json_text({"reason": refused}, "raw"),
+                ts_s,
+            ),
+        ),
+    ]

@@ -44,8 +44,11 @@ class TrainingFootprint:
 def classification_scores(
     y: np.ndarray, prob_up: np.ndarray, fwd_ret: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Hit rate, log loss, AUC, a one-sided binomial p-value against 50 % and, with forward
-    returns, the information coefficient (Spearman rank correlation of prob_up with fwd_ret)."""
+    """Score predicted probabilities against labels.
+
+    Hit rate, log loss, AUC, a one-sided binomial p-value against 50 % and, with forward
+    returns, the information coefficient (Spearman rank correlation of prob_up with fwd_ret).
+    """
     y = np.asarray(y, dtype=np.int64)
     p = np.clip(np.asarray(prob_up, dtype=np.float64), 1e-6, 1 - 1e-6)
     hits = int(((p > 0.5).astype(np.int64) == y).sum())

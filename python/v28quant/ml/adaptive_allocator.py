@@ -1,4 +1,4 @@
-"""Adaptive capital allocator (the brief's v25): equity vs options engine and their strategies.
+"""Adaptive capital allocator: capital between the equity and options engines' strategies.
 
 Each *sleeve* is ``"<engine>/<strategy>"`` (e.g. ``"equity/momentum"``, ``"options/iron_condor"``)
 and reports its daily return on allocated capital. Over the last ``lookback`` days the allocator
@@ -99,7 +99,7 @@ class AdaptiveAllocator:
             self._peak[s] = max(self._peak[s], self._equity[s])
 
     def drawdown(self, sleeve: str) -> float:
-        """Current drawdown from the sleeve's peak, in [0, 1)."""
+        """Return the current drawdown from the sleeve's peak, in [0, 1)."""
         return 1.0 - self._equity[sleeve] / self._peak[sleeve]
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -120,7 +120,26 @@ class BaseModel(ABC):
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
+
+
+def rows_per_date(X: Any) -> int:
+    """Rows per date of a frame with a ``date`` index level, after checking the date order.
+
+    1 for anything without dates. Raises ``ValueError`` when the dates are not non-decreasing.
+    """
+    index = getattr(X, "index", None)
+    if index is None or "date" not in (index.names or []):
+        return 1
+    dates = pd.DatetimeIndex(index.get_level_values("date"))
+    back = np.flatnonzero(dates[1:] < dates[:-1])
+    if back.size:
+        i = int(back[0]) + 1
+        raise ValueError(
+            f"rows must be in date order (oldest first): row {i} dated {dates[i].date()} "
+            f"follows {dates[i - 1].date()}"
+        )
+    return int(np.ceil(len(dates) / max(dates.nunique(), 1)))
 
 
 class RowClassifier(BaseModel):
@@ -135,6 +154,9 @@ class RowClassifier(BaseModel):
     def __init__(self) -> None:
         super().__init__()
         self._footprint = TrainingFootprint()
+        #: Rows per date of the last training panel (1 for plain arrays): gaps measured in
+        #: dates (the label horizon) become gaps in rows.
+        self.rows_per_date = 1
 
     @abstractmethod
     def _fit(self, X: FloatArray, y: IntArray) -> None: ...
@@ -143,7 +165,13 @@ class RowClassifier(BaseModel):
     def _predict_proba(self, X: FloatArray) -> FloatArray: ...
 
     def fit(self, X: Any, y: Any) -> Self:
-        """Train on features ``X`` (n, f) and labels ``y`` in {0, 1}."""
+        """Train on features ``X`` (n, f) and labels ``y`` in {0, 1}.
+
+        A DataFrame indexed by date (a ``date`` index level) must be in date order, oldest
+        first (checked: ``ValueError`` naming the first row out of order); plain arrays are
+        taken to be.
+        """
+        self.rows_per_date = rows_per_date(X)
         arr, self.feature_names = as_matrix(X, None)
         labels = as_labels(y, len(arr))
         if np.unique(labels).size < 2:

@@ -35,7 +35,9 @@ class EnsembleConfig:
 
     ``calibration_fraction`` of the (time-ordered) training rows, the most recent ones, are held
     out to fit the calibration map; ``calibration_gap`` rows before them are dropped so that
-    overlapping labels (horizon x symbols rows) do not leak into the calibration set.
+    overlapping labels do not leak into the calibration set. By default (``None``) the gap is
+    ``label_horizon`` dates: ``label_horizon`` x the symbols per date of a (date, symbol) panel,
+    ``label_horizon`` rows for plain arrays.
     """
 
     n_estimators: int = 200
@@ -47,7 +49,8 @@ class EnsembleConfig:
     reg_lambda: float = 1.0
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     calibration_fraction: float = 0.2
-    calibration_gap: int = 0
+    calibration_gap: int | None = None
+    label_horizon: int = 5
     incremental_trees: int = 10
     incremental_batch: int = 20
     n_jobs: int = 1
@@ -68,7 +71,7 @@ class XGBoostModel(RowClassifier):
         self._pending_y: list[IntArray] = []
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return asdict(self.config)
 
     def _new_classifier(self, n_estimators: int) -> xgb.XGBClassifier:
@@ -89,13 +92,18 @@ class XGBoostModel(RowClassifier):
 
     def _fit(self, X: FloatArray, y: IntArray) -> None:
         c = self.config
-        n_cal = int(round(c.calibration_fraction * len(X)))
-        n_fit = len(X) - n_cal - c.calibration_gap
+        n_cal = round(c.calibration_fraction * len(X))
+        gap = c.calibration_gap
+        if gap is None:
+            gap = c.label_horizon * self.rows_per_date
+        n_fit = len(X) - n_cal - gap
         if n_cal < 20 or n_fit < 50:
             raise ValueError(
                 f"too few rows ({len(X)}) for calibration_fraction={c.calibration_fraction}"
-                f" and calibration_gap={c.calibration_gap}"
+                f" and a calibration gap of {gap} rows"
             )
+        #: Rows used to fit the trees, dropped as the gap, and held out for calibration.
+        self.split_ = {"fit": n_fit, "gap": gap, "calibration": n_cal}
         self._clf = self._new_classifier(c.n_estimators)
         self._clf.fit(X[:n_fit], y[:n_fit])
         raw = self._clf.predict_proba(X[-n_cal:])[:, 1]

@@ -1,5 +1,7 @@
-"""Per-session features from intraday bars: realised variance, bipower variation, jump share,
-overnight gap and the close's position in the day's range.
+"""Per-session features from intraday bars.
+
+Realised variance, bipower variation, jump share, overnight gap and the close's position in the
+day's range.
 
 Input bars
 ----------
@@ -90,7 +92,10 @@ def _local_times(long: pd.DataFrame) -> pd.Series:
 
 
 def session_dates(bars: pd.DataFrame) -> np.ndarray:
-    """New York session date (naive midnight ``datetime64``) of each intraday bar, in row order."""
+    """Return the New York session date of each intraday bar, in row order.
+
+    Dates are naive midnight ``datetime64`` values.
+    """
     return np.asarray(_local_times(_long(bars)).dt.normalize().to_numpy())
 
 

@@ -38,7 +38,8 @@ class RunRecorder(Protocol):
         finished: datetime,
         params: dict[str, Any],
         metrics: dict[str, Any],
-    ) -> Any: ...
+    ) -> Any:
+        """Journal one training run of ``model`` (the journal's method of that name)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class ModelStore:
         self.journal = journal
 
     def versions(self, name: str) -> list[str]:
-        """Stored versions of ``name``, oldest first."""
+        """Return the stored versions of ``name``, oldest first."""
         d = self.root / _check_name(name)
         if not d.is_dir():
             return []
@@ -132,7 +133,7 @@ class ModelStore:
         return meta
 
     def load(self, name: str, version: str | None = None) -> tuple[Any, ModelMetadata]:
-        """The model and its metadata (latest version unless ``version`` is given)."""
+        """Return the model and its metadata (latest version unless ``version`` is given)."""
         versions = self.versions(name)
         if not versions:
             raise ValueError(f"no stored model named {name!r} under {self.root}")

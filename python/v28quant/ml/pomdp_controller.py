@@ -44,6 +44,7 @@ class POMDP:
     discount: float
 
     def __post_init__(self) -> None:
+        """Check that the shapes agree and that every row of T and Z is a distribution."""
         A, S, _ = self.T.shape
         if self.T.shape != (A, S, S) or self.Z.shape[:2] != (A, S) or self.R.shape != (S, A):
             raise ValueError(f"shapes disagree: T{self.T.shape} Z{self.Z.shape} R{self.R.shape}")
@@ -71,9 +72,11 @@ class AlphaVectors:
     actions: np.ndarray
 
     def value(self, beliefs: np.ndarray) -> np.ndarray:
+        """Return V(b) for each belief row of ``beliefs``."""
         return np.asarray(np.max(np.atleast_2d(beliefs) @ self.vectors.T, axis=1))
 
     def action(self, belief: np.ndarray) -> int:
+        """Return the action of the alpha vector that attains V(``belief``)."""
         return int(self.actions[int(np.argmax(self.vectors @ belief))])
 
 

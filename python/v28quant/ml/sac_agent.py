@@ -123,6 +123,7 @@ class PrioritizedReplayBuffer:
         self._rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
+        """Return the number of stored transitions."""
         return self._size
 
     def add(self, exp: Experience) -> None:
@@ -174,6 +175,7 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map a batch of inputs to the network's outputs."""
         out: torch.Tensor = self.net(x)
         return out
 
@@ -232,7 +234,7 @@ class SAC:
         self.updates = 0
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return {**asdict(self.config), "state_dim": self.state_dim, "action_dim": self.action_dim}
 
     @property
@@ -275,6 +277,7 @@ class SAC:
         return a.numpy(), ((1 - a**2) * log_std.exp()).numpy()
 
     def remember(self, exp: Experience) -> None:
+        """Store a transition in the prioritised replay buffer."""
         self.buffer.add(exp)
 
     def update(self) -> dict[str, float]:
@@ -320,8 +323,11 @@ class SAC:
         return {"q_loss": q_loss.item(), "actor_loss": actor_loss.item(), "alpha": self.alpha}
 
     def train(self, env: Any, steps: int, progress: bool = False) -> list[float]:
-        """Interact with ``env`` (reset() -> s; step(a) -> (s2, r, done)) for ``steps`` steps,
-        updating after ``warmup_steps`` random-action steps. Returns the episode returns."""
+        """Train by interacting with ``env`` for ``steps`` steps; return the episode returns.
+
+        ``env`` offers ``reset() -> s`` and ``step(a) -> (s2, r, done)``; updates start after
+        ``warmup_steps`` random-action steps.
+        """
         c = self.config
         rng = np.random.default_rng(c.seed)
         s = env.reset()
@@ -383,6 +389,7 @@ class PositionSizingEnv:
 
     @property
     def state_dim(self) -> int:
+        """Return the observation length: the lookback returns and the position."""
         return self.lookback + 1
 
     @staticmethod
@@ -397,6 +404,7 @@ class PositionSizingEnv:
         return self.observation(past, self.lookback, self._pos)
 
     def reset(self) -> np.ndarray:
+        """Start an episode at a random symbol and date; return the first observation."""
         self._sym = int(self._rng.integers(self.returns.shape[1]))
         last_start = len(self.returns) - self.episode_len - 1
         self._t = int(self._rng.integers(self._start, last_start + 1))
@@ -405,6 +413,7 @@ class PositionSizingEnv:
         return self._obs()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """Hold position ``action`` in [-1, 1] for one period; return (next state, reward, done)."""
         a = float(np.clip(np.asarray(action).ravel()[0], -1.0, 1.0))
         nxt = self.returns[self._t + 1, self._sym]
         reward = 1e4 * (a * nxt - self.cost * abs(a - self._pos))

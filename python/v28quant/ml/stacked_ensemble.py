@@ -22,6 +22,7 @@ L. Breiman (1996), "Stacked regressions", Machine Learning 24.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,9 +76,12 @@ class StackedEnsemble(RowClassifier):
     n_folds : int
         Contiguous blocks for the out-of-fold predictions.
     purge, embargo : int
-        Rows dropped from training on both sides of each block (purge; set it to the label
-        horizon x symbols per date when labels overlap) and after it (embargo). ``embargo=None``
-        means 1 % of the rows.
+        Rows dropped from training on both sides of each block (purge) and after it (embargo).
+        ``purge=None`` means ``label_horizon`` dates: the label horizon x the symbols per date
+        of a (date, symbol) panel, ``label_horizon`` rows for plain arrays.
+        ``embargo=None`` means 1 % of the rows.
+    label_horizon : int
+        Days each label looks ahead (``make_labels``' horizon).
     """
 
     name = "stacked_ensemble"
@@ -87,9 +91,10 @@ class StackedEnsemble(RowClassifier):
         base_learners: Sequence[tuple[str, ClassifierMixin]] | None = None,
         meta_learner: ClassifierMixin | None = None,
         n_folds: int = 5,
-        purge: int = 0,
+        purge: int | None = None,
         embargo: int | None = None,
         seed: int = 0,
+        label_horizon: int = 5,
     ) -> None:
         super().__init__()
         if n_folds < 2:
@@ -99,17 +104,26 @@ class StackedEnsemble(RowClassifier):
         self.n_folds = n_folds
         self.purge = purge
         self.embargo = embargo
+        self.label_horizon = label_horizon
         self._fitted: list[ClassifierMixin] = []
         self._meta: Any = None
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return {
             "base_learners": [n for n, _ in self.base_learners],
             "n_folds": self.n_folds,
             "purge": self.purge,
             "embargo": self.embargo,
+            "label_horizon": self.label_horizon,
         }
+
+    @property
+    def purge_rows(self) -> int:
+        """Rows purged on each side of a block: ``purge``, else the label horizon in rows."""
+        if self.purge is not None:
+            return self.purge
+        return self.label_horizon * self.rows_per_date
 
     def fold_indices(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train, test) row positions of the purged, embargoed contiguous k-fold."""
@@ -117,8 +131,9 @@ class StackedEnsemble(RowClassifier):
         edges = np.linspace(0, n, self.n_folds + 1).astype(int)
         rows = np.arange(n)
         out = []
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
-            keep = (rows < a - self.purge) | (rows >= b + self.purge + embargo)
+        for a, b in itertools.pairwise(edges):
+            purge = self.purge_rows
+            keep = (rows < a - purge) | (rows >= b + purge + embargo)
             out.append((rows[keep], rows[a:b]))
         return out
 

@@ -6,10 +6,10 @@ them to ``d_model``, adds a learned position embedding, runs ``n_layers`` pre-no
 Gaussian head: mean ``mu`` and scale ``sigma`` of the standardised forward return, trained by the
 Gaussian negative log-likelihood. P(up) = Phi(mu / sigma) (after undoing the standardisation).
 
-The brief's size, ``TransformerConfig.brief()`` (d_model = 512, 8 heads, d_ff = 2048), works; the
-default is smaller (d_model = 32, 4 heads) because CPU training time on 20 stocks x 10 years is
-measured in ``benchmarks/ml/bench_ml.py`` and the brief's size does not fit the stack's
-10-minute training goal on this machine (see the benchmark table in the README / report).
+The large configuration, ``TransformerConfig.brief()`` (d_model = 512, 8 heads, d_ff = 2048),
+works; the default is smaller (d_model = 32, 4 heads) because the large one does not train on
+20 stocks x 10 years within the ML stack's 10-minute CPU budget (timings by
+``benchmarks/ml/bench_ml.py``, table in ``benchmarks/ml/README.md``).
 
 References
 ----------
@@ -53,7 +53,7 @@ class TransformerConfig:
 
     @classmethod
     def brief(cls, **overrides: Any) -> TransformerConfig:
-        """The brief's configuration: d_model = 512, 8 heads, d_ff = 2048."""
+        """Return the large configuration: d_model = 512, 8 heads, d_ff = 2048."""
         return replace(cls(d_model=512, n_heads=8, d_ff=2048), **overrides)
 
 
@@ -75,6 +75,7 @@ class TransformerEncoderBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``x`` of shape (batch, window, d_model)."""
         h = self.norm1(x)
         a, _ = self.attn(h, h, h, need_weights=False)
         x = x + self.drop(a)
@@ -99,6 +100,7 @@ class TransformerPredictorModel(nn.Module):
         self.head = nn.Linear(c.d_model, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (mu, log_sigma) for windows ``x`` of shape (batch, window, n_features)."""
         h = self.proj(x) + self.pos[:, -x.shape[1] :]
         for blk in self.blocks:
             h = blk(h)
@@ -153,7 +155,7 @@ class TransformerPredictor(BaseModel):
         self._footprint = TrainingFootprint()
 
     def params(self) -> dict[str, Any]:
-        """The configuration, for the model store and the journal."""
+        """Return the configuration, for the model store and the journal."""
         return asdict(self.config)
 
     def fit(self, features: pd.DataFrame, fwd_ret: pd.Series, progress: bool = False) -> Self:
@@ -243,8 +245,11 @@ class TransformerPredictor(BaseModel):
         return self.validation_scores
 
     def signals(self, features: pd.DataFrame) -> list[Signal]:
-        """One Signal per symbol from its latest window: value = 2 P(up) - 1, confidence =
-        |2 P(up) - 1| (a wide predicted scale gives P(up) near 1/2, hence low confidence)."""
+        """One Signal per symbol from its latest window.
+
+        Value = 2 P(up) - 1, confidence = |2 P(up) - 1| (a wide predicted scale gives P(up) near
+        1/2, hence low confidence).
+        """
         Xw, idx = make_windows(features[self.feature_names], self.config.window, last_only=True)
         pred = self._frame(Xw, idx)
         out = []

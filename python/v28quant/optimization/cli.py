@@ -20,14 +20,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _journal_default() -> str:
-    return os.environ.get("V28_JOURNAL", "v28_journal.sqlite")
+def _journal(args: argparse.Namespace) -> Path:
+    """Return the journal given after the command, else before it (a parent CLI), else default."""
+    given = getattr(args, "journal", None)
+    return Path(given or os.environ.get("V28_JOURNAL", "v28_journal.sqlite"))
 
 
 def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
     p.add_argument(
         "--journal",
-        default=_journal_default(),
+        default=argparse.SUPPRESS,
         help="journal file (default: $V28_JOURNAL or v28_journal.sqlite)",
     )
     p.add_argument(
@@ -73,6 +75,14 @@ def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
         default=None,
         help="comma-separated stocks of the bundled sample history (default 8 large caps)",
     )
+    p.add_argument(
+        "--objective",
+        choices=("sample", "backtest"),
+        default="sample",
+        help="sample: the built-in vectorised strategy on the bundled history (seconds a trial); "
+        "backtest: the runner's engines through v28quant.backtest.run_backtest (minutes a "
+        "trial; pair with --train-days 250 --windows 2 and few trials)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -98,7 +108,9 @@ def add_subparsers(subparsers: Any) -> None:
         default=None,
         help="Optuna storage URL (default: sqlite file beside the journal)",
     )
-    t.add_argument("--study", default="v28-sample-strategy", help="study name in the storage")
+    t.add_argument(
+        "--study", default=None, help="study name in the storage (default: v28-<objective>)"
+    )
     t.add_argument(
         "--off-hours-only",
         action="store_true",
@@ -138,7 +150,11 @@ def add_subparsers(subparsers: Any) -> None:
         "v28_promoted_params.json beside the journal and journals the promotion.",
     )
     p.add_argument("--report", required=True, help="walkforward.json or the folder holding it")
-    p.add_argument("--journal", default=_journal_default(), help="journal file")
+    p.add_argument(
+        "--journal",
+        default=argparse.SUPPRESS,
+        help="journal file (default: $V28_JOURNAL or v28_journal.sqlite)",
+    )
     p.add_argument("--out", default=None, help="promoted-parameters file (default beside journal)")
     p.set_defaults(handler=run_promote)
 
@@ -147,7 +163,7 @@ def _out_dir(args: argparse.Namespace, command: str) -> Path:
     if args.out:
         return Path(args.out)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(args.journal).resolve().parent / "research" / f"{command}-{stamp}"
+    return _journal(args).resolve().parent / "research" / f"{command}-{stamp}"
 
 
 def _evaluator(args: argparse.Namespace) -> Any:
@@ -156,9 +172,13 @@ def _evaluator(args: argparse.Namespace) -> Any:
     universe = (
         tuple(s.strip().upper() for s in args.universe.split(",") if s.strip())
         if args.universe
-        else DEFAULT_UNIVERSE
+        else None
     )
-    return SampleStrategy(universe=universe)
+    if args.objective == "backtest":
+        from v28quant.optimization.backtest_objective import BacktestEvaluator
+
+        return BacktestEvaluator(universe=universe)
+    return SampleStrategy(universe=universe or DEFAULT_UNIVERSE)
 
 
 def _scheme(args: argparse.Namespace, label_horizon: int) -> Any:
@@ -197,7 +217,7 @@ def _print_report(report: Any, html: Path, json_path: Path) -> None:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    """Handler of ``tune``."""
+    """Run ``tune``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import (
         TUNE_MODEL,
@@ -214,28 +234,28 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.off_hours_only:
         require_off_hours(now)
         deadline = off_hours_deadline(now)
-    storage = args.storage or default_storage(args.journal)
+    storage = args.storage or default_storage(_journal(args))
     evaluator = _evaluator(args)
     config = TunerConfig(
         n_trials=args.trials,
         batch_size=args.batch,
         seed=args.seed,
         storage=storage,
-        study_name=args.study,
+        study_name=args.study or f"v28-{evaluator.name}",
         deadline=deadline,
     )
     out = _out_dir(args, "tune")
     with _runner(args) as runner:
-        print(f"tune: study {args.study} in {storage}; tasks on {runner.describe()}")
+        print(f"tune: study {config.study_name} in {storage}; tasks on {runner.describe()}")
         tuner = BayesianTuner(
             evaluator, config, _scheme(args, evaluator.label_horizon), runner, args.min_dsr
         )
         result = tuner.optimize()
-    with Journal(args.journal) as journal:
+    with Journal(_journal(args)) as journal:
         json_path = save_report(result.walk_forward, out, journal, result.started, result.finished)
         journal.record_model_run(
             TUNE_MODEL,
-            args.study,
+            config.study_name,
             result.started,
             result.finished,
             result.best_params,
@@ -260,11 +280,11 @@ def run_tune(args: argparse.Namespace) -> int:
 def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list[float]]:
     import optuna
 
-    from v28quant.optimization.tuner import default_storage
+    from v28quant.optimization.tuner import default_storage, open_storage
 
-    storage = args.storage or default_storage(args.journal)
+    storage = args.storage or default_storage(_journal(args))
     try:
-        study = optuna.load_study(study_name=args.study, storage=storage)
+        study = optuna.load_study(study_name=args.study, storage=open_storage(storage) or storage)
     except KeyError:
         raise ValueError(f"no study {args.study!r} in {storage}") from None
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -278,7 +298,7 @@ def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list
 
 
 def run_walk_forward(args: argparse.Namespace) -> int:
-    """Handler of ``walk-forward``."""
+    """Run ``walk-forward``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import save_report
     from v28quant.optimization.report import write_html
@@ -306,7 +326,7 @@ def run_walk_forward(args: argparse.Namespace) -> int:
             report = wf.run_fixed(params, n_trials=n, trial_sharpes=srs)
         else:
             report = wf.run_reoptimising()
-    with Journal(args.journal) as journal:
+    with Journal(_journal(args)) as journal:
         json_path = save_report(report, out, journal, started, datetime.now(UTC))
     html = write_html(report, out, evaluator.space)
     _print_report(report, html, json_path)
@@ -314,11 +334,11 @@ def run_walk_forward(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    """Handler of ``promote``."""
+    """Run ``promote``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import PromotionRefused, promote
 
-    with Journal(args.journal) as journal:
+    with Journal(_journal(args)) as journal:
         try:
             done = promote(args.report, journal, args.out)
         except PromotionRefused as exc:
@@ -331,7 +351,7 @@ def run_promote(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The stand-alone parser of ``python -m v28quant.optimization``."""
+    """Build the stand-alone parser of ``python -m v28quant.optimization``."""
     parser = argparse.ArgumentParser(
         prog="python -m v28quant.optimization",
         description="Walk-forward optimisation and Bayesian tuning of the v28quant strategy.",
@@ -341,15 +361,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen command; bad input ends in one line and status 2."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command's handler; bad input ends in one line and status 2."""
     try:
         status: int = args.handler(args)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
     return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command (see :func:`run_command`)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return run_command(args)

@@ -41,6 +41,7 @@ class CostModel:
     option_commission: float = 0.65
 
     def __post_init__(self) -> None:
+        """Check the fields."""
         for name in (
             "commission_bps",
             "spread_bps",

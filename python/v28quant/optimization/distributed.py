@@ -45,6 +45,7 @@ class TaskRunner:
         self._cluster: Any = None
 
     def __enter__(self) -> TaskRunner:
+        """Start the cluster (or connect to the scheduler)."""
         if self.scheduler is None and self.workers == 0:
             return self
         from dask.distributed import Client, LocalCluster
@@ -56,8 +57,10 @@ class TaskRunner:
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
+                dashboard_address=":0",  # any free port: several clusters may run
+                # Shutdown races (a worker's last heartbeat to a closed scheduler) log at ERROR;
+                # a failing task still raises in ``map`` through ``gather``.
+                silence_logs=logging.CRITICAL,
             )
             self._client = Client(self._cluster)
         log.info("dask: %s", self.describe())
@@ -69,6 +72,7 @@ class TaskRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the client and any cluster this runner started."""
         if self._client is not None:
             self._client.close()
         if self._cluster is not None:
@@ -81,7 +85,7 @@ class TaskRunner:
             return "in-process (no Dask)"
         n = len(self._client.scheduler_info().get("workers", {}))
         where = self.scheduler or "LocalCluster"
-        return f"{where} with {n} worker(s)"
+        return f"{where} with {n} worker(s), dashboard {self._client.dashboard_link}"
 
     def share(self, obj: T) -> T:
         """``obj`` sent once to every worker; pass the result as a task argument."""

@@ -60,7 +60,7 @@ class Evaluator(Protocol):
     space: SearchSpace
 
     def dates(self) -> pd.DatetimeIndex:
-        """The sessions that walk-forward windows are cut from."""
+        """Return the sessions that walk-forward windows are cut from."""
         ...
 
     def evaluate(
@@ -78,7 +78,7 @@ class Evaluator(Protocol):
 
 
 def task_seed(base: int, *parts: object) -> int:
-    """A 32-bit seed from a base seed and a task's identity (trial number, window index).
+    """Derive a 32-bit seed from a base seed and a task's identity (trial number, window index).
 
     Hash-derived, so neighbouring tasks get unrelated streams and no seed depends on which
     worker or in which order a task runs.

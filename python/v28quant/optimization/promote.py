@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from v28quant.calendar import ExchangeCalendar, default_calendar
+from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.journal import Journal
 from v28quant.optimization.space import STRATEGY_SPACE, SearchSpace
 from v28quant.optimization.walkforward import WalkForwardReport
 
-ET = ZoneInfo("America/New_York")
 REPORT_FILE = "walkforward.json"
 PROMOTED_FILE = "v28_promoted_params.json"
 WALK_FORWARD_MODEL = "optimization.walk_forward"
@@ -120,6 +118,23 @@ def _journaled_walk_forwards(journal_path: Path) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
+def space_of(evaluator: str) -> SearchSpace:
+    """Return the search space of the evaluator named in a report.
+
+    Raises
+    ------
+    PromotionRefused
+        An evaluator whose parameters the runner does not know.
+    """
+    if evaluator == "sample-strategy":
+        return STRATEGY_SPACE
+    if evaluator == "backtest":
+        from v28quant.optimization.backtest_objective import backtest_space
+
+        return backtest_space()
+    raise PromotionRefused(f"no parameter space known for evaluator {evaluator!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Promotion:
     """A promoted parameter set and where it was written."""
@@ -134,7 +149,7 @@ def promote(
     report_path: str | Path,
     journal: Journal,
     out: str | Path | None = None,
-    space: SearchSpace = STRATEGY_SPACE,
+    space: SearchSpace | None = None,
     now: datetime | None = None,
 ) -> Promotion:
     """Promote a passing walk-forward's candidate parameters to live trading.
@@ -143,7 +158,8 @@ def promote(
     ------
     PromotionRefused
         The report is missing, unreadable, altered since it was written, not journaled, or
-        failed; or its parameters do not fit ``space``.
+        failed; or its parameters do not fit ``space`` (default: the space of the report's
+        evaluator, :func:`space_of`).
     """
     path = Path(report_path)
     if path.is_dir():
@@ -161,7 +177,7 @@ def promote(
     if not (payload.get("passed") is True and all(m.get("passed") is True for m in journaled)):
         raise PromotionRefused(f"walk-forward did not pass: {payload.get('verdict')}")
     try:
-        params = space.validate(payload["candidate"])
+        params = (space or space_of(str(payload.get("evaluator")))).validate(payload["candidate"])
     except (KeyError, ValueError) as exc:
         raise PromotionRefused(f"{path}: candidate parameters rejected: {exc}") from None
     when = now or datetime.now(UTC)
@@ -183,7 +199,7 @@ def promote(
 def promoted_params(
     journal_path: str | Path, space: SearchSpace = STRATEGY_SPACE
 ) -> dict[str, float] | None:
-    """The parameter set promoted beside the journal at ``journal_path``; None if none yet."""
+    """Return the parameters promoted beside the journal at ``journal_path`` (None if none)."""
     p = Path(journal_path).with_name(PROMOTED_FILE)
     if not p.is_file():
         return None

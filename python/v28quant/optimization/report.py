@@ -79,14 +79,17 @@ def history_chart(study: optuna.Study, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(8, 3.8))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
-    ax.scatter([t.number for t in done], [t.value for t in done], s=14, label="complete")
-    pv = [
+    ax.scatter(
+        [t.number for t in done], [float(t.value or 0.0) for t in done], s=14, label="complete"
+    )
+    pruned_at = [
         (t.number, t.intermediate_values[max(t.intermediate_values)])
         for t in pruned
         if t.intermediate_values
     ]
-    if pv:
-        ax.scatter(*zip(*pv, strict=True), s=14, marker="x", color="grey", label="pruned")
+    if pruned_at:
+        xs, ys = zip(*pruned_at, strict=True)
+        ax.scatter(xs, ys, s=14, marker="x", color="grey", label="pruned")
     if done:
         order = sorted(done, key=lambda t: t.number)
         best = np.maximum.accumulate([t.value or -math.inf for t in order])
@@ -99,7 +102,7 @@ def history_chart(study: optuna.Study, path: Path) -> str:
 
 
 def importance_chart(study: optuna.Study, path: Path, seed: int = 0) -> str | None:
-    """fANOVA importance of the 15 most important parameters; None with too few trials."""
+    """Chart the fANOVA importance of the top 15 parameters; None with too few trials."""
     try:
         imp = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed)

@@ -81,7 +81,7 @@ def sharpe_ratio(returns: ArrayLike, periods_per_year: int = TRADING_DAYS) -> fl
 
 
 def sharpe_std(sharpe: float, n: int, skew: float = 0.0, kurtosis: float = 3.0) -> float:
-    """Standard error of a per-observation Sharpe ratio estimate (Mertens 2002).
+    """Return the standard error of a per-observation Sharpe ratio (Mertens 2002).
 
     ``sqrt((1 - skew * SR + (kurtosis - 1) / 4 * SR**2) / (n - 1))``.
     """
@@ -107,7 +107,7 @@ def probabilistic_sharpe(
 
 
 def expected_max_sharpe(n_trials: int, variance: float, mean: float = 0.0) -> float:
-    """Expected maximum of ``n_trials`` Sharpe estimates with cross-trial ``variance``.
+    """Return the expected maximum of ``n_trials`` Sharpe estimates with cross-trial ``variance``.
 
     ``mean + sqrt(V) ((1 - g) Z^-1[1 - 1/N] + g Z^-1[1 - 1/(N e)])``, g the Euler-Mascheroni
     constant (Bailey & López de Prado 2014, eq. 5). Zero excess for a single trial.

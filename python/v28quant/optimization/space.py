@@ -8,7 +8,7 @@ written in one place only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +49,7 @@ class Param:
     doc: str = ""
 
     def __post_init__(self) -> None:
+        """Check the fields."""
         if not self.low < self.high:
             raise ValueError(f"{self.name}: low {self.low} must be < high {self.high}")
         if not self.low <= self.default <= self.high:
@@ -62,13 +63,8 @@ class Param:
         ):
             raise ValueError(f"{self.name}: an integer range needs integer bounds")
 
-    @property
-    def group(self) -> str:
-        """The part of the name before the first dot."""
-        return self.name.split(".", 1)[0]
-
     def distribution(self) -> optuna.distributions.BaseDistribution:
-        """The Optuna distribution of this parameter."""
+        """Return the Optuna distribution of this parameter."""
         if self.kind == "int":
             return optuna.distributions.IntDistribution(int(self.low), int(self.high))
         return optuna.distributions.FloatDistribution(self.low, self.high, log=self.kind == "log")
@@ -89,6 +85,7 @@ class SearchSpace:
     params: tuple[Param, ...]
 
     def __post_init__(self) -> None:
+        """Check the fields."""
         names = [p.name for p in self.params]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -102,6 +99,7 @@ class SearchSpace:
         return [p.name for p in self.params]
 
     def __getitem__(self, name: str) -> Param:
+        """Return the parameter called ``name``."""
         for p in self.params:
             if p.name == name:
                 return p
@@ -116,7 +114,7 @@ class SearchSpace:
         return {p.name: (int(p.default) if p.kind == "int" else p.default) for p in self.params}
 
     def validate(self, params: Mapping[str, float], complete: bool = True) -> dict[str, float]:
-        """Checked copy of ``params``; with ``complete`` missing names take their defaults.
+        """Return a checked copy of ``params``; with ``complete`` missing names take defaults.
 
         Raises
         ------
@@ -140,11 +138,6 @@ class SearchSpace:
             else:
                 out[name] = v
         return out
-
-    def subset(self, groups: Iterable[str]) -> SearchSpace:
-        """The parameters of the named groups only."""
-        keep = set(groups)
-        return SearchSpace(tuple(p for p in self.params if p.group in keep))
 
 
 def _weights() -> tuple[Param, ...]:

@@ -27,6 +27,7 @@ the return of t + 1.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
+from v28quant.calendar import ET
 from v28quant.data.samples import History, sample_history
 from v28quant.ml.features import TRADING_DAYS, ewma_vol
 from v28quant.optimization.costs import CostModel
@@ -50,6 +52,20 @@ from v28quant.regime.hmm import HmmRegimeDetector
 Array = NDArray[np.float64]
 
 
+class _DropNonConvergence(logging.Filter):
+    """Hide hmmlearn's note that EM's last step wobbled at the tolerance.
+
+    A tuning run fits the regime HMM hundreds of times from several starts and keeps the best
+    log-likelihood; the note would bury the run's own output.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the non-convergence note."""
+        return "not converging" not in record.getMessage()
+
+
+logging.getLogger("hmmlearn.base").addFilter(_DropNonConvergence())
+
 DEFAULT_UNIVERSE = ("AAPL", "JNJ", "JPM", "KO", "MSFT", "PG", "WMT", "XOM")
 WARMUP_SESSIONS = 260
 
@@ -63,7 +79,7 @@ def _closes(history: History, symbols: Sequence[str]) -> pd.DataFrame:
     wide = bars[bars["symbol"].isin(symbols)].pivot_table(
         index="timestamp", columns="symbol", values="close", aggfunc="last"
     )
-    wide.index = pd.DatetimeIndex(wide.index).tz_convert("America/New_York").tz_localize(None)
+    wide.index = pd.DatetimeIndex(wide.index).tz_convert(ET).tz_localize(None)
     return wide[list(symbols)].sort_index()
 
 
@@ -196,7 +212,7 @@ class SampleStrategy:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Net daily returns on ``train`` (regime HMM fitted there) and on ``test`` (may be empty)."""
+        """Return net daily returns on ``train`` (HMM fitted there) and ``test`` (may be empty)."""
         p = self.space.validate(params)
         train_pos = self._all_dates.get_indexer(pd.DatetimeIndex(train))
         test_pos = self._all_dates.get_indexer(pd.DatetimeIndex(test))
@@ -246,7 +262,8 @@ class SampleStrategy:
         raw *= np.minimum(1.0, p["risk.max_gross"] / np.maximum(gross, 1e-12))
         k = int(p["sizing.rebalance_days"])
         held = np.arange(len(raw)) // k * k  # row of the last rebalance
-        return raw[held]
+        out: Array = raw[held]
+        return out
 
     def _equity_returns(self, weights: Array, sl: slice) -> tuple[Array, Array, Array]:
         """(gross return, cost, turnover) per session; weights set at t earn t + 1."""

@@ -55,7 +55,7 @@ class QuadraticEvaluator:
         self.edge, self.curvature, self.sd, self.work = edge, curvature, sd, work
 
     def dates(self) -> pd.DatetimeIndex:
-        """The synthetic sessions."""
+        """Return the synthetic sessions."""
         return self._dates
 
     def mean(self, params: Mapping[str, float]) -> float:
@@ -71,7 +71,7 @@ class QuadraticEvaluator:
         test: pd.DatetimeIndex,
         seed: int,
     ) -> WindowReturns:
-        """Returns on the train and test dates; ``seed`` drives only the stand-in work."""
+        """Return the train and test returns; ``seed`` drives only the stand-in work."""
         if self.work:
             rng = np.random.default_rng(seed)
             a = rng.standard_normal((200, 50))

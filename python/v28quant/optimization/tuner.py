@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from sqlalchemy import event
+from tqdm.auto import tqdm
 
 from v28quant.optimization.distributed import TaskRunner
 from v28quant.optimization.evaluation import Evaluator, WindowReturns, task_seed
@@ -50,6 +52,31 @@ def default_storage(journal_path: str | Path) -> str:
     path = Path(journal_path).resolve().with_name(STORAGE_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
+    """Optuna storage for ``url``; SQLite files in WAL mode with ``synchronous=NORMAL``.
+
+    Optuna writes every suggested parameter in its own transaction; with SQLite's default
+    rollback journal each costs an fsync, which made the driver, not the trials, the bottleneck
+    (22 parameters x 32 trials: 50 s against 4 s in WAL mode, on this machine). WAL + NORMAL
+    keeps every committed trial through a crash of the process; a power cut may lose the last
+    few, which a rerun of the study adds back. Other URLs are passed to Optuna unchanged; None
+    keeps the study in memory.
+    """
+    if url is None or not url.startswith("sqlite:"):
+        return None if url is None else optuna.storages.RDBStorage(url)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+    def _pragmas(conn: Any, _record: Any) -> None:
+        cur = conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(storage.engine, "connect", _pragmas)
+    storage.engine.dispose()  # reconnect, so every pooled connection has the pragmas
+    return storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +115,7 @@ class TunerConfig:
     deadline: datetime | None = None
 
     def __post_init__(self) -> None:
+        """Check the fields."""
         if self.n_trials < 1:
             raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
         if self.batch_size < 1:
@@ -154,7 +182,7 @@ class BayesianTuner:
         self.prune_after = min(self.config.prune_after or max(n // 2, 1), n)
 
     def study(self) -> optuna.Study:
-        """The study (created, or loaded when it exists in the storage)."""
+        """Create the study, or load it when it exists in the storage."""
         c = self.config
         sampler = optuna.samplers.TPESampler(
             seed=c.seed,
@@ -165,7 +193,7 @@ class BayesianTuner:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
         return optuna.create_study(
             study_name=c.study_name,
-            storage=c.storage,
+            storage=open_storage(c.storage),
             direction="maximize",
             sampler=sampler,
             pruner=pruner,
@@ -201,6 +229,7 @@ class BayesianTuner:
         n_windows = len(self.wf.windows)
         head, tail = range(self.prune_after), range(self.prune_after, n_windows)
         done = 0
+        bar = tqdm(total=self.config.n_trials, desc="trials", disable=not self.runner.progress)
         while done < self.config.n_trials:
             if self.config.deadline is not None and datetime.now(UTC) >= self.config.deadline:
                 log.warning("tuning stopped at the deadline after %d trial(s)", done)
@@ -234,6 +263,10 @@ class BayesianTuner:
                 )
                 study.tell(batch[i], _stitched_sharpe(results))
             done += size
+            bar.update(size)
+            if alive:
+                bar.set_postfix(best=f"{study.best_value:.3f}", pruned=len(batch) - len(alive))
+        bar.close()
         return self._finish(study, started)
 
     def _finish(self, study: optuna.Study, started: datetime) -> TuneResult:

@@ -32,10 +32,14 @@ from v28quant.optimization.sharpe import (
     TRADING_DAYS,
     DeflatedSharpe,
     deflated_sharpe_of,
-    moments,
     sharpe_ratio,
 )
 from v28quant.optimization.windows import Window, WindowScheme, walk_forward_windows
+
+
+def _finite_or_none(x: float) -> float | None:
+    """JSON has no NaN: an unknown figure (e.g. costs inside a backtest) is written as null."""
+    return x if math.isfinite(x) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +91,8 @@ class WindowResult:
             "params": self.params,
             "is_sharpe": self.is_sharpe,
             "oos_sharpe": self.oos_sharpe,
-            "test_costs": self.test_costs,
-            "test_turnover": self.test_turnover,
+            "test_costs": _finite_or_none(self.test_costs),
+            "test_turnover": _finite_or_none(self.test_turnover),
             "n_trials": self.n_trials,
             "oos_returns": {
                 "dates": [d.strftime("%Y-%m-%d") for d in self.oos_returns.index],
@@ -239,6 +243,7 @@ def search_window(
     choice's returns on ``train`` and ``test``, and every trial's per-observation IS Sharpe.
     """
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one short-lived study per window
     study = optuna.create_study(direction="maximize", sampler=sampler)
     dists = evaluator.space.distributions()
     empty = pd.DatetimeIndex([])
@@ -373,7 +378,6 @@ class WalkForwardOptimizer:
         trial_sharpes: Sequence[float],
     ) -> WalkForwardReport:
         oos = pd.concat([w.oos_returns for w in windows]).sort_index()
-        moments(oos)  # a clear error for a flat or too-short out-of-sample record
         dsr = deflated_sharpe_of(oos, trial_sharpes, n_trials)
         return WalkForwardReport(
             evaluator=self.evaluator.name,

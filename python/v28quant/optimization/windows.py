@@ -55,6 +55,7 @@ class WindowScheme:
     embargo: int | None = None
 
     def __post_init__(self) -> None:
+        """Check the fields."""
         if self.kind not in ("anchored", "rolling"):
             raise ValueError(f"kind must be 'anchored' or 'rolling', got {self.kind!r}")
         if self.n_windows < 1:

@@ -63,13 +63,7 @@ def _shaped_greeks(
 
 @overload
 def price(
-    spot: float,
-    strike: float,
-    t: float,
-    rate: float,
-    div: float,
-    vol: float,
-    call: bool = ...,
+    spot: float, strike: float, t: float, rate: float, div: float, vol: float, call: bool = ...
 ) -> float: ...
 
 
@@ -107,13 +101,7 @@ def price(
 
 @overload
 def greeks(
-    spot: float,
-    strike: float,
-    t: float,
-    rate: float,
-    div: float,
-    vol: float,
-    call: bool = ...,
+    spot: float, strike: float, t: float, rate: float, div: float, vol: float, call: bool = ...
 ) -> Greeks[float]: ...
 
 
@@ -151,13 +139,7 @@ def greeks(
 
 @overload
 def price_greeks(
-    spot: float,
-    strike: float,
-    t: float,
-    rate: float,
-    div: float,
-    vol: float,
-    call: bool = ...,
+    spot: float, strike: float, t: float, rate: float, div: float, vol: float, call: bool = ...
 ) -> tuple[float, Greeks[float]]: ...
 
 
@@ -196,13 +178,7 @@ def price_greeks(
 
 @overload
 def implied_vol(
-    price: float,
-    spot: float,
-    strike: float,
-    t: float,
-    rate: float,
-    div: float,
-    call: bool = ...,
+    price: float, spot: float, strike: float, t: float, rate: float, div: float, call: bool = ...
 ) -> float: ...
 
 
@@ -268,12 +244,7 @@ def implied_vol(
 
 @overload
 def black_implied_vol(
-    price: float,
-    forward: float,
-    strike: float,
-    t: float,
-    call: bool = ...,
-    discount: float = ...,
+    price: float, forward: float, strike: float, t: float, call: bool = ..., discount: float = ...
 ) -> float: ...
 
 

@@ -82,8 +82,13 @@ class OptionsConfig:
         return min(future) if future else None
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> OptionsConfig:
-        """Load the defaults and the user's ``[options]`` table (``path`` or ``V28_CONFIG``)."""
+    def load(
+        cls, path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> OptionsConfig:
+        """Load the defaults and the user's ``[options]`` table (``path`` or ``V28_CONFIG``).
+
+        ``overrides`` (an ``[options]`` table) goes on top of both, checked the same way.
+        """
         text = resources.files("v28quant.options").joinpath("options_defaults.toml")
         base = tomllib.loads(text.read_text(encoding="utf-8"))["options"]
         path = path or os.environ.get("V28_CONFIG") or None
@@ -96,7 +101,8 @@ class OptionsConfig:
                 user = tomllib.loads(p.read_text(encoding="utf-8")).get("options", {})
             except tomllib.TOMLDecodeError as exc:
                 raise SettingsError(f"--config: {p} is not valid TOML: {exc}") from None
-        return cls.from_mapping(_merge(base, user, "options"))
+        merged = _merge(base, user, "options")
+        return cls.from_mapping(_merge(merged, dict(overrides or {}), "options"))
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> OptionsConfig:

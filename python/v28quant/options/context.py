@@ -30,7 +30,7 @@ class OptionsContext(Protocol):
 
 @dataclass
 class OptionsCycle:
-    """What one options cycle did (the runner logs it; ``details`` are journaled numbers)."""
+    """What one options cycle did so far (becomes the runner's ``CycleReport``)."""
 
     engine: str
     at: datetime

@@ -26,18 +26,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from v28quant.broker.base import OrderRequest, Owner
+from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET
+from v28quant.engines import CycleReport
+from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
+from v28quant.options.decisions import place
 from v28quant.options.entry import enter_one
 from v28quant.options.lifecycle import Book, Event, Held, Pending
 from v28quant.options.manage import manage_one, portfolio_greeks
@@ -70,6 +76,8 @@ class OptionsEngine:
         self._book_path = book_path
         self.book: Book | None = None
         self._closes: dict[str, np.ndarray] = {}
+        self._workers = max(1, min(4, os.cpu_count() or 1))
+        self._threads: asyncio.Semaphore | None = None
 
     # -- runner hooks -----------------------------------------------------------------------
 
@@ -120,25 +128,45 @@ class OptionsEngine:
             ctx.now,
         )
 
-    async def cycle(self, ctx: OptionsContext) -> OptionsCycle:
+    async def cycle(self, ctx: OptionsContext) -> CycleReport:
         """Run one options cycle at ``ctx.now`` (see the module docstring)."""
+        tally = await self._cycle(ctx)
+        return CycleReport(
+            tally.engine,
+            tally.at,
+            tally.signals,
+            tally.orders,
+            tally.denied,
+            tally.note,
+            dict(tally.details),
+        )
+
+    async def _cycle(self, ctx: OptionsContext) -> OptionsCycle:
         now = ctx.now
         book = self._book_of(ctx)
         report = OptionsCycle(ENGINE, now)
         await self._activities(ctx, book)
-        await self._pending(ctx, book, report)
         analyses: dict[str, tuple[ChainAnalysis, pd.DataFrame]] = {}
-        for u in self.underlyings(ctx):
-            try:
-                analyses[u] = await self._analyse(ctx, u, now)
-            except Exception as exc:
-                self._error(ctx, f"analysis {u}", exc)
-                report.details.setdefault("errors", {})[u] = f"{type(exc).__name__}: {exc}"
+        names = list(self.underlyings(ctx))
+        self._threads = asyncio.Semaphore(self._workers)  # bound to this cycle's event loop
+        # the fits release the GIL: underlyings are analysed side by side on worker threads
+        results = await asyncio.gather(
+            *(self._analyse(ctx, u, now) for u in names), return_exceptions=True
+        )
+        for u, res in zip(names, results, strict=True):
+            if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res
+                self._error(ctx, f"analysis {u}", res)
+                report.details.setdefault("errors", {})[u] = f"{type(res).__name__}: {res}"
+            else:
+                analyses[u] = res
         signals = [s for a, _ in analyses.values() for s in a.signals]
         for s in signals:
             ctx.journal.record_signal(s)
         report.signals = len(signals)
         views = self._views(ctx, signals, now)
+        await self._pending(ctx, book, analyses, report)
         await self._manage(ctx, book, analyses, report)
         await self._enter(ctx, book, analyses, views, report)
         book.save()
@@ -150,10 +178,32 @@ class OptionsEngine:
 
     async def _activities(self, ctx: OptionsContext, book: Book) -> None:
         since = book.activity_cursor - timedelta(seconds=1) if book.activity_cursor else None
+        stray: dict[str, int] = {}
+        last: dict[str, str] = {}
         for a in await ctx.broker.activities(since):
             for ev in book.apply_activity(a):
                 self._event(ctx, ev, a.ts)
+                if "stray_shares" in ev.detail:
+                    und = parse_occ(ev.symbol).underlying
+                    stray[und] = stray.get(und, 0) + int(ev.detail["stray_shares"])
+                    last[und] = a.id
         book.save()
+        for und, shares in stray.items():
+            if shares != 0:
+                await self._flatten(ctx, und, shares, last[und])
+
+    async def _flatten(self, ctx: OptionsContext, und: str, shares: int, activity: str) -> None:
+        """Sell (buy back) the stock a spread's settlement left: the spread never wanted it.
+
+        Both legs of a spread settling in the money cancel out; only the net is traded, as one
+        market order owned by the engine (id from the activity, so a restart never repeats it).
+        """
+        owner = Owner(ENGINE, "flatten", f"flatten:{und}:{activity}")
+        side: Literal["buy", "sell"] = "sell" if shares > 0 else "buy"
+        req = OrderRequest.equity(und, abs(shares), side, owner=owner)
+        why = {"rule": "flatten stock left by a spread's settlement", "shares": shares}
+        out = await place(ctx, req, why, None)
+        ctx.notifier.notify(f"OPTIONS FLATTEN {side} {abs(shares)} {und}: {out.status}")
 
     def _event(self, ctx: OptionsContext, ev: Event, ts: datetime) -> None:
         ctx.journal.record_decision(
@@ -167,21 +217,19 @@ class OptionsEngine:
         )
         if ev.kind != "closed":
             ctx.notifier.notify(f"OPTIONS {ev.kind.upper()} {ev.qty} x {ev.symbol} {ev.detail}")
-        if ev.kind == "closed" and ev.structure_id is not None:
-            self._release(ctx, ev.structure_id, f"structure settled ({ev.detail.get('by')})")
-
-    def _release(self, ctx: OptionsContext, structure_id: str, reason: str) -> None:
-        release = getattr(ctx.journal, "release_reservations", None)
-        if release is None:
-            return
-        rows: list[dict[str, Any]] = getattr(ctx.journal, "reservations", lambda **_: [])()
-        for r in rows:
-            if r.get("engine") == ENGINE and structure_id in str(r.get("client_order_id", "")):
-                release(reason=reason, ts=ctx.now, reservation_id=r["id"])
+        if ev.kind == "closed" and ev.detail.get("client_order_id"):
+            cid = str(ev.detail["client_order_id"])
+            self._release_cid(ctx, cid, f"structure settled ({ev.detail.get('by')})")
 
     # -- 2. resting orders ------------------------------------------------------------------
 
-    async def _pending(self, ctx: OptionsContext, book: Book, report: OptionsCycle) -> None:
+    async def _pending(
+        self,
+        ctx: OptionsContext,
+        book: Book,
+        analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
+        report: OptionsCycle,
+    ) -> None:
         for cid, p in list(book.pending.items()):
             order = await ctx.executor.track(cid, 0.0)
             if order.status.value == "filled":
@@ -193,13 +241,44 @@ class OptionsEngine:
                 if p.kind != "close":
                     self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
             elif order.filled_qty == 0:
-                await self._walk(ctx, book, p, report)
+                raw = analyses[p.underlying][1] if p.underlying in analyses else None
+                await self._walk(ctx, book, p, raw, report)
+
+    def _reprice(self, book: Book, p: Pending, raw: pd.DataFrame) -> list[str] | None:
+        """Return the ladder on this cycle's quotes (mid to natural), or None without them."""
+        legs = {s: -q for s, q in p.legs.items()} if p.kind == "close" else dict(p.legs)
+        if p.kind == "roll" and p.old_id in book.held:
+            legs.update({s: -q for s, q in book.held[p.old_id].legs.items()})
+        quotes = raw.set_index("symbol").reindex(list(legs))
+        bid, ask = quotes["bid"].to_numpy(float), quotes["ask"].to_numpy(float)
+        if not (np.isfinite(bid).all() and np.isfinite(ask).all()):
+            return None
+        q = np.array(list(legs.values()), dtype=float)
+        mid = float(np.sum(q * 0.5 * (bid + ask)))
+        nat = float(np.sum(q * np.where(q > 0, ask, bid)))
+        steps = max(len(p.ladder) - 1, 1)
+        scheme = C.tick_scheme_for(p.underlying)
+        return [
+            str(x) for x in C.limit_ladder(round(mid, 6), round(max(nat, mid), 6), steps, scheme)
+        ]
 
     async def _walk(
-        self, ctx: OptionsContext, book: Book, p: Pending, report: OptionsCycle
+        self,
+        ctx: OptionsContext,
+        book: Book,
+        p: Pending,
+        raw: pd.DataFrame | None,
+        report: OptionsCycle,
     ) -> None:
-        if p.rung + 1 < len(p.ladder):
-            p.rung += 1
+        resting = p.ladder[p.rung]
+        fresh = self._reprice(book, p, raw) if raw is not None else None
+        if fresh is not None:  # the market moved since the order went in: walk on today's quotes
+            p.ladder = fresh
+            p.rung = min(p.rung, len(fresh) - 1)
+        at_end = p.rung + 1 >= len(p.ladder)
+        if not at_end or (p.waited < 1 and p.ladder[-1] != resting):
+            p.waited += 1 if at_end else 0  # one chase of a moved natural, then a cancel
+            p.rung = min(p.rung + 1, len(p.ladder) - 1)
             net = Decimal(p.ladder[p.rung])
             price = abs(net) if len(p.legs) == 1 else net
             out = await ctx.executor.replace(
@@ -222,7 +301,8 @@ class OptionsEngine:
         units = int(order.filled_qty)
         if p.kind == "close":
             h = book.closed(p.old_id or p.structure_id)
-            self._release(ctx, p.old_id or p.structure_id, "structure closed")
+            if h is not None:
+                self._release_cid(ctx, h.client_order_id, "structure closed")
             what = f"closed {h.strategy if h else p.strategy}"
         else:
             held = Held(
@@ -239,8 +319,10 @@ class OptionsEngine:
                 wheel=p.wheel,
             )
             if p.kind == "roll" and p.old_id is not None:
+                old = book.held.get(p.old_id)
                 book.rolled(p.old_id, held)
-                self._release(ctx, p.old_id, "structure rolled")
+                if old is not None:
+                    self._release_cid(ctx, old.client_order_id, "structure rolled")
             else:
                 book.opened(held)
             what = f"{p.kind} {p.strategy}"
@@ -255,9 +337,8 @@ class OptionsEngine:
         )
 
     def _release_cid(self, ctx: OptionsContext, cid: str, reason: str) -> None:
-        release = getattr(ctx.journal, "release_reservations", None)
-        if release is not None:
-            release(reason=reason, ts=ctx.now, client_order_id=cid)
+        """Release what the order ``cid`` reserved (its replacements carry it along)."""
+        ctx.journal.release_reservations(reason=reason, ts=ctx.now, client_order_id=cid)
 
     # -- 3. analysis ------------------------------------------------------------------------
 
@@ -274,9 +355,10 @@ class OptionsEngine:
             raise ValueError(f"{u}: the feed returned an empty option chain")
         hist = self._iv_history(ctx, u, now)
         closes = self._closes.get(u)
-        a = await asyncio.to_thread(
-            self.analyser.analyse, u, chain, now=now, iv_history=hist, daily_closes=closes
-        )
+        async with self._threads or asyncio.Semaphore(1):
+            a = await asyncio.to_thread(
+                self.analyser.analyse, u, chain, now=now, iv_history=hist, daily_closes=closes
+            )
         return a, chain
 
     def _iv_history(self, ctx: OptionsContext, u: str, now: datetime) -> list[float]:
@@ -287,7 +369,7 @@ class OptionsEngine:
         df = df[(df["model"] == "options_iv_rank") & (df["symbol"] == vol_symbol(u))]
         if df.empty:
             return []
-        day = df["ts"].dt.tz_convert("America/New_York").dt.date
+        day = df["ts"].dt.tz_convert(ET).dt.date
         last = df.assign(day=day, iv=[r.get("atm_iv_30d") for r in df["reasoning"]])
         last = last[last["day"] < now.astimezone(ET).date()].groupby("day")["iv"].last()
         return [float(x) for x in last.to_numpy() if x is not None]
@@ -301,7 +383,8 @@ class OptionsEngine:
         agg = ctx.aggregator
         if agg is not None and regime is not None and signals:
             for sym, a in agg.aggregate(signals, regime, now).items():
-                out[sym] = (float(a.value), float(a.confidence), "aggregator")
+                if a.contributions:  # a table without the options models weighs nothing
+                    out[sym] = (float(a.value), float(a.confidence), "aggregator")
         by: dict[str, list[Signal]] = {}
         for s in signals:
             by.setdefault(s.symbol, []).append(s)

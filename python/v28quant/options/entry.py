@@ -7,6 +7,7 @@ check; when none does, the rejections are journaled as a ``no_entry`` decision.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from v28quant.broker.base import Owner
@@ -61,6 +62,8 @@ async def enter_one(
         plan.append("covered_call")
     if len(held_here) < cfg.max_per_underlying:
         plan += [s for s in row if s not in ("close", "covered_call")]
+    if cfg.wheel and wheel.stage != "cash":  # one wheel cycle at a time per underlying
+        plan = [s for s in plan if s != "cash_secured_put"]
     value, conf, source = view or (0.0, 0.0, "none")
     threshold = eng.min_confidence(ctx)
     account = await ctx.broker.account()
@@ -137,7 +140,7 @@ async def _try(
     now = ctx.now
     sizing = size_structure(
         s,
-        max_loss=cfg.max_loss_per_structure,
+        max_loss=cfg.max_loss_per_structure * _risk_multiplier(ctx),
         max_units=cfg.max_units,
         equity=equity,
         cash_available=cash,
@@ -166,7 +169,7 @@ async def _try(
             heston=hp,
             paths=2000,
             steps=max(10, int(t * 365)),
-            seed=abs(hash(leg.symbol)) % 2**32,
+            seed=zlib.crc32(leg.symbol.encode()),  # stable across runs, unlike hash()
         )
         touch.append({"leg": leg.symbol, "p_touch": round(p, 4), "stderr": round(se, 4)})
     worst = max((float(x["p_touch"]) for x in touch), default=0.0)
@@ -227,3 +230,9 @@ async def _try(
     )
     report.orders += 1
     return True
+
+
+def _risk_multiplier(ctx: OptionsContext) -> float:
+    """Return the regime controller's risk multiplier in (0, 1] (1 without an assessment)."""
+    m = getattr(ctx.regime, "risk_multiplier", 1.0)
+    return float(m) if isinstance(m, (int, float)) and 0.0 < float(m) <= 1.0 else 1.0

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from v28quant.broker.base import Activity
-from v28quant.broker.occ import parse_occ
+from v28quant.occ import parse_occ
 
 WheelStage = Literal["cash", "short_put", "shares", "covered_call"]
 Action = Literal["take_profit", "stop_loss", "expiry_close", "roll", "early_assignment"]
@@ -241,12 +241,22 @@ class Book:
         if h is None:
             return []
         occ = parse_occ(a.symbol)
-        contracts = abs(h.legs.pop(a.symbol)) * h.units
+        held = h.legs.pop(a.symbol) * h.units  # signed contracts
+        contracts = abs(held)
+        # stock a settlement delivers: + for a long call exercised or a short put assigned
+        shares = 100 * held * (1 if occ.call else -1)
         events: list[Event] = []
         if a.type == "OPEXP":
             events.append(Event("expired", h.structure_id, a.symbol, contracts))
+            if h.wheel and not [s for s in h.legs if s != a.symbol]:
+                # an expired covered call leaves the shares; an expired put leaves the cash
+                w = self.stage(h.underlying)
+                w.stage = "shares" if h.strategy == "covered_call" else "cash"
         elif a.type == "OPEXC":
-            events.append(Event("exercised", h.structure_id, a.symbol, contracts))
+            detail_x: dict[str, Any] = {"strike": float(occ.strike), "call": occ.call}
+            if not h.wheel:
+                detail_x["stray_shares"] = shares
+            events.append(Event("exercised", h.structure_id, a.symbol, contracts, detail_x))
         elif h.strategy == "covered_call":
             w = self.stage(h.underlying)
             w.shares = max(0, w.shares - 100 * contracts)
@@ -270,10 +280,13 @@ class Book:
                 w.basis = float(occ.strike) + h.entry_net  # strike less the credit received
                 w.stage = "shares"
                 detail["basis"] = round(w.basis, 4)
+            elif not h.wheel:
+                detail["stray_shares"] = shares  # a spread's leg: the engine flattens them
             events.append(Event("assigned", h.structure_id, a.symbol, contracts, detail))
         if not h.legs:
             del self.held[h.structure_id]
-            events.append(Event("closed", h.structure_id, a.symbol, 0, {"by": a.type}))
+            detail = {"by": a.type, "client_order_id": h.client_order_id}
+            events.append(Event("closed", h.structure_id, a.symbol, 0, detail))
         return events
 
 

@@ -49,11 +49,12 @@ import numpy as np
 import pandas as pd
 
 from v28quant.options import contracts as C
+from v28quant.options.black_scholes import implied_vol
 from v28quant.options.iv_rank import iv_rank, realised_vol_history
+from v28quant.options.slices import spread_expiries, thin_strikes
 from v28quant.options.surface import SviSurface
 from v28quant.quant_models import crr_binomial, heston_model, merton_jump_diffusion
 from v28quant.quant_models.heston_model import HestonParams
-from v28quant.quant_models.monte_carlo_pricer import implied_vol
 from v28quant.signals import Signal
 
 
@@ -69,11 +70,14 @@ class AnalysisSettings:
     rate: float = 0.045
     surface_dte: tuple[int, int] = (5, 120)
     max_abs_y: float = 0.35
-    max_slices: int = 8
+    max_slices: int = 5
+    max_strikes_per_slice: int = 30
+    heston_dte: tuple[int, int] = (14, 120)
+    heston_expiries: int = 3
     candidate_dte: tuple[int, int] = (14, 60)
     candidate_delta: tuple[float, float] = (0.10, 0.60)
     max_candidates: int = 40
-    heston_max_quotes: int = 40
+    heston_max_quotes: int = 30
     jump_kurtosis: float = 1.0
     crr_steps: int = 150
     mc_paths: int = 4000
@@ -147,24 +151,6 @@ def snapshot_id(chain: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def _spread_expiries(rows: pd.DataFrame, n: int, keep: tuple[int, int]) -> pd.DataFrame:
-    """Keep at most ``n`` expiries: those inside ``keep`` (DTE) first, then evenly spread.
-
-    Each SVI slice costs a fit; daily and weekly listings would otherwise dominate the cycle.
-    """
-    dtes = sorted(set(rows["dte"].tolist()))
-    if len(dtes) <= n:
-        return rows
-    inside = [d for d in dtes if keep[0] <= d <= keep[1]]
-    picked = set(inside[:: max(1, math.ceil(len(inside) / max(n // 2, 1)))])
-    rest = [d for d in dtes if d not in picked]
-    room = n - len(picked)
-    if room > 0 and rest:
-        idx = np.unique(np.linspace(0, len(rest) - 1, room).round().astype(int))
-        picked |= {rest[i] for i in idx}
-    return rows[rows["dte"].isin(picked)]
-
-
 def _confidence(record: float, z: float) -> float:
     """Return ``record x erf(|z| / sqrt 2)``: fit quality times how far the edge is from 0."""
     if not math.isfinite(z):
@@ -227,7 +213,8 @@ class OptionsAnalyser:
         fit_rows = pre[(pre["dte"] >= lo) & (pre["dte"] <= hi)]
         if fit_rows.empty:  # only short-dated series listed: fit what there is
             fit_rows = pre[pre["t"] > 1.5 / 365.0]
-        fit_rows = _spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
+        fit_rows = spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
+        fit_rows = thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
         surface = SviSurface.fit(
             fit_rows, spot=spot, rate=cfg.rate, min_quotes=6, max_abs_y=cfg.max_abs_y
         )
@@ -291,10 +278,15 @@ class OptionsAnalyser:
         self, und: str, ann: pd.DataFrame, spot: float
     ) -> heston_model.HestonCalibration | None:
         cfg = self.settings
-        lo, hi = max(cfg.surface_dte[0], 7), cfg.surface_dte[1]
+        lo, hi = cfg.heston_dte
         y = np.log(ann["strike"] / (spot * np.exp((cfg.rate - ann["div"]) * ann["t"])))
         otm = np.where(y < 0, ann["type"] == "put", ann["type"] == "call")
         q = ann[(ann["dte"] >= lo) & (ann["dte"] <= hi) & otm & (y.abs() <= cfg.max_abs_y)]
+        # a few expiries spread over the window: each costs a quadrature per evaluation
+        dtes = sorted(set(q["dte"].tolist()))
+        if len(dtes) > cfg.heston_expiries:
+            pick = np.unique(np.linspace(0, len(dtes) - 1, cfg.heston_expiries).round())
+            q = q[q["dte"].isin([dtes[int(i)] for i in pick])]
         if len(q) < 8:
             return None
         if len(q) > cfg.heston_max_quotes:

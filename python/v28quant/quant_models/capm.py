@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import FloatArray
 
 #: The fewest aligned observations :func:`fit` accepts by default.
 MIN_OBSERVATIONS = 30
@@ -74,12 +75,12 @@ class CapmFit:
 
     @property
     def alpha_t(self) -> float:
-        """t statistic of alpha."""
+        """T statistic of alpha."""
         return self.alpha / self.alpha_se
 
     @property
     def beta_t(self) -> float:
-        """t statistic of beta (against zero)."""
+        """T statistic of beta (against zero)."""
         return self.beta / self.beta_se
 
     def expected_return(self, market_return: float | None = None, rf: float | None = None) -> float:
@@ -92,7 +93,19 @@ class CapmFit:
         return float(expected_return(self.beta, m, r))
 
 
-def expected_return(beta: ArrayLike, market_return: ArrayLike, rf: ArrayLike = 0.0) -> Any:
+@overload
+def expected_return(beta: float, market_return: float, rf: float = ...) -> float: ...
+
+
+@overload
+def expected_return(
+    beta: ArrayLike, market_return: ArrayLike, rf: ArrayLike = ...
+) -> FloatArray: ...
+
+
+def expected_return(
+    beta: ArrayLike, market_return: ArrayLike, rf: ArrayLike = 0.0
+) -> float | FloatArray:
     """Security market line ``rf + beta * (market_return - rf)``.
 
     All arguments broadcast like numpy and share one unit (per period or per year); scalars in
@@ -149,8 +162,19 @@ def _align(
     return a, m, np.ascontiguousarray(r), None
 
 
-def _constant_floor(x: NDArray[np.float64], n: Any) -> Any:
-    """Sum of squared deviations below which a series counts as constant (rounding level)."""
+@overload
+def _constant_floor(x: FloatArray, n: int) -> float: ...
+
+
+@overload
+def _constant_floor(x: FloatArray, n: FloatArray) -> FloatArray: ...
+
+
+def _constant_floor(x: FloatArray, n: int | FloatArray) -> float | FloatArray:
+    """Sum of squared deviations below which a series counts as constant (rounding level).
+
+    ``n`` is the number of observations behind the sum (one count per symbol for a panel).
+    """
     scale = float(np.max(np.abs(x))) if x.size else 0.0
     return n * (1e-12 * scale) ** 2
 

@@ -20,25 +20,42 @@ J. C. Hull, "Options, Futures, and Other Derivatives", 10th ed., ch. 13 and 21 (
 from __future__ import annotations
 
 import operator
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import FloatArray
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "vol", "call", "american")
 
 
-class CrrGreeks(NamedTuple):
-    """Tree price and sensitivities: delta dV/dS, gamma d2V/dS2, theta dV/dt per year of
-    calendar time, from the first three levels of the tree (Hull ch. 21.1)."""
+T = TypeVar("T", float, FloatArray)
 
-    price: Any
-    delta: Any
-    gamma: Any
-    theta: Any
+
+class CrrGreeks(NamedTuple, Generic[T]):
+    """Tree price and sensitivities from the first three levels of the tree (Hull ch. 21.1).
+
+    Floats for scalar input, arrays of the broadcast shape otherwise.
+
+    Attributes
+    ----------
+    price : float or ndarray
+        The option value.
+    delta : float or ndarray
+        dV/dS.
+    gamma : float or ndarray
+        d2V/dS2.
+    theta : float or ndarray
+        dV/dt per year of calendar time.
+    """
+
+    price: T
+    delta: T
+    gamma: T
+    theta: T
 
 
 def _steps(steps: int) -> int:
@@ -46,6 +63,34 @@ def _steps(steps: int) -> int:
         return operator.index(steps)
     except TypeError:
         raise ValueError(f"steps must be an integer, got {steps!r}") from None
+
+
+@overload
+def price(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    call: bool = ...,
+    american: bool = ...,
+    steps: int = ...,
+) -> float: ...
+
+
+@overload
+def price(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    call: ArrayLike = ...,
+    american: ArrayLike = ...,
+    steps: int = ...,
+) -> FloatArray: ...
 
 
 def price(
@@ -58,7 +103,7 @@ def price(
     call: ArrayLike = True,
     american: ArrayLike = True,
     steps: int = 100,
-) -> Any:
+) -> float | FloatArray:
     """Option price on a CRR binomial tree.
 
     Parameters
@@ -98,6 +143,34 @@ def price(
     return shape_out(np.asarray(out), shape, scalar)
 
 
+@overload
+def greeks(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    call: bool = ...,
+    american: bool = ...,
+    steps: int = ...,
+) -> CrrGreeks[float]: ...
+
+
+@overload
+def greeks(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    call: ArrayLike = ...,
+    american: ArrayLike = ...,
+    steps: int = ...,
+) -> CrrGreeks[FloatArray]: ...
+
+
 def greeks(
     spot: ArrayLike,
     strike: ArrayLike,
@@ -108,7 +181,7 @@ def greeks(
     call: ArrayLike = True,
     american: ArrayLike = True,
     steps: int = 100,
-) -> CrrGreeks:
+) -> CrrGreeks[Any]:
     """Price, delta, gamma and theta (per year) from the CRR tree; ``steps >= 2``.
 
     Arguments and errors as in :func:`price`. Each field is a float for scalar input, an
@@ -121,4 +194,5 @@ def greeks(
     arrays = _core.crr_greeks(
         flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], flat[7], n
     )
-    return CrrGreeks(*(shape_out(a, shape, scalar) for a in arrays))
+    fields: list[Any] = [shape_out(a, shape, scalar) for a in arrays]
+    return CrrGreeks(*fields)

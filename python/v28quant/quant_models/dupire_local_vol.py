@@ -1,5 +1,7 @@
-"""Dupire local volatility (compiled core): from an SVI surface, from call prices, and a
-local-volatility Monte Carlo that reprices vanillas.
+"""Dupire local volatility (compiled core).
+
+Computed from an SVI surface or from call prices, and a local-volatility Monte Carlo that reprices
+vanillas.
 
 References
 ----------
@@ -12,24 +14,35 @@ J. Gatheral (2006), "The Volatility Surface: A Practitioner's Guide", Wiley, eq.
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import FloatArray
 from v28quant.options.surface import SviSurface
 
+T = TypeVar("T", float, FloatArray)
 
-class MCPrice(NamedTuple):
+
+class MCPrice(NamedTuple, Generic[T]):
     """Undiscounted Monte Carlo prices and their standard errors (same shape)."""
 
-    price: Any
-    stderr: Any
+    price: T
+    stderr: T
 
 
-def local_vol(surface: SviSurface, t: ArrayLike, strike: ArrayLike) -> Any:
+@overload
+def local_vol(surface: SviSurface, t: float, strike: float) -> float: ...
+
+
+@overload
+def local_vol(surface: SviSurface, t: ArrayLike, strike: ArrayLike) -> FloatArray: ...
+
+
+def local_vol(surface: SviSurface, t: ArrayLike, strike: ArrayLike) -> float | FloatArray:
     """Local volatility ``sigma_loc(t, K)`` of an SVI surface by Gatheral's formula.
 
     Analytic SVI derivatives in ``y`` and the surface's linear-in-``t`` interpolation (``dw/dT``
@@ -76,6 +89,32 @@ def local_vol_from_prices(
     return np.asarray(out).reshape(cc.shape)
 
 
+@overload
+def mc_price(
+    surface: SviSurface,
+    t: float,
+    strike: float,
+    call: bool = ...,
+    paths: int = ...,
+    steps_per_year: int = ...,
+    seed: int = ...,
+    threads: int | None = ...,
+) -> MCPrice[float]: ...
+
+
+@overload
+def mc_price(
+    surface: SviSurface,
+    t: ArrayLike,
+    strike: ArrayLike,
+    call: ArrayLike = ...,
+    paths: int = ...,
+    steps_per_year: int = ...,
+    seed: int = ...,
+    threads: int | None = ...,
+) -> MCPrice[FloatArray]: ...
+
+
 def mc_price(
     surface: SviSurface,
     t: ArrayLike,
@@ -85,7 +124,7 @@ def mc_price(
     steps_per_year: int = 200,
     seed: int = 0,
     threads: int | None = None,
-) -> MCPrice:
+) -> MCPrice[Any]:
     """Undiscounted vanilla prices under the surface's local-vol dynamics by Monte Carlo.
 
     Simulates ``x = ln(S_t / F(t))`` with ``dx = -sigma_loc^2/2 dt + sigma_loc dW`` (Euler,
@@ -106,4 +145,5 @@ def mc_price(
         int(seed),
         int(n_threads),
     )
-    return MCPrice(shape_out(price, shape, scalar), shape_out(err, shape, scalar))
+    fields: list[Any] = [shape_out(price, shape, scalar), shape_out(err, shape, scalar)]
+    return MCPrice(*fields)

@@ -49,13 +49,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import FloatArray
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The fewest returns :func:`fit` accepts (five parameters need a long series to be identified).
 MIN_OBSERVATIONS = 100
@@ -159,7 +163,17 @@ class GarchResult:
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
         return _core.garch_forecast(self.omega, self.alpha, self.beta, self.next_variance, h)
 
-    def vol_term_structure(self, horizons_days: ArrayLike, periods_per_year: float = 252.0) -> Any:
+    @overload
+    def vol_term_structure(self, horizons_days: float, periods_per_year: float = ...) -> float: ...
+
+    @overload
+    def vol_term_structure(
+        self, horizons_days: ArrayLike, periods_per_year: float = ...
+    ) -> FloatArray: ...
+
+    def vol_term_structure(
+        self, horizons_days: ArrayLike, periods_per_year: float = 252.0
+    ) -> float | FloatArray:
         """Annualised volatility expected over the next ``horizons_days`` periods.
 
         ``sqrt(periods_per_year / H * sum_{k=1..H} E_T[h_{T+k}])``, the volatility to use for an
@@ -197,7 +211,7 @@ class GarchResult:
 
 
 def _as_returns(returns: ArrayLike) -> NDArray[np.float64]:
-    """Validated contiguous float64 returns from a pandas Series, 1-column frame or array."""
+    """Return validated contiguous float64 returns from a pandas Series, 1-column frame or array."""
     values = getattr(returns, "to_numpy", None)
     arr = np.asarray(values() if callable(values) else returns, dtype=np.float64)
     if arr.ndim == 2 and arr.shape[1] == 1:
@@ -361,7 +375,7 @@ def causal_vol(
     min_obs: int = 252,
     periods_per_year: float = 252.0,
     dist: Literal["normal", "t"] = "normal",
-) -> Any:
+) -> pd.Series | FloatArray:
     """Annualised one-step GARCH(1,1) volatility forecasts with no look-ahead.
 
     The model is refitted on all returns up to each refit point (every ``refit_every``

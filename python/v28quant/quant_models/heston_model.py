@@ -22,14 +22,16 @@ D. Marquardt (1963), "An algorithm for least-squares estimation of nonlinear par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
-from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan
+from v28quant._typing import FloatArray
+from v28quant.options.black_scholes import implied_vol
+from v28quant.quant_models.mispricing import Mispricing
 from v28quant.quant_models.mispricing import mispricing as _mis
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "v0", "kappa", "theta", "sigma", "rho", "call")
@@ -54,6 +56,38 @@ DEFAULT_LOWER = HestonParams(1e-4, 1e-3, 1e-4, 1e-3, -0.999)
 DEFAULT_UPPER = HestonParams(4.0, 20.0, 4.0, 5.0, 0.999)
 
 
+@overload
+def price(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    v0: float,
+    kappa: float,
+    theta: float,
+    sigma: float,
+    rho: float,
+    call: bool = ...,
+) -> float: ...
+
+
+@overload
+def price(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    v0: ArrayLike,
+    kappa: ArrayLike,
+    theta: ArrayLike,
+    sigma: ArrayLike,
+    rho: ArrayLike,
+    call: ArrayLike = ...,
+) -> FloatArray: ...
+
+
 def price(
     spot: ArrayLike,
     strike: ArrayLike,
@@ -66,7 +100,7 @@ def price(
     sigma: ArrayLike,
     rho: ArrayLike,
     call: ArrayLike = True,
-) -> Any:
+) -> float | FloatArray:
     """European option price under Heston, per unit of underlying.
 
     All arguments broadcast; options that share (spot, t, rate, div, parameters) share one
@@ -164,7 +198,7 @@ def calibrate(
     flat, _, _ = broadcast_flat(names, strike, t, rate, div, market_price, call)
     k, tt, r, q, mkt, c = flat
     is_call = c.astype(bool)
-    market_vol = np.asarray(implied_vol_or_nan(mkt, spot, k, tt, r, q, is_call), dtype=np.float64)
+    market_vol = np.asarray(implied_vol(mkt, spot, k, tt, r, q, is_call), dtype=np.float64)
     if initial is None:
         atm = float(np.nanmedian(market_vol)) if np.isfinite(market_vol).any() else 0.2
         initial = HestonParams(atm**2, 2.0, atm**2, 0.5, -0.5)
@@ -188,7 +222,7 @@ def calibrate(
         int(max_iterations),
     )
     model = np.asarray(raw["model_price"])
-    model_vol = np.asarray(implied_vol_or_nan(model, spot, k, tt, r, q, is_call), dtype=np.float64)
+    model_vol = np.asarray(implied_vol(model, spot, k, tt, r, q, is_call), dtype=np.float64)
     vol_error = 100.0 * (model_vol - market_vol)
     finite = np.isfinite(vol_error)
     return HestonCalibration(
@@ -204,6 +238,32 @@ def calibrate(
         feller=bool(raw["feller"]),
         converged=bool(raw["converged"]),
     )
+
+
+@overload
+def mispricing(
+    market_mid: float,
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    params: HestonParams,
+    call: bool = ...,
+) -> Mispricing[float]: ...
+
+
+@overload
+def mispricing(
+    market_mid: ArrayLike,
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    params: HestonParams,
+    call: ArrayLike = ...,
+) -> Mispricing[FloatArray]: ...
 
 
 def mispricing(

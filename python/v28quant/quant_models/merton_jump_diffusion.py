@@ -18,17 +18,48 @@ volatility and jumps", J. Financial Econometrics 2(1) (absolute moments against 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
+from v28quant._typing import FloatArray
 from v28quant.quant_models.mispricing import Mispricing
 from v28quant.quant_models.mispricing import mispricing as _mis
 
 _ARGS = ("spot", "strike", "t", "rate", "div", "vol", "lam", "mu_j", "delta_j", "call")
+
+
+@overload
+def price(
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    lam: float,
+    mu_j: float,
+    delta_j: float,
+    call: bool = ...,
+) -> float: ...
+
+
+@overload
+def price(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    lam: ArrayLike,
+    mu_j: ArrayLike,
+    delta_j: ArrayLike,
+    call: ArrayLike = ...,
+) -> FloatArray: ...
 
 
 def price(
@@ -42,7 +73,7 @@ def price(
     mu_j: ArrayLike,
     delta_j: ArrayLike,
     call: ArrayLike = True,
-) -> Any:
+) -> float | FloatArray:
     """European option price under Merton's jump diffusion, per unit of underlying.
 
     ``vol`` is the diffusion volatility (annualised), ``lam`` jumps per year, ``mu_j`` and
@@ -92,6 +123,38 @@ def calibrate_from_returns(returns: ArrayLike, dt: float = 1 / 252) -> MertonMom
     raw = _core.merton_calibrate_moments(r, float(dt))
     floats = {k: float(v) for k, v in raw.items() if k != "iterations"}
     return MertonMomentFit(iterations=int(raw["iterations"]), **floats)
+
+
+@overload
+def mispricing(
+    market_mid: float,
+    spot: float,
+    strike: float,
+    t: float,
+    rate: float,
+    div: float,
+    vol: float,
+    lam: float,
+    mu_j: float,
+    delta_j: float,
+    call: bool = ...,
+) -> Mispricing[float]: ...
+
+
+@overload
+def mispricing(
+    market_mid: ArrayLike,
+    spot: ArrayLike,
+    strike: ArrayLike,
+    t: ArrayLike,
+    rate: ArrayLike,
+    div: ArrayLike,
+    vol: ArrayLike,
+    lam: ArrayLike,
+    mu_j: ArrayLike,
+    delta_j: ArrayLike,
+    call: ArrayLike = ...,
+) -> Mispricing[FloatArray]: ...
 
 
 def mispricing(

@@ -13,11 +13,10 @@ from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
-from v28quant import _core
-from v28quant._arrays import broadcast_flat, shape_out
 from v28quant._typing import ArrayLike, FloatArray
+from v28quant.options.black_scholes import implied_vol
 
-__all__ = ["Mispricing", "implied_vol_or_nan", "mispricing"]
+__all__ = ["Mispricing", "mispricing"]
 
 T = TypeVar("T", float, FloatArray)
 
@@ -49,28 +48,6 @@ class Mispricing(Generic[T]):
     market_vol: T
     edge_vol_points: T
     edge_stderr: T
-
-
-def implied_vol_or_nan(
-    price: ArrayLike,
-    spot: ArrayLike,
-    strike: ArrayLike,
-    t: ArrayLike,
-    rate: ArrayLike,
-    div: ArrayLike,
-    call: ArrayLike = True,
-) -> float | FloatArray:
-    """BSM implied volatility, NaN (never an error) for a price outside the no-arbitrage bounds.
-
-    Arguments as :func:`v28quant.options.black_scholes.implied_vol` (Jaeckel's "Let's Be
-    Rational"); a bad argument (NaN price, non-positive spot, strike or ``t``) still raises
-    ``ValueError``.
-    """
-    names = ("price", "spot", "strike", "t", "rate", "div", "call")
-    flat, shape, scalar = broadcast_flat(names, price, spot, strike, t, rate, div, call, flags=1)
-    p, s, k, tt, r, q, c = flat
-    out = _core.bsm_implied_vol(p, s, k, tt, r, q, c, strict=False)
-    return shape_out(out, shape, scalar)
 
 
 @overload
@@ -130,8 +107,8 @@ def mispricing(
     model = np.asarray(model_price, dtype=np.float64)
     mid = np.asarray(market_mid, dtype=np.float64)
     edge = model - mid
-    model_vol = np.asarray(implied_vol_or_nan(model, spot, strike, t, rate, div, call))
-    market_vol = np.asarray(implied_vol_or_nan(mid, spot, strike, t, rate, div, call))
+    model_vol = np.asarray(implied_vol(model, spot, strike, t, rate, div, call))
+    market_vol = np.asarray(implied_vol(mid, spot, strike, t, rate, div, call))
     if model_stderr is None:
         z = np.full(np.shape(edge), np.nan)
     else:

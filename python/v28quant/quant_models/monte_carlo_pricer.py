@@ -29,8 +29,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from v28quant import _core
-from v28quant.quant_models.mispricing import Mispricing, implied_vol_or_nan, mispricing
+from v28quant.options import black_scholes
+from v28quant.quant_models.mispricing import Mispricing, mispricing
 
 __all__ = [
     "MCResult",
@@ -303,13 +306,13 @@ def merton_european(
 
 
 def __getattr__(name: str) -> Any:
-    # The NaN-returning implied vol moved beside the mispricing screen that needs it.
+    # Its NaN-for-no-vol rule is black_scholes.implied_vol's for scalars and arrays alike.
     if name == "implied_vol":
         warnings.warn(
             "v28quant.quant_models.monte_carlo_pricer.implied_vol is deprecated; use "
-            "v28quant.quant_models.mispricing.implied_vol_or_nan",
+            "v28quant.options.black_scholes.implied_vol",
             DeprecationWarning,
             stacklevel=2,
         )
-        return implied_vol_or_nan
+        return black_scholes.implied_vol
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -65,6 +65,11 @@ def combine(
     return {k: float(x) for k, x in zip(labels, p, strict=True)}, a
 
 
+def _fingerprint(returns: Any) -> tuple[object, ...]:
+    arr = np.asarray(returns, dtype=np.float64)
+    return (arr.shape, arr[-5:].tobytes())
+
+
 class HierarchicalRegimeController:
     """Market and symbol regimes from the HMM and manifold detectors, and the risk multiplier.
 
@@ -100,6 +105,7 @@ class HierarchicalRegimeController:
         self.symbols: dict[str, tuple[HmmRegimeDetector, ManifoldRegimeDetector]] = {}
         self.risk_scale: PomdpRiskScale | None = None
         self.failed: dict[str, str] = {}
+        self._memo: tuple[tuple[object, ...], RegimeAssessment] | None = None
 
     def fit(
         self, market_returns: Any, symbol_returns: Mapping[str, Any] | None = None
@@ -134,9 +140,19 @@ class HierarchicalRegimeController:
     ) -> RegimeAssessment:
         """Assess the combined market regime, each symbol's regime and the risk multiplier.
 
-        ``ts`` defaults to the data time of the market returns' last row.
+        ``ts`` defaults to the data time of the market returns' last row. An assessment is kept
+        until the data change: the cycles of one day on the same daily history get the same
+        answer at no cost (and the POMDP belief moves once per data time).
         """
         when = data_time(market_returns, ts)
+        key = (
+            when,
+            id(self.market_hmm.model),
+            _fingerprint(market_returns),
+            tuple((s, _fingerprint(r)) for s, r in sorted((symbol_returns or {}).items())),
+        )
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]  # the next cycle on the same daily data
         ph = self.market_hmm.predict(market_returns, ts=when)
         pm = self.market_manifold.predict(market_returns, ts=when)
         probs, agree = combine(ph.probabilities, pm.probabilities, self.labels)
@@ -174,7 +190,9 @@ class HierarchicalRegimeController:
             agree,
             extra={"regime": probs, **reasoning},
         )
-        return RegimeAssessment(state, multiplier, per_symbol, agree, reasoning)
+        out = RegimeAssessment(state, multiplier, per_symbol, agree, reasoning)
+        self._memo = (key, out)
+        return out
 
     def _symbol_state(
         self, sym: str, returns: Any, market: Mapping[str, float], market_ts: datetime

@@ -26,6 +26,7 @@ A. Bhattacharyya (1943), Bull. Calcutta Math. Soc. 35 (distance between distribu
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -35,7 +36,6 @@ import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
-from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from v28quant.ml.model_store import ModelMetadata, ModelStore
@@ -128,6 +128,7 @@ class HmmRegimeDetector:
         self.start_logliks: list[float] = []
         self._center = np.zeros(0)
         self._scale = np.ones(0)
+        self._cache: tuple[GaussianHMM, bytes, NDArray[np.float64]] | None = None
 
     # -- features ----------------------------------------------------------------------------
 
@@ -217,24 +218,48 @@ class HmmRegimeDetector:
     # -- inference ---------------------------------------------------------------------------
 
     def filtered_probabilities(self, returns: Any, extra: Any = None) -> pd.DataFrame:
-        """P(state at t | rows <= t) per row (forward algorithm), one column per label."""
+        """P(state at t | rows <= t) per row (forward algorithm), one column per label.
+
+        The last call's forward variables are kept: a call whose input starts with the same rows
+        (the next cycle on the same history, or one more day) only runs the new rows.
+        """
         m = self._require()
         z = self._standardised(returns, extra)
+        alpha = self._forward(m, z)
+        index = returns.index if isinstance(returns, pd.Series) else None
+        return pd.DataFrame(np.exp(alpha), columns=list(self.labels), index=index)
+
+    def _forward(self, m: GaussianHMM, z: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Normalised log forward variables (Rabiner 1989, eq. 19-21) of the rows ``z``."""
         logb = np.column_stack(
             [
                 multivariate_normal.logpdf(z, m.means_[k], m.covars_[k], allow_singular=True)
                 for k in range(self.n_states)
             ]
         ).reshape(len(z), self.n_states)
-        log_a = np.log(np.maximum(m.transmat_, 1e-300))
+        # Scaled forward recursion in probability space (Rabiner 1989, sec. V.A): each row's
+        # emission densities are divided by their maximum and each alpha by its sum, so
+        # nothing underflows; the logs of the normalised alphas are returned.
+        b = np.exp(logb - logb.max(axis=1, keepdims=True))
+        a_mat = m.transmat_
         alpha = np.empty_like(logb)
-        prev = np.log(np.maximum(m.startprob_, 1e-300)) + logb[0]
-        alpha[0] = prev - logsumexp(prev)
-        for t in range(1, len(z)):
-            prev = logsumexp(alpha[t - 1][:, None] + log_a, axis=0) + logb[t]
-            alpha[t] = prev - logsumexp(prev)
-        index = returns.index if isinstance(returns, pd.Series) else None
-        return pd.DataFrame(np.exp(alpha), columns=list(self.labels), index=index)
+        start = 0
+        cached = self._cache
+        if cached is not None and cached[0] is m and 0 < len(cached[2]) <= len(z):
+            n = len(cached[2])
+            if hashlib.blake2b(z[:n].tobytes(), digest_size=16).digest() == cached[1]:
+                alpha[:n], start = cached[2], n
+        prob = np.exp(alpha[start - 1]) if start else m.startprob_ * b[0]
+        if not start:
+            prob = prob / prob.sum()
+            alpha[0], start = np.log(np.maximum(prob, 1e-300)), 1
+        for t in range(start, len(z)):
+            prob = (prob @ a_mat) * b[t]
+            total = prob.sum()
+            prob = prob / total if total > 0 else b[t] / b[t].sum()
+            alpha[t] = np.log(np.maximum(prob, 1e-300))
+        self._cache = (m, hashlib.blake2b(z.tobytes(), digest_size=16).digest(), alpha.copy())
+        return alpha
 
     def states(self, returns: Any, extra: Any = None) -> NDArray[np.str_]:
         """Most likely label per row from the filtered probabilities (causal)."""
@@ -251,6 +276,22 @@ class HmmRegimeDetector:
         return RegimeState(
             max(probs, key=probs.__getitem__), probs, self.source, data_time(returns, ts)
         )
+
+    def forecast_return(self, returns: Any, extra: Any = None) -> tuple[float, float]:
+        """Mean and standard deviation of the next day's log return (one-step prediction).
+
+        The next state's distribution is the last filtered one times the transition matrix;
+        the return is then a mixture of the states' normals. Not the current state's mean: a
+        state that lasts a day or two (a high-volatility up or down day) says little about the
+        next day.
+        """
+        m = self._require()
+        filt = self.filtered_probabilities(returns, extra).to_numpy()[-1]
+        nxt = filt @ m.transmat_
+        means, covars = self._params_raw()
+        mu, var = means[:, 0], covars[:, 0, 0]
+        mean = float(nxt @ mu)
+        return mean, float(np.sqrt(max(float(nxt @ (var + mu**2)) - mean**2, 1e-18)))
 
     def summary(self) -> pd.DataFrame:
         """Tabulate per label: daily mean return, annual vol, expected days, stationary share."""

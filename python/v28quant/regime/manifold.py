@@ -231,10 +231,20 @@ class VolatilitySurface3D:
         """Implied vol of one chain snapshot on a common log-moneyness grid.
 
         ``chain`` has columns ``strike, expiration, iv, underlying_price, quote_date`` (and
-        ``type``: then only out-of-the-money quotes are used, puts below spot, calls above).
+        ``type``: then only out-of-the-money quotes are used, puts below spot, calls above), or
+        is a feed snapshot (``CHAIN_COLUMNS``, spot and time in ``attrs``).
         Expiries with >= 5 quoted strikes within ``max_abs_moneyness`` are kept; each smile is
         interpolated linearly onto the moneyness range they share.
         """
+        if "expiration" not in chain.columns and "expiry" in chain.columns:
+            # the feed's layout (v28quant.data.base.CHAIN_COLUMNS): spot and time in attrs
+            as_of = pd.Timestamp(chain.attrs.get("as_of", pd.NaT))
+            if as_of.tzinfo is not None:
+                as_of = as_of.tz_convert("America/New_York").tz_localize(None)
+            chain = chain.rename(columns={"expiry": "expiration"}).assign(
+                underlying_price=chain.attrs.get("underlying_price", np.nan),
+                quote_date=as_of.normalize(),
+            )
         need = {"strike", "expiration", "iv", "underlying_price", "quote_date"}
         if need - set(chain.columns):
             raise ValueError(f"chain lacks columns {sorted(need - set(chain.columns))}")

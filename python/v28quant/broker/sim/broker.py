@@ -76,22 +76,34 @@ class SimBroker(Matching):
         state_path: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(quotes, _one_clock(quotes, clock), config, calendar)
-        self._state_path = None if state_path is None else Path(state_path)
+        self._state_path: Path | None = None
         self._saved = ""
-        if self._state_path is not None:
-            doc = read_state(self._state_path)
-            if doc is not None:
-                load_state(self, doc)
-                log.warning(
-                    "sim: restored the simulated account from %s (cash %s, %d positions, "
-                    "%d open orders, as of %s)",
-                    self._state_path,
-                    self._cash,
-                    len(self._positions),
-                    sum(o.is_open for o in self._orders.values()),
-                    self._last_sync.isoformat(),
-                )
-            self._saved = self._fingerprint()
+        if state_path is not None:
+            self.keep_state(state_path)
+
+    def keep_state(self, state_path: str | os.PathLike[str]) -> None:
+        """Keep the account in ``state_path`` from now on, restored from it if it exists.
+
+        Raises ``ValueError`` once the account has traded (its books would be overwritten) and
+        ``SimStateError`` for a saved state it cannot use.
+        """
+        if self._orders or self._activities:
+            raise ValueError("SimBroker.keep_state: the account has already traded")
+        path = Path(state_path)
+        doc = read_state(path)
+        if doc is not None:
+            load_state(self, doc)
+            log.warning(
+                "sim: restored the simulated account from %s (cash %s, %d positions, "
+                "%d open orders, as of %s)",
+                path,
+                self._cash,
+                len(self._positions),
+                sum(o.is_open for o in self._orders.values()),
+                self._last_sync.isoformat(),
+            )
+        self._state_path = path
+        self._saved = self._fingerprint()
 
     @staticmethod
     def saved_clock(state_path: str | os.PathLike[str]) -> datetime | None:

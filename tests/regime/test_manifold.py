@@ -165,6 +165,18 @@ def test_volatility_surface_from_returns_and_from_a_chain(shared_data: Path) -> 
     assert len(surf.y) >= 4
     assert (surf.z > 0.05).all()
     assert (surf.z < 1.5).all()
+    # the same snapshot in the feed's layout gives the same surface
+    feed = chain.rename(columns={"expiration": "expiry"}).drop(
+        columns=["underlying_price", "quote_date"]
+    )
+    feed["expiry"] = pd.to_datetime(feed["expiry"])
+    feed.attrs = {
+        "underlying_price": float(chain["underlying_price"].iloc[0]),
+        "as_of": pd.Timestamp("2022-07-08 15:45", tz="America/New_York"),
+    }
+    same = VolatilitySurface3D.from_chain(feed)
+    np.testing.assert_allclose(same.z, surf.z)
+    np.testing.assert_allclose(same.y, surf.y)
 
 
 def test_a_plane_has_zero_gaussian_curvature() -> None:

@@ -1,0 +1,236 @@
+"""``OrderRecorder``: how the execution service writes what the venue says into the journal.
+
+Order updates, local statuses (``unknown``, ``not_sent``, ``refused``, ``rejected``), events
+(``cancel_requested``), reservations released, and fills with the position snapshot in one
+transaction. ``Executor`` builds on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from v28quant.broker.base import Activity, Broker, Order
+from v28quant.clock import Clock
+from v28quant.execution.types import Fill, OrderOutcome
+from v28quant.journal import AsyncJournal, Journal
+from v28quant.notify import Notifier
+
+log = logging.getLogger(__name__)
+
+#: Activity types that move a position (qty is the signed change, see ``broker.Activity``).
+POSITION_ACTIVITIES = frozenset(
+    {"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD", "OPCSH"}
+)
+#: How far before the last journaled activity the next fetch starts (late-posted rows).
+ACTIVITY_OVERLAP = timedelta(days=1)
+
+
+class OrderRecorder:
+    """Journal writes shared by every step of the execution service.
+
+    Parameters
+    ----------
+    broker : Broker
+        The venue (asked for activities and positions when an order fills).
+    journal : Journal or AsyncJournal
+        Where everything is written; a plain ``Journal`` is wrapped to run off the event loop.
+    notifier : Notifier, optional
+        Gets a notice for each fill and each error.
+    clock : Clock, optional
+        Time stamps for the journal; wall time by default.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        journal: Journal | AsyncJournal,
+        *,
+        notifier: Notifier | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.broker = broker
+        self.journal = journal if isinstance(journal, AsyncJournal) else AsyncJournal(journal)
+        self._j = self.journal.sync
+        self._notifier = notifier
+        self._clock = clock
+        self._settle_lock = asyncio.Lock()
+
+    def _now(self) -> datetime:
+        return self._clock.now() if self._clock is not None else datetime.now(UTC)
+
+    async def release(self, reservation_id: int, reason: str) -> int:
+        """Release one reservation (the covered call closed, the put expired...)."""
+        return await self.journal.run(
+            self._j.release_reservations,
+            reason=reason,
+            ts=self._now(),
+            reservation_id=reservation_id,
+        )
+
+    async def _release_closed(self) -> None:
+        """Release reservations whose order filled and whose position is now closed.
+
+        The shares behind a covered call are free once the call is bought back, expires or is
+        assigned; the cash behind a put once the put is gone.
+        """
+        held = await self.journal.run(self._j.last_positions)
+        for r in await self.journal.run(self._j.reservations):
+            cid = r["client_order_id"]
+            row = await self.journal.run(self._j.order_by_client_id, cid) if cid else None
+            if row is None or not row.get("filled_qty") or not row.get("request"):
+                continue
+            req = row["request"]
+            symbols = [leg["occ_symbol"] for leg in req.get("legs") or []] or [req.get("symbol")]
+            if all(held.get(s, Decimal(0)) == 0 for s in symbols):
+                await self.journal.run(
+                    self._j.release_reservations,
+                    reason=f"position {', '.join(symbols)} closed",
+                    ts=self._now(),
+                    reservation_id=r["id"],
+                )
+
+    async def _record(self, order: Order, *, reason: str | None = None) -> None:
+        before = await self.journal.run(self._j.order_by_client_id, order.client_order_id)
+        had = (before or {}).get("filled_qty") or Decimal(0)
+        await self.journal.run(
+            self._j.record_order_update,
+            order.client_order_id,
+            order.id,
+            order.status.value,
+            order.filled_qty,
+            order.filled_avg_price,
+            order.to_dict(),
+            order.updated_at or self._now(),
+            reason=reason,
+        )
+        if order.filled_qty > had:
+            await self._settle()
+        elif order.status.terminal:
+            await self._release(order.client_order_id, f"order {order.status.value} unfilled")
+
+    async def _local_status(self, cid: str, status: str, reason: str) -> None:
+        await self.journal.run(
+            self._j.record_order_update,
+            cid,
+            None,
+            status,
+            None,
+            None,
+            {"reason": reason},
+            self._now(),
+            reason=reason,
+        )
+
+    async def _event(self, cid: str, oid: str, what: str, reason: str) -> None:
+        await self.journal.run(
+            self._j.record_order_event, cid, oid, what, {"reason": reason}, self._now()
+        )
+
+    async def _release(self, cid: str, reason: str) -> None:
+        n = await self.journal.run(
+            self._j.release_reservations, reason=reason, ts=self._now(), client_order_id=cid
+        )
+        if n:
+            log.info("released %d reservation(s) of %s: %s", n, cid, reason)
+
+    async def _settle(self) -> None:
+        """Journal new activities, their fills and the position snapshot in one transaction.
+
+        The snapshot must reflect exactly the activities seen (reconcile relies on it): the
+        venue's positions are written only when they equal the last snapshot plus the new
+        activities; otherwise (the venue has not posted an activity yet) nothing is written
+        and the next look or reconcile catches up.
+        """
+        async with self._settle_lock:
+            j = self._j
+            last_ts = await self.journal.run(j.last_activity_ts)
+            acts = await self.broker.activities(
+                None if last_ts is None else last_ts - ACTIVITY_OVERLAP
+            )
+            seen = await self.journal.run(j.seen_activity_ids)
+            new = [a for a in acts if a.id not in seen]
+            if not new:
+                return
+            positions = await self.broker.positions()
+            last = await self.journal.run(j.last_positions)
+            expected: dict[str, Decimal] = defaultdict(Decimal, last)
+            for a in new:
+                if a.type in POSITION_ACTIVITIES and a.symbol:
+                    expected[a.symbol] += a.qty
+            actual = {p.symbol: p.qty for p in positions if p.qty != 0}
+            if {k: v for k, v in expected.items() if v != 0} != actual:
+                log.warning(
+                    "positions at the venue do not yet match the journal plus %d new "
+                    "activities; fills will be journaled on the next look",
+                    len(new),
+                )
+                return
+            fills = []
+            for a in new:
+                if a.type == "FILL" and a.price is not None:
+                    cid = a.raw.get("client_order_id") if a.raw else None
+                    if cid is None and a.order_id:
+                        cid = await self.journal.run(j.client_order_id_for, a.order_id)
+                    fills.append(_fill_row(a, cid))
+            await self.journal.run(
+                j.record_activity_batch,
+                [_activity_row(a) for a in new],
+                fills,
+                [
+                    {
+                        "symbol": p.symbol,
+                        "qty": p.qty,
+                        "avg_entry_price": p.avg_entry_price,
+                        "asset_class": p.asset_class,
+                    }
+                    for p in positions
+                ],
+                self._now(),
+            )
+            if self._notifier is not None:
+                for f in fills:
+                    self._notifier.notify(
+                        f"fill {f['side']} {f['qty']} {f['symbol']} @ {f['price']}"
+                        f" ({f['client_order_id']})"
+                    )
+
+    async def _outcome(self, order: Order) -> OrderOutcome:
+        rows = await self.journal.run(self._j.fills_for, order.client_order_id)
+        fills = tuple(
+            Fill(r["fill_id"], r["symbol"], r["qty"], r["price"], r["side"], r["ts"]) for r in rows
+        )
+        return OrderOutcome(order.client_order_id, order.status.value, order, fills, None)
+
+    def _notify_error(self, text: str) -> None:
+        log.warning("%s", text)
+        if self._notifier is not None:
+            self._notifier.error("execution", text)
+
+
+def _activity_row(a: Activity) -> dict[str, Any]:
+    return {
+        "activity_id": a.id,
+        "activity_type": a.type,
+        "symbol": a.symbol,
+        "qty": a.qty,
+        "price": a.price,
+        "ts": a.ts,
+        "raw": dict(a.raw) or {"order_id": a.order_id, "side": a.side},
+    }
+
+
+def _fill_row(a: Activity, cid: str | None) -> dict[str, Any]:
+    return {
+        "fill_id": a.id,
+        "client_order_id": cid,
+        "symbol": a.symbol,
+        "qty": abs(a.qty),
+        "price": a.price,
+        "side": a.side or ("buy" if a.qty > 0 else "sell"),
+        "ts": a.ts,
+    }

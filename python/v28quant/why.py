@@ -1,0 +1,150 @@
+"""Why did we buy X at T? Answered from the journal alone.
+
+:func:`explain` finds the latest aggregate journaled for the symbol at or before the time asked
+about, and lays out what produced it: the regime and its probabilities, each model's vote
+(value, confidence, weight and its share of the total), the signals behind those votes with
+their own reasoning, the threshold, what was dropped as stale, and the engine decisions, orders
+and fills on that symbol that followed it.
+
+Command line: ``python -m v28quant.why SYMBOL [--at TIME] [--journal PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from v28quant.journal.aggregates import AggregateRecords
+
+
+def _iso(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise ValueError(f"at must be timezone-aware, got {when!r}")
+    return when.astimezone(UTC).isoformat()
+
+
+def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) -> dict[str, Any]:
+    """Explain from the journal the view on ``symbol`` in force at ``at`` (latest if None).
+
+    Raises ``LookupError`` when no aggregate for the symbol was journaled by then.
+    """
+    where, params = "symbol = ?", [symbol]
+    if at is not None:
+        where += " AND ts <= ?"
+        params.append(_iso(at))
+    rows = journal.query(
+        f"SELECT * FROM aggregates WHERE {where} ORDER BY ts DESC, id DESC LIMIT 1", params
+    )
+    if not rows:
+        when = "ever" if at is None else f"at or before {_iso(at)}"
+        raise LookupError(f"no aggregate for {symbol} journaled {when}")
+    agg = rows[0]
+    contributions = json.loads(agg["contributions"])
+    reasoning = json.loads(agg["reasoning"])
+    mass = sum(c["weight"] * c["confidence"] for c in contributions.values()) or 1.0
+    for c in contributions.values():
+        c["share"] = c["weight"] * c["confidence"] / mass
+    signals: dict[str, Any] = {}
+    cutoff = agg["data_ts"] or agg["ts"]
+    for model in contributions:
+        sig = journal.query(
+            "SELECT ts, value, confidence, reasoning FROM signals WHERE symbol = ? AND model = ? "
+            "AND ts <= ? ORDER BY ts DESC, id DESC LIMIT 1",
+            (symbol, model, cutoff),
+        )
+        if sig:
+            signals[model] = {**sig[0], "reasoning": json.loads(sig[0]["reasoning"])}
+    upto = _iso(at) if at is not None else "9999"
+    decisions = journal.query(
+        "SELECT decision_id, ts, engine, strategy, action, reasoning FROM decisions "
+        "WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+        (symbol, agg["ts"], upto),
+    )
+    for d in decisions:
+        d["reasoning"] = json.loads(d["reasoning"])
+        d["orders"] = journal.query(
+            "SELECT client_order_id, status, filled_qty, filled_avg_price FROM orders "
+            "WHERE decision_id = ?",
+            (d["decision_id"],),
+        )
+        for o in d["orders"]:
+            o["fills"] = journal.query(
+                "SELECT qty, price, side, ts FROM fills WHERE client_order_id = ? ORDER BY ts",
+                (o["client_order_id"],),
+            )
+    out: dict[str, Any] = {
+        "symbol": symbol,
+        "at": None if at is None else _iso(at),
+        "aggregate_ts": agg["ts"],
+        "data_ts": agg["data_ts"],
+        "value": agg["value"],
+        "confidence": agg["confidence"],
+        "tradable": bool(agg["tradable"]),
+        "threshold": reasoning.get("min_confidence"),
+        "regime": json.loads(agg["regime"]),
+        "contributions": contributions,
+        "signals": signals,
+        "dropped": reasoning.get("dropped", {}),
+        "decisions": decisions,
+    }
+    out["text"] = render(out)
+    return out
+
+
+def render(w: dict[str, Any]) -> str:
+    """Plain-text account of :func:`explain`'s answer."""
+    reg = w["regime"]
+    probs = ", ".join(f"{k} {v:.2f}" for k, v in sorted(reg["probabilities"].items()))
+    lines = [
+        f"{w['symbol']} at {w['aggregate_ts']} (data {w['data_ts']}):",
+        f"  regime {reg['label']} ({reg['source']}: {probs})",
+        f"  aggregate value {w['value']:+.3f}, confidence {w['confidence']:.3f} vs threshold "
+        f"{w['threshold']}: {'tradable' if w['tradable'] else 'not tradable'}",
+    ]
+    ranked = sorted(w["contributions"].items(), key=lambda kv: -kv[1]["share"])
+    for model, c in ranked:
+        lines.append(
+            f"  {model:>16}: value {c['value']:+.3f} confidence {c['confidence']:.3f} "
+            f"weight {c['weight']:.2f} share {c['share']:.0%}"
+        )
+        sig = w["signals"].get(model)
+        if sig:
+            lines.append(f"  {'':>16}  {json.dumps(sig['reasoning'], sort_keys=True)}")
+    for model, why in sorted(w["dropped"].items()):
+        lines.append(f"  {model:>16}: dropped, {why}")
+    for d in w["decisions"]:
+        lines.append(f"  decision {d['decision_id']} {d['engine']}/{d['strategy']}: {d['action']}")
+        for o in d["orders"]:
+            fills = ", ".join(f"{f['side']} {f['qty']} @ {f['price']}" for f in o["fills"])
+            lines.append(f"    order {o['client_order_id']} {o['status']} {fills}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m v28quant.why SYMBOL [--at TIME] [--journal PATH]``; prints the account."""
+    from v28quant.journal import Journal
+
+    p = argparse.ArgumentParser(prog="v28quant why", description=__doc__.splitlines()[0])
+    p.add_argument("symbol")
+    p.add_argument("--at", help="ISO time with zone, e.g. 2024-03-01T15:30:00-05:00")
+    p.add_argument("--journal", default=os.environ.get("V28_JOURNAL", "v28_journal.sqlite"))
+    args = p.parse_args(argv)
+    at = None if args.at is None else datetime.fromisoformat(args.at)
+    if not os.path.exists(args.journal):
+        print(f"no journal at {args.journal}")
+        return 1
+    with Journal(args.journal) as j:
+        try:
+            print(explain(j, args.symbol, at)["text"])
+        except LookupError as exc:
+            print(exc)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The why-query answers from the journal file alone.
+
+A recorded session (signals, aggregates, a decision, its order and fill) is explained after the
+process that wrote it has closed the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from v28quant.journal import Journal
+from v28quant.signals import RegimeState, Signal, SignalAggregator
+from v28quant.why import main
+
+T1 = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+T2 = T1 + timedelta(minutes=5)
+REGIME = RegimeState(
+    "bear_volatile", {"bull_quiet": 0.0, "sideways": 0.0, "bear_volatile": 1.0}, "hierarchical", T1
+)
+
+
+def _session(path: Path) -> None:
+    agg = SignalAggregator({"bear_volatile": {"garch": 2.0, "capm": 1.0, "hmm": 1.0}})
+    stale = Signal("xgboost", "XOM", 0.9, 0.9, {"prob_up": 0.95}, T1 - timedelta(days=9))
+    first = [
+        Signal("garch", "XOM", 0.2, 0.5, {"vol_forecast": 0.31}, T1),
+        Signal("capm", "XOM", -0.1, 0.4, {"alpha_t": -0.8}, T1),
+    ]
+    second = [
+        Signal("garch", "XOM", 0.6, 0.9, {"vol_forecast": 0.25}, T2),
+        Signal("capm", "XOM", 0.3, 0.8, {"alpha_t": 2.9}, T2),
+        Signal("hmm", "XOM", 0.5, 0.7, {"sharpe_annual": 1.1}, T2),
+        stale,
+    ]
+    with Journal(path) as j:
+        for sigs, ts in ((first, T1), (second, T2)):
+            aggs = agg.aggregate(sigs, REGIME, now=ts)
+            j.record_cycle(sigs, aggs.values(), ts)
+        j.record_decision("d-1", "equity", "aggregate", "XOM", "buy 10", {"value": 0.5}, T2)
+        j.record_order_intent("v28-equity-1", "equity", "aggregate", "d-1", {"qty": "10"}, T2)
+        j.record_order_update("v28-equity-1", "b-1", "filled", "10", "101.5", {}, T2)
+        j.record_fill("f-1", "v28-equity-1", "XOM", Decimal("10"), Decimal("101.5"), "buy", T2)
+
+
+def test_why_did_we_buy_xom(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:
+        w = j.why("XOM", at=T2 + timedelta(minutes=1))
+    print(w["text"])
+    assert w["aggregate_ts"] == T2.isoformat()
+    assert w["regime"]["label"] == "bear_volatile"
+    assert w["threshold"] == 0.6
+    c = w["contributions"]
+    assert set(c) == {"garch", "capm", "hmm"}
+    assert c["garch"]["weight"] == 2.0
+    # the aggregate recomputed by hand from the journaled votes: sum w c v / sum w c
+    mass = 2.0 * 0.9 + 1.0 * 0.8 + 1.0 * 0.7
+    assert w["value"] == pytest.approx((2.0 * 0.9 * 0.6 + 0.8 * 0.3 + 0.7 * 0.5) / mass)
+    assert c["garch"]["share"] == pytest.approx(1.8 / mass)
+    assert w["signals"]["capm"]["reasoning"] == {"alpha_t": 2.9}
+    assert "stale" in w["dropped"]["xgboost"]
+    (d,) = w["decisions"]
+    assert d["action"] == "buy 10"
+    assert d["orders"][0]["status"] == "filled"
+    assert d["orders"][0]["fills"][0]["price"] == "101.5"
+    assert "tradable" in w["text"]
+    assert "garch" in w["text"]
+
+
+def test_why_at_an_earlier_time_and_before_anything(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:
+        early = j.why("XOM", at=T1 + timedelta(minutes=1))
+        assert early["aggregate_ts"] == T1.isoformat()
+        assert set(early["contributions"]) == {"garch", "capm"}
+        assert early["decisions"] == []
+        with pytest.raises(LookupError, match="no aggregate for XOM"):
+            j.why("XOM", at=T1 - timedelta(minutes=1))
+        with pytest.raises(ValueError, match="SELECT"):
+            j.query("DELETE FROM signals")
+
+
+def test_every_signal_and_aggregate_is_on_file(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM signals").fetchone()[0] == 6
+        rows = db.execute("SELECT tradable, reasoning FROM aggregates ORDER BY id").fetchall()
+    assert len(rows) == 2
+    assert json.loads(rows[1][1])["min_confidence"] == 0.6
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    assert main(["XOM", "--journal", str(path), "--at", T2.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("XOM at 2024-03-01T15:05:00+00:00")
+    assert main(["AAPL", "--journal", str(path)]) == 1
+    assert main(["XOM", "--journal", str(tmp_path / "missing.sqlite")]) == 1
+
+
+def test_the_v28quant_why_command_uses_the_journal_answer(tmp_path: Path) -> None:
+    from v28quant import cli
+
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:
+        j.record_signal(Signal("capm", "AAPL", 0.2, 0.5, {"alpha_t": 1.0}, T1))
+        lines = cli.why(j, "xom", T2)
+        assert lines[0].startswith("XOM at 2024-03-01T15:05:00+00:00")
+        assert any("garch" in ln for ln in lines)
+        # no aggregate on record for AAPL: the raw signals answer instead
+        assert cli.why(j, "AAPL", None)[1].strip().startswith("capm")

@@ -1,0 +1,52 @@
+"""Smoke test of the offline tour (``python -m v28quant.demo``).
+
+Independent facts: a cash-secured put sold for premium ``p`` adds ``100 p`` to cash (one
+contract is 100 shares); its OCC symbol names a put below the quoted spot; the journal holds the
+order's intent before the venue's answer (read with sqlite3, not through the journal's code).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from v28quant import demo
+from v28quant.occ import parse_occ
+
+
+@pytest.mark.slow
+def test_demo_sells_one_journaled_put(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "journal.sqlite"
+    demo.main(["--underlying", "AAPL", "--session", "2022-06-15", "--journal", str(path)])
+    out = capsys.readouterr().out
+    for section in ("CAPM", "GARCH(1,1)", "SVI surface", "Heston calibrated", "four ways"):
+        assert section in out, out
+
+    con = sqlite3.connect(str(path))
+    try:
+        orders = con.execute("SELECT client_order_id, request, status FROM orders").fetchall()
+        assert len(orders) == 1, orders
+        cid, request, status = orders[0]
+        events = con.execute(
+            "SELECT status FROM order_events WHERE client_order_id = ? ORDER BY id", (cid,)
+        ).fetchall()
+    finally:
+        con.close()
+    assert cid.startswith("v28-options-"), cid
+    assert status == "filled", orders
+    assert [e[0] for e in events] == ["intent", "filled"], events
+
+    req = json.loads(request)
+    occ = parse_occ(req["symbol"])
+    assert occ.root == "AAPL"
+    assert not occ.call
+    assert (req["side"], req["intent"], req["qty"]) == ("sell", "sell_to_open", "1")
+    spot = Decimal(re.search(r"AAPL quote ([\d.]+) / ([\d.]+)", out).group(1))
+    assert occ.strike < spot, (occ, spot)
+
+    cash = Decimal(re.search(r"cash ([\d.]+),", out).group(1))
+    assert cash == Decimal(100_000) + 100 * Decimal(req["limit_price"]), (cash, req)

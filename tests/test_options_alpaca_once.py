@@ -1,0 +1,160 @@
+"""One options cycle against the loopback Alpaca fakes with the real alpaca-py clients.
+
+The venue's clock stands at 2023-09-14 15:30 New York; the data fake serves the real Cboe SPY
+chain of that day as Alpaca option snapshots and the real SPY daily bars. With the threshold
+at 0 the engine opens one SPY structure: one POST of one ``mleg`` order, every leg in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fakes.alpaca_data import (
+    FakeAlpacaData,
+    bars_from_csv,
+    contracts_from_snapshots,
+    snapshots_from_csv,
+)
+from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from v28quant.alpaca.ratelimit import RateLimiter
+from v28quant.broker.alpaca import AlpacaBroker
+from v28quant.clock import SimClock
+from v28quant.data.alpaca import AlpacaData
+from v28quant.execution import Executor
+from v28quant.journal import Journal
+from v28quant.options.engine import OptionsEngine
+from v28quant.signals import RegimeState
+
+ET = ZoneInfo("America/New_York")
+NOW = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
+KEY, SECRET = "PKTESTKEY", "test-secret-value"
+
+
+@pytest.fixture
+def fakes(shared_data: Path) -> Iterator[tuple[FakeAlpacaTrading, FakeAlpacaData]]:
+    """Serve the 2023-09-14 SPY chain and bars from the trading and data fakes."""
+    snaps = snapshots_from_csv(shared_data / "options" / "SPY_2023-09-14_cboe.csv")
+    bars = bars_from_csv(shared_data / "equities/yahoo_raw_2019_2023/SPY.csv", end="2023-09-14")
+    trading = FakeAlpacaTrading(now=NOW).start()
+    # the trading fake lists (and values for buying power) the contracts it has quotes for
+    for sym, snap in snaps["SPY"].items():
+        q = snap["latestQuote"]
+        trading.set_quote(sym, str(q["bp"]), str(q["ap"]))
+    trading.set_quote("SPY", "450.80", "450.82")
+    try:
+        with FakeAlpacaData(
+            bars={"SPY": bars},
+            option_snapshots=snaps,
+            contracts=contracts_from_snapshots(snaps),
+            now=NOW,
+        ) as data:
+            yield trading, data
+    finally:
+        trading.stop()
+
+
+@pytest.mark.asyncio
+async def test_once_opens_a_spy_structure_as_one_order(
+    tmp_path: Path, fakes: tuple[FakeAlpacaTrading, FakeAlpacaData]
+) -> None:
+    """Premarket + one cycle at the venue's time place exactly one multi-leg order."""
+    trading, data = fakes
+    limiter = RateLimiter(rate=60_000, burst=1000)
+    broker = AlpacaBroker(KEY, SECRET, url=trading.url, limiter=limiter, backoff_s=0.0)
+    feed = AlpacaData(
+        KEY, SECRET, data_url=data.url, trading_url=data.url, now=lambda: NOW, limiter=limiter
+    )
+    clock = SimClock(NOW)
+    journal = Journal(tmp_path / "journal.sqlite")
+    executor = Executor(broker, journal, clock=clock)
+    regime = RegimeState("sideways", {"sideways": 1.0}, "test", NOW)
+    ctx = Ctx(
+        "paper",
+        clock,
+        broker,
+        feed,
+        journal,
+        executor,
+        None,
+        RecordingNotifier(),
+        ("SPY",),
+        Threshold(0.0),
+        regime,
+    )
+    try:
+        eng = OptionsEngine()
+        await eng.premarket(ctx)
+        report = await eng.cycle(ctx)
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+    assert report.orders == 1
+    posts = [r for r in trading.requests if r[0] == "POST" and r[1] == "/v2/orders"]
+    assert len(posts) == 1
+    body = posts[0][2]
+    assert body["order_class"] == "mleg"
+    assert len(body["legs"]) == 4
+    assert str(body["client_order_id"]).startswith("v28-options-iron_condor-")
+    (order,) = trading.orders.values()
+    assert order["order_class"] == "mleg"
+    assert {leg["symbol"] for leg in order["legs"]} == {leg["symbol"] for leg in body["legs"]}
+    assert all(leg["symbol"].startswith("SPY23") for leg in body["legs"])
+
+
+@pytest.mark.slow
+def test_runner_once_opens_a_spy_structure_as_one_order(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run_v28_production.py --mode paper --once`` at the venue's 2023-09-14 15:30.
+
+    With ``[paper] min_confidence = 0`` the options engine opens one SPY structure as one
+    ``mleg`` order, through the real alpaca-py clients, whatever the equity engine does.
+    """
+    from v28quant.runner_setup import build_and_run
+
+    trading, data = fakes
+    for var, value in (
+        ("APCA_API_KEY_ID", KEY),
+        ("APCA_API_SECRET_KEY", SECRET),
+        ("APCA_API_BASE_URL", trading.url),
+        ("APCA_API_DATA_URL", data.url),
+    ):
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("V28_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    # whatever regime the pre-market job finds, the table row is an iron condor
+    labels = ("default", "bull_quiet", "bull_volatile", "sideways", "bear_quiet")
+    rows = "".join(f'{x} = ["iron_condor"]\n' for x in (*labels, "bear_volatile", "crisis"))
+    cfg = tmp_path / "v28.toml"
+    cfg.write_text(f"[paper]\nmin_confidence = 0.0\n\n[options.strategies]\n{rows}", "utf-8")
+    code = build_and_run(
+        [
+            "--mode",
+            "paper",
+            "--once",
+            "--universe",
+            "SPY",
+            "--config",
+            str(cfg),
+            "--journal",
+            str(tmp_path / "journal.sqlite"),
+        ]
+    )
+    assert code == 0
+    posts = [
+        r[2]
+        for r in trading.requests
+        if r[0] == "POST"
+        and r[1] == "/v2/orders"
+        and str(r[2].get("client_order_id", "")).startswith("v28-options-")
+    ]
+    assert len(posts) == 1
+    assert posts[0]["order_class"] == "mleg"
+    assert len(posts[0]["legs"]) == 4
