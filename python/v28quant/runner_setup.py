@@ -107,29 +107,6 @@ async def _serve(
     calendar: ExchangeCalendar,
     engines: Sequence[Engine],
 ) -> tuple[int, Runner]:
-    from v28quant.execution import JournalLock, JournalLocked
-
-    lock = JournalLock(journal_path)
-    try:
-        lock.acquire()
-    except JournalLocked as exc:
-        await venue.aclose()
-        raise SettingsError(f"--journal: {exc}") from None
-    try:
-        return await _serve_locked(args, settings, cfg, venue, journal_path, calendar, engines)
-    finally:
-        lock.release()
-
-
-async def _serve_locked(
-    args: RunArgs,
-    settings: Settings,
-    cfg: RunConfig,
-    venue: Venue,
-    journal_path: Path,
-    calendar: ExchangeCalendar,
-    engines: Sequence[Engine],
-) -> tuple[int, Runner]:
     from v28quant.execution import Executor
     from v28quant.notify import make_notifier
     from v28quant.signals import SignalAggregator
