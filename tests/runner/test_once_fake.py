@@ -53,6 +53,8 @@ def fakes(shared_data: Path, fake_trading, monkeypatch: pytest.MonkeyPatch, tmp_
         monkeypatch.setenv("APCA_API_BASE_URL", fake_trading.url)
         monkeypatch.setenv("APCA_API_DATA_URL", data.url)
         monkeypatch.chdir(tmp_path)
+        # the runner exports --config as V28_CONFIG; monkeypatch removes it after the test
+        monkeypatch.setenv("V28_CONFIG", str(tmp_path / "v28.toml"))
         (tmp_path / "v28.toml").write_text(
             "[paper]\nmin_confidence = 0.0\n[equity]\nmin_trade_weight = 0.0\n"
             'market_symbol = "SPY"\n'
