@@ -108,19 +108,6 @@ async def _serve(
     calendar: ExchangeCalendar,
     engines: Sequence[Engine],
 ) -> tuple[int, Runner]:
-    # The caller (``run_with``) holds the journal lock: taking it again here would find it held.
-    return await _serve_locked(args, settings, cfg, venue, journal_path, calendar, engines)
-
-
-async def _serve_locked(
-    args: RunArgs,
-    settings: Settings,
-    cfg: RunConfig,
-    venue: Venue,
-    journal_path: Path,
-    calendar: ExchangeCalendar,
-    engines: Sequence[Engine],
-) -> tuple[int, Runner]:
     from v28quant.execution import Executor
     from v28quant.notify import make_notifier
     from v28quant.signals import SignalAggregator
