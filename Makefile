@@ -4,7 +4,7 @@ PYTHON ?= python3
 BUILD_DEV := build/dev
 BUILD_BENCH := build/bench
 
-.PHONY: dev install test lint stubs bench bench-peers clean
+.PHONY: dev install test reliability lint stubs bench bench-peers clean
 
 dev:
 	cmake -S . -B $(BUILD_DEV) -G Ninja -DCMAKE_BUILD_TYPE=Release -DV28_LTO=OFF \
@@ -17,6 +17,10 @@ install:
 
 test:
 	$(PYTHON) -m pytest
+
+# The reliability suite at full counts (20 kill trials, ...); `pytest` alone runs it bounded.
+reliability:
+	V28_RELIABILITY_FULL=1 PYTHONPATH=python $(PYTHON) -m pytest -m reliability tests/reliability -p no:cacheprovider
 
 lint:
 	ruff check python tests benchmarks

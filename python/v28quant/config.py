@@ -91,6 +91,9 @@ class RunConfig:
     equity: EquityConfig
     backtest: BacktestConfig
     runner: RunnerConfig
+    #: The user's TOML file it was loaded from (its other tables, e.g. ``[options]``, are read
+    #: by the engines that own them), or None for the shipped defaults.
+    source: Path | None = None
 
     def min_confidence(self, mode: str) -> float:
         """Return the threshold in force: ``[paper]`` in paper mode, else ``[aggregator]``."""
@@ -193,8 +196,13 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
             raise SettingsError(f"--config: no such file {str(p)!r}")
         try:
             user = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"--config: {p} is not valid TOML: {exc}") from None
+        # [options] is read by the options engine; the rest are sections here or Settings fields
+        known = set(merged) | {"options"} | set(Settings.model_fields)
+        unknown = sorted(set(user) - known)
+        if unknown:
+            raise SettingsError(f"--config: {p}: {unknown[0]}: unknown setting")
         merged = _merge(merged, user, "")
     settings = load_settings(path, **{"risk": merged["risk"], **overrides})
     cfg = RunConfig(
@@ -203,6 +211,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
         equity=_section(EquityConfig, merged.get("equity", {}), "equity"),
         backtest=_section(BacktestConfig, merged.get("backtest", {}), "backtest"),
         runner=_section(RunnerConfig, merged.get("runner", {}), "runner"),
+        source=None if path is None else Path(path).resolve(),
     )
     _check(cfg)
     return settings, cfg

@@ -13,7 +13,6 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from v28quant.engines import Engine, EngineContext
 from v28quant.errors import describe_error
 from v28quant.execution.lock import JournalLock
 from v28quant.journal import Journal
+from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
@@ -65,9 +65,10 @@ def default_engines(cfg: RunConfig, params: dict[str, Any]) -> list[Engine]:
     equity_cfg = dataclasses.replace(cfg.equity, **params)
     engines: list[Engine] = [EquityEngine(equity_cfg)]
     if importlib.util.find_spec("v28quant.options.engine") is not None:
+        from v28quant.options.config import OptionsConfig
+
         mod = importlib.import_module("v28quant.options.engine")
-        factory = getattr(mod, "create_engine", None)
-        engines.append(factory(cfg, params) if factory is not None else mod.OptionsEngine())
+        engines.append(mod.OptionsEngine(OptionsConfig.load(cfg.source)))
     return engines
 
 
@@ -99,29 +100,6 @@ def _run_dir(cfg: RunConfig, mode: str) -> Path:
 
 
 async def _serve(
-    args: RunArgs,
-    settings: Settings,
-    cfg: RunConfig,
-    venue: Venue,
-    journal_path: Path,
-    calendar: ExchangeCalendar,
-    engines: Sequence[Engine],
-) -> tuple[int, Runner]:
-    from v28quant.execution import JournalLock, JournalLocked
-
-    lock = JournalLock(journal_path)
-    try:
-        lock.acquire()
-    except JournalLocked as exc:
-        await venue.aclose()
-        raise SettingsError(f"--journal: {exc}") from None
-    try:
-        return await _serve_locked(args, settings, cfg, venue, journal_path, calendar, engines)
-    finally:
-        lock.release()
-
-
-async def _serve_locked(
     args: RunArgs,
     settings: Settings,
     cfg: RunConfig,
@@ -216,6 +194,11 @@ def run_with(
         run_dir / "journal.sqlite" if run_dir is not None else settings.journal_path
     )
     journal_path.parent.mkdir(parents=True, exist_ok=True)
+    if journal_path.exists():  # refuse a corrupt or newer journal before anything starts
+        try:
+            JournalStore(journal_path).close()
+        except JournalError as exc:
+            raise SettingsError(f"--journal: {exc}") from None
     if venue.keyless and args.mode == "paper":  # the simulated account outlives the process
         from v28quant.broker.sim import SimBroker, state_path_for
 
@@ -265,8 +248,6 @@ def build_and_run(argv: list[str] | None = None) -> int:
         overrides: dict[str, Any] = {}
         if args.journal is not None:
             overrides["journal_path"] = args.journal
-        if args.config is not None:  # one file for every section, the engines' tables too
-            os.environ["V28_CONFIG"] = str(args.config)
         settings, cfg = load_config(args.config, **overrides)
         settings.require_mode(args.mode)
         return run_with(args, settings, cfg).exit_code

@@ -188,7 +188,7 @@ def load_settings(toml_path: str | Path | None = None, **overrides: Any) -> Sett
             raise SettingsError(f"V28_CONFIG: no such file {str(p)!r}")
         try:
             values.update(tomllib.loads(p.read_text(encoding="utf-8")))
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"V28_CONFIG: {p} is not valid TOML: {exc}") from None
         for secret in ("alpaca_key_id", "alpaca_secret_key", "discord_webhook_url"):
             if secret in values:

@@ -27,6 +27,7 @@ from v28quant.broker.base import OrderRequest, Owner, Side
 from v28quant.calendar import ET
 from v28quant.config import EquityConfig
 from v28quant.engines import CycleReport, EngineContext
+from v28quant.equity.data_checks import unusable_data
 from v28quant.equity.sizing import ml_veto, target_qty, target_weight
 from v28quant.equity.sources import MarketView, data_time, default_sources
 from v28quant.signals import Signal
@@ -169,7 +170,12 @@ class EquityEngine:
         for sym in symbols:
             agg = aggregates.get(sym)
             quote = quotes.get(sym)
-            if agg is None or quote is None or quote.bid <= 0 or quote.ask <= 0:
+            bad = unusable_data(sym, quote, self.view.closes)
+            if bad is not None:
+                log.warning("equity: %s skipped this cycle: %s", sym, bad)
+                details[sym] = f"skipped: {bad}"
+                continue
+            if agg is None or quote is None:  # unusable_data refuses a missing quote
                 continue
             price = quote.mid
             held_qty = held[sym].qty if sym in held else Decimal(0)

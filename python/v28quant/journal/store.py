@@ -25,6 +25,10 @@ BUSY_TIMEOUT_S = 30.0
 Statement = tuple[str, Iterable[Any]]
 
 
+class JournalError(RuntimeError):
+    """The journal file cannot be used (not a SQLite database, or from a newer v28quant)."""
+
+
 class JournalStore:
     """One SQLite file, created (with its schema) if missing and migrated if older.
 
@@ -42,6 +46,17 @@ class JournalStore:
             str(self.path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
         )
         self._db.row_factory = sqlite3.Row
+        try:  # checked before WAL mode is switched on, so a refused file is left untouched
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise JournalError(f"journal {self.path} is not a usable SQLite file: {exc}") from None
+        if version > len(MIGRATIONS):
+            self._db.close()
+            raise JournalError(
+                f"journal {self.path} has schema version {version}, newer "
+                f"than this v28quant ({len(MIGRATIONS)}); upgrade v28quant"
+            )
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise RuntimeError(f"journal {self.path}: could not switch to WAL mode ({mode})")
@@ -58,11 +73,6 @@ class JournalStore:
     def _migrate(self) -> None:
         with self._lock:
             version = self.schema_version
-            if version > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"journal {self.path} has schema version {version}, newer "
-                    f"than this v28quant ({len(MIGRATIONS)}); upgrade v28quant"
-                )
             for i in range(version, len(MIGRATIONS)):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
