@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import OPEN
+from hypothesis import settings
 from v28quant.journal import Journal
 
 # Property tests draw the same examples on every run: CI must not pass or fail by chance

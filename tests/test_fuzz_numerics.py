@@ -36,7 +36,7 @@ VOL = st.one_of(st.floats(0.01, 2.0), EDGES)
 
 
 def _outcome(fn: Callable[[], Any], names: tuple[str, ...]) -> Any:
-    """Result of ``fn``, or None after a ValueError whose message names an argument."""
+    """Return ``fn()``, or None after a ValueError whose message names an argument."""
     try:
         return fn()
     except ValueError as exc:
@@ -96,7 +96,8 @@ def test_implied_vol(
     # The documented rule: a vol >= 0, or NaN for a price with no implied vol.
     assert v is None or math.isnan(v) or v >= 0.0, v
     w = _outcome(lambda: mc.implied_vol(price, spot, strike, t, rate, div, call), names)
-    assert (v is None) == (w is None) and (v is None or v == w or (math.isnan(v) and math.isnan(w)))
+    assert (v is None) == (w is None)
+    assert v is None or v == w or (math.isnan(v) and math.isnan(w))
 
 
 @FUZZ
@@ -117,7 +118,8 @@ def test_crr(
         (*BSM_NAMES, "steps", "CRR up-probability"),
     )
     if p is not None:
-        assert math.isfinite(p) and p >= 0.0, (spot, strike, t, rate, div, vol, p)
+        assert math.isfinite(p), (spot, strike, t, rate, div, vol, p)
+        assert p >= 0.0, (spot, strike, t, rate, div, vol, p)
         if not american:
             assert _in_bounds(p, spot, strike, t, rate, div, call), p
 
@@ -155,7 +157,8 @@ def test_heston(
         names,
     )
     if p is not None:
-        assert math.isfinite(p) and _in_bounds(p, spot, strike, t, rate, div, call), p
+        assert math.isfinite(p), p
+        assert _in_bounds(p, spot, strike, t, rate, div, call), p
 
 
 @FUZZ
@@ -188,7 +191,8 @@ def test_merton(
         lambda: merton.price(spot, strike, t, rate, div, vol, lam, mu_j, delta_j, call), names
     )
     if p is not None:
-        assert math.isfinite(p) and _in_bounds(p, spot, strike, t, rate, div, call), p
+        assert math.isfinite(p), p
+        assert _in_bounds(p, spot, strike, t, rate, div, call), p
 
 
 @settings(max_examples=40, deadline=None)
@@ -217,7 +221,8 @@ def test_monte_carlo(
     names = (*BSM_NAMES, "paths", "seed")
     r = _outcome(lambda: mc.european(spot, strike, t, rate, div, vol, call, paths, seed), names)
     if r is not None:
-        assert math.isfinite(r.price) and r.price >= 0.0, r
+        assert math.isfinite(r.price), r
+        assert r.price >= 0.0, r
 
 
 @settings(max_examples=60, deadline=None)
@@ -230,7 +235,8 @@ def test_geodesic(x0: list[float], v0: list[float], t_end: float) -> None:
     names = ("x0", "v0", "t_end", "sigma", "n_points", "ode")
     g = _outcome(lambda: geodesic(FisherNormalMetric(), x0, v0, t_end, n_points=50), names)
     if g is not None:
-        assert np.isfinite(g.x).all() and (g.x[:, 1] > 0).all(), g.x
+        assert np.isfinite(g.x).all(), g.x
+        assert (g.x[:, 1] > 0).all(), g.x
 
 
 @settings(max_examples=30, deadline=None)
@@ -240,5 +246,5 @@ def test_mismatched_shapes_name_the_arguments(n: int, m: int) -> None:
     if n == m or 1 in (n, m):
         assert np.shape(bs.price(spot, strike, 1.0, 0.0, 0.0, 0.2)) == (max(n, m),)
     else:
-        with pytest.raises(ValueError, match="spot.*strike|shape"):
+        with pytest.raises(ValueError, match=r"spot.*strike|shape"):
             bs.price(spot, strike, 1.0, 0.0, 0.0, 0.2)

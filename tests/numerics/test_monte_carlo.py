@@ -306,7 +306,8 @@ def test_thread_pool_survives_fork_and_concurrent_callers() -> None:
     child.start()
     got = queue.get(timeout=60)
     child.join(timeout=60)
-    assert child.exitcode == 0 and got == want, (child.exitcode, got, want)
+    assert child.exitcode == 0, child.exitcode
+    assert got == want, (got, want)
     with ThreadPoolExecutor(4) as ex:
         prices = list(
             ex.map(lambda _: mc.asian(*args, steps=12, paths=40_000, threads=2).price, range(8))

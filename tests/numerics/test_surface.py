@@ -179,7 +179,8 @@ def test_bad_params_shape_and_zero_variance_slice() -> None:
         SviSurface([1.0, 2.0], np.zeros((2, 4)), [100.0, 100.0])
     flat_zero = SviSurface([1.0], [[0.0, 0.0, 0.0, 0.0, 0.1]], [100.0])
     rep = flat_zero.arbitrage_report()
-    assert not rep.free and rep.butterfly["min_g"].iloc[0] == -np.inf, rep.butterfly
+    assert not rep.free
+    assert rep.butterfly["min_g"].iloc[0] == -np.inf, rep.butterfly
 
 
 def test_default_fit_keeps_the_quoted_atm_term_structure(shared_data):

@@ -56,7 +56,7 @@ def svi_g(p: FloatArray, y: FloatArray) -> FloatArray:
 
 
 def arbitrage_free(p: FloatArray, grid: FloatArray, later: FloatArray | None) -> bool:
-    """True when ``g >= 0`` and ``w <= w_later`` on ``grid``, Lee's bound holds and ``w >= 0``."""
+    """Return whether g >= 0, w <= w_later and w >= 0 on ``grid`` and Lee's bound hold."""
     ok = bool(np.all(svi_g(p, grid) >= 0.0)) and p[1] * (1.0 + abs(p[2])) <= 2.0
     ok = ok and p[0] + p[1] * p[4] * np.sqrt(1.0 - p[2] ** 2) >= 0.0  # w >= 0 everywhere
     if later is not None:
@@ -216,9 +216,12 @@ def _fd(f: Any) -> Any:
 def _starts(
     p0: FloatArray, y: FloatArray, w: FloatArray, later: FloatArray | None, grid: FloatArray
 ) -> list[FloatArray]:
-    """Starts: the free fit pulled inside the bounds; the later slice scaled down to the quotes'
-    level (below it by construction); a nearly flat slice below the later one, free of
-    arbitrage by construction (g close to 1)."""
+    """Return the starting slices of the constrained refit.
+
+    The free fit pulled inside the bounds; the later slice scaled down to the quotes' level
+    (below it by construction); a nearly flat slice below the later one, free of arbitrage by
+    construction (g close to 1).
+    """
     clipped = p0.copy()
     clipped[2] = np.clip(clipped[2], -0.99, 0.99)
     clipped[1] = min(clipped[1], 1.9 / (1.0 + abs(clipped[2])))
