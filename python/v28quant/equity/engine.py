@@ -68,7 +68,7 @@ class EquityEngine:
         self._journaled: set[tuple[str, str, str]] = set()
 
     def _default_sources(self) -> list[Any]:
-        own = default_sources(self.cfg.rf_annual)
+        own = default_sources()
         extra = _registry_adapters()
         names = {getattr(a, "name", "") for a in extra}
         return [s for s in own if s.name not in names] + extra

@@ -1,16 +1,11 @@
 """Signal sources of the equity engine: daily models refitted pre-market, read every cycle.
 
-Each source turns one model family's output into ``Signal``s stamped with the data time of the
+GARCH (which also sizes positions) and CAPM (which also screens the universe) come from
+``v28quant.models``; the sources here cover the families whose state the engine keeps. Each
+source turns one model family's output into ``Signal``s stamped with the data time of the
 last close they used (never the wall clock). ``confidence`` follows ``v28quant.signals``: how
 much the model's own record and its current input support the value, not ``|value|`` again.
 
-* ``garch``: GARCH(1,1) one-day volatility forecast against the trailing 21-day realised vol; a
-  forecast above the trailing level (volatility rising) is bearish. Confidence: the fit
-  converged and is stationary (persistence < 1), scaled by the sample length. The forecasts also
-  size positions (volatility targeting).
-* ``capm``: annualised alpha from the CAPM regression on the market proxy; value
-  ``tanh(alpha / 10 %)``, confidence from the alpha's t-statistic (``|t| / 3`` capped at 1).
-  The same regression ranks the universe (the CAPM screen).
 * ``hmm`` and ``manifold``: each symbol's regime from the detectors the hierarchical regime
   controller fitted (``v28quant.regime``); value = P(bull_quiet) - P(bear states),
   confidence = the filtered probability of the most likely state.
@@ -92,89 +87,6 @@ class SignalSource(Protocol):
     def signals(self, view: MarketView) -> list[Signal]:
         """Return this family's signals for ``view.symbols``."""
         ...
-
-
-@dataclass
-class GarchSource:
-    """GARCH(1,1) volatility forecasts: signals and the sizing volatility (annualised)."""
-
-    name: str = "garch"
-    window: int = 1000
-    vol: dict[str, float] = field(default_factory=dict)
-    _sig: list[Signal] = field(default_factory=list)
-
-    def refit(self, view: MarketView) -> None:
-        """Fit each symbol's returns (in percent) and forecast one day ahead."""
-        from v28quant.quant_models import garch
-
-        self.vol, self._sig = {}, []
-        rets = view.log_returns
-        for sym in view.symbols:
-            r = rets[sym].dropna().to_numpy()[-self.window :]
-            if len(r) < 250:
-                continue
-            try:
-                fit = garch.fit(100.0 * r)
-            except ValueError as exc:
-                log.warning("garch fit of %s failed: %s", sym, exc)
-                continue
-            forecast = math.sqrt(float(fit.forecast(1)[0]) * 252.0) / 100.0
-            trailing = float(np.std(r[-21:], ddof=1) * math.sqrt(252.0))
-            if not (math.isfinite(forecast) and forecast > 0):
-                continue
-            self.vol[sym] = forecast
-            stationary = bool(fit.converged) and fit.persistence < 1.0
-            conf = (0.6 if stationary else 0.15) * min(1.0, len(r) / self.window)
-            value = float(np.clip((trailing - forecast) / forecast, -1.0, 1.0))
-            reasoning = {
-                "forecast_vol": round(forecast, 5),
-                "trailing_vol_21d": round(trailing, 5),
-                "persistence": round(float(fit.persistence), 5),
-                "converged": bool(fit.converged),
-            }
-            self._sig.append(Signal(self.name, sym, value, conf, reasoning, view.data_ts))
-
-    def signals(self, view: MarketView) -> list[Signal]:
-        """Return the day's GARCH signals."""
-        return [s for s in self._sig if s.symbol in view.symbols]
-
-
-@dataclass
-class CapmSource:
-    """CAPM alpha and expected return; ``ranking`` is the day's screen."""
-
-    rf_annual: float = 0.04
-    name: str = "capm"
-    window: int = 756
-    ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
-    _sig: list[Signal] = field(default_factory=list)
-
-    def refit(self, view: MarketView) -> None:
-        """Regress the symbols' simple returns on the market's over ``window`` days."""
-        from v28quant.quant_models import capm
-
-        simple = view.closes.pct_change().iloc[1:].iloc[-self.window :]
-        cols = [s for s in view.symbols if s in simple] + [view.market]
-        self.ranking = capm.screen(
-            simple[cols], market=view.market, rf=self.rf_annual / 252.0, sort_by="expected_return"
-        )
-        self._sig = []
-        for sym, row in self.ranking.iterrows():
-            alpha, t = float(row["alpha"]), float(row["alpha_t"])
-            reasoning = {
-                "alpha": round(alpha, 6),
-                "alpha_t": round(t, 3),
-                "beta": round(float(row["beta"]), 4),
-                "expected_return": round(float(row["expected_return"]), 6),
-                "r_squared": round(float(row["r_squared"]), 4),
-            }
-            conf = float(min(1.0, abs(t) / 3.0)) if math.isfinite(t) else 0.0
-            value = float(np.tanh(alpha / 0.10))
-            self._sig.append(Signal(self.name, str(sym), value, conf, reasoning, view.data_ts))
-
-    def signals(self, view: MarketView) -> list[Signal]:
-        """Return the day's CAPM signals."""
-        return [s for s in self._sig if s.symbol in view.symbols]
 
 
 def _stored(view: MarketView, name: str, max_age_days: int) -> Any:
@@ -337,11 +249,9 @@ def _edge(scores: dict[str, float]) -> float:
     return float(np.clip((hit - 0.5) / 0.10, 0.0, 1.0)) if math.isfinite(hit) else 0.0
 
 
-def default_sources(rf_annual: float) -> list[Any]:
-    """Return the equity engine's built-in sources, GARCH first (it sizes positions)."""
+def default_sources() -> list[Any]:
+    """Return the equity engine's own sources (the regime detectors and the classifiers)."""
     return [
-        GarchSource(),
-        CapmSource(rf_annual=rf_annual),
         RegimeSource("hmm"),
         RegimeSource("manifold"),
         MlSource(),
@@ -349,8 +259,6 @@ def default_sources(rf_annual: float) -> list[Any]:
 
 
 __all__ = [
-    "CapmSource",
-    "GarchSource",
     "MarketView",
     "MlSource",
     "RegimeSource",
