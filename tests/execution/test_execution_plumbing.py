@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import v28quant
 from v28quant.alpaca.config import AlpacaConfig
 from v28quant.alpaca.ratelimit import account_limiter
 from v28quant.execution import JournalLock, JournalLocked
@@ -108,7 +109,7 @@ def test_a_second_runner_on_one_journal_exits_naming_the_holder(tmp_path: Path) 
     root = Path(__file__).resolve().parents[2]
     journal = tmp_path / "j.sqlite"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "V28_", "DISCORD_"))}
-    env["PYTHONPATH"] = str(root / "python")
+    env["PYTHONPATH"] = str(Path(v28quant.__file__).resolve().parents[1])
     with JournalLock(journal):
         out = subprocess.run(
             [

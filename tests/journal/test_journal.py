@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import v28quant
 from v28quant.journal import Journal
 from v28quant.signals import Signal
 
@@ -376,7 +377,7 @@ CHILD = textwrap.dedent("""
 def test_survives_sigkill_mid_write(tmp_path: Path) -> None:
     """Every row the child acknowledged (printed after the call returned) survives SIGKILL."""
     path = tmp_path / "crash.sqlite"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "python"))
+    env = dict(os.environ, PYTHONPATH=str(Path(v28quant.__file__).resolve().parents[1]))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env
     )

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import v28quant
 from v28quant.optimization import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,10 @@ def test_help_of_every_command_runs_as_a_module() -> None:
             capture_output=True,
             text=True,
             check=True,
-            env={"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"},
+            env={
+                "PYTHONPATH": str(Path(v28quant.__file__).resolve().parents[1]),
+                "PATH": "/usr/bin:/bin",
+            },
             timeout=120,
         )
         assert f"usage: python -m v28quant.optimization {cmd}" in out.stdout

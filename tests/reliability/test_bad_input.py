@@ -19,13 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import v28quant
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "V28_", "DISCORD_"))}
-    env["PYTHONPATH"] = str(ROOT / "python")
+    env["PYTHONPATH"] = str(Path(v28quant.__file__).resolve().parents[1])
     return env
 
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, quote_plus
 
 import pandas as pd
 import pytest
+import v28quant
 from fakes.alpaca_data import FakeAlpacaData, bars_from_csv
 from fakes.discord import FakeDiscord
 
@@ -53,7 +54,7 @@ def _texts(folder: Path) -> Iterator[tuple[str, str]]:
 def _run(argv: list[str], cwd: Path, dotenv: str) -> str:
     (cwd / ".env").write_text(dotenv)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "V28_", "DISCORD_"))}
-    env["PYTHONPATH"] = str(ROOT / "python")
+    env["PYTHONPATH"] = str(Path(v28quant.__file__).resolve().parents[1])
     out = subprocess.run(
         [sys.executable, str(ROOT / "run_v28_production.py"), *argv],
         cwd=cwd,

@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import v28quant
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "V28_", "DISCORD_"))}
-    env["PYTHONPATH"] = str(ROOT / "python")
+    env["PYTHONPATH"] = str(Path(v28quant.__file__).resolve().parents[1])
     return subprocess.run(
         [sys.executable, str(ROOT / "run_v28_production.py"), *args],
         capture_output=True,

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import v28quant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_sigterm_mid_session_exits_zero_and_keeps_the_journal(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "V28_", "DISCORD_"))}
-    env["PYTHONPATH"] = str(ROOT / "python")
+    env["PYTHONPATH"] = str(Path(v28quant.__file__).resolve().parents[1])
     (tmp_path / "v28.toml").write_text("[paper]\nsim_cycle_minutes = 5\nmin_confidence = 0.0\n")
     journal = tmp_path / "j.sqlite"
     cmd = [
