@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import brentq
 from fakes.options_world import spy_history
+from scipy.optimize import brentq
 from scipy.stats import norm
 from v28quant.clock import SimClock
 from v28quant.data.replay import ReplayFeed
@@ -150,7 +150,8 @@ async def test_european_quotes_read_no_put_discount(shared_data: Path) -> None:
     a = OptionsAnalyser().analyse("SPY", chain, now=now, daily_closes=closes)
     v = a.candidates.merge(chain[["symbol", "iv"]], on="symbol")
     puts, calls = v[v["type"] == "put"], v[v["type"] == "call"]
-    assert len(puts) >= 5 and len(calls) >= 5
+    assert len(puts) >= 5
+    assert len(calls) >= 5
     # raw-mid vols within 0.02 vol points of the quoted vols (tick rounding of bid and ask)
     assert float((100 * (v["fit_iv"] - v["iv"])).abs().mean()) < 0.02
     # the European-equivalent vol of a put sits below its quote by its early-exercise premium
