@@ -230,9 +230,10 @@ async def _try(
         "rejected": list(rejected),
     }
     reserve = reservation_for(owner, s, units)
-    held = sum(r["amount"] for r in wheel_reserved(ctx.journal, s.underlying))
-    if s.strategy == "covered_call" and held >= 100 * units:
-        reserve = None  # the wheel reserved these shares when they were assigned
+    if s.strategy == "covered_call":
+        held = sum(r["amount"] for r in wheel_reserved(ctx.journal, s.underlying))
+        if held >= 100 * units:
+            reserve = None  # the wheel reserved these shares when they were assigned
     out = await place(ctx, req, why, reserve)
     if out.status in ("refused", "rejected"):
         rejected.append({**base, "why": f"{out.status}: {out.reason}"})

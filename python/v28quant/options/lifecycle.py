@@ -233,7 +233,8 @@ class Book:
         """Record a filled roll (one order closing ``old_id`` and opening ``new``).
 
         With ``closing`` naming only some of the old legs (one side of an iron condor), the
-        rest stays open under the old id as the vertical it now is; it is returned.
+        rest stays open under the old id as the vertical it now is, its roll count moved on
+        with the new side's; it is returned.
         """
         old = self.held.pop(old_id, None)
         new.rolls = (old.rolls if old else 0) + 1
@@ -256,7 +257,7 @@ class Book:
             0.0,
             old.opened_at,
             old.client_order_id,
-            rolls=old.rolls,
+            rolls=old.rolls + 1,  # one position adjusted once more: max_rolls counts it
             leg_entry={s: p for s, p in old.leg_entry.items() if s in legs},
         )
         # a credit vertical loses at most its width less the credit, per share
