@@ -250,11 +250,12 @@ async def _roll(
     after = add_greeks(
         add_greeks(current, _legs_greeks(view, closing), -h.units), new.greeks(), h.units
     )
+    defined = new.strategy not in ("cash_secured_put", "covered_call")  # else: collateral
     exposure = OptionsRisk(
         book_greeks(current),
         book_greeks(after),
         cfg.greeks,
-        new.max_loss(new.natural) * h.units,
+        new.max_loss(new.natural) * h.units if defined else None,
         cfg.max_loss_per_structure,
     )
     verdict = await gate_check(eng, ctx, req, abs(ladder[-1]), exposure)
