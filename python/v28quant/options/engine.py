@@ -186,14 +186,16 @@ class OptionsEngine:
         since = book.activity_cursor - timedelta(seconds=1) if book.activity_cursor else None
         stray: dict[str, int] = {}
         last: dict[str, str] = {}
+        moved: dict[str, str] = {}
         for a in await ctx.broker.activities(since):
             for ev in book.apply_activity(a):
                 self._event(ctx, ev, a.ts)
                 und = parse_occ(ev.symbol).underlying
-                last[und] = a.id
+                moved[und] = a.id
                 if "stray_shares" in ev.detail:
                     stray[und] = stray.get(und, 0) + int(ev.detail["stray_shares"])
-        reserve_wheel_shares(ctx, book, last)  # assigned shares are the wheel's at once
+                    last[und] = a.id
+        reserve_wheel_shares(ctx, book, moved)  # assigned shares are the wheel's at once
         book.save()
         for und, shares in stray.items():
             if shares != 0:
