@@ -13,9 +13,11 @@ Each ``cycle`` (every 5 minutes in the trading window, at the venue's or simulat
    opening, one idempotent client order id), early-assignment risk before ex-dividend dates;
 5. entries: the regime's row of the strategy table (settings, not code), the wheel's covered call
    first where it holds shares; each candidate resolved from the chain, sized to the max loss
-   per structure, kept inside the portfolio Greek budget, checked by the Monte Carlo touch
-   probability and the runner's risk gate, and placed through the execution service as one
-   order with its reservation (cash behind puts and spreads, shares behind covered calls).
+   per structure and the portfolio Greek budget, checked by the Monte Carlo touch probability
+   and by the risk gate (which checks that max loss and the Greek budget, and journals any
+   denial), and placed through the execution service as one order with its reservation (cash
+   behind puts and spreads, shares behind covered calls; the wheel's assigned shares are
+   reserved as soon as the assignment is applied).
 
 The entry threshold is the runner's options threshold for the mode (``[paper]
 options_min_confidence`` in paper, never above ``[paper] min_confidence``):
