@@ -8,6 +8,10 @@ A candidate structure is sized to the largest whole number of units whose risk f
   equity and within the cash the account can spend;
 * a covered call: one unit per 100 shares the wheel holds.
 
+All three scale with the engine's capital share (``capital_split["options"]`` set by the
+allocator in the pre-market job, 1 without one): the max loss per structure and the equity and
+cash a structure may use are the account's times that share.
+
 Then the engine's portfolio Greeks after adding it (delta in shares, gamma, vega, theta per day:
 ``StructureGreeks`` units, absolute values) must stay inside the ``GreekBudget``. Each refusal
 names the limit and the numbers, for the journal.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from v28quant.options.config import GreekBudget
 from v28quant.options.strategies import Structure, StructureGreeks
@@ -32,6 +37,14 @@ class Sizing:
     collateral_per_unit: float
 
 
+def capital_share(ctx: Any) -> float:
+    """Return the options engine's share of equity from ``ctx.shared`` (1 when unset)."""
+    share = getattr(ctx, "shared", {}).get("capital_split", {}).get("options", 1.0)
+    if not (isinstance(share, (int, float)) and 0.0 < float(share) <= 1.0):
+        raise ValueError(f"capital_split['options'] must be in (0, 1], got {share!r}")
+    return float(share)
+
+
 def size_structure(
     s: Structure,
     *,
@@ -41,8 +54,10 @@ def size_structure(
     cash_available: float,
     max_csp_fraction: float,
     wheel_shares: int = 0,
+    share: float = 1.0,
 ) -> Sizing:
     """Return the units of ``s`` that fit the risk limits (see the module docstring)."""
+    max_loss, equity, cash_available = max_loss * share, equity * share, cash_available * share
     loss = s.max_loss(s.natural)
     coll = s.collateral()
     if s.strategy == "covered_call":
