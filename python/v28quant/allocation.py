@@ -6,8 +6,9 @@ round trips each engine closed on a session (:mod:`v28quant.round_trips`, from t
 fills) over the account's equity. Each pre-market feeds the sessions closed since the last one,
 then ``ctx.shared["capital_split"]`` gets the allocator's engine weights (engine -> fraction of
 equity) and ``ctx.shared["risk_scale"]`` the POMDP controller's exposure scale from the regime
-assessment. The engines apply both once: the equity engine's target weights and the options
-engine's max loss per structure are multiplied by the engine's share and by the risk scale.
+assessment. The engines apply each once: the equity engine's target weights are multiplied
+by its share and the risk scale; the options engine's max loss per structure by the risk scale
+and the capital its structures may commit by its share (``v28quant.options.sizing``).
 A ``capital_split`` decision records the inputs and the result.
 """
 

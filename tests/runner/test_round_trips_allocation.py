@@ -1,7 +1,7 @@
 """Round trips from fills, the allocator's daily sleeve returns, and the options capital share.
 
 References: P&L and returns worked out by hand for each fill sequence; the options share checked
-against the units a hand computation of the max-loss budget allows.
+against the units a hand computation of the cash budget allows.
 """
 
 from __future__ import annotations
@@ -87,17 +87,17 @@ def _size(share: float) -> int:
     s: Any = _Spread()
     return size_structure(
         s,
-        max_loss=2000.0,
+        max_loss=10_000.0,
         max_units=50,
         equity=100_000.0,
-        cash_available=50_000.0,
+        cash_available=2_000.0,
         max_csp_fraction=0.2,
         share=share,
     ).units
 
 
-def test_the_options_share_scales_the_max_loss_budget() -> None:
-    assert _size(1.0) == 5  # floor(2000 / 400)
+def test_the_options_share_scales_the_cash_it_may_commit() -> None:
+    assert _size(1.0) == 5  # floor(2000 cash / 400 collateral); max loss allows 25
     assert _size(0.5) == 2  # floor(1000 / 400)
     ctx = SimpleNamespace(shared={"capital_split": {"equity": 0.6, "options": 0.4}})
     assert capital_share(ctx) == 0.4

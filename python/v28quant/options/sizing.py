@@ -8,9 +8,10 @@ A candidate structure is sized to the largest whole number of units whose risk f
   equity and within the cash the account can spend;
 * a covered call: one unit per 100 shares the wheel holds.
 
-All three scale with the engine's capital share (``capital_split["options"]`` set by the
-allocator in the pre-market job, 1 without one): the max loss per structure and the equity and
-cash a structure may use are the account's times that share.
+The engine's capital share (``capital_split["options"]``, set by the allocator in the
+pre-market job, 1 without one) scales the capital it may commit: the equity and the cash a
+structure's collateral may use are the account's times that share. The max loss per structure
+stays the settings' dollar limit.
 
 Then the engine's portfolio Greeks after adding it (delta in shares, gamma, vega, theta per day:
 ``StructureGreeks`` units, absolute values) must stay inside the ``GreekBudget``. Each refusal
@@ -57,7 +58,7 @@ def size_structure(
     share: float = 1.0,
 ) -> Sizing:
     """Return the units of ``s`` that fit the risk limits (see the module docstring)."""
-    max_loss, equity, cash_available = max_loss * share, equity * share, cash_available * share
+    equity, cash_available = equity * share, cash_available * share
     loss = s.max_loss(s.natural)
     coll = s.collateral()
     if s.strategy == "covered_call":
