@@ -50,6 +50,7 @@ from v28quant.options.decisions import leg_prices, new_leg_net, place
 from v28quant.options.entry import enter_one
 from v28quant.options.lifecycle import Book, Event, Held, Pending
 from v28quant.options.manage import manage_one, portfolio_greeks
+from v28quant.options.monte_carlo_view import MonteCarloView
 from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAnalyser, vol_symbol
 from v28quant.options.trend import Trend, trend_of
 from v28quant.options.wheel_shares import reserve_wheel_shares
@@ -83,6 +84,7 @@ class OptionsEngine:
         self._book_path = book_path
         self.book: Book | None = None
         self._closes: dict[str, np.ndarray] = {}
+        self.monte_carlo = MonteCarloView()
         self._workers = max(1, min(4, os.cpu_count() or 1))
         self._threads: asyncio.Semaphore | None = None
         self._gate: RiskGate | None = None
@@ -114,6 +116,7 @@ class OptionsEngine:
             try:
                 bars = await ctx.feed.bars([u], start, ctx.now, "1Day")
                 self._closes[u] = bars["close"].to_numpy(dtype=float)
+                await asyncio.to_thread(self.monte_carlo.fit, u, self._closes[u])
             except Exception as exc:  # one bad symbol never stops the others
                 self._error(ctx, f"premarket {u}", exc)
         book.save()
@@ -372,6 +375,11 @@ class OptionsEngine:
             a = await asyncio.to_thread(
                 self.analyser.analyse, u, chain, now=now, iv_history=hist, daily_closes=closes
             )
+            mc = await asyncio.to_thread(
+                self.monte_carlo.signal, u, chain, a.spot, now, self.cfg.rate
+            )
+        if mc is not None:
+            a.signals.append(mc)
         return a, chain
 
     def _iv_history(self, ctx: OptionsContext, u: str, now: datetime) -> list[float]:

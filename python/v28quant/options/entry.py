@@ -27,7 +27,13 @@ from v28quant.options.decisions import (
 )
 from v28quant.options.lifecycle import Book, Pending
 from v28quant.options.signals import ChainAnalysis
-from v28quant.options.sizing import add_greeks, book_greeks, fit_greeks, size_structure
+from v28quant.options.sizing import (
+    add_greeks,
+    book_greeks,
+    capital_share,
+    fit_greeks,
+    size_structure,
+)
 from v28quant.options.strategies import (
     Structure,
     StructureGreeks,
@@ -161,6 +167,7 @@ async def _try(
         cash_available=cash,
         max_csp_fraction=cfg.max_csp_fraction,
         wheel_shares=book.stage(a.underlying).shares,
+        share=capital_share(ctx),
     )
     base = {"strategy": s.strategy, "expiry": s.expiry.isoformat()}
     if sizing.units == 0 and sizing.limit != "max_loss":

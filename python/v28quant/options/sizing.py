@@ -8,6 +8,11 @@ A candidate structure is sized to the largest whole number of units whose risk f
   equity and within the cash the account can spend;
 * a covered call: one unit per 100 shares the wheel holds.
 
+The engine's capital share (``capital_split["options"]``, set by the allocator in the
+pre-market job, 1 without one) scales the capital it may commit: the equity and the cash a
+structure's collateral may use are the account's times that share. The max loss per structure
+stays the settings' dollar limit.
+
 Then the units are cut to keep the engine's portfolio Greeks (delta in shares, gamma, vega,
 theta per day: ``StructureGreeks`` units) inside the ``GreekBudget`` by the risk gate's own
 rule. The checks themselves, and the denials with their reasons, are the risk gate's
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from v28quant.options.strategies import Structure, StructureGreeks
 from v28quant.risk import BookGreeks, GreekBudget, greek_excess
@@ -40,6 +46,14 @@ class Sizing:
     limit: str = "ok"
 
 
+def capital_share(ctx: Any) -> float:
+    """Return the options engine's share of equity from ``ctx.shared`` (1 when unset)."""
+    share = getattr(ctx, "shared", {}).get("capital_split", {}).get("options", 1.0)
+    if not (isinstance(share, (int, float)) and 0.0 < float(share) <= 1.0):
+        raise ValueError(f"capital_split['options'] must be in (0, 1], got {share!r}")
+    return float(share)
+
+
 def size_structure(
     s: Structure,
     *,
@@ -49,8 +63,10 @@ def size_structure(
     cash_available: float,
     max_csp_fraction: float,
     wheel_shares: int = 0,
+    share: float = 1.0,
 ) -> Sizing:
     """Return the units of ``s`` that fit the risk limits (see the module docstring)."""
+    equity, cash_available = equity * share, cash_available * share
     loss = s.max_loss(s.natural)
     coll = s.collateral()
     if s.strategy == "covered_call":
