@@ -162,14 +162,14 @@ V28_VINLINE MapValue upper_map(V x, V s) {
 // N^{-1}(p) as inverse_norm_cdf in iv.cpp: Acklam's approximation, both pieces in every lane,
 // and one Halley step on the CDF (from the nearer tail, so without cancellation).
 V28_VINLINE V inverse_norm_cdf(V p) {
-    constexpr double p_low = 0.02425;
+    constexpr double p_low = v28::detail::acklam_p_low;
     const M upper = p > 0.5;
     const V pt = sel(upper, 1.0 - p, p);  // the nearer tail
     const V q = simd::sqrt(-2.0 * simd::log(pt));
-    const auto& a = kAcklamA;
-    const auto& b = kAcklamB;
-    const auto& c = kAcklamC;
-    const auto& d = kAcklamD;
+    const auto& a = v28::detail::acklam_a;
+    const auto& b = v28::detail::acklam_b;
+    const auto& c = v28::detail::acklam_c;
+    const auto& d = v28::detail::acklam_d;
     const V xt = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
                  ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
     const V qc = p - 0.5;
