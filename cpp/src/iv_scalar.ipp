@@ -5,6 +5,7 @@
 // of options in vector lanes instead (iv_kernels.ipp, which shares the rational-cubic guess
 // below through iv_interpolate_guess).
 #include "iv_kernels.hpp"
+#include "iv_series.hpp"
 #include "v28/vmath.hpp"
 
 namespace v28::bsm::detail {
@@ -49,10 +50,7 @@ inline double asymptotic_expansion(double h, double t, double ex) {
     double scale = 1.0;  // (-1)^k (2k-1)!! q^k
 #pragma GCC unroll 18
     for (int k = 0; k <= 17; ++k) {
-        double p = 0.0;
-#pragma GCC unroll 18
-        for (int j = k; j >= 0; --j) p = std::fma(p, e, kBinom.c[2 * k + 1][2 * j + 1]);
-        const double term = 2.0 * scale * p;
+        const double term = 2.0 * scale * asymptotic_poly(k, e);
         sum += term;
         if (std::fabs(term) <= 1e-17 * std::fabs(sum)) break;
         scale *= -(2 * k + 1) * q;
@@ -65,33 +63,7 @@ inline double asymptotic_expansion(double h, double t, double ex) {
 // a = 1 + h Y(h) computed from erfcx; accurate for t < 2 eps^(1/16).
 inline double small_t_expansion(double h, double t, double ex) {
     const double a = 1.0 + h * (0.5 * kSqrt2Pi) * simd::erfcx(-kInvSqrt2 * h);
-    const double w = t * t;
-    const double h2 = h * h;
-    const double c6 = (-1.0 + 3.0 * a + a * h2) / 6.0;
-    const double c120 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) / 120.0;
-    const double c5040 =
-        (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) / 5040.0;
-    const double c362880 =
-        (-561.0 + 945.0 * a +
-         h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))) /
-        362880.0;
-    const double c39916800 =
-        (-6555.0 + 10395.0 * a +
-         h2 * (-4680.0 + 17325.0 * a +
-               h2 * (-840.0 + 6930.0 * a +
-                     h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2))))) /
-        39916800.0;
-    const double c6227020800 =
-        (-89055.0 + 135135.0 * a +
-         h2 * (-82845.0 + 270270.0 * a +
-               h2 * (-20370.0 + 135135.0 * a +
-                     h2 * (-1926.0 + 25740.0 * a +
-                           h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))))) /
-        6227020800.0;
-    const double expansion =
-        2.0 * t *
-        (a + w * (c6 + w * (c120 + w * (c5040 + w * (c362880 + w * (c39916800 + w * c6227020800))))));
-    const double b = kInvSqrt2Pi * ex * expansion;
+    const double b = small_t_series(h, t, ex, a);
     return b > 0.0 ? b : 0.0;
 }
 
