@@ -438,8 +438,9 @@ class ReplayFeed:
             keep &= (lst["strike"] <= strike_to).to_numpy()
         lst = lst[keep]
         # contracts whose last trading time has passed are gone from the chain
-        alive = [now <= last_trade_time(self.calendar, underlying, e) for e in lst["expiry"]]
-        lst = lst[np.asarray(alive, bool)].reset_index(drop=True)
+        exp = lst["expiry"].to_numpy()
+        ends = {e: now <= last_trade_time(self.calendar, underlying, e) for e in set(exp)}
+        lst = lst[np.fromiter((ends[e] for e in exp), bool, len(exp))].reset_index(drop=True)
         spot = self.price(underlying, now)
         if lst.empty:
             return chain_frame([], underlying_price=spot, as_of=now, source="synthetic")
@@ -458,7 +459,7 @@ class ReplayFeed:
             realised_vol=max(self.model.vol_floor, self.realised_vol(underlying)),
         )
         return chain_frame(
-            rows.to_dict("records"),
+            rows,
             underlying_price=spot,
             as_of=now,
             source="synthetic (BSM, SSVI smile fitted to SPY)",
