@@ -164,8 +164,7 @@ class OptionsEngine:
             else:
                 analyses[u] = res
         signals = [s for a, _ in analyses.values() for s in a.signals]
-        for s in signals:
-            ctx.journal.record_signal(s)
+        ctx.journal.record_cycle(signals, (), now)  # one transaction: one fsync, not one each
         report.signals = len(signals)
         views = self._views(ctx, signals, now)
         await self._pending(ctx, book, analyses, report)
