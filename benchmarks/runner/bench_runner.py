@@ -5,7 +5,8 @@
 and infer each one on its own), runs the pre-market job once (fits; not timed), then times
 ``cycle()`` of the equity and the options engine at five successive 5-minute slots (inference
 only: the models are fitted). ``python benchmarks/runner/bench_runner.py backtest [SESSIONS]``
-times ``run_backtest`` over the last SESSIONS sessions (default 252) of 20 symbols.
+times ``run_backtest`` over the last SESSIONS sessions (default 252) of 20 symbols;
+``... options`` times the options engine's cycles alone on the 30 symbols (no regime).
 Results are printed; the figures go to ``benchmarks/README.md`` with the command.
 """
 
@@ -16,7 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def _history30() -> tuple[History, list[str]]:
     return History(bars), stocks + [s + "Z" for s in EXTRA]
 
 
-async def bench_cycle(root: Path) -> None:
+def _world(root: Path) -> tuple[EngineContext, Venue, SimClock, datetime]:
+    """Return a paper context on replay of the 30 symbols, its venue, clock and first slot."""
     history, universe = _history30()
     settings, cfg = load_config(None, journal_path=root / "j.sqlite")
     cal = default_calendar()
@@ -77,25 +79,62 @@ async def bench_cycle(root: Path) -> None:
         root / "models",
         True,
     )
+    return ctx, venue, sim, cal.windows(day).cycles[0]
+
+
+async def bench_options(root: Path) -> None:
+    """Time the options engine alone: its pre-market job, then five cycles (no regime)."""
+    ctx, _, sim, slot = _world(root)
+    engine = OptionsEngine()
+    await engine.premarket(ctx)
+    wall, cpu = [], []
+    for k in range(5):
+        sim.set(slot + timedelta(minutes=5 * k))
+        t, c = time.perf_counter(), time.process_time()
+        report = await engine.cycle(ctx)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        print(f"  options cycle {k + 1}: {wall[-1]:.3f} s (CPU {cpu[-1]:.3f} s), {report.signals}")
+    print(
+        f"options engine alone, 30 symbols: median {statistics.median(wall):.3f} s per cycle, "
+        f"CPU median {statistics.median(cpu):.3f} s (all threads)"
+    )
+    ctx.journal.close()
+
+
+async def bench_cycle(root: Path) -> None:
+    ctx, venue, sim, slot = _world(root)
+    cfg, journal = ctx.config, ctx.journal
     t0 = time.perf_counter()
     assert await shared_premarket(ctx, venue)
     engines = [EquityEngine(cfg.equity), OptionsEngine()]
     for e in engines:
         await e.premarket(ctx)
     print(f"pre-market job, 30 symbols (fits, not a cycle): {time.perf_counter() - t0:.1f} s")
-    slot = cal.windows(day).cycles[0]
     times: dict[str, list[float]] = {e.name: [] for e in engines}
+    cpu: dict[str, list[float]] = {e.name: [] for e in engines}
     for k in range(5):
         sim.set(slot + timedelta(minutes=5 * k))
         for e in engines:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             report = await e.cycle(ctx)
             times[e.name].append(time.perf_counter() - t)
-            print(f"  {e.name} cycle {k + 1}: {times[e.name][-1]:.3f} s, {report.orders} order(s)")
+            cpu[e.name].append(time.process_time() - c)
+            print(
+                f"  {e.name} cycle {k + 1}: {times[e.name][-1]:.3f} s "
+                f"(CPU {cpu[e.name][-1]:.3f} s), {report.orders} order(s)"
+            )
     for name, ts in times.items():
-        print(f"{name}: median cycle {statistics.median(ts):.3f} s (first {ts[0]:.3f} s)")
+        print(
+            f"{name}: median cycle {statistics.median(ts):.3f} s (first {ts[0]:.3f} s), "
+            f"CPU median {statistics.median(cpu[name]):.3f} s"
+        )
     both = [a + b for a, b in zip(*times.values(), strict=True)]
-    print(f"both engines, 30 symbols: median {statistics.median(both):.3f} s per cycle")
+    both_cpu = [a + b for a, b in zip(*cpu.values(), strict=True)]
+    print(
+        f"both engines, 30 symbols: median {statistics.median(both):.3f} s per cycle, "
+        f"CPU median {statistics.median(both_cpu):.3f} s (all threads)"
+    )
     journal.close()
 
 
@@ -105,14 +144,14 @@ def bench_backtest(root: Path, sessions: int) -> None:
     start = cal.sessions("2020-01-01", end)[-sessions]
     cfg = root / "v28.toml"
     cfg.write_text(f'[runner]\nmodel_dir = "{root / "models"}"\nruns_dir = "{root / "runs"}"\n')
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     result = run_backtest(cfg, start, end, None, None, journal=root / "bt.sqlite")
-    wall = time.perf_counter() - t
+    wall, used = time.perf_counter() - t, time.process_time() - c
     m = result.metrics
     print(
         f"backtest {start}..{end}: {len(result.equity_curve)} sessions, 20 symbols, "
-        f"{wall:.1f} s wall; Sharpe {m['sharpe']:.2f}, max DD {m['max_drawdown']:.2%}, "
-        f"{m['fills']} fills"
+        f"{wall:.1f} s wall, {used:.1f} s CPU; Sharpe {m['sharpe']:.2f}, "
+        f"max DD {m['max_drawdown']:.2%}, {m['fills']} fills"
     )
 
 
@@ -121,5 +160,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         if what == "cycle":
             asyncio.run(bench_cycle(Path(tmp)))
+        elif what == "options":
+            asyncio.run(bench_options(Path(tmp)))
         else:
             bench_backtest(Path(tmp), int(sys.argv[2]) if len(sys.argv) > 2 else 252)

@@ -135,7 +135,7 @@ def empty_chain() -> pd.DataFrame:
 
 
 def chain_frame(
-    rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]] | pd.DataFrame,
     *,
     underlying_price: float = float("nan"),
     as_of: datetime | None = None,
@@ -143,9 +143,13 @@ def chain_frame(
 ) -> pd.DataFrame:
     """Build a chain DataFrame with exactly ``CHAIN_COLUMNS``.
 
-    Dtypes are normalised and rows sorted by expiry, type and strike.
+    Dtypes are normalised and rows sorted by expiry, type and strike. ``rows`` may be a list
+    of dicts or a frame already holding the columns.
     """
-    df = empty_chain() if not rows else pd.DataFrame(rows)
+    if isinstance(rows, pd.DataFrame):
+        df, rows = (rows, [{}]) if len(rows) else (empty_chain(), [])
+    else:
+        df = empty_chain() if not rows else pd.DataFrame(rows)
     for c in CHAIN_COLUMNS:
         if c not in df:
             df[c] = np.nan

@@ -207,18 +207,18 @@ class ReplayFeed:
 
     def _daily(self, s: DailySeries, lo: datetime, hi: datetime, now: datetime) -> pd.DataFrame:
         j = bisect.bisect_right(s.close_utc, now)  # sessions closed by now
-        stamps = pd.DatetimeIndex([datetime.combine(d, time(0), ET) for d in s.days[:j]])
+        # only sessions dated inside [lo, hi] can be kept (the filter below decides)
+        a = min(bisect.bisect_left(s.days, lo.astimezone(ET).date()), j)
+        b = min(bisect.bisect_right(s.days, hi.astimezone(ET).date()), j)
         rows = pd.DataFrame(
             {
-                "timestamp": stamps.tz_convert("UTC")
-                if len(stamps)
-                else pd.DatetimeIndex([], tz="UTC"),
+                "timestamp": s.day_stamps[a:b],
                 "symbol": s.symbol,
-                "open": s.o[:j],
-                "high": s.h[:j],
-                "low": s.l[:j],
-                "close": s.c[:j],
-                "volume": s.v[:j],
+                "open": s.o[a:b],
+                "high": s.h[a:b],
+                "low": s.l[a:b],
+                "close": s.c[a:b],
+                "volume": s.v[a:b],
             }
         )
         if s.in_progress(now) == j:  # today's partial bar
@@ -438,8 +438,9 @@ class ReplayFeed:
             keep &= (lst["strike"] <= strike_to).to_numpy()
         lst = lst[keep]
         # contracts whose last trading time has passed are gone from the chain
-        alive = [now <= last_trade_time(self.calendar, underlying, e) for e in lst["expiry"]]
-        lst = lst[np.asarray(alive, bool)].reset_index(drop=True)
+        exp = lst["expiry"].to_numpy()
+        ends = {e: now <= last_trade_time(self.calendar, underlying, e) for e in set(exp)}
+        lst = lst[np.fromiter((ends[e] for e in exp), bool, len(exp))].reset_index(drop=True)
         spot = self.price(underlying, now)
         if lst.empty:
             return chain_frame([], underlying_price=spot, as_of=now, source="synthetic")
@@ -458,7 +459,7 @@ class ReplayFeed:
             realised_vol=max(self.model.vol_floor, self.realised_vol(underlying)),
         )
         return chain_frame(
-            rows.to_dict("records"),
+            rows,
             underlying_price=spot,
             as_of=now,
             source="synthetic (BSM, SSVI smile fitted to SPY)",

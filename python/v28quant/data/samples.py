@@ -63,7 +63,8 @@ class History:
 
 def _session_stamps(dates: Iterable[Any]) -> pd.DatetimeIndex:
     """Session dates -> midnight New York in UTC (Alpaca's daily-bar timestamp)."""
-    idx = pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize()
+    raw = dates if isinstance(dates, pd.Index) else list(dates)  # an index converts in bulk
+    idx = pd.DatetimeIndex(pd.to_datetime(raw)).normalize()
     return idx.tz_localize(ET).tz_convert("UTC")
 
 

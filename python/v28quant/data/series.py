@@ -19,6 +19,10 @@ class DailySeries:
         self.symbol = symbol
         days = frame["timestamp"].dt.tz_convert(ET).dt.date.to_list()
         self.days: list[date] = days
+        #: Midnight New York of each session, in UTC (the daily bars' timestamps).
+        self.day_stamps = pd.DatetimeIndex(
+            [datetime.combine(d, time(0), ET) for d in days], tz=ET
+        ).tz_convert("UTC")
         col: dict[str, NDArray[np.float64]] = {
             k: frame[k].to_numpy(np.float64) for k in ("open", "high", "low", "close", "volume")
         }

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -227,6 +228,12 @@ def implied_vols(
     return np.asarray(np.sqrt(w / te), dtype=np.float64)
 
 
+@lru_cache(maxsize=1 << 16)
+def _occ_symbol(underlying: str, expiry: date, kind: str, strike: float) -> str:
+    """Return the OCC symbol of a listed contract (the same few thousand every cycle)."""
+    return format_occ(underlying, expiry, kind, Decimal(repr(strike)))
+
+
 def chain_rows(
     underlying: str,
     listing: pd.DataFrame,
@@ -246,7 +253,7 @@ def chain_rows(
     return pd.DataFrame(
         {
             "symbol": [
-                format_occ(underlying, e, ty, Decimal(repr(float(k))))
+                _occ_symbol(underlying, e, ty, float(k))
                 for e, k, ty in zip(
                     listing["expiry"], listing["strike"], listing["type"], strict=True
                 )

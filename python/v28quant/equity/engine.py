@@ -154,15 +154,14 @@ class EquityEngine:
         return symbols[: self.cfg.screen_keep]
 
     def _journal_signals(self, ctx: EngineContext, signals: list[Signal]) -> int:
-        n = 0
+        fresh: dict[tuple[str, str, str], Signal] = {}
         for s in signals:
             key = (s.model, s.symbol, s.ts.isoformat())
-            if key in self._journaled:
-                continue
-            self._journaled.add(key)
-            ctx.journal.record_signal(s)
-            n += 1
-        return n
+            if key not in self._journaled:
+                fresh.setdefault(key, s)
+        ctx.journal.record_cycle(fresh.values(), (), ctx.now)  # one transaction, one fsync
+        self._journaled.update(fresh)
+        return len(fresh)
 
     async def cycle(self, ctx: EngineContext) -> CycleReport:
         """Aggregate, size, gate, check and place (see the module docstring)."""

@@ -190,13 +190,16 @@ def annotate(
         raise ValueError(f"spot must be > 0, got {spot}")
     cal = calendar or default_calendar()
     df = chain.copy()
-    exp_dates = pd.to_datetime(df["expiry"]).dt.date
+    # per listed expiry, then spread over its contracts
+    codes, uniq = pd.factorize(pd.to_datetime(df["expiry"]))
+    if (codes < 0).any():
+        raise ValueError("chain has rows without an expiry")
+    exps = [e.date() for e in uniq]
     und = str(df["underlying"].iloc[0]) if len(df) else ""
-    cut = {e: expiry_cutoff(und, e, cal) for e in set(exp_dates)}
-    t = np.array([(cut[e] - now).total_seconds() / YEAR_SECONDS for e in exp_dates])
     today = now.astimezone(ET).date()
-    df["t"] = t
-    df["dte"] = [(e - today).days for e in exp_dates]
+    t = np.array([(expiry_cutoff(und, e, cal) - now).total_seconds() for e in exps]) / YEAR_SECONDS
+    df["t"] = t[codes]
+    df["dte"] = np.array([(e - today).days for e in exps], dtype=np.int64)[codes]
     df["mid"] = 0.5 * (df["bid"] + df["ask"])
     df = df[df["t"] > 0].copy()
     k = df["strike"].to_numpy(dtype=float)

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +88,8 @@ class OptionsEngine:
         self._workers = max(1, min(4, os.cpu_count() or 1))
         self._threads: asyncio.Semaphore | None = None
         self._gate: RiskGate | None = None
+        self._iv_key: tuple[int, date] | None = None
+        self._iv_by_symbol: dict[str, list[float]] = {}
 
     # -- runner hooks -----------------------------------------------------------------------
 
@@ -173,8 +175,7 @@ class OptionsEngine:
             else:
                 analyses[u] = res
         signals = [s for a, _ in analyses.values() for s in a.signals]
-        for s in signals:
-            ctx.journal.record_signal(s)
+        ctx.journal.record_cycle(signals, (), now)  # one transaction: one fsync, not one each
         report.signals = len(signals)
         views = self._views(ctx, signals, now)
         await self._pending(ctx, book, analyses, report)
@@ -383,17 +384,35 @@ class OptionsEngine:
         return a, chain
 
     def _iv_history(self, ctx: OptionsContext, u: str, now: datetime) -> list[float]:
+        """Return the journal's 30-day ATM IV of ``u``, the last value of each earlier session.
+
+        Earlier sessions' rows no longer change, so the journal is read once per session for
+        every underlying (not once per underlying and cycle).
+        """
+        today = now.astimezone(ET).date()
+        key = (id(ctx.journal), today)
+        if self._iv_key != key:
+            self._iv_by_symbol = self._read_iv_history(ctx, now, today)
+            self._iv_key = key
+        return list(self._iv_by_symbol.get(vol_symbol(u), []))
+
+    @staticmethod
+    def _read_iv_history(ctx: OptionsContext, now: datetime, today: date) -> dict[str, list[float]]:
         try:
             df = ctx.journal.signals(since=now - timedelta(days=400))
         except Exception:  # a journal without the query: no history yet
-            return []
-        df = df[(df["model"] == "options_iv_rank") & (df["symbol"] == vol_symbol(u))]
+            return {}
+        df = df[df["model"] == "options_iv_rank"]
         if df.empty:
-            return []
+            return {}
         day = df["ts"].dt.tz_convert(ET).dt.date
         last = df.assign(day=day, iv=[r.get("atm_iv_30d") for r in df["reasoning"]])
-        last = last[last["day"] < now.astimezone(ET).date()].groupby("day")["iv"].last()
-        return [float(x) for x in last.to_numpy() if x is not None]
+        last = last[last["day"] < today].groupby(["symbol", "day"])["iv"].last()
+        out: dict[str, list[float]] = {}
+        for (sym, _), x in last.items():
+            if x is not None:
+                out.setdefault(str(sym), []).append(float(x))
+        return out
 
     def _views(
         self, ctx: OptionsContext, signals: Sequence[Signal], now: datetime

@@ -210,6 +210,8 @@ class OptionsAnalyser:
         if liquid.empty:
             raise ValueError(f"{und}: no liquid contracts in the chain ({report.dropped})")
         spot = C.implied_spot(liquid, cfg.rate, now)
+        # the snapshot's metadata is read: drop it, or every pandas step below deep-copies it
+        liquid.attrs = {}
         pre = C.annotate(liquid, spot=spot, now=now, rate=cfg.rate)
         lo, hi = cfg.surface_dte
         fit_rows = pre[(pre["dte"] >= lo) & (pre["dte"] <= hi)]
@@ -281,28 +283,32 @@ class OptionsAnalyser:
     ) -> heston_model.HestonCalibration | None:
         cfg = self.settings
         lo, hi = cfg.heston_dte
-        y = np.log(ann["strike"] / (spot * np.exp((cfg.rate - ann["div"]) * ann["t"])))
-        otm = np.where(y < 0, ann["type"] == "put", ann["type"] == "call")
-        q = ann[(ann["dte"] >= lo) & (ann["dte"] <= hi) & otm & (y.abs() <= cfg.max_abs_y)]
+        k, t = ann["strike"].to_numpy(float), ann["t"].to_numpy(float)
+        div, dte = ann["div"].to_numpy(float), ann["dte"].to_numpy()
+        call = (ann["type"] == "call").to_numpy()
+        y = np.log(k / (spot * np.exp((cfg.rate - div) * t)))
+        otm = np.where(y < 0, ~call, call)
+        sel = np.flatnonzero((dte >= lo) & (dte <= hi) & otm & (np.abs(y) <= cfg.max_abs_y))
         # a few expiries spread over the window: each costs a quadrature per evaluation
-        dtes = sorted(set(q["dte"].tolist()))
+        dtes = np.unique(dte[sel])
         if len(dtes) > cfg.heston_expiries:
             pick = np.unique(np.linspace(0, len(dtes) - 1, cfg.heston_expiries).round())
-            q = q[q["dte"].isin([dtes[int(i)] for i in pick])]
-        if len(q) < 8:
+            sel = sel[np.isin(dte[sel], dtes[pick.astype(int)])]
+        if len(sel) < 8:
             return None
-        if len(q) > cfg.heston_max_quotes:
-            idx = np.linspace(0, len(q) - 1, cfg.heston_max_quotes).round().astype(int)
-            q = q.iloc[np.unique(idx)]
+        if len(sel) > cfg.heston_max_quotes:
+            idx = np.linspace(0, len(sel) - 1, cfg.heston_max_quotes).round().astype(int)
+            sel = sel[np.unique(idx)]
+        mid = ann["mid"].to_numpy(float)
         try:
             cal = heston_model.calibrate(
                 spot,
-                q["strike"].to_numpy(float),
-                q["t"].to_numpy(float),
+                k[sel],
+                t[sel],
                 cfg.rate,
-                q["div"].to_numpy(float),
-                q["mid"].to_numpy(float),
-                (q["type"] == "call").to_numpy(),
+                div[sel],
+                mid[sel],
+                call[sel],
                 initial=self._heston_prev.get(und),
                 max_iterations=40,
             )
@@ -422,8 +428,9 @@ class OptionsAnalyser:
             if len(v) == 0 or col not in v or not np.isfinite(v[col]).any():
                 return math.nan, math.nan, math.nan, 0
             # Merton (fitted to returns) prices European options: compare the European mid
-            e = 100.0 * (v["market_iv" if col == "merton_iv" else "fit_iv"] - v[col])
-            se = v["stderr_vol_pts"]
+            ref = "market_iv" if col == "merton_iv" else "fit_iv"
+            e = 100.0 * (v[ref].to_numpy(float) - v[col].to_numpy(float))
+            se = v["stderr_vol_pts"].to_numpy(float)
             ok = np.isfinite(e) & np.isfinite(se)
             if not ok.any():
                 return math.nan, math.nan, math.nan, 0

@@ -18,15 +18,22 @@ def thin_strikes(rows: pd.DataFrame, spot: float, max_abs_y: float, n: int) -> p
     Kept strikes are evenly spread, with both types at each, so put-call parity still finds
     the forward; each SVI slice fit costs in proportion to its quotes.
     """
-    keep = []
     y = np.log(rows["strike"].to_numpy(float) / spot)
     rows = rows[np.abs(y) <= max_abs_y]
-    for _, g in rows.groupby("expiry"):
-        ks = np.unique(g["strike"].to_numpy(float))
+    if rows.empty:
+        return rows
+    codes, _ = pd.factorize(rows["expiry"], sort=True)
+    strikes = rows["strike"].to_numpy(float)
+    keep = np.zeros(len(rows), dtype=bool)
+    for c in range(codes.max() + 1):
+        of = codes == c
+        ks = np.unique(strikes[of])
         if len(ks) > n:
             ks = ks[np.unique(np.linspace(0, len(ks) - 1, n).round().astype(int))]
-        keep.append(g[g["strike"].isin(ks)])
-    return pd.concat(keep) if keep else rows
+        keep |= of & np.isin(strikes, ks)
+    # expiry by expiry, each in its original row order
+    idx = np.flatnonzero(keep)
+    return rows.iloc[idx[np.argsort(codes[idx], kind="stable")]]
 
 
 def spread_expiries(rows: pd.DataFrame, n: int, keep: tuple[int, int]) -> pd.DataFrame:

@@ -274,16 +274,20 @@ class SviSurface:
         df = df[(df["t"] >= min_t) & (df["bid"] > 0) & (df["ask"] >= df["bid"])]
         df = df.assign(mid=0.5 * (df["bid"] + df["ask"]))
         df = df[(df["ask"] - df["bid"]) / df["mid"] <= max_rel_spread]
+        # plain arrays from here: pandas indexing per expiry cost more than the fits
+        t_all = df["t"].to_numpy(dtype=float)
+        k_all = df["strike"].to_numpy(dtype=float)
+        c_all = df["is_call"].to_numpy(dtype=bool)
+        mid_all = df["mid"].to_numpy(dtype=float)
+        iv_all = df["iv"].to_numpy(dtype=float) if quotes == "iv" else None
 
         rows, info = [], []
-        for t, g in df.groupby("t"):
-            calls = g[g["is_call"]].groupby("strike")["mid"].mean()
-            puts = g[~g["is_call"]].groupby("strike")["mid"].mean()
-            both = calls.index.intersection(puts.index)
-            if len(both) < 2:
+        for t in np.unique(t_all):
+            at = np.flatnonzero(t_all == t)
+            k_g, c_g, mid_g = k_all[at], c_all[at], mid_all[at]
+            strikes, diff = _parity_pairs(k_g, c_g, mid_g)
+            if len(strikes) < 2:
                 continue
-            diff = (calls[both] - puts[both]).to_numpy()
-            strikes = both.to_numpy(dtype=float)
             near = np.argsort(np.abs(diff))[: max(parity_strikes, 2)]
             if rate is None:
                 slope, intercept = np.polyfit(strikes[near], diff[near], 1)
@@ -294,21 +298,19 @@ class SviSurface:
             else:
                 disc = float(np.exp(-rate * float(t)))
                 fwd = float(np.median(strikes[near] + diff[near] / disc))
-            k = g["strike"].to_numpy(dtype=float)
-            otm = np.where(k < fwd, ~g["is_call"].to_numpy(), g["is_call"].to_numpy())
-            q = g[otm]
-            k = q["strike"].to_numpy(dtype=float)
-            if quotes == "iv":
-                w = q["iv"].to_numpy(dtype=float) ** 2 * float(t)
+            otm = np.where(k_g < fwd, ~c_g, c_g)
+            k = k_g[otm]
+            if iv_all is not None:
+                w = iv_all[at][otm] ** 2 * float(t)
             else:
                 # Undiscount by D and invert Black on the forward (Jaeckel's Let's Be Rational);
                 # NaN for a mid outside the no-arbitrage bounds.
                 iv = black_scholes.black_implied_vol(
-                    q["mid"].to_numpy(dtype=float) / disc,
+                    mid_g[otm] / disc,
                     fwd,
                     k,
                     float(t),
-                    call=q["is_call"].to_numpy(),
+                    call=c_g[otm],
                 )
                 w = np.asarray(iv) ** 2 * float(t)
             y = np.log(k / fwd)
@@ -337,6 +339,19 @@ class SviSurface:
         )
         surf.fit_info = pd.DataFrame(info)
         return surf
+
+
+def _parity_pairs(
+    strike: NDArray[np.float64], is_call: NDArray[np.bool_], mid: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return the strikes quoted as both call and put (ascending) and mean call - put mids."""
+    means = []
+    for side in (is_call, ~is_call):
+        ks, inv = np.unique(strike[side], return_inverse=True)
+        means.append((ks, np.bincount(inv, mid[side]) / np.bincount(inv)))
+    (kc, mc), (kp, mp) = means
+    both, ic, ip = np.intersect1d(kc, kp, assume_unique=True, return_indices=True)
+    return both, mc[ic] - mp[ip]
 
 
 def _repair(
