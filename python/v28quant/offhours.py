@@ -153,10 +153,14 @@ def tune_argv(
 
 
 def _child_env() -> dict[str, str]:
-    """Return this process's environment with the running v28quant importable by a child."""
+    """Return the tuning child's environment: no broker or webhook secrets, this v28quant.
+
+    The tuner runs keyless backtests; it has no use for the Alpaca keys or the Discord
+    webhook, so they do not travel.
+    """
     import v28quant
 
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "DISCORD_"))}
     here = str(Path(v28quant.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     return env

@@ -95,10 +95,14 @@ def _parameters_line(promoted: PromotedSet | None, cfg: RunConfig, mode: str) ->
     if promoted is None:
         return "parameters: as configured (no promoted set beside the journal)"
     e = cfg.equity
+
+    def num(x: float | None) -> str:
+        return "?" if x is None else f"{x:.3f}"
+
     line = (
         f"parameters: PROMOTED set {promoted.digest[:16]} from {promoted.path.resolve()} "
-        f"(promoted {promoted.promoted_at}, walk-forward DSR {promoted.dsr}, OOS Sharpe "
-        f"{promoted.oos_sharpe}): aggregator weights and min_confidence "
+        f"(promoted {promoted.promoted_at}, walk-forward DSR {num(promoted.dsr)}, OOS Sharpe "
+        f"{num(promoted.oos_sharpe)}): aggregator weights and min_confidence "
         f"{cfg.aggregator.min_confidence:.2f}, target_vol {e.target_vol:.3f}, max_weight "
         f"{e.max_weight:.3f}, min_trade_weight {e.min_trade_weight:.4f}, ml_veto_confidence "
         f"{e.ml_veto_confidence:.2f}, screen_keep {e.screen_keep}"

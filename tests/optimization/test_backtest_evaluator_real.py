@@ -65,25 +65,38 @@ def test_objective_and_dsr_are_recomputed_from_the_equity_curve(
     tuner.study().enqueue_trial(params)
     result = tuner.optimize()
 
-    # the trial's backtest and the closing walk-forward's are the same deterministic run
+    # one backtest for the trial, one for the closing walk-forward: the same deterministic run
+    # (the second reads the models the first stored, never ones fitted on later data)
     assert len(curves) == 2
     pd.testing.assert_series_equal(curves[0], curves[1])
     sessions = xc.get_calendar("XNYS").sessions_in_range(START, END)
-    assert [pd.Timestamp(d) for d in curves[0].index] == list(sessions[: len(curves[0])])
     test_days = sessions[3 + 5 :]  # after 3 training sessions and the 5-session gap
-    equity = curves[0].to_numpy()
-    daily = pd.Series(equity[1:] / equity[:-1] - 1.0, index=sessions[1 : len(equity)])
-    r = daily.loc[test_days].to_numpy()
-    assert r.std(ddof=1) > 0, "the engines did not trade"
-    sr = float(r.mean() / r.std(ddof=1))
-    assert result.best_value == pytest.approx(sr * math.sqrt(252), rel=1e-12)
-    assert result.walk_forward.oos_sharpe == pytest.approx(sr * math.sqrt(252), rel=1e-12)
+    trial, closing = (_test_returns(c, sessions, test_days) for c in curves)
+    assert trial.std(ddof=1) > 0, "the engines did not trade"
+    assert result.best_value == pytest.approx(_annual_sharpe(trial), rel=1e-12)
+    assert result.walk_forward.oos_sharpe == pytest.approx(_annual_sharpe(closing), rel=1e-12)
 
+    r = closing
+    sr = float(r.mean() / r.std(ddof=1))
     g3 = stats.skew(r, bias=False)
     g4 = stats.kurtosis(r, fisher=False, bias=False)
     psr = stats.norm.cdf(sr * math.sqrt(len(r) - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2))
     dsr = result.walk_forward.dsr
     assert dsr.n_trials == result.n_trials == 1
     assert dsr.n == len(r) == len(test_days)
+    assert dsr.sharpe == pytest.approx(sr, rel=1e-12)
     assert dsr.dsr == pytest.approx(psr, rel=1e-9)
-    assert np.isfinite(dsr.dsr)
+
+
+def _test_returns(
+    curve: pd.Series, sessions: pd.DatetimeIndex, test_days: pd.DatetimeIndex
+) -> np.ndarray:
+    """Daily returns ``E_t / E_(t-1) - 1`` of a backtest's equity curve on the test sessions."""
+    assert [pd.Timestamp(d) for d in curve.index] == list(sessions[: len(curve)])
+    equity = curve.to_numpy()
+    daily = pd.Series(equity[1:] / equity[:-1] - 1.0, index=sessions[1 : len(equity)])
+    return daily.loc[test_days].to_numpy()
+
+
+def _annual_sharpe(r: np.ndarray) -> float:
+    return float(r.mean() / r.std(ddof=1) * math.sqrt(252))
