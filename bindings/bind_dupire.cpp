@@ -63,7 +63,7 @@ void bind_dupire(py::module_& m) {
         "expiries"_a, "params"_a, "forwards"_a, "spot"_a, "t"_a, "strike"_a, "call"_a,
         "paths"_a, "steps_per_year"_a, "seed"_a, "threads"_a,
         "Undiscounted vanilla prices and standard errors by local-vol Monte Carlo (Euler in "
-        "ln(S/F), antithetic, SplitMix64 streams per path pair: thread-count independent).");
+        "ln(S/F), antithetic, Philox streams per path pair: thread-count independent).");
 }
 
 }  // namespace v28py

@@ -74,9 +74,9 @@ void bind_mc(py::module_& m) {
             v28::mc::Result r;
             {
                 py::gil_scoped_release release;  // pure numerics below: no Python objects
-                r = v28::mc::heston_european(
-                    {spot, strike, t, rate, div, v0, kappa, theta, sigma, rho, call}, steps,
-                    options(paths, seed, false, cv, threads));
+                r = v28::mc::heston_european({spot, strike, t, rate, div, call},
+                                             {v0, kappa, theta, sigma, rho}, steps,
+                                             options(paths, seed, false, cv, threads));
             }
             return to_tuple(r);
         },
@@ -92,9 +92,9 @@ void bind_mc(py::module_& m) {
             v28::mc::Result r;
             {
                 py::gil_scoped_release release;  // pure numerics below: no Python objects
-                r = v28::mc::merton_european(
-                    {spot, strike, t, rate, div, vol, lam, mu_j, delta_j, call},
-                    options(paths, seed, antithetic, cv, threads));
+                r = v28::mc::merton_european({spot, strike, t, rate, div, call},
+                                             {vol, lam, mu_j, delta_j},
+                                             options(paths, seed, antithetic, cv, threads));
             }
             return to_tuple(r);
         },

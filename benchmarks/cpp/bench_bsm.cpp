@@ -1,6 +1,6 @@
-// Black-Scholes-Merton price + 5 Greeks over 1e6 options, per SIMD level (0 = scalar <cmath>,
-// 3 = AVX2+FMA, 4 = AVX-512), and the accuracy of the vectorisable math. Inputs drawn once,
-// outside the timed loop.
+// Black-Scholes-Merton price + 5 Greeks over 1e6 options, per SIMD level (0 = baseline,
+// 3 = AVX2+FMA, 4 = AVX-512; v28::simd::Level), and the accuracy of the vectorisable math.
+// Inputs drawn once, outside the timed loop.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -11,6 +11,7 @@
 
 #include "../../cpp/src/bsm_kernels.hpp"
 #include "v28/bsm.hpp"
+#include "v28/simd_dispatch.hpp"
 #include "v28/vmath.hpp"  // the scalar forms, for the accuracy check
 
 namespace {
@@ -39,12 +40,12 @@ constexpr std::size_t kN = 1'000'000;
 
 void BM_bsm_greeks_level(benchmark::State& state) {
     static Book b(kN);
-    const int level = static_cast<int>(state.range(0));
-    if (level > v28::bsm::detail::cpu_level()) {
+    const auto level = static_cast<v28::simd::Level>(state.range(0));
+    if (level > v28::simd::cpu_level()) {
         state.SkipWithError("CPU lacks this SIMD level");
         return;
     }
-    state.SetLabel(v28::bsm::detail::level_name(level));  // the build that runs
+    state.SetLabel(v28::simd::level_name(level));  // the build that runs
     const v28::bsm::detail::Inputs in{b.spot.data(), b.strike.data(), b.t.data(), b.rate.data(),
                                       b.div.data(),  b.vol.data(),    b.call.data(), kN};
     const v28::bsm::detail::Outputs out{b.price.data(), b.delta.data(), b.gamma.data(),
@@ -62,12 +63,12 @@ BENCHMARK(BM_bsm_greeks_level)->Arg(0)->Arg(3)->Arg(4)->Unit(benchmark::kMillise
 void BM_bsm_greeks_level_in_cache(benchmark::State& state) {
     constexpr std::size_t n = 4096;
     static Book b(n);
-    const int level = static_cast<int>(state.range(0));
-    if (level > v28::bsm::detail::cpu_level()) {
+    const auto level = static_cast<v28::simd::Level>(state.range(0));
+    if (level > v28::simd::cpu_level()) {
         state.SkipWithError("CPU lacks this SIMD level");
         return;
     }
-    state.SetLabel(v28::bsm::detail::level_name(level));
+    state.SetLabel(v28::simd::level_name(level));
     const v28::bsm::detail::Inputs in{b.spot.data(), b.strike.data(), b.t.data(), b.rate.data(),
                                       b.div.data(),  b.vol.data(),    b.call.data(), n};
     const v28::bsm::detail::Outputs out{b.price.data(), b.delta.data(), b.gamma.data(),
@@ -82,12 +83,12 @@ BENCHMARK(BM_bsm_greeks_level_in_cache)->Arg(3)->Arg(4);
 
 void BM_bsm_price_level(benchmark::State& state) {
     static Book b(kN);
-    const int level = static_cast<int>(state.range(0));
-    if (level > v28::bsm::detail::cpu_level()) {
+    const auto level = static_cast<v28::simd::Level>(state.range(0));
+    if (level > v28::simd::cpu_level()) {
         state.SkipWithError("CPU lacks this SIMD level");
         return;
     }
-    state.SetLabel(v28::bsm::detail::level_name(level));  // the build that runs
+    state.SetLabel(v28::simd::level_name(level));  // the build that runs
     const v28::bsm::detail::Inputs in{b.spot.data(), b.strike.data(), b.t.data(), b.rate.data(),
                                       b.div.data(),  b.vol.data(),    b.call.data(), kN};
     const v28::bsm::detail::Outputs out{b.price.data()};
@@ -102,7 +103,7 @@ BENCHMARK(BM_bsm_price_level)->Arg(0)->Arg(3)->Arg(4)->Unit(benchmark::kMillisec
 // The public vectorised API (validation + dispatch) on the same book.
 void BM_bsm_greeks_api(benchmark::State& state) {
     static Book b(kN);
-    state.SetLabel(v28::bsm::detail::level_name(v28::bsm::detail::cpu_level()));
+    state.SetLabel(v28::simd::level_name(v28::simd::level()));
     for (auto _ : state) {
         v28::bsm::greeks(b.spot, b.strike, b.t, b.rate, b.div, b.vol, b.call, b.price, b.delta,
                          b.gamma, b.vega, b.theta, b.rho);
@@ -150,8 +151,8 @@ BENCHMARK(BM_simd_accuracy)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 namespace {
 
-// The SIMD levels against the scalar <cmath> formula on one book that includes the t = 0 and
-// vol = 0 limits: max |diff| / (1 + |scalar|) over price and the five Greeks, per level.
+// The wide levels against the baseline build on one book that includes the t = 0 and vol = 0
+// limits: max |diff| / (1 + |base|) over price and the five Greeks, per level.
 void BM_levels_agree(benchmark::State& state) {
     const std::size_t n = 200'000;
     Book b(n);
@@ -159,17 +160,17 @@ void BM_levels_agree(benchmark::State& state) {
     for (std::size_t i = 0; i < n; i += 77) b.vol[i] = 0.0;
     const v28::bsm::detail::Inputs in{b.spot.data(), b.strike.data(), b.t.data(), b.rate.data(),
                                       b.div.data(),  b.vol.data(),    b.call.data(), n};
-    auto run = [&](int level) {
+    auto run = [&](v28::simd::Level level) {
         std::vector<std::vector<double>> o(6, std::vector<double>(n));
         v28::bsm::detail::run_at(level, in,
                                  {o[0].data(), o[1].data(), o[2].data(), o[3].data(),
                                   o[4].data(), o[5].data()});
         return o;
     };
-    const auto scalar = run(0);
+    const auto scalar = run(v28::simd::Level::base);
     for (auto _ : state) {
-        for (const int level : {3, 4}) {
-            if (level > v28::bsm::detail::cpu_level()) continue;
+        for (const auto level : {v28::simd::Level::avx2, v28::simd::Level::avx512}) {
+            if (level > v28::simd::cpu_level()) continue;
             const auto simd = run(level);
             double worst = 0.0;
             for (std::size_t k = 0; k < 6; ++k) {
@@ -178,7 +179,7 @@ void BM_levels_agree(benchmark::State& state) {
                                                  (1.0 + std::fabs(scalar[k][i])));
                 }
             }
-            state.counters["level" + std::to_string(level) + "_max_rel_diff"] = worst;
+            state.counters[std::string(v28::simd::level_name(level)) + "_max_rel_diff"] = worst;
         }
     }
 }

@@ -34,37 +34,21 @@ void check_inputs(double spot, double strike, double t, double rate, double div,
     }
 }
 
+double price(double spot, double strike, double t, double rate, double div, double vol,
+             bool call) {
+    const std::uint8_t c = call ? 1 : 0;
+    double p = 0.0;
+    detail::run({&spot, &strike, &t, &rate, &div, &vol, &c, 1}, {&p});
+    return p;
+}
+
 double price_greeks(double spot, double strike, double t, double rate, double div, double vol,
                     bool call, Greeks& g) {
-    const double df_r = std::exp(-rate * t);
-    const double df_q = std::exp(-div * t);
-    const double sd = vol * std::sqrt(t);
-    const double w = call ? 1.0 : -1.0;
-    if (!(sd > 0.0)) {
-        // Limit sd -> 0: the option is a forward when in the money, worthless otherwise.
-        const double fwd_value = w * (spot * df_q - strike * df_r);
-        const bool itm = fwd_value > 0.0;
-        g.gamma = 0.0;
-        g.vega = 0.0;
-        g.delta = itm ? w * df_q : 0.0;
-        g.rho = itm ? w * strike * t * df_r : 0.0;
-        g.theta = itm ? w * (div * spot * df_q - rate * strike * df_r) : 0.0;
-        return itm ? fwd_value : 0.0;
-    }
-    const double sqrt_t = std::sqrt(t);
-    const double d1 = (std::log(spot / strike) + (rate - div) * t) / sd + 0.5 * sd;
-    const double d2 = d1 - sd;
-    const double nd1 = norm_pdf(d1);
-    const double cd1 = norm_cdf(w * d1);
-    const double cd2 = norm_cdf(w * d2);
-    const double s_q = spot * df_q;
-    const double k_r = strike * df_r;
-    g.delta = w * df_q * cd1;
-    g.gamma = df_q * nd1 / (spot * sd);
-    g.vega = s_q * nd1 * sqrt_t;
-    g.theta = -s_q * nd1 * vol / (2.0 * sqrt_t) - w * rate * k_r * cd2 + w * div * s_q * cd1;
-    g.rho = w * strike * t * df_r * cd2;
-    return w * (s_q * cd1 - k_r * cd2);
+    const std::uint8_t c = call ? 1 : 0;
+    double p = 0.0;
+    detail::run({&spot, &strike, &t, &rate, &div, &vol, &c, 1},
+                {&p, &g.delta, &g.gamma, &g.vega, &g.theta, &g.rho});
+    return p;
 }
 
 namespace {

@@ -1,10 +1,14 @@
 // Internal: the vectorised BSM loops behind v28::bsm::price / greeks. The loop body is
-// bsm_kernels.ipp, compiled once per instruction set (bsm_kernels_avx512.cpp,
-// bsm_kernels_avx2.cpp); bsm_kernels.cpp picks one at run time, or the scalar <cmath> formula.
+// bsm_kernels.ipp, compiled once per level (bsm_kernels_avx512.cpp, bsm_kernels_avx2.cpp,
+// bsm_kernels_base.cpp: one formulation, the same tolerances everywhere); bsm_kernels.cpp picks
+// one by v28::simd::level().
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "v28/normal.hpp"
+#include "v28/simd_dispatch.hpp"
 
 namespace v28::bsm::detail {
 
@@ -33,16 +37,12 @@ struct Outputs {
 // t or vol < 0, infinite values); the caller then reports the first bad one.
 bool run(const Inputs& in, const Outputs& out);
 
-// The CPU's level: 4 = x86-64-v4 (AVX-512), 3 = x86-64-v3 (AVX2+FMA), 0 = scalar <cmath>.
-// The environment variable V28_SIMD=avx2 or V28_SIMD=base caps it, as for Monte Carlo.
-int cpu_level();
-// The name of a level's build ("avx512", "avx2", "scalar"), for benchmark labels.
-const char* level_name(int level);
-// `run` on a chosen level (capped at cpu_level()), for benchmarks and accuracy checks.
-bool run_at(int level, const Inputs& in, const Outputs& out);
+// `run` on a chosen level (capped at what the CPU supports), for benchmarks and accuracy checks.
+bool run_at(simd::Level level, const Inputs& in, const Outputs& out);
 
-// The per-ISA builds (call only when cpu_level() allows).
+// The per-level builds (call the wide ones only when the CPU supports them).
 bool run_avx512(const Inputs& in, const Outputs& out);
 bool run_avx2(const Inputs& in, const Outputs& out);
+bool run_base(const Inputs& in, const Outputs& out);
 
 }  // namespace v28::bsm::detail

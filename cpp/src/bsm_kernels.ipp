@@ -71,7 +71,6 @@ template <bool WithGreeks>
 V28_VINLINE void one(V s, V k, V t, V r, V q, V v, U wsign, M& ok, Lane& o) {
     constexpr double inf = __builtin_huge_val();
     constexpr double inv_sqrt2 = 0.70710678118654752440;
-    constexpr double inv_sqrt_2pi = 0.39894228040143267794;
     ok &= (s > 0.0) & (s < inf) & (k > 0.0) & (k < inf) & (t >= 0.0) & (t < inf) & (v >= 0.0) &
           (v < inf) & (simd::abs(r) < inf) & (simd::abs(q) < inf);
     const V df_r = simd::exp(-r * t);
@@ -108,7 +107,7 @@ V28_VINLINE void one(V s, V k, V t, V r, V q, V v, U wsign, M& ok, Lane& o) {
     const V p_raw = sel(live & ~(up1 | up2), p_tail, s1 - k2);
     o.price = sel(p_raw > 0.0, p_raw, V{});  // round-off can leave -1e-322
     if constexpr (WithGreeks) {
-        const V pdf1 = sel(live, inv_sqrt_2pi * e1, V{});
+        const V pdf1 = sel(live, v28::inv_sqrt_2pi * e1, V{});
         const V a = s_q * pdf1;
         const V inv_s_sd = 1.0 / (s * sd_safe);  // one division for gamma and theta
         o.delta = df_q * wn1;

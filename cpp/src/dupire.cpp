@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numbers>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "v28/check.hpp"
 #include "v28/parallel.hpp"
+#include "v28/rng.hpp"
+#include "v28/vmath.hpp"
 
 namespace v28::dupire {
 
@@ -92,39 +93,38 @@ void local_vol_from_prices(std::span<const double> t, std::span<const double> st
 
 namespace {
 
-inline std::uint64_t mix64(std::uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+// Philox counter tag of the local-volatility paths (1, 2: GBM in mc_kernels.hpp; 3, 4: Heston and
+// Merton in mc.cpp).
+constexpr std::uint32_t tag_local_vol = 5;
 
-// SplitMix64 stream; standard normals by Box-Muller, two per pair of uniforms.
+// The normals of one antithetic path pair: stream `pair` under tag 5 (rng.hpp), normal j being
+// word j % 4 of the Philox block at counter (j / 4, 5, pair lo, pair hi), Box-Muller paired,
+// as rng::normals gives them.
 class NormalStream {
 public:
-    NormalStream(std::uint64_t seed, std::uint64_t stream)
-        : state_(mix64(seed ^ mix64(stream + 0x9e3779b97f4a7c15ULL))) {}
+    NormalStream(std::uint64_t seed, std::uint64_t pair)
+        : key_{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)},
+          pair_lo_(static_cast<std::uint32_t>(pair)),
+          pair_hi_(static_cast<std::uint32_t>(pair >> 32)) {}
     double next() {
-        if (have_) {
-            have_ = false;
-            return cached_;
-        }
-        const double u1 = uniform_open();
-        const double u2 = uniform_open();
-        const double r = std::sqrt(-2.0 * std::log(u1));
-        const double a = 2.0 * std::numbers::pi * u2;
-        cached_ = r * std::sin(a);
-        have_ = true;
-        return r * std::cos(a);
+        if (used_ == 4) refill();
+        return z_[used_++];
     }
 
 private:
-    double uniform_open() {  // in (0, 1)
-        state_ += 0x9e3779b97f4a7c15ULL;
-        return (static_cast<double>(mix64(state_) >> 11) + 0.5) * 0x1.0p-53;
+    void refill() {
+        const std::uint32_t counter[4] = {block_++, tag_local_vol, pair_lo_, pair_hi_};
+        std::uint32_t w[4];
+        rng::philox4x32_10(counter, key_, w);
+        simd::box_muller(w[0], w[1], z_[0], z_[1]);
+        simd::box_muller(w[2], w[3], z_[2], z_[3]);
+        used_ = 0;
     }
-    std::uint64_t state_;
-    double cached_ = 0.0;
-    bool have_ = false;
+    std::uint32_t key_[2];
+    std::uint32_t pair_lo_, pair_hi_;
+    std::uint32_t block_ = 0;
+    double z_[4] = {};
+    int used_ = 4;
 };
 
 constexpr std::size_t pairs_per_block = 512;

@@ -11,10 +11,11 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "heston_kernels.hpp"
 #include "v28/bsm.hpp"
 #include "v28/iv.hpp"
 #include "v28/check.hpp"
-#include "v28/rng.hpp"
+#include "v28/simd_dispatch.hpp"
 
 namespace v28::heston {
 
@@ -156,26 +157,18 @@ bool build_adaptive(double t, const Params& p, double xmax, Integral& in) {
     return false;
 }
 
-// sum_k re_k cos(u_k x) - im_k sin(u_k x), vectorised over k.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// sum_k re_k cos(u_k x) - im_k sin(u_k x), in vector lanes (heston_kernels.ipp).
 double lewis_sum(const double* u, const double* re, const double* im, std::size_t n, double x) {
-    double acc[8] = {};
-    std::size_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        for (int l = 0; l < 8; ++l) {
-            double s, c;
-            rng::sincos(u[k + l] * x, s, c);
-            acc[l] += re[k + l] * c - im[k + l] * s;
-        }
+    switch (simd::level()) {
+#if V28_SIMD_X86
+        case simd::Level::avx512:
+            return detail::lewis_sum_avx512(u, re, im, n, x);
+        case simd::Level::avx2:
+            return detail::lewis_sum_avx2(u, re, im, n, x);
+#endif
+        default:
+            return detail::lewis_sum_base(u, re, im, n, x);
     }
-    double total = 0.0;
-    for (; k < n; ++k) {
-        double s, c;
-        rng::sincos(u[k] * x, s, c);
-        total += re[k] * c - im[k] * s;
-    }
-    for (double a : acc) total += a;
-    return total;
 }
 
 // Price of one option from the expiry's integral.
@@ -482,8 +475,12 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
         }
         if (!accepted) {
             // No downhill step left: converged only if the first-order condition holds, i.e.
-            // the projected gradient is negligible (see header), not merely because LM stalled.
-            out.converged = stationary(p, grad, cost, lo, hi);
+            // the projected gradient is negligible, or the Gauss-Newton model itself sees no
+            // decrease above the cost's rounding (see header), not merely because LM stalled.
+            const double gn_decrease = grad.dot(jtj.ldlt().solve(grad));
+            out.converged = stationary(p, grad, cost, lo, hi) ||
+                            (std::isfinite(gn_decrease) &&
+                             std::abs(gn_decrease) <= model_decrease_tolerance * cost);
             break;
         }
         out.iterations = iter + 1;

@@ -1,11 +1,14 @@
-// Internal: implied vol ("Let's Be Rational", iv.cpp) for several options in vector lanes. The
-// loop body is iv_kernels.ipp, compiled once per instruction set (iv_kernels_avx512.cpp,
-// iv_kernels_avx2.cpp) as bsm_kernels is; iv.cpp picks one by bsm::detail::cpu_level() and
-// keeps the scalar code for the remainder and for CPUs without AVX2 + FMA.
+// Internal: implied vol ("Let's Be Rational"): the scalar solver (iv_scalar.ipp, built for
+// AVX2 + FMA and the baseline) and several options in vector lanes (iv_kernels.ipp, built for
+// AVX-512 and AVX2 + FMA), each compiled once per level as bsm_kernels is; iv.cpp validates
+// and picks the builds by v28::simd::level(), the scalar code taking the remainder of a span
+// and every option on the baseline.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "v28/normal.hpp"
 
 namespace v28::bsm::detail {
 
@@ -14,7 +17,7 @@ inline constexpr double kIvEps = 2.220446049250313e-16;      // DBL_EPSILON
 inline constexpr double kIvDblMin = 2.2250738585072014e-308;  // DBL_MIN
 inline constexpr double kTauSmall = 0.21022410381342865;      // 2 eps^(1/16): small-t limit
 inline constexpr double kAsymptoticH = -10.0;                 // h below which (3.4) is used
-inline constexpr double kInvSqrt2Pi = 0.39894228040143267793994605993438186847585863116;
+inline constexpr double kInvSqrt2Pi = v28::inv_sqrt_2pi;
 inline constexpr double kSqrt2Pi = 2.50662827463100050241576528481104525300698674061;
 inline constexpr double kInvSqrt2 = 0.70710678118654752440084436210484903928483593769;
 inline constexpr double kSqrt3 = 1.73205080756887729352744634150587236694280525381;
@@ -47,25 +50,31 @@ struct IvGuess {
 
 // The four-branch rational-cubic guess from b and vega at s_c = sqrt(2|x|) and at the second
 // point s_2 (s_l below b_c, s_h above) and the map (f, f', f'') at s_2 in the lowest and
-// highest branches, for an OTM call price beta at x <= 0. Defined in iv.cpp (built for
-// x86-64-v3; call only when cpu_level() >= 3).
+// highest branches, for an OTM call price beta at x <= 0. The AVX2 + FMA build of the scalar
+// solver's (iv_scalar_avx2.cpp; call only at simd::Level::avx2 and above).
 IvGuess iv_interpolate_guess(double beta, double b_max, double s_c, double b_c,
                              double v_c, double s_2, double b_2, double v_2, double m_f,
                              double m_fp, double m_fpp);
 
-// Acklam's rational approximation of the inverse normal CDF (relative error 1.15e-9), the
-// start of inverse_norm_cdf in iv.cpp and in the kernels.
-inline constexpr double kAcklamA[] = {-3.969683028665376e+01, 2.209460984245205e+02,
-                                      -2.759285104469687e+02, 1.383577518672690e+02,
-                                      -3.066479806614716e+01, 2.506628277459239e+00};
-inline constexpr double kAcklamB[] = {-5.447609879822406e+01, 1.615858368580409e+02,
-                                      -1.556989798598866e+02, 6.680131188771972e+01,
-                                      -1.328068155288572e+01};
-inline constexpr double kAcklamC[] = {-7.784894002430293e-03, -3.223964580411365e-01,
-                                      -2.400758277161838e+00, -2.549732539343734e+00,
-                                      4.374664141464968e+00,  2.938163982698783e+00};
-inline constexpr double kAcklamD[] = {7.784695709041462e-03, 3.224671290700398e-01,
-                                      2.445134137142996e+00, 3.754408661907416e+00};
+// The no-arbitrage bounds [lower, upper) of a call or put price (discounted).
+struct Bounds {
+    double lower, upper;
+};
+inline Bounds black_bounds(double forward, double strike, bool call, double discount) {
+    const double intrinsic = call ? forward - strike : strike - forward;
+    return {discount * (intrinsic > 0.0 ? intrinsic : 0.0), discount * (call ? forward : strike)};
+}
+
+// The scalar solver (iv_scalar.ipp), one build per level: Black implied vol of one option
+// (validated arguments; NaN outside the bounds), the normalised implied s = vol sqrt(t) and
+// the normalised Black call b(x, s) (see v28/iv.hpp).
+struct IvScalar {
+    double (*black_iv)(double price, double forward, double strike, double t, bool call,
+                       double discount);
+    double (*implied_s)(double beta, double x, bool call);
+    double (*black_call)(double x, double s);
+};
+extern const IvScalar iv_scalar_avx2, iv_scalar_base;
 
 struct IvInputs {
     const double* price;
@@ -78,8 +87,8 @@ struct IvInputs {
 };
 
 // Black implied vols of the first n - n % width options (validated inputs; NaN outside the
-// bounds) into out; returns how many were done. The per-ISA builds (call only when
-// cpu_level() allows).
+// bounds) into out; returns how many were done. The per-level builds (call only when the CPU
+// supports them).
 std::size_t iv_lanes_avx512(const IvInputs& in, double* out);
 std::size_t iv_lanes_avx2(const IvInputs& in, double* out);
 

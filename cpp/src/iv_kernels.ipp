@@ -7,6 +7,7 @@
 // b(x, s) takes its region (Jäckel 2015, section 3) per lane; a region's formula runs only
 // when some lane is in it.
 #include "iv_kernels.hpp"
+#include "iv_series.hpp"
 #include "v28/vmath.hpp"
 
 namespace v28::bsm::detail {
@@ -51,10 +52,7 @@ V28_VINLINE V asymptotic_expansion(M use, V h, V t, V ex) {
     M open = use;
 #pragma GCC unroll 18
     for (int k = 0; k <= 17; ++k) {
-        V p{};
-#pragma GCC unroll 18
-        for (int j = k; j >= 0; --j) p = simd::fma(p, e, splat(kBinom.c[2 * k + 1][2 * j + 1]));
-        const V term = 2.0 * scale * p;
+        const V term = 2.0 * scale * asymptotic_poly(k, e);
         sum = sel(open, sum + term, sum);
         open &= ~(simd::abs(term) <= 1e-17 * simd::abs(sum));
         if (!any(open)) break;
@@ -65,34 +63,7 @@ V28_VINLINE V asymptotic_expansion(M use, V h, V t, V ex) {
 
 // Eq. (3.8) as small_t_expansion in iv.cpp, from e = erfcx(-h / sqrt 2).
 V28_VINLINE V small_t_expansion(V h, V t, V ex, V e) {
-    const V a = 1.0 + h * (0.5 * kSqrt2Pi) * e;
-    const V w = t * t;
-    const V h2 = h * h;
-    const V c6 = (-1.0 + 3.0 * a + a * h2) * (1.0 / 6.0);
-    const V c120 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) * (1.0 / 120.0);
-    const V c5040 =
-        (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) * (1.0 / 5040.0);
-    const V c362880 =
-        (-561.0 + 945.0 * a +
-         h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))) *
-        (1.0 / 362880.0);
-    const V c39916800 =
-        (-6555.0 + 10395.0 * a +
-         h2 * (-4680.0 + 17325.0 * a +
-               h2 * (-840.0 + 6930.0 * a +
-                     h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2))))) *
-        (1.0 / 39916800.0);
-    const V c6227020800 =
-        (-89055.0 + 135135.0 * a +
-         h2 * (-82845.0 + 270270.0 * a +
-               h2 * (-20370.0 + 135135.0 * a +
-                     h2 * (-1926.0 + 25740.0 * a +
-                           h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))))) *
-        (1.0 / 6227020800.0);
-    const V expansion =
-        2.0 * t *
-        (a + w * (c6 + w * (c120 + w * (c5040 + w * (c362880 + w * (c39916800 + w * c6227020800))))));
-    return kInvSqrt2Pi * ex * expansion;
+    return small_t_series(h, t, ex, 1.0 + h * (0.5 * kSqrt2Pi) * e);
 }
 
 struct BlackVega {
@@ -162,14 +133,14 @@ V28_VINLINE MapValue upper_map(V x, V s) {
 // N^{-1}(p) as inverse_norm_cdf in iv.cpp: Acklam's approximation, both pieces in every lane,
 // and one Halley step on the CDF (from the nearer tail, so without cancellation).
 V28_VINLINE V inverse_norm_cdf(V p) {
-    constexpr double p_low = 0.02425;
+    constexpr double p_low = v28::detail::acklam_p_low;
     const M upper = p > 0.5;
     const V pt = sel(upper, 1.0 - p, p);  // the nearer tail
     const V q = simd::sqrt(-2.0 * simd::log(pt));
-    const auto& a = kAcklamA;
-    const auto& b = kAcklamB;
-    const auto& c = kAcklamC;
-    const auto& d = kAcklamD;
+    const auto& a = v28::detail::acklam_a;
+    const auto& b = v28::detail::acklam_b;
+    const auto& c = v28::detail::acklam_c;
+    const auto& d = v28::detail::acklam_d;
     const V xt = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
                  ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
     const V qc = p - 0.5;

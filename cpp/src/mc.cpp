@@ -10,6 +10,7 @@
 #include "v28/normal.hpp"
 #include "v28/parallel.hpp"
 #include "v28/rng.hpp"
+#include "v28/vmath.hpp"
 
 namespace v28::mc {
 
@@ -74,12 +75,16 @@ Result finish(const Acc& a, bool cv, double control_mean) {
     return r;
 }
 
+void check_vanilla(const Vanilla& v) {
+    require_positive("spot", v.spot);
+    require_positive("strike", v.strike);
+    require_positive("t", v.t);
+    require_finite("rate", v.rate);
+    require_finite("div", v.div);
+}
+
 void check_gbm(const Gbm& g) {
-    require_positive("spot", g.spot);
-    require_positive("strike", g.strike);
-    require_positive("t", g.t);
-    require_finite("rate", g.rate);
-    require_finite("div", g.div);
+    check_vanilla({g.spot, g.strike, g.t, g.rate, g.div, g.call});
     require_positive("vol", g.vol);
 }
 
@@ -92,8 +97,9 @@ std::uint64_t units_for(const Options& o) {
 constexpr std::uint32_t tag_heston = 3, tag_merton = 4;
 
 // One scalar Philox block for unit `unit`, draw `draw` of a stream `tag`.
-V28_INLINE void philox_unit(std::uint64_t seed, std::uint32_t tag, std::uint64_t unit,
-                            std::uint32_t draw, std::uint32_t out[4]) {
+[[gnu::always_inline]] inline void philox_unit(std::uint64_t seed, std::uint32_t tag,
+                                               std::uint64_t unit, std::uint32_t draw,
+                                               std::uint32_t out[4]) {
     const std::uint32_t ctr[4] = {draw, tag, static_cast<std::uint32_t>(unit),
                                   static_cast<std::uint32_t>(unit >> 32)};
     const std::uint32_t key[2] = {static_cast<std::uint32_t>(seed),
@@ -157,27 +163,19 @@ Result asian(const Gbm& g, int steps, const Options& o) {
     return finish(a, o.control_variate, geometric_asian(g, steps));
 }
 
-Result heston_european(const HestonSpec& h, int steps, const Options& o) {
-    require_positive("spot", h.spot);
-    require_positive("strike", h.strike);
-    require_positive("t", h.t);
-    require_finite("rate", h.rate);
-    require_finite("div", h.div);
-    require_nonnegative("v0", h.v0);
-    require_positive("kappa", h.kappa);
-    require_nonnegative("theta", h.theta);
-    require_positive("sigma", h.sigma);
-    if (!(h.rho > -1.0 && h.rho < 1.0)) fail_arg("rho", "in (-1, 1)", h.rho);
+Result heston_european(const Vanilla& h, const heston::Params& p, int steps, const Options& o) {
+    check_vanilla(h);
+    heston::check_params(p, no_index);
     if (steps < 1) fail_arg("steps", ">= 1", steps);
     if (o.paths < 4) fail_arg("paths", ">= 4", static_cast<double>(o.paths));
 
     const double dt = h.t / steps;
-    const double ek = std::exp(-h.kappa * dt);
-    const double s2 = h.sigma * h.sigma;
-    const double k0 = -h.rho * h.kappa * h.theta * dt / h.sigma;
-    const double k1 = 0.5 * dt * (h.kappa * h.rho / h.sigma - 0.5) - h.rho / h.sigma;
-    const double k2 = 0.5 * dt * (h.kappa * h.rho / h.sigma - 0.5) + h.rho / h.sigma;
-    const double k3 = 0.5 * dt * (1.0 - h.rho * h.rho);
+    const double ek = std::exp(-p.kappa * dt);
+    const double s2 = p.sigma * p.sigma;
+    const double k0 = -p.rho * p.kappa * p.theta * dt / p.sigma;
+    const double k1 = 0.5 * dt * (p.kappa * p.rho / p.sigma - 0.5) - p.rho / p.sigma;
+    const double k2 = 0.5 * dt * (p.kappa * p.rho / p.sigma - 0.5) + p.rho / p.sigma;
+    const double k3 = 0.5 * dt * (1.0 - p.rho * p.rho);
     const double a_mc = k2 + 0.5 * k3;  // A of Andersen eq. (34); k4 = k3
     const double df = std::exp(-h.rate * h.t);
     const double w = h.call ? 1.0 : -1.0;
@@ -187,17 +185,17 @@ Result heston_european(const HestonSpec& h, int steps, const Options& o) {
     const Acc a = run_chunks(o.paths, o.threads, [&](std::uint64_t b, std::uint64_t e) {
         Acc acc;
         for (std::uint64_t i = b; i < e; ++i) {
-            double v = h.v0, x = x0;
+            double v = p.v0, x = x0;
             for (int s = 0; s < steps; ++s) {
                 std::uint32_t r[4];
                 philox_unit(o.seed, tag_heston, i, static_cast<std::uint32_t>(s), r);
-                const double uv = rng::uniform_open(r[0]);
+                const double uv = simd::uniform_open(r[0]);
                 double zx, unused;
-                rng::box_muller(r[2], r[3], zx, unused);
+                simd::box_muller(r[2], r[3], zx, unused);
                 // Moments of v(t + dt) given v(t) (Andersen eq. 17-18).
-                const double m = h.theta + (v - h.theta) * ek;
-                const double ss = v * s2 * ek * (1.0 - ek) / h.kappa +
-                                  h.theta * s2 * (1.0 - ek) * (1.0 - ek) / (2.0 * h.kappa);
+                const double m = p.theta + (v - p.theta) * ek;
+                const double ss = v * s2 * ek * (1.0 - ek) / p.kappa +
+                                  p.theta * s2 * (1.0 - ek) * (1.0 - ek) / (2.0 * p.kappa);
                 const double psi = ss / (m * m);
                 double v_next, k0_star;
                 if (!(m > 0.0)) {
@@ -244,23 +242,16 @@ Result heston_european(const HestonSpec& h, int steps, const Options& o) {
     return finish(a, o.control_variate, h.spot * std::exp(-h.div * h.t));
 }
 
-Result merton_european(const MertonSpec& m, const Options& o) {
-    require_positive("spot", m.spot);
-    require_positive("strike", m.strike);
-    require_positive("t", m.t);
-    require_finite("rate", m.rate);
-    require_finite("div", m.div);
-    require_nonnegative("vol", m.vol);
-    require_nonnegative("lam", m.lam);
-    require_finite("mu_j", m.mu_j);
-    require_nonnegative("delta_j", m.delta_j);
+Result merton_european(const Vanilla& m, const merton::Params& p, const Options& o) {
+    check_vanilla(m);
+    merton::check_params(p, no_index);
     const std::uint64_t units = units_for(o);
 
-    const double kbar = std::exp(m.mu_j + 0.5 * m.delta_j * m.delta_j) - 1.0;
+    const double kbar = std::exp(p.mu_j + 0.5 * p.delta_j * p.delta_j) - 1.0;
     const double drift =
-        std::log(m.spot) + (m.rate - m.div - m.lam * kbar - 0.5 * m.vol * m.vol) * m.t;
-    const double sd = m.vol * std::sqrt(m.t);
-    const double lt = m.lam * m.t;
+        std::log(m.spot) + (m.rate - m.div - p.lam * kbar - 0.5 * p.vol * p.vol) * m.t;
+    const double sd = p.vol * std::sqrt(m.t);
+    const double lt = p.lam * m.t;
     if (lt > 1e6) fail_arg("lam * t", "<= 1e6", lt);
     const int pieces = std::max(1, static_cast<int>(std::ceil(lt / 256.0)));
     const double lt_piece = lt / pieces;
@@ -276,7 +267,7 @@ Result merton_european(const MertonSpec& m, const Options& o) {
             std::uint32_t r[4];
             philox_unit(o.seed, tag_merton, i, 0, r);
             double z1, z2;
-            rng::box_muller(r[0], r[1], z1, z2);
+            simd::box_muller(r[0], r[1], z1, z2);
             // Poisson(lam t) count as a sum of Poisson(lam t / pieces) counts, each by inversion
             // of one uniform from e^{-lam t / pieces} >= e^{-256} (a single inversion from
             // e^{-lam t} would start from 0 once lam t > 745 and put every path at its cap).
@@ -284,11 +275,11 @@ Result merton_european(const MertonSpec& m, const Options& o) {
             for (int piece = 0; piece < pieces; ++piece) {
                 double u;
                 if (piece == 0) {
-                    u = rng::uniform_open(r[2]);
+                    u = simd::uniform_open(r[2]);
                 } else {
                     std::uint32_t q[4];
                     philox_unit(o.seed, tag_merton, i, static_cast<std::uint32_t>(piece), q);
-                    u = rng::uniform_open(q[0]);
+                    u = simd::uniform_open(q[0]);
                 }
                 int k = 0;
                 double pk = p0, cdf = p0;
@@ -299,7 +290,7 @@ Result merton_european(const MertonSpec& m, const Options& o) {
                 }
                 n += k;
             }
-            const double jump_mean = n * m.mu_j, jump_sd = std::sqrt(n) * m.delta_j;
+            const double jump_mean = n * p.mu_j, jump_sd = std::sqrt(n) * p.delta_j;
             const double sa = std::exp(drift + sd * z1 + jump_mean + jump_sd * z2);
             const double fa = df * std::max(w * (sa - m.strike), 0.0);
             double fb = 0.0, sb = 0.0;

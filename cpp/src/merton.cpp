@@ -110,14 +110,14 @@ struct Series {
     }
 };
 
+}  // namespace
+
 void check_params(const Params& p, std::size_t i) {
     require_nonnegative("vol", p.vol, i);
     require_nonnegative("lam", p.lam, i);
     require_finite("mu_j", p.mu_j, i);
     require_nonnegative("delta_j", p.delta_j, i);
 }
-
-}  // namespace
 
 double price(double spot, double strike, double t, double rate, double div, const Params& p,
              bool call) {

@@ -57,7 +57,7 @@ def dupire_local_vol_svi(expiries: typing.Annotated[numpy.typing.ArrayLike, nump
     """
 def dupire_mc_price(expiries: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], forwards: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], spot: typing.SupportsFloat | typing.SupportsIndex, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], strike: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], call: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], paths: typing.SupportsInt | typing.SupportsIndex, steps_per_year: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
-    Undiscounted vanilla prices and standard errors by local-vol Monte Carlo (Euler in ln(S/F), antithetic, SplitMix64 streams per path pair: thread-count independent).
+    Undiscounted vanilla prices and standard errors by local-vol Monte Carlo (Euler in ln(S/F), antithetic, Philox streams per path pair: thread-count independent).
     """
 def garch_fit(returns: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], student_t: bool, presample: typing.SupportsInt | typing.SupportsIndex, presample_value: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, grad_tol: typing.SupportsFloat | typing.SupportsIndex) -> dict:
     """

@@ -36,9 +36,10 @@ class AggregatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class PaperConfig:
-    """``[paper]``: paper-mode threshold, keyless session count and simulated cadence."""
+    """``[paper]``: paper-mode thresholds, keyless session count and simulated cadence."""
 
     min_confidence: float
+    options_min_confidence: float
     days: int
     sim_cycle_minutes: int
 
@@ -116,6 +117,16 @@ class RunConfig:
         """Return the threshold in force: ``[paper]`` in paper mode, else ``[aggregator]``."""
         return self.paper.min_confidence if mode == "paper" else self.aggregator.min_confidence
 
+    def options_min_confidence(self, mode: str) -> float:
+        """Return the options engine's threshold.
+
+        In paper mode ``[paper] options_min_confidence``, never above ``[paper]
+        min_confidence``; else ``[aggregator] min_confidence``.
+        """
+        if mode == "paper":
+            return min(self.paper.options_min_confidence, self.paper.min_confidence)
+        return self.aggregator.min_confidence
+
     def aggregator_settings(self, mode: str) -> dict[str, Any]:
         """Return the ``[aggregator]`` table for ``SignalAggregator.from_settings`` in ``mode``."""
         return {
@@ -176,6 +187,10 @@ def _check(cfg: RunConfig) -> None:
     checks = [
         (0 <= cfg.aggregator.min_confidence <= 1, "[aggregator] min_confidence: must be in [0, 1]"),
         (0 <= cfg.paper.min_confidence <= 1, "[paper] min_confidence: must be in [0, 1]"),
+        (
+            0 <= cfg.paper.options_min_confidence <= 1,
+            "[paper] options_min_confidence: must be in [0, 1]",
+        ),
         (cfg.paper.days >= 1, "[paper] days: must be >= 1"),
         (cfg.paper.sim_cycle_minutes % 5 == 0, "[paper] sim_cycle_minutes: a multiple of 5"),
         (cfg.paper.sim_cycle_minutes >= 5, "[paper] sim_cycle_minutes: must be >= 5"),

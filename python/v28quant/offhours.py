@@ -247,7 +247,7 @@ class OffHoursJobs:
     async def _drift(self, ctx: EngineContext, engine: Engine, until: datetime, night: date) -> str:
         check = getattr(engine, "drift_check", None)
         if check is None:
-            return "no drift check (the engine has no continuous learner)"
+            return "no drift check (the engine offers no drift_check)"
         budget = self._left(ctx, until)
         if budget <= 0:
             return "not run: the pre-market is near"

@@ -4,7 +4,8 @@ Pre-market (before the engines' own jobs): re-read the venue clock; reconcile th
 the broker (fail closed: a difference it cannot explain means no trading this session); mark
 the account for the risk gate; load the daily history of the universe and the market proxy;
 fit the hierarchical regime controller (market regime over symbol regimes) and put its
-assessment in ``ctx.regime`` for both engines, journaled as a ``regime`` decision.
+assessment in ``ctx.regime`` for both engines, journaled as a ``regime`` decision; set the
+capital split between the engines and the risk scale (``v28quant.allocation``).
 
 Each cycle slot: re-read the venue clock, mark the account (a loss-limit breach halts), and
 carry out a pending operator ``flatten``.
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from v28quant.allocation import allocate
 from v28quant.broker.base import Intent, OrderRequest, Owner, Side
 from v28quant.engines import EngineContext
 from v28quant.ml.model_store import ModelStore
@@ -173,6 +175,10 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
     ctx.shared["closes"] = closes
     ctx.shared["market_symbol"] = venue.market_symbol
     ctx.regime = await assess_regime(ctx, venue.market_symbol, returns)
+    try:
+        allocate(ctx, float(account.equity))
+    except ValueError as exc:  # the engines then use their whole share (1.0)
+        log.error("capital split not set today: %s", exc)
     return True
 
 

@@ -15,7 +15,12 @@ documents each default):
 * PDT (FINRA Rule 4210): below ``pdt_equity_threshold`` of equity, an order that would close
   a position opened the same session is a day trade; it is refused once
   ``pdt_max_day_trades`` day trades were made in the last five sessions;
-* orders per engine and cycle (``max_orders_per_cycle``).
+* orders per engine and cycle (``max_orders_per_cycle``);
+* an options structure (``OptionsRisk``, given by the options engine with the limits of its
+  ``[options]`` settings): its max loss at expiry within ``max_loss_per_structure`` (x the
+  regime's risk multiplier) for defined-risk shapes, and the options book's delta, gamma, vega
+  and theta after it within the Greek budget ``[options.greeks]``. An order that leaves a Greek
+  outside the budget is denied unless it brings that Greek closer to zero.
 
 ``RiskGate.mark`` watches the account each cycle: equity below the session's first mark by more
 than ``max_daily_loss_fraction``, or below its peak by more than ``max_drawdown_fraction``, halts
@@ -27,12 +32,13 @@ halt. Every denial is journaled with its reason.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from v28quant.broker.base import CONTRACT_SIZE, Account, OrderRequest, Position
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
@@ -61,6 +67,83 @@ class Verdict:
     allowed: bool
     check: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GreekBudget:
+    """Absolute limits on the options book's Greeks.
+
+    Delta in shares, gamma in shares per dollar, vega in dollars per 1.00 of vol, theta in
+    dollars per calendar day.
+    """
+
+    max_delta_shares: float
+    max_gamma: float
+    max_vega: float
+    max_theta_per_day: float
+
+
+class BookGreeks(NamedTuple):
+    """The options book's Greeks in ``GreekBudget`` units."""
+
+    delta: float
+    gamma: float
+    vega: float
+    theta_per_day: float
+
+
+@dataclass(frozen=True, slots=True)
+class OptionsRisk:
+    """What an options order does to the options book, for the gate's budget checks.
+
+    Parameters
+    ----------
+    before, after : BookGreeks
+        The book's Greeks now and once the order has filled.
+    budget : GreekBudget
+        The Greek budget in force.
+    max_loss : float or None
+        Largest loss at expiry of the structure the order opens, dollars over all its units;
+        None where its risk is collateral instead (cash-secured puts, covered calls).
+    max_loss_limit : float
+        Dollars per structure.
+    """
+
+    before: BookGreeks
+    after: BookGreeks
+    budget: GreekBudget
+    max_loss: float | None = None
+    max_loss_limit: float = math.inf
+
+
+def greek_excess(before: BookGreeks, after: BookGreeks, budget: GreekBudget) -> Verdict | None:
+    """Return the denial of the first Greek ``after`` leaves outside ``budget``, or None.
+
+    A Greek already outside the budget may move towards zero: only growing past the budget is
+    refused.
+    """
+    caps = (budget.max_delta_shares, budget.max_gamma, budget.max_vega, budget.max_theta_per_day)
+    for name, cap, b, a in zip(
+        ("delta", "gamma", "vega", "theta"), caps, before, after, strict=True
+    ):
+        if abs(a) > cap and abs(a) > abs(b):
+            return Verdict(
+                False,
+                f"greek_{name}",
+                f"portfolio {name} would go from {b:.2f} to {a:.2f}, beyond the budget {cap:g}",
+            )
+    return None
+
+
+def options_verdict(o: OptionsRisk) -> Verdict | None:
+    """Return the denial of an options structure by its max loss or the Greek budget, or None."""
+    if o.max_loss is not None and not o.max_loss <= o.max_loss_limit:
+        return Verdict(
+            False,
+            "max_loss",
+            f"max loss {o.max_loss:.2f} > max_loss_per_structure {o.max_loss_limit:.2f}",
+        )
+    return greek_excess(o.before, o.after, o.budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +294,7 @@ class RiskGate:
         now: datetime,
         *,
         cycle: datetime | None = None,
+        options: OptionsRisk | None = None,
     ) -> Verdict:
         """Check one order; a denial is journaled (``decisions`` action ``deny``) and logged.
 
@@ -226,10 +310,14 @@ class RiskGate:
             Data time (the simulated clock in backtests).
         cycle : datetime, optional
             The cycle it belongs to, for ``max_orders_per_cycle`` (default ``now``).
+        options : OptionsRisk, optional
+            For an order opening an options structure: its max loss and the book's Greeks.
         """
         key = (request.owner.engine, cycle or now)
         done = self._m.orders.get(key, 0)
         verdict = self._verdict(request, Decimal(price), account, list(positions), now, done)
+        if verdict.allowed and options is not None:
+            verdict = options_verdict(options) or verdict
         if verdict.allowed:
             self._m.orders[key] = self._m.orders.get(key, 0) + 1
             return verdict
@@ -239,7 +327,12 @@ class RiskGate:
             request.owner.strategy,
             request.symbol or "mleg",
             DENY,
-            {"check": verdict.check, "reason": verdict.reason, "request": request.to_dict()},
+            {
+                "check": verdict.check,
+                "reason": verdict.reason,
+                "request": request.to_dict(),
+                **({} if options is None else {"options": _options_record(options)}),
+            },
             now,
         )
         log.warning(
@@ -365,3 +458,19 @@ class RiskGate:
                 f"pdt_equity_threshold {lim.pdt_equity_threshold}",
             )
         return None
+
+
+def _options_record(o: OptionsRisk) -> dict[str, Any]:
+    """Return an ``OptionsRisk`` as JSON-ready numbers for a denial's journal row."""
+    return {
+        "before": {k: round(v, 4) for k, v in o.before._asdict().items()},
+        "after": {k: round(v, 4) for k, v in o.after._asdict().items()},
+        "budget": {
+            "delta": o.budget.max_delta_shares,
+            "gamma": o.budget.max_gamma,
+            "vega": o.budget.max_vega,
+            "theta_per_day": o.budget.max_theta_per_day,
+        },
+        "max_loss": None if o.max_loss is None else round(o.max_loss, 2),
+        "max_loss_limit": None if math.isinf(o.max_loss_limit) else round(o.max_loss_limit, 2),
+    }

@@ -1,21 +1,17 @@
-"""Implied vol in vector lanes (cpp/src/iv_kernels.ipp) against the scalar path (iv.cpp).
+"""Implied vol in vector lanes (cpp/src/iv_kernels.ipp) against the scalar path (iv_scalar.ipp).
 
 Arrays of 8 or more options are solved several at a time in AVX-512/AVX2 lanes; a 1-element
 array takes the scalar code of Jäckel's "Let's Be Rational" (2015). Independent sources: the
 scalar path, one option at a time (a separate implementation of each region of b(x, s) and of
 the iteration), and the true vol of the grid, priced by py_lets_be_rational, where the price
-determines it. The last test reruns this file under V28_SIMD=avx2 and V28_SIMD=base (the
-narrower builds; under base the lanes-vs-scalar check is the scalar code against itself, and
-only the true-vol check is independent).
+determines it. CI reruns this file under V28_SIMD=avx2 and V28_SIMD=base (the narrower
+builds; under base the lanes-vs-scalar check is the scalar code against itself, and only the
+true-vol check is independent).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import py_lets_be_rational as lbr
@@ -106,27 +102,3 @@ def test_lanes_keep_nan_and_strict_per_option() -> None:
         _core.black_implied_vol(
             price, FORWARD * ones, k, ones, np.ones(11, np.uint8), ones, strict=True
         )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("isa", ["avx2", "base"])
-def test_narrower_builds_pass_this_file(isa: str) -> None:
-    # V28_SIMD caps the kernel build chosen at run time (on a CPU without it, nothing changes).
-    env = dict(os.environ, V28_SIMD=isa)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(Path(__file__)),
-            "-k",
-            "not narrower_builds",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"V28_SIMD={isa}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"

@@ -9,15 +9,20 @@ was fitted to, and the signals' edges recomputed from the candidate table.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pytest
+from fakes.options_world import spy_history
 from scipy.optimize import brentq
 from scipy.stats import norm
+from v28quant.clock import SimClock
+from v28quant.data.replay import ReplayFeed
 from v28quant.data.snapshots import load_chain_snapshot
 from v28quant.options.signals import (
     AnalysisSettings,
@@ -108,7 +113,7 @@ def test_surface_fits_the_quotes_and_signals_match_their_table(
         assert -1.0 <= s.value <= 1.0
         assert 0.0 <= s.confidence <= 1.0
         assert s.ts == analysis.as_of
-    e = 100 * (c["market_iv"] - c["model_iv"])
+    e = 100 * (c["fit_iv"] - c["model_iv"])  # the surface was fitted to raw mids
     ok = np.isfinite(e)
     assert by["options_surface"].reasoning["edge_vol_pts"] == pytest.approx(
         float(e[ok].mean()), abs=1e-3
@@ -126,3 +131,33 @@ def test_snapshot_id_changes_with_a_quote(shared_data: Path) -> None:
     moved = chain.copy()
     moved.loc[100, "bid"] = moved.loc[100, "bid"] + 0.01
     assert snapshot_id(moved) != a
+
+
+@pytest.mark.asyncio
+async def test_european_quotes_read_no_put_discount(shared_data: Path) -> None:
+    """On Black-Scholes quotes (no early exercise) puts and calls show the same surface edge.
+
+    The synthetic replay chain quotes European prices at known vols (its ``iv`` column, the
+    independent truth). The surface is fitted to raw mids, so its edge is measured on raw mids:
+    the early-exercise premium, removed only for the European comparison with Merton, must not
+    read as puts priced below the surface (it did by about 0.05 vol points on every put).
+    """
+    now = datetime(2023, 9, 14, 11, 0, tzinfo=ZoneInfo("America/New_York"))
+    feed = ReplayFeed(spy_history(shared_data), SimClock(now), dividend_yield=0.015)
+    chain = await feed.option_chain("SPY", now.date(), now.date() + timedelta(days=180))
+    spy = pd.read_csv(shared_data / "equities" / "yahoo_raw_2019_2023" / "SPY.csv")
+    closes = spy[spy["date"] < "2023-09-14"]["close"].to_numpy(float)
+    a = OptionsAnalyser().analyse("SPY", chain, now=now, daily_closes=closes)
+    v = a.candidates.merge(chain[["symbol", "iv"]], on="symbol")
+    puts, calls = v[v["type"] == "put"], v[v["type"] == "call"]
+    assert len(puts) >= 5
+    assert len(calls) >= 5
+    # raw-mid vols within 0.02 vol points of the quoted vols (tick rounding of bid and ask)
+    assert float((100 * (v["fit_iv"] - v["iv"])).abs().mean()) < 0.02
+    # the European-equivalent vol of a put sits below its quote by its early-exercise premium
+    assert float((puts["market_iv"] - puts["iv"]).mean()) < 0.0
+    surface_edge = {
+        kind: float((100 * (x["fit_iv"] - x["model_iv"])).mean())
+        for kind, x in (("put", puts), ("call", calls))
+    }
+    assert surface_edge["put"] == pytest.approx(surface_edge["call"], abs=0.02), surface_edge

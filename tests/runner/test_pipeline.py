@@ -22,7 +22,16 @@ from v28quant.backtest import BacktestResult, run_backtest
 from v28quant.cli import main as cli_main
 
 UNIVERSE = ["AAPL", "JPM", "XOM"]
-EQUITY_FAMILIES = {"garch", "capm", "hmm", "manifold", "xgboost", "stacked_ensemble"}
+EQUITY_FAMILIES = {
+    "garch",
+    "capm",
+    "hmm",
+    "manifold",
+    "xgboost",
+    "stacked_ensemble",
+    "transformer",
+    "sac",
+}
 
 
 @pytest.fixture(scope="module")

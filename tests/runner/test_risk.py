@@ -14,13 +14,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from v28quant.broker.base import Account, OrderRequest, Owner, Position
+from v28quant.broker.base import Account, Leg, OrderRequest, Owner, Position
 from v28quant.journal import Journal
 from v28quant.risk import (
     FLATTEN,
     FLATTEN_STRATEGY,
     HALT,
     RESUME,
+    BookGreeks,
+    GreekBudget,
+    OptionsRisk,
     RiskGate,
     day_trades,
     halt_state,
@@ -164,3 +167,63 @@ def test_pdt_counts_day_trades_below_25k(journal) -> None:
     assert v.check == "pdt", v
     # the same sell with $25,000 or more is allowed
     assert small.check(_sell("XOM", 10, 1), Decimal(80), _account("25000"), held, NOW).allowed
+
+
+BUDGET = GreekBudget(max_delta_shares=1500, max_gamma=300, max_vega=20000, max_theta_per_day=1000)
+FLAT = BookGreeks(0.0, 0.0, 0.0, 0.0)
+
+
+def _condor(n: int = 0) -> OrderRequest:
+    legs = [
+        Leg("SPY231020P00420000", 1, "buy", "buy_to_open"),
+        Leg("SPY231020P00425000", 1, "sell", "sell_to_open"),
+        Leg("SPY231020C00470000", 1, "sell", "sell_to_open"),
+        Leg("SPY231020C00475000", 1, "buy", "buy_to_open"),
+    ]
+    return OrderRequest.multileg(
+        legs, 2, Decimal("-1.50"), owner=Owner("options", "iron_condor", f"ic{n}")
+    )
+
+
+@pytest.mark.parametrize(
+    ("after", "max_loss", "check"),
+    [
+        (BookGreeks(1400.0, 250.0, -19000.0, 900.0), 2500.0, None),  # inside, at the max loss
+        (BookGreeks(-1500.5, 0.0, 0.0, 0.0), 700.0, "greek_delta"),  # |delta| past 1,500 shares
+        (BookGreeks(0.0, 300.5, 0.0, 0.0), 700.0, "greek_gamma"),  # past 300 shares per dollar
+        (BookGreeks(0.0, 0.0, -20000.5, 0.0), 700.0, "greek_vega"),  # past 20,000 dollars per vol
+        (BookGreeks(0.0, 0.0, 0.0, 1000.5), 700.0, "greek_theta"),  # past 1,000 dollars per day
+        (BookGreeks(0.0, 0.0, 0.0, 0.0), 2500.01, "max_loss"),  # 2,500 dollars per structure
+    ],
+)
+def test_options_budget_denies_by_the_named_greek(
+    journal, after: BookGreeks, max_loss: float, check: str | None
+) -> None:
+    """The Greek budget and max loss per structure are the gate's checks, journaled by name."""
+    gate = RiskGate(RiskLimits(), journal)
+    risk = OptionsRisk(FLAT, after, BUDGET, max_loss, 2500.0)
+    v = gate.check(_condor(), Decimal("1.50"), _account(), [], NOW, options=risk)
+    assert (v.allowed, v.check) == (check is None, check), v
+    rows = _denials(journal)
+    assert len(rows) == (0 if check is None else 1)
+    if check is not None:
+        (row,) = rows
+        assert row["reasoning"]["check"] == check
+        assert row["action"] == "deny"
+        assert row["reasoning"]["options"]["max_loss_limit"] == 2500.0
+        name = check.removeprefix("greek_")
+        assert name in str(v.reason)
+
+
+def test_options_budget_lets_a_breach_shrink(journal) -> None:
+    """A book already past its vega budget may reduce it, never grow it."""
+    gate = RiskGate(RiskLimits(), journal)
+    over = BookGreeks(0.0, 0.0, -25000.0, 0.0)
+    less = OptionsRisk(over, BookGreeks(0.0, 0.0, -22000.0, 0.0), BUDGET, 500.0, 2500.0)
+    more = OptionsRisk(over, BookGreeks(0.0, 0.0, -26000.0, 0.0), BUDGET, 500.0, 2500.0)
+    assert gate.check(_condor(1), Decimal("1.50"), _account(), [], NOW, options=less).allowed
+    v = gate.check(_condor(2), Decimal("1.50"), _account(), [], NOW, options=more)
+    assert v.check == "greek_vega"
+    # a cash-secured put's risk is its collateral: no max loss to check
+    csp = OptionsRisk(FLAT, FLAT, BUDGET, None, 2500.0)
+    assert gate.check(_condor(3), Decimal("1.50"), _account(), [], NOW, options=csp).allowed

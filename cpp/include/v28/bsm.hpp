@@ -1,7 +1,8 @@
 // Black-Scholes-Merton (1973) European option prices and Greeks with a continuous dividend
-// yield (implied volatility: v28/iv.hpp). The vectorised functions run SIMD kernels
-// (cpp/src/bsm_kernels.ipp compiled per instruction set: AVX-512 or AVX2+FMA picked at run
-// time by cpp/src/bsm_kernels.cpp, scalar <cmath> otherwise).
+// yield (implied volatility: v28/iv.hpp). Every function runs one SIMD kernel
+// (cpp/src/bsm_kernels.ipp compiled per level, AVX-512, AVX2 + FMA or the baseline, picked at
+// run time by v28::simd::level()); out of the money it prices without cancellation, so the deep
+// tails keep their relative accuracy on every level.
 //
 // Units: spot and strike in currency per unit of underlying; t in years; rate and div
 // continuously compounded per year; vol annualised (0.2 = 20 %). Greeks: delta dV/dS, gamma
@@ -12,12 +13,10 @@
 // value of the forward, max(+-(S e^{-qT} - K e^{-rT}), 0), with zero gamma and vega.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
-#include "v28/normal.hpp"
 
 namespace v28::bsm {
 
@@ -29,23 +28,11 @@ struct Greeks {
     double rho = 0.0;
 };
 
-// Price of one option. Inputs are assumed valid (see check_inputs); used on hot paths.
-inline double price(double spot, double strike, double t, double rate, double div, double vol,
-                    bool call) {
-    const double df_r = std::exp(-rate * t);
-    const double df_q = std::exp(-div * t);
-    const double sd = vol * std::sqrt(t);
-    const double w = call ? 1.0 : -1.0;
-    if (!(sd > 0.0)) {
-        const double intrinsic = w * (spot * df_q - strike * df_r);
-        return intrinsic > 0.0 ? intrinsic : 0.0;
-    }
-    const double d1 = (std::log(spot / strike) + (rate - div) * t) / sd + 0.5 * sd;
-    const double d2 = d1 - sd;
-    return w * (spot * df_q * norm_cdf(w * d1) - strike * df_r * norm_cdf(w * d2));
-}
-
-// Price and the five Greeks of one option; returns the price.
+// Price of one option, and price and the five Greeks (returned: the price); the same kernel
+// and accuracy as the vectorised functions below. Inputs are assumed valid (see check_inputs):
+// on invalid ones the results are meaningless.
+double price(double spot, double strike, double t, double rate, double div, double vol,
+             bool call);
 double price_greeks(double spot, double strike, double t, double rate, double div, double vol,
                     bool call, Greeks& g);
 

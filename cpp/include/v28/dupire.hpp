@@ -41,8 +41,8 @@ struct McSettings {
 // dynamics of the surface, and their Monte Carlo standard errors. The simulated state is
 // x = ln(S_t / F(t)), dx = -sigma_loc^2/2 dt + sigma_loc dW, by Euler steps in x with
 // antithetic normals; sigma_loc^2 is clamped at 0 where the surface has arbitrage. Random
-// numbers come from a splittable SplitMix64 stream per antithetic pair (Steele, Lea & Flood
-// 2014), so results depend only on the seed, never on the thread count.
+// numbers are the project's Philox4x32-10 normals (rng.hpp), one counter stream per antithetic
+// pair, so results depend only on the seed, never on the thread count.
 void local_vol_mc(const surface::SviSurface& s, std::span<const double> t,
                   std::span<const double> strike, std::span<const std::uint8_t> call,
                   const McSettings& cfg, std::span<double> price, std::span<double> stderr_out);

@@ -72,7 +72,8 @@ struct Calibration {
     double seconds = 0.0;             // wall time of the fit
     bool feller = false;              // 2 kappa theta >= sigma^2
     // True when a stopping test was met: the relative step fell below 1e-10, the cost below
-    // 1e-28, or (no downhill step left) the projected gradient below gradient_tolerance; and
+    // 1e-28, or (no downhill step left) the projected gradient below gradient_tolerance or
+    // the Gauss-Newton decrease g' (J'J)^-1 g below model_decrease_tolerance of the cost; and
     // every expiry's quadrature converged. False when max_iterations ran out or LM stalled
     // away from a stationary point.
     bool converged = false;
@@ -80,6 +81,11 @@ struct Calibration {
 
 // |d cost / d ln p_j| / cost at which a stalled fit counts as stationary (per free parameter).
 inline constexpr double gradient_tolerance = 1e-6;
+// The Gauss-Newton model's predicted relative decrease at which a stalled fit counts as
+// stationary: the forward-difference Jacobian (step 1e-7) carries relative noise of ~1e-6 from
+// the prices' rounding, so at a minimum the gradient is that noise (|g| ln p / cost up to
+// ~1e-5) while the decrease it predicts stays near 1e-13 of the cost.
+inline constexpr double model_decrease_tolerance = 1e-10;
 
 // Least-squares fit of the five parameters to market prices by Levenberg-Marquardt (K. Levenberg
 // (1944), D. Marquardt (1963); Marquardt's diagonal scaling), finite-difference Jacobian, steps

@@ -23,6 +23,9 @@
 
 #include <cstdint>
 
+#include "v28/heston.hpp"
+#include "v28/merton.hpp"
+
 namespace v28::mc {
 
 inline constexpr std::uint64_t chunk_units = 4096;
@@ -57,22 +60,22 @@ Result asian(const Gbm& g, int steps, const Options& o);
 // Closed-form price of the discretely monitored geometric-average Asian (the control variate).
 double geometric_asian(const Gbm& g, int steps);
 
+// A European option on a stock with a continuous dividend yield, and its market; the model and
+// its parameters come separately (defined and checked once, in heston.hpp / merton.hpp).
+struct Vanilla {
+    double spot, strike, t, rate, div;
+    bool call;
+};
+
 // Heston European option by Andersen's QE scheme (L. Andersen (2008), "Simple and efficient
 // simulation of the Heston stochastic volatility model", J. Comput. Finance 11(3)), psi_c = 1.5,
 // gamma1 = gamma2 = 1/2, with the martingale correction of section 3.2.3. `steps` time steps.
 // Antithetic variates are not used (ignored); the control variate is the discounted terminal spot.
-struct HestonSpec {
-    double spot, strike, t, rate, div, v0, kappa, theta, sigma, rho;
-    bool call;
-};
-Result heston_european(const HestonSpec& h, int steps, const Options& o);
+Result heston_european(const Vanilla& opt, const heston::Params& model, int steps,
+                       const Options& o);
 
 // Merton (1976) jump diffusion, European, simulated exactly at t: N ~ Poisson(lam t) jumps with
 // log sizes N(mu_j, delta_j^2), compensated drift rate - div - lam (e^{mu_j + delta_j^2/2} - 1).
-struct MertonSpec {
-    double spot, strike, t, rate, div, vol, lam, mu_j, delta_j;
-    bool call;
-};
-Result merton_european(const MertonSpec& m, const Options& o);
+Result merton_european(const Vanilla& opt, const merton::Params& model, const Options& o);
 
 }  // namespace v28::mc

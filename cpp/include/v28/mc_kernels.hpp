@@ -1,7 +1,8 @@
 // The Monte Carlo hot loops (GBM European and Asian chunks, blocks of normals), compiled once per
-// instruction set (AVX-512, AVX2 + FMA, baseline) from cpp/src/mc_kernels.ipp and chosen at run
-// time from the CPU: no -march flags, and a binary built here runs anywhere. mc.cpp and rng.cpp
-// call them through `table()`. See mc.hpp for the method and rng.hpp / vmath.hpp for the draws.
+// level (AVX-512, AVX2 + FMA, baseline) from cpp/src/mc_kernels.ipp and chosen at run time by
+// v28::simd::level() (v28/simd_dispatch.hpp): no -march flags, a binary built here runs
+// anywhere. mc.cpp and rng.cpp call them through `table()`. See mc.hpp for the method and
+// rng.hpp / vmath.hpp for the draws.
 //
 // Every kernel sums a contiguous range of sample units in a fixed order, so a chunk's sums depend
 // only on the chunk and the instruction set, never on the thread that ran it.
@@ -49,8 +50,7 @@ struct Table {
 
 extern const Table avx512_table, avx2_table, base_table;
 
-// The widest table the CPU (and OS) supports, fixed at the first call. The environment variable
-// V28_SIMD=avx2 or V28_SIMD=base caps it (to test the narrower builds on a wide machine).
+// The table of v28::simd::level() (the widest build the CPU supports, capped by V28_SIMD).
 const Table& table();
 
 }  // namespace v28::mc::kernels

@@ -33,6 +33,10 @@ struct Params {
     double vol, lam, mu_j, delta_j;
 };
 
+// Throws std::invalid_argument naming the first bad parameter: vol, lam, delta_j >= 0; mu_j
+// finite. `index` is reported in the message (no_index for scalars).
+void check_params(const Params& p, std::size_t index);
+
 // One option; inputs assumed valid.
 double price(double spot, double strike, double t, double rate, double div, const Params& p,
              bool call);

@@ -7,180 +7,21 @@
 // the paths were split: the key is the seed, the counter names (draw index, stream, path).
 //
 // Normals come from the Box-Muller transform (G. E. P. Box, M. E. Muller (1958), Ann. Math.
-// Statist. 29(2)) of two 32-bit uniforms: one Philox call gives four normals. The functions here
-// are the scalar forms (per-path draws of the Heston and Merton simulations, and the sin/cos of
-// the Heston integrand): branch-free polynomial kernels (fdlibm's minimax coefficients; Cody-Waite
-// argument reduction), a few ulp over their stated domains. The bulk generator (`normals`) and
-// the GBM kernels use the SIMD forms of the same kernels in vmath.hpp, which give the same
-// normals to within an ulp or two.
+// Statist. 29(2)) of two 32-bit uniforms: one Philox call gives four normals. The generator, the
+// uniforms and Box-Muller are defined once, in vmath.hpp (v28::simd::philox4x32_10,
+// uniform_open, box_muller), for one draw (std::uint64_t words, double) as for a register of
+// lanes; the functions here are the reference block and the bulk stream.
 #pragma once
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
-#define V28_INLINE [[gnu::always_inline]] inline
-
 namespace v28::rng {
 
-inline constexpr std::uint32_t philox_m0 = 0xD2511F53u;
-inline constexpr std::uint32_t philox_m1 = 0xCD9E8D57u;
-inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u;  // golden ratio
-inline constexpr std::uint32_t philox_w1 = 0xBB67AE85u;  // sqrt(3) - 1
-
-// Philox4x32-10 on W independent counters held as structure of arrays (c0..c3 in, random words
-// out, in place), so that the loop over lanes vectorises. Each 32-bit word sits in a 64-bit lane:
-// the 32 x 32 -> 64-bit products then map onto vpmuludq. Key (k0, k1) is shared by the lanes.
-template <int W>
-V28_INLINE void philox4x32_10(std::uint64_t* __restrict c0, std::uint64_t* __restrict c1,
-                              std::uint64_t* __restrict c2, std::uint64_t* __restrict c3,
-                              std::uint32_t k0, std::uint32_t k1) {
-    constexpr std::uint64_t lo32 = 0xFFFFFFFFull;
-    std::uint64_t key0 = k0, key1 = k1;
-    for (int r = 0; r < 10; ++r) {
-        for (int l = 0; l < W; ++l) {
-            const std::uint64_t p0 = (c0[l] & lo32) * philox_m0;
-            const std::uint64_t p1 = (c2[l] & lo32) * philox_m1;
-            const std::uint64_t n0 = (p1 >> 32) ^ c1[l] ^ key0;
-            const std::uint64_t n2 = (p0 >> 32) ^ c3[l] ^ key1;
-            c1[l] = p1 & lo32;
-            c3[l] = p0 & lo32;
-            c0[l] = n0;
-            c2[l] = n2;
-        }
-        key0 = (key0 + philox_w0) & lo32;
-        key1 = (key1 + philox_w1) & lo32;
-    }
-}
-
-// One Philox4x32-10 block (the reference form; used for known-answer tests).
+// One Philox4x32-10 block (the reference form; known-answer tests and per-path draws).
 void philox4x32_10(const std::uint32_t counter[4], const std::uint32_t key[2],
                    std::uint32_t out[4]);
-
-// Uniform in the open interval (0, 1) from 32 random bits: (x + 1/2) / 2^32.
-V28_INLINE double uniform_open(std::uint64_t x) {
-    return (static_cast<double>(x) + 0.5) * 0x1p-32;
-}
-
-namespace detail {
-
-inline constexpr double ln2_hi = 6.93147180369123816490e-01;  // fdlibm split of ln 2
-inline constexpr double ln2_lo = 1.90821492927058770002e-10;
-inline constexpr double round_shift = 0x1.8p52;  // adding it rounds |x| < 2^51 to an integer
-
-V28_INLINE std::int64_t rounded_bits(double shifted) {
-    return std::bit_cast<std::int64_t>(shifted) - std::bit_cast<std::int64_t>(round_shift);
-}
-
-}  // namespace detail
-
-// ln x for finite normal x > 0 (no checks: the callers pass uniforms in (0, 1)). fdlibm e_log.c:
-// x = 2^k m, m in [sqrt(2)/2, sqrt(2)), ln m = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f).
-V28_INLINE double log(double x) {
-    using namespace detail;
-    const auto bits = std::bit_cast<std::uint64_t>(x);
-    const std::uint64_t expo = bits >> 52;
-    const double m0 = std::bit_cast<double>((bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull);
-    const bool big = m0 > 1.41421356237309504880;
-    const double m = big ? 0.5 * m0 : m0;
-    // expo as a double without an int64 -> double conversion (absent from AVX2): 2^52 + expo.
-    const double kb = std::bit_cast<double>(expo | 0x4330000000000000ull) - (0x1p52 + 1023.0);
-    const double k = big ? kb + 1.0 : kb;
-    const double f = m - 1.0;
-    const double s = f / (2.0 + f);
-    const double z = s * s;
-    const double w = z * z;
-    const double t1 = w * (3.999999999940941908e-01 +
-                           w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
-    const double t2 =
-        z * (6.666666666666735130e-01 +
-             w * (2.857142874366239149e-01 +
-                  w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
-    const double rr = t2 + t1;
-    const double hfsq = 0.5 * f * f;
-    return k * ln2_hi - ((hfsq - (s * (hfsq + rr) + k * ln2_lo)) - f);
-}
-
-// sqrt(x) for finite x >= 0, branch-free: a bit-level estimate of 1/sqrt(x) (the 64-bit
-// constant 0x5FE6EB50C7B537A9 of C. Lomont (2003), "Fast inverse square root", Purdue
-// technical note, sec. 5, the double-precision analogue of 0x5F3759DF) refined by four
-// Newton steps (error 3.5e-2 -> 2e-3 -> 5e-6 -> 4e-11 -> below 1 ulp), times x. std::sqrt would
-// do, but its errno path keeps the compiler from vectorising the loops that call it.
-V28_INLINE double sqrt(double x) {
-    double y = std::bit_cast<double>(0x5FE6EB50C7B537A9ull - (std::bit_cast<std::uint64_t>(x) >> 1));
-    const double hx = 0.5 * x;
-    y = y * (1.5 - hx * y * y);
-    y = y * (1.5 - hx * y * y);
-    y = y * (1.5 - hx * y * y);
-    y = y * (1.5 - hx * y * y);
-    const double s = x * y;
-    // One Newton step on s itself, s + (x - s^2) / (2 s) = s + (x - s^2) y / 2, for the last ulp.
-    return x > 0.0 ? s + 0.5 * y * (x - s * s) : 0.0;
-}
-
-namespace detail {
-
-// sin and cos of r, |r| <= pi/4 (fdlibm k_sin.c / k_cos.c polynomials).
-V28_INLINE void sincos_kernel(double r, double& s, double& c) {
-    const double z = r * r;
-    const double ps =
-        -1.66666666666666324348e-01 +
-        z * (8.33333333332248946124e-03 +
-             z * (-1.98412698298579493134e-04 +
-                  z * (2.75573137070700676789e-06 +
-                       z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10))));
-    const double pc =
-        4.16666666666666019037e-02 +
-        z * (-1.38888888888741095749e-03 +
-             z * (2.48015872894767294178e-05 +
-                  z * (-2.75573143513906633035e-07 +
-                       z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11))));
-    s = r + r * z * ps;
-    c = 1.0 - 0.5 * z + z * z * pc;
-}
-
-// Rotate (sin r, cos r) by q quarter turns: sin/cos of r + q pi/2.
-V28_INLINE void quadrant(std::int64_t q, double s, double c, double& sin_out, double& cos_out) {
-    const bool swap = (q & 1) != 0;
-    const double ss = swap ? c : s;
-    const double cc = swap ? s : c;
-    sin_out = (q & 2) != 0 ? -ss : ss;
-    cos_out = ((q + 1) & 2) != 0 ? -cc : cc;
-}
-
-}  // namespace detail
-
-// sin and cos of x for |x| <= 2^19 pi/2 (three-part Cody-Waite reduction by pi/2).
-V28_INLINE void sincos(double x, double& s, double& c) {
-    using namespace detail;
-    const double t = x * 6.36619772367581382433e-01 + round_shift;
-    const double n = t - round_shift;
-    const std::int64_t q = rounded_bits(t);
-    double r = x - n * 1.57079632673412561417e+00;
-    r -= n * 6.07710050630396597660e-11;
-    r -= n * 2.02226624871116645580e-21;
-    double ks, kc;
-    sincos_kernel(r, ks, kc);
-    quadrant(q, ks, kc, s, c);
-}
-
-// Two independent standard normals from two 32-bit words (Box-Muller):
-// z0 = R cos(2 pi u1), z1 = R sin(2 pi u1), R = sqrt(-2 ln u0), u0 in (0, 1), u1 in [0, 1).
-V28_INLINE void box_muller(std::uint64_t x0, std::uint64_t x1, double& z0, double& z1) {
-    using namespace detail;
-    const double radius = sqrt(-2.0 * v28::rng::log(uniform_open(x0)));
-    // 2 pi u1 = q pi/2 + r with q = round(4 u1) and r = 2 pi (u1 - q/4), both exact in u1.
-    const double u1 = static_cast<double>(x1) * 0x1p-32;
-    const double t = 4.0 * u1 + round_shift;
-    const double qd = t - round_shift;
-    const double r = (u1 - 0.25 * qd) * 6.28318530717958647693;
-    double ks, kc, s, c;
-    sincos_kernel(r, ks, kc);
-    quadrant(rounded_bits(t), ks, kc, s, c);
-    z0 = radius * c;
-    z1 = radius * s;
-}
 
 // Standard normals of stream `stream` under `seed`: normal j is word j % 4 of the Philox block at
 // counter (j / 4, tag, stream lo, stream hi), Box-Muller paired (0,1) and (2,3). `first` must be a

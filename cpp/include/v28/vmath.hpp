@@ -5,8 +5,8 @@
 // AVX2 + FMA, 2 otherwise (SSE2 or any other target). The width follows the target this header
 // is compiled for, and everything lives in an inline namespace named after it (avx512, avx2,
 // base), so translation units compiled for different targets (`#pragma GCC target` before the
-// include, chosen at run time by the caller) never share a symbol. Every function is
-// always_inline as well: no out-of-line copy exists for the linker (or link-time optimisation)
+// include, chosen at run time by v28::simd::level(), simd_dispatch.hpp) never share a symbol.
+// Every function is always_inline as well: no out-of-line copy exists for the linker (or link-time optimisation)
 // to merge across targets, which once left the AVX-512 BSM loop calling a baseline exp. Include
 // the standard headers a unit needs BEFORE such a pragma, so their inline functions keep the
 // default target; this header itself uses compiler builtins only.
@@ -42,8 +42,8 @@
 #include <immintrin.h>
 #endif
 
-// GCC's C++ front end does not update the ISA macros after `#pragma GCC target`, so a unit that
-// uses the pragma also defines V28_SIMD_TARGET_AVX512 or V28_SIMD_TARGET_AVX2 before including.
+// GCC's C++ front end does not update the ISA macros after `#pragma GCC target`, so the level's
+// target header (cpp/src/simd_target_*.hpp) also defines V28_SIMD_TARGET_AVX512 or _AVX2.
 #if defined(V28_SIMD_TARGET_AVX512) || \
     (defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512VL__))
 #define V28_SIMD_ISA avx512
@@ -218,6 +218,17 @@ V28_VINLINE T bc(double c) {
         return splat2(c);
     }
 }
+// a * b + c in polynomials that need no exact product (sin/cos, log): fused where the target
+// has FMA, a product and a sum on the baseline, for doubles as for its vectors (no library
+// call, and a lane gives the bits of the scalar call there too).
+template <class T>
+V28_VINLINE T madd(T a, T b, T c) {
+#if V28_SIMD_BYTES >= 32
+    return fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
 template <class T>
 V28_VINLINE T abs(T x) {
     return as_d(as_u(x) & 0x7FFFFFFFFFFFFFFFull);
@@ -332,8 +343,8 @@ V28_VINLINE T log_normal(T xs, T e_shift) {
     const T s = f / (2.0 + f);
     const T z = s * s;
     const T w = z * z;
-    const T t1 = w * fma(w, fma(w, bc<T>(lg6), bc<T>(lg4)), bc<T>(lg2));
-    const T t2 = z * fma(w, fma(w, fma(w, bc<T>(lg7), bc<T>(lg5)), bc<T>(lg3)), bc<T>(lg1));
+    const T t1 = w * madd(w, madd(w, bc<T>(lg6), bc<T>(lg4)), bc<T>(lg2));
+    const T t2 = z * madd(w, madd(w, madd(w, bc<T>(lg7), bc<T>(lg5)), bc<T>(lg3)), bc<T>(lg1));
     const T r = t2 + t1;
     return s * (hfsq + r) + e * ln2_lo - hfsq + f + e * ln2_hi;
 }
@@ -437,14 +448,31 @@ V28_VINLINE double erfcx_nonneg_scalar(double x) {
 
 // ---- The normal CDF (any T) ----------------------------------------------------------------
 
+// The rounding error lo = x*x - hi of hi = x*x (exact), for |x| <= 1e10. One FMA where the
+// target has it; the 16-byte base vectors have none and take Dekker's product (T. J. Dekker
+// (1971), Numer. Math. 18, "A floating-point technique for extending the available precision"):
+// x split into two 26-bit halves by Veltkamp's 2^27 + 1, whose products are exact.
+template <class T>
+V28_VINLINE T square_error(T x, T hi) {
+#if V28_SIMD_BYTES == 16
+    if constexpr (sizeof(T) != sizeof(double)) {
+        const T c = x * 134217729.0;
+        const T xh = c - (c - x);
+        const T xl = x - xh;
+        return ((xh * xh - hi) + 2.0 * xh * xl) + xl * xl;
+    }
+#endif
+    return fma(x, x, -hi);
+}
+
 // exp(-x^2 / 2) with x^2 split exactly (x*x = hi + lo), so the result keeps full relative
-// accuracy even where x^2 / 2 is ~700 (needs FMA for the split).
+// accuracy even where x^2 / 2 is ~700.
 template <class T>
 V28_VINLINE T exp_neg_half_sq(T x) {
     x = sel(x < -1e10, bc<T>(-1e10), x);  // keeps lo finite at +-inf; NaN passes
     x = sel(x > 1e10, bc<T>(1e10), x);
     const T hi = x * x;
-    const T lo = fma(x, x, -hi);
+    const T lo = square_error(x, hi);
     return exp(-0.5 * hi) * (1.0 - 0.5 * lo);
 }
 
@@ -520,79 +548,126 @@ V28_VINLINE double erfcx(double x) {
     return x >= 0.0 ? pos : 2.0 * exp(x * x) - pos;
 }
 
-// ---- Uniforms and normals from Philox words (Monte Carlo) ----------------------------------
+// ---- Uniforms and normals from Philox words (Monte Carlo; any T) ---------------------------
 
-// Uniform in (0, 1) from the low 32 bits of each lane: (x + 1/2) / 2^32, exact.
-V28_VINLINE vd uniform_open(vu x) {
-    const vd big = (vd)((x & 0xFFFFFFFFull) | 0x4330000000000000ull);  // 2^52 + x
+// Uniform in (0, 1) from the low 32 bits of x (a word or a lane of words): (x + 1/2) / 2^32,
+// exact.
+template <class U>
+V28_VINLINE auto uniform_open(U x) {
+    const auto big = as_d((x & 0xFFFFFFFFull) | 0x4330000000000000ull);  // 2^52 + x
     return (big - (0x1p52 - 0.5)) * 0x1p-32;
 }
 // Uniform in [0, 1) from the low 32 bits: x / 2^32, exact.
-V28_VINLINE vd uniform_closed_open(vu x) {
-    const vd big = (vd)((x & 0xFFFFFFFFull) | 0x4330000000000000ull);
+template <class U>
+V28_VINLINE auto uniform_closed_open(U x) {
+    const auto big = as_d((x & 0xFFFFFFFFull) | 0x4330000000000000ull);
     return (big - 0x1p52) * 0x1p-32;
 }
 
 // sin r and cos r for |r| <= pi/4 (fdlibm k_sin.c / k_cos.c polynomials).
-V28_VINLINE void sincos_kernel(vd r, vd& s, vd& c) {
-    const vd z = r * r;
-    vd ps = splat(1.58969099521155010221e-10);
-    ps = fma(ps, z, splat(-2.50507602534068634195e-08));
-    ps = fma(ps, z, splat(2.75573137070700676789e-06));
-    ps = fma(ps, z, splat(-1.98412698298579493134e-04));
-    ps = fma(ps, z, splat(8.33333333332248946124e-03));
-    ps = fma(ps, z, splat(-1.66666666666666324348e-01));
-    vd pc = splat(-1.13596475577881948265e-11);
-    pc = fma(pc, z, splat(2.08757232129817482790e-09));
-    pc = fma(pc, z, splat(-2.75573143513906633035e-07));
-    pc = fma(pc, z, splat(2.48015872894767294178e-05));
-    pc = fma(pc, z, splat(-1.38888888888741095749e-03));
-    pc = fma(pc, z, splat(4.16666666666666019037e-02));
-    s = fma(r * z, ps, r);
-    c = fma(z * z, pc, fma(splat(-0.5), z, splat(1.0)));
+template <class T>
+V28_VINLINE void sincos_kernel(T r, T& s, T& c) {
+    const T z = r * r;
+    T ps = bc<T>(1.58969099521155010221e-10);
+    ps = madd(ps, z, bc<T>(-2.50507602534068634195e-08));
+    ps = madd(ps, z, bc<T>(2.75573137070700676789e-06));
+    ps = madd(ps, z, bc<T>(-1.98412698298579493134e-04));
+    ps = madd(ps, z, bc<T>(8.33333333332248946124e-03));
+    ps = madd(ps, z, bc<T>(-1.66666666666666324348e-01));
+    T pc = bc<T>(-1.13596475577881948265e-11);
+    pc = madd(pc, z, bc<T>(2.08757232129817482790e-09));
+    pc = madd(pc, z, bc<T>(-2.75573143513906633035e-07));
+    pc = madd(pc, z, bc<T>(2.48015872894767294178e-05));
+    pc = madd(pc, z, bc<T>(-1.38888888888741095749e-03));
+    pc = madd(pc, z, bc<T>(4.16666666666666019037e-02));
+    s = madd(r * z, ps, r);
+    c = madd(z * z, pc, madd(bc<T>(-0.5), z, bc<T>(1.0)));
 }
+
+namespace detail {
+// (sin, cos) of r + q pi/2 from (sin r, cos r): q's low two bits pick the quadrant.
+template <class T, class U>
+V28_VINLINE void quadrant(U q, T ks, T kc, T& s, T& c) {
+    const auto swap = (q & 1) != 0;
+    const T ss = sel(swap, kc, ks);
+    const T cc = sel(swap, ks, kc);
+    s = as_d(as_u(ss) ^ ((q & 2) << 62));        // negate in quadrants 2, 3
+    c = as_d(as_u(cc) ^ (((q + 1) & 2) << 62));  // negate in quadrants 1, 2
+}
+}  // namespace detail
 
 // sin and cos of 2 pi u for u in [0, 1): 2 pi u = q pi/2 + r with q = round(4 u) and
 // r = 2 pi (u - q/4), both exact in u, then a rotation by q quarter turns.
-V28_VINLINE void sincos_2pi(vd u, vd& s, vd& c) {
+template <class T>
+V28_VINLINE void sincos_2pi(T u, T& s, T& c) {
     using namespace detail;
-    const vd t = fma(splat(4.0), u, splat(round_shift));
-    const vd qd = t - round_shift;
-    const vu q = (vu)rounded_bits(t);
-    const vd r = fma(splat(-0.25), qd, u) * 6.28318530717958647693;
-    vd ks, kc;
+    const T t = madd(bc<T>(4.0), u, bc<T>(round_shift));
+    const T qd = t - round_shift;
+    const T r = madd(bc<T>(-0.25), qd, u) * 6.28318530717958647693;
+    T ks, kc;
     sincos_kernel(r, ks, kc);
-    const vi swap = (vi)((q & 1) != 0);
-    const vd ss = select(swap, kc, ks);
-    const vd cc = select(swap, ks, kc);
-    s = (vd)((vu)ss ^ ((q & 2) << 62));        // negate in quadrants 2, 3
-    c = (vd)((vu)cc ^ (((q + 1) & 2) << 62));  // negate in quadrants 1, 2
+    quadrant(as_u(t) - as_u(bc<T>(round_shift)), ks, kc, s, c);
 }
 
-// Two standard normals per lane from two 32-bit words per lane (low bits of x0, x1):
+// sin and cos of x for |x| <= 2^19 pi/2 (fdlibm's three-part Cody-Waite reduction by pi/2;
+// a few ulp).
+template <class T>
+V28_VINLINE void sincos(T x, T& s, T& c) {
+    using namespace detail;
+    const T t = madd(x, bc<T>(6.36619772367581382433e-01), bc<T>(round_shift));  // x 2/pi
+    const T n = t - round_shift;
+    T r = madd(n, bc<T>(-1.57079632673412561417e+00), x);
+    r = madd(n, bc<T>(-6.07710050630396597660e-11), r);
+    r = madd(n, bc<T>(-2.02226624871116645580e-21), r);
+    T ks, kc;
+    sincos_kernel(r, ks, kc);
+    quadrant(as_u(t) - as_u(bc<T>(round_shift)), ks, kc, s, c);
+}
+
+V28_VINLINE double sqrt(double x) {
+#if defined(__SSE2__)
+    return _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(x)));  // no errno path
+#else
+    return __builtin_sqrt(x);
+#endif
+}
+
+// Two standard normals from two 32-bit words (per lane: the low bits of x0, x1):
 // z0 = R cos(2 pi u1), z1 = R sin(2 pi u1), R = sqrt(-2 ln u0), u0 in (0, 1), u1 in [0, 1).
-V28_VINLINE void box_muller(vu x0, vu x1, vd& z0, vd& z1) {
-    const vd radius = sqrt(-2.0 * log_positive_normal(uniform_open(x0)));
-    vd s, c;
+template <class U, class T>
+V28_VINLINE void box_muller(U x0, U x1, T& z0, T& z1) {
+    const T radius = sqrt(-2.0 * log_positive_normal(uniform_open(x0)));
+    T s, c;
     sincos_2pi(uniform_closed_open(x1), s, c);
     z0 = radius * c;
     z1 = radius * s;
 }
 
-// Philox4x32-10 on one counter per lane (words in the low 32 bits of c0..c3; in place). The
-// high halves carry garbage between rounds, which the multiplies and the final users ignore.
-V28_VINLINE void philox4x32_10(vu& c0, vu& c1, vu& c2, vu& c3, std::uint64_t seed) {
+// Philox4x32-10 constants (J. K. Salmon et al. (2011), SC'11; the Random123 reference values).
+inline constexpr std::uint32_t philox_m0 = 0xD2511F53u, philox_m1 = 0xCD9E8D57u;
+inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u;  // golden ratio
+inline constexpr std::uint32_t philox_w1 = 0xBB67AE85u;  // sqrt(3) - 1
+
+V28_VINLINE std::uint64_t mul32(std::uint64_t a, std::uint32_t m) {
+    return (a & 0xFFFFFFFFull) * m;
+}
+
+// Philox4x32-10 on one counter (U = std::uint64_t) or one per lane (U = vu): words in the low
+// 32 bits of c0..c3, in place. The high halves carry garbage between rounds, which the
+// multiplies and the final users ignore.
+template <class U>
+V28_VINLINE void philox4x32_10(U& c0, U& c1, U& c2, U& c3, std::uint64_t seed) {
     std::uint32_t k0 = static_cast<std::uint32_t>(seed);
     std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
     for (int r = 0; r < 10; ++r) {
-        const vu p0 = mul32(c0, 0xD2511F53u);
-        const vu p1 = mul32(c2, 0xCD9E8D57u);
+        const U p0 = mul32(c0, philox_m0);
+        const U p1 = mul32(c2, philox_m1);
         c0 = (p1 >> 32) ^ c1 ^ k0;
         c2 = (p0 >> 32) ^ c3 ^ k1;
         c1 = p1;
         c3 = p0;
-        k0 += 0x9E3779B9u;  // golden ratio
-        k1 += 0xBB67AE85u;  // sqrt(3) - 1
+        k0 += philox_w0;
+        k1 += philox_w1;
     }
 }
 

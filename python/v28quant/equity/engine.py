@@ -28,14 +28,26 @@ from v28quant.calendar import ET
 from v28quant.config import EquityConfig
 from v28quant.engines import CycleReport, EngineContext
 from v28quant.equity.data_checks import unusable_data
+from v28quant.equity.learned import LearnedSource
+from v28quant.equity.learning import TradeLearner
 from v28quant.equity.sizing import ml_veto, target_qty, target_weight
-from v28quant.equity.sources import MarketView, data_time, default_sources
+from v28quant.equity.sources import MarketView, MlSource, data_time, default_sources
 from v28quant.signals import Signal
 
 log = logging.getLogger(__name__)
 
 ENGINE = "equity"
 STRATEGY = "aggregate"
+
+
+def exposures(held: dict[str, Any], equity: Any) -> dict[str, float]:
+    """Return each held symbol's signed exposure, market value / equity, clipped to [-1, 1]."""
+    eq = float(equity)
+    out: dict[str, float] = {}
+    for sym, p in held.items():
+        value = p.market_value if p.market_value is not None else p.qty * p.avg_entry_price
+        out[sym] = float(min(max(float(value) / eq, -1.0), 1.0)) if eq > 0 else 0.0
+    return out
 
 
 def _registry_adapters() -> list[Any]:
@@ -66,9 +78,12 @@ class EquityEngine:
         self.view: MarketView | None = None
         self.screened: list[str] = []
         self._journaled: set[tuple[str, str, str]] = set()
+        ml = next((s for s in self.sources if isinstance(s, MlSource)), None)
+        self.learning = TradeLearner(ml) if ml is not None else None
 
     def _default_sources(self) -> list[Any]:
         own = default_sources()
+        own += [LearnedSource(s) for s in own if isinstance(s, MlSource)]
         extra = _registry_adapters()
         names = {getattr(a, "name", "") for a in extra}
         return [s for s in own if s.name not in names] + extra
@@ -114,6 +129,11 @@ class EquityEngine:
                     ctx.now,
                 )
         self.view = view
+        if self.learning is not None:
+            try:
+                self.learning.prepare(view)
+            except (ValueError, KeyError) as exc:  # no classifier today: nothing to watch
+                log.warning("equity: continuous learner not ready: %s", exc)
         self.screened = self._screen(symbols)
         ctx.journal.record_decision(
             f"equity-screen-{ctx.now.isoformat()}",
@@ -153,7 +173,9 @@ class EquityEngine:
         positions = await ctx.broker.positions()
         held = {p.symbol: p for p in positions if p.asset_class == "us_equity" and p.qty != 0}
         symbols = sorted(set(self.screened) | set(held))
-        view = replace(self.view, now=ctx.now, symbols=symbols)
+        view = replace(
+            self.view, now=ctx.now, symbols=symbols, positions=exposures(held, account.equity)
+        )
         signals = [s for src in self.sources for s in src.signals(view)]
         n_sig = self._journal_signals(ctx, signals)
         aggregates = ctx.aggregator.aggregate(signals, ctx.regime.state, now=ctx.now)
@@ -246,5 +268,7 @@ class EquityEngine:
         return Decision(request, reasoning, est_price=price)
 
     async def end_of_day(self, ctx: EngineContext) -> None:
-        """Drop the day's signal bookkeeping (the next day refits)."""
+        """Feed the day's closed trades to the learner; drop the day's signal bookkeeping."""
         self._journaled.clear()
+        if self.learning is not None:
+            await self.learning.after_session(ctx.journal, ctx.now)

@@ -50,6 +50,8 @@ class MarketView:
         The market proxy's column.
     data_ts : datetime
         Time of the last close in ``closes`` (the signals' ``ts``).
+    positions : dict
+        Held exposure per symbol, signed fraction of equity in [-1, 1] (set each cycle).
     """
 
     now: datetime
@@ -61,6 +63,7 @@ class MarketView:
     model_dir: Any = None
     journal: Any = None
     regime_controller: Any = None
+    positions: dict[str, float] = field(default_factory=dict)
 
     @property
     def log_returns(self) -> pd.DataFrame:
@@ -155,9 +158,11 @@ class MlSource:
     holdout_dates: int = 126
     models: dict[str, Any] = field(default_factory=dict)
     edge: dict[str, float] = field(default_factory=dict)
+    features: pd.DataFrame | None = None
     _sig: list[Signal] = field(default_factory=list)
 
-    def _train(self, view: MarketView, features: pd.DataFrame) -> None:
+    def _train(self, view: MarketView, features: pd.DataFrame, force: tuple[str, ...] = ()) -> None:
+        """Load the fresh stored classifiers; train the others and those named in ``force``."""
         from v28quant.ml.features import align, make_labels
         from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
         from v28quant.ml.model_store import ModelStore
@@ -165,14 +170,14 @@ class MlSource:
 
         store = ModelStore(view.model_dir, journal=view.journal) if view.model_dir else None
         day = pd.Timestamp(view.data_ts.date())
-        fresh = {}
         for name in ("xgboost", "stacked_ensemble"):
-            stored = _stored(view, name, self.refresh_days)
+            stored = None if name in force else _stored(view, name, self.refresh_days)
             if stored is not None and stored[1].features == list(features.columns):
-                fresh[name] = (stored[0], stored[1].validation_scores)
-        if len(fresh) == 2:
-            self.models = {k: m for k, (m, _) in fresh.items()}
-            self.edge = {k: _edge(s) for k, (_, s) in fresh.items()}
+                self.models[name] = stored[0]
+                self.edge[name] = _edge(stored[1].validation_scores)
+            else:
+                self.models.pop(name, None)
+        if len(self.models) == 2:
             return
         labels = make_labels(
             _dated(view.bars[view.bars["symbol"].isin(view.symbols)]), self.horizon
@@ -189,10 +194,14 @@ class MlSource:
             "stacked_ensemble": StackedEnsemble(purge=gap, seed=0),
         }
         for name, model in built.items():
+            if name in self.models:
+                continue
             started = datetime.now(tz=ET)
             model.fit(X[train], y.loc[train, "direction"])
             scores = model.score_oos(X[test], y.loc[test, "direction"], y.loc[test, "fwd_ret"])
-            self.models[name], self.edge[name] = model, _edge(scores)
+            # rebinding (never mutating) the dicts: a cycle reading them sees old or new
+            self.models = {**self.models, name: model}
+            self.edge = {**self.edge, name: _edge(scores)}
             if store is not None:
                 store.save(
                     model,
@@ -204,6 +213,12 @@ class MlSource:
                     started=started,
                 )
 
+    def retrain(self, view: MarketView, name: str) -> None:
+        """Retrain the classifier ``name`` on the day's features, whatever the store holds."""
+        if self.features is None:
+            raise ValueError("MlSource.retrain needs a refit first (no features)")
+        self._train(view, self.features, force=(name,))
+
     def refit(self, view: MarketView) -> None:
         """Build features, load or train the classifiers, and read today's signals."""
         from v28quant.ml.features import FeatureConfig, build_features, latest_rows
@@ -212,6 +227,7 @@ class MlSource:
         cfg = FeatureConfig(market=view.market, garch_refit_every=None)
         features = build_features(bars, cfg)
         features = features[features.index.get_level_values("symbol") != view.market]
+        self.features = features  # the learned source and the learner read the same rows
         self._train(view, features)
         last = latest_rows(features)
         last_day = features.index.get_level_values("date").max()

@@ -104,6 +104,43 @@ class ReservationBook(JournalStore):
         )
         return int(cur.rowcount)
 
+    def hold_reservation(
+        self, engine: str, strategy: str, decision_id: str, claim: Claim, ts: datetime
+    ) -> bool:
+        """Reserve what the account already holds for an owner, with no order behind it.
+
+        For shares that arrive by assignment and wait for the covered call that will spend
+        them. Idempotent on ``decision_id``: a repeat while that reservation is active changes
+        nothing and returns False.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                held = self._db.execute(
+                    "SELECT COUNT(*) FROM reservations WHERE decision_id = ? AND engine = ? "
+                    "AND released_ts IS NULL",
+                    (decision_id, engine),
+                ).fetchone()[0]
+                if not held:
+                    self._db.execute(
+                        "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
+                        "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                        (
+                            engine,
+                            strategy,
+                            decision_id,
+                            claim.kind,
+                            claim.symbol,
+                            str(claim.amount),
+                            ts_text(ts),
+                        ),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return not held
+
     def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
         """Hand an order's active reservations to its replacement; returns how many moved."""
         cur = self._write(

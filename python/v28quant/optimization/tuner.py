@@ -38,7 +38,7 @@ from v28quant.optimization.sharpe import TRADING_DAYS, sharpe_ratio
 from v28quant.optimization.walkforward import (
     WalkForwardOptimizer,
     WalkForwardReport,
-    evaluate_windows,
+    evaluate_window,
 )
 from v28quant.optimization.windows import WindowScheme
 
@@ -203,7 +203,13 @@ class BayesianTuner:
     def _run_windows(
         self, shared: Any, trials: Sequence[optuna.trial.Trial], windows: range, desc: str
     ) -> list[list[WindowReturns]]:
-        """Evaluate each trial on ``windows``, one task per trial; results in window order."""
+        """Evaluate each trial on ``windows``; results per trial, in window order.
+
+        One task per (trial, window), not per trial: a stage of a batch is then many small
+        tasks of similar size, so the workers finish it together instead of one waiting on
+        the other's last long task. Seeds depend on the trial and window only, so the split
+        leaves every result unchanged.
+        """
         if not trials or not windows:
             return [[] for _ in trials]
         dates = [self.wf._dates(self.wf.windows[k]) for k in windows]
@@ -211,14 +217,15 @@ class BayesianTuner:
             (
                 shared,
                 self.evaluator.space.validate(t.params),
-                [
-                    (*dates[j], task_seed(self.config.seed, "trial", t.number, "window", k))
-                    for j, k in enumerate(windows)
-                ],
+                *dates[j],
+                task_seed(self.config.seed, "trial", t.number, "window", k),
             )
             for t in trials
+            for j, k in enumerate(windows)
         ]
-        return self.runner.map(evaluate_windows, args, desc=desc)
+        flat = self.runner.map(evaluate_window, args, desc=desc)
+        n = len(windows)
+        return [flat[i * n : (i + 1) * n] for i in range(len(trials))]
 
     def optimize(self) -> TuneResult:
         """Run ``config.n_trials`` trials, then the best trial's deflated walk-forward."""

@@ -221,15 +221,6 @@ def evaluate_window(
     return evaluator.evaluate(params, train, test, seed)
 
 
-def evaluate_windows(
-    evaluator: Evaluator,
-    params: Mapping[str, float],
-    windows: Sequence[tuple[pd.DatetimeIndex, pd.DatetimeIndex, int]],
-) -> list[WindowReturns]:
-    """Several windows of one parameter set (one Dask task): ``(train, test, seed)`` each."""
-    return [evaluator.evaluate(params, tr, te, seed) for tr, te, seed in windows]
-
-
 def search_window(
     evaluator: Evaluator,
     train: pd.DatetimeIndex,

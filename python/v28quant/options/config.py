@@ -19,7 +19,10 @@ from typing import Any, cast
 from v28quant.options.contracts import DeltaTarget, LiquidityRules
 from v28quant.options.lifecycle import ExitRules
 from v28quant.options.strategies import StrategyName
+from v28quant.risk import GreekBudget
 from v28quant.settings import SettingsError
+
+__all__ = ["STRATEGIES", "GreekBudget", "OptionsConfig", "strategy_name"]
 
 STRATEGIES: frozenset[str] = frozenset(
     {
@@ -30,19 +33,10 @@ STRATEGIES: frozenset[str] = frozenset(
         "bull_call",
         "bear_put",
         "iron_condor",
+        "debit_vertical",
         "close",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class GreekBudget:
-    """Absolute limits on the engine's portfolio Greeks (see ``StructureGreeks`` units)."""
-
-    max_delta_shares: float
-    max_gamma: float
-    max_vega: float
-    max_theta_per_day: float
 
 
 @dataclass(frozen=True)
@@ -66,6 +60,8 @@ class OptionsConfig:
     max_touch_probability: float
     wheel: bool
     chain_timeout_seconds: float
+    trend_days: int
+    trend_min_t: float
     liquidity: LiquidityRules
     greeks: GreekBudget
     exits: ExitRules
@@ -172,6 +168,8 @@ def _build(m: Mapping[str, Any]) -> OptionsConfig:
         max_touch_probability=float(m["max_touch_probability"]),
         wheel=bool(m["wheel"]),
         chain_timeout_seconds=float(m["chain_timeout_seconds"]),
+        trend_days=int(m["trend_days"]),
+        trend_min_t=float(m["trend_min_t"]),
         liquidity=LiquidityRules(**{k: float(v) for k, v in m["liquidity"].items()}),
         greeks=GreekBudget(**{k: float(v) for k, v in m["greeks"].items()}),
         exits=ExitRules(**cast(dict[str, Any], dict(m["exits"]))),
@@ -187,6 +185,8 @@ def _build(m: Mapping[str, Any]) -> OptionsConfig:
         (cfg.limit_steps >= 1, "limit_steps >= 1"),
         (0 < cfg.max_touch_probability <= 1, "max_touch_probability in (0, 1]"),
         (cfg.max_open_structures >= 1, "max_open_structures >= 1"),
+        (cfg.trend_days >= 2, "trend_days >= 2"),
+        (cfg.trend_min_t >= 0, "trend_min_t >= 0"),
     ]
     for ok, what in checks:
         if not ok:
@@ -195,7 +195,11 @@ def _build(m: Mapping[str, Any]) -> OptionsConfig:
 
 
 def strategy_name(name: str) -> StrategyName:
-    """Return ``name`` as a ``StrategyName`` (``close`` is not one: ``ValueError``)."""
-    if name not in STRATEGIES or name == "close":
+    """Return ``name`` as a ``StrategyName``.
+
+    ``close`` and ``debit_vertical`` (a bull call or bear put by the trend) are table entries,
+    not structures: ``ValueError``.
+    """
+    if name not in STRATEGIES or name in ("close", "debit_vertical"):
         raise ValueError(f"not a structure: {name!r}")
     return cast(StrategyName, name)

@@ -20,13 +20,15 @@ import pandas as pd
 from v28quant.broker.base import OrderRequest, Owner
 from v28quant.options.config import OptionsConfig, strategy_name
 from v28quant.options.context import OptionsContext
-from v28quant.options.lifecycle import Book
+from v28quant.options.lifecycle import Book, Pending
 from v28quant.options.signals import ChainAnalysis
 from v28quant.options.strategies import (
     Structure,
     StructureGreeks,
     build,
 )
+from v28quant.options.trend import Trend
+from v28quant.risk import OptionsRisk, RiskGate, Verdict
 
 ENGINE = "options"
 
@@ -41,6 +43,23 @@ class EngineView(Protocol):
     def min_confidence(self, ctx: OptionsContext) -> float:
         """Return the entry threshold in force."""
         ...
+
+    def trend(self, underlying: str, spot: float) -> Trend:
+        """Return the underlying's trend from its daily closes and ``spot``."""
+        ...
+
+    def gate(self, ctx: OptionsContext) -> RiskGate:
+        """Return the risk gate: the runner's, or one with default limits when it has none."""
+        ...
+
+
+async def gate_check(
+    eng: EngineView, ctx: OptionsContext, req: OrderRequest, price: Decimal, exposure: OptionsRisk
+) -> Verdict:
+    """Ask the risk gate about an order opening a structure; a denial is journaled there."""
+    account = await ctx.broker.account()
+    positions = await ctx.broker.positions()
+    return eng.gate(ctx).check(req, price, account, positions, ctx.now, options=exposure)
 
 
 def build_for(eng: EngineView, a: ChainAnalysis, strategy: str, exp: Any, book: Book) -> Structure:
@@ -122,3 +141,23 @@ async def place(
     from v28quant.execution import Decision
 
     return await ctx.executor.place(Decision(req, why, reserve))
+
+
+def new_leg_net(p: Pending, order: Any) -> float:
+    """Return the net paid per unit for the legs a roll opened, from the leg fills."""
+    total = 0.0
+    for leg in order.legs:
+        if leg.symbol in p.legs and leg.filled_avg_price is not None:
+            total += p.legs[leg.symbol] * float(leg.filled_avg_price)
+    return total
+
+
+def leg_prices(p: Pending, order: Any) -> dict[str, float]:
+    """Return the fill price per share of each leg ``p`` opens (a single leg: the order's)."""
+    if len(p.legs) == 1 and order.filled_avg_price is not None:
+        return {next(iter(p.legs)): float(order.filled_avg_price)}
+    return {
+        leg.symbol: float(leg.filled_avg_price)
+        for leg in getattr(order, "legs", ()) or ()
+        if leg.symbol in p.legs and leg.filled_avg_price is not None
+    }

@@ -13,11 +13,14 @@ Each ``cycle`` (every 5 minutes in the trading window, at the venue's or simulat
    opening, one idempotent client order id), early-assignment risk before ex-dividend dates;
 5. entries: the regime's row of the strategy table (settings, not code), the wheel's covered call
    first where it holds shares; each candidate resolved from the chain, sized to the max loss
-   per structure, kept inside the portfolio Greek budget, checked by the Monte Carlo touch
-   probability and the runner's risk gate, and placed through the execution service as one
-   order with its reservation (cash behind puts and spreads, shares behind covered calls).
+   per structure and the portfolio Greek budget, checked by the Monte Carlo touch probability
+   and by the risk gate (which checks that max loss and the Greek budget, and journals any
+   denial), and placed through the execution service as one order with its reservation (cash
+   behind puts and spreads, shares behind covered calls; the wheel's assigned shares are
+   reserved as soon as the assignment is applied).
 
-The entry threshold is the runner's ``min_confidence`` for the mode (``[paper]`` in paper):
+The entry threshold is the runner's options threshold for the mode (``[paper]
+options_min_confidence`` in paper, never above ``[paper] min_confidence``):
 the score ``confidence x (1 + alignment) / 2`` of the underlying's vol view must reach it, so
 with 0 the engine opens a structure whenever a liquid chain resolves one.
 """
@@ -43,11 +46,16 @@ from v28quant.engines import CycleReport
 from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
-from v28quant.options.decisions import place
+from v28quant.options.decisions import leg_prices, new_leg_net, place
 from v28quant.options.entry import enter_one
 from v28quant.options.lifecycle import Book, Event, Held, Pending
 from v28quant.options.manage import manage_one, portfolio_greeks
+from v28quant.options.monte_carlo_view import MonteCarloView
 from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAnalyser, vol_symbol
+from v28quant.options.trend import Trend, trend_of
+from v28quant.options.wheel_shares import reserve_wheel_shares
+from v28quant.risk import RiskGate
+from v28quant.settings import RiskLimits
 from v28quant.signals import Signal
 
 log = logging.getLogger(__name__)
@@ -76,8 +84,10 @@ class OptionsEngine:
         self._book_path = book_path
         self.book: Book | None = None
         self._closes: dict[str, np.ndarray] = {}
+        self.monte_carlo = MonteCarloView()
         self._workers = max(1, min(4, os.cpu_count() or 1))
         self._threads: asyncio.Semaphore | None = None
+        self._gate: RiskGate | None = None
 
     # -- runner hooks -----------------------------------------------------------------------
 
@@ -106,6 +116,7 @@ class OptionsEngine:
             try:
                 bars = await ctx.feed.bars([u], start, ctx.now, "1Day")
                 self._closes[u] = bars["close"].to_numpy(dtype=float)
+                await asyncio.to_thread(self.monte_carlo.fit, u, self._closes[u])
             except Exception as exc:  # one bad symbol never stops the others
                 self._error(ctx, f"premarket {u}", exc)
         book.save()
@@ -180,13 +191,16 @@ class OptionsEngine:
         since = book.activity_cursor - timedelta(seconds=1) if book.activity_cursor else None
         stray: dict[str, int] = {}
         last: dict[str, str] = {}
+        moved: dict[str, str] = {}
         for a in await ctx.broker.activities(since):
             for ev in book.apply_activity(a):
                 self._event(ctx, ev, a.ts)
+                und = parse_occ(ev.symbol).underlying
+                moved[und] = a.id
                 if "stray_shares" in ev.detail:
-                    und = parse_occ(ev.symbol).underlying
                     stray[und] = stray.get(und, 0) + int(ev.detail["stray_shares"])
                     last[und] = a.id
+        reserve_wheel_shares(ctx, book, moved)  # assigned shares are the wheel's at once
         book.save()
         for und, shares in stray.items():
             if shares != 0:
@@ -248,7 +262,8 @@ class OptionsEngine:
         """Return the ladder on this cycle's quotes (mid to natural), or None without them."""
         legs = {s: -q for s, q in p.legs.items()} if p.kind == "close" else dict(p.legs)
         if p.kind == "roll" and p.old_id in book.held:
-            legs.update({s: -q for s, q in book.held[p.old_id].legs.items()})
+            closing = p.closing or book.held[p.old_id].legs
+            legs.update({s: -q for s, q in closing.items()})
         quotes = raw.set_index("symbol").reindex(list(legs))
         bid, ask = quotes["bid"].to_numpy(float), quotes["ask"].to_numpy(float)
         if not (np.isfinite(bid).all() and np.isfinite(ask).all()):
@@ -312,16 +327,17 @@ class OptionsEngine:
                 p.expiry,
                 p.legs,
                 units,
-                net if p.kind == "open" else _new_leg_net(p, order),
+                net if p.kind == "open" else new_leg_net(p, order),
                 p.max_loss,
                 ctx.now,
                 order.client_order_id,
                 wheel=p.wheel,
+                leg_entry=leg_prices(p, order),
             )
             if p.kind == "roll" and p.old_id is not None:
                 old = book.held.get(p.old_id)
-                book.rolled(p.old_id, held)
-                if old is not None:
+                kept = book.rolled(p.old_id, held, p.closing, p.kept_net)
+                if old is not None and kept is None:  # a side kept open keeps its reservation
                     self._release_cid(ctx, old.client_order_id, "structure rolled")
             else:
                 book.opened(held)
@@ -359,6 +375,11 @@ class OptionsEngine:
             a = await asyncio.to_thread(
                 self.analyser.analyse, u, chain, now=now, iv_history=hist, daily_closes=closes
             )
+            mc = await asyncio.to_thread(
+                self.monte_carlo.signal, u, chain, a.spot, now, self.cfg.rate
+            )
+        if mc is not None:
+            a.signals.append(mc)
         return a, chain
 
     def _iv_history(self, ctx: OptionsContext, u: str, now: datetime) -> list[float]:
@@ -406,13 +427,14 @@ class OptionsEngine:
         report: OptionsCycle,
     ) -> None:
         busy = {p.old_id for p in book.pending.values() if p.old_id}
+        current = portfolio_greeks(book, analyses, self.cfg.rate)
         for h in list(book.held.values()):
             if h.structure_id in busy or h.underlying not in analyses:
                 continue
             a, raw = analyses[h.underlying]
             label = _regime_label(ctx, h.underlying)
             try:
-                await manage_one(self, ctx, book, h, a, raw, label, report)
+                await manage_one(self, ctx, book, h, a, raw, label, report, current)
             except Exception as exc:
                 self._error(ctx, f"manage {h.structure_id}", exc)
 
@@ -447,12 +469,26 @@ class OptionsEngine:
         log.exception("options engine: %s failed", where)
         ctx.notifier.error(f"options engine ({where})", f"{type(exc).__name__}: {exc}")
 
+    def gate(self, ctx: OptionsContext) -> RiskGate:
+        """Return the runner's risk gate, or one with the default ``[risk]`` limits."""
+        if ctx.risk is not None:
+            return ctx.risk  # type: ignore[no-any-return]
+        if self._gate is None or self._gate.journal is not ctx.journal:
+            self._gate = RiskGate(RiskLimits.model_validate({}), ctx.journal)
+        return self._gate
+
+    def trend(self, underlying: str, spot: float) -> Trend:
+        """Return the trend of ``underlying`` (``options.trend``) from the pre-market closes."""
+        closes = self._closes.get(underlying)
+        return trend_of(closes, spot, self.cfg.trend_days, self.cfg.trend_min_t)
+
     def min_confidence(self, ctx: OptionsContext) -> float:
-        """Return the runner's threshold for the mode (``[paper]`` in paper mode)."""
+        """Return the runner's options threshold for the mode (``[paper]`` in paper mode)."""
         cfg = ctx.config
         if cfg is None:
             return 0.6
-        return float(cfg.min_confidence(ctx.mode))
+        own = getattr(cfg, "options_min_confidence", None)
+        return float(own(ctx.mode) if callable(own) else cfg.min_confidence(ctx.mode))
 
 
 def _opening(book: Book) -> int:
@@ -466,12 +502,3 @@ def _regime_label(ctx: OptionsContext, u: str) -> str | None:
     per = getattr(r, "per_symbol", None) or {}
     state = per.get(u) or getattr(r, "state", r)
     return getattr(state, "label", None)
-
-
-def _new_leg_net(p: Pending, order: Any) -> float:
-    """Return the net paid per unit for the legs a roll opened, from the leg fills."""
-    total = 0.0
-    for leg in order.legs:
-        if leg.symbol in p.legs and leg.filled_avg_price is not None:
-            total += p.legs[leg.symbol] * float(leg.filled_avg_price)
-    return total

@@ -19,6 +19,7 @@ from v28quant.options.decisions import (
     ENGINE,
     EngineView,
     build_for,
+    gate_check,
     model_records,
     place,
     reservation_for,
@@ -26,12 +27,20 @@ from v28quant.options.decisions import (
 )
 from v28quant.options.lifecycle import Book, Pending
 from v28quant.options.signals import ChainAnalysis
-from v28quant.options.sizing import add_greeks, fit_greeks, size_structure
+from v28quant.options.sizing import (
+    add_greeks,
+    book_greeks,
+    capital_share,
+    fit_greeks,
+    size_structure,
+)
 from v28quant.options.strategies import (
     Structure,
     StructureGreeks,
 )
 from v28quant.options.touch import touch_probability
+from v28quant.options.wheel_shares import wheel_reserved
+from v28quant.risk import OptionsRisk
 
 
 async def enter_one(
@@ -69,7 +78,16 @@ async def enter_one(
     account = await ctx.broker.account()
     equity, cash = float(account.equity), float(account.options_buying_power)
     rejected: list[dict[str, Any]] = []
-    for strategy in plan:
+    for entry in plan:
+        strategy, rule = entry, None
+        if entry == "debit_vertical":  # with the underlying's trend; none without one
+            trend = eng.trend(u, a.spot)
+            rule = {"entry": entry, "trend": trend.describe()}
+            if trend.direction is None:
+                why = f"no trend: drift t {trend.t_stat:.2f} inside +-{cfg.trend_min_t}"
+                rejected.append({"strategy": entry, "why": why})
+                continue
+            strategy = "bull_call" if trend.direction == "up" else "bear_put"
         align = value if strategy in CREDIT else -value
         score = conf * (1.0 + align) / 2.0
         if strategy != "covered_call" and score < threshold:
@@ -99,6 +117,7 @@ async def enter_one(
                 current,
                 rejected,
                 report,
+                rule,
             )
             if placed:
                 return
@@ -135,26 +154,27 @@ async def _try(
     current: StructureGreeks,
     rejected: list[dict[str, Any]],
     report: OptionsCycle,
+    rule: dict[str, Any] | None = None,
 ) -> bool:
     cfg = eng.cfg
     now = ctx.now
+    loss_limit = cfg.max_loss_per_structure * _risk_multiplier(ctx)
     sizing = size_structure(
         s,
-        max_loss=cfg.max_loss_per_structure * _risk_multiplier(ctx),
+        max_loss=loss_limit,
         max_units=cfg.max_units,
         equity=equity,
         cash_available=cash,
         max_csp_fraction=cfg.max_csp_fraction,
         wheel_shares=book.stage(a.underlying).shares,
+        share=capital_share(ctx),
     )
     base = {"strategy": s.strategy, "expiry": s.expiry.isoformat()}
-    if sizing.units == 0:
+    if sizing.units == 0 and sizing.limit != "max_loss":
         rejected.append({**base, "why": sizing.reason})
         return False
-    units, breach = fit_greeks(s, sizing.units, current, cfg.greeks)
-    if units == 0:
-        rejected.append({**base, "why": breach})
-        return False
+    # past the max loss or the Greek budget at one unit: the risk gate denies it, by name
+    units = max(1, fit_greeks(s, max(sizing.units, 1), current, cfg.greeks))
     touch: list[dict[str, Any]] = []
     for leg in (x for x in s.legs if x.qty < 0):
         t = max((C.expiry_cutoff(a.underlying, leg.expiry) - now).total_seconds(), 60.0) / 31536e3
@@ -180,18 +200,24 @@ async def _try(
     sid = f"{a.underlying}-{s.strategy}-{now.astimezone(ET):%Y%m%d%H%M}"
     owner = Owner(ENGINE, s.strategy[:16], sid)
     req = s.order(units, ladder[0], owner)
-    if ctx.risk is not None:
-        account = await ctx.broker.account()
-        positions = await ctx.broker.positions()
-        verdict = ctx.risk.check(req, abs(ladder[-1]), account, positions, now)
-        if not verdict.allowed:
-            rejected.append({**base, "why": f"risk gate: {verdict.reason}"})
-            report.denied += 1
-            return False
+    defined = s.strategy not in ("cash_secured_put", "covered_call")
+    exposure = OptionsRisk(
+        book_greeks(current),
+        book_greeks(add_greeks(current, s.greeks(), units)),
+        cfg.greeks,
+        sizing.max_loss_per_unit * units if defined else None,
+        loss_limit,
+    )
+    verdict = await gate_check(eng, ctx, req, abs(ladder[-1]), exposure)
+    if not verdict.allowed:
+        rejected.append({**base, "why": f"risk gate: {verdict.reason}", "check": verdict.check})
+        report.denied += 1
+        return False
     value, conf, source, score = vote
     legs_model = a.candidates[a.candidates["symbol"].isin([leg.symbol for leg in s.legs])]
     why = {
         "rule": f"strategy table [{label or 'default'}] -> {s.strategy}",
+        **(rule or {}),
         "score": round(score, 4),
         "threshold": eng.min_confidence(ctx),
         "vol_view": {"value": round(value, 4), "confidence": round(conf, 4), "source": source},
@@ -210,7 +236,12 @@ async def _try(
         "analysis": a.summary(),
         "rejected": list(rejected),
     }
-    out = await place(ctx, req, why, reservation_for(owner, s, units))
+    reserve = reservation_for(owner, s, units)
+    if s.strategy == "covered_call":
+        held = sum(r["amount"] for r in wheel_reserved(ctx.journal, s.underlying))
+        if held >= 100 * units:
+            reserve = None  # the wheel reserved these shares when they were assigned
+    out = await place(ctx, req, why, reserve)
     if out.status in ("refused", "rejected"):
         rejected.append({**base, "why": f"{out.status}: {out.reason}"})
         return False

@@ -15,8 +15,10 @@ to ``cash``; a covered call that expires leaves the shares for the next call.
 
 ``exit_rule`` says what to do with one open structure now: take profit, stop out, close before
 the expiry-day cut-off (short legs in or near the money), roll out (a tested short leg with
-little time left), or close/roll a short in-the-money call whose extrinsic value is below the
-next dividend before its ex-date (early-assignment risk).
+little time left; an iron condor rolls its tested side, the other side staying open as a
+vertical, since the venue takes at most four legs in one order), or close/roll a short
+in-the-money call whose extrinsic value is below the next dividend before its ex-date
+(early-assignment risk).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ CREDIT_STRATEGIES = frozenset(
 class Held:
     """One open structure: ``legs`` maps each OCC symbol to signed contracts per unit.
 
-    ``entry_net`` is the signed net paid per share per unit (debit > 0, credit < 0).
+    ``entry_net`` is the signed net paid per share per unit (debit > 0, credit < 0);
+    ``leg_entry`` the fill price per share of each leg, where the venue reported it.
     """
 
     structure_id: str
@@ -59,6 +62,7 @@ class Held:
     client_order_id: str
     rolls: int = 0
     wheel: bool = False
+    leg_entry: dict[str, float] = field(default_factory=dict)
 
     @property
     def credit(self) -> bool:
@@ -89,6 +93,9 @@ class Pending:
     ``ladder`` holds the signed net limits per unit (debit > 0) from the mid to the natural;
     ``rung`` is the one the order rests at. ``legs``/``expiry``/``max_loss`` describe the
     structure the fill creates (the new one for a roll); ``old_id`` the one a close or roll ends.
+    ``closing`` names the old legs a roll closes when it rolls one side only (the tested
+    vertical of an iron condor); the other side stays open as its own structure, its entry net
+    from its legs' fills or, without them, ``kept_net`` (its mid when the roll was placed).
     """
 
     client_order_id: str
@@ -105,6 +112,8 @@ class Pending:
     old_id: str | None = None
     wheel: bool = False
     waited: int = 0
+    closing: dict[str, int] | None = None
+    kept_net: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict (dates as ISO text)."""
@@ -120,6 +129,8 @@ class Pending:
         x["expiry"] = date.fromisoformat(x["expiry"])
         x["placed_at"] = datetime.fromisoformat(x["placed_at"])
         x["legs"] = {str(k): int(v) for k, v in x["legs"].items()}
+        if x.get("closing") is not None:
+            x["closing"] = {str(k): int(v) for k, v in x["closing"].items()}
         return cls(**x)
 
 
@@ -212,11 +223,47 @@ class Book:
             w.stage = "shares" if h.strategy == "covered_call" else "cash"
         return h
 
-    def rolled(self, old_id: str, new: Held) -> None:
-        """Record a filled roll (one order closing ``old_id`` and opening ``new``)."""
+    def rolled(
+        self,
+        old_id: str,
+        new: Held,
+        closing: Mapping[str, int] | None = None,
+        kept_net: float | None = None,
+    ) -> Held | None:
+        """Record a filled roll (one order closing ``old_id`` and opening ``new``).
+
+        With ``closing`` naming only some of the old legs (one side of an iron condor), the
+        rest stays open under the old id as the vertical it now is, its roll count moved on
+        with the new side's; it is returned.
+        """
         old = self.held.pop(old_id, None)
         new.rolls = (old.rolls if old else 0) + 1
         self.held[new.structure_id] = new
+        if old is None or closing is None or set(closing) >= set(old.legs):
+            return None
+        legs = {s: q for s, q in old.legs.items() if s not in closing}
+        known = all(s in old.leg_entry for s in legs)
+        net = sum(q * old.leg_entry[s] for s, q in legs.items()) if known else kept_net
+        calls = [parse_occ(s).call for s in legs]
+        strikes = [float(parse_occ(s).strike) for s in legs]
+        kept = Held(
+            old.structure_id,
+            "bear_call" if all(calls) else "bull_put" if not any(calls) else old.strategy,
+            old.underlying,
+            old.expiry,
+            legs,
+            old.units,
+            float(old.entry_net if net is None else net),
+            0.0,
+            old.opened_at,
+            old.client_order_id,
+            rolls=old.rolls + 1,  # one position adjusted once more: max_rolls counts it
+            leg_entry={s: p for s, p in old.leg_entry.items() if s in legs},
+        )
+        # a credit vertical loses at most its width less the credit, per share
+        kept.max_loss = 100.0 * max(0.0, max(strikes) - min(strikes) + kept.entry_net)
+        self.held[old.structure_id] = kept
+        return kept
 
     # -- the venue's activities -------------------------------------------------------------
 
@@ -387,7 +434,9 @@ def exit_rule(
     dte = (h.expiry - now.date()).days
     tested = [s for s in shorts if abs(m.leg_deltas.get(s, 0.0)) >= rules.roll_delta]
     # a covered call is left to be called away: that ends the wheel's cycle as planned
-    rollable = h.strategy != "covered_call" and len(h.legs) <= 2 and h.rolls < rules.max_rolls
+    # an iron condor rolls its tested side: four legs, one order (close two, open two)
+    shape = len(h.legs) <= 2 or h.strategy == "iron_condor"
+    rollable = h.strategy != "covered_call" and shape and h.rolls < rules.max_rolls
     if dte <= rules.roll_dte and tested and rollable:
         return Verdict("roll", {**why, "dte": dte, "tested": tested})
     return None

@@ -16,6 +16,7 @@ import pandas as pd
 
 from v28quant.broker.base import Owner
 from v28quant.calendar import ET
+from v28quant.occ import parse_occ
 from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
@@ -23,18 +24,20 @@ from v28quant.options.decisions import (
     ENGINE,
     EngineView,
     build_for,
+    gate_check,
     place,
     reservation_for,
 )
 from v28quant.options.lifecycle import Book, Held, Marks, Pending, Verdict, exit_rule
 from v28quant.options.signals import ChainAnalysis
-from v28quant.options.sizing import ZERO_GREEKS, add_greeks
+from v28quant.options.sizing import ZERO_GREEKS, add_greeks, book_greeks
 from v28quant.options.strategies import (
     CONTRACT,
     Structure,
     StructureGreeks,
     order_for,
 )
+from v28quant.risk import OptionsRisk
 
 
 def leg_view(
@@ -90,8 +93,12 @@ async def manage_one(
     raw: pd.DataFrame,
     label: str | None,
     report: OptionsCycle,
+    current: StructureGreeks = ZERO_GREEKS,
 ) -> None:
-    """Apply the exit rules to one held structure and place the order they call for."""
+    """Apply the exit rules to one held structure and place the order they call for.
+
+    ``current`` is the engine's portfolio Greeks, for the risk gate's check of a roll.
+    """
     cfg = eng.cfg
     now = ctx.now
     view = leg_view(a, raw, h.legs, cfg.rate).set_index("symbol")
@@ -134,7 +141,7 @@ async def manage_one(
         "close_mid": round(close_mid, 4),
     }
     if verdict.action in ("roll", "early_assignment"):
-        placed = await _roll(eng, ctx, book, h, a, raw, view, why, stamp, report)
+        placed = await _roll(eng, ctx, book, h, a, view, why, stamp, report, current)
         if placed or verdict.action == "roll":
             return
     urgent = verdict.action in ("stop_loss", "expiry_close", "early_assignment")
@@ -176,15 +183,28 @@ async def _roll(
     book: Book,
     h: Held,
     a: ChainAnalysis,
-    raw: pd.DataFrame,
     view: pd.DataFrame,
     why: dict[str, Any],
     stamp: str,
     report: OptionsCycle,
+    current: StructureGreeks,
 ) -> bool:
-    """Roll ``h`` out to the next expiry in the DTE window as one ``mleg`` order."""
+    """Roll ``h`` out to the next expiry in the DTE window as one ``mleg`` order.
+
+    A vertical or single leg rolls whole; an iron condor rolls its tested side (close that
+    vertical, open it again further out: four legs), the venue's four-leg limit ruling out all
+    eight legs in one order. The risk gate checks the new structure's max loss and the Greeks.
+    """
     cfg = eng.cfg
-    if len(h.legs) > 2:
+    closing, strategy = dict(h.legs), h.strategy
+    if h.strategy == "iron_condor":
+        tested = [*why.get("tested", []), *([why["leg"]] if "leg" in why else [])]
+        if not tested:
+            return False
+        call = parse_occ(tested[0]).call
+        closing = {s: q for s, q in h.legs.items() if parse_occ(s).call == call}
+        strategy = "bear_call" if call else "bull_put"
+    elif len(h.legs) > 2:
         return False
     rejected: list[str] = []
     new: Structure | None = None
@@ -195,17 +215,19 @@ async def _roll(
         return False
     for exp in [e for e in expiries if e > h.expiry][:3]:
         try:
-            new = build_for(eng, a, h.strategy, exp, book)
+            new = build_for(eng, a, strategy, exp, book)
             break
         except C.NoContract as exc:
             rejected.append(f"{exp}: {exc}")
     if new is None:
         why["roll_rejected"] = rejected
         return False
-    legs = [(s, -q) for s, q in h.legs.items()] + [(leg.symbol, leg.qty) for leg in new.legs]
-    opening = [False] * len(h.legs) + [True] * len(new.legs)
-    close_nat = float(why["close_natural"])
-    close_mid = float(why["close_mid"])
+    legs = [(s, -q) for s, q in closing.items()] + [(leg.symbol, leg.qty) for leg in new.legs]
+    opening = [False] * len(closing) + [True] * len(new.legs)
+    close_nat = sum(
+        -q * float(view.loc[s, "ask"] if -q > 0 else view.loc[s, "bid"]) for s, q in closing.items()
+    )
+    close_mid = sum(-q * float(view.loc[s, "mid"]) for s, q in closing.items())
     ladder = C.limit_ladder(
         round(close_mid + new.net_mid, 6),
         round(max(close_nat + new.natural, close_mid + new.net_mid), 6),
@@ -214,7 +236,33 @@ async def _roll(
     )
     owner = Owner(ENGINE, h.strategy[:16], f"roll:{h.structure_id}:{h.rolls}:{stamp}")
     req = order_for(legs, h.units, ladder[0], owner, opening=opening, underlying=h.underlying)
-    why = {**why, "rule": "roll", "new": new.describe(), "rejected": rejected}
+    kept = {s: q for s, q in h.legs.items() if s not in closing}
+    kept_net = sum(q * float(view.loc[s, "mid"]) for s, q in kept.items()) if kept else None
+    why = {
+        **why,
+        "rule": "roll",
+        "rolls": f"{h.rolls + 1} of max_rolls {cfg.exits.max_rolls}",
+        "closing": sorted(closing),
+        "kept": sorted(kept),
+        "new": new.describe(),
+        "rejected": rejected,
+    }
+    after = add_greeks(
+        add_greeks(current, _legs_greeks(view, closing), -h.units), new.greeks(), h.units
+    )
+    defined = new.strategy not in ("cash_secured_put", "covered_call")  # else: collateral
+    exposure = OptionsRisk(
+        book_greeks(current),
+        book_greeks(after),
+        cfg.greeks,
+        new.max_loss(new.natural) * h.units if defined else None,
+        cfg.max_loss_per_structure,
+    )
+    verdict = await gate_check(eng, ctx, req, abs(ladder[-1]), exposure)
+    if not verdict.allowed:
+        why["roll_rejected"] = [f"risk gate: {verdict.reason}"]
+        report.denied += 1
+        return False
     out = await place(ctx, req, why, reservation_for(owner, new, h.units))
     if out.status in ("refused", "rejected"):
         return False
@@ -223,7 +271,7 @@ async def _roll(
         "roll",
         f"{h.structure_id}-r{h.rolls + 1}",
         h.underlying,
-        h.strategy,
+        new.strategy,
         {leg.symbol: leg.qty for leg in new.legs},
         new.expiry,
         new.max_loss(new.natural),
@@ -232,6 +280,19 @@ async def _roll(
         ctx.now,
         old_id=h.structure_id,
         wheel=h.wheel,
+        closing=closing if kept else None,
+        kept_net=kept_net,
     )
     report.orders += 1
     return True
+
+
+def _legs_greeks(view: pd.DataFrame, legs: Mapping[str, int]) -> StructureGreeks:
+    """Return the position Greeks of one unit of ``legs`` (``view`` indexed by symbol)."""
+    per_day = {"m_delta": 1.0, "m_gamma": 1.0, "m_vega": 1.0, "m_theta": 365.0}
+    return StructureGreeks(
+        *(
+            CONTRACT * sum(q * float(view.loc[s, col]) for s, q in legs.items()) / div
+            for col, div in per_day.items()
+        )
+    )

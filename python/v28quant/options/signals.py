@@ -14,9 +14,11 @@ For one underlying and one chain snapshot, ``OptionsAnalyser.analyse``:
    underlying on the out-of-the-money quotes (warm-started from the previous cycle); Merton
    with jumps fitted to the underlying's daily returns, used only where jump risk matters
    (excess kurtosis above ``jump_kurtosis``); and the CRR tree for the early-exercise premium
-   of these American contracts, removed from the market mid before any vol is inverted;
-4. expresses the mispricing in vol points (market IV - model IV) with a standard error made of
-   the half bid-ask spread in vol and the spread between the models, and a z-score;
+   of these American contracts, removed from the market mid before the vol compared with
+   Merton's European prices is inverted;
+4. expresses the mispricing in vol points (market IV - model IV, the market IV on the basis
+   each model was fitted on: raw mids for the surface and Heston) with a standard error made
+   of the half bid-ask spread in vol and the spread between the models, and a z-score;
 5. the engine adds Monte Carlo for the path-dependent quantity its strategies care about, the
    probability of touching a short strike before expiry (``v28quant.options.touch``).
 
@@ -352,6 +354,7 @@ class OptionsAnalyser:
         if out.empty:
             return out.assign(
                 market_iv=[],
+                fit_iv=[],
                 heston_iv=[],
                 merton_iv=[],
                 eep=[],
@@ -369,6 +372,10 @@ class OptionsAnalyser:
         euro_mid = out["mid"].to_numpy(float) - eep
         out["eep"] = eep
         out["market_iv"] = np.asarray(implied_vol(euro_mid, spot, k, t, cfg.rate, q, call))
+        # the surface and Heston were fitted to raw (American) mids: their edge is measured on
+        # the same basis, else the early-exercise premium reads as puts priced cheap
+        mid = out["mid"].to_numpy(float)
+        out["fit_iv"] = np.asarray(implied_vol(mid, spot, k, t, cfg.rate, q, call))
         models = [out["model_iv"].to_numpy(float)]
         if heston is not None:
             hp = heston_model.price(spot, k, t, cfg.rate, q, *heston.params, call=call)
@@ -390,7 +397,7 @@ class OptionsAnalyser:
         spread = np.nanstd(stack, axis=0) if len(models) > 1 else np.zeros(len(out))
         vega = np.maximum(out["m_vega"].to_numpy(float), 1e-8)
         half_spread_vol = 0.5 * (out["ask"] - out["bid"]).to_numpy(float) / vega
-        out["edge_vol_pts"] = 100.0 * (out["market_iv"].to_numpy(float) - consensus)
+        out["edge_vol_pts"] = 100.0 * (out["fit_iv"].to_numpy(float) - consensus)
         out["stderr_vol_pts"] = 100.0 * np.sqrt(half_spread_vol**2 + spread**2)
         out["z"] = out["edge_vol_pts"] / np.maximum(out["stderr_vol_pts"], 1e-6)
         return out.reset_index(drop=True)
@@ -414,7 +421,8 @@ class OptionsAnalyser:
         def edge(col: str) -> tuple[float, float, float, int]:
             if len(v) == 0 or col not in v or not np.isfinite(v[col]).any():
                 return math.nan, math.nan, math.nan, 0
-            e = 100.0 * (v["market_iv"] - v[col])
+            # Merton (fitted to returns) prices European options: compare the European mid
+            e = 100.0 * (v["market_iv" if col == "merton_iv" else "fit_iv"] - v[col])
             se = v["stderr_vol_pts"]
             ok = np.isfinite(e) & np.isfinite(se)
             if not ok.any():

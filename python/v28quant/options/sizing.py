@@ -8,28 +8,50 @@ A candidate structure is sized to the largest whole number of units whose risk f
   equity and within the cash the account can spend;
 * a covered call: one unit per 100 shares the wheel holds.
 
-Then the engine's portfolio Greeks after adding it (delta in shares, gamma, vega, theta per day:
-``StructureGreeks`` units, absolute values) must stay inside the ``GreekBudget``. Each refusal
-names the limit and the numbers, for the journal.
+The engine's capital share (``capital_split["options"]``, set by the allocator in the
+pre-market job, 1 without one) scales the capital it may commit: the equity and the cash a
+structure's collateral may use are the account's times that share. The max loss per structure
+stays the settings' dollar limit.
+
+Then the units are cut to keep the engine's portfolio Greeks (delta in shares, gamma, vega,
+theta per day: ``StructureGreeks`` units) inside the ``GreekBudget`` by the risk gate's own
+rule. The checks themselves, and the denials with their reasons, are the risk gate's
+(``v28quant.risk.OptionsRisk``): a structure that fits no unit goes to the gate as one unit and
+is denied there, journaled with the limit it breaks.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from v28quant.options.config import GreekBudget
 from v28quant.options.strategies import Structure, StructureGreeks
+from v28quant.risk import BookGreeks, GreekBudget, greek_excess
 
 
 @dataclass(frozen=True, slots=True)
 class Sizing:
-    """Units to trade, or 0 with the reason none fit."""
+    """Units to trade, or 0 with the reason none fit and the limit that binds.
+
+    ``limit`` is ``"max_loss"`` when one unit's max loss exceeds ``max_loss_per_structure``
+    (the risk gate denies that structure), else ``"cash"``, ``"collateral"``, ``"shares"``
+    or ``"ok"``.
+    """
 
     units: int
     reason: str
     max_loss_per_unit: float
     collateral_per_unit: float
+    limit: str = "ok"
+
+
+def capital_share(ctx: Any) -> float:
+    """Return the options engine's share of equity from ``ctx.shared`` (1 when unset)."""
+    share = getattr(ctx, "shared", {}).get("capital_split", {}).get("options", 1.0)
+    if not (isinstance(share, (int, float)) and 0.0 < float(share) <= 1.0):
+        raise ValueError(f"capital_split['options'] must be in (0, 1], got {share!r}")
+    return float(share)
 
 
 def size_structure(
@@ -41,8 +63,10 @@ def size_structure(
     cash_available: float,
     max_csp_fraction: float,
     wheel_shares: int = 0,
+    share: float = 1.0,
 ) -> Sizing:
     """Return the units of ``s`` that fit the risk limits (see the module docstring)."""
+    equity, cash_available = equity * share, cash_available * share
     loss = s.max_loss(s.natural)
     coll = s.collateral()
     if s.strategy == "covered_call":
@@ -50,7 +74,7 @@ def size_structure(
         why = (
             "ok" if units > 0 else f"covered call needs 100 shares, the wheel holds {wheel_shares}"
         )
-        return Sizing(units, why, loss, coll)
+        return Sizing(units, why, loss, coll, "ok" if units else "shares")
     if s.strategy == "cash_secured_put":
         cap = min(max_csp_fraction * equity, cash_available)
         units = min(max_units, int(cap // coll)) if coll > 0 else 0
@@ -59,12 +83,17 @@ def size_structure(
             if units > 0
             else f"collateral {coll:.2f} per unit > min(max_csp_fraction x equity, cash) {cap:.2f}"
         )
-        return Sizing(units, why, loss, coll)
+        return Sizing(units, why, loss, coll, "ok" if units else "collateral")
     if not math.isfinite(loss) or loss <= 0:
-        return Sizing(0, f"max loss per unit is {loss}", loss, coll)
-    units = min(max_units, int(max_loss // loss), int(cash_available // max(coll, 1e-9)))
+        return Sizing(0, f"max loss per unit is {loss}", loss, coll, "max_loss")
+    by_cash = int(cash_available // max(coll, 1e-9))
+    if by_cash == 0:
+        return Sizing(
+            0, f"collateral {coll:.2f} per unit > cash {cash_available:.2f}", loss, coll, "cash"
+        )
+    units = min(max_units, int(max_loss // loss), by_cash)
     why = "ok" if units > 0 else f"max loss {loss:.2f} per unit > max_loss_per_structure {max_loss}"
-    return Sizing(units, why, loss, coll)
+    return Sizing(units, why, loss, coll, "ok" if units else "max_loss")
 
 
 def add_greeks(a: StructureGreeks, b: StructureGreeks, units: float = 1.0) -> StructureGreeks:
@@ -80,25 +109,19 @@ def add_greeks(a: StructureGreeks, b: StructureGreeks, units: float = 1.0) -> St
 ZERO_GREEKS = StructureGreeks(0.0, 0.0, 0.0, 0.0)
 
 
-def greek_breach(g: StructureGreeks, budget: GreekBudget) -> str | None:
-    """Return a line naming the first Greek outside ``budget``, or ``None``."""
-    for name, value, cap in (
-        ("delta", g.delta, budget.max_delta_shares),
-        ("gamma", g.gamma, budget.max_gamma),
-        ("vega", g.vega, budget.max_vega),
-        ("theta_per_day", g.theta_per_day, budget.max_theta_per_day),
-    ):
-        if abs(value) > cap:
-            return f"portfolio {name} {value:.2f} would exceed the budget {cap:g}"
-    return None
+def book_greeks(g: StructureGreeks) -> BookGreeks:
+    """Return ``g`` as the risk gate's ``BookGreeks``."""
+    return BookGreeks(g.delta, g.gamma, g.vega, g.theta_per_day)
 
 
-def fit_greeks(
-    s: Structure, units: int, current: StructureGreeks, budget: GreekBudget
-) -> tuple[int, str | None]:
-    """Return the largest ``n <= units`` keeping the portfolio inside ``budget`` (0: why not)."""
+def fit_greeks(s: Structure, units: int, current: StructureGreeks, budget: GreekBudget) -> int:
+    """Return the largest ``n <= units`` the risk gate's Greek rule admits (0: none).
+
+    The rule is the gate's own (``risk.greek_excess``); the gate itself denies the order.
+    """
     g = s.greeks()
+    before = book_greeks(current)
     for n in range(units, 0, -1):
-        if greek_breach(add_greeks(current, g, n), budget) is None:
-            return n, None
-    return 0, greek_breach(add_greeks(current, g, 1), budget)
+        if greek_excess(before, book_greeks(add_greeks(current, g, n)), budget) is None:
+            return n
+    return 0

@@ -1,0 +1,18 @@
+// The Heston transform's inner sum built for AVX-512 (F, DQ, VL, BW); chosen at run time by
+// heston.cpp.
+#include "heston_kernels.hpp"
+#include "v28/simd_dispatch.hpp"
+#if V28_SIMD_X86
+#include "simd_target_avx512.hpp"  // last: the rest of the unit is built for this level
+
+#include "heston_kernels.ipp"
+
+static_assert(V28_SIMD_BYTES == 64, "simd_target_avx512.hpp selects the 64-byte build");
+
+namespace v28::heston::detail {
+double lewis_sum_avx512(const double* u, const double* re, const double* im, std::size_t n,
+                      double x) {
+    return avx512::lewis_sum(u, re, im, n, x);
+}
+}  // namespace v28::heston::detail
+#endif

@@ -1,0 +1,96 @@
+"""Capital split between the engines and the risk scale, set in each pre-market job.
+
+The adaptive allocator (:mod:`v28quant.ml.adaptive_allocator`) weighs one sleeve per engine
+(``equity/aggregate``, ``options/structures``) by its daily realised returns: the P&L of the
+round trips each engine closed on a session (:mod:`v28quant.round_trips`, from the journal's
+fills) over the account's equity. Each pre-market feeds the sessions closed since the last one,
+then ``ctx.shared["capital_split"]`` gets the allocator's engine weights (engine -> fraction of
+equity) and ``ctx.shared["risk_scale"]`` the POMDP controller's exposure scale from the regime
+assessment. The engines apply each once: the equity engine's target weights are multiplied
+by its share and the risk scale; the options engine's max loss per structure by the risk scale
+and the capital its structures may commit by its share (``v28quant.options.sizing``).
+A ``capital_split`` decision records the inputs and the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from v28quant.calendar import ET
+from v28quant.engines import EngineContext
+from v28quant.ml.adaptive_allocator import AdaptiveAllocator
+from v28quant.round_trips import round_trips
+
+log = logging.getLogger(__name__)
+
+SLEEVES = {"equity": "equity/aggregate", "options": "options/structures"}
+#: What the regime assessment says of the POMDP controller's choice (journaled as inputs).
+POMDP_KEYS = ("pomdp_action", "exposure_scale", "agreement")
+
+
+def daily_returns(
+    fills: list[dict[str, Any]], equity: float, before: date
+) -> dict[date, dict[str, float]]:
+    """Return each session's realised return per sleeve (closed P&L / ``equity``) before ``before``.
+
+    A session on which any engine traded counts for every sleeve (0 where one closed nothing).
+    """
+    if equity <= 0:
+        raise ValueError(f"equity must be > 0, got {equity}")
+    days: dict[date, dict[str, float]] = {}
+    for f in fills:
+        d = f["ts"].astimezone(ET).date()
+        if d < before:
+            days.setdefault(d, dict.fromkeys(SLEEVES.values(), 0.0))
+    for trip in round_trips(fills):
+        d = trip.exit_ts.astimezone(ET).date()
+        sleeve = SLEEVES.get(trip.engine)
+        if sleeve is not None and d in days:
+            days[d][sleeve] += trip.pnl / equity
+    return dict(sorted(days.items()))
+
+
+def allocate(ctx: EngineContext, equity: float) -> dict[str, float]:
+    """Feed the allocator the new sessions, set the split and the risk scale, journal them."""
+    allocator = ctx.shared.get("allocator")
+    if allocator is None:
+        allocator = ctx.shared["allocator"] = AdaptiveAllocator(list(SLEEVES.values()))
+    fed: set[date] = ctx.shared.setdefault("allocator_days", set())
+    today = ctx.now.astimezone(ET).date()
+    past = daily_returns(ctx.journal.fills(), equity, today)
+    new = {d: r for d, r in past.items() if d not in fed}
+    for d, r in new.items():
+        allocator.update({s: max(x, -0.99) for s, x in r.items()})
+        fed.add(d)
+    weights = allocator.allocate()
+    split = allocator.engine_split(weights)
+    regime = ctx.regime
+    risk = float(getattr(regime, "risk_multiplier", 1.0)) if regime is not None else 1.0
+    reasoning = getattr(regime, "reasoning", {}) or {}
+    ctx.shared["capital_split"] = split
+    ctx.shared["risk_scale"] = risk
+    ctx.journal.record_decision(
+        f"capital-split-{ctx.now.isoformat()}",
+        "runner",
+        "allocator",
+        "*",
+        "capital_split",
+        {
+            "split": split,
+            "sleeve_weights": weights,
+            "sessions_fed": {d.isoformat(): r for d, r in new.items()},
+            "sessions_total": len(fed),
+            "method": allocator.config.method,
+            "risk_scale": risk,
+            "pomdp": {k: reasoning[k] for k in POMDP_KEYS if k in reasoning},
+            "equity": equity,
+        },
+        ctx.now,
+    )
+    log.info("capital split %s, risk scale %.2f", split, risk)
+    return split
+
+
+__all__ = ["SLEEVES", "allocate", "daily_returns"]

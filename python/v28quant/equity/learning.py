@@ -1,0 +1,155 @@
+"""The continuous learner of the equity engine: closed trades in, drift-triggered retrains out.
+
+At the end of each session every equity round trip closed since the last call (read from the
+journal's fills, :mod:`v28quant.round_trips`) goes to the
+:class:`~v28quant.ml.continuous_learner.ContinuousLearner` as a
+:class:`~v28quant.ml.continuous_learner.TradeOutcome`: the XGBoost features of the entry day,
+the classifier's P(up) on them, the realised P&L and the price's move. The drift detector's
+reference is the classifier's held-out window (its features and its prediction errors there).
+When the learner's drift test fires, the XGBoost classifier is retrained on the day's features
+(stored, with its model run journaled) and a ``retrain`` decision records the drift statistic.
+The learner is rebuilt from the journal after a restart: the trades already fed are skipped by
+key, the others fed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from v28quant.calendar import ET
+from v28quant.equity.sources import MarketView, MlSource, _dated
+from v28quant.ml.continuous_learner import (
+    ContinuousLearner,
+    ContinuousLearnerConfig,
+    DriftDetector,
+    DriftReport,
+    TradeOutcome,
+)
+from v28quant.round_trips import RoundTrip, round_trips
+
+log = logging.getLogger(__name__)
+
+#: The model the drift test watches and retrains.
+WATCHED = "xgboost"
+
+
+@dataclass
+class TradeLearner:
+    """Feeds closed trades to the continuous learner and retrains on drift (module docstring)."""
+
+    ml: MlSource
+    config: ContinuousLearnerConfig = field(default_factory=ContinuousLearnerConfig)
+    learner: ContinuousLearner | None = None
+    fed: set[str] = field(default_factory=set)
+    view: MarketView | None = None
+
+    def reference(self, view: MarketView) -> DriftDetector:
+        """Return a detector on the classifier's held-out window: features and errors."""
+        from v28quant.ml.features import make_labels
+
+        model, feats = self.ml.models[WATCHED], self.ml.features
+        if feats is None:
+            raise ValueError("the learner needs MlSource's features (refit it first)")
+        dates = feats.index.get_level_values("date")
+        held = feats[dates >= np.unique(dates)[-self.ml.holdout_dates]][model.feature_names]
+        labels = make_labels(_dated(view.bars[view.bars["symbol"].isin(view.symbols)]))
+        lab = labels["direction"].reindex(held.index)
+        ok = lab.notna().to_numpy()
+        errors = np.abs(lab[ok].to_numpy(float) - model.predict_proba(held[ok]))
+        return DriftDetector(held.to_numpy(np.float64), errors, model.feature_names)
+
+    def prepare(self, view: MarketView) -> None:
+        """Build the learner the first time (later days keep its trades and its reference)."""
+        self.view = view
+        if self.learner is None and WATCHED in self.ml.models:
+            self.learner = ContinuousLearner({}, self.reference(view), self._retrain, self.config)
+
+    def _retrain(self, X: np.ndarray, y: np.ndarray) -> Mapping[str, Any]:
+        """Retrain the watched classifier on the day's features; a new reference with it."""
+        if self.view is None:
+            raise ValueError("no market view to retrain on")
+        self.ml.retrain(self.view, WATCHED)
+        return {WATCHED: self.ml.models[WATCHED], "drift_detector": self.reference(self.view)}
+
+    def outcome(self, trip: RoundTrip) -> TradeOutcome | None:
+        """Return the learner's record of ``trip``: entry-day features and the model's P(up)."""
+        feats = self.ml.features
+        model = self.ml.models.get(WATCHED)
+        if feats is None or model is None:
+            return None
+        try:
+            rows = feats.xs(trip.symbol, level="symbol")[model.feature_names]
+        except KeyError:
+            return None
+        day = pd.Timestamp(trip.entry_ts.astimezone(ET).date())
+        rows = rows[rows.index <= day]
+        if rows.empty:
+            return None
+        x = rows.iloc[[-1]]
+        p = float(model.predict_proba(x)[0])
+        return TradeOutcome(
+            trip.symbol,
+            x.to_numpy(np.float64)[0],
+            p,
+            trip.pnl,
+            trip.exit_ts,
+            trip.side,
+            trip.move,
+        )
+
+    async def after_session(self, journal: Any, now: Any) -> list[DriftReport]:
+        """Feed the trades closed since the last call; journal each drift-triggered retrain."""
+        if self.learner is None:
+            return []
+        reports: list[DriftReport] = []
+        for trip in round_trips(journal.fills(), engine="equity"):
+            if trip.key in self.fed:
+                continue
+            self.fed.add(trip.key)
+            outcome = self.outcome(trip)
+            if outcome is None:
+                continue
+            report = self.learner.record_trade(outcome)
+            if report is None:
+                continue
+            reports.append(report)
+            if report.drift and self.learner.pending is not None:
+                try:  # waited for here: the next session trades on the retrained model
+                    await asyncio.wrap_future(self.learner.pending)
+                except Exception as exc:  # the old model keeps serving
+                    log.exception("equity: retrain of %s failed: %s", WATCHED, exc)
+                    continue
+                self._journal_retrain(journal, report, now)
+        return reports
+
+    def _journal_retrain(self, journal: Any, report: DriftReport, now: Any) -> None:
+        assert self.learner is not None
+        journal.record_decision(
+            f"equity-drift-retrain-{now.isoformat()}-{self.learner.retrain_count}",
+            "equity",
+            "continuous_learner",
+            "*",
+            "retrain",
+            {
+                "model": WATCHED,
+                "drifted": list(report.drifted),
+                "min_adjusted_p": float(report.adjusted.min()),
+                "p_values": dict(zip(report.names, map(float, report.p_values), strict=True)),
+                "alpha": report.alpha,
+                "correction": report.correction,
+                "trades": len(self.fed),
+                "retrained": self.learner.retrain_count,
+            },
+            now,
+        )
+        log.warning("equity: drift in %s; %s retrained", ",".join(report.drifted), WATCHED)
+
+
+__all__ = ["WATCHED", "TradeLearner"]

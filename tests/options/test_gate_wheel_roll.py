@@ -1,0 +1,192 @@
+"""The risk gate's Greek budget, the wheel's shares from assignment on, and iron condor rolls.
+
+On SimBroker over the real SPY chain of 2023-09-14 (``fakes.options_world``): a structure past
+the vega budget is denied by the risk gate, which journals the Greek it breaks; shares a put
+assignment delivers are reserved before any covered call exists, while the equity engine
+trades the same stock; a tested iron condor rolls its tested side as one four-leg ``mleg``
+order under one client order id, and the side left open stays in the book.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fakes.options_world import make_world
+from v28quant.broker import OrderRequest, Owner
+from v28quant.broker.base import Activity
+from v28quant.execution import Decision
+from v28quant.options.config import OptionsConfig
+from v28quant.options.engine import OptionsEngine
+from v28quant.options.lifecycle import Held
+from v28quant.risk import RiskGate
+from v28quant.settings import RiskLimits
+
+ET = ZoneInfo("America/New_York")
+START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
+
+
+def _config(**over: object) -> OptionsConfig:
+    return OptionsConfig.load(None, over)
+
+
+@pytest.mark.asyncio
+async def test_a_structure_past_the_vega_budget_is_denied_by_the_gate(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """A condor is short vega: with a 1-dollar vega budget the gate denies it, naming vega."""
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways")
+    ctx.risk = RiskGate(RiskLimits(), ctx.journal)
+    budget = {"max_delta_shares": 1500.0, "max_gamma": 300.0, "max_vega": 1.0}
+    eng = OptionsEngine(_config(strategies={"sideways": ["iron_condor"]}, greeks=budget))
+    await eng.premarket(ctx)
+    report = await eng.cycle(ctx)
+    assert report.orders == 0
+    assert report.denied == 1
+    assert await ctx.broker.orders("all") == []
+    (deny,) = ctx.journal.decisions(action="deny")
+    assert deny["engine"] == "options"
+    assert deny["reasoning"]["check"] == "greek_vega"
+    assert "vega" in deny["reasoning"]["reason"]
+    assert abs(deny["reasoning"]["options"]["after"]["vega"]) > 1.0
+    (noentry,) = ctx.journal.decisions(action="no_entry")
+    assert any(r.get("check") == "greek_vega" for r in noentry["reasoning"]["rejected"])
+
+
+async def _fill_equity(ctx, qty: int, side: str, n: int) -> str:  # type: ignore[no-untyped-def]
+    req = OrderRequest.equity("SPY", qty, side, owner=Owner("equity", "trend", f"eq-{n}"))
+    out = await ctx.executor.place(Decision(req, {"why": "equity engine"}))
+    await ctx.broker.process()
+    return str(out.status)
+
+
+@pytest.mark.asyncio
+async def test_assigned_shares_are_reserved_before_the_covered_call(
+    tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPASN on the wheel's put: 100 shares reserved at once; equity keeps only its own 30."""
+    put = "SPY230915P00450000"
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
+    assert await _fill_equity(ctx, 30, "buy", 1) in ("new", "accepted", "filled")
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    eng.book.opened(
+        Held(
+            "w1", "cash_secured_put", "SPY", date(2023, 9, 15), {put: -1}, 1, -2.0, 0.0,
+            START, "v28-options-cash_secured_put-w1", wheel=True,
+        )
+    )  # fmt: skip
+    # the assignment delivers 100 shares (bought here to stand in for the venue's stock leg)
+    stand_in = OrderRequest.equity("SPY", 100, "buy", owner=Owner("options", "venue", "opasn"))
+    await ctx.executor.place(Decision(stand_in, {"why": "stock leg of the assignment"}))
+    await ctx.broker.process()
+    acts = [Activity("opasn-1", "OPASN", put, Decimal(1), Decimal(450), START)]
+
+    async def activities(since: object = None) -> list[Activity]:
+        return acts
+
+    monkeypatch.setattr(ctx.broker, "activities", activities)
+    await eng.cycle(ctx)  # crisis: no covered call yet
+    assert eng.book.stage("SPY").stage == "shares"
+    shares = [r for r in ctx.journal.reservations() if r["kind"] == "shares"]
+    assert [(r["symbol"], r["amount"], r["client_order_id"]) for r in shares] == [
+        ("SPY", Decimal(100), None)
+    ]
+    assert any(d["action"] == "reserve_shares" for d in ctx.journal.decisions(engine="options"))
+    assert any("WHEEL SPY" in n for n in ctx.notifier.notices)
+    # the equity engine, trading SPY too, may sell its own 30 shares and no more
+    ctx.clock.advance(timedelta(minutes=5))
+    assert await _fill_equity(ctx, 31, "sell", 2) == "refused"
+    assert await _fill_equity(ctx, 30, "sell", 3) in ("new", "accepted", "filled")
+    positions = {p.symbol: p.qty for p in await ctx.broker.positions()}
+    assert positions["SPY"] == 100
+    # the covered call spends the wheel's reservation, asking for no second one
+    ctx.regime = ctx.regime.__class__("bull_quiet", {"bull_quiet": 1.0}, "test", ctx.now)
+    await eng.cycle(ctx)
+    cc = [o for o in await ctx.broker.orders("all") if "covered_call" in o.client_order_id]
+    assert len(cc) == 1
+    assert len([r for r in ctx.journal.reservations() if r["kind"] == "shares"]) == 1
+    # called away: the shares leave the wheel and the reservation is released
+    call = cc[0].symbol or cc[0].legs[0].symbol
+    eng.book.pending.clear()
+    eng.book.opened(
+        Held(
+            "c1", "covered_call", "SPY", date(2023, 10, 20), {call: -1}, 1, -3.0, 0.0,
+            ctx.now, cc[0].client_order_id, wheel=True,
+        )
+    )  # fmt: skip
+    acts.append(Activity("opasn-2", "OPASN", call, Decimal(1), None, ctx.now))
+    ctx.clock.advance(timedelta(minutes=5))
+    await eng.cycle(ctx)
+    assert eng.book.stage("SPY").stage == "cash"
+    assert [r for r in ctx.journal.reservations() if r["kind"] == "shares"] == []
+
+
+@pytest.mark.asyncio
+async def test_a_tested_iron_condor_rolls_its_tested_side_as_one_order(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Close the tested put spread and open it further out: one 4-leg mleg, one client id."""
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways")
+    # roll rules loose enough that a fresh condor counts as tested (short |delta| >= 0.2)
+    exits = {"roll_dte": 45, "roll_delta": 0.2, "max_rolls": 1}
+    eng = OptionsEngine(
+        _config(strategies={"sideways": ["iron_condor"]}, exits=exits, limit_steps=2)
+    )
+    await eng.premarket(ctx)
+    await eng.cycle(ctx)
+    assert eng.book is not None
+    roll = None
+    for _ in range(4):  # the condor's limit walks to a fill; the roll goes out the same cycle
+        ctx.clock.advance(timedelta(minutes=5))
+        await eng.cycle(ctx)
+        roll = next((p for p in eng.book.pending.values() if p.kind == "roll"), None)
+        if roll is not None:
+            break
+    assert roll is not None
+    condor = eng.book.held[roll.old_id]
+    assert condor.strategy == "iron_condor"
+    order = await ctx.broker.order_by_client_id(roll.client_order_id)
+    assert order is not None
+    assert order.order_class == "mleg"
+    assert len(order.legs) == 4
+    puts = {s for s in condor.legs if "P" in s[-9:]}
+    closing = {leg.symbol for leg in order.legs if (leg.intent or "").endswith("close")}
+    assert closing == puts
+    assert sorted(leg.intent or "" for leg in order.legs) == [
+        "buy_to_close", "buy_to_open", "sell_to_close", "sell_to_open",
+    ]  # fmt: skip
+    assert roll.strategy == "bull_put"
+    assert roll.expiry > condor.expiry
+    # a crash after the send lost the pending order: the same cycle re-decides the same roll
+    # under the same client order id, and the venue still has one order
+    cid = roll.client_order_id
+    eng.book.pending.clear()
+    await eng.cycle(ctx)
+    assert cid in eng.book.pending
+    assert len([o for o in await ctx.broker.orders("all") if o.client_order_id == cid]) == 1
+    # the roll fills: the put spread lives on further out, the call spread stays as it was
+    for _ in range(4):
+        ctx.clock.advance(timedelta(minutes=5))
+        await eng.cycle(ctx)
+        if not eng.book.pending:
+            break
+    assert not eng.book.pending
+    kept = eng.book.held[condor.structure_id]
+    assert kept.strategy == "bear_call"
+    assert set(kept.legs) == set(condor.legs) - puts
+    (new,) = [h for h in eng.book.held.values() if h.structure_id != condor.structure_id]
+    assert new.strategy == "bull_put"
+    assert new.rolls == 1
+    assert kept.rolls == 1  # max_rolls = 1: neither side rolls again
+    assert kept.credit  # its entry from its own legs' fills: the call spread was sold
+    assert new.expiry > condor.expiry
+    positions = {p.symbol: p.qty for p in await ctx.broker.positions()}
+    for h in (kept, new):
+        for sym, q in h.legs.items():
+            assert positions[sym] == q * h.units
+    assert not set(positions) & puts  # the old put spread is closed

@@ -1,0 +1,113 @@
+"""The equity engine's continuous learner: closed trades in, a journaled retrain on drift.
+
+Real history (skfolio's S&P 500 closes) and the real classifiers. Trades entered in March 2020
+(the crash: volatility features far outside the held-out window of late 2022) must fire the
+drift test, retrain XGBoost and journal it; trades entered inside the held-out window itself
+(the reference distribution) must not. The drift statistic is checked against scipy's
+two-sample KS test on the same samples.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from v28quant.calendar import ET
+from v28quant.equity.learning import WATCHED, TradeLearner
+from v28quant.equity.sources import MarketView, MlSource
+from v28quant.journal import Journal
+from v28quant.ml.continuous_learner import ContinuousLearnerConfig
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = ["AAPL", "JPM", "XOM"]
+CONFIG = ContinuousLearnerConfig(window=24, min_trades=24, cooldown=24, test_every=24)
+
+
+@pytest.fixture(scope="module")
+def ml_view() -> tuple[MlSource, MarketView]:
+    from v28quant.data.samples import sp500_stocks
+
+    bars = sp500_stocks().bars
+    bars = bars[bars["symbol"].isin([*SYMBOLS, "SP500"])]
+    bars = bars[pd.to_datetime(bars["timestamp"], utc=True) >= pd.Timestamp("2016-01-01", tz="UTC")]
+    closes = bars.pivot_table(index="timestamp", columns="symbol", values="close").sort_index()
+    last = pd.Timestamp(closes.index[-1]).tz_convert(ET).date()
+    view = MarketView(
+        now=datetime.combine(last + timedelta(days=1), time(9), ET),
+        symbols=SYMBOLS,
+        bars=bars.reset_index(drop=True),
+        closes=closes,
+        market="SP500",
+        data_ts=datetime.combine(last, time(16), ET),
+    )
+    ml = MlSource()
+    ml.refit(view)
+    return ml, view
+
+
+def _trades(journal: Journal, days: list[pd.Timestamp]) -> None:
+    """One round trip per (day, symbol): buy at the close, sell 3 days later."""
+    i = 0
+    for d in days:
+        for sym in SYMBOLS:
+            entry = datetime.combine(d.date(), time(15, 30), ET)
+            for side, ts in (("buy", entry), ("sell", entry + timedelta(days=3))):
+                price = Decimal("100") if side == "buy" else Decimal("101")
+                journal.record_fill(f"f{i}", f"v28-equity-aggregate-{i}", sym, 10, price, side, ts)
+                i += 1
+
+
+@pytest.mark.asyncio
+async def test_crash_trades_fire_the_drift_test_and_a_journaled_retrain(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    before = ml.models[WATCHED]
+    days = list(pd.bdate_range("2020-03-09", "2020-03-20"))[:8]  # 8 days x 3 symbols = 24
+    _trades(journal, days)
+    reports = await learner.after_session(journal, view.now)
+    assert len(reports) == 1
+    assert reports[0].drift
+    assert ml.models[WATCHED] is not before  # retrained, swapped in
+    (row,) = journal.decisions(action="retrain")
+    why = row["reasoning"]
+    assert why["model"] == WATCHED
+    assert why["trades"] == 24
+    assert why["min_adjusted_p"] < CONFIG.alpha
+    # a drifted feature's KS distance, from scipy on the crash rows and the reference sample
+    assert learner.learner is not None
+    ref = learner.learner.detector
+    features = [n for n in why["drifted"] if n != "prediction_error"]
+    assert features, why["drifted"]
+    assert ml.features is not None
+    col = ml.features.xs(pd.Timestamp(days[0].date()), level="date")[features[0]].to_numpy()
+    sample = ref.reference[:, ref.feature_names.index(features[0])]
+    assert stats.ks_2samp(col, sample).statistic > 0.5
+
+
+@pytest.mark.asyncio
+async def test_trades_like_the_reference_fire_no_retrain(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    before = ml.models[WATCHED]
+    dates = np.unique(ml.features.index.get_level_values("date")) if ml.features is not None else []
+    held = [pd.Timestamp(d) for d in dates[-ml.holdout_dates :: 15]][:8]
+    _trades(journal, held)
+    reports = await learner.after_session(journal, view.now)
+    assert len(reports) == 1
+    assert not reports[0].drift
+    assert ml.models[WATCHED] is before
+    assert journal.decisions(action="retrain") == []
+    again = await learner.after_session(journal, view.now)  # nothing new: nothing fed twice
+    assert again == []
+    assert len(learner.fed) == 24
