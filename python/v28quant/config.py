@@ -4,8 +4,8 @@
 the user's file (``--config FILE`` or ``V28_CONFIG``) key by key on top, and returns the
 ``Settings`` (environment, ``.env``, ``[risk]`` and the top-level keys) with a frozen
 ``RunConfig`` for the sections the runner and the engines read: ``[aggregator]``, ``[paper]``,
-``[equity]``, ``[backtest]`` and ``[runner]``. An unknown key is an error naming it, so a typo
-never silently leaves a default in force.
+``[equity]``, ``[backtest]``, ``[runner]`` and ``[offhours]``. An unknown key is an error
+naming it, so a typo never silently leaves a default in force.
 """
 
 from __future__ import annotations
@@ -84,6 +84,22 @@ class RunnerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OffHoursConfig:
+    """``[offhours]``: jobs between the close and the next pre-market (``v28quant.offhours``)."""
+
+    drift_checks: bool
+    tune: bool
+    tune_in_simulation: bool
+    tune_trials: int
+    tune_batch: int
+    tune_windows: int
+    tune_train_days: int
+    tune_workers: int
+    tune_max_minutes: float
+    stop_before_premarket_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     """Every non-secret section the runner reads, frozen."""
 
@@ -92,6 +108,7 @@ class RunConfig:
     equity: EquityConfig
     backtest: BacktestConfig
     runner: RunnerConfig
+    offhours: OffHoursConfig
     #: The user's TOML file it was loaded from (its other tables, e.g. ``[options]``, are read
     #: by the engines that own them), or None for the shipped defaults.
     source: Path | None = None
@@ -186,6 +203,16 @@ def _check(cfg: RunConfig) -> None:
         (0 < cfg.equity.max_weight <= 1, "[equity] max_weight: must be in (0, 1]"),
         (cfg.equity.screen_keep >= 1, "[equity] screen_keep: must be >= 1"),
         (cfg.equity.lookback_sessions >= 60, "[equity] lookback_sessions: must be >= 60"),
+        (cfg.offhours.tune_trials >= 1, "[offhours] tune_trials: must be >= 1"),
+        (cfg.offhours.tune_batch >= 1, "[offhours] tune_batch: must be >= 1"),
+        (cfg.offhours.tune_windows >= 1, "[offhours] tune_windows: must be >= 1"),
+        (cfg.offhours.tune_train_days >= 2, "[offhours] tune_train_days: must be >= 2"),
+        (cfg.offhours.tune_workers >= 0, "[offhours] tune_workers: must be >= 0"),
+        (cfg.offhours.tune_max_minutes >= 0, "[offhours] tune_max_minutes: must be >= 0"),
+        (
+            cfg.offhours.stop_before_premarket_minutes >= 0,
+            "[offhours] stop_before_premarket_minutes: must be >= 0",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -226,6 +253,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
         equity=_section(EquityConfig, merged.get("equity", {}), "equity"),
         backtest=_section(BacktestConfig, merged.get("backtest", {}), "backtest"),
         runner=_section(RunnerConfig, merged.get("runner", {}), "runner"),
+        offhours=_section(OffHoursConfig, merged.get("offhours", {}), "offhours"),
         source=None if path is None else Path(path).resolve(),
     )
     _check(cfg)
@@ -236,6 +264,7 @@ __all__ = [
     "AggregatorConfig",
     "BacktestConfig",
     "EquityConfig",
+    "OffHoursConfig",
     "PaperConfig",
     "RunConfig",
     "RunnerConfig",

@@ -82,8 +82,10 @@ def _stored_controller(ctx: EngineContext, mkt: pd.Series, symbols: set[str]) ->
     if not symbols <= set(meta.features):
         return None, REGIME_REFIT_SESSIONS
     trained = pd.Timestamp(meta.train_end).date()
-    age = sum(1 for t in mkt.index if t.date() > trained)
-    return (controller, age) if age >= 0 else (None, REGIME_REFIT_SESSIONS)
+    if trained > mkt.index[-1].date():
+        # fitted on later data (a backtest over later sessions shares the store): look-ahead
+        return None, REGIME_REFIT_SESSIONS
+    return controller, sum(1 for t in mkt.index if t.date() > trained)
 
 
 async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) -> Any:

@@ -4,9 +4,9 @@
 exchange calendar (US/Eastern): the pre-market job at 09:00 (reconcile with the broker, the
 account watch, the hierarchical regime, each engine's refits and screens), then from 09:45 to
 15:45 a cycle every 5 minutes for each engine, the engines side by side under one
-``asyncio.TaskGroup``, then the end-of-day roll-up; off-hours jobs run after the close and never
-overlap trading. Started mid-session it runs the pre-market job at once and joins the cycle
-schedule.
+``asyncio.TaskGroup``, then the end-of-day roll-up; off-hours jobs (drift checks, tuning:
+``v28quant.offhours``) run after the close and never overlap trading. Started mid-session it
+runs the pre-market job at once and joins the cycle schedule.
 
 Isolation: an exception in one engine's cycle is logged, journaled and notified, and that engine
 and the others carry on. A cycle that overruns its slot is logged and the slots it ran into are
@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -33,6 +33,7 @@ from typing import Any
 from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.clock import Clock
 from v28quant.engines import Engine, EngineContext
+from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
 from v28quant.venue import Venue
 from v28quant.venue_clock import LockstepClock
 
@@ -67,6 +68,10 @@ class Runner:
         Spacing of cycles (a multiple of 5).
     once : bool
         Pre-market job and one cycle of each engine at the venue's current time, then stop.
+    offhours : OffHoursJobs, optional
+        The nightly jobs; default: those ``[offhours]`` plans for the mode (tuning never keyless).
+    parameters : mapping, optional
+        Where the strategy parameters come from (journaled with the start).
     """
 
     def __init__(
@@ -77,6 +82,8 @@ class Runner:
         *,
         cycle_minutes: int = 5,
         once: bool = False,
+        offhours: OffHoursJobs | None = None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> None:
         if not engines:
             raise ValueError("Runner needs at least one engine")
@@ -85,6 +92,11 @@ class Runner:
         self.engines = list(engines)
         self.stride = max(1, cycle_minutes // 5)
         self.once = once
+        cfg = ctx.config.offhours
+        self.offhours = offhours or OffHoursJobs(
+            cfg, plan_for(cfg, ctx.mode, venue.keyless, False), venue.sim_clock is not None
+        )
+        self.parameters = dict(parameters or {"source": "configured"})
         self.stop = asyncio.Event()
         self.state = RunState()
         self._signals = 0
@@ -156,6 +168,11 @@ class Runner:
                 "broker": self.venue.broker_desc,
                 "data": self.venue.data_desc,
                 "engines": [e.name for e in self.engines],
+                "parameters": self.parameters,
+                "offhours": {
+                    "drift_checks": self.offhours.plan.drift,
+                    "tuning": self.offhours.plan.tune or self.offhours.plan.why_no_tune,
+                },
             },
             now,
         )
@@ -169,6 +186,7 @@ class Runner:
                 await self.run_session(day)
                 if self.stop.is_set():
                     break
+                await self.off_hours(self.ctx.now)
         else:
             await self.run_forever()
         log.info(
@@ -355,28 +373,37 @@ class Runner:
             summary["fills"],
             extra={"orders": summary["orders"], "decisions": summary["decisions"]},
         )
+        self.ctx.journal.record_decision(
+            f"runner-end-of-day-{day.isoformat()}",
+            "runner",
+            "runner",
+            "*",
+            "end_of_day",
+            {
+                "day": day.isoformat(),
+                "equity": str(account.equity),
+                "exposure": str(exposure),
+                "signals": summary["signals"],
+                "fills": summary["fills"],
+                "orders": summary["orders"],
+                "notional": {side: str(v) for side, v in summary["notional"].items()},
+            },
+            self.ctx.now,
+        )
 
     async def off_hours(self, now: datetime) -> None:
-        """Run each engine's optional ``off_hours(ctx, until)`` before the next pre-market."""
-        today = now.astimezone(ET).date()
-        nxt = self.calendar.next_session(today)
-        until = self.calendar.windows(nxt).premarket - timedelta(minutes=10)
-        if self.calendar.is_session(today) and now < self.calendar.windows(today).after_close:
+        """Wait for the close's after time, then run the night's jobs (``v28quant.offhours``)."""
+        span = off_hours_window(self.calendar, now, self.offhours.margin)
+        if span is None or self.stop.is_set():
             return
-        for engine in self.engines:
-            job = getattr(engine, "off_hours", None)
-            if job is None or self.stop.is_set():
-                continue
-            budget = (until - self.ctx.now).total_seconds()
-            if budget <= 0:
-                return
-            try:
-                async with asyncio.timeout(budget):
-                    await job(self.ctx, until)
-            except TimeoutError:
-                log.warning("%s off-hours job cut at %s (pre-market next)", engine.name, until)
-            except Exception as exc:
-                log.exception("%s off-hours job failed: %s", engine.name, exc)
+        start, until = span
+        if not await self._sleep(self.ctx.clock, start):
+            return
+        try:
+            await self.offhours.run(self.ctx, self.engines, until, self.stop)
+        except Exception as exc:  # a failed night must not stop the next trading day
+            log.exception("off-hours jobs failed: %s", exc)
+            self.ctx.notifier.error("off-hours jobs", f"{type(exc).__name__}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:

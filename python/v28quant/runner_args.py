@@ -43,6 +43,7 @@ class RunArgs:
     once: bool
     log_level: str
     report_dir: Path | None
+    tune_off_hours: bool = False
 
 
 def _date(text: str, flag: str) -> date:
@@ -75,6 +76,11 @@ def build_parser(prog: str = "run_v28_production.py") -> argparse.ArgumentParser
         "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     p.add_argument("--report", dest="report_dir", type=Path, help="report folder")
+    p.add_argument(
+        "--tune-off-hours",
+        action="store_true",
+        help="keyless paper: run Bayesian tuning on the simulated nights too (slow)",
+    )
     return p
 
 
@@ -105,6 +111,8 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
         raise UsageError("--days: only with --mode paper (keyless simulated sessions)")
     if ns.once and ns.mode == "backtest":
         raise UsageError("--once: not with --mode backtest")
+    if ns.tune_off_hours and (ns.mode == "backtest" or ns.once):
+        raise UsageError("--tune-off-hours: not with --mode backtest or --once")
     return RunArgs(
         mode=ns.mode,
         config=ns.config,
@@ -116,4 +124,5 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
         once=bool(ns.once),
         log_level=ns.log_level,
         report_dir=ns.report_dir,
+        tune_off_hours=bool(ns.tune_off_hours),
     )

@@ -29,6 +29,8 @@ from v28quant.execution.lock import JournalLock
 from v28quant.journal import Journal
 from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
+from v28quant.offhours import OffHoursJobs, plan_for
+from v28quant.optimization.apply import PromotedSet, apply_params
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs, parse_args
@@ -72,7 +74,52 @@ def default_engines(cfg: RunConfig, params: dict[str, Any]) -> list[Engine]:
     return engines
 
 
-def _banner(mode: str, venue: Venue, journal: Path, cfg: RunConfig, log_file: Path | None) -> None:
+def _promoted(journal: Path) -> PromotedSet | None:
+    """Return the promoted parameter set beside ``journal`` (None when there is none).
+
+    Raises
+    ------
+    SettingsError
+        A promoted-parameters file the journal does not vouch for.
+    """
+    from v28quant.optimization.apply import load_promoted
+    from v28quant.optimization.promote import PromotionRefused
+
+    try:
+        return load_promoted(journal)
+    except PromotionRefused as exc:
+        raise SettingsError(f"promoted parameters: {exc}") from None
+
+
+def _parameters_line(promoted: PromotedSet | None, cfg: RunConfig, mode: str) -> str:
+    if promoted is None:
+        return "parameters: as configured (no promoted set beside the journal)"
+    e = cfg.equity
+
+    def num(x: float | None) -> str:
+        return "?" if x is None else f"{x:.3f}"
+
+    line = (
+        f"parameters: PROMOTED set {promoted.digest[:16]} from {promoted.path.resolve()} "
+        f"(promoted {promoted.promoted_at}, walk-forward DSR {num(promoted.dsr)}, OOS Sharpe "
+        f"{num(promoted.oos_sharpe)}): aggregator weights and min_confidence "
+        f"{cfg.aggregator.min_confidence:.2f}, target_vol {e.target_vol:.3f}, max_weight "
+        f"{e.max_weight:.3f}, min_trade_weight {e.min_trade_weight:.4f}, ml_veto_confidence "
+        f"{e.ml_veto_confidence:.2f}, screen_keep {e.screen_keep}"
+    )
+    if mode == "paper":
+        line += f"; paper mode trades at [paper] min_confidence {cfg.paper.min_confidence:.2f}"
+    return line
+
+
+def _banner(
+    mode: str,
+    venue: Venue,
+    journal: Path,
+    cfg: RunConfig,
+    log_file: Path | None,
+    promoted: PromotedSet | None,
+) -> None:
     if venue.keyless:
         bar = "=" * 78
         log.warning(bar)
@@ -88,6 +135,7 @@ def _banner(mode: str, venue: Venue, journal: Path, cfg: RunConfig, log_file: Pa
         ",".join(venue.universe),
         cfg.min_confidence(mode),
     )
+    log.info("%s", _parameters_line(promoted, cfg, mode))
 
 
 def _run_dir(cfg: RunConfig, mode: str) -> Path:
@@ -107,6 +155,7 @@ async def _serve(
     journal_path: Path,
     calendar: ExchangeCalendar,
     engines: Sequence[Engine],
+    parameters: dict[str, Any],
 ) -> tuple[int, Runner]:
     from v28quant.execution import Executor
     from v28quant.notify import make_notifier
@@ -142,7 +191,17 @@ async def _serve(
             minutes = cfg.paper.sim_cycle_minutes
         else:
             minutes = cfg.runner.cycle_minutes
-        runner = Runner(ctx, venue, engines, cycle_minutes=minutes, once=args.once)
+        plan = plan_for(cfg.offhours, args.mode, venue.keyless, args.tune_off_hours)
+        offhours = OffHoursJobs(cfg.offhours, plan, venue.sim_clock is not None)
+        runner = Runner(
+            ctx,
+            venue,
+            engines,
+            cycle_minutes=minutes,
+            once=args.once,
+            offhours=offhours,
+            parameters=parameters,
+        )
         if args.once and args.mode == "live":
             market = venue.venue_clock.last_market if venue.venue_clock else None
             if market is None and venue.venue_clock is not None:
@@ -199,6 +258,21 @@ def run_with(
             JournalStore(journal_path).close()
         except JournalError as exc:
             raise SettingsError(f"--journal: {exc}") from None
+    promoted = None
+    if params is None:  # a caller's own parameters (a tuning trial) are what it evaluates
+        promoted = _promoted(journal_path)
+        if promoted is not None:
+            cfg, params = apply_params(cfg, promoted.params)
+            cfg = dataclasses.replace(cfg, equity=dataclasses.replace(cfg.equity, **params))
+    parameters: dict[str, Any] = {"source": "configured"}
+    if promoted is not None:
+        parameters = {
+            "source": "promoted",
+            "file": str(promoted.path.resolve()),
+            "report_digest": promoted.digest,
+            "promoted_at": promoted.promoted_at,
+            "params": promoted.params,
+        }
     if venue.keyless and args.mode == "paper":  # the simulated account outlives the process
         from v28quant.broker.sim import SimBroker, state_path_for
 
@@ -214,13 +288,15 @@ def run_with(
             max_bytes=cfg.runner.log_max_bytes,
             backups=cfg.runner.log_backups,
         )
-    _banner(args.mode, venue, journal_path, cfg, log_file)
+    _banner(args.mode, venue, journal_path, cfg, log_file, promoted)
     made = engines(cfg, params or {})
     log.info("engines: %s", ", ".join(e.name for e in made))
     # One instance per journal: a second runner on it exits here, naming the holder's pid.
     lock = JournalLock(journal_path).acquire_or_exit()
     try:
-        code, runner = asyncio.run(_serve(args, settings, cfg, venue, journal_path, calendar, made))
+        code, runner = asyncio.run(
+            _serve(args, settings, cfg, venue, journal_path, calendar, made, parameters)
+        )
     finally:
         lock.release()
     outcome = RunOutcome(code, journal_path, None, runner.state.equity)

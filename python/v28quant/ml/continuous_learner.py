@@ -285,7 +285,21 @@ class ContinuousLearner:
         due = n >= cfg.min_trades and (n - cfg.min_trades) % max(cfg.test_every, 1) == 0
         if not due or self._since_retrain < cfg.cooldown or self.retraining:
             return None
-        recent = list(self._trades)[-cfg.window :]
+        return self.check_drift()
+
+    def check_drift(self) -> DriftReport | None:
+        """Test the last ``window`` trades for drift now; on drift start a retrain.
+
+        ``record_trade`` calls it on its schedule; the runner's off-hours job calls it after
+        the close whatever the schedule. None with fewer than ``min_trades`` trades recorded.
+        A retrain starts only outside the cooldown and when none is running.
+        """
+        cfg = self.config
+        with self._lock:
+            recent = self._trades[-cfg.window :]
+            n = len(self._trades)
+        if n < cfg.min_trades:
+            return None
         X = np.stack([t.features for t in recent])
         err = np.array([t.error for t in recent])
         report = self.detector.test(X, err)
@@ -294,7 +308,7 @@ class ContinuousLearner:
             "drift test",
             extra={"drifted": report.drifted, "min_adj_p": float(report.adjusted.min())},
         )
-        if report.drift:
+        if report.drift and self._since_retrain >= cfg.cooldown and not self.retraining:
             # the retrain sees every trade recorded, not only the window that drifted
             with self._lock:
                 history = list(self._trades)

@@ -14,7 +14,6 @@ the ``[equity]`` sizing and gating keys.
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -91,7 +90,7 @@ class BacktestEvaluator:
         stamps = pd.DatetimeIndex(bars.loc[bars["symbol"] == market, "timestamp"])
         days = stamps.tz_convert("America/New_York").tz_localize(None).normalize()
         self._dates = days[(days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))]
-        if len(self._dates) < 100:
+        if len(self._dates) < 2:
             raise ValueError(f"only {len(self._dates)} sessions of {market} in {start}..{end}")
         self.space = backtest_space()
         self.universe = tuple(universe) if universe else None
@@ -103,24 +102,10 @@ class BacktestEvaluator:
 
     def _run_config(self, p: Mapping[str, float]) -> tuple[Any, dict[str, Any]]:
         from v28quant.config import load_config
+        from v28quant.optimization.apply import apply_params
 
         _, cfg = load_config(self.config)
-        weights: dict[str, dict[str, float]] = {}
-        for name, value in p.items():
-            if name.startswith("weights."):
-                _, regime, model = name.split(".", 2)
-                weights.setdefault(regime, {})[model] = float(value)
-        agg = dataclasses.replace(
-            cfg.aggregator,
-            weights={**dict(cfg.aggregator.weights), **weights},
-            min_confidence=float(p["aggregator.min_confidence"]),
-        )
-        equity = {
-            k.split(".", 1)[1]: (int(v) if k == "equity.screen_keep" else float(v))
-            for k, v in p.items()
-            if k.startswith("equity.")
-        }
-        return dataclasses.replace(cfg, aggregator=agg), equity
+        return apply_params(cfg, p)
 
     def evaluate(
         self,

@@ -83,6 +83,11 @@ def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
         "backtest: the runner's engines through v28quant.backtest.run_backtest (minutes a "
         "trial; pair with --train-days 250 --windows 2 and few trials)",
     )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="backtest objective: the runner's TOML file the parameters apply over",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -115,6 +120,12 @@ def add_subparsers(subparsers: Any) -> None:
         "--off-hours-only",
         action="store_true",
         help="refuse during the trading day and stop before the next pre-market",
+    )
+    t.add_argument(
+        "--deadline",
+        type=_aware_time,
+        default=None,
+        help="ISO time with offset after which no new batch of trials starts",
     )
     t.set_defaults(handler=run_tune)
 
@@ -159,6 +170,17 @@ def add_subparsers(subparsers: Any) -> None:
     p.set_defaults(handler=run_promote)
 
 
+def _aware_time(text: str) -> datetime:
+    """Parse an ISO time that carries its UTC offset (argparse type of ``--deadline``)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs a UTC offset: {text!r}")
+    return when
+
+
 def _out_dir(args: argparse.Namespace, command: str) -> Path:
     if args.out:
         return Path(args.out)
@@ -177,7 +199,7 @@ def _evaluator(args: argparse.Namespace) -> Any:
     if args.objective == "backtest":
         from v28quant.optimization.backtest_objective import BacktestEvaluator
 
-        return BacktestEvaluator(universe=universe)
+        return BacktestEvaluator(universe=universe, config=args.config)
     return SampleStrategy(universe=universe or DEFAULT_UNIVERSE)
 
 
@@ -234,6 +256,8 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.off_hours_only:
         require_off_hours(now)
         deadline = off_hours_deadline(now)
+    if args.deadline is not None:
+        deadline = min(deadline or args.deadline, args.deadline)
     storage = args.storage or default_storage(_journal(args))
     evaluator = _evaluator(args)
     config = TunerConfig(

@@ -1,0 +1,370 @@
+"""Off-hours jobs: after the close and before the next pre-market, never while trading.
+
+Each night the runner waits for the session's after-close time (16:30 ET on a full day) and
+runs, until ``[offhours] stop_before_premarket_minutes`` before the next 09:00 ET pre-market job:
+
+1. **Drift checks**: every engine with ``async drift_check(ctx) -> DriftReport | None`` runs it
+   (its continuous learner's two-sample KS test of the recent closed trades, which may start a
+   retrain: :meth:`v28quant.ml.continuous_learner.ContinuousLearner.check_drift`). The report is
+   journaled as the model run ``<engine>.drift_check`` with every raw and adjusted p-value.
+2. Each engine's own ``off_hours(ctx, until)`` job, if it has one.
+3. **Bayesian tuning**: ``python -m v28quant.optimization tune --objective backtest`` in a
+   child process of its own (the runner's engines through ``run_backtest``; the Optuna study
+   beside the journal, continued night after night). It starts no batch of trials in the last
+   quarter of the budget, which its closing walk-forward uses; at the deadline or on a stop
+   signal its process group is terminated. The child journals its study and walk-forward; the
+   runner journals the night's outcome. Nothing it finds trades before ``v28quant promote``
+   (which needs that walk-forward to pass) and a restart of the runner.
+
+The night's summary is one ``offhours`` decision of the ``runner`` engine.
+
+Which nights run what (keyless runs are meant to be short; a tuning trial is a backtest of
+minutes):
+
+* live, and paper with Alpaca keys: drift checks and tuning (``drift_checks``, ``tune``);
+* keyless paper: drift checks; tuning only with ``tune_in_simulation`` or ``--tune-off-hours``,
+  its budget then in wall-clock time: ``tune_max_minutes`` if set, else the night's length;
+* backtest: drift checks only (the tuner runs backtests; one inside a backtest would nest them);
+* ``--once``: none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from v28quant.calendar import ET, ExchangeCalendar
+from v28quant.config import OffHoursConfig
+from v28quant.engines import Engine, EngineContext
+from v28quant.ml.continuous_learner import DriftReport
+
+log = logging.getLogger("v28quant.runner")
+
+#: Seconds a terminated tuning process gets to exit before it is killed.
+TERMINATE_GRACE_S = 20.0
+#: Share of the tuning budget in which new batches of trials may start.
+BATCH_SHARE = 0.75
+#: A tuning budget shorter than this is not started.
+MIN_TUNE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class OffHoursPlan:
+    """What the nights of one run do (see the module docstring)."""
+
+    drift: bool
+    tune: bool
+    why_no_tune: str = ""
+
+
+def plan_for(cfg: OffHoursConfig, mode: str, keyless: bool, tune_flag: bool) -> OffHoursPlan:
+    """Decide the jobs of a run from its mode, keys and settings."""
+    if mode == "backtest":
+        return OffHoursPlan(cfg.drift_checks, False, "never in backtests")
+    if keyless and not (cfg.tune_in_simulation or tune_flag):
+        why = "keyless paper (set [offhours] tune_in_simulation or pass --tune-off-hours)"
+        return OffHoursPlan(cfg.drift_checks, False, why)
+    if not cfg.tune:
+        return OffHoursPlan(cfg.drift_checks, False, "[offhours] tune = false")
+    return OffHoursPlan(cfg.drift_checks, True)
+
+
+def off_hours_window(
+    cal: ExchangeCalendar, now: datetime, margin: timedelta
+) -> tuple[datetime, datetime] | None:
+    """Return ``(start, until)`` of the off-hours span at or after ``now``; None if none is left.
+
+    ``start`` is ``now``, or the after-close time of a session day not yet past it; ``until`` is
+    ``margin`` before the next pre-market job.
+    """
+    today = now.astimezone(ET).date()
+    if cal.is_session(today):
+        w = cal.windows(today)
+        if now < w.premarket - margin:
+            return now, w.premarket - margin
+        start = max(now, w.after_close)
+    else:
+        start = now
+    until = cal.windows(cal.next_session(today)).premarket - margin
+    return (start, until) if start < until else None
+
+
+def drift_metrics(report: DriftReport) -> dict[str, Any]:
+    """Return the JSON-ready content of a drift report, as journaled."""
+    return {
+        "drift": report.drift,
+        "drifted": list(report.drifted),
+        "p_values": dict(zip(report.names, map(float, report.p_values), strict=True)),
+        "adjusted": dict(zip(report.names, map(float, report.adjusted), strict=True)),
+    }
+
+
+def tune_argv(
+    cfg: OffHoursConfig,
+    journal: Path,
+    out: Path,
+    deadline: datetime,
+    universe: Sequence[str] | None,
+    config: Path | None,
+) -> list[str]:
+    """Return the command line of one night's tuning run."""
+    argv = [
+        sys.executable,
+        "-m",
+        "v28quant.optimization",
+        "--log-level",
+        "WARNING",
+        "tune",
+        "--objective",
+        "backtest",
+        "--journal",
+        str(journal),
+        "--out",
+        str(out),
+        "--trials",
+        str(cfg.tune_trials),
+        "--batch",
+        str(cfg.tune_batch),
+        "--workers",
+        str(cfg.tune_workers),
+        "--windows",
+        str(cfg.tune_windows),
+        "--train-days",
+        str(cfg.tune_train_days),
+        "--deadline",
+        deadline.isoformat(),
+        "--no-progress",
+    ]
+    if universe:
+        argv += ["--universe", ",".join(universe)]
+    if config is not None:
+        argv += ["--config", str(config)]
+    return argv
+
+
+def _child_env() -> dict[str, str]:
+    """Return the tuning child's environment: no broker or webhook secrets, this v28quant.
+
+    The tuner runs keyless backtests; it has no use for the Alpaca keys or the Discord
+    webhook, so they do not travel.
+    """
+    import v28quant
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "DISCORD_"))}
+    here = str(Path(v28quant.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the child's process group (Dask workers included), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, None)):
+        if proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(proc.wait(), wait)
+            return
+        except TimeoutError:
+            continue
+
+
+class OffHoursJobs:
+    """The nightly jobs of one run (see the module docstring).
+
+    Parameters
+    ----------
+    config : OffHoursConfig
+        The ``[offhours]`` settings.
+    plan : OffHoursPlan
+        Which jobs run (:func:`plan_for`).
+    simulated : bool
+        The clock is simulated (keyless paper, backtest): the tuning budget is wall-clock time.
+    """
+
+    def __init__(self, config: OffHoursConfig, plan: OffHoursPlan, simulated: bool) -> None:
+        self.config = config
+        self.plan = plan
+        self.simulated = simulated
+        self.margin = timedelta(minutes=config.stop_before_premarket_minutes)
+
+    async def run(
+        self,
+        ctx: EngineContext,
+        engines: Sequence[Engine],
+        until: datetime,
+        stop: asyncio.Event,
+    ) -> dict[str, Any]:
+        """Run the night's jobs until ``until`` (venue time) or a stop; journal and return them."""
+        night = ctx.now.astimezone(ET).date()
+        log.info("off-hours jobs for the night of %s, until %s", night, until.astimezone(ET))
+        summary: dict[str, Any] = {"until": until.isoformat(), "drift": {}, "engine_jobs": {}}
+        for engine in engines:
+            if self.plan.drift and not stop.is_set():
+                summary["drift"][engine.name] = await self._drift(ctx, engine, until, night)
+            job = getattr(engine, "off_hours", None)
+            if job is not None and not stop.is_set():
+                summary["engine_jobs"][engine.name] = await self._engine_job(
+                    ctx, engine.name, job, until
+                )
+        if not self.plan.tune:
+            summary["tuning"] = {"status": "skipped", "reason": self.plan.why_no_tune}
+        elif stop.is_set():
+            summary["tuning"] = {"status": "skipped", "reason": "stop requested"}
+        else:
+            summary["tuning"] = await self._tune(ctx, until, stop, night)
+        ctx.journal.record_decision(
+            f"runner-offhours-{night}-{os.getpid()}-{ctx.now.isoformat()}",
+            "runner",
+            "runner",
+            "*",
+            "offhours",
+            summary,
+            ctx.now,
+        )
+        log.info(
+            "off-hours done: drift %s; tuning %s",
+            summary["drift"] or "(not run)",
+            summary["tuning"]["status"],
+        )
+        return summary
+
+    @staticmethod
+    def _left(ctx: EngineContext, until: datetime) -> float:
+        return (until - ctx.now).total_seconds()
+
+    async def _drift(self, ctx: EngineContext, engine: Engine, until: datetime, night: date) -> str:
+        check = getattr(engine, "drift_check", None)
+        if check is None:
+            return "no drift check (the engine offers no drift_check)"
+        budget = self._left(ctx, until)
+        if budget <= 0:
+            return "not run: the pre-market is near"
+        started = ctx.now
+        try:
+            async with asyncio.timeout(budget):
+                report = await check(ctx)
+        except TimeoutError:
+            log.warning("%s drift check cut at %s (pre-market next)", engine.name, until)
+            return "cut before the pre-market"
+        except Exception as exc:
+            log.exception("%s drift check failed: %s", engine.name, exc)
+            ctx.notifier.error(f"{engine.name} drift check", f"{type(exc).__name__}: {exc}")
+            return f"failed: {type(exc).__name__}: {exc}"
+        if report is None:
+            return "not enough closed trades for a test"
+        metrics = drift_metrics(report)
+        ctx.journal.record_model_run(
+            f"{engine.name}.drift_check",
+            night.isoformat(),
+            started,
+            ctx.now,
+            {"alpha": report.alpha, "correction": report.correction},
+            metrics,
+        )
+        if report.drift:
+            log.warning("%s: drift in %s", engine.name, ", ".join(report.drifted))
+            ctx.notifier.notify(f"v28 {engine.name}: drift in {', '.join(report.drifted)}")
+            return f"drift in {', '.join(report.drifted)}"
+        return f"no drift (smallest adjusted p {min(metrics['adjusted'].values()):.3f})"
+
+    async def _engine_job(self, ctx: EngineContext, name: str, job: Any, until: datetime) -> str:
+        budget = self._left(ctx, until)
+        if budget <= 0:
+            return "not run: the pre-market is near"
+        try:
+            async with asyncio.timeout(budget):
+                await job(ctx, until)
+        except TimeoutError:
+            log.warning("%s off-hours job cut at %s (pre-market next)", name, until)
+            return "cut before the pre-market"
+        except Exception as exc:
+            log.exception("%s off-hours job failed: %s", name, exc)
+            return f"failed: {type(exc).__name__}: {exc}"
+        return "done"
+
+    def _budget_s(self, ctx: EngineContext, until: datetime) -> float:
+        budget = self._left(ctx, until)
+        if self.config.tune_max_minutes > 0:
+            budget = min(budget, self.config.tune_max_minutes * 60.0)
+        return budget
+
+    async def _tune(
+        self, ctx: EngineContext, until: datetime, stop: asyncio.Event, night: date
+    ) -> dict[str, Any]:
+        budget = self._budget_s(ctx, until)
+        if budget < MIN_TUNE_S:
+            return {"status": "skipped", "reason": f"{budget:.0f} s left before the pre-market"}
+        start = datetime.now(UTC)
+        deadline = start + timedelta(seconds=budget * BATCH_SHARE)
+        journal = ctx.journal.path.resolve()
+        out = journal.parent / "research" / f"offhours-tune-{night}-{start:%Y%m%dT%H%M%SZ}"
+        out.mkdir(parents=True, exist_ok=True)
+        universe = ctx.universe if self.simulated else None
+        argv = tune_argv(self.config, journal, out, deadline, universe, ctx.config.source)
+        log.info("off-hours tuning: %.0f s budget, report %s", budget, out)
+        with (out / "tune.log").open("wb") as sink:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdout=sink,
+                stderr=asyncio.subprocess.STDOUT,
+                env=_child_env(),
+                start_new_session=True,
+            )
+            ended = await self._wait(proc, budget, stop)
+        result: dict[str, Any] = {"report": str(out), "budget_s": round(budget, 1)}
+        if ended != "exited":
+            log.warning("off-hours tuning stopped (%s); completed trials stay in the study", ended)
+            return {**result, "status": "cut", "reason": ended}
+        if proc.returncode != 0:
+            tail = (out / "tune.log").read_text(errors="replace").strip().splitlines()[-3:]
+            log.error("off-hours tuning failed (exit %s): %s", proc.returncode, " | ".join(tail))
+            ctx.notifier.error("off-hours tuning", f"exit {proc.returncode}: {' | '.join(tail)}")
+            return {**result, "status": "failed", "exit": proc.returncode, "log_tail": tail}
+        return {**result, **self._read_report(out, journal)}
+
+    @staticmethod
+    async def _wait(proc: asyncio.subprocess.Process, budget: float, stop: asyncio.Event) -> str:
+        """Wait for the child; terminate it at the budget or on a stop. Returns how it ended."""
+        waiter = asyncio.ensure_future(proc.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, stopper}, timeout=budget, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopper.cancel()
+        if waiter in done:
+            return "exited"
+        await _terminate(proc)
+        return "stop requested" if stop.is_set() else "deadline before the pre-market"
+
+    @staticmethod
+    def _read_report(out: Path, journal: Path) -> Mapping[str, Any]:
+        from v28quant.optimization.promote import REPORT_FILE
+
+        report = json.loads((out / REPORT_FILE).read_text())
+        passed = bool(report.get("passed"))
+        line = f"off-hours tuning: {report.get('verdict')}"
+        if passed:
+            line += f"; promote with: v28quant promote --report {out} --journal {journal}"
+        log.info(line)
+        return {
+            "status": "done",
+            "verdict": report.get("verdict"),
+            "passed": passed,
+            "dsr": report["dsr"]["dsr"],
+            "n_trials": report.get("n_trials"),
+            "oos_sharpe": report.get("oos_sharpe"),
+        }

@@ -1,0 +1,151 @@
+"""Tuned parameters into the runner's configuration, and the promoted set the runner trades.
+
+:func:`apply_params` maps a parameter set of :func:`~v28quant.optimization.backtest_objective.
+backtest_space` onto a :class:`~v28quant.config.RunConfig`: ``weights.<regime>.<model>`` over the
+``[aggregator]`` weight table, ``aggregator.min_confidence`` and the ``equity.*`` sizing and
+gating keys. Backtest trials and the runner's start-up use this one mapping, so what was tested
+is what trades.
+
+:func:`load_promoted` reads the set ``v28quant promote`` wrote beside the journal and accepts it
+only when the journal itself vouches for it: a journaled promotion of exactly those parameters
+whose walk-forward (same report digest) is journaled as passed, made with the runner's own
+engines (evaluator ``backtest``). A file edited by hand, copied from another journal, or
+promoted from the sample strategy is refused with a line naming why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from v28quant.config import RunConfig
+from v28quant.optimization.promote import (
+    PROMOTE_MODEL,
+    PROMOTED_FILE,
+    WALK_FORWARD_MODEL,
+    PromotionRefused,
+)
+
+
+def apply_params(cfg: RunConfig, params: Mapping[str, float]) -> tuple[RunConfig, dict[str, Any]]:
+    """Return ``cfg`` with the aggregator keys of ``params``, and the ``[equity]`` overrides.
+
+    ``params`` is a validated set of the backtest search space; the ``[equity]`` overrides go to
+    the engine factory (``runner_setup.default_engines``), as in a backtest.
+    """
+    weights: dict[str, dict[str, float]] = {}
+    for name, value in params.items():
+        if name.startswith("weights."):
+            _, regime, model = name.split(".", 2)
+            weights.setdefault(regime, {})[model] = float(value)
+    merged = {r: dict(ms) for r, ms in cfg.aggregator.weights.items()}
+    for regime, models in weights.items():
+        merged.setdefault(regime, {}).update(models)
+    agg = dataclasses.replace(
+        cfg.aggregator,
+        weights=merged,
+        min_confidence=float(
+            params.get("aggregator.min_confidence", cfg.aggregator.min_confidence)
+        ),
+    )
+    equity = {
+        k.split(".", 1)[1]: (int(v) if k == "equity.screen_keep" else float(v))
+        for k, v in params.items()
+        if k.startswith("equity.")
+    }
+    return dataclasses.replace(cfg, aggregator=agg), equity
+
+
+@dataclass(frozen=True, slots=True)
+class PromotedSet:
+    """A promoted parameter set the journal vouches for.
+
+    Attributes
+    ----------
+    params : dict
+        The parameters, validated against the backtest search space.
+    digest : str
+        SHA-256 digest of the walk-forward report that passed.
+    path : Path
+        The promoted-parameters file.
+    promoted_at : str
+        ISO time of the promotion.
+    dsr, oos_sharpe : float or None
+        The walk-forward's deflated Sharpe ratio and out-of-sample Sharpe ratio (annualised).
+    """
+
+    params: dict[str, float]
+    digest: str
+    path: Path
+    promoted_at: str
+    dsr: float | None
+    oos_sharpe: float | None
+
+
+def _journaled(journal_path: Path, model: str) -> list[dict[str, Any]]:
+    """Metrics of every journaled run of ``model`` (read-only: the runner may hold the journal)."""
+    if not journal_path.is_file():
+        return []
+    db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT metrics FROM model_runs WHERE model = ? ORDER BY id", (model,)
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise PromotionRefused(f"{journal_path}: cannot read its model runs: {exc}") from None
+    finally:
+        db.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+def load_promoted(journal_path: str | Path) -> PromotedSet | None:
+    """Return the promoted set beside the journal at ``journal_path``; None when there is none.
+
+    Raises
+    ------
+    PromotionRefused
+        The file exists but is unreadable, was not promoted through this journal, its
+        walk-forward is not journaled as passed, or its parameters are not the runner's.
+    """
+    journal = Path(journal_path)
+    path = journal.with_name(PROMOTED_FILE)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        params, digest = dict(record["params"]), str(record["report_digest"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PromotionRefused(f"{path}: not a promoted-parameters file: {exc}") from None
+    evaluator = record.get("evaluator")
+    if evaluator != "backtest":
+        raise PromotionRefused(
+            f"{path}: parameters of the {evaluator!r} evaluator, not of the runner's engines "
+            "(promote a walk-forward run with --objective backtest, or remove the file)"
+        )
+    if not any(
+        m.get("report_digest") == digest and m.get("params") == params
+        for m in _journaled(journal, PROMOTE_MODEL)
+    ):
+        raise PromotionRefused(f"{path}: no promotion of these parameters in {journal}")
+    runs = [m for m in _journaled(journal, WALK_FORWARD_MODEL) if m.get("digest") == digest]
+    if not runs or not all(m.get("passed") is True for m in runs):
+        raise PromotionRefused(f"{path}: walk-forward {digest[:16]} is not journaled as passed")
+    from v28quant.optimization.backtest_objective import backtest_space
+
+    try:
+        checked = backtest_space().validate(params)
+    except ValueError as exc:
+        raise PromotionRefused(f"{path}: {exc}") from None
+    return PromotedSet(
+        params=checked,
+        digest=digest,
+        path=path,
+        promoted_at=str(record.get("promoted_at")),
+        dsr=record.get("dsr"),
+        oos_sharpe=record.get("oos_sharpe"),
+    )

@@ -1,0 +1,280 @@
+"""The runner's off-hours jobs: drift checks after the close, bounded tuning, which nights run what.
+
+Independent references: scipy's two-sample Kolmogorov-Smirnov test and statsmodels'
+Benjamini-Hochberg correction for the journaled drift p-values; the exchange calendar's
+windows (after-close 16:30, pre-market 09:00 New York) for when the jobs may run; the tune
+command's own report file and journal rows for what a night's tuning produced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from v28quant import offhours
+from v28quant.calendar import ET, default_calendar
+from v28quant.clock import SimClock
+from v28quant.config import load_config
+from v28quant.engines import CycleReport, EngineContext
+from v28quant.journal import Journal
+from v28quant.ml.continuous_learner import (
+    ContinuousLearner,
+    ContinuousLearnerConfig,
+    DriftDetector,
+    TradeOutcome,
+)
+from v28quant.notify import NullNotifier
+from v28quant.offhours import OffHoursJobs, OffHoursPlan, off_hours_window, plan_for
+from v28quant.risk import RiskGate
+from v28quant.runner import Runner
+from v28quant.runner_args import RunArgs
+from v28quant.venue import open_venue
+
+CAL = default_calendar()
+MARGIN = timedelta(minutes=30)
+
+
+def _model_runs(path: Path, model: str) -> list[dict[str, Any]]:
+    db = sqlite3.connect(str(path))
+    try:
+        rows = db.execute("SELECT metrics FROM model_runs WHERE model = ?", (model,)).fetchall()
+    finally:
+        db.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+def _runner(tmp_path: Path, engines: list[Any]) -> Runner:
+    """Keyless paper over one session, 30-minute cycles."""
+    settings, cfg = load_config(None, journal_path=tmp_path / "j.sqlite")
+    args = RunArgs("paper", None, ("AAPL", "MSFT", "JPM"), None, None, None, 1, False, "INFO", None)
+    venue = open_venue("paper", settings, cfg, args, CAL)
+    journal = Journal(tmp_path / "j.sqlite")
+    ctx = EngineContext(
+        mode="paper",
+        clock=venue.clock,
+        broker=venue.broker,
+        feed=venue.feed,
+        journal=journal,
+        executor=None,
+        aggregator=None,
+        risk=RiskGate(settings.risk, journal, CAL),
+        settings=settings,
+        config=cfg,
+        notifier=NullNotifier(),
+        universe=venue.universe,
+        calendar=CAL,
+        model_dir=tmp_path / "models",
+        synthetic=True,
+    )
+    return Runner(ctx, venue, engines, cycle_minutes=30)
+
+
+class Learning:
+    """An engine whose continuous learner has seen closed trades (planted shift in x0)."""
+
+    name = "learning"
+
+    def __init__(self, seed: int = 7) -> None:
+        rng = np.random.default_rng(seed)
+        self.reference = rng.normal(size=(200, 2))
+        self.trades = np.column_stack([rng.normal(1.0, 1.0, 62), rng.normal(0.0, 1.0, 62)])
+        self.retrains: list[int] = []
+        self.learner = ContinuousLearner(
+            {},
+            DriftDetector(self.reference),
+            self._retrain,
+            # the per-trade schedule never tests these 62 trades (cooldown 61 > 60 at the first
+            # due test): only the off-hours check does
+            ContinuousLearnerConfig(window=60, min_trades=60, cooldown=61, test_every=1000),
+        )
+        self.cycles: list[datetime] = []
+        self.checked: list[datetime] = []
+
+    def _retrain(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        self.retrains.append(len(X))
+        return {}
+
+    async def premarket(self, ctx: EngineContext) -> None:
+        return None
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        self.cycles.append(ctx.now)
+        return CycleReport(self.name, ctx.now)
+
+    async def end_of_day(self, ctx: EngineContext) -> None:
+        for i, x in enumerate(self.trades):  # the day's closed trades
+            self.learner.record_trade(TradeOutcome("AAPL", x, 0.5, 1.0 if i % 2 else -1.0))
+
+    async def drift_check(self, ctx: EngineContext) -> Any:
+        self.checked.append(ctx.now)
+        return self.learner.check_drift()
+
+
+@pytest.mark.asyncio
+async def test_drift_check_runs_after_the_close_and_is_journaled(tmp_path: Path) -> None:
+    engine = Learning()
+    runner = _runner(tmp_path, [engine])  # keyless paper, one session
+    day = runner.venue.sessions[0]
+    assert await runner.run() == 0
+    engine.learner.close()
+    w = CAL.windows(day)
+    assert engine.checked
+    assert engine.checked[0] >= w.after_close > max(engine.cycles)
+    assert engine.checked[0] < CAL.windows(CAL.next_session(day)).premarket - MARGIN
+    runs = _model_runs(runner.ctx.journal.path, "learning.drift_check")
+    assert len(runs) == 1
+    m = runs[0]
+    recent = engine.trades[-60:]  # the test window
+    p = [stats.ks_2samp(engine.reference[:, j], recent[:, j]).pvalue for j in (0, 1)]
+    assert [m["p_values"]["x0"], m["p_values"]["x1"]] == pytest.approx(p, rel=1e-9)
+    adj = multipletests(p, alpha=0.05, method="fdr_bh")[1]
+    assert [m["adjusted"]["x0"], m["adjusted"]["x1"]] == pytest.approx(list(adj), rel=1e-9)
+    assert m["drift"] is True
+    assert m["drifted"] == ["x0"]  # the planted shift, and only it
+    assert engine.retrains == [62]  # drift past the cooldown: a retrain on every trade
+    night = runner.ctx.journal.decisions(engine="runner", action="offhours")
+    assert len(night) == 1
+    why = night[0]["reasoning"]
+    assert why["drift"]["learning"] == "drift in x0"
+    assert why["tuning"]["status"] == "skipped"
+    assert "keyless paper" in why["tuning"]["reason"]
+    runner.ctx.journal.close()
+
+
+def test_which_runs_tune() -> None:
+    _, cfg = load_config(None)
+    oh = cfg.offhours
+    assert plan_for(oh, "live", keyless=False, tune_flag=False) == OffHoursPlan(True, True)
+    assert plan_for(oh, "paper", keyless=False, tune_flag=False).tune
+    assert not plan_for(oh, "paper", keyless=True, tune_flag=False).tune
+    assert plan_for(oh, "paper", keyless=True, tune_flag=True).tune
+    sim = dataclasses.replace(oh, tune_in_simulation=True)
+    assert plan_for(sim, "paper", keyless=True, tune_flag=False).tune
+    assert not plan_for(sim, "backtest", keyless=True, tune_flag=True).tune
+    off = dataclasses.replace(oh, tune=False, drift_checks=False)
+    assert plan_for(off, "live", keyless=False, tune_flag=False) == OffHoursPlan(
+        False, False, "[offhours] tune = false"
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "start", "until"),
+    [
+        # Friday 2024-06-07 17:00: now, until Monday 08:30
+        ((2024, 6, 7, 17, 0), (2024, 6, 7, 17, 0), (2024, 6, 10, 8, 30)),
+        # Monday 12:00 (a run asked during the session): from the after-close time
+        ((2024, 6, 10, 12, 0), (2024, 6, 10, 16, 30), (2024, 6, 11, 8, 30)),
+        # Monday 08:45, after the stop: tonight
+        ((2024, 6, 10, 8, 45), (2024, 6, 10, 16, 30), (2024, 6, 11, 8, 30)),
+        # Monday 06:00: the rest of the night, to that morning's stop
+        ((2024, 6, 10, 6, 0), (2024, 6, 10, 6, 0), (2024, 6, 10, 8, 30)),
+        # Saturday: until Monday's stop
+        ((2024, 6, 8, 11, 0), (2024, 6, 8, 11, 0), (2024, 6, 10, 8, 30)),
+        # Wednesday 2024-07-03 (13:00 early close, 4 July holiday): Friday morning
+        ((2024, 7, 3, 14, 0), (2024, 7, 3, 14, 0), (2024, 7, 5, 8, 30)),
+    ],
+)
+def test_off_hours_window(
+    now: tuple[int, ...], start: tuple[int, ...], until: tuple[int, ...]
+) -> None:
+    t = datetime(*now, tzinfo=ET)
+    assert off_hours_window(CAL, t, MARGIN) == (
+        datetime(*start, tzinfo=ET),
+        datetime(*until, tzinfo=ET),
+    )
+    late = datetime(2024, 6, 7, 23, 0, tzinfo=ET)
+    assert off_hours_window(CAL, late, timedelta(days=3)) is None  # nothing left before it
+
+
+def _ctx(tmp_path: Path, now: datetime) -> EngineContext:
+    settings, cfg = load_config(None, journal_path=tmp_path / "j.sqlite")
+    return EngineContext(
+        mode="paper",
+        clock=SimClock(now),
+        broker=None,
+        feed=None,
+        journal=Journal(tmp_path / "j.sqlite"),
+        executor=None,
+        aggregator=None,
+        risk=None,
+        settings=settings,
+        config=cfg,
+        notifier=NullNotifier(),
+        universe=("AAPL", "JPM"),
+        calendar=CAL,
+        model_dir=tmp_path / "models",
+    )
+
+
+def _jobs(ctx: EngineContext, **changes: Any) -> OffHoursJobs:
+    cfg = dataclasses.replace(ctx.config.offhours, **changes)
+    return OffHoursJobs(cfg, OffHoursPlan(drift=True, tune=True), simulated=True)
+
+
+@pytest.mark.asyncio
+async def test_tuning_past_its_budget_is_terminated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    pidfile = tmp_path / "child.pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    monkeypatch.setattr(offhours, "tune_argv", lambda *a: [sys.executable, "-c", code])
+    monkeypatch.setattr(offhours, "MIN_TUNE_S", 1.0)
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = _ctx(tmp_path, now)
+    jobs = _jobs(ctx, tune_max_minutes=0.05)  # 3 s of wall-clock budget
+    summary = await jobs.run(ctx, [], now + timedelta(hours=10), asyncio.Event())
+    assert summary["tuning"]["status"] == "cut"
+    assert summary["tuning"]["reason"] == "deadline before the pre-market"
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the child is gone (reaped), not left running into the session
+    night = ctx.journal.decisions(engine="runner", action="offhours")
+    assert night[0]["reasoning"]["tuning"]["status"] == "cut"
+    ctx.journal.close()
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_night_of_tuning_journals_its_study_and_walk_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    real = offhours.tune_argv
+
+    def quick(*args: Any) -> list[str]:
+        # the sample strategy's seconds-long trials stand in for the engines' backtests
+        argv = real(*args)
+        argv[argv.index("backtest")] = "sample"
+        return argv
+
+    monkeypatch.setattr(offhours, "tune_argv", quick)
+    monkeypatch.chdir(tmp_path)
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = _ctx(tmp_path, now)
+    jobs = _jobs(ctx, tune_trials=2, tune_batch=2, tune_windows=2, tune_train_days=250)
+    summary = await jobs.run(ctx, [], now + timedelta(hours=10), asyncio.Event())
+    tuning = summary["tuning"]
+    assert tuning["status"] == "done", tuning
+    report = json.loads((Path(tuning["report"]) / "walkforward.json").read_text())
+    assert tuning["verdict"] == report["verdict"]
+    assert tuning["dsr"] == report["dsr"]["dsr"]
+    assert tuning["n_trials"] == report["n_trials"] == 2
+    (tune,) = _model_runs(ctx.journal.path, "optimization.tune")
+    assert tune["n_complete"] + tune["n_pruned"] == 2
+    (wf,) = _model_runs(ctx.journal.path, "optimization.walk_forward")
+    assert wf["digest"] == report["digest"]
+    assert (tmp_path / "v28_optuna.sqlite").is_file()  # the study beside the journal
+    ctx.journal.close()

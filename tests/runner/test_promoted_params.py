@@ -1,0 +1,176 @@
+"""At start-up the runner trades the promoted parameter set, and only one the journal vouches for.
+
+Independent references: the parameters handed to ``promote`` (what the engines and the
+aggregator must receive), the runner's log file and the journal read with ``sqlite3``.
+The walk-forward that passes is a stand-in evaluator over the runner's parameter space with a
+planted edge (daily Sharpe ratio 0.2); the backtests themselves are tested elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from v28quant.config import RunConfig, load_config
+from v28quant.engines import CycleReport, EngineContext
+from v28quant.journal import Journal
+from v28quant.optimization.apply import load_promoted
+from v28quant.optimization.backtest_objective import backtest_space
+from v28quant.optimization.evaluation import WindowReturns
+from v28quant.optimization.promote import PROMOTED_FILE, PromotionRefused, promote, save_report
+from v28quant.optimization.walkforward import WalkForwardOptimizer
+from v28quant.optimization.windows import WindowScheme
+from v28quant.runner_args import RunArgs
+from v28quant.runner_setup import build_and_run, run_with
+
+UNIVERSE = ("AAPL", "MSFT", "JPM")
+CHOSEN = {
+    "aggregator.min_confidence": 0.35,
+    "equity.target_vol": 0.2,
+    "equity.screen_keep": 7,
+    "equity.max_weight": 0.05,
+    "weights.crisis.garch": 2.5,
+}
+
+
+class PlantedEdge:
+    """Evaluator over the runner's parameter space whose returns have a daily Sharpe of 0.2."""
+
+    name = "backtest"
+    label_horizon = 5
+
+    def __init__(self) -> None:
+        self.space = backtest_space()
+
+    def dates(self) -> pd.DatetimeIndex:
+        return pd.bdate_range("2019-01-01", periods=800)
+
+    def evaluate(
+        self,
+        params: Mapping[str, float],
+        train: pd.DatetimeIndex,
+        test: pd.DatetimeIndex,
+        seed: int,
+    ) -> WindowReturns:
+        rng = np.random.default_rng(seed)
+        return WindowReturns(
+            pd.Series(0.002 + 0.01 * rng.standard_normal(len(train)), index=train),
+            pd.Series(0.002 + 0.01 * rng.standard_normal(len(test)), index=test),
+        )
+
+
+class Quiet:
+    """An engine that trades nothing (the test is about what it was built with)."""
+
+    name = "quiet"
+
+    async def premarket(self, ctx: EngineContext) -> None:
+        return None
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        return CycleReport(self.name, ctx.now)
+
+    async def end_of_day(self, ctx: EngineContext) -> None:
+        return None
+
+
+def _promote(journal_path: Path, out: Path) -> dict[str, float]:
+    ev = PlantedEdge()
+    params = ev.space.validate(CHOSEN)
+    report = WalkForwardOptimizer(ev, WindowScheme("anchored", 2, 300, 5)).run_fixed(params)
+    assert report.passed, report.verdict
+    with Journal(journal_path) as j:
+        now = datetime.now(UTC)
+        save_report(report, out, j, now, now)
+        promote(out, j)
+    return params
+
+
+@pytest.fixture
+def promoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, float]]:
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    return journal, _promote(journal, tmp_path / "wf")
+
+
+def test_the_runner_starts_with_the_promoted_set(
+    promoted: tuple[Path, dict[str, float]],
+) -> None:
+    journal, params = promoted
+    assert load_promoted(journal).params == params  # type: ignore[union-attr]
+    seen: dict[str, Any] = {}
+
+    def engines(cfg: RunConfig, equity: dict[str, Any]) -> list[Quiet]:
+        seen.update(cfg=cfg, equity=equity)
+        return [Quiet()]
+
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, UNIVERSE, journal, None, None, None, True, "INFO", None)
+    assert run_with(args, settings, cfg, engines=engines).exit_code == 0
+    got: RunConfig = seen["cfg"]
+    assert got.aggregator.min_confidence == 0.35
+    assert got.aggregator.weights["crisis"]["garch"] == 2.5
+    assert seen["equity"]["target_vol"] == 0.2
+    assert seen["equity"]["screen_keep"] == 7
+    assert seen["equity"]["max_weight"] == 0.05
+    # the first log lines say so, with the digest of the walk-forward that passed
+    digest = json.loads((journal.with_name(PROMOTED_FILE)).read_text())["report_digest"]
+    (log_file,) = Path("runs").glob("paper-*/v28quant.log")  # keyless: the run's folder
+    head = log_file.read_text().splitlines()[:12]
+    line = next(x for x in head if "parameters:" in x)
+    assert f"PROMOTED set {digest[:16]}" in line
+    assert "min_confidence 0.35, target_vol 0.200, max_weight 0.050" in line
+    assert "screen_keep 7;" in line
+    assert "[paper] min_confidence 0.20" in line  # paper mode keeps its own threshold
+    db = sqlite3.connect(str(journal))
+    (start,) = db.execute("SELECT reasoning FROM decisions WHERE action = 'start'").fetchall()
+    db.close()
+    why = json.loads(start[0])["parameters"]
+    assert why["source"] == "promoted"
+    assert why["report_digest"] == digest
+    assert why["params"] == params
+
+
+def test_a_hand_edited_set_is_refused(
+    promoted: tuple[Path, dict[str, float]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal, _ = promoted
+    path = journal.with_name(PROMOTED_FILE)
+    record = json.loads(path.read_text())
+    record["params"]["aggregator.min_confidence"] = 0.0
+    path.write_text(json.dumps(record))
+    with pytest.raises(PromotionRefused, match="no promotion of these parameters"):
+        load_promoted(journal)
+    argv = ["--mode", "paper", "--once", "--journal", str(journal), "--universe", "AAPL"]
+    assert build_and_run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: promoted parameters:")
+
+
+def test_a_set_of_another_evaluator_or_journal_is_refused(
+    promoted: tuple[Path, dict[str, float]], tmp_path: Path
+) -> None:
+    journal, _ = promoted
+    path = journal.with_name(PROMOTED_FILE)
+    record = json.loads(path.read_text())
+    other = tmp_path / "other" / "j.sqlite"
+    other.parent.mkdir()
+    Journal(other).close()
+    other.with_name(PROMOTED_FILE).write_text(json.dumps(record))
+    with pytest.raises(PromotionRefused, match="no promotion"):
+        load_promoted(other)  # copied beside a journal that never promoted it
+    path.write_text(json.dumps({**record, "evaluator": "sample-strategy"}))
+    with pytest.raises(PromotionRefused, match="not of the runner's engines"):
+        load_promoted(journal)
+    path.unlink()
+    assert load_promoted(journal) is None
