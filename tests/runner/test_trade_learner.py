@@ -111,3 +111,24 @@ async def test_trades_like_the_reference_fire_no_retrain(
     again = await learner.after_session(journal, view.now)  # nothing new: nothing fed twice
     assert again == []
     assert len(learner.fed) == 24
+
+
+@pytest.mark.asyncio
+async def test_the_off_hours_check_tests_off_schedule_and_journals_the_retrain(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    # A cooldown of 48 trades and a sparse schedule: the session itself never tests the 48
+    # crash trades (March 2020); the night's check tests them and retrains.
+    ml, view = ml_view
+    config = ContinuousLearnerConfig(window=24, min_trades=24, cooldown=48, test_every=10_000)
+    learner = TradeLearner(ml, config)
+    learner.prepare(view)
+    before = ml.models[WATCHED]
+    _trades(journal, list(pd.bdate_range("2020-03-09", "2020-04-01"))[:16])
+    assert await learner.after_session(journal, view.now) == []
+    report = await learner.check(journal, view.now)
+    assert report is not None
+    assert report.drift
+    assert ml.models[WATCHED] is not before
+    (row,) = journal.decisions(action="retrain")
+    assert row["reasoning"]["trades"] == 48

@@ -266,6 +266,12 @@ class EquityEngine:
 
         return Decision(request, reasoning, est_price=price)
 
+    async def drift_check(self, ctx: EngineContext) -> Any:
+        """Off-hours: the continuous learner's drift test (a ``DriftReport``, or None)."""
+        if self.learning is None:
+            return None
+        return await self.learning.check(ctx.journal, ctx.now)
+
     async def end_of_day(self, ctx: EngineContext) -> None:
         """Feed the day's closed trades to the learner; drop the day's signal bookkeeping."""
         self._journaled.clear()

@@ -129,6 +129,24 @@ class TradeLearner:
                 self._journal_retrain(journal, report, now)
         return reports
 
+    async def check(self, journal: Any, now: Any) -> DriftReport | None:
+        """Off-hours: the drift test over the recent trades now, whatever the schedule.
+
+        A retrain the test starts is waited for and journaled as after a session; None when
+        there is no learner yet or too few trades for a test.
+        """
+        if self.learner is None:
+            return None
+        report = await asyncio.to_thread(self.learner.check_drift)
+        if report is not None and report.drift and self.learner.pending is not None:
+            try:
+                await asyncio.wrap_future(self.learner.pending)
+            except Exception as exc:  # the old model keeps serving
+                log.exception("equity: retrain of %s failed: %s", WATCHED, exc)
+                return report
+            self._journal_retrain(journal, report, now)
+        return report
+
     def _journal_retrain(self, journal: Any, report: DriftReport, now: Any) -> None:
         assert self.learner is not None
         journal.record_decision(
