@@ -170,6 +170,17 @@ class Runner:
                 self.ctx.notifier.notify(what)
             return True
 
+    async def _premarket(self) -> bool:
+        """Run the shared pre-market job; False (no trading) when the venue fails it."""
+        from v28quant.premarket import shared_premarket
+
+        try:
+            return await shared_premarket(self.ctx, self.venue)
+        except BrokerError as exc:  # fail closed, and say so, rather than end the run
+            log.error("pre-market job failed, the venue did not answer: %s", exc)
+            self.ctx.notifier.error("runner", f"pre-market job failed: {exc}; no trading")
+            return False
+
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` of wall time; False when a stop was requested first."""
         with contextlib.suppress(TimeoutError):
@@ -181,7 +192,7 @@ class Runner:
     async def run(self) -> int:
         """Run until the sessions are done (simulated), a stop signal, or ``--once``."""
         if not await self._venue_up():
-            return 1  # --once, or stopped while the venue was down: nothing was traded
+            return 1 if self.once else 0  # --once could not trade; a stop in an outage is clean
         now = self.ctx.now
         self.ctx.journal.record_decision(
             f"runner-start-{now.isoformat()}-{os.getpid()}",
@@ -220,10 +231,8 @@ class Runner:
 
     async def run_once(self) -> None:
         """Pre-market job and one cycle of each engine at the venue's time."""
-        from v28quant.premarket import shared_premarket
-
         now = self.ctx.now
-        self._trading_ok = await shared_premarket(self.ctx, self.venue)
+        self._trading_ok = await self._premarket()
         for engine in self.engines:
             await self._guarded(engine, "premarket", now)
         if not self._trading_ok:
@@ -254,10 +263,8 @@ class Runner:
         w = self.calendar.windows(day)
         if not await self._sleep(self.ctx.clock, w.premarket):
             return
-        from v28quant.premarket import shared_premarket
-
         log.info("session %s: pre-market job at %s", day, self.ctx.now.astimezone(ET))
-        self._trading_ok = await shared_premarket(self.ctx, self.venue)
+        self._trading_ok = await self._premarket()
         for engine in self.engines:
             await self._guarded(engine, "premarket", w.premarket)
         slots = list(w.cycles[:: self.stride])

@@ -3,8 +3,8 @@
 Run as ``python soak_run.py OUT.json RUNNER-ARGS...``. It runs ``build_and_run`` unchanged and
 records, at each session's end, the process's resident memory (``/proc/self/statm``), its open
 file descriptors (``/proc/self/fd``) and the asyncio tasks alive; for each engine cycle, the wall
-seconds it took and how late (simulated time) it started after its slot. The figures go to
-``OUT.json`` when the run ends.
+seconds it took and how late (simulated time) it started after its slot. The figures are
+rewritten to ``OUT.json`` after every session (a run cut short keeps what it measured).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ FIGURES: dict[str, Any] = {"sessions": [], "cycles": []}
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE
+
+
+def _write() -> None:
+    with open(sys.argv[1], "w") as f:
+        json.dump(FIGURES, f)
 
 
 def _wrap() -> None:
@@ -54,6 +59,7 @@ def _wrap() -> None:
                 "errors": self.state.errors,
             }
         )
+        _write()
 
     Runner._cycle = timed_cycle  # type: ignore[method-assign]
     Runner.end_of_day = measured_end_of_day  # type: ignore[method-assign]
@@ -63,6 +69,5 @@ if __name__ == "__main__":
     _wrap()
     code = build_and_run(sys.argv[2:])
     FIGURES["exit_code"] = code
-    with open(sys.argv[1], "w") as f:
-        json.dump(FIGURES, f)
+    _write()
     sys.exit(code)

@@ -82,3 +82,18 @@ async def test_a_stop_during_the_outage_ends_the_wait() -> None:
         await asyncio.sleep(0.001)
     runner.stop.set()
     assert not await task
+
+
+async def test_a_venue_failing_the_pre_market_job_means_no_trading_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import v28quant.premarket as premarket
+
+    async def down(*_: Any) -> bool:
+        raise BrokerUnavailable("Alpaca unreachable: ConnectTimeout")
+
+    monkeypatch.setattr(premarket, "shared_premarket", down)
+    runner, _, notes = _runner(failures=0)
+    assert not await runner._premarket()
+    assert notes.sent == [("error", notes.sent[0][1])]
+    assert "pre-market job failed" in notes.sent[0][1]
