@@ -43,7 +43,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from v28quant.broker.base import Broker, BrokerError, Order, parse_client_order_id
+from v28quant.broker.base import (
+    Activity,
+    Broker,
+    BrokerError,
+    BrokerUnavailable,
+    Order,
+    Position,
+    parse_client_order_id,
+)
 from v28quant.clock import Clock
 from v28quant.journal.schema import (
     FINAL_STATUSES,
@@ -63,6 +71,8 @@ POSITION_ACTIVITIES = frozenset(
 )
 #: How far before the last journaled activity the next fetch starts (see the module docstring).
 ACTIVITY_OVERLAP = timedelta(days=1)
+#: Reads of the positions allowed to find two equal ones around the activities read.
+SETTLE_READS = 5
 
 
 class JournalLike(Protocol):
@@ -191,15 +201,37 @@ def _describe(d: dict[str, Any]) -> str:
     return f"{d['kind']} ({rest})"
 
 
+async def _settled_book(
+    broker: Broker, since: datetime | None
+) -> tuple[list[Position], list[Activity]]:
+    """Read positions and activities that describe one and the same moment.
+
+    Two requests are two moments: a fill landing between them (an order still in flight from
+    before a crash) shows in one read and not the other, a position difference that is not
+    real. Positions are read before and after the activities; equal reads bracket a stretch with
+    no position change, so the activities read inside it match them. The venue still moving
+    after ``SETTLE_READS`` tries raises ``BrokerUnavailable`` (trading does not start).
+    """
+    before = await broker.positions()
+    for _ in range(SETTLE_READS):
+        activities = await broker.activities(since)
+        after = await broker.positions()
+        if _book(after) == _book(before):
+            return after, activities
+        before = after
+    raise BrokerUnavailable(
+        f"positions kept changing across {SETTLE_READS} reads (orders still filling)"
+    )
+
+
+def _book(positions: list[Position]) -> dict[str, Decimal]:
+    return {p.symbol: p.qty for p in positions if p.qty != 0}
+
+
 async def _reconcile(
     journal: JournalLike, broker: Broker, ts: datetime, diffs: list[dict[str, Any]], adopt: bool
 ) -> None:
     broker_open = await broker.orders("open")
-    positions = await broker.positions()
-    last_seen = await _off(journal.last_activity_ts)
-    activities = await broker.activities(
-        None if last_seen is None else last_seen - ACTIVITY_OVERLAP
-    )
     cid_by_order: dict[str, str] = {}
 
     def remember(o: Order) -> None:
@@ -333,7 +365,12 @@ async def _reconcile(
                 )
             )
 
-    # 3. Positions: last snapshot + new activities must equal the broker's.
+    # 3. Positions: last snapshot + new activities must equal the broker's. Read after the
+    # orders, so every fill of an order journaled above as filled is in this book.
+    last_seen = await _off(journal.last_activity_ts)
+    positions, activities = await _settled_book(
+        broker, None if last_seen is None else last_seen - ACTIVITY_OVERLAP
+    )
     seen = await _off(journal.seen_activity_ids)
     last = await _off(journal.last_positions)
     new = [a for a in activities if a.id not in seen]

@@ -26,10 +26,11 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from v28quant.broker.errors import BrokerError
 from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.clock import Clock
 from v28quant.engines import Engine, EngineContext
@@ -41,6 +42,8 @@ log = logging.getLogger("v28quant.runner")
 
 #: A cycle may start this late after its slot; later than that the slot counts as missed.
 SLOT_GRACE = timedelta(seconds=60)
+#: First and longest pause between reads of a venue that does not answer, seconds.
+VENUE_RETRY_S = (5.0, 300.0)
 
 
 @dataclass
@@ -149,12 +152,59 @@ class Runner:
                         await task
         return not self.stop.is_set()
 
+    async def _venue_up(self) -> bool:
+        """Re-read the venue's clock, waiting out an outage; False when stopped (or ``--once``).
+
+        The outage is logged and notified once when it starts and once when it ends; the reads
+        back off from ``VENUE_RETRY_S[0]`` to ``VENUE_RETRY_S[1]`` seconds. A ``--once`` run
+        does not wait: it says so and stops.
+        """
+        vc = self.venue.venue_clock
+        if vc is None:
+            return True
+        delay, since = VENUE_RETRY_S[0], None
+        while True:
+            try:
+                await vc.refresh()
+            except BrokerError as exc:
+                if since is None:
+                    since = datetime.now(UTC)
+                    what = f"venue unavailable ({type(exc).__name__}: {exc}); no new orders"
+                    log.error("%s%s", what, "" if self.once else ", retrying until it answers")
+                    self.ctx.notifier.error("runner", what)
+                if self.once or not await self._pause(delay):
+                    return False
+                delay = min(2 * delay, VENUE_RETRY_S[1])
+                continue
+            if since is not None:
+                what = f"venue answers again after {datetime.now(UTC) - since}; trading resumes"
+                log.warning(what)
+                self.ctx.notifier.notify(what)
+            return True
+
+    async def _premarket(self) -> bool:
+        """Run the shared pre-market job; False (no trading) when the venue fails it."""
+        from v28quant.premarket import shared_premarket
+
+        try:
+            return await shared_premarket(self.ctx, self.venue)
+        except BrokerError as exc:  # fail closed, and say so, rather than end the run
+            log.error("pre-market job failed, the venue did not answer: %s", exc)
+            self.ctx.notifier.error("runner", f"pre-market job failed: {exc}; no trading")
+            return False
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` of wall time; False when a stop was requested first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        return not self.stop.is_set()
+
     # -- the day ----------------------------------------------------------------------------
 
     async def run(self) -> int:
         """Run until the sessions are done (simulated), a stop signal, or ``--once``."""
-        if self.venue.venue_clock is not None:
-            await self.venue.venue_clock.refresh()
+        if not await self._venue_up():
+            return 1 if self.once else 0  # --once could not trade; a stop in an outage is clean
         now = self.ctx.now
         self.ctx.journal.record_decision(
             f"runner-start-{now.isoformat()}-{os.getpid()}",
@@ -199,10 +249,8 @@ class Runner:
 
     async def run_once(self) -> None:
         """Pre-market job and one cycle of each engine at the venue's time."""
-        from v28quant.premarket import shared_premarket
-
         now = self.ctx.now
-        self._trading_ok = await shared_premarket(self.ctx, self.venue)
+        self._trading_ok = await self._premarket()
         for engine in self.engines:
             await self._guarded(engine, "premarket", now)
         if not self._trading_ok:
@@ -216,8 +264,8 @@ class Runner:
     async def run_forever(self) -> None:
         """Trade session after session on the venue's clock until stopped."""
         while not self.stop.is_set():
-            assert self.venue.venue_clock is not None  # keyed modes only
-            await self.venue.venue_clock.refresh()
+            if not await self._venue_up():
+                return
             now = self.ctx.now
             today = now.astimezone(ET).date()
             if self.calendar.is_session(today) and now < self.calendar.windows(today).trading_end:
@@ -233,10 +281,8 @@ class Runner:
         w = self.calendar.windows(day)
         if not await self._sleep(self.ctx.clock, w.premarket):
             return
-        from v28quant.premarket import shared_premarket
-
         log.info("session %s: pre-market job at %s", day, self.ctx.now.astimezone(ET))
-        self._trading_ok = await shared_premarket(self.ctx, self.venue)
+        self._trading_ok = await self._premarket()
         for engine in self.engines:
             await self._guarded(engine, "premarket", w.premarket)
         slots = list(w.cycles[:: self.stride])
@@ -361,7 +407,11 @@ class Runner:
         process = getattr(self.ctx.broker, "process", None)
         if process is not None:
             await process()
-        account = await self.ctx.broker.account()
+        try:
+            account = await self.ctx.broker.account()
+        except BrokerError as exc:  # an outage at the close must not end the run
+            log.error("end of day %s: account unavailable, not marked: %s", day, exc)
+            return
         exposure = Decimal(account.long_market_value) + abs(Decimal(account.short_market_value))
         self.state.equity.append((day, Decimal(account.equity), exposure))
         summary = self.ctx.journal.daily_summary(day)

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from reliability.tally import FULL, ROWS, TALLY
+from reliability.tally import FIGURE_ROWS, FIGURES, FULL, ROWS, TALLY
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -30,9 +30,11 @@ def tally() -> Counter[str]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the reliability table when any reliability test ran."""
-    if not TALLY:
+    if not TALLY and not FIGURES:
         return
     tr = terminalreporter
     tr.section(f"reliability ({'full' if FULL else 'bounded'})")
     for label, key in ROWS:
         tr.write_line(f"{label:<32} {TALLY.get(key, 0):>6}")
+    for label, key in FIGURE_ROWS:
+        tr.write_line(f"{label:<32} {FIGURES.get(key, 'not run')}")

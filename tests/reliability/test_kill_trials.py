@@ -36,8 +36,6 @@ from v28quant.reconcile import reconcile
 
 TRIALS = 20 if FULL else 3
 ORDERS = 5
-#: Seconds between the kill and the restart; longer than the fake's per-order delay.
-RESTART_DELAY_S = 1.0
 SEED = int(os.environ.get("V28_RELIABILITY_SEED", "20240603"))
 
 
@@ -89,10 +87,8 @@ async def test_kill_at_a_random_moment_then_restart(
         db = sqlite3.connect(str(path))
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         db.close()
-        # The restart delay (systemd's RestartSec): a request the dead process had in flight
-        # lands at the venue meanwhile. Reconciling while one lands reads positions before the
-        # fill and activities after it, and reports a position_mismatch that is not real.
-        time.sleep(RESTART_DELAY_S)
+        # Restarted at once: a request the dead process had in flight may land at the venue
+        # while reconcile reads it, which must still see one consistent book.
         JournalLock(path).acquire()  # the killed holder's lock died with it
         journal = Journal(path)
         lost = [cid for cid in acked if journal.order_by_client_id(cid) is None]
@@ -105,8 +101,13 @@ async def test_kill_at_a_random_moment_then_restart(
         for d in decisions(ORDERS):
             await ex.place(d)
 
+        # A POST still in flight at the kill may land after the restart re-sent its decision:
+        # the venue refuses the second one (its client order id is taken), so what counts is
+        # how often each id was accepted.
         posted = Counter(
-            b["client_order_id"] for m, p, b in fake.requests if m == "POST" and p == "/v2/orders"
+            b["client_order_id"]
+            for m, p, status, b in fake.responses
+            if m == "POST" and p == "/v2/orders" and status < 300
         )
         per_decision = Counter(int(Decimal(o["qty"])) for o in fake.orders.values())
         dup = sum(n - 1 for n in posted.values() if n > 1)

@@ -191,7 +191,7 @@ class EquityEngine:
         for sym in symbols:
             agg = aggregates.get(sym)
             quote = quotes.get(sym)
-            bad = unusable_data(sym, quote, self.view.closes)
+            bad = unusable_data(sym, quote, self.view.closes, ctx.now)
             if bad is not None:
                 log.warning("equity: %s skipped this cycle: %s", sym, bad)
                 details[sym] = f"skipped: {bad}"

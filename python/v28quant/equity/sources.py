@@ -223,6 +223,12 @@ class MlSource:
         """Build features, load or train the classifiers, and read today's signals."""
         from v28quant.ml.features import FeatureConfig, build_features, latest_rows
 
+        b = view.bars
+        bad = set(b.loc[b["close"] <= 0, "symbol"]) - {view.market}
+        if bad:  # one symbol's garbage must not take the classifiers from every other one
+            log.warning("ml: %s left out: close prices not positive", ",".join(sorted(bad)))
+            keep = [s for s in view.symbols if s not in bad]
+            view = replace(view, symbols=keep, bars=b[~b["symbol"].isin(bad)])
         bars = _dated(view.bars[view.bars["symbol"].isin([*view.symbols, view.market])])
         cfg = FeatureConfig(market=view.market, garch_refit_every=None)
         features = build_features(bars, cfg)

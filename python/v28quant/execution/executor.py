@@ -7,7 +7,8 @@ For each ``Decision``:
 2. Check what the order spends against reservations held by other owners, and journal the
    decision, the intent (request and its hash) and any new reservation in one transaction,
    before the first byte leaves. A refusal is journaled with its reason.
-3. Submit through the broker's idempotent ``submit``. A first-attempt refusal by the venue is
+3. Submit through the broker's idempotent ``submit`` (unless a venue outage pauses new orders:
+   ``v28quant.execution.breaker``). A first-attempt refusal by the venue is
    ``rejected`` and never retried; anything else that is not an order (timeout, 5xx, 429s,
    an unreadable reply, a refusal after an ambiguous attempt) is ``unknown`` until a look-up by
    client order id settles it (``sync``, or ``reconcile`` on restart).
@@ -32,6 +33,7 @@ from typing import Any, Protocol
 from v28quant.broker.base import (
     Broker,
     BrokerError,
+    BrokerUnavailable,
     ClientOrderIdConflict,
     Order,
     OrderNotCancelable,
@@ -44,6 +46,7 @@ from v28quant.broker.base import (
     request_hash,
 )
 from v28quant.clock import Clock
+from v28quant.execution.breaker import VenueBreaker
 from v28quant.execution.claims import Unpriced, capacity_for, spend_of
 from v28quant.execution.recording import OrderRecorder
 from v28quant.execution.types import Decision, OrderOutcome
@@ -132,6 +135,7 @@ class Executor(OrderRecorder):
         self._in_flight = _IN_FLIGHT.setdefault(self._j, set())
         self._updates: TradeUpdates | None = None
         self._waiters: dict[str, asyncio.Event] = {}
+        self.breaker = VenueBreaker()
 
     # ------------------------------------------------------------------ place
 
@@ -170,6 +174,11 @@ class Executor(OrderRecorder):
             if row is not None and row["status"] not in _SENDABLE:
                 return await self._already_sent(cid, req, row)
             if row is None or row["status"] not in _ADMITTED:
+                paused = self.breaker.refusal(self._now())
+                if paused is not None:  # the outage was notified when it began
+                    log.warning("order %s not sent: %s", cid, paused)
+                    await self._admit_row(decision, digest, None, None, {}, paused)
+                    return OrderOutcome(cid, "refused", None, (), paused)
                 refused = await self._admit(decision, digest)
                 if refused is not None:
                     self._notify_error(f"order {cid} refused: {refused}")
@@ -255,13 +264,17 @@ class Executor(OrderRecorder):
         except OrderRejected as exc:
             if isinstance(exc, SubmitOutcomeUnknown):  # defensive: it is not a definite refusal
                 return await self._unknown(cid, exc)
+            self._venue_answered()
             reason = f"{type(exc).__name__}: {exc}"
             await self._local_status(cid, "rejected", reason)
             await self._release(cid, "order rejected by the venue")
             self._notify_error(f"order {cid} rejected: {reason}")
             return OrderOutcome(cid, "rejected", None, (), reason)
         except BrokerError as exc:
+            if isinstance(exc, BrokerUnavailable) and self.breaker.failed(self._now(), str(exc)):
+                self._notify_error(f"venue not answering orders: new orders paused ({exc})")
             return await self._unknown(cid, exc)
+        self._venue_answered()
         diffs = request_differences(order, req)
         if diffs:
             reason = f"venue holds order {order.id} under {cid} for another request: " + "; ".join(
@@ -274,6 +287,14 @@ class Executor(OrderRecorder):
         if wait_s > 0 and not order.status.terminal:
             order = await self.track(cid, wait_s)
         return await self._outcome(order)
+
+    def _venue_answered(self) -> None:
+        down = self.breaker.answered(self._now())
+        if down is not None:
+            text = f"venue answers orders again after {down}; new orders resume"
+            log.warning("%s", text)
+            if self._notifier is not None:
+                self._notifier.notify(text)
 
     async def _unknown(self, cid: str, exc: BaseException) -> OrderOutcome:
         reason = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,99 @@
+"""A venue that stops answering: the runner waits it out, says so twice, and carries on.
+
+The runner's read of the venue clock (``Runner._venue_up``) against a venue clock that fails a
+set number of times (``BrokerUnavailable``, as ``AlpacaBroker`` raises for 5xx and timeouts),
+then answers. Reference: the count of reads and the notices a recording notifier received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import v28quant.runner as runner_mod
+from v28quant.broker import BrokerUnavailable
+from v28quant.runner import Runner
+
+
+class Notices:
+    """Records notices by kind."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def error(self, where: str, message: str) -> bool:
+        self.sent.append(("error", message))
+        return True
+
+    def notify(self, content: str) -> bool:
+        self.sent.append(("notice", content))
+        return True
+
+
+class FlakyClock:
+    """A venue clock whose first ``failures`` reads raise ``BrokerUnavailable``."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.reads = failures, 0
+
+    async def refresh(self) -> None:
+        self.reads += 1
+        if self.reads <= self.failures:
+            raise BrokerUnavailable("Alpaca 503: <html>Service Unavailable</html>", status=503)
+
+
+def _runner(failures: int, once: bool = False) -> tuple[Runner, FlakyClock, Notices]:
+    clock, notes = FlakyClock(failures), Notices()
+    ctx: Any = SimpleNamespace(notifier=notes)
+    venue: Any = SimpleNamespace(venue_clock=clock)
+    return Runner(ctx, venue, [SimpleNamespace(name="equity")], once=once), clock, notes
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_mod, "VENUE_RETRY_S", (0.001, 0.004))
+
+
+async def test_an_outage_is_waited_out_and_trading_resumes(tally: Counter[str]) -> None:
+    tally["faults"] += 1
+    runner, clock, notes = _runner(failures=6)
+    assert await runner._venue_up()
+    assert clock.reads == 7
+    kinds = [k for k, _ in notes.sent]
+    assert kinds == ["error", "notice"], notes.sent  # once when it starts, once when it ends
+    assert "venue unavailable" in notes.sent[0][1]
+    assert "trading resumes" in notes.sent[1][1]
+
+
+async def test_once_does_not_wait_for_the_venue() -> None:
+    runner, clock, notes = _runner(failures=1, once=True)
+    assert not await runner._venue_up()
+    assert clock.reads == 1
+    assert [k for k, _ in notes.sent] == ["error"]
+
+
+async def test_a_stop_during_the_outage_ends_the_wait() -> None:
+    runner, clock, _ = _runner(failures=10**9)
+    task = asyncio.ensure_future(runner._venue_up())
+    while clock.reads < 3:
+        await asyncio.sleep(0.001)
+    runner.stop.set()
+    assert not await task
+
+
+async def test_a_venue_failing_the_pre_market_job_means_no_trading_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import v28quant.premarket as premarket
+
+    async def down(*_: Any) -> bool:
+        raise BrokerUnavailable("Alpaca unreachable: ConnectTimeout")
+
+    monkeypatch.setattr(premarket, "shared_premarket", down)
+    runner, _, notes = _runner(failures=0)
+    assert not await runner._premarket()
+    assert notes.sent == [("error", notes.sent[0][1])]
+    assert "pre-market job failed" in notes.sent[0][1]
