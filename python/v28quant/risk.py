@@ -107,6 +107,9 @@ class OptionsRisk:
         None where its risk is collateral instead (cash-secured puts, covered calls).
     max_loss_limit : float
         Dollars per structure.
+    book_max_loss : float
+        Max loss of the engine's other open defined-risk structures, dollars; with
+        ``max_loss`` it is held within ``[risk] max_options_fraction`` of equity.
     """
 
     before: BookGreeks
@@ -114,6 +117,7 @@ class OptionsRisk:
     budget: GreekBudget
     max_loss: float | None = None
     max_loss_limit: float = math.inf
+    book_max_loss: float = 0.0
 
 
 def greek_excess(before: BookGreeks, after: BookGreeks, budget: GreekBudget) -> Verdict | None:
@@ -135,13 +139,24 @@ def greek_excess(before: BookGreeks, after: BookGreeks, budget: GreekBudget) -> 
     return None
 
 
-def options_verdict(o: OptionsRisk) -> Verdict | None:
-    """Return the denial of an options structure by its max loss or the Greek budget, or None."""
+def options_verdict(o: OptionsRisk, book_limit: float = math.inf) -> Verdict | None:
+    """Return the denial of an options structure by its max loss or the Greek budget, or None.
+
+    ``book_limit``: dollars the book's defined-risk structures may lose at most together
+    (``[risk] max_options_fraction`` of equity).
+    """
     if o.max_loss is not None and not o.max_loss <= o.max_loss_limit:
         return Verdict(
             False,
             "max_loss",
             f"max loss {o.max_loss:.2f} > max_loss_per_structure {o.max_loss_limit:.2f}",
+        )
+    if o.max_loss is not None and not o.book_max_loss + o.max_loss <= book_limit:
+        return Verdict(
+            False,
+            "options_at_risk",
+            f"options book max loss {o.book_max_loss:.2f} + {o.max_loss:.2f} > "
+            f"max_options_fraction of equity {book_limit:.2f}",
         )
     return greek_excess(o.before, o.after, o.budget)
 
@@ -317,7 +332,8 @@ class RiskGate:
         done = self._m.orders.get(key, 0)
         verdict = self._verdict(request, Decimal(price), account, list(positions), now, done)
         if verdict.allowed and options is not None:
-            verdict = options_verdict(options) or verdict
+            cap = float(Decimal(account.equity)) * self.limits.max_options_fraction
+            verdict = options_verdict(options, cap) or verdict
         if verdict.allowed:
             self._m.orders[key] = self._m.orders.get(key, 0) + 1
             return verdict
@@ -473,4 +489,5 @@ def _options_record(o: OptionsRisk) -> dict[str, Any]:
         },
         "max_loss": None if o.max_loss is None else round(o.max_loss, 2),
         "max_loss_limit": None if math.isinf(o.max_loss_limit) else round(o.max_loss_limit, 2),
+        "book_max_loss": round(o.book_max_loss, 2),
     }

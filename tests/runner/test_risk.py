@@ -227,3 +227,22 @@ def test_options_budget_lets_a_breach_shrink(journal) -> None:
     # a cash-secured put's risk is its collateral: no max loss to check
     csp = OptionsRisk(FLAT, FLAT, BUDGET, None, 2500.0)
     assert gate.check(_condor(3), Decimal("1.50"), _account(), [], NOW, options=csp).allowed
+
+
+def test_options_book_max_loss_is_held_within_max_options_fraction(journal) -> None:
+    """[risk] max_options_fraction: the book's defined-risk max loss, this one included."""
+    gate = RiskGate(RiskLimits(max_options_fraction=0.30), journal)  # 30,000 of 100,000
+    fits = OptionsRisk(FLAT, FLAT, BUDGET, 2000.0, 2500.0, book_max_loss=28000.0)
+    assert gate.check(_condor(1), Decimal("1.50"), _account(), [], NOW, options=fits).allowed
+    past = OptionsRisk(FLAT, FLAT, BUDGET, 2000.01, 2500.0, book_max_loss=28000.0)
+    v = gate.check(_condor(2), Decimal("1.50"), _account(), [], NOW, options=past)
+    assert (v.allowed, v.check) == (False, "options_at_risk")
+    (row,) = _denials(journal)
+    assert row["reasoning"]["options"]["book_max_loss"] == 28000.0
+    # at half the equity the cap is 15,000
+    half = OptionsRisk(FLAT, FLAT, BUDGET, 1000.0, 2500.0, book_max_loss=14500.0)
+    v = gate.check(_condor(3), Decimal("1.50"), _account("50000"), [], NOW, options=half)
+    assert v.check == "options_at_risk"
+    # collateral-backed structures (max loss None) are not counted
+    csp = OptionsRisk(FLAT, FLAT, BUDGET, None, 2500.0, book_max_loss=40000.0)
+    assert gate.check(_condor(4), Decimal("1.50"), _account(), [], NOW, options=csp).allowed

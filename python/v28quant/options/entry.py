@@ -207,6 +207,7 @@ async def _try(
         cfg.greeks,
         sizing.max_loss_per_unit * units if defined else None,
         loss_limit,
+        book.defined_risk_loss(),
     )
     verdict = await gate_check(eng, ctx, req, abs(ladder[-1]), exposure)
     if not verdict.allowed:

@@ -180,6 +180,18 @@ class Book:
         cur = data.get("activity_cursor")
         self.activity_cursor = datetime.fromisoformat(cur) if cur else None
 
+    def defined_risk_loss(self, excluding: str | None = None) -> float:
+        """Return the max loss of the open defined-risk structures, dollars (all units).
+
+        Cash-secured puts and covered calls are left out: their risk is the collateral.
+        ``excluding`` leaves out one structure (the one a roll replaces).
+        """
+        return sum(
+            h.max_loss * h.units
+            for k, h in self.held.items()
+            if k != excluding and h.strategy not in ("cash_secured_put", "covered_call")
+        )
+
     def save(self) -> None:
         """Write the book atomically (temp file, fsync, rename) when it has a path."""
         if self.path is None:

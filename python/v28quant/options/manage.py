@@ -257,6 +257,7 @@ async def _roll(
         cfg.greeks,
         new.max_loss(new.natural) * h.units if defined else None,
         cfg.max_loss_per_structure,
+        book.defined_risk_loss(excluding=h.structure_id),
     )
     verdict = await gate_check(eng, ctx, req, abs(ladder[-1]), exposure)
     if not verdict.allowed:
