@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import v28quant.runner as runner_mod
 from v28quant.broker import BrokerUnavailable
+from v28quant.config import load_config
 from v28quant.runner import Runner
 
 
@@ -47,8 +48,8 @@ class FlakyClock:
 
 def _runner(failures: int, once: bool = False) -> tuple[Runner, FlakyClock, Notices]:
     clock, notes = FlakyClock(failures), Notices()
-    ctx: Any = SimpleNamespace(notifier=notes)
-    venue: Any = SimpleNamespace(venue_clock=clock)
+    ctx: Any = SimpleNamespace(notifier=notes, mode="paper", config=load_config()[1])
+    venue: Any = SimpleNamespace(venue_clock=clock, keyless=False, sim_clock=None)
     return Runner(ctx, venue, [SimpleNamespace(name="equity")], once=once), clock, notes
 
 

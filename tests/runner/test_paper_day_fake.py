@@ -22,7 +22,7 @@ import os
 import signal
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,9 @@ def venue(
                     await asyncio.sleep(3600)  # cancelled by the runner's stop
                 trading.advance_to(when)
                 data.now = when
+                stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                for q in quotes.values():  # a live feed: each quote as of the venue's now
+                    q["t"] = stamp
 
             def shared_clock(fetch: Callable[[], Awaitable[MarketClock]]) -> VenueClock:
                 return VenueClock(fetch, monotonic=lambda: trading.now.timestamp(), wait=wait)
