@@ -220,8 +220,11 @@ void forward(const SviSurface& s, std::span<const double> t, std::span<double> o
 namespace {
 
 // Least squares in x = (a, d, c) over the Zeliade polytope {A x >= lb}: the objective is the
-// convex quadratic x'Gx - 2h'x, so the minimiser lies in the relative interior of one face;
-// every face of codimension <= 3 is tried by its KKT system and the best feasible point wins.
+// convex quadratic x'Gx - 2h'x, so the minimiser lies in the relative interior of one face.
+// Faces of codimension 1..3 are tried in turn by their KKT systems; the first feasible point
+// whose multipliers are all non-negative satisfies the KKT conditions of the convex problem and
+// is the minimiser, so the search stops there (most calls end within the six codimension-1
+// faces). Should rounding leave no face with clean multipliers, the best feasible point wins.
 struct InnerProblem {
     Eigen::Matrix3d G;
     Eigen::Vector3d h;
@@ -229,6 +232,8 @@ struct InnerProblem {
 };
 
 constexpr int n_cons = 6;
+using KktMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, 6, 6>;
+using KktVector = Eigen::Matrix<double, Eigen::Dynamic, 1, 0, 6, 1>;
 
 double inner_solve(const InnerProblem& p, double sigma, double a_max, Eigen::Vector3d& best) {
     Eigen::Matrix<double, n_cons, 3> A;
@@ -263,8 +268,9 @@ double inner_solve(const InnerProblem& p, double sigma, double a_max, Eigen::Vec
         for (int i = 0; i < k; ++i) idx[i] = i;
         while (true) {
             const int m = 3 + k;
-            Eigen::Matrix<double, 6, 6> K = Eigen::Matrix<double, 6, 6>::Zero();
-            Eigen::Matrix<double, 6, 1> rhs = Eigen::Matrix<double, 6, 1>::Zero();
+            // Fixed capacity: the KKT system lives on the stack (this runs ~10^5 times a surface).
+            KktMatrix K = KktMatrix::Zero(m, m);
+            KktVector rhs = KktVector::Zero(m);
             K.topLeftCorner<3, 3>() = 2.0 * p.G;
             rhs.head<3>() = 2.0 * p.h;
             for (int i = 0; i < k; ++i) {
@@ -272,12 +278,17 @@ double inner_solve(const InnerProblem& p, double sigma, double a_max, Eigen::Vec
                 K.block<3, 1>(0, 3 + i) = -A.row(idx[i]).transpose();
                 rhs(3 + i) = lb(idx[i]);
             }
-            Eigen::FullPivLU<Eigen::MatrixXd> lu(K.topLeftCorner(m, m));
+            const Eigen::FullPivLU<KktMatrix> lu(K);
             if (lu.rank() == m) {
-                const Eigen::VectorXd sol = lu.solve(rhs.head(m));
+                const KktVector sol = lu.solve(rhs);
                 const Eigen::Vector3d x = sol.head<3>();
                 if (x.allFinite() && feasible(x)) {
                     const double f = objective(x);
+                    const auto lambda = sol.tail(k);
+                    if (lambda.minCoeff() >= -1e-12 * std::max(1.0, lambda.cwiseAbs().maxCoeff())) {
+                        best = x;
+                        return f;
+                    }
                     if (f < best_f) {
                         best_f = f;
                         best = x;
