@@ -24,6 +24,7 @@ ENV = (
     "V28_OPTIONS_FEED",
     "V28_UNIVERSE",
     "V28_CONFIG",
+    "V28_ALPACA_RATE_LIMIT",
 )
 KEY, SECRET = "PKLIVEKEYID0001", "sEcReT-Value-42"
 HOOK = "https://discord.com/api/webhooks/111/hook-TOKEN-xyz"
@@ -56,6 +57,8 @@ def test_defaults_are_paper_without_keys() -> None:
         ("V28_OPTIONS_FEED", "nasdaq", r"^V28_OPTIONS_FEED: .*'indicative' or 'opra'"),
         ("V28_LIVE_CONFIRM", "maybe", r"^V28_LIVE_CONFIRM: .*boolean"),
         ("V28_UNIVERSE", "SPY,$$$", r"^V28_UNIVERSE: must be a list of ticker symbols"),
+        ("V28_ALPACA_RATE_LIMIT", "0", r"^V28_ALPACA_RATE_LIMIT: .*greater than or equal to 1"),
+        ("V28_ALPACA_RATE_LIMIT", "fast", r"^V28_ALPACA_RATE_LIMIT: .*integer"),
     ],
 )
 def test_bad_setting_is_one_line_naming_it(monkeypatch, var: str, value: str, expect: str) -> None:
@@ -195,3 +198,13 @@ def test_settings_describe_error_is_a_deprecated_alias() -> None:
     with pytest.warns(DeprecationWarning, match="v28quant.errors.describe_error"):
         alias = settings.describe_error
     assert alias is describe_error
+
+
+def test_the_account_rate_limit_reaches_the_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from v28quant.alpaca.config import AlpacaConfig
+
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    assert AlpacaConfig.from_settings(load_settings()).rate_limit_per_min == 200  # Alpaca's default
+    monkeypatch.setenv("V28_ALPACA_RATE_LIMIT", "10000")  # Algo Trader Plus
+    assert AlpacaConfig.from_settings(load_settings()).rate_limit_per_min == 10_000

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     data_feed, options_feed
         Alpaca stock feed (``iex`` on the free plan, ``sip`` paid) and option feed
         (``indicative`` free, ``opra`` paid).
+    alpaca_rate_limit
+        The account's API limit in requests per minute (``V28_ALPACA_RATE_LIMIT``): 200 on
+        Alpaca's standard plans, 10,000 with Algo Trader Plus. Every Alpaca call of the process
+        shares one bucket at 95 % of it.
     universe
         Symbols the equity engine considers; the options engine trades their options.
     """
@@ -93,6 +97,9 @@ class Settings(BaseSettings):
     )
     options_feed: Literal["indicative", "opra"] = Field(
         "indicative", validation_alias=AliasChoices("V28_OPTIONS_FEED", "options_feed")
+    )
+    alpaca_rate_limit: int = Field(
+        200, ge=1, validation_alias=AliasChoices("V28_ALPACA_RATE_LIMIT", "alpaca_rate_limit")
     )
     # NoDecode: a comma-separated string in the environment, not JSON.
     universe: Annotated[tuple[str, ...], NoDecode] = Field(

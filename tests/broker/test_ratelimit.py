@@ -42,7 +42,10 @@ def test_bad_construction_is_refused():
     [
         ({"X-Ratelimit-Reset": "1717425007"}, 7.0),  # Alpaca: epoch seconds
         ({"x-ratelimit-reset": "1717425004"}, 4.0),  # header names are case-insensitive
-        ({"Retry-After": "2"}, 2.0),  # seconds, when there is no reset
+        ({"Retry-After": "2"}, 2.0),  # seconds
+        # both: the response's own instruction, not the window's refill
+        ({"Retry-After": "2", "X-Ratelimit-Reset": "1717425060"}, 2.0),
+        ({"Retry-After": "later", "X-Ratelimit-Reset": "1717425005"}, 5.0),  # malformed: the reset
         ({}, 1.0),  # neither: the fallback
         ({"X-Ratelimit-Reset": "soon"}, 1.0),  # malformed: the fallback
         ({"X-Ratelimit-Reset": "1717425000"}, 0.0),  # a reset already passed: no pause

@@ -112,6 +112,9 @@ def venue(
             monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
             monkeypatch.setenv("APCA_API_BASE_URL", trading.url)
             monkeypatch.setenv("APCA_API_DATA_URL", data.url)
+            # The day's hundreds of requests come in minutes of wall time, not 6.5 hours: the
+            # account limit is Algo Trader Plus' so the run is not the limiter's wait.
+            monkeypatch.setenv("V28_ALPACA_RATE_LIMIT", "10000")
             monkeypatch.chdir(tmp_path)
             (tmp_path / "v28.toml").write_text(
                 "[paper]\nmin_confidence = 0.0\n"

@@ -180,4 +180,5 @@ class AlpacaConfig:
             live=live,
             feed=settings.data_feed,
             options_feed=settings.options_feed,
+            rate_limit_per_min=settings.alpaca_rate_limit,
         )

@@ -128,19 +128,19 @@ class RateLimiter:
     def on_429(self, headers: Mapping[str, str], fallback_s: float = 1.0) -> float:
         """Pause after a 429 and return the wait in seconds.
 
-        Until ``X-Ratelimit-Reset`` (epoch seconds), else for ``Retry-After`` seconds, else for
-        ``fallback_s``.
+        For ``Retry-After`` seconds when the venue says so (its instruction for this response,
+        RFC 9110 10.2.3), else until ``X-Ratelimit-Reset`` (epoch seconds: when the whole
+        window refills), else for ``fallback_s``.
         """
         h = _lower(headers)
         t = self._now()
         target = t + fallback_s
-        try:
-            if "x-ratelimit-reset" in h:
-                target = float(h["x-ratelimit-reset"])
-            elif "retry-after" in h:
-                target = t + float(h["retry-after"])
-        except ValueError:
-            pass
+        for name, at in (("retry-after", lambda v: t + v), ("x-ratelimit-reset", lambda v: v)):
+            try:
+                target = at(float(h[name]))
+                break
+            except (KeyError, ValueError):
+                continue
         return self.block_until(target)
 
 
