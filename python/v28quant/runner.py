@@ -34,6 +34,7 @@ from v28quant.broker.errors import BrokerError
 from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.clock import Clock
 from v28quant.engines import Engine, EngineContext
+from v28quant.memory import release_memory
 from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
 from v28quant.venue import Venue
 from v28quant.venue_clock import LockstepClock
@@ -401,7 +402,16 @@ class Runner:
             return None
 
     async def end_of_day(self, day: date) -> None:
-        """Engines' end-of-day jobs, then the roll-up and the session's closing equity."""
+        """Run the engines' end-of-day jobs, the roll-up and the session's closing equity.
+
+        Then the session's freed memory goes back to the system (``v28quant.memory``).
+        """
+        try:
+            await self._roll_up(day)
+        finally:
+            release_memory()
+
+    async def _roll_up(self, day: date) -> None:
         for engine in self.engines:
             await self._guarded(engine, "end_of_day", self.ctx.now)
         process = getattr(self.ctx.broker, "process", None)

@@ -16,11 +16,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.alpaca_data import FakeAlpacaData, bars_from_csv
+from fakes.alpaca_data import FakeAlpacaData, bars_from_csv, contracts_from_snapshots
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.discord import FakeDiscord
 from fakes.fixtures import OPEN
@@ -134,15 +136,44 @@ def keyed_world(
     symbols: tuple[str, ...] = SYMBOLS,
     bars: dict[str, Any] | None = None,
     quotes: dict[str, Any] | None = None,
+    *,
+    now: datetime = OPEN,
+    option_snapshots: dict[str, dict[str, dict]] | None = None,
+    config: str = "",
+    cash: int = 100_000,
+    rate_limit: int = 10_000,
 ) -> Iterator[KeyedWorld]:
-    """Start the fakes and point the environment at them (see the module docstring)."""
+    """Start the fakes and point the environment at them (see the module docstring).
+
+    ``now`` is the venue's time, ``option_snapshots`` (underlying -> OCC -> snapshot) the
+    chains the data fake serves, 1,000 a page as Alpaca does, ``config`` more TOML for the
+    run's settings file and ``cash`` the account's. ``rate_limit`` is the account's requests
+    per minute: Algo Trader Plus' by default, so a fault test waits on its faults, not on the
+    limiter (the load test runs at the standard 200).
+    """
     if bars is None or quotes is None:
         bars, quotes = load_bars(shared_data, symbols)
-    trading = FakeAlpacaTrading(now=OPEN).start()
+    trading = FakeAlpacaTrading(now=now, cash=Decimal(cash)).start()
+    chains = option_snapshots or {}
     try:
         for sym, q in quotes.items():
             trading.set_quote(sym, str(q["bp"]), str(q["ap"]), 10_000, 10_000)
-        with FakeAlpacaData(bars=bars, quotes=quotes, now=OPEN) as data, FakeDiscord() as disc:
+        for chain in chains.values():  # the trading fake values and fills what it has quotes of
+            for occ, snap in chain.items():
+                trading.set_quote(
+                    occ, str(snap["latestQuote"]["bp"]), str(snap["latestQuote"]["ap"])
+                )
+        with (
+            FakeAlpacaData(
+                bars=bars,
+                quotes=quotes,
+                option_snapshots=chains,
+                contracts=contracts_from_snapshots(chains),
+                page_size=1000 if chains else 10_000,
+                now=now,
+            ) as data,
+            FakeDiscord() as disc,
+        ):
             for k in list(os.environ):
                 if k.startswith(("APCA_", "V28_", "DISCORD_")):
                     monkeypatch.delenv(k)
@@ -151,6 +182,7 @@ def keyed_world(
             monkeypatch.setenv("APCA_API_BASE_URL", trading.url)
             monkeypatch.setenv("APCA_API_DATA_URL", data.url)
             monkeypatch.setenv("DISCORD_WEBHOOK_URL", disc.webhook_url)
+            monkeypatch.setenv("V28_ALPACA_RATE_LIMIT", str(rate_limit))
             monkeypatch.setenv("V28_CONFIG", "v28.toml")  # build_and_run sets it; restored
             real = AlpacaConfig.from_settings.__func__  # type: ignore[attr-defined]
 
@@ -162,7 +194,7 @@ def keyed_world(
             monkeypatch.chdir(folder)
             (folder / "v28.toml").write_text(
                 "[paper]\nmin_confidence = 0.0\n[equity]\nmin_trade_weight = 0.0\n"
-                'market_symbol = "SPY"\n'
+                'market_symbol = "SPY"\n' + config
             )
             yield KeyedWorld(trading, data, disc, folder, symbols)
     finally:

@@ -34,4 +34,6 @@ FIGURE_ROWS = (
     ("soak cycle time p50/p95/max", "soak_cycle"),
     ("load cycle (100 sym, 10 und.)", "load_cycle"),
     ("load peak requests/min", "load_rate"),
+    ("runner --once (100 sym, 10 und.)", "load_runner"),
+    ("runner --once peak requests/min", "load_runner_rate"),
 )

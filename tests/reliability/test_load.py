@@ -159,3 +159,96 @@ async def _one_cycle(broker: AlpacaBroker, feed: AlpacaData) -> int:
     ]
     placed = await asyncio.gather(*(broker.submit(o) for o in orders))
     return len({o.client_order_id for o in placed})
+
+
+#: The runner-level load: the venue's time (market open) and the real SPY chain of that day.
+CHAIN_NOW = datetime(2023, 9, 14, 19, 30, tzinfo=UTC)  # 15:30 New York
+RUNNER_SYMBOLS = SYMBOLS  # 100 equities: renamed copies of the bundled real series
+RUNNER_UNDERLYINGS = [f"U{chr(65 + i)}" for i in range(10)]
+
+
+def _runner_world_data(shared_data: Path) -> tuple[dict, dict, dict]:
+    """Return bars, latest quotes and option chains of the runner-level load (to 2023-09-13).
+
+    The equities are the bundled adjusted series dealt round-robin to 100 names; the 10
+    underlyings are SPY under 10 names, each with the real Cboe SPY chain of 2023-09-14.
+    """
+    folder = shared_data / "equities" / "yf_adjusted_2019_2025"
+    real = ["AAPL", "GLD", "IWM", "JPM", "MSFT", "QQQ", "TLT", "XLE"]
+    series = {s: bars_from_csv(folder / f"{s}.csv", "2021-06-01", "2023-09-13") for s in real}
+    bars = {s: series[real[i % len(real)]] for i, s in enumerate(RUNNER_SYMBOLS)}
+    spy = bars_from_csv(shared_data / "equities/yahoo_raw_2019_2023/SPY.csv", end="2023-09-13")
+    spy_chain = chain_snapshots(shared_data / "options" / "SPY_2023-09-14_cboe.csv")["SPY"]
+    chains = {u: {u + occ[3:]: snap for occ, snap in spy_chain.items()} for u in RUNNER_UNDERLYINGS}
+    bars.update({u: spy for u in (*RUNNER_UNDERLYINGS, "SPY")})
+    t = "2023-09-14T19:29:59Z"
+    quotes = {s: quote_json(b[-1]["c"], t) for s, b in bars.items()}
+    return bars, quotes, chains
+
+
+@pytest.mark.skipif(not FULL, reason="full run only (V28_RELIABILITY_FULL=1): minutes of fits")
+def test_the_runner_trades_100_symbols_and_10_underlyings_under_the_limit(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """``--once`` of the whole runner (pre-market, one cycle of both engines) at Alpaca's limit.
+
+    The real alpaca-py clients talk to fakes that answer 429 past 200 requests in any trailing
+    minute; the runner's account limiter must keep every request under it. Each engine cycle's
+    wall time is measured around ``Runner._cycle``.
+    """
+    from reliability.keyed_world import keyed_world
+    from v28quant.runner import Runner
+
+    bars, quotes, chains = _runner_world_data(shared_data)
+    underlyings = ", ".join(f'"{u}"' for u in RUNNER_UNDERLYINGS)
+    config = f"[options]\nunderlyings = [{underlyings}]\n"
+    cycles: dict[str, float] = {}
+    real_cycle = Runner._cycle
+
+    async def timed(self: Runner, engine: Any, slot: datetime) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await real_cycle(self, engine, slot)
+        finally:
+            cycles[engine.name] = time.perf_counter() - t0
+
+    monkeypatch.setattr(Runner, "_cycle", timed)
+    with keyed_world(
+        shared_data,
+        monkeypatch,
+        tmp_path,
+        tuple(RUNNER_SYMBOLS),
+        bars,
+        quotes,
+        now=CHAIN_NOW,
+        option_snapshots=chains,
+        config=config,
+        rate_limit=LIMIT,
+        cash=200_000,  # per-symbol weights then stay under the 25,000 per-order limit
+    ) as world:
+        enforcer = Enforcer()
+        retry = {"Retry-After": "60"}
+        _guard(world.trading, enforcer, lambda m, p: world.trading.inject(m, p, 429, headers=retry))
+        _guard(world.data, enforcer, lambda m, p: world.data.fail(m, p, 429, headers=retry))
+        t0 = time.perf_counter()
+        code = world.run_once()
+        wall = time.perf_counter() - t0
+        dup, lost = world.duplicated(), world.rows_lost()
+        accepted = world.accepted()
+    tally["duplicated"] += dup
+    tally["rows_lost"] += len(lost)
+    FIGURES["load_runner"] = (
+        f"run {wall:.0f} s, {len(enforcer.times)} requests; cycle equity "
+        f"{cycles.get('equity', float('nan')):.1f} s, options "
+        f"{cycles.get('options', float('nan')):.1f} s; {len(accepted)} orders"
+    )
+    FIGURES["load_runner_rate"] = (
+        f"{enforcer.peak()} per 60 s window (limit {LIMIT}), 429s: {enforcer.refused}"
+    )
+    assert code == 0
+    assert set(cycles) == {"equity", "options"}, cycles
+    assert enforcer.refused == 0
+    assert enforcer.peak() <= LIMIT
+    assert dup == 0
+    assert lost == []
+    assert any(c.startswith("v28-equity-") for c in accepted), accepted

@@ -135,13 +135,19 @@ class RateLimiter:
         h = _lower(headers)
         t = self._now()
         target = t + fallback_s
-        for name, at in (("retry-after", lambda v: t + v), ("x-ratelimit-reset", lambda v: v)):
-            try:
-                target = at(float(h[name]))
-                break
-            except (KeyError, ValueError):
-                continue
+        if (wait := _number(h.get("retry-after"))) is not None:
+            target = t + wait
+        elif (reset := _number(h.get("x-ratelimit-reset"))) is not None:
+            target = reset
         return self.block_until(target)
+
+
+def _number(value: str | None) -> float | None:
+    """Return a header's number, or None when it is missing or malformed."""
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
 
 
 #: Share of the venue's limit the bucket uses (room for clock skew).

@@ -48,10 +48,10 @@ from v28quant.data.seeding import stable_seed
 from v28quant.data.series import DailySeries
 from v28quant.data.snapshots import contracts_of, filter_chain, load_chain_snapshot
 from v28quant.data.synthetic_chain import (
+    SessionListings,
     SyntheticChainModel,
     chain_rows,
     last_trade_time,
-    listed_contracts,
     price_options,
 )
 from v28quant.quotes import Quote
@@ -121,6 +121,7 @@ class ReplayFeed:
             lst.sort(key=lambda x: x[0])
         self.snapshot_max_age = snapshot_max_age
         self._path = lru_cache(maxsize=4096)(self._path_uncached)
+        self._listings = SessionListings(self.model, self.calendar)
 
     # -- time and prices --------------------------------------------------------------------
 
@@ -333,11 +334,14 @@ class ReplayFeed:
         ref_i = i - 1 if s.days[i] == today and i > 0 else i
         return self._listing_for(underlying, today, float(s.c[ref_i]))
 
-    @lru_cache(maxsize=1024)  # noqa: B019 - the feed lives as long as the run
     def _listing_for(self, underlying: str, today: date, ref: float) -> pd.DataFrame:
         m = self.model
-        vol = max(m.vol_floor, self.realised_vol(underlying)) * m.variance_risk_premium
-        return listed_contracts(m, self.calendar, today, ref, vol)
+        return self._listings.get(
+            underlying,
+            today,
+            ref,
+            lambda: max(m.vol_floor, self.realised_vol(underlying)) * m.variance_risk_premium,
+        )
 
     def _price_options(
         self,

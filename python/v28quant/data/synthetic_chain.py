@@ -21,6 +21,7 @@ intraday): weekly Friday expiries out to ``weekly_days`` and third-Friday monthl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -159,6 +160,32 @@ def listed_contracts(
             for typ in ("call", "put"):
                 rows.append((e, round(float(k), 4), typ))
     return pd.DataFrame(rows, columns=["expiry", "strike", "type"])
+
+
+class SessionListings:
+    """Listed contracts per (underlying, reference price), computed once per session.
+
+    Only the current session's are kept: a replay moves forward, and keeping every session's
+    grew a weeks-long run by megabytes a day.
+    """
+
+    def __init__(self, model: SyntheticChainModel, calendar: ExchangeCalendar) -> None:
+        self.model, self.calendar = model, calendar
+        self._day: date | None = None
+        self._frames: dict[tuple[str, float], pd.DataFrame] = {}
+
+    def get(
+        self, underlying: str, today: date, ref: float, vol: Callable[[], float]
+    ) -> pd.DataFrame:
+        """Return ``listed_contracts`` of ``underlying`` for ``today`` (``vol()`` on a miss)."""
+        if self._day != today:
+            self._frames.clear()
+            self._day = today
+        got = self._frames.get((underlying, ref))
+        if got is None:
+            got = listed_contracts(self.model, self.calendar, today, ref, vol())
+            self._frames[(underlying, ref)] = got
+        return got
 
 
 def price_options(
