@@ -135,7 +135,11 @@ class RateLimiter:
         h = _lower(headers)
         t = self._now()
         target = t + fallback_s
-        for name, at in (("retry-after", lambda v: t + v), ("x-ratelimit-reset", lambda v: v)):
+        deadlines: tuple[tuple[str, Callable[[float], float]], ...] = (
+            ("retry-after", lambda v: t + v),
+            ("x-ratelimit-reset", lambda v: v),
+        )
+        for name, at in deadlines:
             try:
                 target = at(float(h[name]))
                 break
