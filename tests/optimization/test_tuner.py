@@ -124,3 +124,29 @@ def test_deadline_stops_cleanly_with_no_trial_left_running(monkeypatch) -> None:
     assert len(res.study.trials) == 4
     assert {t.state.name for t in res.study.trials} <= {"COMPLETE", "PRUNED"}
     assert res.n_trials == 4
+
+
+class _FailsOnce(QuadraticEvaluator):
+    """Raises on the ninth evaluation (in-process): the first of batch 0's tail windows."""
+
+    def __init__(self) -> None:
+        super().__init__(OPTIMUM)
+        self.calls = 0
+
+    def evaluate(self, params: Any, train: Any, test: Any, seed: int) -> Any:
+        self.calls += 1
+        if self.calls == 9:  # batch 0's head is 4 trials x 2 windows, none pruned (no history)
+            raise RuntimeError("evaluation failed")
+        return super().evaluate(params, train, test, seed)
+
+
+def test_an_error_fails_the_trials_in_flight_instead_of_leaving_them_running() -> None:
+    ev = _FailsOnce()
+    cfg = TunerConfig(n_trials=16, batch_size=4, seed=5)
+    tuner = BayesianTuner(ev, cfg, SCHEME)
+    study = tuner.study()
+    tuner.study = lambda: study  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        tuner.optimize()
+    # batch 0 failed in its tail, batch 1 was asked: all their trials FAIL, none RUNNING
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 8
