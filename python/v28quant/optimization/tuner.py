@@ -34,11 +34,11 @@ by default, or any database URL), so a run can be resumed or inspected with Optu
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -174,6 +174,48 @@ def _split(flat: Sequence[WindowReturns], n_windows: int) -> list[list[WindowRet
     return [list(flat[i : i + n_windows]) for i in range(0, len(flat), n_windows)]
 
 
+class _CompleteTrials:
+    """The study as the median pruner reads it while one batch's pruning is decided.
+
+    :meth:`optuna.pruners.PercentilePruner.prune` reads the study's ``direction`` and its
+    complete trials only. None completes while a batch's pruning is decided (the batch's
+    survivors are told after their tail windows), so they are read once per batch here, not
+    once per decision: each read of the cached storage re-fetches every RUNNING trial from the
+    database, and two batches are RUNNING at that point.
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.direction = study.direction
+        self._complete = study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        )
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
+    ) -> list[optuna.trial.FrozenTrial]:
+        """Return the complete trials (the only ones the pruner asks for)."""
+        if states != (optuna.trial.TrialState.COMPLETE,):
+            raise NotImplementedError(f"only the complete trials are held, not {states}")
+        return list(self._complete)
+
+
+def _reported(trial: optuna.trial.Trial, values: dict[int, float]) -> optuna.trial.FrozenTrial:
+    """Return ``trial`` as the median pruner reads it: RUNNING, with its reported values."""
+    return optuna.trial.FrozenTrial(
+        number=trial.number,
+        state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=dict(values),
+        trial_id=-1,
+    )
+
+
 @dataclass(slots=True)
 class _Batch:
     """A batch of trials in flight: asked, head windows queued, then pruned, then told."""
@@ -299,11 +341,14 @@ class BayesianTuner:
         """
         n_windows, head = len(self.wf.windows), self._head
         b.first = _split(b.head.result(), len(head))
+        view = cast(optuna.Study, _CompleteTrials(study))
         for i, trial in enumerate(b.trials):
-            pruned = False
+            pruned, values = False, {}
             for k in head:
-                trial.report(_stitched_sharpe(b.first[i][: k + 1]), step=k)
-                if k < n_windows - 1 and trial.should_prune():
+                values[k] = _stitched_sharpe(b.first[i][: k + 1])
+                trial.report(values[k], step=k)
+                # what trial.should_prune() decides, without its two storage round trips
+                if k < n_windows - 1 and study.pruner.prune(view, _reported(trial, values)):
                     pruned = True
                     break
             if pruned:
