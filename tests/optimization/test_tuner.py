@@ -140,13 +140,11 @@ class _FailsOnce(QuadraticEvaluator):
         return super().evaluate(params, train, test, seed)
 
 
-def test_an_error_fails_the_trials_in_flight_instead_of_leaving_them_running() -> None:
-    ev = _FailsOnce()
-    cfg = TunerConfig(n_trials=16, batch_size=4, seed=5)
-    tuner = BayesianTuner(ev, cfg, SCHEME)
-    study = tuner.study()
-    tuner.study = lambda: study  # type: ignore[method-assign]
+def test_an_error_fails_the_trials_in_flight_instead_of_leaving_them_running(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    storage = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    cfg = TunerConfig(n_trials=16, batch_size=4, seed=5, storage=storage, study_name="fails")
     with pytest.raises(RuntimeError, match="evaluation failed"):
-        tuner.optimize()
-    # batch 0 failed in its tail, batch 1 was asked: all their trials FAIL, none RUNNING
-    assert [t.state.name for t in study.trials] == ["FAIL"] * 8
+        BayesianTuner(_FailsOnce(), cfg, SCHEME).optimize()
+    # batch 0 failed in its tail, batch 1 was asked: all their trials are stored FAIL
+    stored = optuna.load_study(study_name="fails", storage=storage)
+    assert [t.state.name for t in stored.trials] == ["FAIL"] * 8

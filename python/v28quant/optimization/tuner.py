@@ -18,7 +18,8 @@ one deep, in this fixed order of the driver's actions for batch n = 0, 1, ...:
 1. ask batch n+1 and queue its head windows (batch 0 is asked before the loop);
 2. wait for batch n's head windows; report them and decide pruning in trial order, telling the
    pruned trials; queue batch n's tail windows;
-3. wait for batch n's tail windows; report them and tell the survivors, in trial order.
+3. wait for batch n's tail windows; report them and tell the survivors, in trial order; write
+   batch n to the storage.
 
 So the asks of batch n+1 see the trials of batches up to n-1 (batch n's still RUNNING, which
 the constant liar accounts for), and batch n's pruning decisions compare with the complete
@@ -27,18 +28,26 @@ results, never by which task finishes first, so the same seed and batch size giv
 study whatever the number of workers (or none). The workers meanwhile run batch n's windows
 and batch n+1's head (a lower Dask priority, so batch n's tail goes first): the driver's asks,
 pruning decisions and study writes overlap their work, and no stage ends with a worker idle
-waiting for the other's last task. The study lives in its storage (SQLite beside the journal
-by default, or any database URL), so a run can be resumed or inspected with Optuna's own tools.
+waiting for the other's last task.
+
+The study lives in its storage (SQLite beside the journal by default, or any database URL), so
+a run can be resumed or inspected with Optuna's own tools. The run itself works on a copy in
+memory (the stored trials, then its own; not when trials are enqueued): every read of a stored
+study re-fetches its RUNNING trials, two batches of them here, which made the storage a large
+share of the driver's time. Each batch is written to the storage, in trial order, once it is
+told (step 3); a batch that fails is written with its untold trials FAIL. The storage thus holds
+finished trials only; a run killed mid-way loses its batches in flight, never leaves them
+RUNNING.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import optuna
@@ -164,6 +173,9 @@ def _stitched_sharpe(returns: Sequence[WindowReturns]) -> float:
     return sharpe_ratio(pd.concat([r.test for r in returns]).sort_index(), TRADING_DAYS)
 
 
+_WAITING = optuna.trial.TrialState.WAITING
+
+
 def _now() -> datetime:
     """Return the time the deadline is checked against (a seam for tests)."""
     return datetime.now(UTC)
@@ -172,48 +184,6 @@ def _now() -> datetime:
 def _split(flat: Sequence[WindowReturns], n_windows: int) -> list[list[WindowReturns]]:
     """Trial-major window results, one list per trial."""
     return [list(flat[i : i + n_windows]) for i in range(0, len(flat), n_windows)]
-
-
-class _CompleteTrials:
-    """The study as the median pruner reads it while one batch's pruning is decided.
-
-    :meth:`optuna.pruners.PercentilePruner.prune` reads the study's ``direction`` and its
-    complete trials only. None completes while a batch's pruning is decided (the batch's
-    survivors are told after their tail windows), so they are read once per batch here, not
-    once per decision: each read of the cached storage re-fetches every RUNNING trial from the
-    database, and two batches are RUNNING at that point.
-    """
-
-    def __init__(self, study: optuna.Study) -> None:
-        self.direction = study.direction
-        self._complete = study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
-        )
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
-    ) -> list[optuna.trial.FrozenTrial]:
-        """Return the complete trials (the only ones the pruner asks for)."""
-        if states != (optuna.trial.TrialState.COMPLETE,):
-            raise NotImplementedError(f"only the complete trials are held, not {states}")
-        return list(self._complete)
-
-
-def _reported(trial: optuna.trial.Trial, values: dict[int, float]) -> optuna.trial.FrozenTrial:
-    """Return ``trial`` as the median pruner reads it: RUNNING, with its reported values."""
-    return optuna.trial.FrozenTrial(
-        number=trial.number,
-        state=optuna.trial.TrialState.RUNNING,
-        value=None,
-        datetime_start=None,
-        datetime_complete=None,
-        params={},
-        distributions={},
-        user_attrs={},
-        system_attrs={},
-        intermediate_values=dict(values),
-        trial_id=-1,
-    )
 
 
 @dataclass(slots=True)
@@ -228,6 +198,7 @@ class _Batch:
     first: list[list[WindowReturns]] = field(default_factory=list)
     alive: list[int] = field(default_factory=list)
     told: set[int] = field(default_factory=set)  # indices of the trials told
+    persisted: bool = False  # copied to the stored study
 
 
 class BayesianTuner:
@@ -341,14 +312,11 @@ class BayesianTuner:
         """
         n_windows, head = len(self.wf.windows), self._head
         b.first = _split(b.head.result(), len(head))
-        view = cast(optuna.Study, _CompleteTrials(study))
         for i, trial in enumerate(b.trials):
-            pruned, values = False, {}
+            pruned = False
             for k in head:
-                values[k] = _stitched_sharpe(b.first[i][: k + 1])
-                trial.report(values[k], step=k)
-                # what trial.should_prune() decides, without its two storage round trips
-                if k < n_windows - 1 and study.pruner.prune(view, _reported(trial, values)):
+                trial.report(_stitched_sharpe(b.first[i][: k + 1]), step=k)
+                if k < n_windows - 1 and trial.should_prune():
                     pruned = True
                     break
             if pruned:
@@ -380,6 +348,45 @@ class BayesianTuner:
             study.tell(trial, _stitched_sharpe(results))
             b.told.add(i)
 
+    def _working_copy(self, stored: optuna.Study) -> optuna.Study:
+        """Return the study the run works on: in memory, with ``stored``'s trials and sampler.
+
+        ``stored`` itself when it is in memory (no storage URL) or holds enqueued (WAITING)
+        trials. Asks, reports, pruning and
+        tells then cost no database round trips (each read of a stored study re-fetches every
+        RUNNING trial, and two batches run at once); :meth:`_persist` writes each finished
+        batch to ``stored``.
+        """
+        trials = stored.get_trials(deepcopy=False)
+        if self.config.storage is None or any(t.state == _WAITING for t in trials):
+            return stored  # an enqueued trial is claimed in the storage (Optuna's own ask)
+        work = optuna.create_study(
+            study_name=stored.study_name,
+            direction="maximize",
+            sampler=stored.sampler,
+            pruner=stored.pruner,
+        )
+        work.add_trials(trials)
+        return work
+
+    @staticmethod
+    def _persist(stored: optuna.Study, work: optuna.Study, b: _Batch) -> None:
+        """Copy ``b``'s finished trials from the working study to the stored one, in order.
+
+        Trial numbers then match in both, which is checked: a study written by another process
+        meanwhile would not continue this run's trials.
+        """
+        if stored is work or b.persisted or not b.trials:
+            return
+        b.persisted = True
+        lo, hi = b.trials[0].number, b.trials[-1].number + 1
+        stored.add_trials(work.get_trials(deepcopy=False)[lo:hi])
+        if len(stored.get_trials(deepcopy=False)) != hi:
+            raise RuntimeError(
+                f"study {stored.study_name}: written by another process during the run "
+                f"(trial {hi - 1} of this run is not trial {hi - 1} in the storage)"
+            )
+
     def _abandon(self, study: optuna.Study, b: _Batch) -> None:
         """After an error: cancel ``b``'s queued windows and fail its trials not yet told."""
         for pending in (b.head, b.tail):
@@ -400,7 +407,8 @@ class BayesianTuner:
         the driver's asks, pruning decisions and study writes overlap the workers' windows.
         """
         started = datetime.now(UTC)
-        study = self.study()
+        stored = self.study()
+        study = self._working_copy(stored)
         shared = self.runner.share(self.evaluator)
         bar = tqdm(total=self.config.n_trials, desc="trials", disable=not self.runner.progress)
         cur: _Batch | None = None
@@ -414,6 +422,7 @@ class BayesianTuner:
                 nxt = self._ask_batch(study, shared, cur.index + 1, asked, period)
                 self._prune(study, shared, cur)
                 self._complete(study, cur)
+                self._persist(stored, study, cur)
                 ended = _now()
                 period, mark = ended - mark, ended
                 bar.update(len(cur.trials))
@@ -425,10 +434,14 @@ class BayesianTuner:
             for b in (cur, nxt):
                 if b is not None:
                     self._abandon(study, b)
+                    try:
+                        self._persist(stored, study, b)
+                    except Exception:  # the storage itself may be what failed
+                        log.exception("failed trials of batch %d not stored", b.index)
             raise
         finally:
             bar.close()
-        return self._finish(study, started)
+        return self._finish(stored, started)
 
     def _finish(self, study: optuna.Study, started: datetime) -> TuneResult:
         states = optuna.trial.TrialState
