@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import optuna
 import pytest
+from v28quant.optimization import tuner as tuner_module
 from v28quant.optimization.distributed import TaskRunner
 from v28quant.optimization.synthetic import QuadraticEvaluator
 from v28quant.optimization.tuner import BayesianTuner, TunerConfig, default_storage
@@ -63,3 +67,84 @@ def test_bad_config_is_named() -> None:
         TunerConfig(batch_size=0)
     with pytest.raises(ValueError, match="scheduler"):
         TaskRunner(scheduler="localhost:8786")
+
+
+class _Spy(BayesianTuner):
+    """Records what the study held at every ask and every pruning decision."""
+
+    asks: list[int]  # trials finished (complete or pruned) when each trial was asked
+    prunes: dict[int, int]  # trial number -> complete trials at its last pruning decision
+
+    def study(self) -> optuna.Study:
+        study = super().study()
+        self.asks, self.prunes = [], {}
+        done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        before, prune = study.sampler.before_trial, study.pruner.prune
+
+        def spy_before(s: optuna.Study, t: Any) -> None:
+            self.asks.append(len(s.get_trials(deepcopy=False, states=done)))
+            before(s, t)
+
+        def spy_prune(s: optuna.Study, t: optuna.trial.FrozenTrial) -> bool:
+            complete = (optuna.trial.TrialState.COMPLETE,)
+            self.prunes[t.number] = len(s.get_trials(deepcopy=False, states=complete))
+            return prune(s, t)
+
+        study.sampler.before_trial = spy_before  # type: ignore[method-assign]
+        study.pruner.prune = spy_prune  # type: ignore[method-assign]
+        return study
+
+
+def test_batch_n_plus_1_is_asked_before_batch_n_is_told() -> None:
+    # The driver asks batch n+1 before it reads batch n's windows (so its work overlaps the
+    # workers'): those asks see batches up to n-1 only; batch n+1's pruning decisions are taken
+    # after batch n is told. Fixed by batch index, so the same whatever the worker count.
+    ev = QuadraticEvaluator(OPTIMUM)
+    cfg = TunerConfig(n_trials=16, batch_size=4, seed=5, n_startup_trials=4)
+    spy = _Spy(ev, cfg, SCHEME)
+    res = spy.optimize()
+    assert spy.asks == [0] * 8 + [4] * 4 + [8] * 4
+    states = [t.state.name for t in res.study.trials]
+    assert spy.prunes, "no pruning decision was taken"
+    for number, complete in spy.prunes.items():
+        batch = number // 4
+        assert complete == states[: 4 * batch].count("COMPLETE"), f"trial {number}"
+    assert {t.state.name for t in res.study.trials} <= {"COMPLETE", "PRUNED"}
+
+
+def test_deadline_stops_cleanly_with_no_trial_left_running(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The deadline passes while batch 0 runs: batch 1 is never asked, batch 0 is finished and
+    # told, and nothing is left RUNNING in the study.
+    deadline = datetime(2030, 1, 1, tzinfo=UTC)
+    times = iter([deadline - timedelta(minutes=1)])
+    monkeypatch.setattr(tuner_module, "_now", lambda: next(times, deadline))
+    ev = QuadraticEvaluator(OPTIMUM)
+    cfg = TunerConfig(n_trials=16, batch_size=4, seed=5, deadline=deadline)
+    res = BayesianTuner(ev, cfg, SCHEME).optimize()
+    assert len(res.study.trials) == 4
+    assert {t.state.name for t in res.study.trials} <= {"COMPLETE", "PRUNED"}
+    assert res.n_trials == 4
+
+
+class _FailsOnce(QuadraticEvaluator):
+    """Raises on the ninth evaluation (in-process): the first of batch 0's tail windows."""
+
+    def __init__(self) -> None:
+        super().__init__(OPTIMUM)
+        self.calls = 0
+
+    def evaluate(self, params: Any, train: Any, test: Any, seed: int) -> Any:
+        self.calls += 1
+        if self.calls == 9:  # batch 0's head is 4 trials x 2 windows, none pruned (no history)
+            raise RuntimeError("evaluation failed")
+        return super().evaluate(params, train, test, seed)
+
+
+def test_an_error_fails_the_trials_in_flight_instead_of_leaving_them_running(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    storage = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    cfg = TunerConfig(n_trials=16, batch_size=4, seed=5, storage=storage, study_name="fails")
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        BayesianTuner(_FailsOnce(), cfg, SCHEME).optimize()
+    # batch 0 failed in its tail, batch 1 was asked: all their trials are stored FAIL
+    stored = optuna.load_study(study_name="fails", storage=storage)
+    assert [t.state.name for t in stored.trials] == ["FAIL"] * 8

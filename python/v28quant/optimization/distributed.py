@@ -3,6 +3,8 @@
 Tasks are plain functions of their arguments (each carrying its own seed), gathered back in
 submission order, so a result never depends on how many workers ran it or which finished first.
 Large shared inputs (the evaluator with its history) are scattered to every worker once.
+:meth:`TaskRunner.submit` returns at once, so the caller can work (or submit more) while the
+workers run; :meth:`Pending.result` then waits for that submission's results, in order.
 """
 
 from __future__ import annotations
@@ -10,13 +12,75 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """Tasks from :meth:`TaskRunner.submit`; :meth:`result` returns their results in order.
+
+    In-process (no Dask) the tasks run when :meth:`result` is first called; on Dask they are
+    queued on the cluster from submission on.
+    """
+
+    def __init__(
+        self,
+        runner: TaskRunner,
+        fn: Callable[..., T],
+        arg_lists: Sequence[Sequence[Any]],
+        desc: str,
+        futures: list[Any] | None,
+    ) -> None:
+        self._runner, self._fn, self._args, self._desc = runner, fn, arg_lists, desc
+        self._futures = futures
+        self._results: list[T] | None = None
+        self._cancelled = False
+
+    def result(self) -> list[T]:
+        """``[fn(*args) for args in arg_lists]``, in that order (waits for the tasks)."""
+        if self._results is not None:
+            return self._results
+        if self._cancelled:
+            raise RuntimeError(f"{self._desc}: the tasks were cancelled")
+        if not self._args:
+            self._results = []
+            return self._results
+        n = len(self._args)
+        bar = tqdm(total=n, desc=self._desc, disable=not self._runner.progress, leave=False)
+        try:
+            if self._futures is None:
+                out = []
+                # One BLAS/OpenMP thread, as on the Dask workers: the same numerics in the last
+                # bit, and no oversubscription of the cores.
+                with threadpool_limits(limits=1):
+                    for args in self._args:
+                        out.append(self._fn(*args))
+                        bar.update()
+                self._results = out
+            else:
+                from dask.distributed import as_completed
+
+                for _ in as_completed(self._futures):
+                    bar.update()
+                self._results = self._runner._client.gather(self._futures)
+                self._futures = None
+            return self._results
+        finally:
+            bar.close()
+
+    def cancel(self) -> None:
+        """Drop the tasks not yet run (a no-op once :meth:`result` has returned)."""
+        if self._results is not None:
+            return
+        if self._futures is not None and self._runner._client is not None:
+            self._runner._client.cancel(self._futures)
+        self._futures = None
+        self._cancelled = True
 
 
 class TaskRunner:
@@ -94,29 +158,27 @@ class TaskRunner:
         shared: T = self._client.scatter(obj, broadcast=True, hash=False)
         return shared
 
+    def submit(
+        self,
+        fn: Callable[..., T],
+        arg_lists: Sequence[Sequence[Any]],
+        desc: str = "tasks",
+        priority: int = 0,
+    ) -> Pending[T]:
+        """Queue ``fn(*args)`` for each of ``arg_lists`` and return without waiting.
+
+        Among queued tasks a higher ``priority`` runs first, then earlier submissions; the order
+        only decides when a task runs, never its result.
+        """
+        futures = None
+        if self._client is not None and arg_lists:
+            futures = self._client.map(
+                fn, *zip(*arg_lists, strict=True), pure=False, priority=priority
+            )
+        return Pending(self, fn, list(arg_lists), desc, futures)
+
     def map(
         self, fn: Callable[..., T], arg_lists: Sequence[Sequence[Any]], desc: str = "tasks"
     ) -> list[T]:
         """``[fn(*args) for args in arg_lists]``, in that order, run on the cluster."""
-        if not arg_lists:
-            return []
-        bar = tqdm(total=len(arg_lists), desc=desc, disable=not self.progress, leave=False)
-        try:
-            if self._client is None:
-                out = []
-                # One BLAS/OpenMP thread, as on the Dask workers: the same numerics in the last
-                # bit, and no oversubscription of the cores.
-                with threadpool_limits(limits=1):
-                    for args in arg_lists:
-                        out.append(fn(*args))
-                        bar.update()
-                return out
-            from dask.distributed import as_completed
-
-            futures = [self._client.submit(fn, *args, pure=False) for args in arg_lists]
-            for _ in as_completed(futures):
-                bar.update()
-            results: list[T] = self._client.gather(futures)
-            return results
-        finally:
-            bar.close()
+        return self.submit(fn, arg_lists, desc).result()

@@ -10,19 +10,42 @@ run could reproduce; the OOS Sharpe ratio is the stated alternative.
 
 Reproducibility: trials are asked in fixed-size batches in one process (the TPE sampler seeded,
 ``constant_liar`` so a batch spreads out), their windows run as Dask tasks with seeds from the
-trial number and window index, and results are told in trial order. Pruning is decided in
-trial order after the first ``prune_after`` windows, against trials of earlier batches only. The
-same seed and batch size give the same study whatever the number of workers. The study lives in
-its storage (SQLite beside the journal by default, or any database URL), so a run can be resumed
-or inspected with Optuna's own tools.
+trial number and window index, and results are told in trial order. Each batch runs in two
+stages: its "head" (the first ``prune_after`` windows of every trial), then pruning decided in
+trial order, then its "tail" (the other windows of the survivors). The batches are pipelined
+one deep, in this fixed order of the driver's actions for batch n = 0, 1, ...:
+
+1. ask batch n+1 and queue its head windows (batch 0 is asked before the loop);
+2. wait for batch n's head windows; report them and decide pruning in trial order, telling the
+   pruned trials; queue batch n's tail windows;
+3. wait for batch n's tail windows; report them and tell the survivors, in trial order; write
+   batch n to the storage.
+
+So the asks of batch n+1 see the trials of batches up to n-1 (batch n's still RUNNING, which
+the constant liar accounts for), and batch n's pruning decisions compare with the complete
+trials of batches up to n-1. What the driver does is fixed by the batch index and the task
+results, never by which task finishes first, so the same seed and batch size give the same
+study whatever the number of workers (or none). The workers meanwhile run batch n's windows
+and batch n+1's head (a lower Dask priority, so batch n's tail goes first): the driver's asks,
+pruning decisions and study writes overlap their work, and no stage ends with a worker idle
+waiting for the other's last task.
+
+The study lives in its storage (SQLite beside the journal by default, or any database URL), so
+a run can be resumed or inspected with Optuna's own tools. The run itself works on a copy in
+memory (the stored trials, then its own; not when trials are enqueued): every read of a stored
+study re-fetches its RUNNING trials, two batches of them here, which made the storage a large
+share of the driver's time. Each batch is written to the storage, in trial order, once it is
+told (step 3); a batch that fails is written with its untold trials FAIL. The storage thus holds
+finished trials only; a run killed mid-way loses its batches in flight, never leaves them
+RUNNING.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +55,7 @@ import pandas as pd
 from sqlalchemy import event
 from tqdm.auto import tqdm
 
-from v28quant.optimization.distributed import TaskRunner
+from v28quant.optimization.distributed import Pending, TaskRunner
 from v28quant.optimization.evaluation import Evaluator, WindowReturns, task_seed
 from v28quant.optimization.sharpe import TRADING_DAYS, sharpe_ratio
 from v28quant.optimization.walkforward import (
@@ -102,7 +125,10 @@ class TunerConfig:
         The study's name in the storage; a run with an existing name continues that study.
     deadline : datetime or None
         No new batch starts at or after it (e.g. :func:`~v28quant.optimization.promote.
-        off_hours_deadline`, so tuning never overlaps the trading day).
+        off_hours_deadline`, so tuning never overlaps the trading day). Batch n+1 is asked
+        while batch n runs, so it is skipped when batch n is expected to end at or after the
+        deadline (expected: as long after the previous batch's end as that one was after its
+        predecessor's); the batches already asked finish and are told.
     """
 
     n_trials: int = 40
@@ -147,6 +173,34 @@ def _stitched_sharpe(returns: Sequence[WindowReturns]) -> float:
     return sharpe_ratio(pd.concat([r.test for r in returns]).sort_index(), TRADING_DAYS)
 
 
+_WAITING = optuna.trial.TrialState.WAITING
+
+
+def _now() -> datetime:
+    """Return the time the deadline is checked against (a seam for tests)."""
+    return datetime.now(UTC)
+
+
+def _split(flat: Sequence[WindowReturns], n_windows: int) -> list[list[WindowReturns]]:
+    """Trial-major window results, one list per trial."""
+    return [list(flat[i : i + n_windows]) for i in range(0, len(flat), n_windows)]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch of trials in flight: asked, head windows queued, then pruned, then told."""
+
+    index: int
+    asked: int  # trials asked (in this call) before this batch
+    trials: list[optuna.trial.Trial]
+    head: Pending[WindowReturns]
+    tail: Pending[WindowReturns] | None = None
+    first: list[list[WindowReturns]] = field(default_factory=list)
+    alive: list[int] = field(default_factory=list)
+    told: set[int] = field(default_factory=set)  # indices of the trials told
+    persisted: bool = False  # copied to the stored study
+
+
 class BayesianTuner:
     """Optuna search over an evaluator's :class:`~v28quant.optimization.space.SearchSpace`.
 
@@ -180,6 +234,7 @@ class BayesianTuner:
         )
         n = len(self.wf.windows)
         self.prune_after = min(self.config.prune_after or max(n // 2, 1), n)
+        self._head, self._tail = range(self.prune_after), range(self.prune_after, n)
 
     def study(self) -> optuna.Study:
         """Create the study, or load it when it exists in the storage."""
@@ -200,18 +255,21 @@ class BayesianTuner:
             load_if_exists=True,
         )
 
-    def _run_windows(
-        self, shared: Any, trials: Sequence[optuna.trial.Trial], windows: range, desc: str
-    ) -> list[list[WindowReturns]]:
-        """Evaluate each trial on ``windows``; results per trial, in window order.
+    def _submit_windows(
+        self,
+        shared: Any,
+        trials: Sequence[optuna.trial.Trial],
+        windows: range,
+        desc: str,
+        priority: int,
+    ) -> Pending[WindowReturns]:
+        """Queue each trial's evaluation on ``windows``: trial-major, in window order.
 
         One task per (trial, window), not per trial: a stage of a batch is then many small
         tasks of similar size, so the workers finish it together instead of one waiting on
         the other's last long task. Seeds depend on the trial and window only, so the split
         leaves every result unchanged.
         """
-        if not trials or not windows:
-            return [[] for _ in trials]
         dates = [self.wf._dates(self.wf.windows[k]) for k in windows]
         args = [
             (
@@ -223,58 +281,167 @@ class BayesianTuner:
             for t in trials
             for j, k in enumerate(windows)
         ]
-        flat = self.runner.map(evaluate_window, args, desc=desc)
-        n = len(windows)
-        return [flat[i * n : (i + 1) * n] for i in range(len(trials))]
+        return self.runner.submit(evaluate_window, args, desc=desc, priority=priority)
+
+    def _ask_batch(
+        self, study: optuna.Study, shared: Any, index: int, asked: int, ahead: timedelta
+    ) -> _Batch | None:
+        """Ask batch ``index`` (after ``asked`` trials) and queue its head windows.
+
+        None when the trials are all asked, or when the batch would start at or after the
+        deadline: the batch before it is expected to end ``ahead`` from now.
+        """
+        c = self.config
+        if asked >= c.n_trials:
+            return None
+        if c.deadline is not None and _now() + ahead >= c.deadline:
+            log.warning("tuning stopped at the deadline: no batch asked after %d trial(s)", asked)
+            return None
+        size = min(c.batch_size, c.n_trials - asked)
+        dists = self.evaluator.space.distributions()
+        trials = [study.ask(dists) for _ in range(size)]
+        desc = f"trials {asked + 1}-{asked + size}"
+        head = self._submit_windows(shared, trials, self._head, desc, priority=-index)
+        return _Batch(index, asked, trials, head)
+
+    def _prune(self, study: optuna.Study, shared: Any, b: _Batch) -> None:
+        """Wait for ``b``'s head windows, decide pruning in trial order, queue the tail windows.
+
+        The median pruner compares with the study's complete trials, i.e. those told so far:
+        every trial of the batches before ``b``.
+        """
+        n_windows, head = len(self.wf.windows), self._head
+        b.first = _split(b.head.result(), len(head))
+        for i, trial in enumerate(b.trials):
+            pruned = False
+            for k in head:
+                trial.report(_stitched_sharpe(b.first[i][: k + 1]), step=k)
+                if k < n_windows - 1 and trial.should_prune():
+                    pruned = True
+                    break
+            if pruned:
+                trial.set_user_attr("windows_run", len(head))
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                b.told.add(i)
+            else:
+                b.alive.append(i)
+        survivors = [b.trials[i] for i in b.alive]
+        b.tail = self._submit_windows(
+            shared, survivors, self._tail, "trial windows", priority=-b.index
+        )
+
+    def _complete(self, study: optuna.Study, b: _Batch) -> None:
+        """Wait for ``b``'s tail windows and tell its surviving trials, in trial order."""
+        assert b.tail is not None
+        n_windows, tail = len(self.wf.windows), self._tail
+        rest = _split(b.tail.result(), len(tail)) if tail else [[] for _ in b.alive]
+        for i, more in zip(b.alive, rest, strict=True):
+            trial, results = b.trials[i], b.first[i] + more
+            for k in tail:
+                trial.report(_stitched_sharpe(results[: k + 1]), step=k)
+            oos = pd.concat([r.test for r in results]).sort_index()
+            trial.set_user_attr("windows_run", n_windows)
+            trial.set_user_attr("oos_sharpe_per_period", sharpe_ratio(oos, 1))
+            trial.set_user_attr(
+                "window_oos_sharpe", [sharpe_ratio(r.test, TRADING_DAYS) for r in results]
+            )
+            study.tell(trial, _stitched_sharpe(results))
+            b.told.add(i)
+
+    def _working_copy(self, stored: optuna.Study) -> optuna.Study:
+        """Return the study the run works on: in memory, with ``stored``'s trials and sampler.
+
+        ``stored`` itself when it is in memory (no storage URL) or holds enqueued (WAITING)
+        trials. Asks, reports, pruning and
+        tells then cost no database round trips (each read of a stored study re-fetches every
+        RUNNING trial, and two batches run at once); :meth:`_persist` writes each finished
+        batch to ``stored``.
+        """
+        trials = stored.get_trials(deepcopy=False)
+        if self.config.storage is None or any(t.state == _WAITING for t in trials):
+            return stored  # an enqueued trial is claimed in the storage (Optuna's own ask)
+        work = optuna.create_study(
+            study_name=stored.study_name,
+            direction="maximize",
+            sampler=stored.sampler,
+            pruner=stored.pruner,
+        )
+        work.add_trials(trials)
+        return work
+
+    @staticmethod
+    def _persist(stored: optuna.Study, work: optuna.Study, b: _Batch) -> None:
+        """Copy ``b``'s finished trials from the working study to the stored one, in order.
+
+        Trial numbers then match in both, which is checked: a study written by another process
+        meanwhile would not continue this run's trials.
+        """
+        if stored is work or b.persisted or not b.trials:
+            return
+        b.persisted = True
+        lo, hi = b.trials[0].number, b.trials[-1].number + 1
+        stored.add_trials(work.get_trials(deepcopy=False)[lo:hi])
+        if len(stored.get_trials(deepcopy=False)) != hi:
+            raise RuntimeError(
+                f"study {stored.study_name}: written by another process during the run "
+                f"(trial {hi - 1} of this run is not trial {hi - 1} in the storage)"
+            )
+
+    def _abandon(self, study: optuna.Study, b: _Batch) -> None:
+        """After an error: cancel ``b``'s queued windows and fail its trials not yet told."""
+        for pending in (b.head, b.tail):
+            if pending is not None:
+                pending.cancel()
+        for i, trial in enumerate(b.trials):
+            if i in b.told:
+                continue
+            try:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            except Exception:  # the storage itself may be what failed
+                log.exception("trial %d left RUNNING", trial.number)
 
     def optimize(self) -> TuneResult:
-        """Run ``config.n_trials`` trials, then the best trial's deflated walk-forward."""
+        """Run ``config.n_trials`` trials, then the best trial's deflated walk-forward.
+
+        Batch n+1 is asked, and its head windows queued, before batch n's results are read, so
+        the driver's asks, pruning decisions and study writes overlap the workers' windows.
+        """
         started = datetime.now(UTC)
-        study = self.study()
+        stored = self.study()
+        study = self._working_copy(stored)
         shared = self.runner.share(self.evaluator)
-        dists = self.evaluator.space.distributions()
-        n_windows = len(self.wf.windows)
-        head, tail = range(self.prune_after), range(self.prune_after, n_windows)
-        done = 0
         bar = tqdm(total=self.config.n_trials, desc="trials", disable=not self.runner.progress)
-        while done < self.config.n_trials:
-            if self.config.deadline is not None and datetime.now(UTC) >= self.config.deadline:
-                log.warning("tuning stopped at the deadline after %d trial(s)", done)
-                break
-            size = min(self.config.batch_size, self.config.n_trials - done)
-            batch = [study.ask(dists) for _ in range(size)]
-            first = self._run_windows(shared, batch, head, f"trials {done + 1}-{done + size}")
-            alive: list[int] = []
-            for i, trial in enumerate(batch):
-                pruned = False
-                for k in head:
-                    trial.report(_stitched_sharpe(first[i][: k + 1]), step=k)
-                    if k < n_windows - 1 and trial.should_prune():
-                        pruned = True
-                        break
-                trial.set_user_attr("windows_run", len(head))
-                if pruned:
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                else:
-                    alive.append(i)
-            rest = self._run_windows(shared, [batch[i] for i in alive], tail, "trial windows")
-            for i, more in zip(alive, rest, strict=True):
-                results = first[i] + more
-                for k in tail:
-                    batch[i].report(_stitched_sharpe(results[: k + 1]), step=k)
-                oos = pd.concat([r.test for r in results]).sort_index()
-                batch[i].set_user_attr("windows_run", n_windows)
-                batch[i].set_user_attr("oos_sharpe_per_period", sharpe_ratio(oos, 1))
-                batch[i].set_user_attr(
-                    "window_oos_sharpe", [sharpe_ratio(r.test, TRADING_DAYS) for r in results]
-                )
-                study.tell(batch[i], _stitched_sharpe(results))
-            done += size
-            bar.update(size)
-            if alive:
-                bar.set_postfix(best=f"{study.best_value:.3f}", pruned=len(batch) - len(alive))
-        bar.close()
-        return self._finish(study, started)
+        cur: _Batch | None = None
+        nxt: _Batch | None = None
+        period = timedelta(0)  # between the last two batches' ends: when the next one will end
+        try:
+            cur = self._ask_batch(study, shared, 0, 0, timedelta(0))
+            mark = _now()
+            while cur is not None:
+                asked = cur.asked + len(cur.trials)
+                nxt = self._ask_batch(study, shared, cur.index + 1, asked, period)
+                self._prune(study, shared, cur)
+                self._complete(study, cur)
+                self._persist(stored, study, cur)
+                ended = _now()
+                period, mark = ended - mark, ended
+                bar.update(len(cur.trials))
+                if self.runner.progress and cur.alive:
+                    pruned = len(cur.trials) - len(cur.alive)
+                    bar.set_postfix(best=f"{study.best_value:.3f}", pruned=pruned)
+                cur, nxt = nxt, None
+        except BaseException:
+            for b in (cur, nxt):
+                if b is not None:
+                    self._abandon(study, b)
+                    try:
+                        self._persist(stored, study, b)
+                    except Exception:  # the storage itself may be what failed
+                        log.exception("failed trials of batch %d not stored", b.index)
+            raise
+        finally:
+            bar.close()
+        return self._finish(stored, started)
 
     def _finish(self, study: optuna.Study, started: datetime) -> TuneResult:
         states = optuna.trial.TrialState
