@@ -1,10 +1,17 @@
-"""Give freed heap back to the operating system between trading sessions.
+"""Keep a long-running process's resident memory flat: freed heap goes back to the system.
 
 Each pre-market job refits models and each cycle builds chains and frames; the memory they free
-goes back to glibc's allocator, which keeps much of it in its per-thread arenas rather than
-returning it to the system. Over weeks that reads as a leak in the process's resident size: a
-keyless soak of 12 sessions grew by about 8 MiB a session without a trim and about 1.3 MiB a
-session with one at each session's end (``tests/reliability/test_soak.py`` holds the bound).
+goes back to glibc's allocator, which keeps much of it in its arenas rather than returning it to
+the system. Over weeks that reads as a leak in the process's resident size. Two remedies, both
+glibc's own (``mallopt(3)``, ``malloc_trim(3)``):
+
+- ``fix_mmap_threshold`` at start: glibc serves blocks of 128 KiB and up from their own mappings
+  but raises that threshold to the size of each such block freed (up to 32 MiB), after which the
+  arrays a cycle builds and drops land in the arenas, fragment there and stay resident;
+- ``release_memory`` at each session's end: a collection, then ``malloc_trim``.
+
+A keyless soak of 12 sessions grew by about 8 MiB a session with neither
+(``tests/reliability/test_soak.py`` holds the bound).
 """
 
 from __future__ import annotations
@@ -31,7 +38,42 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
     return fn
 
 
+def _load_mallopt() -> Callable[[int, int], int] | None:
+    """Return glibc's ``mallopt`` (``None`` off glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
 _MALLOC_TRIM = _load_malloc_trim()
+_MALLOPT = _load_mallopt() if _MALLOC_TRIM is not None else None  # glibc only: both or neither
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (<malloc.h>)
+#: Blocks from this size up get their own mapping (glibc's initial threshold, kept fixed).
+MMAP_THRESHOLD = 128 * 1024
+
+
+def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Serve every block of ``nbytes`` or more from its own mapping, for the whole process.
+
+    Setting the threshold turns off glibc's dynamic raise of it, so a large block's pages go back
+    to the system when it is freed instead of staying in an arena.
+
+    Returns
+    -------
+    bool
+        True when set (glibc), False on another C library.
+    """
+    if nbytes <= 0:
+        raise ValueError(f"nbytes must be > 0, got {nbytes}")
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(_M_MMAP_THRESHOLD, nbytes))
 
 
 def release_memory() -> bool:

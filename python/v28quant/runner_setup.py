@@ -29,6 +29,7 @@ from v28quant.execution.lock import JournalLock
 from v28quant.journal import Journal
 from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
+from v28quant.memory import fix_mmap_threshold
 from v28quant.offhours import OffHoursJobs, plan_for
 from v28quant.optimization.apply import PromotedSet, apply_params
 from v28quant.risk import RiskGate
@@ -319,6 +320,7 @@ def run_with(
 
 def build_and_run(argv: list[str] | None = None) -> int:
     """Entry of ``run_v28_production.py``: the exit status (2 on a bad argument or setting)."""
+    fix_mmap_threshold()  # a process that runs for weeks gives large freed blocks back at once
     try:
         args = parse_args(argv)
         overrides: dict[str, Any] = {}

@@ -157,3 +157,32 @@ def _uncached(det: HmmRegimeDetector) -> HmmRegimeDetector:
     c = copy.copy(det)
     c._cache = None
     return c
+
+
+@pytest.mark.parametrize(
+    ("start", "trans", "obs"),
+    [
+        # all start mass on state 0, which row 0 rules out: the first step is 0/0
+        ([1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], [60.0, 0.0, 60.0, 59.0]),
+        # state 0 absorbs and holds all the (underflowed) mass when row 1 rules it out
+        ([0.5, 0.5], [[1.0, 0.0], [0.5, 0.5]], [0.0, 60.0, 60.0, 0.0]),
+    ],
+)
+def test_the_forward_pass_survives_an_underflowing_step(
+    start: list[float], trans: list[list[float]], obs: list[float]
+) -> None:
+    # In probability space such a step divides 0 by 0. hmmlearn's log-space forward-backward
+    # is the reference (the smoothed posterior at a prefix's end is the filtered one).
+    from hmmlearn.hmm import GaussianHMM
+
+    m = GaussianHMM(n_components=2, covariance_type="full", init_params="", params="")
+    m.n_features = 1
+    m.startprob_, m.transmat_ = np.array(start), np.array(trans)
+    m.means_ = np.array([[0.0], [60.0]])
+    m.covars_ = np.array([[[0.01]], [[1.0]]])  # 60 is 600 sd from state 0
+    z = np.array(obs)[:, None]
+    ours = np.exp(HmmRegimeDetector(n_states=2)._forward(m, z))
+    assert np.isfinite(ours).all()
+    for t in range(len(z)):
+        ref = m.predict_proba(z[: t + 1])[-1]
+        np.testing.assert_allclose(ours[t], ref, atol=1e-12, err_msg=f"row {t}")

@@ -120,7 +120,8 @@ class ReplayFeed:
         for lst in self._snapshots.values():
             lst.sort(key=lambda x: x[0])
         self.snapshot_max_age = snapshot_max_age
-        self._path = lru_cache(maxsize=4096)(self._path_uncached)
+        # today's path per symbol and the day before's: a larger cache only grows a long run
+        self._path = lru_cache(maxsize=max(64, 2 * len(self._series)))(self._path_uncached)
         self._listings = SessionListings(self.model, self.calendar)
 
     # -- time and prices --------------------------------------------------------------------

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -184,6 +183,11 @@ class SessionListings:
         got = self._frames.get((underlying, ref))
         if got is None:
             got = listed_contracts(self.model, self.calendar, today, ref, vol())
+            # the OCC symbols once a session, and dropped with the session's listings
+            got["symbol"] = [
+                format_occ(underlying, e, ty, Decimal(repr(float(k))))
+                for e, k, ty in zip(got["expiry"], got["strike"], got["type"], strict=True)
+            ]
             self._frames[(underlying, ref)] = got
         return got
 
@@ -255,12 +259,6 @@ def implied_vols(
     return np.asarray(np.sqrt(w / te), dtype=np.float64)
 
 
-@lru_cache(maxsize=1 << 16)
-def _occ_symbol(underlying: str, expiry: date, kind: str, strike: float) -> str:
-    """Return the OCC symbol of a listed contract (the same few thousand every cycle)."""
-    return format_occ(underlying, expiry, kind, Decimal(repr(strike)))
-
-
 def chain_rows(
     underlying: str,
     listing: pd.DataFrame,
@@ -271,6 +269,8 @@ def chain_rows(
 ) -> pd.DataFrame:
     """Build chain rows (``CHAIN_COLUMNS`` less the frame's attributes) for listed contracts.
 
+    ``listing`` holds ``expiry, strike, type, symbol`` per contract (``SessionListings.get``).
+
     Open interest is a bell in standardised moneyness that thins with time to expiry, volume a
     fifth of it: enough for liquidity filters to prefer near-the-money, near-dated contracts.
     """
@@ -279,12 +279,7 @@ def chain_rows(
     oi = np.floor(5000.0 * np.exp(-0.5 * x * x) / (1.0 + 4.0 * quotes["t"])) + 10.0
     return pd.DataFrame(
         {
-            "symbol": [
-                _occ_symbol(underlying, e, ty, float(k))
-                for e, k, ty in zip(
-                    listing["expiry"], listing["strike"], listing["type"], strict=True
-                )
-            ],
+            "symbol": listing["symbol"],
             "underlying": underlying,
             "expiry": listing["expiry"],
             "strike": listing["strike"],

@@ -322,7 +322,10 @@ class OptionsAnalyser:
     def _merton(self, closes: np.ndarray | None) -> merton_jump_diffusion.MertonMomentFit | None:
         if closes is None or len(closes) < 250:
             return None
-        r = np.diff(np.log(np.asarray(closes, dtype=float)[-504:]))
+        c = np.asarray(closes, dtype=float)[-504:]
+        if not (np.isfinite(c).all() and (c > 0).all()):
+            return None  # no log returns from a bad close; the symbol's data checks log it
+        r = np.diff(np.log(c))
         try:
             fit = merton_jump_diffusion.calibrate_from_returns(r)
         except ValueError:

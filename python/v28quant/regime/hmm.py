@@ -36,6 +36,7 @@ import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from v28quant.ml.model_store import ModelMetadata, ModelStore
@@ -61,6 +62,12 @@ def bhattacharyya(
     _, l1 = np.linalg.slogdet(c1)
     _, l2 = np.linalg.slogdet(c2)
     return float(0.125 * d @ np.linalg.solve(c, d) + 0.5 * (ld - 0.5 * (l1 + l2)))
+
+
+def _log_normalised(log_p: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Log-probabilities ``log_p`` normalised to sum to one, floored at ``log(1e-300)``."""
+    out: NDArray[np.float64] = np.maximum(log_p - logsumexp(log_p), np.log(1e-300))
+    return out
 
 
 def match_labels(
@@ -251,13 +258,26 @@ class HmmRegimeDetector:
                 alpha[:n], start = cached[2], n
         prob = np.exp(alpha[start - 1]) if start else m.startprob_ * b[0]
         if not start:
-            prob = prob / prob.sum()
-            alpha[0], start = np.log(np.maximum(prob, 1e-300)), 1
+            total = prob.sum()
+            if total > 0:
+                prob = prob / total
+                alpha[0] = np.log(np.maximum(prob, 1e-300))
+            else:  # the start mass sits on states the first row rules out beyond double range
+                with np.errstate(divide="ignore"):
+                    alpha[0] = _log_normalised(np.log(m.startprob_) + logb[0])
+                prob = np.exp(alpha[0])
+            start = 1
         for t in range(start, len(z)):
             prob = (prob @ a_mat) * b[t]
             total = prob.sum()
-            prob = prob / total if total > 0 else b[t] / b[t].sum()
-            alpha[t] = np.log(np.maximum(prob, 1e-300))
+            if total > 0:
+                prob = prob / total
+                alpha[t] = np.log(np.maximum(prob, 1e-300))
+            else:  # the same step in log space (Rabiner 1989, eq. 20) where it underflows
+                with np.errstate(divide="ignore"):
+                    la = np.log(a_mat) + alpha[t - 1][:, None]
+                alpha[t] = _log_normalised(logsumexp(la, axis=0) + logb[t])
+                prob = np.exp(alpha[t])
         self._cache = (m, hashlib.blake2b(z.tobytes(), digest_size=16).digest(), alpha.copy())
         return alpha
 
