@@ -32,12 +32,12 @@ from typing import Any
 
 from v28quant.broker.errors import BrokerError
 from v28quant.calendar import ET, ExchangeCalendar
-from v28quant.clock import Clock
+from v28quant.clock import Clock, SimClock
 from v28quant.engines import Engine, EngineContext
 from v28quant.memory import release_memory
 from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
 from v28quant.venue import Venue
-from v28quant.venue_clock import LockstepClock
+from v28quant.venue_clock import LockstepClock, VenueClock
 
 log = logging.getLogger("v28quant.runner")
 
@@ -290,8 +290,7 @@ class Runner:
         if not self._trading_ok:
             log.error("session %s: pre-market checks failed; no trading today", day)
             slots = []
-        sim = self.venue.sim_clock
-        lock = LockstepClock(sim, len(self.engines)) if sim is not None else None
+        lock = self._lockstep()
         if slots:
             async with asyncio.TaskGroup() as tg:
                 for engine in self.engines:
@@ -301,6 +300,18 @@ class Runner:
         if not await self._sleep(self.ctx.clock, w.session.close + timedelta(minutes=1)):
             return
         await self.end_of_day(day)
+
+    def _lockstep(self) -> LockstepClock | None:
+        """Return the engines' shared clock where the run moves time itself, else None.
+
+        A simulated clock, or a venue whose time is driven (a test's fake exchange): time then
+        moves only when every engine waits. A real venue's time passes on its own.
+        """
+        vc = self.venue.venue_clock
+        shared: SimClock | VenueClock | None = self.venue.sim_clock
+        if shared is None and vc is not None and vc.driven:
+            shared = vc
+        return LockstepClock(shared, len(self.engines)) if shared is not None else None
 
     async def _engine_loop(
         self, engine: Engine, slots: list[datetime], lock: LockstepClock | None

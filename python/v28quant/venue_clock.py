@@ -5,10 +5,11 @@ timestamp, re-read every cycle, advanced by the host's monotonic clock in betwee
 wall clock is minutes off therefore still opens and closes the trading window on the exchange's
 time, and a jump of the host clock (NTP step, suspend) moves nothing.
 
-``LockstepClock`` drives several engine loops on one ``SimClock``: simulated time only moves when
-every loop is waiting, to the earliest time any of them waits for. Without it the first loop to
-sleep would move the shared clock while another was still computing its cycle, and that cycle
-would read prices from the future.
+``LockstepClock`` drives several engine loops on one clock whose time the run moves itself: a
+``SimClock``, or a ``VenueClock`` whose venue's time is driven (a test's fake exchange). Time only
+moves when every loop is waiting, to the earliest time any of them waits for. Without it the
+first loop to sleep would move the shared clock while another was still computing its cycle, and
+that cycle would read prices from the future.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class VenueClock:
         self._last: datetime | None = None
         self.last_market: MarketClock | None = None
 
+    @property
+    def driven(self) -> bool:
+        """Whether the venue's time moves only when ``sleep_until`` moves it (a ``wait``)."""
+        return self._wait is not None
+
     async def refresh(self) -> MarketClock:
         """Re-read the venue's clock; ``now`` never goes back even if the venue's does."""
         market = await self._fetch()
@@ -89,22 +95,39 @@ class VenueClock:
 
 
 class LockstepClock:
-    """A ``SimClock`` shared by ``participants`` loops that advance it together.
+    """A clock shared by ``participants`` loops that advance it together.
 
-    Each loop calls ``sleep_until``; when all active loops are asleep the clock jumps to the
+    Each loop calls ``sleep_until``; when all active loops are asleep the clock moves to the
     earliest wake-up time and those loops resume. A loop that finishes calls ``leave``.
+
+    Parameters
+    ----------
+    clock : SimClock or VenueClock
+        A ``SimClock`` is set to the wake-up time at once; a driven ``VenueClock`` (see
+        ``VenueClock.driven``) is moved by awaiting its ``sleep_until``, one move at a time.
+    participants : int
+        Loops sharing the clock (>= 1).
+
+    Raises
+    ------
+    ValueError
+        ``participants`` below 1, or a ``VenueClock`` that is not driven (its time passes on
+        its own, so no loop can hold it back).
     """
 
-    def __init__(self, clock: SimClock, participants: int) -> None:
+    def __init__(self, clock: SimClock | VenueClock, participants: int) -> None:
         if participants < 1:
             raise ValueError(f"participants must be >= 1, got {participants}")
+        if isinstance(clock, VenueClock) and not clock.driven:
+            raise ValueError("LockstepClock needs a SimClock or a driven VenueClock")
         self._clock = clock
         self._active = participants
         self._waiting: list[tuple[datetime, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._moving: asyncio.Task[None] | None = None
 
     def now(self) -> datetime:
-        """Return the simulated time."""
+        """Return the shared clock's time."""
         return self._clock.now()
 
     async def sleep_until(self, when: datetime) -> None:
@@ -117,6 +140,8 @@ class LockstepClock:
         except asyncio.CancelledError:
             self._waiting = [w for w in self._waiting if w[2] is not fut]
             heapq.heapify(self._waiting)
+            if not self._waiting and self._moving is not None:
+                self._moving.cancel()  # nobody left to wake (a stop): the move is moot
             raise
 
     def leave(self) -> None:
@@ -125,12 +150,37 @@ class LockstepClock:
         self._release()
 
     def _release(self) -> None:
+        if self._moving is not None:
+            return  # a move is in flight; its end releases the loops
         if not self._waiting or len(self._waiting) < self._active:
             return
         first = self._waiting[0][0]
         if first > self._clock.now():
+            if isinstance(self._clock, VenueClock):
+                self._moving = asyncio.ensure_future(self._clock.sleep_until(first))
+                self._moving.add_done_callback(lambda task: self._moved(task, first))
+                return
             self._clock.set(first)
-        while self._waiting and self._waiting[0][0] <= self._clock.now():
+        self._wake(self._clock.now())
+
+    def _moved(self, task: asyncio.Task[None], first: datetime) -> None:
+        """Wake the loops due once the driven venue's move to ``first`` has ended."""
+        self._moving = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:  # the loops due see the failure, as a direct sleep would show it
+            self._wake(first, exc)
+        else:
+            self._wake(max(first, self._clock.now()))
+        self._release()
+
+    def _wake(self, until: datetime, exc: BaseException | None = None) -> None:
+        """Resume every loop waiting for ``until`` or earlier (with ``exc`` when given)."""
+        while self._waiting and self._waiting[0][0] <= until:
             _, _, fut = heapq.heappop(self._waiting)
             if not fut.done():
-                fut.set_result(None)
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)

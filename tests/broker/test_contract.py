@@ -320,6 +320,38 @@ async def test_iron_condor_fills_four_legs(world):
     await go()
 
 
+async def test_replace_a_multi_leg_order(world):
+    """A resting vertical walked to its touch: the same legs, one new mleg order, filled.
+
+    The put spread's credit at the touch is 3.00 - 1.90 = 1.10 (net -1.10); a limit asking
+    1.20 rests, its replacement asking 1.00 fills at 1.10.
+    """
+
+    async def go():
+        b = world.broker
+        legs = [Leg(P520, 1, "sell", "sell_to_open"), Leg(P515, 1, "buy", "buy_to_open")]
+        o = await b.submit(
+            OrderRequest.multileg(legs, 1, D("-1.20"), owner=own("wk", "options", "vertical"))
+        )
+        assert o.status == OrderStatus.NEW, o
+        new = await b.replace(o.id, limit_price=D("-1.00"))
+        assert new.order_class == "mleg", new
+        assert new.client_order_id == o.client_order_id + "-r1"
+        assert new.status == OrderStatus.FILLED, new
+        assert new.filled_avg_price == D("-1.10"), new
+        assert sorted((leg.symbol, leg.side, leg.filled_qty) for leg in new.legs) == [
+            (P515, "buy", D(1)),
+            (P520, "sell", D(1)),
+        ]
+        old = await b.order_by_client_id(o.client_order_id)
+        assert old.status == OrderStatus.REPLACED
+        assert old.replaced_by == new.id
+        pos = {p.symbol: p.qty for p in await b.positions()}
+        assert pos == {P520: D(-1), P515: D(1)}, pos
+
+    await go()
+
+
 async def test_options_level_enforced(world):
     async def go():
         world.set_options_level(1)

@@ -228,7 +228,8 @@ class OrdersMixin:
         )
         o["status"] = "replaced"
         o["replaced_at"] = o["updated_at"] = _iso(self.now)
-        body = {
+        cid = b.get("client_order_id") or str(uuid.uuid4())
+        body: dict[str, Any] = {
             "symbol": o["symbol"],
             "qty": qty,
             "side": o["side"],
@@ -236,12 +237,29 @@ class OrdersMixin:
             "time_in_force": o["time_in_force"],
             "limit_price": limit,
             "position_intent": o["position_intent"],
-            "client_order_id": b.get("client_order_id") or str(uuid.uuid4()),
+            "client_order_id": cid,
         }
+        if o["order_class"] == "mleg":  # the same legs, as one new multi-leg order
+            body = {
+                "order_class": "mleg",
+                "qty": qty,
+                "type": "market" if limit is None else "limit",
+                "time_in_force": o["time_in_force"],
+                "limit_price": limit,
+                "client_order_id": cid,
+                "legs": [
+                    {k: leg[k] for k in ("symbol", "side", "position_intent", "ratio_qty")}
+                    for leg in o["legs"]
+                ],
+            }
+        for leg in o["legs"] or []:
+            leg["status"] = "replaced"
         try:
             new = self._submit(body)
         except _Reply:
             o["status"] = "new"
+            for leg in o["legs"] or []:
+                leg["status"] = "new"
             raise
         o["replaced_by"] = new["id"]
         self.orders[new["id"]]["replaces"] = o["id"]

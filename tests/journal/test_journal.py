@@ -131,6 +131,20 @@ def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     assert [x["client_order_id"] for x in journal.open_orders()] == ["ext-1"]
 
 
+def test_a_leg_id_names_its_multi_leg_parent(journal: Journal) -> None:
+    """The venue's fills of a multi-leg order name each leg's own order id, not the parent's."""
+    req = {"kind": "mleg", "qty": "1", "limit_price": "-1.00"}
+    assert journal.record_order_intent("op-ic-1", "options", "condor", "d1", req, T0)
+    legs = [{"id": "leg-a", "symbol": "SPY231020P00440000"}, {"id": "leg-b", "symbol": "X"}]
+    journal.record_order_update(
+        "op-ic-1", "parent-1", "new", "0", None, {"id": "parent-1", "legs": legs}, T0
+    )
+    assert journal.client_order_id_for("parent-1") == "op-ic-1"
+    assert journal.client_order_id_for("leg-b") is None  # a cancel by venue id: orders only
+    assert journal.client_order_id_for("leg-b", legs=True) == "op-ic-1"
+    assert journal.client_order_id_for("leg-z", legs=True) is None
+
+
 def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> None:
     # The intent is stamped by the local clock, 5 s AHEAD of the broker's clock. Expected
     # states follow Alpaca's order lifecycle: an intent is only ever superseded; a terminal

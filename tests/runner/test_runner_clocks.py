@@ -1,7 +1,7 @@
 """The runner's clocks: venue time and simulated time.
 
-Venue time ignores a skewed host clock and never goes back; simulated time only moves when
-every engine loop waits.
+Venue time ignores a skewed host clock and never goes back; simulated time, and the time of a
+venue the run drives (a test's fake exchange), only moves when every engine loop waits.
 
 Independent reference: the venue's own timestamps (a fixed ``MarketClock`` sequence) and the
 order of events that a discrete-event simulation must respect.
@@ -98,3 +98,126 @@ async def test_lockstep_clock_waits_for_every_loop() -> None:
     ]
     with pytest.raises(ValueError, match="participants must be >= 1"):
         LockstepClock(sim, 0)
+
+
+class _DrivenVenue:
+    """A venue whose time moves only when ``wait`` moves it, one move at a time."""
+
+    def __init__(self) -> None:
+        self.t = T0
+        self.moves: list[datetime] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.gate: asyncio.Event | None = None  # when set, each move waits for it
+
+    async def clock(self) -> MarketClock:
+        return MarketClock(self.t, True, self.t + timedelta(days=1), self.t + timedelta(hours=2))
+
+    async def wait(self, when: datetime) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # the move takes event-loop turns, as a request to it would
+            if self.gate is not None:
+                await self.gate.wait()
+            self.moves.append(when)
+            self.t = when
+        finally:
+            self.in_flight -= 1
+
+    def venue_clock(self) -> VenueClock:
+        return VenueClock(self.clock, monotonic=lambda: self.t.timestamp(), wait=self.wait)
+
+
+@pytest.mark.asyncio
+async def test_lockstep_moves_a_driven_venue_only_when_every_loop_waits() -> None:
+    venue = _DrivenVenue()
+    clock = venue.venue_clock()
+    assert clock.driven
+    assert not VenueClock(venue.clock).driven  # the production clock: time passes on its own
+    await clock.refresh()
+    lock = LockstepClock(clock, participants=2)
+    seen: list[tuple[str, datetime, datetime, datetime]] = []
+
+    async def loop(name: str, work: int, slots: list[datetime]) -> None:
+        for slot in slots:
+            await lock.sleep_until(slot)
+            start = lock.now()
+            for _ in range(work):  # a slow cycle: yields many times to the event loop
+                await asyncio.sleep(0)
+            seen.append((name, slot, start, venue.t))
+        lock.leave()
+
+    every_5 = [T0 + timedelta(minutes=5 * k) for k in range(4)]
+    every_10 = [T0 + timedelta(minutes=10 * k) for k in range(2)]
+    await asyncio.gather(loop("fast", 1, every_5), loop("slow", 80, every_10))
+    # each cycle began at its slot and the venue stood still until it ended
+    assert all(slot == start == end for _, slot, start, end in seen), seen
+    assert sorted(s for _, s, _, _ in seen) == sorted(every_5 + every_10)
+    # the venue moved to each earliest wake-up once, in order, one move at a time; the fast
+    # loop's 15-minute slot came after the slow loop left, without waiting for it
+    assert venue.moves == every_5[1:]
+    assert venue.most_in_flight == 1
+
+
+@pytest.mark.asyncio
+async def test_lockstep_starts_no_second_move_while_one_is_in_flight() -> None:
+    venue = _DrivenVenue()
+    venue.gate = asyncio.Event()
+    clock = venue.venue_clock()
+    await clock.refresh()
+    lock = LockstepClock(clock, participants=2)
+    t1, t2 = T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)
+    first = asyncio.ensure_future(lock.sleep_until(t1))
+    second = asyncio.ensure_future(lock.sleep_until(t2))
+    while venue.in_flight == 0:  # both wait: the move to t1 starts
+        await asyncio.sleep(0)
+    first.cancel()  # the loop waiting for t1 stops and leaves while the move is in flight
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    lock.leave()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert venue.most_in_flight == 1  # no move to t2 beside the one in flight
+    venue.gate.set()
+    await second
+    assert venue.moves == [t1, t2]
+    assert clock.now() == t2
+    assert venue.most_in_flight == 1
+
+
+@pytest.mark.asyncio
+async def test_lockstep_stop_cancels_a_move_nobody_waits_for() -> None:
+    venue = _DrivenVenue()
+    venue.gate = asyncio.Event()  # never set: the move would hang
+    clock = venue.venue_clock()
+    await clock.refresh()
+    lock = LockstepClock(clock, participants=2)
+    waiters = [asyncio.ensure_future(lock.sleep_until(T0 + timedelta(minutes=m))) for m in (5, 10)]
+    while venue.in_flight == 0:
+        await asyncio.sleep(0)
+    for w in waiters:  # a stop signal: the runner cancels every loop's sleep
+        w.cancel()
+    for w in waiters:
+        with pytest.raises(asyncio.CancelledError):
+            await w
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert venue.in_flight == 0  # the move was cancelled, not left pending
+    assert venue.moves == []
+    assert clock.now() == T0
+
+
+@pytest.mark.asyncio
+async def test_lockstep_hands_a_failed_move_to_the_loops_due() -> None:
+    async def down(when: datetime) -> None:
+        raise ConnectionError("venue down")
+
+    venue = _DrivenVenue()
+    clock = VenueClock(venue.clock, monotonic=lambda: venue.t.timestamp(), wait=down)
+    await clock.refresh()
+    lock = LockstepClock(clock, participants=1)
+    with pytest.raises(ConnectionError, match="venue down"):
+        await lock.sleep_until(T0 + timedelta(minutes=5))
+    with pytest.raises(ValueError, match="driven VenueClock"):
+        LockstepClock(VenueClock(venue.clock), participants=1)

@@ -175,7 +175,7 @@ class OrderRecorder:
                 if a.type == "FILL" and a.price is not None:
                     cid = a.raw.get("client_order_id") if a.raw else None
                     if cid is None and a.order_id:
-                        cid = await self.journal.run(j.client_order_id_for, a.order_id)
+                        cid = await self.journal.run(j.client_order_id_for, a.order_id, legs=True)
                     fills.append(_fill_row(a, cid))
             await self.journal.run(
                 j.record_activity_batch,

@@ -425,11 +425,21 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         rows = self._read("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
         return self._order_dict(rows[0]) if rows else None
 
-    def client_order_id_for(self, broker_order_id: str) -> str | None:
-        """Return the client order id journaled for a venue order id (None if none)."""
+    def client_order_id_for(self, broker_order_id: str, *, legs: bool = False) -> str | None:
+        """Return the client order id journaled for a venue order id (None if none).
+
+        With ``legs``, the id of one leg of a multi-leg order (the venue's fills name the leg)
+        gives its parent's client order id, from the parent's journaled states.
+        """
         rows = self._read(
             "SELECT client_order_id FROM orders WHERE broker_order_id = ?", (broker_order_id,)
         )
+        if not rows and legs:
+            rows = self._read(
+                "SELECT e.client_order_id FROM order_events e, json_each(e.raw, '$.legs') l "
+                "WHERE json_extract(l.value, '$.id') = ? LIMIT 1",
+                (broker_order_id,),
+            )
         return str(rows[0][0]) if rows else None
 
     def order_events(self, client_order_id: str) -> list[dict[str, Any]]:
