@@ -1,15 +1,20 @@
-"""``release_memory``: freed heap in the middle of glibc's arena goes back to the system.
+"""``v28quant.memory``: freed heap goes back to the system, large blocks get their own mapping.
 
-Independent reference: the kernel's count of the process's resident pages (``/proc/self/statm``)
-around memory the test itself allocates and frees through the C library.
+Independent references: the kernel's count of the process's resident pages (``/proc/self/statm``)
+around memory the test itself allocates and frees through the C library, and glibc's own count
+of bytes in mapped blocks (``mallinfo2``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import v28quant
 from v28quant.memory import _MALLOC_TRIM, fix_mmap_threshold, release_memory
 
 MIB = 1024 * 1024
@@ -41,13 +46,38 @@ def test_freed_heap_held_below_a_live_block_is_returned() -> None:
     assert returned >= 48 * MIB, f"only {returned / MIB:.1f} MiB returned of 64 MiB freed"
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
-        )
-    ]
+# Run in a fresh interpreter: in a long test process the heap already holds free chunks large
+# enough for the block, and glibc serves those before it ever weighs a mapping.
+_MAPPED_AFTER_A_LARGE_FREE = """
+import ctypes, sys
+from v28quant.memory import fix_mmap_threshold
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split())]
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold()
+libc.free(libc.malloc(8 << 20))
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(1 << 20)
+print(libc.mallinfo2().hblkhd - before)
+libc.free(block)
+"""
+
+
+def _mapped(arm: str) -> int:
+    env = {**os.environ, "PYTHONPATH": str(Path(v28quant.__file__).parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", _MAPPED_AFTER_A_LARGE_FREE, arm],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
 
 
 @pytest.mark.skipif(_MALLOC_TRIM is None, reason="needs glibc's mallopt")
@@ -55,17 +85,7 @@ def test_a_fixed_mmap_threshold_is_not_raised_by_a_large_free() -> None:
     # glibc's own accounting (mallinfo2's bytes in mapped blocks) is the reference. By default
     # freeing an 8 MiB mapped block raises the threshold to 8 MiB and a 1 MiB block then lands
     # in the heap; with the threshold fixed it still gets a mapping of its own.
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    libc.mallinfo2.restype = _MallInfo2
     with pytest.raises(ValueError, match="nbytes must be > 0"):
         fix_mmap_threshold(0)
-    assert fix_mmap_threshold()
-    libc.free(libc.malloc(8 * MIB))
-    before = libc.mallinfo2().hblkhd
-    block = libc.malloc(MIB)
-    mapped = libc.mallinfo2().hblkhd - before
-    libc.free(block)
-    assert mapped >= MIB, f"a 1 MiB block after an 8 MiB free: {mapped} bytes mapped"
+    assert _mapped("default") < MIB
+    assert _mapped("fixed") >= MIB

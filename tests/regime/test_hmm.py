@@ -186,3 +186,24 @@ def test_the_forward_pass_survives_an_underflowing_step(
     for t in range(len(z)):
         ref = m.predict_proba(z[: t + 1])[-1]
         np.testing.assert_allclose(ours[t], ref, atol=1e-12, err_msg=f"row {t}")
+
+
+def test_a_nan_in_the_model_does_not_poison_every_later_row() -> None:
+    # A transition row of NaN (no finite step out of state 0): each such step restarts from
+    # the row's own emission densities, here checked with scipy's normal pdf.
+    from hmmlearn.hmm import GaussianHMM
+    from scipy.stats import norm
+
+    m = GaussianHMM(n_components=2, covariance_type="full", init_params="", params="")
+    m.n_features = 1
+    m.startprob_ = np.array([1.0, 0.0])
+    m.transmat_ = np.array([[np.nan, np.nan], [0.5, 0.5]])
+    m.means_ = np.array([[0.0], [1.0]])
+    m.covars_ = np.array([[[1.0]], [[1.0]]])
+    z = np.array([[0.0], [0.3], [1.2]])
+    with np.errstate(invalid="ignore"):
+        ours = np.exp(HmmRegimeDetector(n_states=2)._forward(m, z))
+    np.testing.assert_allclose(ours[0], [1.0, 1e-300], rtol=1e-12)
+    for t in (1, 2):
+        dens = norm.pdf(z[t, 0], loc=[0.0, 1.0])
+        np.testing.assert_allclose(ours[t], dens / dens.sum(), rtol=1e-12, err_msg=f"row {t}")

@@ -64,9 +64,16 @@ def bhattacharyya(
     return float(0.125 * d @ np.linalg.solve(c, d) + 0.5 * (ld - 0.5 * (l1 + l2)))
 
 
-def _log_normalised(log_p: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Log-probabilities ``log_p`` normalised to sum to one, floored at ``log(1e-300)``."""
+def _log_step(log_p: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Normalised log forward variables from unnormalised ones ``log_p``, floored at 1e-300.
+
+    Where ``log_p`` has no finite value (a row no state can emit, or a NaN in the model) the
+    row's own emission densities ``b`` alone restart the recursion, so one bad row cannot turn
+    every later one into NaN.
+    """
     out: NDArray[np.float64] = np.maximum(log_p - logsumexp(log_p), np.log(1e-300))
+    if not np.isfinite(out).all():
+        out = np.log(np.maximum(b / b.sum(), 1e-300))
     return out
 
 
@@ -263,8 +270,8 @@ class HmmRegimeDetector:
                 prob = prob / total
                 alpha[0] = np.log(np.maximum(prob, 1e-300))
             else:  # the start mass sits on states the first row rules out beyond double range
-                with np.errstate(divide="ignore"):
-                    alpha[0] = _log_normalised(np.log(m.startprob_) + logb[0])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    alpha[0] = _log_step(np.log(m.startprob_) + logb[0], b[0])
                 prob = np.exp(alpha[0])
             start = 1
         for t in range(start, len(z)):
@@ -274,9 +281,9 @@ class HmmRegimeDetector:
                 prob = prob / total
                 alpha[t] = np.log(np.maximum(prob, 1e-300))
             else:  # the same step in log space (Rabiner 1989, eq. 20) where it underflows
-                with np.errstate(divide="ignore"):
-                    la = np.log(a_mat) + alpha[t - 1][:, None]
-                alpha[t] = _log_normalised(logsumexp(la, axis=0) + logb[t])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    la = logsumexp(np.log(a_mat) + alpha[t - 1][:, None], axis=0)
+                    alpha[t] = _log_step(la + logb[t], b[t])
                 prob = np.exp(alpha[t])
         self._cache = (m, hashlib.blake2b(z.tobytes(), digest_size=16).digest(), alpha.copy())
         return alpha
