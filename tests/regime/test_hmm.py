@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from numpy.typing import NDArray
 from v28quant.ml.model_store import ModelStore
-from v28quant.regime.hmm import HmmRegimeDetector, degenerate_state, match_labels
+from v28quant.regime.hmm import HmmRegimeDetector, match_labels
 
 MU = np.array([0.0006, -0.001])  # daily mean of the calm and the stressed regime
 Fitted = tuple[HmmRegimeDetector, NDArray[np.float64], NDArray[np.int64]]
@@ -207,20 +207,3 @@ def test_a_nan_in_the_model_does_not_poison_every_later_row() -> None:
     for t in (1, 2):
         dens = norm.pdf(z[t, 0], loc=[0.0, 1.0])
         np.testing.assert_allclose(ours[t], dens / dens.sum(), rtol=1e-12, err_msg=f"row {t}")
-
-
-def test_a_start_with_an_empty_state_is_flagged(fitted: Fitted) -> None:
-    # A state no row reaches keeps hmmlearn's covariance prior (covars_prior = 0.01 in every
-    # entry of a full matrix): rank one. A real fit's states are all of full rank.
-    from hmmlearn.hmm import GaussianHMM
-
-    det, _, _ = fitted
-    m = GaussianHMM(n_components=3, covariance_type="full")
-    m.n_features = 2
-    # set past the setter, which refuses it: hmmlearn's M-step leaves it without that check
-    m._covars_ = np.stack([np.eye(2), np.eye(2), np.full((2, 2), m.covars_prior)])
-    reason = degenerate_state(m)
-    assert reason is not None
-    assert reason.startswith("state 2 has a singular covariance")
-    assert det.model is not None
-    assert degenerate_state(det.model) is None

@@ -77,20 +77,6 @@ def _log_step(log_p: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.
     return out
 
 
-def degenerate_state(m: GaussianHMM) -> str | None:
-    """Say which state of a fitted HMM has a singular covariance, or None when none has.
-
-    A state that gets no data in a start keeps hmmlearn's prior as its covariance, the same
-    value in every entry: rank one, so every row off one line has log density -inf and the
-    forward pass cannot use it. Such a start is an HMM with fewer states than asked for.
-    """
-    for k, cov in enumerate(np.asarray(m.covars_)):
-        eig = np.linalg.eigvalsh(cov)
-        if not np.isfinite(eig).all() or eig.min() <= 1e-9 * max(1.0, float(eig.max())):
-            return f"state {k} has a singular covariance (eigenvalues {eig.tolist()})"
-    return None
-
-
 def match_labels(
     previous: tuple[NDArray[np.float64], NDArray[np.float64], tuple[str, ...]],
     means: NDArray[np.float64],
@@ -195,10 +181,7 @@ class HmmRegimeDetector:
         z = (x - center) / scale
         best: GaussianHMM | None = None
         self.start_logliks = []
-        # a failed or degenerate start does not count: up to four times as many seeds are tried
-        for k in range(4 * self.n_starts):
-            if len(self.start_logliks) == self.n_starts:
-                break
+        for k in range(self.n_starts):
             m = GaussianHMM(
                 n_components=self.n_states,
                 covariance_type="full",
@@ -213,15 +196,11 @@ class HmmRegimeDetector:
             except (ValueError, np.linalg.LinAlgError) as exc:
                 log.warning("hmm start %d failed: %s", k, exc)
                 continue
-            degenerate = degenerate_state(m)
-            if degenerate is not None:
-                log.warning("hmm start %d rejected: %s", k, degenerate)
-                continue
             self.start_logliks.append(ll)
             if np.isfinite(ll) and (best is None or ll > self.loglik):
                 best, self.loglik = m, ll
         if best is None:
-            raise ValueError(f"none of {4 * self.n_starts} HMM starts gave a usable fit")
+            raise ValueError(f"none of the {self.n_starts} HMM starts converged")
         previous = self._params_raw() if self.model is not None else None
         prev_labels = self.labels
         self.model, self._center, self._scale = best, center, scale
