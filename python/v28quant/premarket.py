@@ -73,6 +73,10 @@ REGIME_REFIT_SESSIONS = 5
 CONTROLLER_STORE_NAME = "regime_controller"
 
 
+class RegimeUnavailable(RuntimeError):
+    """No regime today: the fit or the assessment failed and no earlier fit could stand in."""
+
+
 def _stored_controller(ctx: EngineContext, mkt: pd.Series, symbols: set[str]) -> tuple[Any, int]:
     """Return the stored controller and its age in sessions, if it covers ``symbols``."""
     store = ModelStore(ctx.model_dir)
@@ -94,7 +98,10 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     The controller (``v28quant.regime.hierarchical``) combines the HMM and the manifold
     detector on the market proxy, sets the risk multiplier through its POMDP risk scale, and
     reads each symbol's regime below; it is kept in ``ctx.shared["regime_controller"]`` so the
-    equity engine's ``hmm`` and ``manifold`` sources read the same fitted detectors.
+    equity engine's ``hmm`` and ``manifold`` sources read the same fitted detectors. A refit
+    that fails leaves the last fit (in memory or in the store) standing, says so in the journal
+    and the notifier, and is tried again next session; with no fit to stand in, or when the
+    assessment itself fails, :class:`RegimeUnavailable` is raised.
     """
     from v28quant.regime.hierarchical import HierarchicalRegimeController
 
@@ -109,22 +116,36 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     if controller is None:
         controller, age = _stored_controller(ctx, mkt, set(symbols))
     refit = controller is None or age >= REGIME_REFIT_SESSIONS
+    failure = ""
     if refit:
-        controller = HierarchicalRegimeController(n_starts=1)
-        await asyncio.to_thread(controller.fit, mkt, symbols)
-        age = 0
-        ModelStore(ctx.model_dir, journal=ctx.journal).save(
-            controller,
-            CONTROLLER_STORE_NAME,
-            train_start=str(mkt.index[0].date()),
-            train_end=str(mkt.index[-1].date()),
-            features=sorted(symbols),
-            validation_scores={},
-            params={"n_states": controller.n_states, "n_starts": 1},
-        )
+        fresh = HierarchicalRegimeController(n_starts=1)
+        try:
+            await asyncio.to_thread(fresh.fit, mkt, symbols)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            if controller is None:
+                raise RegimeUnavailable(f"regime fit failed, no earlier fit to use: {exc}") from exc
+            # the last fit stands, and the refit is tried again next session
+            failure = f"refit failed, the fit of {age} sessions ago stands: {exc}"
+            log.error("regime %s", failure)
+            ctx.notifier.error("regime", failure)
+            refit = False
+        else:
+            controller, age = fresh, 0
+            ModelStore(ctx.model_dir, journal=ctx.journal).save(
+                controller,
+                CONTROLLER_STORE_NAME,
+                train_start=str(mkt.index[0].date()),
+                train_end=str(mkt.index[-1].date()),
+                features=sorted(symbols),
+                validation_scores={},
+                params={"n_states": controller.n_states, "n_starts": 1},
+            )
     ctx.shared["regime_controller"] = controller
     ctx.shared["regime_age"] = age + 1
-    assessment = await asyncio.to_thread(controller.assess, mkt, symbols)
+    try:
+        assessment = await asyncio.to_thread(controller.assess, mkt, symbols)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+        raise RegimeUnavailable(f"regime assessment failed: {exc}") from exc
     state = assessment.state
     ctx.journal.record_decision(
         f"regime-{ctx.now.isoformat()}",
@@ -140,6 +161,7 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
             "detail": dict(assessment.reasoning),
             "per_symbol": {s: r.label for s, r in assessment.per_symbol.items()},
             "refit": refit,
+            **({"refit_failed": failure} if failure else {}),
         },
         ctx.now,
     )
@@ -174,7 +196,21 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
     ctx.shared["bars"] = bars
     ctx.shared["closes"] = closes
     ctx.shared["market_symbol"] = venue.market_symbol
-    ctx.regime = await assess_regime(ctx, venue.market_symbol, returns)
+    try:
+        ctx.regime = await assess_regime(ctx, venue.market_symbol, returns)
+    except RegimeUnavailable as exc:
+        log.error("%s: no trading today", exc)
+        ctx.notifier.error("regime", f"{exc}; no trading today")
+        ctx.journal.record_decision(
+            f"regime-{ctx.now.isoformat()}",
+            "regime",
+            "hierarchical",
+            venue.market_symbol,
+            "unavailable",
+            {"error": str(exc)},
+            ctx.now,
+        )
+        return False
     try:
         allocate(ctx, float(account.equity))
     except ValueError as exc:  # the engines then use their whole share (1.0)

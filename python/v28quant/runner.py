@@ -184,7 +184,7 @@ class Runner:
             return True
 
     async def _premarket(self) -> bool:
-        """Run the shared pre-market job; False (no trading) when the venue fails it."""
+        """Run the shared pre-market job; False (no trading this session) when it fails."""
         from v28quant.premarket import shared_premarket
 
         try:
@@ -192,6 +192,10 @@ class Runner:
         except BrokerError as exc:  # fail closed, and say so, rather than end the run
             log.error("pre-market job failed, the venue did not answer: %s", exc)
             self.ctx.notifier.error("runner", f"pre-market job failed: {exc}; no trading")
+            return False
+        except Exception as exc:  # a bug or bad data: this session is lost, the service is not
+            log.exception("pre-market job failed: no trading this session")
+            self.ctx.notifier.error("runner", f"pre-market job failed: {exc!r}; no trading")
             return False
 
     async def _pause(self, seconds: float) -> bool:

@@ -131,7 +131,7 @@ def test_bad_input_is_named() -> None:
         HmmRegimeDetector(n_states=5)
     with pytest.raises(ValueError, match="finite, got nan at index 7"):
         HmmRegimeDetector(n_states=2).fit(np.where(np.arange(500) == 7, np.nan, r))
-    with pytest.raises(ValueError, match="at least 100 rows"):
+    with pytest.raises(ValueError, match="at least 105 rows"):
         HmmRegimeDetector(n_states=2).fit(r[:60])
     with pytest.raises(ValueError, match="not fitted"):
         HmmRegimeDetector().states(r)
@@ -207,3 +207,45 @@ def test_a_nan_in_the_model_does_not_poison_every_later_row() -> None:
     for t in (1, 2):
         dens = norm.pdf(z[t, 0], loc=[0.0, 1.0])
         np.testing.assert_allclose(ours[t], dens / dens.sum(), rtol=1e-12, err_msg=f"row {t}")
+
+
+def test_the_ewma_warm_up_rows_are_left_out_of_the_fit() -> None:
+    # Row 0's volatility is one squared return: a near-zero first return is a far outlier of
+    # log volatility. The first ceil(half-life) rows neither enter the standardisation nor
+    # form a state of their own.
+    r, _ = planted(n=800, seed=3)
+    r[0] = 1e-9
+    det = HmmRegimeDetector(n_states=2, seed=0, n_starts=1)
+    assert det.warmup_rows == 5
+    x = det.features(r)
+    assert x[0, 1] < x[5:, 1].min() - 5.0  # the outlier is there
+    det.fit(r)
+    np.testing.assert_allclose(det._center, x[5:].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(det._scale, x[5:].std(axis=0), rtol=1e-12)
+    assert det.model is not None
+    assert (det.model.means_[:, 1] > -3.0).all()  # no state sits on row 0
+    with pytest.raises(ValueError, match=r"at least 105 rows \(5 of EWMA warm-up\), got 104"):
+        det.fit(r[:104])
+
+
+def test_no_state_is_spent_on_a_few_outlier_rows() -> None:
+    # 250 sessions of the bundled S&P 500 history that once gave a 4-state fit a state of one
+    # row at every seed tried (a singular covariance: the regime went NaN). hmmlearn's
+    # posterior on our standardised features is the independent check of each state's rows.
+    from hmmlearn.hmm import GaussianHMM
+    from v28quant.data.samples import sample_history
+
+    bars = sample_history().bars
+    close = bars.loc[bars["symbol"] == "SP500"].sort_values("timestamp")["close"]
+    r = np.diff(np.log(close.to_numpy(np.float64)))[3589 : 3589 + 250]
+    for seed in range(6):
+        det = HmmRegimeDetector(n_states=4, seed=seed, n_starts=1).fit(r)
+        m = det.model
+        assert isinstance(m, GaussianHMM)
+        assert np.isfinite(det.loglik)
+        for k, cov in enumerate(m.covars_):
+            assert np.linalg.eigvalsh(cov).min() > 1e-4, f"seed {seed}: state {k} is singular"
+        z = det._standardised(r, None)[det.warmup_rows :]
+        occupancy = m.predict_proba(z).sum(axis=0)
+        assert occupancy.min() >= 3.0, f"seed {seed}: rows per state {occupancy.round(1)}"
+        assert np.isfinite(det.filtered_probabilities(r).to_numpy()).all()

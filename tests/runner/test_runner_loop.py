@@ -11,6 +11,7 @@ import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from v28quant.calendar import ET, default_calendar
 from v28quant.config import load_config
@@ -127,4 +128,87 @@ async def test_stop_signal_finishes_the_cycle_in_flight(tmp_path: Path) -> None:
     assert len(b.cycles) == 3
     assert a.ends == 0  # stopped before the close: no end-of-day for a cut session
     assert runner.ctx.journal.integrity_check() == "ok"
+    runner.ctx.journal.close()
+
+
+class Notices(NullNotifier):
+    """A notifier that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def notify(self, content: str) -> bool:
+        self.sent.append(content)
+        return True
+
+
+def _fit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from v28quant.regime.hierarchical import HierarchicalRegimeController
+
+    def fit(self: HierarchicalRegimeController, *args: object) -> None:
+        raise np.linalg.LinAlgError("singular covariance in state 3")
+
+    monkeypatch.setattr(HierarchicalRegimeController, "fit", fit)
+
+
+@pytest.mark.asyncio
+async def test_a_failed_regime_fit_with_nothing_to_fall_back_on_skips_the_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fit_fails(monkeypatch)
+    engine = Recorder("equity")
+    runner = _runner(tmp_path, [engine])
+    runner.ctx.notifier = notices = Notices()
+    assert await runner.run() == 0  # the runner lives on; the session is not traded
+    assert engine.cycles == []
+    (row,) = runner.ctx.journal.decisions(engine="regime", action="unavailable")
+    assert "singular covariance in state 3" in row["reasoning"]["error"]
+    assert any("no trading today" in n and "singular covariance" in n for n in notices.sent)
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_regime_refit_keeps_the_last_fit_and_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from v28quant.premarket import REGIME_REFIT_SESSIONS, assess_regime, log_returns
+
+    runner = _runner(tmp_path, [Recorder("equity")])
+    assert await runner.run() == 0
+    ctx = runner.ctx
+    fitted = ctx.shared["regime_controller"]
+    first = ctx.journal.decisions(engine="regime", action="regime")[-1]["reasoning"]
+    assert first["refit"] is True
+    ctx.shared["regime_age"] = REGIME_REFIT_SESSIONS  # a refit is due
+    _fit_fails(monkeypatch)
+    ctx.notifier = notices = Notices()
+    returns = log_returns(ctx.shared["closes"])
+    assessment = await assess_regime(ctx, ctx.shared["market_symbol"], returns)
+    assert ctx.shared["regime_controller"] is fitted
+    assert ctx.shared["regime_age"] == REGIME_REFIT_SESSIONS + 1  # tried again next session
+    assert assessment.state.label == first["label"]  # same fit, same data, same answer
+    again = ctx.journal.decisions(engine="regime", action="regime")[-1]["reasoning"]
+    assert again["refit"] is False
+    assert again["refit_failed"].startswith("refit failed, the fit of 5 sessions ago stands")
+    assert any("singular covariance in state 3" in n for n in notices.sent)
+    ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_any_pre_market_failure_costs_the_session_not_the_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import v28quant.premarket as premarket
+
+    def broken(closes: object) -> None:
+        raise KeyError("close")
+
+    monkeypatch.setattr(premarket, "log_returns", broken)
+    engine = Recorder("equity")
+    runner = _runner(tmp_path, [engine])
+    runner.ctx.notifier = notices = Notices()
+    assert await runner.run() == 0
+    assert engine.cycles == []
+    assert engine.ends == 1
+    assert notices.sent == ["ERROR in runner: pre-market job failed: KeyError('close'); no trading"]
     runner.ctx.journal.close()

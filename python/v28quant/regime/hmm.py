@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 #: Name under which the detector is kept in the model store.
 STORE_NAME = "hmm_regime"
 
+#: Scale of the inverse-Wishart prior on each state's covariance, in standardised units, as a
+#: multiple of the identity. hmmlearn's scalar default adds 0.01 to *every* entry of a full
+#: matrix (rank one), so a state left with one row got a singular covariance and every other
+#: row a log density of -inf; the identity keeps such a state's covariance positive definite.
+COVARS_PRIOR = 1e-2
+
 
 def bhattacharyya(
     m1: NDArray[np.float64],
@@ -111,7 +117,7 @@ class HmmRegimeDetector:
     seed : int
         Seed of the first random start; start k uses ``seed + k``.
     n_starts : int
-        Random starts; the best log-likelihood is kept.
+        Random starts; the best log-likelihood is kept (see :meth:`fit`).
     vol_halflife : float
         Half-life in days of the EWMA realised volatility feature.
     n_iter : int
@@ -144,6 +150,16 @@ class HmmRegimeDetector:
         self._scale = np.ones(0)
         self._cache: tuple[GaussianHMM, bytes, NDArray[np.float64]] | None = None
 
+    @property
+    def warmup_rows(self) -> int:
+        """Leading rows left out of a fit: the EWMA volatility has not settled there.
+
+        Row 0's volatility is one squared return (log of a near-zero return is a far outlier,
+        which a start then spent a whole state on); after one half-life the oldest return
+        weighs half of the newest.
+        """
+        return int(np.ceil(self.vol_halflife))
+
     # -- features ----------------------------------------------------------------------------
 
     def features(self, returns: Any, extra: Any = None) -> NDArray[np.float64]:
@@ -170,37 +186,61 @@ class HmmRegimeDetector:
     def fit(self, returns: Any, extra: Any = None) -> HmmRegimeDetector:
         """Fit on daily log returns (1-D array or Series, oldest first); ``extra`` (n, k) optional.
 
-        Keeps the previous fit's labels for the states that match it (see the module docstring).
+        The first :attr:`warmup_rows` rows are left out. Of the random starts, one whose every
+        state holds at least d + 1 rows (d features) beats any that does not; then the highest
+        log-likelihood wins. Keeps the previous fit's labels for the states that match it (see
+        the module docstring).
         """
         x = self.features(returns, extra)
-        if len(x) < 50 * self.n_states:
-            raise ValueError(f"returns needs at least {50 * self.n_states} rows, got {len(x)}")
+        warmup = self.warmup_rows
+        if len(x) - warmup < 50 * self.n_states:
+            raise ValueError(
+                f"returns needs at least {50 * self.n_states + warmup} rows "
+                f"({warmup} of EWMA warm-up), got {len(x)}"
+            )
+        x = x[warmup:]
         center, scale = x.mean(axis=0), x.std(axis=0)
         if (scale <= 0).any():
             raise ValueError("a feature is constant over the sample (returns all equal?)")
         z = (x - center) / scale
         best: GaussianHMM | None = None
+        best_key = (False, -np.inf)
         self.start_logliks = []
-        for k in range(self.n_starts):
+        # A state holding fewer rows than a full covariance needs (d + 1) is one outlier's
+        # state, and its volatility (hence its label) means nothing: such a start is kept only
+        # if no start, including up to n_starts extra seeds, avoids it.
+        need = z.shape[1] + 1
+        for k in range(2 * self.n_starts):
+            if k >= self.n_starts and best_key[0]:
+                break
             m = GaussianHMM(
                 n_components=self.n_states,
                 covariance_type="full",
                 n_iter=self.n_iter,
                 tol=1e-4,
                 min_covar=1e-4,
+                covars_prior=COVARS_PRIOR * np.eye(z.shape[1]),
                 random_state=self.seed + k,
             )
             try:
                 m.fit(z)
-                ll = float(m.score(z))
+                ll, post = m.score_samples(z)
             except (ValueError, np.linalg.LinAlgError) as exc:
                 log.warning("hmm start %d failed: %s", k, exc)
                 continue
+            ll = float(ll)
             self.start_logliks.append(ll)
-            if np.isfinite(ll) and (best is None or ll > self.loglik):
-                best, self.loglik = m, ll
+            if not np.isfinite(ll):
+                continue
+            key = (bool(post.sum(axis=0).min() >= need), ll)
+            if best is None or key > best_key:
+                best, best_key, self.loglik = m, key, ll
         if best is None:
-            raise ValueError(f"none of the {self.n_starts} HMM starts converged")
+            raise ValueError(f"none of the {2 * self.n_starts} HMM starts converged")
+        if not best_key[0]:
+            log.warning(
+                "hmm: every start left a state with fewer than %d rows; the best is kept", need
+            )
         previous = self._params_raw() if self.model is not None else None
         prev_labels = self.labels
         self.model, self._center, self._scale = best, center, scale
