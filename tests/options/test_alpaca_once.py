@@ -129,11 +129,16 @@ def test_runner_once_opens_a_spy_structure_as_one_order(
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("V28_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    # whatever regime the pre-market job finds, the table row is an iron condor
+    # whatever regime the pre-market job finds, the table row is an iron condor, and one
+    # condor (max loss about $1,840) fits the limit for any regime risk multiplier above 0.19
     labels = ("default", "bull_quiet", "bull_volatile", "sideways", "bear_quiet")
     rows = "".join(f'{x} = ["iron_condor"]\n' for x in (*labels, "bear_volatile", "crisis"))
     cfg = tmp_path / "v28.toml"
-    cfg.write_text(f"[paper]\nmin_confidence = 0.0\n\n[options.strategies]\n{rows}", "utf-8")
+    cfg.write_text(
+        "[paper]\nmin_confidence = 0.0\n\n[options]\nmax_loss_per_structure = 10000.0\n\n"
+        f"[options.strategies]\n{rows}",
+        "utf-8",
+    )
     code = build_and_run(
         [
             "--mode",
