@@ -119,6 +119,21 @@ def empty_bars() -> pd.DataFrame:
     )
 
 
+_NUMERIC_CHAIN_COLUMNS = (
+    "strike",
+    "bid",
+    "ask",
+    "mid",
+    "iv",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "open_interest",
+    "volume",
+)
+
+
 def empty_chain() -> pd.DataFrame:
     """Return a chain frame with no rows and the ``CHAIN_COLUMNS`` dtypes."""
     cols: dict[str, pd.Series] = {}
@@ -150,27 +165,15 @@ def chain_frame(
         df, rows = (rows, [{}]) if len(rows) else (empty_chain(), [])
     else:
         df = empty_chain() if not rows else pd.DataFrame(rows)
-    for c in CHAIN_COLUMNS:
-        if c not in df:
-            df[c] = np.nan
-    df = df[list(CHAIN_COLUMNS)].copy()
+    cols = {c: df[c] if c in df else pd.Series(np.nan, index=df.index) for c in CHAIN_COLUMNS}
     if rows:
-        df["expiry"] = pd.to_datetime(df["expiry"]).astype("datetime64[ns]")
-        for c in (
-            "strike",
-            "bid",
-            "ask",
-            "mid",
-            "iv",
-            "delta",
-            "gamma",
-            "theta",
-            "vega",
-            "open_interest",
-            "volume",
-        ):
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
-        df["synthetic"] = df["synthetic"].fillna(False).astype(bool)
+        cols["expiry"] = pd.to_datetime(cols["expiry"]).astype("datetime64[ns]")
+        for c in _NUMERIC_CHAIN_COLUMNS:
+            cols[c] = pd.to_numeric(cols[c], errors="coerce").astype(np.float64)
+        cols["synthetic"] = cols["synthetic"].fillna(False).astype(bool)
+    # one frame from the normalised columns: a column set at a time costs more than the rows
+    df = pd.DataFrame(cols)
+    if rows:
         df = df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
     df.attrs.update(underlying_price=float(underlying_price), as_of=as_of, source=source)
     return df

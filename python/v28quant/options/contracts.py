@@ -21,14 +21,16 @@ conservatively, never a worse price than the rung asks).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from v28quant.broker.ticks import TickScheme, round_net_limit
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
@@ -189,42 +191,54 @@ def annotate(
     if not spot > 0:
         raise ValueError(f"spot must be > 0, got {spot}")
     cal = calendar or default_calendar()
-    df = chain.copy()
     # per listed expiry, then spread over its contracts
-    codes, uniq = pd.factorize(pd.to_datetime(df["expiry"]))
+    codes, uniq = pd.factorize(pd.to_datetime(chain["expiry"]))
     if (codes < 0).any():
         raise ValueError("chain has rows without an expiry")
     exps = [e.date() for e in uniq]
-    und = str(df["underlying"].iloc[0]) if len(df) else ""
+    und = str(chain["underlying"].iloc[0]) if len(chain) else ""
     today = now.astimezone(ET).date()
-    t = np.array([(expiry_cutoff(und, e, cal) - now).total_seconds() for e in exps]) / YEAR_SECONDS
-    df["t"] = t[codes]
-    df["dte"] = np.array([(e - today).days for e in exps], dtype=np.int64)[codes]
-    df["mid"] = 0.5 * (df["bid"] + df["ask"])
-    df = df[df["t"] > 0].copy()
-    k = df["strike"].to_numpy(dtype=float)
-    tt = df["t"].to_numpy(dtype=float)
-    if surface is not None and len(df):
-        df["model_iv"] = np.asarray(surface.implied_vol(k, tt), dtype=float)
-        fwd = np.asarray(surface.forward(tt), dtype=float)
-        df["div"] = rate - np.log(fwd / spot) / tt
+    t_exp = np.array([(expiry_cutoff(und, e, cal) - now).total_seconds() for e in exps])
+    t = (t_exp / YEAR_SECONDS)[codes]
+    dte = np.array([(e - today).days for e in exps], dtype=np.int64)[codes]
+    mid = 0.5 * (chain["bid"].to_numpy(float) + chain["ask"].to_numpy(float))
+    live = np.flatnonzero(t > 0)
+    k, tt = chain["strike"].to_numpy(float)[live], t[live]
+    if surface is not None and len(live):
+        model_iv = np.asarray(surface.implied_vol(k, tt), dtype=float)
+        div = rate - np.log(np.asarray(surface.forward(tt), dtype=float) / spot) / tt
     else:
-        df["model_iv"] = df["iv"].to_numpy(dtype=float)
-        df["div"] = 0.0
-    df = df[np.isfinite(df["model_iv"]) & (df["model_iv"] > 0)].reset_index(drop=True)
-    if df.empty:
-        return df.assign(m_delta=[], m_gamma=[], m_vega=[], m_theta=[])
-    g = bsm.greeks(
-        spot,
-        df["strike"].to_numpy(float),
-        df["t"].to_numpy(float),
-        rate,
-        df["div"].to_numpy(float),
-        df["model_iv"].to_numpy(float),
-        (df["type"] == "call").to_numpy(),
-    )
-    df["m_delta"], df["m_gamma"] = np.asarray(g.delta), np.asarray(g.gamma)
-    df["m_vega"], df["m_theta"] = np.asarray(g.vega), np.asarray(g.theta)
+        model_iv = chain["iv"].to_numpy(dtype=float)[live]
+        div = np.zeros(len(live))
+    ok = np.isfinite(model_iv) & (model_iv > 0)
+    rows = live[ok]
+    added: dict[str, NDArray[Any]] = {
+        "t": t[rows],
+        "dte": dte[rows],
+        "mid": mid[rows],
+        "model_iv": model_iv[ok],
+        "div": div[ok],
+    }
+    if len(rows):
+        g = bsm.greeks(
+            spot,
+            k[ok],
+            tt[ok],
+            rate,
+            div[ok],
+            model_iv[ok],
+            (chain["type"].to_numpy()[rows] == "call"),
+        )
+        greeks = (g.delta, g.gamma, g.vega, g.theta)
+    else:
+        greeks = (np.empty(0),) * 4
+    for name, values in zip(("m_delta", "m_gamma", "m_vega", "m_theta"), greeks, strict=True):
+        added[name] = np.asarray(values)
+    # one frame built from columns (the chain's, then the new ones, as a column-at-a-time
+    # assignment would order them): pandas pays per column set, not per row
+    cols = {c: added.pop(c) if c in added else chain[c].array.take(rows) for c in chain.columns}
+    df = pd.DataFrame({**cols, **added})
+    df.attrs = copy.deepcopy(chain.attrs)
     return df
 
 
