@@ -111,7 +111,9 @@ def add_subparsers(subparsers: Any) -> None:
     t.add_argument(
         "--storage",
         default=None,
-        help="Optuna storage URL (default: sqlite file beside the journal)",
+        help="Optuna storage URL: sqlite:///FILE, postgresql://... (Optuna's relational "
+        "storage) or journal+sqlite:///FILE (Optuna's journal in SQLite; default: "
+        "v28_optuna.sqlite beside the journal)",
     )
     t.add_argument(
         "--study", default=None, help="study name in the storage (default: v28-<objective>)"
@@ -144,7 +146,8 @@ def add_subparsers(subparsers: Any) -> None:
     w.add_argument(
         "--storage",
         default=None,
-        help="Optuna storage URL of --study (default: sqlite beside the journal)",
+        help="Optuna storage URL of --study, as for `tune` (default: Optuna's journal in "
+        "v28_optuna.sqlite beside the journal)",
     )
     w.add_argument(
         "--trials-per-window",

@@ -55,6 +55,7 @@ import pandas as pd
 from sqlalchemy import event
 from tqdm.auto import tqdm
 
+from v28quant.optimization import journal_sqlite
 from v28quant.optimization.distributed import Pending, TaskRunner
 from v28quant.optimization.evaluation import Evaluator, WindowReturns, task_seed
 from v28quant.optimization.sharpe import TRADING_DAYS, sharpe_ratio
@@ -71,24 +72,33 @@ STORAGE_FILE = "v28_optuna.sqlite"
 
 
 def default_storage(journal_path: str | Path) -> str:
-    """SQLite URL of the study database beside the journal file (its folder is created)."""
+    """URL of the study file beside the journal file: Optuna's journal in SQLite.
+
+    See :mod:`v28quant.optimization.journal_sqlite` (its folder is created).
+    """
     path = Path(journal_path).resolve().with_name(STORAGE_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return f"{journal_sqlite.SCHEME}{path}"
 
 
 def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
-    """Optuna storage for ``url``; SQLite files in WAL mode with ``synchronous=NORMAL``.
+    """Optuna storage for ``url``; None keeps the study in memory.
 
-    Optuna writes every suggested parameter in its own transaction; with SQLite's default
-    rollback journal each costs an fsync, which made the driver, not the trials, the bottleneck
-    (22 parameters x 32 trials: 50 s against 4 s in WAL mode, on this machine). WAL + NORMAL
-    keeps every committed trial through a crash of the process; a power cut may lose the last
-    few, which a rerun of the study adds back. Other URLs are passed to Optuna unchanged; None
-    keeps the study in memory.
+    ``journal+sqlite:///path``: Optuna's journal storage in one SQLite file (the default, see
+    :func:`default_storage`). ``sqlite:///path``: Optuna's relational storage in WAL mode with
+    ``synchronous=NORMAL``. Optuna writes every suggested parameter there in its own
+    transaction; with SQLite's default rollback journal each costs an fsync, which made the
+    driver, not the trials, the bottleneck (22 parameters x 32 trials: 50 s against 4 s in WAL
+    mode, on this machine). WAL + NORMAL keeps every committed trial through a crash of the
+    process; a power cut may lose the last few, which a rerun of the study adds back. Other
+    URLs (PostgreSQL, MySQL) are passed to Optuna's relational storage unchanged.
     """
-    if url is None or not url.startswith("sqlite:"):
-        return None if url is None else optuna.storages.RDBStorage(url)
+    if url is None:
+        return None
+    if url.startswith(journal_sqlite.SCHEME):
+        return journal_sqlite.journal_storage(url)
+    if not url.startswith("sqlite:"):
+        return optuna.storages.RDBStorage(url)
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
     def _pragmas(conn: Any, _record: Any) -> None:
