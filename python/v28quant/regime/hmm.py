@@ -2,8 +2,10 @@
 
 Features per day: the daily log return and the log of its EWMA realised volatility (plus any
 extra causal columns, e.g. log VIX or the VIX term structure when the feed has them),
-standardised with the training sample's mean and deviation. The HMM (full covariances) is fitted
-from several random starts and the start with the highest log-likelihood is kept.
+standardised with the training sample's mean and deviation. The HMM (full covariances, an
+identity-scaled prior on each) is fitted from several random starts, after the EWMA's warm-up
+rows; the start with the highest log-likelihood among those whose every state holds at least
+d + 1 rows is kept (:meth:`HmmRegimeDetector.fit`).
 
 Labels: the fitted states are ordered by the volatility of returns in each state and named from
 :data:`~v28quant.regime.REGIME_LABELS` in that order (``bull_quiet`` the calmest,
