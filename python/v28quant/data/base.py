@@ -119,18 +119,9 @@ def empty_bars() -> pd.DataFrame:
     )
 
 
-_NUMERIC_CHAIN_COLUMNS = (
-    "strike",
-    "bid",
-    "ask",
-    "mid",
-    "iv",
-    "delta",
-    "gamma",
-    "theta",
-    "vega",
-    "open_interest",
-    "volume",
+#: The float columns of a chain frame (the others: names, the expiry and the synthetic flag).
+_NUMERIC_CHAIN_COLUMNS = tuple(
+    c for c in CHAIN_COLUMNS if c not in ("symbol", "underlying", "expiry", "type", "synthetic")
 )
 
 
