@@ -106,3 +106,28 @@ def test_the_tuner_keeps_its_study_in_the_journal_by_default(tmp_path: Path) -> 
     stored = optuna.load_study(study_name="resume", storage=journal_storage(url))
     assert len(stored.trials) == len(res.study.trials) == 16
     assert [t.value for t in stored.trials] == [t.value for t in res.study.trials]
+
+
+def test_a_journal_file_opened_as_relational_storage_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "v28_optuna.sqlite"
+    optuna.create_study(study_name="s", storage=journal_storage(f"{SCHEME}{path}"))
+    with pytest.raises(ValueError, match=r"holds Optuna's journal .* open it as journal\+sqlite"):
+        open_storage(f"sqlite:///{path}")
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("optuna_journal",)]  # nothing was added to the file
+
+
+def test_an_unknown_study_names_the_studies_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from v28quant.optimization import cli
+    from v28quant.optimization.tuner import default_storage
+
+    journal = tmp_path / "j.sqlite"
+    url = default_storage(journal)
+    optuna.create_study(study_name="v28-sample-strategy", storage=journal_storage(url))
+    argv = ["walk-forward", "--workers", "0", "--study", "v28-sample", "--journal", str(journal)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no study 'v28-sample'" in err
+    assert "studies there: v28-sample-strategy" in err

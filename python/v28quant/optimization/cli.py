@@ -116,7 +116,10 @@ def add_subparsers(subparsers: Any) -> None:
         "v28_optuna.sqlite beside the journal)",
     )
     t.add_argument(
-        "--study", default=None, help="study name in the storage (default: v28-<objective>)"
+        "--study",
+        default=None,
+        help="study name in the storage (default: v28-sample-strategy, or v28-backtest with "
+        "--objective backtest)",
     )
     t.add_argument(
         "--off-hours-only",
@@ -310,10 +313,14 @@ def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list
     from v28quant.optimization.tuner import default_storage, open_storage
 
     storage = args.storage or default_storage(_journal(args))
+    opened = open_storage(storage) or storage
     try:
-        study = optuna.load_study(study_name=args.study, storage=open_storage(storage) or storage)
+        study = optuna.load_study(study_name=args.study, storage=opened)
     except KeyError:
-        raise ValueError(f"no study {args.study!r} in {storage}") from None
+        names = [x.study_name for x in optuna.get_all_study_summaries(opened)]
+        raise ValueError(
+            f"no study {args.study!r} in {storage}; studies there: {', '.join(names) or 'none'}"
+        ) from None
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=states)
     srs = [

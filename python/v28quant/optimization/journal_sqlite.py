@@ -81,6 +81,31 @@ class SqliteJournalBackend(BaseJournalBackend):
             db.execute("COMMIT")
 
 
+def refuse_journal_file(sqlite_url: str) -> None:
+    """Raise ``ValueError`` when ``sqlite:///FILE`` names a file this backend keeps.
+
+    Opened as Optuna's relational storage it would gain empty tables beside the journal and
+    show none of its studies.
+    """
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_TABLE,)
+        ).fetchone()
+    except sqlite3.DatabaseError:
+        return  # not a database: Optuna's own error says so
+    finally:
+        db.close()
+    if found:
+        raise ValueError(
+            f"{path} holds Optuna's journal (the tuner's default storage): "
+            f"open it as {SCHEME}{path}"
+        )
+
+
 def journal_storage(url: str) -> JournalStorage:
     """Optuna storage of a ``journal+sqlite:///path`` URL."""
     if not url.startswith(SCHEME) or len(url) == len(SCHEME):

@@ -99,6 +99,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         return journal_sqlite.journal_storage(url)
     if not url.startswith("sqlite:"):
         return optuna.storages.RDBStorage(url)
+    journal_sqlite.refuse_journal_file(url)
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
     def _pragmas(conn: Any, _record: Any) -> None:
