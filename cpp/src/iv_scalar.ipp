@@ -212,31 +212,13 @@ inline MapValue lower_map(double x, double s) {
     return {f, fp, fpp};
 }
 
-// N^{-1}(p) for the initial guesses: Acklam's rational approximation (relative error 1.15e-9)
-// and one Halley step on the inline CDF, as v28::norm_inv does, but inlined with the v28::simd
-// functions so that the guess costs no library calls.
+// N^{-1}(p) for the initial guesses: v28::norm_inv's body (normal.hpp) on the inline
+// v28::simd functions, so that the guess costs no library calls.
 inline double inverse_norm_cdf(double p) {
     if (!(p > 0.0 && p < 1.0)) return p == 0.0 ? -HUGE_VAL : (p == 1.0 ? HUGE_VAL : kNaN);
-    const auto& a = v28::detail::acklam_a;
-    const auto& b = v28::detail::acklam_b;
-    const auto& c = v28::detail::acklam_c;
-    const auto& d = v28::detail::acklam_d;
-    constexpr double p_low = v28::detail::acklam_p_low;
-    double x;
-    if (p < p_low || p > 1.0 - p_low) {
-        const double q = std::sqrt(-2.0 * simd::log(p < 0.5 ? p : 1.0 - p));
-        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
-        if (p > 0.5) x = -x;
-    } else {
-        const double q = p - 0.5;
-        const double r = q * q;
-        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
-    }
-    const double e = (p > 0.5) ? (1.0 - p) - simd::norm_cdf(-x) : simd::norm_cdf(x) - p;
-    const double u = e * kSqrt2Pi * simd::exp(0.5 * x * x);
-    return x - u / (1.0 + 0.5 * x * u);
+    return v28::detail::acklam_inverse(
+        p, [](double v) { return simd::log(v); }, [](double v) { return simd::exp(v); },
+        [](double v) { return simd::norm_cdf(v); });
 }
 
 inline double inverse_lower_map(double x, double f) {

@@ -7,6 +7,7 @@
 namespace v28 {
 
 inline constexpr double inv_sqrt_2pi = 0.3989422804014326779399460599343819;  // 1/sqrt(2 pi)
+inline constexpr double sqrt_2pi = 2.50662827463100050241576528481104525300698674061;
 
 namespace detail {
 // P. J. Acklam (2003), "An algorithm for computing the inverse normal cumulative distribution
@@ -24,6 +25,34 @@ inline constexpr double acklam_c[] = {-7.784894002430293e-03, -3.223964580411365
 inline constexpr double acklam_d[] = {7.784695709041462e-03, 3.224671290700398e-01,
                                       2.445134137142996e+00, 3.754408661907416e+00};
 inline constexpr double acklam_p_low = 0.02425;
+
+// N^{-1}(p) for p in (0, 1): Acklam's approximation, then one Halley step on N(x) - p, which
+// brings it to machine precision. The logarithm, exponential and CDF are the caller's, so the
+// library (std::) and the implied-vol solver (its inline SIMD functions) share one body.
+template <class Log, class Exp, class Cdf>
+inline double acklam_inverse(double p, Log log, Exp exp, Cdf cdf) {
+    const auto& a = acklam_a;
+    const auto& b = acklam_b;
+    const auto& c = acklam_c;
+    const auto& d = acklam_d;
+    double x;
+    if (p < acklam_p_low || p > 1.0 - acklam_p_low) {
+        // 1 - p is exact for p > 1/2 (Sterbenz), so the upper tail loses nothing to it.
+        const double q = std::sqrt(-2.0 * log(p < 0.5 ? p : 1.0 - p));
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+        if (p > 0.5) x = -x;
+    } else {
+        const double q = p - 0.5;
+        const double r = q * q;
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+    }
+    // In the upper tail (1 - p) - N(-x) is N(x) - p computed without cancellation.
+    const double e = (p > 0.5) ? (1.0 - p) - cdf(-x) : cdf(x) - p;
+    const double u = e * sqrt_2pi * exp(0.5 * x * x);
+    return x - u / (1.0 + 0.5 * x * u);
+}
 }  // namespace detail
 
 // n(x) = exp(-x^2/2) / sqrt(2 pi)
