@@ -88,3 +88,45 @@ def test_a_fixed_mmap_threshold_is_not_raised_by_a_large_free() -> None:
     with pytest.raises(ValueError, match="nbytes must be > 0"):
         fix_mmap_threshold(0)
     assert _mapped_after_a_large_free() >= MIB
+
+
+_ALLOCATOR_PROBE = """
+import os, sys, _testcapi
+from v28quant.memory import use_system_allocator
+use_system_allocator()
+print(_testcapi.pymem_getallocatorsname(), os.environ.get("PYTHONMALLOC"), sys.argv[1:])
+"""
+
+
+def _probe(env_malloc: str | None) -> list[str]:
+    pytest.importorskip("_testcapi")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"}
+    env["PYTHONPATH"] = str(Path(v28quant.__file__).parents[1])
+    if env_malloc is not None:
+        env["PYTHONMALLOC"] = env_malloc
+    out = subprocess.run(
+        [sys.executable, "-c", _ALLOCATOR_PROBE, "--mode", "paper"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.splitlines()
+
+
+@pytest.mark.skipif(_MALLOC_TRIM is None, reason="needs glibc")
+def test_the_runner_restarts_itself_on_the_system_allocator() -> None:
+    # Reference: CPython's own name for the allocator in use (_testcapi). The process restarts
+    # once, with its arguments, on glibc's malloc; only the restarted one gets to print.
+    lines = _probe(None)
+    assert len(lines) == 1, lines
+    name, env, args = lines[0].split(" ", 2)
+    assert name == "malloc", lines
+    assert env == "malloc", lines
+    assert args == "['--mode', 'paper']", lines
+
+
+def test_an_allocator_the_operator_chose_is_kept() -> None:
+    lines = _probe("pymalloc")
+    assert len(lines) == 1, lines
+    assert lines[0].split(" ")[:2] == ["pymalloc", "pymalloc"], lines

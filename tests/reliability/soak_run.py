@@ -1,6 +1,7 @@
 """The soak's process: keyless paper for ``--days N`` with both engines, measured from inside.
 
-Run as ``python soak_run.py OUT.json RUNNER-ARGS...``. It runs ``build_and_run`` unchanged and
+Run as ``python soak_run.py OUT.json RUNNER-ARGS...``. It starts as ``run_v28_production.py``
+does (on the system allocator) and runs ``build_and_run`` unchanged, and
 records, at each session's end, the process's resident memory (``/proc/self/statm``), its open
 file descriptors (``/proc/self/fd``) and the asyncio tasks alive; for each engine cycle, the wall
 seconds it took and how late (simulated time) it started after its slot. The figures are
@@ -17,6 +18,7 @@ import time
 from datetime import date, datetime
 from typing import Any
 
+from v28quant.memory import use_system_allocator
 from v28quant.runner import Runner
 from v28quant.runner_setup import build_and_run
 
@@ -66,6 +68,7 @@ def _wrap() -> None:
 
 
 if __name__ == "__main__":
+    use_system_allocator()  # as run_v28_production.py starts
     _wrap()
     code = build_and_run(sys.argv[2:])
     FIGURES["exit_code"] = code
