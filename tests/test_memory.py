@@ -130,3 +130,20 @@ def test_an_allocator_the_operator_chose_is_kept() -> None:
     lines = _probe("pymalloc")
     assert len(lines) == 1, lines
     assert lines[0].split(" ")[:2] == ["pymalloc", "pymalloc"], lines
+
+
+@pytest.mark.skipif(_MALLOC_TRIM is None, reason="needs glibc")
+def test_a_failed_restart_is_said_and_the_process_goes_on() -> None:
+    # An interpreter that cannot be restarted (here sys.executable emptied, as when embedded)
+    # must not stop the runner: one line on stderr, the same allocator, PYTHONMALLOC unset.
+    probe = _ALLOCATOR_PROBE.replace(
+        "use_system_allocator()", "sys.executable = ''\nuse_system_allocator()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"}
+    env["PYTHONPATH"] = str(Path(v28quant.__file__).parents[1])
+    pytest.importorskip("_testcapi")
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.split(" ")[:2] == ["pymalloc", "None"], proc.stdout
+    assert "could not restart on the system allocator (sys.executable is empty)" in proc.stderr

@@ -103,11 +103,23 @@ def use_system_allocator() -> None:
     Call it first thing in a long-running process's entry point: the allocator is fixed when
     the interpreter starts, so the process replaces itself (``execv``, same PID, same command
     line) with one that allocates Python objects through glibc. Does nothing off glibc, or when
-    ``PYTHONMALLOC`` is already set (the operator's choice, e.g. ``debug``, is kept).
+    ``PYTHONMALLOC`` is already set (the operator's choice, e.g. ``debug``, is kept). When the
+    interpreter cannot be restarted (no ``sys.executable``, an ``execv`` error) it says so on
+    stderr and the process goes on with the allocator it has: memory grows faster, nothing else
+    changes.
     """
     if _MALLOC_TRIM is None or os.environ.get("PYTHONMALLOC"):
         return
     os.environ["PYTHONMALLOC"] = "malloc"
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, sys.orig_argv)
+    try:
+        if not sys.executable:
+            raise OSError("sys.executable is empty")
+        os.execv(sys.executable, sys.orig_argv)
+    except OSError as exc:
+        del os.environ["PYTHONMALLOC"]  # children must not believe it is in effect
+        print(
+            f"v28quant: could not restart on the system allocator ({exc}); continuing on pymalloc",
+            file=sys.stderr,
+        )
