@@ -57,7 +57,7 @@ def _surfaces(
     chains: dict[date, tuple[pd.DataFrame, pd.DataFrame, float]], day: date
 ) -> tuple[SviSurface, SviSurface]:
     real, synth, spot = chains[day]
-    real_s = SviSurface.fit(real, quote_date=str(day))
+    real_s = SviSurface.fit(real, quote_date=str(day), repair=False)  # the quotes, as quoted
     t = (pd.to_datetime(synth["expiry"]) - pd.Timestamp(day)).dt.days / 365.0
     quotes = synth.assign(t=t)[["strike", "type", "bid", "ask", "t"]]
     return real_s, SviSurface.fit(quotes, spot=spot)

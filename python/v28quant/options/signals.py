@@ -113,6 +113,7 @@ class ChainAnalysis:
     def summary(self) -> dict[str, Any]:
         """Return the JSON-ready numbers a decision cites."""
         h = self.heston
+        info = self.surface.fit_info
         return {
             "snapshot_id": self.snapshot_id,
             "as_of": self.as_of.isoformat(),
@@ -121,6 +122,8 @@ class ChainAnalysis:
             "dropped": self.liquidity.dropped,
             "surface_slices": len(self.surface.expiries),
             "surface_rmse_vol_pts": round(self.fit_rmse_vol_pts, 4),
+            # whether the free SVI fits had static arbitrage and were refitted without it
+            "surface_repaired": info is not None and bool(info["repaired"].any()),
             "atm_iv_30d": round(self.atm_iv_30d, 5),
             "iv_rank": round(self.iv_rank, 4),
             "iv_percentile": round(self.iv_percentile, 4),

@@ -34,7 +34,7 @@ from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
 from v28quant._typing import FloatArray
 from v28quant.options import black_scholes
-from v28quant.options.svi_arbitrage import repair_slice
+from v28quant.options.svi_arbitrage import repair_surface
 
 _YEAR_DAYS = 365.0
 _REPORT_WIDTH = 8.0  # arbitrage_report's default half-width in ATM standard deviations
@@ -206,7 +206,8 @@ class SviSurface:
         parity_strikes: int = 6,
         max_abs_y: float | None = None,
         rate: float | None = None,
-        repair: bool = False,
+        repair: bool = True,
+        max_repair_rmse: float = 5.0,
     ) -> SviSurface:
         """Fit one raw SVI slice per expiry to the out-of-the-money quotes of an option chain.
 
@@ -237,22 +238,32 @@ class SviSurface:
             money. Use it for American options (SPY), whose early-exercise premia bias the
             regressed ``D`` (above 1 on short expiries).
         repair : bool
-            Refit slices with static arbitrage under the no-arbitrage conditions (below).
-            Off by default: on real chains whose quotes cross, the constrained refit can move
-            short-dated ATM vols by several vol points (SPY 2023-09-14: 1-month ATM 14.7 % against
-            10.6 % quoted), so the surface is fitted to the quotes and
-            :meth:`arbitrage_report` says where arbitrage remains.
+            When the free fits have static arbitrage (butterfly, calendar or Lee's bound, on
+            1.5 times the range :meth:`arbitrage_report` scans), refit all slices jointly
+            under the no-arbitrage conditions (:func:`v28quant.options.svi_arbitrage.
+            repair_surface`); ``fit_info["repaired"]`` says it was done.
+            With ``repair=False`` the surface follows the quotes and :meth:`arbitrage_report`
+            says where arbitrage remains.
+        max_repair_rmse : float
+            Largest RMSE (vol points) of any refitted slice against its quotes: beyond it the
+            quotes themselves cross too far for an arbitrage-free SVI surface to follow them,
+            and ``ValueError`` is raised rather than a surface far from the market returned.
+
+        Raises
+        ------
+        ValueError
+            A chain that cannot be fitted (missing columns, no usable expiry), or, with
+            ``repair``, free fits from which no arbitrage-free surface within
+            ``max_repair_rmse`` of the quotes was reached.
 
         Notes
         -----
         Only out-of-the-money quotes are used (puts below the forward, calls at or above it),
         so early-exercise premia of American options (SPY) mostly drop out; prices are
-        undiscounted by ``D`` and inverted to Black total variance. Slices are fitted in order
-        of maturity; a slice with butterfly arbitrage (``g(y) < 0``), calendar arbitrage
-        against the previous slice or wings steeper than Lee's bound is refitted by least
-        squares under those conditions on the grid :meth:`arbitrage_report` scans (and a
-        warning is logged) when ``repair`` is set, so the fitted surface is free of static
-        arbitrage there. The
+        undiscounted by ``D`` and inverted to Black total variance. Each slice is first fitted
+        freely (quasi-explicit); the joint refit, when needed, minimises the same squared
+        errors in total variance over all slices at once, so a crossing far beyond the quotes
+        is resolved in the unquoted wings rather than by bending a quoted smile. The
         per-expiry forward, discount, quote count, fit error (RMSE and max error in vol points)
         and whether the slice was ``repaired`` are stored in ``fit_info``.
         """
@@ -320,8 +331,9 @@ class SviSurface:
             y, w = y[ok], w[ok]
             if len(y) < max(min_quotes, 5):
                 continue
-            params, _, _ = _core.svi_fit_slice(y, w, np.empty(0))
-            rows.append((float(t), np.asarray(params), fwd))
+            params = np.array(_core.svi_fit_slice(y, w, np.empty(0))[0])
+            params[1] = max(params[1], 0.0)  # a flat smile's b comes out as -1e-13
+            rows.append((float(t), params, fwd))
             info.append(
                 {
                     "t": float(t),
@@ -335,7 +347,10 @@ class SviSurface:
         if not rows:
             raise ValueError("no expiry had enough usable out-of-the-money quotes to fit")
         surf = cls(
-            [r[0] for r in rows], _repair(rows, info, enabled=repair), [r[2] for r in rows], spot
+            [r[0] for r in rows],
+            _repair(rows, info, enabled=repair, max_rmse=max_repair_rmse),
+            [r[2] for r in rows],
+            spot,
         )
         surf.fit_info = pd.DataFrame(info)
         return surf
@@ -359,35 +374,44 @@ def _repair(
     info: list[dict[str, Any]],
     *,
     enabled: bool,
+    max_rmse: float,
 ) -> NDArray[np.float64]:
-    """Refit slices with static arbitrage under the no-arbitrage conditions when ``enabled``.
+    """Refit the slices jointly under the no-arbitrage conditions when ``enabled`` and needed.
 
-    From the longest maturity down, slice i is held to its butterfly condition and to lie below
-    slice i + 1 on the range :meth:`SviSurface.arbitrage_report` scans for that pair (slice
-    i + 1's) and on 1.5 times its own. Fills the fit errors and ``repaired`` into ``info``.
+    The conditions are held on 1.5 times the range :meth:`SviSurface.arbitrage_report` scans
+    for each slice (and for each pair, the later slice's), so the report finds the refitted
+    surface free even where a slice's ATM variance moved. Fills the fit errors and
+    ``repaired`` into ``info``.
     """
-    out: list[NDArray[np.float64]] = [np.empty(0)] * len(rows)
-    later: NDArray[np.float64] | None = None
-    for i in reversed(range(len(rows))):
-        t, p, _ = rows[i]
-        row = info[i]
-        y, w = row.pop("y"), row.pop("w")
-        half = 1.5 * _report_half_width(p)
-        if later is not None:
-            half = max(half, _report_half_width(later))
-        fixed, repaired = repair_slice(p, y, w, later, half) if enabled else (p, False)
-        if repaired:
-            _log.warning(
-                "SVI slice t=%.6f had static arbitrage; refitted under the no-arbitrage conditions",
-                t,
-                extra={"t": t},
+    params = np.array([r[1] for r in rows])
+    ys, ws = [row.pop("y") for row in info], [row.pop("w") for row in info]
+    half = np.array([1.5 * _report_half_width(p) for p in params])
+    repaired = False
+    if enabled:
+        surf = SviSurface([r[0] for r in rows], params, [r[2] for r in rows])
+        if not surf.arbitrage_report(width=1.5 * _REPORT_WIDTH).free:
+            params = repair_surface(params, ys, ws, half)
+            repaired = True
+            _log.debug(
+                "SVI surface of %d slices had static arbitrage; refitted jointly under the "
+                "no-arbitrage conditions",
+                len(rows),
+                extra={"slices": len(rows)},
             )
-        err = 100.0 * (np.sqrt(_core.svi_slice_derivs(fixed, y)[0] / t) - np.sqrt(w / t))
+    for row, p, y, w in zip(info, params, ys, ws, strict=True):
+        t = row["t"]
+        err = 100.0 * (np.sqrt(_core.svi_slice_derivs(p, y)[0] / t) - np.sqrt(w / t))
         row["rmse_vol_pts"] = float(np.sqrt(np.mean(err**2)))
         row["max_err_vol_pts"] = float(np.max(np.abs(err)))
         row["repaired"] = repaired
-        out[i] = later = fixed
-    return np.array(out)
+    worst = max(info, key=lambda row: row["rmse_vol_pts"])
+    if repaired and worst["rmse_vol_pts"] > max_rmse:
+        raise ValueError(
+            f"no arbitrage-free SVI surface within {max_rmse} vol points of the quotes: the "
+            f"refit misses the expiry t={worst['t']:.4f} by {worst['rmse_vol_pts']:.1f} "
+            "(RMSE); the quotes cross too far (check the forwards and the rate)"
+        )
+    return params
 
 
 def _report_half_width(p: NDArray[np.float64]) -> float:
