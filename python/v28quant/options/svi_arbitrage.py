@@ -91,8 +91,11 @@ def _w_terms(
 
 def _w(p: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Total variance and its gradient (5 rows), one ``(a, c, d, m, sigma)`` row per point."""
-    w, _, _, dw, _, _ = _w_terms(p, y)
-    return w, dw
+    a, c, d, m, s = p.T
+    dy = y - m
+    r = np.sqrt(dy * dy + s * s)
+    dw = np.stack([np.ones_like(y), r, dy, -(d + c * dy / r), c * s / r])
+    return a + d * dy + c * r, dw
 
 
 def _g(p: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -175,6 +178,39 @@ class _Problem:
             ]
         return new_g, new_c
 
+    @functools.cached_property
+    def linear_constraints(self) -> tuple[FloatArray, FloatArray]:
+        """The conditions linear in ``x``, as ``(A, b)`` with ``A x + b >= 0``.
+
+        ``|rho| <= RHO_MAX`` (``RHO_MAX c -+ d >= 0``, so ``b = c >= 0``), ``sigma >= 1e-3``
+        ATM standard deviations, Lee's ``c +- d <= 2``, and wing slopes ``c +- d``
+        non-decreasing in maturity (in units of the later slice's ``c`` scale).
+        """
+        n, nv = self.n, 5 * self.n
+        sc = self.scale.ravel()
+        rows: list[FloatArray] = []
+        offsets: list[float] = []
+
+        def row(entries: dict[int, float], offset: float = 0.0) -> None:
+            r = np.zeros(nv)
+            for col, v in entries.items():
+                r[col] = v * sc[col]  # d/dx = d/dp * scale
+            rows.append(r)
+            offsets.append(offset)
+
+        for i in range(n):
+            ic, idd, cs = 5 * i + 1, 5 * i + 2, self.scale[i, 1]
+            for sign in (1.0, -1.0):
+                row({ic: RHO_MAX / cs, idd: -sign / cs})
+                row({ic: -1.0, idd: -sign}, 2.0)
+            row({5 * i + 4: 1.0 / self.scale[i, 4]}, -1e-3)
+        for i in range(n - 1):
+            bs = self.scale[i + 1, 1]
+            for sign in (1.0, -1.0):
+                later_c, later_d, c, d = 5 * i + 6, 5 * i + 7, 5 * i + 1, 5 * i + 2
+                row({later_c: 1.0 / bs, later_d: sign / bs, c: -1.0 / bs, d: -sign / bs})
+        return np.array(rows), np.array(offsets)
+
     def first_failure(self, x: FloatArray) -> str | None:
         """Return the first static-arbitrage condition ``x`` breaks on the grids, or None."""
         p = self.params(x)
@@ -220,30 +256,30 @@ class _Cuts:
 
 
 def _constraints(x: FloatArray, pb: _Problem, cuts: _Cuts) -> tuple[FloatArray, FloatArray]:
-    """All constraints ``c(x) >= 0`` and their Jacobian in ``x`` (rows x 5n)."""
+    """All constraints ``c(x) >= 0`` and their Jacobian in ``x`` (rows x 5n).
+
+    The linear ones (:attr:`_Problem.linear_constraints`) first, then the minimum variance
+    and the butterfly and calendar conditions at the cut points.
+    """
     n, nv = pb.n, 5 * pb.n
     p = pb.params(x)
     a, c, d, _, s = p.T
-    vals: list[FloatArray] = []
-    jacs: list[FloatArray] = []
+    sc = pb.scale.ravel()
+    lin_a, lin_b = pb.linear_constraints
+    vals: list[FloatArray] = [lin_a @ x + lin_b]
+    jacs: list[FloatArray] = [lin_a]
 
     def add(val: FloatArray, cols_vals: Sequence[tuple[Any, FloatArray | float]]) -> None:
+        # cols_vals: derivatives in the parameters, by column; the Jacobian is kept in x
         jac = np.zeros((val.size, nv))
+        rows = np.arange(val.size)
         for col, v in cols_vals:
-            jac[np.arange(val.size), col] = v
+            jac[rows, col] = v * sc[col]
         vals.append(val)
         jacs.append(jac)
 
     at = np.arange(n)
     ia, ic, idd, isg = 5 * at, 5 * at + 1, 5 * at + 2, 5 * at + 4
-    cs = pb.scale[:, 1]
-    # |rho| = |d| / c <= RHO_MAX (so b = c >= 0) and sigma >= 1e-3 ATM standard deviations
-    for sign in (1.0, -1.0):
-        add((RHO_MAX * c - sign * d) / cs, [(ic, RHO_MAX / cs), (idd, -sign / cs)])
-    add(s / pb.scale[:, 4] - 1e-3, [(isg, 1.0 / pb.scale[:, 4])])
-    # Lee: b (1 + rho) = c + d <= 2 and b (1 - rho) = c - d <= 2
-    for sign in (1.0, -1.0):
-        add(2.0 - c - sign * d, [(ic, -1.0), (idd, -sign)])
     # minimum total variance a + sigma sqrt(c^2 - d^2) >= 0 (with a margin)
     q = np.sqrt(np.maximum(c * c - d * d, 1e-300))
     lev = pb.level
@@ -251,19 +287,6 @@ def _constraints(x: FloatArray, pb: _Problem, cuts: _Cuts) -> tuple[FloatArray, 
         (a + s * q) / lev - MIN_W_MARGIN,
         [(ia, 1.0 / lev), (ic, s * c / q / lev), (idd, -s * d / q / lev), (isg, q / lev)],
     )
-    if n > 1:
-        # wing slopes c +- d non-decreasing in maturity, in units of the later slice's c scale
-        j, bs = at[:-1], cs[1:]
-        for sign in (1.0, -1.0):
-            add(
-                ((c + sign * d)[1:] - (c + sign * d)[:-1]) / bs,
-                [
-                    (5 * (j + 1) + 1, 1.0 / bs),
-                    (5 * (j + 1) + 2, sign / bs),
-                    (5 * j + 1, -1.0 / bs),
-                    (5 * j + 2, -sign / bs),
-                ],
-            )
     if cuts.gy.size:
         g, dg = _g(p[cuts.gi], cuts.gy)
         add(g - G_MARGIN, [(5 * cuts.gi + k, dg[k]) for k in range(5)])
@@ -276,7 +299,7 @@ def _constraints(x: FloatArray, pb: _Problem, cuts: _Cuts) -> tuple[FloatArray, 
             [(5 * (i + 1) + k, d2[k] / lev[i]) for k in range(5)]
             + [(5 * i + k, -d1[k] / lev[i]) for k in range(5)],
         )
-    return np.concatenate(vals), np.vstack(jacs) * pb.scale.ravel()
+    return np.concatenate(vals), np.vstack(jacs)
 
 
 def _refit(
