@@ -187,3 +187,36 @@ def test_dupire_local_vol_is_defined_on_the_refitted_real_surface(shared_data):
     fixed = _local_vol_grid(SviSurface.fit(chain, spot=4604.37))
     assert np.all(np.isfinite(fixed)), np.mean(~np.isfinite(fixed))
     assert np.all((fixed > 0.01) & (fixed < 1.0)), (fixed.min(), fixed.max())
+
+
+def test_refits_on_several_threads_match_sequential_and_restore_blas_limits():
+    # The engine refits surfaces on worker threads; the refit holds BLAS to one thread while
+    # any refit runs and restores the process's limits when the last one ends.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    t = np.array([0.25, 0.5])
+    p_free = np.array([[0.01, 0.08, -0.6, 0.0, 0.1], [0.03, 0.06, -0.3, 0.0, 0.15]])
+    ys = [np.linspace(-0.25, 0.2, 19), np.linspace(-0.3, 0.3, 25)]
+    cases = []
+    for k in range(6):  # six noisy versions of the crossing surface above
+        noise = np.random.default_rng(k)
+        cases.append(
+            [
+                svi_w(p, y) * (1 + 2e-3 * noise.standard_normal(y.size))
+                for p, y in zip(p_free, ys, strict=True)
+            ]
+        )
+    half = np.array([half_width(p) for p in p_free])
+    before = [(d["filepath"], d["num_threads"]) for d in threadpool_info()]
+
+    sequential = [repair_surface(p_free, ys, ws, half) for ws in cases]
+    with ThreadPoolExecutor(3) as ex:
+        threaded = list(ex.map(lambda ws: repair_surface(p_free, ys, ws, half), cases))
+
+    for a, b in zip(sequential, threaded, strict=True):
+        # equal up to rounding (numpy's SIMD sums depend on the arrays' alignment)
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+        assert SviSurface(t, b, [100.0, 100.0]).arbitrage_report().free
+    assert [(d["filepath"], d["num_threads"]) for d in threadpool_info()] == before

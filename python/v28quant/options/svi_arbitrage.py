@@ -38,6 +38,7 @@ coordinates). D. Kraft (1988), "A software package for sequential quadratic prog
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -427,8 +428,38 @@ def repair_surface(
     # SLSQP's small dense factorisations otherwise wake OpenBLAS's thread pool, whose spinning
     # threads cost more CPU than the refit itself (measured: 2x the process CPU of a keyless
     # paper session); the engine already runs analyses on its own worker threads.
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with _ONE_BLAS_THREAD:
         return _repair_surface(params, ys, ws, half)
+
+
+class _OneBlasThread:
+    """Context manager holding the BLAS libraries to one thread while any thread is inside.
+
+    threadpoolctl's limits are process-wide and not thread-safe: refits entered from several
+    threads at once would set and restore them under each other. Here the first to enter
+    sets the limit and the last to leave restores it, under one lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._limiter = _blas_controller().limit(limits=1, user_api="blas")
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 @functools.cache
