@@ -6,7 +6,8 @@ names, so every one of the ten is analysed from scratch (its own Heston calibrat
 start): liquidity filter, SVI surface, IV rank, Heston calibration, Merton and CRR values of
 the candidates, mispricing signals, and one structure resolved (iron condor, else bull put)
 with its Monte Carlo touch probabilities. Data loading is outside the timed part. Timed
-sequentially and on worker threads as the engine runs it (the compiled fits release the GIL).
+sequentially and on worker threads as the engine runs it (the compiled fits release the GIL),
+with the BLAS libraries on one thread as the runner sets them.
 
 Run: ``PYTHONPATH=python python benchmarks/options/bench_cycle.py [--repeat 3]``.
 """
@@ -29,6 +30,7 @@ from v28quant.options import contracts as C
 from v28quant.options import strategies as S
 from v28quant.options.signals import AnalysisSettings, OptionsAnalyser
 from v28quant.options.touch import touch_probability
+from v28quant.threads import limit_blas_to_one_thread
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 FILES = [
@@ -88,6 +90,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
+    limit_blas_to_one_thread()  # as the runner does at start
     spy = pd.read_csv(SHARED / "equities" / "yahoo_raw_2019_2023" / "SPY.csv")
     closes = spy["close"].to_numpy(float)[-600:]
     chains = []

@@ -38,6 +38,7 @@ from v28quant.options.engine import OptionsEngine
 from v28quant.premarket import shared_premarket
 from v28quant.risk import RiskGate
 from v28quant.signals import SignalAggregator
+from v28quant.threads import limit_blas_to_one_thread
 from v28quant.venue import Venue
 
 EXTRA = ["AAPL", "AMD", "BAC", "CVX", "HD", "JNJ", "KO", "MSFT", "PG", "XOM"]
@@ -157,6 +158,7 @@ def bench_backtest(root: Path, sessions: int) -> None:
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "cycle"
+    limit_blas_to_one_thread()  # as the runner does at start
     with tempfile.TemporaryDirectory() as tmp:
         if what == "cycle":
             asyncio.run(bench_cycle(Path(tmp)))

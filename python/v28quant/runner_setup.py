@@ -36,6 +36,7 @@ from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs, parse_args
 from v28quant.settings import Settings, SettingsError
+from v28quant.threads import limit_blas_to_one_thread
 from v28quant.venue import Venue, open_venue
 
 if TYPE_CHECKING:
@@ -321,6 +322,7 @@ def run_with(
 def build_and_run(argv: list[str] | None = None) -> int:
     """Entry of ``run_v28_production.py``: the exit status (2 on a bad argument or setting)."""
     fix_mmap_threshold()  # a process that runs for weeks gives large freed blocks back at once
+    blas = limit_blas_to_one_thread()  # the engines' worker threads are the parallelism
     try:
         args = parse_args(argv)
         overrides: dict[str, Any] = {}
@@ -332,3 +334,5 @@ def build_and_run(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
+    finally:
+        blas.restore_original_limits()  # for callers in the same process (tests, the demo)

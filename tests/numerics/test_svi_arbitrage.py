@@ -190,8 +190,9 @@ def test_dupire_local_vol_is_defined_on_the_refitted_real_surface(shared_data):
 
 
 def test_refits_on_several_threads_match_sequential_and_restore_blas_limits():
-    # The engine refits surfaces on worker threads; the refit holds BLAS to one thread while
-    # any refit runs and restores the process's limits when the last one ends.
+    # The engine refits surfaces on worker threads. Refits there leave the process's BLAS
+    # limits as they are (threadpoolctl lets one thread at a time set them: limits set and
+    # restored from several threads left the process at one BLAS thread after this test).
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_info
@@ -220,3 +221,61 @@ def test_refits_on_several_threads_match_sequential_and_restore_blas_limits():
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
         assert SviSurface(t, b, [100.0, 100.0]).arbitrage_report().free
     assert [(d["filepath"], d["num_threads"]) for d in threadpool_info()] == before
+
+
+def test_warm_start_from_the_last_refit_follows_quotes_that_moved():
+    # The next cycle's quotes: the crossing surface above with 0.3 % noise. Started from the
+    # last cycle's refit, the refit reaches the quality of a cold refit of the new quotes.
+    t = np.array([0.25, 0.5])
+    p_free = np.array([[0.01, 0.08, -0.6, 0.0, 0.1], [0.03, 0.06, -0.3, 0.0, 0.15]])
+    ys = [np.linspace(-0.25, 0.2, 19), np.linspace(-0.3, 0.3, 25)]
+    ws = [svi_w(p, y) for p, y in zip(p_free, ys, strict=True)]
+    half = np.array([half_width(p) for p in p_free])
+    last = repair_surface(p_free, ys, ws, half)
+    noise = np.random.default_rng(7)
+    moved = [w * (1 + 3e-3 * noise.standard_normal(w.size)) for w in ws]
+
+    cold = repair_surface(p_free, ys, moved, half)
+    warm = repair_surface(p_free, ys, moved, half, start=last)
+
+    def sq_err(p_all):
+        return sum(
+            float(np.sum((svi_w(p, y) - w) ** 2)) for p, y, w in zip(p_all, ys, moved, strict=True)
+        )
+
+    for p, h in zip(warm, half, strict=True):
+        assert np.min(svi_g(p, np.linspace(-h, h, 4001))) >= -1e-8, p
+    for h in half:
+        yy = np.linspace(-h, h, 4001)
+        assert np.min(svi_w(warm[1], yy) - svi_w(warm[0], yy)) >= 0.0
+    assert sq_err(warm) <= 1.1 * sq_err(cold)
+    for p, y, w, tt in zip(warm, ys, moved, t, strict=True):
+        assert np.max(np.abs(vol_errors(p, y, w, tt))) < 0.6
+    with pytest.raises(ValueError, match="start"):
+        repair_surface(p_free, ys, moved, half, start=last[:1])
+
+
+def test_fit_starts_a_needed_refit_from_a_matching_warm_surface(shared_data, monkeypatch):
+    # SPX 2022-01-07 needs a refit (one calendar crossing). A warm surface of the same
+    # expiries is passed on as the refit's start; one of other expiries is ignored.
+    import v28quant.options.surface as surface_module
+
+    chain = pd.read_csv(shared_data / "options" / "SPX_2022-01-07_cboe.csv")
+    chain = chain[chain["root"] == "SPXW"]
+    cold = SviSurface.fit(chain, spot=4677.03)
+    starts = []
+
+    def spy_repair(*args, start=None):
+        starts.append(start)
+        return repair_surface(*args, start=start)
+
+    monkeypatch.setattr(surface_module, "repair_surface", spy_repair)
+    warm = SviSurface.fit(chain, spot=4677.03, warm_start=cold)
+    other = SviSurface(cold.expiries[:2], cold.params[:2], cold.forwards[:2])
+    unmatched = SviSurface.fit(chain, spot=4677.03, warm_start=other)
+
+    np.testing.assert_array_equal(starts[0], cold.params)
+    assert starts[1] is None
+    assert warm.arbitrage_report().free
+    assert warm.fit_info["rmse_vol_pts"].max() <= cold.fit_info["rmse_vol_pts"].max() + 0.05
+    np.testing.assert_allclose(unmatched.params, cold.params, rtol=1e-9, atol=1e-12)

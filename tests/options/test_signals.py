@@ -161,3 +161,26 @@ async def test_european_quotes_read_no_put_discount(shared_data: Path) -> None:
         for kind, x in (("put", puts), ("call", calls))
     }
     assert surface_edge["put"] == pytest.approx(surface_edge["call"], abs=0.02), surface_edge
+
+
+def test_next_cycle_refits_from_the_last_surface(shared_data: Path, monkeypatch) -> None:
+    """The analyser hands each underlying's last surface to the next fit as its warm start."""
+    from v28quant.options.surface import SviSurface
+
+    chain = load_chain_snapshot(shared_data / "options" / "SPX_2023-12-08_cboe.csv")
+    fit = SviSurface.fit.__func__
+    seen: list[Any] = []
+
+    def recording_fit(cls: type, rows: pd.DataFrame, **kw: Any) -> SviSurface:
+        seen.append(kw.get("warm_start"))
+        return fit(cls, rows, **kw)
+
+    monkeypatch.setattr(SviSurface, "fit", classmethod(recording_fit))
+    an = OptionsAnalyser()
+    first = an.analyse("SPX", chain, now=chain.attrs["as_of"])
+    second = an.analyse("SPX", chain, now=chain.attrs["as_of"])
+    an.analyse("NDX", chain, now=chain.attrs["as_of"])
+    assert seen[0] is None
+    assert seen[1] is first.surface
+    assert seen[2] is None  # another underlying starts cold
+    assert second.surface.arbitrage_report().free

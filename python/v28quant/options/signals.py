@@ -4,7 +4,8 @@ For one underlying and one chain snapshot, ``OptionsAnalyser.analyse``:
 
 1. keeps the liquid contracts (``contracts.liquidity_filter``) and fits an SVI surface
    (``v28quant.options.surface``) to the out-of-the-money quotes of the expiries in
-   ``surface_dte``;
+   ``surface_dte``, free of static arbitrage (a needed refit starts from the previous cycle's
+   surface);
 2. reads the 30-day at-the-money implied vol off the surface and ranks it against its own
    history (the journal's record of this very number, one value per session) or, while that
    history is shorter than ``min_history_days``, against trailing 21-day realised vol times a
@@ -170,12 +171,14 @@ def _tanh_signal(x: float) -> float:
 class OptionsAnalyser:
     """Chain -> surface -> model values -> ``Signal`` objects, per underlying and cycle.
 
-    Keeps the last Heston parameters per underlying to warm-start the next calibration.
+    Keeps the last Heston parameters and SVI surface per underlying to warm-start the next
+    cycle's calibration and arbitrage-free refit.
     """
 
     def __init__(self, settings: AnalysisSettings | None = None) -> None:
         self.settings = settings or AnalysisSettings()
         self._heston_prev: dict[str, HestonParams] = {}
+        self._surface_prev: dict[str, SviSurface] = {}
 
     def analyse(
         self,
@@ -223,8 +226,14 @@ class OptionsAnalyser:
         fit_rows = spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
         fit_rows = thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
         surface = SviSurface.fit(
-            fit_rows, spot=spot, rate=cfg.rate, min_quotes=6, max_abs_y=cfg.max_abs_y
+            fit_rows,
+            spot=spot,
+            rate=cfg.rate,
+            min_quotes=6,
+            max_abs_y=cfg.max_abs_y,
+            warm_start=self._surface_prev.get(und),
         )
+        self._surface_prev[und] = surface
         info = surface.fit_info
         rmse = float(np.sqrt(np.mean(info["rmse_vol_pts"] ** 2))) if info is not None else 0.0
         ann = C.annotate(liquid, spot=spot, now=now, rate=cfg.rate, surface=surface)

@@ -38,6 +38,7 @@ from v28quant.options.svi_arbitrage import repair_surface
 
 _YEAR_DAYS = 365.0
 _REPORT_WIDTH = 8.0  # arbitrage_report's default half-width in ATM standard deviations
+WARM_START_DAYS = 5.0  # a warm start is the same expiries seen up to a long weekend earlier
 _log = logging.getLogger(__name__)
 
 
@@ -208,6 +209,7 @@ class SviSurface:
         rate: float | None = None,
         repair: bool = True,
         max_repair_rmse: float = 5.0,
+        warm_start: SviSurface | None = None,
     ) -> SviSurface:
         """Fit one raw SVI slice per expiry to the out-of-the-money quotes of an option chain.
 
@@ -248,6 +250,11 @@ class SviSurface:
             Largest RMSE (vol points) of any refitted slice against its quotes: beyond it the
             quotes themselves cross too far for an arbitrage-free SVI surface to follow them,
             and ``ValueError`` is raised rather than a surface far from the market returned.
+        warm_start : SviSurface, optional
+            An earlier fit of the same expiries (the previous cycle's): where the joint refit
+            is needed and this surface has one slice per fitted expiry, each within
+            ``WARM_START_DAYS`` of its maturity, the refit starts from its slices, which
+            follows quotes that moved a little in a fraction of the time. Ignored otherwise.
 
         Raises
         ------
@@ -348,7 +355,7 @@ class SviSurface:
             raise ValueError("no expiry had enough usable out-of-the-money quotes to fit")
         surf = cls(
             [r[0] for r in rows],
-            _repair(rows, info, enabled=repair, max_rmse=max_repair_rmse),
+            _repair(rows, info, enabled=repair, max_rmse=max_repair_rmse, warm=warm_start),
             [r[2] for r in rows],
             spot,
         )
@@ -375,6 +382,7 @@ def _repair(
     *,
     enabled: bool,
     max_rmse: float,
+    warm: SviSurface | None,
 ) -> NDArray[np.float64]:
     """Refit the slices jointly under the no-arbitrage conditions when ``enabled`` and needed.
 
@@ -390,7 +398,11 @@ def _repair(
     if enabled:
         surf = SviSurface([r[0] for r in rows], params, [r[2] for r in rows])
         if not surf.arbitrage_report(width=1.5 * _REPORT_WIDTH).free:
-            params = repair_surface(params, ys, ws, half)
+            start = None
+            if warm is not None and len(warm.expiries) == len(rows):
+                gap = np.abs(warm.expiries - surf.expiries) * _YEAR_DAYS
+                start = warm.params if np.all(gap <= WARM_START_DAYS) else None
+            params = repair_surface(params, ys, ws, half, start=start)
             repaired = True
             _log.debug(
                 "SVI surface of %d slices had static arbitrage; refitted jointly under the "

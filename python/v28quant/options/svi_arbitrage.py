@@ -22,8 +22,9 @@ until the grids are free. First only ``(a, b, rho)`` move, each slice's ``(m, si
 from its free fit: in the coordinates ``(a, c = b, d = b rho)`` the cost is then quadratic and
 every condition but the butterfly one linear, so SLSQP, in coordinates whitened by the cost's
 Hessian (one block a slice), reaches an arbitrage-free surface in a few iterations. Where that
-refit costs real accuracy (its squared error more than ``POLISH_ABOVE`` times the free fits'),
-all five parameters then move from it, which lets the smiles' shapes return to their quotes.
+refit costs real accuracy (its squared error more than ``POLISH_ABOVE`` times the free fits'
+and its error more than ``POLISH_TOL`` of the vol), all five parameters then move from it,
+which lets the smiles' shapes return to their quotes.
 
 References
 ----------
@@ -61,6 +62,9 @@ CHECK_POINTS = 2001
 REFIT_ROUNDS = 12
 REFIT_ITERATIONS = 100
 POLISH_ABOVE = 1.1  # polish when the first phase's squared error exceeds the free fits' by this
+# ... and its RMS error in relative vol (about half that in total variance) exceeds this: 0.5 %
+# of the vol (0.1 vol points at 20 %) is inside any quoted bid-ask spread
+POLISH_TOL = 5e-3
 FTOL = 1e-6  # SLSQP's stopping tolerance, relative to the cost at the start
 
 
@@ -391,6 +395,8 @@ def repair_surface(
     ys: list[FloatArray],
     ws: list[FloatArray],
     half: FloatArray,
+    *,
+    start: FloatArray | None = None,
 ) -> FloatArray:
     """Closest arbitrage-free surface to the quotes, by joint least squares under the conditions.
 
@@ -404,6 +410,11 @@ def repair_surface(
     half : ndarray, shape (n,)
         Slice i's butterfly condition, and the calendar condition of the pair (i - 1, i), are
         held on ``|y| <= half[i]`` (checked on ``CHECK_POINTS`` points).
+    start : ndarray, shape (n, 5), optional
+        Raw SVI slices to start from instead of the free fits, such as the previous cycle's
+        refitted surface of the same expiries: quotes that moved a little are then refitted
+        in a few iterations (the first phase from ``start``, with its ``(m, sigma)`` held).
+        Where no arbitrage-free point is reached from it, the refit starts from the free fits.
 
     Returns
     -------
@@ -423,43 +434,18 @@ def repair_surface(
     ``(m, sigma)`` held, which reaches an arbitrage-free surface from the free fits in a few
     SLSQP iterations (from a point between the free fits and flat slices where it does not);
     then, where that refit's squared error exceeds the free fits' by more than
-    ``POLISH_ABOVE``, all five parameters move from there. Runs with OpenBLAS on one thread.
+    ``POLISH_ABOVE`` and its RMS error is above ``POLISH_TOL`` of the vol (a fraction of any
+    bid-ask spread), all five parameters move from there. Called on the main thread, it holds
+    the BLAS libraries to one thread while it runs.
     """
     # SLSQP's small dense factorisations otherwise wake OpenBLAS's thread pool, whose spinning
-    # threads cost more CPU than the refit itself (measured: 2x the process CPU of a keyless
-    # paper session); the engine already runs analyses on its own worker threads.
-    with _ONE_BLAS_THREAD:
-        return _repair_surface(params, ys, ws, half)
-
-
-class _OneBlasThread:
-    """Context manager holding the BLAS libraries to one thread while any thread is inside.
-
-    threadpoolctl's limits are process-wide and not thread-safe: refits entered from several
-    threads at once would set and restore them under each other. Here the first to enter
-    sets the limit and the last to leave restores it, under one lock.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inside = 0
-        self._limiter: Any = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._inside == 0:
-                self._limiter = _blas_controller().limit(limits=1, user_api="blas")
-            self._inside += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._inside -= 1
-            if self._inside == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-
-_ONE_BLAS_THREAD = _OneBlasThread()
+    # workers cost more CPU than the refit itself. threadpoolctl lets one thread at a time set
+    # the process-wide limit, so only a refit on the main thread sets it; on worker threads the
+    # process's policy applies (the runner holds BLAS to one thread: v28quant.threads).
+    if threading.current_thread() is not threading.main_thread():
+        return _repair_surface(params, ys, ws, half, start)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _repair_surface(params, ys, ws, half, start)
 
 
 @functools.cache
@@ -472,6 +458,7 @@ def _repair_surface(
     ys: list[FloatArray],
     ws: list[FloatArray],
     half: FloatArray,
+    start_params: FloatArray | None,
 ) -> FloatArray:
     p0 = np.array(params, dtype=np.float64)
     if p0.ndim != 2 or p0.shape[1] != 5:
@@ -491,19 +478,29 @@ def _repair_surface(
             raise ValueError(f"ys[{i}] must be finite and ws[{i}] finite and > 0")
     if not np.all(np.isfinite(half) & (np.asarray(half) > 0)):
         raise ValueError("half must be finite and > 0")
+    if start_params is not None:
+        start_params = np.asarray(start_params, dtype=np.float64)
+        if start_params.shape != p0.shape or not np.all(np.isfinite(start_params)):
+            raise ValueError(
+                f"start must be finite raw SVI slices of the shape of params {p0.shape}, "
+                f"got {start_params.shape}"
+            )
     level = np.array([float(np.mean(w)) for w in ws])
     w0 = p0[:, 0] + p0[:, 1] * (-p0[:, 2] * p0[:, 3] + np.hypot(p0[:, 3], p0[:, 4]))
     sd = np.sqrt(np.maximum(w0, 1e-8))
     scale = np.stack([level, level / sd, level / sd, sd, sd], axis=1)
     pb = _Problem(list(ys), list(ws), np.asarray(half, dtype=np.float64), level, scale)
-    a, b, rho, m, s = p0.T
-    rho = np.clip(rho, -0.99, 0.99)
-    b = np.clip(b, 0.0, 1.99 / (1.0 + np.abs(rho)))
-    start = np.stack([a, b, b * rho, m, np.maximum(s, 1e-2 * sd)], axis=1)
+    start = _coordinates(p0, sd)
     x = (start / scale).ravel()
     cuts = _Cuts(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64), np.empty(0))
-    cuts.add(*pb.violations(x))
-    best = _refit(x, pb, cuts, 3)
+    best = None
+    if start_params is not None:
+        x_warm = (_coordinates(start_params, sd) / scale).ravel()
+        cuts.add(*pb.violations(x_warm))
+        best = _refit(x_warm, pb, cuts, 3)
+    if best is None:
+        cuts.add(*pb.violations(x))
+        best = _refit(x, pb, cuts, 3)
     if best is None:
         best = _refit(x, pb, cuts, 3, unit_rows=False)
     if best is None:
@@ -511,6 +508,7 @@ def _repair_surface(
         # first on the way from the free fits to flat slices (w_i = the running maximum of
         # the ATM variances: g = 1, ordered) that the grids find free.
         zero = np.zeros(n)
+        m, s = p0[:, 3], p0[:, 4]
         flat = np.stack([np.maximum.accumulate(w0 + 1e-3 * level), zero, zero, m, s], 1)
         for lam in np.linspace(0.1, 1.0, 10):
             x_lam = (((1.0 - lam) * start + lam * flat) / scale).ravel()
@@ -520,10 +518,13 @@ def _repair_surface(
     if best is None:
         raise ValueError(f"SVI refit: no arbitrage-free surface reached ({pb.first_failure(x)})")
     # Polish only where holding (m, sigma) cost real accuracy: most surfaces with arbitrage
-    # (noisy quotes, a crossing far out) are within a few per cent of the free fits already.
+    # (noisy quotes, a crossing far out) are within a few per cent of the free fits already,
+    # or within a small fraction of a spread of the quotes. The cost is the slices' mean
+    # squared error in total variance relative to the level, about 4x that in relative vol.
     free_cost = float(np.sum(pb.residuals(x)[0] ** 2))
+    enough = max(POLISH_ABOVE * free_cost, 4.0 * n * POLISH_TOL**2)
     for unit_rows in (True, False):
-        if float(np.sum(pb.residuals(best)[0] ** 2)) <= POLISH_ABOVE * free_cost:
+        if float(np.sum(pb.residuals(best)[0] ** 2)) <= enough:
             break
         polished = _refit(best, pb, cuts, 5, unit_rows)
         if polished is not None and not np.array_equal(polished, best):
@@ -533,3 +534,16 @@ def _repair_surface(
     c = np.maximum(c, 0.0)  # SLSQP meets c >= |d| / RHO_MAX to rounding
     rho = np.clip(np.divide(d, c, out=np.zeros_like(c), where=c > 0.0), -RHO_MAX, RHO_MAX)
     return np.stack([a, c, rho, m, s], axis=1)
+
+
+def _coordinates(p: FloatArray, sd: FloatArray) -> FloatArray:
+    """Raw SVI rows ``(a, b, rho, m, sigma)`` -> the solver's ``(a, c = b, d = b rho, m, sigma)``.
+
+    ``rho`` and ``b`` are clipped into the region the linear conditions allow (``|rho| <
+    RHO_MAX``, Lee's bound) and ``sigma`` to at least 1 % of the slice's ATM standard
+    deviation ``sd``, so SLSQP starts from a point it can linearise.
+    """
+    a, b, rho, m, s = p.T
+    rho = np.clip(rho, -0.99, 0.99)
+    b = np.clip(b, 0.0, 1.99 / (1.0 + np.abs(rho)))
+    return np.stack([a, b, b * rho, m, np.maximum(s, 1e-2 * sd)], axis=1)
