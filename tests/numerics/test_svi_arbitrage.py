@@ -276,6 +276,12 @@ def test_fit_starts_a_needed_refit_from_a_matching_warm_surface(shared_data, mon
 
     np.testing.assert_array_equal(starts[0], cold.params)
     assert starts[1] is None
-    assert warm.arbitrage_report().free
+    # free of arbitrage by the module-independent g and calendar checks, on each slice's range
+    for i, p in enumerate(warm.params):
+        h = half_width(p)
+        yy = np.linspace(-h, h, 4001)
+        assert np.min(svi_g(p, yy)) >= -1e-8, i
+        if i > 0:
+            assert np.min(svi_w(p, yy) - svi_w(warm.params[i - 1], yy)) >= 0.0, i
     assert warm.fit_info["rmse_vol_pts"].max() <= cold.fit_info["rmse_vol_pts"].max() + 0.05
     np.testing.assert_allclose(unmatched.params, cold.params, rtol=1e-9, atol=1e-12)

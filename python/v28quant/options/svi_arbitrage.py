@@ -68,10 +68,8 @@ POLISH_TOL = 5e-3
 FTOL = 1e-6  # SLSQP's stopping tolerance, relative to the cost at the start
 
 
-def _w_terms(
-    p: FloatArray, y: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """``w, w', w''`` at ``y`` and their gradients (rows) in ``(a, c, d, m, sigma)``.
+def _w(p: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Total variance and its gradient (5 rows) in ``(a, c, d, m, sigma)``.
 
     The solver's coordinates are ``c = b`` and ``d = b rho``, in which ``w`` is linear for
     fixed ``(m, sigma)`` (Zeliade's quasi-explicit form), so the calendar, Lee and slope
@@ -80,27 +78,28 @@ def _w_terms(
     a, c, d, m, s = p.T
     dy = y - m
     r = np.sqrt(dy * dy + s * s)
+    dw = np.stack([np.ones_like(y), r, dy, -(d + c * dy / r), c * s / r])
+    return a + d * dy + c * r, dw
+
+
+def _w_terms(
+    p: FloatArray, y: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``w, w', w''`` at ``y`` and their gradients (rows) in ``(a, c, d, m, sigma)``."""
+    w, dw = _w(p, y)
+    _, c, _, m, s = p.T
+    dy = y - m
+    r = np.sqrt(dy * dy + s * s)
     r3 = r**3
     r5 = r3 * r * r
-    w = a + d * dy + c * r
-    w1 = d + c * dy / r
+    w1 = -dw[3]  # w depends on y - m only: dw/dy = -dw/dm
     w2 = c * s * s / r3
     one, zero = np.ones_like(y), np.zeros_like(y)
-    dw = np.stack([one, r, dy, -w1, c * s / r])
     dw1 = np.stack([zero, dy / r, one, -c * s * s / r3, -c * dy * s / r3])
     dw2 = np.stack(
         [zero, s * s / r3, zero, 3.0 * c * s * s * dy / r5, c * s * (2.0 / r3 - 3.0 * s * s / r5)]
     )
     return w, w1, w2, dw, dw1, dw2
-
-
-def _w(p: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Total variance and its gradient (5 rows), one ``(a, c, d, m, sigma)`` row per point."""
-    a, c, d, m, s = p.T
-    dy = y - m
-    r = np.sqrt(dy * dy + s * s)
-    dw = np.stack([np.ones_like(y), r, dy, -(d + c * dy / r), c * s / r])
-    return a + d * dy + c * r, dw
 
 
 def _g(p: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
