@@ -255,6 +255,38 @@ def test_warm_start_from_the_last_refit_follows_quotes_that_moved():
         repair_surface(p_free, ys, moved, half, start=last[:1])
 
 
+def test_last_refit_is_kept_while_it_fits_and_refitted_once_quotes_move_away():
+    # A last refit within POLISH_TOL of the quotes (0.5 % of the vol, RMS) is returned as it
+    # is; once the quotes have moved beyond that, the surface is refitted to them.
+    t = np.array([0.25, 0.5])
+    p_free = np.array([[0.01, 0.08, -0.6, 0.0, 0.1], [0.03, 0.06, -0.3, 0.0, 0.15]])
+    ys = [np.linspace(-0.25, 0.2, 19), np.linspace(-0.3, 0.3, 25)]
+    ws = [svi_w(p, y) for p, y in zip(p_free, ys, strict=True)]
+    half = np.array([half_width(p) for p in p_free])
+    last = repair_surface(p_free, ys, ws, half)
+
+    def rms_rel_vol(p_all, quotes):
+        err = np.concatenate(
+            [np.sqrt(svi_w(p, y) / w) - 1.0 for p, y, w in zip(p_all, ys, quotes, strict=True)]
+        )
+        return float(np.sqrt(np.mean(err**2)))
+
+    still = [w * (1 + 1e-3 * np.sin(7 * y)) for w, y in zip(ws, ys, strict=True)]
+    assert rms_rel_vol(last, still) < 5e-3
+    kept = repair_surface(p_free, ys, still, half, start=last)
+    np.testing.assert_allclose(kept, last, rtol=1e-12, atol=1e-15)
+
+    moved = [w * 1.05 for w in ws]  # vol up 2.5 %: the free fits scale a and b
+    p_moved = p_free * np.array([1.05, 1.05, 1.0, 1.0, 1.0])
+    assert rms_rel_vol(last, moved) > 5e-3
+    refit = repair_surface(p_moved, ys, moved, half, start=last)
+    assert rms_rel_vol(refit, moved) < 0.2 * rms_rel_vol(last, moved)
+    for p, h in zip(refit, half, strict=True):
+        assert np.min(svi_g(p, np.linspace(-h, h, 4001))) >= -1e-8, p
+    for p, y, w, tt in zip(refit, ys, moved, t, strict=True):
+        assert np.max(np.abs(vol_errors(p, y, w, tt))) < 0.6
+
+
 def test_fit_starts_a_needed_refit_from_a_matching_warm_surface(shared_data, monkeypatch):
     # SPX 2022-01-07 needs a refit (one calendar crossing). A warm surface of the same
     # expiries is passed on as the refit's start; one of other expiries is ignored.

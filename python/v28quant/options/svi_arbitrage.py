@@ -160,6 +160,11 @@ class _Problem:
             jac[rows, 5 * self.qi + k] = dw[k] * self.qwt * self.scale[self.qi, k]
         return (w - self.wq) * self.qwt, jac
 
+    def cost(self, x: FloatArray) -> float:
+        """The refit's objective: the sum of the slices' weighted squared errors."""
+        w, _ = _w(self.params(x)[self.qi], self.y)
+        return float(np.sum(((w - self.wq) * self.qwt) ** 2))
+
     def violations(self, x: FloatArray) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
         """Return new cut points: local minima of g and of calendar spreads below margin."""
         p = self.params(x)
@@ -413,7 +418,10 @@ def repair_surface(
         Raw SVI slices to start from instead of the free fits, such as the previous cycle's
         refitted surface of the same expiries: quotes that moved a little are then refitted
         in a few iterations (the first phase from ``start``, with its ``(m, sigma)`` held).
-        Where no arbitrage-free point is reached from it, the refit starts from the free fits.
+        A start free of arbitrage on the grids and as close to the quotes as a refit is asked
+        to come (the polish's threshold: ``POLISH_ABOVE`` times the free fits' squared error,
+        or ``POLISH_TOL`` of the vol) is returned as it is. Where no arbitrage-free point is
+        reached from it, the refit starts from the free fits.
 
     Returns
     -------
@@ -492,9 +500,14 @@ def _repair_surface(
     start = _coordinates(p0, sd)
     x = (start / scale).ravel()
     cuts = _Cuts(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64), np.empty(0))
+    # the squared error no refit needs to go below: the polish's threshold (see below)
+    enough = max(POLISH_ABOVE * pb.cost(x), 4.0 * n * POLISH_TOL**2)
     best = None
     if start_params is not None:
         x_warm = (_coordinates(start_params, sd) / scale).ravel()
+        if pb.cost(x_warm) <= enough and pb.free(x_warm):
+            # the last surface still fits the quotes as closely as a refit is asked to
+            return _raw(pb.params(x_warm))
         cuts.add(*pb.violations(x_warm))
         best = _refit(x_warm, pb, cuts, 3)
     if best is None:
@@ -520,16 +533,19 @@ def _repair_surface(
     # (noisy quotes, a crossing far out) are within a few per cent of the free fits already,
     # or within a small fraction of a spread of the quotes. The cost is the slices' mean
     # squared error in total variance relative to the level, about 4x that in relative vol.
-    free_cost = float(np.sum(pb.residuals(x)[0] ** 2))
-    enough = max(POLISH_ABOVE * free_cost, 4.0 * n * POLISH_TOL**2)
     for unit_rows in (True, False):
-        if float(np.sum(pb.residuals(best)[0] ** 2)) <= enough:
+        if pb.cost(best) <= enough:
             break
         polished = _refit(best, pb, cuts, 5, unit_rows)
         if polished is not None and not np.array_equal(polished, best):
             best = polished
             break
-    a, c, d, m, s = pb.params(best).T
+    return _raw(pb.params(best))
+
+
+def _raw(p: FloatArray) -> FloatArray:
+    """The solver's rows ``(a, c, d, m, sigma)`` -> raw SVI ``(a, b, rho, m, sigma)``."""
+    a, c, d, m, s = p.T
     c = np.maximum(c, 0.0)  # SLSQP meets c >= |d| / RHO_MAX to rounding
     rho = np.clip(np.divide(d, c, out=np.zeros_like(c), where=c > 0.0), -RHO_MAX, RHO_MAX)
     return np.stack([a, c, rho, m, s], axis=1)
