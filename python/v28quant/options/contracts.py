@@ -169,6 +169,29 @@ def implied_spot(chain: pd.DataFrame, rate: float, now: datetime) -> float:
     raise NoContract("no underlying price in the chain and no call/put pair to infer one from")
 
 
+def maturities(
+    chain: pd.DataFrame, now: datetime, calendar: ExchangeCalendar | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Return each row's time to its last trading minute (years) and its calendar days left.
+
+    ``t`` runs to the series' last trading minute (:func:`expiry_cutoff`) in years of
+    ``YEAR_SECONDS``; ``dte`` counts calendar days from ``now``'s New York date. ``t <= 0``
+    for a series that has stopped trading.
+    """
+    cal = calendar or default_calendar()
+    # per listed expiry, then spread over its contracts
+    codes, uniq = pd.factorize(pd.to_datetime(chain["expiry"]))
+    if (codes < 0).any():
+        raise ValueError("chain has rows without an expiry")
+    exps = [e.date() for e in uniq]
+    und = str(chain["underlying"].iloc[0]) if len(chain) else ""
+    today = now.astimezone(ET).date()
+    t_exp = np.array([(expiry_cutoff(und, e, cal) - now).total_seconds() for e in exps])
+    t = np.asarray((t_exp / YEAR_SECONDS)[codes], dtype=np.float64)
+    dte = np.array([(e - today).days for e in exps], dtype=np.int64)[codes]
+    return t, dte
+
+
 def annotate(
     chain: pd.DataFrame,
     *,
@@ -190,17 +213,7 @@ def annotate(
     """
     if not spot > 0:
         raise ValueError(f"spot must be > 0, got {spot}")
-    cal = calendar or default_calendar()
-    # per listed expiry, then spread over its contracts
-    codes, uniq = pd.factorize(pd.to_datetime(chain["expiry"]))
-    if (codes < 0).any():
-        raise ValueError("chain has rows without an expiry")
-    exps = [e.date() for e in uniq]
-    und = str(chain["underlying"].iloc[0]) if len(chain) else ""
-    today = now.astimezone(ET).date()
-    t_exp = np.array([(expiry_cutoff(und, e, cal) - now).total_seconds() for e in exps])
-    t = (t_exp / YEAR_SECONDS)[codes]
-    dte = np.array([(e - today).days for e in exps], dtype=np.int64)[codes]
+    t, dte = maturities(chain, now, calendar)
     mid = 0.5 * (chain["bid"].to_numpy(float) + chain["ask"].to_numpy(float))
     live = np.flatnonzero(t > 0)
     k, tt = chain["strike"].to_numpy(float)[live], t[live]

@@ -147,13 +147,43 @@ class ChainAnalysis:
         }
 
 
+# the candidates' columns a model-value table carries, and the columns it adds
+_VALUE_COLUMNS = (
+    "symbol",
+    "type",
+    "strike",
+    "expiry",
+    "dte",
+    "t",
+    "bid",
+    "ask",
+    "mid",
+    "div",
+    "model_iv",
+    "m_delta",
+    "m_vega",
+    "open_interest",
+    "rel_spread",
+)
+_MODEL_COLUMNS = (
+    "eep",
+    "market_iv",
+    "fit_iv",
+    "heston_iv",
+    "merton_iv",
+    "edge_vol_pts",
+    "stderr_vol_pts",
+    "z",
+)
+
+
 def snapshot_id(chain: pd.DataFrame) -> str:
     """Return a 16-hex-digit digest of a chain's contracts and quotes (same quotes, same id)."""
     h = hashlib.sha256()
     h.update(str(chain.attrs.get("as_of")).encode())
-    cols = chain[["symbol", "bid", "ask"]].to_numpy()
-    h.update(pd.util.hash_array(cols[:, 0].astype(str)).tobytes())
-    h.update(np.ascontiguousarray(cols[:, 1:].astype(float)).tobytes())
+    h.update("\n".join(map(str, chain["symbol"].tolist())).encode())
+    quotes = np.column_stack([chain["bid"].to_numpy(float), chain["ask"].to_numpy(float)])
+    h.update(quotes.tobytes())
     return h.hexdigest()[:16]
 
 
@@ -218,11 +248,12 @@ class OptionsAnalyser:
         spot = C.implied_spot(liquid, cfg.rate, now)
         # the snapshot's metadata is read: drop it, or every pandas step below deep-copies it
         liquid.attrs = {}
-        pre = C.annotate(liquid, spot=spot, now=now, rate=cfg.rate)
+        t, dte = C.maturities(liquid, now)
         lo, hi = cfg.surface_dte
-        fit_rows = pre[(pre["dte"] >= lo) & (pre["dte"] <= hi)]
-        if fit_rows.empty:  # only short-dated series listed: fit what there is
-            fit_rows = pre[pre["t"] > 1.5 / 365.0]
+        rows = np.flatnonzero((t > 0) & (dte >= lo) & (dte <= hi))
+        if not rows.size:  # only short-dated series listed: fit what there is
+            rows = np.flatnonzero(t > 1.5 / 365.0)
+        fit_rows = liquid.iloc[rows].assign(t=t[rows], dte=dte[rows])
         fit_rows = spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
         fit_rows = thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
         surface = SviSurface.fit(
@@ -276,19 +307,20 @@ class OptionsAnalyser:
 
     def _candidates(self, ann: pd.DataFrame) -> pd.DataFrame:
         cfg = self.settings
-        d = ann["m_delta"].abs()
-        fwd_otm = np.where(ann["type"] == "call", ann["m_delta"] < 0.5, ann["m_delta"] > -0.5)
-        keep = (
-            (ann["dte"] >= cfg.candidate_dte[0])
-            & (ann["dte"] <= cfg.candidate_dte[1])
+        delta, dte = ann["m_delta"].to_numpy(float), ann["dte"].to_numpy()
+        d = np.abs(delta)
+        fwd_otm = np.where((ann["type"] == "call").to_numpy(), delta < 0.5, delta > -0.5)
+        keep = np.flatnonzero(
+            (dte >= cfg.candidate_dte[0])
+            & (dte <= cfg.candidate_dte[1])
             & (d >= cfg.candidate_delta[0])
             & (d <= cfg.candidate_delta[1])
             & fwd_otm
         )
-        c = ann[keep]
-        if len(c) > cfg.max_candidates:
-            c = c.sort_values("rel_spread", kind="stable").head(cfg.max_candidates)
-        return c.reset_index(drop=True)
+        if len(keep) > cfg.max_candidates:
+            spread = ann["rel_spread"].to_numpy(float)[keep]
+            keep = keep[np.argsort(spread, kind="stable")[: cfg.max_candidates]]
+        return ann.iloc[keep].reset_index(drop=True)
 
     def _heston(
         self, und: str, ann: pd.DataFrame, spot: float
@@ -353,75 +385,53 @@ class OptionsAnalyser:
         merton: merton_jump_diffusion.MertonMomentFit | None,
     ) -> pd.DataFrame:
         cfg = self.settings
-        out = c[
-            [
-                "symbol",
-                "type",
-                "strike",
-                "expiry",
-                "dte",
-                "t",
-                "bid",
-                "ask",
-                "mid",
-                "div",
-                "model_iv",
-                "m_delta",
-                "m_vega",
-                "open_interest",
-                "rel_spread",
-            ]
-        ].copy()
+        out = c[list(_VALUE_COLUMNS)].reset_index(drop=True)
         if out.empty:
-            return out.assign(
-                market_iv=[],
-                fit_iv=[],
-                heston_iv=[],
-                merton_iv=[],
-                eep=[],
-                edge_vol_pts=[],
-                stderr_vol_pts=[],
-                z=[],
-            )
+            return out.assign(**{name: [] for name in _MODEL_COLUMNS})
         k, t = out["strike"].to_numpy(float), out["t"].to_numpy(float)
         q, iv = out["div"].to_numpy(float), out["model_iv"].to_numpy(float)
         call = (out["type"] == "call").to_numpy()
+        mid = out["mid"].to_numpy(float)
         steps = max(cfg.crr_steps, 1)
         amer = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, True, steps)
         euro = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, False, steps)
         eep = np.maximum(np.asarray(amer) - np.asarray(euro), 0.0)
-        euro_mid = out["mid"].to_numpy(float) - eep
-        out["eep"] = eep
-        out["market_iv"] = np.asarray(implied_vol(euro_mid, spot, k, t, cfg.rate, q, call))
+        market_iv = np.asarray(implied_vol(mid - eep, spot, k, t, cfg.rate, q, call))
         # the surface and Heston were fitted to raw (American) mids: their edge is measured on
         # the same basis, else the early-exercise premium reads as puts priced cheap
-        mid = out["mid"].to_numpy(float)
-        out["fit_iv"] = np.asarray(implied_vol(mid, spot, k, t, cfg.rate, q, call))
-        models = [out["model_iv"].to_numpy(float)]
+        fit_iv = np.asarray(implied_vol(mid, spot, k, t, cfg.rate, q, call))
+        models = [iv]
+        heston_iv = np.full(len(out), np.nan)
         if heston is not None:
             hp = heston_model.price(spot, k, t, cfg.rate, q, *heston.params, call=call)
-            out["heston_iv"] = np.asarray(implied_vol(hp, spot, k, t, cfg.rate, q, call))
-            models.append(out["heston_iv"].to_numpy(float))
-        else:
-            out["heston_iv"] = np.nan
+            heston_iv = np.asarray(implied_vol(hp, spot, k, t, cfg.rate, q, call))
+            models.append(heston_iv)
+        merton_iv = np.full(len(out), np.nan)
         if merton is not None:
             mp = merton_jump_diffusion.price(
                 spot, k, t, cfg.rate, q, merton.vol, merton.lam, merton.mu_j, merton.delta_j, call
             )
             # a physical-measure (returns) fit: its edge is a variance risk premium, reported
             # on its own, never averaged into the risk-neutral consensus
-            out["merton_iv"] = np.asarray(implied_vol(mp, spot, k, t, cfg.rate, q, call))
-        else:
-            out["merton_iv"] = np.nan
+            merton_iv = np.asarray(implied_vol(mp, spot, k, t, cfg.rate, q, call))
         stack = np.vstack(models)
         consensus = np.nanmean(stack, axis=0)
         spread = np.nanstd(stack, axis=0) if len(models) > 1 else np.zeros(len(out))
         vega = np.maximum(out["m_vega"].to_numpy(float), 1e-8)
-        half_spread_vol = 0.5 * (out["ask"] - out["bid"]).to_numpy(float) / vega
-        out["edge_vol_pts"] = 100.0 * (out["fit_iv"].to_numpy(float) - consensus)
-        out["stderr_vol_pts"] = 100.0 * np.sqrt(half_spread_vol**2 + spread**2)
-        out["z"] = out["edge_vol_pts"] / np.maximum(out["stderr_vol_pts"], 1e-6)
-        return out.reset_index(drop=True)
+        half_spread_vol = 0.5 * (out["ask"].to_numpy(float) - out["bid"].to_numpy(float)) / vega
+        edge = 100.0 * (fit_iv - consensus)
+        stderr = 100.0 * np.sqrt(half_spread_vol**2 + spread**2)
+        # the columns added in one step: pandas pays per column set, not per row
+        return out.assign(
+            eep=eep,
+            market_iv=market_iv,
+            fit_iv=fit_iv,
+            heston_iv=heston_iv,
+            merton_iv=merton_iv,
+            edge_vol_pts=edge,
+            stderr_vol_pts=stderr,
+            z=edge / np.maximum(stderr, 1e-6),
+        )
 
     def _signals(
         self,
