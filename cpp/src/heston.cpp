@@ -453,6 +453,7 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
         const Vec5 grad = jac.transpose() * r;
         bool accepted = false;
         double step_norm = 0.0;
+        bool flat = false;
         for (int attempt = 0; attempt < 20 && !accepted; ++attempt) {
             Eigen::Matrix<double, 5, 5> a = jtj;
             for (int j = 0; j < 5; ++j) a(j, j) += lambda * std::max(jtj(j, j), 1e-12);
@@ -461,14 +462,18 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
             pb.residuals(to_params(p_try), r_try);
             const double cost_try = r_try.squaredNorm();
             if (std::isfinite(cost_try) && cost_try < cost) {
-                step_norm = ((p_try - p).cwiseQuotient(p.cwiseAbs().cwiseMax(1e-3))).norm();
-                const double rel_drop = (cost - cost_try) / cost;
+                const Vec5 d = p_try - p;
+                step_norm = (d.cwiseQuotient(p.cwiseAbs().cwiseMax(1e-3))).norm();
+                // MINPACK's ftol test: the step's actual and its Gauss-Newton predicted
+                // decrease are both below cost_tolerance of the cost
+                const double predicted = -(2.0 * grad.dot(d) + d.dot(jtj * d));
+                flat = cost - cost_try <= cost_tolerance * cost &&
+                       predicted <= cost_tolerance * cost;
                 p = p_try;
                 cost = cost_try;
                 r = r_try;
                 lambda = std::max(lambda * 0.2, 1e-12);
                 accepted = true;
-                if (rel_drop < 1e-14) step_norm = 0.0;
             } else {
                 lambda *= 8.0;
             }
@@ -484,7 +489,7 @@ Calibration calibrate(double spot, std::span<const double> strike, std::span<con
             break;
         }
         out.iterations = iter + 1;
-        if (step_norm < 1e-10 || cost < 1e-28) {
+        if (step_norm < 1e-10 || cost < 1e-28 || flat) {
             out.converged = true;
             break;
         }

@@ -9,12 +9,14 @@ $0.01 below $3, $0.05 from $3; SPY/QQQ/IWM $0.01 throughout; others $0.05 / $0.1
 from __future__ import annotations
 
 from datetime import date
+from decimal import ROUND_CEILING, ROUND_FLOOR
 from decimal import Decimal as D
 
+import numpy as np
 import pytest
 from v28quant.broker import Leg, OrderRequest, Owner, parse_client_order_id
 from v28quant.broker.base import replacement_client_order_id
-from v28quant.broker.ticks import round_limit, round_net_limit, tick_size
+from v28quant.broker.ticks import round_limit, round_net_limit, round_out_quotes, tick_size
 from v28quant.occ import format_occ, parse_occ
 
 
@@ -82,6 +84,27 @@ def test_round_limit_bad_input():
         round_limit(D("-1"), "buy")
     with pytest.raises(ValueError, match="side"):
         round_limit(D("1"), "short")
+
+
+@pytest.mark.parametrize("scheme", ["penny_pilot", "all_penny", "standard"])
+def test_quotes_round_out_onto_the_decimal_grid(scheme):
+    # Against decimal arithmetic: the bid floored and the ask ceiled onto the tick of the
+    # price ($3.00 switches it), a collapsed quote widened by a tick. Random prices, and ones
+    # on the grid exactly (0.30 must stay 0.30, not drop a tick to binary rounding).
+    rng = np.random.default_rng(3)
+    price = np.concatenate([rng.lognormal(0.0, 1.5, 3000), np.arange(400) * 0.01, [2.995, 3.0]])
+    width = np.maximum(0.02, 0.05 * price) * rng.uniform(0.0, 1.5, price.size)
+    width[-402:] = 0.0
+    bid, ask = round_out_quotes(price - width / 2, price + width / 2, price, scheme)
+    for p, w, b, a in zip(price.tolist(), width.tolist(), bid, ask, strict=True):
+        tick = D("0.01") if scheme == "all_penny" else D("0.01") if p < 3 else D("0.05")
+        if scheme == "standard":
+            tick = D("0.05") if p < 3 else D("0.10")
+        want_b = (D(repr(max(p - w / 2, 0.0))) / tick).to_integral_value(ROUND_FLOOR) * tick
+        want_a = (D(repr(p + w / 2)) / tick).to_integral_value(ROUND_CEILING) * tick
+        if want_a <= want_b:
+            want_a = want_b + tick
+        assert (b, a) == (float(want_b), float(want_a)), (p, w)
 
 
 def test_owner_client_order_id_is_deterministic_short_and_parseable():

@@ -18,6 +18,9 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 TickScheme = Literal["penny_pilot", "all_penny", "standard"]
 
 PENNY = Decimal("0.01")
@@ -85,3 +88,31 @@ def round_out(bid: float, ask: float, tick: Decimal) -> tuple[Decimal, Decimal]:
     if a <= b:
         a = b + tick
     return b, a
+
+
+# how far below a grid point (in ticks) a float still counts as on it: binary floats miss
+# decimal prices by ~1e-16 of the price, and no quoted price lies this close to a tick
+_GRID_SLACK = 1e-9
+
+
+def round_out_quotes(
+    bid: NDArray[np.float64],
+    ask: NDArray[np.float64],
+    price: NDArray[np.float64],
+    scheme: TickScheme = "penny_pilot",
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`round_out` of many quotes at once, each on the tick of its ``price``.
+
+    The tick is :func:`tick_size` at ``price`` under ``scheme``. The grid is counted in whole
+    cents, so each result is the float nearest its decimal price (``0.3``, not
+    ``0.30000000000000004``); a price within ``1e-9`` of a tick counts as on it.
+    """
+    try:
+        below, above = (int(x / PENNY) for x in _TICKS[scheme])
+    except KeyError:
+        raise ValueError(f"scheme must be one of {sorted(_TICKS)}, got {scheme!r}") from None
+    tick = np.where(np.abs(price) < float(THRESHOLD), below, above)
+    b = np.floor(np.maximum(bid, 0.0) * 100.0 / tick + _GRID_SLACK) * tick
+    a = np.ceil(np.asarray(ask, dtype=np.float64) * 100.0 / tick - _GRID_SLACK) * tick
+    a = np.where(a <= b, b + tick, a)
+    return b / 100.0, a / 100.0

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from v28quant.broker.ticks import TickScheme, round_out, tick_size
+from v28quant.broker.ticks import TickScheme, round_out_quotes
 from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.data.base import format_occ
 from v28quant.data.chain_shape import atm_total_variance, skew_phi, ssvi_total_variance
@@ -214,19 +214,16 @@ def price_options(
 
     m = model
     atm = max(m.vol_floor, realised_vol) * m.variance_risk_premium
-    closes = {e: last_trade_time(calendar, underlying, e) for e in set(expiry.tolist())}
-    t = np.array([max((closes[e] - now).total_seconds(), 0.0) / YEAR_SECONDS for e in expiry])
+    codes, expiries = pd.factorize(expiry)
+    left = [(last_trade_time(calendar, underlying, e) - now).total_seconds() for e in expiries]
+    t = np.maximum(np.asarray(left, dtype=np.float64), 0.0)[codes] / YEAR_SECONDS
     fwd = spot * np.exp((m.rate - div) * t)
     iv = implied_vols(m, atm, np.log(strike / fwd), t)
     price = np.asarray(bsm.price(spot, strike, t, m.rate, div, iv, is_call), dtype=float)
     g = bsm.greeks(spot, strike, t, m.rate, div, iv, is_call)
     width = np.maximum(m.min_width, m.rel_spread * price)
     scheme: TickScheme = "all_penny" if underlying in PENNY_UNDERLYINGS else "penny_pilot"
-    bid, ask = np.empty_like(price), np.empty_like(price)
-    for j, p in enumerate(price):
-        tick = tick_size(Decimal(repr(float(p))), scheme)
-        b, a = round_out(p - width[j] / 2, p + width[j] / 2, tick)
-        bid[j], ask[j] = float(b), float(a)
+    bid, ask = round_out_quotes(price - width / 2, price + width / 2, price, scheme)
     return {
         "spot": np.full_like(price, spot),
         "t": t,

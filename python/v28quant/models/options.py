@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,14 +44,16 @@ def select_quotes(
     """Two-sided quotes with 2..``max_days`` days left, the ``max_contracts`` nearest the money.
 
     Adds columns ``t`` (years, ACT/365), ``mid``, ``call`` (bool) and ``moneyness`` ln(K/S).
-    The selection from the last chain is kept (callers must not modify it): the pricing
-    adapters of a cycle share it.
+    The selection from the thread's last chain is kept (callers must not modify it): the
+    pricing adapters of a cycle share it. The frame carries no ``attrs``.
     """
     sums = (float(chain["bid"].sum()), float(chain["ask"].sum()))
     key = (id(chain), len(chain), sums, float(spot), as_of.date(), max_days)
-    if _LAST_SELECTION[0] != key:
-        _LAST_SELECTION[:] = [key, {}]
-    chosen: dict[int, pd.DataFrame] = _LAST_SELECTION[1]
+    # one cache per thread: the options engine selects quotes of several underlyings at once
+    last = _last_selection.__dict__
+    if last.get("key") != key:
+        last["key"], last["chosen"] = key, {}
+    chosen: dict[int, pd.DataFrame] = last["chosen"]
     if max_contracts not in chosen:
         bid, ask = chain["bid"].to_numpy(np.float64), chain["ask"].to_numpy(np.float64)
         expiry = pd.to_datetime(chain["expiry"]).to_numpy("datetime64[D]")
@@ -59,16 +62,19 @@ def select_quotes(
         rows = np.flatnonzero(ok)
         m = np.log(chain["strike"].to_numpy(np.float64)[rows] / spot)
         order = rows[np.argsort(np.abs(m), kind="stable")][:max_contracts]
-        c = chain.iloc[order].copy()
-        c["t"] = days[order] / 365.0
-        c["mid"] = 0.5 * (c["bid"] + c["ask"])
-        c["call"] = (c["type"] == "call").to_numpy()
-        c["moneyness"] = np.log(c["strike"].to_numpy(np.float64) / spot)
-        chosen[max_contracts] = c
+        c = chain.iloc[order]
+        # without the chain's metadata: pandas deep-copies attrs at every step below
+        c.attrs = {}
+        chosen[max_contracts] = c.assign(
+            t=days[order] / 365.0,
+            mid=0.5 * (bid[order] + ask[order]),
+            call=(chain["type"].to_numpy()[order] == "call"),
+            moneyness=np.log(c["strike"].to_numpy(np.float64) / spot),
+        )
     return chosen[max_contracts]
 
 
-_LAST_SELECTION: list[Any] = [None, {}]
+_last_selection = threading.local()
 
 
 def _vol_points(price: Any, q: pd.DataFrame, spot: float, rate: float, div: float) -> np.ndarray:
@@ -257,15 +263,16 @@ class MonteCarloAdapter(_MispricingAdapter):
         div = snap.dividends.get(und, 0.0)
         vols = np.asarray(g.vol_term_structure(np.maximum(q["t"].to_numpy() * 252.0, 1.0)))
         px, se = np.empty(len(q)), np.empty(len(q))
-        for i, row in enumerate(q.itertuples()):
+        strike, t, call = q["strike"].to_numpy(float), q["t"].to_numpy(float), q["call"].to_numpy()
+        for i in range(len(q)):
             res = monte_carlo_pricer.european(
                 spot,
-                float(row.strike),
-                float(row.t),
+                float(strike[i]),
+                float(t[i]),
                 snap.rate,
                 div,
                 float(vols[i]),
-                call=bool(row.call),
+                call=bool(call[i]),
                 paths=self.paths,
                 seed=i,
                 threads=1,

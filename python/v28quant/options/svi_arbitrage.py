@@ -161,7 +161,7 @@ class _Problem:
         return (w - self.wq) * self.qwt, jac
 
     def cost(self, x: FloatArray) -> float:
-        """The refit's objective: the sum of the slices' weighted squared errors."""
+        """Return the refit's objective: the sum of the slices' weighted squared errors."""
         w, _ = _w(self.params(x)[self.qi], self.y)
         return float(np.sum(((w - self.wq) * self.qwt) ** 2))
 
@@ -544,7 +544,7 @@ def _repair_surface(
 
 
 def _raw(p: FloatArray) -> FloatArray:
-    """The solver's rows ``(a, c, d, m, sigma)`` -> raw SVI ``(a, b, rho, m, sigma)``."""
+    """Convert the solver's rows ``(a, c, d, m, sigma)`` to raw SVI ``(a, b, rho, m, sigma)``."""
     a, c, d, m, s = p.T
     c = np.maximum(c, 0.0)  # SLSQP meets c >= |d| / RHO_MAX to rounding
     rho = np.clip(np.divide(d, c, out=np.zeros_like(c), where=c > 0.0), -RHO_MAX, RHO_MAX)
