@@ -140,6 +140,14 @@ def empty_chain() -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def _sorted_chain(df: pd.DataFrame) -> bool:
+    """Whether the rows are already in (expiry, type, strike) order with no missing key."""
+    codes, _ = pd.factorize(df["type"], sort=True)
+    order = np.lexsort((df["strike"].to_numpy(), codes, df["expiry"].to_numpy()))
+    keys_known = df["expiry"].notna().all() and (codes >= 0).all() and df["strike"].notna().all()
+    return bool(keys_known and np.array_equal(order, np.arange(len(df))))
+
+
 def chain_frame(
     rows: list[dict[str, Any]] | pd.DataFrame,
     *,
@@ -158,13 +166,17 @@ def chain_frame(
         df = empty_chain() if not rows else pd.DataFrame(rows)
     cols = {c: df[c] if c in df else pd.Series(np.nan, index=df.index) for c in CHAIN_COLUMNS}
     if rows:
-        cols["expiry"] = pd.to_datetime(cols["expiry"]).astype("datetime64[ns]")
+        if cols["expiry"].dtype != "datetime64[ns]":
+            cols["expiry"] = pd.to_datetime(cols["expiry"]).astype("datetime64[ns]")
         for c in _NUMERIC_CHAIN_COLUMNS:
-            cols[c] = pd.to_numeric(cols[c], errors="coerce").astype(np.float64)
-        cols["synthetic"] = cols["synthetic"].fillna(False).astype(bool)
-    # one frame from the normalised columns: a column set at a time costs more than the rows
-    df = pd.DataFrame(cols)
-    if rows:
+            if cols[c].dtype != np.float64:  # a float column needs no conversion
+                cols[c] = pd.to_numeric(cols[c], errors="coerce").astype(np.float64)
+        if cols["synthetic"].dtype != bool:
+            cols["synthetic"] = cols["synthetic"].fillna(False).astype(bool)
+    # one frame from the normalised columns' arrays (no index to align): a column set at a
+    # time costs more than the rows
+    df = pd.DataFrame({c: v.array for c, v in cols.items()})
+    if rows and not _sorted_chain(df):
         df = df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
     df.attrs.update(underlying_price=float(underlying_price), as_of=as_of, source=source)
     return df

@@ -183,6 +183,9 @@ class SessionListings:
         got = self._frames.get((underlying, ref))
         if got is None:
             got = listed_contracts(self.model, self.calendar, today, ref, vol())
+            # in a chain frame's row order, so building each snapshot's frame sorts nothing
+            got = got.sort_values(["expiry", "type", "strike"], kind="stable")
+            got = got.reset_index(drop=True)
             # the OCC symbols once a session, and dropped with the session's listings
             got["symbol"] = [
                 format_occ(underlying, e, ty, Decimal(repr(float(k))))

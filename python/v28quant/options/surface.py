@@ -161,36 +161,17 @@ class SviSurface:
         ``w`` is linear in ``t`` between slices, ordered slices imply an arbitrage-free surface
         in maturity.
         """
-        bfly, cal = [], []
-        halfw = []
-        for i, p in enumerate(self.params):
-            w0 = _core.svi_slice_derivs(p, np.zeros(1))[0][0]
-            half = width * np.sqrt(max(w0, 1e-8))
-            halfw.append(half)
-            y = np.linspace(-half, half, n_y)
-            # g is NaN where w <= 0: no density there, which counts as arbitrage.
-            g = np.nan_to_num(_core.svi_slice_derivs(p, y)[3], nan=-np.inf)
-            j = int(np.argmin(g))
-            bfly.append((self.expiries[i], float(g[j]), float(y[j]), bool(g[j] >= 0.0)))
-        for i in range(len(self.expiries) - 1):
-            y = np.linspace(-halfw[i + 1], halfw[i + 1], n_y)
-            dw = (
-                _core.svi_slice_derivs(self.params[i + 1], y)[0]
-                - _core.svi_slice_derivs(self.params[i], y)[0]
-            )
-            j = int(np.argmin(dw))
-            cal.append(
-                (
-                    self.expiries[i],
-                    self.expiries[i + 1],
-                    float(dw[j]),
-                    float(y[j]),
-                    bool(dw[j] >= 0),
-                )
-            )
+        bfly, cal = _scan(self.params, n_y, width)
+        t = self.expiries
         return ArbitrageReport(
-            pd.DataFrame(bfly, columns=["t", "min_g", "y_at_min", "free"]),
-            pd.DataFrame(cal, columns=["t1", "t2", "min_dw", "y_at_min", "free"]),
+            pd.DataFrame(
+                [(t[i], g, y, g >= 0.0) for i, (g, y) in enumerate(bfly)],
+                columns=["t", "min_g", "y_at_min", "free"],
+            ),
+            pd.DataFrame(
+                [(t[i], t[i + 1], dw, y, dw >= 0) for i, (dw, y) in enumerate(cal)],
+                columns=["t1", "t2", "min_dw", "y_at_min", "free"],
+            ),
         )
 
     @classmethod
@@ -276,28 +257,30 @@ class SviSurface:
         """
         if quotes not in ("mid", "iv"):
             raise ValueError(f"quotes must be 'mid' or 'iv', got {quotes!r}")
-        df = chain.copy()
         for col in ("strike", "type", "bid", "ask"):
-            if col not in df.columns:
+            if col not in chain.columns:
                 raise ValueError(f"chain is missing the column {col!r}")
-        if "t" not in df.columns:
-            if "expiration" not in df.columns:
+        if "t" in chain.columns:
+            t_all = chain["t"].to_numpy(dtype=float)
+        else:
+            if "expiration" not in chain.columns:
                 raise ValueError("chain needs a 't' column or an 'expiration' column")
-            qd = quote_date if quote_date is not None else df.get("quote_date")
+            qd = quote_date if quote_date is not None else chain.get("quote_date")
             if qd is None:
                 raise ValueError("give quote_date (argument or column) with 'expiration'")
-            days = (pd.to_datetime(df["expiration"]) - pd.to_datetime(qd)).dt.days
-            df["t"] = days.astype(float) / _YEAR_DAYS
-        df["is_call"] = df["type"].astype(str).str.lower().str[0] == "c"
-        df = df[(df["t"] >= min_t) & (df["bid"] > 0) & (df["ask"] >= df["bid"])]
-        df = df.assign(mid=0.5 * (df["bid"] + df["ask"]))
-        df = df[(df["ask"] - df["bid"]) / df["mid"] <= max_rel_spread]
-        # plain arrays from here: pandas indexing per expiry cost more than the fits
-        t_all = df["t"].to_numpy(dtype=float)
-        k_all = df["strike"].to_numpy(dtype=float)
-        c_all = df["is_call"].to_numpy(dtype=bool)
-        mid_all = df["mid"].to_numpy(dtype=float)
-        iv_all = df["iv"].to_numpy(dtype=float) if quotes == "iv" else None
+            days = (pd.to_datetime(chain["expiration"]) - pd.to_datetime(qd)).dt.days
+            t_all = days.to_numpy(dtype=float) / _YEAR_DAYS
+        # plain arrays from here: pandas steps per expiry cost more than the fits
+        codes, types = pd.factorize(chain["type"])  # a missing type is code -1: not a call
+        c_all = np.array([*(str(x).lower().startswith("c") for x in types), False])[codes]
+        k_all = chain["strike"].to_numpy(dtype=float)
+        bid, ask = chain["bid"].to_numpy(dtype=float), chain["ask"].to_numpy(dtype=float)
+        mid_all = 0.5 * (bid + ask)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            use = (t_all >= min_t) & (bid > 0) & (ask >= bid)
+            use &= (ask - bid) / mid_all <= max_rel_spread
+        t_all, k_all, c_all, mid_all = t_all[use], k_all[use], c_all[use], mid_all[use]
+        iv_all = chain["iv"].to_numpy(dtype=float)[use] if quotes == "iv" else None
 
         rows, info = [], []
         for t in np.unique(t_all):
@@ -396,11 +379,11 @@ def _repair(
     half = np.array([1.5 * _report_half_width(p) for p in params])
     repaired = False
     if enabled:
-        surf = SviSurface([r[0] for r in rows], params, [r[2] for r in rows])
-        if not surf.arbitrage_report(width=1.5 * _REPORT_WIDTH).free:
+        bfly, cal = _scan(params, 2001, 1.5 * _REPORT_WIDTH)
+        if not all(v >= 0.0 for v, _ in [*bfly, *cal]):  # NaN (w <= 0) is arbitrage too
             start = None
             if warm is not None and len(warm.expiries) == len(rows):
-                gap = np.abs(warm.expiries - surf.expiries) * _YEAR_DAYS
+                gap = np.abs(warm.expiries - np.array([r[0] for r in rows])) * _YEAR_DAYS
                 start = warm.params if np.all(gap <= WARM_START_DAYS) else None
             params = repair_surface(params, ys, ws, half, start=start)
             repaired = True
@@ -424,6 +407,32 @@ def _repair(
             "(RMSE); the quotes cross too far (check the forwards and the rate)"
         )
     return params
+
+
+def _scan(
+    params: NDArray[np.float64], n_y: int, width: float
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Minimum of g per slice and of ``w_{i+1} - w_i`` per pair, each with its ``y``.
+
+    Slice i is scanned on ``n_y`` points of ``|y| <= width * sqrt(w_i(0))``, pair (i, i + 1)
+    on the later slice's points. ``g`` is ``-inf`` where ``w <= 0`` (no density there).
+    """
+    bfly, cal = [], []
+    w_prev = None
+    for p in params:
+        w0 = _core.svi_slice_derivs(p, np.zeros(1))[0][0]
+        half = width * np.sqrt(max(w0, 1e-8))
+        y = np.linspace(-half, half, n_y)
+        w, _, _, g = _core.svi_slice_derivs(p, y)
+        g = np.nan_to_num(g, nan=-np.inf)
+        j = int(np.argmin(g))
+        bfly.append((float(g[j]), float(y[j])))
+        if w_prev is not None:
+            dw = w - _core.svi_slice_derivs(w_prev, y)[0]
+            j = int(np.argmin(dw))
+            cal.append((float(dw[j]), float(y[j])))
+        w_prev = p
+    return bfly, cal
 
 
 def _report_half_width(p: NDArray[np.float64]) -> float:
