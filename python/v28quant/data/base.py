@@ -164,18 +164,23 @@ def chain_frame(
         df, rows = (rows, [{}]) if len(rows) else (empty_chain(), [])
     else:
         df = empty_chain() if not rows else pd.DataFrame(rows)
+    # a frame already in the chain's columns, dtypes and index is taken as it is
+    ready = tuple(df.columns) == CHAIN_COLUMNS and df.index.equals(pd.RangeIndex(len(df)))
     cols = {c: df[c] if c in df else pd.Series(np.nan, index=df.index) for c in CHAIN_COLUMNS}
     if rows:
         if cols["expiry"].dtype != "datetime64[ns]":
             cols["expiry"] = pd.to_datetime(cols["expiry"]).astype("datetime64[ns]")
+            ready = False
         for c in _NUMERIC_CHAIN_COLUMNS:
             if cols[c].dtype != np.float64:  # a float column needs no conversion
                 cols[c] = pd.to_numeric(cols[c], errors="coerce").astype(np.float64)
+                ready = False
         if cols["synthetic"].dtype != bool:
             cols["synthetic"] = cols["synthetic"].fillna(False).astype(bool)
-    # one frame from the normalised columns' arrays (no index to align): a column set at a
-    # time costs more than the rows
-    df = pd.DataFrame({c: v.array for c, v in cols.items()})
+            ready = False
+    # else one frame from the normalised columns' arrays (no index to align): a column set at
+    # a time costs more than the rows
+    df = df.copy(deep=False) if ready else pd.DataFrame({c: v.array for c, v in cols.items()})
     if rows and not _sorted_chain(df):
         df = df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
     df.attrs.update(underlying_price=float(underlying_price), as_of=as_of, source=source)

@@ -183,9 +183,11 @@ class SessionListings:
         got = self._frames.get((underlying, ref))
         if got is None:
             got = listed_contracts(self.model, self.calendar, today, ref, vol())
-            # in a chain frame's row order, so building each snapshot's frame sorts nothing
+            # in a chain frame's row order and with its expiry dtype, so building each
+            # snapshot's frame converts and sorts nothing
             got = got.sort_values(["expiry", "type", "strike"], kind="stable")
             got = got.reset_index(drop=True)
+            got["expiry_ns"] = pd.to_datetime(got["expiry"]).astype("datetime64[ns]")
             # the OCC symbols once a session, and dropped with the session's listings
             got["symbol"] = [
                 format_occ(underlying, e, ty, Decimal(repr(float(k))))
@@ -269,7 +271,8 @@ def chain_rows(
 ) -> pd.DataFrame:
     """Build chain rows (``CHAIN_COLUMNS`` less the frame's attributes) for listed contracts.
 
-    ``listing`` holds ``expiry, strike, type, symbol`` per contract (``SessionListings.get``).
+    ``listing`` holds ``expiry, strike, type, symbol`` per contract, and ``expiry_ns``, the
+    expiry as ``datetime64[ns]`` (``SessionListings.get``).
 
     Open interest is a bell in standardised moneyness that thins with time to expiry, volume a
     fifth of it: enough for liquidity filters to prefer near-the-money, near-dated contracts.
@@ -281,7 +284,7 @@ def chain_rows(
         {
             "symbol": listing["symbol"],
             "underlying": underlying,
-            "expiry": listing["expiry"],
+            "expiry": listing["expiry_ns"],
             "strike": listing["strike"],
             "type": listing["type"],
             "bid": quotes["bid"],

@@ -385,13 +385,13 @@ class OptionsAnalyser:
         merton: merton_jump_diffusion.MertonMomentFit | None,
     ) -> pd.DataFrame:
         cfg = self.settings
-        out = c[list(_VALUE_COLUMNS)].reset_index(drop=True)
-        if out.empty:
-            return out.assign(**{name: [] for name in _MODEL_COLUMNS})
-        k, t = out["strike"].to_numpy(float), out["t"].to_numpy(float)
-        q, iv = out["div"].to_numpy(float), out["model_iv"].to_numpy(float)
-        call = (out["type"] == "call").to_numpy()
-        mid = out["mid"].to_numpy(float)
+        out = {name: c[name].array for name in _VALUE_COLUMNS}
+        if not len(c):
+            return pd.DataFrame({**out, **{name: np.empty(0) for name in _MODEL_COLUMNS}})
+        k, t = c["strike"].to_numpy(float), c["t"].to_numpy(float)
+        q, iv = c["div"].to_numpy(float), c["model_iv"].to_numpy(float)
+        call = (c["type"] == "call").to_numpy()
+        mid = c["mid"].to_numpy(float)
         steps = max(cfg.crr_steps, 1)
         amer = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, True, steps)
         euro = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, False, steps)
@@ -401,12 +401,12 @@ class OptionsAnalyser:
         # the same basis, else the early-exercise premium reads as puts priced cheap
         fit_iv = np.asarray(implied_vol(mid, spot, k, t, cfg.rate, q, call))
         models = [iv]
-        heston_iv = np.full(len(out), np.nan)
+        heston_iv = np.full(len(c), np.nan)
         if heston is not None:
             hp = heston_model.price(spot, k, t, cfg.rate, q, *heston.params, call=call)
             heston_iv = np.asarray(implied_vol(hp, spot, k, t, cfg.rate, q, call))
             models.append(heston_iv)
-        merton_iv = np.full(len(out), np.nan)
+        merton_iv = np.full(len(c), np.nan)
         if merton is not None:
             mp = merton_jump_diffusion.price(
                 spot, k, t, cfg.rate, q, merton.vol, merton.lam, merton.mu_j, merton.delta_j, call
@@ -416,21 +416,24 @@ class OptionsAnalyser:
             merton_iv = np.asarray(implied_vol(mp, spot, k, t, cfg.rate, q, call))
         stack = np.vstack(models)
         consensus = np.nanmean(stack, axis=0)
-        spread = np.nanstd(stack, axis=0) if len(models) > 1 else np.zeros(len(out))
-        vega = np.maximum(out["m_vega"].to_numpy(float), 1e-8)
-        half_spread_vol = 0.5 * (out["ask"].to_numpy(float) - out["bid"].to_numpy(float)) / vega
+        spread = np.nanstd(stack, axis=0) if len(models) > 1 else np.zeros(len(c))
+        vega = np.maximum(c["m_vega"].to_numpy(float), 1e-8)
+        half_spread_vol = 0.5 * (c["ask"].to_numpy(float) - c["bid"].to_numpy(float)) / vega
         edge = 100.0 * (fit_iv - consensus)
         stderr = 100.0 * np.sqrt(half_spread_vol**2 + spread**2)
-        # the columns added in one step: pandas pays per column set, not per row
-        return out.assign(
-            eep=eep,
-            market_iv=market_iv,
-            fit_iv=fit_iv,
-            heston_iv=heston_iv,
-            merton_iv=merton_iv,
-            edge_vol_pts=edge,
-            stderr_vol_pts=stderr,
-            z=edge / np.maximum(stderr, 1e-6),
+        # one frame from the columns: pandas pays per column set, not per row
+        return pd.DataFrame(
+            {
+                **out,
+                "eep": eep,
+                "market_iv": market_iv,
+                "fit_iv": fit_iv,
+                "heston_iv": heston_iv,
+                "merton_iv": merton_iv,
+                "edge_vol_pts": edge,
+                "stderr_vol_pts": stderr,
+                "z": edge / np.maximum(stderr, 1e-6),
+            }
         )
 
     def _signals(
