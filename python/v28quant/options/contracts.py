@@ -179,11 +179,15 @@ def maturities(
     for a series that has stopped trading.
     """
     cal = calendar or default_calendar()
-    # per listed expiry, then spread over its contracts
-    codes, uniq = pd.factorize(pd.to_datetime(chain["expiry"]))
-    if (codes < 0).any():
+    expiry = chain["expiry"]
+    if expiry.dtype != "datetime64[ns]":
+        expiry = pd.to_datetime(expiry)
+    days = expiry.to_numpy("datetime64[D]")
+    if np.isnat(days).any():
         raise ValueError("chain has rows without an expiry")
-    exps = [e.date() for e in uniq]
+    # per listed expiry, then spread over its contracts
+    uniq, codes = np.unique(days, return_inverse=True)
+    exps = uniq.astype(object).tolist()
     und = str(chain["underlying"].iloc[0]) if len(chain) else ""
     today = now.astimezone(ET).date()
     t_exp = np.array([(expiry_cutoff(und, e, cal) - now).total_seconds() for e in exps])
