@@ -29,7 +29,7 @@ from v28quant.execution.lock import JournalLock
 from v28quant.journal import Journal
 from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
-from v28quant.memory import fix_mmap_threshold
+from v28quant.memory import fix_mmap_threshold, frozen_heap
 from v28quant.offhours import OffHoursJobs, plan_for
 from v28quant.optimization.apply import PromotedSet, apply_params
 from v28quant.risk import RiskGate
@@ -296,9 +296,10 @@ def run_with(
     # One instance per journal: a second runner on it exits here, naming the holder's pid.
     lock = JournalLock(journal_path).acquire_or_exit()
     try:
-        code, runner = asyncio.run(
-            _serve(args, settings, cfg, venue, journal_path, calendar, made, parameters)
-        )
+        with frozen_heap():  # what is loaded now lives as long as the run
+            code, runner = asyncio.run(
+                _serve(args, settings, cfg, venue, journal_path, calendar, made, parameters)
+            )
     finally:
         lock.release()
     outcome = RunOutcome(code, journal_path, None, runner.state.equity)
