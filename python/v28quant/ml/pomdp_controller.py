@@ -110,7 +110,9 @@ def pbvi(
     g_{a,o}^k(s) = discount sum_{s'} T(s, a, s') Z(a, s', o) alpha_k(s');
     alpha_a^b = R(., a) + sum_o argmax_{g_{a,o}^k} b . g_{a,o}^k; keep argmax_a b . alpha_a^b.
     Started from the blind-policy lower bound (always take action a: alpha_a = (I - discount
-    T_a)^-1 R(., a); Hauskrecht 2000), so values rise monotonically towards the optimum.
+    T_a)^-1 R(., a); Hauskrecht 2000). Each backup joins the set it came from, pruned to the
+    vectors best at some belief, so the values at the beliefs rise monotonically towards the
+    optimum and the iteration stops once no value rises by ``tol``.
     """
     B = np.atleast_2d(np.asarray(beliefs, dtype=np.float64))
     A, S, _ = pomdp.T.shape
@@ -129,11 +131,16 @@ def pbvi(
         cand = pomdp.R.T[None] + G[a_idx, o_idx, best].sum(axis=2)  # (N, A, S)
         vals = np.einsum("ns,nas->na", B, cand)
         a_star = vals.argmax(axis=1)
-        newV = cand[np.arange(len(B)), a_star]
-        V, uniq = np.unique(newV, axis=0, return_index=True)
-        acts = a_star[uniq]
-        new = vals.max(axis=1)
-        if np.max(np.abs(new - old)) < tol:
+        # the backups join the vectors they came from, and the best at some belief stay:
+        # every vector is a plan's value (a lower bound), so the values at the beliefs only
+        # rise and the iteration settles (backups alone can drop a vector the next backup
+        # needed, and the values then cycle without meeting tol)
+        pool = np.vstack([V, cand[np.arange(len(B)), a_star]])
+        pool_acts = np.concatenate([acts, a_star])
+        keep = np.unique((B @ pool.T).argmax(axis=1))
+        V, acts = pool[keep], pool_acts[keep]
+        new = (B @ V.T).max(axis=1)
+        if np.max(new - old) < tol:
             break
         old = new
     return AlphaVectors(V, acts)
