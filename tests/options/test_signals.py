@@ -184,3 +184,18 @@ def test_next_cycle_refits_from_the_last_surface(shared_data: Path, monkeypatch)
     assert seen[1] is first.surface
     assert seen[2] is None  # another underlying starts cold
     assert second.surface.arbitrage_report().free
+
+
+def test_quotes_without_an_implied_vol_stay_out_of_the_surface(shared_data: Path) -> None:
+    """Alpaca gives no IV for most far strikes of this one-expiry snapshot (no real market).
+
+    Fitted to every quote, thinning picks strikes spread over the range and too few of them
+    invert: the slice cannot be fitted. Only the quotes with an IV are fitted.
+    """
+    chain = load_chain_snapshot(shared_data / "options" / "NVDA_2025-07-08_alpaca_snapshot.csv")
+    assert chain["iv"].isna().mean() > 0.3
+    a = OptionsAnalyser().analyse("NVDA", chain, now=chain.attrs["as_of"])
+    assert len(a.surface.expiries) == 1
+    with_iv = chain[np.isfinite(chain["iv"]) & (chain["iv"] > 0)]
+    assert a.surface.fit_info["n_quotes"].sum() <= len(with_iv)
+    assert a.surface.fit_info["rmse_vol_pts"].max() < 5.0

@@ -249,10 +249,13 @@ class OptionsAnalyser:
         # the snapshot's metadata is read: drop it, or every pandas step below deep-copies it
         liquid.attrs = {}
         t, dte = C.maturities(liquid, now)
+        iv = liquid["iv"].to_numpy(dtype=float)
+        # quotes the feed gave no implied vol for (stale, crossed) stay out of the surface
+        quoted = (t > 0) & np.isfinite(iv) & (iv > 0)
         lo, hi = cfg.surface_dte
-        rows = np.flatnonzero((t > 0) & (dte >= lo) & (dte <= hi))
+        rows = np.flatnonzero(quoted & (dte >= lo) & (dte <= hi))
         if not rows.size:  # only short-dated series listed: fit what there is
-            rows = np.flatnonzero(t > 1.5 / 365.0)
+            rows = np.flatnonzero(quoted & (t > 1.5 / 365.0))
         fit_rows = liquid.iloc[rows].assign(t=t[rows], dte=dte[rows])
         fit_rows = spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
         fit_rows = thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
