@@ -223,14 +223,19 @@ def test_refits_on_several_threads_match_sequential_and_restore_blas_limits():
     assert [(d["filepath"], d["num_threads"]) for d in threadpool_info()] == before
 
 
-def test_warm_start_from_the_last_refit_follows_quotes_that_moved():
-    # The next cycle's quotes: the crossing surface above with 0.3 % noise. Started from the
-    # last cycle's refit, the refit reaches the quality of a cold refit of the new quotes.
+def crossing_pair():
+    """Two slices quoted on their own smiles whose wings cross far out (a refit is needed)."""
     t = np.array([0.25, 0.5])
     p_free = np.array([[0.01, 0.08, -0.6, 0.0, 0.1], [0.03, 0.06, -0.3, 0.0, 0.15]])
     ys = [np.linspace(-0.25, 0.2, 19), np.linspace(-0.3, 0.3, 25)]
     ws = [svi_w(p, y) for p, y in zip(p_free, ys, strict=True)]
-    half = np.array([half_width(p) for p in p_free])
+    return t, p_free, ys, ws, np.array([half_width(p) for p in p_free])
+
+
+def test_warm_start_from_the_last_refit_follows_quotes_that_moved():
+    # The next cycle's quotes: the crossing pair's with 0.3 % noise. Started from the
+    # last cycle's refit, the refit reaches the quality of a cold refit of the new quotes.
+    t, p_free, ys, ws, half = crossing_pair()
     last = repair_surface(p_free, ys, ws, half)
     noise = np.random.default_rng(7)
     moved = [w * (1 + 3e-3 * noise.standard_normal(w.size)) for w in ws]
@@ -258,11 +263,7 @@ def test_warm_start_from_the_last_refit_follows_quotes_that_moved():
 def test_last_refit_is_kept_while_it_fits_and_refitted_once_quotes_move_away():
     # A last refit within POLISH_TOL of the quotes (0.5 % of the vol, RMS) is returned as it
     # is; once the quotes have moved beyond that, the surface is refitted to them.
-    t = np.array([0.25, 0.5])
-    p_free = np.array([[0.01, 0.08, -0.6, 0.0, 0.1], [0.03, 0.06, -0.3, 0.0, 0.15]])
-    ys = [np.linspace(-0.25, 0.2, 19), np.linspace(-0.3, 0.3, 25)]
-    ws = [svi_w(p, y) for p, y in zip(p_free, ys, strict=True)]
-    half = np.array([half_width(p) for p in p_free])
+    t, p_free, ys, ws, half = crossing_pair()
     last = repair_surface(p_free, ys, ws, half)
 
     def rms_rel_vol(p_all, quotes):
