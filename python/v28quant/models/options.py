@@ -50,10 +50,9 @@ def select_quotes(
     sums = (float(chain["bid"].sum()), float(chain["ask"].sum()))
     key = (id(chain), len(chain), sums, float(spot), as_of.date(), max_days)
     # one cache per thread: the options engine selects quotes of several underlyings at once
-    last = _last_selection.__dict__
-    if last.get("key") != key:
-        last["key"], last["chosen"] = key, {}
-    chosen: dict[int, pd.DataFrame] = last["chosen"]
+    if getattr(_last_selection, "key", None) != key:
+        _last_selection.key, _last_selection.chosen = key, {}
+    chosen: dict[int, pd.DataFrame] = _last_selection.chosen
     if max_contracts not in chosen:
         bid, ask = chain["bid"].to_numpy(np.float64), chain["ask"].to_numpy(np.float64)
         expiry = pd.to_datetime(chain["expiry"]).to_numpy("datetime64[D]")
