@@ -139,9 +139,11 @@ class HestonCalibration:
     feller : bool
         2 kappa theta >= sigma^2 at the solution.
     converged : bool
-        True only when a stopping test was met: relative step below 1e-10, or no downhill step
-        left at a stationary point (projected relative gradient below 1e-6, or a Gauss-Newton
-        predicted decrease below 1e-10 of the cost), with every expiry's quadrature converged.
+        True only when a stopping test was met: relative step below 1e-10, a step whose actual
+        and predicted decrease are both below 1e-10 of the cost (MINPACK's ftol test), or no
+        downhill step left at a stationary point (projected relative gradient below 1e-6, or a
+        Gauss-Newton predicted decrease below 1e-10 of the cost), with every expiry's
+        quadrature converged.
         False when ``max_iterations`` ran out or the fit stalled.
     """
 
