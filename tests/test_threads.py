@@ -38,6 +38,8 @@ def test_the_runner_runs_on_one_blas_thread_and_restores_the_limits(monkeypatch)
         raise setup.SettingsError("stop here")
 
     before = _blas_threads()
+    if set(before.values()) == {1}:
+        pytest.skip("the BLAS libraries are already on one thread here: nothing to limit")
     monkeypatch.setattr(setup, "run_with", record)
     assert setup.build_and_run(["--mode", "paper"]) == 2
     assert seen == [{1}]

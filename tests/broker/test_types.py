@@ -107,6 +107,13 @@ def test_quotes_round_out_onto_the_decimal_grid(scheme):
         assert (b, a) == (float(want_b), float(want_a)), (p, w)
 
 
+def test_quotes_round_out_refuses_what_is_not_a_price():
+    with pytest.raises(ValueError, match="ask must be finite"):
+        round_out_quotes(np.array([1.0]), np.array([np.nan]), np.array([1.0]))
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        round_out_quotes(np.array([1.0]), np.array([1.1]), np.array([1.0]), "nickel")  # type: ignore[arg-type]
+
+
 def test_owner_client_order_id_is_deterministic_short_and_parseable():
     a = Owner("options", "iron_condor", "2024-06-03T14:30:00Z/SPY/ic/7")
     b = Owner("options", "iron_condor", "2024-06-03T14:30:00Z/SPY/ic/7")

@@ -34,11 +34,16 @@ _TICKS: dict[str, tuple[Decimal, Decimal]] = {
 
 def tick_size(price: Decimal, scheme: TickScheme = "penny_pilot") -> Decimal:
     """Minimum increment (dollars per share) at ``price`` under ``scheme``."""
+    below, above = _ticks_of(scheme)
+    return below if abs(Decimal(price)) < THRESHOLD else above
+
+
+def _ticks_of(scheme: str) -> tuple[Decimal, Decimal]:
+    """Return the scheme's ticks below and at or above $3.00 (``ValueError`` if unknown)."""
     try:
-        below, above = _TICKS[scheme]
+        return _TICKS[scheme]
     except KeyError:
         raise ValueError(f"scheme must be one of {sorted(_TICKS)}, got {scheme!r}") from None
-    return below if abs(Decimal(price)) < THRESHOLD else above
 
 
 def _to_grid(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
@@ -105,12 +110,15 @@ def round_out_quotes(
 
     The tick is :func:`tick_size` at ``price`` under ``scheme``. The grid is counted in whole
     cents, so each result is the float nearest its decimal price (``0.3``, not
-    ``0.30000000000000004``); a price within ``1e-9`` of a tick counts as on it.
+    ``0.30000000000000004``); a price within 1e-9 of a tick's width of the grid counts as on
+    it. ``ValueError`` names an argument holding a NaN or an infinity.
     """
-    try:
-        below, above = (int(x / PENNY) for x in _TICKS[scheme])
-    except KeyError:
-        raise ValueError(f"scheme must be one of {sorted(_TICKS)}, got {scheme!r}") from None
+    below, above = (int(x / PENNY) for x in _ticks_of(scheme))
+    for name, values in (("bid", bid), ("ask", ask), ("price", price)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"{name} must be finite, got {np.asarray(values)[~np.isfinite(values)][:3]}"
+            )
     tick = np.where(np.abs(price) < float(THRESHOLD), below, above)
     b = np.floor(np.maximum(bid, 0.0) * 100.0 / tick + _GRID_SLACK) * tick
     a = np.ceil(np.asarray(ask, dtype=np.float64) * 100.0 / tick - _GRID_SLACK) * tick

@@ -418,27 +418,26 @@ def _scan(
     on the later slice's points. ``g`` is ``-inf`` where ``w <= 0`` (no density there).
     """
     bfly, cal = [], []
-    w_prev = None
+    p_prev = None
     for p in params:
-        w0 = _core.svi_slice_derivs(p, np.zeros(1))[0][0]
-        half = width * np.sqrt(max(w0, 1e-8))
+        half = _report_half_width(p, width)
         y = np.linspace(-half, half, n_y)
         w, _, _, g = _core.svi_slice_derivs(p, y)
         g = np.nan_to_num(g, nan=-np.inf)
         j = int(np.argmin(g))
         bfly.append((float(g[j]), float(y[j])))
-        if w_prev is not None:
-            dw = w - _core.svi_slice_derivs(w_prev, y)[0]
+        if p_prev is not None:
+            dw = w - _core.svi_slice_derivs(p_prev, y)[0]
             j = int(np.argmin(dw))
             cal.append((float(dw[j]), float(y[j])))
-        w_prev = p
+        p_prev = p
     return bfly, cal
 
 
-def _report_half_width(p: NDArray[np.float64]) -> float:
-    """Half-width of the log-moneyness range arbitrage_report scans for a slice."""
+def _report_half_width(p: NDArray[np.float64], width: float = _REPORT_WIDTH) -> float:
+    """Half-width of the log-moneyness range scanned for a slice: ``width`` ATM std devs."""
     w0 = float(_core.svi_slice_derivs(p, np.zeros(1))[0][0])
-    return float(_REPORT_WIDTH * np.sqrt(max(w0, 1e-8)))
+    return float(width * np.sqrt(max(w0, 1e-8)))
 
 
 def fit_slice(
