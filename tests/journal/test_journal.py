@@ -38,10 +38,10 @@ def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
 def test_wal_full_sync_and_schema_version(journal: Journal) -> None:
     assert raw(journal.path, "PRAGMA journal_mode")[0][0] == "wal"
     assert journal._read("PRAGMA synchronous")[0][0] == 2  # FULL
-    assert journal.schema_version == 3
+    assert journal.schema_version == 4
     journal.close()
     again = Journal(journal.path)  # reopening does not re-run migrations
-    assert again.schema_version == 3
+    assert again.schema_version == 4
     again.close()
 
 
@@ -70,6 +70,36 @@ def test_signals_round_trip(journal: Journal) -> None:
     assert (
         raw(journal.path, "SELECT ts FROM signals WHERE id=3")[0][0] == "2026-03-02T15:00:00+00:00"
     )
+
+
+def test_hourly_last_values_hold_each_local_days_last_reading(journal: Journal) -> None:
+    """Per symbol and UTC hour, the last reading: the same day-ends as decoding every row."""
+    import random
+
+    rng = random.Random(7)
+    start = datetime(2026, 3, 6, 13, 0, tzinfo=UTC)  # spans the 8 March DST change in New York
+    for k in range(400):
+        ts = start + timedelta(minutes=37 * k)
+        sym = rng.choice(["SPY:IV", "QQQ:IV"])
+        key = {"atm_iv_30d": round(rng.uniform(0.1, 0.4), 4)} if k % 9 else {}
+        journal.record_signal(Signal("options_iv_rank", sym, 0.0, 0.5, key, ts))
+        journal.record_signal(Signal("garch", sym, 0.0, 0.5, {"atm_iv_30d": 9.0}, ts))
+    since = start + timedelta(hours=20)
+    got = journal.hourly_last_values("options_iv_rank", "atm_iv_30d", since)
+    every = journal.signals(since=since)
+    every = every[every["model"] == "options_iv_rank"]
+    ny = "America/New_York"
+
+    def day_ends(df, values):
+        d = df.assign(day=df["ts"].dt.tz_convert(ny).dt.date, v=values)
+        return d.groupby(["symbol", "day"])["v"].last().to_dict()
+
+    expected = day_ends(every, [r.get("atm_iv_30d") for r in every["reasoning"]])
+    assert day_ends(got, got["value"]) == expected
+    assert len(expected) > 10 and len(got) < len(every)
+    assert got["ts"].is_monotonic_increasing and got["ts"].min() >= since
+    with pytest.raises(ValueError, match="identifier"):
+        journal.hourly_last_values("options_iv_rank", "x') --", since)
 
 
 def test_order_lifecycle_and_idempotency(journal: Journal) -> None:

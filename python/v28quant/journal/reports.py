@@ -41,6 +41,26 @@ class ReportQueries(JournalStore):
         df["reasoning"] = [json.loads(s) for s in df["reasoning"]]
         return df
 
+    def hourly_last_values(self, model: str, key: str, since: datetime) -> pd.DataFrame:
+        """``reasoning[key]`` of ``model``'s last signal in each symbol's UTC hour since ``since``.
+
+        Columns ts (UTC), symbol, value (None where the key is absent), oldest first. A day in
+        any whole-hour time zone is a union of UTC hours, so each symbol's last value of a local
+        day is among these rows, and no other row is decoded: the options engine reads a year
+        of its IV readings (about 1,500 rows a trading day) this way.
+        """
+        if not key.isidentifier():
+            raise ValueError(f"reasoning key must be an identifier, got {key!r}")
+        rows = self._read(
+            f"SELECT ts, symbol, json_extract(reasoning, '$.{key}') AS value FROM signals "
+            "WHERE id IN (SELECT MAX(id) FROM signals WHERE model = ? AND ts >= ? "
+            "GROUP BY symbol, substr(ts, 1, 13)) ORDER BY id",
+            (model, ts_text(since)),
+        )
+        df = pd.DataFrame([dict(r) for r in rows], columns=["ts", "symbol", "value"])
+        df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601")
+        return df
+
     def decisions(
         self, engine: str | None = None, action: str | None = None, since: datetime | None = None
     ) -> list[dict[str, Any]]:

@@ -93,4 +93,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX signals_symbol_ts ON signals(symbol, ts);
     CREATE INDEX decisions_symbol_ts ON decisions(symbol, ts);
     """,
+    # 4: one model's signals over a span (a year of the options engine's IV readings)
+    """
+    CREATE INDEX signals_model_ts ON signals(model, ts);
+    """,
 )

@@ -399,18 +399,19 @@ class OptionsEngine:
     @staticmethod
     def _read_iv_history(ctx: OptionsContext, now: datetime, today: date) -> dict[str, list[float]]:
         try:
-            df = ctx.journal.signals(since=now - timedelta(days=400))
-        except Exception:  # a journal without the query: no history yet
+            df = ctx.journal.hourly_last_values(
+                "options_iv_rank", "atm_iv_30d", now - timedelta(days=400)
+            )
+        except AttributeError:  # a journal without the query: no history yet
             return {}
-        df = df[df["model"] == "options_iv_rank"]
         if df.empty:
             return {}
         day = df["ts"].dt.tz_convert(ET).dt.date
-        last = df.assign(day=day, iv=[r.get("atm_iv_30d") for r in df["reasoning"]])
-        last = last[last["day"] < today].groupby(["symbol", "day"])["iv"].last()
+        last = df.assign(day=day)
+        last = last[last["day"] < today].groupby(["symbol", "day"])["value"].last()
         out: dict[str, list[float]] = {}
         for (sym, _), x in last.items():
-            if x is not None:
+            if x is not None and not pd.isna(x):
                 out.setdefault(str(sym), []).append(float(x))
         return out
 
