@@ -102,19 +102,44 @@ def _w_terms(
     return w, w1, w2, dw, dw1, dw2
 
 
+def _g_raw(
+    y: FloatArray, w: FloatArray, w1: FloatArray, w2: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """``g`` from ``w, w', w''`` and its term ``u = 1 - y w'/2w`` (not finite where w = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = 1.0 - y * w1 / (2.0 * w)
+        return u * u - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2, u
+
+
 def _g(p: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Gatheral-Jacquier ``g(y) = (1 - y w'/2w)^2 - w'^2/4 (1/w + 1/4) + w''/2`` and gradient.
 
     ``g`` is ``-1`` where ``w <= 0`` (no density there: arbitrage).
     """
     w, w1, w2, dw, dw1, dw2 = _w_terms(p, y)
+    g, u = _g_raw(y, w, w1, w2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        u = 1.0 - y * w1 / (2.0 * w)
-        g = u * u - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2
         g_w = u * y * w1 / (w * w) + w1 * w1 / (4.0 * w * w)
         g_w1 = -u * y / w - 0.5 * w1 * (1.0 / w + 0.25)
     bad = ~(w > 0.0) | ~np.isfinite(g)
     return np.where(bad, -1.0, g), np.where(bad, 0.0, g_w * dw + g_w1 * dw1 + 0.5 * dw2)
+
+
+def _w_value(p: FloatArray, y: FloatArray) -> FloatArray:
+    """Total variance alone; ``p``'s last axis holds ``(a, c, d, m, sigma)``, broadcast to y."""
+    a, c, d, m, s = np.moveaxis(p, -1, 0)
+    dy = y - m
+    return a + d * dy + c * np.sqrt(dy * dy + s * s)
+
+
+def _g_value(p: FloatArray, y: FloatArray) -> FloatArray:
+    """``g`` alone (the checking grids need no gradient), ``-1`` where ``w <= 0``; as _w_value."""
+    a, c, d, m, s = np.moveaxis(p, -1, 0)
+    dy = y - m
+    r = np.sqrt(dy * dy + s * s)
+    w = a + d * dy + c * r
+    g, _ = _g_raw(y, w, d + c * dy / r, c * s * s / r**3)
+    return np.where(~(w > 0.0) | ~np.isfinite(g), -1.0, g)
 
 
 def _local_worst(values: FloatArray, grid: FloatArray, below: float, k: int = 8) -> FloatArray:
@@ -167,19 +192,16 @@ class _Problem:
 
     def violations(self, x: FloatArray) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
         """Return new cut points: local minima of g and of calendar spreads below margin."""
-        p = self.params(x)
-        n, m = self.n, CHECK_POINTS
-        g, _ = _g(np.repeat(p, m, axis=0), self.grid.ravel())
-        g = g.reshape(n, m)
+        p = self.params(x)[:, None, :]  # one row a slice, broadcast along its grid
+        n = self.n
+        g = _g_value(p, self.grid)
         new_g = [
             (i, float(v)) for i in range(n) for v in _local_worst(g[i], self.grid[i], G_MARGIN / 2)
         ]
         new_c: list[tuple[int, float]] = []
         if n > 1:
-            later = self.grid[1:].ravel()
-            w_late, _ = _w(np.repeat(p[1:], m, axis=0), later)
-            w_early, _ = _w(np.repeat(p[:-1], m, axis=0), later)
-            spread = ((w_late - w_early).reshape(n - 1, m)) / self.level[:-1, None]
+            later = self.grid[1:]
+            spread = (_w_value(p[1:], later) - _w_value(p[:-1], later)) / self.level[:-1, None]
             new_c = [
                 (i, float(v))
                 for i in range(n - 1)
@@ -229,14 +251,11 @@ class _Problem:
                 return f"slice {i} breaks Lee's bound or has |rho| >= 1"
             if a[i] + s[i] * np.sqrt(c[i] ** 2 - d[i] ** 2) < 0.0:
                 return f"slice {i} has negative total variance"
-            g, _ = _g(np.broadcast_to(p[i], (CHECK_POINTS, 5)), self.grid[i])
+            g = _g_value(p[i], self.grid[i])
             if np.min(g) < 0.0:
                 return f"slice {i} has butterfly arbitrage at y = {self.grid[i][np.argmin(g)]:.4f}"
             if i > 0:
-                spread = (
-                    _w(np.broadcast_to(p[i], (CHECK_POINTS, 5)), self.grid[i])[0]
-                    - _w(np.broadcast_to(p[i - 1], (CHECK_POINTS, 5)), self.grid[i])[0]
-                )
+                spread = _w_value(p[i], self.grid[i]) - _w_value(p[i - 1], self.grid[i])
                 if np.min(spread) < 0.0:
                     y = self.grid[i][np.argmin(spread)]
                     return f"slice {i} lies below slice {i - 1} at y = {y:.4f} (calendar)"
