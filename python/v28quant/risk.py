@@ -192,11 +192,8 @@ def record_control(
 
 def halt_state(journal: Journal) -> HaltState:
     """Return the kill-switch state: the latest ``halt``/``flatten`` against ``resume``."""
-    rows = [
-        r
-        for r in journal.decisions(engine=RISK_ENGINE)
-        if r["action"] in (HALT, RESUME, FLATTEN, FLATTENED)
-    ]
+    # only the kill switch's actions: the account marks, one a cycle, are never decoded here
+    rows = journal.decisions(engine=RISK_ENGINE, action=(HALT, RESUME, FLATTEN, FLATTENED))
     halted, reason, since, by, pending = False, None, None, None, False
     for r in rows:
         if r["action"] in (HALT, FLATTEN):

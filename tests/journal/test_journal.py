@@ -96,10 +96,27 @@ def test_hourly_last_values_hold_each_local_days_last_reading(journal: Journal) 
 
     expected = day_ends(every, [r.get("atm_iv_30d") for r in every["reasoning"]])
     assert day_ends(got, got["value"]) == expected
-    assert len(expected) > 10 and len(got) < len(every)
-    assert got["ts"].is_monotonic_increasing and got["ts"].min() >= since
+    assert len(expected) > 10
+    assert len(got) < len(every)
+    assert got["ts"].is_monotonic_increasing
+    assert got["ts"].min() >= since
     with pytest.raises(ValueError, match="identifier"):
         journal.hourly_last_values("options_iv_rank", "x') --", since)
+
+
+def test_decisions_filter_on_any_of_several_actions(journal: Journal) -> None:
+    """A tuple of actions returns exactly the rows a Python filter of all rows keeps."""
+    for k, action in enumerate(["mark", "halt", "mark", "resume", "deny", "mark", "flatten"]):
+        for engine in ("risk", "options"):
+            journal.record_decision(
+                f"{engine}-{k}", engine, "s", "*", action, {"k": k}, T0 + timedelta(minutes=k)
+            )
+    wanted = ("halt", "resume", "flatten")
+    got = journal.decisions(engine="risk", action=wanted)
+    every = [d for d in journal.decisions() if d["engine"] == "risk" and d["action"] in wanted]
+    assert [d["decision_id"] for d in got] == [d["decision_id"] for d in every]
+    assert [d["reasoning"]["k"] for d in got] == [1, 3, 6]
+    assert [d["action"] for d in journal.decisions(action="deny")] == ["deny", "deny"]
 
 
 def test_order_lifecycle_and_idempotency(journal: Journal) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -62,18 +63,24 @@ class ReportQueries(JournalStore):
         return df
 
     def decisions(
-        self, engine: str | None = None, action: str | None = None, since: datetime | None = None
+        self,
+        engine: str | None = None,
+        action: str | Collection[str] | None = None,
+        since: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """Return decisions, oldest first, optionally filtered.
 
-        By ``engine``, ``action`` and time (at or after ``since``); each a dict with ``ts``
-        (UTC datetime) and ``reasoning`` (dict).
+        By ``engine``, ``action`` (one, or any of several) and time (at or after ``since``);
+        each a dict with ``ts`` (UTC datetime) and ``reasoning`` (dict).
         """
         sql, params = "SELECT * FROM decisions WHERE 1 = 1", []
-        for column, value in (("engine", engine), ("action", action)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
+        if engine is not None:
+            sql += " AND engine = ?"
+            params.append(engine)
+        if action is not None:
+            actions = [action] if isinstance(action, str) else list(action)
+            sql += f" AND action IN ({', '.join('?' * len(actions))})"
+            params.extend(actions)
         if since is not None:
             sql += " AND ts >= ?"
             params.append(ts_text(since))

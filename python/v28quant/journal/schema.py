@@ -93,8 +93,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX signals_symbol_ts ON signals(symbol, ts);
     CREATE INDEX decisions_symbol_ts ON decisions(symbol, ts);
     """,
-    # 4: one model's signals over a span (a year of the options engine's IV readings)
+    # 4: one model's signals over a span (a year of the options engine's IV readings), and
+    # one engine's decisions of some actions (the kill switch's, among a mark every cycle)
     """
     CREATE INDEX signals_model_ts ON signals(model, ts);
+    CREATE INDEX decisions_engine_action ON decisions(engine, action, ts);
     """,
 )

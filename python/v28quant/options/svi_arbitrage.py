@@ -129,7 +129,8 @@ def _w_value(p: FloatArray, y: FloatArray) -> FloatArray:
     """Total variance alone; ``p``'s last axis holds ``(a, c, d, m, sigma)``, broadcast to y."""
     a, c, d, m, s = np.moveaxis(p, -1, 0)
     dy = y - m
-    return a + d * dy + c * np.sqrt(dy * dy + s * s)
+    w: FloatArray = a + d * dy + c * np.sqrt(dy * dy + s * s)
+    return w
 
 
 def _g_value(p: FloatArray, y: FloatArray) -> FloatArray:
