@@ -45,7 +45,7 @@ class ReportQueries(JournalStore):
     def hourly_last_values(self, model: str, key: str, since: datetime) -> pd.DataFrame:
         """``reasoning[key]`` of ``model``'s last signal in each symbol's UTC hour since ``since``.
 
-        Columns ts (UTC), symbol, value (None where the key is absent), oldest first. A day in
+        Columns ts (UTC), symbol, value (None where the key is absent), in journal order. A day in
         any whole-hour time zone is a union of UTC hours, so each symbol's last value of a local
         day is among these rows, and no other row is decoded: the options engine reads a year
         of its IV readings (about 1,500 rows a trading day) this way.

@@ -398,12 +398,8 @@ class OptionsEngine:
 
     @staticmethod
     def _read_iv_history(ctx: OptionsContext, now: datetime, today: date) -> dict[str, list[float]]:
-        try:
-            df = ctx.journal.hourly_last_values(
-                "options_iv_rank", "atm_iv_30d", now - timedelta(days=400)
-            )
-        except AttributeError:  # a journal without the query: no history yet
-            return {}
+        since = now - timedelta(days=400)
+        df = ctx.journal.hourly_last_values("options_iv_rank", "atm_iv_30d", since)
         if df.empty:
             return {}
         day = df["ts"].dt.tz_convert(ET).dt.date
