@@ -249,3 +249,59 @@ def test_no_state_is_spent_on_a_few_outlier_rows() -> None:
         occupancy = m.predict_proba(z).sum(axis=0)
         assert occupancy.min() >= 3.0, f"seed {seed}: rows per state {occupancy.round(1)}"
         assert np.isfinite(det.filtered_probabilities(r).to_numpy()).all()
+
+
+def test_scaled_em_is_the_log_space_fit() -> None:
+    # EM runs on hmmlearn's scaled recursions; its log-space recursions on the same
+    # standardised rows and seed are the reference: same iterations, same fit.
+    from hmmlearn.hmm import GaussianHMM
+    from v28quant.data.samples import sp500_stocks
+    from v28quant.regime.hmm import COVARS_PRIOR
+
+    bars = sp500_stocks().bars
+    for sym in ("AAPL", "JPM", "XOM"):
+        close = bars.loc[bars["symbol"] == sym].sort_values("timestamp")["close"]
+        r = np.diff(np.log(close.to_numpy(np.float64)))[-378:]
+        det = HmmRegimeDetector(n_states=3, seed=0, n_starts=1).fit(r)
+        assert det.model is not None
+        assert det.model.implementation == "scaling"
+        z = det._standardised(r, None)[det.warmup_rows :]
+        ref = GaussianHMM(
+            n_components=3,
+            covariance_type="full",
+            n_iter=det.n_iter,
+            tol=1e-4,
+            min_covar=1e-4,
+            covars_prior=COVARS_PRIOR * np.eye(2),
+            random_state=0,
+            implementation="log",
+        ).fit(z)
+        assert det.model.monitor_.iter == ref.monitor_.iter, sym
+        assert det.loglik == pytest.approx(ref.score(z), abs=1e-6), sym
+        np.testing.assert_allclose(det.model.means_, ref.means_, atol=1e-8, err_msg=sym)
+        np.testing.assert_allclose(det.model.covars_, ref.covars_, atol=1e-8, err_msg=sym)
+        np.testing.assert_allclose(det.model.transmat_, ref.transmat_, atol=1e-8, err_msg=sym)
+
+
+def test_a_start_that_underflows_in_scaled_em_is_rerun_in_log_space(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # hmmlearn's scaled forward pass raises when every state's density of a row underflows;
+    # the start is then fitted in log space, to the fit a log-space detector gives.
+    from hmmlearn.hmm import GaussianHMM
+
+    r, _ = planted(n=600, seed=4)
+    reference = HmmRegimeDetector(n_states=2, seed=0, n_starts=1)
+    monkeypatch.setattr(reference, "_fit_start", lambda z, seed: reference._em(z, seed, "log"))
+    reference.fit(r)
+
+    def underflow(self: GaussianHMM, X: NDArray[np.float64]) -> None:
+        raise ValueError("forward pass failed with underflow; consider using implementation='log'")
+
+    monkeypatch.setattr(GaussianHMM, "_fit_scaling", underflow)
+    det = HmmRegimeDetector(n_states=2, seed=0, n_starts=1).fit(r)
+    assert det.model is not None
+    assert det.model.implementation == "log"
+    assert det.loglik == reference.loglik
+    np.testing.assert_array_equal(det.model.means_, reference.model.means_)
+    assert det.labels == reference.labels
