@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 _OCC = re.compile(r"^([A-Z][A-Z0-9.]{0,5})(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 
@@ -58,11 +61,43 @@ def format_occ(
     root = root.strip().upper()
     if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,5}", root):
         raise ValueError(f"root must be 1-6 letters/digits, got {root!r}")
-    k = Decimal(str(strike))
+    try:
+        k = Decimal(str(strike))
+    except InvalidOperation:
+        raise ValueError(f"strike must be a number, got {strike!r}") from None
     milli = k * 1000
-    if k <= 0 or milli != milli.to_integral_value() or milli >= 10**8:
+    if not k.is_finite() or k <= 0 or milli != milli.to_integral_value() or milli >= 10**8:
         raise ValueError(f"strike must be > 0, a multiple of 0.001 and < 100000, got {strike}")
     return f"{root}{expiry:%y%m%d}{'C' if call else 'P'}{int(milli):08d}"
+
+
+def format_occ_many(root: str, expiry: ArrayLike, call: ArrayLike, strike: ArrayLike) -> list[str]:
+    """OCC symbols of many contracts of one root: ``format_occ`` element by element.
+
+    ``expiry`` holds dates, ``call`` bools, ``strike`` floats in dollars. A strike must be the
+    double nearest a multiple of 0.001 (what ``format_occ`` accepts as the shortest ``repr``
+    of a float); raises ``ValueError`` naming the first one that is not.
+    """
+    root = root.strip().upper()
+    if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,5}", root):
+        raise ValueError(f"root must be 1-6 letters/digits, got {root!r}")
+    k = np.asarray(strike, dtype=np.float64)
+    milli = np.rint(k * 1000.0)
+    bad = ~((k > 0) & (milli / 1000.0 == k) & (milli < 1e8))
+    if bad.any():
+        raise ValueError(
+            "strike must be > 0, a multiple of 0.001 and < 100000, "
+            f"got {float(k[np.argmax(bad)])!r}"
+        )
+    expiries = np.asarray(expiry, dtype=object)
+    days = {e: f"{e:%y%m%d}" for e in set(expiries.tolist())}
+    cp = np.where(np.asarray(call, dtype=bool), "C", "P")
+    return [
+        f"{root}{days[e]}{c}{m:08d}"
+        for e, c, m in zip(
+            expiries.tolist(), cp.tolist(), milli.astype(np.int64).tolist(), strict=True
+        )
+    ]
 
 
 def parse_occ(symbol: str) -> OccSymbol:

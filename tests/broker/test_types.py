@@ -17,7 +17,7 @@ import pytest
 from v28quant.broker import Leg, OrderRequest, Owner, parse_client_order_id
 from v28quant.broker.base import replacement_client_order_id
 from v28quant.broker.ticks import round_limit, round_net_limit, round_out_quotes, tick_size
-from v28quant.occ import format_occ, parse_occ
+from v28quant.occ import format_occ, format_occ_many, parse_occ
 
 
 def test_occ_round_trip_documented_example():
@@ -52,6 +52,40 @@ def test_occ_type_words_and_data_package_share_the_parser():
 def test_occ_rejects_off_grid_strike():
     with pytest.raises(ValueError, match="strike"):
         format_occ("SPY", date(2024, 6, 21), True, "530.0005")
+    with pytest.raises(ValueError, match="strike must be a number, got 'abc'"):
+        format_occ("SPY", date(2024, 6, 21), True, "abc")
+    with pytest.raises(ValueError, match="strike must be > 0"):
+        format_occ("SPY", date(2024, 6, 21), True, float("inf"))
+
+
+def test_occ_many_is_the_scalar_format_contract_by_contract():
+    # Strikes on every listing increment and on the 1/1000 grid, at magnitudes where the
+    # float's decimal repr matters; the scalar parser of the symbols is the reference too.
+    rng = np.random.default_rng(7)
+    inc = rng.choice([0.001, 0.01, 0.5, 1.0, 2.5, 5.0, 100.0], 500)
+    strikes = np.round(rng.integers(1, 20_000, 500) * inc, 4)
+    strikes = strikes[(strikes > 0) & (strikes < 100_000)]
+    expiries = [
+        date(2024, 1, 5).fromordinal(738_890 + int(d)) for d in rng.integers(0, 900, len(strikes))
+    ]
+    calls = rng.random(len(strikes)) < 0.5
+    got = format_occ_many("brk.b", expiries, calls, strikes)
+    want = [
+        format_occ("BRK.B", e, bool(c), D(repr(float(k))))
+        for e, c, k in zip(expiries, calls, strikes, strict=True)
+    ]
+    assert got == want
+    assert [float(parse_occ(s).strike) for s in got] == strikes.tolist()
+
+
+@pytest.mark.parametrize("bad", [0.1 + 0.2, 530.0005, 0.0, -5.0, 100_000.0, float("nan")])
+def test_occ_many_rejects_what_the_scalar_format_rejects(bad):
+    with pytest.raises(ValueError, match="strike"):
+        format_occ("SPY", date(2024, 6, 21), True, D(repr(bad)))
+    with pytest.raises(ValueError, match=f"strike .*got {bad!r}"):
+        format_occ_many("SPY", [date(2024, 6, 21)] * 2, [True, False], [530.0, bad])
+    with pytest.raises(ValueError, match="root"):
+        format_occ_many("spy 1", [date(2024, 6, 21)], [True], [530.0])
 
 
 @pytest.mark.parametrize(

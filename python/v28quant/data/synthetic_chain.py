@@ -24,7 +24,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -32,8 +31,8 @@ from numpy.typing import NDArray
 
 from v28quant.broker.ticks import TickScheme, round_out_quotes
 from v28quant.calendar import ET, ExchangeCalendar
-from v28quant.data.base import format_occ
 from v28quant.data.chain_shape import atm_total_variance, skew_phi, ssvi_total_variance
+from v28quant.occ import format_occ_many
 
 YEAR_SECONDS = 365.0 * 86400.0
 PENNY_UNDERLYINGS = frozenset(
@@ -189,10 +188,9 @@ class SessionListings:
             got = got.reset_index(drop=True)
             got["expiry_ns"] = pd.to_datetime(got["expiry"]).astype("datetime64[ns]")
             # the OCC symbols once a session, and dropped with the session's listings
-            got["symbol"] = [
-                format_occ(underlying, e, ty, Decimal(repr(float(k))))
-                for e, k, ty in zip(got["expiry"], got["strike"], got["type"], strict=True)
-            ]
+            got["symbol"] = format_occ_many(
+                underlying, got["expiry"], got["type"].to_numpy() == "call", got["strike"]
+            )
             self._frames[(underlying, ref)] = got
         return got
 
