@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from v28quant.broker.base import OrderRequest, Owner, Side
 from v28quant.calendar import ET
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 ENGINE = "equity"
 STRATEGY = "aggregate"
+
+#: What a source's refit step returns (the classifiers' ``prepare`` returns the view it kept).
+T = TypeVar("T")
 
 
 def exposures(held: dict[str, Any], equity: Any) -> dict[str, float]:
@@ -114,20 +118,22 @@ class EquityEngine:
             journal=ctx.journal,
             regime_controller=ctx.shared.get("regime_controller"),
         )
+        learned = [s for s in self.sources if isinstance(s, LearnedSource)]
         for src in self.sources:
-            try:
-                await asyncio.to_thread(src.refit, view)
-            except Exception as exc:  # one family failing must not stop the others
-                log.exception("equity: source %s failed to refit: %s", src.name, exc)
-                ctx.journal.record_decision(
-                    f"equity-refit-{src.name}-{ctx.now.isoformat()}",
-                    ENGINE,
-                    "premarket",
-                    "*",
-                    "error",
-                    {"source": src.name, "error": f"{type(exc).__name__}: {exc}"},
-                    ctx.now,
+            if src in learned:
+                continue  # trained beside the classifiers, below
+            if isinstance(src, MlSource) and learned:
+                # The classifiers (compiled tree builders, off the GIL) and the torch models
+                # train on the same features at once: on two cores a refresh takes about the
+                # longer of the two, not their sum. Each keeps its own seeds, so the models are
+                # those trained one after the other.
+                ml_view = await self._refit(ctx, src.name, src.prepare, view)
+                await asyncio.gather(
+                    *([self._refit(ctx, src.name, src.train, ml_view)] if ml_view else []),
+                    *(self._refit(ctx, s.name, s.refit, view) for s in learned),
                 )
+            else:
+                await self._refit(ctx, src.name, src.refit, view)
         self.view = view
         if self.learning is not None:
             try:
@@ -145,6 +151,25 @@ class EquityEngine:
             ctx.now,
         )
         log.info("equity: CAPM screen keeps %s", ",".join(self.screened))
+
+    async def _refit(
+        self, ctx: EngineContext, name: str, step: Callable[[MarketView], T], view: MarketView
+    ) -> T | None:
+        """Run one source's refit ``step`` in a worker thread; a failure is journaled (None)."""
+        try:
+            return await asyncio.to_thread(step, view)
+        except Exception as exc:  # one family failing must not stop the others
+            log.exception("equity: source %s failed to refit: %s", name, exc)
+            ctx.journal.record_decision(
+                f"equity-refit-{name}-{ctx.now.isoformat()}",
+                ENGINE,
+                "premarket",
+                "*",
+                "error",
+                {"source": name, "error": f"{type(exc).__name__}: {exc}"},
+                ctx.now,
+            )
+            return None
 
     def _screen(self, symbols: list[str]) -> list[str]:
         for s in self.sources:

@@ -221,7 +221,14 @@ class MlSource:
 
     def refit(self, view: MarketView) -> None:
         """Build features, load or train the classifiers, and read today's signals."""
-        from v28quant.ml.features import FeatureConfig, build_features, latest_rows
+        self.train(self.prepare(view))
+
+    def prepare(self, view: MarketView) -> MarketView:
+        """Build the day's features (``features``); return ``view`` less unusable symbols.
+
+        The learned source trains on these features, so it can run beside :meth:`train`.
+        """
+        from v28quant.ml.features import FeatureConfig, build_features
 
         b = view.bars
         bad = set(b.loc[b["close"] <= 0, "symbol"]) - {view.market}
@@ -234,6 +241,15 @@ class MlSource:
         features = build_features(bars, cfg)
         features = features[features.index.get_level_values("symbol") != view.market]
         self.features = features  # the learned source and the learner read the same rows
+        return view
+
+    def train(self, view: MarketView) -> None:
+        """Load or train the classifiers on :meth:`prepare`'s features; read today's signals."""
+        from v28quant.ml.features import latest_rows
+
+        features = self.features
+        if features is None:
+            raise ValueError("MlSource.train needs the day's features (prepare first)")
         self._train(view, features)
         last = latest_rows(features)
         last_day = features.index.get_level_values("date").max()
