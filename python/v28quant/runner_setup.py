@@ -304,7 +304,7 @@ def run_with(
         lock.release()
     outcome = RunOutcome(code, journal_path, None, runner.state.equity)
     if venue.keyless and not args.once and len(runner.state.equity) >= 1:
-        from v28quant.backtest.report import write_report
+        from v28quant.backtest.report import nothing_traded, write_report
 
         report_dir = args.report_dir or (run_dir or journal_path.parent) / "report"
         outcome.metrics = write_report(
@@ -317,6 +317,8 @@ def run_with(
         )
         outcome.report_dir = report_dir
         log.info("report: %s", (report_dir / "report.html").resolve())
+        if why := nothing_traded(outcome.metrics):
+            log.warning("%s", why)
     return outcome
 
 

@@ -119,6 +119,46 @@ def test_decisions_filter_on_any_of_several_actions(journal: Journal) -> None:
     assert [d["action"] for d in journal.decisions(action="deny")] == ["deny", "deny"]
 
 
+def test_aggregate_summary_is_the_equity_books_standing(journal: Journal) -> None:
+    """Counts, thresholds and the most confident equity aggregate, as a Python pass finds them."""
+    import random
+
+    from v28quant.backtest.report import nothing_traded
+    from v28quant.signals import Aggregate, RegimeState
+
+    assert journal.aggregate_summary() == {}
+    rng = random.Random(3)
+    regime = RegimeState("sideways", {"sideways": 1.0}, "hmm", T0)
+    made = []
+    for k in range(60):
+        sym = rng.choice(["AAPL", "XOM", "MRK", "AAPL:IV", "XOM:IV"])
+        conf = rng.random() if ":" in sym else 0.7 * rng.random()
+        need = 0.6 if k < 40 else 0.2
+        agg = Aggregate(
+            sym, rng.uniform(-1, 1), conf, conf >= need, regime, {}, {"min_confidence": need}
+        )
+        journal.record_aggregate(agg, T0 + timedelta(minutes=k))
+        made.append((agg, T0 + timedelta(minutes=k)))
+    equity = [(a, ts) for a, ts in made if ":" not in a.symbol]
+    top, top_ts = max(equity, key=lambda x: x[0].confidence)
+    got = journal.aggregate_summary()
+    assert got["aggregates"] == len(equity)
+    assert got["tradable"] == sum(a.tradable for a, _ in equity)
+    assert got["min_confidence"] == [0.2, 0.6]
+    assert got["highest"]["symbol"] == top.symbol
+    assert got["highest"]["confidence"] == top.confidence
+    assert datetime.fromisoformat(got["highest"]["ts"]) == top_ts
+    why = nothing_traded({"fills": 0, "aggregates": got, "options_declined": 7})
+    assert f"the most confident, {top.symbol} at " in why
+    assert f"had {top.confidence:.3f} against min_confidence 0.2 / 0.6" in why
+    assert "options: 7 entries declined" in why
+    assert nothing_traded({"fills": 3, "aggregates": got}) == ""
+    assert (
+        nothing_traded({"fills": 0, "aggregates": {}})
+        == "No order was filled: no engine journaled a view."
+    )
+
+
 def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     req = {
         "symbol": "SPY",

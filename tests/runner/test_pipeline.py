@@ -106,6 +106,16 @@ def test_metrics_recomputed_from_the_curve_and_the_fills(run: tuple[BacktestResu
     assert m["costs"]["commission"] == pytest.approx(0.005 * shares, rel=1e-12)
     assert m["turnover"] == pytest.approx(notional / np.mean(e), rel=1e-9)
     assert m["deflated_sharpe"]["trials"] == 4
+    # the equity aggregates' standing, counted from the journal with sqlite3
+    agg = _rows(
+        result.journal_path,
+        "SELECT COUNT(*) AS n, SUM(tradable) AS t, MAX(confidence) AS top FROM aggregates "
+        "WHERE symbol NOT LIKE '%:%'",
+    )[0]
+    assert (m["aggregates"]["aggregates"], m["aggregates"]["tradable"]) == (agg["n"], agg["t"])
+    assert m["aggregates"]["highest"]["confidence"] == agg["top"]
+    assert m["aggregates"]["min_confidence"] == [0.0]
+    assert "No order was filled" not in (root / "report" / "report.html").read_text()
 
 
 def test_operator_cli_reads_and_writes_the_journal(

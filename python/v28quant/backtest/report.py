@@ -3,7 +3,9 @@
 Charts (matplotlib, Agg backend): the equity curve, the drawdown, the exposure (gross market
 value / equity) and each model's contribution (the sum over the run of the model's journaled
 votes, value x confidence, per model). ``metrics.json`` holds the daily equity curve and every
-number of ``v28quant.backtest.metrics``; ``journal.sqlite`` is a consistent copy of the run's
+number of ``v28quant.backtest.metrics``, with the equity aggregates' standing against their
+threshold and the count of the options engine's declined entries, from which a run that filled
+nothing says why (:func:`nothing_traded`); ``journal.sqlite`` is a consistent copy of the run's
 journal (SQLite online backup), so the folder stands on its own.
 """
 
@@ -94,6 +96,33 @@ def _charts(
     return names
 
 
+def nothing_traded(metrics: dict[str, Any]) -> str:
+    """Why a run filled no order, from its journal; "" when it filled any.
+
+    Names the equity engine's most confident aggregate against the threshold in force
+    (settings ``[aggregator] min_confidence``, ``[paper] min_confidence`` in paper mode) and
+    counts the options engine's declined entries, whose reasons its ``no_entry`` decisions hold.
+    """
+    if metrics["fills"]:
+        return ""
+    parts = []
+    agg = metrics.get("aggregates") or {}
+    if agg:
+        top = agg["highest"]
+        need = " / ".join(f"{x:g}" for x in agg["min_confidence"])
+        parts.append(
+            f"equity: {agg['tradable']} of {agg['aggregates']} aggregates tradable; the most "
+            f"confident, {top['symbol']} at {top['ts'][:16]} UTC, had {top['confidence']:.3f} "
+            f"against min_confidence {need}"
+        )
+    declined = metrics.get("options_declined", 0)
+    if declined:
+        parts.append(f"options: {declined} entries declined (reasons: its no_entry decisions)")
+    if not parts:
+        return "No order was filled: no engine journaled a view."
+    return "No order was filled. " + "; ".join(parts) + "."
+
+
 def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -> str:
     rows = []
     for key in ("sessions", "initial_equity", "final_equity", "total_return", "sharpe"):
@@ -115,12 +144,14 @@ def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -
         for m, c in sorted(contrib.items())
     )
     imgs = "".join(f'<p><img src="{c}" alt="{c}"></p>' for c in charts)
+    why = nothing_traded(metrics)
+    note = f"<p><strong>{html.escape(why)}</strong></p>" if why else ""
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>v28quant report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;"
         "text-align:left}</style></head><body><h1>v28quant run report</h1>"
         "<p>Simulated exchange on replay data; risk-free rate 0; 252 sessions a year.</p>"
-        f"<table>{table}</table><h2>Models</h2><table><tr><th>model</th><th>signals</th>"
+        f"{note}<table>{table}</table><h2>Models</h2><table><tr><th>model</th><th>signals</th>"
         f"<th>sum of value x confidence</th><th>mean confidence</th></tr>{models}</table>"
         f"<h2>Charts</h2>{imgs}<p>Journal: journal.sqlite; numbers: metrics.json.</p>"
         "</body></html>"
@@ -157,6 +188,8 @@ def write_report(
     with Journal(journal_path) as journal:
         fills = journal.fills()
         contrib = model_contributions(journal)
+        aggregates = journal.aggregate_summary()
+        declined = len(journal.decisions("options", "no_entry"))
     days = [d for d, _, _ in equity]
     eq = [float(e) for _, e, _ in equity]
     exposure = [float(x) for _, _, x in equity]
@@ -174,6 +207,8 @@ def write_report(
         for d, e, x in zip(days, eq, exposure, strict=True)
     ]
     metrics["model_contributions"] = contrib
+    metrics["aggregates"] = aggregates
+    metrics["options_declined"] = declined
     metrics["journal"] = "journal.sqlite"
     charts = _charts(folder, days, eq, exposure, float(initial_equity), contrib)
     (folder / "metrics.json").write_text(json.dumps(_finite(metrics), indent=1, default=str))

@@ -62,6 +62,39 @@ class ReportQueries(JournalStore):
         df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601")
         return df
 
+    def aggregate_summary(self) -> dict[str, Any]:
+        """How the equity engine's journaled aggregates stood against their threshold.
+
+        Keys: ``aggregates``, ``tradable`` (counts), ``min_confidence`` (the thresholds in
+        force, sorted) and ``highest`` (symbol, ts as UTC ISO text, value and confidence of the
+        most confident aggregate); {} when none was journaled. The options engine's views
+        (``UND:IV``) are left out: it gates each structure on its own score. A run that traded
+        nothing says here why.
+        """
+        equity = "instr(symbol, ':') = 0"
+        r = self._read(
+            "SELECT COUNT(*) AS n, SUM(tradable) AS tradable, group_concat(DISTINCT "
+            f"json_extract(reasoning, '$.min_confidence')) AS thresholds FROM aggregates "
+            f"WHERE {equity}"
+        )[0]
+        if not r["n"]:
+            return {}
+        top = self._read(
+            f"SELECT symbol, ts, value, confidence FROM aggregates WHERE {equity} "
+            "ORDER BY confidence DESC, id LIMIT 1"
+        )[0]
+        return {
+            "aggregates": int(r["n"]),
+            "tradable": int(r["tradable"] or 0),
+            "min_confidence": sorted(float(x) for x in (r["thresholds"] or "").split(",") if x),
+            "highest": {
+                "symbol": top["symbol"],
+                "ts": top["ts"],
+                "value": float(top["value"]),
+                "confidence": float(top["confidence"]),
+            },
+        }
+
     def decisions(
         self,
         engine: str | None = None,
