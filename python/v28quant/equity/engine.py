@@ -3,8 +3,9 @@
 Pre-market (after the runner's own job has loaded the history and assessed the regime): every
 signal source refits on the daily history (GARCH, CAPM, the HMM and manifold regimes, the ML
 classifiers; the adapters of ``v28quant.models`` too when that package is installed), each in a
-worker thread so the event loop keeps serving; a failing source is logged and journaled and the
-others go on. The CAPM ranking screens the universe: the ``screen_keep`` symbols with the
+worker thread so the event loop keeps serving, the classifiers beside the transformer and SAC
+once the day's features are built; a failing source is logged and journaled and the others go
+on. The CAPM ranking screens the universe: the ``screen_keep`` symbols with the
 highest expected return, plus whatever is held.
 
 Each cycle: the sources' signals for the screened and held symbols are journaled (once per data
