@@ -47,6 +47,14 @@ class OccSymbol:
 _CALL_PUT = {"call": True, "c": True, "put": False, "p": False}
 
 
+def _root(root: str) -> str:
+    """Return the OCC root upper-cased; raises ``ValueError`` for a bad one."""
+    root = root.strip().upper()
+    if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,5}", root):
+        raise ValueError(f"root must be 1-6 letters/digits, got {root!r}")
+    return root
+
+
 def format_occ(
     root: str, expiry: date, call: bool | str, strike: Decimal | str | int | float
 ) -> str:
@@ -58,9 +66,7 @@ def format_occ(
         if call.lower() not in _CALL_PUT:
             raise ValueError(f"type must be 'call' or 'put', got {call!r}")
         call = _CALL_PUT[call.lower()]
-    root = root.strip().upper()
-    if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,5}", root):
-        raise ValueError(f"root must be 1-6 letters/digits, got {root!r}")
+    root = _root(root)
     try:
         k = Decimal(str(strike))
     except InvalidOperation:
@@ -78,9 +84,7 @@ def format_occ_many(root: str, expiry: ArrayLike, call: ArrayLike, strike: Array
     double nearest a multiple of 0.001 (what ``format_occ`` accepts as the shortest ``repr``
     of a float); raises ``ValueError`` naming the first one that is not.
     """
-    root = root.strip().upper()
-    if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,5}", root):
-        raise ValueError(f"root must be 1-6 letters/digits, got {root!r}")
+    root = _root(root)
     k = np.asarray(strike, dtype=np.float64)
     milli = np.rint(k * 1000.0)
     bad = ~((k > 0) & (milli / 1000.0 == k) & (milli < 1e8))

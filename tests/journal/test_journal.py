@@ -117,6 +117,10 @@ def test_decisions_filter_on_any_of_several_actions(journal: Journal) -> None:
     assert [d["decision_id"] for d in got] == [d["decision_id"] for d in every]
     assert [d["reasoning"]["k"] for d in got] == [1, 3, 6]
     assert [d["action"] for d in journal.decisions(action="deny")] == ["deny", "deny"]
+    for engine, action in (("risk", "mark"), ("options", "halt"), ("risk", "none")):
+        want = len(journal.decisions(engine=engine, action=action))
+        assert journal.decision_count(engine, action) == want
+    assert journal.decision_count("risk", "mark") == 3
 
 
 def test_aggregate_summary_is_the_equity_books_standing(journal: Journal) -> None:

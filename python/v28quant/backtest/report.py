@@ -189,7 +189,7 @@ def write_report(
         fills = journal.fills()
         contrib = model_contributions(journal)
         aggregates = journal.aggregate_summary()
-        declined = len(journal.decisions("options", "no_entry"))
+        declined = journal.decision_count("options", "no_entry")
     days = [d for d, _, _ in equity]
     eq = [float(e) for _, e, _ in equity]
     exposure = [float(x) for _, _, x in equity]

@@ -95,6 +95,13 @@ class ReportQueries(JournalStore):
             },
         }
 
+    def decision_count(self, engine: str, action: str) -> int:
+        """Count ``engine``'s decisions with ``action`` in SQL (nothing is decoded)."""
+        rows = self._read(
+            "SELECT COUNT(*) AS n FROM decisions WHERE engine = ? AND action = ?", (engine, action)
+        )
+        return int(rows[0]["n"])
+
     def decisions(
         self,
         engine: str | None = None,
