@@ -82,6 +82,11 @@ def test_every_family_voted_and_the_engine_traded(run: tuple[BacktestResult, Pat
     # signals carry data time: the close before the decision, never the wall clock
     ts = pd.to_datetime([r["ts"] for r in _rows(result.journal_path, "SELECT ts FROM signals")])
     assert ts.max() <= pd.Timestamp("2022-12-28 21:00", tz="UTC")
+    # only the universe aggregates: the market proxy (SP500) has a GARCH signal, no aggregate
+    aggregated = _rows(result.journal_path, "SELECT DISTINCT symbol FROM aggregates")
+    assert {r["symbol"] for r in aggregated} <= set(UNIVERSE)
+    signalled = _rows(result.journal_path, "SELECT DISTINCT symbol FROM signals")
+    assert "SP500" in {r["symbol"] for r in signalled}
     regimes = _rows(result.journal_path, "SELECT * FROM decisions WHERE action = 'regime'")
     assert len(regimes) == len(result.equity_curve)
 

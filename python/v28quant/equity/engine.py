@@ -203,7 +203,11 @@ class EquityEngine:
         )
         signals = [s for src in self.sources for s in src.signals(view)]
         n_sig = self._journal_signals(ctx, signals)
-        aggregates = ctx.aggregator.aggregate(signals, ctx.regime.state, now=ctx.now)
+        # the market proxy's GARCH signal is journaled, but only tradable symbols aggregate
+        wanted = set(symbols)
+        aggregates = ctx.aggregator.aggregate(
+            [s for s in signals if s.symbol in wanted], ctx.regime.state, now=ctx.now
+        )
         for agg_ in aggregates.values():  # the why-query reads these back
             ctx.journal.record_aggregate(agg_, ctx.now)
         quotes = await ctx.feed.latest_quotes(symbols)
