@@ -17,6 +17,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+#: Shares of the underlying one standard listed option contract covers.
+CONTRACT_SIZE = Decimal(100)
+
 _OCC = re.compile(r"^([A-Z][A-Z0-9.]{0,5})(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 
 
@@ -115,6 +118,11 @@ def parse_occ(symbol: str) -> OccSymbol:
     except ValueError:
         raise ValueError(f"not an OCC option symbol (bad date): {symbol!r}") from None
     return OccSymbol(root, expiry, cp == "C", Decimal(int(strike)) / 1000)
+
+
+def multiplier(symbol: str) -> Decimal:
+    """Shares per unit of ``symbol``: ``CONTRACT_SIZE`` for an OCC option, 1 for a stock."""
+    return CONTRACT_SIZE if is_occ(symbol) else Decimal(1)
 
 
 def is_occ(symbol: str) -> bool:

@@ -401,13 +401,14 @@ def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
     journal.record_fill("f2", "c1", "SPY", "1", "100.25", "buy", T0)
     journal.record_fill("f3", None, "QQQ", "-2", "10", "sell", T0)
     journal.record_fill("f4", None, "QQQ", "1", "10", "buy", T0 + timedelta(days=1))
+    journal.record_fill("f5", None, "SPY260320C00600000", "1", "1.5", "sell", T0)
     s = journal.daily_summary(date(2026, 3, 2))
     assert s["signals"] == 1
     assert s["decisions"] == {"equity": 1}
     assert s["orders"] == {"equity": {"filled": 1}}
-    assert s["fills"] == 3
-    # 2*100.5 + 1*100.25 = 301.25 ; |-2|*10 = 20 (hand arithmetic)
-    assert s["notional"] == {"buy": Decimal("301.25"), "sell": Decimal("20")}
+    assert s["fills"] == 4
+    # 2*100.5 + 1*100.25 = 301.25 ; |-2|*10 + one contract of 100 shares at 1.50 = 170
+    assert s["notional"] == {"buy": Decimal("301.25"), "sell": Decimal("170")}
     assert s["reconciles"] == {"ok": 1, "failed": 1}
 
 

@@ -114,3 +114,38 @@ def test_compute_metrics_costs_and_turnover() -> None:
     assert m["hit_rate"] == 1.0
     assert m["round_trips"] == 1
     assert m["deflated_sharpe"]["trials"] == 3
+
+
+def test_option_fills_count_a_contract_as_100_shares() -> None:
+    t = datetime(2022, 1, 3, tzinfo=UTC)
+    call = "XOM230120C00110000"
+    fills = [
+        {"symbol": "A", "side": "buy", "qty": 100, "price": 50, "ts": t},
+        {"symbol": call, "side": "sell", "qty": 2, "price": 1.5, "ts": t},
+        {"symbol": call, "side": "buy", "qty": 2, "price": 1.0, "ts": t},
+    ]
+    assert round_trips(fills) == [100.0]  # 2 contracts x 100 shares x $0.50, by hand
+    m = compute_metrics(
+        [100_000.0, 100_100.0],
+        100_000.0,
+        fills,
+        trials=1,
+        commission_per_share=0.005,
+        slippage_bps=2.0,
+        spread_bps=4.0,
+    )
+    stock, options = 100 * 50, 2 * 100 * 1.5 + 2 * 100 * 1.0
+    assert m["traded_notional"] == pytest.approx(stock + options)
+    assert m["stock_notional"] == pytest.approx(stock)
+    # the simulated exchange charges commission per share of stock, none on contracts; the
+    # replay's stock spread is spread_bps, an option's spread is in its fill price
+    assert m["costs"]["commission"] == pytest.approx(100 * 0.005)
+    assert m["costs"]["slippage"] == pytest.approx((stock + options) * 2e-4)
+    assert m["costs"]["half_spread"] == pytest.approx(stock * 2e-4)
+    assert m["hit_rate"] == 1.0
+
+
+def test_one_day_has_no_ratios() -> None:
+    r = np.array([-0.01])
+    assert math.isnan(sharpe(r))
+    assert math.isnan(sortino(r))

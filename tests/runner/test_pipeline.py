@@ -103,9 +103,14 @@ def test_metrics_recomputed_from_the_curve_and_the_fills(run: tuple[BacktestResu
     assert m["total_return"] == pytest.approx(curve.iloc[-1] / m["initial_equity"] - 1)
     assert m["sharpe"] == pytest.approx(r.mean() / r.std() * math.sqrt(252), rel=1e-9)
     assert m["max_drawdown"] == pytest.approx((1 - e / e.cummax()).max(), abs=1e-12)
-    fills = _rows(result.journal_path, "SELECT qty, price FROM fills")
-    notional = sum(abs(float(f["qty"])) * float(f["price"]) for f in fills)
-    shares = sum(abs(float(f["qty"])) for f in fills)
+    fills = _rows(result.journal_path, "SELECT symbol, qty, price FROM fills")
+    # an option symbol is ROOT + YYMMDD + C/P + 8 digits: 100 shares a contract
+    option = [len(f["symbol"]) > 15 and f["symbol"][-9] in "CP" for f in fills]
+    notional = sum(
+        abs(float(f["qty"])) * float(f["price"]) * (100 if o else 1)
+        for f, o in zip(fills, option, strict=True)
+    )
+    shares = sum(abs(float(f["qty"])) for f, o in zip(fills, option, strict=True) if not o)
     assert m["fills"] == len(fills) > 0
     assert m["traded_notional"] == pytest.approx(notional, rel=1e-12)
     assert m["costs"]["commission"] == pytest.approx(0.005 * shares, rel=1e-12)
@@ -120,7 +125,9 @@ def test_metrics_recomputed_from_the_curve_and_the_fills(run: tuple[BacktestResu
     assert (m["aggregates"]["aggregates"], m["aggregates"]["tradable"]) == (agg["n"], agg["t"])
     assert m["aggregates"]["highest"]["confidence"] == agg["top"]
     assert m["aggregates"]["min_confidence"] == [0.0]
-    assert "No order was filled" not in (root / "report" / "report.html").read_text()
+    page = (root / "report" / "report.html").read_text()
+    assert "No order was filled" not in page
+    assert f"from {m['sessions']} daily return(s): too few" in page  # a week is no sample
 
 
 def test_operator_cli_reads_and_writes_the_journal(

@@ -7,7 +7,8 @@ Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the s
 * Sortino: ``mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(252)`` (target 0, all periods in the
   downside deviation; Sortino and Price 1994).
 * Max drawdown: ``max_t (1 - E_t / max_{s<=t} E_s)``, the starting equity included.
-* Turnover: traded notional / mean equity (and per year).
+* Turnover: traded notional / mean equity (and per year); an option fill's notional is its
+  premium x 100 shares a contract.
 * Hit rate: share of closed round trips (FIFO per symbol) with a positive P&L.
 * Deflated Sharpe ratio (Bailey and Lopez de Prado 2014, eq. 2 and the expected maximum
   Sharpe of N trials): the probability that the true per-period Sharpe exceeds
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from v28quant.occ import is_occ, multiplier
 from v28quant.sharpe import EULER_GAMMA as EULER_GAMMA  # re-exported: the DSR docstring's g
 from v28quant.sharpe import TRADING_DAYS, expected_max_sharpe
 
@@ -47,8 +49,11 @@ def sharpe(r: np.ndarray) -> float:
 
 
 def sortino(r: np.ndarray) -> float:
-    """Return the annualised Sortino ratio (target 0) of daily returns (NaN without losses)."""
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) if len(r) else 0.0
+    """Return the annualised Sortino ratio (target 0) of daily returns.
+
+    NaN with < 2 returns (as the Sharpe ratio: one day is no sample) or without losses.
+    """
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) if len(r) >= 2 else 0.0
     if downside == 0:
         return math.nan
     return float(np.mean(r) / downside * math.sqrt(TRADING_DAYS))
@@ -96,7 +101,7 @@ def deflated_sharpe(r: np.ndarray, trials: int) -> dict[str, float]:
 
 
 def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
-    """Return the P&L of each closed lot, matching fills FIFO per symbol (longs and shorts)."""
+    """Return the dollar P&L of each closed lot, matching fills FIFO per symbol (longs, shorts)."""
     book: dict[str, deque[list[Decimal]]] = {}
     pnl: list[float] = []
     for f in fills:
@@ -107,7 +112,7 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
             lot = lots[0]
             take = min(abs(qty), abs(lot[0]))
             sign = 1 if lot[0] > 0 else -1
-            pnl.append(float(take * (price - lot[1]) * sign))
+            pnl.append(float(take * (price - lot[1]) * sign * multiplier(str(f["symbol"]))))
             lot[0] -= take * sign
             qty += take * sign
             if lot[0] == 0:
@@ -129,18 +134,26 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """Return every metric of the module docstring for one run.
 
-    Costs are those the simulated exchange charges: the commission per share, slippage in
-    basis points of each fill's notional and half the quoted spread.
+    Costs are those the simulated exchange charges: the commission per share of stock (its
+    option commission is zero), slippage in basis points of every fill's notional, and half
+    the replay's quoted stock spread. An option's bid-ask cost is in its fill price (the
+    synthetic chains' spreads vary by contract), so ``half_spread`` counts stock fills only.
     """
     r = daily_returns(equity, initial)
-    notional = sum(float(abs(Decimal(str(f["qty"]))) * Decimal(str(f["price"]))) for f in fills)
-    shares = sum(float(abs(Decimal(str(f["qty"])))) for f in fills)
+    notional = stock = shares = 0.0
+    for f in fills:
+        qty, sym = abs(Decimal(str(f["qty"]))), str(f["symbol"])
+        value = float(qty * Decimal(str(f["price"])) * multiplier(sym))
+        notional += value
+        if not is_occ(sym):
+            stock += value
+            shares += float(qty)
     mean_eq = float(np.mean([initial, *equity]))
     years = max(len(r), 1) / TRADING_DAYS
     trips = round_trips(fills)
     commission = shares * commission_per_share
     slippage = notional * slippage_bps / 1e4
-    spread = notional * spread_bps / 2 / 1e4
+    spread = stock * spread_bps / 2 / 1e4
     return {
         "sessions": len(r),
         "initial_equity": initial,
@@ -155,6 +168,7 @@ def compute_metrics(
         "round_trips": len(trips),
         "fills": len(fills),
         "traded_notional": notional,
+        "stock_notional": stock,
         "costs": {
             "commission": commission,
             "slippage": slippage,

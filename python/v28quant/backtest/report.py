@@ -123,6 +123,10 @@ def nothing_traded(metrics: dict[str, Any]) -> str:
     return "No order was filled. " + "; ".join(parts) + "."
 
 
+#: Fewer daily returns than this get a warning beside the annualised ratios (a month).
+SHORT_RUN = 21
+
+
 def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -> str:
     rows = []
     for key in ("sessions", "initial_equity", "final_equity", "total_return", "sharpe"):
@@ -130,7 +134,9 @@ def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -
     for key in ("sortino", "max_drawdown", "turnover", "turnover_per_year", "hit_rate"):
         rows.append((key, metrics[key]))
     rows += [("round_trips", metrics["round_trips"]), ("fills", metrics["fills"])]
-    rows += [(f"costs.{k}", v) for k, v in metrics["costs"].items()]
+    rows.append(("traded_notional (an option contract = 100 shares)", metrics["traded_notional"]))
+    rows += [(f"costs.{k}", v) for k, v in metrics["costs"].items() if k != "half_spread"]
+    rows.insert(-1, ("costs.half_spread (stock fills)", metrics["costs"]["half_spread"]))
     dsr = metrics["deflated_sharpe"]
     rows.append((f"deflated_sharpe (trials = {dsr['trials']})", dsr["value"]))
 
@@ -146,6 +152,16 @@ def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -
     imgs = "".join(f'<p><img src="{c}" alt="{c}"></p>' for c in charts)
     why = nothing_traded(metrics)
     note = f"<p><strong>{html.escape(why)}</strong></p>" if why else ""
+    if metrics["sessions"] < SHORT_RUN:
+        note += (
+            f"<p>The ratios come from {metrics['sessions']} daily return(s): too few to say "
+            "much (annualised; NaN below 2 returns).</p>"
+        )
+    note += (
+        "<p>Costs: commission per share of stock (none per option contract on the simulated "
+        "exchange), slippage on every fill, half the replay's stock spread; an option's "
+        "bid-ask cost is in its fill price.</p>"
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>v28quant report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;"

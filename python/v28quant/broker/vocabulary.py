@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
+
+from v28quant.occ import CONTRACT_SIZE as CONTRACT_SIZE  # defined with the OCC symbols
 
 Side = Literal["buy", "sell"]
 Intent = Literal["buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"]
@@ -14,7 +15,6 @@ OrderKind = Literal["equity", "option", "mleg"]
 
 SIDES = ("buy", "sell")
 INTENTS = ("buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close")
-CONTRACT_SIZE = Decimal(100)
 
 
 class OrderStatus(StrEnum):

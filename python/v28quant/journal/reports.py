@@ -14,6 +14,7 @@ import pandas as pd
 from v28quant.calendar import ET
 from v28quant.journal._codec import from_iso, ts_text
 from v28quant.journal.store import JournalStore
+from v28quant.occ import multiplier
 
 
 class ReportQueries(JournalStore):
@@ -153,8 +154,8 @@ class ReportQueries(JournalStore):
 
         ``day`` is read in ``tz`` (US/Eastern by default). Counts of signals, decisions and
         orders by engine and status, fills with bought / sold notional per side (Decimal, price
-        x qty; options per share of premium, not x100), activities by type, reconciles and the
-        latest positions.
+        x qty, x 100 for an option contract), activities by type, reconciles and the latest
+        positions.
         """
         lo = datetime.combine(day, time(0), tz)
         rng = (ts_text(lo), ts_text(lo + timedelta(days=1)))
@@ -170,7 +171,9 @@ class ReportQueries(JournalStore):
             "COALESCE(intent_ts, updated_ts) < ? GROUP BY 1, 2 ORDER BY 1, 2",
             rng,
         )
-        fills = self._read("SELECT side, qty, price FROM fills WHERE ts >= ? AND ts < ?", rng)
+        fills = self._read(
+            "SELECT symbol, side, qty, price FROM fills WHERE ts >= ? AND ts < ?", rng
+        )
         acts = self._read(
             "SELECT activity_type, COUNT(*) n FROM activities WHERE ts >= ? AND "
             "ts < ? GROUP BY 1 ORDER BY 1",
@@ -182,7 +185,7 @@ class ReportQueries(JournalStore):
         notional: dict[str, Decimal] = {}
         for f in fills:
             notional[f["side"]] = notional.get(f["side"], Decimal(0)) + (
-                abs(Decimal(f["qty"])) * Decimal(f["price"])
+                abs(Decimal(f["qty"])) * Decimal(f["price"]) * multiplier(f["symbol"])
             )
         orders_by: dict[str, dict[str, int]] = {}
         for r in orders:
