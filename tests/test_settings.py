@@ -208,3 +208,20 @@ def test_the_account_rate_limit_reaches_the_adapters(monkeypatch: pytest.MonkeyP
     assert AlpacaConfig.from_settings(load_settings()).rate_limit_per_min == 200  # Alpaca's default
     monkeypatch.setenv("V28_ALPACA_RATE_LIMIT", "10000")  # Algo Trader Plus
     assert AlpacaConfig.from_settings(load_settings()).rate_limit_per_min == 10_000
+
+
+def test_an_options_threshold_above_the_paper_threshold_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from v28quant.config import load_config
+
+    cfg_file = tmp_path / "v28.toml"
+    cfg_file.write_text("[paper]\nmin_confidence = 0.2\noptions_min_confidence = 0.5\n")
+    with caplog.at_level(logging.WARNING, logger="v28quant.config"):
+        _, cfg = load_config(cfg_file)
+    assert cfg.options_min_confidence("paper") == 0.2
+    assert "options_min_confidence 0.5 is above [paper] min_confidence 0.2" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="v28quant.config"):
+        load_config(None)  # the shipped defaults: 0.15 under 0.2, nothing to say
+    assert "options_min_confidence" not in caplog.text

@@ -28,7 +28,7 @@ from v28quant.calendar import default_calendar
 from v28quant.clock import SimClock
 from v28quant.config import load_config
 from v28quant.data.replay import ReplayFeed
-from v28quant.data.samples import History, sample_history
+from v28quant.data.samples import INDEXES, History, sample_history
 from v28quant.engines import EngineContext
 from v28quant.equity.engine import EquityEngine
 from v28quant.execution import Executor
@@ -46,7 +46,7 @@ EXTRA = ["AAPL", "AMD", "BAC", "CVX", "HD", "JNJ", "KO", "MSFT", "PG", "XOM"]
 
 def _history30() -> tuple[History, list[str]]:
     h = sample_history()
-    stocks = [s for s in h.symbols if s not in ("SP500", "SPX", "VIX")]
+    stocks = [s for s in h.symbols if s not in INDEXES]
     copies = h.bars[h.bars["symbol"].isin(EXTRA)].assign(symbol=lambda d: d["symbol"] + "Z")
     bars = pd.concat([h.bars, copies], ignore_index=True)
     return History(bars), stocks + [s + "Z" for s in EXTRA]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from v28quant.journal import Journal
+from v28quant.journal.store import JournalError
 from v28quant.risk import FLATTEN, HALT, MARK, RESUME, RISK_ENGINE, halt_state, record_control
 
 
@@ -92,6 +93,10 @@ def status(journal: Journal) -> list[str]:
     return out
 
 
+#: ``why``'s answer when the journal holds nothing on a symbol (the command then exits 1).
+NOTHING_ON_RECORD = "no signals journaled for {}"
+
+
 def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest)."""
     query = getattr(journal, "why", None)
@@ -105,21 +110,23 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
         if answer is not None:
             text = answer if isinstance(answer, str) else json.dumps(answer, indent=1, default=str)
             return text.splitlines()
+    sym = symbol.upper()
     sig = journal.signals()
-    sig = sig[sig["symbol"] == symbol.upper()]
+    # the options engine journals an underlying's views as "SYM:IV", "SYM:<contract>", ...
+    sig = sig[(sig["symbol"] == sym) | sig["symbol"].str.startswith(sym + ":")]
     if at is not None:
         sig = sig[sig["ts"] <= at]
     if sig.empty:
-        return [f"no signals journaled for {symbol.upper()}"]
+        return [NOTHING_ON_RECORD.format(sym)]
     ts = sig["ts"].max()
-    lines = [f"{symbol.upper()} at {ts}:"]
+    lines = [f"{sym} at {ts}:"]
     for _, r in sig[sig["ts"] == ts].iterrows():
         lines.append(
-            f"  {r['model']}: value {r['value']:+.3f} confidence {r['confidence']:.2f} "
-            f"{json.dumps(r['reasoning'], default=str)}"
+            f"  {r['model']} ({r['symbol']}): value {r['value']:+.3f} confidence "
+            f"{r['confidence']:.2f} {json.dumps(r['reasoning'], default=str)}"
         )
     for d in journal.decisions():
-        if d["symbol"] == symbol.upper() and d["ts"] == ts.to_pydatetime():
+        if d["symbol"] == sym and d["ts"] == ts.to_pydatetime():
             lines.append(f"  decision {d['action']} by {d['engine']}: {d['reasoning']}")
     return lines
 
@@ -182,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    with Journal(path) as journal:
+    try:
+        journal = Journal(path)
+    except JournalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with journal:
         if args.command == "status":
             lines = status(journal)
         elif args.command == "why":
@@ -193,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             record_control(journal, args.command, args.reason, "operator", datetime.now(UTC))
             lines = [f"{args.command} journaled in {path}: the runner acts on it at its next cycle"]
     print("\n".join(lines))
-    return 0
+    return 1 if lines == [NOTHING_ON_RECORD.format(getattr(args, "symbol", "").upper())] else 0
 
 
 if __name__ == "__main__":

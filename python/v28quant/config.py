@@ -10,6 +10,7 @@ naming it, so a typo never silently leaves a default in force.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from v28quant.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +260,15 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
         source=None if path is None else Path(path).resolve(),
     )
     _check(cfg)
+    paper = cfg.paper
+    if paper.options_min_confidence > paper.min_confidence:  # said, not silently lowered
+        log.warning(
+            "[paper] options_min_confidence %s is above [paper] min_confidence %s: the options "
+            "engine uses %s in paper mode",
+            paper.options_min_confidence,
+            paper.min_confidence,
+            paper.min_confidence,
+        )
     return settings, cfg
 
 

@@ -113,6 +113,8 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
         raise UsageError("--once: not with --mode backtest")
     if ns.tune_off_hours and (ns.mode == "backtest" or ns.once):
         raise UsageError("--tune-off-hours: not with --mode backtest or --once")
+    if ns.journal is not None and ns.journal.is_dir():
+        raise UsageError(f"--journal: {ns.journal} is a directory; give the journal file's path")
     return RunArgs(
         mode=ns.mode,
         config=ns.config,

@@ -79,7 +79,7 @@ def _keyless(
 ) -> Venue:
     from v28quant.broker.sim import SimBroker, SimConfig
     from v28quant.data.replay import ReplayFeed
-    from v28quant.data.samples import sample_history
+    from v28quant.data.samples import INDEXES, sample_history
 
     history = sample_history()
     known = set(history.symbols)
@@ -89,12 +89,19 @@ def _keyless(
     elif _user_universe(settings):
         universe = tuple(settings.universe)
     else:  # the settings' default names ETFs the bundled sample lacks: use its 20 stocks
-        universe = tuple(s for s in history.symbols if s not in ("SP500", "SPX", "VIX"))
+        universe = tuple(s for s in history.symbols if s not in INDEXES)
+    stocks = ", ".join(s for s in history.symbols if s not in INDEXES)
     unknown = [s for s in universe if s not in known]
     if unknown:
         raise UsageError(
             f"--universe: unknown symbol(s) {', '.join(unknown)}: the bundled sample history "
-            f"has {', '.join(s for s in history.symbols)}"
+            f"has {stocks} (and the indexes {', '.join(INDEXES)})"
+        )
+    indexes = [s for s in universe if s in INDEXES]
+    if indexes:
+        raise UsageError(
+            f"--universe: {', '.join(indexes)} is an index, not tradable; the bundled stocks "
+            f"are {stocks}"
         )
     if market not in known:
         raise SettingsError(f"[equity] market_symbol: {market!r} is not in the bundled history")

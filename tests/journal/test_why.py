@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from v28quant.journal import Journal
+from v28quant.journal.store import JournalError
 from v28quant.signals import RegimeState, Signal, SignalAggregator
 from v28quant.why import main
 
@@ -119,3 +120,37 @@ def test_the_v28quant_why_command_uses_the_journal_answer(tmp_path: Path) -> Non
         assert any("garch" in ln for ln in lines)
         # no aggregate on record for AAPL: the raw signals answer instead
         assert cli.why(j, "AAPL", None)[1].strip().startswith("capm")
+
+
+def test_why_covers_the_options_engine_and_says_when_nothing_is_on_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from v28quant import cli
+
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:  # the options engine's rows for an underlying are "BBY:IV"
+        j.record_signal(Signal("options_iv_rank", "BBY:IV", -0.8, 0.4, {"iv_rank": 0.08}, T1))
+        j.record_signal(Signal("options_surface", "BBYX:IV", 0.5, 0.4, {}, T2))  # not BBY's
+        lines = cli.why(j, "bby", None)
+    assert lines[0].startswith("BBY at 2024-03-01 15:00:00")
+    assert len(lines) == 2
+    assert "options_iv_rank (BBY:IV)" in lines[1]
+    assert cli.main(["--journal", str(path), "why", "BBY"]) == 0
+    assert cli.main(["--journal", str(path), "why", "ZZZZ"]) == 1
+    assert capsys.readouterr().out.strip().endswith("no signals journaled for ZZZZ")
+
+
+def test_the_operator_commands_refuse_what_is_not_a_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from v28quant import cli
+
+    text = tmp_path / "settings.toml"
+    text.write_text("[risk]\nmax_positions = 3\n")
+    assert cli.main(["--journal", str(text), "status"]) == 2
+    assert "not a usable SQLite file" in capsys.readouterr().err
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    with pytest.raises(JournalError, match="is a directory"):
+        Journal(folder)

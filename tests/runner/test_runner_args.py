@@ -34,6 +34,8 @@ def _run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     ("args", "expect"),
     [
         (["--mode", "paper", "--universe", "TSLA"], "unknown symbol(s) TSLA"),
+        (["--mode", "paper", "--universe", "VIX,SPX,AAPL"], "VIX, SPX is an index, not tradable"),
+        (["--mode", "paper", "--journal", "."], "is a directory"),
         (["--mode", "backtest", "--from", "garbage"], "--from: not a date (YYYY-MM-DD): 'garbage'"),
         (
             ["--mode", "backtest", "--from", "2022-06-11", "--to", "2022-06-30"],

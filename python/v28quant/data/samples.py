@@ -144,6 +144,10 @@ def vix(seed: int = 0) -> History:
     return _from_closes(closes[["VIX"]], "arch.data.vix", seed)
 
 
+#: The bundled series that are indexes: market references for the models, not tradable.
+INDEXES = ("SP500", "SPX", "VIX")
+
+
 def sample_history(seed: int = 0) -> History:
     """Every built-in sample: the 20 stocks + ``SP500`` (skfolio), ``SPX`` and ``VIX`` (arch)."""
     return sp500_stocks(seed).merge(sp500_index_ohlcv()).merge(vix(seed))

@@ -42,9 +42,17 @@ class JournalStore:
         self.path = Path(path)
         self._lock = threading.RLock()
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
-        self._db = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
-        )
+        if self.path.is_dir():
+            raise JournalError(f"journal {self.path} is a directory; give the journal file's path")
+        try:
+            self._db = sqlite3.connect(
+                str(self.path),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_S,
+            )
+        except sqlite3.OperationalError as exc:  # a missing folder, no permission
+            raise JournalError(f"journal {self.path} cannot be opened: {exc}") from None
         self._db.row_factory = sqlite3.Row
         try:  # checked before WAL mode is switched on, so a refused file is left untouched
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
