@@ -55,8 +55,10 @@ def status(journal: Journal) -> list[str]:
     regime = _last(journal.decisions(engine="regime", action="regime"))
     if regime:
         r = regime["reasoning"]
+        scale = r.get("risk_multiplier")
+        scale_text = f"{scale:.3f}" if isinstance(scale, int | float) else str(scale)
         out.append(
-            f"regime: {r.get('label')} (risk multiplier {r.get('risk_multiplier')}) at "
+            f"regime: {r.get('label')} (risk multiplier {scale_text}) at "
             f"{regime['ts']:%Y-%m-%d %H:%M}Z"
         )
     mark = _last(journal.decisions(engine=RISK_ENGINE, action=MARK))
@@ -65,7 +67,8 @@ def status(journal: Journal) -> list[str]:
         eq, start_eq, peak = (float(r[k]) for k in ("equity", "day_start", "peak"))
         out.append(
             f"equity {eq:,.2f}; day P&L {eq - start_eq:+,.2f}; drawdown from peak "
-            f"{(peak - eq) / peak if peak else 0:.2%} (at {mark['ts']:%Y-%m-%d %H:%M}Z)"
+            f"{(peak - eq) / peak if peak else 0:.2%} (last intraday mark, "
+            f"{mark['ts']:%Y-%m-%d %H:%M}Z)"
         )
     positions = journal.last_positions()
     out.append(

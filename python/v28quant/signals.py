@@ -14,8 +14,9 @@ input support the value it gives**, in [0, 1]. It is the product of two factors,
 
 * ``record`` in [0, 1]: the model's out-of-sample evidence of skill,
   :func:`record_from_pvalue` ``= max(0, 1 - 2 p)`` of the one-sided test of its out-of-sample
-  results against no skill (a binomial test of directional hits, a t-test of the
-  information coefficient, ...). No demonstrated skill (p >= 1/2) gives 0; overwhelming evidence
+  results against no skill (a test of directional hits that counts calls sharing a date or
+  an overlapping outcome as the dependent evidence they are, a t-test of the information
+  coefficient, ...). No demonstrated skill (p >= 1/2) gives 0; overwhelming evidence
   gives 1. A model with no out-of-sample record yet gets :data:`UNTESTED_RECORD`.
 * ``support`` in [0, 1]: how strongly the current input supports this particular value, in the
   model's own uncertainty: :func:`support_from_z` ``= 2 Phi(|z|) - 1`` for an estimate ``z``

@@ -6,12 +6,13 @@ than ``refresh_days`` (the classifiers' schedule, ``MlSource``); they vote every
 their adapters (``v28quant.models.learned``):
 
 * ``transformer``: P(up) of its predictive distribution on the features ``MlSource`` built;
-  confidence from its held-out binomial p-value (``score_oos``) times the share of today's
-  features inside their training range.
+  confidence from its held-out hit rate's p-value (``score_oos``: the symbols' calls share
+  dates and their ``horizon``-day outcomes overlap, which the test allows for) times the share
+  of today's features inside their training range.
 * ``sac``: the agent's deterministic target exposure from the last ``vol_window`` returns and
   the symbol's current exposure (``MarketView.positions``); confidence from its held-out track
   record: the days of the held-out window on which the sign of its exposure matched the next
-  day's return, tested against a coin flip.
+  day's return, tested against a coin flip with the calls that share a date counted together.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from v28quant.calendar import ET
 from v28quant.equity.sources import MarketView, MlSource, _dated, _stored
 from v28quant.ml.sac_agent import SAC, PositionSizingEnv, SACConfig
 from v28quant.ml.transformer_predictor import TransformerConfig, TransformerPredictor
-from v28quant.models.base import MarketSnapshot, TrackRecord
+from v28quant.models.base import MarketSnapshot, TrackRecord, dependent_hit_pvalue
 from v28quant.models.learned import SacAdapter, TransformerAdapter
 from v28quant.signals import Signal
 
@@ -46,19 +47,23 @@ def sac_track_record(
 
     Each symbol is replayed day by day, the exposure fed back as the next state's position; a
     day counts when the exposure is at least 0.05 in size, a hit when its sign matches the
-    next day's return.
+    next day's return. The p-value allows for the symbols' calls sharing their dates
+    (``dependent_hit_pvalue``): an agent long every name is right on every up day at once.
     """
-    hits = n = 0
+    hit: list[bool] = []
+    dates: list[Any] = []
     for sym in returns.columns:
-        r = returns[sym].dropna().to_numpy(np.float64)
+        col = returns[sym].dropna()
+        r = col.to_numpy(np.float64)
         pos = 0.0
         for t in range(vol_window, len(r) - 1):
             state = PositionSizingEnv.observation(r[t - vol_window + 1 : t + 1], lookback, pos)
             pos = float(np.clip(agent.act(state, deterministic=True)[0], -1.0, 1.0))
             if abs(pos) >= 0.05 and r[t + 1] != 0:
-                n += 1
-                hits += int((pos > 0) == (r[t + 1] > 0))
-    return TrackRecord(hits, n)
+                hit.append((pos > 0) == (r[t + 1] > 0))
+                dates.append(col.index[t + 1])
+    p = dependent_hit_pvalue(hit, dates) if hit else None
+    return TrackRecord(sum(hit), len(hit), p)
 
 
 @dataclass
@@ -135,7 +140,7 @@ class LearnedSource:
         started = datetime.now(tz=ET)
         model = TransformerPredictor(self.transformer_config)
         model.fit(reference, train)
-        scores = model.score_oos(recent, test)
+        scores = model.score_oos(recent, test, self.horizon)
         log.info("transformer trained: held-out hit rate %.3f", scores.get("hit_rate", np.nan))
         self._save(
             view,
@@ -156,7 +161,7 @@ class LearnedSource:
         stored = _stored(view, "sac", self.refresh_days)
         if stored is not None and stored[1].features == cols:
             s = stored[1].validation_scores
-            track = TrackRecord(int(s["hits"]), int(s["n"]))
+            track = TrackRecord(int(s["hits"]), int(s["n"]), s.get("hit_p"))
             return SacAdapter(stored[0], self.lookback, self.vol_window, track)
         train = rets.iloc[start:cut].dropna(axis=1)
         held = rets.iloc[cut - self.vol_window :]
@@ -176,7 +181,8 @@ class LearnedSource:
                 "hits": track.hits,
                 "n": track.n,
                 "hit_rate": track.hits / track.n if track.n else float("nan"),
-                "binom_p": track.p_value,
+                "binom_p": TrackRecord(track.hits, track.n).p_value,
+                "hit_p": track.p_value,
             },
             params={**agent.params(), "steps": self.sac_steps},
             started=started,

@@ -198,7 +198,9 @@ class MlSource:
                 continue
             started = datetime.now(tz=ET)
             model.fit(X[train], y.loc[train, "direction"])
-            scores = model.score_oos(X[test], y.loc[test, "direction"], y.loc[test, "fwd_ret"])
+            scores = model.score_oos(
+                X[test], y.loc[test, "direction"], y.loc[test, "fwd_ret"], self.horizon
+            )
             # rebinding (never mutating) the dicts: a cycle reading them sees old or new
             self.models = {**self.models, name: model}
             self.edge = {**self.edge, name: _edge(scores)}

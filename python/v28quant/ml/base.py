@@ -192,17 +192,26 @@ class RowClassifier(BaseModel):
         """Class labels (1 = up)."""
         return (self.predict_proba(X) > 0.5).astype(np.int64)
 
-    def score_oos(self, X: Any, y: Any, fwd_ret: Any = None) -> dict[str, float]:
+    def score_oos(self, X: Any, y: Any, fwd_ret: Any = None, horizon: int = 1) -> dict[str, float]:
         """Score on rows unseen in training; raises ``ValueError`` if any row was used.
 
-        The scores (hit rate, binomial p-value, log loss, AUC, IC with ``fwd_ret``) are stored in
-        ``validation_scores``.
+        The scores (hit rate, binomial p-value, log loss, AUC, IC with ``fwd_ret``, and for a
+        frame indexed by ``date`` the dependence-aware ``hit_p`` of ``horizon``-day labels)
+        are stored in ``validation_scores``.
         """
         arr, _ = as_matrix(X, self.feature_names)
         labels = as_labels(y, len(arr))
         self._footprint.require_disjoint(arr, labels)
         fr = None if fwd_ret is None else np.asarray(fwd_ret, dtype=np.float64)
-        self.validation_scores = classification_scores(labels, self._predict_proba(arr), fr)
+        index = getattr(X, "index", None)
+        dates = (
+            index.get_level_values("date")
+            if index is not None and "date" in (index.names or ())
+            else None
+        )
+        self.validation_scores = classification_scores(
+            labels, self._predict_proba(arr), fr, dates, horizon
+        )
         return self.validation_scores
 
     def signals(self, features: pd.DataFrame) -> list[Signal]:

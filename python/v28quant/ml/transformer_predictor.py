@@ -231,8 +231,13 @@ class TransformerPredictor(BaseModel):
         prob = 0.5 * (1 + torch.erf(z / math.sqrt(2.0))).numpy()
         return pd.DataFrame({"mu": mu, "sigma": sd, "prob_up": prob}, index=idx)
 
-    def score_oos(self, features: pd.DataFrame, fwd_ret: pd.Series) -> dict[str, float]:
-        """Hit rate, IC, ... on windows ending at ``fwd_ret``'s rows; refuses training windows."""
+    def score_oos(
+        self, features: pd.DataFrame, fwd_ret: pd.Series, horizon: int = 1
+    ) -> dict[str, float]:
+        """Hit rate, IC, ... on windows ending at ``fwd_ret``'s rows; refuses training windows.
+
+        ``horizon``: the days ``fwd_ret`` spans (``hit_p`` allows for the overlap).
+        """
         Xw, idx = make_windows(features[self.feature_names], self.config.window)
         keep = idx.isin(fwd_ret.index)
         Xw, idx = Xw[keep], idx[keep]
@@ -240,7 +245,11 @@ class TransformerPredictor(BaseModel):
         self._footprint.require_disjoint(Xw.reshape(len(Xw), -1), y)
         pred = self._frame(Xw, idx)
         self.validation_scores = classification_scores(
-            (y > 0).astype(np.int64), pred["prob_up"].to_numpy(), y
+            (y > 0).astype(np.int64),
+            pred["prob_up"].to_numpy(),
+            y,
+            idx.get_level_values("date"),
+            horizon,
         )
         return self.validation_scores
 

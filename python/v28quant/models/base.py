@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from v28quant.calendar import regular_close
+from v28quant.ml._oos import dependent_hit_pvalue as dependent_hit_pvalue
 from v28quant.signals import UNTESTED_RECORD, Signal, record_from_pvalue
 
 #: Lifetime of a signal computed from daily bars: spans a long weekend; older means a missed
@@ -113,19 +114,30 @@ class Adapter(Protocol):
 
 @dataclass(frozen=True)
 class TrackRecord:
-    """Out-of-sample directional hits of a model: ``hits`` right calls out of ``n``."""
+    """Out-of-sample directional hits of a model: ``hits`` right calls out of ``n``.
+
+    ``dependent_p``, when given, is the p-value of a test that accounts for calls sharing
+    dates or overlapping (:func:`dependent_hit_pvalue`); else the hits are taken as independent
+    (a binomial test).
+    """
 
     hits: int
     n: int
+    dependent_p: float | None = None
 
     def __post_init__(self) -> None:
-        """Check ``0 <= hits <= n``."""
+        """Check ``0 <= hits <= n`` and the p-value's range."""
         if not (0 <= self.hits <= self.n):
             raise ValueError(f"need 0 <= hits <= n, got hits={self.hits}, n={self.n}")
+        p = self.dependent_p
+        if p is not None and not (math.isfinite(p) and 0.0 <= p <= 1.0):
+            raise ValueError(f"dependent_p must be in [0, 1], got {p!r}")
 
     @property
     def p_value(self) -> float:
-        """One-sided binomial p-value of the hit rate against 1/2."""
+        """One-sided p-value of the hit rate against 1/2 (``dependent_p``, else binomial)."""
+        if self.dependent_p is not None:
+            return self.dependent_p
         if self.n == 0:
             return 1.0
         return float(binomtest(self.hits, self.n, 0.5, alternative="greater").pvalue)
@@ -139,13 +151,15 @@ class TrackRecord:
 def record_of(track: TrackRecord | None, scores: Mapping[str, float] | None = None) -> float:
     """Return the ``record`` factor of a model's confidence.
 
-    From a track record, else from a model's ``validation_scores['binom_p']``, else
-    :data:`~v28quant.signals.UNTESTED_RECORD`.
+    From a track record, else from a model's ``validation_scores``: ``hit_p`` (dates and
+    overlap accounted for, :func:`dependent_hit_pvalue`) before ``binom_p`` (independent hits),
+    else :data:`~v28quant.signals.UNTESTED_RECORD`.
     """
     if track is not None:
         return track.record
-    if scores and "binom_p" in scores and math.isfinite(scores["binom_p"]):
-        return record_from_pvalue(float(scores["binom_p"]))
+    for key in ("hit_p", "binom_p"):
+        if scores and key in scores and math.isfinite(scores[key]):
+            return record_from_pvalue(float(scores[key]))
     return UNTESTED_RECORD
 
 

@@ -3,8 +3,9 @@
 Each reads today's feature rows only (:func:`v28quant.ml.features.latest_rows`: a symbol whose
 last row is older is left out) and stamps its signals with that session's close.
 
-* ``record``: the model's out-of-sample binomial p-value (``validation_scores['binom_p']``,
-  set by ``score_oos``) or an explicit :class:`~v28quant.models.base.TrackRecord`;
+* ``record``: the p-value of the model's out-of-sample hit rate (``validation_scores``'
+  ``hit_p``, set by ``score_oos`` with the dates and horizon of its rows, else ``binom_p``) or
+  an explicit :class:`~v28quant.models.base.TrackRecord`;
 * ``support``: the share of today's features inside their training range
   (:class:`~v28quant.models.base.TrainingRange`), times, for the stacked ensemble, the share of
   base learners that agree with the meta-learner's direction, and for SAC one minus the
