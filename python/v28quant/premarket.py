@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from v28quant.allocation import allocate
-from v28quant.broker.base import Intent, OrderRequest, Owner, Side
+from v28quant.broker.base import BrokerError, Intent, OrderRequest, Owner, Position, Side
 from v28quant.engines import EngineContext
 from v28quant.ml.model_store import ModelStore
-from v28quant.occ import is_occ
+from v28quant.occ import is_occ, parse_occ
 from v28quant.reconcile import reconcile
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, record_control
 from v28quant.venue import Venue
@@ -228,10 +228,29 @@ async def watch_account(ctx: EngineContext, venue: Venue) -> None:
         await flatten(ctx)
 
 
-async def flatten(ctx: EngineContext) -> int:
+#: Seconds the flatten waits for its short option closes to fill before closing what covers them.
+FLATTEN_FILL_WAIT_S = 30.0
+
+
+def _flatten_phase(pos: Position) -> int:
+    """0: short options, 1: long options, 2: stock (the order in which a flatten closes them)."""
+    if is_occ(pos.symbol):
+        return 0 if pos.qty < 0 else 1
+    return 2
+
+
+def _underlying(symbol: str) -> str:
+    return parse_occ(symbol).underlying if is_occ(symbol) else symbol
+
+
+async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_S) -> int:
     """Cancel our open orders and close every position through the execution service.
 
-    Returns the number of closing orders placed; journals ``flattened`` when done.
+    Short option legs are bought back first, then long legs sold, then the stock: a spread's
+    long leg or a covered call's shares are never sold while the short they cover is open.
+    An underlying whose short legs are not filled within ``fill_wait_s`` keeps its long legs
+    and shares; ``flattened`` is then not journaled, so the next account watch tries again.
+    Returns the number of closing orders placed.
     """
     from v28quant.execution import Decision
 
@@ -240,8 +259,16 @@ async def flatten(ctx: EngineContext) -> int:
             await ctx.executor.cancel(order.client_order_id, "operator flatten")
     placed = 0
     stamp = ctx.now.isoformat()
-    for pos in await ctx.broker.positions():
-        if pos.qty == 0:
+    positions = sorted((p for p in await ctx.broker.positions() if p.qty != 0), key=_flatten_phase)
+    shorts_open: dict[str, str] = {}  # client order id -> underlying, of unfilled short closes
+    held_back: set[str] = set()
+    for pos in positions:
+        phase = _flatten_phase(pos)
+        if phase > 0 and shorts_open:
+            held_back |= await _await_fills(ctx, shorts_open, fill_wait_s)
+            shorts_open.clear()
+        if phase > 0 and _underlying(pos.symbol) in held_back:  # buying back shorts always goes
+            log.warning("flatten %s held back: a short option on it is still open", pos.symbol)
             continue
         side: Side = "sell" if pos.qty > 0 else "buy"
         owner = Owner("risk", FLATTEN_STRATEGY, f"flatten-{stamp}-{pos.symbol}")
@@ -256,5 +283,33 @@ async def flatten(ctx: EngineContext) -> int:
         )
         log.warning("flatten %s %s %s: %s", side, qty, pos.symbol, outcome.status)
         placed += 1
+        if phase == 0 and outcome.order is None:  # refused or rejected: nothing to wait for
+            held_back.add(_underlying(pos.symbol))
+        elif phase == 0 and outcome.status != "filled":
+            shorts_open[outcome.client_order_id] = _underlying(pos.symbol)
+    if shorts_open:  # only short legs were held: nothing waits on them
+        await _await_fills(ctx, shorts_open, 0.0)
+    if held_back:
+        why = f"{placed} closing order(s) placed; {sorted(held_back)} wait for their short legs"
+        log.error("flatten not finished: %s", why)
+        ctx.notifier.error("flatten", why)
+        return placed
     record_control(ctx.journal, FLATTENED, f"{placed} closing order(s) placed", "runner", ctx.now)
     return placed
+
+
+async def _await_fills(ctx: EngineContext, orders: dict[str, str], wait_s: float) -> set[str]:
+    """Wait up to ``wait_s`` for ``orders`` to fill; return the underlyings of the unfilled."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    unfilled: set[str] = set()
+    for cid, und in orders.items():
+        try:
+            order = await ctx.executor.track(cid, max(0.0, deadline - loop.time()))
+        except BrokerError as exc:  # a look-up failing: the short may still be open
+            log.warning("flatten order %s not looked up: %s", cid, exc)
+            unfilled.add(und)
+            continue
+        if order.status.value != "filled":
+            unfilled.add(und)
+    return unfilled

@@ -218,6 +218,13 @@ async def test_stock_left_by_a_spread_is_flattened(
     acts = [Activity("a1", "OPASN", short, Decimal(2), None, START)]
     if long_settles:
         acts.append(Activity("a2", "OPEXC", long, Decimal(-2), None, START))
+    else:  # the long leg left is held at the venue: the book keeps it against the broker
+        from v28quant.broker import OrderRequest, Owner
+        from v28quant.execution import Decision
+
+        buy = OrderRequest.option(long, 2, "buy", "buy_to_open", owner=Owner("test", "leg", "l"))
+        out = await ctx.executor.place(Decision(buy, {"why": "the spread's long leg"}))
+        assert out.status == "filled"
 
     async def activities(since: object = None) -> list[Activity]:
         return acts

@@ -43,6 +43,7 @@ from v28quant.broker.base import OrderRequest, Owner
 from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET
 from v28quant.engines import CycleReport
+from v28quant.occ import is_occ
 from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
@@ -113,6 +114,7 @@ class OptionsEngine:
         """
         book = self._book_of(ctx)
         await self._activities(ctx, book)
+        await self._reconcile(ctx, book)
         start = ctx.now.date() - timedelta(days=740)
         for u in self.underlyings(ctx):
             try:
@@ -179,6 +181,8 @@ class OptionsEngine:
         report.signals = len(signals)
         views = self._views(ctx, signals, now)
         await self._pending(ctx, book, analyses, report)
+        # after our own fills are applied: what is still missing went some other way (a flatten)
+        await self._reconcile(ctx, book)
         await self._manage(ctx, book, analyses, report)
         await self._enter(ctx, book, analyses, views, report)
         book.save()
@@ -219,6 +223,51 @@ class OptionsEngine:
         why = {"rule": "flatten stock left by a spread's settlement", "shares": shares}
         out = await place(ctx, req, why, None)
         ctx.notifier.notify(f"OPTIONS FLATTEN {side} {abs(shares)} {und}: {out.status}")
+
+    # -- the broker's positions -------------------------------------------------------------
+
+    async def _reconcile(self, ctx: OptionsContext, book: Book) -> None:
+        """Make the book hold what the broker holds (``Book.reconcile``); journal each change.
+
+        A structure whose legs went without a fill or an activity of ours (the runner's
+        flatten, a person at the venue) must not hold the engine's slots or Greek budget.
+        """
+        positions = await ctx.broker.positions()
+        occ = {p.symbol: int(p.qty) for p in positions if is_occ(p.symbol)}
+        shares = {p.symbol: int(p.qty) for p in positions if not is_occ(p.symbol)}
+        busy = {p.old_id for p in book.pending.values() if p.old_id}
+        wheel_before = {u: w.shares for u, w in book.wheel.items()}
+        changes = book.reconcile(occ, shares, busy)
+        for c in changes:
+            h = c.held
+            why = {
+                "rule": "book reconciled with the broker's positions",
+                "reason": _RECONCILE_REASON[c.kind],
+                "structure_id": h.structure_id,
+                "strategy": h.strategy,
+                "before": c.before,
+                "broker_holds": c.held_qty,
+                **({} if c.kind == "closed_out" else {"now": {"legs": h.legs, "units": h.units}}),
+            }
+            ctx.journal.record_decision(
+                f"options-reconcile-{h.structure_id}-{ctx.now.isoformat()}",
+                ENGINE,
+                h.strategy,
+                h.underlying,
+                c.kind,
+                why,
+                ctx.now,
+            )
+            log.warning("options book: %s %s: %s", c.kind, h.structure_id, why["reason"])
+            if c.kind == "closed_out":
+                self._release_cid(ctx, h.client_order_id, "structure no longer held")
+            else:
+                ctx.notifier.error("options book", f"{h.structure_id} {c.kind}: {why}")
+        moved = {u: "reconcile" for u, n in wheel_before.items() if book.wheel[u].shares != n}
+        if moved:
+            reserve_wheel_shares(ctx, book, moved)
+        if changes or moved:
+            book.save()
 
     def _event(self, ctx: OptionsContext, ev: Event, ts: datetime) -> None:
         ctx.journal.record_decision(
@@ -505,6 +554,13 @@ class OptionsEngine:
             return 0.6
         own = getattr(cfg, "options_min_confidence", None)
         return float(own(ctx.mode) if callable(own) else cfg.min_confidence(ctx.mode))
+
+
+_RECONCILE_REASON = {
+    "closed_out": "no leg is held by the broker any more (closed outside the engine)",
+    "trimmed": "the broker holds fewer units of every leg",
+    "partial": "some legs are no longer held: the book keeps those the broker holds",
+}
 
 
 def _opening(book: Book) -> int:

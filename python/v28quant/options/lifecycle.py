@@ -156,6 +156,20 @@ class Event:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """A structure ``Book.reconcile`` changed: closed out, trimmed or partial.
+
+    ``before`` holds its legs and units as the book had them, ``held`` the contracts of each
+    leg the broker holds for it.
+    """
+
+    kind: Literal["closed_out", "trimmed", "partial"]
+    held: Held
+    before: dict[str, Any]
+    held_qty: dict[str, int]
+
+
 class Book:
     """The engine's open structures and wheel stages (see the module docstring)."""
 
@@ -276,6 +290,61 @@ class Book:
         kept.max_loss = 100.0 * max(0.0, max(strikes) - min(strikes) + kept.entry_net)
         self.held[old.structure_id] = kept
         return kept
+
+    # -- the broker's positions -------------------------------------------------------------
+
+    def reconcile(
+        self,
+        held_qty: Mapping[str, int],
+        shares: Mapping[str, int],
+        skip: set[str] | frozenset[str] = frozenset(),
+    ) -> list[Reconciled]:
+        """Bring the book to what the broker holds; return each structure changed.
+
+        ``held_qty`` maps OCC symbols to the broker's signed contracts, ``shares`` underlyings
+        to its shares; ``skip`` names structures a resting order of ours settles. Oldest
+        structures are matched first, so two structures on one contract are not both counted.
+        A structure none of whose legs is held is closed out of the book (``closed_out``). One
+        held in full ratio on fewer units keeps the units held (``trimmed``). One with some legs
+        gone keeps the legs still held (``partial``): they are real exposure, so the Greeks,
+        the risk budget and the exit rules must keep seeing them, and a mismatch nobody
+        explained is no ground for trading on its own; the engine notifies a person.
+        A wheel holding more shares than the broker keeps only those held.
+        """
+        left = dict(held_qty)
+        out: list[Reconciled] = []
+        for h in sorted(self.held.values(), key=lambda x: x.opened_at):
+            # contracts of each leg held on our side (a long leg needs a long position)
+            have = {s: max(0, left.get(s, 0) * (1 if q > 0 else -1)) for s, q in h.legs.items()}
+            units = min(have[s] // abs(q) for s, q in h.legs.items())
+            if h.structure_id in skip or units >= h.units:
+                for s, q in h.legs.items():
+                    left[s] = left.get(s, 0) - q * h.units
+                continue
+            before = {"legs": dict(h.legs), "units": h.units}
+            kept = {s: q for s, q in h.legs.items() if have[s] >= abs(q)}
+            if not kept:
+                self.closed(h.structure_id)
+                out.append(Reconciled("closed_out", h, before, have))
+                continue
+            kind: Literal["trimmed", "partial"] = "trimmed"
+            if units >= 1:
+                h.units = units
+            else:
+                h.legs = kept
+                h.units = min(have[s] // abs(q) for s, q in kept.items())
+                h.leg_entry = {s: p for s, p in h.leg_entry.items() if s in kept}
+                kind = "partial"
+            for s, q in h.legs.items():
+                left[s] = left.get(s, 0) - q * h.units
+            out.append(Reconciled(kind, h, before, have))
+        for und, w in self.wheel.items():
+            held = max(0, shares.get(und, 0))
+            if w.shares > held:
+                w.shares = held - held % 100  # a covered call needs whole lots
+                if w.shares == 0 and w.stage == "shares":
+                    w.stage = "cash"
+        return out
 
     # -- the venue's activities -------------------------------------------------------------
 

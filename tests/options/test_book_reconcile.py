@@ -1,0 +1,165 @@
+"""The options book follows the broker: structures closed outside the engine leave it.
+
+Two spreads are opened on SimBroker over the real SPY chain of 2023-09-14 and entered in the
+engine's book; then the runner's flatten (or single closing orders) changes what the account
+holds. The book persisted beside the journal is read back with ``json``, the journal's rows
+with sqlite3, and both are compared with the simulated broker's own positions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fakes.options_world import Ctx, make_world
+from v28quant.broker.base import OrderRequest, Owner
+from v28quant.broker.requests import Leg
+from v28quant.execution import Decision
+from v28quant.options.config import OptionsConfig
+from v28quant.options.engine import OptionsEngine
+from v28quant.options.lifecycle import Held
+from v28quant.premarket import flatten
+from v28quant.risk import FLATTEN, RESUME, record_control
+
+ET = ZoneInfo("America/New_York")
+START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
+EXPIRY = date(2023, 10, 20)
+CALL_LONG, CALL_SHORT = "SPY231020C00450000", "SPY231020C00455000"
+PUT_SHORT, PUT_LONG = "SPY231020P00440000", "SPY231020P00427000"
+
+
+def _config() -> OptionsConfig:
+    return OptionsConfig.load(
+        None, {"strategies": {"sideways": ["iron_condor"]}, "max_open_structures": 2}
+    )
+
+
+async def _place(ctx: Ctx, req: OrderRequest) -> None:
+    out = await ctx.executor.place(Decision(req, {"why": "test"}))
+    assert out.status == "filled", (req.client_order_id, out)
+
+
+async def _book_two_spreads(ctx: Ctx) -> OptionsEngine:
+    """Open a bull call spread (2 units) and a bull put spread (1 unit); book them both."""
+    call = Owner("options", "bull_call", "a")
+    put = Owner("options", "bull_put", "b")
+    await _place(
+        ctx,
+        OrderRequest.multileg(
+            [Leg(CALL_LONG, 1, "buy", "buy_to_open"), Leg(CALL_SHORT, 1, "sell", "sell_to_open")],
+            2,
+            owner=call,
+        ),
+    )
+    await _place(
+        ctx,
+        OrderRequest.multileg(
+            [Leg(PUT_SHORT, 1, "sell", "sell_to_open"), Leg(PUT_LONG, 1, "buy", "buy_to_open")],
+            1,
+            owner=put,
+        ),
+    )
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    eng.book.opened(
+        Held("a", "bull_call", "SPY", EXPIRY, {CALL_LONG: 1, CALL_SHORT: -1}, 2, 2.7, 270.0,
+             START, call.client_order_id)
+    )  # fmt: skip
+    eng.book.opened(
+        Held("b", "bull_put", "SPY", EXPIRY, {PUT_SHORT: -1, PUT_LONG: 1}, 1, -1.5, 1150.0,
+             START, put.client_order_id)
+    )  # fmt: skip
+    eng.book.save()
+    return eng
+
+
+def _persisted(ctx: Ctx) -> dict[str, dict[str, object]]:
+    path = Path(f"{ctx.journal.path}.options.json")
+    held: dict[str, dict[str, object]] = json.loads(path.read_text(encoding="utf-8"))["held"]
+    return held
+
+
+def _reconcile_rows(ctx: Ctx) -> dict[str, tuple[str, dict[str, object]]]:
+    db = sqlite3.connect(str(ctx.journal.path))
+    rows = db.execute(
+        "SELECT action, reasoning FROM decisions WHERE engine = 'options'"
+        " AND decision_id LIKE 'options-reconcile-%'"
+    ).fetchall()
+    db.close()
+    out = {}
+    for action, text in rows:
+        why = json.loads(text)
+        out[str(why["structure_id"])] = (str(action), why)
+    return out
+
+
+async def _broker_options(ctx: Ctx) -> dict[str, int]:
+    return {p.symbol: int(p.qty) for p in await ctx.broker.positions() if len(p.symbol) > 6}
+
+
+@pytest.mark.asyncio
+async def test_flattened_structures_leave_the_book_and_free_its_slots(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways")
+    await _book_two_spreads(ctx)
+    record_control(ctx.journal, FLATTEN, "test", "operator", START)
+    await flatten(ctx)  # type: ignore[arg-type]
+    assert await ctx.broker.positions() == []
+    # the next run (a restart: a new engine reads the persisted book)
+    ctx.clock.advance(timedelta(minutes=5))
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    assert _persisted(ctx) == {}
+    rows = _reconcile_rows(ctx)
+    assert {k: a for k, (a, _) in rows.items()} == {"a": "closed_out", "b": "closed_out"}
+    assert "no leg is held" in str(rows["a"][1]["reason"])
+    # resumed, with its two slots free again, the engine opens a structure
+    record_control(ctx.journal, RESUME, "test", "operator", ctx.now)
+    report = await eng.cycle(ctx)
+    assert report.note != "max_open_structures reached"
+    assert report.orders == 1
+
+
+@pytest.mark.asyncio
+async def test_a_structure_partly_closed_outside_keeps_what_the_broker_holds(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways")
+    eng = await _book_two_spreads(ctx)
+    # one unit of the call spread closed whole; the put spread's long leg sold alone
+    await _place(
+        ctx,
+        OrderRequest.multileg(
+            [Leg(CALL_SHORT, 1, "buy", "buy_to_close"), Leg(CALL_LONG, 1, "sell", "sell_to_close")],
+            1,
+            owner=Owner("test", "outside", "c1"),
+        ),
+    )
+    await _place(
+        ctx,
+        OrderRequest.option(PUT_LONG, 1, "sell", "sell_to_close", owner=Owner("test", "o", "p")),
+    )
+    ctx.clock.advance(timedelta(minutes=5))
+    await eng.cycle(ctx)
+    held = _persisted(ctx)
+    assert set(held) == {"a", "b"}
+    # the book's legs x units are exactly the broker's option positions
+    book: dict[str, int] = {}
+    for h in held.values():
+        legs = h["legs"]
+        assert isinstance(legs, dict)
+        for s, q in legs.items():
+            book[s] = book.get(s, 0) + int(q) * int(str(h["units"]))
+    broker = await _broker_options(ctx)
+    assert {s: q for s, q in broker.items() if s in book} == book
+    assert book == {CALL_LONG: 1, CALL_SHORT: -1, PUT_SHORT: -1}
+    rows = _reconcile_rows(ctx)
+    assert {k: a for k, (a, _) in rows.items()} == {"a": "trimmed", "b": "partial"}
+    assert rows["b"][1]["before"] == {"legs": {PUT_SHORT: -1, PUT_LONG: 1}, "units": 1}
+    assert any("partial" in n for n in ctx.notifier.notices)
