@@ -2,7 +2,7 @@
 
 Every bad argument ends in a single ``error: ...`` line on stderr and exit status 2, never a
 traceback: an unknown mode or flag, a date that is not a date, ``--from`` after ``--to``,
-``--days`` below 1 or with ``--once``. Checks that need the data (a symbol unknown to the feed, dates outside the
+``--days`` below 1. Checks that need the data (a symbol unknown to the feed, dates outside the
 bundled history, a range without a session) are made by ``v28quant.venue`` with the same
 one-line errors.
 """

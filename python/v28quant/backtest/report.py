@@ -77,6 +77,8 @@ def _charts(
     for fname, title, y in series:
         fig, ax = plt.subplots(figsize=(8, 3))
         ax.plot(x, y, marker="o" if len(days) < 30 else None)
+        if len(x) == 1:  # matplotlib's default span around one date is years wide
+            ax.set_xlim(x[0] - np.timedelta64(1, "D"), x[0] + np.timedelta64(1, "D"))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         fig.autofmt_xdate()
