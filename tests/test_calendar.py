@@ -165,3 +165,14 @@ def test_next_open_next_close_and_closes_between(cal) -> None:
     assert cal.closes_between(fri_close, fri_close) == []
     with pytest.raises(ValueError, match="timezone-aware"):
         cal.next_open(datetime(2025, 11, 26, 15, 0))
+
+
+def test_last_close(cal) -> None:
+    """NYSE 2025: the history a job may use ends at the last close, Thanksgiving skipped."""
+    wed_close = datetime(2025, 11, 26, 16, 0, tzinfo=ET)
+    fri_close = datetime(2025, 11, 28, 13, 0, tzinfo=ET)
+    assert cal.last_close(datetime(2025, 11, 28, 10, 0, tzinfo=ET)) == wed_close  # Fri open
+    assert cal.last_close(fri_close) == fri_close  # at the close, today's bar is complete
+    assert cal.last_close(datetime(2025, 11, 29, 12, 0, tzinfo=UTC)) == fri_close  # Saturday
+    with pytest.raises(ValueError, match="timezone-aware"):
+        cal.last_close(datetime(2025, 11, 26, 15, 0))

@@ -132,7 +132,7 @@ class ExchangeCalendar:
         self._closes = sched["close"].dt.tz_convert(ET)
         self._days: list[date] = [ts.date() for ts in sched.index]
         self._open_list = [t.to_pydatetime() for t in self._opens]
-        self._close_list = [t.to_pydatetime() for t in self._closes]
+        self._close_list: list[datetime] = [t.to_pydatetime() for t in self._closes]
         self._index = {d: i for i, d in enumerate(self._days)}
         self._first, self._last = self._days[0], self._days[-1]
 
@@ -229,6 +229,19 @@ class ExchangeCalendar:
     def next_close(self, when: datetime) -> datetime:
         """Return the first session close strictly after ``when`` (timezone-aware)."""
         return self._after(self._close_list, when, "close")
+
+    def last_close(self, when: datetime) -> datetime:
+        """Return the last session close at or before ``when`` (timezone-aware).
+
+        The end of the daily history a job at ``when`` may use: a session still open has no
+        daily bar yet, only a partial one.
+        """
+        if when.tzinfo is None:
+            raise ValueError("last_close needs a timezone-aware datetime")
+        i = bisect.bisect_right(self._close_list, when)
+        if i == 0:
+            raise ValueError(f"no session close before {when} within the calendar's range")
+        return self._close_list[i - 1]
 
     def closes_between(self, after: datetime, upto: datetime) -> list[tuple[date, datetime]]:
         """(session date, close) of every session closing in ``(after, upto]``."""

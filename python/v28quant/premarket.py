@@ -38,13 +38,16 @@ async def load_history(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return daily bars (long) and closes (wide) of ``symbols`` up to the last close.
 
-    A symbol whose data fails to load is dropped with a warning; the others go on.
+    A symbol whose data fails to load is dropped with a warning; the others go on. Run after
+    the open (``--once``, a mid-session start) it still ends at the last close: the feeds also
+    serve today's partial bar, which the models would take for a close.
     """
     start = ctx.now - timedelta(days=int(sessions * 1.5) + 10)
+    end = ctx.calendar.last_close(ctx.now)
     frames = []
     for sym in symbols:
         try:
-            bars = await ctx.feed.bars([sym], start, ctx.now, "1Day")
+            bars = await ctx.feed.bars([sym], start, end, "1Day")
         except (KeyError, ValueError, OSError) as exc:
             log.warning("history of %s unavailable, dropped today: %s", sym, exc)
             continue

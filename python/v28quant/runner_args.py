@@ -2,9 +2,9 @@
 
 Every bad argument ends in a single ``error: ...`` line on stderr and exit status 2, never a
 traceback: an unknown mode or flag, a date that is not a date, ``--from`` after ``--to``,
-``--days`` below 1. Checks that need the data (a symbol unknown to the feed, dates outside the
-bundled history, a range without a session) are made by ``v28quant.venue`` with the same
-one-line errors.
+``--days`` below 1 or with ``--once``. Checks that need the data (a symbol unknown to the feed,
+dates outside the bundled history, a range without a session) are made by ``v28quant.venue``
+with the same one-line errors.
 """
 
 from __future__ import annotations
@@ -111,6 +111,8 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
         raise UsageError("--days: only with --mode paper (keyless simulated sessions)")
     if ns.once and ns.mode == "backtest":
         raise UsageError("--once: not with --mode backtest")
+    if ns.once and ns.days is not None:  # --once is one cycle of one session, not N sessions
+        raise UsageError("--days: not with --once (one cycle of one session)")
     if ns.tune_off_hours and (ns.mode == "backtest" or ns.once):
         raise UsageError("--tune-off-hours: not with --mode backtest or --once")
     if ns.journal is not None and ns.journal.is_dir():

@@ -6,8 +6,10 @@
   is ``VenueClock`` over Alpaca's ``/v2/clock``.
 * ``paper`` without keys, and every ``backtest``: ``SimBroker`` filling against ``ReplayFeed``
   over the sample history bundled with the installed packages, on a ``SimClock``. Keyless paper
-  replays the last ``--days`` sessions of that history; a backtest the sessions from ``--from``
-  to ``--to``.
+  replays the last ``--days`` sessions of that history (``--once``: its last session at 10:00);
+  a backtest the sessions from ``--from`` to ``--to``. On a journal that has traded, keyless
+  paper goes on after the journal's last simulated time, and a session already traded is
+  refused rather than replayed (``_resume``).
 
 Everything the data cannot support is refused here with one line: a symbol the feed does not
 know, a date outside the bundled history, a range with no session, a weekend or holiday.
@@ -16,13 +18,14 @@ know, a date outside the bundled history, a range with no session, a weekend or 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from v28quant.broker.base import Broker
-from v28quant.calendar import ET, ExchangeCalendar
+from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.clock import Clock, SimClock
 from v28quant.config import RunConfig
 from v28quant.data.base import DataFeed
@@ -129,7 +132,7 @@ def _keyless(
     first_day = sessions[0]
     start_at = datetime.combine(first_day, time(10, 0) if args.once else time(8, 55), ET)
     if mode == "paper" and args.journal is not None:
-        sessions, start_at = _resume(args.journal, sessions, start_at)
+        sessions, start_at = _resume(args.journal, sessions, start_at, once=args.once, calendar=cal)
     sim = SimClock(start_at)
     feed = ReplayFeed(history, sim, calendar=cal, equity_spread_bps=cfg.backtest.spread_bps)
     bt = cfg.backtest
@@ -156,24 +159,69 @@ def _keyless(
     )
 
 
+def _journal_clock(journal: Path) -> datetime | None:
+    """Return the latest time the runner journaled in ``journal`` (None: no runner record).
+
+    Only the runner's own records (strategy ``runner``: starts, cycles, roll-ups, nights) are
+    stamped with the simulated clock; a promotion, say, is stamped with the wall clock.
+    """
+    if not journal.exists():
+        return None
+    try:  # read-only: the run itself opens the journal later, under its lock
+        db = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT MAX(ts) FROM decisions WHERE strategy = 'runner'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None  # no journal yet, or a corrupt one that run_with refuses in its own words
+    return None if row is None or row[0] is None else datetime.fromisoformat(row[0])
+
+
 def _resume(
-    journal: Path, sessions: tuple[date, ...], start_at: datetime
+    journal: Path,
+    sessions: tuple[date, ...],
+    start_at: datetime,
+    *,
+    once: bool = False,
+    calendar: ExchangeCalendar | None = None,
 ) -> tuple[tuple[date, ...], datetime]:
-    """Continue keyless paper where the account saved beside ``journal`` stopped, if later."""
+    """Continue keyless paper after the last simulated time of ``journal``, never before it.
+
+    That time is the later of the simulated account saved beside the journal (saved only when
+    its books change) and the runner's last record in the journal. A session whose trading
+    window it had reached is done, and so is any session it reached under ``--once`` (its one
+    cycle ran); a session it stopped inside goes on from there.
+
+    Raises
+    ------
+    UsageError
+        Every session to replay is done: the bundled history has no later one.
+    """
     from v28quant.broker.sim import SimBroker, state_path_for
 
-    saved = SimBroker.saved_clock(state_path_for(journal))
-    if saved is None or saved <= start_at:
+    cal = calendar or default_calendar()
+    marks = [SimBroker.saved_clock(state_path_for(journal)), _journal_clock(journal)]
+    reached = max((t for t in marks if t is not None), default=None)
+    if reached is None or reached < start_at:
         return sessions, start_at
-    left = tuple(d for d in sessions if d >= saved.astimezone(ET).date())
+    day = reached.astimezone(ET).date()
+
+    def done(d: date) -> bool:
+        return d < day or (d == day and (once or reached >= cal.windows(d).trading_end))
+
+    left = tuple(d for d in sessions if not done(d))
     if not left:
         raise UsageError(
-            f"--journal {journal}: its simulated account has reached "
-            f"{saved.astimezone(ET):%Y-%m-%d %H:%M} New York, after the sessions to replay "
-            f"({sessions[0]}..{sessions[-1]}); use a new journal to replay them again"
+            f"--journal {journal}: its simulated trading has reached "
+            f"{reached.astimezone(ET):%Y-%m-%d %H:%M} New York and the bundled history has no "
+            f"later session (it ends {sessions[-1]}); use a new journal to replay it again"
         )
-    log.warning("keyless paper resumes at %s (the saved simulated account)", saved)
-    return left, saved
+    start = (
+        reached if left[0] == day else datetime.combine(left[0], start_at.astimezone(ET).time(), ET)
+    )
+    log.warning("keyless paper resumes at %s, after the journal's last simulated time", start)
+    return left, start
 
 
 def _keyed(mode: str, settings: Settings, args: RunArgs) -> Venue:

@@ -1,9 +1,17 @@
-"""Keyless paper resumes where the simulated account saved beside its journal stopped."""
+"""Keyless paper resumes where the simulated account saved beside its journal stopped.
+
+And never before the runner's last record in the journal: a session it has traded to the end
+(or, under ``--once``, at all) is not traded again. Independent references: the journal and the
+account written here with their own APIs, the exchange calendar's trading end (15:45 New York
+on a full day), and the journal read back with ``sqlite3``.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes.fixtures import StaticQuotes
@@ -11,7 +19,11 @@ from v28quant.broker import OrderRequest, Owner
 from v28quant.broker.sim import SimBroker, state_path_for
 from v28quant.calendar import ET
 from v28quant.clock import SimClock
-from v28quant.runner_args import UsageError
+from v28quant.config import RunConfig, load_config
+from v28quant.engines import CycleReport, EngineContext
+from v28quant.journal import Journal
+from v28quant.runner_args import RunArgs, UsageError
+from v28quant.runner_setup import build_and_run, run_with
 from v28quant.venue import _resume
 
 SESSIONS = (date(2024, 6, 3), date(2024, 6, 4), date(2024, 6, 5))
@@ -44,3 +56,98 @@ async def test_an_account_past_every_session_is_refused(tmp_path: Path) -> None:
     await _trade_at(journal, datetime.combine(date(2024, 6, 6), time(11, 0), ET))
     with pytest.raises(UsageError, match="use a new journal"):
         _resume(journal, SESSIONS, START)
+
+
+def _runner_record(journal: Path, when: datetime, action: str) -> None:
+    with Journal(journal) as j:
+        j.record_decision(
+            f"t-{action}-{when.isoformat()}", "runner", "runner", "*", action, {}, when
+        )
+
+
+@pytest.mark.asyncio
+async def test_the_journal_past_the_saved_account_moves_to_the_next_session(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    await _trade_at(journal, datetime.combine(SESSIONS[0], time(10, 5), ET))  # last fill
+    _runner_record(journal, datetime.combine(SESSIONS[0], time(16, 1), ET), "end_of_day")
+    nxt = datetime.combine(SESSIONS[1], time(8, 55), ET)
+    assert _resume(journal, SESSIONS, START) == (SESSIONS[1:], nxt)
+
+
+def test_a_journal_stopped_inside_a_session_goes_on_from_there(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    stopped = datetime.combine(SESSIONS[1], time(11, 0), ET)
+    _runner_record(journal, stopped, "cycle")
+    assert _resume(journal, SESSIONS, START) == (SESSIONS[1:], stopped)
+    # past the trading end (15:45) the session is done
+    _runner_record(journal, datetime.combine(SESSIONS[1], time(15, 45), ET), "cycle")
+    assert _resume(journal, SESSIONS, START)[0] == SESSIONS[2:]
+
+
+def test_a_journal_at_the_last_session_is_refused(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    _runner_record(journal, datetime.combine(SESSIONS[-1], time(16, 1), ET), "end_of_day")
+    with pytest.raises(UsageError, match="no later session"):
+        _resume(journal, SESSIONS, START)
+
+
+def test_once_on_a_session_it_ran_is_refused(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    at = datetime.combine(SESSIONS[-1], time(10, 0), ET)
+    _runner_record(journal, at, "start")
+    with pytest.raises(UsageError, match="no later session"):
+        _resume(journal, SESSIONS[-1:], at, once=True)
+
+
+def test_wall_clock_records_are_not_simulated_time(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    with Journal(journal) as j:  # e.g. a promotion, stamped when it was made
+        j.record_decision("promote-1", "optimizer", "promote", "*", "promote", {}, datetime.now(ET))
+    assert _resume(journal, SESSIONS, START) == (SESSIONS, START)
+
+
+class Quiet:
+    """An engine that trades nothing and counts its pre-market jobs."""
+
+    name = "quiet"
+
+    def __init__(self) -> None:
+        self.premarkets = 0
+
+    async def premarket(self, ctx: EngineContext) -> None:
+        self.premarkets += 1
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        return CycleReport(self.name, ctx.now)
+
+    async def end_of_day(self, ctx: EngineContext) -> None:
+        return None
+
+
+def test_once_twice_on_one_journal_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    quiet = Quiet()
+
+    def engines(cfg: RunConfig, params: dict[str, Any]) -> list[Quiet]:
+        return [quiet]
+
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, ("AAPL", "MSFT"), journal, None, None, None, True, "INFO", None)
+    assert run_with(args, settings, cfg, engines=engines).exit_code == 0
+    assert quiet.premarkets == 1
+    capsys.readouterr()
+    argv = ["--mode", "paper", "--once", "--universe", "AAPL,MSFT", "--journal", str(journal)]
+    assert build_and_run(argv) == 2  # refused before any engine is built
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("error: --journal"), err
+    assert "no later session" in err[0]
+    db = sqlite3.connect(str(journal))
+    (starts,) = db.execute("SELECT COUNT(*) FROM decisions WHERE action = 'start'").fetchone()
+    db.close()
+    assert starts == 1

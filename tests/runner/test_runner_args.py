@@ -55,6 +55,7 @@ def _run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
         (["--mode", "bogus"], "invalid choice: 'bogus'"),
         (["--mode", "paper", "--config", "missing.toml"], "no such file"),
         (["--mode", "backtest", "--tune-off-hours"], "--tune-off-hours: not with --mode backtest"),
+        (["--mode", "paper", "--once", "--days", "100000"], "--days: not with --once"),
     ],
 )
 def test_bad_argument_is_one_line(tmp_path: Path, args: list[str], expect: str) -> None:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from v28quant.broker.base import OrderRequest, Owner
 from v28quant.broker.occ import parse_occ
-from v28quant.calendar import ET
+from v28quant.calendar import ET, default_calendar
 from v28quant.engines import CycleReport
 from v28quant.occ import is_occ
 from v28quant.options import contracts as C
@@ -116,9 +116,10 @@ class OptionsEngine:
         await self._activities(ctx, book)
         await self._reconcile(ctx, book)
         start = ctx.now.date() - timedelta(days=740)
+        end = default_calendar().last_close(ctx.now)  # not today's partial bar after the open
         for u in self.underlyings(ctx):
             try:
-                bars = await ctx.feed.bars([u], start, ctx.now, "1Day")
+                bars = await ctx.feed.bars([u], start, end, "1Day")
                 self._closes[u] = bars["close"].to_numpy(dtype=float)
                 await asyncio.to_thread(self.monte_carlo.fit, u, self._closes[u])
             except Exception as exc:  # one bad symbol never stops the others
