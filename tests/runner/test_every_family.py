@@ -91,3 +91,16 @@ def test_learned_models_trained_and_capital_split(keyless_journal: Path) -> None
     assert set(why["split"]) == {"equity", "options"}
     assert sum(why["split"].values()) == pytest.approx(1.0)
     assert 0.0 < why["risk_scale"] <= 1.0
+
+
+def test_regime_votes_carry_an_untested_record(keyless_journal: Path) -> None:
+    # confidence = record x support for every model: the detectors have no directional record,
+    # so half (the untested record) of their most likely state's probability
+    rows = _rows(
+        keyless_journal,
+        "SELECT confidence, reasoning FROM signals WHERE model IN ('hmm', 'manifold')",
+    )
+    assert rows
+    for r in rows:
+        top = max(json.loads(r["reasoning"])["probabilities"].values())
+        assert r["confidence"] == pytest.approx(0.5 * top, abs=1e-4)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from v28quant.calendar import ET, regular_close
-from v28quant.signals import Signal
+from v28quant.signals import UNTESTED_RECORD, Signal, combine_confidence
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,9 @@ class RegimeSource:
 
     ``name`` is ``hmm`` or ``manifold``: the symbol-level detectors the hierarchical regime
     controller fitted in the pre-market job (``MarketView.regime_controller``), read at the
-    last close. Value = P(bull_quiet) - P(bear_volatile or crisis); confidence = the
-    probability of the most likely state.
+    last close. Value = P(bull_quiet) - P(bear_volatile or crisis); confidence = ``record x
+    support`` as for every model: the detectors have no out-of-sample record of direction,
+    so ``UNTESTED_RECORD``, times the probability of the most likely state.
     """
 
     name: str = "hmm"
@@ -140,7 +141,7 @@ class RegimeSource:
             value = float(np.clip(bull - bear, -1.0, 1.0))
             probs = {k: round(v, 4) for k, v in p.items()}
             reasoning = {"label": state.label, "probabilities": probs}
-            conf = float(max(p.values()))
+            conf = combine_confidence(UNTESTED_RECORD, float(max(p.values())))
             self._sig.append(Signal(self.name, sym, value, conf, reasoning, view.data_ts))
 
     def signals(self, view: MarketView) -> list[Signal]:
