@@ -101,7 +101,30 @@ NOTHING_ON_RECORD = "no signals journaled for {}"
 
 
 def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
-    """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest)."""
+    """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest).
+
+    The latest views (the equity aggregate and its models, else the raw signals, the options
+    engine's included), then the last order placed on the symbol and the decision behind it.
+    """
+    lines = _views(journal, symbol, at)
+    if lines == [NOTHING_ON_RECORD.format(symbol.upper())]:
+        return lines
+    for o in journal.last_orders(symbol.upper(), at):
+        r = o["reasoning"]
+        target = (
+            f"; target {r['target_qty']} shares, weight {r['target_weight']:+.2%}"
+            if "target_qty" in r and "target_weight" in r
+            else ""
+        )
+        fill = f" {o['filled_qty']} @ {o['filled_avg_price']}" if o["filled_avg_price"] else ""
+        lines.append(
+            f"  last order {o['intent_ts']:%Y-%m-%d %H:%M}Z by {o['engine']}/{o['strategy']}: "
+            f"{o['action']}{target} -> {o['status']}{fill} ({o['client_order_id']})"
+        )
+    return lines
+
+
+def _views(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     query = getattr(journal, "why", None)
     if query is not None:
         try:

@@ -154,3 +154,31 @@ def test_the_operator_commands_refuse_what_is_not_a_journal(
     folder.mkdir()
     with pytest.raises(JournalError, match="is a directory"):
         Journal(folder)
+
+
+def test_why_names_the_last_order_on_the_stock_or_its_contracts(tmp_path: Path) -> None:
+    from v28quant import cli
+
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    legs = "BBY230127C00080000,BBY230127C00084000"
+    with Journal(path) as j:
+        j.record_signal(Signal("options_iv_rank", "BBY:IV", -0.8, 0.4, {}, T1))
+        j.record_decision("o-1", "options", "bull_call", legs, f"mleg 1 {legs}", {}, T1)
+        j.record_order_intent("v28-options-1", "options", "bull_call", "o-1", {"qty": "1"}, T1)
+        j.record_order_update("v28-options-1", "b-2", "filled", "1", "1.68", {}, T1)
+        # a contract on another root that starts with the same letters is not BBY's
+        j.record_decision("o-2", "options", "bull_call", "BBYX230127C00010000", "buy", {}, T2)
+        j.record_order_intent("v28-options-2", "options", "bull_call", "o-2", {"qty": "1"}, T2)
+        bby = cli.why(j, "BBY", None)
+        xom = cli.why(j, "XOM", None)
+        before = cli.why(j, "XOM", T1)
+    assert bby[-1] == (
+        f"  last order 2024-03-01 15:00Z by options/bull_call: mleg 1 {legs} -> filled 1 @ 1.68 "
+        "(v28-options-1)"
+    )
+    assert xom[-1] == (
+        "  last order 2024-03-01 15:05Z by equity/aggregate: buy 10 -> filled 10 @ 101.5 "
+        "(v28-equity-1)"
+    )
+    assert not any("last order" in line for line in before)  # placed after T1

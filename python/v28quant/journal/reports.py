@@ -133,6 +133,33 @@ class ReportQueries(JournalStore):
             out.append(d)
         return out
 
+    def last_orders(
+        self, symbol: str, at: datetime | None = None, limit: int = 1
+    ) -> list[dict[str, Any]]:
+        """Return the newest ``limit`` orders on ``symbol`` placed at or before ``at``.
+
+        An order counts when its decision names the stock itself or OCC contracts on it as the
+        underlying (an options structure's decision names its legs). Each row: the order's
+        ``client_order_id, engine, strategy, status, filled_qty, filled_avg_price, intent_ts``
+        and its decision's ``action``, ``symbol`` and ``reasoning`` (dict).
+        """
+        contract = f"{symbol}[0-9][0-9][0-9][0-9][0-9][0-9][CP]*"  # ROOT + YYMMDD + C/P ...
+        rows = self._read(
+            "SELECT o.client_order_id, o.engine, o.strategy, o.status, o.filled_qty, "
+            "o.filled_avg_price, o.intent_ts, d.action, d.symbol, d.reasoning FROM orders o "
+            "JOIN decisions d ON d.decision_id = o.decision_id "
+            "WHERE (d.symbol = ? OR d.symbol GLOB ?) AND o.intent_ts <= ? "
+            "ORDER BY o.intent_ts DESC, o.rowid DESC LIMIT ?",
+            (symbol, contract, ts_text(at) if at is not None else "9999", limit),
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["intent_ts"] = from_iso(d["intent_ts"])
+            d["reasoning"] = json.loads(d["reasoning"])
+            out.append(d)
+        return out
+
     def fills(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """Return fills, oldest first, optionally those at or after ``since``.
 
