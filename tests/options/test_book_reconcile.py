@@ -163,3 +163,30 @@ async def test_a_structure_partly_closed_outside_keeps_what_the_broker_holds(
     assert {k: a for k, (a, _) in rows.items()} == {"a": "trimmed", "b": "partial"}
     assert rows["b"][1]["before"] == {"legs": {PUT_SHORT: -1, PUT_LONG: 1}, "units": 1}
     assert any("partial" in n for n in ctx.notifier.notices)
+
+
+def test_a_partial_structure_carries_the_max_loss_of_what_is_left() -> None:
+    from v28quant.options.lifecycle import Book, legs_max_loss
+
+    # hand arithmetic, dollars per unit (100 shares a contract)
+    spread = {CALL_LONG: 1, CALL_SHORT: -1}
+    paid = {CALL_LONG: 5.0, CALL_SHORT: 3.0}
+    assert legs_max_loss(spread, paid) == pytest.approx(200.0)  # the 2.00 debit
+    assert legs_max_loss({CALL_SHORT: -1}, paid) == float("inf")  # a naked short call
+    put_entry = {PUT_SHORT: 2.0, PUT_LONG: 0.5}
+    assert legs_max_loss({PUT_SHORT: -1}, put_entry) == pytest.approx(100 * (440 - 2.0))
+    assert legs_max_loss({PUT_SHORT: -1, PUT_LONG: 1}, put_entry) == pytest.approx(
+        100 * (440 - 427 - 1.5)
+    )
+    book = Book()
+    for sid, legs, entry, loss in (("a", spread, paid, 200.0), ("b", {PUT_SHORT: -1, PUT_LONG: 1},
+                                   put_entry, 1150.0)):  # fmt: skip
+        book.opened(
+            Held(sid, "x", "SPY", EXPIRY, legs, 1, 0.0, loss, START, f"c-{sid}", leg_entry=entry)
+        )
+    # the broker holds the call spread's short leg and the put spread's short leg alone
+    changes = book.reconcile({CALL_SHORT: -1, PUT_SHORT: -1}, {})
+    assert [c.kind for c in changes] == ["partial", "partial"]
+    assert book.held["a"].max_loss == float("inf")
+    assert book.held["b"].max_loss == pytest.approx(43_800.0)
+    assert book.defined_risk_loss() == float("inf")  # no new defined-risk entry fits beside it

@@ -24,6 +24,7 @@ in-the-money call whose extrinsic value is below the next dividend before its ex
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from v28quant.broker.base import Activity
-from v28quant.occ import parse_occ
+from v28quant.occ import CONTRACT_SIZE, parse_occ
 
 WheelStage = Literal["cash", "short_put", "shares", "covered_call"]
 Action = Literal["take_profit", "stop_loss", "expiry_close", "roll", "early_assignment"]
@@ -154,6 +155,24 @@ class Event:
     symbol: str
     qty: int
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def legs_max_loss(legs: Mapping[str, int], entry: Mapping[str, float]) -> float:
+    """Largest loss at expiry, dollars per unit, of option ``legs`` bought or sold at ``entry``.
+
+    ``legs`` maps OCC symbols to signed contracts per unit, ``entry`` to the premium per share
+    each was opened at. The payoff is linear between strikes, so its minimum is at a strike or
+    at 0; ``inf`` when more calls are short than long (unbounded above).
+    """
+    table = [(q, float(o.strike), o.call) for s, q in legs.items() for o in [parse_occ(s)]]
+    if sum(q for q, _, call in table if call) < 0:
+        return math.inf
+    paid = sum(q * entry[s] for s, q in legs.items())
+    worst = 0.0
+    for x in {0.0, *(k for _, k, _ in table)}:
+        value = sum(q * max(0.0, x - k if call else k - x) for q, k, call in table)
+        worst = min(worst, float(CONTRACT_SIZE) * (value - paid))
+    return -worst
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +325,8 @@ class Book:
         structures are matched first, so two structures on one contract are not both counted.
         A structure none of whose legs is held is closed out of the book (``closed_out``). One
         held in full ratio on fewer units keeps the units held (``trimmed``). One with some legs
-        gone keeps the legs still held (``partial``): they are real exposure, so the Greeks,
+        gone keeps the legs still held (``partial``, its max loss now theirs: unbounded for a
+        short call left alone): they are real exposure, so the Greeks,
         the risk budget and the exit rules must keep seeing them, and a mismatch nobody
         explained is no ground for trading on its own; the engine notifies a person.
         A wheel holding more shares than the broker keeps only those held.
@@ -334,6 +354,8 @@ class Book:
                 h.legs = kept
                 h.units = min(have[s] // abs(q) for s, q in kept.items())
                 h.leg_entry = {s: p for s, p in h.leg_entry.items() if s in kept}
+                if all(s in h.leg_entry for s in kept):  # what is left may be a naked short
+                    h.max_loss = legs_max_loss(kept, h.leg_entry)
                 kind = "partial"
             for s, q in h.legs.items():
                 left[s] = left.get(s, 0) - q * h.units
