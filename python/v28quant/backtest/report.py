@@ -137,8 +137,8 @@ def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -
         rows.append((key, metrics[key]))
     rows += [("round_trips", metrics["round_trips"]), ("fills", metrics["fills"])]
     rows.append(("traded_notional (an option contract = 100 shares)", metrics["traded_notional"]))
-    rows += [(f"costs.{k}", v) for k, v in metrics["costs"].items() if k != "half_spread"]
-    rows.insert(-1, ("costs.half_spread (stock fills)", metrics["costs"]["half_spread"]))
+    labels = {"half_spread": "costs.half_spread (stock fills)"}
+    rows += [(labels.get(k, f"costs.{k}"), v) for k, v in metrics["costs"].items()]
     dsr = metrics["deflated_sharpe"]
     rows.append((f"deflated_sharpe (trials = {dsr['trials']})", dsr["value"]))
 

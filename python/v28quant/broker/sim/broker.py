@@ -33,13 +33,12 @@ from v28quant.broker.sim.state import (
     SimConfig,
     _asset_class,
     _legs_of,
-    _mult,
     _SimOrder,
     log,
 )
 from v28quant.calendar import ExchangeCalendar
 from v28quant.clock import Clock
-from v28quant.occ import parse_occ
+from v28quant.occ import multiplier, parse_occ
 from v28quant.quotes import QuoteSource
 
 
@@ -146,7 +145,7 @@ class SimBroker(Matching):
         async with self._step():
             longs, shorts = ZERO, ZERO
             for sym, p in self._positions.items():
-                mv = p.qty * await self._mark(sym, p) * _mult(sym)
+                mv = p.qty * await self._mark(sym, p) * multiplier(sym)
                 if mv >= 0:
                     longs += mv
                 else:
@@ -173,7 +172,7 @@ class SimBroker(Matching):
             for sym in sorted(self._positions):
                 p = self._positions[sym]
                 price = await self._mark(sym, p)
-                m = _mult(sym)
+                m = multiplier(sym)
                 out.append(
                     Position(
                         symbol=sym,

@@ -25,13 +25,12 @@ from v28quant.broker.sim.state import (
     _leg_sign,
     _legs_of,
     _marketable,
-    _mult,
     _Pos,
     _SimOrder,
     log,
 )
 from v28quant.calendar import ET
-from v28quant.occ import parse_occ
+from v28quant.occ import multiplier, parse_occ
 from v28quant.quotes import Quote
 
 
@@ -162,7 +161,7 @@ class Matching(BuyingPower, Expiry):
         now = self._clock.now()
         for i, (sym, side, q, px) in enumerate(fills):
             signed = q if side == "buy" else -q
-            self._cash -= signed * px * _mult(sym)
+            self._cash -= signed * px * multiplier(sym)
             self._cash -= self._commission(sym, q)
             before = self._positions.get(sym, _Pos()).qty
             self._move_position(sym, signed, px)

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Literal
 
 from v28quant.broker.base import (
-    CONTRACT_SIZE,
     Activity,
     Leg,
     OrderNotFound,
@@ -204,10 +203,6 @@ def _legs_of(req: OrderRequest) -> tuple[Leg, ...]:
 
 def _is_option(sym: str) -> bool:
     return is_occ(sym)
-
-
-def _mult(sym: str) -> Decimal:
-    return CONTRACT_SIZE if _is_option(sym) else Decimal(1)
 
 
 def _asset_class(sym: str) -> Literal["us_equity", "us_option"]:
