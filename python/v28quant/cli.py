@@ -104,12 +104,16 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest).
 
     The latest views (the equity aggregate and its models, else the raw signals, the options
-    engine's included), then the last order placed on the symbol and the decision behind it.
+    engine's included), then each engine's last order on the symbol and the decision behind it.
     """
     lines = _views(journal, symbol, at)
     if lines == [NOTHING_ON_RECORD.format(symbol.upper())]:
         return lines
-    for o in journal.last_orders(symbol.upper(), at):
+    seen: set[str] = set()
+    for o in journal.last_orders(symbol.upper(), at, limit=50):
+        if o["engine"] in seen:  # the newest of each engine: a stock buy beside a spread
+            continue
+        seen.add(o["engine"])
         r = o["reasoning"]
         target = (
             f"; target {r['target_qty']} shares, weight {r['target_weight']:+.2%}"

@@ -182,3 +182,16 @@ def test_why_names_the_last_order_on_the_stock_or_its_contracts(tmp_path: Path) 
         "(v28-equity-1)"
     )
     assert not any("last order" in line for line in before)  # placed after T1
+
+    # a spread on XOM's contracts beside its stock buy: the newest order of each engine
+    xom_legs = "XOM240419C00100000,XOM240419C00105000"
+    with Journal(path) as j:
+        j.record_decision("o-3", "options", "bull_call", xom_legs, f"mleg 1 {xom_legs}", {}, T2)
+        j.record_order_intent(
+            "v28-options-3", "options", "bull_call", "o-3", {"qty": "1"}, T2 + timedelta(minutes=5)
+        )
+        both = [ln for ln in cli.why(j, "XOM", None) if "last order" in ln]
+    assert [ln.split(" by ")[1].split(":")[0] for ln in both] == [
+        "options/bull_call",
+        "equity/aggregate",
+    ]
