@@ -235,13 +235,16 @@ class Runner:
             await self.run_once()
         elif self.venue.keyless:
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
             bar = tqdm(self.venue.sessions, desc=self.ctx.mode, unit="session", file=sys.stderr)
-            for day in bar:
-                await self.run_session(day)
-                if self.stop.is_set():
-                    break
-                await self.off_hours(self.ctx.now)
+            # log lines print above the bar, not glued to its end on a shared terminal
+            with logging_redirect_tqdm():
+                for day in bar:
+                    await self.run_session(day)
+                    if self.stop.is_set():
+                        break
+                    await self.off_hours(self.ctx.now)
         else:
             await self.run_forever()
         log.info(

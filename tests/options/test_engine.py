@@ -294,3 +294,30 @@ def test_a_resting_roll_is_repriced_on_fresh_quotes() -> None:
     ladder = OptionsEngine(_config())._reprice(book, p, raw)
     # mid: +2.05 - 1.53 = 0.52 debit; natural: +2.10 - 1.50 = 0.60; two steps on pennies
     assert ladder == ["0.52", "0.56", "0.60"]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_analysis_is_logged_with_its_own_traceback(
+    tmp_path: Path,
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One underlying's analysis raising is logged with that error, and the cycle goes on."""
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways")
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("no liquid contracts in the chain (test)")
+
+    monkeypatch.setattr(eng.analyser, "analyse", broken)
+    with caplog.at_level("ERROR", logger="v28quant.options.engine"):
+        report = await eng.cycle(ctx)
+    (u,) = eng.underlyings(ctx)
+    assert report.details["errors"] == {u: "ValueError: no liquid contracts in the chain (test)"}
+    (rec,) = [r for r in caplog.records if "analysis" in r.getMessage()]
+    assert "no liquid contracts in the chain (test)" in rec.getMessage()
+    assert rec.exc_info is not None
+    assert isinstance(rec.exc_info[1], ValueError)
+    assert "NoneType: None" not in caplog.text

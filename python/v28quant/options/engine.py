@@ -532,7 +532,9 @@ class OptionsEngine:
     # -- helpers ----------------------------------------------------------------------------
 
     def _error(self, ctx: OptionsContext, where: str, exc: BaseException) -> None:
-        log.exception("options engine: %s failed", where)
+        # exc_info=exc, not log.exception: an analysis failure arrives from gather(), outside
+        # any except block, where log.exception would log "NoneType: None" for its traceback
+        log.error("options engine: %s failed: %s", where, exc, exc_info=exc)
         ctx.notifier.error(f"options engine ({where})", f"{type(exc).__name__}: {exc}")
 
     def gate(self, ctx: OptionsContext) -> RiskGate:
