@@ -1,7 +1,7 @@
 """Packaging invariants.
 
-the requirements file mirrors pyproject.toml, and the shipped type stub lists exactly the functions
-the compiled module exports.
+requirements-v28.txt pins exactly pyproject.toml's packages, each inside its range, and the shipped
+type stub lists exactly the functions the compiled module exports.
 """
 
 from __future__ import annotations
@@ -18,11 +18,19 @@ def _requirement_lines(path: Path) -> list[str]:
     return [ln for ln in lines if ln]
 
 
-def test_requirements_file_matches_pyproject() -> None:
+def test_requirements_file_pins_pyprojects_packages_inside_its_ranges() -> None:
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    expected = project["dependencies"] + project["optional-dependencies"]["test"]
-    listed = _requirement_lines(ROOT / "requirements-v28.txt")
-    assert listed == expected, f"requirements-v28.txt {listed} != pyproject.toml {expected}"
+    wanted = [
+        Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]
+    ]
+    pins = [Requirement(r) for r in _requirement_lines(ROOT / "requirements-v28.txt")]
+    assert [(p.name, p.extras) for p in pins] == [(w.name, w.extras) for w in wanted]
+    for p, w in zip(pins, wanted, strict=True):
+        (spec,) = p.specifier  # one exact version a package
+        assert spec.operator == "==", f"requirements-v28.txt: {p} is not an exact pin"
+        assert w.specifier.contains(spec.version), f"{p} is outside pyproject.toml's {w}"
 
 
 def test_core_stub_lists_every_compiled_function() -> None:
