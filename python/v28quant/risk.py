@@ -192,8 +192,11 @@ def record_control(
 
 def halt_state(journal: Journal) -> HaltState:
     """Return the kill-switch state: the latest ``halt``/``flatten`` against ``resume``."""
-    # only the kill switch's actions: the account marks, one a cycle, are never decoded here
-    rows = journal.decisions(engine=RISK_ENGINE, action=(HALT, RESUME, FLATTEN, FLATTENED))
+    # only the kill switch's actions: the account marks, one a cycle, are never decoded here;
+    # the latest written wins (an operator's wall-clock resume would outrank a simulated halt)
+    rows = journal.decisions(
+        engine=RISK_ENGINE, action=(HALT, RESUME, FLATTEN, FLATTENED), as_written=True
+    )
     halted, reason, since, by, pending = False, None, None, None, False
     for r in rows:
         if r["action"] in (HALT, FLATTEN):

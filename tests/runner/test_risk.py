@@ -19,6 +19,7 @@ from v28quant.journal import Journal
 from v28quant.risk import (
     FLATTEN,
     FLATTEN_STRATEGY,
+    FLATTENED,
     HALT,
     RESUME,
     BookGreeks,
@@ -246,3 +247,24 @@ def test_options_book_max_loss_is_held_within_max_options_fraction(journal) -> N
     # collateral-backed structures (max loss None) are not counted
     csp = OptionsRisk(FLAT, FLAT, BUDGET, None, 2500.0, book_max_loss=40000.0)
     assert gate.check(_condor(4), Decimal("1.50"), _account(), [], NOW, options=csp).allowed
+
+
+def test_kill_switch_follows_the_order_written_not_the_stamps(journal) -> None:
+    """An operator's wall-clock resume does not outrank a later halt stamped in simulated time.
+
+    Keyless paper stamps the runner's records with the simulated clock (years back), the
+    operator CLI with the wall clock. Independent reference: the order of the writes below (a
+    halt written after a resume is in force), whatever their time stamps say.
+    """
+    wall = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)  # when the operator typed halt, then resume
+    record_control(journal, HALT, "news", "operator", wall)
+    record_control(journal, RESUME, "checked", "operator", wall + timedelta(seconds=5))
+    gate = RiskGate(RiskLimits(), journal)
+    gate.mark(_account("100000"), NOW)  # the simulated session, 2022
+    state = gate.mark(_account("96000"), NOW + timedelta(minutes=5))  # -4 % > 3 %: halt
+    assert state.halted, state
+    assert gate.check(_buy("AAPL", 1), Decimal(10), _account("96000"), [], NOW).check == "halted"
+    flatten_at = wall + timedelta(seconds=10)
+    record_control(journal, FLATTEN, "close all", "operator", flatten_at)
+    record_control(journal, FLATTENED, "0 closing order(s) placed", "runner", NOW)
+    assert not halt_state(journal).flatten_pending  # the runner's flatten, written after it

@@ -108,11 +108,15 @@ class ReportQueries(JournalStore):
         engine: str | None = None,
         action: str | Collection[str] | None = None,
         since: datetime | None = None,
+        *,
+        as_written: bool = False,
     ) -> list[dict[str, Any]]:
         """Return decisions, oldest first, optionally filtered.
 
         By ``engine``, ``action`` (one, or any of several) and time (at or after ``since``);
-        each a dict with ``ts`` (UTC datetime) and ``reasoning`` (dict).
+        each a dict with ``ts`` (UTC datetime) and ``reasoning`` (dict). ``as_written`` orders
+        them as they were written instead of by ``ts``: keyless paper stamps the runner's records
+        with the simulated clock and the operator's with the wall clock, years apart.
         """
         sql, params = "SELECT * FROM decisions WHERE 1 = 1", []
         if engine is not None:
@@ -126,7 +130,8 @@ class ReportQueries(JournalStore):
             sql += " AND ts >= ?"
             params.append(ts_text(since))
         out = []
-        for r in self._read(sql + " ORDER BY ts, rowid", params):
+        order = " ORDER BY rowid" if as_written else " ORDER BY ts, rowid"
+        for r in self._read(sql + order, params):
             d = dict(r)
             d["ts"] = from_iso(d["ts"])
             d["reasoning"] = json.loads(d["reasoning"])
