@@ -232,6 +232,23 @@ async def _follow_trade_updates(venue: Venue, executor: Executor) -> None:
         await executor.follow(AlpacaTradeUpdates(venue.broker.config))
 
 
+def _make_journal_folder(journal: Path) -> None:
+    """Make the journal's folder and its lock file, or refuse the run in one line.
+
+    Raises
+    ------
+    SettingsError
+        Nothing can be written there (a file in the way, a read-only or virtual file system):
+        said before the run starts, not as a traceback once the engines are built.
+    """
+    try:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{journal}.lock", "a"):  # the file JournalLock takes; made here, kept
+            pass
+    except OSError as exc:
+        raise SettingsError(f"--journal {journal}: cannot write there ({exc.strerror})") from None
+
+
 def run_with(
     args: RunArgs,
     settings: Settings,
@@ -249,12 +266,14 @@ def run_with(
         The venue cannot serve the arguments (unknown symbol, dates outside the history, ...).
     """
     calendar = default_calendar()
+    if args.journal is not None:  # before the venue reads what is saved beside it
+        _make_journal_folder(args.journal)
     venue = open_venue(args.mode, settings, cfg, args, calendar)
     run_dir = _run_dir(cfg, args.mode) if venue.keyless else None
     journal_path = args.journal or (
         run_dir / "journal.sqlite" if run_dir is not None else settings.journal_path
     )
-    journal_path.parent.mkdir(parents=True, exist_ok=True)
+    _make_journal_folder(journal_path)
     if journal_path.exists():  # refuse a corrupt or newer journal before anything starts
         try:
             JournalStore(journal_path).close()

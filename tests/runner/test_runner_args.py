@@ -72,3 +72,14 @@ def test_bad_toml_key_is_named(tmp_path: Path) -> None:
     out = _run("--mode", "paper", "--config", "c.toml", tmp=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: [equity] target_volatility: unknown setting"
+
+
+def test_unwritable_journal_is_one_line(tmp_path: Path) -> None:
+    """A journal whose folder cannot be made (a file is in the way) is refused before the run."""
+    (tmp_path / "plain.txt").write_text("not a folder\n")
+    out = _run("--mode", "paper", "--journal", "plain.txt/j.sqlite", tmp=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: --journal plain.txt/j.sqlite: cannot write"), lines
+    assert not (tmp_path / "runs").exists()  # nothing started: no run folder
