@@ -133,6 +133,8 @@ def _keyless(
     start_at = datetime.combine(first_day, time(10, 0) if args.once else time(8, 55), ET)
     if mode == "paper" and args.journal is not None:
         sessions, start_at = _resume(args.journal, sessions, start_at, once=args.once, calendar=cal)
+    if mode == "backtest" and args.journal is not None:
+        _refuse_used_journal(args.journal)
     sim = SimClock(start_at)
     feed = ReplayFeed(history, sim, calendar=cal, equity_spread_bps=cfg.backtest.spread_bps)
     bt = cfg.backtest
@@ -176,6 +178,27 @@ def _journal_clock(journal: Path) -> datetime | None:
     except sqlite3.Error:
         return None  # no journal yet, or a corrupt one that run_with refuses in its own words
     return None if row is None or row[0] is None else datetime.fromisoformat(row[0])
+
+
+def _refuse_used_journal(journal: Path) -> None:
+    """Refuse a backtest on a journal that already holds a run.
+
+    A backtest starts from fresh cash on an empty simulated exchange: on a used journal its
+    reconcile fails (the old orders are unknown to the new exchange), no session trades, and
+    its report and roll-ups count the old run's fills as its own.
+
+    Raises
+    ------
+    UsageError
+        The runner has written in ``journal`` before.
+    """
+    reached = _journal_clock(journal)
+    if reached is not None:
+        raise UsageError(
+            f"--journal {journal}: it already holds a run (its runner last wrote at "
+            f"{reached.astimezone(ET):%Y-%m-%d %H:%M} New York); a backtest starts from fresh "
+            "cash: use a new journal"
+        )
 
 
 def _resume(

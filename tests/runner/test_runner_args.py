@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import v28quant
+from v28quant.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,3 +85,26 @@ def test_unwritable_journal_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("error: --journal plain.txt/j.sqlite: cannot write"), lines
     assert not (tmp_path / "runs").exists()  # nothing started: no run folder
+
+
+def test_backtest_refuses_a_journal_that_holds_a_run(tmp_path: Path) -> None:
+    """A backtest starts from fresh cash: on a used journal its report would count old fills."""
+    with Journal(tmp_path / "j.sqlite") as j:  # what any earlier run leaves: its start record
+        j.record_decision(
+            "runner-start-x",
+            "runner",
+            "runner",
+            "*",
+            "start",
+            {"mode": "backtest"},
+            datetime(2022, 12, 12, 13, 55, tzinfo=UTC),
+        )
+    out = _run(
+        "--mode", "backtest", "--from", "2022-12-19", "--to", "2022-12-20",
+        "--journal", "j.sqlite", tmp=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: --journal j.sqlite: it already holds a run"), lines
+    assert not (tmp_path / "runs").exists()
