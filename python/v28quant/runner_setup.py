@@ -329,7 +329,7 @@ def run_with(
         outcome.metrics = write_report(
             report_dir,
             journal_path,
-            runner.state.equity,
+            _account_curve(journal_path),
             initial_equity=Decimal(str(cfg.backtest.cash)),
             trials=cfg.backtest.trials,
             costs=cfg.backtest,
@@ -339,6 +339,24 @@ def run_with(
         if why := nothing_traded(outcome.metrics):
             log.warning("%s", why)
     return outcome
+
+
+def _account_curve(journal_path: Path) -> list[tuple[date, Decimal, Decimal]]:
+    """Return each session's closing equity and gross exposure (dollars) from the journal.
+
+    The end-of-day roll-ups of every run on the journal, oldest first: a resumed keyless paper
+    run reports the account since its first session, as its fills (the whole journal's) do.
+    """
+    with Journal(journal_path) as journal:
+        rows = journal.decisions(engine="runner", action="end_of_day")
+    closes = {
+        date.fromisoformat(r["reasoning"]["day"]): (
+            Decimal(r["reasoning"]["equity"]),
+            Decimal(r["reasoning"]["exposure"]),
+        )
+        for r in rows
+    }
+    return [(day, equity, exposure) for day, (equity, exposure) in sorted(closes.items())]
 
 
 def build_and_run(argv: list[str] | None = None) -> int:

@@ -151,3 +151,45 @@ def test_once_twice_on_one_journal_is_refused_in_one_line(
     (starts,) = db.execute("SELECT COUNT(*) FROM decisions WHERE action = 'start'").fetchone()
     db.close()
     assert starts == 1
+
+
+def test_a_resumed_runs_report_covers_the_sessions_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report of a resumed run reads the account's sessions from the journal, not only its own.
+
+    Its fills were always the whole journal's; its equity curve was only this process's, so a
+    resumed day reported one session, a turnover of both days in one, and no drawdown from the
+    earlier peak. Reference: the closing equities written below, by hand.
+    """
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    first = date(2022, 12, 27)  # the earlier run closed this session at 100,500
+    with Journal(journal) as j:
+        j.record_decision(
+            f"runner-end-of-day-{first}",
+            "runner",
+            "runner",
+            "*",
+            "end_of_day",
+            {"day": first.isoformat(), "equity": "100500", "exposure": "2500"},
+            datetime.combine(first, time(16, 1), ET),
+        )
+
+    def engines(cfg: RunConfig, params: dict[str, Any]) -> list[Quiet]:
+        return [Quiet()]
+
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, ("AAPL", "MSFT"), journal, None, None, 2, False, "INFO", None)
+    outcome = run_with(args, settings, cfg, engines=engines)
+    assert outcome.exit_code == 0
+    assert [d for d, _, _ in outcome.equity] == [date(2022, 12, 28)]  # this run: one session
+    m = outcome.metrics
+    assert [p["date"] for p in m["equity_curve"]] == ["2022-12-27", "2022-12-28"]
+    assert m["sessions"] == 2
+    assert m["equity_curve"][0]["equity"] == 100500.0
+    # a fresh simulated account (none saved beside the journal) closes the second day at 100,000
+    assert m["final_equity"] == 100000.0
+    assert m["max_drawdown"] == pytest.approx(500 / 100500, rel=1e-12)
