@@ -225,3 +225,30 @@ def test_an_options_threshold_above_the_paper_threshold_is_said(
     with caplog.at_level(logging.WARNING, logger="v28quant.config"):
         load_config(None)  # the shipped defaults: 0.15 under 0.2, nothing to say
     assert "options_min_confidence" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("toml", "expect"),
+    [
+        ("paper = 3\n", "[paper]: must be a table, got 3"),
+        ("[backtest]\nslippage_bps = -2.0\n", "[backtest] slippage_bps: must be >= 0"),
+        ("[backtest]\nspread_bps = -4.0\n", "[backtest] spread_bps: must be >= 0"),
+        ("[backtest]\ncommission_per_share = -0.01\n", "[backtest] commission_per_share: must"),
+        ("[risk]\nmax_position_fraction = true\n", "risk.max_position_fraction: must be a number"),
+        ("[risk]\nmax_order_qty = false\n", "risk.max_order_qty: must be a number"),
+        ("universe = 5\n", "universe: must be a list of ticker symbols"),
+    ],
+)
+def test_a_wrong_type_or_sign_in_toml_is_one_line(tmp_path: Path, toml: str, expect: str) -> None:
+    """Wrong types and signs are refused by name, never taken (true as 100 %) nor a traceback.
+
+    Independent reference: the meaning of each key in ``defaults.toml`` (costs are never
+    negative; a fraction or a count is a number, not a boolean; a section is a table).
+    """
+    from v28quant.config import load_config
+
+    cfg_file = tmp_path / "v28.toml"
+    cfg_file.write_text(toml)
+    with pytest.raises(SettingsError) as info:
+        load_config(cfg_file)
+    assert str(info.value).startswith(expect), str(info.value)

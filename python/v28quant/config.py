@@ -157,6 +157,8 @@ def _merge(base: dict[str, Any], top: dict[str, Any], where: str) -> dict[str, A
             if not isinstance(base.get(key, {}), dict):
                 raise SettingsError(f"{name}: expected a value, got a table")
             out[key] = _merge(base.get(key, {}), value, name)
+        elif isinstance(base.get(key), dict):  # a section given a value would break its readers
+            raise SettingsError(f"[{name}]: must be a table, got {value!r}")
         else:
             out[key] = value
     return out
@@ -202,6 +204,12 @@ def _check(cfg: RunConfig) -> None:
         (cfg.backtest.cycle_minutes >= 5, "[backtest] cycle_minutes: must be >= 5"),
         (cfg.backtest.trials >= 1, "[backtest] trials: must be >= 1"),
         (cfg.backtest.cash > 0, "[backtest] cash: must be > 0"),
+        (
+            cfg.backtest.commission_per_share >= 0,
+            "[backtest] commission_per_share: must be >= 0",
+        ),
+        (cfg.backtest.slippage_bps >= 0, "[backtest] slippage_bps: must be >= 0"),
+        (cfg.backtest.spread_bps >= 0, "[backtest] spread_bps: must be >= 0"),
         (0 < cfg.equity.target_vol <= 2, "[equity] target_vol: must be in (0, 2]"),
         (0 < cfg.equity.max_weight <= 1, "[equity] max_weight: must be in (0, 1]"),
         (cfg.equity.screen_keep >= 1, "[equity] screen_keep: must be >= 1"),

@@ -47,6 +47,14 @@ class RiskLimits(BaseSettings):
     pdt_max_day_trades: int = Field(3, ge=0)  # in five sessions, below the threshold
     buying_power_reserve_fraction: float = Field(0.02, ge=0, lt=1)  # of equity, never spent
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_bool(cls, v: Any) -> Any:
+        # pydantic reads true as 1: a TOML typo would lift a fraction's limit to 100 %
+        if isinstance(v, bool):
+            raise ValueError(f"must be a number, got {str(v).lower()}")
+        return v
+
 
 class Settings(BaseSettings):
     """Everything the runner needs to know before it starts.
@@ -136,6 +144,8 @@ class Settings(BaseSettings):
     def _symbols(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = [s for s in v.replace(" ", ",").split(",") if s]
+        if not isinstance(v, list | tuple):
+            raise ValueError(f"must be a list of ticker symbols, got {v!r}")
         syms = tuple(str(s).strip().upper() for s in v)
         bad = [s for s in syms if not s.replace(".", "").isalnum()]
         if bad or not syms:
