@@ -412,6 +412,18 @@ def test_model_runs_reconciles_and_daily_summary(journal: Journal) -> None:
     assert s["reconciles"] == {"ok": 1, "failed": 1}
 
 
+def test_daily_summary_holds_the_positions_at_that_days_end(journal: Journal) -> None:
+    """A past day's roll-up shows what was held when it ended, not what is held now.
+
+    Reference: the two snapshots written below, one on each day.
+    """
+    journal.record_positions([{"symbol": "SPY", "qty": "100"}], T0)  # 2026-03-02, 10:00 ET
+    journal.record_positions([], T0 + timedelta(days=1))  # flattened the next day
+    assert journal.daily_summary(date(2026, 3, 2))["positions"] == {"SPY": Decimal(100)}
+    assert journal.daily_summary(date(2026, 3, 3))["positions"] == {}
+    assert journal.daily_summary(date(2026, 3, 1))["positions"] == {}  # before any snapshot
+
+
 @pytest.mark.parametrize(
     "reasoning",
     [

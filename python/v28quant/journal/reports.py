@@ -20,11 +20,16 @@ from v28quant.occ import multiplier
 class ReportQueries(JournalStore):
     """Queries that summarise what was journaled (mixed into ``Journal``)."""
 
-    def last_positions(self) -> dict[str, Decimal]:
-        """Signed quantity per symbol in the latest snapshot ({} if none or flat)."""
+    def last_positions(self, before: datetime | None = None) -> dict[str, Decimal]:
+        """Signed quantity per symbol in the latest snapshot ({} if none or flat).
+
+        With ``before``, the latest snapshot stamped before that time (a past day's end).
+        """
+        where = "" if before is None else " WHERE ts < ?"
         rows = self._read(
             "SELECT symbol, qty FROM positions WHERE snapshot_id = "
-            "(SELECT MAX(id) FROM position_snapshots)"
+            f"(SELECT MAX(id) FROM position_snapshots{where})",
+            () if before is None else (ts_text(before),),
         )
         return {r["symbol"]: Decimal(r["qty"]) for r in rows}
 
@@ -186,11 +191,12 @@ class ReportQueries(JournalStore):
 
         ``day`` is read in ``tz`` (US/Eastern by default). Counts of signals, decisions and
         orders by engine and status, fills with bought / sold notional per side (Decimal, price
-        x qty, x 100 for an option contract), activities by type, reconciles and the latest
-        positions.
+        x qty, x 100 for an option contract), activities by type, reconciles and the positions
+        of the latest snapshot before the day's end (a past day's, not today's).
         """
         lo = datetime.combine(day, time(0), tz)
-        rng = (ts_text(lo), ts_text(lo + timedelta(days=1)))
+        end = lo + timedelta(days=1)
+        rng = (ts_text(lo), ts_text(end))
         n_signals = self._read("SELECT COUNT(*) FROM signals WHERE ts >= ? AND ts < ?", rng)
         decisions = self._read(
             "SELECT engine, COUNT(*) n FROM decisions WHERE ts >= ? AND "
@@ -232,5 +238,5 @@ class ReportQueries(JournalStore):
             "notional": notional,
             "activities": {r["activity_type"]: int(r["n"]) for r in acts},
             "reconciles": {"ok": rec.get(True, 0), "failed": rec.get(False, 0)},
-            "positions": self.last_positions(),
+            "positions": self.last_positions(before=end),
         }
