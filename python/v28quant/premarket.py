@@ -72,6 +72,9 @@ def log_returns(closes: pd.DataFrame) -> pd.DataFrame:
 #: Sessions between two fits of the regime detectors (assessed every session).
 REGIME_REFIT_SESSIONS = 5
 
+#: Daily market returns the regime detectors are fitted and assessed on (about three years).
+MARKET_SESSIONS = 756
+
 
 CONTROLLER_STORE_NAME = "regime_controller"
 
@@ -95,6 +98,17 @@ def _stored_controller(ctx: EngineContext, mkt: pd.Series, symbols: set[str]) ->
     return controller, sum(1 for t in mkt.index if t.date() > trained)
 
 
+def _catch_up(controller: Any, history: pd.Series, age: int) -> None:
+    """Observe the ``age`` sessions a restored controller missed: its fit's, then each since.
+
+    An unbroken run assessed each of them (the market returns to that session's last close,
+    ``MARKET_SESSIONS`` long) before today's; the store keeps the belief as at the fit.
+    """
+    n = len(history)
+    for stop in range(n - age, n):
+        controller.observe(history.iloc[:stop].iloc[-MARKET_SESSIONS:])
+
+
 async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) -> Any:
     """Assess the hierarchical regime (refitting the detectors every few sessions), journal it.
 
@@ -108,7 +122,8 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     """
     from v28quant.regime.hierarchical import HierarchicalRegimeController
 
-    mkt = returns[market].dropna().iloc[-756:]
+    history = returns[market].dropna()
+    mkt = history.iloc[-MARKET_SESSIONS:]
     symbols = {
         s: returns[s].dropna().iloc[-378:]
         for s in returns.columns
@@ -116,6 +131,7 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     }
     controller = ctx.shared.get("regime_controller")
     age = int(ctx.shared.get("regime_age", REGIME_REFIT_SESSIONS))
+    restored = controller is None
     if controller is None:
         controller, age = _stored_controller(ctx, mkt, set(symbols))
     refit = controller is None or age >= REGIME_REFIT_SESSIONS
@@ -143,6 +159,8 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
                 validation_scores={},
                 params={"n_states": controller.n_states, "n_starts": 1},
             )
+    if restored and age > 0:  # a restart: the belief moves as the unbroken run's did
+        await asyncio.to_thread(_catch_up, controller, history, age)
     ctx.shared["regime_controller"] = controller
     ctx.shared["regime_age"] = age + 1
     try:

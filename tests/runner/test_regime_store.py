@@ -11,8 +11,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
+from v28quant.data.samples import sample_history
+from v28quant.journal import Journal
 from v28quant.ml.model_store import ModelStore
-from v28quant.premarket import CONTROLLER_STORE_NAME, REGIME_REFIT_SESSIONS, _stored_controller
+from v28quant.premarket import (
+    CONTROLLER_STORE_NAME,
+    REGIME_REFIT_SESSIONS,
+    _stored_controller,
+    assess_regime,
+    log_returns,
+)
 
 MARKET = pd.Series(0.0, index=pd.bdate_range("2022-10-03", "2022-10-31"))
 
@@ -40,3 +49,39 @@ def test_an_earlier_controller_is_used_with_its_age_in_sessions(tmp_path: Path) 
     controller, age = _stored_controller(ctx, MARKET, {"AAPL"})
     assert controller == {"fitted through": "2022-10-25"}
     assert age == 4  # 26, 27, 28 and 31 October
+
+
+class _Quiet:
+    def error(self, *args: object) -> None:
+        raise AssertionError(f"no notice expected: {args}")
+
+
+@pytest.mark.asyncio
+async def test_a_restart_sizes_like_the_run_it_continues(tmp_path: Path) -> None:
+    """A restart on the stored controller takes the risk multiplier the unbroken run took.
+
+    The POMDP belief moves once a session; the stored controller holds it as at its fit, so a
+    restart three sessions later used to see a belief with none of those sessions in it (here
+    neutral where the unbroken run was risk-off; in keyless paper 0.40 against 0.08, five
+    times the size). Independent reference: the unbroken run itself, session by session.
+    """
+    closes = sample_history().bars.pivot_table(index="timestamp", columns="symbol", values="close")
+    returns = log_returns(closes[["SP500", "AAPL", "JPM"]].dropna()).iloc[-800:]
+    days = returns.index[-4:]  # fitted on the first, assessed on each
+
+    def ctx(folder: Path) -> SimpleNamespace:
+        folder.mkdir()
+        journal = Journal(folder / "j.sqlite")
+        return SimpleNamespace(
+            model_dir=tmp_path / "models", shared={}, journal=journal, notifier=_Quiet(), now=None
+        )
+
+    unbroken = ctx(tmp_path / "a")
+    for day in days:
+        unbroken.now = day
+        last = await assess_regime(unbroken, "SP500", returns.loc[:day])
+    restarted = ctx(tmp_path / "b")
+    restarted.now = days[-1]
+    again = await assess_regime(restarted, "SP500", returns.loc[: days[-1]])
+    assert again.reasoning["pomdp_action"] == last.reasoning["pomdp_action"]
+    assert again.risk_multiplier == pytest.approx(last.risk_multiplier, rel=1e-12)

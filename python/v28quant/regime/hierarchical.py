@@ -132,6 +132,18 @@ class HierarchicalRegimeController:
                 self.failed[sym] = str(exc)
         return self
 
+    def observe(self, market_returns: Any) -> None:
+        """Move the POMDP belief by the market's last row, as :meth:`assess` does, and no more.
+
+        For a controller restored from the store: the sessions it was not assessed on since
+        its fit, so its belief is the one an unbroken run would hold.
+        """
+        if self.risk_scale is None:
+            return
+        when = returns_time(market_returns, None)
+        ph = self.market_hmm.predict(market_returns, ts=when)
+        self.risk_scale.update(ph.probabilities, when)
+
     def assess(
         self,
         market_returns: Any,
