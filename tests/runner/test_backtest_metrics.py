@@ -149,3 +149,34 @@ def test_one_day_has_no_ratios() -> None:
     r = np.array([-0.01])
     assert math.isnan(sharpe(r))
     assert math.isnan(sortino(r))
+
+
+def test_a_spread_opened_and_closed_in_one_order_each_is_one_round_trip() -> None:
+    """The legs of one multi-leg structure closed together are one trade, not one per leg.
+
+    Reference, by hand: a bull call spread bought at 2.37 - 0.79 = 1.58 and sold at
+    1.37 - 0.41 = 0.96 loses 0.62 x 100 = $62; its short leg alone gained, which counted it as
+    one winning trade of two (hit rate 0.5 on a losing spread).
+    """
+    t = datetime(2022, 12, 28, 15, 45, tzinfo=UTC)
+    low, high = "BBY230127C00081000", "BBY230127C00085000"
+    opened, closed = "v28-options-bull_call-open", "v28-options-bull_call-close"
+    fills = [
+        {"symbol": low, "side": "buy", "qty": 1, "price": 2.37, "client_order_id": opened},
+        {"symbol": high, "side": "sell", "qty": 1, "price": 0.79, "client_order_id": opened},
+        {"symbol": low, "side": "sell", "qty": 1, "price": 1.37, "client_order_id": closed},
+        {"symbol": high, "side": "buy", "qty": 1, "price": 0.41, "client_order_id": closed},
+    ]
+    for f in fills:
+        f["ts"] = t
+    assert round_trips(fills) == [pytest.approx(-62.0)]
+    m = compute_metrics(
+        [99_938.0],
+        100_000.0,
+        fills,
+        trials=1,
+        commission_per_share=0.005,
+        slippage_bps=2.0,
+        spread_bps=4.0,
+    )
+    assert (m["round_trips"], m["hit_rate"]) == (1, 0.0)

@@ -9,7 +9,8 @@ Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the s
 * Max drawdown: ``max_t (1 - E_t / max_{s<=t} E_s)``, the starting equity included.
 * Turnover: traded notional / mean equity (and per year); an option fill's notional is its
   premium x 100 shares a contract.
-* Hit rate: share of closed round trips (FIFO per symbol) with a positive P&L.
+* Hit rate: share of closed round trips (FIFO per symbol; the legs of a structure opened and
+  closed by one order each are one trip) with a positive P&L.
 * Deflated Sharpe ratio (Bailey and Lopez de Prado 2014, eq. 2 and the expected maximum
   Sharpe of N trials): the probability that the true per-period Sharpe exceeds
   ``SR_0 = sqrt(V) ((1 - g) Z^{-1}(1 - 1/N) + g Z^{-1}(1 - 1/(N e)))``, ``g`` the
@@ -101,10 +102,16 @@ def deflated_sharpe(r: np.ndarray, trials: int) -> dict[str, float]:
 
 
 def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
-    """Return the dollar P&L of each closed lot, matching fills FIFO per symbol (longs, shorts)."""
-    book: dict[str, deque[list[Decimal]]] = {}
-    pnl: list[float] = []
-    for f in fills:
+    """Return the dollar P&L of each closed trade, matching fills FIFO per symbol (longs, shorts).
+
+    A closed piece is keyed by its opening and its closing order: the legs of one multi-leg
+    structure opened and closed together are one trade, their P&L summed (a spread whose short
+    leg gained is still a losing spread). A fill without an order id is an order of its own.
+    """
+    book: dict[str, deque[list[Any]]] = {}
+    pnl: dict[tuple[str, str], float] = {}
+    for n, f in enumerate(fills):
+        order = str(f.get("client_order_id") or f"fill-{n}")
         qty = Decimal(str(f["qty"])) * (1 if f["side"] == "buy" else -1)
         price = Decimal(str(f["price"]))
         lots = book.setdefault(str(f["symbol"]), deque())
@@ -112,14 +119,15 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
             lot = lots[0]
             take = min(abs(qty), abs(lot[0]))
             sign = 1 if lot[0] > 0 else -1
-            pnl.append(float(take * (price - lot[1]) * sign * multiplier(str(f["symbol"]))))
+            piece = float(take * (price - lot[1]) * sign * multiplier(str(f["symbol"])))
+            pnl[(lot[2], order)] = pnl.get((lot[2], order), 0.0) + piece
             lot[0] -= take * sign
             qty += take * sign
             if lot[0] == 0:
                 lots.popleft()
         if qty != 0:
-            lots.append([qty, price])
-    return pnl
+            lots.append([qty, price, order])
+    return list(pnl.values())
 
 
 def compute_metrics(
