@@ -132,6 +132,7 @@ def _keyless(
     first_day = sessions[0]
     start_at = datetime.combine(first_day, time(10, 0) if args.once else time(8, 55), ET)
     if mode == "paper" and args.journal is not None:
+        _refuse_backtest_journal(args.journal)
         sessions, start_at = _resume(args.journal, sessions, start_at, once=args.once, calendar=cal)
     if mode == "backtest" and args.journal is not None:
         _refuse_used_journal(args.journal)
@@ -178,6 +179,42 @@ def _journal_clock(journal: Path) -> datetime | None:
     except sqlite3.Error:
         return None  # no journal yet, or a corrupt one that run_with refuses in its own words
     return None if row is None or row[0] is None else datetime.fromisoformat(row[0])
+
+
+def _journal_modes(journal: Path) -> set[str]:
+    """Return the modes of the runs started on ``journal`` (empty: none, or no journal yet)."""
+    if not journal.exists():
+        return set()
+    try:  # read-only, as _journal_clock
+        db = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT DISTINCT json_extract(reasoning, '$.mode') FROM decisions "
+                "WHERE strategy = 'runner' AND action = 'start'"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return set()  # run_with refuses a corrupt journal in its own words
+    return {str(r[0]) for r in rows if r[0] is not None}
+
+
+def _refuse_backtest_journal(journal: Path) -> None:
+    """Refuse keyless paper on a backtest's journal.
+
+    Its orders and positions belong to no saved simulated account (one is kept beside a paper
+    journal only), so every session would fail its reconcile and trade nothing.
+
+    Raises
+    ------
+    UsageError
+        A backtest was run on ``journal``.
+    """
+    if "backtest" in _journal_modes(journal):
+        raise UsageError(
+            f"--journal {journal}: it holds a backtest, whose orders and positions are no "
+            "simulated account's: use a new journal for paper"
+        )
 
 
 def _refuse_used_journal(journal: Path) -> None:

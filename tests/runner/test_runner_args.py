@@ -108,3 +108,27 @@ def test_backtest_refuses_a_journal_that_holds_a_run(tmp_path: Path) -> None:
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("error: --journal j.sqlite: it already holds a run"), lines
     assert not (tmp_path / "runs").exists()
+
+
+def test_keyless_paper_refuses_a_backtests_journal(tmp_path: Path) -> None:
+    """Paper on a backtest's journal: the journal's orders and positions are no account's.
+
+    The simulated account is saved beside a paper journal only; on a backtest's journal every
+    session failed its reconcile and the run still exited 0 with a report.
+    """
+    with Journal(tmp_path / "j.sqlite") as j:
+        j.record_decision(
+            "runner-start-x",
+            "runner",
+            "runner",
+            "*",
+            "start",
+            {"mode": "backtest"},
+            datetime(2022, 12, 12, 13, 55, tzinfo=UTC),
+        )
+    out = _run("--mode", "paper", "--universe", "AAPL", "--journal", "j.sqlite", tmp=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: --journal j.sqlite: it holds a backtest"), lines
+    assert not (tmp_path / "runs").exists()
