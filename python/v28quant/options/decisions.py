@@ -153,8 +153,11 @@ def new_leg_net(p: Pending, order: Any) -> float:
 
 
 def leg_prices(p: Pending, order: Any) -> dict[str, float]:
-    """Return the fill price per share of each leg ``p`` opens (a single leg: the order's)."""
-    if len(p.legs) == 1 and order.filled_avg_price is not None:
+    """Return the fill price per share of each leg ``p`` opens (a single leg: the order's).
+
+    A roll opening one leg is still an ``mleg`` order, whose own price is the net of every leg.
+    """
+    if order.order_class != "mleg" and len(p.legs) == 1 and order.filled_avg_price is not None:
         return {next(iter(p.legs)): float(order.filled_avg_price)}
     return {
         leg.symbol: float(leg.filled_avg_price)

@@ -346,7 +346,7 @@ class OptionsEngine:
             p.waited += 1 if at_end else 0  # one chase of a moved natural, then a cancel
             p.rung = min(p.rung + 1, len(p.ladder) - 1)
             net = Decimal(p.ladder[p.rung])
-            price = abs(net) if len(p.legs) == 1 else net
+            price = abs(net) if _single_leg(p) else net
             out = await ctx.executor.replace(
                 p.client_order_id, reason=f"walk limit to rung {p.rung}", limit_price=price
             )
@@ -361,7 +361,7 @@ class OptionsEngine:
 
     def _filled(self, ctx: OptionsContext, book: Book, p: Pending, order: Any) -> None:
         net = float(order.filled_avg_price or 0)
-        if len(p.legs) == 1:  # a single-leg order reports the (positive) premium
+        if _single_leg(p):  # a single-leg order reports the (positive) premium
             q = next(iter(p.legs.values()))
             net = net if q > 0 else -net
         units = int(order.filled_qty)
@@ -564,6 +564,14 @@ _RECONCILE_REASON = {
     "trimmed": "the broker holds fewer units of every leg",
     "partial": "some legs are no longer held: the book keeps those the broker holds",
 }
+
+
+def _single_leg(p: Pending) -> bool:
+    """Tell whether ``p`` is a single-leg order (a positive premium, not a signed net).
+
+    A roll is always ``mleg``: it closes the old legs and opens the new, even one new leg.
+    """
+    return p.kind != "roll" and len(p.legs) == 1
 
 
 def _opening(book: Book) -> int:

@@ -1,0 +1,124 @@
+"""The options engine's resting orders against the loopback Alpaca fake (real alpaca-py).
+
+A roll is one ``mleg`` order whose net limit is signed (debit > 0, credit < 0) even when it
+opens a single new leg, so walking it down the ladder must keep the sign, and its fill price is
+that net, not the new leg's price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from v28quant.alpaca.ratelimit import RateLimiter
+from v28quant.broker.alpaca import AlpacaBroker
+from v28quant.broker.base import Owner
+from v28quant.clock import SimClock
+from v28quant.execution import Decision, Executor
+from v28quant.journal import Journal
+from v28quant.options.context import OptionsCycle
+from v28quant.options.engine import OptionsEngine
+from v28quant.options.lifecycle import Book, Held, Pending
+from v28quant.options.strategies import order_for
+
+ET = ZoneInfo("America/New_York")
+NOW = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
+KEY, SECRET = "PKTESTKEY", "test-secret-value"
+OLD_PUT = "SPY230929P00440000"
+NEW_PUT = "SPY231020P00435000"
+EXPIRY_OLD, EXPIRY_NEW = date(2023, 9, 29), date(2023, 10, 20)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
+    """Yield the trading fake at 2023-09-14 15:30 New York and an options context on it."""
+    trading = FakeAlpacaTrading(now=NOW).start()
+    trading.set_quote("SPY", "450.80", "450.82")
+    broker = AlpacaBroker(
+        KEY, SECRET, url=trading.url, limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0
+    )
+    clock = SimClock(NOW)
+    journal = Journal(tmp_path / "journal.sqlite")
+    executor = Executor(broker, journal, clock=clock)
+    ctx = Ctx(
+        "paper",
+        clock,
+        broker,
+        None,
+        journal,
+        executor,
+        None,
+        RecordingNotifier(),
+        ("SPY",),
+        Threshold(0.0),
+    )
+    try:
+        yield trading, ctx
+    finally:
+        journal.close()
+        trading.stop()
+
+
+async def _send(ctx: Ctx, legs: list[tuple[str, int]], limit: str, decision: str, opening: object):
+    req = order_for(
+        legs,
+        1 if len(legs) > 1 else 2,
+        Decimal(limit),
+        Owner("options", "cash_secured_put", decision),
+        opening=opening,  # type: ignore[arg-type]
+        underlying="SPY",
+    )
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}))
+    assert out.order is not None, out
+    return out
+
+
+@pytest.mark.asyncio
+async def test_walking_a_single_leg_roll_keeps_its_credit_limit(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """Roll a short put for a credit: buy back 440P at 1.10, sell 435P at 1.30.
+
+    By hand: mid net 1.05 - 1.35 = -0.30 (a 0.30 credit), natural 1.10 - 1.30 = -0.20. Ladder
+    -0.30, -0.25, -0.20; the order rests at -0.30 and one walk asks a -0.25 credit. A +0.25
+    (paying 0.25 for a roll that pays 0.20) would fill at once, at the natural. Filled, the new
+    leg's entry is its own fill price (1.36), not the roll's net (-0.26).
+    """
+    trading, ctx = world
+    trading.positions[OLD_PUT] = [Decimal(-1), Decimal("2.00")]
+    trading.set_quote(OLD_PUT, "1.00", "1.10")
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    book = Book()
+    book.held["csp-1"] = Held(
+        "csp-1", "cash_secured_put", "SPY", EXPIRY_OLD, {OLD_PUT: -1}, 1, -2.0, 0.0, NOW,
+        "v28-options-cash_secured_put-x",
+    )  # fmt: skip
+    out = await _send(ctx, [(OLD_PUT, 1), (NEW_PUT, -1)], "-0.30", "roll:csp-1", [False, True])
+    assert trading.orders[out.order.id]["status"] == "new"  # -0.20 is worse than -0.30
+    p = Pending(
+        out.client_order_id, "roll", "csp-1-r1", "SPY", "cash_secured_put", {NEW_PUT: -1},
+        EXPIRY_NEW, 0.0, ["-0.30", "-0.25", "-0.20"], 0, NOW, old_id="csp-1",
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    eng = OptionsEngine()
+    try:
+        await eng._walk(ctx, book, p, None, OptionsCycle("options", NOW))
+        (patch,) = [body for m, path, body in trading.requests if m == "PATCH"]
+        assert Decimal(str(patch["limit_price"])) == Decimal("-0.25")
+        assert trading.positions.get(NEW_PUT) is None  # still resting: nothing sold
+        # the 435P bid rises to 1.36: the roll fills at 1.10 - 1.36 = -0.26 (legs 1.10, 1.36)
+        trading.set_quote(NEW_PUT, "1.36", "1.40")
+        trading.process()
+        await eng._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    (h,) = book.held.values()
+    assert (h.legs, h.units) == ({NEW_PUT: -1}, 1)
+    assert h.leg_entry == {NEW_PUT: pytest.approx(1.36)}
+    assert h.entry_net == pytest.approx(-1.36)
