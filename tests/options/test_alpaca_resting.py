@@ -2,7 +2,9 @@
 
 A roll is one ``mleg`` order whose net limit is signed (debit > 0, credit < 0) even when it
 opens a single new leg, so walking it down the ladder must keep the sign, and its fill price is
-that net, not the new leg's price.
+that net, not the new leg's price. An opening order that ends (expired at the close,
+cancelled) after a partial fill leaves contracts at the broker: the book must hold them, or no
+exit rule ever manages them.
 """
 
 from __future__ import annotations
@@ -122,3 +124,36 @@ async def test_walking_a_single_leg_roll_keeps_its_credit_limit(
     assert (h.legs, h.units) == ({NEW_PUT: -1}, 1)
     assert h.leg_entry == {NEW_PUT: pytest.approx(1.36)}
     assert h.entry_net == pytest.approx(-1.36)
+
+
+@pytest.mark.asyncio
+async def test_an_opening_order_that_expires_part_filled_is_held(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """Sell 2 puts to open at 1.30 with 1 bid at the quote: 1 fills, 1 expires at the close.
+
+    The broker then holds -1 435P; the book must hold one unit of the structure.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40", bid_size=1)
+    out = await _send(ctx, [(NEW_PUT, -1)], "-1.30", "open:csp-2", True)
+    assert trading.orders[out.order.id]["status"] == "partially_filled"
+    trading.advance_to(datetime(2023, 9, 14, 16, 5, tzinfo=ET))  # the day order expires
+    book = Book()
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "open", "csp-2", "SPY", "cash_secured_put", {NEW_PUT: -1},
+        EXPIRY_NEW, 0.0, ["-1.35", "-1.30"], 1, NOW,
+    )  # fmt: skip
+    eng = OptionsEngine()
+    try:
+        await eng._pending(ctx, book, {}, OptionsCycle("options", NOW))
+        await eng._reconcile(ctx, book)
+    finally:
+        await ctx.broker.aclose()
+    assert trading.positions[NEW_PUT][0] == -1
+    assert not book.pending
+    (h,) = book.held.values()
+    assert (h.legs, h.units) == ({NEW_PUT: -1}, 1)
+    assert h.entry_net == pytest.approx(-1.30)
+    fills = [(f["symbol"], f["side"], Decimal(str(f["qty"]))) for f in ctx.journal.fills()]
+    assert fills == [(NEW_PUT, "sell", Decimal(1))]  # journaled once

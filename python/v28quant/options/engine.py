@@ -297,7 +297,9 @@ class OptionsEngine:
     ) -> None:
         for cid, p in list(book.pending.items()):
             order = await ctx.executor.track(cid, 0.0)
-            if order.status.value == "filled":
+            if order.status.value == "filled" or (
+                order.status.terminal and order.filled_qty > 0 and p.kind == "open"
+            ):  # an opening order ended part filled: the broker holds what did fill
                 self._filled(ctx, book, p, order)
                 del book.pending[cid]
             elif order.status.terminal:
