@@ -28,6 +28,7 @@ from v28quant.options.context import OptionsCycle
 from v28quant.options.engine import OptionsEngine
 from v28quant.options.lifecycle import Book, Held, Pending
 from v28quant.options.strategies import order_for
+from v28quant.risk import HALT, record_control
 
 ET = ZoneInfo("America/New_York")
 NOW = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
@@ -157,3 +158,33 @@ async def test_an_opening_order_that_expires_part_filled_is_held(
     assert h.entry_net == pytest.approx(-1.30)
     fills = [(f["symbol"], f["side"], Decimal(str(f["qty"]))) for f in ctx.journal.fills()]
     assert fills == [(NEW_PUT, "sell", Decimal(1))]  # journaled once
+
+
+@pytest.mark.asyncio
+async def test_a_halt_stops_walking_an_opening_order(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """After ``v28quant halt``, a resting opening order is not walked towards the natural.
+
+    A replace is a new order at Alpaca (the old one is cancelled, one at a better price for the
+    market is sent): the kill switch lets no new order out.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    out = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-3", True)
+    assert trading.orders[out.order.id]["status"] == "new"  # asks 1.35, the bid is 1.30
+    record_control(ctx.journal, HALT, "news", "cli", NOW)
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "csp-3", "SPY", "cash_secured_put", {NEW_PUT: -1},
+        EXPIRY_NEW, 0.0, ["-1.35", "-1.30"], 0, NOW,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    eng = OptionsEngine()
+    try:
+        await eng._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    assert [r for r in trading.requests if r[0] == "PATCH"] == []
+    assert trading.orders[out.order.id]["limit_price"] == "1.35"
+    assert list(book.pending) == [out.client_order_id]

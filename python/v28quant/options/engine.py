@@ -295,6 +295,8 @@ class OptionsEngine:
         analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
         report: OptionsCycle,
     ) -> None:
+        # a replace is a new order at the venue: while halted, nothing that opens is walked
+        halted = bool(book.pending) and self.gate(ctx).state().halted
         for cid, p in list(book.pending.items()):
             order = await ctx.executor.track(cid, 0.0)
             if order.status.value == "filled" or (
@@ -307,7 +309,7 @@ class OptionsEngine:
                 del book.pending[cid]
                 if p.kind != "close":
                     self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
-            elif order.filled_qty == 0:
+            elif order.filled_qty == 0 and not (halted and p.kind != "close"):
                 raw = analyses[p.underlying][1] if p.underlying in analyses else None
                 await self._walk(ctx, book, p, raw, report)
 
