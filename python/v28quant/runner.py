@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from v28quant.broker.errors import BrokerError
+from v28quant.broker.errors import AuthenticationError, BrokerError
 from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.clock import Clock, SimClock
 from v28quant.engines import Engine, EngineContext
@@ -158,7 +158,8 @@ class Runner:
 
         The outage is logged and notified once when it starts and once when it ends; the reads
         back off from ``VENUE_RETRY_S[0]`` to ``VENUE_RETRY_S[1]`` seconds. A ``--once`` run
-        does not wait: it says so and stops.
+        does not wait: it says so and stops. Keys the venue refuses (401) are notified and
+        raised: ``AuthenticationError`` ends the run.
         """
         vc = self.venue.venue_clock
         if vc is None:
@@ -167,6 +168,9 @@ class Runner:
         while True:
             try:
                 await vc.refresh()
+            except AuthenticationError as exc:  # keys never mend: no outage to wait out
+                self.ctx.notifier.error("runner", f"stopping: {exc}")
+                raise
             except BrokerError as exc:
                 if since is None:
                     since = datetime.now(UTC)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from v28quant.broker.errors import AuthenticationError
 from v28quant.calendar import ExchangeCalendar, default_calendar
 from v28quant.config import EquityConfig, RunConfig, load_config
 from v28quant.engines import Engine, EngineContext
@@ -371,7 +372,7 @@ def build_and_run(argv: list[str] | None = None) -> int:
         settings, cfg = load_config(args.config, **overrides)
         settings.require_mode(args.mode)
         return run_with(args, settings, cfg).exit_code
-    except SettingsError as exc:
+    except (SettingsError, AuthenticationError) as exc:  # a 401: wrong keys are a bad setting
         print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
     finally:
