@@ -270,7 +270,8 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
     Short option legs are bought back first, then long legs sold, then the stock: a spread's
     long leg or a covered call's shares are never sold while the short they cover is open.
     An underlying whose short legs are not filled within ``fill_wait_s`` keeps its long legs
-    and shares; ``flattened`` is then not journaled, so the next account watch tries again.
+    and shares; ``flattened`` is then not journaled, so the next account watch tries again. Nor
+    is it when a closing order was refused, rejected or its outcome is unknown.
     Returns the number of closing orders placed.
     """
     from v28quant.execution import Decision
@@ -283,6 +284,7 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
     positions = sorted((p for p in await ctx.broker.positions() if p.qty != 0), key=_flatten_phase)
     shorts_open: dict[str, str] = {}  # client order id -> underlying, of unfilled short closes
     held_back: set[str] = set()
+    not_closed: list[str] = []  # positions whose closing order the venue does not hold
     for pos in positions:
         phase = _flatten_phase(pos)
         if phase > 0 and shorts_open:
@@ -304,14 +306,19 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
         )
         log.warning("flatten %s %s %s: %s", side, qty, pos.symbol, outcome.status)
         placed += 1
-        if phase == 0 and outcome.order is None:  # refused or rejected: nothing to wait for
-            held_back.add(_underlying(pos.symbol))
+        if outcome.order is None:  # refused, rejected or unknown: nothing to wait for
+            not_closed.append(pos.symbol)
+            if phase == 0:
+                held_back.add(_underlying(pos.symbol))
         elif phase == 0 and outcome.status != "filled":
             shorts_open[outcome.client_order_id] = _underlying(pos.symbol)
     if shorts_open:  # only short legs were held: nothing waits on them
         await _await_fills(ctx, shorts_open, 0.0)
-    if held_back:
-        why = f"{placed} closing order(s) placed; {sorted(held_back)} wait for their short legs"
+    if held_back or not_closed:
+        why = (
+            f"{placed} closing order(s) placed; not closed: {not_closed}; "
+            f"{sorted(held_back)} wait for their short legs"
+        )
         log.error("flatten not finished: %s", why)
         ctx.notifier.error("flatten", why)
         return placed
