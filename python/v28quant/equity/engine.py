@@ -13,7 +13,8 @@ time), aggregated with the regime's weights (``SignalAggregator``, threshold fro
 ``[aggregator]``, or ``[paper]`` in paper mode), turned into target weights
 (``v28quant.equity.sizing``), gated by the stacked ensemble, checked by the risk gate and placed
 through the execution service with ``Owner("equity", "aggregate", ...)``. Decision ids are the
-session, the cycle slot and the symbol, so a restart inside a slot re-sends nothing.
+session, the cycle slot and the symbol, so a restart inside a slot re-sends nothing; a symbol
+with an order of ours still working at the venue gets no new order until that one ends.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from v28quant.equity.learned import LearnedSource
 from v28quant.equity.learning import TradeLearner
 from v28quant.equity.sizing import ml_veto, target_qty, target_weight
 from v28quant.equity.sources import MarketView, MlSource, data_time, default_sources
+from v28quant.occ import is_occ
 from v28quant.signals import Signal
 
 log = logging.getLogger(__name__)
@@ -196,6 +198,7 @@ class EquityEngine:
             return CycleReport(ENGINE, slot, note="no pre-market data; nothing to do")
         account = await ctx.broker.account()
         positions = await ctx.broker.positions()
+        working = await self._working(ctx)
         held = {p.symbol: p for p in positions if p.asset_class == "us_equity" and p.qty != 0}
         symbols = sorted(set(self.screened) | set(held))
         view = replace(
@@ -227,6 +230,9 @@ class EquityEngine:
                 details[sym] = f"skipped: {bad}"
                 continue
             if agg is None or quote is None:  # unusable_data refuses a missing quote
+                continue
+            if sym in working:
+                details[sym] = "an order of ours is still working: no order added to it"
                 continue
             price = quote.mid
             held_qty = held[sym].qty if sym in held else Decimal(0)
@@ -289,6 +295,19 @@ class EquityEngine:
             orders += 1
             details[sym] = f"{side} {abs(delta)}: {outcome.status}"
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
+
+    @staticmethod
+    async def _working(ctx: EngineContext) -> set[str]:
+        """Return the stocks with an order of ours (any engine's) still working at the venue.
+
+        Orders are sized as target minus the position: the rest of an order still working (a
+        partial fill, a market order accepted before the open) would be ordered a second time.
+        """
+        return {
+            o.symbol
+            for o in await ctx.broker.orders("open")
+            if o.symbol and not is_occ(o.symbol) and o.owner is not None
+        }
 
     @staticmethod
     def _decision(request: OrderRequest, reasoning: dict[str, Any], price: Decimal) -> Any:
