@@ -7,8 +7,9 @@ fit the hierarchical regime controller (market regime over symbol regimes) and p
 assessment in ``ctx.regime`` for both engines, journaled as a ``regime`` decision; set the
 capital split between the engines and the risk scale (``v28quant.allocation``).
 
-Each cycle slot: re-read the venue clock, mark the account (a loss-limit breach halts), and
-carry out a pending operator ``flatten``.
+Each cycle slot: re-read the venue clock, mark the account (a loss-limit breach halts),
+carry out a pending operator ``flatten``, and settle our orders with the venue (deferred fills,
+unknown outcomes).
 """
 
 from __future__ import annotations
@@ -240,13 +241,19 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
 
 
 async def watch_account(ctx: EngineContext, venue: Venue) -> None:
-    """Re-read the venue clock, mark the account, and run a pending flatten."""
+    """Re-read the venue clock, mark the account, run a pending flatten, settle our orders.
+
+    The settling (``Executor.sync``) looks up the orders the journal holds open or unknown and
+    journals fills an earlier look deferred (the venue listed the activity after the order's
+    status), while the session still knows whose they are.
+    """
     if venue.venue_clock is not None:
         await venue.venue_clock.refresh()
     account = await ctx.broker.account()
     state = ctx.risk.mark(account, ctx.now)
     if state.flatten_pending:
         await flatten(ctx)
+    await ctx.executor.sync()
 
 
 #: Seconds the flatten waits for its short option closes to fill before closing what covers them.
