@@ -188,3 +188,36 @@ async def test_a_halt_stops_walking_an_opening_order(
     assert [r for r in trading.requests if r[0] == "PATCH"] == []
     assert trading.orders[out.order.id]["limit_price"] == "1.35"
     assert list(book.pending) == [out.client_order_id]
+
+
+@pytest.mark.asyncio
+async def test_a_walk_the_book_did_not_save_is_followed_to_its_replacement(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """The book still names the order a walk replaced (the process died before saving).
+
+    Sell 2 puts to open at 1.35 (bid 1.30: resting), replaced at 1.30: filled. The old order
+    reads ``replaced``, which is no reason to drop the structure: its replacement filled, and
+    the broker holds -2 435P that the book must hold.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    out = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-4", True)
+    book = Book()
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "open", "csp-4", "SPY", "cash_secured_put", {NEW_PUT: -1},
+        EXPIRY_NEW, 0.0, ["-1.35", "-1.30"], 0, NOW,
+    )  # fmt: skip
+    eng = OptionsEngine()
+    try:
+        new = await ctx.executor.replace(
+            out.client_order_id, reason="walk", limit_price=Decimal("1.30")
+        )
+        assert new.status == "filled"
+        await eng._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    assert trading.positions[NEW_PUT][0] == -2
+    assert not book.pending
+    (h,) = book.held.values()
+    assert (h.legs, h.units, h.client_order_id) == ({NEW_PUT: -1}, 2, new.client_order_id)

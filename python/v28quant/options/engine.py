@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from v28quant.broker.base import OrderRequest, Owner
+from v28quant.broker.base import OrderRequest, Owner, replacement_client_order_id
 from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET, default_calendar
 from v28quant.engines import CycleReport
@@ -299,6 +299,13 @@ class OptionsEngine:
         halted = bool(book.pending) and self.gate(ctx).state().halted
         for cid, p in list(book.pending.items()):
             order = await ctx.executor.track(cid, 0.0)
+            while order.status.value == "replaced":  # a walk the book did not save (a crash)
+                cid = replacement_client_order_id(cid)
+                order = await ctx.executor.track(cid, 0.0)
+            if cid != p.client_order_id:
+                del book.pending[p.client_order_id]
+                p.client_order_id = cid
+                book.pending[cid] = p
             if order.status.value == "filled" or (
                 order.status.terminal and order.filled_qty > 0 and p.kind == "open"
             ):  # an opening order ended part filled: the broker holds what did fill
@@ -357,6 +364,7 @@ class OptionsEngine:
             del book.pending[p.client_order_id]
             p.client_order_id = out.client_order_id
             book.pending[p.client_order_id] = p
+            book.save()  # the replacement is live at the venue: the book must name it now
             report.orders += 1
         elif p.waited < 1:
             p.waited += 1
