@@ -221,3 +221,38 @@ async def test_a_walk_the_book_did_not_save_is_followed_to_its_replacement(
     assert not book.pending
     (h,) = book.held.values()
     assert (h.legs, h.units, h.client_order_id) == ({NEW_PUT: -1}, 2, new.client_order_id)
+
+
+@pytest.mark.asyncio
+async def test_an_order_that_never_reached_alpaca_does_not_stop_the_engine(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """Every POST answered 503 and no order found by look-up: the outcome is unknown.
+
+    The venue never had the order. Looking it up each cycle must not raise ("the venue has no
+    order") for ever: that ended every later options cycle before its exits and stops ran.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    trading.inject("POST", "/v2/orders", 503, {"message": "service unavailable"}, times=3)
+    req = order_for(
+        [(NEW_PUT, -1)],
+        1,
+        Decimal("-1.35"),
+        Owner("options", "cash_secured_put", "open:csp-5"),
+        opening=True,
+        underlying="SPY",
+    )
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}))
+    assert out.status == "unknown"
+    book = Book()
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "open", "csp-5", "SPY", "cash_secured_put", {NEW_PUT: -1},
+        EXPIRY_NEW, 0.0, ["-1.35", "-1.30"], 0, NOW,
+    )  # fmt: skip
+    try:
+        await OptionsEngine()._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    assert trading.orders == {}
+    assert not book.pending

@@ -43,6 +43,7 @@ from v28quant.broker.base import OrderRequest, Owner, replacement_client_order_i
 from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET, default_calendar
 from v28quant.engines import CycleReport
+from v28quant.journal import INTENT_STATUS, NOT_SENT_STATUS, UNKNOWN_STATUS
 from v28quant.occ import is_occ
 from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
@@ -61,6 +62,8 @@ from v28quant.signals import Signal
 
 log = logging.getLogger(__name__)
 ENGINE = "options"
+#: Journal statuses of an order no venue acknowledged (see ``_never_sent``).
+_UNSENT = frozenset({INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS})
 CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"})
 
 
@@ -298,6 +301,11 @@ class OptionsEngine:
         # a replace is a new order at the venue: while halted, nothing that opens is walked
         halted = bool(book.pending) and self.gate(ctx).state().halted
         for cid, p in list(book.pending.items()):
+            if await _never_sent(ctx, cid):
+                log.warning("options order %s never reached the venue: no longer pending", cid)
+                del book.pending[cid]
+                self._release_cid(ctx, cid, "order never reached the venue")
+                continue
             order = await ctx.executor.track(cid, 0.0)
             while order.status.value == "replaced":  # a walk the book did not save (a crash)
                 cid = replacement_client_order_id(cid)
@@ -576,6 +584,18 @@ _RECONCILE_REASON = {
     "trimmed": "the broker holds fewer units of every leg",
     "partial": "some legs are no longer held: the book keeps those the broker holds",
 }
+
+
+async def _never_sent(ctx: OptionsContext, cid: str) -> bool:
+    """Tell whether order ``cid`` never reached the venue: unacknowledged, and not found there.
+
+    A submit whose outcome was unknown (timeouts, 5xx) may have left nothing at the venue;
+    tracking it would raise every cycle. An acknowledged order the venue lost still raises.
+    """
+    row = ctx.journal.order_by_client_id(cid)
+    if row is None or row.get("broker_order_id") or row["status"] not in _UNSENT:
+        return False
+    return await ctx.broker.order_by_client_id(cid) is None
 
 
 def _single_leg(p: Pending) -> bool:
