@@ -22,7 +22,7 @@ from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.base import Owner
 from v28quant.clock import SimClock
-from v28quant.execution import Decision, Executor
+from v28quant.execution import Decision, Executor, Reservation
 from v28quant.journal import Journal
 from v28quant.options.context import OptionsCycle
 from v28quant.options.engine import OptionsEngine
@@ -256,3 +256,32 @@ async def test_an_order_that_never_reached_alpaca_does_not_stop_the_engine(
         await ctx.broker.aclose()
     assert trading.orders == {}
     assert not book.pending
+
+
+@pytest.mark.asyncio
+async def test_a_walk_keeps_the_reservation_of_the_order_it_replaces(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A resting cash-secured put's $43,500 collateral follows the order to its replacement."""
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    req = order_for(
+        [(NEW_PUT, -1)],
+        1,
+        Decimal("-1.35"),
+        Owner("options", "cash_secured_put", "open:csp-6"),
+        opening=True,
+        underlying="SPY",
+    )
+    reserve = Reservation(req.owner, "cash", None, Decimal(43_500))
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
+    assert out.status == "new"
+    try:
+        new = await ctx.executor.replace(
+            out.client_order_id, reason="walk", limit_price=Decimal("1.34")
+        )
+    finally:
+        await ctx.broker.aclose()
+    assert new.status == "new"
+    held = [(r["client_order_id"], r["amount"]) for r in ctx.journal.reservations()]
+    assert held == [(new.client_order_id, Decimal(43_500))]

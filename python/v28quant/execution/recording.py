@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from v28quant.broker.base import Activity, Broker, Order
+from v28quant.broker.base import (
+    Activity,
+    Broker,
+    Order,
+    OrderStatus,
+    parse_client_order_id,
+    replacement_client_order_id,
+)
 from v28quant.clock import Clock
 from v28quant.execution.types import Fill, OrderOutcome
 from v28quant.journal import AsyncJournal, Journal
@@ -110,7 +117,11 @@ class OrderRecorder:
         )
         if order.filled_qty > had:
             await self._settle()
-        elif order.status.terminal:
+        if order.status is OrderStatus.REPLACED and parse_client_order_id(order.client_order_id):
+            # not over: the replacement carries on with what this order reserved
+            new_cid = replacement_client_order_id(order.client_order_id)
+            await self.journal.run(self._j.move_reservations, order.client_order_id, new_cid)
+        elif order.status.terminal and order.filled_qty <= had:
             await self._release(order.client_order_id, f"order {order.status.value} unfilled")
 
     async def _local_status(self, cid: str, status: str, reason: str) -> None:
