@@ -285,3 +285,47 @@ async def test_a_walk_keeps_the_reservation_of_the_order_it_replaces(
     assert new.status == "new"
     held = [(r["client_order_id"], r["amount"]) for r in ctx.journal.reservations()]
     assert held == [(new.client_order_id, Decimal(43_500))]
+
+
+@pytest.mark.asyncio
+async def test_a_roll_that_expires_part_filled_holds_both_sides(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """Roll 2 short 440P into 2 short 435P; one unit fills (1 bid on the 435P), one expires.
+
+    The broker then holds -1 440P and -1 435P: the book must hold one unit of each structure.
+    """
+    trading, ctx = world
+    trading.cash = Decimal(300_000)  # the fake holds both puts' collateral while rolling
+    trading.positions[OLD_PUT] = [Decimal(-2), Decimal("2.00")]
+    trading.set_quote(OLD_PUT, "1.00", "1.10", 100, 100)
+    trading.set_quote(NEW_PUT, "1.30", "1.40", 1, 100)
+    book = Book()
+    book.held["csp-7"] = Held(
+        "csp-7", "cash_secured_put", "SPY", EXPIRY_OLD, {OLD_PUT: -1}, 2, -2.0, 0.0, NOW,
+        "v28-options-cash_secured_put-y",
+    )  # fmt: skip
+    req = order_for(
+        [(OLD_PUT, 1), (NEW_PUT, -1)],
+        2,
+        Decimal("-0.20"),
+        Owner("options", "cash_secured_put", "roll:csp-7"),
+        opening=[False, True],
+        underlying="SPY",
+    )
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}))
+    assert out.status == "partially_filled"
+    trading.advance_to(datetime(2023, 9, 14, 16, 5, tzinfo=ET))  # the rest expires
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "roll", "csp-7-r1", "SPY", "cash_secured_put", {NEW_PUT: -1},
+        EXPIRY_NEW, 0.0, ["-0.30", "-0.20"], 1, NOW, old_id="csp-7",
+    )  # fmt: skip
+    eng = OptionsEngine()
+    try:
+        await eng._pending(ctx, book, {}, OptionsCycle("options", NOW))
+        await eng._reconcile(ctx, book)
+    finally:
+        await ctx.broker.aclose()
+    assert (trading.positions[OLD_PUT][0], trading.positions[NEW_PUT][0]) == (-1, -1)
+    held = {h.structure_id: (h.legs, h.units) for h in book.held.values()}
+    assert held == {"csp-7": ({OLD_PUT: -1}, 1), "csp-7-r1": ({NEW_PUT: -1}, 1)}

@@ -315,8 +315,8 @@ class OptionsEngine:
                 p.client_order_id = cid
                 book.pending[cid] = p
             if order.status.value == "filled" or (
-                order.status.terminal and order.filled_qty > 0 and p.kind == "open"
-            ):  # an opening order ended part filled: the broker holds what did fill
+                order.status.terminal and order.filled_qty > 0 and p.kind != "close"
+            ):  # an order that opens ended part filled: the broker holds what did fill
                 self._filled(ctx, book, p, order)
                 del book.pending[cid]
             elif order.status.terminal:
@@ -405,12 +405,14 @@ class OptionsEngine:
                 wheel=p.wheel,
                 leg_entry=leg_prices(p, order),
             )
-            if p.kind == "roll" and p.old_id is not None:
+            if p.kind == "roll" and p.old_id is not None and order.status.value == "filled":
                 old = book.held.get(p.old_id)
                 kept = book.rolled(p.old_id, held, p.closing, p.kept_net)
                 if old is not None and kept is None:  # a side kept open keeps its reservation
                     self._release_cid(ctx, old.client_order_id, "structure rolled")
             else:
+                if p.kind == "roll" and p.old_id in book.held:  # part filled: reconcile trims it
+                    held.rolls = book.held[p.old_id].rolls + 1
                 book.opened(held)
             what = f"{p.kind} {p.strategy}"
         ctx.notifier.execution(
