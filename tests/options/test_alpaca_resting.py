@@ -10,9 +10,10 @@ exit rule ever manages them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,10 +26,12 @@ from v28quant.clock import SimClock
 from v28quant.execution import Decision, Executor, Reservation
 from v28quant.journal import Journal
 from v28quant.options.context import OptionsCycle
+from v28quant.options.decisions import gate_check
 from v28quant.options.engine import OptionsEngine
 from v28quant.options.lifecycle import Book, Held, Pending
 from v28quant.options.strategies import order_for
-from v28quant.risk import HALT, record_control
+from v28quant.risk import HALT, BookGreeks, GreekBudget, OptionsRisk, RiskGate, record_control
+from v28quant.settings import RiskLimits
 
 ET = ZoneInfo("America/New_York")
 NOW = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
@@ -329,3 +332,37 @@ async def test_a_roll_that_expires_part_filled_holds_both_sides(
     assert (trading.positions[OLD_PUT][0], trading.positions[NEW_PUT][0]) == (-1, -1)
     held = {h.structure_id: (h.legs, h.units) for h in book.held.values()}
     assert held == {"csp-7": ({OLD_PUT: -1}, 1), "csp-7-r1": ({NEW_PUT: -1}, 1)}
+
+
+@pytest.mark.asyncio
+async def test_orders_per_cycle_counts_every_order_of_the_cycle(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """``max_orders_per_cycle = 1``: the second order of one cycle is denied.
+
+    On Alpaca the runner's clock is the venue's, moving on between two checks of one cycle;
+    counting by the check's time gave every order a cycle of its own.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    gate = RiskGate(RiskLimits.model_validate({"max_orders_per_cycle": 1}), ctx.journal)
+    eng = SimpleNamespace(gate=lambda _ctx: gate)
+    none = BookGreeks(0.0, 0.0, 0.0, 0.0)
+    exposure = OptionsRisk(none, none, GreekBudget(1e9, 1e9, 1e9, 1e9))
+    verdicts = []
+    try:
+        for i in range(2):
+            ctx.clock.set(NOW + timedelta(seconds=3 * i))  # the venue's time moves on
+            req = order_for(
+                [(NEW_PUT, -1)],
+                1,
+                Decimal("-1.35"),
+                Owner("options", "cash_secured_put", f"open:csp-8-{i}"),
+                opening=True,
+                underlying="SPY",
+            )
+            v = await gate_check(eng, ctx, req, Decimal("1.35"), exposure, cycle=NOW)  # type: ignore[arg-type]
+            verdicts.append((v.allowed, v.check))
+    finally:
+        await ctx.broker.aclose()
+    assert verdicts == [(True, None), (False, "orders_per_cycle")]

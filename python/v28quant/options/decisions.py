@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -54,12 +55,23 @@ class EngineView(Protocol):
 
 
 async def gate_check(
-    eng: EngineView, ctx: OptionsContext, req: OrderRequest, price: Decimal, exposure: OptionsRisk
+    eng: EngineView,
+    ctx: OptionsContext,
+    req: OrderRequest,
+    price: Decimal,
+    exposure: OptionsRisk,
+    *,
+    cycle: datetime,
 ) -> Verdict:
-    """Ask the risk gate about an order opening a structure; a denial is journaled there."""
+    """Ask the risk gate about an order opening a structure; a denial is journaled there.
+
+    ``cycle`` is the cycle's time: on a venue's clock ``ctx.now`` moves on within a cycle, and
+    the gate counts ``max_orders_per_cycle`` by it.
+    """
     account = await ctx.broker.account()
     positions = await ctx.broker.positions()
-    return eng.gate(ctx).check(req, price, account, positions, ctx.now, options=exposure)
+    gate = eng.gate(ctx)
+    return gate.check(req, price, account, positions, ctx.now, cycle=cycle, options=exposure)
 
 
 def build_for(eng: EngineView, a: ChainAnalysis, strategy: str, exp: Any, book: Book) -> Structure:
