@@ -289,6 +289,5 @@ def test_fault7_missing_private_attribute_is_a_clear_error(
 
 def test_fault7_alpaca_py_is_bounded_to_the_tested_versions() -> None:
     root = Path(__file__).resolve().parents[2]
-    for name in ("pyproject.toml", "requirements-v28.txt"):
-        text = (root / name).read_text()
-        assert "alpaca-py>=0.44,<0.45" in text, name
+    assert "alpaca-py>=0.44,<0.45" in (root / "pyproject.toml").read_text()
+    assert "alpaca-py==0.44." in (root / "requirements-v28.txt").read_text()
