@@ -7,9 +7,11 @@ at 0 the engine opens one SPY structure: one POST of one ``mleg`` order, every l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,6 +29,7 @@ from v28quant.clock import SimClock
 from v28quant.data.alpaca import AlpacaData
 from v28quant.execution import Executor
 from v28quant.journal import Journal
+from v28quant.options.context import OptionsCycle
 from v28quant.options.engine import OptionsEngine
 from v28quant.signals import RegimeState
 
@@ -163,3 +166,76 @@ def test_runner_once_opens_a_spy_structure_as_one_order(
     assert len(posts) == 1
     assert posts[0]["order_class"] == "mleg"
     assert len(posts[0]["legs"]) == 4
+
+
+@pytest.mark.asyncio
+async def test_a_crash_after_the_entry_leaves_the_order_in_the_saved_book(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process dies right after the entry, before the cycle's own save (a SIGKILL, an OOM).
+
+    The book file, read with json, must already name the order Alpaca received; an engine
+    restarted from that file follows it to its fill and holds the condor, leg for leg as
+    the POST asked (buy +1, sell -1 per unit).
+    """
+    trading, data = fakes
+    limiter = RateLimiter(rate=60_000, burst=1000)
+    broker = AlpacaBroker(KEY, SECRET, url=trading.url, limiter=limiter, backoff_s=0.0)
+    feed = AlpacaData(
+        KEY, SECRET, data_url=data.url, trading_url=data.url, now=lambda: NOW, limiter=limiter
+    )
+    clock = SimClock(NOW)
+    journal = Journal(tmp_path / "journal.sqlite")
+    regime = RegimeState("sideways", {"sideways": 1.0}, "test", NOW)
+    ctx = Ctx(
+        "paper",
+        clock,
+        broker,
+        feed,
+        journal,
+        Executor(broker, journal, clock=clock),
+        None,
+        RecordingNotifier(),
+        ("SPY",),
+        Threshold(0.0),
+        regime,
+    )
+    path = tmp_path / "book.json"
+    entered = OptionsEngine._enter
+
+    async def enter_then_die(self: OptionsEngine, *args: Any) -> None:
+        await entered(self, *args)
+        raise SystemExit("killed after the entry")  # nothing of the cycle runs after this
+
+    monkeypatch.setattr(OptionsEngine, "_enter", enter_then_die)
+    try:
+        eng = OptionsEngine(book_path=path)
+        await eng.premarket(ctx)
+        with pytest.raises(SystemExit):
+            await eng.cycle(ctx)
+        monkeypatch.undo()
+        (post,) = [r[2] for r in trading.requests if r[0] == "POST" and r[1] == "/v2/orders"]
+        saved = json.loads(path.read_text("utf-8"))
+        assert list(saved["pending"]) == [post["client_order_id"]]
+        # the condor fills while the engine is down: every sell at 10.00, every buy at 0.01
+        for leg in post["legs"]:
+            px = "10.00" if leg["side"] == "sell" else "0.01"
+            trading.set_quote(leg["symbol"], px, px)
+        trading.process()
+        again = OptionsEngine(book_path=path)
+        book = again._book_of(ctx)
+        await again._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        journal.close()
+    (held,) = book.held.values()
+    asked = {
+        leg["symbol"]: (1 if leg["side"] == "buy" else -1) * int(leg["ratio_qty"])
+        for leg in post["legs"]
+    }
+    assert (held.legs, held.units) == (asked, int(post["qty"]))
+    assert held.client_order_id == post["client_order_id"]
+    assert not book.pending

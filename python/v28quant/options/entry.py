@@ -246,19 +246,21 @@ async def _try(
     if out.status in ("refused", "rejected"):
         rejected.append({**base, "why": f"{out.status}: {out.reason}"})
         return False
-    book.pending[out.client_order_id] = Pending(
-        out.client_order_id,
-        "open",
-        sid,
-        a.underlying,
-        s.strategy,
-        {leg.symbol: leg.qty for leg in s.legs},
-        s.expiry,
-        sizing.max_loss_per_unit,
-        [str(x) for x in ladder],
-        0,
-        now,
-        wheel=cfg.wheel and s.strategy in ("cash_secured_put", "covered_call"),
+    book.placed(
+        Pending(
+            out.client_order_id,
+            "open",
+            sid,
+            a.underlying,
+            s.strategy,
+            {leg.symbol: leg.qty for leg in s.legs},
+            s.expiry,
+            sizing.max_loss_per_unit,
+            [str(x) for x in ladder],
+            0,
+            now,
+            wheel=cfg.wheel and s.strategy in ("cash_secured_put", "covered_call"),
+        )
     )
     report.orders += 1
     return True

@@ -246,6 +246,15 @@ class Book:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
+    def placed(self, p: Pending) -> None:
+        """Record a new resting order and save at once.
+
+        The order is live at the venue: a crash before the cycle's end must not leave it
+        unknown to the book, or its fill would open contracts no structure owns.
+        """
+        self.pending[p.client_order_id] = p
+        self.save()
+
     # -- our own fills ----------------------------------------------------------------------
 
     def stage(self, underlying: str) -> WheelState:

@@ -153,20 +153,22 @@ async def manage_one(
     req = order_for(legs, h.units, ladder[0], owner, opening=False, underlying=h.underlying)
     out = await place(ctx, req, why, None)
     if out.status not in ("refused", "rejected"):
-        book.pending[out.client_order_id] = Pending(
-            out.client_order_id,
-            "close",
-            h.structure_id,
-            h.underlying,
-            h.strategy,
-            dict(h.legs),
-            h.expiry,
-            h.max_loss,
-            [str(x) for x in ladder],
-            0,
-            now,
-            old_id=h.structure_id,
-            wheel=h.wheel,
+        book.placed(
+            Pending(
+                out.client_order_id,
+                "close",
+                h.structure_id,
+                h.underlying,
+                h.strategy,
+                dict(h.legs),
+                h.expiry,
+                h.max_loss,
+                [str(x) for x in ladder],
+                0,
+                now,
+                old_id=h.structure_id,
+                wheel=h.wheel,
+            )
         )
         report.orders += 1
 
@@ -267,22 +269,24 @@ async def _roll(
     out = await place(ctx, req, why, reservation_for(owner, new, h.units))
     if out.status in ("refused", "rejected"):
         return False
-    book.pending[out.client_order_id] = Pending(
-        out.client_order_id,
-        "roll",
-        f"{h.structure_id}-r{h.rolls + 1}",
-        h.underlying,
-        new.strategy,
-        {leg.symbol: leg.qty for leg in new.legs},
-        new.expiry,
-        new.max_loss(new.natural),
-        [str(x) for x in ladder],
-        0,
-        ctx.now,
-        old_id=h.structure_id,
-        wheel=h.wheel,
-        closing=closing if kept else None,
-        kept_net=kept_net,
+    book.placed(
+        Pending(
+            out.client_order_id,
+            "roll",
+            f"{h.structure_id}-r{h.rolls + 1}",
+            h.underlying,
+            new.strategy,
+            {leg.symbol: leg.qty for leg in new.legs},
+            new.expiry,
+            new.max_loss(new.natural),
+            [str(x) for x in ladder],
+            0,
+            ctx.now,
+            old_id=h.structure_id,
+            wheel=h.wheel,
+            closing=closing if kept else None,
+            kept_net=kept_net,
+        )
     )
     report.orders += 1
     return True
