@@ -8,8 +8,9 @@ at 0 the engine opens one SPY structure: one POST of one ``mleg`` order, every l
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -166,6 +167,135 @@ def test_runner_once_opens_a_spy_structure_as_one_order(
     assert len(posts) == 1
     assert posts[0]["order_class"] == "mleg"
     assert len(posts[0]["legs"]) == 4
+
+
+def _world(
+    tmp_path: Path, trading: FakeAlpacaTrading, data: FakeAlpacaData
+) -> tuple[Ctx, AlpacaBroker, AlpacaData]:
+    """Return an options context on the fakes at ``NOW`` (the executor notifies as the runner's)."""
+    limiter = RateLimiter(rate=60_000, burst=1000)
+    broker = AlpacaBroker(KEY, SECRET, url=trading.url, limiter=limiter, backoff_s=0.0)
+    feed = AlpacaData(
+        KEY, SECRET, data_url=data.url, trading_url=data.url, now=lambda: NOW, limiter=limiter
+    )
+    clock = SimClock(NOW)
+    journal = Journal(tmp_path / "journal.sqlite")
+    notifier = RecordingNotifier()
+    regime = RegimeState("sideways", {"sideways": 1.0}, "test", NOW)
+    executor = Executor(broker, journal, clock=clock, notifier=notifier)
+    ctx = Ctx(
+        "paper",
+        clock,
+        broker,
+        feed,
+        journal,
+        executor,
+        None,
+        notifier,
+        ("SPY",),
+        Threshold(0.0),
+        regime,
+    )
+    return ctx, broker, feed
+
+
+def _order_posts(trading: FakeAlpacaTrading) -> list[dict[str, Any]]:
+    """Return the bodies of the orders the fake received, in order."""
+    return [r[2] for r in trading.requests if r[:2] == ("POST", "/v2/orders")]
+
+
+def _journal_rows(tmp_path: Path, action: str) -> list[dict[str, Any]]:
+    """Read the options engine's decisions of ``action`` straight from the SQLite file."""
+    with sqlite3.connect(tmp_path / "journal.sqlite") as db:
+        rows = db.execute(
+            "SELECT reasoning FROM decisions WHERE engine = 'options' AND action = ?", (action,)
+        ).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+@pytest.mark.asyncio
+async def test_a_refusal_for_the_options_level_stops_opening_for_the_session(
+    tmp_path: Path, fakes: tuple[FakeAlpacaTrading, FakeAlpacaData]
+) -> None:
+    """Alpaca answers 403 to the first opening order: no second one goes out that session.
+
+    The account read level 3 at pre-market and lost its approval during the session (the
+    fake now refuses every option order). Of two cycles only the first sends an order; the
+    refusal is journaled once with Alpaca's message and notified once, and the second
+    cycle's report says why it opens nothing. The next session, approved again, opens.
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    eng = OptionsEngine()
+    try:
+        await eng.premarket(ctx)
+        trading.options_level = 0
+        await eng.cycle(ctx)
+        after_first = list(ctx.notifier.notices)
+        ctx.clock.advance(timedelta(minutes=5))
+        second = await eng.cycle(ctx)
+        (refused,) = _order_posts(trading)
+        answers = [r[2] for r in trading.responses if r[:2] == ("POST", "/v2/orders")]
+        assert answers == [403]
+        (paused,) = _journal_rows(tmp_path, "opening_paused")
+        assert "not eligible" in paused["reason"]
+        assert ctx.notifier.notices == after_first  # the second cycle notified nothing
+        assert sum("until the next session" in n for n in after_first) == 1
+        assert "not eligible" in (second.note or "")
+        assert second.orders == 0
+        # the next session: approval came back overnight
+        nxt = datetime(2023, 9, 15, 10, 0, tzinfo=ET)
+        trading.options_level = 3
+        trading.advance_to(nxt)
+        ctx.clock.set(nxt)
+        await eng.premarket(ctx)
+        third = await eng.cycle(ctx)
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    assert third.orders == 1
+    posts = _order_posts(trading)
+    assert len(posts) == 2
+    assert posts[0] is refused
+    answers = [r[2] for r in trading.responses if r[:2] == ("POST", "/v2/orders")]
+    assert answers[1] == 200
+
+
+@pytest.mark.asyncio
+async def test_a_level_one_account_is_offered_no_spreads(
+    tmp_path: Path, fakes: tuple[FakeAlpacaTrading, FakeAlpacaData]
+) -> None:
+    """Options level 1 (covered calls, cash-secured puts): the pre-market read skips spreads.
+
+    The sideways row is iron condor, cash-secured put, debit vertical: the condor and the
+    vertical are never sent (no 403 from Alpaca), the skip is journaled once with the level,
+    and the cash-secured put goes out as one single-leg sell to open.
+    """
+    trading, data = fakes
+    trading.options_level = 1
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    eng = OptionsEngine()
+    try:
+        await eng.premarket(ctx)
+        report = await eng.cycle(ctx)
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    (level,) = _journal_rows(tmp_path, "options_level")
+    assert level["options_level"] == 1
+    assert {"iron_condor", "bull_put", "bear_call", "bull_call", "bear_put"} == set(
+        level["skipped"]
+    )
+    assert sorted(level["allowed"]) == ["cash_secured_put", "covered_call"]
+    assert sum("options level 1" in n for n in ctx.notifier.notices) == 1
+    assert 403 not in [r[2] for r in trading.responses]
+    (post,) = _order_posts(trading)
+    assert post.get("order_class") != "mleg"
+    assert (post["side"], post["position_intent"]) == ("sell", "sell_to_open")
+    assert post["symbol"][9] == "P"  # SPY230929P...: a put
+    assert report.orders == 1
 
 
 @pytest.mark.asyncio

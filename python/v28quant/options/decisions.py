@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from v28quant.broker.base import OrderRequest, Owner
+from v28quant.broker.base import OptionsLevelError, OrderRequest, Owner
 from v28quant.options.config import OptionsConfig, strategy_name
 from v28quant.options.context import OptionsContext
 from v28quant.options.lifecycle import Book, Pending
@@ -34,6 +34,10 @@ from v28quant.risk import OptionsRisk, RiskGate, Verdict
 ENGINE = "options"
 
 CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"})
+#: What Alpaca's options level 1 allows: selling covered calls and cash-secured puts. Level 2
+#: adds buying calls and puts (no strategy here buys a single leg); level 3 adds spreads,
+#: that is any multi-leg order, a roll included.
+LEVEL_1 = frozenset({"cash_secured_put", "covered_call"})
 
 
 class EngineView(Protocol):
@@ -52,6 +56,30 @@ class EngineView(Protocol):
     def gate(self, ctx: OptionsContext) -> RiskGate:
         """Return the risk gate: the runner's, or one with default limits when it has none."""
         ...
+
+    def opening_refusal(self, ctx: OptionsContext, level: int) -> str | None:
+        """Return why no order opening options at ``level`` may go out now, or None."""
+        ...
+
+    def refuse_opening(self, ctx: OptionsContext, reason: str) -> None:
+        """Place no opening order for the rest of the session (the venue refused one)."""
+        ...
+
+
+def level_needed(strategy: str, *, mleg: bool = False) -> int:
+    """Return the Alpaca options level an order opening ``strategy`` needs (see ``LEVEL_1``)."""
+    return 1 if strategy in LEVEL_1 and not mleg else 3
+
+
+def level_refused(out: Any) -> str | None:
+    """Return the venue's reason when it refused the order ``out`` for the options level.
+
+    The executor writes a venue's refusal as ``"<error class>: <message>"``.
+    """
+    reason = str(out.reason or "")
+    if out.status == "rejected" and reason.startswith(f"{OptionsLevelError.__name__}:"):
+        return reason
+    return None
 
 
 async def gate_check(

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -48,12 +48,13 @@ from v28quant.occ import is_occ
 from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
-from v28quant.options.decisions import leg_prices, new_leg_net, place
+from v28quant.options.decisions import leg_prices, level_needed, new_leg_net, place
 from v28quant.options.entry import enter_one
 from v28quant.options.lifecycle import Book, Event, Held, Pending
 from v28quant.options.manage import manage_one, portfolio_greeks
 from v28quant.options.monte_carlo_view import MonteCarloView
 from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAnalyser, vol_symbol
+from v28quant.options.strategies import StrategyName
 from v28quant.options.trend import Trend, trend_of
 from v28quant.options.wheel_shares import reserve_wheel_shares
 from v28quant.risk import RiskGate
@@ -94,6 +95,8 @@ class OptionsEngine:
         self._gate: RiskGate | None = None
         self._iv_key: tuple[int, date] | None = None
         self._iv_by_symbol: dict[str, list[float]] = {}
+        self._level: int | None = None  # the account's options level, read at pre-market
+        self._paused: tuple[date, str] | None = None  # (session, why) no opening order goes
 
     # -- runner hooks -----------------------------------------------------------------------
 
@@ -118,6 +121,7 @@ class OptionsEngine:
         book = self._book_of(ctx)
         await self._activities(ctx, book)
         await self._reconcile(ctx, book)
+        await self._read_level(ctx)
         start = ctx.now.date() - timedelta(days=740)
         end = default_calendar().last_close(ctx.now)  # not today's partial bar after the open
         for u in self.underlyings(ctx):
@@ -128,6 +132,78 @@ class OptionsEngine:
             except Exception as exc:  # one bad symbol never stops the others
                 self._error(ctx, f"premarket {u}", exc)
         book.save()
+
+    async def _read_level(self, ctx: OptionsContext) -> None:
+        """Read the account's options level; journal and notify the strategies it rules out.
+
+        Deciding before the open spares the venue's 403 on every cycle and underlying; a
+        level that cannot be read leaves every strategy to the venue's answer.
+        """
+        try:
+            level = int((await ctx.broker.account()).options_level)
+        except Exception as exc:
+            self._level = None
+            self._error(ctx, "premarket options level", exc)
+            return
+        self._level = level
+        needs = {s: level_needed(s) for s in get_args(StrategyName)}
+        skipped = {s: n for s, n in needs.items() if n > level}
+        if not skipped:
+            return
+        why = {
+            "rule": "Alpaca options levels: 1 sells covered calls and cash-secured puts, "
+            "2 also buys calls and puts, 3 also trades spreads (multi-leg orders, rolls)",
+            "options_level": level,
+            "skipped": skipped,
+            "allowed": sorted(s for s, n in needs.items() if n <= level),
+        }
+        ctx.journal.record_decision(
+            f"options-level-{ctx.now.isoformat()}",
+            ENGINE,
+            "entry",
+            "*",
+            "options_level",
+            why,
+            ctx.now,
+        )
+        ctx.notifier.notify(
+            f"OPTIONS: the account is approved for options level {level}: "
+            f"not opening {', '.join(sorted(skipped))} this session"
+        )
+
+    def opening_refusal(self, ctx: OptionsContext, level: int) -> str | None:
+        """Return why no order opening options at ``level`` may go out now, or None.
+
+        A venue's refusal for the options level holds for the rest of its session only: the
+        next session tries again, approval may have come meanwhile.
+        """
+        if self._paused is not None and self._paused[0] == ctx.now.astimezone(ET).date():
+            return self._paused[1]
+        if self._level is not None and self._level < level:
+            return f"the account is approved for options level {self._level}; this needs {level}"
+        return None
+
+    def refuse_opening(self, ctx: OptionsContext, reason: str) -> None:
+        """Place no opening order for the rest of the session: the venue refused one.
+
+        Journaled and notified once, not once per order the engine would otherwise send and
+        see refused; closing orders still go.
+        """
+        today = ctx.now.astimezone(ET).date()
+        if self._paused is not None and self._paused[0] == today:
+            return
+        self._paused = (today, reason)
+        ctx.journal.record_decision(
+            f"options-opening-paused-{today.isoformat()}",
+            ENGINE,
+            "entry",
+            "*",
+            "opening_paused",
+            {"reason": reason, "until": "the next session", "closing_orders": "still sent"},
+            ctx.now,
+        )
+        log.warning("options engine: no opening orders until the next session: %s", reason)
+        ctx.notifier.notify(f"OPTIONS: no opening orders until the next session: {reason}")
 
     async def end_of_day(self, ctx: OptionsContext) -> None:
         """Persist the book and journal the day's open structures and wheel stages."""
@@ -540,6 +616,11 @@ class OptionsEngine:
             for k in ("delta", "gamma", "vega", "theta_per_day")
         }
         for u, (a, _) in analyses.items():
+            off = self.opening_refusal(ctx, 1)
+            if off is not None:
+                report.note = f"no opening orders this session: {off}"
+                report.details["opening_paused"] = off
+                return
             if len(book.held) + _opening(book) >= self.cfg.max_open_structures:
                 report.note = "max_open_structures reached"
                 return

@@ -20,6 +20,8 @@ from v28quant.options.decisions import (
     EngineView,
     build_for,
     gate_check,
+    level_needed,
+    level_refused,
     model_records,
     place,
     reservation_for,
@@ -79,6 +81,10 @@ async def enter_one(
     equity, cash = float(account.equity), float(account.options_buying_power)
     rejected: list[dict[str, Any]] = []
     for entry in plan:
+        refusal = eng.opening_refusal(ctx, level_needed(entry))
+        if refusal is not None:  # the account's level, or a refusal earlier this session
+            rejected.append({"strategy": entry, "why": refusal})
+            continue
         strategy, rule = entry, None
         if entry == "debit_vertical":  # with the underlying's trend; none without one
             trend = eng.trend(u, a.spot)
@@ -245,6 +251,8 @@ async def _try(
     out = await place(ctx, req, why, reserve)
     if out.status in ("refused", "rejected"):
         rejected.append({**base, "why": f"{out.status}: {out.reason}"})
+        if (refused := level_refused(out)) is not None:
+            eng.refuse_opening(ctx, refused)
         return False
     book.placed(
         Pending(

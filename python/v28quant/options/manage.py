@@ -25,6 +25,8 @@ from v28quant.options.decisions import (
     EngineView,
     build_for,
     gate_check,
+    level_needed,
+    level_refused,
     place,
     reservation_for,
 )
@@ -208,6 +210,10 @@ async def _roll(
         strategy = "bear_call" if call else "bull_put"
     elif len(h.legs) > 2:
         return False
+    refusal = eng.opening_refusal(ctx, level_needed(strategy, mleg=True))
+    if refusal is not None:
+        why["roll_rejected"] = [refusal]
+        return False
     rejected: list[str] = []
     new: Structure | None = None
     try:
@@ -268,6 +274,8 @@ async def _roll(
         return False
     out = await place(ctx, req, why, reservation_for(owner, new, h.units))
     if out.status in ("refused", "rejected"):
+        if (refused := level_refused(out)) is not None:
+            eng.refuse_opening(ctx, refused)
         return False
     book.placed(
         Pending(
