@@ -13,8 +13,11 @@ documents each default):
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
   exposure within ``max_gross_exposure``, at most ``max_positions`` symbols held;
 * PDT (FINRA Rule 4210): below ``pdt_equity_threshold`` of equity, an order that would close
-  a position opened the same session is a day trade; it is refused once
-  ``pdt_max_day_trades`` day trades were made in the last five sessions;
+  a position opened the same session is a day trade (a leg of a multi-leg order too); it is
+  refused once ``pdt_max_day_trades`` day trades were made in the last five sessions, by the
+  journal's count or the venue's (``Account.daytrade_count``), whichever is larger: the venue
+  also counts trades made outside this journal. ``check_close`` applies this rule alone to
+  the orders that only close an options structure;
 * orders per engine and cycle (``max_orders_per_cycle``);
 * an options structure (``OptionsRisk``, given by the options engine with the limits of its
   ``[options]`` settings): its max loss at expiry within ``max_loss_per_structure`` (x the
@@ -34,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -337,6 +340,36 @@ class RiskGate:
         if verdict.allowed:
             self._m.orders[key] = self._m.orders.get(key, 0) + 1
             return verdict
+        self._deny(request, verdict, now, options)
+        return verdict
+
+    def check_close(
+        self, request: OrderRequest, account: Account, now: datetime, *, must_close: bool = False
+    ) -> Verdict:
+        """Check an order that only closes (an options structure's exit) against PDT alone.
+
+        A close reduces risk: the kill switch, the per-cycle count and the exposure limits
+        never hold one back. Only the PDT rule may, as it would at Alpaca, which refuses a
+        day trade past the limit for an account under the threshold. ``must_close``: the
+        position cannot be held to the next session (it expires today); a day trade is then
+        the lesser harm than exercise or assignment, so the close passes and the warning is
+        logged. A denial is journaled like any other.
+        """
+        verdict = self._pdt(_closing_legs(request), account, now)
+        if verdict is None:
+            return Verdict(True)
+        if must_close:
+            log.warning(
+                "risk: %s passes though %s: it must close", request.client_order_id, verdict.reason
+            )
+            return Verdict(True, verdict.check, f"must close; {verdict.reason}")
+        self._deny(request, verdict, now, None)
+        return verdict
+
+    def _deny(
+        self, request: OrderRequest, verdict: Verdict, now: datetime, options: OptionsRisk | None
+    ) -> None:
+        """Journal and log a denial with its reason."""
         self.journal.record_decision(
             f"{request.client_order_id}-deny-{now.isoformat()}",
             request.owner.engine,
@@ -360,7 +393,6 @@ class RiskGate:
             verdict.reason,
             extra={"check": verdict.check, "client_order_id": request.client_order_id},
         )
-        return verdict
 
     def _verdict(
         self,
@@ -388,8 +420,10 @@ class RiskGate:
                 "order_notional",
                 f"notional {notional:.2f} > max_order_notional {lim.max_order_notional}",
             )
-        if req.kind == "mleg" or req.symbol is None:
-            return Verdict(True)
+        if req.kind == "mleg" or req.symbol is None:  # a roll closes its old legs
+            closing = _closing_legs(req)
+            pdt = self._pdt(closing, account, now) if closing and not closing_only else None
+            return pdt or Verdict(True)
         held = {p.symbol: p for p in positions}
         now_qty = held[req.symbol].qty if req.symbol in held else Decimal(0)
         signed = req.qty if req.side == "buy" else -req.qty
@@ -401,7 +435,7 @@ class RiskGate:
             if verdict is not None:
                 return verdict
         elif now_qty != 0 and not closing_only:
-            verdict = self._pdt(req, equity, now)
+            verdict = self._pdt([(req.symbol, str(req.side))], account, now)
             if verdict is not None:
                 return verdict
         return Verdict(True)
@@ -449,31 +483,48 @@ class RiskGate:
             return Verdict(False, "max_positions", f"{len(held)} positions held = max_positions")
         return None
 
-    def _pdt(self, req: OrderRequest, equity: Decimal, now: datetime) -> Verdict | None:
+    def _pdt(
+        self, closing: Sequence[tuple[str, str]], account: Account, now: datetime
+    ) -> Verdict | None:
+        """Return the PDT denial of an order closing ``closing`` ((symbol, side) pairs), or None.
+
+        Day trades so far: the larger of the journal's count and the venue's.
+        """
         lim = self.limits
+        equity = Decimal(account.equity)
         if equity >= Decimal(str(lim.pdt_equity_threshold)):
             return None
         today = now.astimezone(ET).date()
         since = datetime.combine(today - timedelta(days=10), time(0), ET)
         fills = self.journal.fills(since=since)
         opened_today = any(
-            f["symbol"] == req.symbol
-            and f["ts"].astimezone(ET).date() == today
-            and f["side"] != req.side
+            f["symbol"] == symbol and f["ts"].astimezone(ET).date() == today and f["side"] != side
+            for symbol, side in closing
             for f in fills
         )
         if not opened_today:
             return None
         last5 = set(self.calendar.sessions(today - timedelta(days=9), today)[-5:])
-        count = day_trades(fills, last5)
+        journaled = day_trades(fills, last5)
+        count = max(journaled, account.daytrade_count or 0)
         if count >= lim.pdt_max_day_trades:
             return Verdict(
                 False,
                 "pdt",
-                f"would be day trade {count + 1} in five sessions with equity {equity:.2f} < "
+                f"would be day trade {count + 1} in five sessions (journal {journaled}, venue "
+                f"{account.daytrade_count}) with equity {equity:.2f} < "
                 f"pdt_equity_threshold {lim.pdt_equity_threshold}",
             )
         return None
+
+
+def _closing_legs(req: OrderRequest) -> list[tuple[str, str]]:
+    """Return (symbol, side) of each part of ``req`` that closes a position (by its intent)."""
+    if req.legs:
+        return [(g.occ_symbol, g.side) for g in req.legs if str(g.intent).endswith("_to_close")]
+    if req.symbol is not None and str(req.intent).endswith("_to_close"):
+        return [(req.symbol, str(req.side))]
+    return []
 
 
 def _options_record(o: OptionsRisk) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         self.now = now
         self.cash = Decimal(cash)
         self.options_level = options_level
+        self.daytrade_count = 0  # Alpaca's count of day trades in the last five sessions
         self.account_id = "e6fe16f3-64a4-4921-8928-cadf02f92f98"
         self.quotes: dict[str, tuple[Decimal, Decimal, int, int]] = {}
         self.closes: dict[tuple[str, date], Decimal] = {}

@@ -148,6 +148,8 @@ class ViewsMixin:
             "created_at": "2024-01-02T15:00:00Z",
             "accrued_fees": "0",
             "pending_transfer_in": "0",
+            "daytrade_count": self.daytrade_count,
+            "pattern_day_trader": False,
             "options_approved_level": self.options_level,
             "options_trading_level": self.options_level,
         }

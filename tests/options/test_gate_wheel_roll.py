@@ -24,6 +24,7 @@ from v28quant.options.engine import OptionsEngine
 from v28quant.options.lifecycle import Held
 from v28quant.risk import RiskGate
 from v28quant.settings import RiskLimits
+from v28quant.signals import RegimeState
 
 ET = ZoneInfo("America/New_York")
 START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
@@ -190,3 +191,44 @@ async def test_a_tested_iron_condor_rolls_its_tested_side_as_one_order(
         for sym, q in h.legs.items():
             assert positions[sym] == q * h.units
     assert not set(positions) & puts  # the old put spread is closed
+
+
+@pytest.mark.asyncio
+async def test_closing_a_condor_opened_today_is_a_day_trade_the_gate_denies(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Under $25,000 with three day trades in the last five sessions, a same-day close waits.
+
+    Three AAPL round trips on earlier sessions (Sep 8, 11, 13) are three day trades by hand;
+    the condor opened today and closed today would be the fourth (FINRA Rule 4210). The
+    regime turns to ``close``: the exit is denied and journaled by the gate with the PDT
+    reason, no closing order reaches the broker, and the book still holds the condor.
+    """
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways", cash="20000")
+    for i, day in enumerate((8, 11, 13)):
+        t = datetime(2023, 9, day, 11, 0, tzinfo=ET)
+        ctx.journal.record_fill(f"b{i}", None, "AAPL", 1, "170", "buy", t)
+        ctx.journal.record_fill(f"s{i}", None, "AAPL", 1, "171", "sell", t + timedelta(hours=1))
+    eng = OptionsEngine(
+        _config(strategies={"sideways": ["iron_condor"], "crisis": ["close"]}, limit_steps=2)
+    )
+    await eng.premarket(ctx)
+    await eng.cycle(ctx)
+    assert eng.book is not None
+    for _ in range(4):  # the condor's limit walks to a fill
+        if eng.book.held:
+            break
+        ctx.clock.advance(timedelta(minutes=5))
+        await eng.cycle(ctx)
+    (condor,) = eng.book.held.values()
+    ctx.regime = RegimeState("crisis", {"crisis": 1.0}, "test", ctx.now)
+    ctx.clock.advance(timedelta(minutes=5))
+    report = await eng.cycle(ctx)
+    assert report.denied == 1
+    (deny,) = ctx.journal.decisions(action="deny")
+    assert deny["reasoning"]["check"] == "pdt"
+    assert "day trade 4 in five sessions" in deny["reasoning"]["reason"]
+    orders = await ctx.broker.orders("all")
+    assert not [o for o in orders if any((g.intent or "").endswith("close") for g in o.legs)]
+    assert list(eng.book.held) == [condor.structure_id]
+    assert not eng.book.pending

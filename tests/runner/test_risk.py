@@ -9,11 +9,16 @@ trades in five business days with equity under $25,000).
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from fakes.alpaca_trading import FakeAlpacaTrading
+from v28quant.alpaca.ratelimit import RateLimiter
+from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.base import Account, Leg, OrderRequest, Owner, Position
 from v28quant.journal import Journal
 from v28quant.risk import (
@@ -268,3 +273,37 @@ def test_kill_switch_follows_the_order_written_not_the_stamps(journal) -> None:
     record_control(journal, FLATTEN, "close all", "operator", flatten_at)
     record_control(journal, FLATTENED, "0 closing order(s) placed", "runner", NOW)
     assert not halt_state(journal).flatten_pending  # the runner's flatten, written after it
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("venue", "allowed"), [(2, True), (3, False)])
+async def test_pdt_counts_the_day_trades_alpaca_reports(
+    journal: Journal, venue: int, allowed: bool
+) -> None:
+    """Alpaca counts day trades this journal never saw (another client, an earlier journal).
+
+    The journal holds only this morning's buy of XOM: its own count is 0. The account, read
+    through alpaca-py from the fake, reports ``daytrade_count`` 2 or 3 with $20,000 equity.
+    Selling XOM today is a day trade: by hand max(0, 2) + 1 = 3 <= 3 passes, max(0, 3) + 1 = 4
+    is the fourth in five sessions and is denied, and the denial is in the journal's file.
+    """
+    trading = FakeAlpacaTrading(now=NOW, cash=Decimal(20_000)).start()
+    trading.daytrade_count = venue
+    broker = AlpacaBroker(
+        "PKTESTKEY", "test-secret-value", url=trading.url,
+        limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0,
+    )  # fmt: skip
+    try:
+        account = await broker.account()
+    finally:
+        await broker.aclose()
+        trading.stop()
+    journal.record_fill("bx", None, "XOM", 10, "80", "buy", NOW - timedelta(minutes=30))
+    held = [Position("XOM", Decimal(10), Decimal(80), "us_equity", Decimal(800))]
+    gate = RiskGate(RiskLimits(), journal)
+    v = gate.check(_sell("XOM", 10), Decimal(80), account, held, NOW)
+    assert v.allowed is allowed, v
+    with sqlite3.connect(journal.path) as db:
+        rows = db.execute("SELECT reasoning FROM decisions WHERE action = 'deny'").fetchall()
+    checks = [json.loads(r[0])["check"] for r in rows]
+    assert checks == ([] if allowed else ["pdt"])

@@ -242,6 +242,7 @@ class AlpacaBroker:
             short_market_value=dec_or_none(a.short_market_value) or z,
             trading_blocked=bool(a.trading_blocked),
             currency=a.currency or "USD",
+            daytrade_count=None if a.daytrade_count is None else int(a.daytrade_count),
         )
 
     async def positions(self) -> list[Position]:

@@ -20,7 +20,8 @@ class Account:
     """Account balances (dollars).
 
     ``options_level``: 0 none, 1 covered calls / cash-secured puts, 2 + long calls/puts, 3 + spreads
-    (multi-leg).
+    (multi-leg). ``daytrade_count``: the venue's day trades in the last five sessions, None
+    where it reports none.
     """
 
     id: str
@@ -35,6 +36,7 @@ class Account:
     short_market_value: Decimal = Decimal(0)
     trading_blocked: bool = False
     currency: str = "USD"
+    daytrade_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

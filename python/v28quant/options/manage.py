@@ -153,6 +153,17 @@ async def manage_one(
     legs = [(s, -q) for s, q in h.legs.items()]
     owner = Owner(ENGINE, h.strategy[:16], f"close:{h.structure_id}:{stamp}")
     req = order_for(legs, h.units, ladder[0], owner, opening=False, underlying=h.underlying)
+    # a structure opened this session closes as a day trade: the PDT rule may hold it to the
+    # next session (its loss is bounded: defined risk, or the collateral behind it); one
+    # expiring today must close whatever the count, or it is exercised or assigned tonight
+    account = await ctx.broker.account()
+    must_close = verdict.action == "expiry_close"
+    pdt = eng.gate(ctx).check_close(req, account, now, must_close=must_close)
+    if not pdt.allowed:
+        report.denied += 1
+        return
+    if pdt.reason is not None:
+        why["pdt"] = pdt.reason
     out = await place(ctx, req, why, None)
     if out.status not in ("refused", "rejected"):
         book.placed(
