@@ -269,6 +269,87 @@ async def test_reserved_cash_cannot_be_spent_by_another_owner(world: World) -> N
     assert small.status == "filled"
 
 
+def active_cash_reserved(path: Path) -> D:
+    """Return the active cash reservations, summed from the journal with plain sqlite3."""
+    rows = raw(path, "SELECT amount FROM reservations WHERE released_ts IS NULL AND kind = 'cash'")
+    return sum((D(a) for (a,) in rows), D(0))
+
+
+def resting_call(decision: str, reserve: D) -> Decision:
+    """Return a buy of one C540 at 0.50 (under the 1.00 ask: it rests) reserving cash."""
+    owner = Owner("options", "spread", decision)
+    req = OrderRequest.option(C540, 1, "buy", "buy_to_open", "0.50", owner=owner)
+    return Decision(req, {}, reserve=Reservation(owner, "cash", None, reserve))
+
+
+@pytest.mark.asyncio
+async def test_a_resting_put_counts_its_collateral_once(world: World) -> None:
+    """A resting cash-secured put's collateral is reserved once, not once more as its spend.
+
+    By hand: cash 100,000 (nothing filled), the put at 5.00 rests (bid 3.00) and reserves
+    52,000 = 520 x 100, which is the very cash its order would spend: 48,000 is free. Before
+    the fix the free amount was 100,000 - 52,000 reserved - 52,000 "being spent" = 0.
+    """
+    owner = Owner("options", "csp", "rest")
+    req = OrderRequest.option(P520, 1, "sell", "sell_to_open", "5.00", owner=owner)
+    put = await world.ex.place(
+        Decision(req, {}, reserve=Reservation(owner, "cash", None, D(52_000)))
+    )
+    assert put.status == "new", put
+    cash = (await world.broker.account()).cash
+    free = cash - active_cash_reserved(world.path)
+    assert (cash, free) == (D(100_000), D(48_000)), (cash, free)
+    over = await world.ex.place(resting_call("over", free + D("0.01")))
+    assert over.status == "refused", over
+    assert f"{free} free of {cash} (52000 already reserved or being spent)" in str(over.reason)
+    fits = await world.ex.place(resting_call("fits", free))
+    assert fits.status == "new", fits
+    assert (await world.ex.cancel(fits.client_order_id, reason="test")).status == "canceled"
+    assert (await world.ex.place(buy("QQQ", 107, "q107"))).status == "refused"  # 48,171.40
+    assert (await world.ex.place(buy("QQQ", 106, "q106"))).status == "filled"  # 47,721.20
+
+
+@pytest.mark.asyncio
+async def test_a_filled_put_keeps_its_collateral_when_recorded_again(world: World) -> None:
+    """A filled put's collateral stays reserved however often its order is looked up.
+
+    By hand: cash 100,000 + 300 premium = 100,300; 52,000 stays reserved: 48,300 free, so
+    108 QQQ at 450.20 (48,621.60) is refused and 107 (48,171.40) fills. Before the fix a second
+    look at the filled order released the reservation ("order filled unfilled").
+    """
+    owner = Owner("options", "csp", "fill")
+    req = OrderRequest.option(P520, 1, "sell", "sell_to_open", "3.00", owner=owner)
+    put = await world.ex.place(
+        Decision(req, {}, reserve=Reservation(owner, "cash", None, D(52_000)))
+    )
+    assert put.status == "filled", put
+    await world.ex.track(put.client_order_id, 0.0)
+    await world.ex.sync()
+    assert active_cash_reserved(world.path) == D(52_000)
+    assert (await world.broker.account()).cash == D(100_300)
+    assert (await world.ex.place(buy("QQQ", 108, "q108"))).status == "refused"
+    assert (await world.ex.place(buy("QQQ", 107, "q107"))).status == "filled"
+
+
+@pytest.mark.asyncio
+async def test_a_filled_debit_frees_its_reservation_once_paid(world: World) -> None:
+    """A debit paid in cash is not reserved on top of the cash it already took.
+
+    By hand: 2 C540 bought at the 1.00 ask pay 200, so cash is 99,800 and nothing is held for
+    them any more: a reservation asking one cent more than the cash is told 99,800 is free.
+    """
+    owner = Owner("options", "long", "paid")
+    req = OrderRequest.option(C540, 2, "buy", "buy_to_open", "1.00", owner=owner)
+    out = await world.ex.place(Decision(req, {}, reserve=Reservation(owner, "cash", None, D(200))))
+    assert out.status == "filled", out
+    cash = (await world.broker.account()).cash
+    assert cash == D(99_800)
+    assert active_cash_reserved(world.path) == 0
+    over = await world.ex.place(resting_call("over", cash + D("0.01")))
+    assert over.status == "refused", over
+    assert f"{cash} free of {cash} (0 already reserved or being spent)" in str(over.reason)
+
+
 @pytest.mark.asyncio
 async def test_reservations_hold_under_two_concurrent_owners(tmp_path: Path) -> None:
     """Reservations hold when two owners race for the same shares.

@@ -8,7 +8,9 @@ amounts checked against reservations held by other owners (``journal.reservation
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from v28quant.broker.base import CONTRACT_SIZE, Broker, OrderRequest
 from v28quant.journal.reservations import Claim
@@ -53,6 +55,19 @@ async def spend_of(
     if net is None:
         raise Unpriced("a market multi-leg order needs est_price (net debit per unit)")
     return Claim("cash", None, request.qty * CONTRACT_SIZE * net) if net > 0 else None
+
+
+def pays_cash(request: Mapping[str, Any]) -> bool:
+    """Whether filling the journaled ``request`` pays cash out of the account.
+
+    True for a buy and a multi-leg net debit (limit > 0); False for a sale, an option written
+    (its collateral stays in the account) and a market multi-leg order, whose net is unknown
+    here (its reservation is then kept until the position closes: never spent twice).
+    """
+    if request.get("legs"):
+        net = request.get("limit_price")
+        return net is not None and Decimal(str(net)) > 0
+    return request.get("side") == "buy"
 
 
 async def _price(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from v28quant.broker.base import (
     replacement_client_order_id,
 )
 from v28quant.clock import Clock
+from v28quant.execution.claims import pays_cash
 from v28quant.execution.types import Fill, OrderOutcome
 from v28quant.journal import AsyncJournal, Journal
 from v28quant.notify import Notifier
@@ -121,8 +123,24 @@ class OrderRecorder:
             # not over: the replacement carries on with what this order reserved
             new_cid = replacement_client_order_id(order.client_order_id)
             await self.journal.run(self._j.move_reservations, order.client_order_id, new_cid)
-        elif order.status.terminal and order.filled_qty <= had:
-            await self._release(order.client_order_id, f"order {order.status.value} unfilled")
+        elif order.status.terminal:
+            await self._release_finished(order, (before or {}).get("request") or {})
+
+    async def _release_finished(self, order: Order, request: Mapping[str, Any]) -> None:
+        """Release what a finished order reserved, unless it still backs an open position.
+
+        Unfilled, it spent nothing. Filled and paid in cash (a buy, a net debit), the account's
+        cash already shows the payment, so holding the reservation too would count it twice.
+        An option written keeps its collateral until the position closes (``_release_closed``),
+        however often the finished order is recorded again.
+        """
+        if order.filled_qty == 0:
+            reason = f"order {order.status.value} unfilled"
+        elif pays_cash(request):
+            reason = f"order {order.status.value}: its cash is paid"
+        else:
+            return
+        await self._release(order.client_order_id, reason)
 
     async def _local_status(self, cid: str, status: str, reason: str) -> None:
         await self.journal.run(

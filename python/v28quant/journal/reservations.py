@@ -153,21 +153,29 @@ class ReservationBook(JournalStore):
     def _claims_in_tx(self, claim: Claim) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Read the reservations and open-order spends on ``claim``'s kind and symbol.
 
-        Runs inside the caller's transaction; a spend counts only its unfilled part.
+        Runs inside the caller's transaction. A spend counts only its unfilled part, and only
+        beyond what the order's own reservation already sets aside: a cash-secured put reserves
+        the collateral its order spends, which is one amount, not two.
         """
         reserved = [
             dict(r)
             for r in self._db.execute(
-                "SELECT engine, strategy, amount FROM reservations "
+                "SELECT engine, strategy, amount, client_order_id FROM reservations "
                 "WHERE released_ts IS NULL AND kind = ? AND symbol IS ?",
                 (claim.kind, claim.symbol),
             ).fetchall()
         ]
+        own: dict[str, Decimal] = {}
+        for r in reserved:
+            if r["client_order_id"] is not None:
+                own[r["client_order_id"]] = own.get(r["client_order_id"], Decimal(0)) + Decimal(
+                    r["amount"]
+                )
         marks = ",".join("?" * len(FINAL_STATUSES))
         spends = []
         for r in self._db.execute(
-            "SELECT engine, strategy, spend_amount, request, filled_qty FROM orders "
-            f"WHERE spend_kind = ? AND spend_symbol IS ? AND status NOT IN ({marks})",
+            "SELECT client_order_id, engine, strategy, spend_amount, request, filled_qty "
+            f"FROM orders WHERE spend_kind = ? AND spend_symbol IS ? AND status NOT IN ({marks})",
             (claim.kind, claim.symbol, *sorted(FINAL_STATUSES)),
         ).fetchall():
             amount = Decimal(r["spend_amount"])
@@ -175,6 +183,7 @@ class ReservationBook(JournalStore):
             filled = Decimal(r["filled_qty"] or 0)
             if qty > 0:
                 amount = amount * max(qty - filled, Decimal(0)) / qty
+            amount = max(amount - own.get(r["client_order_id"], Decimal(0)), Decimal(0))
             spends.append({"engine": r["engine"], "strategy": r["strategy"], "amount": amount})
         return reserved, spends
 
