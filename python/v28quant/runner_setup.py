@@ -26,7 +26,7 @@ from v28quant.calendar import ExchangeCalendar, default_calendar
 from v28quant.config import EquityConfig, RunConfig, load_config
 from v28quant.engines import Engine, EngineContext
 from v28quant.errors import describe_error
-from v28quant.execution.lock import JournalLock
+from v28quant.execution.lock import JournalLock, JournalLocked
 from v28quant.journal import Journal
 from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
@@ -275,6 +275,57 @@ def run_with(
         run_dir / "journal.sqlite" if run_dir is not None else settings.journal_path
     )
     _make_journal_folder(journal_path)
+    # One instance per journal, checked before the banner: a second runner says so and stops.
+    lock = _lock_journal(journal_path)
+    try:
+        return _run_locked(
+            args,
+            settings,
+            cfg,
+            venue,
+            calendar,
+            run_dir,
+            journal_path,
+            engines,
+            params,
+            configure_logging,
+        )
+    finally:
+        lock.release()
+
+
+def _lock_journal(journal_path: Path) -> JournalLock:
+    """Take the journal's lock, or refuse the run in one line naming the holder's pid.
+
+    Raises
+    ------
+    SettingsError
+        Another live process holds the journal: two runners must never trade one account.
+    """
+    lock = JournalLock(journal_path)
+    try:
+        return lock.acquire()
+    except JournalLocked as exc:
+        who = f"process {exc.holder_pid}" if exc.holder_pid is not None else "another process"
+        raise SettingsError(
+            f"--journal {journal_path}: in use by {who} (lock {lock.path}; stop that runner "
+            "first: two runners must never trade one account)"
+        ) from None
+
+
+def _run_locked(
+    args: RunArgs,
+    settings: Settings,
+    cfg: RunConfig,
+    venue: Venue,
+    calendar: ExchangeCalendar,
+    run_dir: Path | None,
+    journal_path: Path,
+    engines: EngineFactory,
+    params: dict[str, Any] | None,
+    configure_logging: bool,
+) -> RunOutcome:
+    """``run_with`` once this process holds the journal's lock."""
     if journal_path.exists():  # refuse a corrupt or newer journal before anything starts
         try:
             JournalStore(journal_path).close()
@@ -313,15 +364,10 @@ def run_with(
     _banner(args.mode, venue, journal_path, cfg, log_file, promoted)
     made = engines(cfg, params or {})
     log.info("engines: %s", ", ".join(e.name for e in made))
-    # One instance per journal: a second runner on it exits here, naming the holder's pid.
-    lock = JournalLock(journal_path).acquire_or_exit()
-    try:
-        with frozen_heap():  # what is loaded now lives as long as the run
-            code, runner = asyncio.run(
-                _serve(args, settings, cfg, venue, journal_path, calendar, made, parameters)
-            )
-    finally:
-        lock.release()
+    with frozen_heap():  # what is loaded now lives as long as the run
+        code, runner = asyncio.run(
+            _serve(args, settings, cfg, venue, journal_path, calendar, made, parameters)
+        )
     outcome = RunOutcome(code, journal_path, None, runner.state.equity)
     if venue.keyless and not args.once and len(runner.state.equity) >= 1:
         from v28quant.backtest.report import nothing_traded, write_report

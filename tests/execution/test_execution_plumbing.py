@@ -99,8 +99,9 @@ def test_journal_and_notifier_redact_with_one_marker(tmp_path: Path) -> None:
 def test_a_second_runner_on_one_journal_exits_naming_the_holder(tmp_path: Path) -> None:
     """A second runner on a held journal exits naming the holder.
 
-    While this process holds the journal, ``run_v28_production.py`` on it exits non-zero with a
-    message naming this pid, before any trading.
+    While this process holds the journal, ``run_v28_production.py`` on it ends in one
+    ``error: --journal PATH: in use by process PID (...)`` line and exit status 2, like any
+    other bad argument, before its banner and before any trading.
     """
     import os
     import subprocess
@@ -123,7 +124,8 @@ def test_a_second_runner_on_one_journal_exits_naming_the_holder(tmp_path: Path) 
             cwd=tmp_path,
             env=env,
         )
-    assert out.returncode == 1, out.stderr[-2000:]
-    assert f"in use by process {os.getpid()}" in out.stderr
-    assert "Traceback" not in out.stderr
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = out.stderr.splitlines()
+    assert line.startswith(f"error: --journal {journal}: in use by process {os.getpid()} (lock ")
+    assert "SIMULATED TRADING" not in out.stdout + out.stderr  # no banner
     assert not journal.exists()  # refused before the journal was opened
