@@ -29,6 +29,36 @@ def _journal_path(arg: Path | None) -> Path:
     return load_settings().journal_path
 
 
+def _missing_journal(path: Path) -> str:
+    """Return the one-line error for a journal that does not exist.
+
+    Keyless runs journal under the configured runs folder (``[runner] runs_dir``), never at the
+    default path; the line names the newest of those journals so the operator can pass one,
+    since acting on a guessed journal (a halt, a flatten) is worse than stopping.
+    """
+    line = f"error: no journal at {path} (set --journal or V28_JOURNAL)"
+    newest = _keyless_journals()
+    if newest:
+        line += (
+            f"; keyless runs journal under their run folder, the newest: "
+            f"{', '.join(str(p) for p in newest)}: pass --journal PATH to use one"
+        )
+    return line
+
+
+def _keyless_journals(limit: int = 2) -> list[Path]:
+    """Return up to ``limit`` keyless runs' journals in the runs folder, newest (mtime) first."""
+    from v28quant.config import load_config
+    from v28quant.settings import SettingsError
+
+    try:
+        _, cfg = load_config()
+    except SettingsError:  # the settings' own error is not this command's: no hint
+        return []
+    found = [p for p in Path(cfg.runner.runs_dir).glob("*/journal.sqlite") if p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
+
+
 def _last(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return rows[-1] if rows else None
 
@@ -209,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(args)
     path = _journal_path(args.journal)
     if not path.is_file():
-        print(f"error: no journal at {path} (set --journal or V28_JOURNAL)", file=sys.stderr)
+        print(_missing_journal(path), file=sys.stderr)
         return 2
     try:
         at = datetime.fromisoformat(args.at) if getattr(args, "at", None) else None

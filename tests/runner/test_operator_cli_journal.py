@@ -1,0 +1,68 @@
+"""The operator CLI without a journal: it names the keyless runs' journals, and acts on none.
+
+Keyless runs journal under ``[runner] runs_dir``/<mode>-<time>/journal.sqlite, never at the
+default path, so a bare ``v28quant halt`` finds no journal there. The error must name the newest
+of those journals and ask for ``--journal``, and never write to one of them on a guess.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from v28quant.cli import main as cli_main
+from v28quant.journal import Journal
+
+
+def _keyless_journal(path: Path, mtime: float) -> Path:
+    path.parent.mkdir(parents=True)
+    with Journal(path) as j:
+        j.record_decision("d", "runner", "runner", "", "start", {}, datetime.now(UTC))
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def _rows(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+
+
+@pytest.mark.parametrize("command", ["status", "halt", "flatten"])
+def test_a_missing_journal_names_the_newest_keyless_runs(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    """Three keyless runs under the configured folder: the two newest are named, none touched."""
+    runs = tmp_path / "my-runs"
+    config = tmp_path / "v28.toml"
+    config.write_text(f'[runner]\nruns_dir = "{runs}"\n')
+    monkeypatch.setenv("V28_CONFIG", str(config))
+    monkeypatch.setenv("V28_JOURNAL", str(tmp_path / "live.sqlite"))
+    old = _keyless_journal(runs / "paper-20261201T090000Z" / "journal.sqlite", 1_000_000)
+    mid = _keyless_journal(runs / "backtest-20261202T090000Z" / "journal.sqlite", 2_000_000)
+    new = _keyless_journal(runs / "paper-20261203T090000Z" / "journal.sqlite", 3_000_000)
+    assert cli_main([command]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: no journal at {tmp_path / 'live.sqlite'} ")
+    assert f"the newest: {new}, {mid}: pass --journal PATH" in line
+    assert str(old) not in line
+    assert [_rows(p) for p in (old, mid, new)] == [1, 1, 1]  # nothing acted on a guess
+    assert not (tmp_path / "live.sqlite").exists()
+
+
+def test_a_missing_journal_without_keyless_runs_says_only_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "v28.toml"
+    config.write_text(f'[runner]\nruns_dir = "{tmp_path / "none"}"\n')
+    monkeypatch.setenv("V28_CONFIG", str(config))
+    missing = tmp_path / "live.sqlite"
+    assert cli_main(["--journal", str(missing), "halt"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: no journal at {missing} (set --journal or V28_JOURNAL)\n"
+    )
