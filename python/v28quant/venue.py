@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -77,6 +78,28 @@ def _check_session(cal: ExchangeCalendar, d: date, flag: str, lo: date, hi: date
         raise UsageError(f"{flag} {d}: not a trading session (weekend or exchange holiday)")
 
 
+def _last_sessions(
+    all_sessions: Sequence[date], days: int | None, default: int, lo: date, hi: date
+) -> tuple[date, ...]:
+    """Return the last ``days`` (else ``default``) sessions of the usable history ``lo..hi``.
+
+    Raises
+    ------
+    UsageError
+        More sessions than the history holds after its warm-up: said, rather than replaying
+        everything (hours) or the warm-up the models fit on.
+    """
+    flag = "--days" if days is not None else "[paper] days"
+    n = days if days is not None else default
+    usable = len(all_sessions) - MIN_HISTORY_SESSIONS
+    if n > usable:
+        raise UsageError(
+            f"{flag} {n}: the bundled history holds {usable} usable sessions for this "
+            f"universe ({lo}..{hi}); at most {usable}"
+        )
+    return tuple(all_sessions[-n:])
+
+
 def _keyless(
     mode: str, settings: Settings, cfg: RunConfig, args: RunArgs, cal: ExchangeCalendar
 ) -> Venue:
@@ -125,8 +148,7 @@ def _keyless(
     elif args.once:
         sessions = (hi,)
     else:
-        days = args.days or cfg.paper.days
-        sessions = tuple(all_sessions[-days:])
+        sessions = _last_sessions(all_sessions, args.days, cfg.paper.days, lo, hi)
     if not sessions:
         raise UsageError("no trading session in the requested range")
     first_day = sessions[0]

@@ -69,6 +69,42 @@ def test_bad_argument_is_one_line(tmp_path: Path, args: list[str], expect: str) 
     assert "Traceback" not in out.stdout + out.stderr
 
 
+def _usable_sessions() -> tuple[int, str, str]:
+    """Count, from the bundled bars themselves, the days every default symbol traded.
+
+    The default keyless universe is the sample's 20 stocks with the market proxy SP500; the
+    runner fits on the first 300 of those sessions, so the rest can be replayed.
+    """
+    from v28quant.calendar import ET
+    from v28quant.data.samples import INDEXES, sample_history
+
+    bars = sample_history().bars
+    symbols = {*(s for s in bars["symbol"].unique() if s not in INDEXES), "SP500"}
+    bars = bars[bars["symbol"].isin(symbols)]
+    per_day = bars.groupby(bars["timestamp"].dt.tz_convert(ET).dt.date)["symbol"].nunique()
+    days = sorted(per_day[per_day == len(symbols)].index)
+    return len(days) - 300, str(days[300]), str(days[-1])
+
+
+@pytest.mark.parametrize("source", ["--days", "[paper] days"])
+def test_days_beyond_the_bundled_history_is_refused(tmp_path: Path, source: str) -> None:
+    """One session more than the history holds is one line naming the limit, not hours of replay."""
+    usable, lo, hi = _usable_sessions()
+    args = ["--mode", "paper", "--journal", "j.sqlite"]
+    if source == "--days":
+        args += ["--days", str(usable + 1)]
+    else:
+        (tmp_path / "c.toml").write_text(f"[paper]\ndays = {usable + 1}\n")
+        args += ["--config", "c.toml"]
+    out = _run(*args, tmp=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    assert out.stderr == (
+        f"error: {source} {usable + 1}: the bundled history holds {usable} usable sessions for "
+        f"this universe ({lo}..{hi}); at most {usable}\n"
+    )
+    assert not (tmp_path / "j.sqlite").exists()
+
+
 def test_bad_toml_key_is_named(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("[equity]\ntarget_volatility = 0.2\n")
     out = _run("--mode", "paper", "--config", "c.toml", tmp=tmp_path)
