@@ -95,7 +95,10 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
     ns = build_parser().parse_args(argv)
     universe = None
     if ns.universe is not None:
-        universe = tuple(s.strip().upper() for s in ns.universe.split(",") if s.strip())
+        # a symbol named twice is one symbol, kept where it first appears
+        universe = tuple(
+            dict.fromkeys(s.strip().upper() for s in ns.universe.split(",") if s.strip())
+        )
         bad = [s for s in universe if not s.replace(".", "").isalnum()]
         if bad or not universe:
             raise UsageError(f"--universe: not a list of ticker symbols: {ns.universe!r}")

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
             v = [s for s in v.replace(" ", ",").split(",") if s]
         if not isinstance(v, list | tuple):
             raise ValueError(f"must be a list of ticker symbols, got {v!r}")
-        syms = tuple(str(s).strip().upper() for s in v)
+        syms = tuple(dict.fromkeys(str(s).strip().upper() for s in v))  # once each, in order
         bad = [s for s in syms if not s.replace(".", "").isalnum()]
         if bad or not syms:
             raise ValueError(f"must be a list of ticker symbols, got {v!r}")

@@ -168,3 +168,40 @@ def test_keyless_paper_refuses_a_backtests_journal(tmp_path: Path) -> None:
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("error: --journal j.sqlite: it holds a backtest"), lines
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "toml", "expect"),
+    [
+        (["--universe", "AAPL,aapl, MSFT,AAPL"], None, ("AAPL", "MSFT")),
+        ([], 'universe = ["msft", "AAPL", "MSFT", "aapl"]\n', ("MSFT", "AAPL")),
+    ],
+)
+def test_a_symbol_named_twice_is_traded_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    toml: str | None,
+    expect: tuple[str, ...],
+) -> None:
+    """The venue's universe (what the banner lists and the engines trade) names each once."""
+    import asyncio
+
+    from v28quant.calendar import default_calendar
+    from v28quant.config import load_config
+    from v28quant.runner_args import parse_args
+    from v28quant.venue import open_venue
+
+    for name in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "V28_UNIVERSE", "V28_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = None
+    if toml is not None:
+        config = tmp_path / "c.toml"
+        config.write_text(toml)
+    args = parse_args(["--mode", "paper", *argv])
+    settings, cfg = load_config(config)
+    venue = open_venue("paper", settings, cfg, args, default_calendar())
+    try:
+        assert venue.universe == expect, venue.universe
+    finally:
+        asyncio.run(venue.aclose())
