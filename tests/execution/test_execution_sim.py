@@ -301,11 +301,18 @@ async def test_a_resting_put_counts_its_collateral_once(world: World) -> None:
     assert (cash, free) == (D(100_000), D(48_000)), (cash, free)
     over = await world.ex.place(resting_call("over", free + D("0.01")))
     assert over.status == "refused", over
-    assert f"{free} free of {cash} (52000 already reserved or being spent)" in str(over.reason)
+    assert f"{free} free of {cash} (52000 reserved, 0 more being spent by open orders)" in str(
+        over.reason
+    )
     fits = await world.ex.place(resting_call("fits", free))
     assert fits.status == "new", fits
     assert (await world.ex.cancel(fits.client_order_id, reason="test")).status == "canceled"
-    assert (await world.ex.place(buy("QQQ", 107, "q107"))).status == "refused"  # 48,171.40
+    big = await world.ex.place(buy("QQQ", 107, "q107"))  # 107 x 450.20 = 48,171.40
+    assert big.status == "refused", big
+    assert (
+        "needs 48171.40, 48000 free of 100000 (52000 reserved by other owners, 0 more being "
+        "spent by their open orders)"
+    ) in str(big.reason)
     assert (await world.ex.place(buy("QQQ", 106, "q106"))).status == "filled"  # 47,721.20
 
 
@@ -347,7 +354,9 @@ async def test_a_filled_debit_frees_its_reservation_once_paid(world: World) -> N
     assert active_cash_reserved(world.path) == 0
     over = await world.ex.place(resting_call("over", cash + D("0.01")))
     assert over.status == "refused", over
-    assert f"{cash} free of {cash} (0 already reserved or being spent)" in str(over.reason)
+    assert f"{cash} free of {cash} (0 reserved, 0 more being spent by open orders)" in str(
+        over.reason
+    )
 
 
 @pytest.mark.asyncio

@@ -232,21 +232,23 @@ def check_claims(
         res = [{**r, "amount": Decimal(r["amount"])} for r in reserved.get(key, [])]
         held = others(res)
         if held > 0:
-            free = capacity.get(key, Decimal(0)) - held - others(spends.get(key, []))
+            spending = others(spends.get(key, []))
+            free = capacity.get(key, Decimal(0)) - held - spending
             if spend.amount > free:
                 return (
                     f"would spend {spend.what} reserved by {holders(res)}: needs {spend.amount}, "
                     f"{max(free, Decimal(0))} free of {capacity.get(key, Decimal(0))} "
-                    f"({held} reserved by other owners)"
+                    f"({held} reserved by other owners, {spending} more being spent by their "
+                    "open orders)"
                 )
     if reserve is not None:
         key = (reserve.kind, reserve.symbol)
-        res_rows = reserved.get(key, [])
-        taken = total(res_rows) + total(spends.get(key, []))
-        free = capacity.get(key, Decimal(0)) - taken
+        held, spending = total(reserved.get(key, [])), total(spends.get(key, []))
+        free = capacity.get(key, Decimal(0)) - held - spending
         if reserve.amount > free:
             return (
                 f"cannot reserve {reserve.amount} {reserve.what}: {max(free, Decimal(0))} free of "
-                f"{capacity.get(key, Decimal(0))} ({taken} already reserved or being spent)"
+                f"{capacity.get(key, Decimal(0))} ({held} reserved, {spending} more being spent "
+                "by open orders)"
             )
     return None
