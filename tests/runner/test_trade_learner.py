@@ -132,3 +132,26 @@ async def test_the_off_hours_check_tests_off_schedule_and_journals_the_retrain(
     assert ml.models[WATCHED] is not before
     (row,) = journal.decisions(action="retrain")
     assert row["reasoning"]["trades"] == 48
+
+
+@pytest.mark.asyncio
+async def test_a_drift_inside_the_cooldown_journals_no_second_retrain(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    # The crash trades retrain once (cooldown 24 trades). The night's check tests the same 24
+    # trades again: still drift, but no trade since the retrain, so none starts and the
+    # journal must keep its one retrain row (the learner's own count says 1).
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    _trades(journal, list(pd.bdate_range("2020-03-09", "2020-03-20"))[:8])
+    await learner.after_session(journal, view.now)
+    retrained = ml.models[WATCHED]
+    report = await learner.check(journal, view.now + timedelta(hours=12))
+    assert report is not None
+    assert report.drift, report
+    assert learner.learner is not None
+    assert learner.learner.retrain_count == 1
+    assert ml.models[WATCHED] is retrained
+    rows = journal.decisions(action="retrain")
+    assert [r["reasoning"]["retrained"] for r in rows] == [1], rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,17 +117,13 @@ class TradeLearner:
             outcome = self.outcome(trip)
             if outcome is None:
                 continue
+            before = self.learner.pending
             report = self.learner.record_trade(outcome)
             if report is None:
                 continue
             reports.append(report)
-            if report.drift and self.learner.pending is not None:
-                try:  # waited for here: the next session trades on the retrained model
-                    await asyncio.wrap_future(self.learner.pending)
-                except Exception as exc:  # the old model keeps serving
-                    log.exception("equity: retrain of %s failed: %s", WATCHED, exc)
-                    continue
-                self._journal_retrain(journal, report, now)
+            # waited for here: the next session trades on the retrained model
+            await self._finish_retrain(journal, report, now, before)
         return reports
 
     async def check(self, journal: Any, now: Any) -> DriftReport | None:
@@ -137,15 +134,31 @@ class TradeLearner:
         """
         if self.learner is None:
             return None
+        before = self.learner.pending
         report = await asyncio.to_thread(self.learner.check_drift)
-        if report is not None and report.drift and self.learner.pending is not None:
-            try:
-                await asyncio.wrap_future(self.learner.pending)
-            except Exception as exc:  # the old model keeps serving
-                log.exception("equity: retrain of %s failed: %s", WATCHED, exc)
-                return report
-            self._journal_retrain(journal, report, now)
+        if report is not None:
+            await self._finish_retrain(journal, report, now, before)
         return report
+
+    async def _finish_retrain(
+        self, journal: Any, report: DriftReport, now: Any, before: Future[Any] | None
+    ) -> None:
+        """Wait for the retrain ``report``'s test started and journal it; none started: nothing.
+
+        ``before`` is the learner's ``pending`` before the test. A drift inside the cooldown
+        (or beside a running retrain) starts none and leaves ``pending`` at the last retrain,
+        long done: that one must not be journaled again as this drift's retrain.
+        """
+        assert self.learner is not None
+        started = self.learner.pending
+        if not report.drift or started is None or started is before:
+            return
+        try:
+            await asyncio.wrap_future(started)
+        except Exception as exc:  # the old model keeps serving
+            log.exception("equity: retrain of %s failed: %s", WATCHED, exc)
+            return
+        self._journal_retrain(journal, report, now)
 
     def _journal_retrain(self, journal: Any, report: DriftReport, now: Any) -> None:
         assert self.learner is not None
