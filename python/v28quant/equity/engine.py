@@ -33,7 +33,7 @@ from v28quant.engines import CycleReport, EngineContext
 from v28quant.equity.data_checks import unusable_data
 from v28quant.equity.learned import LearnedSource
 from v28quant.equity.learning import TradeLearner
-from v28quant.equity.sizing import ml_veto, target_qty, target_weight
+from v28quant.equity.sizing import fit_budget, ml_veto, target_qty, target_weight
 from v28quant.equity.sources import MarketView, MlSource, data_time, default_sources
 from v28quant.occ import is_occ
 from v28quant.signals import Signal
@@ -218,6 +218,8 @@ class EquityEngine:
         ensemble = {s.symbol: s for s in signals if s.model == "stacked_ensemble"}
         vols = self.garch_vol
         share = float(ctx.shared.get("capital_split", {}).get(ENGINE, 1.0))
+        risk = float(ctx.regime.risk_multiplier)
+        weights = self._weights(aggregates, symbols, view.positions, risk, share)
         orders = denied = 0
         details: dict[str, Any] = {}
         day = slot.astimezone(ET)
@@ -249,13 +251,13 @@ class EquityEngine:
                 "price": str(price),
                 "data_ts": self.view.data_ts.isoformat(),
                 "synthetic_prices": bool(ctx.synthetic or quote.synthetic),
+                "capital_share": round(share, 5),
+                "equity": str(equity),
             }
             if not agg.tradable:
                 details[sym] = f"hold: confidence {agg.confidence:.2f} below threshold"
                 continue
-            w = target_weight(
-                agg.value, vols.get(sym, float("nan")), self.cfg, ctx.regime.risk_multiplier, share
-            )
+            w = weights.get(sym, 0.0)
             target = target_qty(w, equity, price)
             delta = target - held_qty
             reasoning["target_weight"] = round(w, 5)
@@ -295,6 +297,28 @@ class EquityEngine:
             orders += 1
             details[sym] = f"{side} {abs(delta)}: {outcome.status}"
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
+
+    def _weights(
+        self,
+        aggregates: dict[str, Any],
+        symbols: list[str],
+        held: dict[str, float],
+        risk: float,
+        share: float,
+    ) -> dict[str, float]:
+        """Return the target weight of each tradable symbol, all within the engine's share.
+
+        The held symbols without a tradable aggregate keep their exposure (``held``, fractions
+        of equity), so they use that much of the budget first.
+        """
+        vols = self.garch_vol
+        raw = {
+            sym: target_weight(agg.value, vols.get(sym, float("nan")), self.cfg, risk, share)
+            for sym, agg in aggregates.items()
+            if sym in symbols and agg.tradable
+        }
+        kept = sum(abs(x) for sym, x in held.items() if sym not in raw)
+        return fit_budget(raw, share - kept)
 
     @staticmethod
     async def _working(ctx: EngineContext) -> set[str]:

@@ -10,6 +10,10 @@ twice as volatile gets half the weight (volatility targeting); ``risk_multiplier
 controller's scale times the POMDP controller's exposure; ``capital_share`` the allocator's
 share of the account for this engine.
 
+The share is a budget too: the targets' gross weight, with the exposure of the held symbols
+this cycle does not re-target, stays within ``capital_share`` (``fit_budget`` scales the
+targets down together); the options engine has the rest of the account.
+
 ML gating: when the stacked ensemble votes against the direction of the trade with a confidence
 of at least ``ml_veto_confidence``, the trade is not made.
 """
@@ -45,6 +49,18 @@ def target_weight(
     w = value * (cfg.target_vol / vol) * risk_multiplier * capital_share
     lo = -cfg.max_weight if cfg.allow_short else 0.0
     return float(min(max(w, lo), cfg.max_weight))
+
+
+def fit_budget(weights: dict[str, float], budget: float) -> dict[str, float]:
+    """Return ``weights`` scaled down together so that their ``sum |w|`` is at most ``budget``.
+
+    Weights are fractions of equity; a non-positive budget gives zero weights.
+    """
+    gross = sum(abs(w) for w in weights.values())
+    if gross <= budget:
+        return dict(weights)
+    scale = max(budget, 0.0) / gross
+    return {sym: w * scale for sym, w in weights.items()}
 
 
 def target_qty(weight: float, equity: Decimal, price: Decimal) -> Decimal:

@@ -1,0 +1,154 @@
+"""The equity engine's targets stay within its capital share, the options engine has the rest.
+
+The allocator gives the equity engine a share of the account; each symbol's weight is scaled
+by it and capped at ``max_weight``, so with enough symbols at the cap their sum outgrew the
+share. Reference: hand arithmetic on round numbers (equity $100,000, price $100.00, GARCH vol
+at the 0.15 target, a full long view, risk multiplier 1).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+from v28quant.broker.state import Account, Position
+from v28quant.calendar import ET
+from v28quant.config import load_config
+from v28quant.equity.engine import EquityEngine
+from v28quant.equity.sources import MarketView
+from v28quant.journal import Journal
+from v28quant.quotes import Quote
+from v28quant.risk import Verdict
+from v28quant.signals import Aggregate, RegimeState
+
+NOW = datetime(2024, 3, 5, 9, 45, tzinfo=ET)
+REGIME = RegimeState("bull_quiet", {"bull_quiet": 1.0}, "test", NOW)
+SYMBOLS = ["AAA", "BBB", "CCC"]
+ACCOUNT = Account(
+    "a", "ACTIVE", Decimal(100_000), Decimal(100_000), Decimal(200_000), Decimal(0), 0,
+    Decimal(100_000),
+)  # fmt: skip
+
+
+class Garch:
+    """Every symbol at the 0.15 volatility target: weight = value x risk x share."""
+
+    name = "garch"
+    vol = dict.fromkeys(SYMBOLS, 0.15)
+
+    def signals(self, view: MarketView) -> list[Any]:
+        return []
+
+
+class Views:
+    """Full-confidence aggregates: ``values`` by symbol."""
+
+    min_confidence = 0.0
+
+    def __init__(self, values: dict[str, float]) -> None:
+        self.values = values
+
+    def aggregate(self, signals: Any, regime: RegimeState, now: Any) -> dict[str, Aggregate]:
+        return {
+            s: Aggregate(s, v, 1.0, True, REGIME, {"x": (v, 1.0, 1.0)}, {})
+            for s, v in self.values.items()
+        }
+
+
+class Broker:
+    """An account with ``positions`` and no open orders."""
+
+    def __init__(self, positions: list[Position]) -> None:
+        self._positions = positions
+
+    async def account(self) -> Account:
+        return ACCOUNT
+
+    async def positions(self) -> list[Position]:
+        return self._positions
+
+    async def orders(self, status: str) -> list[Any]:
+        return []
+
+
+class Feed:
+    async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        return {s: Quote(s, Decimal("99.99"), Decimal("100.01"), NOW, 1000, 1000) for s in symbols}
+
+
+class Recorder:
+    """The execution service: keeps each decision it is given."""
+
+    def __init__(self) -> None:
+        self.placed: list[Any] = []
+
+    async def place(self, decision: Any) -> Any:
+        self.placed.append(decision)
+        return SimpleNamespace(status="accepted")
+
+
+class Allow:
+    def check(self, *args: Any, **kwargs: Any) -> Verdict:
+        return Verdict(True)
+
+
+async def _orders(
+    tmp_path: Path, values: dict[str, float], positions: list[Position], share: float
+) -> dict[str, tuple[str, Decimal]]:
+    """Run one cycle; return (side, qty) of each order placed."""
+    journal = Journal(tmp_path / "journal.sqlite")
+    executor = Recorder()
+    ctx: Any = SimpleNamespace(
+        now=NOW,
+        broker=Broker(positions),
+        journal=journal,
+        executor=executor,
+        aggregator=Views(values),
+        regime=SimpleNamespace(state=REGIME, risk_multiplier=1.0),
+        risk=Allow(),
+        shared={"capital_split": {"equity": share, "options": 1.0 - share}},
+        synthetic=False,
+        feed=Feed(),
+    )
+    engine = EquityEngine(load_config()[1].equity, sources=[Garch()])
+    days = pd.date_range(end=NOW.date(), periods=40, freq="B", tz="UTC")
+    closes = pd.DataFrame(dict.fromkeys(SYMBOLS, 100.0), index=days)
+    engine.view = MarketView(NOW, SYMBOLS, pd.DataFrame(), closes, "SPY", days[-1].to_pydatetime())
+    engine.screened = list(SYMBOLS)
+    try:
+        await engine.cycle(ctx)
+    finally:
+        journal.close()
+    return {d.request.symbol: (d.request.side, d.request.qty) for d in executor.placed}
+
+
+@pytest.mark.asyncio
+async def test_targets_at_the_cap_are_scaled_into_the_engine_share(tmp_path: Path) -> None:
+    # Share 0.20: each weight 1.0 x 0.20 = 0.20, capped at max_weight 0.10; three of them
+    # would be 0.30 of equity. Scaled into 0.20: 0.0667 each, 6,667 dollars, 66 shares.
+    orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [], 0.20)
+    assert orders == {s: ("buy", Decimal(66)) for s in SYMBOLS}
+    spent = sum(q for _, q in orders.values()) * Decimal("100.00")
+    assert spent <= Decimal("0.20") * ACCOUNT.equity
+
+
+@pytest.mark.asyncio
+async def test_a_held_position_without_a_view_uses_its_part_of_the_share(tmp_path: Path) -> None:
+    # Share 0.20, CCC held at 100 shares x $100 = 0.10 of equity with no tradable view:
+    # AAA and BBB (0.10 each at the cap) share the 0.10 left: 0.05 each, 50 shares.
+    held = Position("CCC", Decimal(100), Decimal(100), "us_equity", Decimal(10_000))
+    values = {"AAA": 1.0, "BBB": 1.0}
+    orders = await _orders(tmp_path, values, [held], 0.20)
+    assert orders == {"AAA": ("buy", Decimal(50)), "BBB": ("buy", Decimal(50))}
+
+
+@pytest.mark.asyncio
+async def test_targets_inside_the_share_are_left_alone(tmp_path: Path) -> None:
+    # Share 0.40: three capped weights of 0.10 fit; 0.10 x 100,000 / 100 = 100 shares each.
+    orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [], 0.40)
+    assert orders == {s: ("buy", Decimal(100)) for s in SYMBOLS}
