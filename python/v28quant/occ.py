@@ -132,3 +132,11 @@ def is_occ(symbol: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def underlying_of(symbol: str) -> str:
+    """Return the underlying of an OCC option symbol, or ``symbol`` itself for a stock."""
+    try:
+        return parse_occ(symbol).underlying
+    except ValueError:
+        return symbol

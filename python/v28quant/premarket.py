@@ -26,7 +26,7 @@ from v28quant.allocation import allocate
 from v28quant.broker.base import BrokerError, Intent, OrderRequest, Owner, Position, Side
 from v28quant.engines import EngineContext
 from v28quant.ml.model_store import ModelStore
-from v28quant.occ import is_occ, parse_occ
+from v28quant.occ import is_occ, underlying_of
 from v28quant.reconcile import reconcile
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, record_control
 from v28quant.venue import Venue
@@ -267,10 +267,6 @@ def _flatten_phase(pos: Position) -> int:
     return 2
 
 
-def _underlying(symbol: str) -> str:
-    return parse_occ(symbol).underlying if is_occ(symbol) else symbol
-
-
 async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_S) -> int:
     """Cancel our open orders and close every position through the execution service.
 
@@ -297,7 +293,7 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
         if phase > 0 and shorts_open:
             held_back |= await _await_fills(ctx, shorts_open, fill_wait_s)
             shorts_open.clear()
-        if phase > 0 and _underlying(pos.symbol) in held_back:  # buying back shorts always goes
+        if phase > 0 and underlying_of(pos.symbol) in held_back:  # buying back shorts always goes
             log.warning("flatten %s held back: a short option on it is still open", pos.symbol)
             continue
         side: Side = "sell" if pos.qty > 0 else "buy"
@@ -316,9 +312,9 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
         if outcome.order is None:  # refused, rejected or unknown: nothing to wait for
             not_closed.append(pos.symbol)
             if phase == 0:
-                held_back.add(_underlying(pos.symbol))
+                held_back.add(underlying_of(pos.symbol))
         elif phase == 0 and outcome.status != "filled":
-            shorts_open[outcome.client_order_id] = _underlying(pos.symbol)
+            shorts_open[outcome.client_order_id] = underlying_of(pos.symbol)
     if shorts_open:  # only short legs were held: nothing waits on them
         await _await_fills(ctx, shorts_open, 0.0)
     if held_back or not_closed:

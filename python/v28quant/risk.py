@@ -11,7 +11,8 @@ documents each default):
 * buying power: a buy's notional must fit in the buying power less a reserve
   (``buying_power_reserve_fraction`` of equity);
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
-  exposure within ``max_gross_exposure``, at most ``max_positions`` symbols held;
+  exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
+  the options on it count as one);
 * PDT (FINRA Rule 4210): below ``pdt_equity_threshold`` of equity, an order that would close
   a position opened the same session is a day trade (a leg of a multi-leg order too); it is
   refused once ``pdt_max_day_trades`` day trades were made in the last five sessions, by the
@@ -46,6 +47,7 @@ from typing import Any, NamedTuple
 from v28quant.broker.base import CONTRACT_SIZE, Account, OrderRequest, Position
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.journal import Journal
+from v28quant.occ import underlying_of
 from v28quant.settings import RiskLimits
 
 log = logging.getLogger(__name__)
@@ -479,8 +481,15 @@ class RiskGate:
                 "gross_exposure",
                 f"gross {gross / equity:.2f}x equity > max_gross_exposure {lim.max_gross_exposure}",
             )
-        if now_qty == 0 and req.symbol not in held and len(held) >= lim.max_positions:
-            return Verdict(False, "max_positions", f"{len(held)} positions held = max_positions")
+        # names, not legs: an iron condor's four legs and its stock are one position in AAPL
+        names = {underlying_of(s) for s in held}
+        name = underlying_of(req.symbol) if req.symbol is not None else None
+        if now_qty == 0 and name not in names and len(names) >= lim.max_positions:
+            return Verdict(
+                False,
+                "max_positions",
+                f"{len(names)} names held = max_positions (a stock and its options are one)",
+            )
         return None
 
     def _pdt(

@@ -99,6 +99,22 @@ def test_max_positions_and_closing_orders(journal) -> None:
     assert gate.check(_sell("MSFT", 10), Decimal(100), _account(), held, NOW).allowed
 
 
+def test_max_positions_counts_names_not_option_legs(journal) -> None:
+    """An iron condor's four legs on SPY and SPY's shares are one name of the two allowed."""
+    gate = RiskGate(RiskLimits(max_positions=2), journal)
+    legs = ["SPY250117C00480000", "SPY250117C00490000", "SPY250117P00440000", "SPY250117P00430000"]
+    held = [
+        Position("SPY", Decimal(100), Decimal(450), "us_equity", Decimal(45000)),
+        *(Position(s, Decimal(1), Decimal(2), "us_option", Decimal(200)) for s in legs),
+    ]
+    assert gate.check(_buy("JPM", 1), Decimal(100), _account(), held, NOW).allowed
+    two = [*held, Position("JPM", Decimal(1), Decimal(100), "us_equity", Decimal(100))]
+    verdict = gate.check(_buy("KO", 1), Decimal(50), _account(), two, NOW)
+    assert verdict.check == "max_positions"
+    assert verdict.reason is not None
+    assert verdict.reason.startswith("2 names held")
+
+
 def test_orders_per_cycle(journal) -> None:
     gate = RiskGate(RiskLimits(max_orders_per_cycle=2), journal)
     results = [
