@@ -152,3 +152,15 @@ async def test_targets_inside_the_share_are_left_alone(tmp_path: Path) -> None:
     # Share 0.40: three capped weights of 0.10 fit; 0.10 x 100,000 / 100 = 100 shares each.
     orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [], 0.40)
     assert orders == {s: ("buy", Decimal(100)) for s in SYMBOLS}
+
+
+@pytest.mark.asyncio
+async def test_a_held_symbol_without_a_garch_volatility_is_held_not_sold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CCC's fit failed (no volatility): its 100 shares (0.10 of equity) are neither sold nor
+    # added to, and use their 0.10 of the 0.20 share; AAA and BBB share the 0.10 left.
+    monkeypatch.setattr(Garch, "vol", {"AAA": 0.15, "BBB": 0.15})
+    held = Position("CCC", Decimal(100), Decimal(100), "us_equity", Decimal(10_000))
+    orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [held], 0.20)
+    assert orders == {"AAA": ("buy", Decimal(50)), "BBB": ("buy", Decimal(50))}

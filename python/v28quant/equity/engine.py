@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -257,7 +258,10 @@ class EquityEngine:
             if not agg.tradable:
                 details[sym] = f"hold: confidence {agg.confidence:.2f} below threshold"
                 continue
-            w = weights.get(sym, 0.0)
+            if sym not in weights:  # a failed fit is no view to exit on: nothing to size by
+                details[sym] = "hold: no GARCH volatility to size by"
+                continue
+            w = weights[sym]
             target = target_qty(w, equity, price)
             delta = target - held_qty
             reasoning["target_weight"] = round(w, 5)
@@ -308,14 +312,15 @@ class EquityEngine:
     ) -> dict[str, float]:
         """Return the target weight of each tradable symbol, all within the engine's share.
 
-        The held symbols without a tradable aggregate keep their exposure (``held``, fractions
-        of equity), so they use that much of the budget first.
+        The held symbols without a tradable aggregate, or without a GARCH volatility to size
+        by, keep their exposure (``held``, fractions of equity), so they use that much of the
+        budget first; the latter get no weight and so no order.
         """
         vols = self.garch_vol
         raw = {
-            sym: target_weight(agg.value, vols.get(sym, float("nan")), self.cfg, risk, share)
+            sym: target_weight(agg.value, vols[sym], self.cfg, risk, share)
             for sym, agg in aggregates.items()
-            if sym in symbols and agg.tradable
+            if sym in symbols and agg.tradable and _sizable(vols.get(sym))
         }
         kept = sum(abs(x) for sym, x in held.items() if sym not in raw)
         return fit_budget(raw, share - kept)
@@ -350,3 +355,8 @@ class EquityEngine:
         self._journaled.clear()
         if self.learning is not None:
             await self.learning.after_session(ctx.journal, ctx.now)
+
+
+def _sizable(vol: float | None) -> bool:
+    """Whether ``vol`` (annualised GARCH volatility) can size a target: finite and positive."""
+    return vol is not None and math.isfinite(vol) and vol > 0
