@@ -12,7 +12,8 @@ runs, until ``[offhours] stop_before_premarket_minutes`` before the next 09:00 E
    child process of its own (the runner's engines through ``run_backtest``; the Optuna study
    beside the journal, continued night after night). It starts no batch of trials in the last
    quarter of the budget, which its closing walk-forward uses; at the deadline or on a stop
-   signal its process group is terminated. The child journals its study and walk-forward; the
+   signal its process group is terminated (killed at once on a second signal, or when the
+   runner's task is cancelled). The child journals its study and walk-forward; the
    runner journals the night's outcome. Nothing it finds trades before ``v28quant promote``
    (which needs that walk-forward to pass) and a restart of the runner.
 
@@ -198,6 +199,18 @@ class OffHoursJobs:
         self.plan = plan
         self.simulated = simulated
         self.margin = timedelta(minutes=config.stop_before_premarket_minutes)
+        self._child: asyncio.subprocess.Process | None = None
+
+    def kill_child(self) -> None:
+        """SIGKILL the running tuning child's process group (Dask workers included), if any.
+
+        For a runner about to exit at once (a second stop signal): the child runs in a session
+        of its own, so nothing else would stop it before it ran into the next trading day.
+        """
+        proc = self._child
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     async def run(
         self,
@@ -322,7 +335,12 @@ class OffHoursJobs:
                 env=_child_env(),
                 start_new_session=True,
             )
-            ended = await self._wait(proc, budget, stop)
+            self._child = proc
+            try:
+                ended = await self._wait(proc, budget, stop)
+            finally:
+                self.kill_child()  # cancelled or failed while waiting: leave no orphan
+                self._child = None
         result: dict[str, Any] = {"report": str(out), "budget_s": round(budget, 1)}
         if ended != "exited":
             log.warning("off-hours tuning stopped (%s); completed trials stay in the study", ended)

@@ -132,6 +132,7 @@ class Runner:
             self.stop.set()
             return
         log.error("second %s: exiting now; the journal keeps every committed row", name)
+        self.offhours.kill_child()
         logging.shutdown()
         os._exit(128 + int(sig))
 

@@ -8,6 +8,7 @@ command's own report file and journal rows for what a night's tuning produced.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -278,3 +279,82 @@ async def test_a_night_of_tuning_journals_its_study_and_walk_forward(
     assert wf["digest"] == report["digest"]
     assert (tmp_path / "v28_optuna.sqlite").is_file()  # the study beside the journal
     ctx.journal.close()
+
+
+def _sleeper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the tuning child a process that writes its pid, then sleeps 10 minutes."""
+    pidfile = tmp_path / "child.pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    monkeypatch.setattr(offhours, "tune_argv", lambda *a: [sys.executable, "-c", code])
+    monkeypatch.setattr(offhours, "MIN_TUNE_S", 1.0)
+    return pidfile
+
+
+async def _child_pid(pidfile: Path) -> int:
+    import asyncio
+
+    for _ in range(200):
+        if pidfile.is_file() and pidfile.read_text():
+            return int(pidfile.read_text())
+        await asyncio.sleep(0.05)
+    raise AssertionError("the tuning child never started")
+
+
+async def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended, per the process table (a zombie awaiting its reap counts)."""
+    import asyncio
+
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(100):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_night_leaves_no_tuning_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    pidfile = _sleeper(tmp_path, monkeypatch)
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = _ctx(tmp_path, now)
+    night = asyncio.create_task(_jobs(ctx).run(ctx, [], now + timedelta(hours=10), asyncio.Event()))
+    pid = await _child_pid(pidfile)
+    night.cancel()  # e.g. the runner's task torn down by an error elsewhere
+    with pytest.raises(asyncio.CancelledError):
+        await night
+    assert await _gone(pid), f"tuning child {pid} outlived the cancelled night"
+    ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_second_signal_kills_the_tuning_process_before_exiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import signal
+
+    from v28quant import runner as runner_mod
+
+    pidfile = _sleeper(tmp_path, monkeypatch)
+    runner = _runner(tmp_path, [Learning()])
+    runner.offhours = _jobs(runner.ctx)
+    exits: list[int] = []
+    monkeypatch.setattr(runner_mod.os, "_exit", exits.append)
+    until = runner.ctx.now + timedelta(hours=10)
+    night = asyncio.create_task(runner.offhours.run(runner.ctx, [], until, asyncio.Event()))
+    pid = await _child_pid(pidfile)
+    runner.on_signal(signal.SIGTERM)
+    runner.on_signal(signal.SIGTERM)  # "exits at once": the child must not stay behind
+    assert exits == [128 + signal.SIGTERM]
+    assert await _gone(pid), f"tuning child {pid} outlived the runner's exit"
+    night.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await night
+    runner.ctx.journal.close()
