@@ -174,3 +174,28 @@ def test_a_set_of_another_evaluator_or_journal_is_refused(
         load_promoted(journal)
     path.unlink()
     assert load_promoted(journal) is None
+
+
+def test_a_superseded_set_is_refused(
+    promoted: tuple[Path, dict[str, float]], tmp_path: Path
+) -> None:
+    journal, first = promoted
+    path = journal.with_name(PROMOTED_FILE)
+    old = path.read_text()  # e.g. a backup restored, or a deploy of last week's folder
+    ev = PlantedEdge()
+    newer = ev.space.validate({**CHOSEN, "equity.target_vol": 0.1})
+    report = WalkForwardOptimizer(ev, WindowScheme("anchored", 2, 300, 5)).run_fixed(newer)
+    with Journal(journal) as j:
+        now = datetime.now(UTC)
+        save_report(report, tmp_path / "wf2", j, now, now)
+        promote(tmp_path / "wf2", j)
+    assert load_promoted(journal).params == newer  # type: ignore[union-attr]
+    path.write_text(old)
+    db = sqlite3.connect(str(journal))
+    rows = db.execute(
+        "SELECT metrics FROM model_runs WHERE model = 'optimization.promote' ORDER BY id"
+    ).fetchall()
+    db.close()
+    assert [json.loads(r[0])["params"] for r in rows] == [first, newer]  # the journal's word
+    with pytest.raises(PromotionRefused, match="superseded"):
+        load_promoted(journal)

@@ -9,8 +9,9 @@ is what trades.
 :func:`load_promoted` reads the set ``v28quant promote`` wrote beside the journal and accepts it
 only when the journal itself vouches for it: a journaled promotion of exactly those parameters
 whose walk-forward (same report digest) is journaled as passed, made with the runner's own
-engines (evaluator ``backtest``). A file edited by hand, copied from another journal, or
-promoted from the sample strategy is refused with a line naming why.
+engines (evaluator ``backtest``), and no later promotion since. A file edited by hand, copied
+from another journal, superseded by a later promotion (a restored backup), or promoted from the
+sample strategy is refused with a line naming why.
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ def load_promoted(journal_path: str | Path) -> PromotedSet | None:
     Raises
     ------
     PromotionRefused
-        The file exists but is unreadable, was not promoted through this journal, its
-        walk-forward is not journaled as passed, or its parameters are not the runner's.
+        The file exists but is unreadable, was not promoted through this journal or not by
+        its latest promotion, its walk-forward is not journaled as passed, or its parameters
+        are not the runner's.
     """
     journal = Path(journal_path)
     path = journal.with_name(PROMOTED_FILE)
@@ -127,11 +129,16 @@ def load_promoted(journal_path: str | Path) -> PromotedSet | None:
             f"{path}: parameters of the {evaluator!r} evaluator, not of the runner's engines "
             "(promote a walk-forward run with --objective backtest, or remove the file)"
         )
-    if not any(
-        m.get("report_digest") == digest and m.get("params") == params
-        for m in _journaled(journal, PROMOTE_MODEL)
-    ):
+    promotions = _journaled(journal, PROMOTE_MODEL)
+    vouched = [m.get("report_digest") == digest and m.get("params") == params for m in promotions]
+    if not any(vouched):
         raise PromotionRefused(f"{path}: no promotion of these parameters in {journal}")
+    if not vouched[-1]:  # only the latest promotion trades: an older file is a rollback
+        latest = promotions[-1]
+        raise PromotionRefused(
+            f"{path}: superseded by the promotion of {latest.get('promoted_at')} (walk-forward "
+            f"{str(latest.get('report_digest'))[:16]}); promote again to go back to this set"
+        )
     runs = [m for m in _journaled(journal, WALK_FORWARD_MODEL) if m.get("digest") == digest]
     if not runs or not all(m.get("passed") is True for m in runs):
         raise PromotionRefused(f"{path}: walk-forward {digest[:16]} is not journaled as passed")
