@@ -24,7 +24,8 @@ minutes):
 
 * live, and paper with Alpaca keys: drift checks and tuning (``drift_checks``, ``tune``);
 * keyless paper: drift checks; tuning only with ``tune_in_simulation`` or ``--tune-off-hours``,
-  its budget then in wall-clock time: ``tune_max_minutes`` if set, else the night's length;
+  its budget then in wall-clock time: ``tune_max_minutes`` if set, else the night's length,
+  and its trials see the replayed history up to that night only (``--end``);
 * backtest: drift checks only (the tuner runs backtests; one inside a backtest would nest them);
 * ``--once``: none.
 """
@@ -117,8 +118,13 @@ def tune_argv(
     deadline: datetime,
     universe: Sequence[str] | None,
     config: Path | None,
+    end: date | None = None,
 ) -> list[str]:
-    """Return the command line of one night's tuning run."""
+    """Return the command line of one night's tuning run.
+
+    ``end`` caps the history the trials see: a simulated night replays the bundled history,
+    whose later sessions are still to be traded and must not choose the parameters.
+    """
     argv = [
         sys.executable,
         "-m",
@@ -150,6 +156,8 @@ def tune_argv(
         argv += ["--universe", ",".join(universe)]
     if config is not None:
         argv += ["--config", str(config)]
+    if end is not None:
+        argv += ["--end", end.isoformat()]
     return argv
 
 
@@ -324,8 +332,8 @@ class OffHoursJobs:
         journal = ctx.journal.path.resolve()
         out = journal.parent / "research" / f"offhours-tune-{night}-{start:%Y%m%dT%H%M%SZ}"
         out.mkdir(parents=True, exist_ok=True)
-        universe = ctx.universe if self.simulated else None
-        argv = tune_argv(self.config, journal, out, deadline, universe, ctx.config.source)
+        universe, end = (ctx.universe, night) if self.simulated else (None, None)
+        argv = tune_argv(self.config, journal, out, deadline, universe, ctx.config.source, end)
         log.info("off-hours tuning: %.0f s budget, report %s", budget, out)
         with (out / "tune.log").open("wb") as sink:
             proc = await asyncio.create_subprocess_exec(

@@ -358,3 +358,38 @@ async def test_a_second_signal_kills_the_tuning_process_before_exiting(
     with contextlib.suppress(asyncio.CancelledError):
         await night
     runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_simulated_night_tunes_on_no_session_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyless paper replays the bundled history: its tuner must not see the sessions to come.
+
+    Reference: the night's date (2022-12-27, two sessions before the history ends) against the
+    last test date of the windows the tune command's own parser and evaluator build.
+    """
+    import asyncio
+
+    from v28quant.optimization.cli import _evaluator, build_parser
+
+    seen: list[list[str]] = []
+
+    def record(*args: Any, **kwargs: Any) -> list[str]:
+        seen.append(offhours_tune_argv(*args, **kwargs))
+        return [sys.executable, "-c", "raise SystemExit(1)"]
+
+    offhours_tune_argv = offhours.tune_argv
+    monkeypatch.setattr(offhours, "tune_argv", record)
+    monkeypatch.setattr(offhours, "MIN_TUNE_S", 1.0)
+    now = datetime(2022, 12, 27, 17, 0, tzinfo=ET)
+    ctx = _ctx(tmp_path, now)
+    summary = await _jobs(ctx, tune_max_minutes=1.0).run(
+        ctx, [], now + timedelta(hours=10), asyncio.Event()
+    )
+    assert summary["tuning"]["status"] == "failed"
+    (argv,) = seen
+    args = build_parser().parse_args(argv[argv.index("--log-level") :])
+    last = _evaluator(args).dates()[-1]
+    assert last.date() <= now.date(), f"tuning on {now.date()} sees sessions up to {last.date()}"
+    ctx.journal.close()

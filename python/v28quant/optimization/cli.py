@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,13 @@ def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
         "--config",
         default=None,
         help="backtest objective: the runner's TOML file the parameters apply over",
+    )
+    p.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        default=None,
+        help="backtest objective: last session the windows may use, YYYY-MM-DD (default: the "
+        "bundled history's last; a simulated night passes its own date)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -205,7 +212,8 @@ def _evaluator(args: argparse.Namespace) -> Any:
     if args.objective == "backtest":
         from v28quant.optimization.backtest_objective import BacktestEvaluator
 
-        return BacktestEvaluator(universe=universe, config=args.config)
+        end = {"end": args.end.isoformat()} if args.end is not None else {}
+        return BacktestEvaluator(universe=universe, config=args.config, **end)
     return SampleStrategy(universe=universe or DEFAULT_UNIVERSE)
 
 
