@@ -60,6 +60,24 @@ def test_failing_walk_forward_is_refused(tmp_path: Path) -> None:
         assert promoted_params(j.path, EV.space) is None
 
 
+def test_a_pass_at_a_lowered_bar_is_refused(tmp_path: Path) -> None:
+    """``walk-forward --min-dsr 0.05`` marks a DSR of 0.79 as passed; promotion needs 0.95.
+
+    Reference: the README's bar (DSR >= 0.95 and a positive OOS Sharpe ratio) against the
+    report's own DSR, read back from its file.
+    """
+    report = WalkForwardOptimizer(EV, SCHEME, min_dsr=0.05).run_fixed({"a": 0.54, "b": 0.7})
+    with Journal(tmp_path / "journal.sqlite") as j:
+        path = _saved(report, tmp_path / "wf", j)
+        saved = json.loads(path.read_text())
+        assert saved["passed"] is True  # by its own lowered bar
+        assert saved["oos_sharpe"] > 0
+        assert 0.5 < saved["dsr"]["dsr"] < 0.95, saved["dsr"]
+        with pytest.raises(PromotionRefused, match=r"DSR 0\.79\d below 0\.95"):
+            promote(path, j, space=EV.space)
+        assert promoted_params(j.path, EV.space) is None
+
+
 def test_report_not_in_the_journal_is_refused(tmp_path: Path) -> None:
     path = _saved(_report(OPTIMUM), tmp_path / "wf", None)
     with (

@@ -68,7 +68,8 @@ def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
         "--min-dsr",
         type=float,
         default=0.95,
-        help="deflated Sharpe ratio a walk-forward needs to pass (default 0.95)",
+        help="deflated Sharpe ratio a walk-forward needs to pass (default 0.95; promote "
+        "needs 0.95 whatever this says)",
     )
     p.add_argument(
         "--universe",

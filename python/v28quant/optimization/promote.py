@@ -2,7 +2,8 @@
 
 A walk-forward report is saved as JSON with a SHA-256 digest of its content and journaled as a
 model run carrying that digest. :func:`promote` refuses unless the report file is intact (its
-digest recomputes), the journal holds a walk-forward run with that digest, and the report passed.
+digest recomputes), the journal holds a walk-forward run with that digest, and the report passed
+with a DSR of at least :data:`PROMOTE_MIN_DSR` (a run's ``--min-dsr`` cannot lower that bar).
 It then writes the candidate parameters atomically beside the journal, where the runner reads
 them (:func:`promoted_params`), and journals the promotion.
 
@@ -35,6 +36,9 @@ PROMOTED_FILE = "v28_promoted_params.json"
 WALK_FORWARD_MODEL = "optimization.walk_forward"
 PROMOTE_MODEL = "optimization.promote"
 TUNE_MODEL = "optimization.tune"
+#: Deflated Sharpe ratio a walk-forward needs to be promoted, whatever ``--min-dsr`` it ran
+#: with: a report's own ``passed`` is only as strict as the bar its run was given.
+PROMOTE_MIN_DSR = 0.95
 
 
 class PromotionRefused(RuntimeError):
@@ -158,8 +162,8 @@ def promote(
     ------
     PromotionRefused
         The report is missing, unreadable, altered since it was written, not journaled, or
-        failed; or its parameters do not fit ``space`` (default: the space of the report's
-        evaluator, :func:`space_of`).
+        failed, or its DSR is below :data:`PROMOTE_MIN_DSR`; or its parameters do not fit
+        ``space`` (default: the space of the report's evaluator, :func:`space_of`).
     """
     path = Path(report_path)
     if path.is_dir():
@@ -176,6 +180,12 @@ def promote(
         raise PromotionRefused(f"{path}: no walk-forward with digest {digest[:16]} in the journal")
     if not (payload.get("passed") is True and all(m.get("passed") is True for m in journaled)):
         raise PromotionRefused(f"walk-forward did not pass: {payload.get('verdict')}")
+    dsr = float(payload["dsr"]["dsr"])
+    if not dsr >= PROMOTE_MIN_DSR:
+        raise PromotionRefused(
+            f"walk-forward passed at its own bar of {payload.get('min_dsr')}, but its DSR "
+            f"{dsr:.3f} below {PROMOTE_MIN_DSR} is not enough to trade: {payload.get('verdict')}"
+        )
     try:
         params = (space or space_of(str(payload.get("evaluator")))).validate(payload["candidate"])
     except (KeyError, ValueError) as exc:
