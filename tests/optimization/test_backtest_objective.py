@@ -64,3 +64,24 @@ def test_returns_are_the_equity_curve_sliced(monkeypatch: pytest.MonkeyPatch) ->
     expected = equity.pct_change().fillna(0.0)
     np.testing.assert_allclose(r.train.to_numpy(), expected.loc[train].to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(r.test.to_numpy(), expected.loc[test].to_numpy(), rtol=1e-12)
+
+
+def test_a_backtest_stopped_early_is_no_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop signal ends a backtest after its session in flight, with exit 0 and a short curve.
+
+    Scored, the missing sessions would count as flat days and the trial would enter the study
+    with a made-up Sharpe ratio. Reference: the window's last test date against the curve's.
+    """
+    ev = BacktestEvaluator()
+    d = ev.dates()
+    train, test = d[:60], d[65:90]
+    stopped = pd.Series(100_000.0 * (1 + 0.001 * np.arange(30)), index=[x.date() for x in d[:30]])
+
+    def fake_run_backtest(cfg: Any, start: Any, end: Any, **kw: Any) -> BacktestResult:
+        return BacktestResult(stopped, pd.DataFrame(), {}, Path("j"), None)
+
+    monkeypatch.setattr("v28quant.backtest.run_backtest", fake_run_backtest)
+    with pytest.raises(
+        RuntimeError, match=rf"stopped at {d[29]:%Y-%m-%d}, before {d[89]:%Y-%m-%d}"
+    ):
+        ev.evaluate(ev.space.defaults(), train, test, seed=0)

@@ -118,6 +118,11 @@ class BacktestEvaluator:
 
         ``seed`` is unused: the engines seed their own models from the configuration, so a
         backtest is a deterministic function of its parameters and dates.
+
+        Raises
+        ------
+        RuntimeError
+            The backtest stopped before the window's last session (a stop signal).
         """
         from v28quant.backtest import run_backtest
 
@@ -136,6 +141,14 @@ class BacktestEvaluator:
             )
         curve = result.equity_curve.astype(np.float64)
         curve.index = pd.DatetimeIndex(pd.to_datetime(curve.index))
+        if curve.empty or curve.index[-1] < last:
+            # a stop signal ends the backtest after its session in flight, exit 0: the missing
+            # sessions would score as flat days, a made-up Sharpe ratio in the study
+            ended = f"{curve.index[-1]:%Y-%m-%d}" if len(curve) else "its start"
+            raise RuntimeError(
+                f"backtest {train[0]:%Y-%m-%d}..{last:%Y-%m-%d} stopped at {ended}, before "
+                f"{last:%Y-%m-%d}: a partial window is no score"
+            )
         rets = curve.pct_change().fillna(0.0)
         return WindowReturns(
             train=rets.reindex(train, fill_value=0.0),
