@@ -345,6 +345,8 @@ def _run_locked(
             "report_digest": promoted.digest,
             "promoted_at": promoted.promoted_at,
             "params": promoted.params,
+            # paper mode trades at [paper] min_confidence, not the promoted one: say which
+            "min_confidence_in_force": cfg.min_confidence(args.mode),
         }
     if venue.keyless and args.mode == "paper":  # the simulated account outlives the process
         from v28quant.broker.sim import SimBroker, state_path_for

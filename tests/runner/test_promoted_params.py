@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,9 @@ def test_the_runner_starts_with_the_promoted_set(
     assert why["source"] == "promoted"
     assert why["report_digest"] == digest
     assert why["params"] == params
+    # the promoted threshold is not the one paper mode trades at: the record says which is
+    shipped = tomllib.loads(resources.files("v28quant").joinpath("defaults.toml").read_text())
+    assert why["min_confidence_in_force"] == shipped["paper"]["min_confidence"] != 0.35
 
 
 def test_a_hand_edited_set_is_refused(
