@@ -32,7 +32,7 @@ from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
 from v28quant.memory import fix_mmap_threshold, frozen_heap
 from v28quant.offhours import OffHoursJobs, plan_for
-from v28quant.optimization.apply import PromotedSet, apply_params
+from v28quant.optimization.apply import PromotedSet, apply_params, config_digest
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs, parse_args
@@ -77,8 +77,10 @@ def default_engines(cfg: RunConfig, params: dict[str, Any]) -> list[Engine]:
     return engines
 
 
-def _promoted(journal: Path) -> PromotedSet | None:
+def _promoted(journal: Path, scope: dict[str, Any]) -> PromotedSet | None:
     """Return the promoted parameter set beside ``journal`` (None when there is none).
+
+    ``scope`` is this run's universe and TOML digest, which the set must have been tuned for.
 
     Raises
     ------
@@ -89,7 +91,7 @@ def _promoted(journal: Path) -> PromotedSet | None:
     from v28quant.optimization.promote import PromotionRefused
 
     try:
-        return load_promoted(journal)
+        return load_promoted(journal, scope)
     except PromotionRefused as exc:
         raise SettingsError(f"promoted parameters: {exc}") from None
 
@@ -333,7 +335,8 @@ def _run_locked(
             raise SettingsError(f"--journal: {exc}") from None
     promoted = None
     if params is None:  # a caller's own parameters (a tuning trial) are what it evaluates
-        promoted = _promoted(journal_path)
+        scope = {"universe": list(venue.universe), "config_sha256": config_digest(cfg.source)}
+        promoted = _promoted(journal_path, scope)
         if promoted is not None:
             cfg, params = apply_params(cfg, promoted.params)
             cfg = dataclasses.replace(cfg, equity=dataclasses.replace(cfg.equity, **params))

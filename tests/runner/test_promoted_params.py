@@ -8,6 +8,7 @@ planted edge (daily Sharpe ratio 0.2); the backtests themselves are tested elsew
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import tomllib
@@ -204,3 +205,42 @@ def test_a_superseded_set_is_refused(
     assert [json.loads(r[0])["params"] for r in rows] == [first, newer]  # the journal's word
     with pytest.raises(PromotionRefused, match="superseded"):
         load_promoted(journal)
+
+
+class ScopedEdge(PlantedEdge):
+    """The planted edge, tuned for a given universe under the shipped defaults (no TOML)."""
+
+    def scope(self) -> dict[str, Any]:
+        return {"universe": sorted(UNIVERSE), "config_sha256": None}
+
+
+def test_a_set_tuned_for_another_universe_or_config_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    ev = ScopedEdge()
+    report = WalkForwardOptimizer(ev, WindowScheme("anchored", 2, 300, 5)).run_fixed(CHOSEN)
+    with Journal(journal) as j:
+        now = datetime.now(UTC)
+        save_report(report, tmp_path / "wf", j, now, now)
+        promote(tmp_path / "wf", j)
+    saved = json.loads((tmp_path / "wf" / "walkforward.json").read_text())
+    assert saved["scope"] == {"universe": ["AAPL", "JPM", "MSFT"], "config_sha256": None}
+    same = {"universe": ["AAPL", "JPM", "MSFT"], "config_sha256": None}
+    assert load_promoted(journal, same) is not None
+    with pytest.raises(PromotionRefused, match=r"tuned for universe AAPL,JPM,MSFT.*AAPL,JPM\b"):
+        load_promoted(journal, {**same, "universe": ["AAPL", "JPM"]})
+    toml = tmp_path / "v28.toml"
+    toml.write_text("[paper]\nmin_confidence = 0.1\n")
+    sha = hashlib.sha256(toml.read_bytes()).hexdigest()
+    with pytest.raises(PromotionRefused, match=rf"settings.*{sha[:12]}"):
+        load_promoted(journal, {**same, "config_sha256": sha})
+    argv = ["--mode", "paper", "--once", "--journal", str(journal), "--universe", "AAPL,JPM"]
+    assert build_and_run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: promoted parameters:")
+    assert "tuned for universe" in err[0]

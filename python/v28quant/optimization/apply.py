@@ -9,14 +9,17 @@ is what trades.
 :func:`load_promoted` reads the set ``v28quant promote`` wrote beside the journal and accepts it
 only when the journal itself vouches for it: a journaled promotion of exactly those parameters
 whose walk-forward (same report digest) is journaled as passed, made with the runner's own
-engines (evaluator ``backtest``), and no later promotion since. A file edited by hand, copied
-from another journal, superseded by a later promotion (a restored backup), or promoted from the
-sample strategy is refused with a line naming why.
+engines (evaluator ``backtest``), and no later promotion since; and, given the run's scope,
+tuned for its universe (when the tuner named one) and under its TOML file, byte for byte. A
+file edited by hand, copied from another journal, superseded by a later promotion (a restored
+backup), tuned for other symbols or settings, or promoted from the sample strategy is refused
+with a line naming why.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -62,6 +65,36 @@ def apply_params(cfg: RunConfig, params: Mapping[str, float]) -> tuple[RunConfig
     return dataclasses.replace(cfg, aggregator=agg), equity
 
 
+def config_digest(source: Path | None) -> str | None:
+    """SHA-256 hex digest of a TOML configuration file's bytes; None for the shipped defaults."""
+    return None if source is None else hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def _settings(digest: str | None) -> str:
+    return "the shipped defaults" if digest is None else f"TOML sha256 {digest[:12]}"
+
+
+def _check_scope(path: Path, tuned: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+    """Refuse a set tuned for another universe or other settings than this run's.
+
+    A walk-forward vouches for its parameters on what it ran over only; a universe of None
+    (the tuner's default) is not checked, a scope without ``config_sha256`` (an evaluator that
+    says nothing of settings) neither.
+    """
+    universe, ours = tuned.get("universe"), sorted(run["universe"])
+    if universe is not None and list(universe) != ours:
+        raise PromotionRefused(
+            f"{path}: tuned for universe {','.join(universe)}; this run trades "
+            f"{','.join(ours)} (tune and promote for it, or remove the file)"
+        )
+    if "config_sha256" in tuned and tuned["config_sha256"] != run["config_sha256"]:
+        raise PromotionRefused(
+            f"{path}: tuned under the settings of {_settings(tuned['config_sha256'])}; this run "
+            f"has {_settings(run['config_sha256'])} (the settings changed since: walk-forward "
+            "and promote again, or remove the file)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PromotedSet:
     """A promoted parameter set the journal vouches for.
@@ -104,15 +137,20 @@ def _journaled(journal_path: Path, model: str) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
-def load_promoted(journal_path: str | Path) -> PromotedSet | None:
+def load_promoted(
+    journal_path: str | Path, scope: Mapping[str, Any] | None = None
+) -> PromotedSet | None:
     """Return the promoted set beside the journal at ``journal_path``; None when there is none.
+
+    ``scope`` is the run's own ``{"universe": [...], "config_sha256": ...}``; when given, the
+    set must have been tuned for it (as its journaled promotion records).
 
     Raises
     ------
     PromotionRefused
         The file exists but is unreadable, was not promoted through this journal or not by
-        its latest promotion, its walk-forward is not journaled as passed, or its parameters
-        are not the runner's.
+        its latest promotion, its walk-forward is not journaled as passed, its parameters are
+        not the runner's, or it was tuned for another universe or settings than ``scope``.
     """
     journal = Path(journal_path)
     path = journal.with_name(PROMOTED_FILE)
@@ -139,6 +177,8 @@ def load_promoted(journal_path: str | Path) -> PromotedSet | None:
             f"{path}: superseded by the promotion of {latest.get('promoted_at')} (walk-forward "
             f"{str(latest.get('report_digest'))[:16]}); promote again to go back to this set"
         )
+    if scope is not None:
+        _check_scope(path, promotions[-1].get("scope") or {}, scope)
     runs = [m for m in _journaled(journal, WALK_FORWARD_MODEL) if m.get("digest") == digest]
     if not runs or not all(m.get("passed") is True for m in runs):
         raise PromotionRefused(f"{path}: walk-forward {digest[:16]} is not journaled as passed")

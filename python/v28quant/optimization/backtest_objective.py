@@ -100,6 +100,20 @@ class BacktestEvaluator:
         """Return the sessions that windows are cut from."""
         return self._dates
 
+    def scope(self) -> dict[str, Any]:
+        """Return what its results hold for: the universe and the TOML the parameters go over.
+
+        ``universe`` is sorted, None for the default one; ``config_sha256`` is the SHA-256 of
+        the TOML file's bytes, None for the shipped defaults (:func:`~v28quant.optimization.
+        apply.config_digest`).
+        """
+        from v28quant.config import load_config
+        from v28quant.optimization.apply import config_digest
+
+        _, cfg = load_config(self.config)
+        universe = sorted(self.universe) if self.universe else None
+        return {"universe": universe, "config_sha256": config_digest(cfg.source)}
+
     def _run_config(self, p: Mapping[str, float]) -> tuple[Any, dict[str, Any]]:
         from v28quant.config import load_config
         from v28quant.optimization.apply import apply_params

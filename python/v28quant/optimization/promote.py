@@ -200,6 +200,7 @@ def promote(
         "dsr": payload["dsr"]["dsr"],
         "oos_sharpe": payload.get("oos_sharpe"),
         "promoted_at": when.isoformat(),
+        "scope": payload.get("scope", {}),
     }
     _atomic_write(target, json.dumps(record, indent=1, sort_keys=True))
     journal.record_model_run(PROMOTE_MODEL, digest[:16], when, when, params, record)

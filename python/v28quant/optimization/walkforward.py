@@ -115,6 +115,9 @@ class WalkForwardReport:
     dsr: DeflatedSharpe
     min_dsr: float
     stability: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: What the result holds for beyond its parameters (the evaluator's ``scope()``, e.g. its
+    #: universe and settings); empty when the evaluator says nothing.
+    scope: dict[str, Any] = field(default_factory=dict)
 
     @property
     def oos_returns(self) -> pd.Series:
@@ -182,6 +185,7 @@ class WalkForwardReport:
                 "kurtosis": d.kurtosis,
             },
             "stability": self.stability,
+            "scope": self.scope,
             "windows": [w.to_dict() for w in self.windows],
         }
 
@@ -204,6 +208,12 @@ def parameter_stability(
         usd = float(units.std(ddof=1)) if vals.size > 1 else 0.0
         out[p.name] = {"mean": float(vals.mean()), "sd": sd, "unit_sd": usd}
     return out
+
+
+def evaluator_scope(evaluator: Evaluator) -> dict[str, Any]:
+    """Return what an evaluator's results hold for (its optional ``scope()``), else ``{}``."""
+    scope = getattr(evaluator, "scope", None)
+    return dict(scope()) if scope is not None else {}
 
 
 def _per_period_sharpe(r: pd.Series) -> float:
@@ -381,4 +391,5 @@ class WalkForwardOptimizer:
             dsr=dsr,
             min_dsr=self.min_dsr,
             stability=parameter_stability(self.evaluator, [w.params for w in windows]),
+            scope=evaluator_scope(self.evaluator),
         )
