@@ -33,6 +33,7 @@ from v28quant.optimization.promote import (
     PROMOTED_FILE,
     WALK_FORWARD_MODEL,
     PromotionRefused,
+    runner_params,
 )
 
 
@@ -161,12 +162,7 @@ def load_promoted(
         params, digest = dict(record["params"]), str(record["report_digest"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PromotionRefused(f"{path}: not a promoted-parameters file: {exc}") from None
-    evaluator = record.get("evaluator")
-    if evaluator != "backtest":
-        raise PromotionRefused(
-            f"{path}: parameters of the {evaluator!r} evaluator, not of the runner's engines "
-            "(promote a walk-forward run with --objective backtest, or remove the file)"
-        )
+    checked = runner_params(record.get("evaluator"), params, path)
     promotions = _journaled(journal, PROMOTE_MODEL)
     vouched = [m.get("report_digest") == digest and m.get("params") == params for m in promotions]
     if not any(vouched):
@@ -182,12 +178,6 @@ def load_promoted(
     runs = [m for m in _journaled(journal, WALK_FORWARD_MODEL) if m.get("digest") == digest]
     if not runs or not all(m.get("passed") is True for m in runs):
         raise PromotionRefused(f"{path}: walk-forward {digest[:16]} is not journaled as passed")
-    from v28quant.optimization.backtest_objective import backtest_space
-
-    try:
-        checked = backtest_space().validate(params)
-    except ValueError as exc:
-        raise PromotionRefused(f"{path}: {exc}") from None
     return PromotedSet(
         params=checked,
         digest=digest,

@@ -171,7 +171,8 @@ def add_subparsers(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "promote",
         help="promote a passing walk-forward's parameters to live trading",
-        description="Refuses unless the report is intact, journaled and passed; then writes "
+        description="Refuses unless the report is intact, journaled and passed, and its "
+        "parameters are ones the runner trades (--objective backtest); then writes "
         "v28_promoted_params.json beside the journal and journals the promotion.",
     )
     p.add_argument("--report", required=True, help="walkforward.json or the folder holding it")

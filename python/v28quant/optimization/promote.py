@@ -3,9 +3,10 @@
 A walk-forward report is saved as JSON with a SHA-256 digest of its content and journaled as a
 model run carrying that digest. :func:`promote` refuses unless the report file is intact (its
 digest recomputes), the journal holds a walk-forward run with that digest, and the report passed
-with a DSR of at least :data:`PROMOTE_MIN_DSR` (a run's ``--min-dsr`` cannot lower that bar).
-It then writes the candidate parameters atomically beside the journal, where the runner reads
-them (:func:`promoted_params`), and journals the promotion.
+with a DSR of at least :data:`PROMOTE_MIN_DSR` (a run's ``--min-dsr`` cannot lower that bar),
+and its parameters are ones the runner trades (:func:`runner_params`, the rule the runner's
+start-up applies too). It then writes them atomically beside the journal, where the runner reads
+them (:func:`~v28quant.optimization.apply.load_promoted`), and journals the promotion.
 
 Research jobs (tuning, walk-forward) run only off-hours: :func:`require_off_hours` raises on a
 session day between ``margin`` before the 09:00 ET pre-market job and the runner's after-close
@@ -28,7 +29,6 @@ from typing import Any
 
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.journal import Journal
-from v28quant.optimization.space import STRATEGY_SPACE, SearchSpace
 from v28quant.optimization.walkforward import WalkForwardReport
 
 REPORT_FILE = "walkforward.json"
@@ -122,21 +122,29 @@ def _journaled_walk_forwards(journal_path: Path) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
-def space_of(evaluator: str) -> SearchSpace:
-    """Return the search space of the evaluator named in a report.
+def runner_params(evaluator: object, params: Mapping[str, float], where: Path) -> dict[str, float]:
+    """Return ``params`` as the runner trades them; refuse a set the runner cannot trade.
+
+    One rule for :func:`promote` and the runner's start-up, so that what is promoted trades:
+    an unattended restart that met a set the runner refuses would stay down.
 
     Raises
     ------
     PromotionRefused
-        An evaluator whose parameters the runner does not know.
+        Parameters of another evaluator than the runner's own engines (``backtest``), e.g. of
+        the sample strategy, or not valid in the backtest search space.
     """
-    if evaluator == "sample-strategy":
-        return STRATEGY_SPACE
-    if evaluator == "backtest":
-        from v28quant.optimization.backtest_objective import backtest_space
+    from v28quant.optimization.backtest_objective import BacktestEvaluator, backtest_space
 
-        return backtest_space()
-    raise PromotionRefused(f"no parameter space known for evaluator {evaluator!r}")
+    if evaluator != BacktestEvaluator.name:
+        raise PromotionRefused(
+            f"{where}: parameters of the {evaluator!r} evaluator, not of the runner's engines "
+            f"(the runner trades only a walk-forward run with --objective {BacktestEvaluator.name})"
+        )
+    try:
+        return backtest_space().validate(params)
+    except (TypeError, ValueError) as exc:  # TypeError: no mapping at all
+        raise PromotionRefused(f"{where}: candidate parameters rejected: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +161,6 @@ def promote(
     report_path: str | Path,
     journal: Journal,
     out: str | Path | None = None,
-    space: SearchSpace | None = None,
     now: datetime | None = None,
 ) -> Promotion:
     """Promote a passing walk-forward's candidate parameters to live trading.
@@ -161,9 +168,9 @@ def promote(
     Raises
     ------
     PromotionRefused
-        The report is missing, unreadable, altered since it was written, not journaled, or
-        failed, or its DSR is below :data:`PROMOTE_MIN_DSR`; or its parameters do not fit
-        ``space`` (default: the space of the report's evaluator, :func:`space_of`).
+        The report is missing, unreadable, altered since it was written or not journaled;
+        its parameters are not ones the runner trades (:func:`runner_params`: the runner
+        would refuse them at start); or it failed, or its DSR is below :data:`PROMOTE_MIN_DSR`.
     """
     path = Path(report_path)
     if path.is_dir():
@@ -178,6 +185,8 @@ def promote(
     journaled = [m for m in _journaled_walk_forwards(journal.path) if m.get("digest") == digest]
     if not journaled:
         raise PromotionRefused(f"{path}: no walk-forward with digest {digest[:16]} in the journal")
+    # ahead of the verdict: a set the runner would refuse is refused however well it did
+    params = runner_params(payload.get("evaluator"), payload.get("candidate"), path)
     if not (payload.get("passed") is True and all(m.get("passed") is True for m in journaled)):
         raise PromotionRefused(f"walk-forward did not pass: {payload.get('verdict')}")
     dsr = float(payload["dsr"]["dsr"])
@@ -186,10 +195,6 @@ def promote(
             f"walk-forward passed at its own bar of {payload.get('min_dsr')}, but its DSR "
             f"{dsr:.3f} below {PROMOTE_MIN_DSR} is not enough to trade: {payload.get('verdict')}"
         )
-    try:
-        params = (space or space_of(str(payload.get("evaluator")))).validate(payload["candidate"])
-    except (KeyError, ValueError) as exc:
-        raise PromotionRefused(f"{path}: candidate parameters rejected: {exc}") from None
     when = now or datetime.now(UTC)
     target = Path(out) if out is not None else journal.path.with_name(PROMOTED_FILE)
     record = {
@@ -205,16 +210,6 @@ def promote(
     _atomic_write(target, json.dumps(record, indent=1, sort_keys=True))
     journal.record_model_run(PROMOTE_MODEL, digest[:16], when, when, params, record)
     return Promotion(params=params, digest=digest, path=target, promoted_at=when)
-
-
-def promoted_params(
-    journal_path: str | Path, space: SearchSpace = STRATEGY_SPACE
-) -> dict[str, float] | None:
-    """Return the parameters promoted beside the journal at ``journal_path`` (None if none)."""
-    p = Path(journal_path).with_name(PROMOTED_FILE)
-    if not p.is_file():
-        return None
-    return space.validate(json.loads(p.read_text())["params"])
 
 
 def is_off_hours(
