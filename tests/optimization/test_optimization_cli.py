@@ -78,3 +78,20 @@ def test_bad_arguments_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     argv = ["walk-forward", "--workers", "0", "--universe", "NOPE", "--journal"]
     assert cli.main([*argv, str(tmp_path / "j.sqlite")]) == 2
     assert "symbols not in the history: ['NOPE']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", ["module", "operator"])
+def test_promote_to_a_missing_journal_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str
+) -> None:
+    """A mistyped --journal is refused in one line: no empty journal or promoted file made."""
+    from v28quant.cli import main as operator_main
+
+    journal = tmp_path / "journal.sqlite"  # a folder that exists: sqlite would create it
+    argv = ["promote", "--report", str(tmp_path / "wf"), "--journal", str(journal)]
+    status = cli.main(argv) if entry == "module" else operator_main(argv)
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"error: no journal at {journal} "), err
+    assert list(tmp_path.iterdir()) == []

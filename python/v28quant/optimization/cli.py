@@ -179,7 +179,8 @@ def add_subparsers(subparsers: Any) -> None:
     p.add_argument(
         "--journal",
         default=argparse.SUPPRESS,
-        help="journal file (default: $V28_JOURNAL or v28_journal.sqlite)",
+        help="the journal that recorded the walk-forward; must exist (default: $V28_JOURNAL "
+        "or v28_journal.sqlite)",
     )
     p.add_argument("--out", default=None, help="promoted-parameters file (default beside journal)")
     p.set_defaults(handler=run_promote)
@@ -382,7 +383,15 @@ def run_promote(args: argparse.Namespace) -> int:
     from v28quant.journal import Journal
     from v28quant.optimization.promote import PromotionRefused, promote
 
-    with Journal(_journal(args)) as journal:
+    path = _journal(args)
+    if not path.is_file():  # opening it would create an empty journal that vouches for nothing
+        print(
+            f"error: no journal at {path} (promote needs the journal that recorded the "
+            "walk-forward: set --journal or V28_JOURNAL)",
+            file=sys.stderr,
+        )
+        return 2
+    with Journal(path) as journal:
         try:
             done = promote(args.report, journal, args.out)
         except PromotionRefused as exc:
