@@ -439,6 +439,71 @@ async def test_a_busy_journal_does_not_stall_the_event_loop(world: World) -> Non
 # ---------------------------------------------------------------- options
 
 
+def equity_cash_claim(decision: str, amount: D) -> Decision:
+    """Return the equity engine's buy of 1 SPY at 500 (under the ask: it rests) reserving cash."""
+    owner = Owner("equity", "dip", decision)
+    req = OrderRequest.equity("SPY", 1, "buy", "limit", "500.00", owner=owner)
+    return Decision(req, {}, reserve=Reservation(owner, "cash", None, amount))
+
+
+def cash_spent_by_open_orders(path: Path) -> D:
+    """Return the cash spends of orders not final, summed from the journal with plain sqlite3."""
+    rows = raw(
+        path,
+        "SELECT spend_amount FROM orders WHERE spend_kind = 'cash' AND status NOT IN "
+        "('filled', 'canceled', 'expired', 'rejected', 'replaced', 'refused', 'not_sent')",
+    )
+    return sum((D(a) for (a,) in rows), D(0))
+
+
+@pytest.mark.asyncio
+async def test_a_walked_closing_buy_spends_its_cash_once_per_replace(world: World) -> None:
+    """A closing buy walked up by replaces counts its cash at its latest price, once.
+
+    By hand: the put sold at the 3.00 bid leaves cash 100,300, with 52,000 reserved for it.
+    Buying it back at 2.00 (under the 3.10 ask: it rests) spends 1 x 100 x 2.00 = 200, so
+    another engine's claim sees 100,300 - 52,000 - 200 = 48,100 free; walked to 2.50 it spends
+    250 (48,050 free), to 2.80 it spends 280 (48,020 free). Before the fix the replacement
+    carried no spend: 48,300 free after the first replace, a premium over-committed.
+    """
+    owner = Owner("options", "csp", "walk")
+    req = OrderRequest.option(P520, 1, "sell", "sell_to_open", "3.00", owner=owner)
+    put = await world.ex.place(
+        Decision(req, {}, reserve=Reservation(owner, "cash", None, D(52_000)))
+    )
+    assert put.status == "filled", put
+    close_owner = Owner("options", "csp", "walk-close")
+    close = OrderRequest.option(P520, 1, "buy", "buy_to_close", "2.00", owner=close_owner)
+    out = await world.ex.place(Decision(close, {}))
+    assert out.status == "new", out
+    cash = (await world.broker.account()).cash
+    assert cash == D(100_300)
+    cid = close_owner.client_order_id
+    for step, (limit, spent) in enumerate(
+        [(None, D("200.00")), ("2.50", D("250.00")), ("2.80", D("280.00"))]
+    ):
+        if limit is not None:
+            out = await world.ex.replace(cid, limit_price=D(limit), reason="walk")
+            assert out.status == "new", out
+            cid = out.client_order_id
+            assert cid == close_owner.client_order_id + f"-r{step}"
+        ((journaled,),) = raw(
+            world.path, "SELECT spend_amount FROM orders WHERE client_order_id = ?", cid
+        )
+        assert journaled is not None, (limit, cid)  # before the fix: a replacement spent nothing
+        assert D(journaled) == spent, (limit, journaled)
+        assert cash_spent_by_open_orders(world.path) == spent
+        free = cash - active_cash_reserved(world.path) - cash_spent_by_open_orders(world.path)
+        assert free == D(48_300) - spent, (limit, free)
+        over = await world.ex.place(equity_cash_claim(f"over{step}", free + D("0.01")))
+        assert over.status == "refused", over
+        assert (
+            f"{free} free of {cash} (52000 reserved, {spent} more being spent by open orders)"
+        ) in str(over.reason), over.reason
+    fits = await world.ex.place(equity_cash_claim("fits", free))
+    assert fits.status == "new", fits
+
+
 C530 = "SPY240607C00530000"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -197,6 +198,22 @@ class OrderRequest:
         if not isinstance(owner, Owner):
             raise ValueError("owner must be an Owner(engine, strategy, decision_id)")
         return cls(kind, symbol, q, side, typ, lp, owner, intent, legs, tif)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OrderRequest:
+        """Return the request ``to_dict`` described (keys it does not write are ignored)."""
+        return cls(
+            d["kind"],
+            d["symbol"],
+            Decimal(d["qty"]),
+            d["side"],
+            d["type"],
+            None if d["limit_price"] is None else Decimal(d["limit_price"]),
+            Owner(**d["owner"]),
+            d["intent"],
+            tuple(Leg(**leg) for leg in d["legs"]),
+            d["time_in_force"],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready description (Decimals as strings) for the journal."""

@@ -436,7 +436,11 @@ class Executor(OrderRecorder):
         """Replace one of our open orders (new quantity and/or limit price).
 
         The replacement's intent (``-r<n>`` client order id) is journaled before the request
-        leaves, with the old order's owner; reservations follow the order to its replacement.
+        leaves, with the old order's owner and what it spends at its new quantity and price
+        (``spend_of``, as for a new order): the old order's spend ends when it is ``replaced``,
+        so cash committed by a walked order counts once, whatever the number of replaces (twice
+        only while the venue has not answered: an over-count, never an under-count).
+        Reservations follow the order to its replacement.
         """
         cid, oid = await self._resolve(order)
         row = await self.journal.run(self._j.order_by_client_id, cid)
@@ -457,6 +461,7 @@ class Executor(OrderRecorder):
             (row or {}).get("decision_id"),
             {**request, "reason": reason},
             self._now(),
+            spend=await self._replacement_spend(request),
         )
         try:
             new = await self.broker.replace(oid, qty=qty, limit_price=limit_price)
@@ -472,6 +477,16 @@ class Executor(OrderRecorder):
         await self._record(new)
         await self.journal.run(self._j.move_reservations, cid, new.client_order_id)
         return await self._outcome(new)
+
+    async def _replacement_spend(self, request: dict[str, Any]) -> Claim | None:
+        """Return what a replacement's journaled ``request`` spends, by the rule of a new order."""
+        if "owner" not in request:  # the old order was never journaled: nothing to value
+            return None
+        try:
+            return await spend_of(OrderRequest.from_dict(request), None, self._quotes)
+        except Unpriced as exc:  # a market buy with no quote to value it: its cash is unknown
+            log.warning("replacement %s: %s", request["client_order_id"], exc)
+            return None
 
     async def _resolve(self, order: str) -> tuple[str, str]:
         """(client order id, venue id) of one of our orders named either way."""

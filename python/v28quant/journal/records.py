@@ -103,14 +103,17 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         ts: datetime,
         *,
         request_hash: str | None = None,
+        spend: Claim | None = None,
     ) -> bool:
         """Journal an order BEFORE it is submitted, with status ``"intent"``.
 
-        Idempotent on ``client_order_id``: a repeat (a retried submit after a crash) changes
-        nothing and returns False; the first call returns True.
+        ``spend`` is what the order spends (shares, or cash in dollars), counted against
+        reservations while the order is open. Idempotent on ``client_order_id``: a repeat (a
+        retried submit after a crash) changes nothing and returns False; the first call returns
+        True.
         """
         stmts = intent_stmts(
-            client_order_id, engine, strategy, decision_id, request, ts, request_hash, None, None
+            client_order_id, engine, strategy, decision_id, request, ts, request_hash, spend, None
         )
         return self._write_many(stmts)[0].rowcount == 1
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from v28quant.broker.base import Activity, Leg, OrderRequest, OrderStatus, Owner
+from v28quant.broker.base import Activity, OrderRequest, OrderStatus
 from v28quant.broker.sim.state import SimState, _Collateral, _Pos, _SimOrder
 
 FORMAT = "v28quant.sim-state/1"
@@ -146,23 +146,6 @@ def _opt_dec(x: str | None) -> Decimal | None:
     return None if x is None else Decimal(x)
 
 
-def _request_in(d: Mapping[str, Any]) -> OrderRequest:
-    owner = Owner(**d["owner"])
-    legs = tuple(Leg(**leg) for leg in d["legs"])
-    return OrderRequest(
-        d["kind"],
-        d["symbol"],
-        Decimal(d["qty"]),
-        d["side"],
-        d["type"],
-        _opt_dec(d["limit_price"]),
-        owner,
-        d["intent"],
-        legs,
-        d["time_in_force"],
-    )
-
-
 def _order_out(o: _SimOrder) -> dict[str, Any]:
     return {
         "id": o.id,
@@ -191,7 +174,7 @@ def _order_in(d: Mapping[str, Any]) -> _SimOrder:
     return _SimOrder(
         id=d["id"],
         cid=d["cid"],
-        req=_request_in(d["req"]),
+        req=OrderRequest.from_dict(d["req"]),
         qty=Decimal(d["qty"]),
         limit=_opt_dec(d["limit"]),
         status=OrderStatus(d["status"]),
