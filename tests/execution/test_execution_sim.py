@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 from fakes.fixtures import StaticQuotes
+from fakes.options_world import RecordingNotifier
 from v28quant.broker import (
     ClientOrderIdConflict,
+    OptionsLevelError,
     Order,
     OrderRequest,
     Owner,
@@ -156,6 +158,31 @@ async def test_definite_refusal_is_rejected_and_never_resent(world: World) -> No
     row = world.journal.order_by_client_id(d.request.client_order_id)
     assert row is not None
     assert row["status"] == "rejected"
+
+
+@pytest.mark.asyncio
+async def test_a_refusal_the_caller_notifies_gets_no_second_notice(world: World) -> None:
+    """A venue refusal of a type the caller notifies itself gets no executor notice.
+
+    At options level 0 the SimBroker refuses every option order with ``OptionsLevelError``
+    (Alpaca's 403): the outcome carries that type and the notifier hears nothing from the
+    executor. 1000 SPY at 530.10 ($530,100 of a $100,000 account) is still notified.
+    """
+    notifier = RecordingNotifier()
+    world.ex = Executor(world.broker, world.journal, notifier=notifier, clock=world.clock)
+    world.broker.set_options_level(0)
+    owner = Owner("options", "csp", "level")
+    req = OrderRequest.option(P520, 1, "sell", "sell_to_open", "3.00", owner=owner)
+    out = await world.ex.place(Decision(req, {}), caller_notifies=(OptionsLevelError,))
+    assert (out.status, out.error_type) == ("rejected", OptionsLevelError), out
+    assert notifier.notices == []
+    generic = await world.ex.place(buy("SPY", 1000, "too-big"))
+    assert generic.status == "rejected", generic
+    assert generic.error_type is not None
+    assert not issubclass(generic.error_type, OptionsLevelError)
+    assert notifier.notices == [
+        f"ERROR in execution: order {generic.client_order_id} rejected: {generic.reason}"
+    ]
 
 
 @pytest.mark.asyncio

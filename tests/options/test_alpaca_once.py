@@ -241,6 +241,10 @@ async def test_a_refusal_for_the_options_level_stops_opening_for_the_session(
         assert "not eligible" in paused["reason"]
         assert ctx.notifier.notices == after_first  # the second cycle notified nothing
         assert sum("until the next session" in n for n in after_first) == 1
+        # one notice for the refusal: the engine's, not the executor's generic one as well
+        assert [n for n in after_first if "not eligible" in n] == [
+            f"OPTIONS: no opening orders until the next session: {paused['reason']}"
+        ], after_first
         assert "not eligible" in (second.note or "")
         assert second.orders == 0
         # the next session: approval came back overnight

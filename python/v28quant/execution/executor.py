@@ -139,7 +139,13 @@ class Executor(OrderRecorder):
 
     # ------------------------------------------------------------------ place
 
-    async def place(self, decision: Decision, *, wait_s: float = 0.0) -> OrderOutcome:
+    async def place(
+        self,
+        decision: Decision,
+        *,
+        wait_s: float = 0.0,
+        caller_notifies: tuple[type[OrderRejected], ...] = (),
+    ) -> OrderOutcome:
         """Journal, check, submit and journal the answer; see the module docstring.
 
         Parameters
@@ -149,6 +155,10 @@ class Executor(OrderRecorder):
         wait_s : float
             Seconds to keep polling for a terminal state after the acknowledgement (0: return
             with the venue's first answer).
+        caller_notifies : tuple of OrderRejected subclasses
+            Venue refusals the caller sends its own notice for (the options engine's pause on
+            ``OptionsLevelError``): journaled and returned with their ``error_type`` as any
+            other, but not notified here, so one refusal makes one notice.
 
         Raises
         ------
@@ -183,7 +193,7 @@ class Executor(OrderRecorder):
                 if refused is not None:
                     self._notify_error(f"order {cid} refused: {refused}")
                     return OrderOutcome(cid, "refused", None, (), refused)
-            return await self._send(req, wait_s)
+            return await self._send(req, wait_s, caller_notifies)
         finally:
             self._in_flight.discard(cid)
 
@@ -253,7 +263,12 @@ class Executor(OrderRecorder):
             return refuse
         return reason
 
-    async def _send(self, req: OrderRequest, wait_s: float) -> OrderOutcome:
+    async def _send(
+        self,
+        req: OrderRequest,
+        wait_s: float,
+        caller_notifies: tuple[type[OrderRejected], ...],
+    ) -> OrderOutcome:
         cid = req.client_order_id
         try:
             order = await self.broker.submit(req)
@@ -268,8 +283,12 @@ class Executor(OrderRecorder):
             reason = f"{type(exc).__name__}: {exc}"
             await self._local_status(cid, "rejected", reason)
             await self._release(cid, "order rejected by the venue")
-            self._notify_error(f"order {cid} rejected: {reason}")
-            return OrderOutcome(cid, "rejected", None, (), reason)
+            text = f"order {cid} rejected: {reason}"
+            if isinstance(exc, caller_notifies):  # the caller's own notice says it better
+                log.warning("%s", text)
+            else:
+                self._notify_error(text)
+            return OrderOutcome(cid, "rejected", None, (), reason, type(exc))
         except BrokerError as exc:
             if isinstance(exc, BrokerUnavailable) and self.breaker.failed(self._now(), str(exc)):
                 self._notify_error(f"venue not answering orders: new orders paused ({exc})")

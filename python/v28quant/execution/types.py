@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from v28quant.broker.base import Order, OrderRequest, Owner
+from v28quant.broker.base import Order, OrderRejected, OrderRequest, Owner
 from v28quant.decimals import to_decimal
 from v28quant.journal.reservations import Claim
 
@@ -119,6 +119,9 @@ class OrderOutcome:
         The executions of this order journaled so far (legs of a multi-leg order included).
     reason : str or None
         Why it was refused, rejected or is unknown.
+    error_type : type of OrderRejected or None
+        The class of the venue's refusal of a ``rejected`` order when this call received it
+        (``OptionsLevelError``...), for callers that act on the kind of refusal.
     """
 
     client_order_id: str
@@ -126,6 +129,7 @@ class OrderOutcome:
     order: Order | None
     fills: tuple[Fill, ...] = field(default=())
     reason: str | None = None
+    error_type: type[OrderRejected] | None = None
 
     @property
     def filled_qty(self) -> Decimal:

@@ -72,13 +72,9 @@ def level_needed(strategy: str, *, mleg: bool = False) -> int:
 
 
 def level_refused(out: Any) -> str | None:
-    """Return the venue's reason when it refused the order ``out`` for the options level.
-
-    The executor writes a venue's refusal as ``"<error class>: <message>"``.
-    """
-    reason = str(out.reason or "")
-    if out.status == "rejected" and reason.startswith(f"{OptionsLevelError.__name__}:"):
-        return reason
+    """Return the venue's reason when it refused the order ``out`` for the options level."""
+    if out.error_type is not None and issubclass(out.error_type, OptionsLevelError):
+        return str(out.reason)
     return None
 
 
@@ -181,6 +177,28 @@ async def place(
     from v28quant.execution import Decision
 
     return await ctx.executor.place(Decision(req, why, reserve))
+
+
+async def place_opening(
+    eng: EngineView,
+    ctx: OptionsContext,
+    req: OrderRequest,
+    why: Mapping[str, Any],
+    reserve: Any,
+) -> Any:
+    """Send an order that opens options, as ``place``.
+
+    A refusal for the options level pauses opening for the session (``refuse_opening``), whose
+    notice is the only one sent for it: the executor is told not to send its generic one.
+    """
+    from v28quant.execution import Decision
+
+    out = await ctx.executor.place(
+        Decision(req, why, reserve), caller_notifies=(OptionsLevelError,)
+    )
+    if (refused := level_refused(out)) is not None:
+        eng.refuse_opening(ctx, refused)
+    return out
 
 
 def new_leg_net(p: Pending, order: Any) -> float:

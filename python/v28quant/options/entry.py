@@ -21,9 +21,8 @@ from v28quant.options.decisions import (
     build_for,
     gate_check,
     level_needed,
-    level_refused,
     model_records,
-    place,
+    place_opening,
     reservation_for,
     vars_of,
 )
@@ -248,11 +247,9 @@ async def _try(
         held = sum(r["amount"] for r in wheel_reserved(ctx.journal, s.underlying))
         if held >= 100 * units:
             reserve = None  # the wheel reserved these shares when they were assigned
-    out = await place(ctx, req, why, reserve)
+    out = await place_opening(eng, ctx, req, why, reserve)
     if out.status in ("refused", "rejected"):
         rejected.append({**base, "why": f"{out.status}: {out.reason}"})
-        if (refused := level_refused(out)) is not None:
-            eng.refuse_opening(ctx, refused)
         return False
     book.placed(
         Pending(

@@ -26,8 +26,8 @@ from v28quant.options.decisions import (
     build_for,
     gate_check,
     level_needed,
-    level_refused,
     place,
+    place_opening,
     reservation_for,
 )
 from v28quant.options.lifecycle import Book, Held, Marks, Pending, Verdict, exit_rule
@@ -283,10 +283,8 @@ async def _roll(
         why["roll_rejected"] = [f"risk gate: {verdict.reason}"]
         report.denied += 1
         return False
-    out = await place(ctx, req, why, reservation_for(owner, new, h.units))
+    out = await place_opening(eng, ctx, req, why, reservation_for(owner, new, h.units))
     if out.status in ("refused", "rejected"):
-        if (refused := level_refused(out)) is not None:
-            eng.refuse_opening(ctx, refused)
         return False
     book.placed(
         Pending(
