@@ -17,10 +17,8 @@ from typing import Any
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN
+from fakes.fixtures import OPEN, fake_broker
 from fakes.options_world import RecordingNotifier
-from v28quant.alpaca.ratelimit import RateLimiter
-from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.base import OrderRequest, Owner
 from v28quant.execution import Decision, Executor
 from v28quant.journal import Journal
@@ -43,9 +41,7 @@ async def test_a_fill_posted_late_is_journaled_at_the_next_watch(tmp_path: Path)
     trading = FakeAlpacaTrading(now=OPEN).start()
     trading.set_quote("AAPL", "99.99", "100.01", 1000, 1000)
     trading.inject("GET", "/v2/account/activities", 200, [])  # not posted yet
-    broker = AlpacaBroker(
-        "PKTESTKEY", "secret", url=trading.url, limiter=RateLimiter(60_000, 1000), backoff_s=0.0
-    )
+    broker = fake_broker(trading.url)
     path = tmp_path / "journal.sqlite"
     journal = Journal(path)
     ctx: Any = SimpleNamespace(

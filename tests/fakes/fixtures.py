@@ -6,6 +6,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from v28quant.alpaca.ratelimit import RateLimiter
+from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.clock import Clock
 from v28quant.quotes import Quote
 
@@ -57,3 +59,10 @@ class FakeTime:
 
 
 OPEN = datetime(2024, 6, 3, 14, 30, tzinfo=ZoneInfo("UTC"))  # Mon 2024-06-03 10:30 New York
+
+
+def fake_broker(url: str, key: str = "PKTESTKEY", secret: str = "secret") -> AlpacaBroker:
+    """Return alpaca-py's clients on a loopback fake at ``url``: no rate wait, no backoff."""
+    return AlpacaBroker(
+        key, secret, url=url, limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0
+    )

@@ -62,12 +62,10 @@ def fakes(shared_data: Path) -> Iterator[tuple[FakeAlpacaTrading, FakeAlpacaData
         trading.stop()
 
 
-@pytest.mark.asyncio
-async def test_once_opens_a_spy_structure_as_one_order(
-    tmp_path: Path, fakes: tuple[FakeAlpacaTrading, FakeAlpacaData]
-) -> None:
-    """Premarket + one cycle at the venue's time place exactly one multi-leg order."""
-    trading, data = fakes
+def _world(
+    tmp_path: Path, trading: FakeAlpacaTrading, data: FakeAlpacaData
+) -> tuple[Ctx, AlpacaBroker, AlpacaData]:
+    """Return an options context on the fakes at ``NOW`` (the executor notifies as the runner's)."""
     limiter = RateLimiter(rate=60_000, burst=1000)
     broker = AlpacaBroker(KEY, SECRET, url=trading.url, limiter=limiter, backoff_s=0.0)
     feed = AlpacaData(
@@ -75,8 +73,9 @@ async def test_once_opens_a_spy_structure_as_one_order(
     )
     clock = SimClock(NOW)
     journal = Journal(tmp_path / "journal.sqlite")
-    executor = Executor(broker, journal, clock=clock)
+    notifier = RecordingNotifier()
     regime = RegimeState("sideways", {"sideways": 1.0}, "test", NOW)
+    executor = Executor(broker, journal, clock=clock, notifier=notifier)
     ctx = Ctx(
         "paper",
         clock,
@@ -85,11 +84,21 @@ async def test_once_opens_a_spy_structure_as_one_order(
         journal,
         executor,
         None,
-        RecordingNotifier(),
+        notifier,
         ("SPY",),
         Threshold(0.0),
         regime,
     )
+    return ctx, broker, feed
+
+
+@pytest.mark.asyncio
+async def test_once_opens_a_spy_structure_as_one_order(
+    tmp_path: Path, fakes: tuple[FakeAlpacaTrading, FakeAlpacaData]
+) -> None:
+    """Premarket + one cycle at the venue's time place exactly one multi-leg order."""
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
     try:
         eng = OptionsEngine()
         await eng.premarket(ctx)
@@ -167,36 +176,6 @@ def test_runner_once_opens_a_spy_structure_as_one_order(
     assert len(posts) == 1
     assert posts[0]["order_class"] == "mleg"
     assert len(posts[0]["legs"]) == 4
-
-
-def _world(
-    tmp_path: Path, trading: FakeAlpacaTrading, data: FakeAlpacaData
-) -> tuple[Ctx, AlpacaBroker, AlpacaData]:
-    """Return an options context on the fakes at ``NOW`` (the executor notifies as the runner's)."""
-    limiter = RateLimiter(rate=60_000, burst=1000)
-    broker = AlpacaBroker(KEY, SECRET, url=trading.url, limiter=limiter, backoff_s=0.0)
-    feed = AlpacaData(
-        KEY, SECRET, data_url=data.url, trading_url=data.url, now=lambda: NOW, limiter=limiter
-    )
-    clock = SimClock(NOW)
-    journal = Journal(tmp_path / "journal.sqlite")
-    notifier = RecordingNotifier()
-    regime = RegimeState("sideways", {"sideways": 1.0}, "test", NOW)
-    executor = Executor(broker, journal, clock=clock, notifier=notifier)
-    ctx = Ctx(
-        "paper",
-        clock,
-        broker,
-        feed,
-        journal,
-        executor,
-        None,
-        notifier,
-        ("SPY",),
-        Threshold(0.0),
-        regime,
-    )
-    return ctx, broker, feed
 
 
 def _order_posts(trading: FakeAlpacaTrading) -> list[dict[str, Any]]:
@@ -315,27 +294,7 @@ async def test_a_crash_after_the_entry_leaves_the_order_in_the_saved_book(
     the POST asked (buy +1, sell -1 per unit).
     """
     trading, data = fakes
-    limiter = RateLimiter(rate=60_000, burst=1000)
-    broker = AlpacaBroker(KEY, SECRET, url=trading.url, limiter=limiter, backoff_s=0.0)
-    feed = AlpacaData(
-        KEY, SECRET, data_url=data.url, trading_url=data.url, now=lambda: NOW, limiter=limiter
-    )
-    clock = SimClock(NOW)
-    journal = Journal(tmp_path / "journal.sqlite")
-    regime = RegimeState("sideways", {"sideways": 1.0}, "test", NOW)
-    ctx = Ctx(
-        "paper",
-        clock,
-        broker,
-        feed,
-        journal,
-        Executor(broker, journal, clock=clock),
-        None,
-        RecordingNotifier(),
-        ("SPY",),
-        Threshold(0.0),
-        regime,
-    )
+    ctx, broker, feed = _world(tmp_path, trading, data)
     path = tmp_path / "book.json"
     entered = OptionsEngine._enter
 
@@ -364,7 +323,7 @@ async def test_a_crash_after_the_entry_leaves_the_order_in_the_saved_book(
     finally:
         await broker.aclose()
         await feed.aclose()
-        journal.close()
+        ctx.journal.close()
     (held,) = book.held.values()
     asked = {
         leg["symbol"]: (1 if leg["side"] == "buy" else -1) * int(leg["ratio_qty"])

@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.fixtures import fake_broker
 from fakes.options_world import Ctx, RecordingNotifier, Threshold
-from v28quant.alpaca.ratelimit import RateLimiter
-from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.base import Owner
 from v28quant.clock import SimClock
 from v28quant.execution import Decision, Executor, Reservation
@@ -46,9 +45,7 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
     """Yield the trading fake at 2023-09-14 15:30 New York and an options context on it."""
     trading = FakeAlpacaTrading(now=NOW).start()
     trading.set_quote("SPY", "450.80", "450.82")
-    broker = AlpacaBroker(
-        KEY, SECRET, url=trading.url, limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0
-    )
+    broker = fake_broker(trading.url, KEY, SECRET)
     clock = SimClock(NOW)
     journal = Journal(tmp_path / "journal.sqlite")
     executor = Executor(broker, journal, clock=clock)

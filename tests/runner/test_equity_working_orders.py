@@ -19,9 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN
-from v28quant.alpaca.ratelimit import RateLimiter
-from v28quant.broker.alpaca import AlpacaBroker
+from fakes.fixtures import OPEN, fake_broker
 from v28quant.config import load_config
 from v28quant.equity.engine import EquityEngine
 from v28quant.equity.sources import MarketView
@@ -71,9 +69,7 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Any, EquityEngine
     """Yield the fake (AAPL ask size 10), an engine context on it and the engine."""
     trading = FakeAlpacaTrading(now=OPEN).start()
     trading.set_quote("AAPL", "99.99", "100.01", 1000, 10)
-    broker = AlpacaBroker(
-        "PKTESTKEY", "secret", url=trading.url, limiter=RateLimiter(60_000, 1000), backoff_s=0.0
-    )
+    broker = fake_broker(trading.url)
     journal = Journal(tmp_path / "journal.sqlite")
     ctx: Any = SimpleNamespace(
         now=OPEN,

@@ -16,10 +16,8 @@ from typing import Any
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN
+from fakes.fixtures import OPEN, fake_broker
 from fakes.options_world import RecordingNotifier
-from v28quant.alpaca.ratelimit import RateLimiter
-from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.execution import Executor
 from v28quant.journal import Journal
 from v28quant.premarket import flatten
@@ -38,9 +36,7 @@ async def test_a_rejected_stock_close_leaves_the_flatten_pending(tmp_path: Path)
         403,
         {"code": 40310000, "message": "insufficient qty available for order"},
     )
-    broker = AlpacaBroker(
-        "PKTESTKEY", "secret", url=trading.url, limiter=RateLimiter(60_000, 1000), backoff_s=0.0
-    )
+    broker = fake_broker(trading.url)
     journal = Journal(tmp_path / "journal.sqlite")
     ctx: Any = SimpleNamespace(
         now=OPEN,
