@@ -7,6 +7,7 @@ at the ask, a sell at the bid; money is Decimal, so comparisons are exact).
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -529,6 +530,105 @@ async def test_a_walked_closing_buy_spends_its_cash_once_per_replace(world: Worl
         ) in str(over.reason), over.reason
     fits = await world.ex.place(equity_cash_claim("fits", free))
     assert fits.status == "new", fits
+
+
+async def spread_reserving_52000(world: World) -> None:
+    """Reserve 52,000 cash for options/spread behind a resting call buy (the venue holds 50)."""
+    out = await world.ex.place(resting_call("collateral", D(52_000)))
+    assert out.status == "new", out
+    assert (await world.broker.account()).cash == D(100_000)
+
+
+async def open_limit(broker: SimBroker, cid: str) -> D | None:
+    """Return the limit of the venue's open order ``cid`` (None: the venue has none open)."""
+    live = [o for o in await venue_orders(broker, cid) if not o.status.terminal]
+    return live[0].limit_price if live else None
+
+
+def needs_and_free(reason: str | None) -> tuple[D, D, D]:
+    """Return (needs, free, cash) from a refusal's reason."""
+    found = re.search(r"needs ([\d.]+), ([\d.]+) free of ([\d.]+)", str(reason))
+    assert found is not None, reason
+    needs, free, cash = found.groups()
+    return D(needs), D(free), D(cash)
+
+
+@pytest.mark.asyncio
+async def test_a_replace_that_needs_more_cash_than_is_free_is_refused(world: World) -> None:
+    """Raising a resting buy's limit is checked against the cash other owners reserved.
+
+    By hand: cash 100,000 with 52,000 reserved by options/spread leaves 48,000 free for
+    equity/dip (the spread's own 50 order lies within its reservation). Its buy of 92 SPY at
+    500 (under the 530.10 ask: it rests) spends 46,000; raised to 520 it spends 47,840 (fits);
+    raised to 530 it would spend 48,760 > 48,000: refused, journaled with its reason, and the
+    order at 520 keeps working at the venue (whose buying power, 99,950 less the order's
+    own hold, would take it). Lowered to 510 (46,920) it goes, and the replacement's row
+    spends 46,920, not the refused 48,760.
+    """
+    await spread_reserving_52000(world)
+    owner = Owner("equity", "dip", "walk-up")
+    req = OrderRequest.equity("SPY", 92, "buy", "limit", "500.00", owner=owner)
+    assert (await world.ex.place(Decision(req, {}))).status == "new"
+    r1 = await world.ex.replace(owner.client_order_id, limit_price=D("520.00"), reason="up")
+    assert r1.status == "new", r1
+    assert cash_spent_by_open_orders(world.path) == D(50) + D(47_840)
+
+    r2 = await world.ex.replace(r1.client_order_id, limit_price=D("530.00"), reason="up")
+    assert r2.status == "refused", r2
+    assert r2.client_order_id == owner.client_order_id + "-r2"
+    assert needs_and_free(r2.reason) == (D(48_760), D(48_000), D(100_000))
+    assert await open_limit(world.broker, r1.client_order_id) == D("520.00")
+    assert await venue_orders(world.broker, r2.client_order_id) == []
+    rows = raw(
+        world.path,
+        "SELECT client_order_id, status, reason FROM orders WHERE client_order_id LIKE ? "
+        "ORDER BY client_order_id",
+        owner.client_order_id + "%",
+    )
+    assert [(c, s) for c, s, _ in rows] == [
+        (owner.client_order_id, "replaced"),
+        (r1.client_order_id, "new"),
+        (r2.client_order_id, "refused"),
+    ]
+    assert needs_and_free(rows[2][2]) == (D(48_760), D(48_000), D(100_000))
+    assert cash_spent_by_open_orders(world.path) == D(50) + D(47_840)
+
+    down = await world.ex.replace(r1.client_order_id, limit_price=D("510.00"), reason="down")
+    assert down.status == "new", down
+    assert down.client_order_id == r2.client_order_id
+    assert await open_limit(world.broker, r2.client_order_id) == D("510.00")
+    ((spend,),) = raw(
+        world.path, "SELECT spend_amount FROM orders WHERE client_order_id = ?", r2.client_order_id
+    )
+    assert D(spend) == D(46_920)
+    assert cash_spent_by_open_orders(world.path) == D(50) + D(46_920)
+
+
+@pytest.mark.asyncio
+async def test_a_replace_that_lowers_the_spend_goes_when_cash_is_short(world: World) -> None:
+    """Lowering a buy's spend is never refused, even when less cash is free than it holds.
+
+    By hand: as above, equity/dip's 92 SPY at 520 spends 47,840 of the 48,000 free. Then
+    options/spread spends its own reservation: 90 SPY at the 530.10 ask = 47,709 (its free
+    cash is 100,000 - 47,840 = 52,160), leaving cash 52,291, 291 of it free for equity/dip.
+    Lowered to 510 the buy spends 46,920 > 291, yet less than before: it goes. Raised back to
+    520 it would spend 47,840 > 291: refused.
+    """
+    await spread_reserving_52000(world)
+    owner = Owner("equity", "dip", "walk-down")
+    req = OrderRequest.equity("SPY", 92, "buy", "limit", "520.00", owner=owner)
+    assert (await world.ex.place(Decision(req, {}))).status == "new"
+    own = OrderRequest.equity("SPY", 90, "buy", owner=Owner("options", "spread", "own-cash"))
+    assert (await world.ex.place(Decision(own, {}))).status == "filled"
+    assert (await world.broker.account()).cash == D(52_291)
+
+    down = await world.ex.replace(owner.client_order_id, limit_price=D("510.00"), reason="down")
+    assert down.status == "new", down
+    assert await open_limit(world.broker, down.client_order_id) == D("510.00")
+    up = await world.ex.replace(down.client_order_id, limit_price=D("520.00"), reason="up")
+    assert up.status == "refused", up
+    assert needs_and_free(up.reason) == (D(47_840), D(291), D(52_291))
+    assert await open_limit(world.broker, down.client_order_id) == D("510.00")
 
 
 C530 = "SPY240607C00530000"

@@ -24,6 +24,7 @@ from v28quant.broker.base import Owner
 from v28quant.clock import SimClock
 from v28quant.execution import Decision, Executor, Reservation
 from v28quant.journal import Journal
+from v28quant.journal.reservations import Claim
 from v28quant.options.context import OptionsCycle
 from v28quant.options.decisions import gate_check
 from v28quant.options.engine import OptionsEngine
@@ -188,6 +189,48 @@ async def test_a_halt_stops_walking_an_opening_order(
     assert [r for r in trading.requests if r[0] == "PATCH"] == []
     assert trading.orders[out.order.id]["limit_price"] == "1.35"
     assert list(book.pending) == [out.client_order_id]
+
+
+@pytest.mark.asyncio
+async def test_a_walk_that_needs_more_cash_than_is_free_rests_where_it_was(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A walk whose higher debit is refused leaves the order resting and the book naming it.
+
+    By hand: cash 100,000, of which the equity engine holds 99,900: 100 is free. A long put
+    bought at 0.90 (under the 1.30 bid: it rests) spends 90; the walk to 1.35 would spend 135.
+    It is refused: nothing goes to Alpaca, the order rests at 0.90 on rung 0, and the book
+    still names it, so the next cycle walks it again.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    ctx.journal.hold_reservation("equity", "dip", "cash", Claim("cash", None, Decimal(99_900)), NOW)
+    req = order_for(
+        [(NEW_PUT, 1)], 1, Decimal("0.90"), Owner("options", "long_put", "open:lp-1"),
+        opening=True, underlying="SPY",
+    )  # fmt: skip
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}))
+    assert out.status == "new", out
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "lp-1", "SPY", "long_put", {NEW_PUT: 1},
+        EXPIRY_NEW, 90.0, ["0.90", "1.35"], 0, NOW,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    report = OptionsCycle("options", NOW)
+    try:
+        await OptionsEngine()._walk(ctx, book, p, None, report)
+    finally:
+        await ctx.broker.aclose()
+    assert [r for r in trading.requests if r[0] == "PATCH"] == []
+    assert trading.orders[out.order.id]["status"] == "new"
+    assert trading.orders[out.order.id]["limit_price"] == "0.9"
+    assert list(book.pending) == [out.client_order_id]
+    assert (p.rung, p.waited, report.orders) == (0, 0, 0)
+    row = ctx.journal.order_by_client_id(out.client_order_id + "-r1")
+    assert row is not None
+    assert row["status"] == "refused"
+    assert "needs 135" in row["reason"], row["reason"]
 
 
 @pytest.mark.asyncio

@@ -460,6 +460,11 @@ class Executor(OrderRecorder):
         so cash committed by a walked order counts once, whatever the number of replaces (twice
         only while the venue has not answered: an over-count, never an under-count).
         Reservations follow the order to its replacement.
+
+        A replacement that spends more than the order it replaces is checked as a new order
+        is, against what other owners reserved and spend: one that needs more than is free is
+        ``refused`` (journaled with its reason, nothing sent, the order left working). One that
+        spends the same or less always goes.
         """
         cid, oid = await self._resolve(order)
         row = await self.journal.run(self._j.order_by_client_id, cid)
@@ -470,18 +475,10 @@ class Executor(OrderRecorder):
             request["qty"] = str(qty)
         if limit_price is not None:
             request["limit_price"] = str(limit_price)
-        tag = parse_client_order_id(cid)
-        assert tag is not None
-        await self.journal.run(
-            self._j.record_order_intent,
-            new_cid,
-            tag.engine,
-            tag.strategy,
-            (row or {}).get("decision_id"),
-            {**request, "reason": reason},
-            self._now(),
-            spend=await self._replacement_spend(request),
-        )
+        refused = await self._admit_replacement(cid, row, request, reason)
+        if refused is not None:
+            self._notify_error(f"replacement {new_cid} of {cid} refused: {refused}")
+            return OrderOutcome(new_cid, "refused", None, (), refused)
         try:
             new = await self.broker.replace(oid, qty=qty, limit_price=limit_price)
         except OrderRejected as exc:
@@ -496,6 +493,29 @@ class Executor(OrderRecorder):
         await self._record(new)
         await self.journal.run(self._j.move_reservations, cid, new.client_order_id)
         return await self._outcome(new)
+
+    async def _admit_replacement(
+        self, cid: str, row: dict[str, Any] | None, request: dict[str, Any], reason: str
+    ) -> str | None:
+        """Journal the intent of ``cid``'s replacement; return why it may not go, or None."""
+        tag = parse_client_order_id(cid)
+        assert tag is not None
+        spend = await self._replacement_spend(request)
+        async with self._admission:
+            added = spend if _spends_more(spend, row) else None
+            capacity = await capacity_for(self.broker, [added]) if added is not None else None
+            refused: str | None = await self.journal.run(
+                self._j.admit_replacement,
+                request["client_order_id"],
+                tag.engine,
+                tag.strategy,
+                (row or {}).get("decision_id"),
+                {**request, "reason": reason},
+                self._now(),
+                spend=spend,
+                capacity=capacity,
+            )
+            return refused
 
     async def _replacement_spend(self, request: dict[str, Any]) -> Claim | None:
         """Return what a replacement's journaled ``request`` spends, by the rule of a new order."""
@@ -525,3 +545,16 @@ class Executor(OrderRecorder):
                 "the engines never touch another program's orders"
             )
         return cid, order
+
+
+def _spends_more(spend: Claim | None, replaced: dict[str, Any] | None) -> bool:
+    """Whether a replacement's ``spend`` asks for more than the order it replaces spent."""
+    if spend is None:
+        return False
+    old = replaced or {}
+    if old.get("spend_amount") is None or (old.get("spend_kind"), old.get("spend_symbol")) != (
+        spend.kind,
+        spend.symbol,
+    ):
+        return True
+    return bool(spend.amount > old["spend_amount"])

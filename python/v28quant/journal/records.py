@@ -150,14 +150,7 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                reserved: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
-                spends: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
-                for c in (spend, reserve):
-                    if c is not None:
-                        reserved[(c.kind, c.symbol)], spends[(c.kind, c.symbol)] = (
-                            self._claims_in_tx(c)
-                        )
-                reason = check_claims((engine, strategy), spend, reserve, caps, reserved, spends)
+                reason = self._check_in_tx((engine, strategy), spend, reserve, caps)
                 action = f"{request.get('side') or 'mleg'} {request.get('qty')} {symbol}"
                 stmts = [
                     decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts)
@@ -202,6 +195,73 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         if reason is not None:
             log.warning("order %s refused: %s", client_order_id, reason)
         return reason
+
+    def admit_replacement(
+        self,
+        client_order_id: str,
+        engine: str,
+        strategy: str,
+        decision_id: str | None,
+        request: Mapping[str, Any],
+        ts: datetime,
+        *,
+        spend: Claim | None,
+        capacity: Mapping[tuple[str, str | None], Decimal] | None,
+    ) -> str | None:
+        """Journal a replacement's intent, its ``spend`` checked first when ``capacity`` is given.
+
+        The check is ``admit_order``'s, in the same transaction as the intent: the spend must
+        fit in what other owners neither reserved nor spend on their open orders. A refusal is
+        journaled as the intent with status ``"refused"`` and the reason. Without ``capacity``
+        the intent is journaled unchecked (the replacement spends no more than the order it
+        replaces). A replacement refused before takes the new request and spend.
+
+        Returns
+        -------
+        str or None
+            The refusal reason, or None when the replacement may be sent.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                reason = None
+                if capacity is not None:
+                    reason = self._check_in_tx((engine, strategy), spend, None, capacity)
+                stmts = intent_stmts(
+                    client_order_id,
+                    engine,
+                    strategy,
+                    decision_id,
+                    request,
+                    ts,
+                    None,
+                    spend,
+                    reason,
+                )
+                for sql, p in stmts:
+                    self._db.execute(sql, tuple(p))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if reason is not None:
+            log.warning("replacement %s refused: %s", client_order_id, reason)
+        return reason
+
+    def _check_in_tx(
+        self,
+        owner: tuple[str, str],
+        spend: Claim | None,
+        reserve: Claim | None,
+        capacity: Mapping[tuple[str, str | None], Decimal],
+    ) -> str | None:
+        """``check_claims`` on the reservations and spends read inside the caller's transaction."""
+        reserved: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        spends: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        for c in (spend, reserve):
+            if c is not None:
+                reserved[(c.kind, c.symbol)], spends[(c.kind, c.symbol)] = self._claims_in_tx(c)
+        return check_claims(owner, spend, reserve, capacity, reserved, spends)
 
     def record_order_update(
         self,

@@ -122,7 +122,11 @@ def intent_stmts(
     spend: Claim | None,
     refused: str | None,
 ) -> list[Statement]:
-    """Build the intent row (or its return from ``refused``/``not_sent``) and its event."""
+    """Build the intent row (or its return from ``refused``/``not_sent``) and its event.
+
+    A return takes the request and spend given now: an order's own request is unchanged (its
+    hash was checked), but a replacement tried again after a refusal asks a new price.
+    """
     if not client_order_id:
         raise ValueError("client_order_id must be a non-empty string")
     ts_s, req = ts_text(ts), json_text(request, "request")
@@ -133,7 +137,11 @@ def intent_stmts(
             "intent_ts, status, updated_ts, request_hash, reason, spend_kind, spend_symbol, "
             "spend_amount) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(client_order_id) DO UPDATE SET status = excluded.status, "
-            "reason = excluded.reason, updated_ts = excluded.updated_ts "
+            "reason = excluded.reason, updated_ts = excluded.updated_ts, "
+            "request = excluded.request, "
+            "request_hash = COALESCE(excluded.request_hash, orders.request_hash), "
+            "spend_kind = excluded.spend_kind, spend_symbol = excluded.spend_symbol, "
+            "spend_amount = excluded.spend_amount "
             "WHERE orders.status IN (?, ?)",
             (
                 client_order_id,

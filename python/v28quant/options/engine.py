@@ -432,6 +432,7 @@ class OptionsEngine:
         report: OptionsCycle,
     ) -> None:
         resting = p.ladder[p.rung]
+        before = (p.ladder, p.rung, p.waited)
         fresh = self._reprice(book, p, raw) if raw is not None else None
         if fresh is not None:  # the market moved since the order went in: walk on today's quotes
             p.ladder = fresh
@@ -445,6 +446,9 @@ class OptionsEngine:
             out = await ctx.executor.replace(
                 p.client_order_id, reason=f"walk limit to rung {p.rung}", limit_price=price
             )
+            if out.status == "refused":  # no cash free for the higher price: it rests as it was
+                p.ladder, p.rung, p.waited = before
+                return
             del book.pending[p.client_order_id]
             p.client_order_id = out.client_order_id
             book.pending[p.client_order_id] = p
