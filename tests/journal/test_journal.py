@@ -287,6 +287,37 @@ def test_order_update_skew_and_terminal_never_lost(journal: Journal, caplog) -> 
     ]
 
 
+def test_a_late_copy_of_the_terminal_status_held_is_quiet(journal: Journal, caplog) -> None:
+    """A stale update repeating the terminal status the row holds is quiet; another warns.
+
+    The venue's expiry at the close, journaled after the next morning's look-up recorded the
+    same status at its own time, changes nothing and warns nothing (a daily backtest did that
+    once per order); a stale update of another status still warns.
+    """
+    opened = datetime(2022, 12, 19, 14, 45, tzinfo=UTC)
+    close = datetime(2022, 12, 19, 21, 0, tzinfo=UTC)  # 16:00 New York: the day order expires
+    morning = datetime(2022, 12, 20, 14, 0, tzinfo=UTC)  # 09:00 New York: the look-up
+    caplog.set_level(logging.DEBUG, logger="v28quant.journal")
+    journal.record_order_intent("op-exp-1", "options", "bull_call", "d1", {}, opened)
+    journal.record_order_update("op-exp-1", "b-1", "new", "0", None, {}, opened)
+    journal.record_order_update("op-exp-1", "b-1", "expired", "0", None, {}, morning)
+    journal.record_order_update("op-exp-1", "b-1", "expired", "0", None, {}, close)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == [], caplog.text
+    row = "SELECT status, updated_ts FROM orders WHERE client_order_id = 'op-exp-1'"
+    assert raw(journal.path, row) == [("expired", morning.isoformat())]
+    events = "SELECT status, ts FROM order_events WHERE client_order_id = 'op-exp-1' ORDER BY id"
+    assert raw(journal.path, events)[-2:] == [
+        ("expired", morning.isoformat()),
+        ("expired", close.isoformat()),
+    ]
+
+    journal.record_order_update("op-exp-1", "b-1", "canceled", "0", None, {}, close)
+    (warned,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "op-exp-1" in warned.getMessage(), warned
+    assert "'canceled'" in warned.getMessage(), warned
+    assert raw(journal.path, row) == [("expired", morning.isoformat())]
+
+
 def test_fills_activities_idempotent(journal: Journal) -> None:
     assert journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)
     assert not journal.record_fill("f1", "c1", "SPY", "5", "450.5", "buy", T0)

@@ -285,7 +285,8 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         ``unknown``, ``not_sent``, ``refused``: stamped by the local clock, while updates carry
         the broker's, and skew between them must not hide the broker's answer) is always
         superseded, and a terminal status always replaces a non-terminal one. A skipped update
-        is logged as a warning naming the order.
+        is logged as a warning naming the order, unless it repeats the terminal status the row
+        holds (logged at debug level: nothing was lost).
         """
         if not client_order_id:
             raise ValueError("client_order_id must be a non-empty string")
@@ -337,7 +338,11 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         )
         if cursors[1].rowcount == 0:
             held = self.order_by_client_id(client_order_id)
-            log.warning(
+            # a late copy of the final status the row holds (the venue's own stamp arriving
+            # after a look-up journaled it at the look-up's time) says nothing new
+            repeat = held is not None and held["status"] == status and status in FINAL_STATUSES
+            log.log(
+                logging.DEBUG if repeat else logging.WARNING,
                 "journal: order %s: stale update %r at %s not applied; the row keeps %r at %s",
                 client_order_id,
                 status,
