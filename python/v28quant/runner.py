@@ -6,7 +6,8 @@ account watch, the hierarchical regime, each engine's refits and screens), then 
 15:45 a cycle every 5 minutes for each engine, the engines side by side under one
 ``asyncio.TaskGroup``, then the end-of-day roll-up; off-hours jobs (drift checks, tuning:
 ``v28quant.offhours``) run after the close and never overlap trading. Started mid-session it
-runs the pre-market job at once and joins the cycle schedule.
+runs the pre-market job at once and joins the cycle schedule; an engine whose cycle at a slot
+is in the journal already (a restart after a stop) does not run that slot again.
 
 Isolation: an exception in one engine's cycle is logged, journaled and notified, and that engine
 and the others carry on. A cycle that overruns its slot is logged and the slots it ran into are
@@ -306,12 +307,25 @@ class Runner:
         if slots:
             async with asyncio.TaskGroup() as tg:
                 for engine in self.engines:
-                    tg.create_task(self._engine_loop(engine, slots, lock))
+                    todo = self._slots_to_run(engine, slots)
+                    tg.create_task(self._engine_loop(engine, todo, lock))
         if self.stop.is_set():
             return
         if not await self._sleep(self.ctx.clock, w.session.close + timedelta(minutes=1)):
             return
         await self.end_of_day(day)
+
+    def _slots_to_run(self, engine: Engine, slots: list[datetime]) -> list[datetime]:
+        """Return ``slots`` less those whose cycle ``engine`` has journaled (a restart's).
+
+        A cycle's record is written when it ends, stamped with its slot, so a run stopped
+        after a cycle goes on at the next slot instead of trading that one again.
+        """
+        rows = self.ctx.journal.decisions(
+            engine=engine.name, action=("cycle", "error"), since=slots[0]
+        )
+        done = {r["decision_id"] for r in rows}
+        return [s for s in slots if not done & set(_cycle_ids(engine, s))]
 
     def _lockstep(self) -> LockstepClock | None:
         """Return the engines' shared clock where the run moves time itself, else None.
@@ -388,7 +402,7 @@ class Runner:
                 extra={"engine": engine.name, "details": dict(report.details)},
             )
             self.ctx.journal.record_decision(
-                f"{engine.name}-cycle-{slot.isoformat()}",
+                _cycle_ids(engine, slot)[0],
                 engine.name,
                 "runner",
                 "*",
@@ -414,7 +428,7 @@ class Runner:
             log.exception("%s %s failed at %s: %s", engine.name, step, at, exc)
             self.ctx.notifier.error(f"{engine.name} {step}", f"{type(exc).__name__}: {exc}")
             self.ctx.journal.record_decision(
-                f"{engine.name}-{step}-error-{at.isoformat()}",
+                _error_id(engine, step, at),
                 engine.name,
                 "runner",
                 "*",
@@ -487,6 +501,15 @@ class Runner:
         except Exception as exc:  # a failed night must not stop the next trading day
             log.exception("off-hours jobs failed: %s", exc)
             self.ctx.notifier.error("off-hours jobs", f"{type(exc).__name__}: {exc}")
+
+
+def _error_id(engine: Engine, step: str, at: datetime) -> str:
+    return f"{engine.name}-{step}-error-{at.isoformat()}"
+
+
+def _cycle_ids(engine: Engine, slot: datetime) -> tuple[str, str]:
+    """Return the ids of the records that end ``engine``'s cycle at ``slot``: done, failed."""
+    return f"{engine.name}-cycle-{slot.isoformat()}", _error_id(engine, "cycle", slot)
 
 
 def main(argv: list[str] | None = None) -> int:

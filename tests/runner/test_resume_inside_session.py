@@ -1,0 +1,122 @@
+"""Keyless paper stopped inside a session, then run again on its journal.
+
+A SIGTERM lets the cycle in flight finish; the restart must go on at the next cycle slot, not
+run the finished one again: an engine that walks a resting limit order one rung each cycle
+(as the options engine walks its ladder) would otherwise send one replacement too many.
+
+Independent references: the unbroken schedule by hand (30-minute cycles from 09:45 to 15:45
+New York: 13 slots, so one opening order and 12 replacements, the last at 12 rungs), the
+simulated account's saved state read with ``json``, and the journal read with ``sqlite3``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from v28quant.broker import OrderRequest, Owner
+from v28quant.broker.sim import state_path_for
+from v28quant.calendar import ET
+from v28quant.config import RunConfig, load_config
+from v28quant.engines import CycleReport, EngineContext
+from v28quant.execution import Decision
+from v28quant.runner_args import RunArgs
+from v28quant.runner_setup import run_with
+
+BASE = Decimal("1.00")  # far below AAPL's price: the order rests all day
+RUNG = Decimal("0.01")
+SLOTS_A_DAY = 13  # 09:45, 10:15, ..., 15:45
+
+
+class Walker:
+    """Rests one buy limit and walks it up a rung every cycle, reading its order at the venue.
+
+    ``ran`` is the test's own record of the slots it was asked to trade; ``stop_after`` sends
+    the process a SIGTERM at the end of that slot's cycle.
+    """
+
+    name = "walker"
+
+    def __init__(self, ran: list[str], stop_after: str | None = None) -> None:
+        self.ran = ran
+        self.stop_after = stop_after
+
+    async def premarket(self, ctx: EngineContext) -> None:
+        return None
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        slot = ctx.now.astimezone(ET).strftime("%H:%M")
+        self.ran.append(slot)
+        mine = [o for o in await ctx.broker.orders("open") if o.symbol == "AAPL"]
+        if not mine:
+            owner = Owner(self.name, "walk", ctx.now.astimezone(ET).strftime("%Y%m%d"))
+            request = OrderRequest.equity(
+                "AAPL", 1, "buy", type="limit", limit_price=BASE, owner=owner
+            )
+            await ctx.executor.place(Decision(request, {"rung": 0}))
+        else:
+            price = Decimal(str(mine[0].limit_price)) + RUNG
+            await ctx.executor.replace(mine[0].client_order_id, reason="walk", limit_price=price)
+        if slot == self.stop_after:
+            os.kill(os.getpid(), signal.SIGTERM)  # the runner's own handler takes it
+        return CycleReport(self.name, ctx.now, orders=1)
+
+    async def end_of_day(self, ctx: EngineContext) -> None:
+        return None
+
+
+def _run(journal: Path, walker: Walker) -> int:
+    def engines(cfg: RunConfig, params: dict[str, Any]) -> list[Walker]:
+        return [walker]
+
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, ("AAPL", "MSFT"), journal, None, None, 1, False, "INFO", None)
+    return run_with(args, settings, cfg, engines=engines).exit_code
+
+
+@pytest.fixture
+def keyless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "j.sqlite"
+
+
+def test_a_sigterm_resume_goes_on_at_the_next_slot(keyless: Path) -> None:
+    journal = keyless
+    ran: list[str] = []
+    assert _run(journal, Walker(ran, stop_after="12:15")) == 0
+    assert ran[-1] == "12:15"
+    first_run = len(ran)
+    assert _run(journal, Walker(ran)) == 0
+    assert ran[first_run] == "12:45", ran  # the slot after the one the stop let finish
+    assert len(ran) == len(set(ran)) == SLOTS_A_DAY, ran
+
+    saved = json.loads(state_path_for(journal).read_text())
+    sent = [o for o in saved["orders"] if o["req"]["symbol"] == "AAPL"]
+    assert len(sent) == SLOTS_A_DAY  # the opening order and one replacement a slot
+    assert max(Decimal(o["limit"]) for o in sent) == BASE + RUNG * (SLOTS_A_DAY - 1)
+
+    db = sqlite3.connect(str(journal))
+    orders = [r[0] for r in db.execute("SELECT client_order_id FROM orders")]
+    cycles = db.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT ts) FROM decisions "
+        "WHERE engine = 'walker' AND action = 'cycle'"
+    ).fetchone()
+    stamps = [
+        datetime.fromisoformat(r[0]).astimezone(ET).strftime("%H:%M")
+        for r in db.execute(
+            "SELECT ts FROM decisions WHERE engine = 'walker' AND action = 'cycle' ORDER BY ts"
+        )
+    ]
+    db.close()
+    assert len(orders) == len(set(orders)) == SLOTS_A_DAY
+    assert cycles == (SLOTS_A_DAY, SLOTS_A_DAY)
+    assert stamps == ran
