@@ -291,29 +291,39 @@ class Runner:
             await self._sleep(self.ctx.clock, self.calendar.windows(nxt).premarket)
 
     async def run_session(self, day: date) -> None:
-        """One session: pre-market job, the engines' cycles, end of day."""
+        """One session: pre-market job, the engines' cycles, end of day.
+
+        A restart after the session's last cycle goes straight to its end of day.
+        """
         w = self.calendar.windows(day)
         if not await self._sleep(self.ctx.clock, w.premarket):
             return
-        log.info("session %s: pre-market job at %s", day, self.ctx.now.astimezone(ET))
-        self._trading_ok = await self._premarket()
-        for engine in self.engines:
-            await self._guarded(engine, "premarket", w.premarket)
         slots = list(w.cycles[:: self.stride])
-        if not self._trading_ok:
-            log.error("session %s: pre-market checks failed; no trading today", day)
-            slots = []
-        lock = self._lockstep()
-        if slots:
-            async with asyncio.TaskGroup() as tg:
-                for engine in self.engines:
-                    todo = self._slots_to_run(engine, slots)
-                    tg.create_task(self._engine_loop(engine, todo, lock))
-        if self.stop.is_set():
-            return
+        todo = {engine.name: self._slots_to_run(engine, slots) for engine in self.engines}
+        if any(s + SLOT_GRACE >= self.ctx.now for left in todo.values() for s in left):
+            await self._trade(day, todo)
+            if self.stop.is_set():
+                return
+        else:
+            log.info("session %s: no cycle slot left; its end of day follows", day)
         if not await self._sleep(self.ctx.clock, w.session.close + timedelta(minutes=1)):
             return
         await self.end_of_day(day)
+
+    async def _trade(self, day: date, todo: Mapping[str, list[datetime]]) -> None:
+        """Run the pre-market job, then each engine's cycles at its slots in ``todo``."""
+        premarket = self.calendar.windows(day).premarket
+        log.info("session %s: pre-market job at %s", day, self.ctx.now.astimezone(ET))
+        self._trading_ok = await self._premarket()
+        for engine in self.engines:
+            await self._guarded(engine, "premarket", premarket)
+        if not self._trading_ok:
+            log.error("session %s: pre-market checks failed; no trading today", day)
+            return
+        lock = self._lockstep()
+        async with asyncio.TaskGroup() as tg:
+            for engine in self.engines:
+                tg.create_task(self._engine_loop(engine, todo[engine.name], lock))
 
     def _slots_to_run(self, engine: Engine, slots: list[datetime]) -> list[datetime]:
         """Return ``slots`` less those whose cycle ``engine`` has journaled (a restart's).

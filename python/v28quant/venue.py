@@ -9,7 +9,8 @@
   replays the last ``--days`` sessions of that history (``--once``: its last session at 10:00);
   a backtest the sessions from ``--from`` to ``--to``. On a journal that has traded, keyless
   paper goes on after the journal's last simulated time, and a session already traded is
-  refused rather than replayed (``_resume``).
+  refused rather than replayed; one stopped after its last cycle gets its missing end-of-day
+  roll-up first (``_resume``).
 
 Everything the data cannot support is refused here with one line: a symbol the feed does not
 know, a date outside the bundled history, a range with no session, a weekend or holiday.
@@ -203,6 +204,23 @@ def _journal_clock(journal: Path) -> datetime | None:
     return None if row is None or row[0] is None else datetime.fromisoformat(row[0])
 
 
+def _rolled_up(journal: Path, day: date) -> bool:
+    """Return whether ``journal`` holds the runner's end-of-day roll-up of ``day``."""
+    if not journal.exists():
+        return False
+    try:  # read-only, as _journal_clock
+        db = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT ts FROM decisions WHERE strategy = 'runner' AND action = 'end_of_day'"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False  # run_with refuses a corrupt journal in its own words
+    return any(datetime.fromisoformat(ts).astimezone(ET).date() == day for (ts,) in rows)
+
+
 def _journal_modes(journal: Path) -> set[str]:
     """Return the modes of the runs started on ``journal`` (empty: none, or no journal yet)."""
     if not journal.exists():
@@ -272,8 +290,9 @@ def _resume(
 
     That time is the later of the simulated account saved beside the journal (saved only when
     its books change) and the runner's last record in the journal. A session whose trading
-    window it had reached is done, and so is any session it reached under ``--once`` (its one
-    cycle ran); a session it stopped inside goes on from there.
+    window it had reached is done once its end-of-day roll-up is journaled, and so is any
+    session it reached under ``--once`` (its one cycle ran); a session it stopped inside, or
+    after its last cycle but before its roll-up, goes on from there.
 
     Raises
     ------
@@ -290,7 +309,9 @@ def _resume(
     day = reached.astimezone(ET).date()
 
     def done(d: date) -> bool:
-        return d < day or (d == day and (once or reached >= cal.windows(d).trading_end))
+        if d != day:
+            return d < day
+        return once or (reached >= cal.windows(d).trading_end and _rolled_up(journal, d))
 
     left = tuple(d for d in sessions if not done(d))
     if not left:

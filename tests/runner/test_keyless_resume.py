@@ -79,8 +79,21 @@ def test_a_journal_stopped_inside_a_session_goes_on_from_there(tmp_path: Path) -
     stopped = datetime.combine(SESSIONS[1], time(11, 0), ET)
     _runner_record(journal, stopped, "cycle")
     assert _resume(journal, SESSIONS, START) == (SESSIONS[1:], stopped)
-    # past the trading end (15:45) the session is done
-    _runner_record(journal, datetime.combine(SESSIONS[1], time(15, 45), ET), "cycle")
+    # at the trading end (15:45) the session is left only for its end-of-day roll-up
+    last_cycle = datetime.combine(SESSIONS[1], time(15, 45), ET)
+    _runner_record(journal, last_cycle, "cycle")
+    assert _resume(journal, SESSIONS, START) == (SESSIONS[1:], last_cycle)
+    # once that is journaled the session is done
+    with Journal(journal) as j:
+        j.record_decision(
+            f"runner-end-of-day-{SESSIONS[1]}",
+            "runner",
+            "runner",
+            "*",
+            "end_of_day",
+            {},
+            datetime.combine(SESSIONS[1], time(16, 1), ET),
+        )
     assert _resume(journal, SESSIONS, START)[0] == SESSIONS[2:]
 
 

@@ -28,11 +28,13 @@ from v28quant.config import RunConfig, load_config
 from v28quant.engines import CycleReport, EngineContext
 from v28quant.execution import Decision
 from v28quant.runner_args import RunArgs
-from v28quant.runner_setup import run_with
+from v28quant.runner_setup import RunOutcome, run_with
 
 BASE = Decimal("1.00")  # far below AAPL's price: the order rests all day
 RUNG = Decimal("0.01")
 SLOTS_A_DAY = 13  # 09:45, 10:15, ..., 15:45
+STAMP = "%Y-%m-%d %H:%M"
+DAY1, DAY2 = "2022-12-27", "2022-12-28"  # the bundled history's last two sessions
 
 
 class Walker:
@@ -52,7 +54,7 @@ class Walker:
         return None
 
     async def cycle(self, ctx: EngineContext) -> CycleReport:
-        slot = ctx.now.astimezone(ET).strftime("%H:%M")
+        slot = ctx.now.astimezone(ET).strftime(STAMP)
         self.ran.append(slot)
         mine = [o for o in await ctx.broker.orders("open") if o.symbol == "AAPL"]
         if not mine:
@@ -72,13 +74,13 @@ class Walker:
         return None
 
 
-def _run(journal: Path, walker: Walker) -> int:
+def _run(journal: Path, walker: Walker, days: int = 1) -> RunOutcome:
     def engines(cfg: RunConfig, params: dict[str, Any]) -> list[Walker]:
         return [walker]
 
     settings, cfg = load_config(None, journal_path=journal)
-    args = RunArgs("paper", None, ("AAPL", "MSFT"), journal, None, None, 1, False, "INFO", None)
-    return run_with(args, settings, cfg, engines=engines).exit_code
+    args = RunArgs("paper", None, ("AAPL", "MSFT"), journal, None, None, days, False, "INFO", None)
+    return run_with(args, settings, cfg, engines=engines)
 
 
 @pytest.fixture
@@ -92,11 +94,11 @@ def keyless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_sigterm_resume_goes_on_at_the_next_slot(keyless: Path) -> None:
     journal = keyless
     ran: list[str] = []
-    assert _run(journal, Walker(ran, stop_after="12:15")) == 0
-    assert ran[-1] == "12:15"
+    assert _run(journal, Walker(ran, stop_after=f"{DAY2} 12:15")).exit_code == 0
+    assert ran[-1] == f"{DAY2} 12:15"
     first_run = len(ran)
-    assert _run(journal, Walker(ran)) == 0
-    assert ran[first_run] == "12:45", ran  # the slot after the one the stop let finish
+    assert _run(journal, Walker(ran)).exit_code == 0
+    assert ran[first_run] == f"{DAY2} 12:45", ran  # the slot after the one the stop let finish
     assert len(ran) == len(set(ran)) == SLOTS_A_DAY, ran
 
     saved = json.loads(state_path_for(journal).read_text())
@@ -111,7 +113,7 @@ def test_a_sigterm_resume_goes_on_at_the_next_slot(keyless: Path) -> None:
         "WHERE engine = 'walker' AND action = 'cycle'"
     ).fetchone()
     stamps = [
-        datetime.fromisoformat(r[0]).astimezone(ET).strftime("%H:%M")
+        datetime.fromisoformat(r[0]).astimezone(ET).strftime(STAMP)
         for r in db.execute(
             "SELECT ts FROM decisions WHERE engine = 'walker' AND action = 'cycle' ORDER BY ts"
         )
@@ -120,3 +122,32 @@ def test_a_sigterm_resume_goes_on_at_the_next_slot(keyless: Path) -> None:
     assert len(orders) == len(set(orders)) == SLOTS_A_DAY
     assert cycles == (SLOTS_A_DAY, SLOTS_A_DAY)
     assert stamps == ran
+
+
+def test_a_stop_after_the_last_cycle_rolls_that_day_up_on_restart(keyless: Path) -> None:
+    """Stopped after the day's last cycle (15:45), before its roll-up (16:01).
+
+    The restart rolls that day up once, then trades the next, so the report's equity curve
+    has both days.
+    """
+    journal = keyless
+    ran: list[str] = []
+    first = _run(journal, Walker(ran, stop_after=f"{DAY1} 15:45"), days=2)
+    assert first.exit_code == 0
+    assert first.equity == []  # stopped before the roll-up
+    assert len(ran) == SLOTS_A_DAY
+    second = _run(journal, Walker(ran), days=2)
+    assert second.exit_code == 0
+    assert len(ran) == len(set(ran)) == 2 * SLOTS_A_DAY, ran  # no cycle of the first day again
+
+    db = sqlite3.connect(str(journal))
+    rollups = db.execute(
+        "SELECT json_extract(reasoning, '$.day'), ts FROM decisions "
+        "WHERE engine = 'runner' AND action = 'end_of_day' ORDER BY ts"
+    ).fetchall()
+    db.close()
+    at = [datetime.fromisoformat(ts).astimezone(ET).strftime(STAMP) for _, ts in rollups]
+    assert [d for d, _ in rollups] == [DAY1, DAY2]
+    assert at == [f"{DAY1} 16:01", f"{DAY2} 16:01"]  # one minute after each close
+    assert second.metrics is not None
+    assert [p["date"] for p in second.metrics["equity_curve"]] == [DAY1, DAY2]
