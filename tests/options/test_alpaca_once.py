@@ -332,3 +332,109 @@ async def test_a_crash_after_the_entry_leaves_the_order_in_the_saved_book(
     assert (held.legs, held.units) == (asked, int(post["qty"]))
     assert held.client_order_id == post["client_order_id"]
     assert not book.pending
+
+
+@pytest.mark.asyncio
+async def test_a_crash_between_the_submit_and_the_book_save_opens_nothing_twice(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process dies once Alpaca has answered the entry and the journal holds the order.
+
+    Nothing after the execution service's answer runs: the book's own save of the order is
+    lost with the process. Restarted five minutes later (another decision time, so another
+    client order id for a second entry), the engine must follow the one order to its fill and
+    hold the condor: one opening POST in all, the fake's option positions the book's legs
+    times its units, and the order's cash reservation still held by the journal.
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    path = tmp_path / "book.json"
+    send = ctx.executor.place
+
+    async def place_then_die(*args: Any, **kwargs: Any) -> Any:
+        await send(*args, **kwargs)
+        raise SystemExit("killed once the order is journaled")
+
+    try:
+        eng = OptionsEngine(book_path=path)
+        await eng.premarket(ctx)
+        monkeypatch.setattr(ctx.executor, "place", place_then_die)
+        with pytest.raises(SystemExit):
+            await eng.cycle(ctx)
+        monkeypatch.undo()
+        (post,) = _order_posts(trading)
+        cid = post["client_order_id"]
+        with sqlite3.connect(tmp_path / "journal.sqlite") as db:
+            (status,) = db.execute(
+                "SELECT status FROM orders WHERE client_order_id = ?", (cid,)
+            ).fetchone()
+        assert status in ("new", "accepted")  # journaled as the venue answered it
+        for leg in post["legs"]:  # the condor fills while the engine is down
+            px = "10.00" if leg["side"] == "sell" else "0.01"
+            trading.set_quote(leg["symbol"], px, px)
+        trading.process()
+        ctx.clock.advance(timedelta(minutes=5))
+        again = OptionsEngine(book_path=path)
+        await again.premarket(ctx)
+        await again.cycle(ctx)
+        reserved = ctx.journal.reservations()
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    opening = [
+        p
+        for p in _order_posts(trading)
+        if all(g["position_intent"].endswith("open") for g in p["legs"])
+    ]
+    assert [p["client_order_id"] for p in opening] == [cid]
+    assert again.book is not None
+    (held,) = again.book.held.values()
+    assert held.client_order_id == cid
+    options = {s: int(q) for s, (q, _) in trading.positions.items() if len(s) > 6}
+    assert {s: q * held.units for s, q in held.legs.items()} == options
+    assert [r["client_order_id"] for r in reserved] == [cid]
+
+
+@pytest.mark.asyncio
+async def test_a_crash_before_the_send_leaves_a_pending_order_the_restart_drops(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The book names the entry, then the process dies before the journal or Alpaca sees it.
+
+    The restart finds no journal row and no order at the venue: the pending order is dropped
+    (no look-up error every cycle) and the engine decides afresh, sending one order in all.
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    path = tmp_path / "book.json"
+
+    async def die(*args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("killed before the send")
+
+    try:
+        eng = OptionsEngine(book_path=path)
+        await eng.premarket(ctx)
+        monkeypatch.setattr(ctx.executor, "place", die)
+        with pytest.raises(SystemExit):
+            await eng.cycle(ctx)
+        monkeypatch.undo()
+        (named,) = json.loads(path.read_text("utf-8"))["pending"]
+        assert _order_posts(trading) == []
+        ctx.clock.advance(timedelta(minutes=5))
+        again = OptionsEngine(book_path=path)
+        await again.premarket(ctx)
+        await again.cycle(ctx)
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    (post,) = _order_posts(trading)
+    assert again.book is not None
+    assert list(again.book.pending) == [post["client_order_id"]]
+    assert named not in again.book.pending
+    assert not [n for n in ctx.notifier.notices if n.startswith("ERROR")]

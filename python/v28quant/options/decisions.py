@@ -11,14 +11,14 @@ cycle time), so a decision retried after a crash finds its order instead of send
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 import pandas as pd
 
-from v28quant.broker.base import OptionsLevelError, OrderRequest, Owner
+from v28quant.broker.base import ClientOrderIdConflict, OptionsLevelError, OrderRequest, Owner
 from v28quant.options.config import OptionsConfig, strategy_name
 from v28quant.options.context import OptionsContext
 from v28quant.options.lifecycle import Book, Pending
@@ -198,6 +198,26 @@ async def place_opening(
     )
     if (refused := level_refused(out)) is not None:
         eng.refuse_opening(ctx, refused)
+    return out
+
+
+async def place_in_book(book: Book, p: Pending, send: Callable[[], Awaitable[Any]]) -> Any:
+    """Name the order ``p`` in the saved book, then ``send`` it; return the send's outcome.
+
+    The book is written before the request leaves, so no crash between the venue's answer
+    and a later save can leave a live order the book does not know. An order refused or
+    rejected leaves the book again, as does one whose client order id the journal or the venue
+    holds for another request; after any other error the next cycle's look-up settles it
+    (``OptionsEngine._pending``: followed if the venue has it, dropped if not).
+    """
+    book.placed(p)
+    try:
+        out = await send()
+    except ClientOrderIdConflict:
+        book.forget(p.client_order_id)
+        raise
+    if out.status in ("refused", "rejected"):
+        book.forget(p.client_order_id)
     return out
 
 

@@ -39,11 +39,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from v28quant.broker.base import OrderRequest, Owner, replacement_client_order_id
+from v28quant.broker.base import OrderRequest, OrderStatus, Owner, replacement_client_order_id
 from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET, default_calendar
 from v28quant.engines import CycleReport
-from v28quant.journal import INTENT_STATUS, NOT_SENT_STATUS, UNKNOWN_STATUS
+from v28quant.journal import INTENT_STATUS, NOT_SENT_STATUS, REFUSED_STATUS, UNKNOWN_STATUS
 from v28quant.occ import is_occ
 from v28quant.options import contracts as C
 from v28quant.options.config import OptionsConfig
@@ -64,7 +64,9 @@ from v28quant.signals import Signal
 log = logging.getLogger(__name__)
 ENGINE = "options"
 #: Journal statuses of an order no venue acknowledged (see ``_never_sent``).
-_UNSENT = frozenset({INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS})
+_UNSENT = frozenset(
+    {INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS, REFUSED_STATUS, OrderStatus.REJECTED.value}
+)
 CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"})
 
 
@@ -676,11 +678,13 @@ _RECONCILE_REASON = {
 async def _never_sent(ctx: OptionsContext, cid: str) -> bool:
     """Tell whether order ``cid`` never reached the venue: unacknowledged, and not found there.
 
-    A submit whose outcome was unknown (timeouts, 5xx) may have left nothing at the venue;
-    tracking it would raise every cycle. An acknowledged order the venue lost still raises.
+    A submit whose outcome was unknown (timeouts, 5xx) may have left nothing at the venue, and
+    the book names an order before it is journaled and sent (``decisions.place_in_book``), so a
+    crash may leave it pending with no journal row, or refused; tracking such an order would
+    raise every cycle. An acknowledged order the venue lost still raises.
     """
     row = ctx.journal.order_by_client_id(cid)
-    if row is None or row.get("broker_order_id") or row["status"] not in _UNSENT:
+    if row is not None and (row.get("broker_order_id") or row["status"] not in _UNSENT):
         return False
     return await ctx.broker.order_by_client_id(cid) is None
 

@@ -22,6 +22,7 @@ from v28quant.options.decisions import (
     gate_check,
     level_needed,
     model_records,
+    place_in_book,
     place_opening,
     reservation_for,
     vars_of,
@@ -247,26 +248,24 @@ async def _try(
         held = sum(r["amount"] for r in wheel_reserved(ctx.journal, s.underlying))
         if held >= 100 * units:
             reserve = None  # the wheel reserved these shares when they were assigned
-    out = await place_opening(eng, ctx, req, why, reserve)
+    pending = Pending(
+        req.client_order_id,
+        "open",
+        sid,
+        a.underlying,
+        s.strategy,
+        {leg.symbol: leg.qty for leg in s.legs},
+        s.expiry,
+        sizing.max_loss_per_unit,
+        [str(x) for x in ladder],
+        0,
+        now,
+        wheel=cfg.wheel and s.strategy in ("cash_secured_put", "covered_call"),
+    )
+    out = await place_in_book(book, pending, lambda: place_opening(eng, ctx, req, why, reserve))
     if out.status in ("refused", "rejected"):
         rejected.append({**base, "why": f"{out.status}: {out.reason}"})
         return False
-    book.placed(
-        Pending(
-            out.client_order_id,
-            "open",
-            sid,
-            a.underlying,
-            s.strategy,
-            {leg.symbol: leg.qty for leg in s.legs},
-            s.expiry,
-            sizing.max_loss_per_unit,
-            [str(x) for x in ladder],
-            0,
-            now,
-            wheel=cfg.wheel and s.strategy in ("cash_secured_put", "covered_call"),
-        )
-    )
     report.orders += 1
     return True
 

@@ -247,13 +247,19 @@ class Book:
         os.replace(tmp, self.path)
 
     def placed(self, p: Pending) -> None:
-        """Record a new resting order and save at once.
+        """Record an order about to be sent and save at once.
 
-        The order is live at the venue: a crash before the cycle's end must not leave it
-        unknown to the book, or its fill would open contracts no structure owns.
+        Saved before the request leaves: a crash once the venue holds the order must not
+        leave it unknown to the book, or its fill would open contracts no structure owns and
+        the decision would be made again under another client order id.
         """
         self.pending[p.client_order_id] = p
         self.save()
+
+    def forget(self, client_order_id: str) -> None:
+        """Drop an order that never went out (refused or rejected) and save."""
+        if self.pending.pop(client_order_id, None) is not None:
+            self.save()
 
     # -- our own fills ----------------------------------------------------------------------
 
