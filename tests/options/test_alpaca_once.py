@@ -3,6 +3,10 @@
 The venue's clock stands at 2023-09-14 15:30 New York; the data fake serves the real Cboe SPY
 chain of that day as Alpaca option snapshots and the real SPY daily bars. With the threshold
 at 0 the engine opens one SPY structure: one POST of one ``mleg`` order, every leg in it.
+
+Crashes around an order (entry, close, roll): the process dies before or after the send, is
+restarted from its book file and journal, and must send nothing twice and hold what the fake
+holds.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +35,7 @@ from v28quant.clock import SimClock
 from v28quant.data.alpaca import AlpacaData
 from v28quant.execution import Executor
 from v28quant.journal import Journal
+from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsCycle
 from v28quant.options.engine import OptionsEngine
 from v28quant.signals import RegimeState
@@ -438,3 +444,151 @@ async def test_a_crash_before_the_send_leaves_a_pending_order_the_restart_drops(
     assert list(again.book.pending) == [post["client_order_id"]]
     assert named not in again.book.pending
     assert not [n for n in ctx.notifier.notices if n.startswith("ERROR")]
+
+
+def _die_after(monkeypatch: pytest.MonkeyPatch, ctx: Ctx, decision: str) -> None:
+    """Kill the process once the executor has sent an order whose decision id starts so."""
+    send = ctx.executor.place
+
+    async def place_then_die(d: Any, *args: Any, **kwargs: Any) -> Any:
+        out = await send(d, *args, **kwargs)
+        if d.request.owner.decision_id.startswith(decision):
+            raise SystemExit(f"killed once the {decision} order is journaled")
+        return out
+
+    monkeypatch.setattr(ctx.executor, "place", place_then_die)
+
+
+def _posts_with(trading: FakeAlpacaTrading, intent: str) -> list[dict[str, Any]]:
+    """Return the order POSTs with a leg whose position intent ends with ``intent``."""
+    return [
+        p
+        for p in _order_posts(trading)
+        if any(g["position_intent"].endswith(intent) for g in p["legs"])
+    ]
+
+
+def _option_positions(trading: FakeAlpacaTrading) -> dict[str, int]:
+    return {s: int(q) for s, (q, _) in trading.positions.items() if len(s) > 6 and q != 0}
+
+
+@pytest.mark.asyncio
+async def test_a_crash_between_a_close_and_the_book_save_closes_once(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process dies once Alpaca has answered a closing order: the restart closes once.
+
+    The condor fills at a credit the chain makes a take profit. Restarted five minutes later,
+    the engine follows that order (no second close); once it fills, the book holds no
+    structure, the fake holds no option, and the condor's cash reservation is released (the
+    only one left is that of the next entry, still resting).
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    path = tmp_path / "book.json"
+    try:
+        eng = OptionsEngine(book_path=path)
+        await eng.premarket(ctx)
+        await eng.cycle(ctx)
+        (entry,) = _order_posts(trading)
+        for leg in entry["legs"]:
+            px = "10.00" if leg["side"] == "sell" else "0.01"
+            trading.set_quote(leg["symbol"], px, px)
+        trading.process()
+        ctx.clock.advance(timedelta(minutes=5))
+        _die_after(monkeypatch, ctx, "close:")
+        with pytest.raises(SystemExit):
+            await eng.cycle(ctx)
+        monkeypatch.undo()
+        (close,) = _posts_with(trading, "close")
+        ctx.clock.advance(timedelta(minutes=5))
+        again = OptionsEngine(book_path=path)
+        await again.premarket(ctx)
+        await again.cycle(ctx)
+        for leg in close["legs"]:  # the close fills at a debit of 0
+            trading.set_quote(leg["symbol"], "0.05", "0.05")
+        trading.process()
+        ctx.clock.advance(timedelta(minutes=5))
+        await again.cycle(ctx)
+        reserved = ctx.journal.reservations()
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    assert [p["client_order_id"] for p in _posts_with(trading, "close")] == [
+        close["client_order_id"]
+    ]
+    assert again.book is not None
+    assert again.book.held == {}
+    assert [p.kind for p in again.book.pending.values()] == ["open"]
+    assert _option_positions(trading) == {}
+    assert [r["client_order_id"] for r in reserved] == list(again.book.pending)
+
+
+@pytest.mark.asyncio
+async def test_a_crash_between_a_roll_and_the_book_save_rolls_once(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process dies once Alpaca has answered a roll: the restart rolls once.
+
+    The condor fills near its mid; a tested side rolls (loose roll rules). Restarted five
+    minutes later, the engine follows that roll (no second one); once it fills, the book's
+    structures are the fake's option positions leg for leg, and each holds its own reservation.
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    path = tmp_path / "book.json"
+    exits = {"roll_dte": 45, "roll_delta": 0.2, "max_rolls": 1}
+    cfg = OptionsConfig.load(None, {"exits": exits})
+    mid = {s: (b + a) / 2 for s, (b, a, _, _) in trading.quotes.items()}
+
+    def fill_near_mid(order: dict[str, Any]) -> None:
+        for leg in order["legs"]:  # 5 cents better than the mid on every leg
+            px = mid[leg["symbol"]] + (
+                Decimal("0.05") if leg["side"] == "sell" else -Decimal("0.05")
+            )
+            trading.set_quote(leg["symbol"], str(px), str(px))
+        trading.process()
+
+    try:
+        eng = OptionsEngine(cfg, book_path=path)
+        await eng.premarket(ctx)
+        await eng.cycle(ctx)
+        (entry,) = _order_posts(trading)
+        fill_near_mid(entry)
+        ctx.clock.advance(timedelta(minutes=5))
+        _die_after(monkeypatch, ctx, "roll:")
+        with pytest.raises(SystemExit):
+            await eng.cycle(ctx)
+        monkeypatch.undo()
+        (roll,) = _posts_with(trading, "close")
+        ctx.clock.advance(timedelta(minutes=5))
+        again = OptionsEngine(cfg, book_path=path)
+        await again.premarket(ctx)
+        await again.cycle(ctx)
+        fill_near_mid(roll)
+        ctx.clock.advance(timedelta(minutes=5))
+        await again.cycle(ctx)
+        reserved = ctx.journal.reservations()
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    assert [p["client_order_id"] for p in _posts_with(trading, "close")] == [
+        roll["client_order_id"]
+    ]
+    assert again.book is not None
+    assert again.book.pending == {}
+    book: dict[str, int] = {}
+    for h in again.book.held.values():
+        for s, q in h.legs.items():
+            book[s] = book.get(s, 0) + q * h.units
+    assert book == _option_positions(trading)
+    assert sorted(h.rolls for h in again.book.held.values()) == [1, 1]
+    assert {r["client_order_id"] for r in reserved} == {
+        h.client_order_id for h in again.book.held.values()
+    }

@@ -27,6 +27,7 @@ from v28quant.options.decisions import (
     gate_check,
     level_needed,
     place,
+    place_in_book,
     place_opening,
     reservation_for,
 )
@@ -164,25 +165,23 @@ async def manage_one(
         return
     if pdt.reason is not None:
         why["pdt"] = pdt.reason
-    out = await place(ctx, req, why, None)
+    pending = Pending(
+        req.client_order_id,
+        "close",
+        h.structure_id,
+        h.underlying,
+        h.strategy,
+        dict(h.legs),
+        h.expiry,
+        h.max_loss,
+        [str(x) for x in ladder],
+        0,
+        now,
+        old_id=h.structure_id,
+        wheel=h.wheel,
+    )
+    out = await place_in_book(book, pending, lambda: place(ctx, req, why, None))
     if out.status not in ("refused", "rejected"):
-        book.placed(
-            Pending(
-                out.client_order_id,
-                "close",
-                h.structure_id,
-                h.underlying,
-                h.strategy,
-                dict(h.legs),
-                h.expiry,
-                h.max_loss,
-                [str(x) for x in ladder],
-                0,
-                now,
-                old_id=h.structure_id,
-                wheel=h.wheel,
-            )
-        )
         report.orders += 1
 
 
@@ -283,28 +282,27 @@ async def _roll(
         why["roll_rejected"] = [f"risk gate: {verdict.reason}"]
         report.denied += 1
         return False
-    out = await place_opening(eng, ctx, req, why, reservation_for(owner, new, h.units))
+    pending = Pending(
+        req.client_order_id,
+        "roll",
+        f"{h.structure_id}-r{h.rolls + 1}",
+        h.underlying,
+        new.strategy,
+        {leg.symbol: leg.qty for leg in new.legs},
+        new.expiry,
+        new.max_loss(new.natural),
+        [str(x) for x in ladder],
+        0,
+        ctx.now,
+        old_id=h.structure_id,
+        wheel=h.wheel,
+        closing=closing if kept else None,
+        kept_net=kept_net,
+    )
+    reserve = reservation_for(owner, new, h.units)
+    out = await place_in_book(book, pending, lambda: place_opening(eng, ctx, req, why, reserve))
     if out.status in ("refused", "rejected"):
         return False
-    book.placed(
-        Pending(
-            out.client_order_id,
-            "roll",
-            f"{h.structure_id}-r{h.rolls + 1}",
-            h.underlying,
-            new.strategy,
-            {leg.symbol: leg.qty for leg in new.legs},
-            new.expiry,
-            new.max_loss(new.natural),
-            [str(x) for x in ladder],
-            0,
-            ctx.now,
-            old_id=h.structure_id,
-            wheel=h.wheel,
-            closing=closing if kept else None,
-            kept_net=kept_net,
-        )
-    )
     report.orders += 1
     return True
 
