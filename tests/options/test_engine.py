@@ -11,6 +11,7 @@ import json
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -321,3 +322,60 @@ async def test_a_failed_analysis_is_logged_with_its_own_traceback(
     assert rec.exc_info is not None
     assert isinstance(rec.exc_info[1], ValueError)
     assert "NoneType: None" not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_crash_before_the_flatten_is_sent_flattens_on_restart(
+    tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The short put of a bull put is assigned; the process dies before the flatten leaves.
+
+    The restarted engine reads the assignment again from the venue and sells the 200 shares
+    once: one flatten row in the journal (read with sqlite3), none before the restart.
+    """
+    from datetime import date
+    from decimal import Decimal
+
+    from v28quant.broker.base import Activity
+    from v28quant.options.lifecycle import Held
+
+    short, long = "SPY231020P00440000", "SPY231020P00427000"
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
+    path = tmp_path / "book.json"
+    eng = OptionsEngine(_config(), book_path=path)
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    eng.book.opened(
+        Held(
+            "s1", "bull_put", "SPY", date(2023, 10, 20), {short: -1, long: 1}, 2, -1.47,
+            1153.0, START, "v28-options-bull_put-000000000000",
+        )
+    )  # fmt: skip
+    eng.book.save()
+    acts = [Activity("a1", "OPASN", short, Decimal(2), None, START)]  # 200 shares left over
+
+    async def activities(since: object = None) -> list[Activity]:
+        return acts
+
+    async def die(d: Any, *args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("killed before the flatten is sent")
+
+    def flattens() -> int:
+        db = sqlite3.connect(str(ctx.journal.path))
+        (n,) = db.execute(
+            "SELECT COUNT(*) FROM orders WHERE client_order_id LIKE 'v28-options-flatten-%'"
+        ).fetchone()
+        db.close()
+        return int(n)
+
+    monkeypatch.setattr(ctx.broker, "activities", activities)
+    monkeypatch.setattr(ctx.executor, "place", die)
+    with pytest.raises(SystemExit):
+        await eng.cycle(ctx)
+    monkeypatch.undo()
+    monkeypatch.setattr(ctx.broker, "activities", activities)
+    assert flattens() == 0
+    again = OptionsEngine(_config(), book_path=path)
+    await again.premarket(ctx)
+    await again.cycle(ctx)
+    assert flattens() == 1

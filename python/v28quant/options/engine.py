@@ -288,10 +288,12 @@ class OptionsEngine:
                     stray[und] = stray.get(und, 0) + int(ev.detail["stray_shares"])
                     last[und] = a.id
         reserve_wheel_shares(ctx, book, moved)  # assigned shares are the wheel's at once
-        book.save()
         for und, shares in stray.items():
             if shares != 0:
                 await self._flatten(ctx, und, shares, last[und])
+        # saved once the flattens are sent: after a crash before one, the restart reads its
+        # activity again (unseen) and sends it under the same id, so none goes twice
+        book.save()
 
     async def _flatten(self, ctx: OptionsContext, und: str, shares: int, activity: str) -> None:
         """Sell (buy back) the stock a spread's settlement left: the spread never wanted it.
