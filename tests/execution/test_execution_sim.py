@@ -7,6 +7,7 @@ at the ask, a sell at the bid; money is Decimal, so comparisons are exact).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from fakes.fixtures import StaticQuotes
 from fakes.options_world import RecordingNotifier
 from v28quant.broker import (
     ClientOrderIdConflict,
+    InsufficientBuyingPower,
     OptionsLevelError,
     Order,
     OrderRequest,
@@ -629,6 +631,46 @@ async def test_a_replace_that_lowers_the_spend_goes_when_cash_is_short(world: Wo
     assert up.status == "refused", up
     assert needs_and_free(up.reason) == (D(47_840), D(291), D(52_291))
     assert await open_limit(world.broker, down.client_order_id) == D("510.00")
+
+
+@pytest.mark.asyncio
+async def test_a_replace_the_venue_rejected_takes_the_new_price_when_tried_again(
+    tmp_path: Path,
+) -> None:
+    """A replacement the venue rejected, tried again, journals the price and spend it now asks.
+
+    By hand: cash 50,000. A buy of 92 SPY at 500 (under the 530.10 ask: it rests) spends
+    46,000. Raised to 545 it would spend 50,140: no other owner holds cash, so the journal lets
+    it go, but the venue's buying power (50,000) does not cover it: rejected, and the order
+    keeps working at 500. Raised again to 510 (46,920) it goes under the same ``-r1`` id, and
+    the ``-r1`` row holds limit 510 and spend 46,920, not the rejected 545 and 50,140.
+    """
+    w = World(tmp_path / "j.sqlite", cash="50000")
+    try:
+        owner = Owner("equity", "dip", "rejected-walk")
+        req = OrderRequest.equity("SPY", 92, "buy", "limit", "500.00", owner=owner)
+        assert (await w.ex.place(Decision(req, {}))).status == "new"
+        r1 = owner.client_order_id + "-r1"
+        with pytest.raises(InsufficientBuyingPower):
+            await w.ex.replace(owner.client_order_id, limit_price=D("545.00"), reason="up")
+        assert raw(w.path, "SELECT status FROM orders WHERE client_order_id = ?", r1) == [
+            ("rejected",)
+        ]
+        assert await open_limit(w.broker, owner.client_order_id) == D("500.00")
+
+        again = await w.ex.replace(owner.client_order_id, limit_price=D("510.00"), reason="up")
+        assert (again.status, again.client_order_id) == ("new", r1), again
+        assert await open_limit(w.broker, r1) == D("510.00")
+        ((status, request, spend),) = raw(
+            w.path, "SELECT status, request, spend_amount FROM orders WHERE client_order_id = ?", r1
+        )
+        assert status == "new"
+        assert json.loads(request)["limit_price"] == "510.00"
+        assert D(spend) == D(46_920)
+        assert cash_spent_by_open_orders(w.path) == D(46_920)
+    finally:
+        w.ex.journal.close()
+        w.journal.close()
 
 
 C530 = "SPY240607C00530000"

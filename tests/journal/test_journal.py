@@ -222,6 +222,31 @@ def test_order_lifecycle_and_idempotency(journal: Journal) -> None:
     assert [x["client_order_id"] for x in journal.open_orders()] == ["ext-1"]
 
 
+def test_only_a_replacement_returns_from_the_venues_rejection(journal: Journal) -> None:
+    """A rejected order's intent stays rejected; a rejected replacement takes the retry's request.
+
+    The venue rejects an order for good: journaling its intent again (a different request
+    under the same id included) changes nothing. A replacement it rejected left the old order
+    working, so the retry under the same ``-r1`` id journals the new limit as an intent.
+    """
+    req = {"symbol": "SPY", "qty": "92", "side": "buy", "type": "limit", "limit_price": "545"}
+    retry = {**req, "limit_price": "510"}
+    for cid in ("eq-dip-1", "eq-dip-2-r1"):
+        assert journal.record_order_intent(cid, "equity", "dip", "d1", req, T0)
+        journal.record_order_update(cid, None, "rejected", "0", None, {}, T0, reason="no cash")
+    assert not journal.record_order_intent("eq-dip-1", "equity", "dip", "d1", retry, T0)
+    later = T0 + timedelta(seconds=1)
+    refused = journal.admit_replacement(
+        "eq-dip-2-r1", "equity", "dip", "d1", retry, later, spend=None, capacity=None
+    )
+    assert refused is None
+    rows = raw(journal.path, "SELECT client_order_id, status, request FROM orders ORDER BY 1")
+    assert [(c, st, json.loads(r)["limit_price"]) for c, st, r in rows] == [
+        ("eq-dip-1", "rejected", "545"),
+        ("eq-dip-2-r1", "intent", "510"),
+    ]
+
+
 def test_a_leg_id_names_its_multi_leg_parent(journal: Journal) -> None:
     """The venue's fills of a multi-leg order name each leg's own order id, not the parent's."""
     req = {"kind": "mleg", "qty": "1", "limit_price": "-1.00"}

@@ -464,7 +464,8 @@ class Executor(OrderRecorder):
         A replacement that spends more than the order it replaces is checked as a new order
         is, against what other owners reserved and spend: one that needs more than is free is
         ``refused`` (journaled with its reason, nothing sent, the order left working). One that
-        spends the same or less always goes.
+        spends the same or less always goes. A replacement refused here or rejected by the
+        venue may be tried again: its ``-r<n>`` row then takes the new request and spend.
         """
         cid, oid = await self._resolve(order)
         row = await self.journal.run(self._j.order_by_client_id, cid)

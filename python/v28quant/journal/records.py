@@ -29,6 +29,7 @@ from v28quant.journal.schema import (
     LOCAL_STATUSES,
 )
 from v28quant.journal.statements import (
+    REPLACEMENT_RETRY_STATUSES,
     activity_stmt,
     decision_stmt,
     fill_stmt,
@@ -214,7 +215,7 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         fit in what other owners neither reserved nor spend on their open orders. A refusal is
         journaled as the intent with status ``"refused"`` and the reason. Without ``capacity``
         the intent is journaled unchecked (the replacement spends no more than the order it
-        replaces). A replacement refused before takes the new request and spend.
+        replaces). A replacement refused or rejected before takes the new request and spend.
 
         Returns
         -------
@@ -237,6 +238,7 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
                     None,
                     spend,
                     reason,
+                    REPLACEMENT_RETRY_STATUSES,
                 )
                 for sql, p in stmts:
                     self._db.execute(sql, tuple(p))

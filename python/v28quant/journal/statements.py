@@ -6,10 +6,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from v28quant.broker.base import OrderStatus
 from v28quant.journal._codec import dec_text, json_text, ts_text
 from v28quant.journal.reservations import Claim
 from v28quant.journal.schema import INTENT_STATUS, NOT_SENT_STATUS, REFUSED_STATUS
 from v28quant.journal.store import Statement
+
+#: An order's intent returns from these when tried again: it never reached the venue. A venue's
+#: rejection is not among them: an order it rejected is never sent again.
+ORDER_RETRY_STATUSES = (REFUSED_STATUS, NOT_SENT_STATUS)
+#: A replacement's intent also returns from the venue's rejection: the order it replaces kept
+#: working, and the venue holds nothing under the ``-r<n>`` id, which the next try asks again.
+REPLACEMENT_RETRY_STATUSES = (*ORDER_RETRY_STATUSES, OrderStatus.REJECTED.value)
 
 
 def fill_stmt(
@@ -121,11 +129,13 @@ def intent_stmts(
     request_hash: str | None,
     spend: Claim | None,
     refused: str | None,
+    retry_statuses: tuple[str, ...] = ORDER_RETRY_STATUSES,
 ) -> list[Statement]:
-    """Build the intent row (or its return from ``refused``/``not_sent``) and its event.
+    """Build the intent row (or its return from one of ``retry_statuses``) and its event.
 
     A return takes the request and spend given now: an order's own request is unchanged (its
-    hash was checked), but a replacement tried again after a refusal asks a new price.
+    hash was checked), but a replacement tried again after a refusal or a rejection asks a new
+    price. A row in any other status is left as it is.
     """
     if not client_order_id:
         raise ValueError("client_order_id must be a non-empty string")
@@ -142,7 +152,7 @@ def intent_stmts(
             "request_hash = COALESCE(excluded.request_hash, orders.request_hash), "
             "spend_kind = excluded.spend_kind, spend_symbol = excluded.spend_symbol, "
             "spend_amount = excluded.spend_amount "
-            "WHERE orders.status IN (?, ?)",
+            f"WHERE orders.status IN ({', '.join('?' * len(retry_statuses))})",
             (
                 client_order_id,
                 engine,
@@ -157,8 +167,7 @@ def intent_stmts(
                 None if spend is None else spend.kind,
                 None if spend is None else spend.symbol,
                 None if spend is None else str(spend.amount),
-                REFUSED_STATUS,
-                NOT_SENT_STATUS,
+                *retry_statuses,
             ),
         ),
         (
