@@ -10,6 +10,7 @@ exit rule ever manages them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.discord import FakeDiscord
 from fakes.fixtures import fake_broker
 from fakes.options_world import Ctx, RecordingNotifier, Threshold
 from v28quant.broker.base import Owner
@@ -25,6 +27,7 @@ from v28quant.clock import SimClock
 from v28quant.execution import Decision, Executor, Reservation
 from v28quant.journal import Journal
 from v28quant.journal.reservations import Claim
+from v28quant.notify import DiscordNotifier
 from v28quant.options.context import OptionsCycle
 from v28quant.options.decisions import gate_check
 from v28quant.options.engine import OptionsEngine
@@ -231,6 +234,52 @@ async def test_a_walk_that_needs_more_cash_than_is_free_rests_where_it_was(
     assert row is not None
     assert row["status"] == "refused"
     assert "needs 135" in row["reason"], row["reason"]
+
+
+@pytest.mark.asyncio
+async def test_a_walk_refused_every_cycle_is_notified_once(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A resting order whose walk is refused for cash each cycle makes one Discord notice.
+
+    As above: 100 free, the walk from 0.90 to 1.35 needs 135, so it is refused in each of
+    three cycles and the order rests on rung 0. The loopback Discord receives one notice,
+    naming the replacement; the journal holds all three refusals, each with its reason.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    ctx.journal.hold_reservation("equity", "dip", "cash", Claim("cash", None, Decimal(99_900)), NOW)
+    req = order_for(
+        [(NEW_PUT, 1)], 1, Decimal("0.90"), Owner("options", "long_put", "open:lp-2"),
+        opening=True, underlying="SPY",
+    )  # fmt: skip
+    with FakeDiscord() as discord:
+        notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        executor = Executor(ctx.broker, ctx.journal, notifier=notifier, clock=ctx.clock)
+        out = await executor.place(Decision(req, {"rule": "test"}))
+        assert out.status == "new", out
+        book = Book()
+        p = Pending(
+            out.client_order_id, "open", "lp-2", "SPY", "long_put", {NEW_PUT: 1},
+            EXPIRY_NEW, 90.0, ["0.90", "1.35"], 0, NOW,
+        )  # fmt: skip
+        book.pending[p.client_order_id] = p
+        walking = replace(ctx, executor=executor)
+        try:
+            for minutes in (0, 5, 10):
+                ctx.clock.set(NOW + timedelta(minutes=minutes))
+                await OptionsEngine()._walk(walking, book, p, None, OptionsCycle("options", NOW))
+                assert (list(book.pending), p.rung) == ([out.client_order_id], 0)
+        finally:
+            await notifier.aclose()
+            await ctx.broker.aclose()
+        received = [m["content"] for m in discord.received]
+    r1 = out.client_order_id + "-r1"
+    assert len(received) == 1, received
+    assert f"replacement {r1} of {out.client_order_id} refused" in received[0], received
+    refusals = [e for e in ctx.journal.order_events(r1) if e["status"] == "refused"]
+    assert len(refusals) == 3, refusals
+    assert all("needs 135" in e["raw"]["reason"] for e in refusals), refusals
 
 
 @pytest.mark.asyncio

@@ -52,6 +52,7 @@ from v28quant.execution.recording import OrderRecorder
 from v28quant.execution.types import Decision, OrderOutcome
 from v28quant.journal import (
     NOT_SENT_STATUS,
+    REFUSED_STATUS,
     UNKNOWN_STATUS,
     AsyncJournal,
     Journal,
@@ -466,6 +467,8 @@ class Executor(OrderRecorder):
         ``refused`` (journaled with its reason, nothing sent, the order left working). One that
         spends the same or less always goes. A replacement refused here or rejected by the
         venue may be tried again: its ``-r<n>`` row then takes the new request and spend.
+        Only its first refusal is notified (a walk retries every cycle until cash frees or
+        the order ends); the journal keeps every refusal with its reason.
         """
         cid, oid = await self._resolve(order)
         row = await self.journal.run(self._j.order_by_client_id, cid)
@@ -476,9 +479,11 @@ class Executor(OrderRecorder):
             request["qty"] = str(qty)
         if limit_price is not None:
             request["limit_price"] = str(limit_price)
+        earlier = await self.journal.run(self._j.order_by_client_id, new_cid)
         refused = await self._admit_replacement(cid, row, request, reason)
         if refused is not None:
-            self._notify_error(f"replacement {new_cid} of {cid} refused: {refused}")
+            if earlier is None or earlier["status"] != REFUSED_STATUS:
+                self._notify_error(f"replacement {new_cid} of {cid} refused: {refused}")
             return OrderOutcome(new_cid, "refused", None, (), refused)
         try:
             new = await self.broker.replace(oid, qty=qty, limit_price=limit_price)
