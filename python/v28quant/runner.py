@@ -7,7 +7,9 @@ account watch, the hierarchical regime, each engine's refits and screens), then 
 ``asyncio.TaskGroup``, then the end-of-day roll-up; off-hours jobs (drift checks, tuning:
 ``v28quant.offhours``) run after the close and never overlap trading. Started mid-session it
 runs the pre-market job at once and joins the cycle schedule; an engine whose cycle at a slot
-is in the journal already (a restart after a stop) does not run that slot again.
+is in the journal already (a restart after a stop) does not run that slot again. Started after
+the last cycle on a day the journal holds no roll-up of, it trades nothing and does that roll-up
+(at 16:01, or at once until the off-hours jobs begin).
 
 Isolation: an exception in one engine's cycle is logged, journaled and notified, and that engine
 and the others carry on. A cycle that overruns its slot is logged and the slots it ran into are
@@ -108,6 +110,7 @@ class Runner:
         self._watch_lock = asyncio.Lock()
         self._watched: datetime | None = None
         self._trading_ok = True
+        self._ended: set[date] = set()  # sessions whose end of day this run has run
 
     @property
     def calendar(self) -> ExchangeCalendar:
@@ -282,13 +285,35 @@ class Runner:
                 return
             now = self.ctx.now
             today = now.astimezone(ET).date()
-            if self.calendar.is_session(today) and now < self.calendar.windows(today).trading_end:
+            if self._session_due(today, now):
                 await self.run_session(today)
                 continue
             await self.off_hours(now)
             nxt = self.calendar.next_session(today)
             log.info("next session %s; waiting for its pre-market job", nxt)
             await self._sleep(self.ctx.clock, self.calendar.windows(nxt).premarket)
+
+    def _session_due(self, day: date, now: datetime) -> bool:
+        """Whether session ``day`` still has cycles, or its missing roll-up, ahead at ``now``.
+
+        A run started after the last cycle (a restart after a crash at 15:50, or at 16:10) owes
+        the day its end-of-day roll-up until the off-hours jobs begin: the roll-up reads only
+        the account and the journal, and without it the equity curve has a hole. Each run ends
+        a day at most once, so an account that does not answer is not asked again in a loop.
+        """
+        if not self.calendar.is_session(day):
+            return False
+        w = self.calendar.windows(day)
+        if now < w.trading_end:
+            return True
+        return now < w.after_close and day not in self._ended and not self._rolled_up(day)
+
+    def _rolled_up(self, day: date) -> bool:
+        """Return whether the journal holds the runner's end-of-day roll-up of ``day``."""
+        rows = self.ctx.journal.decisions(
+            engine="runner", action="end_of_day", since=self.calendar.windows(day).session.close
+        )
+        return any(r["decision_id"] == _end_of_day_id(day) for r in rows)
 
     async def run_session(self, day: date) -> None:
         """One session: pre-market job, the engines' cycles, end of day.
@@ -453,6 +478,7 @@ class Runner:
 
         Then the session's freed memory goes back to the system (``v28quant.memory``).
         """
+        self._ended.add(day)
         try:
             await self._roll_up(day)
         finally:
@@ -481,7 +507,7 @@ class Runner:
             extra={"orders": summary["orders"], "decisions": summary["decisions"]},
         )
         self.ctx.journal.record_decision(
-            f"runner-end-of-day-{day.isoformat()}",
+            _end_of_day_id(day),
             "runner",
             "runner",
             "*",
@@ -511,6 +537,10 @@ class Runner:
         except Exception as exc:  # a failed night must not stop the next trading day
             log.exception("off-hours jobs failed: %s", exc)
             self.ctx.notifier.error("off-hours jobs", f"{type(exc).__name__}: {exc}")
+
+
+def _end_of_day_id(day: date) -> str:
+    return f"runner-end-of-day-{day.isoformat()}"
 
 
 def _error_id(engine: Engine, step: str, at: datetime) -> str:
