@@ -9,6 +9,7 @@ exit rule ever manages them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -280,6 +281,63 @@ async def test_a_walk_refused_every_cycle_is_notified_once(
     refusals = [e for e in ctx.journal.order_events(r1) if e["status"] == "refused"]
     assert len(refusals) == 3, refusals
     assert all("needs 135" in e["raw"]["reason"] for e in refusals), refusals
+
+
+@pytest.mark.asyncio
+async def test_a_walk_the_venue_rejects_rests_where_it_was_and_the_next_order_walks(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """Alpaca rejects one resting order's walk (403): it rests, and the next order walks.
+
+    Two puts sold to open at 1.35 (bid 1.30: both rest), each on the ladder -1.35, -1.33.
+    Alpaca answers the first's PATCH 403 insufficient buying power in each of two cycles. The
+    first order keeps resting at 1.35 and the book file names it on rung 0; the second's walk
+    is sent in the same cycle (the fake's PATCHes) and the book names its replacement. The
+    rejection is journaled each time and notified once.
+    """
+    trading, ctx = world
+    trading.cash = Decimal(300_000)  # the fake holds both puts' collateral
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    first = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-8", True)
+    second = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-9", True)
+    trading.inject(
+        "PATCH", f"/v2/orders/{first.order.id}", 403,
+        {"code": 40310000, "message": "insufficient buying power"}, times=2,
+    )  # fmt: skip
+    path = tmp_path / "book.json"
+    book = Book(path)
+    for out, sid in ((first, "csp-8"), (second, "csp-9")):
+        book.pending[out.client_order_id] = Pending(
+            out.client_order_id, "open", sid, "SPY", "cash_secured_put", {NEW_PUT: -1},
+            EXPIRY_NEW, 0.0, ["-1.35", "-1.33"], 0, NOW,
+        )  # fmt: skip
+    walking = replace(ctx, executor=Executor(ctx.broker, ctx.journal, notifier=ctx.notifier))
+    eng = OptionsEngine()
+    try:
+        for _ in range(2):
+            await eng._pending(walking, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    patches = [url for method, url, _ in trading.requests if method == "PATCH"]
+    a, b = (f"/v2/orders/{out.order.id}" for out in (first, second))
+    assert patches == [a, b, a]  # the second rests at its ladder's end in the second cycle
+    assert (
+        trading.orders[first.order.id]["status"],
+        trading.orders[first.order.id]["limit_price"],
+    ) == ("new", "1.35")
+    saved = json.loads(path.read_text(encoding="utf-8"))["pending"]
+    walked = second.client_order_id + "-r1"
+    assert sorted(saved) == sorted([first.client_order_id, walked])
+    rest = saved[first.client_order_id]
+    assert (rest["ladder"][rest["rung"]], rest["waited"]) == ("-1.35", 0)
+    assert saved[walked]["ladder"][saved[walked]["rung"]] == "-1.33"
+    r1 = first.client_order_id + "-r1"
+    rejections = [e for e in ctx.journal.order_events(r1) if e["status"] == "rejected"]
+    assert len(rejections) == 2, rejections
+    assert all("insufficient buying power" in e["raw"]["reason"] for e in rejections), rejections
+    errors = [n for n in ctx.notifier.notices if n.startswith("ERROR")]
+    assert len(errors) == 1, errors
+    assert f"replacement {r1} of {first.client_order_id} rejected" in errors[0], errors
 
 
 @pytest.mark.asyncio

@@ -39,6 +39,7 @@ from v28quant.broker.base import (
     OrderNotCancelable,
     OrderRejected,
     OrderRequest,
+    OrderStatus,
     SubmitOutcomeUnknown,
     parse_client_order_id,
     replacement_client_order_id,
@@ -467,8 +468,14 @@ class Executor(OrderRecorder):
         ``refused`` (journaled with its reason, nothing sent, the order left working). One that
         spends the same or less always goes. A replacement refused here or rejected by the
         venue may be tried again: its ``-r<n>`` row then takes the new request and spend.
-        Only its first refusal is notified (a walk retries every cycle until cash frees or
-        the order ends); the journal keeps every refusal with its reason.
+        Only its first refusal, and its first rejection, is notified (a walk retries every
+        cycle until cash frees or the order ends); the journal keeps each with its reason.
+
+        Raises
+        ------
+        OrderRejected
+            The venue rejected the replacement (journaled ``rejected``): the order it would
+            have replaced keeps working as it was.
         """
         cid, oid = await self._resolve(order)
         row = await self.journal.run(self._j.order_by_client_id, cid)
@@ -480,15 +487,22 @@ class Executor(OrderRecorder):
         if limit_price is not None:
             request["limit_price"] = str(limit_price)
         earlier = await self.journal.run(self._j.order_by_client_id, new_cid)
+        was = None if earlier is None else earlier["status"]
         refused = await self._admit_replacement(cid, row, request, reason)
         if refused is not None:
-            if earlier is None or earlier["status"] != REFUSED_STATUS:
+            if was != REFUSED_STATUS:
                 self._notify_error(f"replacement {new_cid} of {cid} refused: {refused}")
             return OrderOutcome(new_cid, "refused", None, (), refused)
         try:
             new = await self.broker.replace(oid, qty=qty, limit_price=limit_price)
         except OrderRejected as exc:
-            await self._local_status(new_cid, "rejected", f"{type(exc).__name__}: {exc}")
+            rejected = f"{type(exc).__name__}: {exc}"
+            await self._local_status(new_cid, "rejected", rejected)
+            text = f"replacement {new_cid} of {cid} rejected: {rejected}"
+            if was == OrderStatus.REJECTED.value:
+                log.warning("%s", text)
+            else:
+                self._notify_error(text)
             raise
         except BrokerError as exc:
             await self._local_status(new_cid, UNKNOWN_STATUS, f"{type(exc).__name__}: {exc}")

@@ -39,7 +39,13 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from v28quant.broker.base import OrderRequest, OrderStatus, Owner, replacement_client_order_id
+from v28quant.broker.base import (
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    Owner,
+    replacement_client_order_id,
+)
 from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET, default_calendar
 from v28quant.engines import CycleReport
@@ -447,10 +453,16 @@ class OptionsEngine:
             p.rung = min(p.rung + 1, len(p.ladder) - 1)
             net = Decimal(p.ladder[p.rung])
             price = abs(net) if _single_leg(p) else net
-            out = await ctx.executor.replace(
-                p.client_order_id, reason=f"walk limit to rung {p.rung}", limit_price=price
-            )
-            if out.status == "refused":  # no cash free for the higher price: it rests as it was
+            try:
+                out = await ctx.executor.replace(
+                    p.client_order_id, reason=f"walk limit to rung {p.rung}", limit_price=price
+                )
+            except OrderRejected as exc:  # journaled and notified by the executor
+                log.info("walk of options order %s rejected: %s", p.client_order_id, exc)
+                out = None
+            if out is None or out.status == "refused":
+                # rejected by the venue, or no cash free for the higher price: the order is
+                # still live where it was, so it rests on its rung and walks again next cycle
                 p.ladder, p.rung, p.waited = before
                 return
             del book.pending[p.client_order_id]
