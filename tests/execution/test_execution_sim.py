@@ -19,6 +19,7 @@ import pytest
 from fakes.fixtures import StaticQuotes
 from fakes.options_world import RecordingNotifier
 from v28quant.broker import (
+    BrokerUnavailable,
     ClientOrderIdConflict,
     InsufficientBuyingPower,
     OptionsLevelError,
@@ -671,6 +672,95 @@ async def test_a_replace_the_venue_rejected_takes_the_new_price_when_tried_again
     finally:
         w.ex.journal.close()
         w.journal.close()
+
+
+def replace_failing_once(world: World, reached: bool) -> list[str]:
+    """Make the venue's next replace raise BrokerUnavailable, having taken it or not.
+
+    Returns the venue ids each call to ``broker.replace`` names, in order.
+    """
+    real = world.broker.replace
+    calls: list[str] = []
+
+    async def failing_once(order_id: str, **kw: Any) -> Order:
+        calls.append(order_id)
+        if len(calls) > 1:
+            return await real(order_id, **kw)
+        if reached:
+            await real(order_id, **kw)
+        raise BrokerUnavailable("read timed out")
+
+    world.broker.replace = failing_once  # type: ignore[method-assign]
+    return calls
+
+
+def replacement_row(path: Path, cid: str) -> tuple[str, str, D]:
+    """Return (status, limit price, spend) of ``cid``'s journal row, read with plain sqlite3."""
+    ((status, request, spend),) = raw(
+        path, "SELECT status, request, spend_amount FROM orders WHERE client_order_id = ?", cid
+    )
+    return status, json.loads(request)["limit_price"], D(spend)
+
+
+@pytest.mark.asyncio
+async def test_a_replace_retried_after_an_unknown_outcome_the_venue_lost_asks_the_new_price(
+    world: World,
+) -> None:
+    """A replace whose first try timed out before reaching the venue goes at the retry's price.
+
+    By hand: 92 SPY bought at 500 (under the 530.10 ask: it rests). Raised to 520 the request
+    times out and the venue holds no ``-r1``: the order still rests at 500. Tried again at 510,
+    the look-up finds no ``-r1``, so ``-r1`` goes at 510 and its row holds limit 510 and spend
+    92 x 510 = 46,920, not the 520 and 47,840 that never reached the venue.
+    """
+    owner = Owner("equity", "dip", "lost-walk")
+    req = OrderRequest.equity("SPY", 92, "buy", "limit", "500.00", owner=owner)
+    assert (await world.ex.place(Decision(req, {}))).status == "new"
+    r1 = owner.client_order_id + "-r1"
+    replace_failing_once(world, reached=False)
+    with pytest.raises(BrokerUnavailable):
+        await world.ex.replace(owner.client_order_id, limit_price=D("520.00"), reason="up")
+    assert replacement_row(world.path, r1) == ("unknown", "520.00", D(47_840))
+    assert await open_limit(world.broker, owner.client_order_id) == D("500.00")
+
+    again = await world.ex.replace(owner.client_order_id, limit_price=D("510.00"), reason="up")
+    assert (again.status, again.client_order_id) == ("new", r1), again
+    assert await open_limit(world.broker, r1) == D("510.00")
+    assert replacement_row(world.path, r1) == ("new", "510.00", D(46_920))
+    assert cash_spent_by_open_orders(world.path) == D(46_920)
+
+
+@pytest.mark.asyncio
+async def test_a_replace_retried_after_an_unknown_outcome_the_venue_took_is_followed(
+    world: World,
+) -> None:
+    """A replace whose first try timed out after the venue took it is not sent again.
+
+    By hand: 92 SPY bought at 500 rests; raised to 520 the venue replaces it but the answer
+    times out. Tried again at 510, the look-up finds ``-r1`` live at 520: the executor follows
+    it (no second replace at the venue, no ``-r2``), the old order is journaled ``replaced``
+    and ``-r1`` holds limit 520 and spend 92 x 520 = 47,840, as the venue holds it.
+    """
+    owner = Owner("equity", "dip", "taken-walk")
+    req = OrderRequest.equity("SPY", 92, "buy", "limit", "500.00", owner=owner)
+    assert (await world.ex.place(Decision(req, {}))).status == "new"
+    r1 = owner.client_order_id + "-r1"
+    calls = replace_failing_once(world, reached=True)
+    with pytest.raises(BrokerUnavailable):
+        await world.ex.replace(owner.client_order_id, limit_price=D("520.00"), reason="up")
+
+    again = await world.ex.replace(owner.client_order_id, limit_price=D("510.00"), reason="up")
+    assert (again.status, again.client_order_id) == ("new", r1), again
+    assert len(calls) == 1, calls
+    venue = sorted((o.client_order_id, o.status.value) for o in await world.broker.orders("all"))
+    assert venue == [(owner.client_order_id, "replaced"), (r1, "new")]
+    assert await open_limit(world.broker, r1) == D("520.00")
+    ((old,),) = raw(
+        world.path, "SELECT status FROM orders WHERE client_order_id = ?", owner.client_order_id
+    )
+    assert old == "replaced"
+    assert replacement_row(world.path, r1) == ("new", "520.00", D(47_840))
+    assert cash_spent_by_open_orders(world.path) == D(47_840)
 
 
 C530 = "SPY240607C00530000"

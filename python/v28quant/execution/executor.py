@@ -468,6 +468,9 @@ class Executor(OrderRecorder):
         ``refused`` (journaled with its reason, nothing sent, the order left working). One that
         spends the same or less always goes. A replacement refused here or rejected by the
         venue may be tried again: its ``-r<n>`` row then takes the new request and spend.
+        One whose outcome is unknown (a timeout, a 5xx, a crash after its intent) is looked up
+        first: a ``-r<n>`` the venue holds is followed as it stands (never sent twice); one it
+        lacks is journaled ``not_sent`` and the retry goes with the new request and spend.
         Only its first refusal, and its first rejection, is notified (a walk retries every
         cycle until cash frees or the order ends); the journal keeps each with its reason.
 
@@ -488,6 +491,12 @@ class Executor(OrderRecorder):
             request["limit_price"] = str(limit_price)
         earlier = await self.journal.run(self._j.order_by_client_id, new_cid)
         was = None if earlier is None else earlier["status"]
+        if was in _ADMITTED:  # an earlier try may have reached the venue: ask before sending
+            found = await self.broker.order_by_client_id(new_cid)
+            if found is not None:
+                log.info("replacement %s already at the venue: followed, not sent again", new_cid)
+                return await self._follow_replacement(cid, found)
+            await self._local_status(new_cid, NOT_SENT_STATUS, "look-up: the venue has none")
         refused = await self._admit_replacement(cid, row, request, reason)
         if refused is not None:
             if was != REFUSED_STATUS:
@@ -507,6 +516,10 @@ class Executor(OrderRecorder):
         except BrokerError as exc:
             await self._local_status(new_cid, UNKNOWN_STATUS, f"{type(exc).__name__}: {exc}")
             raise
+        return await self._follow_replacement(cid, new)
+
+    async def _follow_replacement(self, cid: str, new: Order) -> OrderOutcome:
+        """Journal the venue's replacement ``new`` of ``cid`` (and the old order's end)."""
         old = await self.broker.order_by_client_id(cid)
         if old is not None:
             await self._record(old)
