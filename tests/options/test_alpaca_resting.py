@@ -513,3 +513,50 @@ async def test_orders_per_cycle_counts_every_order_of_the_cycle(
     finally:
         await ctx.broker.aclose()
     assert verdicts == [(True, None), (False, "orders_per_cycle")]
+
+
+@pytest.mark.asyncio
+async def test_a_walk_whose_outcome_is_unknown_leaves_the_other_orders_walking(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """Alpaca answers one resting order's walk 503: the next order still walks that cycle.
+
+    Two puts sold to open at 1.35 (bid 1.30: both rest), each on the ladder -1.35, -1.33. The
+    first's PATCH is answered 503 at each of the adapter's three tries. That cycle the second
+    is walked all the same, and the first rests on rung 0 in the book; the next cycle looks
+    its ``-r1`` up (the venue has none) and walks it. The error is notified.
+    """
+    trading, ctx = world
+    trading.cash = Decimal(300_000)  # the fake holds both puts' collateral
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    first = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-8", True)
+    second = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-9", True)
+    trading.inject(
+        "PATCH", f"/v2/orders/{first.order.id}", 503, {"message": "service unavailable"}, times=3
+    )  # every attempt of the adapter's retries
+    path = tmp_path / "book.json"
+    book = Book(path)
+    for out, sid in ((first, "csp-8"), (second, "csp-9")):
+        book.pending[out.client_order_id] = Pending(
+            out.client_order_id, "open", sid, "SPY", "cash_secured_put", {NEW_PUT: -1},
+            EXPIRY_NEW, 0.0, ["-1.35", "-1.33"], 0, NOW,
+        )  # fmt: skip
+    walking = replace(ctx, executor=Executor(ctx.broker, ctx.journal, notifier=ctx.notifier))
+    eng = OptionsEngine()
+    a, b = (f"/v2/orders/{out.order.id}" for out in (first, second))
+    try:
+        await eng._pending(walking, book, {}, OptionsCycle("options", NOW))
+        patched = [url for method, url, _ in trading.requests if method == "PATCH"]
+        assert patched[-1] == b, patched
+        assert set(patched) == {a, b}, patched
+        saved = json.loads(path.read_text(encoding="utf-8"))["pending"]
+        rest = saved[first.client_order_id]
+        assert rest["ladder"][rest["rung"]] == "-1.35"
+        await eng._pending(walking, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    assert trading.orders[first.order.id]["status"] == "replaced"
+    r1 = first.client_order_id + "-r1"
+    assert sorted(book.pending) == sorted([r1, second.client_order_id + "-r1"])
+    errors = [n for n in ctx.notifier.notices if n.startswith("ERROR")]
+    assert any(first.client_order_id in n for n in errors), errors

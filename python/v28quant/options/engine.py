@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from v28quant.broker.base import (
+    BrokerError,
     OrderRejected,
     OrderRequest,
     OrderStatus,
@@ -387,32 +388,48 @@ class OptionsEngine:
         # a replace is a new order at the venue: while halted, nothing that opens is walked
         halted = bool(book.pending) and self.gate(ctx).state().halted
         for cid, p in list(book.pending.items()):
-            if await _never_sent(ctx, cid):
-                log.warning("options order %s never reached the venue: no longer pending", cid)
-                del book.pending[cid]
-                self._release_cid(ctx, cid, "order never reached the venue")
-                continue
+            try:
+                await self._follow(ctx, book, cid, p, analyses, halted, report)
+            except BrokerError as exc:  # one order's trouble at the venue: the others go on
+                self._error(ctx, f"resting order {cid}", exc)
+
+    async def _follow(
+        self,
+        ctx: OptionsContext,
+        book: Book,
+        cid: str,
+        p: Pending,
+        analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
+        halted: bool,
+        report: OptionsCycle,
+    ) -> None:
+        """Follow one resting order: drop it, book its fill or its end, or walk its price."""
+        if await _never_sent(ctx, cid):
+            log.warning("options order %s never reached the venue: no longer pending", cid)
+            del book.pending[cid]
+            self._release_cid(ctx, cid, "order never reached the venue")
+            return
+        order = await ctx.executor.track(cid, 0.0)
+        while order.status.value == "replaced":  # a walk the book did not save (a crash)
+            cid = replacement_client_order_id(cid)
             order = await ctx.executor.track(cid, 0.0)
-            while order.status.value == "replaced":  # a walk the book did not save (a crash)
-                cid = replacement_client_order_id(cid)
-                order = await ctx.executor.track(cid, 0.0)
-            if cid != p.client_order_id:
-                del book.pending[p.client_order_id]
-                p.client_order_id = cid
-                book.pending[cid] = p
-            if order.status.value == "filled" or (
-                order.status.terminal and order.filled_qty > 0 and p.kind != "close"
-            ):  # an order that opens ended part filled: the broker holds what did fill
-                self._filled(ctx, book, p, order)
-                del book.pending[cid]
-            elif order.status.terminal:
-                log.info("options order %s ended %s unfilled", cid, order.status.value)
-                del book.pending[cid]
-                if p.kind != "close":
-                    self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
-            elif order.filled_qty == 0 and not (halted and p.kind != "close"):
-                raw = analyses[p.underlying][1] if p.underlying in analyses else None
-                await self._walk(ctx, book, p, raw, report)
+        if cid != p.client_order_id:
+            del book.pending[p.client_order_id]
+            p.client_order_id = cid
+            book.pending[cid] = p
+        if order.status.value == "filled" or (
+            order.status.terminal and order.filled_qty > 0 and p.kind != "close"
+        ):  # an order that opens ended part filled: the broker holds what did fill
+            self._filled(ctx, book, p, order)
+            del book.pending[cid]
+        elif order.status.terminal:
+            log.info("options order %s ended %s unfilled", cid, order.status.value)
+            del book.pending[cid]
+            if p.kind != "close":
+                self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
+        elif order.filled_qty == 0 and not (halted and p.kind != "close"):
+            raw = analyses[p.underlying][1] if p.underlying in analyses else None
+            await self._walk(ctx, book, p, raw, report)
 
     def _reprice(self, book: Book, p: Pending, raw: pd.DataFrame) -> list[str] | None:
         """Return the ladder on this cycle's quotes (mid to natural), or None without them."""
@@ -460,9 +477,12 @@ class OptionsEngine:
             except OrderRejected as exc:  # journaled and notified by the executor
                 log.info("walk of options order %s rejected: %s", p.client_order_id, exc)
                 out = None
+            except BrokerError as exc:  # outcome unknown: the next walk looks its -r<n> up first
+                self._error(ctx, f"walk of {p.client_order_id}", exc)
+                out = None
             if out is None or out.status == "refused":
-                # rejected by the venue, or no cash free for the higher price: the order is
-                # still live where it was, so it rests on its rung and walks again next cycle
+                # rejected by the venue, its outcome unknown, or no cash free for the higher
+                # price: the book keeps the order on its rung, and it walks again next cycle
                 p.ladder, p.rung, p.waited = before
                 return
             del book.pending[p.client_order_id]
