@@ -63,8 +63,11 @@ class TradeLearner:
         labels = make_labels(_dated(view.bars[view.bars["symbol"].isin(view.symbols)]))
         lab = labels["direction"].reindex(held.index)
         ok = lab.notna().to_numpy()
-        errors = np.abs(lab[ok].to_numpy(float) - model.predict_proba(held[ok]))
-        return DriftDetector(held.to_numpy(np.float64), errors, model.feature_names)
+        errors = pd.Series(
+            np.abs(lab[ok].to_numpy(float) - model.predict_proba(held[ok])), index=held.index[ok]
+        )
+        # indexed by (date, symbol): the detector counts the rows as the panel they are
+        return DriftDetector(held.astype(np.float64), errors, model.feature_names)
 
     def prepare(self, view: MarketView) -> None:
         """Build the learner the first time (later days keep its trades and its reference)."""
@@ -103,6 +106,7 @@ class TradeLearner:
             trip.exit_ts,
             trip.side,
             trip.move,
+            x.index[0].to_pydatetime(),
         )
 
     async def after_session(self, journal: Any, now: Any) -> list[DriftReport]:

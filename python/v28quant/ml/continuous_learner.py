@@ -10,7 +10,12 @@ Drift test: a two-sample Kolmogorov-Smirnov test of each feature's recent window
 reference (training) sample, and of the recent prediction errors (|direction - P(up)|) against
 the reference errors, every ``test_every`` trades. Features are autocorrelated in time, so
 each sample counts with its effective size ``n (1 - phi) / (1 + phi)`` (:func:`ks_pvalue`);
-otherwise stationary persistent features would "drift" most of the time. The family of p-values
+otherwise stationary persistent features would "drift" most of the time. Samples indexed by
+``(date, symbol)`` (the equity engine's features, one row per stock and session) are panels:
+the rows of one date share the market's move and one stock's rows share its persistence, so
+their effective size comes from a panel model fitted on the reference
+(:class:`PanelDependence`) instead of the lag-1 autocorrelation of the stacked rows, which
+measures neither and left a stationary panel "drifting" on most nights. The family of p-values
 is corrected for multiple testing by Benjamini-Hochberg (false discovery rate, the default) or
 Holm (family-wise error rate), and drift is declared when any corrected p-value is below
 ``alpha``. A retrain is given the full history of recorded trades.
@@ -38,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from scipy import special, stats
 
 log = logging.getLogger(__name__)
@@ -100,6 +106,106 @@ def lag1_autocorrelation(x: np.ndarray) -> float:
     return 0.0 if r < 2.0 / np.sqrt(len(x)) else min(r, 0.995)
 
 
+def _sessions(dates: pd.Index) -> np.ndarray:
+    """Business-day numbers of ``dates``: the distance between two rows in sessions."""
+    days = dates.to_numpy().astype("datetime64[D]")
+    return np.asarray(np.busday_count(np.datetime64("1970-01-01"), days))
+
+
+@dataclass(frozen=True)
+class PanelDependence:
+    """Correlation of two rows of a panel series: ``rho = w c^h + (1 - w) o^h [same symbol]``.
+
+    ``h`` is the number of sessions between the rows; ``w`` (``common_share``) the share of the
+    variance common to every symbol on a date, ``c`` (``common_phi``) its lag-1
+    autocorrelation, ``o`` (``own_phi``) that of each symbol's own part: a one-factor panel with
+    AR(1) parts, fitted on a complete panel by :meth:`fit`.
+    """
+
+    common_share: float
+    common_phi: float
+    own_phi: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray, sessions: np.ndarray, symbols: np.ndarray) -> PanelDependence:
+        """Estimate the model from a complete panel (rows in any order)."""
+        v = values - values.mean()
+        var = float(v @ v) / len(v)
+        if var == 0:
+            return cls(0.0, 0.0, 0.0)
+        _, day = np.unique(sessions, return_inverse=True)
+        counts = np.bincount(day)
+        sums, squares = np.bincount(day, v), np.bincount(day, v * v)
+        pairs = float(counts @ (counts - 1))
+        share = float((sums**2 - squares).sum()) / pairs / var if pairs else 0.0
+        # each symbol's own part: the row less its date's mean, in time order per symbol
+        own = v - (sums / counts)[day]
+        order = np.lexsort((sessions, symbols))
+        r, sym = own[order], symbols[order]
+        next_of_same = sym[1:] == sym[:-1]
+        own_phi = _clip_phi(float(r[1:][next_of_same] @ r[:-1][next_of_same]) / float(r @ r))
+        share = min(max(share, 0.0), 1.0)
+        # a date's mean carries its own parts' average too: take their lag-1 covariance
+        # ((1 - w) var own_phi / symbols per date) out of the means' before dividing by w var
+        means = sums / counts
+        lag1 = float(means[1:] @ means[:-1]) / (len(means) - 1) if len(means) > 1 else 0.0
+        lag1 -= (1 - share) * var * own_phi * float(np.mean(1 / counts))
+        common_phi = _clip_phi(lag1 / (share * var)) if share > 0 else 0.0
+        return cls(share, common_phi, own_phi)
+
+    def effective_size(self, sessions: np.ndarray, symbols: np.ndarray) -> float:
+        """``n^2 / sum_ij rho_ij``: the independent rows a sample is worth for its mean.
+
+        As for :func:`ks_pvalue`, the mean's count is the conservative one for the KS test:
+        the rows' indicators ``1{x <= t}`` are less correlated than the rows themselves.
+        """
+        days, per_day = np.unique(sessions, return_counts=True)
+        total = self.common_share * float(per_day @ _decay(days, self.common_phi) @ per_day)
+        for sym in np.unique(symbols):
+            own_days = sessions[symbols == sym]
+            total += (1 - self.common_share) * float(_decay(own_days, self.own_phi).sum())
+        return len(sessions) ** 2 / total
+
+
+def _clip_phi(phi: float) -> float:
+    """Clip an AR(1) coefficient to [0, 0.995]: negative dependence is not counted."""
+    return min(max(phi, 0.0), 0.995)
+
+
+def _decay(sessions: np.ndarray, phi: float) -> np.ndarray:
+    """``phi ** |d_i - d_j|`` for every pair of sessions (``0 ** 0`` is 1)."""
+    lag = np.abs(sessions[:, None] - sessions[None, :]).astype(np.float64)
+    return np.asarray(np.power(phi, lag))
+
+
+def _panel_index(x: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sessions and symbols of a sample indexed by ``(date, symbol)``, else None."""
+    index = getattr(x, "index", None)
+    if not isinstance(index, pd.MultiIndex) or list(index.names) != ["date", "symbol"]:
+        return None
+    dates = pd.DatetimeIndex(index.get_level_values("date"))
+    return _sessions(dates), index.get_level_values("symbol").astype(str).to_numpy()
+
+
+def panel_ks_pvalue(
+    reference: np.ndarray,
+    reference_at: tuple[np.ndarray, np.ndarray],
+    current: np.ndarray,
+    current_at: tuple[np.ndarray, np.ndarray],
+) -> float:
+    """Two-sample KS p-value of panel samples at their effective sizes.
+
+    The dependence is fitted on the reference panel and, the null being that nothing
+    changed, holds for the current rows too; each sample's size is then
+    :meth:`PanelDependence.effective_size` of its own dates and symbols.
+    """
+    dependence = PanelDependence.fit(reference, *reference_at)
+    ne = dependence.effective_size(*reference_at)
+    me = dependence.effective_size(*current_at)
+    d = float(stats.ks_2samp(reference, current).statistic)
+    return float(min(1.0, special.kolmogorov(d * np.sqrt(ne * me / (ne + me)))))
+
+
 def ks_pvalue(reference: np.ndarray, current: np.ndarray) -> float:
     """Two-sample KS p-value with effective sample sizes for autocorrelated samples.
 
@@ -121,15 +227,30 @@ def ks_pvalue(reference: np.ndarray, current: np.ndarray) -> float:
     return float(min(1.0, special.kolmogorov(float(res.statistic) * en)))
 
 
+def _ks(
+    reference: np.ndarray,
+    reference_at: tuple[np.ndarray, np.ndarray] | None,
+    current: np.ndarray,
+    current_at: tuple[np.ndarray, np.ndarray] | None,
+) -> float:
+    """Use the panel test when both samples say where their rows sit, else the time-series one."""
+    if reference_at is None or current_at is None:
+        return ks_pvalue(reference, current)
+    return panel_ks_pvalue(reference, reference_at, current, current_at)
+
+
 class DriftDetector:
     """Per-feature and prediction-error two-sample KS tests with a multiple-testing correction.
 
     Parameters
     ----------
     reference : array (n_ref, n_features)
-        Feature values of the training window.
+        Feature values of the training window. A DataFrame indexed by ``(date, symbol)`` is a
+        panel: tested against a current window indexed the same way, each series counts at
+        its panel effective size (:func:`panel_ks_pvalue`).
     reference_errors : array (n_ref_err,), optional
-        Prediction errors on held-out data at training time.
+        Prediction errors on held-out data at training time (a Series indexed by
+        ``(date, symbol)`` for a panel).
     feature_names : names of the columns.
     alpha : level of the (corrected) test.
     correction : ``"benjamini-hochberg"`` (default) or ``"holm"``.
@@ -137,8 +258,8 @@ class DriftDetector:
 
     def __init__(
         self,
-        reference: np.ndarray,
-        reference_errors: np.ndarray | None = None,
+        reference: np.ndarray | pd.DataFrame,
+        reference_errors: np.ndarray | pd.Series | None = None,
         feature_names: Sequence[str] | None = None,
         alpha: float = 0.05,
         correction: Correction = "benjamini-hochberg",
@@ -150,23 +271,33 @@ class DriftDetector:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
         adjust_pvalues([0.5], correction)  # validates the name
         self.reference = ref
+        self.reference_at = _panel_index(reference)
         self.reference_errors = (
             None if reference_errors is None else np.asarray(reference_errors, np.float64)
         )
+        self.reference_errors_at = _panel_index(reference_errors)
         self.feature_names = list(feature_names or [f"x{i}" for i in range(ref.shape[1])])
         self.alpha, self.correction = alpha, correction
 
-    def test(self, current: np.ndarray, current_errors: np.ndarray | None = None) -> DriftReport:
+    def test(
+        self,
+        current: np.ndarray | pd.DataFrame,
+        current_errors: np.ndarray | pd.Series | None = None,
+    ) -> DriftReport:
         """KS-test the current window (and its errors) against the reference."""
         cur = np.asarray(current, dtype=np.float64)
         if cur.ndim != 2 or cur.shape[1] != self.reference.shape[1]:
             raise ValueError(f"current must be (n, {self.reference.shape[1]}), got {cur.shape}")
+        at = _panel_index(current)
         names = list(self.feature_names)
-        pv = [ks_pvalue(self.reference[:, j], cur[:, j]) for j in range(cur.shape[1])]
+        pv = [
+            _ks(self.reference[:, j], self.reference_at, cur[:, j], at) for j in range(cur.shape[1])
+        ]
         if current_errors is not None and self.reference_errors is not None:
             names.append("prediction_error")
             errs = np.asarray(current_errors, dtype=np.float64)
-            pv.append(ks_pvalue(self.reference_errors, errs))
+            errs_at = _panel_index(current_errors)
+            pv.append(_ks(self.reference_errors, self.reference_errors_at, errs, errs_at))
         p = np.asarray(pv)
         return DriftReport(
             tuple(names), p, adjust_pvalues(p, self.correction), self.alpha, self.correction
@@ -195,9 +326,11 @@ class TradeOutcome:
     """A closed trade: the features at entry, the model's P(up) then, and the realised result.
 
     ``side`` is the trade's direction (``"long"`` or ``"short"``); ``move`` the underlying's
-    realised log move from entry to exit when known. The label is the direction the *price*
-    took, which the model predicts: the sign of ``move``, else the P&L read through the side (a
-    profitable short means the price went down), never the sign of the P&L alone.
+    realised log move from entry to exit when known; ``feature_date`` the session of the
+    features, which places the trade in a panel reference indexed by ``(date, symbol)``. The
+    label is the direction the *price* took, which the model predicts: the sign of ``move``,
+    else the P&L read through the side (a profitable short means the price went down), never
+    the sign of the P&L alone.
     """
 
     symbol: str
@@ -207,6 +340,7 @@ class TradeOutcome:
     closed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     side: str = "long"
     move: float | None = None
+    feature_date: datetime | None = None
 
     def __post_init__(self) -> None:
         """Check the side."""
@@ -224,6 +358,21 @@ class TradeOutcome:
     def error(self) -> float:
         """``|direction - P(up)|``, the prediction error the drift test watches."""
         return abs(self.direction - self.prob_up)
+
+
+def _window(
+    trades: Sequence[TradeOutcome],
+) -> tuple[np.ndarray | pd.DataFrame, np.ndarray | pd.Series]:
+    """Return the trades' features and errors, by ``(date, symbol)`` when every one is dated."""
+    X = np.stack([t.features for t in trades])
+    err = np.array([t.error for t in trades])
+    if any(t.feature_date is None for t in trades):
+        return X, err
+    index = pd.MultiIndex.from_arrays(
+        [pd.DatetimeIndex([t.feature_date for t in trades]), [t.symbol for t in trades]],
+        names=["date", "symbol"],
+    )
+    return pd.DataFrame(X, index=index), pd.Series(err, index=index)
 
 
 Retrainer = Callable[[np.ndarray, np.ndarray], Mapping[str, Any]]
@@ -300,9 +449,7 @@ class ContinuousLearner:
             n = len(self._trades)
         if n < cfg.min_trades:
             return None
-        X = np.stack([t.features for t in recent])
-        err = np.array([t.error for t in recent])
-        report = self.detector.test(X, err)
+        report = self.detector.test(*_window(recent))
         self.last_report = report
         log.info(
             "drift test",
