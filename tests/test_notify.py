@@ -109,3 +109,44 @@ def test_sender_restarts_under_a_second_event_loop(discord: FakeDiscord) -> None
     assert [m["content"] for m in discord.received] == ["from loop 1", "from loop 2"]
     assert n.sent == 2
     assert n.dropped == 0
+
+
+def _notifier_warnings(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "v28quant.notify" and r.levelno >= logging.WARNING
+    ]
+
+
+async def test_an_unreachable_webhook_is_reported_once_not_per_post(caplog) -> None:
+    # An operator reads the log for a failing Discord: one warning when notices start failing,
+    # not one per attempt of every notice (reference: the log records themselves).
+    caplog.set_level(logging.DEBUG)
+    url = "http://127.0.0.1:9/api/webhooks/987654321/another-SECRET-token"
+    n = DiscordNotifier(url, max_attempts=2, min_interval=0.0)
+    for i in range(4):
+        n.notify(f"m{i}")
+    await n.aclose(timeout=10)
+    assert n.dropped == 4
+    failing = [m for m in _notifier_warnings(caplog) if "failing" in m]
+    assert len(failing) == 1, _notifier_warnings(caplog)
+    assert len(_notifier_warnings(caplog)) == 1, _notifier_warnings(caplog)
+    assert "another-SECRET-token" not in caplog.text
+
+
+async def test_an_outage_is_reported_once_and_its_end_too(discord: FakeDiscord, caplog) -> None:
+    # 503s for the first three posts, then Discord answers again (reference: what the fake
+    # received and the log records).
+    caplog.set_level(logging.DEBUG)
+    discord.fail(times=3, status=503)
+    n = DiscordNotifier(discord.webhook_url, max_attempts=2, min_interval=0.0)
+    for i in range(3):
+        n.notify(f"m{i}")
+    await n.aclose(timeout=10)
+    # m0 is dropped after two 503s; m1 meets the third 503, then gets through; m2 too
+    assert [m["content"] for m in discord.received] == ["m1", "m2"]
+    warnings = _notifier_warnings(caplog)
+    assert len([m for m in warnings if "failing" in m]) == 1, warnings
+    assert len([m for m in warnings if "again" in m]) == 1, warnings
+    assert len(warnings) == 2, warnings

@@ -8,8 +8,9 @@ counted), not awaited.
 Rate limits: a client-side spacing of ``min_interval`` seconds (Discord allows about 5 posts
 per 2 s per webhook); after a response with ``X-RateLimit-Remaining: 0`` the sender waits
 ``X-RateLimit-Reset-After`` seconds; a 429 is retried after its JSON ``retry_after`` (seconds,
-float) or the ``Retry-After`` header. Other failures are retried with backoff, then dropped
-with a log line.
+float) or the ``Retry-After`` header. Other failures are retried with backoff, then dropped.
+An outage is logged once when notices start failing and once when one gets through again
+(each failed attempt in between at DEBUG), so a dead webhook never floods the log.
 
 The webhook URL embeds its token: it is never logged, and exception text is scrubbed of it.
 ``NullNotifier`` (no URL configured) accepts the same calls and does nothing.
@@ -155,6 +156,8 @@ class DiscordNotifier(_Formatting):
         self._client: httpx.AsyncClient | None = None
         self._next_send = 0.0
         self._closing = False
+        self._failing = False
+        self._dropped_while_failing = 0
         self.sent = 0
         self.dropped = 0
 
@@ -203,8 +206,7 @@ class DiscordNotifier(_Formatting):
             self._queue.put_nowait(str(content)[:DISCORD_MAX_CONTENT])
             return True
         except asyncio.QueueFull:
-            self.dropped += 1
-            log.warning("Discord notice dropped: queue full (%d waiting)", self._max_queue)
+            self._drop(f"queue full ({self._max_queue} waiting)")
             return False
         except Exception as exc:  # the trading loop must never see a notifier failure
             self.dropped += 1
@@ -220,8 +222,7 @@ class DiscordNotifier(_Formatting):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.dropped += 1
-                log.warning("Discord notice dropped: %s", self._redact(repr(exc)))
+                self._drop(self._redact(repr(exc)))
             finally:
                 self._queue.task_done()
 
@@ -238,12 +239,7 @@ class DiscordNotifier(_Formatting):
                     self._url, json={"content": content, "username": self._username}
                 )
             except httpx.HTTPError as exc:
-                log.warning(
-                    "Discord post failed (attempt %d/%d): %s",
-                    attempt,
-                    self._max_attempts,
-                    self._redact(type(exc).__name__ + ": " + str(exc)),
-                )
+                self._attempt_failed(attempt, self._redact(type(exc).__name__ + ": " + str(exc)))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -254,23 +250,43 @@ class DiscordNotifier(_Formatting):
                 self._next_send = max(self._next_send, time.monotonic() + wait)
                 continue
             if 200 <= r.status_code < 300:
-                self.sent += 1
+                self._delivered()
                 return
             if r.status_code >= 500:
-                log.warning(
-                    "Discord post failed with HTTP %d (attempt %d/%d)",
-                    r.status_code,
-                    attempt,
-                    self._max_attempts,
-                )
+                self._attempt_failed(attempt, f"HTTP {r.status_code}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            self.dropped += 1
-            log.warning("Discord refused a notice: HTTP %d", r.status_code)
+            self._drop(f"refused with HTTP {r.status_code}")
             return
+        self._drop(f"no answer after {self._max_attempts} attempts")
+
+    def _attempt_failed(self, attempt: int, why: str) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("Discord notices failing (%s); trading goes on without them", why)
+        log.debug("Discord post failed (attempt %d/%d): %s", attempt, self._max_attempts, why)
+
+    def _drop(self, why: str) -> None:
+        """Count a notice lost; the first loss of an outage is a warning, the rest DEBUG."""
         self.dropped += 1
-        log.warning("Discord notice dropped after %d attempts", self._max_attempts)
+        if self._failing:
+            self._dropped_while_failing += 1
+            log.debug("Discord notice dropped: %s", why)
+            return
+        self._failing = True
+        self._dropped_while_failing = 1
+        log.warning("Discord notices failing (notice dropped: %s); trading goes on", why)
+
+    def _delivered(self) -> None:
+        self.sent += 1
+        if self._failing:
+            self._failing = False
+            log.warning(
+                "Discord notices delivered again (%d dropped meanwhile)",
+                self._dropped_while_failing,
+            )
+            self._dropped_while_failing = 0
 
     def _respect_bucket(self, headers: Mapping[str, str]) -> None:
         try:

@@ -1,7 +1,8 @@
 """Loopback Discord webhook receiver for tests.
 
 Accepts ``POST /api/webhooks/{id}/{token}`` with a JSON body and answers 204, recording the
-body. ``rate_limit(times, retry_after)`` answers the next ``times`` posts with Discord's 429
+body. ``fail(times, status)`` answers the next ``times`` posts with that server error (an
+outage). ``rate_limit(times, retry_after)`` answers the next ``times`` posts with Discord's 429
 shape (``{"message": "You are being rate limited.", "retry_after": <float s>, "global":
 false}`` plus ``Retry-After`` and ``X-RateLimit-*`` headers). Requests to any other path get 404.
 """
@@ -23,6 +24,7 @@ class FakeDiscord:
         self.times: list[float] = []
         self.rejected: list[float] = []
         self._pending_429: list[float] = []
+        self._pending_errors: list[int] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -36,6 +38,10 @@ class FakeDiscord:
         with self._lock:
             self._pending_429.extend([retry_after] * times)
 
+    def fail(self, times: int = 1, status: int = 503) -> None:
+        with self._lock:
+            self._pending_errors.extend([status] * times)
+
     def __enter__(self) -> FakeDiscord:
         fake = self
 
@@ -47,6 +53,13 @@ class FakeDiscord:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if not self.path.startswith("/api/webhooks/"):
                     self.send_response(404)
+                    self.end_headers()
+                    return
+                with fake._lock:
+                    error = fake._pending_errors.pop(0) if fake._pending_errors else None
+                if error is not None:
+                    self.send_response(error)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 with fake._lock:
