@@ -9,7 +9,8 @@ capital split between the engines and the risk scale (``v28quant.allocation``).
 
 Each cycle slot: re-read the venue clock, mark the account (a loss-limit breach halts),
 carry out a pending operator ``flatten``, and settle our orders with the venue (deferred fills,
-unknown outcomes).
+unknown outcomes). A halt, whoever set it, is notified once when the runner first sees it and
+once when it is lifted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from v28quant.engines import EngineContext
 from v28quant.ml.model_store import ModelStore
 from v28quant.occ import is_occ, underlying_of
 from v28quant.reconcile import reconcile
-from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, record_control
+from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, HaltState, record_control
 from v28quant.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
     state = ctx.risk.mark(account, ctx.now)
     if state.halted:
         log.warning("kill switch is on (%s): no new orders until `v28quant resume`", state.reason)
+    announce_kill_switch(ctx, state)
     lookback = ctx.config.equity.lookback_sessions
     bars, closes = await load_history(ctx, [*ctx.universe, venue.market_symbol], lookback)
     if closes.empty or venue.market_symbol not in closes:
@@ -251,9 +253,29 @@ async def watch_account(ctx: EngineContext, venue: Venue) -> None:
         await venue.venue_clock.refresh()
     account = await ctx.broker.account()
     state = ctx.risk.mark(account, ctx.now)
+    announce_kill_switch(ctx, state)
     if state.flatten_pending:
         await flatten(ctx)
     await ctx.executor.sync()
+
+
+def announce_kill_switch(ctx: EngineContext, state: HaltState) -> None:
+    """Notify a halt once when the runner first sees it, and its end once.
+
+    The halt seen last is kept in ``ctx.shared``: a halt holding for many cycles is one notice.
+    """
+    seen = (state.since, state.reason) if state.halted else None
+    if seen == ctx.shared.get("kill_switch_seen"):
+        return
+    ctx.shared["kill_switch_seen"] = seen
+    if state.halted:
+        flatten_note = "; a flatten is pending" if state.flatten_pending else ""
+        ctx.notifier.notify(
+            f"HALT by {state.by}: {state.reason}{flatten_note}; no new orders until "
+            "`v28quant resume`"
+        )
+    else:
+        ctx.notifier.notify("RESUME: the kill switch is off; new orders allowed")
 
 
 #: Seconds the flatten waits for its short option closes to fill before closing what covers them.

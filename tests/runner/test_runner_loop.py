@@ -212,3 +212,41 @@ async def test_any_pre_market_failure_costs_the_session_not_the_runner(
     assert engine.ends == 1
     assert notices.sent == ["ERROR in runner: pre-market job failed: KeyError('close'); no trading"]
     runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_halt_is_notified_once_when_it_begins_and_once_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    # An operator's halt holds for cycles 1-3, a resume lets 4-5 trade, a second halt the rest:
+    # one notice for each change, never one a cycle (reference: what the Discord fake received).
+    from fakes.discord import FakeDiscord
+    from v28quant.execution import Executor
+    from v28quant.notify import DiscordNotifier
+    from v28quant.risk import HALT, RESUME, record_control
+
+    engine = Recorder("equity")
+    runner = _runner(tmp_path, [engine])
+    journal = runner.ctx.journal
+    runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
+
+    def operator(n: int) -> None:
+        if n == 3:
+            record_control(journal, RESUME, "news digested", "operator", runner.ctx.now)
+        if n == 5:
+            record_control(journal, HALT, "broker maintenance", "operator", runner.ctx.now)
+
+    engine.on_cycle = operator
+    record_control(journal, HALT, "earnings news", "operator", runner.ctx.now)
+    with FakeDiscord() as discord:
+        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        assert await runner.run() == 0
+        await notifier.aclose()
+    notices = [m["content"] for m in discord.received]
+    assert len(engine.cycles) == 13
+    assert notices == [
+        "HALT by operator: earnings news; no new orders until `v28quant resume`",
+        "RESUME: the kill switch is off; new orders allowed",
+        "HALT by operator: broker maintenance; no new orders until `v28quant resume`",
+    ]
+    journal.close()
