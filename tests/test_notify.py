@@ -150,3 +150,27 @@ async def test_an_outage_is_reported_once_and_its_end_too(discord: FakeDiscord, 
     assert len([m for m in warnings if "failing" in m]) == 1, warnings
     assert len([m for m in warnings if "again" in m]) == 1, warnings
     assert len(warnings) == 2, warnings
+
+
+async def test_a_repeated_error_is_held_back_then_counted(
+    discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reference: what the fake received, against a clock moved by hand past the quiet period.
+    import v28quant.notify as notify
+
+    now = [1000.0]
+    monkeypatch.setattr(notify.time, "monotonic", lambda: now[0])
+    n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+    for _ in range(5):
+        n.error("equity cycle", "KeyError: 'AAPL'")
+        now[0] += 60.0
+    n.error("options cycle", "KeyError: 'AAPL'")  # another place: its own notice
+    now[0] += notify.REPEAT_QUIET_S
+    n.error("equity cycle", "KeyError: 'AAPL'")
+    monkeypatch.undo()
+    await n.aclose()
+    assert [m["content"] for m in discord.received] == [
+        "ERROR in equity cycle: KeyError: 'AAPL'",
+        "ERROR in options cycle: KeyError: 'AAPL'",
+        "ERROR in equity cycle: KeyError: 'AAPL' (again; 4 repeat(s) held back)",
+    ]

@@ -5,6 +5,10 @@ puts the message on a bounded queue and returns at once, so the trading loop is 
 and never sees an exception from here. When the queue is full the message is dropped (and
 counted), not awaited.
 
+An error notice identical to one sent less than ``REPEAT_QUIET_S`` seconds ago is held back
+(a condition that persists cycle after cycle is one notice an hour, not one a cycle); the next
+one sent says how many were held back. The log keeps every occurrence.
+
 Rate limits: a client-side spacing of ``min_interval`` seconds (Discord allows about 5 posts
 per 2 s per webhook); after a response with ``X-RateLimit-Remaining: 0`` the sender waits
 ``X-RateLimit-Reset-After`` seconds; a 429 is retried after its JSON ``retry_after`` (seconds,
@@ -33,6 +37,8 @@ from v28quant.redaction import REDACTED, redact
 
 log = logging.getLogger(__name__)
 DISCORD_MAX_CONTENT = 2000
+#: Seconds an error notice identical to one already sent is held back.
+REPEAT_QUIET_S = 3600.0
 
 
 class Notifier(Protocol):
@@ -61,6 +67,10 @@ class Notifier(Protocol):
 class _Formatting(ABC):
     """The notice texts, shared by every notifier; subclasses say where a notice goes."""
 
+    def __init__(self) -> None:
+        # error text -> (monotonic time it was last sent, repeats held back since)
+        self._errors_sent: dict[str, tuple[float, int]] = {}
+
     def execution(
         self,
         symbol: str,
@@ -74,7 +84,15 @@ class _Formatting(ABC):
         return self.notify(f"FILL {side} {qty} {symbol} @ {price}" + (f" ({tail})" if tail else ""))
 
     def error(self, where: str, message: str) -> bool:
-        return self.notify(f"ERROR in {where}: {message}")
+        """Notice of an error: ``ERROR in equity cycle: KeyError: 'AAPL'``, repeats held back."""
+        text = f"ERROR in {where}: {message}"
+        now = time.monotonic()
+        sent_at, held = self._errors_sent.get(text, (None, 0))
+        if sent_at is not None and now - sent_at < REPEAT_QUIET_S:
+            self._errors_sent[text] = (sent_at, held + 1)
+            return True
+        self._errors_sent[text] = (now, 0)
+        return self.notify(text + (f" (again; {held} repeat(s) held back)" if held else ""))
 
     @abstractmethod
     def notify(self, content: str) -> bool:
@@ -139,6 +157,7 @@ class DiscordNotifier(_Formatting):
         timeout: float = 10.0,
         username: str = "v28quant",
     ) -> None:
+        super().__init__()
         raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
         if not raw.startswith(("https://", "http://")):
             raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")

@@ -135,6 +135,7 @@ class Notices(NullNotifier):
     """A notifier that keeps what it is given."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.sent: list[str] = []
 
     def notify(self, content: str) -> bool:
@@ -249,4 +250,30 @@ async def test_a_halt_is_notified_once_when_it_begins_and_once_when_it_ends(
         "RESUME: the kill switch is off; new orders allowed",
         "HALT by operator: broker maintenance; no new orders until `v28quant resume`",
     ]
+    journal.close()
+
+
+@pytest.mark.asyncio
+async def test_an_engine_failing_every_cycle_is_one_notice_not_a_storm(tmp_path: Path) -> None:
+    # The same exception in each of the day's 13 cycles: each is journaled, one is notified
+    # (reference: the journal's error rows and what the Discord fake received).
+    from fakes.discord import FakeDiscord
+    from v28quant.execution import Executor
+    from v28quant.notify import DiscordNotifier
+
+    class Broken(Recorder):
+        async def cycle(self, ctx: EngineContext) -> CycleReport:
+            self.cycles.append(ctx.now)
+            raise KeyError("AAPL")
+
+    engine = Broken("equity")
+    runner = _runner(tmp_path, [engine])
+    journal = runner.ctx.journal
+    runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
+    with FakeDiscord() as discord:
+        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        assert await runner.run() == 0
+        await notifier.aclose()
+    assert len(journal.decisions(engine="equity", action="error")) == len(engine.cycles) == 13
+    assert [m["content"] for m in discord.received] == ["ERROR in equity cycle: KeyError: 'AAPL'"]
     journal.close()
