@@ -506,6 +506,11 @@ class Runner:
             summary["fills"],
             extra={"orders": summary["orders"], "decisions": summary["decisions"]},
         )
+        orders = sum(n for by_status in summary["orders"].values() for n in by_status.values())
+        self.ctx.notifier.notify(
+            f"END OF DAY {day}: equity {account.equity}, {summary['fills']} fill(s), "
+            f"{orders} order(s)"
+        )
         self.ctx.journal.record_decision(
             _end_of_day_id(day),
             "runner",

@@ -211,7 +211,9 @@ async def test_any_pre_market_failure_costs_the_session_not_the_runner(
     assert await runner.run() == 0
     assert engine.cycles == []
     assert engine.ends == 1
-    assert notices.sent == ["ERROR in runner: pre-market job failed: KeyError('close'); no trading"]
+    failed, closed = notices.sent
+    assert failed == "ERROR in runner: pre-market job failed: KeyError('close'); no trading"
+    assert closed.startswith(f"END OF DAY {runner.venue.sessions[0]}:")
     runner.ctx.journal.close()
 
 
@@ -243,7 +245,7 @@ async def test_a_halt_is_notified_once_when_it_begins_and_once_when_it_ends(
         runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
         assert await runner.run() == 0
         await notifier.aclose()
-    notices = [m["content"] for m in discord.received]
+    notices = [m["content"] for m in discord.received if not m["content"].startswith("END")]
     assert len(engine.cycles) == 13
     assert notices == [
         "HALT by operator: earnings news; no new orders until `v28quant resume`",
@@ -275,5 +277,28 @@ async def test_an_engine_failing_every_cycle_is_one_notice_not_a_storm(tmp_path:
         assert await runner.run() == 0
         await notifier.aclose()
     assert len(journal.decisions(engine="equity", action="error")) == len(engine.cycles) == 13
-    assert [m["content"] for m in discord.received] == ["ERROR in equity cycle: KeyError: 'AAPL'"]
+    errors = [m["content"] for m in discord.received if m["content"].startswith("ERROR")]
+    assert errors == ["ERROR in equity cycle: KeyError: 'AAPL'"]
+    journal.close()
+
+
+@pytest.mark.asyncio
+async def test_the_end_of_day_roll_up_is_a_notice(tmp_path: Path) -> None:
+    # Reference: the simulated exchange's own account at the close, and the fake's record.
+    from fakes.discord import FakeDiscord
+    from v28quant.execution import Executor
+    from v28quant.notify import DiscordNotifier
+
+    runner = _runner(tmp_path, [Recorder("equity")])
+    journal = runner.ctx.journal
+    runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
+    with FakeDiscord() as discord:
+        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        assert await runner.run() == 0
+        await notifier.aclose()
+    day = runner.venue.sessions[0]
+    equity = (await runner.ctx.broker.account()).equity
+    assert [m["content"] for m in discord.received] == [
+        f"END OF DAY {day}: equity {equity}, 0 fill(s), 0 order(s)"
+    ]
     journal.close()
