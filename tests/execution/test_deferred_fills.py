@@ -51,6 +51,7 @@ async def test_a_fill_posted_late_is_journaled_at_the_next_watch(tmp_path: Path)
         executor=Executor(broker, journal),
         notifier=RecordingNotifier(),
         risk=RiskGate(RiskLimits.model_validate({}), journal),
+        shared={},  # the runner's per-run state (EngineContext.shared)
     )
     req = OrderRequest.equity("AAPL", 10, "buy", owner=Owner("equity", "aggregate", "d1"))
     try:
