@@ -246,7 +246,15 @@ class Runner:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
-            bar = tqdm(self.venue.sessions, desc=self.ctx.mode, unit="session", file=sys.stderr)
+            # disable=None: drawn on a terminal only; on a file or pipe (the systemd journal)
+            # every log line's redraw would be one more copy of the bar
+            bar = tqdm(
+                self.venue.sessions,
+                desc=self.ctx.mode,
+                unit="session",
+                file=sys.stderr,
+                disable=None,
+            )
             # log lines print above the bar, not glued to its end on a shared terminal
             with logging_redirect_tqdm():
                 for day in bar:
