@@ -1,22 +1,23 @@
 """What the runner hands an engine, and what an engine hands back.
 
 An engine (equity, options, ...) implements ``Engine``: a name, a pre-market job, a cycle and an
-end-of-day job, all async. The runner calls them on the exchange's schedule with an
-``EngineContext`` that carries everything the engine may touch: the clock (venue or simulated),
-the broker and data feed, the journal, the execution service, the signal aggregator, the
-regime assessment of the day, the risk gate and the settings. Engines never build any of these
-themselves, so the same engine code runs live, in paper, keyless and in backtests.
+end-of-day job, all async (and may offer ``announces_fill``, see ``fills_announced_by``). The
+runner calls them on the exchange's schedule with an ``EngineContext`` that carries everything
+the engine may touch: the clock (venue or simulated), the broker and data feed, the journal, the
+execution service, the signal aggregator, the regime assessment of the day, the risk gate and the
+settings. Engines never build any of these themselves, so the same engine code runs live, in
+paper, keyless and in backtests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from v28quant.broker.base import Broker
+from v28quant.broker.base import Broker, OrderTag
 from v28quant.calendar import ExchangeCalendar
 from v28quant.clock import Clock
 from v28quant.config import RunConfig
@@ -131,3 +132,14 @@ class Engine(Protocol):
     async def end_of_day(self, ctx: EngineContext) -> None:
         """Close the session: roll-ups, learner updates."""
         ...
+
+
+def fills_announced_by(engines: Sequence[object]) -> Callable[[OrderTag], bool]:
+    """Return whether one of ``engines`` announces the fills of an order with this tag itself.
+
+    An engine that sends its own fill notice (the options engine: strategy, units, net price)
+    offers ``announces_fill(tag) -> bool``; the execution service leaves those fills to it, so
+    that each fill is announced once.
+    """
+    own = [hook for e in engines if (hook := getattr(e, "announces_fill", None)) is not None]
+    return lambda tag: any(hook(tag) for hook in own)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from v28quant.broker.errors import AuthenticationError
 from v28quant.calendar import ExchangeCalendar, default_calendar
 from v28quant.config import EquityConfig, RunConfig, load_config
-from v28quant.engines import Engine, EngineContext
+from v28quant.engines import Engine, EngineContext, fills_announced_by
 from v28quant.errors import describe_error
 from v28quant.execution.lock import JournalLock, JournalLocked
 from v28quant.journal import Journal
@@ -169,7 +169,12 @@ async def _serve(
     journal = Journal(journal_path)
     notifier = make_notifier(settings.discord_webhook_url)
     executor = Executor(
-        venue.broker, journal, notifier=notifier, clock=venue.clock, quotes=venue.feed
+        venue.broker,
+        journal,
+        notifier=notifier,
+        clock=venue.clock,
+        quotes=venue.feed,
+        announced_elsewhere=fills_announced_by(engines),
     )
     try:
         await _follow_trade_updates(venue, executor)

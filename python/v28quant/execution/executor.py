@@ -40,6 +40,7 @@ from v28quant.broker.base import (
     OrderRejected,
     OrderRequest,
     OrderStatus,
+    OrderTag,
     SubmitOutcomeUnknown,
     parse_client_order_id,
     replacement_client_order_id,
@@ -105,7 +106,7 @@ class Executor(OrderRecorder):
     journal : Journal or AsyncJournal
         Where every step is written; a plain ``Journal`` is wrapped to run off the event loop.
     notifier : Notifier, optional
-        Gets a notice for each refusal, rejection, unknown outcome and fill.
+        Gets a notice for each refusal, rejection, unknown outcome and order's fills.
     clock : Clock, optional
         Time stamps for the journal (the simulated clock in backtests); wall time by default.
     quotes : QuoteSource, optional
@@ -114,6 +115,9 @@ class Executor(OrderRecorder):
         Seconds between looks at the venue while ``track`` waits.
     sleep : callable
         The async sleep ``track`` uses (tests pass one that moves a simulated clock).
+    announced_elsewhere : callable, optional
+        Whether the engine owning an order (by its ``OrderTag``) announces its fills itself
+        (``engines.fills_announced_by``); those orders' fills get no notice here.
     """
 
     def __init__(
@@ -126,10 +130,17 @@ class Executor(OrderRecorder):
         quotes: QuoteSource | None = None,
         poll_interval_s: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        announced_elsewhere: Callable[[OrderTag], bool] | None = None,
     ) -> None:
         if not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s}")
-        super().__init__(broker, journal, notifier=notifier, clock=clock)
+        super().__init__(
+            broker,
+            journal,
+            notifier=notifier,
+            clock=clock,
+            announced_elsewhere=announced_elsewhere,
+        )
         self._quotes = quotes
         self._poll_s = poll_interval_s
         self._sleep = sleep

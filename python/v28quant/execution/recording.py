@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ from v28quant.broker.base import (
     Broker,
     Order,
     OrderStatus,
+    OrderTag,
     parse_client_order_id,
     replacement_client_order_id,
 )
@@ -49,9 +50,12 @@ class OrderRecorder:
     journal : Journal or AsyncJournal
         Where everything is written; a plain ``Journal`` is wrapped to run off the event loop.
     notifier : Notifier, optional
-        Gets a notice for each fill and each error.
+        Gets a notice for each order's fills (one per order, its legs listed) and each error.
     clock : Clock, optional
         Time stamps for the journal; wall time by default.
+    announced_elsewhere : callable, optional
+        Whether the engine owning an order (by its ``OrderTag``) announces the order's fills
+        itself; those get no notice here, so that each fill is announced once.
     """
 
     def __init__(
@@ -61,12 +65,14 @@ class OrderRecorder:
         *,
         notifier: Notifier | None = None,
         clock: Clock | None = None,
+        announced_elsewhere: Callable[[OrderTag], bool] | None = None,
     ) -> None:
         self.broker = broker
         self.journal = journal if isinstance(journal, AsyncJournal) else AsyncJournal(journal)
         self._j = self.journal.sync
         self._notifier = notifier
         self._clock = clock
+        self._announced_elsewhere = announced_elsewhere or (lambda tag: False)
         self._settle_lock = asyncio.Lock()
 
     def _now(self) -> datetime:
@@ -200,12 +206,14 @@ class OrderRecorder:
                 )
                 return
             fills = []
+            by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for a in new:
                 if a.type == "FILL" and a.price is not None:
                     cid = a.raw.get("client_order_id") if a.raw else None
                     if cid is None and a.order_id:
                         cid = await self.journal.run(j.client_order_id_for, a.order_id, legs=True)
                     fills.append(_fill_row(a, cid))
+                    by_order[cid or a.order_id or a.id].append(fills[-1])
             await self.journal.run(
                 j.record_activity_batch,
                 [_activity_row(a) for a in new],
@@ -221,12 +229,19 @@ class OrderRecorder:
                 ],
                 self._now(),
             )
-            if self._notifier is not None:
-                for f in fills:
-                    self._notifier.notify(
-                        f"fill {f['side']} {f['qty']} {f['symbol']} @ {f['price']}"
-                        f" ({f['client_order_id']})"
-                    )
+            self._announce(by_order.values())
+
+    def _announce(self, orders: Iterable[list[dict[str, Any]]]) -> None:
+        """Notify each order's new fills in one notice, unless its engine announces them."""
+        if self._notifier is None:
+            return
+        for legs in orders:
+            cid = legs[0]["client_order_id"]
+            tag = parse_client_order_id(cid)
+            if tag is not None and self._announced_elsewhere(tag):
+                continue
+            fills = "; ".join(f"{f['side']} {f['qty']} {f['symbol']} @ {f['price']}" for f in legs)
+            self._notifier.notify(f"fill {fills} ({cid})")
 
     async def _outcome(self, order: Order) -> OrderOutcome:
         rows = await self.journal.run(self._j.fills_for, order.client_order_id)

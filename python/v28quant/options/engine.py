@@ -44,6 +44,7 @@ from v28quant.broker.base import (
     OrderRejected,
     OrderRequest,
     OrderStatus,
+    OrderTag,
     Owner,
     replacement_client_order_id,
 )
@@ -70,6 +71,8 @@ from v28quant.signals import Signal
 
 log = logging.getLogger(__name__)
 ENGINE = "options"
+#: Strategy of the engine's stock orders that flatten what a spread's settlement left.
+FLATTEN_STRATEGY = "flatten"
 #: Journal statuses of an order no venue acknowledged (see ``_never_sent``).
 _UNSENT = frozenset(
     {INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS, REFUSED_STATUS, OrderStatus.REJECTED.value}
@@ -108,6 +111,14 @@ class OptionsEngine:
         self._paused: tuple[date, str] | None = None  # (session, why) no opening order goes
 
     # -- runner hooks -----------------------------------------------------------------------
+
+    def announces_fill(self, tag: OrderTag) -> bool:
+        """Whether this engine sends the fill notice of an order with ``tag`` itself.
+
+        It does for its structures' orders (strategy, units, net price: more than the legs'
+        fills say); the fills of its flattens are the execution service's to announce.
+        """
+        return tag.engine == ENGINE and tag.strategy != FLATTEN_STRATEGY
 
     def _book_of(self, ctx: OptionsContext) -> Book:
         if self.book is None:
@@ -308,12 +319,13 @@ class OptionsEngine:
         Both legs of a spread settling in the money cancel out; only the net is traded, as one
         market order owned by the engine (id from the activity, so a restart never repeats it).
         """
-        owner = Owner(ENGINE, "flatten", f"flatten:{und}:{activity}")
+        owner = Owner(ENGINE, FLATTEN_STRATEGY, f"flatten:{und}:{activity}")
         side: Literal["buy", "sell"] = "sell" if shares > 0 else "buy"
         req = OrderRequest.equity(und, abs(shares), side, owner=owner)
         why = {"rule": "flatten stock left by a spread's settlement", "shares": shares}
         out = await place(ctx, req, why, None)
-        ctx.notifier.notify(f"OPTIONS FLATTEN {side} {abs(shares)} {und}: {out.status}")
+        # the execution service notifies its fill, refusal or rejection: no second notice
+        log.info("options flatten %s %d %s: %s", side, abs(shares), und, out.status)
 
     # -- the broker's positions -------------------------------------------------------------
 
@@ -423,7 +435,10 @@ class OptionsEngine:
             self._filled(ctx, book, p, order)
             del book.pending[cid]
         elif order.status.terminal:
-            log.info("options order %s ended %s unfilled", cid, order.status.value)
+            if order.filled_qty > 0:  # a close ended part filled: reconcile trims the structure
+                self._announce_fill(ctx, p, f"part close {p.strategy}", order)
+            else:
+                log.info("options order %s ended %s unfilled", cid, order.status.value)
             del book.pending[cid]
             if p.kind != "close":
                 self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
@@ -531,10 +546,14 @@ class OptionsEngine:
                     held.rolls = book.held[p.old_id].rolls + 1
                 book.opened(held)
             what = f"{p.kind} {p.strategy}"
+        self._announce_fill(ctx, p, what, order)
+
+    def _announce_fill(self, ctx: OptionsContext, p: Pending, what: str, order: Any) -> None:
+        """Send the one notice of this order's fill (the execution service leaves it to us)."""
         ctx.notifier.execution(
             p.underlying,
             what,
-            units,
+            int(order.filled_qty),
             order.filled_avg_price,
             engine=ENGINE,
             legs=",".join(p.legs),
