@@ -135,8 +135,9 @@ class HierarchicalRegimeController:
     def observe(self, market_returns: Any) -> None:
         """Move the POMDP belief by the market's last row, as :meth:`assess` does, and no more.
 
-        For a controller restored from the store: the sessions it was not assessed on since
-        its fit, so its belief is the one an unbroken run would hold.
+        For the sessions a controller was not assessed on: the recent ones after a fit (its
+        belief is then the filter over them under the new fit, not the prior), and, for one
+        restored from the store, those since its fit, so its belief is an unbroken run's.
         """
         if self.risk_scale is None:
             return
