@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from v28quant.ml.continuous_learner import (
+    Calibration,
     ContinuousLearner,
     ContinuousLearnerConfig,
     DriftDetector,
@@ -37,8 +38,8 @@ def test_false_alarm_rate_on_stationary_data_is_within_level():
     trials, alarms, single = 300, 0, 0
     for _ in range(trials):
         ref, cur = rng.normal(size=(200, 5)), rng.normal(size=(100, 5))
-        det = DriftDetector(ref, rng.uniform(size=200), alpha=0.05)
-        rep = det.test(cur, rng.uniform(size=100))
+        det = DriftDetector(ref, alpha=0.05)
+        rep = det.test(cur)
         alarms += rep.drift
         single += rep.p_values[0] < 0.05
     # one-sided: the family-wise rate may not exceed 0.05 beyond binomial noise (99.9 % bound)
@@ -58,11 +59,14 @@ def test_known_shift_in_one_feature_is_detected_and_named():
     assert rep.drifted == ("c",), rep
 
 
-def test_shift_in_prediction_errors_is_detected():
+def test_a_change_of_calibration_is_detected_and_named():
     rng = np.random.default_rng(3)
-    det = DriftDetector(rng.normal(size=(300, 2)), reference_errors=rng.uniform(0, 0.5, 300))
-    rep = det.test(rng.normal(size=(150, 2)), rng.uniform(0.3, 0.8, 150))
-    assert rep.drifted == ("prediction_error",), rep
+    p = rng.uniform(0.1, 0.9, 300)
+    calibration = Calibration.fit(p, (rng.uniform(size=300) < p).astype(int))
+    det = DriftDetector(rng.normal(size=(300, 2)), calibration)
+    cur_p = rng.uniform(0.1, 0.9, 150)
+    rep = det.test(rng.normal(size=(150, 2)), cur_p, (rng.uniform(size=150) < 1 - cur_p))
+    assert rep.drifted == ("calibration",), rep
 
 
 def test_detector_rejects_bad_arguments():

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from v28quant.ml.continuous_learner import DriftDetector
+from v28quant.ml.continuous_learner import Calibration, DriftDetector
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 REFERENCE_SESSIONS = 126
@@ -58,9 +58,14 @@ def _night(seed: int, phi_common: float, phi_own: float, span: int, shift: float
     values = x[day, sym].copy()
     values[:, 1] += shift
     current = _frame(values, dates[day], [SYMBOLS[s] for s in sym])
-    errors = pd.Series(rng.uniform(size=len(reference)), index=reference.index)
-    detector = DriftDetector(reference, errors, alpha=0.05)
-    return detector.test(current, pd.Series(rng.uniform(size=100), index=current.index))
+    p_ref, p_cur = rng.uniform(0.2, 0.8, len(reference)), rng.uniform(0.2, 0.8, 100)
+    calibration = Calibration.fit(
+        pd.Series(p_ref, reference.index),
+        pd.Series((rng.uniform(size=len(p_ref)) < p_ref).astype(int), reference.index),
+    )
+    detector = DriftDetector(reference, calibration, alpha=0.05)
+    labels = (rng.uniform(size=100) < p_cur).astype(int)
+    return detector.test(current, pd.Series(p_cur, current.index), pd.Series(labels, current.index))
 
 
 @pytest.mark.parametrize(

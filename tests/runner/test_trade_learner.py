@@ -86,7 +86,7 @@ async def test_crash_trades_fire_the_drift_test_and_a_journaled_retrain(
     # a drifted feature's KS distance, from scipy on the crash rows and the reference sample
     assert learner.learner is not None
     ref = learner.learner.detector
-    features = [n for n in why["drifted"] if n != "prediction_error"]
+    features = [n for n in why["drifted"] if n != "calibration"]
     assert features, why["drifted"]
     assert ml.features is not None
     col = ml.features.xs(pd.Timestamp(days[0].date()), level="date")[features[0]].to_numpy()
@@ -158,3 +158,27 @@ async def test_a_drift_inside_the_cooldown_journals_no_second_retrain(
     assert ml.models[WATCHED] is retrained
     rows = journal.decisions(action="retrain")
     assert [r["reasoning"]["retrained"] for r in rows] == [1], rows
+
+
+@pytest.mark.asyncio
+async def test_a_trip_goes_to_the_learner_with_the_classifiers_label_once_it_is_known(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    # Trips entered 40 sessions before the data's end have their 5-session labels: fed, with
+    # the direction of close(t + 5) / close(t) read off the closes by hand (not the trip's own
+    # move: every trip here bought at 100 and sold at 101). Trips entered 2 sessions before the
+    # end do not: not fed, and left for a later day.
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    closes = view.closes.dropna()
+    days = [pd.Timestamp(pd.Timestamp(t).tz_convert(ET).date()) for t in closes.index]
+    _trades(journal, [days[-40], days[-3]])
+    await learner.after_session(journal, view.now)
+    assert learner.learner is not None
+    fed = learner.learner._trades
+    assert len(learner.fed) == len(fed) == len(SYMBOLS)
+    assert all(t.feature_date == days[-40] for t in fed)
+    by_hand = {s: int(closes[s].iloc[-35] > closes[s].iloc[-40]) for s in SYMBOLS}
+    assert 0 in by_hand.values()  # the trips all rose: the label is not their direction
+    assert {t.symbol: t.label for t in fed} == by_hand

@@ -4,8 +4,14 @@ At the end of each session every equity round trip closed since the last call (r
 journal's fills, :mod:`v28quant.round_trips`) goes to the
 :class:`~v28quant.ml.continuous_learner.ContinuousLearner` as a
 :class:`~v28quant.ml.continuous_learner.TradeOutcome`: the XGBoost features of the entry day,
-the classifier's P(up) on them, the realised P&L and the price's move. The drift detector's
-reference is the classifier's held-out window (its features and its prediction errors there).
+the classifier's P(up) on them, the realised P&L and the price's move, and the classifier's own
+label for those features (the direction over its ``horizon`` sessions after the features'
+date). A trip goes once that label is known (``horizon`` sessions after its features' date),
+on a later session if need be: its drift test and its retrain use the label the classifier is
+trained on, not the trip's own holding-period move. The drift detector's reference is the
+classifier's held-out window (its features, and its calibration there: the trades were chosen
+where the classifier was confident, so their labels are tested at their own P(up), see
+:class:`~v28quant.ml.continuous_learner.Calibration`).
 When the learner's drift test fires, the XGBoost classifier is retrained on the day's features
 (stored, with its model run journaled) and a ``retrain`` decision records the drift statistic.
 The learner is rebuilt from the journal after a restart: the trades already fed are skipped by
@@ -27,6 +33,7 @@ import pandas as pd
 from v28quant.calendar import ET
 from v28quant.equity.sources import MarketView, MlSource, _dated
 from v28quant.ml.continuous_learner import (
+    Calibration,
     ContinuousLearner,
     ContinuousLearnerConfig,
     DriftDetector,
@@ -52,22 +59,25 @@ class TradeLearner:
     view: MarketView | None = None
 
     def reference(self, view: MarketView) -> DriftDetector:
-        """Return a detector on the classifier's held-out window: features and errors."""
-        from v28quant.ml.features import make_labels
-
+        """Return a detector on the classifier's held-out window: features and calibration."""
         model, feats = self.ml.models[WATCHED], self.ml.features
         if feats is None:
             raise ValueError("the learner needs MlSource's features (refit it first)")
         dates = feats.index.get_level_values("date")
         held = feats[dates >= np.unique(dates)[-self.ml.holdout_dates]][model.feature_names]
-        labels = make_labels(_dated(view.bars[view.bars["symbol"].isin(view.symbols)]))
-        lab = labels["direction"].reindex(held.index)
+        lab = self.labels(view).reindex(held.index)
         ok = lab.notna().to_numpy()
-        errors = pd.Series(
-            np.abs(lab[ok].to_numpy(float) - model.predict_proba(held[ok])), index=held.index[ok]
-        )
+        prob_up = pd.Series(model.predict_proba(held[ok]), index=held.index[ok])
         # indexed by (date, symbol): the detector counts the rows as the panel they are
-        return DriftDetector(held.astype(np.float64), errors, model.feature_names)
+        calibration = Calibration.fit(prob_up, lab[ok].astype(np.int64))
+        return DriftDetector(held.astype(np.float64), calibration, model.feature_names)
+
+    def labels(self, view: MarketView) -> pd.Series:
+        """Return the classifier's labels by ``(date, symbol)``: ``horizon``-session directions."""
+        from v28quant.ml.features import make_labels
+
+        bars = _dated(view.bars[view.bars["symbol"].isin(view.symbols)])
+        return make_labels(bars, self.ml.horizon)["direction"]
 
     def prepare(self, view: MarketView) -> None:
         """Build the learner the first time (later days keep its trades and its reference)."""
@@ -82,8 +92,11 @@ class TradeLearner:
         self.ml.retrain(self.view, WATCHED)
         return {WATCHED: self.ml.models[WATCHED], "drift_detector": self.reference(self.view)}
 
-    def outcome(self, trip: RoundTrip) -> TradeOutcome | None:
-        """Return the learner's record of ``trip``: entry-day features and the model's P(up)."""
+    def outcome(self, trip: RoundTrip, labels: pd.Series) -> TradeOutcome | None:
+        """Return the learner's record of ``trip``: entry-day features, P(up) and the label.
+
+        The label is read from ``labels`` (:meth:`labels`), None while not yet known.
+        """
         feats = self.ml.features
         model = self.ml.models.get(WATCHED)
         if feats is None or model is None:
@@ -98,6 +111,7 @@ class TradeLearner:
             return None
         x = rows.iloc[[-1]]
         p = float(model.predict_proba(x)[0])
+        label = labels.get((x.index[0], trip.symbol))
         return TradeOutcome(
             trip.symbol,
             x.to_numpy(np.float64)[0],
@@ -107,18 +121,22 @@ class TradeLearner:
             trip.side,
             trip.move,
             x.index[0].to_pydatetime(),
+            None if label is None else int(label),
         )
 
     async def after_session(self, journal: Any, now: Any) -> list[DriftReport]:
-        """Feed the trades closed since the last call; journal each drift-triggered retrain."""
-        if self.learner is None:
+        """Feed the closed trades not fed yet whose labels are known; journal each retrain."""
+        if self.learner is None or self.view is None:
             return []
+        labels = self.labels(self.view)
         reports: list[DriftReport] = []
         for trip in round_trips(journal.fills(), engine="equity"):
             if trip.key in self.fed:
                 continue
+            outcome = self.outcome(trip, labels)
+            if outcome is not None and outcome.label is None:
+                continue  # its label's sessions have not all passed: fed on a later day
             self.fed.add(trip.key)
-            outcome = self.outcome(trip)
             if outcome is None:
                 continue
             before = self.learner.pending

@@ -1,24 +1,24 @@
 """Continuous learning: trade outcomes, incremental updates and drift-triggered retraining.
 
-After each closed trade the learner records the outcome (the features the decision used, the
-model's P(up) and the realised direction), passes it to every model that supports incremental
-updates (``partial_fit``), and runs the drift detector. When drift is found it submits the
-retraining function to an executor, so the trading loop never waits for a refit; the new models
-are swapped in when the future completes.
+After each closed trade whose label is known the learner records the outcome (the features the
+decision used, the model's P(up) and the model's label for those features), passes it to every
+model that supports incremental updates (``partial_fit``), and runs the drift detector. When
+drift is found it submits the retraining function to an executor, so the trading loop never
+waits for a refit; the new models are swapped in when the future completes.
 
 Drift test: a two-sample Kolmogorov-Smirnov test of each feature's recent window against its
-reference (training) sample, and of the recent prediction errors (|direction - P(up)|) against
-the reference errors, every ``test_every`` trades. Features are autocorrelated in time, so
-each sample counts with its effective size ``n (1 - phi) / (1 + phi)`` (:func:`ks_pvalue`);
-otherwise stationary persistent features would "drift" most of the time. Samples indexed by
-``(date, symbol)`` (the equity engine's features, one row per stock and session) are panels:
-the rows of one date share the market's move and one stock's rows share its persistence, so
-their effective size comes from a panel model fitted on the reference
+reference (training) sample, and a test of the recent trades' calibration against the
+reference's (:class:`Calibration`), every ``test_every`` trades. Features are autocorrelated
+in time, so each sample counts with its effective size ``n (1 - phi) / (1 + phi)``
+(:func:`ks_pvalue`); otherwise stationary persistent features would "drift" most of the time.
+Samples indexed by ``(date, symbol)`` (the equity engine's features, one row per stock and
+session) are panels: the rows of one date share the market's move and one stock's rows share
+its persistence, so their effective size comes from a panel model fitted on the reference
 (:class:`PanelDependence`) instead of the lag-1 autocorrelation of the stacked rows, which
 measures neither and left a stationary panel "drifting" on most nights. The family of p-values
 is corrected for multiple testing by Benjamini-Hochberg (false discovery rate, the default) or
 Holm (family-wise error rate), and drift is declared when any corrected p-value is below
-``alpha``. A retrain is given the full history of recorded trades.
+``alpha``. A retrain is given the full history of recorded trades with their labels.
 
 References
 ----------
@@ -29,6 +29,12 @@ S. Holm (1979), "A simple sequentially rejective multiple test procedure", Scand
 J. Gama et al. (2014), "A survey on concept drift adaptation", ACM Comput. Surv. 46(4).
 M. S. Bartlett (1946), "On the theoretical specification and sampling properties of
 autocorrelated time-series", JRSS Supplement 8(1) (effective sample size).
+D. R. Cox (1958), "Two further applications of a model for binary regression", Biometrika 45
+(calibration intercept and slope).
+C. R. Rao (1948), "Large sample tests of statistical hypotheses concerning several parameters
+with applications to problems of estimation", Proc. Camb. Phil. Soc. 44 (score test).
+J. N. K. Rao, A. J. Scott (1981), "The analysis of categorical data from complex sample
+surveys", JASA 76 (design-effect correction of a chi-square statistic).
 """
 
 from __future__ import annotations
@@ -239,8 +245,100 @@ def _ks(
     return panel_ks_pvalue(reference, reference_at, current, current_at)
 
 
+def _calibration_design(prob_up: np.ndarray) -> np.ndarray:
+    """Rows ``[1, logit P(up)]`` of the calibration model (P(up) kept off 0 and 1)."""
+    p = np.clip(np.asarray(prob_up, np.float64), 1e-6, 1 - 1e-6)
+    return np.column_stack([np.ones(len(p)), special.logit(p)])
+
+
+def _logistic_fit(design: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood logistic coefficients by Newton's method."""
+    coef = np.zeros(design.shape[1])
+    for _ in range(100):
+        fitted = special.expit(design @ coef)
+        info = (design.T * (fitted * (1 - fitted))) @ design
+        step = np.linalg.lstsq(info, design.T @ (labels - fitted), rcond=None)[0]
+        coef += step
+        if np.abs(step).max() < 1e-10:
+            return coef
+    raise ValueError("calibration fit did not converge: the labels are separated by P(up)")
+
+
+def _design_effect(
+    residuals: np.ndarray,
+    at: tuple[np.ndarray, np.ndarray] | None,
+    dependence: PanelDependence | None,
+) -> float:
+    """``n / n_effective`` of a sample of residuals: panel model if both are known, else AR(1)."""
+    if at is not None and dependence is not None:
+        return len(residuals) / dependence.effective_size(*at)
+    phi = lag1_autocorrelation(residuals)
+    return (1 + phi) / (1 - phi)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A classifier's calibration on a reference: ``P(label = 1 | p) = expit(a + b logit p)``.
+
+    The drift test of the predictions. The trades a model's user takes are not a random sample
+    of its predictions: the equity engine trades where the model is confident, so the trades'
+    prediction errors ``|label - p|`` are smaller (or larger) than the reference's with nothing
+    changed, and no simple rule rebuilds that selection on the reference rows (the ensemble,
+    the allocator, the regime and the capital all take part). The calibration, the law of the
+    label given ``p``, does not depend on which values of ``p`` were selected. So the reference
+    fixes the calibration intercept and slope ``(a, b)`` (Cox 1958), and the trades are tested
+    for following it at their own ``p`` by the score test of ``(a, b)`` (Rao 1948): score
+    ``U = sum_i z_i (y_i - c_i)`` with ``z_i = (1, logit p_i)`` and ``c_i`` the reference's
+    calibrated probability, ``U' V^+ U ~ chi2(rank V)`` with ``V = deff I + I Cov(a, b) I``
+    (``I = sum_i c_i (1 - c_i) z_i z_i'``; the second term is the reference fit's own noise).
+    A model that loses its skill (slope), turns biased (intercept) or changes its
+    miscalibration is found; a selection on ``p`` alone is not mistaken for drift. It assumes
+    the selection carries no information on the label beyond ``p``.
+
+    Labels are dependent (one date's rows share the market's move, overlapping horizons share
+    their days), so each sample's variance is scaled by its design effect ``n / n_effective``
+    (Rao and Scott 1981, first order), from the panel model of the reference residuals
+    (:class:`PanelDependence`) for samples indexed by ``(date, symbol)``, else from the lag-1
+    autocorrelation as in :func:`ks_pvalue`.
+    """
+
+    coef: np.ndarray
+    cov: np.ndarray
+    dependence: PanelDependence | None
+
+    @classmethod
+    def fit(cls, prob_up: np.ndarray | pd.Series, labels: np.ndarray | pd.Series) -> Calibration:
+        """Fit on the reference predictions and their labels (Series by ``(date, symbol)``)."""
+        design = _calibration_design(np.asarray(prob_up, np.float64))
+        y = np.asarray(labels, np.float64)
+        if len(y) < 3 or y.min() == y.max():
+            raise ValueError("the calibration needs both labels in its reference sample")
+        coef = _logistic_fit(design, y)
+        fitted = special.expit(design @ coef)
+        residuals = y - fitted
+        at = _panel_index(prob_up)
+        dependence = None if at is None else PanelDependence.fit(residuals, *at)
+        info = (design.T * (fitted * (1 - fitted))) @ design
+        deff = _design_effect(residuals, at, dependence)
+        return cls(coef, np.linalg.pinv(info) * deff, dependence)
+
+    def pvalue(self, prob_up: np.ndarray | pd.Series, labels: np.ndarray | pd.Series) -> float:
+        """Score-test p-value that ``labels`` follow this calibration at their ``prob_up``."""
+        design = _calibration_design(np.asarray(prob_up, np.float64))
+        fitted = special.expit(design @ self.coef)
+        residuals = np.asarray(labels, np.float64) - fitted
+        score = design.T @ residuals
+        info = (design.T * (fitted * (1 - fitted))) @ design
+        deff = _design_effect(residuals, _panel_index(prob_up), self.dependence)
+        var = deff * info + info @ self.cov @ info
+        rank = int(np.linalg.matrix_rank(var))
+        if rank == 0:
+            return 1.0
+        return float(stats.chi2.sf(score @ np.linalg.pinv(var) @ score, rank))
+
+
 class DriftDetector:
-    """Per-feature and prediction-error two-sample KS tests with a multiple-testing correction.
+    """Per-feature two-sample KS tests and a calibration test, with a multiple-testing correction.
 
     Parameters
     ----------
@@ -248,9 +346,8 @@ class DriftDetector:
         Feature values of the training window. A DataFrame indexed by ``(date, symbol)`` is a
         panel: tested against a current window indexed the same way, each series counts at
         its panel effective size (:func:`panel_ks_pvalue`).
-    reference_errors : array (n_ref_err,), optional
-        Prediction errors on held-out data at training time (a Series indexed by
-        ``(date, symbol)`` for a panel).
+    calibration : the model's :class:`Calibration` on held-out data at training time, optional;
+        with it :meth:`test` also tests the trades' labels against it (``"calibration"``).
     feature_names : names of the columns.
     alpha : level of the (corrected) test.
     correction : ``"benjamini-hochberg"`` (default) or ``"holm"``.
@@ -259,7 +356,7 @@ class DriftDetector:
     def __init__(
         self,
         reference: np.ndarray | pd.DataFrame,
-        reference_errors: np.ndarray | pd.Series | None = None,
+        calibration: Calibration | None = None,
         feature_names: Sequence[str] | None = None,
         alpha: float = 0.05,
         correction: Correction = "benjamini-hochberg",
@@ -272,19 +369,17 @@ class DriftDetector:
         adjust_pvalues([0.5], correction)  # validates the name
         self.reference = ref
         self.reference_at = _panel_index(reference)
-        self.reference_errors = (
-            None if reference_errors is None else np.asarray(reference_errors, np.float64)
-        )
-        self.reference_errors_at = _panel_index(reference_errors)
+        self.calibration = calibration
         self.feature_names = list(feature_names or [f"x{i}" for i in range(ref.shape[1])])
         self.alpha, self.correction = alpha, correction
 
     def test(
         self,
         current: np.ndarray | pd.DataFrame,
-        current_errors: np.ndarray | pd.Series | None = None,
+        prob_up: np.ndarray | pd.Series | None = None,
+        labels: np.ndarray | pd.Series | None = None,
     ) -> DriftReport:
-        """KS-test the current window (and its errors) against the reference."""
+        """KS-test the current window; test its labels at ``prob_up`` against the calibration."""
         cur = np.asarray(current, dtype=np.float64)
         if cur.ndim != 2 or cur.shape[1] != self.reference.shape[1]:
             raise ValueError(f"current must be (n, {self.reference.shape[1]}), got {cur.shape}")
@@ -293,11 +388,9 @@ class DriftDetector:
         pv = [
             _ks(self.reference[:, j], self.reference_at, cur[:, j], at) for j in range(cur.shape[1])
         ]
-        if current_errors is not None and self.reference_errors is not None:
-            names.append("prediction_error")
-            errs = np.asarray(current_errors, dtype=np.float64)
-            errs_at = _panel_index(current_errors)
-            pv.append(_ks(self.reference_errors, self.reference_errors_at, errs, errs_at))
+        if prob_up is not None and labels is not None and self.calibration is not None:
+            names.append("calibration")
+            pv.append(self.calibration.pvalue(prob_up, labels))
         p = np.asarray(pv)
         return DriftReport(
             tuple(names), p, adjust_pvalues(p, self.correction), self.alpha, self.correction
@@ -327,10 +420,11 @@ class TradeOutcome:
 
     ``side`` is the trade's direction (``"long"`` or ``"short"``); ``move`` the underlying's
     realised log move from entry to exit when known; ``feature_date`` the session of the
-    features, which places the trade in a panel reference indexed by ``(date, symbol)``. The
-    label is the direction the *price* took, which the model predicts: the sign of ``move``,
-    else the P&L read through the side (a profitable short means the price went down), never
-    the sign of the P&L alone.
+    features, which places the trade in a panel reference indexed by ``(date, symbol)``.
+    ``label`` is the model's own label for the features' row (for a classifier trained on
+    ``h``-session directions, the direction over the ``h`` sessions after ``feature_date``),
+    which the model is trained and calibrated on; without it the label is the trade's
+    :attr:`direction`, for a model trained on its trades' outcomes.
     """
 
     symbol: str
@@ -341,6 +435,7 @@ class TradeOutcome:
     side: str = "long"
     move: float | None = None
     feature_date: datetime | None = None
+    label: int | None = None
 
     def __post_init__(self) -> None:
         """Check the side."""
@@ -349,30 +444,35 @@ class TradeOutcome:
 
     @property
     def direction(self) -> int:
-        """1 if the price went up over the trade, else 0."""
+        """1 if the price went up over the trade, else 0.
+
+        The sign of ``move``, else the P&L read through the side (a profitable short means the
+        price went down), never the sign of the P&L alone.
+        """
         if self.move is not None:
             return int(self.move > 0)
         return int((self.pnl > 0) == (self.side == "long"))
 
     @property
-    def error(self) -> float:
-        """``|direction - P(up)|``, the prediction error the drift test watches."""
-        return abs(self.direction - self.prob_up)
+    def target(self) -> int:
+        """The label the model learns and is tested on: ``label``, else :attr:`direction`."""
+        return self.direction if self.label is None else self.label
 
 
 def _window(
     trades: Sequence[TradeOutcome],
-) -> tuple[np.ndarray | pd.DataFrame, np.ndarray | pd.Series]:
-    """Return the trades' features and errors, by ``(date, symbol)`` when every one is dated."""
+) -> tuple[np.ndarray | pd.DataFrame, np.ndarray | pd.Series, np.ndarray | pd.Series]:
+    """Return the trades' features, P(up) and labels, by ``(date, symbol)`` when all are dated."""
     X = np.stack([t.features for t in trades])
-    err = np.array([t.error for t in trades])
+    prob_up = np.array([t.prob_up for t in trades])
+    labels = np.array([t.target for t in trades])
     if any(t.feature_date is None for t in trades):
-        return X, err
+        return X, prob_up, labels
     index = pd.MultiIndex.from_arrays(
         [pd.DatetimeIndex([t.feature_date for t in trades]), [t.symbol for t in trades]],
         names=["date", "symbol"],
     )
-    return pd.DataFrame(X, index=index), pd.Series(err, index=index)
+    return pd.DataFrame(X, index=index), pd.Series(prob_up, index), pd.Series(labels, index)
 
 
 Retrainer = Callable[[np.ndarray, np.ndarray], Mapping[str, Any]]
@@ -387,8 +487,8 @@ class ContinuousLearner:
     ----------
     models : {name: model}; those with ``partial_fit(X, y)`` are updated after each trade.
     detector : the :class:`DriftDetector` built from the training window.
-    retrain : called as ``retrain(X, y)`` with every trade recorded so far, in ``executor``,
-        when drift is found.
+    retrain : called as ``retrain(X, y)`` with every trade recorded so far (``y`` their
+        :attr:`TradeOutcome.target`), in ``executor``, when drift is found.
     executor : defaults to a private single-thread pool.
     """
 
@@ -419,7 +519,7 @@ class ContinuousLearner:
         Returns the drift report when a test ran. Never waits for a retrain.
         """
         x = np.asarray(outcome.features, dtype=np.float64)[None, :]
-        y = np.array([outcome.direction])
+        y = np.array([outcome.target])
         for name, model in self.models.items():
             if hasattr(model, "partial_fit"):
                 try:
@@ -460,7 +560,7 @@ class ContinuousLearner:
             with self._lock:
                 history = list(self._trades)
             X_all = np.stack([t.features for t in history])
-            self._start_retrain(X_all, np.array([t.direction for t in history]))
+            self._start_retrain(X_all, np.array([t.target for t in history]))
         return report
 
     async def arecord_trade(self, outcome: TradeOutcome) -> DriftReport | None:
