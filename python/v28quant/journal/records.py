@@ -148,51 +148,43 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
             The refusal reason, or None when the order may be sent.
         """
         caps = capacity or {}
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                reason = self._check_in_tx((engine, strategy), spend, reserve, caps)
-                action = f"{request.get('side') or 'mleg'} {request.get('qty')} {symbol}"
-                stmts = [
-                    decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts)
-                ]
-                stmts += intent_stmts(
-                    client_order_id,
-                    engine,
-                    strategy,
-                    decision_id,
-                    request,
-                    ts,
-                    request_hash,
-                    spend,
-                    reason,
+        with self._transaction():
+            reason = self._check_in_tx((engine, strategy), spend, reserve, caps)
+            action = f"{request.get('side') or 'mleg'} {request.get('qty')} {symbol}"
+            stmts = [decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts)]
+            stmts += intent_stmts(
+                client_order_id,
+                engine,
+                strategy,
+                decision_id,
+                request,
+                ts,
+                request_hash,
+                spend,
+                reason,
+            )
+            cursors = [self._db.execute(sql, tuple(p)) for sql, p in stmts]
+            held = self._db.execute(
+                "SELECT COUNT(*) FROM reservations WHERE client_order_id = ? "
+                "AND released_ts IS NULL",
+                (client_order_id,),
+            ).fetchone()[0]
+            if reason is None and reserve is not None and not held:
+                self._db.execute(
+                    "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
+                    "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        engine,
+                        strategy,
+                        decision_id,
+                        reserve.kind,
+                        reserve.symbol,
+                        str(reserve.amount),
+                        client_order_id,
+                        ts_text(ts),
+                    ),
                 )
-                cursors = [self._db.execute(sql, tuple(p)) for sql, p in stmts]
-                held = self._db.execute(
-                    "SELECT COUNT(*) FROM reservations WHERE client_order_id = ? "
-                    "AND released_ts IS NULL",
-                    (client_order_id,),
-                ).fetchone()[0]
-                if reason is None and reserve is not None and not held:
-                    self._db.execute(
-                        "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
-                        "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            engine,
-                            strategy,
-                            decision_id,
-                            reserve.kind,
-                            reserve.symbol,
-                            str(reserve.amount),
-                            client_order_id,
-                            ts_text(ts),
-                        ),
-                    )
-                del cursors
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            del cursors
         if reason is not None:
             log.warning("order %s refused: %s", client_order_id, reason)
         return reason
@@ -222,30 +214,24 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords):
         str or None
             The refusal reason, or None when the replacement may be sent.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                reason = None
-                if capacity is not None:
-                    reason = self._check_in_tx((engine, strategy), spend, None, capacity)
-                stmts = intent_stmts(
-                    client_order_id,
-                    engine,
-                    strategy,
-                    decision_id,
-                    request,
-                    ts,
-                    None,
-                    spend,
-                    reason,
-                    REPLACEMENT_RETRY_STATUSES,
-                )
-                for sql, p in stmts:
-                    self._db.execute(sql, tuple(p))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            reason = None
+            if capacity is not None:
+                reason = self._check_in_tx((engine, strategy), spend, None, capacity)
+            stmts = intent_stmts(
+                client_order_id,
+                engine,
+                strategy,
+                decision_id,
+                request,
+                ts,
+                None,
+                spend,
+                reason,
+                REPLACEMENT_RETRY_STATUSES,
+            )
+            for sql, p in stmts:
+                self._db.execute(sql, tuple(p))
         if reason is not None:
             log.warning("replacement %s refused: %s", client_order_id, reason)
         return reason

@@ -113,32 +113,26 @@ class ReservationBook(JournalStore):
         them. Idempotent on ``decision_id``: a repeat while that reservation is active changes
         nothing and returns False.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                held = self._db.execute(
-                    "SELECT COUNT(*) FROM reservations WHERE decision_id = ? AND engine = ? "
-                    "AND released_ts IS NULL",
-                    (decision_id, engine),
-                ).fetchone()[0]
-                if not held:
-                    self._db.execute(
-                        "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
-                        "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-                        (
-                            engine,
-                            strategy,
-                            decision_id,
-                            claim.kind,
-                            claim.symbol,
-                            str(claim.amount),
-                            ts_text(ts),
-                        ),
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            held = self._db.execute(
+                "SELECT COUNT(*) FROM reservations WHERE decision_id = ? AND engine = ? "
+                "AND released_ts IS NULL",
+                (decision_id, engine),
+            ).fetchone()[0]
+            if not held:
+                self._db.execute(
+                    "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
+                    "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                    (
+                        engine,
+                        strategy,
+                        decision_id,
+                        claim.kind,
+                        claim.symbol,
+                        str(claim.amount),
+                        ts_text(ts),
+                    ),
+                )
         return not held
 
     def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,31 +83,31 @@ class JournalStore:
         with self._lock:
             version = self.schema_version
             for i in range(version, len(MIGRATIONS)):
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction() as db:
                     for stmt in MIGRATIONS[i].split(";"):
                         if stmt.strip():
-                            self._db.execute(stmt)
-                    self._db.execute(f"PRAGMA user_version={i + 1}")
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                            db.execute(stmt)
+                    db.execute(f"PRAGMA user_version={i + 1}")
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self._write_many([(sql, params)])[-1]
 
     def _write_many(self, stmts: Sequence[Statement]) -> list[sqlite3.Cursor]:
         """Run the statements in one committed transaction; return their cursors."""
+        with self._transaction() as db:
+            return [db.execute(sql, tuple(p)) for sql, p in stmts]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock over one ``BEGIN IMMEDIATE`` transaction, committed or rolled back."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cursors = [self._db.execute(sql, tuple(p)) for sql, p in stmts]
+                yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return cursors
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
