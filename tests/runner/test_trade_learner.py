@@ -182,3 +182,25 @@ async def test_a_trip_goes_to_the_learner_with_the_classifiers_label_once_it_is_
     by_hand = {s: int(closes[s].iloc[-35] > closes[s].iloc[-40]) for s in SYMBOLS}
     assert 0 in by_hand.values()  # the trips all rose: the label is not their direction
     assert {t.symbol: t.label for t in fed} == by_hand
+
+
+def test_a_held_out_window_of_one_label_leaves_the_features_tested(
+    ml_view: tuple[MlSource, MarketView],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every held-out row rose (one label class): no calibration to test, the features still.
+
+    A calibration cannot be fitted on one label class; the learner must still be built, or the
+    equity engine's pre-market job would fail every day until a refit moved the window.
+    """
+    ml, view = ml_view
+    rose = TradeLearner.labels(TradeLearner(ml, CONFIG), view) * 0 + 1
+    monkeypatch.setattr(TradeLearner, "labels", lambda self, v: rose)
+    learner = TradeLearner(ml, CONFIG)
+    with caplog.at_level("WARNING"):
+        learner.prepare(view)
+    assert learner.learner is not None
+    assert learner.learner.detector.calibration is None
+    assert learner.learner.detector.feature_names == list(ml.models[WATCHED].feature_names)
+    assert any("calibration" in r.getMessage() for r in caplog.records)

@@ -59,7 +59,11 @@ class TradeLearner:
     view: MarketView | None = None
 
     def reference(self, view: MarketView) -> DriftDetector:
-        """Return a detector on the classifier's held-out window: features and calibration."""
+        """Return a detector on the classifier's held-out window: features and calibration.
+
+        A window whose calibration cannot be fitted (one label class, or labels that P(up)
+        separates) gives a detector of the features alone, with a warning.
+        """
         model, feats = self.ml.models[WATCHED], self.ml.features
         if feats is None:
             raise ValueError("the learner needs MlSource's features (refit it first)")
@@ -69,7 +73,11 @@ class TradeLearner:
         ok = lab.notna().to_numpy()
         prob_up = pd.Series(model.predict_proba(held[ok]), index=held.index[ok])
         # indexed by (date, symbol): the detector counts the rows as the panel they are
-        calibration = Calibration.fit(prob_up, lab[ok].astype(np.int64))
+        try:
+            calibration: Calibration | None = Calibration.fit(prob_up, lab[ok].astype(np.int64))
+        except ValueError as exc:  # one label class, or P(up) separates them: nothing to fit
+            log.warning("drift test without its calibration series this window: %s", exc)
+            calibration = None
         return DriftDetector(held.astype(np.float64), calibration, model.feature_names)
 
     def labels(self, view: MarketView) -> pd.Series:
