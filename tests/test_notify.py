@@ -174,3 +174,19 @@ async def test_a_repeated_error_is_held_back_then_counted(
         "ERROR in options cycle: KeyError: 'AAPL'",
         "ERROR in equity cycle: KeyError: 'AAPL' (again; 4 repeat(s) held back)",
     ]
+
+
+def test_the_hold_back_table_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reference: the table's size against the bound, over many distinct texts (order ids).
+    import v28quant.notify as notify
+
+    now = [0.0]
+    monkeypatch.setattr(notify.time, "monotonic", lambda: now[0])
+    n = NullNotifier()
+    for i in range(5000):
+        n.error("options engine", f"order v28-options-{i} refused")
+        now[0] += 1.0
+    assert len(n._errors_sent) <= notify.REPEAT_TEXTS_KEPT
+    for _ in range(3):  # a text repeating within its quiet period is still held back
+        n.error("equity cycle", "KeyError: 'AAPL'")
+    assert n._errors_sent["ERROR in equity cycle: KeyError: 'AAPL'"][1] == 2

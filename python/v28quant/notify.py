@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DISCORD_MAX_CONTENT = 2000
 #: Seconds an error notice identical to one already sent is held back.
 REPEAT_QUIET_S = 3600.0
+#: Error texts the hold-back remembers at most (the oldest are forgotten first).
+REPEAT_TEXTS_KEPT = 512
 
 
 class Notifier(Protocol):
@@ -92,7 +94,22 @@ class _Formatting(ABC):
             self._errors_sent[text] = (sent_at, held + 1)
             return True
         self._errors_sent[text] = (now, 0)
+        self._forget_quiet_errors(now)
         return self.notify(text + (f" (again; {held} repeat(s) held back)" if held else ""))
+
+    def _forget_quiet_errors(self, now: float) -> None:
+        """Bound the hold-back table: many error texts carry order ids or times, never to recur.
+
+        Texts whose quiet period ended with nothing held back go (their next occurrence is
+        sent as new either way), then the oldest beyond ``REPEAT_TEXTS_KEPT``.
+        """
+        sent = self._errors_sent
+        for text in [
+            t for t, (at, held) in sent.items() if not held and now - at >= REPEAT_QUIET_S
+        ]:
+            del sent[text]
+        for text in sorted(sent, key=lambda t: sent[t][0])[: max(len(sent) - REPEAT_TEXTS_KEPT, 0)]:
+            del sent[text]
 
     @abstractmethod
     def notify(self, content: str) -> bool:
