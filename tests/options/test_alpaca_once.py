@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -366,10 +366,7 @@ async def test_a_crash_between_the_submit_and_the_book_save_opens_nothing_twice(
     try:
         eng = OptionsEngine(book_path=path)
         await eng.premarket(ctx)
-        monkeypatch.setattr(ctx.executor, "place", place_then_die)
-        with pytest.raises(SystemExit):
-            await eng.cycle(ctx)
-        monkeypatch.undo()
+        await _cycle_killed(eng, ctx, monkeypatch, place_then_die)
         (post,) = _order_posts(trading)
         cid = post["client_order_id"]
         with sqlite3.connect(tmp_path / "journal.sqlite") as db:
@@ -381,10 +378,7 @@ async def test_a_crash_between_the_submit_and_the_book_save_opens_nothing_twice(
             px = "10.00" if leg["side"] == "sell" else "0.01"
             trading.set_quote(leg["symbol"], px, px)
         trading.process()
-        ctx.clock.advance(timedelta(minutes=5))
-        again = OptionsEngine(book_path=path)
-        await again.premarket(ctx)
-        await again.cycle(ctx)
+        again = await _restarted(ctx, path)
         reserved = ctx.journal.reservations()
     finally:
         await broker.aclose()
@@ -425,16 +419,10 @@ async def test_a_crash_before_the_send_leaves_a_pending_order_the_restart_drops(
     try:
         eng = OptionsEngine(book_path=path)
         await eng.premarket(ctx)
-        monkeypatch.setattr(ctx.executor, "place", die)
-        with pytest.raises(SystemExit):
-            await eng.cycle(ctx)
-        monkeypatch.undo()
+        await _cycle_killed(eng, ctx, monkeypatch, die)
         (named,) = json.loads(path.read_text("utf-8"))["pending"]
         assert _order_posts(trading) == []
-        ctx.clock.advance(timedelta(minutes=5))
-        again = OptionsEngine(book_path=path)
-        await again.premarket(ctx)
-        await again.cycle(ctx)
+        again = await _restarted(ctx, path)
     finally:
         await broker.aclose()
         await feed.aclose()
@@ -446,8 +434,8 @@ async def test_a_crash_before_the_send_leaves_a_pending_order_the_restart_drops(
     assert not [n for n in ctx.notifier.notices if n.startswith("ERROR")]
 
 
-def _die_after(monkeypatch: pytest.MonkeyPatch, ctx: Ctx, decision: str) -> None:
-    """Kill the process once the executor has sent an order whose decision id starts so."""
+def _die_after(ctx: Ctx, decision: str) -> Callable[..., Awaitable[Any]]:
+    """Return a ``place`` that kills the process once it sent an order of that decision id."""
     send = ctx.executor.place
 
     async def place_then_die(d: Any, *args: Any, **kwargs: Any) -> Any:
@@ -456,7 +444,29 @@ def _die_after(monkeypatch: pytest.MonkeyPatch, ctx: Ctx, decision: str) -> None
             raise SystemExit(f"killed once the {decision} order is journaled")
         return out
 
-    monkeypatch.setattr(ctx.executor, "place", place_then_die)
+    return place_then_die
+
+
+async def _cycle_killed(
+    eng: OptionsEngine,
+    ctx: Ctx,
+    monkeypatch: pytest.MonkeyPatch,
+    place: Callable[..., Awaitable[Any]],
+) -> None:
+    """Run one cycle with ``place`` standing in for the executor's: it kills the process."""
+    monkeypatch.setattr(ctx.executor, "place", place)
+    with pytest.raises(SystemExit):
+        await eng.cycle(ctx)
+    monkeypatch.undo()
+
+
+async def _restarted(ctx: Ctx, path: Path, cfg: OptionsConfig | None = None) -> OptionsEngine:
+    """Five minutes later, a new engine on the saved book: its pre-market job and one cycle."""
+    ctx.clock.advance(timedelta(minutes=5))
+    again = OptionsEngine(cfg, book_path=path)
+    await again.premarket(ctx)
+    await again.cycle(ctx)
+    return again
 
 
 def _posts_with(trading: FakeAlpacaTrading, intent: str) -> list[dict[str, Any]]:
@@ -498,15 +508,9 @@ async def test_a_crash_between_a_close_and_the_book_save_closes_once(
             trading.set_quote(leg["symbol"], px, px)
         trading.process()
         ctx.clock.advance(timedelta(minutes=5))
-        _die_after(monkeypatch, ctx, "close:")
-        with pytest.raises(SystemExit):
-            await eng.cycle(ctx)
-        monkeypatch.undo()
+        await _cycle_killed(eng, ctx, monkeypatch, _die_after(ctx, "close:"))
         (close,) = _posts_with(trading, "close")
-        ctx.clock.advance(timedelta(minutes=5))
-        again = OptionsEngine(book_path=path)
-        await again.premarket(ctx)
-        await again.cycle(ctx)
+        again = await _restarted(ctx, path)
         for leg in close["legs"]:  # the close fills at a debit of 0
             trading.set_quote(leg["symbol"], "0.05", "0.05")
         trading.process()
@@ -561,15 +565,9 @@ async def test_a_crash_between_a_roll_and_the_book_save_rolls_once(
         (entry,) = _order_posts(trading)
         fill_near_mid(entry)
         ctx.clock.advance(timedelta(minutes=5))
-        _die_after(monkeypatch, ctx, "roll:")
-        with pytest.raises(SystemExit):
-            await eng.cycle(ctx)
-        monkeypatch.undo()
+        await _cycle_killed(eng, ctx, monkeypatch, _die_after(ctx, "roll:"))
         (roll,) = _posts_with(trading, "close")
-        ctx.clock.advance(timedelta(minutes=5))
-        again = OptionsEngine(cfg, book_path=path)
-        await again.premarket(ctx)
-        await again.cycle(ctx)
+        again = await _restarted(ctx, path, cfg)
         fill_near_mid(roll)
         ctx.clock.advance(timedelta(minutes=5))
         await again.cycle(ctx)
