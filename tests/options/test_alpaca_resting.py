@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -296,21 +297,12 @@ async def test_a_walk_the_venue_rejects_rests_where_it_was_and_the_next_order_wa
     rejection is journaled each time and notified once.
     """
     trading, ctx = world
-    trading.cash = Decimal(300_000)  # the fake holds both puts' collateral
-    trading.set_quote(NEW_PUT, "1.30", "1.40")
-    first = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-8", True)
-    second = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-9", True)
+    path = tmp_path / "book.json"
+    first, second, book = await _two_resting_puts(trading, ctx, path)
     trading.inject(
         "PATCH", f"/v2/orders/{first.order.id}", 403,
         {"code": 40310000, "message": "insufficient buying power"}, times=2,
     )  # fmt: skip
-    path = tmp_path / "book.json"
-    book = Book(path)
-    for out, sid in ((first, "csp-8"), (second, "csp-9")):
-        book.pending[out.client_order_id] = Pending(
-            out.client_order_id, "open", sid, "SPY", "cash_secured_put", {NEW_PUT: -1},
-            EXPIRY_NEW, 0.0, ["-1.35", "-1.33"], 0, NOW,
-        )  # fmt: skip
     walking = replace(ctx, executor=Executor(ctx.broker, ctx.journal, notifier=ctx.notifier))
     eng = OptionsEngine()
     try:
@@ -527,20 +519,11 @@ async def test_a_walk_whose_outcome_is_unknown_leaves_the_other_orders_walking(
     its ``-r1`` up (the venue has none) and walks it. The error is notified.
     """
     trading, ctx = world
-    trading.cash = Decimal(300_000)  # the fake holds both puts' collateral
-    trading.set_quote(NEW_PUT, "1.30", "1.40")
-    first = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-8", True)
-    second = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-9", True)
+    path = tmp_path / "book.json"
+    first, second, book = await _two_resting_puts(trading, ctx, path)
     trading.inject(
         "PATCH", f"/v2/orders/{first.order.id}", 503, {"message": "service unavailable"}, times=3
     )  # every attempt of the adapter's retries
-    path = tmp_path / "book.json"
-    book = Book(path)
-    for out, sid in ((first, "csp-8"), (second, "csp-9")):
-        book.pending[out.client_order_id] = Pending(
-            out.client_order_id, "open", sid, "SPY", "cash_secured_put", {NEW_PUT: -1},
-            EXPIRY_NEW, 0.0, ["-1.35", "-1.33"], 0, NOW,
-        )  # fmt: skip
     walking = replace(ctx, executor=Executor(ctx.broker, ctx.journal, notifier=ctx.notifier))
     eng = OptionsEngine()
     a, b = (f"/v2/orders/{out.order.id}" for out in (first, second))
@@ -560,3 +543,23 @@ async def test_a_walk_whose_outcome_is_unknown_leaves_the_other_orders_walking(
     assert sorted(book.pending) == sorted([r1, second.client_order_id + "-r1"])
     errors = [n for n in ctx.notifier.notices if n.startswith("ERROR")]
     assert any(first.client_order_id in n for n in errors), errors
+
+
+async def _two_resting_puts(
+    trading: FakeAlpacaTrading, ctx: Ctx, path: Path
+) -> tuple[Any, Any, Book]:
+    """Sell two puts to open at 1.35 (bid 1.30: both rest), in a book saved at ``path``.
+
+    Each rests on the ladder -1.35, -1.33; the fake holds both puts' collateral.
+    """
+    trading.cash = Decimal(300_000)
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    first = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-8", True)
+    second = await _send(ctx, [(NEW_PUT, -1)], "-1.35", "open:csp-9", True)
+    book = Book(path)
+    for out, sid in ((first, "csp-8"), (second, "csp-9")):
+        book.pending[out.client_order_id] = Pending(
+            out.client_order_id, "open", sid, "SPY", "cash_secured_put", {NEW_PUT: -1},
+            EXPIRY_NEW, 0.0, ["-1.35", "-1.33"], 0, NOW,
+        )  # fmt: skip
+    return first, second, book
