@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import special, stats
 from v28quant.ml.continuous_learner import Calibration, DriftDetector
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
@@ -85,3 +85,53 @@ def test_a_shift_of_the_current_window_on_a_panel_is_found() -> None:
     trials = 50
     hits = sum(_night(s, 0.9, 0.9, 60, shift=2.0).drifted == ("x1",) for s in range(trials))
     assert hits >= 40, hits
+
+
+def _dependent_labels_night(seed: int, slope: float = 0.7, market_share: float = 0.3) -> float:
+    """Calibration p-value of 100 confident trades whose labels share moves, as the engine's do.
+
+    Each label is the direction over the 5 sessions after its date, so one symbol's labels on
+    nearby dates share days, and ``market_share`` of every day's move is the market's, shared
+    by all symbols: ``label = 1{U < expit(0.05 + slope logit p)}`` with ``U = Phi(Z)`` and
+    ``Z`` the standardised sum of those 5 days' moves. Each label alone is calibrated exactly.
+    """
+    horizon, span = 5, 60
+    rng = np.random.default_rng(seed)
+    sessions = REFERENCE_SESSIONS + span
+    moves = np.sqrt(market_share) * rng.normal(size=(sessions + horizon, 1)) + np.sqrt(
+        1 - market_share
+    ) * rng.normal(size=(sessions + horizon, len(SYMBOLS)))
+    path = np.vstack([np.zeros((1, len(SYMBOLS))), np.cumsum(moves, axis=0)])
+    z = (path[horizon + 1 : sessions + horizon + 1] - path[1 : sessions + 1]) / np.sqrt(horizon)
+    p = special.expit(0.8 * _ar1(rng, 0.9, (sessions, len(SYMBOLS))))
+    slopes = np.where(np.arange(sessions)[:, None] < REFERENCE_SESSIONS, 0.7, slope)
+    labels = (stats.norm.cdf(z) < special.expit(0.05 + slopes * special.logit(p))).astype(int)
+    dates = pd.bdate_range("2022-01-03", periods=sessions)
+
+    def series(values: np.ndarray, day: np.ndarray, sym: np.ndarray) -> pd.Series:
+        index = pd.MultiIndex.from_arrays(
+            [dates[day], [SYMBOLS[s] for s in sym]], names=["date", "symbol"]
+        )
+        return pd.Series(values, index)
+
+    day, sym = np.divmod(np.arange(REFERENCE_SESSIONS * len(SYMBOLS)), len(SYMBOLS))
+    calibration = Calibration.fit(series(p[day, sym], day, sym), series(labels[day, sym], day, sym))
+    confident = np.argwhere(np.abs(p - 0.5) > 0.12)
+    confident = confident[confident[:, 0] >= REFERENCE_SESSIONS]
+    day, sym = confident[np.sort(rng.choice(len(confident), 100, replace=False))].T
+    return calibration.pvalue(series(p[day, sym], day, sym), series(labels[day, sym], day, sym))
+
+
+def test_calibration_false_alarms_with_overlapping_market_shared_labels_are_at_level() -> None:
+    trials = 200
+    alarms = sum(_dependent_labels_night(s) < 0.05 for s in range(trials))
+    lo, hi = stats.binom.ppf([0.0005, 0.9995], trials, 0.05)
+    print(f"calibration test, dependent labels, no drift: {alarms}/{trials} alarms at 5 %")
+    assert lo <= alarms <= hi, (alarms, lo, hi)
+
+
+def test_a_reversed_model_is_found_with_overlapping_market_shared_labels() -> None:
+    trials = 50
+    hits = sum(_dependent_labels_night(s, slope=-0.3) < 0.05 for s in range(trials))
+    print(f"calibration test, dependent labels, reversed model: {hits}/{trials} found")
+    assert hits >= 45, hits

@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import signal, special, stats
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +165,23 @@ class PanelDependence:
         As for :func:`ks_pvalue`, the mean's count is the conservative one for the KS test:
         the rows' indicators ``1{x <= t}`` are less correlated than the rows themselves.
         """
-        days, per_day = np.unique(sessions, return_counts=True)
-        total = self.common_share * float(per_day @ _decay(days, self.common_phi) @ per_day)
+        ones = np.ones((len(sessions), 1))
+        return len(sessions) ** 2 / float(self.covariance(ones, sessions, symbols)[0, 0])
+
+    def covariance(
+        self, vectors: np.ndarray, sessions: np.ndarray, symbols: np.ndarray
+    ) -> np.ndarray:
+        """``sum_ij rho_ij v_i v_j'`` of per-row vectors ``v`` (n, k) of unit-variance rows.
+
+        The covariance matrix of ``sum_i v_i e_i`` for rows ``e`` with these correlations:
+        the common part through each date's sum of ``v``, the own part symbol by symbol.
+        """
+        v = np.asarray(vectors, np.float64).reshape(len(sessions), -1)
+        total = self.common_share * _decayed_sum(v, sessions, self.common_phi)
         for sym in np.unique(symbols):
-            own_days = sessions[symbols == sym]
-            total += (1 - self.common_share) * float(_decay(own_days, self.own_phi).sum())
-        return len(sessions) ** 2 / total
+            mine = symbols == sym
+            total += (1 - self.common_share) * _decayed_sum(v[mine], sessions[mine], self.own_phi)
+        return np.asarray(total)
 
 
 def _clip_phi(phi: float) -> float:
@@ -178,10 +189,18 @@ def _clip_phi(phi: float) -> float:
     return min(max(phi, 0.0), 0.995)
 
 
-def _decay(sessions: np.ndarray, phi: float) -> np.ndarray:
-    """``phi ** |d_i - d_j|`` for every pair of sessions (``0 ** 0`` is 1)."""
-    lag = np.abs(sessions[:, None] - sessions[None, :]).astype(np.float64)
-    return np.asarray(np.power(phi, lag))
+def _decayed_sum(v: np.ndarray, sessions: np.ndarray, phi: float) -> np.ndarray:
+    """``sum_ij phi^|t_i - t_j| v_i v_j'`` over rows at sessions ``t`` (equal sessions: lag 0).
+
+    By the AR(1) recursion ``a_g = phi a_(g-1) + V_g`` over the sessions' grid (``V_g`` the
+    sum of the rows at session ``g``), in time and memory linear in the span, not n^2.
+    """
+    t = np.asarray(sessions) - np.min(sessions)
+    grid = np.zeros((int(t.max()) + 1, v.shape[1]))
+    np.add.at(grid, t, v)
+    decayed = signal.lfilter([1.0], [1.0, -phi], grid, axis=0)
+    lower = decayed.T @ grid  # pairs h <= g, each weighted phi^(g - h)
+    return np.asarray(lower + lower.T - grid.T @ grid)
 
 
 def _panel_index(x: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -264,16 +283,26 @@ def _logistic_fit(design: np.ndarray, labels: np.ndarray) -> np.ndarray:
     raise ValueError("calibration fit did not converge: the labels are separated by P(up)")
 
 
-def _design_effect(
-    residuals: np.ndarray,
+def _score_covariance(
+    design: np.ndarray,
+    fitted: np.ndarray,
+    labels: np.ndarray,
     at: tuple[np.ndarray, np.ndarray] | None,
     dependence: PanelDependence | None,
-) -> float:
-    """``n / n_effective`` of a sample of residuals: panel model if both are known, else AR(1)."""
-    if at is not None and dependence is not None:
-        return len(residuals) / dependence.effective_size(*at)
-    phi = lag1_autocorrelation(residuals)
-    return (1 + phi) / (1 - phi)
+) -> np.ndarray:
+    """Covariance of the score ``sum_i z_i (y_i - c_i)`` of dependent labels.
+
+    ``sum_ij rho_ij s_i s_j'`` with ``s_i = z_i sqrt(c_i (1 - c_i))`` and ``rho`` the Pearson
+    residuals' correlation: the panel model when both are known, else AR(1) in row order.
+    Each component of the score gets its own dependence: the intercept's sums every row's
+    shared move, the slope's rows partly cancel when their ``logit p`` differ in sign.
+    """
+    sd = np.sqrt(fitted * (1 - fitted))
+    if at is None or dependence is None:
+        phi = lag1_autocorrelation((labels - fitted) / sd)
+        n = len(labels)
+        at, dependence = (np.arange(n), np.zeros(n)), PanelDependence(0.0, 0.0, phi)
+    return dependence.covariance(design * sd[:, None], *at)
 
 
 @dataclass(frozen=True)
@@ -289,17 +318,20 @@ class Calibration:
     fixes the calibration intercept and slope ``(a, b)`` (Cox 1958), and the trades are tested
     for following it at their own ``p`` by the score test of ``(a, b)`` (Rao 1948): score
     ``U = sum_i z_i (y_i - c_i)`` with ``z_i = (1, logit p_i)`` and ``c_i`` the reference's
-    calibrated probability, ``U' V^+ U ~ chi2(rank V)`` with ``V = deff I + I Cov(a, b) I``
-    (``I = sum_i c_i (1 - c_i) z_i z_i'``; the second term is the reference fit's own noise).
+    calibrated probability, ``U' V^+ U ~ chi2(rank V)`` with ``V = M + I Cov(a, b) I``
+    (``M`` the score's covariance below, ``I = sum_i c_i (1 - c_i) z_i z_i'``; the second term
+    is the reference fit's own noise, ``Cov(a, b) = I^-1 M I^-1`` on the reference).
     A model that loses its skill (slope), turns biased (intercept) or changes its
     miscalibration is found; a selection on ``p`` alone is not mistaken for drift. It assumes
     the selection carries no information on the label beyond ``p``.
 
     Labels are dependent (one date's rows share the market's move, overlapping horizons share
-    their days), so each sample's variance is scaled by its design effect ``n / n_effective``
-    (Rao and Scott 1981, first order), from the panel model of the reference residuals
-    (:class:`PanelDependence`) for samples indexed by ``(date, symbol)``, else from the lag-1
-    autocorrelation as in :func:`ks_pvalue`.
+    their days), so ``M = sum_ij rho_ij s_i s_j'`` (``s_i = z_i sqrt(c_i (1 - c_i))``), the
+    sandwich of Liang and Zeger (1986) with ``rho`` the correlation of the reference's Pearson
+    residuals: the panel model (:class:`PanelDependence`) for samples indexed by
+    ``(date, symbol)``, else AR(1) in row order. One design effect for both components would
+    overstate the slope's: the intercept's score sums every row's shared move, while rows of
+    opposite ``logit p`` partly cancel in the slope's.
     """
 
     coef: np.ndarray
@@ -315,22 +347,22 @@ class Calibration:
             raise ValueError("the calibration needs both labels in its reference sample")
         coef = _logistic_fit(design, y)
         fitted = special.expit(design @ coef)
-        residuals = y - fitted
         at = _panel_index(prob_up)
-        dependence = None if at is None else PanelDependence.fit(residuals, *at)
-        info = (design.T * (fitted * (1 - fitted))) @ design
-        deff = _design_effect(residuals, at, dependence)
-        return cls(coef, np.linalg.pinv(info) * deff, dependence)
+        pearson = (y - fitted) / np.sqrt(fitted * (1 - fitted))
+        dependence = None if at is None else PanelDependence.fit(pearson, *at)
+        inverse = np.linalg.pinv((design.T * (fitted * (1 - fitted))) @ design)
+        meat = _score_covariance(design, fitted, y, at, dependence)
+        return cls(coef, inverse @ meat @ inverse, dependence)
 
     def pvalue(self, prob_up: np.ndarray | pd.Series, labels: np.ndarray | pd.Series) -> float:
         """Score-test p-value that ``labels`` follow this calibration at their ``prob_up``."""
         design = _calibration_design(np.asarray(prob_up, np.float64))
         fitted = special.expit(design @ self.coef)
-        residuals = np.asarray(labels, np.float64) - fitted
-        score = design.T @ residuals
+        y = np.asarray(labels, np.float64)
+        score = design.T @ (y - fitted)
         info = (design.T * (fitted * (1 - fitted))) @ design
-        deff = _design_effect(residuals, _panel_index(prob_up), self.dependence)
-        var = deff * info + info @ self.cov @ info
+        meat = _score_covariance(design, fitted, y, _panel_index(prob_up), self.dependence)
+        var = meat + info @ self.cov @ info
         rank = int(np.linalg.matrix_rank(var))
         if rank == 0:
             return 1.0
