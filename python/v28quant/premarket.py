@@ -127,9 +127,11 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     detector on the market proxy, sets the risk multiplier through its POMDP risk scale, and
     reads each symbol's regime below; it is kept in ``ctx.shared["regime_controller"]`` so the
     equity engine's ``hmm`` and ``manifold`` sources read the same fitted detectors. A refit
-    that fails leaves the last fit (in memory or in the store) standing, says so in the journal
-    and the notifier, and is tried again next session; with no fit to stand in, or when the
-    assessment itself fails, :class:`RegimeUnavailable` is raised.
+    starts the HMMs from the last fit as well as from a random start, so the regime estimates
+    behind the risk scale move when the data's likelihood does, not with the random start. A
+    refit that fails leaves the last fit (in memory or in the store) standing, says so in the
+    journal and the notifier, and is tried again next session; with no fit to stand in, or when
+    the assessment itself fails, :class:`RegimeUnavailable` is raised.
     """
     from v28quant.regime.hierarchical import HierarchicalRegimeController
 
@@ -150,7 +152,7 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
     if refit:
         fresh = HierarchicalRegimeController(n_starts=1)
         try:
-            await asyncio.to_thread(fresh.fit, mkt, symbols)
+            await asyncio.to_thread(fresh.fit, mkt, symbols, warm_start=controller)
             await asyncio.to_thread(_observe_sessions, fresh, history, BELIEF_SESSIONS)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             if controller is None:

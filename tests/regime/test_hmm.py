@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
 from v28quant.ml.model_store import ModelStore
 from v28quant.regime.hmm import HmmRegimeDetector, match_labels
@@ -335,3 +336,67 @@ def test_batched_state_densities_are_scipys_multivariate_normal() -> None:
         model._covars_ = np.stack([singular, np.eye(2)])  # bypass the setter's PD check
     x = rng.normal(size=(10, 2))
     np.testing.assert_array_equal(m._compute_log_likelihood(x), ref._compute_log_likelihood(x))
+
+
+def _sp500_returns() -> pd.Series:
+    from v28quant.data.samples import sp500_stocks
+
+    bars = sp500_stocks().bars
+    close = bars.loc[bars["symbol"] == "SP500"].set_index("timestamp")["close"].sort_index()
+    return pd.Series(np.log(close)).diff().iloc[1:]
+
+
+def _hmmlearn_model(det: HmmRegimeDetector) -> GaussianHMM:
+    """Return hmmlearn's own GaussianHMM holding the detector's fitted parameters."""
+    fitted = det.model
+    assert fitted is not None
+    m = GaussianHMM(n_components=det.n_states, covariance_type="full", init_params="")
+    m.n_features = fitted.means_.shape[1]
+    m.startprob_, m.transmat_ = fitted.startprob_, fitted.transmat_
+    m.means_, m.covars_ = fitted.means_, fitted.covars_
+    return m
+
+
+def _raw_loglik(det: HmmRegimeDetector, r: NDArray[np.float64], rows: slice) -> float:
+    """Log-likelihood of the raw feature rows ``rows`` of ``r`` under the detector's HMM.
+
+    hmmlearn scores the standardised rows; the density of the raw rows divides by the
+    standardisation's Jacobian, the product of the scales, once per row.
+    """
+    x = det.features(r)[rows]
+    z = (x - det._center) / det._scale
+    return float(_hmmlearn_model(det).score(z) - len(x) * np.log(det._scale).sum())
+
+
+def test_a_warm_start_is_the_last_fit_in_the_new_samples_units() -> None:
+    # With no EM iteration the warm start is the previous fit itself, re-expressed for the
+    # new window's standardisation: the same HMM of the raw features, so hmmlearn gives the
+    # same raw log-likelihood of any rows under both (change of variables).
+    r = _sp500_returns().to_numpy()
+    previous = HmmRegimeDetector(n_states=3, seed=0, n_starts=1).fit(r[-1500:-500])
+    start = HmmRegimeDetector(n_states=3, seed=0, n_starts=1, n_iter=0)
+    start.fit(r[-800:], warm_start=previous)
+    assert start.loglik == start.start_logliks[0]  # the warm start, tried first, was kept
+    assert np.abs(start._scale / previous._scale - 1.0).max() > 0.05  # the units differ
+    rows = slice(-800 + start.warmup_rows, None)
+    want = _raw_loglik(previous, r, rows)
+    got = _raw_loglik(start, r, rows)
+    print(f"raw log-likelihood of the new window: previous fit {want:.6f}, warm start {got:.6f}")
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_a_warm_started_refit_scores_at_least_the_random_start() -> None:
+    # The refit of 2022-11-11 on 756 sessions of the S&P 500, one random start, once alone
+    # and once beside a start from the fit of a week earlier. hmmlearn scores both fits on
+    # the same standardised rows (the sample's mean and deviation, computed here).
+    r = _sp500_returns()[:"2022-11-10"].to_numpy()
+    week_before = HmmRegimeDetector(n_states=3, seed=0, n_starts=1).fit(r[-761:-5])
+    cold = HmmRegimeDetector(n_states=3, seed=0, n_starts=1).fit(r[-756:])
+    warm = HmmRegimeDetector(n_states=3, seed=0, n_starts=1)
+    warm.fit(r[-756:], warm_start=week_before)
+    x = cold.features(r[-756:])[cold.warmup_rows :]
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    scores = {name: _hmmlearn_model(det).score(z) for name, det in (("cold", cold), ("warm", warm))}
+    print(f"log-likelihoods: {scores}, our own: cold {cold.loglik}, warm {warm.loglik}")
+    assert scores["warm"] >= scores["cold"]
+    assert scores["warm"] == pytest.approx(warm.loglik, abs=1e-6)

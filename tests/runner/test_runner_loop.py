@@ -146,7 +146,7 @@ class Notices(NullNotifier):
 def _fit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     from v28quant.regime.hierarchical import HierarchicalRegimeController
 
-    def fit(self: HierarchicalRegimeController, *args: object) -> None:
+    def fit(self: HierarchicalRegimeController, *args: object, **kwargs: object) -> None:
         raise np.linalg.LinAlgError("singular covariance in state 3")
 
     monkeypatch.setattr(HierarchicalRegimeController, "fit", fit)

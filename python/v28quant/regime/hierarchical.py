@@ -108,14 +108,24 @@ class HierarchicalRegimeController:
         self._memo: tuple[tuple[object, ...], RegimeAssessment] | None = None
 
     def fit(
-        self, market_returns: Any, symbol_returns: Mapping[str, Any] | None = None
+        self,
+        market_returns: Any,
+        symbol_returns: Mapping[str, Any] | None = None,
+        *,
+        warm_start: HierarchicalRegimeController | None = None,
     ) -> HierarchicalRegimeController:
         """Fit the market detectors, the POMDP risk scale and each symbol's detectors.
 
-        A symbol whose history cannot be fitted is left out and named in ``failed`` (logged);
-        it never stops the others.
+        ``warm_start``, the last fit, adds a start from its HMMs' parameters to the market's
+        and each symbol's HMM fit (:meth:`HmmRegimeDetector.fit`), so a refit keeps the regime
+        estimates unless the new data's likelihood prefers others. A symbol whose history
+        cannot be fitted is left out and named in ``failed`` (logged); it never stops the
+        others.
         """
-        self.market_hmm.fit(market_returns)
+        previous = warm_start.symbols if warm_start is not None else {}
+        self.market_hmm.fit(
+            market_returns, warm_start=warm_start.market_hmm if warm_start is not None else None
+        )
         self.market_manifold.fit(market_returns)
         if self.use_pomdp:
             s = self.market_hmm.summary().loc[list(self.labels)]
@@ -126,7 +136,8 @@ class HierarchicalRegimeController:
         for sym, r in (symbol_returns or {}).items():
             try:
                 h = HmmRegimeDetector(self.n_states, seed=self.seed, n_starts=self.n_starts)
-                self.symbols[sym] = (h.fit(r), ManifoldRegimeDetector(self.n_states).fit(r))
+                h.fit(r, warm_start=previous[sym][0] if sym in previous else None)
+                self.symbols[sym] = (h, ManifoldRegimeDetector(self.n_states).fit(r))
             except ValueError as exc:
                 log.warning("regime fit for %s failed, left out: %s", sym, exc)
                 self.failed[sym] = str(exc)

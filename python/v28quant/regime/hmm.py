@@ -5,7 +5,9 @@ extra causal columns, e.g. log VIX or the VIX term structure when the feed has t
 standardised with the training sample's mean and deviation. The HMM (full covariances, an
 identity-scaled prior on each) is fitted from several random starts, after the EWMA's warm-up
 rows; the start with the highest log-likelihood among those whose every state holds at least
-d + 1 rows is kept (:meth:`HmmRegimeDetector.fit`).
+d + 1 rows is kept (:meth:`HmmRegimeDetector.fit`). A refit may also start from the previous
+fit's parameters (a warm start, beside the random ones): the regimes then move only when the
+new data's likelihood prefers another optimum, not with the luck of one random start.
 
 Labels: the fitted states are ordered by the volatility of returns in each state and named from
 :data:`~v28quant.regime.REGIME_LABELS` in that order (``bull_quiet`` the calmest,
@@ -31,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -83,6 +85,15 @@ class BatchedGaussianHMM(GaussianHMM):  # type: ignore[misc]  # hmmlearn is unty
         return np.ascontiguousarray(log_pdf.T)  # (n, k)
 
 
+class StartParams(NamedTuple):
+    """Parameters EM starts from, in the standardised units of the rows it is fitted on."""
+
+    startprob: NDArray[np.float64]
+    transmat: NDArray[np.float64]
+    means: NDArray[np.float64]
+    covars: NDArray[np.float64]
+
+
 def bhattacharyya(
     m1: NDArray[np.float64],
     c1: NDArray[np.float64],
@@ -109,6 +120,10 @@ def _log_step(log_p: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.
     if not np.isfinite(out).all():
         out = np.log(np.maximum(b / b.sum(), 1e-300))
     return out
+
+
+def _start_name(start: StartParams | int) -> str:
+    return "warm" if isinstance(start, StartParams) else f"seeded {start}"
 
 
 def match_labels(
@@ -211,13 +226,17 @@ class HmmRegimeDetector:
 
     # -- fitting -----------------------------------------------------------------------------
 
-    def fit(self, returns: Any, extra: Any = None) -> HmmRegimeDetector:
+    def fit(
+        self, returns: Any, extra: Any = None, *, warm_start: HmmRegimeDetector | None = None
+    ) -> HmmRegimeDetector:
         """Fit on daily log returns (1-D array or Series, oldest first); ``extra`` (n, k) optional.
 
-        The first :attr:`warmup_rows` rows are left out. Of the random starts, one whose every
-        state holds at least d + 1 rows (d features) beats any that does not; then the highest
-        log-likelihood wins. Keeps the previous fit's labels for the states that match it (see
-        the module docstring).
+        The first :attr:`warmup_rows` rows are left out. ``warm_start``, a fitted detector of the
+        same states and features (the last fit), adds a start from its parameters, mapped to
+        this sample's standardisation, ahead of the random starts. Of the starts, one whose
+        every state holds at least d + 1 rows (d features) beats any that does not; then the
+        highest log-likelihood wins. Keeps the previous fit's labels for the states that match
+        it (see the module docstring).
         """
         x = self.features(returns, extra)
         warmup = self.warmup_rows
@@ -238,13 +257,18 @@ class HmmRegimeDetector:
         # state, and its volatility (hence its label) means nothing: such a start is kept only
         # if no start, including up to n_starts extra seeds, avoids it.
         need = z.shape[1] + 1
-        for k in range(2 * self.n_starts):
-            if k >= self.n_starts and best_key[0]:
+        warm = self._carried_params(warm_start, center, scale)
+        # a start is the warm start's parameters or a random start's seed
+        starts: list[StartParams | int] = [warm] if warm is not None else []
+        n_first = len(starts) + self.n_starts
+        starts += range(self.seed, self.seed + 2 * self.n_starts)
+        for k, start in enumerate(starts):
+            if k >= n_first and best_key[0]:
                 break
             try:
-                m, ll, post = self._fit_start(z, self.seed + k)
+                m, ll, post = self._fit_start(z, start)
             except (ValueError, np.linalg.LinAlgError) as exc:
-                log.warning("hmm start %d failed: %s", k, exc)
+                log.warning("hmm start %s failed: %s", _start_name(start), exc)
                 continue
             self.start_logliks.append(ll)
             if not np.isfinite(ll):
@@ -273,10 +297,38 @@ class HmmRegimeDetector:
             self.labels = tuple(lab)
         return self
 
+    def _carried_params(
+        self,
+        previous: HmmRegimeDetector | None,
+        center: NDArray[np.float64],
+        scale: NDArray[np.float64],
+    ) -> StartParams | None:
+        """Return the ``previous`` fit's parameters in this sample's standardised units.
+
+        The sample is standardised by ``center`` and ``scale``; None where there is no previous
+        fit or its states or features differ.
+        """
+        if previous is None or previous.model is None:
+            return None
+        same_features = previous._center.size == center.size
+        same_vol = previous.vol_halflife == self.vol_halflife
+        if previous.n_states != self.n_states or not (same_features and same_vol):
+            return None
+        means, covars = previous._params_raw()
+        return StartParams(
+            startprob=np.array(previous.model.startprob_, dtype=np.float64),
+            transmat=np.array(previous.model.transmat_, dtype=np.float64),
+            means=(means - center) / scale,
+            covars=covars / (scale[None, :, None] * scale[None, None, :]),
+        )
+
     def _fit_start(
-        self, z: NDArray[np.float64], seed: int
+        self, z: NDArray[np.float64], start: StartParams | int
     ) -> tuple[GaussianHMM, float, NDArray[np.float64]]:
         """One EM start on ``z``: the model, its log-likelihood and its state posteriors.
+
+        ``start`` is the parameters EM starts from, or the seed of hmmlearn's random
+        initialisation (k-means means, the sample covariance, uniform probabilities).
 
         EM runs on hmmlearn's scaled recursions (Rabiner 1989, sec. V.A), about twice as fast
         as its log-space ones on a year or two of days and the same fit to 1e-9 in
@@ -284,16 +336,19 @@ class HmmRegimeDetector:
         in log space.
         """
         try:
-            return self._em(z, seed, "scaling")
+            return self._em(z, start, "scaling")
         except ValueError as exc:
             if "underflow" not in str(exc):
                 raise
-            log.info("hmm start seeded %d underflowed in scaled EM, rerun in log space", seed)
-            return self._em(z, seed, "log")
+            log.info(
+                "hmm start %s underflowed in scaled EM, rerun in log space", _start_name(start)
+            )
+            return self._em(z, start, "log")
 
     def _em(
-        self, z: NDArray[np.float64], seed: int, implementation: str
+        self, z: NDArray[np.float64], start: StartParams | int, implementation: str
     ) -> tuple[GaussianHMM, float, NDArray[np.float64]]:
+        warm = isinstance(start, StartParams)
         m = BatchedGaussianHMM(
             n_components=self.n_states,
             covariance_type="full",
@@ -301,9 +356,13 @@ class HmmRegimeDetector:
             tol=1e-4,
             min_covar=1e-4,
             covars_prior=COVARS_PRIOR * np.eye(z.shape[1]),
-            random_state=seed,
+            random_state=None if warm else start,
+            init_params="" if warm else "stmc",
             implementation=implementation,
         )
+        if isinstance(start, StartParams):  # EM climbs from these, not from hmmlearn's init
+            m.startprob_, m.transmat_ = start.startprob, start.transmat
+            m.means_, m.covars_ = start.means, start.covars
         m.fit(z)
         ll, post = m.score_samples(z)
         return m, float(ll), post
