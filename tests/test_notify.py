@@ -186,7 +186,7 @@ def test_the_hold_back_table_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     for i in range(5000):
         n.error("options engine", f"order v28-options-{i} refused")
         now[0] += 1.0
-    assert len(n._errors_sent) <= notify.REPEAT_TEXTS_KEPT
+    assert len(n._quiet_sent) <= notify.REPEAT_TEXTS_KEPT
     for _ in range(3):  # a text repeating within its quiet period is still held back
         n.error("equity cycle", "KeyError: 'AAPL'")
-    assert n._errors_sent["ERROR in equity cycle: KeyError: 'AAPL'"][1] == 2
+    assert n._quiet_sent["ERROR in equity cycle: KeyError: 'AAPL'"][1] == 2

@@ -5,9 +5,10 @@ puts the message on a bounded queue and returns at once, so the trading loop is 
 and never sees an exception from here. When the queue is full the message is dropped (and
 counted), not awaited.
 
-An error notice identical to one sent less than ``REPEAT_QUIET_S`` seconds ago is held back
-(a condition that persists cycle after cycle is one notice an hour, not one a cycle); the next
-one sent says how many were held back. The log keeps every occurrence.
+An error notice, or any notice sent with ``notify_quietly`` (the risk gate's denials), identical
+to one sent less than ``REPEAT_QUIET_S`` seconds ago is held back (a condition that persists
+cycle after cycle is one notice an hour, not one a cycle); the next one sent says how many were
+held back. The log keeps every occurrence.
 
 Rate limits: a client-side spacing of ``min_interval`` seconds (Discord allows about 5 posts
 per 2 s per webhook); after a response with ``X-RateLimit-Remaining: 0`` the sender waits
@@ -37,9 +38,9 @@ from v28quant.redaction import REDACTED, redact
 
 log = logging.getLogger(__name__)
 DISCORD_MAX_CONTENT = 2000
-#: Seconds an error notice identical to one already sent is held back.
+#: Seconds an error (or quiet) notice identical to one already sent is held back.
 REPEAT_QUIET_S = 3600.0
-#: Error texts the hold-back remembers at most (the oldest are forgotten first).
+#: Texts the hold-back remembers at most (the oldest are forgotten first).
 REPEAT_TEXTS_KEPT = 512
 
 
@@ -62,6 +63,9 @@ class Notifier(Protocol):
     def error(self, where: str, message: str) -> bool:
         """Queue an error notice naming ``where`` it happened."""
 
+    def notify_quietly(self, content: str) -> bool:
+        """Queue ``content`` unless the same text went out less than ``REPEAT_QUIET_S`` ago."""
+
     async def aclose(self, timeout: float = 5.0) -> None:
         """Send what is queued, waiting at most ``timeout`` seconds, then close."""
 
@@ -70,8 +74,8 @@ class _Formatting(ABC):
     """The notice texts, shared by every notifier; subclasses say where a notice goes."""
 
     def __init__(self) -> None:
-        # error text -> (monotonic time it was last sent, repeats held back since)
-        self._errors_sent: dict[str, tuple[float, int]] = {}
+        # quiet text -> (monotonic time it was last sent, repeats held back since)
+        self._quiet_sent: dict[str, tuple[float, int]] = {}
 
     def execution(
         self,
@@ -87,23 +91,29 @@ class _Formatting(ABC):
 
     def error(self, where: str, message: str) -> bool:
         """Notice of an error: ``ERROR in equity cycle: KeyError: 'AAPL'``, repeats held back."""
-        text = f"ERROR in {where}: {message}"
-        now = time.monotonic()
-        sent_at, held = self._errors_sent.get(text, (None, 0))
-        if sent_at is not None and now - sent_at < REPEAT_QUIET_S:
-            self._errors_sent[text] = (sent_at, held + 1)
-            return True
-        self._errors_sent[text] = (now, 0)
-        self._forget_quiet_errors(now)
-        return self.notify(text + (f" (again; {held} repeat(s) held back)" if held else ""))
+        return self.notify_quietly(f"ERROR in {where}: {message}")
 
-    def _forget_quiet_errors(self, now: float) -> None:
-        """Bound the hold-back table: many error texts carry order ids or times, never to recur.
+    def notify_quietly(self, content: str) -> bool:
+        """Notice of a condition that may persist: repeats within ``REPEAT_QUIET_S`` held back.
+
+        The first notice after the quiet period says how many repeats were held back.
+        """
+        now = time.monotonic()
+        sent_at, held = self._quiet_sent.get(content, (None, 0))
+        if sent_at is not None and now - sent_at < REPEAT_QUIET_S:
+            self._quiet_sent[content] = (sent_at, held + 1)
+            return True
+        self._quiet_sent[content] = (now, 0)
+        self._forget_quiet_texts(now)
+        return self.notify(content + (f" (again; {held} repeat(s) held back)" if held else ""))
+
+    def _forget_quiet_texts(self, now: float) -> None:
+        """Bound the hold-back table: many texts carry order ids or times, never to recur.
 
         Texts whose quiet period ended with nothing held back go (their next occurrence is
         sent as new either way), then the oldest beyond ``REPEAT_TEXTS_KEPT``.
         """
-        sent = self._errors_sent
+        sent = self._quiet_sent
         for text in [
             t for t, (at, held) in sent.items() if not held and now - at >= REPEAT_QUIET_S
         ]:

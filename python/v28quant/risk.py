@@ -63,6 +63,8 @@ HALT, RESUME, FLATTEN, FLATTENED, MARK, DENY = (
 )
 #: Strategy name of the orders a flatten places; they pass a halt.
 FLATTEN_STRATEGY = "flatten"
+#: The check that denies every new order while halted.
+HALTED = "halted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +370,27 @@ class RiskGate:
         self._deny(request, verdict, now, None)
         return verdict
 
+    def denial_summary(self, engine: str, since: datetime) -> str | None:
+        """Return one line on ``engine``'s denials journaled at or after ``since``, or None.
+
+        ``equity: 3 orders denied by the risk gate: max_positions (AAPL, MSFT), order_notional
+        (JPM)``. The denials of a halt are left out: the kill switch has its own notices. No
+        number from the reasons enters the line and its checks and names are sorted, so the
+        same denials cycle after cycle give the same text (which the notifier holds back).
+        """
+        names: dict[str, set[str]] = {}
+        count = 0
+        for row in self.journal.decisions(engine=engine, action=DENY, since=since):
+            check = str(row["reasoning"].get("check"))
+            if check != HALTED:
+                names.setdefault(check, set()).add(_denied_name(row))
+                count += 1
+        if not count:
+            return None
+        checks = ", ".join(f"{c} ({', '.join(sorted(n))})" for c, n in sorted(names.items()))
+        orders = "1 order" if count == 1 else f"{count} orders"
+        return f"{engine}: {orders} denied by the risk gate: {checks}"
+
     def _deny(
         self, request: OrderRequest, verdict: Verdict, now: datetime, options: OptionsRisk | None
     ) -> None:
@@ -409,7 +432,7 @@ class RiskGate:
         state = self.state()
         closing_only = req.owner.strategy == FLATTEN_STRATEGY
         if state.halted and not closing_only:
-            return Verdict(False, "halted", f"trading halted ({state.reason})")
+            return Verdict(False, HALTED, f"trading halted ({state.reason})")
         if done >= lim.max_orders_per_cycle and not closing_only:
             return Verdict(False, "orders_per_cycle", f"{done} orders this cycle already")
         if req.qty > lim.max_order_qty:
@@ -525,6 +548,12 @@ class RiskGate:
                 f"pdt_equity_threshold {lim.pdt_equity_threshold}",
             )
         return None
+
+
+def _denied_name(row: Mapping[str, Any]) -> str:
+    """Return what a denial row was about: its symbol, or a multi-leg order's underlying."""
+    legs = row["reasoning"].get("request", {}).get("legs") or []
+    return underlying_of(legs[0]["occ_symbol"]) if legs else str(row["symbol"])
 
 
 def _closing_legs(req: OrderRequest) -> list[tuple[str, str]]:

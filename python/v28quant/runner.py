@@ -431,7 +431,9 @@ class Runner:
                 self.ctx.notifier.error("runner", f"account watch failed: {exc}")
 
     async def _cycle(self, engine: Engine, slot: datetime) -> Any:
+        started = self.ctx.now
         report = await self._guarded(engine, "cycle", slot)
+        self._announce_denials(engine, started)
         self.state.cycles += 1
         if report is not None and hasattr(report, "signals"):
             log.info(
@@ -461,6 +463,16 @@ class Runner:
             )
             return report
         return None
+
+    def _announce_denials(self, engine: Engine, since: datetime) -> None:
+        """Notify the risk gate's denials of ``engine``'s cycle in one line.
+
+        The same line cycle after cycle (a limit that keeps denying) is held back by the
+        notifier, as a repeated error is.
+        """
+        summary = self.ctx.risk.denial_summary(engine.name, since)
+        if summary is not None:
+            self.ctx.notifier.notify_quietly(summary)
 
     async def _guarded(self, engine: Engine, step: str, at: datetime) -> Any:
         """Run ``engine.<step>(ctx)``; an exception is logged, journaled and notified."""

@@ -8,11 +8,14 @@ an overrunning cycle skips the slots it ran into, a stop signal lets the cycle i
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
+from v28quant.broker.base import OrderRequest, Owner, Position
 from v28quant.calendar import ET, default_calendar
 from v28quant.config import load_config
 from v28quant.engines import CycleReport, EngineContext
@@ -301,4 +304,77 @@ async def test_the_end_of_day_roll_up_is_a_notice(tmp_path: Path) -> None:
     assert [m["content"] for m in discord.received] == [
         f"END OF DAY {day}: equity {equity}, 0 fill(s), 0 order(s)"
     ]
+    journal.close()
+
+
+class Denied(Recorder):
+    """An equity engine whose orders the risk gate denies (``orders(n)``: cycle n's orders).
+
+    Each order is (symbol, qty, price); the account is the simulated exchange's, and XOM is
+    held, so with ``max_positions = 1`` a buy of any other name is one name too many.
+    """
+
+    def __init__(self, orders: Callable[[int], list[tuple[str, int, str]]]) -> None:
+        super().__init__("equity")
+        self.orders = orders
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        report = await super().cycle(ctx)
+        account = await ctx.broker.account()
+        held = [Position("XOM", Decimal(10), Decimal(100), "us_equity", Decimal(1000))]
+        for n, (symbol, qty, price) in enumerate(self.orders(len(self.cycles))):
+            owner = Owner("equity", "test", f"{len(self.cycles)}-{n}")
+            request = OrderRequest.equity(symbol, qty, "buy", owner=owner)
+            ctx.risk.check(request, Decimal(price), account, held, ctx.now)
+        return report
+
+
+@pytest.mark.asyncio
+async def test_risk_gate_denials_are_one_summary_per_cycle_and_repeats_are_held_back(
+    tmp_path: Path,
+) -> None:
+    # Cycles 1-2 deny the same three orders, cycle 3 one of them, then an operator's halt
+    # (from cycle 4) denies them all for the rest of the day. By hand, with max_positions = 1
+    # and XOM held: AAPL and MSFT (10 x 100) are a second name; JPM is 100 x 300 = 30,000 of
+    # notional, over max_order_notional 25,000. References: what the Discord fake received,
+    # and the journal's denial rows read with sqlite3.
+    import sqlite3
+
+    from fakes.discord import FakeDiscord
+    from v28quant.execution import Executor
+    from v28quant.notify import DiscordNotifier
+    from v28quant.risk import HALT, record_control
+
+    three = [("AAPL", 10, "100"), ("MSFT", 10, "100"), ("JPM", 100, "300")]
+    engine = Denied(lambda n: three if n != 3 else three[2:])
+    runner = _runner(tmp_path, [engine])
+    journal = runner.ctx.journal
+    limits = runner.ctx.settings.risk.model_copy(update={"max_positions": 1})
+    runner.ctx.risk = RiskGate(limits, journal, default_calendar())
+    runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
+
+    def operator(n: int) -> None:
+        if n == 4:
+            record_control(journal, HALT, "earnings news", "operator", runner.ctx.now)
+
+    engine.on_cycle = operator
+    with FakeDiscord() as discord:
+        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        assert await runner.run() == 0
+        await notifier.aclose()
+    notices = [m["content"] for m in discord.received if not m["content"].startswith("END")]
+    assert len(engine.cycles) == 13
+    assert notices == [
+        "equity: 3 orders denied by the risk gate: max_positions (AAPL, MSFT), "
+        "order_notional (JPM)",
+        "equity: 1 order denied by the risk gate: order_notional (JPM)",
+        "HALT by operator: earnings news; no new orders until `v28quant resume`",
+    ]
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        rows = db.execute(
+            "SELECT json_extract(reasoning, '$.check'), COUNT(*) FROM decisions "
+            "WHERE engine = 'equity' AND action = 'deny' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    # cycles 1-2: 3 each, cycle 3: 1, cycles 4-13: the three halted each
+    assert rows == [("halted", 30), ("max_positions", 4), ("order_notional", 3)]
     journal.close()
