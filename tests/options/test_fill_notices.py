@@ -155,3 +155,128 @@ async def test_a_spread_no_engine_announces_is_one_notice_naming_its_legs(
     notices = await _notices(trading, tmp_path, req, None)
     assert len(notices) == 1, notices
     assert f"buy 1 {LONG_CALL} @ 10; sell 1 {SHORT_CALL} @ 4.9" in notices[0], notices
+
+
+@pytest.mark.asyncio
+async def test_a_part_fill_is_announced_when_seen_and_the_rest_when_it_fills(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    """Sell 2 puts to open at 1.30 with 1 bid: 1 fills, the second after a restart at 1.32.
+
+    The engine that first sees the part fill announces 1 of 2 at 1.30, and nothing more while
+    the order rests unchanged. After a restart (a new engine on the saved book), the order
+    fills its second put at the new bid 1.32: that notice says 1 at 1.32, 2 of 2. By hand: the
+    order's average is (1.30 + 1.32) / 2 = 1.31; the second put's price is 2 x 1.31 - 1.30.
+    References: what the Discord fake received and the fake's own position (-2 puts).
+    """
+    trading.set_quote(PUT, "1.30", "1.40", bid_size=1)
+    broker = fake_broker(trading.url, "PKTESTKEY", "test-secret-value")
+    journal = Journal(tmp_path / "journal.sqlite")
+    book_path = tmp_path / "book.json"
+    owner = Owner("options", "cash_secured_put", "open:csp-3")
+    req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, underlying="SPY")
+    with FakeDiscord() as discord:
+        notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        clock = SimClock(NOW)
+        engines = [OptionsEngine(book_path=book_path)]
+        executor = Executor(
+            broker,
+            journal,
+            notifier=notifier,
+            clock=clock,
+            announced_elsewhere=fills_announced_by(engines),
+        )
+        ctx = Ctx(
+            "paper", clock, broker, None, journal, executor, None, notifier, ("SPY",),
+            Threshold(0.0),
+        )  # fmt: skip
+        try:
+            out = await executor.place(Decision(req, {"rule": "test"}))
+            assert out.order is not None, out
+            assert trading.orders[out.order.id]["status"] == "partially_filled"
+            book = Book(book_path)
+            book.placed(
+                Pending(
+                    out.client_order_id, "open", "csp-3", "SPY", "cash_secured_put", {PUT: -1},
+                    EXPIRY, 0.0, ["-1.30"], 0, NOW,
+                )
+            )  # fmt: skip
+            for _ in range(2):  # the part fill, then the same order resting unchanged
+                await engines[0]._pending(ctx, Book(book_path), {}, OptionsCycle("options", NOW))
+            await notifier.aclose()
+            part = [str(m["content"]) for m in discord.received]
+
+            trading.set_quote(PUT, "1.32", "1.40", bid_size=5)
+            trading.process()
+            notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+            ctx = replace(ctx, notifier=notifier)
+            restarted = OptionsEngine(book_path=book_path)
+            book = Book(book_path)
+            await restarted._pending(ctx, book, {}, OptionsCycle("options", NOW))
+            await executor.track(out.client_order_id, 0.0)
+        finally:
+            await notifier.aclose()
+            await broker.aclose()
+            journal.close()
+        notices = [str(m["content"]) for m in discord.received]
+    assert trading.positions[PUT][0] == -2
+    assert len(part) == 1, part
+    assert part[0].startswith("FILL open cash_secured_put 1 SPY @ 1.3 ("), part
+    assert "filled=1/2 status=partially_filled" in part[0], part
+    assert len(notices) == 2, notices
+    assert notices[1].startswith("FILL open cash_secured_put 1 SPY @ 1.32 ("), notices
+    assert "filled=2/2 status=filled" in notices[1], notices
+    (h,) = book.held.values()
+    assert h.units == 2
+
+
+@pytest.mark.asyncio
+async def test_an_order_ending_after_its_part_fill_notice_says_so_without_a_second_fill(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    """Sell 2 puts at 1.30 with 1 bid: 1 fills and is announced, the rest expires at the close.
+
+    The end is one notice saying the order expired with 1 of 2 filled; the filled put is not
+    announced again. References: what the Discord fake received and the fake's position.
+    """
+    trading.set_quote(PUT, "1.30", "1.40", bid_size=1)
+    broker = fake_broker(trading.url, "PKTESTKEY", "test-secret-value")
+    journal = Journal(tmp_path / "journal.sqlite")
+    owner = Owner("options", "cash_secured_put", "open:csp-4")
+    req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, underlying="SPY")
+    with FakeDiscord() as discord:
+        notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        clock = SimClock(NOW)
+        engine = OptionsEngine()
+        executor = Executor(
+            broker, journal, notifier=notifier, clock=clock,
+            announced_elsewhere=fills_announced_by([engine]),
+        )  # fmt: skip
+        ctx = Ctx(
+            "paper", clock, broker, None, journal, executor, None, notifier, ("SPY",),
+            Threshold(0.0),
+        )  # fmt: skip
+        try:
+            out = await executor.place(Decision(req, {"rule": "test"}))
+            assert out.order is not None, out
+            book = Book()
+            book.pending[out.client_order_id] = Pending(
+                out.client_order_id, "open", "csp-4", "SPY", "cash_secured_put", {PUT: -1},
+                EXPIRY, 0.0, ["-1.30"], 0, NOW,
+            )  # fmt: skip
+            await engine._pending(ctx, book, {}, OptionsCycle("options", NOW))
+            trading.advance_to(datetime(2023, 9, 14, 16, 5, tzinfo=ET))  # the day order expires
+            await engine._pending(ctx, book, {}, OptionsCycle("options", NOW))
+        finally:
+            await notifier.aclose()
+            await broker.aclose()
+            journal.close()
+        notices = [str(m["content"]) for m in discord.received]
+    assert trading.positions[PUT][0] == -1
+    assert len(notices) == 2, notices
+    assert "filled=1/2 status=partially_filled" in notices[0], notices
+    assert notices[1] == (
+        f"OPTIONS open cash_secured_put SPY: order expired with 1/2 filled ({out.client_order_id})"
+    ), notices
+    assert not book.pending
+    assert len(book.held) == 1

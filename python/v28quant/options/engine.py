@@ -442,6 +442,9 @@ class OptionsEngine:
             del book.pending[cid]
             if p.kind != "close":
                 self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
+        elif order.filled_qty > p.announced_qty:  # part filled and still working
+            self._announce_fill(ctx, p, f"{p.kind} {p.strategy}", order)
+            book.save()  # a restart must not announce these units again
         elif order.filled_qty == 0 and not (halted and p.kind != "close"):
             raw = analyses[p.underlying][1] if p.underlying in analyses else None
             await self._walk(ctx, book, p, raw, report)
@@ -549,16 +552,33 @@ class OptionsEngine:
         self._announce_fill(ctx, p, what, order)
 
     def _announce_fill(self, ctx: OptionsContext, p: Pending, what: str, order: Any) -> None:
-        """Send the one notice of this order's fill (the execution service leaves it to us)."""
+        """Announce the units of ``order`` filled since its last notice, at their own price.
+
+        The execution service leaves this order's fills to us. Each notice names the units
+        filled so far against the order's total and the order's status, so a part fill is one
+        notice when first seen and the rest another; no unit is announced twice. An order that
+        ends with no fill since its part fill's notice is said to have ended, with no fill.
+        """
+        filled, total = int(order.filled_qty), int(order.qty)
+        new = filled - p.announced_qty
+        if new <= 0:
+            ctx.notifier.notify(
+                f"OPTIONS {what} {p.underlying}: order {order.status.value} with "
+                f"{filled}/{total} filled ({order.client_order_id})"
+            )
+            return
         ctx.notifier.execution(
             p.underlying,
             what,
-            int(order.filled_qty),
-            order.filled_avg_price,
+            new,
+            _average_of_new(order.filled_avg_price, filled, p.announced_avg, p.announced_qty),
             engine=ENGINE,
+            filled=f"{filled}/{total}",
+            status=order.status.value,
             legs=",".join(p.legs),
             client_order_id=order.client_order_id,
         )
+        p.announced_qty, p.announced_avg = filled, str(order.filled_avg_price)
 
     def _release_cid(self, ctx: OptionsContext, cid: str, reason: str) -> None:
         """Release what the order ``cid`` reserved (its replacements carry it along)."""
@@ -748,6 +768,20 @@ def _single_leg(p: Pending) -> bool:
     A roll is always ``mleg``: it closes the old legs and opens the new, even one new leg.
     """
     return p.kind != "roll" and len(p.legs) == 1
+
+
+def _average_of_new(
+    average: Decimal | None, filled: int, announced_average: str | None, announced: int
+) -> str | None:
+    """Return the average price of the units filled after the first ``announced``.
+
+    The venue reports one average over all ``filled`` units; the value of the units announced
+    before is taken out of it. Rounded to 0.0001: the venue's average is itself rounded.
+    """
+    if average is None or not announced or announced_average is None:
+        return None if average is None else str(average)
+    value = Decimal(average) * filled - Decimal(announced_average) * announced
+    return format((value / (filled - announced)).quantize(Decimal("0.0001")).normalize(), "f")
 
 
 def _opening(book: Book) -> int:

@@ -97,6 +97,8 @@ class Pending:
     ``closing`` names the old legs a roll closes when it rolls one side only (the tested
     vertical of an iron condor); the other side stays open as its own structure, its entry net
     from its legs' fills or, without them, ``kept_net`` (its mid when the roll was placed).
+    ``announced_qty`` units of its fill were announced already, at the venue's average price
+    ``announced_avg``: a part fill is announced when first seen, the later notices say the rest.
     """
 
     client_order_id: str
@@ -115,6 +117,8 @@ class Pending:
     waited: int = 0
     closing: dict[str, int] | None = None
     kept_net: float | None = None
+    announced_qty: int = 0
+    announced_avg: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict (dates as ISO text)."""
