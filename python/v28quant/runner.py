@@ -470,7 +470,11 @@ class Runner:
         The same line cycle after cycle (a limit that keeps denying) is held back by the
         notifier, as a repeated error is.
         """
-        summary = self.ctx.risk.denial_summary(engine.name, since)
+        try:
+            summary = self.ctx.risk.denial_summary(engine.name, since)
+        except Exception:  # the denials are journaled; a failed read must not stop the engine
+            log.exception("%s: reading the cycle's risk denials failed", engine.name)
+            return
         if summary is not None:
             self.ctx.notifier.notify_quietly(summary)
 

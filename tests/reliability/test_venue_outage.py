@@ -33,6 +33,9 @@ class Notices:
         self.sent.append(("notice", content))
         return True
 
+    def notify_quietly(self, content: str) -> bool:
+        return self.notify(content)
+
 
 class FlakyClock:
     """A venue clock whose first ``failures`` reads raise ``BrokerUnavailable``."""
