@@ -1,7 +1,8 @@
 """What the runner hands an engine, and what an engine hands back.
 
 An engine (equity, options, ...) implements ``Engine``: a name, a pre-market job, a cycle and an
-end-of-day job, all async (and may offer ``announces_fill``, see ``fills_announced_by``). The
+end-of-day job, all async (and may offer ``announces_fill``, see ``fills_announced_by``, and
+``follow``, see ``Engine``). The
 runner calls them on the exchange's schedule with an ``EngineContext`` that carries everything
 the engine may touch: the clock (venue or simulated), the broker and data feed, the journal, the
 execution service, the signal aggregator, the regime assessment of the day, the risk gate and the
@@ -117,7 +118,14 @@ class CycleReport:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A trading engine the runner drives (see the module docstring)."""
+    """A trading engine the runner drives (see the module docstring).
+
+    An engine whose orders rest between its cycles (limit orders walked towards the natural
+    price) may offer ``async follow(ctx) -> bool``: follow those orders without a new analysis
+    and return whether any still rests. When its cycles are further apart than 5 minutes (a
+    daily backtest), the runner calls it at the 5-minute slots in between while it returns
+    True, so its orders are followed on the live cadence.
+    """
 
     name: str
 

@@ -7,7 +7,9 @@ account watch, the hierarchical regime, each engine's refits and screens), then 
 ``asyncio.TaskGroup``, then the end-of-day roll-up; off-hours jobs (drift checks, tuning:
 ``v28quant.offhours``) run after the close and never overlap trading. Started mid-session it
 runs the pre-market job at once and joins the cycle schedule; an engine whose cycle at a slot
-is in the journal already (a restart after a stop) does not run that slot again. Started after
+is in the journal already (a restart after a stop) does not run that slot again. Cycles further
+apart than 5 minutes (a daily backtest) leave slots between them: at those an engine with orders
+resting follows them (``Engine``'s ``follow``), as its cycles would in live trading. Started after
 the last cycle on a day the journal holds no roll-up of, it trades nothing and does that roll-up
 (at 16:01, or at once until the off-hours jobs begin).
 
@@ -353,10 +355,11 @@ class Runner:
         if not self._trading_ok:
             log.error("session %s: pre-market checks failed; no trading today", day)
             return
+        grid = list(self.calendar.windows(day).cycles)
         lock = self._lockstep()
         async with asyncio.TaskGroup() as tg:
             for engine in self.engines:
-                tg.create_task(self._engine_loop(engine, todo[engine.name], lock))
+                tg.create_task(self._engine_loop(engine, todo[engine.name], lock, grid))
 
     def _slots_to_run(self, engine: Engine, slots: list[datetime]) -> list[datetime]:
         """Return ``slots`` less those whose cycle ``engine`` has journaled (a restart's).
@@ -383,8 +386,16 @@ class Runner:
         return LockstepClock(shared, len(self.engines)) if shared is not None else None
 
     async def _engine_loop(
-        self, engine: Engine, slots: list[datetime], lock: LockstepClock | None
+        self,
+        engine: Engine,
+        slots: list[datetime],
+        lock: LockstepClock | None,
+        grid: Sequence[datetime],
     ) -> None:
+        """Run ``engine``'s cycles at ``slots``, following its resting orders on ``grid`` between.
+
+        ``grid`` is the session's 5-minute cycle grid, of which ``slots`` take every stride-th.
+        """
         clock: Clock | LockstepClock = lock or self.ctx.clock
         try:
             i = 0
@@ -411,10 +422,37 @@ class Runner:
                     break
                 await self._watch(slots[i])
                 await self._cycle(engine, slots[i])
+                await self._follow(engine, clock, self._between(grid, slots[i]))
                 i += 1
         finally:
             if lock is not None:
                 lock.leave()
+
+    def _between(self, grid: Sequence[datetime], slot: datetime) -> Sequence[datetime]:
+        """Return the slots of ``grid`` the stride leaves out after the cycle at ``slot``."""
+        if self.stride == 1:  # every slot has its cycle
+            return ()
+        k = grid.index(slot)
+        return grid[k + 1 : k + self.stride]
+
+    async def _follow(
+        self, engine: Engine, clock: Clock | LockstepClock, ticks: Sequence[datetime]
+    ) -> None:
+        """Let ``engine`` follow its resting orders at ``ticks`` until nothing of it rests.
+
+        No analysis runs and no cycle is journaled, so a restart still runs the next cycle
+        slot. A tick the cycle ran into is let go; a failed follow is isolated like a failed
+        cycle, and the next tick tries again.
+        """
+        if getattr(engine, "follow", None) is None:
+            return
+        for tick in ticks:
+            if clock.now() > tick + SLOT_GRACE:
+                continue
+            if not await self._sleep(clock, tick):
+                return
+            if await self._guarded(engine, "follow", tick) is False:
+                return
 
     async def _watch(self, slot: datetime) -> None:
         """Once per slot: re-read the venue clock, mark the account, run a pending flatten."""

@@ -379,3 +379,60 @@ async def test_a_crash_before_the_flatten_is_sent_flattens_on_restart(
     await again.premarket(ctx)
     await again.cycle(ctx)
     assert flattens() == 1
+
+
+async def _resting_bull_put(ctx: Ctx) -> OptionsEngine:
+    """Return an engine whose one cycle left a bull put resting at the mid of its ladder."""
+    eng = OptionsEngine(_config(strategies={"bull_quiet": ["bull_put"]}, limit_steps=2))
+    await eng.premarket(ctx)
+    await eng.cycle(ctx)
+    assert eng.book is not None
+    assert len(eng.book.pending) == 1
+    return eng
+
+
+@pytest.mark.asyncio
+async def test_follow_walks_a_resting_order_to_its_fill_without_an_analysis(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Between cycles, ``follow`` alone walks the order one rung a call until it fills.
+
+    Reference: SimBroker's own orders and positions, and the journal read with sqlite3 (no
+    signal and no cycle journaled by a follow).
+    """
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
+    eng = await _resting_bull_put(ctx)
+    db = sqlite3.connect(str(ctx.journal.path))
+    signals_after_cycle = db.execute("SELECT COUNT(*) FROM signals").fetchone()[0]
+    resting = []
+    for _ in range(4):
+        ctx.clock.advance(timedelta(minutes=5))
+        resting.append(await eng.follow(ctx))
+    assert resting[-1] is False  # nothing rests once the order filled
+    assert eng.book is not None
+    (held,) = eng.book.held.values()
+    positions = {p.symbol: p.qty for p in await ctx.broker.positions()}
+    assert {s: positions[s] for s in held.legs} == {s: q * held.units for s, q in held.legs.items()}
+    orders = await ctx.broker.orders("all")
+    assert sum(o.status.value == "filled" for o in orders) == 1
+    assert any(o.client_order_id.endswith("-r1") for o in orders)  # walked, not filled at mid
+    assert db.execute("SELECT COUNT(*) FROM signals").fetchone()[0] == signals_after_cycle
+    assert db.execute("SELECT COUNT(*) FROM decisions WHERE action = 'cycle'").fetchone()[0] == 0
+    db.close()
+
+
+@pytest.mark.asyncio
+async def test_follow_walks_no_opening_order_while_halted(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """After ``v28quant halt`` an opening order rests where it is, as in a cycle."""
+    from v28quant.risk import HALT, record_control
+
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
+    eng = await _resting_bull_put(ctx)
+    before = [(o.client_order_id, o.limit_price) for o in await ctx.broker.orders("all")]
+    record_control(ctx.journal, HALT, "news", "cli", ctx.now)
+    ctx.clock.advance(timedelta(minutes=5))
+    assert await eng.follow(ctx) is True
+    after = [(o.client_order_id, o.limit_price) for o in await ctx.broker.orders("all")]
+    assert after == before

@@ -378,3 +378,106 @@ async def test_risk_gate_denials_are_one_summary_per_cycle_and_repeats_are_held_
     # cycles 1-2: 3 each, cycle 3: 1, cycles 4-13: the three halted each
     assert rows == [("halted", 30), ("max_positions", 4), ("order_notional", 3)]
     journal.close()
+
+
+class Follower(Recorder):
+    """A recorder whose orders rest for ``rests`` follow calls after each cycle."""
+
+    def __init__(self, name: str, rests: int, follow_fails_at: int | None = None):
+        super().__init__(name)
+        self.rests, self.left = rests, 0
+        self.follow_fails_at = follow_fails_at
+        self.follows: list[datetime] = []
+        self.on_follow = None
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        self.left = self.rests
+        return await super().cycle(ctx)
+
+    async def follow(self, ctx: EngineContext) -> bool:
+        self.follows.append(ctx.now)
+        n = len(self.follows)
+        if self.on_follow is not None:
+            self.on_follow(n)
+        if n == self.follow_fails_at:
+            raise RuntimeError(f"{self.name} broke in follow {n}")
+        self.left -= 1
+        return self.left > 0
+
+
+@pytest.mark.asyncio
+async def test_between_cycles_resting_orders_are_followed_every_five_minutes(
+    tmp_path: Path,
+) -> None:
+    # 30-minute cycles: the 5-minute slots between them are the follower's, the other
+    # engine's cycles keep their slots (reference: the calendar's 5-minute grid).
+    follower, other = Follower("options", rests=10**6), Recorder("equity")
+    runner = _runner(tmp_path, [follower, other], minutes=30)
+    grid = list(default_calendar().windows(runner.venue.sessions[0]).cycles)
+    assert await runner.run() == 0
+    assert follower.cycles == other.cycles == grid[::6]
+    assert follower.follows == [t for t in grid if t not in grid[::6]]
+    assert runner.state.skipped == 0
+    # a follow is no cycle: the journal's cycle rows are the cycle slots alone
+    rows = runner.ctx.journal.decisions(engine="options", action="cycle")
+    assert sorted(r["reasoning"]["slot"] for r in rows) == [t.isoformat() for t in grid[::6]]
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_following_stops_when_nothing_rests_until_the_next_cycle(tmp_path: Path) -> None:
+    follower = Follower("options", rests=2)  # rests through one follow, done at the second
+    runner = _runner(tmp_path, [follower, Recorder("equity")], minutes=30)
+    grid = list(default_calendar().windows(runner.venue.sessions[0]).cycles)
+    assert await runner.run() == 0
+    after_cycles = [grid[k + d] for k in range(0, len(grid) - 1, 6) for d in (1, 2)]
+    assert follower.follows == after_cycles
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_cycles_every_five_minutes_leave_nothing_to_follow(tmp_path: Path) -> None:
+    follower = Follower("options", rests=10**6)
+    runner = _runner(tmp_path, [follower, Recorder("equity")], minutes=5)
+    grid = list(default_calendar().windows(runner.venue.sessions[0]).cycles)
+    assert await runner.run() == 0
+    assert follower.cycles == grid
+    assert follower.follows == []
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_follow_is_isolated_and_the_next_slot_tries_again(tmp_path: Path) -> None:
+    follower, other = Follower("options", rests=10**6, follow_fails_at=3), Recorder("equity")
+    from v28quant.execution import Executor
+
+    runner = _runner(tmp_path, [follower, other], minutes=30)
+    runner.ctx.executor = Executor(runner.ctx.broker, runner.ctx.journal, clock=runner.ctx.clock)
+    runner.ctx.notifier = notices = Notices()
+    grid = list(default_calendar().windows(runner.venue.sessions[0]).cycles)
+    assert await runner.run() == 0
+    assert follower.follows == [t for t in grid if t not in grid[::6]]  # none lost but the 3rd
+    assert other.cycles == follower.cycles == grid[::6]
+    errors = runner.ctx.journal.decisions(action="error")
+    assert [(e["engine"], e["reasoning"]["step"]) for e in errors] == [("options", "follow")]
+    assert "broke in follow 3" in errors[0]["reasoning"]["error"]
+    assert errors[0]["ts"] == grid[3]  # the third slot between cycles: 10:00
+    errors_sent = [m for m in notices.sent if m.startswith("ERROR")]
+    assert errors_sent == ["ERROR in options follow: RuntimeError: options broke in follow 3"]
+    cycles = runner.ctx.journal.decisions(engine="options", action="cycle")
+    assert len(cycles) == len(grid[::6])
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_stop_signal_in_a_follow_ends_the_run_cleanly(tmp_path: Path) -> None:
+    follower, other = Follower("options", rests=10**6), Recorder("equity")
+    runner = _runner(tmp_path, [follower, other], minutes=30)
+    follower.on_follow = lambda n: runner.on_signal(signal.SIGTERM) if n == 2 else None
+    grid = list(default_calendar().windows(runner.venue.sessions[0]).cycles)
+    assert await runner.run() == 0
+    assert follower.follows == grid[1:3]  # the follow in flight finished, no third
+    assert follower.cycles == other.cycles == grid[:1]
+    assert follower.ends == other.ends == 0
+    assert runner.ctx.journal.integrity_check() == "ok"
+    runner.ctx.journal.close()

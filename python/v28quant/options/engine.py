@@ -5,7 +5,9 @@ Each ``cycle`` (every 5 minutes in the trading window, at the venue's or simulat
 1. the venue's account activities (assignment, exercise, expiry) move the ``Book`` and the
    wheel, with a journal row and a notice each;
 2. orders still resting are looked up: a fill opens, closes or rolls a structure; an unfilled
-   limit is walked one rung towards the natural price; past the natural it is cancelled;
+   limit is walked one rung towards the natural price; past the natural it is cancelled (where
+   cycles are further apart than 5 minutes, ``follow`` does this step alone at the 5-minute
+   slots between them);
 3. per underlying: the chain snapshot -> ``OptionsAnalyser`` (liquidity, SVI surface, IV rank,
    Heston / Merton / CRR model values, mispricing) -> ``Signal`` objects, journaled and fed to
    the aggregator with the regime;
@@ -280,7 +282,7 @@ class OptionsEngine:
         ctx.journal.record_cycle(signals, (), now)  # one transaction: one fsync, not one each
         report.signals = len(signals)
         views = self._views(ctx, signals, now)
-        await self._pending(ctx, book, analyses, report)
+        await self._pending(ctx, book, {u: raw for u, (_, raw) in analyses.items()}, report)
         # after our own fills are applied: what is still missing went some other way (a flatten)
         await self._reconcile(ctx, book)
         await self._manage(ctx, book, analyses, report)
@@ -390,18 +392,63 @@ class OptionsEngine:
 
     # -- 2. resting orders ------------------------------------------------------------------
 
+    async def follow(self, ctx: OptionsContext) -> bool:
+        """Follow the resting orders between cycles, without an analysis; True while any rests.
+
+        The runner calls this at the 5-minute slots between cycles further apart (a daily
+        backtest), so the orders walk on the live cadence. Each walks on its legs' quotes now
+        (``_leg_chains``), as a cycle's walk does on its chain.
+        """
+        book = self._book_of(ctx)
+        if not book.pending:
+            return False
+        report = OptionsCycle(ENGINE, ctx.now)
+        await self._pending(ctx, book, await self._leg_chains(ctx, book), report)
+        book.save()
+        return bool(book.pending)
+
+    async def _leg_chains(self, ctx: OptionsContext, book: Book) -> dict[str, pd.DataFrame]:
+        """Return each underlying's chain narrowed to the expiries and strikes of its orders' legs.
+
+        A few contracts quoted, not the whole chain an analysis needs. An underlying whose chain
+        does not come is left out: its orders walk on their ladders as placed.
+        """
+        legs: dict[str, set[str]] = {}
+        for p in book.pending.values():
+            legs.setdefault(p.underlying, set()).update(_order_legs(book, p))
+        chains: dict[str, pd.DataFrame] = {}
+        for u, symbols in legs.items():
+            occ = [parse_occ(s) for s in symbols if is_occ(s)]
+            if not occ:
+                continue
+            strikes = [float(o.strike) for o in occ]
+            try:
+                chains[u] = await asyncio.wait_for(
+                    ctx.feed.option_chain(
+                        u,
+                        expiry_from=min(o.expiry for o in occ),
+                        expiry_to=max(o.expiry for o in occ),
+                        strike_from=min(strikes),
+                        strike_to=max(strikes),
+                    ),
+                    self.cfg.chain_timeout_seconds,
+                )
+            except Exception as exc:  # one chain's trouble: that walk goes on its ladder
+                self._error(ctx, f"quotes of {u}'s resting orders", exc)
+        return chains
+
     async def _pending(
         self,
         ctx: OptionsContext,
         book: Book,
-        analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
+        chains: Mapping[str, pd.DataFrame],
         report: OptionsCycle,
     ) -> None:
         # a replace is a new order at the venue: while halted, nothing that opens is walked
         halted = bool(book.pending) and self.gate(ctx).state().halted
         for cid, p in list(book.pending.items()):
             try:
-                await self._follow(ctx, book, cid, p, analyses, halted, report)
+                await self._follow(ctx, book, cid, p, chains, halted, report)
             except BrokerError as exc:  # one order's trouble at the venue: the others go on
                 self._error(ctx, f"resting order {cid}", exc)
 
@@ -411,7 +458,7 @@ class OptionsEngine:
         book: Book,
         cid: str,
         p: Pending,
-        analyses: Mapping[str, tuple[ChainAnalysis, pd.DataFrame]],
+        chains: Mapping[str, pd.DataFrame],
         halted: bool,
         report: OptionsCycle,
     ) -> None:
@@ -446,15 +493,11 @@ class OptionsEngine:
             self._announce_fill(ctx, p, f"{p.kind} {p.strategy}", order)
             book.save()  # a restart must not announce these units again
         elif order.filled_qty == 0 and not (halted and p.kind != "close"):
-            raw = analyses[p.underlying][1] if p.underlying in analyses else None
-            await self._walk(ctx, book, p, raw, report)
+            await self._walk(ctx, book, p, chains.get(p.underlying), report)
 
     def _reprice(self, book: Book, p: Pending, raw: pd.DataFrame) -> list[str] | None:
         """Return the ladder on this cycle's quotes (mid to natural), or None without them."""
-        legs = {s: -q for s, q in p.legs.items()} if p.kind == "close" else dict(p.legs)
-        if p.kind == "roll" and p.old_id in book.held:
-            closing = p.closing or book.held[p.old_id].legs
-            legs.update({s: -q for s, q in closing.items()})
+        legs = _order_legs(book, p)
         quotes = raw.set_index("symbol").reindex(list(legs))
         bid, ask = quotes["bid"].to_numpy(float), quotes["ask"].to_numpy(float)
         if not (np.isfinite(bid).all() and np.isfinite(ask).all()):
@@ -760,6 +803,18 @@ async def _never_sent(ctx: OptionsContext, cid: str) -> bool:
     if row is not None and (row.get("broker_order_id") or row["status"] not in _UNSENT):
         return False
     return await ctx.broker.order_by_client_id(cid) is None
+
+
+def _order_legs(book: Book, p: Pending) -> dict[str, int]:
+    """Return the contracts order ``p`` trades per unit, signed: + bought, - sold.
+
+    A close trades the structure's legs back; a roll also closes the old structure's legs.
+    """
+    legs = {s: -q for s, q in p.legs.items()} if p.kind == "close" else dict(p.legs)
+    if p.kind == "roll" and p.old_id in book.held:
+        closing = p.closing or book.held[p.old_id].legs
+        legs.update({s: -q for s, q in closing.items()})
+    return legs
 
 
 def _single_leg(p: Pending) -> bool:
