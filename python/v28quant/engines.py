@@ -2,12 +2,11 @@
 
 An engine (equity, options, ...) implements ``Engine``: a name, a pre-market job, a cycle and an
 end-of-day job, all async (and may offer ``announces_fill``, see ``fills_announced_by``, and
-``follow``, see ``Engine``). The
-runner calls them on the exchange's schedule with an ``EngineContext`` that carries everything
-the engine may touch: the clock (venue or simulated), the broker and data feed, the journal, the
-execution service, the signal aggregator, the regime assessment of the day, the risk gate and the
-settings. Engines never build any of these themselves, so the same engine code runs live, in
-paper, keyless and in backtests.
+``follow``, see ``Engine``). The runner calls them on the exchange's schedule with an
+``EngineContext`` that carries everything the engine may touch: the clock (venue or simulated),
+the broker and data feed, the journal, the execution service, the signal aggregator, the regime
+assessment of the day, the risk gate and the settings. Engines never build any of these
+themselves, so the same engine code runs live, in paper, keyless and in backtests.
 """
 
 from __future__ import annotations
