@@ -302,6 +302,28 @@ class EquityEngine:
             details[sym] = f"{side} {abs(delta)}: {outcome.status}"
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
 
+    async def follow(self, ctx: EngineContext) -> bool:
+        """Look up this engine's orders still working between cycles; True while any works.
+
+        The runner calls this at the 5-minute slots between cycles further apart (a daily
+        backtest). The rest of an order the quote's displayed size cut short (a part fill of a
+        market order on the simulated exchange) then fills at the next slot's quote, as it
+        would by the next 5-minute cycle live, instead of resting until the close and expiring.
+        Each look-up journals what the venue says, as a cycle's would.
+        """
+        # the journal's open orders, not the venue's: one the venue fills on this look is
+        # still looked up, so its fill is journaled now rather than by the next session's sync
+        ours = [
+            row["client_order_id"]
+            for row in ctx.journal.open_orders()
+            if row["engine"] == ENGINE and row.get("broker_order_id")
+        ]
+        working = 0
+        for cid in ours:
+            order = await ctx.executor.track(cid, 0.0)
+            working += not order.status.terminal
+        return working > 0
+
     def _weights(
         self,
         aggregates: dict[str, Any],
