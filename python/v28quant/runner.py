@@ -9,7 +9,8 @@ account watch, the hierarchical regime, each engine's refits and screens), then 
 runs the pre-market job at once and joins the cycle schedule; an engine whose cycle at a slot
 is in the journal already (a restart after a stop) does not run that slot again. Cycles further
 apart than 5 minutes (a daily backtest) leave slots between them: at those an engine with orders
-resting follows them (``Engine``'s ``follow``), as its cycles would in live trading. Started after
+resting follows them (``Engine``'s ``follow``), as its cycles would in live trading, and a run
+restarted between two cycles does so from the next such slot. Started after
 the last cycle on a day the journal holds no roll-up of, it trades nothing and does that roll-up
 (at 16:01, or at once until the off-hours jobs begin).
 
@@ -335,7 +336,10 @@ class Runner:
             return
         slots = list(w.cycles[:: self.stride])
         todo = {engine.name: self._slots_to_run(engine, slots) for engine in self.engines}
-        if any(s + SLOT_GRACE >= self.ctx.now for left in todo.values() for s in left):
+        ahead = [s for left in todo.values() for s in left]
+        if any(getattr(engine, "follow", None) is not None for engine in self.engines):
+            ahead += self._off_cycle(w.cycles)  # a restart's resting orders to follow
+        if any(s + SLOT_GRACE >= self.ctx.now for s in ahead):
             await self._trade(day, todo)
             if self.stop.is_set():
                 return
@@ -398,6 +402,7 @@ class Runner:
         """
         clock: Clock | LockstepClock = lock or self.ctx.clock
         try:
+            await self._follow(engine, clock, self._until_next_cycle(grid, slots, clock.now()))
             i = 0
             while i < len(slots) and not self.stop.is_set():
                 now = clock.now()
@@ -427,6 +432,24 @@ class Runner:
         finally:
             if lock is not None:
                 lock.leave()
+
+    def _off_cycle(self, grid: Sequence[datetime]) -> list[datetime]:
+        """Return the slots of ``grid`` that hold no cycle at this run's stride."""
+        cycles = set(grid[:: self.stride])
+        return [t for t in grid if t not in cycles]
+
+    def _until_next_cycle(
+        self, grid: Sequence[datetime], slots: Sequence[datetime], now: datetime
+    ) -> list[datetime]:
+        """Return the slots of ``grid`` between ``now`` and the first of ``slots`` still due.
+
+        A run (re)started inside a session follows the orders its last cycle left resting
+        from the next 5-minute slot on, as the unbroken run would have, not only after its
+        next cycle (in a daily backtest: never again that session). A fresh start's first
+        cycle slot comes first in the grid, so it leaves nothing here.
+        """
+        due = next((s for s in slots if s + SLOT_GRACE >= now), None)
+        return [t for t in self._off_cycle(grid) if due is None or t < due]
 
     def _between(self, grid: Sequence[datetime], slot: datetime) -> Sequence[datetime]:
         """Return the slots of ``grid`` the stride leaves out after the cycle at ``slot``."""

@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -74,11 +74,31 @@ class Walker:
         return None
 
 
-def _run(journal: Path, walker: Walker, days: int = 1) -> RunOutcome:
+class FollowingWalker(Walker):
+    """A walker that also walks its resting order when the runner lets it follow between cycles.
+
+    ``follows`` is the test's own record of the slots it was asked to follow at.
+    """
+
+    def __init__(self, ran: list[str], follows: list[str], stop_after: str | None = None):
+        super().__init__(ran, stop_after)
+        self.follows = follows
+
+    async def follow(self, ctx: EngineContext) -> bool:
+        self.follows.append(ctx.now.astimezone(ET).strftime(STAMP))
+        mine = [o for o in await ctx.broker.orders("open") if o.symbol == "AAPL"]
+        if not mine:
+            return False
+        price = Decimal(str(mine[0].limit_price)) + RUNG
+        await ctx.executor.replace(mine[0].client_order_id, reason="walk", limit_price=price)
+        return True
+
+
+def _run(journal: Path, walker: Walker, days: int = 1, config: Path | None = None) -> RunOutcome:
     def engines(cfg: RunConfig, params: dict[str, Any]) -> list[Walker]:
         return [walker]
 
-    settings, cfg = load_config(None, journal_path=journal)
+    settings, cfg = load_config(config, journal_path=journal)
     args = RunArgs("paper", None, ("AAPL", "MSFT"), journal, None, None, days, False, "INFO", None)
     return run_with(args, settings, cfg, engines=engines)
 
@@ -151,3 +171,42 @@ def test_a_stop_after_the_last_cycle_rolls_that_day_up_on_restart(keyless: Path)
     assert at == [f"{DAY1} 16:01", f"{DAY2} 16:01"]  # one minute after each close
     assert second.metrics is not None
     assert [p["date"] for p in second.metrics["equity_curve"]] == [DAY1, DAY2]
+
+
+def test_a_restart_between_daily_cycles_follows_the_resting_order_from_the_next_slot(
+    keyless: Path,
+) -> None:
+    """One cycle a session (09:45), stopped after it: the restart walks the order at once.
+
+    By hand: the 5-minute slots after 09:45 run 09:50 .. 15:45, 72 of them; the unbroken run
+    walks the order one rung at each, so the restart must too, where it used to leave the
+    order resting at its opening price until it expired at the close.
+    """
+    journal = keyless
+    daily = journal.parent / "daily.toml"
+    daily.write_text("[paper]\nsim_cycle_minutes = 390\n")
+    ran: list[str] = []
+    follows: list[str] = []
+    walker = FollowingWalker(ran, follows, stop_after=f"{DAY2} 09:45")
+    assert _run(journal, walker, config=daily).exit_code == 0
+    assert (ran, follows) == ([f"{DAY2} 09:45"], [])  # the stop came before any follow
+    assert _run(journal, FollowingWalker(ran, follows), config=daily).exit_code == 0
+    assert ran == [f"{DAY2} 09:45"]  # the finished cycle is not traded again
+
+    open_at = datetime.strptime(f"{DAY2} 09:45", STAMP)
+    slots = [(open_at + timedelta(minutes=5 * k)).strftime(STAMP) for k in range(1, 73)]
+    assert slots[-1] == f"{DAY2} 15:45"
+    assert follows == slots
+
+    db = sqlite3.connect(str(journal))
+    walks = [
+        datetime.fromisoformat(ts).astimezone(ET).strftime(STAMP)
+        for (ts,) in db.execute(
+            "SELECT intent_ts FROM orders WHERE client_order_id LIKE '%-r%' ORDER BY intent_ts"
+        )
+    ]
+    db.close()
+    assert walks == slots  # one replacement journaled at each slot after the restart
+    saved = json.loads(state_path_for(journal).read_text())
+    limits = [Decimal(o["limit"]) for o in saved["orders"] if o["req"]["symbol"] == "AAPL"]
+    assert max(limits) == BASE + RUNG * len(slots)
