@@ -590,3 +590,47 @@ async def test_a_crash_between_a_roll_and_the_book_save_rolls_once(
     assert {r["client_order_id"] for r in reserved} == {
         h.client_order_id for h in again.book.held.values()
     }
+
+
+@pytest.mark.asyncio
+async def test_a_resting_order_the_lost_book_does_not_know_is_cancelled_on_restart(
+    tmp_path: Path, fakes: tuple[FakeAlpacaTrading, FakeAlpacaData]
+) -> None:
+    """The book file is lost while the engine's entry rests at Alpaca: the restart cancels it.
+
+    Nothing would walk or cancel an order the book does not know, and its fill would hold
+    contracts no structure manages. The fake receives one DELETE of that order, the journal
+    holds the cancel with its reason, and one notice names the order.
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    path = tmp_path / "book.json"
+    try:
+        first = OptionsEngine(book_path=path)
+        await first.premarket(ctx)
+        assert (await first.cycle(ctx)).orders == 1
+        (cid,) = json.loads(path.read_text(encoding="utf-8"))["pending"]
+        (resting,) = [o for o in trading.orders.values() if o["client_order_id"] == cid]
+        assert resting["status"] == "new", resting["status"]  # at the mid: it rests
+        path.unlink()
+        ctx.clock.advance(timedelta(minutes=5))
+        await OptionsEngine(book_path=path).premarket(ctx)
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+    deletes = [url for method, url, _ in trading.requests if method == "DELETE"]
+    assert deletes == [f"/v2/orders/{resting['id']}"]
+    assert resting["status"] == "canceled"
+    db = sqlite3.connect(str(tmp_path / "journal.sqlite"))
+    events = db.execute(
+        "SELECT json_extract(raw, '$.reason') FROM order_events "
+        "WHERE client_order_id = ? AND status = 'cancel_requested'",
+        (cid,),
+    ).fetchall()
+    status = db.execute("SELECT status FROM orders WHERE client_order_id = ?", (cid,)).fetchone()
+    db.close()
+    assert events == [("not in the options book",)]
+    assert status == ("canceled",)
+    named = [n for n in ctx.notifier.notices if cid in n]
+    assert len(named) == 1, ctx.notifier.notices
+    assert "not in the options book" in named[0], named

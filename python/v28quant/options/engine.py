@@ -48,6 +48,7 @@ from v28quant.broker.base import (
     OrderStatus,
     OrderTag,
     Owner,
+    parse_client_order_id,
     replacement_client_order_id,
 )
 from v28quant.broker.occ import parse_occ
@@ -80,6 +81,8 @@ _UNSENT = frozenset(
     {INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS, REFUSED_STATUS, OrderStatus.REJECTED.value}
 )
 CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"})
+#: Why a resting order of the engine that its book does not know is cancelled.
+NOT_IN_BOOK = "not in the options book"
 
 
 class OptionsEngine:
@@ -138,10 +141,13 @@ class OptionsEngine:
         """Load the book, apply overnight activities and read the daily closes.
 
         Expiries settle after the close, so their activities arrive overnight; two years of
-        daily closes per underlying feed the IV-rank proxy and the jump fit.
+        daily closes per underlying feed the IV-rank proxy and the jump fit. Orders of the
+        engine resting at the venue that the book does not know are cancelled
+        (``_cancel_unbooked``): a restart inside a session finds any a lost book left.
         """
         book = self._book_of(ctx)
         await self._activities(ctx, book)
+        await self._cancel_unbooked(ctx, book)
         await self._reconcile(ctx, book)
         await self._read_level(ctx)
         start = ctx.now.date() - timedelta(days=740)
@@ -328,6 +334,44 @@ class OptionsEngine:
         out = await place(ctx, req, why, None)
         # the execution service notifies its fill, refusal or rejection: no second notice
         log.info("options flatten %s %d %s: %s", side, abs(shares), und, out.status)
+
+    # -- the venue's orders ----------------------------------------------------------------
+
+    async def _cancel_unbooked(self, ctx: OptionsContext, book: Book) -> None:
+        """Cancel the engine's orders resting at the venue that its book does not know.
+
+        A book file lost, or written by an older run, leaves such orders unfollowed: never
+        walked nor cancelled, and a fill of one would hold contracts no structure manages. An
+        order alone cannot tell the book the structure it was meant for (its exits, its roll),
+        so cancelling is the safe choice; one that fills first is left to the reconcile of
+        positions. The book's own orders and the replacements of them it has not saved yet
+        stay, as do the flattens of stock a settlement left, which the book never names.
+        """
+        try:
+            resting = await ctx.broker.orders("open")
+        except BrokerError as exc:  # the next pre-market looks again
+            self._error(ctx, "listing the venue's open orders", exc)
+            return
+        booked = [tag for cid in book.pending if (tag := parse_client_order_id(cid)) is not None]
+        cancelled = []
+        for order in resting:
+            tag = order.owner
+            if tag is None or tag.engine != ENGINE or tag.strategy == FLATTEN_STRATEGY:
+                continue
+            if any(tag.same_decision(b) for b in booked):
+                continue
+            try:
+                await ctx.executor.cancel(order.client_order_id, NOT_IN_BOOK)
+            except BrokerError as exc:  # one order's trouble: the others are still cancelled
+                self._error(ctx, f"cancel of {order.client_order_id}", exc)
+                continue
+            cancelled.append(order.client_order_id)
+        if cancelled:
+            log.warning("options engine: cancelled %s: %s", ", ".join(cancelled), NOT_IN_BOOK)
+            ctx.notifier.notify(
+                f"OPTIONS: cancelled {len(cancelled)} resting order(s) {NOT_IN_BOOK}: "
+                f"{', '.join(cancelled)}"
+            )
 
     # -- the broker's positions -------------------------------------------------------------
 
