@@ -190,3 +190,31 @@ def test_a_partial_structure_carries_the_max_loss_of_what_is_left() -> None:
     assert book.held["a"].max_loss == float("inf")
     assert book.held["b"].max_loss == pytest.approx(43_800.0)
     assert book.defined_risk_loss() == float("inf")  # no new defined-risk entry fits beside it
+
+
+def _unmanaged_rows(ctx: Ctx) -> list[dict[str, int]]:
+    db = sqlite3.connect(str(ctx.journal.path))
+    try:
+        rows = db.execute(
+            "SELECT reasoning FROM decisions WHERE engine = 'options' AND action = 'unmanaged'"
+        ).fetchall()
+    finally:
+        db.close()
+    return [json.loads(r[0])["contracts"] for r in rows]
+
+
+@pytest.mark.asyncio
+async def test_contracts_no_structure_names_are_journaled_and_notified_at_pre_market(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True)
+    eng = await _book_two_spreads(ctx)  # its pre-market job ran before the spreads were booked
+    loose = {CALL_LONG: 2, CALL_SHORT: -2, PUT_SHORT: -1, PUT_LONG: 1}
+    assert _unmanaged_rows(ctx) == [loose]
+    notices = [n for n in ctx.notifier.notices if "does not manage" in n]
+    assert len(notices) == 1
+    assert all(s in notices[0] for s in loose)
+    ctx.clock.advance(timedelta(days=1))  # booked now: the next session finds nothing loose
+    await eng.premarket(ctx)
+    assert _unmanaged_rows(ctx) == [loose]
+    assert len([n for n in ctx.notifier.notices if "does not manage" in n]) == 1

@@ -149,6 +149,7 @@ class OptionsEngine:
         await self._activities(ctx, book)
         await self._cancel_unbooked(ctx, book)
         await self._reconcile(ctx, book)
+        await self._report_unmanaged(ctx, book)
         await self._read_level(ctx)
         start = ctx.now.date() - timedelta(days=740)
         end = default_calendar().last_close(ctx.now)  # not today's partial bar after the open
@@ -417,6 +418,39 @@ class OptionsEngine:
             reserve_wheel_shares(ctx, book, moved)
         if changes or moved:
             book.save()
+
+    async def _report_unmanaged(self, ctx: OptionsContext, book: Book) -> None:
+        """Journal and notify, once a session, the option contracts held that no structure names.
+
+        The book manages only what it opened (exits, rolls, expiry day): contracts a lost book
+        left, a fill of an order it never knew, or a person's own trades at the venue get no
+        exit rule, so a person must close or manage them.
+        """
+        named = {s for h in book.held.values() for s in h.legs}
+        named |= {s for p in book.pending.values() for s in _order_legs(book, p)}
+        loose = {
+            p.symbol: int(p.qty)
+            for p in await ctx.broker.positions()
+            if is_occ(p.symbol) and p.qty != 0 and p.symbol not in named
+        }
+        if not loose:
+            return
+        ctx.journal.record_decision(
+            f"options-unmanaged-{ctx.now.astimezone(ET).date()}",
+            ENGINE,
+            "book",
+            "*",
+            "unmanaged",
+            {"contracts": loose, "reason": UNMANAGED_REASON},
+            ctx.now,
+        )
+        held = ", ".join(f"{q:+d} {s}" for s, q in sorted(loose.items()))
+        log.warning("options: contracts held outside the book: %s", held)
+        ctx.notifier.notify_quietly(
+            f"OPTIONS: {len(loose)} contract(s) held that the options book does not manage "
+            f"({held}): no exit rule applies; close them (`v28quant flatten` closes everything) "
+            "or manage them at the venue"
+        )
 
     def _event(self, ctx: OptionsContext, ev: Event, ts: datetime) -> None:
         ctx.journal.record_decision(
@@ -827,6 +861,10 @@ class OptionsEngine:
         own = getattr(cfg, "options_min_confidence", None)
         return float(own(ctx.mode) if callable(own) else cfg.min_confidence(ctx.mode))
 
+
+UNMANAGED_REASON = (
+    "held at the broker, named by no structure or order of the options book: no exit rule applies"
+)
 
 _RECONCILE_REASON = {
     "closed_out": "no leg is held by the broker any more (closed outside the engine)",
