@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -53,6 +53,7 @@ from v28quant.broker.base import (
 )
 from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET, default_calendar
+from v28quant.data.base import chain_frame
 from v28quant.engines import CycleReport
 from v28quant.journal import INTENT_STATUS, NOT_SENT_STATUS, REFUSED_STATUS, UNKNOWN_STATUS
 from v28quant.occ import is_occ
@@ -68,6 +69,7 @@ from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAna
 from v28quant.options.strategies import StrategyName
 from v28quant.options.trend import Trend, trend_of
 from v28quant.options.wheel_shares import reserve_wheel_shares
+from v28quant.quotes import Quote
 from v28quant.risk import RiskGate
 from v28quant.settings import RiskLimits
 from v28quant.signals import Signal
@@ -289,6 +291,10 @@ class OptionsEngine:
         ctx.journal.record_cycle(signals, (), now)  # one transaction: one fsync, not one each
         report.signals = len(signals)
         views = self._views(ctx, signals, now)
+        chains = await self._with_legs_quoted(
+            ctx, {u: raw for u, (_, raw) in analyses.items()}, _book_legs(book)
+        )
+        analyses = {u: (a, chains[u]) for u, (a, _) in analyses.items()}
         await self._pending(ctx, book, {u: raw for u, (_, raw) in analyses.items()}, report)
         # after our own fills are applied: what is still missing went some other way (a flatten)
         await self._reconcile(ctx, book)
@@ -513,7 +519,41 @@ class OptionsEngine:
                 )
             except Exception as exc:  # one chain's trouble: that walk goes on its ladder
                 self._error(ctx, f"quotes of {u}'s resting orders", exc)
-        return chains
+        return await self._with_legs_quoted(ctx, chains, legs)
+
+    async def _with_legs_quoted(
+        self,
+        ctx: OptionsContext,
+        chains: Mapping[str, pd.DataFrame],
+        legs: Mapping[str, set[str]],
+    ) -> dict[str, pd.DataFrame]:
+        """Return ``chains`` with a row for each of ``legs`` they lack, quoted by its symbol.
+
+        A chain snapshot lists the contracts quoted around the money now; a leg the engine
+        holds or works can fall outside it (a put left far below by a rally) while the account
+        still holds it and the venue still quotes it. Without its row the exit rules and the
+        walk would not see the whole structure.
+        """
+        out = dict(chains)
+        for u, raw in chains.items():
+            listed = set(raw["symbol"])
+            missing = sorted(s for s in legs.get(u, ()) if is_occ(s) and s not in listed)
+            if not missing or raw.empty:
+                continue
+            try:
+                quotes = await ctx.feed.latest_quotes(missing)
+            except Exception as exc:  # the structure waits for a whole picture, as before
+                self._error(ctx, f"quotes of {u}'s legs off the chain", exc)
+                continue
+            if quotes:
+                rows = pd.concat([raw, chain_frame(_chain_rows(u, quotes.values()))])
+                out[u] = chain_frame(
+                    rows.reset_index(drop=True),
+                    underlying_price=raw.attrs.get("underlying_price", float("nan")),
+                    as_of=raw.attrs.get("as_of"),
+                    source=raw.attrs.get("source", ""),
+                )
+        return out
 
     async def _pending(
         self,
@@ -885,6 +925,38 @@ async def _never_sent(ctx: OptionsContext, cid: str) -> bool:
     if row is not None and (row.get("broker_order_id") or row["status"] not in _UNSENT):
         return False
     return await ctx.broker.order_by_client_id(cid) is None
+
+
+def _book_legs(book: Book) -> dict[str, set[str]]:
+    """Return the option symbols of every held structure and working order, by underlying."""
+    out: dict[str, set[str]] = {}
+    for h in book.held.values():
+        out.setdefault(h.underlying, set()).update(h.legs)
+    for p in book.pending.values():
+        out.setdefault(p.underlying, set()).update(_order_legs(book, p))
+    return out
+
+
+def _chain_rows(underlying: str, quotes: Iterable[Quote]) -> list[dict[str, Any]]:
+    """Return chain rows (``CHAIN_COLUMNS``; no vendor vol or Greeks) for option quotes."""
+    rows = []
+    for q in quotes:
+        occ = parse_occ(q.symbol)
+        bid, ask = float(q.bid), float(q.ask)
+        rows.append(
+            {
+                "symbol": q.symbol,
+                "underlying": underlying,
+                "expiry": occ.expiry,
+                "strike": float(occ.strike),
+                "type": "call" if occ.call else "put",
+                "bid": bid,
+                "ask": ask,
+                "mid": 0.5 * (bid + ask),
+                "synthetic": q.synthetic,
+            }
+        )
+    return rows
 
 
 def _order_legs(book: Book, p: Pending) -> dict[str, int]:
