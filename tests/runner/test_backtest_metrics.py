@@ -180,3 +180,60 @@ def test_a_spread_opened_and_closed_in_one_order_each_is_one_round_trip() -> Non
         spread_bps=4.0,
     )
     assert (m["round_trips"], m["hit_rate"]) == (1, 0.0)
+
+
+def _settlement(kind: str, symbol: str, qty: int, ts: datetime, **raw: str) -> dict[str, object]:
+    return {
+        "activity_type": kind,
+        "symbol": symbol,
+        "qty": qty,
+        "price": None,
+        "ts": ts,
+        "raw": raw,
+    }
+
+
+def test_option_settlements_close_their_round_trips() -> None:
+    """An expiry or an assignment ends a structure's trip, as a closing fill would.
+
+    By hand: a put spread sold for 0.80 expires worthless (+80); a call spread 32/33.5 sold for
+    0.50 ends with both legs in the money at 36 (short assigned, long exercised): it loses its
+    width less the credit, (1.50 - 0.50) x 100 = -100, one losing trip; the stock the
+    settlement moves (sold at 32, bought at 33.5) is that same loss, not another trip.
+    """
+    t0 = datetime(2022, 10, 3, 14, tzinfo=UTC)
+    t1 = datetime(2022, 11, 4, 20, tzinfo=UTC)
+    sp, lp, sc, lc = (
+        "BAC221104P00028500",
+        "BAC221104P00027000",
+        "BAC221104C00032000",
+        "BAC221104C00033500",
+    )
+    fills = [
+        {"symbol": sp, "side": "sell", "qty": 1, "price": 1.00, "ts": t0, "client_order_id": "a"},
+        {"symbol": lp, "side": "buy", "qty": 1, "price": 0.20, "ts": t0, "client_order_id": "a"},
+        {"symbol": sc, "side": "sell", "qty": 1, "price": 1.20, "ts": t0, "client_order_id": "b"},
+        {"symbol": lc, "side": "buy", "qty": 1, "price": 0.70, "ts": t0, "client_order_id": "b"},
+    ]
+    close = {"underlying_close": "36.0"}
+    settlements = [
+        _settlement("OPEXP", sp, 1, t1, **close),
+        _settlement("OPEXP", lp, -1, t1, **close),
+        _settlement("OPASN", sc, 1, t1, **close),
+        {**_settlement("OPTRD", "BAC", -100, t1, option=sc), "price": 32},
+        _settlement("OPEXC", lc, -1, t1, **close),
+        {**_settlement("OPTRD", "BAC", 100, t1, option=lc), "price": 33.5},
+    ]
+    m = compute_metrics(
+        [100_000.0, 99_980.0],
+        100_000.0,
+        fills,
+        trials=1,
+        commission_per_share=0.0,
+        slippage_bps=0.0,
+        spread_bps=0.0,
+        settlements=settlements,
+    )
+    assert m["round_trips"] == 2
+    assert m["hit_rate"] == 0.5
+    assert m["realised_pnl"] == pytest.approx(80.0 - 100.0)

@@ -10,7 +10,10 @@ Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the s
 * Turnover: traded notional / mean equity (and per year); an option fill's notional is its
   premium x 100 shares a contract.
 * Hit rate: share of closed round trips (FIFO per symbol; the legs of a structure opened and
-  closed by one order each are one trip) with a positive P&L.
+  closed by one order each are one trip) with a positive P&L. An option's expiry, assignment
+  or exercise closes it like a fill: at its intrinsic value on the underlying's close, the
+  stock the settlement moves at that close too (the same cash as stock at the strike), so a
+  structure that expires or is assigned ends its trip with its whole P&L.
 * Deflated Sharpe ratio (Bailey and Lopez de Prado 2014, eq. 2 and the expected maximum
   Sharpe of N trials): the probability that the true per-period Sharpe exceeds
   ``SR_0 = sqrt(V) ((1 - g) Z^{-1}(1 - 1/N) + g Z^{-1}(1 - 1/(N e)))``, ``g`` the
@@ -30,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from v28quant.occ import is_occ, multiplier
+from v28quant.occ import is_occ, multiplier, parse_occ
 from v28quant.sharpe import EULER_GAMMA as EULER_GAMMA  # re-exported: the DSR docstring's g
 from v28quant.sharpe import TRADING_DAYS, expected_max_sharpe
 
@@ -130,6 +133,45 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
     return list(pnl.values())
 
 
+def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return option settlements (journal activities) as the closing trades they amount to.
+
+    OPEXP, OPASN and OPEXC close the option at its intrinsic value on the underlying's close
+    (``raw["underlying_close"]``); the stock of OPTRD trades at that close, netted per
+    underlying and settlement time (a spread's two legs in the money cancel out). All legs of
+    one underlying settling at one close share a key, so a structure's trip is one trip.
+    """
+    closes: dict[tuple[str, Any], Decimal] = {}
+    out: list[dict[str, Any]] = []
+    stock: dict[tuple[str, Any], Decimal] = {}
+    for a in settlements:
+        sym, qty, ts = str(a["symbol"]), Decimal(str(a["qty"])), a["ts"]
+        if a["activity_type"] == "OPTRD":
+            stock[(sym, ts)] = stock.get((sym, ts), Decimal(0)) + qty
+            continue
+        occ = parse_occ(sym)
+        spot = Decimal(str(a["raw"]["underlying_close"]))
+        closes[(occ.underlying, ts)] = spot
+        value = max(Decimal(0), spot - occ.strike if occ.call else occ.strike - spot)
+        out.append(_trade(sym, qty, value, ts, f"settlement:{occ.underlying}:{ts}"))
+    for (sym, ts), qty in stock.items():
+        if qty != 0:
+            out.append(_trade(sym, qty, closes[(sym, ts)], ts, f"settlement:{sym}:{ts}"))
+    return out
+
+
+def _trade(symbol: str, qty: Decimal, price: Decimal, ts: Any, key: str) -> dict[str, Any]:
+    side = "buy" if qty > 0 else "sell"
+    return {
+        "symbol": symbol,
+        "side": side,
+        "qty": abs(qty),
+        "price": price,
+        "ts": ts,
+        "client_order_id": key,
+    }
+
+
 def compute_metrics(
     equity: Sequence[float],
     initial: float,
@@ -139,6 +181,7 @@ def compute_metrics(
     commission_per_share: float,
     slippage_bps: float,
     spread_bps: float,
+    settlements: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Return every metric of the module docstring for one run.
 
@@ -146,6 +189,8 @@ def compute_metrics(
     option commission is zero), slippage in basis points of every fill's notional, and half
     the replay's quoted stock spread. An option's bid-ask cost is in its fill price (the
     synthetic chains' spreads vary by contract), so ``half_spread`` counts stock fills only.
+    ``settlements`` (the journal's OPEXP, OPASN, OPEXC and OPTRD activities) end round trips
+    (``settlement_trades``); they are no fills and trade no notional.
     """
     r = daily_returns(equity, initial)
     notional = stock = shares = 0.0
@@ -158,7 +203,8 @@ def compute_metrics(
             shares += float(qty)
     mean_eq = float(np.mean([initial, *equity]))
     years = max(len(r), 1) / TRADING_DAYS
-    trips = round_trips(fills)
+    trades = sorted([*fills, *settlement_trades(settlements)], key=lambda f: f["ts"])
+    trips = round_trips(trades)
     commission = shares * commission_per_share
     slippage = notional * slippage_bps / 1e4
     spread = stock * spread_bps / 2 / 1e4
@@ -174,6 +220,7 @@ def compute_metrics(
         "turnover_per_year": notional / mean_eq / years,
         "hit_rate": (sum(1 for p in trips if p > 0) / len(trips)) if trips else math.nan,
         "round_trips": len(trips),
+        "realised_pnl": sum(trips),
         "fills": len(fills),
         "traded_notional": notional,
         "stock_notional": stock,

@@ -135,7 +135,8 @@ def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -
         rows.append((key, metrics[key]))
     for key in ("sortino", "max_drawdown", "turnover", "turnover_per_year", "hit_rate"):
         rows.append((key, metrics[key]))
-    rows += [("round_trips", metrics["round_trips"]), ("fills", metrics["fills"])]
+    rows += [("round_trips", metrics["round_trips"]), ("realised_pnl", metrics["realised_pnl"])]
+    rows.append(("fills", metrics["fills"]))
     rows.append(("traded_notional (an option contract = 100 shares)", metrics["traded_notional"]))
     labels = {"half_spread": "costs.half_spread (stock fills)"}
     rows += [(labels.get(k, f"costs.{k}"), v) for k, v in metrics["costs"].items()]
@@ -205,6 +206,7 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     with Journal(journal_path) as journal:
         fills = journal.fills()
+        settlements = journal.settlements()
         contrib = model_contributions(journal)
         aggregates = journal.aggregate_summary()
         declined = journal.decision_count("options", "no_entry")
@@ -219,6 +221,7 @@ def write_report(
         commission_per_share=costs.commission_per_share,
         slippage_bps=costs.slippage_bps,
         spread_bps=costs.spread_bps,
+        settlements=settlements,
     )
     metrics["equity_curve"] = [
         {"date": d.isoformat(), "equity": e, "exposure": x}

@@ -186,6 +186,25 @@ class ReportQueries(JournalStore):
             out.append(d)
         return out
 
+    def settlements(self) -> list[dict[str, Any]]:
+        """Return option expiries, assignments, exercises and their stock trades, oldest first.
+
+        ``qty`` is Decimal, ``price`` Decimal or None, ``ts`` a UTC datetime, ``raw`` a dict.
+        """
+        sql = (
+            "SELECT * FROM activities WHERE activity_type IN ('OPEXP', 'OPASN', 'OPEXC', 'OPTRD')"
+            " ORDER BY ts, activity_id"
+        )
+        out = []
+        for r in self._read(sql):
+            d = dict(r)
+            d["qty"] = Decimal(d["qty"])
+            d["price"] = None if d["price"] is None else Decimal(d["price"])
+            d["ts"] = from_iso(d["ts"])
+            d["raw"] = json.loads(d["raw"])
+            out.append(d)
+        return out
+
     def daily_summary(self, day: date, tz: ZoneInfo = ET) -> dict[str, Any]:
         """Roll-up of one trading day for the after-close report.
 
