@@ -123,7 +123,10 @@ class Engine(Protocol):
     price) may offer ``async follow(ctx) -> bool``: follow those orders without a new analysis
     and return whether any still rests. When its cycles are further apart than 5 minutes (a
     daily backtest), the runner calls it at the 5-minute slots in between while it returns
-    True, so its orders are followed on the live cadence.
+    True, so its orders are followed on the live cadence. It may also offer
+    ``extra_cycle_slots(ctx, grid) -> list[datetime]``, read after its pre-market job: the
+    slots of the session's 5-minute ``grid`` where it needs a cycle of its own between those
+    cycles (the options engine's expiry-day close).
     """
 
     name: str

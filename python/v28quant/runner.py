@@ -360,10 +360,33 @@ class Runner:
             log.error("session %s: pre-market checks failed; no trading today", day)
             return
         grid = list(self.calendar.windows(day).cycles)
+        slots = {
+            engine.name: self._with_wanted(engine, todo[engine.name], grid)
+            for engine in self.engines
+        }
         lock = self._lockstep()
         async with asyncio.TaskGroup() as tg:
             for engine in self.engines:
-                tg.create_task(self._engine_loop(engine, todo[engine.name], lock, grid))
+                tg.create_task(self._engine_loop(engine, slots[engine.name], lock, grid))
+
+    def _with_wanted(
+        self, engine: Engine, slots: list[datetime], grid: Sequence[datetime]
+    ) -> list[datetime]:
+        """Return ``slots`` and the slots of ``grid`` the engine wants a cycle at (not yet run).
+
+        With cycles further apart than 5 minutes, an engine may ask for cycles between them
+        (``Engine``'s ``extra_cycle_slots``: the options engine's expiry-day close); with
+        5-minute cycles every slot has its cycle already.
+        """
+        wanted = getattr(engine, "extra_cycle_slots", None)
+        if self.stride == 1 or wanted is None:
+            return slots
+        try:
+            extra = [t for t in wanted(self.ctx, grid) if t in grid and t not in slots]
+        except Exception as exc:  # its regular cycles still run
+            log.exception("%s: its extra cycle slots could not be read: %s", engine.name, exc)
+            return slots
+        return sorted(slots + (self._slots_to_run(engine, extra) if extra else []))
 
     def _slots_to_run(self, engine: Engine, slots: list[datetime]) -> list[datetime]:
         """Return ``slots`` less those whose cycle ``engine`` has journaled (a restart's).
@@ -427,7 +450,7 @@ class Runner:
                     break
                 await self._watch(slots[i])
                 await self._cycle(engine, slots[i])
-                await self._follow(engine, clock, self._between(grid, slots[i]))
+                await self._follow(engine, clock, _between(grid, slots, i))
                 i += 1
         finally:
             if lock is not None:
@@ -450,13 +473,6 @@ class Runner:
         """
         due = next((s for s in slots if s + SLOT_GRACE >= now), None)
         return [t for t in self._off_cycle(grid) if due is None or t < due]
-
-    def _between(self, grid: Sequence[datetime], slot: datetime) -> Sequence[datetime]:
-        """Return the slots of ``grid`` the stride leaves out after the cycle at ``slot``."""
-        if self.stride == 1:  # every slot has its cycle
-            return ()
-        k = grid.index(slot)
-        return grid[k + 1 : k + self.stride]
 
     async def _follow(
         self, engine: Engine, clock: Clock | LockstepClock, ticks: Sequence[datetime]
@@ -627,6 +643,12 @@ class Runner:
         except Exception as exc:  # a failed night must not stop the next trading day
             log.exception("off-hours jobs failed: %s", exc)
             self.ctx.notifier.error("off-hours jobs", f"{type(exc).__name__}: {exc}")
+
+
+def _between(grid: Sequence[datetime], slots: Sequence[datetime], i: int) -> list[datetime]:
+    """Return the slots of ``grid`` after the cycle at ``slots[i]`` and before the next one."""
+    nxt = slots[i + 1] if i + 1 < len(slots) else None
+    return [t for t in grid if t > slots[i] and (nxt is None or t < nxt)]
 
 
 def _end_of_day_id(day: date) -> str:

@@ -18,6 +18,7 @@ import pytest
 from fakes.options_world import Ctx, make_world
 from v28quant.broker.base import OrderRequest, Owner
 from v28quant.broker.requests import Leg
+from v28quant.calendar import default_calendar
 from v28quant.execution import Decision
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
@@ -218,3 +219,18 @@ async def test_contracts_no_structure_names_are_journaled_and_notified_at_pre_ma
     await eng.premarket(ctx)
     assert _unmanaged_rows(ctx) == [loose]
     assert len([n for n in ctx.notifier.notices if "does not manage" in n]) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_structure_expiring_today_asks_for_a_cycle_in_its_last_half_hour(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    # both spreads expire 2023-10-20 (a 16:00 close): the first 5-minute slot inside the last
+    # 30 minutes is 15:30 that day; no slot the day before
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True)
+    eng = await _book_two_spreads(ctx)
+    cal = default_calendar()
+    expiry_grid = list(cal.windows(EXPIRY).cycles)
+    assert eng.extra_cycle_slots(ctx, expiry_grid) == [datetime(2023, 10, 20, 15, 30, tzinfo=ET)]
+    day_before = list(cal.windows(EXPIRY - timedelta(days=1)).cycles)
+    assert eng.extra_cycle_slots(ctx, day_before) == []

@@ -481,3 +481,50 @@ async def test_stop_signal_in_a_follow_ends_the_run_cleanly(tmp_path: Path) -> N
     assert follower.ends == other.ends == 0
     assert runner.ctx.journal.integrity_check() == "ok"
     runner.ctx.journal.close()
+
+
+class ExpiryDay(Follower):
+    """A follower that wants a cycle of its own at ``wanted`` (an expiry-day close)."""
+
+    def __init__(self, name: str, wanted: list[datetime]):
+        super().__init__(name, rests=10**6)
+        self.wanted, self.asked = wanted, 0
+
+    def extra_cycle_slots(self, ctx: EngineContext, grid: list[datetime]) -> list[datetime]:
+        self.asked += 1
+        return [t for t in self.wanted if t in grid]
+
+
+@pytest.mark.asyncio
+async def test_an_engine_gets_the_extra_cycle_it_wants_between_daily_cycles(
+    tmp_path: Path,
+) -> None:
+    # one cycle a session (390 minutes) and the 15:30 slot the engine asks for: its cycles run
+    # at both, its follows at every other 5-minute slot; the other engine keeps its one cycle
+    wanting, other = ExpiryDay("options", []), Recorder("equity")
+    runner = _runner(tmp_path, [wanting, other], minutes=390)
+    grid = list(default_calendar().windows(runner.venue.sessions[0]).cycles)
+    close_slot = next(t for t in grid if t.astimezone(ET).strftime("%H:%M") == "15:30")
+    wanting.wanted = [close_slot]
+    assert await runner.run() == 0
+    assert wanting.cycles == [grid[0], close_slot]
+    assert other.cycles == [grid[0]]
+    assert wanting.follows == [t for t in grid if t not in (grid[0], close_slot)]
+    rows = runner.ctx.journal.decisions(engine="options", action="cycle")
+    assert sorted(r["reasoning"]["slot"] for r in rows) == [
+        grid[0].isoformat(),
+        close_slot.isoformat(),
+    ]
+    runner.ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_five_minute_cycles_ask_no_engine_for_extra_cycles(tmp_path: Path) -> None:
+    wanting = ExpiryDay("options", [])
+    runner = _runner(tmp_path, [wanting], minutes=5)
+    grid = list(default_calendar().windows(runner.venue.sessions[0]).cycles)
+    assert await runner.run() == 0
+    assert wanting.asked == 0
+    assert wanting.cycles == grid
+    assert wanting.follows == []
+    runner.ctx.journal.close()

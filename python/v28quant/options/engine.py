@@ -476,6 +476,24 @@ class OptionsEngine:
 
     # -- 2. resting orders ------------------------------------------------------------------
 
+    def extra_cycle_slots(self, ctx: OptionsContext, grid: Sequence[datetime]) -> list[datetime]:
+        """Return the slots of today's 5-minute ``grid`` at which a held structure needs a cycle.
+
+        The expiry-day rule closes a structure whose short leg is near the money in the last
+        ``[exits] expiry_close_minutes`` before its series' cut-off; cycles further apart (a
+        daily backtest's one at 09:45) would never see that window, and the short would be
+        assigned where live trading closes it. So: the first slot inside that window, for each
+        structure expiring today.
+        """
+        window = timedelta(minutes=self.cfg.exits.expiry_close_minutes)
+        wanted = set()
+        for h in self._book_of(ctx).held.values():
+            cutoff = C.expiry_cutoff(h.underlying, h.expiry)
+            slot = next((t for t in grid if cutoff - window <= t < cutoff), None)
+            if slot is not None:
+                wanted.add(slot)
+        return sorted(wanted)
+
     async def follow(self, ctx: OptionsContext) -> bool:
         """Follow the resting orders between cycles, without an analysis; True while any rests.
 
