@@ -542,3 +542,51 @@ async def test_margin_account_sells_short_with_150_percent_requirement(world):
 def test_multiplier_must_be_cash_or_reg_t():
     with pytest.raises(ValueError, match="multiplier must be 1"):
         SimConfig(multiplier=4)
+
+
+async def test_a_limit_at_the_quote_fills_at_its_limit_under_slippage(world):
+    # A buy limit at the ask is marketable whatever the slippage: the
+    # slippage moves the fill towards the limit, never past it, so it fills at the limit.
+    _clock, _q, make = world
+
+    async def go():
+        b = make(slippage_bps=D(10))
+        buy = await b.submit(
+            OrderRequest.equity("SPY", 10, "buy", "limit", D("530.10"), owner=own("la", "trend"))
+        )
+        assert buy.status == OrderStatus.FILLED, buy
+        assert buy.filled_avg_price == D("530.10")
+        call = await b.submit(
+            OrderRequest.option(C535, 1, "buy", "buy_to_open", D("2.15"), owner=own("lb"))
+        )
+        assert call.status == OrderStatus.FILLED, call
+        assert call.filled_avg_price == D("2.15")
+        # inside the spread it still rests
+        rest = await b.submit(
+            OrderRequest.equity("SPY", 1, "buy", "limit", D("530.05"), owner=own("lc", "trend"))
+        )
+        assert rest.status == OrderStatus.NEW
+
+    await go()
+
+
+async def test_a_spread_limit_at_the_natural_fills_at_its_limit_under_slippage(world):
+    # Bull call 530/535 at the natural: buy 530 at 4.00, sell 535 at 2.05, net debit 1.95.
+    # With 10 bp slippage the legs would cost 4.004 - 2.04795 = 1.95605 > 1.95; the order is
+    # marketable on the quotes, so it fills with its net at the limit, 1.95, each leg moved
+    # by the same share of its slippage (here 1.95 = 1.95 + a (1.95605 - 1.95), a = 0).
+    _clock, _q, make = world
+
+    async def go():
+        b = make(slippage_bps=D(10))
+        legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C535, 1, "sell", "sell_to_open")]
+        o = await b.submit(OrderRequest.multileg(legs, 2, D("1.95"), owner=own("nat")))
+        assert o.status == OrderStatus.FILLED, o
+        assert o.filled_avg_price == D("1.95"), o
+        acct = await b.account()
+        assert acct.cash == D(100_000) - D("1.95") * 200, acct
+        # a limit better than the natural rests, as before
+        o2 = await b.submit(OrderRequest.multileg(legs, 1, D("1.90"), owner=own("mid")))
+        assert o2.status == OrderStatus.NEW
+
+    await go()

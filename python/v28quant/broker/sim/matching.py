@@ -1,9 +1,11 @@
 """Matching: orders against quotes as the clock moves.
 
 Market orders fill at the ask (buy) / bid (sell), moved against us by ``slippage_bps``; limit
-orders fill when marketable, at the (slipped) quote capped by the limit. With ``partial_fills``
-a fill takes at most the quote's displayed size. Multi-leg orders fill all legs together, at
-the net of the legs' quotes (positive = debit), when the net is at or better than the limit.
+orders fill when the quote is marketable, at the slipped quote capped by the limit (slippage
+moves a fill towards its limit, never past it: a limit at the quote fills at its limit). With
+``partial_fills`` a fill takes at most the quote's displayed size. Multi-leg orders fill all
+legs together when the net of the legs' quotes (positive = debit) is at or better than the
+limit, at the slipped legs' net capped by the limit.
 Equity orders trade from the open to the close; option orders until the calendar's option
 close; ``day`` orders left open at their cut-off expire there (a multi-leg order at its
 earliest leg's).
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from v28quant.broker.base import Activity, OrderRequest, OrderStatus
+from v28quant.broker.base import Activity, Leg, OrderRequest, OrderStatus
 from v28quant.broker.sim.buying_power import BuyingPower
 from v28quant.broker.sim.expiry import Expiry
 from v28quant.broker.sim.state import (
@@ -98,11 +100,12 @@ class Matching(BuyingPower, Expiry):
         if o.req.kind != "mleg":
             sym, side = o.req.symbol or "", o.req.side or "buy"
             q = await self._quotes.quote(sym)
-            px = self._slip(q.ask if side == "buy" else q.bid, side)
+            quoted = q.ask if side == "buy" else q.bid
             size = Decimal(q.ask_size if side == "buy" else q.bid_size)
-            if px <= 0 or not _marketable(px, o.limit, side == "buy"):
+            if quoted <= 0 or not _marketable(quoted, o.limit, side == "buy"):
                 return
-            if o.limit is not None:  # a limit fills at the limit or better
+            px = self._slip(quoted, side)
+            if o.limit is not None:  # slippage moves a fill towards its limit, never past it
                 px = min(px, o.limit) if side == "buy" else max(px, o.limit)
             fill = o.remaining
             if self._cfg.partial_fills and size > 0:
@@ -114,21 +117,21 @@ class Matching(BuyingPower, Expiry):
             return
         legs = o.req.legs
         quotes = {leg.occ_symbol: await self._quotes.quote(leg.occ_symbol) for leg in legs}
-        prices: dict[str, Decimal] = {}
+        leg_quotes: dict[str, Decimal] = {}
         units = o.remaining
         for leg in legs:
             q = quotes[leg.occ_symbol]
-            raw = q.ask if leg.side == "buy" else q.bid
-            if leg.side == "buy" and raw <= 0:
+            leg_quotes[leg.occ_symbol] = q.ask if leg.side == "buy" else q.bid
+            if leg.side == "buy" and leg_quotes[leg.occ_symbol] <= 0:
                 return  # no offer: nothing to buy
-            prices[leg.occ_symbol] = self._slip(raw, leg.side)
             size = Decimal(q.ask_size if leg.side == "buy" else q.bid_size)
             if self._cfg.partial_fills and size > 0:
                 left = size - self._taken_from(q, leg.side)
                 units = min(units, (left / leg.ratio).to_integral_value(rounding=ROUND_FLOOR))
-        net = sum((_leg_sign(leg) * leg.ratio * prices[leg.occ_symbol] for leg in legs), ZERO)
-        if units <= 0 or not _marketable(net, o.limit, True):
+        if units <= 0 or not _marketable(_net(legs, leg_quotes), o.limit, True):
             return
+        prices = self._slipped_legs(legs, leg_quotes, o.limit)
+        net = _net(legs, prices)
         fills = [
             (leg.occ_symbol, leg.side, units * leg.ratio, prices[leg.occ_symbol]) for leg in legs
         ]
@@ -136,6 +139,21 @@ class Matching(BuyingPower, Expiry):
             self._take(quotes[leg.occ_symbol], leg.side, units * leg.ratio)
         synthetic = any(q.synthetic for q in quotes.values())
         self._fill(o, fills, net, units, synthetic=synthetic)
+
+    def _slipped_legs(
+        self, legs: Sequence[Leg], quoted: dict[str, Decimal], limit: Decimal | None
+    ) -> dict[str, Decimal]:
+        """Return each leg's fill price: its quote slipped, the net never past ``limit``.
+
+        Where full slippage would take the net past the limit, every leg takes the same share
+        ``a`` of its slippage, with ``a`` the one that puts the net at the limit.
+        """
+        slipped = {leg.occ_symbol: self._slip(quoted[leg.occ_symbol], leg.side) for leg in legs}
+        at_quote, full = _net(legs, quoted), _net(legs, slipped)
+        if limit is None or full <= limit or full == at_quote:
+            return slipped
+        share = (limit - at_quote) / (full - at_quote)
+        return {s: quoted[s] + share * (slipped[s] - quoted[s]) for s in slipped}
 
     def _taken_from(self, q: Quote, side: str) -> Decimal:
         """Shares or contracts already filled against this quote's displayed size on ``side``.
@@ -213,3 +231,8 @@ def _book_key(q: Quote, side: str) -> tuple[datetime, Decimal, int]:
 
 def _ny(t: datetime) -> str:
     return f"{t.astimezone(ET):%Y-%m-%d %H:%M} New York"
+
+
+def _net(legs: Sequence[Leg], prices: dict[str, Decimal]) -> Decimal:
+    """Signed net per unit of ``legs`` at ``prices`` (debit > 0)."""
+    return sum((_leg_sign(leg) * leg.ratio * prices[leg.occ_symbol] for leg in legs), ZERO)
