@@ -590,3 +590,19 @@ async def test_a_spread_limit_at_the_natural_fills_at_its_limit_under_slippage(w
         assert o2.status == OrderStatus.NEW
 
     await go()
+
+
+async def test_a_series_dated_on_a_holiday_settles_at_the_session_before() -> None:
+    # Good Friday 2024-03-29 is no session: a series dated that day last trades on Thursday
+    # 03-28 and settles on that close (523.17: the 520 call is in by 3.17, exercised).
+    clock = SimClock(datetime(2024, 3, 25, 14, 30, tzinfo=UTC))
+    q = StaticQuotes(clock)
+    call = "SPY240329C00520000"
+    q.set("SPY", "520.00", "520.10")
+    q.set(call, "4.00", "4.10")
+    b = SimBroker(q, clock, SimConfig(cash=D(200_000)))
+    await b.submit(OrderRequest.option(call, 1, "buy", "buy_to_open", owner=own("gf")))
+    q.set_close("SPY", date(2024, 3, 28), "523.17")
+    clock.set(datetime(2024, 4, 1, 14, 0, tzinfo=UTC))  # the Monday after
+    acts = {(a.type, a.symbol, a.qty, a.price) for a in await b.activities() if a.type != "FILL"}
+    assert acts == {("OPEXC", call, D(-1), None), ("OPTRD", "SPY", D(100), D(520))}

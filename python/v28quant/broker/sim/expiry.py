@@ -22,7 +22,8 @@ class Expiry(SimState):
             if not _is_option(sym):
                 continue
             occ = parse_occ(sym)
-            if occ.expiry != session:
+            # a series dated on a holiday last trades, and settles, the session before
+            if self._cal.expiry_session(occ.expiry) != session:
                 continue
             try:
                 spot = await self._quotes.closing_price(occ.underlying, close)
