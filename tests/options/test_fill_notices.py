@@ -23,6 +23,7 @@ from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.discord import FakeDiscord
 from fakes.fixtures import fake_broker
 from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.base import OrderRequest, Owner
 from v28quant.clock import SimClock
 from v28quant.engines import fills_announced_by
@@ -157,6 +158,29 @@ async def test_a_spread_no_engine_announces_is_one_notice_naming_its_legs(
     assert f"buy 1 {LONG_CALL} @ 10; sell 1 {SHORT_CALL} @ 4.9" in notices[0], notices
 
 
+def _engine_world(
+    broker: AlpacaBroker, journal: Journal, notifier: DiscordNotifier, engine: OptionsEngine
+) -> tuple[Executor, Ctx]:
+    """Return the execution service and a paper context in which ``engine`` announces fills."""
+    clock = SimClock(NOW)
+    executor = Executor(
+        broker, journal, notifier=notifier, clock=clock,
+        announced_elsewhere=fills_announced_by([engine]),
+    )  # fmt: skip
+    ctx = Ctx(
+        "paper", clock, broker, None, journal, executor, None, notifier, ("SPY",), Threshold(0.0)
+    )  # fmt: skip
+    return executor, ctx
+
+
+def _resting_put(client_order_id: str, structure_id: str) -> Pending:
+    """Return the book's record of a cash-secured put sold to open at 1.30 (2 units)."""
+    return Pending(
+        client_order_id, "open", structure_id, "SPY", "cash_secured_put", {PUT: -1},
+        EXPIRY, 0.0, ["-1.30"], 0, NOW,
+    )  # fmt: skip
+
+
 @pytest.mark.asyncio
 async def test_a_part_fill_is_announced_when_seen_and_the_rest_when_it_fills(
     trading: FakeAlpacaTrading, tmp_path: Path
@@ -177,32 +201,16 @@ async def test_a_part_fill_is_announced_when_seen_and_the_rest_when_it_fills(
     req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, underlying="SPY")
     with FakeDiscord() as discord:
         notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        clock = SimClock(NOW)
-        engines = [OptionsEngine(book_path=book_path)]
-        executor = Executor(
-            broker,
-            journal,
-            notifier=notifier,
-            clock=clock,
-            announced_elsewhere=fills_announced_by(engines),
-        )
-        ctx = Ctx(
-            "paper", clock, broker, None, journal, executor, None, notifier, ("SPY",),
-            Threshold(0.0),
-        )  # fmt: skip
+        engine = OptionsEngine(book_path=book_path)
+        executor, ctx = _engine_world(broker, journal, notifier, engine)
         try:
             out = await executor.place(Decision(req, {"rule": "test"}))
             assert out.order is not None, out
             assert trading.orders[out.order.id]["status"] == "partially_filled"
             book = Book(book_path)
-            book.placed(
-                Pending(
-                    out.client_order_id, "open", "csp-3", "SPY", "cash_secured_put", {PUT: -1},
-                    EXPIRY, 0.0, ["-1.30"], 0, NOW,
-                )
-            )  # fmt: skip
+            book.placed(_resting_put(out.client_order_id, "csp-3"))
             for _ in range(2):  # the part fill, then the same order resting unchanged
-                await engines[0]._pending(ctx, Book(book_path), {}, OptionsCycle("options", NOW))
+                await engine._pending(ctx, Book(book_path), {}, OptionsCycle("options", NOW))
             await notifier.aclose()
             part = [str(m["content"]) for m in discord.received]
 
@@ -246,24 +254,13 @@ async def test_an_order_ending_after_its_part_fill_notice_says_so_without_a_seco
     req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, underlying="SPY")
     with FakeDiscord() as discord:
         notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        clock = SimClock(NOW)
         engine = OptionsEngine()
-        executor = Executor(
-            broker, journal, notifier=notifier, clock=clock,
-            announced_elsewhere=fills_announced_by([engine]),
-        )  # fmt: skip
-        ctx = Ctx(
-            "paper", clock, broker, None, journal, executor, None, notifier, ("SPY",),
-            Threshold(0.0),
-        )  # fmt: skip
+        executor, ctx = _engine_world(broker, journal, notifier, engine)
         try:
             out = await executor.place(Decision(req, {"rule": "test"}))
             assert out.order is not None, out
             book = Book()
-            book.pending[out.client_order_id] = Pending(
-                out.client_order_id, "open", "csp-4", "SPY", "cash_secured_put", {PUT: -1},
-                EXPIRY, 0.0, ["-1.30"], 0, NOW,
-            )  # fmt: skip
+            book.pending[out.client_order_id] = _resting_put(out.client_order_id, "csp-4")
             await engine._pending(ctx, book, {}, OptionsCycle("options", NOW))
             trading.advance_to(datetime(2023, 9, 14, 16, 5, tzinfo=ET))  # the day order expires
             await engine._pending(ctx, book, {}, OptionsCycle("options", NOW))

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes.discord import FakeDiscord
 from v28quant.broker.base import OrderRequest, Owner, Position
 from v28quant.calendar import ET, default_calendar
 from v28quant.config import load_config
 from v28quant.engines import CycleReport, EngineContext
 from v28quant.journal import Journal
-from v28quant.notify import NullNotifier
+from v28quant.notify import DiscordNotifier, NullNotifier
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs
@@ -82,6 +83,15 @@ def _runner(tmp_path: Path, engines: list[Recorder], minutes: int = 30) -> Runne
         synthetic=True,
     )
     return Runner(ctx, venue, engines, cycle_minutes=minutes)
+
+
+async def _discord_notices(runner: Runner) -> list[str]:
+    """Run ``runner`` with its notices sent to the loopback Discord fake; return what it got."""
+    with FakeDiscord() as discord:
+        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        assert await runner.run() == 0
+        await notifier.aclose()
+    return [str(m["content"]) for m in discord.received]
 
 
 @pytest.mark.asyncio
@@ -226,9 +236,7 @@ async def test_a_halt_is_notified_once_when_it_begins_and_once_when_it_ends(
 ) -> None:
     # An operator's halt holds for cycles 1-3, a resume lets 4-5 trade, a second halt the rest:
     # one notice for each change, never one a cycle (reference: what the Discord fake received).
-    from fakes.discord import FakeDiscord
     from v28quant.execution import Executor
-    from v28quant.notify import DiscordNotifier
     from v28quant.risk import HALT, RESUME, record_control
 
     engine = Recorder("equity")
@@ -244,11 +252,7 @@ async def test_a_halt_is_notified_once_when_it_begins_and_once_when_it_ends(
 
     engine.on_cycle = operator
     record_control(journal, HALT, "earnings news", "operator", runner.ctx.now)
-    with FakeDiscord() as discord:
-        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        assert await runner.run() == 0
-        await notifier.aclose()
-    notices = [m["content"] for m in discord.received if not m["content"].startswith("END")]
+    notices = [n for n in await _discord_notices(runner) if not n.startswith("END")]
     assert len(engine.cycles) == 13
     assert notices == [
         "HALT by operator: earnings news; no new orders until `v28quant resume`",
@@ -262,9 +266,7 @@ async def test_a_halt_is_notified_once_when_it_begins_and_once_when_it_ends(
 async def test_an_engine_failing_every_cycle_is_one_notice_not_a_storm(tmp_path: Path) -> None:
     # The same exception in each of the day's 13 cycles: each is journaled, one is notified
     # (reference: the journal's error rows and what the Discord fake received).
-    from fakes.discord import FakeDiscord
     from v28quant.execution import Executor
-    from v28quant.notify import DiscordNotifier
 
     class Broken(Recorder):
         async def cycle(self, ctx: EngineContext) -> CycleReport:
@@ -275,12 +277,9 @@ async def test_an_engine_failing_every_cycle_is_one_notice_not_a_storm(tmp_path:
     runner = _runner(tmp_path, [engine])
     journal = runner.ctx.journal
     runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
-    with FakeDiscord() as discord:
-        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        assert await runner.run() == 0
-        await notifier.aclose()
+    notices = await _discord_notices(runner)
     assert len(journal.decisions(engine="equity", action="error")) == len(engine.cycles) == 13
-    errors = [m["content"] for m in discord.received if m["content"].startswith("ERROR")]
+    errors = [n for n in notices if n.startswith("ERROR")]
     assert errors == ["ERROR in equity cycle: KeyError: 'AAPL'"]
     journal.close()
 
@@ -288,22 +287,15 @@ async def test_an_engine_failing_every_cycle_is_one_notice_not_a_storm(tmp_path:
 @pytest.mark.asyncio
 async def test_the_end_of_day_roll_up_is_a_notice(tmp_path: Path) -> None:
     # Reference: the simulated exchange's own account at the close, and the fake's record.
-    from fakes.discord import FakeDiscord
     from v28quant.execution import Executor
-    from v28quant.notify import DiscordNotifier
 
     runner = _runner(tmp_path, [Recorder("equity")])
     journal = runner.ctx.journal
     runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
-    with FakeDiscord() as discord:
-        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        assert await runner.run() == 0
-        await notifier.aclose()
+    notices = await _discord_notices(runner)
     day = runner.venue.sessions[0]
     equity = (await runner.ctx.broker.account()).equity
-    assert [m["content"] for m in discord.received] == [
-        f"END OF DAY {day}: equity {equity}, 0 fill(s), 0 order(s)"
-    ]
+    assert notices == [f"END OF DAY {day}: equity {equity}, 0 fill(s), 0 order(s)"]
     journal.close()
 
 
@@ -340,9 +332,7 @@ async def test_risk_gate_denials_are_one_summary_per_cycle_and_repeats_are_held_
     # and the journal's denial rows read with sqlite3.
     import sqlite3
 
-    from fakes.discord import FakeDiscord
     from v28quant.execution import Executor
-    from v28quant.notify import DiscordNotifier
     from v28quant.risk import HALT, record_control
 
     three = [("AAPL", 10, "100"), ("MSFT", 10, "100"), ("JPM", 100, "300")]
@@ -358,11 +348,7 @@ async def test_risk_gate_denials_are_one_summary_per_cycle_and_repeats_are_held_
             record_control(journal, HALT, "earnings news", "operator", runner.ctx.now)
 
     engine.on_cycle = operator
-    with FakeDiscord() as discord:
-        runner.ctx.notifier = notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
-        assert await runner.run() == 0
-        await notifier.aclose()
-    notices = [m["content"] for m in discord.received if not m["content"].startswith("END")]
+    notices = [n for n in await _discord_notices(runner) if not n.startswith("END")]
     assert len(engine.cycles) == 13
     assert notices == [
         "equity: 3 orders denied by the risk gate: max_positions (AAPL, MSFT), "
