@@ -12,11 +12,13 @@ import json
 import sqlite3
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from fakes.options_world import Ctx, make_world
 from v28quant.broker.base import OrderRequest, Owner
+from v28quant.broker.errors import BrokerUnavailable
 from v28quant.broker.requests import Leg
 from v28quant.calendar import default_calendar
 from v28quant.execution import Decision
@@ -234,3 +236,30 @@ async def test_a_structure_expiring_today_asks_for_a_cycle_in_its_last_half_hour
     assert eng.extra_cycle_slots(ctx, expiry_grid) == [datetime(2023, 10, 20, 15, 30, tzinfo=ET)]
     day_before = list(cal.windows(EXPIRY - timedelta(days=1)).cycles)
     assert eng.extra_cycle_slots(ctx, day_before) == []
+
+
+@pytest.mark.asyncio
+async def test_a_venue_error_listing_positions_for_the_report_leaves_the_pre_market_job_whole(
+    tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the reconcile's listing answers, the report's (the second) fails: the job still reads
+    # the daily closes, and the failure is one error notice naming what failed
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True)
+    eng = await _book_two_spreads(ctx)
+    eng._closes.clear()
+    calls, listing = [0], ctx.broker.positions
+
+    async def second_fails() -> list[Any]:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise BrokerUnavailable("Alpaca 503: Service Unavailable", status=503)
+        return await listing()
+
+    monkeypatch.setattr(ctx.broker, "positions", second_fails)
+    ctx.clock.advance(timedelta(days=1))
+    await eng.premarket(ctx)
+    assert calls[0] == 2
+    assert "SPY" in eng._closes
+    errors = [n for n in ctx.notifier.notices if "outside the book" in n]
+    assert len(errors) == 1
+    assert errors[0].startswith("ERROR"), errors

@@ -434,9 +434,14 @@ class OptionsEngine:
         """
         named = {s for h in book.held.values() for s in h.legs}
         named |= {s for p in book.pending.values() for s in _order_legs(book, p)}
+        try:
+            positions = await ctx.broker.positions()
+        except BrokerError as exc:  # the rest of the pre-market job goes on; next session looks
+            self._error(ctx, "listing the positions for contracts outside the book", exc)
+            return
         loose = {
             p.symbol: int(p.qty)
-            for p in await ctx.broker.positions()
+            for p in positions
             if is_occ(p.symbol) and p.qty != 0 and p.symbol not in named
         }
         if not loose:
