@@ -92,6 +92,34 @@ class OrdersMixin:
                     f"(requested: {qty}, available: {max(have, Decimal(0))})",
                 )
 
+    def _validate_stock_side(self, side: str, qty: Decimal, have: Decimal) -> None:
+        """Alpaca's rules for a stock order against the position ``have`` (signed shares).
+
+        One order never turns a long into a short or a short into a long; a short sale needs
+        an account allowed to short, and whole shares.
+        """
+        if side == "sell" and have > 0 and qty > have:
+            raise _err(
+                403,
+                40310000,
+                f"insufficient qty available for order (requested: {qty}, available: {have})",
+            )
+        if side == "buy" and have < 0 and qty > -have:
+            raise _err(
+                403,
+                40310000,
+                f"insufficient qty available for order (requested: {qty}, available: {-have})",
+            )
+        if side == "sell" and have <= 0:
+            if not self.shorting_enabled:
+                raise _err(
+                    403,
+                    40310000,
+                    f"insufficient qty available for order (requested: {qty}, available: 0)",
+                )
+            if qty != qty.to_integral_value():
+                raise _err(422, 42210000, "fractional orders cannot be sold short")
+
     def _submit(self, b: dict[str, Any]) -> dict[str, Any]:
         cid = b.get("client_order_id") or str(uuid.uuid4())
         if any(o["client_order_id"] == cid for o in self.orders.values()):
@@ -190,16 +218,10 @@ class OrdersMixin:
                 if sym not in self.quotes:
                     raise _err(422, 40010001, f'asset "{sym}" not found')
                 _bid, ask = self.quotes[sym][:2]
-                if side == "sell":
-                    have = self.positions.get(sym, [Decimal(0)])[0]
-                    if have < qty:
-                        raise _err(
-                            403,
-                            40310000,
-                            f"insufficient qty available for order "
-                            f"(requested: {qty}, available: {have})",
-                        )
-                hold = (limit or ask) if side == "buy" else Decimal(0)
+                have = self.positions.get(sym, [Decimal(0)])[0]
+                self._validate_stock_side(side, qty, have)
+                opens_short = side == "sell" and have <= 0
+                hold = (limit or ask) if side == "buy" or opens_short else Decimal(0)
             o = self._order(oid, cid, sym, qty, side, typ, tif, limit, intent, "simple", None)
         if hold * qty > self._bp():
             kind = "options buying power" if o["asset_class"] != "us_equity" else "buying power"

@@ -50,6 +50,9 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         self.now = now
         self.cash = Decimal(cash)
         self.options_level = options_level
+        # a margin account that may sell short (Alpaca's ``shorting_enabled``); a cash account
+        # by default
+        self.shorting_enabled = False
         self.daytrade_count = 0  # Alpaca's count of day trades in the last five sessions
         self.account_id = "e6fe16f3-64a4-4921-8928-cadf02f92f98"
         self.quotes: dict[str, tuple[Decimal, Decimal, int, int]] = {}

@@ -34,7 +34,7 @@ from v28quant.engines import CycleReport, EngineContext
 from v28quant.equity.data_checks import unusable_data
 from v28quant.equity.learned import LearnedSource
 from v28quant.equity.learning import TradeLearner
-from v28quant.equity.sizing import fit_budget, ml_veto, target_qty, target_weight
+from v28quant.equity.sizing import fit_budget, ml_veto, order_qty, target_qty, target_weight
 from v28quant.equity.sources import MarketView, MlSource, data_time, default_sources
 from v28quant.occ import is_occ
 from v28quant.signals import Signal
@@ -272,6 +272,10 @@ class EquityEngine:
                 str(self.cfg.min_trade_weight)
             ):
                 continue
+            qty = order_qty(target, held_qty)
+            if qty != delta:
+                reasoning["order_qty"] = str(qty)
+                reasoning["crosses_zero"] = "closes the position first; the rest next cycle"
             direction = 1 if delta > 0 else -1
             veto = ml_veto(ensemble.get(sym), direction, self.cfg.ml_veto_confidence)
             if veto is not None:
@@ -286,9 +290,9 @@ class EquityEngine:
                 )
                 details[sym] = "gated by the stacked ensemble"
                 continue
-            side: Side = "buy" if delta > 0 else "sell"
+            side: Side = "buy" if qty > 0 else "sell"
             request = OrderRequest.equity(
-                sym, abs(delta), side, owner=Owner(ENGINE, STRATEGY, decision_id)
+                sym, abs(qty), side, owner=Owner(ENGINE, STRATEGY, decision_id)
             )
             verdict = ctx.risk.check(request, price, account, positions, ctx.now, cycle=slot)
             if not verdict.allowed:
@@ -299,7 +303,7 @@ class EquityEngine:
             )
             outcome = await ctx.executor.place(self._decision(request, reasoning, price))
             orders += 1
-            details[sym] = f"{side} {abs(delta)}: {outcome.status}"
+            details[sym] = f"{side} {abs(qty)}: {outcome.status}"
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
 
     async def follow(self, ctx: EngineContext) -> bool:

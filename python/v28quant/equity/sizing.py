@@ -71,6 +71,18 @@ def target_qty(weight: float, equity: Decimal, price: Decimal) -> Decimal:
     return raw.quantize(Decimal(1), rounding=ROUND_DOWN)
 
 
+def order_qty(target: Decimal, held: Decimal) -> Decimal:
+    """Return the signed shares to order toward ``target`` from ``held``, never across zero.
+
+    Alpaca refuses one order that turns a long into a short or a short into a long (403
+    "insufficient qty available for order"), and so does the simulated exchange: such a move
+    first closes the position, and a later cycle, flat by then, orders the rest.
+    """
+    if held > 0 > target or held < 0 < target:
+        return -held
+    return target - held
+
+
 def ml_veto(ensemble: Signal | None, direction: int, threshold: float) -> dict[str, Any] | None:
     """Return why the ensemble blocks a trade in ``direction`` (+1 buy, -1 sell), or None."""
     if ensemble is None or direction == 0 or ensemble.value == 0:
