@@ -100,3 +100,26 @@ async def test_a_new_quote_at_the_same_time_shows_new_liquidity() -> None:
     seen = await broker.order_by_client_id(order.client_order_id)
     assert seen is not None
     assert seen.filled_qty == 50, seen
+
+
+@pytest.mark.asyncio
+async def test_a_spread_at_its_ladders_last_rung_fills_when_the_natural_is_off_the_grid() -> None:
+    """A debit natural of 3.12 (legs in pennies) fills at the ladder's last rung on the venue."""
+    from v28quant.options.contracts import limit_ladder
+
+    clock = SimClock(OPEN)
+    quotes = StaticQuotes(clock)
+    quotes.set("SPY", "530.00", "530.10", bid_size=100, ask_size=100)
+    quotes.set(C530, "5.12", "5.17", bid_size=5, ask_size=5)
+    quotes.set(C535, "2.05", "2.10", bid_size=5, ask_size=5)
+    natural = Decimal("5.17") - Decimal("2.05")  # buy at the ask, sell at the bid
+    last = limit_ladder(Decimal("3.07"), natural, steps=3, scheme="penny_pilot")[-1]
+    broker = SimBroker(quotes, clock)
+    legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C535, 1, "sell", "sell_to_open")]
+    order = await broker.submit(
+        OrderRequest.multileg(legs, 1, last, owner=Owner("options", "v", "close"))
+    )
+    await broker.process()
+    seen = await broker.order_by_client_id(order.client_order_id)
+    assert seen is not None
+    assert seen.status == OrderStatus.FILLED, (last, seen)

@@ -235,6 +235,30 @@ def test_limit_ladder_walks_from_mid_to_natural_on_ticks() -> None:
         C.limit_ladder(1.0, 0.9)
 
 
+@pytest.mark.parametrize(
+    ("mid", "natural", "last"),
+    [
+        (2.90, 3.12, "3.15"),  # a debit of legs quoted in pennies, off the nickel grid
+        (-3.30, -3.12, "-3.10"),  # a credit: less credit asked, not more
+        (2.96, 2.997, "3.00"),  # rounding up crosses $3: on the nickel grid there
+        (3.00, 3.20, "3.20"),  # on the grid already
+    ],
+)
+def test_limit_ladder_last_rung_is_marketable_at_an_off_grid_natural(
+    mid: float, natural: float, last: str
+) -> None:
+    """The natural (an urgent close's price) is rounded towards a fill, by less than a tick.
+
+    Floored, a debit natural of 3.12 became 3.10 and a credit of 3.12 asked 3.15: both rest
+    beyond the natural, and a stop loss or an expiry-day close would never fill.
+    """
+    ladder = C.limit_ladder(mid, natural, steps=3, scheme="penny_pilot")
+    assert ladder[-1] == Decimal(last)
+    assert ladder[-1] >= Decimal(str(natural))
+    assert ladder[-1] - Decimal(str(natural)) < Decimal("0.05")
+    assert all(a < b for a, b in itertools.pairwise(ladder))
+
+
 def test_liquidity_filter_counts_reasons(shared_data: Path) -> None:
     """The filter keeps exactly the rows a direct pandas mask keeps."""
     snap = load_chain_snapshot(shared_data / "options" / "SPY_2023-09-14_cboe.csv")

@@ -10,7 +10,10 @@ Minimum price variations of US equity options (Cboe / OCC rules, per share of pr
 Rounding is *conservative*: a buy limit is rounded **down** (never pay more than asked) and a sell
 limit **up** (never receive less). The order may then fill less often, never at a worse price.
 For a multi-leg net price (positive = debit paid, negative = credit received) the same rule is a
-floor on the signed net: a debit gets smaller, a credit larger.
+floor on the signed net: a debit gets smaller, a credit larger. The one exception is a limit
+meant to fill at once (a ladder's last rung, the natural): a net of legs quoted in pennies is off
+the $0.05 grid at $3.00 and above, and floored it would sit below the natural and never fill, so
+it is rounded the other way (:func:`round_net_marketable`).
 """
 
 from __future__ import annotations
@@ -80,6 +83,18 @@ def round_net_limit(net: Decimal | str | int, scheme: TickScheme = "penny_pilot"
     n = Decimal(net)
     out = _to_grid(n, tick_size(n, scheme), ROUND_FLOOR)
     return _to_grid(out, tick_size(out, scheme), ROUND_FLOOR)
+
+
+def round_net_marketable(net: Decimal | str | int, scheme: TickScheme = "penny_pilot") -> Decimal:
+    """Round a multi-leg net limit towards a fill: ceiling of the signed net.
+
+    A debit gets larger and a credit smaller, by less than one tick, so a limit at the natural
+    stays marketable on the tick grid (a debit natural of 3.12 is 3.15 on the $0.05 grid; floored
+    to 3.10 it would rest below every offer). The fill is still at the market's price or better.
+    """
+    n = Decimal(net)
+    out = _to_grid(n, tick_size(n, scheme), ROUND_CEILING)
+    return _to_grid(out, tick_size(out, scheme), ROUND_CEILING)
 
 
 def round_out(bid: float, ask: float, tick: Decimal) -> tuple[Decimal, Decimal]:

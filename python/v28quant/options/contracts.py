@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from v28quant.broker.ticks import TickScheme, round_net_limit
+from v28quant.broker.ticks import TickScheme, round_net_limit, round_net_marketable
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.options import black_scholes as bsm
 from v28quant.options.surface import SviSurface
@@ -392,7 +392,9 @@ def limit_ladder(
 
     Prices are signed nets per unit (debit > 0, credit < 0); the natural is the worse side
     (a larger debit or a smaller credit). Each rung is rounded conservatively to the tick
-    (floor of the signed net), repeated rungs are dropped, and the last rung is the natural.
+    (floor of the signed net) but the last, the natural, which is rounded towards a fill
+    (``round_net_marketable``: an off-grid natural floored would never fill); repeated rungs
+    are dropped.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -401,9 +403,10 @@ def limit_ladder(
         raise ValueError(f"natural {n} must not be better than the mid {m} (debit > 0)")
     out: list[Decimal] = []
     for i in range(steps + 1):
-        rung = round_net_limit(m + (n - m) * Decimal(i) / Decimal(steps), scheme)
-        if i == steps:
-            rung = max(rung, round_net_limit(n, scheme))
+        if i < steps:
+            rung = round_net_limit(m + (n - m) * Decimal(i) / Decimal(steps), scheme)
+        else:
+            rung = round_net_marketable(n, scheme)
         if not out or rung != out[-1]:
             out.append(rung)
     return out
