@@ -244,6 +244,70 @@ async def test_stock_left_by_a_spread_is_flattened(
     assert ("s1" in eng.book.held) is not long_settles
 
 
+@pytest.mark.asyncio
+async def test_a_settlements_flatten_stops_at_flat_where_the_equity_engine_is_short(
+    tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The equity engine short 100 SPY, a short put assigned 200: the account holds 100.
+
+    Selling the settlement's 200 would turn the account's long into a short in one order,
+    which Alpaca refuses (as SimBroker does); the flatten sells the 100 to flat instead.
+    """
+    from datetime import date
+    from decimal import Decimal
+
+    from v28quant.broker import OrderRequest, Owner
+    from v28quant.broker.base import Activity
+    from v28quant.execution import Decision
+    from v28quant.options.lifecycle import Held
+
+    short, long = "SPY231020P00440000", "SPY231020P00427000"
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    eng.book.opened(
+        Held(
+            "s1",
+            "bull_put",
+            "SPY",
+            date(2023, 10, 20),
+            {short: -1, long: 1},
+            2,
+            -1.47,
+            1153.0,
+            START,
+            "v28-options-bull_put-000000000000",
+        )
+    )
+    acts = [Activity("a1", "OPASN", short, Decimal(2), None, START)]
+    leg = OrderRequest.option(long, 2, "buy", "buy_to_open", owner=Owner("test", "leg", "l"))
+    assert (await ctx.executor.place(Decision(leg, {"why": "the spread's long leg"}))).status == (
+        "filled"
+    )
+    # the venue after the settlement: 200 assigned shares on top of the equity engine's -100
+    shares = OrderRequest.equity("SPY", 100, "buy", owner=Owner("test", "held", "h"))
+    placed = await ctx.executor.place(Decision(shares, {"why": "the account's +100"}))
+    assert placed.status == "filled"
+
+    async def activities(since: object = None) -> list[Activity]:
+        return acts
+
+    monkeypatch.setattr(ctx.broker, "activities", activities)
+    await eng.cycle(ctx)
+    db = sqlite3.connect(str(ctx.journal.path))
+    rows = db.execute(
+        "SELECT request, status FROM orders WHERE client_order_id LIKE 'v28-options-flatten-%'"
+    ).fetchall()
+    db.close()
+    assert len(rows) == 1
+    req = json.loads(rows[0][0])
+    assert (req["symbol"], req["side"], req["qty"]) == ("SPY", "sell", "100")
+    assert rows[0][1] == "filled"
+    held = {p.symbol: p.qty for p in await ctx.broker.positions()}
+    assert held.get("SPY", Decimal(0)) == 0
+
+
 def test_iv_history_comes_from_the_journal_one_value_per_session(
     tmp_path: Path, shared_data: Path
 ) -> None:

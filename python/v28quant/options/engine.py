@@ -321,26 +321,46 @@ class OptionsEngine:
                     stray[und] = stray.get(und, 0) + int(ev.detail["stray_shares"])
                     last[und] = a.id
         reserve_wheel_shares(ctx, book, moved)  # assigned shares are the wheel's at once
-        for und, shares in stray.items():
-            if shares != 0:
-                await self._flatten(ctx, und, shares, last[und])
+        stray = {und: shares for und, shares in stray.items() if shares != 0}
+        if stray:
+            held = {p.symbol: p.qty for p in await ctx.broker.positions()}
+            for und, shares in stray.items():
+                await self._flatten(ctx, und, shares, held.get(und, Decimal(0)), last[und])
         # saved once the flattens are sent: after a crash before one, the restart reads its
         # activity again (unseen) and sends it under the same id, so none goes twice
         book.save()
 
-    async def _flatten(self, ctx: OptionsContext, und: str, shares: int, activity: str) -> None:
+    async def _flatten(
+        self, ctx: OptionsContext, und: str, shares: int, held: Decimal, activity: str
+    ) -> None:
         """Sell (buy back) the stock a spread's settlement left: the spread never wanted it.
 
         Both legs of a spread settling in the money cancel out; only the net is traded, as one
         market order owned by the engine (id from the activity, so a restart never repeats it).
+        ``held`` is the account's position after the settlement: where the equity engine holds
+        the stock on the other side (long 27, and an assignment of 100 shares short leaves
+        short 73), the order stops at flat, since Alpaca refuses one order that turns a short
+        into a long or a long into a short; the equity engine's next cycle orders its own
+        position again from flat.
         """
+        qty = Decimal(-shares)
+        if held * (held + qty) < 0:
+            qty = -held
         owner = Owner(ENGINE, FLATTEN_STRATEGY, f"flatten:{und}:{activity}")
-        side: Literal["buy", "sell"] = "sell" if shares > 0 else "buy"
-        req = OrderRequest.equity(und, abs(shares), side, owner=owner)
-        why = {"rule": "flatten stock left by a spread's settlement", "shares": shares}
+        side: Literal["buy", "sell"] = "buy" if qty > 0 else "sell"
+        req = OrderRequest.equity(und, abs(qty), side, owner=owner)
+        why: dict[str, Any] = {
+            "rule": "flatten stock left by a spread's settlement",
+            "shares": shares,
+        }
+        if qty != -shares:
+            why["stops_at_flat"] = (
+                f"the account holds {held}: {abs(qty)} of {abs(shares)} shares reach flat; "
+                "the rest is the equity engine's position, left to its next cycle"
+            )
         out = await place(ctx, req, why, None)
         # the execution service notifies its fill, refusal or rejection: no second notice
-        log.info("options flatten %s %d %s: %s", side, abs(shares), und, out.status)
+        log.info("options flatten %s %s %s: %s", side, abs(qty), und, out.status)
 
     # -- the venue's orders ----------------------------------------------------------------
 
