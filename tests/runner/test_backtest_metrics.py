@@ -22,6 +22,7 @@ from v28quant.backtest.metrics import (
     deflated_sharpe,
     max_drawdown,
     round_trips,
+    settlement_trades,
     sharpe,
     sortino,
 )
@@ -209,11 +210,12 @@ def test_option_settlements_close_their_round_trips() -> None:
         "BAC221104C00032000",
         "BAC221104C00033500",
     )
+    puts, calls = "v28-options-bull_put-aaaaaaaaaaaa", "v28-options-bear_call-bbbbbbbbbbbb"
     fills = [
-        {"symbol": sp, "side": "sell", "qty": 1, "price": 1.00, "ts": t0, "client_order_id": "a"},
-        {"symbol": lp, "side": "buy", "qty": 1, "price": 0.20, "ts": t0, "client_order_id": "a"},
-        {"symbol": sc, "side": "sell", "qty": 1, "price": 1.20, "ts": t0, "client_order_id": "b"},
-        {"symbol": lc, "side": "buy", "qty": 1, "price": 0.70, "ts": t0, "client_order_id": "b"},
+        _fill(t0, puts, sp, "sell", 1, 1.00),
+        _fill(t0, puts, lp, "buy", 1, 0.20),
+        _fill(t0, calls, sc, "sell", 1, 1.20),
+        _fill(t0, calls, lc, "buy", 1, 0.70),
     ]
     close = {"underlying_close": "36.0"}
     settlements = [
@@ -237,3 +239,39 @@ def test_option_settlements_close_their_round_trips() -> None:
     assert m["round_trips"] == 2
     assert m["hit_rate"] == 0.5
     assert m["realised_pnl"] == pytest.approx(80.0 - 100.0)
+
+
+def test_assigned_shares_stay_the_options_engines_lots() -> None:
+    """Round trips pair per engine: the wheel's shares never close an equity-engine lot.
+
+    By hand: the options engine sells a 30 put for 1.00; assigned at a close of 28 it loses
+    (2.00 - 1.00) x 100 = -100 and holds 100 shares from 28. The equity engine then buys 100
+    at 29 and sells them at 31: +200, its own trip. The operator's flatten sells the 100 left
+    at 27: they are the options engine's, -100. Pairing per symbol alone sold the assigned
+    shares at 31 (+300) and flattened the equity engine's (-200).
+    """
+    t = [datetime(2022, 11, d, 15, tzinfo=UTC) for d in (1, 18, 21, 22, 23)]
+    put = "BAC221118P00030000"
+    fills = [
+        _fill(t[0], "v28-options-csp-aaaaaaaaaaaa", put, "sell", 1, 1.00),
+        _fill(t[2], "v28-equity-aggregate-bbbbbbbbbbbb", "BAC", "buy", 100, 29),
+        _fill(t[3], "v28-equity-aggregate-cccccccccccc", "BAC", "sell", 100, 31),
+        _fill(t[4], "v28-risk-flatten-dddddddddddd", "BAC", "sell", 100, 27),
+    ]
+    settlements = [
+        _settlement("OPASN", put, 1, t[1], underlying_close="28"),
+        {**_settlement("OPTRD", "BAC", 100, t[1], option=put), "price": 30},
+    ]
+    trades = sorted([*fills, *settlement_trades(settlements)], key=lambda f: f["ts"])
+    assert round_trips(trades) == [-100.0, 200.0, -100.0]
+
+
+def _fill(ts: datetime, cid: str, symbol: str, side: str, qty: int, price: float) -> dict:
+    return {
+        "symbol": symbol,
+        "side": side,
+        "qty": qty,
+        "price": price,
+        "ts": ts,
+        "client_order_id": cid,
+    }
