@@ -266,6 +266,20 @@ def test_assigned_shares_stay_the_options_engines_lots() -> None:
     assert round_trips(trades) == [-100.0, 200.0, -100.0]
 
 
+def test_an_expiry_closes_at_zero_even_a_hair_in_the_money() -> None:
+    """OPEXP: the contract expired and nothing changed hands, so it closes at zero.
+
+    By hand: a 30 put sold for 1.00 expires on a close of 29.995 (in the money by half a cent,
+    under the cent the simulated exchange needs to exercise or assign): the credit,
+    1.00 x 100 = +100, is the trip; at its intrinsic value it was 0.995 x 100 = 99.50.
+    """
+    t0, t1 = datetime(2022, 11, 1, 15, tzinfo=UTC), datetime(2022, 11, 18, 21, tzinfo=UTC)
+    put = "BAC221118P00030000"
+    fills = [_fill(t0, "v28-options-csp-aaaaaaaaaaaa", put, "sell", 1, 1.00)]
+    expiry = [_settlement("OPEXP", put, 1, t1, underlying_close="29.995")]
+    assert round_trips([*fills, *settlement_trades(expiry)]) == [100.0]
+
+
 def _fill(ts: datetime, cid: str, symbol: str, side: str, qty: int, price: float) -> dict:
     return {
         "symbol": symbol,

@@ -13,12 +13,13 @@ Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the s
   first out per engine and symbol (the engine read from the client order id ``v28-<engine>-``,
   as the learner's :mod:`v28quant.round_trips`), so the stock an assignment delivered to the
   options engine never closes an equity-engine lot; the legs of a structure opened and closed
-  by one order each are one trip. An option's expiry, assignment or exercise closes it like a
-  fill of the options engine: at its intrinsic value on the underlying's close, the stock the
-  settlement moves at that close too (the same cash as stock at the strike), so a structure
-  that expires or is assigned ends its trip with its whole P&L, and the wheel's shares are the
-  options engine's lots. The operator's flatten (engine ``risk``) and fills without a v28 order
-  id close the lots of whichever engine holds the symbol, oldest first across engines.
+  by one order each are one trip. An option's assignment or exercise closes it like a fill of
+  the options engine: at its intrinsic value on the underlying's close (its expiry: at zero),
+  the stock the settlement moves at that close too (the same cash as stock at the strike), so
+  a structure that expires or is assigned ends its trip with its whole P&L, and the wheel's
+  shares are the options engine's lots. The operator's flatten (engine ``risk``) and fills
+  without a v28 order id close the lots of whichever engine holds the symbol, oldest first
+  across engines.
 * Deflated Sharpe ratio (Bailey and Lopez de Prado 2014, eq. 2 and the expected maximum
   Sharpe of N trials): the probability that the true per-period Sharpe exceeds
   ``SR_0 = sqrt(V) ((1 - g) Z^{-1}(1 - 1/N) + g Z^{-1}(1 - 1/(N e)))``, ``g`` the
@@ -200,11 +201,13 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
 def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Return option settlements (journal activities) as the closing trades they amount to.
 
-    OPEXP, OPASN and OPEXC close the option at its intrinsic value on the underlying's close
+    OPASN and OPEXC close the option at its intrinsic value on the underlying's close
     (``raw["underlying_close"]``); the stock of OPTRD trades at that close, netted per
-    underlying and settlement time (a spread's two legs in the money cancel out). All legs of
-    one underlying settling at one close share a key, so a structure's trip is one trip. Every
-    trade is the options engine's (``SETTLEMENT_ENGINE``).
+    underlying and settlement time (a spread's two legs in the money cancel out): together the
+    cash of the stock at the strike. OPEXP closes the option at zero, as nothing changed hands
+    (a contract in the money by less than a cent expires). All legs of one underlying settling
+    at one close share a key, so a structure's trip is one trip. Every trade is the options
+    engine's (``SETTLEMENT_ENGINE``).
     """
     closes: dict[tuple[str, Any], Decimal] = {}
     out: list[dict[str, Any]] = []
@@ -218,6 +221,8 @@ def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str
         spot = Decimal(str(a["raw"]["underlying_close"]))
         closes[(occ.underlying, ts)] = spot
         value = max(Decimal(0), spot - occ.strike if occ.call else occ.strike - spot)
+        if a["activity_type"] == "OPEXP":
+            value = Decimal(0)
         out.append(_trade(sym, qty, value, ts, f"settlement:{occ.underlying}:{ts}"))
     for (sym, ts), qty in stock.items():
         if qty != 0:
