@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from v28quant.broker.base import Position
 from v28quant.broker.errors import AuthenticationError, BrokerError
 from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.clock import Clock, SimClock
@@ -575,7 +576,7 @@ class Runner:
             return None
 
     async def end_of_day(self, day: date) -> None:
-        """Run the engines' end-of-day jobs, the roll-up and the session's closing equity.
+        """Run the engines' end-of-day jobs, the roll-up and the session's closing equity and marks.
 
         Then the session's freed memory goes back to the system (``v28quant.memory``).
         """
@@ -593,8 +594,9 @@ class Runner:
             await process()
         try:
             account = await self.ctx.broker.account()
+            positions = await self.ctx.broker.positions()
         except BrokerError as exc:  # an outage at the close must not end the run
-            log.error("end of day %s: account unavailable, not marked: %s", day, exc)
+            log.error("end of day %s: account or positions unavailable, not marked: %s", day, exc)
             return
         exposure = Decimal(account.long_market_value) + abs(Decimal(account.short_market_value))
         self.state.equity.append((day, Decimal(account.equity), exposure))
@@ -626,6 +628,7 @@ class Runner:
                 "fills": summary["fills"],
                 "orders": summary["orders"],
                 "notional": {side: str(v) for side, v in summary["notional"].items()},
+                "marks": _marks(positions),
             },
             self.ctx.now,
         )
@@ -649,6 +652,14 @@ def _between(grid: Sequence[datetime], slots: Sequence[datetime], i: int) -> lis
     """Return the slots of ``grid`` after the cycle at ``slots[i]`` and before the next one."""
     nxt = slots[i + 1] if i + 1 < len(slots) else None
     return [t for t in grid if t > slots[i] and (nxt is None or t < nxt)]
+
+
+def _marks(positions: Sequence[Position]) -> dict[str, str]:
+    """Return the price (per share) the venue marks each position at, as its equity does.
+
+    The backtest report values the lots each engine still holds at these prices.
+    """
+    return {p.symbol: str(p.current_price) for p in positions if p.current_price is not None}
 
 
 def _end_of_day_id(day: date) -> str:

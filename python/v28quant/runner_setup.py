@@ -388,6 +388,7 @@ def _run_locked(
             journal_path,
             _account_curve(journal_path),
             initial_equity=Decimal(str(cfg.backtest.cash)),
+            marks=_closing_marks(journal_path),
             trials=cfg.backtest.trials,
             costs=cfg.backtest,
         )
@@ -414,6 +415,19 @@ def _account_curve(journal_path: Path) -> list[tuple[date, Decimal, Decimal]]:
         for r in rows
     }
     return [(day, equity, exposure) for day, (equity, exposure) in sorted(closes.items())]
+
+
+def _closing_marks(journal_path: Path) -> dict[str, Decimal] | None:
+    """Return the prices the last session's closing equity marked the positions at.
+
+    None when its roll-up journaled none (a journal written before the roll-up kept them).
+    """
+    with Journal(journal_path) as journal:
+        rows = journal.decisions(engine="runner", action="end_of_day")
+    if not rows:
+        return None
+    marks = max(rows, key=lambda r: str(r["reasoning"]["day"]))["reasoning"].get("marks")
+    return None if marks is None else {sym: Decimal(price) for sym, price in marks.items()}
 
 
 def build_and_run(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -278,6 +279,59 @@ def test_an_expiry_closes_at_zero_even_a_hair_in_the_money() -> None:
     fills = [_fill(t0, "v28-options-csp-aaaaaaaaaaaa", put, "sell", 1, 1.00)]
     expiry = [_settlement("OPEXP", put, 1, t1, underlying_close="29.995")]
     assert round_trips([*fills, *settlement_trades(expiry)]) == [100.0]
+
+
+def test_engine_pnl_adds_up_to_the_account_by_hand() -> None:
+    """Each engine's realised, unrealised and commission; together the equity change.
+
+    By hand, the wheel of the test above without the flatten, at $0.005 a share, BAC marked at
+    30 on the last close: options: the put -100 realised, 100 shares from 28 now worth 30,
+    +200 unrealised; equity: +200 realised, 200 shares x 0.005 = 1.00 commission. The account:
+    cash +100 (put) - 3,000 (assigned at 30) - 2,900 + 3,100 - 1.00 = -2,701.00, plus 100 BAC
+    at 30, an equity change of +299.00 = (-100 + 200) + (200 - 1).
+    """
+    t = [datetime(2022, 11, d, 15, tzinfo=UTC) for d in (1, 18, 21, 22)]
+    put = "BAC221118P00030000"
+    fills = [
+        _fill(t[0], "v28-options-csp-aaaaaaaaaaaa", put, "sell", 1, 1.00),
+        _fill(t[2], "v28-equity-aggregate-bbbbbbbbbbbb", "BAC", "buy", 100, 29),
+        _fill(t[3], "v28-equity-aggregate-cccccccccccc", "BAC", "sell", 100, 31),
+    ]
+    settlements = [
+        _settlement("OPASN", put, 1, t[1], underlying_close="28"),
+        {**_settlement("OPTRD", "BAC", 100, t[1], option=put), "price": 30},
+    ]
+    m = compute_metrics(
+        [100_299.0],
+        100_000.0,
+        fills,
+        trials=1,
+        commission_per_share=0.005,
+        slippage_bps=0.0,
+        spread_bps=0.0,
+        settlements=settlements,
+        marks={"BAC": Decimal("30")},
+    )
+    options, equity = m["engines"]["options"], m["engines"]["equity"]
+    assert (options["realised_pnl"], options["unrealised_pnl"]) == (-100.0, 200.0)
+    assert (options["round_trips"], options["hit_rate"], options["commission"]) == (1, 0.0, 0.0)
+    assert options["open_positions"] == {"BAC": 100.0}
+    assert (equity["realised_pnl"], equity["unrealised_pnl"]) == (200.0, 0.0)
+    assert (equity["round_trips"], equity["hit_rate"]) == (1, 1.0)
+    assert equity["commission"] == pytest.approx(1.0, abs=1e-12)
+    assert (options["net_pnl"], equity["net_pnl"]) == (100.0, pytest.approx(199.0, abs=1e-12))
+    assert set(m["engines"]) == {"equity", "options"}
+    no_marks = compute_metrics(
+        [100_299.0],
+        100_000.0,
+        fills,
+        trials=1,
+        commission_per_share=0.005,
+        slippage_bps=0.0,
+        spread_bps=0.0,
+        settlements=settlements,
+    )
+    assert math.isnan(no_marks["engines"]["options"]["unrealised_pnl"])  # unknown, never 0
 
 
 def _fill(ts: datetime, cid: str, symbol: str, side: str, qty: int, price: float) -> dict:

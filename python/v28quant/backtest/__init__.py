@@ -33,7 +33,8 @@ class BacktestResult:
     fills : pandas.DataFrame
         Every fill from the journal (symbol, side, qty, price, ts, client_order_id).
     metrics : dict
-        As written to ``metrics.json`` (Sharpe, Sortino, max drawdown, deflated Sharpe, ...).
+        As written to ``metrics.json`` (Sharpe, Sortino, max drawdown, deflated Sharpe, per-engine
+        dollar P&L, ...).
     journal_path : Path
         The run's journal.
     report_dir : Path or None

@@ -243,6 +243,62 @@ def _trade(symbol: str, qty: Decimal, price: Decimal, ts: Any, key: str) -> dict
     }
 
 
+def engine_pnl(
+    pairing: Pairing,
+    fills: Iterable[Mapping[str, Any]],
+    *,
+    commission_per_share: float,
+    marks: Mapping[str, Any] | None,
+) -> dict[str, dict[str, Any]]:
+    """Return each engine's dollar P&L: realised, unrealised, commission and net.
+
+    Per engine (``trade_engine``): ``realised_pnl`` of its closed round trips, their number and
+    ``hit_rate``, the ``commission`` its fills paid, ``unrealised_pnl`` of the lots it holds
+    at ``marks`` (the prices the closing equity used; NaN where a held symbol has none), its
+    ``open_positions`` (symbol -> signed units) and ``net_pnl`` = realised + unrealised -
+    commission. Slippage and spread are in the fill prices, so the engines' net P&L adds up
+    to the account's equity change.
+    """
+    per_share = Decimal(str(commission_per_share))
+    commission: dict[str, Decimal] = {}
+    for f in fills:
+        if not is_occ(str(f["symbol"])):  # the simulated exchange charges no option commission
+            engine = trade_engine(f)
+            shares = abs(Decimal(str(f["qty"])))
+            commission[engine] = commission.get(engine, Decimal(0)) + shares * per_share
+    trips: dict[str, list[Decimal]] = {}
+    for t in pairing.trips:
+        trips.setdefault(t.engine, []).append(t.pnl)
+    unrealised: dict[str, float] = {}
+    held: dict[str, dict[str, float]] = {}
+    for (engine, sym), lots in pairing.lots.items():
+        qty = sum((lot.qty for lot in lots), Decimal(0))
+        held.setdefault(engine, {})[sym] = float(qty)
+        mark = None if marks is None else marks.get(sym)
+        value = math.nan if mark is None else float(_lots_pnl(lots, Decimal(str(mark)), sym))
+        unrealised[engine] = unrealised.get(engine, 0.0) + value
+    out = {}
+    for engine in sorted({*commission, *trips, *unrealised}):
+        pnl = trips.get(engine, [])
+        realised, paid = float(sum(pnl, Decimal(0))), float(commission.get(engine, Decimal(0)))
+        open_pnl = unrealised.get(engine, 0.0)
+        out[engine] = {
+            "realised_pnl": realised,
+            "round_trips": len(pnl),
+            "hit_rate": sum(1 for x in pnl if x > 0) / len(pnl) if pnl else math.nan,
+            "commission": paid,
+            "unrealised_pnl": open_pnl,
+            "open_positions": held.get(engine, {}),
+            "net_pnl": realised + open_pnl - paid,
+        }
+    return out
+
+
+def _lots_pnl(lots: Iterable[Lot], mark: Decimal, symbol: str) -> Decimal:
+    """Return the P&L of open ``lots`` of ``symbol`` marked at ``mark``."""
+    return sum((lot.qty * (mark - lot.price) for lot in lots), Decimal(0)) * multiplier(symbol)
+
+
 def compute_metrics(
     equity: Sequence[float],
     initial: float,
@@ -253,6 +309,7 @@ def compute_metrics(
     slippage_bps: float,
     spread_bps: float,
     settlements: Sequence[Mapping[str, Any]] = (),
+    marks: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return every metric of the module docstring for one run.
 
@@ -261,7 +318,8 @@ def compute_metrics(
     the replay's quoted stock spread. An option's bid-ask cost is in its fill price (the
     synthetic chains' spreads vary by contract), so ``half_spread`` counts stock fills only.
     ``settlements`` (the journal's OPEXP, OPASN, OPEXC and OPTRD activities) end round trips
-    (``settlement_trades``); they are no fills and trade no notional.
+    (``settlement_trades``); they are no fills and trade no notional. ``marks`` (symbol ->
+    price) value the lots still open in ``engines`` (``engine_pnl``).
     """
     r = daily_returns(equity, initial)
     notional = stock = shares = 0.0
@@ -275,7 +333,8 @@ def compute_metrics(
     mean_eq = float(np.mean([initial, *equity]))
     years = max(len(r), 1) / TRADING_DAYS
     trades = sorted([*fills, *settlement_trades(settlements)], key=lambda f: f["ts"])
-    trips = round_trips(trades)
+    pairing = pair_trades(trades)
+    trips = [float(t.pnl) for t in pairing.trips]
     commission = shares * commission_per_share
     slippage = notional * slippage_bps / 1e4
     spread = stock * spread_bps / 2 / 1e4
@@ -301,6 +360,9 @@ def compute_metrics(
             "half_spread": spread,
             "total": commission + slippage + spread,
         },
+        "engines": engine_pnl(
+            pairing, fills, commission_per_share=commission_per_share, marks=marks
+        ),
         "deflated_sharpe": deflated_sharpe(r, trials),
         "risk_free_rate": 0.0,
         "periods_per_year": TRADING_DAYS,

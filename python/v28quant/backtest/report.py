@@ -3,10 +3,12 @@
 Charts (matplotlib, Agg backend): the equity curve, the drawdown, the exposure (gross market
 value / equity) and each model's contribution (the sum over the run of the model's journaled
 votes, value x confidence, per model). ``metrics.json`` holds the daily equity curve and every
-number of ``v28quant.backtest.metrics``, with the equity aggregates' standing against their
-threshold and the count of the options engine's declined entries, from which a run that filled
-nothing says why (:func:`nothing_traded`); ``journal.sqlite`` is a consistent copy of the run's
-journal (SQLite online backup), so the folder stands on its own.
+number of ``v28quant.backtest.metrics`` (per engine too: realised, unrealised and net dollar
+P&L, round trips, hit rate and commission, which add up to the equity change), with the equity
+aggregates' standing against their threshold and the count of the options engine's declined
+entries, from which a run that filled nothing says why (:func:`nothing_traded`);
+``journal.sqlite`` is a consistent copy of the run's journal (SQLite online backup), so the
+folder stands on its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import html
 import json
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -129,6 +131,49 @@ def nothing_traded(metrics: dict[str, Any]) -> str:
 SHORT_RUN = 21
 
 
+#: The columns of the per-engine P&L table: metrics.json key, heading.
+ENGINE_COLUMNS = (
+    ("round_trips", "round trips"),
+    ("hit_rate", "hit rate"),
+    ("realised_pnl", "realised P&L"),
+    ("unrealised_pnl", "unrealised P&L (at the last close's marks)"),
+    ("commission", "commission"),
+    ("net_pnl", "net P&L"),
+)
+
+
+def _engine_table(metrics: dict[str, Any]) -> str:
+    """Return the per-engine P&L table, its total row and the account's equity change (USD)."""
+    engines = metrics["engines"]
+    total = {k: sum(e[k] for e in engines.values()) for k, _ in ENGINE_COLUMNS}
+    total.update(round_trips=metrics["round_trips"], hit_rate=metrics["hit_rate"])
+    rows = [*sorted(engines.items()), ("all engines", total)]
+
+    def cell(key: str, v: Any) -> str:
+        if key == "round_trips":
+            return str(int(v))
+        if key == "hit_rate":
+            return f"{v:.3f}"
+        return f"{v:,.2f}"
+
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in ENGINE_COLUMNS)
+    body = "".join(
+        f"<tr><th>{html.escape(name)}</th>"
+        + "".join(f"<td>{cell(k, e[k])}</td>" for k, _ in ENGINE_COLUMNS)
+        + "</tr>"
+        for name, e in rows
+    )
+    change = metrics["final_equity"] - metrics["initial_equity"]
+    return (
+        f"<h2>Engines (USD)</h2><table><tr><th>engine</th>{head}</tr>{body}</table>"
+        f"<p>Account equity change: {change:,.2f}. Net P&amp;L = realised + unrealised - "
+        "commission; slippage and spread are in the fill prices. Round trips pair fills first "
+        "in, first out per engine and symbol; option settlements and the shares they move are "
+        "the options engine's; the operator's flatten (risk) closes whichever engine's lots "
+        "hold the symbol.</p>"
+    )
+
+
 def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -> str:
     rows = []
     for key in ("sessions", "initial_equity", "final_equity", "total_return", "sharpe"):
@@ -170,7 +215,8 @@ def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;"
         "text-align:left}</style></head><body><h1>v28quant run report</h1>"
         "<p>Simulated exchange on replay data; risk-free rate 0; 252 sessions a year.</p>"
-        f"{note}<table>{table}</table><h2>Models</h2><table><tr><th>model</th><th>signals</th>"
+        f"{note}<table>{table}</table>{_engine_table(metrics)}"
+        "<h2>Models</h2><table><tr><th>model</th><th>signals</th>"
         f"<th>sum of value x confidence</th><th>mean confidence</th></tr>{models}</table>"
         f"<h2>Charts</h2>{imgs}<p>Journal: journal.sqlite; numbers: metrics.json.</p>"
         "</body></html>"
@@ -185,6 +231,7 @@ def write_report(
     initial_equity: Decimal,
     trials: int,
     costs: BacktestConfig,
+    marks: Mapping[str, Decimal] | None = None,
 ) -> dict[str, Any]:
     """Write the report folder and return the metrics written to ``metrics.json``.
 
@@ -202,6 +249,9 @@ def write_report(
         Parameter sets tried to arrive at this run (deflated Sharpe).
     costs : BacktestConfig
         The simulated exchange's commission, slippage and spread.
+    marks : mapping of symbol to price, optional
+        The prices the last closing equity marked the positions at (its end-of-day roll-up):
+        the engines' open lots are valued at them.
     """
     folder.mkdir(parents=True, exist_ok=True)
     with Journal(journal_path) as journal:
@@ -222,6 +272,7 @@ def write_report(
         slippage_bps=costs.slippage_bps,
         spread_bps=costs.spread_bps,
         settlements=settlements,
+        marks=marks,
     )
     metrics["equity_curve"] = [
         {"date": d.isoformat(), "equity": e, "exposure": x}
