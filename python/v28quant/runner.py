@@ -594,10 +594,14 @@ class Runner:
             await process()
         try:
             account = await self.ctx.broker.account()
-            positions = await self.ctx.broker.positions()
         except BrokerError as exc:  # an outage at the close must not end the run
-            log.error("end of day %s: account or positions unavailable, not marked: %s", day, exc)
+            log.error("end of day %s: account unavailable, not marked: %s", day, exc)
             return
+        marks: dict[str, str] | None = None
+        try:
+            marks = _marks(await self.ctx.broker.positions())
+        except BrokerError as exc:  # the marks value the report's open lots; the equity stands
+            log.error("end of day %s: positions unavailable, no marks: %s", day, exc)
         exposure = Decimal(account.long_market_value) + abs(Decimal(account.short_market_value))
         self.state.equity.append((day, Decimal(account.equity), exposure))
         summary = self.ctx.journal.daily_summary(day)
@@ -628,7 +632,7 @@ class Runner:
                 "fills": summary["fills"],
                 "orders": summary["orders"],
                 "notional": {side: str(v) for side, v in summary["notional"].items()},
-                "marks": _marks(positions),
+                **({"marks": marks} if marks is not None else {}),
             },
             self.ctx.now,
         )

@@ -70,7 +70,8 @@ Start = Callable[..., tuple[FakeAlpacaTrading, FakeAlpacaData, Recorder]]
 def keyed(shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Start]:
     """Yield ``start(at)``: run a keyed paper runner on one journal from ``at`` New York time.
 
-    ``account_down``: the venue answers that many account reads with a 500 first.
+    ``account_down``, ``positions_down``: the venue answers that many account (positions)
+    reads with a 500 first.
     """
     monkeypatch.chdir(tmp_path)
     toml = '[equity]\nmarket_symbol = "SPY"\n[offhours]\ntune = false\n'
@@ -83,11 +84,13 @@ def keyed(shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     fakes = contextlib.ExitStack()
 
     def start(
-        at: datetime, account_down: int = 0
+        at: datetime, account_down: int = 0, positions_down: int = 0
     ) -> tuple[FakeAlpacaTrading, FakeAlpacaData, Recorder]:
         trading = FakeAlpacaTrading(now=at, cash=CASH).start()
         if account_down:
             trading.inject("GET", "/v2/account", 500, {"message": "down"}, times=account_down)
+        if positions_down:
+            trading.inject("GET", "/v2/positions", 500, {"message": "down"}, times=positions_down)
         fakes.callback(trading.stop)
         data = fakes.enter_context(FakeAlpacaData(bars=bars, now=at))
 
@@ -191,3 +194,23 @@ def test_a_roll_up_whose_account_read_fails_is_not_retried_in_a_loop(
     assert trading.count("GET", "/v2/account") == 3  # one read, three tries: no second roll-up
     assert recorder.ends == [_ny(16, 10)]
     assert _roll_ups(tmp_path / "j.sqlite") == []
+
+
+def test_a_roll_up_whose_positions_read_fails_still_marks_the_days_equity(
+    keyed: Start, tmp_path: Path
+) -> None:
+    """The positions do not answer at 16:10: the day's equity is still rolled up, without marks.
+
+    The marks only value the report's open lots; the equity curve must not lose the day.
+    """
+    trading, _, _ = keyed(_ny(16, 10), positions_down=3)
+    assert trading.count("GET", "/v2/positions") == 3
+    assert _roll_ups(tmp_path / "j.sqlite") == [(DAY.isoformat(), _ny(16, 10), CASH)]
+    db = sqlite3.connect(str(tmp_path / "j.sqlite"))
+    try:
+        (marks,) = db.execute(
+            "SELECT json_extract(reasoning, '$.marks') FROM decisions WHERE action = 'end_of_day'"
+        ).fetchone()
+    finally:
+        db.close()
+    assert marks is None
