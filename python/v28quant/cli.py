@@ -139,6 +139,9 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     lines = _views(journal, symbol, at)
     if lines == [NOTHING_ON_RECORD.format(symbol.upper())]:
         return lines
+    screen = _screened_out(journal, symbol.upper(), at)
+    if screen is not None:
+        lines.append(screen)
     seen: set[str] = set()
     for o in journal.last_orders(symbol.upper(), at, limit=50):
         if o["engine"] in seen:  # the newest of each engine: a stock buy beside a spread
@@ -156,6 +159,33 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
             f"{o['action']}{target} -> {o['status']}{fill} ({o['client_order_id']})"
         )
     return lines
+
+
+def _screened_out(journal: Journal, symbol: str, at: datetime | None) -> str | None:
+    """Say why the equity engine has no view on ``symbol``: its last CAPM screen left it out.
+
+    The engine aggregates only the screened and the held symbols, so an unscreened stock's
+    answer otherwise holds the options engine's views alone. None when the last screen at or
+    before ``at`` kept it (or there is none).
+    """
+    screens = [
+        d
+        for d in journal.decisions(engine="equity", action="screen")
+        if at is None or d["ts"] <= at
+    ]
+    if not screens:
+        return None
+    last = screens[-1]
+    kept, universe = last["reasoning"].get("kept", []), last["reasoning"].get("universe", [])
+    when = f"{last['ts']:%Y-%m-%d %H:%M}Z"
+    if symbol in kept:
+        return None
+    if symbol not in universe:
+        return f"  equity: not in the equity engine's universe at its screen of {when}"
+    return (
+        f"  equity: left out by the CAPM screen of {when} (kept {len(kept)} of "
+        f"{len(universe)}: {', '.join(kept)}); no equity aggregate unless held"
+    )
 
 
 def _views(journal: Journal, symbol: str, at: datetime | None) -> list[str]:

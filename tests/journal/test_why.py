@@ -195,3 +195,30 @@ def test_why_names_the_last_order_on_the_stock_or_its_contracts(tmp_path: Path) 
         "options/bull_call",
         "equity/aggregate",
     ]
+
+
+def test_why_says_when_the_capm_screen_left_the_stock_out(tmp_path: Path) -> None:
+    """An unscreened stock has no equity aggregate: the answer names the screen that dropped it."""
+    from v28quant import cli
+
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:
+        j.record_signal(Signal("options_iv_rank", "BBY:IV", -0.8, 0.4, {"iv_rank": 0.08}, T2))
+        screen = {"kept": ["XOM", "CVX"], "universe": ["XOM", "CVX", "BBY"], "keep": 2}
+        j.record_decision("equity-screen-1", "equity", "capm_screen", "*", "screen", screen, T1)
+        bby = cli.why(j, "BBY", None)
+        xom = cli.why(j, "XOM", None)
+        before = cli.why(j, "BBY", T1 - timedelta(minutes=1))
+        j.record_signal(Signal("options_iv_rank", "PFE:IV", 0.1, 0.4, {"iv_rank": 0.5}, T2))
+        pfe = cli.why(j, "PFE", None)
+    assert bby[-1] == (
+        "  equity: left out by the CAPM screen of 2024-03-01 15:00Z (kept 2 of 3: XOM, CVX); "
+        "no equity aggregate unless held"
+    )
+    assert not any("CAPM screen" in ln for ln in xom)  # kept: its aggregate answers
+    assert before == ["no signals journaled for BBY"]  # nothing on record before T1
+    assert (
+        pfe[-1]
+        == "  equity: not in the equity engine's universe at its screen of 2024-03-01 15:00Z"
+    )
