@@ -592,6 +592,13 @@ class Runner:
         process = getattr(self.ctx.broker, "process", None)
         if process is not None:
             await process()
+        if self.ctx.executor is not None:
+            # the day's last look at the venue: expiries settled at the close are journaled
+            # now, not at the next pre-market (which a backtest's last session never reaches)
+            try:
+                await self.ctx.executor.sync()
+            except BrokerError as exc:
+                log.error("end of day %s: orders and activities not looked up: %s", day, exc)
         try:
             account = await self.ctx.broker.account()
         except BrokerError as exc:  # an outage at the close must not end the run

@@ -514,3 +514,41 @@ async def test_five_minute_cycles_ask_no_engine_for_extra_cycles(tmp_path: Path)
     assert wanting.cycles == grid
     assert wanting.follows == []
     runner.ctx.journal.close()
+
+
+class OptionBuyer(Recorder):
+    """Buys one call expiring today, out of the money, in its first cycle."""
+
+    def __init__(self, contract: str) -> None:
+        super().__init__("options")
+        self.contract = contract
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        from v28quant.execution import Decision
+
+        if not self.cycles:
+            req = OrderRequest.option(
+                self.contract, 1, "buy", "buy_to_open", owner=Owner("options", "t", "c1")
+            )
+            await ctx.executor.place(Decision(req, {"why": "held into its expiry"}))
+        return await super().cycle(ctx)
+
+
+@pytest.mark.asyncio
+async def test_the_roll_up_journals_the_days_settlements(tmp_path: Path) -> None:
+    """A call held into its expiry at the close: its OPEXP is journaled by the roll-up.
+
+    The simulated exchange settles expiries at the close; with no later look at the venue (a
+    backtest's last session), the report's settlements would miss the day's.
+    """
+    from v28quant.execution import Executor
+
+    contract = "AAPL221228C00200000"  # AAPL closed near 126 on 2022-12-28: far out of the money
+    runner = _runner(tmp_path, [OptionBuyer(contract)])
+    ctx = runner.ctx
+    ctx.executor = Executor(ctx.broker, ctx.journal, clock=ctx.clock, quotes=ctx.feed)
+    assert await runner.run() == 0
+    assert [f["symbol"] for f in ctx.journal.fills()] == [contract]
+    settled = [(s["activity_type"], s["symbol"]) for s in ctx.journal.settlements()]
+    assert settled == [("OPEXP", contract)]
+    ctx.journal.close()
