@@ -2,26 +2,30 @@
 
 The adaptive allocator (:mod:`v28quant.ml.adaptive_allocator`) weighs one sleeve per engine
 (``equity/aggregate``, ``options/structures``) by its daily realised returns: the P&L of the
-round trips each engine closed on a session (:mod:`v28quant.round_trips`, from the journal's
-fills) over the account's equity. Each pre-market feeds the sessions closed since the last one,
-then ``ctx.shared["capital_split"]`` gets the allocator's engine weights (engine -> fraction of
-equity) and ``ctx.shared["risk_scale"]`` the POMDP controller's exposure scale from the regime
-assessment. The engines apply each once: the equity engine's target weights are multiplied
-by its share and the risk scale; the options engine's max loss per structure by the risk scale
-and the capital its structures may commit by its share (``v28quant.options.sizing``).
+round trips each engine closed on a session over the account's equity. The trips are the
+journal's fills and option settlements paired as the backtest report pairs them
+(:func:`v28quant.round_trips.pair_trades`): a structure's legs are one trip, its expiry,
+assignment or exercise closes it, an option sold at zero closes with its premium lost, and the
+operator's flatten closes the engine's own lots. Each pre-market feeds the sessions closed since
+the last one, then ``ctx.shared["capital_split"]`` gets the allocator's engine weights (engine ->
+fraction of equity) and ``ctx.shared["risk_scale"]`` the POMDP controller's exposure scale
+from the regime assessment. The engines apply each once: the equity engine's target weights are
+multiplied by its share and the risk scale; the options engine's max loss per structure by the
+risk scale and the capital its structures may commit by its share (``v28quant.options.sizing``).
 A ``capital_split`` decision records the inputs and the result.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
 from v28quant.calendar import ET
 from v28quant.engines import EngineContext
 from v28quant.ml.adaptive_allocator import AdaptiveAllocator
-from v28quant.round_trips import round_trips
+from v28quant.round_trips import journal_trades, pair_trades
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +35,30 @@ POMDP_KEYS = ("pomdp_action", "exposure_scale", "agreement")
 
 
 def daily_returns(
-    fills: list[dict[str, Any]], equity: float, before: date
+    fills: Iterable[Mapping[str, Any]],
+    equity: float,
+    before: date,
+    settlements: Iterable[Mapping[str, Any]] = (),
 ) -> dict[date, dict[str, float]]:
     """Return each session's realised return per sleeve (closed P&L / ``equity``) before ``before``.
 
-    A session on which any engine traded counts for every sleeve (0 where one closed nothing).
+    ``fills`` and ``settlements`` as the journal returns them. A trip counts on the session of
+    its closing trade; a session with any trade or settlement counts for every sleeve (0 where
+    an engine closed nothing).
     """
     if equity <= 0:
         raise ValueError(f"equity must be > 0, got {equity}")
+    trades = journal_trades(fills, settlements)
     days: dict[date, dict[str, float]] = {}
-    for f in fills:
-        d = f["ts"].astimezone(ET).date()
+    for t in trades:
+        d = t["ts"].astimezone(ET).date()
         if d < before:
             days.setdefault(d, dict.fromkeys(SLEEVES.values(), 0.0))
-    for trip in round_trips(fills):
-        d = trip.exit_ts.astimezone(ET).date()
+    for trip in pair_trades(trades).trips:
+        d = trip.closed.astimezone(ET).date()
         sleeve = SLEEVES.get(trip.engine)
         if sleeve is not None and d in days:
-            days[d][sleeve] += trip.pnl / equity
+            days[d][sleeve] += float(trip.pnl) / equity
     return dict(sorted(days.items()))
 
 
@@ -59,7 +69,7 @@ def allocate(ctx: EngineContext, equity: float) -> dict[str, float]:
         allocator = ctx.shared["allocator"] = AdaptiveAllocator(list(SLEEVES.values()))
     fed: set[date] = ctx.shared.setdefault("allocator_days", set())
     today = ctx.now.astimezone(ET).date()
-    past = daily_returns(ctx.journal.fills(), equity, today)
+    past = daily_returns(ctx.journal.fills(), equity, today, ctx.journal.settlements())
     new = {d: r for d, r in past.items() if d not in fed}
     for d, r in new.items():
         allocator.update({s: max(x, -0.99) for s, x in r.items()})

@@ -1,24 +1,42 @@
-"""Closed trades (round trips) read back from the journal's fills.
+"""Closed trades (round trips) read back from the journal's fills and option settlements.
 
-Fills of one engine (its client order ids start ``v28-<engine>-``) are matched per symbol first
-in, first out: a fill against the open side closes the oldest open lots, any remainder opens a
-new lot. Each closed piece is a :class:`RoundTrip` with its realised P&L (an option contract is
-worth 100 shares) and the log move of the price between entry and exit. The matching itself,
-:func:`close_fifo` over a queue of :class:`Lot`, is shared with the backtest report
-(:mod:`v28quant.backtest.metrics`).
+Trades are paired first in, first out per engine and symbol, the engine read from the client
+order id ``v28-<engine>-``: a trade against the open side closes the oldest open lots, any
+remainder opens a new lot. The operator's flatten (``v28-risk-...``) and orders without a v28
+id close the oldest lots of whichever engine holds the symbol, as they close the account's
+position. An option's expiry, assignment or exercise (:func:`settlement_trades`) closes it as a
+fill of the options engine would. An option contract is worth 100 shares.
+
+Two views of the trades:
+
+* :func:`pair_trades` (:func:`match_fifo`): :class:`Trip` per engine, opening order and
+  closing order, so the legs of a structure opened and closed together are one trip; the
+  backtest report's round trips and the adaptive allocator's daily realised returns per engine
+  (:mod:`v28quant.allocation`).
+* :func:`round_trips`: a :class:`RoundTrip` per closed piece of a lot of one engine's own
+  fills, with its entry and exit prices; the equity engine's continuous learner
+  (:mod:`v28quant.equity.learning`).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from v28quant.occ import is_occ
+from v28quant.occ import is_occ, multiplier, parse_occ
+
+#: The engine whose books an option settlement's trades go to: only it trades contracts, so the
+#: contracts settling and the stock they deliver or take away are its own.
+SETTLEMENT_ENGINE = "options"
+#: Fills no trading engine placed: the operator's flatten (``v28-risk-...``) and orders without
+#: a v28 client order id (``"other"``). They close the lots of whichever engine holds the
+#: symbol, oldest first across engines, as they close the account's position.
+OPERATOR_ENGINES = frozenset({"risk", "other"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +71,66 @@ class RoundTrip:
         return self.move if self.side == "long" else -self.move
 
 
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """One closed round trip: the engine whose lots it closed, its P&L (USD), when it closed."""
+
+    engine: str
+    pnl: Decimal
+    closed: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """The trade that opened a lot: its index in the trades, its order key, the trade itself."""
+
+    index: int
+    order: str
+    trade: Mapping[str, Any]
+
+
 @dataclass(slots=True)
 class Lot:
     """An open piece of a position: ``qty`` units (> 0 long, < 0 short) bought or sold at ``price``.
 
-    ``opened`` is whatever the caller keeps of the trade that opened it (a fill, an order key).
+    ``opened`` is the trade that opened it.
     """
 
     qty: Decimal
     price: Decimal
-    opened: Any
+    opened: Opening
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPiece:
+    """A piece of ``lot`` that ``trade`` (of order key ``order``) closed.
+
+    ``units`` are signed as the lot was (> 0: a long closed); ``engine`` owns the lot.
+    """
+
+    engine: str
+    lot: Lot
+    units: Decimal
+    trade: Mapping[str, Any]
+    order: str
+
+    @property
+    def pnl(self) -> Decimal:
+        """Realised P&L of the piece in dollars (before commissions)."""
+        price = Decimal(str(self.trade["price"]))
+        return self.units * (price - self.lot.price) * multiplier(str(self.trade["symbol"]))
+
+
+@dataclass(slots=True)
+class Pairing:
+    """Trades paired into round trips: ``trips`` in the order closed and the ``lots`` left open.
+
+    ``lots`` maps (engine, symbol) to the open lots, oldest first; each lot's ``opened`` is an
+    :class:`Opening`.
+    """
+
+    trips: list[Trip]
+    lots: dict[tuple[str, str], deque[Lot]]
 
 
 def close_oldest(lots: deque[Lot], signed: Decimal) -> tuple[Lot, Decimal] | None:
@@ -82,6 +150,84 @@ def close_oldest(lots: deque[Lot], signed: Decimal) -> tuple[Lot, Decimal] | Non
     return lot, closed
 
 
+def engine_of(client_order_id: str | None) -> str | None:
+    """Return the engine that owns an order id ``v28-<engine>-...``, or None."""
+    if not client_order_id or not client_order_id.startswith("v28-"):
+        return None
+    return client_order_id.split("-", 2)[1]
+
+
+def trade_engine(trade: Mapping[str, Any]) -> str:
+    """Return the engine a fill or settlement trade belongs to (``"other"`` when none)."""
+    return str(trade.get("engine") or engine_of(trade.get("client_order_id")) or "other")
+
+
+def match_fifo(
+    trades: Iterable[Mapping[str, Any]],
+) -> tuple[list[ClosedPiece], dict[tuple[str, str], deque[Lot]]]:
+    """Match fills and settlement trades (oldest first) FIFO per engine and symbol.
+
+    Returns the pieces of lots closed, in the order closed, and the lots per (engine, symbol),
+    spent books included. An operator's trade (``OPERATOR_ENGINES``) closes the oldest lots of
+    the symbol across engines. A trade without an order id is an order of its own. Every trade
+    counts, at whatever price: an option sold at zero closes its lot with the premium lost.
+    """
+    lots: dict[tuple[str, str], deque[Lot]] = {}
+    pieces: list[ClosedPiece] = []
+    for n, t in enumerate(trades):
+        order = str(t.get("client_order_id") or f"fill-{n}")
+        engine, sym = trade_engine(t), str(t["symbol"])
+        signed = Decimal(str(t["qty"])) * (1 if t["side"] == "buy" else -1)
+        if engine in OPERATOR_ENGINES:
+            books = [(e, book) for (e, s), book in lots.items() if s == sym]
+        else:
+            books = [(engine, lots.setdefault((engine, sym), deque()))]
+        while (piece := _close_oldest_across(books, signed)) is not None:
+            owner, lot, closed = piece
+            pieces.append(ClosedPiece(owner, lot, closed, t, order))
+            signed += closed
+        if signed != 0:
+            price = Decimal(str(t["price"]))
+            lots.setdefault((engine, sym), deque()).append(Lot(signed, price, Opening(n, order, t)))
+    return pieces, lots
+
+
+def _close_oldest_across(
+    books: Sequence[tuple[str, deque[Lot]]], signed: Decimal
+) -> tuple[str, Lot, Decimal] | None:
+    """Close the oldest lot of ``books`` (engine, lots) a trade of ``signed`` units closes.
+
+    Returns its engine, the lot and the units closed (``close_oldest``), or None when no book
+    holds a lot on the trade's other side.
+    """
+    against = [(e, b) for e, b in books if b and (b[0].qty > 0) != (signed > 0)]
+    if signed == 0 or not against:
+        return None
+    engine, book = min(against, key=lambda eb: eb[1][0].opened.index)
+    piece = close_oldest(book, signed)
+    return None if piece is None else (engine, *piece)
+
+
+def pair_trades(trades: Iterable[Mapping[str, Any]]) -> Pairing:
+    """Pair fills and settlement trades (oldest first) into round trips (:func:`match_fifo`).
+
+    A trip is keyed by its engine, its opening and its closing order: the legs of one
+    multi-leg structure opened and closed together are one trip, their P&L summed (a spread
+    whose short leg gained is still a losing spread), closed when its last leg closed. A trip
+    belongs to the engine whose lots it closed.
+    """
+    pieces, lots = match_fifo(trades)
+    trips: dict[tuple[str, str, str], Trip] = {}
+    for p in pieces:
+        key = (p.engine, p.lot.opened.order, p.order)
+        ts, before = p.trade["ts"], trips.get(key)
+        if before is not None:
+            trips[key] = Trip(p.engine, before.pnl + p.pnl, max(before.closed, ts))
+        else:
+            trips[key] = Trip(p.engine, p.pnl, ts)
+    return Pairing(list(trips.values()), {k: v for k, v in lots.items() if v})
+
+
 def close_fifo(lots: deque[Lot], signed: Decimal) -> tuple[list[tuple[Lot, Decimal]], Decimal]:
     """Close the oldest lots of ``lots`` against a trade of ``signed`` units (> 0 bought).
 
@@ -95,18 +241,11 @@ def close_fifo(lots: deque[Lot], signed: Decimal) -> tuple[list[tuple[Lot, Decim
     return pieces, signed
 
 
-def engine_of(client_order_id: str | None) -> str | None:
-    """Return the engine that owns an order id ``v28-<engine>-...``, or None."""
-    if not client_order_id or not client_order_id.startswith("v28-"):
-        return None
-    return client_order_id.split("-", 2)[1]
-
-
 def round_trips(fills: Iterable[Mapping[str, Any]], engine: str | None = None) -> list[RoundTrip]:
     """Return the closed round trips of ``fills`` (oldest first), of ``engine`` when given."""
     lots: dict[tuple[str, str], deque[Lot]] = {}
     out: list[RoundTrip] = []
-    for f in fills:
+    for n, f in enumerate(fills):
         eng = engine_of(f.get("client_order_id"))
         if eng is None or (engine is not None and eng != engine):
             continue
@@ -118,14 +257,105 @@ def round_trips(fills: Iterable[Mapping[str, Any]], engine: str | None = None) -
         pieces, rest = close_fifo(book, signed)
         for lot, closed in pieces:
             side = "long" if closed > 0 else "short"
-            key = f"{lot.opened['fill_id']}>{f['fill_id']}"
-            entry_ts, entry_price = lot.opened["ts"], lot.price
+            key = f"{lot.opened.trade['fill_id']}>{f['fill_id']}"
+            entry_ts, entry_price = lot.opened.trade["ts"], lot.price
             out.append(
                 RoundTrip(eng, sym, side, abs(closed), entry_ts, entry_price, f["ts"], price, key)
             )
         if rest != 0:
-            book.append(Lot(rest, price, f))
+            book.append(Lot(rest, price, Opening(n, str(f["client_order_id"]), f)))
     return out
 
 
-__all__ = ["Lot", "RoundTrip", "close_fifo", "close_oldest", "engine_of", "round_trips"]
+def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return option settlements (journal activities) as the closing trades they amount to.
+
+    OPASN and OPEXC close the option at its intrinsic value on the underlying's close
+    (``raw["underlying_close"]``, as the simulated exchange journals it); the stock of OPTRD
+    trades at that close, netted per underlying and settlement time (a spread's two legs in
+    the money cancel out): together the cash of the stock at the strike. Alpaca's activities
+    carry no close: the option then closes at zero and each OPTRD trades at its own price (the
+    strike), the same cash; an assignment's loss below the strike stays in the stock's cost
+    until it is sold. OPEXP closes the option at zero, as nothing changed hands (a contract in
+    the money by less than a cent expires). All legs of one underlying settling at one close
+    share a key, so a structure's trip is one trip. Every trade is the options engine's
+    (``SETTLEMENT_ENGINE``).
+    """
+    closes: dict[tuple[str, Any], Decimal | None] = {}
+    out: list[dict[str, Any]] = []
+    stock: list[Mapping[str, Any]] = []
+    for a in settlements:
+        sym, qty, ts = str(a["symbol"]), Decimal(str(a["qty"])), a["ts"]
+        if a["activity_type"] == "OPTRD":
+            stock.append(a)
+            continue
+        occ = parse_occ(sym)
+        spot = a["raw"].get("underlying_close")
+        close = None if spot is None else Decimal(str(spot))
+        closes[(occ.underlying, ts)] = close
+        value = Decimal(0)
+        if a["activity_type"] != "OPEXP" and close is not None:
+            value = max(Decimal(0), close - occ.strike if occ.call else occ.strike - close)
+        out.append(_trade(sym, qty, value, ts, f"settlement:{occ.underlying}:{ts}"))
+    return out + _stock_trades(stock, closes)
+
+
+def _stock_trades(
+    optrd: Iterable[Mapping[str, Any]], closes: Mapping[tuple[str, Any], Decimal | None]
+) -> list[dict[str, Any]]:
+    """Return the OPTRD stock as trades: netted at the underlying's close where it is known."""
+    netted: dict[tuple[str, Any], Decimal] = {}
+    out: list[dict[str, Any]] = []
+    for a in optrd:
+        sym, qty, ts = str(a["symbol"]), Decimal(str(a["qty"])), a["ts"]
+        key = f"settlement:{sym}:{ts}"
+        if closes.get((sym, ts)) is None:
+            out.append(_trade(sym, qty, Decimal(str(a["price"])), ts, key))
+        else:
+            netted[(sym, ts)] = netted.get((sym, ts), Decimal(0)) + qty
+    for (sym, ts), qty in netted.items():
+        close = closes[(sym, ts)]
+        if qty != 0 and close is not None:
+            out.append(_trade(sym, qty, close, ts, f"settlement:{sym}:{ts}"))
+    return out
+
+
+def _trade(symbol: str, qty: Decimal, price: Decimal, ts: Any, key: str) -> dict[str, Any]:
+    side = "buy" if qty > 0 else "sell"
+    return {
+        "symbol": symbol,
+        "side": side,
+        "qty": abs(qty),
+        "price": price,
+        "ts": ts,
+        "client_order_id": key,
+        "engine": SETTLEMENT_ENGINE,
+    }
+
+
+def journal_trades(
+    fills: Iterable[Mapping[str, Any]], settlements: Iterable[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """Return the journal's fills and the trades its settlements amount to, oldest first."""
+    return sorted([*fills, *settlement_trades(settlements)], key=lambda t: t["ts"])
+
+
+__all__ = [
+    "OPERATOR_ENGINES",
+    "SETTLEMENT_ENGINE",
+    "ClosedPiece",
+    "Lot",
+    "Opening",
+    "Pairing",
+    "RoundTrip",
+    "Trip",
+    "close_fifo",
+    "close_oldest",
+    "engine_of",
+    "journal_trades",
+    "match_fifo",
+    "pair_trades",
+    "round_trips",
+    "settlement_trades",
+    "trade_engine",
+]

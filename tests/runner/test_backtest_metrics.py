@@ -23,10 +23,10 @@ from v28quant.backtest.metrics import (
     deflated_sharpe,
     max_drawdown,
     round_trips,
-    settlement_trades,
     sharpe,
     sortino,
 )
+from v28quant.round_trips import settlement_trades
 
 
 def _curve(seed: int = 1, n: int = 300) -> tuple[list[float], float]:

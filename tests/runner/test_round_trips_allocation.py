@@ -13,7 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from v28quant.allocation import daily_returns
+from v28quant.allocation import allocate, daily_returns
+from v28quant.journal import Journal
 from v28quant.options.sizing import capital_share, size_structure
 from v28quant.round_trips import round_trips
 
@@ -38,7 +39,8 @@ FILLS = [
     _fill(5, "v28-equity-aggregate-e", "XOM", "buy", "4", "45", 5),  # covers it
     _fill(6, "v28-options-entry-f", "SPY240621P00500000", "sell", "1", "2.00", 4),
     _fill(7, "v28-options-close-g", "SPY240621P00500000", "buy", "1", "0.50", 5),
-    _fill(8, "manual-order", "AAPL", "sell", "3", "130", 5),  # not ours: ignored
+    # not an engine's order: it closes the equity engine's 3 left @110, as the operator's would
+    _fill(8, "manual-order", "AAPL", "sell", "3", "130", 5),
 ]
 
 
@@ -64,7 +66,7 @@ def test_daily_sleeve_returns_before_today() -> None:
     assert out[date(2024, 6, 4)]["equity/aggregate"] == pytest.approx(220 / 100_000)
     everything = daily_returns(FILLS, 100_000.0, before=date(2024, 6, 6))
     assert everything[date(2024, 6, 5)] == pytest.approx(
-        {"equity/aggregate": 20 / 100_000, "options/structures": 150 / 100_000}
+        {"equity/aggregate": (20 + 60) / 100_000, "options/structures": 150 / 100_000}
     )
     with pytest.raises(ValueError, match="equity must be > 0"):
         daily_returns(FILLS, 0.0, before=date(2024, 6, 6))
@@ -104,3 +106,102 @@ def test_the_options_share_scales_the_cash_it_may_commit() -> None:
     assert capital_share(SimpleNamespace()) == 1.0
     with pytest.raises(ValueError, match="capital_split"):
         capital_share(SimpleNamespace(shared={"capital_split": {"options": 1.5}}))
+
+
+# The allocator's sessions fed from a real journal: fills and option settlements as the
+# executor journals them (the simulated exchange's activities carry the underlying's close in
+# ``raw``; Alpaca's do not). US/Eastern 16:00 is 20:00 UTC in June.
+PUT_500, PUT_495 = "SPY240607P00500000", "SPY240607P00495000"
+EXPIRY_CLOSE = datetime(2024, 6, 7, 20, tzinfo=UTC)
+
+
+def _journal_fill(
+    journal: Journal, fill_id: str, cid: str, sym: str, side: str, qty: int, price: str, day: int
+) -> None:
+    ts = datetime(2024, 6, day, 15, tzinfo=UTC)
+    journal.record_fill(fill_id, cid, sym, qty, Decimal(price), side, ts)
+
+
+def _settle(
+    journal: Journal,
+    kind: str,
+    sym: str,
+    qty: int,
+    *,
+    price: str | None = None,
+    close: str | None = None,
+    option: str | None = None,
+) -> None:
+    raw: dict[str, Any] = {"activity_type": kind}
+    if close is not None:
+        raw["underlying_close"] = close
+    if option is not None:
+        raw["option"] = option
+    n = len(journal.settlements())
+    journal.record_activity(f"a{n}", kind, sym, qty, price, EXPIRY_CLOSE, raw)
+
+
+def _bull_put_sold(journal: Journal) -> None:
+    """Sell the 500 put at 3.00, buy the 495 at 1.00 on 3 June: a 2.00 credit, 5 wide."""
+    cid = "v28-options-bull_put-aaaaaaaaaaaa"
+    _journal_fill(journal, "o1", cid, PUT_500, "sell", 1, "3.00", 3)
+    _journal_fill(journal, "o2", cid, PUT_495, "buy", 1, "1.00", 3)
+
+
+def _sessions_fed(journal: Journal, today: date) -> dict[str, dict[str, float]]:
+    """Run the pre-market allocation at 09:00 ET on ``today``; return what it journaled as fed."""
+    now = datetime.combine(today, datetime.min.time(), UTC).replace(hour=13)
+    ctx: Any = SimpleNamespace(shared={}, now=now, journal=journal, regime=None)
+    allocate(ctx, 100_000.0)
+    (row,) = journal.decisions(action="capital_split")
+    fed: dict[str, dict[str, float]] = row["reasoning"]["sessions_fed"]
+    return fed
+
+
+def test_an_option_sold_at_zero_closes_with_its_whole_premium_lost(journal: Journal) -> None:
+    # By hand: bought at 1.20, sold at 0.00 the next day: -1.20 x 100 = -120 on 4 June.
+    _journal_fill(journal, "o1", "v28-options-long_put-aaaaaaaaaaaa", PUT_500, "buy", 1, "1.20", 3)
+    _journal_fill(journal, "o2", "v28-options-close-bbbbbbbbbbbb", PUT_500, "sell", 1, "0", 4)
+    fed = _sessions_fed(journal, date(2024, 6, 5))
+    assert fed["2024-06-04"]["options/structures"] == pytest.approx(-120 / 100_000)
+
+
+@pytest.mark.parametrize("close", ["510", None], ids=["simulated", "alpaca"])
+def test_a_bull_put_expiring_worthless_keeps_its_credit_on_the_expiry_day(
+    journal: Journal, close: str | None
+) -> None:
+    # By hand: both legs expire (OPEXP, no closing fill): the 2.00 credit x 100 = +200 on 7 June.
+    _bull_put_sold(journal)
+    _settle(journal, "OPEXP", PUT_500, 1, close=close)
+    _settle(journal, "OPEXP", PUT_495, -1, close=close)
+    fed = _sessions_fed(journal, date(2024, 6, 10))
+    assert fed["2024-06-07"] == pytest.approx(
+        {"equity/aggregate": 0.0, "options/structures": 0.002}
+    )
+
+
+@pytest.mark.parametrize("close", ["490", None], ids=["simulated", "alpaca"])
+def test_an_assigned_spread_loses_its_width_less_the_credit_on_the_expiry_day(
+    journal: Journal, close: str | None
+) -> None:
+    # By hand: at 490 the short 500 put is assigned (buy 100 SPY at 500) and the long 495 put
+    # exercised (sell 100 at 495): the spread loses (5.00 - 2.00) x 100 = -300 on 7 June.
+    _bull_put_sold(journal)
+    _settle(journal, "OPASN", PUT_500, 1, close=close)
+    _settle(journal, "OPTRD", "SPY", 100, price="500", option=PUT_500)
+    _settle(journal, "OPEXC", PUT_495, -1, close=close)
+    _settle(journal, "OPTRD", "SPY", -100, price="495", option=PUT_495)
+    fed = _sessions_fed(journal, date(2024, 6, 10))
+    assert fed["2024-06-07"] == pytest.approx(
+        {"equity/aggregate": 0.0, "options/structures": -0.003}
+    )
+
+
+def test_the_operators_flatten_closes_the_equity_engines_lot(journal: Journal) -> None:
+    # By hand: 10 AAPL bought at 100 by the equity engine, flattened at 95: -50 on 4 June.
+    _journal_fill(journal, "e1", "v28-equity-aggregate-aaaaaaaaaaaa", "AAPL", "buy", 10, "100", 3)
+    _journal_fill(journal, "e2", "v28-risk-flatten-bbbbbbbbbbbb", "AAPL", "sell", 10, "95", 4)
+    fed = _sessions_fed(journal, date(2024, 6, 5))
+    assert fed["2024-06-04"] == pytest.approx(
+        {"equity/aggregate": -50 / 100_000, "options/structures": 0.0}
+    )

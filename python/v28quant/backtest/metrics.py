@@ -10,16 +10,16 @@ Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the s
 * Turnover: traded notional / mean equity (and per year); an option fill's notional is its
   premium x 100 shares a contract.
 * Hit rate: share of closed round trips with a positive P&L. Round trips pair fills first in,
-  first out per engine and symbol (the engine read from the client order id ``v28-<engine>-``,
-  as the learner's :mod:`v28quant.round_trips`), so the stock an assignment delivered to the
-  options engine never closes an equity-engine lot; the legs of a structure opened and closed
-  by one order each are one trip. An option's assignment or exercise closes it like a fill of
-  the options engine: at its intrinsic value on the underlying's close (its expiry: at zero),
-  the stock the settlement moves at that close too (the same cash as stock at the strike), so
-  a structure that expires or is assigned ends its trip with its whole P&L, and the wheel's
-  shares are the options engine's lots. The operator's flatten (engine ``risk``) and fills
-  without a v28 order id close the lots of whichever engine holds the symbol, oldest first
-  across engines.
+  first out per engine and symbol (the engine read from the client order id ``v28-<engine>-``;
+  :mod:`v28quant.round_trips`, as the allocator and the learner pair them), so the stock an
+  assignment delivered to the options engine never closes an equity-engine lot; the legs of a
+  structure opened and closed by one order each are one trip. An option's assignment or exercise
+  closes it like a fill of the options engine: at its intrinsic value on the underlying's close
+  (its expiry: at zero), the stock the settlement moves at that close too (the same cash as
+  stock at the strike), so a structure that expires or is assigned ends its trip with its whole
+  P&L, and the wheel's shares are the options engine's lots. The operator's flatten (engine
+  ``risk``) and fills without a v28 order id close the lots of whichever engine holds the
+  symbol, oldest first across engines.
 * Deflated Sharpe ratio (Bailey and Lopez de Prado 2014, eq. 2 and the expected maximum
   Sharpe of N trials): the probability that the true per-period Sharpe exceeds
   ``SR_0 = sqrt(V) ((1 - g) Z^{-1}(1 - 1/N) + g Z^{-1}(1 - 1/(N e)))``, ``g`` the
@@ -31,17 +31,15 @@ Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the s
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from v28quant.occ import is_occ, multiplier, parse_occ
-from v28quant.round_trips import Lot, close_oldest, engine_of
+from v28quant.occ import is_occ, multiplier
+from v28quant.round_trips import Lot, Pairing, journal_trades, pair_trades, trade_engine
 from v28quant.sharpe import EULER_GAMMA as EULER_GAMMA  # re-exported: the DSR docstring's g
 from v28quant.sharpe import TRADING_DAYS, expected_max_sharpe
 
@@ -112,135 +110,9 @@ def deflated_sharpe(r: np.ndarray, trials: int) -> dict[str, float]:
     }
 
 
-#: The engine whose books an option settlement's trades go to: only it trades contracts, so the
-#: contracts settling and the stock they deliver or take away are its own.
-SETTLEMENT_ENGINE = "options"
-#: Fills no trading engine placed: the operator's flatten (``v28-risk-...``) and orders without
-#: a v28 client order id (``"other"``). They close the lots of whichever engine holds the
-#: symbol, oldest first across engines, as they close the account's position.
-OPERATOR_ENGINES = frozenset({"risk", "other"})
-
-
-@dataclass(frozen=True, slots=True)
-class Trip:
-    """One closed round trip: the engine whose lots it closed and its P&L (USD)."""
-
-    engine: str
-    pnl: Decimal
-
-
-@dataclass(slots=True)
-class Pairing:
-    """Trades paired into round trips: ``trips`` in the order closed and the ``lots`` left open.
-
-    ``lots`` maps (engine, symbol) to the open lots, oldest first; each lot's ``opened`` is
-    (its trade's index, its order key).
-    """
-
-    trips: list[Trip]
-    lots: dict[tuple[str, str], deque[Lot]]
-
-
-def trade_engine(trade: Mapping[str, Any]) -> str:
-    """Return the engine a fill or settlement trade belongs to (``"other"`` when none)."""
-    return str(trade.get("engine") or engine_of(trade.get("client_order_id")) or "other")
-
-
-def pair_trades(trades: Iterable[Mapping[str, Any]]) -> Pairing:
-    """Pair fills and settlement trades (oldest first) into round trips, FIFO per engine and symbol.
-
-    A closed piece is keyed by its engine, its opening and its closing order: the legs of one
-    multi-leg structure opened and closed together are one trip, their P&L summed (a spread
-    whose short leg gained is still a losing spread). A fill without an order id is an order of
-    its own. A trip belongs to the engine whose lots it closed; an operator's fill
-    (``OPERATOR_ENGINES``) closes the oldest lots of the symbol across engines.
-    """
-    lots: dict[tuple[str, str], deque[Lot]] = {}
-    pnl: dict[tuple[str, str, str], Decimal] = {}
-    for n, t in enumerate(trades):
-        order = str(t.get("client_order_id") or f"fill-{n}")
-        engine, sym = trade_engine(t), str(t["symbol"])
-        signed = Decimal(str(t["qty"])) * (1 if t["side"] == "buy" else -1)
-        price = Decimal(str(t["price"]))
-        if engine in OPERATOR_ENGINES:
-            books = [(e, book) for (e, s), book in lots.items() if s == sym]
-        else:
-            books = [(engine, lots.setdefault((engine, sym), deque()))]
-        while (piece := _close_oldest_across(books, signed)) is not None:
-            owner, lot, closed = piece
-            key = (owner, lot.opened[1], order)
-            pnl[key] = pnl.get(key, Decimal(0)) + closed * (price - lot.price) * multiplier(sym)
-            signed += closed
-        if signed != 0:
-            lots.setdefault((engine, sym), deque()).append(Lot(signed, price, (n, order)))
-    trips = [Trip(engine, p) for (engine, _, _), p in pnl.items()]
-    return Pairing(trips, {k: v for k, v in lots.items() if v})
-
-
-def _close_oldest_across(
-    books: Sequence[tuple[str, deque[Lot]]], signed: Decimal
-) -> tuple[str, Lot, Decimal] | None:
-    """Close the oldest lot of ``books`` (engine, lots) a trade of ``signed`` units closes.
-
-    Returns its engine, the lot and the units closed (``close_oldest``), or None when no book
-    holds a lot on the trade's other side.
-    """
-    against = [(e, b) for e, b in books if b and (b[0].qty > 0) != (signed > 0)]
-    if signed == 0 or not against:
-        return None
-    engine, book = min(against, key=lambda eb: eb[1][0].opened[0])
-    piece = close_oldest(book, signed)
-    return None if piece is None else (engine, *piece)
-
-
 def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[float]:
     """Return the dollar P&L of each closed round trip of ``fills`` (``pair_trades``)."""
     return [float(t.pnl) for t in pair_trades(fills).trips]
-
-
-def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Return option settlements (journal activities) as the closing trades they amount to.
-
-    OPASN and OPEXC close the option at its intrinsic value on the underlying's close
-    (``raw["underlying_close"]``); the stock of OPTRD trades at that close, netted per
-    underlying and settlement time (a spread's two legs in the money cancel out): together the
-    cash of the stock at the strike. OPEXP closes the option at zero, as nothing changed hands
-    (a contract in the money by less than a cent expires). All legs of one underlying settling
-    at one close share a key, so a structure's trip is one trip. Every trade is the options
-    engine's (``SETTLEMENT_ENGINE``).
-    """
-    closes: dict[tuple[str, Any], Decimal] = {}
-    out: list[dict[str, Any]] = []
-    stock: dict[tuple[str, Any], Decimal] = {}
-    for a in settlements:
-        sym, qty, ts = str(a["symbol"]), Decimal(str(a["qty"])), a["ts"]
-        if a["activity_type"] == "OPTRD":
-            stock[(sym, ts)] = stock.get((sym, ts), Decimal(0)) + qty
-            continue
-        occ = parse_occ(sym)
-        spot = Decimal(str(a["raw"]["underlying_close"]))
-        closes[(occ.underlying, ts)] = spot
-        value = max(Decimal(0), spot - occ.strike if occ.call else occ.strike - spot)
-        if a["activity_type"] == "OPEXP":
-            value = Decimal(0)
-        out.append(_trade(sym, qty, value, ts, f"settlement:{occ.underlying}:{ts}"))
-    for (sym, ts), qty in stock.items():
-        if qty != 0:
-            out.append(_trade(sym, qty, closes[(sym, ts)], ts, f"settlement:{sym}:{ts}"))
-    return out
-
-
-def _trade(symbol: str, qty: Decimal, price: Decimal, ts: Any, key: str) -> dict[str, Any]:
-    side = "buy" if qty > 0 else "sell"
-    return {
-        "symbol": symbol,
-        "side": side,
-        "qty": abs(qty),
-        "price": price,
-        "ts": ts,
-        "client_order_id": key,
-        "engine": SETTLEMENT_ENGINE,
-    }
 
 
 def engine_pnl(
@@ -318,8 +190,8 @@ def compute_metrics(
     the replay's quoted stock spread. An option's bid-ask cost is in its fill price (the
     synthetic chains' spreads vary by contract), so ``half_spread`` counts stock fills only.
     ``settlements`` (the journal's OPEXP, OPASN, OPEXC and OPTRD activities) end round trips
-    (``settlement_trades``); they are no fills and trade no notional. ``marks`` (symbol ->
-    price) value the lots still open in ``engines`` (``engine_pnl``).
+    (``v28quant.round_trips.settlement_trades``); they are no fills and trade no notional.
+    ``marks`` (symbol -> price) value the lots still open in ``engines`` (``engine_pnl``).
     """
     r = daily_returns(equity, initial)
     notional = stock = shares = 0.0
@@ -332,8 +204,7 @@ def compute_metrics(
             shares += float(qty)
     mean_eq = float(np.mean([initial, *equity]))
     years = max(len(r), 1) / TRADING_DAYS
-    trades = sorted([*fills, *settlement_trades(settlements)], key=lambda f: f["ts"])
-    pairing = pair_trades(trades)
+    pairing = pair_trades(journal_trades(fills, settlements))
     trips = [float(t.pnl) for t in pairing.trips]
     commission = shares * commission_per_share
     slippage = notional * slippage_bps / 1e4
