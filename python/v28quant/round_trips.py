@@ -7,15 +7,13 @@ id close the oldest lots of whichever engine holds the symbol, as they close the
 position. An option's expiry, assignment or exercise (:func:`settlement_trades`) closes it as a
 fill of the options engine would. An option contract is worth 100 shares.
 
-Two views of the trades:
+Two views of the same matching (:func:`match_fifo`):
 
-* :func:`pair_trades` (:func:`match_fifo`): :class:`Trip` per engine, opening order and
-  closing order, so the legs of a structure opened and closed together are one trip; the
-  backtest report's round trips and the adaptive allocator's daily realised returns per engine
-  (:mod:`v28quant.allocation`).
-* :func:`round_trips`: a :class:`RoundTrip` per closed piece of a lot of one engine's own
-  fills, with its entry and exit prices; the equity engine's continuous learner
-  (:mod:`v28quant.equity.learning`).
+* :func:`pair_trades`: :class:`Trip` per engine, opening order and closing order, so the legs of
+  a structure opened and closed together are one trip; the backtest report's round trips and
+  the adaptive allocator's daily realised returns per engine (:mod:`v28quant.allocation`).
+* :func:`round_trips`: a :class:`RoundTrip` per closed piece of a lot, with its entry and exit
+  prices; the equity engine's continuous learner (:mod:`v28quant.equity.learning`).
 """
 
 from __future__ import annotations
@@ -62,7 +60,10 @@ class RoundTrip:
 
     @property
     def move(self) -> float:
-        """Log move of the price from entry to exit."""
+        """Log move of the price from entry to exit.
+
+        Undefined (ValueError) at a zero price, which only an option has (closed worthless).
+        """
         return math.log(float(self.exit_price) / float(self.entry_price))
 
     @property
@@ -228,43 +229,29 @@ def pair_trades(trades: Iterable[Mapping[str, Any]]) -> Pairing:
     return Pairing(list(trips.values()), {k: v for k, v in lots.items() if v})
 
 
-def close_fifo(lots: deque[Lot], signed: Decimal) -> tuple[list[tuple[Lot, Decimal]], Decimal]:
-    """Close the oldest lots of ``lots`` against a trade of ``signed`` units (> 0 bought).
-
-    Returns the pieces closed (as :func:`close_oldest` gives them, oldest first) and the units
-    of the trade left over, which open a new lot on its side.
-    """
-    pieces = []
-    while (piece := close_oldest(lots, signed)) is not None:
-        pieces.append(piece)
-        signed += piece[1]
-    return pieces, signed
-
-
 def round_trips(fills: Iterable[Mapping[str, Any]], engine: str | None = None) -> list[RoundTrip]:
-    """Return the closed round trips of ``fills`` (oldest first), of ``engine`` when given."""
-    lots: dict[tuple[str, str], deque[Lot]] = {}
-    out: list[RoundTrip] = []
-    for n, f in enumerate(fills):
-        eng = engine_of(f.get("client_order_id"))
-        if eng is None or (engine is not None and eng != engine):
-            continue
-        sym, qty, price = str(f["symbol"]), Decimal(f["qty"]), Decimal(f["price"])
-        if price <= 0 or qty <= 0:
-            continue
-        signed = qty if f["side"] == "buy" else -qty
-        book = lots.setdefault((eng, sym), deque())
-        pieces, rest = close_fifo(book, signed)
-        for lot, closed in pieces:
-            side = "long" if closed > 0 else "short"
-            key = f"{lot.opened.trade['fill_id']}>{f['fill_id']}"
-            entry_ts, entry_price = lot.opened.trade["ts"], lot.price
-            out.append(
-                RoundTrip(eng, sym, side, abs(closed), entry_ts, entry_price, f["ts"], price, key)
-            )
-        if rest != 0:
-            book.append(Lot(rest, price, Opening(n, str(f["client_order_id"]), f)))
-    return out
+    """Return the closed pieces of lots of ``fills`` (oldest first), of ``engine`` when given.
+
+    Each piece is keyed ``<opening fill_id>><closing fill_id>``; a piece an operator's fill
+    closed belongs to the engine whose lot it was.
+    """
+    pieces, _ = match_fifo(fills)
+    return [_round_trip(p) for p in pieces if engine is None or p.engine == engine]
+
+
+def _round_trip(piece: ClosedPiece) -> RoundTrip:
+    entry, exit_ = piece.lot.opened.trade, piece.trade
+    return RoundTrip(
+        piece.engine,
+        str(exit_["symbol"]),
+        "long" if piece.units > 0 else "short",
+        abs(piece.units),
+        entry["ts"],
+        piece.lot.price,
+        exit_["ts"],
+        Decimal(str(exit_["price"])),
+        f"{entry['fill_id']}>{exit_['fill_id']}",
+    )
 
 
 def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -349,7 +336,6 @@ __all__ = [
     "Pairing",
     "RoundTrip",
     "Trip",
-    "close_fifo",
     "close_oldest",
     "engine_of",
     "journal_trades",

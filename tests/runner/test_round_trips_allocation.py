@@ -50,11 +50,12 @@ def test_fifo_round_trips_and_their_pnl() -> None:
         ("AAPL", "long", 10),
         ("AAPL", "long", 2),
         ("XOM", "short", 4),
+        ("AAPL", "long", 3),
     ]
-    assert [t.pnl for t in trips] == [200.0, 20.0, 20.0]  # 10x20, 2x10, 4x5
+    assert [t.pnl for t in trips] == [200.0, 20.0, 20.0, 60.0]  # 10x20, 2x10, 4x5, 3x20
     assert trips[0].ret == pytest.approx(math.log(1.2))
     assert trips[2].ret == pytest.approx(-math.log(45 / 50))
-    assert len({t.key for t in trips}) == 3
+    assert len({t.key for t in trips}) == 4
     (opt,) = round_trips(FILLS, engine="options")
     assert opt.pnl == pytest.approx(150.0)  # short put: (2.00 - 0.50) x 100
 

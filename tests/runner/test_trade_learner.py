@@ -11,6 +11,7 @@ the crash's first days, where the daily returns leave the reference's range.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
@@ -204,3 +205,25 @@ def test_a_held_out_window_of_one_label_leaves_the_features_tested(
     assert learner.learner.detector.calibration is None
     assert learner.learner.detector.feature_names == list(ml.models[WATCHED].feature_names)
     assert any("calibration" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_a_position_the_operator_flattened_is_a_closed_trade_of_the_engine(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    # The equity engine buys 10 AAPL at 100; the operator's flatten sells them at 90 three days
+    # later. By hand: one long trip of 10, P&L 10 x (90 - 100) = -100, move log(90 / 100).
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    closes = view.closes.dropna()
+    entry = datetime.combine(pd.Timestamp(closes.index[-40]).tz_convert(ET).date(), time(15), ET)
+    journal.record_fill("f0", "v28-equity-aggregate-0", "AAPL", 10, Decimal(100), "buy", entry)
+    flatten = entry + timedelta(days=3)
+    journal.record_fill("f1", "v28-risk-flatten-1", "AAPL", 10, Decimal(90), "sell", flatten)
+    await learner.after_session(journal, view.now)
+    assert learner.learner is not None
+    (trade,) = learner.learner._trades
+    assert (trade.symbol, trade.side, trade.pnl) == ("AAPL", "long", -100.0)
+    assert trade.move == pytest.approx(math.log(0.9))
+    assert learner.fed == {"f0>f1"}

@@ -1,7 +1,8 @@
 """The continuous learner of the equity engine: closed trades in, drift-triggered retrains out.
 
 At the end of each session every equity round trip closed since the last call (read from the
-journal's fills, :mod:`v28quant.round_trips`) goes to the
+journal's fills, :mod:`v28quant.round_trips`; the operator's flatten closes the engine's lots
+as any of its own sells would) goes to the
 :class:`~v28quant.ml.continuous_learner.ContinuousLearner` as a
 :class:`~v28quant.ml.continuous_learner.TradeOutcome`: the XGBoost features of the entry day,
 the classifier's P(up) on them, the realised P&L and the price's move, and the classifier's own
@@ -138,6 +139,9 @@ class TradeLearner:
             return []
         labels = self.labels(self.view)
         reports: list[DriftReport] = []
+        # Fills alone: settlements move only the options engine's lots. Stock never fills at
+        # zero, so each equity trip's move (log of exit over entry) is defined; only an option
+        # closes at 0 (sold worthless), and the learner sees no option trip.
         for trip in round_trips(journal.fills(), engine="equity"):
             if trip.key in self.fed:
                 continue
