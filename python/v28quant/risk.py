@@ -14,9 +14,10 @@ documents each default):
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
   the options on it count as one);
 * PDT (FINRA Rule 4210): below ``pdt_equity_threshold`` of equity, an order that would close
-  a position opened the same session is a day trade (a leg of a multi-leg order too); it is
-  refused once ``pdt_max_day_trades`` day trades were made in the last five sessions, by the
-  journal's count or the venue's (``Account.daytrade_count``), whichever is larger: the venue
+  a position opened the same session is a day trade (each leg of a multi-leg order is one); it
+  is refused where it would take the day trades of the last five sessions past
+  ``pdt_max_day_trades``, counting from the journal's count or the venue's
+  (``Account.daytrade_count``), whichever is larger: the venue
   also counts trades made outside this journal. ``check_close`` applies this rule alone to
   the orders that only close an options structure;
 * orders per engine and cycle (``max_orders_per_cycle``);
@@ -40,7 +41,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -529,23 +530,19 @@ class RiskGate:
         today = now.astimezone(ET).date()
         since = datetime.combine(today - timedelta(days=10), time(0), ET)
         fills = self.journal.fills(since=since)
-        opened_today = any(
-            f["symbol"] == symbol and f["ts"].astimezone(ET).date() == today and f["side"] != side
-            for symbol, side in closing
-            for f in fills
-        )
-        if not opened_today:
+        added = _day_trades_added(closing, fills, today)
+        if not added:
             return None
         last5 = set(self.calendar.sessions(today - timedelta(days=9), today)[-5:])
         journaled = day_trades(fills, last5)
         count = max(journaled, account.daytrade_count or 0)
-        if count >= lim.pdt_max_day_trades:
+        if count + added > lim.pdt_max_day_trades:
             return Verdict(
                 False,
                 "pdt",
-                f"would be day trade {count + 1} in five sessions (journal {journaled}, venue "
-                f"{account.daytrade_count}) with equity {equity:.2f} < "
-                f"pdt_equity_threshold {lim.pdt_equity_threshold}",
+                f"would be day trade {count + added} in five sessions (journal {journaled}, "
+                f"venue {account.daytrade_count}, this order {added}) with equity {equity:.2f} "
+                f"< pdt_equity_threshold {lim.pdt_equity_threshold}",
             )
         return None
 
@@ -554,6 +551,24 @@ def _denied_name(row: Mapping[str, Any]) -> str:
     """Return what a denial row was about: its symbol, or a multi-leg order's underlying."""
     legs = row["reasoning"].get("request", {}).get("legs") or []
     return underlying_of(legs[0]["occ_symbol"]) if legs else str(row["symbol"])
+
+
+def _day_trades_added(
+    closing: Sequence[tuple[str, str]], fills: Iterable[Mapping[str, Any]], today: date
+) -> int:
+    """Return how many day trades closing ``closing`` today makes: one per symbol opened today.
+
+    Each leg of a multi-leg close is its own security, so its own day trade, as ``day_trades``
+    counts them afterwards.
+    """
+    opened_today = {
+        (str(f["symbol"]), str(f["side"])) for f in fills if f["ts"].astimezone(ET).date() == today
+    }
+    return len({symbol for symbol, side in closing if (symbol, _opposite(side)) in opened_today})
+
+
+def _opposite(side: str) -> str:
+    return "sell" if side == "buy" else "buy"
 
 
 def _closing_legs(req: OrderRequest) -> list[tuple[str, str]]:

@@ -200,9 +200,10 @@ async def test_closing_a_condor_opened_today_is_a_day_trade_the_gate_denies(
     """Under $25,000 with three day trades in the last five sessions, a same-day close waits.
 
     Three AAPL round trips on earlier sessions (Sep 8, 11, 13) are three day trades by hand;
-    the condor opened today and closed today would be the fourth (FINRA Rule 4210). The
-    regime turns to ``close``: the exit is denied and journaled by the gate with the PDT
-    reason, no closing order reaches the broker, and the book still holds the condor.
+    the condor opened today and closed today adds one per leg, 3 + 4 = 7 (past the three FINRA
+    Rule 4210 allows). The regime turns to ``close``: the exit is denied and journaled by the
+    gate with the PDT reason, no closing order reaches the broker, and the book still holds
+    the condor.
     """
     ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways", cash="20000")
     for i, day in enumerate((8, 11, 13)):
@@ -227,7 +228,7 @@ async def test_closing_a_condor_opened_today_is_a_day_trade_the_gate_denies(
     assert report.denied == 1
     (deny,) = ctx.journal.decisions(action="deny")
     assert deny["reasoning"]["check"] == "pdt"
-    assert "day trade 4 in five sessions" in deny["reasoning"]["reason"]
+    assert "day trade 7 in five sessions" in deny["reasoning"]["reason"]
     orders = await ctx.broker.orders("all")
     assert not [o for o in orders if any((g.intent or "").endswith("close") for g in o.legs)]
     assert list(eng.book.held) == [condor.structure_id]

@@ -323,3 +323,50 @@ async def test_pdt_counts_the_day_trades_alpaca_reports(
         rows = db.execute("SELECT reasoning FROM decisions WHERE action = 'deny'").fetchall()
     checks = [json.loads(r[0])["check"] for r in rows]
     assert checks == ([] if allowed else ["pdt"])
+
+
+PUT_SPREAD = ("SPY231020P00420000", "SPY231020P00425000")
+
+
+def _other(leg: Leg) -> str:
+    return "sell" if leg.side == "buy" else "buy"
+
+
+@pytest.mark.parametrize(
+    ("earlier", "closed", "allowed"),
+    [
+        (0, 4, False),  # 0 + the condor's 4 legs = 4 day trades: the fourth is refused
+        (1, 2, True),  # 1 + a put spread's 2 legs = 3: allowed
+        (2, 2, False),  # 2 + 2 = 4
+    ],
+)
+def test_pdt_counts_each_leg_a_same_day_close_day_trades(
+    journal, earlier: int, closed: int, allowed: bool
+) -> None:
+    """Each leg closed the session it opened is a day trade, as ``day_trades`` counts them.
+
+    $10,000 of equity; ``earlier`` AAPL round trips on earlier sessions of the five; a condor
+    bought and sold to open this morning. Closing ``closed`` of its legs now adds that many
+    day trades: refused where the total by hand passes 3.
+    """
+    for i, days_ago in enumerate((6, 5, 2)[:earlier]):
+        d = NOW - timedelta(days=days_ago)
+        journal.record_fill(f"b{i}", None, "AAPL", 1, "100", "buy", d)
+        journal.record_fill(f"s{i}", None, "AAPL", 1, "101", "sell", d + timedelta(hours=1))
+    opened = _condor().legs
+    for g in opened:
+        journal.record_fill(f"o{g.occ_symbol}", "ic0", g.occ_symbol, 2, "1", g.side, NOW)
+    to_close = [g for g in opened if closed == 4 or g.occ_symbol in PUT_SPREAD[:closed]]
+    closing = [Leg(g.occ_symbol, 1, s, f"{s}_to_close") for g in to_close for s in [_other(g)]]
+    req = OrderRequest.multileg(
+        closing, 2, Decimal("0.50"), owner=Owner("options", "iron_condor", "close-ic0")
+    )
+    later = NOW + timedelta(hours=2)
+    v = RiskGate(RiskLimits(), journal).check_close(req, _account("10000"), later)
+    assert v.allowed is allowed, v
+    with sqlite3.connect(journal.path) as db:
+        rows = db.execute("SELECT reasoning FROM decisions WHERE action = 'deny'").fetchall()
+    reasons = [json.loads(r[0]) for r in rows]
+    assert [r["check"] for r in reasons] == ([] if allowed else ["pdt"])
+    if not allowed:
+        assert f"day trade {earlier + closed} in five sessions" in reasons[0]["reason"]
