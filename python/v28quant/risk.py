@@ -17,9 +17,9 @@ documents each default):
   a position opened the same session is a day trade (each leg of a multi-leg order is one); it
   is refused where it would take the day trades of the last five sessions past
   ``pdt_max_day_trades``, counting from the journal's count or the venue's
-  (``Account.daytrade_count``), whichever is larger: the venue
-  also counts trades made outside this journal. ``check_close`` applies this rule alone to
-  the orders that only close an options structure;
+  (``Account.daytrade_count``), whichever is larger (the venue also counts trades made
+  outside this journal), plus the day trades the open orders would make once filled.
+  ``check_close`` applies this rule alone to the orders that only close an options structure;
 * orders per engine and cycle (``max_orders_per_cycle``);
 * an options structure (``OptionsRisk``, given by the options engine with the limits of its
   ``[options]`` settings): its max loss at expiry within ``max_loss_per_structure`` (x the
@@ -530,21 +530,30 @@ class RiskGate:
         today = now.astimezone(ET).date()
         since = datetime.combine(today - timedelta(days=10), time(0), ET)
         fills = self.journal.fills(since=since)
-        added = _day_trades_added(closing, fills, today)
+        opened = _filled_on(fills, today)
+        added = _day_trade_symbols(closing, opened)
         if not added:
             return None
         last5 = set(self.calendar.sessions(today - timedelta(days=9), today)[-5:])
         journaled = day_trades(fills, last5)
-        count = max(journaled, account.daytrade_count or 0)
-        if count + added > lim.pdt_max_day_trades:
+        # orders sent but not filled yet: neither the journal's fills nor the venue count them
+        working = self._working_day_trades(opened) - _both_sides(opened) - added
+        count = max(journaled, account.daytrade_count or 0) + len(working)
+        if count + len(added) > lim.pdt_max_day_trades:
             return Verdict(
                 False,
                 "pdt",
-                f"would be day trade {count + added} in five sessions (journal {journaled}, "
-                f"venue {account.daytrade_count}, this order {added}) with equity {equity:.2f} "
-                f"< pdt_equity_threshold {lim.pdt_equity_threshold}",
+                f"would be day trade {count + len(added)} in five sessions (journal "
+                f"{journaled}, venue {account.daytrade_count}, working {len(working)}, this "
+                f"order {len(added)}) with equity {equity:.2f} < pdt_equity_threshold "
+                f"{lim.pdt_equity_threshold}",
             )
         return None
+
+    def _working_day_trades(self, opened: set[tuple[str, str]]) -> set[str]:
+        """Return the symbols the open orders would day trade (their opposite filled today)."""
+        parts = (_request_parts(o["request"]) for o in self.journal.open_orders() if o["request"])
+        return {symbol for p in parts for symbol in _day_trade_symbols(p, opened)}
 
 
 def _denied_name(row: Mapping[str, Any]) -> str:
@@ -553,22 +562,47 @@ def _denied_name(row: Mapping[str, Any]) -> str:
     return underlying_of(legs[0]["occ_symbol"]) if legs else str(row["symbol"])
 
 
-def _day_trades_added(
-    closing: Sequence[tuple[str, str]], fills: Iterable[Mapping[str, Any]], today: date
-) -> int:
-    """Return how many day trades closing ``closing`` today makes: one per symbol opened today.
+def _filled_on(fills: Iterable[Mapping[str, Any]], day: date) -> set[tuple[str, str]]:
+    """Return the (symbol, side) pairs ``fills`` hold on ``day`` (New York time)."""
+    return {
+        (str(f["symbol"]), str(f["side"])) for f in fills if f["ts"].astimezone(ET).date() == day
+    }
+
+
+def _both_sides(opened: set[tuple[str, str]]) -> set[str]:
+    """Return the symbols already bought and sold: day trades the fills count already."""
+    return {symbol for symbol, side in opened if side == "buy" and (symbol, "sell") in opened}
+
+
+def _day_trade_symbols(
+    closing: Iterable[tuple[str, str]], opened: set[tuple[str, str]]
+) -> set[str]:
+    """Return the symbols ``closing`` ((symbol, side) pairs) trades against a fill of the day.
 
     Each leg of a multi-leg close is its own security, so its own day trade, as ``day_trades``
     counts them afterwards.
     """
-    opened_today = {
-        (str(f["symbol"]), str(f["side"])) for f in fills if f["ts"].astimezone(ET).date() == today
-    }
-    return len({symbol for symbol, side in closing if (symbol, _opposite(side)) in opened_today})
+    return {symbol for symbol, side in closing if (symbol, _opposite(side)) in opened}
 
 
 def _opposite(side: str) -> str:
     return "sell" if side == "buy" else "buy"
+
+
+def _request_parts(request: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Return (symbol, side) of what a journaled order request may close.
+
+    A multi-leg order's closing legs (by intent); a single order whatever its intent, as the
+    equity engine's orders carry none.
+    """
+    legs = request.get("legs") or []
+    if legs:
+        return [
+            (str(g["occ_symbol"]), str(g["side"]))
+            for g in legs
+            if str(g["intent"]).endswith("_to_close")
+        ]
+    return [(str(request["symbol"]), str(request["side"]))] if request.get("symbol") else []
 
 
 def _closing_legs(req: OrderRequest) -> list[tuple[str, str]]:

@@ -370,3 +370,37 @@ def test_pdt_counts_each_leg_a_same_day_close_day_trades(
     assert [r["check"] for r in reasons] == ([] if allowed else ["pdt"])
     if not allowed:
         assert f"day trade {earlier + closed} in five sessions" in reasons[0]["reason"]
+
+
+@pytest.mark.parametrize(("xom_order", "allowed"), [("accepted", False), ("canceled", True)])
+def test_pdt_counts_a_working_same_day_close(journal, xom_order: str, allowed: bool) -> None:
+    """A same-day close sent but not yet filled is a day trade to come.
+
+    $10,000 of equity, two AAPL round trips on earlier sessions, XOM and MSFT bought this
+    morning, and a sell of all the XOM sent at 10:00 and still working: selling the MSFT too
+    would make 2 + 1 + 1 = 4 day trades by hand. Once the XOM sell is cancelled it would be 3.
+    """
+    for i, days_ago in enumerate((6, 2)):
+        d = NOW - timedelta(days=days_ago)
+        journal.record_fill(f"b{i}", None, "AAPL", 1, "100", "buy", d)
+        journal.record_fill(f"s{i}", None, "AAPL", 1, "101", "sell", d + timedelta(hours=1))
+    morning = NOW - timedelta(minutes=30)
+    journal.record_fill("bx", None, "XOM", 10, "80", "buy", morning)
+    journal.record_fill("bm", None, "MSFT", 5, "250", "buy", morning)
+    xom = _sell("XOM", 10)
+    journal.record_order_intent(xom.client_order_id, "equity", "trend", None, xom.to_dict(), NOW)
+    journal.record_order_update(xom.client_order_id, "x1", xom_order, 0, None, {}, NOW)
+    held = [
+        Position("XOM", Decimal(10), Decimal(80), "us_equity", Decimal(800)),
+        Position("MSFT", Decimal(5), Decimal(250), "us_equity", Decimal(1250)),
+    ]
+    later = NOW + timedelta(minutes=5)
+    gate = RiskGate(RiskLimits(), journal)
+    verdict = gate.check(_sell("MSFT", 5), Decimal(250), _account("10000"), held, later)
+    assert verdict.allowed is allowed, verdict
+    with sqlite3.connect(journal.path) as db:
+        rows = db.execute("SELECT reasoning FROM decisions WHERE action = 'deny'").fetchall()
+    reasons = [json.loads(r[0]) for r in rows]
+    assert [r["check"] for r in reasons] == ([] if allowed else ["pdt"])
+    if not allowed:
+        assert "day trade 4 in five sessions" in reasons[0]["reason"]
