@@ -13,13 +13,20 @@ documents each default):
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
   the options on it count as one);
-* PDT (FINRA Rule 4210): below ``pdt_equity_threshold`` of equity, an order that would close
+* PDT (FINRA Rule 4210 as it stood until 2026-06-04): below ``pdt_equity_threshold`` of
+  equity, an order that would close
   a position opened the same session is a day trade (each leg of a multi-leg order is one); it
   is refused where it would take the day trades of the last five sessions past
   ``pdt_max_day_trades``, counting from the journal's count or the venue's
   (``Account.daytrade_count``), whichever is larger (the venue also counts trades made
   outside this journal), plus the day trades the open orders would make once filled.
-  ``check_close`` applies this rule alone to the orders that only close an options structure;
+  ``check_close`` applies this rule alone to the orders that only close an options structure.
+  FINRA retired the pattern-day-trader rule on 2026-06-04 (Regulatory Notice 26-10: no
+  day-trade count, no $25,000 minimum; an intraday margin standard instead) and Alpaca removed
+  its day-trade count from the account on 2026-07-06. ``pdt_rule`` says when the rule applies:
+  ``"venue"`` (the default) where the venue still counts day trades (``Account.daytrade_count``
+  is reported), as a broker still on the old rule does, so the gate refuses what that venue
+  would; ``"on"`` always; ``"off"`` never;
 * orders per engine and cycle (``max_orders_per_cycle``);
 * an options structure (``OptionsRisk``, given by the options engine with the limits of its
   ``[options]`` settings): its max loss at expiry within ``max_loss_per_structure`` (x the
@@ -524,6 +531,8 @@ class RiskGate:
         Day trades so far: the larger of the journal's count and the venue's.
         """
         lim = self.limits
+        if not _pdt_applies(lim.pdt_rule, account):
+            return None
         equity = Decimal(account.equity)
         if equity >= Decimal(str(lim.pdt_equity_threshold)):
             return None
@@ -554,6 +563,18 @@ class RiskGate:
         """Return the symbols the open orders would day trade (their opposite filled today)."""
         parts = (_request_parts(o["request"]) for o in self.journal.open_orders() if o["request"])
         return {symbol for p in parts for symbol in _day_trade_symbols(p, opened)}
+
+
+def _pdt_applies(rule: str, account: Account) -> bool:
+    """Whether the pattern-day-trader rule holds for ``account`` under ``[risk] pdt_rule``.
+
+    ``"venue"``: where the venue reports a day-trade count, i.e. it still enforces the rule
+    (Alpaca dropped the count when FINRA retired the rule in 2026; the simulated exchange
+    reports none).
+    """
+    if rule == "venue":
+        return account.daytrade_count is not None
+    return rule == "on"
 
 
 def _denied_name(row: Mapping[str, Any]) -> str:

@@ -45,6 +45,9 @@ class RiskLimits(BaseSettings):
     max_positions: int = Field(20, ge=1)
     pdt_equity_threshold: float = Field(25_000.0, ge=0)  # dollars; FINRA pattern day trader
     pdt_max_day_trades: int = Field(3, ge=0)  # in five sessions, below the threshold
+    # "venue": the rule where the venue still counts day trades (reports a day-trade count);
+    # "on": always below the threshold; "off": never (see v28quant.risk)
+    pdt_rule: Literal["venue", "on", "off"] = "venue"
     buying_power_reserve_fraction: float = Field(0.02, ge=0, lt=1)  # of equity, never spent
 
     @field_validator("*", mode="before")

@@ -206,6 +206,8 @@ async def test_closing_a_condor_opened_today_is_a_day_trade_the_gate_denies(
     the condor.
     """
     ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways", cash="20000")
+    # SimBroker reports no day-trade count (as Alpaca since 2026): the rule is switched on
+    ctx.risk = RiskGate(RiskLimits(pdt_rule="on"), ctx.journal)
     for i, day in enumerate((8, 11, 13)):
         t = datetime(2023, 9, day, 11, 0, tzinfo=ET)
         ctx.journal.record_fill(f"b{i}", None, "AAPL", 1, "170", "buy", t)

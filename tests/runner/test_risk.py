@@ -184,7 +184,7 @@ def test_pdt_counts_day_trades_below_25k(journal) -> None:
     sessions = {d.date() for d in days}
     assert day_trades(fills, sessions) == 3
     held = [Position("XOM", Decimal(10), Decimal(80), "us_equity", Decimal(800))]
-    small = RiskGate(RiskLimits(), journal)
+    small = RiskGate(RiskLimits(pdt_rule="on"), journal)
     v = small.check(_sell("XOM", 10), Decimal(80), _account("20000"), held, NOW)
     assert v.check == "pdt", v
     # the same sell with $25,000 or more is allowed
@@ -325,6 +325,45 @@ async def test_pdt_counts_the_day_trades_alpaca_reports(
     assert checks == ([] if allowed else ["pdt"])
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("rule", "venue_count", "allowed"),
+    [("venue", None, True), ("venue", 3, False), ("off", 3, True), ("on", None, False)],
+)
+async def test_the_pdt_rule_holds_where_the_venue_still_counts_day_trades(
+    journal: Journal, rule: str, venue_count: int | None, allowed: bool
+) -> None:
+    """FINRA retired the PDT rule on 2026-06-04; Alpaca dropped ``daytrade_count`` on 2026-07-06.
+
+    Three earlier AAPL round trips and this morning's XOM buy with $20,000 of equity: selling
+    XOM is the fourth day trade in five sessions by hand. By default (``"venue"``) the gate
+    refuses it only where the account, read through alpaca-py from the fake, still reports a
+    day-trade count (an Alpaca account today reports none); ``"off"`` never, ``"on"`` always.
+    """
+    trading = FakeAlpacaTrading(now=NOW, cash=Decimal(20_000)).start()
+    trading.daytrade_count = venue_count
+    broker = AlpacaBroker(
+        "PKTESTKEY", "test-secret-value", url=trading.url,
+        limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0,
+    )  # fmt: skip
+    try:
+        account = await broker.account()
+    finally:
+        await broker.aclose()
+        trading.stop()
+    assert account.daytrade_count == venue_count
+    for i, days_ago in enumerate((6, 5, 2)):
+        d = NOW - timedelta(days=days_ago)
+        journal.record_fill(f"b{i}", None, "AAPL", 1, "100", "buy", d)
+        journal.record_fill(f"s{i}", None, "AAPL", 1, "101", "sell", d + timedelta(hours=1))
+    journal.record_fill("bx", None, "XOM", 10, "80", "buy", NOW - timedelta(minutes=30))
+    held = [Position("XOM", Decimal(10), Decimal(80), "us_equity", Decimal(800))]
+    gate = RiskGate(RiskLimits(pdt_rule=rule), journal)
+    verdict = gate.check(_sell("XOM", 10), Decimal(80), account, held, NOW)
+    assert verdict.allowed is allowed, verdict
+    assert RiskLimits().pdt_rule == "venue"  # the shipped default
+
+
 PUT_SPREAD = ("SPY231020P00420000", "SPY231020P00425000")
 
 
@@ -362,7 +401,7 @@ def test_pdt_counts_each_leg_a_same_day_close_day_trades(
         closing, 2, Decimal("0.50"), owner=Owner("options", "iron_condor", "close-ic0")
     )
     later = NOW + timedelta(hours=2)
-    v = RiskGate(RiskLimits(), journal).check_close(req, _account("10000"), later)
+    v = RiskGate(RiskLimits(pdt_rule="on"), journal).check_close(req, _account("10000"), later)
     assert v.allowed is allowed, v
     with sqlite3.connect(journal.path) as db:
         rows = db.execute("SELECT reasoning FROM decisions WHERE action = 'deny'").fetchall()
@@ -395,7 +434,7 @@ def test_pdt_counts_a_working_same_day_close(journal, xom_order: str, allowed: b
         Position("MSFT", Decimal(5), Decimal(250), "us_equity", Decimal(1250)),
     ]
     later = NOW + timedelta(minutes=5)
-    gate = RiskGate(RiskLimits(), journal)
+    gate = RiskGate(RiskLimits(pdt_rule="on"), journal)
     verdict = gate.check(_sell("MSFT", 5), Decimal(250), _account("10000"), held, later)
     assert verdict.allowed is allowed, verdict
     with sqlite3.connect(journal.path) as db:
