@@ -634,3 +634,62 @@ async def test_a_resting_order_the_lost_book_does_not_know_is_cancelled_on_resta
     named = [n for n in ctx.notifier.notices if cid in n]
     assert len(named) == 1, ctx.notifier.notices
     assert "not in the options book" in named[0], named
+
+
+def _limits_sent(trading: FakeAlpacaTrading) -> list[str]:
+    """Return the limit of the entry's POST and of every PATCH, in the order Alpaca got them."""
+    return [
+        str(body["limit_price"])
+        for method, url, body in trading.requests
+        if (method, url) == ("POST", "/v2/orders") or method == "PATCH"
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_crash_after_a_walk_reached_alpaca_walks_on_from_its_rung(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process dies once Alpaca has answered a walk's PATCH, before anything recorded it.
+
+    The condor rests at the mid, -3.87, on the ladder -3.87, -3.86, -3.85; the walk's PATCH
+    leaves ``-r1`` resting at -3.86 while the book still names the first order on rung 0.
+    Restarted five minutes later (the pre-market job at once, then a cycle), the engine keeps
+    ``-r1`` (no DELETE) and walks it on to -3.85: each limit Alpaca receives is a new rung, none
+    sent twice, and the book names the one order working there.
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    path = tmp_path / "book.json"
+    patch = broker.replace
+
+    async def patch_then_die(*args: Any, **kwargs: Any) -> Any:
+        await patch(*args, **kwargs)
+        raise SystemExit("killed once Alpaca answered the PATCH")
+
+    try:
+        eng = OptionsEngine(book_path=path)
+        await eng.premarket(ctx)
+        await eng.cycle(ctx)
+        (entry,) = json.loads(path.read_text("utf-8"))["pending"].values()
+        ctx.clock.advance(timedelta(minutes=5))
+        monkeypatch.setattr(broker, "replace", patch_then_die)
+        with pytest.raises(SystemExit):
+            await eng.cycle(ctx)
+        monkeypatch.undo()
+        assert json.loads(path.read_text("utf-8"))["pending"] == {entry["client_order_id"]: entry}
+        again = await _restarted(ctx, path)
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    assert entry["ladder"] == ["-3.87", "-3.86", "-3.85"]
+    assert _limits_sent(trading) == entry["ladder"]
+    assert [method for method, _, _ in trading.requests if method == "DELETE"] == []
+    working = [o for o in trading.orders.values() if o["status"] != "replaced"]
+    assert [(o["client_order_id"], o["limit_price"]) for o in working] == [
+        (entry["client_order_id"] + "-r2", "-3.85")
+    ]
+    assert again.book is not None
+    assert list(again.book.pending) == [entry["client_order_id"] + "-r2"]

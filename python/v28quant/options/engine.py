@@ -630,13 +630,17 @@ class OptionsEngine:
             self._release_cid(ctx, cid, "order never reached the venue")
             return
         order = await ctx.executor.track(cid, 0.0)
+        walks = 0
         while order.status.value == "replaced":  # a walk the book did not save (a crash)
             cid = replacement_client_order_id(cid)
             order = await ctx.executor.track(cid, 0.0)
+            walks += 1
         if cid != p.client_order_id:
             del book.pending[p.client_order_id]
             p.client_order_id = cid
             book.pending[cid] = p
+            for _ in range(walks):  # the venue holds the rung each walk reached: never resent
+                _climb(p)
         if order.status.value == "filled" or (
             order.status.terminal and order.filled_qty > 0 and p.kind != "close"
         ):  # an order that opens ended part filled: the broker holds what did fill
@@ -688,8 +692,7 @@ class OptionsEngine:
             p.rung = min(p.rung, len(fresh) - 1)
         at_end = p.rung + 1 >= len(p.ladder)
         if not at_end or (p.waited < 1 and p.ladder[-1] != resting):
-            p.waited += 1 if at_end else 0  # one chase of a moved natural, then a cancel
-            p.rung = min(p.rung + 1, len(p.ladder) - 1)
+            _climb(p)
             net = Decimal(p.ladder[p.rung])
             price = abs(net) if _single_leg(p) else net
             try:
@@ -1012,6 +1015,17 @@ def _order_legs(book: Book, p: Pending) -> dict[str, int]:
         closing = p.closing or book.held[p.old_id].legs
         legs.update({s: -q for s, q in closing.items()})
     return legs
+
+
+def _climb(p: Pending) -> None:
+    """Move ``p`` one rung towards the natural, as one walk of it does.
+
+    At the last rung the walk chases a natural that moved, once: it counts in ``waited``, and
+    the next walk cancels.
+    """
+    at_end = p.rung + 1 >= len(p.ladder)
+    p.waited += 1 if at_end else 0
+    p.rung = min(p.rung + 1, len(p.ladder) - 1)
 
 
 def _single_leg(p: Pending) -> bool:
