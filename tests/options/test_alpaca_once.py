@@ -693,3 +693,56 @@ async def test_a_crash_after_a_walk_reached_alpaca_walks_on_from_its_rung(
     ]
     assert again.book is not None
     assert list(again.book.pending) == [entry["client_order_id"] + "-r2"]
+
+
+@pytest.mark.asyncio
+async def test_a_crash_after_a_walked_fill_is_booked_holds_it_once_and_announces_it_once(
+    tmp_path: Path,
+    fakes: tuple[FakeAlpacaTrading, FakeAlpacaData],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The walked condor fills; the process dies once the cycle booked it, before its save.
+
+    The restart must hold the condor leg for leg as the fake's option positions, open nothing
+    again (one opening POST in all), and send the fill's notice to Discord once in all: a
+    second notice reads as a second condor.
+    """
+    trading, data = fakes
+    ctx, broker, feed = _world(tmp_path, trading, data)
+    path = tmp_path / "book.json"
+
+    async def die(*args: Any) -> None:
+        raise SystemExit("killed once the fill is booked")
+
+    try:
+        eng = OptionsEngine(book_path=path)
+        await eng.premarket(ctx)
+        await eng.cycle(ctx)
+        (entry,) = _order_posts(trading)
+        ctx.clock.advance(timedelta(minutes=5))
+        await eng.cycle(ctx)  # walked one rung: -r1 rests
+        (walked,) = json.loads(path.read_text("utf-8"))["pending"]
+        for leg in entry["legs"]:  # -r1 fills: every sell at 10.00, every buy at 0.01
+            px = "10.00" if leg["side"] == "sell" else "0.01"
+            trading.set_quote(leg["symbol"], px, px)
+        trading.process()
+        ctx.clock.advance(timedelta(minutes=5))
+        monkeypatch.setattr(OptionsEngine, "_reconcile", die)  # the step after the fill's
+        with pytest.raises(SystemExit):
+            await eng.cycle(ctx)
+        monkeypatch.undo()
+        again = await _restarted(ctx, path)
+    finally:
+        await broker.aclose()
+        await feed.aclose()
+        ctx.journal.close()
+    assert walked == entry["client_order_id"] + "-r1"
+    assert [p["client_order_id"] for p in _posts_with(trading, "open")] == [
+        entry["client_order_id"]
+    ]
+    assert again.book is not None
+    (held,) = again.book.held.values()
+    assert held.client_order_id == walked
+    assert {s: q * held.units for s, q in held.legs.items()} == _option_positions(trading)
+    fills = [n for n in ctx.notifier.notices if n.startswith("FILL") and walked in n]
+    assert len(fills) == 1, fills

@@ -646,6 +646,7 @@ class OptionsEngine:
         ):  # an order that opens ended part filled: the broker holds what did fill
             self._filled(ctx, book, p, order)
             del book.pending[cid]
+            book.save()  # booked and announced: a restart must not announce it again
         elif order.status.terminal:
             if order.filled_qty > 0:  # a close ended part filled: reconcile trims the structure
                 self._announce_fill(ctx, p, f"part close {p.strategy}", order)
