@@ -181,26 +181,12 @@ def test_config_names_a_bad_setting(tmp_path: Path) -> None:
     assert cfg.strategies_for("crisis") == ("close",)
 
 
-@pytest.mark.asyncio
-@pytest.mark.parametrize(("long_settles", "orders"), [(False, 1), (True, 0)])
-async def test_stock_left_by_a_spread_is_flattened(
-    tmp_path: Path,
-    shared_data: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    long_settles: bool,
-    orders: int,
-) -> None:
-    """A bull put's short leg assigned leaves 200 shares: sold. Both legs settling: nothing."""
+def _book_bull_put(eng: OptionsEngine, short: str, long: str) -> None:
+    """Put a 2-unit SPY bull put (short ``short``, long ``long``) in the engine's book."""
     from datetime import date
-    from decimal import Decimal
 
-    from v28quant.broker.base import Activity
     from v28quant.options.lifecycle import Held
 
-    short, long = "SPY231020P00440000", "SPY231020P00427000"
-    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
-    eng = OptionsEngine(_config())
-    await eng.premarket(ctx)
     assert eng.book is not None
     eng.book.opened(
         Held(
@@ -216,6 +202,28 @@ async def test_stock_left_by_a_spread_is_flattened(
             "v28-options-bull_put-000000000000",
         )
     )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("long_settles", "orders"), [(False, 1), (True, 0)])
+async def test_stock_left_by_a_spread_is_flattened(
+    tmp_path: Path,
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    long_settles: bool,
+    orders: int,
+) -> None:
+    """A bull put's short leg assigned leaves 200 shares: sold. Both legs settling: nothing."""
+    from decimal import Decimal
+
+    from v28quant.broker.base import Activity
+
+    short, long = "SPY231020P00440000", "SPY231020P00427000"
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    assert eng.book is not None
+    _book_bull_put(eng, short, long)
     acts = [Activity("a1", "OPASN", short, Decimal(2), None, START)]
     if long_settles:
         acts.append(Activity("a2", "OPEXC", long, Decimal(-2), None, START))
@@ -253,33 +261,18 @@ async def test_a_settlements_flatten_stops_at_flat_where_the_equity_engine_is_sh
     Selling the settlement's 200 would turn the account's long into a short in one order,
     which Alpaca refuses (as SimBroker does); the flatten sells the 100 to flat instead.
     """
-    from datetime import date
     from decimal import Decimal
 
     from v28quant.broker import OrderRequest, Owner
     from v28quant.broker.base import Activity
     from v28quant.execution import Decision
-    from v28quant.options.lifecycle import Held
 
     short, long = "SPY231020P00440000", "SPY231020P00427000"
     ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="crisis")
     eng = OptionsEngine(_config())
     await eng.premarket(ctx)
     assert eng.book is not None
-    eng.book.opened(
-        Held(
-            "s1",
-            "bull_put",
-            "SPY",
-            date(2023, 10, 20),
-            {short: -1, long: 1},
-            2,
-            -1.47,
-            1153.0,
-            START,
-            "v28-options-bull_put-000000000000",
-        )
-    )
+    _book_bull_put(eng, short, long)
     acts = [Activity("a1", "OPASN", short, Decimal(2), None, START)]
     leg = OrderRequest.option(long, 2, "buy", "buy_to_open", owner=Owner("test", "leg", "l"))
     assert (await ctx.executor.place(Decision(leg, {"why": "the spread's long leg"}))).status == (

@@ -291,6 +291,21 @@ def test_kill_switch_follows_the_order_written_not_the_stamps(journal) -> None:
     assert not halt_state(journal).flatten_pending  # the runner's flatten, written after it
 
 
+async def _alpaca_account(cash: Decimal, daytrade_count: int | None) -> Account:
+    """Return the account the loopback Alpaca fake reports, read through alpaca-py."""
+    trading = FakeAlpacaTrading(now=NOW, cash=cash).start()
+    trading.daytrade_count = daytrade_count
+    broker = AlpacaBroker(
+        "PKTESTKEY", "test-secret-value", url=trading.url,
+        limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0,
+    )  # fmt: skip
+    try:
+        return await broker.account()
+    finally:
+        await broker.aclose()
+        trading.stop()
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("venue", "allowed"), [(2, True), (3, False)])
 async def test_pdt_counts_the_day_trades_alpaca_reports(
@@ -303,17 +318,7 @@ async def test_pdt_counts_the_day_trades_alpaca_reports(
     Selling XOM today is a day trade: by hand max(0, 2) + 1 = 3 <= 3 passes, max(0, 3) + 1 = 4
     is the fourth in five sessions and is denied, and the denial is in the journal's file.
     """
-    trading = FakeAlpacaTrading(now=NOW, cash=Decimal(20_000)).start()
-    trading.daytrade_count = venue
-    broker = AlpacaBroker(
-        "PKTESTKEY", "test-secret-value", url=trading.url,
-        limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0,
-    )  # fmt: skip
-    try:
-        account = await broker.account()
-    finally:
-        await broker.aclose()
-        trading.stop()
+    account = await _alpaca_account(Decimal(20_000), venue)
     journal.record_fill("bx", None, "XOM", 10, "80", "buy", NOW - timedelta(minutes=30))
     held = [Position("XOM", Decimal(10), Decimal(80), "us_equity", Decimal(800))]
     gate = RiskGate(RiskLimits(), journal)
@@ -340,17 +345,7 @@ async def test_the_pdt_rule_holds_where_the_venue_still_counts_day_trades(
     refuses it only where the account, read through alpaca-py from the fake, still reports a
     day-trade count (an Alpaca account today reports none); ``"off"`` never, ``"on"`` always.
     """
-    trading = FakeAlpacaTrading(now=NOW, cash=Decimal(20_000)).start()
-    trading.daytrade_count = venue_count
-    broker = AlpacaBroker(
-        "PKTESTKEY", "test-secret-value", url=trading.url,
-        limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0,
-    )  # fmt: skip
-    try:
-        account = await broker.account()
-    finally:
-        await broker.aclose()
-        trading.stop()
+    account = await _alpaca_account(Decimal(20_000), venue_count)
     assert account.daytrade_count == venue_count
     for i, days_ago in enumerate((6, 5, 2)):
         d = NOW - timedelta(days=days_ago)
