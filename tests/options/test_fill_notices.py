@@ -277,3 +277,48 @@ async def test_an_order_ending_after_its_part_fill_notice_says_so_without_a_seco
     ), notices
     assert not book.pending
     assert len(book.held) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_close_ending_part_filled_is_announced_once_across_a_restart(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    """Buy back 2 puts at 1.40 with 1 offered: 1 fills, the rest expires at the close.
+
+    The cycle that sees the close end announces its fill; the process then dies before the
+    cycle's end (the book file is what a restart reads). The restart must not announce that
+    fill again. References: what the Discord fake received and the fake's position.
+    """
+    trading.set_quote(PUT, "1.30", "1.40", bid_size=2)
+    broker = fake_broker(trading.url, "PKTESTKEY", "test-secret-value")
+    journal = Journal(tmp_path / "journal.sqlite")
+    book_path = tmp_path / "book.json"
+    opened = order_for(
+        [(PUT, -1)], 2, Decimal("-1.30"), Owner("test", "csp", "o"), opening=True, underlying="SPY"
+    )
+    owner = Owner("options", "cash_secured_put", "close:csp-5")
+    req = order_for([(PUT, 1)], 2, Decimal("1.40"), owner, opening=False, underlying="SPY")
+    with FakeDiscord() as discord:
+        notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        engine = OptionsEngine(book_path=book_path)
+        executor, ctx = _engine_world(broker, journal, notifier, engine)
+        try:
+            assert (await executor.place(Decision(opened, {"rule": "test"}))).status == "filled"
+            trading.set_quote(PUT, "1.30", "1.40", ask_size=1)
+            out = await executor.place(Decision(req, {"rule": "test"}))
+            assert out.order is not None, out
+            closing = replace(_resting_put(out.client_order_id, "csp-5"), kind="close")
+            Book(book_path).placed(closing)
+            trading.advance_to(datetime(2023, 9, 14, 16, 5, tzinfo=ET))  # the day order expires
+            await engine._pending(ctx, Book(book_path), {}, OptionsCycle("options", NOW))
+            restarted = OptionsEngine(book_path=book_path)  # the process died before the save
+            await restarted._pending(ctx, Book(book_path), {}, OptionsCycle("options", NOW))
+        finally:
+            await notifier.aclose()
+            await broker.aclose()
+            journal.close()
+        notices = [str(m["content"]) for m in discord.received]
+    assert trading.positions[PUT][0] == -1
+    about = [n for n in notices if out.client_order_id in n]
+    assert len(about) == 1, about
+    assert "filled=1/2 status=expired" in about[0], about

@@ -655,6 +655,7 @@ class OptionsEngine:
             del book.pending[cid]
             if p.kind != "close":
                 self._release_cid(ctx, cid, f"order {order.status.value} unfilled")
+            book.save()  # its end is announced: a restart must not announce it again
         elif order.filled_qty > p.announced_qty:  # part filled and still working
             self._announce_fill(ctx, p, f"{p.kind} {p.strategy}", order)
             book.save()  # a restart must not announce these units again
