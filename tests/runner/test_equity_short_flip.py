@@ -13,57 +13,18 @@ from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import pandas as pd
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN, fake_broker
+from fakes.equity_world import aapl_engine
+from fakes.fixtures import OPEN
 from v28quant.config import load_config
 from v28quant.equity.engine import EquityEngine
-from v28quant.equity.sources import MarketView
-from v28quant.execution import Executor
-from v28quant.journal import Journal
-from v28quant.quotes import Quote
-from v28quant.risk import RiskGate
-from v28quant.settings import RiskLimits
-from v28quant.signals import Aggregate, RegimeState
+from v28quant.signals import RegimeState
 
 REGIME = RegimeState("bear_quiet", {"bear_quiet": 1.0}, "test", OPEN)
 HELD = Decimal(30)
-
-
-class Garch:
-    """A source that only gives AAPL a GARCH vol at the 0.15 target: weight -1.0, capped."""
-
-    name = "garch"
-
-    def __init__(self) -> None:
-        self.vol = {"AAPL": 0.15}
-
-    def signals(self, view: MarketView) -> list[Any]:
-        return []
-
-
-class Sell:
-    """An aggregator whose AAPL view is a full-confidence sell."""
-
-    min_confidence = 0.0
-
-    def aggregate(self, signals: Any, regime: RegimeState, now: Any) -> dict[str, Aggregate]:
-        return {"AAPL": Aggregate("AAPL", -1.0, 1.0, True, REGIME, {"x": (-1.0, 1.0, 1.0)}, {})}
-
-
-class Feed:
-    """AAPL quoted 99.99 x 100.01, fresh at whatever time the context says."""
-
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        q = Quote("AAPL", Decimal("99.99"), Decimal("100.01"), self.ctx.now, 10_000, 10_000)
-        return {"AAPL": q}
 
 
 @pytest.fixture
@@ -74,28 +35,11 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Any, EquityEngine
     trading.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
     trading.positions["AAPL"] = [HELD, Decimal(100)]
     trading.cash -= HELD * 100
-    broker = fake_broker(trading.url)
-    journal = Journal(tmp_path / "journal.sqlite")
-    ctx: Any = SimpleNamespace(
-        now=OPEN,
-        broker=broker,
-        journal=journal,
-        executor=Executor(broker, journal),
-        aggregator=Sell(),
-        regime=SimpleNamespace(state=REGIME, risk_multiplier=1.0),
-        risk=RiskGate(RiskLimits.model_validate({}), journal),
-        shared={},
-        synthetic=False,
-    )
-    ctx.feed = Feed(ctx)
     cfg = dataclasses.replace(load_config()[1].equity, allow_short=True)
-    engine = EquityEngine(cfg, sources=[Garch()])
-    days = pd.date_range(end=OPEN.date(), periods=40, freq="B", tz="UTC")
-    closes = pd.DataFrame({"AAPL": 100.0}, index=days)
-    engine.view = MarketView(
-        OPEN, ["AAPL"], pd.DataFrame(), closes, "SPY", days[-1].to_pydatetime()
+    ctx, engine = aapl_engine(
+        trading.url, tmp_path / "journal.sqlite", OPEN, -1.0, REGIME, cfg, (10_000, 10_000)
     )
-    engine.screened = ["AAPL"]
+    journal = ctx.journal
     try:
         yield trading, ctx, engine
     finally:

@@ -11,57 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import pandas as pd
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN, fake_broker
+from fakes.equity_world import aapl_engine
+from fakes.fixtures import OPEN
 from v28quant.config import load_config
 from v28quant.equity.engine import EquityEngine
-from v28quant.equity.sources import MarketView
-from v28quant.execution import Executor
-from v28quant.journal import Journal
-from v28quant.quotes import Quote
-from v28quant.risk import RiskGate
-from v28quant.settings import RiskLimits
-from v28quant.signals import Aggregate, RegimeState
+from v28quant.signals import RegimeState
 
 REGIME = RegimeState("bull_quiet", {"bull_quiet": 1.0}, "test", OPEN)
-
-
-class Garch:
-    """A source that only gives AAPL a GARCH vol at the 0.15 target: weight 1.0, capped at 0.10."""
-
-    name = "garch"
-
-    def __init__(self) -> None:
-        self.vol = {"AAPL": 0.15}
-
-    def signals(self, view: MarketView) -> list[Any]:
-        return []
-
-
-class Buy:
-    """An aggregator whose AAPL view is a full-confidence buy."""
-
-    min_confidence = 0.0
-
-    def aggregate(self, signals: Any, regime: RegimeState, now: Any) -> dict[str, Aggregate]:
-        return {"AAPL": Aggregate("AAPL", 1.0, 1.0, True, REGIME, {"x": (1.0, 1.0, 1.0)}, {})}
-
-
-class Feed:
-    """AAPL quoted 99.99 x 100.01, fresh at whatever time the context says."""
-
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        return {"AAPL": Quote("AAPL", Decimal("99.99"), Decimal("100.01"), self.ctx.now, 1000, 10)}
 
 
 @pytest.fixture
@@ -69,27 +30,11 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Any, EquityEngine
     """Yield the fake (AAPL ask size 10), an engine context on it and the engine."""
     trading = FakeAlpacaTrading(now=OPEN).start()
     trading.set_quote("AAPL", "99.99", "100.01", 1000, 10)
-    broker = fake_broker(trading.url)
-    journal = Journal(tmp_path / "journal.sqlite")
-    ctx: Any = SimpleNamespace(
-        now=OPEN,
-        broker=broker,
-        journal=journal,
-        executor=Executor(broker, journal),
-        aggregator=Buy(),
-        regime=SimpleNamespace(state=REGIME, risk_multiplier=1.0),
-        risk=RiskGate(RiskLimits.model_validate({}), journal),
-        shared={},
-        synthetic=False,
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(
+        trading.url, tmp_path / "journal.sqlite", OPEN, 1.0, REGIME, cfg, (1000, 10)
     )
-    ctx.feed = Feed(ctx)
-    engine = EquityEngine(load_config()[1].equity, sources=[Garch()])
-    days = pd.date_range(end=OPEN.date(), periods=40, freq="B", tz="UTC")
-    closes = pd.DataFrame({"AAPL": 100.0}, index=days)
-    engine.view = MarketView(
-        OPEN, ["AAPL"], pd.DataFrame(), closes, "SPY", days[-1].to_pydatetime()
-    )
-    engine.screened = ["AAPL"]
+    journal = ctx.journal
     try:
         yield trading, ctx, engine
     finally:
