@@ -204,6 +204,27 @@ def _book_bull_put(eng: OptionsEngine, short: str, long: str) -> None:
     )
 
 
+async def _flatten_orders_after(
+    ctx: Ctx, eng: OptionsEngine, acts: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, str]]:
+    """Run a cycle that reads the activities ``acts``; return the journal's flatten orders.
+
+    Each row is the order's request (JSON) and its status, read with sqlite3.
+    """
+
+    async def activities(since: object = None) -> list[Any]:
+        return acts
+
+    monkeypatch.setattr(ctx.broker, "activities", activities)
+    await eng.cycle(ctx)
+    db = sqlite3.connect(str(ctx.journal.path))
+    rows = db.execute(
+        "SELECT request, status FROM orders WHERE client_order_id LIKE 'v28-options-flatten-%'"
+    ).fetchall()
+    db.close()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("long_settles", "orders"), [(False, 1), (True, 0)])
 async def test_stock_left_by_a_spread_is_flattened(
@@ -235,16 +256,7 @@ async def test_stock_left_by_a_spread_is_flattened(
         out = await ctx.executor.place(Decision(buy, {"why": "the spread's long leg"}))
         assert out.status == "filled"
 
-    async def activities(since: object = None) -> list[Activity]:
-        return acts
-
-    monkeypatch.setattr(ctx.broker, "activities", activities)
-    await eng.cycle(ctx)
-    db = sqlite3.connect(str(ctx.journal.path))
-    rows = db.execute(
-        "SELECT request FROM orders WHERE client_order_id LIKE 'v28-options-flatten-%'"
-    ).fetchall()
-    db.close()
+    rows = await _flatten_orders_after(ctx, eng, acts, monkeypatch)
     assert len(rows) == orders  # sent through the executor (the sim holds no such shares)
     if orders:
         req = json.loads(rows[0][0])
@@ -283,16 +295,7 @@ async def test_a_settlements_flatten_stops_at_flat_where_the_equity_engine_is_sh
     placed = await ctx.executor.place(Decision(shares, {"why": "the account's +100"}))
     assert placed.status == "filled"
 
-    async def activities(since: object = None) -> list[Activity]:
-        return acts
-
-    monkeypatch.setattr(ctx.broker, "activities", activities)
-    await eng.cycle(ctx)
-    db = sqlite3.connect(str(ctx.journal.path))
-    rows = db.execute(
-        "SELECT request, status FROM orders WHERE client_order_id LIKE 'v28-options-flatten-%'"
-    ).fetchall()
-    db.close()
+    rows = await _flatten_orders_after(ctx, eng, acts, monkeypatch)
     assert len(rows) == 1
     req = json.loads(rows[0][0])
     assert (req["symbol"], req["side"], req["qty"]) == ("SPY", "sell", "100")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -301,17 +302,21 @@ def test_engine_pnl_adds_up_to_the_account_by_hand() -> None:
         _settlement("OPASN", put, 1, t[1], underlying_close="28"),
         {**_settlement("OPTRD", "BAC", 100, t[1], option=put), "price": 30},
     ]
-    m = compute_metrics(
-        [100_299.0],
-        100_000.0,
-        fills,
-        trials=1,
-        commission_per_share=0.005,
-        slippage_bps=0.0,
-        spread_bps=0.0,
-        settlements=settlements,
-        marks={"BAC": Decimal("30")},
-    )
+
+    def metrics(**marks: Any) -> dict[str, Any]:
+        return compute_metrics(
+            [100_299.0],
+            100_000.0,
+            fills,
+            trials=1,
+            commission_per_share=0.005,
+            slippage_bps=0.0,
+            spread_bps=0.0,
+            settlements=settlements,
+            **marks,
+        )
+
+    m = metrics(marks={"BAC": Decimal("30")})
     options, equity = m["engines"]["options"], m["engines"]["equity"]
     assert (options["realised_pnl"], options["unrealised_pnl"]) == (-100.0, 200.0)
     assert (options["round_trips"], options["hit_rate"], options["commission"]) == (1, 0.0, 0.0)
@@ -321,16 +326,7 @@ def test_engine_pnl_adds_up_to_the_account_by_hand() -> None:
     assert equity["commission"] == pytest.approx(1.0, abs=1e-12)
     assert (options["net_pnl"], equity["net_pnl"]) == (100.0, pytest.approx(199.0, abs=1e-12))
     assert set(m["engines"]) == {"equity", "options"}
-    no_marks = compute_metrics(
-        [100_299.0],
-        100_000.0,
-        fills,
-        trials=1,
-        commission_per_share=0.005,
-        slippage_bps=0.0,
-        spread_bps=0.0,
-        settlements=settlements,
-    )
+    no_marks = metrics()
     assert math.isnan(no_marks["engines"]["options"]["unrealised_pnl"])  # unknown, never 0
 
 
