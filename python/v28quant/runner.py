@@ -597,8 +597,9 @@ class Runner:
             # now, not at the next pre-market (which a backtest's last session never reaches)
             try:
                 await self.ctx.executor.sync()
-            except BrokerError as exc:
-                log.error("end of day %s: orders and activities not looked up: %s", day, exc)
+            except Exception as exc:  # the day's equity is still rolled up
+                log.exception("end of day %s: orders and activities not looked up: %s", day, exc)
+                self.ctx.notifier.error("runner", f"end of day {day}: venue not looked up: {exc}")
         try:
             account = await self.ctx.broker.account()
         except BrokerError as exc:  # an outage at the close must not end the run

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -552,3 +553,25 @@ async def test_the_roll_up_journals_the_days_settlements(tmp_path: Path) -> None
     settled = [(s["activity_type"], s["symbol"]) for s in ctx.journal.settlements()]
     assert settled == [("OPEXP", contract)]
     ctx.journal.close()
+
+
+class BrokenSync:
+    """An execution service whose look at the venue fails (a bug, not a venue error)."""
+
+    async def sync(self) -> list[Any]:
+        raise RuntimeError("sync broke")
+
+
+@pytest.mark.asyncio
+async def test_a_failing_look_at_the_venue_at_the_close_still_rolls_the_day_up(
+    tmp_path: Path,
+) -> None:
+    """The roll-up's look at orders and activities fails: the day's equity is still journaled."""
+    runner = _runner(tmp_path, [Recorder("good")])
+    runner.ctx.executor = BrokenSync()
+    assert await runner.run() == 0
+    day = runner.venue.sessions[0]
+    rolled = runner.ctx.journal.decisions(engine="runner", action="end_of_day")
+    assert [r["reasoning"]["day"] for r in rolled] == [day.isoformat()]
+    assert runner.state.equity[0][0] == day
+    runner.ctx.journal.close()
