@@ -14,9 +14,9 @@ documents each default):
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
   the options on it count as one);
 * PDT (FINRA Rule 4210 as it stood until 2026-06-04): below ``pdt_equity_threshold`` of
-  equity, an order that would close
-  a position opened the same session is a day trade (each leg of a multi-leg order is one); it
-  is refused where it would take the day trades of the last five sessions past
+  equity, an order that would close a position opened the same session is a day trade (each
+  leg of a multi-leg order is one); it is refused where it would take the day trades of the
+  last five sessions past
   ``pdt_max_day_trades``, counting from the journal's count or the venue's
   (``Account.daytrade_count``), whichever is larger (the venue also counts trades made
   outside this journal), plus the day trades the open orders would make once filled.
