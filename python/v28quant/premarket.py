@@ -93,18 +93,40 @@ class RegimeUnavailable(RuntimeError):
 
 
 def _stored_controller(ctx: EngineContext, mkt: pd.Series, symbols: set[str]) -> tuple[Any, int]:
-    """Return the stored controller and its age in sessions, if it covers ``symbols``."""
+    """Return the stored controller and its age in sessions, if it covers ``symbols``.
+
+    Only a controller fitted by ``mkt``'s last session is taken: a backtest over later
+    sessions may share the store, and its fits would read the future.
+    """
     store = ModelStore(ctx.model_dir)
-    if not store.versions(CONTROLLER_STORE_NAME):
+    meta = store.find(
+        CONTROLLER_STORE_NAME,
+        trained_by=mkt.index[-1].date(),
+        accept=lambda m: symbols <= set(m.features),
+    )
+    if meta is None:
         return None, REGIME_REFIT_SESSIONS
-    controller, meta = store.load(CONTROLLER_STORE_NAME)
-    if not symbols <= set(meta.features):
-        return None, REGIME_REFIT_SESSIONS
+    controller, _ = store.load(CONTROLLER_STORE_NAME, meta.version)
     trained = pd.Timestamp(meta.train_end).date()
-    if trained > mkt.index[-1].date():
-        # fitted on later data (a backtest over later sessions shares the store): look-ahead
-        return None, REGIME_REFIT_SESSIONS
     return controller, sum(1 for t in mkt.index if t.date() > trained)
+
+
+def _refit_on_file(ctx: EngineContext, mkt: pd.Series, symbols: set[str]) -> Any:
+    """Return a stored controller fitted on today's data and symbols, or None.
+
+    A backtest run again over the same sessions refits on the same days as the first run,
+    each fit warm-started from the one before: the fit stored on identical data stands in.
+    """
+    store = ModelStore(ctx.model_dir)
+    meta = store.find(
+        CONTROLLER_STORE_NAME,
+        trained_by=mkt.index[-1].date(),
+        max_age_days=0,
+        accept=lambda m: (
+            m.features == sorted(symbols) and m.train_start == str(mkt.index[0].date())
+        ),
+    )
+    return None if meta is None else store.load(CONTROLLER_STORE_NAME, meta.version)[0]
 
 
 def _observe_sessions(controller: Any, history: pd.Series, sessions: int) -> None:
@@ -142,14 +164,17 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
         for s in returns.columns
         if s != market and returns[s].notna().sum() > 260
     }
-    controller = ctx.shared.get("regime_controller")
+    controller: Any = ctx.shared.get("regime_controller")
     age = int(ctx.shared.get("regime_age", REGIME_REFIT_SESSIONS))
-    restored = controller is None
-    if controller is None:
+    # a backtest starts as a cold run does: its fits depend on its dates, not on the store
+    restored = controller is None and ctx.mode != "backtest"
+    if restored:
         controller, age = _stored_controller(ctx, mkt, set(symbols))
     refit = controller is None or age >= REGIME_REFIT_SESSIONS
     failure = ""
-    if refit:
+    if refit and (done := _refit_on_file(ctx, mkt, set(symbols))) is not None:
+        controller, age = done, 0
+    elif refit:
         fresh = HierarchicalRegimeController(n_starts=1)
         try:
             await asyncio.to_thread(fresh.fit, mkt, symbols, warm_start=controller)

@@ -74,6 +74,7 @@ def _premarket(tmp_path: Any, fail: str = "") -> tuple[Recording, Journal]:
     )
     journal = Journal(tmp_path / "j.sqlite")
     ctx = SimpleNamespace(
+        mode="paper",
         shared={"closes": closes, "bars": pd.DataFrame(), "market_symbol": "SP500"},
         universe=("AAPL",),
         now=NOW,

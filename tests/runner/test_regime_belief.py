@@ -48,6 +48,7 @@ def sp500() -> pd.DataFrame:
 def _ctx(folder: Path) -> SimpleNamespace:
     folder.mkdir()
     return SimpleNamespace(
+        mode="paper",
         model_dir=folder / "models",
         shared={},
         journal=Journal(folder / "j.sqlite"),

@@ -37,6 +37,7 @@ async def test_sp500_autumn_2022_weekly_refits_keep_the_regime_estimates(tmp_pat
     )
     returns = log_returns(closes)
     ctx = SimpleNamespace(
+        mode="paper",
         model_dir=tmp_path / "models",
         shared={},
         journal=Journal(tmp_path / "j.sqlite"),

@@ -39,13 +39,13 @@ def _store(root: Path, train_end: str) -> None:
 
 def test_a_controller_fitted_on_later_data_is_not_used(tmp_path: Path) -> None:
     _store(tmp_path, "2022-11-14")
-    ctx = SimpleNamespace(model_dir=tmp_path)
+    ctx = SimpleNamespace(model_dir=tmp_path, mode="paper")
     assert _stored_controller(ctx, MARKET, {"AAPL"}) == (None, REGIME_REFIT_SESSIONS)
 
 
 def test_an_earlier_controller_is_used_with_its_age_in_sessions(tmp_path: Path) -> None:
     _store(tmp_path, "2022-10-25")
-    ctx = SimpleNamespace(model_dir=tmp_path)
+    ctx = SimpleNamespace(model_dir=tmp_path, mode="paper")
     controller, age = _stored_controller(ctx, MARKET, {"AAPL"})
     assert controller == {"fitted through": "2022-10-25"}
     assert age == 4  # 26, 27, 28 and 31 October
@@ -73,7 +73,12 @@ async def test_a_restart_sizes_like_the_run_it_continues(tmp_path: Path) -> None
         folder.mkdir()
         journal = Journal(folder / "j.sqlite")
         return SimpleNamespace(
-            model_dir=tmp_path / "models", shared={}, journal=journal, notifier=_Quiet(), now=None
+            mode="paper",
+            model_dir=tmp_path / "models",
+            shared={},
+            journal=journal,
+            notifier=_Quiet(),
+            now=None,
         )
 
     unbroken = ctx(tmp_path / "a")

@@ -195,6 +195,7 @@ async def test_a_failed_regime_refit_keeps_the_last_fit_and_retries(
     first = ctx.journal.decisions(engine="regime", action="regime")[-1]["reasoning"]
     assert first["refit"] is True
     ctx.shared["regime_age"] = REGIME_REFIT_SESSIONS  # a refit is due
+    ctx.model_dir = tmp_path / "other-models"  # and today's fit is not on file to stand in
     _fit_fails(monkeypatch)
     ctx.notifier = notices = Notices()
     returns = log_returns(ctx.shared["closes"])

@@ -121,6 +121,7 @@ class EquityEngine:
             model_dir=ctx.model_dir,
             journal=ctx.journal,
             regime_controller=ctx.shared.get("regime_controller"),
+            resume_models=ctx.mode != "backtest",
         )
         learned = [s for s in self.sources if isinstance(s, LearnedSource)]
         for src in self.sources:

@@ -18,7 +18,7 @@ their adapters (``v28quant.models.learned``):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from v28quant.calendar import ET
-from v28quant.equity.sources import MarketView, MlSource, _dated, _stored
+from v28quant.equity.sources import MarketView, MlSource, _dated
+from v28quant.equity.trained_models import (
+    Trained,
+    keep_trained,
+    model_for_today,
+    training_recipe,
+)
 from v28quant.ml.sac_agent import SAC, PositionSizingEnv, SACConfig
 from v28quant.ml.transformer_predictor import TransformerConfig, TransformerPredictor
 from v28quant.models.base import MarketSnapshot, TrackRecord, dependent_hit_pvalue
@@ -85,6 +91,7 @@ class LearnedSource:
     transformer_config: TransformerConfig = FAST_TRANSFORMER
     sac_config: SACConfig = FAST_SAC
     adapters: list[Any] = field(default_factory=list)
+    held: dict[str, Trained] = field(default_factory=dict)
 
     def refit(self, view: MarketView) -> None:
         """Load the stored models or train them, then build their adapters."""
@@ -109,19 +116,20 @@ class LearnedSource:
         cut = n - self.holdout_dates
         return cut, max(0, cut - self.train_dates)
 
-    def _save(self, view: MarketView, model: Any, name: str, **meta: Any) -> None:
-        from v28quant.ml.model_store import ModelStore
-
-        if view.model_dir is not None:
-            ModelStore(view.model_dir, journal=view.journal).save(
-                model, name, train_end=str(view.data_ts.date()), **meta
-            )
-
     def _transformer(self, view: MarketView, features: pd.DataFrame) -> TransformerAdapter:
         from v28quant.ml.features import make_labels
 
         cols = list(features.columns)
-        stored = _stored(view, "transformer", self.refresh_days)
+        recipe = training_recipe(
+            view,
+            horizon=self.horizon,
+            holdout_dates=self.holdout_dates,
+            train_dates=self.train_dates,
+            model=asdict(self.transformer_config),
+        )
+        use = model_for_today(
+            view, "transformer", self.refresh_days, cols, recipe, self.held.get("transformer")
+        )
         dates = features.index.get_level_values("date")
         udates = np.unique(dates)
         i_cut, i_start = self._cut(len(udates))
@@ -129,8 +137,9 @@ class LearnedSource:
         recent = features[dates >= start]
         rdates = recent.index.get_level_values("date")
         reference = recent[rdates < cut]
-        if stored is not None and stored[1].features == cols:
-            return TransformerAdapter(stored[0], reference)
+        if use is not None:
+            self.held["transformer"] = use
+            return TransformerAdapter(use.model, reference)
         bars = _dated(view.bars[view.bars["symbol"].isin(view.symbols)])
         labels = make_labels(bars, self.horizon)
         lab = labels.reindex(features.index).dropna()
@@ -142,15 +151,16 @@ class LearnedSource:
         model.fit(reference, train)
         scores = model.score_oos(recent, test, self.horizon)
         log.info("transformer trained: held-out hit rate %.3f", scores.get("hit_rate", np.nan))
-        self._save(
+        self.held["transformer"] = keep_trained(
             view,
-            model,
             "transformer",
-            train_start=str(pd.Timestamp(start).date()),
+            model,
             features=cols,
-            validation_scores={k: float(v) for k, v in scores.items()},
-            params=model.params(),
+            recipe=recipe,
+            scores=scores,
+            train_start=str(pd.Timestamp(start).date()),
             started=started,
+            params=model.params(),
         )
         return TransformerAdapter(model, reference)
 
@@ -158,11 +168,21 @@ class LearnedSource:
         cols = [f"z_ret_{i}" for i in range(self.lookback)] + ["position"]
         rets = view.log_returns[[s for s in view.symbols if s in view.closes]]
         cut, start = self._cut(len(rets))
-        stored = _stored(view, "sac", self.refresh_days)
-        if stored is not None and stored[1].features == cols:
-            s = stored[1].validation_scores
+        recipe = training_recipe(
+            view,
+            holdout_dates=self.holdout_dates,
+            train_dates=self.train_dates,
+            steps=self.sac_steps,
+            lookback=self.lookback,
+            vol_window=self.vol_window,
+            model=asdict(self.sac_config),
+        )
+        use = model_for_today(view, "sac", self.refresh_days, cols, recipe, self.held.get("sac"))
+        if use is not None:
+            self.held["sac"] = use
+            s = use.scores
             track = TrackRecord(int(s["hits"]), int(s["n"]), s.get("hit_p"))
-            return SacAdapter(stored[0], self.lookback, self.vol_window, track)
+            return SacAdapter(use.model, self.lookback, self.vol_window, track)
         train = rets.iloc[start:cut].dropna(axis=1)
         held = rets.iloc[cut - self.vol_window :]
         started = datetime.now(tz=ET)
@@ -171,21 +191,22 @@ class LearnedSource:
         agent.train(env, self.sac_steps)
         track = sac_track_record(agent, held, self.lookback, self.vol_window)
         log.info("SAC trained: held-out %d hits of %d", track.hits, track.n)
-        self._save(
+        self.held["sac"] = keep_trained(
             view,
-            agent,
             "sac",
-            train_start=str(pd.Timestamp(rets.index[start]).date()),
+            agent,
             features=cols,
-            validation_scores={
+            recipe=recipe,
+            scores={
                 "hits": track.hits,
                 "n": track.n,
                 "hit_rate": track.hits / track.n if track.n else float("nan"),
                 "binom_p": TrackRecord(track.hits, track.n).p_value,
                 "hit_p": track.p_value,
             },
-            params={**agent.params(), "steps": self.sac_steps},
+            train_start=str(pd.Timestamp(rets.index[start]).date()),
             started=started,
+            params={**agent.params(), "steps": self.sac_steps},
         )
         return SacAdapter(agent, self.lookback, self.vol_window, track)
 

@@ -27,6 +27,12 @@ import numpy as np
 import pandas as pd
 
 from v28quant.calendar import ET, regular_close
+from v28quant.equity.trained_models import (
+    Trained,
+    keep_trained,
+    model_for_today,
+    training_recipe,
+)
 from v28quant.signals import UNTESTED_RECORD, Signal, combine_confidence
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,9 @@ class MarketView:
         Time of the last close in ``closes`` (the signals' ``ts``).
     positions : dict
         Held exposure per symbol, signed fraction of equity in [-1, 1] (set each cycle).
+    resume_models : bool
+        Start on the newest stored models still fresh (live and paper), not on models of
+        this run's own schedule alone (a backtest: ``v28quant.equity.trained_models``).
     """
 
     now: datetime
@@ -64,6 +73,7 @@ class MarketView:
     journal: Any = None
     regime_controller: Any = None
     positions: dict[str, float] = field(default_factory=dict)
+    resume_models: bool = True
 
     @property
     def log_returns(self) -> pd.DataFrame:
@@ -90,20 +100,6 @@ class SignalSource(Protocol):
     def signals(self, view: MarketView) -> list[Signal]:
         """Return this family's signals for ``view.symbols``."""
         ...
-
-
-def _stored(view: MarketView, name: str, max_age_days: int) -> Any:
-    """Return the latest stored model ``name`` trained at most ``max_age_days`` ago, or None."""
-    from v28quant.ml.model_store import ModelStore
-
-    if view.model_dir is None:
-        return None
-    store = ModelStore(view.model_dir)
-    if not store.versions(name):
-        return None
-    model, meta = store.load(name)
-    age = (view.data_ts.date() - pd.Timestamp(meta.train_end).date()).days
-    return (model, meta) if 0 <= age <= max_age_days else None
 
 
 @dataclass
@@ -160,22 +156,28 @@ class MlSource:
     models: dict[str, Any] = field(default_factory=dict)
     edge: dict[str, float] = field(default_factory=dict)
     features: pd.DataFrame | None = None
+    held: dict[str, Trained] = field(default_factory=dict)
     _sig: list[Signal] = field(default_factory=list)
 
     def _train(self, view: MarketView, features: pd.DataFrame, force: tuple[str, ...] = ()) -> None:
         """Load the fresh stored classifiers; train the others and those named in ``force``."""
         from v28quant.ml.features import align, make_labels
         from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
-        from v28quant.ml.model_store import ModelStore
         from v28quant.ml.stacked_ensemble import StackedEnsemble
 
-        store = ModelStore(view.model_dir, journal=view.journal) if view.model_dir else None
-        day = pd.Timestamp(view.data_ts.date())
+        cols = list(features.columns)
+        recipe = training_recipe(view, horizon=self.horizon, holdout_dates=self.holdout_dates)
         for name in ("xgboost", "stacked_ensemble"):
-            stored = None if name in force else _stored(view, name, self.refresh_days)
-            if stored is not None and stored[1].features == list(features.columns):
-                self.models[name] = stored[0]
-                self.edge[name] = _edge(stored[1].validation_scores)
+            held = self.held.get(name)
+            use = (
+                None
+                if name in force
+                else model_for_today(view, name, self.refresh_days, cols, recipe, held)
+            )
+            if use is not None:
+                self.models[name] = use.model
+                self.edge[name] = _edge(use.scores)
+                self.held[name] = use
             else:
                 self.models.pop(name, None)
         if len(self.models) == 2:
@@ -202,19 +204,19 @@ class MlSource:
             scores = model.score_oos(
                 X[test], y.loc[test, "direction"], y.loc[test, "fwd_ret"], self.horizon
             )
+            self.held[name] = keep_trained(
+                view,
+                name,
+                model,
+                features=cols,
+                recipe=recipe,
+                scores=scores,
+                train_start=str(pd.Timestamp(udates[0]).date()),
+                started=started,
+            )
             # rebinding (never mutating) the dicts: a cycle reading them sees old or new
             self.models = {**self.models, name: model}
             self.edge = {**self.edge, name: _edge(scores)}
-            if store is not None:
-                store.save(
-                    model,
-                    name,
-                    train_start=str(pd.Timestamp(udates[0]).date()),
-                    train_end=str(day.date()),
-                    features=list(features.columns),
-                    validation_scores={k: float(v) for k, v in scores.items()},
-                    started=started,
-                )
 
     def retrain(self, view: MarketView, name: str) -> None:
         """Retrain the classifier ``name`` on the day's features, whatever the store holds."""

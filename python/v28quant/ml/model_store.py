@@ -17,13 +17,16 @@ import os
 import pickle
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+#: Metadata read so far, by version folder: a written version is never changed.
+_META_CACHE: dict[tuple[str, int, int], ModelMetadata] = {}
 
 
 @runtime_checkable
@@ -131,6 +134,53 @@ class ModelStore:
                 metrics=meta.validation_scores,
             )
         return meta
+
+    def metadata(self, name: str) -> list[ModelMetadata]:
+        """Return the metadata of every stored version of ``name``, oldest version first.
+
+        A version never changes once written, so each ``meta.json`` is parsed once per process
+        (a folder deleted and written again is a new file, and is read again).
+        """
+        out = []
+        for v in self.versions(name):
+            path = self.root / name / v / "meta.json"
+            st = path.stat()
+            key = (str(path.resolve()), st.st_ino, st.st_mtime_ns)
+            meta = _META_CACHE.get(key)
+            if meta is None:
+                meta = _META_CACHE[key] = ModelMetadata(**json.loads(path.read_text()))
+            out.append(meta)
+        return out
+
+    def find(
+        self,
+        name: str,
+        *,
+        trained_by: date,
+        max_age_days: int | None = None,
+        accept: Callable[[ModelMetadata], bool] | None = None,
+    ) -> ModelMetadata | None:
+        """Return the version of ``name`` trained last on or before ``trained_by``, or None.
+
+        Versions trained after ``trained_by`` are never returned (a backtest over earlier
+        sessions may share the store with a later run: they would read the future), nor those
+        older than ``max_age_days`` calendar days, nor those ``accept`` refuses. Among versions
+        of the same training end the one written last wins. Rerunning a backtest over the same
+        sessions thus finds, at each session, the model the first run trained by then.
+        """
+        best: ModelMetadata | None = None
+        best_end: date | None = None
+        for meta in self.metadata(name):
+            end = date.fromisoformat(meta.train_end[:10])
+            if end > trained_by:
+                continue
+            if max_age_days is not None and (trained_by - end).days > max_age_days:
+                continue
+            if accept is not None and not accept(meta):
+                continue
+            if best_end is None or end >= best_end:
+                best, best_end = meta, end
+        return best
 
     def load(self, name: str, version: str | None = None) -> tuple[Any, ModelMetadata]:
         """Return the model and its metadata (latest version unless ``version`` is given)."""
