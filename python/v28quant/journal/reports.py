@@ -143,6 +143,24 @@ class ReportQueries(JournalStore):
             out.append(d)
         return out
 
+    def decisions_by_rule(
+        self, engine: str, rule: str, underlying: str, since: datetime
+    ) -> list[dict[str, Any]]:
+        """Return ``engine``'s decisions on ``underlying`` whose reasoning's ``rule`` is ``rule``.
+
+        Oldest first, those at or after ``since``; each a dict with ``decision_id``, ``ts``
+        (UTC datetime) and ``symbol``. A decision is on the underlying when it names the stock
+        or OCC contracts on it (an options structure's order names its legs, comma-separated).
+        The rule is read by SQLite's JSON functions: no reasoning is decoded here.
+        """
+        rows = self._read(
+            "SELECT decision_id, ts, symbol FROM decisions WHERE engine = ? AND ts >= ? "
+            "AND (symbol = ? OR symbol GLOB ?) AND json_extract(reasoning, '$.rule') = ? "
+            "ORDER BY ts, rowid",
+            (engine, ts_text(since), underlying, _contract_glob(underlying), rule),
+        )
+        return [{**dict(r), "ts": from_iso(r["ts"])} for r in rows]
+
     def last_orders(
         self, symbol: str, at: datetime | None = None, limit: int = 1
     ) -> list[dict[str, Any]]:
@@ -153,7 +171,7 @@ class ReportQueries(JournalStore):
         ``client_order_id, engine, strategy, status, filled_qty, filled_avg_price, intent_ts``
         and its decision's ``action``, ``symbol`` and ``reasoning`` (dict).
         """
-        contract = f"{symbol}[0-9][0-9][0-9][0-9][0-9][0-9][CP]*"  # ROOT + YYMMDD + C/P ...
+        contract = _contract_glob(symbol)
         rows = self._read(
             "SELECT o.client_order_id, o.engine, o.strategy, o.status, o.filled_qty, "
             "o.filled_avg_price, o.intent_ts, d.action, d.symbol, d.reasoning FROM orders o "
@@ -259,3 +277,8 @@ class ReportQueries(JournalStore):
             "reconciles": {"ok": rec.get(True, 0), "failed": rec.get(False, 0)},
             "positions": self.last_positions(before=end),
         }
+
+
+def _contract_glob(underlying: str) -> str:
+    """Return the GLOB pattern of OCC symbols on ``underlying``: ROOT + YYMMDD + C/P + strike."""
+    return f"{underlying}[0-9][0-9][0-9][0-9][0-9][0-9][CP]*"

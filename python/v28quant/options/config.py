@@ -41,7 +41,14 @@ STRATEGIES: frozenset[str] = frozenset(
 
 @dataclass(frozen=True)
 class OptionsConfig:
-    """Every ``[options]`` setting (documented in ``options_defaults.toml``)."""
+    """Every ``[options]`` setting (documented in ``options_defaults.toml``).
+
+    ``reentry_cooldown_minutes`` is counted in minutes on the venue's clock, not in sessions:
+    one value means the same on the 5-minute cycles of live and paper and on a backtest's one
+    cycle per session, and a short pause (an hour) can be said. The default, 390 minutes (one
+    whole 09:30-16:00 session), shuts the underlying for the rest of the stop's session
+    wherever in it the stop fires, and ends before the next session opens.
+    """
 
     underlyings: tuple[str, ...]
     rate: float
@@ -62,6 +69,7 @@ class OptionsConfig:
     chain_timeout_seconds: float
     trend_days: int
     trend_min_t: float
+    reentry_cooldown_minutes: int
     liquidity: LiquidityRules
     greeks: GreekBudget
     exits: ExitRules
@@ -137,6 +145,14 @@ def _band(v: Any, name: str) -> DeltaTarget:
         raise SettingsError(f"[options] {name}: {exc}") from None
 
 
+def _minutes(m: Mapping[str, Any], name: str) -> int:
+    # int() would take 2.5 as 2 and true as 1: a duration is given in whole minutes or refused
+    v = m[name]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise SettingsError(f"[options] {name}: must be a whole number of minutes >= 0, got {v!r}")
+    return v
+
+
 def _build(m: Mapping[str, Any]) -> OptionsConfig:
     strategies: dict[str, tuple[str, ...]] = {}
     for label, names in m["strategies"].items():
@@ -170,6 +186,7 @@ def _build(m: Mapping[str, Any]) -> OptionsConfig:
         chain_timeout_seconds=float(m["chain_timeout_seconds"]),
         trend_days=int(m["trend_days"]),
         trend_min_t=float(m["trend_min_t"]),
+        reentry_cooldown_minutes=_minutes(m, "reentry_cooldown_minutes"),
         liquidity=LiquidityRules(**{k: float(v) for k, v in m["liquidity"].items()}),
         greeks=GreekBudget(**{k: float(v) for k, v in m["greeks"].items()}),
         exits=ExitRules(**cast(dict[str, Any], dict(m["exits"]))),

@@ -19,7 +19,8 @@ Each ``cycle`` (every 5 minutes in the trading window, at the venue's or simulat
    and by the risk gate (which checks that max loss and the Greek budget, and journals any
    denial), and placed through the execution service as one order with its reservation (cash
    behind puts and spreads, shares behind covered calls; the wheel's assigned shares are
-   reserved as soon as the assignment is applied).
+   reserved as soon as the assignment is applied). An underlying whose structure was stopped
+   out within ``[options] reentry_cooldown_minutes`` opens nothing (``options.cooldown``).
 
 The entry threshold is the runner's options threshold for the mode (``[paper]
 options_min_confidence`` in paper, never above ``[paper] min_confidence``):

@@ -2,7 +2,9 @@
 
 ``enter_one`` tries the regime's strategies in order (the wheel's covered call first where it
 holds shares) and places the first candidate that resolves from the chain and passes every
-check; when none does, the rejections are journaled as a ``no_entry`` decision.
+check; when none does, the rejections are journaled as a ``no_entry`` decision. An underlying
+stopped out within ``reentry_cooldown_minutes`` opens nothing (``cooldown``): a ``cooldown``
+decision says until when.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from v28quant.broker.base import Owner
 from v28quant.calendar import ET
 from v28quant.options import contracts as C
 from v28quant.options.context import OptionsContext, OptionsCycle
+from v28quant.options.cooldown import cooldown_of
 from v28quant.options.decisions import (
     CREDIT,
     ENGINE,
@@ -63,6 +66,18 @@ async def enter_one(
         return
     row = cfg.strategies_for(label)
     if row == ("close",):
+        return
+    cooling = cooldown_of(ctx.journal, ENGINE, u, now, cfg.reentry_cooldown_minutes)
+    if cooling is not None:
+        ctx.journal.record_decision(
+            f"options-cooldown-{u}-{now.isoformat()}",
+            ENGINE,
+            "entry",
+            u,
+            "cooldown",
+            cooling.reasoning(),
+            now,
+        )
         return
     wheel = book.stage(u)
     held_here = [
