@@ -112,6 +112,14 @@ def test_bad_toml_key_is_named(tmp_path: Path) -> None:
     assert out.stderr.strip() == "error: [equity] target_volatility: unknown setting"
 
 
+def test_bad_options_value_is_one_line(tmp_path: Path) -> None:
+    """A value the options engine would misread (``"no"`` taken as true) ends the run at once."""
+    (tmp_path / "c.toml").write_text('[options]\nwheel = "no"\n')
+    out = _run("--mode", "paper", "--days", "1", "--config", "c.toml", tmp=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    assert out.stderr == "error: [options] wheel: must be bool, got 'no'\n"
+
+
 def test_unwritable_journal_is_one_line(tmp_path: Path) -> None:
     """A journal whose folder cannot be made (a file is in the way) is refused before the run."""
     (tmp_path / "plain.txt").write_text("not a folder\n")
