@@ -77,6 +77,18 @@ def default_engines(cfg: RunConfig, params: dict[str, Any]) -> list[Engine]:
     return engines
 
 
+def _check_options_settings(cfg: RunConfig) -> None:
+    """Read ``[options]`` with the other settings: a bad value is refused before anything starts.
+
+    The options engine reads its table when it is made, after the run folder, the journal's
+    lock and the banner.
+    """
+    if importlib.util.find_spec("v28quant.options.engine") is not None:
+        from v28quant.options.config import OptionsConfig
+
+        OptionsConfig.load(cfg.source)
+
+
 def _promoted(journal: Path, scope: dict[str, Any]) -> PromotedSet | None:
     """Return the promoted parameter set beside ``journal`` (None when there is none).
 
@@ -441,6 +453,7 @@ def build_and_run(argv: list[str] | None = None) -> int:
             overrides["journal_path"] = args.journal
         settings, cfg = load_config(args.config, **overrides)
         settings.require_mode(args.mode)
+        _check_options_settings(cfg)
         return run_with(args, settings, cfg).exit_code
     except (SettingsError, AuthenticationError) as exc:  # a 401: wrong keys are a bad setting
         print(f"error: {describe_error(exc)}", file=sys.stderr)

@@ -113,11 +113,16 @@ def test_bad_toml_key_is_named(tmp_path: Path) -> None:
 
 
 def test_bad_options_value_is_one_line(tmp_path: Path) -> None:
-    """A value the options engine would misread (``"no"`` taken as true) ends the run at once."""
+    """A value the options engine would misread (``"no"`` taken as true) ends the run at once.
+
+    Refused with the rest of the settings, before anything starts: no run folder, no banner.
+    """
     (tmp_path / "c.toml").write_text('[options]\nwheel = "no"\n')
     out = _run("--mode", "paper", "--days", "1", "--config", "c.toml", tmp=tmp_path)
     assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
     assert out.stderr == "error: [options] wheel: must be bool, got 'no'\n"
+    assert out.stdout == ""
+    assert not (tmp_path / "runs").exists()
 
 
 def test_unwritable_journal_is_one_line(tmp_path: Path) -> None:
