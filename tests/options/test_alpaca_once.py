@@ -150,8 +150,8 @@ def test_runner_once_opens_a_spy_structure_as_one_order(
     monkeypatch.chdir(tmp_path)
     # whatever regime the pre-market job finds, the table row is an iron condor, and one
     # condor (max loss about $1,840) fits the limit for any regime risk multiplier above 0.19
-    labels = ("default", "bull_quiet", "bull_volatile", "sideways", "bear_quiet")
-    rows = "".join(f'{x} = ["iron_condor"]\n' for x in (*labels, "bear_volatile", "crisis"))
+    labels = ("default", "bull_quiet", "sideways", "bear_volatile", "crisis")
+    rows = "".join(f'{x} = ["iron_condor"]\n' for x in labels)
     cfg = tmp_path / "v28.toml"
     cfg.write_text(
         "[paper]\nmin_confidence = 0.0\n\n[options]\nmax_loss_per_structure = 10000.0\n\n"

@@ -74,6 +74,11 @@ BAD: list[tuple[dict[str, Any], str]] = [
         "[options.strategies] bull_quiet: must be a list of strategy names, got 5",
     ),
     (
+        {"strategies": {"bull_quite": ["bull_put"]}},
+        "[options.strategies] bull_quite: not a regime; the regimes are bull_quiet, sideways, "
+        "bear_volatile, crisis (and default for any other)",
+    ),
+    (
         {"dividends": {"KO": [["2024-06-14", -0.49]]}},
         "[options.dividends] KO amount: must be > 0 (dollars per share), got -0.49",
     ),

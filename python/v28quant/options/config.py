@@ -20,6 +20,7 @@ from typing import Any, cast
 from v28quant.options.contracts import DeltaTarget, LiquidityRules
 from v28quant.options.lifecycle import ExitRules
 from v28quant.options.strategies import StrategyName
+from v28quant.regime import REGIME_LABELS
 from v28quant.risk import GreekBudget
 from v28quant.settings import SettingsError
 
@@ -187,8 +188,14 @@ def _symbols(v: Any) -> tuple[str, ...]:
 
 def _strategies(table: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     strategies: dict[str, tuple[str, ...]] = {}
+    regimes = REGIME_LABELS[max(REGIME_LABELS)]
     for label, names in table.items():
         where = f"[options.strategies] {label}"
+        if label not in (*regimes, "default"):  # a misspelt row would never be read
+            raise SettingsError(
+                f"{where}: not a regime; the regimes are {', '.join(regimes)} "
+                "(and default for any other)"
+            )
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise SettingsError(f"{where}: must be a list of strategy names, got {names!r}")
         bad = [n for n in names if n not in STRATEGIES]
