@@ -96,13 +96,14 @@ def liquidity_filter(
         Rows kept, and the number dropped by each rule (a row counts under its first failure).
     """
     rules = rules or LiquidityRules()
-    bid = chain["bid"].to_numpy(dtype=float)
-    ask = chain["ask"].to_numpy(dtype=float)
+    frame = without_attrs(chain)
+    bid = frame["bid"].to_numpy(dtype=float)
+    ask = frame["ask"].to_numpy(dtype=float)
     mid = 0.5 * (bid + ask)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.where(mid > 0, (ask - bid) / mid, np.inf)
-    oi = chain["open_interest"].to_numpy(dtype=float)
-    vol = chain["volume"].to_numpy(dtype=float)
+    oi = frame["open_interest"].to_numpy(dtype=float)
+    vol = frame["volume"].to_numpy(dtype=float)
     oi_known, vol_known = bool(np.isfinite(oi).any()), bool(np.isfinite(vol).any())
     checks: list[tuple[str, np.ndarray]] = [
         ("no_bid", ~(np.isfinite(bid) & (bid > 0) & (bid >= rules.min_bid))),
@@ -119,11 +120,22 @@ def liquidity_filter(
         new = bad & ~failed
         dropped[reason] = int(new.sum())
         failed |= bad
-    out = chain.loc[~failed].copy()
-    out["rel_spread"] = rel[~failed]
-    out = out.reset_index(drop=True)
+    kept = np.flatnonzero(~failed)
+    out = frame.take(kept).reset_index(drop=True)
+    out["rel_spread"] = rel[kept]
     out.attrs = dict(chain.attrs)
     return out, LiquidityReport(int((~failed).sum()), dropped, oi_known, vol_known)
+
+
+def without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a shallow copy of ``frame`` without its ``attrs``.
+
+    pandas deep-copies ``attrs`` into the result of every step (even a column read), which on a
+    chain snapshot costs more than the step itself.
+    """
+    bare = frame.copy(deep=False)
+    bare.attrs = {}
+    return bare
 
 
 def expiry_cutoff(
