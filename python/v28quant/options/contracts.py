@@ -216,6 +216,7 @@ def annotate(
     rate: float,
     surface: SviSurface | None = None,
     calendar: ExchangeCalendar | None = None,
+    maturity: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
 ) -> pd.DataFrame:
     """Add model columns to a chain.
 
@@ -225,11 +226,12 @@ def annotate(
     ``model_iv`` is the surface's vol at the row's strike and maturity when ``surface`` is given
     (the chain's ``iv`` otherwise); ``div`` is the continuous yield that makes the surface's
     forward consistent with ``spot`` (``rate - ln(F / S) / t``; 0 without a surface). Rows
-    already expired at ``now`` or without any vol are dropped.
+    already expired at ``now`` or without any vol are dropped. ``maturity`` is the chain's
+    ``maturities(chain, now, calendar)`` where the caller has them already.
     """
     if not spot > 0:
         raise ValueError(f"spot must be > 0, got {spot}")
-    t, dte = maturities(chain, now, calendar)
+    t, dte = maturity if maturity is not None else maturities(chain, now, calendar)
     mid = 0.5 * (chain["bid"].to_numpy(float) + chain["ask"].to_numpy(float))
     live = np.flatnonzero(t > 0)
     k, tt = chain["strike"].to_numpy(float)[live], t[live]

@@ -187,6 +187,21 @@ def snapshot_id(chain: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
+def _fit_quotes(
+    liquid: pd.DataFrame, rows: np.ndarray, strike: np.ndarray, t: np.ndarray
+) -> pd.DataFrame:
+    """Return the columns ``SviSurface.fit`` reads of the chosen ``rows``, in their order."""
+    return pd.DataFrame(
+        {
+            "strike": strike[rows],
+            "type": liquid["type"].array.take(rows),
+            "bid": liquid["bid"].to_numpy(dtype=float)[rows],
+            "ask": liquid["ask"].to_numpy(dtype=float)[rows],
+            "t": t[rows],
+        }
+    )
+
+
 def _confidence(record: float, z: float) -> float:
     """Return ``record x erf(|z| / sqrt 2)``: fit quality times how far the edge is from 0."""
     if not math.isfinite(z):
@@ -256,11 +271,14 @@ class OptionsAnalyser:
         rows = np.flatnonzero(quoted & (dte >= lo) & (dte <= hi))
         if not rows.size:  # only short-dated series listed: fit what there is
             rows = np.flatnonzero(quoted & (t > 1.5 / 365.0))
-        fit_rows = liquid.iloc[rows].assign(t=t[rows], dte=dte[rows])
-        fit_rows = spread_expiries(fit_rows, cfg.max_slices, cfg.candidate_dte)
-        fit_rows = thin_strikes(fit_rows, spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
+        rows = rows[spread_expiries(dte[rows], cfg.max_slices, cfg.candidate_dte)]
+        strike = liquid["strike"].to_numpy(dtype=float)
+        expiry = liquid["expiry"].to_numpy()
+        rows = rows[
+            thin_strikes(strike[rows], expiry[rows], spot, cfg.max_abs_y, cfg.max_strikes_per_slice)
+        ]
         surface = SviSurface.fit(
-            fit_rows,
+            _fit_quotes(liquid, rows, strike, t),
             spot=spot,
             rate=cfg.rate,
             min_quotes=6,
@@ -270,7 +288,9 @@ class OptionsAnalyser:
         self._surface_prev[und] = surface
         info = surface.fit_info
         rmse = float(np.sqrt(np.mean(info["rmse_vol_pts"] ** 2))) if info is not None else 0.0
-        ann = C.annotate(liquid, spot=spot, now=now, rate=cfg.rate, surface=surface)
+        ann = C.annotate(
+            liquid, spot=spot, now=now, rate=cfg.rate, surface=surface, maturity=(t, dte)
+        )
         t30 = 30.0 / 365.0
         atm = float(surface.implied_vol(float(surface.forward(t30)), t30))
         hist, source = list(iv_history), "journal"
