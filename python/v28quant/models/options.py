@@ -28,6 +28,7 @@ import pandas as pd
 from v28quant.models.base import CHAIN, MarketSnapshot, TrackRecord, record_of
 from v28quant.models.quant import GarchAdapter
 from v28quant.options.black_scholes import implied_vol
+from v28quant.options.contracts import without_attrs
 from v28quant.quant_models import heston_model, merton_jump_diffusion, monte_carlo_pricer
 from v28quant.signals import Signal, combine_confidence, support_from_z
 
@@ -54,30 +55,47 @@ def select_quotes(
         _last_selection.key, _last_selection.chosen = key, {}
     chosen: dict[int, pd.DataFrame] = _last_selection.chosen
     if max_contracts not in chosen:
-        bid, ask = chain["bid"].to_numpy(np.float64), chain["ask"].to_numpy(np.float64)
-        expiry = pd.to_datetime(chain["expiry"]).to_numpy("datetime64[D]")
-        days = (expiry - np.datetime64(as_of.date(), "D")).astype(np.int64)
-        ok = (bid > 0) & (ask >= bid) & (days >= 2) & (days <= max_days)
-        rows = np.flatnonzero(ok)
-        m = np.log(chain["strike"].to_numpy(np.float64)[rows] / spot)
-        order = rows[np.argsort(np.abs(m), kind="stable")][:max_contracts]
-        c = chain.iloc[order]
-        # without the chain's metadata: pandas deep-copies attrs at every step below
-        c.attrs = {}
-        chosen[max_contracts] = c.assign(
-            t=days[order] / 365.0,
-            mid=0.5 * (bid[order] + ask[order]),
-            call=(chain["type"].to_numpy()[order] == "call"),
-            moneyness=np.log(c["strike"].to_numpy(np.float64) / spot),
-        )
+        chosen[max_contracts] = _select(without_attrs(chain), spot, as_of, max_contracts, max_days)
     return chosen[max_contracts]
+
+
+def _select(
+    chain: pd.DataFrame, spot: float, as_of: datetime, max_contracts: int, max_days: int
+) -> pd.DataFrame:
+    bid, ask = chain["bid"].to_numpy(np.float64), chain["ask"].to_numpy(np.float64)
+    expiry = pd.to_datetime(chain["expiry"]).to_numpy("datetime64[D]")
+    days = (expiry - np.datetime64(as_of.date(), "D")).astype(np.int64)
+    ok = (bid > 0) & (ask >= bid) & (days >= 2) & (days <= max_days)
+    rows = np.flatnonzero(ok)
+    strike = chain["strike"].to_numpy(np.float64)
+    m = np.log(strike[rows] / spot)
+    order = rows[np.argsort(np.abs(m), kind="stable")][:max_contracts]
+    return chain.take(order).assign(
+        t=days[order] / 365.0,
+        mid=0.5 * (bid[order] + ask[order]),
+        call=(chain["type"].to_numpy()[order] == "call"),
+        moneyness=np.log(strike[order] / spot),
+    )
 
 
 _last_selection = threading.local()
 
 
-def _vol_points(price: Any, q: pd.DataFrame, spot: float, rate: float, div: float) -> np.ndarray:
-    iv = implied_vol(np.asarray(price, float), spot, q["strike"], q["t"], rate, div, q["call"])
+@dataclass(frozen=True)
+class _Terms:
+    """The selected quotes' strikes, years to expiry and types, read from the frame once."""
+
+    strike: np.ndarray
+    t: np.ndarray
+    call: np.ndarray
+
+    @classmethod
+    def of(cls, q: pd.DataFrame) -> _Terms:
+        return cls(q["strike"].to_numpy(), q["t"].to_numpy(), q["call"].to_numpy())
+
+
+def _vol_points(price: Any, q: _Terms, spot: float, rate: float, div: float) -> np.ndarray:
+    iv = implied_vol(np.asarray(price, float), spot, q.strike, q.t, rate, div, q.call)
     return 100.0 * np.asarray(iv, dtype=np.float64)
 
 
@@ -120,8 +138,9 @@ class _MispricingAdapter(ABC):
                 self.params[und] = self._calibrate(und, q, spot, snapshot)
                 model, _ = self._price(und, q, spot, snapshot)
                 div = snapshot.dividends.get(und, 0.0)
-                gap = _vol_points(model, q, spot, snapshot.rate, div)
-                gap = gap - _vol_points(q["mid"], q, spot, snapshot.rate, div)
+                terms = _Terms.of(q)
+                gap = _vol_points(model, terms, spot, snapshot.rate, div)
+                gap = gap - _vol_points(q["mid"], terms, spot, snapshot.rate, div)
                 self.fit_error[und] = float(np.sqrt(np.nanmean(gap**2)))
             except (ValueError, KeyError) as exc:
                 log.warning("%s calibration for %s failed: %s", self.name, und, exc)
@@ -147,13 +166,14 @@ class _MispricingAdapter(ABC):
                 log.warning("%s pricing for %s failed: %s", self.name, und, exc)
                 continue
             div = snapshot.dividends.get(und, 0.0)
-            mkt = _vol_points(q["mid"], q, spot, snapshot.rate, div)
-            edge = _vol_points(model, q, spot, snapshot.rate, div) - mkt
+            terms = _Terms.of(q)
+            mkt = _vol_points(q["mid"], terms, spot, snapshot.rate, div)
+            edge = _vol_points(model, terms, spot, snapshot.rate, div) - mkt
             spread = 0.5 * (
-                _vol_points(q["ask"], q, spot, snapshot.rate, div)
-                - _vol_points(q["bid"], q, spot, snapshot.rate, div)
+                _vol_points(q["ask"], terms, spot, snapshot.rate, div)
+                - _vol_points(q["bid"], terms, spot, snapshot.rate, div)
             )
-            mc = np.abs(_vol_points(model + se, q, spot, snapshot.rate, div) - (edge + mkt))
+            mc = np.abs(_vol_points(model + se, terms, spot, snapshot.rate, div) - (edge + mkt))
             noise = np.sqrt(spread**2 + self.fit_error.get(und, 0.0) ** 2 + mc**2)
             cols = {c: q[c].to_numpy() for c in ("symbol", "strike", "expiry", "type", "mid")}
             for i in range(len(q)):
