@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,14 @@ def listed_contracts(
     Strikes span ``strike_sd`` standard deviations (annualised ``vol``) around the reference
     price ``ref`` on the usual listing increments, thinned to at most ``max_strikes``.
     """
+    cols = _listed_columns(model, calendar, today, ref, vol)
+    return pd.DataFrame(list(zip(*cols.values(), strict=True)), columns=list(cols))
+
+
+def _listed_columns(
+    model: SyntheticChainModel, calendar: ExchangeCalendar, today: date, ref: float, vol: float
+) -> dict[str, list[Any]]:
+    """Return the columns of ``listed_contracts``: per expiry, per strike, a call then a put."""
     expiries: set[date] = set()
     d = today
     while d <= today + timedelta(days=model.monthly_days):
@@ -141,7 +150,7 @@ def listed_contracts(
     inc = next(
         x for x in (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0) if ref / x <= 120 or x == 100.0
     )
-    rows = []
+    cols: dict[str, list[Any]] = {"expiry": [], "strike": [], "type": []}
     for e in sorted(expiries):
         t = max((e - today).days, 1) / 365.0
         width = max(0.05, model.strike_sd * vol * math.sqrt(t))
@@ -152,12 +161,11 @@ def listed_contracts(
             step *= 2
         centre = round(ref / step) * step
         ks = np.arange(centre - step * math.floor((centre - lo_k) / step), hi_k + step / 2, step)
-        for k in ks:
-            if k <= 0:
-                continue
-            for typ in ("call", "put"):
-                rows.append((e, round(float(k), 4), typ))
-    return pd.DataFrame(rows, columns=["expiry", "strike", "type"])
+        strikes = [round(float(k), 4) for k in ks if k > 0]
+        cols["expiry"] += [e] * (2 * len(strikes))
+        cols["strike"] += [k for k in strikes for _ in range(2)]
+        cols["type"] += ["call", "put"] * len(strikes)
+    return cols
 
 
 class SessionListings:
@@ -181,18 +189,36 @@ class SessionListings:
             self._day = today
         got = self._frames.get((underlying, ref))
         if got is None:
-            got = listed_contracts(self.model, self.calendar, today, ref, vol())
-            # in a chain frame's row order and with its expiry dtype, so building each
-            # snapshot's frame converts and sorts nothing
-            got = got.sort_values(["expiry", "type", "strike"], kind="stable")
-            got = got.reset_index(drop=True)
-            got["expiry_ns"] = pd.to_datetime(got["expiry"]).astype("datetime64[ns]")
-            # the OCC symbols once a session, and dropped with the session's listings
-            got["symbol"] = format_occ_many(
-                underlying, got["expiry"], got["type"].to_numpy() == "call", got["strike"]
-            )
+            listed = _listed_columns(self.model, self.calendar, today, ref, vol())
+            got = _in_chain_order(underlying, listed)
             self._frames[(underlying, ref)] = got
         return got
+
+
+def _in_chain_order(underlying: str, listed: dict[str, list[Any]]) -> pd.DataFrame:
+    """Return the ``listed`` columns as a frame sorted as a chain, with ``expiry_ns``, ``symbol``.
+
+    In a chain frame's row order (expiry, type, strike) and with its expiry dtype, so building
+    each snapshot's frame converts and sorts nothing; the OCC symbols once a session, dropped
+    with the session's listings. One frame from sorted arrays: pandas' sort and column inserts
+    cost more than the listing.
+    """
+    expiry = np.array(listed["expiry"], dtype=object)
+    expiry_ns = expiry.astype("datetime64[ns]")
+    strike = np.array(listed["strike"], dtype=np.float64)
+    kind = np.array(listed["type"], dtype=object)
+    codes, _ = pd.factorize(kind, sort=True)
+    order = np.lexsort((strike, codes, expiry_ns))
+    call = kind[order] == "call"
+    return pd.DataFrame(
+        {
+            "expiry": expiry[order],
+            "strike": strike[order],
+            "type": kind[order].tolist(),
+            "expiry_ns": expiry_ns[order],
+            "symbol": format_occ_many(underlying, expiry[order], call, strike[order]),
+        }
+    )
 
 
 def price_options(
