@@ -177,6 +177,10 @@ _MODEL_COLUMNS = (
 )
 
 
+# the value table's implied vols the signals compare
+_IV_COLUMNS = ("model_iv", "market_iv", "fit_iv", "heston_iv", "merton_iv")
+
+
 def snapshot_id(chain: pd.DataFrame) -> str:
     """Return a 16-hex-digit digest of a chain's contracts and quotes (same quotes, same id)."""
     h = hashlib.sha256()
@@ -200,6 +204,15 @@ def _fit_quotes(
             "t": t[rows],
         }
     )
+
+
+def _numeric_columns(ann: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Return the annotated chain's columns the candidate and Heston steps read, as arrays."""
+    cols = {c: ann[c].to_numpy(dtype=float) for c in ("strike", "t", "div", "mid", "m_delta")}
+    cols["rel_spread"] = ann["rel_spread"].to_numpy(dtype=float)
+    cols["dte"] = ann["dte"].to_numpy()
+    cols["call"] = (ann["type"] == "call").to_numpy()
+    return cols
 
 
 def _confidence(record: float, z: float) -> float:
@@ -302,10 +315,10 @@ class OptionsAnalyser:
             )
             hist, source = [*proxy[-252:].tolist(), *hist], "realised_vol_proxy"
         rank, pct = iv_rank(atm, hist)
-        cands = self._candidates(ann)
-        heston = self._heston(und, ann, spot)
+        cols = _numeric_columns(ann)
+        heston = self._heston(und, cols, spot)
         merton = self._merton(daily_closes)
-        values = self._model_values(cands, spot, heston, merton)
+        values = self._model_values(ann, self._candidates(cols), spot, heston, merton)
         signals = self._signals(und, now, values, rmse, heston, merton, atm, rank, source)
         return ChainAnalysis(
             und,
@@ -328,11 +341,12 @@ class OptionsAnalyser:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _candidates(self, ann: pd.DataFrame) -> pd.DataFrame:
+    def _candidates(self, ann: dict[str, np.ndarray]) -> np.ndarray:
+        """Return the rows of the annotated chain to value (its columns ``ann``)."""
         cfg = self.settings
-        delta, dte = ann["m_delta"].to_numpy(float), ann["dte"].to_numpy()
+        delta, dte = ann["m_delta"], ann["dte"]
         d = np.abs(delta)
-        fwd_otm = np.where((ann["type"] == "call").to_numpy(), delta < 0.5, delta > -0.5)
+        fwd_otm = np.where(ann["call"], delta < 0.5, delta > -0.5)
         keep = np.flatnonzero(
             (dte >= cfg.candidate_dte[0])
             & (dte <= cfg.candidate_dte[1])
@@ -341,18 +355,16 @@ class OptionsAnalyser:
             & fwd_otm
         )
         if len(keep) > cfg.max_candidates:
-            spread = ann["rel_spread"].to_numpy(float)[keep]
+            spread = ann["rel_spread"][keep]
             keep = keep[np.argsort(spread, kind="stable")[: cfg.max_candidates]]
-        return ann.iloc[keep].reset_index(drop=True)
+        return keep
 
     def _heston(
-        self, und: str, ann: pd.DataFrame, spot: float
+        self, und: str, ann: dict[str, np.ndarray], spot: float
     ) -> heston_model.HestonCalibration | None:
         cfg = self.settings
         lo, hi = cfg.heston_dte
-        k, t = ann["strike"].to_numpy(float), ann["t"].to_numpy(float)
-        div, dte = ann["div"].to_numpy(float), ann["dte"].to_numpy()
-        call = (ann["type"] == "call").to_numpy()
+        k, t, div, dte, call = ann["strike"], ann["t"], ann["div"], ann["dte"], ann["call"]
         y = np.log(k / (spot * np.exp((cfg.rate - div) * t)))
         otm = np.where(y < 0, ~call, call)
         sel = np.flatnonzero((dte >= lo) & (dte <= hi) & otm & (np.abs(y) <= cfg.max_abs_y))
@@ -366,7 +378,7 @@ class OptionsAnalyser:
         if len(sel) > cfg.heston_max_quotes:
             idx = np.linspace(0, len(sel) - 1, cfg.heston_max_quotes).round().astype(int)
             sel = sel[np.unique(idx)]
-        mid = ann["mid"].to_numpy(float)
+        mid = ann["mid"]
         try:
             cal = heston_model.calibrate(
                 spot,
@@ -402,19 +414,21 @@ class OptionsAnalyser:
 
     def _model_values(
         self,
-        c: pd.DataFrame,
+        ann: pd.DataFrame,
+        rows: np.ndarray,
         spot: float,
         heston: heston_model.HestonCalibration | None,
         merton: merton_jump_diffusion.MertonMomentFit | None,
     ) -> pd.DataFrame:
+        """Return the model-value table of the annotated chain's candidate ``rows``."""
         cfg = self.settings
-        out = {name: c[name].array for name in _VALUE_COLUMNS}
-        if not len(c):
+        out = {name: ann[name].array.take(rows) for name in _VALUE_COLUMNS}
+        n = len(rows)
+        if not n:
             return pd.DataFrame({**out, **{name: np.empty(0) for name in _MODEL_COLUMNS}})
-        k, t = c["strike"].to_numpy(float), c["t"].to_numpy(float)
-        q, iv = c["div"].to_numpy(float), c["model_iv"].to_numpy(float)
-        call = (c["type"] == "call").to_numpy()
-        mid = c["mid"].to_numpy(float)
+        c = {name: np.asarray(out[name]) for name in ("strike", "t", "div", "model_iv", "mid")}
+        k, t, q, iv, mid = c["strike"], c["t"], c["div"], c["model_iv"], c["mid"]
+        call = np.asarray(out["type"]) == "call"
         steps = max(cfg.crr_steps, 1)
         amer = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, True, steps)
         euro = crr_binomial.price(spot, k, t, cfg.rate, q, iv, call, False, steps)
@@ -424,12 +438,12 @@ class OptionsAnalyser:
         # the same basis, else the early-exercise premium reads as puts priced cheap
         fit_iv = np.asarray(implied_vol(mid, spot, k, t, cfg.rate, q, call))
         models = [iv]
-        heston_iv = np.full(len(c), np.nan)
+        heston_iv = np.full(n, np.nan)
         if heston is not None:
             hp = heston_model.price(spot, k, t, cfg.rate, q, *heston.params, call=call)
             heston_iv = np.asarray(implied_vol(hp, spot, k, t, cfg.rate, q, call))
             models.append(heston_iv)
-        merton_iv = np.full(len(c), np.nan)
+        merton_iv = np.full(n, np.nan)
         if merton is not None:
             mp = merton_jump_diffusion.price(
                 spot, k, t, cfg.rate, q, merton.vol, merton.lam, merton.mu_j, merton.delta_j, call
@@ -439,9 +453,9 @@ class OptionsAnalyser:
             merton_iv = np.asarray(implied_vol(mp, spot, k, t, cfg.rate, q, call))
         stack = np.vstack(models)
         consensus = np.nanmean(stack, axis=0)
-        spread = np.nanstd(stack, axis=0) if len(models) > 1 else np.zeros(len(c))
-        vega = np.maximum(c["m_vega"].to_numpy(float), 1e-8)
-        half_spread_vol = 0.5 * (c["ask"].to_numpy(float) - c["bid"].to_numpy(float)) / vega
+        spread = np.nanstd(stack, axis=0) if len(models) > 1 else np.zeros(n)
+        vega = np.maximum(np.asarray(out["m_vega"]), 1e-8)
+        half_spread_vol = 0.5 * (np.asarray(out["ask"]) - np.asarray(out["bid"])) / vega
         edge = 100.0 * (fit_iv - consensus)
         stderr = 100.0 * np.sqrt(half_spread_vol**2 + spread**2)
         # one frame from the columns: pandas pays per column set, not per row
@@ -473,20 +487,22 @@ class OptionsAnalyser:
     ) -> list[Signal]:
         sym = vol_symbol(und)
         out: list[Signal] = []
-        priced = float(np.isfinite(v["market_iv"]).mean()) if len(v) else 0.0
+        ivs = {c: v[c].to_numpy(dtype=float) for c in _IV_COLUMNS}
+        priced = float(np.isfinite(ivs["market_iv"]).mean()) if len(v) else 0.0
+        stderr = v["stderr_vol_pts"].to_numpy(dtype=float)
 
         def edge(col: str) -> tuple[float, float, float, int]:
-            if len(v) == 0 or col not in v or not np.isfinite(v[col]).any():
+            if len(v) == 0 or not np.isfinite(ivs[col]).any():
                 return math.nan, math.nan, math.nan, 0
             # Merton (fitted to returns) prices European options: compare the European mid
             ref = "market_iv" if col == "merton_iv" else "fit_iv"
-            e = 100.0 * (v[ref].to_numpy(float) - v[col].to_numpy(float))
-            se = v["stderr_vol_pts"].to_numpy(float)
-            ok = np.isfinite(e) & np.isfinite(se)
+            e = 100.0 * (ivs[ref] - ivs[col])
+            ok = np.isfinite(e) & np.isfinite(stderr)
             if not ok.any():
                 return math.nan, math.nan, math.nan, 0
-            z = float(np.mean(e[ok] / np.maximum(se[ok], 1e-6)))
-            return float(e[ok].mean()), float(se[ok].mean() / math.sqrt(ok.sum())), z, int(ok.sum())
+            se = stderr[ok]
+            z = float(np.mean(e[ok] / np.maximum(se, 1e-6)))
+            return float(e[ok].mean()), float(se.mean() / math.sqrt(ok.sum())), z, int(ok.sum())
 
         for name, col, rmse in (
             ("options_surface", "model_iv", surface_rmse),
