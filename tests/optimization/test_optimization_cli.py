@@ -95,3 +95,33 @@ def test_promote_to_a_missing_journal_creates_nothing(
     assert len(err) == 1
     assert err[0].startswith(f"error: no journal at {journal} "), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_walk_forward_of_a_study_carries_the_sessions_it_searched(tmp_path: Path) -> None:
+    """``walk-forward --study`` takes the study's recorded span; a study without one is refused."""
+    import optuna
+    from v28quant.optimization.synthetic import QuadraticEvaluator
+    from v28quant.optimization.tuner import (
+        BayesianTuner,
+        TunerConfig,
+        default_storage,
+        open_storage,
+    )
+    from v28quant.optimization.windows import WindowScheme
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = default_storage(tmp_path / "journal.sqlite")
+    ev = QuadraticEvaluator({"a": 0.3, "b": 0.7})
+    config = TunerConfig(n_trials=4, storage=storage, study_name="tuned")
+    BayesianTuner(ev, config, WindowScheme("anchored", 2, 300, 1)).optimize()
+    old = optuna.create_study(study_name="old", storage=open_storage(storage))
+    old.optimize(lambda t: 0.0, n_trials=1)
+    parser = cli.build_parser()
+
+    def study(name: str) -> argparse.Namespace:
+        return parser.parse_args(["walk-forward", "--study", name, "--storage", storage])
+
+    *_, span = cli._study_params(study("tuned"))
+    assert (span.first_session, span.last_session) == (ev.dates()[0].date(), ev.dates()[-1].date())
+    with pytest.raises(ValueError, match="study 'old' records no sessions it searched"):
+        cli._study_params(study("old"))

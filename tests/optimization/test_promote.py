@@ -1,10 +1,13 @@
-"""Promote only an intact, journaled, passing walk-forward the runner trades; research off-hours."""
+"""Promote only an intact, journaled, passing, held-out walk-forward the runner trades."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,10 +20,17 @@ from v28quant.optimization.promote import (
     is_off_hours,
     off_hours_deadline,
     promote,
+    record_tune,
     require_off_hours,
     save_report,
 )
+from v28quant.optimization.provenance import (
+    TUNED_PARAMS_FILE,
+    read_params_file,
+    write_tuned_params,
+)
 from v28quant.optimization.synthetic import QuadraticEvaluator
+from v28quant.optimization.tuner import BayesianTuner, TunerConfig
 from v28quant.optimization.walkforward import WalkForwardOptimizer, WalkForwardReport
 from v28quant.optimization.windows import WindowScheme
 
@@ -164,3 +174,125 @@ def test_deadline_is_before_the_next_premarket() -> None:
     # Friday evening -> Monday 08:30 ET (30 minutes before the 09:00 pre-market job).
     d = off_hours_deadline(datetime(2024, 3, 15, 20, 0, tzinfo=ET))
     assert d == datetime(2024, 3, 18, 8, 30, tzinfo=ET)
+
+
+# -- a tuned set is promoted only on sessions its search never saw ------------------------------
+
+# A broad optimum: every trial is about as good, so even the tuner's best, deflated for all its
+# trials, passes; only where it was tested can refuse it.
+FLAT = RunnerQuadratic(OPTIMUM, n_dates=1400, edge=0.002, curvature=0.001)
+EARLY = RunnerQuadratic(OPTIMUM, n_dates=700, edge=0.002, curvature=0.001)  # FLAT's first half
+TUNE_SCHEME = WindowScheme("anchored", 3, 300, 1)
+AFTER_EARLY = WindowScheme("anchored", 2, 700, 1)  # every test window after EARLY's last day
+
+
+def _tune(ev: QuadraticEvaluator, journal: Journal, out: Path) -> Path:
+    """Tune ``ev`` as ``tune`` does: its walk-forward, parameter file and journaled run."""
+    res = BayesianTuner(ev, TunerConfig(n_trials=16, seed=2), TUNE_SCHEME).optimize()
+    params_file = write_tuned_params(out / TUNED_PARAMS_FILE, res.best_params, res.searched)
+    report = _saved(res.walk_forward, out, journal)
+    record_tune(journal, res, None, report, params_file)
+    return params_file
+
+
+def _walk_forward(params_file: Path, scheme: WindowScheme, out: Path, j: Journal) -> Path:
+    """``walk-forward --params FILE`` on FLAT: the report file."""
+    params, search = read_params_file(params_file)
+    report = WalkForwardOptimizer(FLAT, scheme).run_fixed(params, search=search)
+    assert report.passed, report.verdict  # only where it was tested can refuse it
+    return _saved(report, out, j)
+
+
+def _overlap_text(report_path: Path) -> str:
+    """Return a report's test windows as the refusal names them (read from the file)."""
+    windows = json.loads(report_path.read_text())["windows"]
+    return ", ".join(
+        f"{w['index']} ({w['test_start'][:10]}..{w['test_end'][:10]})" for w in windows
+    )
+
+
+def test_a_tuned_set_tested_on_the_sessions_it_was_tuned_on_is_refused(tmp_path: Path) -> None:
+    """The tuner searched every session of FLAT; a walk-forward there is in sample for it."""
+    with Journal(tmp_path / "journal.sqlite") as j:
+        params_file = _tune(FLAT, j, tmp_path / "tune")
+        search = json.loads(params_file.read_text())["search"]
+        first, last = (d.strftime("%Y-%m-%d") for d in FLAT.dates()[[0, -1]])
+        assert (search["first_session"], search["last_session"]) == (first, last)
+        path = _walk_forward(params_file, TUNE_SCHEME, tmp_path / "wf", j)
+        assert json.loads(path.read_text())["search"]["held_out"] is False
+        expected = f"sessions {first}..{last}, and test window(s) {_overlap_text(path)} overlap"
+        with pytest.raises(PromotionRefused, match=re.escape(expected)):
+            promote(path, j)
+    assert not (tmp_path / PROMOTED_FILE).exists()
+
+
+def test_the_tune_runs_own_walk_forward_is_refused(tmp_path: Path) -> None:
+    """The best trial's walk-forward is scored on the very windows it was chosen on."""
+    with Journal(tmp_path / "journal.sqlite") as j:
+        _tune(FLAT, j, tmp_path / "tune")
+        report = tmp_path / "tune" / "walkforward.json"
+        assert json.loads(report.read_text())["passed"] is True
+        with pytest.raises(PromotionRefused, match="not out of sample for its search"):
+            promote(report, j)
+    assert not (tmp_path / PROMOTED_FILE).exists()
+
+
+def test_a_tuned_set_tested_after_its_search_is_promoted(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite") as j:
+        params_file = _tune(EARLY, j, tmp_path / "tune")
+        path = _walk_forward(params_file, AFTER_EARLY, tmp_path / "wf", j)
+        saved = json.loads(path.read_text())
+        last = EARLY.dates()[-1].strftime("%Y-%m-%d")
+        assert saved["search"]["last_session"] == last
+        assert all(w["test_start"][:10] > last for w in saved["windows"])
+        assert saved["search"]["held_out"] is True
+        done = promote(path, j)
+    tuned = json.loads(params_file.read_text())["params"]
+    promoted = json.loads(done.path.read_text())["params"]
+    assert {k: promoted[k] for k in tuned} == tuned
+
+
+def test_an_untuned_set_is_unaffected(tmp_path: Path) -> None:
+    """A hand-picked file has no search: promoted on any sessions, a tune in the journal or not."""
+    hand_picked = tmp_path / "mine.json"
+    hand_picked.write_text(json.dumps(OPTIMUM))
+    with Journal(tmp_path / "journal.sqlite") as j:
+        _tune(FLAT, j, tmp_path / "tune")  # of other parameters than the hand-picked ones
+        assert read_params_file(hand_picked) == (OPTIMUM, None)
+        path = _walk_forward(hand_picked, TUNE_SCHEME, tmp_path / "wf", j)
+        assert "search" not in json.loads(path.read_text())
+        done = promote(path, j)
+    assert {k: done.params[k] for k in OPTIMUM} == pytest.approx(OPTIMUM)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda raw: raw.pop("search"), id="sessions-removed"),
+        pytest.param(
+            lambda raw: raw["search"].update(last_session="2010-02-01"), id="sessions-backdated"
+        ),
+    ],
+)
+def test_a_tuned_file_with_altered_sessions_is_refused_by_the_journal(
+    tmp_path: Path, tamper: Callable[[dict[str, Any]], object]
+) -> None:
+    """The journaled tune run of the same parameters names the sessions the file no longer does."""
+    with Journal(tmp_path / "journal.sqlite") as j:
+        params_file = _tune(FLAT, j, tmp_path / "tune")
+        raw = json.loads(params_file.read_text())
+        tamper(raw)
+        params_file.write_text(json.dumps(raw))
+        path = _walk_forward(params_file, TUNE_SCHEME, tmp_path / "wf", j)
+        last = FLAT.dates()[-1].strftime("%Y-%m-%d")
+        with pytest.raises(PromotionRefused, match=rf"\.\.{last}, and test window\(s\) 0 "):
+            promote(path, j)
+    assert not (tmp_path / PROMOTED_FILE).exists()
+
+
+def test_unreadable_sessions_in_a_tuned_file_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "params.json"
+    search = {"first_session": "2010-01-01", "last_session": "soon"}
+    bad.write_text(json.dumps({"params": OPTIMUM, "search": search}))
+    with pytest.raises(ValueError, match=r"search\.last_session is not a YYYY-MM-DD session"):
+        read_params_file(bad)

@@ -10,7 +10,7 @@ import pytest
 from v28quant.optimization import tuner as tuner_module
 from v28quant.optimization.distributed import TaskRunner
 from v28quant.optimization.synthetic import QuadraticEvaluator
-from v28quant.optimization.tuner import BayesianTuner, TunerConfig, default_storage
+from v28quant.optimization.tuner import BayesianTuner, TunerConfig, default_storage, open_storage
 from v28quant.optimization.windows import WindowScheme
 
 OPTIMUM = {"a": 0.3, "b": 0.7}
@@ -148,3 +148,22 @@ def test_an_error_fails_the_trials_in_flight_instead_of_leaving_them_running(tmp
     # batch 0 failed in its tail, batch 1 was asked: all their trials are stored FAIL
     stored = optuna.load_study(study_name="fails", storage=storage)
     assert [t.state.name for t in stored.trials] == ["FAIL"] * 8
+
+
+def test_the_study_records_every_session_its_trials_saw(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Anchored windows span the evaluator's first to last date; a resumed run widens that."""
+    storage = default_storage(tmp_path / "journal.sqlite")
+    spans = []
+    for n_dates in (800, 1000):  # the same study resumed over a longer history
+        ev = QuadraticEvaluator(OPTIMUM, n_dates=n_dates)
+        cfg = TunerConfig(n_trials=4, seed=1, storage=storage, study_name="spans")
+        res = BayesianTuner(ev, cfg, SCHEME).optimize()
+        stored = optuna.load_study(study_name="spans", storage=open_storage(storage))
+        assert stored.user_attrs["search"] == res.searched.to_dict()
+        assert res.walk_forward.search == res.searched
+        spans.append(stored.user_attrs["search"])
+    first = QuadraticEvaluator(OPTIMUM, n_dates=1000).dates()
+    assert spans == [
+        {"study": "spans", "first_session": "2010-01-01", "last_session": f"{first[799]:%Y-%m-%d}"},
+        {"study": "spans", "first_session": "2010-01-01", "last_session": f"{first[-1]:%Y-%m-%d}"},
+    ]

@@ -8,14 +8,16 @@ alone as ``python -m v28quant.optimization tune ...``. Each parser stores its ha
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from v28quant.optimization.provenance import SearchSpan
 
 log = logging.getLogger(__name__)
 
@@ -253,17 +255,25 @@ def _print_report(report: Any, html: Path, json_path: Path) -> None:
         )
     decay = "n/a" if report.decay != report.decay else f"{report.decay:.0%}"
     print(f"  IS->OOS decay {decay}; report {html}; verdict file {json_path}")
+    if report.search is not None:
+        s = report.search
+        held = "yes" if report.held_out else "no, promote refuses it"
+        print(
+            f"  tuned on {s.first_session}..{s.last_session} (study {s.study}); "
+            f"every test window after that: {held}"
+        )
 
 
 def run_tune(args: argparse.Namespace) -> int:
     """Run ``tune``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import (
-        TUNE_MODEL,
         off_hours_deadline,
+        record_tune,
         require_off_hours,
         save_report,
     )
+    from v28quant.optimization.provenance import TUNED_PARAMS_FILE, write_tuned_params
     from v28quant.optimization.report import write_html
     from v28quant.optimization.tuner import BayesianTuner, TunerConfig, default_storage
 
@@ -292,35 +302,26 @@ def run_tune(args: argparse.Namespace) -> int:
             evaluator, config, _scheme(args, evaluator.label_horizon), runner, args.min_dsr
         )
         result = tuner.optimize()
+    params_file = write_tuned_params(out / TUNED_PARAMS_FILE, result.best_params, result.searched)
     with Journal(_journal(args)) as journal:
         json_path = save_report(result.walk_forward, out, journal, result.started, result.finished)
-        journal.record_model_run(
-            TUNE_MODEL,
-            config.study_name,
-            result.started,
-            result.finished,
-            result.best_params,
-            {
-                "storage": storage,
-                "best_oos_sharpe": result.best_value,
-                "n_complete": result.n_complete,
-                "n_pruned": result.n_pruned,
-                "walk_forward": str(json_path),
-                "dsr": result.walk_forward.dsr.dsr,
-            },
-        )
+        record_tune(journal, result, storage, json_path, params_file)
     html = write_html(result.walk_forward, out, evaluator.space, result.study)
     print(
         f"{result.n_complete} complete + {result.n_pruned} pruned trials; "
         f"best OOS Sharpe {result.best_value:.3f} (trial {result.study.best_trial.number})"
     )
     _print_report(result.walk_forward, html, json_path)
+    print(f"  tuned parameters {params_file} (walk-forward --params it on later sessions)")
     return 0
 
 
-def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list[float]]:
+def _study_params(
+    args: argparse.Namespace,
+) -> tuple[dict[str, float], int, list[float], SearchSpan]:
     import optuna
 
+    from v28quant.optimization.provenance import SEARCH_KEY, SearchSpan
     from v28quant.optimization.tuner import default_storage, open_storage
 
     storage = args.storage or default_storage(_journal(args))
@@ -339,13 +340,20 @@ def _study_params(args: argparse.Namespace) -> tuple[dict[str, float], int, list
         for t in trials
         if "oos_sharpe_per_period" in t.user_attrs
     ]
-    return dict(study.best_params), len(trials), srs
+    if SEARCH_KEY not in study.user_attrs:
+        raise ValueError(
+            f"study {args.study!r} records no sessions it searched (tuned before they were "
+            "recorded): tune again, then walk-forward --params its params.json"
+        )
+    span = SearchSpan.from_dict(study.user_attrs[SEARCH_KEY], f"study {args.study!r}")
+    return dict(study.best_params), len(trials), srs, span
 
 
 def run_walk_forward(args: argparse.Namespace) -> int:
     """Run ``walk-forward``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import save_report
+    from v28quant.optimization.provenance import read_params_file
     from v28quant.optimization.report import write_html
     from v28quant.optimization.walkforward import WalkForwardOptimizer
 
@@ -364,11 +372,11 @@ def run_walk_forward(args: argparse.Namespace) -> int:
         )
         print(f"walk-forward: {len(wf.windows)} {args.kind} windows; tasks on {runner.describe()}")
         if args.params:
-            params = json.loads(Path(args.params).read_text())
-            report = wf.run_fixed(params.get("params", params))
+            params, search = read_params_file(Path(args.params))
+            report = wf.run_fixed(params, search=search)
         elif args.study:
-            params, n, srs = _study_params(args)
-            report = wf.run_fixed(params, n_trials=n, trial_sharpes=srs)
+            params, n, srs, search = _study_params(args)
+            report = wf.run_fixed(params, n_trials=n, trial_sharpes=srs, search=search)
         else:
             report = wf.run_reoptimising()
     with Journal(_journal(args)) as journal:

@@ -4,9 +4,12 @@ A walk-forward report is saved as JSON with a SHA-256 digest of its content and 
 model run carrying that digest. :func:`promote` refuses unless the report file is intact (its
 digest recomputes), the journal holds a walk-forward run with that digest, and the report passed
 with a DSR of at least :data:`PROMOTE_MIN_DSR` (a run's ``--min-dsr`` cannot lower that bar),
-and its parameters are ones the runner trades (:func:`runner_params`, the rule the runner's
-start-up applies too). It then writes them atomically beside the journal, where the runner reads
-them (:func:`~v28quant.optimization.apply.load_promoted`), and journals the promotion.
+its parameters are ones the runner trades (:func:`runner_params`, the rule the runner's
+start-up applies too), and, for a tuned set, every test window lies after the last session the
+search saw (:func:`require_held_out`): the search picked the set on those sessions, so scores
+there are in sample however the DSR deflates them. It then writes them atomically beside the
+journal, where the runner reads them (:func:`~v28quant.optimization.apply.load_promoted`),
+and journals the promotion.
 
 Research jobs (tuning, walk-forward) run only off-hours: :func:`require_off_hours` raises on a
 session day between ``margin`` before the 09:00 ET pre-market job and the runner's after-close
@@ -25,11 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.journal import Journal
+from v28quant.optimization.provenance import SEARCH_KEY, SearchSpan
 from v28quant.optimization.walkforward import WalkForwardReport
+
+if TYPE_CHECKING:
+    from v28quant.optimization.tuner import TuneResult
 
 REPORT_FILE = "walkforward.json"
 PROMOTED_FILE = "v28_promoted_params.json"
@@ -108,18 +115,101 @@ def save_report(
     return path
 
 
-def _journaled_walk_forwards(journal_path: Path) -> list[dict[str, Any]]:
-    """Metrics of every journaled walk-forward (read-only: the runner may hold the journal)."""
+def record_tune(
+    journal: Journal, result: TuneResult, storage: str | None, report: Path, params_file: Path
+) -> None:
+    """Journal a tuning run: its best parameters and the sessions its search saw."""
+    journal.record_model_run(
+        TUNE_MODEL,
+        result.study.study_name,
+        result.started,
+        result.finished,
+        result.best_params,
+        {
+            "storage": storage,
+            "best_oos_sharpe": result.best_value,
+            "n_complete": result.n_complete,
+            "n_pruned": result.n_pruned,
+            "walk_forward": str(report),
+            "params_file": str(params_file),
+            "dsr": result.walk_forward.dsr.dsr,
+            SEARCH_KEY: result.searched.to_dict(),
+        },
+    )
+
+
+def _journaled_runs(journal_path: Path, model: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Params and metrics of every journaled run of ``model``.
+
+    Read-only: the runner may hold the journal.
+    """
     if not journal_path.is_file():
         return []
     db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
     try:
         rows = db.execute(
-            "SELECT metrics FROM model_runs WHERE model = ? ORDER BY id", (WALK_FORWARD_MODEL,)
+            "SELECT params, metrics FROM model_runs WHERE model = ? ORDER BY id", (model,)
         ).fetchall()
     finally:
         db.close()
-    return [json.loads(r[0]) for r in rows]
+    return [(json.loads(p), json.loads(m)) for p, m in rows]
+
+
+def _journaled_walk_forwards(journal_path: Path) -> list[dict[str, Any]]:
+    """Metrics of every journaled walk-forward."""
+    return [m for _, m in _journaled_runs(journal_path, WALK_FORWARD_MODEL)]
+
+
+def _searches_of(path: Path, payload: Mapping[str, Any], journal_path: Path) -> list[SearchSpan]:
+    """Spans of the searches that chose the report's candidate.
+
+    The report's own span, and that of every journaled tune run whose best parameters are the
+    candidate: a parameter file stripped of its span, or given an earlier one, is still known
+    by the journal that recorded its tuning. Tune runs journaled before spans were recorded
+    name none and are left out.
+    """
+    where = str(path)
+    spans = [SearchSpan.from_dict(payload[SEARCH_KEY], where)] if SEARCH_KEY in payload else []
+    candidate = payload.get("candidate")
+    for params, metrics in _journaled_runs(journal_path, TUNE_MODEL):
+        if params == candidate and SEARCH_KEY in metrics:
+            spans.append(SearchSpan.from_dict(metrics[SEARCH_KEY], f"{journal_path} tune run"))
+    return spans
+
+
+def require_held_out(path: Path, payload: Mapping[str, Any], journal_path: Path) -> None:
+    """Refuse a tuned set whose walk-forward tests it on sessions its search saw.
+
+    Raises
+    ------
+    PromotionRefused
+        A test window starts on or before the last session a search that chose the candidate
+        saw, or a recorded span does not read.
+    """
+    try:
+        spans = _searches_of(path, payload, journal_path)
+    except ValueError as exc:
+        raise PromotionRefused(f"searched sessions unreadable: {exc}") from None
+    if not spans:
+        return
+    last = max(spans, key=lambda s: s.last_session)
+    overlap = [
+        w
+        for w in payload.get("windows", [])
+        if datetime.fromisoformat(w["test_start"]).date() <= last.last_session
+    ]
+    if not overlap:
+        return
+    windows = ", ".join(
+        f"{w['index']} ({w['test_start'][:10]}..{w['test_end'][:10]})" for w in overlap
+    )
+    raise PromotionRefused(
+        f"{path}: not out of sample for its search: study {last.study} scored trials on "
+        f"sessions {last.first_session}..{last.last_session}, and test window(s) {windows} "
+        f"overlap them. Run walk-forward --params on sessions after {last.last_session} "
+        "(a later --end, or more --train-days so the first test window starts after it), "
+        "or tune again with an earlier --end to hold out the last stretch"
+    )
 
 
 def runner_params(evaluator: object, params: Mapping[str, float], where: Path) -> dict[str, float]:
@@ -170,7 +260,9 @@ def promote(
     PromotionRefused
         The report is missing, unreadable, altered since it was written or not journaled;
         its parameters are not ones the runner trades (:func:`runner_params`: the runner
-        would refuse them at start); or it failed, or its DSR is below :data:`PROMOTE_MIN_DSR`.
+        would refuse them at start); a tuned set's test windows overlap the sessions its
+        search saw (:func:`require_held_out`); or it failed, or its DSR is below
+        :data:`PROMOTE_MIN_DSR`.
     """
     path = Path(report_path)
     if path.is_dir():
@@ -187,6 +279,7 @@ def promote(
         raise PromotionRefused(f"{path}: no walk-forward with digest {digest[:16]} in the journal")
     # ahead of the verdict: a set the runner would refuse is refused however well it did
     params = runner_params(payload.get("evaluator"), payload.get("candidate"), path)
+    require_held_out(path, payload, journal.path)
     if not (payload.get("passed") is True and all(m.get("passed") is True for m in journaled)):
         raise PromotionRefused(f"walk-forward did not pass: {payload.get('verdict')}")
     dsr = float(payload["dsr"]["dsr"])

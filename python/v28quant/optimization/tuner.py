@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 from v28quant.optimization import journal_sqlite
 from v28quant.optimization.distributed import Pending, TaskRunner
 from v28quant.optimization.evaluation import Evaluator, WindowReturns, task_seed
+from v28quant.optimization.provenance import SEARCH_KEY, SearchSpan
 from v28quant.optimization.sharpe import TRADING_DAYS, sharpe_ratio
 from v28quant.optimization.walkforward import (
     WalkForwardOptimizer,
@@ -173,6 +174,8 @@ class TuneResult:
     walk_forward: WalkForwardReport
     started: datetime
     finished: datetime
+    #: Sessions the study's trials saw, over this run and any it resumed.
+    searched: SearchSpan
 
     @property
     def n_trials(self) -> int:
@@ -411,6 +414,20 @@ class BayesianTuner:
             except Exception:  # the storage itself may be what failed
                 log.exception("trial %d left RUNNING", trial.number)
 
+    def _record_span(self, stored: optuna.Study) -> SearchSpan:
+        """Widen the study's recorded span by this run's windows, before any trial runs.
+
+        Recorded first, so that a run stopped half-way still names the sessions its trials saw.
+        """
+        span = SearchSpan.of_windows(stored.study_name, self.wf.windows)
+        if SEARCH_KEY in stored.user_attrs:
+            earlier = SearchSpan.from_dict(
+                stored.user_attrs[SEARCH_KEY], f"study {stored.study_name}"
+            )
+            span = span.union(earlier)
+        stored.set_user_attr(SEARCH_KEY, span.to_dict())
+        return span
+
     def optimize(self) -> TuneResult:
         """Run ``config.n_trials`` trials, then the best trial's deflated walk-forward.
 
@@ -419,6 +436,7 @@ class BayesianTuner:
         """
         started = datetime.now(UTC)
         stored = self.study()
+        searched = self._record_span(stored)
         study = self._working_copy(stored)
         shared = self.runner.share(self.evaluator)
         bar = tqdm(total=self.config.n_trials, desc="trials", disable=not self.runner.progress)
@@ -452,9 +470,9 @@ class BayesianTuner:
             raise
         finally:
             bar.close()
-        return self._finish(stored, started)
+        return self._finish(stored, started, searched)
 
-    def _finish(self, study: optuna.Study, started: datetime) -> TuneResult:
+    def _finish(self, study: optuna.Study, started: datetime, searched: SearchSpan) -> TuneResult:
         states = optuna.trial.TrialState
         complete = study.get_trials(deepcopy=False, states=(states.COMPLETE,))
         pruned = study.get_trials(deepcopy=False, states=(states.PRUNED,))
@@ -467,7 +485,9 @@ class BayesianTuner:
             if "oos_sharpe_per_period" in t.user_attrs
         ]
         params = self.evaluator.space.validate(best.params)
-        report = self.wf.run_fixed(params, n_trials=len(complete) + len(pruned), trial_sharpes=srs)
+        report = self.wf.run_fixed(
+            params, n_trials=len(complete) + len(pruned), trial_sharpes=srs, search=searched
+        )
         log.info(
             "tuned %s: %d complete, %d pruned, best OOS Sharpe %.3f; %s",
             study.study_name,
@@ -485,4 +505,5 @@ class BayesianTuner:
             walk_forward=report,
             started=started,
             finished=datetime.now(UTC),
+            searched=searched,
         )

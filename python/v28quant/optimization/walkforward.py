@@ -28,6 +28,7 @@ import pandas as pd
 
 from v28quant.optimization.distributed import TaskRunner
 from v28quant.optimization.evaluation import Evaluator, WindowReturns, task_seed
+from v28quant.optimization.provenance import SEARCH_KEY, SearchSpan
 from v28quant.optimization.sharpe import (
     TRADING_DAYS,
     DeflatedSharpe,
@@ -118,6 +119,16 @@ class WalkForwardReport:
     #: What the result holds for beyond its parameters (the evaluator's ``scope()``, e.g. its
     #: universe and settings); empty when the evaluator says nothing.
     scope: dict[str, Any] = field(default_factory=dict)
+    #: Sessions the search that chose ``candidate`` saw (a tuned set); None for a set no
+    #: search over these dates chose (hand-picked, or re-chosen in-sample per window).
+    search: SearchSpan | None = None
+
+    @property
+    def held_out(self) -> bool | None:
+        """Whether every test window lies after the sessions the search saw; None: no search."""
+        if self.search is None:
+            return None
+        return self.search.held_out([w.test_start.date() for w in self.windows])
 
     @property
     def oos_returns(self) -> pd.Series:
@@ -153,8 +164,13 @@ class WalkForwardReport:
         return f"{'PASS' if self.passed else 'FAIL'}: {why}, OOS Sharpe {self.oos_sharpe:.2f}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of everything in the report."""
+        """JSON-ready dict of everything in the report (``search`` only for a tuned set)."""
         d = self.dsr
+        search = (
+            {}
+            if self.search is None
+            else {SEARCH_KEY: {**self.search.to_dict(), "held_out": self.held_out}}
+        )
         return {
             "evaluator": self.evaluator,
             "mode": self.mode,
@@ -186,6 +202,7 @@ class WalkForwardReport:
             },
             "stability": self.stability,
             "scope": self.scope,
+            **search,
             "windows": [w.to_dict() for w in self.windows],
         }
 
@@ -314,12 +331,14 @@ class WalkForwardOptimizer:
         params: Mapping[str, float],
         n_trials: int = 1,
         trial_sharpes: Sequence[float] = (),
+        search: SearchSpan | None = None,
     ) -> WalkForwardReport:
         """Walk-forward of one parameter set.
 
         ``n_trials`` and ``trial_sharpes`` (per-observation) describe the search that produced
         ``params`` (e.g. the tuner's study), so the DSR deflates for it; a hand-picked set is one
-        trial.
+        trial. ``search``: the sessions that search saw, recorded in the report with whether
+        every test window lies after them.
         """
         p = self.evaluator.space.validate(params)
         ev = self.runner.share(self.evaluator)
@@ -328,7 +347,7 @@ class WalkForwardOptimizer:
         ]
         results = self.runner.map(evaluate_window, args, desc="walk-forward windows")
         windows = tuple(self._result(w, p, r) for w, r in zip(self.windows, results, strict=True))
-        return self._report("fixed", windows, p, max(n_trials, 1), trial_sharpes)
+        return self._report("fixed", windows, p, max(n_trials, 1), trial_sharpes, search)
 
     def run_reoptimising(self) -> WalkForwardReport:
         """Walk-forward that re-chooses the parameters in-sample in every window."""
@@ -377,6 +396,7 @@ class WalkForwardOptimizer:
         candidate: dict[str, float],
         n_trials: int,
         trial_sharpes: Sequence[float],
+        search: SearchSpan | None = None,
     ) -> WalkForwardReport:
         oos = pd.concat([w.oos_returns for w in windows]).sort_index()
         dsr = deflated_sharpe_of(oos, trial_sharpes, n_trials)
@@ -392,4 +412,5 @@ class WalkForwardOptimizer:
             min_dsr=self.min_dsr,
             stability=parameter_stability(self.evaluator, [w.params for w in windows]),
             scope=evaluator_scope(self.evaluator),
+            search=search,
         )
