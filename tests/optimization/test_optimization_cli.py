@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import v28quant
 from v28quant.optimization import cli
@@ -125,3 +126,14 @@ def test_walk_forward_of_a_study_carries_the_sessions_it_searched(tmp_path: Path
     assert (span.first_session, span.last_session) == (ev.dates()[0].date(), ev.dates()[-1].date())
     with pytest.raises(ValueError, match="study 'old' records no sessions it searched"):
         cli._study_params(study("old"))
+
+
+def test_a_backtest_search_can_start_later(tmp_path: Path) -> None:
+    """``--start`` cuts the sessions a backtest objective's windows come from (a held-out 2022)."""
+    args = cli.build_parser().parse_args(
+        ["walk-forward", "--objective", "backtest", "--start", "2021-01-02", "--end", "2022-12-28"]
+    )
+    days = cli._evaluator(args).dates()
+    # 2 January 2021 is a Saturday: the first session is Monday the 4th
+    assert (days[0], days[-1]) == (pd.Timestamp("2021-01-04"), pd.Timestamp("2022-12-28"))
+    assert len(days) == 252 + 249  # NYSE sessions of 2021, and of 2022 to the 28 December

@@ -92,6 +92,13 @@ def _common(p: argparse.ArgumentParser, workers: bool = True) -> None:
         help="backtest objective: the runner's TOML file the parameters apply over",
     )
     p.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=None,
+        help="backtest objective: first session the windows may use, YYYY-MM-DD (default: "
+        "2019-01-02); every window backtests from its first training session",
+    )
+    p.add_argument(
         "--end",
         type=date.fromisoformat,
         default=None,
@@ -217,8 +224,8 @@ def _evaluator(args: argparse.Namespace) -> Any:
     if args.objective == "backtest":
         from v28quant.optimization.backtest_objective import BacktestEvaluator
 
-        end = {"end": args.end.isoformat()} if args.end is not None else {}
-        return BacktestEvaluator(universe=universe, config=args.config, **end)
+        span = {k: v.isoformat() for k in ("start", "end") if (v := getattr(args, k)) is not None}
+        return BacktestEvaluator(universe=universe, config=args.config, **span)
     return SampleStrategy(universe=universe or DEFAULT_UNIVERSE)
 
 
