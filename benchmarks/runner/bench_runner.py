@@ -5,7 +5,9 @@
 and infer each one on its own), runs the pre-market job once (fits; not timed), then times
 ``cycle()`` of the equity and the options engine at five successive 5-minute slots (inference
 only: the models are fitted). ``python benchmarks/runner/bench_runner.py backtest [SESSIONS]``
-times ``run_backtest`` over the last SESSIONS sessions (default 252) of 20 symbols;
+times ``run_backtest`` over the last SESSIONS sessions (default 252) of 20 symbols, and
+``... rerun [SESSIONS]`` twice over the same sessions with one model store (the second run
+takes the models the first stored);
 ``... options`` times the options engine's cycles alone on the 30 symbols (no regime).
 Results are printed; the figures go to ``benchmarks/README.md`` with the command.
 """
@@ -139,21 +141,27 @@ async def bench_cycle(root: Path) -> None:
     journal.close()
 
 
-def bench_backtest(root: Path, sessions: int) -> None:
+def bench_backtest(root: Path, sessions: int, runs: int = 1) -> None:
+    """Time ``runs`` backtests of the last ``sessions`` sessions, sharing one model store."""
     cal = default_calendar()
     end = cal.previous_session("2022-12-29")
     start = cal.sessions("2020-01-01", end)[-sessions]
     cfg = root / "v28.toml"
     cfg.write_text(f'[runner]\nmodel_dir = "{root / "models"}"\nruns_dir = "{root / "runs"}"\n')
-    t, c = time.perf_counter(), time.process_time()
-    result = run_backtest(cfg, start, end, None, None, journal=root / "bt.sqlite")
-    wall, used = time.perf_counter() - t, time.process_time() - c
-    m = result.metrics
-    print(
-        f"backtest {start}..{end}: {len(result.equity_curve)} sessions, 20 symbols, "
-        f"{wall:.1f} s wall, {used:.1f} s CPU; Sharpe {m['sharpe']:.2f}, "
-        f"max DD {m['max_drawdown']:.2%}, {m['fills']} fills"
-    )
+    for k in range(runs):
+        t, c = time.perf_counter(), time.process_time()
+        result = run_backtest(cfg, start, end, None, None, journal=root / f"bt{k}.sqlite")
+        wall, used = time.perf_counter() - t, time.process_time() - c
+        m = result.metrics
+        print(
+            f"backtest {start}..{end} ({'cold' if k == 0 else 'again'}): "
+            f"{len(result.equity_curve)} sessions, 20 symbols, {wall:.1f} s wall, "
+            f"{used:.1f} s CPU; Sharpe {m['sharpe']:.2f}, max DD {m['max_drawdown']:.2%}, "
+            f"{m['fills']} fills, last equity {float(result.equity_curve.iloc[-1]):.2f}",
+            flush=True,
+        )
+    stored = {d.name: len(list(d.iterdir())) for d in sorted((root / "models").iterdir())}
+    print(f"model store versions: {stored}")
 
 
 if __name__ == "__main__":
@@ -164,5 +172,6 @@ if __name__ == "__main__":
             asyncio.run(bench_cycle(Path(tmp)))
         elif what == "options":
             asyncio.run(bench_options(Path(tmp)))
-        else:
-            bench_backtest(Path(tmp), int(sys.argv[2]) if len(sys.argv) > 2 else 252)
+        else:  # backtest, or rerun: the same sessions again on the models the first stored
+            sessions = int(sys.argv[2]) if len(sys.argv) > 2 else 252
+            bench_backtest(Path(tmp), sessions, 2 if what == "rerun" else 1)
