@@ -296,3 +296,23 @@ def test_unreadable_sessions_in_a_tuned_file_are_refused(tmp_path: Path) -> None
     bad.write_text(json.dumps({"params": OPTIMUM, "search": search}))
     with pytest.raises(ValueError, match=r"search\.last_session is not a YYYY-MM-DD session"):
         read_params_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("tuned_on", "scheme", "verdict"),
+    [
+        (FLAT, TUNE_SCHEME, "test windows inside it: not held out, promote refuses it"),
+        (EARLY, AFTER_EARLY, "every test window after it (held out)"),
+    ],
+)
+def test_the_report_page_says_whether_a_tuned_set_was_held_out(
+    tmp_path: Path, tuned_on: RunnerQuadratic, scheme: WindowScheme, verdict: str
+) -> None:
+    from v28quant.optimization.report import write_html
+
+    with Journal(tmp_path / "journal.sqlite") as j:
+        params, search = read_params_file(_tune(tuned_on, j, tmp_path / "tune"))
+    report = WalkForwardOptimizer(FLAT, scheme).run_fixed(params, search=search)
+    page = write_html(report, tmp_path / "page", FLAT.space).read_text()
+    first, last = (d.strftime("%Y-%m-%d") for d in tuned_on.dates()[[0, -1]])
+    assert f"<td>tuned on</td><td>{search.study}: {first}..{last}; {verdict}</td>" in page

@@ -159,6 +159,19 @@ def write_html(
         ["SR0 (expected max of trials, annualised)", f"{d.benchmark * math.sqrt(252):.3f}"],
         ["OOS skew / kurtosis / days", f"{d.skew:.2f} / {d.kurtosis:.2f} / {d.n}"],
     ]
+    if report.search is not None:  # a tuned set: is the evidence out of sample for its search?
+        s = report.search
+        summary.append(
+            [
+                "tuned on",
+                f"{s.study}: {s.first_session:%Y-%m-%d}..{s.last_session:%Y-%m-%d}; "
+                + (
+                    "every test window after it (held out)"
+                    if report.held_out
+                    else "test windows inside it: not held out, promote refuses it"
+                ),
+            ]
+        )
     windows = [
         [
             str(w.index),
