@@ -11,6 +11,7 @@ journal's decisions read with sqlite3.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -25,7 +26,7 @@ from fakes.options_world import Ctx, make_world
 from v28quant.broker import Leg, OrderRequest, Owner
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
-from v28quant.options.lifecycle import Held
+from v28quant.options.lifecycle import Held, WheelState
 from v28quant.settings import SettingsError
 
 ET = ZoneInfo("America/New_York")
@@ -198,3 +199,30 @@ def test_the_cooldown_setting_defaults_to_a_whole_session_and_is_checked() -> No
     for bad in (-5, 2.5, "30", True):
         with pytest.raises(SettingsError, match="reentry_cooldown_minutes: must be"):
             OptionsConfig.load(None, {"reentry_cooldown_minutes": bad})
+
+
+@pytest.mark.asyncio
+async def test_wheel_shares_are_still_covered_during_a_cooldown(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """SPY's wheel holds 100 assigned shares: the cooldown refuses new spreads, not their call."""
+    ctx, eng = await _stopped_out(tmp_path, shared_data, _config(wheel=True))
+    assert eng.book is not None
+    shares = await ctx.broker.submit(
+        OrderRequest.equity("SPY", 100, "buy", owner=Owner("options", "venue", "opasn"))
+    )
+    await ctx.broker.process()
+    assert shares.status.value in ("new", "accepted", "filled")
+    eng.book.wheel["SPY"] = WheelState(stage="shares", shares=100, basis=380.0)
+    await _cycle_at(ctx, eng, STOPPED_AT + timedelta(minutes=30))
+    assert await _openings(ctx, "SPY") == []  # no spread
+    calls = [
+        o
+        for o in await ctx.broker.orders("all")
+        if re.fullmatch(r"SPY\d{6}C\d{8}", o.symbol or "") and o.side == "sell"
+    ]
+    assert len(calls) == 1, calls
+    assert calls[0].submitted_at == STOPPED_AT + timedelta(minutes=30)
+    (last,) = [r for r in _decisions(ctx, "cooldown") if r["ts"] == ctx.clock.now()]
+    assert last["symbol"] == "SPY"
+    assert last["reasoning"]["covered_call_on_wheel_shares"] is True

@@ -3,8 +3,8 @@
 ``enter_one`` tries the regime's strategies in order (the wheel's covered call first where it
 holds shares) and places the first candidate that resolves from the chain and passes every
 check; when none does, the rejections are journaled as a ``no_entry`` decision. An underlying
-stopped out within ``reentry_cooldown_minutes`` opens nothing (``cooldown``): a ``cooldown``
-decision says until when.
+stopped out within ``reentry_cooldown_minutes`` opens nothing (``cooldown``) but the covered
+call on wheel shares it holds: a ``cooldown`` decision says until when.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ async def enter_one(
     row = cfg.strategies_for(label)
     if row == ("close",):
         return
+    wheel = book.stage(u)
+    covers = cfg.wheel and wheel.stage == "shares" and wheel.shares >= 100
     cooling = cooldown_of(ctx.journal, ENGINE, u, now, cfg.reentry_cooldown_minutes)
     if cooling is not None:
         ctx.journal.record_decision(
@@ -75,18 +77,17 @@ async def enter_one(
             "entry",
             u,
             "cooldown",
-            cooling.reasoning(),
+            {**cooling.reasoning(), "covered_call_on_wheel_shares": covers},
             now,
         )
-        return
-    wheel = book.stage(u)
+        if not covers:
+            return
     held_here = [
         h for h in book.held.values() if h.underlying == u and h.strategy != "covered_call"
     ]
-    plan: list[str] = []
-    if cfg.wheel and wheel.stage == "shares" and wheel.shares >= 100:
-        plan.append("covered_call")
-    if len(held_here) < cfg.max_per_underlying:
+    plan: list[str] = ["covered_call"] if covers else []
+    # a cooldown still lets the wheel's shares be covered: that call only sells their upside
+    if cooling is None and len(held_here) < cfg.max_per_underlying:
         plan += [s for s in row if s not in ("close", "covered_call")]
     if cfg.wheel and wheel.stage != "cash":  # one wheel cycle at a time per underlying
         plan = [s for s in plan if s != "cash_secured_put"]
