@@ -252,6 +252,32 @@ def test_a_tuned_set_tested_after_its_search_is_promoted(tmp_path: Path) -> None
     assert {k: promoted[k] for k in tuned} == tuned
 
 
+def test_a_set_promoted_in_sample_before_the_check_does_not_trade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promotion written without the held-out check is refused at the runner's start."""
+    with Journal(tmp_path / "journal.sqlite") as j:
+        params_file = _tune(FLAT, j, tmp_path / "tune")
+        path = _walk_forward(params_file, TUNE_SCHEME, tmp_path / "wf", j)
+        with monkeypatch.context() as m:  # promote as it was before it checked
+            m.setattr("v28quant.optimization.promote.require_held_out", lambda *a: None)
+            promote(path, j)
+    assert (tmp_path / PROMOTED_FILE).exists()
+    with pytest.raises(PromotionRefused, match=re.escape(_overlap_text(path))):
+        load_promoted(tmp_path / "journal.sqlite")
+
+
+def test_a_promoted_set_whose_report_is_gone_does_not_trade(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite") as j:
+        params_file = _tune(EARLY, j, tmp_path / "tune")
+        path = _walk_forward(params_file, AFTER_EARLY, tmp_path / "wf", j)
+        promote(path, j)
+    assert load_promoted(tmp_path / "journal.sqlite") is not None
+    path.rename(path.with_suffix(".moved"))
+    with pytest.raises(PromotionRefused, match=f"its walk-forward report {re.escape(str(path))}"):
+        load_promoted(tmp_path / "journal.sqlite")
+
+
 def test_an_untuned_set_is_unaffected(tmp_path: Path) -> None:
     """A hand-picked file has no search: promoted on any sessions, a tune in the journal or not."""
     hand_picked = tmp_path / "mine.json"

@@ -9,10 +9,13 @@ is what trades.
 :func:`load_promoted` reads the set ``v28quant promote`` wrote beside the journal and accepts it
 only when the journal itself vouches for it: a journaled promotion of exactly those parameters
 whose walk-forward (same report digest) is journaled as passed, made with the runner's own
-engines (evaluator ``backtest``), and no later promotion since; and, given the run's scope,
-tuned for its universe (when the tuner named one) and under its TOML file, byte for byte. A
-file edited by hand, copied from another journal, superseded by a later promotion (a restored
-backup), tuned for other symbols or settings, or promoted from the sample strategy is refused
+engines (evaluator ``backtest``), and no later promotion since; given the run's scope, tuned
+for its universe (when the tuner named one) and under its TOML file, byte for byte; and whose
+walk-forward report (the file the promotion names) tests a tuned set only on sessions after
+those its search saw, checked at every start, so a set promoted before ``promote`` checked
+that does not trade. A file edited by hand, copied from another journal, superseded by a later
+promotion (a restored backup), tuned for other symbols or settings, tested in sample, or
+promoted from the sample strategy is refused
 with a line naming why.
 """
 
@@ -33,6 +36,8 @@ from v28quant.optimization.promote import (
     PROMOTED_FILE,
     WALK_FORWARD_MODEL,
     PromotionRefused,
+    report_digest,
+    require_held_out,
     runner_params,
 )
 
@@ -138,6 +143,21 @@ def _journaled(journal_path: Path, model: str) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
+def _promoted_report(path: Path, record: Mapping[str, Any], digest: str) -> Path:
+    """Return the walk-forward report a promoted file names, checked to be the promoted one."""
+    report = Path(str(record.get("report")))
+    try:
+        payload = json.loads(report.read_text())
+    except (OSError, ValueError) as exc:
+        raise PromotionRefused(
+            f"{path}: its walk-forward report {report} is unreadable ({exc}); whether the set "
+            "was tested out of sample for its search cannot be checked without it"
+        ) from None
+    if payload.get("digest") != digest or report_digest(payload) != digest:
+        raise PromotionRefused(f"{path}: {report} is not the promoted walk-forward {digest[:16]}")
+    return report
+
+
 def load_promoted(
     journal_path: str | Path, scope: Mapping[str, Any] | None = None
 ) -> PromotedSet | None:
@@ -150,8 +170,10 @@ def load_promoted(
     ------
     PromotionRefused
         The file exists but is unreadable, was not promoted through this journal or not by
-        its latest promotion, its walk-forward is not journaled as passed, its parameters are
-        not the runner's, or it was tuned for another universe or settings than ``scope``.
+        its latest promotion, its walk-forward is not journaled as passed, its report is gone
+        or tests a tuned set on sessions its search saw (``require_held_out``, as ``promote``
+        checks), its parameters are not the runner's, or it was tuned for another universe or
+        settings than ``scope``.
     """
     journal = Path(journal_path)
     path = journal.with_name(PROMOTED_FILE)
@@ -178,6 +200,9 @@ def load_promoted(
     runs = [m for m in _journaled(journal, WALK_FORWARD_MODEL) if m.get("digest") == digest]
     if not runs or not all(m.get("passed") is True for m in runs):
         raise PromotionRefused(f"{path}: walk-forward {digest[:16]} is not journaled as passed")
+    # checked again at every start: a promotion made before promote checked it must not trade
+    report = _promoted_report(path, record, digest)
+    require_held_out(report, json.loads(report.read_text()), journal)
     return PromotedSet(
         params=checked,
         digest=digest,
