@@ -119,9 +119,10 @@ def status(journal: Journal) -> list[str]:
         last_by_engine[c["engine"]] = c
     for engine, c in sorted(last_by_engine.items()):
         r = c["reasoning"]
+        note = f"; {r['note']}" if r.get("note") else ""
         out.append(
-            f"last {engine} cycle: {c['ts']:%Y-%m-%d %H:%M}Z, {r.get('signals')} signal(s), "
-            f"{r.get('orders')} order(s), {r.get('denied')} denied; {r.get('note', '')}"
+            f"last {engine} cycle: {c['ts']:%Y-%m-%d %H:%M}Z, {r.get('signals')} new signal(s), "
+            f"{r.get('orders')} order(s), {r.get('denied')} denied{note}"
         )
     return out
 

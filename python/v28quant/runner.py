@@ -515,7 +515,7 @@ class Runner:
         self.state.cycles += 1
         if report is not None and hasattr(report, "signals"):
             log.info(
-                "%s cycle %s: %d signal(s), %d order(s), %d denied%s",
+                "%s cycle %s: %d new signal(s), %d order(s), %d denied%s",
                 engine.name,
                 slot.astimezone(ET).strftime("%Y-%m-%d %H:%M"),
                 report.signals,

@@ -66,3 +66,24 @@ def test_a_missing_journal_without_keyless_runs_says_only_that(
     assert capsys.readouterr().err == (
         f"error: no journal at {missing} (set --journal or V28_JOURNAL)\n"
     )
+
+
+def test_status_gives_each_engines_last_cycle_and_its_note_only_when_there_is_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    at = datetime(2022, 12, 28, 20, 45, tzinfo=UTC)
+    cycles = {
+        "equity": {"signals": 0, "orders": 0, "denied": 0, "note": ""},
+        "options": {"signals": 96, "orders": 1, "denied": 2, "note": "max_open_structures reached"},
+    }
+    with Journal(path) as j:
+        for engine, reasoning in cycles.items():
+            j.record_decision(f"{engine}-cycle", engine, "runner", "*", "cycle", reasoning, at)
+    assert cli_main(["--journal", str(path), "status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "last equity cycle: 2022-12-28 20:45Z, 0 new signal(s), 0 order(s), 0 denied" in out
+    assert (
+        "last options cycle: 2022-12-28 20:45Z, 96 new signal(s), 1 order(s), 2 denied; "
+        "max_open_structures reached"
+    ) in out
