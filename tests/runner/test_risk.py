@@ -251,6 +251,21 @@ def test_options_budget_lets_a_breach_shrink(journal) -> None:
     assert gate.check(_condor(3), Decimal("1.50"), _account(), [], NOW, options=csp).allowed
 
 
+def test_a_zero_vega_budget_admits_only_orders_that_reduce_vega(journal) -> None:
+    """``max_vega = 0``: none of that Greek; a book holding some may only shrink it."""
+    gate = RiskGate(RiskLimits(), journal)
+    none = GreekBudget(1500, 300, 0.0, 1000)
+    opening = OptionsRisk(FLAT, BookGreeks(0.0, 0.0, -0.5, 0.0), none, 500.0, 2500.0)
+    assert gate.check(_condor(1), Decimal("1.50"), _account(), [], NOW, options=opening).check == (
+        "greek_vega"
+    )
+    held = BookGreeks(0.0, 0.0, -800.0, 0.0)
+    less = OptionsRisk(held, BookGreeks(0.0, 0.0, -300.0, 0.0), none, 500.0, 2500.0)
+    assert gate.check(_condor(2), Decimal("1.50"), _account(), [], NOW, options=less).allowed
+    flat = OptionsRisk(FLAT, FLAT, none, 500.0, 2500.0)  # vega-neutral: nothing to refuse
+    assert gate.check(_condor(3), Decimal("1.50"), _account(), [], NOW, options=flat).allowed
+
+
 def test_options_book_max_loss_is_held_within_max_options_fraction(journal) -> None:
     """[risk] max_options_fraction: the book's defined-risk max loss, this one included."""
     gate = RiskGate(RiskLimits(max_options_fraction=0.30), journal)  # 30,000 of 100,000
