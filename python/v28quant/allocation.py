@@ -6,12 +6,20 @@ round trips each engine closed on a session over the account's equity. The trips
 journal's fills and option settlements paired as the backtest report pairs them
 (:func:`v28quant.round_trips.pair_trades`): a structure's legs are one trip, its expiry,
 assignment or exercise closes it, an option sold at zero closes with its premium lost, and the
-operator's flatten closes the engine's own lots. Each pre-market feeds the sessions closed since
-the last one, then ``ctx.shared["capital_split"]`` gets the allocator's engine weights (engine ->
-fraction of equity) and ``ctx.shared["risk_scale"]`` the POMDP controller's exposure scale
-from the regime assessment. The engines apply each once: the equity engine's target weights are
-multiplied by its share and the risk scale; the options engine's max loss per structure by the
-risk scale and the capital its structures may commit by its share (``v28quant.options.sizing``).
+operator's flatten closes the engine's own lots.
+
+Each pre-market feeds the sessions settled since the last one: every session before the last
+one closed (:func:`settled_before`). A session's option expiries, assignments and exercises are
+processed overnight and may be journaled only after the next pre-market, so a session is fed at
+the second pre-market after it, with its settlements in; each session is fed once. A restarted
+runner rebuilds the allocator from the sessions its ``capital_split`` decisions fed
+(:func:`restore_fed`) and feeds none of them again.
+
+Then ``ctx.shared["capital_split"]`` gets the allocator's engine weights (engine -> fraction of
+equity) and ``ctx.shared["risk_scale"]`` the POMDP controller's exposure scale from the regime
+assessment. The engines apply each once: the equity engine's target weights are multiplied by
+its share and the risk scale; the options engine's max loss per structure by the risk scale and
+the capital its structures may commit by its share (``v28quant.options.sizing``).
 A ``capital_split`` decision records the inputs and the result.
 """
 
@@ -19,11 +27,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from v28quant.calendar import ET
+from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.engines import EngineContext
+from v28quant.journal import Journal
 from v28quant.ml.adaptive_allocator import AdaptiveAllocator
 from v28quant.round_trips import journal_trades, pair_trades
 
@@ -62,18 +71,49 @@ def daily_returns(
     return dict(sorted(days.items()))
 
 
+def settled_before(calendar: ExchangeCalendar, now: datetime) -> date:
+    """Return the first session not yet settled at ``now``: the last session before today.
+
+    A session's option expiries, assignments and exercises are processed overnight and may be
+    journaled after the next pre-market has run, so that session waits one more session.
+    """
+    return calendar.previous_session(now.astimezone(ET).date())
+
+
+def feed(
+    allocator: AdaptiveAllocator, fed: set[date], day: date, returns: Mapping[str, float]
+) -> None:
+    """Give ``allocator`` one session's sleeve returns and add ``day`` to ``fed``."""
+    allocator.update({s: max(x, -0.99) for s, x in returns.items()})
+    fed.add(day)
+
+
+def restore_fed(allocator: AdaptiveAllocator, journal: Journal) -> set[date]:
+    """Feed a new ``allocator`` what the journal's ``capital_split`` decisions fed, in order.
+
+    A restarted runner so goes on where it stopped: each session fed once, with the returns it
+    was fed then. Returns the sessions fed.
+    """
+    fed: set[date] = set()
+    for row in journal.decisions(action="capital_split", as_written=True):
+        for day, returns in row["reasoning"].get("sessions_fed", {}).items():
+            if date.fromisoformat(day) not in fed:
+                feed(allocator, fed, date.fromisoformat(day), returns)
+    return fed
+
+
 def allocate(ctx: EngineContext, equity: float) -> dict[str, float]:
-    """Feed the allocator the new sessions, set the split and the risk scale, journal them."""
+    """Feed the allocator the settled sessions, set the split and the risk scale, journal them."""
     allocator = ctx.shared.get("allocator")
     if allocator is None:
         allocator = ctx.shared["allocator"] = AdaptiveAllocator(list(SLEEVES.values()))
+        ctx.shared["allocator_days"] = restore_fed(allocator, ctx.journal)
     fed: set[date] = ctx.shared.setdefault("allocator_days", set())
-    today = ctx.now.astimezone(ET).date()
-    past = daily_returns(ctx.journal.fills(), equity, today, ctx.journal.settlements())
+    settled = settled_before(ctx.calendar, ctx.now)
+    past = daily_returns(ctx.journal.fills(), equity, settled, ctx.journal.settlements())
     new = {d: r for d, r in past.items() if d not in fed}
     for d, r in new.items():
-        allocator.update({s: max(x, -0.99) for s, x in r.items()})
-        fed.add(d)
+        feed(allocator, fed, d, r)
     weights = allocator.allocate()
     split = allocator.engine_split(weights)
     regime = ctx.regime
@@ -103,4 +143,4 @@ def allocate(ctx: EngineContext, equity: float) -> dict[str, float]:
     return split
 
 
-__all__ = ["SLEEVES", "allocate", "daily_returns"]
+__all__ = ["SLEEVES", "allocate", "daily_returns", "feed", "restore_fed", "settled_before"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from v28quant.allocation import allocate, daily_returns
+from v28quant.calendar import ExchangeCalendar
 from v28quant.journal import Journal
 from v28quant.options.sizing import capital_share, size_structure
 from v28quant.round_trips import round_trips
@@ -149,13 +150,33 @@ def _bull_put_sold(journal: Journal) -> None:
     _journal_fill(journal, "o2", cid, PUT_495, "buy", 1, "1.00", 3)
 
 
-def _sessions_fed(journal: Journal, today: date) -> dict[str, dict[str, float]]:
-    """Run the pre-market allocation at 09:00 ET on ``today``; return what it journaled as fed."""
+CALENDAR = ExchangeCalendar("2024-01-01", "2024-12-31")
+
+
+def _premarket(journal: Journal, today: date, shared: dict[str, Any] | None = None) -> Any:
+    """Run the pre-market allocation at 09:00 ET on ``today``; return its context."""
     now = datetime.combine(today, datetime.min.time(), UTC).replace(hour=13)
-    ctx: Any = SimpleNamespace(shared={}, now=now, journal=journal, regime=None)
+    ctx: Any = SimpleNamespace(
+        shared={} if shared is None else shared,
+        now=now,
+        journal=journal,
+        regime=None,
+        calendar=CALENDAR,
+    )
     allocate(ctx, 100_000.0)
-    (row,) = journal.decisions(action="capital_split")
-    fed: dict[str, dict[str, float]] = row["reasoning"]["sessions_fed"]
+    return ctx
+
+
+def _fed_by_each(journal: Journal) -> list[dict[str, dict[str, float]]]:
+    """Return what each journaled ``capital_split`` decision says it fed, oldest first."""
+    rows = journal.decisions(action="capital_split")
+    return [row["reasoning"]["sessions_fed"] for row in rows]
+
+
+def _sessions_fed(journal: Journal, today: date) -> dict[str, dict[str, float]]:
+    """Run the pre-market allocation on ``today``; return what it journaled as fed."""
+    _premarket(journal, today)
+    (fed,) = _fed_by_each(journal)
     return fed
 
 
@@ -163,7 +184,7 @@ def test_an_option_sold_at_zero_closes_with_its_whole_premium_lost(journal: Jour
     # By hand: bought at 1.20, sold at 0.00 the next day: -1.20 x 100 = -120 on 4 June.
     _journal_fill(journal, "o1", "v28-options-long_put-aaaaaaaaaaaa", PUT_500, "buy", 1, "1.20", 3)
     _journal_fill(journal, "o2", "v28-options-close-bbbbbbbbbbbb", PUT_500, "sell", 1, "0", 4)
-    fed = _sessions_fed(journal, date(2024, 6, 5))
+    fed = _sessions_fed(journal, date(2024, 6, 6))
     assert fed["2024-06-04"]["options/structures"] == pytest.approx(-120 / 100_000)
 
 
@@ -175,7 +196,7 @@ def test_a_bull_put_expiring_worthless_keeps_its_credit_on_the_expiry_day(
     _bull_put_sold(journal)
     _settle(journal, "OPEXP", PUT_500, 1, close=close)
     _settle(journal, "OPEXP", PUT_495, -1, close=close)
-    fed = _sessions_fed(journal, date(2024, 6, 10))
+    fed = _sessions_fed(journal, date(2024, 6, 11))
     assert fed["2024-06-07"] == pytest.approx(
         {"equity/aggregate": 0.0, "options/structures": 0.002}
     )
@@ -192,7 +213,7 @@ def test_an_assigned_spread_loses_its_width_less_the_credit_on_the_expiry_day(
     _settle(journal, "OPTRD", "SPY", 100, price="500", option=PUT_500)
     _settle(journal, "OPEXC", PUT_495, -1, close=close)
     _settle(journal, "OPTRD", "SPY", -100, price="495", option=PUT_495)
-    fed = _sessions_fed(journal, date(2024, 6, 10))
+    fed = _sessions_fed(journal, date(2024, 6, 11))
     assert fed["2024-06-07"] == pytest.approx(
         {"equity/aggregate": 0.0, "options/structures": -0.003}
     )
@@ -202,7 +223,45 @@ def test_the_operators_flatten_closes_the_equity_engines_lot(journal: Journal) -
     # By hand: 10 AAPL bought at 100 by the equity engine, flattened at 95: -50 on 4 June.
     _journal_fill(journal, "e1", "v28-equity-aggregate-aaaaaaaaaaaa", "AAPL", "buy", 10, "100", 3)
     _journal_fill(journal, "e2", "v28-risk-flatten-bbbbbbbbbbbb", "AAPL", "sell", 10, "95", 4)
-    fed = _sessions_fed(journal, date(2024, 6, 5))
+    fed = _sessions_fed(journal, date(2024, 6, 6))
     assert fed["2024-06-04"] == pytest.approx(
         {"equity/aggregate": -50 / 100_000, "options/structures": 0.0}
     )
+
+
+def test_a_settlement_journaled_the_morning_after_counts_on_its_session(
+    journal: Journal,
+) -> None:
+    # The equity engine closes a trip on Friday 7 June (+50: 10 AAPL bought at 100, sold at
+    # 105), so Monday's pre-market sees that session. The bull put's OPEXP pair of the 7th is
+    # journaled only after it. By hand, 7 June: equity +50, options +200 (the 2.00 credit).
+    _bull_put_sold(journal)
+    _journal_fill(journal, "e1", "v28-equity-aggregate-aaaaaaaaaaaa", "AAPL", "buy", 10, "100", 6)
+    _journal_fill(journal, "e2", "v28-equity-aggregate-bbbbbbbbbbbb", "AAPL", "sell", 10, "105", 7)
+    shared: dict[str, Any] = {}
+    _premarket(journal, date(2024, 6, 10), shared)
+    _settle(journal, "OPEXP", PUT_500, 1)
+    _settle(journal, "OPEXP", PUT_495, -1)
+    for day in (11, 12):
+        _premarket(journal, date(2024, 6, day), shared)
+    fed = [(d, r) for each in _fed_by_each(journal) for d, r in each.items()]
+    assert [r for d, r in fed if d == "2024-06-07"] == [
+        pytest.approx({"equity/aggregate": 50 / 100_000, "options/structures": 200 / 100_000})
+    ]
+
+
+def test_a_restart_feeds_no_session_again_and_keeps_what_was_fed(journal: Journal) -> None:
+    # By hand: a long put bought at 1.20 on 3 June and sold at zero on the 4th: the options
+    # sleeve's equity falls 1 - 120 / 100_000 from its peak, a drawdown of 0.0012.
+    _journal_fill(journal, "o1", "v28-options-long_put-aaaaaaaaaaaa", PUT_500, "buy", 1, "1.20", 3)
+    _journal_fill(journal, "o2", "v28-options-close-bbbbbbbbbbbb", PUT_500, "sell", 1, "0", 4)
+    _journal_fill(journal, "e1", "v28-equity-aggregate-aaaaaaaaaaaa", "AAPL", "buy", 10, "100", 5)
+    _journal_fill(journal, "e2", "v28-equity-aggregate-bbbbbbbbbbbb", "AAPL", "sell", 10, "99", 6)
+    _premarket(journal, date(2024, 6, 6))
+    restarted = _premarket(journal, date(2024, 6, 10))  # a new process: nothing in ``shared``
+    fed = [d for each in _fed_by_each(journal) for d in each]
+    assert sorted(fed) == ["2024-06-03", "2024-06-04", "2024-06-05", "2024-06-06"]
+    last = journal.decisions(action="capital_split")[-1]
+    assert last["reasoning"]["sessions_total"] == 4
+    allocator = restarted.shared["allocator"]
+    assert allocator.drawdown("options/structures") == pytest.approx(120 / 100_000)
