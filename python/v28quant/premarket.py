@@ -1,7 +1,8 @@
 """The runner's own pre-market job and per-cycle account watch, shared by every engine.
 
 Pre-market (before the engines' own jobs): re-read the venue clock; reconcile the journal with
-the broker (fail closed: a difference it cannot explain means no trading this session); mark
+the broker (fail closed: a difference it cannot explain means no trading this session; option
+settlements journaled with the underlying's close, ``v28quant.settlement_close``); mark
 the account for the risk gate; load the daily history of the universe and the market proxy;
 fit the hierarchical regime controller (market regime over symbol regimes) and put its
 assessment in ``ctx.regime`` for both engines, journaled as a ``regime`` decision; set the
@@ -30,6 +31,7 @@ from v28quant.ml.model_store import ModelStore
 from v28quant.occ import is_occ, underlying_of
 from v28quant.reconcile import reconcile
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, HaltState, record_control
+from v28quant.settlement_close import SettlementCloses
 from v28quant.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -240,7 +242,8 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
     if venue.venue_clock is not None:
         await venue.venue_clock.refresh()
     journal: Any = ctx.journal  # JournalLike's dict-typed parameters: Journal takes Mappings
-    report = await reconcile(journal, ctx.broker, ctx.clock, notifier=ctx.notifier)
+    closes = SettlementCloses(ctx.feed, ctx.calendar)
+    report = await reconcile(journal, ctx.broker, ctx.clock, notifier=ctx.notifier, closes=closes)
     if not report.ok:
         return False
     account = await ctx.broker.account()

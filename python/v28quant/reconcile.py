@@ -60,6 +60,7 @@ from v28quant.journal.schema import (
     UNKNOWN_STATUS,
 )
 from v28quant.notify import Notifier
+from v28quant.settlement_close import SettlementCloses
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -163,6 +164,7 @@ async def reconcile(
     *,
     adopt_positions: bool = False,
     notifier: Notifier | None = None,
+    closes: SettlementCloses | None = None,
 ) -> ReconcileReport:
     """Compare ``journal`` with ``broker`` and say whether trading may start.
 
@@ -172,11 +174,14 @@ async def reconcile(
     ``adopt_positions`` (an operator's explicit choice, e.g. a new journal on an account with
     history older than its activities, or after a manual fix) accepts the broker's positions as
     the new baseline instead of failing on a position difference.
+
+    ``closes`` adds the underlying's close to option settlements journaled without one
+    (Alpaca's, see ``v28quant.settlement_close``).
     """
     ts = clock.now() if clock is not None else datetime.now(UTC)
     diffs: list[dict[str, Any]] = []
     try:
-        await _reconcile(journal, broker, ts, diffs, adopt_positions)
+        await _reconcile(journal, broker, ts, diffs, adopt_positions, closes)
     except BrokerError as e:
         diffs.append(_diff("broker_unreachable", True, error=f"{type(e).__name__}: {e}"))
     fatal = [d for d in diffs if d["fatal"]]
@@ -229,7 +234,12 @@ def _book(positions: list[Position]) -> dict[str, Decimal]:
 
 
 async def _reconcile(
-    journal: JournalLike, broker: Broker, ts: datetime, diffs: list[dict[str, Any]], adopt: bool
+    journal: JournalLike,
+    broker: Broker,
+    ts: datetime,
+    diffs: list[dict[str, Any]],
+    adopt: bool,
+    closes: SettlementCloses | None,
 ) -> None:
     broker_open = await broker.orders("open")
     cid_by_order: dict[str, str] = {}
@@ -410,6 +420,8 @@ async def _reconcile(
             )
     if mismatched and not adopt:
         return  # keep the journal's snapshot and unseen activities as they were
+    if closes is not None:
+        new = await closes.annotate(new)
     # One transaction: activities marked seen without the snapshot that includes them would
     # make every later reconcile fail (see the invariant in the module docstring).
     await _off(

@@ -258,15 +258,16 @@ def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str
     """Return option settlements (journal activities) as the closing trades they amount to.
 
     OPASN and OPEXC close the option at its intrinsic value on the underlying's close
-    (``raw["underlying_close"]``, as the simulated exchange journals it); the stock of OPTRD
-    trades at that close, netted per underlying and settlement time (a spread's two legs in
-    the money cancel out): together the cash of the stock at the strike. Alpaca's activities
-    carry no close: the option then closes at zero and each OPTRD trades at its own price (the
-    strike), the same cash; an assignment's loss below the strike stays in the stock's cost
-    until it is sold. OPEXP closes the option at zero, as nothing changed hands (a contract in
-    the money by less than a cent expires). All legs of one underlying settling at one close
-    share a key, so a structure's trip is one trip. Every trade is the options engine's
-    (``SETTLEMENT_ENGINE``).
+    (``raw["underlying_close"]``: the simulated exchange journals it, and Alpaca's activities
+    are journaled with the data feed's close of their session, ``v28quant.settlement_close``);
+    the stock of OPTRD trades at that close, netted per underlying and settlement time (a
+    spread's two legs in the money cancel out): together the cash of the stock at the strike.
+    An activity journaled without a close (the feed had none) closes the option at zero and
+    each OPTRD trades at its own price (the strike), the same cash; an assignment's loss below
+    the strike then stays in the stock's cost until it is sold. OPEXP closes the option at
+    zero, as nothing changed hands (a contract in the money by less than a cent expires). All
+    legs of one underlying settling at one close share a key, so a structure's trip is one
+    trip. Every trade is the options engine's (``SETTLEMENT_ENGINE``).
     """
     closes: dict[tuple[str, Any], Decimal | None] = {}
     out: list[dict[str, Any]] = []

@@ -176,6 +176,7 @@ async def _serve(
 ) -> tuple[int, Runner]:
     from v28quant.execution import Executor
     from v28quant.notify import make_notifier
+    from v28quant.settlement_close import SettlementCloses
     from v28quant.signals import SignalAggregator
 
     journal = Journal(journal_path)
@@ -187,6 +188,7 @@ async def _serve(
         clock=venue.clock,
         quotes=venue.feed,
         announced_elsewhere=fills_announced_by(engines),
+        settlement_closes=SettlementCloses(venue.feed, calendar),
     )
     try:
         await _follow_trade_updates(venue, executor)

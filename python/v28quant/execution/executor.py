@@ -62,6 +62,7 @@ from v28quant.journal import (
 from v28quant.journal.reservations import Claim
 from v28quant.notify import Notifier
 from v28quant.quotes import QuoteSource
+from v28quant.settlement_close import SettlementCloses
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ class Executor(OrderRecorder):
     announced_elsewhere : callable, optional
         Whether the engine owning an order (by its ``OrderTag``) announces its fills itself
         (``engines.fills_announced_by``); those orders' fills get no notice here.
+    settlement_closes : SettlementCloses, optional
+        Adds the underlying's close to option settlements journaled without one (Alpaca's).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class Executor(OrderRecorder):
         poll_interval_s: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         announced_elsewhere: Callable[[OrderTag], bool] | None = None,
+        settlement_closes: SettlementCloses | None = None,
     ) -> None:
         if not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s}")
@@ -140,6 +144,7 @@ class Executor(OrderRecorder):
             notifier=notifier,
             clock=clock,
             announced_elsewhere=announced_elsewhere,
+            settlement_closes=settlement_closes,
         )
         self._quotes = quotes
         self._poll_s = poll_interval_s

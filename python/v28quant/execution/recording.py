@@ -29,6 +29,7 @@ from v28quant.execution.claims import pays_cash
 from v28quant.execution.types import Fill, OrderOutcome
 from v28quant.journal import AsyncJournal, Journal
 from v28quant.notify import Notifier
+from v28quant.settlement_close import SettlementCloses
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class OrderRecorder:
     announced_elsewhere : callable, optional
         Whether the engine owning an order (by its ``OrderTag``) announces the order's fills
         itself; those get no notice here, so that each fill is announced once.
+    settlement_closes : SettlementCloses, optional
+        Adds the underlying's close to option settlements journaled without one (Alpaca's).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class OrderRecorder:
         notifier: Notifier | None = None,
         clock: Clock | None = None,
         announced_elsewhere: Callable[[OrderTag], bool] | None = None,
+        settlement_closes: SettlementCloses | None = None,
     ) -> None:
         self.broker = broker
         self.journal = journal if isinstance(journal, AsyncJournal) else AsyncJournal(journal)
@@ -73,6 +77,7 @@ class OrderRecorder:
         self._notifier = notifier
         self._clock = clock
         self._announced_elsewhere = announced_elsewhere or (lambda tag: False)
+        self._settlement_closes = settlement_closes
         self._settle_lock = asyncio.Lock()
 
     def _now(self) -> datetime:
@@ -205,6 +210,8 @@ class OrderRecorder:
                     len(new),
                 )
                 return
+            if self._settlement_closes is not None:
+                new = await self._settlement_closes.annotate(new)
             fills = []
             by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for a in new:
