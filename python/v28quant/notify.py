@@ -17,8 +17,20 @@ float) or the ``Retry-After`` header. Other failures are retried with backoff, t
 An outage is logged once when notices start failing and once when one gets through again
 (each failed attempt in between at DEBUG), so a dead webhook never floods the log.
 
+Durability: given an outbox (the journal's ``notices`` table, ``NoticeOutbox``), ``notify()``
+writes the notice there before queuing it (one small write on the caller's thread; a held-back
+repeat writes nothing), and the sender settles the row off the event loop: posted, or given up
+with its reason (refused for good, no answer after the retries, a full queue). A notice the
+process died holding (a crash, a kill, a reboot), or that ``aclose`` could not send in time,
+stays unsent there. At the next start ``resend_unsent()`` queues those again, oldest first,
+before anything new, each prefixed ``(delayed: queued 2026-12-04 15:42 ET by the run that stopped
+before posting it)``; it reuses the row, so posting settles it and a later restart finds nothing
+to resend. Rows queued over ``RESEND_MAX_AGE`` (a day) ago are given up as ``STALE_REASON``,
+counted in one log line. Delivery is at least once: a process killed between Discord's answer
+and the row's update sends that notice twice.
+
 The webhook URL embeds its token: it is never logged, and exception text is scrubbed of it.
-``NullNotifier`` (no URL configured) accepts the same calls and does nothing.
+``NullNotifier`` (no URL configured) accepts the same calls, does nothing and keeps nothing.
 """
 
 from __future__ import annotations
@@ -28,12 +40,14 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
 
+from v28quant.calendar import ET
 from v28quant.redaction import REDACTED, redact
 
 log = logging.getLogger(__name__)
@@ -42,6 +56,30 @@ DISCORD_MAX_CONTENT = 2000
 REPEAT_QUIET_S = 3600.0
 #: Texts the hold-back remembers at most (the oldest are forgotten first).
 REPEAT_TEXTS_KEPT = 512
+#: Age past which a notice an earlier process left unsent is given up at start, not sent.
+RESEND_MAX_AGE = timedelta(days=1)
+#: Why such a notice was given up.
+STALE_REASON = "stale at restart"
+
+
+class NoticeOutbox(Protocol):
+    """Where notices are kept until posted: the journal (``v28quant.journal.Journal``)."""
+
+    def record_notice(self, content: str, ts: datetime, *, given_up: str | None = None) -> int:
+        """Keep a notice queued at ``ts`` (settled at once with ``given_up``); its row id."""
+        ...
+
+    def mark_notice_posted(self, notice_id: int, ts: datetime) -> None:
+        """Settle a notice as posted."""
+        ...
+
+    def give_up_notices(self, notice_ids: Sequence[int], reason: str, ts: datetime) -> None:
+        """Settle notices as given up for ``reason``."""
+        ...
+
+    def unsent_notices(self) -> list[dict[str, Any]]:
+        """Notices neither posted nor given up, oldest first: ``id``, ``content``, ``queued_ts``."""
+        ...
 
 
 class Notifier(Protocol):
@@ -150,6 +188,10 @@ class NullNotifier(_Formatting):
         """Accept and drop ``content``."""
         return True
 
+    async def resend_unsent(self) -> int:
+        """Send nothing: notices kept by an earlier run wait for a run with a webhook."""
+        return 0
+
     async def aclose(self, timeout: float = 5.0) -> None:
         """Do nothing: there is nothing to send."""
         return None
@@ -172,6 +214,9 @@ class DiscordNotifier(_Formatting):
         HTTP timeout per post, seconds.
     username : str
         Name the posts appear under.
+    outbox : NoticeOutbox, optional
+        Where each notice is kept from ``notify()`` until it is posted or given up, so that
+        ``resend_unsent()`` at the next start sends what this process could not.
     """
 
     def __init__(
@@ -183,6 +228,7 @@ class DiscordNotifier(_Formatting):
         max_attempts: int = 5,
         timeout: float = 10.0,
         username: str = "v28quant",
+        outbox: NoticeOutbox | None = None,
     ) -> None:
         super().__init__()
         raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
@@ -192,12 +238,16 @@ class DiscordNotifier(_Formatting):
         self._secrets = [raw] + [p for p in raw.rstrip("/").split("/")[-2:] if len(p) >= 6]
         self._filter = _RedactFilter(self._secrets)
         logging.getLogger("httpx").addFilter(self._filter)
-        self._queue: asyncio.Queue[str] | None = None
+        # (outbox row id or None, text to post)
+        self._queue: asyncio.Queue[tuple[int | None, str]] | None = None
         self._max_queue = max_queue
         self._min_interval = min_interval
         self._max_attempts = max_attempts
         self._timeout = timeout
         self._username = username
+        self._outbox = outbox
+        # the first row this notifier kept: rows before it are an earlier process's
+        self._first_own_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._next_send = 0.0
@@ -243,36 +293,141 @@ class DiscordNotifier(_Formatting):
         return True
 
     def notify(self, content: str) -> bool:
-        """Queue a notice; returns False (and counts it) if it was dropped. Never raises."""
+        """Queue a notice; returns False (and counts it) if it was dropped. Never raises.
+
+        With an outbox the notice is kept there first; one that cannot be queued now (closing,
+        no event loop) stays unsent there for the next start, one beyond a full queue is given up.
+        """
         try:
+            text = str(content)[:DISCORD_MAX_CONTENT]
             if self._closing or not self._ensure_started():
+                self._keep(text)
                 self.dropped += 1
                 return False
             assert self._queue is not None
-            self._queue.put_nowait(str(content)[:DISCORD_MAX_CONTENT])
+            if self._queue.full():
+                why = f"queue full ({self._max_queue} waiting)"
+                self._keep(text, given_up=why)
+                self._drop(why)
+                return False
+            self._queue.put_nowait((self._keep(text), text))
             return True
-        except asyncio.QueueFull:
-            self._drop(f"queue full ({self._max_queue} waiting)")
-            return False
         except Exception as exc:  # the trading loop must never see a notifier failure
             self.dropped += 1
             log.warning("Discord notice dropped: %s", self._redact(repr(exc)))
             return False
 
+    def _keep(self, text: str, given_up: str | None = None) -> int | None:
+        """Write the notice to the outbox (one row, on the caller's thread); its id, if kept.
+
+        A journal that cannot take it is logged; the notice is still sent.
+        """
+        if self._outbox is None:
+            return None
+        try:
+            notice_id = self._outbox.record_notice(text, datetime.now(UTC), given_up=given_up)
+        except Exception as exc:
+            log.warning("Discord notice not kept in the journal: %s", self._redact(repr(exc)))
+            return None
+        if self._first_own_id is None:
+            self._first_own_id = notice_id
+        return notice_id
+
+    async def resend_unsent(self, max_age: timedelta = RESEND_MAX_AGE) -> int:
+        """Queue again, oldest first, the notices an earlier process kept but never settled.
+
+        Called once at start, before anything is notified. Each goes out with a prefix saying
+        it is late and when it was queued, and settles its own row (posted or given up), so a
+        further restart sends it again only if it is still unsent then. Notices older than
+        ``max_age`` are given up (``STALE_REASON``), in one log line; those beyond the queue's
+        room, as a full queue's are. Returns how many were queued.
+        """
+        outbox = self._outbox
+        if outbox is None or self._closing or not self._ensure_started():
+            return 0
+        assert self._queue is not None
+        now = datetime.now(UTC)
+        try:
+            rows = await asyncio.to_thread(outbox.unsent_notices)
+            rows = [r for r in rows if self._first_own_id is None or r["id"] < self._first_own_id]
+            stale = [r["id"] for r in rows if now - r["queued_ts"] > max_age]
+            await asyncio.to_thread(outbox.give_up_notices, stale, STALE_REASON, now)
+        except Exception as exc:
+            log.warning("Discord: unsent notices not read back: %s", self._redact(repr(exc)))
+            return 0
+        if stale:
+            log.warning(
+                "Discord: %d notice(s) left unsent by an earlier run, queued over %g h ago, "
+                "given up (%s)",
+                len(stale),
+                max_age.total_seconds() / 3600,
+                STALE_REASON,
+            )
+        late = [r for r in rows if now - r["queued_ts"] <= max_age]
+        room = self._max_queue - self._queue.qsize()
+        for r in late[:room]:
+            self._queue.put_nowait((r["id"], _late(r["content"], r["queued_ts"])))
+        if late:
+            log.warning("Discord: re-sending %d notice(s) an earlier run left unsent", len(late))
+        if over := [r["id"] for r in late[room:]]:
+            self.dropped += len(over)
+            why = f"queue full ({self._max_queue} waiting)"
+            log.warning("Discord: %d of them given up: %s", len(over), why)
+            await self._give_up(over, why)
+        return len(late) - len(over)
+
     async def _run(self) -> None:
         assert self._queue is not None
         while True:
-            content = await self._queue.get()
+            notice_id, content = await self._queue.get()
             try:
-                await self._post(content)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._drop(self._redact(repr(exc)))
+                await self._send(notice_id, content)
             finally:
                 self._queue.task_done()
 
-    async def _post(self, content: str) -> None:
+    async def _send(self, notice_id: int | None, content: str) -> None:
+        """Post one notice, count it, and settle its outbox row."""
+        try:
+            why = await self._post(content)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            why = self._redact(repr(exc))
+        if why is None:
+            self._delivered()
+        else:
+            self._drop(why)
+        if notice_id is not None:
+            await self._settle(notice_id, why)
+
+    async def _settle(self, notice_id: int, given_up: str | None) -> None:
+        """Mark the row posted, or given up for ``given_up``, off the event loop."""
+        if given_up is not None:
+            await self._give_up([notice_id], given_up)
+            return
+        assert self._outbox is not None
+        try:
+            await asyncio.to_thread(self._outbox.mark_notice_posted, notice_id, datetime.now(UTC))
+        except Exception as exc:
+            log.warning(
+                "Discord notice %d not marked posted: %s", notice_id, self._redact(repr(exc))
+            )
+
+    async def _give_up(self, notice_ids: list[int], why: str) -> None:
+        """Mark the rows given up for ``why``, off the event loop."""
+        assert self._outbox is not None
+        try:
+            await asyncio.to_thread(
+                self._outbox.give_up_notices, notice_ids, why, datetime.now(UTC)
+            )
+        except Exception as exc:
+            log.warning("Discord notices not marked given up: %s", self._redact(repr(exc)))
+
+    async def _post(self, content: str) -> str | None:
+        """Post ``content``, retrying 429s and transient failures; None when Discord took it.
+
+        Otherwise the reason it was given up.
+        """
         assert self._client is not None
         backoff = 0.5
         for attempt in range(1, self._max_attempts + 1):
@@ -296,16 +451,14 @@ class DiscordNotifier(_Formatting):
                 self._next_send = max(self._next_send, time.monotonic() + wait)
                 continue
             if 200 <= r.status_code < 300:
-                self._delivered()
-                return
+                return None
             if r.status_code >= 500:
                 self._attempt_failed(attempt, f"HTTP {r.status_code}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            self._drop(f"refused with HTTP {r.status_code}")
-            return
-        self._drop(f"no answer after {self._max_attempts} attempts")
+            return f"refused with HTTP {r.status_code}"
+        return f"no answer after {self._max_attempts} attempts"
 
     def _attempt_failed(self, attempt: int, why: str) -> None:
         if not self._failing:
@@ -352,7 +505,10 @@ class DiscordNotifier(_Formatting):
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:
-            log.warning("Discord notifier closed with %d notice(s) unsent", self._queue.qsize())
+            kept = "; kept in the journal for the next start" if self._outbox else ""
+            log.warning(
+                "Discord notifier closed with %d notice(s) unsent%s", self._queue.qsize(), kept
+            )
             self.dropped += self._queue.qsize()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -379,9 +535,21 @@ def _retry_after(r: httpx.Response) -> float:
     return min(max(wait if wait is not None else 1.0, 0.0), 60.0)
 
 
-def make_notifier(url: Any | None) -> DiscordNotifier | NullNotifier:
-    """Return a ``DiscordNotifier`` when a webhook URL is configured, else a ``NullNotifier``."""
+def _late(content: str, queued: datetime) -> str:
+    """Return the text of a notice sent by a later process than the one that queued it."""
+    when = queued.astimezone(ET).strftime("%Y-%m-%d %H:%M")
+    prefix = f"(delayed: queued {when} ET by the run that stopped before posting it) "
+    return (prefix + content)[:DISCORD_MAX_CONTENT]
+
+
+def make_notifier(
+    url: Any | None, outbox: NoticeOutbox | None = None
+) -> DiscordNotifier | NullNotifier:
+    """Return a ``DiscordNotifier`` when a webhook URL is configured, else a ``NullNotifier``.
+
+    ``outbox`` (the journal) keeps the Discord notifier's notices until they are posted.
+    """
     if url is None:
         return NullNotifier()
     raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
-    return DiscordNotifier(url) if raw else NullNotifier()
+    return DiscordNotifier(url, outbox=outbox) if raw else NullNotifier()

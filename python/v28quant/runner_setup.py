@@ -180,7 +180,8 @@ async def _serve(
     from v28quant.signals import SignalAggregator
 
     journal = Journal(journal_path)
-    notifier = make_notifier(settings.discord_webhook_url)
+    notifier = make_notifier(settings.discord_webhook_url, outbox=journal)
+    await notifier.resend_unsent()  # what an earlier process left unsent goes out first
     executor = Executor(
         venue.broker,
         journal,

@@ -1,9 +1,10 @@
 """``Journal``: what the system decided and did, written before and after each act.
 
 Signals, decisions, order intents and every order state change, fills, position snapshots,
-account activities (fills, option exercise / assignment / expiry), model runs, reconcile results
-and reservations, with timestamps. On restart the runner reads it back (``open_orders``,
-``last_positions``, ``seen_activity_ids``) and reconciles it with the broker before trading.
+account activities (fills, option exercise / assignment / expiry), model runs, reconcile results,
+reservations and the outbox of Discord notices, with timestamps. On restart the runner reads it
+back (``open_orders``, ``last_positions``, ``seen_activity_ids``) and reconciles it with the
+broker before trading.
 
 Money and quantities are ``Decimal`` stored as TEXT exactly; datetimes are timezone-aware and
 stored as ISO 8601 in UTC; free-form dicts are JSON with secrets redacted
@@ -22,6 +23,7 @@ from typing import Any
 
 from v28quant.journal._codec import dec_text, from_iso, json_text, ts_text
 from v28quant.journal.aggregates import AggregateRecords
+from v28quant.journal.notices import NoticeRecords
 from v28quant.journal.reports import ReportQueries
 from v28quant.journal.reservations import Claim, ReservationBook, check_claims
 from v28quant.journal.schema import (
@@ -46,7 +48,7 @@ def _marks(values: Iterable[str]) -> tuple[str, list[str]]:
     return ",".join("?" * len(vals)), vals
 
 
-class Journal(ReportQueries, ReservationBook, AggregateRecords):
+class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
     """The SQLite journal (see the module docstring and ``JournalStore`` for durability).
 
     Parameters

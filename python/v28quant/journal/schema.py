@@ -99,4 +99,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX signals_model_ts ON signals(model, ts);
     CREATE INDEX decisions_engine_action ON decisions(engine, action, ts);
     """,
+    # 5: the outbox of Discord notices: each one as queued, then posted, or given up with why;
+    # a start finds what an earlier process left unsent through the partial index
+    """
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queued_ts TEXT NOT NULL, content TEXT NOT NULL,
+        posted_ts TEXT, given_up_ts TEXT, given_up_reason TEXT);
+    CREATE INDEX notices_unsent ON notices(id) WHERE posted_ts IS NULL AND given_up_ts IS NULL;
+    """,
 )

@@ -1,0 +1,198 @@
+"""The Discord notices' outbox: notices kept in the journal until posted, sent late at restart.
+
+References: what the loopback Discord fake received, and the journal's ``notices`` rows read
+with sqlite3. A "process" is one ``asyncio.run``; one that dies is a loop that ends with its
+notice still unsent, without ``aclose`` (nothing runs after a kill -9 either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fakes.discord import FakeDiscord
+from pydantic import SecretStr
+from v28quant.journal import Journal
+from v28quant.notify import DiscordNotifier, make_notifier
+
+# nothing listens on port 9: every post fails with a connection error, then waits to retry
+UNREACHABLE = "http://127.0.0.1:9/api/webhooks/987654321/another-SECRET-token"
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+def discord():
+    with FakeDiscord() as d:
+        yield d
+
+
+def rows(path: Path) -> list[dict]:
+    con = sqlite3.connect(str(path))
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM notices ORDER BY id")]
+    finally:
+        con.close()
+
+
+def die_with_unsent(path: Path, *texts: str) -> None:
+    """One process: Discord unreachable, the notices queued, then the process dies."""
+
+    async def run() -> None:
+        notifier = make_notifier(SecretStr(UNREACHABLE), outbox=journal)
+        await notifier.resend_unsent()
+        for text in texts:
+            assert notifier.notify(text)
+        await asyncio.sleep(0.1)  # a first attempt fails; the retry waits past the end
+
+    journal = Journal(path)
+    try:
+        asyncio.run(run())
+    finally:
+        journal.close()
+
+
+def start_and_stop(path: Path, url: str) -> int:
+    """One process started as the runner starts one, stopped cleanly; how many it re-sent."""
+
+    async def run() -> int:
+        notifier = make_notifier(SecretStr(url), outbox=journal)
+        resent = await notifier.resend_unsent()
+        await notifier.aclose(timeout=10)
+        return resent
+
+    journal = Journal(path)
+    try:
+        return asyncio.run(run())
+    finally:
+        journal.close()
+
+
+def delayed(queued_ts: str, text: str) -> str:
+    when = datetime.fromisoformat(queued_ts).astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M")
+    return f"(delayed: queued {when} ET by the run that stopped before posting it) {text}"
+
+
+def test_a_notice_a_dead_process_left_unsent_goes_out_late_once(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    path = tmp_path / "j.sqlite"
+    die_with_unsent(path, "FILL buy 10 SPY @ 450.05 (engine=equity)")
+    [kept] = rows(path)
+    assert kept["posted_ts"] is None
+    assert kept["given_up_ts"] is None
+    assert discord.received == []
+
+    assert start_and_stop(path, discord.webhook_url) == 1
+    assert [m["content"] for m in discord.received] == [
+        delayed(kept["queued_ts"], "FILL buy 10 SPY @ 450.05 (engine=equity)")
+    ]
+    [posted] = rows(path)
+    assert posted["posted_ts"] is not None
+    assert posted["given_up_ts"] is None
+
+    assert start_and_stop(path, discord.webhook_url) == 0  # a second restart: nothing more
+    assert len(discord.received) == 1
+
+
+def test_a_notice_discord_refuses_is_given_up_and_never_resent(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    path = tmp_path / "j.sqlite"
+    discord.fail(times=1, status=400)
+
+    async def run() -> None:
+        with Journal(path) as journal:
+            notifier = make_notifier(SecretStr(discord.webhook_url), outbox=journal)
+            await notifier.resend_unsent()
+            assert notifier.notify("HALT: max drawdown")
+            await notifier.aclose(timeout=10)
+
+    asyncio.run(run())
+    [refused] = rows(path)
+    assert refused["posted_ts"] is None
+    assert refused["given_up_ts"] is not None
+    assert "400" in refused["given_up_reason"]
+    assert start_and_stop(path, discord.webhook_url) == 0
+    assert discord.received == []
+
+
+def test_a_notice_over_a_day_old_at_restart_is_given_up_as_stale(
+    tmp_path: Path, discord: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "j.sqlite"
+    die_with_unsent(path, "FILL sell 5 AAPL @ 190.10", "FILL buy 3 MSFT @ 420.00")
+    old, fresh = rows(path)
+    con = sqlite3.connect(str(path))  # the first was queued 25 hours ago
+    with con:
+        long_ago = (datetime.now(UTC) - timedelta(hours=25)).isoformat()
+        con.execute("UPDATE notices SET queued_ts = ? WHERE id = ?", (long_ago, old["id"]))
+    con.close()
+
+    caplog.set_level(logging.INFO, logger="v28quant.notify")
+    assert start_and_stop(path, discord.webhook_url) == 1
+    assert [m["content"] for m in discord.received] == [
+        delayed(fresh["queued_ts"], "FILL buy 3 MSFT @ 420.00")
+    ]
+    stale, posted = rows(path)
+    assert stale["posted_ts"] is None
+    assert stale["given_up_reason"] == "stale at restart"
+    assert posted["posted_ts"] is not None
+    stale_lines = [r.getMessage() for r in caplog.records if "stale at restart" in r.getMessage()]
+    assert len(stale_lines) == 1, stale_lines
+    assert "1 notice(s)" in stale_lines[0]
+
+
+def test_posted_notices_are_never_resent(tmp_path: Path, discord: FakeDiscord) -> None:
+    path = tmp_path / "j.sqlite"
+
+    async def run() -> None:
+        with Journal(path) as journal:
+            notifier = make_notifier(SecretStr(discord.webhook_url), outbox=journal)
+            await notifier.resend_unsent()
+            assert notifier.notify("FILL buy 1 SPY @ 450")
+            assert notifier.error("equity cycle", "KeyError: 'AAPL'")
+            assert notifier.error("equity cycle", "KeyError: 'AAPL'")  # held back: no row
+            await notifier.aclose(timeout=10)
+
+    asyncio.run(run())
+    sent = ["FILL buy 1 SPY @ 450", "ERROR in equity cycle: KeyError: 'AAPL'"]
+    assert [m["content"] for m in discord.received] == sent
+    assert [r["content"] for r in rows(path)] == sent
+    assert all(r["posted_ts"] is not None for r in rows(path))
+    assert start_and_stop(path, discord.webhook_url) == 0
+    assert len(discord.received) == 2
+
+
+def test_a_notice_beyond_a_full_queue_is_given_up(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+
+    async def run() -> list[bool]:
+        with Journal(path) as journal:
+            notifier = DiscordNotifier(UNREACHABLE, max_queue=1, outbox=journal)
+            accepted = [notifier.notify(f"m{i}") for i in range(3)]
+            await notifier.aclose(timeout=0.1)
+            return accepted
+
+    assert asyncio.run(run()) == [True, False, False]
+    kept, *full = rows(path)
+    assert kept["given_up_ts"] is None  # unsent at the stop: the next start sends it
+    assert [r["given_up_reason"] for r in full] == ["queue full (1 waiting)"] * 2
+
+
+def test_without_a_webhook_nothing_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+
+    async def run() -> int:
+        with Journal(path) as journal:
+            notifier = make_notifier(None, outbox=journal)
+            assert notifier.notify("FILL buy 1 SPY @ 450")
+            return await notifier.resend_unsent()
+
+    assert asyncio.run(run()) == 0
+    assert rows(path) == []
