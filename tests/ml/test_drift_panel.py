@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import special, stats
-from v28quant.ml.continuous_learner import Calibration, DriftDetector
+from v28quant.ml.continuous_learner import Calibration, DriftDetector, PanelDependence
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 REFERENCE_SESSIONS = 126
@@ -135,3 +135,20 @@ def test_a_reversed_model_is_found_with_overlapping_market_shared_labels() -> No
     hits = sum(_dependent_labels_night(s, slope=-0.3) < 0.05 for s in range(trials))
     print(f"calibration test, dependent labels, reversed model: {hits}/{trials} found")
     assert hits >= 45, hits
+
+
+def test_a_one_symbol_panel_keeps_its_series_persistence() -> None:
+    """One row a date (a one-symbol universe): no common part to split off, the AR(1) is own.
+
+    Reference: the generating coefficient 0.6 and numpy's lag-1 autocorrelation of the series.
+    """
+    x = _ar1(np.random.default_rng(3), 0.6, (2000,))
+    sessions = np.arange(len(x))
+    dep = PanelDependence.fit(x, sessions, np.array(["AAPL"] * len(x)))
+    assert dep.common_share == 0.0
+    assert dep.own_phi == pytest.approx(np.corrcoef(x[1:], x[:-1])[0, 1], abs=1e-3)
+    assert dep.own_phi == pytest.approx(0.6, abs=0.05)
+    # the effective size of the mean of an AR(1): n (1 - phi) / (1 + phi), about n / 4
+    n_eff = dep.effective_size(sessions, np.array(["AAPL"] * len(x)))
+    phi = dep.own_phi
+    assert n_eff == pytest.approx(len(x) * (1 - phi) / (1 + phi), rel=0.01)

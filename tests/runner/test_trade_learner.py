@@ -227,3 +227,30 @@ async def test_a_position_the_operator_flattened_is_a_closed_trade_of_the_engine
     assert (trade.symbol, trade.side, trade.pnl) == ("AAPL", "long", -100.0)
     assert trade.move == pytest.approx(math.log(0.9))
     assert learner.fed == {"f0>f1"}
+
+
+def test_a_one_symbol_universe_builds_its_learner(ml_view: tuple[MlSource, MarketView]) -> None:
+    """``--universe AAPL``: the pre-market's learner is built on one row a date.
+
+    No date's mean to split off: the calibration's persistence is that of AAPL's own rows.
+    """
+    _, full = ml_view
+    bars = full.bars[full.bars["symbol"].isin(["AAPL", "SP500"])].reset_index(drop=True)
+    view = MarketView(
+        now=full.now,
+        symbols=["AAPL"],
+        bars=bars,
+        closes=full.closes[["AAPL", "SP500"]],
+        market="SP500",
+        data_ts=full.data_ts,
+    )
+    ml = MlSource()
+    ml.refit(view)
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    assert learner.learner is not None
+    calibration = learner.learner.detector.calibration
+    assert calibration is not None
+    assert calibration.dependence is not None
+    assert calibration.dependence.common_share == 0.0
+    assert 0.0 <= calibration.dependence.own_phi < 1.0

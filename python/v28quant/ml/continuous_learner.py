@@ -144,12 +144,15 @@ class PanelDependence:
         sums, squares = np.bincount(day, v), np.bincount(day, v * v)
         pairs = float(counts @ (counts - 1))
         share = float((sums**2 - squares).sum()) / pairs / var if pairs else 0.0
-        # each symbol's own part: the row less its date's mean, in time order per symbol
-        own = v - (sums / counts)[day]
+        # each symbol's own part: the row less its date's mean, in time order per symbol; with
+        # one row a date (a one-symbol universe) the split is not identified: all of it is own
+        own = v - (sums / counts)[day] if pairs else v
         order = np.lexsort((sessions, symbols))
         r, sym = own[order], symbols[order]
         next_of_same = sym[1:] == sym[:-1]
-        own_phi = _clip_phi(float(r[1:][next_of_same] @ r[:-1][next_of_same]) / float(r @ r))
+        own_var = float(r @ r)
+        lag = float(r[1:][next_of_same] @ r[:-1][next_of_same])
+        own_phi = _clip_phi(lag / own_var) if own_var > 0 else 0.0
         share = min(max(share, 0.0), 1.0)
         # a date's mean carries its own parts' average too: take their lag-1 covariance
         # ((1 - w) var own_phi / symbols per date) out of the means' before dividing by w var
