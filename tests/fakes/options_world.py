@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from v28quant.broker import Leg, OrderRequest
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
 from v28quant.data.replay import ReplayFeed
 from v28quant.data.snapshots import load_chain_snapshot
 from v28quant.execution import Executor
 from v28quant.journal import Journal
+from v28quant.options.lifecycle import Held
 from v28quant.signals import RegimeState
 
 
@@ -177,3 +179,39 @@ def make_world(
         Threshold(threshold),
         state,
     )
+
+
+async def hold_bull_put(ctx: Ctx, engine: Any, owner: Any, at: datetime) -> str:
+    """Fill a one-lot SPY bull put (21+ days out, short leg 3 % below spot) and book it.
+
+    The spread is bought on the simulated exchange under ``owner`` at any credit (it fills at
+    the legs' quotes) and given to ``engine``'s book as held since ``at``; returns its id.
+    """
+    chain = await ctx.feed.option_chain("SPY")
+    spot = float((await ctx.feed.quote("SPY")).mid)
+    day = at.date()
+    expiry = min(e for e in set(chain["expiry"]) if (e.date() - day).days >= 21)
+    puts = chain[
+        (chain["expiry"] == expiry) & (chain["type"] == "put") & (chain["strike"] <= spot * 0.97)
+    ].sort_values("strike")
+    legs = {puts["symbol"].iloc[-1]: -1, puts["symbol"].iloc[-2]: 1}
+    opened = await ctx.broker.submit(
+        OrderRequest.multileg(
+            [
+                Leg(s, 1, "buy" if q > 0 else "sell", "buy_to_open" if q > 0 else "sell_to_open")
+                for s, q in legs.items()
+            ],
+            1,
+            Decimal("-0.01"),
+            owner=owner,
+        )
+    )
+    assert opened.status.value == "filled", opened
+    structure_id = "SPY-bull_put-test"
+    engine._book_of(ctx).opened(
+        Held(
+            structure_id, "bull_put", "SPY", pd.Timestamp(expiry).date(), legs, 1,
+            float(opened.filled_avg_price or 0), 500.0, at, opened.client_order_id,
+        )
+    )  # fmt: skip
+    return structure_id

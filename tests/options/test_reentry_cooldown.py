@@ -15,18 +15,16 @@ import re
 import sqlite3
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pytest
-from fakes.options_world import Ctx, make_world
-from v28quant.broker import Leg, OrderRequest, Owner
+from fakes.options_world import Ctx, hold_bull_put, make_world
+from v28quant.broker import OrderRequest, Owner
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
-from v28quant.options.lifecycle import Held, WheelState
+from v28quant.options.lifecycle import WheelState
 from v28quant.settings import SettingsError
 
 ET = ZoneInfo("America/New_York")
@@ -43,40 +41,8 @@ def _config(**over: object) -> OptionsConfig:
 async def _stopped_out(tmp: Path, shared: Path, cfg: OptionsConfig) -> tuple[Ctx, OptionsEngine]:
     """Return the world after the 10:00 cycle, whose stop closed SPY's bull put."""
     ctx = make_world(tmp, shared, STOPPED_AT, symbols=("SPY", "QQQ"))
-    chain = await ctx.feed.option_chain("SPY")
-    spot = float((await ctx.feed.quote("SPY")).mid)
-    expiry = min(e for e in set(chain["expiry"]) if (e.date() - DAY).days >= 21)
-    puts = chain[
-        (chain["expiry"] == expiry) & (chain["type"] == "put") & (chain["strike"] <= spot * 0.97)
-    ].sort_values("strike")
-    legs = {puts["symbol"].iloc[-1]: -1, puts["symbol"].iloc[-2]: 1}
-    opened = await ctx.broker.submit(
-        OrderRequest.multileg(
-            [
-                Leg(s, 1, "buy" if q > 0 else "sell", "buy_to_open" if q > 0 else "sell_to_open")
-                for s, q in legs.items()
-            ],
-            1,
-            Decimal("-0.01"),  # any credit: fills at the legs' quotes
-            owner=OWN_OPEN,
-        )
-    )
-    assert opened.status.value == "filled", opened
     eng = OptionsEngine(cfg, book_path=tmp / "book.json")
-    eng._book_of(ctx).opened(
-        Held(
-            "SPY-bull_put-test",
-            "bull_put",
-            "SPY",
-            pd.Timestamp(expiry).date(),
-            legs,
-            1,
-            float(opened.filled_avg_price or 0),
-            500.0,
-            STOPPED_AT,
-            opened.client_order_id,
-        )
-    )
+    await hold_bull_put(ctx, eng, OWN_OPEN, STOPPED_AT)
     await eng.premarket(ctx)
     await eng.cycle(ctx)
     stops = [r for r in _decisions(ctx) if r["reasoning"].get("rule") == "stop_loss"]
