@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from v28quant.journal import Journal
 from v28quant.journal.store import JournalError
 from v28quant.risk import FLATTEN, HALT, MARK, RESUME, RISK_ENGINE, halt_state, record_control
+
+T = TypeVar("T")
 
 
 def _journal_path(arg: Path | None) -> Path:
@@ -261,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parsed(flag: str, parse: Callable[[str], T], what: str, text: str | None) -> T | None:
+    """Return ``parse(text)`` (None for no text); a ValueError naming ``flag`` when it fails."""
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        raise ValueError(f"{flag}: not {what}: {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one operator command; return the exit status (2 on a bad argument)."""
     args = build_parser().parse_args(argv)
@@ -273,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_missing_journal(path), file=sys.stderr)
         return 2
     try:
-        at = datetime.fromisoformat(args.at) if getattr(args, "at", None) else None
-        day = date.fromisoformat(args.day) if getattr(args, "day", None) else None
+        at_text, day_text = getattr(args, "at", None), getattr(args, "day", None)
+        at = _parsed("--at", datetime.fromisoformat, "an ISO time", at_text)
+        day = _parsed("--day", date.fromisoformat, "a date (YYYY-MM-DD)", day_text)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -87,3 +87,18 @@ def test_status_gives_each_engines_last_cycle_and_its_note_only_when_there_is_on
         "last options cycle: 2022-12-28 20:45Z, 96 new signal(s), 1 order(s), 2 denied; "
         "max_open_structures reached"
     ) in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["report", "--day", "2022-13-01"], "error: --day: not a date (YYYY-MM-DD): '2022-13-01'"),
+        (["why", "XOM", "--at", "noon"], "error: --at: not an ISO time: 'noon'"),
+    ],
+)
+def test_a_bad_date_or_time_is_one_line_naming_its_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    path = _keyless_journal(tmp_path / "run" / "journal.sqlite", 1_000_000)
+    assert cli_main(["--journal", str(path), *argv]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
