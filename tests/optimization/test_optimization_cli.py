@@ -81,6 +81,27 @@ def test_bad_arguments_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "symbols not in the history: ['NOPE']" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (None, "walk-forward: --params: cannot read '{f}': No such file or directory"),
+        ("{not json", "walk-forward: --params '{f}': Expecting property name enclosed in double"),
+    ],
+)
+def test_a_bad_params_file_is_one_line_before_any_worker_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, line: str
+) -> None:
+    params = tmp_path / "params.json"
+    if content is not None:
+        params.write_text(content)
+    argv = ["walk-forward", "--params", str(params), "--journal", str(tmp_path / "j.sqlite")]
+    assert cli.main(argv) == 2  # with the default two Dask workers: none is started
+    out = capsys.readouterr()
+    (err,) = out.err.splitlines()
+    assert err.startswith(line.format(f=params))
+    assert "windows; tasks on" not in out.out
+
+
 @pytest.mark.parametrize("entry", ["module", "operator"])
 def test_promote_to_a_missing_journal_creates_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str

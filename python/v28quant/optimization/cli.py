@@ -356,16 +356,28 @@ def _study_params(
     return dict(study.best_params), len(trials), srs, span
 
 
+def _params_file(name: str) -> tuple[dict[str, float], SearchSpan | None]:
+    """Read ``--params``: the parameters and their search span; a ValueError naming the flag."""
+    from v28quant.optimization.provenance import read_params_file
+
+    try:
+        return read_params_file(Path(name))
+    except OSError as exc:
+        raise ValueError(f"--params: cannot read {name!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"--params {name!r}: {exc}") from None
+
+
 def run_walk_forward(args: argparse.Namespace) -> int:
     """Run ``walk-forward``; returns the exit status."""
     from v28quant.journal import Journal
     from v28quant.optimization.promote import save_report
-    from v28quant.optimization.provenance import read_params_file
     from v28quant.optimization.report import write_html
     from v28quant.optimization.walkforward import WalkForwardOptimizer
 
     _quiet_optuna()
     started = datetime.now(UTC)
+    fixed = _params_file(args.params) if args.params else None  # before any worker starts
     evaluator = _evaluator(args)
     out = _out_dir(args, "walk-forward")
     with _runner(args) as runner:
@@ -378,8 +390,8 @@ def run_walk_forward(args: argparse.Namespace) -> int:
             runner=runner,
         )
         print(f"walk-forward: {len(wf.windows)} {args.kind} windows; tasks on {runner.describe()}")
-        if args.params:
-            params, search = read_params_file(Path(args.params))
+        if fixed is not None:
+            params, search = fixed
             report = wf.run_fixed(params, search=search)
         elif args.study:
             params, n, srs, search = _study_params(args)
