@@ -276,3 +276,27 @@ def test_a_silent_server_times_out_with_a_clear_error() -> None:
         )
         with pytest.raises(DataError, match="unreachable"):
             asyncio.run(feed.latest_quotes(["SPY"]))
+
+
+async def test_daily_history_is_split_adjusted_and_a_settlement_close_is_as_traded(
+    shared_data: Path,
+) -> None:
+    """A split reads as the day's move in the models' history; a settlement close is as traded.
+
+    AAPL split 2:1 on 2005-02-28 (88.99 -> 44.86 as traded): the history must show the move
+    Yahoo's adjusted close shows that day, not a 50 % crash.
+    """
+    path = shared_data / "equities/yahoo_2000_2012/AAPL.csv"
+    raw = bars_from_csv(path, "2005-01-03", "2005-03-31")
+    adjusted = bars_from_csv(path, "2005-01-03", "2005-03-31", adjusted=True)
+    with FakeAlpacaData(bars={"AAPL": raw}, adjusted_bars={"AAPL": adjusted}, now=NOW) as f:
+        c = client(f)
+        b = await c.bars(["AAPL"], date(2005, 2, 1), date(2005, 3, 4))
+        settled = await c.closing_price("AAPL", datetime(2005, 2, 25, 21, tzinfo=UTC))
+    ref = pd.read_csv(path).set_index("date")
+    days = b["timestamp"].dt.tz_convert("America/New_York").dt.strftime("%Y-%m-%d")
+    ret = b["close"].pct_change().set_axis(days)
+    market = ref.loc["2005-02-28", "adj_close"] / ref.loc["2005-02-25", "adj_close"] - 1
+    assert ret["2005-02-28"] == pytest.approx(market, abs=1e-12)  # +0.8 %, not -49.6 %
+    assert abs(ret).max() < 0.1
+    assert settled == Decimal("88.99")

@@ -7,6 +7,12 @@ Serves, on 127.0.0.1, the JSON shapes alpaca-py 0.44 parses (research/alpaca.md 
 Data comes from fixtures given to the constructor (helpers below build them from
 ../shared/data files). ``page_size`` forces small pages so pagination is exercised.
 
+Daily stock bars are served as traded (Alpaca's default ``adjustment=raw``); with
+``adjustment=all`` a symbol's ``adjusted_bars`` fixture is served where one is given (split-
+and dividend-adjusted, as ``bars_from_csv(..., adjusted=True)`` builds it; a symbol without one
+is taken to have had no corporate action in its fixture). ``split`` or ``dividend`` alone are
+answered 422, so a test never passes on an adjustment the fake cannot express.
+
 Fault injection: ``fail(method, path_regex, status, body, headers, times)`` answers the next
 ``times`` matching requests with that status. Without both key headers every request gets
 ``401 {"message":"unauthorized"}``. Free-plan rule: ``feed=sip`` bars ending within 15 minutes
@@ -74,6 +80,7 @@ class FakeAlpacaData:
         self,
         *,
         bars: dict[str, list[dict]] | None = None,
+        adjusted_bars: dict[str, list[dict]] | None = None,
         quotes: dict[str, dict] | None = None,
         option_snapshots: dict[str, dict[str, dict]] | None = None,
         option_bars: dict[str, list[dict]] | None = None,
@@ -82,6 +89,7 @@ class FakeAlpacaData:
         now: datetime | None = None,
     ) -> None:
         self.bars = bars or {}
+        self.adjusted_bars = adjusted_bars or {}
         self.quotes = quotes or {}
         self.option_snapshots = option_snapshots or {}
         self.option_bars = option_bars or {}
@@ -205,7 +213,11 @@ class FakeAlpacaData:
             return 403, {"message": "subscription does not permit querying recent SIP data"}
         if q.get("timeframe") not in ("1Day", "1D"):
             return 200, {"bars": {}, "next_page_token": None}
-        return self._bars_page(self.bars, symbols, lo, hi, q)
+        adjustment = q.get("adjustment", "raw")
+        if adjustment not in ("raw", "all"):
+            return 422, {"message": f"the fake serves adjustment raw or all, not {adjustment}"}
+        source = {**self.bars, **self.adjusted_bars} if adjustment == "all" else self.bars
+        return self._bars_page(source, symbols, lo, hi, q)
 
     def _bars_page(
         self,
@@ -316,16 +328,29 @@ class FakeAlpacaData:
 # -- fixture builders from ../shared/data files ----------------------------------------------
 
 
-def bars_from_csv(path: Path, start: str | None = None, end: str | None = None) -> list[dict]:
+def bars_from_csv(
+    path: Path, start: str | None = None, end: str | None = None, *, adjusted: bool = False
+) -> list[dict]:
     """Read daily bars of a ``date,open,high,low,close,...,volume`` file in Alpaca's JSON shape.
 
-    ``t`` is midnight New York of the session, in UTC.
+    ``t`` is midnight New York of the session, in UTC. ``adjusted``: prices scaled by the
+    file's ``adj_close / close`` and volume by its inverse, as Alpaca's ``adjustment=all``
+    serves them.
     """
     df = pd.read_csv(path)
     if start:
         df = df[df["date"] >= start]
     if end:
         df = df[df["date"] <= end]
+    if adjusted:
+        factor = df["adj_close"] / df["close"]
+        df = df.assign(
+            open=df["open"] * factor,
+            high=df["high"] * factor,
+            low=df["low"] * factor,
+            close=df["adj_close"],
+            volume=(df["volume"] / factor).round(),
+        )
     out = []
     for r in df.itertuples():
         t = datetime.combine(date.fromisoformat(r.date), time(0), ET)

@@ -3,6 +3,11 @@
 The only module (with ``v28quant.broker.alpaca``) that imports alpaca-py. Behaviour that
 matters (see research/alpaca.md §4-§5):
 
+* Daily history is split- and dividend-adjusted (``adjustment=all``; Alpaca's default is as
+  traded): a split in the models' window would otherwise read as a crash of 50-90 % to GARCH,
+  the regime detectors and the learned models, and the bundled sample history they are trained
+  on in backtests is adjusted too. The latest session is as traded, so it matches the quotes.
+  ``closing_price`` (what an expiry settles on) is as traded.
 * Stocks use ``feed="iex"`` by default (free plan). With ``sip``, ``end`` is clamped to now - 15
   minutes, because the free plan answers 403 to recent SIP data.
 * Options use the ``indicative`` feed by default (free, delayed); ``opra`` needs a paid plan.
@@ -31,8 +36,8 @@ import numpy as np
 import pandas as pd
 import requests
 from alpaca.common.exceptions import APIError
+from alpaca.data.enums import Adjustment, OptionsFeed
 from alpaca.data.enums import DataFeed as _StockFeed
-from alpaca.data.enums import OptionsFeed
 from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.data.requests import (
     OptionChainRequest,
@@ -184,8 +189,13 @@ class AlpacaData:
         start: datetime | date,
         end: datetime | date | None = None,
         timeframe: str = "1Day",
+        adjustment: Adjustment = Adjustment.ALL,
     ) -> pd.DataFrame:
-        """Return bars of stocks and options in the fixed bar columns."""
+        """Return bars of stocks and options in the fixed bar columns.
+
+        Stock prices split- and dividend-adjusted unless ``adjustment`` says otherwise (see the
+        module docstring); option bars are as traded.
+        """
         n, unit = parse_timeframe(timeframe)
         lo, hi = _utc(start, end=False), _utc(end, end=True)
         if self.feed == "sip":  # the free plan refuses SIP data younger than 15 minutes
@@ -197,7 +207,12 @@ class AlpacaData:
         parts = []
         if stocks:
             req = StockBarsRequest(
-                symbol_or_symbols=stocks, start=lo, end=hi, timeframe=tf, feed=_StockFeed(self.feed)
+                symbol_or_symbols=stocks,
+                start=lo,
+                end=hi,
+                timeframe=tf,
+                feed=_StockFeed(self.feed),
+                adjustment=adjustment,
             )
             parts.append(_bars_frame(await self._call(self._stock.get_stock_bars, req)))
         if options:
@@ -246,9 +261,9 @@ class AlpacaData:
         return q
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
-        """Return the official close of ``symbol`` on the session of ``session``."""
+        """Return the official close of ``symbol`` on the session of ``session``, as traded."""
         day = session.astimezone(ET).date() if session.tzinfo else session.date()
-        b = await self.bars([symbol], day, day, "1Day")
+        b = await self.bars([symbol], day, day, "1Day", adjustment=Adjustment.RAW)
         if b.empty:
             raise KeyError(f"no daily bar for {symbol!r} on {day}")
         return Decimal(repr(float(b["close"].iloc[-1])))

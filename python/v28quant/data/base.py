@@ -201,7 +201,9 @@ class DataFeed(Protocol):
         """Return bars of ``symbols`` in long format, ``BAR_COLUMNS``.
 
         From ``start`` to ``end`` (inclusive; None = now) at ``timeframe`` (``"1Day"``,
-        ``"5Min"``, ...).
+        ``"5Min"``, ...). Stock prices are adjusted for splits and dividends (the latest
+        session as traded), so the models' returns have no jump at a split; an expiry's
+        settlement uses ``closing_price``, the close as traded.
         """
         ...
 
