@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 
 import pytest
-from v28quant.calendar import ET, default_calendar
+from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 
 NYSE_HOLIDAYS = {
     2025: [
@@ -176,3 +176,51 @@ def test_last_close(cal) -> None:
     assert cal.last_close(datetime(2025, 11, 29, 12, 0, tzinfo=UTC)) == fri_close  # Saturday
     with pytest.raises(ValueError, match="timezone-aware"):
         cal.last_close(datetime(2025, 11, 26, 15, 0))
+
+
+def _venue(cal: ExchangeCalendar, lo: str, hi: str) -> list[tuple[date, datetime, datetime]]:
+    return [(d, cal.session(d).open, cal.session(d).close) for d in cal.sessions(lo, hi)]
+
+
+def test_the_venue_calendar_is_followed_where_it_differs() -> None:
+    """A closure, an early close and an extra session of the venue's replace the installed ones.
+
+    Washington's funeral-day style closure on a Wednesday, a 13:00 close on a Tuesday, and a
+    Saturday session (hypothetical) the installed calendar cannot know; days outside the
+    span read are left alone.
+    """
+    cal = ExchangeCalendar("2027-01-01", "2027-12-31")
+    venue = [v for v in _venue(cal, "2027-03-01", "2027-03-31") if v[0] != date(2027, 3, 10)]
+    tue = next(i for i, v in enumerate(venue) if v[0] == date(2027, 3, 16))
+    venue[tue] = (venue[tue][0], venue[tue][1], datetime(2027, 3, 16, 13, 0, tzinfo=ET))
+    venue.append(
+        (
+            date(2027, 3, 20),
+            datetime(2027, 3, 20, 9, 30, tzinfo=ET),
+            datetime(2027, 3, 20, 16, 0, tzinfo=ET),
+        )
+    )
+    before = cal.sessions("2027-02-01", "2027-04-30")
+    changes = cal.adopt_venue_sessions(sorted(venue), date(2027, 3, 1), date(2027, 3, 31))
+    assert changes == [
+        "2027-03-10: closed (the installed calendar has a session 09:30-16:00)",
+        "2027-03-16: a session 09:30-13:00 (the installed calendar: 09:30-16:00)",
+        "2027-03-20: a session 09:30-16:00 (the installed calendar has none)",
+    ]
+    assert not cal.is_session("2027-03-10")
+    assert cal.next_session("2027-03-09") == date(2027, 3, 11)
+    assert cal.session("2027-03-16").early_close
+    assert cal.windows("2027-03-16").cycles[-1] == datetime(2027, 3, 16, 12, 45, tzinfo=ET)
+    assert cal.is_session("2027-03-20")
+    after = cal.sessions("2027-02-01", "2027-04-30")
+    assert set(before) ^ set(after) == {date(2027, 3, 10), date(2027, 3, 20)}
+    assert cal.last_close(datetime(2027, 3, 10, 20, tzinfo=ET)).date() == date(2027, 3, 9)
+    # the same answer again changes nothing
+    assert cal.adopt_venue_sessions(sorted(venue), date(2027, 3, 1), date(2027, 3, 31)) == []
+
+
+def test_an_empty_venue_calendar_is_refused() -> None:
+    cal = ExchangeCalendar("2027-01-01", "2027-12-31")
+    with pytest.raises(ValueError, match="no session from 2027-03-01 to 2027-04-15"):
+        cal.adopt_venue_sessions([], date(2027, 3, 1), date(2027, 4, 15))
+    assert cal.is_session("2027-03-10")

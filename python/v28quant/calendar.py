@@ -1,7 +1,9 @@
 """The exchange calendar and the runner's daily windows, in US/Eastern.
 
 Sessions, holidays and early closes come from ``exchange_calendars`` (XNYS), never from a
-hard-coded list. On top of it this module knows the option cut-offs and the runner's schedule:
+hard-coded list; a keyed runner lays the venue's calendar of the coming weeks over them
+(``adopt_venue_sessions``, ``v28quant.venue_calendar``). On top of it this module knows the
+option cut-offs and the runner's schedule:
 
 * Equity options stop trading at the equity close (16:00 ET, 13:00 on an early-close day).
 * Options on a few broad index ETFs (``LATE_CLOSE_ETFS``: SPY, QQQ, IWM, DIA, ...) trade 15
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -126,13 +129,12 @@ class ExchangeCalendar:
         hi = pd.Timestamp(end or (pd.Timestamp.today().normalize() + pd.DateOffset(years=5)))
         with warnings.catch_warnings():  # exchange_calendars' own pandas deprecations
             warnings.simplefilter("ignore")
-            self._xc = xc.get_calendar("XNYS", start=lo, end=hi)
-        sched = self._xc.schedule
-        self._opens = sched["open"].dt.tz_convert(ET)
-        self._closes = sched["close"].dt.tz_convert(ET)
+            sched = xc.get_calendar("XNYS", start=lo, end=hi).schedule
         self._days: list[date] = [ts.date() for ts in sched.index]
-        self._open_list = [t.to_pydatetime() for t in self._opens]
-        self._close_list: list[datetime] = [t.to_pydatetime() for t in self._closes]
+        self._open_list = [t.to_pydatetime() for t in sched["open"].dt.tz_convert(ET)]
+        self._close_list: list[datetime] = [
+            t.to_pydatetime() for t in sched["close"].dt.tz_convert(ET)
+        ]
         self._index = {d: i for i, d in enumerate(self._days)}
         self._first, self._last = self._days[0], self._days[-1]
 
@@ -281,6 +283,41 @@ class ExchangeCalendar:
         day = _day(d)
         return day if self.is_session(day) else self.previous_session(day)
 
+    def adopt_venue_sessions(
+        self, sessions: Iterable[tuple[date, datetime, datetime]], start: date, end: date
+    ) -> list[str]:
+        """Follow the venue's sessions from ``start`` to ``end`` (inclusive); say what changed.
+
+        The venue's calendar (Alpaca's ``/v2/calendar``) knows closures and early closes
+        announced after the installed exchange_calendars release was published (a national
+        day of mourning is announced days ahead). ``sessions`` are (day, open, close), the
+        times timezone-aware. Returns one line per day that differs, e.g. ``"2025-01-09:
+        closed (the installed calendar has a session 09:30-16:00)"``; an empty answer is
+        refused (``ValueError``), as no six weeks pass without a session.
+        """
+        lo, hi = _day(start), _day(end)
+        self._check(lo)
+        self._check(hi)
+        venue = {
+            d: (op.astimezone(ET), cl.astimezone(ET)) for d, op, cl in sessions if lo <= d <= hi
+        }
+        if not venue:
+            raise ValueError(f"the venue's calendar has no session from {lo} to {hi}")
+        i, j = self._bisect(lo), bisect.bisect_right(self._days, hi)
+        mine = {self._days[k]: (self._open_list[k], self._close_list[k]) for k in range(i, j)}
+        changes = [
+            _calendar_change(d, mine.get(d), venue.get(d))
+            for d in sorted(mine.keys() | venue.keys())
+            if mine.get(d) != venue.get(d)
+        ]
+        if changes:
+            days = sorted(venue)
+            self._days[i:j] = days
+            self._open_list[i:j] = [venue[d][0] for d in days]
+            self._close_list[i:j] = [venue[d][1] for d in days]
+            self._index = {d: k for k, d in enumerate(self._days)}
+        return changes
+
     # -- the runner's day -------------------------------------------------------------------
 
     def windows(self, d: date | datetime | str) -> TradingWindows:
@@ -302,6 +339,22 @@ class ExchangeCalendar:
             cycles=tuple(cycles),
             after_close=last_option_close + AFTER_CLOSE_DELAY,
         )
+
+
+def _calendar_change(
+    day: date, mine: tuple[datetime, datetime] | None, venue: tuple[datetime, datetime] | None
+) -> str:
+    """One line saying how the venue's session ``day`` differs from the installed one."""
+
+    def hours(s: tuple[datetime, datetime]) -> str:
+        return f"{s[0]:%H:%M}-{s[1]:%H:%M}"
+
+    if venue is None:
+        assert mine is not None
+        return f"{day}: closed (the installed calendar has a session {hours(mine)})"
+    if mine is None:
+        return f"{day}: a session {hours(venue)} (the installed calendar has none)"
+    return f"{day}: a session {hours(venue)} (the installed calendar: {hours(mine)})"
 
 
 @lru_cache(maxsize=4)

@@ -44,6 +44,7 @@ from v28quant.engines import Engine, EngineContext
 from v28quant.memory import release_memory
 from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
 from v28quant.venue import Venue
+from v28quant.venue_calendar import follow_venue_calendar
 from v28quant.venue_clock import LockstepClock, VenueClock
 
 log = logging.getLogger("v28quant.runner")
@@ -115,6 +116,7 @@ class Runner:
         self._watched: datetime | None = None
         self._trading_ok = True
         self._ended: set[date] = set()  # sessions whose end of day this run has run
+        self._calendar_read: date | None = None  # the day the venue's calendar was last read
 
     @property
     def calendar(self) -> ExchangeCalendar:
@@ -297,6 +299,8 @@ class Runner:
                 return
             now = self.ctx.now
             today = now.astimezone(ET).date()
+            if self._calendar_read != today and await follow_venue_calendar(self.ctx, today):
+                self._calendar_read = today
             if self._session_due(today, now):
                 await self.run_session(today)
                 continue

@@ -20,7 +20,9 @@ Shapes, codes and messages follow research/alpaca.md §3, §5 and §8 (captured 
   comes in time, with no race against the client's timeout);
 - ``responses`` records what each request was answered.
 
-Time is the fake's own (``advance_to``), the calendar is exchange_calendars' XNYS.
+Time is the fake's own (``advance_to``), the calendar is exchange_calendars' XNYS less
+``closed_days``: sessions the venue does not open, as on a closure announced after the
+installed calendar was published (its clock, calendar, matching and closes skip them).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         # by default
         self.shorting_enabled = False
         self.daytrade_count = 0  # Alpaca's count of day trades in the last five sessions
+        self.closed_days: set[date] = set()
         self.account_id = "e6fe16f3-64a4-4921-8928-cadf02f92f98"
         self.quotes: dict[str, tuple[Decimal, Decimal, int, int]] = {}
         self.closes: dict[tuple[str, date], Decimal] = {}
@@ -153,7 +156,7 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
             sched = _cal().schedule
             lo, hi = pd.Timestamp(self.now), pd.Timestamp(when)
             for day, close in zip(sched.index, sched["close"], strict=True):
-                if lo < close <= hi:
+                if lo < close <= hi and day.date() not in self.closed_days:
                     close_dt = close.to_pydatetime()
                     for o in self.orders.values():
                         if o["status"] in _OPEN and o["time_in_force"] == "day":

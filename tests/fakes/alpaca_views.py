@@ -20,21 +20,33 @@ class ViewsMixin:
     """The GET endpoints of ``FakeAlpacaTrading`` and the buying power they report."""
 
     def _is_open(self) -> bool:
+        if self.now.astimezone(NY).date() in self.closed_days:
+            return False
         return bool(_cal().is_open_on_minute(pd.Timestamp(self.now).floor("min")))
+
+    def _next(self, edge: str, t: pd.Timestamp) -> pd.Timestamp:
+        """Return the next session open or close after ``t`` that the venue keeps."""
+        step = _cal().next_open if edge == "open" else _cal().next_close
+        nxt = step(t)
+        while nxt.tz_convert(NY).date() in self.closed_days:
+            nxt = step(nxt)
+        return nxt
 
     def _clock(self) -> dict[str, Any]:
         t = pd.Timestamp(self.now).floor("min")
         return {
             "timestamp": self.now.astimezone(NY).isoformat(),
             "is_open": self._is_open(),
-            "next_open": _cal().next_open(t).tz_convert(NY).isoformat(),
-            "next_close": _cal().next_close(t).tz_convert(NY).isoformat(),
+            "next_open": self._next("open", t).tz_convert(NY).isoformat(),
+            "next_close": self._next("close", t).tz_convert(NY).isoformat(),
         }
 
     def _calendar(self, q: dict[str, str]) -> list[dict[str, Any]]:
         sched = _cal().schedule.loc[q.get("start", "2024-01-01") : q.get("end", "2024-12-31")]
         out = []
         for d, o, c in zip(sched.index, sched["open"], sched["close"], strict=True):
+            if d.date() in self.closed_days:
+                continue
             out.append(
                 {
                     "date": d.strftime("%Y-%m-%d"),
