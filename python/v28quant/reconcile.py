@@ -18,7 +18,15 @@ not explained (``ok`` False)
     order carrying our client_order_id that the journal never saw, or that the journal holds as
     final (``not_sent``, ``rejected``, ``canceled``...: a late POST landed after all; the
     journal is brought up to date and trading stays stopped until a person has looked); a
-    position that differs from the last snapshot plus the new activities.
+    position that differs from the last snapshot plus the new activities, unless a stock
+    split explains it (below).
+
+A stock split (Alpaca re-bases the position on the ex-date: quantity x r, average entry price
+/ r) is recognised from the position itself, since the SPLIT activity Alpaca lists has no
+documented fields to rely on: a stock with no new trades whose quantity is a small ratio r of
+the snapshot's and whose average entry price is the snapshot's / r. It is journaled as a
+decision (``SPLIT_ENGINE``, ``SPLIT_ACTION``) with the snapshot that takes it; the round
+trips re-base the open lots by it (``v28quant.round_trips``).
 
 Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLAP`` (not the
 whole account history each time); the overlap re-reads rows the venue posts late or dates by
@@ -41,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from v28quant.broker.base import (
@@ -57,9 +66,12 @@ from v28quant.journal.schema import (
     FINAL_STATUSES,
     INTENT_STATUS,
     NOT_SENT_STATUS,
+    SPLIT_ACTION,
+    SPLIT_ENGINE,
     UNKNOWN_STATUS,
 )
 from v28quant.notify import Notifier
+from v28quant.occ import is_occ
 from v28quant.settlement_close import SettlementCloses
 
 log = logging.getLogger(__name__)
@@ -74,6 +86,10 @@ POSITION_ACTIVITIES = frozenset(
 ACTIVITY_OVERLAP = timedelta(days=1)
 #: Reads of the positions allowed to find two equal ones around the activities read.
 SETTLE_READS = 5
+#: The largest numerator and denominator a split ratio is taken to have (20-for-1, 1-for-100).
+MAX_SPLIT_TERM = 100
+#: How far the venue's re-based average entry price may be from the snapshot's / r: a cent.
+SPLIT_PRICE_TOLERANCE = Decimal("0.01")
 
 
 class JournalLike(Protocol):
@@ -89,6 +105,10 @@ class JournalLike(Protocol):
 
     def last_positions(self) -> dict[str, Decimal]:
         """Return the latest position snapshot."""
+        ...
+
+    def last_entry_prices(self) -> dict[str, Decimal]:
+        """Return the latest snapshot's average entry prices."""
         ...
 
     def seen_activity_ids(self) -> set[str]:
@@ -120,8 +140,9 @@ class JournalLike(Protocol):
         fills: list[dict[str, Any]],
         positions: list[dict[str, Any]],
         ts: datetime,
+        decisions: list[dict[str, Any]],
     ) -> Any:
-        """Journal activities, fills and a snapshot in one transaction."""
+        """Journal activities, fills, a snapshot and the splits it took in one transaction."""
         ...
 
     def record_reconcile(self, ok: bool, differences: list[dict[str, Any]], ts: datetime) -> Any:
@@ -391,11 +412,22 @@ async def _reconcile(
             expected[a.symbol] += a.qty
             explained[a.symbol].append(f"{a.type}:{a.id}")
     actual = {p.symbol: p.qty for p in positions if p.qty != 0}
+    venue = {p.symbol: p for p in positions if p.qty != 0}
+    entry = await _off(journal.last_entry_prices)
+    splits: list[dict[str, Any]] = []
     mismatched = False
     for sym in sorted(set(expected) | set(actual)):
         want, have = expected.get(sym, Decimal(0)), actual.get(sym, Decimal(0))
         was = last.get(sym, Decimal(0))
-        if want != have:
+        ratio = None
+        if want != have and not explained.get(sym) and sym in venue:
+            ratio = split_ratio(sym, was, entry.get(sym), venue[sym])
+        if ratio is not None:
+            splits.append(_split_decision(sym, ratio, was, entry[sym], venue[sym], ts))
+            diffs.append(
+                _diff("position_split", symbol=sym, journal=was, broker=have, ratio=str(ratio))
+            )
+        elif want != have:
             mismatched = True
             diffs.append(
                 _diff(
@@ -461,4 +493,47 @@ async def _reconcile(
             for p in positions
         ],
         ts,
+        splits,
     )
+
+
+def split_ratio(
+    symbol: str, was: Decimal, was_price: Decimal | None, now: Position
+) -> Fraction | None:
+    """Return r when a stock split r-for-1 turns ``was`` shares at ``was_price`` into ``now``.
+
+    ``now`` must hold ``was`` x r shares, r a ratio of whole numbers up to ``MAX_SPLIT_TERM``
+    other than 1, at an average entry price within ``SPLIT_PRICE_TOLERANCE`` of ``was_price``
+    / r. A trade cannot do that: shares added at a price above zero cannot divide the average
+    price by r, and shares sold do not move it. None for anything else, options included
+    (an adjustment changes the contract itself).
+    """
+    if is_occ(symbol) or was == 0 or was_price is None or now.qty == was:
+        return None
+    ratio = Fraction(now.qty) / Fraction(was)
+    if ratio <= 0 or max(ratio.numerator, ratio.denominator) > MAX_SPLIT_TERM:
+        return None
+    rebased = was_price * ratio.denominator / ratio.numerator
+    return ratio if abs(now.avg_entry_price - rebased) <= SPLIT_PRICE_TOLERANCE else None
+
+
+def _split_decision(
+    symbol: str, ratio: Fraction, was: Decimal, was_price: Decimal, now: Position, ts: datetime
+) -> dict[str, Any]:
+    """Return the decision (``record_decision``'s arguments) that journals a split taken."""
+    return {
+        "decision_id": f"split-{symbol}-{ts.isoformat()}",
+        "engine": SPLIT_ENGINE,
+        "strategy": "reconcile",
+        "symbol": symbol,
+        "action": SPLIT_ACTION,
+        "reasoning": {
+            "ratio": str(ratio),
+            "journal_qty": str(was),
+            "broker_qty": str(now.qty),
+            "journal_avg_entry_price": str(was_price),
+            "broker_avg_entry_price": str(now.avg_entry_price),
+            "rebased": f"open lots: units x {ratio}, entry price / {ratio}",
+        },
+        "ts": ts,
+    }

@@ -31,7 +31,8 @@ import json
 import re
 import threading
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -110,6 +111,27 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
     def set_close(self, symbol: str, day: date, price: str) -> None:
         with self._lock:
             self.closes[(symbol, day)] = Decimal(price)
+
+    def split(self, symbol: str, ratio: int, day: date) -> None:
+        """Split ``symbol`` ``ratio``-for-1 on its ex-date ``day``, as Alpaca does overnight.
+
+        The position's quantity is multiplied and its average entry price divided by the
+        ratio, and a non-trade ``SPLIT`` activity dated ``day`` is listed. Alpaca documents
+        none of that activity's fields beyond the common ones: its ``qty`` here is the shares
+        added, one reading among several, which the client must not rely on.
+        """
+        with self._lock:
+            qty, avg = self.positions[symbol]
+            self.positions[symbol] = [qty * ratio, avg / ratio]
+            row = {
+                "activity_type": "SPLIT",
+                "date": day.isoformat(),
+                "net_amount": "0",
+                "symbol": symbol,
+                "qty": str(qty * (ratio - 1)),
+                "status": "executed",
+            }
+            self._activity(row, datetime.combine(day, time_of_day(9, 0), tzinfo=UTC))
 
     def inject(
         self,

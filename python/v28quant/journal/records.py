@@ -405,6 +405,7 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
         fills: Iterable[Mapping[str, Any]],
         positions: list[Mapping[str, Any]],
         ts: datetime,
+        decisions: Iterable[Mapping[str, Any]] = (),
     ) -> int:
         """Journal new activities, their fills and the position snapshot in ONE transaction.
 
@@ -413,10 +414,13 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
         without the snapshot that includes them. Each item of ``activities`` / ``fills`` holds
         the keyword arguments of ``record_activity`` / ``record_fill``; ``positions`` is as for
         ``record_positions``. Activities and fills already journaled are ignored, as there.
+        ``decisions`` (keyword arguments of ``record_decision``) are what the snapshot took
+        as explained, a stock split: written with it, so none is taken twice.
         Returns the snapshot id.
         """
         stmts = [activity_stmt(**a) for a in activities]
         stmts += [fill_stmt(**f) for f in fills]
+        stmts += [decision_stmt(**d) for d in decisions]
         snap = positions_stmts(positions, ts)
         cursors = self._write_many(stmts + snap)
         return int(cursors[len(stmts)].lastrowid or 0)

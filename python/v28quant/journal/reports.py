@@ -33,6 +33,14 @@ class ReportQueries(JournalStore):
         )
         return {r["symbol"]: Decimal(r["qty"]) for r in rows}
 
+    def last_entry_prices(self) -> dict[str, Decimal]:
+        """Average entry price per symbol in the latest snapshot, where it was recorded."""
+        rows = self._read(
+            "SELECT symbol, json_extract(data, '$.avg_entry_price') AS price FROM positions"
+            " WHERE snapshot_id = (SELECT MAX(id) FROM position_snapshots)"
+        )
+        return {r["symbol"]: Decimal(str(r["price"])) for r in rows if r["price"] is not None}
+
     def signals(self, since: datetime | None = None) -> pd.DataFrame:
         """Signals (optionally those at or after ``since``) as a DataFrame.
 
