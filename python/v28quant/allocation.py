@@ -34,7 +34,7 @@ from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.engines import EngineContext
 from v28quant.journal import Journal
 from v28quant.ml.adaptive_allocator import AdaptiveAllocator
-from v28quant.round_trips import journal_trades, pair_trades
+from v28quant.round_trips import SPLIT_RATIO, journal_trades, pair_trades
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def daily_returns(
     equity: float,
     before: date,
     settlements: Iterable[Mapping[str, Any]] = (),
+    splits: Iterable[Mapping[str, Any]] = (),
 ) -> dict[date, dict[str, float]]:
     """Return each session's realised return per sleeve (closed P&L / ``equity``) before ``before``.
 
@@ -57,9 +58,11 @@ def daily_returns(
     """
     if equity <= 0:
         raise ValueError(f"equity must be > 0, got {equity}")
-    trades = journal_trades(fills, settlements)
+    trades = journal_trades(fills, settlements, splits)
     days: dict[date, dict[str, float]] = {}
     for t in trades:
+        if SPLIT_RATIO in t:  # re-bases lots; trades nothing
+            continue
         d = t["ts"].astimezone(ET).date()
         if d < before:
             days.setdefault(d, dict.fromkeys(SLEEVES.values(), 0.0))
@@ -110,7 +113,8 @@ def allocate(ctx: EngineContext, equity: float) -> dict[str, float]:
         ctx.shared["allocator_days"] = restore_fed(allocator, ctx.journal)
     fed: set[date] = ctx.shared.setdefault("allocator_days", set())
     settled = settled_before(ctx.calendar, ctx.now)
-    past = daily_returns(ctx.journal.fills(), equity, settled, ctx.journal.settlements())
+    journal = ctx.journal
+    past = daily_returns(journal.fills(), equity, settled, journal.settlements(), journal.splits())
     new = {d: r for d, r in past.items() if d not in fed}
     for d, r in new.items():
         feed(allocator, fed, d, r)

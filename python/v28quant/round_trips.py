@@ -5,7 +5,9 @@ order id ``v28-<engine>-``: a trade against the open side closes the oldest open
 remainder opens a new lot. The operator's flatten (``v28-risk-...``) and orders without a v28
 id close the oldest lots of whichever engine holds the symbol, as they close the account's
 position. An option's expiry, assignment or exercise (:func:`settlement_trades`) closes it as a
-fill of the options engine would. An option contract is worth 100 shares.
+fill of the options engine would. An option contract is worth 100 shares. A stock split (a
+record with ``SPLIT_RATIO``, ``Journal.splits``) re-bases every engine's open lots of the stock:
+units x r, price / r, so a lot bought before the split closes at its own cost after it.
 
 Two views of the same matching (:func:`match_fifo`):
 
@@ -24,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from v28quant.occ import is_occ, multiplier, parse_occ
@@ -35,6 +38,11 @@ SETTLEMENT_ENGINE = "options"
 #: a v28 client order id (``"other"``). They close the lots of whichever engine holds the
 #: symbol, oldest first across engines, as they close the account's position.
 OPERATOR_ENGINES = frozenset({"risk", "other"})
+#: The key of a stock split among the trades: new shares per old share (a Fraction).
+SPLIT_RATIO = "split_ratio"
+#: Units of a re-based lot are rounded to Alpaca's fractional-share precision, as its position
+#: is: 10 shares split 1-for-3 are 3.333333333, not a 28-digit repeating decimal.
+SHARE_QUANTUM = Decimal("1e-9")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +179,15 @@ def match_fifo(
     Returns the pieces of lots closed, in the order closed, and the lots per (engine, symbol),
     spent books included. An operator's trade (``OPERATOR_ENGINES``) closes the oldest lots of
     the symbol across engines. A trade without an order id is an order of its own. Every trade
-    counts, at whatever price: an option sold at zero closes its lot with the premium lost.
+    counts, at whatever price: an option sold at zero closes its lot with the premium lost. A
+    split (``SPLIT_RATIO``) re-bases the open lots of its symbol (:func:`rebase`).
     """
     lots: dict[tuple[str, str], deque[Lot]] = {}
     pieces: list[ClosedPiece] = []
     for n, t in enumerate(trades):
+        if SPLIT_RATIO in t:
+            rebase(lots, str(t["symbol"]), Fraction(t[SPLIT_RATIO]))
+            continue
         order = str(t.get("client_order_id") or f"fill-{n}")
         engine, sym = trade_engine(t), str(t["symbol"])
         signed = Decimal(str(t["qty"])) * (1 if t["side"] == "buy" else -1)
@@ -191,6 +203,23 @@ def match_fifo(
             price = Decimal(str(t["price"]))
             lots.setdefault((engine, sym), deque()).append(Lot(signed, price, Opening(n, order, t)))
     return pieces, lots
+
+
+def rebase(lots: dict[tuple[str, str], deque[Lot]], symbol: str, ratio: Fraction) -> None:
+    """Re-base every engine's open lots of ``symbol`` for an r-for-1 split: units x r, price / r.
+
+    New lots replace the old ones: a piece closed before the split keeps the price it closed
+    against.
+    """
+    num, den = Decimal(ratio.numerator), Decimal(ratio.denominator)
+    for key, book in list(lots.items()):
+        if key[1] == symbol:
+            lots[key] = deque(_rebased(lot, num, den) for lot in book)
+
+
+def _rebased(lot: Lot, num: Decimal, den: Decimal) -> Lot:
+    units = (lot.qty * num / den).quantize(SHARE_QUANTUM)
+    return Lot(units, lot.price * den / num, lot.opened)
 
 
 def _close_oldest_across(
@@ -322,15 +351,24 @@ def _trade(symbol: str, qty: Decimal, price: Decimal, ts: Any, key: str) -> dict
 
 
 def journal_trades(
-    fills: Iterable[Mapping[str, Any]], settlements: Iterable[Mapping[str, Any]]
+    fills: Iterable[Mapping[str, Any]],
+    settlements: Iterable[Mapping[str, Any]],
+    splits: Iterable[Mapping[str, Any]] = (),
 ) -> list[Mapping[str, Any]]:
-    """Return the journal's fills and the trades its settlements amount to, oldest first."""
-    return sorted([*fills, *settlement_trades(settlements)], key=lambda t: t["ts"])
+    """Return the journal's fills, its settlements' trades and its splits, oldest first.
+
+    ``splits`` as ``Journal.splits`` returns them; a split and a trade at one time keep that
+    order (trades first), as sorting is stable.
+    """
+    trades = [*fills, *settlement_trades(settlements), *splits]
+    return sorted(trades, key=lambda t: t["ts"])
 
 
 __all__ = [
     "OPERATOR_ENGINES",
     "SETTLEMENT_ENGINE",
+    "SHARE_QUANTUM",
+    "SPLIT_RATIO",
     "ClosedPiece",
     "Lot",
     "Opening",
@@ -342,6 +380,7 @@ __all__ = [
     "journal_trades",
     "match_fifo",
     "pair_trades",
+    "rebase",
     "round_trips",
     "settlement_trades",
     "trade_engine",

@@ -21,32 +21,22 @@ from typing import Any
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import OPEN, fake_broker
+from v28quant.allocation import daily_returns
 from v28quant.broker import OrderRequest, Owner
 from v28quant.clock import SimClock
+from v28quant.execution import Decision, Executor
 from v28quant.journal import Journal
 from v28quant.reconcile import reconcile
+from v28quant.round_trips import journal_trades, pair_trades, round_trips
 
 EX_DATE = date(2024, 6, 4)
 PREMARKET = datetime(2024, 6, 4, 13, 0, tzinfo=UTC)  # 09:00 New York on the ex-date
 MIDDAY = datetime(2024, 6, 4, 16, 0, tzinfo=UTC)
 
 
-async def place(journal: Journal, broker: Any, clock: SimClock, req: OrderRequest) -> None:
-    """Do what the runner does: journal the intent, submit, journal the acknowledgement."""
-    o = req.owner
-    journal.record_order_intent(
-        req.client_order_id, o.engine, o.strategy, o.decision_id, req.to_dict(), clock.now()
-    )
-    ack = await broker.submit(req)
-    journal.record_order_update(
-        ack.client_order_id,
-        ack.id,
-        ack.status.value,
-        ack.filled_qty,
-        ack.filled_avg_price,
-        ack.to_dict(),
-        clock.now(),
-    )
+async def place(journal: Journal, broker: Any, req: OrderRequest) -> None:
+    """Place ``req`` through the execution service, which journals it and its fills."""
+    await Executor(broker, journal).place(Decision(req, {}))
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ async def held(tmp_path: Path) -> AsyncIterator[tuple[FakeAlpacaTrading, Any, Jo
     clock = SimClock(OPEN)
     try:
         buy = OrderRequest.equity("AAPL", 10, "buy", owner=Owner("equity", "aggregate", "d1"))
-        await place(journal, broker, clock, buy)
+        await place(journal, broker, buy)
         assert (await reconcile(journal, broker, clock)).ok
         yield trading, broker, journal, clock
     finally:
@@ -131,3 +121,68 @@ async def test_a_bigger_position_at_the_same_entry_price_is_no_split(held: Any) 
     assert [d["kind"] for d in rep.fatal] == ["position_mismatch"]
     assert split_decisions(journal.path) == []
     assert snapshot(journal.path)["AAPL"]["qty"] == "10"
+
+
+@pytest.mark.asyncio
+async def test_the_sale_after_a_split_books_the_trade_at_the_rebased_entry(held: Any) -> None:
+    """10 bought at 200.01, split 4-for-1, all 40 sold at the 51.99 bid the same day.
+
+    By hand: 10 x (4 x 51.99 - 200.01) = +79.50 on one round trip of 40 shares entered at
+    200.01 / 4 = 50.0025, nothing left open. Without the re-basing the FIFO lots held 10 at
+    200.01: the sale booked 10 x (51.99 - 200.01) = -1,480.20 and opened a phantom short of
+    30, for the learner, the allocator and the report alike.
+    """
+    trading, broker, journal, clock = held
+    split_overnight(trading, clock)
+    assert (await reconcile(journal, broker, clock)).ok
+    trading.now = MIDDAY
+    clock.set(MIDDAY)
+    trading.set_quote("AAPL", "51.99", "52.01", 1000, 1000)
+    sell = OrderRequest.equity("AAPL", 40, "sell", owner=Owner("equity", "aggregate", "d2"))
+    await place(journal, broker, sell)
+    assert (await reconcile(journal, broker, clock)).ok
+    assert "AAPL" not in trading.positions
+    assert [(f["side"], f["qty"], f["price"]) for f in journal.fills()] == [
+        ("buy", D(10), D("200.01")),
+        ("sell", D(40), D("51.99")),
+    ]
+
+    trades = journal_trades(journal.fills(), journal.settlements(), journal.splits())
+    (trip,) = round_trips(trades, engine="equity")
+    assert (trip.side, trip.qty, trip.entry_price, trip.exit_price) == (
+        "long",
+        D(40),
+        D("50.0025"),
+        D("51.99"),
+    )
+    assert trip.pnl == pytest.approx(79.5, abs=1e-9)
+    assert pair_trades(trades).lots == {}
+    returns = daily_returns(
+        journal.fills(), 100_000.0, date(2024, 6, 5), journal.settlements(), journal.splits()
+    )
+    assert returns[EX_DATE]["equity/aggregate"] == pytest.approx(79.5 / 100_000, abs=1e-12)
+
+
+def test_a_split_rebases_only_what_is_still_open() -> None:
+    """Buy 10 at 100, sell 5 at 110, split 2-for-1, sell 10 at 60.
+
+    By hand: the first sale closes 5 at 100 (+50) and keeps it; the 5 left become 10 at 50,
+    closed at 60 (+100).
+    """
+
+    def fill(i: int, side: str, qty: str, price: str, hour: int) -> dict[str, Any]:
+        return {
+            "fill_id": f"f{i}",
+            "client_order_id": f"v28-equity-aggregate-{i}",
+            "symbol": "AAPL",
+            "side": side,
+            "qty": D(qty),
+            "price": D(price),
+            "ts": datetime(2024, 6, 3, hour, tzinfo=UTC),
+        }
+
+    split = {"symbol": "AAPL", "ts": datetime(2024, 6, 3, 17, tzinfo=UTC), "split_ratio": 2}
+    fills = [fill(1, "buy", "10", "100", 14), fill(2, "sell", "5", "110", 15)]
+    fills.append(fill(3, "sell", "10", "60", 19))
+    trips = round_trips(journal_trades(fills, (), [split]), engine="equity")
+    assert [(t.qty, t.entry_price, t.pnl) for t in trips] == [(5, 100, 50.0), (10, 50, 100.0)]

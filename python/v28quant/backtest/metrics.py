@@ -182,6 +182,7 @@ def compute_metrics(
     spread_bps: float,
     settlements: Sequence[Mapping[str, Any]] = (),
     marks: Mapping[str, Any] | None = None,
+    splits: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Return every metric of the module docstring for one run.
 
@@ -192,6 +193,7 @@ def compute_metrics(
     ``settlements`` (the journal's OPEXP, OPASN, OPEXC and OPTRD activities) end round trips
     (``v28quant.round_trips.settlement_trades``); they are no fills and trade no notional.
     ``marks`` (symbol -> price) value the lots still open in ``engines`` (``engine_pnl``).
+    ``splits`` (the journal's stock splits) re-base the open lots of their stock.
     """
     r = daily_returns(equity, initial)
     notional = stock = shares = 0.0
@@ -204,7 +206,7 @@ def compute_metrics(
             shares += float(qty)
     mean_eq = float(np.mean([initial, *equity]))
     years = max(len(r), 1) / TRADING_DAYS
-    pairing = pair_trades(journal_trades(fills, settlements))
+    pairing = pair_trades(journal_trades(fills, settlements, splits))
     trips = [float(t.pnl) for t in pairing.trips]
     commission = shares * commission_per_share
     slippage = notional * slippage_bps / 1e4

@@ -257,6 +257,7 @@ def write_report(
     with Journal(journal_path) as journal:
         fills = journal.fills()
         settlements = journal.settlements()
+        splits = journal.splits()
         contrib = model_contributions(journal)
         aggregates = journal.aggregate_summary()
         declined = journal.decision_count("options", "no_entry")
@@ -273,6 +274,7 @@ def write_report(
         spread_bps=costs.spread_bps,
         settlements=settlements,
         marks=marks,
+        splits=splits,
     )
     metrics["equity_curve"] = [
         {"date": d.isoformat(), "equity": e, "exposure": x}

@@ -41,7 +41,7 @@ from v28quant.ml.continuous_learner import (
     DriftReport,
     TradeOutcome,
 )
-from v28quant.round_trips import RoundTrip, round_trips
+from v28quant.round_trips import RoundTrip, journal_trades, round_trips
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +139,11 @@ class TradeLearner:
             return []
         labels = self.labels(self.view)
         reports: list[DriftReport] = []
-        # Fills alone: settlements move only the options engine's lots. Stock never fills at
-        # zero, so each equity trip's move (log of exit over entry) is defined; only an option
-        # closes at 0 (sold worthless), and the learner sees no option trip.
-        for trip in round_trips(journal.fills(), engine="equity"):
+        # Fills and splits: settlements move only the options engine's lots. Stock never fills
+        # at zero, so each equity trip's move (log of exit over entry) is defined; only an
+        # option closes at 0 (sold worthless), and the learner sees no option trip.
+        trades = journal_trades(journal.fills(), (), journal.splits())
+        for trip in round_trips(trades, engine="equity"):
             if trip.key in self.fed:
                 continue
             outcome = self.outcome(trip, labels)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Collection
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from v28quant.calendar import ET
 from v28quant.journal._codec import from_iso, ts_text
+from v28quant.journal.schema import SPLIT_ACTION, SPLIT_ENGINE
 from v28quant.journal.store import JournalStore
 from v28quant.occ import multiplier
 
@@ -40,6 +42,17 @@ class ReportQueries(JournalStore):
             " WHERE snapshot_id = (SELECT MAX(id) FROM position_snapshots)"
         )
         return {r["symbol"]: Decimal(str(r["price"])) for r in rows if r["price"] is not None}
+
+    def splits(self) -> list[dict[str, Any]]:
+        """Return the stock splits reconcile took, oldest first.
+
+        Each a dict with ``symbol``, ``ts`` (UTC datetime) and ``split_ratio`` (a Fraction: new
+        shares per old share), as :func:`v28quant.round_trips.match_fifo` reads them.
+        """
+        return [
+            {"symbol": d["symbol"], "ts": d["ts"], "split_ratio": Fraction(d["reasoning"]["ratio"])}
+            for d in self.decisions(engine=SPLIT_ENGINE, action=SPLIT_ACTION)
+        ]
 
     def signals(self, since: datetime | None = None) -> pd.DataFrame:
         """Signals (optionally those at or after ``since``) as a DataFrame.
