@@ -20,14 +20,17 @@ from typing import Any
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.equity_world import aapl_engine
 from fakes.fixtures import OPEN, fake_broker
 from v28quant.allocation import daily_returns
 from v28quant.broker import OrderRequest, Owner
 from v28quant.clock import SimClock
+from v28quant.config import load_config
 from v28quant.execution import Decision, Executor
 from v28quant.journal import Journal
 from v28quant.reconcile import reconcile
 from v28quant.round_trips import journal_trades, pair_trades, round_trips
+from v28quant.signals import RegimeState
 
 EX_DATE = date(2024, 6, 4)
 PREMARKET = datetime(2024, 6, 4, 13, 0, tzinfo=UTC)  # 09:00 New York on the ex-date
@@ -186,3 +189,31 @@ def test_a_split_rebases_only_what_is_still_open() -> None:
     fills.append(fill(3, "sell", "10", "60", 19))
     trips = round_trips(journal_trades(fills, (), [split]), engine="equity")
     assert [(t.qty, t.entry_price, t.pnl) for t in trips] == [(5, 100, 50.0), (10, 50, 100.0)]
+
+
+@pytest.mark.asyncio
+async def test_the_equity_engine_sizes_from_the_venue_position_not_the_lots(
+    tmp_path: Path,
+) -> None:
+    """25 bought at 400 in the journal, 100 at 100 at the venue after a 4-for-1 split.
+
+    The engine's target at the 100.00 mid is 0.10 x 100,000 / 100 = 100 shares, what the venue
+    holds: no order, whatever the journal's lots say. Reference: the fake's record of requests.
+    """
+    trading = FakeAlpacaTrading(now=OPEN, cash=D(90_000)).start()
+    trading.set_quote("AAPL", "99.99", "100.01", 1000, 1000)
+    trading.positions["AAPL"] = [D(100), D(100)]
+    regime = RegimeState("bull_quiet", {"bull_quiet": 1.0}, "test", OPEN)
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(
+        trading.url, tmp_path / "journal.sqlite", OPEN, 1.0, regime, cfg, (1000, 1000)
+    )
+    ctx.journal.record_fill("f1", "v28-equity-aggregate-1", "AAPL", 25, "400", "buy", OPEN)
+    try:
+        report = await engine.cycle(ctx)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        trading.stop()
+    assert trading.count("POST", "/v2/orders") == 0
+    assert report.orders == 0
