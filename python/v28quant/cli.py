@@ -1,10 +1,11 @@
 """The operator's command line, ``v28quant``: reads and writes the journal only.
 
-``status``, ``why SYMBOL``, ``halt``, ``resume``, ``flatten`` and ``report`` need neither the
-runner nor the broker: the runner journals what it does (its start, each cycle, the regime,
-risk marks, orders, fills) and reads the kill switch from the journal at every cycle, so a
-``halt`` written here stops new orders at the next cycle and a ``flatten`` is carried out by the
-runner at its next cycle (or at its next start).
+``status``, ``why SYMBOL``, ``halt``, ``resume``, ``flatten``, ``accept-positions`` and ``report``
+need neither the runner nor the broker: the runner journals what it does (its start, each cycle,
+the regime, risk marks, orders, fills) and reads the kill switch from the journal at every
+cycle, so a ``halt`` written here stops new orders at the next cycle and a ``flatten`` is carried
+out by the runner at its next cycle (or at its next start); ``accept-positions`` is carried out
+by its next pre-market reconcile (``v28quant.accept_positions``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from v28quant.accept_positions import pending_request, request_acceptance
 from v28quant.journal import Journal
 from v28quant.journal.store import JournalError
 from v28quant.risk import FLATTEN, HALT, MARK, RESUME, RISK_ENGINE, halt_state, record_control
 
 T = TypeVar("T")
+
+ACCEPT = "accept-positions"
 
 
 def _journal_path(arg: Path | None) -> Path:
@@ -103,6 +107,7 @@ def status(journal: Journal) -> list[str]:
             f"{(peak - eq) / peak if peak else 0:.2%} (last intraday mark, "
             f"{mark['ts']:%Y-%m-%d %H:%M}Z)"
         )
+    out += _reconcile_lines(journal)
     positions = journal.last_positions()
     out.append(
         "positions: "
@@ -126,6 +131,33 @@ def status(journal: Journal) -> list[str]:
         out.append(
             f"last {engine} cycle: {c['ts']:%Y-%m-%d %H:%M}Z, {r.get('signals')} new signal(s), "
             f"{r.get('orders')} order(s), {r.get('denied')} denied{note}"
+        )
+    return out
+
+
+def _reconcile_lines(journal: Journal) -> list[str]:
+    """Return the last reconcile's line when it stopped trading, and a pending acceptance."""
+    out = []
+    last = journal.last_reconcile()
+    if last is not None and not last["ok"]:
+        fatal = [d for d in last["differences"] if d.get("fatal")]
+        what = "; ".join(
+            f"{d['kind']} {d.get('symbol', '')} (journal {d.get('expected')}, venue "
+            f"{d.get('broker')})"
+            if d["kind"] == "position_mismatch"
+            else d["kind"]
+            for d in fatal
+        )
+        out.append(f"last reconcile FAILED at {last['ts']:%Y-%m-%d %H:%M}Z, no trading: {what}")
+        if any(d["kind"] == "position_mismatch" for d in fatal):
+            out.append(
+                "  if the venue's positions are right: v28quant accept-positions --reason '...'"
+            )
+    request = pending_request(journal)
+    if request is not None:
+        out.append(
+            f"accept-positions pending (the next pre-market reconcile takes the venue's "
+            f"positions): {request['reasoning']['reason']}"
         )
     return out
 
@@ -256,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--reason", default=f"operator {name}")
     f = sub.add_parser(FLATTEN, help="halt, cancel our orders and close every position")
     f.add_argument("--reason", default="operator flatten")
+    a = sub.add_parser(
+        ACCEPT, help="take the venue's positions at the next reconcile (after checking them)"
+    )
+    a.add_argument("--reason", required=True, help="what makes the venue's positions right")
     r = sub.add_parser("report", help="the roll-up of one day")
     r.add_argument("--day", help="YYYY-MM-DD (default: the latest)")
     from v28quant.optimization.cli import add_subparsers as add_research_commands
@@ -306,6 +342,16 @@ def main(argv: list[str] | None = None) -> int:
             lines = why(journal, args.symbol, at)
         elif args.command == "report":
             lines = report(journal, day)
+        elif args.command == ACCEPT:
+            try:
+                request_acceptance(journal, args.reason, "operator", datetime.now(UTC))
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            lines = [
+                f"{ACCEPT} journaled in {path}: the runner's next pre-market reconcile takes "
+                "the venue's positions as they are then"
+            ]
         else:
             record_control(journal, args.command, args.reason, "operator", datetime.now(UTC))
             lines = [f"{args.command} journaled in {path}: the runner acts on it at its next cycle"]

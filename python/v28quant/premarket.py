@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from v28quant.accept_positions import reconcile_for_trading
 from v28quant.allocation import allocate
 from v28quant.broker.base import BrokerError, Intent, OrderRequest, Owner, Position, Side
 from v28quant.engines import EngineContext
 from v28quant.ml.model_store import ModelStore
 from v28quant.occ import is_occ, underlying_of
-from v28quant.reconcile import reconcile
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, HaltState, record_control
 from v28quant.settlement_close import SettlementCloses
 from v28quant.venue import Venue
@@ -243,7 +243,9 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
         await venue.venue_clock.refresh()
     journal: Any = ctx.journal  # JournalLike's dict-typed parameters: Journal takes Mappings
     closes = SettlementCloses(ctx.feed, ctx.calendar)
-    report = await reconcile(journal, ctx.broker, ctx.clock, notifier=ctx.notifier, closes=closes)
+    report = await reconcile_for_trading(
+        journal, ctx.broker, ctx.clock, notifier=ctx.notifier, closes=closes
+    )
     if not report.ok:
         return False
     account = await ctx.broker.account()

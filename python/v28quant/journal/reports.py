@@ -35,6 +35,14 @@ class ReportQueries(JournalStore):
         )
         return {r["symbol"]: Decimal(r["qty"]) for r in rows}
 
+    def last_reconcile(self) -> dict[str, Any] | None:
+        """Return the latest reconcile: ``ts`` (UTC), ``ok`` and its ``differences``; or None."""
+        rows = self._read("SELECT ts, ok, differences FROM reconciles ORDER BY id DESC LIMIT 1")
+        if not rows:
+            return None
+        r = rows[0]
+        return {"ts": from_iso(r["ts"]), "ok": bool(r["ok"]), "differences": json.loads(r[2])}
+
     def last_entry_prices(self) -> dict[str, Decimal]:
         """Average entry price per symbol in the latest snapshot, where it was recorded."""
         rows = self._read(
