@@ -1,15 +1,20 @@
-"""Shared broker-test helpers: a hand-set QuoteSource and the fake Alpaca trading server fixture."""
+"""Shared broker-test helpers: hand-set quotes, the fake Alpaca broker, the runner on the fakes."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker.alpaca import AlpacaBroker
+from v28quant.broker.base import MarketClock
 from v28quant.clock import Clock
 from v28quant.quotes import Quote
+from v28quant.venue_clock import VenueClock
 
 NY = ZoneInfo("America/New_York")
 
@@ -66,3 +71,41 @@ def fake_broker(url: str, key: str = "PKTESTKEY", secret: str = "secret") -> Alp
     return AlpacaBroker(
         key, secret, url=url, limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0
     )
+
+
+def point_runner_at_fakes(
+    monkeypatch: pytest.MonkeyPatch,
+    trading_url: str,
+    data_url: str,
+    key: str = "PKTESTKEY0001",
+    secret: str = "test-secret-value",
+) -> None:
+    """Set the runner's Alpaca keys and endpoints to the loopback fakes.
+
+    Every other ``APCA_``, ``V28_`` and ``DISCORD_`` variable of the environment is cleared, so
+    no setting of the machine running the tests leaks in.
+    """
+    for k in list(os.environ):
+        if k.startswith(("APCA_", "V28_", "DISCORD_")):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("APCA_API_KEY_ID", key)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", secret)
+    monkeypatch.setenv("APCA_API_BASE_URL", trading_url)
+    monkeypatch.setenv("APCA_API_DATA_URL", data_url)
+
+
+def follow_fake_clock(
+    monkeypatch: pytest.MonkeyPatch,
+    now: Callable[[], datetime],
+    wait: Callable[[datetime], Awaitable[None]],
+) -> None:
+    """Make the runner's venue clock the trading fake's: its time, and ``wait`` for its sleeps.
+
+    ``now`` is the fake's time; ``wait(when)`` moves the fakes to ``when`` where the runner
+    would sleep until then.
+    """
+
+    def shared_clock(fetch: Callable[[], Awaitable[MarketClock]]) -> VenueClock:
+        return VenueClock(fetch, monotonic=lambda: now().timestamp(), wait=wait)
+
+    monkeypatch.setattr("v28quant.venue.VenueClock", shared_clock)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pytest
 from fakes.alpaca_data import FakeAlpacaData, bars_from_csv, contracts_from_snapshots
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.discord import FakeDiscord
-from fakes.fixtures import OPEN
+from fakes.fixtures import OPEN, point_runner_at_fakes
 from v28quant.alpaca.config import AlpacaConfig
 from v28quant.runner_setup import build_and_run
 
@@ -174,13 +173,7 @@ def keyed_world(
             ) as data,
             FakeDiscord() as disc,
         ):
-            for k in list(os.environ):
-                if k.startswith(("APCA_", "V28_", "DISCORD_")):
-                    monkeypatch.delenv(k)
-            monkeypatch.setenv("APCA_API_KEY_ID", KEY)
-            monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
-            monkeypatch.setenv("APCA_API_BASE_URL", trading.url)
-            monkeypatch.setenv("APCA_API_DATA_URL", data.url)
+            point_runner_at_fakes(monkeypatch, trading.url, data.url, KEY, SECRET)
             monkeypatch.setenv("DISCORD_WEBHOOK_URL", disc.webhook_url)
             monkeypatch.setenv("V28_ALPACA_RATE_LIMIT", str(rate_limit))
             monkeypatch.setenv("V28_CONFIG", "v28.toml")  # build_and_run sets it; restored

@@ -29,11 +29,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from fakes.alpaca_data import FakeAlpacaData, bars_from_csv
 from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.fixtures import follow_fake_clock, point_runner_at_fakes
 from v28quant.config import RunConfig, load_config
 from v28quant.engines import CycleReport, EngineContext
 from v28quant.runner_args import parse_args
 from v28quant.runner_setup import run_with
-from v28quant.venue_clock import VenueClock
 
 NY = ZoneInfo("America/New_York")
 DAY = datetime(2023, 9, 14).date()  # a Thursday, a full session
@@ -101,17 +101,8 @@ def keyed(shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
             trading.advance_to(when)
             data.now = when
 
-        def shared_clock(fetch: Any) -> VenueClock:
-            return VenueClock(fetch, monotonic=lambda: trading.now.timestamp(), wait=wait)
-
-        monkeypatch.setattr("v28quant.venue.VenueClock", shared_clock)
-        for k in list(os.environ):
-            if k.startswith(("APCA_", "V28_", "DISCORD_")):
-                monkeypatch.delenv(k)
-        monkeypatch.setenv("APCA_API_KEY_ID", KEY)
-        monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
-        monkeypatch.setenv("APCA_API_BASE_URL", trading.url)
-        monkeypatch.setenv("APCA_API_DATA_URL", data.url)
+        follow_fake_clock(monkeypatch, lambda: trading.now, wait)
+        point_runner_at_fakes(monkeypatch, trading.url, data.url, KEY, SECRET)
         monkeypatch.setenv("V28_ALPACA_RATE_LIMIT", "10000")
 
         recorder = Recorder("recorder")

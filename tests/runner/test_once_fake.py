@@ -8,12 +8,12 @@ models; the fake's clock (2024-06-03 10:30 New York) is the runner's clock.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fakes.alpaca_data import FakeAlpacaData, bars_from_csv
+from fakes.fixtures import point_runner_at_fakes
 from v28quant.runner_setup import build_and_run
 
 SYMBOLS = ("AAPL", "JPM", "MSFT")
@@ -45,13 +45,7 @@ def fakes(shared_data: Path, fake_trading, monkeypatch: pytest.MonkeyPatch, tmp_
         quotes[sym] = _quote(last)
         fake_trading.set_quote(sym, f"{last - 0.01:.2f}", f"{last + 0.01:.2f}", 10_000, 10_000)
     with FakeAlpacaData(bars=bars, quotes=quotes, now=fake_trading.now) as data:
-        for k in list(os.environ):
-            if k.startswith(("APCA_", "V28_", "DISCORD_")):
-                monkeypatch.delenv(k)
-        monkeypatch.setenv("APCA_API_KEY_ID", "PKTESTKEY0001")
-        monkeypatch.setenv("APCA_API_SECRET_KEY", "test-secret-value")
-        monkeypatch.setenv("APCA_API_BASE_URL", fake_trading.url)
-        monkeypatch.setenv("APCA_API_DATA_URL", data.url)
+        point_runner_at_fakes(monkeypatch, fake_trading.url, data.url)
         monkeypatch.chdir(tmp_path)
         (tmp_path / "v28.toml").write_text(
             "[paper]\nmin_confidence = 0.0\n[equity]\nmin_trade_weight = 0.0\n"

@@ -22,7 +22,7 @@ import json
 import os
 import signal
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -39,11 +39,10 @@ from fakes.alpaca_data import (
     snapshots_from_csv,
 )
 from fakes.alpaca_trading import FakeAlpacaTrading
-from v28quant.broker.base import MarketClock
+from fakes.fixtures import follow_fake_clock, point_runner_at_fakes
 from v28quant.config import load_config
 from v28quant.runner_args import parse_args
 from v28quant.runner_setup import run_with
-from v28quant.venue_clock import VenueClock
 
 NY = ZoneInfo("America/New_York")
 DAY = pd.Timestamp("2023-09-14")
@@ -125,17 +124,8 @@ def venue(
                 for snap in snaps["SPY"].values():
                     snap["latestQuote"]["t"] = stamp
 
-            def shared_clock(fetch: Callable[[], Awaitable[MarketClock]]) -> VenueClock:
-                return VenueClock(fetch, monotonic=lambda: trading.now.timestamp(), wait=wait)
-
-            monkeypatch.setattr("v28quant.venue.VenueClock", shared_clock)
-            for k in list(os.environ):
-                if k.startswith(("APCA_", "V28_", "DISCORD_")):
-                    monkeypatch.delenv(k)
-            monkeypatch.setenv("APCA_API_KEY_ID", KEY)
-            monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
-            monkeypatch.setenv("APCA_API_BASE_URL", trading.url)
-            monkeypatch.setenv("APCA_API_DATA_URL", data.url)
+            follow_fake_clock(monkeypatch, lambda: trading.now, wait)
+            point_runner_at_fakes(monkeypatch, trading.url, data.url, KEY, SECRET)
             # The day's hundreds of requests come in minutes of wall time, not 6.5 hours: the
             # account limit is Algo Trader Plus' so the run is not the limiter's wait.
             monkeypatch.setenv("V28_ALPACA_RATE_LIMIT", "10000")

@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,12 +25,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from fakes.alpaca_data import FakeAlpacaData, bars_from_csv
 from fakes.alpaca_trading import FakeAlpacaTrading
-from v28quant.broker.base import MarketClock
+from fakes.fixtures import follow_fake_clock, point_runner_at_fakes
 from v28quant.calendar import default_calendar
 from v28quant.config import load_config
 from v28quant.runner_args import parse_args
 from v28quant.runner_setup import run_with
-from v28quant.venue_clock import VenueClock
 
 NY = ZoneInfo("America/New_York")
 CLOSED = date(2023, 9, 14)  # a Thursday XNYS has as a session
@@ -72,17 +71,8 @@ def _run(
                 trading.advance_to(when)
                 data.now = when
 
-            def shared_clock(fetch: Callable[[], Awaitable[MarketClock]]) -> VenueClock:
-                return VenueClock(fetch, monotonic=lambda: trading.now.timestamp(), wait=wait)
-
-            monkeypatch.setattr("v28quant.venue.VenueClock", shared_clock)
-            for k in list(os.environ):
-                if k.startswith(("APCA_", "V28_", "DISCORD_")):
-                    monkeypatch.delenv(k)
-            monkeypatch.setenv("APCA_API_KEY_ID", KEY)
-            monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
-            monkeypatch.setenv("APCA_API_BASE_URL", trading.url)
-            monkeypatch.setenv("APCA_API_DATA_URL", data.url)
+            follow_fake_clock(monkeypatch, lambda: trading.now, wait)
+            point_runner_at_fakes(monkeypatch, trading.url, data.url, KEY, SECRET)
             monkeypatch.chdir(tmp_path)
             (tmp_path / "v28.toml").write_text(
                 '[equity]\nmarket_symbol = "SPY"\n[options]\nunderlyings = ["SPY"]\n'
