@@ -209,9 +209,11 @@ class ReplayFeed:
 
     def _daily(self, s: DailySeries, lo: datetime, hi: datetime, now: datetime) -> pd.DataFrame:
         j = bisect.bisect_right(s.close_utc, now)  # sessions closed by now
-        # only sessions dated inside [lo, hi] can be kept (the filter below decides)
-        a = min(bisect.bisect_left(s.days, lo.astimezone(ET).date()), j)
-        b = min(bisect.bisect_right(s.days, hi.astimezone(ET).date()), j)
+        # a daily bar is in range if its session date is within [lo, hi] (dates in New York):
+        # the closed sessions a..b-1 are by their bisection, today's partial bar is checked
+        first, last = lo.astimezone(ET).date(), hi.astimezone(ET).date()
+        a = min(bisect.bisect_left(s.days, first), j)
+        b = min(bisect.bisect_right(s.days, last), j)
         rows = pd.DataFrame(
             {
                 "timestamp": s.day_stamps[a:b],
@@ -223,7 +225,7 @@ class ReplayFeed:
                 "volume": s.v[a:b],
             }
         )
-        if s.in_progress(now) == j:  # today's partial bar
+        if s.in_progress(now) == j and first <= s.days[j] <= last:  # today's partial bar
             path = self._path(s.symbol, j)
             k = int((now - s.opens[j]).total_seconds() // 60)
             seen = path[: k + 1]
@@ -240,10 +242,7 @@ class ReplayFeed:
                 }
             )
             rows = pd.concat([rows, part], ignore_index=True) if len(rows) else part
-        # a daily bar is in range if its session date is within [lo, hi] (dates in New York)
-        d = rows["timestamp"].dt.tz_convert(ET).dt.date
-        keep = (d >= lo.astimezone(ET).date()) & (d <= hi.astimezone(ET).date())
-        return rows[keep.to_numpy()].reset_index(drop=True)
+        return rows
 
     def _intraday(
         self, s: DailySeries, minutes: int, lo: datetime, hi: datetime, now: datetime
