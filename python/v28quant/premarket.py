@@ -28,6 +28,7 @@ from v28quant.accept_positions import reconcile_for_trading
 from v28quant.allocation import allocate
 from v28quant.broker.base import BrokerError, Intent, OrderRequest, Owner, Position, Side
 from v28quant.engines import EngineContext
+from v28quant.ml.features import pivot_float
 from v28quant.ml.model_store import ModelStore
 from v28quant.occ import is_occ, underlying_of
 from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, HaltState, record_control
@@ -62,7 +63,7 @@ async def load_history(
     if not frames:
         return pd.DataFrame(), pd.DataFrame()
     long = pd.concat(frames, ignore_index=True)
-    wide = long.pivot_table(index="timestamp", columns="symbol", values="close").sort_index()
+    wide = pivot_float(long, "timestamp", "symbol", "close").sort_index()
     wide = wide.iloc[-sessions:]
     long = long[long["timestamp"] >= wide.index[0]].reset_index(drop=True)
     return long, wide

@@ -19,6 +19,7 @@ from v28quant.ml.features import (
     latest_rows,
     lookahead_check,
     make_labels,
+    pivot_float,
     to_wide,
 )
 
@@ -59,6 +60,21 @@ def test_long_and_multiindex_layouts_give_the_same_features():
         "beta",
         "range_vol",
     } <= set(a.columns), f"columns: {list(a.columns)}"
+
+
+@pytest.mark.parametrize("aggfunc", ["mean", "last"])
+def test_pivot_float_is_pandas_pivot_table(aggfunc: str) -> None:
+    """Holes, an all-missing row and column, missing keys and repeated pairs, as pandas has them."""
+    long = synthetic_bars(60, 4)
+    long.loc[long.index[::7], "close"] = np.nan
+    long.loc[long["symbol"] == "S2", "close"] = np.nan
+    long.loc[long["date"] == long["date"].iloc[20], "close"] = np.nan
+    long.loc[long.index[5:9], "symbol"] = None
+    repeated = pd.concat([long, long.iloc[:30].assign(close=lambda d: d["close"] + 1.0)])
+    for frame in (long, repeated, long.iloc[:0]):
+        want = frame.pivot_table(index="date", columns="symbol", values="close", aggfunc=aggfunc)
+        got = pivot_float(frame, "date", "symbol", "close", aggfunc=aggfunc)
+        pd.testing.assert_frame_equal(got, want.astype(float), check_exact=True)
 
 
 def test_prices_only_bars_drop_volume_features():

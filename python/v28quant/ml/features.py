@@ -79,11 +79,36 @@ def to_wide(bars: pd.DataFrame) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     for f in ("open", "high", "low", "close", "volume"):
         if f in long.columns:
-            wide = long.pivot_table(index="date", columns="symbol", values=f, aggfunc="last")
+            wide = pivot_float(long, "date", "symbol", f, aggfunc="last")
             out[f] = wide.sort_index().astype(float)
     if (out["close"] <= 0).any().any():
         raise ValueError("close prices must be > 0")
     return out
+
+
+def pivot_float(
+    long: pd.DataFrame, index: str, columns: str, values: str, aggfunc: str = "mean"
+) -> pd.DataFrame:
+    """Return ``long.pivot_table(index=, columns=, values=, aggfunc=)`` as float64.
+
+    Where each (index, columns) pair has at most one value, every ``aggfunc`` returns that
+    value, so the table is scattered into a NaN grid in numpy: pandas' group-by costs far more
+    than the rows. Pairs with several values go to ``pivot_table``. As there, missing keys and
+    values are dropped, then rows and columns left empty; labels come sorted and named.
+    """
+    value = long[values].to_numpy(dtype=np.float64)
+    known = ~np.isnan(value) & long[index].notna().to_numpy() & long[columns].notna().to_numpy()
+    rows, row_labels = pd.factorize(long[index][known], sort=True)
+    cols, col_labels = pd.factorize(long[columns][known], sort=True)
+    cell = rows * len(col_labels) + cols
+    if len(np.unique(cell)) < len(cell):
+        table = long.pivot_table(index=index, columns=columns, values=values, aggfunc=aggfunc)
+        return table.astype(np.float64)
+    grid = np.full((len(row_labels), len(col_labels)), np.nan)
+    grid[rows, cols] = value[known]
+    return pd.DataFrame(
+        grid, index=row_labels.rename(index), columns=col_labels.rename(columns), copy=False
+    )
 
 
 def from_wide_close(close: pd.DataFrame) -> pd.DataFrame:
