@@ -170,16 +170,19 @@ class CapmAdapter:
         if snapshot.market not in snapshot.returns.columns:
             raise ValueError(f"market {snapshot.market!r} not in the snapshot's returns")
         simple = np.expm1(snapshot.returns.iloc[-self.window :])
-        mkt = simple[snapshot.market]
+        # the columns as one array: each fit takes the dates both the stock and market have
+        values = simple.to_numpy(dtype=np.float64)
+        mkt = simple[snapshot.market].to_numpy(dtype=np.float64)
+        mkt_known = ~np.isnan(mkt)
         ts = snapshot.daily_ts
         record = record_of(self.track)
         out: list[Signal] = []
-        for sym in simple.columns:
+        for j, sym in enumerate(simple.columns):
             if sym == snapshot.market:
                 continue
-            both = simple[[sym]].join(mkt.rename("__m__")).dropna()
+            both = mkt_known & ~np.isnan(values[:, j])
             try:
-                f = capm.fit(both[sym].to_numpy(), both["__m__"].to_numpy())
+                f = capm.fit(values[both, j], mkt[both])
             except ValueError as exc:
                 log.warning("capm fit for %s failed: %s", sym, exc)
                 continue
