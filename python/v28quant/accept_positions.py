@@ -24,7 +24,7 @@ from typing import Any
 from v28quant.broker.base import Broker
 from v28quant.clock import Clock
 from v28quant.journal import Journal
-from v28quant.journal.schema import SPLIT_ENGINE as RECONCILE_ENGINE
+from v28quant.journal.schema import RECONCILE_ENGINE
 from v28quant.notify import Notifier
 from v28quant.reconcile import ReconcileReport, reconcile
 from v28quant.settlement_close import SettlementCloses

@@ -25,7 +25,7 @@ A stock split (Alpaca re-bases the position on the ex-date: quantity x r, averag
 / r) is recognised from the position itself, since the SPLIT activity Alpaca lists has no
 documented fields to rely on: a stock with no new trades whose quantity is a small ratio r of
 the snapshot's and whose average entry price is the snapshot's / r. It is journaled as a
-decision (``SPLIT_ENGINE``, ``SPLIT_ACTION``) with the snapshot that takes it; the round
+decision (``RECONCILE_ENGINE``, ``SPLIT_ACTION``) with the snapshot that takes it; the round
 trips re-base the open lots by it (``v28quant.round_trips``).
 
 Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLAP`` (not the
@@ -66,8 +66,8 @@ from v28quant.journal.schema import (
     FINAL_STATUSES,
     INTENT_STATUS,
     NOT_SENT_STATUS,
+    RECONCILE_ENGINE,
     SPLIT_ACTION,
-    SPLIT_ENGINE,
     UNKNOWN_STATUS,
 )
 from v28quant.notify import Notifier
@@ -523,7 +523,7 @@ def _split_decision(
     """Return the decision (``record_decision``'s arguments) that journals a split taken."""
     return {
         "decision_id": f"split-{symbol}-{ts.isoformat()}",
-        "engine": SPLIT_ENGINE,
+        "engine": RECONCILE_ENGINE,
         "strategy": "reconcile",
         "symbol": symbol,
         "action": SPLIT_ACTION,

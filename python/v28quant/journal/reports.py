@@ -14,7 +14,7 @@ import pandas as pd
 
 from v28quant.calendar import ET
 from v28quant.journal._codec import from_iso, ts_text
-from v28quant.journal.schema import SPLIT_ACTION, SPLIT_ENGINE
+from v28quant.journal.schema import RECONCILE_ENGINE, SPLIT_ACTION
 from v28quant.journal.store import JournalStore
 from v28quant.occ import multiplier
 
@@ -59,7 +59,7 @@ class ReportQueries(JournalStore):
         """
         return [
             {"symbol": d["symbol"], "ts": d["ts"], "split_ratio": Fraction(d["reasoning"]["ratio"])}
-            for d in self.decisions(engine=SPLIT_ENGINE, action=SPLIT_ACTION)
+            for d in self.decisions(engine=RECONCILE_ENGINE, action=SPLIT_ACTION)
         ]
 
     def signals(self, since: datetime | None = None) -> pd.DataFrame:

@@ -20,9 +20,10 @@ FINAL_STATUSES = frozenset({s.value for s in _VENUE_TERMINAL} | {NOT_SENT_STATUS
 #: Statuses stamped by the local clock, which any venue answer supersedes whatever its time.
 LOCAL_STATUSES = frozenset({INTENT_STATUS, UNKNOWN_STATUS, NOT_SENT_STATUS, REFUSED_STATUS})
 
-#: The decision reconcile journals when a stock split re-based a position: engine and action.
-#: Its reasoning's ``ratio`` ("4", "3/2", "1/10") is new shares per old share.
-SPLIT_ENGINE = "reconcile"
+#: The engine of reconcile's own decisions: a stock split it took, the operator's acceptance.
+RECONCILE_ENGINE = "reconcile"
+#: The decision of a stock split that re-based a position; its reasoning's ``ratio`` ("4",
+#: "3/2", "1/10") is new shares per old share.
 SPLIT_ACTION = "split"
 
 # Each entry migrates the schema from version i to i + 1; never edit a released entry, append.
