@@ -17,6 +17,7 @@ bought, as for shares held before the journal began.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -68,7 +69,8 @@ async def reconcile_for_trading(
     closes: SettlementCloses | None = None,
 ) -> ReconcileReport:
     """Reconcile before a session, taking the venue's positions if the operator asked to."""
-    request = pending_request(journal)
+    # journal reads and writes off the event loop, as reconcile's own (a busy journal waits)
+    request = await asyncio.to_thread(pending_request, journal)
     report = await reconcile(
         journal,
         broker,
@@ -84,7 +86,8 @@ async def reconcile_for_trading(
         for d in report.differences
         if d["kind"] == "position_adopted"
     ]
-    journal.record_decision(
+    await asyncio.to_thread(
+        journal.record_decision,
         f"{ACCEPTED}-{report.ts.isoformat()}",
         RECONCILE_ENGINE,
         "operator",
