@@ -293,6 +293,8 @@ async def test_daily_history_is_split_adjusted_and_a_settlement_close_is_as_trad
         c = client(f)
         b = await c.bars(["AAPL"], date(2005, 2, 1), date(2005, 3, 4))
         settled = await c.closing_price("AAPL", datetime(2005, 2, 25, 21, tzinfo=UTC))
+        asked = [q.get("adjustment") for _, p, q in f.requests if p == "/v2/stocks/bars"]
+    assert asked == ["all", "raw"]  # the models' history, then the settlement's close
     ref = pd.read_csv(path).set_index("date")
     days = b["timestamp"].dt.tz_convert("America/New_York").dt.strftime("%Y-%m-%d")
     ret = b["close"].pct_change().set_axis(days)
