@@ -70,6 +70,39 @@ def _last(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return rows[-1] if rows else None
 
 
+def _equity_line(journal: Journal) -> str | None:
+    """Return the equity, day P&L and drawdown: at the close once the day is rolled up.
+
+    The account watch marks equity through the session; after the close the runner's
+    end-of-day roll-up holds the closing equity, which is what the day made.
+    """
+    from v28quant.calendar import ET
+
+    mark = _last(journal.decisions(engine=RISK_ENGINE, action=MARK))
+    close = _last(journal.decisions(engine="runner", action="end_of_day"))
+    if close is not None and (mark is None or close["ts"] >= mark["ts"]):
+        day = close["reasoning"]["day"]
+        eq = float(close["reasoning"]["equity"])
+        text = f"equity {eq:,.2f} at the close of {day}"
+        if mark is not None and mark["ts"].astimezone(ET).date().isoformat() == day:
+            start_eq, peak = (float(mark["reasoning"][k]) for k in ("day_start", "peak"))
+            peak = max(peak, eq)
+            text += (
+                f"; day P&L {eq - start_eq:+,.2f}; drawdown from peak "
+                f"{(peak - eq) / peak if peak else 0:.2%}"
+            )
+        return f"{text} (end-of-day roll-up, {close['ts']:%Y-%m-%d %H:%M}Z)"
+    if mark is None:
+        return None
+    r = mark["reasoning"]
+    eq, start_eq, peak = (float(r[k]) for k in ("equity", "day_start", "peak"))
+    return (
+        f"equity {eq:,.2f}; day P&L {eq - start_eq:+,.2f}; drawdown from peak "
+        f"{(peak - eq) / peak if peak else 0:.2%} (last intraday mark, "
+        f"{mark['ts']:%Y-%m-%d %H:%M}Z)"
+    )
+
+
 def status(journal: Journal) -> list[str]:
     """Return the status lines: run, kill switch, regime, P&L, positions, orders, last cycles."""
     out = []
@@ -98,15 +131,9 @@ def status(journal: Journal) -> list[str]:
             f"regime: {r.get('label')} (risk multiplier {scale_text}) at "
             f"{regime['ts']:%Y-%m-%d %H:%M}Z"
         )
-    mark = _last(journal.decisions(engine=RISK_ENGINE, action=MARK))
-    if mark:
-        r = mark["reasoning"]
-        eq, start_eq, peak = (float(r[k]) for k in ("equity", "day_start", "peak"))
-        out.append(
-            f"equity {eq:,.2f}; day P&L {eq - start_eq:+,.2f}; drawdown from peak "
-            f"{(peak - eq) / peak if peak else 0:.2%} (last intraday mark, "
-            f"{mark['ts']:%Y-%m-%d %H:%M}Z)"
-        )
+    equity_line = _equity_line(journal)
+    if equity_line:
+        out.append(equity_line)
     out += _reconcile_lines(journal)
     positions = journal.last_positions()
     out.append(

@@ -1,4 +1,4 @@
-"""The operator CLI without a journal: it names the keyless runs' journals, and acts on none.
+"""The operator CLI on a missing journal and ``status`` on hand-made ones.
 
 Keyless runs journal under ``[runner] runs_dir``/<mode>-<time>/journal.sqlite, never at the
 default path, so a bare ``v28quant halt`` finds no journal there. The error must name the newest
@@ -87,6 +87,47 @@ def test_status_gives_each_engines_last_cycle_and_its_note_only_when_there_is_on
         "last options cycle: 2022-12-28 20:45Z, 96 new signal(s), 1 order(s), 2 denied; "
         "max_open_structures reached"
     ) in out
+
+
+def _mark(j: Journal, at: datetime, equity: str, day_start: str, peak: str) -> None:
+    reasoning = {"equity": equity, "day_start": day_start, "peak": peak}
+    j.record_decision(f"risk-mark-{at.isoformat()}", "risk", "watch", "*", "mark", reasoning, at)
+
+
+def test_status_gives_the_closing_equity_once_the_day_is_rolled_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as j:
+        _mark(j, datetime(2022, 12, 28, 14, 45, tzinfo=UTC), "100300", "100521.56", "100529.56")
+        _mark(j, datetime(2022, 12, 28, 20, 45, tzinfo=UTC), "100118.4", "100521.56", "100529.56")
+    assert cli_main(["--journal", str(path), "status"]) == 0
+    during = (
+        "equity 100,118.40; day P&L -403.16; drawdown from peak 0.41% "
+        "(last intraday mark, 2022-12-28 20:45Z)"
+    )
+    assert during in capsys.readouterr().out.splitlines()
+
+    with Journal(path) as j:
+        close = {"day": "2022-12-28", "equity": "99998.876750"}
+        at = datetime(2022, 12, 28, 21, 1, tzinfo=UTC)
+        j.record_decision("eod-2022-12-28", "runner", "runner", "*", "end_of_day", close, at)
+    assert cli_main(["--journal", str(path), "status"]) == 0
+    # by hand: 99,998.87675 - 100,521.56 = -522.68; (100,529.56 - 99,998.87675) / 100,529.56
+    after = (
+        "equity 99,998.88 at the close of 2022-12-28; day P&L -522.68; drawdown from peak "
+        "0.53% (end-of-day roll-up, 2022-12-28 21:01Z)"
+    )
+    assert after in capsys.readouterr().out.splitlines()
+
+    with Journal(path) as j:  # the next session's first mark is newer than the roll-up
+        _mark(j, datetime(2022, 12, 29, 14, 35, tzinfo=UTC), "100050", "100050", "100529.56")
+    assert cli_main(["--journal", str(path), "status"]) == 0
+    next_day = (
+        "equity 100,050.00; day P&L +0.00; drawdown from peak 0.48% "
+        "(last intraday mark, 2022-12-29 14:35Z)"
+    )
+    assert next_day in capsys.readouterr().out.splitlines()
 
 
 @pytest.mark.parametrize(
