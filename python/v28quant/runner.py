@@ -617,17 +617,24 @@ class Runner:
         exposure = Decimal(account.long_market_value) + abs(Decimal(account.short_market_value))
         self.state.equity.append((day, Decimal(account.equity), exposure))
         summary = self.ctx.journal.daily_summary(day)
+        equity = Decimal(account.equity)
+        previous = self._previous_close(day)
+        change = ""
+        if previous is not None and previous[1] > 0:
+            diff = equity - previous[1]
+            change = f" ({diff:+,.2f}, {diff / previous[1]:+.2%} on the close of {previous[0]})"
         log.info(
-            "end of day %s: equity %s, %d signal(s), %d fill(s)",
+            "end of day %s: equity %s%s, %d signal(s), %d fill(s)",
             day,
             account.equity,
+            change,
             summary["signals"],
             summary["fills"],
             extra={"orders": summary["orders"], "decisions": summary["decisions"]},
         )
         orders = sum(n for by_status in summary["orders"].values() for n in by_status.values())
         self.ctx.notifier.notify(
-            f"END OF DAY {day}: equity {account.equity}, {summary['fills']} fill(s), "
+            f"END OF DAY {day}: equity {account.equity}{change}, {summary['fills']} fill(s), "
             f"{orders} order(s)"
         )
         self.ctx.journal.record_decision(
@@ -648,6 +655,18 @@ class Runner:
             },
             self.ctx.now,
         )
+
+    def _previous_close(self, day: date) -> tuple[date, Decimal] | None:
+        """Return the latest session before ``day`` rolled up in the journal, and its equity.
+
+        The day's change against it includes any deposit or withdrawal in between.
+        """
+        rows = self.ctx.journal.decisions(engine="runner", action="end_of_day")
+        before = [r["reasoning"] for r in rows if r["reasoning"]["day"] < day.isoformat()]
+        if not before:
+            return None
+        last = max(before, key=lambda r: str(r["day"]))
+        return date.fromisoformat(last["day"]), Decimal(last["equity"])
 
     async def off_hours(self, now: datetime) -> None:
         """Wait for the close's after time, then run the night's jobs (``v28quant.offhours``)."""

@@ -301,6 +301,33 @@ async def test_the_end_of_day_roll_up_is_a_notice(tmp_path: Path) -> None:
     journal.close()
 
 
+@pytest.mark.asyncio
+async def test_the_end_of_day_notice_gives_the_change_on_the_previous_close(
+    tmp_path: Path,
+) -> None:
+    # The journal already holds the previous session's roll-up at 98,765.43; the simulated
+    # exchange's account closes the day at its starting 100,000 (nothing traded), so the notice
+    # says +1,234.57 (+1.25 %) on that close (worked out by hand).
+    from v28quant.execution import Executor
+
+    runner = _runner(tmp_path, [Recorder("equity")])
+    journal = runner.ctx.journal
+    runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
+    day = runner.venue.sessions[0]
+    before = default_calendar().previous_session(day)
+    earlier = {"day": before.isoformat(), "equity": "98765.43", "exposure": "0"}
+    at = default_calendar().windows(before).session.close
+    journal.record_decision(f"eod-{before}", "runner", "runner", "*", "end_of_day", earlier, at)
+    notices = await _discord_notices(runner)
+    equity = (await runner.ctx.broker.account()).equity
+    assert Decimal(equity) == 100000
+    assert notices == [
+        f"END OF DAY {day}: equity {equity} (+1,234.57, +1.25% on the close of {before}), "
+        "0 fill(s), 0 order(s)"
+    ]
+    journal.close()
+
+
 class Denied(Recorder):
     """An equity engine whose orders the risk gate denies (``orders(n)``: cycle n's orders).
 
