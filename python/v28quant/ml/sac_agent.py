@@ -70,7 +70,7 @@ class SumTree:
         node = self._leaf0 + i
         self._tree[node] = p
         for _ in range(self._depth):
-            node = np.unique(node // 2)
+            node = node // 2  # siblings share a parent: it is written twice, with one sum
             self._tree[node] = self._tree[2 * node] + self._tree[2 * node + 1]
 
     def find(self, values: np.ndarray) -> np.ndarray:
