@@ -4,10 +4,13 @@ Every order an engine wants passes ``RiskGate.check`` before it reaches the exec
 The checks, with their limits in ``[risk]`` of the settings file (``v28quant/defaults.toml``
 documents each default):
 
-* the kill switch: while halted no new order passes (cancels are not orders and stay allowed;
-  the orders of a ``flatten`` pass, they only close);
+* the kill switch: while halted no order that opens or adds to a position passes (cancels are
+  not orders and stay allowed; the orders of a ``flatten`` pass, they only close);
 * per order: quantity (``max_order_qty``) and notional (``max_order_notional``; options at 100
   shares per contract);
+* an order that only reduces a position held (a sale of shares held, no further than flat) is a
+  close: it lowers risk, so no limit but the PDT rule holds it back (a winner may have grown
+  past the order limits; a halt must not trap a position);
 * buying power: a buy's notional must fit in the buying power less a reserve
   (``buying_power_reserve_fraction`` of equity);
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
@@ -437,8 +440,19 @@ class RiskGate:
         done: int,
     ) -> Verdict:
         lim = self.limits
-        state = self.state()
         closing_only = req.owner.strategy == FLATTEN_STRATEGY
+        held = {p.symbol: p for p in positions}
+        now_qty = held[req.symbol].qty if req.symbol in held else Decimal(0)
+        if req.kind != "mleg" and _only_reduces(req, now_qty):
+            # a close lowers risk (a winner may have outgrown the order limits): as for
+            # ``check_close``, only the PDT rule may hold it back
+            pdt = (
+                None
+                if closing_only
+                else self._pdt([(str(req.symbol), str(req.side))], account, now)
+            )
+            return pdt or Verdict(True)
+        state = self.state()
         if state.halted and not closing_only:
             return Verdict(False, HALTED, f"trading halted ({state.reason})")
         if done >= lim.max_orders_per_cycle and not closing_only:
@@ -457,21 +471,15 @@ class RiskGate:
             closing = _closing_legs(req)
             pdt = self._pdt(closing, account, now) if closing and not closing_only else None
             return pdt or Verdict(True)
-        held = {p.symbol: p for p in positions}
-        now_qty = held[req.symbol].qty if req.symbol in held else Decimal(0)
-        signed = req.qty if req.side == "buy" else -req.qty
-        after = now_qty + signed
-        increasing = abs(after) > abs(now_qty)
+        if closing_only:
+            return Verdict(True)
+        # opens or adds to a position, or turns one around (its close may be a day trade)
+        after = now_qty + (req.qty if req.side == "buy" else -req.qty)
         equity = Decimal(account.equity)
-        if increasing and not closing_only:
-            verdict = self._exposure(req, price, mult, after, now_qty, equity, account, held)
-            if verdict is not None:
-                return verdict
-        elif now_qty != 0 and not closing_only:
+        verdict = self._exposure(req, price, mult, after, now_qty, equity, account, held)
+        if verdict is None and now_qty != 0 and after * now_qty < 0:
             verdict = self._pdt([(req.symbol, str(req.side))], account, now)
-            if verdict is not None:
-                return verdict
-        return Verdict(True)
+        return verdict or Verdict(True)
 
     def _exposure(
         self,
@@ -563,6 +571,12 @@ class RiskGate:
         """Return the symbols the open orders would day trade (their opposite filled today)."""
         parts = (_request_parts(o["request"]) for o in self.journal.open_orders() if o["request"])
         return {symbol for p in parts for symbol in _day_trade_symbols(p, opened)}
+
+
+def _only_reduces(req: OrderRequest, held_qty: Decimal) -> bool:
+    """Whether ``req`` trades against the ``held_qty`` held, no further than flat."""
+    signed = req.qty if req.side == "buy" else -req.qty
+    return held_qty * signed < 0 and abs(signed) <= abs(held_qty)
 
 
 def _pdt_applies(rule: str, account: Account) -> bool:

@@ -453,3 +453,24 @@ def test_pdt_counts_a_working_same_day_close(journal, xom_order: str, allowed: b
     assert [r["check"] for r in reasons] == ([] if allowed else ["pdt"])
     if not allowed:
         assert "day trade 4 in five sessions" in reasons[0]["reason"]
+
+
+def test_a_close_is_never_held_back_by_size_limits_the_cycle_count_or_the_halt(journal) -> None:
+    """Selling shares held only reduces risk: a winner grown past the order limits can exit.
+
+    By hand: 300 AAPL at 130 = 39,000 > max_order_notional 25,000, and 300 > max_order_qty
+    250; two orders this cycle already reach max_orders_per_cycle 2; the kill switch is on.
+    Each of these holds back a buy; none holds back the sale of the 300 shares (or part of
+    them). Selling 301 would open a short of one: it is a new order and refused.
+    """
+    lim = RiskLimits(max_order_qty=250, max_orders_per_cycle=2)
+    gate = RiskGate(lim, journal)
+    held = [Position("AAPL", Decimal(300), Decimal(100), "us_equity", Decimal(39000))]
+    for s in ("A", "B"):
+        assert gate.check(_buy(s, 1), Decimal(10), _account(), held, NOW, cycle=NOW).allowed
+    record_control(journal, HALT, "news", "operator", NOW)
+    for n, qty in enumerate((300, 120)):
+        v = gate.check(_sell("AAPL", qty, n), Decimal(130), _account(), held, NOW, cycle=NOW)
+        assert v.allowed, v
+    assert gate.check(_sell("AAPL", 301, 2), Decimal(130), _account(), held, NOW).check == "halted"
+    assert [r["reasoning"]["check"] for r in _denials(journal)] == ["halted"]
