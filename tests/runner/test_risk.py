@@ -474,3 +474,15 @@ def test_a_close_is_never_held_back_by_size_limits_the_cycle_count_or_the_halt(j
         assert v.allowed, v
     assert gate.check(_sell("AAPL", 301, 2), Decimal(130), _account(), held, NOW).check == "halted"
     assert [r["reasoning"]["check"] for r in _denials(journal)] == ["halted"]
+
+
+def test_a_sale_turning_a_long_short_is_checked_as_an_opening(journal) -> None:
+    """A sale of twice the shares held opens a short as large as the long it closes.
+
+    By hand: selling 200 of 100 AAPL held leaves -100; 100 x 100 = 10,000 is 20 % of 50,000
+    of equity, past max_position_fraction 10 %.
+    """
+    gate = RiskGate(RiskLimits(), journal)
+    held = [Position("AAPL", Decimal(100), Decimal(100), "us_equity", Decimal(10000))]
+    v = gate.check(_sell("AAPL", 200), Decimal(100), _account("50000"), held, NOW)
+    assert v.check == "position_fraction", v
