@@ -15,7 +15,7 @@ documents each default):
   (``buying_power_reserve_fraction`` of equity);
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
-  the options on it count as one);
+  the options on it count as one; a multi-leg order opening legs on a new name is one more);
 * PDT (FINRA Rule 4210 as it stood until 2026-06-04): below ``pdt_equity_threshold`` of
   equity, an order that would close a position opened the same session is a day trade (each
   leg of a multi-leg order is one); it is refused where it would take the day trades of the
@@ -468,9 +468,12 @@ class RiskGate:
                 f"notional {notional:.2f} > max_order_notional {lim.max_order_notional}",
             )
         if req.kind == "mleg" or req.symbol is None:  # a roll closes its old legs
+            if closing_only:
+                return Verdict(True)
+            refused = _new_name_refusal(req, held, lim.max_positions) if _opens(req) else None
             closing = _closing_legs(req)
-            pdt = self._pdt(closing, account, now) if closing and not closing_only else None
-            return pdt or Verdict(True)
+            pdt = self._pdt(closing, account, now) if closing else None
+            return refused or pdt or Verdict(True)
         if closing_only:
             return Verdict(True)
         # opens or adds to a position, or turns one around (its close may be a day trade)
@@ -520,16 +523,7 @@ class RiskGate:
                 "gross_exposure",
                 f"gross {gross / equity:.2f}x equity > max_gross_exposure {lim.max_gross_exposure}",
             )
-        # names, not legs: an iron condor's four legs and its stock are one position in AAPL
-        names = {underlying_of(s) for s in held}
-        name = underlying_of(req.symbol) if req.symbol is not None else None
-        if now_qty == 0 and name not in names and len(names) >= lim.max_positions:
-            return Verdict(
-                False,
-                "max_positions",
-                f"{len(names)} names held = max_positions (a stock and its options are one)",
-            )
-        return None
+        return _new_name_refusal(req, held, lim.max_positions)
 
     def _pdt(
         self, closing: Sequence[tuple[str, str]], account: Account, now: datetime
@@ -571,6 +565,29 @@ class RiskGate:
         """Return the symbols the open orders would day trade (their opposite filled today)."""
         parts = (_request_parts(o["request"]) for o in self.journal.open_orders() if o["request"])
         return {symbol for p in parts for symbol in _day_trade_symbols(p, opened)}
+
+
+def _new_name_refusal(
+    req: OrderRequest, held: Mapping[str, Position], max_positions: int
+) -> Verdict | None:
+    """Return the ``max_positions`` denial of ``req`` when it opens a name not held, or None.
+
+    Names, not legs: an iron condor's four legs and the stock under it are one position.
+    """
+    names = {underlying_of(s) for s, p in held.items() if p.qty != 0}
+    symbol = req.symbol if req.symbol is not None else req.legs[0].occ_symbol
+    if underlying_of(symbol) in names or len(names) < max_positions:
+        return None
+    return Verdict(
+        False,
+        "max_positions",
+        f"{len(names)} names held = max_positions (a stock and its options are one)",
+    )
+
+
+def _opens(req: OrderRequest) -> bool:
+    """Whether a multi-leg ``req`` opens any leg (a roll's new legs, a new structure)."""
+    return any(str(g.intent).endswith("_to_open") for g in req.legs)
 
 
 def _only_reduces(req: OrderRequest, held_qty: Decimal) -> bool:

@@ -486,3 +486,23 @@ def test_a_sale_turning_a_long_short_is_checked_as_an_opening(journal) -> None:
     held = [Position("AAPL", Decimal(100), Decimal(100), "us_equity", Decimal(10000))]
     v = gate.check(_sell("AAPL", 200), Decimal(100), _account("50000"), held, NOW)
     assert v.check == "position_fraction", v
+
+
+def test_max_positions_holds_back_an_options_structure_on_a_new_name(journal) -> None:
+    """An iron condor on SPY, with AAPL and MSFT held and max_positions 2, is a third name.
+
+    Closing a structure, or opening one on a name already held, is not a new name.
+    """
+    gate = RiskGate(RiskLimits(max_positions=2), journal)
+    held = [
+        Position("AAPL", Decimal(10), Decimal(100), "us_equity", Decimal(1000)),
+        Position("MSFT260116C00400000", Decimal(1), Decimal(5), "us_option", Decimal(500)),
+    ]
+    v = gate.check(_condor(), Decimal("1.50"), _account(), held, NOW)
+    assert (v.allowed, v.check) == (False, "max_positions"), v
+    spy = [*held[:1], Position("SPY231020P00420000", Decimal(2), Decimal(1), "us_option")]
+    assert gate.check(_condor(1), Decimal("1.50"), _account(), spy, NOW).allowed
+    closing = [Leg(g.occ_symbol, 1, _other(g), f"{_other(g)}_to_close") for g in _condor().legs]
+    close = OrderRequest.multileg(closing, 2, Decimal("0.50"), owner=Owner("options", "ic", "c"))
+    assert gate.check(close, Decimal("0.50"), _account(), held, NOW).allowed
+    assert [r["reasoning"]["check"] for r in _denials(journal)] == ["max_positions"]
