@@ -8,6 +8,7 @@ at the 0.15 target, a full long view, risk multiplier 1).
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,8 @@ from v28quant.equity.engine import EquityEngine
 from v28quant.equity.sources import MarketView
 from v28quant.journal import Journal
 from v28quant.quotes import Quote
-from v28quant.risk import Verdict
+from v28quant.risk import RiskGate, Verdict
+from v28quant.settings import RiskLimits
 from v28quant.signals import Aggregate, RegimeState
 
 NOW = datetime(2024, 3, 5, 9, 45, tzinfo=ET)
@@ -63,11 +65,12 @@ class Views:
 class Broker:
     """An account with ``positions`` and no open orders."""
 
-    def __init__(self, positions: list[Position]) -> None:
+    def __init__(self, positions: list[Position], account: Account = ACCOUNT) -> None:
         self._positions = positions
+        self._account = account
 
     async def account(self) -> Account:
-        return ACCOUNT
+        return self._account
 
     async def positions(self) -> list[Position]:
         return self._positions
@@ -98,19 +101,28 @@ class Allow:
 
 
 async def _orders(
-    tmp_path: Path, values: dict[str, float], positions: list[Position], share: float
+    tmp_path: Path,
+    values: dict[str, float],
+    positions: list[Position],
+    share: float,
+    *,
+    account: Account = ACCOUNT,
+    limits: RiskLimits | None = None,
 ) -> dict[str, tuple[str, Decimal]]:
-    """Run one cycle; return (side, qty) of each order placed."""
+    """Run one cycle; return (side, qty) of each order placed.
+
+    ``limits``: the risk gate's (default: a gate allowing everything).
+    """
     journal = Journal(tmp_path / "journal.sqlite")
     executor = Recorder()
     ctx: Any = SimpleNamespace(
         now=NOW,
-        broker=Broker(positions),
+        broker=Broker(positions, account),
         journal=journal,
         executor=executor,
         aggregator=Views(values),
         regime=SimpleNamespace(state=REGIME, risk_multiplier=1.0),
-        risk=Allow(),
+        risk=Allow() if limits is None else RiskGate(limits, journal),
         shared={"capital_split": {"equity": share, "options": 1.0 - share}},
         synthetic=False,
         feed=Feed(),
@@ -164,3 +176,24 @@ async def test_a_held_symbol_without_a_garch_volatility_is_held_not_sold(
     held = Position("CCC", Decimal(100), Decimal(100), "us_equity", Decimal(10_000))
     orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [held], 0.20)
     assert orders == {"AAA": ("buy", Decimal(50)), "BBB": ("buy", Decimal(50))}
+
+
+@pytest.mark.asyncio
+async def test_the_buys_of_one_cycle_share_its_buying_power(tmp_path: Path) -> None:
+    # Buying power 20,000 less the 2 % reserve of 100,000 equity = 18,000 for the cycle. Three
+    # buys of 100 shares at 100.00 (10,000 each, 0.10 of equity: within the position limit)
+    # were each checked against the cycle's one account snapshot; by hand only AAA fits.
+    poor = dataclasses.replace(ACCOUNT, buying_power=Decimal(20_000))
+    values = dict.fromkeys(SYMBOLS, 1.0)
+    orders = await _orders(tmp_path, values, [], 0.40, account=poor, limits=RiskLimits())
+    assert orders == {"AAA": ("buy", Decimal(100))}
+
+
+@pytest.mark.asyncio
+async def test_the_buys_of_one_cycle_count_against_max_positions(tmp_path: Path) -> None:
+    # One name held (DDD) and max_positions 2: AAA is the second name; BBB and CCC would be
+    # the third and fourth, though the cycle's snapshot of the positions still shows one.
+    held = Position("DDD", Decimal(10), Decimal(100), "us_equity", Decimal(1_000))
+    values = dict.fromkeys(SYMBOLS, 1.0)
+    orders = await _orders(tmp_path, values, [held], 0.40, limits=RiskLimits(max_positions=2))
+    assert orders == {"AAA": ("buy", Decimal(100))}

@@ -27,7 +27,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from v28quant.broker.base import OrderRequest, Owner, Side
+from v28quant.broker.base import Account, OrderRequest, Owner, Position, Side
 from v28quant.calendar import ET
 from v28quant.config import EquityConfig
 from v28quant.engines import CycleReport, EngineContext
@@ -303,6 +303,8 @@ class EquityEngine:
                 decision_id, ENGINE, STRATEGY, sym, side, reasoning, ctx.now
             )
             outcome = await ctx.executor.place(self._decision(request, reasoning, price))
+            if outcome.status not in ("refused", "rejected"):
+                account, positions = with_order(account, positions, request, price)
             orders += 1
             details[sym] = f"{side} {abs(qty)}: {outcome.status}"
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
@@ -387,3 +389,22 @@ class EquityEngine:
 def _sizable(vol: float | None) -> bool:
     """Whether ``vol`` (annualised GARCH volatility) can size a target: finite and positive."""
     return vol is not None and math.isfinite(vol) and vol > 0
+
+
+def with_order(
+    account: Account, positions: list[Position], request: OrderRequest, price: Decimal
+) -> tuple[Account, list[Position]]:
+    """Return the cycle's view of the account and positions once ``request`` is placed.
+
+    The venue is read once a cycle: without this, each buy would be checked against the
+    buying power and the names the cycle's earlier orders already took. A sale frees nothing
+    until it fills.
+    """
+    spent = request.qty * price if request.side == "buy" else Decimal(0)
+    signed = request.qty if request.side == "buy" else -request.qty
+    held = next((p.qty for p in positions if p.symbol == request.symbol), Decimal(0))
+    qty = held + signed
+    assert request.symbol is not None
+    after = Position(request.symbol, qty, price, "us_equity", qty * price)
+    rest = [p for p in positions if p.symbol != request.symbol]
+    return replace(account, buying_power=account.buying_power - spent), [*rest, after]
