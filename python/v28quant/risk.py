@@ -11,8 +11,8 @@ documents each default):
 * an order that only reduces a position held (a sale of shares held, no further than flat) is a
   close: it lowers risk, so no limit but the PDT rule holds it back (a winner may have grown
   past the order limits; a halt must not trap a position);
-* buying power: a buy's notional must fit in the buying power less a reserve
-  (``buying_power_reserve_fraction`` of equity);
+* buying power: the notional an order opens or adds, long or short, must fit in the buying
+  power less a reserve (``buying_power_reserve_fraction`` of equity);
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
   the options on it count as one; a multi-leg order opening legs on a new name is one more);
@@ -498,7 +498,8 @@ class RiskGate:
         lim = self.limits
         added = abs(after - now_qty) * abs(price) * mult
         reserve = equity * Decimal(str(lim.buying_power_reserve_fraction))
-        if req.side == "buy" and added > Decimal(account.buying_power) - reserve:
+        # a short sale takes buying power as a buy does (margin on the shares borrowed)
+        if added > Decimal(account.buying_power) - reserve:
             return Verdict(
                 False,
                 "buying_power",

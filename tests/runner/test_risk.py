@@ -506,3 +506,16 @@ def test_max_positions_holds_back_an_options_structure_on_a_new_name(journal) ->
     close = OrderRequest.multileg(closing, 2, Decimal("0.50"), owner=Owner("options", "ic", "c"))
     assert gate.check(close, Decimal("0.50"), _account(), held, NOW).allowed
     assert [r["reasoning"]["check"] for r in _denials(journal)] == ["max_positions"]
+
+
+def test_a_short_sale_needs_buying_power(journal) -> None:
+    """Shorting 40 AAPL at 100 takes 4,000 of buying power, as a buy of 40 would.
+
+    By hand: buying power 5,000 less the 2 % reserve of 100,000 equity leaves 3,000. Selling
+    40 of 40 shares held needs none: it only closes.
+    """
+    gate = RiskGate(RiskLimits(), journal)
+    acct = _account(bp="5000")
+    assert gate.check(_sell("AAPL", 40), Decimal(100), acct, [], NOW).check == "buying_power"
+    held = [Position("AAPL", Decimal(40), Decimal(100), "us_equity", Decimal(4000))]
+    assert gate.check(_sell("AAPL", 40, 1), Decimal(100), acct, held, NOW).allowed

@@ -397,13 +397,13 @@ def with_order(
     """Return the cycle's view of the account and positions once ``request`` is placed.
 
     The venue is read once a cycle: without this, each buy would be checked against the
-    buying power and the names the cycle's earlier orders already took. A sale frees nothing
+    buying power and the names the cycle's earlier orders already took. A close frees nothing
     until it fills.
     """
-    spent = request.qty * price if request.side == "buy" else Decimal(0)
     signed = request.qty if request.side == "buy" else -request.qty
     held = next((p.qty for p in positions if p.symbol == request.symbol), Decimal(0))
     qty = held + signed
+    spent = max(abs(qty) - abs(held), Decimal(0)) * price  # what it opens, long or short
     assert request.symbol is not None
     after = Position(request.symbol, qty, price, "us_equity", qty * price)
     rest = [p for p in positions if p.symbol != request.symbol]
