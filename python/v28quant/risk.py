@@ -5,7 +5,10 @@ The checks, with their limits in ``[risk]`` of the settings file (``v28quant/def
 documents each default):
 
 * the kill switch: while halted no order that opens or adds to a position passes (cancels are
-  not orders and stay allowed; the orders of a ``flatten`` pass, they only close);
+  not orders and stay allowed; the orders of a ``flatten`` pass, they only close). The account
+  watch (``mark``) halts on the daily loss (``max_daily_loss_fraction`` of the day's first
+  equity) and the drawdown (``max_drawdown_fraction`` of the peak); the operator's resume after
+  such a halt counts that limit from the equity at the next mark;
 * per order: quantity (``max_order_qty``) and notional (``max_order_notional``; options at 100
   shares per contract);
 * an order that only reduces a position held (a sale of shares held, no further than flat) is a
@@ -76,6 +79,8 @@ HALT, RESUME, FLATTEN, FLATTENED, MARK, DENY = (
 FLATTEN_STRATEGY = "flatten"
 #: The check that denies every new order while halted.
 HALTED = "halted"
+#: The loss limits a gate's halt names (``limit`` of its reasoning).
+DAILY_LOSS, DRAWDOWN = "daily_loss", "drawdown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +235,20 @@ def halt_state(journal: Journal) -> HaltState:
     return HaltState(halted, reason, since, by, pending)
 
 
+def _last_resume(journal: Journal) -> tuple[str | None, set[str]]:
+    """Return the last resume's decision id and the loss limits whose halts it lifted."""
+    rows = journal.decisions(engine=RISK_ENGINE, action=(HALT, RESUME), as_written=True)
+    resume, lifted, since_resume = None, set(), set()
+    for r in rows:
+        if r["action"] == HALT:
+            limit = r["reasoning"].get("limit")
+            if limit is not None:
+                since_resume.add(str(limit))
+        else:
+            resume, lifted, since_resume = str(r["decision_id"]), since_resume, set()
+    return resume, lifted
+
+
 def day_trades(fills: Iterable[Mapping[str, Any]], sessions: set[Any]) -> int:
     """Count the day trades among ``fills`` on the given sessions.
 
@@ -249,6 +268,7 @@ class _Marks:
     day: Any = None
     day_start: Decimal | None = None
     peak: Decimal | None = None
+    resume: str | None = None  # the operator's resume the loss limits count from
     orders: dict[tuple[str, datetime], int] = field(default_factory=dict)
 
 
@@ -272,9 +292,11 @@ class RiskGate:
         self.journal = journal
         self.calendar = calendar or default_calendar()
         self._m = _Marks()
-        marks = journal.decisions(engine=RISK_ENGINE, action=MARK)
-        if marks:
-            self._m.peak = max(Decimal(str(r["reasoning"]["equity"])) for r in marks)
+        marks = journal.decisions(engine=RISK_ENGINE, action=MARK, as_written=True)
+        if marks:  # each mark carries the peak it was measured against
+            last = marks[-1]["reasoning"]
+            self._m.peak = Decimal(str(last.get("peak", last["equity"])))
+            self._m.resume = last.get("resume")
 
     # -- the account watch ------------------------------------------------------------------
 
@@ -289,9 +311,10 @@ class RiskGate:
         if self._m.day != day:
             start = datetime.combine(day, time(0), ET)
             today = self.journal.decisions(engine=RISK_ENGINE, action=MARK, since=start)
-            first = Decimal(str(today[0]["reasoning"]["equity"])) if today else equity
+            first = Decimal(str(today[-1]["reasoning"]["day_start"])) if today else equity
             self._m.day, self._m.day_start, self._m.orders = day, first, {}
         self._m.peak = equity if self._m.peak is None else max(self._m.peak, equity)
+        self._rebase_on_resume(equity)
         start_eq, peak = self._m.day_start or equity, self._m.peak
         self.journal.record_decision(
             f"risk-mark-{now.isoformat()}",
@@ -299,7 +322,12 @@ class RiskGate:
             "watch",
             "*",
             MARK,
-            {"equity": str(equity), "day_start": str(start_eq), "peak": str(peak)},
+            {
+                "equity": str(equity),
+                "day_start": str(start_eq),
+                "peak": str(peak),
+                **({"resume": self._m.resume} if self._m.resume else {}),
+            },
             now,
         )
         state = self.state()
@@ -310,11 +338,36 @@ class RiskGate:
         dd = (peak - equity) / peak if peak > 0 else Decimal(0)
         if loss > Decimal(str(lim.max_daily_loss_fraction)):
             why = f"daily loss {loss:.2%} > max_daily_loss_fraction {lim.max_daily_loss_fraction}"
-            record_control(self.journal, HALT, why, "risk_gate", now, equity=str(equity))
+            record_control(
+                self.journal, HALT, why, "risk_gate", now, equity=str(equity), limit=DAILY_LOSS
+            )
         elif dd > Decimal(str(lim.max_drawdown_fraction)):
             why = f"drawdown {dd:.2%} > max_drawdown_fraction {lim.max_drawdown_fraction}"
-            record_control(self.journal, HALT, why, "risk_gate", now, equity=str(equity))
+            record_control(
+                self.journal, HALT, why, "risk_gate", now, equity=str(equity), limit=DRAWDOWN
+            )
         return self.state()
+
+    def _rebase_on_resume(self, equity: Decimal) -> None:
+        """Count a tripped loss limit from ``equity`` once the operator has resumed.
+
+        A resume after the gate's daily-loss halt would otherwise be undone by the next mark,
+        which measures the same loss against the same day start (and a drawdown halt against
+        the same peak): the operator could never trade again that day, or ever. Only the limits
+        whose halts the resume lifted are re-based; a resume after an operator's own halt
+        changes neither. Each mark journals the resume it counts from, so a restart, or a
+        resume written while the runner was down, is applied exactly once.
+        """
+        resume, lifted = _last_resume(self.journal)
+        if resume is None or resume == self._m.resume:
+            return
+        self._m.resume = resume
+        if DAILY_LOSS in lifted:
+            self._m.day_start = equity
+        if DRAWDOWN in lifted:
+            self._m.peak = equity
+        if lifted:
+            log.warning("risk: resumed; %s now counted from equity %s", sorted(lifted), equity)
 
     # -- the order check --------------------------------------------------------------------
 

@@ -158,6 +158,58 @@ def test_drawdown_from_the_peak_across_days_and_restarts(tmp_path: Path) -> None
         assert "drawdown" in (state.reason or "")
 
 
+def test_a_resume_after_the_daily_loss_halt_counts_the_day_from_the_resume(journal) -> None:
+    # Day start 100,000; 96,999 is -3.001 % and halts. The operator resumes: the next mark at
+    # the same equity must not halt again, and the day's loss counts from 96,999 on: 94,089.04
+    # is 2.99999 % below it (passes), 94,088 is 3.001 % below it (halts).
+    gate = RiskGate(RiskLimits(), journal)
+    gate.mark(_account("100000"), NOW)
+    assert gate.mark(_account("96999"), NOW + timedelta(minutes=5)).halted
+    assert gate.mark(_account("96999"), NOW + timedelta(minutes=10)).halted  # no resume yet
+    record_control(journal, RESUME, "checked the book", "operator", NOW + timedelta(minutes=11))
+    assert not gate.mark(_account("96999"), NOW + timedelta(minutes=15)).halted
+    assert not gate.mark(_account("94089.04"), NOW + timedelta(minutes=20)).halted
+    state = gate.mark(_account("94088"), NOW + timedelta(minutes=25))
+    assert state.halted
+    assert "daily loss 3.00%" in (state.reason or "")
+
+
+def test_a_resume_after_the_drawdown_halt_holds_across_a_restart(tmp_path: Path) -> None:
+    # Peak 120,000; 107,999 is 10.001 % below it and halts. The resume is written while the
+    # runner is down: the restarted gate counts the drawdown from the equity at its first mark
+    # (107,999), once; 97,199.1 is exactly 10 % below that (the limit is strict), 97,199 is
+    # 10.0001 % below.
+    path = tmp_path / "j.sqlite"
+    limits = RiskLimits(max_daily_loss_fraction=0.5)
+    with Journal(path) as j:
+        gate = RiskGate(limits, j)
+        gate.mark(_account("120000"), NOW)
+        assert gate.mark(_account("107999"), NOW + timedelta(days=1)).halted
+        record_control(j, RESUME, "checked", "operator", NOW + timedelta(days=1, hours=1))
+    day3 = NOW + timedelta(days=2)
+    with Journal(path) as j:
+        gate = RiskGate(limits, j)
+        assert not gate.mark(_account("107999"), day3).halted
+    with Journal(path) as j:  # a second restart applies the same resume no second time
+        gate = RiskGate(limits, j)
+        assert not gate.mark(_account("97199.1"), day3 + timedelta(minutes=5)).halted
+        assert gate.mark(_account("97199"), day3 + timedelta(minutes=10)).halted
+        peaks = [r["reasoning"]["peak"] for r in j.decisions(engine="risk", action="mark")]
+    assert peaks == ["120000", "120000", "107999", "107999", "107999"]
+
+
+def test_a_resume_after_an_operators_halt_leaves_the_loss_limits_as_they_were(journal) -> None:
+    # -2.5 % by the operator's halt and resume: the day still counts from 100,000, so
+    # 96,999 (-3.001 %) halts.
+    gate = RiskGate(RiskLimits(), journal)
+    gate.mark(_account("100000"), NOW)
+    record_control(journal, HALT, "news", "operator", NOW + timedelta(minutes=1))
+    assert gate.mark(_account("97500"), NOW + timedelta(minutes=5)).halted
+    record_control(journal, RESUME, "news digested", "operator", NOW + timedelta(minutes=6))
+    assert not gate.mark(_account("97500"), NOW + timedelta(minutes=10)).halted
+    assert gate.mark(_account("96999"), NOW + timedelta(minutes=15)).halted
+
+
 def test_operator_halt_flatten_resume_sequence(journal) -> None:
     record_control(journal, HALT, "news", "operator", NOW)
     assert halt_state(journal).halted
