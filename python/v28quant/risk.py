@@ -6,9 +6,10 @@ documents each default):
 
 * the kill switch: while halted no order that opens or adds to a position passes (cancels are
   not orders and stay allowed; the orders of a ``flatten`` pass, they only close). The account
-  watch (``mark``) halts on the daily loss (``max_daily_loss_fraction`` of the day's first
-  equity) and the drawdown (``max_drawdown_fraction`` of the peak); the operator's resume after
-  such a halt counts that limit from the equity at the next mark;
+  watch (``mark``) halts on the daily loss (``max_daily_loss_fraction`` of the previous
+  close's equity where the venue reports it, else of the day's first mark) and the drawdown
+  (``max_drawdown_fraction`` of the peak); the operator's resume after such a halt counts that
+  limit from the equity at the next mark;
 * per order: quantity (``max_order_qty``) and notional (``max_order_notional``; options at 100
   shares per contract);
 * an order that only reduces a position held (a sale of shares held, no further than flat) is a
@@ -235,6 +236,16 @@ def halt_state(journal: Journal) -> HaltState:
     return HaltState(halted, reason, since, by, pending)
 
 
+def _day_start(account: Account) -> Decimal:
+    """Return the equity the day's loss counts from: the previous close where the venue says.
+
+    The venue's previous-close equity counts an overnight gap and the losses of a session the
+    runner joined late; without it, the equity at the day's first mark.
+    """
+    last = account.last_equity
+    return last if last is not None and last > 0 else Decimal(account.equity)
+
+
 def _last_resume(journal: Journal) -> tuple[str | None, set[str]]:
     """Return the last resume's decision id and the loss limits whose halts it lifted."""
     rows = journal.decisions(engine=RISK_ENGINE, action=(HALT, RESUME), as_written=True)
@@ -311,7 +322,9 @@ class RiskGate:
         if self._m.day != day:
             start = datetime.combine(day, time(0), ET)
             today = self.journal.decisions(engine=RISK_ENGINE, action=MARK, since=start)
-            first = Decimal(str(today[-1]["reasoning"]["day_start"])) if today else equity
+            first = (
+                Decimal(str(today[-1]["reasoning"]["day_start"])) if today else _day_start(account)
+            )
             self._m.day, self._m.day_start, self._m.orders = day, first, {}
         self._m.peak = equity if self._m.peak is None else max(self._m.peak, equity)
         self._rebase_on_resume(equity)

@@ -57,6 +57,8 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         # by default
         self.shorting_enabled = False
         self.daytrade_count = 0  # Alpaca's count of day trades in the last five sessions
+        # Alpaca's ``last_equity`` (the previous close's equity); None: the equity now
+        self.last_equity: Decimal | None = None
         self.closed_days: set[date] = set()
         self.account_id = "e6fe16f3-64a4-4921-8928-cadf02f92f98"
         self.quotes: dict[str, tuple[Decimal, Decimal, int, int]] = {}

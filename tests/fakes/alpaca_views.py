@@ -139,7 +139,7 @@ class ViewsMixin:
             "currency": "USD",
             "cash": _s(self.cash),
             "equity": _s(eq),
-            "last_equity": _s(eq),
+            "last_equity": _s(eq if self.last_equity is None else self.last_equity),
             "portfolio_value": _s(eq),
             "buying_power": _s(bp),
             "regt_buying_power": _s(bp),

@@ -358,10 +358,13 @@ def test_kill_switch_follows_the_order_written_not_the_stamps(journal) -> None:
     assert not halt_state(journal).flatten_pending  # the runner's flatten, written after it
 
 
-async def _alpaca_account(cash: Decimal, daytrade_count: int | None) -> Account:
+async def _alpaca_account(
+    cash: Decimal, daytrade_count: int | None = 0, last_equity: Decimal | None = None
+) -> Account:
     """Return the account the loopback Alpaca fake reports, read through alpaca-py."""
     trading = FakeAlpacaTrading(now=NOW, cash=cash).start()
     trading.daytrade_count = daytrade_count
+    trading.last_equity = last_equity
     broker = AlpacaBroker(
         "PKTESTKEY", "test-secret-value", url=trading.url,
         limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0,
@@ -371,6 +374,26 @@ async def _alpaca_account(cash: Decimal, daytrade_count: int | None) -> Account:
     finally:
         await broker.aclose()
         trading.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("last_equity", "halted"), [("103100", True), ("103090", False)])
+async def test_the_days_loss_counts_from_the_venues_previous_close(
+    journal: Journal, last_equity: str, halted: bool
+) -> None:
+    """A runner joining the session at 10:00 counts the loss from yesterday's close.
+
+    The account, read through alpaca-py from the fake, has 100,000 of equity and Alpaca's
+    ``last_equity`` (the previous close) 103,100 or 103,090: by hand 3,100 / 103,100 = 3.007 %
+    is past the 3 % limit, 3,090 / 103,090 = 2.997 % is not. Counted from the first mark, as
+    without ``last_equity``, the loss would be 0.
+    """
+    account = await _alpaca_account(Decimal(100_000), last_equity=Decimal(last_equity))
+    assert account.last_equity == Decimal(last_equity)
+    state = RiskGate(RiskLimits(), journal).mark(account, NOW)
+    assert state.halted is halted
+    day_start = journal.decisions(engine="risk", action="mark")[-1]["reasoning"]["day_start"]
+    assert Decimal(day_start) == Decimal(last_equity)
 
 
 @pytest.mark.asyncio

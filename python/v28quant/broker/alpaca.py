@@ -243,6 +243,7 @@ class AlpacaBroker:
             trading_blocked=bool(a.trading_blocked),
             currency=a.currency or "USD",
             daytrade_count=None if a.daytrade_count is None else int(a.daytrade_count),
+            last_equity=dec_or_none(a.last_equity),
         )
 
     async def positions(self) -> list[Position]:

@@ -21,7 +21,8 @@ class Account:
 
     ``options_level``: 0 none, 1 covered calls / cash-secured puts, 2 + long calls/puts, 3 + spreads
     (multi-leg). ``daytrade_count``: the venue's day trades in the last five sessions, None
-    where it reports none.
+    where it reports none. ``last_equity``: the equity at the previous session's close (Alpaca:
+    "as of previous trading day at 16:00:00 ET"), None where the venue reports none.
     """
 
     id: str
@@ -37,6 +38,7 @@ class Account:
     trading_blocked: bool = False
     currency: str = "USD"
     daytrade_count: int | None = None
+    last_equity: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
