@@ -165,10 +165,11 @@ async def test_a_drift_inside_the_cooldown_journals_no_second_retrain(
 async def test_a_trip_goes_to_the_learner_with_the_classifiers_label_once_it_is_known(
     ml_view: tuple[MlSource, MarketView], journal: Journal
 ) -> None:
-    # Trips entered 40 sessions before the data's end have their 5-session labels: fed, with
-    # the direction of close(t + 5) / close(t) read off the closes by hand (not the trip's own
-    # move: every trip here bought at 100 and sold at 101). Trips entered 2 sessions before the
-    # end do not: not fed, and left for a later day.
+    # Trips entered 40 sessions before the data's end carry the features of the session before
+    # (t = 41 sessions before the end) and have their 5-session labels: fed, with the direction
+    # of close(t + 5) / close(t) read off the closes by hand (not the trip's own move: every
+    # trip here bought at 100 and sold at 101). Trips entered 2 sessions before the end do
+    # not: not fed, and left for a later day.
     ml, view = ml_view
     learner = TradeLearner(ml, CONFIG)
     learner.prepare(view)
@@ -179,10 +180,36 @@ async def test_a_trip_goes_to_the_learner_with_the_classifiers_label_once_it_is_
     assert learner.learner is not None
     fed = learner.learner._trades
     assert len(learner.fed) == len(fed) == len(SYMBOLS)
-    assert all(t.feature_date == days[-40] for t in fed)
-    by_hand = {s: int(closes[s].iloc[-35] > closes[s].iloc[-40]) for s in SYMBOLS}
+    assert all(t.feature_date == days[-41] for t in fed)
+    by_hand = {s: int(closes[s].iloc[-36] > closes[s].iloc[-41]) for s in SYMBOLS}
     assert 0 in by_hand.values()  # the trips all rose: the label is not their direction
     assert {t.symbol: t.label for t in fed} == by_hand
+
+
+@pytest.mark.asyncio
+async def test_a_trip_carries_what_the_classifier_said_before_its_entry(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    # A trade entered at 15:30 was chosen on the features the pre-market built, the last of
+    # them dated the session before: the entry day's own row needs its close, 30 minutes
+    # later. The learner's record is that row and the classifier's P(up) on it, recomputed
+    # here from the features frame and the model.
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    closes = view.closes.dropna()
+    days = [pd.Timestamp(pd.Timestamp(t).tz_convert(ET).date()) for t in closes.index]
+    _trades(journal, [days[-40]])
+    await learner.after_session(journal, view.now)
+    assert learner.learner is not None
+    assert ml.features is not None
+    model = ml.models[WATCHED]
+    for trade in learner.learner._trades:
+        row = ml.features.xs((days[-41], trade.symbol))[model.feature_names]
+        assert trade.feature_date == days[-41], (trade.symbol, trade.feature_date)
+        np.testing.assert_array_equal(trade.features, row.to_numpy(np.float64))
+        expected = float(model.predict_proba(row.to_frame().T)[0])
+        assert trade.prob_up == pytest.approx(expected, rel=1e-12), trade.symbol
 
 
 def test_a_held_out_window_of_one_label_leaves_the_features_tested(

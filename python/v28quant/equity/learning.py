@@ -1,18 +1,18 @@
 """The continuous learner of the equity engine: closed trades in, drift-triggered retrains out.
 
 At the end of each session every equity round trip closed since the last call (read from the
-journal's fills, :mod:`v28quant.round_trips`; the operator's flatten closes the engine's lots
-as any of its own sells would) goes to the
+journal's fills, :mod:`v28quant.round_trips`; the operator's flatten closes the engine's lots as
+any of its own sells would) goes to the
 :class:`~v28quant.ml.continuous_learner.ContinuousLearner` as a
-:class:`~v28quant.ml.continuous_learner.TradeOutcome`: the XGBoost features of the entry day,
-the classifier's P(up) on them, the realised P&L and the price's move, and the classifier's own
-label for those features (the direction over its ``horizon`` sessions after the features'
-date). A trip goes once that label is known (``horizon`` sessions after its features' date),
-on a later session if need be: its drift test and its retrain use the label the classifier is
-trained on, not the trip's own holding-period move. The drift detector's reference is the
-classifier's held-out window (its features, and its calibration there: the trades were chosen
-where the classifier was confident, so their labels are tested at their own P(up), see
-:class:`~v28quant.ml.continuous_learner.Calibration`).
+:class:`~v28quant.ml.continuous_learner.TradeOutcome`: the XGBoost features the entry was chosen
+on (the last row dated before its session), the classifier's P(up) on them, the realised P&L and
+the price's move, and the classifier's own label for those features (the direction over its
+``horizon`` sessions after the features' date). A trip goes once that label is known
+(``horizon`` sessions after its features' date), on a later session if need be: its drift test
+and its retrain use the label the classifier is trained on, not the trip's own holding-period
+move. The drift detector's reference is the classifier's held-out window (its features, and its
+calibration there: the trades were chosen where the classifier was confident, so their labels
+are tested at their own P(up), see :class:`~v28quant.ml.continuous_learner.Calibration`).
 When the learner's drift test fires, the XGBoost classifier is retrained on the day's features
 (stored, with its model run journaled) and a ``retrain`` decision records the drift statistic.
 The learner is rebuilt from the journal after a restart: the trades already fed are skipped by
@@ -102,9 +102,11 @@ class TradeLearner:
         return {WATCHED: self.ml.models[WATCHED], "drift_detector": self.reference(self.view)}
 
     def outcome(self, trip: RoundTrip, labels: pd.Series) -> TradeOutcome | None:
-        """Return the learner's record of ``trip``: entry-day features, P(up) and the label.
+        """Return the learner's record of ``trip``: the entry's features, P(up) and the label.
 
-        The label is read from ``labels`` (:meth:`labels`), None while not yet known.
+        The features are the last row dated before the entry's session: the pre-market builds
+        them, and the entry day's own row needs its close, after the trade was chosen. The
+        label is read from ``labels`` (:meth:`labels`), None while not yet known.
         """
         feats = self.ml.features
         model = self.ml.models.get(WATCHED)
@@ -115,7 +117,7 @@ class TradeLearner:
         except KeyError:
             return None
         day = pd.Timestamp(trip.entry_ts.astimezone(ET).date())
-        rows = rows[rows.index <= day]
+        rows = rows[rows.index < day]
         if rows.empty:
             return None
         x = rows.iloc[[-1]]
