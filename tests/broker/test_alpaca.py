@@ -368,3 +368,14 @@ def test_activity_rows_signed_and_malformed_rows_named() -> None:
         assert to_activity({**row, "activity_type": kind}).qty == D(-3)
     with pytest.raises(BrokerError, match="neither transaction_time nor date"):
         to_activity({"id": "2", "activity_type": "OPEXP"})
+
+
+def test_a_short_sale_activity_is_a_sell() -> None:
+    # Alpaca reports a trade activity's execution side in full: a short sale is "sell_short",
+    # a sale that lowers the position by its qty as any sell does (and journals as a sell).
+    from v28quant.broker.alpaca import to_activity
+
+    row = {"id": "1", "transaction_time": "2024-06-03T14:30:00Z", "qty": "3"}
+    for side, signed in (("sell_short", D(-3)), ("sell_short_exempt", D(-3)), ("buy", D(3))):
+        a = to_activity({**row, "activity_type": "FILL", "side": side})
+        assert (a.qty, a.side) == (signed, "buy" if signed > 0 else "sell"), side

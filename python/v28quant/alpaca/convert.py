@@ -28,6 +28,7 @@ from v28quant.broker.base import (
     OrderRequest,
     OrderStatus,
     RateLimited,
+    Side,
 )
 from v28quant.calendar import ET
 
@@ -118,6 +119,21 @@ def to_order(o: Any) -> Order:
     )
 
 
+def _trade_side(side: str | None) -> Side | None:
+    """Return a trade activity's execution side as ``buy`` or ``sell`` (None when neither).
+
+    Alpaca reports it in full: ``sell_short``, ``sell_short_exempt`` and ``sell_plus`` are
+    sales and ``buy_minus`` a purchase, each moving the position as a plain sell or buy does.
+    """
+    if side is None:
+        return None
+    if side == "buy" or side.startswith("buy_"):
+        return "buy"
+    if side == "sell" or side.startswith("sell_"):
+        return "sell"
+    return None
+
+
 def to_activity(r: dict[str, Any]) -> Activity:
     """Convert a raw ``/v2/account/activities`` row to an ``Activity`` (qty signed)."""
     kind = r["activity_type"]
@@ -128,7 +144,7 @@ def to_activity(r: dict[str, Any]) -> Activity:
     else:
         raise BrokerError(f"Alpaca activity {r.get('id')!r} has neither transaction_time nor date")
     qty = dec_or_none(r.get("qty")) or Decimal(0)
-    side = r.get("side") or None
+    side = _trade_side(r.get("side") or None)
     if kind in ("FILL", "PARTIAL_FILL") and side == "sell":
         qty = -qty
     return Activity(
