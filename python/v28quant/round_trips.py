@@ -29,6 +29,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from v28quant.broker.ownership import parse_client_order_id
 from v28quant.occ import is_occ, multiplier, parse_occ
 
 #: The engine whose books an option settlement's trades go to: only it trades contracts, so the
@@ -166,6 +167,18 @@ def engine_of(client_order_id: str | None) -> str | None:
     return client_order_id.split("-", 2)[1]
 
 
+def order_key(client_order_id: str | None) -> str | None:
+    """Return the order a trade belongs to: its client order id less any replacement revision.
+
+    A v28 order walked by replacements (``...-r1``, ``...-r2``) is one order of one decision:
+    a structure part filled before a replacement and filled by it is one opening.
+    """
+    tag = parse_client_order_id(client_order_id)
+    if tag is None:
+        return client_order_id or None
+    return f"v28-{tag.engine}-{tag.strategy}-{tag.digest}"
+
+
 def trade_engine(trade: Mapping[str, Any]) -> str:
     """Return the engine a fill or settlement trade belongs to (``"other"`` when none)."""
     return str(trade.get("engine") or engine_of(trade.get("client_order_id")) or "other")
@@ -188,7 +201,7 @@ def match_fifo(
         if SPLIT_RATIO in t:
             rebase(lots, str(t["symbol"]), Fraction(t[SPLIT_RATIO]))
             continue
-        order = str(t.get("client_order_id") or f"fill-{n}")
+        order = order_key(t.get("client_order_id")) or f"fill-{n}"
         engine, sym = trade_engine(t), str(t["symbol"])
         signed = Decimal(str(t["qty"])) * (1 if t["side"] == "buy" else -1)
         if engine in OPERATOR_ENGINES:
@@ -241,8 +254,9 @@ def _close_oldest_across(
 def pair_trades(trades: Iterable[Mapping[str, Any]]) -> Pairing:
     """Pair fills and settlement trades (oldest first) into round trips (:func:`match_fifo`).
 
-    A trip is keyed by its engine, its opening and its closing order: the legs of one
-    multi-leg structure opened and closed together are one trip, their P&L summed (a spread
+    A trip is keyed by its engine, its opening and its closing order (:func:`order_key`: an
+    order and its replacements are one): the legs of one multi-leg structure opened and closed
+    together are one trip, their P&L summed (a spread
     whose short leg gained is still a losing spread), closed when its last leg closed. A trip
     belongs to the engine whose lots it closed.
     """
@@ -379,6 +393,7 @@ __all__ = [
     "engine_of",
     "journal_trades",
     "match_fifo",
+    "order_key",
     "pair_trades",
     "rebase",
     "round_trips",

@@ -185,6 +185,34 @@ def test_a_spread_opened_and_closed_in_one_order_each_is_one_round_trip() -> Non
     assert (m["round_trips"], m["hit_rate"]) == (1, 0.0)
 
 
+def test_an_order_filled_in_part_and_walked_is_one_order_of_its_trip() -> None:
+    """A structure opened by one order, part filled, then replaced (walked) for the rest, is one.
+
+    Reference, by hand: 2 bull call spreads, one bought at 2.37 - 0.79 by the order, the other
+    at 2.40 - 0.80 by its replacement (``-r1``), both sold in one order at 3.00 - 1.00: one trip
+    of (3.00 - 1.00 - 1.58) x 100 + (3.00 - 1.00 - 1.60) x 100 = 42 + 40 = $82. Each revision
+    counted as an order of its own made two trips of one trade.
+    """
+    t = datetime(2022, 12, 28, 15, 45, tzinfo=UTC)
+    low, high = "BBY230127C00081000", "BBY230127C00085000"
+    opened = "v28-options-bull_call-0123456789ab"
+    closed = "v28-options-bull_call-ba9876543210-r2"
+    legs = [
+        (low, "buy", 2.37, opened),
+        (high, "sell", 0.79, opened),
+        (low, "buy", 2.40, f"{opened}-r1"),
+        (high, "sell", 0.80, f"{opened}-r1"),
+        (low, "sell", 3.00, closed),
+        (high, "buy", 1.00, closed),
+    ]
+    fills = [
+        {"symbol": sym, "side": side, "qty": 2 if cid == closed else 1, "price": px}
+        | {"client_order_id": cid, "ts": t}
+        for sym, side, px, cid in legs
+    ]
+    assert round_trips(fills) == [pytest.approx(82.0)]
+
+
 def _settlement(kind: str, symbol: str, qty: int, ts: datetime, **raw: str) -> dict[str, object]:
     return {
         "activity_type": kind,
