@@ -248,6 +248,9 @@ class OrdersMixin:
             if b.get("limit_price") is not None
             else (Decimal(o["limit_price"]) if o["limit_price"] else None)
         )
+        was = Decimal(o["limit_price"]) if o["limit_price"] else None
+        if qty == Decimal(o["qty"]) and limit == was:
+            raise _err(422, 42210000, "order parameters are not changed")
         o["status"] = "replaced"
         o["replaced_at"] = o["updated_at"] = _iso(self.now)
         cid = b.get("client_order_id") or str(uuid.uuid4())

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.discord import FakeDiscord
@@ -563,3 +564,48 @@ async def _two_resting_puts(
             EXPIRY_NEW, 0.0, ["-1.35", "-1.33"], 0, NOW,
         )  # fmt: skip
     return first, second, book
+
+
+WING_PUT = "SPY231020P00430000"
+
+
+def _quotes(rows: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Return a chain of the given legs' quotes, as the walk reads it (symbol, bid, ask)."""
+    return pd.DataFrame(
+        [{"symbol": s, "bid": float(b), "ask": float(a)} for s, (b, a) in rows.items()]
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_walk_on_moved_quotes_never_resends_the_resting_price(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bull put rests at -0.30 on rung 0 of -0.30, -0.25, -0.20; then the quotes move.
+
+    By hand, the new quotes: short 435P 1.30 x 1.40 (mid 1.35), wing 430P 0.95 x 1.05 (mid
+    1.00): mid net -0.35, natural -1.30 + 1.05 = -0.25, so the fresh ladder is -0.35, -0.30,
+    -0.25. Its rung 1 is -0.30, the resting price itself: Alpaca refuses such a replace (422
+    "order parameters are not changed"), and the order would sit there every cycle. The walk
+    goes on to the first rung asking more than the resting price, -0.25, the natural, which
+    fills.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    trading.set_quote(WING_PUT, "0.95", "1.05")
+    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", "open:bp-1", True)
+    assert trading.orders[out.order.id]["status"] == "new"  # the natural -0.25 is worse
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "bp-1", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 470.0, ["-0.30", "-0.25", "-0.20"], 0, NOW,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    chain = _quotes({NEW_PUT: ("1.30", "1.40"), WING_PUT: ("0.95", "1.05")})
+    try:
+        await OptionsEngine()._walk(ctx, book, p, chain, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    patches = [body for m, _, body in trading.requests if m == "PATCH"]
+    assert [Decimal(str(b["limit_price"])) for b in patches] == [Decimal("-0.25")]
+    assert (trading.positions[NEW_PUT][0], trading.positions[WING_PUT][0]) == (-1, 1)
+    assert list(book.pending) == [out.client_order_id + "-r1"]

@@ -687,15 +687,16 @@ class OptionsEngine:
         raw: pd.DataFrame | None,
         report: OptionsCycle,
     ) -> None:
-        resting = p.ladder[p.rung]
+        resting = Decimal(p.ladder[p.rung])
         before = (p.ladder, p.rung, p.waited)
         fresh = self._reprice(book, p, raw) if raw is not None else None
         if fresh is not None:  # the market moved since the order went in: walk on today's quotes
             p.ladder = fresh
             p.rung = min(p.rung, len(fresh) - 1)
-        at_end = p.rung + 1 >= len(p.ladder)
-        if not at_end or (p.waited < 1 and p.ladder[-1] != resting):
-            _climb(p)
+        target = _walk_target(p, resting)
+        if target is not None:
+            p.waited += 1 if target == p.rung else 0
+            p.rung = target
             net = Decimal(p.ladder[p.rung])
             price = abs(net) if _single_leg(p) else net
             try:
@@ -1018,6 +1019,22 @@ def _order_legs(book: Book, p: Pending) -> dict[str, int]:
         closing = p.closing or book.held[p.old_id].legs
         legs.update({s: -q for s, q in closing.items()})
     return legs
+
+
+def _walk_target(p: Pending, resting: Decimal) -> int | None:
+    """Return the rung ``p`` walks to from its ``resting`` price, or None to stay.
+
+    The first rung past ``p.rung`` asking more than ``resting`` (a larger debit, a smaller
+    credit): on quotes that moved, the next rung may ask the resting price itself, which the
+    venue refuses to replace ("order parameters are not changed"), or less, which walks away
+    from the natural. At the last rung, a natural that moved past ``resting`` is chased once
+    (the rung itself: the walk counts it in ``waited``).
+    """
+    later = range(p.rung + 1, len(p.ladder))
+    ahead = next((i for i in later if Decimal(p.ladder[i]) > resting), None)
+    if ahead is None and p.waited < 1 and Decimal(p.ladder[-1]) > resting:
+        return len(p.ladder) - 1
+    return ahead
 
 
 def _climb(p: Pending) -> None:
