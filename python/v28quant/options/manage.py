@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from v28quant.broker.base import Owner
+from v28quant.broker.ticks import round_net_marketable
 from v28quant.calendar import ET
 from v28quant.occ import parse_occ
 from v28quant.options import contracts as C
@@ -148,9 +149,7 @@ async def manage_one(
         if placed or verdict.action == "roll":
             return
     urgent = verdict.action in ("stop_loss", "expiry_close", "early_assignment")
-    ladder = (
-        [Decimal(str(round(close_nat, 2)))] if urgent else _ladder(close_mid, close_nat, h, cfg)
-    )
+    ladder = _at_natural(close_nat, h) if urgent else _ladder(close_mid, close_nat, h, cfg)
     legs = [(s, -q) for s, q in h.legs.items()]
     owner = Owner(ENGINE, h.strategy[:16], f"close:{h.structure_id}:{stamp}")
     req = order_for(legs, h.units, ladder[0], owner, opening=False, underlying=h.underlying)
@@ -183,6 +182,15 @@ async def manage_one(
     out = await place_in_book(book, pending, lambda: place(ctx, req, why, None))
     if out.status not in ("refused", "rejected"):
         report.orders += 1
+
+
+def _at_natural(natural: float, h: Held) -> list[Decimal]:
+    """Return the one rung of an urgent close: the natural, on the tick grid towards a fill.
+
+    A net of legs quoted in pennies is off the $0.05 grid at $3.00 and above; rounded down
+    there it would rest below the natural instead of closing at once.
+    """
+    return [round_net_marketable(Decimal(str(round(natural, 6))), C.tick_scheme_for(h.underlying))]
 
 
 def _ladder(mid: float, natural: float, h: Held, cfg: OptionsConfig) -> list[Decimal]:

@@ -1,0 +1,121 @@
+"""Closing orders of the options engine against the loopback Alpaca fake (real alpaca-py).
+
+An urgent close (stop loss, expiry day, early assignment) goes out at the natural price so it
+fills at once. A net of legs quoted in pennies is off the $0.05 grid at $3.00 and above: the
+limit must be rounded towards a fill there, never below the natural.
+
+Independent reference: the fake's record of the order it received and of the positions left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.fixtures import fake_broker
+from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from v28quant.clock import SimClock
+from v28quant.execution import Executor
+from v28quant.journal import Journal
+from v28quant.options.config import OptionsConfig
+from v28quant.options.context import OptionsCycle
+from v28quant.options.engine import OptionsEngine
+from v28quant.options.lifecycle import Book, Held
+from v28quant.options.manage import manage_one
+
+ET = ZoneInfo("America/New_York")
+NOW = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
+EXPIRY = date(2023, 10, 20)
+SHORT_CALL = "AAPL231020C00190000"
+LONG_CALL = "AAPL231020C00195000"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
+    """Yield the trading fake at 2023-09-14 15:30 New York and an options context on it."""
+    trading = FakeAlpacaTrading(now=NOW).start()
+    broker = fake_broker(trading.url)
+    clock = SimClock(NOW)
+    journal = Journal(tmp_path / "journal.sqlite")
+    ctx = Ctx(
+        "paper",
+        clock,
+        broker,
+        None,
+        journal,
+        Executor(broker, journal, clock=clock),
+        None,
+        RecordingNotifier(),
+        ("AAPL",),
+        Threshold(0.0),
+    )
+    try:
+        yield trading, ctx
+    finally:
+        journal.close()
+        trading.stop()
+
+
+def _chain(quotes: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Return raw chain rows for AAPL calls expiring ``EXPIRY`` (a flat 30 % vol)."""
+    return pd.DataFrame(
+        [
+            {
+                "symbol": s,
+                "underlying": "AAPL",
+                "expiry": pd.Timestamp(EXPIRY),
+                "strike": float(s[-8:]) / 1000,
+                "type": "call",
+                "bid": float(b),
+                "ask": float(a),
+                "iv": 0.30,
+            }
+            for s, (b, a) in quotes.items()
+        ]
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_stop_loss_close_above_three_dollars_is_sent_marketable(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bear call opened for a 1.00 credit, now 190C 5.35 x 5.40 and 195C 2.27 x 2.28.
+
+    By hand: the close buys 190C at 5.40 and sells 195C at 2.27, a 3.13 debit natural; the
+    P&L is -(-1.00 + 3.13) = -2.13 a share, past the 2x credit stop. On the $0.05 grid above
+    $3 the limit that fills at once is 3.15; floored to 3.10 it would rest below the natural.
+    Alpaca fills the close at the legs' quotes, 3.13, and the account holds no leg after.
+    """
+    trading, ctx = world
+    trading.set_quote("AAPL", "192.00", "192.02")
+    trading.set_quote(SHORT_CALL, "5.35", "5.40")
+    trading.set_quote(LONG_CALL, "2.27", "2.28")
+    trading.positions[SHORT_CALL] = [Decimal(-1), Decimal("2.50")]
+    trading.positions[LONG_CALL] = [Decimal(1), Decimal("1.50")]
+    book = Book()
+    legs = {SHORT_CALL: -1, LONG_CALL: 1}
+    book.held["bc-1"] = Held(
+        "bc-1", "bear_call", "AAPL", EXPIRY, legs, 1, -1.00, 400.0,
+        datetime(2023, 9, 1, 10, 0, tzinfo=ET), "v28-options-bear_call-x",
+    )  # fmt: skip
+    raw = _chain({SHORT_CALL: ("5.35", "5.40"), LONG_CALL: ("2.27", "2.28")})
+    analysis = SimpleNamespace(spot=192.01, as_of=NOW, surface=None, summary=dict, chain=raw)
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    try:
+        await manage_one(
+            eng, ctx, book, book.held["bc-1"], analysis, raw, None, OptionsCycle("options", NOW)
+        )
+    finally:
+        await ctx.broker.aclose()
+    (sent,) = [body for m, path, body in trading.requests if m == "POST" and "orders" in path]
+    assert sent["order_class"] == "mleg"
+    assert Decimal(str(sent["limit_price"])) == Decimal("3.15")
+    assert SHORT_CALL not in trading.positions
+    assert LONG_CALL not in trading.positions
