@@ -609,3 +609,38 @@ async def test_a_walk_on_moved_quotes_never_resends_the_resting_price(
     assert [Decimal(str(b["limit_price"])) for b in patches] == [Decimal("-0.25")]
     assert (trading.positions[NEW_PUT][0], trading.positions[WING_PUT][0]) == (-1, 1)
     assert list(book.pending) == [out.client_order_id + "-r1"]
+
+
+@pytest.mark.asyncio
+async def test_a_credit_spread_is_never_walked_to_a_debit(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bull put on wide quotes: 435P 0.90 x 1.10, 430P 0.85 x 1.05.
+
+    By hand: mid net -1.00 + 0.95 = -0.05 (a 0.05 credit), natural -0.90 + 1.05 = +0.15 (a
+    debit). The walk from the mid would ask 0.01, 0.08, then 0.15, paying to open a spread
+    whose most it can make is the credit received: a certain loss. The order rests at its
+    0.05 credit, waits a cycle, and is cancelled; Alpaca sees no replace and fills nothing.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "0.90", "1.10")
+    trading.set_quote(WING_PUT, "0.85", "1.05")
+    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.05", "open:bp-2", True)
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "bp-2", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 495.0, ["-0.05"], 0, NOW,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    chain = _quotes({NEW_PUT: ("0.90", "1.10"), WING_PUT: ("0.85", "1.05")})
+    eng = OptionsEngine()
+    try:
+        for _ in range(4):
+            await eng._pending(ctx, book, {"SPY": chain}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    assert [body for m, _, body in trading.requests if m == "PATCH"] == []
+    assert trading.orders[out.order.id]["status"] == "canceled"
+    assert NEW_PUT not in trading.positions
+    assert WING_PUT not in trading.positions
+    assert not book.pending

@@ -295,3 +295,29 @@ def test_no_contract_names_the_rule(chain: Chain) -> None:
     calls_only = chain.ann[chain.ann["type"] == "call"]
     with pytest.raises(C.NoContract, match="delta"):
         C.pick_by_delta(calls_only, exp, "put", C.DeltaTarget())
+
+
+def _hand_leg(symbol: str, qty: int, bid: float, ask: float) -> S.StructureLeg:
+    occ_strike = int(symbol[-8:]) / 1000
+    kind = "put" if symbol[-9] == "P" else "call"
+    expiry = datetime.strptime(symbol[-15:-9], "%y%m%d").date()
+    return S.StructureLeg(symbol, kind, occ_strike, expiry, qty, bid, ask, 0.3, 0.0, 0, 0, 0)
+
+
+def test_a_credit_spread_ladder_holds_credits_only() -> None:
+    """435P 0.90 x 1.10 sold, 430P 0.85 x 1.05 bought, on wide quotes.
+
+    By hand: mid -1.00 + 0.95 = -0.05, natural -0.90 + 1.05 = +0.15; three steps give
+    -0.05, floor(+0.0167) = 0.01, floor(+0.0833) = 0.08, 0.15. A bull put sold for nothing or
+    for a debit can only lose, so its ladder is the credit alone; a bull call on the same
+    quotes (bought for a debit) keeps every rung.
+    """
+    short = _hand_leg("XYZ231020P00435000", -1, 0.90, 1.10)
+    wing = _hand_leg("XYZ231020P00430000", 1, 0.85, 1.05)
+    bull_put = S.Structure("bull_put", "XYZ", 440.0, (short, wing))
+    assert bull_put.limit_prices(3) == [Decimal("-0.05")]
+    bought = _hand_leg("XYZ231020C00435000", 1, 0.90, 1.10)
+    sold = _hand_leg("XYZ231020C00440000", -1, 0.85, 1.05)
+    bull_call = S.Structure("bull_call", "XYZ", 430.0, (bought, sold))
+    # mid 1.00 - 0.95 = 0.05, natural 1.10 - 0.85 = 0.25: 0.05, 0.11, 0.18, 0.25
+    assert bull_call.limit_prices(3) == [Decimal(x) for x in ("0.05", "0.11", "0.18", "0.25")]

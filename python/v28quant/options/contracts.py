@@ -401,6 +401,8 @@ def limit_ladder(
     natural: Decimal | float,
     steps: int = 3,
     scheme: TickScheme = "penny_pilot",
+    *,
+    credit: bool = False,
 ) -> list[Decimal]:
     """Net limit prices from the mid to the natural price in ``steps`` equal moves.
 
@@ -408,7 +410,10 @@ def limit_ladder(
     (a larger debit or a smaller credit). Each rung is rounded conservatively to the tick
     (floor of the signed net) but the last, the natural, which is rounded towards a fill
     (``round_net_marketable``: an off-grid natural floored would never fill); repeated rungs
-    are dropped.
+    are dropped. With ``credit`` (a structure sold to open) so are the rungs asking nothing or
+    a debit: wide quotes can put the natural of a credit spread on the debit side, and paying
+    to open it would leave no way to make money. The ladder then ends at its last credit, and
+    is empty when the mid is no credit.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -423,7 +428,7 @@ def limit_ladder(
             rung = round_net_marketable(n, scheme)
         if not out or rung != out[-1]:
             out.append(rung)
-    return out
+    return [x for x in out if x < 0] if credit else out
 
 
 def tick_scheme_for(underlying: str) -> TickScheme:

@@ -63,7 +63,7 @@ from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
 from v28quant.options.decisions import leg_prices, level_needed, new_leg_net, place
 from v28quant.options.entry import enter_one
-from v28quant.options.lifecycle import Book, Event, Held, Pending
+from v28quant.options.lifecycle import CREDIT_STRATEGIES, Book, Event, Held, Pending
 from v28quant.options.manage import manage_one, portfolio_greeks
 from v28quant.options.monte_carlo_view import MonteCarloView
 from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAnalyser, vol_symbol
@@ -664,7 +664,11 @@ class OptionsEngine:
             await self._walk(ctx, book, p, chains.get(p.underlying), report)
 
     def _reprice(self, book: Book, p: Pending, raw: pd.DataFrame) -> list[str] | None:
-        """Return the ladder on this cycle's quotes (mid to natural), or None without them."""
+        """Return the ladder on this cycle's quotes (mid to natural), or None without them.
+
+        None too where a structure sold to open has no credit left at the mid: the order
+        walks on the credits of its ladder as placed (``contracts.limit_ladder``).
+        """
         legs = _order_legs(book, p)
         quotes = raw.set_index("symbol").reindex(list(legs))
         bid, ask = quotes["bid"].to_numpy(float), quotes["ask"].to_numpy(float)
@@ -675,9 +679,11 @@ class OptionsEngine:
         nat = float(np.sum(q * np.where(q > 0, ask, bid)))
         steps = max(len(p.ladder) - 1, 1)
         scheme = C.tick_scheme_for(p.underlying)
-        return [
-            str(x) for x in C.limit_ladder(round(mid, 6), round(max(nat, mid), 6), steps, scheme)
-        ]
+        credit = p.kind == "open" and p.strategy in CREDIT_STRATEGIES
+        ladder = C.limit_ladder(
+            round(mid, 6), round(max(nat, mid), 6), steps, scheme, credit=credit
+        )
+        return [str(x) for x in ladder] or None
 
     async def _walk(
         self,

@@ -219,6 +219,9 @@ async def _try(
         rejected.append({**base, "why": f"P(touch) {worst:.2f} > {cfg.max_touch_probability}"})
         return False
     ladder = s.limit_prices(cfg.limit_steps)
+    if not ladder:
+        rejected.append({**base, "why": f"no credit at the mid ({s.net_mid:.4f})"})
+        return False
     sid = f"{a.underlying}-{s.strategy}-{now.astimezone(ET):%Y%m%d%H%M}"
     owner = Owner(ENGINE, s.strategy[:16], sid)
     req = s.order(units, ladder[0], owner)

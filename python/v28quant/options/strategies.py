@@ -43,6 +43,7 @@ from v28quant.options.contracts import (
     pick_wing,
     tick_scheme_for,
 )
+from v28quant.options.lifecycle import CREDIT_STRATEGIES
 
 CONTRACT = 100.0
 StrategyName = Literal[
@@ -242,12 +243,17 @@ class Structure:
         return self.max_loss(self.natural)
 
     def limit_prices(self, steps: int = 3) -> list[Decimal]:
-        """Return the price ladder from the mid to the natural on valid ticks.
+        """Return the opening price ladder from the mid to the natural on valid ticks.
 
-        See ``contracts.limit_ladder``.
+        See ``contracts.limit_ladder``: a credit strategy's ladder holds credits only (empty
+        when its mid is no credit).
         """
         return limit_ladder(
-            round(self.net_mid, 6), round(self.natural, 6), steps, tick_scheme_for(self.underlying)
+            round(self.net_mid, 6),
+            round(self.natural, 6),
+            steps,
+            tick_scheme_for(self.underlying),
+            credit=self.strategy in CREDIT_STRATEGIES,
         )
 
     def order(
