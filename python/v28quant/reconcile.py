@@ -103,6 +103,10 @@ class JournalLike(Protocol):
         """Return the order with this client order id, or None."""
         ...
 
+    def client_order_id_for(self, broker_order_id: str, *, legs: bool = False) -> str | None:
+        """Return the client order id journaled for a venue order id (or one of its legs)."""
+        ...
+
     def last_positions(self) -> dict[str, Decimal]:
         """Return the latest position snapshot."""
         ...
@@ -454,6 +458,7 @@ async def _reconcile(
         return  # keep the journal's snapshot and unseen activities as they were
     if closes is not None:
         new = await closes.annotate(new)
+    await _name_fill_orders(journal, new, cid_by_order)
     # One transaction: activities marked seen without the snapshot that includes them would
     # make every later reconcile fail (see the invariant in the module docstring).
     await _off(
@@ -495,6 +500,21 @@ async def _reconcile(
         ts,
         splits,
     )
+
+
+async def _name_fill_orders(
+    journal: JournalLike, activities: list[Activity], cid_by_order: dict[str, str]
+) -> None:
+    """Add to ``cid_by_order`` the journaled order of each fill not among the orders looked up.
+
+    An order the journal already holds as final (filled before its fill was posted) is not
+    looked up above, yet its fill belongs to it, not to nobody.
+    """
+    for a in activities:
+        if a.type == "FILL" and a.order_id and a.order_id not in cid_by_order:
+            cid = await _off(journal.client_order_id_for, a.order_id, legs=True)
+            if cid is not None:
+                cid_by_order[a.order_id] = cid
 
 
 def split_ratio(

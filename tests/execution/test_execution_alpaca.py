@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -276,3 +277,31 @@ async def test_sigkill_between_submit_and_acknowledgement(fake: FakeAlpacaTradin
     assert fake.count("POST", "/v2/orders") == 1
     assert [(f.qty, f.price) for f in out.fills] == [(D(7), D(venue["filled_avg_price"]))]
     assert journal.last_positions() == {"SPY": D(7)}
+
+
+@pytest.mark.asyncio
+async def test_fill_posted_late_is_journaled_under_its_order_by_reconcile(
+    fake: FakeAlpacaTrading, tmp_path: Path
+):
+    """A fill the venue posts after the executor journaled its order filled keeps its order.
+
+    The activities list is empty when the order fills (Alpaca posts activities late), so the
+    executor journals the order ``filled`` and leaves its fill for later; the process stops.
+    Reconcile on restart journals the fill: under the order's client order id (read back with
+    sqlite3), so the round trips credit it to its engine.
+    """
+    fake.inject("GET", "/v2/account/activities", 200, [])
+    journal = Journal(tmp_path / "j.sqlite")
+    out = await Executor(make(fake), journal).place(buy(2, "late-fill"))
+    assert out.status == "filled", out
+    assert out.fills == ()
+    journal.close()
+
+    journal = Journal(tmp_path / "j.sqlite")
+    report = await reconcile(journal, make(fake))
+    assert report.ok, report.reason
+    journal.close()
+    con = sqlite3.connect(tmp_path / "j.sqlite")
+    rows = con.execute("SELECT client_order_id, symbol, qty, side FROM fills").fetchall()
+    con.close()
+    assert rows == [(out.client_order_id, "SPY", "2", "buy")], rows
