@@ -305,3 +305,30 @@ async def test_fill_posted_late_is_journaled_under_its_order_by_reconcile(
     rows = con.execute("SELECT client_order_id, symbol, qty, side FROM fills").fetchall()
     con.close()
     assert rows == [(out.client_order_id, "SPY", "2", "buy")], rows
+
+
+@pytest.mark.asyncio
+async def test_duplicate_id_the_look_up_misses_is_unknown_not_rejected(
+    fake: FakeAlpacaTrading, tmp_path: Path
+):
+    """A 422 "client_order_id must be unique" says the venue holds the order: never a rejection.
+
+    The process died after its POST landed (the journal holds the intent). On restart the same
+    decision is placed again: the venue answers 422 for the id it holds, and the look-up that
+    follows lags (404). The order exists, so its outcome is ``unknown`` until a look-up settles
+    it, never a definite ``rejected`` that nothing looks at again.
+    """
+    decision = buy(3, "landed-before-crash")
+    req = decision.request
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.record_order_intent(
+        req.client_order_id, "equity", "trend", "landed-before-crash", req.to_dict(), OPEN
+    )
+    await make(fake).submit(req)  # the POST that landed before the crash
+    fake.inject("GET", "/v2/orders:by_client_order_id", 404, {"message": "order not found"})
+    ex = Executor(make(fake), journal)
+    out = await ex.place(decision)
+    assert out.status == "unknown", out
+    assert fake.count("POST", "/v2/orders") == 2  # the landed one and the refused repeat
+    await ex.sync()
+    one_order_agreeing(fake, journal, req.client_order_id)

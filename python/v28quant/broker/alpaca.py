@@ -7,9 +7,10 @@ loop, 429s and paging are shared in ``v28quant.alpaca``). What we add on top of 
   timeout, a connection error, a 5xx or a 2xx we cannot read, the outcome is unknown: we look the
   order up by its ``client_order_id`` and return it if it exists; only if the venue says it has
   no such order do we send it again. A 422 "client_order_id must be unique" resolves to the
-  existing order. Once an attempt was ambiguous, a later refusal is checked by a final look-up
-  (the first attempt may have landed and used the buying power): found, it is returned; not
-  found, ``SubmitOutcomeUnknown``. An order found under our id that differs from the request
+  existing order (``SubmitOutcomeUnknown`` while a look-up cannot find it: it exists). Once an
+  attempt was ambiguous, a later refusal is checked by a final look-up (the first attempt may
+  have landed and used the buying power): found, it is returned; not found,
+  ``SubmitOutcomeUnknown``. An order found under our id that differs from the request
   raises ``ClientOrderIdConflict``. If a look-up itself fails we raise rather than guess.
 - **Rate limiting.** The account's ``RateLimiter``; 429s wait until ``X-Ratelimit-Reset``.
 - **Timeouts** on every request (the SDK sets none).
@@ -327,17 +328,20 @@ class AlpacaBroker:
             try:
                 return to_order(await self._call(send, sdk_req, retry_transient=False))
             except OrderRejected as e:
-                if ambiguous is None and not is_duplicate_cid(e):
+                duplicate = is_duplicate_cid(e)
+                if ambiguous is None and not duplicate:
                     raise  # a first-attempt refusal: definite
                 found = await self.order_by_client_id(cid)
                 if found is not None:
                     log.info("order %s already at Alpaca (%s)", cid, e)
                     return found
-                if is_duplicate_cid(e):
-                    raise
+                # A duplicate id means Alpaca holds the order and the look-up lags: never a
+                # refusal, or nothing would look for the order that is working there.
+                why = "Alpaca holds an order under this id" if duplicate else "refused"
                 raise SubmitOutcomeUnknown(
-                    f"submit of {cid}: refused ({e}) after an attempt whose outcome is unknown "
-                    f"({ambiguous}), and a look-up finds no order; it may yet appear",
+                    f"submit of {cid}: {why} ({e}) after an attempt whose outcome is unknown "
+                    f"({ambiguous or 'an earlier process'}), and a look-up finds no order; "
+                    "it may yet appear",
                     status=e.status,
                     code=e.code,
                 ) from None
