@@ -198,7 +198,8 @@ async def reconcile(
 
     ``adopt_positions`` (an operator's explicit choice, e.g. a new journal on an account with
     history older than its activities, or after a manual fix) accepts the broker's positions as
-    the new baseline instead of failing on a position difference.
+    the new baseline instead of failing on a position difference, in a reconcile that finds
+    nothing else fatal only: one that refuses to trade keeps the journal's positions.
 
     ``closes`` adds the underlying's close to option settlements journaled without one
     (Alpaca's, see ``v28quant.settlement_close``).
@@ -418,6 +419,8 @@ async def _reconcile(
     actual = {p.symbol: p.qty for p in positions if p.qty != 0}
     venue = {p.symbol: p for p in positions if p.qty != 0}
     entry = await _off(journal.last_entry_prices)
+    # positions are taken only by a reconcile that lets trading start (and says what it took)
+    adopt = adopt and not any(d["fatal"] for d in diffs)
     splits: list[dict[str, Any]] = []
     mismatched = False
     for sym in sorted(set(expected) | set(actual)):

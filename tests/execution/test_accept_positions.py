@@ -28,7 +28,7 @@ from v28quant.cli import main as cli
 from v28quant.clock import SimClock
 from v28quant.execution import Decision, Executor
 from v28quant.journal import Journal
-from v28quant.notify import DiscordNotifier
+from v28quant.notify import DiscordNotifier, NullNotifier
 
 
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -115,3 +115,41 @@ def test_accept_positions_needs_a_reason(
     assert cli(["--journal", str(path), "accept-positions", "--reason", "  "]) == 2
     assert "needs a --reason" in capsys.readouterr().err
     assert rows(path, "SELECT COUNT(*) FROM decisions") == [(0,)]
+
+
+@pytest.mark.asyncio
+async def test_acceptance_waits_for_a_reconcile_that_passes(world: Any) -> None:
+    """Positions are taken only by the reconcile that lets trading start, and said by it.
+
+    The operator asks to accept a transfer in while an order of ours the journal never saw is
+    open at the venue (fatal). That reconcile refuses and must leave the journal's positions
+    as they were; once the stray order is gone, the next one takes the venue's 12 shares and
+    journals them as taken.
+    """
+    trading, broker, journal, path = world
+    clock = SimClock(OPEN)
+    notifier = NullNotifier()
+    assert (await reconcile_for_trading(journal, broker, clock, notifier=notifier)).ok
+    trading.positions["AAPL"][0] += 2  # a transfer in: no fill, no activity
+    stray = OrderRequest.equity(
+        "AAPL", 1, "buy", "limit", D("150"), owner=Owner("equity", "aggregate", "stray")
+    )
+    resting = await broker.submit(stray)
+    assert cli(["--journal", str(path), "accept-positions", "--reason", "ACATS of 2"]) == 0
+
+    refused = await reconcile_for_trading(journal, broker, clock, notifier=notifier)
+    assert not refused.ok
+    last = (
+        "SELECT qty FROM positions WHERE symbol = 'AAPL' AND snapshot_id = "
+        "(SELECT MAX(id) FROM position_snapshots)"
+    )
+    assert [D(q) for (q,) in rows(path, last)] == [D(10)]
+
+    await broker.cancel(resting.id)
+    taken = await reconcile_for_trading(journal, broker, clock, notifier=notifier)
+    assert taken.ok, taken.reason
+    assert [D(q) for (q,) in rows(path, last)] == [D(12)]
+    accepted = rows(path, "SELECT reasoning FROM decisions WHERE action = 'positions_accepted'")
+    assert [json.loads(r)["positions"] for (r,) in accepted] == [
+        [{"symbol": "AAPL", "journal": "10", "expected": "10", "broker": "12"}]
+    ]
