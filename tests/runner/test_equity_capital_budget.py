@@ -108,10 +108,12 @@ async def _orders(
     *,
     account: Account = ACCOUNT,
     limits: RiskLimits | None = None,
+    risk: float = 1.0,
 ) -> dict[str, tuple[str, Decimal]]:
     """Run one cycle; return (side, qty) of each order placed.
 
-    ``limits``: the risk gate's (default: a gate allowing everything).
+    ``limits``: the risk gate's (default: a gate allowing everything); ``risk``: the regime's
+    risk multiplier.
     """
     journal = Journal(tmp_path / "journal.sqlite")
     executor = Recorder()
@@ -121,7 +123,7 @@ async def _orders(
         journal=journal,
         executor=executor,
         aggregator=Views(values),
-        regime=SimpleNamespace(state=REGIME, risk_multiplier=1.0),
+        regime=SimpleNamespace(state=REGIME, risk_multiplier=risk),
         risk=Allow() if limits is None else RiskGate(limits, journal),
         shared={"capital_split": {"equity": share, "options": 1.0 - share}},
         synthetic=False,
@@ -197,3 +199,20 @@ async def test_the_buys_of_one_cycle_count_against_max_positions(tmp_path: Path)
     values = dict.fromkeys(SYMBOLS, 1.0)
     orders = await _orders(tmp_path, values, [held], 0.40, limits=RiskLimits(max_positions=2))
     assert orders == {"AAA": ("buy", Decimal(100))}
+
+
+@pytest.mark.asyncio
+async def test_the_risk_multiplier_scales_weights_at_the_cap(tmp_path: Path) -> None:
+    # Share 1.0: each weight 1.0 x 1.0 = 1.0, capped at max_weight 0.10; the regime's risk
+    # multiplier 0.5 then halves it: 0.05 x 100,000 / 100.00 = 50 shares. Scaling before the
+    # cap left 0.5 -> 0.10, the full-risk position (100 shares).
+    orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [], 1.0, risk=0.5)
+    assert orders == {s: ("buy", Decimal(50)) for s in SYMBOLS}
+
+
+@pytest.mark.asyncio
+async def test_the_risk_multiplier_scales_the_targets_the_share_allows(tmp_path: Path) -> None:
+    # Share 0.20: three weights at the 0.10 cap fit into 0.20 as 0.0667 each (66 shares at full
+    # risk); the risk multiplier 0.5 halves that: 0.0333 x 100,000 / 100.00 = 33 shares.
+    orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [], 0.20, risk=0.5)
+    assert orders == {s: ("buy", Decimal(33)) for s in SYMBOLS}

@@ -34,7 +34,13 @@ from v28quant.engines import CycleReport, EngineContext
 from v28quant.equity.data_checks import unusable_data
 from v28quant.equity.learned import LearnedSource
 from v28quant.equity.learning import TradeLearner
-from v28quant.equity.sizing import fit_budget, ml_veto, order_qty, target_qty, target_weight
+from v28quant.equity.sizing import (
+    capped_weight,
+    ml_veto,
+    order_qty,
+    target_qty,
+    target_weights,
+)
 from v28quant.equity.sources import MarketView, MlSource, data_time, default_sources
 from v28quant.occ import is_occ
 from v28quant.signals import Signal
@@ -346,13 +352,13 @@ class EquityEngine:
         budget first; the latter get no weight and so no order.
         """
         vols = self.garch_vol
-        raw = {
-            sym: target_weight(agg.value, vols[sym], self.cfg, risk, share)
+        capped = {
+            sym: capped_weight(agg.value, vols[sym], self.cfg, share)
             for sym, agg in aggregates.items()
             if sym in symbols and agg.tradable and _sizable(vols.get(sym))
         }
-        kept = sum(abs(x) for sym, x in held.items() if sym not in raw)
-        return fit_budget(raw, share - kept)
+        kept = sum(abs(x) for sym, x in held.items() if sym not in capped)
+        return target_weights(capped, share - kept, risk)
 
     @staticmethod
     async def _working(ctx: EngineContext) -> set[str]:

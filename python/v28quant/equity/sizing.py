@@ -2,13 +2,15 @@
 
 Target weight of a symbol (fraction of equity, long positive):
 
-``w = value x (target_vol / sigma_garch) x risk_multiplier x capital_share``
+``w = clip(value x (target_vol / sigma_garch) x capital_share, max_weight) x risk_multiplier``
 
-clipped to ``[-max_weight, max_weight]`` (``[0, max_weight]`` without shorting). ``value`` is
+the clip to ``[-max_weight, max_weight]`` (``[0, max_weight]`` without shorting). ``value`` is
 the aggregate in [-1, 1]; ``sigma_garch`` the GARCH one-day forecast, annualised, so a symbol
-twice as volatile gets half the weight (volatility targeting); ``risk_multiplier`` the regime
-controller's scale times the POMDP controller's exposure; ``capital_share`` the allocator's
-share of the account for this engine.
+twice as volatile gets half the weight (volatility targeting); ``capital_share`` the allocator's
+share of the account for this engine; ``risk_multiplier`` the regime controller's scale times
+the POMDP controller's exposure. The risk multiplier comes after the cap and the budget below,
+so it scales every position, those at the cap too: a crisis regime's 0.3 leaves 0.3 of the
+exposure a calm regime would take.
 
 The share is a budget too: the targets' gross weight, with the exposure of the held symbols
 this cycle does not re-target, stays within ``capital_share`` (``fit_budget`` scales the
@@ -40,13 +42,14 @@ class Target:
     reason: str
 
 
-def target_weight(
-    value: float, vol: float, cfg: EquityConfig, risk_multiplier: float, capital_share: float
-) -> float:
-    """Return the target weight of the module docstring (0 for a non-positive volatility)."""
+def capped_weight(value: float, vol: float, cfg: EquityConfig, capital_share: float) -> float:
+    """Return the weight of the module docstring before the risk multiplier.
+
+    0 for a non-positive volatility.
+    """
     if not (math.isfinite(vol) and vol > 0):
         return 0.0
-    w = value * (cfg.target_vol / vol) * risk_multiplier * capital_share
+    w = value * (cfg.target_vol / vol) * capital_share
     lo = -cfg.max_weight if cfg.allow_short else 0.0
     return float(min(max(w, lo), cfg.max_weight))
 
@@ -61,6 +64,13 @@ def fit_budget(weights: dict[str, float], budget: float) -> dict[str, float]:
         return dict(weights)
     scale = max(budget, 0.0) / gross
     return {sym: w * scale for sym, w in weights.items()}
+
+
+def target_weights(
+    capped: dict[str, float], budget: float, risk_multiplier: float
+) -> dict[str, float]:
+    """Return the target weights: ``capped`` fitted into ``budget``, times ``risk_multiplier``."""
+    return {sym: w * risk_multiplier for sym, w in fit_budget(capped, budget).items()}
 
 
 def target_qty(weight: float, equity: Decimal, price: Decimal) -> Decimal:
