@@ -9,7 +9,7 @@ at the 0.15 target, a full long view, risk multiplier 1).
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -80,8 +80,17 @@ class Broker:
 
 
 class Feed:
+    """Every symbol quoted 99.99 x 100.01, fresh at ``NOW`` but the ``stale`` ones (20 min)."""
+
+    def __init__(self, stale: frozenset[str]) -> None:
+        self.stale = stale
+
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        return {s: Quote(s, Decimal("99.99"), Decimal("100.01"), NOW, 1000, 1000) for s in symbols}
+        def at(s: str) -> datetime:
+            return NOW - timedelta(minutes=20) if s in self.stale else NOW
+
+        bid, ask = Decimal("99.99"), Decimal("100.01")
+        return {s: Quote(s, bid, ask, at(s), 1000, 1000) for s in symbols}
 
 
 class Recorder:
@@ -109,11 +118,12 @@ async def _orders(
     account: Account = ACCOUNT,
     limits: RiskLimits | None = None,
     risk: float = 1.0,
+    stale: frozenset[str] = frozenset(),
 ) -> dict[str, tuple[str, Decimal]]:
     """Run one cycle; return (side, qty) of each order placed.
 
     ``limits``: the risk gate's (default: a gate allowing everything); ``risk``: the regime's
-    risk multiplier.
+    risk multiplier; ``stale``: the symbols whose quote is too old to trade on.
     """
     journal = Journal(tmp_path / "journal.sqlite")
     executor = Recorder()
@@ -127,7 +137,7 @@ async def _orders(
         risk=Allow() if limits is None else RiskGate(limits, journal),
         shared={"capital_split": {"equity": share, "options": 1.0 - share}},
         synthetic=False,
-        feed=Feed(),
+        feed=Feed(stale),
     )
     engine = EquityEngine(load_config()[1].equity, sources=[Garch()])
     days = pd.date_range(end=NOW.date(), periods=40, freq="B", tz="UTC")
@@ -216,3 +226,26 @@ async def test_the_risk_multiplier_scales_the_targets_the_share_allows(tmp_path:
     # risk); the risk multiplier 0.5 halves that: 0.0333 x 100,000 / 100.00 = 33 shares.
     orders = await _orders(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [], 0.20, risk=0.5)
     assert orders == {s: ("buy", Decimal(33)) for s in SYMBOLS}
+
+
+@pytest.mark.asyncio
+async def test_a_symbol_with_a_stale_quote_leaves_its_part_of_the_share_to_the_others(
+    tmp_path: Path,
+) -> None:
+    # Share 0.20, CCC's quote 20 minutes old: CCC gets no order, so AAA and BBB (0.10 each at
+    # the cap) fit the 0.20 whole: 100 shares each, not the 66 of a three-way split.
+    values = dict.fromkeys(SYMBOLS, 1.0)
+    orders = await _orders(tmp_path, values, [], 0.20, stale=frozenset({"CCC"}))
+    assert orders == {"AAA": ("buy", Decimal(100)), "BBB": ("buy", Decimal(100))}
+
+
+@pytest.mark.asyncio
+async def test_a_held_symbol_with_a_stale_quote_keeps_its_part_of_the_share(
+    tmp_path: Path,
+) -> None:
+    # Share 0.20, CCC held at 100 shares x $100 = 0.10 of equity and its quote stale: it is
+    # neither traded nor re-targeted, so AAA and BBB share the 0.10 left: 0.05 each, 50 shares.
+    held = Position("CCC", Decimal(100), Decimal(100), "us_equity", Decimal(10_000))
+    values = dict.fromkeys(SYMBOLS, 1.0)
+    orders = await _orders(tmp_path, values, [held], 0.20, stale=frozenset({"CCC"}))
+    assert orders == {"AAA": ("buy", Decimal(50)), "BBB": ("buy", Decimal(50))}

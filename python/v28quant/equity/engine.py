@@ -227,17 +227,23 @@ class EquityEngine:
         vols = self.garch_vol
         share = float(ctx.shared.get("capital_split", {}).get(ENGINE, 1.0))
         risk = float(ctx.regime.risk_multiplier)
-        weights = self._weights(aggregates, symbols, view.positions, risk, share)
+        unusable = {
+            sym: bad
+            for sym in symbols
+            if (bad := unusable_data(sym, quotes.get(sym), self.view.closes, ctx.now)) is not None
+        }
+        # a symbol skipped for its data keeps its exposure and leaves the rest of the share
+        usable = [sym for sym in symbols if sym not in unusable]
+        weights = self._weights(aggregates, usable, view.positions, risk, share)
         orders = denied = 0
         details: dict[str, Any] = {}
         day = slot.astimezone(ET)
         for sym in symbols:
             agg = aggregates.get(sym)
             quote = quotes.get(sym)
-            bad = unusable_data(sym, quote, self.view.closes, ctx.now)
-            if bad is not None:
-                log.warning("equity: %s skipped this cycle: %s", sym, bad)
-                details[sym] = f"skipped: {bad}"
+            if sym in unusable:
+                log.warning("equity: %s skipped this cycle: %s", sym, unusable[sym])
+                details[sym] = f"skipped: {unusable[sym]}"
                 continue
             if agg is None or quote is None:  # unusable_data refuses a missing quote
                 continue
@@ -347,9 +353,10 @@ class EquityEngine:
     ) -> dict[str, float]:
         """Return the target weight of each tradable symbol, all within the engine's share.
 
-        The held symbols without a tradable aggregate, or without a GARCH volatility to size
-        by, keep their exposure (``held``, fractions of equity), so they use that much of the
-        budget first; the latter get no weight and so no order.
+        ``symbols``: those with data fit to trade on. The held symbols without a tradable
+        aggregate, without a GARCH volatility to size by, or left out of ``symbols`` keep their
+        exposure (``held``, fractions of equity), so they use that much of the budget first;
+        the latter two get no weight and so no order.
         """
         vols = self.garch_vol
         capped = {
