@@ -302,3 +302,49 @@ async def test_daily_history_is_split_adjusted_and_a_settlement_close_is_as_trad
     assert ret["2005-02-28"] == pytest.approx(market, abs=1e-12)  # +0.8 %, not -49.6 %
     assert abs(ret).max() < 0.1
     assert settled == Decimal("88.99")
+
+
+async def test_a_settlement_close_is_the_official_close_whatever_the_quote_feed(
+    spy_csv: Path,
+) -> None:
+    """On the IEX feed a daily bar closes on IEX's last trade, not the closing auction.
+
+    Expiries settle on the official close, which only the consolidated (SIP) tape carries; the
+    free plan serves SIP history older than 15 minutes.
+    """
+    official = bars_from_csv(spy_csv, "2023-09-11", "2023-09-15")
+    iex_tape = [{**b, "c": round(b["c"] + 0.07, 2)} for b in official]
+    with FakeAlpacaData(bars={"SPY": official}, iex_bars={"SPY": iex_tape}, now=NOW) as f:
+        close = await client(f, feed="iex").closing_price(
+            "SPY", datetime(2023, 9, 14, 20, tzinfo=UTC)
+        )
+        asked = [q for _, p, q in f.requests if p == "/v2/stocks/bars"]
+    ref = pd.read_csv(spy_csv).set_index("date")
+    assert close == Decimal(repr(float(ref.loc["2023-09-14", "close"])))
+    assert [q["feed"] for q in asked] == ["sip"]
+
+
+async def test_a_settlement_close_is_refused_until_the_consolidated_tape_has_it(
+    spy_csv: Path,
+) -> None:
+    # 5 minutes after the close the free plan has no SIP data of the last 15 minutes: the
+    # day's bar is not final, so no close is given (the settlement asks again later).
+    after_close = datetime(2023, 9, 14, 20, 5, tzinfo=UTC)
+    with FakeAlpacaData(bars={"SPY": bars_from_csv(spy_csv)}, now=after_close) as f:
+        feed = AlpacaData(
+            KEY,
+            SECRET,
+            data_url=f.url,
+            trading_url=f.url,
+            now=lambda: after_close,
+            limiter=RateLimiter(rate=60_000, burst=1000),
+        )
+        with pytest.raises(ValueError, match="not final"):
+            await feed.closing_price("SPY", after_close)
+        later = datetime(2023, 9, 14, 20, 16, tzinfo=UTC)
+        feed._now = lambda: later
+        f.now = later
+        ref = pd.read_csv(spy_csv).set_index("date")
+        assert await feed.closing_price("SPY", after_close) == Decimal(
+            repr(float(ref.loc["2023-09-14", "close"]))
+        )

@@ -11,7 +11,9 @@ Daily stock bars are served as traded (Alpaca's default ``adjustment=raw``); wit
 ``adjustment=all`` a symbol's ``adjusted_bars`` fixture is served where one is given (split-
 and dividend-adjusted, as ``bars_from_csv(..., adjusted=True)`` builds it; a symbol without one
 is taken to have had no corporate action in its fixture). ``split`` or ``dividend`` alone are
-answered 422, so a test never passes on an adjustment the fake cannot express.
+answered 422, so a test never passes on an adjustment the fake cannot express. With
+``feed=iex`` a symbol's ``iex_bars`` fixture is served where one is given: IEX's own trades,
+whose close is IEX's last trade of the day, not the official (consolidated) close.
 
 Fault injection: ``fail(method, path_regex, status, body, headers, times)`` answers the next
 ``times`` matching requests with that status. Without both key headers every request gets
@@ -81,6 +83,7 @@ class FakeAlpacaData:
         *,
         bars: dict[str, list[dict]] | None = None,
         adjusted_bars: dict[str, list[dict]] | None = None,
+        iex_bars: dict[str, list[dict]] | None = None,
         quotes: dict[str, dict] | None = None,
         option_snapshots: dict[str, dict[str, dict]] | None = None,
         option_bars: dict[str, list[dict]] | None = None,
@@ -90,6 +93,7 @@ class FakeAlpacaData:
     ) -> None:
         self.bars = bars or {}
         self.adjusted_bars = adjusted_bars or {}
+        self.iex_bars = iex_bars or {}
         self.quotes = quotes or {}
         self.option_snapshots = option_snapshots or {}
         self.option_bars = option_bars or {}
@@ -217,6 +221,8 @@ class FakeAlpacaData:
         if adjustment not in ("raw", "all"):
             return 422, {"message": f"the fake serves adjustment raw or all, not {adjustment}"}
         source = {**self.bars, **self.adjusted_bars} if adjustment == "all" else self.bars
+        if q.get("feed") == "iex":
+            source = {**source, **self.iex_bars}
         return self._bars_page(source, symbols, lo, hi, q)
 
     def _bars_page(

@@ -7,7 +7,9 @@ matters (see research/alpaca.md §4-§5):
   traded): a split in the models' window would otherwise read as a crash of 50-90 % to GARCH,
   the regime detectors and the learned models, and the bundled sample history they are trained
   on in backtests is adjusted too. The latest session is as traded, so it matches the quotes.
-  ``closing_price`` (what an expiry settles on) is as traded.
+  ``closing_price`` (what an expiry settles on) is as traded, and read from the SIP tape
+  whatever ``feed`` says: an IEX daily bar closes on IEX's last trade, not on the closing
+  auction that sets the official close.
 * Stocks use ``feed="iex"`` by default (free plan). With ``sip``, ``end`` is clamped to now - 15
   minutes, because the free plan answers 403 to recent SIP data.
 * Options use the ``indicative`` feed by default (free, delayed); ``opra`` needs a paid plan.
@@ -52,7 +54,7 @@ from alpaca.trading.enums import ContractType
 from v28quant.alpaca.config import AlpacaConfig
 from v28quant.alpaca.ratelimit import RateLimiter, account_limiter
 from v28quant.alpaca.sdk import limited_call, option_contract_pages, prepare_client
-from v28quant.calendar import ET
+from v28quant.calendar import ET, regular_close
 from v28quant.data.base import (
     BAR_COLUMNS,
     CONTRACT_COLUMNS,
@@ -190,15 +192,18 @@ class AlpacaData:
         end: datetime | date | None = None,
         timeframe: str = "1Day",
         adjustment: Adjustment = Adjustment.ALL,
+        feed: str | None = None,
     ) -> pd.DataFrame:
         """Return bars of stocks and options in the fixed bar columns.
 
         Stock prices split- and dividend-adjusted unless ``adjustment`` says otherwise (see the
-        module docstring); option bars are as traded.
+        module docstring); option bars are as traded. Stocks come from ``feed`` (default: the
+        feed this client was built with).
         """
         n, unit = parse_timeframe(timeframe)
         lo, hi = _utc(start, end=False), _utc(end, end=True)
-        if self.feed == "sip":  # the free plan refuses SIP data younger than 15 minutes
+        feed = feed or self.feed
+        if feed == "sip":  # the free plan refuses SIP data younger than 15 minutes
             cap = self._now() - SIP_DELAY
             hi = cap if hi is None else min(hi, cap)
         stocks = [s.upper() for s in symbols if not is_occ(s)]
@@ -211,7 +216,7 @@ class AlpacaData:
                 start=lo,
                 end=hi,
                 timeframe=tf,
-                feed=_StockFeed(self.feed),
+                feed=_StockFeed(feed),
                 adjustment=adjustment,
             )
             parts.append(_bars_frame(await self._call(self._stock.get_stock_bars, req)))
@@ -261,9 +266,20 @@ class AlpacaData:
         return q
 
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
-        """Return the official close of ``symbol`` on the session of ``session``, as traded."""
+        """Return the official close of ``symbol`` on the session of ``session``, as traded.
+
+        From the SIP tape (see the module docstring). ``ValueError`` until that tape serves the
+        session to its regular close: the free plan holds back its last 15 minutes, and an
+        earlier bar would not be the day's.
+        """
         day = session.astimezone(ET).date() if session.tzinfo else session.date()
-        b = await self.bars([symbol], day, day, "1Day", adjustment=Adjustment.RAW)
+        final_at = regular_close(day) + SIP_DELAY
+        if self._now() < final_at:
+            raise ValueError(
+                f"the close of {symbol} on {day} is not final on the SIP tape until "
+                f"{final_at:%H:%M} New York"
+            )
+        b = await self.bars([symbol], day, day, "1Day", adjustment=Adjustment.RAW, feed="sip")
         if b.empty:
             raise KeyError(f"no daily bar for {symbol!r} on {day}")
         return Decimal(repr(float(b["close"].iloc[-1])))
