@@ -27,6 +27,7 @@ import pandas as pd
 from v28quant.accept_positions import reconcile_for_trading
 from v28quant.allocation import allocate
 from v28quant.broker.base import BrokerError, Intent, OrderRequest, Owner, Position, Side
+from v28quant.data.base import DataError
 from v28quant.engines import EngineContext
 from v28quant.ml.features import pivot_float
 from v28quant.ml.model_store import ModelStore
@@ -53,7 +54,7 @@ async def load_history(
     for sym in symbols:
         try:
             bars = await ctx.feed.bars([sym], start, end, "1Day")
-        except (KeyError, ValueError, OSError) as exc:
+        except (KeyError, ValueError, OSError, DataError) as exc:
             log.warning("history of %s unavailable, dropped today: %s", sym, exc)
             continue
         if bars.empty:

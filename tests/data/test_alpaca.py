@@ -348,3 +348,24 @@ async def test_a_settlement_close_is_refused_until_the_consolidated_tape_has_it(
         assert await feed.closing_price("SPY", after_close) == Decimal(
             repr(float(ref.loc["2023-09-14", "close"]))
         )
+
+
+async def test_history_drops_a_symbol_the_data_api_refuses_and_loads_the_others(
+    spy_csv: Path,
+) -> None:
+    # One symbol's bars answered 500 (or 400 for a symbol the API does not know): that symbol
+    # is left out of the day's history, the rest of the universe still trades.
+    from types import SimpleNamespace
+
+    from v28quant.calendar import default_calendar
+    from v28quant.premarket import load_history
+
+    spy = bars_from_csv(spy_csv)
+    morning = datetime(2023, 6, 1, 13, tzinfo=UTC)
+    with FakeAlpacaData(bars={"SPY": spy, "AAPL": spy}, now=morning) as f:
+        f.fail("GET", r"/v2/stocks/bars", 500, {"message": "internal server error"})
+        ctx = SimpleNamespace(now=morning, calendar=default_calendar(), feed=client(f))
+        _, closes = await load_history(ctx, ["AAPL", "SPY"], 20)  # AAPL asked first
+    ref = pd.read_csv(spy_csv).set_index("date").loc[:"2023-05-31", "close"].tail(20)
+    assert list(closes.columns) == ["SPY"]
+    np.testing.assert_array_equal(closes["SPY"].to_numpy(), ref.to_numpy())

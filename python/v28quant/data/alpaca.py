@@ -58,6 +58,7 @@ from v28quant.calendar import ET, regular_close
 from v28quant.data.base import (
     BAR_COLUMNS,
     CONTRACT_COLUMNS,
+    DataError,
     OptionType,
     chain_frame,
     empty_bars,
@@ -79,10 +80,6 @@ _UNITS = {
     "Week": TimeFrameUnit.Week,
     "Month": TimeFrameUnit.Month,
 }
-
-
-class DataError(RuntimeError):
-    """Alpaca's data API refused a request; the message says why (never the keys)."""
 
 
 def _price(x: float | None, side: str) -> Decimal:

@@ -2,7 +2,9 @@
 
 Implementations: ``v28quant.data.alpaca.AlpacaData`` (Alpaca's data API) and
 ``v28quant.data.replay.ReplayFeed`` (history on a simulated clock). A DataFeed is also a
-``v28quant.quotes.QuoteSource`` so ``SimBroker`` can fill against it.
+``v28quant.quotes.QuoteSource`` so ``SimBroker`` can fill against it. A source that refuses or
+fails a request (an HTTP error, a timeout) raises ``DataError``, so callers can drop what it
+was for without importing the feed's client library.
 
 Frames
 ------
@@ -48,6 +50,7 @@ __all__ = [
     "BAR_COLUMNS",
     "CHAIN_COLUMNS",
     "CONTRACT_COLUMNS",
+    "DataError",
     "DataFeed",
     "OccSymbol",
     "OptionType",
@@ -185,6 +188,10 @@ def chain_frame(
         df = df.sort_values(["expiry", "type", "strike"], kind="stable").reset_index(drop=True)
     df.attrs.update(underlying_price=float(underlying_price), as_of=as_of, source=source)
     return df
+
+
+class DataError(RuntimeError):
+    """A feed's source refused or failed a request; the message says why (never the keys)."""
 
 
 @runtime_checkable
