@@ -289,3 +289,33 @@ def test_user_parquet(tmp_path: Path) -> None:
         }
     ).to_parquet(pq)
     assert load_bars_file(pq).symbols == ["XYZ"]
+
+
+async def test_a_crossed_recorded_quote_is_left_out_and_the_others_quoted(spx: History) -> None:
+    # A recorded snapshot row bid 2.00 > ask 1.50 is no usable quote: latest_quotes leaves that
+    # contract out (as the Alpaca feed drops a crossed quote) and still quotes the rest.
+    from v28quant.data.base import chain_frame
+
+    now = datetime(2015, 6, 10, 10, 5, tzinfo=ET)
+    rows = [
+        {
+            "symbol": sym,
+            "underlying": "SPX",
+            "expiry": "2015-06-19",
+            "strike": k,
+            "type": "call",
+            "bid": bid,
+            "ask": ask,
+        }
+        for sym, k, bid, ask in (
+            ("SPX150619C02100000", 2100.0, 2.0, 1.5),
+            ("SPX150619C02110000", 2110.0, 1.0, 1.2),
+        )
+    ]
+    f = ReplayFeed(spx, SimClock(now), snapshots=[chain_frame(rows, as_of=now)])
+    got = await f.latest_quotes(["SPX", "SPX150619C02100000", "SPX150619C02110000"])
+    assert set(got) == {"SPX", "SPX150619C02110000"}
+    assert (got["SPX150619C02110000"].bid, got["SPX150619C02110000"].ask) == (
+        Decimal("1.0"),
+        Decimal("1.2"),
+    )

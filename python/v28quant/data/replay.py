@@ -19,6 +19,7 @@ answers as a live feed would at ``clock.now()`` and never later:
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -57,6 +58,7 @@ from v28quant.data.synthetic_chain import (
 from v28quant.quotes import Quote
 
 CENT = Decimal("0.01")
+log = logging.getLogger(__name__)
 
 
 class ReplayFeed:
@@ -265,13 +267,19 @@ class ReplayFeed:
     # -- quotes -----------------------------------------------------------------------------
 
     async def latest_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        """Return quotes now of the known ``symbols`` (unknown ones are left out)."""
+        """Return quotes now of the known ``symbols`` that have a usable one.
+
+        Unknown symbols are left out, and so is a recorded quote that is crossed or negative
+        (``Quote`` refuses it), with a warning, as the Alpaca feed drops one.
+        """
         out = {}
         for sym in symbols:
             try:
                 out[sym] = await self.quote(sym)
             except KeyError:
                 continue
+            except ValueError as exc:
+                log.warning("replay: dropping quote for %s: %s", sym, exc)
         return out
 
     async def quote(self, symbol: str) -> Quote:
