@@ -109,7 +109,7 @@ class Allow:
         return Verdict(True)
 
 
-async def _orders(
+async def _cycle(
     tmp_path: Path,
     values: dict[str, float],
     positions: list[Position],
@@ -119,8 +119,8 @@ async def _orders(
     limits: RiskLimits | None = None,
     risk: float = 1.0,
     stale: frozenset[str] = frozenset(),
-) -> dict[str, tuple[str, Decimal]]:
-    """Run one cycle; return (side, qty) of each order placed.
+) -> tuple[dict[str, tuple[str, Decimal]], dict[str, Any]]:
+    """Run one cycle; return (side, qty) of each order placed, and the cycle's details.
 
     ``limits``: the risk gate's (default: a gate allowing everything); ``risk``: the regime's
     risk multiplier; ``stale``: the symbols whose quote is too old to trade on.
@@ -145,10 +145,18 @@ async def _orders(
     engine.view = MarketView(NOW, SYMBOLS, pd.DataFrame(), closes, "SPY", days[-1].to_pydatetime())
     engine.screened = list(SYMBOLS)
     try:
-        await engine.cycle(ctx)
+        report = await engine.cycle(ctx)
     finally:
         journal.close()
-    return {d.request.symbol: (d.request.side, d.request.qty) for d in executor.placed}
+    placed = {d.request.symbol: (d.request.side, d.request.qty) for d in executor.placed}
+    return placed, report.details
+
+
+async def _orders(
+    tmp_path: Path, values: dict[str, float], positions: list[Position], share: float, **kw: Any
+) -> dict[str, tuple[str, Decimal]]:
+    """Run one cycle (``_cycle``); return (side, qty) of each order placed."""
+    return (await _cycle(tmp_path, values, positions, share, **kw))[0]
 
 
 @pytest.mark.asyncio
@@ -249,3 +257,16 @@ async def test_a_held_symbol_with_a_stale_quote_keeps_its_part_of_the_share(
     values = dict.fromkeys(SYMBOLS, 1.0)
     orders = await _orders(tmp_path, values, [held], 0.20, stale=frozenset({"CCC"}))
     assert orders == {"AAA": ("buy", Decimal(50)), "BBB": ("buy", Decimal(50))}
+
+
+@pytest.mark.asyncio
+async def test_a_change_below_min_trade_weight_is_held_with_its_reason(tmp_path: Path) -> None:
+    # Share 0.50, risk multiplier 0.04: 0.10 (the cap) x 0.04 = 0.004 of equity, 4 shares at
+    # 100.00 = 0.40 % of equity, below min_trade_weight 0.50 %: no order, and the cycle says so.
+    orders, details = await _cycle(tmp_path, dict.fromkeys(SYMBOLS, 1.0), [], 0.50, risk=0.04)
+    assert orders == {}
+    assert details == dict.fromkeys(
+        SYMBOLS,
+        "hold: a change of 0.40% of equity is below min_trade_weight 0.50% (target weight "
+        "0.0040, risk multiplier 0.040)",
+    )

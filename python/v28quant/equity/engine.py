@@ -280,10 +280,15 @@ class EquityEngine:
             reasoning["target_weight"] = round(w, 5)
             reasoning["target_qty"] = str(target)
             if delta == 0:
+                details[sym] = f"hold: at its target of {target} shares"
                 continue
-            if target != 0 and abs(delta) * price / equity < Decimal(
-                str(self.cfg.min_trade_weight)
-            ):
+            change = abs(delta) * price / equity
+            if target != 0 and change < Decimal(str(self.cfg.min_trade_weight)):
+                details[sym] = (
+                    f"hold: a change of {change:.2%} of equity is below min_trade_weight "
+                    f"{self.cfg.min_trade_weight:.2%} (target weight {w:.4f}, risk multiplier "
+                    f"{risk:.3f})"
+                )
                 continue
             qty = order_qty(target, held_qty)
             if qty != delta:
