@@ -118,7 +118,7 @@ async def test_walking_a_single_leg_roll_keeps_its_credit_limit(
     book.pending[p.client_order_id] = p
     eng = OptionsEngine()
     try:
-        await eng._walk(ctx, book, p, None, OptionsCycle("options", NOW))
+        await eng._walk(ctx, book, p, None, OptionsCycle("options", NOW), Decimal("-0.30"))
         (patch,) = [body for m, path, body in trading.requests if m == "PATCH"]
         assert Decimal(str(patch["limit_price"])) == Decimal("-0.25")
         assert trading.positions.get(NEW_PUT) is None  # still resting: nothing sold
@@ -225,7 +225,7 @@ async def test_a_walk_that_needs_more_cash_than_is_free_rests_where_it_was(
     book.pending[p.client_order_id] = p
     report = OptionsCycle("options", NOW)
     try:
-        await OptionsEngine()._walk(ctx, book, p, None, report)
+        await OptionsEngine()._walk(ctx, book, p, None, report, Decimal("0.90"))
     finally:
         await ctx.broker.aclose()
     assert [r for r in trading.requests if r[0] == "PATCH"] == []
@@ -271,7 +271,8 @@ async def test_a_walk_refused_every_cycle_is_notified_once(
         try:
             for minutes in (0, 5, 10):
                 ctx.clock.set(NOW + timedelta(minutes=minutes))
-                await OptionsEngine()._walk(walking, book, p, None, OptionsCycle("options", NOW))
+                cycle = OptionsCycle("options", NOW)
+                await OptionsEngine()._walk(walking, book, p, None, cycle, Decimal("0.90"))
                 assert (list(book.pending), p.rung) == ([out.client_order_id], 0)
         finally:
             await notifier.aclose()
@@ -602,7 +603,9 @@ async def test_a_walk_on_moved_quotes_never_resends_the_resting_price(
     book.pending[p.client_order_id] = p
     chain = _quotes({NEW_PUT: ("1.30", "1.40"), WING_PUT: ("0.95", "1.05")})
     try:
-        await OptionsEngine()._walk(ctx, book, p, chain, OptionsCycle("options", NOW))
+        await OptionsEngine()._walk(
+            ctx, book, p, chain, OptionsCycle("options", NOW), Decimal("-0.30")
+        )
     finally:
         await ctx.broker.aclose()
     patches = [body for m, _, body in trading.requests if m == "PATCH"]
@@ -644,3 +647,39 @@ async def test_a_credit_spread_is_never_walked_to_a_debit(
     assert NEW_PUT not in trading.positions
     assert WING_PUT not in trading.positions
     assert not book.pending
+
+
+@pytest.mark.asyncio
+async def test_a_skipping_walk_the_book_did_not_save_is_walked_on_from_the_venues_price(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A walk that skipped a rung reached Alpaca, then the process died before the book's save.
+
+    A bull put rests at -0.30 on the ladder -0.30, -0.25, -0.22, -0.20 (quotes: 435P 1.30 x
+    1.40, 430P 1.00 x 1.10; by hand the natural is -1.30 + 1.10 = -0.20). The lost walk went
+    to rung 2, -0.22 (on its quotes rung 1 asked no more than the resting price). On restart
+    the book finds the replacement but knows only that one walk happened: rung 1, -0.25. The
+    next walk must start from the -0.22 Alpaca holds and ask -0.20, which fills; from rung 1
+    it would ask -0.22 again, which Alpaca refuses (422 "order parameters are not changed").
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    trading.set_quote(WING_PUT, "1.00", "1.10")
+    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", "open:bp-3", True)
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "bp-3", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 480.0, ["-0.30", "-0.25", "-0.22", "-0.20"], 0, NOW,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    try:
+        lost = await ctx.executor.replace(
+            out.client_order_id, reason="walk", limit_price=Decimal("-0.22")
+        )
+        assert lost.order is not None, lost
+        await OptionsEngine()._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    patches = [Decimal(str(body["limit_price"])) for m, _, body in trading.requests if m == "PATCH"]
+    assert patches == [Decimal("-0.22"), Decimal("-0.20")]
+    assert (trading.positions[NEW_PUT][0], trading.positions[WING_PUT][0]) == (-1, 1)

@@ -640,7 +640,7 @@ class OptionsEngine:
             del book.pending[p.client_order_id]
             p.client_order_id = cid
             book.pending[cid] = p
-            for _ in range(walks):  # the venue holds the rung each walk reached: never resent
+            for _ in range(walks):  # a rung per walk at least; its price is the venue's
                 _climb(p)
         if order.status.value == "filled" or (
             order.status.terminal and order.filled_qty > 0 and p.kind != "close"
@@ -661,7 +661,8 @@ class OptionsEngine:
             self._announce_fill(ctx, p, f"{p.kind} {p.strategy}", order)
             book.save()  # a restart must not announce these units again
         elif order.filled_qty == 0 and not (halted and p.kind != "close"):
-            await self._walk(ctx, book, p, chains.get(p.underlying), report)
+            resting = _resting_net(book, p, order)
+            await self._walk(ctx, book, p, chains.get(p.underlying), report, resting)
 
     def _reprice(self, book: Book, p: Pending, raw: pd.DataFrame) -> list[str] | None:
         """Return the ladder on this cycle's quotes (mid to natural), or None without them.
@@ -692,8 +693,13 @@ class OptionsEngine:
         p: Pending,
         raw: pd.DataFrame | None,
         report: OptionsCycle,
+        resting: Decimal,
     ) -> None:
-        resting = Decimal(p.ladder[p.rung])
+        """Move ``p`` to the next rung asking more than ``resting``, the net the venue holds.
+
+        The venue's price, not the book's rung: a walk whose replace reached the venue but not
+        the book's save (a crash) is known by its count alone, and a walk may skip rungs.
+        """
         before = (p.ladder, p.rung, p.waited)
         fresh = self._reprice(book, p, raw) if raw is not None else None
         if fresh is not None:  # the market moved since the order went in: walk on today's quotes
@@ -1025,6 +1031,18 @@ def _order_legs(book: Book, p: Pending) -> dict[str, int]:
         closing = p.closing or book.held[p.old_id].legs
         legs.update({s: -q for s, q in closing.items()})
     return legs
+
+
+def _resting_net(book: Book, p: Pending, order: Any) -> Decimal:
+    """Return the signed net per unit ``order`` rests at (debit > 0, credit < 0).
+
+    A single-leg order's limit is the (positive) premium: a sale asks it as a credit.
+    """
+    price = Decimal(order.limit_price)
+    if not _single_leg(p):
+        return price
+    (qty,) = _order_legs(book, p).values()
+    return price if qty > 0 else -price
 
 
 def _walk_target(p: Pending, resting: Decimal) -> int | None:
