@@ -683,3 +683,43 @@ async def test_a_skipping_walk_the_book_did_not_save_is_walked_on_from_the_venue
     patches = [Decimal(str(body["limit_price"])) for m, _, body in trading.requests if m == "PATCH"]
     assert patches == [Decimal("-0.22"), Decimal("-0.20")]
     assert (trading.positions[NEW_PUT][0], trading.positions[WING_PUT][0]) == (-1, 1)
+
+
+@pytest.mark.asyncio
+async def test_units_filled_on_an_opening_order_still_working_are_booked_a_cycle_later(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bull put of 2 units at -0.20 where the 430P wing offers 1 contract: 1 unit fills.
+
+    The rest keeps working. Until it ends (at the close, for a day order) the filled unit is
+    at the broker but in no structure of the book: no stop, no take profit, no expiry-day
+    close. The cycle that first sees the part fill announces it; by the next, with no more
+    filled, the rest is cancelled and the book holds the 1 unit Alpaca holds, at its fill
+    price (by hand: -1.30 + 1.10 = -0.20).
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    trading.set_quote(WING_PUT, "1.00", "1.10", ask_size=1)
+    owner = Owner("options", "bull_put", "open:bp-4")
+    legs = [(NEW_PUT, -1), (WING_PUT, 1)]
+    req = order_for(legs, 2, Decimal("-0.20"), owner, opening=True, underlying="SPY")
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}))
+    assert trading.orders[out.order.id]["status"] == "partially_filled"
+    book = Book()
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "open", "bp-4", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 480.0, ["-0.20"], 0, NOW,
+    )  # fmt: skip
+    eng = OptionsEngine()
+    try:
+        for minutes in (0, 5):
+            ctx.clock.set(NOW + timedelta(minutes=minutes))
+            await eng._pending(ctx, book, {}, OptionsCycle("options", ctx.clock.now()))
+    finally:
+        await ctx.broker.aclose()
+    assert trading.orders[out.order.id]["status"] == "canceled"
+    assert (trading.positions[NEW_PUT][0], trading.positions[WING_PUT][0]) == (-1, 1)
+    assert not book.pending
+    (h,) = book.held.values()
+    assert (h.structure_id, h.legs, h.units) == ("bp-4", {NEW_PUT: -1, WING_PUT: 1}, 1)
+    assert h.entry_net == pytest.approx(-0.20)

@@ -187,9 +187,9 @@ async def test_a_part_fill_is_announced_when_seen_and_the_rest_when_it_fills(
 ) -> None:
     """Sell 2 puts to open at 1.30 with 1 bid: 1 fills, the second after a restart at 1.32.
 
-    The engine that first sees the part fill announces 1 of 2 at 1.30, and nothing more while
-    the order rests unchanged. After a restart (a new engine on the saved book), the order
-    fills its second put at the new bid 1.32: that notice says 1 at 1.32, 2 of 2. By hand: the
+    The engine that first sees the part fill announces 1 of 2 at 1.30 and leaves the rest a
+    cycle to fill. After a restart (a new engine on the saved book), the order has filled its
+    second put at the new bid 1.32: that notice says 1 at 1.32, 2 of 2. By hand: the
     order's average is (1.30 + 1.32) / 2 = 1.31; the second put's price is 2 x 1.31 - 1.30.
     References: what the Discord fake received and the fake's own position (-2 puts).
     """
@@ -209,8 +209,7 @@ async def test_a_part_fill_is_announced_when_seen_and_the_rest_when_it_fills(
             assert trading.orders[out.order.id]["status"] == "partially_filled"
             book = Book(book_path)
             book.placed(_resting_put(out.client_order_id, "csp-3"))
-            for _ in range(2):  # the part fill, then the same order resting unchanged
-                await engine._pending(ctx, Book(book_path), {}, OptionsCycle("options", NOW))
+            await engine._pending(ctx, Book(book_path), {}, OptionsCycle("options", NOW))
             await notifier.aclose()
             part = [str(m["content"]) for m in discord.received]
 

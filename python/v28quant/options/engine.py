@@ -86,6 +86,8 @@ _UNSENT = frozenset(
 CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call", "iron_condor"})
 #: Why a resting order of the engine that its book does not know is cancelled.
 NOT_IN_BOOK = "not in the options book"
+#: Why the rest of an opening order is cancelled once its part fill stalls.
+PART_FILL_REST = "part filled, no more fills since: the filled units are booked and managed"
 
 
 class OptionsEngine:
@@ -642,6 +644,10 @@ class OptionsEngine:
             book.pending[cid] = p
             for _ in range(walks):  # a rung per walk at least; its price is the venue's
                 _climb(p)
+        if p.kind != "close" and _part_filled_and_stalled(p, order):
+            # the filled units are the broker's but no structure's until the order ends: no
+            # exit rule would watch them, perhaps until the close; so the rest is cancelled
+            order = (await ctx.executor.cancel(cid, PART_FILL_REST)).order or order
         if order.status.value == "filled" or (
             order.status.terminal and order.filled_qty > 0 and p.kind != "close"
         ):  # an order that opens ended part filled: the broker holds what did fill
@@ -1070,6 +1076,15 @@ def _climb(p: Pending) -> None:
     at_end = p.rung + 1 >= len(p.ladder)
     p.waited += 1 if at_end else 0
     p.rung = min(p.rung + 1, len(p.ladder) - 1)
+
+
+def _part_filled_and_stalled(p: Pending, order: Any) -> bool:
+    """Tell whether ``order`` still works with a part fill announced earlier and none since.
+
+    The cycle that first sees a part fill announces it and leaves the rest a cycle to fill.
+    """
+    filled = int(order.filled_qty)
+    return not order.status.terminal and 0 < filled == p.announced_qty
 
 
 def _single_leg(p: Pending) -> bool:
