@@ -170,3 +170,38 @@ def test_iv_rank_and_realised_vol_history() -> None:
     r = np.diff(np.log(closes))
     assert rv[-1] == pytest.approx(np.std(r[-21:], ddof=1) * math.sqrt(252))
     assert len(rv) == len(r) - 20
+
+
+def test_an_early_assignment_of_part_of_a_leg_leaves_the_rest_in_the_book() -> None:
+    """Two covered calls on the wheel's 200 shares; one is assigned early (OPASN qty +1).
+
+    By hand: 100 shares are called away and 100 stay, covered by the call still short, which
+    the book must keep managing (1 unit), the wheel still at its covered-call stage.
+    """
+    book = Book()
+    w = book.stage("SPY")
+    w.stage, w.shares, w.basis = "shares", 200, 540.0
+    book.opened(
+        Held("cc", "covered_call", "SPY", date(2024, 6, 21), {CALL: -1}, 2, -2.0, 0.0, NOW, "c",
+             wheel=True)
+    )  # fmt: skip
+    events = book.apply_activity(_act("OPASN", CALL, "1", 1))
+    assert [(e.kind, e.qty) for e in events] == [("called_away", 1)]
+    assert (book.held["cc"].legs, book.held["cc"].units) == ({CALL: -1}, 1)
+    assert (w.stage, w.shares, w.cycles) == ("covered_call", 100, 0)
+
+
+def test_an_early_assignment_of_part_of_a_spreads_short_keeps_the_whole_units() -> None:
+    """A bull put of 3 units; 1 of its 3 short puts is assigned early (OPASN qty +1).
+
+    By hand: 2 whole spreads are left (the third long put stands alone), and the assignment
+    delivers 100 shares the engine did not want (a put assigned: +100 per contract).
+    """
+    book = Book()
+    long_put = "SPY240621P00510000"
+    h = _held("bull_put", {PUT: -1, long_put: 1}, -1.2)
+    h.units = 3
+    book.opened(h)
+    (ev,) = book.apply_activity(_act("OPASN", PUT, "1", 1))
+    assert (ev.kind, ev.qty, ev.detail["stray_shares"]) == ("assigned", 1, 100)
+    assert (book.held["s1"].legs, book.held["s1"].units) == ({PUT: -1, long_put: 1}, 2)

@@ -395,7 +395,8 @@ class Book:
     def apply_activity(self, a: Activity) -> list[Event]:
         """Apply one account activity; a repeat (same id) changes nothing.
 
-        OPASN / OPEXC / OPEXP on a leg we hold remove that leg; an assigned short put of the
+        OPASN / OPEXC / OPEXP on a leg we hold remove that leg, or the units an early
+        assignment of some of its contracts breaks (``_settle``); an assigned short put of the
         wheel leaves shares (stage ``shares``), an assigned covered call calls them away
         (``cash``). Stock legs (OPTRD) are not separate events: the option event carries them.
         """
@@ -410,7 +411,7 @@ class Book:
         if h is None:
             return []
         occ = parse_occ(a.symbol)
-        held = h.legs.pop(a.symbol) * h.units  # signed contracts
+        held = _settle(h, a.symbol, abs(int(a.qty)))  # signed contracts settled
         contracts = abs(held)
         # stock a settlement delivers: + for a long call exercised or a short put assigned
         shares = 100 * held * (1 if occ.call else -1)
@@ -429,7 +430,8 @@ class Book:
         elif h.strategy == "covered_call":
             w = self.stage(h.underlying)
             w.shares = max(0, w.shares - 100 * contracts)
-            w.stage = "cash" if w.shares == 0 else "shares"
+            if a.symbol not in h.legs:  # else calls are still short against what is left
+                w.stage = "cash" if w.shares == 0 else "shares"
             w.cycles += 1 if w.stage == "cash" else 0
             events.append(
                 Event(
@@ -457,6 +459,24 @@ class Book:
             detail = {"by": a.type, "client_order_id": h.client_order_id}
             events.append(Event("closed", h.structure_id, a.symbol, 0, detail))
         return events
+
+
+def _settle(h: Held, symbol: str, contracts: int) -> int:
+    """Take ``contracts`` of ``h``'s leg ``symbol`` out of it; return the signed contracts taken.
+
+    Early assignment takes some of a short leg's contracts, at random: the units it breaks
+    leave the structure, and the whole units left stay with every leg (a long leg's contracts
+    of a broken unit stand alone at the broker, outside the book). The whole leg settles when
+    no whole unit is left, or the venue gave no count.
+    """
+    per_unit = h.legs[symbol]
+    held = per_unit * h.units
+    broken = -(-contracts // abs(per_unit))  # ceiling: a unit missing one contract is broken
+    if 0 < broken < h.units:
+        h.units -= broken
+        return contracts * (1 if held > 0 else -1)
+    del h.legs[symbol]
+    return held
 
 
 # ---------------------------------------------------------------------------- exit rules
