@@ -195,6 +195,26 @@ def test_a_partial_structure_carries_the_max_loss_of_what_is_left() -> None:
     assert book.defined_risk_loss() == float("inf")  # no new defined-risk entry fits beside it
 
 
+def test_a_partial_structure_is_judged_on_the_entry_of_the_legs_left() -> None:
+    from v28quant.options.lifecycle import Book, ExitRules, Marks, exit_rule
+
+    # a bull put opened for a 1.50 credit: short 440 at 2.00, long 427 at 0.50
+    book = Book()
+    book.opened(
+        Held("b", "bull_put", "SPY", EXPIRY, {PUT_SHORT: -1, PUT_LONG: 1}, 1, -1.5, 1150.0,
+             START, "c-b", leg_entry={PUT_SHORT: 2.0, PUT_LONG: 0.5})
+    )  # fmt: skip
+    # the short leg was bought back at the venue: the broker holds the long put alone
+    (change,) = book.reconcile({PUT_LONG: 1}, {})
+    assert change.kind == "partial"
+    left = book.held["b"]
+    assert left.entry_net == pytest.approx(0.5)  # the long put's own debit
+    # by hand: sold at 0.40 it has lost 0.10, 20 % of 0.50; below the 50 % stop: held
+    marks = Marks(-0.4, {PUT_LONG: -0.1}, {PUT_LONG: 0.4}, 445.0)
+    cutoff = datetime(2023, 10, 20, 16, 0, tzinfo=ET)
+    assert exit_rule(left, marks, now=START, cutoff=cutoff, rules=ExitRules()) is None
+
+
 def _unmanaged_rows(ctx: Ctx) -> list[dict[str, int]]:
     db = sqlite3.connect(str(ctx.journal.path))
     try:

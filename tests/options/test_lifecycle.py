@@ -205,3 +205,23 @@ def test_an_early_assignment_of_part_of_a_spreads_short_keeps_the_whole_units() 
     (ev,) = book.apply_activity(_act("OPASN", PUT, "1", 1))
     assert (ev.kind, ev.qty, ev.detail["stray_shares"]) == ("assigned", 1, 100)
     assert (book.held["s1"].legs, book.held["s1"].units) == ({PUT: -1, long_put: 1}, 2)
+
+
+def test_a_long_put_left_by_an_assigned_short_is_judged_on_its_own_premium() -> None:
+    """A bull put (short 520 at 2.00, long 510 at 0.80: a 1.20 credit); the short is assigned.
+
+    By hand: what is left is the long put bought for 0.80 (a debit). Sold at 0.50 it has lost
+    0.30, 37.5 % of its premium: below the 50 % stop, so it is held. Judged against the
+    spread's 1.20 credit it would look like a 142 % gain and be closed at once.
+    """
+    book = Book()
+    long_put = "SPY240621P00510000"
+    h = _held("bull_put", {PUT: -1, long_put: 1}, -1.2)
+    h.leg_entry = {PUT: 2.0, long_put: 0.8}
+    book.opened(h)
+    book.apply_activity(_act("OPASN", PUT, "1", 1))
+    left = book.held["s1"]
+    assert left.legs == {long_put: 1}
+    assert left.entry_net == pytest.approx(0.8)
+    marks = Marks(-0.5, {long_put: -0.3}, {long_put: 0.5}, 518.0)
+    assert exit_rule(left, marks, now=NOW, cutoff=CUT, rules=RULES) is None

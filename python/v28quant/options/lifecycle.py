@@ -344,8 +344,8 @@ class Book:
         structures are matched first, so two structures on one contract are not both counted.
         A structure none of whose legs is held is closed out of the book (``closed_out``). One
         held in full ratio on fewer units keeps the units held (``trimmed``). One with some legs
-        gone keeps the legs still held (``partial``, its max loss now theirs: unbounded for a
-        short call left alone): they are real exposure, so the Greeks,
+        gone keeps the legs still held (``partial``, its entry net and max loss now theirs:
+        unbounded for a short call left alone): they are real exposure, so the Greeks,
         the risk budget and the exit rules must keep seeing them, and a mismatch nobody
         explained is no ground for trading on its own; the engine notifies a person.
         A wheel holding more shares than the broker keeps only those held.
@@ -372,9 +372,7 @@ class Book:
             else:
                 h.legs = kept
                 h.units = min(have[s] // abs(q) for s, q in kept.items())
-                h.leg_entry = {s: p for s, p in h.leg_entry.items() if s in kept}
-                if all(s in h.leg_entry for s in kept):  # what is left may be a naked short
-                    h.max_loss = legs_max_loss(kept, h.leg_entry)
+                _price_what_is_left(h)
                 kind = "partial"
             for s, q in h.legs.items():
                 left[s] = left.get(s, 0) - q * h.units
@@ -395,8 +393,9 @@ class Book:
     def apply_activity(self, a: Activity) -> list[Event]:
         """Apply one account activity; a repeat (same id) changes nothing.
 
-        OPASN / OPEXC / OPEXP on a leg we hold remove that leg, or the units an early
-        assignment of some of its contracts breaks (``_settle``); an assigned short put of the
+        OPASN / OPEXC / OPEXP on a leg we hold remove that leg (what is left is priced on its
+        own legs' entries), or the units an early assignment of some of its contracts breaks
+        (``_settle``); an assigned short put of the
         wheel leaves shares (stage ``shares``), an assigned covered call calls them away
         (``cash``). Stock legs (OPTRD) are not separate events: the option event carries them.
         """
@@ -476,7 +475,23 @@ def _settle(h: Held, symbol: str, contracts: int) -> int:
         h.units -= broken
         return contracts * (1 if held > 0 else -1)
     del h.legs[symbol]
+    _price_what_is_left(h)
     return held
+
+
+def _price_what_is_left(h: Held) -> None:
+    """Restate ``h``'s entry net and max loss from the entries of the legs it still holds.
+
+    The exit rules judge the close against ``entry_net``: the whole structure's net would make
+    a long put left from a credit spread look like a credit, in profit at once. What is left
+    may be a naked short, whose max loss is its own. Without a fill price for every leg left
+    the structure's figures stay; with no leg left there is nothing to restate (the wheel
+    reads a settled put's credit from it).
+    """
+    h.leg_entry = {s: p for s, p in h.leg_entry.items() if s in h.legs}
+    if h.legs and all(s in h.leg_entry for s in h.legs):
+        h.entry_net = sum(q * h.leg_entry[s] for s, q in h.legs.items())
+        h.max_loss = legs_max_loss(h.legs, h.leg_entry)
 
 
 # ---------------------------------------------------------------------------- exit rules
