@@ -10,7 +10,7 @@ Independent reference: the fake's record of the order it received and of the pos
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -117,5 +117,54 @@ async def test_a_stop_loss_close_above_three_dollars_is_sent_marketable(
     (sent,) = [body for m, path, body in trading.requests if m == "POST" and "orders" in path]
     assert sent["order_class"] == "mleg"
     assert Decimal(str(sent["limit_price"])) == Decimal("3.15")
+    assert SHORT_CALL not in trading.positions
+    assert LONG_CALL not in trading.positions
+
+
+@pytest.mark.asyncio
+async def test_a_close_that_stalls_part_filled_sends_its_rest_again(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """The stop-loss close above on 2 units, where the 190C offers 1 contract: 1 unit closes.
+
+    The rest must not rest at its price until the close (on an expiry day, to be assigned
+    overnight). The cycle that first sees the part fill announces it; by the next, with no
+    more filled, the rest is cancelled, the book holds the 1 unit Alpaca holds, and the exit
+    rule closes that unit with an order of its own. By hand: Alpaca holds -1 190C and +1 195C
+    after the part fill, and nothing once the second order fills.
+    """
+    trading, ctx = world
+    trading.set_quote("AAPL", "192.00", "192.02")
+    trading.set_quote(SHORT_CALL, "5.35", "5.40", ask_size=1)
+    trading.set_quote(LONG_CALL, "2.27", "2.28")
+    trading.positions[SHORT_CALL] = [Decimal(-2), Decimal("2.50")]
+    trading.positions[LONG_CALL] = [Decimal(2), Decimal("1.50")]
+    book = Book()
+    book.held["bc-2"] = Held(
+        "bc-2", "bear_call", "AAPL", EXPIRY, {SHORT_CALL: -1, LONG_CALL: 1}, 2, -1.00, 400.0,
+        datetime(2023, 9, 1, 10, 0, tzinfo=ET), "v28-options-bear_call-y",
+    )  # fmt: skip
+    raw = _chain({SHORT_CALL: ("5.35", "5.40"), LONG_CALL: ("2.27", "2.28")})
+    analysis = SimpleNamespace(spot=192.01, as_of=NOW, surface=None, summary=dict, chain=raw)
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    try:
+        await manage_one(
+            eng, ctx, book, book.held["bc-2"], analysis, raw, None, OptionsCycle("options", NOW)
+        )
+        (first,) = [o for o in trading.orders.values() if o["qty"] == "2"]
+        assert first["status"] == "partially_filled"
+        for minutes in (0, 5):
+            ctx.clock.set(NOW + timedelta(minutes=minutes))
+            await eng._pending(ctx, book, {"AAPL": raw}, OptionsCycle("options", ctx.clock.now()))
+        assert first["status"] == "canceled"
+        assert (trading.positions[SHORT_CALL][0], trading.positions[LONG_CALL][0]) == (-1, 1)
+        await eng._reconcile(ctx, book)
+        assert book.held["bc-2"].units == 1
+        later = OptionsCycle("options", ctx.clock.now())
+        await manage_one(eng, ctx, book, book.held["bc-2"], analysis, raw, None, later)
+    finally:
+        await ctx.broker.aclose()
+    posts = [body for m, path, body in trading.requests if m == "POST" and "orders" in path]
+    assert [Decimal(str(body["qty"])) for body in posts] == [2, 1]
     assert SHORT_CALL not in trading.positions
     assert LONG_CALL not in trading.positions

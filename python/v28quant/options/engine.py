@@ -88,6 +88,8 @@ CREDIT = frozenset({"cash_secured_put", "covered_call", "bull_put", "bear_call",
 NOT_IN_BOOK = "not in the options book"
 #: Why the rest of an opening order is cancelled once its part fill stalls.
 PART_FILL_REST = "part filled, no more fills since: the filled units are booked and managed"
+#: Why the rest of a closing order is cancelled once its part fill stalls.
+PART_CLOSE_REST = "part filled, no more fills since: the exit rules close the units left anew"
 
 
 class OptionsEngine:
@@ -644,10 +646,14 @@ class OptionsEngine:
             book.pending[cid] = p
             for _ in range(walks):  # a rung per walk at least; its price is the venue's
                 _climb(p)
-        if p.kind != "close" and _part_filled_and_stalled(p, order):
-            # the filled units are the broker's but no structure's until the order ends: no
-            # exit rule would watch them, perhaps until the close; so the rest is cancelled
-            order = (await ctx.executor.cancel(cid, PART_FILL_REST)).order or order
+        if _part_filled_and_stalled(p, order):
+            # a part-filled order is not walked (a replace would resend its whole qty): left
+            # working, an opening order's filled units are no structure's, watched by no exit
+            # rule, and a close's rest rests at its price perhaps until it is assigned. So the
+            # rest is cancelled: the filled units are booked, or reconcile trims the structure
+            # to what is left and its exit rule, judged anew, closes that with its own order
+            why = PART_FILL_REST if p.kind != "close" else PART_CLOSE_REST
+            order = (await ctx.executor.cancel(cid, why)).order or order
         if order.status.value == "filled" or (
             order.status.terminal and order.filled_qty > 0 and p.kind != "close"
         ):  # an order that opens ended part filled: the broker holds what did fill
