@@ -10,6 +10,7 @@ exit rule ever manages them.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -723,3 +724,48 @@ async def test_units_filled_on_an_opening_order_still_working_are_booked_a_cycle
     (h,) = book.held.values()
     assert (h.structure_id, h.legs, h.units) == ("bp-4", {NEW_PUT: -1, WING_PUT: 1}, 1)
     assert h.entry_net == pytest.approx(-0.20)
+
+
+@pytest.mark.asyncio
+async def test_an_opening_order_ended_part_filled_reserves_only_the_units_filled(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """The bull put above, 2 units of $480 collateral reserved ($960); 1 unit fills.
+
+    By hand: once the rest is cancelled the account holds 1 spread, whose collateral is $480;
+    the other $480 must be free for the next order, not held until this spread closes.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    trading.set_quote(WING_PUT, "1.00", "1.10", ask_size=1)
+    owner = Owner("options", "bull_put", "open:bp-5")
+    legs = [(NEW_PUT, -1), (WING_PUT, 1)]
+    req = order_for(legs, 2, Decimal("-0.20"), owner, opening=True, underlying="SPY")
+    reserve = Reservation(owner, "cash", None, Decimal(960))
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
+    assert trading.orders[out.order.id]["status"] == "partially_filled"
+    book = Book()
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "open", "bp-5", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 480.0, ["-0.20"], 0, NOW,
+    )  # fmt: skip
+    eng = OptionsEngine()
+    try:
+        for minutes in (0, 5):
+            ctx.clock.set(NOW + timedelta(minutes=minutes))
+            await eng._pending(ctx, book, {}, OptionsCycle("options", ctx.clock.now()))
+    finally:
+        await ctx.broker.aclose()
+    assert trading.orders[out.order.id]["status"] == "canceled"
+    (h,) = book.held.values()
+    assert h.units == 1
+    db = sqlite3.connect(str(ctx.journal.path))
+    try:
+        active = db.execute(
+            "SELECT client_order_id, kind, amount FROM reservations WHERE released_ts IS NULL"
+        ).fetchall()
+    finally:
+        db.close()
+    assert [(cid, kind, Decimal(amount)) for cid, kind, amount in active] == [
+        (h.client_order_id, "cash", Decimal(480))
+    ]

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
 from v28quant.journal._codec import from_iso, ts_text
@@ -134,6 +134,45 @@ class ReservationBook(JournalStore):
                     ),
                 )
         return not held
+
+    def shrink_reservations(
+        self, client_order_id: str, kept: int, of: int, *, reason: str, ts: datetime
+    ) -> int:
+        """Cut an order's active reservations to ``kept`` of the ``of`` units they were for.
+
+        For an order that ended with only some of its units filled: each is released with
+        ``reason`` and held again, same owner and order, for the units kept (shares whole,
+        cash rounded up to the cent), so the journal keeps both. Returns how many were cut.
+        """
+        if not 0 < kept < of:
+            raise ValueError(f"kept must be in (0, of={of}), got {kept}")
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT * FROM reservations WHERE client_order_id = ? AND released_ts IS NULL",
+                (client_order_id,),
+            ).fetchall()
+            for r in rows:
+                db.execute(
+                    "UPDATE reservations SET released_ts = ?, release_reason = ? WHERE id = ?",
+                    (ts_text(ts), reason, r["id"]),
+                )
+                step = Decimal(1) if r["kind"] == "shares" else Decimal("0.01")
+                amount = (Decimal(r["amount"]) * kept / of).quantize(step, ROUND_CEILING)
+                db.execute(
+                    "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
+                    "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r["engine"],
+                        r["strategy"],
+                        r["decision_id"],
+                        r["kind"],
+                        r["symbol"],
+                        str(amount),
+                        client_order_id,
+                        ts_text(ts),
+                    ),
+                )
+        return len(rows)
 
     def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
         """Hand an order's active reservations to its replacement; returns how many moved."""

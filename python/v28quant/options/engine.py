@@ -783,6 +783,12 @@ class OptionsEngine:
                 if p.kind == "roll" and p.old_id in book.held:  # part filled: reconcile trims it
                     held.rolls = book.held[p.old_id].rolls + 1
                 book.opened(held)
+            if order.status.terminal and units < int(order.qty):
+                # the units never filled need no collateral: free it for the next order
+                why = f"order {order.status.value} with {units}/{order.qty} filled"
+                ctx.journal.shrink_reservations(
+                    order.client_order_id, units, int(order.qty), reason=why, ts=ctx.now
+                )
             what = f"{p.kind} {p.strategy}"
         self._announce_fill(ctx, p, what, order)
 
