@@ -282,8 +282,7 @@ class Runner:
         """Pre-market job and one cycle of each engine at the venue's time."""
         now = self.ctx.now
         self._trading_ok = await self._premarket()
-        for engine in self.engines:
-            await self._guarded(engine, "premarket", now)
+        await self._engines_premarket(now)
         if not self._trading_ok:
             log.error("--once: the pre-market checks failed; no cycle run")
             return
@@ -359,8 +358,9 @@ class Runner:
         premarket = self.calendar.windows(day).premarket
         log.info("session %s: pre-market job at %s", day, self.ctx.now.astimezone(ET))
         self._trading_ok = await self._premarket()
-        for engine in self.engines:
-            await self._guarded(engine, "premarket", premarket)
+        await self._engines_premarket(premarket)
+        if self.stop.is_set():
+            return
         if not self._trading_ok:
             log.error("session %s: pre-market checks failed; no trading today", day)
             return
@@ -373,6 +373,17 @@ class Runner:
         async with asyncio.TaskGroup() as tg:
             for engine in self.engines:
                 tg.create_task(self._engine_loop(engine, slots[engine.name], lock, grid))
+
+    async def _engines_premarket(self, at: datetime) -> None:
+        """Run each engine's pre-market job in turn; none starts once a stop was requested.
+
+        The jobs refit models and read the venue for minutes: a service being stopped must
+        not wait for them (systemd kills it after ``TimeoutStopSec``).
+        """
+        for engine in self.engines:
+            if self.stop.is_set():
+                return
+            await self._guarded(engine, "premarket", at)
 
     def _with_wanted(
         self, engine: Engine, slots: list[datetime], grid: Sequence[datetime]

@@ -145,6 +145,25 @@ async def test_stop_signal_finishes_the_cycle_in_flight(tmp_path: Path) -> None:
     runner.ctx.journal.close()
 
 
+@pytest.mark.asyncio
+async def test_stop_signal_in_the_pre_market_job_starts_no_other_engines_job(
+    tmp_path: Path,
+) -> None:
+    first, second = Recorder("first"), Recorder("second")
+    runner = _runner(tmp_path, [first, second])
+
+    async def premarket_then_sigterm(ctx: EngineContext) -> None:
+        first.premarkets.append(ctx.now)
+        runner.on_signal(signal.SIGTERM)  # systemd stops the service mid pre-market
+
+    first.premarket = premarket_then_sigterm  # type: ignore[method-assign]
+    assert await runner.run() == 0
+    assert len(first.premarkets) == 1  # the job in flight finished
+    assert second.premarkets == []  # the next engine's refits were not started
+    assert first.cycles == second.cycles == []
+    runner.ctx.journal.close()
+
+
 class Notices(NullNotifier):
     """A notifier that keeps what it is given."""
 
