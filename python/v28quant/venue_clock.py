@@ -27,6 +27,9 @@ from v28quant.clock import SimClock
 
 log = logging.getLogger(__name__)
 
+#: Host clock skew from the venue's, seconds, within which nothing is said (network latency).
+SKEW_TOLERANCE_S = 2.0
+
 
 class VenueClock:
     """Now as the venue says, monotonic in between reads.
@@ -55,6 +58,7 @@ class VenueClock:
         self._anchor: datetime | None = None
         self._anchor_mono = 0.0
         self._last: datetime | None = None
+        self._skew_said: float | None = None  # the host clock's skew last warned of, seconds
         self.last_market: MarketClock | None = None
 
     @property
@@ -67,10 +71,23 @@ class VenueClock:
         market = await self._fetch()
         self._anchor, self._anchor_mono = market.ts.astimezone(UTC), self._mono()
         self.last_market = market
-        skew = (market.ts - datetime.now(UTC)).total_seconds()
-        if abs(skew) > 2:
-            log.warning("venue clock differs from the host clock by %+.1f s", skew)
+        self._say_skew((market.ts - datetime.now(UTC)).total_seconds())
         return market
+
+    def _say_skew(self, skew: float) -> None:
+        """Warn when the host clock's skew from the venue's appears or changes, not every read.
+
+        The clock is read at every cycle and every wake-up: a steady skew said each time would
+        bury the log's other warnings.
+        """
+        said = self._skew_said
+        if abs(skew) <= SKEW_TOLERANCE_S:
+            if said is not None:
+                log.info("venue clock agrees with the host clock again (%+.1f s)", skew)
+            self._skew_said = None
+        elif said is None or abs(skew - said) > SKEW_TOLERANCE_S:
+            log.warning("venue clock differs from the host clock by %+.1f s", skew)
+            self._skew_said = skew
 
     def now(self) -> datetime:
         """Return the venue time (``refresh`` must have run once)."""

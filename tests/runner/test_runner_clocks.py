@@ -57,6 +57,41 @@ async def test_venue_clock_follows_the_venue_and_never_goes_back() -> None:
     assert clock.now() == T0 + timedelta(seconds=300)
 
 
+class _SkewedVenue:
+    """A venue whose clock reads the host's time plus ``skew`` seconds."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+
+    async def clock(self) -> MarketClock:
+        ts = datetime.now(UTC) + timedelta(seconds=self.skew)
+        return MarketClock(ts, True, ts + timedelta(days=1), ts + timedelta(hours=2))
+
+
+@pytest.mark.asyncio
+async def test_a_steady_host_clock_skew_is_warned_once_not_at_every_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    venue = _SkewedVenue()
+    clock = VenueClock(venue.clock)
+
+    async def warnings_over(reads: int) -> list[str]:
+        caplog.clear()
+        for _ in range(reads):  # a session re-reads the venue clock hundreds of times
+            await clock.refresh()
+        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    venue.skew = 30.0
+    (first,) = await warnings_over(50)
+    assert "+30" in first
+    assert await warnings_over(50) == []  # the same skew, said once already
+    venue.skew = 0.0
+    assert await warnings_over(5) == []  # the host agrees again
+    venue.skew = -40.0
+    (again,) = await warnings_over(50)
+    assert "-40" in again
+
+
 @pytest.mark.asyncio
 async def test_venue_clock_sleep_rereads_the_venue() -> None:
     venue = _Venue([T0, T0 + timedelta(minutes=5)])
