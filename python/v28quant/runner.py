@@ -198,20 +198,37 @@ class Runner:
                 self.ctx.notifier.notify(what)
             return True
 
-    async def _premarket(self) -> bool:
-        """Run the shared pre-market job; False (no trading this session) when it fails."""
+    async def _premarket(self, until: datetime | None = None) -> bool:
+        """Run the shared pre-market job; False (no trading this session) when it fails.
+
+        A keyed venue that does not answer is waited out (``_venue_up``) and the job run again
+        while ``now`` is before ``until`` (the session's last cycle): a short outage at 09:00
+        must not cost the day. Trading waits for the job in the meantime (fail closed).
+        """
         from v28quant.premarket import shared_premarket
 
-        try:
-            return await shared_premarket(self.ctx, self.venue)
-        except BrokerError as exc:  # fail closed, and say so, rather than end the run
-            log.error("pre-market job failed, the venue did not answer: %s", exc)
-            self.ctx.notifier.error("runner", f"pre-market job failed: {exc}; no trading")
-            return False
-        except Exception as exc:  # a bug or bad data: this session is lost, the service is not
-            log.exception("pre-market job failed: no trading this session")
-            self.ctx.notifier.error("runner", f"pre-market job failed: {exc!r}; no trading")
-            return False
+        retry = until is not None and self.venue.venue_clock is not None and not self.once
+        told = False
+        while True:
+            try:
+                return await shared_premarket(self.ctx, self.venue)
+            except BrokerError as exc:  # fail closed, and say so, rather than end the run
+                log.error("pre-market job failed, the venue did not answer: %s", exc)
+                last = until is None or self.ctx.now >= until
+                if not retry or last or isinstance(exc, AuthenticationError):
+                    self.ctx.notifier.error("runner", f"pre-market job failed: {exc}; no trading")
+                    return False
+                if not told:
+                    self.ctx.notifier.error(
+                        "runner", f"pre-market job failed: {exc}; no trading until it runs again"
+                    )
+                    told = True
+                if not await self._pause(VENUE_RETRY_S[0]) or not await self._venue_up():
+                    return False
+            except Exception as exc:  # a bug or bad data: this session is lost, the service not
+                log.exception("pre-market job failed: no trading this session")
+                self.ctx.notifier.error("runner", f"pre-market job failed: {exc!r}; no trading")
+                return False
 
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` of wall time; False when a stop was requested first."""
@@ -357,7 +374,7 @@ class Runner:
         """Run the pre-market job, then each engine's cycles at its slots in ``todo``."""
         premarket = self.calendar.windows(day).premarket
         log.info("session %s: pre-market job at %s", day, self.ctx.now.astimezone(ET))
-        self._trading_ok = await self._premarket()
+        self._trading_ok = await self._premarket(until=self.calendar.windows(day).trading_end)
         await self._engines_premarket(premarket)
         if self.stop.is_set():
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -101,3 +102,36 @@ async def test_a_venue_failing_the_pre_market_job_means_no_trading_not_a_crash(
     assert not await runner._premarket()
     assert notes.sent == [("error", notes.sent[0][1])]
     assert "pre-market job failed" in notes.sent[0][1]
+
+
+async def test_a_short_outage_at_the_pre_market_job_is_waited_out_not_the_session_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The job meets the venue down twice, then runs: the session trades (True), with one
+    # notice that trading waits; the venue is asked (its clock read) before each new try.
+    import v28quant.premarket as premarket
+
+    calls = []
+
+    async def flaky(*_: Any) -> bool:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise BrokerUnavailable("Alpaca 503: Service Unavailable", status=503)
+        return True
+
+    monkeypatch.setattr(premarket, "shared_premarket", flaky)
+    runner, clock, notes = _runner(failures=0)
+    now = datetime(2022, 6, 15, 13, 0, tzinfo=UTC)
+    runner.ctx.now = now
+    assert await runner._premarket(until=now + timedelta(hours=6))
+    assert len(calls) == 3
+    assert clock.reads == 2  # the venue was asked before each new try
+    waits = [m for k, m in notes.sent if "no trading until it runs again" in m]
+    assert len(waits) == 1, notes.sent
+    assert not any(m.endswith("; no trading") for _, m in notes.sent)
+    # past the session's last cycle the job is not tried again: no trading, said once
+    calls.clear()
+    runner.ctx.now = now + timedelta(hours=7)
+    assert not await runner._premarket(until=now + timedelta(hours=6))
+    assert len(calls) == 1
+    assert notes.sent[-1][1].endswith("; no trading")
