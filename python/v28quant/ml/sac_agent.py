@@ -218,11 +218,9 @@ class SAC:
             p.requires_grad_(False)
         self.log_alpha = torch.tensor(np.log(c.init_alpha), dtype=torch.float32, requires_grad=True)
         self.target_entropy = -float(action_dim)
-        # foreach: one kernel per step over all tensors, not one per tensor (same arithmetic)
-        q_params = [*self.q1.parameters(), *self.q2.parameters()]
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, foreach=True)
-        self.q_opt = torch.optim.Adam(q_params, lr=c.lr, foreach=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.lr, foreach=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr)
+        self.q_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=c.lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.lr)
         self.buffer = PrioritizedReplayBuffer(
             c.buffer_capacity,
             state_dim,

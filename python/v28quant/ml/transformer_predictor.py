@@ -175,9 +175,7 @@ class TransformerPredictor(BaseModel):
         torch.manual_seed(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
         self.net = TransformerPredictorModel(Xw.shape[-1], c)
-        opt = torch.optim.AdamW(  # foreach: one kernel over all tensors (same arithmetic)
-            self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay, foreach=True
-        )
+        opt = torch.optim.AdamW(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         xt = torch.from_numpy(self._scale(Xw))
         yt = torch.from_numpy((y / self._y_std).astype(np.float32))
         steps = c.epochs * math.ceil(len(yt) / c.batch_size)
