@@ -686,6 +686,37 @@ async def test_a_skipping_walk_the_book_did_not_save_is_walked_on_from_the_venue
     assert (trading.positions[NEW_PUT][0], trading.positions[WING_PUT][0]) == (-1, 1)
 
 
+async def _part_filled_bull_put(
+    trading: FakeAlpacaTrading, ctx: Ctx, sid: str, reserve_cash: Decimal | None = None
+) -> tuple[Any, Book]:
+    """Place a 2-unit bull put at -0.20 whose 430P wing offers 1 contract; run two cycles.
+
+    The order is part filled when placed (checked); returns its outcome and the book after
+    the engine's ``_pending`` at ``NOW`` and 5 minutes later.
+    """
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    trading.set_quote(WING_PUT, "1.00", "1.10", ask_size=1)
+    owner = Owner("options", "bull_put", f"open:{sid}")
+    legs = [(NEW_PUT, -1), (WING_PUT, 1)]
+    req = order_for(legs, 2, Decimal("-0.20"), owner, opening=True, underlying="SPY")
+    reserve = None if reserve_cash is None else Reservation(owner, "cash", None, reserve_cash)
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
+    assert trading.orders[out.order.id]["status"] == "partially_filled"
+    book = Book()
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "open", sid, "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 480.0, ["-0.20"], 0, NOW,
+    )  # fmt: skip
+    eng = OptionsEngine()
+    try:
+        for minutes in (0, 5):
+            ctx.clock.set(NOW + timedelta(minutes=minutes))
+            await eng._pending(ctx, book, {}, OptionsCycle("options", ctx.clock.now()))
+    finally:
+        await ctx.broker.aclose()
+    return out, book
+
+
 @pytest.mark.asyncio
 async def test_units_filled_on_an_opening_order_still_working_are_booked_a_cycle_later(
     world: tuple[FakeAlpacaTrading, Ctx],
@@ -699,25 +730,7 @@ async def test_units_filled_on_an_opening_order_still_working_are_booked_a_cycle
     price (by hand: -1.30 + 1.10 = -0.20).
     """
     trading, ctx = world
-    trading.set_quote(NEW_PUT, "1.30", "1.40")
-    trading.set_quote(WING_PUT, "1.00", "1.10", ask_size=1)
-    owner = Owner("options", "bull_put", "open:bp-4")
-    legs = [(NEW_PUT, -1), (WING_PUT, 1)]
-    req = order_for(legs, 2, Decimal("-0.20"), owner, opening=True, underlying="SPY")
-    out = await ctx.executor.place(Decision(req, {"rule": "test"}))
-    assert trading.orders[out.order.id]["status"] == "partially_filled"
-    book = Book()
-    book.pending[out.client_order_id] = Pending(
-        out.client_order_id, "open", "bp-4", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
-        EXPIRY_NEW, 480.0, ["-0.20"], 0, NOW,
-    )  # fmt: skip
-    eng = OptionsEngine()
-    try:
-        for minutes in (0, 5):
-            ctx.clock.set(NOW + timedelta(minutes=minutes))
-            await eng._pending(ctx, book, {}, OptionsCycle("options", ctx.clock.now()))
-    finally:
-        await ctx.broker.aclose()
+    out, book = await _part_filled_bull_put(trading, ctx, "bp-4")
     assert trading.orders[out.order.id]["status"] == "canceled"
     assert (trading.positions[NEW_PUT][0], trading.positions[WING_PUT][0]) == (-1, 1)
     assert not book.pending
@@ -736,26 +749,7 @@ async def test_an_opening_order_ended_part_filled_reserves_only_the_units_filled
     the other $480 must be free for the next order, not held until this spread closes.
     """
     trading, ctx = world
-    trading.set_quote(NEW_PUT, "1.30", "1.40")
-    trading.set_quote(WING_PUT, "1.00", "1.10", ask_size=1)
-    owner = Owner("options", "bull_put", "open:bp-5")
-    legs = [(NEW_PUT, -1), (WING_PUT, 1)]
-    req = order_for(legs, 2, Decimal("-0.20"), owner, opening=True, underlying="SPY")
-    reserve = Reservation(owner, "cash", None, Decimal(960))
-    out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
-    assert trading.orders[out.order.id]["status"] == "partially_filled"
-    book = Book()
-    book.pending[out.client_order_id] = Pending(
-        out.client_order_id, "open", "bp-5", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
-        EXPIRY_NEW, 480.0, ["-0.20"], 0, NOW,
-    )  # fmt: skip
-    eng = OptionsEngine()
-    try:
-        for minutes in (0, 5):
-            ctx.clock.set(NOW + timedelta(minutes=minutes))
-            await eng._pending(ctx, book, {}, OptionsCycle("options", ctx.clock.now()))
-    finally:
-        await ctx.broker.aclose()
+    out, book = await _part_filled_bull_put(trading, ctx, "bp-5", reserve_cash=Decimal(960))
     assert trading.orders[out.order.id]["status"] == "canceled"
     (h,) = book.held.values()
     assert h.units == 1
