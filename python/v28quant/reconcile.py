@@ -17,7 +17,9 @@ not explained (``ok`` False)
     the broker cannot be reached; an order the broker had acknowledged is unknown to it; an open
     order carrying our client_order_id that the journal never saw, or that the journal holds as
     final (``not_sent``, ``rejected``, ``canceled``...: a late POST landed after all; the
-    journal is brought up to date and trading stays stopped until a person has looked); a
+    journal is brought up to date and trading stays stopped until a person has looked); an
+    order marked ``not_sent`` that the venue filled (journaled as the venue has it, its fills
+    under it; its engine believed it never sent); a
     position that differs from the last snapshot plus the new activities, unless a stock
     split explains it (below).
 
@@ -84,6 +86,9 @@ POSITION_ACTIVITIES = frozenset(
 )
 #: How far before the last journaled activity the next fetch starts (see the module docstring).
 ACTIVITY_OVERLAP = timedelta(days=1)
+#: How long an order journaled ``not_sent`` is looked up again: a POST that lands late does so
+#: within seconds; the window spans a long weekend between two pre-market reconciles.
+LATE_LANDING_WINDOW = timedelta(days=4)
 #: Reads of the positions allowed to find two equal ones around the activities read.
 SETTLE_READS = 5
 #: The largest numerator and denominator a split ratio is taken to have (20-for-1, 1-for-100).
@@ -101,6 +106,10 @@ class JournalLike(Protocol):
 
     def order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
         """Return the order with this client order id, or None."""
+        ...
+
+    def not_sent_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Return the orders journaled ``not_sent`` at or after ``since``."""
         ...
 
     def client_order_id_for(self, broker_order_id: str, *, legs: bool = False) -> str | None:
@@ -333,6 +342,38 @@ async def _reconcile(
                     broker_filled=bo.filled_qty,
                 )
             )
+
+    # 1b. Orders journaled never sent whose POST may have landed after the look-up.
+    for jo in await _off(journal.not_sent_since, ts - LATE_LANDING_WINDOW):
+        cid = jo["client_order_id"]
+        bo = await broker.order_by_client_id(cid)
+        if bo is None or not bo.status.terminal:
+            continue  # an order still working is among the open ones below
+        checked.add(cid)
+        remember(bo)
+        await _off(
+            journal.record_order_update,
+            cid,
+            bo.id,
+            bo.status.value,
+            bo.filled_qty,
+            bo.filled_avg_price,
+            bo.to_dict(),
+            ts,
+            reason="reached the venue after it was journaled not_sent",
+        )
+        # What it filled its engine believed never sent (its reservation released): a person
+        # must look before trading goes on.
+        diffs.append(
+            _diff(
+                "not_sent_reached_venue",
+                bool(bo.filled_qty),
+                client_order_id=cid,
+                order_id=bo.id,
+                broker_status=bo.status.value,
+                broker_filled=bo.filled_qty,
+            )
+        )
 
     # 2. Open orders at the broker that the journal does not know.
     for bo in broker_open:

@@ -11,8 +11,10 @@ unreachable-broker case, which uses AlpacaBroker against a closed port.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
@@ -417,3 +419,58 @@ async def test_broker_outage_keeps_the_intent_and_raises_a_domain_error(tmp_path
         await b.aclose()
         fake.stop()
         journal.close()
+
+
+async def test_an_order_journaled_not_sent_that_lands_and_fills_later_is_tied_back(
+    journal, venue, tmp_path
+):
+    # A look-up that lagged the venue journals an order not_sent (its reservation released);
+    # the POST then lands and fills. The next reconcile must find it under its client order
+    # id, journal the fill under it (not under no order) and stop trading until a person has
+    # looked: the engine believed it had no such position.
+    clock, _q, b = venue
+
+    async def go():
+        await reconcile(journal, b, clock)
+        late = OrderRequest.equity("SPY", 2, "buy", owner=Owner("equity", "trend", "late"))
+        journal.record_order_intent(
+            late.client_order_id, "equity", "trend", "late", late.to_dict(), clock.now()
+        )
+        first = await reconcile(journal, b, clock)  # the venue has none yet: not_sent
+        ack = await b.submit(late)  # the POST lands after all and fills
+        return late, ack, first, await reconcile(journal, b, clock)
+
+    late, ack, first, rep = await go()
+    assert kinds(first) == ["intent_never_submitted"]
+    row = journal.order_by_client_id(late.client_order_id)
+    assert (row["status"], row["broker_order_id"], row["filled_qty"]) == ("filled", ack.id, D(2))
+    with closing(sqlite3.connect(tmp_path / "journal.sqlite")) as db:
+        fills = db.execute("SELECT client_order_id, qty FROM fills WHERE symbol = 'SPY'").fetchall()
+    assert [(cid, D(qty)) for cid, qty in fills] == [(late.client_order_id, D(2))]
+    assert not rep.ok
+    assert [d["kind"] for d in rep.fatal] == ["not_sent_reached_venue"], rep
+    assert journal.last_positions() == {"SPY": D(2)}  # the fill still explains the position
+
+
+async def test_an_order_journaled_not_sent_that_lands_unfilled_is_journaled_not_fatal(
+    journal, venue
+):
+    clock, _q, b = venue
+
+    async def go():
+        await reconcile(journal, b, clock)
+        late = OrderRequest.equity(
+            "SPY", 2, "buy", "limit", D("500"), owner=Owner("equity", "trend", "late")
+        )
+        journal.record_order_intent(
+            late.client_order_id, "equity", "trend", "late", late.to_dict(), clock.now()
+        )
+        await reconcile(journal, b, clock)
+        ack = await b.submit(late)
+        await b.cancel(ack.id)
+        return late, await reconcile(journal, b, clock)
+
+    late, rep = await go()
+    assert rep.ok, rep.reason
+    assert kinds(rep) == ["not_sent_reached_venue"]
+    assert journal.order_by_client_id(late.client_order_id)["status"] == "canceled"

@@ -29,6 +29,7 @@ from v28quant.journal.reservations import Claim, ReservationBook, check_claims
 from v28quant.journal.schema import (
     FINAL_STATUSES,
     LOCAL_STATUSES,
+    NOT_SENT_STATUS,
 )
 from v28quant.journal.statements import (
     REPLACEMENT_RETRY_STATUSES,
@@ -479,6 +480,19 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
             f"SELECT * FROM orders WHERE status NOT IN ({marks}) "
             "ORDER BY updated_ts, client_order_id",
             terminal,
+        )
+        return [self._order_dict(r) for r in rows]
+
+    def not_sent_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Orders journaled ``not_sent`` at or after ``since``, oldest first.
+
+        A look-up that lagged the venue can call an order never sent whose POST lands later:
+        reconcile looks these up again (see ``v28quant.reconcile``).
+        """
+        rows = self._read(
+            "SELECT * FROM orders WHERE status = ? AND updated_ts >= ? "
+            "ORDER BY updated_ts, client_order_id",
+            (NOT_SENT_STATUS, ts_text(since)),
         )
         return [self._order_dict(r) for r in rows]
 
