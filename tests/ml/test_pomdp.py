@@ -95,7 +95,7 @@ def test_pomdp_rejects_bad_models():
 @pytest.mark.slow
 def test_controller_scales_exposure_with_the_belief_and_logs_it(caplog):
     ctl = POMDPController()
-    with caplog.at_level(logging.INFO, logger="v28quant.ml.pomdp_controller"):
+    with caplog.at_level(logging.DEBUG, logger="v28quant.ml.pomdp_controller"):
         for _ in range(5):
             bear = ctl.decide({"bull": 0.05, "neutral": 0.15, "bear": 0.8})
     assert bear.action == "risk_off"

@@ -12,7 +12,7 @@ b(s). Planning uses a discrete observation model (the detector names the right s
 probability ``detector_accuracy``). The reward of exposure e in state s is the mean-variance
 utility 1e4 (e mu_s - risk_aversion/2 e^2 sigma_s^2) in basis points per day. Exposure does not
 move the market, so the optimal policy is the belief-greedy one; PBVI finds it without assuming
-that, and the solver serves richer models unchanged. Every decision is logged with its belief.
+that, and the solver serves richer models unchanged. Every decision is logged (at debug level) with its belief.
 
 References
 ----------
@@ -232,7 +232,9 @@ class POMDPController:
         d = ControllerDecision(
             a, float(self.config.exposure[a]), belief, float(self.policy.value(self.belief)[0])
         )
-        log.info(
+        # debug: a pre-market catching up on missed sessions decides once per session, and the
+        # regime assessment logs the decision it acts on
+        log.debug(
             "pomdp decision %s exposure=%.2f belief=%s",
             a,
             d.exposure_scale,
