@@ -225,3 +225,26 @@ def test_a_long_put_left_by_an_assigned_short_is_judged_on_its_own_premium() -> 
     assert left.entry_net == pytest.approx(0.8)
     marks = Marks(-0.5, {long_put: -0.3}, {long_put: 0.5}, 518.0)
     assert exit_rule(left, marks, now=NOW, cutoff=CUT, rules=RULES) is None
+
+
+def test_an_assignment_of_one_contract_held_by_two_structures_takes_the_oldest() -> None:
+    """Two covered calls of 1 unit on the same 560C, the second opened a day later.
+
+    By hand: the venue assigns 1 of the account's 2 short calls; the oldest structure is the
+    one settled, the younger keeps its short call over the 100 shares left.
+    """
+    book = Book()
+    w = book.stage("SPY")
+    w.stage, w.shares, w.basis = "covered_call", 200, 540.0
+    for sid, opened in (("young", NOW), ("old", NOW - timedelta(days=1))):
+        book.opened(
+            Held(sid, "covered_call", "SPY", date(2024, 6, 21), {CALL: -1}, 1, -2.0, 0.0,
+                 opened, sid, wheel=True)
+        )  # fmt: skip
+    events = book.apply_activity(_act("OPASN", CALL, "1", 1))
+    assert [(e.kind, e.structure_id) for e in events] == [
+        ("called_away", "old"),
+        ("closed", "old"),
+    ]
+    assert list(book.held) == ["young"]
+    assert (w.stage, w.shares) == ("covered_call", 100)

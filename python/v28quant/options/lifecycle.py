@@ -387,8 +387,14 @@ class Book:
 
     # -- the venue's activities -------------------------------------------------------------
 
-    def _owner_of(self, symbol: str) -> Held | None:
-        return next((h for h in self.held.values() if symbol in h.legs), None)
+    def _holders(self, a: Activity) -> list[Held]:
+        """Return the structures ``a`` can settle, oldest first.
+
+        An assignment takes short contracts, an exercise long ones, an expiry either.
+        """
+        side = {"OPASN": -1, "OPEXC": 1}.get(a.type, 0)  # 0: either
+        holders = [h for h in self.held.values() if h.legs.get(a.symbol, 0) * side >= 0]
+        return sorted((h for h in holders if a.symbol in h.legs), key=lambda h: h.opened_at)
 
     def apply_activity(self, a: Activity) -> list[Event]:
         """Apply one account activity; a repeat (same id) changes nothing.
@@ -398,6 +404,9 @@ class Book:
         (``_settle``); an assigned short put of the
         wheel leaves shares (stage ``shares``), an assigned covered call calls them away
         (``cash``). Stock legs (OPTRD) are not separate events: the option event carries them.
+        The venue settles the account's position in the contract, not a structure's: its
+        contracts are shared out among the structures holding it, oldest first (with no count
+        given, each settles its whole leg).
         """
         if a.id in self.seen_activities:
             return []
@@ -406,18 +415,38 @@ class Book:
             self.activity_cursor = a.ts
         if a.type not in ("OPASN", "OPEXC", "OPEXP"):
             return []
-        h = self._owner_of(a.symbol)
-        if h is None:
-            return []
+        left = abs(int(a.qty))
+        events: list[Event] = []
+        for h in self._holders(a):
+            take = min(left, abs(h.legs[a.symbol]) * h.units)
+            events += self._settle_structure(h, a, take)
+            left -= take
+            if a.qty and left == 0:
+                break
+        return events
+
+    def _wheel_leg_open(self, h: Held) -> bool:
+        """Whether a wheel structure like ``h`` (same underlying and strategy) still holds a leg.
+
+        Two covered calls over one wheel's shares: the first settled leaves the stage to the
+        second.
+        """
+        return any(
+            x.wheel and x.legs and (x.underlying, x.strategy) == (h.underlying, h.strategy)
+            for x in self.held.values()
+        )
+
+    def _settle_structure(self, h: Held, a: Activity, contracts: int) -> list[Event]:
+        """Settle ``contracts`` of ``h``'s leg ``a.symbol`` (0: the whole leg); return events."""
         occ = parse_occ(a.symbol)
-        held = _settle(h, a.symbol, abs(int(a.qty)))  # signed contracts settled
+        held = _settle(h, a.symbol, contracts)  # signed contracts settled
         contracts = abs(held)
         # stock a settlement delivers: + for a long call exercised or a short put assigned
         shares = 100 * held * (1 if occ.call else -1)
         events: list[Event] = []
         if a.type == "OPEXP":
             events.append(Event("expired", h.structure_id, a.symbol, contracts))
-            if h.wheel and not [s for s in h.legs if s != a.symbol]:
+            if h.wheel and not self._wheel_leg_open(h):
                 # an expired covered call leaves the shares; an expired put leaves the cash
                 w = self.stage(h.underlying)
                 w.stage = "shares" if h.strategy == "covered_call" else "cash"
@@ -429,7 +458,7 @@ class Book:
         elif h.strategy == "covered_call":
             w = self.stage(h.underlying)
             w.shares = max(0, w.shares - 100 * contracts)
-            if a.symbol not in h.legs:  # else calls are still short against what is left
+            if not self._wheel_leg_open(h):  # else calls are still short against the rest
                 w.stage = "cash" if w.shares == 0 else "shares"
             w.cycles += 1 if w.stage == "cash" else 0
             events.append(

@@ -1,0 +1,99 @@
+"""The options book against the loopback Alpaca fake (real alpaca-py): what the venue settles.
+
+Independent reference: the fake's own record of the positions it holds and the activities it
+lists, the book file read back with json, the journal read with sqlite3, hand arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.fixtures import fake_broker
+from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from v28quant.clock import SimClock
+from v28quant.execution import Executor
+from v28quant.journal import Journal
+from v28quant.options.config import OptionsConfig
+from v28quant.options.engine import OptionsEngine
+from v28quant.options.lifecycle import Book, Held
+
+ET = ZoneInfo("America/New_York")
+NOW = datetime(2023, 10, 20, 15, 30, tzinfo=ET)
+EXPIRY = date(2023, 10, 20)
+CALL_190 = "AAPL231020C00190000"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
+    """Yield the trading fake at 2023-10-20 15:30 New York and an options context on it."""
+    trading = FakeAlpacaTrading(now=NOW).start()
+    broker = fake_broker(trading.url)
+    clock = SimClock(NOW)
+    journal = Journal(tmp_path / "journal.sqlite")
+    ctx = Ctx(
+        "paper",
+        clock,
+        broker,
+        None,
+        journal,
+        Executor(broker, journal, clock=clock),
+        None,
+        RecordingNotifier(),
+        ("AAPL",),
+        Threshold(0.0),
+    )
+    try:
+        yield trading, ctx
+    finally:
+        journal.close()
+        trading.stop()
+
+
+def _covered_call(sid: str, opened: datetime, units: int = 1) -> Held:
+    return Held(
+        sid, "covered_call", "AAPL", EXPIRY, {CALL_190: -1}, units, -2.00, 0.0, opened,
+        f"v28-options-covered_call-{sid}", wheel=True,
+    )  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_an_assignment_settles_every_structure_short_the_contract(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """Two covered calls on the 190C, opened on different days, over the wheel's 200 shares.
+
+    AAPL closes at 195 on expiry day: the venue assigns its 2 short calls in one OPASN of 2
+    contracts and calls the 200 shares away. By hand: the book then holds no covered call, the
+    wheel no shares, back at its cash stage, one cycle done.
+    """
+    trading, ctx = world
+    trading.positions[CALL_190] = [Decimal(-2), Decimal("2.00")]
+    trading.positions["AAPL"] = [Decimal(200), Decimal("180.00")]
+    trading.set_close("AAPL", EXPIRY, "195.00")
+    book = Book(tmp_path / "book.json")
+    w = book.stage("AAPL")
+    w.stage, w.shares, w.basis = "covered_call", 200, 180.0
+    book.opened(_covered_call("cc-b", datetime(2023, 10, 2, 10, 0, tzinfo=ET)))
+    book.opened(_covered_call("cc-a", datetime(2023, 10, 3, 10, 0, tzinfo=ET)))
+    book.save()
+    trading.advance_to(datetime(2023, 10, 23, 9, 0, tzinfo=ET))
+    assert CALL_190 not in trading.positions
+    assert "AAPL" not in trading.positions
+    (asn,) = [a for a in trading.activities if a["activity_type"] == "OPASN"]
+    assert Decimal(asn["qty"]) == 2
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    try:
+        await eng._activities(ctx, book)
+    finally:
+        await ctx.broker.aclose()
+    saved = json.loads((tmp_path / "book.json").read_text(encoding="utf-8"))
+    assert saved["held"] == {}
+    assert saved["wheel"]["AAPL"]["shares"] == 0
+    assert (saved["wheel"]["AAPL"]["stage"], saved["wheel"]["AAPL"]["cycles"]) == ("cash", 1)
