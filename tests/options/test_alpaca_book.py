@@ -7,6 +7,7 @@ lists, the book file read back with json, the journal read with sqlite3, hand ar
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,8 +18,9 @@ import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import fake_broker
 from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from v28quant.broker import Leg, OrderRequest, Owner
 from v28quant.clock import SimClock
-from v28quant.execution import Executor
+from v28quant.execution import Decision, Executor, Reservation
 from v28quant.journal import Journal
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
@@ -97,3 +99,56 @@ async def test_an_assignment_settles_every_structure_short_the_contract(
     assert saved["held"] == {}
     assert saved["wheel"]["AAPL"]["shares"] == 0
     assert (saved["wheel"]["AAPL"]["stage"], saved["wheel"]["AAPL"]["cycles"]) == ("cash", 1)
+
+
+SHORT_195 = "AAPL231117C00195000"
+LONG_200 = "AAPL231117C00200000"
+
+
+def _active_reservations(journal: Journal, cid: str) -> list[Decimal]:
+    db = sqlite3.connect(str(journal.path))
+    rows = db.execute(
+        "SELECT amount FROM reservations WHERE client_order_id = ? AND released_ts IS NULL",
+        (cid,),
+    ).fetchall()
+    db.close()
+    return [Decimal(r[0]) for r in rows]
+
+
+@pytest.mark.asyncio
+async def test_a_structure_trimmed_by_reconcile_holds_collateral_for_the_units_left(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """A bear call of 2 units opened at Alpaca with $800 of collateral ($400 a unit).
+
+    A person closes one unit at the venue; the book is trimmed to the 1 unit held. By hand:
+    the collateral still reserved for its opening order is $400, not $800.
+    """
+    trading, ctx = world
+    trading.set_quote("AAPL", "190.00", "190.02")
+    trading.set_quote(SHORT_195, "2.00", "2.05")
+    trading.set_quote(LONG_200, "0.90", "0.95")
+    owner = Owner("options", "bear_call", "open-1")
+    legs = [Leg(SHORT_195, 1, "sell", "sell_to_open"), Leg(LONG_200, 1, "buy", "buy_to_open")]
+    req = OrderRequest.multileg(legs, 2, "-1.05", owner=owner)
+    reserve = Reservation(owner, "cash", None, Decimal(800))
+    out = await ctx.executor.place(Decision(req, {"why": "a bear call"}, reserve))
+    assert out.status == "filled"
+    assert _active_reservations(ctx.journal, req.client_order_id) == [Decimal(800)]
+    book = Book(tmp_path / "book.json")
+    book.opened(
+        Held("bc-1", "bear_call", "AAPL", date(2023, 11, 17), {SHORT_195: -1, LONG_200: 1}, 2,
+             -1.05, 400.0, NOW, req.client_order_id)
+    )  # fmt: skip
+    trading.positions[SHORT_195][0] = Decimal(-1)  # closed at the venue by hand
+    trading.positions[LONG_200][0] = Decimal(1)
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    try:
+        await eng._reconcile(ctx, book)
+    finally:
+        await ctx.broker.aclose()
+    assert (
+        json.loads((tmp_path / "book.json").read_text(encoding="utf-8"))["held"]["bc-1"]["units"]
+        == 1
+    )
+    assert _active_reservations(ctx.journal, req.client_order_id) == [Decimal(400)]

@@ -411,7 +411,8 @@ class OptionsEngine:
         """Make the book hold what the broker holds (``Book.reconcile``); journal each change.
 
         A structure whose legs went without a fill or an activity of ours (the runner's
-        flatten, a person at the venue) must not hold the engine's slots or Greek budget.
+        flatten, a person at the venue) must not hold the engine's slots, Greek budget or
+        collateral.
         """
         positions = await ctx.broker.positions()
         occ = {p.symbol: int(p.qty) for p in positions if is_occ(p.symbol)}
@@ -443,6 +444,14 @@ class OptionsEngine:
             if c.kind == "closed_out":
                 self._release_cid(ctx, h.client_order_id, "structure no longer held")
             else:
+                if c.kind == "trimmed":  # the units gone need no collateral: free it
+                    ctx.journal.shrink_reservations(
+                        h.client_order_id,
+                        h.units,
+                        int(c.before["units"]),
+                        reason=f"structure trimmed to {h.units}/{c.before['units']} units",
+                        ts=ctx.now,
+                    )
                 ctx.notifier.error("options book", f"{h.structure_id} {c.kind}: {why}")
         moved = {u: "reconcile" for u, n in wheel_before.items() if book.wheel[u].shares != n}
         if moved:
