@@ -168,3 +168,55 @@ async def test_a_close_that_stalls_part_filled_sends_its_rest_again(
     assert [Decimal(str(body["qty"])) for body in posts] == [2, 1]
     assert SHORT_CALL not in trading.positions
     assert LONG_CALL not in trading.positions
+
+
+@pytest.mark.asyncio
+async def test_the_rest_of_a_part_filled_take_profit_closes_under_the_same_rule(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bear call of 2 units sold for a 2.50 credit; the 190C then 1.50, the 195C 0.50.
+
+    By hand: the close costs 1.00, a 1.50 gain: 60 % of the credit, past the 50 % take profit.
+    The 190C offers 1 contract: 1 unit closes, the rest is cancelled. The quotes move to 1.60
+    and 0.30: the close now costs 1.30, a 48 % gain, which alone would be held. The close has
+    started, so the unit left is closed too: Alpaca receives a second order for 1 unit and
+    holds no leg after it.
+    """
+    trading, ctx = world
+    trading.set_quote("AAPL", "185.00", "185.02")
+    trading.set_quote(SHORT_CALL, "1.50", "1.50", ask_size=1)
+    trading.set_quote(LONG_CALL, "0.50", "0.50")
+    trading.positions[SHORT_CALL] = [Decimal(-2), Decimal("3.20")]
+    trading.positions[LONG_CALL] = [Decimal(2), Decimal("0.70")]
+    book = Book()
+    book.held["bc-3"] = Held(
+        "bc-3", "bear_call", "AAPL", EXPIRY, {SHORT_CALL: -1, LONG_CALL: 1}, 2, -2.50, 250.0,
+        datetime(2023, 9, 1, 10, 0, tzinfo=ET), "v28-options-bear_call-z",
+    )  # fmt: skip
+    raw = _chain({SHORT_CALL: ("1.50", "1.50"), LONG_CALL: ("0.50", "0.50")})
+    analysis = SimpleNamespace(spot=185.01, as_of=NOW, surface=None, summary=dict, chain=raw)
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    try:
+        await manage_one(
+            eng, ctx, book, book.held["bc-3"], analysis, raw, None, OptionsCycle("options", NOW)
+        )
+        (first,) = [o for o in trading.orders.values() if o["qty"] == "2"]
+        assert first["status"] == "partially_filled"
+        for minutes in (0, 5):
+            ctx.clock.set(NOW + timedelta(minutes=minutes))
+            await eng._pending(ctx, book, {"AAPL": raw}, OptionsCycle("options", ctx.clock.now()))
+        assert first["status"] == "canceled"
+        await eng._reconcile(ctx, book)
+        assert book.held["bc-3"].units == 1
+        trading.set_quote(SHORT_CALL, "1.60", "1.60")
+        trading.set_quote(LONG_CALL, "0.30", "0.30")
+        moved = _chain({SHORT_CALL: ("1.60", "1.60"), LONG_CALL: ("0.30", "0.30")})
+        analysis.chain = moved
+        later = OptionsCycle("options", ctx.clock.now())
+        await manage_one(eng, ctx, book, book.held["bc-3"], analysis, moved, None, later)
+    finally:
+        await ctx.broker.aclose()
+    posts = [body for m, path, body in trading.requests if m == "POST" and "orders" in path]
+    assert [Decimal(str(body["qty"])) for body in posts] == [2, 1]
+    assert SHORT_CALL not in trading.positions
+    assert LONG_CALL not in trading.positions

@@ -89,7 +89,7 @@ NOT_IN_BOOK = "not in the options book"
 #: Why the rest of an opening order is cancelled once its part fill stalls.
 PART_FILL_REST = "part filled, no more fills since: the filled units are booked and managed"
 #: Why the rest of a closing order is cancelled once its part fill stalls.
-PART_CLOSE_REST = "part filled, no more fills since: the exit rules close the units left anew"
+PART_CLOSE_REST = "part filled, no more fills since: the units left close under the same rule"
 
 
 class OptionsEngine:
@@ -660,7 +660,7 @@ class OptionsEngine:
             # working, an opening order's filled units are no structure's, watched by no exit
             # rule, and a close's rest rests at its price perhaps until it is assigned. So the
             # rest is cancelled: the filled units are booked, or reconcile trims the structure
-            # to what is left and its exit rule, judged anew, closes that with its own order
+            # to what is left and the rule that started the close closes that with its own order
             why = PART_FILL_REST if p.kind != "close" else PART_CLOSE_REST
             order = (await ctx.executor.cancel(cid, why)).order or order
         if order.status.value == "filled" or (
@@ -672,6 +672,7 @@ class OptionsEngine:
         elif order.status.terminal:
             if order.filled_qty > 0:  # a close ended part filled: reconcile trims the structure
                 self._announce_fill(ctx, p, f"part close {p.strategy}", order)
+                _finish_close_under_its_rule(book, p)
             else:
                 log.info("options order %s ended %s unfilled", cid, order.status.value)
             del book.pending[cid]
@@ -1097,6 +1098,17 @@ def _climb(p: Pending) -> None:
     at_end = p.rung + 1 >= len(p.ladder)
     p.waited += 1 if at_end else 0
     p.rung = min(p.rung + 1, len(p.ladder) - 1)
+
+
+def _finish_close_under_its_rule(book: Book, p: Pending) -> None:
+    """Mark the structure a part-filled close ``p`` leaves to be closed under ``p``'s rule.
+
+    Judged anew, the rest of a take profit could read as a hold on a moved mid and stay half
+    closed.
+    """
+    h = book.held.get(p.old_id or p.structure_id)
+    if h is not None and p.rule is not None:
+        h.closing_rule = p.rule
 
 
 def _part_filled_and_stalled(p: Pending, order: Any) -> bool:

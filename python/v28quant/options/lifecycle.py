@@ -49,6 +49,8 @@ class Held:
 
     ``entry_net`` is the signed net paid per share per unit (debit > 0, credit < 0);
     ``leg_entry`` the fill price per share of each leg, where the venue reported it.
+    ``closing_rule`` is the exit rule of a close that filled in part: the rest is closed
+    under it, not judged anew.
     """
 
     structure_id: str
@@ -64,6 +66,7 @@ class Held:
     rolls: int = 0
     wheel: bool = False
     leg_entry: dict[str, float] = field(default_factory=dict)
+    closing_rule: Action | None = None
 
     @property
     def credit(self) -> bool:
@@ -99,6 +102,7 @@ class Pending:
     from its legs' fills or, without them, ``kept_net`` (its mid when the roll was placed).
     ``announced_qty`` units of its fill were announced already, at the venue's average price
     ``announced_avg``: a part fill is announced when first seen, the later notices say the rest.
+    ``rule`` is the exit rule a close was placed under.
     """
 
     client_order_id: str
@@ -119,6 +123,7 @@ class Pending:
     kept_net: float | None = None
     announced_qty: int = 0
     announced_avg: str | None = None
+    rule: Action | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict (dates as ISO text)."""

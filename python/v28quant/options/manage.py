@@ -122,13 +122,19 @@ async def manage_one(
         {str(s): float(view.loc[s, "mid"]) - intrinsic[s] for s in view.index},
         a.spot,
     )
-    verdict = exit_rule(
-        h,
-        marks,
-        now=now,
-        cutoff=C.expiry_cutoff(h.underlying, h.expiry),
-        rules=cfg.exits,
-        ex_dividend=cfg.next_dividend(h.underlying, now.astimezone(ET).date()),
+    # a close that filled in part finishes under the rule that started it, not judged anew
+    finishing = h.closing_rule
+    verdict = (
+        Verdict(finishing, {"finishing": "the rest of a close filled in part"})
+        if finishing is not None
+        else exit_rule(
+            h,
+            marks,
+            now=now,
+            cutoff=C.expiry_cutoff(h.underlying, h.expiry),
+            rules=cfg.exits,
+            ex_dividend=cfg.next_dividend(h.underlying, now.astimezone(ET).date()),
+        )
     )
     if verdict is None and cfg.strategies_for(label) == ("close",) and not h.wheel:
         verdict = Verdict("stop_loss", {"regime": label, "rule": "strategy table says close"})
@@ -144,7 +150,7 @@ async def manage_one(
         "close_natural": round(close_nat, 4),
         "close_mid": round(close_mid, 4),
     }
-    if verdict.action in ("roll", "early_assignment"):
+    if verdict.action in ("roll", "early_assignment") and finishing is None:
         placed = await _roll(eng, ctx, book, h, a, view, why, stamp, report, current)
         if placed or verdict.action == "roll":
             return
@@ -178,6 +184,7 @@ async def manage_one(
         now,
         old_id=h.structure_id,
         wheel=h.wheel,
+        rule=verdict.action,
     )
     out = await place_in_book(book, pending, lambda: place(ctx, req, why, None))
     if out.status not in ("refused", "rejected"):
