@@ -369,3 +369,21 @@ async def test_history_drops_a_symbol_the_data_api_refuses_and_loads_the_others(
     ref = pd.read_csv(spy_csv).set_index("date").loc[:"2023-05-31", "close"].tail(20)
     assert list(closes.columns) == ["SPY"]
     np.testing.assert_array_equal(closes["SPY"].to_numpy(), ref.to_numpy())
+
+
+async def test_option_chain_carries_the_penny_program_flag(fake: FakeAlpacaData) -> None:
+    """Alpaca's ``ppind`` on the class's contract records is the chain's ``penny`` column.
+
+    NVDA is in the Penny Program (every record says ``ppind`` true); made a class outside it,
+    its chain says so on every row, and one contract record is read per day for it.
+    """
+    c = client(fake)
+    assert (await c.option_chain("NVDA"))["penny"].all()
+    for record in fake.contracts:
+        record["ppind"] = False
+    later = client(fake)
+    assert not (await later.option_chain("NVDA"))["penny"].any()
+    await later.option_chain("NVDA")
+    reads = [q for _, p, q in fake.requests if p == "/v2/options/contracts"]
+    assert len(reads) == 2
+    assert all(q["limit"] == "1" for q in reads)

@@ -439,6 +439,7 @@ def contracts_from_snapshots(snaps: dict[str, dict[str, dict]]) -> list[dict]:
                     "open_interest_date": exp.isoformat(),
                     "close_price": "1.00",
                     "close_price_date": exp.isoformat(),
+                    "ppind": True,
                 }
             )
     return out

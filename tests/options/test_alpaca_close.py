@@ -220,3 +220,38 @@ async def test_the_rest_of_a_part_filled_take_profit_closes_under_the_same_rule(
     assert [Decimal(str(body["qty"])) for body in posts] == [2, 1]
     assert SHORT_CALL not in trading.positions
     assert LONG_CALL not in trading.positions
+
+
+@pytest.mark.asyncio
+async def test_a_close_outside_the_penny_program_is_priced_on_its_coarser_grid(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """The stop-loss close of the first test, the class outside the Penny Program (``ppind``).
+
+    By hand: the 3.13 debit natural is on the $0.10 grid at $3.00 and above, so the limit that
+    fills at once is 3.20 (on the penny program's $0.05 grid it was 3.15, which such a class
+    does not accept). Alpaca still fills it at the legs' quotes.
+    """
+    trading, ctx = world
+    trading.set_quote("AAPL", "192.00", "192.02")
+    trading.set_quote(SHORT_CALL, "5.35", "5.40")
+    trading.set_quote(LONG_CALL, "2.27", "2.28")
+    trading.positions[SHORT_CALL] = [Decimal(-1), Decimal("2.50")]
+    trading.positions[LONG_CALL] = [Decimal(1), Decimal("1.50")]
+    book = Book()
+    book.held["bc-4"] = Held(
+        "bc-4", "bear_call", "AAPL", EXPIRY, {SHORT_CALL: -1, LONG_CALL: 1}, 1, -1.00, 400.0,
+        datetime(2023, 9, 1, 10, 0, tzinfo=ET), "v28-options-bear_call-w",
+    )  # fmt: skip
+    raw = _chain({SHORT_CALL: ("5.35", "5.40"), LONG_CALL: ("2.27", "2.28")}).assign(penny=False)
+    analysis = SimpleNamespace(spot=192.01, as_of=NOW, surface=None, summary=dict, chain=raw)
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    try:
+        await manage_one(
+            eng, ctx, book, book.held["bc-4"], analysis, raw, None, OptionsCycle("options", NOW)
+        )
+    finally:
+        await ctx.broker.aclose()
+    (sent,) = [body for m, path, body in trading.requests if m == "POST" and "orders" in path]
+    assert Decimal(str(sent["limit_price"])) == Decimal("3.20")
+    assert SHORT_CALL not in trading.positions

@@ -83,7 +83,7 @@ async def _send(ctx: Ctx, legs: list[tuple[str, int]], limit: str, decision: str
         Decimal(limit),
         Owner("options", "cash_secured_put", decision),
         opening=opening,  # type: ignore[arg-type]
-        underlying="SPY",
+        scheme="all_penny",
     )
     out = await ctx.executor.place(Decision(req, {"rule": "test"}))
     assert out.order is not None, out
@@ -214,7 +214,7 @@ async def test_a_walk_that_needs_more_cash_than_is_free_rests_where_it_was(
     ctx.journal.hold_reservation("equity", "dip", "cash", Claim("cash", None, Decimal(99_900)), NOW)
     req = order_for(
         [(NEW_PUT, 1)], 1, Decimal("0.90"), Owner("options", "long_put", "open:lp-1"),
-        opening=True, underlying="SPY",
+        opening=True, scheme="all_penny",
     )  # fmt: skip
     out = await ctx.executor.place(Decision(req, {"rule": "test"}))
     assert out.status == "new", out
@@ -255,7 +255,7 @@ async def test_a_walk_refused_every_cycle_is_notified_once(
     ctx.journal.hold_reservation("equity", "dip", "cash", Claim("cash", None, Decimal(99_900)), NOW)
     req = order_for(
         [(NEW_PUT, 1)], 1, Decimal("0.90"), Owner("options", "long_put", "open:lp-2"),
-        opening=True, underlying="SPY",
+        opening=True, scheme="all_penny",
     )  # fmt: skip
     with FakeDiscord() as discord:
         notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
@@ -386,7 +386,7 @@ async def test_an_order_that_never_reached_alpaca_does_not_stop_the_engine(
         Decimal("-1.35"),
         Owner("options", "cash_secured_put", "open:csp-5"),
         opening=True,
-        underlying="SPY",
+        scheme="all_penny",
     )
     out = await ctx.executor.place(Decision(req, {"rule": "test"}))
     assert out.status == "unknown"
@@ -416,7 +416,7 @@ async def test_a_walk_keeps_the_reservation_of_the_order_it_replaces(
         Decimal("-1.35"),
         Owner("options", "cash_secured_put", "open:csp-6"),
         opening=True,
-        underlying="SPY",
+        scheme="all_penny",
     )
     reserve = Reservation(req.owner, "cash", None, Decimal(43_500))
     out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
@@ -456,7 +456,7 @@ async def test_a_roll_that_expires_part_filled_holds_both_sides(
         Decimal("-0.20"),
         Owner("options", "cash_secured_put", "roll:csp-7"),
         opening=[False, True],
-        underlying="SPY",
+        scheme="all_penny",
     )
     out = await ctx.executor.place(Decision(req, {"rule": "test"}))
     assert out.status == "partially_filled"
@@ -501,7 +501,7 @@ async def test_orders_per_cycle_counts_every_order_of_the_cycle(
                 Decimal("-1.35"),
                 Owner("options", "cash_secured_put", f"open:csp-8-{i}"),
                 opening=True,
-                underlying="SPY",
+                scheme="all_penny",
             )
             v = await gate_check(eng, ctx, req, Decimal("1.35"), exposure, cycle=NOW)  # type: ignore[arg-type]
             verdicts.append((v.allowed, v.check))
@@ -698,7 +698,7 @@ async def _part_filled_bull_put(
     trading.set_quote(WING_PUT, "1.00", "1.10", ask_size=1)
     owner = Owner("options", "bull_put", f"open:{sid}")
     legs = [(NEW_PUT, -1), (WING_PUT, 1)]
-    req = order_for(legs, 2, Decimal("-0.20"), owner, opening=True, underlying="SPY")
+    req = order_for(legs, 2, Decimal("-0.20"), owner, opening=True, scheme="all_penny")
     reserve = None if reserve_cash is None else Reservation(owner, "cash", None, reserve_cash)
     out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
     assert trading.orders[out.order.id]["status"] == "partially_filled"

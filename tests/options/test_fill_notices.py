@@ -108,7 +108,7 @@ async def test_a_filled_bull_call_spread_is_one_notice(
     """Buy the 450/460 call spread at the natural 5.10: both legs fill, one notice, the engine's."""
     owner = Owner("options", "bull_call", "open:bc-1")
     legs = [(LONG_CALL, 1), (SHORT_CALL, -1)]
-    req = order_for(legs, 1, Decimal("5.10"), owner, opening=True, underlying="SPY")
+    req = order_for(legs, 1, Decimal("5.10"), owner, opening=True, scheme="all_penny")
     pending = Pending(
         "", "open", "bc-1", "SPY", "bull_call", dict(legs), EXPIRY, 510.0, ["5.10"], 0, NOW
     )
@@ -125,7 +125,7 @@ async def test_a_filled_cash_secured_put_is_one_notice(
 ) -> None:
     """Sell one 435 put at the bid 1.30: it fills, one notice (the engine's)."""
     owner = Owner("options", "cash_secured_put", "open:csp-1")
-    req = order_for([(PUT, -1)], 1, Decimal("-1.30"), owner, opening=True, underlying="SPY")
+    req = order_for([(PUT, -1)], 1, Decimal("-1.30"), owner, opening=True, scheme="all_penny")
     pending = Pending(
         "", "open", "csp-1", "SPY", "cash_secured_put", {PUT: -1}, EXPIRY, 0.0, ["-1.30"], 0, NOW
     )
@@ -152,7 +152,7 @@ async def test_a_spread_no_engine_announces_is_one_notice_naming_its_legs(
     """A spread the runner's flatten closes: the execution service says it once, both legs in it."""
     owner = Owner("risk", "flatten", "flatten-spread")
     legs = [(LONG_CALL, 1), (SHORT_CALL, -1)]
-    req = order_for(legs, 1, Decimal("5.10"), owner, opening=True, underlying="SPY")
+    req = order_for(legs, 1, Decimal("5.10"), owner, opening=True, scheme="all_penny")
     notices = await _notices(trading, tmp_path, req, None)
     assert len(notices) == 1, notices
     assert f"buy 1 {LONG_CALL} @ 10; sell 1 {SHORT_CALL} @ 4.9" in notices[0], notices
@@ -198,7 +198,7 @@ async def test_a_part_fill_is_announced_when_seen_and_the_rest_when_it_fills(
     journal = Journal(tmp_path / "journal.sqlite")
     book_path = tmp_path / "book.json"
     owner = Owner("options", "cash_secured_put", "open:csp-3")
-    req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, underlying="SPY")
+    req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, scheme="all_penny")
     with FakeDiscord() as discord:
         notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
         engine = OptionsEngine(book_path=book_path)
@@ -250,7 +250,7 @@ async def test_an_order_ending_after_its_part_fill_notice_says_so_without_a_seco
     broker = fake_broker(trading.url, "PKTESTKEY", "test-secret-value")
     journal = Journal(tmp_path / "journal.sqlite")
     owner = Owner("options", "cash_secured_put", "open:csp-4")
-    req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, underlying="SPY")
+    req = order_for([(PUT, -1)], 2, Decimal("-1.30"), owner, opening=True, scheme="all_penny")
     with FakeDiscord() as discord:
         notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
         engine = OptionsEngine()
@@ -293,10 +293,15 @@ async def test_a_close_ending_part_filled_is_announced_once_across_a_restart(
     journal = Journal(tmp_path / "journal.sqlite")
     book_path = tmp_path / "book.json"
     opened = order_for(
-        [(PUT, -1)], 2, Decimal("-1.30"), Owner("test", "csp", "o"), opening=True, underlying="SPY"
+        [(PUT, -1)],
+        2,
+        Decimal("-1.30"),
+        Owner("test", "csp", "o"),
+        opening=True,
+        scheme="all_penny",
     )
     owner = Owner("options", "cash_secured_put", "close:csp-5")
-    req = order_for([(PUT, 1)], 2, Decimal("1.40"), owner, opening=False, underlying="SPY")
+    req = order_for([(PUT, 1)], 2, Decimal("1.40"), owner, opening=False, scheme="all_penny")
     with FakeDiscord() as discord:
         notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0)
         engine = OptionsEngine(book_path=book_path)

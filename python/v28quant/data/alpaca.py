@@ -150,6 +150,7 @@ class AlpacaData:
         self.options_feed = options_feed
         self.max_attempts = max_attempts
         self._now = now
+        self._penny: dict[tuple[str, date], bool] = {}
 
     @classmethod
     def from_config(cls, config: AlpacaConfig, *, limiter: RateLimiter | None = None) -> AlpacaData:
@@ -345,6 +346,7 @@ class AlpacaData:
             expiration_date_lte=expiry_to,
         )
         snaps = await self._call(self._option.get_option_chain, req)
+        penny = await self._penny_program(underlying.upper())
         rows = []
         for sym, s in snaps.items():
             try:
@@ -372,12 +374,29 @@ class AlpacaData:
                     "vega": _f(g.vega) * 100.0 if g else math.nan,  # per vol point -> per 1.00
                     "open_interest": math.nan,
                     "volume": math.nan,
+                    "penny": penny,
                     "synthetic": False,
                 }
             )
         return chain_frame(
             rows, as_of=self._now(), source=f"alpaca options snapshots ({self.options_feed})"
         )
+
+    async def _penny_program(self, underlying: str) -> bool:
+        """Return whether ``underlying``'s options are in the Penny Interval Program.
+
+        Snapshots do not say; a contract record does (``ppind``), which alpaca-py's model
+        drops, so one record is read raw. The program lists whole classes, reviewed twice a
+        year: one contract answers for the class, once a day. A record without the field
+        (an older API) counts as in the program.
+        """
+        key = (underlying, self._now().date())
+        if key not in self._penny:
+            params = {"underlying_symbols": underlying, "limit": 1}
+            body = await self._call(self._trading.get, "/options/contracts", params)
+            records = body.get("option_contracts") or [] if isinstance(body, dict) else []
+            self._penny[key] = bool(records[0].get("ppind", True)) if records else True
+        return self._penny[key]
 
     async def aclose(self) -> None:
         """Close the HTTP sessions."""

@@ -27,6 +27,9 @@ contract:
   ``vega`` (per 1.00 of vol), the vocabulary of ``v28quant.options.black_scholes``: Alpaca's
   per-day theta and per-vol-point vega are converted. NaN when the source did not compute them;
 * ``open_interest``, ``volume`` (contracts, float64, NaN when unknown);
+* ``penny`` (bool): the contract is in the Penny Interval Program (Alpaca's ``ppind``), so it
+  trades in $0.01 below $3.00 and $0.05 above; outside it, $0.05 and $0.10. True where the
+  source does not say (the bundled history and the synthetic chains are quoted in pennies);
 * ``synthetic`` (bool): True where the row was produced by a model instead of recorded.
 
 ``frame.attrs`` carries ``underlying_price`` (float or NaN), ``as_of`` (datetime) and
@@ -80,6 +83,7 @@ CHAIN_COLUMNS = (
     "vega",
     "open_interest",
     "volume",
+    "penny",
     "synthetic",
 )
 CONTRACT_COLUMNS = (
@@ -124,7 +128,9 @@ def empty_bars() -> pd.DataFrame:
 
 #: The float columns of a chain frame (the others: names, the expiry and the synthetic flag).
 _NUMERIC_CHAIN_COLUMNS = tuple(
-    c for c in CHAIN_COLUMNS if c not in ("symbol", "underlying", "expiry", "type", "synthetic")
+    c
+    for c in CHAIN_COLUMNS
+    if c not in ("symbol", "underlying", "expiry", "type", "penny", "synthetic")
 )
 
 
@@ -136,7 +142,7 @@ def empty_chain() -> pd.DataFrame:
             cols[c] = pd.Series([], dtype=object)
         elif c == "expiry":
             cols[c] = pd.Series([], dtype="datetime64[ns]")
-        elif c == "synthetic":
+        elif c in ("penny", "synthetic"):
             cols[c] = pd.Series([], dtype=bool)
         else:
             cols[c] = pd.Series([], dtype=np.float64)
@@ -180,6 +186,9 @@ def chain_frame(
                 ready = False
         if cols["synthetic"].dtype != bool:
             cols["synthetic"] = cols["synthetic"].fillna(False).astype(bool)
+            ready = False
+        if cols["penny"].dtype != bool:
+            cols["penny"] = cols["penny"].astype(object).fillna(True).astype(bool)
             ready = False
     # else one frame from the normalised columns' arrays (no index to align): a column set at
     # a time costs more than the rows

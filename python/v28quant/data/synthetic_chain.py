@@ -321,6 +321,7 @@ def chain_rows(
             "vega": quotes["vega"],
             "open_interest": oi,
             "volume": np.floor(oi * 0.2),
+            "penny": True,  # the replay takes every class to be in the Penny Program
             "synthetic": True,
         }
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -431,10 +432,24 @@ def limit_ladder(
     return [x for x in out if x < 0] if credit else out
 
 
-def tick_scheme_for(underlying: str) -> TickScheme:
-    """Return the tick scheme of an underlying's options.
+def tick_scheme_for(underlying: str, penny: bool = True) -> TickScheme:
+    """Return the tick scheme of an underlying's options, ``penny`` its Penny Program flag.
 
-    Every price in pennies for the classes of the all-penny program (SPY, QQQ, IWM), the
-    penny-pilot rule otherwise.
+    Outside the program (Alpaca's ``ppind`` false) $0.05 below $3.00 and $0.10 above; in it,
+    every price in pennies for the all-penny classes (SPY, QQQ, IWM), the penny-pilot rule
+    otherwise.
     """
+    if not penny:
+        return "standard"
     return "all_penny" if underlying.upper() in {"SPY", "QQQ", "IWM"} else "penny_pilot"
+
+
+def tick_scheme_of(chain: pd.DataFrame, symbols: Iterable[str], underlying: str) -> TickScheme:
+    """Return the tick scheme of an order on ``symbols``, from their rows of ``chain``.
+
+    One leg outside the Penny Program puts the order's net on the coarser grid; a leg the
+    chain does not list counts as in it (``CHAIN_COLUMNS``' default).
+    """
+    rows = chain[chain["symbol"].isin(list(symbols))]
+    penny = rows["penny"] if "penny" in rows else pd.Series([], dtype=bool)
+    return tick_scheme_for(underlying, bool(penny.all()))

@@ -701,7 +701,7 @@ class OptionsEngine:
         mid = float(np.sum(q * 0.5 * (bid + ask)))
         nat = float(np.sum(q * np.where(q > 0, ask, bid)))
         steps = max(len(p.ladder) - 1, 1)
-        scheme = C.tick_scheme_for(p.underlying)
+        scheme = C.tick_scheme_of(raw, legs, p.underlying)
         credit = p.kind == "open" and p.strategy in CREDIT_STRATEGIES
         ladder = C.limit_ladder(
             round(mid, 6), round(max(nat, mid), 6), steps, scheme, credit=credit

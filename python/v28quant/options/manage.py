@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from v28quant.broker.base import Owner
-from v28quant.broker.ticks import round_net_marketable
+from v28quant.broker.ticks import TickScheme, round_net_marketable
 from v28quant.calendar import ET
 from v28quant.occ import parse_occ
 from v28quant.options import contracts as C
@@ -155,10 +155,13 @@ async def manage_one(
         if placed or verdict.action == "roll":
             return
     urgent = verdict.action in ("stop_loss", "expiry_close", "early_assignment")
-    ladder = _at_natural(close_nat, h) if urgent else _ladder(close_mid, close_nat, h, cfg)
+    scheme = C.tick_scheme_of(raw, h.legs, h.underlying)
+    ladder = (
+        _at_natural(close_nat, scheme) if urgent else _ladder(close_mid, close_nat, scheme, cfg)
+    )
     legs = [(s, -q) for s, q in h.legs.items()]
     owner = Owner(ENGINE, h.strategy[:16], f"close:{h.structure_id}:{stamp}")
-    req = order_for(legs, h.units, ladder[0], owner, opening=False, underlying=h.underlying)
+    req = order_for(legs, h.units, ladder[0], owner, opening=False, scheme=scheme)
     # a structure opened this session closes as a day trade: the PDT rule may hold it to the
     # next session (its loss is bounded: defined risk, or the collateral behind it); one
     # expiring today must close whatever the count, or it is exercised or assigned tonight
@@ -191,19 +194,17 @@ async def manage_one(
         report.orders += 1
 
 
-def _at_natural(natural: float, h: Held) -> list[Decimal]:
+def _at_natural(natural: float, scheme: TickScheme) -> list[Decimal]:
     """Return the one rung of an urgent close: the natural, on the tick grid towards a fill.
 
     A net of legs quoted in pennies is off the $0.05 grid at $3.00 and above; rounded down
     there it would rest below the natural instead of closing at once.
     """
-    return [round_net_marketable(Decimal(str(round(natural, 6))), C.tick_scheme_for(h.underlying))]
+    return [round_net_marketable(Decimal(str(round(natural, 6))), scheme)]
 
 
-def _ladder(mid: float, natural: float, h: Held, cfg: OptionsConfig) -> list[Decimal]:
-    return C.limit_ladder(
-        round(mid, 6), round(max(natural, mid), 6), cfg.limit_steps, C.tick_scheme_for(h.underlying)
-    )
+def _ladder(mid: float, natural: float, scheme: TickScheme, cfg: OptionsConfig) -> list[Decimal]:
+    return C.limit_ladder(round(mid, 6), round(max(natural, mid), 6), cfg.limit_steps, scheme)
 
 
 async def _roll(
@@ -261,14 +262,16 @@ async def _roll(
         -q * float(view.loc[s, "ask"] if -q > 0 else view.loc[s, "bid"]) for s, q in closing.items()
     )
     close_mid = sum(-q * float(view.loc[s, "mid"]) for s, q in closing.items())
+    closing_penny = C.tick_scheme_of(view.reset_index(), closing, h.underlying) != "standard"
+    scheme = new.tick_scheme() if closing_penny else "standard"
     ladder = C.limit_ladder(
         round(close_mid + new.net_mid, 6),
         round(max(close_nat + new.natural, close_mid + new.net_mid), 6),
         cfg.limit_steps,
-        C.tick_scheme_for(h.underlying),
+        scheme,
     )
     owner = Owner(ENGINE, h.strategy[:16], f"roll:{h.structure_id}:{h.rolls}:{stamp}")
-    req = order_for(legs, h.units, ladder[0], owner, opening=opening, underlying=h.underlying)
+    req = order_for(legs, h.units, ladder[0], owner, opening=opening, scheme=scheme)
     kept = {s: q for s, q in h.legs.items() if s not in closing}
     kept_net = sum(q * float(view.loc[s, "mid"]) for s, q in kept.items()) if kept else None
     why = {

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from v28quant.broker.base import Intent, Leg, OrderRequest, Owner, Side
-from v28quant.broker.ticks import round_limit
+from v28quant.broker.ticks import TickScheme, round_limit
 from v28quant.options.contracts import (
     DeltaTarget,
     NoContract,
@@ -77,6 +77,7 @@ class StructureLeg:
     gamma: float
     vega: float
     theta: float
+    penny: bool = True
 
     @property
     def mid(self) -> float:
@@ -99,6 +100,7 @@ class StructureLeg:
             gamma=float(row["m_gamma"]),
             vega=float(row["m_vega"]),
             theta=float(row["m_theta"]),
+            penny=bool(row.get("penny", True)),
         )
 
     def intrinsic(self, s: np.ndarray) -> np.ndarray:
@@ -252,9 +254,13 @@ class Structure:
             round(self.net_mid, 6),
             round(self.natural, 6),
             steps,
-            tick_scheme_for(self.underlying),
+            self.tick_scheme(),
             credit=self.strategy in CREDIT_STRATEGIES,
         )
+
+    def tick_scheme(self) -> TickScheme:
+        """Return the tick scheme of its orders: the coarser grid if one leg is off the penny."""
+        return tick_scheme_for(self.underlying, all(leg.penny for leg in self.legs))
 
     def order(
         self, qty: int, limit: Decimal, owner: Owner, *, closing: bool = False
@@ -271,7 +277,7 @@ class Structure:
             limit,
             owner,
             opening=not closing,
-            underlying=self.underlying,
+            scheme=self.tick_scheme(),
         )
 
     def describe(self) -> dict[str, object]:
@@ -316,14 +322,15 @@ def order_for(
     owner: Owner,
     *,
     opening: bool | Sequence[bool],
-    underlying: str,
+    scheme: TickScheme,
 ) -> OrderRequest:
     """Return one order for signed ``(symbol, contracts per unit)`` legs.
 
     A single-leg option order for one leg, else one ``mleg`` order (up to four legs, one net
     limit, debit > 0).
 
-    ``opening`` says per leg (or for all) whether it opens or closes a position.
+    ``opening`` says per leg (or for all) whether it opens or closes a position; ``scheme``
+    is the legs' tick scheme (``contracts.tick_scheme_of``).
     """
     flags = [opening] * len(legs) if isinstance(opening, bool) else list(opening)
     if len(flags) != len(legs):
@@ -333,7 +340,6 @@ def order_for(
         side: Side = "buy" if q > 0 else "sell"
         intent: Intent = f"{side}_to_{'open' if op else 'close'}"  # type: ignore[assignment]
         built.append(Leg(sym, abs(int(q)), side, intent))
-    scheme = tick_scheme_for(underlying)
     if len(built) == 1:
         leg = built[0]
         if leg.ratio != 1:
