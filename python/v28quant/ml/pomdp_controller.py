@@ -12,7 +12,8 @@ b(s). Planning uses a discrete observation model (the detector names the right s
 probability ``detector_accuracy``). The reward of exposure e in state s is the mean-variance
 utility 1e4 (e mu_s - risk_aversion/2 e^2 sigma_s^2) in basis points per day. Exposure does not
 move the market, so the optimal policy is the belief-greedy one; PBVI finds it without assuming
-that, and the solver serves richer models unchanged. Every decision is logged (at debug level) with its belief.
+that, and the solver serves richer models unchanged. Every decision is logged (at debug level)
+with its belief.
 
 References
 ----------
