@@ -40,15 +40,20 @@ class Garch:
 
 
 class FullConfidence:
-    """An aggregator whose AAPL view is ``value`` (+1 a buy, -1 a sell) at full confidence."""
+    """An aggregator whose AAPL view is ``value`` (+1 a buy, -1 a sell) at full confidence.
+
+    ``value`` None: no view of AAPL at all, as when no model gave it a signal.
+    """
 
     min_confidence = 0.0
 
-    def __init__(self, value: float, regime: RegimeState) -> None:
+    def __init__(self, value: float | None, regime: RegimeState) -> None:
         self.value, self.regime = value, regime
 
     def aggregate(self, signals: Any, regime: RegimeState, now: Any) -> dict[str, Aggregate]:
         v = self.value
+        if v is None:
+            return {}
         return {"AAPL": Aggregate("AAPL", v, 1.0, True, self.regime, {"x": (v, 1.0, 1.0)}, {})}
 
 
@@ -67,7 +72,7 @@ def aapl_engine(
     url: str,
     journal_path: Path,
     now: datetime,
-    value: float,
+    value: float | None,
     regime: RegimeState,
     config: EquityConfig,
     sizes: tuple[int, int],

@@ -6,7 +6,8 @@ classifiers; the adapters of ``v28quant.models`` too when that package is instal
 worker thread so the event loop keeps serving, the classifiers beside the transformer and SAC
 once the day's features are built; a failing source is logged and journaled and the others go
 on. The CAPM ranking screens the universe: the ``screen_keep`` symbols with the
-highest expected return, plus whatever is held.
+highest expected return, plus whatever is held. A held symbol the screen dropped is only held
+or reduced (its exits still run), never added to.
 
 Each cycle: the sources' signals for the screened and held symbols are journaled (once per data
 time), aggregated with the regime's weights (``SignalAggregator``, threshold from settings:
@@ -38,8 +39,10 @@ from v28quant.equity.sizing import (
     capped_weight,
     ml_veto,
     order_qty,
+    reduces,
     target_qty,
     target_weights,
+    toward_zero,
 )
 from v28quant.equity.sources import MarketView, MlSource, data_time, default_sources
 from v28quant.occ import is_occ
@@ -234,7 +237,8 @@ class EquityEngine:
         }
         # a symbol skipped for its data keeps its exposure and leaves the rest of the share
         usable = [sym for sym in symbols if sym not in unusable]
-        weights = self._weights(aggregates, usable, view.positions, risk, share)
+        dropped = set(held) - set(self.screened)
+        weights = self._weights(aggregates, usable, view.positions, risk, share, dropped)
         orders = denied = 0
         details: dict[str, Any] = {}
         day = slot.astimezone(ET)
@@ -279,6 +283,13 @@ class EquityEngine:
             delta = target - held_qty
             reasoning["target_weight"] = round(w, 5)
             reasoning["target_qty"] = str(target)
+            qty = order_qty(target, held_qty)
+            if sym in dropped and not reduces(qty, held_qty):
+                details[sym] = (
+                    f"hold: dropped by the CAPM screen, so held or reduced, never added to "
+                    f"(target {target} shares, {held_qty} held)"
+                )
+                continue
             if delta == 0:
                 details[sym] = f"hold: at its target of {target} shares"
                 continue
@@ -290,7 +301,6 @@ class EquityEngine:
                     f"{risk:.3f})"
                 )
                 continue
-            qty = order_qty(target, held_qty)
             if qty != delta:
                 reasoning["order_qty"] = str(qty)
                 reasoning["crosses_zero"] = "closes the position first; the rest next cycle"
@@ -355,13 +365,15 @@ class EquityEngine:
         held: dict[str, float],
         risk: float,
         share: float,
+        dropped: set[str],
     ) -> dict[str, float]:
         """Return the target weight of each tradable symbol, all within the engine's share.
 
         ``symbols``: those with data fit to trade on. The held symbols without a tradable
         aggregate, without a GARCH volatility to size by, or left out of ``symbols`` keep their
         exposure (``held``, fractions of equity), so they use that much of the budget first;
-        the latter two get no weight and so no order.
+        the latter two get no weight and so no order. A held symbol the screen ``dropped``
+        may only shrink: its weight is kept between zero and its exposure.
         """
         vols = self.garch_vol
         capped = {
@@ -369,6 +381,8 @@ class EquityEngine:
             for sym, agg in aggregates.items()
             if sym in symbols and agg.tradable and _sizable(vols.get(sym))
         }
+        for sym in dropped & capped.keys():
+            capped[sym] = toward_zero(capped[sym], held[sym])
         kept = sum(abs(x) for sym, x in held.items() if sym not in capped)
         return target_weights(capped, share - kept, risk)
 

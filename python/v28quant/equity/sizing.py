@@ -93,6 +93,16 @@ def order_qty(target: Decimal, held: Decimal) -> Decimal:
     return target - held
 
 
+def reduces(qty: Decimal, held: Decimal) -> bool:
+    """Whether an order of ``qty`` signed shares shrinks the position ``held``, never past flat."""
+    return held * qty < 0 and abs(qty) <= abs(held)
+
+
+def toward_zero(weight: float, exposure: float) -> float:
+    """Return ``weight`` kept between zero and ``exposure``: a position that may only shrink."""
+    return min(max(weight, min(exposure, 0.0)), max(exposure, 0.0))
+
+
 def ml_veto(ensemble: Signal | None, direction: int, threshold: float) -> dict[str, Any] | None:
     """Return why the ensemble blocks a trade in ``direction`` (+1 buy, -1 sell), or None."""
     if ensemble is None or direction == 0 or ensemble.value == 0:

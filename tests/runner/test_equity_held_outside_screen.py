@@ -1,0 +1,75 @@
+"""Held stocks the engine has no fresh mandate on: dropped by the CAPM screen, or left unmodelled.
+
+A held symbol the CAPM screen dropped from the universe is only held or reduced (its exits
+still run), never added to. A held symbol no model covers (no signals: its data went missing)
+is held, with its reason in the cycle's details and the journal. Reference: the loopback
+fake exchange's own record of the orders it was sent, and the journal read with sqlite3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.alpaca_trading import FakeAlpacaTrading
+from fakes.equity_world import aapl_engine
+from fakes.fixtures import OPEN
+from v28quant.config import load_config
+from v28quant.signals import RegimeState
+
+REGIME = RegimeState("bull_quiet", {"bull_quiet": 1.0}, "test", OPEN)
+HELD = Decimal(30)
+
+
+@pytest.fixture
+def trading() -> Iterator[FakeAlpacaTrading]:
+    """Yield the fake holding 30 AAPL at 100.00, quoted 99.99 x 100.01."""
+    fake = FakeAlpacaTrading(now=OPEN).start()
+    fake.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    fake.positions["AAPL"] = [HELD, Decimal(100)]
+    fake.cash -= HELD * 100
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+async def _one_cycle(
+    trading: FakeAlpacaTrading, journal: Path, value: float | None, screened: list[str]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Run one cycle on an AAPL view of ``value``; return the orders posted and the details."""
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, value, REGIME, cfg, (10_000, 10_000))
+    engine.screened = screened
+    try:
+        report = await engine.cycle(ctx)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+    posts = [b for m, p, b in trading.requests if (m, p) == ("POST", "/v2/orders")]
+    return posts, dict(report.details)
+
+
+@pytest.mark.asyncio
+async def test_a_held_symbol_dropped_by_the_screen_is_not_bought_more(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # A full long view would take AAPL from 30 shares to the 0.10 cap (~99 shares); dropped by
+    # the screen, it keeps its 30 and no order reaches the venue.
+    posts, details = await _one_cycle(trading, tmp_path / "j.sqlite", 1.0, screened=[])
+    assert posts == []
+    assert details["AAPL"].startswith("hold: dropped by the CAPM screen"), details
+    assert trading.positions["AAPL"][0] == HELD
+
+
+@pytest.mark.asyncio
+async def test_a_held_symbol_dropped_by_the_screen_still_exits(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # A full short view without shorting: the target is flat, so the 30 shares are sold.
+    posts, details = await _one_cycle(trading, tmp_path / "j.sqlite", -1.0, screened=[])
+    assert [(p["symbol"], p["side"], p["qty"]) for p in posts] == [("AAPL", "sell", float(HELD))]
+    assert details["AAPL"].startswith("sell 30"), details
