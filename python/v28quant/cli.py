@@ -197,14 +197,17 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest).
 
     The latest views (the equity aggregate and its models, else the raw signals, the options
-    engine's included), then each engine's last order on the symbol and the decision behind it.
+    engine's included), the equity engine's last hold of a position no model covered, then
+    each engine's last order on the symbol and the decision behind it.
     """
     lines = _views(journal, symbol, at)
+    hold = _last_hold(journal, symbol.upper(), at)
     if lines == [NOTHING_ON_RECORD.format(symbol.upper())]:
-        return lines
+        return lines + hold
     screen = _screened_out(journal, symbol.upper(), at)
     if screen is not None:
         lines.append(screen)
+    lines += hold
     seen: set[str] = set()
     for o in journal.last_orders(symbol.upper(), at, limit=50):
         if o["engine"] in seen:  # the newest of each engine: a stock buy beside a spread
@@ -222,6 +225,19 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
             f"{o['action']}{target} -> {o['status']}{fill} ({o['client_order_id']})"
         )
     return lines
+
+
+def _last_hold(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
+    """Return the equity engine's last hold of ``symbol``, a position no model covered."""
+    holds = [
+        d
+        for d in journal.decisions(engine="equity", action="hold")
+        if d["symbol"] == symbol and (at is None or d["ts"] <= at)
+    ]
+    if not holds:
+        return []
+    last = holds[-1]
+    return [f"  equity hold at {last['ts']:%Y-%m-%d %H:%M}Z: {last['reasoning']['reason']}"]
 
 
 def _screened_out(journal: Journal, symbol: str, at: datetime | None) -> str | None:

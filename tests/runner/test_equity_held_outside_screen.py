@@ -8,6 +8,8 @@ fake exchange's own record of the orders it was sent, and the journal read with 
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +19,9 @@ import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.equity_world import aapl_engine
 from fakes.fixtures import OPEN
+from v28quant.cli import why
 from v28quant.config import load_config
+from v28quant.journal import Journal
 from v28quant.signals import RegimeState
 
 REGIME = RegimeState("bull_quiet", {"bull_quiet": 1.0}, "test", OPEN)
@@ -73,3 +77,25 @@ async def test_a_held_symbol_dropped_by_the_screen_still_exits(
     posts, details = await _one_cycle(trading, tmp_path / "j.sqlite", -1.0, screened=[])
     assert [(p["symbol"], p["side"], p["qty"]) for p in posts] == [("AAPL", "sell", float(HELD))]
     assert details["AAPL"].startswith("sell 30"), details
+
+
+@pytest.mark.asyncio
+async def test_a_held_symbol_no_model_covers_is_held_with_its_reason(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # ``value=None``: the aggregator has no view of AAPL at all (no model gave a signal).
+    journal = tmp_path / "j.sqlite"
+    posts, details = await _one_cycle(trading, journal, None, screened=["AAPL"])
+    assert posts == []
+    assert details["AAPL"].startswith("hold: no model"), details
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT action, reasoning FROM decisions WHERE symbol = 'AAPL' AND engine = 'equity'"
+        ).fetchall()
+    assert [action for action, _ in rows] == ["hold"]
+    reasoning = json.loads(rows[0][1])
+    assert reasoning["held_qty"] == str(HELD)
+    assert "no model" in reasoning["reason"]
+    with Journal(journal) as j:  # the trader's ``v28quant why AAPL``
+        lines = why(j, "AAPL", None)
+    assert any("hold" in line and "no model" in line for line in lines), lines

@@ -249,14 +249,17 @@ class EquityEngine:
                 log.warning("equity: %s skipped this cycle: %s", sym, unusable[sym])
                 details[sym] = f"skipped: {unusable[sym]}"
                 continue
-            if agg is None or quote is None:  # unusable_data refuses a missing quote
+            held_qty = held[sym].qty if sym in held else Decimal(0)
+            decision_id = f"{day:%Y-%m-%d}-{day:%H%M}-{sym}"
+            if agg is None:  # only a held symbol can lack one: the screened were fitted
+                details[sym] = self._hold_unmodelled(ctx, sym, held_qty, decision_id)
+                continue
+            if quote is None:  # unusable_data refuses a missing quote
                 continue
             if sym in working:
                 details[sym] = "an order of ours is still working: no order added to it"
                 continue
             price = quote.mid
-            held_qty = held[sym].qty if sym in held else Decimal(0)
-            decision_id = f"{day:%Y-%m-%d}-{day:%H%M}-{sym}"
             reasoning: dict[str, Any] = {
                 "aggregate": round(agg.value, 4),
                 "confidence": round(agg.confidence, 4),
@@ -385,6 +388,27 @@ class EquityEngine:
             capped[sym] = toward_zero(capped[sym], held[sym])
         kept = sum(abs(x) for sym, x in held.items() if sym not in capped)
         return target_weights(capped, share - kept, risk)
+
+    @staticmethod
+    def _hold_unmodelled(
+        ctx: EngineContext, symbol: str, held_qty: Decimal, decision_id: str
+    ) -> str:
+        """Journal the hold of a held ``symbol`` no model gave a signal; return its detail.
+
+        With no signal there is no aggregate either, so the journaled hold is what the
+        operator's ``why`` finds on the symbol.
+        """
+        reason = "no model gave it a signal (its data may be missing): held, nothing to size by"
+        ctx.journal.record_decision(
+            f"equity-hold-{decision_id}",
+            ENGINE,
+            STRATEGY,
+            symbol,
+            "hold",
+            {"reason": reason, "held_qty": str(held_qty)},
+            ctx.now,
+        )
+        return f"hold: {reason}"
 
     @staticmethod
     async def _working(ctx: EngineContext) -> set[str]:
