@@ -80,7 +80,11 @@ class Broker:
 
 
 class Feed:
-    """Every symbol quoted 99.99 x 100.01, fresh at ``NOW`` but the ``stale`` ones (20 min)."""
+    """Every symbol quoted 100.00 x 100.00, fresh at ``NOW`` but the ``stale`` ones (20 min).
+
+    No spread: a buy pays the ask, and these targets are hand arithmetic at $100.00
+    (``test_equity_buy_at_the_ask`` has the spread).
+    """
 
     def __init__(self, stale: frozenset[str]) -> None:
         self.stale = stale
@@ -89,8 +93,8 @@ class Feed:
         def at(s: str) -> datetime:
             return NOW - timedelta(minutes=20) if s in self.stale else NOW
 
-        bid, ask = Decimal("99.99"), Decimal("100.01")
-        return {s: Quote(s, bid, ask, at(s), 1000, 1000) for s in symbols}
+        price = Decimal("100.00")
+        return {s: Quote(s, price, price, at(s), 1000, 1000) for s in symbols}
 
 
 class Recorder:
@@ -105,6 +109,8 @@ class Recorder:
 
 
 class Allow:
+    limits = RiskLimits()
+
     def check(self, *args: Any, **kwargs: Any) -> Verdict:
         return Verdict(True)
 

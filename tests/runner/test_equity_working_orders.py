@@ -46,13 +46,16 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Any, EquityEngine
 async def test_a_partly_filled_buy_is_not_bought_again_next_cycle(
     world: tuple[FakeAlpacaTrading, Any, EquityEngine],
 ) -> None:
-    """Target 0.10 x 100,000 / 100.00 = 100 shares; 10 fill, 90 keep working: no second buy."""
+    """A part-filled buy keeps working: no second buy.
+
+    Target 0.10 x 100,000 = 10,000 dollars: 99 shares at the 100.01 ask; 10 fill, 89 work on.
+    """
     trading, ctx, engine = world
     try:
         await engine.cycle(ctx)
         (first,) = trading.orders.values()
         assert (first["qty"], first["filled_qty"], first["status"]) == (
-            "100",
+            "99",
             "10",
             "partially_filled",
         )
@@ -61,6 +64,6 @@ async def test_a_partly_filled_buy_is_not_bought_again_next_cycle(
     finally:
         await ctx.broker.aclose()
     posts = [b for m, p, b in trading.requests if (m, p) == ("POST", "/v2/orders")]
-    assert [b["qty"] for b in posts] == [100]
+    assert [b["qty"] for b in posts] == [99]
     assert report.orders == 0
     assert "working" in report.details["AAPL"]

@@ -12,7 +12,8 @@ or reduced (its exits still run), never added to.
 Each cycle: the sources' signals for the screened and held symbols are journaled (once per data
 time), aggregated with the regime's weights (``SignalAggregator``, threshold from settings:
 ``[aggregator]``, or ``[paper]`` in paper mode), turned into target weights
-(``v28quant.equity.sizing``), gated by the stacked ensemble, checked by the risk gate and placed
+(``v28quant.equity.sizing``; a buy sized at the ask it pays, within its target and the risk
+gate's per-order limits), gated by the stacked ensemble, checked by the risk gate and placed
 through the execution service with ``Owner("equity", "aggregate", ...)``. Decision ids are the
 session, the cycle slot and the symbol, so a restart inside a slot re-sends nothing; a symbol
 with an order of ours still working at the venue gets no new order until that one ends.
@@ -37,6 +38,7 @@ from v28quant.equity.learned import LearnedSource
 from v28quant.equity.learning import TradeLearner
 from v28quant.equity.sizing import (
     capped_weight,
+    fit_opening,
     ml_veto,
     order_qty,
     reduces,
@@ -307,6 +309,25 @@ class EquityEngine:
             if qty != delta:
                 reasoning["order_qty"] = str(qty)
                 reasoning["crosses_zero"] = "closes the position first; the rest next cycle"
+            # a market buy pays the ask: its cost, and the gate's notional, are at the ask
+            order_price = quote.ask if qty > 0 else price
+            reasoning["order_price"] = str(order_price)
+            if not reduces(qty, held_qty):
+                limits = ctx.risk.limits
+                fitted = fit_opening(
+                    qty, held_qty, w, equity, order_price,
+                    Decimal(str(limits.max_order_notional)), Decimal(limits.max_order_qty),
+                )  # fmt: skip
+                if fitted == 0:
+                    details[sym] = (
+                        f"hold: no whole share more fits the target and the order limits at "
+                        f"{order_price}"
+                    )
+                    continue
+                if fitted != qty:
+                    reasoning["order_qty"] = str(fitted)
+                    reasoning["order_cut"] = "to the target and the order limits at order_price"
+                qty = fitted
             direction = 1 if delta > 0 else -1
             veto = ml_veto(ensemble.get(sym), direction, self.cfg.ml_veto_confidence)
             if veto is not None:
@@ -325,16 +346,16 @@ class EquityEngine:
             request = OrderRequest.equity(
                 sym, abs(qty), side, owner=Owner(ENGINE, STRATEGY, decision_id)
             )
-            verdict = ctx.risk.check(request, price, account, positions, ctx.now, cycle=slot)
+            verdict = ctx.risk.check(request, order_price, account, positions, ctx.now, cycle=slot)
             if not verdict.allowed:
                 denied += 1
                 continue
             ctx.journal.record_decision(
                 decision_id, ENGINE, STRATEGY, sym, side, reasoning, ctx.now
             )
-            outcome = await ctx.executor.place(self._decision(request, reasoning, price))
+            outcome = await ctx.executor.place(self._decision(request, reasoning, order_price))
             if outcome.status not in ("refused", "rejected"):
-                account, positions = with_order(account, positions, request, price)
+                account, positions = with_order(account, positions, request, order_price)
             orders += 1
             details[sym] = f"{side} {abs(qty)}: {outcome.status}"
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)

@@ -16,6 +16,9 @@ The share is a budget too: the targets' gross weight, with the exposure of the h
 this cycle does not re-target, stays within ``capital_share`` (``fit_budget`` scales the
 targets down together); the options engine has the rest of the account.
 
+A buy is sized at the ask it pays, not the mid (``fit_opening``): its notional at the ask stays
+within the target and the risk gate's ``max_order_notional``.
+
 ML gating: when the stacked ensemble votes against the direction of the trade with a confidence
 of at least ``ml_veto_confidence``, the trade is not made.
 """
@@ -79,6 +82,29 @@ def target_qty(weight: float, equity: Decimal, price: Decimal) -> Decimal:
         raise ValueError(f"price must be > 0, got {price}")
     raw = Decimal(str(weight)) * equity / price
     return raw.quantize(Decimal(1), rounding=ROUND_DOWN)
+
+
+def fit_opening(
+    qty: Decimal,
+    held: Decimal,
+    weight: float,
+    equity: Decimal,
+    price: Decimal,
+    max_notional: Decimal,
+    max_qty: Decimal,
+) -> Decimal:
+    """Return the signed shares of an order that opens or adds, cut to fit where it trades.
+
+    ``price`` is what the order pays or receives per share (a buy: the ask). A buy goes no
+    further than the target at that price (the target at the mid would spend more than
+    ``weight`` of ``equity``); either side stays within the risk gate's per-order limits,
+    ``max_notional`` dollars at ``price`` and ``max_qty`` shares, so the gate does not refuse
+    it: the rest of the target goes in later cycles. Never turns a buy into a sell.
+    """
+    cap = min((max_notional / price).quantize(Decimal(1), rounding=ROUND_DOWN), max_qty)
+    if qty > 0:
+        return max(min(qty, target_qty(weight, equity, price) - held, cap), Decimal(0))
+    return max(qty, -cap)
 
 
 def order_qty(target: Decimal, held: Decimal) -> Decimal:
