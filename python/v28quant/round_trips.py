@@ -14,8 +14,9 @@ Two views of the same matching (:func:`match_fifo`):
 * :func:`pair_trades`: :class:`Trip` per engine, opening order and closing order, so the legs of
   a structure opened and closed together are one trip; the backtest report's round trips and
   the adaptive allocator's daily realised returns per engine (:mod:`v28quant.allocation`).
-* :func:`round_trips`: a :class:`RoundTrip` per closed piece of a lot, with its entry and exit
-  prices; the equity engine's continuous learner (:mod:`v28quant.equity.learning`).
+* :func:`round_trips`: a :class:`RoundTrip` per trip of one symbol, with its units-weighted
+  entry and exit prices; the equity engine's continuous learner (:mod:`v28quant.equity.learning`)
+  gets one record per closed trade, however its orders were filled.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ SHARE_QUANTUM = Decimal("1e-9")
 
 @dataclass(frozen=True, slots=True)
 class RoundTrip:
-    """One closed lot: ``qty`` units opened at ``entry_price`` and closed at ``exit_price``."""
+    """One closed trade: ``qty`` units opened at ``entry_price`` and closed at ``exit_price``.
+
+    The prices are units-weighted means over the fills of its opening and closing orders.
+    """
 
     engine: str
     symbol: str
@@ -273,27 +277,40 @@ def pair_trades(trades: Iterable[Mapping[str, Any]]) -> Pairing:
 
 
 def round_trips(fills: Iterable[Mapping[str, Any]], engine: str | None = None) -> list[RoundTrip]:
-    """Return the closed pieces of lots of ``fills`` (oldest first), of ``engine`` when given.
+    """Return the closed trades of ``fills`` (in the order first closed), of ``engine`` if given.
 
-    Each piece is keyed ``<opening fill_id>><closing fill_id>``; a piece an operator's fill
+    A trade is a trip as :func:`pair_trades` has it: the units one order opened that one order
+    closed, whatever the fills on either side (a buy filled in two pieces and closed by one
+    sell is one trade; a buy closed by two sell orders is two). Its prices are the
+    units-weighted means of its pieces, its entry the first opening fill, its exit the last
+    closing fill; it is keyed ``<opening order>><closing order>``. A piece an operator's fill
     closed belongs to the engine whose lot it was.
     """
     pieces, _ = match_fifo(fills)
-    return [_round_trip(p) for p in pieces if engine is None or p.engine == engine]
+    trades: dict[tuple[str, str, str], list[ClosedPiece]] = {}
+    for p in pieces:
+        if engine is None or p.engine == engine:
+            trades.setdefault((p.engine, p.lot.opened.order, p.order), []).append(p)
+    return [_round_trip(trade) for trade in trades.values()]
 
 
-def _round_trip(piece: ClosedPiece) -> RoundTrip:
-    entry, exit_ = piece.lot.opened.trade, piece.trade
+def _round_trip(pieces: Sequence[ClosedPiece]) -> RoundTrip:
+    """Return the one trade of ``pieces`` (one engine, opening order and closing order)."""
+    first = pieces[0]
+    units = sum((p.units for p in pieces), Decimal(0))
+    qty = abs(units)
+    entry = sum((abs(p.units) * p.lot.price for p in pieces), Decimal(0)) / qty
+    exit_ = sum((abs(p.units) * Decimal(str(p.trade["price"])) for p in pieces), Decimal(0)) / qty
     return RoundTrip(
-        piece.engine,
-        str(exit_["symbol"]),
-        "long" if piece.units > 0 else "short",
-        abs(piece.units),
-        entry["ts"],
-        piece.lot.price,
-        exit_["ts"],
-        Decimal(str(exit_["price"])),
-        f"{entry['fill_id']}>{exit_['fill_id']}",
+        first.engine,
+        str(first.trade["symbol"]),
+        "long" if units > 0 else "short",
+        qty,
+        min(p.lot.opened.trade["ts"] for p in pieces),
+        entry,
+        max(p.trade["ts"] for p in pieces),
+        exit_,
+        f"{first.lot.opened.order}>{first.order}",
     )
 
 

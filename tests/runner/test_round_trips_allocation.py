@@ -61,6 +61,45 @@ def test_fifo_round_trips_and_their_pnl() -> None:
     assert opt.pnl == pytest.approx(150.0)  # short put: (2.00 - 0.50) x 100
 
 
+def test_an_order_closed_by_another_in_two_fills_is_one_round_trip() -> None:
+    # Buy 100 @ 10.00 in one order; one sell order fills 50 @ 11.00 and 50 @ 12.00: one trade,
+    # exit 11.50 on average, P&L 50 x 1 + 50 x 2 = 150, closed at the last fill.
+    fills = [
+        _fill(1, "v28-equity-aggregate-a", "AAPL", "buy", "100", "10", 3),
+        _fill(2, "v28-equity-aggregate-b", "AAPL", "sell", "50", "11", 4, 10),
+        _fill(3, "v28-equity-aggregate-b", "AAPL", "sell", "50", "12", 4, 11),
+    ]
+    (trip,) = round_trips(fills, engine="equity")
+    assert (trip.side, trip.qty, trip.entry_price, trip.exit_price) == (
+        "long",
+        100,
+        10,
+        Decimal("11.5"),
+    )
+    assert trip.pnl == 150.0
+    assert trip.exit_ts == fills[2]["ts"]
+    assert trip.move == pytest.approx(math.log(11.5 / 10))
+
+
+def test_an_order_filled_in_two_pieces_and_closed_by_one_is_one_round_trip() -> None:
+    # One buy order fills 60 @ 10.00 and 40 @ 10.50 (entry 10.20 on average); one sell of 100
+    # @ 11.00 closes it: one trade, P&L 60 x 1.00 + 40 x 0.50 = 80, entered at the first fill.
+    fills = [
+        _fill(1, "v28-equity-aggregate-a", "AAPL", "buy", "60", "10", 3, 10),
+        _fill(2, "v28-equity-aggregate-a", "AAPL", "buy", "40", "10.5", 3, 11),
+        _fill(3, "v28-equity-aggregate-b", "AAPL", "sell", "100", "11", 4),
+    ]
+    (trip,) = round_trips(fills, engine="equity")
+    assert (trip.side, trip.qty, trip.entry_price, trip.exit_price) == (
+        "long",
+        100,
+        Decimal("10.2"),
+        11,
+    )
+    assert trip.pnl == 80.0
+    assert trip.entry_ts == fills[0]["ts"]
+
+
 def test_daily_sleeve_returns_before_today() -> None:
     out = daily_returns(FILLS, 100_000.0, before=date(2024, 6, 5))
     assert list(out) == [date(2024, 6, 3), date(2024, 6, 4)]

@@ -253,7 +253,7 @@ async def test_a_position_the_operator_flattened_is_a_closed_trade_of_the_engine
     (trade,) = learner.learner._trades
     assert (trade.symbol, trade.side, trade.pnl) == ("AAPL", "long", -100.0)
     assert trade.move == pytest.approx(math.log(0.9))
-    assert learner.fed == {"f0>f1"}
+    assert learner.fed == {"v28-equity-aggregate-0>v28-risk-flatten-1"}  # opening>closing order
 
 
 def test_a_one_symbol_universe_builds_its_learner(ml_view: tuple[MlSource, MarketView]) -> None:
