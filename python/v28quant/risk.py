@@ -15,8 +15,12 @@ documents each default):
 * an order that only reduces a position held (a sale of shares held, no further than flat) is a
   close: it lowers risk, so no limit but the PDT rule holds it back (a winner may have grown
   past the order limits; a halt must not trap a position);
-* buying power: the notional an order opens or adds, long or short, must fit in the buying
-  power less a reserve (``buying_power_reserve_fraction`` of equity);
+* buying power: the notional a stock order opens or adds, long or short, must fit in the
+  buying power less a reserve (``buying_power_reserve_fraction`` of equity); what a multi-leg
+  order opening options holds must fit in the options buying power less the same reserve
+  (``options_need``: its max loss at its net price); a call it sells to open beyond the calls
+  it buys needs 100 shares a contract held and not behind another short call, else it is
+  refused (``naked_call``); closing orders need none;
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
   the options on it count as one; a multi-leg order opening legs on a new name is one more);
@@ -59,10 +63,10 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from v28quant.broker.base import CONTRACT_SIZE, Account, OrderRequest, Position
+from v28quant.broker.base import CONTRACT_SIZE, Account, Leg, OrderRequest, Position
 from v28quant.calendar import ET, ExchangeCalendar, default_calendar
 from v28quant.journal import Journal
-from v28quant.occ import underlying_of
+from v28quant.occ import is_occ, parse_occ, underlying_of
 from v28quant.settings import RiskLimits
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,8 @@ HALT, RESUME, FLATTEN, FLATTENED, MARK, DENY = (
 FLATTEN_STRATEGY = "flatten"
 #: The check that denies every new order while halted.
 HALTED = "halted"
+#: The buying power checks: stock (margin) and options (not marginable).
+BUYING_POWER, OPTIONS_BUYING_POWER = "buying_power", "options_buying_power"
 #: The loss limits a gate's halt names (``limit`` of its reasoning).
 DAILY_LOSS, DRAWDOWN = "daily_loss", "drawdown"
 
@@ -402,7 +408,9 @@ class RiskGate:
         request : OrderRequest
             The order as it would be sent.
         price : Decimal
-            Its expected price per share or per contract share (limit, or the quote).
+            Its expected price per share or per contract share (limit, or the quote); for a
+            multi-leg order the net per unit, debit > 0, credit < 0 (its options buying power
+            is the max loss at that net).
         account, positions
             The broker's view now.
         now : datetime
@@ -536,10 +544,12 @@ class RiskGate:
         if req.kind == "mleg" or req.symbol is None:  # a roll closes its old legs
             if closing_only:
                 return Verdict(True)
-            refused = _new_name_refusal(req, held, lim.max_positions) if _opens(req) else None
+            opens = _opens(req)
+            refused = _new_name_refusal(req, held, lim.max_positions) if opens else None
+            unfunded = self._options_funding(req, price, account, held) if opens else None
             closing = _closing_legs(req)
             pdt = self._pdt(closing, account, now) if closing else None
-            return refused or pdt or Verdict(True)
+            return refused or unfunded or pdt or Verdict(True)
         if closing_only:
             return Verdict(True)
         # opens or adds to a position, or turns one around (its close may be a day trade)
@@ -563,15 +573,10 @@ class RiskGate:
     ) -> Verdict | None:
         lim = self.limits
         added = abs(after - now_qty) * abs(price) * mult
-        reserve = equity * Decimal(str(lim.buying_power_reserve_fraction))
         # a short sale takes buying power as a buy does (margin on the shares borrowed)
-        if added > Decimal(account.buying_power) - reserve:
-            return Verdict(
-                False,
-                "buying_power",
-                f"needs {added:.2f}, buying power {account.buying_power} less reserve "
-                f"{reserve:.2f}",
-            )
+        unfunded = self._short_of(added, Decimal(account.buying_power), equity, BUYING_POWER)
+        if unfunded is not None:
+            return unfunded
         if equity <= 0:
             return Verdict(False, "equity", f"account equity {equity} <= 0")
         frac = abs(after) * abs(price) * mult / equity
@@ -591,6 +596,33 @@ class RiskGate:
                 f"gross {gross / equity:.2f}x equity > max_gross_exposure {lim.max_gross_exposure}",
             )
         return _new_name_refusal(req, held, lim.max_positions)
+
+    def _short_of(
+        self, need: Decimal, power: Decimal, equity: Decimal, check: str
+    ) -> Verdict | None:
+        """Return the ``check`` denial when ``need`` passes ``power`` less the reserve, or None."""
+        reserve = equity * Decimal(str(self.limits.buying_power_reserve_fraction))
+        if need > 0 and need > power - reserve:
+            return Verdict(
+                False,
+                check,
+                f"needs {need:.2f}, {check.replace('_', ' ')} {power} less reserve {reserve:.2f}",
+            )
+        return None
+
+    def _options_funding(
+        self, req: OrderRequest, price: Decimal, account: Account, held: Mapping[str, Position]
+    ) -> Verdict | None:
+        """Return the denial of an order opening options the account cannot back, or None.
+
+        Options are not marginable: what the order holds (``options_need``) comes out of the
+        options buying power less the reserve, as at Alpaca.
+        """
+        need = options_need(req, price, held)
+        if isinstance(need, Verdict):
+            return need
+        power = Decimal(account.options_buying_power)
+        return self._short_of(need, power, Decimal(account.equity), OPTIONS_BUYING_POWER)
 
     def _pdt(
         self, closing: Sequence[tuple[str, str]], account: Account, now: datetime
@@ -632,6 +664,100 @@ class RiskGate:
         """Return the symbols the open orders would day trade (their opposite filled today)."""
         parts = (_request_parts(o["request"]) for o in self.journal.open_orders() if o["request"])
         return {symbol for p in parts for symbol in _day_trade_symbols(p, opened)}
+
+
+def options_need(
+    req: OrderRequest, price: Decimal, held: Mapping[str, Position]
+) -> Decimal | Verdict:
+    """Return the options buying power an order opening options holds, or its denial.
+
+    What the execution service reserves for it (``Structure.collateral``,
+    ``execution.claims.spend_of``) and Alpaca holds:
+
+    * a single leg bought: its premium; a put sold to open: strike x 100 a contract (the
+      premium received is not counted); a call sold to open: nothing where 100 long shares a
+      contract, not already behind another short call, cover it, else it is refused (naked);
+    * a multi-leg order: its max loss at expiry at the net ``price`` per unit (debit > 0): a
+      debit spread its debit, a credit spread or iron condor its width x 100 less the credit.
+      Only the legs it opens count: a roll's closing legs free their collateral once filled,
+      as the execution service frees their reservation, and the calls they buy back free
+      their shares' cover at once.
+    """
+    legs = req.legs or (Leg(str(req.symbol), 1, req.side or "buy", req.intent or "buy_to_open"),)
+    opening = [_payoff_leg(g) for g in legs if str(g.intent).endswith("_to_open")]
+    short_calls = max(-sum((n for call, _, n in opening if call), Decimal(0)), Decimal(0))
+    if short_calls:
+        underlying = underlying_of(legs[0].occ_symbol)
+        lots = _free_share_lots(underlying, held, _closing_call_contracts(req))
+        if short_calls * req.qty > lots:
+            return Verdict(
+                False,
+                "naked_call",
+                f"{short_calls * req.qty} calls sold to open on {underlying}: {lots} lots of "
+                "100 shares free to cover them (uncovered calls are not traded)",
+            )
+    loss = _expiry_loss(opening, short_calls)
+    if req.kind == "mleg":
+        net = loss + price * CONTRACT_SIZE
+    else:
+        net = loss + (abs(price) * CONTRACT_SIZE if req.side == "buy" else Decimal(0))
+    return max(net, Decimal(0)) * req.qty
+
+
+def _payoff_leg(g: Leg) -> tuple[bool, Decimal, Decimal]:
+    """Return (call, strike, signed contracts per unit) of one leg."""
+    occ = parse_occ(g.occ_symbol)
+    return occ.call, occ.strike, Decimal(g.ratio if g.side == "buy" else -g.ratio)
+
+
+def _expiry_loss(legs: Sequence[tuple[bool, Decimal, Decimal]], lots: Decimal) -> Decimal:
+    """Return the largest loss at expiry of ``legs`` per unit, premiums aside, in dollars.
+
+    ``lots``: 100-share lots covering short calls (their value at expiry counts, as a call
+    struck at 0). The payoff is linear between strikes and the caller leaves no net short call
+    uncovered, so its minimum is at 0 or at a strike.
+    """
+
+    def value(spot: Decimal) -> Decimal:
+        intrinsic = (
+            max(spot - k, Decimal(0)) if call else max(k - spot, Decimal(0)) for call, k, _ in legs
+        )
+        return sum((n * v for (_, _, n), v in zip(legs, intrinsic, strict=True)), lots * spot)
+
+    worst = min(value(s) for s in {Decimal(0), *(k for _, k, _ in legs)})
+    return max(-worst, Decimal(0)) * CONTRACT_SIZE
+
+
+def _closing_call_contracts(req: OrderRequest) -> Decimal:
+    """Return the signed call contracts ``req`` closes (buying back a short call: > 0)."""
+    return sum(
+        (
+            Decimal(g.ratio) * req.qty * (1 if g.side == "buy" else -1)
+            for g in req.legs
+            if str(g.intent).endswith("_to_close") and parse_occ(g.occ_symbol).call
+        ),
+        Decimal(0),
+    )
+
+
+def _free_share_lots(
+    underlying: str, held: Mapping[str, Position], closed_calls: Decimal
+) -> Decimal:
+    """Return the 100-share lots of ``underlying`` held that no short call already needs.
+
+    Short calls are netted against long calls on the same underlying (a spread's short call is
+    covered by its long call); ``closed_calls`` are those the order itself buys back.
+    """
+    shares = held[underlying].qty if underlying in held else Decimal(0)
+    calls = closed_calls + sum(
+        (p.qty for s, p in held.items() if is_occ(s) and _is_call_on(s, underlying)), Decimal(0)
+    )
+    return max(shares // CONTRACT_SIZE, Decimal(0)) - max(-calls, Decimal(0))
+
+
+def _is_call_on(symbol: str, underlying: str) -> bool:
+    occ = parse_occ(symbol)
+    return occ.call and occ.underlying == underlying
 
 
 def _new_name_refusal(

@@ -594,3 +594,76 @@ def test_a_short_sale_needs_buying_power(journal) -> None:
     assert gate.check(_sell("AAPL", 40), Decimal(100), acct, [], NOW).check == "buying_power"
     held = [Position("AAPL", Decimal(40), Decimal(100), "us_equity", Decimal(4000))]
     assert gate.check(_sell("AAPL", 40, 1), Decimal(100), acct, held, NOW).allowed
+
+
+def _options_account(obp: str, equity: str = "100000") -> Account:
+    """Return an account with ``obp`` of options buying power (stock buying power: equity)."""
+    e = Decimal(equity)
+    return Account("acct", "ACTIVE", e, e, e, Decimal(obp), 3, e)
+
+
+def _bull_call(n: int = 0) -> OrderRequest:
+    legs = [
+        Leg("SPY231020C00450000", 1, "buy", "buy_to_open"),
+        Leg("SPY231020C00455000", 1, "sell", "sell_to_open"),
+    ]
+    return OrderRequest.multileg(
+        legs, 3, Decimal("2.00"), owner=Owner("options", "bull_call", f"bc{n}")
+    )
+
+
+@pytest.mark.parametrize(
+    ("order", "price", "obp", "allowed"),
+    [
+        (_bull_call, "2.00", "2600", True),  # 3 x 2.00 x 100 = 600 = 2,600 less the reserve
+        (_bull_call, "2.00", "2599.99", False),
+        (_condor, "-1.50", "2700", True),  # 2 x (5 - 1.50) x 100 = 700 = 2,700 less the reserve
+        (_condor, "-1.50", "2699.99", False),
+    ],
+)
+def test_a_multileg_opening_needs_options_buying_power_for_its_max_loss(
+    journal, order, price: str, obp: str, allowed: bool
+) -> None:
+    """A debit spread needs its debit, a credit structure its max loss, as Alpaca holds them.
+
+    By hand, the reserve is 2 % of 100,000 equity = 2,000 of the options buying power. The
+    bull call spread: 3 units at a 2.00 debit, 600. The iron condor: 5-wide wings, 2 units at a
+    1.50 credit, (5 - 1.50) x 100 x 2 = 700. The stock buying power (100,000) plays no part.
+    """
+    gate = RiskGate(RiskLimits(), journal)
+    v = gate.check(order(), Decimal(price), _options_account(obp), [], NOW)
+    assert (v.allowed, v.check) == (allowed, None if allowed else "options_buying_power"), v
+    rows = _denials(journal)
+    assert [r["reasoning"]["check"] for r in rows] == ([] if allowed else ["options_buying_power"])
+
+
+def test_closing_a_structure_needs_no_options_buying_power(journal) -> None:
+    """Buying back a condor frees collateral: it passes with no options buying power left."""
+    gate = RiskGate(RiskLimits(), journal)
+    closing = [Leg(g.occ_symbol, 1, _other(g), f"{_other(g)}_to_close") for g in _condor().legs]
+    close = OrderRequest.multileg(closing, 2, Decimal("2.50"), owner=Owner("options", "ic", "c"))
+    held = [Position(g.occ_symbol, Decimal(2), Decimal(1), "us_option") for g in _condor().legs]
+    assert gate.check(close, Decimal("2.50"), _options_account("0"), held, NOW).allowed
+
+
+def test_a_covered_call_roll_needs_no_collateral_for_the_call_it_moves(journal) -> None:
+    """Buying back the 470 call and selling the 475 call keeps the 100 shares' cover.
+
+    By hand: a net credit of 0.40 a unit, nothing to hold; at a net debit of 0.40 the roll
+    pays 40, more than the 0 of options buying power left after the reserve.
+    """
+    gate = RiskGate(RiskLimits(), journal)
+    legs = [
+        Leg("SPY231020C00470000", 1, "buy", "buy_to_close"),
+        Leg("SPY231117C00475000", 1, "sell", "sell_to_open"),
+    ]
+    held = [
+        Position("SPY", Decimal(100), Decimal(440), "us_equity", Decimal(44000)),
+        Position("SPY231020C00470000", Decimal(-1), Decimal(2), "us_option", Decimal(-200)),
+    ]
+    owner = Owner("options", "covered_call", "roll")
+    credit = OrderRequest.multileg(legs, 1, Decimal("-0.40"), owner=owner)
+    assert gate.check(credit, Decimal("-0.40"), _options_account("2000"), held, NOW).allowed
+    debit = OrderRequest.multileg(legs, 1, Decimal("0.40"), owner=Owner("options", "cc", "r2"))
+    v = gate.check(debit, Decimal("0.40"), _options_account("2000"), held, NOW)
+    assert v.check == "options_buying_power", v

@@ -89,8 +89,11 @@ async def gate_check(
 ) -> Verdict:
     """Ask the risk gate about an order opening a structure; a denial is journaled there.
 
+    ``price``: the last rung of the order's ladder, signed (debit > 0), so the gate holds the
+    options buying power of the worst price the order may walk to, as the reservation does.
     ``cycle`` is the cycle's time: on a venue's clock ``ctx.now`` moves on within a cycle, and
-    the gate counts ``max_orders_per_cycle`` by it.
+    the gate counts ``max_orders_per_cycle`` by it. The account is read for each order: the
+    venue's buying power already holds what the cycle's earlier orders hold.
     """
     account = await ctx.broker.account()
     positions = await ctx.broker.positions()

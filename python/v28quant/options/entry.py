@@ -234,7 +234,7 @@ async def _try(
         loss_limit,
         book.defined_risk_loss(),
     )
-    verdict = await gate_check(eng, ctx, req, abs(ladder[-1]), exposure, cycle=report.at)
+    verdict = await gate_check(eng, ctx, req, ladder[-1], exposure, cycle=report.at)
     if not verdict.allowed:
         rejected.append({**base, "why": f"risk gate: {verdict.reason}", "check": verdict.check})
         report.denied += 1

@@ -295,7 +295,7 @@ async def _roll(
         cfg.max_loss_per_structure,
         book.defined_risk_loss(excluding=h.structure_id),
     )
-    verdict = await gate_check(eng, ctx, req, abs(ladder[-1]), exposure, cycle=report.at)
+    verdict = await gate_check(eng, ctx, req, ladder[-1], exposure, cycle=report.at)
     if not verdict.allowed:
         why["roll_rejected"] = [f"risk gate: {verdict.reason}"]
         report.denied += 1
