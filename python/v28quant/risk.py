@@ -16,11 +16,11 @@ documents each default):
   close: it lowers risk, so no limit but the PDT rule holds it back (a winner may have grown
   past the order limits; a halt must not trap a position);
 * buying power: the notional a stock order opens or adds, long or short, must fit in the
-  buying power less a reserve (``buying_power_reserve_fraction`` of equity); what a multi-leg
-  order opening options holds must fit in the options buying power less the same reserve
-  (``options_need``: its max loss at its net price); a call it sells to open beyond the calls
-  it buys needs 100 shares a contract held and not behind another short call, else it is
-  refused (``naked_call``); closing orders need none;
+  buying power less a reserve (``buying_power_reserve_fraction`` of equity); what an order
+  opening options holds must fit in the options buying power less the same reserve
+  (``options_need``: a premium paid, a put's strike x 100 a contract, a multi-leg order's max
+  loss at its net price); a call sold to open needs 100 shares a contract held and not behind
+  another short call, else it is refused (``naked_call``); closing orders need none;
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
   the options on it count as one; a multi-leg order opening legs on a new name is one more);
@@ -573,8 +573,11 @@ class RiskGate:
     ) -> Verdict | None:
         lim = self.limits
         added = abs(after - now_qty) * abs(price) * mult
-        # a short sale takes buying power as a buy does (margin on the shares borrowed)
-        unfunded = self._short_of(added, Decimal(account.buying_power), equity, BUYING_POWER)
+        if req.kind == "equity":
+            # a short sale takes buying power as a buy does (margin on the shares borrowed)
+            unfunded = self._short_of(added, Decimal(account.buying_power), equity, BUYING_POWER)
+        else:
+            unfunded = self._options_funding(req, price, account, held)
         if unfunded is not None:
             return unfunded
         if equity <= 0:

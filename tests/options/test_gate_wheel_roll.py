@@ -235,3 +235,31 @@ async def test_closing_a_condor_opened_today_is_a_day_trade_the_gate_denies(
     assert not [o for o in orders if any((g.intent or "").endswith("close") for g in o.legs)]
     assert list(eng.book.held) == [condor.structure_id]
     assert not eng.book.pending
+
+
+@pytest.mark.asyncio
+async def test_a_cash_secured_put_the_cash_cannot_back_less_the_reserve_is_denied(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """With 44,500 of cash the gate keeps 2 % of equity (890): 43,610 backs puts up to 436.
+
+    The put the engine picks on SPY on 2023-09-14 (the 440 of October) needs its strike x 100
+    of collateral, more than 43,610 (by hand from the strike in the denied request), though
+    the engine sized it within the 44,500: the gate denies it by its options buying power, and
+    nothing reaches the simulated exchange.
+    """
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways", cash="44500")
+    ctx.risk = RiskGate(RiskLimits(max_order_notional=1e6), ctx.journal)
+    cfg = _config(strategies={"sideways": ["cash_secured_put"]}, max_csp_fraction=1.0)
+    eng = OptionsEngine(cfg)
+    await eng.premarket(ctx)
+    report = await eng.cycle(ctx)
+    assert await ctx.broker.orders("all") == []
+    assert (report.orders, report.denied) == (0, 1)
+    (deny,) = ctx.journal.decisions(action="deny")
+    request = deny["reasoning"]["request"]
+    strike = int(request["symbol"][-8:]) / 1000
+    need = strike * 100 * int(request["qty"])
+    assert 43610 < need <= 44500, need
+    assert deny["reasoning"]["check"] == "options_buying_power"
+    assert f"needs {need:.2f}" in deny["reasoning"]["reason"]

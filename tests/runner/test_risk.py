@@ -646,6 +646,50 @@ def test_closing_a_structure_needs_no_options_buying_power(journal) -> None:
     assert gate.check(close, Decimal("2.50"), _options_account("0"), held, NOW).allowed
 
 
+def _sell_to_open(occ: str, qty: int, n: int = 0) -> OrderRequest:
+    owner = Owner("options", "wheel", f"sto{n}")
+    return OrderRequest.option(occ, qty, "sell", "sell_to_open", Decimal("1.50"), owner=owner)
+
+
+def test_a_cash_secured_put_needs_its_strike_as_collateral(journal) -> None:
+    """Two 420 puts sold to open hold 420 x 100 x 2 = 84,000, not the 300 of premium.
+
+    By hand: 86,000 of options buying power less the 2,000 reserve is 84,000. The executor
+    reserves the same strike x 100 per contract (``execution.claims.spend_of``).
+    """
+    gate = RiskGate(RiskLimits(max_order_notional=1e6), journal)
+    put = "SPY231020P00420000"
+    assert gate.check(_sell_to_open(put, 2), Decimal("1.50"), _options_account("86000"), [], NOW)
+    v = gate.check(_sell_to_open(put, 2, 1), Decimal("1.50"), _options_account("85999"), [], NOW)
+    assert (v.allowed, v.check) == (False, "options_buying_power"), v
+    assert "84000" in str(v.reason)
+
+
+def test_a_call_sold_to_open_needs_shares_not_covering_another_call(journal) -> None:
+    """A short call is covered by 100 shares a contract not already behind another short call.
+
+    No SPY held: naked, refused. 100 SPY held: covered, and it needs no options buying power.
+    100 SPY held behind a 470 call already sold: the second call is naked; 200 SPY cover both.
+    """
+    gate = RiskGate(RiskLimits(), journal)
+    call, other = "SPY231020C00475000", "SPY231020C00470000"
+    broke = _options_account("0")
+    v = gate.check(_sell_to_open(call, 1), Decimal("1.50"), broke, [], NOW)
+    assert (v.allowed, v.check) == (False, "naked_call"), v
+
+    def spy(shares: int) -> Position:
+        return Position("SPY", Decimal(shares), Decimal(440), "us_equity", Decimal(440 * shares))
+
+    assert gate.check(_sell_to_open(call, 1, 1), Decimal("1.50"), broke, [spy(100)], NOW).allowed
+    short = Position(other, Decimal(-1), Decimal(2), "us_option", Decimal(-200))
+    v = gate.check(_sell_to_open(call, 1, 2), Decimal("1.50"), broke, [spy(100), short], NOW)
+    assert v.check == "naked_call", v
+    assert gate.check(
+        _sell_to_open(call, 1, 3), Decimal("1.50"), broke, [spy(200), short], NOW
+    ).allowed
+    assert [r["reasoning"]["check"] for r in _denials(journal)] == ["naked_call", "naked_call"]
+
+
 def test_a_covered_call_roll_needs_no_collateral_for_the_call_it_moves(journal) -> None:
     """Buying back the 470 call and selling the 475 call keeps the 100 shares' cover.
 
