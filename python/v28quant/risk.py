@@ -23,7 +23,8 @@ documents each default):
   another short call, else it is refused (``naked_call``); closing orders need none;
 * exposure: the position after the order within ``max_position_fraction`` of equity, the gross
   exposure within ``max_gross_exposure``, at most ``max_positions`` names held (a stock and
-  the options on it count as one; a multi-leg order opening legs on a new name is one more);
+  the options on it count as one; a multi-leg order opening legs on a new name is one more;
+  a name an open order of the journal would open counts as held while the order works);
 * PDT (FINRA Rule 4210 as it stood until 2026-06-04): below ``pdt_equity_threshold`` of
   equity, an order that would close a position opened the same session is a day trade (each
   leg of a multi-leg order is one); it is refused where it would take the day trades of the
@@ -545,7 +546,7 @@ class RiskGate:
             if closing_only:
                 return Verdict(True)
             opens = _opens(req)
-            refused = _new_name_refusal(req, held, lim.max_positions) if opens else None
+            refused = self._new_name_refusal(req, held) if opens else None
             unfunded = self._options_funding(req, price, account, held) if opens else None
             closing = _closing_legs(req)
             pdt = self._pdt(closing, account, now) if closing else None
@@ -598,7 +599,7 @@ class RiskGate:
                 "gross_exposure",
                 f"gross {gross / equity:.2f}x equity > max_gross_exposure {lim.max_gross_exposure}",
             )
-        return _new_name_refusal(req, held, lim.max_positions)
+        return self._new_name_refusal(req, held)
 
     def _short_of(
         self, need: Decimal, power: Decimal, equity: Decimal, check: str
@@ -626,6 +627,32 @@ class RiskGate:
             return need
         power = Decimal(account.options_buying_power)
         return self._short_of(need, power, Decimal(account.equity), OPTIONS_BUYING_POWER)
+
+    def _new_name_refusal(self, req: OrderRequest, held: Mapping[str, Position]) -> Verdict | None:
+        """Return the ``max_positions`` denial of ``req`` when it opens a name not held, or None.
+
+        Names, not legs: an iron condor's four legs and the stock under it are one position. A
+        name an order still working would open counts as held: the venue shows no position
+        until it fills, and each cycle would otherwise open one more name beside it.
+        """
+        names = {underlying_of(s) for s, p in held.items() if p.qty != 0}
+        symbol = req.symbol if req.symbol is not None else req.legs[0].occ_symbol
+        if underlying_of(symbol) in names:
+            return None
+        names |= self._working_names()
+        if underlying_of(symbol) in names or len(names) < self.limits.max_positions:
+            return None
+        return Verdict(
+            False,
+            "max_positions",
+            f"{len(names)} names held or being opened by working orders = max_positions (a "
+            "stock and its options are one)",
+        )
+
+    def _working_names(self) -> set[str]:
+        """Return the names the journal's open orders open or add to once filled."""
+        rows = (o["request"] for o in self.journal.open_orders() if o["request"])
+        return {underlying_of(symbol) for r in rows for symbol in _opening_symbols(r)}
 
     def _pdt(
         self, closing: Sequence[tuple[str, str]], account: Account, now: datetime
@@ -763,22 +790,19 @@ def _is_call_on(symbol: str, underlying: str) -> bool:
     return occ.call and occ.underlying == underlying
 
 
-def _new_name_refusal(
-    req: OrderRequest, held: Mapping[str, Position], max_positions: int
-) -> Verdict | None:
-    """Return the ``max_positions`` denial of ``req`` when it opens a name not held, or None.
+def _opening_symbols(request: Mapping[str, Any]) -> list[str]:
+    """Return the symbols a journaled order request opens or adds to.
 
-    Names, not legs: an iron condor's four legs and the stock under it are one position.
+    An option leg by its intent; a stock order whatever its side (the equity engine's carry no
+    intent; a sale of shares held names a name held already).
     """
-    names = {underlying_of(s) for s, p in held.items() if p.qty != 0}
-    symbol = req.symbol if req.symbol is not None else req.legs[0].occ_symbol
-    if underlying_of(symbol) in names or len(names) < max_positions:
-        return None
-    return Verdict(
-        False,
-        "max_positions",
-        f"{len(names)} names held = max_positions (a stock and its options are one)",
-    )
+    legs = request.get("legs") or [request]
+    return [
+        str(g.get("occ_symbol") or g["symbol"])
+        for g in legs
+        if (g.get("occ_symbol") or g.get("symbol"))
+        and not str(g.get("intent")).endswith("_to_close")
+    ]
 
 
 def _opens(req: OrderRequest) -> bool:

@@ -711,3 +711,47 @@ def test_a_covered_call_roll_needs_no_collateral_for_the_call_it_moves(journal) 
     debit = OrderRequest.multileg(legs, 1, Decimal("0.40"), owner=Owner("options", "cc", "r2"))
     v = gate.check(debit, Decimal("0.40"), _options_account("2000"), held, NOW)
     assert v.check == "options_buying_power", v
+
+
+def _working(journal: Journal, request: OrderRequest, status: str = "accepted") -> None:
+    """Journal ``request`` as sent and answered ``status`` by the venue, unfilled."""
+    cid = request.client_order_id
+    owner = request.owner
+    journal.record_order_intent(cid, owner.engine, owner.strategy, None, request.to_dict(), NOW)
+    journal.record_order_update(cid, f"b-{cid}", status, 0, None, {}, NOW)
+
+
+@pytest.mark.parametrize(("status", "allowed"), [("accepted", False), ("canceled", True)])
+def test_max_positions_counts_names_with_a_working_opening_order(
+    journal, status: str, allowed: bool
+) -> None:
+    """AAPL held, a buy of MSFT resting: two names of max_positions 2, so JPM is a third.
+
+    Once the MSFT order is cancelled only AAPL is held and JPM may open.
+    """
+    gate = RiskGate(RiskLimits(max_positions=2), journal)
+    _working(journal, _buy("MSFT", 10), status)
+    held = [Position("AAPL", Decimal(10), Decimal(100), "us_equity", Decimal(1000))]
+    v = gate.check(_buy("JPM", 1), Decimal(100), _account(), held, NOW)
+    assert (v.allowed, v.check) == (allowed, None if allowed else "max_positions"), v
+
+
+def test_max_positions_counts_a_resting_structure_and_not_a_resting_close(journal) -> None:
+    """A condor resting on SPY is a name held; an order closing legs opens no name.
+
+    max_positions 2, AAPL held: the resting SPY condor fills the second place, so a bull call
+    spread on QQQ is refused. A resting close of QQQ legs alone would not count.
+    """
+    gate = RiskGate(RiskLimits(max_positions=2), journal)
+    held = [Position("AAPL", Decimal(10), Decimal(100), "us_equity", Decimal(1000))]
+    qqq = [
+        Leg("QQQ231020C00370000", 1, "buy", "buy_to_open"),
+        Leg("QQQ231020C00375000", 1, "sell", "sell_to_open"),
+    ]
+    spread = OrderRequest.multileg(qqq, 1, Decimal("2.00"), owner=Owner("options", "bc", "q"))
+    closing = [Leg(g.occ_symbol, 1, _other(g), f"{_other(g)}_to_close") for g in _condor().legs]
+    _working(journal, OrderRequest.multileg(closing, 1, Decimal("0.5"), owner=Owner("o", "c", "c")))
+    assert gate.check(spread, Decimal("2.00"), _account(), held, NOW).allowed
+    _working(journal, _condor(7))
+    v = gate.check(spread, Decimal("2.00"), _account(), held, NOW)
+    assert (v.allowed, v.check) == (False, "max_positions"), v
