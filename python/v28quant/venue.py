@@ -333,8 +333,8 @@ def _keyed(mode: str, settings: Settings, args: RunArgs) -> Venue:
 
     live = mode == "live"
     broker = connect(settings, live=live)
-    feed = AlpacaData.from_settings(settings, live=live)
     venue_clock = VenueClock(broker.clock)
+    feed = AlpacaData.from_settings(settings, now=venue_clock.now, live=live)
     universe = args.universe or tuple(settings.universe)
     return Venue(
         broker=broker,

@@ -8,12 +8,18 @@ so every expected wait is exact (tolerance: float rounding, ``pytest.approx`` de
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fakes.alpaca_data import FakeAlpacaData
 from fakes.fixtures import FakeTime
 from v28quant.alpaca.ratelimit import MAX_RESET_WAIT_S, RateLimiter, account_limiter
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.data.alpaca import AlpacaData
+
+
+def _host_now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def test_bucket_burst_then_one_interval_and_reset_cap():
@@ -101,7 +107,9 @@ async def test_broker_and_data_of_one_account_share_one_bucket():
             {"message": "too many requests."},
             {"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(t.t) + 5)},
         )
-        c = AlpacaData("k", "s", data_url=fake.url, trading_url=fake.url, limiter=shared)
+        c = AlpacaData(
+            "k", "s", now=_host_now, data_url=fake.url, trading_url=fake.url, limiter=shared
+        )
         assert "SPY" in await c.latest_quotes(["SPY"])
         assert sum(t.slept) == pytest.approx(5.0), t.slept
         # The data API's 429 blocked the bucket; the trading call waits out what is left.
@@ -111,7 +119,7 @@ async def test_broker_and_data_of_one_account_share_one_bucket():
     assert sum(t.slept) == pytest.approx(7.0), t.slept
     url = "http://127.0.0.1:9"  # never called: only the construction is looked at
     b1, b2 = AlpacaBroker("k1", "s", url=url), AlpacaBroker("k1", "s", url=url)
-    d1 = AlpacaData("k1", "s", data_url=url, trading_url=url)
+    d1 = AlpacaData("k1", "s", now=_host_now, data_url=url, trading_url=url)
     other = AlpacaBroker("k2", "s", url=url)
     assert b1.limiter is b2.limiter is d1.limiter is account_limiter("k1")
     assert other.limiter is not b1.limiter

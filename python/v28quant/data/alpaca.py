@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -117,7 +117,9 @@ class AlpacaData:
     timeout_s : float
         Per-request HTTP timeout; a request that runs past it raises ``DataError``.
     now : callable
-        Current UTC time (tests inject one).
+        The runner's clock: the current time, timezone-aware. In live and paper trading it is
+        the venue's (``VenueClock.now``), so a skewed host clock moves neither the SIP tape's
+        delay nor when a settlement close is final.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class AlpacaData:
         key_id: str,
         secret_key: str,
         *,
+        now: Callable[[], datetime],
         data_url: str | None = None,
         trading_url: str | None = None,
         feed: str = "iex",
@@ -132,7 +135,6 @@ class AlpacaData:
         limiter: RateLimiter | None = None,
         max_attempts: int = 4,
         timeout_s: float = 30.0,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if feed not in ("iex", "sip"):
             raise ValueError(f"feed must be 'iex' or 'sip', got {feed!r}")
@@ -153,11 +155,21 @@ class AlpacaData:
         self._penny: dict[tuple[str, date], bool] = {}
 
     @classmethod
-    def from_config(cls, config: AlpacaConfig, *, limiter: RateLimiter | None = None) -> AlpacaData:
-        """Build from an ``AlpacaConfig``; by default on the account's shared rate limiter."""
+    def from_config(
+        cls,
+        config: AlpacaConfig,
+        *,
+        now: Callable[[], datetime],
+        limiter: RateLimiter | None = None,
+    ) -> AlpacaData:
+        """Build from an ``AlpacaConfig`` on the runner's clock ``now``.
+
+        By default on the account's shared rate limiter.
+        """
         return cls(
             config.key_id,
             config.secret_key,
+            now=now,
             data_url=config.data_url,
             trading_url=config.trading_url,
             feed=config.feed,
@@ -168,9 +180,11 @@ class AlpacaData:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, live: bool = False) -> AlpacaData:
-        """Build from ``v28quant.settings.Settings`` (keys, endpoints and feeds)."""
-        return cls.from_config(AlpacaConfig.from_settings(settings, live=live))
+    def from_settings(
+        cls, settings: Any, *, now: Callable[[], datetime], live: bool = False
+    ) -> AlpacaData:
+        """Build from ``v28quant.settings.Settings`` (keys, endpoints, feeds) on clock ``now``."""
+        return cls.from_config(AlpacaConfig.from_settings(settings, live=live), now=now)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run one SDK call off the loop, under the account's rate limit, retrying 429s."""
