@@ -387,3 +387,21 @@ async def test_option_chain_carries_the_penny_program_flag(fake: FakeAlpacaData)
     reads = [q for _, p, q in fake.requests if p == "/v2/options/contracts"]
     assert len(reads) == 2
     assert all(q["limit"] == "1" for q in reads)
+
+
+async def test_every_page_of_a_paged_call_passes_the_rate_limiter(
+    fake: FakeAlpacaData, nvda: dict
+) -> None:
+    # alpaca-py follows next_page_token inside one SDK call. A limiter of one request a second
+    # and a burst of one, on a time that moves only when it sleeps: n requests sent must have
+    # waited n - 1 seconds, whichever call or page sent them.
+    from fakes.fixtures import FakeTime
+
+    t = FakeTime()
+    c = client(fake, limiter=RateLimiter(rate=1, per=1.0, burst=1, now=t.now, sleep=t.sleep))
+    await c.bars(["SPY"], date(2023, 1, 1), date(2023, 12, 31))  # 250 bars, 50 a page
+    await c.option_chain("NVDA")  # 194 snapshots, 50 a page
+    bars = [q for _, p, q in fake.requests if p == "/v2/stocks/bars"]
+    chain = [q for _, p, q in fake.requests if p == "/v1beta1/options/snapshots/NVDA"]
+    assert (len(bars), len(chain)) == (5, 4)
+    assert sum(t.slept) == pytest.approx(len(fake.requests) - 1)

@@ -5,8 +5,11 @@ event loop never blocks and the broker and data adapters of a process use one wa
 
 We set two private attributes on alpaca-py's clients: ``_retry`` (0: 429s are ours, the SDK
 would sleep a blind 3 s x 3) and ``_session`` (a session whose requests time out; the SDK sets
-no timeout). ``prepare_client`` checks both exist first: a release that renames them would
-otherwise silently drop the timeouts. pyproject.toml bounds alpaca-py to the versions tested.
+no timeout, and whose every request passes the account's rate limiter: the adapter takes a
+token before a call, and each further request of the same call, the pages alpaca-py follows by
+itself through ``next_page_token``, waits for one of its own). ``prepare_client`` checks both
+exist first: a release that renames them would otherwise silently drop the timeouts.
+pyproject.toml bounds alpaca-py to the versions tested.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import version
 from typing import Any, TypeVar
@@ -37,6 +41,36 @@ MAX_CONTRACT_PAGES = 1000
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+#: The SDK call a worker thread is running (see ``_SdkCall``).
+_CALL = threading.local()
+
+
+@dataclass
+class _SdkCall:
+    """One SDK call on a worker thread.
+
+    ``loop`` awaits the call; ``token_unspent``: the token the caller took before the call has
+    not paid for a request yet (it pays for the first).
+    """
+
+    loop: asyncio.AbstractEventLoop
+    token_unspent: bool = True
+
+
+def _rate_gate(limiter: RateLimiter) -> Callable[[], None]:
+    """Return the hook that makes every request of an SDK call pass ``limiter``."""
+
+    def before_send() -> None:
+        call: _SdkCall | None = getattr(_CALL, "current", None)
+        if call is None:
+            raise RuntimeError("an Alpaca request outside call_off_loop would skip the limiter")
+        if call.token_unspent:
+            call.token_unspent = False
+            return
+        # a later page: wait for a token on the loop, where the limiter's clock and sleep run
+        asyncio.run_coroutine_threadsafe(limiter.acquire(), call.loop).result()
+
+    return before_send
 
 
 def prepare_client(client: Any, timeout_s: float, limiter: RateLimiter) -> None:
@@ -55,7 +89,7 @@ def prepare_client(client: Any, timeout_s: float, limiter: RateLimiter) -> None:
             "install the alpaca-py version pyproject.toml names"
         )
     client._retry = 0
-    session = TimeoutSession(timeout_s)
+    session = TimeoutSession(timeout_s, before_send=_rate_gate(limiter))
     session.hooks["response"].append(limiter.response_hook)
     client._session = session
 
@@ -68,10 +102,22 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def _run_call(loop: asyncio.AbstractEventLoop, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    _CALL.current = _SdkCall(loop)
+    try:
+        return fn(*args)
+    finally:
+        _CALL.current = None
+
+
 async def call_off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run one blocking alpaca-py call on the shared worker pool and await it."""
+    """Run one blocking alpaca-py call on the shared worker pool and await it.
+
+    The caller has taken one token of the client's rate limiter for the call's first request;
+    each further request (a page alpaca-py follows by itself) waits for its own.
+    """
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_pool(), functools.partial(fn, *args))
+    return await loop.run_in_executor(_pool(), functools.partial(_run_call, loop, fn, args))
 
 
 async def limited_call(
