@@ -405,3 +405,32 @@ async def test_every_page_of_a_paged_call_passes_the_rate_limiter(
     chain = [q for _, p, q in fake.requests if p == "/v1beta1/options/snapshots/NVDA"]
     assert (len(bars), len(chain)) == (5, 4)
     assert sum(t.slept) == pytest.approx(len(fake.requests) - 1)
+
+
+async def test_a_crossed_contract_is_left_out_and_the_rest_kept(
+    spy_csv: Path, nvda: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As the replay feed does: a crossed quote (bid > ask) is no price; only its contract goes,
+    # the rest of the chain and of the quotes stay, and one line says how many went.
+    snaps = {"NVDA": {s: {**v} for s, v in nvda["NVDA"].items()}}
+    crossed = sorted(snaps["NVDA"])[100:102]
+    for s in crossed:
+        q = snaps["NVDA"][s]["latestQuote"]
+        snaps["NVDA"][s]["latestQuote"] = {**q, "bp": q["ap"] + 0.05}
+    good = sorted(snaps["NVDA"])[102]
+    caplog.set_level(logging.WARNING, logger="v28quant.data.alpaca")
+    with FakeAlpacaData(option_snapshots=snaps, page_size=50, now=NOW) as f:
+        c = client(f)
+        chain = await c.option_chain("NVDA")
+        said_chain = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        quotes = await c.latest_quotes([*crossed, good])
+        said_quotes = [r.getMessage() for r in caplog.records]
+    assert len(chain) == len(snaps["NVDA"]) - 2
+    assert not set(crossed) & set(chain["symbol"])
+    assert (chain["bid"] <= chain["ask"]).all()
+    assert set(quotes) == {good}
+    for said in (said_chain, said_quotes):
+        assert len(said) == 1, said
+        assert "2 crossed" in said[0], said
+        assert all(s in said[0] for s in crossed), said

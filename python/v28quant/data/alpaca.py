@@ -18,6 +18,9 @@ matters (see research/alpaca.md §4-§5):
 * Snapshots carry no strike / expiry / type: they are parsed from the OCC symbol. IV and greeks
   are often missing (deep ITM/OTM, outside hours): NaN. Alpaca quotes theta per day and vega
   per vol point; the chain frame uses per year and per 1.00 of vol (x365, x100).
+* A quote that is no price (crossed, negative, a side missing) is left out of
+  ``latest_quotes``, and a crossed contract out of ``option_chain``, as the replay feed does:
+  the rest of the answer stands, and one warning per answer names what went and why.
 * alpaca-py is synchronous: every call runs on the worker pool shared with the broker adapter
   (``v28quant.alpaca.sdk``). Its own 429 retry (3 x 3 s sleeps) is switched off; the account's
   ``RateLimiter`` (the same object as the broker's) keeps both under the account's budget,
@@ -86,6 +89,25 @@ def _price(x: float | None, side: str) -> Decimal:
     if x is None:  # a missing side is no quote, not a price of 0
         raise ValueError(f"quote has no {side} price")
     return to_decimal(x, side)
+
+
+CROSSED = "crossed (bid > ask)"
+
+
+def _quote_flaw(bid: float | None, ask: float | None) -> str | None:
+    """Return why a quote is no price (a missing side, a negative or crossed one), else None."""
+    if bid is None or ask is None:
+        return "without a bid or an ask"
+    if bid < 0 or ask < 0:
+        return "negative"
+    return CROSSED if bid > ask else None
+
+
+def _say_left_out(answer: str, left_out: dict[str, list[str]]) -> None:
+    """Log one line for everything left out of one answer, by reason, naming the symbols."""
+    if left_out:
+        parts = [f"{len(syms)} {why}: {', '.join(syms)}" for why, syms in left_out.items()]
+        log.warning("Alpaca data: %s: left out %s", answer, "; ".join(parts))
 
 
 def _f(x: Any) -> float:
@@ -256,18 +278,21 @@ class AlpacaData:
             )
             raw.update(await self._call(self._option.get_option_latest_quote, oreq))
         out = {}
+        left_out: dict[str, list[str]] = {}
         for sym, q in raw.items():
-            try:
-                out[sym] = Quote(
-                    sym,
-                    _price(q.bid_price, "bid"),
-                    _price(q.ask_price, "ask"),
-                    q.timestamp,
-                    int(q.bid_size or 0),
-                    int(q.ask_size or 0),
-                )
-            except ValueError as exc:  # crossed or negative: not a usable quote
-                log.warning("Alpaca data: dropping quote for %s: %s", sym, exc)
+            flaw = _quote_flaw(q.bid_price, q.ask_price)
+            if flaw is not None:
+                left_out.setdefault(flaw, []).append(sym)
+                continue
+            out[sym] = Quote(
+                sym,
+                _price(q.bid_price, "bid"),
+                _price(q.ask_price, "ask"),
+                q.timestamp,
+                int(q.bid_size or 0),
+                int(q.ask_size or 0),
+            )
+        _say_left_out("latest quotes", left_out)
         return out
 
     async def quote(self, symbol: str) -> Quote:
@@ -362,6 +387,7 @@ class AlpacaData:
         snaps = await self._call(self._option.get_option_chain, req)
         penny = await self._penny_program(underlying.upper())
         rows = []
+        left_out: dict[str, list[str]] = {}
         for sym, s in snaps.items():
             try:
                 occ = parse_occ(sym)
@@ -369,6 +395,9 @@ class AlpacaData:
                 log.warning("Alpaca data: skipping non-OCC symbol %r in chain", sym)
                 continue
             q, g = s.latest_quote, s.greeks
+            if q is not None and _quote_flaw(q.bid_price, q.ask_price) == CROSSED:
+                left_out.setdefault(CROSSED, []).append(sym)
+                continue
             bid = _f(q.bid_price) if q else math.nan
             ask = _f(q.ask_price) if q else math.nan
             rows.append(
@@ -392,6 +421,7 @@ class AlpacaData:
                     "synthetic": False,
                 }
             )
+        _say_left_out(f"{underlying.upper()} option chain", left_out)
         return chain_frame(
             rows, as_of=self._now(), source=f"alpaca options snapshots ({self.options_feed})"
         )
