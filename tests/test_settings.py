@@ -25,6 +25,7 @@ ENV = (
     "V28_UNIVERSE",
     "V28_CONFIG",
     "V28_ALPACA_RATE_LIMIT",
+    "V28_OPTION_QUOTE_MAX_AGE_S",
 )
 KEY, SECRET = "PKLIVEKEYID0001", "sEcReT-Value-42"
 HOOK = "https://discord.com/api/webhooks/111/hook-TOKEN-xyz"
@@ -59,6 +60,7 @@ def test_defaults_are_paper_without_keys() -> None:
         ("V28_UNIVERSE", "SPY,$$$", r"^V28_UNIVERSE: must be a list of ticker symbols"),
         ("V28_ALPACA_RATE_LIMIT", "0", r"^V28_ALPACA_RATE_LIMIT: .*greater than or equal to 1"),
         ("V28_ALPACA_RATE_LIMIT", "fast", r"^V28_ALPACA_RATE_LIMIT: .*integer"),
+        ("V28_OPTION_QUOTE_MAX_AGE_S", "0", r"^V28_OPTION_QUOTE_MAX_AGE_S: .*greater than 0"),
     ],
 )
 def test_bad_setting_is_one_line_naming_it(monkeypatch, var: str, value: str, expect: str) -> None:

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         The account's API limit in requests per minute (``V28_ALPACA_RATE_LIMIT``): 200 on
         Alpaca's standard plans, 10,000 with Algo Trader Plus. Every Alpaca call of the process
         shares one bucket at 95 % of it.
+    option_quote_max_age_s
+        Oldest option quote, in seconds, that Alpaca's chain snapshot may price a contract from
+        (``V28_OPTION_QUOTE_MAX_AGE_S``, 300 by default): a contract last quoted earlier is
+        left out of the chain, so the options engine never trades off a stale quote.
     universe
         Symbols the equity engine considers; the options engine trades their options.
     """
@@ -111,6 +115,11 @@ class Settings(BaseSettings):
     )
     alpaca_rate_limit: int = Field(
         200, ge=1, validation_alias=AliasChoices("V28_ALPACA_RATE_LIMIT", "alpaca_rate_limit")
+    )
+    option_quote_max_age_s: float = Field(
+        300.0,
+        gt=0,
+        validation_alias=AliasChoices("V28_OPTION_QUOTE_MAX_AGE_S", "option_quote_max_age_s"),
     )
     # NoDecode: a comma-separated string in the environment, not JSON.
     universe: Annotated[tuple[str, ...], NoDecode] = Field(

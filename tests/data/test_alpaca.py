@@ -32,6 +32,8 @@ from v28quant.data.base import BAR_COLUMNS, CHAIN_COLUMNS, DataFeed
 
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 NOW = datetime(2025, 7, 9, 15, 0, tzinfo=UTC)
+#: 30 s after the NVDA snapshot's last quotes (19:59:54-19:59:59.97 UTC): every quote is fresh.
+CHAIN_NOW = datetime(2025, 7, 8, 20, 0, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,8 @@ def fake(spy_csv: Path, nvda: dict):
 
 def client(fake: FakeAlpacaData, **kw) -> AlpacaData:
     kw.setdefault("limiter", RateLimiter(rate=60_000, burst=1000))
-    return AlpacaData(KEY, SECRET, data_url=fake.url, trading_url=fake.url, now=lambda: NOW, **kw)
+    kw.setdefault("now", lambda: NOW)
+    return AlpacaData(KEY, SECRET, data_url=fake.url, trading_url=fake.url, **kw)
 
 
 def test_is_a_datafeed(fake: FakeAlpacaData) -> None:
@@ -126,7 +129,7 @@ async def test_closing_price(fake: FakeAlpacaData, spy_csv: Path) -> None:
 
 async def test_option_chain_nvda(fake: FakeAlpacaData, shared_data: Path) -> None:
     raw = pd.read_csv(shared_data / "options/NVDA_2025-07-08_alpaca_snapshot.csv")
-    ch = await client(fake).option_chain("NVDA")
+    ch = await client(fake, now=lambda: CHAIN_NOW).option_chain("NVDA")
     assert list(ch.columns) == list(CHAIN_COLUMNS)
     assert len(ch) == len(raw) == 194
     assert not ch["synthetic"].any()
@@ -167,7 +170,8 @@ async def test_option_chain_nvda(fake: FakeAlpacaData, shared_data: Path) -> Non
 
 
 async def test_option_chain_filters(fake: FakeAlpacaData) -> None:
-    ch = await client(fake).option_chain("NVDA", type="put", strike_from=150, strike_to=170)
+    c = client(fake, now=lambda: CHAIN_NOW)
+    ch = await c.option_chain("NVDA", type="put", strike_from=150, strike_to=170)
     assert set(ch["type"]) == {"put"}
     assert ch["strike"].between(150, 170).all()
     assert len(ch) > 5
@@ -420,7 +424,7 @@ async def test_a_crossed_contract_is_left_out_and_the_rest_kept(
     good = sorted(snaps["NVDA"])[102]
     caplog.set_level(logging.WARNING, logger="v28quant.data.alpaca")
     with FakeAlpacaData(option_snapshots=snaps, page_size=50, now=NOW) as f:
-        c = client(f)
+        c = client(f, now=lambda: CHAIN_NOW)
         chain = await c.option_chain("NVDA")
         said_chain = [r.getMessage() for r in caplog.records]
         caplog.clear()
@@ -434,3 +438,35 @@ async def test_a_crossed_contract_is_left_out_and_the_rest_kept(
         assert len(said) == 1, said
         assert "2 crossed" in said[0], said
         assert all(s in said[0] for s in crossed), said
+
+
+async def test_a_contract_with_a_stale_quote_is_left_out_of_the_chain(
+    nvda: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Alpaca stamps the chain now but each contract carries its own quote time: one last quoted
+    # ten minutes ago is no price to trade on (default limit 5 minutes, a setting).
+    from v28quant.settings import Settings
+
+    snaps = {"NVDA": {s: {**v} for s, v in nvda["NVDA"].items()}}
+    stale = sorted(snaps["NVDA"])[40:43]
+    ten_minutes_ago = (CHAIN_NOW - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for s in stale:
+        snaps["NVDA"][s]["latestQuote"] = {**snaps["NVDA"][s]["latestQuote"], "t": ten_minutes_ago}
+    caplog.set_level(logging.WARNING, logger="v28quant.data.alpaca")
+    with FakeAlpacaData(option_snapshots=snaps, now=CHAIN_NOW) as f:
+        chain = await client(f, now=lambda: CHAIN_NOW).option_chain("NVDA")
+        said = [r.getMessage() for r in caplog.records]
+        patient = Settings(
+            alpaca_key_id=KEY,
+            alpaca_secret_key=SECRET,
+            alpaca_base_url=f.url,
+            alpaca_data_url=f.url,
+            option_quote_max_age_s=15 * 60,
+        )
+        kept = await AlpacaData.from_settings(patient, now=lambda: CHAIN_NOW).option_chain("NVDA")
+    assert len(chain) == len(snaps["NVDA"]) - 3
+    assert not set(stale) & set(chain["symbol"])
+    assert len(said) == 1, said
+    assert "3 stale" in said[0], said
+    assert all(s in said[0] for s in stale), said
+    assert set(stale) <= set(kept["symbol"])  # within a 15-minute limit they are kept

@@ -119,6 +119,8 @@ class AlpacaConfig:
         The account's request limit (shared by the broker and data adapters).
     feed, options_feed : str
         Stock feed (``iex`` free, ``sip`` paid) and option feed (``indicative``, ``opra``).
+    option_quote_max_age_s : float
+        Oldest option quote a chain snapshot may price a contract from, seconds.
     """
 
     key_id: str = field(repr=False)
@@ -132,6 +134,7 @@ class AlpacaConfig:
     rate_limit_per_min: int = 200
     feed: Literal["iex", "sip"] = "iex"
     options_feed: Literal["indicative", "opra"] = "indicative"
+    option_quote_max_age_s: float = 300.0
 
     def __post_init__(self) -> None:
         """Check the fields; a bad one is a ValueError naming it."""
@@ -147,6 +150,10 @@ class AlpacaConfig:
             raise ValueError(f"rate_limit_per_min must be >= 1, got {self.rate_limit_per_min}")
         if self.feed not in ("iex", "sip"):
             raise ValueError(f"feed must be 'iex' or 'sip', got {self.feed!r}")
+        if not self.option_quote_max_age_s > 0:
+            raise ValueError(
+                f"option_quote_max_age_s must be > 0, got {self.option_quote_max_age_s}"
+            )
         if self.options_feed not in ("indicative", "opra"):
             raise ValueError(
                 f"options_feed must be 'indicative' or 'opra', got {self.options_feed!r}"
@@ -181,4 +188,5 @@ class AlpacaConfig:
             feed=settings.data_feed,
             options_feed=settings.options_feed,
             rate_limit_per_min=settings.alpaca_rate_limit,
+            option_quote_max_age_s=settings.option_quote_max_age_s,
         )

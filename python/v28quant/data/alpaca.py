@@ -15,6 +15,9 @@ matters (see research/alpaca.md §4-§5):
 * Options use the ``indicative`` feed by default (free, delayed); ``opra`` needs a paid plan.
 * Option contracts come from the trading API's ``/v2/options/contracts``, which alpaca-py does
   not paginate: we loop on ``next_page_token`` ourselves.
+* The chain snapshot is stamped now, but each contract's quote has its own time: a contract
+  last quoted more than ``option_quote_max_age_s`` ago (``V28_OPTION_QUOTE_MAX_AGE_S``, 5
+  minutes by default) is left out, so the options engine never prices or trades off it.
 * Snapshots carry no strike / expiry / type: they are parsed from the OCC symbol. IV and greeks
   are often missing (deep ITM/OTM, outside hours): NaN. Alpaca quotes theta per day and vega
   per vol point; the chain frame uses per year and per 1.00 of vol (x365, x100).
@@ -131,6 +134,9 @@ class AlpacaData:
         Where ``/v2/options/contracts`` lives (default: Alpaca paper).
     feed : "iex" or "sip"
     options_feed : "indicative" or "opra"
+    option_quote_max_age_s : float
+        A chain snapshot's contract last quoted longer ago than this, in seconds, is left out
+        of the chain (default 300: a few minutes in live and paper trading).
     limiter : RateLimiter, optional
         The account's request budget, for every call (default: the account's shared one,
         the same object ``AlpacaBroker`` uses).
@@ -154,6 +160,7 @@ class AlpacaData:
         trading_url: str | None = None,
         feed: str = "iex",
         options_feed: str = "indicative",
+        option_quote_max_age_s: float = 300.0,
         limiter: RateLimiter | None = None,
         max_attempts: int = 4,
         timeout_s: float = 30.0,
@@ -167,11 +174,14 @@ class AlpacaData:
         self._trading = TradingClient(key_id, secret_key, paper=True, url_override=trading_url)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if not option_quote_max_age_s > 0:
+            raise ValueError(f"option_quote_max_age_s must be > 0, got {option_quote_max_age_s}")
         self.limiter = limiter or account_limiter(key_id)
         for c in (self._stock, self._option, self._trading):
             prepare_client(c, timeout_s, self.limiter)
         self.feed = feed
         self.options_feed = options_feed
+        self.option_quote_max_age = timedelta(seconds=option_quote_max_age_s)
         self.max_attempts = max_attempts
         self._now = now
         self._penny: dict[tuple[str, date], bool] = {}
@@ -196,6 +206,7 @@ class AlpacaData:
             trading_url=config.trading_url,
             feed=config.feed,
             options_feed=config.options_feed,
+            option_quote_max_age_s=config.option_quote_max_age_s,
             limiter=limiter or account_limiter(config.key_id, config.rate_limit_per_min),
             max_attempts=config.max_attempts,
             timeout_s=config.timeout_s,
@@ -386,6 +397,8 @@ class AlpacaData:
         )
         snaps = await self._call(self._option.get_option_chain, req)
         penny = await self._penny_program(underlying.upper())
+        now = self._now()
+        stale = f"stale (quoted over {self.option_quote_max_age.total_seconds():g} s ago)"
         rows = []
         left_out: dict[str, list[str]] = {}
         for sym, s in snaps.items():
@@ -397,6 +410,9 @@ class AlpacaData:
             q, g = s.latest_quote, s.greeks
             if q is not None and _quote_flaw(q.bid_price, q.ask_price) == CROSSED:
                 left_out.setdefault(CROSSED, []).append(sym)
+                continue
+            if q is not None and q.timestamp < now - self.option_quote_max_age:
+                left_out.setdefault(stale, []).append(sym)
                 continue
             bid = _f(q.bid_price) if q else math.nan
             ask = _f(q.ask_price) if q else math.nan
@@ -423,7 +439,7 @@ class AlpacaData:
             )
         _say_left_out(f"{underlying.upper()} option chain", left_out)
         return chain_frame(
-            rows, as_of=self._now(), source=f"alpaca options snapshots ({self.options_feed})"
+            rows, as_of=now, source=f"alpaca options snapshots ({self.options_feed})"
         )
 
     async def _penny_program(self, underlying: str) -> bool:
