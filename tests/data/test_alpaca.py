@@ -470,3 +470,20 @@ async def test_a_contract_with_a_stale_quote_is_left_out_of_the_chain(
     assert "3 stale" in said[0], said
     assert all(s in said[0] for s in stale), said
     assert set(stale) <= set(kept["symbol"])  # within a 15-minute limit they are kept
+
+
+async def test_a_data_error_names_what_was_asked_for(fake: FakeAlpacaData) -> None:
+    # An operator reading "Alpaca data API error 500" cannot tell which symbol's data failed.
+    c = client(fake)
+    fake.fail("GET", r"/v2/stocks/bars", 500, {"message": "internal server error"})
+    with pytest.raises(DataError, match=r"bars of SPY, QQQ.*500.*internal server error"):
+        await c.bars(["SPY", "QQQ"], date(2023, 1, 1), date(2023, 1, 31))
+    fake.fail("GET", r"/v1beta1/options/snapshots/NVDA", 503, {"message": "unavailable"})
+    with pytest.raises(DataError, match=r"option chain of NVDA.*503"):
+        await c.option_chain("NVDA")
+    fake.fail("GET", r"/v2/stocks/quotes/latest", 500, {"message": "down"})
+    with pytest.raises(DataError, match=r"latest quotes of SPY.*500"):
+        await c.latest_quotes(["SPY"])
+    fake.fail("GET", r"/v2/options/contracts", 500, {"message": "down"})
+    with pytest.raises(DataError, match=r"option contracts of NVDA.*500"):
+        await c.option_contracts("NVDA")

@@ -219,14 +219,19 @@ class AlpacaData:
         """Build from ``v28quant.settings.Settings`` (keys, endpoints, feeds) on clock ``now``."""
         return cls.from_config(AlpacaConfig.from_settings(settings, live=live), now=now)
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run one SDK call off the loop, under the account's rate limit, retrying 429s."""
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run one SDK call off the loop, under the account's rate limit, retrying 429s.
+
+        ``what`` names what was asked for (``"bars of SPY, QQQ"``) in a ``DataError``.
+        """
         try:
             return await limited_call(self.limiter, self.max_attempts, fn, *args)
         except APIError as err:
-            raise DataError(f"Alpaca data API error {err.status_code}: {_body(err)}") from None
+            raise DataError(
+                f"Alpaca data: {what}: API error {err.status_code}: {_body(err)}"
+            ) from None
         except requests.RequestException as err:  # timeout, dropped connection, bad body
-            raise DataError(f"Alpaca data API unreachable: {type(err).__name__}") from None
+            raise DataError(f"Alpaca data: {what}: API unreachable: {type(err).__name__}") from None
 
     # -- bars -------------------------------------------------------------------------------
 
@@ -264,12 +269,14 @@ class AlpacaData:
                 feed=_StockFeed(feed),
                 adjustment=adjustment,
             )
-            parts.append(_bars_frame(await self._call(self._stock.get_stock_bars, req)))
+            what = f"bars of {', '.join(stocks)}"
+            parts.append(_bars_frame(await self._call(what, self._stock.get_stock_bars, req)))
         if options:
             from alpaca.data.requests import OptionBarsRequest
 
             oreq = OptionBarsRequest(symbol_or_symbols=options, start=lo, end=hi, timeframe=tf)
-            parts.append(_bars_frame(await self._call(self._option.get_option_bars, oreq)))
+            what = f"bars of {', '.join(options)}"
+            parts.append(_bars_frame(await self._call(what, self._option.get_option_bars, oreq)))
         parts = [p for p in parts if len(p)]
         return pd.concat(parts, ignore_index=True) if parts else empty_bars()
 
@@ -282,12 +289,14 @@ class AlpacaData:
         raw: dict[str, Any] = {}
         if stocks:
             req = StockLatestQuoteRequest(symbol_or_symbols=stocks, feed=_StockFeed(self.feed))
-            raw.update(await self._call(self._stock.get_stock_latest_quote, req))
+            what = f"latest quotes of {', '.join(stocks)}"
+            raw.update(await self._call(what, self._stock.get_stock_latest_quote, req))
         if options:
             oreq = OptionLatestQuoteRequest(
                 symbol_or_symbols=options, feed=OptionsFeed(self.options_feed)
             )
-            raw.update(await self._call(self._option.get_option_latest_quote, oreq))
+            what = f"latest quotes of {', '.join(options)}"
+            raw.update(await self._call(what, self._option.get_option_latest_quote, oreq))
         out = {}
         left_out: dict[str, list[str]] = {}
         for sym, q in raw.items():
@@ -346,7 +355,11 @@ class AlpacaData:
         """Return the option contracts of ``underlying`` matching the filters."""
         try:
             contracts = await option_contract_pages(
-                lambda req: self._call(self._trading.get_option_contracts, req),
+                lambda req: self._call(
+                    f"option contracts of {underlying.upper()}",
+                    self._trading.get_option_contracts,
+                    req,
+                ),
                 underlying,
                 expiration_gte=expiry_from,
                 expiration_lte=expiry_to,
@@ -395,7 +408,8 @@ class AlpacaData:
             expiration_date_gte=expiry_from,
             expiration_date_lte=expiry_to,
         )
-        snaps = await self._call(self._option.get_option_chain, req)
+        what = f"option chain of {underlying.upper()}"
+        snaps = await self._call(what, self._option.get_option_chain, req)
         penny = await self._penny_program(underlying.upper())
         now = self._now()
         stale = f"stale (quoted over {self.option_quote_max_age.total_seconds():g} s ago)"
@@ -453,7 +467,9 @@ class AlpacaData:
         key = (underlying, self._now().date())
         if key not in self._penny:
             params = {"underlying_symbols": underlying, "limit": 1}
-            body = await self._call(self._trading.get, "/options/contracts", params)
+            body = await self._call(
+                f"option contracts of {underlying}", self._trading.get, "/options/contracts", params
+            )
             records = body.get("option_contracts") or [] if isinstance(body, dict) else []
             self._penny[key] = bool(records[0].get("ppind", True)) if records else True
         return self._penny[key]
