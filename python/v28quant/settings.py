@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         Alpaca's standard plans, 10,000 with Algo Trader Plus. Every Alpaca call of the process
         shares one bucket at 95 % of it.
     option_quote_max_age_s
-        Oldest option quote, in seconds, that Alpaca's chain snapshot may price a contract from
+        Oldest option quote, in seconds before the newest its feed serves (the ``indicative``
+        feed is 15 minutes behind), that Alpaca's chain snapshot may price a contract from
         (``V28_OPTION_QUOTE_MAX_AGE_S``, 300 by default): a contract last quoted earlier is
         left out of the chain, so the options engine never trades off a stale quote.
     universe

@@ -444,16 +444,28 @@ async def test_a_contract_with_a_stale_quote_is_left_out_of_the_chain(
     nvda: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Alpaca stamps the chain now but each contract carries its own quote time: one last quoted
-    # ten minutes ago is no price to trade on (default limit 5 minutes, a setting).
+    # over 5 minutes (the default limit, a setting) before the newest its feed serves is no
+    # price to trade on. The free indicative feed serves quotes 15 minutes behind: there a
+    # 10-minute-old quote is among the newest, a 21-minute-old one is stale.
     from v28quant.settings import Settings
 
-    snaps = {"NVDA": {s: {**v} for s, v in nvda["NVDA"].items()}}
-    stale = sorted(snaps["NVDA"])[40:43]
-    ten_minutes_ago = (CHAIN_NOW - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    for s in stale:
-        snaps["NVDA"][s]["latestQuote"] = {**snaps["NVDA"][s]["latestQuote"], "t": ten_minutes_ago}
+    def quoted_ago(minutes: int) -> dict:
+        snaps = {"NVDA": {s: {**v} for s, v in nvda["NVDA"].items()}}
+        at = (CHAIN_NOW - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for s in stale:
+            snaps["NVDA"][s]["latestQuote"] = {**snaps["NVDA"][s]["latestQuote"], "t": at}
+        return snaps
+
+    stale = sorted(nvda["NVDA"])[40:43]
+    with FakeAlpacaData(option_snapshots=quoted_ago(10), now=CHAIN_NOW) as f:
+        delayed = await client(f, now=lambda: CHAIN_NOW).option_chain("NVDA")
+        real_time = await client(f, now=lambda: CHAIN_NOW, options_feed="opra").option_chain("NVDA")
+    assert set(stale) <= set(delayed["symbol"])
+    assert not set(stale) & set(real_time["symbol"])
+    snaps = quoted_ago(21)
     caplog.set_level(logging.WARNING, logger="v28quant.data.alpaca")
     with FakeAlpacaData(option_snapshots=snaps, now=CHAIN_NOW) as f:
+        caplog.clear()
         chain = await client(f, now=lambda: CHAIN_NOW).option_chain("NVDA")
         said = [r.getMessage() for r in caplog.records]
         patient = Settings(
@@ -470,6 +482,7 @@ async def test_a_contract_with_a_stale_quote_is_left_out_of_the_chain(
     assert "3 stale" in said[0], said
     assert all(s in said[0] for s in stale), said
     assert set(stale) <= set(kept["symbol"])  # within a 15-minute limit they are kept
+    assert "quoted before 19:40:30 UTC" in said[0], said  # 20:00:30 less 15 + 5 minutes
 
 
 async def test_a_data_error_names_what_was_asked_for(fake: FakeAlpacaData) -> None:

@@ -16,8 +16,10 @@ matters (see research/alpaca.md §4-§5):
 * Option contracts come from the trading API's ``/v2/options/contracts``, which alpaca-py does
   not paginate: we loop on ``next_page_token`` ourselves.
 * The chain snapshot is stamped now, but each contract's quote has its own time: a contract
-  last quoted more than ``option_quote_max_age_s`` ago (``V28_OPTION_QUOTE_MAX_AGE_S``, 5
-  minutes by default) is left out, so the options engine never prices or trades off it.
+  last quoted more than ``option_quote_max_age_s`` (``V28_OPTION_QUOTE_MAX_AGE_S``, 5 minutes
+  by default) before the newest quote its feed serves (now on ``opra``, now less the
+  ``indicative`` feed's 15-minute delay) is left out, so the options engine never prices or
+  trades off it.
 * Snapshots carry no strike / expiry / type: they are parsed from the OCC symbol. IV and greeks
   are often missing (deep ITM/OTM, outside hours): NaN. Alpaca quotes theta per day and vega
   per vol point; the chain frame uses per year and per 1.00 of vol (x365, x100).
@@ -95,6 +97,9 @@ def _price(x: float | None, side: str) -> Decimal:
 
 
 CROSSED = "crossed (bid > ask)"
+#: How far behind now each option feed's newest quote is: the free ``indicative`` feed is
+#: delayed 15 minutes, ``opra`` is real time.
+OPTION_FEED_DELAY = {"indicative": timedelta(minutes=15), "opra": timedelta(0)}
 
 
 def _quote_flaw(bid: float | None, ask: float | None) -> str | None:
@@ -135,8 +140,9 @@ class AlpacaData:
     feed : "iex" or "sip"
     options_feed : "indicative" or "opra"
     option_quote_max_age_s : float
-        A chain snapshot's contract last quoted longer ago than this, in seconds, is left out
-        of the chain (default 300: a few minutes in live and paper trading).
+        A chain snapshot's contract last quoted longer than this, in seconds, before the
+        newest quote the feed serves (``OPTION_FEED_DELAY``) is left out of the chain
+        (default 300: a few minutes in live and paper trading).
     limiter : RateLimiter, optional
         The account's request budget, for every call (default: the account's shared one,
         the same object ``AlpacaBroker`` uses).
@@ -412,7 +418,8 @@ class AlpacaData:
         snaps = await self._call(what, self._option.get_option_chain, req)
         penny = await self._penny_program(underlying.upper())
         now = self._now()
-        stale = f"stale (quoted over {self.option_quote_max_age.total_seconds():g} s ago)"
+        oldest = now - OPTION_FEED_DELAY[self.options_feed] - self.option_quote_max_age
+        stale = f"stale (quoted before {oldest:%H:%M:%S} UTC)"
         rows = []
         left_out: dict[str, list[str]] = {}
         for sym, s in snaps.items():
@@ -425,7 +432,7 @@ class AlpacaData:
             if q is not None and _quote_flaw(q.bid_price, q.ask_price) == CROSSED:
                 left_out.setdefault(CROSSED, []).append(sym)
                 continue
-            if q is not None and q.timestamp < now - self.option_quote_max_age:
+            if q is not None and q.timestamp < oldest:
                 left_out.setdefault(stale, []).append(sym)
                 continue
             bid = _f(q.bid_price) if q else math.nan
