@@ -182,7 +182,6 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ plumbing
 
     async def _call(self, fn: Callable[..., Any], *args: Any, retry_transient: bool = True) -> Any:
-        """Describe the broker without its keys."""
         """Run one SDK call in the pool, rate-limited; 429s wait and retry, transient failures
         (timeouts, connection errors, 5xx) retry only when ``retry_transient`` (reads)."""
         last: BrokerError | None = None
