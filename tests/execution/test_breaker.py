@@ -37,3 +37,35 @@ def test_an_answer_ends_the_outage_and_reports_its_length() -> None:
 def test_a_cooldown_must_be_positive() -> None:
     with pytest.raises(ValueError, match="cooldown"):
         VenueBreaker(timedelta(0))
+
+
+def test_after_the_cooldown_one_probe_goes_and_the_rest_wait_for_its_answer() -> None:
+    b = VenueBreaker(MIN)
+    b.failed(T0, "Alpaca 503")
+    after = T0 + MIN + timedelta(seconds=1)
+    assert b.refusal(after) is None  # the probe
+    waiting = b.refusal(after)
+    assert waiting is not None
+    assert "probe" in waiting
+    # the probe went unanswered: another full cooldown, then one more probe
+    assert not b.failed(after + timedelta(seconds=5), "Alpaca 503")
+    assert b.refusal(after + timedelta(seconds=30)) is not None
+    again = after + timedelta(seconds=5) + MIN
+    assert b.refusal(again) is None
+    assert b.refusal(again) is not None
+    # the probe answered: every order goes
+    b.answered(again)
+    assert b.refusal(again) is None
+    assert b.refusal(again) is None
+
+
+def test_a_probe_never_sent_lets_the_next_order_probe() -> None:
+    b = VenueBreaker(MIN)
+    b.failed(T0, "timeout")
+    after = T0 + 2 * MIN
+    assert b.refusal(after) is None
+    assert b.refusal(after) is not None
+    b.withdraw()  # the probe was refused before it left (no reservation, a cancelled cycle)
+    assert b.refusal(after) is None
+    assert b.refusal(after) is not None
+    assert b.tripped

@@ -189,6 +189,7 @@ class Executor(OrderRecorder):
         if cid in self._in_flight:
             raise RuntimeError(f"order {cid} is already being placed")
         self._in_flight.add(cid)
+        probe = False
         try:
             row = await self.journal.run(self._j.order_by_client_id, cid)
             if row is not None and row.get("request_hash") not in (None, digest):
@@ -207,13 +208,24 @@ class Executor(OrderRecorder):
                     log.warning("order %s not sent: %s", cid, paused)
                     await self._admit_row(decision, digest, None, None, {}, paused)
                     return OrderOutcome(cid, "refused", None, (), paused)
-                refused = await self._admit(decision, digest)
+                probe = self.breaker.tripped  # let through after the cooldown: the probe
+                refused = await self._admit_probe(decision, digest, probe)
                 if refused is not None:
                     self._notify_error(f"order {cid} refused: {refused}")
                     return OrderOutcome(cid, "refused", None, (), refused)
-            return await self._send(req, wait_s, caller_notifies)
+            return await self._send(req, wait_s, caller_notifies, probe)
         finally:
             self._in_flight.discard(cid)
+
+    async def _admit_probe(self, decision: Decision, digest: str, probe: bool) -> str | None:
+        """``_admit``; a ``probe`` not admitted is withdrawn, so that another order may probe."""
+        refused: str | None = "not admitted"
+        try:
+            refused = await self._admit(decision, digest)
+        finally:
+            if probe and refused is not None:
+                self.breaker.withdraw()
+        return refused
 
     async def _admit(self, decision: Decision, digest: str) -> str | None:
         req = decision.request
@@ -282,6 +294,19 @@ class Executor(OrderRecorder):
         return reason
 
     async def _send(
+        self,
+        req: OrderRequest,
+        wait_s: float,
+        caller_notifies: tuple[type[OrderRejected], ...],
+        probe: bool,
+    ) -> OrderOutcome:
+        try:
+            return await self._submit(req, wait_s, caller_notifies)
+        finally:
+            if probe:  # no answer either way (a conflict, a cancel): the next order probes
+                self.breaker.withdraw()
+
+    async def _submit(
         self,
         req: OrderRequest,
         wait_s: float,
