@@ -76,9 +76,10 @@ class BacktestConfig:
 
 @dataclass(frozen=True, slots=True)
 class RunnerConfig:
-    """``[runner]``: cycle spacing and log files."""
+    """``[runner]``: cycle spacing, the time a keyed venue's cycle may take, and log files."""
 
     cycle_minutes: int
+    cycle_limit_seconds: float
     log_dir: str
     model_dir: str
     runs_dir: str
@@ -201,6 +202,7 @@ def _check(cfg: RunConfig) -> None:
         (cfg.paper.sim_cycle_minutes >= 5, "[paper] sim_cycle_minutes: must be >= 5"),
         (cfg.runner.cycle_minutes % 5 == 0, "[runner] cycle_minutes: a multiple of 5"),
         (cfg.runner.cycle_minutes >= 5, "[runner] cycle_minutes: must be >= 5"),
+        (cfg.runner.cycle_limit_seconds > 0, "[runner] cycle_limit_seconds: must be > 0"),
         (cfg.backtest.cycle_minutes >= 5, "[backtest] cycle_minutes: must be >= 5"),
         (cfg.backtest.trials >= 1, "[backtest] trials: must be >= 1"),
         (cfg.backtest.cash > 0, "[backtest] cash: must be > 0"),

@@ -16,9 +16,11 @@ the last cycle on a day the journal holds no roll-up of, it trades nothing and d
 
 Isolation: an exception in one engine's cycle is logged, journaled and notified, and that engine
 and the others carry on. A cycle that overruns its slot is logged and the slots it ran into are
-skipped, never stacked. SIGTERM or SIGINT lets the cycles in flight finish, then persists,
-closes the sessions and exits 0; a second signal exits at once (the journal commits each row on
-its own, so nothing half-written survives).
+skipped, never stacked. With a keyed venue a cycle still running at ``[runner]
+cycle_limit_seconds`` (a call that hangs) is cancelled, and logged, notified and journaled as
+that slot's error; the engine goes on at its next slot. SIGTERM or SIGINT lets the cycles in
+flight finish, then persists, closes the sessions and exits 0; a second signal exits at once
+(the journal commits each row on its own, so nothing half-written survives).
 """
 
 from __future__ import annotations
@@ -542,7 +544,7 @@ class Runner:
 
     async def _cycle(self, engine: Engine, slot: datetime) -> Any:
         started = self.ctx.now
-        report = await self._guarded(engine, "cycle", slot)
+        report = await self._cycle_in_time(engine, slot)
         self._announce_denials(engine, started)
         self.state.cycles += 1
         if report is not None and hasattr(report, "signals"):
@@ -574,6 +576,26 @@ class Runner:
             return report
         return None
 
+    async def _cycle_in_time(self, engine: Engine, slot: datetime) -> Any:
+        """Run ``engine``'s cycle, cancelled at ``[runner] cycle_limit_seconds`` (a keyed venue).
+
+        A venue or feed call that hangs would otherwise hold the engine for the day. A send the
+        executor has begun goes on and journals the venue's answer (``Executor.place``). On a
+        simulated clock a cycle's length is the machine's speed, not a hang: cutting it would
+        make a backtest's trades depend on the machine, so there is no limit there.
+        """
+        if self.venue.sim_clock is not None:
+            return await self._guarded(engine, "cycle", slot)
+        limit = self.ctx.config.runner.cycle_limit_seconds
+        try:
+            async with asyncio.timeout(limit):
+                return await self._guarded(engine, "cycle", slot)
+        except TimeoutError:
+            error = f"cycle cancelled at its time limit of {limit:g} s; the next slot runs as usual"
+            log.error("%s cycle at %s: %s", engine.name, slot, error)
+            self._record_failure(engine, "cycle", slot, error)
+            return None
+
     def _announce_denials(self, engine: Engine, since: datetime) -> None:
         """Notify the risk gate's denials of ``engine``'s cycle in one line.
 
@@ -593,19 +615,23 @@ class Runner:
         try:
             return await getattr(engine, step)(self.ctx)
         except Exception as exc:
-            self.state.errors += 1
             log.exception("%s %s failed at %s: %s", engine.name, step, at, exc)
-            self.ctx.notifier.error(f"{engine.name} {step}", f"{type(exc).__name__}: {exc}")
-            self.ctx.journal.record_decision(
-                _error_id(engine, step, at),
-                engine.name,
-                "runner",
-                "*",
-                "error",
-                {"step": step, "error": f"{type(exc).__name__}: {exc}"},
-                self.ctx.now,
-            )
+            self._record_failure(engine, step, at, f"{type(exc).__name__}: {exc}")
             return None
+
+    def _record_failure(self, engine: Engine, step: str, at: datetime, error: str) -> None:
+        """Count, notify and journal ``engine``'s failed ``step`` at ``at`` (logged already)."""
+        self.state.errors += 1
+        self.ctx.notifier.error(f"{engine.name} {step}", error)
+        self.ctx.journal.record_decision(
+            _error_id(engine, step, at),
+            engine.name,
+            "runner",
+            "*",
+            "error",
+            {"step": step, "error": error},
+            self.ctx.now,
+        )
 
     async def end_of_day(self, day: date) -> None:
         """Run the engines' end-of-day jobs, the roll-up and the session's closing equity and marks.

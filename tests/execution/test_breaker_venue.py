@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN, fake_broker
+from fakes.fixtures import OPEN, fake_broker, until
 from v28quant.broker import OrderRequest, Owner
 from v28quant.clock import SimClock
 from v28quant.execution import Decision, Executor
@@ -55,16 +55,6 @@ def journal_status(path: Path, cid: str) -> str:
     return str(status)
 
 
-async def until(predicate: object) -> None:
-    """Yield to the loop until ``predicate()`` holds (the fake answers from another thread)."""
-    assert callable(predicate)
-    for _ in range(2000):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the venue never saw the request")
-
-
 @pytest.mark.asyncio
 async def test_one_probe_after_the_cooldown_the_other_orders_wait_for_its_answer(
     fake: FakeAlpacaTrading, tmp_path: Path
@@ -83,7 +73,7 @@ async def test_one_probe_after_the_cooldown_the_other_orders_wait_for_its_answer
     first = buy("equity", 2, "probe")
     probe = asyncio.ensure_future(ex.place(first))
     try:
-        await until(lambda: posted(fake, first.request.client_order_id) == 1)
+        await until(lambda: posted(fake, first.request.client_order_id) == 1, "no probe sent")
         other = await ex.place(buy("options", 3, "meanwhile"))
     finally:
         answer.set()

@@ -6,6 +6,7 @@ the venue's order id and status.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -22,7 +23,7 @@ import pytest
 import v28quant
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.crash_child import KEY, SECRET, decision
-from fakes.fixtures import OPEN, FakeTime
+from fakes.fixtures import OPEN, FakeTime, until
 from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker import OrderRequest, Owner
 from v28quant.broker.alpaca import AlpacaBroker
@@ -173,6 +174,43 @@ async def test_first_attempt_403_is_rejected_and_never_retried(
     assert (await ex.place(d)).status == "rejected"
     assert fake.count("POST", "/v2/orders") == 1
     assert fake.orders == {}
+
+
+@pytest.mark.asyncio
+async def test_a_place_cancelled_while_the_venue_holds_the_submit_journals_the_order(
+    fake: FakeAlpacaTrading, tmp_path: Path
+):
+    """A cycle cancelled at its time limit in the middle of a submit.
+
+    The venue holds the order request; the task placing it is cancelled; then the venue stores
+    the order and answers. The journal's row names that order and its status: never an order
+    at the venue that the journal knows only as an intent.
+    """
+    answer = threading.Event()
+    fake.inject("POST", "/v2/orders", 200, hold=answer)
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    d = buy(6, "cancelled")
+    cid = d.request.client_order_id
+    placing = asyncio.ensure_future(Executor(make(fake, timeout_s=30.0), journal).place(d))
+    try:
+        await until(lambda: fake.count("POST", "/v2/orders") == 1, "the order was never sent")
+        placing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await placing
+    finally:
+        answer.set()
+    await until(lambda: len(fake.orders) == 1, "the venue never stored the order")
+
+    def journaled_venue_id() -> bool:
+        with sqlite3.connect(path) as db:
+            row = db.execute(
+                "SELECT broker_order_id FROM orders WHERE client_order_id = ?", (cid,)
+            ).fetchone()
+        return row is not None and row[0] is not None
+
+    await until(journaled_venue_id, "the order at the venue is not in the journal")
+    assert one_order_agreeing(fake, journal, cid)["status"] == "filled"
 
 
 # ---------------------------------------------------------------- crashes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -64,6 +66,17 @@ class FakeTime:
 
 
 OPEN = datetime(2024, 6, 3, 14, 30, tzinfo=ZoneInfo("UTC"))  # Mon 2024-06-03 10:30 New York
+
+
+async def until(predicate: Callable[[], bool], what: str, bound_s: float = 60.0) -> None:
+    """Yield to the loop until ``predicate()`` holds: the fakes answer from their own threads.
+
+    ``bound_s`` only ends a wait that would otherwise never end; it asserts no timing.
+    """
+    deadline = time.monotonic() + bound_s
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
 
 
 def fake_broker(url: str, key: str = "PKTESTKEY", secret: str = "secret") -> AlpacaBroker:

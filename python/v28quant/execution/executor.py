@@ -189,7 +189,7 @@ class Executor(OrderRecorder):
         if cid in self._in_flight:
             raise RuntimeError(f"order {cid} is already being placed")
         self._in_flight.add(cid)
-        probe = False
+        probe = sending = False
         try:
             row = await self.journal.run(self._j.order_by_client_id, cid)
             if row is not None and row.get("request_hash") not in (None, digest):
@@ -213,9 +213,11 @@ class Executor(OrderRecorder):
                 if refused is not None:
                     self._notify_error(f"order {cid} refused: {refused}")
                     return OrderOutcome(cid, "refused", None, (), refused)
-            return await self._send(req, wait_s, caller_notifies, probe)
+            sending = True
+            return await self._send_to_the_end(req, wait_s, caller_notifies, probe)
         finally:
-            self._in_flight.discard(cid)
+            if not sending:  # a send in progress leaves the in-flight set when it ends
+                self._in_flight.discard(cid)
 
     async def _admit_probe(self, decision: Decision, digest: str, probe: bool) -> str | None:
         """``_admit``; a ``probe`` not admitted is withdrawn, so that another order may probe."""
@@ -292,6 +294,29 @@ class Executor(OrderRecorder):
             )
             return refuse
         return reason
+
+    async def _send_to_the_end(
+        self,
+        req: OrderRequest,
+        wait_s: float,
+        caller_notifies: tuple[type[OrderRejected], ...],
+        probe: bool,
+    ) -> OrderOutcome:
+        """``_send``, shielded: it runs to its end even if the caller is cancelled.
+
+        A cycle cancelled at its time limit may be waiting on a submit the venue is taking:
+        abandoning it would leave an order at the venue that the journal knows only as an
+        intent. So the send goes on and journals the venue's answer, and its client order id
+        stays in flight (out of another engine's ``sync``) until then.
+        """
+        cid = req.client_order_id
+        sending = asyncio.ensure_future(self._send(req, wait_s, caller_notifies, probe))
+        sending.add_done_callback(lambda _: self._in_flight.discard(cid))
+        try:
+            return await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            sending.add_done_callback(_log_abandoned_failure)
+            raise
 
     async def _send(
         self,
@@ -619,6 +644,15 @@ class Executor(OrderRecorder):
                 "the engines never touch another program's orders"
             )
         return cid, order
+
+
+def _log_abandoned_failure(sending: asyncio.Future[OrderOutcome]) -> None:
+    """Log how a send whose caller was cancelled failed: nobody else will see it."""
+    if not sending.cancelled() and sending.exception() is not None:
+        log.error(
+            "an order's send ended in an error after its caller was cancelled: %r",
+            sending.exception(),
+        )
 
 
 def _spends_more(spend: Claim | None, replaced: dict[str, Any] | None) -> bool:
