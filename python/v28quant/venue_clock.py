@@ -3,7 +3,10 @@
 ``VenueClock`` follows the venue: in live and paper trading "now" is Alpaca's ``/v2/clock``
 timestamp, re-read every cycle, advanced by the host's monotonic clock in between. A host whose
 wall clock is minutes off therefore still opens and closes the trading window on the exchange's
-time, and a jump of the host clock (NTP step, suspend) moves nothing.
+time, and a jump of the host clock (NTP step, suspend) moves nothing. One read far from the
+time extrapolated since the last trusted one (a bad answer an hour ahead would otherwise stamp
+every cycle until the venue caught up) is logged and not adopted, unless the next read confirms
+it (a host that slept: its monotonic clock stood still while the venue's went on).
 
 ``LockstepClock`` drives several engine loops on one clock whose time the run moves itself: a
 ``SimClock``, or a ``VenueClock`` whose venue's time is driven (a test's fake exchange). Time only
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: Host clock skew from the venue's, seconds, within which nothing is said (network latency).
 SKEW_TOLERANCE_S = 2.0
+#: How far a venue clock read may be from the time extrapolated since the last trusted read
+#: and still be adopted at once; a read further off waits for the next read to confirm it.
+JUMP_TOLERANCE = timedelta(seconds=30)
 
 
 class VenueClock:
@@ -59,6 +65,7 @@ class VenueClock:
         self._anchor_mono = 0.0
         self._last: datetime | None = None
         self._skew_said: float | None = None  # the host clock's skew last warned of, seconds
+        self._suspect: tuple[datetime, float] | None = None  # a far read: (its time, monotonic)
         self.last_market: MarketClock | None = None
 
     @property
@@ -67,12 +74,44 @@ class VenueClock:
         return self._wait is not None
 
     async def refresh(self) -> MarketClock:
-        """Re-read the venue's clock; ``now`` never goes back even if the venue's does."""
+        """Re-read the venue's clock and return its answer.
+
+        ``now`` never goes back even if the venue's does; a read far from the extrapolated
+        time moves nothing unless the next read confirms it (see the module docstring).
+        """
         market = await self._fetch()
-        self._anchor, self._anchor_mono = market.ts.astimezone(UTC), self._mono()
-        self.last_market = market
-        self._say_skew((market.ts - datetime.now(UTC)).total_seconds())
+        ts, mono = market.ts.astimezone(UTC), self._mono()
+        if self._trusted(ts, mono):
+            self._anchor, self._anchor_mono = ts, mono
+            self.last_market = market
+            self._say_skew((market.ts - datetime.now(UTC)).total_seconds())
         return market
+
+    def _trusted(self, ts: datetime, mono: float) -> bool:
+        """Whether the venue's time ``ts``, read at monotonic ``mono``, may be adopted.
+
+        A driven venue's time is moved by the run itself: its jumps are expected.
+        """
+        if self._anchor is None or self.driven:
+            return True
+        expected = _extrapolate(self._anchor, self._anchor_mono, mono)
+        if abs(ts - expected) <= JUMP_TOLERANCE:
+            self._suspect = None
+            return True
+        earlier, self._suspect = self._suspect, (ts, mono)
+        jump = (ts - expected).total_seconds()
+        if earlier is not None and abs(ts - _extrapolate(*earlier, mono)) <= JUMP_TOLERANCE:
+            log.warning("venue clock moved %+.0f s from ours, confirmed by two reads", jump)
+            self._suspect = None
+            return True
+        log.warning(
+            "venue clock read %s is %+.0f s from the expected %s: not adopted unless the "
+            "next read confirms it",
+            ts.isoformat(),
+            jump,
+            expected.isoformat(),
+        )
+        return False
 
     def _say_skew(self, skew: float) -> None:
         """Warn when the host clock's skew from the venue's appears or changes, not every read.
@@ -93,7 +132,7 @@ class VenueClock:
         """Return the venue time (``refresh`` must have run once)."""
         if self._anchor is None:
             raise RuntimeError("VenueClock.now before the first refresh()")
-        t = self._anchor + timedelta(seconds=self._mono() - self._anchor_mono)
+        t = _extrapolate(self._anchor, self._anchor_mono, self._mono())
         if self._last is not None and t < self._last:
             t = self._last  # a refresh that reads an earlier venue time never turns time back
         self._last = t
@@ -109,6 +148,11 @@ class VenueClock:
         else:
             await asyncio.sleep(delay)
         await self.refresh()
+
+
+def _extrapolate(anchor: datetime, anchor_mono: float, mono: float) -> datetime:
+    """Return the venue time at monotonic ``mono``, from ``anchor`` read at ``anchor_mono``."""
+    return anchor + timedelta(seconds=mono - anchor_mono)
 
 
 class LockstepClock:

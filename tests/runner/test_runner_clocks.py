@@ -57,6 +57,43 @@ async def test_venue_clock_follows_the_venue_and_never_goes_back() -> None:
     assert clock.now() == T0 + timedelta(seconds=300)
 
 
+@pytest.mark.asyncio
+async def test_one_venue_clock_read_far_ahead_is_distrusted_until_the_next_confirms(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    minute, hour = timedelta(minutes=1), timedelta(hours=1)
+    reads = [T0, T0 + 5 * minute + hour, T0 + 10 * minute, T0 + 15 * minute + hour]
+    venue, mono = _Venue([*reads, T0 + 20 * minute + hour]), _Mono()
+    clock = VenueClock(venue.clock, monotonic=mono)
+    await clock.refresh()
+    mono.t += 300.0
+    await clock.refresh()  # a bad answer, an hour ahead
+    assert clock.now() == T0 + 5 * minute  # the monotonic extrapolation holds
+    assert "not adopted" in caplog.text
+    mono.t += 300.0
+    await clock.refresh()  # the venue agrees with the extrapolation again
+    assert clock.now() == T0 + 10 * minute
+    # a jump the next read confirms is real (the host slept: its monotonic time stood still)
+    mono.t += 300.0
+    await clock.refresh()
+    assert clock.now() == T0 + 15 * minute
+    mono.t += 300.0
+    await clock.refresh()  # 5 minutes after the jump, as the jump foretold: adopted
+    assert clock.now() == T0 + 20 * minute + hour
+
+
+@pytest.mark.asyncio
+async def test_one_venue_clock_read_far_behind_does_not_stop_the_clock() -> None:
+    venue, mono = _Venue([T0, T0 - timedelta(hours=1)]), _Mono()
+    clock = VenueClock(venue.clock, monotonic=mono)
+    await clock.refresh()
+    mono.t += 300.0
+    assert clock.now() == T0 + timedelta(seconds=300)
+    await clock.refresh()  # a bad answer, an hour behind
+    mono.t += 60.0
+    assert clock.now() == T0 + timedelta(seconds=360)
+
+
 class _SkewedVenue:
     """A venue whose clock reads the host's time plus ``skew`` seconds."""
 
@@ -79,7 +116,9 @@ async def test_a_steady_host_clock_skew_is_warned_once_not_at_every_read(
         caplog.clear()
         for _ in range(reads):  # a session re-reads the venue clock hundreds of times
             await clock.refresh()
-        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        # a skew that changes at once is a jump of the venue's time as well, warned on its own
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        return [m for m in warned if "host clock" in m]
 
     venue.skew = 30.0
     (first,) = await warnings_over(50)
