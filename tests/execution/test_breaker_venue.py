@@ -86,3 +86,19 @@ async def test_one_probe_after_the_cooldown_the_other_orders_wait_for_its_answer
     after = await ex.place(buy("options", 3, "after"))
     assert after.status == "filled"
     assert posted(fake, after.client_order_id) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_outage_one_engine_meets_pauses_every_executor_on_the_venue(
+    fake: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    broker, journal = fake_broker(fake.url), Journal(path)
+    equity, options = Executor(broker, journal), Executor(broker, journal)
+    fake.inject("POST", ORDERS, 503, DOWN, times=10)
+    assert (await equity.place(buy("equity", 1, "outage"))).status == "unknown"
+    fake.faults.clear()
+    other = await options.place(buy("options", 2, "meanwhile"))
+    assert other.status == "refused"
+    assert posted(fake, other.client_order_id) == 0
+    assert journal_status(path, other.client_order_id) == "refused"

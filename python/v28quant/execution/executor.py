@@ -92,6 +92,9 @@ class TradeUpdates(Protocol):
 # on it (two engines, one process): one engine's ``sync`` never settles the other's send.
 _ADMISSION: weakref.WeakKeyDictionary[Journal, asyncio.Lock] = weakref.WeakKeyDictionary()
 _IN_FLIGHT: weakref.WeakKeyDictionary[Journal, set[str]] = weakref.WeakKeyDictionary()
+# One breaker per venue (broker), shared by every executor sending to it: an outage one engine
+# meets pauses the other's new orders too, and one probe speaks for both.
+_BREAKERS: weakref.WeakKeyDictionary[Broker, VenueBreaker] = weakref.WeakKeyDictionary()
 #: Journal statuses of an intent admitted earlier that may be at the venue: send again
 #: idempotently, without a second admission.
 _ADMITTED = frozenset({"intent", UNKNOWN_STATUS})
@@ -153,7 +156,7 @@ class Executor(OrderRecorder):
         self._in_flight = _IN_FLIGHT.setdefault(self._j, set())
         self._updates: TradeUpdates | None = None
         self._waiters: dict[str, asyncio.Event] = {}
-        self.breaker = VenueBreaker()
+        self.breaker = _BREAKERS.setdefault(broker, VenueBreaker())
 
     # ------------------------------------------------------------------ place
 
