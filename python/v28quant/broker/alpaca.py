@@ -182,8 +182,11 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ plumbing
 
     async def _call(self, fn: Callable[..., Any], *args: Any, retry_transient: bool = True) -> Any:
-        """Run one SDK call in the pool, rate-limited; 429s wait and retry, transient failures
-        (timeouts, connection errors, 5xx) retry only when ``retry_transient`` (reads)."""
+        """Run one SDK call in the pool, rate-limited, retrying what may be retried.
+
+        429s wait and retry; transient failures (timeouts, connection errors, 5xx) retry only
+        when ``retry_transient`` (reads).
+        """
         last: BrokerError | None = None
         for attempt in range(self._max_attempts):
             await self._limiter.acquire()
