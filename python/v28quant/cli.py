@@ -21,7 +21,17 @@ from typing import Any, TypeVar
 from v28quant.accept_positions import pending_request, request_acceptance
 from v28quant.journal import Journal
 from v28quant.journal.store import JournalError
-from v28quant.risk import FLATTEN, HALT, MARK, RESUME, RISK_ENGINE, halt_state, record_control
+from v28quant.occ import underlying_of
+from v28quant.risk import (
+    DENY,
+    FLATTEN,
+    HALT,
+    MARK,
+    RESUME,
+    RISK_ENGINE,
+    halt_state,
+    record_control,
+)
 
 T = TypeVar("T")
 
@@ -197,11 +207,12 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest).
 
     The latest views (the equity aggregate and its models, else the raw signals, the options
-    engine's included), the equity engine's last hold of a position no model covered, then
-    each engine's last order on the symbol and the decision behind it.
+    engine's included), the equity engine's last hold of a position no model covered, the
+    risk gate's last denial of an order on the symbol or its options, then each engine's last
+    order on the symbol and the decision behind it.
     """
     lines = _views(journal, symbol, at)
-    hold = _last_hold(journal, symbol.upper(), at)
+    hold = _last_hold(journal, symbol.upper(), at) + _last_denial(journal, symbol.upper(), at)
     if lines == [NOTHING_ON_RECORD.format(symbol.upper())]:
         return lines + hold
     screen = _screened_out(journal, symbol.upper(), at)
@@ -238,6 +249,23 @@ def _last_hold(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
         return []
     last = holds[-1]
     return [f"  equity hold at {last['ts']:%Y-%m-%d %H:%M}Z: {last['reasoning']['reason']}"]
+
+
+def _last_denial(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
+    """Return the risk gate's last denial of an order on ``symbol`` or its contracts."""
+    denials = [
+        d
+        for d in journal.decisions(action=DENY)
+        if symbol in (d["symbol"], underlying_of(d["symbol"])) and (at is None or d["ts"] <= at)
+    ]
+    if not denials:
+        return []
+    last = denials[-1]
+    qty = last["reasoning"].get("request", {}).get("qty")
+    return [
+        f"  last denied by the risk gate {last['ts']:%Y-%m-%d %H:%M}Z: {last['engine']}/"
+        f"{last['strategy']} {qty} {last['symbol']}: {last['reasoning']['reason']}"
+    ]
 
 
 def _screened_out(journal: Journal, symbol: str, at: datetime | None) -> str | None:

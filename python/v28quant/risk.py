@@ -481,11 +481,13 @@ class RiskGate:
         self, request: OrderRequest, verdict: Verdict, now: datetime, options: OptionsRisk | None
     ) -> None:
         """Journal and log a denial with its reason."""
+        # a multi-leg order under its underlying, where the operator's ``why`` looks
+        symbol = request.symbol or underlying_of(request.legs[0].occ_symbol)
         self.journal.record_decision(
             f"{request.client_order_id}-deny-{now.isoformat()}",
             request.owner.engine,
             request.owner.strategy,
-            request.symbol or "mleg",
+            symbol,
             DENY,
             {
                 "check": verdict.check,
@@ -498,9 +500,9 @@ class RiskGate:
         log.warning(
             "risk: %s %s %s %s denied: %s",
             request.owner.engine,
-            request.side or "mleg",
+            request.side or request.owner.strategy,
             request.qty,
-            request.symbol or "mleg",
+            symbol,
             verdict.reason,
             extra={"check": verdict.check, "client_order_id": request.client_order_id},
         )

@@ -755,3 +755,27 @@ def test_max_positions_counts_a_resting_structure_and_not_a_resting_close(journa
     _working(journal, _condor(7))
     v = gate.check(spread, Decimal("2.00"), _account(), held, NOW)
     assert (v.allowed, v.check) == (False, "max_positions"), v
+
+
+def test_a_structure_denied_is_journaled_under_its_underlying_and_why_shows_it(
+    journal, caplog
+) -> None:
+    """``why SPY`` after the gate refused an iron condor on SPY names the refusal and its reason.
+
+    The denial was journaled under the symbol "mleg", so the operator asking about SPY found
+    nothing, and the log line read "options mleg 2 mleg denied".
+    """
+    from v28quant.cli import why
+
+    gate = RiskGate(RiskLimits(), journal)
+    risk = OptionsRisk(FLAT, FLAT, BUDGET, 2600.0, 2500.0)  # 2,600 past 2,500 per structure
+    v = gate.check(_condor(), Decimal("1.50"), _account(), [], NOW, options=risk)
+    assert v.check == "max_loss"
+    (row,) = _denials(journal)
+    assert row["symbol"] == "SPY"
+    assert "risk: options iron_condor 2 SPY denied: max loss 2600.00" in caplog.text
+    lines = why(journal, "spy", None)
+    assert any(
+        "denied by the risk gate" in line and "iron_condor" in line and v.reason in line
+        for line in lines
+    ), lines
