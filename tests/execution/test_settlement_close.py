@@ -59,7 +59,12 @@ def data_fake() -> Iterator[FakeAlpacaData]:
 def _feed(fake: FakeAlpacaData) -> AlpacaData:
     limiter = RateLimiter(rate=60_000, burst=1000)
     return AlpacaData(
-        "PKTESTKEY", "secret", data_url=fake.url, trading_url=fake.url, limiter=limiter
+        "PKTESTKEY",
+        "secret",
+        now=lambda: MONDAY_PREMARKET,  # the runner's (venue's) clock: the fake's time
+        data_url=fake.url,
+        trading_url=fake.url,
+        limiter=limiter,
     )
 
 
