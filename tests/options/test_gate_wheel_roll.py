@@ -238,15 +238,39 @@ async def test_closing_a_condor_opened_today_is_a_day_trade_the_gate_denies(
 
 
 @pytest.mark.asyncio
-async def test_a_cash_secured_put_the_cash_cannot_back_less_the_reserve_is_denied(
+async def test_a_cash_secured_put_is_sized_to_the_cash_less_the_gates_reserve(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """With 89,000 of cash the gate keeps 2 % of equity (1,780): 87,220 backs one 440 put.
+
+    The put the engine picks on SPY on 2023-09-14 (the 440 of October) needs its strike x 100
+    of collateral a contract: two (88,000) fit the 89,000 but not the 87,220 the gate lets the
+    options spend, so the engine sends one contract, which the gate passes.
+    """
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways", cash="89000")
+    ctx.risk = RiskGate(RiskLimits(max_order_notional=1e6), ctx.journal)
+    cfg = _config(strategies={"sideways": ["cash_secured_put"]}, max_csp_fraction=1.0)
+    eng = OptionsEngine(cfg)
+    await eng.premarket(ctx)
+    report = await eng.cycle(ctx)
+    (order,) = await ctx.broker.orders("all")
+    strike = int(str(order.symbol)[-8:]) / 1000
+    assert 87220 / 2 < strike * 100 <= 87220, strike  # by hand: one fits, two do not
+    assert 2 * strike * 100 <= 89000  # two would fit the cash without the reserve
+    assert order.qty == 1
+    assert (report.orders, report.denied) == (1, 0)
+    assert ctx.journal.decisions(action="deny") == []
+
+
+@pytest.mark.asyncio
+async def test_a_cash_secured_put_the_cash_less_the_reserve_cannot_back_is_not_sent(
     tmp_path: Path, shared_data: Path
 ) -> None:
     """With 44,500 of cash the gate keeps 2 % of equity (890): 43,610 backs puts up to 436.
 
-    The put the engine picks on SPY on 2023-09-14 (the 440 of October) needs its strike x 100
-    of collateral, more than 43,610 (by hand from the strike in the denied request), though
-    the engine sized it within the 44,500: the gate denies it by its options buying power, and
-    nothing reaches the simulated exchange.
+    The 440 put needs 44,000 of collateral, within the cash but past what the gate lets the
+    options spend: the engine sizes it at no unit and journals why; nothing reaches the
+    simulated exchange and the gate denies nothing.
     """
     ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways", cash="44500")
     ctx.risk = RiskGate(RiskLimits(max_order_notional=1e6), ctx.journal)
@@ -255,11 +279,9 @@ async def test_a_cash_secured_put_the_cash_cannot_back_less_the_reserve_is_denie
     await eng.premarket(ctx)
     report = await eng.cycle(ctx)
     assert await ctx.broker.orders("all") == []
-    assert (report.orders, report.denied) == (0, 1)
-    (deny,) = ctx.journal.decisions(action="deny")
-    request = deny["reasoning"]["request"]
-    strike = int(request["symbol"][-8:]) / 1000
-    need = strike * 100 * int(request["qty"])
-    assert 43610 < need <= 44500, need
-    assert deny["reasoning"]["check"] == "options_buying_power"
-    assert f"needs {need:.2f}" in deny["reasoning"]["reason"]
+    assert (report.orders, report.denied) == (0, 0)
+    assert ctx.journal.decisions(action="deny") == []
+    (noentry,) = ctx.journal.decisions(action="no_entry")
+    (why,) = [r["why"] for r in noentry["reasoning"]["rejected"] if "expiry" in r]
+    assert "collateral 44000.00 per unit" in why, why
+    assert "43610.00" in why, why

@@ -187,6 +187,7 @@ async def _try(
         max_units=cfg.max_units,
         equity=equity,
         cash_available=cash,
+        reserve=eng.gate(ctx).limits.buying_power_reserve_fraction * equity,
         max_csp_fraction=cfg.max_csp_fraction,
         wheel_shares=book.stage(a.underlying).shares,
         share=capital_share(ctx),

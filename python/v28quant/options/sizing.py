@@ -8,10 +8,15 @@ A candidate structure is sized to the largest whole number of units whose risk f
   equity and within the cash the account can spend;
 * a covered call: one unit per 100 shares the wheel holds.
 
+The cash a structure may spend is the options buying power less the risk gate's reserve
+(``[risk] buying_power_reserve_fraction`` x equity), which the gate never lets an order spend:
+sized past it, the gate would deny the whole structure instead of one unit fewer.
+
 The engine's capital share (``capital_split["options"]``, set by the allocator in the
 pre-market job, 1 without one) scales the capital it may commit: the equity and the cash a
-structure's collateral may use are the account's times that share. The max loss per structure
-stays the settings' dollar limit.
+structure's collateral may use are the account's times that share (the cash no more than the
+options buying power less the reserve). The max loss per structure stays the settings' dollar
+limit.
 
 Then the units are cut to keep the engine's portfolio Greeks (delta in shares, gamma, vega,
 theta per day: ``StructureGreeks`` units) inside the ``GreekBudget`` by the risk gate's own
@@ -64,9 +69,15 @@ def size_structure(
     max_csp_fraction: float,
     wheel_shares: int = 0,
     share: float = 1.0,
+    reserve: float = 0.0,
 ) -> Sizing:
-    """Return the units of ``s`` that fit the risk limits (see the module docstring)."""
-    equity, cash_available = equity * share, cash_available * share
+    """Return the units of ``s`` that fit the risk limits (see the module docstring).
+
+    ``cash_available`` is the account's options buying power, ``reserve`` the part of it the
+    risk gate keeps back.
+    """
+    equity = equity * share
+    cash_available = min(cash_available * share, cash_available - reserve)
     loss = s.max_loss(s.natural)
     coll = s.collateral()
     if s.strategy == "covered_call":
@@ -81,7 +92,8 @@ def size_structure(
         why = (
             "ok"
             if units > 0
-            else f"collateral {coll:.2f} per unit > min(max_csp_fraction x equity, cash) {cap:.2f}"
+            else f"collateral {coll:.2f} per unit > min(max_csp_fraction x equity, cash less "
+            f"reserve) {cap:.2f}"
         )
         return Sizing(units, why, loss, coll, "ok" if units else "collateral")
     if not math.isfinite(loss) or loss <= 0:
@@ -89,7 +101,11 @@ def size_structure(
     by_cash = int(cash_available // max(coll, 1e-9))
     if by_cash == 0:
         return Sizing(
-            0, f"collateral {coll:.2f} per unit > cash {cash_available:.2f}", loss, coll, "cash"
+            0,
+            f"collateral {coll:.2f} per unit > cash less reserve {cash_available:.2f}",
+            loss,
+            coll,
+            "cash",
         )
     units = min(max_units, int(max_loss // loss), by_cash)
     why = "ok" if units > 0 else f"max loss {loss:.2f} per unit > max_loss_per_structure {max_loss}"
