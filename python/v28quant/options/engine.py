@@ -589,7 +589,8 @@ class OptionsEngine:
         A chain snapshot lists the contracts quoted around the money now; a leg the engine
         holds or works can fall outside it (a put left far below by a rally) while the account
         still holds it and the venue still quotes it. Without its row the exit rules and the
-        walk would not see the whole structure.
+        walk would not see the whole structure. A leg's row takes the Penny Program flag of its
+        class from the chain's other rows (the program lists whole classes).
         """
         out = dict(chains)
         for u, raw in chains.items():
@@ -603,7 +604,8 @@ class OptionsEngine:
                 self._error(ctx, f"quotes of {u}'s legs off the chain", exc)
                 continue
             if quotes:
-                rows = pd.concat([raw, chain_frame(_chain_rows(u, quotes.values()))])
+                penny = bool(raw["penny"].all())
+                rows = pd.concat([raw, chain_frame(_chain_rows(u, quotes.values(), penny))])
                 out[u] = chain_frame(
                     rows.reset_index(drop=True),
                     underlying_price=raw.attrs.get("underlying_price", float("nan")),
@@ -1027,8 +1029,11 @@ def _book_legs(book: Book) -> dict[str, set[str]]:
     return out
 
 
-def _chain_rows(underlying: str, quotes: Iterable[Quote]) -> list[dict[str, Any]]:
-    """Return chain rows (``CHAIN_COLUMNS``; no vendor vol or Greeks) for option quotes."""
+def _chain_rows(underlying: str, quotes: Iterable[Quote], penny: bool) -> list[dict[str, Any]]:
+    """Return chain rows (``CHAIN_COLUMNS``; no vendor vol or Greeks) for option quotes.
+
+    ``penny``: whether the underlying's options are in the Penny Program.
+    """
     rows = []
     for q in quotes:
         occ = parse_occ(q.symbol)
@@ -1043,6 +1048,7 @@ def _chain_rows(underlying: str, quotes: Iterable[Quote]) -> list[dict[str, Any]
                 "bid": bid,
                 "ask": ask,
                 "mid": 0.5 * (bid + ask),
+                "penny": penny,
                 "synthetic": q.synthetic,
             }
         )
