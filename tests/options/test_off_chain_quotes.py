@@ -1,6 +1,9 @@
 """A working order's legs missing from the chain snapshot, quoted by their symbol on Alpaca.
 
-A leg quoted this way belongs to its class's Penny Program status, not to the column's default.
+Alpaca's chain leaves out a contract whose quote is stale (``AlpacaData.option_chain``); the
+engine then asks ``latest_quotes`` for it, which answers with that same stale quote. A walk must
+not move an order's price off it: it holds, and the cycle says so. A leg quoted this way belongs
+to its class's Penny Program status, not to the column's default.
 
 Real alpaca-py against the loopback fakes: the trading fake's record of the requests it received
 is the reference for what was sent; prices and ticks are by hand.
@@ -35,8 +38,8 @@ NOW = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 LONG, SHORT, OTHER = "XYZ231020P00430000", "XYZ231020P00435000", "XYZ231020P00425000"
 EXPIRY = date(2023, 10, 20)
-#: The indicative feed's newest quotes are 15 minutes old.
-FRESH = NOW - timedelta(minutes=15)
+#: The indicative feed's newest quotes are 15 minutes old; 5 more and a quote is stale.
+FRESH, STALE = NOW - timedelta(minutes=15), NOW - timedelta(minutes=30)
 
 
 def _snapshot(bid: float, ask: float, at: datetime) -> dict[str, Any]:
@@ -105,6 +108,38 @@ async def _resting_bull_put(ctx: Ctx) -> tuple[Book, Pending]:
 
 def _patches(trading: FakeAlpacaTrading) -> list[Decimal]:
     return [Decimal(str(body["limit_price"])) for m, _, body in trading.requests if m == "PATCH"]
+
+
+@pytest.mark.asyncio
+async def test_a_leg_quoted_only_by_a_stale_quote_holds_the_walk(
+    venue: tuple[FakeAlpacaTrading, FakeAlpacaData, Ctx],
+) -> None:
+    """The short leg last quoted 30 minutes ago (stale past 20) at 1.50: no replace is sent.
+
+    The chain of the order's strikes leaves the short leg out as stale; its latest quote is
+    the same stale one, on which the spread's mid would be -1.55 + 0.95 = -0.60: a walk priced
+    off it would give most of the credit away. The order stays at 1.15 on its first rung and
+    the cycle names the leg. Once the leg is quoted again (2.00 / 2.20), the walk goes on to
+    the next rung of today's ladder, -1.10.
+    """
+    trading, data, ctx = venue
+    data.option_snapshots["XYZ"][SHORT] = _snapshot(1.50, 1.60, STALE)
+    eng = OptionsEngine()
+    book, p = await _resting_bull_put(ctx)
+    report = OptionsCycle("options", NOW)
+    try:
+        await eng._pending(ctx, book, await eng._leg_chains(ctx, book), report)
+        assert _patches(trading) == []
+        assert (p.rung, p.ladder) == (0, ["-1.15", "-1.10", "-1.00"])
+        held = report.details["walks_held"][p.client_order_id]
+        assert SHORT in held, held
+        assert "stale" in held, held
+        data.option_snapshots["XYZ"][SHORT] = _snapshot(2.00, 2.20, FRESH)
+        await eng._pending(ctx, book, await eng._leg_chains(ctx, book), OptionsCycle("o", NOW))
+    finally:
+        await ctx.broker.aclose()
+        await ctx.feed.aclose()
+    assert _patches(trading) == [Decimal("-1.10")]
 
 
 @pytest.mark.asyncio

@@ -328,6 +328,14 @@ class AlpacaData:
             raise KeyError(f"no quote for {symbol!r}")
         return q
 
+    def option_quote_cutoff(self) -> datetime:
+        """Return the time before which an option quote is stale.
+
+        ``option_quote_max_age`` before the newest quote the feed serves: now on ``opra``, now
+        less the ``indicative`` feed's delay.
+        """
+        return self._now() - OPTION_FEED_DELAY[self.options_feed] - self.option_quote_max_age
+
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
         """Return the official close of ``symbol`` on the session of ``session``, as traded.
 
@@ -418,7 +426,7 @@ class AlpacaData:
         snaps = await self._call(what, self._option.get_option_chain, req)
         penny = await self._penny_program(underlying.upper())
         now = self._now()
-        oldest = now - OPTION_FEED_DELAY[self.options_feed] - self.option_quote_max_age
+        oldest = self.option_quote_cutoff()
         stale = f"stale (quoted before {oldest:%H:%M:%S} UTC)"
         rows = []
         left_out: dict[str, list[str]] = {}

@@ -258,6 +258,14 @@ class DataFeed(Protocol):
         """``QuoteSource.quote``: latest quote; ``KeyError`` naming an unknown symbol."""
         ...
 
+    def option_quote_cutoff(self) -> datetime | None:
+        """Return the time before which an option quote is stale, or None if none is.
+
+        ``option_chain`` leaves out the contracts last quoted earlier; an option quote from
+        ``latest_quotes`` stamped earlier must not price an order either.
+        """
+        ...
+
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
         """Return the official close of the session containing ``session``.
 

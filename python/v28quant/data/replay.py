@@ -292,6 +292,10 @@ class ReplayFeed:
         bid, ask = round_out(px - half, px + half, CENT)
         return Quote(symbol.upper(), bid, ask, now, 100, 100, synthetic=True)
 
+    def option_quote_cutoff(self) -> None:
+        """Return None: every option quote is priced at the clock's time, none is stale."""
+        return None
+
     async def closing_price(self, symbol: str, session: datetime) -> Decimal:
         """Return the official close of the session containing ``session``.
 

@@ -300,6 +300,9 @@ class OptionsEngine:
             ctx, {u: raw for u, (_, raw) in analyses.items()}, _book_legs(book)
         )
         analyses = {u: (a, chains[u]) for u, (a, _) in analyses.items()}
+        stale = {s: t.isoformat() for raw in chains.values() for s, t in _stale(raw).items()}
+        if stale:  # no exit rule or walk prices off these: their structures wait for a quote
+            report.details["stale_quotes"] = stale
         await self._pending(ctx, book, {u: raw for u, (_, raw) in analyses.items()}, report)
         # after our own fills are applied: what is still missing went some other way (a flatten)
         await self._reconcile(ctx, book)
@@ -591,6 +594,11 @@ class OptionsEngine:
         still holds it and the venue still quotes it. Without its row the exit rules and the
         walk would not see the whole structure. A leg's row takes the Penny Program flag of its
         class from the chain's other rows (the program lists whole classes).
+
+        A leg whose latest quote is stale (``DataFeed.option_quote_cutoff``; Alpaca's chain
+        leaves such a contract out) gets no row: nothing is priced off it. Its chain names it,
+        with the quote's time, in ``attrs["stale_quotes"]``, and an order trading it does not
+        walk (``_walk``).
         """
         out = dict(chains)
         for u, raw in chains.items():
@@ -603,15 +611,18 @@ class OptionsEngine:
             except Exception as exc:  # the structure waits for a whole picture, as before
                 self._error(ctx, f"quotes of {u}'s legs off the chain", exc)
                 continue
-            if quotes:
-                penny = bool(raw["penny"].all())
-                rows = pd.concat([raw, chain_frame(_chain_rows(u, quotes.values(), penny))])
-                out[u] = chain_frame(
-                    rows.reset_index(drop=True),
-                    underlying_price=raw.attrs.get("underlying_price", float("nan")),
-                    as_of=raw.attrs.get("as_of"),
-                    source=raw.attrs.get("source", ""),
-                )
+            cutoff = ctx.feed.option_quote_cutoff()
+            stale = {s: q.ts for s, q in quotes.items() if cutoff is not None and q.ts < cutoff}
+            fresh = [q for s, q in quotes.items() if s not in stale]
+            penny = bool(raw["penny"].all())
+            rows = pd.concat([raw, chain_frame(_chain_rows(u, fresh, penny))]) if fresh else raw
+            out[u] = chain_frame(
+                rows.reset_index(drop=True),
+                underlying_price=raw.attrs.get("underlying_price", float("nan")),
+                as_of=raw.attrs.get("as_of"),
+                source=raw.attrs.get("source", ""),
+            )
+            out[u].attrs["stale_quotes"] = stale
         return out
 
     async def _pending(
@@ -722,8 +733,16 @@ class OptionsEngine:
         """Move ``p`` to the next rung asking more than ``resting``, the net the venue holds.
 
         The venue's price, not the book's rung: a walk whose replace reached the venue but not
-        the book's save (a crash) is known by its count alone, and a walk may skip rungs.
+        the book's save (a crash) is known by its count alone, and a walk may skip rungs. An
+        order with a leg quoted only by a stale quote stays where it is, named in the cycle's
+        ``walks_held``.
         """
+        stale = _stale_legs(book, p, raw)
+        if stale:  # its price would move on a quote the market may have left: it waits
+            held = ", ".join(f"{s} quoted {t.isoformat()}" for s, t in sorted(stale.items()))
+            report.details.setdefault("walks_held", {})[p.client_order_id] = f"stale: {held}"
+            log.warning("options order %s not walked, stale quote: %s", p.client_order_id, held)
+            return
         before = (p.ladder, p.rung, p.waited)
         fresh = self._reprice(book, p, raw) if raw is not None else None
         if fresh is not None:  # the market moved since the order went in: walk on today's quotes
@@ -1053,6 +1072,17 @@ def _chain_rows(underlying: str, quotes: Iterable[Quote], penny: bool) -> list[d
             }
         )
     return rows
+
+
+def _stale_legs(book: Book, p: Pending, raw: pd.DataFrame | None) -> dict[str, datetime]:
+    """Return the legs of order ``p`` whose only quote this cycle is stale, with its time."""
+    stale = {} if raw is None else _stale(raw)
+    return {s: t for s, t in stale.items() if s in _order_legs(book, p)}
+
+
+def _stale(raw: pd.DataFrame) -> dict[str, datetime]:
+    """Return the legs ``_with_legs_quoted`` found quoted only by a stale quote, with its time."""
+    return dict(raw.attrs.get("stale_quotes", {}))
 
 
 def _order_legs(book: Book, p: Pending) -> dict[str, int]:
