@@ -564,6 +564,12 @@ class Verdict:
     reason: dict[str, Any]
 
 
+def uncovered_calls(legs: Mapping[str, int]) -> list[str]:
+    """Return the short calls of ``legs`` when its calls are net short (none: ``[]``)."""
+    calls = {s: q for s, q in legs.items() if parse_occ(s).call}
+    return sorted(s for s, q in calls.items() if q < 0) if sum(calls.values()) < 0 else []
+
+
 def exit_rule(
     h: Held,
     m: Marks,
@@ -593,6 +599,10 @@ def exit_rule(
     why = {"pnl_per_share": round(pnl, 4), "pnl_fraction": round(frac, 4)}
     shorts = {s: q for s, q in h.legs.items() if q < 0}
     wheel_single = h.wheel and h.strategy in ("cash_secured_put", "covered_call")
+    # a short call left without its long leg (``Book.reconcile``'s partial): its loss has no
+    # bound and no cash here backs it, so it goes first, at the natural
+    if h.strategy != "covered_call" and (naked := uncovered_calls(h.legs)):
+        return Verdict("stop_loss", {**why, "naked_call": naked})
     if now >= cutoff - timedelta(minutes=rules.expiry_close_minutes) and now.date() <= h.expiry:
         near = [s for s in shorts if _near_money(s, m.spot, rules.pin_band)]
         if near and not wheel_single:

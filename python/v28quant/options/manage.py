@@ -154,7 +154,13 @@ async def manage_one(
         placed = await _roll(eng, ctx, book, h, a, view, why, stamp, report, current)
         if placed or verdict.action == "roll":
             return
+    if "naked_call" in verdict.reason:
+        ctx.notifier.notify(
+            f"OPTIONS NAKED CALL {h.structure_id}: {verdict.reason['naked_call']} short without "
+            "its long leg: bought back at the natural now"
+        )
     urgent = verdict.action in ("stop_loss", "expiry_close", "early_assignment")
+
     scheme = C.tick_scheme_of(raw, h.legs, h.underlying)
     ladder = (
         _at_natural(close_nat, scheme) if urgent else _ladder(close_mid, close_nat, scheme, cfg)
@@ -166,7 +172,8 @@ async def manage_one(
     # next session (its loss is bounded: defined risk, or the collateral behind it); one
     # expiring today must close whatever the count, or it is exercised or assigned tonight
     account = await ctx.broker.account()
-    must_close = verdict.action == "expiry_close"
+    # an uncovered call closes whatever the day-trade count: its loss has no bound
+    must_close = verdict.action == "expiry_close" or "naked_call" in verdict.reason
     pdt = eng.gate(ctx).check_close(req, account, now, must_close=must_close)
     if not pdt.allowed:
         report.denied += 1
