@@ -160,7 +160,6 @@ async def manage_one(
             "its long leg: bought back at the natural now"
         )
     urgent = verdict.action in ("stop_loss", "expiry_close", "early_assignment")
-
     scheme = C.tick_scheme_of(raw, h.legs, h.underlying)
     ladder = (
         _at_natural(close_nat, scheme) if urgent else _ladder(close_mid, close_nat, scheme, cfg)
