@@ -295,8 +295,12 @@ class EquityEngine:
                     f"(target {target} shares, {held_qty} held)"
                 )
                 continue
-            if delta == 0:
-                details[sym] = f"hold: at its target of {target} shares"
+            if qty == 0:
+                details[sym] = (
+                    f"hold: at its target of {target} shares"
+                    if delta == 0
+                    else f"hold: within a share of its target of {target} shares ({held_qty} held)"
+                )
                 continue
             change = abs(delta) * price / equity
             if target != 0 and change < Decimal(str(self.cfg.min_trade_weight)):
@@ -306,8 +310,9 @@ class EquityEngine:
                     f"{risk:.3f})"
                 )
                 continue
-            if qty != delta:
+            if qty != delta:  # whole shares, or a close before the position changes side
                 reasoning["order_qty"] = str(qty)
+            if held_qty * target < 0:
                 reasoning["crosses_zero"] = "closes the position first; the rest next cycle"
             # a market buy pays the ask: its cost, and the gate's notional, are at the ask
             order_price = quote.ask if qty > 0 else price

@@ -19,6 +19,14 @@ targets down together); the options engine has the rest of the account.
 A buy is sized at the ask it pays, not the mid (``fit_opening``): its notional at the ask stays
 within the target and the risk gate's ``max_order_notional``.
 
+Orders are whole shares, rounded toward zero, whatever is held: a fractional holding (a 3-for-2
+split of a position, shares bought elsewhere) would otherwise make every later order fractional,
+and Alpaca takes a fractional quantity only on a market day order of a fractionable asset, never
+on a short sale. The one exception is a close to flat (``order_qty`` to a target of zero, or the
+close before a position changes side), which sells or buys back exactly what is held: the
+engine's orders are market day orders, which Alpaca fills fractionally for a fractionable asset,
+and the simulated exchange takes any quantity.
+
 ML gating: when the stacked ensemble votes against the direction of the trade with a confidence
 of at least ``ml_veto_confidence``, the trade is not made.
 """
@@ -76,12 +84,16 @@ def target_weights(
     return {sym: w * risk_multiplier for sym, w in fit_budget(capped, budget).items()}
 
 
+def whole_shares(qty: Decimal) -> Decimal:
+    """Return the signed share count ``qty`` rounded toward zero to whole shares."""
+    return qty.quantize(Decimal(1), rounding=ROUND_DOWN)
+
+
 def target_qty(weight: float, equity: Decimal, price: Decimal) -> Decimal:
     """Return whole shares worth ``weight`` of ``equity`` at ``price`` (rounded toward zero)."""
     if price <= 0:
         raise ValueError(f"price must be > 0, got {price}")
-    raw = Decimal(str(weight)) * equity / price
-    return raw.quantize(Decimal(1), rounding=ROUND_DOWN)
+    return whole_shares(Decimal(str(weight)) * equity / price)
 
 
 def fit_opening(
@@ -101,22 +113,25 @@ def fit_opening(
     ``max_notional`` dollars at ``price`` and ``max_qty`` shares, so the gate does not refuse
     it: the rest of the target goes in later cycles. Never turns a buy into a sell.
     """
-    cap = min((max_notional / price).quantize(Decimal(1), rounding=ROUND_DOWN), max_qty)
+    cap = min(whole_shares(max_notional / price), max_qty)
     if qty > 0:
-        return max(min(qty, target_qty(weight, equity, price) - held, cap), Decimal(0))
+        room = whole_shares(target_qty(weight, equity, price) - held)
+        return max(min(qty, room, cap), Decimal(0))
     return max(qty, -cap)
 
 
 def order_qty(target: Decimal, held: Decimal) -> Decimal:
     """Return the signed shares to order toward ``target`` from ``held``, never across zero.
 
-    Alpaca refuses one order that turns a long into a short or a short into a long (403
-    "insufficient qty available for order"), and so does the simulated exchange: such a move
-    first closes the position, and a later cycle, flat by then, orders the rest.
+    Whole shares toward the target (rounded toward zero), except a close to flat, which is
+    exactly ``-held``, a fraction included (see the module docstring). Alpaca refuses one order
+    that turns a long into a short or a short into a long (403 "insufficient qty available for
+    order"), and so does the simulated exchange: such a move first closes the position, and a
+    later cycle, flat by then, orders the rest.
     """
-    if held > 0 > target or held < 0 < target:
+    if target == 0 or held > 0 > target or held < 0 < target:
         return -held
-    return target - held
+    return whole_shares(target - held)
 
 
 def reduces(qty: Decimal, held: Decimal) -> bool:
