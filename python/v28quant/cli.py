@@ -302,6 +302,8 @@ def _views(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
             answer = query(symbol.upper(), at=at)
         except LookupError:  # no aggregate on record: fall back to the raw signals
             answer = None
+        if isinstance(answer, dict) and answer.get("aggregate_ts") is None:
+            answer = None  # a hold alone: the raw signals answer, and ``why`` adds the hold
         if isinstance(answer, dict) and "text" in answer:
             return str(answer["text"]).splitlines()
         if answer is not None:

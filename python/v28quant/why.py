@@ -4,7 +4,8 @@
 about, and lays out what produced it: the regime and its probabilities, each model's vote
 (value, confidence, weight and its share of the total), the signals behind those votes with
 their own reasoning, the threshold, what was dropped as stale, and the engine decisions, orders
-and fills on that symbol that followed it.
+and fills on that symbol that followed it. A held stock no model gave a signal has no aggregate:
+its answer is the equity engine's last hold of it, as the operator's ``v28quant why`` shows.
 
 Command line: ``python -m v28quant.why SYMBOL [--at TIME] [--journal PATH]``.
 """
@@ -30,7 +31,9 @@ def _iso(when: datetime) -> str:
 def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) -> dict[str, Any]:
     """Explain from the journal the view on ``symbol`` in force at ``at`` (latest if None).
 
-    Raises ``LookupError`` when no aggregate for the symbol was journaled by then.
+    A symbol with no aggregate by then, a held stock no model gave a signal, is answered with
+    the equity engine's last hold of it (:func:`explain_hold`). Raises ``LookupError`` when
+    neither was journaled by then.
     """
     where, params = "symbol = ?", [symbol]
     if at is not None:
@@ -40,8 +43,7 @@ def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) 
         f"SELECT * FROM aggregates WHERE {where} ORDER BY ts DESC, id DESC LIMIT 1", params
     )
     if not rows:
-        when = "ever" if at is None else f"at or before {_iso(at)}"
-        raise LookupError(f"no aggregate for {symbol} journaled {when}")
+        return explain_hold(journal, symbol, at)
     agg = rows[0]
     contributions = json.loads(agg["contributions"])
     reasoning = json.loads(agg["reasoning"])
@@ -64,18 +66,7 @@ def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) 
         "WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
         (symbol, agg["ts"], upto),
     )
-    for d in decisions:
-        d["reasoning"] = json.loads(d["reasoning"])
-        d["orders"] = journal.query(
-            "SELECT client_order_id, status, filled_qty, filled_avg_price FROM orders "
-            "WHERE decision_id = ?",
-            (d["decision_id"],),
-        )
-        for o in d["orders"]:
-            o["fills"] = journal.query(
-                "SELECT qty, price, side, ts FROM fills WHERE client_order_id = ? ORDER BY ts",
-                (o["client_order_id"],),
-            )
+    _add_orders(journal, decisions)
     out: dict[str, Any] = {
         "symbol": symbol,
         "at": None if at is None else _iso(at),
@@ -93,6 +84,65 @@ def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) 
     }
     out["text"] = render(out)
     return out
+
+
+def explain_hold(
+    journal: AggregateRecords, symbol: str, at: datetime | None = None
+) -> dict[str, Any]:
+    """Explain ``symbol`` from the equity engine's last hold of it at or before ``at``.
+
+    The engine journals a hold of a held stock no model gave a signal; with no signal there is
+    no aggregate, so the hold is all the journal says of the stock. The answer has the keys of
+    :func:`explain`, the aggregate's empty. Raises ``LookupError`` when there is no hold either.
+    """
+    upto = _iso(at) if at is not None else "9999"
+    holds = journal.query(
+        "SELECT decision_id, ts, engine, strategy, action, reasoning FROM decisions "
+        "WHERE symbol = ? AND engine = 'equity' AND action = 'hold' AND ts <= ? "
+        "ORDER BY ts DESC, rowid DESC LIMIT 1",
+        (symbol, upto),
+    )
+    if not holds:
+        when = "ever" if at is None else f"at or before {_iso(at)}"
+        raise LookupError(f"no aggregate for {symbol} journaled {when}, nor a hold")
+    _add_orders(journal, holds)
+    hold = holds[0]
+    out: dict[str, Any] = {
+        "symbol": symbol,
+        "at": None if at is None else _iso(at),
+        "aggregate_ts": None,
+        "data_ts": None,
+        "value": None,
+        "confidence": None,
+        "tradable": False,
+        "threshold": None,
+        "regime": None,
+        "contributions": {},
+        "signals": {},
+        "dropped": {},
+        "decisions": holds,
+    }
+    out["text"] = (
+        f"{symbol}: no aggregate journaled\n"
+        f"  equity hold at {hold['ts']}: {hold['reasoning'].get('reason', '')}"
+    )
+    return out
+
+
+def _add_orders(journal: AggregateRecords, decisions: list[dict[str, Any]]) -> None:
+    """Decode each decision's reasoning and attach its orders, each with its fills."""
+    for d in decisions:
+        d["reasoning"] = json.loads(d["reasoning"])
+        d["orders"] = journal.query(
+            "SELECT client_order_id, status, filled_qty, filled_avg_price FROM orders "
+            "WHERE decision_id = ?",
+            (d["decision_id"],),
+        )
+        for o in d["orders"]:
+            o["fills"] = journal.query(
+                "SELECT qty, price, side, ts FROM fills WHERE client_order_id = ? ORDER BY ts",
+                (o["client_order_id"],),
+            )
 
 
 def render(w: dict[str, Any]) -> str:

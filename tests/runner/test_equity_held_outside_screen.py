@@ -99,3 +99,25 @@ async def test_a_held_symbol_no_model_covers_is_held_with_its_reason(
     with Journal(journal) as j:  # the trader's ``v28quant why AAPL``
         lines = why(j, "AAPL", None)
     assert any("hold" in line and "no model" in line for line in lines), lines
+
+
+@pytest.mark.asyncio
+async def test_the_library_why_answers_a_hold_as_the_command_does(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # AAPL never had an aggregate: the journal's only word on it is the engine's hold
+    journal = tmp_path / "j.sqlite"
+    await _one_cycle(trading, journal, None, screened=["AAPL"])
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT COUNT(*) FROM aggregates").fetchone() == (0,)
+        ((decision_id, reasoning),) = db.execute(
+            "SELECT decision_id, reasoning FROM decisions WHERE symbol = 'AAPL'"
+        ).fetchall()
+    with Journal(journal) as j:
+        answer = j.why("AAPL")
+        lines = why(j, "AAPL", None)
+    assert answer["aggregate_ts"] is None
+    assert [(d["decision_id"], d["action"]) for d in answer["decisions"]] == [(decision_id, "hold")]
+    assert answer["decisions"][0]["reasoning"] == json.loads(reasoning)
+    assert json.loads(reasoning)["reason"] in answer["text"]
+    assert sum("hold" in line for line in lines) == 1, lines  # the command's answer, unchanged
