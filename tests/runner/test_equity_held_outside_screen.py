@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,35 @@ async def test_the_library_why_answers_a_hold_as_the_command_does(
     assert answer["decisions"][0]["reasoning"] == json.loads(reasoning)
     assert json.loads(reasoning)["reason"] in answer["text"]
     assert sum("hold" in line for line in lines) == 1, lines  # the command's answer, unchanged
+
+
+@pytest.mark.asyncio
+async def test_an_unmodelled_hold_is_journaled_once_a_session_and_detailed_every_cycle(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, None, REGIME, cfg, (10_000, 10_000))
+    details = []
+    try:
+        for minutes in (0, 5, 10, 15):
+            ctx.now = OPEN + timedelta(minutes=minutes)
+            if minutes == 10:  # shares sold outside the engine: the hold says something new
+                trading.positions["AAPL"][0] = Decimal(20)
+            details.append((await engine.cycle(ctx)).details["AAPL"])
+        await engine.end_of_day(ctx)
+        ctx.now = OPEN + timedelta(days=1)  # the next session says it again, once
+        details.append((await engine.cycle(ctx)).details["AAPL"])
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+    assert all(d.startswith("hold: no model") for d in details), details
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT ts FROM decisions WHERE symbol = 'AAPL' AND action = 'hold' ORDER BY ts"
+        ).fetchall()
+    assert [datetime.fromisoformat(ts) - OPEN for (ts,) in rows] == [
+        timedelta(0),
+        timedelta(minutes=10),
+        timedelta(days=1),
+    ]

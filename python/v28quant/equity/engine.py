@@ -97,6 +97,8 @@ class EquityEngine:
         self.view: MarketView | None = None
         self.screened: list[str] = []
         self._journaled: set[tuple[str, str, str]] = set()
+        # the hold journaled last for each held symbol no model covers, this session
+        self._holds: dict[str, dict[str, str]] = {}
         ml = next((s for s in self.sources if isinstance(s, MlSource)), None)
         self.learning = TradeLearner(ml) if ml is not None else None
 
@@ -243,6 +245,7 @@ class EquityEngine:
         weights = self._weights(aggregates, usable, view.positions, risk, share, dropped)
         orders = denied = 0
         details: dict[str, Any] = {}
+        holds: dict[str, dict[str, str]] = {}
         day = slot.astimezone(ET)
         for sym in symbols:
             agg = aggregates.get(sym)
@@ -254,7 +257,7 @@ class EquityEngine:
             held_qty = held[sym].qty if sym in held else Decimal(0)
             decision_id = f"{day:%Y-%m-%d}-{day:%H%M}-{sym}"
             if agg is None:  # only a held symbol can lack one: the screened were fitted
-                details[sym] = self._hold_unmodelled(ctx, sym, held_qty, decision_id)
+                details[sym] = self._hold_unmodelled(ctx, sym, held_qty, decision_id, holds)
                 continue
             if quote is None:  # unusable_data refuses a missing quote
                 continue
@@ -363,6 +366,7 @@ class EquityEngine:
                 account, positions = with_order(account, positions, request, order_price)
             orders += 1
             details[sym] = f"{side} {abs(qty)}: {outcome.status}"
+        self._holds = holds
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
 
     async def follow(self, ctx: EngineContext) -> bool:
@@ -415,25 +419,33 @@ class EquityEngine:
         kept = sum(abs(x) for sym, x in held.items() if sym not in capped)
         return target_weights(capped, share - kept, risk)
 
-    @staticmethod
     def _hold_unmodelled(
-        ctx: EngineContext, symbol: str, held_qty: Decimal, decision_id: str
+        self,
+        ctx: EngineContext,
+        symbol: str,
+        held_qty: Decimal,
+        decision_id: str,
+        holds: dict[str, dict[str, str]],
     ) -> str:
-        """Journal the hold of a held ``symbol`` no model gave a signal; return its detail.
+        """Note in ``holds`` the hold of a held ``symbol`` no model covers; return its detail.
 
         With no signal there is no aggregate either, so the journaled hold is what the
-        operator's ``why`` finds on the symbol.
+        operator's ``why`` finds on the symbol. It is journaled in the session's first cycle
+        that holds so and again when what it says (the reason, the shares held) changes, not
+        every cycle: a stock left unmodelled all day would add 72 rows that say the same.
         """
         reason = "no model gave it a signal (its data may be missing): held, nothing to size by"
-        ctx.journal.record_decision(
-            f"equity-hold-{decision_id}",
-            ENGINE,
-            STRATEGY,
-            symbol,
-            "hold",
-            {"reason": reason, "held_qty": str(held_qty)},
-            ctx.now,
-        )
+        holds[symbol] = {"reason": reason, "held_qty": str(held_qty)}
+        if self._holds.get(symbol) != holds[symbol]:
+            ctx.journal.record_decision(
+                f"equity-hold-{decision_id}",
+                ENGINE,
+                STRATEGY,
+                symbol,
+                "hold",
+                holds[symbol],
+                ctx.now,
+            )
         return f"hold: {reason}"
 
     @staticmethod
@@ -462,8 +474,9 @@ class EquityEngine:
         return await self.learning.check(ctx.journal, ctx.now)
 
     async def end_of_day(self, ctx: EngineContext) -> None:
-        """Feed the day's closed trades to the learner; drop the day's signal bookkeeping."""
+        """Feed the day's closed trades to the learner; drop the day's journaling bookkeeping."""
         self._journaled.clear()
+        self._holds.clear()
         if self.learning is not None:
             await self.learning.after_session(ctx.journal, ctx.now)
 
