@@ -1,9 +1,10 @@
-"""With shorting allowed, the equity engine turns a long into a short in two orders, never one.
+"""Shorts: a long turns short in two orders, never one; no short sale without allow_short.
 
 Alpaca refuses a sell larger than the long it closes (403 "insufficient qty available for
-order"): one order may not cross zero. The engine closes the long first and sells the short
-once the position is flat, the next cycle. Reference: the fake exchange's own record of the
-orders it was sent, what it answered each, and its positions.
+order"): one order may not cross zero. With shorting allowed the engine closes the long first
+and sells the short once the position is flat, the next cycle; with ``[equity] allow_short``
+false a short view sells nothing and says why. Reference: the fake exchange's own record of
+the orders it was sent, what it answered each, and its positions.
 """
 
 from __future__ import annotations
@@ -69,3 +70,29 @@ async def test_a_long_turns_short_by_a_close_then_a_short_sale(
     # in whole shares: cash 100,000 - 30 x 100 + 30 x 99.99 (the bid) = 99,999.70, so 99 shares
     assert (short["side"], short["qty"]) == ("sell", 99.0)
     assert trading.positions["AAPL"][0] == -99
+
+
+@pytest.mark.asyncio
+async def test_a_short_view_without_allow_short_sells_nothing_and_says_why(
+    tmp_path: Path,
+) -> None:
+    # [equity] allow_short = false (the default): flat, a full short view orders nothing
+    trading = FakeAlpacaTrading(now=OPEN).start()
+    trading.shorting_enabled = True  # the venue would take it: the refusal is the settings'
+    trading.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    cfg = load_config()[1].equity
+    assert cfg.allow_short is False
+    ctx, engine = aapl_engine(
+        trading.url, tmp_path / "journal.sqlite", OPEN, -1.0, REGIME, cfg, (10_000, 10_000)
+    )
+    try:
+        report = await engine.cycle(ctx)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        trading.stop()
+    assert [b for m, p, b in trading.requests if (m, p) == ("POST", "/v2/orders")] == []
+    assert "AAPL" not in trading.positions
+    detail = report.details["AAPL"]
+    assert detail.startswith("hold: a short view (aggregate -1.00)"), detail
+    assert "allow_short is false" in detail, detail

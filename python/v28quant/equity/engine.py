@@ -299,11 +299,7 @@ class EquityEngine:
                 )
                 continue
             if qty == 0:
-                details[sym] = (
-                    f"hold: at its target of {target} shares"
-                    if delta == 0
-                    else f"hold: within a share of its target of {target} shares ({held_qty} held)"
-                )
+                details[sym] = self._nothing_to_order(agg.value, target, held_qty)
                 continue
             change = abs(delta) * price / equity
             if target != 0 and change < Decimal(str(self.cfg.min_trade_weight)):
@@ -418,6 +414,17 @@ class EquityEngine:
             capped[sym] = toward_zero(capped[sym], held[sym])
         kept = sum(abs(x) for sym, x in held.items() if sym not in capped)
         return target_weights(capped, share - kept, risk)
+
+    def _nothing_to_order(self, value: float, target: Decimal, held_qty: Decimal) -> str:
+        """Return why a symbol with no shares to order holds: at its target, or no short."""
+        if target == 0 and value < 0 and not self.cfg.allow_short:
+            return (
+                f"hold: a short view (aggregate {value:+.2f}), and [equity] allow_short is "
+                "false: no short sale"
+            )
+        if target == held_qty:
+            return f"hold: at its target of {target} shares"
+        return f"hold: within a share of its target of {target} shares ({held_qty} held)"
 
     def _hold_unmodelled(
         self,
