@@ -511,9 +511,11 @@ async def test_margin_account_sells_short_with_150_percent_requirement(world):
 
     async def go():
         cash_acct = make()
+        assert not (await cash_acct.account()).shorting_enabled  # as it says, so it does
         with pytest.raises(InsufficientBuyingPower, match="insufficient qty available"):
             await cash_acct.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s0")))
         b = make(multiplier=2)
+        assert (await b.account()).shorting_enabled
         o = await b.submit(OrderRequest.equity("AAPL", 100, "sell", owner=own("s1")))
         assert o.status == OrderStatus.FILLED, o
         assert o.filled_avg_price == D("190.00"), o

@@ -96,3 +96,26 @@ async def test_a_short_view_without_allow_short_sells_nothing_and_says_why(
     detail = report.details["AAPL"]
     assert detail.startswith("hold: a short view (aggregate -1.00)"), detail
     assert "allow_short is false" in detail, detail
+
+
+@pytest.mark.asyncio
+async def test_no_short_sale_is_sent_from_an_account_that_may_not_short(tmp_path: Path) -> None:
+    # allow_short, but a cash account (Alpaca's shorting_enabled false) would have the venue
+    # refuse the short sale (403) every cycle: the engine holds and says why instead
+    trading = FakeAlpacaTrading(now=OPEN).start()
+    trading.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    cfg = dataclasses.replace(load_config()[1].equity, allow_short=True)
+    ctx, engine = aapl_engine(
+        trading.url, tmp_path / "journal.sqlite", OPEN, -1.0, REGIME, cfg, (10_000, 10_000)
+    )
+    details = []
+    try:
+        for minutes in (0, 5):
+            ctx.now = OPEN + timedelta(minutes=minutes)
+            details.append((await engine.cycle(ctx)).details["AAPL"])
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        trading.stop()
+    assert [b for m, p, b in trading.requests if (m, p) == ("POST", "/v2/orders")] == []
+    assert all(d.startswith("hold: the account may not sell short") for d in details), details

@@ -247,6 +247,7 @@ class AlpacaBroker:
             currency=a.currency or "USD",
             daytrade_count=None if a.daytrade_count is None else int(a.daytrade_count),
             last_equity=dec_or_none(a.last_equity),
+            shorting_enabled=bool(a.shorting_enabled),
         )
 
     async def positions(self) -> list[Position]:

@@ -23,6 +23,8 @@ class Account:
     (multi-leg). ``daytrade_count``: the venue's day trades in the last five sessions, None
     where it reports none. ``last_equity``: the equity at the previous session's close (Alpaca:
     "as of previous trading day at 16:00:00 ET"), None where the venue reports none.
+    ``shorting_enabled``: whether the account may sell stock short (Alpaca's flag: a margin
+    account; the simulated exchange's margin account, ``multiplier=2``).
     """
 
     id: str
@@ -39,6 +41,7 @@ class Account:
     currency: str = "USD"
     daytrade_count: int | None = None
     last_equity: Decimal | None = None
+    shorting_enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,6 +317,12 @@ class EquityEngine:
             order_price = quote.ask if qty > 0 else price
             reasoning["order_price"] = str(order_price)
             if not reduces(qty, held_qty):
+                if qty < 0 and not account.shorting_enabled:  # the venue would refuse it
+                    details[sym] = (
+                        "hold: the account may not sell short (the venue's shorting_enabled is "
+                        "false): no short sale"
+                    )
+                    continue
                 limits = ctx.risk.limits
                 fitted = fit_opening(
                     qty, held_qty, w, equity, order_price,

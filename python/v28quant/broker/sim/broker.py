@@ -163,6 +163,7 @@ class SimBroker(Matching):
                 portfolio_value=equity,
                 long_market_value=longs,
                 short_market_value=shorts,
+                shorting_enabled=self._cfg.multiplier == 2,  # a cash account cannot short
             )
 
     async def positions(self) -> list[Position]:
