@@ -121,6 +121,12 @@ async def test_account_starts_in_cash(world):
     assert acct.buying_power == D(100_000)
     assert acct.options_level == 3
     assert acct.status == "ACTIVE"
+    assert not acct.shorting_enabled  # a cash account
+
+
+async def test_a_quoted_stock_is_tradable_fractionable_and_lent(world):
+    spy = await world.broker.asset("SPY")
+    assert (spy.symbol, spy.tradable, spy.fractionable, spy.lends) == ("SPY", True, True, True)
 
 
 async def test_market_buy_fills_at_ask_and_shows_everywhere(world):

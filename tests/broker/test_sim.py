@@ -541,6 +541,25 @@ async def test_margin_account_sells_short_with_150_percent_requirement(world):
     await go()
 
 
+async def test_a_hard_to_borrow_stock_is_not_lent_for_a_short_sale(world):
+    """``SimConfig.hard_to_borrow``: what the asset says and what admission does agree."""
+    _clock, q, make = world
+    q.set("AAPL", "190.00", "190.05")
+    b = make(multiplier=2, hard_to_borrow=frozenset({"AAPL"}))
+    aapl, spy = await b.asset("AAPL"), await b.asset("SPY")
+    assert (aapl.shortable, aapl.easy_to_borrow, aapl.lends) == (False, False, False)
+    assert (spy.shortable, spy.easy_to_borrow, spy.lends) == (True, True, True)
+    with pytest.raises(OrderRejected, match="AAPL cannot be sold short"):
+        await b.submit(OrderRequest.equity("AAPL", 10, "sell", owner=own("h1")))
+    short = await b.submit(OrderRequest.equity("SPY", 10, "sell", owner=own("h2")))
+    assert short.status == OrderStatus.FILLED
+    # a long in a hard-to-borrow stock is bought and sold as any other
+    await b.submit(OrderRequest.equity("AAPL", 10, "buy", owner=own("h3")))
+    sale = await b.submit(OrderRequest.equity("AAPL", 10, "sell", owner=own("h4")))
+    assert sale.status == OrderStatus.FILLED
+    assert [p.symbol for p in await b.positions()] == ["SPY"]
+
+
 def test_multiplier_must_be_cash_or_reg_t():
     with pytest.raises(ValueError, match="multiplier must be 1"):
         SimConfig(multiplier=4)

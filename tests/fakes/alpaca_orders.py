@@ -92,11 +92,12 @@ class OrdersMixin:
                     f"(requested: {qty}, available: {max(have, Decimal(0))})",
                 )
 
-    def _validate_stock_side(self, side: str, qty: Decimal, have: Decimal) -> None:
+    def _validate_stock_side(self, sym: str, side: str, qty: Decimal, have: Decimal) -> None:
         """Alpaca's rules for a stock order against the position ``have`` (signed shares).
 
         One order never turns a long into a short or a short into a long; a short sale needs
-        an account allowed to short, and whole shares.
+        an account allowed to short, whole shares, and a stock easy to borrow (the Trading API
+        shorts no hard-to-borrow stock).
         """
         if side == "sell" and have > 0 and qty > have:
             raise _err(
@@ -119,6 +120,9 @@ class OrdersMixin:
                 )
             if qty != qty.to_integral_value():
                 raise _err(422, 42210000, "fractional orders cannot be sold short")
+            asset = self._asset(sym)
+            if not (asset["shortable"] and asset["easy_to_borrow"]):
+                raise _err(403, 40310000, f"asset {sym} cannot be sold short")
 
     def _submit(self, b: dict[str, Any]) -> dict[str, Any]:
         cid = b.get("client_order_id") or str(uuid.uuid4())
@@ -219,7 +223,7 @@ class OrdersMixin:
                     raise _err(422, 40010001, f'asset "{sym}" not found')
                 _bid, ask = self.quotes[sym][:2]
                 have = self.positions.get(sym, [Decimal(0)])[0]
-                self._validate_stock_side(side, qty, have)
+                self._validate_stock_side(sym, side, qty, have)
                 opens_short = side == "sell" and have <= 0
                 hold = (limit or ask) if side == "buy" or opens_short else Decimal(0)
             o = self._order(oid, cid, sym, qty, side, typ, tif, limit, intent, "simple", None)

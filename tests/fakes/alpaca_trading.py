@@ -56,6 +56,9 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         # a margin account that may sell short (Alpaca's ``shorting_enabled``); a cash account
         # by default
         self.shorting_enabled = False
+        # each stock's asset flags where they differ from a shortable, easy-to-borrow,
+        # fractionable stock, e.g. {"GME": {"easy_to_borrow": False}}
+        self.assets: dict[str, dict[str, Any]] = {}
         self.daytrade_count = 0  # Alpaca's count of day trades in the last five sessions
         # Alpaca's ``last_equity`` (the previous close's equity); None: the equity now
         self.last_equity: Decimal | None = None
@@ -309,6 +312,9 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
                 return None
             if method == "PATCH":
                 return self._replace(o, body or {})
+        m = re.fullmatch(r"/v2/assets/([A-Z.]+)", path)
+        if m and method == "GET":
+            return self._asset(m.group(1))
         if path == "/v2/account/activities" and method == "GET":
             return self._list_activities(q)
         if path == "/v2/options/contracts" and method == "GET":

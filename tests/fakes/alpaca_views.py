@@ -166,6 +166,24 @@ class ViewsMixin:
             "options_trading_level": self.options_level,
         }
 
+    def _asset(self, sym: str) -> dict[str, Any]:
+        """Alpaca's asset entity of the stock ``sym`` (``assets`` overrides its flags)."""
+        if sym not in self.quotes:
+            raise _err(404, 40410000, f"asset not found for {sym}")
+        flags = {"shortable": True, "easy_to_borrow": True, "fractionable": True}
+        return {
+            "id": str(uuid.uuid5(_NS, sym)),
+            "class": "us_equity",
+            "exchange": "NASDAQ",
+            "symbol": sym,
+            "name": sym,
+            "status": "active",
+            "tradable": True,
+            "marginable": True,
+            **flags,
+            **self.assets.get(sym, {}),
+        }
+
     def _position(self, sym: str) -> dict[str, Any]:
         qty, avg = self.positions[sym]
         m = self._mult(sym)

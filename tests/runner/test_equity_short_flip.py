@@ -2,9 +2,10 @@
 
 Alpaca refuses a sell larger than the long it closes (403 "insufficient qty available for
 order"): one order may not cross zero. With shorting allowed the engine closes the long first
-and sells the short once the position is flat, the next cycle; with ``[equity] allow_short``
-false a short view sells nothing and says why. Reference: the fake exchange's own record of
-the orders it was sent, what it answered each, and its positions.
+and sells the short once the position is flat, the next cycle. With ``[equity] allow_short``
+false a short view sells nothing and says why; so does a short sale the venue would refuse
+every cycle (an account that may not short, a stock it does not lend). Reference: the fake
+exchange's own record of the orders it was sent, what it answered each, and its positions.
 """
 
 from __future__ import annotations
@@ -119,3 +120,28 @@ async def test_no_short_sale_is_sent_from_an_account_that_may_not_short(tmp_path
         trading.stop()
     assert [b for m, p, b in trading.requests if (m, p) == ("POST", "/v2/orders")] == []
     assert all(d.startswith("hold: the account may not sell short") for d in details), details
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flag", ["shortable", "easy_to_borrow"])
+async def test_no_short_sale_of_a_stock_the_venue_will_not_lend(tmp_path: Path, flag: str) -> None:
+    # a margin account, but AAPL is not shortable, or hard to borrow: Alpaca's Trading API
+    # would refuse the short sale (403 "cannot be sold short") every cycle
+    trading = FakeAlpacaTrading(now=OPEN).start()
+    trading.shorting_enabled = True
+    trading.assets["AAPL"] = {flag: False}
+    trading.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    cfg = dataclasses.replace(load_config()[1].equity, allow_short=True)
+    ctx, engine = aapl_engine(
+        trading.url, tmp_path / "journal.sqlite", OPEN, -1.0, REGIME, cfg, (10_000, 10_000)
+    )
+    try:
+        report = await engine.cycle(ctx)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        trading.stop()
+    assert [b for m, p, b in trading.requests if (m, p) == ("POST", "/v2/orders")] == []
+    detail = report.details["AAPL"]
+    assert detail.startswith("hold: the venue will not lend AAPL for a short sale"), detail
+    assert f"{flag} false" in detail, detail

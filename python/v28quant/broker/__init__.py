@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from v28quant.broker.base import (
     Account,
     Activity,
+    Asset,
     AuthenticationError,
     Broker,
     BrokerError,
@@ -97,6 +98,7 @@ def connect(
 __all__ = [
     "Account",
     "Activity",
+    "Asset",
     "AuthenticationError",
     "Broker",
     "BrokerError",

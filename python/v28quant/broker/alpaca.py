@@ -61,6 +61,7 @@ from v28quant.alpaca.sdk import call_off_loop, option_contract_pages, prepare_cl
 from v28quant.broker.base import (
     Account,
     Activity,
+    Asset,
     BrokerError,
     BrokerUnavailable,
     ClientOrderIdConflict,
@@ -248,6 +249,17 @@ class AlpacaBroker:
             daytrade_count=None if a.daytrade_count is None else int(a.daytrade_count),
             last_equity=dec_or_none(a.last_equity),
             shorting_enabled=bool(a.shorting_enabled),
+        )
+
+    async def asset(self, symbol: str) -> Asset:
+        """Return the stock's asset flags (tradable, shortable, easy to borrow, fractionable)."""
+        a = await self._call(self._client.get_asset, symbol)
+        return Asset(
+            symbol=a.symbol,
+            tradable=bool(a.tradable),
+            shortable=bool(a.shortable),
+            easy_to_borrow=bool(a.easy_to_borrow),
+            fractionable=bool(a.fractionable),
         )
 
     async def positions(self) -> list[Position]:

@@ -40,6 +40,7 @@ from v28quant.broker.state import (
     Account,
     Activity,
     ActivityType,
+    Asset,
     MarketClock,
     Order,
     Position,
@@ -70,6 +71,10 @@ class Broker(Protocol):
 
     async def account(self) -> Account:
         """Return the account's balances."""
+
+    async def asset(self, symbol: str) -> Asset:
+        """Return what the venue allows on the stock ``symbol`` (shorting, fractions)."""
+        ...
 
     async def positions(self) -> list[Position]:
         """Return the open positions."""
@@ -117,6 +122,7 @@ __all__ = [
     "Account",
     "Activity",
     "ActivityType",
+    "Asset",
     "AssetClass",
     "AuthenticationError",
     "Broker",

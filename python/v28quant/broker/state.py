@@ -1,4 +1,4 @@
-"""What a venue reports: account, positions, orders, activities, clock and calendar.
+"""What a venue reports: account, assets, positions, orders, activities, clock and calendar.
 
 Money and quantities are ``Decimal`` (prices per share; option premiums per share, x100 per
 contract).
@@ -42,6 +42,27 @@ class Account:
     daytrade_count: int | None = None
     last_equity: Decimal | None = None
     shorting_enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """What the venue allows on one stock (Alpaca's asset entity).
+
+    ``shortable`` and ``easy_to_borrow`` both: the venue lends it for a short sale (Alpaca's
+    Trading API sells short only easy-to-borrow stocks). ``fractionable``: it takes fractional
+    quantities (on market day orders).
+    """
+
+    symbol: str
+    tradable: bool
+    shortable: bool
+    easy_to_borrow: bool
+    fractionable: bool
+
+    @property
+    def lends(self) -> bool:
+        """Whether the venue lends the stock for a short sale."""
+        return self.shortable and self.easy_to_borrow
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,13 @@ time), aggregated with the regime's weights (``SignalAggregator``, threshold fro
 ``[aggregator]``, or ``[paper]`` in paper mode), turned into target weights
 (``v28quant.equity.sizing``; a buy sized at the ask it pays, within its target and the risk
 gate's per-order limits), gated by the stacked ensemble, checked by the risk gate and placed
-through the execution service with ``Owner("equity", "aggregate", ...)``. Decision ids are the
-session, the cycle slot and the symbol, so a restart inside a slot re-sends nothing; a symbol
-with an order of ours still working at the venue gets no new order until that one ends.
+through the execution service with ``Owner("equity", "aggregate", ...)``. Orders are whole
+shares, except a close to flat (``v28quant.equity.sizing``). A short sale is sent only with
+``[equity] allow_short``, from an account the venue lets sell short, of a stock it lends
+(``Broker.asset``); otherwise the symbol holds, with the reason in the cycle's details, rather
+than have the venue refuse it every cycle. Decision ids are the session, the cycle slot and
+the symbol, so a restart inside a slot re-sends nothing; a symbol with an order of ours still
+working at the venue gets no new order until that one ends.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from v28quant.broker.base import Account, OrderRequest, Owner, Position, Side
+from v28quant.broker.base import Account, BrokerError, OrderRequest, Owner, Position, Side
 from v28quant.calendar import ET
 from v28quant.config import EquityConfig
 from v28quant.engines import CycleReport, EngineContext
@@ -317,12 +321,11 @@ class EquityEngine:
             order_price = quote.ask if qty > 0 else price
             reasoning["order_price"] = str(order_price)
             if not reduces(qty, held_qty):
-                if qty < 0 and not account.shorting_enabled:  # the venue would refuse it
-                    details[sym] = (
-                        "hold: the account may not sell short (the venue's shorting_enabled is "
-                        "false): no short sale"
-                    )
-                    continue
+                if qty < 0:  # a short sale the venue would refuse, every cycle, is not sent
+                    refusal = await self._short_refusal(ctx, sym, account)
+                    if refusal is not None:
+                        details[sym] = f"hold: {refusal}: no short sale"
+                        continue
                 limits = ctx.risk.limits
                 fitted = fit_opening(
                     qty, held_qty, w, equity, order_price,
@@ -420,6 +423,23 @@ class EquityEngine:
             capped[sym] = toward_zero(capped[sym], held[sym])
         kept = sum(abs(x) for sym, x in held.items() if sym not in capped)
         return target_weights(capped, share - kept, risk)
+
+    @staticmethod
+    async def _short_refusal(ctx: EngineContext, symbol: str, account: Account) -> str | None:
+        """Return why the venue would refuse a short sale of ``symbol``, or None."""
+        if not account.shorting_enabled:
+            return "the account may not sell short (the venue's shorting_enabled is false)"
+        try:
+            asset = await ctx.broker.asset(symbol)
+        except BrokerError as exc:  # unknown is not a yes: the sale waits for an answer
+            return f"the venue did not say whether it lends {symbol} ({exc})"
+        if not asset.lends:
+            return (
+                f"the venue will not lend {symbol} for a short sale (shortable "
+                f"{str(asset.shortable).lower()}, easy_to_borrow "
+                f"{str(asset.easy_to_borrow).lower()})"
+            )
+        return None
 
     def _nothing_to_order(self, value: float, target: Decimal, held_qty: Decimal) -> str:
         """Return why a symbol with no shares to order holds: at its target, or no short."""

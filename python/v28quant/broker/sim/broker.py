@@ -15,6 +15,7 @@ from typing import Literal
 from v28quant.broker.base import (
     Account,
     Activity,
+    Asset,
     MarketClock,
     Order,
     OrderNotCancelable,
@@ -165,6 +166,13 @@ class SimBroker(Matching):
                 short_market_value=shorts,
                 shorting_enabled=self._cfg.multiplier == 2,  # a cash account cannot short
             )
+
+    async def asset(self, symbol: str) -> Asset:
+        """Every quoted stock is tradable and fractionable; shortable unless hard to borrow."""
+        async with self._step():
+            await self._quote(symbol)  # an unquoted symbol is refused as an order for it is
+            lends = symbol not in self._cfg.hard_to_borrow
+            return Asset(symbol, True, lends, lends, True)
 
     async def positions(self) -> list[Position]:
         """Open positions, marked at the current mid (entry price without a quote)."""

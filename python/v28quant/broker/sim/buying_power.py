@@ -4,10 +4,11 @@ A cash account (``SimConfig.multiplier=1``) buys with cash less what open orders
 collateral hold, and cannot sell stock short. ``multiplier=2`` is a Reg-T-like margin account as
 Alpaca paper gives for marginable stocks: excess equity is cash + 50 % of long stock - 150 % of
 short stock less what orders and collateral hold; stock buying power is twice that (no 4x
-intraday), and short sales are allowed against it. Options are not marginable: premiums and
-collateral come out of the excess itself. Options levels as Alpaca's: 1 covered calls and
-cash-secured puts, 2 long options, 3 multi-leg orders, whose worst payoff at expiry is held;
-structures with unlimited loss are refused.
+intraday), and short sales are allowed against it, except of a stock in
+``SimConfig.hard_to_borrow`` (refused as Alpaca refuses one it does not lend). Options are not
+marginable: premiums and collateral come out of the excess itself. Options levels as Alpaca's:
+1 covered calls and cash-secured puts, 2 long options, 3 multi-leg orders, whose worst payoff at
+expiry is held; structures with unlimited loss are refused.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class BuyingPower(SimState):
                 return ZERO, Decimal(1)
         # A buy, or (margin account, no long shares) a short sale: both use buying power.
         side = req.side or "buy"
+        if side == "sell" and sym in self._cfg.hard_to_borrow:
+            raise OrderRejected(f"asset {sym} cannot be sold short", status=403, code=40310000)
         price = limit if limit is not None else self._slip(q.ask if side == "buy" else q.bid, side)
         per_share = price + self._cfg.equity_commission_per_share
         need, bp = per_share * qty, await self._excess() * m

@@ -45,6 +45,8 @@ class SimConfig:
     option_commission_per_contract: Decimal = ZERO
     partial_fills: bool = True
     multiplier: int = 1  # Alpaca's account ``multiplier``: 1 cash, 2 Reg-T margin
+    # stocks not lent for a short sale (Alpaca's Trading API shorts only easy-to-borrow ones)
+    hard_to_borrow: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:  # noqa: D105 - validation only
         if self.multiplier not in (1, 2):
