@@ -190,3 +190,20 @@ def test_the_hold_back_table_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     for _ in range(3):  # a text repeating within its quiet period is still held back
         n.error("equity cycle", "KeyError: 'AAPL'")
     assert n._quiet_sent["ERROR in equity cycle: KeyError: 'AAPL'"][1] == 2
+
+
+async def test_secrets_never_reach_discord(discord: FakeDiscord) -> None:
+    # An error text can carry the webhook URL (an HTTP client's error) or an Alpaca key; the
+    # post itself must be scrubbed, not only the journal's copy (reference: what the fake got).
+    key = "PKLEAKPROBE77"
+    n = DiscordNotifier(discord.webhook_url, min_interval=0.0, secrets=[key])
+    n.error("runner", f"stopping: ConnectError posting to {discord.webhook_url}")
+    n.error("equity cycle", f"APIError: forbidden for key {key}")
+    await n.aclose()
+    posted = [m["content"] for m in discord.received]
+    assert len(posted) == 2, posted
+    for text in posted:
+        assert "s3cr3t-T0KEN-abcdef" not in text, text
+        assert "123456789" not in text, text
+        assert key not in text, text
+    assert posted[1] == "ERROR in equity cycle: APIError: forbidden for key [redacted]"

@@ -29,7 +29,8 @@ to resend. Rows queued over ``RESEND_MAX_AGE`` (a day) ago are given up as ``STA
 counted in one log line. Delivery is at least once: a process killed between Discord's answer
 and the row's update sends that notice twice.
 
-The webhook URL embeds its token: it is never logged, and exception text is scrubbed of it.
+The webhook URL embeds its token: it is never logged, and neither it nor the other secrets the
+notifier is given (the Alpaca keys) reach Discord: every notice is scrubbed before it is queued.
 ``NullNotifier`` (no URL configured) accepts the same calls, does nothing and keeps nothing.
 """
 
@@ -44,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -214,6 +216,8 @@ class DiscordNotifier(_Formatting):
         HTTP timeout per post, seconds.
     username : str
         Name the posts appear under.
+    secrets : sequence of str
+        Other secrets (the Alpaca keys) to scrub from every notice, beside the webhook's own.
     outbox : NoticeOutbox, optional
         Where each notice is kept from ``notify()`` until it is posted or given up, so that
         ``resend_unsent()`` at the next start sends what this process could not.
@@ -228,6 +232,7 @@ class DiscordNotifier(_Formatting):
         max_attempts: int = 5,
         timeout: float = 10.0,
         username: str = "v28quant",
+        secrets: Sequence[str] = (),
         outbox: NoticeOutbox | None = None,
     ) -> None:
         super().__init__()
@@ -235,7 +240,13 @@ class DiscordNotifier(_Formatting):
         if not raw.startswith(("https://", "http://")):
             raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")
         self._url = raw
-        self._secrets = [raw] + [p for p in raw.rstrip("/").split("/")[-2:] if len(p) >= 6]
+        # the URL, and its id and token wherever they appear alone
+        webhook_parts = urlsplit(raw).path.rstrip("/").split("/")[-2:]
+        self._secrets = [
+            raw,
+            *(p for p in webhook_parts if len(p) >= 6),
+            *(s for s in secrets if s),
+        ]
         self._filter = _RedactFilter(self._secrets)
         logging.getLogger("httpx").addFilter(self._filter)
         # (outbox row id or None, text to post)
@@ -299,7 +310,7 @@ class DiscordNotifier(_Formatting):
         no event loop) stays unsent there for the next start, one beyond a full queue is given up.
         """
         try:
-            text = str(content)[:DISCORD_MAX_CONTENT]
+            text = self._redact(str(content))[:DISCORD_MAX_CONTENT]
             if self._closing or not self._ensure_started():
                 self._keep(text)
                 self.dropped += 1
@@ -543,13 +554,14 @@ def _late(content: str, queued: datetime) -> str:
 
 
 def make_notifier(
-    url: Any | None, outbox: NoticeOutbox | None = None
+    url: Any | None, outbox: NoticeOutbox | None = None, secrets: Sequence[str] = ()
 ) -> DiscordNotifier | NullNotifier:
     """Return a ``DiscordNotifier`` when a webhook URL is configured, else a ``NullNotifier``.
 
-    ``outbox`` (the journal) keeps the Discord notifier's notices until they are posted.
+    ``outbox`` (the journal) keeps the Discord notifier's notices until they are posted;
+    ``secrets`` (the Alpaca keys) are scrubbed from every notice.
     """
     if url is None:
         return NullNotifier()
     raw = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
-    return DiscordNotifier(url, outbox=outbox) if raw else NullNotifier()
+    return DiscordNotifier(url, outbox=outbox, secrets=secrets) if raw else NullNotifier()

@@ -180,7 +180,12 @@ async def _serve(
     from v28quant.signals import SignalAggregator
 
     journal = Journal(journal_path)
-    notifier = make_notifier(settings.discord_webhook_url, outbox=journal)
+    alpaca_keys = [
+        key.get_secret_value()
+        for key in (settings.alpaca_key_id, settings.alpaca_secret_key)
+        if key is not None
+    ]
+    notifier = make_notifier(settings.discord_webhook_url, outbox=journal, secrets=alpaca_keys)
     await notifier.resend_unsent()  # what an earlier process left unsent goes out first
     executor = Executor(
         venue.broker,
