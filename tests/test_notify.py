@@ -55,7 +55,7 @@ async def test_notify_never_blocks_or_raises(caplog) -> None:
     caplog.set_level(logging.DEBUG)
     # nothing listens on this port: every post fails with a connection error
     url = "http://127.0.0.1:9/api/webhooks/987654321/another-SECRET-token"
-    n = DiscordNotifier(url, max_queue=3, max_attempts=2, min_interval=0.0)
+    n = DiscordNotifier(url, max_queue=3, min_interval=0.0)
     # notify() is synchronous: it only queues, so nothing has been attempted yet
     accepted = [n.notify(f"m{i}") for i in range(10)]
     assert accepted == [True] * 3 + [False] * 7
@@ -121,17 +121,19 @@ def _notifier_warnings(caplog) -> list[str]:
 
 async def test_an_unreachable_webhook_is_reported_once_not_per_post(caplog) -> None:
     # An operator reads the log for a failing Discord: one warning when notices start failing,
-    # not one per attempt of every notice (reference: the log records themselves).
+    # not one per attempt of every notice, then one at the stop counting what is left unsent
+    # (reference: the log records themselves).
     caplog.set_level(logging.DEBUG)
     url = "http://127.0.0.1:9/api/webhooks/987654321/another-SECRET-token"
-    n = DiscordNotifier(url, max_attempts=2, min_interval=0.0)
+    n = DiscordNotifier(url, min_interval=0.0, backoff=0.01, max_backoff=0.01)
     for i in range(4):
         n.notify(f"m{i}")
-    await n.aclose(timeout=10)
+    await n.aclose(timeout=0.5)
     assert n.dropped == 4
-    failing = [m for m in _notifier_warnings(caplog) if "failing" in m]
-    assert len(failing) == 1, _notifier_warnings(caplog)
-    assert len(_notifier_warnings(caplog)) == 1, _notifier_warnings(caplog)
+    warnings = _notifier_warnings(caplog)
+    assert len([m for m in warnings if "failing" in m]) == 1, warnings
+    assert len([m for m in warnings if "closed with 4 notice(s) unsent" in m]) == 1, warnings
+    assert len(warnings) == 2, warnings
     assert "another-SECRET-token" not in caplog.text
 
 
@@ -140,12 +142,12 @@ async def test_an_outage_is_reported_once_and_its_end_too(discord: FakeDiscord, 
     # received and the log records).
     caplog.set_level(logging.DEBUG)
     discord.fail(times=3, status=503)
-    n = DiscordNotifier(discord.webhook_url, max_attempts=2, min_interval=0.0)
+    n = DiscordNotifier(discord.webhook_url, min_interval=0.0, backoff=0.01)
     for i in range(3):
         n.notify(f"m{i}")
     await n.aclose(timeout=10)
-    # m0 is dropped after two 503s; m1 meets the third 503, then gets through; m2 too
-    assert [m["content"] for m in discord.received] == ["m1", "m2"]
+    # m0 meets the three 503s, then gets through; m1 and m2 wait behind it
+    assert [m["content"] for m in discord.received] == ["m0", "m1", "m2"]
     warnings = _notifier_warnings(caplog)
     assert len([m for m in warnings if "failing" in m]) == 1, warnings
     assert len([m for m in warnings if "again" in m]) == 1, warnings

@@ -196,3 +196,52 @@ def test_without_a_webhook_nothing_is_kept(tmp_path: Path) -> None:
 
     assert asyncio.run(run()) == 0
     assert rows(path) == []
+
+
+def test_an_outage_longer_than_a_few_retries_loses_no_notice(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    # Discord answers 503 eight times, then a global rate limit six times: every notice still
+    # goes out, in the order queued, and its row is settled as posted.
+    path = tmp_path / "j.sqlite"
+    discord.fail(times=8, status=503)
+    discord.rate_limit(times=6, retry_after=0.01, global_limit=True)
+    texts = [f"FILL buy {i} SPY @ 450" for i in range(1, 4)]
+
+    async def run() -> None:
+        with Journal(path) as journal:
+            notifier = DiscordNotifier(
+                discord.webhook_url, min_interval=0.0, backoff=0.01, outbox=journal
+            )
+            for text in texts:
+                assert notifier.notify(text)
+            await notifier.aclose(timeout=10)
+
+    asyncio.run(run())
+    assert [m["content"] for m in discord.received] == texts
+    assert len(discord.rejected) == 6
+    assert [(r["posted_ts"] is not None, r["given_up_reason"]) for r in rows(path)] == [
+        (True, None)
+    ] * 3
+
+
+def test_a_notice_unsent_through_an_outage_stays_for_the_next_start(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    # Discord unreachable for the whole run, the stop's wait spent on retries: the notice stays
+    # unsent in the journal (not given up), and the next start posts it.
+    path = tmp_path / "j.sqlite"
+
+    async def run() -> None:
+        with Journal(path) as journal:
+            notifier = DiscordNotifier(UNREACHABLE, min_interval=0.0, backoff=0.01, outbox=journal)
+            assert notifier.notify("HALT: max drawdown")
+            await notifier.aclose(timeout=1.0)
+
+    asyncio.run(run())
+    [kept] = rows(path)
+    assert (kept["posted_ts"], kept["given_up_ts"]) == (None, None)
+    assert start_and_stop(path, discord.webhook_url) == 1
+    assert [m["content"] for m in discord.received] == [
+        delayed(kept["queued_ts"], "HALT: max drawdown")
+    ]

@@ -12,22 +12,24 @@ held back. The log keeps every occurrence.
 
 Rate limits: a client-side spacing of ``min_interval`` seconds (Discord allows about 5 posts
 per 2 s per webhook); after a response with ``X-RateLimit-Remaining: 0`` the sender waits
-``X-RateLimit-Reset-After`` seconds; a 429 is retried after its JSON ``retry_after`` (seconds,
-float) or the ``Retry-After`` header. Other failures are retried with backoff, then dropped.
-An outage is logged once when notices start failing and once when one gets through again
-(each failed attempt in between at DEBUG), so a dead webhook never floods the log.
+``X-RateLimit-Reset-After`` seconds; a 429 (the webhook's or the global limit) is retried after
+its JSON ``retry_after`` (seconds, float) or the ``Retry-After`` header. No answer, a timeout or
+a 5xx is retried with backoff doubling up to ``max_backoff``, for as long as the process runs:
+the notice waits at the head of the queue, so notices go out in the order queued. Only a notice
+Discord refuses (another 4xx) is given up. An outage is logged once when notices start failing
+and once when one gets through again (each failed attempt in between at DEBUG), so a dead
+webhook never floods the log.
 
-Durability: given an outbox (the journal's ``notices`` table, ``NoticeOutbox``), ``notify()``
-writes the notice there before queuing it (one small write on the caller's thread; a held-back
-repeat writes nothing), and the sender settles the row off the event loop: posted, or given up
-with its reason (refused for good, no answer after the retries, a full queue). A notice the
-process died holding (a crash, a kill, a reboot), or that ``aclose`` could not send in time,
-stays unsent there. At the next start ``resend_unsent()`` queues those again, oldest first,
-before anything new, each prefixed ``(delayed: queued 2026-12-04 15:42 ET by the run that stopped
-before posting it)``; it reuses the row, so posting settles it and a later restart finds nothing
-to resend. Rows queued over ``RESEND_MAX_AGE`` (a day) ago are given up as ``STALE_REASON``,
-counted in one log line. Delivery is at least once: a process killed between Discord's answer
-and the row's update sends that notice twice.
+Durability: given an outbox (the journal's ``notices`` table, ``NoticeOutbox``), ``notify()`` writes
+the notice there before queuing it (one small write on the caller's thread; a held-back repeat
+writes nothing), and the sender settles the row off the event loop: posted, or given up with its
+reason (refused for good, a full queue). A notice the process died holding (a crash, a kill, a
+reboot), or that ``aclose`` could not send in time, stays unsent there. At the next start
+``resend_unsent()`` queues those again, oldest first, before anything new, each prefixed ``(delayed:
+queued 2026-12-04 15:42 ET by the run that stopped before posting it)``; it reuses the row, so
+posting settles it and a later restart finds nothing to resend. Rows queued over ``RESEND_MAX_AGE``
+(a day) ago are given up as ``STALE_REASON``, counted in one log line. Delivery is at least once: a
+process killed between Discord's answer and the row's update sends that notice twice.
 
 The webhook URL embeds its token: it is never logged, and neither it nor the other secrets the
 notifier is given (the Alpaca keys) reach Discord: every notice is scrubbed before it is queued.
@@ -210,14 +212,14 @@ class DiscordNotifier(_Formatting):
         Notices waiting to be sent; beyond it new ones are dropped.
     min_interval : float
         Seconds between posts (client-side rate limit).
-    max_attempts : int
-        Tries per notice (429s and transient errors).
     timeout : float
         HTTP timeout per post, seconds.
     username : str
         Name the posts appear under.
     secrets : sequence of str
         Other secrets (the Alpaca keys) to scrub from every notice, beside the webhook's own.
+    backoff, max_backoff : float
+        Seconds before the first retry after a transient failure, and the most between retries.
     outbox : NoticeOutbox, optional
         Where each notice is kept from ``notify()`` until it is posted or given up, so that
         ``resend_unsent()`` at the next start sends what this process could not.
@@ -229,10 +231,11 @@ class DiscordNotifier(_Formatting):
         *,
         max_queue: int = 200,
         min_interval: float = 0.5,
-        max_attempts: int = 5,
         timeout: float = 10.0,
         username: str = "v28quant",
         secrets: Sequence[str] = (),
+        backoff: float = 0.5,
+        max_backoff: float = 60.0,
         outbox: NoticeOutbox | None = None,
     ) -> None:
         super().__init__()
@@ -253,13 +256,15 @@ class DiscordNotifier(_Formatting):
         self._queue: asyncio.Queue[tuple[int | None, str]] | None = None
         self._max_queue = max_queue
         self._min_interval = min_interval
-        self._max_attempts = max_attempts
         self._timeout = timeout
+        self._backoff = backoff
+        self._max_backoff = max_backoff
         self._username = username
         self._outbox = outbox
         # the first row this notifier kept: rows before it are an earlier process's
         self._first_own_id: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._in_flight = False  # a notice taken off the queue and not yet settled
         self._client: httpx.AsyncClient | None = None
         self._next_send = 0.0
         self._closing = False
@@ -391,9 +396,11 @@ class DiscordNotifier(_Formatting):
         assert self._queue is not None
         while True:
             notice_id, content = await self._queue.get()
+            self._in_flight = True
             try:
                 await self._send(notice_id, content)
             finally:
+                self._in_flight = False
                 self._queue.task_done()
 
     async def _send(self, notice_id: int | None, content: str) -> None:
@@ -435,47 +442,51 @@ class DiscordNotifier(_Formatting):
             log.warning("Discord notices not marked given up: %s", self._redact(repr(exc)))
 
     async def _post(self, content: str) -> str | None:
-        """Post ``content``, retrying 429s and transient failures; None when Discord took it.
+        """Post ``content`` until Discord takes it (None) or refuses it for good (the reason).
 
-        Otherwise the reason it was given up.
+        429s wait as long as Discord asks; transient failures wait with backoff. Neither ends
+        the tries: a notice is lost only by a refusal, or left in the outbox by the stop.
         """
         assert self._client is not None
-        backoff = 0.5
-        for attempt in range(1, self._max_attempts + 1):
-            delay = self._next_send - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._next_send = time.monotonic() + self._min_interval
+        backoff = self._backoff
+        while True:
+            await self._wait_turn()
             try:
                 r = await self._client.post(
                     self._url, json={"content": content, "username": self._username}
                 )
             except httpx.HTTPError as exc:
-                self._attempt_failed(attempt, self._redact(type(exc).__name__ + ": " + str(exc)))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            self._respect_bucket(r.headers)
-            if r.status_code == 429:
-                wait = _retry_after(r)
-                log.warning("Discord rate limited; retrying in %.2f s", wait)
-                self._next_send = max(self._next_send, time.monotonic() + wait)
-                continue
-            if 200 <= r.status_code < 300:
-                return None
-            if r.status_code >= 500:
-                self._attempt_failed(attempt, f"HTTP {r.status_code}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            return f"refused with HTTP {r.status_code}"
-        return f"no answer after {self._max_attempts} attempts"
+                why = self._redact(type(exc).__name__ + ": " + str(exc))
+            else:
+                self._respect_bucket(r.headers)
+                if r.status_code == 429:
+                    self._rate_limited(_retry_after(r))
+                    continue
+                if 200 <= r.status_code < 300:
+                    return None
+                if r.status_code < 500:
+                    return f"refused with HTTP {r.status_code}"
+                why = f"HTTP {r.status_code}"
+            self._attempt_failed(why, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff)
 
-    def _attempt_failed(self, attempt: int, why: str) -> None:
+    async def _wait_turn(self) -> None:
+        """Wait out the client-side spacing and any wait Discord asked for, then take the turn."""
+        delay = self._next_send - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._next_send = time.monotonic() + self._min_interval
+
+    def _rate_limited(self, wait: float) -> None:
+        log.warning("Discord rate limited; retrying in %.2f s", wait)
+        self._next_send = max(self._next_send, time.monotonic() + wait)
+
+    def _attempt_failed(self, why: str, retry_in: float) -> None:
         if not self._failing:
             self._failing = True
             log.warning("Discord notices failing (%s); trading goes on without them", why)
-        log.debug("Discord post failed (attempt %d/%d): %s", attempt, self._max_attempts, why)
+        log.debug("Discord post failed (%s); retrying in %.2f s", why, retry_in)
 
     def _drop(self, why: str) -> None:
         """Count a notice lost; the first loss of an outage is a warning, the rest DEBUG."""
@@ -516,11 +527,10 @@ class DiscordNotifier(_Formatting):
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:
+            unsent = self._queue.qsize() + self._in_flight
             kept = "; kept in the journal for the next start" if self._outbox else ""
-            log.warning(
-                "Discord notifier closed with %d notice(s) unsent%s", self._queue.qsize(), kept
-            )
-            self.dropped += self._queue.qsize()
+            log.warning("Discord notifier closed with %d notice(s) unsent%s", unsent, kept)
+            self.dropped += unsent
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -2,9 +2,11 @@
 
 Accepts ``POST /api/webhooks/{id}/{token}`` with a JSON body and answers 204, recording the
 body. ``fail(times, status)`` answers the next ``times`` posts with that server error (an
-outage). ``rate_limit(times, retry_after)`` answers the next ``times`` posts with Discord's 429
-shape (``{"message": "You are being rate limited.", "retry_after": <float s>, "global":
-false}`` plus ``Retry-After`` and ``X-RateLimit-*`` headers). Requests to any other path get 404.
+outage). ``rate_limit(times, retry_after, global_limit)`` answers the next ``times`` posts with
+Discord's 429 shape (``{"message": "You are being rate limited.", "retry_after": <float s>,
+"global": false}`` plus ``Retry-After`` and ``X-RateLimit-*`` headers; the global limit says
+``"global": true`` and ``X-RateLimit-Global: true`` instead of the bucket's headers). Requests to
+any other path get 404.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class FakeDiscord:
         self.received: list[dict[str, Any]] = []
         self.times: list[float] = []
         self.rejected: list[float] = []
-        self._pending_429: list[float] = []
+        self._pending_429: list[tuple[float, bool]] = []
         self._pending_errors: list[int] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -34,9 +36,11 @@ class FakeDiscord:
         port = self._server.server_address[1]
         return f"http://127.0.0.1:{port}/api/webhooks/123456789/s3cr3t-T0KEN-abcdef"
 
-    def rate_limit(self, times: int = 1, retry_after: float = 0.3) -> None:
+    def rate_limit(
+        self, times: int = 1, retry_after: float = 0.3, global_limit: bool = False
+    ) -> None:
         with self._lock:
-            self._pending_429.extend([retry_after] * times)
+            self._pending_429.extend([(retry_after, global_limit)] * times)
 
     def fail(self, times: int = 1, status: int = 503) -> None:
         with self._lock:
@@ -71,19 +75,23 @@ class FakeDiscord:
                         fake.received.append(json.loads(body))
                         fake.times.append(now)
                 if retry is not None:
+                    after, global_limit = retry
                     data = json.dumps(
                         {
                             "message": "You are being rate limited.",
-                            "retry_after": retry,
-                            "global": False,
+                            "retry_after": after,
+                            "global": global_limit,
                         }
                     ).encode()
                     self.send_response(429)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Retry-After", str(max(1, round(retry))))
-                    self.send_header("X-RateLimit-Limit", "5")
-                    self.send_header("X-RateLimit-Remaining", "0")
-                    self.send_header("X-RateLimit-Reset-After", f"{retry:.3f}")
+                    self.send_header("Retry-After", str(max(1, round(after))))
+                    if global_limit:
+                        self.send_header("X-RateLimit-Global", "true")
+                    else:
+                        self.send_header("X-RateLimit-Limit", "5")
+                        self.send_header("X-RateLimit-Remaining", "0")
+                        self.send_header("X-RateLimit-Reset-After", f"{after:.3f}")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
