@@ -245,3 +245,35 @@ def test_a_notice_unsent_through_an_outage_stays_for_the_next_start(
     assert [m["content"] for m in discord.received] == [
         delayed(kept["queued_ts"], "HALT: max drawdown")
     ]
+
+
+def test_a_deleted_webhook_is_said_once_and_its_notices_kept(
+    tmp_path: Path, discord: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 404 (Unknown Webhook) is not the notice's fault: the run says once that the webhook is
+    # gone, stops posting, and keeps every notice unsent for a start with a working webhook.
+    path = tmp_path / "j.sqlite"
+    discord.delete_webhook()
+    texts = ["FILL buy 1 SPY @ 450", "HALT: max drawdown", "ERROR in equity cycle: boom"]
+
+    async def run() -> None:
+        with Journal(path) as journal:
+            notifier = DiscordNotifier(discord.webhook_url, min_interval=0.0, outbox=journal)
+            for text in texts:  # one notice a cycle
+                notifier.notify(text)
+                await asyncio.sleep(0.2)
+            await notifier.aclose(timeout=2)
+
+    caplog.set_level(logging.WARNING, logger="v28quant.notify")
+    asyncio.run(run())
+    assert discord.answered_errors == [404]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "v28quant.notify"]
+    assert len(warnings) == 1, warnings
+    assert "webhook gone (HTTP 404" in warnings[0], warnings
+    assert [(r["posted_ts"], r["given_up_ts"]) for r in rows(path)] == [(None, None)] * 3
+
+    discord.restore_webhook()
+    assert start_and_stop(path, discord.webhook_url) == 3
+    assert [m["content"] for m in discord.received] == [
+        delayed(r["queued_ts"], text) for r, text in zip(rows(path), texts, strict=True)
+    ]

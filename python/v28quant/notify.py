@@ -10,15 +10,17 @@ to one sent less than ``REPEAT_QUIET_S`` seconds ago is held back (a condition t
 cycle after cycle is one notice an hour, not one a cycle); the next one sent says how many were
 held back. The log keeps every occurrence.
 
-Rate limits: a client-side spacing of ``min_interval`` seconds (Discord allows about 5 posts
-per 2 s per webhook); after a response with ``X-RateLimit-Remaining: 0`` the sender waits
-``X-RateLimit-Reset-After`` seconds; a 429 (the webhook's or the global limit) is retried after
-its JSON ``retry_after`` (seconds, float) or the ``Retry-After`` header. No answer, a timeout or
-a 5xx is retried with backoff doubling up to ``max_backoff``, for as long as the process runs:
-the notice waits at the head of the queue, so notices go out in the order queued. Only a notice
-Discord refuses (another 4xx) is given up. An outage is logged once when notices start failing
-and once when one gets through again (each failed attempt in between at DEBUG), so a dead
-webhook never floods the log.
+Rate limits: a client-side spacing of ``min_interval`` seconds (Discord allows about 5 posts per 2 s
+per webhook); after a response with ``X-RateLimit-Remaining: 0`` the sender waits
+``X-RateLimit-Reset-After`` seconds; a 429 (the webhook's or the global limit) is retried after its
+JSON ``retry_after`` (seconds, float) or the ``Retry-After`` header. No answer, a timeout or a 5xx
+is retried with backoff doubling up to ``max_backoff``, for as long as the process runs: the notice
+waits at the head of the queue, so notices go out in the order queued. A 401, 403 or 404 means the
+webhook is gone (deleted, or a wrong URL): that is logged once and nothing more is posted by this
+run; the notices stay unsent in the outbox for a start with a working webhook. Only a notice Discord
+refuses (another 4xx) is given up. An outage is logged once when notices start failing and once when
+one gets through again (each failed attempt in between at DEBUG), so a dead webhook never floods the
+log.
 
 Durability: given an outbox (the journal's ``notices`` table, ``NoticeOutbox``), ``notify()`` writes
 the notice there before queuing it (one small write on the caller's thread; a held-back repeat
@@ -64,6 +66,15 @@ REPEAT_TEXTS_KEPT = 512
 RESEND_MAX_AGE = timedelta(days=1)
 #: Why such a notice was given up.
 STALE_REASON = "stale at restart"
+#: Statuses saying the webhook itself is gone (Unknown Webhook, Invalid Webhook Token), not
+#: that one notice is wrong.
+WEBHOOK_GONE = frozenset({401, 403, 404})
+
+
+class _WebhookGone(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 class NoticeOutbox(Protocol):
@@ -269,6 +280,7 @@ class DiscordNotifier(_Formatting):
         self._next_send = 0.0
         self._closing = False
         self._failing = False
+        self._gone = False  # the webhook answered 401/403/404: posting stops for the run
         self._dropped_while_failing = 0
         self.sent = 0
         self.dropped = 0
@@ -316,7 +328,7 @@ class DiscordNotifier(_Formatting):
         """
         try:
             text = self._redact(str(content))[:DISCORD_MAX_CONTENT]
-            if self._closing or not self._ensure_started():
+            if self._closing or self._gone or not self._ensure_started():
                 self._keep(text)
                 self.dropped += 1
                 return False
@@ -404,9 +416,19 @@ class DiscordNotifier(_Formatting):
                 self._queue.task_done()
 
     async def _send(self, notice_id: int | None, content: str) -> None:
-        """Post one notice, count it, and settle its outbox row."""
+        """Post one notice, count it, and settle its outbox row.
+
+        Once the webhook is gone nothing is posted and the row stays unsent.
+        """
+        if self._gone:
+            self.dropped += 1
+            return
         try:
             why = await self._post(content)
+        except _WebhookGone as exc:
+            self._webhook_gone(exc.status)
+            self.dropped += 1
+            return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -464,6 +486,8 @@ class DiscordNotifier(_Formatting):
                     continue
                 if 200 <= r.status_code < 300:
                     return None
+                if r.status_code in WEBHOOK_GONE:
+                    raise _WebhookGone(r.status_code)
                 if r.status_code < 500:
                     return f"refused with HTTP {r.status_code}"
                 why = f"HTTP {r.status_code}"
@@ -487,6 +511,16 @@ class DiscordNotifier(_Formatting):
             self._failing = True
             log.warning("Discord notices failing (%s); trading goes on without them", why)
         log.debug("Discord post failed (%s); retrying in %.2f s", why, retry_in)
+
+    def _webhook_gone(self, status: int) -> None:
+        self._gone = True
+        kept = ", each kept in the journal for a start with a working one" if self._outbox else ""
+        log.warning(
+            "Discord webhook gone (HTTP %d: deleted, or DISCORD_WEBHOOK_URL is wrong); "
+            "no notice is posted for the rest of this run%s",
+            status,
+            kept,
+        )
 
     def _drop(self, why: str) -> None:
         """Count a notice lost; the first loss of an outage is a warning, the rest DEBUG."""

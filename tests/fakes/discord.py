@@ -1,12 +1,14 @@
 """Loopback Discord webhook receiver for tests.
 
-Accepts ``POST /api/webhooks/{id}/{token}`` with a JSON body and answers 204, recording the
-body. ``fail(times, status)`` answers the next ``times`` posts with that server error (an
-outage). ``rate_limit(times, retry_after, global_limit)`` answers the next ``times`` posts with
-Discord's 429 shape (``{"message": "You are being rate limited.", "retry_after": <float s>,
-"global": false}`` plus ``Retry-After`` and ``X-RateLimit-*`` headers; the global limit says
-``"global": true`` and ``X-RateLimit-Global: true`` instead of the bucket's headers). Requests to
-any other path get 404.
+Accepts ``POST /api/webhooks/{id}/{token}`` with a JSON body and answers 204, recording the body.
+``fail(times, status)`` answers the next ``times`` posts with that server error (an outage).
+``rate_limit(times, retry_after, global_limit)`` answers the next ``times`` posts with Discord's 429
+shape (``{"message": "You are being rate limited.", "retry_after": <float s>, "global": false}``
+plus ``Retry-After`` and ``X-RateLimit-*`` headers; the global limit says ``"global": true`` and
+``X-RateLimit-Global: true`` instead of the bucket's headers). ``delete_webhook()`` answers every
+later post 404 with Discord's ``Unknown Webhook`` body (``restore_webhook()`` ends it).
+``answered_errors`` records the status of every post answered with an error other than a 429.
+Requests to any other path get 404.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class FakeDiscord:
         self.rejected: list[float] = []
         self._pending_429: list[tuple[float, bool]] = []
         self._pending_errors: list[int] = []
+        self._deleted = False
+        self.answered_errors: list[int] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -46,6 +50,14 @@ class FakeDiscord:
         with self._lock:
             self._pending_errors.extend([status] * times)
 
+    def delete_webhook(self) -> None:
+        with self._lock:
+            self._deleted = True
+
+    def restore_webhook(self) -> None:
+        with self._lock:
+            self._deleted = False
+
     def __enter__(self) -> FakeDiscord:
         fake = self
 
@@ -60,7 +72,21 @@ class FakeDiscord:
                     self.end_headers()
                     return
                 with fake._lock:
+                    deleted = fake._deleted
+                    if deleted:
+                        fake.answered_errors.append(404)
+                if deleted:
+                    data = json.dumps({"message": "Unknown Webhook", "code": 10015}).encode()
+                    self.send_response(404)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                with fake._lock:
                     error = fake._pending_errors.pop(0) if fake._pending_errors else None
+                    if error is not None:
+                        fake.answered_errors.append(error)
                 if error is not None:
                     self.send_response(error)
                     self.send_header("Content-Length", "0")
