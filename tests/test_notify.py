@@ -209,3 +209,18 @@ async def test_secrets_never_reach_discord(discord: FakeDiscord) -> None:
         assert "123456789" not in text, text
         assert key not in text, text
     assert posted[1] == "ERROR in equity cycle: APIError: forbidden for key [redacted]"
+
+
+async def test_a_burst_keeps_within_the_webhook_rate_limit() -> None:
+    # Twelve fills at once against a webhook that allows 5 posts per 2 s (Discord's bucket,
+    # enforced by the fake, which answers 429 beyond it): the client spacing is switched off,
+    # so only the X-RateLimit headers can keep the burst out of 429s (reference: the fake's
+    # record of what it took and what it refused).
+    texts = [f"FILL buy {i} SPY @ 450" for i in range(12)]
+    with FakeDiscord(bucket=(5, 2.0)) as discord:
+        n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+        for text in texts:
+            assert n.notify(text)
+        await n.aclose(timeout=30)
+    assert discord.rejected == []
+    assert [m["content"] for m in discord.received] == texts

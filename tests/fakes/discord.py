@@ -8,7 +8,9 @@ plus ``Retry-After`` and ``X-RateLimit-*`` headers; the global limit says ``"glo
 ``X-RateLimit-Global: true`` instead of the bucket's headers). ``delete_webhook()`` answers every
 later post 404 with Discord's ``Unknown Webhook`` body (``restore_webhook()`` ends it).
 ``answered_errors`` records the status of every post answered with an error other than a 429.
-Requests to any other path get 404.
+Requests to any other path get 404. ``FakeDiscord(bucket=(5, 2.0))`` enforces the webhook's rate
+limit as Discord does: the first post opens a window of 2 s, the headers count the posts left in
+it, and a post beyond 5 in the window is answered 429 with the window's remaining seconds.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from fakes.loopback import serve, stop
 
 
 class FakeDiscord:
-    def __init__(self) -> None:
+    def __init__(self, bucket: tuple[int, float] | None = None) -> None:
+        self._bucket = bucket
+        self._window_end = 0.0
+        self._window_posts = 0
         self.received: list[dict[str, Any]] = []
         self.times: list[float] = []
         self.rejected: list[float] = []
@@ -57,6 +62,16 @@ class FakeDiscord:
     def restore_webhook(self) -> None:
         with self._lock:
             self._deleted = False
+
+    def _take_from_bucket(self, now: float) -> tuple[int, int, float]:
+        """Count a post in the rate-limit window: (limit, posts left (< 0: over), reset after)."""
+        if self._bucket is None:
+            return 5, 4, 2.0
+        limit, seconds = self._bucket
+        if now >= self._window_end:
+            self._window_end, self._window_posts = now + seconds, 0
+        self._window_posts += 1
+        return limit, limit - self._window_posts, self._window_end - now
 
     def __enter__(self) -> FakeDiscord:
         fake = self
@@ -95,6 +110,9 @@ class FakeDiscord:
                 with fake._lock:
                     retry = fake._pending_429.pop(0) if fake._pending_429 else None
                     now = time.monotonic()
+                    limit, left, reset_after = fake._take_from_bucket(now)
+                    if retry is None and left < 0:
+                        retry = (reset_after, False)
                     if retry is not None:
                         fake.rejected.append(now)
                     else:
@@ -123,9 +141,9 @@ class FakeDiscord:
                     self.wfile.write(data)
                     return
                 self.send_response(204)
-                self.send_header("X-RateLimit-Limit", "5")
-                self.send_header("X-RateLimit-Remaining", "4")
-                self.send_header("X-RateLimit-Reset-After", "2.0")
+                self.send_header("X-RateLimit-Limit", str(limit))
+                self.send_header("X-RateLimit-Remaining", str(left))
+                self.send_header("X-RateLimit-Reset-After", f"{reset_after:.3f}")
                 self.end_headers()
 
         self._server = serve(Handler)
