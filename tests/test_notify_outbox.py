@@ -169,7 +169,9 @@ def test_posted_notices_are_never_resent(tmp_path: Path, discord: FakeDiscord) -
     assert len(discord.received) == 2
 
 
-def test_a_notice_beyond_a_full_queue_is_given_up(tmp_path: Path) -> None:
+def test_notices_beyond_a_full_queue_still_waiting_at_the_stop_go_out_at_the_next_start(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
     path = tmp_path / "j.sqlite"
 
     async def run() -> list[bool]:
@@ -179,10 +181,13 @@ def test_a_notice_beyond_a_full_queue_is_given_up(tmp_path: Path) -> None:
             await notifier.aclose(timeout=0.1)
             return accepted
 
-    assert asyncio.run(run()) == [True, False, False]
-    kept, *full = rows(path)
-    assert kept["given_up_ts"] is None  # unsent at the stop: the next start sends it
-    assert [r["given_up_reason"] for r in full] == ["queue full (1 waiting)"] * 2
+    assert asyncio.run(run()) == [True, True, True]
+    kept = rows(path)
+    assert [(r["posted_ts"], r["given_up_ts"]) for r in kept] == [(None, None)] * 3
+    assert start_and_stop(path, discord.webhook_url) == 3
+    assert [m["content"] for m in discord.received] == [
+        delayed(r["queued_ts"], f"m{i}") for i, r in enumerate(kept)
+    ]
 
 
 def test_without_a_webhook_nothing_is_kept(tmp_path: Path) -> None:
@@ -277,3 +282,30 @@ def test_a_deleted_webhook_is_said_once_and_its_notices_kept(
     assert [m["content"] for m in discord.received] == [
         delayed(r["queued_ts"], text) for r, text in zip(rows(path), texts, strict=True)
     ]
+
+
+def test_notices_beyond_a_full_queue_wait_in_the_journal_and_go_out_in_order(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    # Discord down while more notices come than the queue holds: those beyond it wait in the
+    # journal, not given up, and go out after the queue, in the order they were queued, once
+    # Discord answers again.
+    path = tmp_path / "j.sqlite"
+    discord.fail(times=6, status=503)
+    texts = [f"FILL buy {i} SPY @ 450" for i in range(1, 7)]
+
+    async def run() -> list[bool]:
+        with Journal(path) as journal:
+            notifier = DiscordNotifier(
+                discord.webhook_url, max_queue=2, min_interval=0.0, backoff=0.05, outbox=journal
+            )
+            accepted = [notifier.notify(text) for text in texts[:4]]
+            await asyncio.sleep(0.1)  # the outage goes on; two more come in the meantime
+            accepted += [notifier.notify(text) for text in texts[4:]]
+            await notifier.aclose(timeout=10)
+            return accepted
+
+    assert asyncio.run(run()) == [True] * 6
+    assert [m["content"] for m in discord.received] == texts
+    assert [(r["content"], r["given_up_reason"]) for r in rows(path)] == [(t, None) for t in texts]
+    assert all(r["posted_ts"] is not None for r in rows(path))

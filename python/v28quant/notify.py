@@ -2,7 +2,8 @@
 
 ``DiscordNotifier(url)`` posts to a Discord webhook from a background task: ``notify()`` only
 puts the message on a bounded queue and returns at once, so the trading loop is never blocked
-and never sees an exception from here. When the queue is full the message is dropped (and
+and never sees an exception from here. When the queue is full the message waits in the outbox
+(below) and is queued, in order, once there is room; without an outbox it is dropped (and
 counted), not awaited.
 
 An error notice, or any notice sent with ``notify_quietly`` (the risk gate's denials), identical
@@ -25,13 +26,14 @@ log.
 Durability: given an outbox (the journal's ``notices`` table, ``NoticeOutbox``), ``notify()`` writes
 the notice there before queuing it (one small write on the caller's thread; a held-back repeat
 writes nothing), and the sender settles the row off the event loop: posted, or given up with its
-reason (refused for good, a full queue). A notice the process died holding (a crash, a kill, a
-reboot), or that ``aclose`` could not send in time, stays unsent there. At the next start
-``resend_unsent()`` queues those again, oldest first, before anything new, each prefixed ``(delayed:
-queued 2026-12-04 15:42 ET by the run that stopped before posting it)``; it reuses the row, so
-posting settles it and a later restart finds nothing to resend. Rows queued over ``RESEND_MAX_AGE``
-(a day) ago are given up as ``STALE_REASON``, counted in one log line. Delivery is at least once: a
-process killed between Discord's answer and the row's update sends that notice twice.
+reason (refused for good, or beyond the queue's room at a restart). A notice the process died
+holding (a crash, a kill, a reboot), or that ``aclose`` could not send in time, stays unsent there.
+At the next start ``resend_unsent()`` queues those again, oldest first, before anything new, each
+prefixed ``(delayed: queued 2026-12-04 15:42 ET by the run that stopped before posting it)``; it
+reuses the row, so posting settles it and a later restart finds nothing to resend. Rows queued over
+``RESEND_MAX_AGE`` (a day) ago are given up as ``STALE_REASON``, counted in one log line. Delivery
+is at least once: a process killed between Discord's answer and the row's update sends that notice
+twice.
 
 The webhook URL embeds its token: it is never logged, and neither it nor the other secrets the
 notifier is given (the Alpaca keys) reach Discord: every notice is scrubbed before it is queued.
@@ -276,6 +278,10 @@ class DiscordNotifier(_Formatting):
         self._first_own_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False  # a notice taken off the queue and not yet settled
+        # notices kept in the outbox beyond a full queue, waiting for room (outbox only)
+        self._backlog = False
+        self._refilling = False
+        self._last_queued_id = 0
         self._client: httpx.AsyncClient | None = None
         self._next_send = 0.0
         self._closing = False
@@ -324,7 +330,9 @@ class DiscordNotifier(_Formatting):
         """Queue a notice; returns False (and counts it) if it was dropped. Never raises.
 
         With an outbox the notice is kept there first; one that cannot be queued now (closing,
-        no event loop) stays unsent there for the next start, one beyond a full queue is given up.
+        no event loop) stays unsent there for the next start, and one beyond a full queue waits
+        there until the queue has room (see ``_refill``). Without an outbox, one beyond a full
+        queue is dropped.
         """
         try:
             text = self._redact(str(content))[:DISCORD_MAX_CONTENT]
@@ -333,17 +341,66 @@ class DiscordNotifier(_Formatting):
                 self.dropped += 1
                 return False
             assert self._queue is not None
+            if self._outbox is not None and (
+                self._backlog or self._refilling or self._queue.full()
+            ):
+                return self._keep_in_backlog(text)
             if self._queue.full():
-                why = f"queue full ({self._max_queue} waiting)"
-                self._keep(text, given_up=why)
-                self._drop(why)
+                self._drop(f"queue full ({self._max_queue} waiting)")
                 return False
-            self._queue.put_nowait((self._keep(text), text))
+            self._put(self._keep(text), text)
             return True
         except Exception as exc:  # the trading loop must never see a notifier failure
             self.dropped += 1
             log.warning("Discord notice dropped: %s", self._redact(repr(exc)))
             return False
+
+    def _keep_in_backlog(self, text: str) -> bool:
+        """Keep a notice in the outbox only, to be queued by ``_refill``; False if not kept.
+
+        Every notice after it waits there too until the backlog is queued, so order holds.
+        """
+        if self._keep(text) is None:
+            self.dropped += 1
+            return False
+        self._backlog = True
+        return True
+
+    async def _refill(self) -> None:
+        """Queue, oldest first, the notices this run kept in the outbox beyond a full queue.
+
+        Those written while the outbox is read may be missing from what it returns: the
+        backlog stays open for them (``notify`` keeps adding to it) until a read finds all
+        that remain fit. An outbox that cannot be read closes the backlog: what waits there
+        goes out at the next start.
+        """
+        assert self._outbox is not None
+        assert self._queue is not None
+        self._backlog = False
+        self._refilling = True
+        try:
+            rows = await asyncio.to_thread(self._outbox.unsent_notices)
+        except Exception as exc:
+            log.warning(
+                "Discord: notices waiting in the journal not read back (sent at the next "
+                "start): %s",
+                self._redact(repr(exc)),
+            )
+            return
+        finally:
+            self._refilling = False
+        waiting = [r for r in rows if r["id"] > self._last_queued_id]
+        room = self._max_queue - self._queue.qsize()
+        for r in waiting[:room]:
+            self._put(r["id"], r["content"])
+        if len(waiting) > room:
+            self._backlog = True
+
+    def _put(self, notice_id: int | None, text: str) -> None:
+        assert self._queue is not None
+        self._queue.put_nowait((notice_id, text))
+        if notice_id is not None:
+            self._last_queued_id = max(self._last_queued_id, notice_id)
 
     def _keep(self, text: str, given_up: str | None = None) -> int | None:
         """Write the notice to the outbox (one row, on the caller's thread); its id, if kept.
@@ -394,7 +451,7 @@ class DiscordNotifier(_Formatting):
         late = [r for r in rows if now - r["queued_ts"] <= max_age]
         room = self._max_queue - self._queue.qsize()
         for r in late[:room]:
-            self._queue.put_nowait((r["id"], _late(r["content"], r["queued_ts"])))
+            self._put(r["id"], _late(r["content"], r["queued_ts"]))
         if late:
             log.warning("Discord: re-sending %d notice(s) an earlier run left unsent", len(late))
         if over := [r["id"] for r in late[room:]]:
@@ -411,6 +468,8 @@ class DiscordNotifier(_Formatting):
             self._in_flight = True
             try:
                 await self._send(notice_id, content)
+                while self._backlog and self._queue.empty():
+                    await self._refill()
             finally:
                 self._in_flight = False
                 self._queue.task_done()
