@@ -224,3 +224,17 @@ async def test_a_burst_keeps_within_the_webhook_rate_limit() -> None:
         await n.aclose(timeout=30)
     assert discord.rejected == []
     assert [m["content"] for m in discord.received] == texts
+
+
+async def test_a_run_of_429s_is_one_warning(discord: FakeDiscord, caplog) -> None:
+    # A global rate limit that lasts: one warning when it starts, each further 429 at DEBUG
+    # (reference: the log records, against the 429s the fake answered).
+    caplog.set_level(logging.DEBUG)
+    discord.rate_limit(times=6, retry_after=0.01, global_limit=True)
+    n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
+    n.notify("FILL buy 1 SPY @ 450")
+    await n.aclose(timeout=5)
+    assert len(discord.rejected) == 6
+    assert [m["content"] for m in discord.received] == ["FILL buy 1 SPY @ 450"]
+    limited = [m for m in _notifier_warnings(caplog) if "rate limited" in m]
+    assert len(limited) == 1, _notifier_warnings(caplog)

@@ -287,6 +287,7 @@ class DiscordNotifier(_Formatting):
         self._closing = False
         self._failing = False
         self._gone = False  # the webhook answered 401/403/404: posting stops for the run
+        self._limited = False  # 429s since the last post Discord took
         self._dropped_while_failing = 0
         self.sent = 0
         self.dropped = 0
@@ -544,6 +545,7 @@ class DiscordNotifier(_Formatting):
                     self._rate_limited(_retry_after(r))
                     continue
                 if 200 <= r.status_code < 300:
+                    self._limited = False
                     return None
                 if r.status_code in WEBHOOK_GONE:
                     raise _WebhookGone(r.status_code)
@@ -562,7 +564,10 @@ class DiscordNotifier(_Formatting):
         self._next_send = time.monotonic() + self._min_interval
 
     def _rate_limited(self, wait: float) -> None:
-        log.warning("Discord rate limited; retrying in %.2f s", wait)
+        """Wait as Discord asks; a run of 429s is one warning, the rest DEBUG until a post lands."""
+        level = logging.DEBUG if self._limited else logging.WARNING
+        self._limited = True
+        log.log(level, "Discord rate limited; retrying in %.2f s", wait)
         self._next_send = max(self._next_send, time.monotonic() + wait)
 
     def _attempt_failed(self, why: str, retry_in: float) -> None:
