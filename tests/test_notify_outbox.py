@@ -309,3 +309,31 @@ def test_notices_beyond_a_full_queue_wait_in_the_journal_and_go_out_in_order(
     assert [m["content"] for m in discord.received] == texts
     assert [(r["content"], r["given_up_reason"]) for r in rows(path)] == [(t, None) for t in texts]
     assert all(r["posted_ts"] is not None for r in rows(path))
+
+
+def test_more_unsent_notices_at_restart_than_the_queue_holds_all_go_out(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    # An earlier run left three notices; the queue holds one: the other two wait in the journal
+    # and follow it, in order, each marked late (reference: the fake, and the rows).
+    path = tmp_path / "j.sqlite"
+    texts = ["FILL buy 1 SPY @ 450", "FILL buy 2 SPY @ 451", "FILL buy 3 SPY @ 452"]
+    die_with_unsent(path, *texts)
+    kept = rows(path)
+
+    async def run() -> int:
+        with Journal(path) as journal:
+            notifier = DiscordNotifier(
+                discord.webhook_url, max_queue=1, min_interval=0.0, outbox=journal
+            )
+            resent = await notifier.resend_unsent()
+            await notifier.aclose(timeout=10)
+            return resent
+
+    assert asyncio.run(run()) == 3
+    assert [m["content"] for m in discord.received] == [
+        delayed(r["queued_ts"], text) for r, text in zip(kept, texts, strict=True)
+    ]
+    assert [(r["posted_ts"] is not None, r["given_up_reason"]) for r in rows(path)] == [
+        (True, None)
+    ] * 3

@@ -26,14 +26,13 @@ log.
 Durability: given an outbox (the journal's ``notices`` table, ``NoticeOutbox``), ``notify()`` writes
 the notice there before queuing it (one small write on the caller's thread; a held-back repeat
 writes nothing), and the sender settles the row off the event loop: posted, or given up with its
-reason (refused for good, or beyond the queue's room at a restart). A notice the process died
-holding (a crash, a kill, a reboot), or that ``aclose`` could not send in time, stays unsent there.
-At the next start ``resend_unsent()`` queues those again, oldest first, before anything new, each
-prefixed ``(delayed: queued 2026-12-04 15:42 ET by the run that stopped before posting it)``; it
-reuses the row, so posting settles it and a later restart finds nothing to resend. Rows queued over
-``RESEND_MAX_AGE`` (a day) ago are given up as ``STALE_REASON``, counted in one log line. Delivery
-is at least once: a process killed between Discord's answer and the row's update sends that notice
-twice.
+reason (refused for good). A notice the process died holding (a crash, a kill, a reboot), or that
+``aclose`` could not send in time, stays unsent there. At the next start ``resend_unsent()`` queues
+those again, oldest first, before anything new, each prefixed ``(delayed: queued 2026-12-04 15:42 ET
+by the run that stopped before posting it)``; it reuses the row, so posting settles it and a later
+restart finds nothing to resend. Rows queued over ``RESEND_MAX_AGE`` (a day) ago are given up as
+``STALE_REASON``, counted in one log line. Delivery is at least once: a process killed between
+Discord's answer and the row's update sends that notice twice.
 
 The webhook URL embeds its token: it is never logged, and neither it nor the other secrets the
 notifier is given (the Alpaca keys) reach Discord: every notice is scrubbed before it is queued.
@@ -222,7 +221,7 @@ class DiscordNotifier(_Formatting):
     url : str or SecretStr
         The webhook URL (a secret: never logged).
     max_queue : int
-        Notices waiting to be sent; beyond it new ones are dropped.
+        Notices queued to be sent; beyond it they wait in the outbox (without one, dropped).
     min_interval : float
         Seconds between posts (client-side rate limit).
     timeout : float
@@ -368,7 +367,7 @@ class DiscordNotifier(_Formatting):
         return True
 
     async def _refill(self) -> None:
-        """Queue, oldest first, the notices this run kept in the outbox beyond a full queue.
+        """Queue, oldest first, the notices kept in the outbox beyond a full queue.
 
         Those written while the outbox is read may be missing from what it returns: the
         backlog stays open for them (``notify`` keeps adding to it) until a read finds all
@@ -393,7 +392,9 @@ class DiscordNotifier(_Formatting):
         waiting = [r for r in rows if r["id"] > self._last_queued_id]
         room = self._max_queue - self._queue.qsize()
         for r in waiting[:room]:
-            self._put(r["id"], r["content"])
+            earlier_run = self._first_own_id is None or r["id"] < self._first_own_id
+            text = _late(r["content"], r["queued_ts"]) if earlier_run else r["content"]
+            self._put(r["id"], text)
         if len(waiting) > room:
             self._backlog = True
 
@@ -426,7 +427,8 @@ class DiscordNotifier(_Formatting):
         it is late and when it was queued, and settles its own row (posted or given up), so a
         further restart sends it again only if it is still unsent then. Notices older than
         ``max_age`` are given up (``STALE_REASON``), in one log line; those beyond the queue's
-        room, as a full queue's are. Returns how many were queued.
+        room wait in the outbox behind it, as a full queue's do. Returns how many were queued
+        or left waiting.
         """
         outbox = self._outbox
         if outbox is None or self._closing or not self._ensure_started():
@@ -455,12 +457,9 @@ class DiscordNotifier(_Formatting):
             self._put(r["id"], _late(r["content"], r["queued_ts"]))
         if late:
             log.warning("Discord: re-sending %d notice(s) an earlier run left unsent", len(late))
-        if over := [r["id"] for r in late[room:]]:
-            self.dropped += len(over)
-            why = f"queue full ({self._max_queue} waiting)"
-            log.warning("Discord: %d of them given up: %s", len(over), why)
-            await self._give_up(over, why)
-        return len(late) - len(over)
+        if len(late) > room:
+            self._backlog = True
+        return len(late)
 
     async def _run(self) -> None:
         assert self._queue is not None
