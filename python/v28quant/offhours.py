@@ -312,6 +312,7 @@ class OffHoursJobs:
             return "cut before the pre-market"
         except Exception as exc:
             log.exception("%s off-hours job failed: %s", name, exc)
+            ctx.notifier.error(f"{name} off-hours job", f"{type(exc).__name__}: {exc}")
             return f"failed: {type(exc).__name__}: {exc}"
         return "done"
 

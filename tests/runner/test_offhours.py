@@ -393,3 +393,41 @@ async def test_a_simulated_night_tunes_on_no_session_after_it(
     last = _evaluator(args).dates()[-1]
     assert last.date() <= now.date(), f"tuning on {now.date()} sees sessions up to {last.date()}"
     ctx.journal.close()
+
+
+class Notices(NullNotifier):
+    """A notifier that keeps what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    def notify(self, content: str) -> bool:
+        self.sent.append(content)
+        return True
+
+
+class CrashingJob:
+    """An engine whose own off-hours job raises."""
+
+    name = "crashing"
+
+    async def off_hours(self, ctx: EngineContext, until: datetime) -> None:
+        raise KeyError("AAPL")
+
+
+@pytest.mark.asyncio
+async def test_a_crashed_engine_job_is_logged_notified_and_journaled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = dataclasses.replace(_ctx(tmp_path, now), notifier=Notices())
+    jobs = OffHoursJobs(ctx.config.offhours, OffHoursPlan(drift=False, tune=False), True)
+    await jobs.run(ctx, [CrashingJob()], now + timedelta(hours=10), asyncio.Event())
+    assert any("crashing off-hours job failed" in r.getMessage() for r in caplog.records)
+    assert ctx.notifier.sent == ["ERROR in crashing off-hours job: KeyError: 'AAPL'"]
+    (night,) = ctx.journal.decisions(engine="runner", action="offhours")
+    assert night["reasoning"]["engine_jobs"]["crashing"] == "failed: KeyError: 'AAPL'"
+    ctx.journal.close()
