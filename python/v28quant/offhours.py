@@ -359,7 +359,14 @@ class OffHoursJobs:
             log.error("off-hours tuning failed (exit %s): %s", proc.returncode, " | ".join(tail))
             ctx.notifier.error("off-hours tuning", f"exit {proc.returncode}: {' | '.join(tail)}")
             return {**result, "status": "failed", "exit": proc.returncode, "log_tail": tail}
-        return {**result, **self._read_report(out, journal)}
+        try:
+            return {**result, **self._read_report(out, journal)}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # exited 0 without a readable report (disk full, killed mid-write): a failed night
+            reason = f"no readable report: {type(exc).__name__}: {exc}"
+            log.error("off-hours tuning failed: %s", reason)
+            ctx.notifier.error("off-hours tuning", reason)
+            return {**result, "status": "failed", "reason": reason}
 
     @staticmethod
     async def _wait(proc: asyncio.subprocess.Process, budget: float, stop: asyncio.Event) -> str:

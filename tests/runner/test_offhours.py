@@ -431,3 +431,27 @@ async def test_a_crashed_engine_job_is_logged_notified_and_journaled(
     (night,) = ctx.journal.decisions(engine="runner", action="offhours")
     assert night["reasoning"]["engine_jobs"]["crashing"] == "failed: KeyError: 'AAPL'"
     ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_tuning_run_that_leaves_no_report_is_a_failed_night_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child exits 0 but its walkforward.json is missing: the night is still journaled."""
+    import asyncio
+
+    monkeypatch.setattr(offhours, "tune_argv", lambda *a: [sys.executable, "-c", "pass"])
+    monkeypatch.setattr(offhours, "MIN_TUNE_S", 1.0)
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = dataclasses.replace(_ctx(tmp_path, now), notifier=Notices())
+    summary = await _jobs(ctx, tune_max_minutes=1.0).run(
+        ctx, [], now + timedelta(hours=10), asyncio.Event()
+    )
+    tuning = summary["tuning"]
+    assert tuning["status"] == "failed"
+    assert "walkforward.json" in tuning["reason"]
+    assert len(ctx.notifier.sent) == 1
+    assert ctx.notifier.sent[0].startswith("ERROR in off-hours tuning: ")
+    (night,) = ctx.journal.decisions(engine="runner", action="offhours")
+    assert night["reasoning"]["tuning"] == tuning
+    ctx.journal.close()
