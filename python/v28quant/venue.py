@@ -72,6 +72,19 @@ def _user_universe(settings: Settings) -> bool:
     return tuple(settings.universe) != tuple(default)
 
 
+def keyless_universe(settings: Settings) -> tuple[str, ...]:
+    """Return the symbols a keyless run or backtest trades when no ``--universe`` is given.
+
+    The settings' own universe when the user set one; else the bundled sample's stocks (the
+    settings' default names ETFs the sample lacks).
+    """
+    from v28quant.data.samples import INDEXES, sample_history
+
+    if _user_universe(settings):
+        return tuple(settings.universe)
+    return tuple(s for s in sample_history().symbols if s not in INDEXES)
+
+
 def _check_session(cal: ExchangeCalendar, d: date, flag: str, lo: date, hi: date) -> None:
     if not lo <= d <= hi:
         raise UsageError(f"{flag} {d}: outside the bundled history's usable range {lo}..{hi}")
@@ -111,12 +124,7 @@ def _keyless(
     history = sample_history()
     known = set(history.symbols)
     market = cfg.equity.market_symbol
-    if args.universe is not None:
-        universe = args.universe
-    elif _user_universe(settings):
-        universe = tuple(settings.universe)
-    else:  # the settings' default names ETFs the bundled sample lacks: use its 20 stocks
-        universe = tuple(s for s in history.symbols if s not in INDEXES)
+    universe = args.universe if args.universe is not None else keyless_universe(settings)
     stocks = ", ".join(s for s in history.symbols if s not in INDEXES)
     unknown = [s for s in universe if s not in known]
     if unknown:

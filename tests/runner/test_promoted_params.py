@@ -244,3 +244,38 @@ def test_a_set_tuned_for_another_universe_or_config_is_refused(
     assert len(err) == 1
     assert err[0].startswith("error: promoted parameters:")
     assert "tuned for universe" in err[0]
+
+
+class DefaultUniverseEdge(PlantedEdge):
+    """The planted edge, scoped as the backtest objective scopes its default universe."""
+
+    def scope(self) -> dict[str, Any]:
+        from v28quant.optimization.backtest_objective import BacktestEvaluator
+
+        return BacktestEvaluator(universe=None).scope()
+
+
+def test_a_set_tuned_on_the_default_universe_is_refused_for_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reference: the universe a keyless run trades when none is given (``open_venue``)."""
+    from v28quant.calendar import default_calendar
+    from v28quant.venue import open_venue
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    report = WalkForwardOptimizer(DefaultUniverseEdge(), WindowScheme("anchored", 2, 300, 5))
+    with Journal(journal) as j:
+        now = datetime.now(UTC)
+        save_report(report.run_fixed(CHOSEN), tmp_path / "wf", j, now, now)
+        promote(tmp_path / "wf", j)
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, None, journal, None, None, 1, False, "INFO", None)
+    default = open_venue("paper", settings, cfg, args, default_calendar()).universe
+    assert load_promoted(journal, {"universe": list(default), "config_sha256": None}) is not None
+    with pytest.raises(
+        PromotionRefused, match=r"tuned for universe .*; this run trades AAPL,JPM \("
+    ):
+        load_promoted(journal, {"universe": ["AAPL", "JPM"], "config_sha256": None})

@@ -10,7 +10,7 @@ is what trades.
 only when the journal itself vouches for it: a journaled promotion of exactly those parameters
 whose walk-forward (same report digest) is journaled as passed, made with the runner's own
 engines (evaluator ``backtest``), and no later promotion since; given the run's scope, tuned
-for its universe (when the tuner named one) and under its TOML file, byte for byte; and whose
+for its universe and under its TOML file, byte for byte; and whose
 walk-forward report (the file the promotion names) tests a tuned set only on sessions after
 those its search saw, checked at every start, so a set promoted before ``promote`` checked
 that does not trade. A file edited by hand, copied from another journal, superseded by a later
@@ -83,14 +83,16 @@ def _settings(digest: str | None) -> str:
 def _check_scope(path: Path, tuned: Mapping[str, Any], run: Mapping[str, Any]) -> None:
     """Refuse a set tuned for another universe or other settings than this run's.
 
-    A walk-forward vouches for its parameters on what it ran over only; a universe of None
-    (the tuner's default) is not checked, a scope without ``config_sha256`` (an evaluator that
-    says nothing of settings) neither.
+    A walk-forward vouches for its parameters on what it ran over only. A scope without
+    ``universe`` or ``config_sha256`` (an evaluator that says nothing of them) is not checked
+    on it; a universe of None (recorded before the tuner named its default one) is refused.
     """
-    universe, ours = tuned.get("universe"), sorted(run["universe"])
-    if universe is not None and list(universe) != ours:
+    ours = sorted(run["universe"])
+    if "universe" in tuned and tuned["universe"] != ours:
+        universe = tuned["universe"]
+        named = ",".join(universe) if universe else "an unrecorded default"
         raise PromotionRefused(
-            f"{path}: tuned for universe {','.join(universe)}; this run trades "
+            f"{path}: tuned for universe {named}; this run trades "
             f"{','.join(ours)} (tune and promote for it, or remove the file)"
         )
     if "config_sha256" in tuned and tuned["config_sha256"] != run["config_sha256"]:

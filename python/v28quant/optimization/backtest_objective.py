@@ -103,15 +103,17 @@ class BacktestEvaluator:
     def scope(self) -> dict[str, Any]:
         """Return what its results hold for: the universe and the TOML the parameters go over.
 
-        ``universe`` is sorted, None for the default one; ``config_sha256`` is the SHA-256 of
-        the TOML file's bytes, None for the shipped defaults (:func:`~v28quant.optimization.
-        apply.config_digest`).
+        ``universe`` is sorted, the default one named too (:func:`v28quant.venue.
+        keyless_universe`, what the backtests trade): a runner given another must not take the
+        set for its own; ``config_sha256`` is the SHA-256 of the TOML file's bytes, None for
+        the shipped defaults (:func:`~v28quant.optimization.apply.config_digest`).
         """
         from v28quant.config import load_config
         from v28quant.optimization.apply import config_digest
+        from v28quant.venue import keyless_universe
 
-        _, cfg = load_config(self.config)
-        universe = sorted(self.universe) if self.universe else None
+        settings, cfg = load_config(self.config)
+        universe = sorted(self.universe or keyless_universe(settings))
         return {"universe": universe, "config_sha256": config_digest(cfg.source)}
 
     def _run_config(self, p: Mapping[str, float]) -> tuple[Any, dict[str, Any]]:
