@@ -32,7 +32,7 @@ from v28quant.journal.store import JournalError, JournalStore
 from v28quant.logsetup import secret_values, setup_logging
 from v28quant.memory import fix_mmap_threshold, frozen_heap
 from v28quant.offhours import OffHoursJobs, plan_for
-from v28quant.optimization.apply import PromotedSet, apply_params, config_digest
+from v28quant.optimization.apply import PromotedSet, apply_params, code_version, config_digest
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs, parse_args
@@ -360,7 +360,11 @@ def _run_locked(
             raise SettingsError(f"--journal: {exc}") from None
     promoted = None
     if params is None:  # a caller's own parameters (a tuning trial) are what it evaluates
-        scope = {"universe": list(venue.universe), "config_sha256": config_digest(cfg.source)}
+        scope = {
+            "universe": list(venue.universe),
+            "config_sha256": config_digest(cfg.source),
+            "code_version": code_version(),
+        }
         promoted = _promoted(journal_path, scope)
         if promoted is not None:
             cfg, params = apply_params(cfg, promoted.params)

@@ -88,11 +88,16 @@ def test_a_backtest_stopped_early_is_no_score(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_scope_names_the_universe_and_the_toml(tmp_path: Path) -> None:
-    """Reference: hashlib over the TOML file's bytes, and the universe given, sorted."""
+    """Reference: hashlib over the TOML bytes, the universe sorted, the installed version."""
     import hashlib
+    from importlib.metadata import version
 
     toml = tmp_path / "v28.toml"
     toml.write_text("[paper]\nmin_confidence = 0.1\n")
     ev = BacktestEvaluator(universe=("MSFT", "AAPL"), config=toml)
     digest = hashlib.sha256(toml.read_bytes()).hexdigest()
-    assert ev.scope() == {"universe": ["AAPL", "MSFT"], "config_sha256": digest}
+    assert ev.scope() == {
+        "universe": ["AAPL", "MSFT"],
+        "config_sha256": digest,
+        "code_version": version("v28quant"),
+    }

@@ -279,3 +279,49 @@ def test_a_set_tuned_on_the_default_universe_is_refused_for_another(
         PromotionRefused, match=r"tuned for universe .*; this run trades AAPL,JPM \("
     ):
         load_promoted(journal, {"universe": ["AAPL", "JPM"], "config_sha256": None})
+
+
+class VersionedEdge(PlantedEdge):
+    """The planted edge, tuned for the test's universe by a given v28quant version."""
+
+    def __init__(self, version: str | None) -> None:
+        super().__init__()
+        self.version = version
+
+    def scope(self) -> dict[str, Any]:
+        scope = {"universe": sorted(UNIVERSE), "config_sha256": None}
+        return scope if self.version is None else {**scope, "code_version": self.version}
+
+
+@pytest.mark.parametrize(
+    ("version", "named"), [("0.0.9", "v28quant 0.0.9"), (None, "an unrecorded version")]
+)
+def test_a_set_tuned_by_another_code_version_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str | None, named: str
+) -> None:
+    """Reference: the installed package's version, from its distribution metadata."""
+    from importlib.metadata import version as installed_version
+
+    from v28quant.settings import SettingsError
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    report = WalkForwardOptimizer(VersionedEdge(version), WindowScheme("anchored", 2, 300, 5))
+    with Journal(journal) as j:
+        now = datetime.now(UTC)
+        save_report(report.run_fixed(CHOSEN), tmp_path / "wf", j, now, now)
+        promote(tmp_path / "wf", j)
+    built: list[RunConfig] = []
+
+    def engines(cfg: RunConfig, equity: dict[str, Any]) -> list[Quiet]:
+        built.append(cfg)
+        return [Quiet()]
+
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, UNIVERSE, journal, None, None, None, True, "INFO", None)
+    ours = installed_version("v28quant")
+    with pytest.raises(SettingsError, match=rf"tuned by {named}; this run is v28quant {ours}"):
+        run_with(args, settings, cfg, engines=engines)
+    assert built == []  # refused before any engine was made with it

@@ -10,13 +10,12 @@ is what trades.
 only when the journal itself vouches for it: a journaled promotion of exactly those parameters
 whose walk-forward (same report digest) is journaled as passed, made with the runner's own
 engines (evaluator ``backtest``), and no later promotion since; given the run's scope, tuned
-for its universe and under its TOML file, byte for byte; and whose
+for its universe and under its TOML file, byte for byte, by this release; and whose
 walk-forward report (the file the promotion names) tests a tuned set only on sessions after
 those its search saw, checked at every start, so a set promoted before ``promote`` checked
 that does not trade. A file edited by hand, copied from another journal, superseded by a later
-promotion (a restored backup), tuned for other symbols or settings, tested in sample, or
-promoted from the sample strategy is refused
-with a line naming why.
+promotion (a restored backup), tuned for other symbols or settings or by another release,
+tested in sample, or promoted from the sample strategy is refused with a line naming why.
 """
 
 from __future__ import annotations
@@ -76,6 +75,13 @@ def config_digest(source: Path | None) -> str | None:
     return None if source is None else hashlib.sha256(Path(source).read_bytes()).hexdigest()
 
 
+def code_version() -> str:
+    """Return the v28quant release running: what a tuned set's scope records it was tuned by."""
+    import v28quant
+
+    return v28quant.__version__
+
+
 def _settings(digest: str | None) -> str:
     return "the shipped defaults" if digest is None else f"TOML sha256 {digest[:12]}"
 
@@ -83,9 +89,11 @@ def _settings(digest: str | None) -> str:
 def _check_scope(path: Path, tuned: Mapping[str, Any], run: Mapping[str, Any]) -> None:
     """Refuse a set tuned for another universe or other settings than this run's.
 
-    A walk-forward vouches for its parameters on what it ran over only. A scope without
-    ``universe`` or ``config_sha256`` (an evaluator that says nothing of them) is not checked
-    on it; a universe of None (recorded before the tuner named its default one) is refused.
+    A walk-forward vouches for its parameters on what it ran over only, with the release that
+    ran it. A scope without ``universe`` or ``config_sha256`` (an evaluator that says nothing
+    of them) is not checked on it; a universe of None (recorded before the tuner named its
+    default one) is refused, and so is a non-empty scope without ``code_version`` (recorded
+    before releases were) when the run names its own.
     """
     ours = sorted(run["universe"])
     if "universe" in tuned and tuned["universe"] != ours:
@@ -100,6 +108,14 @@ def _check_scope(path: Path, tuned: Mapping[str, Any], run: Mapping[str, Any]) -
             f"{path}: tuned under the settings of {_settings(tuned['config_sha256'])}; this run "
             f"has {_settings(run['config_sha256'])} (the settings changed since: walk-forward "
             "and promote again, or remove the file)"
+        )
+    # the engines of another release may decide differently on the same parameters
+    if tuned and "code_version" in run and tuned.get("code_version") != run["code_version"]:
+        version = tuned.get("code_version")
+        named = f"v28quant {version}" if version else "an unrecorded version"
+        raise PromotionRefused(
+            f"{path}: tuned by {named}; this run is v28quant {run['code_version']} "
+            "(walk-forward and promote again with this release, or remove the file)"
         )
 
 
@@ -165,8 +181,8 @@ def load_promoted(
 ) -> PromotedSet | None:
     """Return the promoted set beside the journal at ``journal_path``; None when there is none.
 
-    ``scope`` is the run's own ``{"universe": [...], "config_sha256": ...}``; when given, the
-    set must have been tuned for it (as its journaled promotion records).
+    ``scope`` is the run's own ``{"universe": [...], "config_sha256": ..., "code_version": ...}``;
+    when given, the set must have been tuned for it (as its journaled promotion records).
 
     Raises
     ------

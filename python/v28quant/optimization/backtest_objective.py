@@ -106,15 +106,19 @@ class BacktestEvaluator:
         ``universe`` is sorted, the default one named too (:func:`v28quant.venue.
         keyless_universe`, what the backtests trade): a runner given another must not take the
         set for its own; ``config_sha256`` is the SHA-256 of the TOML file's bytes, None for
-        the shipped defaults (:func:`~v28quant.optimization.apply.config_digest`).
+        the shipped defaults (:func:`~v28quant.optimization.apply.config_digest`);
+        ``code_version`` the v28quant release whose engines ran the backtests.
         """
         from v28quant.config import load_config
-        from v28quant.optimization.apply import config_digest
+        from v28quant.optimization.apply import code_version, config_digest
         from v28quant.venue import keyless_universe
 
         settings, cfg = load_config(self.config)
-        universe = sorted(self.universe or keyless_universe(settings))
-        return {"universe": universe, "config_sha256": config_digest(cfg.source)}
+        return {
+            "universe": sorted(self.universe or keyless_universe(settings)),
+            "config_sha256": config_digest(cfg.source),
+            "code_version": code_version(),
+        }
 
     def _run_config(self, p: Mapping[str, float]) -> tuple[Any, dict[str, Any]]:
         from v28quant.config import load_config
