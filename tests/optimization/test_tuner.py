@@ -62,6 +62,28 @@ def test_study_is_resumed_from_its_storage(tmp_path) -> None:  # type: ignore[no
     assert res.walk_forward.n_trials == 16
 
 
+def test_a_resumed_study_does_not_repeat_the_trials_of_the_run_before(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Night after night the off-hours tuner continues one study with the same seed.
+
+    Reference: the parameter sets the stored study holds, compared across the two runs; and
+    the same two runs into a second storage, which must hold the same trials.
+    """
+    ev = QuadraticEvaluator(OPTIMUM)
+
+    def night(path: object) -> list[dict[str, float]]:
+        cfg = TunerConfig(n_trials=4, batch_size=2, seed=1, storage=f"sqlite:///{path}")
+        return [t.params for t in BayesianTuner(ev, cfg, SCHEME).optimize().study.trials]
+
+    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    night(one)
+    both = night(one)
+    assert len(both) == 8
+    repeated = [p for p in both[4:] if p in both[:4]]
+    assert repeated == [], f"the second night re-ran {repeated}"
+    night(two)
+    assert night(two) == both  # still a function of the seed and the study
+
+
 def test_bad_config_is_named() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         TunerConfig(batch_size=0)

@@ -9,7 +9,8 @@ per-trial DSR as the objective would depend on the order trials finish in, which
 run could reproduce; the OOS Sharpe ratio is the stated alternative.
 
 Reproducibility: trials are asked in fixed-size batches in one process (the TPE sampler seeded,
-``constant_liar`` so a batch spreads out), their windows run as Dask tasks with seeds from the
+from the seed and the trials already in a resumed study, ``constant_liar`` so a batch spreads
+out), their windows run as Dask tasks with seeds from the
 trial number and window index, and results are told in trial order. Each batch runs in two
 stages: its "head" (the first ``prune_after`` windows of every trial), then pruning decided in
 trial order, then its "tail" (the other windows of the survivors). The batches are pipelined
@@ -250,24 +251,38 @@ class BayesianTuner:
         self.prune_after = min(self.config.prune_after or max(n // 2, 1), n)
         self._head, self._tail = range(self.prune_after), range(self.prune_after, n)
 
-    def study(self) -> optuna.Study:
-        """Create the study, or load it when it exists in the storage."""
+    def _sampler(self, resumed_after: int) -> optuna.samplers.TPESampler:
+        """Return the TPE sampler of a run that continues a study of ``resumed_after`` trials.
+
+        A new study's sampler is seeded with ``seed``; a resumed one's with a seed derived from
+        ``seed`` and the trials already there: the same seed again would replay the previous
+        run's random draws, and its random start-up trials would be re-run, not new ones.
+        """
         c = self.config
-        sampler = optuna.samplers.TPESampler(
-            seed=c.seed,
+        seed = c.seed if resumed_after == 0 else task_seed(c.seed, "resumed", resumed_after)
+        return optuna.samplers.TPESampler(
+            seed=seed,
             multivariate=True,
             constant_liar=True,
             n_startup_trials=c.n_startup_trials,
         )
+
+    def study(self) -> optuna.Study:
+        """Create the study, or load it when it exists in the storage."""
+        c = self.config
         pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=c.study_name,
             storage=open_storage(c.storage),
             direction="maximize",
-            sampler=sampler,
+            sampler=self._sampler(0),
             pruner=pruner,
             load_if_exists=True,
         )
+        resumed_after = len(study.get_trials(deepcopy=False))
+        if resumed_after:
+            study.sampler = self._sampler(resumed_after)
+        return study
 
     def _submit_windows(
         self,
