@@ -116,13 +116,14 @@ def _parameters_line(promoted: PromotedSet | None, cfg: RunConfig, mode: str) ->
     def num(x: float | None) -> str:
         return "?" if x is None else f"{x:.3f}"
 
+    trials = "?" if promoted.n_trials is None else promoted.n_trials
     line = (
         f"parameters: PROMOTED set {promoted.digest[:16]} from {promoted.path.resolve()} "
-        f"(promoted {promoted.promoted_at}, walk-forward DSR {num(promoted.dsr)}, OOS Sharpe "
-        f"{num(promoted.oos_sharpe)}): aggregator weights and min_confidence "
-        f"{cfg.aggregator.min_confidence:.2f}, target_vol {e.target_vol:.3f}, max_weight "
-        f"{e.max_weight:.3f}, min_trade_weight {e.min_trade_weight:.4f}, ml_veto_confidence "
-        f"{e.ml_veto_confidence:.2f}, screen_keep {e.screen_keep}"
+        f"(promoted {promoted.promoted_at}, walk-forward DSR {num(promoted.dsr)} over {trials} "
+        f"trial(s), OOS Sharpe {num(promoted.oos_sharpe)}): aggregator weights and "
+        f"min_confidence {cfg.aggregator.min_confidence:.2f}, target_vol {e.target_vol:.3f}, "
+        f"max_weight {e.max_weight:.3f}, min_trade_weight {e.min_trade_weight:.4f}, "
+        f"ml_veto_confidence {e.ml_veto_confidence:.2f}, screen_keep {e.screen_keep}"
     )
     if mode == "paper":
         line += f"; paper mode trades at [paper] min_confidence {cfg.paper.min_confidence:.2f}"
@@ -376,6 +377,8 @@ def _run_locked(
             "file": str(promoted.path.resolve()),
             "report_digest": promoted.digest,
             "promoted_at": promoted.promoted_at,
+            "dsr": promoted.dsr,
+            "n_trials": promoted.n_trials,
             "params": promoted.params,
             # paper mode trades at [paper] min_confidence, not the promoted one: say which
             "min_confidence_in_force": cfg.min_confidence(args.mode),

@@ -325,3 +325,32 @@ def test_a_set_tuned_by_another_code_version_is_refused_at_start(
     with pytest.raises(SettingsError, match=rf"tuned by {named}; this run is v28quant {ours}"):
         run_with(args, settings, cfg, engines=engines)
     assert built == []  # refused before any engine was made with it
+
+
+def test_the_banner_and_start_record_state_the_trials_the_dsr_deflated_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reference: the walk-forward report file, read with json."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    wf = WalkForwardOptimizer(PlantedEdge(), WindowScheme("anchored", 2, 300, 5))
+    report = wf.run_fixed(CHOSEN, n_trials=12, trial_sharpes=[0.01 * k for k in range(12)])
+    assert report.passed, report.verdict
+    with Journal(journal) as j:
+        now = datetime.now(UTC)
+        save_report(report, tmp_path / "wf", j, now, now)
+        promote(tmp_path / "wf", j)
+    saved = json.loads((tmp_path / "wf" / "walkforward.json").read_text())
+    assert saved["n_trials"] == saved["dsr"]["n_trials"] == 12
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, UNIVERSE, journal, None, None, None, True, "INFO", None)
+    assert run_with(args, settings, cfg, engines=lambda cfg, equity: [Quiet()]).exit_code == 0
+    (log_file,) = Path("runs").glob("paper-*/v28quant.log")
+    line = next(x for x in log_file.read_text().splitlines() if "parameters:" in x)
+    assert f"walk-forward DSR {saved['dsr']['dsr']:.3f} over 12 trial(s)" in line
+    db = sqlite3.connect(str(journal))
+    (start,) = db.execute("SELECT reasoning FROM decisions WHERE action = 'start'").fetchall()
+    db.close()
+    assert json.loads(start[0])["parameters"]["n_trials"] == 12

@@ -135,6 +135,8 @@ class PromotedSet:
         ISO time of the promotion.
     dsr, oos_sharpe : float or None
         The walk-forward's deflated Sharpe ratio and out-of-sample Sharpe ratio (annualised).
+    n_trials : int or None
+        Trials the DSR deflated for; None for a promotion recorded before it was kept.
     """
 
     params: dict[str, float]
@@ -143,6 +145,7 @@ class PromotedSet:
     promoted_at: str
     dsr: float | None
     oos_sharpe: float | None
+    n_trials: int | None
 
 
 def _journaled(journal_path: Path, model: str) -> list[dict[str, Any]]:
@@ -228,4 +231,5 @@ def load_promoted(
         promoted_at=str(record.get("promoted_at")),
         dsr=record.get("dsr"),
         oos_sharpe=record.get("oos_sharpe"),
+        n_trials=record.get("n_trials"),
     )

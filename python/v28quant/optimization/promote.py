@@ -296,6 +296,7 @@ def promote(
         "report": str(path.resolve()),
         "evaluator": payload.get("evaluator"),
         "dsr": payload["dsr"]["dsr"],
+        "n_trials": payload["dsr"].get("n_trials"),
         "oos_sharpe": payload.get("oos_sharpe"),
         "promoted_at": when.isoformat(),
         "scope": payload.get("scope", {}),
