@@ -15,7 +15,8 @@ runs, until ``[offhours] stop_before_premarket_minutes`` before the next 09:00 E
    signal its process group is terminated (killed at once on a second signal, or when the
    runner's task is cancelled). The child journals its study and walk-forward; the
    runner journals the night's outcome. Nothing it finds trades before ``v28quant promote``
-   (which needs that walk-forward to pass) and a restart of the runner.
+   and a restart of the runner; ``promote`` needs a passing walk-forward of the tuned
+   ``params.json`` on sessions after those the trials saw, the step a passing night names.
 
 The night's summary is one ``offhours`` decision of the ``runner`` engine.
 
@@ -58,6 +59,8 @@ TERMINATE_GRACE_S = 20.0
 BATCH_SHARE = 0.75
 #: A tuning budget shorter than this is not started.
 MIN_TUNE_S = 60.0
+#: Options of the tuning command that its walk-forward must repeat for the same scope.
+SCOPE_FLAGS = ("--universe", "--config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +190,27 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
             return
         except TimeoutError:
             continue
+
+
+def _held_out_step(out: Path, journal: Path, argv: Sequence[str]) -> str:
+    """Return the command that can take a passing night's set towards ``promote``.
+
+    The night's own walk-forward tests the set on the sessions its trials were scored on, so
+    ``promote`` refuses it; a walk-forward of its ``params.json`` on later sessions, with the
+    tuning's universe and settings, is what it accepts.
+    """
+    from v28quant.optimization.provenance import TUNED_PARAMS_FILE
+
+    scope = [f"{flag} {argv[i + 1]}" for i, flag in enumerate(argv[:-1]) if flag in SCOPE_FLAGS]
+    return " ".join(
+        [
+            "v28quant walk-forward --objective backtest",
+            f"--params {out / TUNED_PARAMS_FILE}",
+            *scope,
+            f"--journal {journal}",
+            "on sessions after the search's (a later --end or more --train-days), then promote",
+        ]
+    )
 
 
 class OffHoursJobs:
@@ -360,7 +384,7 @@ class OffHoursJobs:
             ctx.notifier.error("off-hours tuning", f"exit {proc.returncode}: {' | '.join(tail)}")
             return {**result, "status": "failed", "exit": proc.returncode, "log_tail": tail}
         try:
-            return {**result, **self._read_report(out, journal)}
+            return {**result, **self._read_report(out, journal, argv)}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             # exited 0 without a readable report (disk full, killed mid-write): a failed night
             reason = f"no readable report: {type(exc).__name__}: {exc}"
@@ -385,14 +409,14 @@ class OffHoursJobs:
         return "stop requested" if stop.is_set() else "deadline before the pre-market"
 
     @staticmethod
-    def _read_report(out: Path, journal: Path) -> Mapping[str, Any]:
+    def _read_report(out: Path, journal: Path, argv: Sequence[str]) -> Mapping[str, Any]:
         from v28quant.optimization.promote import REPORT_FILE
 
         report = json.loads((out / REPORT_FILE).read_text())
         passed = bool(report.get("passed"))
         line = f"off-hours tuning: {report.get('verdict')}"
         if passed:
-            line += f"; promote with: v28quant promote --report {out} --journal {journal}"
+            line += f"; next: {_held_out_step(out, journal, argv)}"
         log.info(line)
         return {
             "status": "done",

@@ -455,3 +455,37 @@ async def test_a_tuning_run_that_leaves_no_report_is_a_failed_night_not_a_crash(
     (night,) = ctx.journal.decisions(engine="runner", action="offhours")
     assert night["reasoning"]["tuning"] == tuning
     ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_passing_night_points_to_a_held_out_walk_forward_not_to_promote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tune's own walk-forward scores the trials' sessions: promote refuses it.
+
+    Reference: the README's rule (promote refuses a tuned set's in-sample walk-forward); the
+    night's advice must be the step that can pass, a walk-forward of its params.json.
+    """
+    import asyncio
+    import logging
+
+    passing = {"passed": True, "verdict": "PASS: DSR 0.990", "dsr": {"dsr": 0.99}, "n_trials": 8}
+
+    def child(cfg: Any, journal: Path, out: Path, *rest: Any) -> list[str]:
+        code = f"open({str(out / 'walkforward.json')!r}, 'w').write({json.dumps(passing)!r})"
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(offhours, "tune_argv", child)
+    monkeypatch.setattr(offhours, "MIN_TUNE_S", 1.0)
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = _ctx(tmp_path, now)
+    with caplog.at_level(logging.INFO, logger="v28quant.runner"):
+        summary = await _jobs(ctx, tune_max_minutes=1.0).run(
+            ctx, [], now + timedelta(hours=10), asyncio.Event()
+        )
+    out = Path(summary["tuning"]["report"])
+    assert summary["tuning"]["passed"] is True
+    (line,) = [r.getMessage() for r in caplog.records if "off-hours tuning: PASS" in r.getMessage()]
+    assert "promote --report" not in line
+    assert f"walk-forward --objective backtest --params {out / 'params.json'}" in line
+    ctx.journal.close()
