@@ -354,3 +354,21 @@ def test_the_banner_and_start_record_state_the_trials_the_dsr_deflated_for(
     (start,) = db.execute("SELECT reasoning FROM decisions WHERE action = 'start'").fetchall()
     db.close()
     assert json.loads(start[0])["parameters"]["n_trials"] == 12
+
+
+def test_a_walk_forward_report_that_is_not_a_report_is_refused_in_one_line(
+    promoted: tuple[Path, dict[str, float]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The promoted file names its report; one overwritten with other JSON stops the start."""
+    journal, _ = promoted
+    report = Path(json.loads(journal.with_name(PROMOTED_FILE).read_text())["report"])
+    report.write_text("[]")
+    with pytest.raises(PromotionRefused, match="not a walk-forward report"):
+        load_promoted(journal)
+    with Journal(journal) as j, pytest.raises(PromotionRefused, match="not a walk-forward report"):
+        promote(report, j)
+    argv = ["--mode", "paper", "--once", "--journal", str(journal), "--universe", "AAPL"]
+    assert build_and_run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: promoted parameters:")

@@ -35,6 +35,7 @@ from v28quant.optimization.promote import (
     PROMOTED_FILE,
     WALK_FORWARD_MODEL,
     PromotionRefused,
+    read_report,
     report_digest,
     require_held_out,
     runner_params,
@@ -164,11 +165,11 @@ def _journaled(journal_path: Path, model: str) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
-def _promoted_report(path: Path, record: Mapping[str, Any], digest: str) -> Path:
+def _promoted_report(path: Path, record: Mapping[str, Any], digest: str) -> dict[str, Any]:
     """Return the walk-forward report a promoted file names, checked to be the promoted one."""
     report = Path(str(record.get("report")))
     try:
-        payload = json.loads(report.read_text())
+        payload = read_report(report)
     except (OSError, ValueError) as exc:
         raise PromotionRefused(
             f"{path}: its walk-forward report {report} is unreadable ({exc}); whether the set "
@@ -176,7 +177,7 @@ def _promoted_report(path: Path, record: Mapping[str, Any], digest: str) -> Path
         ) from None
     if payload.get("digest") != digest or report_digest(payload) != digest:
         raise PromotionRefused(f"{path}: {report} is not the promoted walk-forward {digest[:16]}")
-    return report
+    return payload
 
 
 def load_promoted(
@@ -223,7 +224,7 @@ def load_promoted(
         raise PromotionRefused(f"{path}: walk-forward {digest[:16]} is not journaled as passed")
     # checked again at every start: a promotion made before promote checked it must not trade
     report = _promoted_report(path, record, digest)
-    require_held_out(report, json.loads(report.read_text()), journal)
+    require_held_out(Path(str(record.get("report"))), report, journal)
     return PromotedSet(
         params=checked,
         digest=digest,

@@ -81,6 +81,22 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def read_report(path: Path) -> dict[str, Any]:
+    """Return the content of the walk-forward report at ``path``.
+
+    Raises
+    ------
+    OSError
+        The file is missing or unreadable.
+    ValueError
+        Not JSON, or JSON of another shape than a report.
+    """
+    payload = json.loads(path.read_text())
+    if not isinstance(payload, dict):
+        raise ValueError(f"not a walk-forward report (a JSON object), got {type(payload).__name__}")
+    return payload
+
+
 def save_report(
     report: WalkForwardReport,
     out_dir: str | Path,
@@ -268,7 +284,7 @@ def promote(
     if path.is_dir():
         path = path / REPORT_FILE
     try:
-        payload = json.loads(path.read_text())
+        payload = read_report(path)
     except (OSError, ValueError) as exc:
         raise PromotionRefused(f"no readable walk-forward report at {path}: {exc}") from None
     digest = payload.get("digest")
@@ -278,7 +294,8 @@ def promote(
     if not journaled:
         raise PromotionRefused(f"{path}: no walk-forward with digest {digest[:16]} in the journal")
     # ahead of the verdict: a set the runner would refuse is refused however well it did
-    params = runner_params(payload.get("evaluator"), payload.get("candidate"), path)
+    candidate: Any = payload.get("candidate")  # not a mapping: refused by runner_params
+    params = runner_params(payload.get("evaluator"), candidate, path)
     require_held_out(path, payload, journal.path)
     if not (payload.get("passed") is True and all(m.get("passed") is True for m in journaled)):
         raise PromotionRefused(f"walk-forward did not pass: {payload.get('verdict')}")
