@@ -143,3 +143,26 @@ def test_a_bad_date_or_time_is_one_line_naming_its_flag(
     path = _keyless_journal(tmp_path / "run" / "journal.sqlite", 1_000_000)
     assert cli_main(["--journal", str(path), *argv]) == 2
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+def _tables(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        return [str(r[0]) for r in rows]
+
+
+@pytest.mark.parametrize("command", ["status", "halt", "flatten"])
+def test_another_programs_sqlite_file_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """Another program's SQLite file (the Optuna study beside the journal) is no journal.
+
+    Taken for one, it would get the journal's tables, and a halt written there stops no runner.
+    """
+    other = tmp_path / "v28_optuna.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE operation_logs (log_id INTEGER PRIMARY KEY, log TEXT)")
+    assert cli_main(["--journal", str(other), command]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: journal {other} is not a v28quant journal"), line
+    assert _tables(other) == ["operation_logs"]

@@ -66,12 +66,31 @@ class JournalStore:
                 f"journal {self.path} has schema version {version}, newer "
                 f"than this v28quant ({len(MIGRATIONS)}); upgrade v28quant"
             )
+        if version == 0:
+            self._refuse_foreign_tables()
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise RuntimeError(f"journal {self.path}: could not switch to WAL mode ({mode})")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+
+    def _refuse_foreign_tables(self) -> None:
+        """Refuse a file without the journal's schema that holds tables: another program's.
+
+        A mistyped path (the Optuna study beside the journal) would otherwise get the journal's
+        tables added, and a halt written there would stop no runner.
+        """
+        rows = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ).fetchall()
+        if rows:
+            self._db.close()
+            names = ", ".join(str(r[0]) for r in rows[:5])
+            raise JournalError(
+                f"journal {self.path} is not a v28quant journal (a SQLite file with other "
+                f"tables: {names}); give the journal's path"
+            )
 
     @property
     def schema_version(self) -> int:
