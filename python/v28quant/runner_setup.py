@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import importlib
 import importlib.util
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -261,6 +264,30 @@ async def _follow_trade_updates(venue: Venue, executor: Executor) -> None:
         await executor.follow(AlpacaTradeUpdates(venue.broker.config))
 
 
+def _check_journal_writable(journal: Path) -> None:
+    """Refuse, in one line, a journal path nothing can be written to; make nothing there.
+
+    Checked before the venue loads its history, so a bad path is said at once. The folder and
+    the lock file are made only once the venue has accepted every argument
+    (``_make_journal_folder``): a run refused for a weekend or an unknown symbol leaves none.
+
+    Raises
+    ------
+    SettingsError
+        A file is in the way, or the nearest existing folder is read-only or virtual.
+    """
+    folder = journal.parent
+    while not folder.exists():  # the folder the journal's own folders would be made in
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=folder):  # unnamed where the OS allows: nothing left
+            pass
+    except OSError as exc:
+        raise SettingsError(f"--journal {journal}: cannot write there ({exc.strerror})") from None
+
+
 def _make_journal_folder(journal: Path) -> None:
     """Make the journal's folder and its lock file, or refuse the run in one line.
 
@@ -295,8 +322,8 @@ def run_with(
         The venue cannot serve the arguments (unknown symbol, dates outside the history, ...).
     """
     calendar = default_calendar()
-    if args.journal is not None:  # before the venue reads what is saved beside it
-        _make_journal_folder(args.journal)
+    if args.journal is not None:
+        _check_journal_writable(args.journal)
     venue = open_venue(args.mode, settings, cfg, args, calendar)
     run_dir = _run_dir(cfg, args.mode) if venue.keyless else None
     journal_path = args.journal or (

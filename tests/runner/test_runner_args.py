@@ -136,6 +136,20 @@ def test_unwritable_journal_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()  # nothing started: no run folder
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--mode", "backtest", "--from", "2022-12-24", "--to", "2022-12-28"],  # a Saturday
+        ["--mode", "paper", "--universe", "TSLA"],
+    ],
+)
+def test_a_refused_run_leaves_no_journal_folder_or_lock(tmp_path: Path, args: list[str]) -> None:
+    """A run refused for its arguments makes nothing: no journal folder, no lock file."""
+    out = _run(*args, "--journal", "new/j.sqlite", tmp=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
 def test_backtest_refuses_a_journal_that_holds_a_run(tmp_path: Path) -> None:
     """A backtest starts from fresh cash: on a used journal its report would count old fills."""
     with Journal(tmp_path / "j.sqlite") as j:  # what any earlier run leaves: its start record
