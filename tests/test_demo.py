@@ -50,3 +50,26 @@ def test_demo_sells_one_journaled_put(tmp_path: Path, capsys: pytest.CaptureFixt
 
     cash = Decimal(re.search(r"cash ([\d.]+),", out).group(1))
     assert cash == Decimal(100_000) + 100 * Decimal(req["limit_price"]), (cash, req)
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--underlying", "ZZZ"], "error: --underlying ZZZ: not a stock of the bundled sample"),
+        (["--underlying", "VIX"], "error: --underlying VIX: not a stock of the bundled sample"),
+        (["--session", "junk"], "error: --session: not a date (YYYY-MM-DD): 'junk'"),
+        # 2022-06-18 is a Saturday (any calendar); the sample's stocks end on 2022-12-28
+        (["--session", "2022-06-18"], "error: --session 2022-06-18: not a trading session"),
+        (["--session", "2030-01-02"], "error: --session 2030-01-02: outside the bundled history"),
+    ],
+)
+def test_a_bad_argument_is_one_line_and_trades_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    with pytest.raises(SystemExit) as exit_:
+        demo.main([*argv, "--journal", str(path)])
+    assert exit_.value.code == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err.startswith(line), err
+    assert not path.exists()

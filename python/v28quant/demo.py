@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,10 +23,10 @@ import pandas as pd
 
 from v28quant.broker import OrderRequest, Owner
 from v28quant.broker.sim import SimBroker, SimConfig
-from v28quant.calendar import ET
+from v28quant.calendar import ET, default_calendar
 from v28quant.clock import SimClock
 from v28quant.data.replay import ReplayFeed
-from v28quant.data.samples import sample_history, sp500_index_ohlcv
+from v28quant.data.samples import INDEXES, sample_history, sp500_index_ohlcv
 from v28quant.journal import Journal
 from v28quant.options import black_scholes
 from v28quant.options.surface import SviSurface
@@ -37,6 +38,7 @@ from v28quant.quant_models import (
     heston_model,
     monte_carlo_pricer,
 )
+from v28quant.venue import MIN_HISTORY_SESSIONS
 
 RATE = 0.04  # flat continuously compounded rate assumed by the demo
 
@@ -50,10 +52,51 @@ def _section(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 72 - len(title)))
 
 
+class DemoArgumentError(ValueError):
+    """An argument the bundled history cannot serve; the message names it."""
+
+
+def _check_arguments(closes: pd.DataFrame, underlying: str, session: str) -> None:
+    """Refuse an underlying or session the tour cannot replay, before anything is journaled.
+
+    Raises
+    ------
+    DemoArgumentError
+        Not a stock of the sample, not a date, not a trading session, or outside the span of
+        the underlying's history after the years its fits need.
+    """
+    stocks = [s for s in closes.columns if s not in INDEXES]
+    if underlying not in stocks:
+        raise DemoArgumentError(
+            f"--underlying {underlying}: not a stock of the bundled sample ({', '.join(stocks)})"
+        )
+    try:
+        day = date.fromisoformat(session)
+    except ValueError:
+        raise DemoArgumentError(f"--session: not a date (YYYY-MM-DD): {session!r}") from None
+    days = closes[underlying].dropna().index.tz_convert(ET).date
+    lo, hi = days[MIN_HISTORY_SESSIONS], days[-1]
+    if not lo <= day <= hi:
+        raise DemoArgumentError(
+            f"--session {day}: outside the bundled history of {underlying} ({lo}..{hi})"
+        )
+    if not default_calendar().is_session(day):
+        raise DemoArgumentError(
+            f"--session {day}: not a trading session (weekend or exchange holiday)"
+        )
+
+
 async def run(journal_path: Path, underlying: str, session: str) -> None:
-    """Walk through the system on ``underlying`` at ``session``, journaling to ``journal_path``."""
+    """Walk through the system on ``underlying`` at ``session``, journaling to ``journal_path``.
+
+    Raises
+    ------
+    DemoArgumentError
+        ``underlying`` or ``session`` is not one the bundled history can replay.
+    """
     history = sample_history().merge(sp500_index_ohlcv())
     closes = _closes(history.bars)
+    _check_arguments(closes, underlying, session)
     cutoff = pd.Timestamp(session, tz="UTC")
     past = closes[closes.index < cutoff]
     returns = past.pct_change().dropna(how="all")
@@ -210,7 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     journal = args.journal or Path(tempfile.mkdtemp(prefix="v28demo-")) / "journal.sqlite"
-    asyncio.run(run(journal, args.underlying, args.session))
+    try:
+        asyncio.run(run(journal, args.underlying.upper(), args.session))
+    except DemoArgumentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
