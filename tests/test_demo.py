@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -73,3 +74,13 @@ def test_a_bad_argument_is_one_line_and_trades_nothing(
     (err,) = capsys.readouterr().err.splitlines()
     assert err.startswith(line), err
     assert not path.exists()
+
+
+@pytest.mark.slow
+def test_the_default_journal_leaves_no_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    demo.main(["--underlying", "AAPL", "--session", "2022-06-15"])
+    assert "sell_to_open 1" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

@@ -249,12 +249,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--underlying", default="AAPL")
     parser.add_argument("--session", default="2022-06-15", help="trading day to replay")
     parser.add_argument(
-        "--journal", type=Path, default=None, help="SQLite journal (default: a temporary file)"
+        "--journal",
+        type=Path,
+        default=None,
+        help="SQLite journal to keep (default: a temporary one, removed at the end)",
     )
     args = parser.parse_args(argv)
-    journal = args.journal or Path(tempfile.mkdtemp(prefix="v28demo-")) / "journal.sqlite"
     try:
-        asyncio.run(run(journal, args.underlying.upper(), args.session))
+        if args.journal is not None:
+            asyncio.run(run(args.journal, args.underlying.upper(), args.session))
+            return
+        with tempfile.TemporaryDirectory(prefix="v28demo-") as folder:  # removed at the end
+            asyncio.run(run(Path(folder) / "journal.sqlite", args.underlying.upper(), args.session))
+        print("(the journal was temporary and is removed: --journal PATH keeps one)")
     except DemoArgumentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
