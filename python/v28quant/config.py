@@ -244,20 +244,21 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
         One line naming the bad file, section or key.
     """
     merged = defaults()
+    source = "--config" if path else "V28_CONFIG"  # the one the user is told to fix
     path = path or os.environ.get("V28_CONFIG") or None
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise SettingsError(f"--config: no such file {str(p)!r}")
+            raise SettingsError(f"{source}: no such file {str(p)!r}")
         try:
             user = tomllib.loads(p.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"--config: {p} is not valid TOML: {exc}") from None
+            raise SettingsError(f"{source}: {p} is not valid TOML: {exc}") from None
         # [options] is read by the options engine; the rest are sections here or Settings fields
         known = set(merged) | {"options"} | set(Settings.model_fields)
         unknown = sorted(set(user) - known)
         if unknown:
-            raise SettingsError(f"--config: {p}: {unknown[0]}: unknown setting")
+            raise SettingsError(f"{source}: {p}: {unknown[0]}: unknown setting")
         merged = _merge(merged, user, "")
     settings = load_settings(path, **{"risk": merged["risk"], **overrides})
     cfg = RunConfig(

@@ -232,3 +232,30 @@ def test_a_symbol_named_twice_is_traded_once(
         assert venue.universe == expect, venue.universe
     finally:
         asyncio.run(venue.aclose())
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (None, "error: V28_CONFIG: no such file 'v28.toml'"),
+        ("[risk\n", "error: V28_CONFIG: v28.toml is not valid TOML"),
+        ("[bogus]\n", "error: V28_CONFIG: v28.toml: bogus: unknown setting"),
+    ],
+)
+def test_a_bad_config_from_the_environment_is_named_as_such(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str | None,
+    line: str,
+) -> None:
+    """The user who set ``V28_CONFIG`` and passed no ``--config`` is told which to fix."""
+    from v28quant.runner_setup import build_and_run
+
+    monkeypatch.chdir(tmp_path)
+    if text is not None:
+        (tmp_path / "v28.toml").write_text(text)
+    monkeypatch.setenv("V28_CONFIG", "v28.toml")
+    assert build_and_run(["--mode", "paper"]) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err.startswith(line), err
