@@ -125,17 +125,21 @@ def _keyless(
     known = set(history.symbols)
     market = cfg.equity.market_symbol
     universe = args.universe if args.universe is not None else keyless_universe(settings)
+    # where a bad symbol came from, as the error line says
+    flag = "--universe"
+    if args.universe is None and _user_universe(settings):
+        flag = "universe (V28_UNIVERSE or the config file)"
     stocks = ", ".join(s for s in history.symbols if s not in INDEXES)
     unknown = [s for s in universe if s not in known]
     if unknown:
         raise UsageError(
-            f"--universe: unknown symbol(s) {', '.join(unknown)}: the bundled sample history "
+            f"{flag}: unknown symbol(s) {', '.join(unknown)}: the bundled sample history "
             f"has {stocks} (and the indexes {', '.join(INDEXES)})"
         )
     indexes = [s for s in universe if s in INDEXES]
     if indexes:
         raise UsageError(
-            f"--universe: {', '.join(indexes)} is an index, not tradable; the bundled stocks "
+            f"{flag}: {', '.join(indexes)} is an index, not tradable; the bundled stocks "
             f"are {stocks}"
         )
     if market not in known:
@@ -146,7 +150,7 @@ def _keyless(
     first, last = max(firsts).tz_convert(ET).date(), min(lasts).tz_convert(ET).date()
     all_sessions = cal.sessions(first, last)
     if len(all_sessions) <= MIN_HISTORY_SESSIONS:
-        raise UsageError(f"--universe: too little common history ({len(all_sessions)} sessions)")
+        raise UsageError(f"{flag}: too little common history ({len(all_sessions)} sessions)")
     lo, hi = all_sessions[MIN_HISTORY_SESSIONS], all_sessions[-1]
     if mode == "backtest":
         end = args.end or hi

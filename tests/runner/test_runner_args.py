@@ -259,3 +259,42 @@ def test_a_bad_config_from_the_environment_is_named_as_such(
     assert build_and_run(["--mode", "paper"]) == 2
     (err,) = capsys.readouterr().err.splitlines()
     assert err.startswith(line), err
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "line"),
+    [
+        (
+            'universe = ["AAPL", "ZZZ"]\n',
+            None,
+            "error: universe (V28_UNIVERSE or the config file): unknown symbol(s) ZZZ",
+        ),
+        (
+            None,
+            "AAPL,VIX",
+            "error: universe (V28_UNIVERSE or the config file): VIX is an index, not tradable",
+        ),
+    ],
+)
+def test_a_bad_universe_from_the_settings_is_not_blamed_on_the_flag(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    toml: str | None,
+    env: str | None,
+    line: str,
+) -> None:
+    """A symbol from the TOML's ``universe`` or ``V28_UNIVERSE``, with no ``--universe`` given."""
+    from v28quant.runner_setup import build_and_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("V28_CONFIG", raising=False)
+    argv = ["--mode", "paper", "--journal", "j.sqlite"]
+    if toml is not None:
+        (tmp_path / "v28.toml").write_text(toml)
+        argv += ["--config", "v28.toml"]
+    if env is not None:
+        monkeypatch.setenv("V28_UNIVERSE", env)
+    assert build_and_run(argv) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err.startswith(line), err
