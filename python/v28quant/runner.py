@@ -680,7 +680,7 @@ class Runner:
         log.info(
             "end of day %s: equity %s%s, %d signal(s), %d fill(s)",
             day,
-            account.equity,
+            f"{equity:,.2f}",
             change,
             summary["signals"],
             summary["fills"],
@@ -688,7 +688,7 @@ class Runner:
         )
         orders = sum(n for by_status in summary["orders"].values() for n in by_status.values())
         self.ctx.notifier.notify(
-            f"END OF DAY {day}: equity {account.equity}{change}, {summary['fills']} fill(s), "
+            f"END OF DAY {day}: equity {equity:,.2f}{change}, {summary['fills']} fill(s), "
             f"{orders} order(s)"
         )
         self.ctx.journal.record_decision(

@@ -315,8 +315,8 @@ async def test_the_end_of_day_roll_up_is_a_notice(tmp_path: Path) -> None:
     runner.ctx.executor = Executor(runner.ctx.broker, journal, clock=runner.ctx.clock)
     notices = await _discord_notices(runner)
     day = runner.venue.sessions[0]
-    equity = (await runner.ctx.broker.account()).equity
-    assert notices == [f"END OF DAY {day}: equity {equity}, 0 fill(s), 0 order(s)"]
+    assert (await runner.ctx.broker.account()).equity == 100000  # nothing traded
+    assert notices == [f"END OF DAY {day}: equity 100,000.00, 0 fill(s), 0 order(s)"]
     journal.close()
 
 
@@ -341,7 +341,7 @@ async def test_the_end_of_day_notice_gives_the_change_on_the_previous_close(
     equity = (await runner.ctx.broker.account()).equity
     assert Decimal(equity) == 100000
     assert notices == [
-        f"END OF DAY {day}: equity {equity} (+1,234.57, +1.25% on the close of {before}), "
+        f"END OF DAY {day}: equity 100,000.00 (+1,234.57, +1.25% on the close of {before}), "
         "0 fill(s), 0 order(s)"
     ]
     journal.close()
