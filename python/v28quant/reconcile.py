@@ -322,16 +322,7 @@ async def _reconcile(
         remember(bo)
         jfilled = jo.get("filled_qty") or Decimal(0)
         if bo.status.value != jo["status"] or bo.filled_qty != jfilled:
-            await _off(
-                journal.record_order_update,
-                cid,
-                bo.id,
-                bo.status.value,
-                bo.filled_qty,
-                bo.filled_avg_price,
-                bo.to_dict(),
-                ts,
-            )
+            await _journal_as_venue_has_it(journal, bo, ts)
             diffs.append(
                 _diff(
                     "order_changed",
@@ -351,16 +342,8 @@ async def _reconcile(
             continue  # an order still working is among the open ones below
         checked.add(cid)
         remember(bo)
-        await _off(
-            journal.record_order_update,
-            cid,
-            bo.id,
-            bo.status.value,
-            bo.filled_qty,
-            bo.filled_avg_price,
-            bo.to_dict(),
-            ts,
-            reason="reached the venue after it was journaled not_sent",
+        await _journal_as_venue_has_it(
+            journal, bo, ts, "reached the venue after it was journaled not_sent"
         )
         # What it filled its engine believed never sent (its reservation released): a person
         # must look before trading goes on.
@@ -394,16 +377,8 @@ async def _reconcile(
         row = await _off(journal.order_by_client_id, bo.client_order_id)
         if row is not None and row["status"] in FINAL_STATUSES:
             # The journal believes it final, the venue has it working: never hide that.
-            await _off(
-                journal.record_order_update,
-                bo.client_order_id,
-                bo.id,
-                bo.status.value,
-                bo.filled_qty,
-                bo.filled_avg_price,
-                bo.to_dict(),
-                ts,
-                reason=f"open at the broker while journaled as {row['status']}",
+            await _journal_as_venue_has_it(
+                journal, bo, ts, f"open at the broker while journaled as {row['status']}"
             )
             diffs.append(
                 _diff(
@@ -419,16 +394,7 @@ async def _reconcile(
         if row is not None:
             continue
         if tag.revision > 0 and any(tag.same_decision(k) for k in known_tags):
-            await _off(
-                journal.record_order_update,
-                bo.client_order_id,
-                bo.id,
-                bo.status.value,
-                bo.filled_qty,
-                bo.filled_avg_price,
-                bo.to_dict(),
-                ts,
-            )
+            await _journal_as_venue_has_it(journal, bo, ts)
             diffs.append(_diff("replacement_adopted", client_order_id=bo.client_order_id))
         else:
             diffs.append(
@@ -543,6 +509,23 @@ async def _reconcile(
         ],
         ts,
         splits,
+    )
+
+
+async def _journal_as_venue_has_it(
+    journal: JournalLike, bo: Order, ts: datetime, reason: str | None = None
+) -> None:
+    """Journal the venue's state of one of our orders (status, fills, its venue id)."""
+    await _off(
+        journal.record_order_update,
+        bo.client_order_id,
+        bo.id,
+        bo.status.value,
+        bo.filled_qty,
+        bo.filled_avg_price,
+        bo.to_dict(),
+        ts,
+        reason=reason,
     )
 
 
