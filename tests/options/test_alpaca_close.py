@@ -63,6 +63,32 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
         trading.stop()
 
 
+async def _close_one_unit_of_two(
+    trading: FakeAlpacaTrading,
+    ctx: Ctx,
+    eng: OptionsEngine,
+    book: Book,
+    structure_id: str,
+    analysis: SimpleNamespace,
+) -> None:
+    """Close ``structure_id`` (2 units) where the short leg offers 1: part filled, then stalled.
+
+    The close fills 1 unit; a cycle later, with no more filled, its rest is cancelled and
+    reconcile trims the structure to the 1 unit Alpaca still holds.
+    """
+    raw = analysis.chain
+    cycle = OptionsCycle("options", NOW)
+    await manage_one(eng, ctx, book, book.held[structure_id], analysis, raw, None, cycle)
+    (first,) = [o for o in trading.orders.values() if o["qty"] == "2"]
+    assert first["status"] == "partially_filled"
+    for minutes in (0, 5):
+        ctx.clock.set(NOW + timedelta(minutes=minutes))
+        await eng._pending(ctx, book, {"AAPL": raw}, OptionsCycle("options", ctx.clock.now()))
+    assert first["status"] == "canceled"
+    await eng._reconcile(ctx, book)
+    assert book.held[structure_id].units == 1
+
+
 def _chain(quotes: dict[str, tuple[str, str]]) -> pd.DataFrame:
     """Return raw chain rows for AAPL calls expiring ``EXPIRY`` (a flat 30 % vol)."""
     return pd.DataFrame(
@@ -148,18 +174,8 @@ async def test_a_close_that_stalls_part_filled_sends_its_rest_again(
     analysis = SimpleNamespace(spot=192.01, as_of=NOW, surface=None, summary=dict, chain=raw)
     eng = OptionsEngine(OptionsConfig.load(None, {}))
     try:
-        await manage_one(
-            eng, ctx, book, book.held["bc-2"], analysis, raw, None, OptionsCycle("options", NOW)
-        )
-        (first,) = [o for o in trading.orders.values() if o["qty"] == "2"]
-        assert first["status"] == "partially_filled"
-        for minutes in (0, 5):
-            ctx.clock.set(NOW + timedelta(minutes=minutes))
-            await eng._pending(ctx, book, {"AAPL": raw}, OptionsCycle("options", ctx.clock.now()))
-        assert first["status"] == "canceled"
+        await _close_one_unit_of_two(trading, ctx, eng, book, "bc-2", analysis)
         assert (trading.positions[SHORT_CALL][0], trading.positions[LONG_CALL][0]) == (-1, 1)
-        await eng._reconcile(ctx, book)
-        assert book.held["bc-2"].units == 1
         later = OptionsCycle("options", ctx.clock.now())
         await manage_one(eng, ctx, book, book.held["bc-2"], analysis, raw, None, later)
     finally:
@@ -197,17 +213,7 @@ async def test_the_rest_of_a_part_filled_take_profit_closes_under_the_same_rule(
     analysis = SimpleNamespace(spot=185.01, as_of=NOW, surface=None, summary=dict, chain=raw)
     eng = OptionsEngine(OptionsConfig.load(None, {}))
     try:
-        await manage_one(
-            eng, ctx, book, book.held["bc-3"], analysis, raw, None, OptionsCycle("options", NOW)
-        )
-        (first,) = [o for o in trading.orders.values() if o["qty"] == "2"]
-        assert first["status"] == "partially_filled"
-        for minutes in (0, 5):
-            ctx.clock.set(NOW + timedelta(minutes=minutes))
-            await eng._pending(ctx, book, {"AAPL": raw}, OptionsCycle("options", ctx.clock.now()))
-        assert first["status"] == "canceled"
-        await eng._reconcile(ctx, book)
-        assert book.held["bc-3"].units == 1
+        await _close_one_unit_of_two(trading, ctx, eng, book, "bc-3", analysis)
         trading.set_quote(SHORT_CALL, "1.60", "1.60")
         trading.set_quote(LONG_CALL, "0.30", "0.30")
         moved = _chain({SHORT_CALL: ("1.60", "1.60"), LONG_CALL: ("0.30", "0.30")})
