@@ -355,7 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="mode, broker, regime, positions, P&L, orders, last cycle")
     w = sub.add_parser("why", help="the reasons on record for a symbol")
     w.add_argument("symbol")
-    w.add_argument("--at", help="ISO time (default: the latest)")
+    w.add_argument(
+        "--at",
+        help="ISO time, naive ones in UTC; a bare date (YYYY-MM-DD) is the end of that "
+        "session, 16:00 New York (default: the latest)",
+    )
     for name, what in ((HALT, "stop new orders"), (RESUME, "allow orders again")):
         c = sub.add_parser(name, help=what)
         c.add_argument("--reason", default=f"operator {name}")
@@ -383,6 +387,21 @@ def _parsed(flag: str, parse: Callable[[str], T], what: str, text: str | None) -
         raise ValueError(f"{flag}: not {what}: {text!r}") from None
 
 
+def _as_of(text: str) -> datetime:
+    """Return ``--at``'s time: a bare date is that session's end, a naive time is UTC.
+
+    The runner journals a day's signals and orders during the session, so midnight of the date
+    would come before all of them.
+    """
+    from v28quant.calendar import regular_close
+
+    try:
+        return regular_close(date.fromisoformat(text))
+    except ValueError:
+        at = datetime.fromisoformat(text)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one operator command; return the exit status (2 on a bad argument)."""
     args = build_parser().parse_args(argv)
@@ -396,13 +415,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         at_text, day_text = getattr(args, "at", None), getattr(args, "day", None)
-        at = _parsed("--at", datetime.fromisoformat, "an ISO time", at_text)
+        at = _parsed("--at", _as_of, "an ISO time", at_text)
         day = _parsed("--day", date.fromisoformat, "a date (YYYY-MM-DD)", day_text)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
     try:
         journal = Journal(path)
     except JournalError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from v28quant.cli import main as cli_main
 from v28quant.journal import Journal
+from v28quant.signals import Signal
 
 
 def _keyless_journal(path: Path, mtime: float) -> Path:
@@ -166,3 +167,24 @@ def test_another_programs_sqlite_file_is_refused_and_left_alone(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: journal {other} is not a v28quant journal"), line
     assert _tables(other) == ["operation_logs"]
+
+
+def _signal(j: Journal, symbol: str, at: datetime, value: float) -> None:
+    j.record_signal(Signal("momentum", symbol, value, 0.5, {"ret_20d": value}, at))
+
+
+def test_why_at_a_bare_date_answers_as_of_that_sessions_close(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--at 2022-12-28`` is 16:00 New York that day (21:00Z): its 20:45Z signal, not the next."""
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as j:
+        _signal(j, "AAPL", datetime(2022, 12, 28, 20, 45, tzinfo=UTC), 0.25)
+        _signal(j, "AAPL", datetime(2022, 12, 29, 20, 45, tzinfo=UTC), -0.75)
+    assert cli_main(["--journal", str(path), "why", "AAPL", "--at", "2022-12-28"]) == 0
+    out = capsys.readouterr().out
+    assert "value +0.250" in out
+    assert "value -0.750" not in out
+    # a date-time stays as given: 15:00Z on the 28th is before the day's signal
+    assert cli_main(["--journal", str(path), "why", "AAPL", "--at", "2022-12-28T15:00Z"]) == 1
+    assert capsys.readouterr().out.splitlines() == ["no signals journaled for AAPL"]
