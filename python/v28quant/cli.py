@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        journal = Journal(path)
+        journal = Journal(path, create=False)  # a control only a new file holds stops nothing
     except JournalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

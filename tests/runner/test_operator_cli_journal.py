@@ -188,3 +188,28 @@ def test_why_at_a_bare_date_answers_as_of_that_sessions_close(
     # a date-time stays as given: 15:00Z on the 28th is before the day's signal
     assert cli_main(["--journal", str(path), "why", "AAPL", "--at", "2022-12-28T15:00Z"]) == 1
     assert capsys.readouterr().out.splitlines() == ["no signals journaled for AAPL"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status"],
+        ["why", "AAPL"],
+        ["report"],
+        ["halt"],
+        ["resume"],
+        ["flatten"],
+        ["accept-positions", "--reason", "checked"],
+    ],
+)
+def test_an_empty_file_is_no_journal_and_is_left_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """A halt written to a file no runner reads would stop nothing: refused, nothing written."""
+    empty = tmp_path / "e.sqlite"
+    empty.touch()
+    assert cli_main(["--journal", str(empty), *argv]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: journal {empty} is not a v28quant journal"), line
+    assert empty.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.sqlite"]  # no -wal, no -shm

@@ -56,6 +56,8 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
     ----------
     path : str or Path
         The database file; created (with its schema) if missing, migrated if older.
+    create : bool
+        False to refuse a missing or empty file instead (see ``JournalStore``).
     """
 
     def __enter__(self) -> Journal:

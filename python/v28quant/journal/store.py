@@ -37,9 +37,13 @@ class JournalStore:
     ----------
     path : str or Path
         The database file.
+    create : bool
+        Whether a missing or empty file becomes a new journal; when False (readers and the
+        operator's controls, which act only through a journal some runner reads) it is refused
+        and left as it is.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
@@ -47,10 +51,11 @@ class JournalStore:
             raise JournalError(f"journal {self.path} is a directory; give the journal file's path")
         try:
             self._db = sqlite3.connect(
-                str(self.path),
+                str(self.path) if create else f"{self.path.resolve().as_uri()}?mode=rw",
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=BUSY_TIMEOUT_S,
+                uri=not create,
             )
         except sqlite3.OperationalError as exc:  # a missing folder, no permission
             raise JournalError(f"journal {self.path} cannot be opened: {exc}") from None
@@ -68,6 +73,12 @@ class JournalStore:
             )
         if version == 0:
             self._refuse_foreign_tables()
+            if not create:
+                self._db.close()
+                raise JournalError(
+                    f"journal {self.path} is not a v28quant journal (it holds no tables; "
+                    "the runner creates its journal at its first start); give the journal's path"
+                )
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise RuntimeError(f"journal {self.path}: could not switch to WAL mode ({mode})")
