@@ -127,7 +127,7 @@ def status(journal: Journal) -> list[str]:
         out.append("last start: none journaled")
     state = halt_state(journal)
     out.append(
-        f"kill switch: HALTED since {state.since} by {state.by}: {state.reason}"
+        f"kill switch: HALTED since {state.since:%Y-%m-%d %H:%M}Z by {state.by}: {state.reason}"
         + (" (flatten pending)" if state.flatten_pending else "")
         if state.halted
         else "kill switch: off (trading allowed)"

@@ -213,3 +213,16 @@ def test_an_empty_file_is_no_journal_and_is_left_empty(
     assert line.startswith(f"error: journal {empty} is not a v28quant journal"), line
     assert empty.stat().st_size == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.sqlite"]  # no -wal, no -shm
+
+
+def test_status_gives_the_halts_time_in_the_clis_style(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    at = datetime(2026, 12, 7, 9, 35, 43, 830913, tzinfo=UTC)
+    with Journal(path) as j:
+        reasoning = {"reason": "bad fills", "by": "operator"}
+        j.record_decision("risk-halt-1", "risk", "kill_switch", "*", "halt", reasoning, at)
+    assert cli_main(["--journal", str(path), "status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "kill switch: HALTED since 2026-12-07 09:35Z by operator: bad fills" in out
