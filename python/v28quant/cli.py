@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -230,12 +231,36 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
             if "target_qty" in r and "target_weight" in r
             else ""
         )
-        fill = f" {o['filled_qty']} @ {o['filled_avg_price']}" if o["filled_avg_price"] else ""
         lines.append(
             f"  last order {o['intent_ts']:%Y-%m-%d %H:%M}Z by {o['engine']}/{o['strategy']}: "
-            f"{o['action']}{target} -> {o['status']}{fill} ({o['client_order_id']})"
+            f"{_order_text(o)}{target} -> {o['status']}{_fill_text(o)} ({o['client_order_id']})"
         )
     return lines
+
+
+def _is_spread(order: dict[str, Any]) -> bool:
+    return bool(order["request"].get("kind") == "mleg")
+
+
+def _order_text(order: dict[str, Any]) -> str:
+    """Return what the order asked: a spread as its open, close or roll of the strategy."""
+    if not _is_spread(order):
+        return str(order["action"])
+    moves = {leg["intent"].split("_to_")[1] for leg in order["request"]["legs"]}
+    move = moves.pop() if len(moves) == 1 else "roll"  # a roll closes legs and opens others
+    return f"{move} {order['strategy']} x{order['request']['qty']}"
+
+
+def _fill_text(order: dict[str, Any]) -> str:
+    """Return the fill: a spread's net per share signed as the venue signs it (+ debit)."""
+    price = order["filled_avg_price"]
+    if not price:
+        return ""
+    if not _is_spread(order):
+        return f" {order['filled_qty']} @ {price}"
+    net = Decimal(str(price))
+    paid = "debit" if net > 0 else "credit"
+    return f" {order['filled_qty']} at a {abs(net):.2f} {paid} per share"
 
 
 def _last_hold(journal: Journal, symbol: str, at: datetime | None) -> list[str]:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from v28quant.broker.ownership import Owner
+from v28quant.broker.requests import Leg, OrderRequest, request_hash
 from v28quant.cli import main as cli_main
 from v28quant.journal import Journal
 from v28quant.signals import Signal
@@ -226,3 +228,61 @@ def test_status_gives_the_halts_time_in_the_clis_style(
     assert cli_main(["--journal", str(path), "status"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "kill switch: HALTED since 2026-12-07 09:35Z by operator: bad fills" in out
+
+
+SHORT_PUT, LONG_PUT = "SPY230120P00380000", "SPY230120P00370000"
+NEXT_SHORT, NEXT_LONG = "SPY230217P00380000", "SPY230217P00370000"
+
+
+def _spread_order(j: Journal, key: str, legs: list[Leg], at: datetime, filled_net: str) -> None:
+    """Journal a filled bull put order as the executor does, at ``filled_net`` per share."""
+    req = OrderRequest.multileg(legs, 1, "-1.00", owner=Owner("options", "bull_put", key))
+    j.admit_order(
+        client_order_id=req.client_order_id,
+        engine="options",
+        strategy="bull_put",
+        decision_id=key,
+        symbol=",".join(leg.occ_symbol for leg in legs),
+        request=req.to_dict(),
+        request_hash=request_hash(req),
+        reasoning={},
+        ts=at,
+    )
+    j.record_order_update(req.client_order_id, f"b-{key}", "filled", "1", filled_net, {}, at)
+
+
+def test_why_says_what_a_spread_order_did_and_its_net_as_a_credit_or_debit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The venue signs a multi-leg net per share: positive a debit paid, negative a credit."""
+    path = tmp_path / "journal.sqlite"
+    t1, t2, t3 = (datetime(2022, 12, d, 20, 45, tzinfo=UTC) for d in (27, 28, 29))
+    with Journal(path) as j:
+        _signal(j, "SPY:IV", t1, -0.5)
+        opening = [
+            Leg(SHORT_PUT, 1, "sell", "sell_to_open"),
+            Leg(LONG_PUT, 1, "buy", "buy_to_open"),
+        ]
+        _spread_order(j, "open-1", opening, t1, "-1.2")
+        rolling = [
+            Leg(SHORT_PUT, 1, "buy", "buy_to_close"),
+            Leg(LONG_PUT, 1, "sell", "sell_to_close"),
+            Leg(NEXT_SHORT, 1, "sell", "sell_to_open"),
+            Leg(NEXT_LONG, 1, "buy", "buy_to_open"),
+        ]
+        _spread_order(j, "roll-1", rolling, t2, "-0.79")
+        closing = [
+            Leg(NEXT_SHORT, 1, "buy", "buy_to_close"),
+            Leg(NEXT_LONG, 1, "sell", "sell_to_close"),
+        ]
+        _spread_order(j, "close-1", closing, t3, "0.35")
+    answers = {}
+    for day in ("2022-12-27", "2022-12-28", "2022-12-29"):
+        assert cli_main(["--journal", str(path), "why", "SPY", "--at", day]) == 0
+        (answers[day],) = (ln for ln in capsys.readouterr().out.splitlines() if "last order" in ln)
+    assert (
+        "by options/bull_put: open bull_put x1 -> filled 1 at a 1.20 credit per share"
+        in (answers["2022-12-27"])
+    )
+    assert "roll bull_put x1 -> filled 1 at a 0.79 credit per share" in answers["2022-12-28"]
+    assert "close bull_put x1 -> filled 1 at a 0.35 debit per share" in answers["2022-12-29"]

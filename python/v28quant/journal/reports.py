@@ -198,12 +198,14 @@ class ReportQueries(JournalStore):
         An order counts when its decision names the stock itself or OCC contracts on it as the
         underlying (an options structure's decision names its legs). Each row: the order's
         ``client_order_id, engine, strategy, status, filled_qty, filled_avg_price, intent_ts``
-        and its decision's ``action``, ``symbol`` and ``reasoning`` (dict).
+        and ``request`` (dict), and its decision's ``action``, ``symbol`` and ``reasoning``
+        (dict).
         """
         contract = _contract_glob(symbol)
         rows = self._read(
             "SELECT o.client_order_id, o.engine, o.strategy, o.status, o.filled_qty, "
-            "o.filled_avg_price, o.intent_ts, d.action, d.symbol, d.reasoning FROM orders o "
+            "o.filled_avg_price, o.intent_ts, o.request, d.action, d.symbol, d.reasoning "
+            "FROM orders o "
             "JOIN decisions d ON d.decision_id = o.decision_id "
             "WHERE (d.symbol = ? OR d.symbol GLOB ?) AND o.intent_ts <= ? "
             "ORDER BY o.intent_ts DESC, o.rowid DESC LIMIT ?",
@@ -213,6 +215,7 @@ class ReportQueries(JournalStore):
         for r in rows:
             d = dict(r)
             d["intent_ts"] = from_iso(d["intent_ts"])
+            d["request"] = json.loads(d["request"] or "{}")
             d["reasoning"] = json.loads(d["reasoning"])
             out.append(d)
         return out
