@@ -355,8 +355,16 @@ def _views(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     return lines
 
 
+#: ``report``'s answer for a day the exchange did not open (the command then exits 1).
+NO_SESSION = "no session on {} (weekend or holiday)"
+
+
 def report(journal: Journal, day: date | None) -> list[str]:
     """Return the roll-up of ``day`` (default: the day of the latest journaled signal or fill)."""
+    from v28quant.calendar import default_calendar
+
+    if day is not None and default_calendar().session_times(day) is None:
+        return [NO_SESSION.format(day)]
     if day is None:
         fills = journal.fills()
         sig = journal.signals()
@@ -471,7 +479,11 @@ def main(argv: list[str] | None = None) -> int:
             record_control(journal, args.command, args.reason, "operator", datetime.now(UTC))
             lines = [f"{args.command} journaled in {path}: the runner acts on it at its next cycle"]
     print("\n".join(lines))
-    return 1 if lines == [NOTHING_ON_RECORD.format(getattr(args, "symbol", "").upper())] else 0
+    nothing = (
+        NOTHING_ON_RECORD.format(getattr(args, "symbol", "").upper()),
+        NO_SESSION.format(day),
+    )
+    return 1 if len(lines) == 1 and lines[0] in nothing else 0
 
 
 if __name__ == "__main__":

@@ -286,3 +286,17 @@ def test_why_says_what_a_spread_order_did_and_its_net_as_a_credit_or_debit(
     )
     assert "roll bull_put x1 -> filled 1 at a 0.79 credit per share" in answers["2022-12-28"]
     assert "close bull_put x1 -> filled 1 at a 0.35 debit per share" in answers["2022-12-29"]
+
+
+def test_report_on_a_day_without_a_session_says_so_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2022-12-25 was a Sunday (the Christmas holiday fell on Monday the 26th)."""
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as j:
+        _signal(j, "AAPL", datetime(2022, 12, 23, 20, 45, tzinfo=UTC), 0.25)
+    for day in ("2022-12-25", "2022-12-26"):
+        assert cli_main(["--journal", str(path), "report", "--day", day]) == 1
+        assert capsys.readouterr().out.splitlines() == [f"no session on {day} (weekend or holiday)"]
+    assert cli_main(["--journal", str(path), "report", "--day", "2022-12-23"]) == 0
+    assert '"signals": 1,' in capsys.readouterr().out
