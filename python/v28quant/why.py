@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -177,17 +178,30 @@ def render(w: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m v28quant.why SYMBOL [--at TIME] [--journal PATH]``; prints the account."""
     from v28quant.journal import Journal
+    from v28quant.journal.store import JournalError
 
     p = argparse.ArgumentParser(prog="v28quant why", description=__doc__.splitlines()[0])
     p.add_argument("symbol")
     p.add_argument("--at", help="ISO time with zone, e.g. 2024-03-01T15:30:00-05:00")
     p.add_argument("--journal", default=os.environ.get("V28_JOURNAL", "v28_journal.sqlite"))
     args = p.parse_args(argv)
-    at = None if args.at is None else datetime.fromisoformat(args.at)
+    try:
+        at = None if args.at is None else datetime.fromisoformat(args.at)
+    except ValueError as exc:
+        print(f"error: --at {args.at}: {exc}", file=sys.stderr)
+        return 2
+    if at is not None and at.tzinfo is None:
+        print(f"error: --at {args.at}: give its zone, e.g. {args.at}-05:00", file=sys.stderr)
+        return 2
     if not os.path.exists(args.journal):
         print(f"no journal at {args.journal}")
         return 1
-    with Journal(args.journal) as j:
+    try:  # an existing v28quant journal only: an empty or foreign file is left as it is
+        journal = Journal(args.journal, create=False)
+    except JournalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with journal as j:
         try:
             print(explain(j, args.symbol, at)["text"])
         except LookupError as exc:

@@ -222,3 +222,19 @@ def test_why_says_when_the_capm_screen_left_the_stock_out(tmp_path: Path) -> Non
         pfe[-1]
         == "  equity: not in the equity engine's universe at its screen of 2024-03-01 15:00Z"
     )
+
+
+def test_command_line_refuses_an_empty_file_and_a_time_without_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty file is no journal (left empty); a time without its zone is one error line."""
+    empty = tmp_path / "e.sqlite"
+    empty.write_bytes(b"")
+    assert main(["XOM", "--journal", str(empty)]) == 2
+    assert empty.read_bytes() == b""
+    assert "not a v28quant journal" in capsys.readouterr().err
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    assert main(["XOM", "--journal", str(path), "--at", "2024-03-01T15:05:00"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: --at 2024-03-01T15:05:00: give its zone")
