@@ -11,9 +11,10 @@ runs, until ``[offhours] stop_before_premarket_minutes`` before the next 09:00 E
 3. **Bayesian tuning**: ``python -m v28quant.optimization tune --objective backtest`` in a
    child process of its own (the runner's engines through ``run_backtest``; the Optuna study
    beside the journal, continued night after night). It starts no batch of trials in the last
-   quarter of the budget, which its closing walk-forward uses; at the deadline or on a stop
-   signal its process group is terminated (killed at once on a second signal, or when the
-   runner's task is cancelled). The child journals its study and walk-forward; the
+   quarter of its time, which its closing walk-forward uses; ``TERMINATE_GRACE_S`` before the
+   budget's end or on a stop signal its process group is terminated, so that the grace it has
+   to exit ends with the budget (killed at once on a second signal, or when the runner's task
+   is cancelled). The child journals its study and walk-forward; the
    runner journals the night's outcome. Nothing it finds trades before ``v28quant promote``
    and a restart of the runner; ``promote`` needs a passing walk-forward of the tuned
    ``params.json`` on sessions after those the trials saw, the step a passing night names.
@@ -352,8 +353,10 @@ class OffHoursJobs:
         budget = self._budget_s(ctx, until)
         if budget < MIN_TUNE_S:
             return {"status": "skipped", "reason": f"{budget:.0f} s left before the pre-market"}
+        # a child terminated at the end of its time may take the grace to exit: inside the budget
+        child_s = max(0.0, budget - TERMINATE_GRACE_S)
         start = datetime.now(UTC)
-        deadline = start + timedelta(seconds=budget * BATCH_SHARE)
+        deadline = start + timedelta(seconds=child_s * BATCH_SHARE)
         journal = ctx.journal.path.resolve()
         out = journal.parent / "research" / f"offhours-tune-{night}-{start:%Y%m%dT%H%M%SZ}"
         out.mkdir(parents=True, exist_ok=True)
@@ -370,7 +373,7 @@ class OffHoursJobs:
             )
             self._child = proc
             try:
-                ended = await self._wait(proc, budget, stop)
+                ended = await self._wait(proc, child_s, stop)
             finally:
                 self.kill_child()  # cancelled or failed while waiting: leave no orphan
                 self._child = None
@@ -394,7 +397,10 @@ class OffHoursJobs:
 
     @staticmethod
     async def _wait(proc: asyncio.subprocess.Process, budget: float, stop: asyncio.Event) -> str:
-        """Wait for the child; terminate it at the budget or on a stop. Returns how it ended."""
+        """Wait for the child; terminate it after ``budget`` s or on a stop. Returns how it ended.
+
+        ``budget`` leaves out ``TERMINATE_GRACE_S``: the child's time, not the night's.
+        """
         waiter = asyncio.ensure_future(proc.wait())
         stopper = asyncio.ensure_future(stop.wait())
         try:

@@ -232,9 +232,10 @@ async def test_tuning_past_its_budget_is_terminated(
     code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
     monkeypatch.setattr(offhours, "tune_argv", lambda *a: [sys.executable, "-c", code])
     monkeypatch.setattr(offhours, "MIN_TUNE_S", 1.0)
+    monkeypatch.setattr(offhours, "TERMINATE_GRACE_S", 1.0)
     now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
     ctx = _ctx(tmp_path, now)
-    jobs = _jobs(ctx, tune_max_minutes=0.05)  # 3 s of wall-clock budget
+    jobs = _jobs(ctx, tune_max_minutes=0.05)  # 3 s of wall-clock budget, 2 s of it the child's
     summary = await jobs.run(ctx, [], now + timedelta(hours=10), asyncio.Event())
     assert summary["tuning"]["status"] == "cut"
     assert summary["tuning"]["reason"] == "deadline before the pre-market"
@@ -488,4 +489,49 @@ async def test_a_passing_night_points_to_a_held_out_walk_forward_not_to_promote(
     (line,) = [r.getMessage() for r in caplog.records if "off-hours tuning: PASS" in r.getMessage()]
     assert "promote --report" not in line
     assert f"walk-forward --objective backtest --params {out / 'params.json'}" in line
+    ctx.journal.close()
+
+
+@pytest.mark.asyncio
+async def test_a_terminated_tuning_child_has_its_grace_inside_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no margin before the pre-market, SIGTERM's grace must not run into it.
+
+    Reference: the night's length on the simulated clock (17:00 to 03:00, 36 000 s) less
+    ``TERMINATE_GRACE_S``, against the timeout the runner waits on the child with and the
+    ``--deadline`` the child is given (its batches end at ``BATCH_SHARE`` of its own time).
+    """
+    import asyncio
+
+    from v28quant.offhours import BATCH_SHARE, TERMINATE_GRACE_S
+
+    argvs: list[list[str]] = []
+    waits: list[float] = []
+    real_argv = offhours.tune_argv
+
+    def child(*args: Any) -> list[str]:
+        argvs.append(real_argv(*args))
+        return [sys.executable, "-c", "pass"]
+
+    async def wait(proc: Any, budget: float, stop: asyncio.Event) -> str:
+        waits.append(budget)
+        await proc.wait()
+        return "recorded"
+
+    monkeypatch.setattr(offhours, "tune_argv", child)
+    monkeypatch.setattr(OffHoursJobs, "_wait", staticmethod(wait))
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = _ctx(tmp_path, now)
+    jobs = _jobs(ctx, stop_before_premarket_minutes=0, tune_max_minutes=0.0)
+    before = datetime.now(ET)
+    summary = await jobs.run(ctx, [], now + timedelta(hours=10), asyncio.Event())
+    after = datetime.now(ET)
+    assert summary["tuning"]["budget_s"] == 36_000.0
+    child_s = 36_000.0 - TERMINATE_GRACE_S
+    assert waits == [child_s]
+    (argv,) = argvs
+    deadline = datetime.fromisoformat(argv[argv.index("--deadline") + 1])
+    share = timedelta(seconds=child_s * BATCH_SHARE)
+    assert before + share <= deadline <= after + share
     ctx.journal.close()
