@@ -189,7 +189,14 @@ def _section(cls: type[Any], table: dict[str, Any], name: str) -> Any:
     return cls(**values)
 
 
-def _check(cfg: RunConfig) -> None:
+def check_config(cfg: RunConfig) -> None:
+    """Check every value of ``cfg`` against its valid range (``defaults.toml`` documents them).
+
+    Raises
+    ------
+    SettingsError
+        One line naming the first value out of range, as ``[section] key: must be ...``.
+    """
     checks = [
         (0 <= cfg.aggregator.min_confidence <= 1, "[aggregator] min_confidence: must be in [0, 1]"),
         (0 <= cfg.paper.min_confidence <= 1, "[paper] min_confidence: must be in [0, 1]"),
@@ -270,7 +277,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
         offhours=_section(OffHoursConfig, merged.get("offhours", {}), "offhours"),
         source=None if path is None else Path(path).resolve(),
     )
-    _check(cfg)
+    check_config(cfg)
     paper = cfg.paper
     if paper.options_min_confidence > paper.min_confidence:  # said, not silently lowered
         log.warning(
@@ -291,6 +298,7 @@ __all__ = [
     "PaperConfig",
     "RunConfig",
     "RunnerConfig",
+    "check_config",
     "defaults",
     "load_config",
 ]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from v28quant.broker.errors import AuthenticationError
 from v28quant.calendar import ExchangeCalendar, default_calendar
-from v28quant.config import EquityConfig, RunConfig, load_config
+from v28quant.config import EquityConfig, RunConfig, check_config, load_config
 from v28quant.engines import Engine, EngineContext, fills_announced_by
 from v28quant.errors import describe_error
 from v28quant.execution.lock import JournalLock, JournalLocked
@@ -109,6 +109,29 @@ def _promoted(journal: Path, scope: dict[str, Any]) -> PromotedSet | None:
         return load_promoted(journal, scope)
     except PromotionRefused as exc:
         raise SettingsError(f"promoted parameters: {exc}") from None
+
+
+def _apply_promoted(cfg: RunConfig, promoted: PromotedSet) -> tuple[RunConfig, dict[str, Any]]:
+    """Return ``cfg`` with the promoted set applied, and its ``[equity]`` overrides.
+
+    The applied values pass the checks every TOML value passes: the search space's ranges
+    are the tuner's, not the settings' own.
+
+    Raises
+    ------
+    SettingsError
+        A promoted value outside its setting's valid range, naming the setting and the file.
+    """
+    cfg, equity = apply_params(cfg, promoted.params)
+    cfg = dataclasses.replace(cfg, equity=dataclasses.replace(cfg.equity, **equity))
+    try:
+        check_config(cfg)
+    except SettingsError as exc:
+        raise SettingsError(
+            f"promoted parameters: {promoted.path}: {exc} (walk-forward and promote a set "
+            "within it, or remove the file)"
+        ) from None
+    return cfg, equity
 
 
 def _parameters_line(promoted: PromotedSet | None, cfg: RunConfig, mode: str) -> str:
@@ -395,8 +418,7 @@ def _run_locked(
         }
         promoted = _promoted(journal_path, scope)
         if promoted is not None:
-            cfg, params = apply_params(cfg, promoted.params)
-            cfg = dataclasses.replace(cfg, equity=dataclasses.replace(cfg.equity, **params))
+            cfg, params = _apply_promoted(cfg, promoted)
     parameters: dict[str, Any] = {"source": "configured"}
     if promoted is not None:
         parameters = {

@@ -372,3 +372,58 @@ def test_a_walk_forward_report_that_is_not_a_report_is_refused_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("error: promoted parameters:")
+
+
+def test_a_promoted_value_the_settings_refuse_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The promoted set passes the checks every TOML value passes, whatever the search space.
+
+    A search space whose range reaches past a setting's (here ``equity.max_weight`` down to 0,
+    the settings' ``(0, 1]`` excluding it) must not put that value into trading. Reference:
+    ``defaults.toml``'s documented range, as the error line states it.
+    """
+    import dataclasses
+
+    from v28quant.optimization import backtest_objective
+    from v28quant.optimization.space import SearchSpace
+    from v28quant.settings import SettingsError
+
+    shipped = backtest_space()
+    wider = SearchSpace(
+        tuple(
+            dataclasses.replace(p, low=0.0) if p.name == "equity.max_weight" else p
+            for p in shipped.params
+        )
+    )
+    monkeypatch.setattr(backtest_objective, "backtest_space", lambda: wider)
+    monkeypatch.chdir(tmp_path)
+    for var in ("V28_CONFIG", "V28_JOURNAL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    journal = tmp_path / "j.sqlite"
+    params = wider.validate({**CHOSEN, "equity.max_weight": 0.0})
+    edge = PlantedEdge()
+    edge.space = wider
+    report = WalkForwardOptimizer(edge, WindowScheme("anchored", 2, 300, 5))
+    with Journal(journal) as j:
+        now = datetime.now(UTC)
+        save_report(report.run_fixed(params), tmp_path / "wf", j, now, now)
+        promote(tmp_path / "wf", j)
+    path = journal.with_name(PROMOTED_FILE)
+    assert json.loads(path.read_text())["params"]["equity.max_weight"] == 0.0
+    built: list[RunConfig] = []
+
+    def engines(cfg: RunConfig, equity: dict[str, Any]) -> list[Quiet]:
+        built.append(cfg)
+        return [Quiet()]
+
+    settings, cfg = load_config(None, journal_path=journal)
+    args = RunArgs("paper", None, UNIVERSE, journal, None, None, None, True, "INFO", None)
+    with pytest.raises(SettingsError, match=r"\[equity\] max_weight: must be in \(0, 1\]"):
+        run_with(args, settings, cfg, engines=engines)
+    assert built == []  # refused before any engine was made with it
+    argv = ["--mode", "paper", "--once", "--journal", str(journal), "--universe", "AAPL,JPM,MSFT"]
+    assert build_and_run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"error: promoted parameters: {path}: [equity] max_weight")
