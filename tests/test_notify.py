@@ -79,11 +79,18 @@ async def test_null_notifier_and_factory() -> None:
         DiscordNotifier("not a url")
 
 
-async def test_long_content_is_truncated(discord: FakeDiscord) -> None:
+async def test_a_notice_over_discords_limit_is_cut_with_a_visible_mark(
+    discord: FakeDiscord,
+) -> None:
+    # Discord takes at most 2,000 characters: a longer notice is cut to fit and says so at its
+    # end; one of exactly 2,000 goes out whole.
     n = DiscordNotifier(discord.webhook_url, min_interval=0.0)
     n.notify("x" * 5000)
+    n.notify("y" * 2000)
     await n.aclose()
-    assert len(discord.received[0]["content"]) == 2000
+    cut, whole = (m["content"] for m in discord.received)
+    assert cut == "x" * (2000 - len(" …(cut)")) + " …(cut)"
+    assert whole == "y" * 2000
 
 
 def test_sender_restarts_under_a_second_event_loop(discord: FakeDiscord) -> None:

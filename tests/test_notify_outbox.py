@@ -100,6 +100,21 @@ def test_a_notice_a_dead_process_left_unsent_goes_out_late_once(
     assert len(discord.received) == 1
 
 
+def test_a_late_notice_pushed_over_discords_limit_by_its_prefix_says_it_was_cut(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    # A notice of 1,990 characters fits; the restart's "delayed" prefix pushes it over 2,000,
+    # so it goes out cut to fit, with the mark at its end.
+    path = tmp_path / "j.sqlite"
+    text = "z" * 1990
+    die_with_unsent(path, text)
+    [kept] = rows(path)
+    assert start_and_stop(path, discord.webhook_url) == 1
+    mark = " …(cut)"
+    [late] = [m["content"] for m in discord.received]
+    assert late == delayed(kept["queued_ts"], text)[: 2000 - len(mark)] + mark
+
+
 def test_a_notice_discord_refuses_is_given_up_and_never_resent(
     tmp_path: Path, discord: FakeDiscord
 ) -> None:

@@ -4,7 +4,8 @@
 puts the message on a bounded queue and returns at once, so the trading loop is never blocked
 and never sees an exception from here. When the queue is full the message waits in the outbox
 (below) and is queued, in order, once there is room; without an outbox it is dropped (and
-counted), not awaited.
+counted), not awaited. A notice longer than Discord's 2,000 characters is cut to fit and ends
+with ``CUT_MARK``.
 
 An error notice, or any notice sent with ``notify_quietly`` (the risk gate's denials), identical
 to one sent less than ``REPEAT_QUIET_S`` seconds ago is held back (a condition that persists
@@ -59,6 +60,8 @@ from v28quant.redaction import REDACTED, redact
 
 log = logging.getLogger(__name__)
 DISCORD_MAX_CONTENT = 2000
+#: Ends a notice cut to ``DISCORD_MAX_CONTENT``, so a reader knows its end is missing.
+CUT_MARK = " …(cut)"
 #: Seconds an error (or quiet) notice identical to one already sent is held back.
 REPEAT_QUIET_S = 3600.0
 #: Texts the hold-back remembers at most (the oldest are forgotten first).
@@ -335,7 +338,7 @@ class DiscordNotifier(_Formatting):
         queue is dropped.
         """
         try:
-            text = self._redact(str(content))[:DISCORD_MAX_CONTENT]
+            text = _fit(self._redact(str(content)))
             if self._closing or self._gone or not self._ensure_started():
                 self._keep(text)
                 self.dropped += 1
@@ -657,7 +660,14 @@ def _late(content: str, queued: datetime) -> str:
     """Return the text of a notice sent by a later process than the one that queued it."""
     when = queued.astimezone(ET).strftime("%Y-%m-%d %H:%M")
     prefix = f"(delayed: queued {when} ET by the run that stopped before posting it) "
-    return (prefix + content)[:DISCORD_MAX_CONTENT]
+    return _fit(prefix + content)
+
+
+def _fit(text: str) -> str:
+    """Return ``text`` within Discord's limit, ending with ``CUT_MARK`` where it was cut."""
+    if len(text) <= DISCORD_MAX_CONTENT:
+        return text
+    return text[: DISCORD_MAX_CONTENT - len(CUT_MARK)] + CUT_MARK
 
 
 def make_notifier(
