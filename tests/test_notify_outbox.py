@@ -352,3 +352,35 @@ def test_more_unsent_notices_at_restart_than_the_queue_holds_all_go_out(
     assert [(r["posted_ts"] is not None, r["given_up_reason"]) for r in rows(path)] == [
         (True, None)
     ] * 3
+
+
+def test_notices_waiting_beyond_the_queue_when_a_loop_ends_go_out_under_the_next_loop(
+    tmp_path: Path, discord: FakeDiscord
+) -> None:
+    # A first event loop ends in an outage with notices past the queue's room waiting in the
+    # journal; under the next loop Discord answers: those and the new one all go out, in order.
+    path = tmp_path / "j.sqlite"
+    discord.fail(times=1000, status=503)
+    texts = [f"FILL buy {i} SPY @ 450" for i in range(1, 4)]
+
+    with Journal(path) as journal:
+        notifier = DiscordNotifier(
+            discord.webhook_url, max_queue=1, min_interval=0.0, backoff=0.05, outbox=journal
+        )
+
+        async def first() -> None:
+            for text in texts:
+                assert notifier.notify(text)
+            await asyncio.sleep(0.2)
+
+        async def second() -> None:
+            assert notifier.notify("HALT: max drawdown")
+            await asyncio.sleep(0.5)  # the second loop runs on a while
+            await notifier.aclose(timeout=10)
+
+        asyncio.run(first())
+        discord.recover()
+        asyncio.run(second())
+
+    assert [m["content"] for m in discord.received] == [*texts, "HALT: max drawdown"]
+    assert all(r["posted_ts"] is not None for r in rows(path))

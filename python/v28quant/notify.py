@@ -319,15 +319,28 @@ class DiscordNotifier(_Formatting):
             if not self._task.done() and old.is_running():
                 log.warning("Discord notice dropped: the sender runs on another event loop")
                 return False
-            lost = self._queue.qsize() if self._queue is not None else 0
-            if lost:
-                self.dropped += lost
-                log.warning("Discord: %d notice(s) left unsent by a finished event loop", lost)
+            self._take_over_from_finished_loop()
             log.info("Discord notifier restarted on a new event loop")
         self._queue = asyncio.Queue(self._max_queue)
         self._client = httpx.AsyncClient(timeout=self._timeout)
         self._task = loop.create_task(self._run(), name="discord-notifier")
         return True
+
+    def _take_over_from_finished_loop(self) -> None:
+        """Pick up what the sender of a finished event loop left unsent.
+
+        With an outbox, what its queue held and what waited behind it are all there, unsent:
+        the new sender reads them back, in order, before anything new. Without one, what its
+        queue held is lost.
+        """
+        if self._outbox is not None:
+            self._last_queued_id = 0
+            self._backlog = True
+            return
+        lost = self._queue.qsize() if self._queue is not None else 0
+        if lost:
+            self.dropped += lost
+            log.warning("Discord: %d notice(s) left unsent by a finished event loop", lost)
 
     def notify(self, content: str) -> bool:
         """Queue a notice; returns False (and counts it) if it was dropped. Never raises.
@@ -401,6 +414,12 @@ class DiscordNotifier(_Formatting):
         if len(waiting) > room:
             self._backlog = True
 
+    async def _queue_backlog(self) -> None:
+        """Once the queue is empty, queue what waits in the outbox behind it (``_refill``)."""
+        assert self._queue is not None
+        while self._backlog and self._queue.empty():
+            await self._refill()
+
     def _put(self, notice_id: int | None, text: str) -> None:
         assert self._queue is not None
         self._queue.put_nowait((notice_id, text))
@@ -466,13 +485,13 @@ class DiscordNotifier(_Formatting):
 
     async def _run(self) -> None:
         assert self._queue is not None
+        await self._queue_backlog()  # what a finished loop's sender left
         while True:
             notice_id, content = await self._queue.get()
             self._in_flight = True
             try:
                 await self._send(notice_id, content)
-                while self._backlog and self._queue.empty():
-                    await self._refill()
+                await self._queue_backlog()
             finally:
                 self._in_flight = False
                 self._queue.task_done()

@@ -1,7 +1,8 @@
 """Loopback Discord webhook receiver for tests.
 
 Accepts ``POST /api/webhooks/{id}/{token}`` with a JSON body and answers 204, recording the body.
-``fail(times, status)`` answers the next ``times`` posts with that server error (an outage).
+``fail(times, status)`` answers the next ``times`` posts with that server error (an outage;
+``recover()`` ends it early).
 ``rate_limit(times, retry_after, global_limit)`` answers the next ``times`` posts with Discord's 429
 shape (``{"message": "You are being rate limited.", "retry_after": <float s>, "global": false}``
 plus ``Retry-After`` and ``X-RateLimit-*`` headers; the global limit says ``"global": true`` and
@@ -54,6 +55,11 @@ class FakeDiscord:
     def fail(self, times: int = 1, status: int = 503) -> None:
         with self._lock:
             self._pending_errors.extend([status] * times)
+
+    def recover(self) -> None:
+        """End an outage: the errors ``fail`` still had pending are not answered."""
+        with self._lock:
+            self._pending_errors.clear()
 
     def delete_webhook(self) -> None:
         with self._lock:
