@@ -107,6 +107,9 @@ class Recorder:
         self.placed.append(decision)
         return SimpleNamespace(status="accepted")
 
+    def sending(self) -> frozenset[str]:
+        return frozenset()  # each place returns with the venue's answer
+
 
 class Allow:
     limits = RiskLimits()

@@ -487,12 +487,15 @@ class EquityEngine:
 
         Orders are sized as target minus the position: the rest of an order still working (a
         partial fill, a market order accepted before the open) would be ordered a second time.
+        An order still being sent counts too: a cycle cut off at its time limit leaves its send
+        going on (``Executor.place``), and the venue lists the order only once it takes it.
         """
-        return {
+        at_venue = {
             o.symbol
             for o in await ctx.broker.orders("open")
             if o.symbol and not is_occ(o.symbol) and o.owner is not None
         }
+        return at_venue | _stocks_being_sent(ctx)
 
     @staticmethod
     def _decision(request: OrderRequest, reasoning: dict[str, Any], price: Decimal) -> Any:
@@ -512,6 +515,13 @@ class EquityEngine:
         self._holds.clear()
         if self.learning is not None:
             await self.learning.after_session(ctx.journal, ctx.now)
+
+
+def _stocks_being_sent(ctx: EngineContext) -> set[str]:
+    """Return the stocks of the journal's open orders whose send is under way."""
+    sending = ctx.executor.sending()
+    requests = (o["request"] for o in ctx.journal.open_orders() if o["client_order_id"] in sending)
+    return {str(r["symbol"]) for r in requests if r and r["symbol"] and not is_occ(r["symbol"])}
 
 
 def _sizable(vol: float | None) -> bool:

@@ -222,6 +222,14 @@ class Executor(OrderRecorder):
             if not sending:  # a send in progress leaves the in-flight set when it ends
                 self._in_flight.discard(cid)
 
+    def sending(self) -> frozenset[str]:
+        """Return the client order ids being placed now, by any executor on this journal.
+
+        A send goes on after its caller was cancelled (``_send_to_the_end``): until the venue
+        takes the request, only this set knows the order may yet land.
+        """
+        return frozenset(self._in_flight)
+
     async def _admit_probe(self, decision: Decision, digest: str, probe: bool) -> str | None:
         """``_admit``; a ``probe`` not admitted is withdrawn, so that another order may probe."""
         refused: str | None = "not admitted"
