@@ -69,6 +69,9 @@ async def test_the_keyed_feed_follows_the_venue_clock_not_the_host_clock(
             await venue.feed.closing_price("SPY", SESSION)
         trading.now = FINAL
         data.now = FINAL + timedelta(seconds=1)  # the request reaches the data API a moment later
+        # the venue's time moved 15 minutes between two reads, faster than the host's: a jump
+        # that far is adopted once a second read confirms it (``VenueClock``)
+        await venue.venue_clock.refresh()
         await venue.venue_clock.refresh()
         close = await venue.feed.closing_price("SPY", SESSION)
     finally:
