@@ -138,6 +138,25 @@ class Ctx:
         return self.clock.now()
 
 
+async def otm_strip(ctx: Ctx, kind: str, away: float, min_days: int = 21) -> tuple[Any, pd.Series]:
+    """Return the first SPY expiry ``min_days`` or more out and its out-of-the-money contracts.
+
+    ``kind`` contracts at least ``away`` (a fraction of spot) out of the money, by strike:
+    calls above spot, puts below.
+    """
+    chain = await ctx.feed.option_chain("SPY")
+    spot = float((await ctx.feed.quote("SPY")).mid)
+    start = ctx.now.date()
+    expiry = min(e for e in set(chain["expiry"]) if (e.date() - start).days >= min_days)
+    otm = (
+        chain["strike"] >= spot * (1 + away)
+        if kind == "call"
+        else chain["strike"] <= spot * (1 - away)
+    )
+    rows = chain[(chain["expiry"] == expiry) & (chain["type"] == kind) & otm]
+    return expiry, rows.sort_values("strike")["symbol"]
+
+
 def make_world(
     tmp: Path,
     shared: Path,

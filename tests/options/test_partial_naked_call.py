@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from fakes.options_world import make_world
+from fakes.options_world import make_world, otm_strip
 from v28quant.broker import Leg, OrderRequest, Owner
 from v28quant.options.engine import OptionsEngine
 from v28quant.options.lifecycle import Held
@@ -30,13 +30,8 @@ async def test_a_naked_short_call_left_by_a_bear_call_is_bought_back_at_once(
     tmp_path: Path, shared_data: Path
 ) -> None:
     ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways")
-    chain = await ctx.feed.option_chain("SPY")
-    spot = float((await ctx.feed.quote("SPY")).mid)
-    expiry = min(e for e in set(chain["expiry"]) if (e.date() - START.date()).days >= 21)
-    calls = chain[
-        (chain["expiry"] == expiry) & (chain["type"] == "call") & (chain["strike"] >= spot * 1.03)
-    ].sort_values("strike")
-    short, long_ = calls["symbol"].iloc[0], calls["symbol"].iloc[1]
+    expiry, calls = await otm_strip(ctx, "call", 0.03)
+    short, long_ = calls.iloc[0], calls.iloc[1]
     opened = await ctx.broker.submit(
         OrderRequest.multileg(
             [Leg(short, 1, "sell", "sell_to_open"), Leg(long_, 1, "buy", "buy_to_open")],

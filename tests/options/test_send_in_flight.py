@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from fakes.options_world import make_world
+from fakes.options_world import make_world, otm_strip
 from v28quant.broker import Leg, OrderRequest, Owner
 from v28quant.execution import Decision
 from v28quant.options.context import OptionsCycle
@@ -36,13 +36,8 @@ async def test_an_order_still_being_sent_is_not_dropped_as_never_sent(
     tmp_path: Path, shared_data: Path
 ) -> None:
     ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways")
-    chain = await ctx.feed.option_chain("SPY")
-    spot = float((await ctx.feed.quote("SPY")).mid)
-    expiry = min(e for e in set(chain["expiry"]) if (e.date() - START.date()).days >= 21)
-    puts = chain[
-        (chain["expiry"] == expiry) & (chain["type"] == "put") & (chain["strike"] <= spot * 0.97)
-    ].sort_values("strike")
-    short, long_ = puts["symbol"].iloc[-1], puts["symbol"].iloc[-2]
+    expiry, puts = await otm_strip(ctx, "put", 0.03)
+    short, long_ = puts.iloc[-1], puts.iloc[-2]
     req = OrderRequest.multileg(
         [Leg(short, 1, "sell", "sell_to_open"), Leg(long_, 1, "buy", "buy_to_open")],
         1,
