@@ -6,6 +6,7 @@ reader searching either for a leaked secret looks for one string.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,7 @@ def _key_words(name: str) -> list[str]:
     return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
 
 
+@functools.lru_cache(maxsize=4096)  # journal rows repeat a few hundred key names
 def is_secret_name(name: str) -> bool:
     """Whether a field called ``name`` holds a credential (``api_key``, ``X-Api-Key``...).
 
@@ -82,6 +84,8 @@ def redact(obj: Any, path: str = "value", *, secrets: Iterable[str] = ()) -> Any
 
 
 def _redact(obj: Any, path: str, secrets: tuple[str, ...]) -> Any:
+    if obj is None or isinstance(obj, int | float):  # most of a row: checked first, kept
+        return obj
     if isinstance(obj, Mapping):
         out: dict[Any, Any] = {}
         for k, v in obj.items():
