@@ -7,7 +7,8 @@ documents each default):
 * the kill switch: while halted no order that opens or adds to a position passes (cancels are
   not orders and stay allowed; the orders of a ``flatten`` pass, they only close). The account
   watch (``mark``) halts on the daily loss (``max_daily_loss_fraction`` of the previous
-  close's equity where the venue reports it, else of the day's first mark) and the drawdown
+  close's equity: the venue's, else the runner's roll-up of the previous session, else the
+  day's first mark) and the drawdown
   (``max_drawdown_fraction`` of the peak); the operator's resume after such a halt counts that
   limit from the equity at the next mark;
 * per order: quantity (``max_order_qty``) and notional (``max_order_notional``; options at 100
@@ -46,7 +47,7 @@ documents each default):
   and theta after it within the Greek budget ``[options.greeks]``. An order that leaves a Greek
   outside the budget is denied unless it brings that Greek closer to zero.
 
-``RiskGate.mark`` watches the account each cycle: equity below the session's first mark by more
+``RiskGate.mark`` watches the account each cycle: equity below the previous close by more
 than ``max_daily_loss_fraction``, or below its peak by more than ``max_drawdown_fraction``, halts
 trading. The state lives in the journal (``decisions`` rows of engine ``"risk"``), so the
 operator CLI can halt, resume and flatten without the runner running, and a restart keeps a
@@ -243,14 +244,18 @@ def halt_state(journal: Journal) -> HaltState:
     return HaltState(halted, reason, since, by, pending)
 
 
-def _day_start(account: Account) -> Decimal:
-    """Return the equity the day's loss counts from: the previous close where the venue says.
+def _day_start(account: Account, rolled_up: Decimal | None) -> Decimal:
+    """Return the equity the day's loss counts from: the previous close where it is known.
 
-    The venue's previous-close equity counts an overnight gap and the losses of a session the
-    runner joined late; without it, the equity at the day's first mark.
+    The venue's previous-close equity (Alpaca's ``last_equity``) counts an overnight gap and
+    the losses of a session the runner joined late. A venue that reports none (the simulated
+    exchange) has the runner's own roll-up of the previous session, ``rolled_up``: the equity
+    the end-of-day line gave. Without either, the equity at the day's first mark.
     """
     last = account.last_equity
-    return last if last is not None and last > 0 else Decimal(account.equity)
+    if last is not None and last > 0:
+        return last
+    return rolled_up if rolled_up is not None and rolled_up > 0 else Decimal(account.equity)
 
 
 def _last_resume(journal: Journal) -> tuple[str | None, set[str]]:
@@ -330,7 +335,9 @@ class RiskGate:
             start = datetime.combine(day, time(0), ET)
             today = self.journal.decisions(engine=RISK_ENGINE, action=MARK, since=start)
             first = (
-                Decimal(str(today[-1]["reasoning"]["day_start"])) if today else _day_start(account)
+                Decimal(str(today[-1]["reasoning"]["day_start"]))
+                if today
+                else _day_start(account, self._previous_close(day))
             )
             self._m.day, self._m.day_start, self._m.orders = day, first, {}
         self._m.peak = equity if self._m.peak is None else max(self._m.peak, equity)
@@ -367,6 +374,18 @@ class RiskGate:
                 self.journal, HALT, why, "risk_gate", now, equity=str(equity), limit=DRAWDOWN
             )
         return self.state()
+
+    def _previous_close(self, day: date) -> Decimal | None:
+        """Return the equity of the runner's end-of-day roll-up of the session before ``day``."""
+        try:
+            before = self.calendar.previous_session(day)
+        except ValueError:  # outside the calendar's range: no session known before
+            return None
+        rows = self.journal.decisions(
+            engine="runner", action="end_of_day", since=self.calendar.windows(before).session.close
+        )
+        equity = [r["reasoning"]["equity"] for r in rows if r["reasoning"]["day"] == str(before)]
+        return Decimal(str(equity[-1])) if equity else None
 
     def _rebase_on_resume(self, equity: Decimal) -> None:
         """Count a tripped loss limit from ``equity`` once the operator has resumed.

@@ -779,3 +779,44 @@ def test_a_structure_denied_is_journaled_under_its_underlying_and_why_shows_it(
         "denied by the risk gate" in line and "iron_condor" in line and v.reason in line
         for line in lines
     ), lines
+
+
+@pytest.mark.parametrize(("close", "halted"), [("100000", True), ("99990", False)])
+def test_without_the_venues_previous_close_the_days_loss_counts_from_the_runners_roll_up(
+    journal: Journal, close: str, halted: bool
+) -> None:
+    """A venue reporting no ``last_equity`` (the simulated exchange): yesterday's roll-up.
+
+    The runner rolled up 2022-06-14 at 100,000 or 99,990; today's first mark reads 96,999. By
+    hand 3,001 / 100,000 = 3.001 % is past the 3 % limit, 2,991 / 99,990 = 2.991 % is not.
+    Counted from the first mark, the loss would be 0 and the overnight gap never counted.
+    """
+    journal.record_decision(
+        "eod-2022-06-14",
+        "runner",
+        "runner",
+        "*",
+        "end_of_day",
+        {"day": "2022-06-14", "equity": close},
+        datetime(2022, 6, 14, 20, 1, tzinfo=UTC),
+    )
+    state = RiskGate(RiskLimits(), journal).mark(_account("96999"), NOW)
+    assert state.halted is halted
+    day_start = journal.decisions(engine="risk", action="mark")[-1]["reasoning"]["day_start"]
+    assert Decimal(day_start) == Decimal(close)
+
+
+def test_an_older_roll_up_is_not_the_previous_close(journal: Journal) -> None:
+    """A roll-up two sessions back (the runner was down yesterday) is not yesterday's close."""
+    journal.record_decision(
+        "eod-2022-06-13",
+        "runner",
+        "runner",
+        "*",
+        "end_of_day",
+        {"day": "2022-06-13", "equity": "120000"},
+        datetime(2022, 6, 13, 20, 1, tzinfo=UTC),
+    )
+    RiskGate(RiskLimits(), journal).mark(_account("96999"), NOW)
+    day_start = journal.decisions(engine="risk", action="mark")[-1]["reasoning"]["day_start"]
+    assert Decimal(day_start) == Decimal("96999")
