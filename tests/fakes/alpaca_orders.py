@@ -223,6 +223,9 @@ class OrdersMixin:
                     raise _err(422, 40010001, f'asset "{sym}" not found')
                 _bid, ask = self.quotes[sym][:2]
                 have = self.positions.get(sym, [Decimal(0)])[0]
+                if qty != qty.to_integral_value() and not self._asset(sym)["fractionable"]:
+                    # only closing the position (DELETE /v2/positions/{symbol}) sells a fraction
+                    raise _err(422, 42210000, f"asset {sym} is not fractionable")
                 self._validate_stock_side(sym, side, qty, have)
                 opens_short = side == "sell" and have <= 0
                 hold = (limit or ask) if side == "buy" or opens_short else Decimal(0)

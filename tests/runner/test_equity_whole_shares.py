@@ -12,6 +12,7 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,43 @@ async def test_less_than_a_share_from_its_target_is_a_hold(tmp_path: Path) -> No
     assert report.details["AAPL"].startswith("hold: within a share of its target of 100"), (
         report.details
     )
+
+
+@pytest.mark.asyncio
+async def test_a_fraction_of_a_stock_the_venue_does_not_split_is_held_once_said(
+    tmp_path: Path,
+) -> None:
+    # 10.5 AAPL after a split, and the venue takes no fractional order of AAPL: a close to flat
+    # sells the 10 whole shares; the half share left is held, journaled once, not every cycle
+    fake = FakeAlpacaTrading(now=OPEN).start()
+    fake.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    fake.assets["AAPL"] = {"fractionable": False}
+    fake.positions["AAPL"] = [Decimal("10.5"), Decimal(100)]
+    fake.cash -= Decimal("10.5") * 100
+    journal = tmp_path / "j.sqlite"
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(fake.url, journal, OPEN, -1.0, REGIME, cfg, (10_000, 10_000))
+    details = []
+    try:
+        for minutes in (0, 5, 10):
+            ctx.now = fake.now = OPEN + timedelta(minutes=minutes)
+            details.append((await engine.cycle(ctx)).details["AAPL"])
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        fake.stop()
+    posts = [b for m, p, b in fake.requests if (m, p) == ("POST", "/v2/orders")]
+    assert [(p["symbol"], p["side"], p["qty"]) for p in posts] == [("AAPL", "sell", 10.0)]
+    assert fake.positions["AAPL"][0] == Decimal("0.5")
+    assert details[0] == "sell 10: filled", details
+    assert all("0.5" in d and "DELETE /v2/positions/AAPL" in d for d in details[1:]), details
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT action, reasoning FROM decisions WHERE symbol = 'AAPL' ORDER BY ts"
+        ).fetchall()
+    assert [action for action, _ in rows] == ["sell", "hold"]
+    sell, hold = (json.loads(r) for _, r in rows)
+    assert sell["order_qty"] == "-10"  # signed, as every order_qty
+    assert "0.5" in sell["remainder"]
+    assert hold["held_qty"] == "0.5"
+    assert "fractionable false" in hold["reason"]

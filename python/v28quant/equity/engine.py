@@ -15,7 +15,9 @@ time), aggregated with the regime's weights (``SignalAggregator``, threshold fro
 (``v28quant.equity.sizing``; a buy sized at the ask it pays, within its target and the risk
 gate's per-order limits), gated by the stacked ensemble, checked by the risk gate and placed
 through the execution service with ``Owner("equity", "aggregate", ...)``. Orders are whole
-shares, except a close to flat (``v28quant.equity.sizing``). A short sale is sent only with
+shares, except a close to flat (``v28quant.equity.sizing``); of a stock the venue takes no
+fraction of (``Broker.asset``), that close sells the whole shares, and the fraction left is a
+hold, journaled once, for the operator to close at the venue. A short sale is sent only with
 ``[equity] allow_short``, from an account the venue lets sell short, of a stock it lends
 (``Broker.asset``); otherwise the symbol holds, with the reason in the cycle's details, rather
 than have the venue refuse it every cycle. Decision ids are the session, the cycle slot and
@@ -49,6 +51,7 @@ from v28quant.equity.sizing import (
     target_qty,
     target_weights,
     toward_zero,
+    whole_shares,
 )
 from v28quant.equity.sources import MarketView, MlSource, data_time, default_sources
 from v28quant.occ import is_occ
@@ -302,6 +305,22 @@ class EquityEngine:
                     f"(target {target} shares, {held_qty} held)"
                 )
                 continue
+            if qty != whole_shares(qty):  # only a close to flat is fractional
+                unsplit = await self._fraction_refusal(ctx, sym)
+                if unsplit is not None:
+                    qty = whole_shares(qty)
+                    left = held_qty + qty
+                    remainder = (
+                        f"{left} shares of {sym} left: {unsplit}; only closing the position at "
+                        f"the venue (DELETE /v2/positions/{sym}) sells them"
+                    )
+                    if qty == 0:
+                        details[sym] = self._hold_once(
+                            ctx, sym, remainder, left, decision_id, holds
+                        )
+                        continue
+                    reasoning["order_qty"] = str(qty)
+                    reasoning["remainder"] = remainder
             if qty == 0:
                 details[sym] = self._nothing_to_order(agg.value, target, held_qty)
                 continue
@@ -441,6 +460,17 @@ class EquityEngine:
             )
         return None
 
+    @staticmethod
+    async def _fraction_refusal(ctx: EngineContext, symbol: str) -> str | None:
+        """Return why the venue would refuse a fractional order of ``symbol``, or None."""
+        try:
+            asset = await ctx.broker.asset(symbol)
+        except BrokerError as exc:  # unknown is not a yes: the whole shares go, the rest waits
+            return f"the venue did not say whether it takes a fraction of {symbol} ({exc})"
+        if not asset.fractionable:
+            return f"the venue takes no fractional order of {symbol} (fractionable false)"
+        return None
+
     def _nothing_to_order(self, value: float, target: Decimal, held_qty: Decimal) -> str:
         """Return why a symbol with no shares to order holds: at its target, or no short."""
         if target == 0 and value < 0 and not self.cfg.allow_short:
@@ -468,6 +498,22 @@ class EquityEngine:
         every cycle: a stock left unmodelled all day would add 72 rows that say the same.
         """
         reason = "no model gave it a signal (its data may be missing): held, nothing to size by"
+        return self._hold_once(ctx, symbol, reason, held_qty, decision_id, holds)
+
+    def _hold_once(
+        self,
+        ctx: EngineContext,
+        symbol: str,
+        reason: str,
+        held_qty: Decimal,
+        decision_id: str,
+        holds: dict[str, dict[str, str]],
+    ) -> str:
+        """Note in ``holds`` that ``symbol`` holds for ``reason``; return the cycle's detail.
+
+        The hold is journaled (for the operator's ``why``) when it starts and when what it
+        says changes, not every cycle it lasts.
+        """
         holds[symbol] = {"reason": reason, "held_qty": str(held_qty)}
         if self._holds.get(symbol) != holds[symbol]:
             ctx.journal.record_decision(
