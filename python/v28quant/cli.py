@@ -209,11 +209,15 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
 
     The latest views (the equity aggregate and its models, else the raw signals, the options
     engine's included), the equity engine's last hold of a position no model covered, the
-    risk gate's last denial of an order on the symbol or its options, then each engine's last
-    order on the symbol and the decision behind it.
+    stacked ensemble's veto in force, the risk gate's last denial of an order on the symbol or
+    its options, then each engine's last order on the symbol and the decision behind it.
     """
     lines = _views(journal, symbol, at)
-    hold = _last_hold(journal, symbol.upper(), at) + _last_denial(journal, symbol.upper(), at)
+    hold = (
+        _last_hold(journal, symbol.upper(), at)
+        + _gate_in_force(journal, symbol.upper(), at)
+        + _last_denial(journal, symbol.upper(), at)
+    )
     if lines == [NOTHING_ON_RECORD.format(symbol.upper())]:
         return lines + hold
     screen = _screened_out(journal, symbol.upper(), at)
@@ -274,6 +278,26 @@ def _last_hold(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
         return []
     last = holds[-1]
     return [f"  equity hold at {last['ts']:%Y-%m-%d %H:%M}Z: {last['reasoning']['reason']}"]
+
+
+def _gate_in_force(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
+    """Return the stacked ensemble's veto of trades in ``symbol`` in force at ``at``, if any.
+
+    The engine journals a veto as it starts, changes and ends (``ungated``), not every cycle.
+    """
+    rows = [
+        d
+        for d in journal.decisions(engine="equity", action=("gated", "ungated"))
+        if d["symbol"] == symbol and (at is None or d["ts"] <= at)
+    ]
+    if not rows or rows[-1]["action"] != "gated":
+        return []
+    veto = rows[-1]["reasoning"]["ml_gate"]
+    return [
+        f"  gated by the stacked ensemble since {rows[-1]['ts']:%Y-%m-%d %H:%M}Z: its vote "
+        f"{veto['ensemble_value']:+.2f} at confidence {veto['ensemble_confidence']:.2f} "
+        f"(veto from {veto['threshold']:.2f}) is against the trade"
+    ]
 
 
 def _last_denial(journal: Journal, symbol: str, at: datetime | None) -> list[str]:

@@ -62,7 +62,7 @@ def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) 
         if sig:
             signals[model] = {**sig[0], "reasoning": json.loads(sig[0]["reasoning"])}
     upto = _iso(at) if at is not None else "9999"
-    decisions = journal.query(
+    decisions = _gate_before(journal, symbol, agg["ts"]) + journal.query(
         "SELECT decision_id, ts, engine, strategy, action, reasoning FROM decisions "
         "WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
         (symbol, agg["ts"], upto),
@@ -128,6 +128,21 @@ def explain_hold(
         f"  equity hold at {hold['ts']}: {hold['reasoning'].get('reason', '')}"
     )
     return out
+
+
+def _gate_before(journal: AggregateRecords, symbol: str, ts: str) -> list[dict[str, Any]]:
+    """Return the stacked ensemble's veto on ``symbol`` journaled before ``ts``, still in force.
+
+    The equity engine journals a veto as it starts, changes and ends (``ungated``), not at
+    every cycle's aggregate: one begun earlier still stands behind the aggregate at ``ts``.
+    """
+    last = journal.query(
+        "SELECT decision_id, ts, engine, strategy, action, reasoning FROM decisions "
+        "WHERE symbol = ? AND engine = 'equity' AND action IN ('gated', 'ungated') AND ts < ? "
+        "ORDER BY ts DESC, rowid DESC LIMIT 1",
+        (symbol, ts),
+    )
+    return [d for d in last if d["action"] == "gated"]
 
 
 def _add_orders(journal: AggregateRecords, decisions: list[dict[str, Any]]) -> None:

@@ -13,7 +13,8 @@ Each cycle: the sources' signals for the screened and held symbols are journaled
 time), aggregated with the regime's weights (``SignalAggregator``, threshold from settings:
 ``[aggregator]``, or ``[paper]`` in paper mode), turned into target weights
 (``v28quant.equity.sizing``; a buy sized at the ask it pays, within its target and the risk
-gate's per-order limits), gated by the stacked ensemble, checked by the risk gate and placed
+gate's per-order limits), gated by the stacked ensemble (its veto journaled as it starts,
+changes and ends, not every cycle it lasts), checked by the risk gate and placed
 through the execution service with ``Owner("equity", "aggregate", ...)``. Orders are whole
 shares, except a close to flat (``v28quant.equity.sizing``); of a stock the venue takes no
 fraction of (``Broker.asset``), that close sells the whole shares, and the fraction left is a
@@ -106,6 +107,8 @@ class EquityEngine:
         self._journaled: set[tuple[str, str, str]] = set()
         # the hold journaled last for each held symbol no model covers, this session
         self._holds: dict[str, dict[str, str]] = {}
+        # the stacked ensemble's veto in force on each symbol, as journaled when it began
+        self._gates: dict[str, dict[str, Any]] = {}
         ml = next((s for s in self.sources if isinstance(s, MlSource)), None)
         self.learning = TradeLearner(ml) if ml is not None else None
 
@@ -253,6 +256,7 @@ class EquityEngine:
         orders = denied = 0
         details: dict[str, Any] = {}
         holds: dict[str, dict[str, str]] = {}
+        gates: dict[str, dict[str, Any]] = {}
         day = slot.astimezone(ET)
         for sym in symbols:
             agg = aggregates.get(sym)
@@ -363,15 +367,17 @@ class EquityEngine:
             direction = 1 if delta > 0 else -1
             veto = ml_veto(ensemble.get(sym), direction, self.cfg.ml_veto_confidence)
             if veto is not None:
-                ctx.journal.record_decision(
-                    f"equity-gate-{decision_id}",
-                    ENGINE,
-                    STRATEGY,
-                    sym,
-                    "gated",
-                    {**reasoning, "ml_gate": veto},
-                    ctx.now,
-                )
+                gates[sym] = {**veto, "direction": direction}
+                if self._gates.get(sym) != gates[sym]:  # journaled as it starts or changes
+                    ctx.journal.record_decision(
+                        f"equity-gate-{decision_id}",
+                        ENGINE,
+                        STRATEGY,
+                        sym,
+                        "gated",
+                        {**reasoning, "ml_gate": veto},
+                        ctx.now,
+                    )
                 details[sym] = "gated by the stacked ensemble"
                 continue
             side: Side = "buy" if qty > 0 else "sell"
@@ -391,7 +397,31 @@ class EquityEngine:
             orders += 1
             details[sym] = f"{side} {abs(qty)}: {outcome.status}"
         self._holds = holds
+        # a symbol this cycle did not judge (its data, an order working) keeps its veto
+        unjudged = set(unusable) | working
+        kept = {sym: veto for sym, veto in self._gates.items() if sym in unjudged}
+        self._end_gates(ctx, {**kept, **gates}, "the stacked ensemble's veto ended")
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
+
+    def _end_gates(self, ctx: EngineContext, gates: dict[str, dict[str, Any]], why: str) -> None:
+        """Journal the end of each veto not in ``gates``, the vetoes in force; keep those.
+
+        A veto is journaled as it starts and changes, not every cycle it lasts; its end is
+        journaled too, so that the journal tells which veto is in force.
+        """
+        day = ctx.now.astimezone(ET)
+        for sym, veto in self._gates.items():
+            if sym not in gates:
+                ctx.journal.record_decision(
+                    f"equity-ungate-{day:%Y-%m-%d}-{day:%H%M}-{sym}",
+                    ENGINE,
+                    STRATEGY,
+                    sym,
+                    "ungated",
+                    {"reason": why, "ml_gate": veto},
+                    ctx.now,
+                )
+        self._gates = gates
 
     async def follow(self, ctx: EngineContext) -> bool:
         """Look up this engine's orders still working between cycles; True while any works.
@@ -559,6 +589,7 @@ class EquityEngine:
         """Feed the day's closed trades to the learner; drop the day's journaling bookkeeping."""
         self._journaled.clear()
         self._holds.clear()
+        self._end_gates(ctx, {}, "the session ended")  # the next session's vetoes are its own
         if self.learning is not None:
             await self.learning.after_session(ctx.journal, ctx.now)
 
