@@ -11,8 +11,10 @@ exchange's own record of the orders it was sent, what it answered each, and its 
 from __future__ import annotations
 
 import dataclasses
+import json
+import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.equity_world import aapl_engine
 from fakes.fixtures import OPEN
+from v28quant.cli import why
 from v28quant.config import load_config
 from v28quant.equity.engine import EquityEngine
 from v28quant.signals import RegimeState
@@ -145,3 +148,38 @@ async def test_no_short_sale_of_a_stock_the_venue_will_not_lend(tmp_path: Path, 
     detail = report.details["AAPL"]
     assert detail.startswith("hold: the venue will not lend AAPL for a short sale"), detail
     assert f"{flag} false" in detail, detail
+
+
+@pytest.mark.asyncio
+async def test_a_refused_short_sale_is_journaled_for_why_once_per_change(tmp_path: Path) -> None:
+    # a cash account for two cycles, then a margin account whose venue does not lend AAPL: two
+    # reasons, each journaled as a hold once, and the trader's why gives the one in force
+    trading = FakeAlpacaTrading(now=OPEN).start()
+    trading.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    trading.assets["AAPL"] = {"easy_to_borrow": False}
+    journal = tmp_path / "journal.sqlite"
+    cfg = dataclasses.replace(load_config()[1].equity, allow_short=True)
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, -1.0, REGIME, cfg, (10_000, 10_000))
+    try:
+        for minutes in (0, 5, 10, 15):
+            ctx.now = OPEN + timedelta(minutes=minutes)
+            trading.shorting_enabled = minutes >= 10
+            await engine.cycle(ctx)
+        lines = why(ctx.journal, "AAPL", None)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        trading.stop()
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT ts, reasoning FROM decisions WHERE symbol = 'AAPL' AND action = 'hold' "
+            "ORDER BY ts"
+        ).fetchall()
+    assert [datetime.fromisoformat(ts) - OPEN for ts, _ in rows] == [
+        timedelta(0),
+        timedelta(minutes=10),
+    ]
+    reasons = [json.loads(r)["reason"] for _, r in rows]
+    assert reasons[0].startswith("the account may not sell short"), reasons
+    assert reasons[1].startswith("the venue will not lend AAPL for a short sale"), reasons
+    assert any("equity hold" in line and "will not lend AAPL" in line for line in lines), lines

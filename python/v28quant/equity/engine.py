@@ -20,8 +20,9 @@ shares, except a close to flat (``v28quant.equity.sizing``); of a stock the venu
 fraction of (``Broker.asset``), that close sells the whole shares, and the fraction left is a
 hold, journaled once, for the operator to close at the venue. A short sale is sent only with
 ``[equity] allow_short``, from an account the venue lets sell short, of a stock it lends
-(``Broker.asset``); otherwise the symbol holds, with the reason in the cycle's details, rather
-than have the venue refuse it every cycle. Decision ids are the session, the cycle slot and
+(``Broker.asset``); otherwise the symbol holds, with the reason in the cycle's details and a
+hold journaled when it starts or changes (for ``why``), rather than have the venue refuse it
+every cycle. Decision ids are the session, the cycle slot and
 the symbol, so a restart inside a slot re-sends nothing; a symbol with an order of ours still
 working at the venue gets no new order until that one ends.
 """
@@ -347,7 +348,9 @@ class EquityEngine:
                 if qty < 0:  # a short sale the venue would refuse, every cycle, is not sent
                     refusal = await self._short_refusal(ctx, sym, account)
                     if refusal is not None:
-                        details[sym] = f"hold: {refusal}: no short sale"
+                        details[sym] = self._hold_once(
+                            ctx, sym, f"{refusal}: no short sale", held_qty, decision_id, holds
+                        )
                         continue
                 limits = ctx.risk.limits
                 fitted = fit_opening(
