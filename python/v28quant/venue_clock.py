@@ -6,7 +6,9 @@ wall clock is minutes off therefore still opens and closes the trading window on
 time, and a jump of the host clock (NTP step, suspend) moves nothing. One read far from the
 time extrapolated since the last trusted one (a bad answer an hour ahead would otherwise stamp
 every cycle until the venue caught up) is logged and not adopted, unless the next read confirms
-it (a host that slept: its monotonic clock stood still while the venue's went on).
+it (a host that slept: its monotonic clock stood still while the venue's went on). The first
+read, with no earlier one to judge it by, is judged by the host's wall clock: one far from it is
+adopted only when a second read, at once, confirms it.
 
 ``LockstepClock`` drives several engine loops on one clock whose time the run moves itself: a
 ``SimClock``, or a ``VenueClock`` whose venue's time is driven (a test's fake exchange). Time only
@@ -25,7 +27,7 @@ import time as _time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from v28quant.broker.base import MarketClock
+from v28quant.broker.base import BrokerError, MarketClock
 from v28quant.clock import SimClock
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ class VenueClock:
         ``await wait(when)`` returns once the venue's time has reached ``when``; by default an
         ``asyncio.sleep`` on the monotonic clock. A venue whose time is driven (a test's fake
         exchange) passes the function that moves it.
+    wall : callable
+        The host's wall clock, timezone-aware (``datetime.now(UTC)``): what a first read is
+        judged by, and the skew warned of.
     """
 
     def __init__(
@@ -57,10 +62,12 @@ class VenueClock:
         fetch: Callable[[], Awaitable[MarketClock]],
         monotonic: Callable[[], float] = _time.monotonic,
         wait: Callable[[datetime], Awaitable[None]] | None = None,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._fetch = fetch
         self._mono = monotonic
         self._wait = wait
+        self._wall = wall
         self._anchor: datetime | None = None
         self._anchor_mono = 0.0
         self._last: datetime | None = None
@@ -81,11 +88,45 @@ class VenueClock:
         """
         market = await self._fetch()
         ts, mono = market.ts.astimezone(UTC), self._mono()
+        if self._anchor is None and not self.driven:
+            market, ts, mono = await self._confirm_first(market, ts, mono)
         if self._trusted(ts, mono):
             self._anchor, self._anchor_mono = ts, mono
             self.last_market = market
-            self._say_skew((market.ts - datetime.now(UTC)).total_seconds())
+            self._say_skew((market.ts - self._wall()).total_seconds())
         return market
+
+    async def _confirm_first(
+        self, market: MarketClock, ts: datetime, mono: float
+    ) -> tuple[MarketClock, datetime, float]:
+        """Return the first read to adopt: ``market`` (``ts``, read at ``mono``), or the next.
+
+        ``market`` itself when ``ts`` is near the host clock; the next read, taken at once, when
+        it confirms a ``ts`` far from the host clock. With no earlier read to judge it by, a
+        first read far from the host clock may be a bad answer as well as a host clock that is
+        wrong: only a second read that agrees tells.
+
+        Raises
+        ------
+        BrokerError
+            The second read does not agree with the first: the runner waits and reads again.
+        """
+        host = self._wall()
+        if abs(ts - host) <= JUMP_TOLERANCE:
+            return market, ts, mono
+        log.warning(
+            "venue clock's first read %s is %+.0f s from the host clock: read again to confirm it",
+            ts.isoformat(),
+            (ts - host).total_seconds(),
+        )
+        again = await self._fetch()
+        ts2, mono2 = again.ts.astimezone(UTC), self._mono()
+        if abs(ts2 - _extrapolate(ts, mono, mono2)) > JUMP_TOLERANCE:
+            raise BrokerError(
+                f"the venue clock's first reads disagree ({ts.isoformat()}, then "
+                f"{ts2.isoformat()}; the host clock says {host.isoformat()}): neither adopted"
+            )
+        return again, ts2, mono2
 
     def _trusted(self, ts: datetime, mono: float) -> bool:
         """Whether the venue's time ``ts``, read at monotonic ``mono``, may be adopted.

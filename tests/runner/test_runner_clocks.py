@@ -13,7 +13,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from v28quant.broker.base import MarketClock
+from v28quant.broker.base import BrokerError, MarketClock
 from v28quant.clock import SimClock
 from v28quant.venue_clock import LockstepClock, VenueClock
 
@@ -42,7 +42,7 @@ class _Mono:
 @pytest.mark.asyncio
 async def test_venue_clock_follows_the_venue_and_never_goes_back() -> None:
     venue, mono = _Venue([T0, T0 + timedelta(seconds=299), T0]), _Mono()
-    clock = VenueClock(venue.clock, monotonic=mono)
+    clock = VenueClock(venue.clock, monotonic=mono, wall=lambda: T0)
     with pytest.raises(RuntimeError, match="before the first refresh"):
         clock.now()
     await clock.refresh()
@@ -64,7 +64,7 @@ async def test_one_venue_clock_read_far_ahead_is_distrusted_until_the_next_confi
     minute, hour = timedelta(minutes=1), timedelta(hours=1)
     reads = [T0, T0 + 5 * minute + hour, T0 + 10 * minute, T0 + 15 * minute + hour]
     venue, mono = _Venue([*reads, T0 + 20 * minute + hour]), _Mono()
-    clock = VenueClock(venue.clock, monotonic=mono)
+    clock = VenueClock(venue.clock, monotonic=mono, wall=lambda: T0)
     await clock.refresh()
     mono.t += 300.0
     await clock.refresh()  # a bad answer, an hour ahead
@@ -83,9 +83,43 @@ async def test_one_venue_clock_read_far_ahead_is_distrusted_until_the_next_confi
 
 
 @pytest.mark.asyncio
+async def test_a_first_venue_clock_read_far_from_the_host_waits_for_a_second_to_confirm(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the host says T0; the venue's first answer is 3 hours ahead, with nothing before it to
+    # judge it by but the host clock: it is read again at once, not adopted on its own
+    far = T0 + timedelta(hours=3)
+    bad = _Venue([far, T0 + timedelta(seconds=1)])
+    clock = VenueClock(bad.clock, monotonic=_Mono(), wall=lambda: T0)
+    with pytest.raises(BrokerError, match="first reads disagree"):
+        await clock.refresh()  # the second read has the venue back at the host's time
+    with pytest.raises(RuntimeError, match="before the first refresh"):
+        clock.now()  # nothing adopted: the trading window has no time to rely on yet
+    assert bad.reads == 2
+    # a host clock 3 hours wrong: the venue's two reads agree, so the venue's time is taken
+    good, mono = _Venue([far, far + timedelta(seconds=2)]), _Mono()
+
+    async def two_seconds_apart() -> MarketClock:
+        answer = await good.clock()
+        mono.t += 2.0
+        return answer
+
+    clock = VenueClock(two_seconds_apart, monotonic=mono, wall=lambda: T0)
+    await clock.refresh()
+    assert good.reads == 2
+    assert clock.now() == far + timedelta(seconds=2)
+    assert "first read" in caplog.text
+    # a first read near the host clock is taken at once
+    near = _Venue([T0 + timedelta(seconds=10), T0 + timedelta(hours=1)])
+    clock = VenueClock(near.clock, monotonic=_Mono(), wall=lambda: T0)
+    await clock.refresh()
+    assert (near.reads, clock.now()) == (1, T0 + timedelta(seconds=10))
+
+
+@pytest.mark.asyncio
 async def test_one_venue_clock_read_far_behind_does_not_stop_the_clock() -> None:
     venue, mono = _Venue([T0, T0 - timedelta(hours=1)]), _Mono()
-    clock = VenueClock(venue.clock, monotonic=mono)
+    clock = VenueClock(venue.clock, monotonic=mono, wall=lambda: T0)
     await clock.refresh()
     mono.t += 300.0
     assert clock.now() == T0 + timedelta(seconds=300)
