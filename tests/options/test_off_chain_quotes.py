@@ -167,3 +167,50 @@ async def test_a_leg_off_the_chain_is_priced_on_its_class_tick_grid(
         await ctx.broker.aclose()
         await ctx.feed.aclose()
     assert _patches(trading) == [Decimal("-1.10")]
+
+
+async def _resting_cash_secured_put(ctx: Ctx) -> tuple[Book, Pending]:
+    """Sell the 435 put alone for 2.10 (its mid; the natural is 2.00): it rests."""
+    req = order_for(
+        [(SHORT, -1)], 1, Decimal("-2.10"), Owner("options", "cash_secured_put", "open:csp-1"),
+        opening=True, scheme="standard",
+    )  # fmt: skip
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}))
+    assert out.status == "new", out
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "csp-1", "XYZ", "cash_secured_put", {SHORT: -1},
+        EXPIRY, 400.0, ["-2.10", "-2.05", "-2.00"], 0, NOW,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    return book, p
+
+
+@pytest.mark.asyncio
+async def test_a_single_leg_quoted_only_by_a_stale_quote_holds_the_walk(
+    venue: tuple[FakeAlpacaTrading, FakeAlpacaData, Ctx],
+) -> None:
+    """The put sold alone, last quoted 30 minutes ago: no replace is sent, the cycle names it.
+
+    The chain of its one strike is empty (the contract left out as stale), so nothing in the
+    chain says the leg is stale: it must still hold. Once quoted again (2.00 / 2.20), the walk
+    goes on to the next rung, a premium of 2.05 (single-leg: the positive premium).
+    """
+    trading, data, ctx = venue
+    data.option_snapshots["XYZ"][SHORT] = _snapshot(1.50, 1.60, STALE)
+    eng = OptionsEngine()
+    book, p = await _resting_cash_secured_put(ctx)
+    report = OptionsCycle("options", NOW)
+    try:
+        await eng._pending(ctx, book, await eng._leg_chains(ctx, book), report)
+        assert _patches(trading) == []
+        assert (p.rung, p.ladder) == (0, ["-2.10", "-2.05", "-2.00"])
+        held = report.details.get("walks_held", {}).get(p.client_order_id, "")
+        assert SHORT in held, report.details
+        assert "stale" in held, held
+        data.option_snapshots["XYZ"][SHORT] = _snapshot(2.00, 2.20, FRESH)
+        await eng._pending(ctx, book, await eng._leg_chains(ctx, book), OptionsCycle("o", NOW))
+    finally:
+        await ctx.broker.aclose()
+        await ctx.feed.aclose()
+    assert _patches(trading) == [Decimal("2.05")]

@@ -598,13 +598,15 @@ class OptionsEngine:
         A leg whose latest quote is stale (``DataFeed.option_quote_cutoff``; Alpaca's chain
         leaves such a contract out) gets no row: nothing is priced off it. Its chain names it,
         with the quote's time, in ``attrs["stale_quotes"]``, and an order trading it does not
-        walk (``_walk``).
+        walk (``_walk``). So too where the chain is empty (a lone leg's own strike, its one
+        contract left out); a fresh leg gets a row only beside the chain's own, whose Penny
+        Program flag it takes.
         """
         out = dict(chains)
         for u, raw in chains.items():
             listed = set(raw["symbol"])
             missing = sorted(s for s in legs.get(u, ()) if is_occ(s) and s not in listed)
-            if not missing or raw.empty:
+            if not missing:
                 continue
             try:
                 quotes = await ctx.feed.latest_quotes(missing)
@@ -615,7 +617,9 @@ class OptionsEngine:
             stale = {s: q.ts for s, q in quotes.items() if cutoff is not None and q.ts < cutoff}
             fresh = [q for s, q in quotes.items() if s not in stale]
             penny = bool(raw["penny"].all())
-            rows = pd.concat([raw, chain_frame(_chain_rows(u, fresh, penny))]) if fresh else raw
+            # an empty chain (a lone leg left out as stale) names no class to price a leg on
+            priced = bool(fresh) and not raw.empty
+            rows = pd.concat([raw, chain_frame(_chain_rows(u, fresh, penny))]) if priced else raw
             out[u] = chain_frame(
                 rows.reset_index(drop=True),
                 underlying_price=raw.attrs.get("underlying_price", float("nan")),
