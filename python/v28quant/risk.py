@@ -755,6 +755,21 @@ def options_need(
     return max(net, Decimal(0)) * req.qty
 
 
+def held_legs_need(legs: Mapping[str, int]) -> Decimal | None:
+    """Return the options buying power held ``legs`` (signed contracts per unit) hold per unit.
+
+    Their largest loss at expiry, premiums aside (paid or received already), as ``options_need``
+    counts it: nothing for long legs alone, strike x 100 for a lone short put, the width x 100
+    for a vertical. None where calls are net short: no amount backs an uncovered call.
+    """
+    payoff = [
+        (o.call, o.strike, Decimal(q)) for o, q in ((parse_occ(s), q) for s, q in legs.items())
+    ]
+    if sum((n for call, _, n in payoff if call), Decimal(0)) < 0:
+        return None
+    return _expiry_loss(payoff, Decimal(0))
+
+
 def _payoff_leg(g: Leg) -> tuple[bool, Decimal, Decimal]:
     """Return (call, strike, signed contracts per unit) of one leg."""
     occ = parse_occ(g.occ_symbol)

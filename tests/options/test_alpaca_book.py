@@ -152,3 +152,89 @@ async def test_a_structure_trimmed_by_reconcile_holds_collateral_for_the_units_l
         == 1
     )
     assert _active_reservations(ctx.journal, req.client_order_id) == [Decimal(400)]
+
+
+PUT_185 = "AAPL231117P00185000"
+PUT_180 = "AAPL231117P00180000"
+
+
+async def _two_unit_spread(
+    trading: FakeAlpacaTrading, ctx: Ctx, tmp_path: Path, strategy: str, short: str, long: str
+) -> tuple[Book, str]:
+    """Open 2 units of a $5-wide credit spread at 1.05 ($395 a unit reserved); book it."""
+    trading.set_quote("AAPL", "190.00", "190.02")
+    trading.set_quote(short, "2.00", "2.05")
+    trading.set_quote(long, "0.90", "0.95")
+    owner = Owner("options", strategy, "open-1")
+    legs = [Leg(short, 1, "sell", "sell_to_open"), Leg(long, 1, "buy", "buy_to_open")]
+    req = OrderRequest.multileg(legs, 2, "-1.05", owner=owner)
+    reserve = Reservation(owner, "cash", None, Decimal(790))
+    out = await ctx.executor.place(Decision(req, {"why": f"a {strategy}"}, reserve))
+    assert out.status == "filled"
+    book = Book(tmp_path / "book.json")
+    book.opened(
+        Held("s-1", strategy, "AAPL", date(2023, 11, 17), {short: -1, long: 1}, 2, -1.05,
+             395.0, NOW, req.client_order_id, leg_entry={short: 2.00, long: 0.95})
+    )  # fmt: skip
+    return book, req.client_order_id
+
+
+@pytest.mark.asyncio
+async def test_a_bull_put_left_with_its_short_put_reserves_the_puts_collateral(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """A bull put of 2 units whose long 180 puts a person sold at the venue.
+
+    What is left is 2 short 185 puts, each backed by its strike x 100 in cash: by hand
+    2 x 185 x 100 = $37,000 reserved for the opening order, not the spread's $790.
+    """
+    trading, ctx = world
+    book, cid = await _two_unit_spread(trading, ctx, tmp_path, "bull_put", PUT_185, PUT_180)
+    del trading.positions[PUT_180]  # sold at the venue by hand
+    try:
+        await OptionsEngine(OptionsConfig.load(None, {}))._reconcile(ctx, book)
+    finally:
+        await ctx.broker.aclose()
+    assert book.held["s-1"].legs == {PUT_185: -1}
+    assert _active_reservations(ctx.journal, cid) == [Decimal(37000)]
+
+
+@pytest.mark.asyncio
+async def test_a_bear_call_left_with_its_long_call_frees_its_collateral(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """A bear call of 2 units whose short 195 calls a person bought back at the venue.
+
+    What is left is 2 long 200 calls, paid for already: nothing stays reserved.
+    """
+    trading, ctx = world
+    book, cid = await _two_unit_spread(trading, ctx, tmp_path, "bear_call", SHORT_195, LONG_200)
+    del trading.positions[SHORT_195]  # bought back at the venue by hand
+    try:
+        await OptionsEngine(OptionsConfig.load(None, {}))._reconcile(ctx, book)
+    finally:
+        await ctx.broker.aclose()
+    assert book.held["s-1"].legs == {LONG_200: 1}
+    assert _active_reservations(ctx.journal, cid) == []
+
+
+@pytest.mark.asyncio
+async def test_a_bull_put_whose_short_put_is_assigned_early_frees_its_collateral(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """The venue assigns both short 185 puts of a 2-unit bull put early (one OPASN of 2).
+
+    The book keeps the 2 long 180 puts, paid for already: nothing stays reserved for them.
+    """
+    trading, ctx = world
+    book, cid = await _two_unit_spread(trading, ctx, tmp_path, "bull_put", PUT_185, PUT_180)
+    del trading.positions[PUT_185]
+    trading.positions["AAPL"] = [Decimal(200), Decimal("185.00")]
+    assignment = {"date": "2023-10-20", "net_amount": "0", "symbol": PUT_185, "qty": "2"}
+    trading._activity({"activity_type": "OPASN", "status": "executed", **assignment}, NOW)
+    try:
+        await OptionsEngine(OptionsConfig.load(None, {}))._activities(ctx, book)
+    finally:
+        await ctx.broker.aclose()
+    assert book.held["s-1"].legs == {PUT_180: 1}
+    assert _active_reservations(ctx.journal, cid) == []

@@ -174,6 +174,48 @@ class ReservationBook(JournalStore):
                 )
         return len(rows)
 
+    def set_cash_reservation(
+        self, client_order_id: str, amount: Decimal, *, reason: str, ts: datetime
+    ) -> int:
+        """Set the cash an order's active reservations hold to ``amount`` (0 frees it).
+
+        For a position that now needs another amount than its order reserved (a structure
+        that lost a leg): each active row is released with ``reason`` and, for an amount above
+        0, one row is held again, same owner and order, rounded up to the cent, so the journal
+        keeps both. An order with none holds nothing new. Returns how many rows were released.
+        """
+        if amount < 0:
+            raise ValueError(f"amount must be >= 0, got {amount}")
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT * FROM reservations WHERE client_order_id = ? AND released_ts IS NULL",
+                (client_order_id,),
+            ).fetchall()
+            shares = [r["symbol"] for r in rows if r["kind"] != "cash"]
+            if shares:
+                raise ValueError(
+                    f"order {client_order_id} reserves shares of {', '.join(shares)}, not cash"
+                )
+            for r in rows:
+                db.execute(
+                    "UPDATE reservations SET released_ts = ?, release_reason = ? WHERE id = ?",
+                    (ts_text(ts), reason, r["id"]),
+                )
+            if rows and amount > 0:
+                db.execute(
+                    "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
+                    "amount, client_order_id, created_ts) VALUES (?, ?, ?, 'cash', NULL, ?, ?, ?)",
+                    (
+                        rows[0]["engine"],
+                        rows[0]["strategy"],
+                        rows[0]["decision_id"],
+                        str(amount.quantize(Decimal("0.01"), ROUND_CEILING)),
+                        client_order_id,
+                        ts_text(ts),
+                    ),
+                )
+        return len(rows)
+
     def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
         """Hand an order's active reservations to its replacement; returns how many moved."""
         cur = self._write(

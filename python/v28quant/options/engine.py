@@ -71,7 +71,7 @@ from v28quant.options.strategies import StrategyName
 from v28quant.options.trend import Trend, trend_of
 from v28quant.options.wheel_shares import reserve_wheel_shares
 from v28quant.quotes import Quote
-from v28quant.risk import RiskGate
+from v28quant.risk import RiskGate, held_legs_need
 from v28quant.settings import RiskLimits
 from v28quant.signals import Signal
 
@@ -323,6 +323,8 @@ class OptionsEngine:
         for a in await ctx.broker.activities(since):
             for ev in book.apply_activity(a):
                 self._event(ctx, ev, a.ts)
+                if ev.structure_id in book.held:  # a leg or some units settled, the rest open
+                    _reserve_for_legs_left(ctx, book.held[ev.structure_id])
                 und = parse_occ(ev.symbol).underlying
                 moved[und] = a.id
                 if "stray_shares" in ev.detail:
@@ -455,6 +457,8 @@ class OptionsEngine:
                         reason=f"structure trimmed to {h.units}/{c.before['units']} units",
                         ts=ctx.now,
                     )
+                else:
+                    _reserve_for_legs_left(ctx, h)
                 ctx.notifier.error("options book", f"{h.structure_id} {c.kind}: {why}")
         moved = {u: "reconcile" for u, n in wheel_before.items() if book.wheel[u].shares != n}
         if moved:
@@ -1046,6 +1050,24 @@ async def _never_sent(ctx: OptionsContext, cid: str) -> bool:
     if row is not None and (row.get("broker_order_id") or row["status"] not in _UNSENT):
         return False
     return await ctx.broker.order_by_client_id(cid) is None
+
+
+def _reserve_for_legs_left(ctx: OptionsContext, h: Held) -> None:
+    """Set the cash ``h``'s opening order reserves to what its legs and units left hold.
+
+    For a structure reconcile left ``partial`` or a settlement took a leg or units from. A lone
+    long leg holds nothing, a lone short put its strike x 100 a contract. Short calls have no
+    amount (a covered call's shares, an uncovered call): their reservation stays as it was.
+    """
+    need = held_legs_need(h.legs)
+    if need is None:
+        return
+    ctx.journal.set_cash_reservation(
+        h.client_order_id,
+        need * h.units,
+        reason=f"structure left with {', '.join(sorted(h.legs))} x {h.units}",
+        ts=ctx.now,
+    )
 
 
 def _book_legs(book: Book) -> dict[str, set[str]]:
