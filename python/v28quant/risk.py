@@ -732,10 +732,11 @@ def options_need(
       debit spread its debit, a credit spread or iron condor its width x 100 less the credit.
       Only the legs it opens count: a roll's closing legs free their collateral once filled,
       as the execution service frees their reservation, and the calls they buy back free
-      their shares' cover at once.
+      their shares' cover at once. A long leg expiring before a short one counts for nothing:
+      a short far call over a long near call is a call sold uncovered.
     """
     legs = req.legs or (Leg(str(req.symbol), 1, req.side or "buy", req.intent or "buy_to_open"),)
-    opening = [_payoff_leg(g) for g in legs if str(g.intent).endswith("_to_open")]
+    opening = _at_last_expiry([_payoff_leg(g) for g in legs if str(g.intent).endswith("_to_open")])
     short_calls = max(-sum((n for call, _, n in opening if call), Decimal(0)), Decimal(0))
     if short_calls:
         underlying = underlying_of(legs[0].occ_symbol)
@@ -762,18 +763,29 @@ def held_legs_need(legs: Mapping[str, int]) -> Decimal | None:
     counts it: nothing for long legs alone, strike x 100 for a lone short put, the width x 100
     for a vertical. None where calls are net short: no amount backs an uncovered call.
     """
-    payoff = [
-        (o.call, o.strike, Decimal(q)) for o, q in ((parse_occ(s), q) for s, q in legs.items())
-    ]
+    occs = [(parse_occ(s), q) for s, q in legs.items()]
+    payoff = _at_last_expiry([(o.call, o.strike, Decimal(q), o.expiry) for o, q in occs])
     if sum((n for call, _, n in payoff if call), Decimal(0)) < 0:
         return None
     return _expiry_loss(payoff, Decimal(0))
 
 
-def _payoff_leg(g: Leg) -> tuple[bool, Decimal, Decimal]:
-    """Return (call, strike, signed contracts per unit) of one leg."""
+def _payoff_leg(g: Leg) -> tuple[bool, Decimal, Decimal, date]:
+    """Return (call, strike, signed contracts per unit, expiry) of one leg."""
     occ = parse_occ(g.occ_symbol)
-    return occ.call, occ.strike, Decimal(g.ratio if g.side == "buy" else -g.ratio)
+    return occ.call, occ.strike, Decimal(g.ratio if g.side == "buy" else -g.ratio), occ.expiry
+
+
+def _at_last_expiry(
+    legs: Sequence[tuple[bool, Decimal, Decimal, date]],
+) -> list[tuple[bool, Decimal, Decimal]]:
+    """Return (call, strike, signed contracts) of the legs still there at the last short's expiry.
+
+    A long leg expiring before a short one covers nothing after it: a short far call over a
+    long near call is a naked call from the near expiry on. Dropping it only asks more.
+    """
+    last = max((e for _, _, n, e in legs if n < 0), default=None)
+    return [(c, k, n) for c, k, n, e in legs if n < 0 or last is None or e >= last]
 
 
 def _expiry_loss(legs: Sequence[tuple[bool, Decimal, Decimal]], lots: Decimal) -> Decimal:

@@ -690,6 +690,52 @@ def test_a_call_sold_to_open_needs_shares_not_covering_another_call(journal) -> 
     assert [r["reasoning"]["check"] for r in _denials(journal)] == ["naked_call", "naked_call"]
 
 
+def test_a_short_call_over_a_long_call_expiring_first_is_naked(journal) -> None:
+    """Selling the November 455 call over a long October 450 call: from October on it is bare.
+
+    The October call covers nothing once it expires, so the November call is uncovered: with
+    no SPY held the order is refused as naked; with 100 SPY held it is covered and needs only
+    its debit, 0.50 x 100 = 50 (2,050 of options buying power less the 2,000 reserve).
+    """
+    gate = RiskGate(RiskLimits(), journal)
+    legs = [
+        Leg("SPY231020C00450000", 1, "buy", "buy_to_open"),
+        Leg("SPY231117C00455000", 1, "sell", "sell_to_open"),
+    ]
+
+    def order(n: int) -> OrderRequest:
+        owner = Owner("options", "diagonal", f"rd{n}")
+        return OrderRequest.multileg(legs, 1, Decimal("0.50"), owner=owner)
+
+    v = gate.check(order(0), Decimal("0.50"), _options_account("100000"), [], NOW)
+    assert (v.allowed, v.check) == (False, "naked_call"), v
+    spy = Position("SPY", Decimal(100), Decimal(440), "us_equity", Decimal(44000))
+    assert gate.check(order(1), Decimal("0.50"), _options_account("2050"), [spy], NOW).allowed
+    v = gate.check(order(2), Decimal("0.50"), _options_account("2049.99"), [spy], NOW)
+    assert v.check == "options_buying_power", v
+
+
+def test_a_short_put_over_a_long_put_expiring_first_needs_its_strike(journal) -> None:
+    """Selling the November 420 put over a long October 425 put: from October on it is bare.
+
+    By hand it needs the put's collateral, 420 x 100 = 42,000, less the 1.00 credit: 41,900,
+    as a put sold alone would (43,900 of options buying power less the 2,000 reserve).
+    """
+    gate = RiskGate(RiskLimits(max_order_notional=1e6), journal)
+    legs = [
+        Leg("SPY231020P00425000", 1, "buy", "buy_to_open"),
+        Leg("SPY231117P00420000", 1, "sell", "sell_to_open"),
+    ]
+
+    def order(n: int) -> OrderRequest:
+        owner = Owner("options", "diagonal", f"pd{n}")
+        return OrderRequest.multileg(legs, 1, Decimal("-1.00"), owner=owner)
+
+    assert gate.check(order(0), Decimal("-1.00"), _options_account("43900"), [], NOW).allowed
+    v = gate.check(order(1), Decimal("-1.00"), _options_account("43899.99"), [], NOW)
+    assert (v.allowed, v.check) == (False, "options_buying_power"), v
+
+
 def test_a_covered_call_roll_needs_no_collateral_for_the_call_it_moves(journal) -> None:
     """Buying back the 470 call and selling the 475 call keeps the 100 shares' cover.
 
