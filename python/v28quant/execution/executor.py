@@ -156,6 +156,9 @@ class Executor(OrderRecorder):
         self._in_flight = _IN_FLIGHT.setdefault(self._j, set())
         self._updates: TradeUpdates | None = None
         self._waiters: dict[str, asyncio.Event] = {}
+        # the sends going on: the event loop holds a task only weakly, and a send whose caller
+        # was cancelled is awaited by nobody else (a collected send never journals its answer)
+        self._sends: set[asyncio.Future[OrderOutcome]] = set()
         self.breaker = _BREAKERS.setdefault(broker, VenueBreaker())
 
     # ------------------------------------------------------------------ place
@@ -322,6 +325,8 @@ class Executor(OrderRecorder):
         """
         cid = req.client_order_id
         sending = asyncio.ensure_future(self._send(req, wait_s, caller_notifies, probe))
+        self._sends.add(sending)
+        sending.add_done_callback(self._sends.discard)
         sending.add_done_callback(lambda _: self._in_flight.discard(cid))
         try:
             return await asyncio.shield(sending)
@@ -473,7 +478,13 @@ class Executor(OrderRecorder):
             waiter.set()
 
     async def aclose(self) -> None:
-        """Stop following the venue's stream and the journal's worker thread."""
+        """Wait for the sends going on, then stop the venue's stream and the journal's thread.
+
+        A send whose cycle was cut still journals the venue's answer before the journal closes.
+        """
+        if self._sends:
+            log.warning("waiting for %d order send(s) to get the venue's answer", len(self._sends))
+            await asyncio.wait(set(self._sends))
         if self._updates is not None:
             await self._updates.aclose()
             self._updates = None
