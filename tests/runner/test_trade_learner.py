@@ -11,9 +11,14 @@ the crash's first days, where the daily returns leave the reference's range.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import math
+import threading
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -281,3 +286,75 @@ def test_a_one_symbol_universe_builds_its_learner(ml_view: tuple[MlSource, Marke
     assert calibration.dependence is not None
     assert calibration.dependence.common_share == 0.0
     assert 0.0 <= calibration.dependence.own_phi < 1.0
+
+
+class HeldFit:
+    """Holds XGBoost's fit until released, as a long retrain does; says when one has begun."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from v28quant.ml.gradient_boost_ensemble import XGBoostModel
+
+        self.begun = threading.Event()
+        self.release = threading.Event()
+        fit = XGBoostModel.fit
+
+        def held(model: XGBoostModel, X: Any, y: Any) -> XGBoostModel:
+            self.begun.set()
+            self.release.wait(60)
+            return fit(model, X, y)
+
+        monkeypatch.setattr(XGBoostModel, "fit", held)
+
+
+@pytest.mark.asyncio
+async def test_a_drift_check_cut_mid_retrain_leaves_a_whole_model_and_journals_the_retrain(
+    ml_view: tuple[MlSource, MarketView], journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The night's check is cut (its off-hours budget) while its retrain fits: the retrain goes
+    # on in its thread. A pre-market reading the classifiers meanwhile must find XGBoost (the
+    # old one, whole), and the retrain, once done, must be journaled.
+    ml, view = ml_view
+    config = ContinuousLearnerConfig(window=24, min_trades=24, cooldown=48, test_every=10_000)
+    learner = TradeLearner(ml, config)
+    learner.prepare(view)
+    before = ml.models[WATCHED]
+    _trades(journal, list(pd.bdate_range("2020-02-24", "2020-03-16")))
+    assert await learner.after_session(journal, view.now) == []
+    fit = HeldFit(monkeypatch)
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(None) as limit:
+                checking = asyncio.ensure_future(learner.check(journal, view.now))
+                await asyncio.to_thread(fit.begun.wait, 60)
+                limit.reschedule(asyncio.get_running_loop().time())
+                await checking
+        assert fit.begun.is_set()
+        assert ml.models.get(WATCHED) is before  # what the pre-market reads during the fit
+    finally:
+        fit.release.set()
+    for _ in range(600):
+        if journal.decisions(action="retrain"):
+            break
+        await asyncio.sleep(0.05)
+    (row,) = journal.decisions(action="retrain")
+    assert row["reasoning"]["trades"] == 48
+    assert ml.models[WATCHED] is not before
+
+
+def test_a_retrain_that_fails_takes_the_model_it_was_to_replace_out_of_service(
+    ml_view: tuple[MlSource, MarketView], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from v28quant.ml.gradient_boost_ensemble import XGBoostModel
+
+    ml, view = ml_view
+    ml = copy.copy(ml)  # the shared source keeps its models
+    assert WATCHED in ml.models
+
+    def failing(model: XGBoostModel, X: Any, y: Any) -> XGBoostModel:
+        raise ValueError("fit failed")
+
+    monkeypatch.setattr(XGBoostModel, "fit", failing)
+    with pytest.raises(ValueError, match="fit failed"):
+        ml.retrain(view, WATCHED)
+    assert WATCHED not in ml.models
+    assert "stacked_ensemble" in ml.models

@@ -58,6 +58,9 @@ class TradeLearner:
     learner: ContinuousLearner | None = None
     fed: set[str] = field(default_factory=set)
     view: MarketView | None = None
+    _checks: set[asyncio.Future[DriftReport | None]] = field(
+        default_factory=set, repr=False, compare=False
+    )
 
     def reference(self, view: MarketView) -> DriftDetector:
         """Return a detector on the classifier's held-out window: features and calibration.
@@ -167,10 +170,19 @@ class TradeLearner:
         """Off-hours: the drift test over the recent trades now, whatever the schedule.
 
         A retrain the test starts is waited for and journaled as after a session; None when
-        there is no learner yet or too few trades for a test.
+        there is no learner yet or too few trades for a test. A check cut (its off-hours
+        budget) goes on in its thread all the same: it runs to its end and journals its
+        retrain, held here meanwhile (the event loop holds a task only weakly).
         """
         if self.learner is None:
             return None
+        checking = asyncio.ensure_future(self._check(journal, now))
+        self._checks.add(checking)
+        checking.add_done_callback(self._checks.discard)
+        return await asyncio.shield(checking)
+
+    async def _check(self, journal: Any, now: Any) -> DriftReport | None:
+        assert self.learner is not None
         before = self.learner.pending
         report = await asyncio.to_thread(self.learner.check_drift)
         if report is not None:

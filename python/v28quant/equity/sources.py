@@ -160,13 +160,15 @@ class MlSource:
     _sig: list[Signal] = field(default_factory=list)
 
     def _train(self, view: MarketView, features: pd.DataFrame, force: tuple[str, ...] = ()) -> None:
-        """Load the fresh stored classifiers; train the others and those named in ``force``."""
-        from v28quant.ml.features import align, make_labels
-        from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
-        from v28quant.ml.stacked_ensemble import StackedEnsemble
+        """Load the fresh stored classifiers; train the others and those named in ``force``.
 
+        A classifier being retrained serves as it was until its successor is fitted: the
+        pre-market may read the models while a night's retrain runs on. One whose fit fails
+        is taken out of service (it was not fresh, or was to be replaced).
+        """
         cols = list(features.columns)
         recipe = training_recipe(view, horizon=self.horizon, holdout_dates=self.holdout_dates)
+        to_fit = []
         for name in ("xgboost", "stacked_ensemble"):
             held = self.held.get(name)
             use = (
@@ -175,13 +177,26 @@ class MlSource:
                 else model_for_today(view, name, self.refresh_days, cols, recipe, held)
             )
             if use is not None:
-                self.models[name] = use.model
-                self.edge[name] = _edge(use.scores)
+                self._serve(name, use.model, use.scores)
                 self.held[name] = use
             else:
-                self.models.pop(name, None)
-        if len(self.models) == 2:
+                to_fit.append(name)
+        if not to_fit:
             return
+        try:
+            self._fit(view, features, to_fit, recipe)
+        finally:
+            if to_fit:  # a fit failed: what it was to replace stops serving
+                self.models = {k: v for k, v in self.models.items() if k not in to_fit}
+
+    def _fit(
+        self, view: MarketView, features: pd.DataFrame, to_fit: list[str], recipe: dict[str, Any]
+    ) -> None:
+        """Fit, store and serve the classifiers named in ``to_fit``, each left out once served."""
+        from v28quant.ml.features import align, make_labels
+        from v28quant.ml.gradient_boost_ensemble import EnsembleConfig, XGBoostModel
+        from v28quant.ml.stacked_ensemble import StackedEnsemble
+
         labels = make_labels(
             _dated(view.bars[view.bars["symbol"].isin(view.symbols)]), self.horizon
         )
@@ -196,9 +211,9 @@ class MlSource:
             "xgboost": XGBoostModel(EnsembleConfig(calibration_gap=gap, n_estimators=150)),
             "stacked_ensemble": StackedEnsemble(purge=gap, seed=0),
         }
-        for name, model in built.items():
-            if name in self.models:
-                continue
+        while to_fit:
+            name = to_fit[0]
+            model = built[name]
             started = datetime.now(tz=ET)
             model.fit(X[train], y.loc[train, "direction"])
             scores = model.score_oos(
@@ -208,15 +223,23 @@ class MlSource:
                 view,
                 name,
                 model,
-                features=cols,
+                features=list(features.columns),
                 recipe=recipe,
                 scores=scores,
                 train_start=str(pd.Timestamp(udates[0]).date()),
                 started=started,
             )
-            # rebinding (never mutating) the dicts: a cycle reading them sees old or new
-            self.models = {**self.models, name: model}
-            self.edge = {**self.edge, name: _edge(scores)}
+            self._serve(name, model, scores)
+            to_fit.pop(0)
+
+    def _serve(self, name: str, model: Any, scores: dict[str, float]) -> None:
+        """Put ``model`` in service as ``name``, its edge from its held-out ``scores``.
+
+        The dicts are rebound, never mutated: a reader on another thread (the pre-market
+        beside a night's retrain) sees the old models or the new ones, each whole.
+        """
+        self.models = {**self.models, name: model}
+        self.edge = {**self.edge, name: _edge(scores)}
 
     def retrain(self, view: MarketView, name: str) -> None:
         """Retrain the classifier ``name`` on the day's features, whatever the store holds."""
