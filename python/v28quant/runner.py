@@ -16,11 +16,11 @@ the last cycle on a day the journal holds no roll-up of, it trades nothing and d
 
 Isolation: an exception in one engine's cycle is logged, journaled and notified, and that engine
 and the others carry on. A cycle that overruns its slot is logged and the slots it ran into are
-skipped, never stacked. With a keyed venue a cycle still running at ``[runner]
-cycle_limit_seconds`` (a call that hangs) is cancelled, and logged, notified and journaled as
-that slot's error; the engine goes on at its next slot. SIGTERM or SIGINT lets the cycles in
-flight finish, then persists, closes the sessions and exits 0; a second signal exits at once
-(the journal commits each row on its own, so nothing half-written survives).
+skipped, never stacked. With a keyed venue a cycle, or a follow between cycles, still running
+at ``[runner] cycle_limit_seconds`` (a call that hangs) is cancelled, and logged, notified and
+journaled as that slot's error; the engine goes on at its next slot. SIGTERM or SIGINT lets the
+cycles in flight finish, then persists, closes the sessions and exits 0; a second signal exits
+at once (the journal commits each row on its own, so nothing half-written survives).
 """
 
 from __future__ import annotations
@@ -525,7 +525,7 @@ class Runner:
                 continue
             if not await self._sleep(clock, tick):
                 return
-            if await self._guarded(engine, "follow", tick) is False:
+            if await self._in_time(engine, "follow", tick) is False:
                 return
 
     async def _watch(self, slot: datetime) -> None:
@@ -544,7 +544,7 @@ class Runner:
 
     async def _cycle(self, engine: Engine, slot: datetime) -> Any:
         started = self.ctx.now
-        report = await self._cycle_in_time(engine, slot)
+        report = await self._in_time(engine, "cycle", slot)
         self._announce_denials(engine, started)
         self.state.cycles += 1
         if report is not None and hasattr(report, "signals"):
@@ -576,24 +576,27 @@ class Runner:
             return report
         return None
 
-    async def _cycle_in_time(self, engine: Engine, slot: datetime) -> Any:
-        """Run ``engine``'s cycle, cancelled at ``[runner] cycle_limit_seconds`` (a keyed venue).
+    async def _in_time(self, engine: Engine, step: str, slot: datetime) -> Any:
+        """Run ``engine``'s cycle or follow, cancelled at ``[runner] cycle_limit_seconds``.
 
-        A venue or feed call that hangs would otherwise hold the engine for the day. A send the
-        executor has begun goes on and journals the venue's answer (``Executor.place``). On a
-        simulated clock a cycle's length is the machine's speed, not a hang: cutting it would
-        make a backtest's trades depend on the machine, so there is no limit there.
+        A keyed venue's call that hangs would otherwise hold the engine for the day, in a
+        cycle or in a follow between two. A send the executor has begun goes on and journals
+        the venue's answer (``Executor.place``). On a simulated clock a step's length is the
+        machine's speed, not a hang: cutting it would make a backtest's trades depend on the
+        machine, so there is no limit there.
         """
         if self.venue.sim_clock is not None:
-            return await self._guarded(engine, "cycle", slot)
+            return await self._guarded(engine, step, slot)
         limit = self.ctx.config.runner.cycle_limit_seconds
         try:
             async with asyncio.timeout(limit):
-                return await self._guarded(engine, "cycle", slot)
+                return await self._guarded(engine, step, slot)
         except TimeoutError:
-            error = f"cycle cancelled at its time limit of {limit:g} s; the next slot runs as usual"
-            log.error("%s cycle at %s: %s", engine.name, slot, error)
-            self._record_failure(engine, "cycle", slot, error)
+            error = (
+                f"{step} cancelled at its time limit of {limit:g} s; the next slot runs as usual"
+            )
+            log.error("%s %s at %s: %s", engine.name, step, slot, error)
+            self._record_failure(engine, step, slot, error)
             return None
 
     def _announce_denials(self, engine: Engine, since: datetime) -> None:

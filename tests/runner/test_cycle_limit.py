@@ -180,3 +180,48 @@ async def test_a_simulated_run_never_cuts_a_cycle(fake: FakeAlpacaTrading, tmp_p
     assert report is not None
     assert report.note == "done"
     assert _decisions(path, "error") == {}
+
+
+class Following:
+    """An engine whose follow between cycles looks at the account (a call that may hang)."""
+
+    name = "equity"
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        return CycleReport(self.name, ctx.now)
+
+    async def follow(self, ctx: EngineContext) -> bool:
+        await ctx.executor.broker.account()
+        return True
+
+
+class Now:
+    """A clock standing at the follow's slot: its sleeps end at once."""
+
+    def now(self) -> Any:
+        return SLOT
+
+    async def sleep_until(self, when: Any) -> None:
+        return None
+
+
+@pytest.mark.asyncio
+async def test_a_follow_the_venue_holds_is_cancelled_at_the_cycle_limit(
+    fake: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # between two cycles the engine follows its resting orders: a venue call there that hangs
+    # must not hold the engine's next cycles for the day, as it would not in a cycle
+    path = tmp_path / "j.sqlite"
+    engine = Following()
+    runner = _runner(fake, path, engine)
+    answer = threading.Event()
+    fake.inject("GET", "/v2/account", 200, hold=answer)
+    held = asyncio.ensure_future(runner._follow(engine, Now(), [SLOT]))
+    try:
+        await until(held.done, "the venue still holds the engine's follow", bound_s=30)
+    finally:
+        answer.set()
+    errors = _decisions(path, "error")
+    assert list(errors) == [f"equity-follow-error-{SLOT.isoformat()}"]
+    assert "time limit" in errors[f"equity-follow-error-{SLOT.isoformat()}"]["error"]
+    assert len(runner.ctx.notifier.errors) == 1
