@@ -18,7 +18,8 @@ Isolation: an exception in one engine's cycle is logged, journaled and notified,
 and the others carry on. A cycle that overruns its slot is logged and the slots it ran into are
 skipped, never stacked. With a keyed venue a cycle, or a follow between cycles, still running
 at ``[runner] cycle_limit_seconds`` (a call that hangs) is cancelled, and logged, notified and
-journaled as that slot's error; the engine goes on at its next slot. SIGTERM or SIGINT lets the
+journaled as that slot's error; the engine goes on at its next slot. The end of day's looks at
+a keyed venue (orders, account, positions) have the same limit. SIGTERM or SIGINT lets the
 cycles in flight finish, then persists, closes the sessions and exits 0; a second signal exits
 at once (the journal commits each row on its own, so nothing half-written survives).
 """
@@ -32,11 +33,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from v28quant.broker.base import Position
 from v28quant.broker.errors import AuthenticationError, BrokerError
@@ -50,6 +51,8 @@ from v28quant.venue_calendar import follow_venue_calendar
 from v28quant.venue_clock import LockstepClock, VenueClock
 
 log = logging.getLogger("v28quant.runner")
+
+T = TypeVar("T")
 
 #: A cycle may start this late after its slot; later than that the slot counts as missed.
 SLOT_GRACE = timedelta(seconds=60)
@@ -657,19 +660,19 @@ class Runner:
             # the day's last look at the venue: expiries settled at the close are journaled
             # now, not at the next pre-market (which a backtest's last session never reaches)
             try:
-                await self.ctx.executor.sync()
+                await self._venue_read(self.ctx.executor.sync())
             except Exception as exc:  # the day's equity is still rolled up
                 log.exception("end of day %s: orders and activities not looked up: %s", day, exc)
                 self.ctx.notifier.error("runner", f"end of day {day}: venue not looked up: {exc}")
         try:
-            account = await self.ctx.broker.account()
-        except BrokerError as exc:  # an outage at the close must not end the run
+            account = await self._venue_read(self.ctx.broker.account())
+        except (BrokerError, TimeoutError) as exc:  # an outage at the close must not end the run
             log.error("end of day %s: account unavailable, not marked: %s", day, exc)
             return
         marks: dict[str, str] | None = None
         try:
-            marks = _marks(await self.ctx.broker.positions())
-        except BrokerError as exc:  # the marks value the report's open lots; the equity stands
+            marks = _marks(await self._venue_read(self.ctx.broker.positions()))
+        except (BrokerError, TimeoutError) as exc:  # the marks value the open lots; equity stands
             log.error("end of day %s: positions unavailable, no marks: %s", day, exc)
         exposure = Decimal(account.long_market_value) + abs(Decimal(account.short_market_value))
         self.state.equity.append((day, Decimal(account.equity), exposure))
@@ -712,6 +715,21 @@ class Runner:
             },
             self.ctx.now,
         )
+
+    async def _venue_read(self, read: Awaitable[T]) -> T:
+        """Await an end-of-day look at a keyed venue, cut at ``[runner] cycle_limit_seconds``.
+
+        A call that hangs would otherwise hold the runner past its night and next session;
+        ``TimeoutError`` then. A simulated venue's reads are the machine's speed: no limit.
+        """
+        if self.venue.sim_clock is not None:
+            return await read
+        limit = self.ctx.config.runner.cycle_limit_seconds
+        try:
+            async with asyncio.timeout(limit):
+                return await read
+        except TimeoutError as exc:
+            raise TimeoutError(f"the venue did not answer within {limit:g} s") from exc
 
     def _previous_close(self, day: date) -> tuple[date, Decimal] | None:
         """Return the latest session before ``day`` rolled up in the journal, and its equity.

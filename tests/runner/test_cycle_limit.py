@@ -70,6 +70,9 @@ class Buying:
         await ctx.executor.place(Decision(req, {}))
         return CycleReport(self.name, ctx.now, orders=1)
 
+    async def end_of_day(self, ctx: EngineContext) -> None:
+        return None
+
 
 @pytest.fixture
 def fake() -> Iterator[FakeAlpacaTrading]:
@@ -99,6 +102,7 @@ def _runner(fake: FakeAlpacaTrading, path: Path, engine: Any, **venue: Any) -> R
         config=cfg,
         notifier=Notices(),
         journal=journal,
+        broker=broker,
         executor=Executor(broker, journal),
         risk=SimpleNamespace(denial_summary=lambda *_: None),
         now=SLOT,
@@ -225,3 +229,25 @@ async def test_a_follow_the_venue_holds_is_cancelled_at_the_cycle_limit(
     assert list(errors) == [f"equity-follow-error-{SLOT.isoformat()}"]
     assert "time limit" in errors[f"equity-follow-error-{SLOT.isoformat()}"]["error"]
     assert len(runner.ctx.notifier.errors) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_end_of_day_the_venue_holds_is_cut_at_the_cycle_limit(
+    fake: FakeAlpacaTrading, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the roll-up's look at the account hangs: the runner must go on to the night's jobs and
+    # the next session, as after an account that does not answer
+    path = tmp_path / "j.sqlite"
+    runner = _runner(fake, path, Buying())
+    answer = threading.Event()
+    fake.inject("GET", "/v2/account", 200, hold=answer)
+    held = asyncio.ensure_future(runner.end_of_day(SLOT.date()))
+    try:
+        await until(held.done, "the venue still holds the end of day", bound_s=30)
+    finally:
+        answer.set()
+    held.result()
+    assert runner.state.equity == []  # not marked: the account did not answer in time
+    assert f"account unavailable, not marked: the venue did not answer within {LIMIT_S:g} s" in (
+        caplog.text
+    )
