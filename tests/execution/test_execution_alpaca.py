@@ -213,6 +213,50 @@ async def test_a_place_cancelled_while_the_venue_holds_the_submit_journals_the_o
     assert one_order_agreeing(fake, journal, cid)["status"] == "filled"
 
 
+@pytest.mark.asyncio
+async def test_a_replace_cancelled_while_the_venue_holds_it_is_journaled_as_the_venue_has_it(
+    fake: FakeAlpacaTrading, tmp_path: Path
+):
+    """A cycle cancelled at its time limit in the middle of a replace (a walked limit order).
+
+    The venue holds the replace; the task replacing is cancelled; the next slot's look-up
+    (``sync``) comes while the request is still in flight; then the venue takes it. The
+    journal must end with the replacement as the venue holds it: never one working at the
+    venue that the journal calls not sent.
+    """
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    executor = Executor(make(fake, timeout_s=30.0), journal)
+    owner = Owner("equity", "trend", "walked")
+    resting = OrderRequest.equity("SPY", 3, "buy", "limit", "520.00", owner=owner)
+    await executor.place(Decision(resting, {}))
+    cid = resting.client_order_id
+    answer = threading.Event()
+    fake.inject("PATCH", "/v2/orders/.+", 200, hold=answer)
+    replacing = asyncio.ensure_future(executor.replace(cid, reason="walk", limit_price=D("521")))
+    try:
+        await until(lambda: fake.count("PATCH", "/v2/orders/.+") == 1, "no replace was sent")
+        replacing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await replacing
+        await executor.sync()  # the next slot's look-up, the replace still in flight
+        assert f"{cid}-r1" in executor.sending()  # the next walk leaves it be
+    finally:
+        answer.set()
+    new_cid = f"{cid}-r1"
+    await until(
+        lambda: any(o["client_order_id"] == new_cid for o in fake.orders.values()),
+        "the venue never took the replacement",
+    )
+    for _ in range(100):
+        row = journal.order_by_client_id(new_cid)
+        if row is not None and row["broker_order_id"] is not None:
+            break
+        await asyncio.sleep(0.02)
+    await executor.sync()
+    assert one_order_agreeing(fake, journal, new_cid)["status"] == "new"
+
+
 # ---------------------------------------------------------------- crashes
 
 

@@ -664,9 +664,16 @@ async def test_a_crash_after_a_walk_reached_alpaca_walks_on_from_its_rung(
     path = tmp_path / "book.json"
     patch = broker.replace
 
+    class Killed(BaseException):
+        """The process dying in the walk's send (a SystemExit there would end the event loop).
+
+        The send runs in a task of its own: only the loop, not the cycle awaiting it, would
+        see a SystemExit raised in it.
+        """
+
     async def patch_then_die(*args: Any, **kwargs: Any) -> Any:
         await patch(*args, **kwargs)
-        raise SystemExit("killed once Alpaca answered the PATCH")
+        raise Killed("killed once Alpaca answered the PATCH")
 
     try:
         eng = OptionsEngine(book_path=path)
@@ -675,7 +682,7 @@ async def test_a_crash_after_a_walk_reached_alpaca_walks_on_from_its_rung(
         (entry,) = json.loads(path.read_text("utf-8"))["pending"].values()
         ctx.clock.advance(timedelta(minutes=5))
         monkeypatch.setattr(broker, "replace", patch_then_die)
-        with pytest.raises(SystemExit):
+        with pytest.raises(Killed):
             await eng.cycle(ctx)
         monkeypatch.undo()
         assert json.loads(path.read_text("utf-8"))["pending"] == {entry["client_order_id"]: entry}

@@ -158,7 +158,7 @@ class Executor(OrderRecorder):
         self._waiters: dict[str, asyncio.Event] = {}
         # the sends going on: the event loop holds a task only weakly, and a send whose caller
         # was cancelled is awaited by nobody else (a collected send never journals its answer)
-        self._sends: set[asyncio.Future[OrderOutcome]] = set()
+        self._sends: dict[str, asyncio.Future[OrderOutcome]] = {}
         self.breaker = _BREAKERS.setdefault(broker, VenueBreaker())
 
     # ------------------------------------------------------------------ place
@@ -323,10 +323,18 @@ class Executor(OrderRecorder):
         intent. So the send goes on and journals the venue's answer, and its client order id
         stays in flight (out of another engine's ``sync``) until then.
         """
-        cid = req.client_order_id
-        sending = asyncio.ensure_future(self._send(req, wait_s, caller_notifies, probe))
-        self._sends.add(sending)
-        sending.add_done_callback(self._sends.discard)
+        send = self._send(req, wait_s, caller_notifies, probe)
+        return await self._to_the_end(req.client_order_id, send)
+
+    async def _to_the_end(self, cid: str, send: Coroutine[Any, Any, OrderOutcome]) -> OrderOutcome:
+        """Run ``send`` of the order ``cid`` (in flight) to its end, whatever befalls the caller.
+
+        The send is held here until it ends (the event loop holds a task only weakly), and
+        ``cid`` leaves the in-flight set then.
+        """
+        sending = asyncio.ensure_future(send)
+        self._sends[cid] = sending
+        sending.add_done_callback(lambda _: self._sends.pop(cid, None))
         sending.add_done_callback(lambda _: self._in_flight.discard(cid))
         try:
             return await asyncio.shield(sending)
@@ -484,7 +492,7 @@ class Executor(OrderRecorder):
         """
         if self._sends:
             log.warning("waiting for %d order send(s) to get the venue's answer", len(self._sends))
-            await asyncio.wait(set(self._sends))
+            await asyncio.wait(set(self._sends.values()))
         if self._updates is not None:
             await self._updates.aclose()
             self._updates = None
@@ -561,6 +569,9 @@ class Executor(OrderRecorder):
         lacks is journaled ``not_sent`` and the retry goes with the new request and spend.
         Only its first refusal, and its first rejection, is notified (a walk retries every
         cycle until cash frees or the order ends); the journal keeps each with its reason.
+        As a new order's send, a replace whose caller is cancelled (a cycle cut at its time
+        limit) goes on to the venue's answer and journals it, its ``-r<n>`` in ``sending``
+        (out of ``sync``) from its intent until then.
 
         Raises
         ------
@@ -569,8 +580,27 @@ class Executor(OrderRecorder):
             have replaced keeps working as it was.
         """
         cid, oid = await self._resolve(order)
-        row = await self.journal.run(self._j.order_by_client_id, cid)
         new_cid = replacement_client_order_id(cid)
+        if new_cid in self._in_flight:
+            raise RuntimeError(f"order {new_cid} is already being placed")
+        # out of another engine's sync from its intent to the venue's answer, as a new order is
+        self._in_flight.add(new_cid)
+        try:
+            return await self._replace(cid, oid, new_cid, reason, qty, limit_price)
+        finally:
+            if new_cid not in self._sends:  # a send in progress leaves the set when it ends
+                self._in_flight.discard(new_cid)
+
+    async def _replace(
+        self,
+        cid: str,
+        oid: str,
+        new_cid: str,
+        reason: str,
+        qty: Decimal | int | None,
+        limit_price: Decimal | None,
+    ) -> OrderOutcome:
+        row = await self.journal.run(self._j.order_by_client_id, cid)
         request = dict((row or {}).get("request") or {})
         request.update(client_order_id=new_cid, replaces=cid)
         if qty is not None:
@@ -590,6 +620,19 @@ class Executor(OrderRecorder):
             if was != REFUSED_STATUS:
                 self._notify_error(f"replacement {new_cid} of {cid} refused: {refused}")
             return OrderOutcome(new_cid, "refused", None, (), refused)
+        send = self._replace_at_venue(cid, oid, new_cid, was, qty, limit_price)
+        return await self._to_the_end(new_cid, send)
+
+    async def _replace_at_venue(
+        self,
+        cid: str,
+        oid: str,
+        new_cid: str,
+        was: str | None,
+        qty: Decimal | int | None,
+        limit_price: Decimal | None,
+    ) -> OrderOutcome:
+        """Send the replace of ``cid`` as ``new_cid`` and journal the venue's answer."""
         try:
             new = await self.broker.replace(oid, qty=qty, limit_price=limit_price)
         except OrderRejected as exc:

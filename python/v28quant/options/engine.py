@@ -660,10 +660,11 @@ class OptionsEngine:
     ) -> None:
         """Follow one resting order: drop it, book its fill or its end, or walk its price.
 
-        An order still being sent (its cycle cut off at the time limit, the send going on) is
-        left for the next cycle: the venue lists it only once it takes the request.
+        An order still being sent, or its walk (its cycle cut off at the time limit, the send
+        going on), is left for the next cycle: the venue lists it only once it takes the request.
         """
-        if cid in ctx.executor.sending():
+        sending = ctx.executor.sending()
+        if cid in sending or replacement_client_order_id(cid) in sending:
             return
         if await _never_sent(ctx, cid):
             log.warning("options order %s never reached the venue: no longer pending", cid)
