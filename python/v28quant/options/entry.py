@@ -44,7 +44,7 @@ from v28quant.options.strategies import (
     StructureGreeks,
 )
 from v28quant.options.touch import touch_probability
-from v28quant.options.wheel_shares import wheel_reserved
+from v28quant.options.wheel_shares import wheel_covers
 from v28quant.risk import OptionsRisk
 
 
@@ -264,10 +264,8 @@ async def _try(
         "rejected": list(rejected),
     }
     reserve = reservation_for(owner, s, units)
-    if s.strategy == "covered_call":
-        held = sum(r["amount"] for r in wheel_reserved(ctx.journal, s.underlying))
-        if held >= 100 * units:
-            reserve = None  # the wheel reserved these shares when they were assigned
+    if s.strategy == "covered_call" and wheel_covers(ctx.journal, s.underlying, units):
+        reserve = None  # the wheel reserved these shares when they were assigned
     pending = Pending(
         req.client_order_id,
         "open",

@@ -41,6 +41,7 @@ from v28quant.options.strategies import (
     StructureGreeks,
     order_for,
 )
+from v28quant.options.wheel_shares import wheel_covers
 from v28quant.risk import OptionsRisk
 
 
@@ -324,6 +325,8 @@ async def _roll(
         kept_net=kept_net,
     )
     reserve = reservation_for(owner, new, h.units)
+    if new.strategy == "covered_call" and wheel_covers(ctx.journal, h.underlying, h.units):
+        reserve = None  # the wheel's shares behind the call bought back cover the new one
     out = await place_in_book(book, pending, lambda: place_opening(eng, ctx, req, why, reserve))
     if out.status in ("refused", "rejected"):
         return False

@@ -38,6 +38,16 @@ def wheel_reserved(journal: Any, underlying: str) -> list[dict[str, Any]]:
     ]
 
 
+def wheel_covers(journal: Any, underlying: str, units: int) -> bool:
+    """Whether the wheel's reserved shares of ``underlying`` cover ``units`` covered calls.
+
+    Such a call, sold or rolled, spends that reservation and asks for no second one: a second
+    reservation of the same shares would be refused, there being none free.
+    """
+    held = sum((Decimal(r["amount"]) for r in wheel_reserved(journal, underlying)), Decimal(0))
+    return held >= 100 * units
+
+
 def sync_wheel_shares(
     journal: Any, book: Book, underlying: str, ts: datetime, cause: str
 ) -> dict[str, Any] | None:

@@ -1,0 +1,87 @@
+"""Rolling the wheel's covered call (SimBroker over the real SPY chain of 2023-09-14).
+
+The wheel reserves its 100 shares (no order behind the reservation) from the assignment on;
+its covered call spends that reservation. A roll of the call buys it back and sells the next
+one in one ``mleg`` order: the same 100 shares cover the new call, so the roll asks for no
+second reservation of them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from fakes.options_world import make_world
+from v28quant.broker import OrderRequest, Owner
+from v28quant.execution import Decision
+from v28quant.journal.reservations import Claim
+from v28quant.options import manage
+from v28quant.options.config import OptionsConfig
+from v28quant.options.context import OptionsCycle
+from v28quant.options.engine import OptionsEngine
+from v28quant.options.lifecycle import Held
+from v28quant.options.sizing import ZERO_GREEKS
+
+ET = ZoneInfo("America/New_York")
+START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
+
+
+async def _hold_wheel_call(ctx, eng: OptionsEngine) -> Held:  # type: ignore[no-untyped-def]
+    """100 SPY shares reserved by the wheel and a call of 2023-09-29 sold against them."""
+    buy = OrderRequest.equity("SPY", 100, "buy", owner=Owner("options", "venue", "opasn"))
+    await ctx.executor.place(Decision(buy, {"why": "stock leg of an assignment"}))
+    await ctx.broker.process()
+    book = eng._book_of(ctx)
+    wheel = book.stage("SPY")
+    wheel.stage, wheel.shares, wheel.basis = "shares", 100, 440.0
+    ctx.journal.hold_reservation(
+        "options", "covered_call", "wheel:SPY", Claim("shares", "SPY", Decimal(100)), ctx.now
+    )
+    chain = await ctx.feed.option_chain("SPY")
+    calls = chain[
+        (chain["expiry"] == pd.Timestamp("2023-09-29")) & (chain["type"] == "call")
+    ].sort_values("strike")
+    spot = float((await ctx.feed.quote("SPY")).mid)
+    call = str(calls[calls["strike"] >= spot]["symbol"].iloc[0])
+    owner = Owner("options", "covered_call", "cc-1")
+    sell = OrderRequest.option(call, 1, "sell", "sell_to_open", Decimal("0.01"), owner=owner)
+    out = await ctx.executor.place(Decision(sell, {"why": "the wheel's covered call"}))
+    await ctx.broker.process()
+    assert (await ctx.executor.track(out.client_order_id, 0.0)).status.value == "filled"
+    h = Held(
+        "cc-1", "covered_call", "SPY", pd.Timestamp("2023-09-29").date(), {call: -1}, 1, -2.0,
+        0.0, START, out.client_order_id, wheel=True,
+    )  # fmt: skip
+    book.opened(h)
+    return h
+
+
+@pytest.mark.asyncio
+async def test_a_wheel_covered_call_rolls_on_the_shares_it_already_covers(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The roll reserves no second 100 shares: the executor admits it."""
+    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    await eng.premarket(ctx)
+    h = await _hold_wheel_call(ctx, eng)
+    a, raw = await eng._analyse(ctx, "SPY", ctx.now)
+    view = manage.leg_view(a, raw, h.legs, eng.cfg.rate).set_index("symbol")
+    report = OptionsCycle("options", ctx.now)
+    await manage._roll(
+        eng, ctx, eng._book_of(ctx), h, a, view, {}, "202309141530", report, ZERO_GREEKS
+    )
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    rows = db.execute("SELECT status, reason FROM orders WHERE decision_id LIKE 'roll:cc-1:%'")
+    ((status, reason),) = rows.fetchall()
+    assert status != "refused", reason
+    shares = db.execute(
+        "SELECT symbol, amount, client_order_id FROM reservations "
+        "WHERE kind = 'shares' AND released_ts IS NULL"
+    ).fetchall()
+    assert shares == [("SPY", "100", None)]  # the wheel's, and no other
