@@ -627,3 +627,56 @@ async def test_a_series_dated_on_a_holiday_settles_at_the_session_before() -> No
     clock.set(datetime(2024, 4, 1, 14, 0, tzinfo=UTC))  # the Monday after
     acts = {(a.type, a.symbol, a.qty, a.price) for a in await b.activities() if a.type != "FILL"}
     assert acts == {("OPEXC", call, D(-1), None), ("OPTRD", "SPY", D(100), D(520))}
+
+
+C535_JUL = "SPY240719C00535000"
+
+
+async def test_a_covered_call_rolled_in_one_order_is_covered_by_the_shares(world):
+    """Buying back the covered 535 call frees its 100 shares for the July call it sells.
+
+    The new call is held on the same shares, which stay collateral: no second call, no sale.
+    """
+    _clock, q, make = world
+    q.set(C535_JUL, "6.00", "6.10")
+
+    async def go():
+        b = make()
+        await b.submit(OrderRequest.equity("SPY", 100, "buy", owner=own("s1", "wheel")))
+        await b.submit(
+            OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc1"))
+        )
+        legs = [Leg(C535, 1, "buy", "buy_to_close"), Leg(C535_JUL, 1, "sell", "sell_to_open")]
+        roll = await b.submit(OrderRequest.multileg(legs, 1, D("-3.80"), owner=own("roll")))
+        # Credit: 6.00 - 2.15 = 3.85.
+        assert roll.status == OrderStatus.FILLED, roll
+        assert roll.filled_avg_price == D("-3.85"), roll
+        pos = {p.symbol: p.qty for p in await b.positions()}
+        assert pos == {"SPY": 100, C535_JUL: -1}
+        with pytest.raises(InsufficientBuyingPower, match="available"):
+            await b.submit(OrderRequest.equity("SPY", 1, "sell", owner=own("s2", "wheel")))
+        with pytest.raises(InsufficientBuyingPower, match="covered call"):
+            await b.submit(
+                OrderRequest.option(C540, 1, "sell", "sell_to_open", D("0.90"), owner=own("cc2"))
+            )
+
+    await go()
+
+
+async def test_a_call_rolled_without_shares_behind_it_is_refused(world):
+    """A call sold in a multi-leg order with no shares, nor a covered call bought back: naked."""
+    _clock, q, make = world
+    q.set(C535_JUL, "6.00", "6.10")
+
+    async def go():
+        b = make()
+        await b.submit(OrderRequest.equity("SPY", 100, "buy", owner=own("s1", "wheel")))
+        await b.submit(
+            OrderRequest.option(C535, 1, "sell", "sell_to_open", D("2.00"), owner=own("cc1"))
+        )
+        # the shares still cover the 535 call: nothing covers the July calls
+        legs = [Leg(C540, 1, "buy", "buy_to_open"), Leg(C535_JUL, 2, "sell", "sell_to_open")]
+        with pytest.raises(InsufficientBuyingPower, match="uncovered"):
+            await b.submit(OrderRequest.multileg(legs, 1, D("-5.00"), owner=own("r2")))
+
+    await go()

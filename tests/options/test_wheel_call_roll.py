@@ -65,7 +65,7 @@ async def _hold_wheel_call(ctx, eng: OptionsEngine) -> Held:  # type: ignore[no-
 async def test_a_wheel_covered_call_rolls_on_the_shares_it_already_covers(
     tmp_path: Path, shared_data: Path
 ) -> None:
-    """The roll reserves no second 100 shares: the executor admits it."""
+    """The roll reserves no second 100 shares: the executor admits it, the venue takes it."""
     ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
     eng = OptionsEngine(OptionsConfig.load(None, {}))
     await eng.premarket(ctx)
@@ -73,7 +73,7 @@ async def test_a_wheel_covered_call_rolls_on_the_shares_it_already_covers(
     a, raw = await eng._analyse(ctx, "SPY", ctx.now)
     view = manage.leg_view(a, raw, h.legs, eng.cfg.rate).set_index("symbol")
     report = OptionsCycle("options", ctx.now)
-    await manage._roll(
+    placed = await manage._roll(
         eng, ctx, eng._book_of(ctx), h, a, view, {}, "202309141530", report, ZERO_GREEKS
     )
     db = sqlite3.connect(tmp_path / "journal.sqlite")
@@ -85,3 +85,4 @@ async def test_a_wheel_covered_call_rolls_on_the_shares_it_already_covers(
         "WHERE kind = 'shares' AND released_ts IS NULL"
     ).fetchall()
     assert shares == [("SPY", "100", None)]  # the wheel's, and no other
+    assert placed, reason

@@ -8,7 +8,9 @@ intraday), and short sales are allowed against it, except of a stock in
 ``SimConfig.hard_to_borrow`` (refused as Alpaca refuses one it does not lend). Options are not
 marginable: premiums and collateral come out of the excess itself. Options levels as Alpaca's:
 1 covered calls and cash-secured puts, 2 long options, 3 multi-leg orders, whose worst payoff at
-expiry is held; structures with unlimited loss are refused.
+expiry is held; structures with unlimited loss are refused. A multi-leg order's net short calls
+are covered by free long shares, as the risk gate counts them (``risk.options_need``): those
+behind a covered call the order buys back are free for the call it sells (a roll in one order).
 """
 
 from __future__ import annotations
@@ -122,7 +124,11 @@ class BuyingPower(SimState):
         debit = max(price, ZERO) * CONTRACT_SIZE
         coll_cash, shares_symbol, shares_per_unit = ZERO, None, ZERO
         if multileg:
-            coll_cash = _worst_payoff_loss(opening)
+            lots = self._covering_lots(legs, opening, qty)
+            coll_cash = _worst_payoff_loss(opening, lots)
+            if lots:
+                shares_symbol = parse_occ(legs[0].occ_symbol).underlying
+                shares_per_unit = lots * CONTRACT_SIZE
         elif opening:
             leg = opening[0]
             occ = parse_occ(leg.occ_symbol)
@@ -155,9 +161,11 @@ class BuyingPower(SimState):
                 status=403,
                 code=40310000,
             )
-        if shares_symbol is not None:
+        if shares_symbol is not None and not multileg:
             shorts = {legs[0].occ_symbol: Decimal(1)}
             return debit + commission, shares_per_unit, shorts, coll_cash
+        if shares_symbol is not None:
+            return debit + coll_cash + commission, shares_per_unit, shorts, coll_cash
         return debit + coll_cash + commission, ZERO, shorts, coll_cash
 
     async def _excess(self) -> Decimal:
@@ -175,6 +183,35 @@ class BuyingPower(SimState):
             excess += mv / 2 if mv > 0 else mv * Decimal("1.5")
         return excess
 
+    def _covering_lots(self, legs: tuple[Leg, ...], opening: list[Leg], qty: Decimal) -> Decimal:
+        """Return the 100-share lots that cover one unit of a multi-leg order's net short calls.
+
+        Long shares cover them where free: not behind another short call, nor held by an open
+        order, except those behind the covered calls the order itself buys back (a covered
+        call rolled in one order). ``InsufficientBuyingPower`` where the shares fall short.
+        """
+        net = sum((_leg_sign(g) * g.ratio for g in opening if parse_occ(g.occ_symbol).call), 0)
+        short_calls = Decimal(max(-net, 0))
+        if not short_calls:
+            return ZERO
+        underlying = parse_occ(legs[0].occ_symbol).underlying
+        bought_back = {g.occ_symbol: qty * g.ratio for g in legs if g.intent == "buy_to_close"}
+        freed = ZERO
+        for c in self._collateral:
+            if c.shares_symbol != underlying:
+                continue
+            calls = ZERO
+            for sym, per in c.shorts.items():
+                contracts = min(c.units * per, bought_back.get(sym, ZERO))
+                bought_back[sym] = bought_back.get(sym, ZERO) - contracts
+                calls += contracts
+            freed += min(calls * CONTRACT_SIZE, c.units * c.shares_per_unit)
+        if short_calls * qty * CONTRACT_SIZE > self._shares_available(underlying) + freed:
+            raise InsufficientBuyingPower(
+                "uncovered short calls: unlimited loss is not permitted", status=403, code=40310000
+            )
+        return short_calls
+
     def _shares_available(self, symbol: str) -> Decimal:
         have = self._positions.get(symbol, _Pos()).qty
         held = ZERO
@@ -183,7 +220,10 @@ class BuyingPower(SimState):
                 continue
             if o.req.kind == "equity" and o.req.symbol == symbol:
                 held += o.remaining
-            elif o.req.kind == "option" and parse_occ(o.req.symbol or "").underlying == symbol:
+            elif (
+                o.req.kind != "equity"
+                and parse_occ(_legs_of(o.req)[0].occ_symbol).underlying == symbol
+            ):
                 held += o.remaining * o.hold_shares
         held += sum(
             (c.units * c.shares_per_unit for c in self._collateral if c.shares_symbol == symbol),
@@ -207,10 +247,12 @@ class BuyingPower(SimState):
         return total
 
 
-def _worst_payoff_loss(legs: list[Leg]) -> Decimal:
+def _worst_payoff_loss(legs: list[Leg], lots: Decimal = ZERO) -> Decimal:
     """Largest loss at expiry of option legs over every underlying price (dollars per unit).
 
-    Premiums aside; ``InsufficientBuyingPower`` if the loss is unbounded (net short calls).
+    Premiums aside; ``lots`` of 100 shares cover as many short calls (their value at expiry
+    counts, as a call struck at 0). ``InsufficientBuyingPower`` if the loss is unbounded (net
+    short calls beyond ``lots``).
 
     The payoff is piecewise linear in the underlying price S with kinks at the strikes, so its
     minimum over S >= 0 is at S = 0, at a strike, or at S -> infinity (slope = net calls held).
@@ -218,7 +260,7 @@ def _worst_payoff_loss(legs: list[Leg]) -> Decimal:
     if not legs:
         return ZERO
     parsed = [(parse_occ(leg.occ_symbol), _leg_sign(leg) * leg.ratio) for leg in legs]
-    if sum((n for occ, n in parsed if occ.call), 0) < 0:
+    if sum((n for occ, n in parsed if occ.call), 0) + lots < 0:
         raise InsufficientBuyingPower(
             "uncovered short calls: unlimited loss is not permitted", status=403, code=40310000
         )
@@ -229,7 +271,7 @@ def _worst_payoff_loss(legs: list[Leg]) -> Decimal:
                 n * (max(s - occ.strike, ZERO) if occ.call else max(occ.strike - s, ZERO))
                 for occ, n in parsed
             ),
-            ZERO,
+            lots * s,
         )
 
     worst = min(payoff(s) for s in [ZERO, *(occ.strike for occ, _ in parsed)])
