@@ -763,3 +763,53 @@ async def test_an_opening_order_ended_part_filled_reserves_only_the_units_filled
     assert [(cid, kind, Decimal(amount)) for cid, kind, amount in active] == [
         (h.client_order_id, "cash", Decimal(480))
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_cash_secured_put_rolled_for_a_debit_keeps_the_new_puts_collateral(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """Roll the short 440P into the 435P paying 0.30: 43,500 stays reserved behind the 435P.
+
+    By hand: buy back the 440P at its 1.10 ask, sell the 435P at its 0.80 bid: a 0.30 debit,
+    paid in cash at the fill. The 435P written is still a put sold: its strike x 100 is
+    collateral until it is gone, however the roll was paid.
+    """
+    trading, ctx = world
+    trading.set_quote(OLD_PUT, "1.95", "2.00")
+    owner = Owner("options", "cash_secured_put", "csp-9")
+    sell = order_for([(OLD_PUT, -1)], 1, Decimal("-1.95"), owner, opening=True, scheme="all_penny")
+    opened = await ctx.executor.place(
+        Decision(sell, {"rule": "test"}, Reservation(owner, "cash", None, Decimal(44_000)))
+    )
+    assert opened.status == "filled", opened
+    trading.set_quote(OLD_PUT, "1.00", "1.10")
+    trading.set_quote(NEW_PUT, "0.80", "0.90")
+    book = Book()
+    book.held["csp-9"] = Held(
+        "csp-9", "cash_secured_put", "SPY", EXPIRY_OLD, {OLD_PUT: -1}, 1, -1.95, 0.0, NOW,
+        opened.client_order_id,
+    )  # fmt: skip
+    rowner = Owner("options", "cash_secured_put", "roll:csp-9")
+    req = order_for(
+        [(OLD_PUT, 1), (NEW_PUT, -1)], 1, Decimal("0.30"), rowner, opening=[False, True],
+        scheme="all_penny",
+    )  # fmt: skip
+    out = await ctx.executor.place(
+        Decision(req, {"rule": "test"}, Reservation(rowner, "cash", None, Decimal(43_500)))
+    )
+    assert out.status == "filled", out
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "roll", "csp-9-r1", "SPY", "cash_secured_put", {NEW_PUT: -1},
+        EXPIRY_NEW, 0.0, ["0.30"], 0, NOW, old_id="csp-9",
+    )  # fmt: skip
+    try:
+        await OptionsEngine()._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    assert [h.legs for h in book.held.values()] == [{NEW_PUT: -1}]
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    held = db.execute(
+        "SELECT client_order_id, amount FROM reservations WHERE released_ts IS NULL"
+    ).fetchall()
+    assert held == [(out.client_order_id, "43500")]

@@ -16,6 +16,7 @@ from v28quant.broker.base import CONTRACT_SIZE, Broker, OrderRequest
 from v28quant.journal.reservations import Claim
 from v28quant.occ import parse_occ
 from v28quant.quotes import QuoteSource
+from v28quant.risk import held_legs_need
 
 Capacity = dict[tuple[str, str | None], Decimal]
 
@@ -58,16 +59,30 @@ async def spend_of(
 
 
 def pays_cash(request: Mapping[str, Any]) -> bool:
-    """Whether filling the journaled ``request`` pays cash out of the account.
+    """Whether filling the journaled ``request`` pays out of the account what it reserved.
 
-    True for a buy and a multi-leg net debit (limit > 0); False for a sale, an option written
-    (its collateral stays in the account) and a market multi-leg order, whose net is unknown
-    here (its reservation is then kept until the position closes: never spent twice).
+    True for a buy and a multi-leg net debit (limit > 0) whose opened legs hold nothing at
+    expiry (a debit spread); False for a sale, an option written (its collateral stays in the
+    account), a multi-leg debit whose opened legs still hold collateral (a put sold in a roll
+    paid for: its strike x 100, not the debit) and a market multi-leg order, whose net is
+    unknown here (its reservation is then kept until the position closes: never spent twice).
     """
-    if request.get("legs"):
+    legs = request.get("legs")
+    if legs:
         net = request.get("limit_price")
-        return net is not None and Decimal(str(net)) > 0
+        return net is not None and Decimal(str(net)) > 0 and not _opens_collateral(legs)
     return request.get("side") == "buy"
+
+
+def _opens_collateral(legs: list[Mapping[str, Any]]) -> bool:
+    """Whether the legs a multi-leg order opens hold collateral once filled (``risk``'s rule)."""
+    opened = {
+        str(g["occ_symbol"]): int(g["ratio"]) * (1 if g["side"] == "buy" else -1)
+        for g in legs
+        if str(g["intent"]).endswith("_to_open")
+    }
+    need = held_legs_need(opened)
+    return need is None or need > 0
 
 
 async def _price(
