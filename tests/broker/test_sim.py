@@ -680,3 +680,26 @@ async def test_a_call_rolled_without_shares_behind_it_is_refused(world):
             await b.submit(OrderRequest.multileg(legs, 1, D("-5.00"), owner=own("r2")))
 
     await go()
+
+
+async def test_a_short_far_call_over_a_long_near_call_is_an_uncovered_call(world):
+    """The June 530 call bought expires before the July 535 sold: nothing covers it after.
+
+    The risk gate counts it so (``risk._at_last_expiry``); the simulator refuses it, where a
+    long far call under a short near one (a diagonal) holds only its worst payoff.
+    """
+    _clock, q, make = world
+    q.set(C535_JUL, "6.00", "6.10")
+
+    async def go():
+        b = make()
+        legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C535_JUL, 1, "sell", "sell_to_open")]
+        with pytest.raises(InsufficientBuyingPower, match="uncovered"):
+            await b.submit(OrderRequest.multileg(legs, 1, D("-1.00"), owner=own("rd")))
+        legs = [Leg(C535_JUL, 1, "buy", "buy_to_open"), Leg(C540, 1, "sell", "sell_to_open")]
+        diagonal = await b.submit(OrderRequest.multileg(legs, 1, D("5.20"), owner=own("dg")))
+        # Debit: 6.10 - 0.95 = 5.15; the long July call covers the short June one.
+        assert diagonal.status == OrderStatus.FILLED, diagonal
+        assert diagonal.filled_avg_price == D("5.15"), diagonal
+
+    await go()

@@ -124,8 +124,9 @@ class BuyingPower(SimState):
         debit = max(price, ZERO) * CONTRACT_SIZE
         coll_cash, shares_symbol, shares_per_unit = ZERO, None, ZERO
         if multileg:
-            lots = self._covering_lots(legs, opening, qty)
-            coll_cash = _worst_payoff_loss(opening, lots)
+            held = _at_last_expiry(opening)
+            lots = self._covering_lots(legs, held, qty)
+            coll_cash = _worst_payoff_loss(held, lots)
             if lots:
                 shares_symbol = parse_occ(legs[0].occ_symbol).underlying
                 shares_per_unit = lots * CONTRACT_SIZE
@@ -245,6 +246,17 @@ class BuyingPower(SimState):
                 ):
                     total += o.remaining * leg.ratio
         return total
+
+
+def _at_last_expiry(legs: list[Leg]) -> list[Leg]:
+    """Return the opening legs still there at the last short leg's expiry.
+
+    A long leg expiring before a short one covers nothing after it: a short far call over a
+    long near call is a call sold uncovered, as the risk gate counts it.
+    """
+    expiry = {g.occ_symbol: parse_occ(g.occ_symbol).expiry for g in legs}
+    last = max((expiry[g.occ_symbol] for g in legs if g.side == "sell"), default=None)
+    return [g for g in legs if g.side == "sell" or last is None or expiry[g.occ_symbol] >= last]
 
 
 def _worst_payoff_loss(legs: list[Leg], lots: Decimal = ZERO) -> Decimal:
