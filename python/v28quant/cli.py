@@ -208,9 +208,10 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest).
 
     The latest views (the equity aggregate and its models, else the raw signals, the options
-    engine's included), the equity engine's last hold of a position no model covered, the
-    stacked ensemble's veto in force, the risk gate's last denial of an order on the symbol or
-    its options, then each engine's last order on the symbol and the decision behind it.
+    engine's included), the equity engine's hold in force (a position no model covered, a short
+    sale refused, a fraction the venue will not sell), the stacked ensemble's veto in force, the
+    risk gate's last denial of an order on the symbol or its options, then each engine's last
+    order on the symbol and the decision behind it.
     """
     lines = _views(journal, symbol, at)
     hold = (
@@ -268,13 +269,16 @@ def _fill_text(order: dict[str, Any]) -> str:
 
 
 def _last_hold(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
-    """Return the equity engine's last hold of ``symbol``, a position no model covered."""
+    """Return the equity engine's hold of ``symbol`` in force at ``at``, if any.
+
+    The engine journals a hold as it starts, changes and ends (``hold_ended``), not every cycle.
+    """
     holds = [
         d
-        for d in journal.decisions(engine="equity", action="hold")
+        for d in journal.decisions(engine="equity", action=("hold", "hold_ended"))
         if d["symbol"] == symbol and (at is None or d["ts"] <= at)
     ]
-    if not holds:
+    if not holds or holds[-1]["action"] != "hold":
         return []
     last = holds[-1]
     return [f"  equity hold at {last['ts']:%Y-%m-%d %H:%M}Z: {last['reasoning']['reason']}"]

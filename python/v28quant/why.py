@@ -5,7 +5,7 @@ about, and lays out what produced it: the regime and its probabilities, each mod
 (value, confidence, weight and its share of the total), the signals behind those votes with
 their own reasoning, the threshold, what was dropped as stale, and the engine decisions, orders
 and fills on that symbol that followed it. A held stock no model gave a signal has no aggregate:
-its answer is the equity engine's last hold of it, as the operator's ``v28quant why`` shows.
+its answer is the equity engine's hold of it in force, as the operator's ``v28quant why`` shows.
 
 Command line: ``python -m v28quant.why SYMBOL [--at TIME] [--journal PATH]``.
 """
@@ -90,22 +90,28 @@ def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) 
 def explain_hold(
     journal: AggregateRecords, symbol: str, at: datetime | None = None
 ) -> dict[str, Any]:
-    """Explain ``symbol`` from the equity engine's last hold of it at or before ``at``.
+    """Explain ``symbol`` from the equity engine's hold of it in force at ``at``.
 
     The engine journals a hold of a held stock no model gave a signal; with no signal there is
-    no aggregate, so the hold is all the journal says of the stock. The answer has the keys of
-    :func:`explain`, the aggregate's empty. Raises ``LookupError`` when there is no hold either.
+    no aggregate, so the hold is all the journal says of the stock. It journals the hold's end
+    too (``hold_ended``). The answer has the keys of :func:`explain`, the aggregate's empty.
+    Raises ``LookupError`` when there is no hold in force either.
     """
     upto = _iso(at) if at is not None else "9999"
     holds = journal.query(
         "SELECT decision_id, ts, engine, strategy, action, reasoning FROM decisions "
-        "WHERE symbol = ? AND engine = 'equity' AND action = 'hold' AND ts <= ? "
-        "ORDER BY ts DESC, rowid DESC LIMIT 1",
+        "WHERE symbol = ? AND engine = 'equity' AND action IN ('hold', 'hold_ended') "
+        "AND ts <= ? ORDER BY ts DESC, rowid DESC LIMIT 1",
         (symbol, upto),
     )
+    when = "ever" if at is None else f"at or before {_iso(at)}"
     if not holds:
-        when = "ever" if at is None else f"at or before {_iso(at)}"
         raise LookupError(f"no aggregate for {symbol} journaled {when}, nor a hold")
+    if holds[0]["action"] != "hold":
+        raise LookupError(
+            f"no aggregate for {symbol} journaled {when}, nor a hold in force (the last "
+            f"ended at {holds[0]['ts']})"
+        )
     _add_orders(journal, holds)
     hold = holds[0]
     out: dict[str, Any] = {

@@ -154,3 +154,71 @@ async def test_an_unmodelled_hold_is_journaled_once_a_session_and_detailed_every
         timedelta(minutes=10),
         timedelta(days=1),
     ]
+
+
+def _holds_and_ends(journal: Path) -> list[tuple[timedelta, str]]:
+    """Return the journal's holds of AAPL and their ends: (time after the open, action)."""
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT ts, action FROM decisions WHERE symbol = 'AAPL' "
+            "AND action IN ('hold', 'hold_ended') ORDER BY ts, rowid"
+        ).fetchall()
+    return [(datetime.fromisoformat(ts) - OPEN, action) for ts, action in rows]
+
+
+@pytest.mark.asyncio
+async def test_an_unmodelled_hold_ends_when_a_model_covers_the_stock_again(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # two cycles with no view of AAPL, then a full long view: the hold is over, and the
+    # trader's why no longer gives it as the reason in force
+    journal = tmp_path / "j.sqlite"
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, None, REGIME, cfg, (10_000, 10_000))
+    try:
+        for minutes in (0, 5, 10):
+            ctx.now = OPEN + timedelta(minutes=minutes)
+            ctx.aggregator.value = 1.0 if minutes == 10 else None
+            await engine.cycle(ctx)
+        lines = why(ctx.journal, "AAPL", None)
+        earlier = why(ctx.journal, "AAPL", OPEN + timedelta(minutes=5))
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+    assert _holds_and_ends(journal) == [
+        (timedelta(0), "hold"),
+        (timedelta(minutes=10), "hold_ended"),
+    ]
+    assert not any("equity hold" in line for line in lines), lines
+    assert any("equity hold" in line and "no model" in line for line in earlier), earlier
+
+
+@pytest.mark.asyncio
+async def test_an_unmodelled_hold_ends_when_the_stock_is_no_longer_held(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # AAPL unscreened and unmodelled, then sold outside the engine: nothing holds any more,
+    # and with no aggregate ever journaled the library's why has nothing in force to tell
+    journal = tmp_path / "j.sqlite"
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, None, REGIME, cfg, (10_000, 10_000))
+    engine.screened = []
+    try:
+        await engine.cycle(ctx)
+        del trading.positions["AAPL"]
+        ctx.now = OPEN + timedelta(minutes=5)
+        await engine.cycle(ctx)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+    assert _holds_and_ends(journal) == [
+        (timedelta(0), "hold"),
+        (timedelta(minutes=5), "hold_ended"),
+    ]
+    with Journal(journal) as j:
+        with pytest.raises(LookupError, match="nor a hold in force"):
+            j.why("AAPL")
+        held_then = j.why("AAPL", OPEN)
+        lines = why(j, "AAPL", None)
+    assert "no model" in held_then["text"]
+    assert not any("equity hold" in line for line in lines), lines

@@ -183,3 +183,38 @@ async def test_a_refused_short_sale_is_journaled_for_why_once_per_change(tmp_pat
     assert reasons[0].startswith("the account may not sell short"), reasons
     assert reasons[1].startswith("the venue will not lend AAPL for a short sale"), reasons
     assert any("equity hold" in line and "will not lend AAPL" in line for line in lines), lines
+
+
+@pytest.mark.asyncio
+async def test_a_refused_short_sale_hold_ends_when_the_venue_allows_it(tmp_path: Path) -> None:
+    # a cash account for two cycles, then a margin account: the short sale goes, the hold is
+    # over, and the trader's why no longer gives the cash account as the reason in force
+    trading = FakeAlpacaTrading(now=OPEN).start()
+    trading.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    journal = tmp_path / "journal.sqlite"
+    cfg = dataclasses.replace(load_config()[1].equity, allow_short=True)
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, -1.0, REGIME, cfg, (10_000, 10_000))
+    try:
+        for minutes in (0, 5, 10):
+            ctx.now = OPEN + timedelta(minutes=minutes)
+            trading.shorting_enabled = minutes >= 10
+            await engine.cycle(ctx)
+        lines = why(ctx.journal, "AAPL", None)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        trading.stop()
+    # the short sale the venue now takes: 0.10 of the 100,000 equity at the 100.00 mid
+    assert trading.positions["AAPL"][0] == -100
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT ts, action, reasoning FROM decisions WHERE symbol = 'AAPL' "
+            "AND action IN ('hold', 'hold_ended') ORDER BY ts, rowid"
+        ).fetchall()
+    assert [(datetime.fromisoformat(ts) - OPEN, action) for ts, action, _ in rows] == [
+        (timedelta(0), "hold"),
+        (timedelta(minutes=10), "hold_ended"),
+    ]
+    ended = json.loads(rows[1][2])
+    assert ended["hold"]["reason"].startswith("the account may not sell short"), ended
+    assert not any("equity hold" in line for line in lines), lines

@@ -176,3 +176,35 @@ async def test_a_fraction_of_a_stock_the_venue_does_not_split_is_held_once_said(
     assert "0.5" in sell["remainder"]
     assert hold["held_qty"] == "0.5"
     assert "fractionable false" in hold["reason"]
+
+
+@pytest.mark.asyncio
+async def test_a_fraction_held_ends_its_hold_once_closed_at_the_venue(tmp_path: Path) -> None:
+    # the half share the venue would not sell is held; the operator closes it at the venue
+    # and the view goes flat: the hold is over, and journaled as over
+    fake = FakeAlpacaTrading(now=OPEN).start()
+    fake.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    fake.assets["AAPL"] = {"fractionable": False}
+    fake.positions["AAPL"] = [Decimal("0.5"), Decimal(100)]
+    fake.cash -= Decimal("0.5") * 100
+    journal = tmp_path / "j.sqlite"
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(fake.url, journal, OPEN, -1.0, REGIME, cfg, (10_000, 10_000))
+    try:
+        await engine.cycle(ctx)
+        del fake.positions["AAPL"]  # DELETE /v2/positions/AAPL, by the operator
+        ctx.now = fake.now = OPEN + timedelta(minutes=5)
+        ctx.aggregator.value = 0.0
+        await engine.cycle(ctx)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        fake.stop()
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT action, reasoning FROM decisions WHERE symbol = 'AAPL' ORDER BY ts, rowid"
+        ).fetchall()
+    assert [action for action, _ in rows] == ["hold", "hold_ended"]
+    ended = json.loads(rows[1][1])
+    assert "fractionable false" in ended["hold"]["reason"]
+    assert ended["reason"] == "hold: at its target of 0 shares"

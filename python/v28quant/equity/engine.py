@@ -22,7 +22,8 @@ hold, journaled once, for the operator to close at the venue. A short sale is se
 ``[equity] allow_short``, from an account the venue lets sell short, of a stock it lends
 (``Broker.asset``); otherwise the symbol holds, with the reason in the cycle's details and a
 hold journaled when it starts or changes (for ``why``), rather than have the venue refuse it
-every cycle. Decision ids are the session, the cycle slot and
+every cycle. A hold's end is journaled too (``hold_ended``), so ``why`` gives a hold only while
+it is in force. Decision ids are the session, the cycle slot and
 the symbol, so a restart inside a slot re-sends nothing; a symbol with an order of ours still
 working at the venue gets no new order until that one ends.
 """
@@ -106,7 +107,7 @@ class EquityEngine:
         self.view: MarketView | None = None
         self.screened: list[str] = []
         self._journaled: set[tuple[str, str, str]] = set()
-        # the hold journaled last for each held symbol no model covers, this session
+        # each symbol's hold in force, as journaled when it began or last changed, this session
         self._holds: dict[str, dict[str, str]] = {}
         # the stacked ensemble's veto in force on each symbol, as journaled when it began
         self._gates: dict[str, dict[str, Any]] = {}
@@ -399,9 +400,10 @@ class EquityEngine:
                 account, positions = with_order(account, positions, request, order_price)
             orders += 1
             details[sym] = f"{side} {abs(qty)}: {outcome.status}"
-        self._holds = holds
-        # a symbol this cycle did not judge (its data, an order working) keeps its veto
+        # a symbol this cycle did not judge (its data, an order working) keeps its hold and veto
         unjudged = set(unusable) | working
+        held_on = {sym: hold for sym, hold in self._holds.items() if sym in unjudged}
+        self._end_holds(ctx, {**held_on, **holds}, details, "neither held nor screened any more")
         kept = {sym: veto for sym, veto in self._gates.items() if sym in unjudged}
         self._end_gates(ctx, {**kept, **gates}, "the stacked ensemble's veto ended")
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
@@ -425,6 +427,34 @@ class EquityEngine:
                     ctx.now,
                 )
         self._gates = gates
+
+    def _end_holds(
+        self,
+        ctx: EngineContext,
+        holds: dict[str, dict[str, str]],
+        details: dict[str, Any],
+        otherwise: str,
+    ) -> None:
+        """Journal the end of each hold not in ``holds``, the holds in force; keep those.
+
+        A hold is journaled as it starts and changes, not every cycle it lasts; its end is
+        journaled too, so that the operator's ``why`` gives a hold only while it is in force.
+        The end's reason is what the cycle did with the symbol instead (``details``), else
+        ``otherwise``.
+        """
+        day = ctx.now.astimezone(ET)
+        for sym, hold in self._holds.items():
+            if sym not in holds:
+                ctx.journal.record_decision(
+                    f"equity-hold-ended-{day:%Y-%m-%d}-{day:%H%M}-{sym}",
+                    ENGINE,
+                    STRATEGY,
+                    sym,
+                    "hold_ended",
+                    {"reason": str(details.get(sym, otherwise)), "hold": hold},
+                    ctx.now,
+                )
+        self._holds = holds
 
     async def follow(self, ctx: EngineContext) -> bool:
         """Look up this engine's orders still working between cycles; True while any works.
@@ -545,7 +575,7 @@ class EquityEngine:
         """Note in ``holds`` that ``symbol`` holds for ``reason``; return the cycle's detail.
 
         The hold is journaled (for the operator's ``why``) when it starts and when what it
-        says changes, not every cycle it lasts.
+        says changes, not every cycle it lasts; ``_end_holds`` journals its end.
         """
         holds[symbol] = {"reason": reason, "held_qty": str(held_qty)}
         if self._holds.get(symbol) != holds[symbol]:
@@ -591,8 +621,9 @@ class EquityEngine:
     async def end_of_day(self, ctx: EngineContext) -> None:
         """Feed the day's closed trades to the learner; drop the day's journaling bookkeeping."""
         self._journaled.clear()
-        self._holds.clear()
-        self._end_gates(ctx, {}, "the session ended")  # the next session's vetoes are its own
+        # the next session's holds and vetoes are its own, journaled again if still in force
+        self._end_holds(ctx, {}, {}, "the session ended")
+        self._end_gates(ctx, {}, "the session ended")
         if self.learning is not None:
             await self.learning.after_session(ctx.journal, ctx.now)
 
