@@ -218,3 +218,34 @@ async def test_a_refused_short_sale_hold_ends_when_the_venue_allows_it(tmp_path:
     ended = json.loads(rows[1][2])
     assert ended["hold"]["reason"].startswith("the account may not sell short"), ended
     assert not any("equity hold" in line for line in lines), lines
+
+
+@pytest.mark.asyncio
+async def test_a_short_view_without_allow_short_is_journaled_for_why_once(tmp_path: Path) -> None:
+    # flat, allow_short false (the default): three cycles of short views, the last weaker; the
+    # hold is journaled once, naming the setting, and the trader's why gives it
+    trading = FakeAlpacaTrading(now=OPEN).start()
+    trading.shorting_enabled = True  # the venue would take it: the refusal is the settings'
+    trading.set_quote("AAPL", "99.99", "100.01", 10_000, 10_000)
+    journal = tmp_path / "journal.sqlite"
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, -1.0, REGIME, cfg, (10_000, 10_000))
+    try:
+        for minutes, value in ((0, -1.0), (5, -1.0), (10, -0.6)):
+            ctx.now = OPEN + timedelta(minutes=minutes)
+            ctx.aggregator.value = value
+            await engine.cycle(ctx)
+        lines = why(ctx.journal, "AAPL", None)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+        trading.stop()
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT ts, reasoning FROM decisions WHERE symbol = 'AAPL' AND action = 'hold'"
+        ).fetchall()
+    assert [datetime.fromisoformat(ts) - OPEN for ts, _ in rows] == [timedelta(0)]
+    hold = json.loads(rows[0][1])
+    assert "[equity] allow_short is false" in hold["reason"], hold
+    assert hold["held_qty"] == "0"
+    assert any("equity hold" in line and "allow_short is false" in line for line in lines), lines

@@ -22,10 +22,11 @@ hold, journaled once, for the operator to close at the venue. A short sale is se
 ``[equity] allow_short``, from an account the venue lets sell short, of a stock it lends
 (``Broker.asset``); otherwise the symbol holds, with the reason in the cycle's details and a
 hold journaled when it starts or changes (for ``why``), rather than have the venue refuse it
-every cycle. A hold's end is journaled too (``hold_ended``), so ``why`` gives a hold only while
-it is in force. Decision ids are the session, the cycle slot and
-the symbol, so a restart inside a slot re-sends nothing; a symbol with an order of ours still
-working at the venue gets no new order until that one ends.
+every cycle; a short view without ``allow_short`` is such a hold too. A hold's end is
+journaled too (``hold_ended``), so ``why`` gives a hold only while it is in force. Decision
+ids are the session, the cycle slot and the symbol, so a restart inside a slot re-sends
+nothing; a symbol with an order of ours still working at the venue gets no new order until
+that one ends.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ log = logging.getLogger(__name__)
 
 ENGINE = "equity"
 STRATEGY = "aggregate"
+
+#: Why a short view sells nothing when the settings forbid short sales.
+NO_SHORT_SALE = "[equity] allow_short is false: no short sale"
 
 #: What a source's refit step returns (the classifiers' ``prepare`` returns the view it kept).
 T = TypeVar("T")
@@ -327,8 +331,16 @@ class EquityEngine:
                         continue
                     reasoning["order_qty"] = str(qty)
                     reasoning["remainder"] = remainder
+            if qty == 0 and target == 0 and agg.value < 0 and not self.cfg.allow_short:
+                # journaled without the aggregate: a stronger or weaker short view is no change
+                reason = f"a short view, and {NO_SHORT_SALE}"
+                self._hold_once(ctx, sym, reason, held_qty, decision_id, holds)
+                details[sym] = (
+                    f"hold: a short view (aggregate {agg.value:+.2f}), and {NO_SHORT_SALE}"
+                )
+                continue
             if qty == 0:
-                details[sym] = self._nothing_to_order(agg.value, target, held_qty)
+                details[sym] = _nothing_to_order(target, held_qty)
                 continue
             change = abs(delta) * price / equity
             if target != 0 and change < Decimal(str(self.cfg.min_trade_weight)):
@@ -534,17 +546,6 @@ class EquityEngine:
             return f"the venue takes no fractional order of {symbol} (fractionable false)"
         return None
 
-    def _nothing_to_order(self, value: float, target: Decimal, held_qty: Decimal) -> str:
-        """Return why a symbol with no shares to order holds: at its target, or no short."""
-        if target == 0 and value < 0 and not self.cfg.allow_short:
-            return (
-                f"hold: a short view (aggregate {value:+.2f}), and [equity] allow_short is "
-                "false: no short sale"
-            )
-        if target == held_qty:
-            return f"hold: at its target of {target} shares"
-        return f"hold: within a share of its target of {target} shares ({held_qty} held)"
-
     def _hold_unmodelled(
         self,
         ctx: EngineContext,
@@ -633,6 +634,13 @@ def _stocks_being_sent(ctx: EngineContext) -> set[str]:
     sending = ctx.executor.sending()
     requests = (o["request"] for o in ctx.journal.open_orders() if o["client_order_id"] in sending)
     return {str(r["symbol"]) for r in requests if r and r["symbol"] and not is_occ(r["symbol"])}
+
+
+def _nothing_to_order(target: Decimal, held_qty: Decimal) -> str:
+    """Return why a symbol with no shares to order holds: at its target, or within a share."""
+    if target == held_qty:
+        return f"hold: at its target of {target} shares"
+    return f"hold: within a share of its target of {target} shares ({held_qty} held)"
 
 
 def _sizable(vol: float | None) -> bool:
