@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from v28quant.broker.base import Position
 from v28quant.broker.errors import AuthenticationError, BrokerError
@@ -48,7 +48,7 @@ from v28quant.memory import release_memory
 from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
 from v28quant.venue import Venue
 from v28quant.venue_calendar import follow_venue_calendar
-from v28quant.venue_clock import LockstepClock, VenueClock
+from v28quant.venue_clock import FirstReadsDisagree, LockstepClock, VenueClock
 
 log = logging.getLogger("v28quant.runner")
 
@@ -58,6 +58,24 @@ T = TypeVar("T")
 SLOT_GRACE = timedelta(seconds=60)
 #: First and longest pause between reads of a venue that does not answer, seconds.
 VENUE_RETRY_S = (5.0, 300.0)
+
+
+class _VenueWait(NamedTuple):
+    """How the runner words a wait for the venue's time: its start, what ends it, its end."""
+
+    start: str  # formatted with the error (``exc``) and its class name (``kind``)
+    until: str
+    end: str
+
+
+#: The venue does not answer (5xx, timeouts, a refusal).
+_VENUE_DOWN = _VenueWait(
+    "venue unavailable ({kind}: {exc})", "until it answers", "venue answers again"
+)
+#: The venue answers, but its clock's first reads disagree: no time of its is adopted yet.
+_CLOCK_UNSURE = _VenueWait(
+    "venue time not adopted yet: {exc}", "until its clock's reads agree", "venue time adopted"
+)
 
 
 @dataclass
@@ -172,15 +190,17 @@ class Runner:
     async def _venue_up(self) -> bool:
         """Re-read the venue's clock, waiting out an outage; False when stopped (or ``--once``).
 
-        The outage is logged and notified once when it starts and once when it ends; the reads
-        back off from ``VENUE_RETRY_S[0]`` to ``VENUE_RETRY_S[1]`` seconds. A ``--once`` run
-        does not wait: it says so and stops. Keys the venue refuses (401) are notified and
+        The outage is logged and notified once when it starts and once when it ends; first
+        clock reads that disagree (``FirstReadsDisagree``: the venue answers, its time is
+        unsure) are waited out the same way, and said to be that. The reads back off from
+        ``VENUE_RETRY_S[0]`` to ``VENUE_RETRY_S[1]`` seconds. A ``--once`` run does not wait: it
+        says so and stops. Keys the venue refuses (401) are notified and
         raised: ``AuthenticationError`` ends the run.
         """
         vc = self.venue.venue_clock
         if vc is None:
             return True
-        delay, since = VENUE_RETRY_S[0], None
+        delay, since, trouble = VENUE_RETRY_S[0], None, _VENUE_DOWN
         while True:
             try:
                 await vc.refresh()
@@ -190,15 +210,18 @@ class Runner:
             except BrokerError as exc:
                 if since is None:
                     since = datetime.now(UTC)
-                    what = f"venue unavailable ({type(exc).__name__}: {exc}); no new orders"
-                    log.error("%s%s", what, "" if self.once else ", retrying until it answers")
+                    trouble = _CLOCK_UNSURE if isinstance(exc, FirstReadsDisagree) else _VENUE_DOWN
+                    what = (
+                        f"{trouble.start.format(exc=exc, kind=type(exc).__name__)}; no new orders"
+                    )
+                    log.error("%s%s", what, "" if self.once else f", retrying {trouble.until}")
                     self.ctx.notifier.error("runner", what)
                 if self.once or not await self._pause(delay):
                     return False
                 delay = min(2 * delay, VENUE_RETRY_S[1])
                 continue
             if since is not None:
-                what = f"venue answers again after {datetime.now(UTC) - since}; trading resumes"
+                what = f"{trouble.end} after {datetime.now(UTC) - since}; trading resumes"
                 log.warning(what)
                 self.ctx.notifier.notify(what)
             return True

@@ -39,6 +39,10 @@ SKEW_TOLERANCE_S = 2.0
 JUMP_TOLERANCE = timedelta(seconds=30)
 
 
+class FirstReadsDisagree(BrokerError):
+    """The venue clock's first two reads disagree: the venue answers, its time is unsure."""
+
+
 class VenueClock:
     """Now as the venue says, monotonic in between reads.
 
@@ -108,7 +112,7 @@ class VenueClock:
 
         Raises
         ------
-        BrokerError
+        FirstReadsDisagree
             The second read does not agree with the first: the runner waits and reads again.
         """
         host = self._wall()
@@ -122,7 +126,7 @@ class VenueClock:
         again = await self._fetch()
         ts2, mono2 = again.ts.astimezone(UTC), self._mono()
         if abs(ts2 - _extrapolate(ts, mono, mono2)) > JUMP_TOLERANCE:
-            raise BrokerError(
+            raise FirstReadsDisagree(
                 f"the venue clock's first reads disagree ({ts.isoformat()}, then "
                 f"{ts2.isoformat()}; the host clock says {host.isoformat()}): neither adopted"
             )

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import v28quant.runner as runner_mod
 from v28quant.broker import BrokerUnavailable
+from v28quant.broker.base import MarketClock
 from v28quant.config import load_config
 from v28quant.runner import Runner
+from v28quant.venue_clock import VenueClock
 
 
 class Notices:
@@ -71,6 +73,45 @@ async def test_an_outage_is_waited_out_and_trading_resumes(tally: Counter[str]) 
     assert kinds == ["error", "notice"], notes.sent  # once when it starts, once when it ends
     assert "venue unavailable" in notes.sent[0][1]
     assert "trading resumes" in notes.sent[1][1]
+
+
+class DisagreeingVenue:
+    """A venue whose clock answers every read: 3 hours ahead of the host at first, then not.
+
+    Its first two reads disagree (the second back at the host's time); the third, near the
+    host's time, is taken at once.
+    """
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def clock(self) -> MarketClock:
+        self.reads += 1
+        ts = HOST + (timedelta(hours=3) if self.reads == 1 else timedelta(seconds=self.reads))
+        return MarketClock(ts, True, ts + timedelta(days=1), ts + timedelta(hours=2))
+
+
+HOST = datetime(2024, 6, 3, 14, 0, tzinfo=UTC)
+
+
+async def test_first_clock_reads_that_disagree_are_not_called_an_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the venue answered every read; only its time was unsure until two reads agreed
+    venue, notes = DisagreeingVenue(), Notices()
+    clock = VenueClock(venue.clock, wall=lambda: HOST)
+    ctx: Any = SimpleNamespace(notifier=notes, mode="paper", config=load_config()[1])
+    place: Any = SimpleNamespace(venue_clock=clock, keyless=False, sim_clock=None)
+    runner = Runner(ctx, place, [SimpleNamespace(name="equity")])
+    assert await runner._venue_up()
+    assert venue.reads == 3
+    assert [k for k, _ in notes.sent] == ["error", "notice"], notes.sent
+    start, end = (message for _, message in notes.sent)
+    said = [start, end, caplog.text]
+    assert not any("unavailable" in text or "answers again" in text for text in said), said
+    assert "first reads disagree" in start, said
+    assert "first reads disagree" in caplog.text, said
+    assert "trading resumes" in end, said
 
 
 async def test_once_does_not_wait_for_the_venue() -> None:
