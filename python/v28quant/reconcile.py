@@ -26,9 +26,10 @@ not explained (``ok`` False)
 A stock split (Alpaca re-bases the position on the ex-date: quantity x r, average entry price
 / r) is recognised from the position itself, since the SPLIT activity Alpaca lists has no
 documented fields to rely on: a stock with no new trades whose quantity is a small ratio r of
-the snapshot's and whose average entry price is the snapshot's / r. It is journaled as a
-decision (``RECONCILE_ENGINE``, ``SPLIT_ACTION``) with the snapshot that takes it; the round
-trips re-base the open lots by it (``v28quant.round_trips``).
+the snapshot's (to the venue's nine decimals: a fraction of a share is paid as such) and whose
+average entry price is the snapshot's / r. It is journaled as a decision (``RECONCILE_ENGINE``,
+``SPLIT_ACTION``) with the snapshot that takes it; the round trips re-base the open lots by it
+(``v28quant.round_trips``).
 
 Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLAP`` (not the
 whole account history each time); the overlap re-reads rows the venue posts late or dates by
@@ -74,6 +75,7 @@ from v28quant.journal.schema import (
 )
 from v28quant.notify import Notifier
 from v28quant.occ import is_occ
+from v28quant.round_trips import SHARE_QUANTUM
 from v28quant.settlement_close import SettlementCloses
 
 log = logging.getLogger(__name__)
@@ -549,16 +551,19 @@ def split_ratio(
 ) -> Fraction | None:
     """Return r when a stock split r-for-1 turns ``was`` shares at ``was_price`` into ``now``.
 
-    ``now`` must hold ``was`` x r shares, r a ratio of whole numbers up to ``MAX_SPLIT_TERM``
-    other than 1, at an average entry price within ``SPLIT_PRICE_TOLERANCE`` of ``was_price``
-    / r. A trade cannot do that: shares added at a price above zero cannot divide the average
-    price by r, and shares sold do not move it. None for anything else, options included
-    (an adjustment changes the contract itself).
+    ``now`` must hold ``was`` x r shares to the venue's share precision (``SHARE_QUANTUM``:
+    Alpaca pays a split's fraction of a share as such, 10 split 1-for-3 are 3.333333333), r a
+    ratio of whole numbers up to ``MAX_SPLIT_TERM`` other than 1, at an average entry price
+    within ``SPLIT_PRICE_TOLERANCE`` of ``was_price`` / r. A trade cannot do that: shares added
+    at a price above zero cannot divide the average price by r, and shares sold do not move
+    it. None for anything else, options included (an adjustment changes the contract itself).
     """
     if is_occ(symbol) or was == 0 or was_price is None or now.qty == was:
         return None
-    ratio = Fraction(now.qty) / Fraction(was)
-    if ratio <= 0 or max(ratio.numerator, ratio.denominator) > MAX_SPLIT_TERM:
+    ratio = (Fraction(now.qty) / Fraction(was)).limit_denominator(MAX_SPLIT_TERM)
+    if ratio <= 0 or ratio == 1 or ratio.numerator > MAX_SPLIT_TERM:
+        return None
+    if abs(Fraction(was) * ratio - Fraction(now.qty)) > Fraction(SHARE_QUANTUM):
         return None
     rebased = was_price * ratio.denominator / ratio.numerator
     return ratio if abs(now.avg_entry_price - rebased) <= SPLIT_PRICE_TOLERANCE else None

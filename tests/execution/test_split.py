@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,42 @@ async def test_reconcile_takes_a_split_as_one_and_journals_the_rebasing(held: An
     assert again.ok, again.reason
     assert again.differences == ()
     assert len(split_decisions(journal.path)) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_reverse_split_that_leaves_a_fraction_of_a_share_is_a_split(held: Any) -> None:
+    """10 AAPL at 200.01 split 1-for-3: Alpaca pays the fraction as shares, 3.333333333.
+
+    By hand: 10 / 3 = 3.333333333 to the venue's nine decimals, at 3 x 200.01 = 600.03 a
+    share. Taken as a 1/3 split, the open lot becomes the venue's 3.333333333 at 600.03 and
+    its sale at 610 books 3.333333333 x 9.97 = +33.23 with nothing left open. Before, the
+    rounded quantity was no small ratio of 10: a position mismatch that stopped trading.
+    """
+    trading, broker, journal, clock = held
+    trading.split("AAPL", Fraction(1, 3), EX_DATE)
+    trading.now = PREMARKET
+    clock.set(PREMARKET)
+    assert trading.positions["AAPL"][0] == D("3.333333333")
+
+    rep = await reconcile(journal, broker, clock)
+
+    assert rep.ok, rep.reason
+    (diff,) = rep.differences
+    assert (diff["kind"], diff["symbol"], diff["ratio"]) == ("position_split", "AAPL", "1/3")
+    assert snapshot(journal.path)["AAPL"]["qty"] == "3.333333333"
+    sale = {
+        "symbol": "AAPL",
+        "side": "sell",
+        "qty": D("3.333333333"),
+        "price": D(610),
+        "ts": MIDDAY,
+        "client_order_id": "v28-equity-aggregate-d2",
+    }
+    trades = journal_trades([*journal.fills(), sale], journal.settlements(), journal.splits())
+    (trip,) = round_trips(trades, engine="equity")
+    assert (trip.qty, trip.entry_price) == (D("3.333333333"), D("600.03"))
+    assert trip.pnl == pytest.approx(3.333333333 * 9.97, abs=1e-9)
+    assert pair_trades(trades).lots == {}
 
 
 @pytest.mark.asyncio

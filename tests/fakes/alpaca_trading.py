@@ -34,6 +34,7 @@ import time
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
 from decimal import Decimal
+from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -117,23 +118,27 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         with self._lock:
             self.closes[(symbol, day)] = Decimal(price)
 
-    def split(self, symbol: str, ratio: int, day: date) -> None:
+    def split(self, symbol: str, ratio: int | Fraction, day: date) -> None:
         """Split ``symbol`` ``ratio``-for-1 on its ex-date ``day``, as Alpaca does overnight.
 
         The position's quantity is multiplied and its average entry price divided by the
-        ratio, and a non-trade ``SPLIT`` activity dated ``day`` is listed. Alpaca documents
-        none of that activity's fields beyond the common ones: its ``qty`` here is the shares
-        added, one reading among several, which the client must not rely on.
+        ratio, and a non-trade ``SPLIT`` activity dated ``day`` is listed. A fraction of a share
+        is paid as such (no cash in lieu), the quantity rounded to Alpaca's nine decimals: 10
+        shares split 1-for-3 are 3.333333333. Alpaca documents none of that activity's fields
+        beyond the common ones: its ``qty`` here is the shares added, one reading among
+        several, which the client must not rely on.
         """
+        num, den = Fraction(ratio).numerator, Fraction(ratio).denominator
         with self._lock:
             qty, avg = self.positions[symbol]
-            self.positions[symbol] = [qty * ratio, avg / ratio]
+            new = (qty * num / den).quantize(Decimal("1e-9"))
+            self.positions[symbol] = [new, avg * den / num]
             row = {
                 "activity_type": "SPLIT",
                 "date": day.isoformat(),
                 "net_amount": "0",
                 "symbol": symbol,
-                "qty": str(qty * (ratio - 1)),
+                "qty": str(new - qty),
                 "status": "executed",
             }
             self._activity(row, datetime.combine(day, time_of_day(9, 0), tzinfo=UTC))
