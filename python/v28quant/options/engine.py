@@ -69,7 +69,7 @@ from v28quant.options.monte_carlo_view import MonteCarloView
 from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAnalyser, vol_symbol
 from v28quant.options.strategies import StrategyName
 from v28quant.options.trend import Trend, trend_of
-from v28quant.options.wheel_shares import reserve_wheel_shares
+from v28quant.options.wheel_shares import follow_splits, reserve_wheel_shares
 from v28quant.quotes import Quote
 from v28quant.risk import RiskGate, held_legs_need
 from v28quant.settings import RiskLimits
@@ -316,6 +316,7 @@ class OptionsEngine:
     # -- 1. activities ----------------------------------------------------------------------
 
     async def _activities(self, ctx: OptionsContext, book: Book) -> None:
+        follow_splits(ctx, book)  # first: a settlement read now is taken as after the split
         since = book.activity_cursor - timedelta(seconds=1) if book.activity_cursor else None
         stray: dict[str, int] = {}
         last: dict[str, str] = {}

@@ -3,10 +3,11 @@
 Settled means expired, exercised or assigned.
 
 ``Book`` holds the open structures (``Held``) and each underlying's wheel stage, is persisted
-as JSON beside the journal (written atomically) and is driven by two inputs only: fills of the
-engine's own orders (``opened``, ``closed``, ``rolled``) and the venue's account activities
-(``apply_activity``: OPASN assignment, OPEXC exercise, OPEXP expiry), so a restart rebuilds the
-same state from the same events.
+as JSON beside the journal (written atomically) and is driven by three inputs only: fills of the
+engine's own orders (``opened``, ``closed``, ``rolled``), the venue's account activities
+(``apply_activity``: OPASN assignment, OPEXC exercise, OPEXP expiry) and the stock splits
+reconcile took (``apply_split``: a wheel's shares and basis), so a restart rebuilds the same
+state from the same events.
 
 The wheel: a cash-secured put (stage ``short_put``) that is assigned leaves 100 shares per
 contract (stage ``shares``, basis = strike - premium received); a covered call is sold against
@@ -30,6 +31,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -208,6 +210,8 @@ class Book:
         self.wheel: dict[str, WheelState] = {}
         self.seen_activities: set[str] = set()
         self.activity_cursor: datetime | None = None
+        # the journal's stock splits the wheel followed; None: not looked yet (see apply_split)
+        self.splits_seen: set[str] | None = None
         if path is not None and path.exists():
             self._load(path)
 
@@ -221,6 +225,8 @@ class Book:
         self.seen_activities = set(data.get("seen_activities", []))
         cur = data.get("activity_cursor")
         self.activity_cursor = datetime.fromisoformat(cur) if cur else None
+        splits = data.get("splits_seen")
+        self.splits_seen = None if splits is None else set(splits)
 
     def defined_risk_loss(self, excluding: str | None = None) -> float:
         """Return the max loss of the open defined-risk structures, dollars (all units).
@@ -246,6 +252,7 @@ class Book:
             "activity_cursor": None
             if self.activity_cursor is None
             else self.activity_cursor.isoformat(),
+            "splits_seen": None if self.splits_seen is None else sorted(self.splits_seen),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
@@ -389,6 +396,31 @@ class Book:
                 if w.shares == 0 and w.stage == "shares":
                     w.stage = "cash"
         return out
+
+    # -- stock splits -----------------------------------------------------------------------
+
+    def apply_split(self, key: str, underlying: str, ratio: Fraction) -> bool:
+        """Re-base ``underlying``'s wheel for a split r-for-1 named ``key``; True when it moved.
+
+        The venue multiplied the shares by r and divided their price by r: the wheel's shares
+        follow in whole lots of 100, as a covered call needs them (a reverse split that leaves
+        less than a lot sends a wheel holding shares back to ``cash``), and its basis is
+        divided by r, so its covered call strikes above the price paid, not 4 times it. Once
+        per ``key``; ``splits_seen`` must have been set (``v28quant.options.wheel_shares``).
+        """
+        assert self.splits_seen is not None, "the splits already followed are not known"
+        if key in self.splits_seen:
+            return False
+        self.splits_seen.add(key)
+        w = self.wheel.get(underlying)
+        if w is None or w.shares == 0:
+            return False
+        shares = math.floor(w.shares * ratio)
+        w.shares = shares - shares % 100
+        w.basis = w.basis / float(ratio)
+        if w.shares == 0 and w.stage == "shares":
+            w.stage = "cash"
+        return True
 
     # -- the venue's activities -------------------------------------------------------------
 

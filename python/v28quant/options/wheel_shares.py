@@ -75,6 +75,46 @@ def sync_wheel_shares(
     return {"underlying": underlying, "reserved_before": str(have), "reserved_now": str(want)}
 
 
+def follow_splits(ctx: OptionsContext, book: Book) -> None:
+    """Re-base the wheels by each stock split reconcile took (``Book.apply_split``), once each.
+
+    The journal's splits (``Journal.splits``) are the ones the account's positions went
+    through. A book that never looked (new, or written before splits were followed) takes
+    those so far as followed: its wheels' figures were set after them. A wheel moved is
+    journaled and its reservation renewed at the new share count.
+    """
+    splits = {f"{s['symbol']}:{s['ts'].isoformat()}": s for s in ctx.journal.splits()}
+    if book.splits_seen is None:
+        book.splits_seen = set(splits)
+        return
+    causes: dict[str, str] = {}
+    for key, s in splits.items():
+        before = book.wheel.get(s["symbol"])
+        was = None if before is None else (before.shares, before.basis)
+        if not book.apply_split(key, s["symbol"], s["split_ratio"]):
+            continue
+        w = book.stage(s["symbol"])
+        ctx.journal.record_decision(
+            f"options-wheel-split-{key}",
+            ENGINE,
+            "wheel",
+            s["symbol"],
+            "rebase_split",
+            {
+                "rule": "wheel shares x r, basis / r after a stock split",
+                "ratio": str(s["split_ratio"]),
+                "shares_before": was[0] if was else 0,
+                "basis_before": was[1] if was else 0.0,
+                "shares_now": w.shares,
+                "basis_now": round(w.basis, 4),
+                "stage": w.stage,
+            },
+            ctx.now,
+        )
+        causes[s["symbol"]] = f"split:{key}"
+    reserve_wheel_shares(ctx, book, causes)
+
+
 def reserve_wheel_shares(ctx: OptionsContext, book: Book, causes: Mapping[str, str]) -> None:
     """Sync every wheel's share reservation; journal and notify each change.
 
