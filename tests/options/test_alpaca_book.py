@@ -238,3 +238,50 @@ async def test_a_bull_put_whose_short_put_is_assigned_early_frees_its_collateral
         await ctx.broker.aclose()
     assert book.held["s-1"].legs == {PUT_180: 1}
     assert _active_reservations(ctx.journal, cid) == []
+
+
+async def _book_activities(ctx: Ctx, book_path: Path) -> Book:
+    """One engine cycle's activity step on the book read afresh from its file (a restart)."""
+    book = Book(book_path)
+    await OptionsEngine(OptionsConfig.load(None, {}))._activities(ctx, book)
+    return book
+
+
+@pytest.mark.asyncio
+async def test_an_assignment_posted_late_and_dated_before_the_books_cursor_settles(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """Tuesday night the venue assigns 1 of the 2 short 190 calls early (over 200 shares).
+
+    Wednesday 10:00 the book reads an AAPL fill (its cursor moves there); only then does the
+    venue post the OPASN, dated Tuesday (a date, read as Tuesday's close) and listed only after
+    that date. By hand: the older covered call is called away, the other stays, the wheel keeps
+    100 shares, still short a call against them; read again after two more restarts, the
+    assignment settles nothing more.
+    """
+    trading, ctx = world
+    path = tmp_path / "book.json"
+    book = Book(path)
+    w = book.stage("AAPL")
+    w.stage, w.shares, w.basis = "covered_call", 200, 180.0
+    book.opened(_covered_call("cc-b", datetime(2023, 10, 2, 10, 0, tzinfo=ET)))
+    book.opened(_covered_call("cc-a", datetime(2023, 10, 3, 10, 0, tzinfo=ET)))
+    book.save()
+    fill_at = datetime(2023, 10, 18, 10, 0, tzinfo=ET)
+    fill = {"transaction_time": fill_at.isoformat(), "symbol": "AAPL", "qty": "1", "side": "buy"}
+    trading._activity({"activity_type": "FILL", "price": "190", **fill}, fill_at)
+    try:
+        assert (await _book_activities(ctx, path)).activity_cursor == fill_at
+        trading.positions[CALL_190] = [Decimal(-1), Decimal("2.00")]
+        assignment = {"date": "2023-10-17", "net_amount": "0", "symbol": CALL_190, "qty": "1"}
+        tuesday_close = datetime(2023, 10, 17, 16, 0, tzinfo=ET)
+        trading._activity({"activity_type": "OPASN", "status": "executed", **assignment},
+                          tuesday_close)  # fmt: skip
+        await _book_activities(ctx, path)
+        await _book_activities(ctx, path)
+    finally:
+        await ctx.broker.aclose()
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert list(saved["held"]) == ["cc-a"]
+    wheel = saved["wheel"]["AAPL"]
+    assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")

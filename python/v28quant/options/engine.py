@@ -56,6 +56,7 @@ from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET, default_calendar
 from v28quant.data.base import chain_frame
 from v28quant.engines import CycleReport
+from v28quant.execution.recording import ACTIVITY_OVERLAP
 from v28quant.journal import INTENT_STATUS, NOT_SENT_STATUS, REFUSED_STATUS, UNKNOWN_STATUS
 from v28quant.occ import is_occ
 from v28quant.options import contracts as C
@@ -317,7 +318,10 @@ class OptionsEngine:
 
     async def _activities(self, ctx: OptionsContext, book: Book) -> None:
         follow_splits(ctx, book)  # first: a settlement read now is taken as after the split
-        since = book.activity_cursor - timedelta(seconds=1) if book.activity_cursor else None
+        # the overlap re-reads rows the venue posts late, dated before the cursor (an option
+        # event carries a date only); the book's seen ids drop the repeats
+        cursor = book.activity_cursor
+        since = None if cursor is None else cursor - ACTIVITY_OVERLAP
         stray: dict[str, int] = {}
         last: dict[str, str] = {}
         moved: dict[str, str] = {}
