@@ -25,11 +25,12 @@ not explained (``ok`` False)
 
 A stock split (Alpaca re-bases the position on the ex-date: quantity x r, average entry price
 / r) is recognised from the position itself, since the SPLIT activity Alpaca lists has no
-documented fields to rely on: a stock with no new trades whose quantity is a small ratio r of
-the snapshot's (to the venue's nine decimals: a fraction of a share is paid as such) and whose
-average entry price is the snapshot's / r. It is journaled as a decision (``RECONCILE_ENGINE``,
-``SPLIT_ACTION``) with the snapshot that takes it; the round trips re-base the open lots by it
-(``v28quant.round_trips``).
+documented fields to rely on: a stock whose quantity is a small ratio r of the snapshot's (to
+the venue's nine decimals: a fraction of a share is paid as such) and whose average entry price
+is the snapshot's / r, once the new trades of the stock are accounted for on whichever side of
+the split they fell (``find_split``). It is journaled as a decision (``RECONCILE_ENGINE``,
+``SPLIT_ACTION``) with the snapshot that takes it, dated before the first trade after it; the
+round trips re-base the open lots by it (``v28quant.round_trips``).
 
 Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLAP`` (not the
 whole account history each time); the overlap re-reads rows the venue posts late or dates by
@@ -64,6 +65,7 @@ from v28quant.broker.base import (
     Position,
     parse_client_order_id,
 )
+from v28quant.calendar import ET
 from v28quant.clock import Clock
 from v28quant.journal.schema import (
     FINAL_STATUSES,
@@ -421,10 +423,12 @@ async def _reconcile(
     new = [a for a in activities if a.id not in seen]
     expected: dict[str, Decimal] = defaultdict(Decimal, last)
     explained: dict[str, list[str]] = defaultdict(list)
+    trades: dict[str, list[Activity]] = defaultdict(list)
     for a in new:
         if a.type in POSITION_ACTIVITIES and a.symbol:
             expected[a.symbol] += a.qty
             explained[a.symbol].append(f"{a.type}:{a.id}")
+            trades[a.symbol].append(a)
     actual = {p.symbol: p.qty for p in positions if p.qty != 0}
     venue = {p.symbol: p for p in positions if p.qty != 0}
     entry = await _off(journal.last_entry_prices)
@@ -435,13 +439,21 @@ async def _reconcile(
     for sym in sorted(set(expected) | set(actual)):
         want, have = expected.get(sym, Decimal(0)), actual.get(sym, Decimal(0))
         was = last.get(sym, Decimal(0))
-        ratio = None
-        if want != have and not explained.get(sym) and sym in venue:
-            ratio = split_ratio(sym, was, entry.get(sym), venue[sym])
-        if ratio is not None:
-            splits.append(_split_decision(sym, ratio, was, entry[sym], venue[sym], ts))
+        split = None
+        if want != have and sym in venue:
+            moves = sorted(trades.get(sym, []), key=lambda a: a.ts)
+            split = find_split(sym, was, entry.get(sym), moves, venue[sym], (last_seen, ts))
+        if split is not None:
+            splits.append(_split_decision(sym, split, was, entry[sym], venue[sym], moves, ts))
             diffs.append(
-                _diff("position_split", symbol=sym, journal=was, broker=have, ratio=str(ratio))
+                _diff(
+                    "position_split",
+                    symbol=sym,
+                    journal=was,
+                    broker=have,
+                    ratio=str(split.ratio),
+                    activities=explained.get(sym, []),
+                )
             )
         elif want != have:
             mismatched = True
@@ -546,46 +558,136 @@ async def _name_fill_orders(
                 cid_by_order[a.order_id] = cid
 
 
-def split_ratio(
-    symbol: str, was: Decimal, was_price: Decimal | None, now: Position
-) -> Fraction | None:
-    """Return r when a stock split r-for-1 turns ``was`` shares at ``was_price`` into ``now``.
+@dataclass(frozen=True, slots=True)
+class Split:
+    """An r-for-1 stock split that came after the first ``after`` of a stock's new trades."""
 
-    ``now`` must hold ``was`` x r shares to the venue's share precision (``SHARE_QUANTUM``:
-    Alpaca pays a split's fraction of a share as such, 10 split 1-for-3 are 3.333333333), r a
-    ratio of whole numbers up to ``MAX_SPLIT_TERM`` other than 1, at an average entry price
-    within ``SPLIT_PRICE_TOLERANCE`` of ``was_price`` / r. A trade cannot do that: shares added
-    at a price above zero cannot divide the average price by r, and shares sold do not move
-    it. None for anything else, options included (an adjustment changes the contract itself).
+    ratio: Fraction
+    after: int
+
+
+def find_split(
+    symbol: str,
+    was: Decimal,
+    was_price: Decimal | None,
+    trades: list[Activity],
+    now: Position,
+    window: tuple[datetime | None, datetime],
+) -> Split | None:
+    """Return the split that, with ``trades``, turns ``was`` shares at ``was_price`` into ``now``.
+
+    ``trades`` are the stock's new activities, oldest first, made inside ``window`` (from the
+    last journaled activity, None: the account's start, to now). The trades before the split
+    move the position and its average entry price as the venue does (:func:`_traded`); the
+    split multiplies the quantity by r, a ratio of whole numbers up to ``MAX_SPLIT_TERM`` other
+    than 1, to the venue's share precision (``SHARE_QUANTUM``: Alpaca pays a split's fraction
+    of a share as such, 10 split 1-for-3 are 3.333333333) and divides the price by r; the
+    trades after it bring the quantity to ``now``'s, at an average entry price within
+    ``SPLIT_PRICE_TOLERANCE`` of ``now``'s. Trades alone cannot do that: shares added at a
+    price above zero cannot divide the average price by r, and shares sold do not move it.
+
+    A split takes effect overnight, before its ex-date's session: it is tried between each two
+    moments of the window (its start, the trades, its end) that fall on different New York
+    days. Prices cannot place it: bought shares cost the same in total on either side of it,
+    and 45 shares are 10 x 4 + 5 as well as (10 + 5) x 3. Only one place may fit (more would
+    be a guess); none for anything else, options included (an adjustment changes the
+    contract itself).
     """
-    if is_occ(symbol) or was == 0 or was_price is None or now.qty == was:
+    if is_occ(symbol) or was_price is None or any(t.price is None for t in trades):
         return None
-    ratio = (Fraction(now.qty) / Fraction(was)).limit_denominator(MAX_SPLIT_TERM)
+    starts = [window[0], *(t.ts for t in trades)]
+    ends = [*(t.ts for t in trades), window[1]]
+    fits = []
+    for k, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        if not _overnight(start, end):
+            continue
+        qty, price = _traded(was, was_price, trades[:k])
+        rest = trades[k:]
+        split_qty = now.qty - sum((t.qty for t in rest), Decimal(0))
+        ratio = _small_ratio(qty, split_qty)
+        if ratio is None:
+            continue
+        _, end_price = _traded(split_qty, _rebased(price, ratio), rest)
+        if abs(now.avg_entry_price - end_price) <= SPLIT_PRICE_TOLERANCE:
+            fits.append(Split(ratio, k))
+    return fits[0] if len(fits) == 1 else None
+
+
+def _overnight(start: datetime | None, end: datetime) -> bool:
+    """Whether a New York day starts between ``start`` (None: any time before) and ``end``."""
+    return start is None or start.astimezone(ET).date() < end.astimezone(ET).date()
+
+
+def _traded(qty: Decimal, price: Decimal, trades: list[Activity]) -> tuple[Decimal, Decimal]:
+    """Return the position and its average entry price after ``trades``, as the venue keeps it.
+
+    A trade that opens or adds averages its price in; one that reduces leaves the price; one
+    that goes through flat opens the rest at its own price.
+    """
+    for t in trades:
+        assert t.price is not None  # find_split takes no trade without a price
+        new = qty + t.qty
+        if new == 0:
+            price = Decimal(0)
+        elif qty == 0 or (qty > 0) == (t.qty > 0):
+            price = (qty * price + t.qty * t.price) / new
+        elif (new > 0) != (qty > 0):
+            price = t.price
+        qty = new
+    return qty, price
+
+
+def _small_ratio(was: Decimal, now: Decimal) -> Fraction | None:
+    """Return r when ``was`` x r is ``now`` to the venue's share precision (``SHARE_QUANTUM``).
+
+    r is a ratio of whole numbers up to ``MAX_SPLIT_TERM``, other than 1.
+    """
+    if was == 0 or now == was:
+        return None
+    ratio = (Fraction(now) / Fraction(was)).limit_denominator(MAX_SPLIT_TERM)
     if ratio <= 0 or ratio == 1 or ratio.numerator > MAX_SPLIT_TERM:
         return None
-    if abs(Fraction(was) * ratio - Fraction(now.qty)) > Fraction(SHARE_QUANTUM):
+    if abs(Fraction(was) * ratio - Fraction(now)) > Fraction(SHARE_QUANTUM):
         return None
-    rebased = was_price * ratio.denominator / ratio.numerator
-    return ratio if abs(now.avg_entry_price - rebased) <= SPLIT_PRICE_TOLERANCE else None
+    return ratio
+
+
+def _rebased(price: Decimal, ratio: Fraction) -> Decimal:
+    """Return an average entry price after an r-for-1 split: price / r."""
+    return price * ratio.denominator / ratio.numerator
 
 
 def _split_decision(
-    symbol: str, ratio: Fraction, was: Decimal, was_price: Decimal, now: Position, ts: datetime
+    symbol: str,
+    split: Split,
+    was: Decimal,
+    was_price: Decimal,
+    now: Position,
+    trades: list[Activity],
+    ts: datetime,
 ) -> dict[str, Any]:
-    """Return the decision (``record_decision``'s arguments) that journals a split taken."""
+    """Return the decision (``record_decision``'s arguments) that journals a split taken.
+
+    Dated just before the first trade after the split, when one is: the round trips re-base
+    the lots open at the split's time, and a split at a trade's own time sorts after it.
+    """
+    before, after = trades[: split.after], trades[split.after :]
+    when = after[0].ts - timedelta(microseconds=1) if after else ts
     return {
-        "decision_id": f"split-{symbol}-{ts.isoformat()}",
+        "decision_id": f"split-{symbol}-{when.isoformat()}",
         "engine": RECONCILE_ENGINE,
         "strategy": "reconcile",
         "symbol": symbol,
         "action": SPLIT_ACTION,
         "reasoning": {
-            "ratio": str(ratio),
+            "ratio": str(split.ratio),
             "journal_qty": str(was),
             "broker_qty": str(now.qty),
             "journal_avg_entry_price": str(was_price),
             "broker_avg_entry_price": str(now.avg_entry_price),
-            "rebased": f"open lots: units x {ratio}, entry price / {ratio}",
+            "activities_before": [a.id for a in before],
+            "activities_after": [a.id for a in after],
+            "rebased": f"open lots: units x {split.ratio}, entry price / {split.ratio}",
         },
-        "ts": ts,
+        "ts": when,
     }

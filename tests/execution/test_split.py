@@ -254,3 +254,99 @@ async def test_the_equity_engine_sizes_from_the_venue_position_not_the_lots(
         trading.stop()
     assert trading.count("POST", "/v2/orders") == 0
     assert report.orders == 0
+
+
+def sell_all(qty: str, price: str) -> dict[str, Any]:
+    """Return the equity engine's sale of ``qty`` AAPL at ``price`` at MIDDAY, as journaled."""
+    return {
+        "symbol": "AAPL",
+        "side": "sell",
+        "qty": D(qty),
+        "price": D(price),
+        "ts": MIDDAY,
+        "client_order_id": "v28-equity-aggregate-d9",
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_split_and_a_later_buy_in_one_window_are_taken_as_both(held: Any) -> None:
+    """10 at 200.01 split 4-for-1 overnight; 5 more bought at the 50.01 ask before reconcile.
+
+    By hand: the venue holds 10 x 4 + 5 = 45 at (40 x 50.0025 + 5 x 50.01) / 45. Taken as a
+    split dated before the buy, the open lots are 40 at 50.0025 and 5 at 50.01, and selling
+    all 45 at 52 books 40 x 1.9975 + 5 x 1.99 = 89.85 with nothing left open. Before, the buy
+    was taken as the whole explanation: 15 expected, 45 held, a position mismatch.
+    """
+    trading, broker, journal, clock = held
+    split_overnight(trading, clock)
+    clock.set(MIDDAY)
+    trading.now = MIDDAY
+    buy = OrderRequest.equity("AAPL", 5, "buy", owner=Owner("equity", "aggregate", "d2"))
+    await place(journal, broker, buy)
+    assert trading.positions["AAPL"][0] == D(45)
+
+    rep = await reconcile(journal, broker, clock)
+
+    assert rep.ok, rep.reason
+    (diff,) = [d for d in rep.differences if d["symbol"] == "AAPL"]
+    assert (diff["kind"], diff["ratio"], diff["journal"], diff["broker"]) == (
+        "position_split", "4", "10", "45",
+    )  # fmt: skip
+    assert snapshot(journal.path)["AAPL"]["qty"] == "45"
+    fills = [*journal.fills(), sell_all("45", "52")]
+    trades = journal_trades(fills, journal.settlements(), journal.splits())
+    trips = round_trips(trades, engine="equity")
+    assert sum(t.pnl for t in trips) == pytest.approx(89.85, abs=1e-9)
+    assert pair_trades(trades).lots == {}
+    again = await reconcile(journal, broker, clock)
+    assert again.ok, again.reason
+    assert len(split_decisions(journal.path)) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_buy_then_a_split_in_one_window_are_taken_as_both(held: Any) -> None:
+    """5 more bought at 210 after the last reconcile (the runner down), then a 4-for-1 split.
+
+    By hand: 15 at (10 x 200.01 + 5 x 210) / 15 = 203.34 become 60 at 50.835. Taken as the
+    buy then the split, the open lots are the engine's 40 at 200.01 / 4 = 50.0025 and the
+    unknown order's 20 at 210 / 4 = 52.5.
+    """
+    trading, broker, journal, clock = held
+    later = datetime(2024, 6, 3, 18, 0, tzinfo=UTC)
+    trading.now = later
+    trading._move("AAPL", D(5), D(210))
+    fill = {"transaction_time": later.isoformat(), "symbol": "AAPL", "qty": "5", "side": "buy"}
+    trading._activity({"activity_type": "FILL", "price": "210", "order_id": "o-x", **fill}, later)
+    split_overnight(trading, clock)
+    assert trading.positions["AAPL"][0] == D(60)
+
+    rep = await reconcile(journal, broker, clock)
+
+    assert rep.ok, rep.reason
+    (diff,) = rep.differences
+    assert (diff["kind"], diff["ratio"], diff["journal"], diff["broker"]) == (
+        "position_split", "4", "10", "60",
+    )  # fmt: skip
+    trades = journal_trades(journal.fills(), (), journal.splits())
+    lots = [(lot.qty, lot.price) for q in pair_trades(trades).lots.values() for lot in q]
+    assert sorted(lots) == [(D(20), D("52.5")), (D(40), D("50.0025"))]
+
+
+@pytest.mark.asyncio
+async def test_a_split_with_a_buy_whose_price_does_not_fit_is_a_mismatch(held: Any) -> None:
+    """The venue holds 45 after a 4-for-1 split and a buy of 5, at the old average price.
+
+    No buy price makes 40 at 50.0025 and 5 more average 200.01: a difference to look at.
+    """
+    trading, broker, journal, clock = held
+    split_overnight(trading, clock)
+    clock.set(MIDDAY)
+    trading.now = MIDDAY
+    buy = OrderRequest.equity("AAPL", 5, "buy", owner=Owner("equity", "aggregate", "d2"))
+    await place(journal, broker, buy)
+    trading.positions["AAPL"] = [D(45), D("200.01")]
+
+    rep = await reconcile(journal, broker, clock)
+
+    assert [d["kind"] for d in rep.fatal] == ["position_mismatch"]
+    assert split_decisions(journal.path) == []
