@@ -26,7 +26,6 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -68,12 +67,6 @@ log = logging.getLogger(__name__)
 
 #: Journal statuses from which a decision may (re)send its order: nothing is known at the venue.
 _SENDABLE = frozenset({"intent", UNKNOWN_STATUS, NOT_SENT_STATUS, "refused"})
-#: Activity types that move a position (qty is the signed change, see ``broker.Activity``).
-_POSITION_ACTIVITIES = frozenset(
-    {"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD", "OPCSH"}
-)
-#: How far before the last journaled activity the next fetch starts (late-posted rows).
-_ACTIVITY_OVERLAP = timedelta(days=1)
 
 
 class TradeUpdates(Protocol):

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,16 +29,10 @@ from v28quant.execution.claims import pays_cash
 from v28quant.execution.types import Fill, OrderOutcome
 from v28quant.journal import AsyncJournal, Journal
 from v28quant.notify import Notifier
+from v28quant.reconcile import ACTIVITY_OVERLAP, POSITION_ACTIVITIES
 from v28quant.settlement_close import SettlementCloses
 
 log = logging.getLogger(__name__)
-
-#: Activity types that move a position (qty is the signed change, see ``broker.Activity``).
-POSITION_ACTIVITIES = frozenset(
-    {"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD", "OPCSH"}
-)
-#: How far before the last journaled activity the next fetch starts (late-posted rows).
-ACTIVITY_OVERLAP = timedelta(days=1)
 
 
 class OrderRecorder:

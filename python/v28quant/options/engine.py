@@ -56,7 +56,6 @@ from v28quant.broker.occ import parse_occ
 from v28quant.calendar import ET, default_calendar
 from v28quant.data.base import chain_frame
 from v28quant.engines import CycleReport
-from v28quant.execution.recording import ACTIVITY_OVERLAP
 from v28quant.journal import INTENT_STATUS, NOT_SENT_STATUS, REFUSED_STATUS, UNKNOWN_STATUS
 from v28quant.occ import is_occ
 from v28quant.options import contracts as C
@@ -72,6 +71,7 @@ from v28quant.options.strategies import StrategyName
 from v28quant.options.trend import Trend, trend_of
 from v28quant.options.wheel_shares import follow_splits, reserve_wheel_shares
 from v28quant.quotes import Quote
+from v28quant.reconcile import ACTIVITY_OVERLAP
 from v28quant.risk import RiskGate, held_legs_need
 from v28quant.settings import RiskLimits
 from v28quant.signals import Signal
