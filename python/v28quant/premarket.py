@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ import pandas as pd
 from v28quant.accept_positions import reconcile_for_trading
 from v28quant.allocation import allocate
 from v28quant.broker.base import BrokerError, Intent, OrderRequest, Owner, Position, Side
+from v28quant.broker.errors import BrokerUnavailable
 from v28quant.data.base import DataError
 from v28quant.engines import EngineContext
 from v28quant.ml.features import pivot_float
@@ -38,22 +40,48 @@ from v28quant.venue import Venue
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+
+class PremarketReadTimeout(BrokerUnavailable):
+    """A venue or feed read of the pre-market job did not answer within its time limit."""
+
+
+async def _in_limit(what: str, read: Awaitable[T], limit_s: float | None) -> T:
+    """Await ``read`` cut at ``limit_s`` seconds (None: no limit), as ``PremarketReadTimeout``.
+
+    A timeout the read raises itself stays as it is.
+    """
+    if limit_s is None:
+        return await read
+    scope = asyncio.timeout(limit_s)
+    try:
+        async with scope:
+            return await read
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        raise PremarketReadTimeout(f"{what}: no answer within {limit_s:g} s") from exc
+
 
 async def load_history(
-    ctx: EngineContext, symbols: list[str], sessions: int
+    ctx: EngineContext, symbols: list[str], sessions: int, *, limit_s: float | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return daily bars (long) and closes (wide) of ``symbols`` up to the last close.
 
     A symbol whose data fails to load is dropped with a warning; the others go on. Run after
     the open (``--once``, a mid-session start) it still ends at the last close: the feeds also
-    serve today's partial bar, which the models would take for a close.
+    serve today's partial bar, which the models would take for a close. Each symbol's read is
+    cut at ``limit_s`` seconds (``PremarketReadTimeout``: a feed that hangs fails the load).
     """
     start = ctx.now - timedelta(days=int(sessions * 1.5) + 10)
     end = ctx.calendar.last_close(ctx.now)
     frames = []
     for sym in symbols:
         try:
-            bars = await ctx.feed.bars([sym], start, end, "1Day")
+            bars = await _in_limit(
+                f"history of {sym}", ctx.feed.bars([sym], start, end, "1Day"), limit_s
+            )
         except (KeyError, ValueError, OSError, DataError) as exc:
             log.warning("history of %s unavailable, dropped today: %s", sym, exc)
             continue
@@ -240,23 +268,34 @@ async def assess_regime(ctx: EngineContext, market: str, returns: pd.DataFrame) 
 
 
 async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
-    """Run the shared pre-market job; False means the session must not trade."""
+    """Run the shared pre-market job; False means the session must not trade.
+
+    With a keyed venue each look at the venue or the feed is cut at ``[runner]
+    cycle_limit_seconds`` (``PremarketReadTimeout``): one that hangs would hold the day's
+    cycles. The job's own length (its fits) is not limited. A simulated venue's reads are the
+    machine's speed: no limit there.
+    """
+    limit_s = None if venue.sim_clock is not None else ctx.config.runner.cycle_limit_seconds
     if venue.venue_clock is not None:
-        await venue.venue_clock.refresh()
+        await _in_limit("venue clock", venue.venue_clock.refresh(), limit_s)
     journal: Any = ctx.journal  # JournalLike's dict-typed parameters: Journal takes Mappings
     closes = SettlementCloses(ctx.feed, ctx.calendar)
-    report = await reconcile_for_trading(
-        journal, ctx.broker, ctx.clock, notifier=ctx.notifier, closes=closes
+    report = await _in_limit(
+        "reconcile",
+        reconcile_for_trading(journal, ctx.broker, ctx.clock, notifier=ctx.notifier, closes=closes),
+        limit_s,
     )
     if not report.ok:
         return False
-    account = await ctx.broker.account()
+    account = await _in_limit("account", ctx.broker.account(), limit_s)
     state = ctx.risk.mark(account, ctx.now)
     if state.halted:
         log.warning("kill switch is on (%s): no new orders until `v28quant resume`", state.reason)
     announce_kill_switch(ctx, state)
     lookback = ctx.config.equity.lookback_sessions
-    bars, closes = await load_history(ctx, [*ctx.universe, venue.market_symbol], lookback)
+    bars, closes = await load_history(
+        ctx, [*ctx.universe, venue.market_symbol], lookback, limit_s=limit_s
+    )
     if closes.empty or venue.market_symbol not in closes:
         log.error("no history for the market proxy %s: no trading today", venue.market_symbol)
         return False

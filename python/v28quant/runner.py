@@ -19,7 +19,9 @@ and the others carry on. A cycle that overruns its slot is logged and the slots 
 skipped, never stacked. With a keyed venue a cycle, or a follow between cycles, still running
 at ``[runner] cycle_limit_seconds`` (a call that hangs) is cancelled, and logged, notified and
 journaled as that slot's error; the engine goes on at its next slot. The end of day's looks at
-a keyed venue (orders, account, positions) have the same limit. SIGTERM or SIGINT lets the
+a keyed venue (orders, account, positions) have the same limit, as has each look at the venue
+or the feed in the pre-market job: a cut there fails the job (no trading, journaled), which is
+tried again as after a venue that did not answer. SIGTERM or SIGINT lets the
 cycles in flight finish, then persists, closes the sessions and exits 0; a second signal exits
 at once (the journal commits each row on its own, so nothing half-written survives).
 """
@@ -46,6 +48,7 @@ from v28quant.clock import Clock, SimClock
 from v28quant.engines import Engine, EngineContext
 from v28quant.memory import release_memory
 from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
+from v28quant.premarket import PremarketReadTimeout
 from v28quant.venue import Venue
 from v28quant.venue_calendar import follow_venue_calendar
 from v28quant.venue_clock import FirstReadsDisagree, LockstepClock, VenueClock
@@ -231,7 +234,9 @@ class Runner:
 
         A keyed venue that does not answer is waited out (``_venue_up``) and the job run again
         while ``now`` is before ``until`` (the session's last cycle): a short outage at 09:00
-        must not cost the day. Trading waits for the job in the meantime (fail closed).
+        must not cost the day. Trading waits for the job in the meantime (fail closed). A venue
+        or feed read that hangs is cut at ``[runner] cycle_limit_seconds``
+        (``PremarketReadTimeout``), journaled, and handled as a venue that did not answer.
         """
         from v28quant.premarket import shared_premarket
 
@@ -242,6 +247,8 @@ class Runner:
                 return await shared_premarket(self.ctx, self.venue)
             except BrokerError as exc:  # fail closed, and say so, rather than end the run
                 log.error("pre-market job failed, the venue did not answer: %s", exc)
+                if isinstance(exc, PremarketReadTimeout):
+                    self._record_premarket_cut(exc)
                 last = until is None or self.ctx.now >= until
                 if not retry or last or isinstance(exc, AuthenticationError):
                     self.ctx.notifier.error("runner", f"pre-market job failed: {exc}; no trading")
@@ -257,6 +264,19 @@ class Runner:
                 log.exception("pre-market job failed: no trading this session")
                 self.ctx.notifier.error("runner", f"pre-market job failed: {exc!r}; no trading")
                 return False
+
+    def _record_premarket_cut(self, cut: PremarketReadTimeout) -> None:
+        """Journal a pre-market job cut at a read that hung (no trading until it runs)."""
+        now = self.ctx.now
+        self.ctx.journal.record_decision(
+            f"runner-premarket-error-{now.isoformat()}",
+            "runner",
+            "runner",
+            "*",
+            "error",
+            {"step": "premarket", "error": f"cut at its time limit: {cut}"},
+            now,
+        )
 
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` of wall time; False when a stop was requested first."""
