@@ -126,7 +126,9 @@ class Engine(Protocol):
     True, so its orders are followed on the live cadence. It may also offer
     ``extra_cycle_slots(ctx, grid) -> list[datetime]``, read after its pre-market job: the
     slots of the session's 5-minute ``grid`` where it needs a cycle of its own between those
-    cycles (the options engine's expiry-day close).
+    cycles (the options engine's expiry-day close). An engine with work running in the
+    background may offer ``async aclose()``, awaited when the run ends (stopped or done), before
+    the journal closes: it waits, bounded, for that work to journal its outcome.
     """
 
     name: str

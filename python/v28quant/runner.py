@@ -21,9 +21,10 @@ at ``[runner] cycle_limit_seconds`` (a call that hangs) is cancelled, and logged
 journaled as that slot's error; the engine goes on at its next slot. The end of day's looks at
 a keyed venue (orders, account, positions) have the same limit, as has each look at the venue
 or the feed in the pre-market job: a cut there fails the job (no trading, journaled), which is
-tried again as after a venue that did not answer. SIGTERM or SIGINT lets the
-cycles in flight finish, then persists, closes the sessions and exits 0; a second signal exits
-at once (the journal commits each row on its own, so nothing half-written survives).
+tried again as after a venue that did not answer. SIGTERM or SIGINT lets the cycles in flight
+finish, waits (bounded) for an engine's background work to journal its outcome (a drift check's
+retrain), then persists, closes the sessions and exits 0; a second signal exits at once (the
+journal commits each row on its own, so nothing half-written survives).
 """
 
 from __future__ import annotations
@@ -287,7 +288,27 @@ class Runner:
     # -- the day ----------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Run until the sessions are done (simulated), a stop signal, or ``--once``."""
+        """Run until the sessions are done (simulated), a stop signal, or ``--once``.
+
+        Then each engine's background work (``aclose``: a drift check still retraining) gets
+        its bounded wait, so its outcome is journaled before the journal closes.
+        """
+        try:
+            return await self._run()
+        finally:
+            await self._close_engines()
+
+    async def _close_engines(self) -> None:
+        for engine in self.engines:
+            close = getattr(engine, "aclose", None)
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception as exc:  # the other engines and the journal still close
+                log.exception("%s: closing failed: %s", engine.name, exc)
+
+    async def _run(self) -> int:
         if not await self._venue_up():
             return 1 if self.once else 0  # --once could not trade; a stop in an outage is clean
         now = self.ctx.now

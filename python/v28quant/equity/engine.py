@@ -619,6 +619,11 @@ class EquityEngine:
             return None
         return await self.learning.check(ctx.journal, ctx.now)
 
+    async def aclose(self) -> None:
+        """At the runner's exit: wait (bounded) for the learner's drift checks to journal."""
+        if self.learning is not None:
+            await self.learning.aclose()
+
     async def end_of_day(self, ctx: EngineContext) -> None:
         """Feed the day's closed trades to the learner; drop the day's journaling bookkeeping."""
         self._journaled.clear()

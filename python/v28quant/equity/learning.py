@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 #: The model the drift test watches and retrains.
 WATCHED = "xgboost"
+#: Seconds the runner's exit waits for drift checks still running (a cut check's retrain):
+#: well inside systemd's TimeoutStopSec (180 s) once the cycle in flight has ended.
+CHECKS_WAIT_S = 60.0
 
 
 @dataclass
@@ -181,6 +184,23 @@ class TradeLearner:
         checking.add_done_callback(self._checks.discard)
         return await asyncio.shield(checking)
 
+    async def aclose(self, wait_s: float = CHECKS_WAIT_S) -> None:
+        """Wait up to ``wait_s`` seconds for the checks still running to journal their retrain.
+
+        The runner's exit calls it: a check cut by its budget may still be retraining, and
+        its ``retrain`` decision would be lost with the journal closed under it.
+        """
+        if not self._checks:
+            return
+        log.warning("waiting up to %g s for %d drift check(s) to end", wait_s, len(self._checks))
+        _, running = await asyncio.wait(set(self._checks), timeout=wait_s)
+        if running:
+            log.error(
+                "exiting with %d drift check(s) still running: a retrain they started is not "
+                "journaled",
+                len(running),
+            )
+
     async def _check(self, journal: Any, now: Any) -> DriftReport | None:
         assert self.learner is not None
         before = self.learner.pending
@@ -232,4 +252,4 @@ class TradeLearner:
         log.warning("equity: drift in %s; %s retrained", ",".join(report.drifted), WATCHED)
 
 
-__all__ = ["WATCHED", "TradeLearner"]
+__all__ = ["CHECKS_WAIT_S", "WATCHED", "TradeLearner"]
