@@ -23,10 +23,12 @@ hold, journaled once, for the operator to close at the venue. A short sale is se
 (``Broker.asset``); otherwise the symbol holds, with the reason in the cycle's details and a
 hold journaled when it starts or changes (for ``why``), rather than have the venue refuse it
 every cycle; a short view without ``allow_short`` is such a hold too. A hold's end is
-journaled too (``hold_ended``), so ``why`` gives a hold only while it is in force. Decision
-ids are the session, the cycle slot and the symbol, so a restart inside a slot re-sends
-nothing; a symbol with an order of ours still working at the venue gets no new order until
-that one ends.
+journaled too (``hold_ended``), so ``why`` gives a hold only while it is in force. A
+restarted engine takes the holds and vetoes in force from the journal (``_resume``), so each
+ends once and none is journaled twice; one an earlier session left in force, its process gone
+before its end of day, ends then. Decision ids are the session, the cycle slot and the
+symbol, so a restart inside a slot re-sends nothing; a symbol with an order of ours still
+working at the venue gets no new order until that one ends.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -115,6 +118,8 @@ class EquityEngine:
         self._holds: dict[str, dict[str, str]] = {}
         # the stacked ensemble's veto in force on each symbol, as journaled when it began
         self._gates: dict[str, dict[str, Any]] = {}
+        # whether the holds and vetoes in force were taken from the journal (``_resume``)
+        self._resumed = False
         ml = next((s for s in self.sources if isinstance(s, MlSource)), None)
         self.learning = TradeLearner(ml) if ml is not None else None
 
@@ -225,6 +230,7 @@ class EquityEngine:
     async def cycle(self, ctx: EngineContext) -> CycleReport:
         """Aggregate, size, gate, check and place (see the module docstring)."""
         slot = ctx.now
+        self._resume(ctx)
         if self.view is None or ctx.regime is None:
             return CycleReport(ENGINE, slot, note="no pre-market data; nothing to do")
         account = await ctx.broker.account()
@@ -419,6 +425,31 @@ class EquityEngine:
         kept = {sym: veto for sym, veto in self._gates.items() if sym in unjudged}
         self._end_gates(ctx, {**kept, **gates}, "the stacked ensemble's veto ended")
         return CycleReport(ENGINE, slot, n_sig, orders, denied, details=details)
+
+    def _resume(self, ctx: EngineContext) -> None:
+        """Take the holds and vetoes in force from the journal, once, as the engine starts.
+
+        Kept only in memory, they would be lost by a restart: one that then ends would get no
+        end row (``why`` would give it for good), one still in force would be journaled again.
+        Those an earlier session left in force (its process gone before its end of day) end now.
+        """
+        if self._resumed:
+            return
+        self._resumed = True
+        holds = _in_force(ctx, "hold", "hold_ended")
+        gates = _in_force(ctx, "gated", "ungated")
+        self._holds = {
+            sym: {k: str(v) for k, v in d["reasoning"].items()} for sym, d in holds.items()
+        }
+        self._gates = {sym: _veto_of(d["reasoning"]["ml_gate"]) for sym, d in gates.items()}
+        today = ctx.now.astimezone(ET).date()
+        ended = "the session it began in ended"
+        self._end_holds(
+            ctx, {s: h for s, h in self._holds.items() if _day(holds[s]) == today}, {}, ended
+        )
+        self._end_gates(
+            ctx, {s: v for s, v in self._gates.items() if _day(gates[s]) == today}, ended
+        )
 
     def _end_gates(self, ctx: EngineContext, gates: dict[str, dict[str, Any]], why: str) -> None:
         """Journal the end of each veto not in ``gates``, the vetoes in force; keep those.
@@ -627,11 +658,35 @@ class EquityEngine:
     async def end_of_day(self, ctx: EngineContext) -> None:
         """Feed the day's closed trades to the learner; drop the day's journaling bookkeeping."""
         self._journaled.clear()
+        self._resume(ctx)  # a restart after the last cycle comes straight here
         # the next session's holds and vetoes are its own, journaled again if still in force
         self._end_holds(ctx, {}, {}, "the session ended")
         self._end_gates(ctx, {}, "the session ended")
         if self.learning is not None:
             await self.learning.after_session(ctx.journal, ctx.now)
+
+
+def _in_force(ctx: EngineContext, begins: str, ends: str) -> dict[str, dict[str, Any]]:
+    """Return, by symbol, this engine's last ``begins`` decision by now with no ``ends`` after."""
+    last: dict[str, dict[str, Any]] = {}
+    for d in ctx.journal.decisions(engine=ENGINE, action=(begins, ends)):
+        if d["ts"] <= ctx.now:  # a backtest over a journal with later days reads up to its own
+            last[d["symbol"]] = d
+    return {sym: d for sym, d in last.items() if d["action"] == begins}
+
+
+def _veto_of(ml_gate: dict[str, Any]) -> dict[str, Any]:
+    """Return the veto in force as a cycle notes it, from its journaled ``ml_gate``.
+
+    A veto only opposes the trade, so the trade's direction is against the ensemble's vote.
+    """
+    return {**ml_gate, "direction": 1 if ml_gate["ensemble_value"] < 0 else -1}
+
+
+def _day(decision: dict[str, Any]) -> date:
+    """Return the session (the New York date) of a journaled ``decision``."""
+    when: datetime = decision["ts"]
+    return when.astimezone(ET).date()
 
 
 def _stocks_being_sent(ctx: EngineContext) -> set[str]:
