@@ -162,6 +162,7 @@ class Executor(OrderRecorder):
         *,
         wait_s: float = 0.0,
         caller_notifies: tuple[type[OrderRejected], ...] = (),
+        caller_notifies_refusal: bool = False,
     ) -> OrderOutcome:
         """Journal, check, submit and journal the answer; see the module docstring.
 
@@ -176,6 +177,10 @@ class Executor(OrderRecorder):
             Venue refusals the caller sends its own notice for (the options engine's pause on
             ``OptionsLevelError``): journaled and returned with their ``error_type`` as any
             other, but not notified here, so one refusal makes one notice.
+        caller_notifies_refusal : bool
+            The caller sends its own notice for a refusal against the reservations (the
+            options engine's roll, tried again each cycle as a new order, says one refusal
+            once): journaled and returned as any other, but not notified here.
 
         Raises
         ------
@@ -210,7 +215,11 @@ class Executor(OrderRecorder):
                 probe = self.breaker.tripped  # let through after the cooldown: the probe
                 refused = await self._admit_probe(decision, digest, probe)
                 if refused is not None:
-                    self._notify_error(f"order {cid} refused: {refused}")
+                    text = f"order {cid} refused: {refused}"
+                    if caller_notifies_refusal:
+                        log.warning("%s", text)
+                    else:
+                        self._notify_error(text)
                     return OrderOutcome(cid, "refused", None, (), refused)
             sending = True
             return await self._send_to_the_end(req, wait_s, caller_notifies, probe)

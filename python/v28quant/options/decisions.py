@@ -18,7 +18,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from v28quant.broker.base import ClientOrderIdConflict, OptionsLevelError, OrderRequest, Owner
+from v28quant.broker.base import (
+    ClientOrderIdConflict,
+    OptionsLevelError,
+    OrderRejected,
+    OrderRequest,
+    Owner,
+)
 from v28quant.options.config import OptionsConfig, strategy_name
 from v28quant.options.context import OptionsContext
 from v28quant.options.lifecycle import Book, Pending
@@ -188,16 +194,21 @@ async def place_opening(
     req: OrderRequest,
     why: Mapping[str, Any],
     reserve: Any,
+    *,
+    own_notice: bool = False,
 ) -> Any:
     """Send an order that opens options, as ``place``.
 
     A refusal for the options level pauses opening for the session (``refuse_opening``), whose
     notice is the only one sent for it: the executor is told not to send its generic one.
+    ``own_notice``: the caller says any other refusal or rejection itself, not the executor.
     """
     from v28quant.execution import Decision
 
     out = await ctx.executor.place(
-        Decision(req, why, reserve), caller_notifies=(OptionsLevelError,)
+        Decision(req, why, reserve),
+        caller_notifies=(OrderRejected,) if own_notice else (OptionsLevelError,),
+        caller_notifies_refusal=own_notice,
     )
     if (refused := level_refused(out)) is not None:
         eng.refuse_opening(ctx, refused)
