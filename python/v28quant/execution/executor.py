@@ -179,8 +179,8 @@ class Executor(OrderRecorder):
             other, but not notified here, so one refusal makes one notice.
         caller_notifies_refusal : bool
             The caller sends its own notice for a refusal against the reservations (the
-            options engine's roll, tried again each cycle as a new order, says one refusal
-            once): journaled and returned as any other, but not notified here.
+            options engine's close or roll, tried again each cycle as a new order, says one
+            refusal once): journaled and returned as any other, but not notified here.
 
         Raises
         ------

@@ -10,7 +10,9 @@ cycle time), so a decision retried after a crash finds its order instead of send
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -36,6 +38,8 @@ from v28quant.options.strategies import (
 )
 from v28quant.options.trend import Trend
 from v28quant.risk import OptionsRisk, RiskGate, Verdict
+
+log = logging.getLogger(__name__)
 
 ENGINE = "options"
 
@@ -180,12 +184,25 @@ def reservation_for(owner: Owner, s: Structure, units: int) -> Any:
 
 
 async def place(
-    ctx: OptionsContext, req: OrderRequest, why: Mapping[str, Any], reserve: Any
+    ctx: OptionsContext,
+    req: OrderRequest,
+    why: Mapping[str, Any],
+    reserve: Any,
+    *,
+    own_notice: bool = False,
 ) -> Any:
-    """Send one order through the execution service with its reasoning and reservation."""
+    """Send one order through the execution service with its reasoning and reservation.
+
+    ``own_notice``: the caller says a refusal or rejection itself (``say_refusal``), not the
+    executor.
+    """
     from v28quant.execution import Decision
 
-    return await ctx.executor.place(Decision(req, why, reserve))
+    return await ctx.executor.place(
+        Decision(req, why, reserve),
+        caller_notifies=(OrderRejected,) if own_notice else (),
+        caller_notifies_refusal=own_notice,
+    )
 
 
 async def place_opening(
@@ -213,6 +230,49 @@ async def place_opening(
     if (refused := level_refused(out)) is not None:
         eng.refuse_opening(ctx, refused)
     return out
+
+
+def last_refusal(journal: Any, action: str, structure_id: str) -> str | None:
+    """Return the gist (``refusal_gist``) of the refusal of the last ``action`` of a structure.
+
+    ``action`` is the decision id's first part (``roll``, ``close``). None also when that order
+    was not refused or rejected, or none was tried. Read from the journal, so that a restarted
+    engine agrees with the one before it.
+    """
+    prefix = f"{action}:{structure_id}:"
+    rows = journal.query(
+        "SELECT status, reason FROM orders WHERE engine = ? AND substr(decision_id, 1, ?) = ? "
+        "ORDER BY rowid DESC LIMIT 1",
+        (ENGINE, len(prefix), prefix),
+    )
+    if not rows or rows[0]["status"] not in ("refused", "rejected"):
+        return None
+    return refusal_gist(rows[0]["status"], str(rows[0]["reason"]))
+
+
+def refusal_gist(status: str, reason: str) -> str:
+    """Return what a refusal says, figures aside: the same refusal at other prices is no news."""
+    return f"{status}: {re.sub(r'[0-9]+(?:[.][0-9]+)?', '#', reason)}"
+
+
+def say_refusal(
+    ctx: OptionsContext, action: str, structure_id: str, out: Any, said: str | None
+) -> None:
+    """Notify the ``action`` order ``out`` of a structure refused or rejected, unless ``said``.
+
+    ``said``: the gist of the structure's last ``action`` (``last_refusal``, read before this
+    try). A roll or close verdict stands and is tried again every cycle, each time as a new
+    order: a notice each cycle would bury the others. The journal keeps each try with its
+    reason.
+    """
+    text = (
+        f"OPTIONS {action.upper()} {structure_id}: order {out.client_order_id} "
+        f"{out.status}: {out.reason}"
+    )
+    if refusal_gist(out.status, str(out.reason)) == said:
+        log.warning("%s (already said; tried again each cycle)", text)
+        return
+    ctx.notifier.notify(f"{text}; tried again each cycle, said again only for another reason")
 
 
 async def place_in_book(book: Book, p: Pending, send: Callable[[], Awaitable[Any]]) -> Any:

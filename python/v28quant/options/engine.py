@@ -13,8 +13,8 @@ Each ``cycle`` (every 5 minutes in the trading window, at the venue's or simulat
    the aggregator with the regime;
 4. open structures: take profit, stop, expiry-day close, roll (one ``mleg`` order closing and
    opening, one idempotent client order id), early-assignment risk before ex-dividend dates;
-   a roll refused or rejected is tried again each cycle, and said once per structure and
-   reason (``manage``), the journal keeping each try;
+   a close or roll refused or rejected is tried again each cycle, and said once per structure
+   and reason (``manage``), the journal keeping each try;
 5. entries: the regime's row of the strategy table (settings, not code), the wheel's covered call
    first where it holds shares; each candidate resolved from the chain, sized to the max loss
    per structure and the portfolio Greek budget, checked by the Monte Carlo touch probability

@@ -3,14 +3,12 @@
 ``manage_one`` marks a held structure on this cycle's chain and surface, asks
 ``lifecycle.exit_rule`` what to do, and places the one order it calls for: a close (an urgent
 one at the natural price, else a limit walked from the mid) or a roll, one ``mleg`` order that
-closes the old legs and opens the new ones. A roll refused or rejected is said once per
-structure and reason, as the journal tells (a ``roll`` verdict tries again every cycle).
+closes the old legs and opens the new ones. A close or roll refused or rejected is said once
+per structure and reason, as the journal tells (the verdict tries again every cycle).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -29,12 +27,14 @@ from v28quant.options.decisions import (
     EngineView,
     build_for,
     gate_check,
+    last_refusal,
     level_needed,
     level_refused,
     place,
     place_in_book,
     place_opening,
     reservation_for,
+    say_refusal,
 )
 from v28quant.options.lifecycle import Book, Held, Marks, Pending, Verdict, exit_rule
 from v28quant.options.signals import ChainAnalysis
@@ -47,8 +47,6 @@ from v28quant.options.strategies import (
 )
 from v28quant.options.wheel_shares import wheel_covers
 from v28quant.risk import OptionsRisk
-
-log = logging.getLogger(__name__)
 
 
 def leg_view(
@@ -202,8 +200,11 @@ async def manage_one(
         wheel=h.wheel,
         rule=verdict.action,
     )
-    out = await place_in_book(book, pending, lambda: place(ctx, req, why, None))
-    if out.status not in ("refused", "rejected"):
+    said = last_refusal(ctx.journal, "close", h.structure_id)  # read before this try joins it
+    out = await place_in_book(book, pending, lambda: place(ctx, req, why, None, own_notice=True))
+    if out.status in ("refused", "rejected"):
+        say_refusal(ctx, "close", h.structure_id, out, said)
+    else:
         report.orders += 1
 
 
@@ -333,51 +334,16 @@ async def _roll(
     reserve = reservation_for(owner, new, h.units)
     if new.strategy == "covered_call" and wheel_covers(ctx.journal, h.underlying, h.units):
         reserve = None  # the wheel's shares behind the call bought back cover the new one
-    said = _last_roll_refusal(ctx.journal, h.structure_id)  # read before this try joins it
+    said = last_refusal(ctx.journal, "roll", h.structure_id)  # read before this try joins it
     out = await place_in_book(
         book, pending, lambda: place_opening(eng, ctx, req, why, reserve, own_notice=True)
     )
     if out.status in ("refused", "rejected"):
-        _say_roll_refusal(ctx, h, out, said)
+        if level_refused(out) is None:  # else said when it paused opening (refuse_opening)
+            say_refusal(ctx, "roll", h.structure_id, out, said)
         return False
     report.orders += 1
     return True
-
-
-def _last_roll_refusal(journal: Any, structure_id: str) -> str | None:
-    """Return the gist (``_gist``) of the refusal of the last roll of ``structure_id``, or None.
-
-    None also when that roll was not refused or rejected, or none was tried. Read from the
-    journal, so that a restarted engine agrees with the one before it.
-    """
-    prefix = f"roll:{structure_id}:"
-    rows = journal.query(
-        "SELECT status, reason FROM orders WHERE engine = ? AND substr(decision_id, 1, ?) = ? "
-        "ORDER BY rowid DESC LIMIT 1",
-        (ENGINE, len(prefix), prefix),
-    )
-    if not rows or rows[0]["status"] not in ("refused", "rejected"):
-        return None
-    return _gist(rows[0]["status"], str(rows[0]["reason"]))
-
-
-def _gist(status: str, reason: str) -> str:
-    """Return what a refusal says, figures aside: the same refusal at other prices is no news."""
-    return f"{status}: {re.sub(r'[0-9]+(?:[.][0-9]+)?', '#', reason)}"
-
-
-def _say_roll_refusal(ctx: OptionsContext, h: Held, out: Any, said: str | None) -> None:
-    """Notify the roll of ``h`` refused or rejected (``out``), unless ``said`` says the same.
-
-    A ``roll`` verdict tries again every cycle, each time as a new order: a notice each cycle
-    would bury the others. The journal keeps each try with its reason. A refusal for the
-    options level was said when it paused opening (``refuse_opening``).
-    """
-    text = f"OPTIONS ROLL {h.structure_id}: order {out.client_order_id} {out.status}: {out.reason}"
-    if level_refused(out) is not None or _gist(out.status, str(out.reason)) == said:
-        log.warning("%s (already said; tried again each cycle)", text)
-        return
-    ctx.notifier.notify(f"{text}; tried again each cycle, said again only for another reason")
 
 
 def _legs_greeks(view: pd.DataFrame, legs: Mapping[str, int]) -> StructureGreeks:
