@@ -32,9 +32,10 @@ the split they fell (``find_split``). It is journaled as a decision (``RECONCILE
 ``SPLIT_ACTION``) with the snapshot that takes it, dated before the first trade after it; the
 round trips re-base the open lots by it (``v28quant.round_trips``).
 
-Activities are fetched from the last journaled one's time less ``ACTIVITY_OVERLAP`` (not the
-whole account history each time); the overlap re-reads rows the venue posts late or dates by
-day only (Alpaca's option events carry a date, not a time), and the seen ids drop repeats.
+Activities are fetched from ``activities_since`` the last journaled one (not the whole account
+history each time): from the start of the day of the session before it, so that the overlap
+re-reads rows the venue posts late or dates by day only (Alpaca's option events carry a date,
+not a time), over a weekend or holiday too; the seen ids drop repeats.
 
 Every journal call runs on a worker thread (``asyncio.to_thread``): a journal busy with another
 connection never stalls the event loop.
@@ -51,7 +52,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -65,7 +66,7 @@ from v28quant.broker.base import (
     Position,
     parse_client_order_id,
 )
-from v28quant.calendar import ET
+from v28quant.calendar import ET, default_calendar
 from v28quant.clock import Clock
 from v28quant.journal.schema import (
     FINAL_STATUSES,
@@ -88,8 +89,6 @@ T = TypeVar("T")
 POSITION_ACTIVITIES = frozenset(
     {"FILL", "PARTIAL_FILL", "OPEXC", "OPASN", "OPEXP", "OPTRD", "OPCSH"}
 )
-#: How far before the last journaled activity the next fetch starts (see the module docstring).
-ACTIVITY_OVERLAP = timedelta(days=1)
 #: How long an order journaled ``not_sent`` is looked up again: a POST that lands late does so
 #: within seconds; the window spans a long weekend between two pre-market reconciles.
 LATE_LANDING_WINDOW = timedelta(days=4)
@@ -193,6 +192,20 @@ def _diff(kind: str, fatal: bool = False, **info: Any) -> dict[str, Any]:
         "fatal": fatal,
         **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in info.items()},
     }
+
+
+def activities_since(last_seen: datetime | None) -> datetime | None:
+    """Return where a fetch of activities starts after the last journaled one (None: all).
+
+    00:00 New York on the day of the session before ``last_seen``'s day: an activity the venue
+    dates by day only (an option event of Friday, read as its close) and posts after a later
+    fill (Monday morning) is still listed, over a weekend or holiday. Never later than a day
+    before ``last_seen``.
+    """
+    if last_seen is None:
+        return None
+    day = default_calendar().previous_session(last_seen.astimezone(ET).date())
+    return datetime.combine(day, time(0), tzinfo=ET)
 
 
 async def reconcile(
@@ -415,9 +428,7 @@ async def _reconcile(
     # 3. Positions: last snapshot + new activities must equal the broker's. Read after the
     # orders, so every fill of an order journaled above as filled is in this book.
     last_seen = await _off(journal.last_activity_ts)
-    positions, activities = await _settled_book(
-        broker, None if last_seen is None else last_seen - ACTIVITY_OVERLAP
-    )
+    positions, activities = await _settled_book(broker, activities_since(last_seen))
     seen = await _off(journal.seen_activity_ids)
     last = await _off(journal.last_positions)
     new = [a for a in activities if a.id not in seen]

@@ -17,6 +17,7 @@ import time
 from contextlib import closing
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from zoneinfo import ZoneInfo
 
 import pytest
 from fakes.fixtures import OPEN, StaticQuotes
@@ -24,8 +25,9 @@ from v28quant.broker import OrderRequest, OrderStatus, Owner
 from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.broker.sim import SimBroker, SimConfig
 from v28quant.clock import SimClock
+from v28quant.execution import Executor
 from v28quant.journal import Journal
-from v28quant.reconcile import ACTIVITY_OVERLAP, reconcile
+from v28quant.reconcile import reconcile
 
 C535 = "SPY240607C00535000"
 P520 = "SPY240607P00520000"
@@ -316,8 +318,9 @@ async def test_failed_reconcile_is_posted_to_discord(journal):
 async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
     """Fetch only the activities since the last journaled one.
 
-    The second reconcile asks only for activities from the last journaled one (less the
-    documented overlap), not the whole history; a fill in between is still picked up.
+    The second reconcile asks only for activities from the day of the session before the last
+    journaled one (the documented overlap), not the whole history; a fill in between is still
+    picked up.
     """
     clock, _q, b = venue
     asked: list = []
@@ -341,7 +344,8 @@ async def test_activities_are_fetched_since_the_last_seen_one(journal, venue):
     assert first.ok, (first, second)
     assert second.ok, (first, second)
     assert asked[0] is None
-    assert asked[1] == OPEN - ACTIVITY_OVERLAP, asked  # the first fill was at OPEN
+    # the first fill was at OPEN, a Monday: read from the day of the session before (Friday)
+    assert asked[1] == datetime(2024, 5, 31, tzinfo=ZoneInfo("America/New_York")), asked
     assert journal.last_activity_ts() == datetime(2024, 6, 4, 14, 0, tzinfo=UTC)
     assert journal.last_positions() == {"SPY": D(15)}
 
@@ -474,3 +478,62 @@ async def test_an_order_journaled_not_sent_that_lands_unfilled_is_journaled_not_
     assert rep.ok, rep.reason
     assert kinds(rep) == ["not_sent_reached_venue"]
     assert journal.order_by_client_id(late.client_order_id)["status"] == "canceled"
+
+
+@pytest.mark.parametrize("reader", ["reconcile", "executor"])
+async def test_an_assignment_dated_friday_posted_after_a_monday_fill_is_read(tmp_path, reader):
+    """Alpaca posts an option event dated Friday only after a Monday fill was journaled.
+
+    The loopback fake lists a short call sold Thursday and 200 AAPL shares, then a Monday
+    10:00 fill of 1 share: the first reconcile journals them (its last activity: Monday 10:00).
+    Then the venue posts an OPASN dated Friday (read as Friday's close) with its OPTRD of -100
+    shares. By hand: the call is gone and 101 shares are left, which the journal explains only
+    if the next reader (a reconcile, or the executor's settling) reads back over the weekend to
+    Friday.
+    """
+    from fakes.alpaca_trading import FakeAlpacaTrading
+    from fakes.fixtures import fake_broker
+
+    et = ZoneInfo("America/New_York")
+    monday = datetime(2023, 10, 16, 10, 0, tzinfo=et)
+    thursday = datetime(2023, 10, 12, 10, 0, tzinfo=et)
+    friday_close = datetime(2023, 10, 13, 16, 0, tzinfo=et)
+    call = "AAPL231020C00190000"
+    fake = FakeAlpacaTrading(now=monday).start()
+    b = fake_broker(fake.url)
+    journal = Journal(tmp_path / "journal.sqlite")
+
+    def fill(symbol: str, qty: str, side: str, price: str, at: datetime) -> None:
+        row = {"transaction_time": at.isoformat(), "symbol": symbol, "qty": qty, "side": side}
+        fake._activity({"activity_type": "FILL", "price": price, **row}, at)
+
+    try:
+        fill("AAPL", "200", "buy", "180", thursday)
+        fill(call, "1", "sell", "2.00", thursday)
+        fill("AAPL", "1", "buy", "190", monday)
+        fake.positions["AAPL"] = [D(201), D("180.05")]
+        fake.positions[call] = [D(-1), D("2.00")]
+        first = await reconcile(journal, b, SimClock(monday))
+        assert first.ok, first
+        assert journal.last_activity_ts() == monday
+        settled = {"date": "2023-10-13", "net_amount": "0", "status": "executed"}
+        fake._activity({"activity_type": "OPASN", "symbol": call, "qty": "1", **settled},
+                       friday_close)  # fmt: skip
+        fake._activity({"activity_type": "OPTRD", "symbol": "AAPL", "qty": "-100",
+                        "price": "190", **settled}, friday_close)  # fmt: skip
+        fake.positions.pop(call)
+        fake.positions["AAPL"] = [D(101), D("180.05")]
+        later = SimClock(monday.replace(hour=11))
+        if reader == "reconcile":
+            second = await reconcile(journal, b, later)
+            assert second.ok, second
+        else:
+            await Executor(b, journal, clock=later).sync()
+    finally:
+        await b.aclose()
+        fake.stop()
+    with closing(sqlite3.connect(tmp_path / "journal.sqlite")) as db:
+        kinds_read = [k for (k,) in db.execute("SELECT activity_type FROM activities")]
+    assert sorted(kinds_read) == ["FILL", "FILL", "FILL", "OPASN", "OPTRD"], kinds_read
+    assert journal.last_positions() == {"AAPL": D(101)}
+    journal.close()

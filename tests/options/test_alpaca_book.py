@@ -285,3 +285,42 @@ async def test_an_assignment_posted_late_and_dated_before_the_books_cursor_settl
     assert list(saved["held"]) == ["cc-a"]
     wheel = saved["wheel"]["AAPL"]
     assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")
+
+
+@pytest.mark.asyncio
+async def test_an_assignment_dated_friday_posted_after_a_monday_fill_settles(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """Friday night the venue assigns 1 of the 2 short 190 calls early (over 200 shares).
+
+    Monday 10:00 the book reads an AAPL fill (its cursor moves there); only then does the
+    venue post the OPASN, dated Friday (read as Friday's close, 16:00), three days before the
+    cursor, over a weekend. By hand: the older covered call is called away, the other stays,
+    the wheel keeps 100 shares; read again after a restart, it settles nothing more.
+    """
+    trading, ctx = world
+    path = tmp_path / "book.json"
+    book = Book(path)
+    w = book.stage("AAPL")
+    w.stage, w.shares, w.basis = "covered_call", 200, 180.0
+    book.opened(_covered_call("cc-b", datetime(2023, 10, 2, 10, 0, tzinfo=ET)))
+    book.opened(_covered_call("cc-a", datetime(2023, 10, 3, 10, 0, tzinfo=ET)))
+    book.save()
+    fill_at = datetime(2023, 10, 16, 10, 0, tzinfo=ET)  # a Monday
+    fill = {"transaction_time": fill_at.isoformat(), "symbol": "AAPL", "qty": "1", "side": "buy"}
+    trading._activity({"activity_type": "FILL", "price": "190", **fill}, fill_at)
+    try:
+        assert (await _book_activities(ctx, path)).activity_cursor == fill_at
+        trading.positions[CALL_190] = [Decimal(-1), Decimal("2.00")]
+        assignment = {"date": "2023-10-13", "net_amount": "0", "symbol": CALL_190, "qty": "1"}
+        friday_close = datetime(2023, 10, 13, 16, 0, tzinfo=ET)
+        trading._activity({"activity_type": "OPASN", "status": "executed", **assignment},
+                          friday_close)  # fmt: skip
+        await _book_activities(ctx, path)
+        await _book_activities(ctx, path)
+    finally:
+        await ctx.broker.aclose()
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert list(saved["held"]) == ["cc-a"]
+    wheel = saved["wheel"]["AAPL"]
+    assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")

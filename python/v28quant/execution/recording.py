@@ -29,7 +29,7 @@ from v28quant.execution.claims import pays_cash
 from v28quant.execution.types import Fill, OrderOutcome
 from v28quant.journal import AsyncJournal, Journal
 from v28quant.notify import Notifier
-from v28quant.reconcile import ACTIVITY_OVERLAP, POSITION_ACTIVITIES
+from v28quant.reconcile import POSITION_ACTIVITIES, activities_since
 from v28quant.settlement_close import SettlementCloses
 
 log = logging.getLogger(__name__)
@@ -183,9 +183,7 @@ class OrderRecorder:
         async with self._settle_lock:
             j = self._j
             last_ts = await self.journal.run(j.last_activity_ts)
-            acts = await self.broker.activities(
-                None if last_ts is None else last_ts - ACTIVITY_OVERLAP
-            )
+            acts = await self.broker.activities(activities_since(last_ts))
             seen = await self.journal.run(j.seen_activity_ids)
             new = [a for a in acts if a.id not in seen]
             if not new:

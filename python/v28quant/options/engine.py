@@ -73,7 +73,7 @@ from v28quant.options.strategies import StrategyName
 from v28quant.options.trend import Trend, trend_of
 from v28quant.options.wheel_shares import follow_splits, reserve_wheel_shares
 from v28quant.quotes import Quote
-from v28quant.reconcile import ACTIVITY_OVERLAP
+from v28quant.reconcile import activities_since
 from v28quant.risk import RiskGate, held_legs_need
 from v28quant.settings import RiskLimits
 from v28quant.signals import Signal
@@ -322,8 +322,7 @@ class OptionsEngine:
         follow_splits(ctx, book)  # first: a settlement read now is taken as after the split
         # the overlap re-reads rows the venue posts late, dated before the cursor (an option
         # event carries a date only); the book's seen ids drop the repeats
-        cursor = book.activity_cursor
-        since = None if cursor is None else cursor - ACTIVITY_OVERLAP
+        since = activities_since(book.activity_cursor)
         stray: dict[str, int] = {}
         last: dict[str, str] = {}
         moved: dict[str, str] = {}
