@@ -324,3 +324,49 @@ async def test_an_assignment_dated_friday_posted_after_a_monday_fill_settles(
     assert list(saved["held"]) == ["cc-a"]
     wheel = saved["wheel"]["AAPL"]
     assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")
+
+
+@pytest.mark.asyncio
+async def test_the_book_keeps_only_the_seen_ids_a_later_read_can_list_again(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path
+) -> None:
+    """A fill on Monday 10-09, an OPASN dated Tuesday 10-17, a fill Wednesday 10-18 10:00.
+
+    After the read, the next one starts at Tuesday 00:00 (the day of the session before the
+    cursor's): the Monday fill can never be listed again and its id leaves the book file; the
+    other two stay. By hand: read again after two restarts (both listed again), the
+    assignment settles nothing more: the older covered call called away, the wheel 100 shares.
+    """
+    trading, ctx = world
+    path = tmp_path / "book.json"
+    book = Book(path)
+    w = book.stage("AAPL")
+    w.stage, w.shares, w.basis = "covered_call", 200, 180.0
+    book.opened(_covered_call("cc-b", datetime(2023, 10, 2, 10, 0, tzinfo=ET)))
+    book.opened(_covered_call("cc-a", datetime(2023, 10, 3, 10, 0, tzinfo=ET)))
+    book.save()
+
+    def fill(at: datetime) -> None:
+        row = {"transaction_time": at.isoformat(), "symbol": "AAPL", "qty": "1", "side": "buy"}
+        trading._activity({"activity_type": "FILL", "price": "190", **row}, at)
+
+    fill(datetime(2023, 10, 9, 10, 0, tzinfo=ET))
+    assignment = {"date": "2023-10-17", "net_amount": "0", "symbol": CALL_190, "qty": "1"}
+    trading._activity({"activity_type": "OPASN", "status": "executed", **assignment},
+                      datetime(2023, 10, 17, 16, 0, tzinfo=ET))  # fmt: skip
+    fill(datetime(2023, 10, 18, 10, 0, tzinfo=ET))
+    monday, opasn, wednesday = (row["id"] for row in trading.activities)
+    trading.positions[CALL_190] = [Decimal(-1), Decimal("2.00")]
+    try:
+        await _book_activities(ctx, path)
+        seen = set(json.loads(path.read_text(encoding="utf-8"))["seen_activities"])
+        await _book_activities(ctx, path)
+        await _book_activities(ctx, path)
+    finally:
+        await ctx.broker.aclose()
+    assert seen == {opasn, wednesday}, (monday, seen)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert set(saved["seen_activities"]) == {opasn, wednesday}
+    assert list(saved["held"]) == ["cc-a"]
+    wheel = saved["wheel"]["AAPL"]
+    assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")

@@ -248,3 +248,27 @@ def test_an_assignment_of_one_contract_held_by_two_structures_takes_the_oldest()
     ]
     assert list(book.held) == ["young"]
     assert (w.stage, w.shares) == ("covered_call", 100)
+
+
+def test_a_book_file_listing_seen_ids_only_still_drops_their_repeats(tmp_path: Path) -> None:
+    """A book written before the seen activities kept their times: ids and a cursor only.
+
+    Each id is taken as seen at the cursor: its repeat changes nothing, and it stays until the
+    next read starts after the cursor.
+    """
+    path = tmp_path / "book.json"
+    path.write_text('{"seen_activities": ["a1"], "activity_cursor": "2024-06-03T15:01:00+00:00"}')
+    book = Book(path)
+    book.opened(_held("cash_secured_put", {PUT: -1}, -3.10, wheel=True))
+    assert book.apply_activity(_act("OPASN", PUT, "1", 1)) == []
+    book.forget_activities_before(NOW)
+    assert list(book.seen_activities) == ["a1"]
+    book.forget_activities_before(NOW + timedelta(days=1))
+    assert book.seen_activities == {}
+
+
+def test_a_book_file_listing_seen_ids_without_a_cursor_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "book.json"
+    path.write_text('{"seen_activities": ["a1"]}')
+    with pytest.raises(ValueError, match=r"book\.json lists seen activities but no"):
+        Book(path)

@@ -337,6 +337,9 @@ class OptionsEngine:
                     stray[und] = stray.get(und, 0) + int(ev.detail["stray_shares"])
                     last[und] = a.id
         reserve_wheel_shares(ctx, book, moved)  # assigned shares are the wheel's at once
+        # what the next read cannot list again leaves the book (else its file grows forever)
+        if (next_read := activities_since(book.activity_cursor)) is not None:
+            book.forget_activities_before(next_read)
         stray = {und: shares for und, shares in stray.items() if shares != 0}
         if stray:
             held = {p.symbol: p.qty for p in await ctx.broker.positions()}

@@ -208,7 +208,8 @@ class Book:
         self.held: dict[str, Held] = {}
         self.pending: dict[str, Pending] = {}
         self.wheel: dict[str, WheelState] = {}
-        self.seen_activities: set[str] = set()
+        # each activity applied, by id, with its time: only those a later read can list again
+        self.seen_activities: dict[str, datetime] = {}
         self.activity_cursor: datetime | None = None
         # the journal's stock splits the wheel followed; None: not looked yet (see apply_split)
         self.splits_seen: set[str] | None = None
@@ -222,9 +223,11 @@ class Book:
         self.held = {k: Held.from_json(v) for k, v in data.get("held", {}).items()}
         self.wheel = {k: WheelState(**v) for k, v in data.get("wheel", {}).items()}
         self.pending = {k: Pending.from_json(v) for k, v in data.get("pending", {}).items()}
-        self.seen_activities = set(data.get("seen_activities", []))
         cur = data.get("activity_cursor")
         self.activity_cursor = datetime.fromisoformat(cur) if cur else None
+        self.seen_activities = _seen_from_json(
+            data.get("seen_activities", {}), self.activity_cursor, path
+        )
         splits = data.get("splits_seen")
         self.splits_seen = None if splits is None else set(splits)
 
@@ -248,7 +251,7 @@ class Book:
             "held": {k: v.to_json() for k, v in self.held.items()},
             "wheel": {k: asdict(v) for k, v in self.wheel.items()},
             "pending": {k: v.to_json() for k, v in self.pending.items()},
-            "seen_activities": sorted(self.seen_activities),
+            "seen_activities": {k: v.isoformat() for k, v in self.seen_activities.items()},
             "activity_cursor": None
             if self.activity_cursor is None
             else self.activity_cursor.isoformat(),
@@ -447,7 +450,7 @@ class Book:
         """
         if a.id in self.seen_activities:
             return []
-        self.seen_activities.add(a.id)
+        self.seen_activities[a.id] = a.ts
         if self.activity_cursor is None or a.ts > self.activity_cursor:
             self.activity_cursor = a.ts
         if a.type not in ("OPASN", "OPEXC", "OPEXP"):
@@ -461,6 +464,14 @@ class Book:
             if a.qty and left == 0:
                 break
         return events
+
+    def forget_activities_before(self, since: datetime) -> None:
+        """Drop the seen ids of activities before ``since``, where every later read starts.
+
+        A read never lists them again, so the de-duplication no longer needs them; kept, they
+        would grow the book file with every activity.
+        """
+        self.seen_activities = {k: ts for k, ts in self.seen_activities.items() if ts >= since}
 
     def _wheel_leg_open(self, h: Held) -> bool:
         """Whether a wheel structure like ``h`` (same underlying and strategy) still holds a leg.
@@ -681,3 +692,18 @@ def _near_money(symbol: str, spot: float, band: float) -> bool:
     if occ.call:
         return spot >= k * (1.0 - band)
     return spot <= k * (1.0 + band)
+
+
+def _seen_from_json(saved: Any, cursor: datetime | None, path: Path) -> dict[str, datetime]:
+    """Return the seen activities of the book file ``path``: id -> time.
+
+    A book written before the times were kept lists the ids only; each is given the cursor,
+    no earlier than its own time, so that it is kept until no read can list it again.
+    """
+    if not isinstance(saved, list):
+        return {k: datetime.fromisoformat(v) for k, v in saved.items()}
+    if cursor is None:
+        if saved:
+            raise ValueError(f"book file {path} lists seen activities but no activity_cursor")
+        return {}
+    return dict.fromkeys(saved, cursor)
