@@ -34,7 +34,13 @@ from v28quant.engines import EngineContext
 from v28quant.ml.features import pivot_float
 from v28quant.ml.model_store import ModelStore
 from v28quant.occ import is_occ, underlying_of
-from v28quant.risk import FLATTEN_STRATEGY, FLATTENED, HaltState, record_control
+from v28quant.risk import (
+    FLATTEN_STRATEGY,
+    FLATTENED,
+    RISK_ENGINE,
+    HaltState,
+    record_control,
+)
 from v28quant.settlement_close import SettlementCloses
 from v28quant.venue import Venue
 
@@ -44,7 +50,7 @@ T = TypeVar("T")
 
 
 class PremarketReadTimeout(BrokerUnavailable):
-    """A venue or feed read of the pre-market job did not answer within its time limit."""
+    """A venue or feed read of the pre-market job or the account watch did not answer in time."""
 
 
 async def _in_limit(what: str, read: Awaitable[T], limit_s: float | None) -> T:
@@ -325,21 +331,24 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
     return True
 
 
-async def watch_account(ctx: EngineContext, venue: Venue) -> None:
+async def watch_account(ctx: EngineContext, venue: Venue, *, limit_s: float | None = None) -> None:
     """Re-read the venue clock, mark the account, run a pending flatten, settle our orders.
 
     The settling (``Executor.sync``) looks up the orders the journal holds open or unknown and
     journals fills an earlier look deferred (the venue listed the activity after the order's
-    status), while the session still knows whose they are.
+    status), while the session still knows whose they are. Each of these steps is cut at
+    ``limit_s`` seconds (``PremarketReadTimeout``; None: no limit): every engine's cycle waits
+    on the watch. A flatten cut there leaves its closing orders' sends going; the next flatten
+    leaves their positions to them.
     """
     if venue.venue_clock is not None:
-        await venue.venue_clock.refresh()
-    account = await ctx.broker.account()
+        await _in_limit("venue clock", venue.venue_clock.refresh(), limit_s)
+    account = await _in_limit("account", ctx.broker.account(), limit_s)
     state = ctx.risk.mark(account, ctx.now)
     announce_kill_switch(ctx, state)
     if state.flatten_pending:
-        await flatten(ctx)
-    await ctx.executor.sync()
+        await _in_limit("flatten", flatten(ctx), limit_s)
+    await _in_limit("settling our orders", ctx.executor.sync(), limit_s)
 
 
 def announce_kill_switch(ctx: EngineContext, state: HaltState) -> None:
@@ -379,13 +388,16 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
     long leg or a covered call's shares are never sold while the short they cover is open.
     An underlying whose short legs are not filled within ``fill_wait_s`` keeps its long legs
     and shares; ``flattened`` is then not journaled, so the next account watch tries again. Nor
-    is it when a closing order was refused, rejected or its outcome is unknown.
+    is it when a closing order was refused, rejected or its outcome is unknown, or when an
+    earlier flatten's closing order of a position is still being sent or works at the venue
+    (``_closes_under_way``): that position is left to it, never closed twice.
     Returns the number of closing orders placed.
     """
     from v28quant.execution import Decision
 
+    under_way = _closes_under_way(ctx)
     for order in await ctx.broker.orders("open"):
-        if order.client_order_id.startswith("v28-"):
+        if order.client_order_id.startswith("v28-") and order.client_order_id not in under_way:
             await ctx.executor.cancel(order.client_order_id, "operator flatten")
     placed = 0
     stamp = ctx.now.isoformat()
@@ -393,6 +405,8 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
     shorts_open: dict[str, str] = {}  # client order id -> underlying, of unfilled short closes
     held_back: set[str] = set()
     not_closed: list[str] = []  # positions whose closing order the venue does not hold
+    closing = set(under_way.values())
+    left_to_earlier: list[str] = []  # positions an earlier flatten's order is still closing
     for pos in positions:
         phase = _flatten_phase(pos)
         if phase > 0 and shorts_open:
@@ -400,6 +414,12 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
             shorts_open.clear()
         if phase > 0 and underlying_of(pos.symbol) in held_back:  # buying back shorts always goes
             log.warning("flatten %s held back: a short option on it is still open", pos.symbol)
+            continue
+        if pos.symbol in closing:
+            log.warning("flatten %s left to its closing order still under way", pos.symbol)
+            left_to_earlier.append(pos.symbol)
+            if phase == 0:  # what it covers waits for it to fill
+                held_back.add(underlying_of(pos.symbol))
             continue
         side: Side = "sell" if pos.qty > 0 else "buy"
         owner = Owner("risk", FLATTEN_STRATEGY, f"flatten-{stamp}-{pos.symbol}")
@@ -422,9 +442,10 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
             shorts_open[outcome.client_order_id] = underlying_of(pos.symbol)
     if shorts_open:  # only short legs were held: nothing waits on them
         await _await_fills(ctx, shorts_open, 0.0)
-    if held_back or not_closed:
+    if held_back or not_closed or left_to_earlier:
         why = (
             f"{placed} closing order(s) placed; not closed: {not_closed}; "
+            f"{left_to_earlier} still closing by an earlier order; "
             f"{sorted(held_back)} wait for their short legs"
         )
         log.error("flatten not finished: %s", why)
@@ -432,6 +453,23 @@ async def flatten(ctx: EngineContext, *, fill_wait_s: float = FLATTEN_FILL_WAIT_
         return placed
     record_control(ctx.journal, FLATTENED, f"{placed} closing order(s) placed", "runner", ctx.now)
     return placed
+
+
+def _closes_under_way(ctx: EngineContext) -> dict[str, str]:
+    """Return the earlier flattens' closing orders that may yet fill: client order id -> symbol.
+
+    Those still being sent (``Executor.sending``: a watch cut at its time limit leaves its
+    sends going) and those the journal holds open (working at the venue, or ``intent`` and
+    ``unknown``, which may have reached it). A second close of the same position would sell
+    (buy) it twice and turn it short (long).
+    """
+    rows: list[dict[str, Any] | None] = [*ctx.journal.open_orders()]
+    rows += [ctx.journal.order_by_client_id(cid) for cid in ctx.executor.sending()]
+    return {
+        row["client_order_id"]: str(row["request"]["symbol"])
+        for row in rows
+        if row is not None and (row["engine"], row["strategy"]) == (RISK_ENGINE, FLATTEN_STRATEGY)
+    }
 
 
 async def _await_fills(ctx: EngineContext, orders: dict[str, str], wait_s: float) -> set[str]:

@@ -21,7 +21,9 @@ at ``[runner] cycle_limit_seconds`` (a call that hangs) is cancelled, and logged
 journaled as that slot's error; the engine goes on at its next slot. The end of day's looks at
 a keyed venue (orders, account, positions) have the same limit, as has each look at the venue
 or the feed in the pre-market job: a cut there fails the job (no trading, journaled), which is
-tried again as after a venue that did not answer. SIGTERM or SIGINT lets the cycles in flight
+tried again as after a venue that did not answer. So has each step of the per-slot account
+watch, which every engine's cycle waits on: a cut there is journaled as the slot's watch error
+and the cycles go on, as after a watch that failed. SIGTERM or SIGINT lets the cycles in flight
 finish, waits (bounded) for an engine's background work to journal its outcome (a drift check's
 retrain), then persists, closes the sessions and exits 0; a second signal exits at once (the
 journal commits each row on its own, so nothing half-written survives).
@@ -596,7 +598,13 @@ class Runner:
                 return
 
     async def _watch(self, slot: datetime) -> None:
-        """Once per slot: re-read the venue clock, mark the account, run a pending flatten."""
+        """Once per slot: re-read the venue clock, mark the account, run a pending flatten.
+
+        With a keyed venue each step is cut at ``[runner] cycle_limit_seconds``
+        (``watch_account``): every engine's cycle waits on this lock. A failed watch is logged
+        and notified, a cut one also journaled as the slot's watch error; the cycles go on,
+        the risk gate holding the last mark and halt.
+        """
         async with self._watch_lock:
             if self._watched == slot:
                 return
@@ -604,10 +612,33 @@ class Runner:
             from v28quant.premarket import watch_account
 
             try:
-                await watch_account(self.ctx, self.venue)
+                await watch_account(self.ctx, self.venue, limit_s=self._read_limit_s())
             except Exception as exc:  # the watch failing must not stop trading checks
                 log.exception("account watch failed: %s", exc)
                 self.ctx.notifier.error("runner", f"account watch failed: {exc}")
+                if isinstance(exc, PremarketReadTimeout):
+                    self._record_watch_cut(slot, exc)
+
+    def _read_limit_s(self) -> float | None:
+        """Return the seconds a look at a keyed venue may take; None on a simulated one.
+
+        A simulated venue's reads are the machine's speed, not a hang.
+        """
+        if self.venue.sim_clock is not None:
+            return None
+        return self.ctx.config.runner.cycle_limit_seconds
+
+    def _record_watch_cut(self, slot: datetime, cut: PremarketReadTimeout) -> None:
+        """Journal the account watch of ``slot`` as cut at a step that hung."""
+        self.ctx.journal.record_decision(
+            f"runner-watch-error-{slot.isoformat()}",
+            "runner",
+            "runner",
+            "*",
+            "error",
+            {"step": "watch", "error": f"cut at its time limit: {cut}"},
+            self.ctx.now,
+        )
 
     async def _cycle(self, engine: Engine, slot: datetime) -> Any:
         started = self.ctx.now
