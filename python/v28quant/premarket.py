@@ -53,7 +53,12 @@ class PremarketReadTimeout(BrokerUnavailable):
     """A venue or feed read of the pre-market job or the account watch did not answer in time."""
 
 
-async def _in_limit(what: str, read: Awaitable[T], limit_s: float | None) -> T:
+#: ``ctx.shared`` key of the seconds each venue or feed read of an engine's own pre-market job
+#: may take (absent or None: no limit, a simulated venue's). The runner sets it.
+ENGINE_READ_LIMIT_S = "premarket_read_limit_s"
+
+
+async def in_limit(what: str, read: Awaitable[T], limit_s: float | None) -> T:
     """Await ``read`` cut at ``limit_s`` seconds (None: no limit), as ``PremarketReadTimeout``.
 
     A timeout the read raises itself stays as it is.
@@ -85,7 +90,7 @@ async def load_history(
     frames = []
     for sym in symbols:
         try:
-            bars = await _in_limit(
+            bars = await in_limit(
                 f"history of {sym}", ctx.feed.bars([sym], start, end, "1Day"), limit_s
             )
         except (KeyError, ValueError, OSError, DataError) as exc:
@@ -283,17 +288,17 @@ async def shared_premarket(ctx: EngineContext, venue: Venue) -> bool:
     """
     limit_s = None if venue.sim_clock is not None else ctx.config.runner.cycle_limit_seconds
     if venue.venue_clock is not None:
-        await _in_limit("venue clock", venue.venue_clock.refresh(), limit_s)
+        await in_limit("venue clock", venue.venue_clock.refresh(), limit_s)
     journal: Any = ctx.journal  # JournalLike's dict-typed parameters: Journal takes Mappings
     closes = SettlementCloses(ctx.feed, ctx.calendar)
-    report = await _in_limit(
+    report = await in_limit(
         "reconcile",
         reconcile_for_trading(journal, ctx.broker, ctx.clock, notifier=ctx.notifier, closes=closes),
         limit_s,
     )
     if not report.ok:
         return False
-    account = await _in_limit("account", ctx.broker.account(), limit_s)
+    account = await in_limit("account", ctx.broker.account(), limit_s)
     state = ctx.risk.mark(account, ctx.now)
     if state.halted:
         log.warning("kill switch is on (%s): no new orders until `v28quant resume`", state.reason)
@@ -342,13 +347,13 @@ async def watch_account(ctx: EngineContext, venue: Venue, *, limit_s: float | No
     leaves their positions to them.
     """
     if venue.venue_clock is not None:
-        await _in_limit("venue clock", venue.venue_clock.refresh(), limit_s)
-    account = await _in_limit("account", ctx.broker.account(), limit_s)
+        await in_limit("venue clock", venue.venue_clock.refresh(), limit_s)
+    account = await in_limit("account", ctx.broker.account(), limit_s)
     state = ctx.risk.mark(account, ctx.now)
     announce_kill_switch(ctx, state)
     if state.flatten_pending:
-        await _in_limit("flatten", flatten(ctx), limit_s)
-    await _in_limit("settling our orders", ctx.executor.sync(), limit_s)
+        await in_limit("flatten", flatten(ctx), limit_s)
+    await in_limit("settling our orders", ctx.executor.sync(), limit_s)
 
 
 def announce_kill_switch(ctx: EngineContext, state: HaltState) -> None:

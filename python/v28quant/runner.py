@@ -21,7 +21,8 @@ at ``[runner] cycle_limit_seconds`` (a call that hangs) is cancelled, and logged
 journaled as that slot's error; the engine goes on at its next slot. The end of day's looks at
 a keyed venue (orders, account, positions) have the same limit, as has each look at the venue
 or the feed in the pre-market job: a cut there fails the job (no trading, journaled), which is
-tried again as after a venue that did not answer. So has each step of the per-slot account
+tried again as after a venue that did not answer; in an engine's own pre-market job a cut
+read fails that job as the venue's error would. So has each step of the per-slot account
 watch, which every engine's cycle waits on: a cut there is journaled as the slot's watch error
 and the cycles go on, as after a watch that failed. SIGTERM or SIGINT lets the cycles in flight
 finish, waits (bounded) for an engine's background work to journal its outcome (a drift check's
@@ -51,7 +52,7 @@ from v28quant.clock import Clock, SimClock
 from v28quant.engines import Engine, EngineContext
 from v28quant.memory import release_memory
 from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
-from v28quant.premarket import PremarketReadTimeout
+from v28quant.premarket import ENGINE_READ_LIMIT_S, PremarketReadTimeout
 from v28quant.venue import Venue
 from v28quant.venue_calendar import follow_venue_calendar
 from v28quant.venue_clock import FirstReadsDisagree, LockstepClock, VenueClock
@@ -466,8 +467,11 @@ class Runner:
         """Run each engine's pre-market job in turn; none starts once a stop was requested.
 
         The jobs refit models and read the venue for minutes: a service being stopped must
-        not wait for them (systemd kills it after ``TimeoutStopSec``).
+        not wait for them (systemd kills it after ``TimeoutStopSec``). Their refits are not
+        cut, but each of their venue or feed reads is, at ``[runner] cycle_limit_seconds``
+        (``ENGINE_READ_LIMIT_S``): one that hangs would hold the day's cycles.
         """
+        self.ctx.shared[ENGINE_READ_LIMIT_S] = self._read_limit_s()
         for engine in self.engines:
             if self.stop.is_set():
                 return

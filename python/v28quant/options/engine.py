@@ -72,6 +72,7 @@ from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAna
 from v28quant.options.strategies import StrategyName
 from v28quant.options.trend import Trend, trend_of
 from v28quant.options.wheel_shares import follow_splits, reserve_wheel_shares
+from v28quant.premarket import ENGINE_READ_LIMIT_S, PremarketReadTimeout, in_limit
 from v28quant.quotes import Quote
 from v28quant.reconcile import activities_since
 from v28quant.risk import RiskGate, held_legs_need
@@ -155,31 +156,38 @@ class OptionsEngine:
         engine resting at the venue that the book does not know are cancelled
         (``_cancel_unbooked``): a restart inside a session finds any a lost book left.
         """
+        # each venue or feed read is cut at the runner's limit (PremarketReadTimeout, a
+        # BrokerError): a read that hangs fails here as one the venue refused
+        limit_s = getattr(ctx, "shared", {}).get(ENGINE_READ_LIMIT_S)
         book = self._book_of(ctx)
-        await self._activities(ctx, book)
-        await self._cancel_unbooked(ctx, book)
-        await self._reconcile(ctx, book)
-        await self._report_unmanaged(ctx, book)
-        await self._read_level(ctx)
+        await self._activities(ctx, book, limit_s)
+        await self._cancel_unbooked(ctx, book, limit_s)
+        await self._reconcile(ctx, book, limit_s)
+        await self._report_unmanaged(ctx, book, limit_s)
+        await self._read_level(ctx, limit_s)
         start = ctx.now.date() - timedelta(days=740)
         end = default_calendar().last_close(ctx.now)  # not today's partial bar after the open
         for u in self.underlyings(ctx):
             try:
-                bars = await ctx.feed.bars([u], start, end, "1Day")
+                bars = await in_limit(
+                    f"history of {u}", ctx.feed.bars([u], start, end, "1Day"), limit_s
+                )
                 self._closes[u] = bars["close"].to_numpy(dtype=float)
                 await asyncio.to_thread(self.monte_carlo.fit, u, self._closes[u])
+            except PremarketReadTimeout:  # a feed that hangs would hold each underlying in turn
+                raise
             except Exception as exc:  # one bad symbol never stops the others
                 self._error(ctx, f"premarket {u}", exc)
         book.save()
 
-    async def _read_level(self, ctx: OptionsContext) -> None:
+    async def _read_level(self, ctx: OptionsContext, limit_s: float | None) -> None:
         """Read the account's options level; journal and notify the strategies it rules out.
 
         Deciding before the open spares the venue's 403 on every cycle and underlying; a
         level that cannot be read leaves every strategy to the venue's answer.
         """
         try:
-            level = int((await ctx.broker.account()).options_level)
+            level = int((await in_limit("account", ctx.broker.account(), limit_s)).options_level)
         except Exception as exc:
             self._level = None
             self._error(ctx, "premarket options level", exc)
@@ -318,7 +326,9 @@ class OptionsEngine:
 
     # -- 1. activities ----------------------------------------------------------------------
 
-    async def _activities(self, ctx: OptionsContext, book: Book) -> None:
+    async def _activities(
+        self, ctx: OptionsContext, book: Book, limit_s: float | None = None
+    ) -> None:
         follow_splits(ctx, book)  # first: a settlement read now is taken as after the split
         # the overlap re-reads rows the venue posts late, dated before the cursor (an option
         # event carries a date only); the book's seen ids drop the repeats
@@ -326,7 +336,7 @@ class OptionsEngine:
         stray: dict[str, int] = {}
         last: dict[str, str] = {}
         moved: dict[str, str] = {}
-        for a in await ctx.broker.activities(since):
+        for a in await in_limit("activities", ctx.broker.activities(since), limit_s):
             for ev in book.apply_activity(a):
                 self._event(ctx, ev, a.ts)
                 if ev.structure_id in book.held:  # a leg or some units settled, the rest open
@@ -342,7 +352,8 @@ class OptionsEngine:
             book.forget_activities_before(next_read)
         stray = {und: shares for und, shares in stray.items() if shares != 0}
         if stray:
-            held = {p.symbol: p.qty for p in await ctx.broker.positions()}
+            positions = await in_limit("positions", ctx.broker.positions(), limit_s)
+            held = {p.symbol: p.qty for p in positions}
             for und, shares in stray.items():
                 await self._flatten(ctx, und, shares, held.get(und, Decimal(0)), last[und])
         # saved once the flattens are sent: after a crash before one, the restart reads its
@@ -383,7 +394,9 @@ class OptionsEngine:
 
     # -- the venue's orders ----------------------------------------------------------------
 
-    async def _cancel_unbooked(self, ctx: OptionsContext, book: Book) -> None:
+    async def _cancel_unbooked(
+        self, ctx: OptionsContext, book: Book, limit_s: float | None
+    ) -> None:
         """Cancel the engine's orders resting at the venue that its book does not know.
 
         A book file lost, or written by an older run, leaves such orders unfollowed: never
@@ -394,7 +407,7 @@ class OptionsEngine:
         stay, as do the flattens of stock a settlement left, which the book never names.
         """
         try:
-            resting = await ctx.broker.orders("open")
+            resting = await in_limit("open orders", ctx.broker.orders("open"), limit_s)
         except BrokerError as exc:  # the next pre-market looks again
             self._error(ctx, "listing the venue's open orders", exc)
             return
@@ -407,7 +420,8 @@ class OptionsEngine:
             if any(tag.same_decision(b) for b in booked):
                 continue
             try:
-                await ctx.executor.cancel(order.client_order_id, NOT_IN_BOOK)
+                cid = order.client_order_id
+                await in_limit(f"cancel of {cid}", ctx.executor.cancel(cid, NOT_IN_BOOK), limit_s)
             except BrokerError as exc:  # one order's trouble: the others are still cancelled
                 self._error(ctx, f"cancel of {order.client_order_id}", exc)
                 continue
@@ -421,14 +435,16 @@ class OptionsEngine:
 
     # -- the broker's positions -------------------------------------------------------------
 
-    async def _reconcile(self, ctx: OptionsContext, book: Book) -> None:
+    async def _reconcile(
+        self, ctx: OptionsContext, book: Book, limit_s: float | None = None
+    ) -> None:
         """Make the book hold what the broker holds (``Book.reconcile``); journal each change.
 
         A structure whose legs went without a fill or an activity of ours (the runner's
         flatten, a person at the venue) must not hold the engine's slots, Greek budget or
         collateral.
         """
-        positions = await ctx.broker.positions()
+        positions = await in_limit("positions", ctx.broker.positions(), limit_s)
         occ = {p.symbol: int(p.qty) for p in positions if is_occ(p.symbol)}
         shares = {p.symbol: int(p.qty) for p in positions if not is_occ(p.symbol)}
         busy = {p.old_id for p in book.pending.values() if p.old_id}
@@ -475,7 +491,9 @@ class OptionsEngine:
         if changes or moved:
             book.save()
 
-    async def _report_unmanaged(self, ctx: OptionsContext, book: Book) -> None:
+    async def _report_unmanaged(
+        self, ctx: OptionsContext, book: Book, limit_s: float | None
+    ) -> None:
         """Journal and notify, once a session, the option contracts held that no structure names.
 
         The book manages only what it opened (exits, rolls, expiry day): contracts a lost book
@@ -485,7 +503,7 @@ class OptionsEngine:
         named = {s for h in book.held.values() for s in h.legs}
         named |= {s for p in book.pending.values() for s in _order_legs(book, p)}
         try:
-            positions = await ctx.broker.positions()
+            positions = await in_limit("positions", ctx.broker.positions(), limit_s)
         except BrokerError as exc:  # the rest of the pre-market job goes on; next session looks
             self._error(ctx, "listing the positions for contracts outside the book", exc)
             return
