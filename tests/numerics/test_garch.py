@@ -62,7 +62,7 @@ def _simulate(
     return out[500:]
 
 
-def _arch_fit(y, dist: str, backcast: float | None = None):
+def _arch_fit(y, dist: str, backcast: float | None = None, ftol: float | None = None):
     am = arch_model(
         y,
         mean="Constant",
@@ -72,7 +72,8 @@ def _arch_fit(y, dist: str, backcast: float | None = None):
         dist="studentst" if dist == "t" else "normal",
         rescale=False,
     )
-    return am, am.fit(disp="off", backcast=backcast)
+    options = None if ftol is None else {"ftol": ftol, "maxiter": 2000}
+    return am, am.fit(disp="off", backcast=backcast, options=options)
 
 
 def _assert_matches_arch(ours: garch.GarchResult, theirs, label: str) -> None:
@@ -274,19 +275,21 @@ def test_pandas_series_and_numpy_give_the_same_fit(shared_data: Path) -> None:
 def test_boundary_optima_match_arch() -> None:
     """White noise (alpha -> 0 on its boundary) with arch's backcast.
 
-    log-likelihood no worse than arch's, which stops exactly on the bound; alpha and beta within
-    1e-3.
+    log-likelihood no worse than arch's, which stops on the bound; alpha and beta within 1e-4.
+    On white noise the likelihood is nearly flat along beta (0.004 for 0.0017 of beta), so
+    arch's SLSQP at its default tolerance stops where the platform's rounding takes it
+    (0.98734 on an AMD EPYC host, about ours on others): the peer runs to ftol 1e-12 here.
     """
     y = np.random.default_rng(5).standard_normal(2000)
     ours = garch.fit(y, backcast="arch")
-    _, theirs = _arch_fit(y, "normal")
+    _, theirs = _arch_fit(y, "normal", ftol=1e-12)
     msg = (
         f"ours {ours.params} {ours.loglik!r}; arch {theirs.params.values} {theirs.loglikelihood!r}"
     )
     assert ours.converged, msg
     assert ours.loglik >= theirs.loglikelihood - 1e-6, msg
     assert ours.alpha < 1e-6, msg
-    np.testing.assert_allclose(ours.params[2:], theirs.params.to_numpy()[2:], atol=1e-3)
+    np.testing.assert_allclose(ours.params[2:], theirs.params.to_numpy()[2:], atol=1e-4)
 
 
 def test_integrated_fit_keeps_finite_forecasts() -> None:
