@@ -447,7 +447,7 @@ inline double black_iv_unchecked(double price, double forward, double strike, do
     double p = price / discount;
     if (intrinsic > 0.0) p = fmax2(p - intrinsic, 0.0);  // ITM -> the OTM option by parity
     const double beta = p / (std::sqrt(forward) * std::sqrt(strike));
-    return implied_s_otm<Black>(beta, std::log(forward / strike)) / std::sqrt(t);
+    return implied_s_otm<Black>(beta, simd::log(forward / strike)) / std::sqrt(t);
 }
 
 // Everything inlined into the three entries (flatten), but one out-of-line b(x, s) with vega
