@@ -61,9 +61,18 @@ def test_lanes_agree_with_the_scalar_path_on_an_extreme_grid() -> None:
             for i in range(n)
         ]
     )
-    # The same options have no vol (price on the upper bound after rounding) in both paths.
+    # The same options have no vol (price on the upper bound after rounding) in both paths,
+    # except an option priced within 4 ulp of its upper bound (the forward for a call, the
+    # strike for a put): there beta and b_max = e^{x/2} are as close as the last ulp of each
+    # path's log and exp (its build's contractions: the sanitized build's scalar code differs
+    # from its lanes at 3 such calls on an AMD EPYC host), and no vol can be told (one ulp of
+    # price moves it by 50 % to 1e23 %).
     nan = np.isnan(lanes)
-    assert (nan == np.isnan(one)).all(), f"NaN differs at {np.where(nan != np.isnan(one))[0][:5]}"
+    upper = np.where(g["call"], FORWARD, g["strike"])
+    on_bound = upper - g["price"] <= 4 * np.spacing(upper)
+    differ = (nan != np.isnan(one)) & ~on_bound
+    assert not differ.any(), f"NaN differs at {np.flatnonzero(differ)[:5]}"
+    assert on_bound.sum() < 500  # the exception is under 1 % of the 54,400 options
     # Where one ulp of a normal (not underflowed) price moves the vol by <= 1e-15 relative,
     # the two paths agree to 1e-14 relative (a few ulp of b(x, s) in each, amplified <= 10x).
     use = ~nan & (g["price"] >= 1e-300) & (g["cond"] <= 1e-15)
