@@ -6,7 +6,8 @@ where a test serves one, is the real Cboe snapshot of 2023-09-14.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sqlite3
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -234,3 +235,39 @@ async def hold_bull_put(ctx: Ctx, engine: Any, owner: Any, at: datetime) -> str:
         )
     )  # fmt: skip
     return structure_id
+
+
+def notifying_world(tmp: Path, shared: Path, start: datetime, **kw: Any) -> Ctx:
+    """``make_world`` whose executor notifies the world's recording notifier too."""
+    ctx = make_world(tmp, shared, start, **kw)
+    notifier = RecordingNotifier()
+    executor = Executor(
+        ctx.broker, ctx.journal, notifier=notifier, clock=ctx.clock, quotes=ctx.feed
+    )
+    return replace(ctx, executor=executor, notifier=notifier)
+
+
+async def book_short_call(ctx: Ctx, engine: Any, expiry: str, **held: Any) -> Held:
+    """Book into ``engine``'s book one short SPY call of ``expiry``, the first strike above spot.
+
+    ``held``: the ``Held`` fields besides the legs, units and underlying (structure_id,
+    strategy, entry_net, opened_at, client_order_id, closing_rule...).
+    """
+    chain = await ctx.feed.option_chain("SPY")
+    calls = chain[
+        (chain["expiry"] == pd.Timestamp(expiry)) & (chain["type"] == "call")
+    ].sort_values("strike")
+    spot = float((await ctx.feed.quote("SPY")).mid)
+    call = str(calls[calls["strike"] >= spot]["symbol"].iloc[0])
+    h = Held(underlying="SPY", expiry=pd.Timestamp(expiry).date(), legs={call: -1}, units=1, **held)
+    engine._book_of(ctx).opened(h)
+    return h
+
+
+def order_rows(journal: Path, decision_prefix: str) -> list[tuple[str, str]]:
+    """Return (status, reason) of the journal's orders whose decision id starts so, oldest first."""
+    with sqlite3.connect(journal) as db:
+        return db.execute(
+            "SELECT status, reason FROM orders WHERE decision_id LIKE ? ORDER BY rowid",
+            (decision_prefix + "%",),
+        ).fetchall()

@@ -9,17 +9,13 @@ notices a recording notifier received.
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pytest
-from fakes.options_world import RecordingNotifier, make_world
-from v28quant.execution import Executor
+from fakes.options_world import book_short_call, notifying_world, order_rows
 from v28quant.options import manage
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsCycle
@@ -32,28 +28,16 @@ START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
 
 def start(tmp_path: Path, shared_data: Path) -> Any:
     """Return the world at START (a restart: the journal in ``tmp_path`` is kept), notifying."""
-    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
-    notifier = RecordingNotifier()
-    executor = Executor(
-        ctx.broker, ctx.journal, notifier=notifier, clock=ctx.clock, quotes=ctx.feed
-    )
-    return replace(ctx, executor=executor, notifier=notifier)
+    return notifying_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
 
 
 async def stopped_call(ctx: Any, eng: OptionsEngine) -> Held:
     """Book a short call of 2023-09-29 (first strike above spot) under a stop-loss close."""
-    chain = await ctx.feed.option_chain("SPY")
-    calls = chain[
-        (chain["expiry"] == pd.Timestamp("2023-09-29")) & (chain["type"] == "call")
-    ].sort_values("strike")
-    spot = float((await ctx.feed.quote("SPY")).mid)
-    call = str(calls[calls["strike"] >= spot]["symbol"].iloc[0])
-    h = Held(
-        "cc-1", "covered_call", "SPY", pd.Timestamp("2023-09-29").date(), {call: -1}, 1, -2.0,
-        0.0, START - timedelta(days=3), "cc-1-open", closing_rule="stop_loss",
+    return await book_short_call(
+        ctx, eng, "2023-09-29", structure_id="cc-1", strategy="covered_call", entry_net=-2.0,
+        max_loss=0.0, opened_at=START - timedelta(days=3), client_order_id="cc-1-open",
+        closing_rule="stop_loss",
     )  # fmt: skip
-    eng._book_of(ctx).opened(h)
-    return h
 
 
 async def close(ctx: Any, eng: OptionsEngine, h: Held, minutes: int) -> None:
@@ -66,10 +50,7 @@ async def close(ctx: Any, eng: OptionsEngine, h: Held, minutes: int) -> None:
 
 def rejections(journal: Path) -> list[str]:
     """Return the journaled reasons of the close orders of cc-1, oldest first."""
-    with sqlite3.connect(journal) as db:
-        rows = db.execute(
-            "SELECT status, reason FROM orders WHERE decision_id LIKE 'close:cc-1:%' ORDER BY rowid"
-        ).fetchall()
+    rows = order_rows(journal, "close:cc-1:")
     assert all(status == "rejected" for status, _ in rows), rows
     return [reason for _, reason in rows]
 

@@ -10,19 +10,16 @@ notices a recording notifier received.
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pytest
-from fakes.options_world import RecordingNotifier, make_world
+from fakes.options_world import book_short_call, notifying_world, order_rows
 from v28quant.broker import OrderRequest, Owner
-from v28quant.execution import Decision, Executor
+from v28quant.execution import Decision
 from v28quant.journal.reservations import Claim
 from v28quant.options import manage
 from v28quant.options.config import OptionsConfig
@@ -37,12 +34,7 @@ START = datetime(2023, 9, 14, 15, 30, tzinfo=ET)
 
 def start(tmp_path: Path, shared_data: Path) -> Any:
     """Return the world at START (a restart: the journal in ``tmp_path`` is kept), notifying."""
-    ctx = make_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
-    notifier = RecordingNotifier()
-    executor = Executor(
-        ctx.broker, ctx.journal, notifier=notifier, clock=ctx.clock, quotes=ctx.feed
-    )
-    return replace(ctx, executor=executor, notifier=notifier)
+    return notifying_world(tmp_path, shared_data, START, snapshot=True, regime="bull_quiet")
 
 
 async def buy_shares(ctx: Any, qty: int, decision_id: str) -> None:
@@ -55,18 +47,10 @@ async def buy_shares(ctx: Any, qty: int, decision_id: str) -> None:
 
 async def covered_call(ctx: Any, eng: OptionsEngine) -> Held:
     """Book a covered call of 2023-09-29 (first strike above spot)."""
-    chain = await ctx.feed.option_chain("SPY")
-    calls = chain[
-        (chain["expiry"] == pd.Timestamp("2023-09-29")) & (chain["type"] == "call")
-    ].sort_values("strike")
-    spot = float((await ctx.feed.quote("SPY")).mid)
-    call = str(calls[calls["strike"] >= spot]["symbol"].iloc[0])
-    h = Held(
-        "cc-1", "covered_call", "SPY", pd.Timestamp("2023-09-29").date(), {call: -1}, 1, -2.0,
-        0.0, START, "cc-1-open",
+    return await book_short_call(
+        ctx, eng, "2023-09-29", structure_id="cc-1", strategy="covered_call", entry_net=-2.0,
+        max_loss=0.0, opened_at=START, client_order_id="cc-1-open",
     )  # fmt: skip
-    eng._book_of(ctx).opened(h)
-    return h
 
 
 async def roll(ctx: Any, eng: OptionsEngine, h: Held, minutes: int) -> bool:
@@ -88,12 +72,22 @@ def reserve_shares(ctx: Any) -> None:
 
 def refusals(journal: Path) -> list[str]:
     """Return the journaled reasons of the roll orders of cc-1, oldest first."""
-    with sqlite3.connect(journal) as db:
-        rows = db.execute(
-            "SELECT status, reason FROM orders WHERE decision_id LIKE 'roll:cc-1:%' ORDER BY rowid"
-        ).fetchall()
+    rows = order_rows(journal, "roll:cc-1:")
     assert all(status == "refused" for status, _ in rows), rows
     return [reason for _, reason in rows]
+
+
+async def covered_call_world(
+    tmp_path: Path, shared_data: Path, decision_id: str, *, reserved: bool = True
+) -> tuple[Any, OptionsEngine, Held]:
+    """Return a world at START with 100 SPY shares (reserved by the equity engine) under cc-1."""
+    ctx = start(tmp_path, shared_data)
+    eng = OptionsEngine(OptionsConfig.load(None, {}))
+    await eng.premarket(ctx)
+    await buy_shares(ctx, 100, decision_id)
+    if reserved:
+        reserve_shares(ctx)
+    return ctx, eng, await covered_call(ctx, eng)
 
 
 def said(ctx: Any) -> list[str]:
@@ -103,12 +97,7 @@ def said(ctx: Any) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_a_roll_refused_every_cycle_is_said_once(tmp_path: Path, shared_data: Path) -> None:
-    ctx = start(tmp_path, shared_data)
-    eng = OptionsEngine(OptionsConfig.load(None, {}))
-    await eng.premarket(ctx)
-    await buy_shares(ctx, 100, "spy-100")
-    reserve_shares(ctx)
-    h = await covered_call(ctx, eng)
+    ctx, eng, h = await covered_call_world(tmp_path, shared_data, "spy-100")
     assert [await roll(ctx, eng, h, m) for m in (0, 5, 10)] == [False] * 3
     reasons = refusals(tmp_path / "journal.sqlite")
     assert len(reasons) == 3, reasons
@@ -123,12 +112,7 @@ async def test_a_roll_refused_every_cycle_is_said_once(tmp_path: Path, shared_da
 async def test_a_restart_does_not_say_a_roll_refusal_again(
     tmp_path: Path, shared_data: Path
 ) -> None:
-    ctx = start(tmp_path, shared_data)
-    eng = OptionsEngine(OptionsConfig.load(None, {}))
-    await eng.premarket(ctx)
-    await buy_shares(ctx, 100, "spy-100")
-    reserve_shares(ctx)
-    h = await covered_call(ctx, eng)
+    ctx, eng, h = await covered_call_world(tmp_path, shared_data, "spy-100")
     assert not await roll(ctx, eng, h, 0)
     assert len(said(ctx)) == 1
     ctx.journal.close()
@@ -147,12 +131,7 @@ async def test_a_roll_refused_for_the_same_reason_with_other_figures_is_not_said
     tmp_path: Path, shared_data: Path
 ) -> None:
     # 50 more shares bought between the tries: 50 free of 150, still short of 100
-    ctx = start(tmp_path, shared_data)
-    eng = OptionsEngine(OptionsConfig.load(None, {}))
-    await eng.premarket(ctx)
-    await buy_shares(ctx, 100, "spy-100")
-    reserve_shares(ctx)
-    h = await covered_call(ctx, eng)
+    ctx, eng, h = await covered_call_world(tmp_path, shared_data, "spy-100")
     assert not await roll(ctx, eng, h, 0)
     ctx.clock.set(START + timedelta(minutes=3))  # the exchange fills the next market order later
     await buy_shares(ctx, 50, "spy-50")
@@ -169,16 +148,9 @@ async def test_a_roll_the_venue_rejects_every_cycle_is_said_once(
 ) -> None:
     # the shares are free, so the executor admits the roll; the call it buys back was never
     # sold at the simulated exchange, which rejects it (insufficient qty available) each cycle
-    ctx = start(tmp_path, shared_data)
-    eng = OptionsEngine(OptionsConfig.load(None, {}))
-    await eng.premarket(ctx)
-    await buy_shares(ctx, 100, "spy-100")
-    h = await covered_call(ctx, eng)
+    ctx, eng, h = await covered_call_world(tmp_path, shared_data, "spy-100", reserved=False)
     assert [await roll(ctx, eng, h, m) for m in (0, 5, 10)] == [False] * 3
-    with sqlite3.connect(tmp_path / "journal.sqlite") as db:
-        rows = db.execute(
-            "SELECT status, reason FROM orders WHERE decision_id LIKE 'roll:cc-1:%'"
-        ).fetchall()
+    rows = order_rows(tmp_path / "journal.sqlite", "roll:cc-1:")
     assert [status for status, _ in rows] == ["rejected"] * 3, rows
     assert all("insufficient qty available" in reason for _, reason in rows), rows
     notices = [n for n in ctx.notifier.notices if "rejected" in n]
