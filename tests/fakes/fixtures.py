@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -79,10 +81,31 @@ async def until(predicate: Callable[[], bool], what: str, bound_s: float = 60.0)
         await asyncio.sleep(0.01)
 
 
-def fake_broker(url: str, key: str = "PKTESTKEY", secret: str = "secret") -> AlpacaBroker:
-    """Return alpaca-py's clients on a loopback fake at ``url``: no rate wait, no backoff."""
+def fake_broker(
+    url: str, key: str = "PKTESTKEY", secret: str = "secret", *, timeout_s: float = 10.0
+) -> AlpacaBroker:
+    """Return alpaca-py's clients on a loopback fake at ``url``: no rate wait, no backoff.
+
+    ``timeout_s``: the client's own wait for an answer (a long one, 120 s, waits out a call
+    the fake holds, so that only the runner's time limit ends it).
+    """
     return AlpacaBroker(
-        key, secret, url=url, limiter=RateLimiter(rate=60_000, burst=1000), backoff_s=0.0
+        key,
+        secret,
+        url=url,
+        limiter=RateLimiter(rate=60_000, burst=1000),
+        backoff_s=0.0,
+        timeout_s=timeout_s,
+    )
+
+
+def with_cycle_limit(seconds: float) -> Any:
+    """Return the shipped settings with ``[runner] cycle_limit_seconds`` set to ``seconds``."""
+    from v28quant.config import load_config
+
+    _, cfg = load_config(None)
+    return dataclasses.replace(
+        cfg, runner=dataclasses.replace(cfg.runner, cycle_limit_seconds=seconds)
     )
 
 

@@ -11,7 +11,6 @@ of history reads the feed was asked for.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -22,13 +21,10 @@ from typing import Any
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN, until
+from fakes.fixtures import OPEN, fake_broker, until, with_cycle_limit
 from fakes.options_world import RecordingNotifier
-from v28quant.alpaca.ratelimit import RateLimiter
-from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.calendar import ExchangeCalendar
 from v28quant.clock import SimClock
-from v28quant.config import load_config
 from v28quant.execution import Executor
 from v28quant.journal import Journal
 from v28quant.options.engine import OptionsEngine
@@ -57,19 +53,9 @@ def fake() -> Iterator[FakeAlpacaTrading]:
 
 
 def _runner(fake: FakeAlpacaTrading, path: Path, feed: HangingFeed) -> Runner:
-    _, cfg = load_config(None)
-    cfg = dataclasses.replace(
-        cfg, runner=dataclasses.replace(cfg.runner, cycle_limit_seconds=LIMIT_S)
-    )
+    cfg = with_cycle_limit(LIMIT_S)
     # a client that waits out the venue's hold: only the runner's limit ends the read
-    broker = AlpacaBroker(
-        "PKTESTKEY",
-        "secret",
-        url=fake.url,
-        limiter=RateLimiter(rate=60_000, burst=1000),
-        backoff_s=0.0,
-        timeout_s=120.0,
-    )
+    broker = fake_broker(fake.url, timeout_s=120.0)
     journal = Journal(path)
     ctx: Any = SimpleNamespace(
         mode="paper",

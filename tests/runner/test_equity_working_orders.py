@@ -19,9 +19,7 @@ from typing import Any
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.equity_world import aapl_engine
-from fakes.fixtures import OPEN, until
-from v28quant.alpaca.ratelimit import RateLimiter
-from v28quant.broker.alpaca import AlpacaBroker
+from fakes.fixtures import OPEN, fake_broker, until
 from v28quant.config import load_config
 from v28quant.equity.engine import EquityEngine
 from v28quant.execution import Executor
@@ -92,14 +90,7 @@ async def test_a_buy_still_being_sent_after_its_cycle_was_cut_off_is_not_bought_
     ctx, engine = aapl_engine(
         trading.url, tmp_path / "journal.sqlite", OPEN, 1.0, REGIME, cfg, (1000, 1000)
     )
-    ctx.broker = AlpacaBroker(
-        "PKTESTKEY",
-        "secret",
-        url=trading.url,
-        limiter=RateLimiter(rate=60_000, burst=1000),
-        backoff_s=0.0,
-        timeout_s=120.0,
-    )
+    ctx.broker = fake_broker(trading.url, timeout_s=120.0)
     ctx.executor = Executor(ctx.broker, ctx.journal)
     answer = threading.Event()
     trading.inject("POST", "/v2/orders", 200, hold=answer)

@@ -12,7 +12,6 @@ received and the positions it holds, the journal read with sqlite3, and the noti
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -25,12 +24,9 @@ from typing import Any
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.fixtures import OPEN, until
-from v28quant.alpaca.ratelimit import RateLimiter
-from v28quant.broker.alpaca import AlpacaBroker
+from fakes.fixtures import OPEN, fake_broker, until, with_cycle_limit
 from v28quant.calendar import ExchangeCalendar
 from v28quant.clock import SimClock
-from v28quant.config import load_config
 from v28quant.execution import Executor
 from v28quant.journal import Journal
 from v28quant.risk import FLATTEN, RiskGate, halt_state, record_control
@@ -66,19 +62,9 @@ def fake() -> Iterator[FakeAlpacaTrading]:
 
 
 def _runner(fake: FakeAlpacaTrading, path: Path) -> Runner:
-    _, cfg = load_config(None)
-    cfg = dataclasses.replace(
-        cfg, runner=dataclasses.replace(cfg.runner, cycle_limit_seconds=LIMIT_S)
-    )
+    cfg = with_cycle_limit(LIMIT_S)
     # a client that waits out the venue's hold: only the runner's limit ends the call
-    broker = AlpacaBroker(
-        "PKTESTKEY",
-        "secret",
-        url=fake.url,
-        limiter=RateLimiter(rate=60_000, burst=1000),
-        backoff_s=0.0,
-        timeout_s=120.0,
-    )
+    broker = fake_broker(fake.url, timeout_s=120.0)
     journal = Journal(path)
     ctx: Any = SimpleNamespace(
         mode="paper",
