@@ -271,3 +271,19 @@ def order_rows(journal: Path, decision_prefix: str) -> list[tuple[str, str]]:
             "SELECT status, reason FROM orders WHERE decision_id LIKE ? ORDER BY rowid",
             (decision_prefix + "%",),
         ).fetchall()
+
+
+def venue_ctx(
+    broker: Any, journal: Path, at: datetime, symbols: tuple[str, ...], feed: Any = None
+) -> Ctx:
+    """Return an options context on ``broker`` (a loopback venue's clients) at ``at``.
+
+    A simulated clock at ``at``, the journal at ``journal``, an executor, a recording notifier
+    and no threshold; ``feed`` where the test serves one.
+    """
+    clock = SimClock(at)
+    j = Journal(journal)
+    ex = Executor(broker, j, clock=clock)
+    return Ctx(
+        "paper", clock, broker, feed, j, ex, None, RecordingNotifier(), symbols, Threshold(0.0)
+    )

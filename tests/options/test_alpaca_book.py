@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import fake_broker
-from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from fakes.options_world import Ctx, venue_ctx
 from v28quant.broker import Leg, OrderRequest, Owner
-from v28quant.clock import SimClock
-from v28quant.execution import Decision, Executor, Reservation
+from v28quant.execution import Decision, Reservation
 from v28quant.journal import Journal
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
@@ -36,25 +35,11 @@ CALL_190 = "AAPL231020C00190000"
 def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
     """Yield the trading fake at 2023-10-20 15:30 New York and an options context on it."""
     trading = FakeAlpacaTrading(now=NOW).start()
-    broker = fake_broker(trading.url)
-    clock = SimClock(NOW)
-    journal = Journal(tmp_path / "journal.sqlite")
-    ctx = Ctx(
-        "paper",
-        clock,
-        broker,
-        None,
-        journal,
-        Executor(broker, journal, clock=clock),
-        None,
-        RecordingNotifier(),
-        ("AAPL",),
-        Threshold(0.0),
-    )
+    ctx = venue_ctx(fake_broker(trading.url), tmp_path / "journal.sqlite", NOW, ("AAPL",))
     try:
         yield trading, ctx
     finally:
-        journal.close()
+        ctx.journal.close()
         trading.stop()
 
 

@@ -20,10 +20,7 @@ import pandas as pd
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import fake_broker
-from fakes.options_world import Ctx, RecordingNotifier, Threshold
-from v28quant.clock import SimClock
-from v28quant.execution import Executor
-from v28quant.journal import Journal
+from fakes.options_world import Ctx, venue_ctx
 from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsCycle
 from v28quant.options.engine import OptionsEngine
@@ -41,25 +38,11 @@ LONG_CALL = "AAPL231020C00195000"
 def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
     """Yield the trading fake at 2023-09-14 15:30 New York and an options context on it."""
     trading = FakeAlpacaTrading(now=NOW).start()
-    broker = fake_broker(trading.url)
-    clock = SimClock(NOW)
-    journal = Journal(tmp_path / "journal.sqlite")
-    ctx = Ctx(
-        "paper",
-        clock,
-        broker,
-        None,
-        journal,
-        Executor(broker, journal, clock=clock),
-        None,
-        RecordingNotifier(),
-        ("AAPL",),
-        Threshold(0.0),
-    )
+    ctx = venue_ctx(fake_broker(trading.url), tmp_path / "journal.sqlite", NOW, ("AAPL",))
     try:
         yield trading, ctx
     finally:
-        journal.close()
+        ctx.journal.close()
         trading.stop()
 
 

@@ -22,12 +22,10 @@ import pytest
 from fakes.alpaca_data import FakeAlpacaData, contracts_from_snapshots
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import fake_broker
-from fakes.options_world import Ctx, RecordingNotifier, Threshold
+from fakes.options_world import Ctx, venue_ctx
 from v28quant.broker.base import Owner
-from v28quant.clock import SimClock
 from v28quant.data.alpaca import AlpacaData
-from v28quant.execution import Decision, Executor
-from v28quant.journal import Journal
+from v28quant.execution import Decision
 from v28quant.options.context import OptionsCycle
 from v28quant.options.engine import OptionsEngine
 from v28quant.options.lifecycle import Book, Pending
@@ -67,25 +65,13 @@ def venue(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, FakeAlpacaData, C
     data = FakeAlpacaData(option_snapshots=snaps, contracts=contracts, now=NOW)
     with data:
         feed = AlpacaData(KEY, SECRET, data_url=data.url, trading_url=data.url, now=lambda: NOW)
-        broker = fake_broker(trading.url, KEY, SECRET)
-        clock = SimClock(NOW)
-        journal = Journal(tmp_path / "journal.sqlite")
-        ctx = Ctx(
-            "paper",
-            clock,
-            broker,
-            feed,
-            journal,
-            Executor(broker, journal, clock=clock),
-            None,
-            RecordingNotifier(),
-            ("XYZ",),
-            Threshold(0.0),
+        ctx = venue_ctx(
+            fake_broker(trading.url, KEY, SECRET), tmp_path / "journal.sqlite", NOW, ("XYZ",), feed
         )
         try:
             yield trading, data, ctx
         finally:
-            journal.close()
+            ctx.journal.close()
             trading.stop()
 
 

@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import OPEN, fake_broker
-from fakes.options_world import Ctx, RecordingNotifier, Threshold
-from v28quant.clock import SimClock
-from v28quant.execution import Executor
+from fakes.options_world import Ctx, venue_ctx
 from v28quant.journal import Journal
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
@@ -36,25 +34,11 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeAlpacaTrading, Ctx]]:
     """Yield the fake holding the wheel's 100 AAPL at 195 and an options context on it."""
     trading = FakeAlpacaTrading(now=OPEN).start()
     trading.positions["AAPL"] = [Decimal(100), Decimal(195)]
-    broker = fake_broker(trading.url)
-    clock = SimClock(OPEN)
-    journal = Journal(tmp_path / "journal.sqlite")
-    ctx = Ctx(
-        "paper",
-        clock,
-        broker,
-        None,
-        journal,
-        Executor(broker, journal, clock=clock),
-        None,
-        RecordingNotifier(),
-        ("AAPL",),
-        Threshold(0.0),
-    )
+    ctx = venue_ctx(fake_broker(trading.url), tmp_path / "journal.sqlite", OPEN, ("AAPL",))
     try:
         yield trading, ctx
     finally:
-        journal.close()
+        ctx.journal.close()
         trading.stop()
 
 
