@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -244,32 +244,9 @@ async def test_an_assignment_posted_late_and_dated_before_the_books_cursor_settl
     100 shares, still short a call against them; read again after two more restarts, the
     assignment settles nothing more.
     """
-    trading, ctx = world
-    path = tmp_path / "book.json"
-    book = Book(path)
-    w = book.stage("AAPL")
-    w.stage, w.shares, w.basis = "covered_call", 200, 180.0
-    book.opened(_covered_call("cc-b", datetime(2023, 10, 2, 10, 0, tzinfo=ET)))
-    book.opened(_covered_call("cc-a", datetime(2023, 10, 3, 10, 0, tzinfo=ET)))
-    book.save()
-    fill_at = datetime(2023, 10, 18, 10, 0, tzinfo=ET)
-    fill = {"transaction_time": fill_at.isoformat(), "symbol": "AAPL", "qty": "1", "side": "buy"}
-    trading._activity({"activity_type": "FILL", "price": "190", **fill}, fill_at)
-    try:
-        assert (await _book_activities(ctx, path)).activity_cursor == fill_at
-        trading.positions[CALL_190] = [Decimal(-1), Decimal("2.00")]
-        assignment = {"date": "2023-10-17", "net_amount": "0", "symbol": CALL_190, "qty": "1"}
-        tuesday_close = datetime(2023, 10, 17, 16, 0, tzinfo=ET)
-        trading._activity({"activity_type": "OPASN", "status": "executed", **assignment},
-                          tuesday_close)  # fmt: skip
-        await _book_activities(ctx, path)
-        await _book_activities(ctx, path)
-    finally:
-        await ctx.broker.aclose()
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    assert list(saved["held"]) == ["cc-a"]
-    wheel = saved["wheel"]["AAPL"]
-    assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")
+    await _assigned_after_a_later_fill(
+        world, tmp_path, datetime(2023, 10, 18, 10, 0, tzinfo=ET), date(2023, 10, 17)
+    )
 
 
 @pytest.mark.asyncio
@@ -283,32 +260,8 @@ async def test_an_assignment_dated_friday_posted_after_a_monday_fill_settles(
     cursor, over a weekend. By hand: the older covered call is called away, the other stays,
     the wheel keeps 100 shares; read again after a restart, it settles nothing more.
     """
-    trading, ctx = world
-    path = tmp_path / "book.json"
-    book = Book(path)
-    w = book.stage("AAPL")
-    w.stage, w.shares, w.basis = "covered_call", 200, 180.0
-    book.opened(_covered_call("cc-b", datetime(2023, 10, 2, 10, 0, tzinfo=ET)))
-    book.opened(_covered_call("cc-a", datetime(2023, 10, 3, 10, 0, tzinfo=ET)))
-    book.save()
-    fill_at = datetime(2023, 10, 16, 10, 0, tzinfo=ET)  # a Monday
-    fill = {"transaction_time": fill_at.isoformat(), "symbol": "AAPL", "qty": "1", "side": "buy"}
-    trading._activity({"activity_type": "FILL", "price": "190", **fill}, fill_at)
-    try:
-        assert (await _book_activities(ctx, path)).activity_cursor == fill_at
-        trading.positions[CALL_190] = [Decimal(-1), Decimal("2.00")]
-        assignment = {"date": "2023-10-13", "net_amount": "0", "symbol": CALL_190, "qty": "1"}
-        friday_close = datetime(2023, 10, 13, 16, 0, tzinfo=ET)
-        trading._activity({"activity_type": "OPASN", "status": "executed", **assignment},
-                          friday_close)  # fmt: skip
-        await _book_activities(ctx, path)
-        await _book_activities(ctx, path)
-    finally:
-        await ctx.broker.aclose()
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    assert list(saved["held"]) == ["cc-a"]
-    wheel = saved["wheel"]["AAPL"]
-    assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")
+    monday = datetime(2023, 10, 16, 10, 0, tzinfo=ET)
+    await _assigned_after_a_later_fill(world, tmp_path, monday, date(2023, 10, 13))
 
 
 @pytest.mark.asyncio
@@ -352,6 +305,46 @@ async def test_the_book_keeps_only_the_seen_ids_a_later_read_can_list_again(
     assert seen == {opasn, wednesday}, (monday, seen)
     saved = json.loads(path.read_text(encoding="utf-8"))
     assert set(saved["seen_activities"]) == {opasn, wednesday}
+    assert list(saved["held"]) == ["cc-a"]
+    wheel = saved["wheel"]["AAPL"]
+    assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")
+
+
+async def _assigned_after_a_later_fill(
+    world: tuple[FakeAlpacaTrading, Ctx], tmp_path: Path, fill_at: datetime, assigned_on: date
+) -> None:
+    """Two short AAPL 190 calls over 200 wheel shares; a fill at ``fill_at`` read first.
+
+    Then the venue posts an OPASN of one call dated ``assigned_on`` (read as that day's close),
+    before the book's cursor; the book reads twice from its file. The older covered call must
+    be called away, the other stay, the wheel keep 100 shares.
+    """
+    trading, ctx = world
+    path = tmp_path / "book.json"
+    book = Book(path)
+    w = book.stage("AAPL")
+    w.stage, w.shares, w.basis = "covered_call", 200, 180.0
+    book.opened(_covered_call("cc-b", datetime(2023, 10, 2, 10, 0, tzinfo=ET)))
+    book.opened(_covered_call("cc-a", datetime(2023, 10, 3, 10, 0, tzinfo=ET)))
+    book.save()
+    fill = {"transaction_time": fill_at.isoformat(), "symbol": "AAPL", "qty": "1", "side": "buy"}
+    trading._activity({"activity_type": "FILL", "price": "190", **fill}, fill_at)
+    try:
+        assert (await _book_activities(ctx, path)).activity_cursor == fill_at
+        trading.positions[CALL_190] = [Decimal(-1), Decimal("2.00")]
+        assignment = {
+            "date": assigned_on.isoformat(),
+            "net_amount": "0",
+            "symbol": CALL_190,
+            "qty": "1",
+        }
+        close = datetime.combine(assigned_on, time(16, 0), ET)
+        trading._activity({"activity_type": "OPASN", "status": "executed", **assignment}, close)
+        await _book_activities(ctx, path)
+        await _book_activities(ctx, path)
+    finally:
+        await ctx.broker.aclose()
+    saved = json.loads(path.read_text(encoding="utf-8"))
     assert list(saved["held"]) == ["cc-a"]
     wheel = saved["wheel"]["AAPL"]
     assert (wheel["shares"], wheel["stage"]) == (100, "covered_call")
