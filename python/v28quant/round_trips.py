@@ -25,7 +25,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -45,6 +45,9 @@ SPLIT_RATIO = "split_ratio"
 #: Units of a re-based lot are rounded to Alpaca's fractional-share precision, as its position
 #: is: 10 shares split 1-for-3 are 3.333333333, not a 28-digit repeating decimal.
 SHARE_QUANTUM = Decimal("1e-9")
+#: How far apart Alpaca may date an assignment's or exercise's stock (OPTRD) and the option
+#: event itself: the next session, over a long weekend.
+OPTRD_LAG = timedelta(days=4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +325,7 @@ def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str
     are journaled with the data feed's close of their session, ``v28quant.settlement_close``);
     the stock of OPTRD trades at that close, netted per underlying and settlement time (a
     spread's two legs in the money cancel out): together the cash of the stock at the strike.
+    An OPTRD Alpaca dates apart from its option event counts at the event's time.
     An activity journaled without a close (the feed had none) closes the option at zero and
     each OPTRD trades at its own price (the strike), the same cash; an assignment's loss below
     the strike then stays in the stock's cost until it is sold. OPEXP closes the option at
@@ -331,12 +335,13 @@ def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str
     """
     closes: dict[tuple[str, Any], Decimal | None] = {}
     out: list[dict[str, Any]] = []
-    stock: list[Mapping[str, Any]] = []
+    events: list[Mapping[str, Any]] = []
+    optrd: list[Mapping[str, Any]] = []
     for a in settlements:
+        (optrd if a["activity_type"] == "OPTRD" else events).append(a)
+    stock = _dated_as_their_events(optrd, events)
+    for a in events:
         sym, qty, ts = str(a["symbol"]), Decimal(str(a["qty"])), a["ts"]
-        if a["activity_type"] == "OPTRD":
-            stock.append(a)
-            continue
         occ = parse_occ(sym)
         spot = a["raw"].get("underlying_close")
         close = None if spot is None else Decimal(str(spot))
@@ -346,6 +351,56 @@ def settlement_trades(settlements: Iterable[Mapping[str, Any]]) -> list[dict[str
             value = max(Decimal(0), close - occ.strike if occ.call else occ.strike - close)
         out.append(_trade(sym, qty, value, ts, f"settlement:{occ.underlying}:{ts}"))
     return out + _stock_trades(stock, closes)
+
+
+def _dated_as_their_events(
+    optrd: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """Return the OPTRD rows dated as the assignment or exercise that delivered their shares.
+
+    Alpaca dates each row by day only and may date the stock apart from its option event (the
+    next session); netted at another time, the stock would keep the strike as its cost while
+    the option closed at intrinsic, the loss past the strike counted twice. An OPTRD belongs
+    to an OPASN or OPEXC of its underlying within ``OPTRD_LAG`` that delivers shares its way
+    and has shares left, one at its price's strike first, then the nearest; one without such
+    an event keeps its date.
+    """
+    left = {id(e): _shares_delivered(e) for e in events if e["activity_type"] != "OPEXP"}
+    out: list[Mapping[str, Any]] = []
+    for a in optrd:
+        qty = Decimal(str(a["qty"]))
+        fits = [e for e in events if _delivers(e, a) and _has_left(left.get(id(e)), qty)]
+        if not fits:
+            out.append(a)
+            continue
+        event = min(fits, key=lambda e: (not _at_strike(e, a), abs(e["ts"] - a["ts"])))
+        left[id(event)] -= qty
+        out.append({**a, "ts": event["ts"]})
+    return out
+
+
+def _has_left(shares: Decimal | None, qty: Decimal) -> bool:
+    """Whether an event with ``shares`` still to deliver (None: none) delivers ``qty`` more."""
+    return shares is not None and (shares > 0) == (qty > 0) and abs(shares) >= abs(qty)
+
+
+def _shares_delivered(event: Mapping[str, Any]) -> Decimal:
+    """Return the shares an assignment or exercise moves (> 0: bought), 100 a contract."""
+    occ = parse_occ(str(event["symbol"]))
+    contracts = -Decimal(str(event["qty"]))  # the event's qty is the option position's change
+    return contracts * multiplier(str(event["symbol"])) * (1 if occ.call else -1)
+
+
+def _delivers(event: Mapping[str, Any], optrd: Mapping[str, Any]) -> bool:
+    """Whether ``event`` may deliver ``optrd``'s stock: its underlying, dated near enough."""
+    same_stock = parse_occ(str(event["symbol"])).underlying == str(optrd["symbol"])
+    return same_stock and abs(event["ts"] - optrd["ts"]) <= OPTRD_LAG
+
+
+def _at_strike(event: Mapping[str, Any], optrd: Mapping[str, Any]) -> bool:
+    """Whether ``optrd`` trades at ``event``'s strike (Alpaca's exercise example shows another)."""
+    price = optrd["price"]
+    return price is not None and parse_occ(str(event["symbol"])).strike == Decimal(str(price))
 
 
 def _stock_trades(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from v28quant.allocation import allocate, daily_returns
-from v28quant.calendar import ExchangeCalendar
+from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.journal import Journal
 from v28quant.options.sizing import capital_share, size_structure
 from v28quant.round_trips import round_trips
@@ -304,3 +304,31 @@ def test_a_restart_feeds_no_session_again_and_keeps_what_was_fed(journal: Journa
     assert last["reasoning"]["sessions_total"] == 4
     allocator = restarted.shared["allocator"]
     assert allocator.drawdown("options/structures") == pytest.approx(120 / 100_000)
+
+
+def _alpaca_activity(
+    journal: Journal, kind: str, sym: str, qty: int, day: int, **more: str
+) -> None:
+    """Journal an option event as Alpaca posts it: dated by day only (read as 16:00 New York)."""
+    row = {"activity_type": kind, "date": f"2024-06-{day:02d}", "symbol": sym, "qty": str(qty)}
+    row.update(more)
+    ts = datetime(2024, 6, day, 16, tzinfo=ET)
+    journal.record_activity(f"a-{kind}-{day}", kind, sym, qty, more.get("price"), ts, row)
+
+
+def test_an_assignment_whose_shares_are_dated_after_it_counts_its_loss_once(
+    journal: Journal,
+) -> None:
+    # The 500 put sold at 3.00 on 3 June is assigned at Friday 7 June's close of 490 (the
+    # OPASN annotated with it); Alpaca dates the OPTRD of the 100 SPY bought at 500 on Monday
+    # the 10th. The shares are sold at 490 on the 11th. By hand: premium kept +300, shares
+    # bought at 500 sold at 490 -1000: -700 in all, and all of it on the 7th, when the put was
+    # assigned at 10.00 intrinsic ((3.00 - 10.00) x 100) and the shares were worth 490.
+    cid = "v28-options-cash_secured_put-aaaaaaaaaaaa"
+    _journal_fill(journal, "o1", cid, PUT_500, "sell", 1, "3.00", 3)
+    _alpaca_activity(journal, "OPASN", PUT_500, 1, 7, underlying_close="490")
+    _alpaca_activity(journal, "OPTRD", "SPY", 100, 10, price="500")
+    _journal_fill(journal, "s1", "v28-options-wheel-bbbbbbbbbbbb", "SPY", "sell", 100, "490", 11)
+    out = daily_returns(journal.fills(), 100_000.0, date(2024, 6, 12), journal.settlements())
+    by_day = {d.isoformat(): r["options/structures"] * 100_000 for d, r in out.items()}
+    assert by_day == pytest.approx({"2024-06-03": 0, "2024-06-07": -700, "2024-06-11": 0})
