@@ -813,3 +813,149 @@ async def test_a_cash_secured_put_rolled_for_a_debit_keeps_the_new_puts_collater
         "SELECT client_order_id, amount FROM reservations WHERE released_ts IS NULL"
     ).fetchall()
     assert held == [(out.client_order_id, "43500")]
+
+
+NEAR_PUT = "SPY231020P00442000"  # a roll's nearby strike: its collateral is $200 more
+
+
+async def _put_rolling_on_its_own_collateral(
+    trading: FakeAlpacaTrading, ctx: Ctx, fake_cash: Decimal
+) -> tuple[str, Decimal, Decimal, Any, Reservation]:
+    """Two short 440P sold on their $88,000 collateral; a roll of both into the 442P drafted.
+
+    The equity engine reserves all of the journal's cash but $500: with the 440Ps' own
+    collateral that is just enough for the 442Ps' $88,400 (the roll adds $400, for a credit).
+    Returns the 440Ps' order id, the cash the equity engine holds, the free cash beside it,
+    the roll's request and its reservation (taking over the 440Ps').
+    """
+    trading.cash = fake_cash
+    trading.set_quote(OLD_PUT, "1.95", "2.00", 100, 100)
+    owner = Owner("options", "cash_secured_put", "csp-10")
+    sell = order_for([(OLD_PUT, -1)], 2, Decimal("-1.95"), owner, opening=True, scheme="all_penny")
+    opened = await ctx.executor.place(
+        Decision(sell, {"rule": "test"}, Reservation(owner, "cash", None, Decimal(88_000)))
+    )
+    assert opened.status == "filled", opened
+    cash = (await ctx.broker.account()).cash
+    equity = cash - Decimal(88_000) - Decimal(500)
+    ctx.journal.hold_reservation("equity", "aggregate", "keep", Claim("cash", None, equity), NOW)
+    rowner = Owner("options", "cash_secured_put", "roll:csp-10")
+    req = order_for(
+        [(OLD_PUT, 1), (NEAR_PUT, -1)], 2, Decimal("-0.20"), rowner, opening=[False, True],
+        scheme="all_penny",
+    )  # fmt: skip
+    reserve = Reservation(rowner, "cash", None, Decimal(88_400), opened.client_order_id)
+    return opened.client_order_id, equity, cash - equity, req, reserve
+
+
+def _held(ctx: Ctx) -> list[tuple[str | None, Decimal]]:
+    """Return the journal's active reservations, oldest first: (client order id, amount)."""
+    with sqlite3.connect(ctx.journal.path) as db:
+        rows = db.execute(
+            "SELECT client_order_id, amount FROM reservations WHERE released_ts IS NULL ORDER BY id"
+        ).fetchall()
+    return [(cid, Decimal(amount)) for cid, amount in rows]
+
+
+@pytest.mark.asyncio
+async def test_a_put_roll_needs_only_the_collateral_it_adds_until_its_fill(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """Roll 2 short 440P into 2 short 442P with $500 free beside the 440Ps' $88,000.
+
+    By hand: the 442Ps need 2 x 44,200 = 88,400 <= 500 + 88,000 freed by the buy-back. One
+    unit fills first (1 bid on the 442P): the 440Ps' $88,000 and the 442Ps' $88,400 both stay
+    held (the account holds -1 440P, -1 442P and one unit still to roll: 44,000 + 44,200 +
+    44,200 at most, under 176,400). Filled, the 440Ps' collateral goes, the 442Ps' stays.
+    """
+    trading, ctx = world
+    old, equity, free, req, reserve = await _put_rolling_on_its_own_collateral(
+        trading, ctx, Decimal(300_000)
+    )
+    assert free == Decimal(88_500)
+    trading.set_quote(OLD_PUT, "1.00", "1.10", 100, 100)
+    trading.set_quote(NEAR_PUT, "1.30", "1.40", 1, 100)
+    before = _held(ctx)
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
+    try:
+        assert out.status == "partially_filled", out
+        assert [b["client_order_id"] for m, p, b in trading.requests if m == "POST"][-1] == (
+            out.client_order_id
+        )
+        await ctx.executor.sync()  # the 440P not yet gone: its collateral is kept
+        partly = _held(ctx)
+        book = Book()
+        book.held["csp-10"] = Held(
+            "csp-10", "cash_secured_put", "SPY", EXPIRY_OLD, {OLD_PUT: -1}, 2, -1.95, 0.0, NOW,
+            old,
+        )  # fmt: skip
+        book.pending[out.client_order_id] = Pending(
+            out.client_order_id, "roll", "csp-10-r1", "SPY", "cash_secured_put", {NEAR_PUT: -1},
+            EXPIRY_NEW, 0.0, ["-0.20"], 0, NOW, old_id="csp-10",
+        )  # fmt: skip
+        trading.set_quote(NEAR_PUT, "1.30", "1.40", 100, 100)
+        trading.process()
+        await OptionsEngine()._pending(ctx, book, {}, OptionsCycle("options", NOW))
+        await ctx.executor.sync()
+    finally:
+        await ctx.broker.aclose()
+    assert before == [(old, Decimal(88_000)), (None, equity)]
+    assert partly == [
+        (old, Decimal(88_000)),
+        (None, equity),
+        (out.client_order_id, Decimal(88_400)),
+    ]
+    assert [h.legs for h in book.held.values()] == [{NEAR_PUT: -1}]
+    assert _held(ctx) == [(None, equity), (out.client_order_id, Decimal(88_400))]
+
+
+@pytest.mark.asyncio
+async def test_a_put_roll_cancelled_leaves_the_old_puts_collateral_as_it_was(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """The roll rests (a 0.10 credit on offer, 0.20 asked) and is cancelled: $88,000 stays."""
+    trading, ctx = world
+    old, equity, _, req, reserve = await _put_rolling_on_its_own_collateral(
+        trading, ctx, Decimal(300_000)
+    )
+    trading.set_quote(OLD_PUT, "1.00", "1.10", 100, 100)
+    trading.set_quote(NEAR_PUT, "1.20", "1.40", 100, 100)
+    out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
+    try:
+        assert out.status == "new", out
+        resting = _held(ctx)
+        cancelled = await ctx.executor.cancel(out.client_order_id, "test")
+    finally:
+        await ctx.broker.aclose()
+    assert resting == [
+        (old, Decimal(88_000)), (None, equity), (out.client_order_id, Decimal(88_400))
+    ]  # fmt: skip
+    assert cancelled.status == "canceled"
+    assert _held(ctx) == [(old, Decimal(88_000)), (None, equity)]
+
+
+@pytest.mark.asyncio
+async def test_a_put_roll_the_venue_rejects_leaves_the_old_puts_collateral_as_it_was(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """Cash for the 440Ps and $500: the roll is sent; the venue rejects it, the 440Ps' stays.
+
+    The fake holds both puts' collateral while rolling (its rule: the opened legs' collateral
+    on top of the book's), so it finds $500 of options buying power for $88,400.
+    """
+    trading, ctx = world
+    old, equity, _, req, reserve = await _put_rolling_on_its_own_collateral(
+        trading, ctx, Decimal(88_500)
+    )
+    trading.set_quote(OLD_PUT, "1.00", "1.10", 100, 100)
+    trading.set_quote(NEAR_PUT, "1.30", "1.40", 100, 100)
+    try:
+        out = await ctx.executor.place(Decision(req, {"rule": "test"}, reserve))
+    finally:
+        await ctx.broker.aclose()
+    assert [b["client_order_id"] for m, p, b in trading.requests if m == "POST"][-1] == (
+        out.client_order_id
+    )
+    assert out.status == "rejected", out
+    assert "insufficient options buying power" in str(out.reason)
+    assert _held(ctx) == [(old, Decimal(88_000)), (None, equity)]

@@ -295,6 +295,7 @@ class Executor(OrderRecorder):
             spend=spend,
             reserve=reserve,
             capacity=capacity,
+            takes_over=decision.reserve.takes_over if decision.reserve is not None else None,
         )
         if refuse is not None:
             await self.journal.run(

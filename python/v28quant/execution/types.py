@@ -27,12 +27,18 @@ class Reservation:
         The stock whose shares are reserved; None for cash.
     amount : Decimal
         Shares, or dollars; > 0.
+    takes_over : str, optional
+        The client order id of an order of the same owner whose reservation this order's fill
+        frees (the put a roll buys back): the admission counts it as this one's own, so the
+        order needs only what it adds. Both stay held until the order ends: never less than
+        either side needs.
     """
 
     owner: Owner
     kind: Literal["shares", "cash"]
     symbol: str | None
     amount: Decimal
+    takes_over: str | None = None
 
     def __post_init__(self) -> None:
         """Check the fields; a bad one is a ValueError naming it."""

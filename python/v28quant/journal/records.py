@@ -138,6 +138,7 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
         spend: Claim | None = None,
         reserve: Claim | None = None,
         capacity: Mapping[tuple[str, str | None], Decimal] | None = None,
+        takes_over: str | None = None,
     ) -> str | None:
         """Check an order against the reservations and journal it, in one transaction.
 
@@ -146,6 +147,8 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
         would spend what another owner reserved (or cannot reserve what it asks), the intent
         with status ``"refused"`` and the reason. An intent already journaled as ``refused`` or
         ``not_sent`` becomes an intent again; one in any other state is left as it is.
+        ``takes_over``: the client order id of an order of the same owner whose reservation
+        the order's fill frees (``Reservation.takes_over``): ``reserve`` may count it as free.
 
         Returns
         -------
@@ -154,7 +157,7 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
         """
         caps = capacity or {}
         with self._transaction():
-            reason = self._check_in_tx((engine, strategy), spend, reserve, caps)
+            reason = self._check_in_tx((engine, strategy), spend, reserve, caps, takes_over)
             action = f"{request.get('side') or 'mleg'} {request.get('qty')} {symbol}"
             stmts = [decision_stmt(decision_id, engine, strategy, symbol, action, reasoning, ts)]
             stmts += intent_stmts(
@@ -247,13 +250,25 @@ class Journal(ReportQueries, ReservationBook, AggregateRecords, NoticeRecords):
         spend: Claim | None,
         reserve: Claim | None,
         capacity: Mapping[tuple[str, str | None], Decimal],
+        takes_over: str | None = None,
     ) -> str | None:
-        """``check_claims`` on the reservations and spends read inside the caller's transaction."""
+        """``check_claims`` on the reservations and spends read inside the caller's transaction.
+
+        The owner's own reservations of the order ``takes_over`` are left out of what
+        ``reserve`` must fit beside: that order's fill frees them for this one.
+        """
         reserved: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         spends: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         for c in (spend, reserve):
             if c is not None:
                 reserved[(c.kind, c.symbol)], spends[(c.kind, c.symbol)] = self._claims_in_tx(c)
+        if reserve is not None and takes_over is not None:
+            key = (reserve.kind, reserve.symbol)
+            reserved[key] = [
+                r
+                for r in reserved[key]
+                if (r["client_order_id"], r["engine"], r["strategy"]) != (takes_over, *owner)
+            ]
         return check_claims(owner, spend, reserve, capacity, reserved, spends)
 
     def record_order_update(

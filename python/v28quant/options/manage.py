@@ -10,6 +10,7 @@ per structure and reason, as the journal tells (the verdict tries again every cy
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -334,6 +335,9 @@ async def _roll(
     reserve = reservation_for(owner, new, h.units)
     if new.strategy == "covered_call" and wheel_covers(ctx.journal, h.underlying, h.units):
         reserve = None  # the wheel's shares behind the call bought back cover the new one
+    elif reserve is not None and not kept:
+        # the whole structure is bought back: its collateral, freed at the fill, is the roll's
+        reserve = replace(reserve, takes_over=h.client_order_id)
     said = last_refusal(ctx.journal, "roll", h.structure_id)  # read before this try joins it
     out = await place_in_book(
         book, pending, lambda: place_opening(eng, ctx, req, why, reserve, own_notice=True)
