@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -37,6 +38,7 @@ from v28quant.options.decisions import gate_check
 from v28quant.options.engine import OptionsEngine
 from v28quant.options.lifecycle import Book, Held, Pending
 from v28quant.options.strategies import order_for
+from v28quant.premarket import PremarketReadTimeout, in_limit
 from v28quant.risk import HALT, BookGreeks, GreekBudget, OptionsRisk, RiskGate, record_control
 from v28quant.settings import RiskLimits
 
@@ -959,3 +961,49 @@ async def test_a_put_roll_the_venue_rejects_leaves_the_old_puts_collateral_as_it
     assert out.status == "rejected", out
     assert "insufficient options buying power" in str(out.reason)
     assert _held(ctx) == [(old, Decimal(88_000)), (None, equity)]
+
+
+@pytest.mark.asyncio
+async def test_a_settling_cut_after_the_venue_said_filled_frees_the_paid_cash_at_the_next_look(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bought put's $135 is reserved; it fills; the settling look is cut in the activities read.
+
+    The cut comes after the journal took the order as filled and before its paid cash was
+    released. The order is then no longer open, so ``sync`` never looks it up again: the
+    engine's follow of the order it booked does, and releases the $135 once.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40", 100, 100)
+    owner = Owner("options", "long_put", "open:lp-1")
+    buy = order_for([(NEW_PUT, 1)], 1, Decimal("1.35"), owner, opening=True, scheme="all_penny")
+    out = await ctx.executor.place(
+        Decision(buy, {"rule": "test"}, Reservation(owner, "cash", None, Decimal(135)))
+    )
+    assert out.status == "new", out
+    book = Book()
+    book.pending[out.client_order_id] = Pending(
+        out.client_order_id, "open", "lp-1", "SPY", "long_put", {NEW_PUT: 1}, EXPIRY_NEW,
+        135.0, ["1.35"], 0, NOW,
+    )  # fmt: skip
+    trading.set_quote(NEW_PUT, "1.30", "1.35", 100, 100)
+    trading.process()
+    hang = threading.Event()
+    trading.inject("GET", "/v2/account/activities", 200, hold=hang)
+    try:
+        with pytest.raises(PremarketReadTimeout):
+            await in_limit("settling our orders", ctx.executor.sync(), 0.5)
+        cut = _held(ctx)
+        status = ctx.journal.order_by_client_id(out.client_order_id)["status"]  # type: ignore[index]
+        hang.set()
+        await ctx.executor.sync()
+        await OptionsEngine()._pending(ctx, book, {}, OptionsCycle("options", NOW))
+    finally:
+        hang.set()
+        await ctx.broker.aclose()
+    assert status == "filled"  # the journal took the venue's word before the cut
+    assert cut == [(out.client_order_id, Decimal(135))]
+    assert [h.legs for h in book.held.values()] == [{NEW_PUT: 1}]
+    with sqlite3.connect(ctx.journal.path) as db:
+        rows = db.execute("SELECT released_ts IS NOT NULL, release_reason FROM reservations")
+        assert rows.fetchall() == [(1, "order filled: its cash is paid")]
