@@ -65,7 +65,14 @@ from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
 from v28quant.options.decisions import leg_prices, level_needed, new_leg_net, place
 from v28quant.options.entry import enter_one
-from v28quant.options.lifecycle import CREDIT_STRATEGIES, Book, Event, Held, Pending
+from v28quant.options.lifecycle import (
+    CREDIT_STRATEGIES,
+    Book,
+    Event,
+    Held,
+    Pending,
+    StrayShares,
+)
 from v28quant.options.manage import manage_one, portfolio_greeks
 from v28quant.options.monte_carlo_view import MonteCarloView
 from v28quant.options.signals import AnalysisSettings, ChainAnalysis, OptionsAnalyser, vol_symbol
@@ -350,35 +357,52 @@ class OptionsEngine:
         # what the next read cannot list again leaves the book (else its file grows forever)
         if (next_read := activities_since(book.activity_cursor)) is not None:
             book.forget_activities_before(next_read)
-        stray = {und: shares for und, shares in stray.items() if shares != 0}
-        if stray:
+        for und, shares in stray.items():
+            if shares != 0:
+                s = StrayShares(und, shares, last[und])
+                book.stray.setdefault(s.key, s)
+        # saved before a flatten is sent: one cut or crashed leaves it owed to the next try,
+        # which finds its send still going, or sends under the same client order id
+        book.save()
+        await self._flatten_stray(ctx, book, limit_s)
+
+    async def _flatten_stray(self, ctx: OptionsContext, book: Book, limit_s: float | None) -> None:
+        """Send the flattens of stray shares the book owes, each cut at ``limit_s`` seconds.
+
+        A flatten leaves the book once its order has the venue's answer; one whose send is
+        still going (a try cut before) is left to it, never sent twice.
+        """
+        going = ctx.executor.sending()
+        owed = [s for s in book.stray.values() if _stray_owner(s).client_order_id not in going]
+        if any(s.held is None for s in owed):
             positions = await in_limit("positions", ctx.broker.positions(), limit_s)
             held = {p.symbol: p.qty for p in positions}
-            for und, shares in stray.items():
-                await self._flatten(ctx, und, shares, held.get(und, Decimal(0)), last[und])
-        # saved once the flattens are sent: after a crash before one, the restart reads its
-        # activity again (unseen) and sends it under the same id, so none goes twice
-        book.save()
+            for s in owed:
+                if s.held is None:
+                    s.held = str(held.get(s.underlying, Decimal(0)))
+            book.save()
+        for s in owed:
+            await in_limit(f"flatten of {s.underlying}", self._flatten(ctx, s), limit_s)
+            del book.stray[s.key]
+            book.save()
 
-    async def _flatten(
-        self, ctx: OptionsContext, und: str, shares: int, held: Decimal, activity: str
-    ) -> None:
+    async def _flatten(self, ctx: OptionsContext, stray: StrayShares) -> None:
         """Sell (buy back) the stock a spread's settlement left: the spread never wanted it.
 
         Both legs of a spread settling in the money cancel out; only the net is traded, as one
         market order owned by the engine (id from the activity, so a restart never repeats it).
-        ``held`` is the account's position after the settlement: where the equity engine holds
-        the stock on the other side (long 27, and an assignment of 100 shares short leaves
-        short 73), the order stops at flat, since Alpaca refuses one order that turns a short
-        into a long or a long into a short; the equity engine's next cycle orders its own
+        ``stray.held`` is the account's position after the settlement: where the equity engine
+        holds the stock on the other side (long 27, and an assignment of 100 shares short
+        leaves short 73), the order stops at flat, since Alpaca refuses one order that turns a
+        short into a long or a long into a short; the equity engine's next cycle orders its own
         position again from flat.
         """
+        shares, held = stray.shares, Decimal(str(stray.held))
         qty = Decimal(-shares)
         if held * (held + qty) < 0:
             qty = -held
-        owner = Owner(ENGINE, FLATTEN_STRATEGY, f"flatten:{und}:{activity}")
         side: Literal["buy", "sell"] = "buy" if qty > 0 else "sell"
-        req = OrderRequest.equity(und, abs(qty), side, owner=owner)
+        req = OrderRequest.equity(stray.underlying, abs(qty), side, owner=_stray_owner(stray))
         why: dict[str, Any] = {
             "rule": "flatten stock left by a spread's settlement",
             "shares": shares,
@@ -390,7 +414,7 @@ class OptionsEngine:
             )
         out = await place(ctx, req, why, None)
         # the execution service notifies its fill, refusal or rejection: no second notice
-        log.info("options flatten %s %s %s: %s", side, abs(qty), und, out.status)
+        log.info("options flatten %s %s %s: %s", side, abs(qty), stray.underlying, out.status)
 
     # -- the venue's orders ----------------------------------------------------------------
 
@@ -1096,6 +1120,11 @@ def _reserve_for_legs_left(ctx: OptionsContext, h: Held) -> None:
         reason=f"structure left with {', '.join(sorted(h.legs))} x {h.units}",
         ts=ctx.now,
     )
+
+
+def _stray_owner(stray: StrayShares) -> Owner:
+    """Return the owner of the flatten of ``stray``: its client order id is the same each try."""
+    return Owner(ENGINE, FLATTEN_STRATEGY, stray.key)
 
 
 def _book_legs(book: Book) -> dict[str, set[str]]:

@@ -157,6 +157,25 @@ class WheelState:
     cycles: int = 0
 
 
+@dataclass
+class StrayShares:
+    """Stock a spread's settlement left, owed a flatten until its order has the venue's answer.
+
+    ``held``: the account's position in ``underlying`` when the flatten was first sized (None
+    until then), so every try sends the same order under the same client order id.
+    """
+
+    underlying: str
+    shares: int
+    activity: str
+    held: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Return the flatten's decision id: one per underlying and activity."""
+        return f"flatten:{self.underlying}:{self.activity}"
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Something the book learnt from the venue (journaled and notified by the engine)."""
@@ -213,6 +232,8 @@ class Book:
         self.activity_cursor: datetime | None = None
         # the journal's stock splits the wheel followed; None: not looked yet (see apply_split)
         self.splits_seen: set[str] | None = None
+        # stray shares whose flatten has no answer yet, by decision id (``StrayShares.key``)
+        self.stray: dict[str, StrayShares] = {}
         if path is not None and path.exists():
             self._load(path)
 
@@ -230,6 +251,7 @@ class Book:
         )
         splits = data.get("splits_seen")
         self.splits_seen = None if splits is None else set(splits)
+        self.stray = {k: StrayShares(**v) for k, v in data.get("stray", {}).items()}
 
     def defined_risk_loss(self, excluding: str | None = None) -> float:
         """Return the max loss of the open defined-risk structures, dollars (all units).
@@ -256,6 +278,7 @@ class Book:
             if self.activity_cursor is None
             else self.activity_cursor.isoformat(),
             "splits_seen": None if self.splits_seen is None else sorted(self.splits_seen),
+            "stray": {k: asdict(v) for k, v in self.stray.items()},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
