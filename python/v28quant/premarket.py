@@ -343,8 +343,9 @@ async def watch_account(ctx: EngineContext, venue: Venue, *, limit_s: float | No
     journals fills an earlier look deferred (the venue listed the activity after the order's
     status), while the session still knows whose they are. Each of these steps is cut at
     ``limit_s`` seconds (``PremarketReadTimeout``; None: no limit): every engine's cycle waits
-    on the watch. A flatten cut there leaves its closing orders' sends going; the next flatten
-    leaves their positions to them.
+    on the watch. The flatten's wait for its short covers to fill is shortened to fit
+    (``flatten_fill_wait_s``). A flatten cut there leaves its closing orders' sends going; the
+    next flatten leaves their positions to them.
     """
     if venue.venue_clock is not None:
         await in_limit("venue clock", venue.venue_clock.refresh(), limit_s)
@@ -352,7 +353,7 @@ async def watch_account(ctx: EngineContext, venue: Venue, *, limit_s: float | No
     state = ctx.risk.mark(account, ctx.now)
     announce_kill_switch(ctx, state)
     if state.flatten_pending:
-        await in_limit("flatten", flatten(ctx), limit_s)
+        await in_limit("flatten", flatten(ctx, fill_wait_s=flatten_fill_wait_s(limit_s)), limit_s)
     await in_limit("settling our orders", ctx.executor.sync(), limit_s)
 
 
@@ -377,6 +378,17 @@ def announce_kill_switch(ctx: EngineContext, state: HaltState) -> None:
 
 #: Seconds the flatten waits for its short option closes to fill before closing what covers them.
 FLATTEN_FILL_WAIT_S = 30.0
+
+
+def flatten_fill_wait_s(limit_s: float | None) -> float:
+    """Return the flatten's wait for its short covers under a limit of ``limit_s`` (None: none).
+
+    Half the limit at most, the other half left to its cancels and closing orders: a limit
+    under twice ``FLATTEN_FILL_WAIT_S`` would otherwise cut every flatten with shorts in its
+    wait. A shorter wait holds back what the unfilled shorts cover, the flatten says so, and
+    the next watch tries again.
+    """
+    return FLATTEN_FILL_WAIT_S if limit_s is None else min(FLATTEN_FILL_WAIT_S, limit_s / 2)
 
 
 def _flatten_phase(pos: Position) -> int:

@@ -61,8 +61,8 @@ def fake() -> Iterator[FakeAlpacaTrading]:
     f.stop()
 
 
-def _runner(fake: FakeAlpacaTrading, path: Path) -> Runner:
-    cfg = with_cycle_limit(LIMIT_S)
+def _runner(fake: FakeAlpacaTrading, path: Path, limit_s: float = LIMIT_S) -> Runner:
+    cfg = with_cycle_limit(limit_s)
     # a client that waits out the venue's hold: only the runner's limit ends the call
     broker = fake_broker(fake.url, timeout_s=120.0)
     journal = Journal(path)
@@ -125,4 +125,32 @@ async def test_a_watch_the_venue_holds_is_cut_and_its_flatten_never_closes_twice
     await runner._watch(ctx.now)  # the close has landed: nothing left, the flatten is done
     assert fake.count("POST", ORDERS) == 1
     assert not halt_state(ctx.journal).flatten_pending
+    await ctx.broker.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_flatten_waiting_for_its_short_cover_ends_its_wait_inside_the_watch_limit(
+    fake: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    """A 30 s wait for a short call's cover fits in a 4 s watch limit, not cut there each slot.
+
+    The cover works unfilled (no ask). By hand: the 100 AAPL the call covers are held back,
+    the flatten stays pending and says why, and the watch is not cut (no watch error
+    journaled).
+    """
+    call = "AAPL240621C00100000"
+    fake.positions["AAPL"] = [Decimal(100), Decimal(100)]  # covering the call
+    fake.positions[call] = [Decimal(-1), Decimal(2)]
+    fake.set_quote(call, "1.90", "0")  # no offer: a market buy works unfilled
+    path = tmp_path / "j.sqlite"
+    runner = _runner(fake, path, limit_s=4.0)
+    ctx = runner.ctx
+    record_control(ctx.journal, FLATTEN, "test", "operator", OPEN)
+    await asyncio.wait_for(runner._watch(OPEN), 30)
+
+    assert _watch_errors(path) == []
+    assert fake.count("POST", ORDERS) == 1  # the call's cover; the shares are held back
+    assert fake.positions["AAPL"][0] == Decimal(100)
+    assert halt_state(ctx.journal).flatten_pending
+    assert any("wait for their short legs" in n for n in ctx.notifier.errors)
     await ctx.broker.aclose()
