@@ -52,7 +52,7 @@ from v28quant.clock import Clock, SimClock
 from v28quant.engines import Engine, EngineContext
 from v28quant.memory import release_memory
 from v28quant.offhours import OffHoursJobs, off_hours_window, plan_for
-from v28quant.premarket import ENGINE_READ_LIMIT_S, PremarketReadTimeout
+from v28quant.premarket import ENGINE_READ_LIMIT_S, PremarketReadTimeout, in_limit
 from v28quant.venue import Venue
 from v28quant.venue_calendar import follow_venue_calendar
 from v28quant.venue_clock import FirstReadsDisagree, LockstepClock, VenueClock
@@ -202,7 +202,8 @@ class Runner:
         unsure) are waited out the same way, and said to be that. The reads back off from
         ``VENUE_RETRY_S[0]`` to ``VENUE_RETRY_S[1]`` seconds. A ``--once`` run does not wait: it
         says so and stops. Keys the venue refuses (401) are notified and
-        raised: ``AuthenticationError`` ends the run.
+        raised: ``AuthenticationError`` ends the run. A read that hangs is cut at ``[runner]
+        cycle_limit_seconds`` and counts as the venue not answering.
         """
         vc = self.venue.venue_clock
         if vc is None:
@@ -210,7 +211,7 @@ class Runner:
         delay, since, trouble = VENUE_RETRY_S[0], None, _VENUE_DOWN
         while True:
             try:
-                await vc.refresh()
+                await in_limit("venue clock", vc.refresh(), self._read_limit_s())
             except AuthenticationError as exc:  # keys never mend: no outage to wait out
                 self.ctx.notifier.error("runner", f"stopping: {exc}")
                 raise
