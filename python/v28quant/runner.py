@@ -388,7 +388,9 @@ class Runner:
                 return
             now = self.ctx.now
             today = now.astimezone(ET).date()
-            if self._calendar_read != today and await follow_venue_calendar(self.ctx, today):
+            if self._calendar_read != today and await follow_venue_calendar(
+                self.ctx, today, limit_s=self._read_limit_s()
+            ):
                 self._calendar_read = today
             if self._session_due(today, now):
                 await self.run_session(today)

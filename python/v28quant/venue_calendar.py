@@ -6,8 +6,9 @@ release. A keyed runner therefore reads the venue's calendar (Alpaca's ``/v2/cal
 day for the weeks ahead and follows it where the two differ: that day's pre-market job and
 cycles move with it, and every engine sees the same sessions (they share the calendar). A
 difference is logged, notified and journaled (a ``runner``/``calendar`` decision listing the
-changed days). A venue that does not answer leaves the installed calendar in force, with a
-warning, and is asked again at the runner's next wake-up.
+changed days). A venue that does not answer (or holds the read past the runner's limit) leaves
+the installed calendar in force, with a warning, and is asked again at the runner's next
+wake-up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import date, timedelta
 
 from v28quant.broker.errors import BrokerError
 from v28quant.engines import EngineContext
+from v28quant.premarket import in_limit
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,17 @@ log = logging.getLogger(__name__)
 BEHIND, AHEAD = timedelta(days=7), timedelta(days=45)
 
 
-async def follow_venue_calendar(ctx: EngineContext, today: date) -> bool:
-    """Take the venue's sessions around ``today`` into ``ctx.calendar``; False if unread."""
+async def follow_venue_calendar(
+    ctx: EngineContext, today: date, *, limit_s: float | None = None
+) -> bool:
+    """Take the venue's sessions around ``today`` into ``ctx.calendar``; False if unread.
+
+    The read is cut at ``limit_s`` seconds (None: no limit): one that hangs would hold the
+    day's session.
+    """
     lo, hi = today - BEHIND, today + AHEAD
     try:
-        days = await ctx.broker.calendar(lo, hi)
+        days = await in_limit("venue calendar", ctx.broker.calendar(lo, hi), limit_s)
         changes = ctx.calendar.adopt_venue_sessions(
             ((d.date, d.open, d.close) for d in days), lo, hi
         )

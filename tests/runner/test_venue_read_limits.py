@@ -20,6 +20,7 @@ from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.fixtures import OPEN, fake_broker, with_cycle_limit
 from v28quant.calendar import ExchangeCalendar
 from v28quant.runner import Runner
+from v28quant.venue_calendar import follow_venue_calendar
 from v28quant.venue_clock import VenueClock
 
 CLOCK = "/v2/clock"
@@ -81,3 +82,21 @@ async def test_a_venue_clock_read_the_venue_holds_is_cut_and_read_again(
     assert f"venue clock: no answer within {LIMIT_S:g} s" in cut
     assert "trading resumes" in back
     await runner.ctx.broker.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_venue_calendar_read_the_venue_holds_is_cut_and_the_installed_one_kept(
+    fake: FakeAlpacaTrading,
+) -> None:
+    runner = _runner(fake)
+    ctx = runner.ctx
+    before = ctx.calendar.session(OPEN.date()).close
+    answer = threading.Event()
+    fake.inject("GET", "/v2/calendar", 200, hold=answer)  # taken, never answered
+    try:
+        read = follow_venue_calendar(ctx, OPEN.date(), limit_s=runner._read_limit_s())
+        assert not await asyncio.wait_for(read, 30)
+    finally:
+        answer.set()
+    assert ctx.calendar.session(OPEN.date()).close == before  # the installed calendar stands
+    await ctx.broker.aclose()
