@@ -237,6 +237,27 @@ async def test_track_polls_until_the_market_opens_and_fills(tmp_path: Path) -> N
     assert w.journal.last_positions() == {"SPY": D(3)}
 
 
+@pytest.mark.asyncio
+async def test_track_never_sleeps_past_its_timeout(tmp_path: Path) -> None:
+    """Polling without a stream waits at most what is left of the timeout, not a whole interval.
+
+    A flatten's wait for its covers fits inside the watch's limit only if tracking returns at
+    its timeout: with a 60 s interval and a 0.5 s timeout no poll may sleep over 0.5 s.
+    """
+    w = World(tmp_path / "j.sqlite", now=CLOSED)
+    asked: list[float] = []
+
+    async def short_sleep(seconds: float) -> None:
+        asked.append(seconds)
+        await asyncio.sleep(min(seconds, 0.05))
+
+    w.ex = Executor(w.broker, w.journal, clock=w.clock, sleep=short_sleep, poll_interval_s=60)
+    out = await w.ex.place(buy("SPY", 3, "weekend"), wait_s=0.5)
+    assert out.status == "accepted", out
+    assert asked
+    assert max(asked) <= 0.5, asked
+
+
 # ---------------------------------------------------------------- reservations
 
 

@@ -465,9 +465,9 @@ class Executor(OrderRecorder):
             self._waiters.pop(client_order_id, None)
 
     async def _next_update(self, pushed: asyncio.Event, timeout_s: float) -> None:
-        """Until the stream pushes an update of the order, or ``timeout_s`` (polling) passes."""
+        """Until the stream pushes an update of the order, or ``timeout_s`` passes."""
         if self._updates is None:
-            await self._sleep(self._poll_s)
+            await self._sleep(max(timeout_s, 0.0))  # the caller's deadline, not a whole interval
             return
         try:
             await asyncio.wait_for(pushed.wait(), max(timeout_s, 0.0))
