@@ -84,3 +84,20 @@ def test_the_default_journal_leaves_no_temporary_folder(
     demo.main(["--underlying", "AAPL", "--session", "2022-06-15"])
     assert "sell_to_open 1" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_journal_it_cannot_keep_is_one_line_before_the_tour(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("my notes\n")
+    for path in (tmp_path / "no-such-folder" / "journal.sqlite", not_sqlite):
+        with pytest.raises(SystemExit) as exit_:
+            demo.main(["--journal", str(path)])
+        assert exit_.value.code == 2
+        captured = capsys.readouterr()
+        (err,) = captured.err.splitlines()
+        assert err.startswith(f"error: --journal: journal {path} "), err
+        assert "== CAPM" not in captured.out  # said before the tour, not after it
+    assert not (tmp_path / "no-such-folder").exists()
+    assert not_sqlite.read_text() == "my notes\n"

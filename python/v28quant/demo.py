@@ -28,6 +28,7 @@ from v28quant.clock import SimClock
 from v28quant.data.replay import ReplayFeed
 from v28quant.data.samples import INDEXES, sample_history, sp500_index_ohlcv
 from v28quant.journal import Journal
+from v28quant.journal.store import JournalError
 from v28quant.options import black_scholes
 from v28quant.options.surface import SviSurface
 from v28quant.quant_models import (
@@ -86,17 +87,36 @@ def _check_arguments(closes: pd.DataFrame, underlying: str, session: str) -> Non
         )
 
 
+def _check_journal(path: Path) -> None:
+    """Refuse a journal the tour could not keep (a missing folder, another program's file).
+
+    Said before the tour, not as a traceback at its last step; opening it creates the file,
+    which the tour's order then goes into.
+
+    Raises
+    ------
+    DemoArgumentError
+        The journal's own one-line reason, under ``--journal``.
+    """
+    try:
+        Journal(path).close()
+    except JournalError as exc:
+        raise DemoArgumentError(f"--journal: {exc}") from None
+
+
 async def run(journal_path: Path, underlying: str, session: str) -> None:
     """Walk through the system on ``underlying`` at ``session``, journaling to ``journal_path``.
 
     Raises
     ------
     DemoArgumentError
-        ``underlying`` or ``session`` is not one the bundled history can replay.
+        ``underlying`` or ``session`` is not one the bundled history can replay, or
+        ``journal_path`` cannot be a journal.
     """
     history = sample_history().merge(sp500_index_ohlcv())
     closes = _closes(history.bars)
     _check_arguments(closes, underlying, session)
+    _check_journal(journal_path)
     cutoff = pd.Timestamp(session, tz="UTC")
     past = closes[closes.index < cutoff]
     returns = past.pct_change().dropna(how="all")
