@@ -448,6 +448,18 @@ def _parsed(flag: str, parse: Callable[[str], T], what: str, text: str | None) -
         raise ValueError(f"{flag}: not {what}: {text!r}") from None
 
 
+def _check_symbol(symbol: str | None) -> None:
+    """Refuse a ``why`` symbol no engine could trade (a typo is not "nothing on record").
+
+    Raises
+    ------
+    ValueError
+        One line naming the text given.
+    """
+    if symbol is not None and not symbol.replace(".", "").isalnum():
+        raise ValueError(f"why: not a ticker symbol: {symbol!r}")
+
+
 def _as_of(text: str) -> datetime:
     """Return ``--at``'s time: a bare date is that session's end, a naive time is UTC.
 
@@ -478,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         at_text, day_text = getattr(args, "at", None), getattr(args, "day", None)
         at = _parsed("--at", _as_of, "an ISO time", at_text)
         day = _parsed("--day", date.fromisoformat, "a date (YYYY-MM-DD)", day_text)
+        _check_symbol(getattr(args, "symbol", None))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

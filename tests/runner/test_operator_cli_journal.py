@@ -300,3 +300,15 @@ def test_report_on_a_day_without_a_session_says_so_and_exits_1(
         assert capsys.readouterr().out.splitlines() == [f"no session on {day} (weekend or holiday)"]
     assert cli_main(["--journal", str(path), "report", "--day", "2022-12-23"]) == 0
     assert '"signals": 1,' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("symbol", ["", " ", "A B", "AAPL;"])
+def test_why_of_something_that_is_no_ticker_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], symbol: str
+) -> None:
+    """A typo is not 'nothing on record' (exit 1, as for a symbol never traded): it is refused."""
+    path = _keyless_journal(tmp_path / "run" / "journal.sqlite", 1_000_000)
+    assert cli_main(["--journal", str(path), "why", symbol]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: why: not a ticker symbol: {symbol!r}"]
+    assert captured.out == ""
