@@ -439,8 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parsed(flag: str, parse: Callable[[str], T], what: str, text: str | None) -> T | None:
-    """Return ``parse(text)`` (None for no text); a ValueError naming ``flag`` when it fails."""
-    if not text:
+    """Return ``parse(text)`` (None without the flag); a ValueError naming ``flag`` when it fails.
+
+    An empty value (``--day "$DAY"`` with ``DAY`` unset) fails: read as "the latest", it would
+    answer for another day than the one meant.
+    """
+    if text is None:
         return None
     try:
         return parse(text)

@@ -138,6 +138,9 @@ def test_status_gives_the_closing_equity_once_the_day_is_rolled_up(
     [
         (["report", "--day", "2022-13-01"], "error: --day: not a date (YYYY-MM-DD): '2022-13-01'"),
         (["why", "XOM", "--at", "noon"], "error: --at: not an ISO time: 'noon'"),
+        # an empty value (an unset shell variable) is no date, not "the latest"
+        (["report", "--day", ""], "error: --day: not a date (YYYY-MM-DD): ''"),
+        (["why", "XOM", "--at", ""], "error: --at: not an ISO time: ''"),
     ],
 )
 def test_a_bad_date_or_time_is_one_line_naming_its_flag(
