@@ -53,6 +53,18 @@ def _date(text: str, flag: str) -> date:
         raise UsageError(f"{flag}: not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _path(text: str | None, flag: str) -> Path | None:
+    """Return ``text`` as a path; an empty one (an unset shell variable) is refused.
+
+    ``Path("")`` is the current folder: the report would land among the user's files.
+    """
+    if text is None:
+        return None
+    if not text:
+        raise UsageError(f"{flag}: empty path")
+    return Path(text)
+
+
 def build_parser(prog: str = "run_v28_production.py") -> argparse.ArgumentParser:
     """Return the argument parser (its ``--help`` documents every flag)."""
     p = _Parser(
@@ -61,9 +73,9 @@ def build_parser(prog: str = "run_v28_production.py") -> argparse.ArgumentParser
         "Alpaca (with keys) or on the built-in simulated exchange (without).",
     )
     p.add_argument("--mode", choices=("live", "paper", "backtest"), default="paper")
-    p.add_argument("--config", type=Path, help="TOML settings file (default: V28_CONFIG)")
+    p.add_argument("--config", help="TOML settings file (default: V28_CONFIG)")
     p.add_argument("--universe", help="comma-separated symbols (default: settings)")
-    p.add_argument("--journal", type=Path, help="SQLite journal (default: V28_JOURNAL)")
+    p.add_argument("--journal", help="SQLite journal (default: V28_JOURNAL)")
     p.add_argument("--from", dest="start", help="backtest: first session (YYYY-MM-DD)")
     p.add_argument("--to", dest="end", help="backtest: last session (YYYY-MM-DD)")
     p.add_argument("--days", type=int, help="keyless paper: simulated sessions to run")
@@ -75,7 +87,7 @@ def build_parser(prog: str = "run_v28_production.py") -> argparse.ArgumentParser
     p.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
-    p.add_argument("--report", dest="report_dir", type=Path, help="report folder")
+    p.add_argument("--report", dest="report_dir", help="report folder")
     p.add_argument(
         "--tune-off-hours",
         action="store_true",
@@ -102,8 +114,11 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
         bad = [s for s in universe if not s.replace(".", "").isalnum()]
         if bad or not universe:
             raise UsageError(f"--universe: not a list of ticker symbols: {ns.universe!r}")
-    start = _date(ns.start, "--from") if ns.start else None
-    end = _date(ns.end, "--to") if ns.end else None
+    start = _date(ns.start, "--from") if ns.start is not None else None
+    end = _date(ns.end, "--to") if ns.end is not None else None
+    config = _path(ns.config, "--config")
+    journal = _path(ns.journal, "--journal")
+    report_dir = _path(ns.report_dir, "--report")
     if start and end and start > end:
         raise UsageError(f"--from {start} is after --to {end}")
     if ns.mode != "backtest" and (start or end):
@@ -118,18 +133,18 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
         raise UsageError("--days: not with --once (one cycle of one session)")
     if ns.tune_off_hours and (ns.mode == "backtest" or ns.once):
         raise UsageError("--tune-off-hours: not with --mode backtest or --once")
-    if ns.journal is not None and ns.journal.is_dir():
-        raise UsageError(f"--journal: {ns.journal} is a directory; give the journal file's path")
+    if journal is not None and journal.is_dir():
+        raise UsageError(f"--journal: {journal} is a directory; give the journal file's path")
     return RunArgs(
         mode=ns.mode,
-        config=ns.config,
+        config=config,
         universe=universe,
-        journal=ns.journal,
+        journal=journal,
         start=start,
         end=end,
         days=ns.days,
         once=bool(ns.once),
         log_level=ns.log_level,
-        report_dir=ns.report_dir,
+        report_dir=report_dir,
         tune_off_hours=bool(ns.tune_off_hours),
     )

@@ -298,3 +298,29 @@ def test_a_bad_universe_from_the_settings_is_not_blamed_on_the_flag(
     assert build_and_run(argv) == 2
     (err,) = capsys.readouterr().err.splitlines()
     assert err.startswith(line), err
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--mode", "backtest", "--from", ""], "--from: not a date (YYYY-MM-DD): ''"),
+        (
+            ["--mode", "backtest", "--from", "2022-12-20", "--to", ""],
+            "--to: not a date (YYYY-MM-DD): ''",
+        ),
+        (["--mode", "backtest", "--report", ""], "--report: empty path"),
+        (["--mode", "paper", "--config", ""], "--config: empty path"),
+        (["--mode", "paper", "--journal", ""], "--journal: empty path"),
+    ],
+)
+def test_an_empty_value_is_refused_not_read_as_the_default(args: list[str], line: str) -> None:
+    """An unset shell variable (``--from "$START"``) is refused, not read as the default.
+
+    An empty ``--from`` was the default span (a year's backtest), ``--report ""`` the current
+    folder ("" is the path ".").
+    """
+    from v28quant.runner_args import UsageError, parse_args
+
+    with pytest.raises(UsageError) as refused:
+        parse_args(args)
+    assert str(refused.value) == line
