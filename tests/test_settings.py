@@ -233,12 +233,22 @@ def test_an_options_threshold_above_the_paper_threshold_is_said(
     ("toml", "expect"),
     [
         ("paper = 3\n", "[paper]: must be a table, got 3"),
-        ("[backtest]\nslippage_bps = -2.0\n", "[backtest] slippage_bps: must be >= 0"),
-        ("[backtest]\nspread_bps = -4.0\n", "[backtest] spread_bps: must be >= 0"),
+        ("[backtest]\nslippage_bps = -2.0\n", "[backtest] slippage_bps: must be finite and >= 0"),
+        ("[backtest]\nspread_bps = -4.0\n", "[backtest] spread_bps: must be finite and >= 0"),
         ("[backtest]\ncommission_per_share = -0.01\n", "[backtest] commission_per_share: must"),
         ("[risk]\nmax_position_fraction = true\n", "risk.max_position_fraction: must be a number"),
         ("[risk]\nmax_order_qty = false\n", "risk.max_order_qty: must be a number"),
         ("universe = 5\n", "universe: must be a list of ticker symbols"),
+        # a weight change below 0 trades every change; NaN stops every equity cycle
+        ("[equity]\nmin_trade_weight = -0.01\n", "[equity] min_trade_weight: must be in [0, 1]"),
+        ("[equity]\nmin_trade_weight = nan\n", "[equity] min_trade_weight: must be in [0, 1]"),
+        # a confidence is at most 1: above it the ensemble's veto silently never fires
+        ("[equity]\nml_veto_confidence = 1.5\n", "[equity] ml_veto_confidence: must be in [0, 1]"),
+        ("[equity]\nrf_annual = nan\n", "[equity] rf_annual: must be a finite rate in (-1, 1)"),
+        ("[backtest]\ncash = inf\n", "[backtest] cash: must be finite and > 0"),
+        ("[backtest]\nslippage_bps = inf\n", "[backtest] slippage_bps: must be finite and >= 0"),
+        ("[runner]\nlog_max_bytes = -1\n", "[runner] log_max_bytes: must be >= 0"),
+        ("[runner]\nlog_backups = -1\n", "[runner] log_backups: must be >= 0"),
     ],
 )
 def test_a_wrong_type_or_sign_in_toml_is_one_line(tmp_path: Path, toml: str, expect: str) -> None:

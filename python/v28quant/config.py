@@ -11,6 +11,7 @@ naming it, so a typo never silently leaves a default in force.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -210,17 +211,29 @@ def check_config(cfg: RunConfig) -> None:
         (cfg.runner.cycle_minutes % 5 == 0, "[runner] cycle_minutes: a multiple of 5"),
         (cfg.runner.cycle_minutes >= 5, "[runner] cycle_minutes: must be >= 5"),
         (cfg.runner.cycle_limit_seconds > 0, "[runner] cycle_limit_seconds: must be > 0"),
+        (cfg.runner.log_max_bytes >= 0, "[runner] log_max_bytes: must be >= 0"),
+        (cfg.runner.log_backups >= 0, "[runner] log_backups: must be >= 0"),
         (cfg.backtest.cycle_minutes >= 5, "[backtest] cycle_minutes: must be >= 5"),
         (cfg.backtest.trials >= 1, "[backtest] trials: must be >= 1"),
-        (cfg.backtest.cash > 0, "[backtest] cash: must be > 0"),
+        # TOML reads inf and nan as floats: every money amount and cost must be finite
+        (0 < cfg.backtest.cash < math.inf, "[backtest] cash: must be finite and > 0"),
         (
-            cfg.backtest.commission_per_share >= 0,
-            "[backtest] commission_per_share: must be >= 0",
+            0 <= cfg.backtest.commission_per_share < math.inf,
+            "[backtest] commission_per_share: must be finite and >= 0",
         ),
-        (cfg.backtest.slippage_bps >= 0, "[backtest] slippage_bps: must be >= 0"),
-        (cfg.backtest.spread_bps >= 0, "[backtest] spread_bps: must be >= 0"),
+        (
+            0 <= cfg.backtest.slippage_bps < math.inf,
+            "[backtest] slippage_bps: must be finite and >= 0",
+        ),
+        (0 <= cfg.backtest.spread_bps < math.inf, "[backtest] spread_bps: must be finite and >= 0"),
         (0 < cfg.equity.target_vol <= 2, "[equity] target_vol: must be in (0, 2]"),
         (0 < cfg.equity.max_weight <= 1, "[equity] max_weight: must be in (0, 1]"),
+        (0 <= cfg.equity.min_trade_weight <= 1, "[equity] min_trade_weight: must be in [0, 1]"),
+        (
+            0 <= cfg.equity.ml_veto_confidence <= 1,
+            "[equity] ml_veto_confidence: must be in [0, 1]",
+        ),
+        (-1 < cfg.equity.rf_annual < 1, "[equity] rf_annual: must be a finite rate in (-1, 1)"),
         (cfg.equity.screen_keep >= 1, "[equity] screen_keep: must be >= 1"),
         (cfg.equity.lookback_sessions >= 60, "[equity] lookback_sessions: must be >= 60"),
         (cfg.offhours.tune_trials >= 1, "[offhours] tune_trials: must be >= 1"),
