@@ -249,6 +249,24 @@ def test_an_options_threshold_above_the_paper_threshold_is_said(
         ("[backtest]\nslippage_bps = inf\n", "[backtest] slippage_bps: must be finite and >= 0"),
         ("[runner]\nlog_max_bytes = -1\n", "[runner] log_max_bytes: must be >= 0"),
         ("[runner]\nlog_backups = -1\n", "[runner] log_backups: must be >= 0"),
+        # the aggregator's tables: refused with the rest, not a traceback once the run started
+        ("[aggregator.weights]\nfoo = 1\n", "[aggregator] weights['foo'] must be a table"),
+        (
+            "[aggregator.weights.sideways]\ngarch = -5\n",
+            "[aggregator] weights['sideways']['garch'] must be finite >= 0, got -5",
+        ),
+        (
+            '[aggregator.weights.sideways]\ngarch = "high"\n',
+            "[aggregator] weights['sideways']['garch'] must be finite >= 0, got 'high'",
+        ),
+        (
+            "[aggregator.lifetime_minutes]\ngarch = -5\n",
+            "[aggregator] lifetime_minutes['garch'] must be > 0, got -5",
+        ),
+        (
+            '[aggregator.lifetime_minutes]\ngarch = "long"\n',
+            "[aggregator] lifetime_minutes['garch'] must be > 0, got 'long'",
+        ),
     ],
 )
 def test_a_wrong_type_or_sign_in_toml_is_one_line(tmp_path: Path, toml: str, expect: str) -> None:

@@ -250,6 +250,17 @@ def check_config(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise SettingsError(message)
+    _check_aggregator(cfg)
+
+
+def _check_aggregator(cfg: RunConfig) -> None:
+    """Refuse ``[aggregator]`` weights or lifetimes the aggregator would refuse once running."""
+    from v28quant.signals import SignalAggregator
+
+    try:
+        SignalAggregator.from_settings(cfg.aggregator_settings("live"))
+    except ValueError as exc:
+        raise SettingsError(f"[aggregator] {exc}") from None
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Settings, RunConfig]:

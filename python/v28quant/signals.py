@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -208,6 +209,17 @@ def default_settings() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def _real(value: Any) -> float | None:
+    """Return ``value`` as a finite float; None for text, a bool, NaN or an infinity.
+
+    ``float()`` would take ``true`` as 1 and fail on text without naming the setting.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
 def _check_weights(table: WeightTable) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for regime, row in table.items():
@@ -215,10 +227,21 @@ def _check_weights(table: WeightTable) -> dict[str, dict[str, float]]:
             raise ValueError(f"weights[{regime!r}] must be a table model -> weight")
         out[str(regime)] = {}
         for model, w in row.items():
-            x = float(w)
-            if not (math.isfinite(x) and x >= 0.0):
+            x = _real(w)
+            if x is None or x < 0.0:
                 raise ValueError(f"weights[{regime!r}][{model!r}] must be finite >= 0, got {w!r}")
             out[str(regime)][str(model)] = x
+    return out
+
+
+def _lifetimes(table: Mapping[str, Any]) -> dict[str, timedelta]:
+    """Return ``[aggregator] lifetime_minutes`` as lifetimes, each checked by its model's name."""
+    out = {}
+    for model, minutes in table.items():
+        x = _real(minutes)
+        if x is None or x <= 0.0:
+            raise ValueError(f"lifetime_minutes[{model!r}] must be > 0, got {minutes!r}")
+        out[model] = timedelta(minutes=x)
     return out
 
 
@@ -289,7 +312,7 @@ class SignalAggregator:
         if unknown:
             raise ValueError(f"unknown [aggregator] settings {sorted(unknown)}")
         mc = float(s.get("min_confidence", default_settings()["min_confidence"]))
-        lt = {m: timedelta(minutes=float(x)) for m, x in s.get("lifetime_minutes", {}).items()}
+        lt = _lifetimes(s.get("lifetime_minutes", {}))
         return cls(weights=s.get("weights"), min_confidence=mc, lifetimes=lt)
 
     def weight(self, model: str, regime: RegimeState) -> float:
