@@ -18,6 +18,7 @@ know, a date outside the bundled history, a range with no session, a weekend or 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -114,6 +115,15 @@ def _last_sessions(
     return tuple(all_sessions[-n:])
 
 
+def _options_underlyings(cfg: RunConfig) -> tuple[str, ...]:
+    """Return ``[options] underlyings`` (none when the options engine is not installed)."""
+    if importlib.util.find_spec("v28quant.options.engine") is None:
+        return ()
+    from v28quant.options.config import OptionsConfig
+
+    return OptionsConfig.load(cfg.source).underlyings
+
+
 def _keyless(
     mode: str, settings: Settings, cfg: RunConfig, args: RunArgs, cal: ExchangeCalendar
 ) -> Venue:
@@ -144,6 +154,12 @@ def _keyless(
         )
     if market not in known:
         raise SettingsError(f"[equity] market_symbol: {market!r} is not in the bundled history")
+    unknown = [s for s in _options_underlyings(cfg) if s not in known]
+    if unknown:  # else the options engine fails on each at every cycle of the run
+        raise SettingsError(
+            f"[options] underlyings: unknown symbol(s) {', '.join(unknown)}: the bundled "
+            f"sample history has {stocks}"
+        )
     bars = history.bars[history.bars["symbol"].isin([*universe, market])]
     firsts = bars.groupby("symbol")["timestamp"].min()
     lasts = bars.groupby("symbol")["timestamp"].max()

@@ -324,3 +324,14 @@ def test_an_empty_value_is_refused_not_read_as_the_default(args: list[str], line
     with pytest.raises(UsageError) as refused:
         parse_args(args)
     assert str(refused.value) == line
+
+
+def test_an_options_underlying_the_history_does_not_hold_is_refused(tmp_path: Path) -> None:
+    """Not an error per cycle: the options engine failed on it at every cycle of the run."""
+    (tmp_path / "c.toml").write_text('[options]\nunderlyings = ["AAPL", "zzzz"]\n')
+    out = _run("--mode", "paper", "--config", "c.toml", "--journal", "new/j.sqlite", tmp=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("error: [options] underlyings: unknown symbol(s) ZZZZ: "), line
+    assert "AAPL, AMD, BAC" in line  # what the bundled history offers instead
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
