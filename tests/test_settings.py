@@ -282,3 +282,12 @@ def test_a_wrong_type_or_sign_in_toml_is_one_line(tmp_path: Path, toml: str, exp
     with pytest.raises(SettingsError) as info:
         load_config(cfg_file)
     assert str(info.value).startswith(expect), str(info.value)
+
+
+def test_a_config_path_that_is_a_folder_is_named_as_one(tmp_path: Path) -> None:
+    """``--config configs`` (the folder, not its file) is not "no such file": the folder exists."""
+    from v28quant.config import load_config
+
+    with pytest.raises(SettingsError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == f"--config: {tmp_path} is a folder; give the TOML file's path"

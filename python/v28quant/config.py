@@ -279,6 +279,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> tuple[Setti
     path = path or os.environ.get("V28_CONFIG") or None
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise SettingsError(f"{source}: {p} is a folder; give the TOML file's path")
         if not p.is_file():
             raise SettingsError(f"{source}: no such file {str(p)!r}")
         try:
