@@ -385,6 +385,8 @@ def _views(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
 
 #: ``report``'s answer for a day the exchange did not open (the command then exits 1).
 NO_SESSION = "no session on {} (weekend or holiday)"
+#: ``report``'s answer for a session the journal holds no row of (the command then exits 1).
+NOTHING_ON_DAY = "nothing journaled on {}"
 
 
 def report(journal: Journal, day: date | None) -> list[str]:
@@ -405,7 +407,15 @@ def report(journal: Journal, day: date | None) -> list[str]:
 
         day = max(stamps).astimezone(ET).date()
     summary = journal.daily_summary(day)
+    if not _journaled_anything(summary):
+        return [NOTHING_ON_DAY.format(day)]
     return json.dumps(summary, indent=1, default=str).splitlines()
+
+
+def _journaled_anything(summary: dict[str, Any]) -> bool:
+    """Whether the day's roll-up counts any row (its positions are an earlier day's snapshot)."""
+    counted = ("signals", "decisions", "orders", "fills", "activities")
+    return any(summary[k] for k in counted) or any(summary["reconciles"].values())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -527,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     nothing = (
         NOTHING_ON_RECORD.format(getattr(args, "symbol", "").upper()),
         NO_SESSION.format(day),
+        NOTHING_ON_DAY.format(day),
     )
     return 1 if len(lines) == 1 and lines[0] in nothing else 0
 

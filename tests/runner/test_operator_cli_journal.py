@@ -315,3 +315,18 @@ def test_why_of_something_that_is_no_ticker_is_one_line_naming_it(
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [f"error: why: not a ticker symbol: {symbol!r}"]
     assert captured.out == ""
+
+
+def test_report_on_a_session_the_journal_holds_nothing_of_says_so_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped day (2021 for 2022) is not an all-zero roll-up with exit 0.
+
+    2022-12-22 and 2021-12-23 were sessions (Thursdays); the journal holds one signal of the 23rd.
+    """
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as j:
+        _signal(j, "AAPL", datetime(2022, 12, 23, 20, 45, tzinfo=UTC), 0.25)
+    for day in ("2022-12-22", "2021-12-23"):
+        assert cli_main(["--journal", str(path), "report", "--day", day]) == 1
+        assert capsys.readouterr().out.splitlines() == [f"nothing journaled on {day}"]
