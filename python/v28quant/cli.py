@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -489,6 +490,26 @@ def _as_of(text: str) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def _record(journal: Journal, command: str, reason: str, path: Path) -> list[str]:
+    """Journal the operator's control ``command``; return the lines saying so.
+
+    Raises
+    ------
+    ValueError
+        ``accept-positions`` without a reason.
+    sqlite3.Error
+        The journal did not store it.
+    """
+    if command == ACCEPT:
+        request_acceptance(journal, reason, "operator", datetime.now(UTC))
+        return [
+            f"{ACCEPT} journaled in {path}: the runner's next pre-market reconcile takes "
+            "the venue's positions as they are then"
+        ]
+    record_control(journal, command, reason, "operator", datetime.now(UTC))
+    return [f"{command} journaled in {path}: the runner acts on it at its next cycle"]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one operator command; return the exit status (2 on a bad argument)."""
     args = build_parser().parse_args(argv)
@@ -520,19 +541,19 @@ def main(argv: list[str] | None = None) -> int:
             lines = why(journal, args.symbol, at)
         elif args.command == "report":
             lines = report(journal, day)
-        elif args.command == ACCEPT:
+        else:
             try:
-                request_acceptance(journal, args.reason, "operator", datetime.now(UTC))
+                lines = _record(journal, args.command, args.reason, path)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            lines = [
-                f"{ACCEPT} journaled in {path}: the runner's next pre-market reconcile takes "
-                "the venue's positions as they are then"
-            ]
-        else:
-            record_control(journal, args.command, args.reason, "operator", datetime.now(UTC))
-            lines = [f"{args.command} journaled in {path}: the runner acts on it at its next cycle"]
+            except sqlite3.Error as exc:  # read-only for this user, or locked past the timeout
+                print(
+                    f"error: {args.command} NOT journaled: journal {path} cannot be written "
+                    f"({exc})",
+                    file=sys.stderr,
+                )
+                return 2
     print("\n".join(lines))
     nothing = (
         NOTHING_ON_RECORD.format(getattr(args, "symbol", "").upper()),

@@ -330,3 +330,31 @@ def test_report_on_a_session_the_journal_holds_nothing_of_says_so_and_exits_1(
     for day in ("2022-12-22", "2021-12-23"):
         assert cli_main(["--journal", str(path), "report", "--day", day]) == 1
         assert capsys.readouterr().out.splitlines() == [f"nothing journaled on {day}"]
+
+
+@pytest.mark.parametrize(
+    "argv", [["halt"], ["resume"], ["flatten"], ["accept-positions", "--reason", "checked"]]
+)
+def test_a_control_the_journal_refuses_to_store_is_one_line_saying_it_was_not_journaled(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+) -> None:
+    """The operator's account may not write the service user's journal (SQLite's own error).
+
+    A halt that did not reach the journal stops nothing: the line must say so, not a traceback.
+    """
+    path = _keyless_journal(tmp_path / "run" / "journal.sqlite", 1_000_000)
+
+    def read_only(*_: object, **__: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(Journal, "record_decision", read_only)
+    assert cli_main(["--journal", str(path), *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"error: {argv[0]} NOT journaled: journal {path} cannot be written (attempt to write a "
+        "readonly database)"
+    ]
+    assert captured.out == ""
