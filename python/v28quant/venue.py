@@ -171,7 +171,9 @@ def _keyless(
     if mode == "backtest":
         end = args.end or hi
         start = args.start or cal.sessions(end - timedelta(days=365), end)[0]
-        _check_session(cal, start, "--from", lo, hi)
+        # a derived start is not the user's: the error says where it came from
+        from_flag = "--from" if args.start else "--from (not given: a year before --to)"
+        _check_session(cal, start, from_flag, lo, hi)
         _check_session(cal, end, "--to", lo, hi)
         sessions = tuple(cal.sessions(start, end))
     elif args.once:

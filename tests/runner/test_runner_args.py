@@ -52,6 +52,11 @@ def _run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
             "outside the bundled",
         ),
         (["--mode", "backtest", "--from", "2022-06-01", "--to", "2022-05-02"], "is after --to"),
+        # no --from given: the error must not blame one on the user
+        (
+            ["--mode", "backtest", "--to", "1991-06-03"],
+            "error: --from (not given: a year before --to) 1990-06-04: outside the bundled",
+        ),
         (["--mode", "live"], "APCA_API_KEY_ID"),
         (["--mode", "paper", "--days", "0"], "--days: must be >= 1"),
         (["--mode", "bogus"], "invalid choice: 'bogus'"),
