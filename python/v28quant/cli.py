@@ -423,9 +423,16 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``v28quant`` argument parser."""
     p = argparse.ArgumentParser(prog="v28quant", description=__doc__.splitlines()[0])
     p.add_argument("--journal", type=Path, help="journal file (default: V28_JOURNAL)")
+    # also after the command (``v28quant status --journal J``), as the research commands take it
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--journal", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("status", help="mode, broker, regime, positions, P&L, orders, last cycle")
-    w = sub.add_parser("why", help="the reasons on record for a symbol")
+
+    def command(name: str, what: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=what, parents=[after])
+
+    command("status", "mode, broker, regime, positions, P&L, orders, last cycle")
+    w = command("why", "the reasons on record for a symbol")
     w.add_argument("symbol")
     w.add_argument(
         "--at",
@@ -433,15 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
         "session, 16:00 New York (default: the latest)",
     )
     for name, what in ((HALT, "stop new orders"), (RESUME, "allow orders again")):
-        c = sub.add_parser(name, help=what)
+        c = command(name, what)
         c.add_argument("--reason", default=f"operator {name}")
-    f = sub.add_parser(FLATTEN, help="halt, cancel our orders and close every position")
+    f = command(FLATTEN, "halt, cancel our orders and close every position")
     f.add_argument("--reason", default="operator flatten")
-    a = sub.add_parser(
-        ACCEPT, help="take the venue's positions at the next reconcile (after checking them)"
-    )
+    a = command(ACCEPT, "take the venue's positions at the next reconcile (after checking them)")
     a.add_argument("--reason", required=True, help="what makes the venue's positions right")
-    r = sub.add_parser("report", help="the roll-up of one day")
+    r = command("report", "the roll-up of one day")
     r.add_argument("--day", help="YYYY-MM-DD (default: the latest)")
     from v28quant.optimization.cli import add_subparsers as add_research_commands
 

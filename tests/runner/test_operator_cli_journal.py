@@ -358,3 +358,28 @@ def test_a_control_the_journal_refuses_to_store_is_one_line_saying_it_was_not_jo
         "readonly database)"
     ]
     assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["status"], "last equity cycle: 2022-12-28 20:45Z"),
+        (["why", "AAPL"], "garch"),
+        (["report"], '"day": "2022-12-28"'),
+        (["halt"], "halt journaled in"),
+        (["resume"], "resume journaled in"),
+        (["flatten"], "flatten journaled in"),
+        (["accept-positions", "--reason", "checked by hand"], "accept-positions journaled in"),
+    ],
+)
+def test_the_journal_may_follow_the_command(
+    argv: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``v28quant status --journal J`` reads J, as the research commands after theirs do."""
+    path = tmp_path / "journal.sqlite"
+    at = datetime(2022, 12, 28, 20, 45, tzinfo=UTC)
+    with Journal(path) as j:
+        j.record_decision("equity-cycle", "equity", "runner", "*", "cycle", {"signals": 3}, at)
+        j.record_signal(Signal("garch", "AAPL", 0.1, 0.5, {"vol_forecast": 0.2}, at))
+    assert cli_main([*argv, "--journal", str(path)]) == 0
+    assert said in capsys.readouterr().out
