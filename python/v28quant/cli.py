@@ -425,7 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", type=Path, help="journal file (default: V28_JOURNAL)")
     # also after the command (``v28quant status --journal J``), as the research commands take it
     after = argparse.ArgumentParser(add_help=False)
-    after.add_argument("--journal", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    after.add_argument(
+        "--journal",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="journal file (default: V28_JOURNAL)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, what: str) -> argparse.ArgumentParser:
