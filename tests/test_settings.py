@@ -267,6 +267,19 @@ def test_an_options_threshold_above_the_paper_threshold_is_said(
             '[aggregator.lifetime_minutes]\ngarch = "long"\n',
             "[aggregator] lifetime_minutes['garch'] must be > 0, got 'long'",
         ),
+        # a misspelt name would leave the shipped weight or lifetime silently in force
+        (
+            "[aggregator.weights.sideways]\ngarhc = 2\n",
+            "[aggregator] weights.sideways: unknown ['garhc']; known: capm, garch, heston,",
+        ),
+        (
+            "[aggregator.weights.bullquiet]\ngarch = 2\n",
+            "[aggregator] weights: unknown ['bullquiet']; known: bear_volatile, bull_quiet,",
+        ),
+        (
+            "[aggregator.lifetime_minutes]\nhestn = 30\n",
+            "[aggregator] lifetime_minutes: unknown ['hestn']; known: capm, default, garch,",
+        ),
     ],
 )
 def test_a_wrong_type_or_sign_in_toml_is_one_line(tmp_path: Path, toml: str, expect: str) -> None:

@@ -45,6 +45,8 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from v28quant.regime import REGIME_LABELS
+
 log = logging.getLogger(__name__)
 
 #: ``record`` of a model that has no out-of-sample record yet: it counts half.
@@ -245,6 +247,26 @@ def _lifetimes(table: Mapping[str, Any]) -> dict[str, timedelta]:
     return out
 
 
+def _check_names(settings: Mapping[str, Any]) -> None:
+    """Refuse a regime or model name in ``[aggregator]`` that nothing here would ever read.
+
+    A misspelt name (``garhc``) would silently leave the shipped weight or lifetime in force.
+    The models are those of the shipped tables; the regimes those of any detector's states.
+    """
+    shipped = default_settings()
+    models = set(shipped["weights"]["default"])
+    regimes = {"default", *(label for labels in REGIME_LABELS.values() for label in labels)}
+    tables: list[tuple[str, Any, set[str]]] = [
+        ("lifetime_minutes", settings.get("lifetime_minutes", {}), {"default", *models}),
+        ("weights", settings.get("weights", {}), regimes),
+    ]
+    if isinstance(weights := settings.get("weights"), Mapping):
+        tables += [(f"weights.{regime}", row, models) for regime, row in weights.items()]
+    for name, table, known in tables:
+        if isinstance(table, Mapping) and (unknown := sorted(set(table) - known)):
+            raise ValueError(f"{name}: unknown {unknown}; known: {', '.join(sorted(known))}")
+
+
 class SignalAggregator:
     """Regime-weighted combination of model signals, per symbol.
 
@@ -313,7 +335,9 @@ class SignalAggregator:
             raise ValueError(f"unknown [aggregator] settings {sorted(unknown)}")
         mc = float(s.get("min_confidence", default_settings()["min_confidence"]))
         lt = _lifetimes(s.get("lifetime_minutes", {}))
-        return cls(weights=s.get("weights"), min_confidence=mc, lifetimes=lt)
+        aggregator = cls(weights=s.get("weights"), min_confidence=mc, lifetimes=lt)
+        _check_names(s)  # after the values' checks: a misplaced value is named as such first
+        return aggregator
 
     def weight(self, model: str, regime: RegimeState) -> float:
         """Weight of ``model`` mixed over the regime's probabilities."""
