@@ -618,6 +618,40 @@ async def test_a_walk_on_moved_quotes_never_resends_the_resting_price(
 
 
 @pytest.mark.asyncio
+async def test_a_structure_walked_past_its_planned_price_holds_the_max_loss_of_its_fill(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bull put planned at a 0.30 credit (max loss 470 a unit) is walked on moved quotes.
+
+    The quotes move as in the walk above: it fills at the natural, a 0.25 credit, the 435P sold
+    at its bid 1.30 and the 430P bought at its ask 1.05. By hand its max loss at expiry is the
+    width less the credit: (435 - 430 - 0.25) x 100 = 475 a unit, not the plan's 470; the
+    book's defined-risk total (what the gate holds against max_options_fraction) must say so.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.30", "1.40")
+    trading.set_quote(WING_PUT, "0.95", "1.05")
+    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", "open:bp-3", True)
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "bp-3", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 470.0, ["-0.30", "-0.25", "-0.20"], 0, NOW,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    chain = _quotes({NEW_PUT: ("1.30", "1.40"), WING_PUT: ("0.95", "1.05")})
+    eng = OptionsEngine()
+    try:
+        for _ in range(2):  # the walk to the natural, then its fill booked
+            await eng._pending(ctx, book, {"SPY": chain}, OptionsCycle("options", NOW))
+    finally:
+        await ctx.broker.aclose()
+    held = book.held["bp-3"]
+    assert held.entry_net == pytest.approx(-0.25)
+    assert held.max_loss == pytest.approx(475.0)
+    assert book.defined_risk_loss() == pytest.approx(475.0)
+
+
+@pytest.mark.asyncio
 async def test_a_credit_spread_is_never_walked_to_a_debit(
     world: tuple[FakeAlpacaTrading, Ctx],
 ) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -72,6 +73,7 @@ from v28quant.options.lifecycle import (
     Held,
     Pending,
     StrayShares,
+    legs_max_loss,
 )
 from v28quant.options.manage import manage_one, portfolio_greeks
 from v28quant.options.monte_carlo_view import MonteCarloView
@@ -857,6 +859,7 @@ class OptionsEngine:
                 self._release_cid(ctx, h.client_order_id, "structure closed")
             what = f"closed {h.strategy if h else p.strategy}"
         else:
+            leg_entry = leg_prices(p, order)
             held = Held(
                 p.structure_id,
                 p.strategy,
@@ -865,11 +868,11 @@ class OptionsEngine:
                 p.legs,
                 units,
                 net if p.kind == "open" else new_leg_net(p, order),
-                p.max_loss,
+                _max_loss_at_fill(p, leg_entry) if p.kind == "open" else p.max_loss,
                 ctx.now,
                 order.client_order_id,
                 wheel=p.wheel,
-                leg_entry=leg_prices(p, order),
+                leg_entry=leg_entry,
             )
             if p.kind == "roll" and p.old_id is not None and order.status.value == "filled":
                 old = book.held.get(p.old_id)
@@ -1243,6 +1246,20 @@ def _part_filled_and_stalled(p: Pending, order: Any) -> bool:
     """
     filled = int(order.filled_qty)
     return not order.status.terminal and 0 < filled == p.announced_qty
+
+
+def _max_loss_at_fill(p: Pending, leg_entry: Mapping[str, float]) -> float:
+    """Return the max loss per unit of the structure ``p`` opened, at its legs' fill prices.
+
+    The plan's figure is at the price the order went in at; a walk on moved quotes can fill it
+    worse, and the book's defined-risk total must hold what was paid. A structure whose legs
+    alone are unbounded (a covered call: its shares cover it), or whose legs' prices the venue
+    did not give, keeps the plan's figure.
+    """
+    if set(leg_entry) != set(p.legs):
+        return p.max_loss
+    at_fill = legs_max_loss(p.legs, leg_entry)
+    return at_fill if math.isfinite(at_fill) else p.max_loss
 
 
 def _single_leg(p: Pending) -> bool:
