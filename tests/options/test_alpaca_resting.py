@@ -652,6 +652,46 @@ async def test_a_structure_walked_past_its_planned_price_holds_the_max_loss_of_i
 
 
 @pytest.mark.asyncio
+async def test_a_walk_never_asks_more_than_the_risk_gate_approved(
+    world: tuple[FakeAlpacaTrading, Ctx],
+) -> None:
+    """A bull put placed at -0.30 on the ladder -0.30, -0.25, -0.20 the gate approved to -0.20.
+
+    The quotes then move away: short 435P 1.20 x 1.40 (mid 1.30), wing 430P 0.90 x 1.10 (mid
+    1.00). By hand: mid -0.30, natural -1.20 + 1.10 = -0.10, so the fresh ladder is -0.30,
+    -0.20, -0.10. Its -0.10 is past the approval (a max loss of 490 a unit, not 480): the walk
+    goes to -0.20 and no further, the order is cancelled unfilled, and the cycle says why.
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, "1.20", "1.40")
+    trading.set_quote(WING_PUT, "0.90", "1.10")
+    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", "open:bp-4", True)
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", "bp-4", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 470.0, ["-0.30", "-0.25", "-0.20"], 0, NOW, worst="-0.20",
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    chain = _quotes({NEW_PUT: ("1.20", "1.40"), WING_PUT: ("0.90", "1.10")})
+    eng = OptionsEngine()
+    cycles = [OptionsCycle("options", NOW) for _ in range(4)]
+    try:
+        for cycle in cycles:  # walk to the approval, wait there once, cancel, see it cancelled
+            await eng._pending(ctx, book, {"SPY": chain}, cycle)
+    finally:
+        await ctx.broker.aclose()
+    patches = [body for m, _, body in trading.requests if m == "PATCH"]
+    assert [Decimal(str(b["limit_price"])) for b in patches] == [Decimal("-0.20")]
+    assert NEW_PUT not in trading.positions
+    assert sorted(o["status"] for o in trading.orders.values()) == ["canceled", "replaced"]
+    assert not book.pending
+    assert not book.held
+    assert cycles[0].details["walks_capped"] == {
+        out.client_order_id: "natural -0.10 past the -0.20 the risk gate approved"
+    }
+
+
+@pytest.mark.asyncio
 async def test_a_credit_spread_is_never_walked_to_a_debit(
     world: tuple[FakeAlpacaTrading, Ctx],
 ) -> None:

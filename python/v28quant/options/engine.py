@@ -814,8 +814,8 @@ class OptionsEngine:
         before = (p.ladder, p.rung, p.waited)
         fresh = self._reprice(book, p, raw) if raw is not None else None
         if fresh is not None:  # the market moved since the order went in: walk on today's quotes
-            p.ladder = fresh
-            p.rung = min(p.rung, len(fresh) - 1)
+            p.ladder = _within_approval(p, fresh, report)
+            p.rung = min(p.rung, len(p.ladder) - 1)
         target = _walk_target(p, resting)
         if target is not None:
             p.waited += 1 if target == p.rung else 0
@@ -1199,6 +1199,26 @@ def _resting_net(book: Book, p: Pending, order: Any) -> Decimal:
         return price
     (qty,) = _order_legs(book, p).values()
     return price if qty > 0 else -price
+
+
+def _within_approval(p: Pending, ladder: list[str], report: OptionsCycle) -> list[str]:
+    """Return ``ladder`` with no rung asking more than the gate approved for ``p``'s opening.
+
+    The gate held the worst price the order may walk to (its max loss, options buying power
+    and the reservation): quotes that moved past it are not chased. The order rests at that
+    price and is cancelled unfilled, and the next cycle plans it anew through the gate.
+    Noted in the cycle's ``walks_capped``.
+    """
+    if p.kind != "open" or p.worst is None:
+        return ladder
+    worst = Decimal(p.worst)
+    capped = [x for x in ladder if Decimal(x) < worst]
+    if len(capped) == len(ladder):
+        return ladder
+    report.details.setdefault("walks_capped", {})[p.client_order_id] = (
+        f"natural {ladder[-1]} past the {p.worst} the risk gate approved"
+    )
+    return [*capped, p.worst]
 
 
 def _walk_target(p: Pending, resting: Decimal) -> int | None:

@@ -279,6 +279,7 @@ async def _try(
         0,
         now,
         wheel=cfg.wheel and s.strategy in ("cash_secured_put", "covered_call"),
+        worst=str(ladder[-1]),  # what the gate approved: a walk never asks more
     )
     out = await place_in_book(book, pending, lambda: place_opening(eng, ctx, req, why, reserve))
     if out.status in ("refused", "rejected"):

@@ -104,7 +104,9 @@ class Pending:
     from its legs' fills or, without them, ``kept_net`` (its mid when the roll was placed).
     ``announced_qty`` units of its fill were announced already, at the venue's average price
     ``announced_avg``: a part fill is announced when first seen, the later notices say the rest.
-    ``rule`` is the exit rule a close was placed under.
+    ``rule`` is the exit rule a close was placed under. ``worst`` is the last rung the risk
+    gate approved for an opening order (None: no bound, e.g. a book written before it): a walk
+    on moved quotes never asks more.
     """
 
     client_order_id: str
@@ -126,6 +128,7 @@ class Pending:
     announced_qty: int = 0
     announced_avg: str | None = None
     rule: Action | None = None
+    worst: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict (dates as ISO text)."""
