@@ -434,6 +434,18 @@ class Executor(OrderRecorder):
         await self._record(order)
         return await self._outcome(order)
 
+    async def venue_order(self, client_order_id: str) -> OrderOutcome | None:
+        """Return the venue's order under ``client_order_id``, journaled; None if it has none.
+
+        For a caller whose order an earlier run may have sent under the same id, sized on what
+        the account held then: the order sent is the answer, never a second one.
+        """
+        order = await self.broker.order_by_client_id(client_order_id)
+        if order is None:
+            return None
+        await self._record(order)
+        return await self._outcome(order)
+
     # ------------------------------------------------------------------ tracking
 
     async def track(self, client_order_id: str, timeout_s: float) -> Order:

@@ -397,8 +397,16 @@ class OptionsEngine:
         holds the stock on the other side (long 27, and an assignment of 100 shares short
         leaves short 73), the order stops at flat, since Alpaca refuses one order that turns a
         short into a long or a long into a short; the equity engine's next cycle orders its own
-        position again from flat.
+        position again from flat. An order the venue already holds under the flatten's id (sent
+        by an earlier run, perhaps sized on the position then) is its answer: journaled, never
+        sized or sent again.
         """
+        sent = await ctx.executor.venue_order(_stray_owner(stray).client_order_id)
+        if sent is not None:  # an earlier run sent it, maybe sized on another position
+            log.info(
+                "options flatten of %s already at the venue: %s", stray.underlying, sent.status
+            )
+            return
         shares, held = stray.shares, Decimal(str(stray.held))
         qty = Decimal(-shares)
         if held * (held + qty) < 0:
