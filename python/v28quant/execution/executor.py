@@ -48,10 +48,11 @@ from v28quant.broker.base import (
 )
 from v28quant.clock import Clock
 from v28quant.execution.breaker import VenueBreaker
-from v28quant.execution.claims import Unpriced, capacity_for, spend_of
+from v28quant.execution.claims import Unpriced, capacity_for, pays_cash, spend_of
 from v28quant.execution.recording import OrderRecorder
 from v28quant.execution.types import Decision, OrderOutcome
 from v28quant.journal import (
+    FINAL_STATUSES,
     NOT_SENT_STATUS,
     REFUSED_STATUS,
     UNKNOWN_STATUS,
@@ -518,7 +519,8 @@ class Executor(OrderRecorder):
 
         An ``unknown`` or ``intent`` row the venue has no order for becomes ``not_sent`` (the
         look-up by client order id among open and closed orders settled it). Orders being
-        placed by this executor right now are left alone.
+        placed by this executor right now are left alone. What an order journaled final still
+        reserves is released, or moved to its replacement, once the venue says it ended too.
         """
         out = []
         for row in await self.journal.run(self._j.open_orders):
@@ -535,8 +537,47 @@ class Executor(OrderRecorder):
             await self._record(order)
             out.append(await self._outcome(order))
         await self._settle()  # fills a previous look deferred
+        await self._release_ended()
         await self._release_closed()
         return out
+
+    async def _release_ended(self) -> None:
+        """Release, or move to its replacement, what an order journaled final still reserves.
+
+        ``_record`` does it as it journals an order's end; an end journaled otherwise (reconcile
+        at start, a run that died between the two) is looked at by nothing else when no book
+        follows the order. Each is looked up once: only an order the venue holds final too is
+        recorded again, which releases it or moves it along its walk to the order it ends on.
+        """
+        for cid in await self._ended_reserving():
+            while cid not in self._in_flight:
+                order = await self.broker.order_by_client_id(cid)
+                if order is None or not order.status.terminal:
+                    break  # working at the venue: its look, or reconcile's difference
+                await self._record(order)
+                if order.status is not OrderStatus.REPLACED:
+                    break
+                cid = replacement_client_order_id(cid)
+
+    async def _ended_reserving(self) -> list[str]:
+        """Return the orders journaled final at the venue whose reservation is due to end.
+
+        A filled order that backs a position (an option written) keeps its reservation until
+        the position closes (``_release_closed``): not looked up here every sync.
+        """
+        ended = []
+        for cid in {r["client_order_id"] for r in await self.journal.run(self._j.reservations)}:
+            row = await self.journal.run(self._j.order_by_client_id, cid) if cid else None
+            if row is None or not row.get("broker_order_id") or row["status"] not in FINAL_STATUSES:
+                continue
+            due = (
+                row["status"] == OrderStatus.REPLACED.value
+                or not row.get("filled_qty")
+                or pays_cash(row.get("request") or {})
+            )
+            if due and parse_client_order_id(cid) is not None:
+                ended.append(cid)
+        return sorted(ended)
 
     # ------------------------------------------------------------------ cancel / replace
 
