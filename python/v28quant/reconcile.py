@@ -492,7 +492,7 @@ async def _reconcile(
     if mismatched and not adopt:
         return  # keep the journal's snapshot and unseen activities as they were
     if closes is not None:
-        new = await closes.annotate(new)
+        new = await closes.annotate(new, seen=ts)
     await _name_fill_orders(journal, new, cid_by_order)
     # One transaction: activities marked seen without the snapshot that includes them would
     # make every later reconcile fail (see the invariant in the module docstring).

@@ -11,9 +11,12 @@ settlement without one.
 Which session's close: an expiry (OPEXP, or an assignment or exercise dated on or after the
 contract's expiration date, which Alpaca may date the next day) was decided on the last session
 at or before the expiration date; an early assignment or exercise on the close of the session
-before the activity's date. Where the feed has no close (down, no bar), the activity is
-journaled as it came, with one warning naming the underlying: its settlement then books the
-shares at the strike, as before.
+before the activity's date. Alpaca dates an early assignment after the session it was decided
+on (its documented example is dated a Saturday), so one decided on the session before expiry is
+dated the expiration date, as the expiry's own may be: seen before the expiry session closed,
+it cannot be the expiry's, and is taken as early. Where the feed has no close (down, no bar),
+the activity is journaled as it came, with one warning naming the underlying: its settlement
+then books the shares at the strike, as before.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from v28quant.broker.base import Activity
@@ -35,12 +38,16 @@ log = logging.getLogger(__name__)
 SETTLED_ON_CLOSE = frozenset({"OPASN", "OPEXC", "OPEXP"})
 
 
-def settlement_session(activity: Activity, calendar: ExchangeCalendar) -> date:
-    """Return the session on whose close the contract of ``activity`` settled."""
+def settlement_session(activity: Activity, calendar: ExchangeCalendar, seen: datetime) -> date:
+    """Return the session on whose close the contract of ``activity`` settled.
+
+    ``seen``: when the activity was first read from the venue (see the module docstring).
+    """
     expiry = parse_occ(activity.symbol).expiry
     dated = activity.ts.astimezone(ET).date()
-    if activity.type == "OPEXP" or dated >= expiry:
-        return calendar.expiry_session(expiry)
+    last = calendar.expiry_session(expiry)
+    if activity.type == "OPEXP" or (dated >= expiry and seen >= calendar.session(last).close):
+        return last
     return calendar.previous_session(dated)
 
 
@@ -60,16 +67,17 @@ class SettlementCloses:
         self._quotes = quotes
         self._calendar = calendar
 
-    async def annotate(self, activities: Sequence[Activity]) -> list[Activity]:
+    async def annotate(self, activities: Sequence[Activity], *, seen: datetime) -> list[Activity]:
         """Return ``activities`` with ``raw["underlying_close"]`` set on each settlement lacking it.
 
-        One look-up per underlying and session; any other activity is returned as it came.
+        ``seen``: when they were read from the venue. One look-up per underlying and session;
+        any other activity is returned as it came.
         """
         closes: dict[tuple[str, date], Decimal | None] = {}
         out = []
         for a in activities:
             if needs_close(a):
-                key = (parse_occ(a.symbol).underlying, settlement_session(a, self._calendar))
+                key = (parse_occ(a.symbol).underlying, settlement_session(a, self._calendar, seen))
                 if key not in closes:
                     closes[key] = await self._close(*key)
                 close = closes[key]

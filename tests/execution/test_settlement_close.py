@@ -166,10 +166,29 @@ async def test_each_settlement_takes_the_close_it_was_decided_on() -> None:
             # the simulated exchange's own close is kept; stock legs get none
             _activity("OPASN", PUT_500, date(2024, 6, 7), {"underlying_close": "491"}),
             _activity("OPTRD", "SPY", date(2024, 6, 7)),
-        ]
+        ],
+        seen=MONDAY_PREMARKET,
     )
     got = [a.raw.get("underlying_close") for a in out]
     assert [None if c is None else Decimal(c) for c in got] == [490, 490, 505, 444, 491, None]
+
+
+async def test_an_early_assignment_posted_on_expiry_day_takes_the_close_before_it() -> None:
+    """Assigned on Thursday 6 June's close (495), posted dated Friday 7 June, the expiry.
+
+    Seen at Friday's pre-market, before the expiry session closed, it cannot be the expiry's
+    settlement: the put closes at its intrinsic on 495 (5.00), the shares are booked at 495,
+    not at Friday's 490 (which would move Friday's 5-point fall from the stock's cost into the
+    put's trip). Seen only after Friday's close, the date alone cannot tell it from the
+    expiry's own assignment (Alpaca dates those on the expiry day too): the expiry's close.
+    """
+    closes = SettlementCloses(_quotes(), CALENDAR)
+    posted = _activity("OPASN", PUT_500, date(2024, 6, 7))
+    friday_premarket = datetime(2024, 6, 7, 13, tzinfo=UTC)
+    (early,) = await closes.annotate([posted], seen=friday_premarket)
+    (later,) = await closes.annotate([posted], seen=MONDAY_PREMARKET)
+    assert Decimal(early.raw["underlying_close"]) == 495
+    assert Decimal(later.raw["underlying_close"]) == 490
 
 
 async def test_a_missing_close_keeps_the_activity_and_warns_once_naming_the_symbol(
@@ -179,7 +198,7 @@ async def test_a_missing_close_keeps_the_activity_and_warns_once_naming_the_symb
     iwm = "IWM240607P00200000"
     acts = [_activity("OPASN", iwm, date(2024, 6, 7)), _activity("OPEXP", iwm, date(2024, 6, 7))]
     with caplog.at_level(logging.WARNING):
-        out = await closes.annotate(acts)
+        out = await closes.annotate(acts, seen=MONDAY_PREMARKET)
     assert out == acts
     assert [a.raw for a in out] == [{}, {}]
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]

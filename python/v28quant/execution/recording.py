@@ -203,7 +203,7 @@ class OrderRecorder:
                 )
                 return
             if self._settlement_closes is not None:
-                new = await self._settlement_closes.annotate(new)
+                new = await self._settlement_closes.annotate(new, seen=self._now())
             fills = []
             by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for a in new:
