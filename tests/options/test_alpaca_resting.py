@@ -686,6 +686,10 @@ async def test_a_walk_never_asks_more_than_the_risk_gate_approved(
     assert sorted(o["status"] for o in trading.orders.values()) == ["canceled", "replaced"]
     assert not book.pending
     assert not book.held
+    events = ctx.journal.order_events(out.client_order_id + "-r1")
+    assert [e["raw"] for e in events if e["status"] == "cancel_requested"] == [
+        {"reason": "not filled at the price the risk gate approved"}
+    ]
     assert cycles[0].details["walks_capped"] == {
         out.client_order_id: "natural -0.10 past the -0.20 the risk gate approved"
     }

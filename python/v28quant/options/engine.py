@@ -824,6 +824,7 @@ class OptionsEngine:
         if fresh is not None:  # the market moved since the order went in: walk on today's quotes
             p.ladder = _within_approval(p, fresh, report)
             p.rung = min(p.rung, len(p.ladder) - 1)
+        capped = fresh is not None and p.ladder != fresh
         target = _walk_target(p, resting)
         if target is not None:
             p.waited += 1 if target == p.rung else 0
@@ -853,7 +854,8 @@ class OptionsEngine:
         elif p.waited < 1:
             p.waited += 1
         else:
-            await ctx.executor.cancel(p.client_order_id, "not filled at the natural price")
+            where = "the price the risk gate approved" if capped else "the natural price"
+            await ctx.executor.cancel(p.client_order_id, f"not filled at {where}")
 
     def _filled(self, ctx: OptionsContext, book: Book, p: Pending, order: Any) -> None:
         net = float(order.filled_avg_price or 0)
@@ -1223,9 +1225,9 @@ def _within_approval(p: Pending, ladder: list[str], report: OptionsCycle) -> lis
     capped = [x for x in ladder if Decimal(x) < worst]
     if len(capped) == len(ladder):
         return ladder
-    report.details.setdefault("walks_capped", {})[p.client_order_id] = (
-        f"natural {ladder[-1]} past the {p.worst} the risk gate approved"
-    )
+    said = f"natural {ladder[-1]} past the {p.worst} the risk gate approved"
+    report.details.setdefault("walks_capped", {})[p.client_order_id] = said
+    log.info("options order %s walks no further: %s", p.client_order_id, said)
     return [*capped, p.worst]
 
 
