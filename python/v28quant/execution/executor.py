@@ -186,7 +186,8 @@ class Executor(OrderRecorder):
         Raises
         ------
         ClientOrderIdConflict
-            The client order id is journaled, or held at the venue, for a different request.
+            The client order id is journaled, or held at the venue, for a different request
+            (the venue's order is then journaled under it as the venue holds it).
         """
         req = decision.request
         cid = req.client_order_id
@@ -369,8 +370,11 @@ class Executor(OrderRecorder):
         try:
             order = await self.broker.submit(req)
         except ClientOrderIdConflict as exc:  # the venue's order under this id is another one
-            await self._local_status(cid, "refused", str(exc))
-            self._notify_error(str(exc))
+            held = await self.broker.order_by_client_id(cid)
+            if held is None:  # the look-up lags the venue's answer: sync settles it
+                await self._unknown(cid, exc)
+            else:
+                await self._held_for_another(req, held)
             raise
         except OrderRejected as exc:
             if isinstance(exc, SubmitOutcomeUnknown):  # defensive: it is not a definite refusal
@@ -390,14 +394,8 @@ class Executor(OrderRecorder):
                 self._notify_error(f"venue not answering orders: new orders paused ({exc})")
             return await self._unknown(cid, exc)
         self._venue_answered()
-        diffs = request_differences(order, req)
-        if diffs:
-            reason = f"venue holds order {order.id} under {cid} for another request: " + "; ".join(
-                diffs
-            )
-            await self._local_status(req.client_order_id, "refused", reason)
-            self._notify_error(reason)
-            raise ClientOrderIdConflict(reason)
+        if request_differences(order, req):
+            raise ClientOrderIdConflict(await self._held_for_another(req, order))
         await self._record(order)
         if wait_s > 0 and not order.status.terminal:
             order = await self.track(cid, wait_s)
@@ -427,13 +425,29 @@ class Executor(OrderRecorder):
                 f"{row.get('broker_order_id')} but the venue has no such order; "
                 "reconcile before trading"
             )
-        diffs = request_differences(order, req)
-        if diffs:
-            raise ClientOrderIdConflict(
-                f"venue holds order {order.id} under {cid} for another request: " + "; ".join(diffs)
-            )
+        if request_differences(order, req):
+            said = row.get("reason")
+            raise ClientOrderIdConflict(await self._held_for_another(req, order, said=said))
         await self._record(order)
         return await self._outcome(order)
+
+    async def _held_for_another(
+        self, req: OrderRequest, order: Order, *, said: str | None = None
+    ) -> str:
+        """Journal the venue's ``order`` under ``req``'s client order id, sent for another request.
+
+        An earlier run sent it: the journal says what the venue holds (its status, its fills,
+        its reservation kept while it works), so sync follows it and nothing sends it again.
+        The conflict is notified unless ``said`` (the row's reason) already says it. Returns
+        the conflict.
+        """
+        cid = req.client_order_id
+        diffs = "; ".join(request_differences(order, req))
+        reason = f"venue holds order {order.id} under {cid} for another request: {diffs}"
+        await self._record(order, reason=reason)
+        if said != reason:
+            self._notify_error(reason)
+        return reason
 
     async def venue_order(self, client_order_id: str) -> OrderOutcome | None:
         """Return the venue's order under ``client_order_id``, journaled; None if it has none.
