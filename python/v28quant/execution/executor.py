@@ -534,7 +534,9 @@ class Executor(OrderRecorder):
         An ``unknown`` or ``intent`` row the venue has no order for becomes ``not_sent`` (the
         look-up by client order id among open and closed orders settled it). Orders being
         placed by this executor right now are left alone. What an order journaled final still
-        reserves is released, or moved to its replacement, once the venue says it ended too.
+        reserves is released, or moved to its replacement, once the venue says it ended too;
+        without asking it for an order it never took (``rejected``, ``not_sent``, ``refused``
+        with no venue id).
         """
         out = []
         for row in await self.journal.run(self._j.open_orders):
@@ -551,9 +553,24 @@ class Executor(OrderRecorder):
             await self._record(order)
             out.append(await self._outcome(order))
         await self._settle()  # fills a previous look deferred
+        await self._release_unsent()
         await self._release_ended()
         await self._release_closed()
         return out
+
+    async def _release_unsent(self) -> None:
+        """Release what an order the venue never took still reserves, without asking the venue.
+
+        Journaled ``rejected``, ``not_sent`` or ``refused`` with no venue id, it holds nothing
+        there: a release lost between the two writes (a process that died) is done here.
+        """
+        released = await self.journal.run(
+            self._j.release_unsent_reservations,
+            reason="order never taken by the venue",
+            ts=self._now(),
+        )
+        for cid in released:
+            log.info("released the reservation(s) of %s: the venue never took it", cid)
 
     async def _release_ended(self) -> None:
         """Release, or move to its replacement, what an order journaled final still reserves.

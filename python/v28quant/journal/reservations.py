@@ -17,7 +17,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
 from v28quant.journal._codec import from_iso, ts_text
-from v28quant.journal.schema import FINAL_STATUSES
+from v28quant.journal.schema import FINAL_STATUSES, NOT_SENT_STATUS, REFUSED_STATUS
 from v28quant.journal.store import JournalStore
 
 ReserveKind = Literal["shares", "cash"]
@@ -103,6 +103,32 @@ class ReservationBook(JournalStore):
             (ts_text(ts), reason, *params),
         )
         return int(cur.rowcount)
+
+    def release_unsent_reservations(self, *, reason: str, ts: datetime) -> list[str]:
+        """Release the reservations of orders the venue never took; return their orders.
+
+        An order journaled ``rejected``, ``not_sent`` or ``refused`` with no venue id holds
+        nothing at the venue, so what it reserves is free: its own release was lost (a process
+        that died between the two writes). One statement, so an order admitted again meanwhile
+        (an intent once more, its reservation held anew) keeps what it holds.
+        """
+        ended = ("rejected", NOT_SENT_STATUS, REFUSED_STATUS)
+        unsent = (
+            "SELECT client_order_id FROM orders WHERE broker_order_id IS NULL "
+            "AND status IN (?, ?, ?)"
+        )
+        with self._transaction() as db:
+            held = db.execute(
+                f"SELECT DISTINCT client_order_id FROM reservations WHERE released_ts IS NULL "
+                f"AND client_order_id IN ({unsent}) ORDER BY client_order_id",
+                ended,
+            ).fetchall()
+            db.execute(
+                "UPDATE reservations SET released_ts = ?, release_reason = ? "
+                f"WHERE released_ts IS NULL AND client_order_id IN ({unsent})",
+                (ts_text(ts), reason, *ended),
+            )
+        return [str(r[0]) for r in held]
 
     def hold_reservation(
         self, engine: str, strategy: str, decision_id: str, claim: Claim, ts: datetime
