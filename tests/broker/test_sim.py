@@ -613,6 +613,22 @@ async def test_a_spread_limit_at_the_natural_fills_at_its_limit_under_slippage(w
     await go()
 
 
+async def test_each_fill_records_the_slippage_it_paid(world):
+    # 10 bp: a market buy of 10 SPY at the 530.10 ask pays 530.6301, 10 x 0.5301 = 5.301; the
+    # bull call at its natural limit fills with its net at the limit, each leg at its quote: 0.
+    _clock, _q, make = world
+
+    async def go():
+        b = make(slippage_bps=D(10))
+        await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=own("sp", "trend")))
+        legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C535, 1, "sell", "sell_to_open")]
+        await b.submit(OrderRequest.multileg(legs, 2, D("1.95"), owner=own("sn")))
+        paid = {a.symbol: D(a.raw["slippage"]) for a in await b.activities()}
+        assert paid == {"SPY": D("5.301"), C530: 0, C535: 0}, paid
+
+    await go()
+
+
 async def test_a_series_dated_on_a_holiday_settles_at_the_session_before() -> None:
     # Good Friday 2024-03-29 is no session: a series dated that day last trades on Thursday
     # 03-28 and settles on that close (523.17: the 520 call is in by 3.17, exercised).

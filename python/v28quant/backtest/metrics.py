@@ -187,20 +187,24 @@ def compute_metrics(
     """Return every metric of the module docstring for one run.
 
     Costs are those the simulated exchange charges: the commission per share of stock (its
-    option commission is zero), slippage in basis points of every fill's notional, and half
-    the replay's quoted stock spread. An option's bid-ask cost is in its fill price (the
-    synthetic chains' spreads vary by contract), so ``half_spread`` counts stock fills only.
+    option commission is zero), the slippage each fill paid (its ``slippage`` in dollars, as
+    the simulated exchange records it: a limit caps it; ``slippage_bps`` of the notional of a
+    fill without one), and half the replay's quoted stock spread. An option's bid-ask cost is
+    in its fill price (the synthetic chains' spreads vary by contract), so ``half_spread``
+    counts stock fills only.
     ``settlements`` (the journal's OPEXP, OPASN, OPEXC and OPTRD activities) end round trips
     (``v28quant.round_trips.settlement_trades``); they are no fills and trade no notional.
     ``marks`` (symbol -> price) value the lots still open in ``engines`` (``engine_pnl``).
     ``splits`` (the journal's stock splits) re-base the open lots of their stock.
     """
     r = daily_returns(equity, initial)
-    notional = stock = shares = 0.0
+    notional = stock = shares = slippage = 0.0
     for f in fills:
         qty, sym = abs(Decimal(str(f["qty"]))), str(f["symbol"])
         value = float(qty * Decimal(str(f["price"])) * multiplier(sym))
         notional += value
+        paid = f.get("slippage")
+        slippage += value * slippage_bps / 1e4 if paid is None else float(paid)
         if not is_occ(sym):
             stock += value
             shares += float(qty)
@@ -209,7 +213,6 @@ def compute_metrics(
     pairing = pair_trades(journal_trades(fills, settlements, splits))
     trips = [float(t.pnl) for t in pairing.trips]
     commission = shares * commission_per_share
-    slippage = notional * slippage_bps / 1e4
     spread = stock * spread_bps / 2 / 1e4
     return {
         "sessions": len(r),

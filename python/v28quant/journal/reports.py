@@ -236,6 +236,17 @@ class ReportQueries(JournalStore):
             out.append(d)
         return out
 
+    def fill_slippage(self) -> dict[str, Decimal]:
+        """Return the slippage each fill paid in dollars, by fill id, where its venue said.
+
+        The simulated exchange records it on its FILL activities (``raw["slippage"]``).
+        """
+        sql = (
+            "SELECT activity_id, json_extract(raw, '$.slippage') AS paid FROM activities"
+            " WHERE activity_type = 'FILL' AND json_extract(raw, '$.slippage') IS NOT NULL"
+        )
+        return {r["activity_id"]: Decimal(r["paid"]) for r in self._read(sql)}
+
     def settlements(self) -> list[dict[str, Any]]:
         """Return option expiries, assignments, exercises and their stock trades, oldest first.
 

@@ -5,7 +5,8 @@ orders fill when the quote is marketable, at the slipped quote capped by the lim
 moves a fill towards its limit, never past it: a limit at the quote fills at its limit). With
 ``partial_fills`` a fill takes at most the quote's displayed size. Multi-leg orders fill all
 legs together when the net of the legs' quotes (positive = debit) is at or better than the
-limit, at the slipped legs' net capped by the limit.
+limit, at the slipped legs' net capped by the limit. Each fill's activity records the
+slippage it paid, in dollars (``raw["slippage"]``).
 Equity orders trade from the open to the close; option orders until the calendar's option
 close; ``day`` orders left open at their cut-off expire there (a multi-leg order at its
 earliest leg's).
@@ -113,7 +114,7 @@ class Matching(BuyingPower, Expiry):
             if fill <= 0:
                 return  # this quote's displayed size is used up: wait for the next one
             self._take(q, side, fill)
-            self._fill(o, [(sym, side, fill, px)], px, fill, synthetic=q.synthetic)
+            self._fill(o, [(sym, side, fill, px, quoted)], px, fill, synthetic=q.synthetic)
             return
         legs = o.req.legs
         quotes = {leg.occ_symbol: await self._quotes.quote(leg.occ_symbol) for leg in legs}
@@ -133,7 +134,14 @@ class Matching(BuyingPower, Expiry):
         prices = self._slipped_legs(legs, leg_quotes, o.limit)
         net = _net(legs, prices)
         fills = [
-            (leg.occ_symbol, leg.side, units * leg.ratio, prices[leg.occ_symbol]) for leg in legs
+            (
+                leg.occ_symbol,
+                leg.side,
+                units * leg.ratio,
+                prices[leg.occ_symbol],
+                leg_quotes[leg.occ_symbol],
+            )
+            for leg in legs
         ]
         for leg in legs:
             self._take(quotes[leg.occ_symbol], leg.side, units * leg.ratio)
@@ -170,14 +178,14 @@ class Matching(BuyingPower, Expiry):
     def _fill(
         self,
         o: _SimOrder,
-        fills: Sequence[tuple[str, str, Decimal, Decimal]],
+        fills: Sequence[tuple[str, str, Decimal, Decimal, Decimal]],
         unit_price: Decimal,
         units: Decimal,
         *,
         synthetic: bool,
     ) -> None:
         now = self._clock.now()
-        for i, (sym, side, q, px) in enumerate(fills):
+        for i, (sym, side, q, px, quoted) in enumerate(fills):
             signed = q if side == "buy" else -q
             self._cash -= signed * px * multiplier(sym)
             self._cash -= self._commission(sym, q)
@@ -198,11 +206,13 @@ class Matching(BuyingPower, Expiry):
                     order_id=leg_oid,
                     side=side,  # type: ignore[arg-type]
                     # A fill against a model-made quote (replay's synthetic intraday path or
-                    # chain) says so, for the journal.
+                    # chain) says so, for the journal; and what the slippage cost it in
+                    # dollars, for the backtest's costs (a limit caps it, so it is no flat rate).
                     raw={
                         "parent_order_id": o.id,
                         "client_order_id": o.cid,
                         "synthetic": synthetic,
+                        "slippage": str(abs(px - quoted) * q * multiplier(sym)),
                     },
                 )
             )
