@@ -613,9 +613,10 @@ async def test_a_spread_limit_at_the_natural_fills_at_its_limit_under_slippage(w
     await go()
 
 
-async def test_each_fill_records_the_slippage_it_paid(world):
+async def test_each_fill_records_the_slippage_and_half_spread_it_paid(world):
     # 10 bp: a market buy of 10 SPY at the 530.10 ask pays 530.6301, 10 x 0.5301 = 5.301; the
     # bull call at its natural limit fills with its net at the limit, each leg at its quote: 0.
+    # Half spreads, quote to mid: SPY 10 x 0.05 = 0.5; each leg 2 x 100 x 0.05 = 10.
     _clock, _q, make = world
 
     async def go():
@@ -623,8 +624,11 @@ async def test_each_fill_records_the_slippage_it_paid(world):
         await b.submit(OrderRequest.equity("SPY", 10, "buy", owner=own("sp", "trend")))
         legs = [Leg(C530, 1, "buy", "buy_to_open"), Leg(C535, 1, "sell", "sell_to_open")]
         await b.submit(OrderRequest.multileg(legs, 2, D("1.95"), owner=own("sn")))
-        paid = {a.symbol: D(a.raw["slippage"]) for a in await b.activities()}
+        acts = await b.activities()
+        paid = {a.symbol: D(a.raw["slippage"]) for a in acts}
         assert paid == {"SPY": D("5.301"), C530: 0, C535: 0}, paid
+        half = {a.symbol: D(a.raw["half_spread"]) for a in acts}
+        assert half == {"SPY": D("0.5"), C530: 10, C535: 10}, half
 
     await go()
 

@@ -60,17 +60,20 @@ def _fills(path: Path) -> list[sqlite3.Row]:
         db.close()
 
 
-async def _slippage_paid(fills: list[sqlite3.Row]) -> Decimal:
-    history, total = sample_history(), Decimal(0)
+async def _costs_paid(fills: list[sqlite3.Row]) -> tuple[Decimal, Decimal]:
+    """Return (slippage, half spread of the stock fills) paid, by hand from the quotes."""
+    history, slippage, half_spread = sample_history(), Decimal(0), Decimal(0)
     for f in fills:
         feed = ReplayFeed(
             history, SimClock(datetime.fromisoformat(f["ts"])), equity_spread_bps=SPREAD_BPS
         )
         q = await feed.quote(f["symbol"])
         quoted = q.ask if f["side"] == "buy" else q.bid
-        per_unit = 100 if len(f["symbol"]) > 15 else 1
-        total += abs(Decimal(f["price"]) - quoted) * Decimal(f["qty"]) * per_unit
-    return total
+        qty, option = Decimal(f["qty"]), len(f["symbol"]) > 15
+        slippage += abs(Decimal(f["price"]) - quoted) * qty * (100 if option else 1)
+        if not option:
+            half_spread += abs(quoted - (q.bid + q.ask) / 2) * qty
+    return slippage, half_spread
 
 
 async def test_reported_slippage_is_what_the_fills_paid(
@@ -81,9 +84,20 @@ async def test_reported_slippage_is_what_the_fills_paid(
     options = [f for f in fills if len(f["symbol"]) > 15]
     assert options, "needs option fills"
     assert len(options) < len(fills), "needs stock fills"
-    paid = await _slippage_paid(fills)
+    paid, _ = await _costs_paid(fills)
     flat = m["traded_notional"] * 2e-4
     assert float(paid) < flat  # the option fills at their limit paid less than 2 bps
     assert m["costs"]["slippage"] == pytest.approx(float(paid), abs=1e-9)
     total = m["costs"]["commission"] + m["costs"]["slippage"] + m["costs"]["half_spread"]
     assert m["costs"]["total"] == pytest.approx(total)
+
+
+async def test_reported_half_spread_is_what_the_stock_fills_paid(
+    run: tuple[Path, dict[str, Any]],
+) -> None:
+    # the replay quotes on whole cents, rounded outwards: JPM at 127.8387 is 127.81 x 127.87,
+    # 3 cents from the mid where 2 bps would be 2.56 cents
+    journal, m = run
+    _, paid = await _costs_paid(_fills(journal))
+    assert paid > 0
+    assert m["costs"]["half_spread"] == pytest.approx(float(paid), abs=1e-9)

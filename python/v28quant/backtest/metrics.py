@@ -171,6 +171,12 @@ def _lots_pnl(lots: Iterable[Lot], mark: Decimal, symbol: str) -> Decimal:
     return sum((lot.qty * (mark - lot.price) for lot in lots), Decimal(0)) * multiplier(symbol)
 
 
+def _paid(fill: Mapping[str, Any], cost: str, estimate: float) -> float:
+    """Return the dollars ``fill`` paid in ``cost``, or ``estimate`` where none was recorded."""
+    paid = fill.get(cost)
+    return estimate if paid is None else float(paid)
+
+
 def compute_metrics(
     equity: Sequence[float],
     initial: float,
@@ -187,33 +193,32 @@ def compute_metrics(
     """Return every metric of the module docstring for one run.
 
     Costs are those the simulated exchange charges: the commission per share of stock (its
-    option commission is zero), the slippage each fill paid (its ``slippage`` in dollars, as
-    the simulated exchange records it: a limit caps it; ``slippage_bps`` of the notional of a
-    fill without one), and half the replay's quoted stock spread. An option's bid-ask cost is
-    in its fill price (the synthetic chains' spreads vary by contract), so ``half_spread``
-    counts stock fills only.
+    option commission is zero), the slippage each fill paid and half the quoted spread each
+    stock fill paid (a fill's ``slippage`` and ``half_spread`` in dollars, as the simulated
+    exchange records them: a limit caps the slippage, quotes on whole cents widen the spread;
+    for a fill without them, ``slippage_bps`` and half ``spread_bps`` of its notional).
+    ``half_spread`` counts stock fills only: an option's bid-ask cost is in its fill price.
     ``settlements`` (the journal's OPEXP, OPASN, OPEXC and OPTRD activities) end round trips
     (``v28quant.round_trips.settlement_trades``); they are no fills and trade no notional.
     ``marks`` (symbol -> price) value the lots still open in ``engines`` (``engine_pnl``).
     ``splits`` (the journal's stock splits) re-base the open lots of their stock.
     """
     r = daily_returns(equity, initial)
-    notional = stock = shares = slippage = 0.0
+    notional = stock = shares = slippage = spread = 0.0
     for f in fills:
         qty, sym = abs(Decimal(str(f["qty"]))), str(f["symbol"])
         value = float(qty * Decimal(str(f["price"])) * multiplier(sym))
         notional += value
-        paid = f.get("slippage")
-        slippage += value * slippage_bps / 1e4 if paid is None else float(paid)
+        slippage += _paid(f, "slippage", value * slippage_bps / 1e4)
         if not is_occ(sym):
             stock += value
             shares += float(qty)
+            spread += _paid(f, "half_spread", value * spread_bps / 2 / 1e4)
     mean_eq = float(np.mean([initial, *equity]))
     years = max(len(r), 1) / TRADING_DAYS
     pairing = pair_trades(journal_trades(fills, settlements, splits))
     trips = [float(t.pnl) for t in pairing.trips]
     commission = shares * commission_per_share
-    spread = stock * spread_bps / 2 / 1e4
     return {
         "sessions": len(r),
         "initial_equity": initial,

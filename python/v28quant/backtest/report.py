@@ -223,11 +223,9 @@ def _html(metrics: dict[str, Any], charts: list[str], contrib: dict[str, Any]) -
     )
 
 
-def _with_slippage(fill: dict[str, Any], paid: Mapping[str, Decimal]) -> dict[str, Any]:
-    """Return ``fill`` with the slippage it paid, where its venue recorded it."""
-    if fill["fill_id"] not in paid:
-        return fill
-    return {**fill, "slippage": paid[fill["fill_id"]]}
+def _with_costs(fill: dict[str, Any], paid: Mapping[str, Mapping[str, Decimal]]) -> dict[str, Any]:
+    """Return ``fill`` with the costs it paid (slippage, half spread), where its venue said."""
+    return {**fill, **paid.get(fill["fill_id"], {})}
 
 
 def write_report(
@@ -262,8 +260,8 @@ def write_report(
     """
     folder.mkdir(parents=True, exist_ok=True)
     with Journal(journal_path) as journal:
-        paid = journal.fill_slippage()
-        fills = [_with_slippage(f, paid) for f in journal.fills()]
+        paid = journal.fill_costs()
+        fills = [_with_costs(f, paid) for f in journal.fills()]
         settlements = journal.settlements()
         splits = journal.splits()
         contrib = model_contributions(journal)

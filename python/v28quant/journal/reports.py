@@ -236,16 +236,23 @@ class ReportQueries(JournalStore):
             out.append(d)
         return out
 
-    def fill_slippage(self) -> dict[str, Decimal]:
-        """Return the slippage each fill paid in dollars, by fill id, where its venue said.
+    def fill_costs(self) -> dict[str, dict[str, Decimal]]:
+        """Return the costs each fill paid in dollars, by fill id, where its venue said them.
 
-        The simulated exchange records it on its FILL activities (``raw["slippage"]``).
+        The simulated exchange records ``slippage`` and ``half_spread`` (quote to mid) on its
+        FILL activities' ``raw``; a fill maps each cost it records.
         """
         sql = (
-            "SELECT activity_id, json_extract(raw, '$.slippage') AS paid FROM activities"
-            " WHERE activity_type = 'FILL' AND json_extract(raw, '$.slippage') IS NOT NULL"
+            "SELECT activity_id, json_extract(raw, '$.slippage') AS slippage,"
+            " json_extract(raw, '$.half_spread') AS half_spread FROM activities"
+            " WHERE activity_type = 'FILL'"
         )
-        return {r["activity_id"]: Decimal(r["paid"]) for r in self._read(sql)}
+        out = {}
+        for r in self._read(sql):
+            costs = {k: Decimal(r[k]) for k in ("slippage", "half_spread") if r[k] is not None}
+            if costs:
+                out[r["activity_id"]] = costs
+        return out
 
     def settlements(self) -> list[dict[str, Any]]:
         """Return option expiries, assignments, exercises and their stock trades, oldest first.

@@ -6,7 +6,8 @@ moves a fill towards its limit, never past it: a limit at the quote fills at its
 ``partial_fills`` a fill takes at most the quote's displayed size. Multi-leg orders fill all
 legs together when the net of the legs' quotes (positive = debit) is at or better than the
 limit, at the slipped legs' net capped by the limit. Each fill's activity records the
-slippage it paid, in dollars (``raw["slippage"]``).
+slippage and the half spread (quote to mid) it paid, in dollars (``raw["slippage"]``,
+``raw["half_spread"]``).
 Equity orders trade from the open to the close; option orders until the calendar's option
 close; ``day`` orders left open at their cut-off expire there (a multi-leg order at its
 earliest leg's).
@@ -114,7 +115,7 @@ class Matching(BuyingPower, Expiry):
             if fill <= 0:
                 return  # this quote's displayed size is used up: wait for the next one
             self._take(q, side, fill)
-            self._fill(o, [(sym, side, fill, px, quoted)], px, fill, synthetic=q.synthetic)
+            self._fill(o, [(sym, side, fill, px, q)], px, fill, synthetic=q.synthetic)
             return
         legs = o.req.legs
         quotes = {leg.occ_symbol: await self._quotes.quote(leg.occ_symbol) for leg in legs}
@@ -139,7 +140,7 @@ class Matching(BuyingPower, Expiry):
                 leg.side,
                 units * leg.ratio,
                 prices[leg.occ_symbol],
-                leg_quotes[leg.occ_symbol],
+                quotes[leg.occ_symbol],
             )
             for leg in legs
         ]
@@ -178,14 +179,15 @@ class Matching(BuyingPower, Expiry):
     def _fill(
         self,
         o: _SimOrder,
-        fills: Sequence[tuple[str, str, Decimal, Decimal, Decimal]],
+        fills: Sequence[tuple[str, str, Decimal, Decimal, Quote]],
         unit_price: Decimal,
         units: Decimal,
         *,
         synthetic: bool,
     ) -> None:
         now = self._clock.now()
-        for i, (sym, side, q, px, quoted) in enumerate(fills):
+        for i, (sym, side, q, px, quote) in enumerate(fills):
+            quoted = quote.ask if side == "buy" else quote.bid
             signed = q if side == "buy" else -q
             self._cash -= signed * px * multiplier(sym)
             self._cash -= self._commission(sym, q)
@@ -206,13 +208,15 @@ class Matching(BuyingPower, Expiry):
                     order_id=leg_oid,
                     side=side,  # type: ignore[arg-type]
                     # A fill against a model-made quote (replay's synthetic intraday path or
-                    # chain) says so, for the journal; and what the slippage cost it in
-                    # dollars, for the backtest's costs (a limit caps it, so it is no flat rate).
+                    # chain) says so, for the journal; and what slippage and half the spread
+                    # cost it in dollars, for the backtest's costs (a limit caps the slippage,
+                    # quotes on whole cents widen the spread: neither is a flat rate).
                     raw={
                         "parent_order_id": o.id,
                         "client_order_id": o.cid,
                         "synthetic": synthetic,
                         "slippage": str(abs(px - quoted) * q * multiplier(sym)),
+                        "half_spread": str(abs(quoted - quote.mid) * q * multiplier(sym)),
                     },
                 )
             )
