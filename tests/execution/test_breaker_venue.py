@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,14 +24,6 @@ from v28quant.journal import Journal
 
 ORDERS = "/v2/orders"
 DOWN = "<html>503 Service Unavailable</html>"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAlpacaTrading]:
-    f = FakeAlpacaTrading(now=OPEN).start()
-    f.set_quote("SPY", "530.00", "530.10")
-    yield f
-    f.stop()
 
 
 def buy(engine: str, qty: int, decision: str) -> Decision:

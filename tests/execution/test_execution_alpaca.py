@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,6 @@ from v28quant.journal import Journal
 from v28quant.reconcile import reconcile
 
 BP_403 = {"code": 40310000, "message": "insufficient buying power"}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAlpacaTrading]:
-    f = FakeAlpacaTrading(now=OPEN).start()
-    f.set_quote("SPY", "530.00", "530.10")
-    yield f
-    f.stop()
 
 
 def make(fake: FakeAlpacaTrading, ft: FakeTime | None = None, **kw: Any) -> AlpacaBroker:

@@ -14,17 +14,13 @@ read with sqlite3, and what each order holds is the fake's own.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.crash_child import KEY, SECRET
-from fakes.fixtures import OPEN
-from v28quant.alpaca.ratelimit import RateLimiter
+from fakes.fixtures import fake_broker
 from v28quant.broker import OrderRequest, Owner
-from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.execution import Decision, Executor
 from v28quant.execution.types import Reservation
 from v28quant.journal import Journal
@@ -33,15 +29,6 @@ from v28quant.reconcile import reconcile
 OWNER = Owner("equity", "trend", "rests")
 RESERVED = Decimal(6000)
 LOOKUPS = r"/v2/orders:by_client_order_id"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAlpacaTrading]:
-    """Serve the venue during a session, SPY quoted well above the order's limit."""
-    f = FakeAlpacaTrading(now=OPEN).start()
-    f.set_quote("SPY", "530.00", "530.10")
-    yield f
-    f.stop()
 
 
 def _reservations(journal: Path) -> list[tuple[str, str | None, str | None]]:
@@ -63,18 +50,13 @@ async def _resting_buy_with_a_reservation(ex: Executor) -> str:
     return out.client_order_id
 
 
-def _broker(fake: FakeAlpacaTrading) -> AlpacaBroker:
-    limiter = RateLimiter(rate=10_000, burst=1000)
-    return AlpacaBroker(KEY, SECRET, url=fake.url, limiter=limiter, backoff_s=0.0)
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("end", ["canceled", "filled"])
 async def test_an_order_ended_while_down_frees_its_reservation_after_one_sync(
     fake: FakeAlpacaTrading, tmp_path: Path, end: str
 ) -> None:
     path = tmp_path / "j.sqlite"
-    broker = _broker(fake)
+    broker = fake_broker(fake.url)
     ex = Executor(broker, Journal(path))
     cid = await _resting_buy_with_a_reservation(ex)
     (oid,) = fake.orders
@@ -103,7 +85,7 @@ async def test_a_replaced_orders_reservation_ends_on_its_replacement(
     fake: FakeAlpacaTrading, tmp_path: Path, replacement_ends: bool
 ) -> None:
     path = tmp_path / "j.sqlite"
-    broker = _broker(fake)
+    broker = fake_broker(fake.url)
     ex = Executor(broker, Journal(path))
     cid = await _resting_buy_with_a_reservation(ex)
     (oid,) = fake.orders

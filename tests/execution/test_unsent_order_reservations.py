@@ -12,17 +12,13 @@ read with sqlite3.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.crash_child import KEY, SECRET
-from fakes.fixtures import OPEN
-from v28quant.alpaca.ratelimit import RateLimiter
+from fakes.fixtures import OPEN, fake_broker
 from v28quant.broker import OrderRequest, Owner, request_hash
-from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.execution import Decision, Executor
 from v28quant.execution.types import Reservation
 from v28quant.journal import Claim, Journal
@@ -30,14 +26,6 @@ from v28quant.journal import Claim, Journal
 OWNER = Owner("equity", "trend", "never-taken")
 RESERVED = Decimal(5000)
 LOOKUPS = r"/v2/orders:by_client_order_id.*"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAlpacaTrading]:
-    f = FakeAlpacaTrading(now=OPEN).start()
-    f.set_quote("SPY", "530.00", "530.10")
-    yield f
-    f.stop()
 
 
 def _reservations(journal: Path) -> list[tuple[str, bool]]:
@@ -116,7 +104,7 @@ async def test_a_reservation_left_by_an_order_the_venue_never_took_is_released_b
     fake: FakeAlpacaTrading, tmp_path: Path, journaled: str, end: object
 ) -> None:
     path = tmp_path / "j.sqlite"
-    broker = AlpacaBroker(KEY, SECRET, url=fake.url, limiter=RateLimiter(rate=10_000, burst=1000))
+    broker = fake_broker(fake.url)
     ex = Executor(broker, Journal(path))
     _dies_in_the_first_release(ex)
     cid = await end(ex)  # type: ignore[operator]

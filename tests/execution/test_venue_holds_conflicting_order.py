@@ -13,37 +13,20 @@ read with sqlite3, and what the venue holds is the fake's own.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes.alpaca_trading import FakeAlpacaTrading
-from fakes.crash_child import KEY, SECRET
-from fakes.fixtures import OPEN
+from fakes.fixtures import fake_broker
 from fakes.options_world import RecordingNotifier
-from v28quant.alpaca.ratelimit import RateLimiter
 from v28quant.broker import ClientOrderIdConflict, OrderRequest, Owner
-from v28quant.broker.alpaca import AlpacaBroker
 from v28quant.execution import Decision, Executor
 from v28quant.execution.types import Reservation
 from v28quant.journal import Journal
 
 OWNER = Owner("equity", "trend", "sent-before")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAlpacaTrading]:
-    """Serve the venue during a session, SPY quoted well above the orders' limit."""
-    f = FakeAlpacaTrading(now=OPEN).start()
-    f.set_quote("SPY", "530.00", "530.10")
-    yield f
-    f.stop()
-
-
-def _broker(fake: FakeAlpacaTrading) -> AlpacaBroker:
-    return AlpacaBroker(KEY, SECRET, url=fake.url, limiter=RateLimiter(rate=10_000, burst=1000))
 
 
 def _buy(qty: int) -> OrderRequest:
@@ -69,7 +52,7 @@ def _read(path: Path, sql: str) -> list[tuple[Any, ...]]:
 async def test_a_conflicting_order_at_the_venue_is_journaled_as_the_venue_holds_it(
     fake: FakeAlpacaTrading, tmp_path: Path
 ) -> None:
-    broker = _broker(fake)
+    broker = fake_broker(fake.url)
     sent = await broker.submit(_buy(10))  # the earlier run's order: rests at the venue
     path = tmp_path / "j.sqlite"
     notices = RecordingNotifier()

@@ -580,6 +580,31 @@ def _quotes(rows: dict[str, tuple[str, str]]) -> pd.DataFrame:
     )
 
 
+async def _resting_bull_put(
+    world: tuple[FakeAlpacaTrading, Ctx],
+    short: tuple[str, str],
+    wing: tuple[str, str],
+    key: str,
+    worst: str | None = None,
+) -> tuple[Any, Book, pd.DataFrame]:
+    """Send a bull put at -0.30 (ladder -0.30, -0.25, -0.20, plan max loss 470) on these quotes.
+
+    Return the send's outcome, a book holding it as pending on rung 0, and the chain the walk
+    reads; ``worst`` is the rung the gate approved (None: a book written before that bound).
+    """
+    trading, ctx = world
+    trading.set_quote(NEW_PUT, *short)
+    trading.set_quote(WING_PUT, *wing)
+    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", f"open:{key}", True)
+    book = Book()
+    p = Pending(
+        out.client_order_id, "open", key, "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
+        EXPIRY_NEW, 470.0, ["-0.30", "-0.25", "-0.20"], 0, NOW, worst=worst,
+    )  # fmt: skip
+    book.pending[p.client_order_id] = p
+    return out, book, _quotes({NEW_PUT: short, WING_PUT: wing})
+
+
 @pytest.mark.asyncio
 async def test_a_walk_on_moved_quotes_never_resends_the_resting_price(
     world: tuple[FakeAlpacaTrading, Ctx],
@@ -594,17 +619,9 @@ async def test_a_walk_on_moved_quotes_never_resends_the_resting_price(
     fills.
     """
     trading, ctx = world
-    trading.set_quote(NEW_PUT, "1.30", "1.40")
-    trading.set_quote(WING_PUT, "0.95", "1.05")
-    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", "open:bp-1", True)
+    out, book, chain = await _resting_bull_put(world, ("1.30", "1.40"), ("0.95", "1.05"), "bp-1")
     assert trading.orders[out.order.id]["status"] == "new"  # the natural -0.25 is worse
-    book = Book()
-    p = Pending(
-        out.client_order_id, "open", "bp-1", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
-        EXPIRY_NEW, 470.0, ["-0.30", "-0.25", "-0.20"], 0, NOW,
-    )  # fmt: skip
-    book.pending[p.client_order_id] = p
-    chain = _quotes({NEW_PUT: ("1.30", "1.40"), WING_PUT: ("0.95", "1.05")})
+    (p,) = book.pending.values()
     try:
         await OptionsEngine()._walk(
             ctx, book, p, chain, OptionsCycle("options", NOW), Decimal("-0.30")
@@ -628,17 +645,8 @@ async def test_a_structure_walked_past_its_planned_price_holds_the_max_loss_of_i
     width less the credit: (435 - 430 - 0.25) x 100 = 475 a unit, not the plan's 470; the
     book's defined-risk total (what the gate holds against max_options_fraction) must say so.
     """
-    trading, ctx = world
-    trading.set_quote(NEW_PUT, "1.30", "1.40")
-    trading.set_quote(WING_PUT, "0.95", "1.05")
-    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", "open:bp-3", True)
-    book = Book()
-    p = Pending(
-        out.client_order_id, "open", "bp-3", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
-        EXPIRY_NEW, 470.0, ["-0.30", "-0.25", "-0.20"], 0, NOW,
-    )  # fmt: skip
-    book.pending[p.client_order_id] = p
-    chain = _quotes({NEW_PUT: ("1.30", "1.40"), WING_PUT: ("0.95", "1.05")})
+    _, ctx = world
+    _, book, chain = await _resting_bull_put(world, ("1.30", "1.40"), ("0.95", "1.05"), "bp-3")
     eng = OptionsEngine()
     try:
         for _ in range(2):  # the walk to the natural, then its fill booked
@@ -663,16 +671,8 @@ async def test_a_walk_never_asks_more_than_the_risk_gate_approved(
     goes to -0.20 and no further, the order is cancelled unfilled, and the cycle says why.
     """
     trading, ctx = world
-    trading.set_quote(NEW_PUT, "1.20", "1.40")
-    trading.set_quote(WING_PUT, "0.90", "1.10")
-    out = await _send(ctx, [(NEW_PUT, -1), (WING_PUT, 1)], "-0.30", "open:bp-4", True)
-    book = Book()
-    p = Pending(
-        out.client_order_id, "open", "bp-4", "SPY", "bull_put", {NEW_PUT: -1, WING_PUT: 1},
-        EXPIRY_NEW, 470.0, ["-0.30", "-0.25", "-0.20"], 0, NOW, worst="-0.20",
-    )  # fmt: skip
-    book.pending[p.client_order_id] = p
-    chain = _quotes({NEW_PUT: ("1.20", "1.40"), WING_PUT: ("0.90", "1.10")})
+    quotes = (("1.20", "1.40"), ("0.90", "1.10"))
+    out, book, chain = await _resting_bull_put(world, *quotes, "bp-4", worst="-0.20")
     eng = OptionsEngine()
     cycles = [OptionsCycle("options", NOW) for _ in range(4)]
     try:
