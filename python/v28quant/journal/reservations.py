@@ -123,11 +123,12 @@ class ReservationBook(JournalStore):
                 f"AND client_order_id IN ({unsent}) ORDER BY client_order_id",
                 ended,
             ).fetchall()
-            db.execute(
-                "UPDATE reservations SET released_ts = ?, release_reason = ? "
-                f"WHERE released_ts IS NULL AND client_order_id IN ({unsent})",
-                (ts_text(ts), reason, *ended),
-            )
+            if held:  # every sync asks: write only when there is something to release
+                db.execute(
+                    "UPDATE reservations SET released_ts = ?, release_reason = ? "
+                    f"WHERE released_ts IS NULL AND client_order_id IN ({unsent})",
+                    (ts_text(ts), reason, *ended),
+                )
         return [str(r[0]) for r in held]
 
     def hold_reservation(
