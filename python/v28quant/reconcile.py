@@ -28,7 +28,9 @@ A stock split (Alpaca re-bases the position on the ex-date: quantity x r, averag
 documented fields to rely on: a stock whose quantity is a small ratio r of the snapshot's (to
 the venue's nine decimals: a fraction of a share is paid as such) and whose average entry price
 is the snapshot's / r, once the new trades of the stock are accounted for on whichever side of
-the split they fell (``find_split``). It is journaled as a decision (``RECONCILE_ENGINE``,
+the split they fell (``find_split``). The average entry price is followed as Alpaca keeps it,
+compressed FIFO over daily lots rebuilt from the journal's trades (``v28quant.venue_lots``): a
+sale moves the average of what remains. It is journaled as a decision (``RECONCILE_ENGINE``,
 ``SPLIT_ACTION``) with the snapshot that takes it, dated before the first trade after it; the
 round trips re-base the open lots by it (``v28quant.round_trips``).
 
@@ -78,8 +80,16 @@ from v28quant.journal.schema import (
 )
 from v28quant.notify import Notifier
 from v28quant.occ import is_occ
-from v28quant.round_trips import SHARE_QUANTUM
+from v28quant.round_trips import SHARE_QUANTUM, journal_trades
 from v28quant.settlement_close import SettlementCloses
+from v28quant.venue_lots import (
+    DayLot,
+    average_price,
+    journal_lots,
+    snapshot_lot,
+    split_lots,
+    trade_lots,
+)
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -129,6 +139,18 @@ class JournalLike(Protocol):
 
     def seen_activity_ids(self) -> set[str]:
         """Return the ids of every journaled activity."""
+        ...
+
+    def fills(self) -> list[dict[str, Any]]:
+        """Return every journaled fill, oldest first."""
+        ...
+
+    def settlements(self) -> list[dict[str, Any]]:
+        """Return the journaled option settlements and their stock trades, oldest first."""
+        ...
+
+    def splits(self) -> list[dict[str, Any]]:
+        """Return the stock splits reconcile took, oldest first."""
         ...
 
     def last_activity_ts(self) -> datetime | None:
@@ -451,9 +473,11 @@ async def _reconcile(
         want, have = expected.get(sym, Decimal(0)), actual.get(sym, Decimal(0))
         was = last.get(sym, Decimal(0))
         split = None
-        if want != have and sym in venue:
+        # an option is never split: its adjustment changes the contract itself
+        if want != have and sym in venue and not is_occ(sym) and sym in entry:
             moves = sorted(trades.get(sym, []), key=lambda a: a.ts)
-            split = find_split(sym, was, entry.get(sym), moves, venue[sym], (last_seen, ts))
+            lots = await _off(_lots_before, journal, sym, was, entry[sym])
+            split = find_split(lots, moves, venue[sym], (last_seen, ts))
         if split is not None:
             splits.append(_split_decision(sym, split, was, entry[sym], venue[sym], moves, ts))
             diffs.append(
@@ -577,34 +601,45 @@ class Split:
     after: int
 
 
+def _lots_before(journal: JournalLike, symbol: str, qty: Decimal, price: Decimal) -> list[DayLot]:
+    """Return ``symbol``'s daily lots in the last snapshot, of ``qty`` shares at ``price``.
+
+    Rebuilt from the journal's trades where they add up to the snapshot's quantity; one lot at
+    the snapshot's price where they do not (positions adopted, history older than the journal).
+    """
+    trades = journal_trades(journal.fills(), journal.settlements(), journal.splits())
+    lots = journal_lots(symbol, trades)
+    if sum((lot.qty for lot in lots), Decimal(0)) == qty:
+        return lots
+    return snapshot_lot(qty, price)
+
+
 def find_split(
-    symbol: str,
-    was: Decimal,
-    was_price: Decimal | None,
+    lots: list[DayLot],
     trades: list[Activity],
     now: Position,
     window: tuple[datetime | None, datetime],
 ) -> Split | None:
-    """Return the split that, with ``trades``, turns ``was`` shares at ``was_price`` into ``now``.
+    """Return the split that, with ``trades``, turns the daily ``lots`` of a stock into ``now``.
 
     ``trades`` are the stock's new activities, oldest first, made inside ``window`` (from the
     last journaled activity, None: the account's start, to now). The trades before the split
-    move the position and its average entry price as the venue does (:func:`_traded`); the
-    split multiplies the quantity by r, a ratio of whole numbers up to ``MAX_SPLIT_TERM`` other
-    than 1, to the venue's share precision (``SHARE_QUANTUM``: Alpaca pays a split's fraction
-    of a share as such, 10 split 1-for-3 are 3.333333333) and divides the price by r; the
-    trades after it bring the quantity to ``now``'s, at an average entry price within
-    ``SPLIT_PRICE_TOLERANCE`` of ``now``'s. Trades alone cannot do that: shares added at a
-    price above zero cannot divide the average price by r, and shares sold do not move it.
+    move the lots, and so the average entry price, as the venue does
+    (``v28quant.venue_lots.trade_lots``); the split multiplies the quantity by r, a ratio of
+    whole numbers up to ``MAX_SPLIT_TERM`` other than 1, to the venue's share precision
+    (``SHARE_QUANTUM``: Alpaca pays a split's fraction of a share as such, 10 split 1-for-3
+    are 3.333333333) and divides the prices by r; the trades after it bring the quantity to
+    ``now``'s, at an average entry price within ``SPLIT_PRICE_TOLERANCE`` of ``now``'s. Trades
+    alone cannot do that: shares added at a price above zero cannot divide the average price
+    by r, and shares sold take out the oldest lots at their own prices.
 
     A split takes effect overnight, before its ex-date's session: it is tried between each two
     moments of the window (its start, the trades, its end) that fall on different New York
     days. Prices cannot place it: bought shares cost the same in total on either side of it,
     and 45 shares are 10 x 4 + 5 as well as (10 + 5) x 3. Only one place may fit (more would
-    be a guess); none for anything else, options included (an adjustment changes the
-    contract itself).
+    be a guess); none for a trade without a price.
     """
-    if is_occ(symbol) or was_price is None or any(t.price is None for t in trades):
+    if any(t.price is None for t in trades):
         return None
     starts = [window[0], *(t.ts for t in trades)]
     ends = [*(t.ts for t in trades), window[1]]
@@ -612,13 +647,14 @@ def find_split(
     for k, (start, end) in enumerate(zip(starts, ends, strict=True)):
         if not _overnight(start, end):
             continue
-        qty, price = _traded(was, was_price, trades[:k])
+        before = _traded(lots, trades[:k])
         rest = trades[k:]
+        qty = sum((lot.qty for lot in before), Decimal(0))
         split_qty = now.qty - sum((t.qty for t in rest), Decimal(0))
         ratio = _small_ratio(qty, split_qty)
         if ratio is None:
             continue
-        _, end_price = _traded(split_qty, _rebased(price, ratio), rest)
+        end_price = average_price(_traded(split_lots(before, ratio), rest))
         if abs(now.avg_entry_price - end_price) <= SPLIT_PRICE_TOLERANCE:
             fits.append(Split(ratio, k))
     return fits[0] if len(fits) == 1 else None
@@ -629,23 +665,12 @@ def _overnight(start: datetime | None, end: datetime) -> bool:
     return start is None or start.astimezone(ET).date() < end.astimezone(ET).date()
 
 
-def _traded(qty: Decimal, price: Decimal, trades: list[Activity]) -> tuple[Decimal, Decimal]:
-    """Return the position and its average entry price after ``trades``, as the venue keeps it.
-
-    A trade that opens or adds averages its price in; one that reduces leaves the price; one
-    that goes through flat opens the rest at its own price.
-    """
+def _traded(lots: list[DayLot], trades: list[Activity]) -> list[DayLot]:
+    """Return ``lots`` after ``trades`` (each with a price), as the venue keeps them."""
     for t in trades:
         assert t.price is not None  # find_split takes no trade without a price
-        new = qty + t.qty
-        if new == 0:
-            price = Decimal(0)
-        elif qty == 0 or (qty > 0) == (t.qty > 0):
-            price = (qty * price + t.qty * t.price) / new
-        elif (new > 0) != (qty > 0):
-            price = t.price
-        qty = new
-    return qty, price
+        lots = trade_lots(lots, t.ts, t.qty, t.price)
+    return lots
 
 
 def _small_ratio(was: Decimal, now: Decimal) -> Fraction | None:
@@ -661,11 +686,6 @@ def _small_ratio(was: Decimal, now: Decimal) -> Fraction | None:
     if abs(Fraction(was) * ratio - Fraction(now)) > Fraction(SHARE_QUANTUM):
         return None
     return ratio
-
-
-def _rebased(price: Decimal, ratio: Fraction) -> Decimal:
-    """Return an average entry price after an r-for-1 split: price / r."""
-    return price * ratio.denominator / ratio.numerator
 
 
 def _split_decision(

@@ -32,6 +32,7 @@ from v28quant.journal import Journal
 from v28quant.reconcile import reconcile
 from v28quant.round_trips import journal_trades, pair_trades, round_trips
 from v28quant.signals import RegimeState
+from v28quant.venue_lots import DayLot, average_price, trade_lots
 
 EX_DATE = date(2024, 6, 4)
 PREMARKET = datetime(2024, 6, 4, 13, 0, tzinfo=UTC)  # 09:00 New York on the ex-date
@@ -350,3 +351,83 @@ async def test_a_split_with_a_buy_whose_price_does_not_fit_is_a_mismatch(held: A
 
     assert [d["kind"] for d in rep.fatal] == ["position_mismatch"]
     assert split_decisions(journal.path) == []
+
+
+def fill_by_hand(trading: FakeAlpacaTrading, ts: datetime, qty: int, price: str) -> None:
+    """Fill ``qty`` AAPL (signed) at ``ts`` unseen by the journal, as with the runner down."""
+    trading.now = ts
+    trading._move("AAPL", D(qty), D(price))
+    side = "buy" if qty > 0 else "sell"
+    row = {"transaction_time": ts.isoformat(), "symbol": "AAPL", "qty": str(abs(qty))}
+    row |= {"side": side, "price": price, "order_id": f"o-{ts:%d}"}
+    trading._activity({"activity_type": "FILL", **row}, ts)
+
+
+@pytest.mark.asyncio
+async def test_a_split_after_a_partial_sale_of_lots_of_two_days_is_a_split(
+    tmp_path: Path,
+) -> None:
+    """100 AAPL bought at 10 one day and 100 at 20 the next, 100 sold the third, split 2-for-1.
+
+    Alpaca keeps the average entry price of positions from earlier days by compressed FIFO
+    over daily lots: the sale takes the first day's lot, leaving 100 at 20, which the split
+    makes 200 at 10. By hand from the journal's fills: (100 x 10 + 100 x 20 - 100 x 10) / 100
+    = 20, / 2 = 10, the venue's. Before, the sale was taken to leave the snapshot's 15 (the
+    weighted average of both days): 200 at 7.50 expected, no split, a position mismatch that
+    stopped trading in AAPL until accept-positions.
+    """
+    first_day = datetime(2024, 5, 30, 14, 0, tzinfo=UTC)
+    trading = FakeAlpacaTrading(now=first_day).start()
+    broker = fake_broker(trading.url)
+    journal = Journal(tmp_path / "journal.sqlite")
+    clock = SimClock(first_day)
+    try:
+        fill_by_hand(trading, first_day, 100, "10")
+        fill_by_hand(trading, datetime(2024, 5, 31, 14, 0, tzinfo=UTC), 100, "20")
+        clock.set(datetime(2024, 5, 31, 21, 0, tzinfo=UTC))
+        assert (await reconcile(journal, broker, clock)).ok
+        assert snapshot(journal.path)["AAPL"]["avg_entry_price"] == "15"
+        fill_by_hand(trading, OPEN, -100, "25")
+        trading.positions["AAPL"] = [D(100), D(20)]  # Alpaca's compressed FIFO, not the fake's
+        trading.split("AAPL", 2, EX_DATE)
+        trading.now = PREMARKET
+        clock.set(PREMARKET)
+        assert trading.positions["AAPL"] == [D(200), D(10)]
+
+        rep = await reconcile(journal, broker, clock)
+    finally:
+        await broker.aclose()
+        journal.close()
+        trading.stop()
+
+    assert rep.ok, rep.reason
+    (diff,) = rep.differences
+    assert (diff["kind"], diff["ratio"], diff["journal"], diff["broker"]) == (
+        "position_split", "2", "200", "200",
+    )  # fmt: skip
+    ((sym, why),) = split_decisions(journal.path)
+    assert (sym, why["ratio"], why["activities_after"]) == ("AAPL", "2", [])
+
+
+def test_daily_lots_give_alpacas_own_compressed_fifo_examples() -> None:
+    """Alpaca's worked examples of its average entry price, the figures its page gives.
+
+    Days 1-3: 100 at 10 and 50 at 12, 30 at 15, sell 120: (2,050 - 120 x 1,600 / 150) / 60
+    = 770 / 60. One day: 100 at 10, 50 at 9, sell 50, 50 at 11: the sale at the day's average
+    of 2,000 / 200 leaves 1,500 / 150 = 10.
+    """
+
+    def day(n: int, hour: int = 14) -> datetime:
+        return datetime(2024, 6, 2 + n, hour, tzinfo=UTC)
+
+    lots: list[DayLot] = []
+    for when, qty, price in [(day(1), 100, 10), (day(1), 50, 12), (day(2), 30, 15)]:
+        lots = trade_lots(lots, when, D(qty), D(price))
+    lots = trade_lots(lots, day(3), D(-120), D(20))
+    assert sum(lot.qty for lot in lots) == 60
+    assert float(average_price(lots)) == pytest.approx(770 / 60, abs=1e-12)
+
+    lots = []
+    for hour, qty, price in [(14, 100, 10), (15, 50, 9), (16, -50, 12), (17, 50, 11)]:
+        lots = trade_lots(lots, day(1, hour), D(qty), D(price))
+    assert (sum(lot.qty for lot in lots), average_price(lots)) == (150, 10)
