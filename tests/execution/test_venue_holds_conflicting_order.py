@@ -12,6 +12,7 @@ read with sqlite3, and what the venue holds is the fake's own.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -67,15 +68,40 @@ async def test_a_conflicting_order_at_the_venue_is_journaled_as_the_venue_holds_
 
     orders = "SELECT broker_order_id, status, filled_qty FROM orders"
     assert _read(path, orders) == [(sent.id, "new", "0")]
-    reserved = "SELECT client_order_id, released_ts FROM reservations"
-    assert _read(path, reserved) == [(cid, None)]  # the venue's order works: still reserved
+    reserved = "SELECT client_order_id FROM reservations WHERE released_ts IS NULL"
+    assert _read(path, reserved) == [(cid,)]  # the venue's order works: still reserved
 
     fake.set_quote("SPY", "499.90", "500.00")  # the ask comes down: the venue's order fills
     fake.process()
     await ex.sync()
     assert _read(path, orders) == [(sent.id, "filled", "10")]
     assert _read(path, "SELECT client_order_id, qty FROM fills") == [(cid, "10")]
-    ((released,),) = _read(path, "SELECT released_ts FROM reservations")
-    assert released is not None  # a buy paid its cash: nothing left to reserve
+    assert _read(path, reserved) == []  # a buy paid its cash: nothing left to reserve
+    await ex.aclose()
+    await broker.aclose()
+
+
+@pytest.mark.asyncio
+async def test_the_journal_sizes_a_conflicting_order_and_its_reservation_as_the_venue_holds_it(
+    fake: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    broker = fake_broker(fake.url)
+    sent = await broker.submit(  # the earlier run's order: 10 at 495, resting at the venue
+        OrderRequest.equity("SPY", 10, "buy", owner=OWNER, type="limit", limit_price="495")
+    )
+    path = tmp_path / "j.sqlite"
+    ex = Executor(broker, Journal(path), notifier=RecordingNotifier())
+
+    for _ in range(2):  # the restart's 12 at 500, then the next cycle's
+        with pytest.raises(ClientOrderIdConflict, match="qty"):
+            await ex.place(_decision(12))
+
+    ((request, spend),) = _read(path, "SELECT request, spend_amount FROM orders")
+    held = json.loads(request)
+    assert (held["qty"], held["limit_price"], held["side"]) == ("10", "495", "buy")
+    assert Decimal(spend) == 10 * 495  # what the venue's order commits, not 12 x 500
+    active = "SELECT amount FROM reservations WHERE released_ts IS NULL"
+    assert [Decimal(a) for (a,) in _read(path, active)] == [Decimal(10 * 495)]
+    assert [o["id"] for o in fake.orders.values()] == [sent.id]  # never a second order
     await ex.aclose()
     await broker.aclose()

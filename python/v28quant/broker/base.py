@@ -35,7 +35,13 @@ from v28quant.broker.ownership import (
     parse_client_order_id,
     replacement_client_order_id,
 )
-from v28quant.broker.requests import Leg, OrderRequest, request_differences, request_hash
+from v28quant.broker.requests import (
+    Leg,
+    OrderRequest,
+    request_differences,
+    request_hash,
+    request_held,
+)
 from v28quant.broker.state import (
     Account,
     Activity,
@@ -154,4 +160,5 @@ __all__ = [
     "replacement_client_order_id",
     "request_differences",
     "request_hash",
+    "request_held",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -286,3 +286,29 @@ def request_differences(order: Order, request: OrderRequest) -> list[str]:
         if order.type is not None:
             cmp("type", order.type, request.type)
     return diffs
+
+
+def request_held(order: Order, request: OrderRequest) -> OrderRequest:
+    """Return the request the venue's ``order`` answers, under ``request``'s client order id.
+
+    What ``request_differences`` compares is the venue's: quantity, limit price, type and, for
+    a single order, symbol, side and intent; for a multi-leg order its legs, where the venue
+    names each leg's side and intent (else the legs requested). The rest (kind, owner, time in
+    force) is the request's: one client order id names both.
+    """
+    legs = tuple(
+        Leg(str(g.symbol), g.ratio or 1, g.side, g.intent)
+        for g in order.legs
+        if g.side is not None and g.intent is not None
+    )
+    single = request.kind != "mleg"
+    return replace(
+        request,
+        qty=order.qty,
+        limit_price=order.limit_price,
+        type=order.type or request.type,
+        symbol=order.symbol or request.symbol if single else None,
+        side=order.side or request.side if single else None,
+        intent=order.intent or request.intent if single else None,
+        legs=legs if legs and len(legs) == len(order.legs) else request.legs,
+    )

@@ -45,6 +45,7 @@ from v28quant.broker.base import (
     replacement_client_order_id,
     request_differences,
     request_hash,
+    request_held,
 )
 from v28quant.clock import Clock
 from v28quant.execution.breaker import VenueBreaker
@@ -438,16 +439,36 @@ class Executor(OrderRecorder):
 
         An earlier run sent it: the journal says what the venue holds (its status, its fills,
         its reservation kept while it works), so sync follows it and nothing sends it again.
-        The conflict is notified unless ``said`` (the row's reason) already says it. Returns
-        the conflict.
+        The row takes the venue's request, what it spends and reservations sized to it
+        (``Journal.restate_order``). The conflict is notified unless ``said`` (the row's
+        reason) already says it. Returns the conflict.
         """
         cid = req.client_order_id
         diffs = "; ".join(request_differences(order, req))
         reason = f"venue holds order {order.id} under {cid} for another request: {diffs}"
+        held = request_held(order, req)
+        spend = await self._held_spend(held)
+        await self.journal.run(
+            self._j.restate_order, cid, held.to_dict(), spend, reason=reason, ts=self._now()
+        )
         await self._record(order, reason=reason)
         if said != reason:
             self._notify_error(reason)
         return reason
+
+    async def _held_spend(self, held: OrderRequest) -> Claim | None:
+        """Return what the venue's order ``held`` spends, valued as a new order's.
+
+        A market buy with no quote to value it spends the journaled estimate a unit.
+        """
+        try:
+            return await spend_of(held, None, self._quotes)
+        except Unpriced:
+            row = await self.journal.run(self._j.order_by_client_id, held.client_order_id)
+            if row is None or row.get("spend_amount") is None or not row.get("request"):
+                return None
+            a_unit = row["spend_amount"] / Decimal(row["request"]["qty"])
+            return Claim(row["spend_kind"], row["spend_symbol"], a_unit * held.qty)
 
     async def venue_order(self, client_order_id: str) -> OrderOutcome | None:
         """Return the venue's order under ``client_order_id``, journaled; None if it has none.

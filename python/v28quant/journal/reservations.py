@@ -10,13 +10,14 @@ what the other reserved or is about to spend.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
-from v28quant.journal._codec import from_iso, ts_text
+from v28quant.journal._codec import from_iso, json_text, ts_text
 from v28quant.journal.schema import FINAL_STATUSES, NOT_SENT_STATUS, REFUSED_STATUS
 from v28quant.journal.store import JournalStore
 
@@ -183,22 +184,7 @@ class ReservationBook(JournalStore):
                     "UPDATE reservations SET released_ts = ?, release_reason = ? WHERE id = ?",
                     (ts_text(ts), reason, r["id"]),
                 )
-                step = Decimal(1) if r["kind"] == "shares" else Decimal("0.01")
-                amount = (Decimal(r["amount"]) * kept / of).quantize(step, ROUND_CEILING)
-                db.execute(
-                    "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
-                    "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        r["engine"],
-                        r["strategy"],
-                        r["decision_id"],
-                        r["kind"],
-                        r["symbol"],
-                        str(amount),
-                        client_order_id,
-                        ts_text(ts),
-                    ),
-                )
+                _hold_again(db, r, Decimal(r["amount"]) * kept / of, ts)
         return len(rows)
 
     def set_cash_reservation(
@@ -241,6 +227,66 @@ class ReservationBook(JournalStore):
                         ts_text(ts),
                     ),
                 )
+        return len(rows)
+
+    def restate_order(
+        self,
+        client_order_id: str,
+        request: Mapping[str, Any],
+        spend: Claim | None,
+        *,
+        reason: str,
+        ts: datetime,
+    ) -> int:
+        """Journal ``request`` (and ``spend``) as what order ``client_order_id`` is at the venue.
+
+        For an order the venue holds under the id for another request (an earlier run sent it,
+        sized otherwise). The row's request hash stays the decision's: placed again, the
+        decision finds its row sent and looks the venue up. Each active reservation of the
+        order is released with ``reason`` and held again, same owner and order, scaled to the
+        venue's order: by what it spends where the reservation guards that (a buy's cash), else
+        by its quantity (a put's collateral a contract), shares rounded up to whole ones and
+        cash to the cent. Returns how many were resized; none when the row says ``request``.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT request, spend_kind, spend_symbol, spend_amount FROM orders "
+                "WHERE client_order_id = ?",
+                (client_order_id,),
+            ).fetchone()
+            if row is None:
+                raise ValueError(f"order {client_order_id} is not journaled")
+            old = json.loads(row["request"]) if row["request"] else None
+            if old == json.loads(json_text(request, "request")):
+                return 0
+            db.execute(
+                "UPDATE orders SET request = ?, spend_kind = ?, spend_symbol = ?, "
+                "spend_amount = ? WHERE client_order_id = ?",
+                (
+                    json_text(request, "request"),
+                    None if spend is None else spend.kind,
+                    None if spend is None else spend.symbol,
+                    None if spend is None else str(spend.amount),
+                    client_order_id,
+                ),
+            )
+            if old is None:  # nothing the reservations were sized on
+                return 0
+            by_qty = Decimal(str(request["qty"])) / Decimal(str(old["qty"]))
+            spent = None
+            if row["spend_amount"] is not None:
+                spent = Claim(row["spend_kind"], row["spend_symbol"], Decimal(row["spend_amount"]))
+            rows = db.execute(
+                "SELECT * FROM reservations WHERE client_order_id = ? AND released_ts IS NULL",
+                (client_order_id,),
+            ).fetchall()
+            for r in rows:
+                db.execute(
+                    "UPDATE reservations SET released_ts = ?, release_reason = ? WHERE id = ?",
+                    (ts_text(ts), reason, r["id"]),
+                )
+                scale = _held_scale((r["kind"], r["symbol"]), spent, spend, by_qty)
+                _hold_again(db, r, Decimal(r["amount"]) * scale, ts)
         return len(rows)
 
     def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
@@ -288,6 +334,42 @@ class ReservationBook(JournalStore):
             amount = max(amount - own.get(r["client_order_id"], Decimal(0)), Decimal(0))
             spends.append({"engine": r["engine"], "strategy": r["strategy"], "amount": amount})
         return reserved, spends
+
+
+def _held_scale(
+    key: tuple[str, str | None], spent: Claim | None, spend: Claim | None, by_qty: Decimal
+) -> Decimal:
+    """How much a reservation on ``key`` grows to the venue's order (``restate_order``).
+
+    By what the order spends where both the requested and the venue's order spend ``key``;
+    else by quantity.
+    """
+    if (
+        spent is None
+        or spend is None
+        or not (spent.kind, spent.symbol) == (spend.kind, spend.symbol) == key
+    ):
+        return by_qty
+    return spend.amount / spent.amount
+
+
+def _hold_again(db: sqlite3.Connection, r: sqlite3.Row, amount: Decimal, ts: datetime) -> None:
+    """Hold reservation ``r`` again for ``amount`` (rounded up: whole shares, cash to cents)."""
+    step = Decimal(1) if r["kind"] == "shares" else Decimal("0.01")
+    db.execute(
+        "INSERT INTO reservations (engine, strategy, decision_id, kind, symbol, "
+        "amount, client_order_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            r["engine"],
+            r["strategy"],
+            r["decision_id"],
+            r["kind"],
+            r["symbol"],
+            str(amount.quantize(step, ROUND_CEILING)),
+            r["client_order_id"],
+            ts_text(ts),
+        ),
+    )
 
 
 def check_claims(
