@@ -398,10 +398,10 @@ def report(journal: Journal, day: date | None) -> list[str]:
         return [NO_SESSION.format(day)]
     if day is None:
         fills = journal.fills()
-        sig = journal.signals()
         stamps = [f["ts"] for f in fills[-1:]]
-        if not sig.empty:
-            stamps.append(sig["ts"].max().to_pydatetime())
+        last_signal = journal.last_signal_ts()
+        if last_signal is not None:
+            stamps.append(last_signal)
         if not stamps:
             return ["nothing journaled yet"]
         from v28quant.calendar import ET

@@ -38,10 +38,10 @@ def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
 def test_wal_full_sync_and_schema_version(journal: Journal) -> None:
     assert raw(journal.path, "PRAGMA journal_mode")[0][0] == "wal"
     assert journal._read("PRAGMA synchronous")[0][0] == 2  # FULL
-    assert journal.schema_version == 5
+    assert journal.schema_version == 6
     journal.close()
     again = Journal(journal.path)  # reopening does not re-run migrations
-    assert again.schema_version == 5
+    assert again.schema_version == 6
     again.close()
 
 

@@ -383,3 +383,24 @@ def test_the_journal_may_follow_the_command(
         j.record_signal(Signal("garch", "AAPL", 0.1, 0.5, {"vol_forecast": 0.2}, at))
     assert cli_main([*argv, "--journal", str(path)]) == 0
     assert said in capsys.readouterr().out
+
+
+def test_report_counts_a_sessions_signals_under_the_session_whose_cycle_made_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An equity signal carries its bar's time (the close before): the cycle time places it.
+
+    The cycle of 2022-12-23 at 09:35 New York (14:35Z) journals a signal on the daily bar that
+    closed on the 22nd at 16:00 New York (21:00Z): it is a signal of the 23rd's session.
+    """
+    path = tmp_path / "journal.sqlite"
+    bar = datetime(2022, 12, 22, 21, 0, tzinfo=UTC)
+    with Journal(path) as j:
+        signal = Signal("momentum", "AAPL", 0.25, 0.5, {"ret_20d": 0.25}, bar)
+        j.record_cycle([signal], (), datetime(2022, 12, 23, 14, 35, tzinfo=UTC))
+    assert cli_main(["--journal", str(path), "report", "--day", "2022-12-23"]) == 0
+    assert '"signals": 1,' in capsys.readouterr().out
+    assert cli_main(["--journal", str(path), "report", "--day", "2022-12-22"]) == 1
+    assert capsys.readouterr().out.splitlines() == ["nothing journaled on 2022-12-22"]
+    assert cli_main(["--journal", str(path), "report"]) == 0  # the latest: the 23rd
+    assert '"day": "2022-12-23"' in capsys.readouterr().out

@@ -17,11 +17,11 @@ from v28quant.journal.store import JournalStore, Statement
 from v28quant.signals import Aggregate, Signal
 
 
-def signal_stmt(signal: Signal) -> Statement:
-    """Insert one model signal."""
+def signal_stmt(signal: Signal, cycle_ts: datetime | None = None) -> Statement:
+    """Insert one model signal, journaled by the cycle at ``cycle_ts`` (None: by no cycle)."""
     return (
-        "INSERT INTO signals (ts, model, symbol, value, confidence, reasoning) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO signals (ts, model, symbol, value, confidence, reasoning, cycle_ts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             ts_text(signal.ts),
             signal.model,
@@ -29,6 +29,7 @@ def signal_stmt(signal: Signal) -> Statement:
             float(signal.value),
             float(signal.confidence),
             json_text(dict(signal.reasoning), "reasoning"),
+            None if cycle_ts is None else ts_text(cycle_ts),
         ),
     )
 
@@ -74,10 +75,10 @@ class AggregateRecords(JournalStore):
     ) -> None:
         """Journal a cycle's signals and aggregates in ONE transaction (one fsync, not hundreds).
 
-        The same rows as ``record_signal`` for each signal and ``record_aggregate(a, ts)`` for
-        each aggregate; all or nothing.
+        The same rows as ``record_signal`` for each signal, with the cycle's time ``ts`` beside
+        its data time, and ``record_aggregate(a, ts)`` for each aggregate; all or nothing.
         """
-        stmts = [signal_stmt(s) for s in signals]
+        stmts = [signal_stmt(s, ts) for s in signals]
         stmts += [aggregate_stmt(a, ts) for a in aggregates]
         if stmts:
             self._write_many(stmts)

@@ -77,6 +77,14 @@ class ReportQueries(JournalStore):
         df["reasoning"] = [json.loads(s) for s in df["reasoning"]]
         return df
 
+    def last_signal_ts(self) -> datetime | None:
+        """Return when the latest signal was journaled: its cycle's time, else its data's.
+
+        An equity signal's data time is its daily bar's close, the session before its cycle.
+        """
+        rows = self._read("SELECT MAX(COALESCE(cycle_ts, ts)) FROM signals")
+        return from_iso(rows[0][0])
+
     def hourly_last_values(self, model: str, key: str, since: datetime) -> pd.DataFrame:
         """``reasoning[key]`` of ``model``'s last signal in each symbol's UTC hour since ``since``.
 
@@ -276,7 +284,8 @@ class ReportQueries(JournalStore):
     def daily_summary(self, day: date, tz: ZoneInfo = ET) -> dict[str, Any]:
         """Roll-up of one trading day for the after-close report.
 
-        ``day`` is read in ``tz`` (US/Eastern by default). Counts of signals, decisions and
+        ``day`` is read in ``tz`` (US/Eastern by default). Counts of signals (by the time of
+        the cycle that journaled them: ``last_signal_ts``), decisions and
         orders by engine and status, fills with bought / sold notional per side (Decimal, price
         x qty, x 100 for an option contract), activities by type, reconciles and the positions
         of the latest snapshot before the day's end (a past day's, not today's).
@@ -284,7 +293,11 @@ class ReportQueries(JournalStore):
         lo = datetime.combine(day, time(0), tz)
         end = lo + timedelta(days=1)
         rng = (ts_text(lo), ts_text(end))
-        n_signals = self._read("SELECT COUNT(*) FROM signals WHERE ts >= ? AND ts < ?", rng)
+        n_signals = self._read(  # by the cycle that made them, not their data's time
+            "SELECT COUNT(*) FROM signals WHERE COALESCE(cycle_ts, ts) >= ? AND "
+            "COALESCE(cycle_ts, ts) < ?",
+            rng,
+        )
         decisions = self._read(
             "SELECT engine, COUNT(*) n FROM decisions WHERE ts >= ? AND "
             "ts < ? GROUP BY engine ORDER BY engine",

@@ -114,4 +114,11 @@ MIGRATIONS: tuple[str, ...] = (
         posted_ts TEXT, given_up_ts TEXT, given_up_reason TEXT);
     CREATE INDEX notices_unsent ON notices(id) WHERE posted_ts IS NULL AND given_up_ts IS NULL;
     """,
+    # 6: the time of the cycle that journaled each signal (its ts is its data's: an equity
+    # signal's daily bar closed the session before), so a day's roll-up counts the signals
+    # its cycles made; NULL for a signal journaled outside a cycle (its ts then places it)
+    """
+    ALTER TABLE signals ADD COLUMN cycle_ts TEXT;
+    CREATE INDEX signals_cycle_ts ON signals(COALESCE(cycle_ts, ts));
+    """,
 )
