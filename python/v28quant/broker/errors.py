@@ -61,5 +61,13 @@ class ClientOrderIdConflict(BrokerError):
     """One client order id, two different requests.
 
     The venue (or the journal) already holds an order under this id whose request differs from
-    the one being placed: the same ``Owner`` was reused for a different decision.
+    the one being placed: the same ``Owner`` was reused for a different decision, or an
+    earlier run sent the decision sized otherwise. ``at_venue``: the venue may hold an order
+    under the id (it answered the conflict, or a look-up found one), which works on and is
+    for the caller to go on following; False when only the journal holds the id (nothing
+    was sent).
     """
+
+    def __init__(self, message: str, *, at_venue: bool = False):
+        super().__init__(message)
+        self.at_venue = at_venue

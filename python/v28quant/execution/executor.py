@@ -188,7 +188,8 @@ class Executor(OrderRecorder):
         ------
         ClientOrderIdConflict
             The client order id is journaled, or held at the venue, for a different request
-            (the venue's order is then journaled under it as the venue holds it).
+            (the venue's order is then journaled under it as the venue holds it, and the
+            conflict says ``at_venue``).
         """
         req = decision.request
         cid = req.client_order_id
@@ -376,7 +377,7 @@ class Executor(OrderRecorder):
                 await self._unknown(cid, exc)
             else:
                 await self._held_for_another(req, held)
-            raise
+            raise ClientOrderIdConflict(str(exc), at_venue=True) from exc
         except OrderRejected as exc:
             if isinstance(exc, SubmitOutcomeUnknown):  # defensive: it is not a definite refusal
                 return await self._unknown(cid, exc)
@@ -396,7 +397,7 @@ class Executor(OrderRecorder):
             return await self._unknown(cid, exc)
         self._venue_answered()
         if request_differences(order, req):
-            raise ClientOrderIdConflict(await self._held_for_another(req, order))
+            raise ClientOrderIdConflict(await self._held_for_another(req, order), at_venue=True)
         await self._record(order)
         if wait_s > 0 and not order.status.terminal:
             order = await self.track(cid, wait_s)
@@ -428,7 +429,8 @@ class Executor(OrderRecorder):
             )
         if request_differences(order, req):
             said = row.get("reason")
-            raise ClientOrderIdConflict(await self._held_for_another(req, order, said=said))
+            conflict = await self._held_for_another(req, order, said=said)
+            raise ClientOrderIdConflict(conflict, at_venue=True)
         await self._record(order)
         return await self._outcome(order)
 

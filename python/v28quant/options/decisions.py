@@ -280,15 +280,19 @@ async def place_in_book(book: Book, p: Pending, send: Callable[[], Awaitable[Any
 
     The book is written before the request leaves, so no crash between the venue's answer
     and a later save can leave a live order the book does not know. An order refused or
-    rejected leaves the book again, as does one whose client order id the journal or the venue
-    holds for another request; after any other error the next cycle's look-up settles it
-    (``OptionsEngine._pending``: followed if the venue has it, dropped if not).
+    rejected leaves the book again, as does one whose client order id the journal holds for
+    another request. One the venue holds under its id for another request (an earlier run
+    sent the decision sized otherwise) stays: the venue's order works, and forgotten it would
+    be cancelled as not in the book, or the structure opened again beside it. After any other
+    error the next cycle's look-up settles it (``OptionsEngine._pending``: followed if the
+    venue has it, dropped if not).
     """
     book.placed(p)
     try:
         out = await send()
-    except ClientOrderIdConflict:
-        book.forget(p.client_order_id)
+    except ClientOrderIdConflict as exc:
+        if not exc.at_venue:
+            book.forget(p.client_order_id)
         raise
     if out.status in ("refused", "rejected"):
         book.forget(p.client_order_id)
