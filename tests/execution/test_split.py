@@ -388,7 +388,6 @@ async def test_a_split_after_a_partial_sale_of_lots_of_two_days_is_a_split(
         assert (await reconcile(journal, broker, clock)).ok
         assert snapshot(journal.path)["AAPL"]["avg_entry_price"] == "15"
         fill_by_hand(trading, OPEN, -100, "25")
-        trading.positions["AAPL"] = [D(100), D(20)]  # Alpaca's compressed FIFO, not the fake's
         trading.split("AAPL", 2, EX_DATE)
         trading.now = PREMARKET
         clock.set(PREMARKET)

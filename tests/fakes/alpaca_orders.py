@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from fakes.alpaca_common import _NS, _OPEN, _err, _iso, _occ, _Reply, _s
+from fakes.alpaca_common import _NS, _OPEN, NY, _err, _iso, _occ, _Reply, _s
 
 
 class OrdersMixin:
@@ -374,6 +374,12 @@ class OrdersMixin:
         )
 
     def _move(self, sym: str, signed: Decimal, px: Decimal) -> None:
+        """Trade ``signed`` shares of ``sym`` at ``px``: the intraday weighted average moves.
+
+        A sale leaves the average until the next day starts (``fakes.alpaca_lots``).
+        """
+        self._start_day(self.now.astimezone(NY).date())
+        lots = self._lots_after(sym, signed, px)
         qty, avg = self.positions.get(sym, [Decimal(0), Decimal(0)])
         new = qty + signed
         if qty == 0 or (qty > 0) == (signed > 0):
@@ -384,6 +390,7 @@ class OrdersMixin:
             self.positions.pop(sym, None)
         else:
             self.positions[sym] = [new, avg]
+        self._keep_lots(sym, lots)
 
     def _activity(self, row: dict[str, Any], ts: datetime) -> None:
         self._seq += 1

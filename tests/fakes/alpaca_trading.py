@@ -41,13 +41,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 
-from fakes.alpaca_common import _OPEN, Fault, _cal, _err, _iso, _Reply
+from fakes.alpaca_common import _OPEN, NY, Fault, _cal, _err, _iso, _Reply
+from fakes.alpaca_lots import LotsMixin
 from fakes.alpaca_orders import OrdersMixin
 from fakes.alpaca_views import ViewsMixin
 from fakes.loopback import serve, stop
 
 
-class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
+class FakeAlpacaTrading(ViewsMixin, OrdersMixin, LotsMixin):
     """State and HTTP server. ``url`` is what alpaca-py's ``url_override`` takes."""
 
     def __init__(self, now: datetime, cash: Decimal = Decimal(100_000), options_level: int = 3):
@@ -68,6 +69,9 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         self.quotes: dict[str, tuple[Decimal, Decimal, int, int]] = {}
         self.closes: dict[tuple[str, date], Decimal] = {}
         self.positions: dict[str, list[Decimal]] = {}  # symbol -> [qty, avg]
+        # symbol -> (its daily lots, the [qty, avg] they left it at), ``fakes.alpaca_lots``
+        self.day_lots: dict[str, tuple[list[Any], tuple[Decimal, ...]]] = {}
+        self.lots_day = now.astimezone(NY).date()  # the New York day the averages were set for
         self.orders: dict[str, dict[str, Any]] = {}
         self.activities: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
@@ -121,7 +125,8 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
     def split(self, symbol: str, ratio: int | Fraction, day: date) -> None:
         """Split ``symbol`` ``ratio``-for-1 on its ex-date ``day``, as Alpaca does overnight.
 
-        The position's quantity is multiplied and its average entry price divided by the
+        The day starts first (``fakes.alpaca_lots``: the average becomes the daily lots'), then
+        the position's quantity is multiplied and its average entry price divided by the
         ratio, and a non-trade ``SPLIT`` activity dated ``day`` is listed. A fraction of a share
         is paid as such (no cash in lieu), the quantity rounded to Alpaca's nine decimals: 10
         shares split 1-for-3 are 3.333333333. Alpaca documents none of that activity's fields
@@ -130,9 +135,12 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
         """
         num, den = Fraction(ratio).numerator, Fraction(ratio).denominator
         with self._lock:
+            self._start_day(day)
             qty, avg = self.positions[symbol]
+            lots = self._split_lots(symbol, Fraction(num, den))
             new = (qty * num / den).quantize(Decimal("1e-9"))
             self.positions[symbol] = [new, avg * den / num]
+            self._keep_lots(symbol, lots)
             row = {
                 "activity_type": "SPLIT",
                 "date": day.isoformat(),
@@ -199,6 +207,7 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
                             self._emit("expired", o)
                     self._settle(day.date(), close_dt)
             self.now = when
+            self._start_day(when.astimezone(NY).date())
             self.process()
 
     def process(self) -> None:
@@ -240,6 +249,7 @@ class FakeAlpacaTrading(ViewsMixin, OrdersMixin):
             if fault is not None and not fault.after_store and fault.replaces_answer:
                 raise _Reply(fault.status, fault.body, fault.headers)
             with self._lock:
+                self._start_day(self.now.astimezone(NY).date())
                 result = self._route(method, path, query, body)
             if fault is not None and fault.after_store and fault.hold is not None:
                 fault.hold.wait(timeout=60)  # stored; the answer waits for the test
