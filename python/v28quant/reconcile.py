@@ -30,7 +30,8 @@ the venue's nine decimals: a fraction of a share is paid as such) and whose aver
 is the snapshot's / r, once the new trades of the stock are accounted for on whichever side of
 the split they fell (``find_split``). The average entry price is followed as Alpaca keeps it,
 compressed FIFO over daily lots rebuilt from the journal's trades (``v28quant.venue_lots``): a
-sale moves the average of what remains. It is journaled as a decision (``RECONCILE_ENGINE``,
+sale moves the average of what remains, at once or, as Alpaca shows it intraday, from the next
+day's start. It is journaled as a decision (``RECONCILE_ENGINE``,
 ``SPLIT_ACTION``) with the snapshot that takes it, dated before the first trade after it; the
 round trips re-base the open lots by it (``v28quant.round_trips``).
 
@@ -89,6 +90,7 @@ from v28quant.venue_lots import (
     snapshot_lot,
     split_lots,
     trade_lots,
+    weighted_average,
 )
 
 log = logging.getLogger(__name__)
@@ -629,7 +631,8 @@ def find_split(
     whole numbers up to ``MAX_SPLIT_TERM`` other than 1, to the venue's share precision
     (``SHARE_QUANTUM``: Alpaca pays a split's fraction of a share as such, 10 split 1-for-3
     are 3.333333333) and divides the prices by r; the trades after it bring the quantity to
-    ``now``'s, at an average entry price within ``SPLIT_PRICE_TOLERANCE`` of ``now``'s. Trades
+    ``now``'s, at an average entry price within ``SPLIT_PRICE_TOLERANCE`` of ``now``'s (either
+    of ``_venue_averages``: a sale of ``now``'s day may not have moved it yet). Trades
     alone cannot do that: shares added at a price above zero cannot divide the average price
     by r, and shares sold take out the oldest lots at their own prices.
 
@@ -654,8 +657,8 @@ def find_split(
         ratio = _small_ratio(qty, split_qty)
         if ratio is None:
             continue
-        end_price = average_price(_traded(split_lots(before, ratio), rest))
-        if abs(now.avg_entry_price - end_price) <= SPLIT_PRICE_TOLERANCE:
+        end_prices = _venue_averages(split_lots(before, ratio), rest, window[1])
+        if any(abs(now.avg_entry_price - p) <= SPLIT_PRICE_TOLERANCE for p in end_prices):
             fits.append(Split(ratio, k))
     return fits[0] if len(fits) == 1 else None
 
@@ -671,6 +674,27 @@ def _traded(lots: list[DayLot], trades: list[Activity]) -> list[DayLot]:
         assert t.price is not None  # find_split takes no trade without a price
         lots = trade_lots(lots, t.ts, t.qty, t.price)
     return lots
+
+
+def _venue_averages(
+    lots: list[DayLot], trades: list[Activity], now: datetime
+) -> tuple[Decimal, Decimal]:
+    """Return the average entry prices the venue may report at ``now`` for ``lots``, ``trades``.
+
+    Alpaca's page leaves open whether a sale moves the average at once or at the next day's
+    start (``v28quant.venue_lots``): the lots' own average after ``trades``, and the average
+    of the lots at the start of ``now``'s New York day moved by that day's trades by weighted
+    average (a sale leaving it), which is what Alpaca shows intraday.
+    """
+    today = now.astimezone(ET).date()
+    earlier = [t for t in trades if t.ts.astimezone(ET).date() < today]
+    at_day_start = _traded(lots, earlier)
+    qty = sum((lot.qty for lot in at_day_start), Decimal(0))
+    avg = average_price(at_day_start)
+    for t in trades[len(earlier) :]:
+        assert t.price is not None  # find_split takes no trade without a price
+        qty, avg = weighted_average(qty, avg, t.qty, t.price)
+    return average_price(_traded(at_day_start, trades[len(earlier) :])), avg
 
 
 def _small_ratio(was: Decimal, now: Decimal) -> Fraction | None:

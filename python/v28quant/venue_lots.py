@@ -6,7 +6,8 @@ weighted average for intraday positions and compressed FIFO for positions from p
 days: each day's trades are compressed into one lot at the weighted average of the day's
 purchases, and a sale takes the oldest day's lot first. A sale therefore moves the average of
 what remains: 100 bought at 10 one day and 100 at 20 the next average 15; selling 100 the third
-day leaves 100 at 20, not at 15.
+day leaves 100 at 20, not at 15. The page leaves open when: at the sale, or (the weighted average
+keeping 15 through the third day, ``weighted_average``) at the next day's start.
 
 Reconcile rebuilds these lots from the journal's trades to read a stock split from the venue's
 position (``v28quant.reconcile.find_split``).
@@ -91,6 +92,22 @@ def average_price(lots: list[DayLot]) -> Decimal:
     if qty == 0:
         return Decimal(0)
     return sum((lot.qty * lot.price for lot in lots), Decimal(0)) / qty
+
+
+def weighted_average(
+    qty: Decimal, avg: Decimal, signed: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal]:
+    """Return ``qty`` shares at ``avg`` after ``signed`` more at ``price``, by weighted average.
+
+    A trade that opens or adds moves the average, one that reduces leaves it, one that goes
+    through flat opens the rest at its own price.
+    """
+    new = qty + signed
+    if new == 0:
+        return new, Decimal(0)
+    if qty == 0 or (qty > 0) == (signed > 0):
+        return new, (qty * avg + signed * price) / new
+    return new, price if (new > 0) != (qty > 0) else avg
 
 
 def journal_lots(symbol: str, trades: Iterable[Mapping[str, Any]]) -> list[DayLot]:

@@ -408,6 +408,44 @@ async def test_a_split_after_a_partial_sale_of_lots_of_two_days_is_a_split(
     assert (sym, why["ratio"], why["activities_after"]) == ("AAPL", "2", [])
 
 
+@pytest.mark.asyncio
+async def test_a_split_then_a_sale_the_same_day_is_a_split(tmp_path: Path) -> None:
+    """100 AAPL at 10 one day and 100 at 20 the next, split 2-for-1; 100 sold on the ex-date.
+
+    The runner was down and reconciles mid-session on the ex-date. Alpaca's day started with
+    the split lots, 200 at 5 and 200 at 10 (average 7.50), and its intraday weighted average
+    keeps 7.50 after the sale: 300 at 7.50, the fake's figure. Before, only the compressed
+    FIFO average of the next day, (100 x 5 + 200 x 10) / 300 = 8.33, was taken to fit: no
+    split, a position mismatch that stopped trading in AAPL for the rest of the day.
+    """
+    first_day = datetime(2024, 5, 30, 14, 0, tzinfo=UTC)
+    trading = FakeAlpacaTrading(now=first_day).start()
+    broker = fake_broker(trading.url)
+    journal = Journal(tmp_path / "journal.sqlite")
+    clock = SimClock(first_day)
+    try:
+        fill_by_hand(trading, first_day, 100, "10")
+        fill_by_hand(trading, datetime(2024, 5, 31, 14, 0, tzinfo=UTC), 100, "20")
+        clock.set(datetime(2024, 5, 31, 21, 0, tzinfo=UTC))
+        assert (await reconcile(journal, broker, clock)).ok
+        trading.split("AAPL", 2, EX_DATE)
+        fill_by_hand(trading, MIDDAY, -100, "6")
+        assert trading.positions["AAPL"] == [D(300), D("7.5")]
+        clock.set(MIDDAY)
+
+        rep = await reconcile(journal, broker, clock)
+    finally:
+        await broker.aclose()
+        journal.close()
+        trading.stop()
+
+    assert rep.ok, rep.reason
+    (diff,) = rep.differences
+    assert (diff["kind"], diff["ratio"], diff["journal"], diff["broker"]) == (
+        "position_split", "2", "200", "300",
+    )  # fmt: skip
+
+
 def test_daily_lots_give_alpacas_own_compressed_fifo_examples() -> None:
     """Alpaca's worked examples of its average entry price, the figures its page gives.
 
