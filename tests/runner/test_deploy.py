@@ -79,3 +79,21 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         if "v28_trading_bot.service" in ln and "Failed to" not in ln and "bus" not in ln.lower()
     ]
     assert not problems, out.stderr
+
+
+def test_every_default_write_path_is_writable_under_protect_system_strict() -> None:
+    # ProtectSystem=strict makes /opt read-only but for ReadWritePaths; a default path outside
+    # them refuses the first start ("cannot write there"). The journal's folder also holds its
+    # lock, the options book, the promoted set, the Optuna study and research/.
+    from v28quant.config import defaults
+    from v28quant.settings import Settings
+
+    svc = _parse(UNIT.read_text())["Service"]
+    cwd = Path(svc["WorkingDirectory"][0])
+    env = dict(line.split("=", 1) for line in svc.get("Environment", []))
+    journal = Path(env.get("V28_JOURNAL", str(Settings.model_fields["journal_path"].default)))
+    runner = defaults()["runner"]
+    written = [cwd / journal] + [cwd / runner[k] for k in ("log_dir", "model_dir", "runs_dir")]
+    writable = [Path(p) for p in svc["ReadWritePaths"][0].split()]
+    outside = [p for p in written if not any(p.is_relative_to(w) for w in writable)]
+    assert not outside, f"written outside ReadWritePaths: {outside}"
