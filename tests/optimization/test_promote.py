@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,35 @@ def test_passing_journaled_report_is_promoted(tmp_path: Path) -> None:
     assert loaded is not None
     assert loaded.params == done.params
     assert {k: loaded.params[k] for k in OPTIMUM} == pytest.approx(OPTIMUM)
+
+
+def test_a_promotion_the_journal_refuses_leaves_the_last_promoted_set_trading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal write that fails (locked past its busy timeout, disk full) refuses the promotion.
+
+    Reference: the file beside the journal, read back, against the first promotion's values;
+    and ``load_promoted``, the runner's start-up check, still accepting that first set.
+    """
+    first, second = _report(OPTIMUM), _report({A: 0.32, B: 0.68})
+    assert first.passed, first.verdict
+    assert second.passed, second.verdict
+    with Journal(tmp_path / "journal.sqlite") as j:
+        done = promote(_saved(first, tmp_path / "wf1", j), j)
+        before = done.path.read_text()
+        later = _saved(second, tmp_path / "wf2", j)
+
+        def locked(*args: Any) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(j, "record_model_run", locked)
+        with pytest.raises(sqlite3.OperationalError):
+            promote(later, j)
+    assert done.path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    loaded = load_promoted(tmp_path / "journal.sqlite")
+    assert loaded is not None
+    assert loaded.digest == done.digest
 
 
 def test_a_sample_strategy_set_is_not_promoted(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,7 +66,13 @@ def report_digest(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(payload)).hexdigest()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def _staged_write(path: Path, text: str) -> Iterator[None]:
+    """Write ``text`` beside ``path`` and put it in place once the ``with`` body succeeds.
+
+    A body that fails (the journal refusing the record the file must match) leaves ``path``
+    as it was and no temporary file behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -74,11 +80,17 @@ def _atomic_write(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        yield
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    with _staged_write(path, text):
+        pass
 
 
 def read_report(path: Path) -> dict[str, Any]:
@@ -318,8 +330,10 @@ def promote(
         "promoted_at": when.isoformat(),
         "scope": payload.get("scope", {}),
     }
-    _atomic_write(target, json.dumps(record, indent=1, sort_keys=True))
-    journal.record_model_run(PROMOTE_MODEL, digest[:16], when, when, params, record)
+    # the runner trades the file only with its promotion journaled: journal it first, so a
+    # journal that refuses the row leaves the previous promotion in place, file and record
+    with _staged_write(target, json.dumps(record, indent=1, sort_keys=True)):
+        journal.record_model_run(PROMOTE_MODEL, digest[:16], when, when, params, record)
     return Promotion(params=params, digest=digest, path=target, promoted_at=when)
 
 
