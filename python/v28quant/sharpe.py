@@ -185,15 +185,27 @@ def deflated_sharpe(
     )
 
 
+def _flat(returns: ArrayLike) -> ReturnMoments | None:
+    """Return the moments of 3 or more returns all zero (nothing traded); None otherwise.
+
+    A constant non-zero series stays an error in ``moments``: its Sharpe ratio is not 0.
+    """
+    r = np.asarray(returns, dtype=np.float64).ravel()
+    if r.size < 3 or np.any(r != 0.0):
+        return None
+    return ReturnMoments(sharpe=0.0, skew=0.0, kurtosis=3.0, n=int(r.size))
+
+
 def deflated_sharpe_of(
     returns: ArrayLike, trial_sharpes: ArrayLike, n_trials: int | None = None
 ) -> DeflatedSharpe:
     """DSR of a selected return series given the per-observation Sharpe ratios of all trials.
 
     ``n_trials`` defaults to the number of trial Sharpe ratios; pass it when more trials ran
-    than have a Sharpe ratio (e.g. pruned trials count as tried).
+    than have a Sharpe ratio (e.g. pruned trials count as tried). Returns all zero (a set that
+    never traded) have a Sharpe ratio of 0 and a normal's shape: it fails, it is no error.
     """
-    m = moments(returns)
+    m = _flat(returns) or moments(returns)
     srs = np.asarray(trial_sharpes, dtype=np.float64).ravel()
     srs = srs[np.isfinite(srs)]
     n_tr = int(n_trials) if n_trials is not None else int(srs.size)

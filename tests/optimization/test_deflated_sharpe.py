@@ -71,3 +71,24 @@ def test_bad_input_is_named() -> None:
         moments(np.ones(10))
     with pytest.raises(ValueError, match="non-finite"):
         moments([0.1, np.nan, 0.2, 0.3])
+
+
+def test_a_set_that_never_trades_fails_its_walk_forward_rather_than_stopping_it() -> None:
+    """Flat out-of-sample returns (no trade in any test window) are a Sharpe ratio of 0.
+
+    Reference, by hand: one trial, so the expected maximum of skill-less trials is 0; a
+    Sharpe ratio of 0 against it is a PSR of Phi(0) = 0.5, below any bar; not positive: FAIL.
+    Before, the walk-forward (and the tune it ends, minutes of backtests) stopped with
+    "returns: zero variance" and wrote no report.
+    """
+    from v28quant.optimization.synthetic import QuadraticEvaluator
+    from v28quant.optimization.walkforward import WalkForwardOptimizer
+    from v28quant.optimization.windows import WindowScheme
+
+    params = {"weights.crisis.capm": 0.3}
+    idle = QuadraticEvaluator(params, edge=0.0, curvature=0.0, sd=0.0)
+    report = WalkForwardOptimizer(idle, WindowScheme("anchored", 3, 300, 1)).run_fixed(params)
+    assert report.dsr.dsr == pytest.approx(0.5)
+    assert report.oos_sharpe == 0.0
+    assert not report.passed
+    assert report.verdict.startswith("FAIL")
