@@ -363,6 +363,16 @@ def fill_by_hand(trading: FakeAlpacaTrading, ts: datetime, qty: int, price: str)
     trading._activity({"activity_type": "FILL", **row}, ts)
 
 
+def _two_days_bought(tmp_path: Path) -> tuple[FakeAlpacaTrading, Any, Journal, SimClock]:
+    """Return venue, broker, journal, clock: 100 AAPL bought at 10 on 30 May, 100 at 20 on 31."""
+    first_day = datetime(2024, 5, 30, 14, 0, tzinfo=UTC)
+    trading = FakeAlpacaTrading(now=first_day).start()
+    fill_by_hand(trading, first_day, 100, "10")
+    fill_by_hand(trading, datetime(2024, 5, 31, 14, 0, tzinfo=UTC), 100, "20")
+    clock = SimClock(datetime(2024, 5, 31, 21, 0, tzinfo=UTC))
+    return trading, fake_broker(trading.url), Journal(tmp_path / "journal.sqlite"), clock
+
+
 @pytest.mark.asyncio
 async def test_a_split_after_a_partial_sale_of_lots_of_two_days_is_a_split(
     tmp_path: Path,
@@ -376,15 +386,8 @@ async def test_a_split_after_a_partial_sale_of_lots_of_two_days_is_a_split(
     weighted average of both days): 200 at 7.50 expected, no split, a position mismatch that
     stopped trading in AAPL until accept-positions.
     """
-    first_day = datetime(2024, 5, 30, 14, 0, tzinfo=UTC)
-    trading = FakeAlpacaTrading(now=first_day).start()
-    broker = fake_broker(trading.url)
-    journal = Journal(tmp_path / "journal.sqlite")
-    clock = SimClock(first_day)
+    trading, broker, journal, clock = _two_days_bought(tmp_path)
     try:
-        fill_by_hand(trading, first_day, 100, "10")
-        fill_by_hand(trading, datetime(2024, 5, 31, 14, 0, tzinfo=UTC), 100, "20")
-        clock.set(datetime(2024, 5, 31, 21, 0, tzinfo=UTC))
         assert (await reconcile(journal, broker, clock)).ok
         assert snapshot(journal.path)["AAPL"]["avg_entry_price"] == "15"
         fill_by_hand(trading, OPEN, -100, "25")
@@ -418,15 +421,8 @@ async def test_a_split_then_a_sale_the_same_day_is_a_split(tmp_path: Path) -> No
     FIFO average of the next day, (100 x 5 + 200 x 10) / 300 = 8.33, was taken to fit: no
     split, a position mismatch that stopped trading in AAPL for the rest of the day.
     """
-    first_day = datetime(2024, 5, 30, 14, 0, tzinfo=UTC)
-    trading = FakeAlpacaTrading(now=first_day).start()
-    broker = fake_broker(trading.url)
-    journal = Journal(tmp_path / "journal.sqlite")
-    clock = SimClock(first_day)
+    trading, broker, journal, clock = _two_days_bought(tmp_path)
     try:
-        fill_by_hand(trading, first_day, 100, "10")
-        fill_by_hand(trading, datetime(2024, 5, 31, 14, 0, tzinfo=UTC), 100, "20")
-        clock.set(datetime(2024, 5, 31, 21, 0, tzinfo=UTC))
         assert (await reconcile(journal, broker, clock)).ok
         trading.split("AAPL", 2, EX_DATE)
         fill_by_hand(trading, MIDDAY, -100, "6")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
@@ -175,17 +175,9 @@ class ReservationBook(JournalStore):
         if not 0 < kept < of:
             raise ValueError(f"kept must be in (0, of={of}), got {kept}")
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT * FROM reservations WHERE client_order_id = ? AND released_ts IS NULL",
-                (client_order_id,),
-            ).fetchall()
-            for r in rows:
-                db.execute(
-                    "UPDATE reservations SET released_ts = ?, release_reason = ? WHERE id = ?",
-                    (ts_text(ts), reason, r["id"]),
-                )
-                _hold_again(db, r, Decimal(r["amount"]) * kept / of, ts)
-        return len(rows)
+            return _resize(
+                db, client_order_id, reason, ts, lambda r: Decimal(r["amount"]) * kept / of
+            )
 
     def set_cash_reservation(
         self, client_order_id: str, amount: Decimal, *, reason: str, ts: datetime
@@ -276,18 +268,16 @@ class ReservationBook(JournalStore):
             spent = None
             if row["spend_amount"] is not None:
                 spent = Claim(row["spend_kind"], row["spend_symbol"], Decimal(row["spend_amount"]))
-            rows = db.execute(
-                "SELECT * FROM reservations WHERE client_order_id = ? AND released_ts IS NULL",
-                (client_order_id,),
-            ).fetchall()
-            for r in rows:
-                db.execute(
-                    "UPDATE reservations SET released_ts = ?, release_reason = ? WHERE id = ?",
-                    (ts_text(ts), reason, r["id"]),
-                )
-                scale = _held_scale((r["kind"], r["symbol"]), spent, spend, by_qty)
-                _hold_again(db, r, Decimal(r["amount"]) * scale, ts)
-        return len(rows)
+            return _resize(
+                db,
+                client_order_id,
+                reason,
+                ts,
+                lambda r: (
+                    Decimal(r["amount"])
+                    * _held_scale((r["kind"], r["symbol"]), spent, spend, by_qty)
+                ),
+            )
 
     def move_reservations(self, old_client_order_id: str, new_client_order_id: str) -> int:
         """Hand an order's active reservations to its replacement; returns how many moved."""
@@ -351,6 +341,30 @@ def _held_scale(
     ):
         return by_qty
     return spend.amount / spent.amount
+
+
+def _resize(
+    db: sqlite3.Connection,
+    client_order_id: str,
+    reason: str,
+    ts: datetime,
+    amount: Callable[[sqlite3.Row], Decimal],
+) -> int:
+    """Release each active reservation of an order with ``reason``; hold it again for ``amount``.
+
+    The journal keeps both rows. Returns how many were resized.
+    """
+    rows = db.execute(
+        "SELECT * FROM reservations WHERE client_order_id = ? AND released_ts IS NULL",
+        (client_order_id,),
+    ).fetchall()
+    for r in rows:
+        db.execute(
+            "UPDATE reservations SET released_ts = ?, release_reason = ? WHERE id = ?",
+            (ts_text(ts), reason, r["id"]),
+        )
+        _hold_again(db, r, amount(r), ts)
+    return len(rows)
 
 
 def _hold_again(db: sqlite3.Connection, r: sqlite3.Row, amount: Decimal, ts: datetime) -> None:
