@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import QuantLib as ql
+from v28quant.options.errors import ChainUnusable
 from v28quant.options.surface import SviSurface
 from v28quant.options.svi_arbitrage import repair_surface
 from v28quant.quant_models.dupire_local_vol import local_vol
@@ -153,7 +154,7 @@ def test_quotes_that_cross_are_refused_beyond_the_error_limit():
     # the earlier (0.015625) at every quoted strike, so an arbitrage-free surface misses both
     # (by about half a vol point at best).
     chain = _flat_vol_chain({0.25: 0.25, 0.5: 0.17})
-    with pytest.raises(ValueError, match=r"within 0.1 vol points .* t=0\.\d+ by \d+\.\d"):
+    with pytest.raises(ChainUnusable, match=r"within 0.1 vol points .* t=0\.\d+ by \d+\.\d"):
         SviSurface.fit(chain, quotes="iv", spot=100.0, max_repair_rmse=0.1)
     # Within the default limit the compromise is returned, free of arbitrage, and said.
     surf = SviSurface.fit(chain, quotes="iv", spot=100.0)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 from fakes.options_world import Ctx, make_world
+from v28quant.notify import NullNotifier
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
 
@@ -370,18 +373,84 @@ async def test_a_failed_analysis_is_logged_with_its_own_traceback(
     await eng.premarket(ctx)
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise ValueError("no liquid contracts in the chain (test)")
+        raise ValueError("analyser fault (test)")
 
     monkeypatch.setattr(eng.analyser, "analyse", broken)
     with caplog.at_level("ERROR", logger="v28quant.options.engine"):
         report = await eng.cycle(ctx)
     (u,) = eng.underlyings(ctx)
-    assert report.details["errors"] == {u: "ValueError: no liquid contracts in the chain (test)"}
+    assert report.details["errors"] == {u: "ValueError: analyser fault (test)"}
     (rec,) = [r for r in caplog.records if "analysis" in r.getMessage()]
-    assert "no liquid contracts in the chain (test)" in rec.getMessage()
+    assert rec.levelname == "ERROR"
+    assert "analyser fault (test)" in rec.getMessage()
     assert rec.exc_info is not None
     assert isinstance(rec.exc_info[1], ValueError)
     assert "NoneType: None" not in caplog.text
+    assert ctx.notifier.notices == [
+        f"ERROR in options engine (analysis {u}): ValueError: analyser fault (test)"
+    ]
+
+
+class _SentNotifier(NullNotifier):
+    """The real notice texts and repeat hold-back, keeping what would be posted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    def notify(self, content: str) -> bool:
+        self.sent.append(content)
+        return True
+
+
+@pytest.mark.asyncio
+async def test_an_illiquid_chain_is_one_warning_a_cycle_and_one_notice(
+    tmp_path: Path,
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A chain whose every quote is crossed: a warning naming SPY and why, no traceback.
+
+    Two cycles see crossed chains of different sizes, so the counts in the log move; the
+    notice (not an error) says the reason once, held back the second time as a repeat.
+    """
+    ctx = replace(
+        make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways"),
+        notifier=_SentNotifier(),
+    )
+    eng = OptionsEngine(_config())
+    await eng.premarket(ctx)
+    real_chain = ctx.feed.option_chain
+    keep_every = iter([1, 2])
+
+    async def crossed(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        chain = (await real_chain(*args, **kwargs)).iloc[:: next(keep_every)].copy()
+        chain["bid"], chain["ask"] = chain["ask"] + 0.05, chain["bid"]
+        return chain
+
+    monkeypatch.setattr(ctx.feed, "option_chain", crossed)
+    reports = []
+    with caplog.at_level("WARNING", logger="v28quant.options.engine"):
+        for _ in range(2):
+            reports.append(await eng.cycle(ctx))
+            ctx.clock.advance(timedelta(minutes=5))
+    said = [r for r in caplog.records if "SPY not analysed" in r.getMessage()]
+    assert [r.levelname for r in said] == ["WARNING", "WARNING"]
+    assert all(r.exc_info is None for r in said)
+    assert all("no liquid contracts in the chain" in r.getMessage() for r in said)
+    assert said[0].getMessage() != said[1].getMessage()  # the dropped counts differ
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    for report in reports:
+        assert report.signals == 0
+        assert "held" in report.details  # the cycle went on past the analysis
+        assert report.details["errors"]["SPY"].startswith(
+            "ChainUnusable: no liquid contracts in the chain (dropped: "
+        )
+    assert ctx.notifier.sent == [
+        "OPTIONS: SPY not analysed, its chain is unusable: no liquid contracts in the chain; "
+        "it is skipped each cycle until its quotes are usable"
+    ]
 
 
 @pytest.mark.asyncio

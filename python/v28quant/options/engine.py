@@ -10,7 +10,9 @@ Each ``cycle`` (every 5 minutes in the trading window, at the venue's or simulat
    slots between them);
 3. per underlying: the chain snapshot -> ``OptionsAnalyser`` (liquidity, SVI surface, IV rank,
    Heston / Merton / CRR model values, mispricing) -> ``Signal`` objects, journaled and fed to
-   the aggregator with the regime;
+   the aggregator with the regime; a chain its quotes leave unusable (``ChainUnusable``: empty,
+   illiquid, no arbitrage-free surface) skips the underlying for the cycle with one warning
+   and a notice held back while it repeats; any other failure is an error with its traceback;
 4. open structures: take profit, stop, expiry-day close, roll (one ``mleg`` order closing and
    opening, one idempotent client order id), early-assignment risk before ex-dividend dates;
    a close or roll refused or rejected is tried again each cycle, and said once per structure
@@ -66,6 +68,7 @@ from v28quant.options.config import OptionsConfig
 from v28quant.options.context import OptionsContext, OptionsCycle
 from v28quant.options.decisions import leg_prices, level_needed, new_leg_net, place
 from v28quant.options.entry import enter_one
+from v28quant.options.errors import ChainUnusable
 from v28quant.options.lifecycle import (
     CREDIT_STRATEGIES,
     Book,
@@ -308,7 +311,10 @@ class OptionsEngine:
             if isinstance(res, BaseException):
                 if not isinstance(res, Exception):
                     raise res
-                self._error(ctx, f"analysis {u}", res)
+                if isinstance(res, ChainUnusable):
+                    self._unusable(ctx, u, res)
+                else:
+                    self._error(ctx, f"analysis {u}", res)
                 report.details.setdefault("errors", {})[u] = f"{type(res).__name__}: {res}"
             else:
                 analyses[u] = res
@@ -947,7 +953,7 @@ class OptionsEngine:
             self.cfg.chain_timeout_seconds,
         )
         if chain.empty:
-            raise ValueError(f"{u}: the feed returned an empty option chain")
+            raise ChainUnusable("the feed returned an empty option chain")
         hist = self._iv_history(ctx, u, now)
         closes = self._closes.get(u)
         async with self._threads or asyncio.Semaphore(1):
@@ -1069,6 +1075,19 @@ class OptionsEngine:
         # any except block, where log.exception would log "NoneType: None" for its traceback
         log.error("options engine: %s failed: %s", where, exc, exc_info=exc)
         ctx.notifier.error(f"options engine ({where})", f"{type(exc).__name__}: {exc}")
+
+    def _unusable(self, ctx: OptionsContext, u: str, exc: ChainUnusable) -> None:
+        """Say that ``u``'s chain cannot be analysed this cycle: a data condition, no traceback.
+
+        The notice carries the reason alone, so that the same condition cycle after cycle is
+        held back as a repeat although its numbers (counts, fit errors) move; the log keeps
+        each occurrence with them.
+        """
+        log.warning("options engine: %s not analysed this cycle: %s", u, exc)
+        ctx.notifier.notify_quietly(
+            f"OPTIONS: {u} not analysed, its chain is unusable: {exc.reason}; it is skipped "
+            "each cycle until its quotes are usable"
+        )
 
     def gate(self, ctx: OptionsContext) -> RiskGate:
         """Return the runner's risk gate, or one with the default ``[risk]`` limits."""

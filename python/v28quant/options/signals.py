@@ -53,6 +53,7 @@ import pandas as pd
 
 from v28quant.options import contracts as C
 from v28quant.options.black_scholes import implied_vol
+from v28quant.options.errors import ChainUnusable
 from v28quant.options.iv_rank import iv_rank, realised_vol_history
 from v28quant.options.slices import spread_expiries, thin_strikes
 from v28quant.options.surface import SviSurface
@@ -264,16 +265,20 @@ class OptionsAnalyser:
 
         Raises
         ------
-        ValueError
-            When no liquid quotes remain or no expiry can be fitted (the message says which).
+        ChainUnusable
+            When no liquid quotes remain, no underlying price can be read or inferred, or no
+            arbitrage-free surface can be fitted (the ``reason`` says which).
         """
         cfg = self.settings
         und = underlying.upper()
         sid = snapshot_id(chain)
         liquid, report = C.liquidity_filter(chain, cfg.liquidity)
         if liquid.empty:
-            raise ValueError(f"{und}: no liquid contracts in the chain ({report.dropped})")
-        spot = C.implied_spot(liquid, cfg.rate, now)
+            raise ChainUnusable("no liquid contracts in the chain", f"dropped: {report.dropped}")
+        try:
+            spot = C.implied_spot(liquid, cfg.rate, now)
+        except C.NoContract as exc:
+            raise ChainUnusable(str(exc)) from exc  # fixed text: the same reason each time
         # the snapshot's metadata is read: drop it, or every pandas step below deep-copies it
         liquid.attrs = {}
         t, dte = C.maturities(liquid, now)

@@ -34,6 +34,7 @@ from v28quant import _core
 from v28quant._arrays import broadcast_flat, shape_out
 from v28quant._typing import FloatArray
 from v28quant.options import black_scholes
+from v28quant.options.errors import ChainUnusable
 from v28quant.options.svi_arbitrage import repair_surface
 
 _YEAR_DAYS = 365.0
@@ -230,7 +231,7 @@ class SviSurface:
         max_repair_rmse : float
             Largest RMSE (vol points) of any refitted slice against its quotes: beyond it the
             quotes themselves cross too far for an arbitrage-free SVI surface to follow them,
-            and ``ValueError`` is raised rather than a surface far from the market returned.
+            and ``ChainUnusable`` is raised rather than a surface far from the market returned.
         warm_start : SviSurface, optional
             An earlier fit of the same expiries (the previous cycle's): where the joint refit
             is needed and this surface has one slice per fitted expiry, each within
@@ -240,7 +241,9 @@ class SviSurface:
         Raises
         ------
         ValueError
-            A chain that cannot be fitted (missing columns, no usable expiry), or, with
+            A frame that is not a chain (a missing column, no maturity) or a bad argument.
+        ChainUnusable
+            A ``ValueError`` for quotes that cannot be fitted: no usable expiry, or, with
             ``repair``, free fits from which no arbitrage-free surface within
             ``max_repair_rmse`` of the quotes was reached.
 
@@ -335,7 +338,7 @@ class SviSurface:
                 }
             )
         if not rows:
-            raise ValueError("no expiry had enough usable out-of-the-money quotes to fit")
+            raise ChainUnusable("no expiry had enough usable out-of-the-money quotes to fit")
         surf = cls(
             [r[0] for r in rows],
             _repair(rows, info, enabled=repair, max_rmse=max_repair_rmse, warm=warm_start),
@@ -401,10 +404,10 @@ def _repair(
         row["repaired"] = repaired
     worst = max(info, key=lambda row: row["rmse_vol_pts"])
     if repaired and worst["rmse_vol_pts"] > max_rmse:
-        raise ValueError(
-            f"no arbitrage-free SVI surface within {max_rmse} vol points of the quotes: the "
-            f"refit misses the expiry t={worst['t']:.4f} by {worst['rmse_vol_pts']:.1f} "
-            "(RMSE); the quotes cross too far (check the forwards and the rate)"
+        raise ChainUnusable(
+            f"no arbitrage-free SVI surface within {max_rmse} vol points of the quotes",
+            f"the refit misses the expiry t={worst['t']:.4f} by {worst['rmse_vol_pts']:.1f} "
+            "(RMSE); the quotes cross too far (check the forwards and the rate)",
         )
     return params
 

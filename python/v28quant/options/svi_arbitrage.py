@@ -49,6 +49,8 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
+from v28quant.options.errors import ChainUnusable
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
@@ -452,8 +454,10 @@ def repair_surface(
     Raises
     ------
     ValueError
-        When no arbitrage-free surface was reached from the free fits (the message says
-        which condition still fails).
+        A bad argument (shapes, non-finite values).
+    ChainUnusable
+        A ``ValueError`` for quotes from which no arbitrage-free surface was reached (its
+        ``detail`` says which condition still fails).
 
     Notes
     -----
@@ -548,7 +552,9 @@ def _repair_surface(
                 best = _refit(x_lam, pb, cuts, 3)
                 break
     if best is None:
-        raise ValueError(f"SVI refit: no arbitrage-free surface reached ({pb.first_failure(x)})")
+        raise ChainUnusable(
+            "SVI refit: no arbitrage-free surface reached", pb.first_failure(x) or ""
+        )
     # Polish only where holding (m, sigma) cost real accuracy: most surfaces with arbitrage
     # (noisy quotes, a crossing far out) are within a few per cent of the free fits already,
     # or within a small fraction of a spread of the quotes. The cost is the slices' mean
