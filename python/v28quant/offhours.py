@@ -15,7 +15,9 @@ runs, until ``[offhours] stop_before_premarket_minutes`` before the next 09:00 E
    budget's end or on a stop signal its process group is terminated, so that the grace it has
    to exit ends with the budget (killed at once on a second signal, or when the runner's task
    is cancelled). The child journals its study and walk-forward; the
-   runner journals the night's outcome. Nothing it finds trades before ``v28quant promote``
+   runner journals the night's outcome. A tuning cut before it ends is a notice (not an
+   error) saying how many trials the night completed, which stay in the study
+   ``TUNE_STUDY`` that the next night continues. Nothing it finds trades before ``v28quant promote``
    and a restart of the runner; ``promote`` needs a passing walk-forward of the tuned
    ``params.json`` on sessions after those the trials saw, the step a passing night names.
 
@@ -62,6 +64,9 @@ BATCH_SHARE = 0.75
 MIN_TUNE_S = 60.0
 #: Options of the tuning command that its walk-forward must repeat for the same scope.
 SCOPE_FLAGS = ("--universe", "--config")
+#: The Optuna study the nights continue, in the tuner's default storage beside the journal
+#: (the tune command's own default name for the backtest objective).
+TUNE_STUDY = "v28-backtest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,8 @@ def tune_argv(
         str(cfg.tune_train_days),
         "--deadline",
         deadline.isoformat(),
+        "--study",
+        TUNE_STUDY,
         "--no-progress",
     ]
     if universe:
@@ -163,6 +170,44 @@ def tune_argv(
     if end is not None:
         argv += ["--end", end.isoformat()]
     return argv
+
+
+def trials_completed_since(journal: Path, since: datetime) -> int | None:
+    """Return how many trials of ``TUNE_STUDY`` beside ``journal`` completed at ``since`` or later.
+
+    Pruned and failed trials are not counted. None when the study cannot be read (logged).
+    """
+    from v28quant.optimization.tuner import STORAGE_FILE, default_storage, open_storage
+
+    if not journal.with_name(STORAGE_FILE).is_file():
+        return 0  # no night has stored a trial yet
+    import optuna
+
+    try:
+        url = default_storage(journal)
+        study = optuna.load_study(study_name=TUNE_STUDY, storage=open_storage(url) or url)
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    except KeyError:  # Optuna's answer for a study not in the storage
+        return 0
+    except Exception as exc:
+        log.warning("off-hours tuning: study %s not read: %s", TUNE_STUDY, exc)
+        return None
+    # Optuna gives completion times as naive local times
+    local = since.astimezone().replace(tzinfo=None)
+    return sum(1 for t in done if t.datetime_complete is not None and t.datetime_complete >= local)
+
+
+def cut_notice(reason: str, completed: int | None) -> str:
+    """Return the notice of a night's tuning stopped for ``reason`` before it ended."""
+    count = (
+        "the trials it completed could not be counted"
+        if completed is None
+        else f"{completed} trial(s) completed tonight"
+    )
+    return (
+        f"v28 off-hours tuning cut ({reason}): {count}; completed trials stay in the study "
+        f"{TUNE_STUDY} beside the journal, which the next night continues"
+    )
 
 
 def _child_env() -> dict[str, str]:
@@ -379,8 +424,15 @@ class OffHoursJobs:
                 self._child = None
         result: dict[str, Any] = {"report": str(out), "budget_s": round(budget, 1)}
         if ended != "exited":
-            log.warning("off-hours tuning stopped (%s); completed trials stay in the study", ended)
-            return {**result, "status": "cut", "reason": ended}
+            completed = await asyncio.to_thread(trials_completed_since, journal, start)
+            log.warning(
+                "off-hours tuning stopped (%s) after %s trial(s) completed; completed trials "
+                "stay in the study",
+                ended,
+                "an unknown number of" if completed is None else completed,
+            )
+            ctx.notifier.notify(cut_notice(ended, completed))
+            return {**result, "status": "cut", "reason": ended, "trials_completed": completed}
         if proc.returncode != 0:
             tail = (out / "tune.log").read_text(errors="replace").strip().splitlines()[-3:]
             log.error("off-hours tuning failed (exit %s): %s", proc.returncode, " | ".join(tail))

@@ -234,11 +234,17 @@ async def test_tuning_past_its_budget_is_terminated(
     monkeypatch.setattr(offhours, "MIN_TUNE_S", 1.0)
     monkeypatch.setattr(offhours, "TERMINATE_GRACE_S", 1.0)
     now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
-    ctx = _ctx(tmp_path, now)
+    ctx = dataclasses.replace(_ctx(tmp_path, now), notifier=Notices())
     jobs = _jobs(ctx, tune_max_minutes=0.05)  # 3 s of wall-clock budget, 2 s of it the child's
     summary = await jobs.run(ctx, [], now + timedelta(hours=10), asyncio.Event())
     assert summary["tuning"]["status"] == "cut"
     assert summary["tuning"]["reason"] == "deadline before the pre-market"
+    # the child stored no trial: a plain notice (not an error) says the night was cut
+    assert ctx.notifier.sent == [
+        "v28 off-hours tuning cut (deadline before the pre-market): 0 trial(s) completed "
+        "tonight; completed trials stay in the study v28-backtest beside the journal, which "
+        "the next night continues"
+    ]
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the child is gone (reaped), not left running into the session
@@ -406,6 +412,68 @@ class Notices(NullNotifier):
     def notify(self, content: str) -> bool:
         self.sent.append(content)
         return True
+
+
+@pytest.mark.asyncio
+async def test_a_cut_night_counts_the_trials_it_completed_not_earlier_nights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The study holds 2 trials of an earlier night; the child adds 3 complete and 1 pruned.
+
+    Reference: the trials this test and its child write with Optuna; the notice and the
+    journaled night must count the child's 3 complete ones.
+    """
+    import asyncio
+
+    import optuna
+    from v28quant.optimization.tuner import default_storage, open_storage
+
+    x = optuna.distributions.FloatDistribution(0.0, 1.0)
+    url = default_storage(tmp_path / "j.sqlite")
+    study = optuna.create_study(study_name="v28-backtest", storage=open_storage(url))
+    yesterday = datetime.now() - timedelta(days=1)
+    for v in (0.1, 0.2):
+        earlier = optuna.trial.create_trial(params={"x": v}, distributions={"x": x}, value=v)
+        earlier.datetime_start = earlier.datetime_complete = yesterday
+        study.add_trial(earlier)
+    stored = tmp_path / "stored"
+    code = f"""
+import time, optuna
+from optuna.trial import TrialState, create_trial
+from v28quant.optimization.tuner import open_storage
+study = optuna.load_study(study_name="v28-backtest", storage=open_storage({url!r}))
+x = optuna.distributions.FloatDistribution(0.0, 1.0)
+for v in (0.3, 0.4, 0.5):
+    study.add_trial(create_trial(params={{"x": v}}, distributions={{"x": x}}, value=v))
+pruned = create_trial(params={{"x": 0.6}}, distributions={{"x": x}}, state=TrialState.PRUNED)
+study.add_trial(pruned)
+open({str(stored)!r}, "w").close()
+time.sleep(600)
+"""
+    monkeypatch.setattr(offhours, "tune_argv", lambda *a: [sys.executable, "-c", code])
+    now = datetime(2024, 6, 7, 17, 0, tzinfo=ET)
+    ctx = dataclasses.replace(_ctx(tmp_path, now), notifier=Notices())
+    stop = asyncio.Event()
+    night = asyncio.create_task(
+        _jobs(ctx, tune_max_minutes=10.0).run(ctx, [], now + timedelta(hours=10), stop)
+    )
+    for _ in range(1200):
+        if stored.is_file() or night.done():
+            break
+        await asyncio.sleep(0.05)
+    assert stored.is_file(), "the tuning child stored no trial"
+    stop.set()  # the runner stopping mid-night: the same cut as the pre-market's deadline
+    summary = await night
+    assert summary["tuning"]["status"] == "cut"
+    assert summary["tuning"]["trials_completed"] == 3
+    assert ctx.notifier.sent == [
+        "v28 off-hours tuning cut (stop requested): 3 trial(s) completed tonight; completed "
+        "trials stay in the study v28-backtest beside the journal, which the next night "
+        "continues"
+    ]
+    (journaled,) = ctx.journal.decisions(engine="runner", action="offhours")
+    assert journaled["reasoning"]["tuning"]["trials_completed"] == 3
+    ctx.journal.close()
 
 
 class CrashingJob:
