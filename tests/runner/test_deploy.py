@@ -84,7 +84,8 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
 def test_every_default_write_path_is_writable_under_protect_system_strict() -> None:
     # ProtectSystem=strict makes /opt read-only but for ReadWritePaths; a default path outside
     # them refuses the first start ("cannot write there"). The journal's folder also holds its
-    # lock, the options book, the promoted set, the Optuna study and research/.
+    # lock, the options book, the promoted set, the Optuna study and research/. $HOME is
+    # read-only too: matplotlib's cache (MPLCONFIGDIR, an absolute path) must be set inside them.
     from v28quant.config import defaults
     from v28quant.settings import Settings
 
@@ -94,6 +95,8 @@ def test_every_default_write_path_is_writable_under_protect_system_strict() -> N
     journal = Path(env.get("V28_JOURNAL", str(Settings.model_fields["journal_path"].default)))
     runner = defaults()["runner"]
     written = [cwd / journal] + [cwd / runner[k] for k in ("log_dir", "model_dir", "runs_dir")]
+    assert Path(env.get("MPLCONFIGDIR", "")).is_absolute(), "MPLCONFIGDIR unset or relative"
+    written.append(Path(env["MPLCONFIGDIR"]))
     writable = [Path(p) for p in svc["ReadWritePaths"][0].split()]
     outside = [p for p in written if not any(p.is_relative_to(w) for w in writable)]
     assert not outside, f"written outside ReadWritePaths: {outside}"
