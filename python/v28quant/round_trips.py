@@ -4,10 +4,14 @@ Trades are paired first in, first out per engine and symbol, the engine read fro
 order id ``v28-<engine>-``: a trade against the open side closes the oldest open lots, any
 remainder opens a new lot. The operator's flatten (``v28-risk-...``) and orders without a v28
 id close the oldest lots of whichever engine holds the symbol, as they close the account's
-position. An option's expiry, assignment or exercise (:func:`settlement_trades`) closes it as a
-fill of the options engine would. An option contract is worth 100 shares. A stock split (a
-record with ``SPLIT_RATIO``, ``Journal.splits``) re-bases every engine's open lots of the stock:
-units x r, price / r, so a lot bought before the split closes at its own cost after it.
+position; what they open is unowned (``UNOWNED_ENGINES``). An engine sizes against the
+account's whole position, so its own trade closes the unowned lots first, as their owner's
+trips (shares bought by hand and sold by the equity engine are the hand order's trip), then
+its own: no engine's lot is opened, nor its trip booked, for shares it never chose. An
+option's expiry, assignment or exercise (:func:`settlement_trades`) closes it as a fill of the
+options engine would. An option contract is worth 100 shares. A stock split (a record with
+``SPLIT_RATIO``, ``Journal.splits``) re-bases every engine's open lots of the stock: units x r,
+price / r, so a lot bought before the split closes at its own cost after it.
 
 Two views of the same matching (:func:`match_fifo`):
 
@@ -40,6 +44,10 @@ SETTLEMENT_ENGINE = "options"
 #: a v28 client order id (``"other"``). They close the lots of whichever engine holds the
 #: symbol, oldest first across engines, as they close the account's position.
 OPERATOR_ENGINES = frozenset({"risk", "other"})
+#: Owners of lots no trading engine chose (shares bought by hand, a flatten's leftover). An
+#: engine sizes against the account's whole position, so what it trims is first the shares it
+#: never chose: its trade closes these lots, oldest first, before its own.
+UNOWNED_ENGINES = OPERATOR_ENGINES
 #: The key of a stock split among the trades: new shares per old share (a Fraction).
 SPLIT_RATIO = "split_ratio"
 #: Units of a re-based lot are rounded to Alpaca's fractional-share precision, as its position
@@ -198,9 +206,11 @@ def match_fifo(
 
     Returns the pieces of lots closed, in the order closed, and the lots per (engine, symbol),
     spent books included. An operator's trade (``OPERATOR_ENGINES``) closes the oldest lots of
-    the symbol across engines. A trade without an order id is an order of its own. Every trade
-    counts, at whatever price: an option sold at zero closes its lot with the premium lost. A
-    split (``SPLIT_RATIO``) re-bases the open lots of its symbol (:func:`rebase`).
+    the symbol across engines. An engine's own trade closes the unowned lots of the symbol
+    (``UNOWNED_ENGINES``) oldest first, then its own; a piece belongs to the lot's owner. A
+    trade without an order id is an order of its own. Every trade counts, at whatever price: an
+    option sold at zero closes its lot with the premium lost. A split (``SPLIT_RATIO``)
+    re-bases the open lots of its symbol (:func:`rebase`).
     """
     lots: dict[tuple[str, str], deque[Lot]] = {}
     pieces: list[ClosedPiece] = []
@@ -211,18 +221,30 @@ def match_fifo(
         order = order_key(t.get("client_order_id")) or f"fill-{n}"
         engine, sym = trade_engine(t), str(t["symbol"])
         signed = Decimal(str(t["qty"])) * (1 if t["side"] == "buy" else -1)
-        if engine in OPERATOR_ENGINES:
-            books = [(e, book) for (e, s), book in lots.items() if s == sym]
-        else:
-            books = [(engine, lots.setdefault((engine, sym), deque()))]
-        while (piece := _close_oldest_across(books, signed)) is not None:
-            owner, lot, closed = piece
-            pieces.append(ClosedPiece(owner, lot, closed, t, order))
-            signed += closed
+        for books in _books_closed(lots, engine, sym):
+            while (piece := _close_oldest_across(books, signed)) is not None:
+                owner, lot, closed = piece
+                pieces.append(ClosedPiece(owner, lot, closed, t, order))
+                signed += closed
         if signed != 0:
             price = Decimal(str(t["price"]))
             lots.setdefault((engine, sym), deque()).append(Lot(signed, price, Opening(n, order, t)))
     return pieces, lots
+
+
+def _books_closed(
+    lots: dict[tuple[str, str], deque[Lot]], engine: str, symbol: str
+) -> list[list[tuple[str, deque[Lot]]]]:
+    """Return the books (engine, lots) of ``symbol`` a trade of ``engine`` closes, in turn.
+
+    An operator's trade closes every engine's book as one; an engine's own trade the unowned
+    books (``UNOWNED_ENGINES``) as one, then its own.
+    """
+    held = [(e, book) for (e, s), book in lots.items() if s == symbol]
+    if engine in OPERATOR_ENGINES:
+        return [held]
+    own = lots.setdefault((engine, symbol), deque())
+    return [[(e, book) for e, book in held if e in UNOWNED_ENGINES], [(engine, own)]]
 
 
 def rebase(lots: dict[tuple[str, str], deque[Lot]], symbol: str, ratio: Fraction) -> None:
@@ -455,6 +477,7 @@ __all__ = [
     "SETTLEMENT_ENGINE",
     "SHARE_QUANTUM",
     "SPLIT_RATIO",
+    "UNOWNED_ENGINES",
     "ClosedPiece",
     "Lot",
     "Opening",

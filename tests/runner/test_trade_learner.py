@@ -358,3 +358,34 @@ def test_a_retrain_that_fails_takes_the_model_it_was_to_replace_out_of_service(
         ml.retrain(view, WATCHED)
     assert WATCHED not in ml.models
     assert "stacked_ensemble" in ml.models
+
+
+@pytest.mark.asyncio
+async def test_shares_an_assignment_took_are_no_longer_there_for_the_engine_to_sell(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    # 100 AAPL bought by hand at 100; the options engine's call on them is assigned (its 100
+    # shares sold at the 100 strike); the equity engine then buys 10 at 100 and sells them at
+    # 101. By hand: the assignment closes the shares bought by hand, so the sale closes the
+    # equity engine's own 10: its trip of 10 x (101 - 100) = +10. A learner blind to the
+    # settlement had the sale close the shares bought by hand, and fed nothing.
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    closes = view.closes.dropna()
+    entry = datetime.combine(pd.Timestamp(closes.index[-40]).tz_convert(ET).date(), time(15), ET)
+    call = f"AAPL{entry:%y%m%d}C00100000"
+    journal.record_fill("f0", "hand-0", "AAPL", 100, Decimal(100), "buy", entry)
+    journal.record_fill("f1", "v28-options-covered_call-1", call, 1, Decimal(2), "sell", entry)
+    assigned = entry + timedelta(hours=2)
+    raw = {"underlying_close": "105"}
+    journal.record_activity("a0", "OPASN", call, 1, None, assigned, raw)
+    journal.record_activity("a1", "OPTRD", "AAPL", -100, Decimal(100), assigned, {"option": call})
+    bought, sold = entry + timedelta(days=1), entry + timedelta(days=3)
+    journal.record_fill("f2", "v28-equity-aggregate-2", "AAPL", 10, Decimal(100), "buy", bought)
+    journal.record_fill("f3", "v28-equity-aggregate-3", "AAPL", 10, Decimal(101), "sell", sold)
+    await learner.after_session(journal, view.now)
+    assert learner.learner is not None
+    (trade,) = learner.learner._trades
+    assert (trade.symbol, trade.side, trade.pnl) == ("AAPL", "long", 10.0)
+    assert learner.fed == {"v28-equity-aggregate-2>v28-equity-aggregate-3"}

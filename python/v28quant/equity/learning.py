@@ -147,10 +147,11 @@ class TradeLearner:
             return []
         labels = self.labels(self.view)
         reports: list[DriftReport] = []
-        # Fills and splits: settlements move only the options engine's lots. Stock never fills
-        # at zero, so each equity trip's move (log of exit over entry) is defined; only an
-        # option closes at 0 (sold worthless), and the learner sees no option trip.
-        trades = journal_trades(journal.fills(), (), journal.splits())
+        # Every trade: a settlement's shares may close the unowned lots an equity sale would
+        # close otherwise. Stock never fills at zero, so each equity trip's move (log of exit
+        # over entry) is defined; only an option closes at 0 (sold worthless), and the learner
+        # sees no option trip.
+        trades = journal_trades(journal.fills(), journal.settlements(), journal.splits())
         for trip in round_trips(trades, engine="equity"):
             if trip.key in self.fed:
                 continue
