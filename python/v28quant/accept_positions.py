@@ -10,9 +10,12 @@ venue quantities, and the request) and notifies. Anything else reconcile refuses
 venue does not know, an unreachable venue) still stops trading, and the request waits for a
 reconcile that passes. A later mismatch needs a new request.
 
-Shares taken this way have no opening fill in the journal: the round trips (P&L per trade, the
-continuous learner, the allocator) see a sale of them as a sale of shares the journal never
-bought, as for shares held before the journal began.
+Shares taken this way have no fill in the journal: each position's difference (the venue's
+quantity less the journal's expected one) is read back as a transfer (``Journal.transfers``)
+at the venue's average entry price in the snapshot the same reconcile wrote. In the round trips
+(P&L per trade, the continuous learner, the allocator) shares that came in are a lot of no
+engine's (``v28quant.round_trips.TRANSFER_ENGINE``), which an engine's sale closes first;
+shares that left close the oldest lots and book no trip (nothing traded at a price).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from v28quant.broker.base import Broker
 from v28quant.clock import Clock
 from v28quant.journal import Journal
-from v28quant.journal.schema import RECONCILE_ENGINE
+from v28quant.journal.schema import POSITIONS_ACCEPTED_ACTION, RECONCILE_ENGINE
 from v28quant.notify import Notifier
 from v28quant.reconcile import ReconcileReport, reconcile
 from v28quant.settlement_close import SettlementCloses
@@ -33,7 +36,7 @@ from v28quant.settlement_close import SettlementCloses
 log = logging.getLogger(__name__)
 
 #: The operator's request (``accept-positions``) and the reconcile that carried it out.
-REQUEST, ACCEPTED = "accept_positions", "positions_accepted"
+REQUEST, ACCEPTED = "accept_positions", POSITIONS_ACCEPTED_ACTION
 
 
 def request_acceptance(journal: Journal, reason: str, by: str, ts: datetime) -> None:

@@ -34,7 +34,7 @@ from v28quant.calendar import ET, ExchangeCalendar
 from v28quant.engines import EngineContext
 from v28quant.journal import Journal
 from v28quant.ml.adaptive_allocator import AdaptiveAllocator
-from v28quant.round_trips import SPLIT_RATIO, journal_trades, pair_trades
+from v28quant.round_trips import SPLIT_RATIO, VENUE_QTY, journal_trades, pair_trades
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +49,20 @@ def daily_returns(
     before: date,
     settlements: Iterable[Mapping[str, Any]] = (),
     splits: Iterable[Mapping[str, Any]] = (),
+    transfers: Iterable[Mapping[str, Any]] = (),
 ) -> dict[date, dict[str, float]]:
     """Return each session's realised return per sleeve (closed P&L / ``equity``) before ``before``.
 
-    ``fills`` and ``settlements`` as the journal returns them. A trip counts on the session of
-    its closing trade; a session with any trade or settlement counts for every sleeve (0 where
-    an engine closed nothing).
+    ``fills``, ``settlements``, ``splits`` and ``transfers`` as the journal returns them. A
+    trip counts on the session of its closing trade; a session with any trade or settlement
+    counts for every sleeve (0 where an engine closed nothing).
     """
     if equity <= 0:
         raise ValueError(f"equity must be > 0, got {equity}")
-    trades = journal_trades(fills, settlements, splits)
+    trades = journal_trades(fills, settlements, splits, transfers)
     days: dict[date, dict[str, float]] = {}
     for t in trades:
-        if SPLIT_RATIO in t:  # re-bases lots; trades nothing
+        if SPLIT_RATIO in t or VENUE_QTY in t:  # re-bases or moves lots; trades nothing
             continue
         d = t["ts"].astimezone(ET).date()
         if d < before:
@@ -114,7 +115,14 @@ def allocate(ctx: EngineContext, equity: float) -> dict[str, float]:
     fed: set[date] = ctx.shared.setdefault("allocator_days", set())
     settled = settled_before(ctx.calendar, ctx.now)
     journal = ctx.journal
-    past = daily_returns(journal.fills(), equity, settled, journal.settlements(), journal.splits())
+    past = daily_returns(
+        journal.fills(),
+        equity,
+        settled,
+        journal.settlements(),
+        journal.splits(),
+        journal.transfers(),
+    )
     new = {d: r for d, r in past.items() if d not in fed}
     for d, r in new.items():
         feed(allocator, fed, d, r)

@@ -155,6 +155,10 @@ class JournalLike(Protocol):
         """Return the stock splits reconcile took, oldest first."""
         ...
 
+    def transfers(self) -> list[dict[str, Any]]:
+        """Return the position differences the operator accepted, oldest first."""
+        ...
+
     def last_activity_ts(self) -> datetime | None:
         """Return the time of the latest journaled activity."""
         ...
@@ -606,10 +610,13 @@ class Split:
 def _lots_before(journal: JournalLike, symbol: str, qty: Decimal, price: Decimal) -> list[DayLot]:
     """Return ``symbol``'s daily lots in the last snapshot, of ``qty`` shares at ``price``.
 
-    Rebuilt from the journal's trades where they add up to the snapshot's quantity; one lot at
-    the snapshot's price where they do not (positions adopted, history older than the journal).
+    Rebuilt from the journal's trades and the positions the operator accepted where they add
+    up to the snapshot's quantity; one lot at the snapshot's price where they do not (positions
+    taken with no ``positions_accepted`` decision, history older than the journal).
     """
-    trades = journal_trades(journal.fills(), journal.settlements(), journal.splits())
+    trades = journal_trades(
+        journal.fills(), journal.settlements(), journal.splits(), journal.transfers()
+    )
     lots = journal_lots(symbol, trades)
     if sum((lot.qty for lot in lots), Decimal(0)) == qty:
         return lots

@@ -6,12 +6,16 @@ remainder opens a new lot. The operator's flatten (``v28-risk-...``) and orders 
 id close the oldest lots of whichever engine holds the symbol, as they close the account's
 position; what they open is unowned (``UNOWNED_ENGINES``). An engine sizes against the
 account's whole position, so its own trade closes the unowned lots first, as their owner's
-trips (shares bought by hand and sold by the equity engine are the hand order's trip), then
-its own: no engine's lot is opened, nor its trip booked, for shares it never chose. An
-option's expiry, assignment or exercise (:func:`settlement_trades`) closes it as a fill of the
-options engine would. An option contract is worth 100 shares. A stock split (a record with
-``SPLIT_RATIO``, ``Journal.splits``) re-bases every engine's open lots of the stock: units x r,
-price / r, so a lot bought before the split closes at its own cost after it.
+trips (shares bought by hand and sold by the equity engine are the hand order's trip), then its
+own: no engine's lot is opened, nor its trip booked, for shares it never chose. Shares the
+operator accepted (``v28quant accept-positions``, ``Journal.transfers``) are a transfer
+(:func:`transfer_trades`) at the venue's average entry price: shares that came in are an
+unowned lot of their own (``TRANSFER_ENGINE``); shares that left close the oldest lots across
+engines and book no trip, as nothing traded at a price. An option's expiry, assignment or
+exercise (:func:`settlement_trades`) closes it as a fill of the options engine would. An option
+contract is worth 100 shares. A stock split (a record with ``SPLIT_RATIO``, ``Journal.splits``)
+re-bases every engine's open lots of the stock: units x r, price / r, so a lot bought before
+the split closes at its own cost after it.
 
 Two views of the same matching (:func:`match_fifo`):
 
@@ -44,10 +48,15 @@ SETTLEMENT_ENGINE = "options"
 #: a v28 client order id (``"other"``). They close the lots of whichever engine holds the
 #: symbol, oldest first across engines, as they close the account's position.
 OPERATOR_ENGINES = frozenset({"risk", "other"})
-#: Owners of lots no trading engine chose (shares bought by hand, a flatten's leftover). An
-#: engine sizes against the account's whole position, so what it trims is first the shares it
-#: never chose: its trade closes these lots, oldest first, before its own.
-UNOWNED_ENGINES = OPERATOR_ENGINES
+#: The owner of shares the operator accepted into the account (``v28quant accept-positions``):
+#: a transfer in (:func:`transfer_trades`) opens a lot it owns, as no engine bought them.
+TRANSFER_ENGINE = "accepted"
+#: Owners of lots no trading engine chose (shares bought by hand or accepted, a flatten's
+#: leftover). An engine sizes against the account's whole position, so what it trims is first
+#: the shares it never chose: its trade closes these lots, oldest first, before its own.
+UNOWNED_ENGINES = OPERATOR_ENGINES | {TRANSFER_ENGINE}
+#: The key of a transfer among the trades: the venue's quantity of the symbol after it.
+VENUE_QTY = "venue_qty"
 #: The key of a stock split among the trades: new shares per old share (a Fraction).
 SPLIT_RATIO = "split_ratio"
 #: Units of a re-based lot are rounded to Alpaca's fractional-share precision, as its position
@@ -210,7 +219,11 @@ def match_fifo(
     (``UNOWNED_ENGINES``) oldest first, then its own; a piece belongs to the lot's owner. A
     trade without an order id is an order of its own. Every trade counts, at whatever price: an
     option sold at zero closes its lot with the premium lost. A split (``SPLIT_RATIO``)
-    re-bases the open lots of its symbol (:func:`rebase`).
+    re-bases the open lots of its symbol (:func:`rebase`). A transfer (``VENUE_QTY``,
+    :func:`transfer_trades`) closes the oldest lots across engines as an operator's trade
+    does, yet yields no piece: shares that left the account traded at no price. What it does
+    not close opens a lot of ``TRANSFER_ENGINE`` at its price; none where it has no price (the
+    venue held none of the symbol).
     """
     lots: dict[tuple[str, str], deque[Lot]] = {}
     pieces: list[ClosedPiece] = []
@@ -224,9 +237,10 @@ def match_fifo(
         for books in _books_closed(lots, engine, sym):
             while (piece := _close_oldest_across(books, signed)) is not None:
                 owner, lot, closed = piece
-                pieces.append(ClosedPiece(owner, lot, closed, t, order))
+                if VENUE_QTY not in t:  # shares that left traded at no price: no trip
+                    pieces.append(ClosedPiece(owner, lot, closed, t, order))
                 signed += closed
-        if signed != 0:
+        if signed != 0 and t["price"] is not None:
             price = Decimal(str(t["price"]))
             lots.setdefault((engine, sym), deque()).append(Lot(signed, price, Opening(n, order, t)))
     return pieces, lots
@@ -237,11 +251,11 @@ def _books_closed(
 ) -> list[list[tuple[str, deque[Lot]]]]:
     """Return the books (engine, lots) of ``symbol`` a trade of ``engine`` closes, in turn.
 
-    An operator's trade closes every engine's book as one; an engine's own trade the unowned
-    books (``UNOWNED_ENGINES``) as one, then its own.
+    An operator's trade or a transfer closes every engine's book as one; an engine's own trade
+    the unowned books (``UNOWNED_ENGINES``) as one, then its own.
     """
     held = [(e, book) for (e, s), book in lots.items() if s == symbol]
-    if engine in OPERATOR_ENGINES:
+    if engine in OPERATOR_ENGINES or engine == TRANSFER_ENGINE:
         return [held]
     own = lots.setdefault((engine, symbol), deque())
     return [[(e, book) for e, book in held if e in UNOWNED_ENGINES], [(engine, own)]]
@@ -458,17 +472,41 @@ def _trade(symbol: str, qty: Decimal, price: Decimal, ts: Any, key: str) -> dict
     }
 
 
+def transfer_trades(transfers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return accepted position differences (``Journal.transfers``) as the trades they amount to.
+
+    Shares that came in are bought, shares that left sold, at the venue's average entry price
+    (None where the venue held none), by ``TRANSFER_ENGINE``; each carries the venue's
+    quantity after it (``VENUE_QTY``) and is keyed by its decision and symbol.
+    """
+    return [
+        {
+            "symbol": t["symbol"],
+            "side": "buy" if t["qty"] > 0 else "sell",
+            "qty": abs(Decimal(t["qty"])),
+            "price": t["price"],
+            "ts": t["ts"],
+            "client_order_id": f"{t['decision_id']}:{t['symbol']}",
+            "engine": TRANSFER_ENGINE,
+            VENUE_QTY: Decimal(t["venue_qty"]),
+        }
+        for t in transfers
+    ]
+
+
 def journal_trades(
     fills: Iterable[Mapping[str, Any]],
     settlements: Iterable[Mapping[str, Any]],
     splits: Iterable[Mapping[str, Any]] = (),
+    transfers: Iterable[Mapping[str, Any]] = (),
 ) -> list[Mapping[str, Any]]:
-    """Return the journal's fills, its settlements' trades and its splits, oldest first.
+    """Return the journal's fills, settlements' trades, splits and transfers, oldest first.
 
-    ``splits`` as ``Journal.splits`` returns them; a split and a trade at one time keep that
-    order (trades first), as sorting is stable.
+    ``splits`` and ``transfers`` as ``Journal.splits`` and ``Journal.transfers`` return them;
+    a fill, a split and a transfer at one time keep that order, as sorting is stable: a
+    transfer is what the reconcile that journaled the fills before it could not explain.
     """
-    trades = [*fills, *settlement_trades(settlements), *splits]
+    trades = [*fills, *settlement_trades(settlements), *splits, *transfer_trades(transfers)]
     return sorted(trades, key=lambda t: t["ts"])
 
 
@@ -477,7 +515,9 @@ __all__ = [
     "SETTLEMENT_ENGINE",
     "SHARE_QUANTUM",
     "SPLIT_RATIO",
+    "TRANSFER_ENGINE",
     "UNOWNED_ENGINES",
+    "VENUE_QTY",
     "ClosedPiece",
     "Lot",
     "Opening",
@@ -494,4 +534,5 @@ __all__ = [
     "round_trips",
     "settlement_trades",
     "trade_engine",
+    "transfer_trades",
 ]

@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 from v28quant.calendar import ET
-from v28quant.round_trips import SPLIT_RATIO
+from v28quant.round_trips import SPLIT_RATIO, VENUE_QTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,9 @@ def weighted_average(
 def journal_lots(symbol: str, trades: Iterable[Mapping[str, Any]]) -> list[DayLot]:
     """Return ``symbol``'s lots after the journal's ``trades`` (``round_trips.journal_trades``).
 
-    Its fills and settlement trades move them, its splits re-base them.
+    Its fills and settlement trades move them, its splits re-base them. A transfer (accepted
+    positions) leaves the position the venue reported: its quantity at its average entry
+    price, the venue's lots behind it being unknown.
     """
     lots: list[DayLot] = []
     for t in trades:
@@ -121,6 +123,9 @@ def journal_lots(symbol: str, trades: Iterable[Mapping[str, Any]]) -> list[DayLo
             continue
         if SPLIT_RATIO in t:
             lots = split_lots(lots, Fraction(t[SPLIT_RATIO]))
+            continue
+        if VENUE_QTY in t:
+            lots = [] if t["price"] is None else snapshot_lot(t[VENUE_QTY], t["price"])
             continue
         signed = t["qty"] if t["side"] == "buy" else -t["qty"]
         lots = trade_lots(lots, t["ts"], Decimal(signed), Decimal(t["price"]))

@@ -371,6 +371,47 @@ def test_positions_snapshots(journal: Journal) -> None:
         journal.record_positions([{"symbol": "SPY"}], T0)
 
 
+def test_accepted_positions_read_back_as_transfers_at_the_venues_entry_price(
+    journal: Journal,
+) -> None:
+    """Each accepted position: venue less expected, at the price its reconcile's snapshot held.
+
+    On one stamp (a fixed clock) an earlier reconcile's snapshot holds SPY 100 at 450.10, the
+    accepting one's 103 at 449.00: the 3 shares that came in are priced 449.00. The 100 QQQ
+    that left are not in that snapshot (the venue held none): no price.
+    """
+    journal.record_positions([{"symbol": "SPY", "qty": "100", "avg_entry_price": "450.10"}], T0)
+    journal.record_positions([{"symbol": "SPY", "qty": "103", "avg_entry_price": "449.00"}], T0)
+    taken = [
+        {"symbol": "SPY", "journal": "100", "expected": "100", "broker": "103"},
+        {"symbol": "QQQ", "journal": "100", "expected": "100", "broker": "0"},
+    ]
+    reasoning = {"request": "accept_positions-1", "reason": "ACATS", "positions": taken}
+    decision = "positions_accepted-1"
+    journal.record_decision(
+        decision, "reconcile", "operator", "*", "positions_accepted", reasoning, T0
+    )
+
+    assert journal.transfers() == [
+        {
+            "symbol": "SPY",
+            "ts": T0,
+            "qty": Decimal(3),
+            "venue_qty": Decimal(103),
+            "price": Decimal("449.00"),
+            "decision_id": decision,
+        },
+        {
+            "symbol": "QQQ",
+            "ts": T0,
+            "qty": Decimal(-100),
+            "venue_qty": Decimal(0),
+            "price": None,
+            "decision_id": decision,
+        },
+    ]
+
+
 def test_activity_batch_is_all_or_nothing(journal: Journal) -> None:
     # Independent check: a raw sqlite3 connection counts the rows. A trigger makes the LAST
     # statement of the batch (a position row) fail inside the transaction, after the

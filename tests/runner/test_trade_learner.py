@@ -28,6 +28,7 @@ from v28quant.calendar import ET
 from v28quant.equity.learning import WATCHED, TradeLearner
 from v28quant.equity.sources import MarketView, MlSource
 from v28quant.journal import Journal
+from v28quant.journal.schema import POSITIONS_ACCEPTED_ACTION, RECONCILE_ENGINE
 from v28quant.ml.continuous_learner import ContinuousLearnerConfig
 
 pytestmark = pytest.mark.slow
@@ -358,6 +359,42 @@ def test_a_retrain_that_fails_takes_the_model_it_was_to_replace_out_of_service(
         ml.retrain(view, WATCHED)
     assert WATCHED not in ml.models
     assert "stacked_ensemble" in ml.models
+
+
+@pytest.mark.asyncio
+async def test_a_sale_of_accepted_shares_feeds_only_the_engines_own_trip(
+    ml_view: tuple[MlSource, MarketView], journal: Journal
+) -> None:
+    # The equity engine buys 10 AAPL at 100; the next day the operator accepts the venue's 12
+    # (2 transferred in, the venue's average 98.00); it sells the 12 at 90, then buys 2 at 95.
+    # By hand: its one trip is 10 x (90 - 100) = -100; the 2 accepted are no trip of its. A
+    # learner blind to the acceptance also fed the phantom short of 2 that the buy covered.
+    ml, view = ml_view
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
+    closes = view.closes.dropna()
+    entry = datetime.combine(pd.Timestamp(closes.index[-40]).tz_convert(ET).date(), time(15), ET)
+    journal.record_fill("f0", "v28-equity-aggregate-0", "AAPL", 10, Decimal(100), "buy", entry)
+    accepted = entry + timedelta(days=1)
+    journal.record_positions([{"symbol": "AAPL", "qty": 12, "avg_entry_price": "98.00"}], accepted)
+    taken = {"symbol": "AAPL", "journal": "10", "expected": "10", "broker": "12"}
+    journal.record_decision(
+        "positions_accepted-1",
+        RECONCILE_ENGINE,
+        "operator",
+        "*",
+        POSITIONS_ACCEPTED_ACTION,
+        {"request": "accept_positions-1", "reason": "ACATS", "positions": [taken]},
+        accepted,
+    )
+    sold, bought = entry + timedelta(days=3), entry + timedelta(days=4)
+    journal.record_fill("f1", "v28-equity-aggregate-1", "AAPL", 12, Decimal(90), "sell", sold)
+    journal.record_fill("f2", "v28-equity-aggregate-2", "AAPL", 2, Decimal(95), "buy", bought)
+    await learner.after_session(journal, view.now)
+    assert learner.learner is not None
+    (trade,) = learner.learner._trades
+    assert (trade.symbol, trade.side, trade.pnl) == ("AAPL", "long", -100.0)
+    assert learner.fed == {"v28-equity-aggregate-0>v28-equity-aggregate-1"}
 
 
 @pytest.mark.asyncio

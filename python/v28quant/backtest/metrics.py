@@ -19,7 +19,8 @@ Conventions: daily simple returns ``r_t = E_t / E_{t-1} - 1`` with ``E_0`` the s
   stock at the strike), so a structure that expires or is assigned ends its trip with its whole
   P&L, and the wheel's shares are the options engine's lots. The operator's flatten (engine
   ``risk``) and fills without a v28 order id close the lots of whichever engine holds the
-  symbol, oldest first across engines.
+  symbol, oldest first across engines; what they open (and shares the operator accepted) no
+  engine chose, and an engine's trade closes it before its own lots.
 * Deflated Sharpe ratio (Bailey and Lopez de Prado 2014, eq. 2 and the expected maximum
   Sharpe of N trials): the probability that the true per-period Sharpe exceeds
   ``SR_0 = sqrt(V) ((1 - g) Z^{-1}(1 - 1/N) + g Z^{-1}(1 - 1/(N e)))``, ``g`` the
@@ -189,6 +190,7 @@ def compute_metrics(
     settlements: Sequence[Mapping[str, Any]] = (),
     marks: Mapping[str, Any] | None = None,
     splits: Sequence[Mapping[str, Any]] = (),
+    transfers: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Return every metric of the module docstring for one run.
 
@@ -201,7 +203,9 @@ def compute_metrics(
     ``settlements`` (the journal's OPEXP, OPASN, OPEXC and OPTRD activities) end round trips
     (``v28quant.round_trips.settlement_trades``); they are no fills and trade no notional.
     ``marks`` (symbol -> price) value the lots still open in ``engines`` (``engine_pnl``).
-    ``splits`` (the journal's stock splits) re-base the open lots of their stock.
+    ``splits`` (the journal's stock splits) re-base the open lots of their stock;
+    ``transfers`` (the positions the operator accepted, ``Journal.transfers``) open a lot of
+    no engine's or close the oldest lots without a trip.
     """
     r = daily_returns(equity, initial)
     notional = stock = shares = slippage = spread = 0.0
@@ -216,7 +220,7 @@ def compute_metrics(
             spread += _paid(f, "half_spread", value * spread_bps / 2 / 1e4)
     mean_eq = float(np.mean([initial, *equity]))
     years = max(len(r), 1) / TRADING_DAYS
-    pairing = pair_trades(journal_trades(fills, settlements, splits))
+    pairing = pair_trades(journal_trades(fills, settlements, splits, transfers))
     trips = [float(t.pnl) for t in pairing.trips]
     commission = shares * commission_per_share
     return {

@@ -264,6 +264,7 @@ def write_report(
         fills = [_with_costs(f, paid) for f in journal.fills()]
         settlements = journal.settlements()
         splits = journal.splits()
+        transfers = journal.transfers()
         contrib = model_contributions(journal)
         aggregates = journal.aggregate_summary()
         declined = journal.decision_count("options", "no_entry")
@@ -281,6 +282,7 @@ def write_report(
         settlements=settlements,
         marks=marks,
         splits=splits,
+        transfers=transfers,
     )
     metrics["equity_curve"] = [
         {"date": d.isoformat(), "equity": e, "exposure": x}

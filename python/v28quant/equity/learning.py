@@ -151,7 +151,9 @@ class TradeLearner:
         # close otherwise. Stock never fills at zero, so each equity trip's move (log of exit
         # over entry) is defined; only an option closes at 0 (sold worthless), and the learner
         # sees no option trip.
-        trades = journal_trades(journal.fills(), journal.settlements(), journal.splits())
+        trades = journal_trades(
+            journal.fills(), journal.settlements(), journal.splits(), journal.transfers()
+        )
         for trip in round_trips(trades, engine="equity"):
             if trip.key in self.fed:
                 continue

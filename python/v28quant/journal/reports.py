@@ -14,7 +14,7 @@ import pandas as pd
 
 from v28quant.calendar import ET
 from v28quant.journal._codec import from_iso, ts_text
-from v28quant.journal.schema import RECONCILE_ENGINE, SPLIT_ACTION
+from v28quant.journal.schema import POSITIONS_ACCEPTED_ACTION, RECONCILE_ENGINE, SPLIT_ACTION
 from v28quant.journal.store import JournalStore
 from v28quant.occ import multiplier
 
@@ -61,6 +61,53 @@ class ReportQueries(JournalStore):
             {"symbol": d["symbol"], "ts": d["ts"], "split_ratio": Fraction(d["reasoning"]["ratio"])}
             for d in self.decisions(engine=RECONCILE_ENGINE, action=SPLIT_ACTION)
         ]
+
+    def transfers(self) -> list[dict[str, Any]]:
+        """Return the position differences the operator accepted, oldest first.
+
+        One per position of each ``positions_accepted`` decision
+        (``v28quant.accept_positions``): shares that came in or left with no fill the journal
+        holds. Each a dict with ``symbol``, ``ts`` (UTC datetime, the accepting reconcile's),
+        ``qty`` (signed: the venue's quantity less the journal's expected one), ``venue_qty``,
+        ``price`` (the venue's average entry price in the snapshot that reconcile wrote, None
+        where the venue held none) and ``decision_id``, as
+        :func:`v28quant.round_trips.transfer_trades` reads them.
+        """
+        rows = self._read(
+            "SELECT decision_id, ts, reasoning FROM decisions WHERE engine = ? AND action = ?"
+            " ORDER BY ts, rowid",
+            (RECONCILE_ENGINE, POSITIONS_ACCEPTED_ACTION),
+        )
+        out = []
+        for r in rows:
+            for p in json.loads(r["reasoning"])["positions"]:
+                venue = Decimal(p["broker"])
+                out.append(
+                    {
+                        "symbol": p["symbol"],
+                        "ts": from_iso(r["ts"]),
+                        "qty": venue - Decimal(p["expected"]),
+                        "venue_qty": venue,
+                        "price": self._entry_price_taken(r["ts"], p["symbol"], venue),
+                        "decision_id": r["decision_id"],
+                    }
+                )
+        return out
+
+    def _entry_price_taken(self, ts: str, symbol: str, qty: Decimal) -> Decimal | None:
+        """Return the average entry price of ``qty`` ``symbol`` in a snapshot stamped ``ts``.
+
+        The snapshot of the reconcile that took the position: stamped as its decision and
+        holding the quantity taken (another reconcile may share the stamp on a fixed clock).
+        """
+        rows = self._read(
+            "SELECT p.qty, json_extract(p.data, '$.avg_entry_price') AS price FROM positions p"
+            " JOIN position_snapshots s ON s.id = p.snapshot_id"
+            " WHERE s.ts = ? AND p.symbol = ? ORDER BY s.id",
+            (ts, symbol),
+        )
+        prices = [r["price"] for r in rows if Decimal(r["qty"]) == qty and r["price"] is not None]
+        return Decimal(str(prices[0])) if prices else None
 
     def signals(self, since: datetime | None = None) -> pd.DataFrame:
         """Signals (optionally those at or after ``since``) as a DataFrame.

@@ -25,6 +25,10 @@ RECONCILE_ENGINE = "reconcile"
 #: The decision of a stock split that re-based a position; its reasoning's ``ratio`` ("4",
 #: "3/2", "1/10") is new shares per old share.
 SPLIT_ACTION = "split"
+#: The decision of positions the operator accepted (``v28quant accept-positions``): its
+#: reasoning's ``positions`` name each one's ``symbol`` and its ``journal``, ``expected`` (the
+#: journal's, moved by the new activities) and ``broker`` quantities.
+POSITIONS_ACCEPTED_ACTION = "positions_accepted"
 
 # Each entry migrates the schema from version i to i + 1; never edit a released entry, append.
 MIGRATIONS: tuple[str, ...] = (
