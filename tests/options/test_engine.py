@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from fakes.notices import Notices
 from fakes.options_world import Ctx, make_world
-from v28quant.notify import NullNotifier
 from v28quant.options.config import OptionsConfig
 from v28quant.options.engine import OptionsEngine
 
@@ -391,18 +391,6 @@ async def test_a_failed_analysis_is_logged_with_its_own_traceback(
     ]
 
 
-class _SentNotifier(NullNotifier):
-    """The real notice texts and repeat hold-back, keeping what would be posted."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[str] = []
-
-    def notify(self, content: str) -> bool:
-        self.sent.append(content)
-        return True
-
-
 @pytest.mark.asyncio
 async def test_an_illiquid_chain_is_one_warning_a_cycle_and_one_notice(
     tmp_path: Path,
@@ -417,7 +405,7 @@ async def test_an_illiquid_chain_is_one_warning_a_cycle_and_one_notice(
     """
     ctx = replace(
         make_world(tmp_path, shared_data, START, snapshot=True, regime="sideways"),
-        notifier=_SentNotifier(),
+        notifier=Notices(),
     )
     eng = OptionsEngine(_config())
     await eng.premarket(ctx)

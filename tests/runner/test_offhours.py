@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fakes.notices import Notices
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from v28quant import offhours
@@ -400,18 +401,6 @@ async def test_a_simulated_night_tunes_on_no_session_after_it(
     last = _evaluator(args).dates()[-1]
     assert last.date() <= now.date(), f"tuning on {now.date()} sees sessions up to {last.date()}"
     ctx.journal.close()
-
-
-class Notices(NullNotifier):
-    """A notifier that keeps what it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[str] = []
-
-    def notify(self, content: str) -> bool:
-        self.sent.append(content)
-        return True
 
 
 @pytest.mark.asyncio

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fakes.discord import FakeDiscord
+from fakes.notices import Notices
 from v28quant.broker.base import OrderRequest, Owner, Position
 from v28quant.calendar import ET, default_calendar
 from v28quant.config import load_config
@@ -162,18 +163,6 @@ async def test_stop_signal_in_the_pre_market_job_starts_no_other_engines_job(
     assert second.premarkets == []  # the next engine's refits were not started
     assert first.cycles == second.cycles == []
     runner.ctx.journal.close()
-
-
-class Notices(NullNotifier):
-    """A notifier that keeps what it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[str] = []
-
-    def notify(self, content: str) -> bool:
-        self.sent.append(content)
-        return True
 
 
 def _fit_fails(monkeypatch: pytest.MonkeyPatch) -> None:

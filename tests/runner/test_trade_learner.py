@@ -240,6 +240,12 @@ def test_a_held_out_window_of_one_label_leaves_the_features_tested(
     assert any("calibration" in r.getMessage() for r in caplog.records)
 
 
+def _entry_day(view: MarketView) -> datetime:
+    """Return 15:00 ET of the 40th last session of ``view``'s closes: an equity entry to pair."""
+    day = pd.Timestamp(view.closes.dropna().index[-40]).tz_convert(ET).date()
+    return datetime.combine(day, time(15), ET)
+
+
 @pytest.mark.asyncio
 async def test_a_position_the_operator_flattened_is_a_closed_trade_of_the_engine(
     ml_view: tuple[MlSource, MarketView], journal: Journal
@@ -249,8 +255,7 @@ async def test_a_position_the_operator_flattened_is_a_closed_trade_of_the_engine
     ml, view = ml_view
     learner = TradeLearner(ml, CONFIG)
     learner.prepare(view)
-    closes = view.closes.dropna()
-    entry = datetime.combine(pd.Timestamp(closes.index[-40]).tz_convert(ET).date(), time(15), ET)
+    entry = _entry_day(view)
     journal.record_fill("f0", "v28-equity-aggregate-0", "AAPL", 10, Decimal(100), "buy", entry)
     flatten = entry + timedelta(days=3)
     journal.record_fill("f1", "v28-risk-flatten-1", "AAPL", 10, Decimal(90), "sell", flatten)
@@ -372,8 +377,7 @@ async def test_a_sale_of_accepted_shares_feeds_only_the_engines_own_trip(
     ml, view = ml_view
     learner = TradeLearner(ml, CONFIG)
     learner.prepare(view)
-    closes = view.closes.dropna()
-    entry = datetime.combine(pd.Timestamp(closes.index[-40]).tz_convert(ET).date(), time(15), ET)
+    entry = _entry_day(view)
     journal.record_fill("f0", "v28-equity-aggregate-0", "AAPL", 10, Decimal(100), "buy", entry)
     accepted = entry + timedelta(days=1)
     journal.record_positions([{"symbol": "AAPL", "qty": 12, "avg_entry_price": "98.00"}], accepted)
@@ -409,8 +413,7 @@ async def test_shares_an_assignment_took_are_no_longer_there_for_the_engine_to_s
     ml, view = ml_view
     learner = TradeLearner(ml, CONFIG)
     learner.prepare(view)
-    closes = view.closes.dropna()
-    entry = datetime.combine(pd.Timestamp(closes.index[-40]).tz_convert(ET).date(), time(15), ET)
+    entry = _entry_day(view)
     call = f"AAPL{entry:%y%m%d}C00100000"
     journal.record_fill("f0", "hand-0", "AAPL", 100, Decimal(100), "buy", entry)
     journal.record_fill("f1", "v28-options-covered_call-1", call, 1, Decimal(2), "sell", entry)
