@@ -86,7 +86,7 @@ class EngineContext:
 
 @dataclass(frozen=True, slots=True)
 class CycleReport:
-    """What one engine did in one cycle (logged, and journaled in the roll-up).
+    """What one engine did in one cycle (logged, and journaled as the cycle's decision).
 
     Attributes
     ----------
@@ -103,7 +103,9 @@ class CycleReport:
     note : str
         A short human line (e.g. why nothing traded).
     details : Mapping[str, Any]
-        Numbers worth logging (aggregate per symbol, target weights).
+        The equity engine's word on each symbol it judged (the screened and the held), the
+        options engine's book (Greeks, held, pending, errors); journaled as the cycle
+        decision's ``details``, which the operator's ``why`` reads.
     """
 
     engine: str

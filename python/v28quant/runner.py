@@ -675,6 +675,8 @@ class Runner:
                     "orders": report.orders,
                     "denied": report.denied,
                     "note": report.note,
+                    # the engine's word on each symbol (why nothing was ordered), for ``why``
+                    "details": dict(report.details),
                 },
                 self.ctx.now,
             )

@@ -7,7 +7,11 @@ an overrunning cycle skips the slots it ran into, a stop signal lets the cycle i
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import signal
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -27,6 +31,7 @@ from v28quant.notify import DiscordNotifier, NullNotifier
 from v28quant.risk import RiskGate
 from v28quant.runner import Runner
 from v28quant.runner_args import RunArgs
+from v28quant.signals import Signal
 from v28quant.venue import open_venue
 
 UNIVERSE = ("AAPL", "MSFT", "JPM")
@@ -611,3 +616,138 @@ async def test_a_failing_look_at_the_venue_at_the_close_still_rolls_the_day_up(
     assert [r["reasoning"]["day"] for r in rolled] == [day.isoformat()]
     assert runner.state.equity[0][0] == day
     runner.ctx.journal.close()
+
+
+class FixedViews:
+    """A source named ``garch``: one fixed (value, confidence) view per symbol, vol at 0.15.
+
+    Its volatility is the 0.15 target, so a full-confidence long view sizes to the 0.10 cap.
+    """
+
+    name = "garch"
+
+    def __init__(self, views: dict[str, tuple[float, float]]) -> None:
+        self.views = views
+        self.vol = dict.fromkeys(views, 0.15)
+
+    def refit(self, view: Any) -> None:
+        return None
+
+    def signals(self, view: Any) -> list[Signal]:
+        return [
+            Signal("garch", sym, value, confidence, {"fixed": True}, view.data_ts)
+            for sym, (value, confidence) in self.views.items()
+            if sym in view.symbols
+        ]
+
+
+class CycleLog(logging.Handler):
+    """Keeps the runner's per-cycle log lines: slot text (New York) -> the details logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.details: dict[str, dict[str, Any]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "engine", None) == "equity" and hasattr(record, "details"):
+            self.details[str(record.args[1])] = dict(record.details)  # type: ignore[index]
+
+
+#: What an options cycle reports beside its counts: Greeks (one not a number), a count, an
+#: underlying's error, a contract's stale quote time and a price.
+OPTIONS_DETAILS = {
+    "greeks": {"delta": 12.345, "vega": float("nan")},
+    "held": 2,
+    "errors": {"XOM": "ChainUnusable: no quotes"},
+    "stale_quotes": {"AAPL221230C00130000": datetime(2022, 12, 28, 9, 40, tzinfo=ET)},
+    "walk_price": Decimal("1.10"),
+}
+
+
+class OptionsDetails(Recorder):
+    """An options engine whose every cycle reports ``OPTIONS_DETAILS``."""
+
+    async def cycle(self, ctx: EngineContext) -> CycleReport:
+        report = await super().cycle(ctx)
+        return CycleReport(self.name, report.at, details=OPTIONS_DETAILS)
+
+
+@pytest.fixture(scope="module")
+def equity_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Run a keyless session of the equity engine on fixed views; return its journal and log.
+
+    AAPL: a full-confidence long view (bought in the first cycle, then held at its target);
+    MSFT: a view at confidence 0.30, below the 0.6 threshold (held every cycle); JPM: a flat
+    view (a target of no shares). An options engine reports ``OPTIONS_DETAILS`` beside it.
+    """
+    from v28quant.equity.engine import EquityEngine
+    from v28quant.execution import Executor
+    from v28quant.signals import SignalAggregator
+
+    tmp_path = tmp_path_factory.mktemp("equity_day")
+    views = {"AAPL": (1.0, 1.0), "MSFT": (0.5, 0.3), "JPM": (0.0, 0.9)}
+    engine = EquityEngine(load_config()[1].equity, sources=[FixedViews(views)])
+    runner = _runner(tmp_path, [engine, OptionsDetails("options")])
+    ctx = runner.ctx
+    ctx.aggregator = SignalAggregator(min_confidence=0.6)
+    ctx.executor = Executor(ctx.broker, ctx.journal, clock=ctx.clock, quotes=ctx.feed)
+    logged = CycleLog()
+    runner_log = logging.getLogger("v28quant.runner")
+    level = runner_log.level
+    runner_log.addHandler(logged)
+    runner_log.setLevel(logging.INFO)  # the cycle lines are INFO
+    try:
+        assert asyncio.run(runner.run()) == 0
+    finally:
+        runner_log.setLevel(level)
+        runner_log.removeHandler(logged)
+        ctx.journal.close()
+    return tmp_path / "j.sqlite", logged.details
+
+
+def _cycles(path: Path, engine: str) -> list[dict[str, Any]]:
+    """Return ``engine``'s cycles' reasoning as journaled, oldest first, read with sqlite3."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT ts, reasoning FROM decisions WHERE engine = ? AND action = 'cycle' ORDER BY ts",
+            (engine,),
+        ).fetchall()
+    return [{"ts": ts, **json.loads(reasoning)} for ts, reasoning in rows]
+
+
+def test_each_equity_cycle_journals_the_verdict_on_each_symbol_it_logged(
+    equity_day: tuple[Path, dict[str, Any]],
+) -> None:
+    path, logged = equity_day
+    cycles = _cycles(path, "equity")
+    assert len(cycles) == 13  # 09:45, 10:15, ..., 15:45
+    journaled = {
+        datetime.fromisoformat(c["slot"]).astimezone(ET).strftime("%Y-%m-%d %H:%M"): c["details"]
+        for c in cycles
+    }
+    assert len(logged) == 13
+    assert journaled == logged
+    # by hand: one vote at confidence 0.30 against a threshold of 0.6
+    assert {c["details"]["MSFT"] for c in cycles} == {"hold: confidence 0.30 below threshold"}
+    assert {c["details"]["JPM"] for c in cycles} == {"hold: at its target of 0 shares"}
+    assert cycles[0]["details"]["AAPL"].startswith("buy ")
+
+
+def test_an_options_cycles_details_are_journaled_as_the_journal_writes_numbers_and_times(
+    equity_day: tuple[Path, dict[str, Any]],
+) -> None:
+    # by hand: a decimal as its exact text, a NaN as "NaN" (JSON has none), a time in UTC
+    cycles = _cycles(equity_day[0], "options")
+    assert len(cycles) == 13
+    assert {json.dumps(c["details"], sort_keys=True) for c in cycles} == {
+        json.dumps(
+            {
+                "errors": {"XOM": "ChainUnusable: no quotes"},
+                "greeks": {"delta": 12.345, "vega": "NaN"},
+                "held": 2,
+                "stale_quotes": {"AAPL221230C00130000": "2022-12-28T14:40:00+00:00"},
+                "walk_price": "1.10",
+            },
+            sort_keys=True,
+        )
+    }
