@@ -8,6 +8,8 @@ exchange's record of the orders it was sent, and hand arithmetic (equity $100,00
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +20,7 @@ from fakes.alpaca_trading import FakeAlpacaTrading
 from fakes.equity_world import aapl_engine
 from fakes.fixtures import OPEN
 from v28quant.config import load_config
-from v28quant.risk import RiskGate
+from v28quant.risk import HALT, RiskGate, record_control
 from v28quant.settings import RiskLimits
 from v28quant.signals import RegimeState
 
@@ -71,3 +73,29 @@ async def test_a_buy_is_cut_to_the_max_order_notional_at_the_ask(
     assert (order["side"], order["qty"]) == ("buy", 49.0)
     assert Decimal(str(order["qty"])) * ASK <= Decimal(5_000)
     assert trading.positions["AAPL"][0] == 49
+
+
+@pytest.mark.asyncio
+async def test_a_buy_the_gate_denies_says_why_in_the_cycles_details(
+    trading: FakeAlpacaTrading, tmp_path: Path
+) -> None:
+    # the operator's halt: the 99-share buy is denied, and the cycle's word on AAPL says so
+    # with the reason the gate journaled (read with sqlite3)
+    journal = tmp_path / "j.sqlite"
+    cfg = load_config()[1].equity
+    ctx, engine = aapl_engine(trading.url, journal, OPEN, 1.0, REGIME, cfg, (10_000, 10_000))
+    record_control(ctx.journal, HALT, "earnings news", "operator", OPEN)
+    try:
+        report = await engine.cycle(ctx)
+    finally:
+        await ctx.broker.aclose()
+        ctx.journal.close()
+    with sqlite3.connect(journal) as db:
+        ((reasoning,),) = db.execute(
+            "SELECT reasoning FROM decisions WHERE symbol = 'AAPL' AND action = 'deny'"
+        ).fetchall()
+    reason = json.loads(reasoning)["reason"]
+    assert "earnings news" in reason
+    assert report.denied == 1
+    assert report.details["AAPL"] == f"buy 99: denied by the risk gate: {reason}"
+    assert not [b for m, p, b in trading.requests if (m, p) == ("POST", "/v2/orders")]

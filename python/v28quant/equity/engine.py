@@ -409,6 +409,7 @@ class EquityEngine:
             verdict = ctx.risk.check(request, order_price, account, positions, ctx.now, cycle=slot)
             if not verdict.allowed:
                 denied += 1
+                details[sym] = f"{side} {abs(qty)}: denied by the risk gate: {verdict.reason}"
                 continue
             ctx.journal.record_decision(
                 decision_id, ENGINE, STRATEGY, sym, side, reasoning, ctx.now
