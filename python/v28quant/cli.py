@@ -34,6 +34,7 @@ from v28quant.risk import (
     halt_state,
     record_control,
 )
+from v28quant.why import equity_verdict, verdict_line
 
 T = TypeVar("T")
 
@@ -209,7 +210,8 @@ def why(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     """Return the reasons on record for ``symbol`` at or before ``at`` (default: the latest).
 
     The latest views (the equity aggregate and its models, else the raw signals, the options
-    engine's included), the equity engine's hold in force (a position no model covered, a short
+    engine's included), the equity engine's word on the symbol in its last cycle (why it ordered
+    nothing, or what it ordered), its hold in force (a position no model covered, a short
     sale refused, a fraction the venue will not sell), the stacked ensemble's veto in force, the
     risk gate's last denial of an order on the symbol or its options, then each engine's last
     order on the symbol and the decision behind it.
@@ -381,6 +383,9 @@ def _views(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
     for d in journal.decisions():
         if d["symbol"] == sym and d["ts"] == ts.to_pydatetime():
             lines.append(f"  decision {d['action']} by {d['engine']}: {d['reasoning']}")
+    verdict = equity_verdict(journal, sym, at)
+    if verdict is not None:  # an aggregate's answer (above) has it after the aggregate
+        lines.append(verdict_line(verdict))
     return lines
 
 

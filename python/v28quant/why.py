@@ -3,9 +3,11 @@
 :func:`explain` finds the latest aggregate journaled for the symbol at or before the time asked
 about, and lays out what produced it: the regime and its probabilities, each model's vote
 (value, confidence, weight and its share of the total), the signals behind those votes with
-their own reasoning, the threshold, what was dropped as stale, and the engine decisions, orders
-and fills on that symbol that followed it. A held stock no model gave a signal has no aggregate:
-its answer is the equity engine's hold of it in force, as the operator's ``v28quant why`` shows.
+their own reasoning, the threshold, what was dropped as stale, the equity engine's word on the
+symbol in its last cycle by then (:func:`equity_verdict`: why it ordered nothing, or what it
+ordered), and the engine decisions, orders and fills on that symbol that followed it. A held
+stock no model gave a signal has no aggregate: its answer is the equity engine's hold of it in
+force, as the operator's ``v28quant why`` shows.
 
 Command line: ``python -m v28quant.why SYMBOL [--at TIME] [--journal PATH]``.
 """
@@ -18,6 +20,8 @@ import os
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from v28quant.calendar import ET
 
 if TYPE_CHECKING:
     from v28quant.journal.aggregates import AggregateRecords
@@ -81,10 +85,59 @@ def explain(journal: AggregateRecords, symbol: str, at: datetime | None = None) 
         "contributions": contributions,
         "signals": signals,
         "dropped": reasoning.get("dropped", {}),
+        "equity_cycle": equity_verdict(journal, symbol, at),
         "decisions": decisions,
     }
     out["text"] = render(out)
     return out
+
+
+def equity_verdict(
+    journal: AggregateRecords, symbol: str, at: datetime | None = None
+) -> dict[str, Any] | None:
+    """Return the equity engine's word on ``symbol`` in its last cycle at or before ``at``.
+
+    The runner journals each cycle's ``details`` in its ``cycle`` decision: the engine's word on
+    every symbol it judged, each one screened or held ("hold: confidence 0.15 below threshold",
+    "buy 7: filled"). The answer has ``cycle_ts`` (the decision's time), ``slot`` (the cycle's
+    scheduled time), ``verdict`` (None where the cycle judged no such symbol), ``judged`` (how
+    many symbols it judged) and ``note``. None when no equity cycle is journaled by then, or
+    the last one kept no details (a journal written before they were).
+    """
+    rows = journal.query(
+        "SELECT ts, reasoning FROM decisions WHERE engine = 'equity' AND action = 'cycle' "
+        "AND ts <= ? ORDER BY ts DESC, rowid DESC LIMIT 1",
+        (_iso(at) if at is not None else "9999",),
+    )
+    if not rows:
+        return None
+    reasoning = json.loads(rows[0]["reasoning"])
+    details = reasoning.get("details")
+    if not isinstance(details, dict):
+        return None
+    return {
+        "cycle_ts": rows[0]["ts"],
+        "slot": reasoning.get("slot") or rows[0]["ts"],
+        "verdict": details.get(symbol),
+        "judged": len(details),
+        "note": reasoning.get("note") or "",
+    }
+
+
+def verdict_line(v: dict[str, Any]) -> str:
+    """Return :func:`equity_verdict`'s answer as one line, the cycle named by its New York time.
+
+    A symbol missing from a cycle that judged others was neither screened nor held then: the
+    engine judges each of those. A cycle that judged none says why in its note.
+    """
+    slot = datetime.fromisoformat(v["slot"]).astimezone(ET)
+    if v["verdict"] is not None:
+        said = str(v["verdict"])
+    elif v["judged"] == 0 and v["note"]:
+        said = f"not judged: {v['note']}"
+    else:
+        said = "not judged (neither screened nor held)"
+    return f"  equity cycle {slot:%Y-%m-%d %H:%M} ET: {said}"
 
 
 def explain_hold(
@@ -127,12 +180,16 @@ def explain_hold(
         "contributions": {},
         "signals": {},
         "dropped": {},
+        "equity_cycle": equity_verdict(journal, symbol, at),
         "decisions": holds,
     }
-    out["text"] = (
-        f"{symbol}: no aggregate journaled\n"
-        f"  equity hold at {hold['ts']}: {hold['reasoning'].get('reason', '')}"
-    )
+    lines = [
+        f"{symbol}: no aggregate journaled",
+        f"  equity hold at {hold['ts']}: {hold['reasoning'].get('reason', '')}",
+    ]
+    if out["equity_cycle"] is not None:
+        lines.append(verdict_line(out["equity_cycle"]))
+    out["text"] = "\n".join(lines)
     return out
 
 
@@ -177,6 +234,8 @@ def render(w: dict[str, Any]) -> str:
         f"  aggregate value {w['value']:+.3f}, confidence {w['confidence']:.3f} vs threshold "
         f"{w['threshold']}: {'tradable' if w['tradable'] else 'not tradable'}",
     ]
+    if w.get("equity_cycle") is not None:  # None: no equity cycle with details by then
+        lines.append(verdict_line(w["equity_cycle"]))
     ranked = sorted(w["contributions"].items(), key=lambda kv: -kv[1]["share"])
     for model, c in ranked:
         lines.append(

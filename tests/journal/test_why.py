@@ -238,3 +238,74 @@ def test_command_line_refuses_an_empty_file_and_a_time_without_zone(
     assert main(["XOM", "--journal", str(path), "--at", "2024-03-01T15:05:00"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: --at 2024-03-01T15:05:00: give its zone")
+
+
+def _cycle(j: Journal, at: datetime, reasoning: dict[str, object]) -> None:
+    """Journal an equity cycle at ``at`` as the runner does: counts, note and details."""
+    row = {"slot": at.isoformat(), "signals": 0, "orders": 0, "denied": 0, **reasoning}
+    j.record_decision(f"equity-cycle-{at.isoformat()}", "equity", "runner", "*", "cycle", row, at)
+
+
+def test_why_gives_the_last_equity_cycles_word_on_the_symbol(tmp_path: Path) -> None:
+    """2024-03-01 was in winter time: 15:00Z is 10:00 New York."""
+    from v28quant import cli
+
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    t3 = T2 + timedelta(minutes=5)
+    with Journal(path) as j:
+        _cycle(j, T1, {"note": "", "details": {"XOM": "hold: confidence 0.42 below threshold"}})
+        _cycle(j, T2, {"note": "", "details": {"XOM": "buy 10: filled", "CVX": "skipped: x"}})
+        early = j.why("XOM", at=T1 + timedelta(minutes=1))
+        latest = j.why("XOM")
+        # the next cycle judged CVX alone: XOM was neither screened nor held then
+        _cycle(j, t3, {"note": "", "details": {"CVX": "hold: at its target of 3 shares"}})
+        later = cli.why(j, "XOM", None)
+    assert early["equity_cycle"]["verdict"] == "hold: confidence 0.42 below threshold"
+    assert early["text"].splitlines()[3] == (
+        "  equity cycle 2024-03-01 10:00 ET: hold: confidence 0.42 below threshold"
+    )
+    assert latest["equity_cycle"]["cycle_ts"] == T2.isoformat()
+    assert "  equity cycle 2024-03-01 10:05 ET: buy 10: filled" in latest["text"].splitlines()
+    assert "  equity cycle 2024-03-01 10:10 ET: not judged (neither screened nor held)" in later
+
+
+def test_why_says_why_a_cycle_judged_nothing(tmp_path: Path) -> None:
+    # an engine without its pre-market data judges no symbol and says so in the cycle's note
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:
+        _cycle(j, T2, {"note": "no pre-market data; nothing to do", "details": {}})
+        text = j.why("XOM")["text"].splitlines()
+    assert "  equity cycle 2024-03-01 10:05 ET: not judged: no pre-market data; nothing to do" in (
+        text
+    )
+
+
+def test_why_gives_the_cycles_word_beside_a_hold_and_beside_raw_signals(tmp_path: Path) -> None:
+    """With no aggregate, the answer still ends with the equity cycle's word on the symbol."""
+    from v28quant import cli
+
+    path = tmp_path / "journal.sqlite"
+    reason = "no model gave it a signal (its data may be missing): held, nothing to size by"
+    with Journal(path) as j:
+        hold = {"reason": reason, "held_qty": "30"}
+        j.record_decision("equity-hold-1", "equity", "aggregate", "KO", "hold", hold, T1)
+        j.record_signal(Signal("options_iv_rank", "BBY:IV", -0.8, 0.4, {"iv_rank": 0.08}, T1))
+        _cycle(j, T1, {"note": "", "details": {"KO": f"hold: {reason}"}})
+        ko = j.why("KO")
+        bby = cli.why(j, "BBY", None)
+    assert ko["aggregate_ts"] is None
+    assert ko["text"].splitlines()[-1] == f"  equity cycle 2024-03-01 10:00 ET: hold: {reason}"
+    assert bby[-1] == "  equity cycle 2024-03-01 10:00 ET: not judged (neither screened nor held)"
+
+
+def test_an_older_journals_cycles_without_details_add_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    _session(path)
+    with Journal(path) as j:
+        _cycle(j, T2, {"note": ""})  # as journaled before the cycle's details were
+        w = j.why("XOM")
+    assert w["equity_cycle"] is None
+    assert not any("equity cycle" in line for line in w["text"].splitlines())
+    assert w["text"].splitlines()[2].startswith("  aggregate value")

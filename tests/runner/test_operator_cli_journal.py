@@ -17,7 +17,7 @@ from v28quant.broker.ownership import Owner
 from v28quant.broker.requests import Leg, OrderRequest, request_hash
 from v28quant.cli import main as cli_main
 from v28quant.journal import Journal
-from v28quant.signals import Signal
+from v28quant.signals import RegimeState, Signal, SignalAggregator
 
 
 def _keyless_journal(path: Path, mtime: float) -> Path:
@@ -404,3 +404,24 @@ def test_report_counts_a_sessions_signals_under_the_session_whose_cycle_made_the
     assert capsys.readouterr().out.splitlines() == ["nothing journaled on 2022-12-22"]
     assert cli_main(["--journal", str(path), "report"]) == 0  # the latest: the 23rd
     assert '"day": "2022-12-23"' in capsys.readouterr().out
+
+
+def test_why_on_an_older_journal_whose_cycles_kept_no_details_answers_as_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cycles journaled with their counts only: no line on the cycle, no error."""
+    path = tmp_path / "journal.sqlite"
+    at = datetime(2022, 12, 28, 20, 45, tzinfo=UTC)
+    regime = RegimeState("sideways", {"sideways": 1.0}, "hmm", at)
+    with Journal(path) as j:
+        signal = Signal("garch", "KO", 0.5, 0.3, {"vol_forecast": 0.2}, at)
+        aggregates = SignalAggregator(min_confidence=0.6).aggregate([signal], regime, now=at)
+        j.record_cycle([signal], aggregates.values(), at)
+        _signal(j, "AAPL", at, 0.25)
+        cycle = {"slot": at.isoformat(), "signals": 1, "orders": 0, "denied": 0, "note": ""}
+        j.record_decision("equity-cycle", "equity", "runner", "*", "cycle", cycle, at)
+    for symbol in ("KO", "AAPL"):  # an aggregate's answer, and the raw signals'
+        assert cli_main(["--journal", str(path), "why", symbol]) == 0
+        out = capsys.readouterr().out
+        assert "value +0." in out
+        assert "equity cycle" not in out

@@ -751,3 +751,33 @@ def test_an_options_cycles_details_are_journaled_as_the_journal_writes_numbers_a
             sort_keys=True,
         )
     }
+
+
+def _verdict_line(cycle: dict[str, Any], symbol: str) -> str:
+    """Return the line ``why`` gives ``cycle``'s word on ``symbol``, the slot in New York time."""
+    slot = datetime.fromisoformat(cycle["slot"]).astimezone(ET)
+    return f"  equity cycle {slot:%Y-%m-%d %H:%M} ET: {cycle['details'][symbol]}"
+
+
+def test_why_gives_the_equity_cycles_verdict_after_the_aggregate(
+    equity_day: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from v28quant.cli import main as cli_main
+
+    path = equity_day[0]
+    cycles = _cycles(path, "equity")
+    first, last = cycles[0], cycles[-1]
+    assert cli_main(["--journal", str(path), "why", "MSFT"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    held = _verdict_line(last, "MSFT")
+    assert held == "  equity cycle 2022-12-28 15:45 ET: hold: confidence 0.30 below threshold"
+    aggregate = next(i for i, line in enumerate(out) if "aggregate value" in line)
+    assert out[aggregate + 1] == held, out
+    # AAPL: bought in the first cycle, held at its target since; --at a time picks the cycle
+    assert first["details"]["AAPL"] != last["details"]["AAPL"]
+    assert cli_main(["--journal", str(path), "why", "AAPL", "--at", first["ts"]]) == 0
+    then = capsys.readouterr().out.splitlines()
+    assert _verdict_line(first, "AAPL") in then, then
+    assert _verdict_line(last, "AAPL") not in then
+    assert cli_main(["--journal", str(path), "why", "AAPL"]) == 0
+    assert _verdict_line(last, "AAPL") in capsys.readouterr().out.splitlines()
