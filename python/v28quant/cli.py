@@ -161,16 +161,12 @@ def status(journal: Journal) -> list[str]:
             f"  {o['client_order_id']} {o['status']} {req.get('side')} {req.get('qty')} "
             f"{req.get('symbol')}"
         )
-    cycles = journal.decisions(action="cycle")
-    last_by_engine: dict[str, dict[str, Any]] = {}
-    for c in cycles:
-        last_by_engine[c["engine"]] = c
-    for engine, c in sorted(last_by_engine.items()):
+    for c in journal.last_decisions("cycle"):
         r = c["reasoning"]
         note = f"; {r['note']}" if r.get("note") else ""
         out.append(
-            f"last {engine} cycle: {c['ts']:%Y-%m-%d %H:%M}Z, {r.get('signals')} new signal(s), "
-            f"{r.get('orders')} order(s), {r.get('denied')} denied{note}"
+            f"last {c['engine']} cycle: {c['ts']:%Y-%m-%d %H:%M}Z, {r.get('signals')} new "
+            f"signal(s), {r.get('orders')} order(s), {r.get('denied')} denied{note}"
         )
     return out
 
@@ -380,8 +376,8 @@ def _views(journal: Journal, symbol: str, at: datetime | None) -> list[str]:
             f"  {r['model']} ({r['symbol']}): value {r['value']:+.3f} confidence "
             f"{r['confidence']:.2f} {json.dumps(r['reasoning'], default=str)}"
         )
-    for d in journal.decisions():
-        if d["symbol"] == sym and d["ts"] == ts.to_pydatetime():
+    for d in journal.decisions(since=ts.to_pydatetime(), symbol=sym):
+        if d["ts"] == ts.to_pydatetime():
             lines.append(f"  decision {d['action']} by {d['engine']}: {d['reasoning']}")
     verdict = equity_verdict(journal, sym, at)
     if verdict is not None:  # an aggregate's answer (above) has it after the aggregate

@@ -123,6 +123,29 @@ def test_decisions_filter_on_any_of_several_actions(journal: Journal) -> None:
     assert journal.decision_count("risk", "mark") == 3
 
 
+def test_last_decisions_are_each_engines_newest_by_time_then_as_written(
+    journal: Journal,
+) -> None:
+    """The newest by time, a tie going to the row written last; and a symbol's rows alone."""
+    rows = [  # (engine, minutes after T0, symbol), in the order written
+        ("options", 10, "SPY"),
+        ("equity", 5, "AAPL"),
+        ("equity", 15, "AAPL"),
+        ("equity", 10, "MSFT"),  # written after the 15-minute row, but older
+        ("options", 10, "QQQ"),  # the same time as the first: written later, so newer
+    ]
+    for k, (engine, minutes, symbol) in enumerate(rows):
+        at = T0 + timedelta(minutes=minutes)
+        journal.record_decision(f"c-{k}", engine, "runner", symbol, "cycle", {"k": k}, at)
+    journal.record_decision("m-1", "risk", "watch", "*", "mark", {}, T0 + timedelta(hours=1))
+    newest = journal.last_decisions("cycle")
+    assert [(d["engine"], d["reasoning"]["k"]) for d in newest] == [("equity", 2), ("options", 4)]
+    assert newest[0]["ts"] == T0 + timedelta(minutes=15)
+    assert journal.last_decisions("halt") == []
+    aapl = journal.decisions(symbol="AAPL", since=T0 + timedelta(minutes=10))
+    assert [d["decision_id"] for d in aapl] == ["c-2"]
+
+
 def test_aggregate_summary_is_the_equity_books_standing(journal: Journal) -> None:
     """Counts, thresholds and the most confident equity aggregate, as a Python pass finds them."""
     import random

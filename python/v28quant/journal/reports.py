@@ -192,20 +192,44 @@ class ReportQueries(JournalStore):
         )
         return int(rows[0]["n"])
 
+    def last_decisions(self, action: str) -> list[dict[str, Any]]:
+        """Return each engine's newest decision with ``action``, by engine name.
+
+        The newest by ``ts``, then as written; each a dict as :meth:`decisions` gives. One
+        indexed look-up per engine, nothing older decoded: a cycle's decision carries its
+        details, tens of megabytes over a year of 5-minute cycles.
+        """
+        engines = self._read(
+            "SELECT DISTINCT engine FROM decisions WHERE action = ? ORDER BY engine", (action,)
+        )
+        out = []
+        for e in engines:
+            (row,) = self._read(
+                "SELECT * FROM decisions WHERE engine = ? AND action = ? "
+                "ORDER BY ts DESC, rowid DESC LIMIT 1",
+                (e["engine"], action),
+            )
+            out.append(
+                {**dict(row), "ts": from_iso(row["ts"]), "reasoning": json.loads(row["reasoning"])}
+            )
+        return out
+
     def decisions(
         self,
         engine: str | None = None,
         action: str | Collection[str] | None = None,
         since: datetime | None = None,
         *,
+        symbol: str | None = None,
         as_written: bool = False,
     ) -> list[dict[str, Any]]:
         """Return decisions, oldest first, optionally filtered.
 
-        By ``engine``, ``action`` (one, or any of several) and time (at or after ``since``);
-        each a dict with ``ts`` (UTC datetime) and ``reasoning`` (dict). ``as_written`` orders
-        them as they were written instead of by ``ts``: keyless paper stamps the runner's records
-        with the simulated clock and the operator's with the wall clock, years apart.
+        By ``engine``, ``action`` (one, or any of several), time (at or after ``since``) and
+        ``symbol``; each a dict with ``ts`` (UTC datetime) and ``reasoning`` (dict).
+        ``as_written`` orders them as they were written instead of by ``ts``: keyless paper
+        stamps the runner's records with the simulated clock and the operator's with the wall
+        clock, years apart.
         """
         sql, params = "SELECT * FROM decisions WHERE 1 = 1", []
         if engine is not None:
@@ -218,6 +242,9 @@ class ReportQueries(JournalStore):
         if since is not None:
             sql += " AND ts >= ?"
             params.append(ts_text(since))
+        if symbol is not None:
+            sql += " AND symbol = ?"
+            params.append(symbol)
         out = []
         order = " ORDER BY rowid" if as_written else " ORDER BY ts, rowid"
         for r in self._read(sql + order, params):
