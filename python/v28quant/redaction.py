@@ -35,6 +35,10 @@ _SECRET_WORDS = frozenset(
     }
 )
 _WEBHOOK_URL = re.compile(r"discord(app)?\.com/api/webhooks/", re.IGNORECASE)
+#: A stock symbol as the per-symbol maps are keyed (the regime's per stock, a cycle's word on
+#: each): capitals alone, five at most. ``KEY`` is KeyCorp, no credential field; a credential's
+#: name has a word of its own beside the secret word (``API_KEY``, ``X-Api-Key``, ``auth_token``).
+_SYMBOL = re.compile(r"[A-Z]{1,5}")
 
 
 def _key_words(name: str) -> list[str]:
@@ -55,8 +59,11 @@ def is_secret_name(name: str) -> bool:
     Returns
     -------
     bool
-        True when one of its words is a credential word; ``keystone`` or ``monkey`` are not.
+        True when one of its words is a credential word; ``keystone`` or ``monkey`` are not,
+        nor a stock symbol (``KEY``).
     """
+    if _SYMBOL.fullmatch(name):
+        return False
     return any(w in _SECRET_WORDS for w in _key_words(name))
 
 

@@ -548,6 +548,7 @@ def test_daily_summary_holds_the_positions_at_that_days_end(journal: Journal) ->
     "reasoning",
     [
         {"api_key": "s3cr3t"},
+        {"API_KEY": "s3cr3t"},
         {"nested": {"APCA-API-SECRET-KEY": "s3cr3t"}},
         {"webhookUrl": "s3cr3t"},
         {"auth_token": "s3cr3t"},
@@ -572,6 +573,14 @@ def test_innocent_keys_pass(journal: Journal) -> None:
     (stored,) = raw(journal.path, "SELECT reasoning FROM decisions")[0]
     assert json.loads(stored) == reasoning
     assert "[redacted]" not in stored
+
+
+def test_a_stock_named_like_a_credential_word_keeps_its_reasoning(journal: Journal) -> None:
+    """KeyCorp trades as KEY: its entry in a map keyed by symbol is the stock's, kept whole."""
+    reasoning = {"details": {"KEY": "hold: at its target of 40 shares", "KO": "buy 3: filled"}}
+    journal.record_decision("d", "equity", "runner", "*", "cycle", reasoning, T0)
+    (stored,) = raw(journal.path, "SELECT reasoning FROM decisions")[0]
+    assert json.loads(stored) == reasoning
 
 
 def test_bad_inputs(journal: Journal) -> None:
