@@ -240,10 +240,15 @@ def test_a_held_out_window_of_one_label_leaves_the_features_tested(
     assert any("calibration" in r.getMessage() for r in caplog.records)
 
 
-def _entry_day(view: MarketView) -> datetime:
-    """Return 15:00 ET of the 40th last session of ``view``'s closes: an equity entry to pair."""
+def _prepared(ml: MlSource, view: MarketView) -> tuple[TradeLearner, datetime]:
+    """Return a learner prepared on ``view`` and an entry time for its trades to pair.
+
+    The entry is 15:00 ET of the 40th last session of ``view``'s closes.
+    """
+    learner = TradeLearner(ml, CONFIG)
+    learner.prepare(view)
     day = pd.Timestamp(view.closes.dropna().index[-40]).tz_convert(ET).date()
-    return datetime.combine(day, time(15), ET)
+    return learner, datetime.combine(day, time(15), ET)
 
 
 @pytest.mark.asyncio
@@ -253,9 +258,7 @@ async def test_a_position_the_operator_flattened_is_a_closed_trade_of_the_engine
     # The equity engine buys 10 AAPL at 100; the operator's flatten sells them at 90 three days
     # later. By hand: one long trip of 10, P&L 10 x (90 - 100) = -100, move log(90 / 100).
     ml, view = ml_view
-    learner = TradeLearner(ml, CONFIG)
-    learner.prepare(view)
-    entry = _entry_day(view)
+    learner, entry = _prepared(ml, view)
     journal.record_fill("f0", "v28-equity-aggregate-0", "AAPL", 10, Decimal(100), "buy", entry)
     flatten = entry + timedelta(days=3)
     journal.record_fill("f1", "v28-risk-flatten-1", "AAPL", 10, Decimal(90), "sell", flatten)
@@ -375,9 +378,7 @@ async def test_a_sale_of_accepted_shares_feeds_only_the_engines_own_trip(
     # By hand: its one trip is 10 x (90 - 100) = -100; the 2 accepted are no trip of its. A
     # learner blind to the acceptance also fed the phantom short of 2 that the buy covered.
     ml, view = ml_view
-    learner = TradeLearner(ml, CONFIG)
-    learner.prepare(view)
-    entry = _entry_day(view)
+    learner, entry = _prepared(ml, view)
     journal.record_fill("f0", "v28-equity-aggregate-0", "AAPL", 10, Decimal(100), "buy", entry)
     accepted = entry + timedelta(days=1)
     journal.record_positions([{"symbol": "AAPL", "qty": 12, "avg_entry_price": "98.00"}], accepted)
@@ -411,9 +412,7 @@ async def test_shares_an_assignment_took_are_no_longer_there_for_the_engine_to_s
     # equity engine's own 10: its trip of 10 x (101 - 100) = +10. A learner blind to the
     # settlement had the sale close the shares bought by hand, and fed nothing.
     ml, view = ml_view
-    learner = TradeLearner(ml, CONFIG)
-    learner.prepare(view)
-    entry = _entry_day(view)
+    learner, entry = _prepared(ml, view)
     call = f"AAPL{entry:%y%m%d}C00100000"
     journal.record_fill("f0", "hand-0", "AAPL", 100, Decimal(100), "buy", entry)
     journal.record_fill("f1", "v28-options-covered_call-1", call, 1, Decimal(2), "sell", entry)
